@@ -1,0 +1,8 @@
+"""The contract between the wings: topic tree, message models, codec and MQTT transport.
+
+`edge`, `cloud` and `kiosk` never import each other; everything they exchange is defined here.
+The face model packs live here too (`protocol.facepack`), because an embedding only means
+something together with the pack that made it: edge and cloud must compute identical vectors.
+"""
+
+SCHEMA_VERSION = 1

@@ -1,0 +1,67 @@
+"""One codec for every message: JSON, schema-versioned, size-bounded.
+
+Decoding never raises anything but ``DecodeError``, which names the offending field, so a worker
+can log the reason, count the reject and carry on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar, overload
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from protocol import SCHEMA_VERSION
+from protocol.messages import AnyMessage, Message
+
+#: Larger than any legitimate message (a 2048-d f16 embedding is ~5.5 KB of base64).
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+M = TypeVar("M", bound=Message)
+_any = TypeAdapter(AnyMessage)
+
+
+class DecodeError(ValueError):
+    """A payload that is not a valid message. ``field`` is the dotted path of the culprit."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json(exclude_none=False).encode()
+
+
+@overload
+def decode(payload: bytes | str) -> Message: ...
+@overload
+def decode(payload: bytes | str, expected: type[M]) -> M: ...
+
+
+def decode(payload: bytes | str, expected: type[M] | None = None) -> Message:
+    raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise DecodeError(None, f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(None, f"payload is not UTF-8 JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DecodeError(None, f"payload must be a JSON object, got {type(data).__name__}")
+    if "v" not in data:
+        raise DecodeError("v", "missing schema version")
+    if data["v"] != SCHEMA_VERSION:
+        raise DecodeError("v", f"unsupported schema version {data['v']!r}; this build speaks {SCHEMA_VERSION}")
+    if expected is not None and data.get("type") != expected.model_fields["type"].default:
+        raise DecodeError(
+            "type", f"expected {expected.model_fields['type'].default!r}, got {data.get('type')!r}"
+        )
+    try:
+        return _any.validate_python(data) if expected is None else expected.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise DecodeError(field, first["msg"] + more) from None

@@ -1,0 +1,126 @@
+"""Detect, align and embed faces with a verified model pack.
+
+SCRFD runs through insightface's model zoo and YuNet through OpenCV; both give a box and five
+landmarks. The recogniser runs on onnxruntime directly because its preprocessing (per-channel
+mean/std from the manifest) is not what insightface's ArcFace wrapper applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from protocol.facepack.manifests import ModelPack, get_pack, models_dir, verify
+
+
+class ImageError(ValueError):
+    """Bytes that do not decode to an image."""
+
+
+@dataclass(frozen=True)
+class Face:
+    bbox: tuple[float, float, float, float]
+    kps: np.ndarray  # (5, 2) float32: eyes, nose, mouth corners
+    score: float
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = self.bbox
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+    @property
+    def size_px(self) -> int:
+        x1, y1, x2, y2 = self.bbox
+        return max(1, int(min(x2 - x1, y2 - y1)))
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    if not data:
+        raise ImageError("empty file")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError("not a decodable image (JPEG, PNG, WebP, BMP, ...)")
+    return image
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class FaceEngine:
+    def __init__(self, pack: ModelPack, folder: Path, *, threads: int = 2) -> None:
+        self.pack = pack
+        paths = verify(pack, folder)
+        det = pack.detector
+        self._det_path = paths[det.file.name]
+        if det.kind == "scrfd":
+            from insightface.model_zoo.scrfd import SCRFD
+
+            self._scrfd = SCRFD(model_file=str(self._det_path), session=_session(self._det_path, threads))
+            self._scrfd.prepare(ctx_id=-1, input_size=(det.input_size, det.input_size), det_thresh=det.score_threshold)
+        else:
+            cv2.setNumThreads(threads)
+            self._yunet = cv2.FaceDetectorYN.create(str(self._det_path), "", (det.input_size, det.input_size), det.score_threshold)
+        rec = pack.recogniser
+        self._rec = _session(paths[rec.file.name], threads)
+        self._rec_input = self._rec.get_inputs()[0].name
+        self._mean = np.array(rec.mean, dtype=np.float32)
+        self._std = np.array(rec.std, dtype=np.float32)
+
+    @classmethod
+    def load(cls, pack_id: str | None = None, folder: str | Path | None = None, *, threads: int = 2) -> "FaceEngine":
+        return cls(get_pack(pack_id), models_dir(folder), threads=threads)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in a BGR image, largest first."""
+        if self.pack.detector.kind == "scrfd":
+            size = self.pack.detector.input_size
+            boxes, kps = self._scrfd.detect(image, input_size=(size, size))
+            faces = [
+                Face(tuple(float(v) for v in b[:4]), k.astype(np.float32), float(b[4]))
+                for b, k in zip(boxes, kps if kps is not None else [None] * len(boxes))
+            ]
+        else:
+            faces = self._detect_yunet(image)
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def _detect_yunet(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        scale = min(1.0, self.pack.detector.input_size / max(h, w))
+        view = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        self._yunet.setInputSize((view.shape[1], view.shape[0]))
+        _, found = self._yunet.detect(view)
+        if found is None:
+            return []
+        faces = []
+        for row in found:
+            x, y, bw, bh = (row[:4] / scale).tolist()
+            kps = (row[4:14].reshape(5, 2) / scale).astype(np.float32)
+            faces.append(Face((x, y, x + bw, y + bh), kps, float(row[14])))
+        return faces
+
+    def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        from insightface.utils import face_align
+
+        return face_align.norm_crop(image, face.kps, image_size=112)
+
+    def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The L2-normalised embedding of one detected face."""
+        return self.embed_aligned([self.align(image, face)])[0]
+
+    def embed_aligned(self, crops: list[np.ndarray]) -> np.ndarray:
+        rec = self.pack.recogniser
+        batch = np.stack(crops).astype(np.float32)
+        if rec.color == "RGB":
+            batch = batch[..., ::-1]
+        batch = (batch * np.float32(rec.scale) - self._mean) / self._std
+        out = self._rec.run(None, {self._rec_input: np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})[0]
+        return out / np.linalg.norm(out, axis=1, keepdims=True)

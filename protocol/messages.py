@@ -1,0 +1,134 @@
+"""Message models: what travels between edge, cloud and kiosk.
+
+Every message carries the schema version ``v`` and a ``type`` tag; ``AnyMessage`` is the
+discriminated union the codec decodes. Models forbid unknown fields so that a producer's typo is
+caught at the first consumer instead of being silently dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal, Union
+from uuid import uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from protocol import SCHEMA_VERSION
+from protocol.embedding import Embedding
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+EventId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ShortText = Annotated[str, Field(max_length=200)]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid4().hex
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+
+
+class FaceQuality(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    det_score: float = Field(ge=0.0, le=1.0, description="detector confidence")
+    face_px: int = Field(ge=1, le=100_000, description="inter-ocular-scaled face size in pixels")
+    bbox: tuple[int, int, int, int] = Field(description="x1, y1, x2, y2 in the source frame")
+
+
+class Arrival(Message):
+    """One face seen by an edge box: the cloud decides whether it is a member."""
+
+    type: Literal["arrival"] = "arrival"
+    event_id: EventId = Field(default_factory=new_id, description="idempotency key")
+    ts: AwareDatetime = Field(description="capture time of the frame the face came from")
+    brand: Id
+    store: Id
+    device: Id
+    camera: Id
+    track_id: Id
+    embedding: Embedding
+    quality: FaceQuality
+    model_pack: Id
+
+
+class MemberSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    member_id: Id
+    name: ShortText
+    title: ShortText = Field(description="how the assistant addresses the member, e.g. 王女士")
+    tier: ShortText
+    tags: list[ShortText] = Field(default_factory=list, max_length=50)
+    visits: int = Field(default=0, ge=0, description="earlier visits to this brand's stores")
+
+
+class Recommendation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: Id
+    name: ShortText
+    price: float = Field(ge=0)
+    reason: ShortText
+
+
+class GuideCard(Message):
+    """What a guide screen shows for one arrival. ``member`` is None for a visitor: counted, never
+    profiled, never shown with a face or a name."""
+
+    type: Literal["guide_card"] = "guide_card"
+    card_id: EventId = Field(default_factory=new_id)
+    visit_id: EventId
+    arrival_event_id: EventId
+    brand: Id
+    store: Id
+    ts: AwareDatetime = Field(default_factory=now, description="when the cloud made the card")
+    arrival_ts: AwareDatetime = Field(description="capture time at the door")
+    member: MemberSummary | None
+    confidence: float = Field(ge=-1.0, le=1.0, description="cosine similarity of the match")
+    recommendations: list[Recommendation] = Field(default_factory=list, max_length=20)
+    script: Annotated[str, Field(max_length=2000)] = ""
+    expires_at: AwareDatetime = Field(description="do not show after this; also MQTT expiry")
+
+
+class DeviceState(Message):
+    """Retained presence of a device; the same model, state=offline, is its Last Will."""
+
+    type: Literal["device_state"] = "device_state"
+    brand: Id
+    store: Id
+    device: Id
+    role: Literal["edge", "kiosk", "esl_gateway", "cloud"]
+    state: Literal["online", "offline"]
+    ts: AwareDatetime = Field(default_factory=now)
+    model_pack: Id | None = None
+    software: ShortText = "instore/0.1.0"
+
+
+FeedbackAction = Literal["claimed", "greeted", "served", "sold", "not_this_person", "dismissed"]
+
+
+class Feedback(Message):
+    """An assistant's action on a card, sent by the guide screen."""
+
+    type: Literal["feedback"] = "feedback"
+    feedback_id: EventId = Field(default_factory=new_id)
+    card_id: EventId
+    visit_id: EventId
+    brand: Id
+    store: Id
+    screen: Id
+    action: FeedbackAction
+    assistant: ShortText | None = None
+    amount: float | None = Field(default=None, ge=0, description="sale amount, action=sold only")
+    ts: AwareDatetime = Field(default_factory=now)
+
+
+AnyMessage = Annotated[Union[Arrival, GuideCard, DeviceState, Feedback], Field(discriminator="type")]

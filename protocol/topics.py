@@ -1,0 +1,99 @@
+"""The versioned MQTT topic tree.
+
+Every topic starts ``instore/v1/{brand}/{store}``; the next level names a device (edge box) or a
+store-wide function (``guide``, ``esl``, ``local``). Identifiers are restricted so that no id can
+smuggle a ``/``, ``+`` or ``#`` into a topic and widen what a subscriber or an ACL matches.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROOT = "instore/v1"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+#: Everything the cloud ingests from edge boxes, across all brands and stores.
+ALL_DEVICE_EVENTS = f"{ROOT}/+/+/+/evt/#"
+#: The cloud reads device states to know which boxes are online.
+ALL_DEVICE_STATES = f"{ROOT}/+/+/+/state"
+#: The guide screens' feedback, all stores.
+ALL_FEEDBACK = f"{ROOT}/+/+/guide/+/feedback"
+#: Devices whose level is a store-wide function, not a box.
+STORE_FUNCTIONS = frozenset({"guide", "esl", "local"})
+#: The screen id a card goes to when it is meant for every guide screen of the store.
+ALL_SCREENS = "all"
+
+
+class TopicError(ValueError):
+    """A topic or an identifier that does not belong to the tree."""
+
+
+def check_id(kind: str, value: str) -> str:
+    if not _ID.match(value):
+        raise TopicError(
+            f"{kind} id {value!r} must be 1-64 characters of letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    if value in STORE_FUNCTIONS and kind == "device":
+        raise TopicError(f"device id {value!r} is reserved for a store-wide topic level")
+    return value
+
+
+def _store(brand: str, store: str) -> str:
+    return f"{ROOT}/{check_id('brand', brand)}/{check_id('store', store)}"
+
+
+def device_state(brand: str, store: str, device: str) -> str:
+    return f"{_store(brand, store)}/{check_id('device', device)}/state"
+
+
+def arrival(brand: str, store: str, device: str) -> str:
+    return f"{_store(brand, store)}/{check_id('device', device)}/evt/arrival"
+
+
+def device_command(brand: str, store: str, device: str, name: str) -> str:
+    return f"{_store(brand, store)}/{check_id('device', device)}/cmd/{check_id('command', name)}"
+
+
+def guide_card(brand: str, store: str, screen: str = ALL_SCREENS) -> str:
+    return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/card"
+
+
+def guide_cards_of_store(brand: str, store: str) -> str:
+    """What a guide screen subscribes to: cards for every screen of its store."""
+    return f"{_store(brand, store)}/guide/+/card"
+
+
+def guide_feedback(brand: str, store: str, screen: str) -> str:
+    return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/feedback"
+
+
+def shared(topic_filter: str, group: str) -> str:
+    """A shared subscription: the broker hands each message to one member of the group."""
+    return f"$share/{check_id('group', group)}/{topic_filter}"
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    brand: str
+    store: str
+    device: str
+    path: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        return "/".join(self.path)
+
+
+def parse(topic: str) -> TopicInfo:
+    """Split a concrete topic into its levels; raises TopicError for anything outside the tree."""
+    parts = topic.split("/")
+    if len(parts) < 6 or "/".join(parts[:2]) != ROOT:
+        raise TopicError(f"topic {topic!r} is not under {ROOT}/<brand>/<store>/<device>/...")
+    brand, store, device = parts[2], parts[3], parts[4]
+    for kind, value in (("brand", brand), ("store", store)):
+        check_id(kind, value)
+    if not _ID.match(device):
+        raise TopicError(f"topic {topic!r} has an invalid device level {device!r}")
+    return TopicInfo(brand=brand, store=store, device=device, path=tuple(parts[5:]))

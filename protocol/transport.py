@@ -1,0 +1,135 @@
+"""MQTT plumbing every wing shares: broker URLs, paho 2.x clients, publishing with expiry.
+
+The URL says what the broker speaks: ``mqtt://host:port`` is MQTT 5 (Mosquitto), and
+``mqtt://host:port?protocol=3.1.1`` is for brokers without v5 (the embedded amqtt). Without v5
+there is no broker-side message expiry, so consumers also check the ``expires_at`` inside
+messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel
+
+from protocol.codec import encode
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUrlError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BrokerUrl:
+    host: str
+    port: int
+    mqtt5: bool = True
+
+    @classmethod
+    def parse(cls, url: str) -> "BrokerUrl":
+        parts = urlsplit(url)
+        if parts.scheme != "mqtt":
+            raise BrokerUrlError(f"broker URL {url!r} must look like mqtt://host:port")
+        if not parts.hostname:
+            raise BrokerUrlError(f"broker URL {url!r} has no host")
+        try:
+            port = parts.port or 1883
+        except ValueError:
+            raise BrokerUrlError(f"broker URL {url!r} has an invalid port") from None
+        query = parse_qs(parts.query)
+        protocol = query.get("protocol", ["5"])[0]
+        if protocol not in ("5", "3.1.1"):
+            raise BrokerUrlError(f"broker URL {url!r}: protocol must be 5 or 3.1.1")
+        return cls(host=parts.hostname, port=port, mqtt5=protocol == "5")
+
+    def __str__(self) -> str:
+        return f"mqtt://{self.host}:{self.port}" + ("" if self.mqtt5 else "?protocol=3.1.1")
+
+
+def make_client(
+    url: BrokerUrl,
+    client_id: str,
+    *,
+    will: tuple[str, BaseModel] | None = None,
+    clean: bool = True,
+) -> mqtt.Client:
+    """A paho client (callback API v2) with automatic reconnect; call ``start`` to connect."""
+    protocol = mqtt.MQTTv5 if url.mqtt5 else mqtt.MQTTv311
+    kwargs = {} if url.mqtt5 else {"clean_session": clean}
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs
+    )
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    if will is not None:
+        topic, message = will
+        client.will_set(topic, encode(message), qos=1, retain=True)
+    return client
+
+
+def start(client: mqtt.Client, url: BrokerUrl, *, timeout: float = 10.0) -> None:
+    """Connect and run paho's network loop in its own thread; wait for the first CONNACK.
+
+    paho reconnects by itself afterwards and calls the client's ``on_connect`` each time, so
+    subscriptions belong there (see ``subscribe_on_connect``), set before calling this.
+    """
+    connected = threading.Event()
+    failure: list[str] = []
+    callers_on_connect = client.on_connect
+
+    def on_connect(c, userdata, flags, reason_code, properties):  # noqa: ANN001
+        if reason_code.is_failure:
+            failure.append(str(reason_code))
+        elif callers_on_connect is not None:
+            callers_on_connect(c, userdata, flags, reason_code, properties)
+        connected.set()
+
+    client.on_connect = on_connect
+    if url.mqtt5:
+        client.connect_async(url.host, url.port, keepalive=30, clean_start=True)
+    else:
+        client.connect_async(url.host, url.port, keepalive=30)
+    client.loop_start()
+    if not connected.wait(timeout) or failure:
+        client.loop_stop()
+        reason = failure[0] if failure else f"no answer within {timeout:.0f} s"
+        raise ConnectionError(f"cannot connect to broker {url}: {reason}")
+
+
+def publish(
+    client: mqtt.Client,
+    topic: str,
+    message: BaseModel,
+    *,
+    qos: int = 1,
+    retain: bool = False,
+    expiry_s: int | None = None,
+) -> mqtt.MQTTMessageInfo:
+    properties = None
+    if expiry_s is not None and client.protocol == mqtt.MQTTv5:
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.MessageExpiryInterval = max(1, int(expiry_s))
+    return client.publish(topic, encode(message), qos=qos, retain=retain, properties=properties)
+
+
+def subscribe_on_connect(client: mqtt.Client, filters: list[tuple[str, int]]) -> None:
+    """Subscribe now and after every reconnect (a clean session forgets subscriptions)."""
+
+    def on_connect(c, userdata, flags, reason_code, properties):  # noqa: ANN001
+        if not reason_code.is_failure:
+            c.subscribe(filters)
+
+    client.on_connect = on_connect
+
+
+def stop(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
