@@ -62,6 +62,6 @@ def decode(payload: bytes | str, expected: type[M] | None = None) -> Message:
         return _any.validate_python(data) if expected is None else expected.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
+        field = ".".join(str(p) for p in first["loc"]) or ("type" if first["type"].startswith("union_tag") else None)
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise DecodeError(field, first["msg"] + more) from None

@@ -30,6 +30,9 @@ def new_id() -> str:
 
 
 class Message(BaseModel):
+    """Ids and timestamps have no defaults: a decoded message must carry its own, or
+    de-duplication and latency measurement would silently use the receiver's."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
@@ -47,7 +50,7 @@ class Arrival(Message):
     """One face seen by an edge box: the cloud decides whether it is a member."""
 
     type: Literal["arrival"] = "arrival"
-    event_id: EventId = Field(default_factory=new_id, description="idempotency key")
+    event_id: EventId = Field(description="idempotency key, made once at the edge (new_id)")
     ts: AwareDatetime = Field(description="capture time of the frame the face came from")
     brand: Id
     store: Id
@@ -84,12 +87,12 @@ class GuideCard(Message):
     profiled, never shown with a face or a name."""
 
     type: Literal["guide_card"] = "guide_card"
-    card_id: EventId = Field(default_factory=new_id)
+    card_id: EventId
     visit_id: EventId
     arrival_event_id: EventId
     brand: Id
     store: Id
-    ts: AwareDatetime = Field(default_factory=now, description="when the cloud made the card")
+    ts: AwareDatetime = Field(description="when the cloud made the card")
     arrival_ts: AwareDatetime = Field(description="capture time at the door")
     member: MemberSummary | None
     confidence: float = Field(ge=-1.0, le=1.0, description="cosine similarity of the match")
@@ -107,7 +110,7 @@ class DeviceState(Message):
     device: Id
     role: Literal["edge", "kiosk", "esl_gateway", "cloud"]
     state: Literal["online", "offline"]
-    ts: AwareDatetime = Field(default_factory=now)
+    ts: AwareDatetime
     model_pack: Id | None = None
     software: ShortText = "instore/0.1.0"
 
@@ -119,7 +122,7 @@ class Feedback(Message):
     """An assistant's action on a card, sent by the guide screen."""
 
     type: Literal["feedback"] = "feedback"
-    feedback_id: EventId = Field(default_factory=new_id)
+    feedback_id: EventId
     card_id: EventId
     visit_id: EventId
     brand: Id
@@ -128,7 +131,7 @@ class Feedback(Message):
     action: FeedbackAction
     assistant: ShortText | None = None
     amount: float | None = Field(default=None, ge=0, description="sale amount, action=sold only")
-    ts: AwareDatetime = Field(default_factory=now)
+    ts: AwareDatetime
 
 
 AnyMessage = Annotated[Union[Arrival, GuideCard, DeviceState, Feedback], Field(discriminator="type")]

@@ -7,6 +7,7 @@ mean/std from the manifest) is not what insightface's ArcFace wrapper applies.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,10 @@ import numpy as np
 import onnxruntime as ort
 
 from protocol.facepack.manifests import ModelPack, get_pack, models_dir, verify
+
+
+# insightface's aligner calls a scikit-image API deprecated in 0.26; the result is unchanged.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.utils\.face_align")
 
 
 class ImageError(ValueError):

@@ -1,0 +1,128 @@
+"""``instore demo``: a whole store on one machine, from photos to the guide screen.
+
+Starts a broker (embedded amqtt unless ``--broker``), the cloud, the guide screen and an edge box
+as separate processes; enrols sample members through the API; replays sample frames through the
+edge; and, with ``--once``, prints one JSON line of results last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+log = logging.getLogger("demo")
+
+
+def default_faces() -> Path:
+    """insightface ships sample photos, so a fresh machine needs no photo download."""
+    import insightface
+
+    return Path(insightface.__file__).parent / "data" / "images"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))], 1)
+
+
+def demo(
+    faces: Optional[Path] = typer.Option(None, help="photo folder (default: insightface's sample images)"),
+    broker: Optional[str] = typer.Option(None, help="use this broker, e.g. mqtt://127.0.0.1:1883 (default: embedded)"),
+    headless: bool = typer.Option(False, "--headless", help="render the guide screen offscreen"),
+    once: bool = typer.Option(False, "--once", help="exit when the sample is done and print a JSON line"),
+    enrol: Optional[int] = typer.Option(None, help="how many sample people become members (default ~60%)"),
+    screenshot: Path = typer.Option(Path("guide-screen.png"), help="where the guide screen's screenshot goes"),
+    workdir: Optional[Path] = typer.Option(None, help="keep the database, frames and logs here"),
+    store: str = typer.Option("store1", help="store id"),
+    brand: str = typer.Option("demo", help="brand id"),
+) -> None:
+    from protocol import transport
+
+    from provisioning.broker import EmbeddedBroker
+    from provisioning.localstore import LocalStore, StoreError
+    from provisioning.samples import build_sample
+
+    faces = faces or default_faces()
+    if not faces.is_dir():
+        raise _fail(f"photo folder {faces} does not exist")
+    if broker:
+        try:
+            transport.BrokerUrl.parse(broker)
+        except transport.BrokerUrlError as exc:
+            raise _fail(str(exc)) from None
+    work = workdir or Path(tempfile.mkdtemp(prefix="instore-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    embedded = None if broker else EmbeddedBroker()
+    local = None
+    try:
+        if embedded is not None:
+            embedded.start()
+        broker_url = broker or embedded.url
+        sample = build_sample(faces, work, enrol)
+        log.info("sample: %d members, %d visitors, frames in %s", len(sample.enrolled), len(sample.visitors), sample.frames_dir)
+        local = LocalStore(broker_url, work, brand=brand, store=store,
+                           share_group="cdp" if broker else None, headless=headless)
+        local.start_cloud()
+        for number, (person, seed) in enumerate(sample.enrolled):
+            local.enrol(seed, person.enrol_photo, phone=f"1380013{number:04d}")
+        local.start_kiosk(screenshot.resolve())
+        local.wait_kiosk_ready()
+        edge = local.run_edge(sample.frames_dir)
+        arrivals = next(e for e in edge.events if e.get("event") == "summary")["arrivals"]
+        result = _settle(local, arrivals)
+        if not once:
+            typer.echo(json.dumps(result), err=True)
+            typer.echo("guide screen running; Ctrl-C to stop", err=True)
+            while local.wings["kiosk"].proc.poll() is None:
+                time.sleep(0.5)
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        result = None
+    finally:
+        if local is not None:
+            local.stop()
+        if embedded is not None:
+            embedded.stop()
+        if workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    if once and result is not None:
+        log.info("guide screen screenshot: %s", screenshot.resolve())
+        typer.echo(json.dumps(result))
+
+
+def _settle(local, arrivals: int, timeout: float = 60.0) -> dict:
+    """Wait until the cloud has a visit for every arrival and the screen has shown every card."""
+    deadline = time.monotonic() + timeout
+    visits: list[dict] = []
+    while time.monotonic() < deadline:
+        visits = local.visits()
+        if len(visits) >= arrivals:
+            break
+        time.sleep(0.2)
+    matched = sum(v["member_id"] is not None for v in visits)
+    kiosk = local.wings["kiosk"]
+    shown = lambda events: [e for e in events if e.get("event") == "card_shown"]  # noqa: E731
+    kiosk.wait_events(lambda events: len(shown(events)) >= len(visits), max(1.0, deadline - time.monotonic()))
+    cards = shown(kiosk.events)
+    return {
+        "arrivals": arrivals,
+        "matched": matched,
+        "visitors": len(visits) - matched,
+        "cards": len(cards),
+        "p95_door_to_screen_ms": percentile([c["door_to_screen_ms"] for c in cards], 95),
+    }
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)

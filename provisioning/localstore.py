@@ -1,0 +1,172 @@
+"""A whole store on one machine, each wing in its own process, talking only over MQTT and HTTP.
+
+The demo and the end-to-end tests drive the product through its own commands (``instore cloud
+serve``, ``instore kiosk``, ``instore edge run``) exactly as a store would run them, and read the
+machine-readable JSON lines those commands print on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from provisioning.broker import free_port
+from provisioning.samples import MemberSeed
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """A wing failed to start or to finish; the message includes the tail of its log."""
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Wing:
+    """One running command; its JSON stdout lines are collected as they come."""
+
+    name: str
+    proc: subprocess.Popen[str]
+    log_path: Path
+    events: list[dict] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def start_reader(self) -> None:
+        threading.Thread(target=self._read, name=f"{self.name}-stdout", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s printed a non-JSON line: %s", self.name, line.rstrip())
+                continue
+            with self._changed:
+                self.events.append(event)
+                self._changed.notify_all()
+
+    def wait_events(self, predicate, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self.events) or self.proc.poll() is not None, timeout)
+
+    def failure(self, what: str) -> StoreError:
+        return StoreError(f"{self.name} {what} (exit {self.proc.poll()}); last log lines:\n{_tail(self.log_path)}")
+
+
+class LocalStore:
+    def __init__(self, broker_url: str, workdir: Path, *, brand: str = "demo", store: str = "store1",
+                 share_group: str | None = None, headless: bool = True) -> None:
+        self.broker_url = broker_url
+        self.workdir = workdir
+        self.brand, self.store = brand, store
+        self.share_group = share_group
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if headless or not os.environ.get("DISPLAY"):
+            self.env["QT_QPA_PLATFORM"] = "offscreen"
+        self.api_url = ""
+        self.wings: dict[str, Wing] = {}
+
+    def _spawn(self, name: str, *args: str) -> Wing:
+        log_path = self.workdir / f"{name}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "provisioning", *args],
+            stdout=subprocess.PIPE, stderr=log_path.open("w"), text=True, env=self.env,
+        )
+        wing = Wing(name, proc, log_path)
+        wing.start_reader()
+        self.wings[name] = wing
+        return wing
+
+    def start_cloud(self, timeout: float = 60.0) -> str:
+        port = free_port()
+        args = ["cloud", "serve", "--db", str(self.workdir / "cloud.db"), "--broker", self.broker_url, "--port", str(port)]
+        if self.share_group:
+            args += ["--share-group", self.share_group]
+        wing = self._spawn("cloud", *args)
+        self.api_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if wing.proc.poll() is not None:
+                raise wing.failure("exited during start")
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
+                    return self.api_url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise wing.failure(f"did not answer /healthz within {timeout:.0f} s")
+
+    def _api(self) -> httpx.Client:
+        headers = {"X-API-Key": self.env["INSTORE_API_KEY"]} if self.env.get("INSTORE_API_KEY") else {}
+        return httpx.Client(base_url=self.api_url, headers=headers, timeout=30)
+
+    def enrol(self, seed: MemberSeed, photo: Path, phone: str) -> str:
+        with self._api() as api:
+            created = api.post("/v1/members", json=seed.as_json(phone))
+            created.raise_for_status()
+            member_id = created.json()["id"]
+            enrolled = api.post(f"/v1/members/{member_id}/faces", files={"image": (photo.name, photo.read_bytes())})
+            if enrolled.status_code != 201:
+                raise StoreError(f"enrolling {photo} failed: {enrolled.status_code} {enrolled.text}")
+        return member_id
+
+    def visits(self) -> list[dict]:
+        with self._api() as api:
+            response = api.get(f"/v1/stores/{self.store}/visits", params={"limit": 1000})
+            response.raise_for_status()
+            return response.json()
+
+    def start_kiosk(self, screenshot: Path, screen: str = "main") -> Wing:
+        wing = self._spawn("kiosk", "kiosk", "--store", self.store, "--brand", self.brand, "--broker", self.broker_url,
+                           "--screen", screen, "--screenshot", str(screenshot))
+        return wing
+
+    def wait_kiosk_ready(self, timeout: float = 60.0) -> None:
+        """The kiosk announces itself with a ``ready`` line once it is subscribed."""
+        wing = self.wings["kiosk"]
+        if not wing.wait_events(lambda ev: any(e.get("event") == "ready" for e in ev), timeout) or wing.proc.poll() is not None:
+            raise wing.failure("did not become ready")
+
+    def run_edge(self, source: Path, device: str = "edge1", camera: str = "cam1", timeout: float = 600.0) -> Wing:
+        """One pass of an edge box over ``source``; returns when every arrival was acknowledged."""
+        wing = self._spawn(f"edge-{device}", "edge", "run", "--store", self.store, "--brand", self.brand,
+                           "--device", device, "--camera", camera, "--source", str(source),
+                           "--broker", self.broker_url, "--once")
+        try:
+            wing.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            wing.proc.kill()
+            raise wing.failure(f"did not finish within {timeout:.0f} s") from None
+        wing.wait_events(lambda ev: any(e.get("event") == "summary" for e in ev), 5)
+        if wing.proc.returncode != 0:
+            raise wing.failure("failed")
+        return wing
+
+    def stop(self) -> None:
+        """Stop the kiosk first (it saves its screenshot on SIGTERM), then everything else."""
+        for name in sorted(self.wings, key=lambda n: n != "kiosk"):
+            proc = self.wings[name].proc
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
