@@ -1,0 +1,1 @@
+"""The cloud's HTTP API (FastAPI): members, enrolment, visits, ingest health."""

@@ -1,0 +1,81 @@
+"""Guide cards from real member rows and the sample catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cloud.cards import VISITOR_SCRIPT, CardBuilder, title_for
+from cloud.matching import Match
+from cloud.store import Store
+from protocol.embedding import Embedding
+from protocol.messages import Arrival, FaceQuality, new_id, now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    db = Store(tmp_path / "cloud.db")
+    yield db
+    db.close()
+
+
+def _arrival() -> Arrival:
+    return Arrival(
+        event_id=new_id(), ts=now(), brand="lumiere", store="sh-001", device="edge-01", camera="door-1",
+        track_id="t1", embedding=Embedding.from_vector([1.0, 0.0]),
+        quality=FaceQuality(det_score=0.9, face_px=80, bbox=(0, 0, 80, 80)), model_pack="scrfd500m-mbf",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "gender", "title"),
+    [
+        ("王芳", "female", "王女士"),
+        ("张伟", "male", "张先生"),
+        ("欧阳娜娜", "female", "欧阳女士"),
+        ("王芳", None, "王芳"),
+        ("Alice Wang", "female", "Alice Wang"),
+    ],
+)
+def test_title(name: str, gender: str | None, title: str) -> None:
+    assert title_for(name, gender) == title
+
+
+def test_member_card_recommends_preferred_categories_then_best_sellers(store: Store) -> None:
+    member = store.add_member(
+        name="李娜", phone="13800000001", gender="female", tier="钻石会员", tags=["香水爱好者"],
+        categories=["香水"], face_consent=True,
+    )
+
+    card = CardBuilder(store, ttl_s=90, recommendations=4).build(_arrival(), Match(member, 0.8, "member"), new_id())
+
+    assert card.member is not None and card.member.title == "李女士" and card.member.tags == ["香水爱好者"]
+    reasons = [r.reason for r in card.recommendations]
+    assert reasons == ["偏好品类：香水"] * 3 + ["本店热销"]
+    assert card.recommendations[0].name == "白茶淡香水 50ml"  # the most popular 香水
+    assert card.recommendations[3].name == "玻尿酸保湿精华液 30ml"  # the store's best seller
+    assert card.script.startswith("李女士您好，欢迎光临！您是我们的钻石会员")
+    assert "知道您喜欢香水" in card.script and "欢迎您第一次到店体验" in card.script
+    assert card.expires_at - card.ts == timedelta(seconds=90)
+
+
+def test_member_without_preferences_gets_best_sellers_and_new_arrivals(store: Store) -> None:
+    member = store.add_member(
+        name="Li Na", phone="13800000002", gender=None, tier="普通会员", tags=[], categories=[], face_consent=True,
+    )
+
+    card = CardBuilder(store, ttl_s=120, recommendations=3).build(_arrival(), Match(member, 0.8, "member"), new_id())
+
+    assert card.member is not None and card.member.title == "Li Na"
+    assert [r.sku for r in card.recommendations] == ["SK-1001", "MU-2001", "SK-1002"]
+    assert {r.reason for r in card.recommendations} <= {"本店热销", "新品上市"}
+
+
+def test_visitor_card_has_no_profile_and_no_recommendations(store: Store) -> None:
+    card = CardBuilder(store, ttl_s=120).build(_arrival(), Match(None, 0.2, "below_threshold"), new_id())
+
+    assert card.member is None and card.recommendations == [] and card.script == VISITOR_SCRIPT
+    assert card.confidence == pytest.approx(0.2)
