@@ -1,0 +1,86 @@
+"""``instore kiosk``: run the guide big-screen of one store.
+
+Options are checked here, before Qt is loaded, so a typo in the broker URL or a store id fails at
+once with a usage error (exit code 2) instead of a screen that silently never connects.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from protocol import topics
+from protocol.transport import BrokerUrl, BrokerUrlError
+
+_SIZE = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+
+
+def _broker(value: str) -> str:
+    try:
+        BrokerUrl.parse(value)
+    except BrokerUrlError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _identifier(kind: str):  # noqa: ANN202
+    def check(value: str) -> str:
+        try:
+            return topics.check_id(kind, value)
+        except topics.TopicError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return check
+
+
+def _size(value: str) -> str:
+    if not _SIZE.match(value):
+        raise typer.BadParameter(f"{value!r} must be WIDTHxHEIGHT, e.g. 1920x1080 or 1080x1920")
+    return value
+
+
+def main(
+    store: Annotated[str, typer.Option("--store", help="store id", callback=_identifier("store"))],
+    broker: Annotated[
+        str, typer.Option("--broker", help="mqtt://host:port, add ?protocol=3.1.1 for amqtt", callback=_broker)
+    ] = "mqtt://127.0.0.1:1883",
+    brand: Annotated[str, typer.Option("--brand", help="brand id", callback=_identifier("brand"))] = "demo",
+    screen: Annotated[
+        str, typer.Option("--screen", help="this screen's id within the store", callback=_identifier("screen"))
+    ] = "main",
+    screenshot: Annotated[
+        Path | None, typer.Option("--screenshot", help="save a PNG of the window when exiting", dir_okay=False)
+    ] = None,
+    exit_after: Annotated[
+        float | None, typer.Option("--exit-after", help="quit after this many seconds", min=0.0)
+    ] = None,
+    size: Annotated[
+        str, typer.Option("--size", help="window size; 1080x1920 for a portrait screen", callback=_size)
+    ] = "1920x1080",
+) -> None:
+    """Show arriving members to the shop assistants; print a JSON line per card shown."""
+    from kiosk.app import Options, run
+    from kiosk.feed import device_id
+
+    try:
+        device_id(screen)
+    except topics.TopicError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--screen'") from None
+    width, height = (int(part) for part in size.split("x"))
+    code = run(
+        Options(
+            url=BrokerUrl.parse(broker),
+            brand=brand,
+            store=store,
+            screen=screen,
+            width=width,
+            height=height,
+            screenshot=screenshot,
+            exit_after_s=exit_after,
+        )
+    )
+    if code:
+        raise typer.Exit(code)

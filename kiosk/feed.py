@@ -1,0 +1,156 @@
+"""The guide screen's MQTT side: cards in, presence and feedback out.
+
+paho runs its network loop in its own thread, and Qt widgets may only be touched from the UI
+thread, so ``CardFeed`` is a QObject bridge: paho's callbacks decode and filter, then emit Qt
+signals, which Qt queues across to the UI thread. A bad payload is logged with its reason and
+counted; it never reaches the screen and never stops the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from PySide6.QtCore import QObject, Signal
+
+from protocol import topics, transport
+from protocol.codec import DecodeError, decode
+from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, new_id, now
+
+log = logging.getLogger(__name__)
+
+#: paho doubles its reconnect delay up to this; a store screen should recover within seconds.
+RECONNECT_MAX_S = 4
+#: How long ``stop`` waits for the retained "offline" state to reach the broker.
+GOODBYE_TIMEOUT_S = 2.0
+
+
+def device_id(screen: str) -> str:
+    """The screen's device level in the topic tree: prefixed so it cannot clash with a box id."""
+    return topics.check_id("device", f"kiosk-{screen}")
+
+
+@dataclass
+class FeedStats:
+    """Counters written by the paho thread, read by the UI and tests (ints are GIL-safe)."""
+
+    received: int = 0
+    rejected: int = 0
+    for_other_screen: int = 0
+
+
+class CardFeed(QObject):
+    """Subscribes to one store's guide cards and hands those meant for this screen to the UI."""
+
+    card_received = Signal(object)  # GuideCard
+    connection_changed = Signal(bool)
+    #: The broker acknowledged the card subscription: from now on no card for this screen is missed.
+    subscribed = Signal()
+
+    def __init__(
+        self, url: transport.BrokerUrl, brand: str, store: str, screen: str, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.url = url
+        self.brand, self.store, self.screen = brand, store, screen
+        self.stats = FeedStats()
+        self.connected = False
+        self._device = device_id(screen)
+        self._state_topic = topics.device_state(brand, store, self._device)
+        self._cards_topic = topics.guide_cards_of_store(brand, store)
+        self._client = transport.make_client(
+            url, f"{self._device}-{brand}-{store}", will=(self._state_topic, self._state("offline"))
+        )
+        self._client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+
+    def start(self) -> None:
+        """Begin connecting in the background and return at once.
+
+        Unlike ``transport.start`` this does not wait for, or give up on, the first CONNACK: a
+        screen must come up and show its offline banner even when the broker is not there yet,
+        and paho keeps retrying the first connection as it does every later one.
+        """
+        if self.url.mqtt5:
+            self._client.connect_async(self.url.host, self.url.port, keepalive=15, clean_start=True)
+        else:
+            self._client.connect_async(self.url.host, self.url.port, keepalive=15)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Say goodbye: a retained "offline" (a clean disconnect does not fire the Last Will)."""
+        if self.connected:
+            info = transport.publish(self._client, self._state_topic, self._state("offline"), retain=True)
+            info.wait_for_publish(GOODBYE_TIMEOUT_S)
+        self.connected = False  # so the disconnect below is not logged as a lost broker
+        transport.stop(self._client)
+
+    def send_feedback(self, card: GuideCard, action: FeedbackAction) -> None:
+        """Tell the cloud what the assistant did with a card; paho queues it while offline."""
+        feedback = Feedback(
+            feedback_id=new_id(),
+            card_id=card.card_id,
+            visit_id=card.visit_id,
+            brand=self.brand,
+            store=self.store,
+            screen=self.screen,
+            action=action,
+            ts=now(),
+        )
+        topic = topics.guide_feedback(self.brand, self.store, self.screen)
+        transport.publish(self._client, topic, feedback, qos=1)
+        log.info("feedback %s on card %s", action, card.card_id)
+
+    def _state(self, state: str) -> DeviceState:
+        return DeviceState(
+            brand=self.brand, store=self.store, device=self._device, role="kiosk", state=state, ts=now()
+        )
+
+    # paho callbacks: they run on paho's network thread and only emit signals.
+
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if reason_code.is_failure:
+            log.error("broker %s refused the connection: %s", self.url, reason_code)
+            return
+        client.subscribe(self._cards_topic, qos=1)
+        transport.publish(client, self._state_topic, self._state("online"), retain=True)
+        log.info("connected to %s, listening on %s", self.url, self._cards_topic)
+        self.connected = True
+        self.connection_changed.emit(True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if self.connected:
+            log.warning("lost broker %s: %s; reconnecting", self.url, reason_code)
+        self.connected = False
+        self.connection_changed.emit(False)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("broker refused the subscription to %s: %s", self._cards_topic, refused[0])
+            return
+        self.subscribed.emit()
+
+    def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+        self.stats.received += 1
+        try:
+            target = topics.parse(msg.topic).path[0]
+            card = decode(msg.payload, GuideCard)
+        except (topics.TopicError, DecodeError) as exc:
+            self._reject(msg.topic, str(exc))
+            return
+        if (card.brand, card.store) != (self.brand, self.store):
+            self._reject(msg.topic, f"card for {card.brand}/{card.store} on this store's topic")
+            return
+        if target not in (self.screen, topics.ALL_SCREENS):
+            self.stats.for_other_screen += 1
+            return
+        self.card_received.emit(card)
+
+    def _reject(self, topic: str, reason: str) -> None:
+        self.stats.rejected += 1
+        log.warning("rejected message on %s: %s (%d rejected so far)", topic, reason, self.stats.rejected)

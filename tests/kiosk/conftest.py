@@ -1,0 +1,160 @@
+"""Fixtures for the guide screen: an offscreen QApplication, a paho publisher on the real broker,
+and cards with the Chinese content a real store would send."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from itertools import count
+
+import pytest
+
+from protocol import transport
+from protocol.messages import GuideCard, MemberSummary, Recommendation, new_id
+
+BRAND = "demo"
+
+MEMBERS = [
+    (
+        MemberSummary(
+            member_id="m-wangli", name="王丽", title="王女士", tier="黑金会员", visits=11,
+            tags=["高价值", "护肤偏好", "复购期", "价格不敏感", "小红书活跃", "周末到店", "敏感肌"],
+        ),
+        [
+            Recommendation(sku="SK-1001", name="修护精华露 50ml", price=1280, reason="上次购买已 86 天，接近复购周期"),
+            Recommendation(sku="SK-2040", name="保湿面霜 秋冬款", price=680, reason="同系列，敏感肌适用"),
+            Recommendation(sku="SK-3300", name="旅行装套盒", price=299, reason="会员积分可抵扣"),
+        ],
+        "王女士您好，欢迎回来！您上次选的修护精华差不多该用完了，这次新到的同系列面霜很适合秋冬，我带您试一下？",
+        0.91,
+    ),
+    (
+        MemberSummary(
+            member_id="m-zhangwei", name="张伟", title="张先生", tier="金卡", visits=3,
+            tags=["商务男士", "剃须护理", "线上下单"],
+        ),
+        [
+            Recommendation(sku="SK-5010", name="男士洁面乳", price=158, reason="天猫购物车里放了 2 周"),
+            Recommendation(sku="SK-5022", name="须后舒缓水", price=218, reason="与洁面乳搭配购买率高"),
+        ],
+        "张先生您好，您在天猫收藏的洁面乳店里有现货，可以先试用一下。",
+        0.78,
+    ),
+    (
+        MemberSummary(
+            member_id="m-liuyang", name="刘洋", title="刘小姐", tier="银卡", visits=0,
+            tags=["新会员", "彩妆偏好"],
+        ),
+        [Recommendation(sku="SK-7001", name="丝绒口红 #316", price=320, reason="抖音直播间浏览过")],
+        "刘小姐您好，欢迎第一次来店里！新会员今天购物可享 9 折。",
+        0.66,
+    ),
+    (
+        MemberSummary(
+            member_id="m-chenjing", name="陈静", title="陈阿姨", tier="钻石会员", visits=42,
+            tags=["沉睡唤醒", "抗老", "高客单"],
+        ),
+        [
+            Recommendation(sku="SK-8800", name="紧致抗皱眼霜", price=1580, reason="最常购买品类的新品"),
+            Recommendation(sku="SK-8801", name="抗老精华套装", price=2680, reason="生日月专享礼遇"),
+        ],
+        "陈阿姨好久不见！这个月是您的生日月，给您准备了专属礼遇。您常用的紧致系列出了新款眼霜，质地比之前更清爽，我先给您在手背上试一下吧？",
+        0.84,
+    ),
+    (
+        MemberSummary(
+            member_id="m-zhaolei", name="赵磊", title="赵先生", tier="普通会员", visits=1,
+            tags=["价格敏感", "促销响应"],
+        ),
+        [Recommendation(sku="SK-9100", name="洗护两件套", price=99, reason="正在参加满减活动")],
+        "赵先生您好，今天洗护两件套满 199 减 50，很划算。",
+        0.72,
+    ),
+]
+
+
+@dataclass
+class Cards:
+    """Builds GuideCards for one store; ``age_s`` is how long ago the member came through the door."""
+
+    store: str
+    _ids = count()
+
+    def member(self, index: int = 0, *, age_s: float = 0.3, ttl_s: float = 120, **overrides) -> GuideCard:
+        member, recommendations, script, confidence = MEMBERS[index % len(MEMBERS)]
+        content = dict(member=member, recommendations=recommendations, script=script, confidence=confidence)
+        return self._card(age_s, ttl_s, **(content | overrides))
+
+    def visitor(self, *, age_s: float = 0.3, ttl_s: float = 120, **overrides) -> GuideCard:
+        return self._card(age_s, ttl_s, **(dict(member=None, confidence=0.21) | overrides))
+
+    def _card(self, age_s: float, ttl_s: float, **fields) -> GuideCard:
+        now = datetime.now(timezone.utc)
+        defaults = dict(
+            card_id=new_id(),
+            ts=now,
+            visit_id=f"visit-{next(self._ids):04d}-{new_id()[:8]}",
+            arrival_event_id=new_id(),
+            brand=BRAND,
+            store=self.store,
+            arrival_ts=now - timedelta(seconds=age_s),
+            expires_at=now + timedelta(seconds=ttl_s),
+        )
+        return GuideCard(**(defaults | fields))
+
+
+_stores = count()
+
+
+@pytest.fixture
+def store() -> str:
+    """A fresh store id per test, so retained states and cards never leak between tests."""
+    return f"s{os.getpid()}-{next(_stores)}"
+
+
+@pytest.fixture
+def cards(store: str) -> Cards:
+    return Cards(store)
+
+
+@pytest.fixture(scope="session")
+def qapp():
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6.QtWidgets import QApplication
+
+    from kiosk import theme
+
+    app = QApplication.instance() or QApplication(["kiosk-tests"])
+    app.setFont(theme.base_font())
+    app.setStyleSheet(theme.stylesheet())
+    return app
+
+
+@pytest.fixture
+def wait_until(qapp) -> Callable[..., None]:
+    """Pump Qt events (queued signals from paho's thread) until ``predicate`` holds."""
+
+    def wait(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            qapp.processEvents()
+            if predicate():
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    return wait
+
+
+@pytest.fixture
+def publisher(mosquitto) -> Iterator:
+    """A plain paho client on the real broker, playing the cloud."""
+    url = transport.BrokerUrl.parse(mosquitto.url)
+    client = transport.make_client(url, f"test-cloud-{new_id()[:8]}")
+    transport.start(client, url)
+    yield client
+    transport.stop(client)
+
