@@ -51,6 +51,7 @@ def demo(
     from provisioning.localstore import LocalStore, StoreError
     from provisioning.samples import build_sample
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call drowns the story
     faces = faces or default_faces()
     if not faces.is_dir():
         raise _fail(f"photo folder {faces} does not exist")
