@@ -15,10 +15,12 @@ from cloud.cli import app as cloud_app
 from edge.cli import app as edge_app
 from kiosk.cli import main as kiosk_main
 from provisioning.demo import demo
+from provisioning.models import app as models_app
 
 app = typer.Typer(help="In-store edge + cloud customer data platform.", no_args_is_help=True)
 app.add_typer(cloud_app, name="cloud", help="The cloud CDP: API and ingest.")
 app.add_typer(edge_app, name="edge", help="The in-store edge box: cameras to arrivals.")
+app.add_typer(models_app, name="models", help="Face model packs: list, verify, install.")
 app.command("kiosk", help="The guide big-screen of one store.")(kiosk_main)
 app.command("demo", help="A whole store on one machine: broker, cloud, edge and guide screen.")(demo)
 

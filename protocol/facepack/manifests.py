@@ -78,7 +78,7 @@ _MOBILEFACENET = RecogniserSpec(
     file=ModelFile(
         name="mobilefacenet_foamliu_v1.onnx",
         sha256="0c9ad2a83969fc82155706f7020e6926b4a1a90a5476fff4a5588dfe207f64a4",
-        licence="Apache-2.0 (code); weights trained on MS-Celeb-1M",
+        licence="Apache-2.0 code; weights trained on MS-Celeb-1M, whose terms allow non-commercial research only",
     ),
     embedding_space="mobilefacenet-foamliu-v1",
     embedding_dim=128,
