@@ -52,8 +52,39 @@ def arrival(brand: str, store: str, device: str) -> str:
     return f"{_store(brand, store)}/{check_id('device', device)}/evt/arrival"
 
 
+def presence(brand: str, store: str, device: str) -> str:
+    return f"{_store(brand, store)}/{check_id('device', device)}/evt/presence"
+
+
+def footfall(brand: str, store: str, device: str) -> str:
+    return f"{_store(brand, store)}/{check_id('device', device)}/evt/footfall"
+
+
+def telemetry(brand: str, store: str, device: str) -> str:
+    return f"{_store(brand, store)}/{check_id('device', device)}/telemetry"
+
+
+def config_desired(brand: str, store: str, device: str) -> str:
+    """Retained: what the cloud wants the device's configuration to be."""
+    return f"{_store(brand, store)}/{check_id('device', device)}/cfg/desired"
+
+
+def config_reported(brand: str, store: str, device: str) -> str:
+    """Retained: the configuration the device actually runs."""
+    return f"{_store(brand, store)}/{check_id('device', device)}/cfg/reported"
+
+
 def device_command(brand: str, store: str, device: str, name: str) -> str:
     return f"{_store(brand, store)}/{check_id('device', device)}/cmd/{check_id('command', name)}"
+
+
+def device_command_ack(brand: str, store: str, device: str, name: str) -> str:
+    return f"{device_command(brand, store, device, name)}/ack"
+
+
+def store_local(brand: str, store: str, *levels: str) -> str:
+    """Store-local topics (live face crops): never bridged to the cloud."""
+    return "/".join([_store(brand, store), "local", *(check_id("level", level) for level in levels)])
 
 
 def guide_card(brand: str, store: str, screen: str = ALL_SCREENS) -> str:
