@@ -4,13 +4,20 @@ The URL says what the broker speaks: ``mqtt://host:port`` is MQTT 5 (Mosquitto),
 ``mqtt://host:port?protocol=3.1.1`` is for brokers without v5 (the embedded amqtt). Without v5
 there is no broker-side message expiry, so consumers also check the ``expires_at`` inside
 messages.
+
+``mqtts://host:port`` is MQTT over TLS with a client certificate: the store's brokers require
+one, and the certificate is the device's identity (see docs/SECURITY.md). The CA, certificate
+and key files come from the device's install bundle (``protocol.bundle``) or from the URL's
+``ca=``, ``cert=`` and ``key=`` query parameters.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -28,30 +35,76 @@ class BrokerUrlError(ValueError):
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """The files a client needs for mutual TLS: the brand CA, its own certificate and key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def check(self) -> None:
+        for kind, path in (("CA", self.ca), ("certificate", self.cert), ("key", self.key)):
+            if not path.is_file():
+                raise BrokerUrlError(f"TLS {kind} file {path} does not exist")
+
+
+@dataclass(frozen=True)
 class BrokerUrl:
     host: str
     port: int
     mqtt5: bool = True
+    tls: bool = False
+    tls_files: TlsFiles | None = None
 
     @classmethod
     def parse(cls, url: str) -> "BrokerUrl":
         parts = urlsplit(url)
-        if parts.scheme != "mqtt":
-            raise BrokerUrlError(f"broker URL {url!r} must look like mqtt://host:port")
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise BrokerUrlError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
         if not parts.hostname:
             raise BrokerUrlError(f"broker URL {url!r} has no host")
+        tls = parts.scheme == "mqtts"
         try:
-            port = parts.port or 1883
+            port = parts.port or (8883 if tls else 1883)
         except ValueError:
             raise BrokerUrlError(f"broker URL {url!r} has an invalid port") from None
         query = parse_qs(parts.query)
         protocol = query.get("protocol", ["5"])[0]
         if protocol not in ("5", "3.1.1"):
             raise BrokerUrlError(f"broker URL {url!r}: protocol must be 5 or 3.1.1")
-        return cls(host=parts.hostname, port=port, mqtt5=protocol == "5")
+        files = None
+        given = [name for name in ("ca", "cert", "key") if name in query]
+        if given and not tls:
+            raise BrokerUrlError(f"broker URL {url!r}: ca/cert/key need an mqtts:// URL")
+        if given:
+            if len(given) != 3:
+                raise BrokerUrlError(f"broker URL {url!r}: give all of ca=, cert= and key=")
+            files = TlsFiles(*(Path(query[name][0]) for name in ("ca", "cert", "key")))
+        return cls(host=parts.hostname, port=port, mqtt5=protocol == "5", tls=tls, tls_files=files)
+
+    def with_tls(self, files: TlsFiles) -> "BrokerUrl":
+        """The same broker reached with these TLS files (e.g. from an install bundle)."""
+        if not self.tls:
+            raise BrokerUrlError(f"broker URL {self} is not mqtts://, so it takes no TLS files")
+        return replace(self, tls_files=files)
 
     def __str__(self) -> str:
-        return f"mqtt://{self.host}:{self.port}" + ("" if self.mqtt5 else "?protocol=3.1.1")
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{self.host}:{self.port}" + ("" if self.mqtt5 else "?protocol=3.1.1")
+
+
+def _configure_tls(client: mqtt.Client, url: BrokerUrl) -> None:
+    """Mutual TLS, at least TLS 1.2, server name checked against the broker certificate."""
+    if url.tls_files is None:
+        raise BrokerUrlError(f"broker URL {url} needs a CA, certificate and key (an install bundle)")
+    url.tls_files.check()
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(url.tls_files.ca))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(url.tls_files.cert), str(url.tls_files.key))
+    except (ssl.SSLError, OSError) as exc:
+        raise BrokerUrlError(f"cannot load client certificate {url.tls_files.cert}: {exc}") from None
+    client.tls_set_context(context)
 
 
 def make_client(
@@ -68,6 +121,8 @@ def make_client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs
     )
     client.reconnect_delay_set(min_delay=1, max_delay=30)
+    if url.tls:
+        _configure_tls(client, url)
     if will is not None:
         topic, message = will
         client.will_set(topic, encode(message), qos=1, retain=True)
@@ -100,6 +155,8 @@ def start(client: mqtt.Client, url: BrokerUrl, *, timeout: float = 10.0) -> None
     if not connected.wait(timeout) or failure:
         client.loop_stop()
         reason = failure[0] if failure else f"no answer within {timeout:.0f} s"
+        if url.tls and not failure:
+            reason += " (TLS: is the certificate issued by the broker's CA, unexpired and not revoked?)"
         raise ConnectionError(f"cannot connect to broker {url}: {reason}")
 
 
