@@ -42,8 +42,14 @@ def _size(value: str) -> str:
     return value
 
 
+def _optional_store(value: str | None) -> str | None:
+    return None if value is None else _identifier("store")(value)
+
+
 def main(
-    store: Annotated[str, typer.Option("--store", help="store id", callback=_identifier("store"))],
+    store: Annotated[
+        str | None, typer.Option("--store", help="store id (required without --bundle)", callback=_optional_store)
+    ] = None,
     broker: Annotated[
         str, typer.Option("--broker", help="mqtt://host:port, add ?protocol=3.1.1 for amqtt", callback=_broker)
     ] = "mqtt://127.0.0.1:1883",
@@ -60,10 +66,20 @@ def main(
     size: Annotated[
         str, typer.Option("--size", help="window size; 1080x1920 for a portrait screen", callback=_size)
     ] = "1920x1080",
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="install bundle (instore provision bundle): brand, store, screen and TLS broker"),
+    ] = None,
 ) -> None:
     """Show arriving members to the shop assistants; print a JSON line per card shown."""
     from kiosk.app import Options, run
     from kiosk.feed import device_id
+
+    url = BrokerUrl.parse(broker)
+    if bundle is not None:
+        brand, store, screen, url = _from_bundle(bundle)
+    elif store is None:
+        raise typer.BadParameter("give --store, or --bundle to take it from an install bundle", param_hint="'--store'")
 
     try:
         device_id(screen)
@@ -72,7 +88,7 @@ def main(
     width, height = (int(part) for part in size.split("x"))
     code = run(
         Options(
-            url=BrokerUrl.parse(broker),
+            url=url,
             brand=brand,
             store=store,
             screen=screen,
@@ -84,3 +100,20 @@ def main(
     )
     if code:
         raise typer.Exit(code)
+
+
+def _from_bundle(path: Path) -> tuple[str, str, str, BrokerUrl]:
+    """A guide screen's bundle names it ``kiosk-{screen}``; its broker URL carries the TLS files."""
+    from protocol.bundle import BundleError, load_bundle
+
+    try:
+        loaded = load_bundle(path)
+    except BundleError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--bundle'") from None
+    config = loaded.config
+    if config.role != "kiosk" or not config.device.startswith("kiosk-"):
+        raise typer.BadParameter(f"bundle {path} is for a {config.role} ({config.device}), not a guide screen", param_hint="'--bundle'")
+    warning = loaded.expiry_warning()
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    return config.brand, config.store, config.device.removeprefix("kiosk-"), loaded.broker
