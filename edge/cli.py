@@ -1,10 +1,12 @@
-"""``instore edge ...``: run an edge box over one camera source."""
+"""``instore edge ...``: run an edge box from a config file, or from flags for the one-camera case."""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Optional
+import signal
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
@@ -27,66 +29,80 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _flag_config(flags: dict[str, Any], camera: str | None, source: str | None, fps: float | None,
+                 revisit_window: float | None) -> dict[str, Any]:
+    """Flags override the file; ``--source`` replaces the file's cameras with one camera."""
+    data = {k: v for k, v in flags.items() if v is not None}
+    if source is not None:
+        data["cameras"] = [{"id": camera or "cam1", "source": source, "fps": fps}]
+    if revisit_window is not None:
+        data["visits"] = {**data.get("visits", {}), "revisit_window_s": revisit_window}
+    return data
+
+
 @app.command()
 def run(
-    store: str = typer.Option(..., help="store id"),
-    device: str = typer.Option(..., help="this box's device id"),
-    source: str = typer.Option(..., help="image folder or file, video file, rtsp:// URL or USB index"),
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="mqtt://host:port[?protocol=3.1.1]"),
-    brand: str = typer.Option("demo", envvar="INSTORE_BRAND", help="brand id"),
-    camera: str = typer.Option("cam1", help="camera id within the box"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML or JSON box config (docs/EDGE.md)"),
+    store: Optional[str] = typer.Option(None, help="store id"),
+    device: Optional[str] = typer.Option(None, help="this box's device id"),
+    source: Optional[str] = typer.Option(None, help="image folder or file, video file, rtsp:// URL or USB index"),
+    broker: Optional[str] = typer.Option(None, help="mqtt://host:port[?protocol=3.1.1] (default mqtt://127.0.0.1:1883)"),
+    brand: Optional[str] = typer.Option(None, envvar="INSTORE_BRAND", help="brand id (default demo)"),
+    camera: Optional[str] = typer.Option(None, help="camera id for --source (default cam1)"),
     pack: Optional[str] = typer.Option(None, help="model pack id (default: $INSTORE_MODEL_PACK or the default pack)"),
-    fps: Optional[float] = typer.Option(None, help="frame rate cap for video and streams"),
-    once: bool = typer.Option(False, "--once", help="one pass over a file or folder, then exit"),
+    fps: Optional[float] = typer.Option(None, help="frame rate cap for --source"),
+    state: Optional[Path] = typer.Option(None, help="state file: outbox and recent visits (SQLite)"),
+    revisit_window: Optional[float] = typer.Option(None, help="seconds within which the same face is the same visit (default 600)"),
+    telemetry_interval: Optional[float] = typer.Option(None, help="seconds between telemetry reports (default 30)"),
+    once: bool = typer.Option(False, "--once", help="one pass over files or folders, then exit"),
 ) -> None:
-    """Recognise faces on one camera and publish an arrival per usable face."""
-    from protocol import topics, transport
+    """Recognise faces on the box's cameras and publish one arrival per visit."""
     from protocol.facepack import PackError
-    from protocol.facepack.engine import FaceEngine
 
-    from edge.pipeline import FacePipeline, Placement
-    from edge.publisher import Publisher
+    from edge.box import EdgeBox
+    from edge.config import ConfigError, build, read_file
     from edge.sources import Source, SourceError
 
+    flags = dict(store=store, device=device, broker=broker, brand=brand, pack=pack,
+                 state=str(state) if state else None, telemetry_interval_s=telemetry_interval)
     try:
-        for kind, value in (("brand", brand), ("store", store), ("device", device), ("camera", camera)):
-            topics.check_id(kind, value)
-        url = transport.BrokerUrl.parse(broker)
-        src = Source(source, camera, fps)
-        engine = FaceEngine.load(pack)
-    except (topics.TopicError, transport.BrokerUrlError, SourceError, PackError) as exc:
+        data = read_file(config) if config else {}
+        origin = f"config {config}" if config else "flags"
+        data.update(_flag_config(flags, camera, source, fps, revisit_window))
+        if "cameras" not in data:
+            raise ConfigError(f"{origin}: cameras: give --source or a [[cameras]] table")
+        cfg = build(data, origin)
+        for spec in cfg.cameras:
+            Source(spec.source, spec.id)  # a missing file or empty folder fails here, not in a thread
+        box = EdgeBox(cfg, once=once, on_arrival=lambda e: emit(
+            event="arrival", event_id=e.arrival.event_id, origin=e.origin,
+            camera=e.arrival.camera, track_id=e.arrival.track_id))
+    except (ConfigError, SourceError, PackError) as exc:
         raise fail(str(exc)) from None
 
-    pipeline = FacePipeline(engine, Placement(brand, store, device))
-    publisher = Publisher(url, brand, store, device, engine.pack.id)
-    try:
-        publisher.start()
-    except ConnectionError as exc:
-        raise fail(str(exc)) from None
-    log.info("edge %s/%s/%s on %s with pack %s", brand, store, device, source, engine.pack.id)
-    unacked = 0
-    try:
-        while True:
-            for frame in src.frames():
-                for arrival in pipeline.process(frame):
-                    publisher.send(arrival)
-                    emit(event="arrival", event_id=arrival.event_id, origin=frame.origin, camera=camera, track_id=arrival.track_id)
-            if once or not src.finite:
-                break
-    except KeyboardInterrupt:
-        log.info("interrupted")
-    finally:
-        unacked = publisher.flush()
-        publisher.close()
-    stats = pipeline.stats
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: box.stop())
+    log.info("edge %s/%s/%s, %d camera(s), pack %s, state %s", cfg.brand, cfg.store, cfg.device,
+             len(cfg.cameras), box.pack.id, cfg.state_path)
+    unacked = box.run()
+    workers = box.all_workers
+    stats = [w.pipeline.stats for w in workers]
+    rejected: dict[str, int] = {}
+    for s in stats:
+        for reason, count in s.rejected.items():
+            rejected[reason] = rejected.get(reason, 0) + count
     emit(
         event="summary",
-        frames=stats.frames,
-        faces=stats.faces,
-        arrivals=stats.arrivals,
-        rejected=dict(stats.rejected),
-        skipped_files=src.skipped,
+        frames=sum(s.frames for s in stats),
+        faces=sum(s.faces for s in stats),
+        tracks=sum(s.tracks for s in stats),
+        arrivals=sum(s.arrivals for s in stats),
+        same_visit=sum(s.same_visit for s in stats),
+        rejected=rejected,
+        unusable=[o for s in stats for o in s.unusable],
+        skipped_files=[f for w in workers for f in w.skipped],
         unacked=unacked,
+        outbox_dropped=box.outbox.dropped,
     )
     if unacked:
         raise typer.Exit(code=1)

@@ -1,22 +1,36 @@
-"""Frame -> faces -> arrivals.
+"""Frame -> faces -> quality gates -> tracks -> one arrival per visit.
 
-Faces below the pack's detector score or minimum size are not embedded: an embedding of a tiny
-or doubtful face is exactly what produces a confident wrong match downstream.
+Only faces that pass the gates are embedded, and only while their track still needs faces (plus
+one check every ``verify_every`` frames, so that a different person taking over a track's spot is
+noticed). A track announces its arrival as soon as it has ``faces_for_arrival`` good faces, or
+when it ends with fewer; its embedding is the mean of its best faces.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import datetime
 
+import numpy as np
+
+from protocol.device import RemoteSettings
 from protocol.embedding import Embedding
 from protocol.facepack.engine import Face, FaceEngine
 from protocol.messages import Arrival, FaceQuality, new_id
 
+from edge.quality import Assessment, Gates, quality_score
 from edge.sources import Frame
+from edge.tracker import Sample, Track, Tracker
+from edge.visits import VisitRegistry
 
 log = logging.getLogger(__name__)
+
+#: ArcFace's 112 px five-point template (eyes, nose, mouth corners).
+_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+                     np.float32)
 
 
 @dataclass(frozen=True)
@@ -30,49 +44,148 @@ class Placement:
 class PipelineStats:
     frames: int = 0
     faces: int = 0
+    tracks: int = 0
     arrivals: int = 0
+    same_visit: int = 0
+    detect_ms: float = 0.0  # total
     rejected: Counter[str] = field(default_factory=Counter)
+    #: origins of the latest tracks that never had a usable face (bounded: a stream runs for months)
+    unusable: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+@dataclass(frozen=True)
+class ArrivalEvent:
+    arrival: Arrival
+    origin: str  # where the best face came from
+    first_usable_ts: datetime
+    crop: np.ndarray  # aligned 112 px best face
 
 
 class FacePipeline:
-    def __init__(self, engine: FaceEngine, placement: Placement) -> None:
+    """The pipeline of one camera; ``visits`` is shared by every camera of the store."""
+
+    def __init__(self, engine: FaceEngine, placement: Placement, settings: RemoteSettings,
+                 visits: VisitRegistry, camera: str) -> None:
         self.engine = engine
         self.placement = placement
+        self.visits = visits
         self.stats = PipelineStats()
+        self.tracker = Tracker(camera, settings.tracking, new_id()[:8])
+        self._scene: str | None = None
+        self._scene_origin = ""
+        self.apply(settings)
+        self._warm_up()
 
-    def _usable(self, face: Face) -> str | None:
-        """Why a face is not worth embedding, or None."""
-        if face.score < self.engine.pack.detector.score_threshold:
-            return "low_score"
-        if face.size_px < self.engine.pack.min_face_px:
-            return "too_small"
-        return None
+    def _warm_up(self) -> None:
+        """Pay the first call's costs (lazy imports, onnxruntime's first run: ~1.5 s) before the
+        first person arrives, not on their arrival."""
+        blank = np.zeros((112, 112, 3), np.uint8)
+        face = Face((0.0, 0.0, 112.0, 112.0), _TEMPLATE, 1.0)
+        self.engine.detect(blank)
+        self.engine.embed_aligned([self.engine.align(blank, face)])
 
-    def process(self, frame: Frame) -> list[Arrival]:
+    def apply(self, settings: RemoteSettings) -> None:
+        """New thresholds take effect from the next frame."""
+        self.settings = settings.tracking
+        self.tracker.settings = settings.tracking
+        self.gates = Gates(settings.gates, self.engine.pack)
+
+    def process(self, frame: Frame) -> list[ArrivalEvent]:
+        events = self.finish() if frame.scene != self._scene else []
+        self._scene, self._scene_origin = frame.scene, frame.origin
         self.stats.frames += 1
-        arrivals = []
-        for number, face in enumerate(self.engine.detect(frame.image)):
-            self.stats.faces += 1
-            reason = self._usable(face)
-            if reason:
-                self.stats.rejected[reason] += 1
+        started = time.perf_counter()
+        faces = self.engine.detect(frame.image)
+        self.stats.detect_ms += (time.perf_counter() - started) * 1000
+        self.stats.faces += len(faces)
+        matched = self.tracker.associate(faces)
+        todo = self._to_embed(faces, matched, frame)
+        vectors = self.engine.embed_aligned([crop for _, crop, _ in todo]) if todo else []
+        embedded = {i: (crop, a, v) for (i, crop, a), v in zip(todo, vectors)}
+        seen: dict[int, tuple[Track, Face]] = {}
+        for i, face in enumerate(faces):
+            track = matched[i]
+            if i in embedded:
+                crop, assessment, vector = embedded[i]
+                if track is not None and not self.tracker.resembles(track, vector):
+                    log.info("camera %s: a different face at track %s's place: new track", frame.camera, track.id)
+                    track = None
+            if track is None:
+                track = self.tracker.open(face, frame.index)
+                self.stats.tracks += 1
+            seen[id(track)] = (track, face)
+            if i in embedded:
+                track.frames_since_embed = 0
+                if len(track.samples) < self.settings.max_faces_per_track or not track.announced:
+                    track.keep(Sample(vector, quality_score(face, assessment), face, frame.ts, frame.origin, crop),
+                               self.settings.max_faces_per_track)
+            else:
+                track.frames_since_embed += 1
+            if not track.announced and len(track.samples) >= self.settings.faces_for_arrival:
+                events += self._announce(track)
+        for track in self.tracker.step(seen, frame.index):
+            events += self._end(track)
+        return events
+
+    def _to_embed(self, faces: list[Face], matched: list[Track | None], frame: Frame) -> list[tuple[int, np.ndarray, Assessment]]:
+        """(index, aligned crop, assessment) of the faces worth an embedding now."""
+        todo = []
+        for i, face in enumerate(faces):
+            track = matched[i]
+            cheap = self.gates.cheap(face)
+            if not cheap.passed:
+                self.stats.rejected[cheap.reason] += 1
                 continue
-            vector = self.engine.embed(frame.image, face)
-            x1, y1, x2, y2 = (int(round(v)) for v in face.bbox)
-            arrivals.append(
-                Arrival(
-                    event_id=new_id(),
-                    ts=frame.ts,
-                    brand=self.placement.brand,
-                    store=self.placement.store,
-                    device=self.placement.device,
-                    camera=frame.camera,
-                    track_id=f"f{frame.index}-{number}",
-                    embedding=Embedding.from_vector(vector),
-                    quality=FaceQuality(det_score=min(1.0, face.score), face_px=face.size_px, bbox=(x1, y1, x2, y2)),
-                    model_pack=self.engine.pack.id,
-                )
+            wanted = (
+                track is None
+                or len(track.samples) < self.settings.max_faces_per_track and not track.announced
+                or track.frames_since_embed + 1 >= self.settings.verify_every
             )
-        self.stats.arrivals += len(arrivals)
-        log.debug("%s: %d faces, %d arrivals", frame.origin, self.stats.faces, len(arrivals))
-        return arrivals
+            if not wanted:
+                continue
+            crop = self.engine.align(frame.image, face)
+            assessment = self.gates.assess(face, crop)
+            if not assessment.passed:
+                self.stats.rejected[assessment.reason] += 1
+                continue
+            todo.append((i, crop, assessment))
+        return todo
+
+    def _end(self, track: Track) -> list[ArrivalEvent]:
+        if track.announced:
+            return []
+        if not track.samples:
+            self.stats.unusable.append(self._scene_origin)
+            return []
+        return self._announce(track)
+
+    def _announce(self, track: Track) -> list[ArrivalEvent]:
+        track.announced = True
+        vector = track.aggregate()
+        best = track.best()
+        visit = self.visits.same_visit(vector, best.ts)
+        if visit is not None:
+            self.stats.same_visit += 1
+            log.info("camera %s: track %s is visit %s again, no new arrival", track.camera, track.id, visit)
+            return []
+        x1, y1, x2, y2 = (int(round(v)) for v in best.face.bbox)
+        arrival = Arrival(
+            event_id=new_id(),
+            ts=best.ts,
+            brand=self.placement.brand,
+            store=self.placement.store,
+            device=self.placement.device,
+            camera=track.camera,
+            track_id=track.id,
+            embedding=Embedding.from_vector(vector),
+            quality=FaceQuality(det_score=min(1.0, best.face.score), face_px=best.face.size_px, bbox=(x1, y1, x2, y2)),
+            model_pack=self.engine.pack.id,
+        )
+        self.visits.record(arrival.event_id, vector, best.ts)
+        self.stats.arrivals += 1
+        assert track.first_usable_ts is not None
+        return [ArrivalEvent(arrival, best.origin, track.first_usable_ts, best.crop)]
+
+    def finish(self) -> list[ArrivalEvent]:
+        """The scene or the source ended: every open track ends and announces what it has."""
+        return [event for track in self.tracker.close_all() for event in self._end(track)]

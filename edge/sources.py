@@ -1,7 +1,10 @@
 """Camera sources: an image folder or file, a video file, an RTSP stream or a USB camera.
 
 All yield the same ``Frame``; the capture timestamp is taken when the frame is read, because the
-door-to-screen latency the product promises starts at that moment.
+door-to-screen latency the product promises starts at that moment. A frame's ``scene`` says which
+frames show one continuous view: every file of an image folder is a scene of its own (two
+portraits at the same spot are not one person walking), a video or one connection to a stream is
+one scene.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Frame:
     ts: datetime
     image: np.ndarray
     origin: str  # file name or stream position, for logs
+    scene: str  # frames of one scene may continue each other's tracks
 
 
 def _now() -> datetime:
@@ -52,24 +56,29 @@ def _images(camera: str, files: list[Path], skipped: list[str], fps: float | Non
             log.warning("camera %s: skipping %s: not a decodable image", camera, path)
             skipped.append(str(path))
             continue
-        yield Frame(camera, index, _now(), image, str(path))
+        yield Frame(camera, index, _now(), image, str(path), str(path))
 
 
-def _capture(camera: str, target: str | int, fps: float | None) -> Iterator[Frame]:
+def _capture(camera: str, target: str | int, fps: float | None, live: bool) -> Iterator[Frame]:
+    """A live camera is rate-limited by dropping frames (never by queueing them); a replayed video
+    file is paced by waiting, so that it plays like the camera it was recorded with."""
     cap = cv2.VideoCapture(target)
     if not cap.isOpened():
         raise SourceError(f"camera {camera}: cannot open {target!r}")
     interval = 1.0 / fps if fps else 0.0
-    index, next_due = 0, time.monotonic()
+    index, next_due, scene = 0, time.monotonic(), f"{target}@{time.time():.3f}"
     try:
         while True:
             ok, image = cap.read()
             if not ok:
                 return
-            if interval and time.monotonic() < next_due:
-                continue  # rate limit by dropping frames, never by queueing them
-            next_due = time.monotonic() + interval
-            yield Frame(camera, index, _now(), image, f"{target}#{index}")
+            wait = next_due - time.monotonic()
+            if interval and wait > 0:
+                if live:
+                    continue
+                time.sleep(wait)
+            next_due = max(next_due + interval, time.monotonic()) if not live else time.monotonic() + interval
+            yield Frame(camera, index, _now(), image, f"{target}#{index}", scene)
             index += 1
     finally:
         cap.release()
@@ -97,6 +106,7 @@ class Source:
 
     @property
     def finite(self) -> bool:
+        """Files end for good; a stream or a USB camera that ends is reconnected."""
         return self._kind in ("folder", "image", "video")
 
     def frames(self) -> Iterator[Frame]:
@@ -105,4 +115,4 @@ class Source:
         if self._kind == "image":
             return _images(self.camera, [Path(self.spec)], self.skipped, self.fps)
         target: str | int = int(self.spec) if self._kind == "usb" else self.spec
-        return _capture(self.camera, target, self.fps)
+        return _capture(self.camera, target, self.fps, live=not self.finite)

@@ -144,11 +144,17 @@ class LocalStore:
         if not wing.wait_events(lambda ev: any(e.get("event") == "ready" for e in ev), timeout) or wing.proc.poll() is not None:
             raise wing.failure("did not become ready")
 
-    def run_edge(self, source: Path, device: str = "edge1", camera: str = "cam1", timeout: float = 600.0) -> Wing:
-        """One pass of an edge box over ``source``; returns when every arrival was acknowledged."""
+    def run_edge(self, source: Path, device: str = "edge1", camera: str = "cam1", timeout: float = 600.0,
+                 revisit_window_s: float = 0.0) -> Wing:
+        """One pass of an edge box over ``source``; returns when every arrival was acknowledged.
+
+        The re-visit window defaults to 0 here: sample frames are unrelated stills, and each one is
+        meant to be its own visit. The box's state file (outbox, recent visits) lives in the workdir.
+        """
         wing = self._spawn(f"edge-{device}", "edge", "run", "--store", self.store, "--brand", self.brand,
                            "--device", device, "--camera", camera, "--source", str(source),
-                           "--broker", self.broker_url, "--once")
+                           "--broker", self.broker_url, "--once", "--revisit-window", str(revisit_window_s),
+                           "--state", str(self.workdir / f"edge-{device}.db"))
         try:
             wing.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,101 @@
+"""Edge throughput: frames per second and per-frame latency of the full face pipeline (detect,
+quality gates, track, embed, one arrival per visit) over replayed video, one worker per camera,
+as the box runs it. The last stdout line is JSON.
+
+    uv run python bench/edge_throughput.py --cameras 4 --resolution 640x480 --pack yunet --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.replay import people_walking  # noqa: E402
+from edge.pipeline import FacePipeline, Placement  # noqa: E402
+from edge.sources import Frame  # noqa: E402
+from edge.state import StateFile  # noqa: E402
+from edge.visits import VisitRegistry  # noqa: E402
+from protocol.device import RemoteSettings  # noqa: E402
+from protocol.facepack import PACKS  # noqa: E402
+from protocol.facepack.engine import FaceEngine  # noqa: E402
+
+
+def pack_id(name: str) -> str:
+    matches = [p for p in PACKS if p == name or p.startswith(name)]
+    if len(matches) != 1:
+        raise SystemExit(f"--pack {name!r} names none or several of {', '.join(PACKS)}")
+    return matches[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cameras", type=int, default=4)
+    parser.add_argument("--resolution", default="640x480")
+    parser.add_argument("--pack", default="yunet")
+    parser.add_argument("--seconds", type=float, default=30)
+    opts = parser.parse_args()
+    size = tuple(int(v) for v in opts.resolution.lower().split("x"))
+    pack = pack_id(opts.pack)
+    frames = people_walking(size)
+    threads = max(1, (os.cpu_count() or 2) // opts.cameras)
+    state = StateFile(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "state.db")
+    settings = RemoteSettings(cameras=[{"id": f"cam{n}", "source": "bench"} for n in range(opts.cameras)])
+    visits = VisitRegistry(state, settings.visits, PACKS[pack].match_threshold)
+    pipelines = [FacePipeline(FaceEngine.load(pack, threads=threads), Placement("bench", "s1", "e1"), settings, visits, f"cam{n}")
+                 for n in range(opts.cameras)]
+    process = psutil.Process()
+    latencies: list[list[float]] = [[] for _ in pipelines]
+    stop = threading.Event()
+
+    def camera(n: int) -> None:
+        index = 0
+        while not stop.is_set():
+            image = frames[index % len(frames)]
+            started = time.perf_counter()
+            pipelines[n].process(Frame(f"cam{n}", index, datetime.now(timezone.utc), image, f"#{index}", f"loop{index // len(frames)}"))
+            latencies[n].append((time.perf_counter() - started) * 1000)
+            index += 1
+
+    workers = [threading.Thread(target=camera, args=(n,), daemon=True) for n in range(opts.cameras)]
+    for w in workers:
+        w.start()
+    time.sleep(min(5.0, opts.seconds / 5))  # warm-up: first inferences, allocator growth
+    rss_start = process.memory_info().rss / 2**20
+    counted = [len(l) for l in latencies]
+    began = time.monotonic()
+    time.sleep(opts.seconds)
+    elapsed = time.monotonic() - began
+    done = [len(l) for l in latencies]
+    rss_end = process.memory_info().rss / 2**20
+    stop.set()
+    for w in workers:
+        w.join()
+    window = [v for l, c, d in zip(latencies, counted, done) for v in l[c:d]]
+    stats = [p.stats for p in pipelines]
+    result = {
+        "cameras": opts.cameras, "resolution": opts.resolution, "pack": pack, "seconds": round(elapsed, 1),
+        "fps_total": round(sum(d - c for c, d in zip(counted, done)) / elapsed, 1),
+        "p50_frame_ms": round(float(np.percentile(window, 50)), 1),
+        "p95_frame_ms": round(float(np.percentile(window, 95)), 1),
+        "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_end, 1),
+        "arrivals": sum(s.arrivals for s in stats), "tracks": sum(s.tracks for s in stats),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

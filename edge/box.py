@@ -1,0 +1,177 @@
+"""The edge box: its cameras' workers, the outbox and publisher, telemetry and remote config.
+
+Every arrival goes to the on-disk outbox first (and to the caller's ``on_arrival``, which prints
+it), in the order the cameras produce them. The main thread does the slow, rare things: a
+telemetry report every ``telemetry_interval_s`` and applying a desired configuration from the
+cloud, which is validated as a whole and either fully applied or refused with the reason in
+``cfg/reported``. Thresholds change from the next frame; a camera whose spec changed is restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Callable
+
+from protocol import topics, transport
+from protocol.codec import DecodeError, decode
+from protocol.device import CameraSpec, ConfigDesired, ConfigReported, RemoteSettings
+from protocol.facepack import get_pack
+from protocol.facepack.engine import FaceEngine
+from protocol.messages import now
+
+from edge.camera import CameraWorker
+from edge.config import EdgeConfig
+from edge.crop import EXPIRY_S, crop_topic, face_crop
+from edge.outbox import Outbox
+from edge.pipeline import ArrivalEvent, FacePipeline, Placement
+from edge.publisher import Publisher
+from edge.state import StateFile
+from edge.telemetry import Health
+from edge.visits import VisitRegistry
+
+log = logging.getLogger(__name__)
+
+
+class EdgeBox:
+    def __init__(self, config: EdgeConfig, *, once: bool, on_arrival: Callable[[ArrivalEvent], None]) -> None:
+        self.config = config
+        self.once = once
+        self.on_arrival = on_arrival
+        self.pack = get_pack(config.pack)
+        self.placement = Placement(config.brand, config.store, config.device)
+        self.state = StateFile(config.state_path)
+        self.outbox = Outbox(self.state, config.outbox.max_messages)
+        self.visits = VisitRegistry(self.state, config.visits, self.pack.match_threshold)
+        self.publisher = Publisher(transport.BrokerUrl.parse(config.broker), config.brand, config.store,
+                                   config.device, self.pack.id, self.outbox)
+        self.health = Health(self.placement, self.pack.id, self.outbox)
+        self.version = 0
+        self.finished: list[CameraWorker] = []  # workers replaced or ended, kept for the summary
+        self._desired: queue.SimpleQueue[ConfigDesired | str] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._deliver_lock = threading.Lock()
+        self._threads = max(1, (os.cpu_count() or 2) // max(1, len(config.cameras)))
+        self.workers = [self._worker(spec) for spec in config.cameras if spec.enabled]
+        self._topics = dict(
+            arrival=topics.arrival(config.brand, config.store, config.device),
+            desired=topics.config_desired(config.brand, config.store, config.device),
+            reported=topics.config_reported(config.brand, config.store, config.device),
+            telemetry=topics.telemetry(config.brand, config.store, config.device),
+            crop=crop_topic(config.brand, config.store, config.device),
+        )
+        self.publisher.on_connect(self._subscribe)
+
+    def _worker(self, spec: CameraSpec) -> CameraWorker:
+        engine = FaceEngine.load(self.config.pack, self.config.models, threads=self._threads)
+        pipeline = FacePipeline(engine, self.placement, self.config.remote(), self.visits, spec.id)
+        return CameraWorker(spec, pipeline, self._deliver, threading.Event(), once=self.once)
+
+    def _deliver(self, events: list[ArrivalEvent]) -> None:
+        with self._deliver_lock:
+            for event in events:
+                self.outbox.put(self._topics["arrival"], event.arrival)
+                self.on_arrival(event)
+                if self.config.local_crop.enabled:
+                    self.publisher.live(self._topics["crop"], face_crop(event, self.config.local_crop), expiry_s=EXPIRY_S)
+
+    # --- remote configuration -------------------------------------------------------------
+
+    def _subscribe(self, client) -> None:  # noqa: ANN001
+        client.message_callback_add(self._topics["desired"], self._on_desired)
+        client.subscribe(self._topics["desired"], qos=1)
+        self._report()
+
+    def _on_desired(self, client, userdata, message) -> None:  # noqa: ANN001
+        if not message.payload:
+            return  # the retained desired state was cleared
+        try:
+            self._desired.put(decode(message.payload, ConfigDesired))
+        except DecodeError as exc:
+            self._desired.put(f"desired config refused: {exc}")
+
+    def _report(self, refused: int | None = None, error: str | None = None) -> None:
+        report = ConfigReported(brand=self.config.brand, store=self.config.store, device=self.config.device,
+                                version=self.version, ts=now(), settings=self.config.remote(),
+                                refused_version=refused, error=error[:200] if error else None)
+        self.publisher.live(self._topics["reported"], report, retain=True)
+
+    def _apply(self, desired: ConfigDesired | str) -> None:
+        if isinstance(desired, str):
+            log.error("%s", desired)
+            self._report(error=desired)
+            return
+        if (desired.brand, desired.store, desired.device) != (self.config.brand, self.config.store, self.config.device):
+            self._report(refused=desired.version, error="desired config is addressed to another device")
+            return
+        if desired.version <= self.version:
+            return  # the retained copy of what already runs, seen again after a reconnect
+        try:
+            self._reconfigure(desired.settings)
+        except Exception as exc:  # noqa: BLE001 - a refused config must not stop the box
+            log.exception("desired config %d refused", desired.version)
+            self._report(refused=desired.version, error=f"{type(exc).__name__}: {exc}")
+            return
+        self.version = desired.version
+        log.info("running desired config version %d", self.version)
+        self._report()
+
+    def _reconfigure(self, settings: RemoteSettings) -> None:
+        new_specs = {spec.id: spec for spec in settings.cameras if spec.enabled}
+        self.config = self.config.with_remote(settings)
+        self.visits.apply(settings.visits)
+        keep = []
+        for worker in self.workers:
+            if new_specs.get(worker.spec.id) == worker.spec:
+                worker.pipeline.apply(settings)
+                keep.append(worker)
+            else:
+                worker.stop_event.set()
+                worker.join(10)
+                self.finished.append(worker)
+        running = {w.spec.id for w in keep}
+        started = [self._worker(spec) for cid, spec in new_specs.items() if cid not in running]
+        for worker in started:
+            worker.start()
+        self.workers = keep + started
+
+    # --- running ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+        for worker in self.workers:
+            worker.stop_event.set()
+
+    def run(self) -> int:
+        """Run until every camera ended (``once``) or ``stop``; return the events left undelivered."""
+        self.publisher.start()
+        for worker in self.workers:
+            worker.start()
+        next_report = time.monotonic() + self.config.telemetry_interval_s
+        try:
+            while not self._stop.is_set() and any(w.is_alive() for w in self.workers):
+                try:
+                    self._apply(self._desired.get(timeout=min(0.2, max(0.0, next_report - time.monotonic()))))
+                except queue.Empty:
+                    pass
+                if time.monotonic() >= next_report:
+                    self.publisher.live(self._topics["telemetry"], self.health.report(self.workers))
+                    next_report = time.monotonic() + self.config.telemetry_interval_s
+        finally:
+            self.stop()
+            for worker in self.workers:
+                worker.join(30)
+            self.publisher.live(self._topics["telemetry"], self.health.report(self.workers))
+            left = self.publisher.flush(self.config.outbox.flush_timeout_s)
+            if left:
+                log.error("%d events not delivered yet; they stay in %s for the next start", left, self.state.path)
+            self.publisher.close()
+            self.state.close()
+        return left
+
+    @property
+    def all_workers(self) -> list[CameraWorker]:
+        return self.finished + self.workers

@@ -1,0 +1,26 @@
+"""The box's one on-disk state file (SQLite through sqlite-utils): the outbox and recent visits.
+
+One connection shared by the box's threads behind one lock: writes are tiny and rare next to
+face detection, and a single writer keeps SQLite free of "database is locked" retries.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import sqlite_utils
+
+
+class StateFile:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.lock = threading.RLock()
+        self.db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False, isolation_level=None))
+        self.db.enable_wal()
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.conn.close()
