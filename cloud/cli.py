@@ -1,12 +1,14 @@
-"""``instore cloud ...``: run the cloud API and the ingest worker in one process.
+"""``instore cloud ...``: serve (API + ingest), import, generate, rebuild-oneid, refresh-tags, create-key.
 
 Heavy imports (FastAPI, uvicorn, onnxruntime) happen inside the command so that ``instore --help``
-and the other wings' commands start fast. Operator mistakes (a malformed broker URL, a broker that
-does not answer, missing model files) end with one readable line and exit code 2.
+and the other wings' commands start fast. Operator mistakes (a malformed broker URL, a broker or
+database that does not answer, missing model files, an unknown channel) end with one readable line
+and exit code 2. Every command takes ``--db``: a SQLite file or a ``postgresql://`` URL.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -19,7 +21,7 @@ USAGE_ERROR = 2
 
 @app.command()
 def serve(
-    db: Annotated[Path, typer.Option("--db", help="SQLite file; created on first start")],
+    db: Annotated[str, typer.Option("--db", help="SQLite file (created on first start) or postgresql:// URL")],
     broker: Annotated[
         str | None, typer.Option("--broker", help="mqtt://host:port[?protocol=3.1.1]; omit for API only")
     ] = None,
@@ -46,10 +48,10 @@ def serve(
 
     try:
         settings = Settings(
-            db_path=db, broker_url=broker, pack_id=get_pack(pack).id, share_group=share_group, card_ttl_s=card_ttl
+            db=db, broker_url=broker, pack_id=get_pack(pack).id, share_group=share_group, card_ttl_s=card_ttl
         )
         runtime = Runtime.open(settings)
-    except (BrokerUrlError, PackError, TopicError, ValidationError) as exc:
+    except (BrokerUrlError, PackError, TopicError, ValidationError, ConnectionError) as exc:
         _fail(str(exc))
     try:
         runtime.start()
@@ -60,6 +62,125 @@ def serve(
         uvicorn.run(create_app(settings, runtime), host=host, port=port, log_config=None)
     finally:
         runtime.close()
+
+
+Db = Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL")]
+
+
+def _open(db: str):  # noqa: ANN202
+    from cloud.db import open_database
+
+    try:
+        return open_database(db)
+    except (ConnectionError, OSError) as exc:
+        _fail(str(exc))
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="a channel export: CSV (tmall, jd, pos, members) or JSON (wechat)")],
+    channel: Annotated[str, typer.Option("--channel", help="tmall | jd | wechat | pos | members")],
+    db: Db,
+) -> None:
+    """Import a channel export: bad rows are quarantined with a reason, then a data-quality report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cloud.ingestion.canonical import CHANNELS
+    from cloud.ingestion.importer import import_text
+
+    if channel not in CHANNELS:
+        _fail(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+    database = _open(db)
+    try:
+        report = import_text(database, channel, text, source=file.name, progress=True, actor="cli")
+    finally:
+        database.close()
+    table = Table(title=f"data quality: {file.name} ({channel}), import {report.import_id}")
+    table.add_column("measure")
+    table.add_column("count", justify="right")
+    for name in ("rows", "orders", "refunds", "lines", "buyers_new", "buyers_known", "persons_changed"):
+        table.add_row(name, str(getattr(report, name)))
+    for reason, n in sorted(report.quarantined.items()):
+        table.add_row(f"quarantined: {reason}", str(n))
+    for reason, n in sorted(report.blocked_identifiers.items()):
+        table.add_row(f"identifier blocked: {reason}", str(n))
+    Console(stderr=True).print(table)
+    typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+
+
+@app.command("rebuild-oneid")
+def rebuild_oneid(db: Db) -> None:
+    """Replay: re-resolve every person under the current rules and blocklist, then refresh tags."""
+    from cloud import oneid, tags
+
+    database = _open(db)
+    try:
+        result = oneid.rebuild(database, actor="cli")
+        persons = tags.refresh(database, sorted(result.changed_persons))
+    finally:
+        database.close()
+    typer.echo(json.dumps({"records": result.records, "links": result.links, "rejected": result.rejected,
+                           "changed_persons": len(result.changed_persons), "tags_refreshed": persons,
+                           "seconds": round(result.seconds, 3)}))
+
+
+@app.command("refresh-tags")
+def refresh_tags(db: Db) -> None:
+    """The nightly batch: every person's stats, RFM cut points, lifecycle and rule tags."""
+    import time
+
+    from cloud import tags
+
+    database = _open(db)
+    started = time.perf_counter()
+    try:
+        persons = tags.refresh(database)
+    finally:
+        database.close()
+    typer.echo(json.dumps({"persons": persons, "seconds": round(time.perf_counter() - started, 3)}))
+
+
+@app.command("create-key")
+def create_key(
+    db: Db,
+    name: Annotated[str, typer.Option("--name")],
+    role: Annotated[str, typer.Option("--role", help="hq_admin | hq_analyst | store_manager | device")],
+    store: Annotated[str | None, typer.Option("--store", help="for store_manager and device keys")] = None,
+) -> None:
+    """Create an API key; prints it once (only its hash is stored)."""
+    from cloud import auth
+
+    database = _open(db)
+    try:
+        made = auth.create_key(database, name=name, role=role, store=store)  # type: ignore[arg-type]
+    except ValueError as exc:
+        _fail(str(exc))
+    finally:
+        database.close()
+    typer.echo(json.dumps({"id": made.id, "key": made.key}))
+
+
+@app.command()
+def generate(
+    db: Db,
+    members: Annotated[int, typer.Option("--members", min=1, help="persons in the synthetic brand")] = 10_000,
+    stores: Annotated[int, typer.Option("--stores", min=1, max=10_000)] = 50,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """A synthetic brand: stores, members with overlapping channel identities, a year of orders, visits."""
+    from cloud.generate import generate as make
+
+    database = _open(db)
+    try:
+        summary = make(database, persons=members, stores=stores, seed=seed, progress=True)
+    finally:
+        database.close()
+    typer.echo(json.dumps(summary))
 
 
 def _fail(message: str) -> NoReturn:

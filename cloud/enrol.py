@@ -74,5 +74,5 @@ class Enroller:
             member_id=member_id, vector=vector, embedding_space=pack.recogniser.embedding_space,
             pack_id=pack.id, det_score=largest.score,
         )
-        self._index.add(member_id, vector)
+        self._index.add(face.member_id, vector, face_id=face.id)
         return Enrolled(face_id=face.id, det_score=largest.score, face_px=largest.size_px)

@@ -1,19 +1,30 @@
 """The in-memory gallery of enrolled faces that every arrival is compared against.
 
-A brand's gallery is tens of thousands of 128-d vectors at most, a few megabytes: one matrix
-product per arrival is faster than any database query. The gallery is replaced, never mutated,
-when a face is enrolled, so the ingest thread can search while the API thread enrols without
-either waiting for the other.
+Small galleries are searched exactly (one matrix product, faster than any index below ~50k
+faces); large ones through a faiss inverted-file index over inner products, returning the nearest
+candidates from which the best member and the best *other* member are taken.
+
+Consistency across processes: the database keeps a gallery epoch, bumped whenever faces leave or
+change owner (erasure, consent withdrawal, merge, split). ``refresh`` adds faces enrolled since
+the last look (by any process), and on a new epoch re-reads who owns which face and drops the
+ones gone; removed rows are masked, and the index is rebuilt once a fifth of it is dead weight.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import faiss
 import numpy as np
 
-from cloud.store import Store
+if TYPE_CHECKING:
+    from cloud.store import Store
+
+ANN_THRESHOLD = 50_000
+_CANDIDATES = 32
+_LATE_COMMIT_WINDOW = 1000  # face rows committed out of order by concurrent enrolments
 
 
 @dataclass(frozen=True)
@@ -23,54 +34,108 @@ class SearchResult:
     runner_up: float | None  # best score of any *other* member; None when there is no other
 
 
-@dataclass(frozen=True)
-class _Gallery:
-    matrix: np.ndarray  # (faces, dim) float32, rows L2-normalised
-    owner: np.ndarray  # (faces,) index into members
-    members: tuple[str, ...]
-    slot: dict[str, int]  # member id -> index into members
-
-
 class DimensionMismatch(ValueError):
     """A vector whose length differs from the gallery's: it comes from another model."""
 
 
 class FaceIndex:
-    def __init__(self, embedding_space: str, dim: int) -> None:
+    def __init__(self, embedding_space: str, dim: int, *, store: "Store | None" = None,
+                 ann_threshold: int = ANN_THRESHOLD) -> None:
         self.embedding_space = embedding_space
         self.dim = dim
-        self._write_lock = threading.Lock()
-        self._gallery = _Gallery(np.empty((0, dim), np.float32), np.empty(0, np.intp), (), {})
+        self._store = store
+        self._ann_threshold = ann_threshold
+        self._lock = threading.Lock()
+        self._matrix = np.empty((0, dim), np.float32)
+        self._owners: list[str | None] = []  # None = removed
+        self._face_ids: dict[str, int] = {}
+        self._ann: faiss.Index | None = None
+        self._ann_rows = 0
+        self._epoch = -1
+        self._last_n = 0
+        self._live = 0
 
     @classmethod
-    def from_store(cls, store: Store, embedding_space: str, dim: int) -> "FaceIndex":
-        index = cls(embedding_space, dim)
-        index._extend([(face.member_id, face.vector) for face in store.faces(embedding_space)])
+    def from_store(cls, store: "Store", embedding_space: str, dim: int, **kwargs: int) -> "FaceIndex":
+        index = cls(embedding_space, dim, store=store, **kwargs)
+        index.refresh()
         return index
 
     def __len__(self) -> int:
-        return len(self._gallery.matrix)
+        return self._live
 
-    def add(self, member_id: str, vector: np.ndarray) -> None:
-        self._extend([(member_id, vector)])
+    @property
+    def mode(self) -> str:
+        return "ann" if self._ann is not None else "exact"
 
-    def _extend(self, faces: list[tuple[str, np.ndarray]]) -> None:
+    def add(self, member_id: str, vector: np.ndarray, face_id: str | None = None) -> None:
+        """Add one face now (the enrolling process sees it without waiting for a refresh)."""
+        with self._lock:
+            self._append([(face_id, member_id, self._unit(vector))])
+
+    def refresh(self) -> None:
+        """Catch up with the database: new faces from any process, removals and owner changes."""
+        if self._store is None:
+            return
+        epoch = self._store.gallery_epoch()
+        faces = self._store.faces(self.embedding_space, after=max(0, self._last_n - _LATE_COMMIT_WINDOW))
+        with self._lock:
+            fresh = [(f.id, f.member_id, self._unit(f.vector)) for f in faces if f.id not in self._face_ids]
+            if faces:
+                self._last_n = max(self._last_n, faces[-1].n)
+            self._append(fresh)
+            if epoch != self._epoch:
+                self._reown(self._store.face_owners(self.embedding_space))
+                self._epoch = epoch
+
+    def _append(self, faces: list[tuple[str | None, str, np.ndarray]]) -> None:
         if not faces:
             return
-        rows = np.stack([self._unit(vector) for _, vector in faces])
-        with self._write_lock:
-            old = self._gallery
-            members, slot = list(old.members), dict(old.slot)
-            for member_id, _ in faces:
-                if member_id not in slot:
-                    slot[member_id] = len(members)
-                    members.append(member_id)
-            self._gallery = _Gallery(
-                matrix=np.vstack([old.matrix, rows]),
-                owner=np.concatenate([old.owner, [slot[m] for m, _ in faces]]).astype(np.intp),
-                members=tuple(members),
-                slot=slot,
-            )
+        start = len(self._owners)
+        rows = np.stack([v for _, _, v in faces]).astype(np.float32)
+        self._matrix = np.vstack([self._matrix, rows])
+        for offset, (face_id, owner, _) in enumerate(faces):
+            self._owners.append(owner)
+            if face_id is not None:
+                self._face_ids[face_id] = start + offset
+        self._live += len(faces)
+        if self._ann is not None:
+            self._ann.add(rows)
+            self._ann_rows += len(rows)
+        elif len(self._owners) >= self._ann_threshold:
+            self._build_ann()
+
+    def _reown(self, owners: dict[str, str]) -> None:
+        for face_id, row in list(self._face_ids.items()):
+            owner = owners.get(face_id)
+            if owner is None:
+                del self._face_ids[face_id]
+                if self._owners[row] is not None:
+                    self._live -= 1
+            self._owners[row] = owner
+        if len(self._owners) - self._live > max(1000, len(self._owners) // 5):
+            self._compact()
+
+    def _compact(self) -> None:
+        keep = [i for i, owner in enumerate(self._owners) if owner is not None]
+        ids = {row: face_id for face_id, row in self._face_ids.items()}
+        self._matrix = self._matrix[keep]
+        self._owners = [self._owners[i] for i in keep]
+        self._face_ids = {ids[i]: new for new, i in enumerate(keep) if i in ids}
+        self._ann = None
+        if len(self._owners) >= self._ann_threshold:
+            self._build_ann()
+
+    def _build_ann(self) -> None:
+        n = len(self._matrix)
+        nlist = max(16, int(np.sqrt(n)))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        ann = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = self._matrix[np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False)]
+        ann.train(sample)
+        ann.add(self._matrix)
+        ann.nprobe = 16
+        self._ann, self._ann_rows = ann, n
 
     def search(self, vector: np.ndarray) -> SearchResult | None:
         """The best-matching member and the best score of anyone else; None for an empty gallery.
@@ -78,15 +143,28 @@ class FaceIndex:
         A member enrolled with several photos counts once, with their best photo's score, so
         that more photos of one person never push a runner-up margin towards zero.
         """
-        gallery = self._gallery
-        if not gallery.members:
+        probe = self._unit(vector)
+        with self._lock:
+            if not self._live:
+                return None
+            if self._ann is not None:
+                scores, rows = self._ann.search(probe[None, :], _CANDIDATES)
+                pairs = [(float(s), int(r)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+            else:
+                all_scores = self._matrix @ probe
+                k = min(len(all_scores), _CANDIDATES * 4)
+                top = np.argpartition(-all_scores, k - 1)[:k]
+                pairs = [(float(all_scores[i]), int(i)) for i in top]
+            best: dict[str, float] = {}
+            for score, row in pairs:
+                owner = self._owners[row]
+                if owner is not None and score > best.get(owner, -np.inf):
+                    best[owner] = score
+        if not best:
             return None
-        scores = gallery.matrix @ self._unit(vector)
-        per_member = np.full(len(gallery.members), -np.inf, dtype=np.float32)
-        np.maximum.at(per_member, gallery.owner, scores)
-        order = np.argsort(per_member)[::-1]
-        runner_up = float(per_member[order[1]]) if len(order) > 1 else None
-        return SearchResult(gallery.members[order[0]], float(per_member[order[0]]), runner_up)
+        ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)
+        runner_up = ranked[1][1] if len(ranked) > 1 else None
+        return SearchResult(ranked[0][0], ranked[0][1], runner_up)
 
     def _unit(self, vector: np.ndarray) -> np.ndarray:
         vec = np.asarray(vector, dtype=np.float32).ravel()

@@ -44,6 +44,7 @@ class Matcher:
         space = probe_pack.recogniser.embedding_space
         if space != self._index.embedding_space or probe_pack.recogniser.embedding_dim != self._index.dim:
             return Match(None, 0.0, "other_space")
+        self._index.refresh()
         found = self._index.search(vector)
         if found is None:
             return Match(None, 0.0, "empty_gallery")

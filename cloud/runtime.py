@@ -7,7 +7,9 @@ face engine across many apps.
 
 from __future__ import annotations
 
+from cloud import erasure
 from cloud.cards import CardBuilder
+from cloud.commands import CommandSender
 from cloud.enrol import Enroller
 from cloud.faceindex import FaceIndex
 from cloud.ingest import ArrivalProcessor, IngestWorker
@@ -21,13 +23,15 @@ from protocol.transport import BrokerUrl
 
 class Runtime:
     def __init__(
-        self, settings: Settings, store: Store, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None
+        self, settings: Settings, store: Store, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
+        commands: CommandSender | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.index = index
         self.enroller = enroller
         self.ingest = ingest
+        self.commands = commands
         self._started = False
 
     @classmethod
@@ -39,10 +43,11 @@ class Runtime:
             engine = FaceEngine.load(pack.id)
         elif engine.pack.id != pack.id:
             raise ValueError(f"the face engine runs pack {engine.pack.id}, settings say {pack.id}")
-        store = Store(settings.db_path)
+        store = Store(settings.db)
         index = FaceIndex.from_store(store, pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
-        ingest = None
+        ingest = commands = None
         if broker is not None:
+            commands = CommandSender(store.db, broker, client_id=f"{settings.client_id}-cmd")
             processor = ArrivalProcessor(
                 store, Matcher(index, store, pack), CardBuilder(store, ttl_s=settings.card_ttl_s)
             )
@@ -50,16 +55,29 @@ class Runtime:
                 processor, broker, client_id=settings.client_id, card_ttl_s=settings.card_ttl_s,
                 share_group=settings.share_group,
             )
-        return cls(settings, store, index, Enroller(engine, store, index), ingest)
+        return cls(settings, store, index, Enroller(engine, store, index), ingest, commands)
 
     def start(self) -> None:
-        """Connect the ingest worker, if there is one. Raises ConnectionError."""
-        if self.ingest is not None:
+        """Connect the ingest worker and the command sender, if there is a broker. Raises ConnectionError."""
+        if self.ingest is not None and self.commands is not None:
             self.ingest.start()
             self._started = True
+            self.commands.start()
 
     def close(self) -> None:
-        if self._started and self.ingest is not None:
+        if self._started and self.ingest is not None and self.commands is not None:
+            self.commands.stop()
             self.ingest.stop()
         self._started = False
         self.store.close()
+
+    def erase(self, member_id: str, *, actor: str) -> erasure.Erased:
+        """Erase a person, drop their faces from this process's gallery and tell every edge box."""
+        erased = erasure.erase(self.store.db, member_id, actor=actor)
+        self.after_face_removal()
+        return erased
+
+    def after_face_removal(self) -> None:
+        self.index.refresh()
+        if self.commands is not None and self._started:
+            self.commands.flush()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.facepack import DEFAULT_PACK
 
@@ -24,7 +25,7 @@ def _api_key_from_env() -> str | None:
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    db_path: Path = Field(description="the SQLite file; created on first start")
+    db: str = Field(description="a SQLite file (created on first start) or a postgresql:// URL")
     broker_url: str | None = Field(default=None, description="mqtt://host:port; None = API only")
     pack_id: str = Field(default=DEFAULT_PACK, description="the pack enrolment photos are embedded with")
     share_group: str | None = Field(
@@ -34,3 +35,8 @@ class Settings(BaseModel):
     client_id: str = Field(default_factory=lambda: f"cloud-ingest-{uuid4().hex[:12]}")
     api_key: str | None = Field(default_factory=_api_key_from_env, repr=False)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _path_or_url(cls, value: Any) -> str:
+        return str(value) if isinstance(value, Path) else value

@@ -1,20 +1,15 @@
-"""The cloud's persistent state in one SQLite file, behind a small class.
+"""Members, faces, arrivals, visits, devices and the catalogue, over the storage interface.
 
-Callers see records (dataclasses) and methods named after what the product does, never SQL, so
-that a PostgreSQL store can replace this one without touching the API or the ingest worker.
-
-One connection serves every thread, guarded by a lock: the API's worker threads and the ingest
-thread each hold it for a few milliseconds per call, far below anything a single store's door
-traffic can saturate, and a lock cannot leak connections the way per-thread ones can when
-uvicorn's thread pool recycles threads. WAL mode lets outside readers (backups, the sqlite3 shell)
-read while the service writes.
+Callers see records (dataclasses) and methods named after what the product does, never SQL. A
+member id is the id of one source record (a counter sign-up, a Tmall buyer, a POS card); OneID
+(``cloud.oneid``) links records into persons, and the person's id is its earliest record's id.
+Every read here resolves an id to its person, so a member id handed out before a merge keeps
+working after it.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,10 +17,14 @@ from typing import Literal
 from uuid import uuid4
 
 import numpy as np
-import sqlite_utils
+
+from cloud import oneid
+from cloud.db import Database, open_database
+from cloud.db.database import IntegrityError
 
 CATALOGUE = Path(__file__).with_name("catalog_sample.json")
 Gender = Literal["female", "male"]
+MEMBER_SOURCE = "member"
 
 
 class PhoneTaken(ValueError):
@@ -34,9 +33,9 @@ class PhoneTaken(ValueError):
 
 @dataclass(frozen=True)
 class Member:
-    id: str
+    id: str  # the person's id (its earliest record)
     name: str
-    phone: str
+    phone: str | None
     gender: Gender | None
     tier: str
     tags: list[str]
@@ -50,6 +49,7 @@ class StoredFace:
     id: str
     member_id: str
     vector: np.ndarray
+    n: int = 0  # insertion order, for incremental gallery refresh
 
 
 @dataclass(frozen=True)
@@ -76,75 +76,33 @@ class Product:
     is_new: bool
 
 
-def _iso(ts: datetime) -> str:
+def iso(ts: datetime) -> str:
     """UTC with fixed microseconds, so that text order is time order in SQL."""
     return ts.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+#: The person a stored member id belongs to now.
+PERSON_OF = "COALESCE(m.merged_into, m.id)"
+
+
 class Store:
-    def __init__(self, path: Path, *, catalogue: Path = CATALOGUE) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
-        self._db.enable_wal()
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        self._create_schema()
-        if not self._db["products"].count:
-            self._db["products"].insert_all(json.loads(catalogue.read_text(encoding="utf-8")))
+    def __init__(self, location: str | Path, *, catalogue: Path = CATALOGUE) -> None:
+        self.db: Database = open_database(location)
+        with self.db.transaction() as tx:
+            if not tx.scalar("SELECT COUNT(*) FROM products"):
+                products = json.loads(catalogue.read_text(encoding="utf-8"))
+                tx.executemany(
+                    "INSERT INTO products (sku, name, category, price, popularity, is_new) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [(p["sku"], p["name"], p["category"], p["price"], p["popularity"], p["is_new"]) for p in products],
+                )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _create_schema(self) -> None:
-        db = self._db
-        db["members"].create(
-            {
-                "id": str, "name": str, "phone": str, "gender": str, "tier": str, "tags": str,
-                "preferences": str, "face_consent": bool, "created": str,
-            },
-            pk="id", not_null={"name", "phone", "tier", "tags", "preferences", "face_consent", "created"},
-            if_not_exists=True,
-        )
-        db["members"].create_index(["phone"], unique=True, if_not_exists=True)
-        db["faces"].create(
-            {
-                "id": str, "member_id": str, "embedding": bytes, "embedding_space": str, "pack": str,
-                "det_score": float, "created": str,
-            },
-            pk="id", foreign_keys=[("member_id", "members", "id")],
-            not_null={"member_id", "embedding", "embedding_space", "pack", "created"},
-            if_not_exists=True,
-        )
-        db["faces"].create_index(["embedding_space"], if_not_exists=True)
-        db["arrivals"].create(
-            {"event_id": str, "brand": str, "store": str, "device": str, "camera": str, "ts": str, "received": str},
-            pk="event_id", not_null={"brand", "store", "device", "camera", "ts", "received"},
-            if_not_exists=True,
-        )
-        db["visits"].create(
-            {
-                "id": str, "brand": str, "store": str, "member_id": str, "confidence": float, "ts": str,
-                "arrival_event_id": str, "device": str, "camera": str, "card_id": str,
-            },
-            pk="id",
-            foreign_keys=[("member_id", "members", "id"), ("arrival_event_id", "arrivals", "event_id")],
-            not_null={"brand", "store", "confidence", "ts", "arrival_event_id", "device", "camera", "card_id"},
-            if_not_exists=True,
-        )
-        db["visits"].create_index(["brand", "store", "ts"], if_not_exists=True)
-        db["visits"].create_index(["member_id", "brand"], if_not_exists=True)
-        db["products"].create(
-            {"sku": str, "name": str, "category": str, "price": float, "popularity": int, "is_new": bool},
-            pk="sku", not_null={"name", "category", "price", "popularity", "is_new"},
-            if_not_exists=True,
-        )
-        db["products"].create_index(["category", "popularity"], if_not_exists=True)
+        self.db.close()
 
     # members ---------------------------------------------------------------------------------
 
@@ -158,70 +116,112 @@ class Store:
         tags: list[str],
         categories: list[str],
         face_consent: bool,
+        store: str | None = None,
     ) -> Member:
-        member = Member(
-            id=uuid4().hex, name=name, phone=phone, gender=gender, tier=tier, tags=tags,
-            categories=categories, face_consent=face_consent, created=_utcnow(),
-        )
-        row = {
-            "id": member.id, "name": name, "phone": phone, "gender": gender, "tier": tier,
-            "tags": json.dumps(tags, ensure_ascii=False),
-            "preferences": json.dumps({"categories": categories}, ensure_ascii=False),
-            "face_consent": face_consent, "created": _iso(member.created),
-        }
-        with self._lock:
+        """A counter or HQ sign-up: one record keyed by its phone, then linked by OneID."""
+        member_id, created = uuid4().hex, utcnow()
+        with self.db.transaction() as tx:
             try:
-                self._db["members"].insert(row)
-            except sqlite3.IntegrityError:
+                tx.execute(
+                    "INSERT INTO members (id, source, source_key, name, gender, tier, tags, preferences, face_consent, "
+                    "home_store, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (member_id, MEMBER_SOURCE, phone, name, gender, tier, json.dumps(tags, ensure_ascii=False),
+                     json.dumps(categories, ensure_ascii=False), face_consent, store, iso(created)),
+                )
+            except IntegrityError:
                 raise PhoneTaken(f"phone {phone} already belongs to a member") from None
-        return member
+            oneid.add_identifiers(tx, member_id, [("phone", phone)])
+            oneid.resolve_around(tx, [member_id], actor="api")
+        found = self.member(member_id)
+        assert found is not None
+        return found
+
+    def person_id(self, member_id: str) -> str | None:
+        """The person a member id belongs to now; None when unknown (or erased)."""
+        return self.db.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))
 
     def member(self, member_id: str) -> Member | None:
-        with self._lock:
-            rows = list(self._db["members"].rows_where("id = ?", [member_id]))
-        if not rows:
-            return None
-        row = rows[0]
+        with self.db.transaction() as tx:
+            head = tx.one(
+                "SELECT h.* FROM members m JOIN members h ON h.id = COALESCE(m.merged_into, m.id) WHERE m.id = ?",
+                (member_id,),
+            )
+            if head is None:
+                return None
+            cluster = tx.query(
+                "SELECT face_consent, name, gender FROM members WHERE id = ? OR merged_into = ? ORDER BY created, id",
+                (head["id"], head["id"]),
+            )
+            phone = tx.scalar(
+                "SELECT i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
+                "WHERE (m.id = ? OR m.merged_into = ?) AND i.kind = 'phone' AND i.blocked IS NULL "
+                "ORDER BY m.created, m.id, i.id LIMIT 1",
+                (head["id"], head["id"]),
+            )
         return Member(
-            id=row["id"], name=row["name"], phone=row["phone"], gender=row["gender"], tier=row["tier"],
-            tags=json.loads(row["tags"]), categories=json.loads(row["preferences"]).get("categories", []),
-            face_consent=bool(row["face_consent"]), created=datetime.fromisoformat(row["created"]),
+            id=head["id"], name=next((r["name"] for r in cluster if r["name"]), ""), phone=phone,
+            gender=next((r["gender"] for r in cluster if r["gender"]), None), tier=head["tier"],
+            tags=json.loads(head["tags"]), categories=json.loads(head["preferences"]),
+            face_consent=any(r["face_consent"] for r in cluster), created=datetime.fromisoformat(head["created"]),
         )
+
+    def set_face_consent(self, member_id: str, consent: bool) -> int:
+        """Consent is the person's: it is set on every record; withdrawing it deletes their faces."""
+        with self.db.transaction() as tx:
+            person = tx.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))
+            tx.execute("UPDATE members SET face_consent = ? WHERE id = ? OR merged_into = ?", (consent, person, person))
+            removed = 0
+            if not consent:
+                removed = tx.execute(
+                    "DELETE FROM faces WHERE member_id IN (SELECT id FROM members WHERE id = ? OR merged_into = ?)",
+                    (person, person),
+                )
+                if removed:
+                    bump_gallery_epoch(tx)
+        return removed
 
     # faces -----------------------------------------------------------------------------------
 
     def add_face(
         self, *, member_id: str, vector: np.ndarray, embedding_space: str, pack_id: str, det_score: float
     ) -> StoredFace:
-        face = StoredFace(id=uuid4().hex, member_id=member_id, vector=np.asarray(vector, dtype=np.float32))
-        with self._lock:
-            self._db["faces"].insert({
-                "id": face.id, "member_id": member_id, "embedding": face.vector.astype("<f4").tobytes(),
-                "embedding_space": embedding_space, "pack": pack_id, "det_score": det_score,
-                "created": _iso(_utcnow()),
-            })
-        return face
+        face_id, vec = uuid4().hex, np.asarray(vector, dtype=np.float32)
+        n = self.db.scalar(
+            "INSERT INTO faces (id, member_id, embedding, embedding_space, pack, det_score, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING n",
+            (face_id, member_id, vec.astype("<f4").tobytes(), embedding_space, pack_id, det_score, iso(utcnow())),
+        )
+        return StoredFace(id=face_id, member_id=self.person_id(member_id) or member_id, vector=vec, n=int(n))
 
-    def faces(self, embedding_space: str) -> list[StoredFace]:
-        """Every enrolled face comparable with vectors of ``embedding_space``."""
-        with self._lock:
-            rows = list(self._db["faces"].rows_where(
-                "embedding_space = ?", [embedding_space], select="id, member_id, embedding", order_by="rowid"
-            ))
-        return [
-            StoredFace(id=r["id"], member_id=r["member_id"], vector=np.frombuffer(r["embedding"], dtype="<f4"))
-            for r in rows
-        ]
+    def faces(self, embedding_space: str, *, after: int = 0) -> list[StoredFace]:
+        """Enrolled faces comparable with ``embedding_space``, owned by the person."""
+        rows = self.db.rows(
+            f"SELECT f.id, {PERSON_OF}, f.embedding, f.n FROM faces f JOIN members m ON m.id = f.member_id "
+            "WHERE f.embedding_space = ? AND f.n > ? ORDER BY f.n",
+            (embedding_space, after),
+        )
+        return [StoredFace(id=r[0], member_id=r[1], vector=np.frombuffer(r[2], dtype="<f4"), n=r[3]) for r in rows]
+
+    def face_owners(self, embedding_space: str) -> dict[str, str]:
+        """Face id -> the live person owning it now (no embeddings read)."""
+        return dict(self.db.rows(
+            f"SELECT f.id, {PERSON_OF} FROM faces f JOIN members m ON m.id = f.member_id "
+            "WHERE f.embedding_space = ?", (embedding_space,)))
+
+    def gallery_epoch(self) -> int:
+        """Bumped whenever faces leave or change owner (erasure, consent withdrawal, merge, split)."""
+        return int(self.db.scalar("SELECT epoch FROM gallery_state WHERE id = 1"))
 
     def face_count(self, member_id: str) -> int:
-        with self._lock:
-            return self._db["faces"].count_where("member_id = ?", [member_id])
+        return int(self.db.scalar(
+            f"SELECT COUNT(*) FROM faces f JOIN members m ON m.id = f.member_id WHERE {PERSON_OF} = ?",
+            (self.person_id(member_id),),
+        ))
 
-    # arrivals and visits ---------------------------------------------------------------------
+    # arrivals, visits, devices ----------------------------------------------------------------
 
     def has_arrival(self, event_id: str) -> bool:
-        with self._lock:
-            return bool(self._db["arrivals"].count_where("event_id = ?", [event_id]))
+        return self.db.scalar("SELECT 1 FROM arrivals WHERE event_id = ?", (event_id,)) is not None
 
     def record_visit(self, visit: Visit) -> bool:
         """Store the arrival and its visit together; False when the arrival was already stored.
@@ -229,28 +229,29 @@ class Store:
         The arrival's event id is the idempotency key: an edge box re-sending after a lost PUBACK,
         or two cloud workers receiving the same message, leave exactly one visit.
         """
-        with self._lock, self._db.atomic():
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO arrivals (event_id, brand, store, device, camera, ts, received) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [visit.arrival_event_id, visit.brand, visit.store, visit.device, visit.camera,
-                 _iso(visit.ts), _iso(_utcnow())],
+        with self.db.transaction() as tx:
+            inserted = tx.execute(
+                "INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (visit.arrival_event_id, visit.brand, visit.store, visit.device, visit.camera, iso(visit.ts),
+                 iso(utcnow())),
             )
-            if cursor.rowcount == 0:
+            if inserted == 0:
                 return False
-            self._db["visits"].insert({
-                "id": visit.id, "brand": visit.brand, "store": visit.store, "member_id": visit.member_id,
-                "confidence": visit.confidence, "ts": _iso(visit.ts), "arrival_event_id": visit.arrival_event_id,
-                "device": visit.device, "camera": visit.camera, "card_id": visit.card_id,
-            })
+            tx.execute(
+                "INSERT INTO visits (id, brand, store, member_id, confidence, ts, arrival_event_id, device, camera, "
+                "card_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (visit.id, visit.brand, visit.store, visit.member_id, visit.confidence, iso(visit.ts),
+                 visit.arrival_event_id, visit.device, visit.camera, visit.card_id),
+            )
+            self.register_device(visit.brand, visit.store, visit.device, "edge", tx=tx)
         return True
 
     def visits(self, store: str, *, limit: int, offset: int = 0) -> list[Visit]:
         """A store's visits, newest capture first."""
-        with self._lock:
-            rows = list(self._db["visits"].rows_where(
-                "store = ?", [store], order_by="ts DESC, rowid DESC", limit=limit, offset=offset
-            ))
+        rows = self.db.query(
+            "SELECT * FROM visits WHERE store = ? ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?", (store, limit, offset)
+        )
         return [
             Visit(
                 id=r["id"], brand=r["brand"], store=r["store"], member_id=r["member_id"],
@@ -262,23 +263,33 @@ class Store:
         ]
 
     def visit_count(self, member_id: str, brand: str) -> int:
-        with self._lock:
-            return self._db["visits"].count_where("member_id = ? AND brand = ?", [member_id, brand])
+        return int(self.db.scalar(
+            f"SELECT COUNT(*) FROM visits v JOIN members m ON m.id = v.member_id WHERE {PERSON_OF} = ? AND v.brand = ?",
+            (self.person_id(member_id), brand),
+        ))
+
+    def register_device(self, brand: str, store: str, device: str, role: str, *, tx=None) -> None:  # noqa: ANN001
+        """Remember an edge box, so that commands (erase) can reach every box of the brand."""
+        sql = ("INSERT INTO devices (brand, store, device, role, last_seen) VALUES (?, ?, ?, ?, ?) "
+               "ON CONFLICT (brand, store, device) DO UPDATE SET last_seen = excluded.last_seen, role = excluded.role")
+        params = (brand, store, device, role, iso(utcnow()))
+        (tx or self.db).execute(sql, params)
 
     # products --------------------------------------------------------------------------------
 
     def best_sellers(self, limit: int, *, categories: list[str] | None = None) -> list[Product]:
         """Most popular products first, optionally only those in ``categories``."""
-        where, args = None, []
+        where, args = "", []
         if categories is not None:
-            where = f"category IN ({', '.join('?' for _ in categories)})"
+            where = f"WHERE category IN ({', '.join('?' for _ in categories)})"
             args = list(categories)
-        with self._lock:
-            rows = list(self._db["products"].rows_where(
-                where, args, order_by="popularity DESC, sku", limit=limit
-            ))
+        rows = self.db.query(f"SELECT * FROM products {where} ORDER BY popularity DESC, sku LIMIT ?", (*args, limit))
         return [
             Product(sku=r["sku"], name=r["name"], category=r["category"], price=r["price"],
                     popularity=r["popularity"], is_new=bool(r["is_new"]))
             for r in rows
         ]
+
+
+def bump_gallery_epoch(tx) -> None:  # noqa: ANN001
+    tx.execute("UPDATE gallery_state SET epoch = epoch + 1 WHERE id = 1")

@@ -12,14 +12,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.api.deps import error_detail, require_api_key
-from cloud.api.routers import health, ingest, members, visits
+from cloud.api.routers import health, identity, imports, ingest, keys, members, segments, stores, tags, visits
 from cloud.runtime import Runtime
 from cloud.settings import Settings
 
 #: Multipart framing around an upload; a body larger than the upload limit plus this is refused unread.
 _FORM_OVERHEAD = 64 * 1024
+_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -40,7 +42,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         finally:
             own.close()
 
-    app = FastAPI(title="instore cloud", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="instore cloud CDP", version="0.2.0", lifespan=lifespan,
+        description="HQ API: members and their 360 profiles, the OneID identity graph, imports and quarantine, "
+        "tags, segments, stores, consent and erasure. Roles by API key (X-API-Key): hq_admin, hq_analyst "
+        "(read-only), store_manager (own store), device.",
+    )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def json_errors(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Every error is {"detail": {"code", "message"}}, also Starlette's own (404 route, 405 method)."""
+        detail = exc.detail if isinstance(exc.detail, dict) else error_detail(
+            _CODES.get(exc.status_code, "http_error"), str(exc.detail))
+        return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)
 
     @app.middleware("http")
     async def refuse_oversized_bodies(
@@ -57,6 +71,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app.include_router(health.router)
     v1 = {"prefix": "/v1", "dependencies": [Depends(require_api_key)]}
-    for module in (members, visits, ingest):
+    for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys):
         app.include_router(module.router, **v1)
     return app

@@ -1,4 +1,4 @@
-"""What every route depends on: the shared runtime, the API key, and one error shape.
+"""What every route depends on: the runtime, the caller's role, paging, and one error shape.
 
 Every error the API raises itself is ``{"detail": {"code": ..., "message": ...}}``: ``code`` is
 stable for programs, ``message`` is for people. Body validation keeps FastAPI's own 422 shape.
@@ -6,15 +6,21 @@ stable for programs, ``message`` is for people. Body validation keeps FastAPI's 
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import APIKeyHeader
 
+from cloud import profile
+from cloud.auth import Principal, Role, authenticate
 from cloud.runtime import Runtime
+from protocol.topics import TopicError, check_id
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="required when INSTORE_API_KEY is set")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False,
+    description="required once INSTORE_API_KEY is set or any key has been created",
+)
 
 
 def error_detail(code: str, message: str) -> dict[str, str]:
@@ -32,9 +38,73 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def require_api_key(runtime: RuntimeDep, given: Annotated[str | None, Depends(_api_key_header)]) -> None:
-    expected = runtime.settings.api_key
-    if expected is None:
-        return
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+def require_api_key(
+    request: Request, runtime: RuntimeDep, given: Annotated[str | None, Depends(_api_key_header)]
+) -> Principal:
+    principal = authenticate(runtime.store.db, runtime.settings.api_key, given)
+    if principal is None:
         raise api_error(status.HTTP_401_UNAUTHORIZED, "unauthorized", "missing or wrong X-API-Key header")
+    request.state.principal = principal
+    return principal
+
+
+def get_principal(request: Request) -> Principal:
+    return request.state.principal
+
+
+def allow(*roles: Role) -> Callable[..., Principal]:
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise api_error(status.HTTP_403_FORBIDDEN, "forbidden", f"a {principal.role} key may not do this")
+        return principal
+
+    return check
+
+
+READERS = ("hq_admin", "hq_analyst", "store_manager")
+Admin = Annotated[Principal, Depends(allow("hq_admin"))]
+HqReader = Annotated[Principal, Depends(allow("hq_admin", "hq_analyst"))]
+Reader = Annotated[Principal, Depends(allow(*READERS))]
+Counter = Annotated[Principal, Depends(allow("hq_admin", "store_manager"))]
+Anyone = Annotated[Principal, Depends(get_principal)]
+
+
+def valid_store(store: str) -> str:
+    try:
+        return check_id("store", store)
+    except TopicError as exc:
+        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_store", str(exc)) from None
+
+
+def check_store(principal: Principal, store: str) -> None:
+    if principal.role == "store_manager" and store != principal.store:
+        raise api_error(status.HTTP_403_FORBIDDEN, "forbidden_store", f"this key reads store {principal.store} only")
+
+
+def scoped_store(principal: Principal) -> str | None:
+    """The store a caller's reads are limited to; None for HQ."""
+    return principal.store if principal.role == "store_manager" else None
+
+
+def person_for(runtime: Runtime, principal: Principal, member_id: str) -> str:
+    """The person behind a member id, if it exists and the caller may see it."""
+    person = runtime.store.person_id(member_id)
+    if person is None:
+        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_member", f"no member {member_id}")
+    store = scoped_store(principal)
+    if store is not None and not profile.visible_to_store(runtime.store.db, person, store):
+        raise api_error(status.HTTP_403_FORBIDDEN, "forbidden_store", f"member {member_id} is not a customer of {store}")
+    return person
+
+
+class Paging:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 50,
+        offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+PagingDep = Annotated[Paging, Depends()]

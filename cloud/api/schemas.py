@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+T = TypeVar("T")
 DEFAULT_TIER = "普通会员"
 _PHONE = re.compile(r"^(?:\+86)?(1[3-9]\d{9})$")
 _NAME_PUNCTUATION = set(" ·.'-")
@@ -120,3 +121,160 @@ class ErrorDetail(BaseModel):
 
 class Error(BaseModel):
     detail: ErrorDetail
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    limit: int
+    offset: int
+    total: int | None = Field(default=None, description="all matching rows, where cheap to count")
+
+
+class ConsentChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    face: bool
+
+
+class ErasureOut(BaseModel):
+    person_id: str
+    records: int
+    faces: int
+    identifiers: int
+    orders_anonymised: int = Field(description="orders kept for totals, no longer linked to anyone")
+    commands: int = Field(description="erase commands queued for edge boxes")
+
+
+class MemberRow(BaseModel):
+    id: str
+    name: str | None
+    lifecycle: str | None = None
+    value_tier: str | None = None
+    ltv: float | None = None
+    orders: int | None = None
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    a: str
+    b: str
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class SplitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class ResolutionOut(BaseModel):
+    records: int
+    links: int
+    rejected: int
+    changed_persons: int
+    seconds: float
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hard: bool
+    priority: int = Field(ge=0, le=999)
+    max_per_person: int = Field(ge=0, le=1000)
+    max_share: int = Field(ge=2, le=100_000, description="more records sharing one value link nobody")
+    enabled: bool = True
+
+
+class RuleOut(RuleIn):
+    kind: str
+
+
+class BlockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=30)] = Field(description="'*' = any kind")
+    pattern: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(description="a regular expression")
+    reason: Label
+
+
+class SegmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    condition: dict
+
+
+class SegmentQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    condition: dict
+    as_of: datetime | None = Field(default=None, description="evaluate windows as of this time (default now)")
+
+
+class SegmentOut(BaseModel):
+    id: str
+    name: str
+    condition: dict
+    created: datetime
+    created_by: str
+
+
+class CountOut(BaseModel):
+    count: int
+    groups: dict[str, int] | None = Field(default=None, description="A/B group sizes, when a salt is given")
+
+
+class TagRuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label
+    value: Label = "true"
+    condition: dict
+
+
+class TagCount(BaseModel):
+    tag: str
+    value: str
+    source: str
+    persons: int
+
+
+class StoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    brand: str
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    city: str | None = None
+
+
+class StoreOut(StoreIn):
+    created: datetime
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label
+    role: Literal["hq_admin", "hq_analyst", "store_manager", "device"]
+    store: str | None = None
+
+
+class KeyCreated(BaseModel):
+    id: str
+    key: str = Field(description="shown once; only its hash is stored")
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    role: str
+    store: str | None
+    created: datetime
+    revoked_at: datetime | None
+
+
+class Whoami(BaseModel):
+    role: str
+    store: str | None

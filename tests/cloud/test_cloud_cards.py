@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +11,6 @@ from cloud.matching import Match
 from cloud.store import Store
 from protocol.embedding import Embedding
 from protocol.messages import Arrival, FaceQuality, new_id, now
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "cloud.db")
-    yield db
-    db.close()
 
 
 def _arrival() -> Arrival:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,13 +25,6 @@ def _towards(a: np.ndarray, b: np.ndarray, cos: float) -> np.ndarray:
     ortho = b - (b @ a) * a
     ortho /= np.linalg.norm(ortho)
     return cos * a + np.sqrt(1 - cos**2) * ortho
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "cloud.db")
-    yield db
-    db.close()
 
 
 def _member(store: Store, phone: str, *, consent: bool = True) -> str:

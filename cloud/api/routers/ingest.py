@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
-from cloud.api.deps import RuntimeDep
+from cloud.api.deps import HqReader, RuntimeDep
 from cloud.api.schemas import IngestStats
 from cloud.ingest import IngestCounts
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/ingest", tags=["ingest"])
 
 
 @router.get("/stats", response_model=IngestStats)
-def stats(runtime: RuntimeDep) -> IngestStats:
+def stats(runtime: RuntimeDep, principal: HqReader) -> IngestStats:
     worker = runtime.ingest
     if worker is None:
         return IngestStats(enabled=False, connected=False, backlog=0, **asdict(IngestCounts()))

@@ -1,22 +1,29 @@
-"""Members: create, read, and enrol a face photo.
+"""Members: sign up, list, read, the 360 profile, face enrolment, consent and erasure.
 
 Enrolment is the only way a face enters the gallery, so it is where consent is enforced: a
-member without face consent is refused before the photo is even decoded.
+member without face consent is refused before the photo is even decoded. Withdrawing consent
+deletes the person's faces and tells every edge box to forget them, like an erasure does.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, UploadFile, status
+from fastapi import APIRouter, File, Query, UploadFile, status
 
-from cloud.api.deps import RuntimeDep, api_error
-from cloud.api.schemas import Consent, Error, FaceEnrolled, MemberCreate, MemberCreated, MemberOut
+from cloud import erasure, profile, tags
+from cloud.api.deps import Admin, Counter, PagingDep, Reader, RuntimeDep, api_error, person_for, scoped_store
+from cloud.api.schemas import (
+    Consent, ConsentChange, ErasureOut, Error, FaceEnrolled, MemberCreate, MemberCreated, MemberOut, MemberRow, Page,
+)
 from cloud.enrol import EnrolError
+from cloud.segments import Condition, count, page
 from cloud.store import PhoneTaken
 
 router = APIRouter(prefix="/members", tags=["members"])
 
+Lifecycle = Literal[tags.LIFECYCLE_STAGES]  # type: ignore[valid-type]
 _ENROL_STATUS = {"unknown_member": status.HTTP_404_NOT_FOUND, "no_consent": status.HTTP_409_CONFLICT}
 
 
@@ -24,28 +31,47 @@ _ENROL_STATUS = {"unknown_member": status.HTTP_404_NOT_FOUND, "no_consent": stat
     "", status_code=status.HTTP_201_CREATED, response_model=MemberCreated,
     responses={409: {"model": Error, "description": "the phone belongs to another member"}},
 )
-def create_member(body: MemberCreate, runtime: RuntimeDep) -> MemberCreated:
+def create_member(body: MemberCreate, runtime: RuntimeDep, principal: Counter) -> MemberCreated:
     try:
         member = runtime.store.add_member(
             name=body.name, phone=body.phone, gender=body.gender, tier=body.tier, tags=body.tags,
-            categories=body.preferences, face_consent=body.consent.face,
+            categories=body.preferences, face_consent=body.consent.face, store=scoped_store(principal),
         )
     except PhoneTaken as exc:
         raise api_error(status.HTTP_409_CONFLICT, "phone_taken", str(exc)) from None
+    if body.tags:
+        tags.refresh(runtime.store.db, [member.id])
     return MemberCreated(id=member.id)
 
 
-@router.get("/{member_id}", response_model=MemberOut, responses={404: {"model": Error}})
-def get_member(member_id: str, runtime: RuntimeDep) -> MemberOut:
+@router.get("", response_model=Page[MemberRow])
+def list_members(runtime: RuntimeDep, principal: Reader, paging: PagingDep,
+                 lifecycle: Annotated[Lifecycle | None, Query()] = None) -> Page[MemberRow]:
+    """Persons (not records), optionally of one lifecycle stage; a store manager sees their store's."""
+    condition = Condition.of({"lifecycle": [lifecycle]}) if lifecycle else None
+    store = scoped_store(principal)
+    rows = page(runtime.store.db, condition, limit=paging.limit, offset=paging.offset, store=store)
+    return Page(items=[MemberRow(**r) for r in rows], limit=paging.limit, offset=paging.offset,
+                total=count(runtime.store.db, condition, store=store))
+
+
+@router.get("/{member_id}", response_model=MemberOut, responses={404: {"model": Error}, 403: {"model": Error}})
+def get_member(member_id: str, runtime: RuntimeDep, principal: Reader) -> MemberOut:
+    person_for(runtime, principal, member_id)
     member = runtime.store.member(member_id)
-    if member is None:
-        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_member", f"no member {member_id}")
+    assert member is not None
     return MemberOut(
-        id=member.id, name=member.name, phone=member.phone, gender=member.gender, tier=member.tier,
+        id=member.id, name=member.name, phone=member.phone or "", gender=member.gender, tier=member.tier,
         tags=member.tags, preferences=member.categories,
         consent=Consent(face=member.face_consent), faces=runtime.store.face_count(member.id),
         created=member.created,
     )
+
+
+@router.get("/{member_id}/profile", responses={404: {"model": Error}, 403: {"model": Error}})
+def get_profile(member_id: str, runtime: RuntimeDep, principal: Reader) -> dict:
+    """The 360 view: identities, consent, stores, channels, orders, visits, computed stats and tags."""
+    return profile.profile(runtime.store.db, person_for(runtime, principal, member_id))
 
 
 @router.post(
@@ -59,7 +85,10 @@ def enrol_face(
     member_id: str,
     image: Annotated[UploadFile, File(description="a photo with exactly one clear face")],
     runtime: RuntimeDep,
+    principal: Counter,
 ) -> FaceEnrolled:
+    if principal.role == "store_manager":
+        person_for(runtime, principal, member_id)
     limit = runtime.settings.max_upload_bytes
     photo = image.file.read(limit + 1)
     if len(photo) > limit:
@@ -70,3 +99,23 @@ def enrol_face(
         code = _ENROL_STATUS.get(exc.code, status.HTTP_422_UNPROCESSABLE_CONTENT)
         raise api_error(code, exc.code, exc.message) from None
     return FaceEnrolled(face_id=enrolled.face_id, det_score=enrolled.det_score, face_px=enrolled.face_px)
+
+
+@router.put("/{member_id}/consent", response_model=Consent, responses={404: {"model": Error}})
+def set_consent(member_id: str, body: ConsentChange, runtime: RuntimeDep, principal: Counter) -> Consent:
+    person = person_for(runtime, principal, member_id)
+    if runtime.store.set_face_consent(person, body.face) or not body.face:
+        with runtime.store.db.transaction() as tx:
+            erasure.queue_erase(tx, profile.records_of(runtime.store.db, person), reason="consent_withdrawn")
+        runtime.after_face_removal()
+    return Consent(face=body.face)
+
+
+@router.delete("/{member_id}", response_model=ErasureOut, responses={404: {"model": Error}})
+def erase_member(member_id: str, runtime: RuntimeDep, principal: Admin) -> ErasureOut:
+    """Erase the person: faces, identifiers and personal fields; orders stay as anonymous totals."""
+    try:
+        erased = runtime.erase(member_id, actor=principal.name)
+    except erasure.UnknownMember as exc:
+        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_member", str(exc)) from None
+    return ErasureOut(**asdict(erased))

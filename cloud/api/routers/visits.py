@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query
 
-from cloud.api.deps import RuntimeDep, api_error
+from cloud.api.deps import Reader, RuntimeDep, check_store, valid_store
 from cloud.api.schemas import VisitOut
-from protocol.topics import TopicError, check_id
 
 router = APIRouter(prefix="/stores", tags=["visits"])
 
@@ -17,13 +16,12 @@ router = APIRouter(prefix="/stores", tags=["visits"])
 def list_visits(
     store: Annotated[str, Path(description="store id, as in the MQTT topics")],
     runtime: RuntimeDep,
+    principal: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[VisitOut]:
-    try:
-        check_id("store", store)
-    except TopicError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_store", str(exc)) from None
+    valid_store(store)
+    check_store(principal, store)
     return [
         VisitOut(
             visit_id=v.id, member_id=v.member_id, confidence=v.confidence, ts=v.ts, device=v.device,

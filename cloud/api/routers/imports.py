@@ -1,0 +1,57 @@
+"""Bulk import of channel exports, and their quarantine."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, UploadFile, status
+
+from cloud.api.deps import Admin, HqReader, PagingDep, RuntimeDep, api_error
+from cloud.api.schemas import Error, Page
+from cloud.ingestion.canonical import Channel
+from cloud.ingestion.cleaning import QuarantineReason
+from cloud.ingestion.importer import import_text
+
+router = APIRouter(prefix="/imports", tags=["imports"])
+
+#: A channel export is text; larger files go through ``instore cloud import`` on the server.
+MAX_IMPORT_BYTES = 200 * 1024 * 1024
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={413: {"model": Error}, 422: {"model": Error}})
+def upload(channel: Annotated[Channel, Query()], file: Annotated[UploadFile, File()], runtime: RuntimeDep,
+           principal: Admin) -> dict:
+    """Import one export file; the answer is its data-quality report (bad rows are quarantined)."""
+    data = file.file.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise api_error(status.HTTP_413_CONTENT_TOO_LARGE, "too_large", f"imports are limited to {MAX_IMPORT_BYTES} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "not_utf8", f"the file is not UTF-8: {exc}") from None
+    report = import_text(runtime.store.db, channel, text, source=file.filename or "upload", actor=principal.name)
+    return report.as_dict()
+
+
+@router.get("", response_model=Page[dict])
+def list_imports(runtime: RuntimeDep, principal: HqReader, paging: PagingDep) -> Page[dict]:
+    rows = runtime.store.db.query("SELECT * FROM imports ORDER BY id DESC LIMIT ? OFFSET ?",
+                                  (paging.limit, paging.offset))
+    for row in rows:
+        row["report"] = json.loads(row["report"]) if row["report"] else None
+    return Page(items=rows, limit=paging.limit, offset=paging.offset)
+
+
+@router.get("/{import_id}/quarantine", response_model=Page[dict])
+def quarantine(import_id: int, runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
+               reason: Annotated[QuarantineReason | None, Query()] = None) -> Page[dict]:
+    where, args = "WHERE import_id = ?", [import_id]
+    if reason:
+        where, args = where + " AND reason = ?", [*args, reason]
+    rows = runtime.store.db.query(f"SELECT * FROM quarantine {where} ORDER BY row_no LIMIT ? OFFSET ?",
+                                  (*args, paging.limit, paging.offset))
+    for row in rows:
+        row["raw"] = json.loads(row["raw"])
+    total = runtime.store.db.scalar(f"SELECT COUNT(*) FROM quarantine {where}", args)
+    return Page(items=rows, limit=paging.limit, offset=paging.offset, total=total)

@@ -1,0 +1,84 @@
+"""Erasing a person: faces, identifiers and personal fields go; anonymised order totals stay.
+
+Everything happens in one transaction: the person's records and everything that names them are
+deleted, their orders and order lines are re-keyed to a fresh anonymous id (so revenue by store,
+channel and category still adds up, and nothing links the money back to anyone), visits keep
+their count but lose the member. The gallery epoch is bumped so every process drops the faces,
+and an erase command for every edge box of the brand is put in the outbox in the same
+transaction, so a crash cannot erase the cloud copy and forget the boxes' caches.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from cloud.db import Database, Tx
+from cloud.store import bump_gallery_epoch, iso, utcnow
+from protocol.commands import ERASE, EraseCommand
+from protocol.messages import new_id
+
+_CHUNK = 500
+
+
+class UnknownMember(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Erased:
+    person_id: str
+    records: int
+    faces: int
+    identifiers: int
+    orders_anonymised: int
+    commands: int
+
+
+def _in(ids: list[str]) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+def erase(db: Database, member_id: str, *, actor: str) -> Erased:
+    with db.transaction() as tx:
+        person = tx.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member_id,))
+        if person is None:
+            raise UnknownMember(f"no member {member_id}")
+        records = [r[0] for r in tx.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (person, person))]
+        anonymous = f"anon-{new_id()}"
+        counts = {"faces": 0, "identifiers": 0, "orders": 0}
+        for start in range(0, len(records), _CHUNK):
+            chunk = records[start:start + _CHUNK]
+            marks = _in(chunk)
+            counts["faces"] += tx.execute(f"DELETE FROM faces WHERE member_id IN ({marks})", chunk)
+            counts["identifiers"] += tx.execute(f"DELETE FROM identifiers WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM sightings WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM links WHERE a IN ({marks}) OR b IN ({marks})", (*chunk, *chunk))
+            tx.execute(f"DELETE FROM cannot_link WHERE a IN ({marks}) OR b IN ({marks})", (*chunk, *chunk))
+            tx.execute(f"DELETE FROM person_stats WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM person_tags WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"UPDATE visits SET member_id = NULL WHERE member_id IN ({marks})", chunk)
+            counts["orders"] += tx.execute(f"UPDATE orders SET member_id = ? WHERE member_id IN ({marks})",
+                                           (anonymous, *chunk))
+            tx.execute(f"UPDATE order_lines SET member_id = ? WHERE member_id IN ({marks})", (anonymous, *chunk))
+            tx.execute(f"UPDATE members SET merged_into = NULL WHERE id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM members WHERE id IN ({marks})", chunk)
+        bump_gallery_epoch(tx)
+        tx.execute("INSERT INTO audit (ts, actor, action, person_id, detail) VALUES (?, ?, 'erase', ?, ?)",
+                   (iso(utcnow()), actor, person, json.dumps({"records": len(records), **counts})))
+        commands = queue_erase(tx, records, reason="erasure")
+    return Erased(person, len(records), counts["faces"], counts["identifiers"], counts["orders"], commands)
+
+
+def queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "consent_withdrawn"]) -> int:
+    """An erase command per known edge box, into the outbox the command sender publishes from."""
+    devices = tx.rows("SELECT brand, store, device FROM devices WHERE role = 'edge' ORDER BY brand, store, device")
+    now = utcnow()
+    rows = []
+    for brand, store, device in devices:
+        command = EraseCommand(command_id=new_id(), brand=brand, store=store, device=device,
+                               member_ids=member_ids[:1000], reason=reason, ts=now)
+        rows.append((command.command_id, brand, store, device, ERASE, command.model_dump_json(), iso(now)))
+    tx.copy("commands", ("id", "brand", "store", "device", "name", "payload", "created"), rows)
+    return len(rows)

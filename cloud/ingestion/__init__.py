@@ -1,0 +1,1 @@
+"""Channel exports into canonical members and orders: adapters, cleaning, quarantine, import."""

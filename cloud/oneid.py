@@ -1,0 +1,460 @@
+"""OneID: source records linked into persons by hard identifiers, explainably and reversibly.
+
+Every source record (a counter sign-up, a Tmall buyer, a POS card holder) is a row of ``members``
+with its identifiers. Hard identifiers (phone, unionid, member card, platform buyer ids) link
+records that share a value; soft ones (face, device MAC) never link anything, they only attach
+sightings. Each candidate link is stored with the rule (identifier kind, priority) that made it
+and its outcome, so a person can be explained, split and replayed:
+
+* rules are applied in priority order; a link that would give a person more values of a kind than
+  the rule allows (two member cards) is rejected, so the stronger evidence wins;
+* a value on the blocklist (empty, masked ``138****1234``, placeholders such as ``00000000000``)
+  or shared by more records than the rule's ``max_share`` links nobody: that is what stops one
+  shared phone or device from swallowing thousands of customers into a super-cluster;
+* a split stores a cannot-link pair, honoured by every later resolution; a manual merge stores a
+  manual link.
+
+Resolution is union-find over the candidate links. It runs on the components touched by new
+records (incremental, at every import and sign-up) or over everything (``rebuild``, after a rule
+change: replay). A person's id is its earliest record's id; the other records point at it with
+``merged_into``, so no id handed out ever dangles and a split simply clears the pointer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from uuid import uuid4
+
+from cloud.db import Database, Tx
+from cloud.db.database import POSTGRES
+
+_ONEID_LOCK = 0x1D5C1
+MANUAL_PRIORITY = 1000
+_CHUNK = 500
+
+
+class IdentityError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    hard: bool
+    priority: int
+    max_per_person: int
+    max_share: int
+    enabled: bool
+
+
+@dataclass
+class Resolution:
+    records: int = 0
+    links: int = 0
+    rejected: int = 0
+    changed_persons: set[str] = field(default_factory=set)
+    seconds: float = 0.0
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def rules(tx: Tx | Database) -> dict[str, Rule]:
+    return {
+        r["kind"]: Rule(r["kind"], bool(r["hard"]), r["priority"], r["max_per_person"], r["max_share"], bool(r["enabled"]))
+        for r in tx.query("SELECT * FROM link_rules")
+    }
+
+
+def set_rule(tx: Tx, rule: Rule) -> None:
+    tx.execute(
+        "INSERT INTO link_rules (kind, hard, priority, max_per_person, max_share, enabled) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (kind) DO UPDATE SET hard = excluded.hard, priority = excluded.priority, "
+        "max_per_person = excluded.max_per_person, max_share = excluded.max_share, enabled = excluded.enabled",
+        (rule.kind, rule.hard, rule.priority, rule.max_per_person, rule.max_share, rule.enabled),
+    )
+
+
+class Blocklist:
+    """Values that identify nobody; patterns are regular expressions per kind (``*`` = any kind)."""
+
+    def __init__(self, entries: Iterable[tuple[str, str, str]]) -> None:
+        self._entries = [(kind, re.compile(pattern, re.IGNORECASE), reason) for kind, pattern, reason in entries]
+
+    @classmethod
+    def load(cls, tx: Tx | Database) -> "Blocklist":
+        return cls(tx.rows("SELECT kind, pattern, reason FROM blocklist ORDER BY id"))
+
+    def reason(self, kind: str, value: str) -> str | None:
+        for entry_kind, pattern, reason in self._entries:
+            if entry_kind in ("*", kind) and pattern.search(value):
+                return reason
+        return None
+
+
+def add_identifiers(
+    tx: Tx, member_id: str, pairs: Iterable[tuple[str, str]], *, blocklist: Blocklist | None = None
+) -> None:
+    blocklist = blocklist or Blocklist.load(tx)
+    now = _now()
+    tx.executemany(
+        "INSERT INTO identifiers (member_id, kind, value, blocked, created) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [(member_id, kind, value, blocklist.reason(kind, value), now) for kind, value in pairs],
+    )
+
+
+def _lock(tx: Tx) -> None:
+    """Identity writes are serialised across processes: two imports must not race one cluster."""
+    if tx.dialect is POSTGRES:
+        tx.execute("SELECT pg_advisory_xact_lock(?)", (_ONEID_LOCK,))
+
+
+def _in(ids: Sequence[str]) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
+
+
+def resolve_around(tx: Tx, member_ids: Sequence[str], *, actor: str) -> Resolution:
+    """Incremental: re-resolve the persons of these records and of every record sharing a value."""
+    _lock(tx)
+    active = rules(tx)
+    hard = [k for k, r in active.items() if r.hard and r.enabled]
+    if not hard or not member_ids:
+        return Resolution()
+    persons: set[str] = set()
+    for chunk in _chunks(list(member_ids)):
+        persons.update(r[0] for r in tx.rows(
+            f"SELECT COALESCE(merged_into, id) FROM members WHERE id IN ({_in(chunk)})", chunk))
+        shared = tx.rows(
+            f"SELECT i.kind, i.value FROM identifiers i WHERE i.member_id IN ({_in(chunk)}) AND i.blocked IS NULL "
+            f"AND i.kind IN ({_in(hard)})", (*chunk, *hard))
+        for kind, value in shared:
+            neighbours = tx.rows(
+                "SELECT COALESCE(m.merged_into, m.id) FROM identifiers i JOIN members m ON m.id = i.member_id "
+                "WHERE i.kind = ? AND i.value = ? AND i.blocked IS NULL LIMIT ?",
+                (kind, value, active[kind].max_share + 1))
+            if len(neighbours) <= active[kind].max_share:
+                persons.update(r[0] for r in neighbours)
+    return _resolve_persons(tx, sorted(persons), actor=actor, active=active)
+
+
+def _cluster_records(tx: Tx, persons: Sequence[str]) -> list[str]:
+    records: list[str] = []
+    for chunk in _chunks(list(persons)):
+        records += [r[0] for r in tx.rows(
+            f"SELECT id FROM members WHERE id IN ({_in(chunk)}) OR merged_into IN ({_in(chunk)})",
+            (*chunk, *chunk))]
+    return records
+
+
+def _resolve_persons(tx: Tx, persons: Sequence[str], *, actor: str, active: dict[str, Rule]) -> Resolution:
+    return _resolve(tx, _cluster_records(tx, persons), actor=actor, active=active)
+
+
+def rebuild(db: Database, *, actor: str) -> Resolution:
+    """Replay: re-resolve everything, after re-checking identifiers if the blocklist changed.
+
+    Identifiers are checked against the blocklist when they arrive, so only a blocklist change
+    (``add_block``) makes the full re-check necessary.
+    """
+    with db.transaction() as tx:
+        _lock(tx)
+        if tx.scalar("SELECT value FROM settings WHERE key = 'blocklist_changed'"):
+            reclassify(tx)
+            tx.execute("DELETE FROM settings WHERE key = 'blocklist_changed'")
+        return _resolve(tx, None, actor=actor, active=rules(tx))
+
+
+def reclassify(tx: Tx) -> int:
+    """Apply the current blocklist to every stored identifier; the number of flags changed."""
+    blocklist = Blocklist.load(tx)
+    changes = [
+        (reason, row_id)
+        for row_id, kind, value, blocked in tx.rows("SELECT id, kind, value, blocked FROM identifiers")
+        if (reason := blocklist.reason(kind, value)) != blocked
+    ]
+    tx.executemany("UPDATE identifiers SET blocked = ? WHERE id = ?", changes)
+    return len(changes)
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while x != root:
+            parent[x], x = root, parent.get(x, x)
+        return root
+
+
+def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str, Rule]) -> Resolution:
+    """Union-find over the candidate links among ``records`` (None = every record)."""
+    started = time.perf_counter()
+    limited = {k for k, r in active.items() if r.hard and r.enabled and r.max_per_person > 0}
+    hard = {k for k, r in active.items() if r.hard and r.enabled}
+    scope = None if records is None else set(records)
+    if scope is not None and not scope:
+        return Resolution()
+
+    # 1. identifier rows of records that share a hard value with another record
+    if scope is None:
+        rows = tx.rows(
+            "SELECT i.kind, i.value, i.member_id, m.created FROM identifiers i "
+            "JOIN (SELECT kind, value FROM identifiers WHERE blocked IS NULL GROUP BY kind, value "
+            "      HAVING COUNT(*) > 1) g ON g.kind = i.kind AND g.value = i.value "
+            "JOIN members m ON m.id = i.member_id WHERE i.blocked IS NULL "
+            "ORDER BY i.kind, i.value, m.created, m.id")
+        order_rows = rows
+    else:
+        order_rows = []
+        for chunk in _chunks(sorted(scope)):
+            order_rows += tx.rows(
+                f"SELECT i.kind, i.value, i.member_id, m.created FROM identifiers i JOIN members m ON m.id = i.member_id "
+                f"WHERE i.member_id IN ({_in(chunk)}) AND i.blocked IS NULL", chunk)
+        order_rows.sort(key=lambda r: (r[0], r[1], r[3], r[2]))
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for kind, value, member_id, created in order_rows:
+        if kind in hard:
+            groups[(kind, value)].append((created, member_id))
+
+    # 2. candidate links: each group's earliest record to every other, strongest rule first
+    manual = tx.rows("SELECT a, b FROM links WHERE rule = 'manual' AND status = 'active'")
+    candidates: list[tuple[int, str, str, str, str, str]] = []  # priority, kind, value, a, b, rule
+    too_common: list[tuple[str, str, str, str]] = []
+    for (kind, value), members in groups.items():
+        if len(members) < 2:
+            continue
+        first = members[0][1]
+        if len(members) > active[kind].max_share:
+            too_common += [(kind, value, first, m) for _, m in members[1:]]
+            continue
+        candidates += [(active[kind].priority, kind, value, first, m, kind) for _, m in members[1:]]
+    for a, b in manual:
+        if scope is None or (a in scope and b in scope):
+            candidates.append((MANUAL_PRIORITY, "manual", "", a, b, "manual"))
+    candidates.sort(key=lambda c: -c[0])
+
+    involved = {c[3] for c in candidates} | {c[4] for c in candidates}
+    values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    if scope is not None:
+        for kind, value, member_id, _ in order_rows:
+            if kind in limited and member_id in involved:
+                values[member_id][kind].add(value)
+    elif involved and limited:
+        # records in a shared group may also hold unshared values of a limited kind
+        for member_id, kind, value in tx.rows(
+            f"SELECT member_id, kind, value FROM identifiers WHERE blocked IS NULL AND kind IN ({_in(sorted(limited))})",
+            sorted(limited),
+        ):
+            if kind in limited and member_id in involved:
+                values[member_id][kind].add(value)
+    created_of = {member_id: created for _, _, member_id, created in order_rows}
+    missing = sorted(involved - created_of.keys())
+    for chunk in _chunks(missing):
+        created_of.update(tx.rows(f"SELECT id, created FROM members WHERE id IN ({_in(chunk)})", chunk))
+
+    blocked_pairs: dict[str, set[str]] = defaultdict(set)
+    for a, b in tx.rows("SELECT a, b FROM cannot_link"):
+        if a in involved and b in involved:
+            blocked_pairs[a].add(b)
+            blocked_pairs[b].add(a)
+
+    # 3. union-find with per-person limits and cannot-link pairs
+    uf = _UnionFind()
+    members_of: dict[str, list[str]] = {}
+    outcome: list[tuple[str, str, str, str, str, int, str, str | None]] = []
+    for priority, kind, value, a, b, rule in candidates:
+        ra, rb = uf.find(a), uf.find(b)
+        reason = None
+        if ra != rb:
+            ma, mb = members_of.get(ra, [ra]), members_of.get(rb, [rb])
+            if any(x in blocked_pairs and blocked_pairs[x] & set(mb) for x in ma):
+                reason = "cannot_link"
+            else:
+                va, vb = values[ra], values[rb]
+                for limited_kind in limited:
+                    merged = va.get(limited_kind, set()) | vb.get(limited_kind, set())
+                    if len(merged) > active[limited_kind].max_per_person:
+                        reason = f"limit:{limited_kind}"
+                        break
+            if reason is None:
+                big, small = (ra, rb) if len(ma) >= len(mb) else (rb, ra)
+                uf.parent[small] = big
+                members_of[big] = ma + mb
+                members_of.pop(small, None)
+                for k, vals in values.pop(small, {}).items():
+                    values[big][k] |= vals
+        outcome.append((a, b, kind, value, rule, priority, "active" if reason is None else "rejected", reason))
+    outcome += [(a, b, k, v, k, active[k].priority, "rejected", "value_too_common") for k, v, a, b in too_common]
+
+    # 4. each component's person is its earliest record
+    new_head: dict[str, str] = {}
+    for root, members in members_of.items():
+        head = min(members, key=lambda m: (created_of.get(m, ""), m))
+        for m in members:
+            if m != head:
+                new_head[m] = head
+    if scope is None:
+        old_head = dict(tx.rows("SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL"))
+    else:
+        old_head = {}
+        for chunk in _chunks(sorted(scope)):
+            old_head.update(tx.rows(
+                f"SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL AND id IN ({_in(chunk)})", chunk))
+    changes = [(new_head.get(m), m) for m in set(old_head) | set(new_head) if old_head.get(m) != new_head.get(m)]
+    tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
+
+    # 5. the links that explain it, replacing the previous rule links of this scope
+    if scope is None:
+        tx.execute("DELETE FROM links WHERE status <> 'split' AND rule <> 'manual'")
+    else:
+        for chunk in _chunks(sorted(scope)):
+            tx.execute(f"DELETE FROM links WHERE status <> 'split' AND rule <> 'manual' AND a IN ({_in(chunk)})", chunk)
+    now = _now()
+    tx.copy("links", ("a", "b", "kind", "value", "rule", "priority", "status", "reason", "created", "actor"),
+            ((a, b, k, v, rule, p, st, reason, now, actor) for a, b, k, v, rule, p, st, reason in outcome
+             if rule != "manual"))
+    for a, b, _, _, rule, _, st, reason in outcome:
+        if rule == "manual":
+            tx.execute("UPDATE links SET status = ?, reason = ? WHERE rule = 'manual' AND a = ? AND b = ? "
+                       "AND status <> 'split'", (st, reason, a, b))
+
+    # 6. audit what changed, and let face galleries re-read owners
+    changed = _audit_changes(tx, old_head, new_head, actor, now)
+    if changed:
+        tx.execute("UPDATE gallery_state SET epoch = epoch + 1 WHERE id = 1")
+    accepted = sum(1 for o in outcome if o[6] == "active")
+    return Resolution(
+        records=len(scope) if scope is not None else int(tx.scalar("SELECT COUNT(*) FROM members")),
+        links=accepted, rejected=len(outcome) - accepted, changed_persons=changed,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _audit_changes(tx: Tx, old: dict[str, str], new: dict[str, str], actor: str, now: str) -> set[str]:
+    merged: dict[str, set[str]] = defaultdict(set)
+    split: dict[str, set[str]] = defaultdict(set)
+    for record in set(old) | set(new):
+        before, after = old.get(record, record), new.get(record, record)
+        if before == after:
+            continue
+        if after != record:
+            merged[after].add(before)
+        if before != record:
+            split[before].add(record)
+    rows = [(now, actor, "merge", person, json.dumps({"absorbed": sorted(ids - {person})}))
+            for person, ids in merged.items() if ids - {person}]
+    rows += [(now, actor, "split", person, json.dumps({"records": sorted(ids)})) for person, ids in split.items()]
+    tx.copy("audit", ("ts", "actor", "action", "person_id", "detail"), rows)
+    return set(merged) | set(split) | {r for ids in merged.values() for r in ids}
+
+
+# operator actions ------------------------------------------------------------------------------
+
+
+def split_link(db: Database, link_id: int, *, actor: str, reason: str) -> Resolution:
+    """Undo a merge: these two records are not the same person, now and in every replay."""
+    with db.transaction() as tx:
+        _lock(tx)
+        link = tx.one("SELECT * FROM links WHERE id = ?", (link_id,))
+        if link is None:
+            raise IdentityError("unknown_link", f"no link {link_id}")
+        if link["status"] != "active":
+            raise IdentityError("not_active", f"link {link_id} is {link['status']}, not active")
+        tx.execute("UPDATE links SET status = 'split', reason = ?, actor = ? WHERE id = ?", (reason, actor, link_id))
+        tx.execute("INSERT INTO cannot_link (a, b, created, actor) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                   (link["a"], link["b"], _now(), actor))
+        tx.execute("INSERT INTO audit (ts, actor, action, person_id, detail) VALUES (?, ?, 'split_link', ?, ?)",
+                   (_now(), actor, _person(tx, link["a"]), json.dumps({"link": link_id, "reason": reason,
+                                                                       "a": link["a"], "b": link["b"]})))
+        persons = {_person(tx, link["a"]), _person(tx, link["b"])}
+        return _resolve_persons(tx, sorted(p for p in persons if p), actor=actor, active=rules(tx))
+
+
+def merge(db: Database, a: str, b: str, *, actor: str, reason: str) -> Resolution:
+    """A manual link, as strong as any rule; refused when it breaks a per-person limit."""
+    with db.transaction() as tx:
+        _lock(tx)
+        pa, pb = _person(tx, a), _person(tx, b)
+        if pa is None or pb is None:
+            raise IdentityError("unknown_member", f"no live member {a if pa is None else b}")
+        if pa == pb:
+            raise IdentityError("already_merged", f"{a} and {b} are already one person")
+        tx.execute("DELETE FROM cannot_link WHERE (a = ? AND b = ?) OR (a = ? AND b = ?)", (a, b, b, a))
+        tx.execute("INSERT INTO links (a, b, kind, value, rule, priority, status, reason, created, actor) "
+                   "VALUES (?, ?, 'manual', '', 'manual', ?, 'active', ?, ?, ?)",
+                   (a, b, MANUAL_PRIORITY, reason, _now(), actor))
+        result = _resolve_persons(tx, [pa, pb], actor=actor, active=rules(tx))
+        if _person(tx, a) != _person(tx, b):
+            why = tx.scalar("SELECT reason FROM links WHERE rule = 'manual' AND a = ? AND b = ? ORDER BY id DESC",
+                            (a, b))
+            raise IdentityError("merge_refused", f"{a} and {b} cannot be one person: {why}")
+        return result
+
+
+def _person(tx: Tx, member_id: str) -> str | None:
+    return tx.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member_id,))
+
+
+def graph(db: Database, person: str) -> dict:
+    """The person's records, identifiers, links (accepted, rejected, split) and soft sightings."""
+    with db.transaction() as tx:
+        records = tx.query(
+            "SELECT id, source, source_key, name, created FROM members WHERE id = ? OR merged_into = ? "
+            "ORDER BY created, id", (person, person))
+        ids = [r["id"] for r in records]
+        identifiers, links, sightings = [], [], []
+        for chunk in _chunks(ids):
+            identifiers += tx.query(
+                f"SELECT member_id, kind, value, blocked FROM identifiers WHERE member_id IN ({_in(chunk)}) "
+                "ORDER BY member_id, kind, value", chunk)
+            links += tx.query(
+                f"SELECT id, a, b, kind, value, rule, priority, status, reason, created, actor FROM links "
+                f"WHERE a IN ({_in(chunk)}) OR b IN ({_in(chunk)}) ORDER BY id", (*chunk, *chunk))
+            sightings += tx.query(
+                f"SELECT member_id, kind, value, score, store, ts FROM sightings WHERE member_id IN ({_in(chunk)}) "
+                "ORDER BY ts DESC LIMIT 100", chunk)
+    return {"person_id": person, "records": records, "identifiers": identifiers, "links": links,
+            "sightings": sightings}
+
+
+def add_sighting(db: Database, member_id: str, *, kind: str, value: str, score: float, store: str | None,
+                 ts: datetime) -> None:
+    """Soft evidence (a face match, a device MAC hash seen in store): attached, never merging."""
+    with db.transaction() as tx:
+        if rules(tx).get(kind, Rule(kind, False, 0, 0, 0, True)).hard:
+            raise IdentityError("hard_identifier", f"{kind} is a hard identifier, not a sighting")
+        tx.execute("INSERT INTO sightings (member_id, kind, value, score, store, ts) VALUES (?, ?, ?, ?, ?, ?)",
+                   (member_id, kind, value, score, store, ts.astimezone(timezone.utc).isoformat()))
+
+
+def new_record_id() -> str:
+    return uuid4().hex
+
+
+def add_block(db: Database, kind: str, pattern: str, reason: str) -> None:
+    """Block values matching ``pattern`` for ``kind`` (``*`` = all); applies to everyone at the next rebuild."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise IdentityError("bad_pattern", f"not a regular expression: {exc}") from None
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO blocklist (kind, pattern, reason) VALUES (?, ?, ?)", (kind, pattern, reason))
+        tx.execute("INSERT INTO settings (key, value) VALUES ('blocklist_changed', '1') ON CONFLICT (key) DO NOTHING")
