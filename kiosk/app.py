@@ -36,6 +36,8 @@ class Options:
     height: int
     screenshot: Path | None = None
     exit_after_s: float | None = None
+    assistants: tuple[str, ...] = ()
+    store_name: str | None = None
 
 
 def print_event(event: dict) -> None:
@@ -83,7 +85,8 @@ def run(options: Options) -> int:
         log.warning("no CJK font found (tried %s); Chinese text will not render", ", ".join(theme.CJK_FAMILIES))
 
     portrait = options.height > options.width
-    window = GuideScreen(options.store, options.screen, columns=2 if portrait else 4, rows=4 if portrait else 2)
+    window = GuideScreen(options.store, options.screen, columns=2 if portrait else 4, rows=4 if portrait else 2,
+                         assistants=options.assistants, store_name=options.store_name)
     window.resize(options.width, options.height)
     feed = CardFeed(options.url, options.brand, options.store, options.screen)
     feed.card_received.connect(window.show_card)

@@ -1,9 +1,13 @@
-"""One member's card on the guide screen: who arrived, how to serve them, and two big buttons.
+"""One member's card on the guide screen: who arrived, how to serve them, and the actions.
 
 Read top to bottom in the order an assistant needs it: how to address the member and how sure
 the match is, tier and history, tags, what to recommend and why, then what to say. The buttons
-are large enough for gloved fingers; "不是本人" (not this person) takes the card away at once,
-because showing the wrong member's profile is the worst error this screen can make.
+are large enough for gloved fingers. The first one walks through the service in order: claim
+(when the screen has assistants configured: which of them takes this member), greeted, served;
+"成交" records a sale with its amount at any point; "不是本人" (not this person) takes the card
+away at once, because showing the wrong member's profile is the worst error this screen can
+make; the round ✕ dismisses a card nobody will act on. Every action becomes one ``Feedback``,
+carrying the claiming assistant so the cloud can credit the right person.
 """
 
 from __future__ import annotations
@@ -41,17 +45,31 @@ def _label(text: str, name: str) -> QLabel:
     return label
 
 
+def amount_text(amount: float) -> str:
+    return f"¥{amount:,.0f}" if amount == int(amount) else f"¥{amount:,.2f}"
+
+
 class CardView(QFrame):
-    """The widget for one member card; ``feedback`` carries (card, action) to the feed."""
+    """The widget for one member card.
 
-    feedback = Signal(object, str)
+    ``feedback`` carries (card, action, assistant, amount) to the feed; claiming and selling need
+    an answer first, so they emit ``claim_requested`` / ``sale_requested`` and the screen calls
+    ``claim`` or ``sell`` once the assistant has picked a name or typed the amount.
+    """
 
-    def __init__(self, card: GuideCard, parent: QWidget | None = None) -> None:
+    feedback = Signal(object, str, object, object)
+    claim_requested = Signal(object)  # this view
+    sale_requested = Signal(object)
+
+    def __init__(self, card: GuideCard, parent: QWidget | None = None, *, claimable: bool = False) -> None:
         super().__init__(parent)
         if card.member is None:
             raise ValueError("visitor cards are counted, never drawn")
         self.card = card
+        self.assistant: str | None = None
+        self.sold_amount: float | None = None
         member = card.member
+        self.addressed_as = member.title or member.name
         self.setObjectName("card")
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
 
@@ -67,7 +85,7 @@ class CardView(QFrame):
         if card.script:
             layout.addWidget(ElidedLabel(f"话术：{card.script}", "script", max_lines=3))
         layout.addStretch(1)  # buttons stay at the bottom edge, where thumbs expect them
-        layout.addLayout(self._buttons())
+        layout.addLayout(self._buttons(claimable))
 
     def _top(self, title: str, confidence: float) -> QHBoxLayout:
         """Title on the left; match confidence and how long ago they came in on the right."""
@@ -81,6 +99,9 @@ class CardView(QFrame):
             label.setAlignment(Qt.AlignmentFlag.AlignRight)
             right.addWidget(label)
         row.addLayout(right)
+        self.dismiss_button = self._button("✕", "dismiss", "dismissed")
+        self.dismiss_button.setObjectName("dismissButton")
+        row.addWidget(self.dismiss_button, 0, Qt.AlignmentFlag.AlignTop)
         return row
 
     def _identity(self, member: MemberSummary) -> QHBoxLayout:
@@ -88,6 +109,9 @@ class CardView(QFrame):
         row.setSpacing(12)
         row.addWidget(_label(member.tier, "tier"))
         row.addWidget(ElidedLabel(f"{member.name} · {visits_text(member)}", "memberName"), 1)
+        self.claimed_by = _label("", "claimedBy")
+        self.claimed_by.hide()
+        row.addWidget(self.claimed_by)
         return row
 
     def _recommendation(self, reco: Recommendation) -> QWidget:
@@ -103,13 +127,22 @@ class CardView(QFrame):
         column.addWidget(ElidedLabel(reco.reason, "recoReason"))
         return box
 
-    def _buttons(self) -> QHBoxLayout:
+    def _buttons(self, claimable: bool) -> QHBoxLayout:
+        """[next service step] [成交] [不是本人]; the step slot shows one button at a time."""
         row = QHBoxLayout()
         row.setSpacing(12)
+        self.claim_button = self._button("认领", "primary", "claimed")
         self.greet_button = self._button("已接待", "primary", "greeted")
+        self.serve_button = self._button("服务完成", "primary", "served")
+        self.sell_button = self._button("成交", "sale", "sold")
         self.reject_button = self._button("不是本人", "secondary", "not_this_person")
-        row.addWidget(self.greet_button, 3)
+        for button in (self.claim_button, self.greet_button, self.serve_button):
+            row.addWidget(button, 3)
+        row.addWidget(self.sell_button, 2)
         row.addWidget(self.reject_button, 2)
+        self.claim_button.setVisible(claimable)
+        self.greet_button.setVisible(not claimable)
+        self.serve_button.hide()
         return row
 
     def _button(self, text: str, role: str, action: str) -> QPushButton:
@@ -121,12 +154,43 @@ class CardView(QFrame):
         return button
 
     def _act(self, action: str) -> None:
-        if action == "greeted":
-            self.greet_button.setText("已接待 ✓")
-            self.greet_button.setEnabled(False)
-            self.setProperty("greeted", True)
-            restyle(self)
-        self.feedback.emit(self.card, action)
+        if action == "claimed":
+            self.claim_requested.emit(self)
+        elif action == "sold":
+            self.sale_requested.emit(self)
+        else:
+            if action == "greeted":
+                self._advance(self.greet_button, self.serve_button, "greeted")
+            elif action == "served":
+                self.serve_button.setText("已服务 ✓")
+                self.serve_button.setEnabled(False)
+            self._send(action)
+
+    def claim(self, assistant: str) -> None:
+        """The assistant picked on the screen takes this member; later actions carry the name."""
+        self.assistant = assistant
+        self.claimed_by.setText(f"导购 {assistant}")
+        self.claimed_by.show()
+        self._advance(self.claim_button, self.greet_button, "claimed")
+        self._send("claimed")
+
+    def sell(self, amount: float) -> None:
+        self.sold_amount = amount
+        self.sell_button.setText(f"已成交 {amount_text(amount)}")
+        self.sell_button.setEnabled(False)
+        self.setProperty("sold", True)
+        restyle(self)
+        self._send("sold", amount)
+
+    def _advance(self, done: QPushButton, following: QPushButton, state: str) -> None:
+        done.setEnabled(False)
+        done.hide()
+        following.show()
+        self.setProperty(state, True)
+        restyle(self)
+
+    def _send(self, action: str, amount: float | None = None) -> None:
+        self.feedback.emit(self.card, action, self.assistant, amount)
 
     def set_newest(self, newest: bool) -> None:
         self.setProperty("newest", newest)

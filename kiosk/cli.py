@@ -16,6 +16,9 @@ from protocol import topics
 from protocol.transport import BrokerUrl, BrokerUrlError
 
 _SIZE = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+#: The claim pick list is one screen of big buttons, three to a row.
+MAX_ASSISTANTS = 12
+MAX_ASSISTANT_NAME = 12
 
 
 def _broker(value: str) -> str:
@@ -40,6 +43,24 @@ def _size(value: str) -> str:
     if not _SIZE.match(value):
         raise typer.BadParameter(f"{value!r} must be WIDTHxHEIGHT, e.g. 1920x1080 or 1080x1920")
     return value
+
+
+def _assistants(values: list[str] | None) -> list[str]:
+    names = [value.strip() for value in values or []]
+    for name in names:
+        if not 1 <= len(name) <= MAX_ASSISTANT_NAME:
+            raise typer.BadParameter(f"assistant name {name!r} must be 1-{MAX_ASSISTANT_NAME} characters")
+    if len(set(names)) != len(names):
+        raise typer.BadParameter("an assistant is listed twice")
+    if len(names) > MAX_ASSISTANTS:
+        raise typer.BadParameter(f"at most {MAX_ASSISTANTS} assistants fit the pick list")
+    return names
+
+
+def _store_name(value: str | None) -> str | None:
+    if value is not None and not 1 <= len(value.strip()) <= 40:
+        raise typer.BadParameter("the store name must be 1-40 characters")
+    return value.strip() if value else None
 
 
 def _optional_store(value: str | None) -> str | None:
@@ -70,6 +91,13 @@ def main(
         Path | None,
         typer.Option("--bundle", help="install bundle (instore provision bundle): brand, store, screen and TLS broker"),
     ] = None,
+    store_name: Annotated[
+        str | None, typer.Option("--store-name", help="shown in the header, e.g. 上海静安嘉里中心店", callback=_store_name)
+    ] = None,
+    assistant: Annotated[
+        list[str] | None,
+        typer.Option("--assistant", help="an assistant who can claim members here; repeat for each", callback=_assistants),
+    ] = None,
 ) -> None:
     """Show arriving members to the shop assistants; print a JSON line per card shown."""
     from kiosk.app import Options, run
@@ -96,6 +124,8 @@ def main(
             height=height,
             screenshot=screenshot,
             exit_after_s=exit_after,
+            assistants=tuple(assistant or ()),
+            store_name=store_name,
         )
     )
     if code:

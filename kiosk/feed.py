@@ -38,6 +38,7 @@ class FeedStats:
     received: int = 0
     rejected: int = 0
     for_other_screen: int = 0
+    feedback_sent: int = 0
 
 
 class CardFeed(QObject):
@@ -56,6 +57,10 @@ class CardFeed(QObject):
         self.brand, self.store, self.screen = brand, store, screen
         self.stats = FeedStats()
         self.connected = False
+        # Message ids of feedback sent and of those the broker acknowledged (set.add is atomic, so
+        # the paho thread and the UI thread need no lock; pruning tolerates a late ack).
+        self._sent_mids: set[int] = set()
+        self._acked_mids: set[int] = set()
         self._device = device_id(screen)
         self._state_topic = topics.device_state(brand, store, self._device)
         self._cards_topic = topics.guide_cards_of_store(brand, store)
@@ -67,6 +72,7 @@ class CardFeed(QObject):
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_publish = lambda client, userdata, mid, *_: self._acked_mids.add(mid)
 
     def start(self) -> None:
         """Begin connecting in the background and return at once.
@@ -83,14 +89,25 @@ class CardFeed(QObject):
 
     def stop(self) -> None:
         """Say goodbye: a retained "offline" (a clean disconnect does not fire the Last Will)."""
+        unsent = self.unacknowledged_feedback()
+        if unsent:
+            log.warning("%d feedback messages not yet acknowledged by the broker are lost", unsent)
         if self.connected:
             info = transport.publish(self._client, self._state_topic, self._state("offline"), retain=True)
             info.wait_for_publish(GOODBYE_TIMEOUT_S)
         self.connected = False  # so the disconnect below is not logged as a lost broker
         transport.stop(self._client)
 
-    def send_feedback(self, card: GuideCard, action: FeedbackAction) -> None:
-        """Tell the cloud what the assistant did with a card; paho queues it while offline."""
+    def send_feedback(
+        self, card: GuideCard, action: FeedbackAction, assistant: str | None = None, amount: float | None = None
+    ) -> None:
+        """Tell the cloud what the assistant did with a card.
+
+        QoS 1: while the broker is unreachable paho keeps the message in this process's memory
+        and sends it after the reconnect, in order. A screen that is switched off while offline
+        loses what it had queued; that is accepted for a screen (the sale itself is recorded by
+        the till), and the log says how many were waiting.
+        """
         feedback = Feedback(
             feedback_id=new_id(),
             card_id=card.card_id,
@@ -99,11 +116,26 @@ class CardFeed(QObject):
             store=self.store,
             screen=self.screen,
             action=action,
+            assistant=assistant,
+            amount=amount,
             ts=now(),
         )
         topic = topics.guide_feedback(self.brand, self.store, self.screen)
-        transport.publish(self._client, topic, feedback, qos=1)
-        log.info("feedback %s on card %s", action, card.card_id)
+        self._sent_mids.add(transport.publish(self._client, topic, feedback, qos=1).mid)
+        self.stats.feedback_sent += 1
+        waiting = self.unacknowledged_feedback()
+        if self.connected:
+            log.info("feedback %s on card %s", action, card.card_id)
+        else:
+            log.warning("feedback %s on card %s queued until the broker is back (%d waiting)",
+                        action, card.card_id, waiting)
+
+    def unacknowledged_feedback(self) -> int:
+        """Feedback messages the broker has not acknowledged yet (queued while offline, or in flight)."""
+        done = self._sent_mids & self._acked_mids
+        self._sent_mids -= done
+        self._acked_mids -= done
+        return len(self._sent_mids)
 
     def _state(self, state: str) -> DeviceState:
         return DeviceState(

@@ -2,7 +2,8 @@
 of member cards, newest arrival first.
 
 The window draws what ``Board`` decides; it adds only what needs Qt: timers for the clock and for
-taking cards off when they expire, the offline banner, and the ``card_shown`` signal that carries
+taking cards off when they expire, the offline banner, the touch overlays that ask which
+assistant claims a member and what the sale came to, and the ``card_shown`` signal that carries
 the door-to-screen latency the moment a card is put on screen.
 """
 
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedWidget, 
 
 from kiosk.board import Board, Outcome
 from kiosk.card_view import CardView
+from kiosk.overlay import AmountKeypad, AssistantPicker
 from kiosk.theme import restyle
 from protocol.messages import GuideCard
 
@@ -40,9 +42,21 @@ class GuideScreen(QWidget):
     """The whole screen. Feed it cards with ``show_card`` and connectivity with ``set_connected``."""
 
     card_shown = Signal(object, float)  # GuideCard, door-to-screen milliseconds
-    feedback = Signal(object, str)  # GuideCard, FeedbackAction
+    feedback = Signal(object, str, object, object)  # GuideCard, FeedbackAction, assistant, amount
 
-    def __init__(self, store: str, screen: str, *, columns: int, rows: int) -> None:
+    #: Actions after which the card leaves the screen at once.
+    REMOVING = ("not_this_person", "dismissed")
+
+    def __init__(
+        self,
+        store: str,
+        screen: str,
+        *,
+        columns: int,
+        rows: int,
+        assistants: tuple[str, ...] = (),
+        store_name: str | None = None,
+    ) -> None:
         super().__init__()
         self.setObjectName("guideScreen")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
@@ -55,7 +69,7 @@ class GuideScreen(QWidget):
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.setSpacing(0)
-        root.addWidget(self._header(store, screen))
+        root.addWidget(self._header(store_name or f"门店 {store}", screen))
 
         self.banner = _label("", "offlineBanner")
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -74,6 +88,12 @@ class GuideScreen(QWidget):
         self.body.addWidget(grid_page)
         root.addWidget(self.body, 1)
 
+        self.assistants = assistants
+        self.picker = AssistantPicker(self, list(assistants))
+        self.picker.chosen.connect(lambda view, name: view.claim(name))
+        self.keypad = AmountKeypad(self)
+        self.keypad.entered.connect(lambda view, amount: view.sell(amount))
+
         self._expiry = QTimer(self)
         self._expiry.setSingleShot(True)
         self._expiry.setTimerType(Qt.TimerType.PreciseTimer)
@@ -84,7 +104,7 @@ class GuideScreen(QWidget):
         self.set_connected(False)
         self._tick()
 
-    def _header(self, store: str, screen: str) -> QWidget:
+    def _header(self, store_name: str, screen: str) -> QWidget:
         header = QWidget()
         header.setObjectName("header")
         header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
@@ -93,7 +113,7 @@ class GuideScreen(QWidget):
 
         who = QVBoxLayout()
         who.setSpacing(2)
-        who.addWidget(_label(f"门店 {store}", "storeName"))
+        who.addWidget(_label(store_name, "storeName"))
         who.addWidget(_label(f"会员到店导购屏 · {screen}", "screenRole"))
         row.addLayout(who)
         row.addStretch(1)
@@ -162,14 +182,20 @@ class GuideScreen(QWidget):
         for card_id, view in list(self.views.items()):
             self.grid.removeWidget(view)
             if card_id not in wanted:
+                for overlay in (self.picker, self.keypad):
+                    if overlay.view is view:  # the member left the screen: nothing to answer any more
+                        overlay.close_overlay()
                 del self.views[card_id]
+                view.hide()  # gone now, not at the next deferred-delete pass
                 view.deleteLater()
         now = utcnow()
         for index, card in enumerate(self.board.cards):
             view = self.views.get(card.card_id)
             if view is None:
-                view = CardView(card)
+                view = CardView(card, claimable=bool(self.assistants))
                 view.feedback.connect(self._on_feedback)
+                view.claim_requested.connect(self.picker.ask)
+                view.sale_requested.connect(self.keypad.ask)
                 view.refresh(now)
                 self.views[card.card_id] = view
             view.set_newest(index == 0)
@@ -186,11 +212,16 @@ class GuideScreen(QWidget):
         soonest = min(card.expires_at for card in self.board.cards)
         self._expiry.start(max(0, int((soonest - utcnow()).total_seconds() * 1000)) + EXPIRY_SLACK_MS)
 
-    def _on_feedback(self, card: GuideCard, action: str) -> None:
-        if action == "not_this_person":
+    def _on_feedback(self, card: GuideCard, action: str, assistant: str | None, amount: float | None) -> None:
+        if action in self.REMOVING:
             self.board.remove(card.card_id)
             self._layout_cards()
-        self.feedback.emit(card, action)
+        self.feedback.emit(card, action, assistant, amount)
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt API)
+        super().resizeEvent(event)
+        for overlay in (self.picker, self.keypad):
+            overlay.setGeometry(self.rect())
 
     def _expire(self) -> None:
         for card in self.board.expire(utcnow()):

@@ -82,7 +82,6 @@ def stylesheet() -> str:
 
     #card {{ background: {SURFACE}; border: 2px solid {SURFACE_RAISED}; border-radius: 18px; }}
     #card[newest="true"] {{ border: 3px solid {ACCENT}; }}
-    #card[greeted="true"] {{ border: 3px solid {GOOD}; }}
     #memberTitle {{ font-size: 40px; font-weight: bold; }}
     #memberName {{ font-size: 20px; color: {MUTED}; }}
     #tier {{
@@ -109,4 +108,34 @@ def stylesheet() -> str:
     #cardButton:pressed {{ background: #33415F; }}
     #cardButton[role="primary"] {{ background: {ACCENT}; color: #1A1200; border: none; }}
     #cardButton[role="primary"]:disabled {{ background: #143D27; color: {GOOD}; }}
+    #cardButton[role="sale"] {{ background: #12324A; color: #7CC4FF; border: 2px solid #2A5E85; }}
+    #cardButton[role="sale"]:disabled {{ background: {GOOD}; color: #062412; border: none; }}
+    #card[claimed="true"] {{ border: 3px solid #7CC4FF; }}
+    #card[greeted="true"] {{ border: 3px solid {GOOD}; }}
+    #card[sold="true"] {{ border: 3px solid {GOOD}; background: #13261E; }}
+    #dismissButton {{
+        font-size: 24px; font-weight: bold; min-width: 52px; max-width: 52px; min-height: 52px; max-height: 52px;
+        border-radius: 26px; background: {SURFACE_RAISED}; color: {MUTED}; border: 2px solid #3A4A6B;
+    }}
+    #dismissButton:pressed {{ background: #33415F; }}
+    #claimedBy {{
+        font-size: 20px; font-weight: bold; color: #0B1A2A; background: #7CC4FF;
+        border-radius: 6px; padding: 2px 10px;
+    }}
+
+    #overlay {{ background: rgba(5, 8, 14, 210); }}
+    #overlayPanel {{ background: {SURFACE}; border: 3px solid {ACCENT}; border-radius: 24px; min-width: 620px; }}
+    #overlayTitle {{ font-size: 36px; font-weight: bold; }}
+    #amountDisplay {{
+        font-size: 64px; font-weight: bold; color: {ACCENT}; background: {BACKGROUND};
+        border-radius: 12px; padding: 8px 24px; min-height: 96px;
+    }}
+    #pickButton, #keyButton, #overlayButton {{
+        font-size: 34px; font-weight: bold; min-height: 96px; min-width: 180px; border-radius: 16px;
+        background: {SURFACE_RAISED}; color: {TEXT}; border: 2px solid #3A4A6B;
+    }}
+    #keyButton {{ font-size: 44px; }}
+    #pickButton:pressed, #keyButton:pressed, #overlayButton:pressed {{ background: #33415F; }}
+    #overlayButton[role="primary"] {{ background: {ACCENT}; color: #1A1200; border: none; }}
+    #overlayButton[role="primary"]:disabled {{ background: #3A3320; color: #7A6A40; }}
     """

@@ -13,6 +13,7 @@ import typer
 
 from cloud.cli import app as cloud_app
 from edge.cli import app as edge_app
+from kiosk.esl.cli import app as esl_app
 from kiosk.cli import main as kiosk_main
 from provisioning.demo import demo
 from provisioning.models import app as models_app
@@ -23,6 +24,7 @@ app.add_typer(cloud_app, name="cloud", help="The cloud CDP: API and ingest.")
 app.add_typer(edge_app, name="edge", help="The in-store edge box: cameras to arrivals.")
 app.add_typer(models_app, name="models", help="Face model packs: list, verify, install.")
 app.add_typer(provision_app, name="provision", help="Certificates, device registry, install bundles, broker ACLs.")
+app.add_typer(esl_app, name="esl", help="E-shelf labels: the in-store gateway to an OpenEPaperLink AP.")
 app.command("kiosk", help="The guide big-screen of one store.")(kiosk_main)
 app.command("demo", help="A whole store on one machine: broker, cloud, edge and guide screen.")(demo)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import count
 
@@ -16,6 +16,8 @@ from protocol import transport
 from protocol.messages import GuideCard, MemberSummary, Recommendation, new_id
 
 BRAND = "demo"
+#: What the header shows in the tests' screenshots (docs/ uses them).
+STORE_NAME = "上海静安嘉里中心店"
 
 MEMBERS = [
     (
@@ -158,3 +160,55 @@ def publisher(mosquitto) -> Iterator:
     yield client
     transport.stop(client)
 
+
+
+@dataclass
+class Running:
+    """A guide screen and its feed, wired as ``kiosk.app`` wires them, with what they emitted."""
+
+    screen: object  # GuideScreen (Qt is imported only once the qapp fixture ran)
+    feed: object  # CardFeed
+    shown: list = field(default_factory=list)  # (card, door_to_screen_ms)
+    subscribed: list = field(default_factory=list)
+
+    def shown_ids(self) -> set[str]:
+        return {card.card_id for card, _ in self.shown}
+
+
+@pytest.fixture
+def start_kiosk(qapp, mosquitto, store, wait_until):
+    """Starts an in-process guide screen on the real broker; torn down on the GUI thread."""
+    import shiboken6
+
+    from kiosk.feed import CardFeed
+    from kiosk.screen import GuideScreen
+
+    started: list[Running] = []
+
+    def start(
+        *, assistants: tuple[str, ...] = (), size: tuple[int, int] = (1920, 1080), url: str | None = None
+    ) -> Running:
+        portrait = size[1] > size[0]
+        screen = GuideScreen(store, "main", columns=2 if portrait else 4, rows=4 if portrait else 2,
+                             assistants=assistants, store_name=STORE_NAME)
+        screen.resize(*size)
+        feed = CardFeed(transport.BrokerUrl.parse(url or mosquitto.url), BRAND, store, "main")
+        running = Running(screen, feed)
+        feed.card_received.connect(screen.show_card)
+        feed.connection_changed.connect(screen.set_connected)
+        feed.subscribed.connect(lambda: running.subscribed.append(True))
+        screen.feedback.connect(feed.send_feedback)
+        screen.card_shown.connect(lambda card, ms: running.shown.append((card, ms)))
+        screen.show()
+        feed.start()
+        started.append(running)
+        wait_until(lambda: running.subscribed, what="the card subscription")
+        return running
+
+    yield start
+    for running in started:
+        running.feed.stop()
+        # Delete the Qt objects here, on the GUI thread: left to Python's cyclic GC they could be
+        # destroyed on whichever thread happens to trigger a collection, e.g. a paho network thread.
+        shiboken6.delete(running.feed)
+        shiboken6.delete(running.screen)

@@ -84,7 +84,8 @@ def test_cards_are_printed_and_the_screen_saved(mosquitto, publisher, cards, sto
     screenshot = artifacts / "kiosk_guide_screen.png"
     screenshot.unlink(missing_ok=True)
     states = States(mosquitto.url, store)
-    kiosk = Kiosk("--store", store, "--broker", mosquitto.url, "--screenshot", str(screenshot))
+    kiosk = Kiosk("--store", store, "--broker", mosquitto.url, "--screenshot", str(screenshot),
+                  "--store-name", "上海静安嘉里中心店", "--assistant", "小李", "--assistant", "阿芳")
     try:
         kiosk.wait_ready()
         states.wait_for("online")
@@ -113,13 +114,13 @@ def test_portrait_screen_exits_by_itself(mosquitto, publisher, cards, store, art
     screenshot = artifacts / "kiosk_guide_screen_portrait.png"
     screenshot.unlink(missing_ok=True)
     states = States(mosquitto.url, store)
-    kiosk = Kiosk("--store", store, "--broker", mosquitto.url, "--size", "1080x1920",
+    kiosk = Kiosk("--store", store, "--broker", mosquitto.url, "--size", "1080x1920", "--store-name", "上海静安嘉里中心店",
                   "--exit-after", "2", "--screenshot", str(screenshot))
     try:
         kiosk.wait_ready()
-        for i in range(3):
+        for i in range(5):
             transport.publish(publisher, topics.guide_card(BRAND, store), cards.member(i)).wait_for_publish(5)
-        kiosk.events(3)
+        kiosk.events(5)
         kiosk.proc.wait(timeout=10)
     finally:
         code, stderr = kiosk.stop()
@@ -148,6 +149,7 @@ def test_a_crashed_screen_is_reported_offline_by_its_last_will(mosquitto, store)
         (["--store", "s1", "--broker", "mqtt://127.0.0.1:1883?protocol=4"], "--broker"),
         (["--store", "s/1"], "--store"),
         (["--store", "s1", "--size", "big"], "--size"),
+        (["--store", "s1", "--assistant", "小李", "--assistant", "小李"], "--assistant"),
     ],
 )
 def test_bad_options_are_usage_errors(args, complaint):

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
 
 import pytest
 import shiboken6
 
 from kiosk.card_view import CardView
 from kiosk.elided import ElidedLabel
-from kiosk.feed import CardFeed
-from kiosk.screen import GuideScreen
 from kiosk.tags import TagStrip
 from protocol import topics, transport
 from protocol.codec import decode, encode
@@ -22,37 +19,9 @@ from protocol.messages import Feedback
 BRAND = "demo"
 
 
-@dataclass
-class Running:
-    screen: GuideScreen
-    feed: CardFeed
-    shown: list = field(default_factory=list)  # (card, door_to_screen_ms)
-    subscribed: list = field(default_factory=list)
-
-    def shown_ids(self) -> set[str]:
-        return {card.card_id for card, _ in self.shown}
-
-
 @pytest.fixture
-def kiosk(qapp, mosquitto, store, wait_until):
-    screen = GuideScreen(store, "main", columns=4, rows=2)
-    screen.resize(1920, 1080)
-    feed = CardFeed(transport.BrokerUrl.parse(mosquitto.url), BRAND, store, "main")
-    running = Running(screen, feed)
-    feed.card_received.connect(screen.show_card)
-    feed.connection_changed.connect(screen.set_connected)
-    feed.subscribed.connect(lambda: running.subscribed.append(True))
-    screen.feedback.connect(feed.send_feedback)
-    screen.card_shown.connect(lambda card, ms: running.shown.append((card, ms)))
-    screen.show()
-    feed.start()
-    wait_until(lambda: running.subscribed, what="the card subscription")
-    yield running
-    feed.stop()
-    # Delete the Qt objects here, on the GUI thread: left to Python's cyclic GC they could be
-    # destroyed on whichever thread happens to trigger a collection, e.g. a paho network thread.
-    shiboken6.delete(feed)
-    shiboken6.delete(screen)
+def kiosk(start_kiosk):
+    return start_kiosk()
 
 
 def publish(client, store: str, payload, screen: str = topics.ALL_SCREENS) -> None:

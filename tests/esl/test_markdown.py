@@ -1,0 +1,82 @@
+"""Perishables markdown: never under the floor, never more changes a day than allowed, only
+downwards, and less waste than fixed prices on seeded demand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from cloud.esl.markdown import Perishable, markdown_badge, plan, price_ladder
+from cloud.esl.simulate import simulate
+
+MILK = Perishable(sku="F-2001", list_price=19.8, floor_price=9.9, stock=80, sales_rate=12, days_to_expiry=4,
+                  elasticity=2.0, max_changes_per_day=2)
+
+products = st.builds(
+    lambda price, floor, stock, rate, days, elasticity, changes, step: Perishable(
+        sku="P1", list_price=price, floor_price=min(price, round(price * floor, 2)), stock=stock, sales_rate=rate,
+        days_to_expiry=days, elasticity=elasticity, max_changes_per_day=changes, step=step,
+    ),
+    st.floats(1.0, 500.0), st.floats(0.05, 1.0), st.integers(0, 150), st.floats(0.5, 40.0),
+    st.integers(1, 6), st.floats(0.0, 4.0), st.integers(0, 4), st.sampled_from([0.05, 0.1, 0.2]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(product=products, seed=st.integers(0, 2**31))
+def test_never_below_the_floor_never_up_and_within_the_daily_change_limit(product, seed):
+    policy = plan(product)
+    assert all(product.floor_price <= p <= product.list_price for p in policy.ladder)
+    assert policy.ladder == sorted(policy.ladder, reverse=True)
+    outcome = simulate(product, policy, np.random.default_rng(seed))
+    assert min(outcome.prices) >= product.floor_price
+    assert all(b <= a for a, b in zip(outcome.prices, outcome.prices[1:]))  # markdowns only
+    assert max(outcome.changes_per_day) <= product.max_changes_per_day
+    assert 0 <= outcome.wasted <= product.stock
+
+
+def test_markdown_wastes_less_than_fixed_prices_on_seeded_demand():
+    wasted = {"markdown": 0, "fixed": 0}
+    revenue = {"markdown": 0.0, "fixed": 0.0}
+    policy = plan(MILK)
+    for seed in range(200):
+        for name, chosen in (("markdown", policy), ("fixed", None)):
+            outcome = simulate(MILK, chosen, np.random.default_rng(seed))
+            wasted[name] += outcome.wasted
+            revenue[name] += outcome.revenue
+    assert wasted["markdown"] < 0.5 * wasted["fixed"]
+    assert revenue["markdown"] > revenue["fixed"]
+
+
+def test_the_policy_reacts_to_the_stock_actually_left():
+    policy = plan(MILK)
+    assert policy.price(6, MILK.list_price, 2) == MILK.list_price  # nearly sold out: no discount needed
+    assert policy.price(6, MILK.list_price, 60) < MILK.list_price  # far too much left: mark down
+    assert policy.price(6, 13.9, 2) == 13.9  # never back up once marked down
+
+
+def test_no_changes_allowed_means_the_list_price_until_expiry():
+    product = MILK.model_copy(update={"max_changes_per_day": 0})
+    outcome = simulate(product, plan(product), np.random.default_rng(1))
+    assert set(outcome.prices) == {MILK.list_price}
+
+
+def test_ladder_rounds_to_the_jiao_and_ends_at_the_floor():
+    assert price_ladder(MILK) == [19.8, 17.9, 15.9, 13.9, 11.9, 9.9]
+    assert price_ladder(MILK.model_copy(update={"floor_price": 12.5})) == [19.8, 17.9, 15.9, 13.9, 12.5]
+
+
+def test_expected_schedule_and_badge():
+    schedule = plan(MILK).expected_schedule()
+    assert len(schedule) == MILK.days_to_expiry * MILK.periods_per_day
+    assert schedule[0].expected_stock == MILK.stock
+    assert markdown_badge(19.8, 13.9) == "临期7折"
+    assert markdown_badge(19.8, 19.8) is None
+
+
+def test_a_floor_above_the_list_price_is_refused():
+    with pytest.raises(ValidationError, match="floor_price"):
+        Perishable(sku="x", list_price=10, floor_price=12, stock=1, sales_rate=1, days_to_expiry=1)
