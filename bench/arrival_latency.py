@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.edge_throughput import pack_id  # noqa: E402
 from bench.replay import people_walking  # noqa: E402
 from edge.outbox import Outbox  # noqa: E402
-from edge.pipeline import FacePipeline, Placement  # noqa: E402
+from edge.pipeline import FacePipeline  # noqa: E402
+from edge.placement import Placement  # noqa: E402
 from edge.publisher import Publisher  # noqa: E402
 from edge.sources import Frame  # noqa: E402
 from edge.state import StateFile  # noqa: E402

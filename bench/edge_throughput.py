@@ -24,7 +24,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.replay import people_walking  # noqa: E402
-from edge.pipeline import FacePipeline, Placement  # noqa: E402
+from edge.pipeline import FacePipeline  # noqa: E402
+from edge.placement import Placement  # noqa: E402
 from edge.sources import Frame  # noqa: E402
 from edge.state import StateFile  # noqa: E402
 from edge.visits import VisitRegistry  # noqa: E402

@@ -32,7 +32,8 @@ from protocol.wifi import WifiFootfall, device_key  # noqa: E402
 
 from edge.wifi.background import Background  # noqa: E402
 from edge.wifi.calibration import calibrate  # noqa: E402
-from edge.wifi.engine import Placement, WifiEngine  # noqa: E402
+from edge.placement import Placement  # noqa: E402
+from edge.wifi.engine import WifiEngine  # noqa: E402
 from edge.wifi.frames import ProbeParser  # noqa: E402
 from edge.wifi.keys import DeviceKeyer  # noqa: E402
 from edge.wifi.observation import Observation  # noqa: E402

@@ -1,9 +1,11 @@
 """The edge box: its cameras' workers, the outbox and publisher, telemetry and remote config.
 
 Every arrival goes to the on-disk outbox first (and to the caller's ``on_arrival``, which prints
-it), in the order the cameras produce them. The main thread does the slow, rare things: a
-telemetry report every ``telemetry_interval_s`` and applying a desired configuration from the
-cloud, which is validated as a whole and either fully applied or refused with the reason in
+it), in the order the cameras produce them; so do the presence and footfall messages of the
+optional Wi-Fi source, which runs in a thread of its own (``edge.wifi.runner``). The main thread
+does the slow, rare things: a telemetry report every ``telemetry_interval_s`` (and, from a
+bundle, a daily certificate expiry warning) and applying a desired configuration from the cloud,
+which is validated as a whole and either fully applied or refused with the reason in
 ``cfg/reported``. Thresholds change from the next frame; a camera whose spec changed is restarted.
 """
 
@@ -17,6 +19,7 @@ import time
 from typing import Callable
 
 from protocol import topics, transport
+from protocol.bundle import Bundle
 from protocol.codec import DecodeError, decode
 from protocol.device import CameraSpec, ConfigDesired, ConfigReported, RemoteSettings
 from protocol.facepack import get_pack
@@ -26,29 +29,44 @@ from protocol.messages import now
 from edge.camera import CameraWorker
 from edge.config import EdgeConfig
 from edge.crop import EXPIRY_S, crop_topic, face_crop
+from edge.install import certificate_expiry, verify_pack
 from edge.outbox import Outbox
-from edge.pipeline import ArrivalEvent, FacePipeline, Placement
+from edge.pipeline import ArrivalEvent, FacePipeline
+from edge.placement import Placement
 from edge.publisher import Publisher
 from edge.state import StateFile
 from edge.telemetry import Health
 from edge.visits import VisitRegistry
+from edge.wifi.runner import WifiRunner
 
 log = logging.getLogger(__name__)
 
+#: How often a box started from a bundle repeats the certificate expiry warning in its log.
+EXPIRY_CHECK_S = 86_400
+
 
 class EdgeBox:
-    def __init__(self, config: EdgeConfig, *, once: bool, on_arrival: Callable[[ArrivalEvent], None]) -> None:
+    def __init__(self, config: EdgeConfig, *, once: bool, on_arrival: Callable[[ArrivalEvent], None],
+                 bundle: Bundle | None = None) -> None:
+        """With ``bundle`` (already merged into ``config``), the box connects with its certificate
+        and refuses a model pack the brand did not sign (``PackSignatureError``) before loading it."""
         self.config = config
         self.once = once
         self.on_arrival = on_arrival
+        self.bundle = bundle
         self.pack = get_pack(config.pack)
+        if bundle is not None:
+            verify_pack(bundle, self.pack, config.models)
         self.placement = Placement(config.brand, config.store, config.device)
         self.state = StateFile(config.state_path)
         self.outbox = Outbox(self.state, config.outbox.max_messages)
         self.visits = VisitRegistry(self.state, config.visits, self.pack.match_threshold)
-        self.publisher = Publisher(transport.BrokerUrl.parse(config.broker), config.brand, config.store,
-                                   config.device, self.pack.id, self.outbox)
-        self.health = Health(self.placement, self.pack.id, self.outbox)
+        broker = bundle.broker if bundle is not None else transport.BrokerUrl.parse(config.broker)
+        self.publisher = Publisher(broker, config.brand, config.store, config.device, self.pack.id, self.outbox)
+        self.health = Health(self.placement, self.pack.id, self.outbox,
+                             certificate_expiry(bundle) if bundle is not None else None)
+        # Wi-Fi messages go through the same outbox as arrivals, so they too survive a broker outage.
+        self.wifi = WifiRunner(config.wifi, self.placement, self.outbox) if config.wifi else None
         self.version = 0
         self.finished: list[CameraWorker] = []  # workers replaced or ended, kept for the summary
         self._desired: queue.SimpleQueue[ConfigDesired | str] = queue.SimpleQueue()
@@ -144,15 +162,32 @@ class EdgeBox:
         self._stop.set()
         for worker in self.workers:
             worker.stop_event.set()
+        if self.wifi is not None:
+            self.wifi.stop()
+
+    def _busy(self) -> bool:
+        """A camera still runs, or the Wi-Fi source does and the box must wait for it: a capture
+        replay runs to its end, a live source as long as the box (with ``once``, as the cameras)."""
+        wifi = self.wifi is not None and self.wifi.is_alive() and (self.wifi.finite or not self.once)
+        return wifi or any(w.is_alive() for w in self.workers)
+
+    def _warn_expiry(self) -> None:
+        if self.bundle is not None and (warning := self.bundle.expiry_warning()):
+            log.warning("%s", warning)
 
     def run(self) -> int:
-        """Run until every camera ended (``once``) or ``stop``; return the events left undelivered."""
+        """Run until every camera and a replayed Wi-Fi capture ended (``once``) or ``stop``;
+        return the events left undelivered."""
+        self._warn_expiry()
         self.publisher.start()
         for worker in self.workers:
             worker.start()
+        if self.wifi is not None:
+            self.wifi.start()
         next_report = time.monotonic() + self.config.telemetry_interval_s
+        next_warning = time.monotonic() + EXPIRY_CHECK_S
         try:
-            while not self._stop.is_set() and any(w.is_alive() for w in self.workers):
+            while not self._stop.is_set() and self._busy():
                 try:
                     self._apply(self._desired.get(timeout=min(0.2, max(0.0, next_report - time.monotonic()))))
                 except queue.Empty:
@@ -160,10 +195,15 @@ class EdgeBox:
                 if time.monotonic() >= next_report:
                     self.publisher.live(self._topics["telemetry"], self.health.report(self.workers))
                     next_report = time.monotonic() + self.config.telemetry_interval_s
+                if time.monotonic() >= next_warning:
+                    self._warn_expiry()
+                    next_warning = time.monotonic() + EXPIRY_CHECK_S
         finally:
             self.stop()
             for worker in self.workers:
                 worker.join(30)
+            if self.wifi is not None:
+                self.wifi.join(30)  # it closes its last minute and sessions into the outbox
             self.publisher.live(self._topics["telemetry"], self.health.report(self.workers))
             left = self.publisher.flush(self.config.outbox.flush_timeout_s)
             if left:

@@ -2,7 +2,7 @@
 
 The tunable part (cameras, gates, tracking, visits, local crop) is ``protocol.device.RemoteSettings``
 because the cloud may replace it at run time through ``cfg/desired``; the rest (identity, broker,
-model pack, state file, telemetry period) needs a restart. A bad file stops the box at start with
+model pack, state file, telemetry period, install bundle, Wi-Fi source) needs a restart. A bad file stops the box at start with
 the field and the reason; see docs/EDGE.md for every field.
 """
 
@@ -20,6 +20,8 @@ from protocol import topics, transport
 from protocol.device import RemoteSettings
 from protocol.facepack import PackError, get_pack
 from protocol.messages import Id
+
+from edge.wifi.settings import WifiSettings
 
 
 class ConfigError(ValueError):
@@ -48,6 +50,8 @@ class EdgeConfig(RemoteSettings):
     state: Path | None = Field(default=None, description="the SQLite state file (outbox, recent visits)")
     outbox: OutboxSettings = OutboxSettings()
     telemetry_interval_s: float = Field(default=30, gt=0)
+    bundle: Path | None = Field(default=None, description="install bundle: identity, TLS broker, signed model pack")
+    wifi: WifiSettings | None = Field(default=None, description="a Wi-Fi probe source beside the cameras")
 
     @field_validator("broker")
     @classmethod

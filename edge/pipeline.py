@@ -21,24 +21,13 @@ from protocol.embedding import Embedding
 from protocol.facepack.engine import Face, FaceEngine
 from protocol.messages import Arrival, FaceQuality, new_id
 
+from edge.placement import Placement
 from edge.quality import Assessment, Gates, quality_score
 from edge.sources import Frame
 from edge.tracker import Sample, Track, Tracker
 from edge.visits import VisitRegistry
 
 log = logging.getLogger(__name__)
-
-#: ArcFace's 112 px five-point template (eyes, nose, mouth corners).
-_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-                     np.float32)
-
-
-@dataclass(frozen=True)
-class Placement:
-    brand: str
-    store: str
-    device: str
-
 
 @dataclass
 class PipelineStats:
@@ -74,15 +63,6 @@ class FacePipeline:
         self._scene: str | None = None
         self._scene_origin = ""
         self.apply(settings)
-        self._warm_up()
-
-    def _warm_up(self) -> None:
-        """Pay the first call's costs (lazy imports, onnxruntime's first run: ~1.5 s) before the
-        first person arrives, not on their arrival."""
-        blank = np.zeros((112, 112, 3), np.uint8)
-        face = Face((0.0, 0.0, 112.0, 112.0), _TEMPLATE, 1.0)
-        self.engine.detect(blank)
-        self.engine.embed_aligned([self.engine.align(blank, face)])
 
     def apply(self, settings: RemoteSettings) -> None:
         """New thresholds take effect from the next frame."""

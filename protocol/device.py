@@ -151,6 +151,10 @@ class Telemetry(DeviceMessage):
     outbox_dropped: int = Field(ge=0)
     cpu_percent: float = Field(ge=0)
     rss_mb: float = Field(ge=0)
+    cert_days_left: float | None = Field(
+        default=None, description="days until the device certificate expires, negative once expired; "
+        "None for a box not started from an install bundle"
+    )
 
 
 class FaceCrop(DeviceMessage):

@@ -1,16 +1,16 @@
-"""``wifi``: probe capture on the edge box (mounted by the lead as ``instore edge wifi``).
+"""``instore edge wifi``: probe capture on its own, without cameras (mounted by ``edge/cli.py``).
 
 ``run`` reads one source (a pcap/pcapng replay, ``iface:NAME`` live in monitor mode, or a
 sensor feed ``udp:PORT`` / ``http:PORT``), prints one JSON line per footfall minute and per
 presence event and a summary last; logs go to stderr. ``calibrate`` turns an empty-store
-capture into the store's RSSI threshold and equipment list.
+capture into the store's RSSI threshold and equipment list. An edge box with cameras takes the
+same source in its ``[wifi]`` section or ``--wifi`` (``edge/wifi/runner.py`` serves both).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -18,9 +18,6 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 log = logging.getLogger("edge.wifi")
-
-SECRET_ENV = "INSTORE_WIFI_SECRET"
-
 
 @app.callback()
 def wifi() -> None:
@@ -36,33 +33,7 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def brand_secret(path: Optional[Path]) -> bytes:
-    """From the file if given, else from $INSTORE_WIFI_SECRET; never from the command line,
-    where it would show in the process list."""
-    from protocol.wifi import MIN_SECRET_BYTES
-
-    if path is not None:
-        try:
-            secret = path.read_bytes().strip()
-        except OSError as exc:
-            raise fail(f"cannot read brand secret file {path}: {exc.strerror}") from None
-    else:
-        secret = os.environ.get(SECRET_ENV, "").encode()
-    if len(secret) < MIN_SECRET_BYTES:
-        raise fail(f"brand secret (--brand-secret-file or ${SECRET_ENV}) must be at least {MIN_SECRET_BYTES} bytes")
-    return secret
-
-
-def keyed_macs(macs: list[str], secret: bytes) -> set[str]:
-    from protocol.wifi import MacError, device_key
-
-    try:
-        return {device_key(mac, secret) for mac in macs}
-    except MacError as exc:
-        raise fail(f"--background-mac: {exc}") from None
-
-
-SecretOption = typer.Option(None, "--brand-secret-file", help=f"file holding the brand's Wi-Fi secret (else ${SECRET_ENV})")
+SecretOption = typer.Option(None, "--brand-secret-file", help="file holding the brand's Wi-Fi secret (else $INSTORE_WIFI_SECRET)")
 
 
 @app.command()
@@ -79,55 +50,28 @@ def run(
     registered: Optional[Path] = typer.Option(None, help="file of device keys to send presence for (default: every stable device)"),
     db: Optional[Path] = typer.Option(None, help="SQLite file for learned equipment and closed sessions"),
     rssi_min: Optional[int] = typer.Option(None, help="override the in-store RSSI threshold (dBm)"),
-    once: bool = typer.Option(False, "--once", help="stop at the end of a capture (live sources: ignored)"),
+    once: bool = typer.Option(False, "--once", help="accepted for symmetry with `edge run`: a capture replay always ends, live sources never do"),
 ) -> None:
     """Footfall per minute and presence of stable devices, published over MQTT."""
-    import threading
-    import time
+    from pydantic import ValidationError
 
     from protocol import topics, transport
 
-    from edge.wifi.background import Background
-    from edge.wifi.calibration import Calibration
-    from edge.wifi.engine import Placement, WifiEngine
-    from edge.wifi.frames import ProbeParser
-    from edge.wifi.keys import DeviceKeyer
-    from edge.wifi.rules import PresenceRules
-    from edge.wifi.sensorfeed import FeedListener, FeedParser
+    from edge.config import explain
+    from edge.placement import Placement
+    from edge.wifi.runner import WifiError, WifiRunner
+    from edge.wifi.settings import WifiSettings
     from edge.wifi.sink import MqttSink, TeeSink
-    from edge.wifi.sources import WifiSourceError, live, replay
-    from edge.wifi.state import WifiState
 
-    secret = brand_secret(secret_file)
     try:
+        settings = WifiSettings(source=source, secret_file=secret_file, speed=speed, calibration=calibration,
+                                background_macs=background_mac, registered=registered, db=db, rssi_min_dbm=rssi_min)
         for kind, value in (("brand", brand), ("store", store), ("device", device)):
             topics.check_id(kind, value)
         url = transport.BrokerUrl.parse(broker)
-        cal = Calibration.load(calibration) if calibration else None
-        keys = {line.strip() for line in registered.read_text().splitlines() if line.strip()} if registered else None
-    except (topics.TopicError, transport.BrokerUrlError, OSError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    rules = PresenceRules()
-    threshold = rssi_min if rssi_min is not None else cal.rssi_min_dbm if cal else rules.rssi_min_dbm
-    rules = rules.model_copy(update={"rssi_min_dbm": threshold})
-    state = WifiState(db) if db else None
-    known = keyed_macs(background_mac, secret) | set(cal.background_keys if cal else ()) | (state.background_keys() if state else set())
-    keyer = DeviceKeyer(secret)
-    stop = threading.Event()
-    kind, _, arg = source.partition(":")
-    try:
-        if kind in ("udp", "http") and arg.isdigit():
-            parser = FeedParser(keyer)
-            listener = FeedListener(kind, int(arg), parser)
-            listener.start()
-            observations = listener.observations(stop)
-        elif kind == "iface" and arg:
-            parser = ProbeParser(keyer)
-            observations = live(arg, parser, stop)
-        else:
-            parser = ProbeParser(keyer)
-            observations = replay(Path(source), parser, speed)
-    except (WifiSourceError, OSError) as exc:
+    except ValidationError as exc:
+        raise fail(explain(exc)) from None
+    except (topics.TopicError, transport.BrokerUrlError) as exc:
         raise fail(str(exc)) from None
 
     def show(topic: str, message) -> None:  # noqa: ANN001
@@ -136,33 +80,20 @@ def run(
 
     mqtt_sink = MqttSink(url, f"edge-wifi-{brand}-{store}-{device}")
     try:
+        runner = WifiRunner(settings, Placement(brand, store, device), TeeSink(mqtt_sink, show))
         mqtt_sink.start()
-    except ConnectionError as exc:
+    except (WifiError, ConnectionError) as exc:
         raise fail(str(exc)) from None
-    engine = WifiEngine(Placement(brand, store, device), rules, TeeSink(mqtt_sink, show),
-                        Background(rules.background_hours, known), registered=keys, state=state)
-    log.info("wifi %s/%s/%s on %s, in-store from %d dBm, %d equipment keys", brand, store, device,
-             kind if kind in ("udp", "http", "iface") else "capture", rules.rssi_min_dbm, len(known))
     try:
-        for obs in observations:
-            if obs is None:
-                engine.advance(time.time())
-            else:
-                engine.feed(obs)
+        runner.run()
     except KeyboardInterrupt:
         log.info("interrupted")
-    except WifiSourceError as exc:
-        raise fail(str(exc)) from None
     finally:
-        stop.set()
-        engine.finish()
         unacked = mqtt_sink.flush()
         mqtt_sink.close()
-        if kind in ("udp", "http") and arg.isdigit():
-            listener.stop()
-    emit(event="summary", **parser.stats.as_dict(), minutes=engine.minutes,
-         presence_events=engine.presence_events, background_keys=len(engine.background.keys),
-         rssi_min_dbm=rules.rssi_min_dbm, unacked=unacked)
+    if runner.error:
+        raise fail(runner.error)
+    emit(event="summary", **runner.summary(), unacked=unacked)
     if unacked:
         raise typer.Exit(code=1)
 
@@ -179,13 +110,14 @@ def calibrate(
     from edge.wifi.frames import ProbeParser
     from edge.wifi.keys import DeviceKeyer
     from edge.wifi.rules import PresenceRules
+    from edge.wifi.runner import WifiError, keyed_macs, load_secret
     from edge.wifi.sources import WifiSourceError, replay
 
-    secret = brand_secret(secret_file)
-    parser = ProbeParser(DeviceKeyer(secret))
     try:
+        secret = load_secret(secret_file)
+        parser = ProbeParser(DeviceKeyer(secret))
         result = learn(replay(source, parser), PresenceRules().background_hours // 2, keyed_macs(background_mac, secret))
-    except WifiSourceError as exc:
+    except (WifiError, WifiSourceError) as exc:
         raise fail(str(exc)) from None
     result.save(out)
     emit(event="calibration", rssi_min_dbm=result.rssi_min_dbm, outside_max_dbm=result.outside_max_dbm,

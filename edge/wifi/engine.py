@@ -15,6 +15,7 @@ from protocol import topics
 from protocol.messages import new_id
 from protocol.wifi import WifiFootfall, WifiPresence
 
+from edge.placement import Placement
 from edge.wifi.background import Background
 from edge.wifi.observation import Observation
 from edge.wifi.presence import PresenceChange, PresenceTracker
@@ -23,13 +24,6 @@ from edge.wifi.sink import Sink
 from edge.wifi.state import WifiState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Placement:
-    brand: str
-    store: str
-    device: str
 
 
 @dataclass

@@ -23,10 +23,13 @@ class WifiSourceError(ValueError):
     pass
 
 
-def replay(path: Path, parser: ProbeParser, speed: float = 0.0) -> Iterator[Observation]:
+def replay(path: Path, parser: ProbeParser, speed: float = 0.0,
+           stop: threading.Event | None = None) -> Iterator[Observation]:
     """Every probe request of a capture (radiotap or raw 802.11, pcap or pcapng) in file order.
 
     ``speed`` 0 replays as fast as possible; 1 at capture pace; 60 one captured minute per second.
+    A missing or unreadable file fails here, at the call, not at the first ``next``; ``stop``
+    ends a paced replay without waiting out its delay.
     """
     from scapy.error import Scapy_Exception
     from scapy.utils import PcapReader
@@ -37,10 +40,14 @@ def replay(path: Path, parser: ProbeParser, speed: float = 0.0) -> Iterator[Obse
         reader = PcapReader(str(path))
     except (Scapy_Exception, OSError, EOFError) as exc:
         raise WifiSourceError(f"capture {path} is not a pcap/pcapng file: {exc}") from None
+    return _probes(reader, path, parser, speed, stop or threading.Event())
+
+
+def _probes(reader, path: Path, parser: ProbeParser, speed: float, stop: threading.Event) -> Iterator[Observation]:  # noqa: ANN001
     started = time.monotonic()
     first: float | None = None
     with reader:
-        while True:
+        while not stop.is_set():
             try:
                 packet = reader.read_packet()
             except EOFError:
@@ -55,8 +62,8 @@ def replay(path: Path, parser: ProbeParser, speed: float = 0.0) -> Iterator[Obse
             if speed > 0:
                 first = obs.ts if first is None else first
                 delay = (obs.ts - first) / speed - (time.monotonic() - started)
-                if delay > 0:
-                    time.sleep(min(delay, 60.0))
+                if delay > 0 and stop.wait(min(delay, 60.0)):
+                    return
             yield obs
 
 

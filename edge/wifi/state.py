@@ -6,6 +6,7 @@ their day-salted keys would be meaningless after the salt is gone.
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +24,8 @@ def iso(ts: float) -> str:
 
 class WifiState:
     def __init__(self, path: Path | str) -> None:
-        self.db = sqlite_utils.Database(path)
+        # Opened by whoever builds the runner, then used only by the Wi-Fi thread.
+        self.db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
         self.db["background"].create({"device_key": str, "source": str, "learned_at": str},
                                       pk="device_key", if_not_exists=True)
         self.db["sessions"].create(

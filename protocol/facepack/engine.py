@@ -62,6 +62,11 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
 
 class FaceEngine:
     def __init__(self, pack: ModelPack, folder: Path, *, threads: int = 2) -> None:
+        # insightface's aligner module pulls in scikit-image: ~1.5 s, paid here rather than on the
+        # first face, which would make a box's first arrival that much late.
+        from insightface.utils import face_align
+
+        self._norm_crop = face_align.norm_crop
         self.pack = pack
         paths = verify(pack, folder)
         det = pack.detector
@@ -113,9 +118,7 @@ class FaceEngine:
         return faces
 
     def align(self, image: np.ndarray, face: Face) -> np.ndarray:
-        from insightface.utils import face_align
-
-        return face_align.norm_crop(image, face.kps, image_size=112)
+        return self._norm_crop(image, face.kps, image_size=112)
 
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The L2-normalised embedding of one detected face."""
