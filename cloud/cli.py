@@ -1,4 +1,4 @@
-"""``instore cloud ...``: serve (API + ingest), import, generate, rebuild-oneid, refresh-tags, create-key.
+"""``instore cloud ...``: serve (API + ingest), import, generate, rebuild-oneid, refresh-tags, create-key, devices.
 
 Heavy imports (FastAPI, uvicorn, onnxruntime) happen inside the command so that ``instore --help``
 and the other wings' commands start fast. Operator mistakes (a malformed broker URL, a broker or
@@ -34,6 +34,13 @@ def serve(
     card_ttl: Annotated[
         int, typer.Option("--card-ttl", min=5, max=3600, help="seconds a guide card stays valid")
     ] = 120,
+    wifi_secret_file: Annotated[
+        Path | None, typer.Option("--wifi-secret-file", help="the brand's Wi-Fi secret (else $INSTORE_WIFI_SECRET)")
+    ] = None,
+    require_known_devices: Annotated[
+        bool | None, typer.Option("--require-known-devices/--allow-unknown-devices",
+                                  help="default: required once a device registry was imported")
+    ] = None,
 ) -> None:
     """Serve the HTTP API and, with --broker, turn arrivals into guide cards."""
     import uvicorn
@@ -48,7 +55,8 @@ def serve(
 
     try:
         settings = Settings(
-            db=db, broker_url=broker, pack_id=get_pack(pack).id, share_group=share_group, card_ttl_s=card_ttl
+            db=db, broker_url=broker, pack_id=get_pack(pack).id, share_group=share_group, card_ttl_s=card_ttl,
+            wifi_secret_file=wifi_secret_file, require_known_devices=require_known_devices,
         )
         runtime = Runtime.open(settings)
     except (BrokerUrlError, PackError, TopicError, ValidationError, ConnectionError) as exc:
@@ -181,6 +189,45 @@ def generate(
     finally:
         database.close()
     typer.echo(json.dumps(summary))
+
+
+devices_app = typer.Typer(no_args_is_help=True, help="the device registry (from `instore provision`)")
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.command("import")
+def import_devices(
+    file: Annotated[Path, typer.Argument(help="provisioning's registry.json")],
+    db: Db,
+) -> None:
+    """Replace the brand's device registry; from now on events of unknown or revoked devices are dropped."""
+    from cloud import devices
+
+    try:
+        text = file.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+    database = _open(db)
+    try:
+        made = devices.import_registry(database, text)
+    except devices.RegistryFileError as exc:
+        _fail(str(exc))
+    finally:
+        database.close()
+    typer.echo(json.dumps({"brand": made.brand, "devices": made.devices, "revoked": made.revoked}))
+
+
+@devices_app.command("list")
+def list_devices(db: Db, store: Annotated[str | None, typer.Option("--store")] = None) -> None:
+    """Registered and observed devices, one JSON line each."""
+    from cloud import devices
+
+    database = _open(db)
+    try:
+        for row in devices.listing(database, store):
+            typer.echo(json.dumps(row))
+    finally:
+        database.close()
 
 
 def _fail(message: str) -> NoReturn:

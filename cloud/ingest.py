@@ -1,4 +1,4 @@
-"""Arrivals in, guide cards out: the cloud's MQTT worker.
+"""Device events in, guide cards out: the cloud's MQTT worker.
 
 paho's network thread only queues incoming messages; one worker thread does the decoding,
 matching and database work, so a slow disk never delays PUBACKs or keepalives. Anything wrong
@@ -14,22 +14,31 @@ import queue
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud import devices, feedback, wifi
 from cloud.cards import CardBuilder
 from cloud.matching import Matcher
 from cloud.store import Store, Visit
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.facepack import PACKS
-from protocol.messages import Arrival, GuideCard, new_id
+from protocol.device import Telemetry
+from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, new_id
+from protocol.wifi import WifiFootfall, WifiPresence
 
 log = logging.getLogger(__name__)
 
-RejectReason = Literal["bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch"]
+RejectReason = Literal[
+    "bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device", "revoked_device",
+    "unknown_device_key", "unknown_visit",
+]
+M = TypeVar("M", bound=Message)
+#: Every device's telemetry (not retained, so it may go through the share group like events).
+ALL_TELEMETRY = f"{topics.ROOT}/+/+/+/telemetry"
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,11 @@ class IngestCounts:
     visitors: int = 0
     cards: int = 0
     errors: int = 0
+    presence: int = 0
+    wifi_joined: int = 0
+    footfall_minutes: int = 0
+    feedback: int = 0
+    device_reports: int = 0
 
 
 class _Counters:
@@ -64,69 +78,178 @@ class _Counters:
             return IngestCounts(rejected=dict(self._rejected), **self._counts)
 
 
-class ArrivalProcessor:
-    """One message's way from topic and payload to a stored visit and a card to publish."""
+class EventProcessor:
+    """One message's way from topic and payload to stored rows and, for a face, a card to publish.
 
-    def __init__(self, store: Store, matcher: Matcher, cards: CardBuilder) -> None:
+    Dispatches on the topic: ``evt/arrival``, ``evt/presence``, ``evt/footfall`` (from registered
+    devices only, once a registry exists), a device's ``state`` and ``telemetry``, and guide-screen
+    ``feedback``.
+    """
+
+    def __init__(
+        self, store: Store, matcher: Matcher, cards: CardBuilder, *, join_window_s: int = 600,
+        require_known_devices: bool | None = None,
+    ) -> None:
         self._store = store
         self._matcher = matcher
         self._cards = cards
+        self._window_s = join_window_s
+        self._require_known = require_known_devices
         self.counters = _Counters()
 
     def process(self, topic: str, payload: bytes) -> GuideCard | None:
-        """The card to publish, or None when the message was rejected or a duplicate."""
+        """The card to publish, or None (not a face, rejected, a duplicate)."""
+        try:
+            where = topics.parse(topic)
+        except topics.TopicError as exc:
+            self.counters.add("received")
+            return self._reject("bad_topic", topic, str(exc))
+        if where.kind in ("state", "telemetry"):
+            self._device_report(where, topic, payload)
+            return None
         self.counters.add("received")
-        arrival = self._accept(topic, payload)
+        if where.kind.startswith("evt/") and not self._known_device(where, topic):
+            return None
+        if where.kind == "evt/arrival":
+            return self._arrival(where, topic, payload)
+        if where.kind == "evt/presence":
+            self._presence(where, topic, payload)
+        elif where.kind == "evt/footfall":
+            self._footfall(where, topic, payload)
+        elif where.device == "guide" and len(where.path) == 2 and where.path[1] == "feedback":
+            self._feedback(where, topic, payload)
+        else:
+            self._reject("unsupported_event", topic, f"no handler for {where.kind!r}")
+        return None
+
+    # arrivals -----------------------------------------------------------------------------------
+
+    def _arrival(self, where: topics.TopicInfo, topic: str, payload: bytes) -> GuideCard | None:
+        arrival = self._decode(where, topic, payload, Arrival)
         if arrival is None:
             return None
+        pack = PACKS.get(arrival.model_pack)
+        if pack is not None and arrival.embedding.dim != pack.recogniser.embedding_dim:
+            dims = (arrival.embedding.dim, pack.recogniser.embedding_dim)
+            return self._reject("invalid_payload", topic, f"{dims[0]}-d embedding from a {dims[1]}-d pack {pack.id}")
         if self._store.has_arrival(arrival.event_id):
-            self._duplicate(arrival)
-            return None
+            return self._duplicate(arrival.event_id)
         match = self._matcher.match(arrival.embedding.to_vector(), arrival.model_pack)
-        card = self._cards.build(arrival, match, visit_id=new_id())
+        joined = None
+        if match.member is not None:
+            joined = wifi.wifi_only_visit(self._store.db, match.member.id, arrival.store, arrival.ts, self._window_s)
+        card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id())
         visit = Visit(
             id=card.visit_id, brand=arrival.brand, store=arrival.store,
             member_id=match.member.id if match.member else None, confidence=match.confidence,
             ts=arrival.ts, arrival_event_id=arrival.event_id, device=arrival.device, camera=arrival.camera,
             card_id=card.card_id,
         )
-        if not self._store.record_visit(visit):
-            self._duplicate(arrival)
-            return None
+        stored = (self._store.join_wifi_visit(visit, wifi.combined(match.confidence)) if joined
+                  else self._store.record_visit(visit))
+        if not stored:
+            return self._duplicate(arrival.event_id)
         self.counters.add("matched" if match.member else "visitors")
+        if joined:
+            self.counters.add("wifi_joined")
         log.info(
-            "arrival %s at %s/%s: %s (%s, %.3f)", arrival.event_id, arrival.brand, arrival.store,
+            "arrival %s at %s/%s: %s (%s, %.3f)%s", arrival.event_id, arrival.brand, arrival.store,
             match.member.id if match.member else "visitor", match.reason, match.confidence,
+            " joining its Wi-Fi visit" if joined else "",
         )
         return card
 
-    def _accept(self, topic: str, payload: bytes) -> Arrival | None:
+    # Wi-Fi ----------------------------------------------------------------------------------------
+
+    def _presence(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        event = self._decode(where, topic, payload, WifiPresence)
+        if event is None:
+            return
+        outcome = wifi.record_presence(self._store.db, event, window_s=self._window_s)
+        if outcome == "unknown_key":
+            self.counters.reject("unknown_device_key")  # nothing about the key is kept, not even in the log
+            return
+        if outcome == "duplicate":
+            self._duplicate(event.event_id)
+            return
+        self.counters.add("presence")
+        if outcome == "joined":
+            self.counters.add("wifi_joined")
+        log.info("presence %s %s at %s/%s: %s", event.event_id, event.phase, event.brand, event.store, outcome)
+
+    def _footfall(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        minute = self._decode(where, topic, payload, WifiFootfall)
+        if minute is None:
+            return
+        if wifi.record_footfall(self._store.db, minute):
+            self.counters.add("footfall_minutes")
+        else:
+            self._duplicate(minute.event_id)
+
+    # devices and screens --------------------------------------------------------------------------
+
+    def _known_device(self, where: topics.TopicInfo, topic: str) -> bool:
+        required = self._require_known
+        if required is None:
+            required = devices.has_registry(self._store.db)
+        if not required:
+            return True
+        verdict = devices.verdict(self._store.db, where.brand, where.store, where.device)
+        if verdict != "known":
+            self._reject(verdict, topic, f"device {where.device} of store {where.store} is {verdict.replace('_', ' ')}")
+            return False
+        return True
+
+    def _device_report(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        if where.kind == "state":
+            state = self._decode(where, topic, payload, DeviceState)
+            if state is not None:
+                devices.observed(self._store.db, state.brand, state.store, state.device, state.role, ts=state.ts,
+                                 conn_state=state.state, model_pack=state.model_pack)
+                self.counters.add("device_reports")
+            return
+        report = self._decode(where, topic, payload, Telemetry)
+        if report is not None:
+            devices.observed(self._store.db, report.brand, report.store, report.device, "edge", ts=report.ts,
+                             conn_state="online", model_pack=report.model_pack)
+            self.counters.add("device_reports")
+
+    def _feedback(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
         try:
-            where = topics.parse(topic)
-        except topics.TopicError as exc:
-            return self._reject("bad_topic", topic, str(exc))
-        if where.kind != "evt/arrival":
-            return self._reject("unsupported_event", topic, f"no handler for {where.kind!r}")
-        try:
-            arrival = decode(payload, Arrival)
+            action = decode(payload, Feedback)
         except DecodeError as exc:
             return self._reject("invalid_payload", topic, str(exc))
-        claimed = (arrival.brand, arrival.store, arrival.device)
+        claimed = (action.brand, action.store, action.screen)
+        if claimed != (where.brand, where.store, where.path[0]):
+            return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+        outcome = feedback.record(self._store.db, action)
+        if outcome == "unknown_visit":
+            return self._reject("unknown_visit", topic, f"no card {action.card_id} of visit {action.visit_id} here")
+        if outcome == "duplicate":
+            return self._duplicate(action.feedback_id)
+        self.counters.add("feedback")
+        log.info("feedback %s on card %s: %s", action.feedback_id, action.card_id, action.action)
+
+    # shared ---------------------------------------------------------------------------------------
+
+    def _decode(self, where: topics.TopicInfo, topic: str, payload: bytes, kind: type[M]) -> M | None:
+        """The payload as ``kind``, if it decodes and names the brand/store/device of its topic."""
+        try:
+            message = decode(payload, kind)
+        except DecodeError as exc:
+            return self._reject("invalid_payload", topic, str(exc))
+        claimed = (message.brand, message.store, message.device)  # type: ignore[attr-defined]
         if claimed != (where.brand, where.store, where.device):
             return self._reject("topic_mismatch", topic, f"payload says brand/store/device {'/'.join(claimed)}")
-        pack = PACKS.get(arrival.model_pack)
-        if pack is not None and arrival.embedding.dim != pack.recogniser.embedding_dim:
-            dims = (arrival.embedding.dim, pack.recogniser.embedding_dim)
-            return self._reject("invalid_payload", topic, f"{dims[0]}-d embedding from a {dims[1]}-d pack {pack.id}")
-        return arrival
+        return message
 
     def _reject(self, reason: RejectReason, topic: str, detail: str) -> None:
         self.counters.reject(reason)
         log.warning("rejected message on %s: %s: %s", topic, reason, detail)
 
-    def _duplicate(self, arrival: Arrival) -> None:
+    def _duplicate(self, event_id: str) -> None:
         self.counters.add("duplicates")
-        log.debug("duplicate arrival %s ignored", arrival.event_id)
+        log.debug("duplicate event %s ignored", event_id)
 
 
 _STOP = object()
@@ -135,7 +258,7 @@ _STOP = object()
 class IngestWorker:
     def __init__(
         self,
-        processor: ArrivalProcessor,
+        processor: EventProcessor,
         broker: transport.BrokerUrl,
         *,
         client_id: str,
@@ -147,12 +270,15 @@ class IngestWorker:
         self._card_ttl_s = card_ttl_s
         self._inbox: queue.Queue[object] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="cloud-ingest", daemon=True)
-        events = topics.ALL_DEVICE_EVENTS
-        self._filter = topics.shared(events, share_group) if share_group else events
+        # retained states never reach a shared subscription, so they are read by every worker
+        spread = [topics.ALL_DEVICE_EVENTS, ALL_TELEMETRY, topics.ALL_FEEDBACK]
+        self._filters = [topics.shared(f, share_group) if share_group else f for f in spread]
+        self._filters.append(topics.ALL_DEVICE_STATES)
+        self._filter = ", ".join(self._filters)
         self._subscribed = threading.Event()
         self._refusals: list[str] = []
         self._client = transport.make_client(broker, client_id)
-        transport.subscribe_on_connect(self._client, [(self._filter, 1)])
+        transport.subscribe_on_connect(self._client, [(f, 1) for f in self._filters])
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
@@ -184,11 +310,11 @@ class IngestWorker:
             self._inbox.put(_STOP)
             self._thread.join()
             raise
-        log.info("ingesting arrivals from %s (%s)", self._broker, self._filter)
+        log.info("ingesting device events from %s (%s)", self._broker, self._filter)
 
     def stop(self) -> None:
         """Stop taking new arrivals, finish and publish the ones received, then disconnect."""
-        self._client.unsubscribe(self._filter)
+        self._client.unsubscribe(self._filters)
         self._inbox.put(_STOP)
         self._thread.join()
         transport.stop(self._client)

@@ -13,13 +13,15 @@ from typing import Literal
 
 import numpy as np
 
+from cloud import feedback
 from cloud.faceindex import FaceIndex
 from cloud.store import Member, Store
 from protocol.facepack import PackError, get_pack
 from protocol.facepack.manifests import ModelPack
 
 Reason = Literal[
-    "member", "unknown_pack", "other_space", "empty_gallery", "below_threshold", "ambiguous", "no_consent"
+    "member", "unknown_pack", "other_space", "empty_gallery", "below_threshold", "ambiguous", "no_consent",
+    "doubted",
 ]
 
 
@@ -59,4 +61,6 @@ class Matcher:
         member = self._store.member(found.member_id)
         if member is None or not member.face_consent:
             return Match(None, confidence, "no_consent")
+        if found.score < threshold + feedback.threshold_penalty(self._store.db, member.id):
+            return Match(None, confidence, "doubted")  # assistants said "not this person" before
         return Match(member, confidence, "member")

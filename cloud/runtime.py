@@ -12,7 +12,7 @@ from cloud.cards import CardBuilder
 from cloud.commands import CommandSender
 from cloud.enrol import Enroller
 from cloud.faceindex import FaceIndex
-from cloud.ingest import ArrivalProcessor, IngestWorker
+from cloud.ingest import EventProcessor, IngestWorker
 from cloud.matching import Matcher
 from cloud.settings import Settings
 from cloud.store import Store
@@ -48,8 +48,9 @@ class Runtime:
         ingest = commands = None
         if broker is not None:
             commands = CommandSender(store.db, broker, client_id=f"{settings.client_id}-cmd")
-            processor = ArrivalProcessor(
-                store, Matcher(index, store, pack), CardBuilder(store, ttl_s=settings.card_ttl_s)
+            processor = EventProcessor(
+                store, Matcher(index, store, pack), CardBuilder(store, ttl_s=settings.card_ttl_s),
+                join_window_s=settings.wifi_join_window_s, require_known_devices=settings.require_known_devices,
             )
             ingest = IngestWorker(
                 processor, broker, client_id=settings.client_id, card_ttl_s=settings.card_ttl_s,

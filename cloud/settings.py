@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from protocol.facepack import DEFAULT_PACK
 
 API_KEY_ENV = "INSTORE_API_KEY"
+WIFI_SECRET_ENV = "INSTORE_WIFI_SECRET"
+
+
+class WifiSecretMissing(ValueError):
+    """No brand Wi-Fi secret configured: device registration cannot compute a key."""
 
 
 def _api_key_from_env() -> str | None:
@@ -35,6 +40,27 @@ class Settings(BaseModel):
     client_id: str = Field(default_factory=lambda: f"cloud-ingest-{uuid4().hex[:12]}")
     api_key: str | None = Field(default_factory=_api_key_from_env, repr=False)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    wifi_secret_file: Path | None = Field(
+        default=None, description="file holding the brand's Wi-Fi secret (the edge's); else $INSTORE_WIFI_SECRET"
+    )
+    wifi_join_window_s: int = Field(
+        default=600, ge=0, le=24 * 3600, description="face and Wi-Fi signals this close are one visit"
+    )
+    require_known_devices: bool | None = Field(
+        default=None, description="drop events of devices not in the registry; None: on once devices were imported"
+    )
+
+    def wifi_secret(self) -> bytes:
+        """The brand secret, read when needed so it never sits in a repr or a log line."""
+        if self.wifi_secret_file is not None:
+            try:
+                return self.wifi_secret_file.read_bytes().strip()
+            except OSError as exc:
+                raise WifiSecretMissing(f"cannot read the Wi-Fi secret file: {exc.strerror}") from None
+        secret = os.environ.get(WIFI_SECRET_ENV, "").encode()
+        if not secret:
+            raise WifiSecretMissing(f"no Wi-Fi secret: set ${WIFI_SECRET_ENV} or a secret file")
+        return secret
 
     @field_validator("db", mode="before")
     @classmethod

@@ -63,7 +63,10 @@ class Visit:
     arrival_event_id: str
     device: str
     camera: str
-    card_id: str
+    card_id: str  # '' for a Wi-Fi-only visit: it has no card
+    signals: str = "face"  # face | wifi | face+wifi
+    left_ts: datetime | None = None
+    dwell_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,22 @@ class Store:
             self.register_device(visit.brand, visit.store, visit.device, "edge", tx=tx)
         return True
 
+    def join_wifi_visit(self, visit: Visit, confidence: float) -> bool:
+        """A face arrival joining the Wi-Fi visit ``visit.id``: one visit, now with a card; False if a duplicate."""
+        with self.db.transaction() as tx:
+            inserted = tx.execute(
+                "INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (visit.arrival_event_id, visit.brand, visit.store, visit.device, visit.camera, iso(visit.ts),
+                 iso(utcnow())),
+            )
+            if inserted == 0:
+                return False
+            tx.execute("UPDATE visits SET signals = 'face+wifi', confidence = ?, camera = ?, card_id = ? WHERE id = ?",
+                       (confidence, visit.camera, visit.card_id, visit.id))
+            self.register_device(visit.brand, visit.store, visit.device, "edge", tx=tx)
+        return True
+
     def visits(self, store: str, *, limit: int, offset: int = 0) -> list[Visit]:
         """A store's visits, newest capture first."""
         rows = self.db.query(
@@ -257,7 +276,8 @@ class Store:
                 id=r["id"], brand=r["brand"], store=r["store"], member_id=r["member_id"],
                 confidence=r["confidence"], ts=datetime.fromisoformat(r["ts"]),
                 arrival_event_id=r["arrival_event_id"], device=r["device"], camera=r["camera"],
-                card_id=r["card_id"],
+                card_id=r["card_id"], signals=r["signals"],
+                left_ts=datetime.fromisoformat(r["left_ts"]) if r["left_ts"] else None, dwell_s=r["dwell_s"],
             )
             for r in rows
         ]

@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.api.deps import error_detail, require_api_key
-from cloud.api.routers import health, identity, imports, ingest, keys, members, segments, stores, tags, visits
+from cloud.api.routers import (
+    devices, health, identity, imports, ingest, keys, members, segments, stores, tags, visits, wifi,
+)
 from cloud.runtime import Runtime
 from cloud.settings import Settings
 
@@ -71,6 +73,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app.include_router(health.router)
     v1 = {"prefix": "/v1", "dependencies": [Depends(require_api_key)]}
-    for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys):
+    for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices):
         app.include_router(module.router, **v1)
     return app

@@ -89,9 +89,12 @@ class VisitOut(BaseModel):
     confidence: float
     ts: datetime = Field(description="capture time at the door")
     device: str
-    camera: str
-    arrival_event_id: str
-    card_id: str
+    camera: str = Field(description="'wifi' when a presence event opened the visit")
+    arrival_event_id: str = Field(description="the event that opened the visit (an arrival or a presence enter)")
+    card_id: str | None = Field(description="None for a Wi-Fi-only visit: it gets no guide card")
+    signals: Literal["face", "wifi", "face+wifi"]
+    left_ts: datetime | None = Field(description="when the registered phone left (Wi-Fi leave)")
+    dwell_s: float | None
 
 
 class IngestStats(BaseModel):
@@ -105,6 +108,11 @@ class IngestStats(BaseModel):
     visitors: int
     cards: int
     errors: int
+    presence: int = Field(description="presence events of registered phones stored")
+    wifi_joined: int = Field(description="face arrivals and presence enters that joined the other signal's visit")
+    footfall_minutes: int
+    feedback: int
+    device_reports: int = Field(description="retained states and telemetry read")
 
 
 class Health(BaseModel):
@@ -278,3 +286,59 @@ class KeyOut(BaseModel):
 class Whoami(BaseModel):
     role: str
     store: str | None
+
+
+class DeviceIn(BaseModel):
+    """A member's phone: its MAC is keyed with the brand secret at once and never stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mac: str = Field(max_length=32, description="the phone's Wi-Fi MAC as shown in its settings (not a private one)")
+
+
+class DeviceRegistered(BaseModel):
+    device_key: str = Field(description="HMAC-SHA256 of the MAC under the brand secret; what edge boxes send")
+    created: bool = Field(description="False when this member had registered the device already")
+
+
+class FootfallBucket(BaseModel):
+    start: datetime
+    minutes: int = Field(description="minutes with data in the bucket")
+    people: float = Field(description="people present: per minute, or the mean over the hour's minutes")
+    people_max: int
+    passing: int
+    visits: int = Field(description="in-store visits that began in the bucket")
+    distinct_macs: int = Field(description="naive count, summed over minutes, to watch the estimator")
+
+
+class DeviceOut(BaseModel):
+    brand: str
+    store: str
+    device: str
+    role: str
+    serial: str | None = Field(description="certificate serial; None for a device not in the registry")
+    model_pack: str | None
+    registry_state: Literal["active", "revoked"] | None
+    revoked_at: datetime | None
+    not_after: datetime | None
+    last_seen: datetime | None
+    state: Literal["online", "offline"] | None
+
+
+class RegistryImported(BaseModel):
+    brand: str
+    devices: int
+    revoked: int
+
+
+class FeedbackOut(BaseModel):
+    feedback_id: str
+    screen: str
+    card_id: str
+    visit_id: str
+    member_id: str | None
+    confidence: float | None = Field(description="the visit's confidence when the card was acted on")
+    action: str
+    assistant: str | None
+    amount: float | None
+    ts: datetime

@@ -152,6 +152,40 @@ _DEFAULT_BLOCKLIST = (
     ("*", r"^(null|none|unknown|n/?a|test|-+|0+)$", "placeholder"),
 )
 
+_V3 = (
+    # Wi-Fi: a visit may be opened by a presence event (no card) and joined by the other signal
+    "ALTER TABLE visits ADD COLUMN signals TEXT NOT NULL DEFAULT 'face'",
+    "ALTER TABLE visits ADD COLUMN left_ts TEXT",
+    "ALTER TABLE visits ADD COLUMN dwell_s DOUBLE PRECISION",
+    """CREATE TABLE presence_events (
+        event_id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, device TEXT NOT NULL,
+        member_id TEXT, visit_id TEXT, phase TEXT NOT NULL, ts TEXT NOT NULL, dwell_s DOUBLE PRECISION NOT NULL,
+        received TEXT NOT NULL)""",
+    "CREATE INDEX presence_member ON presence_events (member_id, store, ts)",
+    """CREATE TABLE footfall (
+        brand TEXT NOT NULL, store TEXT NOT NULL, device TEXT NOT NULL, minute TEXT NOT NULL, people BIGINT NOT NULL,
+        passing BIGINT NOT NULL, visits_started BIGINT NOT NULL, distinct_macs BIGINT NOT NULL,
+        background BIGINT NOT NULL, probes BIGINT NOT NULL, event_id TEXT NOT NULL, received TEXT NOT NULL,
+        PRIMARY KEY (store, device, minute))""",
+    "CREATE INDEX footfall_store_minute ON footfall (store, minute)",
+    # device registry imported from provisioning; devices keeps what was observed
+    """CREATE TABLE device_registry (
+        brand TEXT NOT NULL, store TEXT NOT NULL, device TEXT NOT NULL, role TEXT NOT NULL, serial TEXT NOT NULL,
+        model_pack TEXT, state TEXT NOT NULL, revoked_at TEXT, not_after TEXT, imported TEXT NOT NULL,
+        PRIMARY KEY (brand, store, device))""",
+    "ALTER TABLE devices ADD COLUMN conn_state TEXT",
+    "ALTER TABLE devices ADD COLUMN model_pack TEXT",
+    # guide-screen feedback, and the negative evidence it carries
+    """CREATE TABLE feedback (
+        feedback_id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, screen TEXT NOT NULL,
+        card_id TEXT NOT NULL, visit_id TEXT NOT NULL, member_id TEXT, confidence DOUBLE PRECISION,
+        action TEXT NOT NULL, assistant TEXT, amount DOUBLE PRECISION, ts TEXT NOT NULL, received TEXT NOT NULL)""",
+    "CREATE INDEX feedback_store_ts ON feedback (store, ts)",
+    "CREATE INDEX feedback_visit ON feedback (visit_id)",
+    """CREATE TABLE member_doubts (
+        member_id TEXT PRIMARY KEY, not_this_person BIGINT NOT NULL, updated TEXT NOT NULL)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "cdp schema", _V1),
     Migration(2, "default identity rules and blocklist", tuple(
@@ -159,6 +193,7 @@ MIGRATIONS: tuple[Migration, ...] = (
           rule) for rule in _DEFAULT_RULES]
         + [("INSERT INTO blocklist (kind, pattern, reason) VALUES (?, ?, ?)", entry) for entry in _DEFAULT_BLOCKLIST]
     )),
+    Migration(3, "wifi presence and footfall, device registry, feedback", _V3),
 )
 
 

@@ -39,3 +39,21 @@ def test_bad_configuration_exits_2_with_a_message(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_devices_import_and_list(instore: typer.Typer, tmp_path: Path) -> None:
+    import json
+
+    db = str(tmp_path / "c.db")
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"v": 1, "brand": "lumiere", "broker_url": "mqtts://x:8883", "devices": [
+        {"store": "sh-01", "device": "edge-01", "role": "edge", "serial": "ab12",
+         "issued_at": "2025-01-01T00:00:00+00:00", "not_after": "2026-01-01T00:00:00+00:00"}]}))
+    done = CliRunner().invoke(instore, ["cloud", "devices", "import", str(registry), "--db", db])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {"brand": "lumiere", "devices": 1, "revoked": 0}
+    listed = CliRunner().invoke(instore, ["cloud", "devices", "list", "--db", db])
+    assert json.loads(listed.stdout)["serial"] == "ab12"
+    (tmp_path / "bad.json").write_text("[]")
+    bad = CliRunner().invoke(instore, ["cloud", "devices", "import", str(tmp_path / "bad.json"), "--db", db])
+    assert bad.exit_code == 2 and "not a provisioning registry" in bad.output

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from datetime import datetime
+from typing import Annotated
 
-from cloud.api.deps import Admin, PagingDep, Reader, RuntimeDep, api_error, scoped_store, valid_store
-from cloud.api.schemas import Error, Page, StoreIn, StoreOut
+from fastapi import APIRouter, Query, status
+
+from cloud import feedback
+from cloud.api.deps import Admin, PagingDep, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
+from cloud.api.schemas import Error, FeedbackOut, Page, StoreIn, StoreOut
 from cloud.db.database import IntegrityError
 from cloud.store import iso, utcnow
 
@@ -31,3 +35,16 @@ def create_store(body: StoreIn, runtime: RuntimeDep, principal: Admin) -> StoreO
     except IntegrityError:
         raise api_error(status.HTTP_409_CONFLICT, "store_exists", f"store {body.id} exists") from None
     return store
+
+
+@router.get("/{store}/feedback", response_model=Page[FeedbackOut])
+def list_feedback(
+    store: str, runtime: RuntimeDep, principal: Reader, paging: PagingDep,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+) -> Page[FeedbackOut]:
+    """What the store's assistants did with the cards, newest first."""
+    valid_store(store)
+    check_store(principal, store)
+    rows = feedback.listing(runtime.store.db, store, start, end, limit=paging.limit, offset=paging.offset)
+    return Page(items=[FeedbackOut(**r) for r in rows], limit=paging.limit, offset=paging.offset)

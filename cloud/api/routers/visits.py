@@ -25,7 +25,8 @@ def list_visits(
     return [
         VisitOut(
             visit_id=v.id, member_id=v.member_id, confidence=v.confidence, ts=v.ts, device=v.device,
-            camera=v.camera, arrival_event_id=v.arrival_event_id, card_id=v.card_id,
+            camera=v.camera, arrival_event_id=v.arrival_event_id, card_id=v.card_id or None, signals=v.signals,
+            left_ts=v.left_ts, dwell_s=v.dwell_s,
         )
         for v in runtime.store.visits(store, limit=limit, offset=offset)
     ]
