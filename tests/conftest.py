@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -44,6 +45,9 @@ class Mosquitto:
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            # Started as root, Mosquitto drops to its own user, which cannot write the log or a
+            # persistence file under pytest's private tmp folders; keep the current user.
+            f"user {getpass.getuser()}\n"
             "allow_anonymous true\n"
             "persistence false\n"
             "max_queued_messages 10000\n"

@@ -162,7 +162,6 @@ def durable_broker(mosquitto, tmp_path):
     original = mosquitto.config.read_text()
     store = tmp_path / "mosquitto-db"
     store.mkdir()
-    store.chmod(0o777)  # mosquitto drops to its own user when started as root
     mosquitto.stop()
     mosquitto.config.write_text(original + f"persistence true\npersistence_location {store}/\nautosave_interval 1\n")
     mosquitto.start()
