@@ -41,6 +41,12 @@ def serve(
         bool | None, typer.Option("--require-known-devices/--allow-unknown-devices",
                                   help="default: required once a device registry was imported")
     ] = None,
+    rate_limit: Annotated[
+        int, typer.Option("--rate-limit", min=0, help="API calls per minute per key or client address; 0: off")
+    ] = 600,
+    cors_origin: Annotated[
+        list[str], typer.Option("--cors-origin", help="a web origin allowed to call the API (repeatable); none by default")
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """Serve the HTTP API and, with --broker, turn arrivals into guide cards."""
     import uvicorn
@@ -57,6 +63,7 @@ def serve(
         settings = Settings(
             db=db, broker_url=broker, pack_id=get_pack(pack).id, share_group=share_group, card_ttl_s=card_ttl,
             wifi_secret_file=wifi_secret_file, require_known_devices=require_known_devices,
+            rate_limit_per_minute=rate_limit, cors_origins=tuple(cors_origin),
         )
         runtime = Runtime.open(settings)
     except (BrokerUrlError, PackError, TopicError, ValidationError, ConnectionError) as exc:

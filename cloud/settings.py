@@ -49,6 +49,12 @@ class Settings(BaseModel):
     require_known_devices: bool | None = Field(
         default=None, description="drop events of devices not in the registry; None: on once devices were imported"
     )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="API calls per minute per key (or client address); 0 turns limiting off"
+    )
+    cors_origins: tuple[str, ...] = Field(
+        default=(), description="web origins allowed to call the API from a browser; none by default"
+    )
 
     def wifi_secret(self) -> bytes:
         """The brand secret, read when needed so it never sits in a repr or a log line."""

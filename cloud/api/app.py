@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.api.deps import error_detail, require_api_key
+from cloud.api.ratelimit import RateLimiter
 from cloud.api.routers import (
     devices, health, identity, imports, ingest, keys, members, segments, stores, tags, visits, wifi,
 )
@@ -70,6 +72,27 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 content={"detail": error_detail("too_large", f"uploads are limited to {limit} bytes")},
             )
         return await call_next(request)
+
+    if settings.rate_limit_per_minute:
+        limiter = RateLimiter(settings.rate_limit_per_minute)
+
+        @app.middleware("http")
+        async def rate_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            caller = limiter.identity(request.headers.get("x-api-key"), request.client.host if request.client else None)
+            wait = limiter.acquire(caller)
+            if wait:
+                return JSONResponse(
+                    status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+                    content={"detail": error_detail("rate_limited", f"too many requests; retry in {wait:.1f} s")},
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                )
+            return await call_next(request)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=["X-API-Key", "Content-Type"],
+        )
 
     app.include_router(health.router)
     v1 = {"prefix": "/v1", "dependencies": [Depends(require_api_key)]}
