@@ -233,13 +233,7 @@ class Store:
         or two cloud workers receiving the same message, leave exactly one visit.
         """
         with self.db.transaction() as tx:
-            inserted = tx.execute(
-                "INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (visit.arrival_event_id, visit.brand, visit.store, visit.device, visit.camera, iso(visit.ts),
-                 iso(utcnow())),
-            )
-            if inserted == 0:
+            if not self._claim_arrival(tx, visit):
                 return False
             tx.execute(
                 "INSERT INTO visits (id, brand, store, member_id, confidence, ts, arrival_event_id, device, camera, "
@@ -250,16 +244,21 @@ class Store:
             self.register_device(visit.brand, visit.store, visit.device, "edge", tx=tx)
         return True
 
+    @staticmethod
+    def _claim_arrival(tx, visit: Visit) -> bool:  # noqa: ANN001
+        """Record the arrival's event id; False when it was stored already (the idempotency key)."""
+        inserted = tx.execute(
+            "INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (visit.arrival_event_id, visit.brand, visit.store, visit.device, visit.camera, iso(visit.ts),
+             iso(utcnow())),
+        )
+        return inserted != 0
+
     def join_wifi_visit(self, visit: Visit, confidence: float) -> bool:
         """A face arrival joining the Wi-Fi visit ``visit.id``: one visit, now with a card; False if a duplicate."""
         with self.db.transaction() as tx:
-            inserted = tx.execute(
-                "INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (visit.arrival_event_id, visit.brand, visit.store, visit.device, visit.camera, iso(visit.ts),
-                 iso(utcnow())),
-            )
-            if inserted == 0:
+            if not self._claim_arrival(tx, visit):
                 return False
             tx.execute("UPDATE visits SET signals = 'face+wifi', confidence = ?, camera = ?, card_id = ? WHERE id = ?",
                        (confidence, visit.camera, visit.card_id, visit.id))

@@ -16,7 +16,6 @@ import logging
 import queue
 import threading
 
-import paho.mqtt.client as mqtt
 from pydantic import BaseModel
 
 from protocol import topics, transport

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -17,7 +16,7 @@ import pytest
 from protocol import transport
 from protocol.bundle import Bundle, load_bundle
 from provisioning import fleet
-from provisioning.broker import free_port
+from tests.netutil import free_port, wait_for_port
 from provisioning.broker_config import ListenerOptions, write_cloud_broker, write_store_broker
 from provisioning.registry import Home
 
@@ -30,16 +29,6 @@ DEVICES = [
     ("s2", "edge-1", "edge"),
     ("s2", "kiosk-main", "kiosk"),
 ]
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 class TlsMosquitto:
