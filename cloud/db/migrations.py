@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cloud.db.database import POSTGRES, Database
+from cloud.scripts import schema as script_schema
 
 _MIGRATION_LOCK = 0x1D5C0  # any constant shared by every process of this product
 
@@ -194,6 +195,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         + [("INSERT INTO blocklist (kind, pattern, reason) VALUES (?, ?, ?)", entry) for entry in _DEFAULT_BLOCKLIST]
     )),
     Migration(3, "wifi presence and footfall, device registry, feedback", _V3),
+    Migration(4, "sales script templates and outcomes", script_schema.STATEMENTS),
 )
 
 

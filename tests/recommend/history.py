@@ -1,0 +1,37 @@
+"""Hand-made purchase histories written straight into the CDP tables."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from itertools import count
+
+from cloud.store import Store
+
+NOW = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
+DAY = 86400
+_orders = count()
+
+
+def product(store: Store, sku: str, name: str, category: str, price: float, *, is_new: bool = False) -> None:
+    store.db.execute("INSERT INTO products (sku, name, category, price, popularity, is_new) VALUES (?, ?, ?, ?, 50, ?)",
+                     (sku, name, category, price, is_new))
+
+
+def member(store: Store, phone: str, name: str = "王芳") -> str:
+    return store.add_member(name=name, phone=phone, gender="female", tier="金卡会员", tags=[], categories=[],
+                            face_consent=False).id
+
+
+def order(store: Store, member_id: str | None, days_ago: float, lines: list[tuple[str, str, float]], *,
+          shop: str | None = "st-1") -> str:
+    """One paid order ``days_ago`` before NOW with (sku, category, price) lines."""
+    order_id = f"pos:t{next(_orders)}"
+    ts = int(NOW.timestamp() - days_ago * DAY)
+    with store.db.transaction() as tx:
+        tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
+                   "VALUES (?, 'pos', ?, ?, ?, ?, ?, 'paid')",
+                   (order_id, order_id, shop, member_id, ts, sum(p for *_, p in lines)))
+        tx.executemany("INSERT INTO order_lines (order_id, member_id, channel, store, ts, sku, category, qty, price, amount) "
+                       "VALUES (?, ?, 'pos', ?, ?, ?, ?, 1, ?, ?)",
+                       [(order_id, member_id, shop, ts, sku, category, price, price) for sku, category, price in lines])
+    return order_id
