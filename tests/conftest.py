@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.netutil import free_port, wait_for_port
+from tests.netutil import MosquittoProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 ARTIFACTS = REPO / "artifacts"
 
 
-class Mosquitto:
-    """A private Mosquitto with a generated config; can be stopped and restarted on its port."""
+class Mosquitto(MosquittoProcess):
+    """A private plain-MQTT Mosquitto with a generated config on a free loopback port."""
 
     def __init__(self, workdir: Path) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(exe).exists():
-            pytest.fail("mosquitto is not installed (Debian: apt-get install mosquitto)")
-        self.exe = exe
-        self.port = free_port()
-        self.config = workdir / "mosquitto.conf"
+        super().__init__(workdir / "mosquitto.conf", free_port())
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             # Started as root, Mosquitto drops to its own user, which cannot write the log or a
@@ -37,21 +30,10 @@ class Mosquitto:
             "max_queued_messages 10000\n"
             f"log_dest file {workdir / 'mosquitto.log'}\n"
         )
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.config)])
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import getpass
-import shutil
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -16,7 +13,7 @@ import pytest
 from protocol import transport
 from protocol.bundle import Bundle, load_bundle
 from provisioning import fleet
-from tests.netutil import free_port, wait_for_port
+from tests.netutil import MosquittoProcess, free_port
 from provisioning.broker_config import ListenerOptions, write_cloud_broker, write_store_broker
 from provisioning.registry import Home
 
@@ -31,27 +28,7 @@ DEVICES = [
 ]
 
 
-class TlsMosquitto:
-    """Mosquitto started on a generated config (pattern of tests/conftest.py's Mosquitto)."""
-
-    def __init__(self, config: Path, port: int) -> None:
-        self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.config, self.port = config, port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.config)])
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+TlsMosquitto = MosquittoProcess  # the generated TLS config, started as is
 
 
 def listener(home: Home, port: int, name: str) -> ListenerOptions:
