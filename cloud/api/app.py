@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud.api.deps import error_detail, require_api_key
 from cloud.api.ratelimit import RateLimiter
 from cloud.api.routers import (
-    devices, health, identity, imports, ingest, keys, members, segments, stores, tags, visits, wifi,
+    devices, health, identity, imports, ingest, keys, members, scripts, segments, stores, tags, visits, wifi,
 )
 from cloud.runtime import Runtime
 from cloud.settings import Settings
@@ -96,6 +96,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app.include_router(health.router)
     v1 = {"prefix": "/v1", "dependencies": [Depends(require_api_key)]}
-    for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices):
+    for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts):
         app.include_router(module.router, **v1)
     return app
