@@ -11,7 +11,9 @@ transaction, so a crash cannot erase the cloud copy and forget the boxes' caches
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 from cloud.db import Database, Tx
@@ -20,6 +22,8 @@ from protocol.commands import ERASE, EraseCommand
 from protocol.messages import new_id
 
 _CHUNK = 500
+#: The longest an edge box keeps a face in its recent-visit cache (its visitor TTL, at most 24 h).
+EDGE_CACHE_HOURS = 24
 
 
 class UnknownMember(LookupError):
@@ -46,6 +50,7 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
         if person is None:
             raise UnknownMember(f"no member {member_id}")
         records = [r[0] for r in tx.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (person, person))]
+        commands = queue_erase(tx, records, reason="erasure")
         anonymous = f"anon-{new_id()}"
         counts = {"faces": 0, "identifiers": 0, "orders": 0}
         for start in range(0, len(records), _CHUNK):
@@ -70,18 +75,35 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
         bump_gallery_epoch(tx)
         tx.execute("INSERT INTO audit (ts, actor, action, person_id, detail) VALUES (?, ?, 'erase', ?, ?)",
                    (iso(utcnow()), actor, person, json.dumps({"records": len(records), **counts})))
-        commands = queue_erase(tx, records, reason="erasure")
     return Erased(person, len(records), counts["faces"], counts["identifiers"], counts["orders"], commands)
 
 
+def _recent_arrivals(tx: Tx, member_ids: list[str]) -> dict[tuple[str, str, str], list[str]]:
+    """Per device, the person's arrivals a box may still cache (an edge keeps a face 24 h at most)."""
+    since = iso(utcnow() - timedelta(hours=EDGE_CACHE_HOURS))
+    found: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for start in range(0, len(member_ids), _CHUNK):
+        chunk = member_ids[start:start + _CHUNK]
+        for brand, store, device, event_id in tx.rows(
+            f"SELECT brand, store, device, arrival_event_id FROM visits WHERE member_id IN ({_in(chunk)}) "
+            "AND ts >= ? AND arrival_event_id IS NOT NULL", (*chunk, since)):
+            found[(brand, store, device)].append(event_id)
+    return found
+
+
 def queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "consent_withdrawn"]) -> int:
-    """An erase command per known edge box, into the outbox the command sender publishes from."""
+    """An erase command per known edge box, into the outbox the command sender publishes from.
+
+    Call it before the person's visits are anonymised: it names the arrivals each box may cache.
+    """
     devices = tx.rows("SELECT brand, store, device FROM devices WHERE role = 'edge' ORDER BY brand, store, device")
+    recent = _recent_arrivals(tx, member_ids)
     now = utcnow()
     rows = []
     for brand, store, device in devices:
         command = EraseCommand(command_id=new_id(), brand=brand, store=store, device=device,
-                               member_ids=member_ids[:1000], reason=reason, ts=now)
+                               member_ids=member_ids[:1000], arrival_event_ids=recent[(brand, store, device)][:10_000],
+                               reason=reason, ts=now)
         rows.append((command.command_id, brand, store, device, ERASE, command.model_dump_json(), iso(now)))
     tx.copy("commands", ("id", "brand", "store", "device", "name", "payload", "created"), rows)
     return len(rows)

@@ -21,6 +21,7 @@ from typing import Callable
 from protocol import topics, transport
 from protocol.bundle import Bundle
 from protocol.codec import DecodeError, decode
+from protocol.commands import ERASE, CommandAck, EraseCommand
 from protocol.device import CameraSpec, ConfigDesired, ConfigReported, RemoteSettings
 from protocol.facepack import get_pack
 from protocol.facepack.engine import FaceEngine
@@ -80,6 +81,8 @@ class EdgeBox:
             reported=topics.config_reported(config.brand, config.store, config.device),
             telemetry=topics.telemetry(config.brand, config.store, config.device),
             crop=crop_topic(config.brand, config.store, config.device),
+            erase=topics.device_command(config.brand, config.store, config.device, ERASE),
+            erase_ack=topics.device_command_ack(config.brand, config.store, config.device, ERASE),
         )
         self.publisher.on_connect(self._subscribe)
 
@@ -100,8 +103,29 @@ class EdgeBox:
 
     def _subscribe(self, client) -> None:  # noqa: ANN001
         client.message_callback_add(self._topics["desired"], self._on_desired)
-        client.subscribe(self._topics["desired"], qos=1)
+        client.message_callback_add(self._topics["erase"], self._on_erase)
+        client.subscribe([(self._topics["desired"], 1), (self._topics["erase"], 1)])
         self._report()
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def _on_erase(self, client, userdata, message) -> None:  # noqa: ANN001
+        """A member was erased in the cloud: forget the faces this box cached for their arrivals."""
+        try:
+            command = decode(message.payload, EraseCommand)
+        except DecodeError as exc:
+            log.error("erase command refused: %s", exc)
+            return
+        ok = (command.brand, command.store, command.device) == (self.config.brand, self.config.store, self.config.device)
+        if ok:
+            forgotten = self.visits.forget(command.arrival_event_ids)
+            detail = f"forgot {forgotten} cached faces of {len(command.arrival_event_ids)} arrivals"
+        else:
+            detail = "erase command addressed to another device"
+        log.info("erase %s: %s", command.command_id, detail)
+        self.outbox.put(self._topics["erase_ack"], CommandAck(
+            command_id=command.command_id, brand=self.config.brand, store=self.config.store, device=self.config.device,
+            name=ERASE, ok=ok, detail=detail, ts=now()))
 
     def _on_desired(self, client, userdata, message) -> None:  # noqa: ANN001
         if not message.payload:

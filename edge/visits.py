@@ -59,3 +59,11 @@ class VisitRegistry:
             self.state.db["visits"].insert(
                 {"event_id": event_id, "vector": vector.astype(np.float16).tobytes(), "last_seen": ts.timestamp()}
             )
+
+    def forget(self, event_ids: list[str]) -> int:
+        """Erase the cached faces of these arrivals (a member's erasure reaching the box); how many went."""
+        if not event_ids:
+            return 0
+        with self.state.lock:
+            marks = ", ".join("?" for _ in event_ids)
+            return self.state.db.execute(f"DELETE FROM visits WHERE event_id IN ({marks})", event_ids).rowcount

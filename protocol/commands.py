@@ -2,7 +2,8 @@
 
 ``erase``: forget a person everywhere. The cloud sends one to every edge box of the brand when a
 member is erased (or withdraws face consent), so that any embedding a box cached for them goes
-too. Boxes acknowledge on ``topics.device_command_ack`` (the edge issue's part).
+too. The box forgets the cached faces of the arrivals named in the command and acknowledges with a
+``CommandAck`` on ``topics.device_command_ack``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from protocol.messages import EventId, Id, Message
+from protocol.messages import EventId, Id, Message, ShortText
 
 ERASE = "erase"
 
@@ -26,5 +27,24 @@ class EraseCommand(Message):
         min_length=1, max_length=1000,
         description="the person's id and every record id ever merged into it: any of them may be cached",
     )
+    arrival_event_ids: list[EventId] = Field(
+        max_length=10_000,
+        description="this device's arrivals attributed to the person in the last 24 h: the box keys its "
+        "recent-visit cache (face vectors) by these, never by member id",
+    )
     reason: Literal["erasure", "consent_withdrawn"]
+    ts: AwareDatetime
+
+
+class CommandAck(Message):
+    """A box's answer to a command, on ``topics.device_command_ack``."""
+
+    type: Literal["command_ack"] = "command_ack"
+    command_id: EventId
+    brand: Id
+    store: Id
+    device: Id
+    name: Id
+    ok: bool
+    detail: ShortText
     ts: AwareDatetime

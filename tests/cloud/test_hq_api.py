@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from uuid import uuid4
 
@@ -11,7 +12,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 
 from cloud.faceindex import FaceIndex
-from cloud.store import Store
+from cloud.store import Store, Visit
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.commands import EraseCommand
@@ -183,6 +184,11 @@ def test_erasure_removes_faces_identifiers_and_names_keeps_totals_and_tells_ever
     assert client.post(f"/v1/members/{member}/faces", files={"image": ("f.jpg", photo)}).status_code == 201
     probe = make_arrival(faces_dir / "deepface_id01" / "img2.jpg", brand=brand, store="s1").embedding.to_vector()
     assert runtime.index.search(probe).member_id == member
+    seen = datetime.now(timezone.utc)
+    for event_id, ts in (("arrival-today-1", seen), ("arrival-last-week", seen - timedelta(days=7))):
+        runtime.store.record_visit(Visit(id=uuid4().hex, brand=brand, store="s1", member_id=member, confidence=0.8,
+                                         ts=ts, arrival_event_id=event_id, device="edge-01", camera="door",
+                                         card_id=uuid4().hex))
 
     commands: queue.Queue[tuple[str, EraseCommand]] = queue.Queue()
     subscriber = _subscribe(mosquitto.url, f"instore/v1/{brand}/+/+/cmd/erase", commands)
@@ -198,6 +204,8 @@ def test_erasure_removes_faces_identifiers_and_names_keeps_totals_and_tells_ever
     assert [topic for topic, _ in got] == [topics.device_command(brand, "s1", "edge-01", "erase"),
                                            topics.device_command(brand, "s2", "edge-07", "erase")]
     assert all(member in c.member_ids and c.reason == "erasure" for _, c in got)
+    # each box is told which of its arrivals it may still cache a face for (24 h at most)
+    assert [c.arrival_event_ids for _, c in got] == [["arrival-today-1"], []]
     assert runtime.index.search(probe) is None or runtime.index.search(probe).member_id != member
     assert client.get(f"/v1/members/{member}").status_code == 404
     db = runtime.store.db
