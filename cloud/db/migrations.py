@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cloud.db.database import POSTGRES, Database
+from cloud.health import schema as health_schema
 from cloud.scripts import schema as script_schema
 
 _MIGRATION_LOCK = 0x1D5C0  # any constant shared by every process of this product
@@ -196,6 +197,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     Migration(3, "wifi presence and footfall, device registry, feedback", _V3),
     Migration(4, "sales script templates and outcomes", script_schema.STATEMENTS),
+    Migration(6, "store health: store attributes, assistants, targets, stock, metrics and scores", health_schema.STATEMENTS),
 )
 
 

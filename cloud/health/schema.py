@@ -1,0 +1,38 @@
+"""Migration 6: what the store health model needs besides the raw rows the system already keeps.
+
+Store attributes (region, city tier, format, time zone) define peer groups and local hours;
+assistants and monthly targets come from the brand's HR and finance; ``stock_days`` is the
+minimum a stock system exports (per store, local day and SKU) for stock-outs, sell-through and
+markdown waste. ``store_metrics`` holds the rollup (one value per store, grain, local period and
+metric); ``store_scores`` the per-metric scores of each store-day against its own history and its
+peers, which do not depend on the configurable weights, so changing weights needs no rescoring.
+``order_lines`` gains a (store, ts) index: the rollup and the dashboards read one store's lines.
+"""
+
+from __future__ import annotations
+
+STATEMENTS: tuple[str, ...] = (
+    "ALTER TABLE stores ADD COLUMN region TEXT",
+    "ALTER TABLE stores ADD COLUMN city_tier TEXT",
+    "ALTER TABLE stores ADD COLUMN format TEXT",
+    "ALTER TABLE stores ADD COLUMN timezone TEXT NOT NULL DEFAULT 'Asia/Shanghai'",
+    """CREATE TABLE assistants (
+        id TEXT PRIMARY KEY, store TEXT NOT NULL, name TEXT NOT NULL, active BIGINT NOT NULL DEFAULT 1)""",
+    "CREATE INDEX assistants_store ON assistants (store)",
+    """CREATE TABLE store_targets (
+        store TEXT NOT NULL, month TEXT NOT NULL, sales_target DOUBLE PRECISION NOT NULL, PRIMARY KEY (store, month))""",
+    """CREATE TABLE stock_days (
+        store TEXT NOT NULL, day TEXT NOT NULL, sku TEXT NOT NULL, opening BIGINT NOT NULL, received BIGINT NOT NULL,
+        sold BIGINT NOT NULL, wasted BIGINT NOT NULL, markdown_loss DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (store, day, sku))""",
+    """CREATE TABLE store_metrics (
+        store TEXT NOT NULL, grain TEXT NOT NULL, ts TEXT NOT NULL, metric TEXT NOT NULL,
+        value DOUBLE PRECISION NOT NULL, PRIMARY KEY (store, grain, ts, metric))""",
+    "CREATE INDEX store_metrics_grain_ts ON store_metrics (grain, ts)",
+    """CREATE TABLE store_scores (
+        store TEXT NOT NULL, day TEXT NOT NULL, metric TEXT NOT NULL, value DOUBLE PRECISION NOT NULL,
+        own_baseline DOUBLE PRECISION, peer_median DOUBLE PRECISION, score DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (store, day, metric))""",
+    "CREATE INDEX store_scores_day ON store_scores (day)",
+    "CREATE INDEX order_lines_store_ts ON order_lines (store, ts)",
+)
