@@ -1,8 +1,8 @@
 """The versioned MQTT topic tree.
 
 Every topic starts ``instore/v1/{brand}/{store}``; the next level names a device (edge box) or a
-store-wide function (``guide``, ``esl``, ``local``). Identifiers are restricted so that no id can
-smuggle a ``/``, ``+`` or ``#`` into a topic and widen what a subscriber or an ACL matches.
+store-wide function (``guide``, ``esl``, ``local``, ``health``). Identifiers are restricted so that
+no id can smuggle a ``/``, ``+`` or ``#`` into a topic and widen what a subscriber or an ACL matches.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ ALL_DEVICE_EVENTS = f"{ROOT}/+/+/+/evt/#"
 ALL_DEVICE_STATES = f"{ROOT}/+/+/+/state"
 #: The guide screens' feedback, all stores.
 ALL_FEEDBACK = f"{ROOT}/+/+/guide/+/feedback"
+#: Every store's health alerts, for HQ.
+ALL_HEALTH_ALERTS = f"{ROOT}/+/+/health/alert"
 #: Devices whose level is a store-wide function, not a box.
-STORE_FUNCTIONS = frozenset({"guide", "esl", "local"})
+STORE_FUNCTIONS = frozenset({"guide", "esl", "local", "health"})
 #: The screen id a card goes to when it is meant for every guide screen of the store.
 ALL_SCREENS = "all"
 
@@ -98,6 +100,11 @@ def guide_cards_of_store(brand: str, store: str) -> str:
 
 def guide_feedback(brand: str, store: str, screen: str) -> str:
     return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/feedback"
+
+
+def health_alert(brand: str, store: str) -> str:
+    """The store's anomaly alerts (cloud -> HQ and the store's dashboard)."""
+    return f"{_store(brand, store)}/health/alert"
 
 
 def shared(topic_filter: str, group: str) -> str:
