@@ -1,0 +1,43 @@
+// The alerts list of the store and HQ pages, with the acknowledge button.
+
+import { post, get, query } from "./api.js";
+import { metricLabel, t } from "./i18n.js";
+import { formatMetric } from "./metrics.js";
+import { el, fill, num, showError, table } from "./ui.js";
+
+function when(ts) {
+  return String(ts || "").replace("T", " ").slice(0, 16);
+}
+
+/** Load the alerts (`store` null: every store the key may see) into the element `target`. */
+export async function loadAlerts(target, { store = null, status = "open", limit = 100, withStore = false } = {}) {
+  const alerts = await get(`/v1/alerts${query({ store, status, limit })}`);
+  const columns = [
+    { label: "col.time", value: (a) => when(a.ts) },
+    ...(withStore ? [{ label: "col.store", value: (a) => el("a", { href: `store.html?store=${encodeURIComponent(a.store)}`, text: a.store }) }] : []),
+    { label: "col.metric", value: (a) => metricLabel(a.metric) },
+    { label: "col.value", cls: "num", value: (a) => formatMetric(a.metric, a.value) },
+    { label: "alert.baseline", cls: "num", value: (a) => formatMetric(a.metric, a.baseline) },
+    { label: "col.direction", value: (a) => `${t(`alert.${a.direction}`)} (z ${num(a.z, 1)})` },
+    { label: "col.severity", value: (a) => el("span", { class: `sev-${a.severity}`, text: t(`alert.${a.severity}`) }) },
+    { label: "col.action", value: (a) => ackButton(a, () => loadAlerts(target, { store, status, limit, withStore })) },
+  ];
+  fill(target, table(columns, alerts, { rowAttrs: (a) => ({ "data-alert": a.id }) }));
+  return alerts;
+}
+
+function ackButton(alert, reload) {
+  if (alert.status === "acked") return el("span", { text: `${t("alert.acked")} (${alert.acked_by || ""})` });
+  const button = el("button", { class: "ack", type: "button", i18n: "alert.ack" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await post(`/v1/alerts/${encodeURIComponent(alert.id)}/ack`, { note: null });
+      await reload();
+    } catch (exc) {
+      button.disabled = false;
+      showError(exc, "ack");
+    }
+  });
+  return button;
+}

@@ -1,0 +1,151 @@
+// The store manager's page: today vs last week, the health scores with what is behind them,
+// the assistants' league, alerts, hot products and a live arrivals counter that polls.
+
+import { get, query } from "./api.js";
+import { loadAlerts } from "./alerts.js";
+import { draw, PALETTE } from "./charts.js";
+import { metricLabel, t } from "./i18n.js";
+import { formatMetric } from "./metrics.js";
+import { change, el, fill, loadSections, money, num, param, pct, setPrincipal, showError, startPage, table } from "./ui.js";
+
+const KPI_METRICS = ["sales", "orders", "avg_ticket", "footfall", "arrivals", "conversion", "recognised_share", "greeted_share"];
+const SUBS = ["experience", "customer", "team", "product"];
+const POLL_S = Number(param("poll") || 30);
+
+const store = param("store");
+let day = param("day");
+
+function kpis(dash) {
+  const cards = KPI_METRICS.filter((m) => m in dash.today).map((m) => el("div", { class: "kpi", "data-metric": m },
+    el("div", { class: "label", text: metricLabel(m) }),
+    el("div", { class: "value", text: formatMetric(m, dash.today[m]) }),
+    el("div", { class: "was" }, `${t("col.last_week")} ${formatMetric(m, dash.last_week?.[m])} `, change(dash.today[m], dash.last_week?.[m])),
+  ));
+  fill("kpis", ...cards);
+}
+
+function live(counts) {
+  const item = (key, value) => el("div", { "data-live": key },
+    el("div", { class: "value", text: num(value) }), el("div", { class: "label", i18n: `store.live.${key}` }));
+  fill("live", item("arrivals", counts.arrivals_today), item("members", counts.members_today), item("visitors", counts.visitors_today));
+}
+
+function scores(health) {
+  const score = (name, value, extra) => el("div", { class: `score ${name}`, "data-score": name },
+    el("div", { class: "value", text: num(value, 1) }), el("div", { class: "label", text: t(name === "overall" ? "store.overall" : `sub.${name}`) }), extra);
+  fill("scores", score("overall", health.overall),
+    ...health.sub_scores.map((s) => score(s.name, s.score, el("div", { class: "label", text: `${t("col.weight")} ${num(s.weight, 2)}` }))));
+  fill("rank", `${t("store.rank")} ${health.rank} / ${health.of} · ${t("store.peer_group")} ${health.peer_group?.key ?? ""}`);
+  const columns = [
+    { label: "col.metric", value: (m) => metricLabel(m.metric) },
+    { label: "col.value", cls: "num", value: (m) => formatMetric(m.metric, m.value, m.unit) },
+    { label: "col.baseline", cls: "num", value: (m) => formatMetric(m.metric, m.own_baseline, m.unit) },
+    { label: "col.peer_median", cls: "num", value: (m) => formatMetric(m.metric, m.peer_median, m.unit) },
+    { label: "col.score", cls: "num", value: (m) => num(m.score, 1) },
+    { label: "col.weight", cls: "num", value: (m) => num(m.weight, 2) },
+  ];
+  fill("explain", el("div", { class: "label", i18n: "store.explain" }), ...health.sub_scores.map((s) => el("details", { class: "explain", "data-sub": s.name, open: s.name === "experience" ? "" : null },
+    el("summary", { text: `${t(`sub.${s.name}`)} · ${num(s.score, 1)}` }), table(columns, s.metrics))));
+}
+
+function history(health) {
+  const days = health.history.map((h) => h.day.slice(5));
+  const series = ["overall", ...SUBS].map((name, i) => ({
+    name: t(name === "overall" ? "store.overall" : `sub.${name}`), type: "line", smooth: true, showSymbol: false,
+    lineStyle: { width: name === "overall" ? 3 : 1.5 }, color: PALETTE[i], data: health.history.map((h) => h[name]),
+  }));
+  return draw("history-chart", {
+    tooltip: { trigger: "axis" }, legend: { top: 0 }, grid: { left: 40, right: 16, top: 36, bottom: 24 },
+    xAxis: { type: "category", data: days }, yAxis: { type: "value", min: 0, max: 100 }, series,
+  });
+}
+
+function hourly(dash) {
+  const hours = dash.hourly.map((h) => `${h.hour}:00`);
+  return draw("hourly-chart", {
+    tooltip: { trigger: "axis" }, legend: { top: 0 }, grid: { left: 56, right: 56, top: 36, bottom: 24 },
+    xAxis: { type: "category", data: hours },
+    yAxis: [{ type: "value", name: "¥" }, { type: "value", splitLine: { show: false } }],
+    series: [
+      { name: t("chart.footfall_today"), type: "bar", yAxisIndex: 1, color: "#cbd5e1", data: dash.hourly.map((h) => h.footfall) },
+      { name: t("chart.sales_today"), type: "line", color: PALETTE[0], data: dash.hourly.map((h) => h.sales) },
+      { name: t("chart.sales_last_week"), type: "line", color: PALETTE[1], lineStyle: { type: "dashed" }, data: dash.hourly.map((h) => h.last_week_sales) },
+    ],
+  });
+}
+
+function league(dash) {
+  const rows = [...dash.assistants].sort((a, b) => (b.sales ?? 0) - (a.sales ?? 0));
+  fill("assistants", table([
+    { label: "col.rank", value: (a) => String(rows.indexOf(a) + 1) },
+    { label: "col.assistant", value: (a) => a.name || a.assistant },
+    { label: "col.claimed", cls: "num", value: (a) => num(a.claimed) },
+    { label: "col.greeted", cls: "num", value: (a) => num(a.greeted) },
+    { label: "col.served", cls: "num", value: (a) => num(a.served) },
+    { label: "col.sold", cls: "num", value: (a) => num(a.sold) },
+    { label: "col.conversion", cls: "num", value: (a) => pct(a.conversion) },
+    { label: "col.sales", cls: "num", value: (a) => money(a.sales) },
+    { label: "col.ttg", cls: "num", value: (a) => num(a.median_time_to_greet_s, 0) },
+  ], rows, { rowAttrs: (a) => ({ "data-assistant": a.assistant }) }));
+}
+
+export function hotProducts(target, products) {
+  fill(target, table([
+    { label: "col.product_name", value: (p) => p.name || p.sku },
+    { label: "col.sku", value: (p) => p.sku },
+    { label: "col.units", cls: "num", value: (p) => num(p.units) },
+    { label: "col.sales", cls: "num", value: (p) => money(p.sales) },
+  ], products, { rowAttrs: (p) => ({ "data-sku": p.sku }) }));
+}
+
+async function loadHealthAndDashboard() {
+  const health = await get(`/v1/health/stores/${encodeURIComponent(store)}${query({ day })}`).catch((exc) => {
+    showError(exc, "health");
+    for (const name of ["health", "history"]) document.querySelector(`[data-section="${name}"]`).dataset.state = "error";
+    return null;
+  });
+  if (health) {
+    day = day || health.day;
+    fill("store-name", health.name || store);
+    scores(health);
+    await history(health);
+  }
+  const dash = await get(`/v1/stores/${encodeURIComponent(store)}/dashboard${query({ day })}`);
+  fill("store-name", dash.name || store);
+  fill("store-day", dash.day);
+  kpis(dash);
+  live(dash.live);
+  league(dash);
+  hotProducts("hot", dash.hot_products);
+  await hourly(dash);
+}
+
+/** The live counter: the dashboard again every POLL_S seconds, only the arrivals redrawn. */
+function poll() {
+  setInterval(async () => {
+    try {
+      live((await get(`/v1/stores/${encodeURIComponent(store)}/dashboard${query({ day })}`)).live);
+    } catch (exc) {
+      showError(exc, "live");
+    }
+  }, POLL_S * 1000);
+}
+
+if (startPage()) {
+  if (!store) {
+    showError(new Error(t("store.no_store")));
+    document.body.dataset.ready = "true";
+  } else {
+    fill("store-name", store);
+    get("/v1/whoami").then((who) => {
+      setPrincipal(who);
+      document.getElementById("hq-link").hidden = who.role === "store_manager";
+    }).catch(() => null).finally(async () => {
+      const results = await loadSections([
+        ["dashboard", loadHealthAndDashboard],
+        ["alerts", () => loadAlerts("alerts", { store })],
+      ]);
+      if (results[0].status === "fulfilled") poll();
+    });
+  }
+}
