@@ -46,8 +46,10 @@ def decode(payload: bytes | str, expected: type[M] | None = None) -> Message:
         raise DecodeError(None, f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # bad UTF-8 or JSON, and integers longer than Python converts (4300 digits)
         raise DecodeError(None, f"payload is not UTF-8 JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." within the size limit nests deeper than the parser recurses
+        raise DecodeError(None, "payload nests too deeply to be a message") from None
     if not isinstance(data, dict):
         raise DecodeError(None, f"payload must be a JSON object, got {type(data).__name__}")
     if "v" not in data:
