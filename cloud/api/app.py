@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud.api.deps import error_detail, require_api_key
 from cloud.api.ratelimit import RateLimiter
 from cloud.api.routers import (
-    devices, health, identity, imports, ingest, keys, members, scripts, segments, stores, tags, visits, wifi,
+    brand_live, devices, health, identity, imports, ingest, keys, members, scripts, segments, stores, storehealth, tags,
+    visits, wifi,
 )
 from cloud.dashboards import mount as mount_dashboards
 from cloud.runtime import Runtime
@@ -97,7 +98,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app.include_router(health.router)
     v1 = {"prefix": "/v1", "dependencies": [Depends(require_api_key)]}
-    for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts):
+    for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts,
+                   storehealth, brand_live):
         app.include_router(module.router, **v1)
     mount_dashboards(app)
     return app

@@ -6,7 +6,10 @@ minimum a stock system exports (per store, local day and SKU) for stock-outs, se
 markdown waste. ``store_metrics`` holds the rollup (one value per store, grain, local period and
 metric); ``store_scores`` the per-metric scores of each store-day against its own history and its
 peers, which do not depend on the configurable weights, so changing weights needs no rescoring.
-``order_lines`` gains a (store, ts) index: the rollup and the dashboards read one store's lines.
+``order_lines`` gains a (store, ts) index: the rollup and the dashboards read one store's lines;
+the received-time indexes let the periodic rollup find what changed since its last run; a day of
+orders of every channel is read by time for the brand's live screen; ``products.member_price``
+marks the member deals it shows.
 """
 
 from __future__ import annotations
@@ -35,4 +38,14 @@ STATEMENTS: tuple[str, ...] = (
         PRIMARY KEY (store, day, metric))""",
     "CREATE INDEX store_scores_day ON store_scores (day)",
     "CREATE INDEX order_lines_store_ts ON order_lines (store, ts)",
+    # the brand's live screen reads one day of every channel
+    "CREATE INDEX orders_ts ON orders (ts)",
+    "CREATE INDEX order_lines_ts ON order_lines (ts)",
+    # the member price of a product on promotion (the live screen's member deals)
+    "ALTER TABLE products ADD COLUMN member_price DOUBLE PRECISION",
+    # the periodic rollup finds the store-days that changed since its last run by these
+    "CREATE INDEX arrivals_received ON arrivals (received)",
+    "CREATE INDEX feedback_received ON feedback (received)",
+    "CREATE INDEX footfall_received ON footfall (received)",
+    "CREATE INDEX orders_import ON orders (import_id)",
 )

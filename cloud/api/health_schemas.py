@@ -1,0 +1,175 @@
+"""Response and request models of the store health API (/v1/health, store dashboards, brand live).
+
+The shapes are the contract with the dashboards (/work/briefs/health-contract.md, docs/HEALTH.md):
+a score is 0..100 or null when the store had no scored metric that day; a metric value is null
+when it is not defined (a ratio over zero, no stock data).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class StoreHealthRow(BaseModel):
+    store: str
+    name: str
+    city: str | None
+    region: str | None
+    city_tier: str | None
+    format: str | None
+    overall: float | None
+    experience: float | None
+    customer: float | None
+    team: float | None
+    product: float | None
+    rank: int | None
+    overall_vs_own: float | None = Field(description="overall minus the store's own mean of the 28 days before")
+    overall_vs_peers: float | None = Field(description="overall minus the peer group's median that day")
+    open_alerts: int
+    sales: float
+    footfall: int
+
+
+class HealthRanking(BaseModel):
+    day: str | None
+    stores: list[StoreHealthRow]
+
+
+class MetricScore(BaseModel):
+    metric: str
+    value: float | None
+    unit: str
+    own_baseline: float | None = Field(description="mean of the same weekday over the 4 weeks before")
+    peer_median: float | None
+    score: float | None
+    weight: float
+
+
+class SubScore(BaseModel):
+    name: str
+    score: float | None
+    weight: float
+    metrics: list[MetricScore]
+
+
+class HealthHistoryDay(BaseModel):
+    day: str
+    overall: float | None
+    experience: float | None
+    customer: float | None
+    team: float | None
+    product: float | None
+
+
+class PeerGroupOut(BaseModel):
+    key: str
+    stores: list[str]
+    overall_median: float | None
+
+
+class StoreHealth(BaseModel):
+    store: str
+    name: str
+    day: str | None
+    overall: float | None
+    rank: int | None
+    of: int
+    sub_scores: list[SubScore]
+    history: list[HealthHistoryDay]
+    peer_group: PeerGroupOut
+
+
+class HealthWeights(BaseModel):
+    """group -> name -> weight; groups: overall (the four sub-scores) and each sub-score (its metrics).
+    A PUT may give some groups only; the others keep their current defaults."""
+
+    model_config = {"extra": "forbid"}
+    overall: dict[str, float] | None = None
+    experience: dict[str, float] | None = None
+    customer: dict[str, float] | None = None
+    team: dict[str, float] | None = None
+    product: dict[str, float] | None = None
+
+
+class HourRow(BaseModel):
+    hour: int
+    footfall: float
+    arrivals: float
+    sales: float
+    last_week_sales: float
+    last_week_footfall: float
+
+
+class AssistantRow(BaseModel):
+    assistant: str
+    name: str
+    claimed: int
+    greeted: int
+    served: int
+    sold: int
+    conversion: float | None
+    sales: float
+    median_time_to_greet_s: float | None
+
+
+class HotProduct(BaseModel):
+    sku: str
+    name: str
+    units: int
+    sales: float
+
+
+class LiveCounter(BaseModel):
+    arrivals_today: int
+    members_today: int
+    visitors_today: int
+
+
+class StoreDashboard(BaseModel):
+    store: str
+    name: str
+    day: str
+    today: dict[str, float]
+    last_week: dict[str, float]
+    hourly: list[HourRow]
+    assistants: list[AssistantRow]
+    hot_products: list[HotProduct]
+    live: LiveCounter
+
+
+class ChannelSales(BaseModel):
+    channel: str
+    sales: float
+
+
+class HourSales(BaseModel):
+    hour: int
+    sales: float
+
+
+class MemberDeal(BaseModel):
+    sku: str
+    name: str
+    price: float
+    member_price: float
+
+
+class StoreSales(BaseModel):
+    store: str
+    name: str
+    sales: float
+    target: float | None
+
+
+class BrandLive(BaseModel):
+    day: str
+    sales: float
+    target: float
+    orders: int
+    member_sales_share: float | None
+    by_channel: list[ChannelSales]
+    by_hour: list[HourSales]
+    hot_products: list[HotProduct]
+    member_deals: list[MemberDeal]
+    stores: list[StoreSales]
+    arrivals: int

@@ -1,0 +1,58 @@
+"""Store health: the ranking of every store, one store's scores explained, the weights, and a
+store manager's dashboard. A store manager reads their own store only (403 for any other; the
+ranking lists their row alone); HQ reads every store; only hq_admin changes the weights."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from cloud.api.deps import Admin, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
+from cloud.api.health_schemas import HealthRanking, HealthWeights, StoreDashboard, StoreHealth
+from cloud.api.schemas import Error
+from cloud.health import dashboard, model, views
+
+router = APIRouter(tags=["store health"])
+
+Day = Annotated[date | None, Query(description="local day YYYY-MM-DD; default: the latest day with scores (today for dashboards)")]
+
+
+@router.get("/health/stores", response_model=HealthRanking)
+def ranking(runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
+    return views.ranking(runtime.store.db, day, only_store=scoped_store(principal))
+
+
+@router.get("/health/stores/{store}", response_model=StoreHealth, responses={403: {"model": Error}, 404: {"model": Error}})
+def store_health(store: str, runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
+    valid_store(store)
+    check_store(principal, store)
+    found = views.store_detail(runtime.store.db, store, day)
+    if found is None:
+        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_store", f"no store {store}")
+    return found
+
+
+@router.get("/health/weights", response_model=HealthWeights)
+def get_weights(runtime: RuntimeDep, principal: Reader) -> dict:
+    return model.load_weights(runtime.store.db)
+
+
+@router.put("/health/weights", response_model=HealthWeights, responses={422: {"model": Error}})
+def put_weights(body: HealthWeights, runtime: RuntimeDep, principal: Admin) -> dict:
+    try:
+        return model.save_weights(runtime.store.db, body.model_dump(exclude_none=True))
+    except model.WeightsError as exc:
+        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_weights", str(exc)) from None
+
+
+@router.get("/stores/{store}/dashboard", response_model=StoreDashboard,
+            responses={403: {"model": Error}, 404: {"model": Error}})
+def store_dashboard(store: str, runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
+    valid_store(store)
+    check_store(principal, store)
+    found = dashboard.store_dashboard(runtime.store.db, store, day)
+    if found is None:
+        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_store", f"no store {store}")
+    return found

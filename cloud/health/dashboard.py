@@ -1,0 +1,122 @@
+"""A store manager's day: today against the same weekday last week, hour by hour, the assistants'
+league, hot products and the live arrivals counter (the shape of /v1/stores/{store}/dashboard).
+
+Day and hour figures come from the rollup (``store_metrics``); the assistants' league, hot
+products and the live counter are read from the raw rows of that one store-day, which the
+(store, ts) indexes keep small, so they are current to the second.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from statistics import median
+
+from cloud.db import Database
+from cloud.health import clock
+from cloud.health.sources import GREETING
+
+HOT_PRODUCTS = 10
+#: summable over hours, so "last week up to this hour" is exact for these (and the ratios of them)
+_ADDITIVE = ("footfall", "arrivals", "members_recognised", "sales", "orders")
+
+
+def store_dashboard(db: Database, store: str, day: date | None, now: datetime | None = None) -> dict | None:
+    info = db.one("SELECT id, name, timezone FROM stores WHERE id = ?", (store,))
+    if info is None:
+        return None
+    tz = info["timezone"]
+    local_now = (now.astimezone(clock.zone(tz)) if now else clock.now_local(tz))
+    day = day or local_now.date()
+    last = day - timedelta(days=7)
+    today = dict(db.rows("SELECT metric, value FROM store_metrics WHERE store = ? AND grain = 'day' AND ts = ?",
+                         (store, day.isoformat())))
+    hours = _hours(db, store, day)
+    last_hours = _hours(db, store, last)
+    if day == local_now.date():  # a day in progress: last week up to the same hour
+        last_week = _partial(last_hours, local_now.hour)
+    else:
+        last_week = dict(db.rows("SELECT metric, value FROM store_metrics WHERE store = ? AND grain = 'day' AND ts = ?",
+                                 (store, last.isoformat())))
+    start, end = clock.utc_range(day, day, tz)
+    return {
+        "store": store, "name": info["name"], "day": day.isoformat(), "today": today, "last_week": last_week,
+        "hourly": [{"hour": h, "footfall": hours[h].get("footfall", 0), "arrivals": hours[h].get("arrivals", 0),
+                    "sales": hours[h].get("sales", 0.0), "last_week_sales": last_hours[h].get("sales", 0.0),
+                    "last_week_footfall": last_hours[h].get("footfall", 0)} for h in range(24)],
+        "assistants": assistants_league(db, store, start, end),
+        "hot_products": hot_products(db, int(start.timestamp()), int(end.timestamp()), store),
+        "live": _live(db, store, start, end),
+    }
+
+
+def _hours(db: Database, store: str, day: date) -> dict[int, dict[str, float]]:
+    out: dict[int, dict[str, float]] = defaultdict(dict)
+    for ts, metric, value in db.rows(
+        "SELECT ts, metric, value FROM store_metrics WHERE store = ? AND grain = 'hour' AND ts >= ? AND ts < ?",
+        (store, day.isoformat(), (day + timedelta(days=1)).isoformat())):
+        out[int(ts[11:13])][metric] = value
+    return out
+
+
+def _partial(hours: dict[int, dict[str, float]], before_hour: int) -> dict[str, float]:
+    sums = {m: sum(hours[h].get(m, 0) for h in range(before_hour)) for m in _ADDITIVE}
+    if sums["arrivals"]:
+        sums["recognised_share"] = sums["members_recognised"] / sums["arrivals"]
+    if sums["orders"]:
+        sums["avg_ticket"] = sums["sales"] / sums["orders"]
+    if sums["footfall"]:
+        sums["conversion"] = sums["orders"] / sums["footfall"]
+    return sums
+
+
+def assistants_league(db: Database, store: str, start: datetime, end: datetime) -> list[dict]:
+    """Per assistant: cards claimed, greeted, served and sold (distinct arrivals), conversion
+    (sold / served), sales (amounts of sold actions) and median time to greet their arrivals."""
+    acts: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    amounts: dict[str, float] = defaultdict(float)
+    first_greet: dict[str, tuple[str, str, str]] = {}  # visit -> (ts, assistant, visit ts)
+    for assistant, visit, action, ts, amount, visit_ts in db.rows(
+        "SELECT f.assistant, f.visit_id, f.action, f.ts, f.amount, v.ts FROM feedback f JOIN visits v ON v.id = f.visit_id "
+        "WHERE f.store = ? AND f.ts >= ? AND f.ts < ? AND f.assistant IS NOT NULL",
+        (store, clock.iso_utc(start), clock.iso_utc(end))):
+        acts[assistant][action].add(visit)
+        if action == "sold":
+            amounts[assistant] += amount or 0.0
+        if action in GREETING and (visit not in first_greet or ts < first_greet[visit][0]):
+            first_greet[visit] = (ts, assistant, visit_ts)
+    delays: dict[str, list[float]] = defaultdict(list)
+    for ts, assistant, visit_ts in first_greet.values():
+        delays[assistant].append(max(0.0, (datetime.fromisoformat(ts) - datetime.fromisoformat(visit_ts)).total_seconds()))
+    names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
+    league = []
+    for assistant, by_action in acts.items():
+        served = len(by_action["served"] | by_action["sold"])
+        sold = len(by_action["sold"])
+        league.append({
+            "assistant": assistant, "name": names.get(assistant, assistant), "claimed": len(by_action["claimed"]),
+            "greeted": len(by_action["greeted"] | by_action["served"] | by_action["sold"]), "served": served,
+            "sold": sold, "conversion": round(sold / served, 4) if served else None,
+            "sales": round(amounts[assistant], 2),
+            "median_time_to_greet_s": median(delays[assistant]) if delays[assistant] else None,
+        })
+    league.sort(key=lambda a: (-a["sales"], -a["sold"], a["assistant"]))
+    return league
+
+
+def hot_products(db: Database, start_s: int, end_s: int, store: str | None = None) -> list[dict]:
+    """The best sellers by units over [start_s, end_s): one store's, or every channel's."""
+    where, args = ("l.store = ? AND l.ts >= ? AND l.ts < ?", (store, start_s, end_s)) if store else (
+        "l.ts >= ? AND l.ts < ?", (start_s, end_s))
+    rows = db.rows(
+        f"SELECT l.sku, MAX(p.name), SUM(l.qty), SUM(l.amount) FROM order_lines l LEFT JOIN products p ON p.sku = l.sku "
+        f"WHERE {where} GROUP BY l.sku ORDER BY SUM(l.qty) DESC, SUM(l.amount) DESC, l.sku LIMIT ?", (*args, HOT_PRODUCTS))
+    return [{"sku": sku, "name": name or sku, "units": int(units), "sales": round(float(sales), 2)}
+            for sku, name, units, sales in rows]
+
+
+def _live(db: Database, store: str, start: datetime, end: datetime) -> dict[str, int]:
+    arrivals, members = db.rows(
+        "SELECT COUNT(*), COUNT(member_id) FROM visits WHERE store = ? AND ts >= ? AND ts < ?",
+        (store, clock.iso_utc(start), clock.iso_utc(end)))[0]
+    return {"arrivals_today": int(arrivals), "members_today": int(members), "visitors_today": int(arrivals - members)}

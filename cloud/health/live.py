@@ -1,0 +1,58 @@
+"""The brand's real-time sales big-screen: one local day of every channel, read from the raw orders
+(not the hourly rollup), so the numbers move with each order (shape of /v1/brand/live)."""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from datetime import date
+
+from cloud.db import Database
+from cloud.health import clock
+from cloud.health.dashboard import hot_products
+
+MEMBER_DEALS = 8
+
+
+def brand_live(db: Database, day: date | None) -> dict:
+    tz = clock.DEFAULT_TZ  # the brand's screen runs on head-office time
+    day = day or clock.now_local(tz).date()
+    start, end = clock.utc_range(day, day, tz)
+    s0, s1 = int(start.timestamp()), int(end.timestamp())
+    by_channel: dict[str, float] = defaultdict(float)
+    by_hour: dict[int, float] = defaultdict(float)
+    by_store: dict[str, float] = defaultdict(float)
+    total = member = 0.0
+    orders = 0
+    for channel, store, hour, n, paid, member_paid in db.rows(
+        "SELECT channel, store, ts / 3600, COUNT(*), SUM(paid), SUM(CASE WHEN member_id IS NULL THEN 0 ELSE paid END) "
+        "FROM orders WHERE ts >= ? AND ts < ? GROUP BY channel, store, ts / 3600", (s0, s1)):
+        paid = float(paid or 0)
+        by_channel[channel] += paid
+        by_hour[int(clock.local_hour_of_epoch_hour(int(hour), tz)[11:13])] += paid
+        if store is not None:
+            by_store[store] += paid
+        total += paid
+        member += float(member_paid or 0)
+        orders += int(n)
+    days_in_month = calendar.monthrange(day.year, day.month)[1]
+    targets = {s: float(t) / days_in_month for s, t in db.rows(
+        "SELECT store, sales_target FROM store_targets WHERE month = ?", (day.isoformat()[:7],))}
+    names = dict(db.rows("SELECT id, name FROM stores"))
+    arrivals = db.scalar(  # through the (store, ts) index, one range per store
+        "SELECT COUNT(*) FROM visits WHERE store IN (SELECT id FROM stores) AND ts >= ? AND ts < ?",
+                         (clock.iso_utc(start), clock.iso_utc(end)))
+    deals = db.rows("SELECT sku, name, price, member_price FROM products WHERE member_price IS NOT NULL "
+                    "ORDER BY popularity DESC, sku LIMIT ?", (MEMBER_DEALS,))
+    return {
+        "day": day.isoformat(), "sales": round(total, 2), "target": round(sum(targets.values()), 2), "orders": orders,
+        "member_sales_share": round(member / total, 4) if total else None,
+        "by_channel": [{"channel": c, "sales": round(v, 2)} for c, v in sorted(by_channel.items(), key=lambda kv: -kv[1])],
+        "by_hour": [{"hour": h, "sales": round(by_hour.get(h, 0.0), 2)} for h in range(24)],
+        "hot_products": hot_products(db, s0, s1),
+        "member_deals": [{"sku": sku, "name": name, "price": price, "member_price": mp} for sku, name, price, mp in deals],
+        "stores": [{"store": s, "name": names.get(s, s), "sales": round(by_store.get(s, 0.0), 2),
+                    "target": round(targets[s], 2) if s in targets else None}
+                   for s in sorted(names, key=lambda s: -by_store.get(s, 0.0))],
+        "arrivals": int(arrivals or 0),
+    }

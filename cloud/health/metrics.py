@@ -1,0 +1,95 @@
+"""The store health metrics: name, unit, grain, formula, source, and which sub-score they feed.
+
+One registry, read by the rollup (what to write), the scoring (which direction is good, how
+much change is a lot), the API (units) and docs/HEALTH.md (the same words). A metric with
+``sub_score=None`` is shown on the dashboards but not scored: a raw count such as footfall
+says more about a store's size than its health; the ratios built from it are scored instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Grain = Literal["hour", "day"]
+SubScore = Literal["experience", "customer", "team", "product"]
+SUB_SCORES: tuple[SubScore, ...] = ("experience", "customer", "team", "product")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    grains: tuple[Grain, ...]
+    formula: str
+    source: str
+    sub_score: SubScore | None = None
+    higher_is_better: bool = True
+    #: the smallest baseline a relative change is measured against, so that a count moving from
+    #: 0.2 to 1 new members a day is "a lot better", not "five times infinitely better"
+    min_scale: float = 0.01
+
+
+HOURLY_AND_DAILY: tuple[Grain, ...] = ("hour", "day")
+DAILY: tuple[Grain, ...] = ("day",)
+
+METRICS: tuple[Metric, ...] = (
+    Metric("footfall", "people", HOURLY_AND_DAILY,
+           "people who entered: sum of the Wi-Fi boxes' visits_started; arrivals where the store has no box",
+           "footfall, visits"),
+    Metric("arrivals", "visits", HOURLY_AND_DAILY, "visits opened at the door (face tracks and Wi-Fi presence)",
+           "visits"),
+    Metric("members_recognised", "visits", HOURLY_AND_DAILY, "arrivals recognised as a member", "visits"),
+    Metric("recognised_share", "ratio", HOURLY_AND_DAILY, "members_recognised / arrivals", "visits",
+           "customer"),
+    Metric("claimed_share", "ratio", HOURLY_AND_DAILY,
+           "arrivals whose card an assistant claimed / arrivals", "feedback, visits", "team"),
+    Metric("greeted_share", "ratio", HOURLY_AND_DAILY,
+           "arrivals greeted (a greeted, served or sold action) / arrivals", "feedback, visits", "experience"),
+    Metric("median_time_to_greet_s", "s", HOURLY_AND_DAILY,
+           "median over greeted arrivals of (first greeted/served/sold action - arrival)", "feedback, visits",
+           "experience", higher_is_better=False, min_scale=10.0),
+    Metric("served_share", "ratio", HOURLY_AND_DAILY, "arrivals served (served or sold) / arrivals",
+           "feedback, visits", "experience"),
+    Metric("converted_share", "ratio", HOURLY_AND_DAILY, "arrivals sold / arrivals served", "feedback, visits",
+           "team"),
+    Metric("sales", "CNY", HOURLY_AND_DAILY, "sum of paid over the store's orders (refunds are negative)", "orders"),
+    Metric("orders", "orders", HOURLY_AND_DAILY, "the store's paid orders (tickets)", "orders"),
+    Metric("avg_ticket", "CNY", HOURLY_AND_DAILY, "sales / orders", "orders", "product", min_scale=1.0),
+    Metric("units_per_ticket", "units", HOURLY_AND_DAILY, "units on the store's order lines / orders",
+           "order_lines, orders", "product", min_scale=0.1),
+    Metric("member_sales_share", "ratio", HOURLY_AND_DAILY, "sales of orders with a member / sales", "orders",
+           "customer"),
+    Metric("conversion", "ratio", HOURLY_AND_DAILY, "orders / footfall", "orders, footfall, visits", "experience"),
+    Metric("new_members", "members", DAILY, "member cards created with this home store that day", "members",
+           "customer", min_scale=1.0),
+    Metric("repurchase_rate", "ratio", DAILY,
+           "the day's member buyers with an earlier order (any channel, 365 days) / the day's member buyers",
+           "orders", "customer"),
+    Metric("dormant_reactivated", "members", DAILY,
+           "the day's member buyers whose previous order (any channel) was more than 180 days earlier", "orders",
+           "customer", min_scale=1.0),
+    Metric("churn_rate", "ratio", DAILY,
+           "member buyers of this store 180 days earlier with no order since (any channel) / those buyers",
+           "orders", "customer", higher_is_better=False),
+    Metric("stock_outs", "SKUs", DAILY, "SKUs of the store closing the day at zero stock", "stock_days"),
+    Metric("stock_out_rate", "ratio", DAILY, "stock_outs / SKUs the store stocked that day", "stock_days",
+           "product", higher_is_better=False),
+    Metric("sell_through", "ratio", DAILY, "units sold / (opening stock + units received)", "stock_days",
+           "product"),
+    Metric("markdown_waste", "CNY", DAILY, "value lost to markdowns and write-offs", "stock_days"),
+    Metric("markdown_waste_share", "ratio", DAILY, "markdown_waste / sales", "stock_days, orders", "product",
+           higher_is_better=False, min_scale=0.005),
+    Metric("assistants_active", "people", DAILY, "assistants with at least one card action that day", "feedback"),
+    Metric("sales_per_assistant", "CNY", DAILY, "sales / assistants_active", "orders, feedback", "team",
+           min_scale=100.0),
+    Metric("target_attainment", "ratio", DAILY,
+           "sales / (the month's sales target / days in the month)", "orders, store_targets", "team"),
+)
+
+BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+SCORED: tuple[Metric, ...] = tuple(m for m in METRICS if m.sub_score is not None)
+
+
+def metrics_of(sub_score: SubScore) -> tuple[Metric, ...]:
+    return tuple(m for m in SCORED if m.sub_score == sub_score)

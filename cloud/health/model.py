@@ -1,0 +1,90 @@
+"""The health model: metric scores -> four sub-scores -> the overall score, by configurable weights.
+
+sub-score = weighted mean of the scores its metrics have that day (a metric without a score,
+e.g. no stock data, drops out and the others' weights are renormalised); overall = weighted mean
+of the sub-scores that exist. Weights live in the ``settings`` table (``health.weights``) so HQ
+can change them (PUT /v1/health/weights) without rescoring: scores per metric are stored, weights
+apply when read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cloud.db import Database
+from cloud.health.metrics import SUB_SCORES, metrics_of
+
+WEIGHTS_KEY = "health.weights"
+
+Weights = dict[str, dict[str, float]]
+
+DEFAULT_WEIGHTS: Weights = {
+    "overall": {"experience": 0.25, "customer": 0.25, "team": 0.25, "product": 0.25},
+    "experience": {"greeted_share": 0.3, "median_time_to_greet_s": 0.2, "served_share": 0.2, "conversion": 0.3},
+    "customer": {"recognised_share": 0.15, "member_sales_share": 0.2, "new_members": 0.15, "repurchase_rate": 0.2,
+                 "dormant_reactivated": 0.1, "churn_rate": 0.2},
+    "team": {"claimed_share": 0.2, "converted_share": 0.3, "sales_per_assistant": 0.2, "target_attainment": 0.3},
+    "product": {"avg_ticket": 0.15, "units_per_ticket": 0.15, "sell_through": 0.3, "stock_out_rate": 0.2,
+                "markdown_waste_share": 0.2},
+}
+
+
+class WeightsError(ValueError):
+    """Weights that name an unknown group or metric, or are negative, or sum to zero."""
+
+
+def validate(weights: Weights) -> Weights:
+    """The full weights (groups not given keep their defaults); raises WeightsError with the reason."""
+    merged = {group: dict(values) for group, values in DEFAULT_WEIGHTS.items()}
+    for group, values in weights.items():
+        allowed = set(SUB_SCORES) if group == "overall" else (
+            {m.name for m in metrics_of(group)} if group in SUB_SCORES else None)  # type: ignore[arg-type]
+        if allowed is None:
+            raise WeightsError(f"unknown weight group {group!r}; groups: overall, {', '.join(SUB_SCORES)}")
+        for name, w in values.items():
+            if name not in allowed:
+                raise WeightsError(f"{name!r} is not part of {group}; one of {', '.join(sorted(allowed))}")
+            if not isinstance(w, (int, float)) or w < 0:
+                raise WeightsError(f"weight {group}.{name} must be a number >= 0")
+        merged[group] = {name: float(values.get(name, 0.0)) for name in allowed}
+        if sum(merged[group].values()) <= 0:
+            raise WeightsError(f"the weights of {group} sum to 0")
+    return merged
+
+
+def load_weights(db: Database) -> Weights:
+    raw = db.scalar("SELECT value FROM settings WHERE key = ?", (WEIGHTS_KEY,))
+    return validate(json.loads(raw)) if raw else {g: dict(v) for g, v in DEFAULT_WEIGHTS.items()}
+
+
+def save_weights(db: Database, weights: Weights) -> Weights:
+    full = validate(weights)
+    db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+               (WEIGHTS_KEY, json.dumps(full)))
+    return full
+
+
+def weighted_mean(scores: dict[str, float], weights: dict[str, float]) -> float | None:
+    total = sum(weights.get(k, 0.0) for k in scores)
+    if total <= 0:
+        return None
+    return sum(s * weights.get(k, 0.0) for k, s in scores.items()) / total
+
+
+@dataclass(frozen=True)
+class Health:
+    overall: float | None
+    sub_scores: dict[str, float | None]
+
+
+def combine(metric_scores: dict[str, float], weights: Weights) -> Health:
+    """Sub-scores and overall from one store-day's metric scores (metric -> 0..100)."""
+    subs: dict[str, float | None] = {}
+    for sub in SUB_SCORES:
+        mine = {m.name: metric_scores[m.name] for m in metrics_of(sub) if m.name in metric_scores}
+        subs[sub] = weighted_mean(mine, weights[sub])
+    present = {k: v for k, v in subs.items() if v is not None}
+    return Health(weighted_mean(present, weights["overall"]), subs)
+
+
