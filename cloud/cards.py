@@ -10,21 +10,24 @@ on a guess.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from cloud import profile as profiles
+from cloud.db import Database
 from cloud.recommend import service as recommend
 from cloud.matching import Match
 from cloud.scripts.outcomes import record_shown
 from cloud.scripts.service import script_for
 from cloud.store import Store
-from protocol.messages import Arrival, GuideCard, MemberSummary, new_id, now
+from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, new_id, now
 
 _HONORIFIC = {"female": "女士", "male": "先生"}
 _COMPOUND_SURNAMES = frozenset(
     "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 令狐 端木 独孤 南宫 西门 轩辕 百里".split()
 )
 _HAN_NAME = re.compile(r"^[\u4e00-\u9fff]{2,5}$")
+#: What the card names of the last order: the assistant mentions one or two, never reads a receipt.
+LAST_PURCHASE_ITEMS = 3
 VISITOR_SCRIPT = "您好，欢迎光临！请问今天想看看哪一类商品？我可以为您介绍本店的热销款和新品。"
 
 
@@ -35,6 +38,30 @@ def title_for(name: str, gender: str | None) -> str:
         return name
     surname = name[:2] if name[:2] in _COMPOUND_SURNAMES else name[0]
     return surname + honorific
+
+
+def history(db: Database, person: dict, *, visit_id: str) -> dict[str, object]:
+    """The card's history fields from a ``cloud.profile.profile()`` dict: lifetime value, the
+    previous visit (not ``visit_id``, the one this card is for), the last paid order with what was
+    in it, and the top categories by spend (the member's declared ones while they have no orders)."""
+    orders = person["orders"]
+    last_order = next((o for o in orders["recent"] if o["status"] == "paid" and o["paid"] > 0), None)
+    earlier = [v for v in person["visits"]["recent"] if v["id"] != visit_id]
+    stats = person["stats"] or {}
+    return {
+        "lifetime_value": max(0.0, float(orders["lifetime_value"])),
+        "last_visit": datetime.fromisoformat(earlier[0]["ts"]) if earlier else None,
+        "last_purchase": _last_purchase(db, last_order) if last_order else None,
+        "preferences": list(stats.get("top_categories") or person["preferences"])[:5],
+    }
+
+
+def _last_purchase(db: Database, order: dict) -> LastPurchase:
+    names = [row[0] for row in db.rows(
+        "SELECT COALESCE(p.name, l.sku) FROM order_lines l LEFT JOIN products p ON p.sku = l.sku "
+        "WHERE l.order_id = ? AND l.qty > 0 AND l.amount > 0 ORDER BY l.amount DESC, l.sku LIMIT ?",
+        (order["id"], LAST_PURCHASE_ITEMS))]
+    return LastPurchase(ts=datetime.fromtimestamp(order["ts"], timezone.utc), items=names, amount=order["paid"])
 
 
 class CardBuilder:
@@ -49,14 +76,15 @@ class CardBuilder:
         summary, recs, script, shown = None, [], VISITOR_SCRIPT, None
         if match.member is not None:
             member = match.member
+            person = profiles.profile(self._store.db, member.id, recent=3)
             summary = MemberSummary(
                 member_id=member.id, name=member.name, title=title_for(member.name, member.gender), tier=member.tier,
                 tags=member.tags, visits=self._store.visit_count(member.id, arrival.brand),
+                **history(self._store.db, person, visit_id=visit_id),
             )
             picks = recommend.picks_for(self._store, member.id, arrival.store, made, limit=self._recommendations,
                                         declared=member.categories)
             recs = recommend.as_recommendations(picks)
-            person = profiles.profile(self._store.db, member.id, recent=3)
             script, template_id, variant = script_for(person, picks, "zh", db=self._store.db, now=made)
             shown = (member.id, template_id, variant)
         card = GuideCard(

@@ -1,7 +1,9 @@
 """One member's card on the guide screen: who arrived, how to serve them, and the actions.
 
 Read top to bottom in the order an assistant needs it: how to address the member and how sure
-the match is, tier and history, tags, what to recommend and why, then what to say. The buttons
+the match is, tier and history (lifetime spend, last visit, last purchase, favourite categories)
+beside the live face crop from the door when the store sends one, tags, what to recommend and
+why, then what to say. The buttons
 are large enough for gloved fingers. The first one walks through the service in order: claim
 (when the screen has assistants configured: which of them takes this member), greeted, served;
 "成交" records a sale with its amount at any point; "不是本人" (not this person) takes the card
@@ -12,9 +14,12 @@ carrying the claiming assistant so the cloud can credit the right person.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from kiosk.elided import ElidedLabel
@@ -23,6 +28,8 @@ from kiosk.theme import restyle
 from protocol.messages import GuideCard, MemberSummary, Recommendation
 
 MAX_RECOMMENDATIONS = 2
+#: The live crop's side on the card: big enough to recognise a face from a step away.
+CROP_PX = 64
 
 
 def confidence_text(confidence: float) -> str:
@@ -37,6 +44,45 @@ def visits_text(member: MemberSummary) -> str:
 def age_text(arrival: datetime, now: datetime) -> str:
     minutes = int((now - arrival).total_seconds() // 60)
     return "刚刚进店" if minutes < 1 else f"{minutes} 分钟前进店"
+
+
+def days_ago_text(when: datetime, reference: datetime) -> str:
+    """今天 / 昨天 / N 天前 within two months, then the date (local days, like the screen's clock)."""
+    then, ref = when.astimezone().date(), reference.astimezone().date()
+    days = (ref - then).days
+    if days <= 0:
+        return "今天"
+    if days == 1:
+        return "昨天"
+    if days < 60:
+        return f"{days} 天前"
+    return f"{then.month}月{then.day}日" if then.year == ref.year else f"{then.year}年{then.month}月{then.day}日"
+
+
+def identity_text(member: MemberSummary) -> str:
+    """第 12 次到店 · 累计 ¥38,620 · 王丽: the full name last, it elides first (the title says it)."""
+    parts = [visits_text(member)]
+    if member.lifetime_value is not None:
+        parts.append(f"累计 {amount_text(round(member.lifetime_value))}")
+    return " · ".join([*parts, member.name])
+
+
+def history_text(member: MemberSummary, arrival: datetime) -> str | None:
+    """上次购买 12 天前 修护精华露 50ml、保湿面霜 (¥2,059) · 上次到店 3 天前 · 偏好 护肤/彩妆
+
+    What was bought first, because a squeezed card elides the end. None when the cloud sent none
+    of it (an older cloud, or a new member with no history and no declared preferences).
+    """
+    parts = []
+    last = member.last_purchase
+    if last is not None:
+        items = f" {'、'.join(last.items)}" if last.items else ""
+        parts.append(f"上次购买 {days_ago_text(last.ts, arrival)}{items} ({amount_text(round(last.amount, 2))})")
+    if member.last_visit is not None:
+        parts.append(f"上次到店 {days_ago_text(member.last_visit, arrival)}")
+    if member.preferences:
+        parts.append("偏好 " + "/".join(member.preferences[:3]))
+    return " · ".join(parts) or None
 
 
 def _label(text: str, name: str) -> QLabel:
@@ -74,10 +120,10 @@ class CardView(QFrame):
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(20, 12, 20, 14)
-        layout.setSpacing(6)
+        layout.setContentsMargins(20, 10, 20, 12)
+        layout.setSpacing(5)
         layout.addLayout(self._top(member.title or member.name, card.confidence))
-        layout.addLayout(self._identity(member))
+        layout.addLayout(self._who(member, card.arrival_ts))
         if member.tags:
             layout.addWidget(TagStrip(member.tags))
         for reco in card.recommendations[:MAX_RECOMMENDATIONS]:
@@ -104,11 +150,58 @@ class CardView(QFrame):
         row.addWidget(self.dismiss_button, 0, Qt.AlignmentFlag.AlignTop)
         return row
 
+    def _who(self, member: MemberSummary, arrival: datetime) -> QHBoxLayout:
+        """Tier and history on the left; the live face crop (hidden until one comes) on the right."""
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        column = QVBoxLayout()
+        column.setSpacing(4)
+        column.addLayout(self._identity(member))
+        history = history_text(member, arrival)
+        if history:
+            column.addWidget(ElidedLabel(history, "memberHistory", max_lines=2))
+        row.addLayout(column, 1)
+        self.live_crop = QFrame()
+        self.live_crop.setObjectName("liveCrop")
+        crop_column = QVBoxLayout(self.live_crop)
+        crop_column.setContentsMargins(0, 0, 0, 0)
+        crop_column.setSpacing(0)
+        self.live_crop_image = QLabel()
+        self.live_crop_image.setFixedSize(CROP_PX, CROP_PX)
+        crop_column.addWidget(self.live_crop_image)
+        caption = _label("现场", "liveCropCaption")
+        caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        crop_column.addWidget(caption)
+        self.live_crop.hide()
+        row.addWidget(self.live_crop, 0, Qt.AlignmentFlag.AlignTop)
+        return row
+
+    def set_live_crop(self, jpeg_base64: str) -> bool:
+        """Show the door camera's crop of this arrival so the assistant can confirm the person.
+
+        The crop lives only in this widget: it goes when the card goes. False if the JPEG is unreadable.
+        """
+        pixmap = QPixmap()
+        try:
+            data = base64.b64decode(jpeg_base64, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        if not pixmap.loadFromData(data, "JPG"):
+            return False
+        self.live_crop_image.setPixmap(pixmap.scaled(CROP_PX, CROP_PX, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                                                     Qt.TransformationMode.SmoothTransformation))
+        self.live_crop.show()
+        return True
+
+    @property
+    def has_live_crop(self) -> bool:
+        return self.live_crop.isVisibleTo(self)
+
     def _identity(self, member: MemberSummary) -> QHBoxLayout:
         row = QHBoxLayout()
         row.setSpacing(12)
         row.addWidget(_label(member.tier, "tier"))
-        row.addWidget(ElidedLabel(f"{member.name} · {visits_text(member)}", "memberName"), 1)
+        row.addWidget(ElidedLabel(identity_text(member), "memberName"), 1)
         self.claimed_by = _label("", "claimedBy")
         self.claimed_by.hide()
         row.addWidget(self.claimed_by)

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
+from protocol.device import FaceCrop
 from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, new_id, now
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ def device_id(screen: str) -> str:
     return topics.check_id("device", f"kiosk-{screen}")
 
 
+def crops_of_store(brand: str, store: str) -> str:
+    """Every edge box's live face crops in one store: ``.../local/crop/+`` (see ``edge.crop``)."""
+    return f"{topics.store_local(brand, store, 'crop')}/+"
+
+
 @dataclass
 class FeedStats:
     """Counters written by the paho thread, read by the UI and tests (ints are GIL-safe)."""
@@ -39,12 +45,16 @@ class FeedStats:
     rejected: int = 0
     for_other_screen: int = 0
     feedback_sent: int = 0
+    crops: int = 0
 
 
 class CardFeed(QObject):
     """Subscribes to one store's guide cards and hands those meant for this screen to the UI."""
 
     card_received = Signal(object)  # GuideCard
+    #: A live face crop from the store's edge boxes (store-local topic); the screen decides whether
+    #: it may be shown (only beside the member card of the same arrival).
+    crop_received = Signal(object)  # FaceCrop
     connection_changed = Signal(bool)
     #: The broker acknowledged the card subscription: from now on no card for this screen is missed.
     subscribed = Signal()
@@ -64,6 +74,8 @@ class CardFeed(QObject):
         self._device = device_id(screen)
         self._state_topic = topics.device_state(brand, store, self._device)
         self._cards_topic = topics.guide_cards_of_store(brand, store)
+        self._crops_topic = crops_of_store(brand, store)
+        self._cards_mid: int | None = None
         self._client = transport.make_client(
             url, f"{self._device}-{brand}-{store}", will=(self._state_topic, self._state("offline"))
         )
@@ -148,7 +160,8 @@ class CardFeed(QObject):
         if reason_code.is_failure:
             log.error("broker %s refused the connection: %s", self.url, reason_code)
             return
-        client.subscribe(self._cards_topic, qos=1)
+        self._cards_mid = client.subscribe(self._cards_topic, qos=1)[1]
+        client.subscribe(self._crops_topic, qos=0)  # separately: a refused crop filter must not cost the cards
         transport.publish(client, self._state_topic, self._state("online"), retain=True)
         log.info("connected to %s, listening on %s", self.url, self._cards_topic)
         self.connected = True
@@ -162,6 +175,11 @@ class CardFeed(QObject):
 
     def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
         refused = [code for code in reason_codes if code.is_failure]
+        if mid != self._cards_mid:
+            if refused:
+                log.warning("broker refused the face-crop subscription %s (%s); cards show without live crops",
+                            self._crops_topic, refused[0])
+            return
         if refused:
             log.error("broker refused the subscription to %s: %s", self._cards_topic, refused[0])
             return
@@ -169,6 +187,9 @@ class CardFeed(QObject):
 
     def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:  # noqa: ANN001
         self.stats.received += 1
+        if msg.topic.startswith(self._crops_topic[:-1]):
+            self._on_crop(msg)
+            return
         try:
             target = topics.parse(msg.topic).path[0]
             card = decode(msg.payload, GuideCard)
@@ -182,6 +203,18 @@ class CardFeed(QObject):
             self.stats.for_other_screen += 1
             return
         self.card_received.emit(card)
+
+    def _on_crop(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            crop = decode(msg.payload, FaceCrop)
+        except DecodeError as exc:
+            self._reject(msg.topic, str(exc))
+            return
+        if (crop.brand, crop.store, crop.device) != (self.brand, self.store, msg.topic.rsplit("/", 1)[-1]):
+            self._reject(msg.topic, f"crop from {crop.brand}/{crop.store}/{crop.device} on this topic")
+            return
+        self.stats.crops += 1
+        self.crop_received.emit(crop)
 
     def _reject(self, topic: str, reason: str) -> None:
         self.stats.rejected += 1

@@ -10,6 +10,7 @@ the door-to-screen latency the moment a card is put on screen.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -17,8 +18,10 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedWidget, 
 
 from kiosk.board import Board, Outcome
 from kiosk.card_view import CardView
+from kiosk.crops import CropShelf
 from kiosk.overlay import AmountKeypad, AssistantPicker
 from kiosk.theme import restyle
+from protocol.device import FaceCrop
 from protocol.messages import GuideCard
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ class GuideScreen(QWidget):
         self.board = Board(capacity=columns * rows)
         self.columns = columns
         self.views: dict[str, CardView] = {}
+        self.crops = CropShelf()
         self._ever_connected = False
 
         root = QVBoxLayout(self)
@@ -152,6 +156,8 @@ class GuideScreen(QWidget):
     def show_card(self, card: GuideCard) -> None:
         """Slot for the feed: put a member card on screen, or count a visitor."""
         outcome = self.board.offer(card, utcnow())
+        if outcome is not Outcome.SHOWN:
+            self.crops.discard(card.arrival_event_id)  # a visitor's face is never drawn
         if outcome is Outcome.VISITOR:
             self.visitor_count.setText(str(self.board.visitors_today))
         elif outcome is Outcome.SHOWN:
@@ -160,6 +166,19 @@ class GuideScreen(QWidget):
             log.info("card %s not shown: %s", card.card_id, outcome.value)
             return
         self.card_shown.emit(card, (utcnow() - card.arrival_ts).total_seconds() * 1000)
+
+    def show_crop(self, crop: FaceCrop) -> None:
+        """Slot for the feed: a live face crop goes beside its member card, or waits for that card."""
+        view = next((v for v in self.views.values() if v.card.arrival_event_id == crop.arrival_event_id), None)
+        if view is None:
+            self.crops.keep(crop, time.monotonic())
+        else:
+            self._attach_crop(view, crop)
+
+    @staticmethod
+    def _attach_crop(view: CardView, crop: FaceCrop) -> None:
+        if not view.set_live_crop(crop.jpeg):
+            log.warning("unreadable face crop for arrival %s from %s", crop.arrival_event_id, crop.device)
 
     def set_connected(self, connected: bool) -> None:
         """Slot for the feed: the connection pill, and the banner that says cards may be stale."""
@@ -197,6 +216,9 @@ class GuideScreen(QWidget):
                 view.claim_requested.connect(self.picker.ask)
                 view.sale_requested.connect(self.keypad.ask)
                 view.refresh(now)
+                crop = self.crops.take(card.arrival_event_id, time.monotonic())
+                if crop is not None:
+                    self._attach_crop(view, crop)
                 self.views[card.card_id] = view
             view.set_newest(index == 0)
             self.grid.addWidget(view, index // self.columns, index % self.columns)

@@ -84,6 +84,9 @@ def stylesheet() -> str:
     #card[newest="true"] {{ border: 3px solid {ACCENT}; }}
     #memberTitle {{ font-size: 40px; font-weight: bold; }}
     #memberName {{ font-size: 20px; color: {MUTED}; }}
+    #memberHistory {{ font-size: 18px; color: {TEXT}; }}
+    #liveCrop {{ border: 2px solid {ACCENT}; border-radius: 6px; background: {BACKGROUND}; }}
+    #liveCropCaption {{ font-size: 15px; font-weight: bold; color: #1A1200; background: {ACCENT}; }}
     #tier {{
         font-size: 20px; font-weight: bold; color: #1A1200; background: {ACCENT};
         border-radius: 6px; padding: 2px 10px;

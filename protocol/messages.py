@@ -62,6 +62,16 @@ class Arrival(Message):
     model_pack: Id
 
 
+class LastPurchase(BaseModel):
+    """The member's most recent paid order: when, and the items the assistant can mention."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ts: AwareDatetime
+    items: list[ShortText] = Field(default_factory=list, max_length=5, description="product names, dearest first")
+    amount: float = Field(ge=0, description="yuan paid")
+
+
 class MemberSummary(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,6 +81,11 @@ class MemberSummary(BaseModel):
     tier: ShortText
     tags: list[ShortText] = Field(default_factory=list, max_length=50)
     visits: int = Field(default=0, ge=0, description="earlier visits to this brand's stores")
+    # Added after v1 shipped: optional, so cards from an older cloud still decode.
+    lifetime_value: float | None = Field(default=None, ge=0, description="yuan paid over all orders")
+    last_visit: AwareDatetime | None = Field(default=None, description="the previous visit to any of the brand's stores")
+    last_purchase: LastPurchase | None = None
+    preferences: list[ShortText] = Field(default_factory=list, max_length=5, description="top categories by spend")
 
 
 class Recommendation(BaseModel):

@@ -107,7 +107,7 @@ def grants(brand: str, record: DeviceRecord) -> Grants:
         g.plain(f"{store}/esl/#")
     elif record.role == "kiosk":
         g.send.append(f"{store}/guide/{screen_of(record.device)}/feedback")
-        g.plain(f"{store}/guide/+/card")
+        g.plain(f"{store}/guide/+/card", f"{store}/local/crop/+")  # live face crops beside member cards
     return g
 
 

@@ -70,3 +70,61 @@ def test_visitor_card_has_no_profile_and_no_recommendations(store: Store) -> Non
 
     assert card.member is None and card.recommendations == [] and card.script == VISITOR_SCRIPT
     assert card.confidence == pytest.approx(0.2)
+
+
+def test_member_card_carries_lifetime_value_last_visit_last_purchase_and_preferences(store: Store) -> None:
+    from cloud import tags
+    from cloud.store import Visit
+    from tests.recommend.history import order, product
+
+    member = store.add_member(name="王芳", phone="13800000009", gender="female", tier="金卡", tags=[],
+                              categories=["香水"], face_consent=True)
+    product(store, "T-1", "修护精华露 50ml", "护肤", 1280.0)
+    product(store, "T-2", "保湿面霜", "护肤", 680.0)
+    order(store, member.id, 40, [("T-2", "护肤", 680.0)])
+    last = order(store, member.id, 12, [("T-2", "护肤", 680.0), ("T-1", "护肤", 1280.0), ("MU-9", "彩妆", 99.0)])
+    tags.refresh(store.db, [member.id])
+    earlier = now() - timedelta(days=3)
+    store.record_visit(Visit(id=new_id(), brand="lumiere", store="sh-001", member_id=member.id, confidence=0.8,
+                             ts=earlier, arrival_event_id=new_id(), device="edge-01", camera="door-1", card_id=new_id()))
+
+    card = CardBuilder(store, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id())
+
+    summary = card.member
+    assert summary is not None
+    assert summary.lifetime_value == pytest.approx(680 + 680 + 1280 + 99)
+    assert summary.last_visit == earlier
+    assert summary.last_purchase is not None and summary.last_purchase.amount == pytest.approx(2059)
+    assert summary.last_purchase.items == ["修护精华露 50ml", "保湿面霜", "MU-9"]  # dearest first; unknown sku as is
+    assert store.db.scalar("SELECT ts FROM orders WHERE id = ?", (last,)) == int(summary.last_purchase.ts.timestamp())
+    assert summary.preferences == ["护肤", "彩妆"]  # spend, not the declared 香水
+
+
+def test_member_without_orders_shows_declared_preferences_and_no_history(store: Store) -> None:
+    member = store.add_member(name="李娜", phone="13800000010", gender="female", tier="普通会员", tags=[],
+                              categories=["香水", "彩妆"], face_consent=True)
+
+    summary = CardBuilder(store, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id()).member
+
+    assert summary is not None
+    assert (summary.lifetime_value, summary.last_visit, summary.last_purchase) == (0.0, None, None)
+    assert summary.preferences == ["香水", "彩妆"]
+
+
+def test_a_card_from_an_older_cloud_without_the_history_fields_still_decodes(store: Store) -> None:
+    import json
+
+    from protocol.codec import decode
+    from protocol.messages import GuideCard
+
+    member = store.add_member(name="李娜", phone="13800000011", gender="female", tier="普通会员", tags=[],
+                              categories=[], face_consent=True)
+    card = CardBuilder(store, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id())
+    payload = json.loads(card.model_dump_json())
+    for added in ("lifetime_value", "last_visit", "last_purchase", "preferences"):
+        del payload["member"][added]
+
+    old = decode(json.dumps(payload).encode(), GuideCard)
+
+    assert old.member is not None and old.member.lifetime_value is None and old.member.last_purchase is None
+    assert old.member.preferences == [] and old.card_id == card.card_id

@@ -13,17 +13,26 @@ from itertools import count
 import pytest
 
 from protocol import transport
-from protocol.messages import GuideCard, MemberSummary, Recommendation, new_id
+from protocol.messages import GuideCard, LastPurchase, MemberSummary, Recommendation, new_id
 
 BRAND = "demo"
 #: What the header shows in the tests' screenshots (docs/ uses them).
 STORE_NAME = "上海静安嘉里中心店"
+
+_NOW = datetime.now(timezone.utc)
+
+
+def _days_ago(days: float) -> datetime:
+    return _NOW - timedelta(days=days)
+
 
 MEMBERS = [
     (
         MemberSummary(
             member_id="m-wangli", name="王丽", title="王女士", tier="黑金会员", visits=11,
             tags=["高价值", "护肤偏好", "复购期", "价格不敏感", "小红书活跃", "周末到店", "敏感肌"],
+            lifetime_value=38620, last_visit=_days_ago(21), preferences=["护肤", "香水"],
+            last_purchase=LastPurchase(ts=_days_ago(86), items=["修护精华露 50ml", "卸妆油"], amount=1560),
         ),
         [
             Recommendation(sku="SK-1001", name="修护精华露 50ml", price=1280, reason="上次购买已 86 天，接近复购周期"),
@@ -37,6 +46,8 @@ MEMBERS = [
         MemberSummary(
             member_id="m-zhangwei", name="张伟", title="张先生", tier="金卡", visits=3,
             tags=["商务男士", "剃须护理", "线上下单"],
+            lifetime_value=2310, last_visit=_days_ago(45), preferences=["男士护理"],
+            last_purchase=LastPurchase(ts=_days_ago(30), items=["须后舒缓水"], amount=218),
         ),
         [
             Recommendation(sku="SK-5010", name="男士洁面乳", price=158, reason="天猫购物车里放了 2 周"),
@@ -49,6 +60,7 @@ MEMBERS = [
         MemberSummary(
             member_id="m-liuyang", name="刘洋", title="刘小姐", tier="银卡", visits=0,
             tags=["新会员", "彩妆偏好"],
+            lifetime_value=0, preferences=["彩妆"],
         ),
         [Recommendation(sku="SK-7001", name="丝绒口红 #316", price=320, reason="抖音直播间浏览过")],
         "刘小姐您好，欢迎第一次来店里！新会员今天购物可享 9 折。",
@@ -58,6 +70,8 @@ MEMBERS = [
         MemberSummary(
             member_id="m-chenjing", name="陈静", title="陈阿姨", tier="钻石会员", visits=42,
             tags=["沉睡唤醒", "抗老", "高客单"],
+            lifetime_value=126800, last_visit=_days_ago(210), preferences=["抗老", "护肤", "香水"],
+            last_purchase=LastPurchase(ts=_days_ago(212), items=["紧致抗皱面霜", "眼部精华"], amount=4360),
         ),
         [
             Recommendation(sku="SK-8800", name="紧致抗皱眼霜", price=1580, reason="最常购买品类的新品"),
@@ -195,6 +209,7 @@ def start_kiosk(qapp, mosquitto, store, wait_until):
         feed = CardFeed(transport.BrokerUrl.parse(url or mosquitto.url), BRAND, store, "main")
         running = Running(screen, feed)
         feed.card_received.connect(screen.show_card)
+        feed.crop_received.connect(screen.show_crop)
         feed.connection_changed.connect(screen.set_connected)
         feed.subscribed.connect(lambda: running.subscribed.append(True))
         screen.feedback.connect(feed.send_feedback)
