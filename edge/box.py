@@ -7,6 +7,8 @@ does the slow, rare things: a telemetry report every ``telemetry_interval_s`` (a
 bundle, a daily certificate expiry warning) and applying a desired configuration from the cloud,
 which is validated as a whole and either fully applied or refused with the reason in
 ``cfg/reported``. Thresholds change from the next frame; a camera whose spec changed is restarted.
+A ``cmd/pack`` command (a staged rollout) switches the model pack the same way: verified as at
+start-up, loaded beside the running one, swapped in between frames, acknowledged either way.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from typing import Callable
 from protocol import topics, transport
 from protocol.bundle import Bundle
 from protocol.codec import DecodeError, decode
-from protocol.commands import ERASE, CommandAck, EraseCommand
+from protocol.commands import ERASE, PACK, CommandAck, EraseCommand, PackCommand
 from protocol.device import CameraSpec, ConfigDesired, ConfigReported, RemoteSettings
-from protocol.facepack import get_pack
+from protocol.facepack import PackError, get_pack
 from protocol.facepack.engine import FaceEngine
 from protocol.messages import now
 
@@ -56,8 +58,7 @@ class EdgeBox:
         self.on_arrival = on_arrival
         self.bundle = bundle
         self.pack = get_pack(config.pack)
-        if bundle is not None:
-            verify_pack(bundle, self.pack, config.models)
+        self.pack_folder = verify_pack(bundle, self.pack, config.models)
         self.placement = Placement(config.brand, config.store, config.device)
         self.state = StateFile(config.state_path)
         self.outbox = Outbox(self.state, config.outbox.max_messages)
@@ -70,7 +71,7 @@ class EdgeBox:
         self.wifi = WifiRunner(config.wifi, self.placement, self.outbox) if config.wifi else None
         self.version = 0
         self.finished: list[CameraWorker] = []  # workers replaced or ended, kept for the summary
-        self._desired: queue.SimpleQueue[ConfigDesired | str] = queue.SimpleQueue()
+        self._desired: queue.SimpleQueue[ConfigDesired | PackCommand | str] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._deliver_lock = threading.Lock()
         self._threads = max(1, (os.cpu_count() or 2) // max(1, len(config.cameras)))
@@ -83,11 +84,13 @@ class EdgeBox:
             crop=crop_topic(config.brand, config.store, config.device),
             erase=topics.device_command(config.brand, config.store, config.device, ERASE),
             erase_ack=topics.device_command_ack(config.brand, config.store, config.device, ERASE),
+            pack=topics.device_command(config.brand, config.store, config.device, PACK),
+            pack_ack=topics.device_command_ack(config.brand, config.store, config.device, PACK),
         )
         self.publisher.on_connect(self._subscribe)
 
     def _worker(self, spec: CameraSpec) -> CameraWorker:
-        engine = FaceEngine.load(self.config.pack, self.config.models, threads=self._threads)
+        engine = FaceEngine(self.pack, self.pack_folder, threads=self._threads)
         pipeline = FacePipeline(engine, self.placement, self.config.remote(), self.visits, spec.id)
         return CameraWorker(spec, pipeline, self._deliver, threading.Event(), once=self.once)
 
@@ -104,7 +107,8 @@ class EdgeBox:
     def _subscribe(self, client) -> None:  # noqa: ANN001
         client.message_callback_add(self._topics["desired"], self._on_desired)
         client.message_callback_add(self._topics["erase"], self._on_erase)
-        client.subscribe([(self._topics["desired"], 1), (self._topics["erase"], 1)])
+        client.message_callback_add(self._topics["pack"], self._on_pack)
+        client.subscribe([(self._topics["desired"], 1), (self._topics["erase"], 1), (self._topics["pack"], 1)])
         self._report()
 
     # --- commands ----------------------------------------------------------------------------
@@ -127,6 +131,47 @@ class EdgeBox:
             command_id=command.command_id, brand=self.config.brand, store=self.config.store, device=self.config.device,
             name=ERASE, ok=ok, detail=detail, ts=now()))
 
+    def _on_pack(self, client, userdata, message) -> None:  # noqa: ANN001
+        """Loading a pack takes a second: the main thread does it, never paho's network thread."""
+        try:
+            self._desired.put(decode(message.payload, PackCommand))
+        except DecodeError as exc:
+            log.error("pack command refused: %s", exc)
+
+    def _switch_pack(self, command: PackCommand) -> None:
+        """Verify, load and swap in the commanded pack; acknowledge with what happened and how long it took."""
+        started = time.perf_counter()
+        ok = False
+        if (command.brand, command.store, command.device) != (self.config.brand, self.config.store, self.config.device):
+            detail = "pack command addressed to another device"
+        else:
+            try:
+                detail = self._use_pack(command)
+                ok = True
+            except (PackError, OSError, RuntimeError, ValueError) as exc:  # onnxruntime/OpenCV load errors
+                detail = f"refused, still running {self.pack.id}: {exc}"
+        ms = (time.perf_counter() - started) * 1000
+        (log.info if ok else log.error)("pack command %s: %s (%.0f ms)", command.command_id, detail, ms)
+        self.outbox.put(self._topics["pack_ack"], CommandAck(
+            command_id=command.command_id, brand=self.config.brand, store=self.config.store, device=self.config.device,
+            name=PACK, ok=ok, detail=(f"{detail} in {ms:.0f} ms" if ok else detail)[:200], ts=now()))
+
+    def _use_pack(self, command: PackCommand) -> str:
+        pack = get_pack(command.pack_id)
+        folder = verify_pack(self.bundle, pack, self.config.models, command.manifest_sha256)
+        if pack.id == self.pack.id and folder == self.pack_folder:
+            return f"already running {pack.id}"  # a re-sent command whose ack was lost
+        engines = [FaceEngine(pack, folder, threads=self._threads) for _ in self.workers]  # all or none
+        old, self.pack, self.pack_folder = self.pack, pack, folder
+        self.config = self.config.model_copy(update={"pack": pack.id})
+        self.visits.use_pack(pack.match_threshold, pack.recogniser.embedding_space == old.recogniser.embedding_space)
+        for worker, engine in zip(self.workers, engines):
+            worker.pipeline.swap_engine(engine)
+        self.publisher.use_pack(pack.id)
+        self.health.model_pack = pack.id
+        self._report()
+        return f"switched from {old.id} to {pack.id}"
+
     def _on_desired(self, client, userdata, message) -> None:  # noqa: ANN001
         if not message.payload:
             return  # the retained desired state was cleared
@@ -138,10 +183,14 @@ class EdgeBox:
     def _report(self, refused: int | None = None, error: str | None = None) -> None:
         report = ConfigReported(brand=self.config.brand, store=self.config.store, device=self.config.device,
                                 version=self.version, ts=now(), settings=self.config.remote(),
-                                refused_version=refused, error=error[:200] if error else None)
+                                refused_version=refused, error=error[:200] if error else None,
+                                model_pack=self.pack.id)
         self.publisher.live(self._topics["reported"], report, retain=True)
 
-    def _apply(self, desired: ConfigDesired | str) -> None:
+    def _apply(self, desired: ConfigDesired | PackCommand | str) -> None:
+        if isinstance(desired, PackCommand):
+            self._switch_pack(desired)
+            return
         if isinstance(desired, str):
             log.error("%s", desired)
             self._report(error=desired)

@@ -16,7 +16,10 @@ from typing import Any
 
 from protocol.bundle import Bundle, BundleError, load_bundle
 from protocol.facepack import ModelPack, models_dir
-from protocol.facepack.signing import PackSignatureError, load_public_key, verify_signed_pack
+from protocol.facepack.manifests import verify
+from protocol.facepack.signing import (
+    PackSignatureError, load_public_key, manifest_digest, read_signed, verify_signed_pack,
+)
 
 from edge.config import ConfigError
 
@@ -39,12 +42,34 @@ def with_bundle(data: dict[str, Any], origin: str) -> tuple[dict[str, Any], Bund
     return {**data, **{k: v for k, v in named.items() if v is not None}}, bundle
 
 
-def verify_pack(bundle: Bundle, pack: ModelPack, models: Path | None) -> None:
-    """Raise ``PackSignatureError`` naming the problem unless the model folder holds ``pack``
-    exactly as the brand signed it."""
+def pack_folder(models: Path | None, pack: ModelPack) -> Path:
+    """Where ``pack``'s files are: ``<models>/<pack id>/`` when the box keeps several packs side by
+    side (each folder with its own signed manifest, so a rollout can switch between them), else
+    the model folder itself (one pack, as installed before rollouts)."""
+    root = models_dir(models)
+    own = root / pack.id
+    return own if own.is_dir() else root
+
+
+def verify_pack(bundle: Bundle | None, pack: ModelPack, models: Path | None,
+                manifest_sha256: str | None = None) -> Path:
+    """The folder holding ``pack`` exactly as the brand signed it; raises ``PackError`` naming the
+    problem. Without a bundle (no pack-signing key) only the pack's built-in sha256 list is
+    checked, so such a box cannot honour a rollout that pins a signed manifest."""
+    folder = pack_folder(models, pack)
+    if bundle is None:
+        if manifest_sha256 is not None:
+            raise PackSignatureError(f"no install bundle, so no pack-signing key: cannot check the signed manifest "
+                                     f"{manifest_sha256[:12]}... of pack {pack.id}")
+        verify(pack, folder)
+        return folder
     if bundle.pack_signing_key is None:
         raise PackSignatureError(f"bundle {bundle.folder} has no pack-signing key: cannot verify model pack {pack.id}")
-    verify_signed_pack(models_dir(models), load_public_key(bundle.pack_signing_key), pack=pack)
+    verify_signed_pack(folder, load_public_key(bundle.pack_signing_key), pack=pack)
+    if manifest_sha256 is not None and (found := manifest_digest(read_signed(folder).manifest)) != manifest_sha256:
+        raise PackSignatureError(f"another build of the pack: {pack.id} here has signed manifest {found[:12]}, "
+                                 f"the command pins {manifest_sha256[:12]}")
+    return folder
 
 
 def certificate_expiry(bundle: Bundle) -> dt.datetime:

@@ -62,16 +62,29 @@ class FacePipeline:
         self.tracker = Tracker(camera, settings.tracking, new_id()[:8])
         self._scene: str | None = None
         self._scene_origin = ""
+        self._next_engine: FaceEngine | None = None
         self.apply(settings)
 
     def apply(self, settings: RemoteSettings) -> None:
         """New thresholds take effect from the next frame."""
+        self._remote = settings
         self.settings = settings.tracking
         self.tracker.settings = settings.tracking
         self.gates = Gates(settings.gates, self.engine.pack)
 
+    def swap_engine(self, engine: FaceEngine) -> None:
+        """Run ``engine`` (another model pack) from the next frame on; called from another thread.
+
+        The camera thread makes the swap between two frames: open tracks end first and announce
+        with the old pack's embeddings, so no track mixes vectors of two packs."""
+        self._next_engine = engine
+
     def process(self, frame: Frame) -> list[ArrivalEvent]:
-        events = self.finish() if frame.scene != self._scene else []
+        swap, self._next_engine = self._next_engine, None
+        events = self.finish() if frame.scene != self._scene or swap is not None else []
+        if swap is not None:
+            self.engine = swap
+            self.apply(self._remote)
         self._scene, self._scene_origin = frame.scene, frame.origin
         self.stats.frames += 1
         started = time.perf_counter()

@@ -50,6 +50,13 @@ class Publisher:
         self.client.on_publish = self._on_publish
         self._drainer = threading.Thread(target=self._drain, name="outbox-drain", daemon=True)
 
+    def use_pack(self, model_pack: str) -> None:
+        """Another model pack runs: say so in the retained state now and on every reconnect."""
+        self._state["model_pack"] = model_pack
+        if self.connected.is_set():
+            transport.publish(self.client, self._state_topic, DeviceState(state="online", ts=now(), **self._state),
+                              retain=True)
+
     def on_connect(self, hook) -> None:  # noqa: ANN001 - called with the paho client after each connect
         """Run ``hook(client)`` after every (re)connect, e.g. to subscribe."""
         self._on_connect_hooks.append(hook)

@@ -60,6 +60,15 @@ class VisitRegistry:
                 {"event_id": event_id, "vector": vector.astype(np.float16).tobytes(), "last_seen": ts.timestamp()}
             )
 
+    def use_pack(self, match_threshold: float, same_space: bool) -> None:
+        """Another model pack runs: its threshold applies, and vectors of another embedding space
+        are worthless to compare against, so they go."""
+        self.default_similarity = match_threshold
+        self.apply(self.settings)
+        if not same_space:
+            with self.state.lock:
+                self.state.db.execute("DELETE FROM visits")
+
     def forget(self, event_ids: list[str]) -> int:
         """Erase the cached faces of these arrivals (a member's erasure reaching the box); how many went."""
         if not event_ids:

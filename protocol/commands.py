@@ -4,6 +4,12 @@
 member is erased (or withdraws face consent), so that any embedding a box cached for them goes
 too. The box forgets the cached faces of the arrivals named in the command and acknowledges with a
 ``CommandAck`` on ``topics.device_command_ack``.
+
+``pack``: switch the box's face model pack at run time (a staged rollout, or its rollback). The
+box verifies the pack exactly as at start-up (the brand's signature over the manifest, every
+file's sha256; with ``manifest_sha256``, also that its signed manifest is the one the rollout
+named), loads it, swaps it in between frames and acknowledges; a refused pack is acknowledged
+with ``ok`` false and the reason, and the old pack keeps running.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pydantic import AwareDatetime, Field
 from protocol.messages import EventId, Id, Message, ShortText
 
 ERASE = "erase"
+PACK = "pack"
 
 
 class EraseCommand(Message):
@@ -33,6 +40,22 @@ class EraseCommand(Message):
         "recent-visit cache (face vectors) by these, never by member id",
     )
     reason: Literal["erasure", "consent_withdrawn"]
+    ts: AwareDatetime
+
+
+class PackCommand(Message):
+    type: Literal["pack"] = "pack"
+    command_id: EventId = Field(description="idempotency key; the ack names it")
+    brand: Id
+    store: Id
+    device: Id
+    pack_id: Id
+    manifest_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the signed manifest's canonical bytes the rollout pins; None: any manifest "
+        "the brand signed for this pack",
+    )
+    rollout_id: EventId | None = None
     ts: AwareDatetime
 
 

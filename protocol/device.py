@@ -116,6 +116,7 @@ class ConfigReported(DeviceMessage):
     settings: RemoteSettings
     refused_version: int | None = None
     error: ShortText | None = None
+    model_pack: Id | None = Field(default=None, description="the face model pack the box runs now")
 
 
 CameraState = Literal["running", "reconnecting", "ended", "stopped"]

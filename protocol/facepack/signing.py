@@ -59,6 +59,12 @@ class SignedManifest(BaseModel):
     signature: str = Field(description="base64 Ed25519 signature of manifest.canonical()")
 
 
+def manifest_digest(manifest: PackManifest) -> str:
+    """sha256 of the manifest's canonical bytes: what a rollout pins, so a box runs exactly the
+    files the brand signed for it and not merely some signed build of the same pack id."""
+    return hashlib.sha256(manifest.canonical()).hexdigest()
+
+
 def key_id(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
