@@ -1,4 +1,4 @@
-"""``instore cloud ...``: serve (API + ingest), import, generate, rebuild-oneid, refresh-tags, create-key, devices.
+"""``instore cloud ...``: serve (API + ingest), import, generate, rebuild-oneid, refresh-tags, create-key, devices, health.
 
 Heavy imports (FastAPI, uvicorn, onnxruntime) happen inside the command so that ``instore --help``
 and the other wings' commands start fast. Operator mistakes (a malformed broker URL, a broker or
@@ -186,16 +186,60 @@ def generate(
     members: Annotated[int, typer.Option("--members", min=1, help="persons in the synthetic brand")] = 10_000,
     stores: Annotated[int, typer.Option("--stores", min=1, max=10_000)] = 50,
     seed: Annotated[int, typer.Option("--seed")] = 7,
+    floor_days: Annotated[int, typer.Option(
+        "--floor-days", min=0, max=3660, help="days of shop floor (arrivals, assistants' feedback, footfall, stock) "
+        "up to now, then rolled up for the health dashboards; 0: none")] = 56,
 ) -> None:
-    """A synthetic brand: stores, members with overlapping channel identities, a year of orders, visits."""
+    """A synthetic brand: stores, members with overlapping channel identities, a year of orders, visits,
+    and the last --floor-days of shop floor, rolled up into the store health metrics."""
     from cloud.generate import generate as make
 
     database = _open(db)
     try:
-        summary = make(database, persons=members, stores=stores, seed=seed, progress=True)
+        summary = make(database, persons=members, stores=stores, seed=seed, progress=True, floor_days=floor_days)
+        if floor_days:
+            summary["rollup"] = _rollup_days(database, floor_days, None, None)
     finally:
         database.close()
     typer.echo(json.dumps(summary))
+
+
+def _rollup_days(database, days: int, first: str | None, last: str | None) -> dict:  # noqa: ANN001
+    """Roll up [first, last] (default: the ``days`` local days up to today), then mark everything
+    received so far as done, so the periodic job carries on from here."""
+    from datetime import date, timedelta
+
+    from cloud.health import clock, rollup
+
+    try:
+        end = date.fromisoformat(last) if last else clock.now_local(clock.DEFAULT_TZ).date()
+        start = date.fromisoformat(first) if first else end - timedelta(days=days - 1)
+    except ValueError as exc:
+        _fail(f"--from/--to must be YYYY-MM-DD: {exc}")
+    if start > end:
+        _fail("--from is after --to")
+    result = rollup.rollup_days(database, start, end)
+    rollup.set_mark(database)
+    return {"from": start.isoformat(), "to": end.isoformat(), **result.as_dict()}
+
+
+health_app = typer.Typer(no_args_is_help=True, help="the store health metrics and scores")
+app.add_typer(health_app, name="health")
+
+
+@health_app.command("rollup")
+def health_rollup(
+    db: Db,
+    days: Annotated[int, typer.Option("--days", min=1, max=3660, help="local days up to --to")] = 56,
+    first: Annotated[str | None, typer.Option("--from", help="first local day YYYY-MM-DD")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="last local day YYYY-MM-DD (default today)")] = None,
+) -> None:
+    """Backfill (or redo) store_metrics and store_scores for a range of days; idempotent."""
+    database = _open(db)
+    try:
+        typer.echo(json.dumps(_rollup_days(database, days, first, last)))
+    finally:
+        database.close()
 
 
 devices_app = typer.Typer(no_args_is_help=True, help="the device registry (from `instore provision`)")

@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from cloud.db import Database
+from cloud.generate_floor import TZ, generate_floor
+from cloud.health.clock import zone
 
 BRAND = "lumiere"
 CATEGORIES = ("护肤", "彩妆", "香水", "面膜", "防晒", "洁面", "精华", "身体护理", "男士护理", "美发",
@@ -41,7 +43,10 @@ def _season(days: int) -> np.ndarray:
 
 
 def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end: datetime | None = None,
-             progress: bool = False) -> dict[str, int | float]:
+             progress: bool = False, floor_days: int = 0) -> dict[str, int | float]:
+    """The brand; with ``floor_days``, also that many days of shop floor up to ``end`` (store
+    attributes, assistants, targets, arrivals, guide-screen feedback, footfall, stock:
+    ``cloud.generate_floor``) for the store health dashboards."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     end = (end or datetime.now(timezone.utc)).replace(microsecond=0)
@@ -64,6 +69,9 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
             with db.transaction() as tx:
                 _chunk(tx, rng, first, n, store_ids, sku_price, season, t0, start, end, counts)
             bar.update(task, advance=n)
+    if floor_days:
+        floor = generate_floor(db, days=floor_days, end_day=end.astimezone(zone(TZ)).date(), seed=seed, until=end)
+        counts.update({k: v for k, v in floor.items() if k != "seconds"})
     counts["seconds"] = round(time.perf_counter() - started, 1)
     return counts
 

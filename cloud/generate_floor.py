@@ -40,8 +40,9 @@ ASSORTMENT = 20
 
 
 def generate_floor(db: Database, *, days: int, end_day: date, seed: int = 7, arrivals_per_day: float = 60.0,
-                   stores: list[str] | None = None) -> dict[str, int | float]:
-    """Floor data for the ``days`` local days ending with ``end_day`` (inclusive)."""
+                   stores: list[str] | None = None, until: datetime | None = None) -> dict[str, int | float]:
+    """Floor data for the ``days`` local days ending with ``end_day`` (inclusive); nothing at or
+    after ``until`` (a demo generated at noon has this morning's arrivals, not this evening's)."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed + 101)
     first_day = end_day - timedelta(days=days - 1)
@@ -55,8 +56,9 @@ def generate_floor(db: Database, *, days: int, end_day: date, seed: int = 7, arr
         members = _members_by_store(tx)
     for i, (store, city) in enumerate(rows):
         with db.transaction() as tx:
-            profile = _store_profile(tx, rng, store, city, i, first_day, days, arrivals_per_day)
-            _store_days(tx, rng, store, profile, first_day, days, catalogue, members.get(store, []), counts)
+            profile = _store_profile(tx, rng, store, city, i, arrivals_per_day)
+            _store_days(tx, rng, store, profile, first_day, days, catalogue, members.get(store, []), counts,
+                        int(until.timestamp()) if until else None)
     counts["seconds"] = round(time.perf_counter() - started, 1)
     return counts
 
@@ -88,9 +90,9 @@ def _members_by_store(tx: Tx) -> dict[str, list[str]]:
     return out
 
 
-def _store_profile(tx: Tx, rng: np.random.Generator, store: str, city: str | None, index: int, first_day: date,
-                   days: int, arrivals_per_day: float) -> dict:
-    """Attributes, assistants and monthly targets of one store; its size and service quality."""
+def _store_profile(tx: Tx, rng: np.random.Generator, store: str, city: str | None, index: int,
+                   arrivals_per_day: float) -> dict:
+    """Attributes and assistants of one store; its size and service quality."""
     fmt = FORMATS[int(rng.choice(3, p=[0.6, 0.25, 0.15]))]
     size = float(np.exp(rng.normal(0, 0.35))) * {"mall": 1.0, "street": 0.8, "outlet": 1.3}[fmt]
     quality = float(np.clip(rng.normal(1.0, 0.15), 0.6, 1.4))
@@ -102,11 +104,6 @@ def _store_profile(tx: Tx, rng: np.random.Generator, store: str, city: str | Non
     tx.copy("assistants", ("id", "store", "name", "active"),
             [(a, store, SURNAMES[(index * 7 + k) % len(SURNAMES)] + GIVEN[(index + k * 5) % len(GIVEN)], 1)
              for k, a in enumerate(staff)])
-    expected_daily = arrivals_per_day * size * 0.14 * 420  # ~14 % of arrivals buy, ~420 CNY a ticket
-    months = sorted({(first_day + timedelta(days=d)).isoformat()[:7] for d in range(days)})
-    tx.execute("DELETE FROM store_targets WHERE store = ?", (store,))
-    tx.copy("store_targets", ("store", "month", "sales_target"),
-            [(store, m, round(expected_daily * 30 * float(rng.uniform(0.95, 1.15)), -2)) for m in months])
     return {"size": size, "quality": quality, "staff": staff, "skill": np.clip(rng.normal(1.0, 0.2, n_staff), 0.5, 1.6),
             "arrivals": arrivals_per_day * size}
 
@@ -118,7 +115,7 @@ def _iso(seconds: np.ndarray) -> list[str]:
 
 
 def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, first_day: date, days: int,  # noqa: PLR0913, PLR0915
-                catalogue: dict[str, np.ndarray], members: list[str], counts: dict) -> None:
+                catalogue: dict[str, np.ndarray], members: list[str], counts: dict, until_s: int | None) -> None:
     day0 = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=timezone.utc).timestamp()) - UTC_OFFSET_S
     weekday = np.array([(first_day + timedelta(days=d)).weekday() for d in range(days)])
     per_day = rng.poisson(profile["arrivals"] * np.where(weekday >= 5, 1.4, 1.0))
@@ -127,7 +124,10 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
     hour = rng.choice(24, size=n, p=HOUR_SHARE)
     ts = day0 + day * 86400 + hour * 3600 + rng.integers(0, 3600, n)
     order = np.argsort(ts, kind="stable")
+    if until_s is not None:
+        order = order[ts[order] < until_s]
     ts, hour = ts[order], hour[order]
+    n = len(ts)
     is_member = (rng.random(n) < 0.35) & (len(members) > 0)
     member = np.full(n, None, dtype=object)
     if members:
@@ -168,6 +168,18 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
     _new_members(tx, rng, store, ids, member, ts, counts)
     _footfall(tx, rng, store, ts, counts)
     _stock(tx, rng, store, profile, first_day, days, catalogue, counts)
+    _targets(tx, rng, store, first_day, days)
+
+
+def _targets(tx: Tx, rng: np.random.Generator, store: str, first_day: date, days: int) -> None:
+    """Monthly sales targets set from the store's own run rate, 5-15 % above or below it."""
+    start = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=timezone.utc).timestamp()) - UTC_OFFSET_S
+    sales = float(tx.scalar("SELECT COALESCE(SUM(paid), 0) FROM orders WHERE store = ? AND ts >= ? AND ts < ?",
+                            (store, start, start + days * 86400)))
+    months = sorted({(first_day + timedelta(days=d)).isoformat()[:7] for d in range(days)})
+    tx.execute("DELETE FROM store_targets WHERE store = ?", (store,))
+    tx.copy("store_targets", ("store", "month", "sales_target"),
+            [(store, m, round(sales / days * 30 * float(rng.uniform(0.9, 1.15)), -2)) for m in months])
 
 
 def _floor_orders(tx: Tx, rng: np.random.Generator, store: str, ids: list[str], member: np.ndarray, ts: np.ndarray,  # noqa: PLR0913

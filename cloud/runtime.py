@@ -12,6 +12,7 @@ from cloud.cards import CardBuilder
 from cloud.commands import CommandSender
 from cloud.enrol import Enroller
 from cloud.faceindex import FaceIndex
+from cloud.health.service import HealthService
 from cloud.ingest import EventProcessor, IngestWorker
 from cloud.matching import Matcher
 from cloud.settings import Settings
@@ -32,6 +33,7 @@ class Runtime:
         self.enroller = enroller
         self.ingest = ingest
         self.commands = commands
+        self.health = HealthService(store.db)  # the periodic rollup; runs from start() to close()
         self._started = False
 
     @classmethod
@@ -60,12 +62,14 @@ class Runtime:
 
     def start(self) -> None:
         """Connect the ingest worker and the command sender, if there is a broker. Raises ConnectionError."""
+        self.health.start()
         if self.ingest is not None and self.commands is not None:
             self.ingest.start()
             self._started = True
             self.commands.start()
 
     def close(self) -> None:
+        self.health.stop()
         if self._started and self.ingest is not None and self.commands is not None:
             self.commands.stop()
             self.ingest.stop()
