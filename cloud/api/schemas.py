@@ -196,6 +196,7 @@ class RuleIn(BaseModel):
 
 class RuleOut(RuleIn):
     kind: str
+    max_share: int = Field(ge=0, description="0 for the soft rules (face, mac), which never link")
 
 
 class BlockIn(BaseModel):
