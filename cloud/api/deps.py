@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import APIKeyHeader
 
 from cloud import profile
@@ -97,11 +97,17 @@ def person_for(runtime: Runtime, principal: Principal, member_id: str) -> str:
     return person
 
 
+#: The largest integer both databases store (SQLite INTEGER, PostgreSQL BIGINT): a larger id or
+#: offset in a URL is a 422, not an overflow deep in the driver.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a numeric row id")]
+
+
 class Paging:
     def __init__(
         self,
         limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 50,
-        offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="rows to skip")] = 0,
     ) -> None:
         self.limit = limit
         self.offset = offset

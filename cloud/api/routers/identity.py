@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from cloud import oneid, tags
-from cloud.api.deps import Admin, HqReader, PagingDep, RuntimeDep, api_error, person_for
+from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_error, person_for
 from cloud.api.schemas import BlockIn, Error, MergeRequest, Page, ResolutionOut, RuleIn, RuleOut, SplitRequest
 
 router = APIRouter(tags=["identity"])
@@ -44,7 +44,7 @@ def audit(runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
     return Page(items=rows, limit=paging.limit, offset=paging.offset)
 
 
-@router.post("/identity/merge", response_model=ResolutionOut, responses={409: {"model": Error}})
+@router.post("/identity/merge", response_model=ResolutionOut, responses={404: {"model": Error}, 409: {"model": Error}})
 def merge(body: MergeRequest, runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
     try:
         result = oneid.merge(runtime.store.db, body.a, body.b, actor=principal.name, reason=body.reason)
@@ -55,7 +55,7 @@ def merge(body: MergeRequest, runtime: RuntimeDep, principal: Admin) -> Resoluti
 
 
 @router.post("/identity/links/{link_id}/split", response_model=ResolutionOut, responses={404: {"model": Error}})
-def split(link_id: int, body: SplitRequest, runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
+def split(link_id: RowId, body: SplitRequest, runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
     try:
         result = oneid.split_link(runtime.store.db, link_id, actor=principal.name, reason=body.reason)
     except oneid.IdentityError as exc:

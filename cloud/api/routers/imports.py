@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile, status
 
-from cloud.api.deps import Admin, HqReader, PagingDep, RuntimeDep, api_error
+from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_error
 from cloud.api.schemas import Error, Page
 from cloud.ingestion.canonical import Channel
 from cloud.ingestion.cleaning import QuarantineReason
@@ -44,7 +44,7 @@ def list_imports(runtime: RuntimeDep, principal: HqReader, paging: PagingDep) ->
 
 
 @router.get("/{import_id}/quarantine", response_model=Page[dict])
-def quarantine(import_id: int, runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
+def quarantine(import_id: RowId, runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
                reason: Annotated[QuarantineReason | None, Query()] = None) -> Page[dict]:
     where, args = "WHERE import_id = ?", [import_id]
     if reason:
