@@ -20,7 +20,7 @@ router = APIRouter(prefix="/stores", tags=["stores"])
 def list_stores(runtime: RuntimeDep, principal: Reader, paging: PagingDep) -> Page[StoreOut]:
     own = scoped_store(principal)
     where, args = ("WHERE id = ?", [own]) if own else ("", [])
-    rows = runtime.store.db.query(f"SELECT * FROM stores {where} ORDER BY id LIMIT ? OFFSET ?",
+    rows = runtime.store.db.query(f"SELECT id, brand, name, city, created FROM stores {where} ORDER BY id LIMIT ? OFFSET ?",
                                   (*args, paging.limit, paging.offset))
     return Page(items=[StoreOut(**r) for r in rows], limit=paging.limit, offset=paging.offset)
 
