@@ -21,7 +21,8 @@ _STATUS = {"invalid_mac": status.HTTP_422_UNPROCESSABLE_CONTENT, "device_taken":
 
 @router.post(
     "/members/{member_id}/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceRegistered,
-    responses={409: {"model": Error, "description": "no Wi-Fi secret, or the device is another member's"},
+    responses={404: {"model": Error},
+               409: {"model": Error, "description": "no Wi-Fi secret, or the device is another member's"},
                422: {"model": Error, "description": "not a MAC, or a randomised (private) MAC"}},
 )
 def register_device(member_id: str, body: DeviceIn, runtime: RuntimeDep, principal: Counter,
