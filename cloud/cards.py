@@ -10,15 +10,18 @@ on a guess.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from cloud import profile as profiles
 from cloud.db import Database
 from cloud.recommend import service as recommend
 from cloud.matching import Match
+from cloud.recommend.rank import Pick
+from cloud.recommend.reasons import Lang
 from cloud.scripts.outcomes import record_shown
 from cloud.scripts.service import script_for
-from cloud.store import Store
+from cloud.store import Member, Store
 from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, new_id, now
 
 _HONORIFIC = {"female": "女士", "male": "先生"}
@@ -26,6 +29,8 @@ _COMPOUND_SURNAMES = frozenset(
     "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 令狐 端木 独孤 南宫 西门 轩辕 百里".split()
 )
 _HAN_NAME = re.compile(r"^[\u4e00-\u9fff]{2,5}$")
+#: Recommendations on a card (the screen draws two; the script may name the third).
+CARD_RECOMMENDATIONS = 3
 #: What the card names of the last order: the assistant mentions one or two, never reads a receipt.
 LAST_PURCHASE_ITEMS = 3
 VISITOR_SCRIPT = "您好，欢迎光临！请问今天想看看哪一类商品？我可以为您介绍本店的热销款和新品。"
@@ -64,8 +69,27 @@ def _last_purchase(db: Database, order: dict) -> LastPurchase:
     return LastPurchase(ts=datetime.fromtimestamp(order["ts"], timezone.utc), items=names, amount=order["paid"])
 
 
+@dataclass(frozen=True)
+class Advice:
+    """What the card tells the assistant about one member in one store: the same for the card and
+    for HQ's preview routes (``GET /v1/members/{id}/recommendations`` and ``/script``)."""
+
+    person: dict  # cloud.profile.profile()
+    picks: list[Pick]
+    script: str
+    template_id: str
+    variant: str
+
+
+def advise(store: Store, member: Member, store_id: str, at: datetime, *, limit: int, lang: Lang = "zh") -> Advice:
+    person = profiles.profile(store.db, member.id, recent=3)
+    picks = recommend.picks_for(store, member.id, store_id, at, limit=limit, declared=member.categories)
+    script, template_id, variant = script_for(person, picks, lang, db=store.db, now=at)
+    return Advice(person, picks, script, template_id, variant)
+
+
 class CardBuilder:
-    def __init__(self, store: Store, *, ttl_s: int, recommendations: int = 3) -> None:
+    def __init__(self, store: Store, *, ttl_s: int, recommendations: int = CARD_RECOMMENDATIONS) -> None:
         self._store = store
         self._ttl = timedelta(seconds=ttl_s)
         self._recommendations = recommendations
@@ -76,17 +100,15 @@ class CardBuilder:
         summary, recs, script, shown = None, [], VISITOR_SCRIPT, None
         if match.member is not None:
             member = match.member
-            person = profiles.profile(self._store.db, member.id, recent=3)
+            advice = advise(self._store, member, arrival.store, made, limit=self._recommendations)
             summary = MemberSummary(
                 member_id=member.id, name=member.name, title=title_for(member.name, member.gender), tier=member.tier,
                 tags=member.tags, visits=self._store.visit_count(member.id, arrival.brand),
-                **history(self._store.db, person, visit_id=visit_id),
+                **history(self._store.db, advice.person, visit_id=visit_id),
             )
-            picks = recommend.picks_for(self._store, member.id, arrival.store, made, limit=self._recommendations,
-                                        declared=member.categories)
-            recs = recommend.as_recommendations(picks)
-            script, template_id, variant = script_for(person, picks, "zh", db=self._store.db, now=made)
-            shown = (member.id, template_id, variant)
+            recs = recommend.as_recommendations(advice.picks)
+            script = advice.script
+            shown = (member.id, advice.template_id, advice.variant)
         card = GuideCard(
             card_id=card_id, visit_id=visit_id, arrival_event_id=arrival.event_id, brand=arrival.brand,
             store=arrival.store, ts=made, arrival_ts=arrival.ts, member=summary, confidence=match.confidence,

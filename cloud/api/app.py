@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.api.deps import error_detail, require_api_key
 from cloud.api.ratelimit import RateLimiter
+from cloud.api.routers import guide_preview
 from cloud.api.routers import (
     brand_live, devices, health, identity, imports, ingest, keys, members, scripts, segments, stores, storehealth, tags,
     visits, wifi,
@@ -101,5 +102,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts,
                    storehealth, brand_live):
         app.include_router(module.router, **v1)
+    app.include_router(guide_preview.router, **v1)
     mount_dashboards(app)
     return app
