@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.api.deps import error_detail, require_api_key
+from cloud.api.openapi_errors import document_errors
 from cloud.api.ratelimit import RateLimiter
 from cloud.api.routers import guide_preview
 from cloud.api.routers import (
@@ -104,4 +105,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(module.router, **v1)
     app.include_router(guide_preview.router, **v1)
     mount_dashboards(app)
+    document_errors(app)
     return app
