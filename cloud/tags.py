@@ -38,7 +38,8 @@ class Windows(BaseModel):
     active_days: int = Field(default=90, ge=1)
     dormant_days: int = Field(default=180, ge=1)
     churn_days: int = Field(default=365, ge=1)
-    price_bands: tuple[float, float] = (150.0, 400.0)
+    # a two-item list rather than a tuple: OpenAPI tools (schemathesis among them) mis-read prefixItems
+    price_bands: list[float] = Field(default=[150.0, 400.0], min_length=2, max_length=2)
 
 
 def windows(db: Database | Tx) -> Windows:
