@@ -1,0 +1,143 @@
+"""Alerts as rows: recorded once per store, metric and period, listed for HQ, acknowledged by a person,
+and published to MQTT until the broker has each one.
+
+The row is the truth and the message its copy: ``record`` inserts (a period already alerted is
+skipped by the unique index, so re-scans and concurrent scanners raise nothing twice), and
+``publish_pending`` sends every alert whose message the broker has not confirmed yet, claiming each
+row first so that two cloud processes never send the same alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+
+from cloud.db import Database
+from cloud.health.baseline import Direction, Severity
+from cloud.store import iso, utcnow
+from protocol.health import HealthAlert
+
+log = logging.getLogger(__name__)
+
+Status = Literal["open", "acked"]
+#: Sends one alert; True once the broker has confirmed it.
+Publish = Callable[[HealthAlert], bool]
+DEFAULT_ZONE = "Asia/Shanghai"
+
+_COLUMNS = ("id", "brand", "store", "metric", "grain", "ts", "value", "baseline", "mad", "z", "direction",
+            "severity", "status", "created", "acked_by", "acked_at", "note")
+
+
+class Alert(BaseModel):
+    """One period of one store's metric outside its normal (``ts`` is the period's local start)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    brand: str
+    store: str
+    metric: str
+    grain: Literal["hour", "day"]
+    ts: str
+    value: float
+    baseline: float
+    mad: float
+    z: float
+    direction: Direction
+    severity: Severity
+    status: Status
+    created: datetime
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    note: str | None = None
+
+
+class AlertNotFound(LookupError):
+    pass
+
+
+class AlreadyAcked(ValueError):
+    pass
+
+
+def record(db: Database, alerts: list[Alert]) -> list[Alert]:
+    """Insert the alerts whose period has none yet; the ones inserted."""
+    sql = (f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+           "ON CONFLICT (store, metric, grain, ts) DO NOTHING")
+    fresh: list[Alert] = []
+    with db.transaction() as tx:
+        for alert in alerts:
+            row = alert.model_dump()
+            row["created"] = iso(alert.created)
+            if tx.execute(sql, tuple(row[c] for c in _COLUMNS)):
+                fresh.append(alert)
+    return fresh
+
+
+def listing(db: Database, *, store: str | None, status: Status | None, limit: int) -> list[Alert]:
+    """Newest raised first; ``store`` and ``status`` None mean every store and both states."""
+    where, args = [], []
+    if store is not None:
+        where.append("store = ?")
+        args.append(store)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = db.query(f"SELECT * FROM alerts {clause} ORDER BY created DESC, ts DESC, id LIMIT ?", (*args, limit))
+    return [Alert(**r) for r in rows]
+
+
+def get(db: Database, alert_id: str) -> Alert:
+    row = db.one("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+    if row is None:
+        raise AlertNotFound(f"no alert {alert_id}")
+    return Alert(**row)
+
+
+def ack(db: Database, alert_id: str, *, actor: str, note: str | None) -> Alert:
+    """Mark an open alert as seen by ``actor``; acknowledging twice is refused, naming who did first."""
+    with db.transaction():
+        alert = get(db, alert_id)
+        changed = db.execute(
+            "UPDATE alerts SET status = 'acked', acked_by = ?, acked_at = ?, note = ? WHERE id = ? AND status = 'open'",
+            (actor, iso(utcnow()), note, alert_id))
+        if not changed:
+            raise AlreadyAcked(f"alert {alert_id} was acknowledged by {alert.acked_by} at {alert.acked_at}")
+        return get(db, alert_id)
+
+
+def to_message(alert: Alert, zone: str | None) -> HealthAlert:
+    start = datetime.fromisoformat(alert.ts).replace(tzinfo=ZoneInfo(zone or DEFAULT_ZONE))
+    return HealthAlert(
+        alert_id=alert.id, brand=alert.brand, store=alert.store, ts=alert.created, metric=alert.metric,
+        grain=alert.grain, period_start=start, value=alert.value, baseline=alert.baseline, mad=alert.mad,
+        z=alert.z, direction=alert.direction, severity=alert.severity,
+    )
+
+
+def publish_pending(db: Database, publish: Publish) -> int:
+    """Publish every alert the broker has not confirmed yet, oldest first; the number sent."""
+    pending = db.query(
+        "SELECT a.*, s.timezone FROM alerts a LEFT JOIN stores s ON s.id = a.store "
+        "WHERE a.published_at IS NULL ORDER BY a.created, a.id")
+    sent = 0
+    for row in pending:
+        if not db.execute("UPDATE alerts SET published_at = ? WHERE id = ? AND published_at IS NULL",
+                          (iso(utcnow()), row["id"])):
+            continue  # another process claimed it
+        try:
+            delivered = publish(to_message(Alert(**row), row["timezone"]))
+        except Exception:  # a broken broker connection must not lose the alert
+            log.exception("alert %s not published", row["id"])
+            delivered = False
+        if not delivered:
+            db.execute("UPDATE alerts SET published_at = NULL WHERE id = ?", (row["id"],))
+            continue
+        sent += 1
+    return sent
