@@ -11,7 +11,8 @@ const storeLink = (s) => el("a", { href: `store.html${query({ store: s.store, da
 
 function summary(health) {
   const stores = health.stores;
-  const mean = stores.length ? stores.reduce((sum, s) => sum + s.overall, 0) / stores.length : null;
+  const scored = stores.filter((s) => s.overall !== null);
+  const mean = scored.length ? scored.reduce((sum, s) => sum + s.overall, 0) / scored.length : null;
   const kpi = (key, value) => el("div", { class: "kpi", "data-kpi": key },
     el("div", { class: "label", i18n: key }), el("div", { class: "value", text: value }));
   fill("summary",
@@ -23,7 +24,7 @@ function summary(health) {
 
 function ranking(stores) {
   const render = (rows) => fill("ranking", table([
-    { label: "col.rank", cls: "num", value: (s) => String(s.rank) },
+    { label: "col.rank", cls: "num", value: (s) => String(s.rank ?? "–") },
     { label: "col.store", value: storeLink },
     { label: "col.city", value: (s) => s.city },
     { label: "col.region", value: (s) => s.region },
@@ -50,15 +51,19 @@ export function byRegion(stores) {
   const groups = new Map();
   for (const s of stores) {
     const key = s.region || "–";
-    const g = groups.get(key) || { region: key, stores: 0, overall: 0, sales: 0, footfall: 0, open_alerts: 0 };
+    const g = groups.get(key) || { region: key, stores: 0, scored: 0, overall: 0, sales: 0, footfall: 0, open_alerts: 0 };
     g.stores += 1;
-    g.overall += s.overall;
+    if (s.overall !== null) {
+      g.scored += 1;
+      g.overall += s.overall;
+    }
     g.sales += s.sales || 0;
     g.footfall += s.footfall || 0;
     g.open_alerts += s.open_alerts || 0;
     groups.set(key, g);
   }
-  return [...groups.values()].map((g) => ({ ...g, overall: g.overall / g.stores })).sort((a, b) => b.overall - a.overall);
+  return [...groups.values()].map((g) => ({ ...g, overall: g.scored ? g.overall / g.scored : null }))
+    .sort((a, b) => (b.overall ?? -1) - (a.overall ?? -1));
 }
 
 function regions(stores) {
@@ -76,7 +81,7 @@ function regions(stores) {
     xAxis: { type: "value", min: 0, max: 100 },
     yAxis: { type: "category", inverse: true, data: rows.map((r) => r.region) },
     series: [{ type: "bar", color: PALETTE[0], label: { show: true, position: "right", formatter: (p) => num(p.value, 1) },
-      data: rows.map((r) => Number(r.overall.toFixed(1))) }],
+      data: rows.map((r) => (r.overall === null ? null : Number(r.overall.toFixed(1)))) }],
   });
 }
 

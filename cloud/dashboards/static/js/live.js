@@ -19,8 +19,12 @@ function headline(live) {
   document.getElementById("progress-bar").style.width = `${Math.min(100, (share || 0) * 100)}%`;
   const kpi = (key, value) => el("div", { class: "kpi", "data-kpi": key },
     el("div", { class: "label", i18n: key }), el("div", { class: "big small", text: value }));
-  fill("live-kpis", kpi("live.orders", num(live.orders)), kpi("live.member_share", pct(live.member_sales_share)),
-    kpi("live.arrivals", num(live.arrivals)));
+  const online = live.by_channel.filter((c) => c.channel !== "pos").reduce((sum, c) => sum + c.sales, 0);
+  const reached = live.stores.filter((s) => s.target && s.sales >= s.target).length;
+  fill("live-kpis", kpi("live.orders", num(live.orders)), kpi("live.avg_ticket", money(live.orders ? live.sales / live.orders : null)),
+    kpi("live.member_share", pct(live.member_sales_share)), kpi("live.arrivals", num(live.arrivals)),
+    kpi("live.online_share", pct(live.sales ? online / live.sales : null)),
+    kpi("live.stores_on_target", `${num(reached)} / ${num(live.stores.length)}`));
 }
 
 function lists(live) {
@@ -48,7 +52,8 @@ function charts(live) {
     draw("channel-chart", {
       tooltip: { trigger: "item" }, color: PALETTE,
       legend: { bottom: 0, textStyle: { color: "#e5edff", fontSize: 16 } },
-      series: [{ type: "pie", radius: ["38%", "66%"], center: ["50%", "44%"], label: { color: "#e5edff", fontSize: 16, formatter: "{d}%" },
+      series: [{ type: "pie", radius: ["34%", "58%"], center: ["50%", "44%"],
+        label: { color: "#e5edff", fontSize: 16, overflow: "none", formatter: (p) => `${p.percent.toFixed(1)}%` },
         data: live.by_channel.map((c) => ({ name: t(`channel.${c.channel}`), value: c.sales })) }],
     }, { dark: true }),
     draw("stores-chart", {

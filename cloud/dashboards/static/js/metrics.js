@@ -5,8 +5,8 @@ import { money, num, pct } from "./ui.js";
 
 const SHARE_UNITS = new Set(["share", "ratio", "fraction", "rate"]);
 const MONEY_UNITS = new Set(["CNY", "cny", "yuan", "¥"]);
-const MONEY_METRICS = new Set(["sales", "avg_ticket", "markdown_waste"]);
-const SHARE_NAMES = /(_share|_rate|^conversion|^sell_through|^churn)$/;
+const MONEY_METRICS = new Set(["sales", "avg_ticket", "markdown_waste", "sales_per_assistant"]);
+const SHARE_NAMES = /(_share|_rate|^conversion|^sell_through|^target_attainment)$/;
 
 export function kindOf(metric, unit) {
   if (unit && SHARE_UNITS.has(unit)) return "share";

@@ -13,7 +13,7 @@ const SUBS = ["experience", "customer", "team", "product"];
 const POLL_S = Number(param("poll") || 30);
 
 const store = param("store");
-let day = param("day");
+const day = param("day"); // none: the health scores of the latest scored day, the dashboard of today
 
 function kpis(dash) {
   const cards = KPI_METRICS.filter((m) => m in dash.today).map((m) => el("div", { class: "kpi", "data-metric": m },
@@ -35,7 +35,7 @@ function scores(health) {
     el("div", { class: "value", text: num(value, 1) }), el("div", { class: "label", text: t(name === "overall" ? "store.overall" : `sub.${name}`) }), extra);
   fill("scores", score("overall", health.overall),
     ...health.sub_scores.map((s) => score(s.name, s.score, el("div", { class: "label", text: `${t("col.weight")} ${num(s.weight, 2)}` }))));
-  fill("rank", `${t("store.rank")} ${health.rank} / ${health.of} · ${t("store.peer_group")} ${health.peer_group?.key ?? ""}`);
+  fill("rank", `${health.day ?? ""} · ${t("store.rank")} ${health.rank ?? "–"} / ${health.of} · ${t("store.peer_group")} ${health.peer_group?.key ?? "–"}`);
   const columns = [
     { label: "col.metric", value: (m) => metricLabel(m.metric) },
     { label: "col.value", cls: "num", value: (m) => formatMetric(m.metric, m.value, m.unit) },
@@ -60,16 +60,26 @@ function history(health) {
   });
 }
 
+/** The hours worth a column: from the first to the last hour with anything, today or last week. */
+function openHours(hourly) {
+  const busy = hourly.filter((h) => h.footfall || h.arrivals || h.sales || h.last_week_sales || h.last_week_footfall);
+  if (!busy.length) return hourly;
+  const first = Math.max(0, busy[0].hour - 1);
+  const last = Math.min(23, busy[busy.length - 1].hour + 1);
+  return hourly.filter((h) => h.hour >= first && h.hour <= last);
+}
+
 function hourly(dash) {
-  const hours = dash.hourly.map((h) => `${h.hour}:00`);
+  const rows = openHours(dash.hourly);
+  const hours = rows.map((h) => `${h.hour}:00`);
   return draw("hourly-chart", {
     tooltip: { trigger: "axis" }, legend: { top: 0 }, grid: { left: 56, right: 56, top: 36, bottom: 24 },
     xAxis: { type: "category", data: hours },
     yAxis: [{ type: "value", name: "¥" }, { type: "value", splitLine: { show: false } }],
     series: [
-      { name: t("chart.footfall_today"), type: "bar", yAxisIndex: 1, color: "#cbd5e1", data: dash.hourly.map((h) => h.footfall) },
-      { name: t("chart.sales_today"), type: "line", color: PALETTE[0], data: dash.hourly.map((h) => h.sales) },
-      { name: t("chart.sales_last_week"), type: "line", color: PALETTE[1], lineStyle: { type: "dashed" }, data: dash.hourly.map((h) => h.last_week_sales) },
+      { name: t("chart.footfall_today"), type: "bar", yAxisIndex: 1, color: "#cbd5e1", data: rows.map((h) => h.footfall) },
+      { name: t("chart.sales_today"), type: "line", color: PALETTE[0], data: rows.map((h) => h.sales) },
+      { name: t("chart.sales_last_week"), type: "line", color: PALETTE[1], lineStyle: { type: "dashed" }, data: rows.map((h) => h.last_week_sales) },
     ],
   });
 }
@@ -98,18 +108,14 @@ export function hotProducts(target, products) {
   ], products, { rowAttrs: (p) => ({ "data-sku": p.sku }) }));
 }
 
-async function loadHealthAndDashboard() {
-  const health = await get(`/v1/health/stores/${encodeURIComponent(store)}${query({ day })}`).catch((exc) => {
-    showError(exc, "health");
-    for (const name of ["health", "history"]) document.querySelector(`[data-section="${name}"]`).dataset.state = "error";
-    return null;
-  });
-  if (health) {
-    day = day || health.day;
-    fill("store-name", health.name || store);
-    scores(health);
-    await history(health);
-  }
+async function loadHealth() {
+  const health = await get(`/v1/health/stores/${encodeURIComponent(store)}${query({ day })}`);
+  fill("store-name", health.name || store);
+  scores(health);
+  await history(health);
+}
+
+async function loadDashboard() {
   const dash = await get(`/v1/stores/${encodeURIComponent(store)}/dashboard${query({ day })}`);
   fill("store-name", dash.name || store);
   fill("store-day", dash.day);
@@ -142,7 +148,8 @@ if (startPage()) {
       document.getElementById("hq-link").hidden = who.role === "store_manager";
     }).catch(() => null).finally(async () => {
       const results = await loadSections([
-        ["dashboard", loadHealthAndDashboard],
+        ["dashboard", loadDashboard],
+        ["health", loadHealth],
         ["alerts", () => loadAlerts("alerts", { store })],
       ]);
       if (results[0].status === "fulfilled") poll();
