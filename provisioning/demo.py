@@ -73,6 +73,7 @@ def demo(
         local = LocalStore(broker_url, work, brand=brand, store=store,
                            share_group="cdp" if broker else None, headless=headless)
         local.start_cloud()
+        log.info("dashboards: %s/dash/ (store manager, HQ, live sales; sign in with an API key)", local.api_url)
         for number, (person, seed) in enumerate(sample.enrolled):
             local.enrol(seed, person.enrol_photo, phone=f"1380013{number:04d}")
         local.start_kiosk(screenshot.resolve())
@@ -82,6 +83,7 @@ def demo(
         result = _settle(local, arrivals)
         if not once:
             typer.echo(json.dumps(result), err=True)
+            typer.echo(f"dashboards at {local.api_url}/dash/", err=True)
             typer.echo("guide screen running; Ctrl-C to stop", err=True)
             while local.wings["kiosk"].proc.poll() is None:
                 time.sleep(0.5)
