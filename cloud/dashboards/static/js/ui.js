@@ -37,7 +37,7 @@ export function startPage({ needsKey = true } = {}) {
       location.href = "./";
     });
   }
-  if (needsKey && !apiKey()) {
+  if (needsKey && apiKey() === null) {  // "" is a sign-in without a key: the API's open local demo mode
     location.replace("./");
     return false;
   }
