@@ -21,6 +21,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud import devices, feedback, wifi
 from cloud.cards import CardBuilder
+from cloud.esl.arrival import ArrivalFlasher
 from cloud.matching import Matcher
 from cloud.store import Store, Visit
 from protocol import topics, transport
@@ -264,8 +265,10 @@ class IngestWorker:
         client_id: str,
         card_ttl_s: int,
         share_group: str | None = None,
+        flasher: ArrivalFlasher | None = None,
     ) -> None:
         self._processor = processor
+        self._flasher = flasher  # shelf labels of a member card's recommendations
         self._broker = broker
         self._card_ttl_s = card_ttl_s
         self._inbox: queue.Queue[object] = queue.Queue()
@@ -349,3 +352,5 @@ class IngestWorker:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("card %s not sent yet: %s", card.card_id, mqtt.error_string(info.rc))
         self._processor.counters.add("cards")
+        if self._flasher is not None:
+            self._flasher.publish(self._client, card)

@@ -13,6 +13,7 @@ from cloud.commands import CommandSender
 from cloud.enrol import Enroller
 from cloud.faceindex import FaceIndex
 from cloud.health.service import HealthService
+from cloud.esl.arrival import ArrivalFlasher
 from cloud.ingest import EventProcessor, IngestWorker
 from cloud.matching import Matcher
 from cloud.settings import Settings
@@ -56,7 +57,7 @@ class Runtime:
             )
             ingest = IngestWorker(
                 processor, broker, client_id=settings.client_id, card_ttl_s=settings.card_ttl_s,
-                share_group=settings.share_group,
+                share_group=settings.share_group, flasher=ArrivalFlasher(store.db),
             )
         return cls(settings, store, index, Enroller(engine, store, index), ingest, commands)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cloud.db.database import POSTGRES, Database
+from cloud.esl import schema as esl_schema
 from cloud.health import alert_schema
 from cloud.health import schema as health_schema
 from cloud.scripts import schema as script_schema
@@ -198,6 +199,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     Migration(3, "wifi presence and footfall, device registry, feedback", _V3),
     Migration(4, "sales script templates and outcomes", script_schema.STATEMENTS),
+    Migration(5, "e-shelf label registry", esl_schema.STATEMENTS),
     Migration(6, "store health: store attributes, assistants, targets, stock, metrics and scores", health_schema.STATEMENTS),
     Migration(7, "anomaly alerts and scan watermarks", alert_schema.STATEMENTS),
 )

@@ -1,4 +1,3 @@
-"""E-shelf labels, cloud side: which label shows which product, and markdown prices for perishables.
-
-Pure library code for now; the API routes and persistence are wired by the cloud's owner.
-"""
+"""E-shelf labels, cloud side: which label shows which product (``registry`` rules, ``labels``
+rows), the flashes of a member's recommended products on arrival (``arrival``), and markdown
+prices for perishables (``markdown``)."""
