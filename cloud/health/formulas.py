@@ -28,13 +28,14 @@ class Counts:
     units: int = 0
 
     def add(self, other: "Counts") -> None:
+        """Add an hour's counts into this day's."""
         for name in ("arrivals", "members_recognised", "claimed", "greeted", "served", "sold", "orders", "units"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.sales += other.sales
         self.member_sales += other.member_sales
         self.greet_delays_s.extend(other.greet_delays_s)
-        if other.wifi_footfall is not None:
-            self.wifi_footfall = (self.wifi_footfall or 0) + other.wifi_footfall
+        # a day's footfall is the sum of its hours' (each hour the larger of Wi-Fi and door counts)
+        self.wifi_footfall = (self.wifi_footfall or 0) + other.footfall
 
     @property
     def footfall(self) -> int:

@@ -1,0 +1,84 @@
+"""Scores against own history and peers, peer groups and the weighted model, on hand-computed cases."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from cloud.health.metrics import BY_NAME
+from cloud.health.model import DEFAULT_WEIGHTS, WeightsError, combine, validate
+from cloud.health.peers import PeerGroup, peer_groups
+from cloud.health.scoring import metric_score, relative_score, score_day
+
+GREETED, GREET_TIME, NEW = BY_NAME["greeted_share"], BY_NAME["median_time_to_greet_s"], BY_NAME["new_members"]
+
+
+def test_relative_score() -> None:
+    assert relative_score(0.5, 0.5, GREETED) == 50  # level with the baseline
+    assert relative_score(0.6, 0.5, GREETED) == pytest.approx(70)  # +20 % of a 50 % tolerance
+    assert relative_score(1.0, 0.5, GREETED) == 100  # clamped
+    assert relative_score(0.0, 0.5, GREETED) == 0
+    assert relative_score(30, 40, GREET_TIME) == pytest.approx(75)  # 25 % faster greets are better
+    assert relative_score(1, 0, NEW) == 100  # min_scale 1: from 0 to 1 new member is +100 %
+
+
+def test_metric_score_averages_what_it_has() -> None:
+    assert metric_score(0.6, 0.5, 0.6, GREETED) == pytest.approx(60)  # (70 + 50) / 2
+    assert metric_score(0.6, None, 0.6, GREETED) == pytest.approx(50)
+    assert metric_score(0.6, None, None, GREETED) is None
+
+
+def test_peer_groups_fall_back_to_the_city_tier() -> None:
+    groups = peer_groups({"A": ("tier1", "mall"), "B": ("tier1", "mall"), "C": ("tier1", "mall"),
+                          "D": ("tier1", "street"), "E": ("tier2", "mall"), "F": (None, None)})
+    assert groups["A"] == PeerGroup("tier1/mall", ("B", "C"))
+    assert groups["D"] == PeerGroup("tier1", ("A", "B", "C"))  # alone in its format
+    assert groups["E"] == PeerGroup("tier2", ())
+    assert groups["F"].stores == ()
+
+
+def test_score_day_same_weekday_history_and_peer_median() -> None:
+    day = date(2026, 3, 10)
+    values = {("A", "2026-03-10", "greeted_share"): 0.6, ("A", "2026-03-03", "greeted_share"): 0.4,
+              ("A", "2026-02-24", "greeted_share"): 0.6, ("A", "2026-03-09", "greeted_share"): 0.0,  # not a Tuesday
+              ("B", "2026-03-10", "greeted_share"): 0.4, ("C", "2026-03-10", "greeted_share"): 0.8,
+              ("A", "2026-03-10", "median_time_to_greet_s"): 30.0, ("A", "2026-03-03", "median_time_to_greet_s"): 40.0,
+              ("A", "2026-02-24", "median_time_to_greet_s"): 40.0}
+    groups = {"A": PeerGroup("tier1/mall", ("B", "C")), "B": PeerGroup("tier1/mall", ("A", "C")),
+              "C": PeerGroup("tier1/mall", ("A", "B"))}
+    rows = {(r[0], r[2]): r for r in score_day(values, day, groups)}
+    store, d, metric, value, own, peer, score = rows[("A", "greeted_share")]
+    assert (value, own, peer) == (0.6, pytest.approx(0.5), pytest.approx(0.6))
+    assert score == pytest.approx(60)
+    assert rows[("A", "median_time_to_greet_s")][4:] == (40.0, None, 75.0)  # no peer has the metric
+    # B: no history, peers A and C -> median 0.7; 0.4 is 3/7 below it: 50 + 50 * (-3/7) / 0.5
+    assert rows[("B", "greeted_share")][5:] == (pytest.approx(0.7), pytest.approx(50 - 300 / 7, abs=0.01))
+
+
+def test_combine_weights_renormalise_over_what_exists() -> None:
+    weights = validate({})
+    health = combine({"greeted_share": 60, "median_time_to_greet_s": 75}, weights)
+    assert health.sub_scores["experience"] == pytest.approx((60 * 0.3 + 75 * 0.2) / 0.5)  # 66
+    assert health.sub_scores["team"] is None
+    assert health.overall == pytest.approx(66)
+    health = combine({"greeted_share": 60, "median_time_to_greet_s": 75, "claimed_share": 40}, weights)
+    assert health.overall == pytest.approx((66 + 40) / 2)
+
+
+def test_custom_weights() -> None:
+    weights = validate({"overall": {"experience": 3, "team": 1, "customer": 0, "product": 0}})
+    health = combine({"greeted_share": 80, "claimed_share": 40}, weights)
+    assert health.overall == pytest.approx((80 * 3 + 40) / 4)
+    assert weights["experience"] == DEFAULT_WEIGHTS["experience"]  # groups not given keep their defaults
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ({"vibes": {"x": 1}}, "unknown weight group"),
+    ({"team": {"greeted_share": 1}}, "not part of team"),
+    ({"overall": {"team": -1}}, ">= 0"),
+    ({"product": {"sell_through": 0}}, "sum to 0"),
+])
+def test_bad_weights_are_refused_with_the_reason(bad: dict, reason: str) -> None:
+    with pytest.raises(WeightsError, match=reason):
+        validate(bad)

@@ -1,0 +1,41 @@
+"""The periodic job: it rolls up the closed hours, then calls the hook (the anomaly scan) with the
+same "now", and keeps running after a failed run."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cloud.db import open_database
+from cloud.health.service import HealthService
+from tests.health import rows
+
+
+def test_periodic_rollup_then_hook(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "cloud.db")
+    try:
+        rows.add_store(db, "S1")
+        two_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=2)).astimezone(rows.CN)
+        rows.add_visit(db, "S1", "v1", two_hours_ago.strftime("%Y-%m-%d %H:%M:%S"), None)
+        seen: list[datetime] = []
+        ran = threading.Event()
+
+        def hook(now: datetime) -> None:
+            seen.append(now)
+            if len(seen) == 1:
+                raise RuntimeError("a failing scan must not stop the job")
+            ran.set()
+
+        service = HealthService(db, interval_s=0.05, after_rollup=hook)
+        service.start()
+        try:
+            assert ran.wait(10)
+        finally:
+            service.stop()
+        hour = two_hours_ago.strftime("%Y-%m-%dT%H:00")
+        assert db.scalar("SELECT value FROM store_metrics WHERE store = 'S1' AND grain = 'hour' AND ts = ? "
+                         "AND metric = 'arrivals'", (hour,)) == 1
+        assert all(now.tzinfo is not None for now in seen)
+    finally:
+        db.close()
