@@ -4,7 +4,7 @@ Everything happens in one transaction: the person's records and everything that 
 deleted, their orders and order lines are re-keyed to a fresh anonymous id (so revenue by store,
 channel and category still adds up, and nothing links the money back to anyone), visits keep
 their count but lose the member. The gallery epoch is bumped so every process drops the faces,
-and an erase command for every edge box of the brand is put in the outbox in the same
+and an erase command for every edge box of the person's brands is put in the outbox in the same
 transaction, so a crash cannot erase the cloud copy and forget the boxes' caches.
 """
 
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from cloud import commands
 from cloud.db import Database, Tx
 from cloud.store import bump_gallery_epoch, iso, utcnow
-from protocol.commands import ERASE, EraseCommand
+from protocol.commands import EraseCommand
 from protocol.messages import new_id
 
 _CHUNK = 500
@@ -50,7 +51,7 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
         if person is None:
             raise UnknownMember(f"no member {member_id}")
         records = [r[0] for r in tx.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (person, person))]
-        commands = queue_erase(tx, records, reason="erasure")
+        queued = queue_erase(tx, records, reason="erasure")
         anonymous = f"anon-{new_id()}"
         counts = {"faces": 0, "identifiers": 0, "orders": 0}
         for start in range(0, len(records), _CHUNK):
@@ -75,7 +76,7 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
         bump_gallery_epoch(tx)
         tx.execute("INSERT INTO audit (ts, actor, action, person_id, detail) VALUES (?, ?, 'erase', ?, ?)",
                    (iso(utcnow()), actor, person, json.dumps({"records": len(records), **counts})))
-    return Erased(person, len(records), counts["faces"], counts["identifiers"], counts["orders"], commands)
+    return Erased(person, len(records), counts["faces"], counts["identifiers"], counts["orders"], queued)
 
 
 def _recent_arrivals(tx: Tx, member_ids: list[str]) -> dict[tuple[str, str, str], list[str]]:
@@ -91,19 +92,33 @@ def _recent_arrivals(tx: Tx, member_ids: list[str]) -> dict[tuple[str, str, str]
     return found
 
 
+def _brands(tx: Tx, member_ids: list[str]) -> set[str]:
+    """The brands whose boxes may have seen the person: their home store's, and every brand they visited."""
+    found: set[str] = set()
+    for start in range(0, len(member_ids), _CHUNK):
+        chunk = member_ids[start:start + _CHUNK]
+        marks = _in(chunk)
+        found.update(r[0] for r in tx.rows(
+            f"SELECT s.brand FROM members m JOIN stores s ON s.id = m.home_store WHERE m.id IN ({marks}) "
+            f"UNION SELECT brand FROM visits WHERE member_id IN ({marks})", (*chunk, *chunk)))
+    return found
+
+
 def queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "consent_withdrawn"]) -> int:
-    """An erase command per known edge box, into the outbox the command sender publishes from.
+    """An erase command per edge box of the person's brands, into the outbox the command sender
+    publishes (and re-sends until each box acknowledges, for as long as a box may cache a face).
 
     Call it before the person's visits are anonymised: it names the arrivals each box may cache.
     """
-    devices = tx.rows("SELECT brand, store, device FROM devices WHERE role = 'edge' ORDER BY brand, store, device")
+    brands = sorted(_brands(tx, member_ids))
+    if not brands:
+        return 0  # never seen by any box, and no home store: no box can hold their face
+    devices = tx.rows(f"SELECT brand, store, device FROM devices WHERE role = 'edge' AND brand IN ({_in(brands)}) "
+                      "ORDER BY brand, store, device", brands)
     recent = _recent_arrivals(tx, member_ids)
     now = utcnow()
-    rows = []
-    for brand, store, device in devices:
-        command = EraseCommand(command_id=new_id(), brand=brand, store=store, device=device,
-                               member_ids=member_ids[:1000], arrival_event_ids=recent[(brand, store, device)][:10_000],
-                               reason=reason, ts=now)
-        rows.append((command.command_id, brand, store, device, ERASE, command.model_dump_json(), iso(now)))
-    tx.copy("commands", ("id", "brand", "store", "device", "name", "payload", "created"), rows)
-    return len(rows)
+    made = [EraseCommand(command_id=new_id(), brand=brand, store=store, device=device, member_ids=member_ids[:1000],
+                         arrival_event_ids=recent[(brand, store, device)][:10_000], reason=reason, ts=now)
+            for brand, store, device in devices]
+    commands.queue(tx, made, ttl=timedelta(hours=EDGE_CACHE_HOURS))
+    return len(made)

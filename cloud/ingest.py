@@ -19,13 +19,15 @@ from typing import Literal, TypeVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud import devices, feedback, wifi
+from cloud import commands, devices, feedback, wifi
+from cloud.rollout import telemetry as rollout_telemetry
 from cloud.cards import CardBuilder
 from cloud.esl.arrival import ArrivalFlasher
 from cloud.matching import Matcher
 from cloud.store import Store, Visit
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
+from protocol.commands import CommandAck
 from protocol.facepack import PACKS
 from protocol.device import Telemetry
 from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, new_id
@@ -35,11 +37,13 @@ log = logging.getLogger(__name__)
 
 RejectReason = Literal[
     "bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device", "revoked_device",
-    "unknown_device_key", "unknown_visit",
+    "unknown_device_key", "unknown_visit", "unknown_command",
 ]
 M = TypeVar("M", bound=Message)
 #: Every device's telemetry (not retained, so it may go through the share group like events).
 ALL_TELEMETRY = f"{topics.ROOT}/+/+/+/telemetry"
+#: Every box's answers to commands (erase, pack).
+ALL_COMMAND_ACKS = f"{topics.ROOT}/+/+/+/cmd/+/ack"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class IngestCounts:
     footfall_minutes: int = 0
     feedback: int = 0
     device_reports: int = 0
+    command_acks: int = 0
 
 
 class _Counters:
@@ -119,6 +124,8 @@ class EventProcessor:
             self._footfall(where, topic, payload)
         elif where.device == "guide" and len(where.path) == 2 and where.path[1] == "feedback":
             self._feedback(where, topic, payload)
+        elif len(where.path) == 3 and where.path[0] == "cmd" and where.path[2] == "ack":
+            self._command_ack(where, topic, payload)
         else:
             self._reject("unsupported_event", topic, f"no handler for {where.kind!r}")
         return None
@@ -213,7 +220,23 @@ class EventProcessor:
         if report is not None:
             devices.observed(self._store.db, report.brand, report.store, report.device, "edge", ts=report.ts,
                              conn_state="online", model_pack=report.model_pack)
+            rollout_telemetry.record(self._store.db, report)
             self.counters.add("device_reports")
+
+    def _command_ack(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        ack = self._decode(where, topic, payload, CommandAck)
+        if ack is None:
+            return
+        if ack.name != where.path[1]:
+            return self._reject("topic_mismatch", topic, f"an ack of a {ack.name!r} command on the {where.path[1]!r} topic")
+        outcome = commands.record_ack(self._store.db, ack)
+        if outcome == "unknown_command":
+            return self._reject("unknown_command", topic, f"no {ack.name} command {ack.command_id} sent to this device")
+        if outcome == "duplicate":
+            return self._duplicate(ack.command_id)
+        self.counters.add("command_acks")
+        log.info("%s command %s %s by %s/%s: %s", ack.name, ack.command_id, "done" if ack.ok else "refused",
+                 ack.store, ack.device, ack.detail)
 
     def _feedback(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
         try:
@@ -274,7 +297,7 @@ class IngestWorker:
         self._inbox: queue.Queue[object] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="cloud-ingest", daemon=True)
         # retained states never reach a shared subscription, so they are read by every worker
-        spread = [topics.ALL_DEVICE_EVENTS, ALL_TELEMETRY, topics.ALL_FEEDBACK]
+        spread = [topics.ALL_DEVICE_EVENTS, ALL_TELEMETRY, topics.ALL_FEEDBACK, ALL_COMMAND_ACKS]
         self._filters = [topics.shared(f, share_group) if share_group else f for f in spread]
         self._filters.append(topics.ALL_DEVICE_STATES)
         self._filter = ", ".join(self._filters)

@@ -18,6 +18,7 @@ from cloud.ingest import EventProcessor, IngestWorker
 from cloud.matching import Matcher
 from cloud.settings import Settings
 from cloud.store import Store
+from cloud.upkeep import Upkeep
 from protocol.facepack import get_pack
 from protocol.facepack.engine import FaceEngine
 from protocol.transport import BrokerUrl
@@ -34,6 +35,8 @@ class Runtime:
         self.enroller = enroller
         self.ingest = ingest
         self.commands = commands
+        self.upkeep = None if commands is None else Upkeep(
+            store.db, commands, tick_s=min(5.0, settings.command_retry_s / 2), rollout_every_s=settings.rollout_check_s)
         self.health = HealthService(store.db)  # the periodic rollup; runs from start() to close()
         self._started = False
 
@@ -50,7 +53,8 @@ class Runtime:
         index = FaceIndex.from_store(store, pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
         ingest = commands = None
         if broker is not None:
-            commands = CommandSender(store.db, broker, client_id=f"{settings.client_id}-cmd")
+            commands = CommandSender(store.db, broker, client_id=f"{settings.client_id}-cmd",
+                                     retry_s=settings.command_retry_s)
             processor = EventProcessor(
                 store, Matcher(index, store, pack), CardBuilder(store, ttl_s=settings.card_ttl_s),
                 join_window_s=settings.wifi_join_window_s, require_known_devices=settings.require_known_devices,
@@ -68,10 +72,12 @@ class Runtime:
             self.ingest.start()
             self._started = True
             self.commands.start()
+            self.upkeep.start()  # re-sends unacknowledged commands, advances rollouts
 
     def close(self) -> None:
         self.health.stop()
         if self._started and self.ingest is not None and self.commands is not None:
+            self.upkeep.stop()
             self.commands.stop()
             self.ingest.stop()
         self._started = False
@@ -85,5 +91,9 @@ class Runtime:
 
     def after_face_removal(self) -> None:
         self.index.refresh()
+        self.send_commands()
+
+    def send_commands(self) -> None:
+        """Publish queued edge commands now rather than at the next upkeep tick."""
         if self.commands is not None and self._started:
             self.commands.flush()

@@ -55,6 +55,10 @@ class Settings(BaseModel):
     cors_origins: tuple[str, ...] = Field(
         default=(), description="web origins allowed to call the API from a browser; none by default"
     )
+    command_retry_s: float = Field(
+        default=10.0, gt=0, le=3600, description="first re-send of an unacknowledged edge command; doubles up to 10 min"
+    )
+    rollout_check_s: float = Field(default=60.0, gt=0, description="how often running pack rollouts are evaluated")
 
     def wifi_secret(self) -> bytes:
         """The brand secret, read when needed so it never sits in a repr or a log line."""

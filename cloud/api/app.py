@@ -19,6 +19,8 @@ from cloud.api.deps import error_detail, require_api_key
 from cloud.api.openapi_errors import document_errors
 from cloud.api.ratelimit import RateLimiter
 from cloud.api.routers import guide_preview, labels
+from cloud.api.routers import commands as device_commands
+from cloud.api.routers import rollouts
 from cloud.api.routers import (
     brand_live, devices, health, identity, imports, ingest, keys, members, scripts, segments, stores, storehealth, tags,
     visits, wifi,
@@ -105,6 +107,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(module.router, **v1)
     app.include_router(guide_preview.router, **v1)
     app.include_router(labels.router, **v1)
+    app.include_router(rollouts.router, **v1)
+    app.include_router(device_commands.router, **v1)
     mount_dashboards(app)
     document_errors(app)
     return app

@@ -17,6 +17,7 @@ from cloud.db.database import POSTGRES, Database
 from cloud.esl import schema as esl_schema
 from cloud.health import alert_schema
 from cloud.health import schema as health_schema
+from cloud.rollout import schema as rollout_schema
 from cloud.scripts import schema as script_schema
 
 _MIGRATION_LOCK = 0x1D5C0  # any constant shared by every process of this product
@@ -202,6 +203,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "e-shelf label registry", esl_schema.STATEMENTS),
     Migration(6, "store health: store attributes, assistants, targets, stock, metrics and scores", health_schema.STATEMENTS),
     Migration(7, "anomaly alerts and scan watermarks", alert_schema.STATEMENTS),
+    Migration(8, "command acks and re-sends, pack rollouts, device telemetry", rollout_schema.STATEMENTS),
 )
 
 

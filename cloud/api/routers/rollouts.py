@@ -1,0 +1,68 @@
+"""Staged model-pack rollouts (HQ): start one on canary stores, watch it, judge it, promote or roll back."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from cloud.api.deps import Admin, HqReader, RuntimeDep, api_error
+from cloud.api.rollout_schemas import ReasonIn, RolloutIn, RolloutOut
+from cloud.api.schemas import Error
+from cloud.rollout import service
+from cloud.runtime import Runtime
+
+router = APIRouter(prefix="/rollouts", tags=["rollouts"])
+_ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
+
+
+def _flushed(runtime: Runtime, rollout: dict) -> RolloutOut:
+    """Commands the step queued go out now rather than at the next upkeep tick."""
+    runtime.send_commands()
+    return RolloutOut(**rollout)
+
+
+def _call(step, *args, **kwargs) -> dict:  # noqa: ANN001
+    try:
+        return step(*args, **kwargs)
+    except service.UnknownRollout as exc:
+        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_rollout", str(exc)) from None
+    except service.RolloutConflict as exc:
+        raise api_error(status.HTTP_409_CONFLICT, "rollout_conflict", str(exc)) from None
+    except service.RolloutError as exc:
+        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_rollout", str(exc)) from None
+
+
+@router.post("", response_model=RolloutOut, status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+def create(body: RolloutIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
+    """Send the pack to the canary stores' edge boxes; the first box that switches starts the canary window."""
+    return _flushed(runtime, _call(
+        service.create, runtime.store.db, brand=body.brand, pack_id=body.pack_id, canary_stores=body.canary_stores,
+        actor=principal.name, signed_manifest=body.signed_manifest, baseline_s=int(body.baseline_hours * 3600),
+        observe_s=int(body.observe_hours * 3600), tolerances=body.tolerances))
+
+
+@router.get("", response_model=list[RolloutOut])
+def list_rollouts(runtime: RuntimeDep, principal: HqReader) -> list[RolloutOut]:
+    return [RolloutOut(**r) for r in service.listing(runtime.store.db)]
+
+
+@router.get("/{rollout_id}", response_model=RolloutOut, responses=_ERRORS)
+def get_rollout(rollout_id: str, runtime: RuntimeDep, principal: HqReader) -> RolloutOut:
+    return RolloutOut(**_call(service.get, runtime.store.db, rollout_id))
+
+
+@router.post("/{rollout_id}/evaluate", response_model=RolloutOut, responses=_ERRORS)
+def evaluate(rollout_id: str, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
+    """Judge now, without waiting for the observation window; a conclusive verdict is acted on."""
+    return _flushed(runtime, _call(service.evaluate, runtime.store.db, rollout_id, force=True))
+
+
+@router.post("/{rollout_id}/promote", response_model=RolloutOut, responses=_ERRORS)
+def promote(rollout_id: str, body: ReasonIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
+    return _flushed(runtime, _call(service.promote, runtime.store.db, rollout_id, actor=principal.name,
+                                   reason=body.reason))
+
+
+@router.post("/{rollout_id}/rollback", response_model=RolloutOut, responses=_ERRORS)
+def rollback(rollout_id: str, body: ReasonIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
+    return _flushed(runtime, _call(service.rollback, runtime.store.db, rollout_id, actor=principal.name,
+                                   reason=body.reason))
