@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -65,6 +66,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         detail = exc.detail if isinstance(exc.detail, dict) else error_detail(
             _CODES.get(exc.status_code, "http_error"), str(exc.detail))
         return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_errors(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 list without the echoed input: a body may carry NaN or Infinity (Python's JSON
+        reader takes them), which no JSON response can hold, so echoing it turned a 422 into a 500."""
+        errors = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": errors})
 
     @app.middleware("http")
     async def refuse_oversized_bodies(
