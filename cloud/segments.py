@@ -46,7 +46,8 @@ class BoughtSpec(_Strict):
     sku: Text | None = None
     within_days: Days = 365
     min_count: int = Field(default=1, ge=1, le=10_000, description="distinct orders")
-    min_amount: float | None = Field(default=None, ge=0, description="yuan spent on the matching lines")
+    min_amount: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                     description="yuan spent on the matching lines")
     channel: Text | None = None
     store: Text | None = None
 

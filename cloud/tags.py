@@ -19,6 +19,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,7 +40,9 @@ class Windows(BaseModel):
     dormant_days: int = Field(default=180, ge=1)
     churn_days: int = Field(default=365, ge=1)
     # a two-item list rather than a tuple: OpenAPI tools (schemathesis among them) mis-read prefixItems
-    price_bands: list[float] = Field(default=[150.0, 400.0], min_length=2, max_length=2)
+    # finite: JSON bodies may carry NaN/Infinity, which would be stored and break every later read
+    price_bands: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default=[150.0, 400.0], min_length=2, max_length=2)
 
 
 def windows(db: Database | Tx) -> Windows:
