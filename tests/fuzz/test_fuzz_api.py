@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks
 
@@ -103,3 +104,20 @@ def test_api(api_schema: schemathesis.BaseSchema, api_keys: dict[str, str]) -> N
 def test_api_long(api_schema: schemathesis.BaseSchema, api_keys: dict[str, str]) -> None:
     failures = fuzz_every_operation(api_schema, api_keys, examples=150)
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("put", "/v1/tags/windows", b'{"price_bands": [NaN, Infinity]}'),
+    ("post", "/v1/segments/count", b'{"condition": {"bought": {"category": "a", "min_amount": Infinity}}}'),
+    ("post", "/v1/keys", b'{"name": NaN, "role": "hq_admin"}'),
+])
+def test_non_finite_json_is_a_422(fuzz_cloud: tuple[Runtime, dict[str, str]], method: str, path: str,
+                                  body: bytes) -> None:
+    """Python's JSON reader takes NaN and Infinity, which schemathesis never sends: a 422, never a 500
+    (from echoing the value back) nor a stored value that breaks every later read."""
+    runtime, keys = fuzz_cloud
+    with TestClient(create_app(runtime.settings, runtime)) as client:
+        headers = {"X-API-Key": keys["hq_admin"], "Content-Type": "application/json"}
+        response = client.request(method, path, content=body, headers=headers)
+        assert response.status_code == 422, response.text
+        assert client.get("/v1/tags/windows", headers=headers).status_code == 200
