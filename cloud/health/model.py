@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
 
 from cloud.db import Database
 from cloud.health.metrics import SUB_SCORES, metrics_of
@@ -18,6 +21,7 @@ from cloud.health.metrics import SUB_SCORES, metrics_of
 WEIGHTS_KEY = "health.weights"
 
 Weights = dict[str, dict[str, float]]
+K = TypeVar("K")
 
 DEFAULT_WEIGHTS: Weights = {
     "overall": {"experience": 0.25, "customer": 0.25, "team": 0.25, "product": 0.25},
@@ -65,26 +69,44 @@ def save_weights(db: Database, weights: Weights) -> Weights:
     return full
 
 
-def weighted_mean(scores: dict[str, float], weights: dict[str, float]) -> float | None:
-    total = sum(weights.get(k, 0.0) for k in scores)
-    if total <= 0:
-        return None
-    return sum(s * weights.get(k, 0.0) for k, s in scores.items()) / total
-
-
 @dataclass(frozen=True)
 class Health:
     overall: float | None
     sub_scores: dict[str, float | None]
 
 
+def _weighted_mean(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Row-wise weighted mean over the columns that have a score (NaN: none); NaN where none has."""
+    present = ~np.isnan(scores)
+    den = (present * weights).sum(axis=1)
+    num = np.where(present, scores, 0.0) @ weights
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def combine_many(metric_scores: dict[K, dict[str, float]], weights: Weights) -> dict[K, Health]:
+    """Sub-scores and overall of many store-days at once (a ranking reads 200 stores x 29 days)."""
+    keys = list(metric_scores)
+    names = [m.name for sub in SUB_SCORES for m in metrics_of(sub)]
+    column = {name: j for j, name in enumerate(names)}
+    scores = np.full((len(keys), len(names)), np.nan)
+    for i, key in enumerate(keys):
+        for name, score in metric_scores[key].items():
+            if name in column:
+                scores[i, column[name]] = score
+    subs = np.full((len(keys), len(SUB_SCORES)), np.nan)
+    for k, sub in enumerate(SUB_SCORES):
+        cols = [column[m.name] for m in metrics_of(sub)]
+        subs[:, k] = _weighted_mean(scores[:, cols], np.array([weights[sub].get(names[c], 0.0) for c in cols]))
+    overall = _weighted_mean(subs, np.array([weights["overall"].get(sub, 0.0) for sub in SUB_SCORES]))
+    return {key: Health(_num(overall[i]), {sub: _num(subs[i, k]) for k, sub in enumerate(SUB_SCORES)})
+            for i, key in enumerate(keys)}
+
+
 def combine(metric_scores: dict[str, float], weights: Weights) -> Health:
     """Sub-scores and overall from one store-day's metric scores (metric -> 0..100)."""
-    subs: dict[str, float | None] = {}
-    for sub in SUB_SCORES:
-        mine = {m.name: metric_scores[m.name] for m in metrics_of(sub) if m.name in metric_scores}
-        subs[sub] = weighted_mean(mine, weights[sub])
-    present = {k: v for k, v in subs.items() if v is not None}
-    return Health(weighted_mean(present, weights["overall"]), subs)
+    return combine_many({0: metric_scores}, weights)[0]
 
 
+def _num(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)

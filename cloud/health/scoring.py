@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
-from statistics import mean, median
+from statistics import median
 
 from cloud.db import Database
 from cloud.health.metrics import SCORED, Metric
@@ -34,7 +34,7 @@ def relative_score(value: float, baseline: float, metric: Metric) -> float:
 
 
 def own_baseline(history: list[float]) -> float | None:
-    return mean(history) if len(history) >= MIN_HISTORY else None
+    return sum(history) / len(history) if len(history) >= MIN_HISTORY else None
 
 
 def peer_median(values: list[float]) -> float | None:
@@ -43,7 +43,7 @@ def peer_median(values: list[float]) -> float | None:
 
 def metric_score(value: float, own: float | None, peer: float | None, metric: Metric) -> float | None:
     parts = [relative_score(value, b, metric) for b in (own, peer) if b is not None]
-    return mean(parts) if parts else None
+    return sum(parts) / len(parts) if parts else None
 
 
 Values = dict[tuple[str, str, str], float]  # (store, day, metric) -> value

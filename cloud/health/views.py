@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
-from statistics import mean, median
+from statistics import median
 
 from cloud.db import Database
 from cloud.health.metrics import SUB_SCORES, metrics_of
-from cloud.health.model import Health, Weights, combine, load_weights
+from cloud.health.model import Health, Weights, combine_many, load_weights
 from cloud.health.peers import PeerGroup, load_peer_groups
 
 HISTORY_DAYS = 28
@@ -29,7 +29,7 @@ def health_by_store_day(db: Database, first: date, last: date, weights: Weights,
     scores: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for s, day, metric, score in db.rows(f"SELECT store, day, metric, score FROM store_scores WHERE {where}", args):
         scores[(s, day)][metric] = score
-    return {key: combine(metric_scores, weights) for key, metric_scores in scores.items()}
+    return combine_many(scores, weights)
 
 
 def _ranks(day_health: dict[str, Health]) -> dict[str, int]:
@@ -81,7 +81,7 @@ def ranking(db: Database, day: date | None, only_store: str | None = None) -> di
             "city_tier": s["city_tier"], "format": s["format"], "overall": _r(overall),
             **{sub: _r(h.sub_scores.get(sub) if h else None) for sub in SUB_SCORES},
             "rank": ranks.get(store),
-            "overall_vs_own": _r(overall - mean(own_history[store])) if overall is not None and own_history[store] else None,
+            "overall_vs_own": _r(overall - sum(own_history[store]) / len(own_history[store])) if overall is not None and own_history[store] else None,
             "overall_vs_peers": _r(overall - median(peers)) if overall is not None and peers else None,
             "open_alerts": int(alerts.get(store, 0)), "sales": round(facts.get((store, "sales"), 0.0), 2),
             "footfall": int(facts.get((store, "footfall"), 0)),
