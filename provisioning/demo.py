@@ -1,8 +1,10 @@
 """``instore demo``: a whole store on one machine, from photos to the guide screen.
 
-Starts a broker (embedded amqtt unless ``--broker``), the cloud, the guide screen and an edge box
-as separate processes; enrols sample members through the API; replays sample frames through the
-edge; and, with ``--once``, prints one JSON line of results last.
+Starts a broker (embedded amqtt unless ``--broker``), the cloud, the guide screen, the store's ESL
+gateway (against a simulated OpenEPaperLink access point) and an edge box as separate processes;
+enrols sample members through the API; hangs shelf labels under the products the recommender
+picks for them; replays sample frames through the edge; and, with ``--once``, prints one JSON line
+of results last (``label_flashes``: LED flashes the access point received).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Optional
 import typer
 
 log = logging.getLogger("demo")
+
+#: Shelf labels the demo hangs (under the products recommended most often to its members).
+DEMO_LABELS = ("L-01", "L-02", "L-03", "L-04")
 
 
 def default_faces() -> Path:
@@ -74,10 +79,14 @@ def demo(
                            share_group="cdp" if broker else None, headless=headless)
         local.start_cloud()
         log.info("dashboards: %s/dash/ (store manager, HQ, live sales; sign in with an API key)", local.api_url)
-        for number, (person, seed) in enumerate(sample.enrolled):
-            local.enrol(seed, person.enrol_photo, phone=f"1380013{number:04d}")
+        local.start_esl(DEMO_LABELS)  # starts while the members are enrolled
+        members = [local.enrol(seed, person.enrol_photo, phone=f"1380013{number:04d}")
+                   for number, (person, seed) in enumerate(sample.enrolled)]
+        shelf = local.label_recommended(members, DEMO_LABELS)
+        log.info("shelf labels: %s", ", ".join(f"{label} -> {sku}" for label, sku in shelf.items()))
         local.start_kiosk(screenshot.resolve())
         local.wait_kiosk_ready()
+        local.wait_ready("esl")
         edge = local.run_edge(sample.frames_dir)
         arrivals = next(e for e in edge.events if e.get("event") == "summary")["arrivals"]
         result = _settle(local, arrivals)
@@ -123,7 +132,20 @@ def _settle(local, arrivals: int, timeout: float = 60.0) -> dict:
         "visitors": len(visits) - matched,
         "cards": len(cards),
         "p95_door_to_screen_ms": percentile([c["door_to_screen_ms"] for c in cards], 95),
+        "label_flashes": _flashes_settled(local, deadline),
     }
+
+
+def _flashes_settled(local, deadline: float, quiet_s: float = 1.0) -> int:  # noqa: ANN001 (LocalStore)
+    """LED flashes the simulated access point received, once none came for ``quiet_s``: the cloud
+    sends them right after each card, and the gateway needs a loopback HTTP call for each."""
+    flashes = local.access_point.flashes
+    seen, since = len(flashes), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if len(flashes) != seen:
+            seen, since = len(flashes), time.monotonic()
+    return seen
 
 
 def _fail(message: str) -> typer.Exit:

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +84,7 @@ class LocalStore:
             self.env["QT_QPA_PLATFORM"] = "offscreen"
         self.api_url = ""
         self.wings: dict[str, Wing] = {}
+        self.access_point = None  # kiosk.esl.simulated_ap.SimulatedAccessPoint, once start_esl ran
 
     def _spawn(self, name: str, *args: str) -> Wing:
         log_path = self.workdir / f"{name}.log"
@@ -139,10 +142,41 @@ class LocalStore:
         return wing
 
     def wait_kiosk_ready(self, timeout: float = 60.0) -> None:
-        """The kiosk announces itself with a ``ready`` line once it is subscribed."""
-        wing = self.wings["kiosk"]
+        self.wait_ready("kiosk", timeout)
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> None:
+        """The kiosk and the ESL gateway announce themselves with a ``ready`` line once subscribed."""
+        wing = self.wings[name]
         if not wing.wait_events(lambda ev: any(e.get("event") == "ready" for e in ev), timeout) or wing.proc.poll() is not None:
             raise wing.failure("did not become ready")
+
+    def start_esl(self, labels: Sequence[str], tag_type: str = "epd29_bwr") -> Wing:
+        """The store's ESL gateway (``instore esl run``) against a simulated OpenEPaperLink access
+        point on loopback: a demo machine has no AP, and the simulated one records each tag's
+        uploads and flashes (``access_point.flashes``). Each label gets a made-up tag MAC."""
+        from kiosk.esl.simulated_ap import SimulatedAccessPoint
+
+        book = [{"label": label, "mac": f"00000000DE{n:06X}", "tag_type": tag_type} for n, label in enumerate(labels)]
+        self.access_point = SimulatedAccessPoint(free_port(), {entry["mac"] for entry in book})
+        self.access_point.start()
+        path = self.workdir / "labels.json"
+        path.write_text(json.dumps({"labels": book}))
+        return self._spawn("esl", "esl", "run", "--store", self.store, "--brand", self.brand, "--broker",
+                           self.broker_url, "--ap", self.access_point.url, "--labels", str(path))
+
+    def label_recommended(self, member_ids: Sequence[str], labels: Sequence[str], tag_type: str = "epd29_bwr") -> dict[str, str]:
+        """Hang the labels under the products the recommender picks most often for these members
+        (the card preview route), registered in the cloud; label id -> sku."""
+        picked: Counter[str] = Counter()
+        with self._api() as api:
+            for member_id in member_ids:
+                response = api.get(f"/v1/members/{member_id}/recommendations", params={"store": self.store})
+                response.raise_for_status()
+                picked.update(item["sku"] for item in response.json()["items"])
+            bound = dict(zip(labels, (sku for sku, _ in picked.most_common(len(labels)))))
+            for label, sku in bound.items():
+                api.put(f"/v1/stores/{self.store}/labels/{label}", json={"sku": sku, "tag_type": tag_type}).raise_for_status()
+        return bound
 
     def run_edge(self, source: Path, device: str = "edge1", camera: str = "cam1", timeout: float = 600.0,
                  revisit_window_s: float = 0.0) -> Wing:
@@ -176,3 +210,5 @@ class LocalStore:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        if self.access_point is not None:
+            self.access_point.stop()

@@ -16,9 +16,12 @@ def test_demo_headless_once_prints_its_result(tmp_path, models_dir, artifacts):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(summary) == {"arrivals", "matched", "visitors", "cards", "p95_door_to_screen_ms"}
+    assert set(summary) == {"arrivals", "matched", "visitors", "cards", "p95_door_to_screen_ms", "label_flashes"}
     assert summary["matched"] > 0 and summary["visitors"] > 0
     assert summary["arrivals"] == summary["matched"] + summary["visitors"]
     assert summary["cards"] >= summary["matched"]
     assert summary["p95_door_to_screen_ms"] is not None
     assert screenshot.stat().st_size > 10_000
+    assert summary["label_flashes"] > 0  # recommended products' labels flashed through the ESL gateway
+    gateway_log = (tmp_path / "esl.log").read_text()
+    assert gateway_log.count("flashing label") == summary["label_flashes"]

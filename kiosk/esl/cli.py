@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from pathlib import Path
@@ -10,6 +11,10 @@ from typing import Annotated
 import typer
 
 from kiosk.cli import _broker, _identifier
+
+#: How long ``run`` waits for the broker to acknowledge the subscription before it stops waiting
+#: to announce ``ready`` (it keeps running and subscribes on every reconnect regardless).
+READY_TIMEOUT_S = 10.0
 
 app = typer.Typer(help="E-shelf labels: the in-store gateway to an OpenEPaperLink access point.",
                   no_args_is_help=True)
@@ -40,7 +45,11 @@ def run(
     brand: Annotated[str, typer.Option("--brand", help="brand id", callback=_identifier("brand"))] = "demo",
     device: Annotated[str, typer.Option("--device", help="this gateway's device id", callback=_identifier("device"))] = "esl-gw",
 ) -> None:
-    """Follow the store's label commands until SIGINT/SIGTERM; logs one line per drawn or flashed label."""
+    """Follow the store's label commands until SIGINT/SIGTERM; logs one line per drawn or flashed label.
+
+    Standard output carries one JSON ``ready`` line once the command subscription is acknowledged
+    (the demo waits for it), and nothing else; the log goes to stderr.
+    """
     from kiosk.esl.ap import AccessPoint
     from kiosk.esl.gateway import EslGateway
     from kiosk.esl.render import FontMissing, font_file
@@ -60,6 +69,8 @@ def run(
     except ConnectionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    if gateway.subscribed.wait(READY_TIMEOUT_S):
+        print(json.dumps({"event": "ready", "brand": brand, "store": store, "device": device}), flush=True)
     stop.wait()
     gateway.stop()
 

@@ -160,7 +160,8 @@ def test_the_gateway_process_logs_each_flash_and_stops_cleanly(mosquitto, publis
     proc = subprocess.Popen(
         [sys.executable, "-m", "kiosk.esl", "run", "--store", store, "--broker", mosquitto.url,
          "--ap", fake_ap.url, "--labels", str(labels)],
-        cwd=REPO, env=os.environ | {"PYTHONUNBUFFERED": "1"}, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, env=os.environ | {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         lines: list[str] = []
@@ -175,6 +176,8 @@ def test_the_gateway_process_logs_each_flash_and_stops_cleanly(mosquitto, publis
             lines.append(line)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=15)
+        out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0
     assert len(fake_ap.flashes) == 1
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"event": "ready", "brand": BRAND, "store": store, "device": "esl-gw"}]  # stdout: the ready line only
