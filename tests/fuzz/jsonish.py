@@ -59,7 +59,7 @@ def from_json_schema(schema: dict, defs: dict | None = None) -> st.SearchStrateg
         name = schema["$ref"].rsplit("/", 1)[-1]
         memo = defs["$memo"]  # one strategy per definition, so recursive schemas stay finite
         if name not in memo:
-            memo[name] = SPECIAL.get(name) or st.deferred(lambda: from_json_schema(defs[name], defs))
+            memo[name] = SPECIAL[name] if name in SPECIAL else st.deferred(lambda: from_json_schema(defs[name], defs))
         return memo[name]
     if "const" in schema:
         return st.just(schema["const"])
