@@ -109,8 +109,7 @@ def rollup_changed(db: Database, *, now: datetime | None = None) -> RollupResult
     started = time.perf_counter()
     until = closed_hour(now)
     mark = _load_mark(db)
-    new_mark = {"received": clock.iso_utc(now or datetime.now(timezone.utc)),
-                "import_id": int(db.scalar("SELECT COALESCE(MAX(id), 0) FROM imports"))}
+    new_mark = _mark_now(db, now)
     zones = store_zones(db)
     dirty = _changed_store_days(db, mark, zones) if mark else {}
     for store, tz in zones.items():
@@ -127,16 +126,23 @@ def rollup_changed(db: Database, *, now: datetime | None = None) -> RollupResult
             days.update(first + timedelta(days=k) for k in range((last - first).days + 1))
     for first, last in _runs(sorted(days)):
         result.scored_days += scoring.score_days(db, first, last)
-    db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-               (MARK_KEY, json.dumps(new_mark)))
+    _save_mark(db, new_mark)
     result.seconds = time.perf_counter() - started
     return result
 
 
 def set_mark(db: Database, now: datetime | None = None) -> None:
     """After a backfill: everything received until now is rolled up."""
-    mark = {"received": clock.iso_utc(now or datetime.now(timezone.utc)),
+    _save_mark(db, _mark_now(db, now))
+
+
+def _mark_now(db: Database, now: datetime | None) -> dict:
+    """Taken before reading, so rows arriving during a run are read again next time (idempotent)."""
+    return {"received": clock.iso_utc(now or datetime.now(timezone.utc)),
             "import_id": int(db.scalar("SELECT COALESCE(MAX(id), 0) FROM imports"))}
+
+
+def _save_mark(db: Database, mark: dict) -> None:
     db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                (MARK_KEY, json.dumps(mark)))
 

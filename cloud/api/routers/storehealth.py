@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, status
 from cloud.api.deps import Admin, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
 from cloud.api.health_schemas import HealthRanking, HealthWeights, StoreDashboard, StoreHealth
 from cloud.api.schemas import Error
+from cloud.auth import Principal
 from cloud.health import dashboard, model, views
 
 router = APIRouter(tags=["store health"])
@@ -26,12 +27,8 @@ def ranking(runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
 
 @router.get("/health/stores/{store}", response_model=StoreHealth, responses={403: {"model": Error}, 404: {"model": Error}})
 def store_health(store: str, runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
-    valid_store(store)
-    check_store(principal, store)
-    found = views.store_detail(runtime.store.db, store, day)
-    if found is None:
-        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_store", f"no store {store}")
-    return found
+    _may_read(principal, store)
+    return _found(views.store_detail(runtime.store.db, store, day), store)
 
 
 @router.get("/health/weights", response_model=HealthWeights)
@@ -50,9 +47,16 @@ def put_weights(body: HealthWeights, runtime: RuntimeDep, principal: Admin) -> d
 @router.get("/stores/{store}/dashboard", response_model=StoreDashboard,
             responses={403: {"model": Error}, 404: {"model": Error}})
 def store_dashboard(store: str, runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
+    _may_read(principal, store)
+    return _found(dashboard.store_dashboard(runtime.store.db, store, day), store)
+
+
+def _may_read(principal: Principal, store: str) -> None:
     valid_store(store)
     check_store(principal, store)
-    found = dashboard.store_dashboard(runtime.store.db, store, day)
-    if found is None:
+
+
+def _found(body: dict | None, store: str) -> dict:
+    if body is None:
         raise api_error(status.HTTP_404_NOT_FOUND, "unknown_store", f"no store {store}")
-    return found
+    return body
