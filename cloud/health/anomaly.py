@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert, Publish
-from cloud.health.baseline import DENOMINATORS, RULES, Baseline, Thresholds, baseline_of, judge, kind_of
+from cloud.health.baseline import DENOMINATORS, Baseline, Thresholds, baseline_of, judge, rule_for
 from cloud.store import iso
 from protocol.messages import new_id
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _FORMATS = {"hour": "%Y-%m-%dT%H:00", "day": "%Y-%m-%d"}
 _STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+#: how far back a store's typical level (the floor for quiet hours) is averaged
+LEVEL_WINDOW = timedelta(weeks=2)
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,14 @@ def _scan_store(db: Database, store: dict, grain: str, now: datetime, config: Sc
         (store["id"], grain, last, complete_before))]
     if not periods:
         return []
-    history = _history(db, store["id"], grain, periods, config.thresholds.weeks)
-    levels = _levels(db, store["id"], grain, periods, config.thresholds.weeks)
+    history = _History(_series(db, store["id"], grain, periods, config.thresholds.weeks),
+                       _levels(db, store["id"], grain, periods[0]), grain, config.thresholds)
     found = [
         alert
         for period in periods
-        for metric, series in history.items()
-        if metric not in config.skip_metrics and period in series
-        if (alert := _judge(store, grain, period, metric, history, levels.get(metric, 0.0), now,
-                            config.thresholds)) is not None
+        for metric in history.metrics()
+        if metric not in config.skip_metrics
+        if (alert := history.judge(store, metric, period, now)) is not None
     ]
     with db.transaction() as tx:
         fresh = alerts.record(db, found)
@@ -92,7 +94,7 @@ def _start_of(moment: datetime, grain: str) -> datetime:
     return hour if grain == "hour" else hour.replace(hour=0)
 
 
-def _history(db: Database, store: str, grain: str, periods: list[str], weeks: int) -> dict[str, dict[str, float]]:
+def _series(db: Database, store: str, grain: str, periods: list[str], weeks: int) -> dict[str, dict[str, float]]:
     """metric -> period -> value, for the new periods and everything they are compared with.
 
     Baselines only ever look at the same hour of earlier days, so when a scan covers a few hours
@@ -100,7 +102,8 @@ def _history(db: Database, store: str, grain: str, periods: list[str], weeks: in
     first = datetime.fromisoformat(periods[0]) - timedelta(weeks=weeks)
     sql = "SELECT metric, ts, value FROM store_metrics WHERE store = ? AND grain = ? AND ts >= ? AND ts <= ?"
     args: list[object] = [store, grain, first.strftime(_FORMATS[grain]), periods[-1]]
-    hours = sorted({p[11:13] for p in periods}) if grain == "hour" else []
+    hours = sorted({n[11:13] for p in periods for n in (p, *_neighbours(datetime.fromisoformat(p)))}) \
+        if grain == "hour" else []
     if 0 < len(hours) < 24:
         sql += f" AND substr(ts, 12, 2) IN ({', '.join('?' for _ in hours)})"
         args += hours
@@ -110,45 +113,77 @@ def _history(db: Database, store: str, grain: str, periods: list[str], weeks: in
     return series
 
 
-def _levels(db: Database, store: str, grain: str, periods: list[str], weeks: int) -> dict[str, float]:
-    """metric -> the store's mean over every period of the history window (all hours, busy or not)."""
-    first = datetime.fromisoformat(periods[0]) - timedelta(weeks=weeks)
+def _levels(db: Database, store: str, grain: str, first_period: str) -> dict[str, float]:
+    """metric -> the store's mean over every period (busy or not) of the two weeks before the scan."""
+    since = datetime.fromisoformat(first_period) - LEVEL_WINDOW
     return {metric: float(mean) for metric, mean in db.rows(
         "SELECT metric, AVG(value) FROM store_metrics WHERE store = ? AND grain = ? AND ts >= ? AND ts < ? "
-        "GROUP BY metric", (store, grain, first.strftime(_FORMATS[grain]), periods[0]))}
+        "GROUP BY metric", (store, grain, since.strftime(_FORMATS[grain]), first_period))}
+
+
+@lru_cache(maxsize=4096)
+def _earlier(period: str, grain: str, weeks: int) -> tuple[tuple[datetime, str], ...]:
+    """(start, key) of the same hour (or the day) on each of the ``weeks`` * 7 days before ``period``."""
+    start = datetime.fromisoformat(period)
+    days = (start - timedelta(days=d) for d in range(1, 7 * weeks + 1))
+    return tuple((day, day.strftime(_FORMATS[grain])) for day in days)
 
 
 def baseline_for(series: dict[str, float], period: str, grain: str, thresholds: Thresholds) -> Baseline | None:
-    """The period's normal from the same metric at the same hour of the earlier days it has values for."""
-    start, fmt = datetime.fromisoformat(period), _FORMATS[grain]
-    earlier = [start - timedelta(days=d) for d in range(1, 7 * thresholds.weeks + 1)]
-    return baseline_of(start, [(day, series[key]) for day in earlier if (key := day.strftime(fmt)) in series],
-                       thresholds)
+    """The period's normal from the same metric at the same hour of the earlier days it has values for
+    (the MAD also from the hours either side)."""
+    def sample(of: str) -> list[tuple[datetime, float]]:
+        return [(day, series[key]) for day, key in _earlier(of, grain, thresholds.weeks) if key in series]
+
+    start = datetime.fromisoformat(period)
+    neighbours = tuple(sample(p) for p in _neighbours(start)) if grain == "hour" else ()
+    return baseline_of(start, sample(period), thresholds, neighbours)
 
 
-def _judge(store: dict, grain: str, period: str, metric: str, history: dict[str, dict[str, float]], level: float,
-           now: datetime, thresholds: Thresholds) -> Alert | None:
-    series = history[metric]
-    baseline = baseline_for(series, period, grain, thresholds)
-    if baseline is None or not _enough_volume(metric, period, grain, history, thresholds):
-        return None  # too little history to know the store's normal, or too few customers for a ratio
-    value = series[period]
-    verdict = judge(value, baseline, RULES[kind_of(metric)], thresholds, level=level)
-    if verdict.severity is None:
-        return None
-    return Alert(
-        id=new_id(), brand=store["brand"], store=store["id"], metric=metric, grain=grain, ts=period, value=value,
-        baseline=baseline.median, mad=baseline.mad, z=round(verdict.z, 3), direction=verdict.direction,
-        severity=verdict.severity, status="open", created=now,
-    )
+def _neighbours(start: datetime) -> tuple[str, str]:
+    return tuple((start + timedelta(hours=h)).strftime(_FORMATS["hour"]) for h in (-1, 1))  # type: ignore[return-value]
 
 
-def _enough_volume(metric: str, period: str, grain: str, history: dict[str, dict[str, float]],
-                   thresholds: Thresholds) -> bool:
-    """A ratio is judged only when its denominator reaches ``min_volume`` now and in its baseline."""
-    denominator = history.get(DENOMINATORS.get(metric, ""))
-    if denominator is None:
-        return True
-    usual = baseline_for(denominator, period, grain, thresholds)
-    return (denominator.get(period, 0.0) >= thresholds.min_volume
-            and usual is not None and usual.median >= thresholds.min_volume)
+class _History:
+    """One store's metrics for one scan, and the verdict on each new period (baselines computed once)."""
+
+    def __init__(self, series: dict[str, dict[str, float]], levels: dict[str, float], grain: str,
+                 thresholds: Thresholds) -> None:
+        self._series = series
+        self._levels = levels
+        self._grain = grain
+        self._thresholds = thresholds
+        self._baselines: dict[tuple[str, str], Baseline | None] = {}
+
+    def metrics(self) -> list[str]:
+        return sorted(self._series)
+
+    def baseline(self, metric: str, period: str) -> Baseline | None:
+        key = (metric, period)
+        if key not in self._baselines:
+            self._baselines[key] = baseline_for(self._series[metric], period, self._grain, self._thresholds)
+        return self._baselines[key]
+
+    def judge(self, store: dict, metric: str, period: str, now: datetime) -> Alert | None:
+        value = self._series[metric].get(period)
+        baseline = self.baseline(metric, period) if value is not None else None
+        if baseline is None or not self._enough_volume(metric, period):
+            return None  # no value, too little history to know the store's normal, or too few customers
+        rule, level = rule_for(metric, self._grain), self._levels.get(metric, 0.0)
+        verdict = judge(value, baseline, rule, self._thresholds, level=level)
+        if verdict.severity is None:
+            return None
+        return Alert(
+            id=new_id(), brand=store["brand"], store=store["id"], metric=metric, grain=self._grain, ts=period,
+            value=value, baseline=baseline.median, mad=baseline.mad, z=round(verdict.z, 3),
+            direction=verdict.direction, severity=verdict.severity, status="open", created=now,
+        )
+
+    def _enough_volume(self, metric: str, period: str) -> bool:
+        """A ratio is judged only when its denominator reaches ``min_volume`` now and in its baseline."""
+        denominator = DENOMINATORS.get(metric)
+        if denominator not in self._series:
+            return True
+        usual = self.baseline(denominator, period)
+        needed = self._thresholds.min_volume
+        return self._series[denominator].get(period, 0.0) >= needed and usual is not None and usual.median >= needed

@@ -16,7 +16,7 @@ minimum; and a change smaller than the metric's ``min_delta`` never alerts, what
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from statistics import median
 from typing import Literal
@@ -43,7 +43,8 @@ class MetricRule:
 RULES: dict[Kind, MetricRule] = {
     "count": MetricRule("count", abs_floor=1.0, rel_floor=0.08, level_floor=0.2, min_delta=5.0),
     "share": MetricRule("share", abs_floor=0.04, rel_floor=0.0, level_floor=0.0, min_delta=0.1),
-    "amount": MetricRule("amount", abs_floor=1.0, rel_floor=0.1, level_floor=0.2, min_delta=0.0),
+    # one big ticket moves an hour's sales by a fifth; a day's by far less (see rule_for)
+    "amount": MetricRule("amount", abs_floor=1.0, rel_floor=0.2, level_floor=0.2, min_delta=0.0),
     "seconds": MetricRule("seconds", abs_floor=5.0, rel_floor=0.1, level_floor=0.0, min_delta=15.0),
     "other": MetricRule("other", abs_floor=0.0, rel_floor=0.1, level_floor=0.1, min_delta=0.0),
 }
@@ -78,6 +79,15 @@ def kind_of(metric: str) -> Kind:
     return "other"
 
 
+#: A day sums a dozen trading hours: relative noise about half an hour's.
+_DAY_REL_SCALE = 0.5
+
+
+def rule_for(metric: str, grain: str) -> MetricRule:
+    rule = RULES[kind_of(metric)]
+    return replace(rule, rel_floor=rule.rel_floor * _DAY_REL_SCALE) if grain == "day" else rule
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """When a robust z becomes an alert, and how much history a baseline needs."""
@@ -101,43 +111,46 @@ class Baseline:
     pool: str  # which comparable periods it came from: weekday_hour, daytype_hour, hour
 
 
-def robust(values: list[float], pool: str) -> Baseline:
-    mid = median(values)
-    return Baseline(median=mid, mad=median(abs(v - mid) for v in values), n=len(values), pool=pool)
+Sample = list[tuple[datetime, float]]  # (period start, value) of the same hour on earlier days
 
 
-def baseline_of(start: datetime, earlier: list[tuple[datetime, float]], thresholds: Thresholds) -> Baseline | None:
-    """The normal of the period starting at ``start`` from (start, value) of the same hour on earlier days.
+def baseline_of(start: datetime, earlier: Sample, thresholds: Thresholds, neighbours: tuple[Sample, ...] = ()
+                ) -> Baseline | None:
+    """The normal of the period starting at ``start`` from the same hour on earlier days.
 
-    With enough weeks the median comes from the same weekday; its MAD from the residuals of every
-    weekday of the same kind around their own weekday's median, because eight values give a MAD
-    that is often far too small by chance (and then every ordinary hour looks abnormal), while
-    forty residuals give a steady one. Short histories fall back to days of the same kind, then
-    to any day. None when even that is too little."""
+    With enough weeks the median comes from the same weekday; the MAD from the residuals of every
+    weekday of the same kind around their own weekday's median, at this hour and the ``neighbours``
+    (the hours either side): eight values give a MAD that is often far too small by chance (and
+    then every ordinary hour looks abnormal), a hundred residuals give a steady one. Short
+    histories fall back to days of the same kind, then to any day. None when even that is too
+    little."""
     weekend = start.weekday() >= 5
-    by_weekday: dict[int, list[float]] = {}
-    for day, value in earlier:
-        by_weekday.setdefault(day.weekday(), []).append(value)
-    same = by_weekday.get(start.weekday(), [])
+    same = [v for day, v in earlier if day.weekday() == start.weekday()]
     if len(same) >= thresholds.min_same_weekday:
-        residuals = [
-            value - median(values)
-            for weekday, values in by_weekday.items()
-            if (weekday >= 5) == weekend and len(values) >= thresholds.min_same_weekday
-            for value in values
-        ]
+        residuals = [r for sample in (earlier, *neighbours) for r in _weekday_residuals(sample, weekend, thresholds)]
         return Baseline(median(same), median(abs(r) for r in residuals), len(same), "weekday_hour")
     same_kind = [v for day, v in earlier if (day.weekday() >= 5) == weekend]
     for name, values in (("daytype_hour", same_kind), ("hour", [v for _, v in earlier])):
         if len(values) >= thresholds.min_pooled:
-            return robust(values, name)
+            mid = median(values)
+            return Baseline(mid, median(abs(v - mid) for v in values), len(values), name)
     return None
+
+
+def _weekday_residuals(sample: Sample, weekend: bool, thresholds: Thresholds) -> list[float]:
+    """Each value minus its weekday's median, for the weekdays of the kind (weekday or weekend) asked."""
+    by_weekday: dict[int, list[float]] = {}
+    for day, value in sample:
+        if (day.weekday() >= 5) == weekend:
+            by_weekday.setdefault(day.weekday(), []).append(value)
+    return [v - median(values) for values in by_weekday.values() if len(values) >= thresholds.min_same_weekday
+            for v in values]
 
 
 def spread(baseline: Baseline, rule: MetricRule, level: float) -> float:
     """The noise scale a deviation is measured in: the MAD as a sigma, floored per the rule.
 
-    ``level`` is the store's mean of the metric over every hour (or day) of the history: at 03:00
+    ``level`` is the store's mean of the metric over every hour (or day) of the history: at 22:00
     a median of 0 sales and one 300-yuan sale is not news, measured against a store that sells
     3000 an hour when open."""
     floors = [MAD_TO_SIGMA * baseline.mad, rule.abs_floor, rule.rel_floor * abs(baseline.median),
