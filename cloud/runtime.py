@@ -14,6 +14,7 @@ from cloud.enrol import Enroller
 from cloud.faceindex import FaceIndex
 from cloud.health.service import HealthService
 from cloud.esl.arrival import ArrivalFlasher
+from cloud.recommend import service as recommend
 from cloud.ingest import EventProcessor, IngestWorker
 from cloud.matching import Matcher
 from cloud.settings import Settings
@@ -69,6 +70,7 @@ class Runtime:
         """Connect the ingest worker and the command sender, if there is a broker. Raises ConnectionError."""
         self.health.start()
         if self.ingest is not None and self.commands is not None:
+            recommend.warm(self.store.db)  # the first card must not wait for the model build
             self.ingest.start()
             self._started = True
             self.commands.start()

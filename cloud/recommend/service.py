@@ -65,6 +65,20 @@ def model_for(db: Database) -> RecoModel:
     return model
 
 
+def warm(db: Database) -> threading.Thread:
+    """Build the model in the background now (at start-up), so the first arrival's card does not
+    wait for it; an arrival that comes first waits on the same lock instead of building twice."""
+    def build() -> None:
+        try:
+            model_for(db)
+        except Exception:  # the runtime may be closing already; the first arrival builds it then
+            log.warning("recommendation model warm-up failed; the first card will build it", exc_info=True)
+
+    thread = threading.Thread(target=build, name="recommend-warm", daemon=True)
+    thread.start()
+    return thread
+
+
 def _rebuild(db: Database, slot: _Slot) -> None:
     try:
         refresh(db)
