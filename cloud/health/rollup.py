@@ -157,9 +157,12 @@ def _changed_store_days(db: Database, mark: dict, zones: dict[str, str | None]) 
     dirty: dict[str, set[date]] = defaultdict(set)
     since = mark["received"]
     with db.transaction() as tx:
-        for table, column in (("arrivals", "ts"), ("feedback", "ts"), ("footfall", "minute")):
-            for store, hour in tx.rows(
-                f"SELECT DISTINCT store, substr({column}, 1, 13) FROM {table} WHERE received > ?", (since,)):
+        for sql in ("SELECT DISTINCT store, substr(ts, 1, 13) FROM arrivals WHERE received > ?",
+                    # feedback counts in its arrival's hour, which may be the day before the action's
+                    "SELECT DISTINCT f.store, substr(v.ts, 1, 13) FROM feedback f JOIN visits v ON v.id = f.visit_id "
+                    "WHERE f.received > ?",
+                    "SELECT DISTINCT store, substr(minute, 1, 13) FROM footfall WHERE received > ?"):
+            for store, hour in tx.rows(sql, (since,)):
                 if store in zones:
                     dirty[store].add(date.fromisoformat(clock.local_hour_of_iso(hour, zones[store])[:10]))
         for store, hour in tx.rows(
