@@ -26,12 +26,13 @@ BRAND = "lumiere"
 class Guide:
     """A stand-in guide screen: every card published for one store, in order."""
 
-    def __init__(self, url: str, store: str) -> None:
+    def __init__(self, url: str, store: str, *more_filters: str) -> None:
         self.cards: queue.Queue[tuple[GuideCard, int | None]] = queue.Queue()
         broker = transport.BrokerUrl.parse(url)
         subscribed = threading.Event()
         self.client = transport.make_client(broker, f"test-guide-{uuid4().hex[:8]}")
-        transport.subscribe_on_connect(self.client, [(topics.guide_cards_of_store(BRAND, store), 1)])
+        filters = [topics.guide_cards_of_store(BRAND, store), *more_filters]
+        transport.subscribe_on_connect(self.client, [(f, 1) for f in filters])
         self.client.on_subscribe = lambda *args: subscribed.set()
         self.client.on_message = self._on_message
         transport.start(self.client, broker)

@@ -4,8 +4,6 @@ a real Mosquitto."""
 
 from __future__ import annotations
 
-import queue
-import threading
 from pathlib import Path
 from uuid import uuid4
 
@@ -16,6 +14,7 @@ from protocol import topics, transport
 from protocol.codec import decode
 from protocol.esl import ARRIVAL_FLASH, LabelCommand, label_commands_of_store
 from protocol.messages import GuideCard
+from tests.cloud.test_cloud_ingest import Guide
 from tests.cloud.test_hq_api import _keys
 
 BRAND = "lumiere"
@@ -55,37 +54,25 @@ def test_labels_are_registered_moved_listed_and_removed_per_store(start_cloud):
     assert api.get("/v1/stores/s2/labels", headers=admin).json()["total"] == 1
 
 
-class ShelfAndScreen:
-    """Everything the store receives: guide cards and label commands, in arrival order."""
+class ShelfAndScreen(Guide):
+    """Everything the store receives, guide cards and label commands, in arrival order."""
 
     def __init__(self, url: str, store: str) -> None:
-        self.messages: queue.Queue[tuple[str, object, int | None]] = queue.Queue()
-        broker = transport.BrokerUrl.parse(url)
-        subscribed = threading.Event()
-        self.client = transport.make_client(broker, f"test-store-{uuid4().hex[:8]}")
-        transport.subscribe_on_connect(self.client, [(topics.guide_cards_of_store(BRAND, store), 1),
-                                                     (label_commands_of_store(BRAND, store), 1)])
-        self.client.on_subscribe = lambda *args: subscribed.set()
-        self.client.on_message = self._on_message
-        transport.start(self.client, broker)
-        assert subscribed.wait(5)
+        super().__init__(url, store, label_commands_of_store(BRAND, store))
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
         expiry = getattr(message.properties, "MessageExpiryInterval", None)
         kind = GuideCard if message.topic.endswith("/card") else LabelCommand
-        self.messages.put((message.topic, decode(message.payload, kind), expiry))
+        self.cards.put((message.topic, decode(message.payload, kind), expiry))
 
     def until_card(self) -> tuple[GuideCard, list[tuple[str, LabelCommand, int | None]]]:
         """The next card and the label commands received before it."""
         before = []
         while True:
-            topic, message, expiry = self.messages.get(timeout=10)
+            topic, message, expiry = self.cards.get(timeout=10)
             if isinstance(message, GuideCard):
                 return message, before
             before.append((topic, message, expiry))
-
-    def stop(self) -> None:
-        transport.stop(self.client)
 
 
 def test_a_member_arrival_flashes_the_labels_of_the_recommended_products(
@@ -115,14 +102,14 @@ def test_a_member_arrival_flashes_the_labels_of_the_recommended_products(
         visitor_card, _ = shelf.until_card()
         member_card, flashes_before = shelf.until_card()
         assert visitor_card.member is None and not flashes_before  # nothing flashes for a visitor
-        after = [shelf.messages.get(timeout=10) for _ in range(3)]
+        after = [shelf.cards.get(timeout=10) for _ in range(3)]
     finally:
         transport.stop(edge)
-        shelf.stop()
+        transport.stop(shelf.client)
 
     assert member_card.member is not None and [r.sku for r in member_card.recommendations] == picks
     assert sorted(command.label for _, command, _ in after) == ["L-third", "L-top-end", "L-top-front"]
-    assert shelf.messages.empty()  # not the unrelated label, not the other store's
+    assert shelf.cards.empty()  # not the unrelated label, not the other store's
     for topic_name, command, expiry in after:
         assert topic_name == f"instore/v1/{BRAND}/{store}/esl/{command.label}/cmd"
         assert command.flash == ARRIVAL_FLASH and command.product is None
