@@ -9,18 +9,22 @@ function when(ts) {
   return String(ts || "").replace("T", " ").slice(0, 16);
 }
 
-/** Load the alerts (`store` null: every store the key may see) into the element `target`. */
-export async function loadAlerts(target, { store = null, status = "open", limit = 100, withStore = false } = {}) {
+/**
+ * Load the alerts (`store` null: every store the key may see) into the element `target`;
+ * `storeNames`, a promise of store id -> name, adds a store column linking to each store's page.
+ */
+export async function loadAlerts(target, { store = null, status = "open", limit = 100, storeNames = null } = {}) {
   const alerts = await get(`/v1/alerts${query({ store, status, limit })}`);
+  const names = storeNames ? await storeNames : null;  // HQ: a column naming each alert's store
   const columns = [
     { label: "col.time", value: (a) => when(a.ts) },
-    ...(withStore ? [{ label: "col.store", value: (a) => el("a", { href: `store.html?store=${encodeURIComponent(a.store)}`, text: a.store }) }] : []),
+    ...(names ? [{ label: "col.store", value: (a) => el("a", { href: `store.html${query({ store: a.store })}`, text: names.get(a.store) || a.store }) }] : []),
     { label: "col.metric", value: (a) => metricLabel(a.metric) },
     { label: "col.value", cls: "num", value: (a) => formatMetric(a.metric, a.value) },
     { label: "alert.baseline", cls: "num", value: (a) => formatMetric(a.metric, a.baseline) },
     { label: "col.direction", value: (a) => `${t(`alert.${a.direction}`)} (z ${num(a.z, 1)})` },
     { label: "col.severity", value: (a) => el("span", { class: `sev-${a.severity}`, text: t(`alert.${a.severity}`) }) },
-    { label: "col.action", value: (a) => ackButton(a, () => loadAlerts(target, { store, status, limit, withStore })) },
+    { label: "col.action", value: (a) => ackButton(a, () => loadAlerts(target, { store, status, limit, storeNames })) },
   ];
   fill(target, table(columns, alerts, { rowAttrs: (a) => ({ "data-alert": a.id }) }));
   return alerts;

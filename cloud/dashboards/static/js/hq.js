@@ -85,8 +85,8 @@ function regions(stores) {
   });
 }
 
-async function loadHealth() {
-  const health = await get(`/v1/health/stores${query({ day: param("day") })}`);
+async function loadHealth(ranked) {
+  const health = await ranked;
   fill("hq-day", health.day);
   summary(health);
   ranking(health.stores);
@@ -94,8 +94,12 @@ async function loadHealth() {
 }
 
 if (startPage()) {
+  // one ranking call: the ranking table, and the store names of the anomalies list
+  const ranked = get(`/v1/health/stores${query({ day: param("day") })}`);
   loadSections([
-    ["ranking", loadHealth],
-    ["anomalies", () => loadAlerts("anomalies", { withStore: true, limit: 200 })],
+    ["ranking", () => loadHealth(ranked)],
+    ["anomalies", () => loadAlerts("anomalies", {
+      limit: 200, storeNames: ranked.then((h) => new Map(h.stores.map((s) => [s.store, s.name])), () => new Map()),
+    })],
   ]);
 }
