@@ -47,6 +47,13 @@ def serve(
     cors_origin: Annotated[
         list[str], typer.Option("--cors-origin", help="a web origin allowed to call the API (repeatable); none by default")
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    client_id: Annotated[
+        str | None, typer.Option("--client-id", help="a stable, unique id for this ingest process: the broker keeps its "
+                                 "session (subscriptions, events not yet processed) across restarts of either")
+    ] = None,
+    session_expiry: Annotated[
+        int, typer.Option("--session-expiry", min=1, help="seconds the broker keeps a --client-id session while away")
+    ] = 3600,
 ) -> None:
     """Serve the HTTP API and, with --broker, turn arrivals into guide cards."""
     import uvicorn
@@ -64,6 +71,7 @@ def serve(
             db=db, broker_url=broker, pack_id=get_pack(pack).id, share_group=share_group, card_ttl_s=card_ttl,
             wifi_secret_file=wifi_secret_file, require_known_devices=require_known_devices,
             rate_limit_per_minute=rate_limit, cors_origins=tuple(cors_origin),
+            **({"client_id": client_id, "session_expiry_s": session_expiry} if client_id else {}),
         )
         runtime = Runtime.open(settings)
     except (BrokerUrlError, PackError, TopicError, ValidationError, ConnectionError) as exc:

@@ -288,6 +288,7 @@ class IngestWorker:
         client_id: str,
         card_ttl_s: int,
         share_group: str | None = None,
+        session_expiry_s: int | None = None,
         flasher: ArrivalFlasher | None = None,
     ) -> None:
         self._processor = processor
@@ -303,10 +304,16 @@ class IngestWorker:
         self._filter = ", ".join(self._filters)
         self._subscribed = threading.Event()
         self._refusals: list[str] = []
-        self._client = transport.make_client(broker, client_id)
+        # Each message is acknowledged to the broker only once processed (stored, card handed to
+        # paho): a process killed with events in its inbox gets them again from the broker when its
+        # session resumes (``session_expiry_s`` with a stable ``client_id``), instead of losing them.
+        self._session_expiry_s = session_expiry_s
+        self._connection = 0  # counts disconnects: an ack is only valid on the connection it came on
+        self._client = transport.make_client(broker, client_id, clean=session_expiry_s is None, manual_ack=True)
         transport.subscribe_on_connect(self._client, [(f, 1) for f in self._filters])
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
 
     @property
     def connected(self) -> bool:
@@ -327,7 +334,7 @@ class IngestWorker:
         """
         self._thread.start()
         try:
-            transport.start(self._client, self._broker, timeout=timeout)
+            transport.start(self._client, self._broker, timeout=timeout, session_expiry_s=self._session_expiry_s)
             if not self._subscribed.wait(timeout) or self._refusals:
                 transport.stop(self._client)
                 reason = self._refusals[0] if self._refusals else f"no SUBACK within {timeout:.0f} s"
@@ -339,8 +346,13 @@ class IngestWorker:
         log.info("ingesting device events from %s (%s)", self._broker, self._filter)
 
     def stop(self) -> None:
-        """Stop taking new arrivals, finish and publish the ones received, then disconnect."""
-        self._client.unsubscribe(self._filters)
+        """Stop taking new arrivals, finish and publish the ones received, then disconnect.
+
+        A persistent session keeps its subscriptions: events for this worker wait at the broker
+        while it restarts, and any it received but did not process yet are sent again.
+        """
+        if self._session_expiry_s is None:
+            self._client.unsubscribe(self._filters)
         self._inbox.put(_STOP)
         self._thread.join()
         transport.stop(self._client)
@@ -355,11 +367,14 @@ class IngestWorker:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put((message.topic, message.payload))
+        self._inbox.put((message.topic, message.payload, message.mid, message.qos, self._connection))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, *args: object) -> None:
+        self._connection += 1
 
     def _run(self) -> None:
         while (item := self._inbox.get()) is not _STOP:
-            topic, payload = item  # type: ignore[misc]
+            topic, payload, mid, qos, connection = item  # type: ignore[misc]
             try:
                 card = self._processor.process(topic, payload)
                 if card is not None:
@@ -367,6 +382,10 @@ class IngestWorker:
             except Exception:
                 self._processor.counters.add("errors")
                 log.exception("arrival on %s failed; carrying on", topic)
+            # After a reconnect the broker re-sends what was not acknowledged, under its own ids
+            # (or the same ones, in a resumed session): an old id must not acknowledge a new message.
+            if qos and connection == self._connection:
+                self._client.ack(mid, qos)
 
     def _publish(self, card: GuideCard) -> None:
         info = transport.publish(

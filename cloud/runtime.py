@@ -62,6 +62,7 @@ class Runtime:
             )
             ingest = IngestWorker(
                 processor, broker, client_id=settings.client_id, card_ttl_s=settings.card_ttl_s,
+                session_expiry_s=settings.session_expiry_s,
                 share_group=settings.share_group, flasher=ArrivalFlasher(store.db),
             )
         return cls(settings, store, index, Enroller(engine, store, index), ingest, commands)

@@ -38,6 +38,9 @@ class Settings(BaseModel):
     )
     card_ttl_s: int = Field(default=120, ge=5, le=3600, description="how long a guide card stays valid")
     client_id: str = Field(default_factory=lambda: f"cloud-ingest-{uuid4().hex[:12]}")
+    session_expiry_s: int | None = Field(
+        default=None, ge=1, description="keep the ingest's broker session this long (needs a stable client_id)"
+    )
     api_key: str | None = Field(default_factory=_api_key_from_env, repr=False)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     wifi_secret_file: Path | None = Field(

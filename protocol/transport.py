@@ -113,12 +113,17 @@ def make_client(
     *,
     will: tuple[str, BaseModel] | None = None,
     clean: bool = True,
+    manual_ack: bool = False,
 ) -> mqtt.Client:
-    """A paho client (callback API v2) with automatic reconnect; call ``start`` to connect."""
+    """A paho client (callback API v2) with automatic reconnect; call ``start`` to connect.
+
+    ``manual_ack``: the caller acknowledges each QoS 1 message itself (``client.ack``) once it is
+    safely stored, instead of paho acknowledging it on receipt.
+    """
     protocol = mqtt.MQTTv5 if url.mqtt5 else mqtt.MQTTv311
     kwargs = {} if url.mqtt5 else {"clean_session": clean}
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=manual_ack, **kwargs
     )
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     if url.tls:
@@ -129,11 +134,14 @@ def make_client(
     return client
 
 
-def start(client: mqtt.Client, url: BrokerUrl, *, timeout: float = 10.0) -> None:
+def start(client: mqtt.Client, url: BrokerUrl, *, timeout: float = 10.0, session_expiry_s: int | None = None) -> None:
     """Connect and run paho's network loop in its own thread; wait for the first CONNACK.
 
     paho reconnects by itself afterwards and calls the client's ``on_connect`` each time, so
     subscriptions belong there (see ``subscribe_on_connect``), set before calling this.
+    ``session_expiry_s`` (MQTT 5) resumes the client id's session and asks the broker to keep it,
+    with its subscriptions and undelivered QoS 1 messages, that long after a disconnect (for MQTT
+    3.1.1 make the client with ``clean=False`` instead).
     """
     connected = threading.Event()
     failure: list[str] = []
@@ -148,7 +156,11 @@ def start(client: mqtt.Client, url: BrokerUrl, *, timeout: float = 10.0) -> None
 
     client.on_connect = on_connect
     if url.mqtt5:
-        client.connect_async(url.host, url.port, keepalive=30, clean_start=True)
+        properties = None
+        if session_expiry_s:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = session_expiry_s
+        client.connect_async(url.host, url.port, keepalive=30, clean_start=not session_expiry_s, properties=properties)
     else:
         client.connect_async(url.host, url.port, keepalive=30)
     client.loop_start()
