@@ -17,7 +17,9 @@ _NO_GROUP = PeerGroup("none", ())
 
 
 def latest_day(db: Database) -> date | None:
-    day = db.scalar("SELECT MAX(day) FROM store_scores")
+    """The latest day with floor or till activity (a day just begun has stock rows but no customers yet)."""
+    day = db.scalar("SELECT MAX(ts) FROM store_metrics WHERE grain = 'day' AND metric IN ('arrivals', 'orders') "
+                    "AND value > 0")
     return date.fromisoformat(day) if day else None
 
 
