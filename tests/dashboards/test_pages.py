@@ -8,12 +8,13 @@ artefacts folder and in docs/. A store manager's key opens their store and is re
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from cloud.health import clock
 from cloud.store import Store
@@ -116,6 +117,25 @@ def test_a_store_manager_acknowledges_an_alert_of_their_store(dash: Dash, browse
     assert alert_id in [a["id"] for a in acked]
     assert opened.console.errors == []
     page.context.close()
+
+
+def test_the_live_arrivals_counter_follows_new_arrivals(dash: Dash, browser: Browser) -> None:
+    opened = open_page(browser, dash.url, f"store.html?store={STORE_A}&day={dash.data.last}&poll=1", key=dash.manager_key)
+    counter = opened.page.locator("[data-live=arrivals] .value")
+    before = int(counter.inner_text().replace(",", ""))
+    at = clock.iso_utc(clock.day_start_utc(dash.data.last, clock.DEFAULT_TZ) + timedelta(hours=12))
+    store = Store(str(dash.db_path))
+    try:  # what the ingest writes for one more arrival at the door
+        store.db.execute("INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
+                         "VALUES ('live-1', 'lumiere', ?, 'edge-01', 'door-1', ?, ?)", (STORE_A, at, at))
+        store.db.execute("INSERT INTO visits (id, brand, store, member_id, confidence, ts, arrival_event_id, device, "
+                         "camera, card_id) VALUES ('vlive-1', 'lumiere', ?, NULL, 0, ?, 'live-1', 'edge-01', 'door-1', "
+                         "'clive-1')", (STORE_A, at))
+    finally:
+        store.close()
+    expect(counter).to_have_text(f"{before + 1:,}", timeout=10_000)
+    assert opened.console.errors == []
+    opened.page.context.close()
 
 
 def test_a_store_manager_cannot_open_another_store(dash: Dash, browser: Browser, artifacts: Path) -> None:

@@ -99,7 +99,7 @@ function league(dash) {
   ], rows, { rowAttrs: (a) => ({ "data-assistant": a.assistant }) }));
 }
 
-export function hotProducts(target, products) {
+function hotProducts(target, products) {
   fill(target, table([
     { label: "col.product_name", value: (p) => p.name || p.sku },
     { label: "col.sku", value: (p) => p.sku },
