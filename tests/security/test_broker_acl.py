@@ -10,6 +10,7 @@ import time
 import numpy as np
 import paho.mqtt.client as mqtt
 
+from kiosk.feed import crops_of_store
 from protocol import topics, transport
 from protocol.codec import decode, encode
 from protocol.embedding import Embedding
@@ -74,6 +75,8 @@ def test_guide_screen_reads_its_own_store_only(home, bundle_of, broker, probe):
     assert kiosk.subscribe(f"instore/v1/{BRAND}/+/guide/+/card") == NOT_AUTHORIZED
     assert kiosk.subscribe("instore/v1/#") == NOT_AUTHORIZED
     assert kiosk.subscribe(topics.guide_cards_of_store(BRAND, "s1")) == "Granted QoS 1"
+    assert kiosk.subscribe(crops_of_store(BRAND, "s2")) == NOT_AUTHORIZED  # another store's live face crops
+    assert kiosk.subscribe(crops_of_store(BRAND, "s1")) == "Granted QoS 1"  # its own, beside member cards
 
     cloud = probe(bundle_of("*", fleet.CLOUD_SERVICE))
     assert cloud.connect(broker.port) == "Success"
