@@ -1,0 +1,152 @@
+"""The product's MQTT leg against bare paho on the same broker: how much do the outbox, the
+publisher and the codec add to an arrival's trip?
+
+Both sides send the same arrival (one encoded ``Arrival``, ~1 KB) one at a time, paced, to a
+subscriber on a private Mosquitto, and time publish-to-receive:
+
+- ``bare``: ``paho.Client.publish(topic, bytes, qos=1)`` straight to the broker, the subscriber
+  only takes the time;
+- ``product``: ``edge.outbox.Outbox.put`` (the SQLite commit that makes it survive a crash), the
+  ``edge.publisher.Publisher`` drain thread (QoS 1, in order), and a subscriber that decodes it
+  with ``protocol.codec.decode`` as the cloud's ingest does.
+
+The last stdout line is JSON with both medians and p95s and ``ratio_p50`` (product / bare;
+target <= 1.5).
+
+    uv run python bench/mqtt_ratio.py [--messages 300] [--interval-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge.outbox import Outbox  # noqa: E402
+from edge.publisher import Publisher  # noqa: E402
+from edge.state import StateFile  # noqa: E402
+from protocol import topics, transport  # noqa: E402
+from protocol.codec import decode, encode  # noqa: E402
+from protocol.embedding import Embedding  # noqa: E402
+from protocol.messages import Arrival, FaceQuality, new_id  # noqa: E402
+from tests.netutil import MosquittoProcess, free_port  # noqa: E402
+
+TOPIC = topics.arrival("bench", "s1", "e1")
+
+
+def arrival() -> Arrival:
+    vector = np.random.default_rng().normal(size=128).astype(np.float32)
+    return Arrival(event_id=new_id(), ts=datetime.now(timezone.utc), brand="bench", store="s1", device="e1",
+                   camera="cam1", track_id="t1", embedding=Embedding.from_vector(vector / np.linalg.norm(vector)),
+                   quality=FaceQuality(det_score=0.9, face_px=80, bbox=(0, 0, 80, 80)), model_pack="scrfd500m-mbf")
+
+
+class Receiver:
+    """A subscriber that records when each event id arrived (decoding it, or reading it raw)."""
+
+    def __init__(self, url: transport.BrokerUrl, decoded: bool) -> None:
+        self.times: dict[str, float] = {}
+        self.got = threading.Condition()
+        self.decoded = decoded
+        self.client = transport.make_client(url, f"ratio-rx-{new_id()[:8]}")
+        transport.subscribe_on_connect(self.client, [(TOPIC, 1)])
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        transport.start(self.client, url)
+        subscribed.wait(10)
+
+    def _on_message(self, client, userdata, message) -> None:  # noqa: ANN001
+        received = time.perf_counter()
+        event_id = decode(message.payload, Arrival).event_id if self.decoded else message.payload[-40:].decode()
+        with self.got:
+            self.times[event_id] = received
+            self.got.notify_all()
+
+    def wait(self, event_id: str, timeout: float = 5.0) -> float | None:
+        with self.got:
+            self.got.wait_for(lambda: event_id in self.times, timeout)
+            return self.times.get(event_id)
+
+
+def bare(url: transport.BrokerUrl, n: int, interval: float) -> list[float]:
+    rx = Receiver(url, decoded=False)
+    tx = transport.make_client(url, "ratio-tx-bare")
+    transport.start(tx, url)
+    payload = encode(arrival())
+    out = []
+    for i in range(n):
+        key = f"{i:040d}"
+        sent = time.perf_counter()
+        tx.publish(TOPIC, payload + key.encode(), qos=1)
+        if (got := rx.wait(key)) is not None:
+            out.append((got - sent) * 1000)
+        time.sleep(interval)
+    transport.stop(tx)
+    transport.stop(rx.client)
+    return out
+
+
+def product(url: transport.BrokerUrl, n: int, interval: float, workdir: Path) -> list[float]:
+    rx = Receiver(url, decoded=True)
+    state = StateFile(workdir / "outbox.db")
+    outbox = Outbox(state)
+    publisher = Publisher(url, "bench", "s1", "e1", "scrfd500m-mbf", outbox)
+    publisher.start()
+    publisher.connected.wait(10)
+    out = []
+    for _ in range(n):
+        message = arrival()
+        sent = time.perf_counter()
+        outbox.put(TOPIC, message)
+        if (got := rx.wait(message.event_id)) is not None:
+            out.append((got - sent) * 1000)
+        time.sleep(interval)
+    publisher.close()
+    state.close()
+    transport.stop(rx.client)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--interval-ms", type=float, default=20.0)
+    opts = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="mqtt-ratio-"))
+    port = free_port()
+    (workdir / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = MosquittoProcess(workdir / "m.conf", port)
+    broker.start()
+    try:
+        url = transport.BrokerUrl.parse(f"mqtt://127.0.0.1:{port}")
+        interval = opts.interval_ms / 1000
+        # interleave the two in halves so that load from elsewhere on the machine hits both alike
+        half = opts.messages // 2
+        bare_ms = bare(url, half, interval)
+        product_ms = product(url, half, interval, workdir)
+        bare_ms += bare(url, opts.messages - half, interval)
+        product_ms += product(url, opts.messages - half, interval, workdir)
+    finally:
+        broker.stop()
+    b50, p50 = float(np.percentile(bare_ms, 50)), float(np.percentile(product_ms, 50))
+    print(json.dumps({
+        "messages": opts.messages, "bare_received": len(bare_ms), "product_received": len(product_ms),
+        "bare_p50_ms": round(b50, 3), "bare_p95_ms": round(float(np.percentile(bare_ms, 95)), 3),
+        "product_p50_ms": round(p50, 3), "product_p95_ms": round(float(np.percentile(product_ms, 95)), 3),
+        "ratio_p50": round(p50 / b50, 2),
+        "ratio_p95": round(float(np.percentile(product_ms, 95)) / float(np.percentile(bare_ms, 95)), 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()

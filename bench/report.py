@@ -1,0 +1,161 @@
+"""Run every benchmark and write docs/PERFORMANCE.md: the machine, the date, one table of figures
+with their targets, met or missed.
+
+    uv run python -m bench.report                 # full sizes (long: the 10-minute soak, 100k members, ...)
+    uv run python -m bench.report --quick         # reduced sizes, a few minutes
+    uv run python -m bench.report --only soak,mqtt_ratio --out /tmp/perf.md
+
+Each benchmark is its own process (``bench/<name>.py``, last stdout line JSON); its stderr goes
+to a log in a temp folder. A benchmark this file does not know yet (another issue's) is run with
+no arguments (``--quick`` if its help offers it) and its numeric figures are listed without a
+target. A benchmark that fails or times out is a row saying so; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.targets import BENCHES, Bench, Figure  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+#: bench/*.py that are helpers of the benchmarks, not benchmarks
+HELPERS = {"replay", "report", "targets", "__init__"}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = psutil.virtual_memory().total / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def discover() -> list[Bench]:
+    """The known benchmarks that exist, then any other bench/*.py (another issue's, not yet described)."""
+    present = {p.stem for p in (REPO / "bench").glob("*.py")} - HELPERS
+    known = [b for b in BENCHES if b.script in present]
+    others = sorted(present - {b.script for b in BENCHES})
+    return known + [Bench(name, name, (), (), ()) for name in others]
+
+
+def run_one(bench: Bench, quick: bool, logdir: Path, timeout: float) -> tuple[dict | None, str, float]:
+    """(JSON result or None, error text, seconds)."""
+    args = list(bench.quick if quick else bench.full)
+    if not bench.figures and quick:
+        help_text = subprocess.run([sys.executable, f"bench/{bench.script}.py", "--help"], cwd=REPO,
+                                   capture_output=True, text=True, timeout=120).stdout
+        args = ["--quick"] if "--quick" in help_text else []
+    log = logdir / f"{bench.name}.log"
+    started = time.monotonic()
+    try:
+        with log.open("w") as err:
+            proc = subprocess.run([sys.executable, f"bench/{bench.script}.py", *args], cwd=REPO, stdout=subprocess.PIPE,
+                                  stderr=err, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout:.0f} s", time.monotonic() - started
+    seconds = time.monotonic() - started
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        result = None
+    if not isinstance(result, dict):
+        return None, f"exit {proc.returncode}, no JSON last line (log: {log})", seconds
+    return result, "" if proc.returncode == 0 else f"exit {proc.returncode}", seconds
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
+
+
+def rows(bench: Bench, result: dict | None, error: str, quick: bool) -> list[str]:
+    command = f"`bench/{bench.script}.py {' '.join(bench.quick if quick else bench.full)}`".replace(" `", "`")
+    if result is None:
+        return [f"| {bench.name} | {command} | failed: {error} | | missed |"]
+    figures = bench.figures or tuple(Figure(k, k) for k, v in result.items()
+                                     if isinstance(v, (int, float)) and not isinstance(v, bool))
+    out = []
+    for figure in figures:
+        value = figure.value(result)
+        verdict = figure.verdict(result)
+        out.append(f"| {bench.name} | {command} | {figure.label}: **{_cell(value)}**{figure.unit} | {figure.target or '-'} "
+                   f"| {verdict} |")
+        command = ""
+    if error:
+        out.append(f"| {bench.name} | | {error} | | missed |")
+    return out
+
+
+def render(results: list[tuple[Bench, dict | None, str, float]], quick: bool, notes: str) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Performance",
+        "",
+        f"Written by `uv run python -m bench.report{' --quick' if quick else ''}` on {now}.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+    ]
+    if notes:
+        lines += [notes, ""]
+    lines += ["| benchmark | command | figure | target | met |", "|---|---|---|---|---|"]
+    for bench, result, error, _ in results:
+        lines += rows(bench, result, error, quick)
+    lines += ["", "Run times: " + ", ".join(f"{b.name} {s:.0f} s" for b, _, _, s in results) + ".", ""]
+    for bench, result, _, _ in results:
+        if result is not None and bench.details is not None:
+            lines += bench.details(result)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "PERFORMANCE.md")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark")
+    parser.add_argument("--notes", default="", help="a paragraph for the top of the report (load, caveats)")
+    opts = parser.parse_args()
+    benches = discover()
+    if opts.only:
+        wanted = set(opts.only.split(","))
+        unknown = wanted - {b.name for b in benches}
+        if unknown:
+            raise SystemExit(f"--only: no benchmark {', '.join(sorted(unknown))}; known: {', '.join(b.name for b in benches)}")
+        benches = [b for b in benches if b.name in wanted]
+    logdir = Path(tempfile.mkdtemp(prefix="bench-report-"))
+    results = []
+    for bench in benches:
+        print(f"running {bench.name} ...", file=sys.stderr, flush=True)
+        result, error, seconds = run_one(bench, opts.quick, logdir, opts.timeout)
+        print(f"  {bench.name}: {'ok' if result else error} in {seconds:.0f} s", file=sys.stderr, flush=True)
+        results.append((bench, result, error, seconds))
+    opts.out.write_text(render(results, opts.quick, opts.notes))
+    verdicts = [Figure.verdict(f, r) for b, r, _, _ in results if r for f in b.figures]
+    print(json.dumps({"written": str(opts.out), "benchmarks": len(results),
+                      "failed": [b.name for b, r, _, _ in results if r is None],
+                      "met": verdicts.count("met"), "missed": verdicts.count("missed"), "logs": str(logdir)}))
+
+
+if __name__ == "__main__":
+    main()

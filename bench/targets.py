@@ -1,0 +1,139 @@
+"""What each benchmark is run with (full and ``--quick`` sizes) and which of its JSON figures have
+a target, for ``bench/report.py``. Targets come from the mission and the issues: a member's card
+on screen within a second, the edge's fps and latency budget, the CDP's scale figures, anomaly
+precision and recall >= 0.9, dashboards under 2 s, the product's MQTT leg within 1.5x of bare paho.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+WIFI = "../shared/data/wifi/fryza-sc6-61"
+
+Value = Callable[[dict], object]
+Check = Callable[[dict], bool]
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str  # JSON key, or a label when ``get`` computes the value
+    label: str
+    target: str = ""
+    check: Check | None = None
+    get: Value | None = None
+    unit: str = ""
+
+    def value(self, result: dict) -> object:
+        return self.get(result) if self.get else result.get(self.key)
+
+    def verdict(self, result: dict) -> str:
+        if self.check is None:
+            return "-"
+        try:
+            return "met" if self.check(result) else "missed"
+        except (KeyError, TypeError):
+            return "missed"
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    script: str  # bench/<script>.py
+    full: tuple[str, ...]
+    quick: tuple[str, ...]
+    figures: tuple[Figure, ...]
+    details: Callable[[dict], list[str]] | None = field(default=None)
+
+
+def _soak_details(result: dict) -> list[str]:
+    return [
+        "## Soak",
+        "",
+        f"{result.get('stores')} stores x {result.get('cameras')} cameras for {result.get('minutes')} minutes"
+        f"{' with chaos' if result.get('chaos') else ''}: {result.get('arrivals')} arrivals; every fault ok: "
+        f"{result.get('faults_ok')}; the full report (timelines of cloud CPU/RSS and broker $SYS) was "
+        f"`{result.get('report_file')}`.",
+        "",
+    ]
+
+
+BENCHES: tuple[Bench, ...] = (
+    Bench("soak", "soak", ("--stores", "20", "--cameras", "4", "--minutes", "10", "--chaos"),
+          ("--stores", "5", "--cameras", "4", "--minutes", "2", "--chaos", "--cut-s", "20"), (
+        Figure("ok", "invariants (nothing lost or doubled, no wrong member, screens back)", "true",
+               lambda r: r["ok"] is True),
+        Figure("arrivals_per_s", "arrivals/s"),
+        Figure("door_to_screen_p50_ms", "door-to-screen p50 (steady)", unit=" ms"),
+        Figure("door_to_screen_p95_ms", "door-to-screen p95 (steady)", "< 1000 ms",
+               lambda r: r["door_to_screen_p95_ms"] < 1000, unit=" ms"),
+        Figure("door_to_screen_p99_ms", "door-to-screen p99 (steady)", unit=" ms"),
+        Figure("door_to_screen_all_p95_ms", "door-to-screen p95 incl. faults", unit=" ms"),
+        Figure("lost", "arrivals lost", "0", lambda r: r["lost"] == 0),
+        Figure("duplicate_visits", "visits duplicated", "0", lambda r: r["duplicate_visits"] == 0),
+        Figure("wrong_member_cards", "cards for a wrong member", "0", lambda r: r["wrong_member_cards"] == 0),
+        Figure("screens_recovered", "screens receiving cards after the faults", "all",
+               lambda r: len(set(r["screens_recovered"].split("/"))) == 1),
+        Figure("memory_flat", "cloud memory flat", "true", lambda r: r["memory_flat"] is True),
+        Figure("broker_stored_max", "broker stored messages, max"),
+    ), _soak_details),
+    Bench("mqtt_ratio", "mqtt_ratio", ("--messages", "600"), ("--messages", "200"), (
+        Figure("ratio_p50", "product MQTT leg / bare paho, p50", "<= 1.5x", lambda r: r["ratio_p50"] <= 1.5, unit="x"),
+        Figure("bare_p50_ms", "bare paho publish->subscriber p50", unit=" ms"),
+        Figure("product_p50_ms", "outbox+publisher->decoding subscriber p50", unit=" ms"),
+        Figure("ratio_p95", "ratio at p95", unit="x"),
+    )),
+    Bench("edge_throughput", "edge_throughput", ("--cameras", "4", "--resolution", "640x480", "--pack", "yunet",
+                                                 "--seconds", "600"),
+          ("--cameras", "4", "--resolution", "640x480", "--pack", "yunet", "--seconds", "30"), (
+        Figure("fps_total", "frames/s over 4 cameras", ">= 40", lambda r: r["fps_total"] >= 40),
+        Figure("p95_frame_ms", "p95 frame", unit=" ms"),
+        Figure("rss_growth", "RSS growth", "< 20 MB (flat)", lambda r: r["rss_mb_end"] - r["rss_mb_start"] < 20,
+               get=lambda r: round(r["rss_mb_end"] - r["rss_mb_start"], 1), unit=" MB"),
+    )),
+    Bench("arrival_latency", "arrival_latency", ("--pack", "yunet", "--rounds", "5"), ("--pack", "yunet", "--rounds", "2"), (
+        Figure("p95_ms", "first usable face -> arrival at a subscriber, p95", "< 150 ms", lambda r: r["p95_ms"] < 150,
+               unit=" ms"),
+    )),
+    Bench("calibrate", "calibrate", ("--faces", "../shared/data/faces"), ("--faces", "../shared/data/faces"), (
+        Figure("impostor_max", "highest impostor cosine", "< the pack's threshold",
+               lambda r: r["impostor_max"] < r["current_threshold"]),
+        Figure("current_threshold", "pack threshold"),
+        Figure("false_rejects_at_suggested", "one-photo enrolment false rejects"),
+    )),
+    Bench("cdp_scale", "cdp_scale", ("--members", "100000"), ("--members", "10000"), (
+        Figure("oneid_rebuild_s", "OneID full rebuild", "< 60 s at 1M records", lambda r: r["oneid_rebuild_s"] < 60, unit=" s"),
+        Figure("segment_count_s", "segment count", "< 1 s", lambda r: r["segment_count_s"] < 1, unit=" s"),
+        Figure("profile_read_p95_ms", "profile read p95", "< 20 ms", lambda r: r["profile_read_p95_ms"] < 20, unit=" ms"),
+        Figure("face_top1_ms", "face top-1", "< 5 ms", lambda r: r["face_top1_ms"] < 5, unit=" ms"),
+    )),
+    Bench("footfall", "footfall", (
+        "--pcap", f"{WIFI}/sc6-61_2022-10-19_anonymized.pcap", "--truth", f"{WIFI}/sc6-61_2022-10-19_ver-99.csv",
+        "--baseline", f"{WIFI}/sc6-61_2024-03-31_anonymized.pcap"),
+        ("--pcap", f"{WIFI}/sc6-61_2022-10-19_anonymized.pcap", "--truth", f"{WIFI}/sc6-61_2022-10-19_ver-99.csv"), (
+        Figure("mae_people", "footfall MAE (people/minute)", "< naive distinct MACs",
+               lambda r: r["mae_people"] < r["naive_mae_people"]),
+        Figure("naive_mae_people", "naive MAE"),
+    )),
+    Bench("markdown", "markdown", ("--products", "500"), ("--products", "100"), (
+        Figure("waste_ratio", "waste, markdown / fixed", "< 1", lambda r: r["waste_ratio"] < 1, unit="x"),
+        Figure("revenue_ratio", "revenue, markdown / fixed", ">= 1", lambda r: r["revenue_ratio"] >= 1, unit="x"),
+    )),
+    Bench("recommend", "recommend", ("--members", "20000"), ("--members", "3000"), (
+        Figure("category_hit_rate_at_5", "next order's category in top 5", "> popularity",
+               lambda r: r["category_hit_rate_at_5"] > r["popularity_category_hit_rate_at_5"]),
+        Figure("popularity_category_hit_rate_at_5", "popularity baseline"),
+        Figure("p95_ms", "per arrival p95", unit=" ms"),
+    )),
+    Bench("anomaly", "anomaly", (), ("--stores", "5", "--weeks", "6"), (
+        Figure("precision", "anomaly precision (planted)", ">= 0.9", lambda r: r["precision"] >= 0.9),
+        Figure("recall", "anomaly recall (planted)", ">= 0.9", lambda r: r["recall"] >= 0.9),
+        Figure("scan_ms_per_store_per_scan", "scan per store", unit=" ms"),
+    )),
+    Bench("dashboard_load", "dashboard_load", (), ("--repeats", "2"), (
+        Figure("all_under_target", "every page drawn under 2 s (a year, 200 stores)", "true",
+               lambda r: r["all_under_target"] is True),
+        Figure("slowest_max_ms", "slowest page load", "< 2000 ms", lambda r: max(p["max_ms"] for p in r["pages"].values()) < 2000,
+               get=lambda r: max(p["max_ms"] for p in r["pages"].values()), unit=" ms"),
+    )),
+)
