@@ -33,7 +33,7 @@ def yesterday() -> date:
     return datetime.now(timezone.utc).astimezone(clock.zone(TZ)).date() - timedelta(days=1)
 
 
-def seed(db: Database, *, stores: int = 6, persons: int = 800, days: int = 35, idle: str = "st-0001",
+def seed(db: Database, *, stores: int = 6, persons: int = 3000, days: int = 35, idle: str = "st-0001",
          last: date | None = None) -> Seeded:
     last = last or yesterday()
     end = clock.day_start_utc(last + timedelta(days=1), TZ)

@@ -43,6 +43,12 @@ def texts(page: Page, selector: str) -> list[str]:
     return [t.strip() for t in page.locator(selector).all_inner_texts()]
 
 
+def chart_data(page: Page, chart: str) -> list[float]:
+    """The values the ECharts instance in ``#chart`` draws (its first series)."""
+    data = page.evaluate(f"echarts.getInstanceByDom(document.getElementById({chart!r})).getOption().series[0].data")
+    return [d["value"] if isinstance(d, dict) else d for d in data]
+
+
 def day_sales_in_db(dash: Dash, store: str | None) -> tuple[float, int]:
     """Paid sales and orders of the seeded last day, straight from the raw orders."""
     start, end = clock.utc_range(dash.data.last, dash.data.last, clock.DEFAULT_TZ)
@@ -209,8 +215,12 @@ def test_the_big_screen_shows_the_brands_day(dash: Dash, browser: Browser, artif
     assert texts(page, "#deals tbody tr td:first-child") == [d["name"] for d in live["member_deals"][:8]]
     for chart in ("hour-chart", "channel-chart", "stores-chart"):
         assert page.locator(f"#{chart}[data-drawn=true] canvas").count() == 1
-    # the wall is exactly one screen: nothing scrolls
+    assert chart_data(page, "hour-chart") == [h["sales"] for h in live["by_hour"]]
+    assert chart_data(page, "channel-chart") == [c["sales"] for c in live["by_channel"]]
+    assert len(live["by_channel"]) > 1  # store and online channels
+    # the wall is exactly one screen: nothing scrolls, no panel cuts its content off
     assert page.evaluate("document.documentElement.scrollHeight") <= 1080
+    assert page.evaluate("[...document.querySelectorAll('.panel')].filter(p => p.scrollHeight > p.clientHeight).length") == 0
     screenshot(page, artifacts, "live")
     page.context.close()
 
