@@ -7,11 +7,16 @@ face engine across many apps.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from cloud import erasure
 from cloud.cards import CardBuilder
 from cloud.commands import CommandSender
 from cloud.enrol import Enroller
 from cloud.faceindex import FaceIndex
+from cloud.health import anomaly
+from cloud.health.alert_sender import AlertSender
+from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
 from cloud.esl.arrival import ArrivalFlasher
 from cloud.recommend import service as recommend
@@ -38,7 +43,10 @@ class Runtime:
         self.commands = commands
         self.upkeep = None if commands is None else Upkeep(
             store.db, commands, tick_s=min(5.0, settings.command_retry_s / 2), rollout_every_s=settings.rollout_check_s)
-        self.health = HealthService(store.db)  # the periodic rollup; runs from start() to close()
+        self.alert_sender = None if commands is None or not settings.broker_url else AlertSender(
+            BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-alerts")
+        # the periodic rollup, then the anomaly scan; runs from start() to close()
+        self.health = HealthService(store.db, after_rollup=self.scan_alerts)
         self._started = False
 
     @classmethod
@@ -75,16 +83,24 @@ class Runtime:
             self.ingest.start()
             self._started = True
             self.commands.start()
+            if self.alert_sender is not None:
+                self.alert_sender.start()
             self.upkeep.start()  # re-sends unacknowledged commands, advances rollouts
 
     def close(self) -> None:
         self.health.stop()
         if self._started and self.ingest is not None and self.commands is not None:
             self.upkeep.stop()
+            if self.alert_sender is not None:
+                self.alert_sender.stop()
             self.commands.stop()
             self.ingest.stop()
         self._started = False
         self.store.close()
+
+    def scan_alerts(self, now: datetime) -> list[Alert]:
+        """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""
+        return anomaly.scan(self.store.db, self.alert_sender if self._started else None, now)
 
     def erase(self, member_id: str, *, actor: str) -> erasure.Erased:
         """Erase a person, drop their faces from this process's gallery and tell every edge box."""

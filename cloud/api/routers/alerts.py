@@ -1,0 +1,47 @@
+"""Store health alerts for HQ and store managers: listed newest first, acknowledged by a person.
+
+HQ roles see every store's alerts; a store manager only their store's (a list is filtered, a
+``store=`` or an ack of another store's alert is 403). Acknowledging needs hq_admin or the store's
+manager: an analyst only reads, and a device key reads nothing here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from cloud.api.alert_schemas import AckIn, StatusFilter
+from cloud.api.deps import Counter, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
+from cloud.api.schemas import Error
+from cloud.health import alerts
+from cloud.health.alerts import Alert
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+@router.get("", response_model=list[Alert])
+def list_alerts(
+    runtime: RuntimeDep, principal: Reader,
+    store: Annotated[str | None, Query(description="one store; a store manager's own by default")] = None,
+    state: Annotated[StatusFilter, Query(alias="status")] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Alert]:
+    if store is not None:
+        valid_store(store)
+        check_store(principal, store)
+    store = store or scoped_store(principal)
+    return alerts.listing(runtime.store.db, store=store, status=None if state == "all" else state, limit=limit)
+
+
+@router.post("/{alert_id}/ack", response_model=Alert,
+             responses={403: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}})
+def ack_alert(alert_id: str, body: AckIn, runtime: RuntimeDep, principal: Counter) -> Alert:
+    db = runtime.store.db
+    try:
+        check_store(principal, alerts.get(db, alert_id).store)
+        return alerts.ack(db, alert_id, actor=principal.name, note=body.note)
+    except alerts.AlertNotFound as exc:
+        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_alert", str(exc)) from None
+    except alerts.AlreadyAcked as exc:
+        raise api_error(status.HTTP_409_CONFLICT, "already_acked", str(exc)) from None
