@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
 from cloud.db import Database
+from cloud.health import clock
 from cloud.health.baseline import Direction, Severity
 from cloud.store import iso, utcnow
 from protocol.health import HealthAlert
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 Status = Literal["open", "acked"]
 #: Sends one alert; True once the broker has confirmed it.
 Publish = Callable[[HealthAlert], bool]
-DEFAULT_ZONE = "Asia/Shanghai"
 
 _COLUMNS = ("id", "brand", "store", "metric", "grain", "ts", "value", "baseline", "mad", "z", "direction",
             "severity", "status", "created", "acked_by", "acked_at", "note")
@@ -113,7 +112,7 @@ def ack(db: Database, alert_id: str, *, actor: str, note: str | None) -> Alert:
 
 
 def to_message(alert: Alert, zone: str | None) -> HealthAlert:
-    start = datetime.fromisoformat(alert.ts).replace(tzinfo=ZoneInfo(zone or DEFAULT_ZONE))
+    start = datetime.fromisoformat(alert.ts).replace(tzinfo=clock.zone(zone))
     return HealthAlert(
         alert_id=alert.id, brand=alert.brand, store=alert.store, ts=alert.created, metric=alert.metric,
         grain=alert.grain, period_start=start, value=alert.value, baseline=alert.baseline, mad=alert.mad,

@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from functools import lru_cache
 
 from cloud.db import Database
-from cloud.health import alerts
+from cloud.health import alerts, clock
 from cloud.health.alerts import Alert, Publish
 from cloud.health.baseline import DENOMINATORS, Baseline, Thresholds, baseline_of, judge, rule_for
 from cloud.store import iso
@@ -61,7 +60,7 @@ def scan(db: Database, publish: Publish | None, now: datetime, config: ScanConfi
 
 def _scan_store(db: Database, store: dict, grain: str, now: datetime, config: ScanConfig) -> list[Alert]:
     fmt, step = _FORMATS[grain], _STEPS[grain]
-    local_now = now.astimezone(ZoneInfo(store["timezone"] or alerts.DEFAULT_ZONE)).replace(tzinfo=None)
+    local_now = now.astimezone(clock.zone(store["timezone"])).replace(tzinfo=None)
     complete_before = _start_of(local_now, grain).strftime(fmt)
     last = db.scalar("SELECT last_ts FROM alert_scans WHERE store = ? AND grain = ?", (store["id"], grain))
     if last is None:

@@ -21,6 +21,8 @@ from datetime import datetime
 from statistics import median
 from typing import Literal
 
+from cloud.health.metrics import BY_NAME
+
 #: MAD times this estimates the standard deviation of normal data.
 MAD_TO_SIGMA = 1.4826
 
@@ -58,25 +60,16 @@ DENOMINATORS: dict[str, str] = {
     "member_sales_share": "orders",
 }
 
-_COUNTS = frozenset({
-    "footfall", "arrivals", "members_recognised", "orders", "units", "visitors", "new_members",
-    "dormant_reactivated", "stock_outs", "greeted", "served",
-})
-_AMOUNTS = frozenset({"sales", "avg_ticket", "markdown_waste", "member_sales"})
-_SHARE_WORDS = ("share", "rate", "conversion", "sell_through", "churn")
+_KIND_OF_UNIT: dict[str, Kind] = {
+    "ratio": "share", "CNY": "amount", "s": "seconds",
+    "people": "count", "visits": "count", "orders": "count", "members": "count", "SKUs": "count",
+}
 
 
 def kind_of(metric: str) -> Kind:
-    """A metric's kind from its documented name (docs/HEALTH.md): counts, shares, money, seconds."""
-    if metric in _COUNTS:
-        return "count"
-    if metric in _AMOUNTS:
-        return "amount"
-    if metric.endswith("_s"):
-        return "seconds"
-    if any(word in metric for word in _SHARE_WORDS):
-        return "share"
-    return "other"
+    """A metric's kind from its unit in the metric registry (cloud/health/metrics.py, docs/HEALTH.md)."""
+    known = BY_NAME.get(metric)
+    return _KIND_OF_UNIT.get(known.unit, "other") if known is not None else "other"
 
 
 #: A day sums a dozen trading hours: relative noise about half an hour's.

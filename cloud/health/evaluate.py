@@ -12,9 +12,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from cloud.db import Database
+from cloud.health import clock
 from cloud.health.alerts import Publish
 from cloud.health.anomaly import ScanConfig, scan
 from cloud.health.planted import Dataset
@@ -51,7 +51,7 @@ def evaluate(db: Database, data: Dataset, *, eval_days: int, every: timedelta,
              publish: Publish | None = None, config: ScanConfig | None = None) -> Result:
     """Scan the last ``eval_days`` of a loaded dataset every ``every``; score the alerts against the labels."""
     config = ScanConfig(thresholds=(config or ScanConfig()).thresholds, first_lookback=every, grains=("hour",))
-    zone = ZoneInfo(ZONE)
+    zone = clock.zone(ZONE)
     first = data.start + timedelta(days=data.days - eval_days)
     end = data.start + timedelta(days=data.days)
     raised, scans, spent = [], 0, 0.0

@@ -77,7 +77,7 @@ class _Shop:
     growth: float  # per week
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "_Shop":
+    def draw(cls, rng: np.random.Generator) -> _Shop:
         return cls(peak=60 * rng.lognormal(0.0, 0.35), conversion=rng.uniform(0.15, 0.3),
                    member_share=rng.uniform(0.25, 0.45), greet=rng.uniform(0.7, 0.9),
                    ticket_mu=float(np.log(rng.uniform(250, 600))), weekend_lift=rng.uniform(1.3, 1.7),
