@@ -1,0 +1,113 @@
+"""Dashboard load time in Chromium with a year of data for 200 stores (target: under 2 s).
+
+    uv run python bench/dashboard_load.py                        # builds the data set (minutes)
+    uv run python bench/dashboard_load.py --db /tmp/health.db    # reuse one bench/health_api.py kept
+
+The data set is bench/health_api.py's (its generator, not a copy): 200 stores, a year of orders
+and shop floor, rolled up and scored. The real cloud app serves it on a loopback port; Debian's
+Chromium opens each page as its user would (HQ key for the HQ page and the big-screen, a store
+manager's key for the store page), in a fresh browser context each time (no warm cache), and the
+page itself reports the time from the start of navigation to every section drawn (its
+``data-ready`` marker: API answers in, tables filled, ECharts finished). One warm-up load per page,
+then ``--repeats`` measured loads. Progress goes to stderr; the last stdout line is JSON with each
+page's median, p95 and max milliseconds and whether all were under the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from cloud.auth import create_key  # noqa: E402
+from cloud.settings import Settings  # noqa: E402
+from cloud.store import Store  # noqa: E402
+from tests.dashboards.harness import CloudServer, launch, open_page  # noqa: E402
+
+TARGET_MS = 2000
+REPO = Path(__file__).resolve().parents[1]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def measure(url: str, pages: dict[str, tuple[str, str]], repeats: int) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            for name, (path, key) in pages.items():
+                times: list[int] = []
+                for attempt in range(repeats + 1):
+                    opened = open_page(browser, url, path, key=key, viewport=(1920, 1080) if name == "live" else (1440, 1000))
+                    if opened.console.errors:
+                        raise RuntimeError(f"{name}: console errors {opened.console.errors}")
+                    if opened.page.locator("#banner").is_visible():
+                        raise RuntimeError(f"{name}: the page shows an error: {opened.page.inner_text('#banner')}")
+                    opened.page.context.close()
+                    if attempt:  # the first load warms the API's caches and the OS page cache
+                        times.append(opened.ready_ms)
+                results[name] = {"median_ms": statistics.median(times), "p95_ms": percentile(times, 95),
+                                 "max_ms": max(times), "runs": len(times)}
+                log(f"{name}: {results[name]}")
+        finally:
+            browser.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", help="a SQLite file bench/health_api.py built (default: build one in a temp dir)")
+    parser.add_argument("--stores", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("INSTORE_MODELS", str(REPO.parent / "shared" / "data" / "models"))
+
+    with tempfile.TemporaryDirectory(prefix="dash-bench-") as tmp:
+        location = args.db or str(Path(tmp) / "health.db")
+        started = time.perf_counter()
+        if args.db is None:
+            from bench.health_api import build_dataset  # the health API bench's data set, not a copy of it
+
+            log(f"building {args.stores} stores x a year in {location} ...")
+            build_dataset(location, stores=args.stores)
+        build_s = time.perf_counter() - started
+        store = Store(location)
+        try:
+            stores = [r[0] for r in store.db.rows("SELECT id FROM stores ORDER BY id")]
+            days = store.db.scalar("SELECT COUNT(DISTINCT ts) FROM store_metrics WHERE grain = 'day'")
+            manager_store = stores[len(stores) // 2]
+            hq = create_key(store.db, name="bench hq", role="hq_admin").key
+            manager = create_key(store.db, name="bench manager", role="store_manager", store=manager_store).key
+        finally:
+            store.close()
+        server = CloudServer(Settings(db=location, api_key=None, rate_limit_per_minute=0)).start()
+        try:
+            pages = {"store": (f"store.html?store={manager_store}", manager), "hq": ("hq.html", hq),
+                     "live": ("live.html", hq)}
+            results = measure(server.url, pages, args.repeats)
+        finally:
+            server.stop()
+    print(json.dumps({
+        "stores": len(stores), "days": days, "build_s": round(build_s, 1), "pages": results,
+        "target_ms": TARGET_MS, "all_under_target": all(r["max_ms"] < TARGET_MS for r in results.values()),
+    }))
+
+
+if __name__ == "__main__":
+    main()
