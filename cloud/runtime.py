@@ -42,7 +42,8 @@ class Runtime:
         self.ingest = ingest
         self.commands = commands
         self.upkeep = None if commands is None else Upkeep(
-            store.db, commands, tick_s=min(5.0, settings.command_retry_s / 2), rollout_every_s=settings.rollout_check_s)
+            store.db, commands, tick_s=min(5.0, settings.command_retry_s / 2, settings.rollout_check_s),
+            rollout_every_s=settings.rollout_check_s)
         self.alert_sender = None if commands is None or not settings.broker_url else AlertSender(
             BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-alerts")
         # the periodic rollup, then the anomaly scan; runs from start() to close()
@@ -63,7 +64,7 @@ class Runtime:
         ingest = commands = None
         if broker is not None:
             commands = CommandSender(store.db, broker, client_id=f"{settings.client_id}-cmd",
-                                     retry_s=settings.command_retry_s)
+                                     retry_s=settings.command_retry_s, max_retry_s=settings.command_retry_max_s)
             processor = EventProcessor(
                 store, Matcher(index, store, pack), CardBuilder(store, ttl_s=settings.card_ttl_s),
                 join_window_s=settings.wifi_join_window_s, require_known_devices=settings.require_known_devices,

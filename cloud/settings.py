@@ -59,8 +59,9 @@ class Settings(BaseModel):
         default=(), description="web origins allowed to call the API from a browser; none by default"
     )
     command_retry_s: float = Field(
-        default=10.0, gt=0, le=3600, description="first re-send of an unacknowledged edge command; doubles up to 10 min"
+        default=10.0, gt=0, le=3600, description="first re-send of an unacknowledged edge command; then doubling"
     )
+    command_retry_max_s: float = Field(default=600.0, gt=0, description="the longest wait between two re-sends")
     rollout_check_s: float = Field(default=60.0, gt=0, description="how often running pack rollouts are evaluated")
 
     def wifi_secret(self) -> bytes:

@@ -29,9 +29,10 @@ class Upkeep:
         """Due commands go out every ``tick_s``; rollouts are looked at every ``rollout_every_s``."""
         self._tick_s = tick_s
         self._chores: dict[str, tuple[float, Callable[[], object]]] = {
-            "commands": (0.0, sender.flush),
+            # in this order, so commands a rollout step queues go out in the same pass
             "rollouts": (rollout_every_s, lambda: rollouts.evaluate_due(db)),
             "prune": (PRUNE_EVERY_S, lambda: telemetry.prune(db)),
+            "commands": (0.0, sender.flush),
         }
         self._due = dict.fromkeys(self._chores, 0.0)
         self._stop = threading.Event()

@@ -9,7 +9,16 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from cloud.store import iso, utcnow
+
+
+@pytest.fixture
+def db_location(tmp_path) -> str:
+    """SQLite only: an edge process per test is the slow part, and the command and ack SQL also runs
+    on PostgreSQL in test_rollouts.py."""
+    return str(tmp_path / "cloud.db")
 
 
 def _poll(fetch, done, timeout: float = 60.0):  # noqa: ANN001
@@ -22,7 +31,7 @@ def _poll(fetch, done, timeout: float = 60.0):  # noqa: ANN001
 
 def test_offline_box_gets_the_erase_command_when_back_and_it_is_marked_done(
         start_cloud, mosquitto, models_dir, tmp_path):
-    client, runtime = start_cloud(broker_url=mosquitto.url, command_retry_s=0.5)
+    client, runtime = start_cloud(broker_url=mosquitto.url, command_retry_s=0.5, command_retry_max_s=1)
     db = runtime.store.db
     db.execute("INSERT INTO stores (id, brand, name, created) VALUES ('s1', 'demo', 'Shanghai', ?)", (iso(utcnow()),))
     runtime.store.register_device("demo", "s1", "edge-ack", "edge")
@@ -34,7 +43,7 @@ def test_offline_box_gets_the_erase_command_when_back_and_it_is_marked_done(
     assert erased.status_code == 200, erased.text
     assert erased.json()["commands"] == 1, "only the member's brand's box is told"
     commands = client.get("/v1/stores/s1/devices/edge-ack/commands").json()
-    assert [(c["name"], c["state"], c["attempts"]) for c in commands] == [("erase", "sent", 1)]
+    assert [(c["name"], c["state"]) for c in commands] == [("erase", "sent")] and commands[0]["attempts"] >= 1
     assert client.get("/v1/stores/x1/devices/edge-1/commands").json() == []
 
     time.sleep(1.5)  # the box is still offline: the command is re-sent into the void
