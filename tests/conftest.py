@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Mosquitto on a free loopback port, the model folder, artefact dir."""
+"""Shared fixtures: a real Mosquitto on a free loopback port (one per test module), the model
+folder, artefact dir."""
 
 from __future__ import annotations
 
@@ -36,8 +37,13 @@ class Mosquitto(MosquittoProcess):
         return f"mqtt://127.0.0.1:{self.port}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory):
+    """A broker per test module, not per session: the cloud ingests every brand's events and
+    every retained device state, and an edge test's recorder listens to a whole store, so on a
+    shared broker one file's leftovers (a box's retained "offline", a process still running) turned
+    into another file's devices, erase targets and rollout members, and results depended on the
+    order the files ran in. A start takes about 0.05 s."""
     broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
     broker.start()
     yield broker

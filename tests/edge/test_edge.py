@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from uuid import uuid4
 
 import cv2
 import numpy as np
@@ -132,9 +133,10 @@ def test_config_parses_into_typed_settings():
 
 
 def test_edge_run_publishes_arrivals_state_and_local_crops(mosquitto, models_dir, couple, tmp_path, recorder):
-    rec = recorder(mosquitto.url, "instore/v1/demo/s1/#", "edge-test-run")
+    store = f"run-{uuid4().hex[:8]}"  # the recorder hears the whole store: no other test's box may be in it
+    rec = recorder(mosquitto.url, f"instore/v1/demo/{store}/#", "edge-test-run")
     config = tmp_path / "box.toml"
-    config.write_text('store = "s1"\ndevice = "edge9"\n[local_crop]\nenabled = true\n')
+    config.write_text(f'store = "{store}"\ndevice = "edge9"\n[local_crop]\nenabled = true\n')
     result = edge_run("--config", str(config), "--source", str(couple), "--broker", mosquitto.url,
                       "--state", str(tmp_path / "s.db"), "--once")
     assert result.returncode == 0, result.stderr
@@ -144,7 +146,7 @@ def test_edge_run_publishes_arrivals_state_and_local_crops(mosquitto, models_dir
     arrivals = [decode(p, Arrival) for p in rec.of("/evt/arrival")]
     assert [a.event_id for a in arrivals] == [e["event_id"] for e in events if e["event"] == "arrival"]
     assert [decode(p, DeviceState).state for p in rec.of("/state")][::len(rec.of("/state")) - 1] == ["online", "offline"]
-    crops = [decode(p, FaceCrop) for t, p in rec.messages if t == topics.store_local("demo", "s1", "crop", "edge9")]
+    crops = [decode(p, FaceCrop) for t, p in rec.messages if t == topics.store_local("demo", store, "crop", "edge9")]
     assert {c.arrival_event_id for c in crops} == {a.event_id for a in arrivals}
     image = cv2.imdecode(np.frombuffer(base64.b64decode(crops[0].jpeg), np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (112, 112, 3)
