@@ -207,6 +207,7 @@ def generate(
         summary = make(database, persons=members, stores=stores, seed=seed, progress=True, floor_days=floor_days)
         if floor_days:
             summary["rollup"] = _rollup_days(database, floor_days, None, None)
+            summary["alerts"] = _scan_alerts(database, min(floor_days, 7))
     finally:
         database.close()
     typer.echo(json.dumps(summary))
@@ -248,6 +249,30 @@ def health_rollup(
         typer.echo(json.dumps(_rollup_days(database, days, first, last)))
     finally:
         database.close()
+
+
+@health_app.command("scan")
+def health_scan(
+    db: Db,
+    days: Annotated[int, typer.Option(
+        "--days", min=1, max=366, help="how far back a store never scanned before is scanned")] = 1,
+) -> None:
+    """Scan store_metrics for anomalies now, as the cloud does after every rollup; prints the count.
+    Nothing is sent here: a running cloud publishes the new alerts on MQTT at its next scan."""
+    database = _open(db)
+    try:
+        typer.echo(json.dumps(_scan_alerts(database, days)))
+    finally:
+        database.close()
+
+
+def _scan_alerts(database, days: int) -> dict:  # noqa: ANN001
+    from datetime import datetime, timedelta, timezone
+
+    from cloud.health.anomaly import ScanConfig, scan
+
+    raised = scan(database, None, datetime.now(timezone.utc), ScanConfig(first_lookback=timedelta(days=days)))
+    return {"raised": len(raised), "critical": sum(a.severity == "critical" for a in raised)}
 
 
 devices_app = typer.Typer(no_args_is_help=True, help="the device registry (from `instore provision`)")

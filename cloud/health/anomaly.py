@@ -21,7 +21,7 @@ from functools import lru_cache
 from cloud.db import Database
 from cloud.health import alerts, clock
 from cloud.health.alerts import Alert, Publish
-from cloud.health.baseline import DENOMINATORS, Baseline, Thresholds, baseline_of, judge, rule_for
+from cloud.health.baseline import VOLUMES, Baseline, Thresholds, baseline_of, judge, rule_for
 from cloud.store import iso
 from protocol.messages import new_id
 
@@ -179,10 +179,10 @@ class _History:
         )
 
     def _enough_volume(self, metric: str, period: str) -> bool:
-        """A ratio is judged only when its denominator reaches ``min_volume`` now and in its baseline."""
-        denominator = DENOMINATORS.get(metric)
-        if denominator not in self._series:
+        """Whether the metric's volume (``baseline.VOLUMES``) is enough for its value to mean much."""
+        volume = VOLUMES.get(metric)
+        if volume is None or volume.metric not in self._series:
             return True
-        usual = self.baseline(denominator, period)
-        needed = self._thresholds.min_volume
-        return self._series[denominator].get(period, 0.0) >= needed and usual is not None and usual.median >= needed
+        usual = self.baseline(volume.metric, period)
+        now = self._series[volume.metric].get(period, 0.0)
+        return usual is not None and usual.median >= volume.minimum and (not volume.now_too or now >= volume.minimum)

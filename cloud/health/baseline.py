@@ -51,14 +51,31 @@ RULES: dict[Kind, MetricRule] = {
     "other": MetricRule("other", abs_floor=0.0, rel_floor=0.1, level_floor=0.1, min_delta=0.0),
 }
 
-#: A ratio's denominator: a share of three customers is not a rate, so a ratio is only judged in
-#: periods where its denominator reaches ``Thresholds.min_volume`` (now and in the baseline).
-DENOMINATORS: dict[str, str] = {
-    "conversion": "footfall", "recognised_share": "arrivals", "claimed_share": "arrivals",
-    "greeted_share": "arrivals", "served_share": "arrivals", "converted_share": "arrivals",
-    "median_time_to_greet_s": "arrivals", "avg_ticket": "orders", "units_per_ticket": "orders",
-    "member_sales_share": "orders",
+@dataclass(frozen=True)
+class Volume:
+    """The count a metric is made of, and how much of it a period needs before the metric means much."""
+
+    metric: str
+    minimum: float
+    now_too: bool  # a ratio needs it in the period itself; a sum only usually (its collapse is news)
+
+
+_RATIO, _SUM = 20.0, 5.0
+#: A share of three customers is not a rate and an hour of two tickets is not a sales level: such
+#: metrics are judged only where their volume reaches the minimum (in the baseline, and for ratios
+#: in the period too). Churn, repurchase and markdown shares have no stored denominator; the day's
+#: orders stand in for the store's volume.
+VOLUMES: dict[str, Volume] = {
+    **{m: Volume("footfall", _RATIO, True) for m in ("conversion",)},
+    **{m: Volume("arrivals", _RATIO, True) for m in (
+        "recognised_share", "claimed_share", "greeted_share", "served_share", "converted_share",
+        "median_time_to_greet_s")},
+    **{m: Volume("orders", _RATIO, True) for m in (
+        "avg_ticket", "units_per_ticket", "member_sales_share", "repurchase_rate", "churn_rate",
+        "markdown_waste_share")},
+    **{m: Volume("orders", _SUM, False) for m in ("sales", "sales_per_assistant")},
 }
+
 
 _KIND_OF_UNIT: dict[str, Kind] = {
     "ratio": "share", "CNY": "amount", "s": "seconds",
@@ -94,7 +111,6 @@ class Thresholds:
     weeks: int = 8  # history looked at, in weeks before the period
     min_same_weekday: int = 4  # same weekday-hour values needed before that pool is used
     min_pooled: int = 5  # values needed by the fallback pools
-    min_volume: float = 20.0  # a ratio's denominator needed for the ratio to be judged
 
 
 @dataclass(frozen=True)

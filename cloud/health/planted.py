@@ -108,12 +108,10 @@ class _Shop:
             greeted = int(rng.binomial(arrivals, self.greet))
             drawn = {"footfall": footfall, "arrivals": arrivals, "orders": orders, "sales": sales}
             values = {m: _shift(v, shifts[m].get(h, 0.0), integer=m != "sales") for m, v in drawn.items()}
-            hours.append({
-                **values,
-                "conversion": round(orders / footfall, 4) if footfall else 0.0,
-                "avg_ticket": round(sales / orders, 2) if orders else 0.0,
-                "greeted_share": round(greeted / arrivals, 4) if arrivals else 0.0,
-            })
+            ratios = {"conversion": (orders, footfall, 4), "avg_ticket": (sales, orders, 2),
+                      "greeted_share": (greeted, arrivals, 4)}
+            # as the rollup writes them: a ratio with a zero denominator is absent, never 0
+            hours.append({**values, **{m: round(n / d, places) for m, (n, d, places) in ratios.items() if d}})
         return hours
 
 
