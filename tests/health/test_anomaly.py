@@ -3,11 +3,14 @@ incremental and de-duplicated scan on both engines, and precision/recall on plan
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from cloud.cli import app as cloud_app
 from cloud.db import Database, open_database
 from cloud.health import alerts
 from cloud.health.anomaly import scan
@@ -117,6 +120,20 @@ def test_scan_is_incremental_and_raises_each_alert_once(db_location: str) -> Non
             scan(db, None, datetime(2026, 3, 2, 16))
     finally:
         db.close()
+
+
+def test_the_cli_scans_a_store_never_scanned_days_back(tmp_path: Path) -> None:
+    utc_hour = datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    shanghai_now = utc_hour + timedelta(hours=8)
+    db = open_database(tmp_path / "cloud.db")
+    _store_with_hours(db, shanghai_now - timedelta(hours=30),
+                      spike_at=(shanghai_now - timedelta(days=2)).strftime("%Y-%m-%dT%H:00"))
+    db.close()
+    first = CliRunner().invoke(cloud_app, ["health", "scan", "--db", str(tmp_path / "cloud.db"), "--days", "3"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output) == {"raised": 1, "critical": 1}
+    again = CliRunner().invoke(cloud_app, ["health", "scan", "--db", str(tmp_path / "cloud.db"), "--days", "3"])
+    assert json.loads(again.output) == {"raised": 0, "critical": 0}
 
 
 def test_alerts_are_acknowledged_once_and_unpublished_ones_are_retried(tmp_path: Path) -> None:
