@@ -110,7 +110,9 @@ def _planted_store(db: Database) -> None:
         tx.copy("store_metrics", ("store", "grain", "ts", "metric", "value"), rows)
 
 
-def test_a_planted_anomaly_reaches_hq_over_mqtt(tmp_path: Path, mosquitto, face_engine: FaceEngine) -> None:  # noqa: ANN001
+def test_a_planted_anomaly_reaches_hq_over_mqtt(
+    tmp_path: Path, mosquitto, face_engine: FaceEngine,  # noqa: ANN001
+) -> None:
     path = tmp_path / "cloud.db"
     db = open_database(path)
     _planted_store(db)
@@ -135,7 +137,8 @@ def test_a_planted_anomaly_reaches_hq_over_mqtt(tmp_path: Path, mosquitto, face_
     assert [(a.metric, a.ts, a.severity) for a in raised] == [("footfall", "2026-03-02T14:00", "critical")]
     assert topic == "instore/v1/b1/s1/health/alert"
     message = decode(payload, HealthAlert)
-    assert (message.alert_id, message.store, message.metric, message.direction) == (raised[0].id, "s1", "footfall", "high")
+    assert (message.alert_id, message.store, message.metric, message.direction) == (
+        raised[0].id, "s1", "footfall", "high")
     assert message.period_start == datetime(2026, 3, 2, 6, tzinfo=timezone.utc) and message.value == 200.0
     assert received.empty()  # one message per alert
     check = open_database(path)
