@@ -24,12 +24,17 @@ ERASE = "erase"
 PACK = "pack"
 
 
-class EraseCommand(Message):
-    type: Literal["erase"] = "erase"
+class DeviceCommand(Message):
+    """What every command and its ack carry: the idempotency key and the one box it is for."""
+
     command_id: EventId = Field(description="idempotency key; the ack names it")
     brand: Id
     store: Id
     device: Id
+
+
+class EraseCommand(DeviceCommand):
+    type: Literal["erase"] = "erase"
     member_ids: list[EventId] = Field(
         min_length=1, max_length=1000,
         description="the person's id and every record id ever merged into it: any of them may be cached",
@@ -43,12 +48,8 @@ class EraseCommand(Message):
     ts: AwareDatetime
 
 
-class PackCommand(Message):
+class PackCommand(DeviceCommand):
     type: Literal["pack"] = "pack"
-    command_id: EventId = Field(description="idempotency key; the ack names it")
-    brand: Id
-    store: Id
-    device: Id
     pack_id: Id
     manifest_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$",
@@ -59,14 +60,10 @@ class PackCommand(Message):
     ts: AwareDatetime
 
 
-class CommandAck(Message):
+class CommandAck(DeviceCommand):
     """A box's answer to a command, on ``topics.device_command_ack``."""
 
     type: Literal["command_ack"] = "command_ack"
-    command_id: EventId
-    brand: Id
-    store: Id
-    device: Id
     name: Id
     ok: bool
     detail: ShortText

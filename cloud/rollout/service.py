@@ -46,6 +46,13 @@ class UnknownRollout(LookupError):
     pass
 
 
+def _row(tx: Tx | Database, rollout_id: str) -> dict:
+    row = tx.one("SELECT * FROM rollouts WHERE id = ?", (rollout_id,))
+    if row is None:
+        raise UnknownRollout(f"no rollout {rollout_id}")
+    return row
+
+
 def _edge_boxes(tx: Tx, brand: str) -> list[tuple[str, str, str | None]]:
     """(store, device, pack it runs) of every known edge box of the brand; the pack from its own
     reports, else from the registry."""
@@ -102,9 +109,7 @@ def create(db: Database, *, brand: str, pack_id: str, canary_stores: list[str], 
 
 
 def get(db: Database, rollout_id: str) -> dict:
-    row = db.one("SELECT * FROM rollouts WHERE id = ?", (rollout_id,))
-    if row is None:
-        raise UnknownRollout(f"no rollout {rollout_id}")
+    row = _row(db, rollout_id)
     boxes = db.query(
         "SELECT d.store, d.device, d.phase, d.previous_pack, d.command_id, c.acked_at, c.ack_ok, c.ack_detail, "
         "c.attempts, c.expires FROM rollout_devices d LEFT JOIN commands c ON c.id = d.command_id "
@@ -163,9 +168,7 @@ def evaluate(db: Database, rollout_id: str, *, force: bool = False, now: datetim
     """Advance the rollout if it can: start its canary phase, or (once ``observe_s`` passed, or with
     ``force``) judge it and promote or roll back. A 'wait' verdict is stored and changes nothing."""
     now = now or utcnow()
-    row = db.one("SELECT * FROM rollouts WHERE id = ?", (rollout_id,))
-    if row is None:
-        raise UnknownRollout(f"no rollout {rollout_id}")
+    row = _row(db, rollout_id)
     if row["state"] == "planned":
         row = _start_canary(db, row)
     if row["state"] != "canary":
@@ -195,9 +198,7 @@ def promote(db: Database, rollout_id: str, *, actor: str, reason: str | None = N
             evaluation: Decision | None = None) -> dict:
     """Send the pack to every edge box of the brand outside the canary stores."""
     with db.transaction() as tx:
-        row = tx.one("SELECT * FROM rollouts WHERE id = ?", (rollout_id,))
-        if row is None:
-            raise UnknownRollout(f"no rollout {rollout_id}")
+        row = _row(tx, rollout_id)
         if row["state"] not in ACTIVE:
             raise RolloutConflict(f"rollout {rollout_id} is {row['state']}: only a planned or canary one can be promoted")
         canary = set(json.loads(row["canary_stores"]))
@@ -212,9 +213,7 @@ def rollback(db: Database, rollout_id: str, *, actor: str, reason: str | None = 
              evaluation: Decision | None = None) -> dict:
     """Send every box that was sent the pack the pack it ran before (boxes with no known previous pack are skipped)."""
     with db.transaction() as tx:
-        row = tx.one("SELECT * FROM rollouts WHERE id = ?", (rollout_id,))
-        if row is None:
-            raise UnknownRollout(f"no rollout {rollout_id}")
+        row = _row(tx, rollout_id)
         if row["state"] == "rolled_back":
             raise RolloutConflict(f"rollout {rollout_id} is already rolled back")
         boxes = tx.rows("SELECT store, device, previous_pack FROM rollout_devices WHERE rollout_id = ? "

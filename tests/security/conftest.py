@@ -6,6 +6,7 @@ import getpass
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -27,6 +28,8 @@ DEVICES = [
     ("s2", "kiosk-main", "kiosk"),
 ]
 
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces"
 
 TlsMosquitto = MosquittoProcess  # the generated TLS config, started as is
 
@@ -184,3 +187,13 @@ def raw_probe():
     yield make
     for p in made:
         p.close()
+
+
+@pytest.fixture
+def camera(tmp_path) -> Path:
+    """A replayed door camera: a folder with two people's portraits."""
+    folder = tmp_path / "door"
+    folder.mkdir()
+    for name in ("deepface_id01/img1.jpg", "deepface_id02/img26.jpg"):
+        (folder / name.replace("/", "-")).symlink_to(FACES / name)
+    return folder

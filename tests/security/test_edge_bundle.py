@@ -26,7 +26,6 @@ from edge.config import ConfigError
 from edge.install import with_bundle
 
 PACK = "yunet-mbf"
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces"
 
 
 def edge_run(models: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,15 +40,6 @@ def pack_folder(tmp_path, models_dir) -> Path:
     folder.mkdir()
     for spec in get_pack(PACK).files:
         (folder / spec.name).symlink_to(models_dir / spec.name)
-    return folder
-
-
-@pytest.fixture
-def camera(tmp_path) -> Path:
-    folder = tmp_path / "door"
-    folder.mkdir()
-    for name in ("deepface_id01/img1.jpg", "deepface_id02/img26.jpg"):
-        (folder / name.replace("/", "-")).symlink_to(FACES / name)
     return folder
 
 

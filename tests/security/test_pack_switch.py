@@ -26,7 +26,6 @@ from provisioning import fleet
 from provisioning.signing import sign_pack
 
 OLD, NEW = "yunet-mbf", "scrfd500m-mbf"
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces"
 
 
 @pytest.fixture
@@ -38,15 +37,6 @@ def packs(tmp_path, models_dir) -> Path:
         for spec in get_pack(pack).files:
             (root / pack / spec.name).symlink_to(models_dir / spec.name)
     return root
-
-
-@pytest.fixture
-def camera(tmp_path) -> Path:
-    folder = tmp_path / "door"
-    folder.mkdir()
-    for name in ("deepface_id01/img1.jpg", "deepface_id02/img26.jpg"):
-        (folder / name.replace("/", "-")).symlink_to(FACES / name)
-    return folder
 
 
 def _tamper(path: Path) -> bytes:
