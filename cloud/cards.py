@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from cloud import profile as profiles
+from cloud import thumbnails
 from cloud.db import Database
 from cloud.recommend import service as recommend
 from cloud.matching import Match
@@ -104,6 +105,7 @@ class CardBuilder:
             summary = MemberSummary(
                 member_id=member.id, name=member.name, title=title_for(member.name, member.gender), tier=member.tier,
                 tags=member.tags, visits=self._store.visit_count(member.id, arrival.brand),
+                enrolled_photo=thumbnails.card_photo(self._store.db, member.id),
                 **history(self._store.db, advice.person, visit_id=visit_id),
             )
             recs = recommend.as_recommendations(advice.picks)

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
+from cloud import thumbnails
 from cloud.faceindex import FaceIndex
 from cloud.store import Store
 from protocol.facepack.engine import FaceEngine, ImageError, decode_image
@@ -69,10 +70,13 @@ class Enroller:
                 raise EnrolError(
                     "face_too_small", f"the face is {largest.size_px} px; at least {pack.min_face_px} px needed"
                 )
-            vector = self._engine.embed(image, largest)
+            aligned = self._engine.align(image, largest)
+            vector = self._engine.embed_aligned([aligned])[0]
         face = self._store.add_face(
             member_id=member_id, vector=vector, embedding_space=pack.recogniser.embedding_space,
             pack_id=pack.id, det_score=largest.score,
         )
+        # the card's enrolled photo: the aligned face the recogniser saw, not the uploaded photo
+        thumbnails.save(self._store.db, member_id, face.id, thumbnails.encode(aligned))
         self._index.add(face.member_id, vector, face_id=face.id)
         return Enrolled(face_id=face.id, det_score=largest.score, face_px=largest.size_px)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from cloud import commands
+from cloud import commands, thumbnails
 from cloud.db import Database, Tx
 from cloud.store import bump_gallery_epoch, iso, utcnow
 from protocol.commands import EraseCommand
@@ -58,6 +58,7 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
             chunk = records[start:start + _CHUNK]
             marks = _in(chunk)
             counts["faces"] += tx.execute(f"DELETE FROM faces WHERE member_id IN ({marks})", chunk)
+            thumbnails.delete(tx, chunk)
             counts["identifiers"] += tx.execute(f"DELETE FROM identifiers WHERE member_id IN ({marks})", chunk)
             tx.execute(f"DELETE FROM sightings WHERE member_id IN ({marks})", chunk)
             tx.execute(f"DELETE FROM links WHERE a IN ({marks}) OR b IN ({marks})", (*chunk, *chunk))

@@ -18,7 +18,7 @@ from uuid import uuid4
 
 import numpy as np
 
-from cloud import oneid
+from cloud import oneid, thumbnails
 from cloud.db import Database, open_database
 from cloud.db.database import IntegrityError
 
@@ -181,6 +181,8 @@ class Store:
                 )
                 if removed:
                     bump_gallery_epoch(tx)
+                records = [r[0] for r in tx.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (person, person))]
+                thumbnails.delete(tx, records)  # the card's enrolled photo goes with the faces
         return removed
 
     # faces -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Read top to bottom in the order an assistant needs it: how to address the member and how sure
 the match is, tier and history (lifetime spend, last visit, last purchase, favourite categories)
-beside the live face crop from the door when the store sends one, tags, what to recommend and
+beside the enrolled photo (登记照) and the live face crop from the door (现场) when there are any, tags, what to recommend and
 why, then what to say. The buttons
 are large enough for gloved fingers. The first one walks through the service in order: claim
 (when the screen has assistants configured: which of them takes this member), greeted, served;
@@ -85,6 +85,20 @@ def history_text(member: MemberSummary, arrival: datetime) -> str | None:
     return " · ".join(parts) or None
 
 
+def _show_jpeg(target: QLabel, jpeg_base64: str) -> bool:
+    """Draw a base64 JPEG into ``target``, cropped to its square; False if it is unreadable."""
+    pixmap = QPixmap()
+    try:
+        data = base64.b64decode(jpeg_base64, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if not pixmap.loadFromData(data, "JPG"):
+        return False
+    target.setPixmap(pixmap.scaled(CROP_PX, CROP_PX, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                                   Qt.TransformationMode.SmoothTransformation))
+    return True
+
+
 def _label(text: str, name: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName(name)
@@ -151,7 +165,7 @@ class CardView(QFrame):
         return row
 
     def _who(self, member: MemberSummary, arrival: datetime) -> QHBoxLayout:
-        """Tier and history on the left; the live face crop (hidden until one comes) on the right."""
+        """Tier and history on the left; the enrolled photo and the live face crop (each hidden without one) on the right."""
         row = QHBoxLayout()
         row.setSpacing(12)
         column = QVBoxLayout()
@@ -161,37 +175,45 @@ class CardView(QFrame):
         if history:
             column.addWidget(ElidedLabel(history, "memberHistory", max_lines=2))
         row.addLayout(column, 1)
-        self.live_crop = QFrame()
-        self.live_crop.setObjectName("liveCrop")
-        crop_column = QVBoxLayout(self.live_crop)
-        crop_column.setContentsMargins(0, 0, 0, 0)
-        crop_column.setSpacing(0)
-        self.live_crop_image = QLabel()
-        self.live_crop_image.setFixedSize(CROP_PX, CROP_PX)
-        crop_column.addWidget(self.live_crop_image)
-        caption = _label("现场", "liveCropCaption")
-        caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        crop_column.addWidget(caption)
+        # 登记照 (enrolled, from the cloud's card) beside 现场 (the door's crop): the assistant compares them
+        self.enrolled_photo, self.enrolled_photo_image = self._photo_frame("登记照")
+        if member.enrolled_photo is None or not _show_jpeg(self.enrolled_photo_image, member.enrolled_photo):
+            self.enrolled_photo.hide()
+        row.addWidget(self.enrolled_photo, 0, Qt.AlignmentFlag.AlignTop)
+        self.live_crop, self.live_crop_image = self._photo_frame("现场")
         self.live_crop.hide()
         row.addWidget(self.live_crop, 0, Qt.AlignmentFlag.AlignTop)
         return row
+
+    @staticmethod
+    def _photo_frame(caption_text: str) -> tuple[QFrame, QLabel]:
+        """A CROP_PX square picture with its caption underneath; hidden until it has a picture."""
+        frame = QFrame()
+        frame.setObjectName("liveCrop")
+        column = QVBoxLayout(frame)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        image = QLabel()
+        image.setFixedSize(CROP_PX, CROP_PX)
+        column.addWidget(image)
+        caption = _label(caption_text, "liveCropCaption")
+        caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        column.addWidget(caption)
+        return frame, image
 
     def set_live_crop(self, jpeg_base64: str) -> bool:
         """Show the door camera's crop of this arrival so the assistant can confirm the person.
 
         The crop lives only in this widget: it goes when the card goes. False if the JPEG is unreadable.
         """
-        pixmap = QPixmap()
-        try:
-            data = base64.b64decode(jpeg_base64, validate=True)
-        except (binascii.Error, ValueError):
+        if not _show_jpeg(self.live_crop_image, jpeg_base64):
             return False
-        if not pixmap.loadFromData(data, "JPG"):
-            return False
-        self.live_crop_image.setPixmap(pixmap.scaled(CROP_PX, CROP_PX, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                                                     Qt.TransformationMode.SmoothTransformation))
         self.live_crop.show()
         return True
+
+    @property
+    def has_enrolled_photo(self) -> bool:
+        return self.enrolled_photo.isVisibleTo(self)
 
     @property
     def has_live_crop(self) -> bool:

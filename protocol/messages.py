@@ -86,6 +86,9 @@ class MemberSummary(BaseModel):
     last_visit: AwareDatetime | None = Field(default=None, description="the previous visit to any of the brand's stores")
     last_purchase: LastPurchase | None = None
     preferences: list[ShortText] = Field(default_factory=list, max_length=5, description="top categories by spend")
+    enrolled_photo: Annotated[str, Field(max_length=16_384)] | None = Field(
+        default=None, description="base64 JPEG of the member's enrolled face (112x112 aligned, a few KB); member cards only"
+    )
 
 
 class Recommendation(BaseModel):

@@ -19,6 +19,8 @@ from cloud.health import alert_schema
 from cloud.health import schema as health_schema
 from cloud.rollout import schema as rollout_schema
 from cloud.scripts import schema as script_schema
+from cloud import thumbnail_schema
+from cloud.esl import markdown_schema
 
 _MIGRATION_LOCK = 0x1D5C0  # any constant shared by every process of this product
 
@@ -204,6 +206,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "store health: store attributes, assistants, targets, stock, metrics and scores", health_schema.STATEMENTS),
     Migration(7, "anomaly alerts and scan watermarks", alert_schema.STATEMENTS),
     Migration(8, "command acks and re-sends, pack rollouts, device telemetry", rollout_schema.STATEMENTS),
+    Migration(9, "enrolment thumbnails for the guide card; perishables and markdown price changes",
+              thumbnail_schema.STATEMENTS + markdown_schema.STATEMENTS),
 )
 
 

@@ -20,9 +20,9 @@ from protocol.messages import new_id, now
 BRAND = "demo"
 
 
-def avatar_jpeg() -> str:
+def avatar_jpeg(background: tuple[int, int, int] = (70, 84, 110)) -> str:
     """A drawn silhouette, not a photo: screenshots of it may go into docs/."""
-    image = Image.new("RGB", (112, 112), (70, 84, 110))
+    image = Image.new("RGB", (112, 112), background)
     draw = ImageDraw.Draw(image)
     draw.ellipse((34, 14, 78, 62), fill=(236, 200, 170))
     draw.ellipse((14, 66, 98, 150), fill=(40, 48, 66))
@@ -54,6 +54,8 @@ def test_crop_joins_its_member_card_in_either_order_and_never_a_visitor(
 ):
     kiosk = start_kiosk()
     early, late, visitor = cards.member(0), cards.member(1), cards.visitor()
+    enrolled = avatar_jpeg(background=(200, 205, 215))  # the cloud's card carries the enrolled thumbnail
+    early = early.model_copy(update={"member": early.member.model_copy(update={"enrolled_photo": enrolled})})
 
     send_crop(publisher, crop_for(store, early.arrival_event_id))  # the edge is usually faster than the cloud
     wait_until(lambda: kiosk.feed.stats.crops == 1, what="the early crop")
@@ -62,6 +64,8 @@ def test_crop_joins_its_member_card_in_either_order_and_never_a_visitor(
     send_crop(publisher, crop_for(store, late.arrival_event_id))
     wait_until(lambda: len(kiosk.shown) == 2 and view_of(kiosk.screen, late).has_live_crop, what="the late crop")
     assert view_of(kiosk.screen, early).has_live_crop
+    assert view_of(kiosk.screen, early).has_enrolled_photo  # 登记照 beside 现场
+    assert not view_of(kiosk.screen, late).has_enrolled_photo  # a card without one draws the crop alone
     assert len(kiosk.screen.crops) == 0  # both taken by their cards
 
     send_crop(publisher, crop_for(store, visitor.arrival_event_id))
