@@ -19,6 +19,7 @@ from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
 from cloud.esl.arrival import ArrivalFlasher
+from cloud.esl.markdown_runner import MarkdownService
 from cloud.recommend import service as recommend
 from cloud.ingest import EventProcessor, IngestWorker
 from cloud.matching import Matcher
@@ -48,6 +49,11 @@ class Runtime:
             BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-alerts")
         # the periodic rollup, then the anomaly scan; runs from start() to close()
         self.health = HealthService(store.db, after_rollup=self.scan_alerts)
+        # perishables markdown: re-prices and redraws labels every markdown_every_s, while connected
+        self.markdown = None if commands is None or not settings.broker_url else MarkdownService(
+            store.db, BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-markdown",
+            every_s=settings.markdown_every_s, max_changes_per_day=settings.markdown_max_changes_per_day,
+            elasticity=settings.markdown_elasticity)
         self._started = False
 
     @classmethod
@@ -87,10 +93,14 @@ class Runtime:
             if self.alert_sender is not None:
                 self.alert_sender.start()
             self.upkeep.start()  # re-sends unacknowledged commands, advances rollouts
+            if self.markdown is not None:
+                self.markdown.start()
 
     def close(self) -> None:
         self.health.stop()
         if self._started and self.ingest is not None and self.commands is not None:
+            if self.markdown is not None:
+                self.markdown.stop()
             self.upkeep.stop()
             if self.alert_sender is not None:
                 self.alert_sender.stop()

@@ -63,6 +63,13 @@ class Settings(BaseModel):
     )
     command_retry_max_s: float = Field(default=600.0, gt=0, description="the longest wait between two re-sends")
     rollout_check_s: float = Field(default=60.0, gt=0, description="how often running pack rollouts are evaluated")
+    markdown_every_s: float = Field(
+        default=3600.0, gt=0, le=86400, description="how often perishables are re-priced (a change is made at most once per pricing period)"
+    )
+    markdown_max_changes_per_day: int = Field(
+        default=2, ge=0, le=12, description="price changes per perishable per store-local day; also the pricing periods of a day"
+    )
+    markdown_elasticity: float = Field(default=2.0, ge=0, le=10, description="the planner's demand elasticity estimate")
 
     def wifi_secret(self) -> bytes:
         """The brand secret, read when needed so it never sits in a repr or a log line."""

@@ -23,6 +23,7 @@ from cloud.api.routers import guide_preview, labels
 from cloud.api.routers import commands as device_commands
 from cloud.api.routers import rollouts
 from cloud.api.routers import alerts
+from cloud.api.routers import markdown as markdown_routes
 from cloud.api.routers import (
     brand_live, devices, health, identity, imports, ingest, keys, members, scripts, segments, stores, storehealth, tags,
     visits, wifi,
@@ -119,6 +120,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(rollouts.router, **v1)
     app.include_router(alerts.router, **v1)
     app.include_router(device_commands.router, **v1)
+    app.include_router(markdown_routes.router, **v1)
     mount_dashboards(app)
     document_errors(app)
     return app

@@ -1,0 +1,113 @@
+"""Perishables markdown in the running cloud, through a real Mosquitto: a product nearing expiry
+with too much stock gets a lower price on its labels' redraw commands, never under the floor,
+at most N changes per store-local day, and the store's plan is readable through the API."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from uuid import uuid4
+
+import paho.mqtt.client as mqtt
+
+from cloud.esl.registry import PRICE_TTL_S
+from cloud.health import clock
+from protocol import transport
+from protocol.codec import decode
+from protocol.esl import LabelCommand, label_commands_of_store
+from tests.cloud.test_hq_api import _keys
+
+BRAND = "lumiere"
+STORE = "s1"  # the test keys' store manager's store
+SKU, LIST, FLOOR = "F-milk", 19.9, 10.0
+MAX_CHANGES = 2
+
+
+class Shelf:
+    """Every label command published for one store."""
+
+    def __init__(self, url: str) -> None:
+        self.commands: queue.Queue[tuple[str, LabelCommand, int | None]] = queue.Queue()
+        broker = transport.BrokerUrl.parse(url)
+        subscribed = threading.Event()
+        self.client = transport.make_client(broker, f"test-shelf-{uuid4().hex[:8]}")
+        transport.subscribe_on_connect(self.client, [(label_commands_of_store(BRAND, STORE), 1)])
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.on_message = self._on_message
+        transport.start(self.client, broker)
+        assert subscribed.wait(5)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+        expiry = getattr(message.properties, "MessageExpiryInterval", None)
+        self.commands.put((message.topic, decode(message.payload, LabelCommand), expiry))
+
+    def take(self, n: int, timeout: float = 10) -> list[tuple[str, LabelCommand, int | None]]:
+        return [self.commands.get(timeout=timeout) for _ in range(n)]
+
+
+def _stock(db, today: date) -> None:  # noqa: ANN001
+    """A week of 3 sold a day, and 15 on the shelf today with three selling days left: too many at list price."""
+    db.execute("INSERT INTO products (sku, name, category, price, popularity, is_new) VALUES (?, ?, ?, ?, 0, 0)",
+               (SKU, "鲜牛奶 950ml", "乳品", LIST))
+    for back in range(6, 0, -1):
+        db.execute("INSERT INTO stock_days VALUES (?, ?, ?, 10, 0, 3, 0, 0)",
+                   (STORE, (today - timedelta(days=back)).isoformat(), SKU))
+    db.execute("INSERT INTO stock_days VALUES (?, ?, ?, 15, 0, 0, 0, 0)", (STORE, today.isoformat(), SKU))
+
+
+def test_a_perishable_nearing_expiry_is_marked_down_on_its_labels(start_cloud, mosquitto):
+    api, runtime = start_cloud(broker_url=mosquitto.url, markdown_every_s=0.3, markdown_max_changes_per_day=MAX_CHANGES)
+    keys = _keys(api)
+    admin, manager = keys["hq_admin"], keys["store_manager"]
+    assert api.post("/v1/stores", json={"id": STORE, "brand": BRAND, "name": "静安店"}, headers=admin).status_code == 201
+    today = clock.now_local("Asia/Shanghai").date()
+    _stock(runtime.store.db, today)
+    for label, sku in (("L-milk-front", SKU), ("L-milk-end", SKU), ("L-bread", "F-bread")):
+        api.put(f"/v1/stores/{STORE}/labels/{label}", json={"sku": sku, "tag_type": "epd29_bwr"}, headers=admin)
+    shelf = Shelf(mosquitto.url)
+    try:
+        set_it = api.put(f"/v1/stores/{STORE}/markdown/{SKU}", headers=manager,
+                         json={"expires_on": (today + timedelta(days=2)).isoformat(), "floor_price": FLOOR})
+        assert set_it.status_code == 204, set_it.text
+
+        first = shelf.take(2)  # the runtime's own periodic pass
+        time.sleep(1.0)  # three more passes in the same pricing period: no second change
+        assert shelf.commands.empty()
+
+        # the later pricing periods until expiry and a day beyond, hour by hour (stock export unchanged)
+        start = datetime.now(timezone.utc)
+        later = [c for hour in range(1, 96) for c in runtime.markdown.run_once(start + timedelta(hours=hour))]
+        more = shelf.take(2 * len(later))
+        assert shelf.commands.empty()
+    finally:
+        transport.stop(shelf.client)
+
+    assert sorted(command.label for _, command, _ in first) == ["L-milk-end", "L-milk-front"]  # not the bread
+    price = first[0][1].product.price
+    for topic, command, expiry in first:
+        assert topic == f"instore/v1/{BRAND}/{STORE}/esl/{command.label}/cmd"
+        assert command.product.sku == SKU and FLOOR <= command.product.price < LIST
+        assert command.product.badge.startswith("临期") and command.ttl_s == PRICE_TTL_S and 0 < expiry <= PRICE_TTL_S
+    by_change = [price] + [command.product.price for _, command, _ in more[::2]]  # two labels per change
+    assert sorted(command.label for _, command, _ in more) == sorted(["L-milk-end", "L-milk-front"] * len(later))
+    recorded = runtime.store.db.rows("SELECT day, new_price FROM price_changes WHERE store = ? AND sku = ? ORDER BY id",
+                                     (STORE, SKU))
+    assert [p for _, p in recorded] == by_change
+    assert all(p >= FLOOR for p in by_change) and by_change == sorted(set(by_change), reverse=True)  # only down
+    assert len(by_change) >= 4 and by_change[-1] == FLOOR  # step by step down to the floor as expiry nears
+    per_day: dict[str, int] = {}
+    for day, _ in recorded:
+        per_day[day] = per_day.get(day, 0) + 1
+    assert max(per_day.values()) <= MAX_CHANGES and len(per_day) >= 2
+
+    plan = api.get(f"/v1/stores/{STORE}/markdown", headers=manager)
+    assert plan.status_code == 200, plan.text
+    item = plan.json()["items"][0]
+    assert (item["sku"], item["status"], item["list_price"], item["floor_price"]) == (SKU, "planned", LIST, FLOOR)
+    assert item["stock"] == 15 and item["sales_rate"] > 0 and item["current_price"] == FLOOR  # the last change
+    assert [c["new_price"] for c in plan.json()["changes_today"]] == [p for d, p in recorded if d == today.isoformat()]
+    assert api.get("/v1/stores/s2/markdown", headers=manager).status_code == 403
+    assert api.put(f"/v1/stores/{STORE}/markdown/{SKU}", headers=keys["hq_analyst"],
+                   json={"expires_on": today.isoformat(), "floor_price": FLOOR}).status_code == 403
