@@ -98,6 +98,14 @@ def test_acknowledging_needs_the_store_or_hq_admin_and_happens_once(api: Api) ->
                            headers=api.keys["hq_admin"]).status_code == 422
 
 
+def test_health_is_a_store_level_topic_no_device_may_take() -> None:
+    assert topics.health_alert("b1", "s1") == "instore/v1/b1/s1/health/alert"
+    with pytest.raises(topics.TopicError, match="reserved"):
+        topics.device_state("b1", "s1", "health")
+    with pytest.raises(topics.TopicError):
+        topics.health_alert("b1", "s/1")
+
+
 def _planted_store(db: Database) -> None:
     """Five weeks of footfall ~40 an hour at store s1, and 200 in the hour 14:00-15:00 local."""
     db.execute("INSERT INTO stores (id, brand, name, city, created, timezone) VALUES (?, ?, ?, ?, ?, ?)",
