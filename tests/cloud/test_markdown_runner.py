@@ -4,11 +4,8 @@ at most N changes per store-local day, and the store's plan is readable through 
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from datetime import date, datetime, timedelta, timezone
-from uuid import uuid4
 
 import paho.mqtt.client as mqtt
 
@@ -17,6 +14,7 @@ from cloud.health import clock
 from protocol import transport
 from protocol.codec import decode
 from protocol.esl import LabelCommand, label_commands_of_store
+from tests.cloud.test_cloud_ingest import Guide
 from tests.cloud.test_hq_api import _keys
 
 BRAND = "lumiere"
@@ -25,26 +23,18 @@ SKU, LIST, FLOOR = "F-milk", 19.9, 10.0
 MAX_CHANGES = 2
 
 
-class Shelf:
-    """Every label command published for one store."""
+class Shelf(Guide):
+    """Every label command published for one store (the guide-screen stand-in, listening to labels)."""
 
     def __init__(self, url: str) -> None:
-        self.commands: queue.Queue[tuple[str, LabelCommand, int | None]] = queue.Queue()
-        broker = transport.BrokerUrl.parse(url)
-        subscribed = threading.Event()
-        self.client = transport.make_client(broker, f"test-shelf-{uuid4().hex[:8]}")
-        transport.subscribe_on_connect(self.client, [(label_commands_of_store(BRAND, STORE), 1)])
-        self.client.on_subscribe = lambda *args: subscribed.set()
-        self.client.on_message = self._on_message
-        transport.start(self.client, broker)
-        assert subscribed.wait(5)
+        super().__init__(url, STORE, label_commands_of_store(BRAND, STORE))
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
         expiry = getattr(message.properties, "MessageExpiryInterval", None)
-        self.commands.put((message.topic, decode(message.payload, LabelCommand), expiry))
+        self.cards.put((message.topic, decode(message.payload, LabelCommand), expiry))
 
     def take(self, n: int, timeout: float = 10) -> list[tuple[str, LabelCommand, int | None]]:
-        return [self.commands.get(timeout=timeout) for _ in range(n)]
+        return [self.cards.get(timeout=timeout) for _ in range(n)]
 
 
 def _stock(db, today: date) -> None:  # noqa: ANN001
@@ -74,13 +64,13 @@ def test_a_perishable_nearing_expiry_is_marked_down_on_its_labels(start_cloud, m
 
         first = shelf.take(2)  # the runtime's own periodic pass
         time.sleep(1.0)  # three more passes in the same pricing period: no second change
-        assert shelf.commands.empty()
+        assert shelf.cards.empty()
 
         # the later pricing periods until expiry and a day beyond, hour by hour (stock export unchanged)
         start = datetime.now(timezone.utc)
         later = [c for hour in range(1, 96) for c in runtime.markdown.run_once(start + timedelta(hours=hour))]
         more = shelf.take(2 * len(later))
-        assert shelf.commands.empty()
+        assert shelf.cards.empty()
     finally:
         transport.stop(shelf.client)
 
