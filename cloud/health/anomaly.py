@@ -35,6 +35,8 @@ LEVEL_WINDOW = timedelta(weeks=2)
 
 @dataclass(frozen=True)
 class ScanConfig:
+    """What a scan judges and how; the defaults are what the cloud runs (docs/ALERTS.md)."""
+
     thresholds: Thresholds = field(default_factory=Thresholds)
     #: a store scanned for the first time starts this far back (not at the start of its history)
     first_lookback: timedelta = timedelta(hours=24)
@@ -139,8 +141,9 @@ def baseline_for(series: dict[str, float], period: str, grain: str, thresholds: 
     return baseline_of(start, sample(period), thresholds, neighbours)
 
 
-def _neighbours(start: datetime) -> tuple[str, str]:
-    return tuple((start + timedelta(hours=h)).strftime(_FORMATS["hour"]) for h in (-1, 1))  # type: ignore[return-value]
+def _neighbours(start: datetime) -> tuple[str, ...]:
+    """The hour keys either side of an hour."""
+    return tuple((start + timedelta(hours=h)).strftime(_FORMATS["hour"]) for h in (-1, 1))
 
 
 class _History:

@@ -5,12 +5,15 @@ absolute deviation (MAD): both ignore the few odd values a history always has (a
 closed day), where a mean and a standard deviation would be dragged along by them. Comparable
 means the same weekday and hour (Saturday 15:00 is not Tuesday 15:00); when a store's history is
 too short for that, the same hour on days of the same kind (weekday or weekend), then the same
-hour on any day.
+hour on any day. The spread is pooled over more residuals than eight weeks give, and widened
+where the residuals' tail is heavy (``baseline_of``).
 
 The spread is floored per metric kind, because a quiet hour's history is often all zeros or all
 twos: its MAD is 0 and one extra visitor would be "infinitely" abnormal. Counts are floored at
-their Poisson noise (sqrt of the median), shares, amounts and durations at a fixed and a relative
-minimum; and a change smaller than the metric's ``min_delta`` never alerts, whatever its z.
+their Poisson noise (sqrt of the median), every kind at a fixed and a relative minimum and at a
+share of the store's typical level; a metric whose volume is too small (a ratio of a few
+customers) is not judged; and a change smaller than the metric's ``min_delta`` never alerts,
+whatever its z. docs/ALERTS.md has the numbers and why.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ RULES: dict[Kind, MetricRule] = {
     "seconds": MetricRule("seconds", abs_floor=5.0, rel_floor=0.1, level_floor=0.0, min_delta=15.0),
     "other": MetricRule("other", abs_floor=0.0, rel_floor=0.1, level_floor=0.1, min_delta=0.0),
 }
+
 
 @dataclass(frozen=True)
 class Volume:
