@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from cloud.auth import create_key
 from cloud.health import clock
 from cloud.store import Store
 from tests.dashboards.conftest import STORE_A, STORE_B, Dash
@@ -79,6 +80,16 @@ def test_sign_in_lands_each_role_on_its_page(dash: Dash, browser: Browser) -> No
     banner = page.locator(".banner-line[data-kind=unauthorized]")
     banner.wait_for()
     assert "密钥缺失或无效" in banner.inner_text()
+
+    store = Store(str(dash.db_path))
+    try:
+        device = create_key(store.db, name="edge box", role="device", store=STORE_A).key
+    finally:
+        store.close()
+    page.fill("#key", device)
+    page.click("button[type=submit]")
+    page.locator(".banner-line", has_text="设备密钥不能打开看板").wait_for()
+    assert page.url.endswith("/dash/")
     assert opened.console.besides_refusals(401) == []
     page.context.close()
 

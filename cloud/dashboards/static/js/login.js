@@ -1,6 +1,6 @@
 // Sign in: keep the key for this tab, ask the API who it belongs to, open that person's page.
 
-import { ApiError, forgetApiKey, get, setApiKey } from "./api.js";
+import { forgetApiKey, get, setApiKey } from "./api.js";
 import { t } from "./i18n.js";
 import { clearErrors, showError, startPage } from "./ui.js";
 
@@ -21,7 +21,7 @@ document.getElementById("login").addEventListener("submit", async (event) => {
     const target = landing(await get("/v1/whoami"));
     if (target === null) {
       forgetApiKey();
-      showError(new ApiError("other", 403, t("login.device")));
+      showError(new Error(t("login.device")));
       return;
     }
     location.href = target;

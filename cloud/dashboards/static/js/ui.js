@@ -64,7 +64,8 @@ export function showError(error, context) {
   else if (kind === "server") text = t("err.server");
   else if (kind === "network") text = t("err.network");
   else if (kind === "not_found") text = t("err.not_found");
-  else text = `${t("err.other")}: ${error.message || error}`;
+  else if (error instanceof ApiError) text = `${t("err.other")}: ${error.message}`;
+  else text = String(error.message || error);  // the page's own finding, already in words for people
   const status = error instanceof ApiError && error.status ? ` (HTTP ${error.status})` : "";
   const line = el("div", { class: `banner-line banner-${kind}`, "data-kind": kind, "data-context": context }, el("span", { text: text + status }));
   if (kind === "unauthorized") line.append(" ", el("a", { href: "./", i18n: "err.relogin" }));
