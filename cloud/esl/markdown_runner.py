@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import paho.mqtt.client as mqtt
 
@@ -185,6 +185,33 @@ def _change(db: Database, item: PlanItem, at: datetime, publish: Publish) -> Cha
     log.info("markdown %s in %s: ¥%g -> ¥%g (%d left, %d days), %d/%d labels", item.sku, item.store,
              item.current_price, item.price, item.stock, item.days_to_expiry, sent, len(commands))
     return Change(item.store, item.sku, item.current_price, item.price, len(commands))
+
+
+def markdown_losses(db: Database, store: str, first: date, last: date) -> dict[str, float]:
+    """Yuan given away by markdowns per store-local day: for every till line of a marked-down
+    product sold while a markdown was in force, ``qty × (list price − marked-down price)``.
+
+    For the health model's ``markdown_waste``, which today reads the stock export's
+    ``stock_days.markdown_loss``: this is the same figure computed from ``price_changes`` and the
+    till (``order_lines``), for stores whose stock system does not report it.
+    """
+    tz = db.scalar("SELECT timezone FROM stores WHERE id = ?", (store,))
+    start, end = clock.utc_range(first, last, tz)
+    changes: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    for sku, expires_on, ts, list_price, price in db.rows(
+            "SELECT sku, expires_on, ts, list_price, new_price FROM price_changes WHERE store = ? AND ts < ? "
+            "ORDER BY id", (store, clock.iso_utc(end))):
+        changes.setdefault((sku, expires_on), []).append((datetime.fromisoformat(ts).timestamp(), list_price, price))
+    losses: dict[str, float] = {}
+    for (sku, expires_on), steps in changes.items():
+        batch_end = clock.day_start_utc(date.fromisoformat(expires_on) + timedelta(days=1), tz).timestamp()
+        for (since, list_price, price), following in zip(steps, [*steps[1:], None]):
+            until = min(batch_end, following[0] if following else batch_end, end.timestamp())
+            for ts, qty in db.rows("SELECT ts, qty FROM order_lines WHERE store = ? AND sku = ? AND ts >= ? AND ts < ? "
+                                   "AND qty > 0", (store, sku, int(max(since, start.timestamp())), int(until))):
+                day = clock.local_day_of_epoch(int(ts), tz)
+                losses[day] = round(losses.get(day, 0.0) + qty * (list_price - price), 2)
+    return losses
 
 
 class MarkdownService:

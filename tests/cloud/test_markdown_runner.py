@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import paho.mqtt.client as mqtt
 
+from cloud.esl import markdown_runner
 from cloud.esl.registry import PRICE_TTL_S
 from cloud.health import clock
 from protocol import transport
@@ -91,6 +92,17 @@ def test_a_perishable_nearing_expiry_is_marked_down_on_its_labels(start_cloud, m
     for day, _ in recorded:
         per_day[day] = per_day.get(day, 0) + 1
     assert max(per_day.values()) <= MAX_CHANGES and len(per_day) >= 2
+
+    # two sold at the till after the first markdown, one before it: only those two count as markdown loss
+    first_at = runtime.store.db.scalar("SELECT MIN(ts) FROM price_changes")
+    sold_at = int(datetime.fromisoformat(first_at).timestamp())
+    for ts, qty in ((sold_at - 60, 1), (sold_at + 1, 2)):
+        runtime.store.db.execute("INSERT INTO order_lines (order_id, member_id, channel, store, ts, sku, category, qty, "
+                                 "price, amount) VALUES (?, NULL, 'pos', ?, ?, ?, '乳品', ?, ?, ?)",
+                                 (f"o-{ts}", STORE, ts, SKU, qty, by_change[0], qty * by_change[0]))
+    day = clock.local_day_of_epoch(sold_at + 1, "Asia/Shanghai")
+    losses = markdown_runner.markdown_losses(runtime.store.db, STORE, today, today + timedelta(days=3))
+    assert losses == {day: round(2 * (LIST - by_change[0]), 2)}
 
     plan = api.get(f"/v1/stores/{STORE}/markdown", headers=manager)
     assert plan.status_code == 200, plan.text
