@@ -4,7 +4,9 @@ The box starts whether or not the broker answers (a store's uplink fails; the do
 stop); paho reconnects by itself. The drain thread hands outbox rows to paho in sequence order,
 at most ``window`` unacknowledged at a time, and deletes a row when its PUBACK arrives. paho
 re-sends its in-flight QoS 1 messages after a reconnect, so a row is handed over once per
-process; after a restart every row still on disk is sent again, oldest first.
+process; after a restart every row still on disk is sent again, oldest first. A PUBACK saying
+"no matching subscribers" (MQTT 5) means the broker dropped the message because no cloud ingest
+was subscribed at that moment: the row stays and is handed over again a second later.
 
 Presence: the retained ``DeviceState`` says online on every (re)connect and the Last Will says
 offline if the box dies; a clean shutdown says offline itself after the outbox is flushed.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 from pydantic import BaseModel
 
@@ -24,6 +27,11 @@ from protocol.messages import DeviceState, now
 from edge.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+#: MQTT 5 PUBACK reason "No matching subscribers": the broker took the message, and dropped it.
+NO_MATCHING_SUBSCRIBERS = 0x10
+#: How long the drain waits before handing such messages over again.
+NO_SUBSCRIBERS_RETRY_S = 1.0
 
 
 class Publisher:
@@ -36,9 +44,11 @@ class Publisher:
         self.reconnects = 0
         self._state = dict(brand=brand, store=store, device=device, role="edge", model_pack=model_pack)
         self._state_topic = topics.device_state(brand, store, device)
-        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()  # (mid, anyone subscribed)
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._handed = 0  # highest seq handed to paho by this process
+        self._resume_at = 0.0  # monotonic time before which nothing is handed over (no subscriber)
+        self.unheard = 0  # messages the broker took while nobody subscribed, handed over again
         self._stop = threading.Event()
         self._on_connect_hooks: list = []
         self.client = transport.make_client(
@@ -92,13 +102,14 @@ class Publisher:
         # Runs in paho's thread, possibly under paho's locks: only hand the mid over.
         if reason_code.is_failure:
             log.error("broker refused message %s: %s", mid, reason_code)
-        self._acks.put(mid)
+        self._acks.put((mid, reason_code.value != NO_MATCHING_SUBSCRIBERS))
 
     def _drain(self) -> None:
         while not self._stop.is_set():
             self._settle_acks()
             room = self.window - len(self._inflight)
-            rows = self.outbox.pending(self._handed, room) if self.connected.is_set() and room > 0 else []
+            ready = self.connected.is_set() and room > 0 and time.monotonic() >= self._resume_at
+            rows = self.outbox.pending(self._handed, room) if ready else []
             for row in rows:
                 info = self.client.publish(row.topic, row.payload, qos=1)
                 self._inflight[info.mid] = row.seq
@@ -108,16 +119,27 @@ class Publisher:
                     self.outbox.changed.wait(0.05)
 
     def _settle_acks(self) -> None:
-        done = []
+        done, unheard = [], []
         while True:
             try:
-                mid = self._acks.get_nowait()
+                mid, heard = self._acks.get_nowait()
             except queue.Empty:
                 break
             if (seq := self._inflight.pop(mid, None)) is not None:
-                done.append(seq)
+                (done if heard else unheard).append(seq)
         if done:
             self.outbox.ack(done)
+        if unheard:
+            # Nobody was subscribed (the cloud's ingest is restarting, or a restarted broker lost its
+            # shared subscriptions), so the broker dropped them: hand these rows over again, in
+            # order, after a pause. Rows handed after them go again too; the cloud drops repeats.
+            if not self._resume_at:
+                log.warning("no subscriber for %d events; they stay in the outbox and go again", len(unheard))
+            self.unheard += len(unheard)
+            self._handed = min(self._handed, min(unheard) - 1)
+            self._resume_at = time.monotonic() + NO_SUBSCRIBERS_RETRY_S
+        elif done:
+            self._resume_at = 0.0
 
     def live(self, topic: str, message: BaseModel, *, retain: bool = False, expiry_s: int | None = None) -> bool:
         """Publish now if connected (QoS 0), else skip: telemetry and crops are worthless late."""
