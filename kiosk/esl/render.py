@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -103,6 +104,13 @@ def finish(tag: TagType, image: Image.Image) -> Image.Image:
     return image.point(lambda index: 0 if index == BLACK else 255, mode="1")
 
 
+def shown(text: str) -> str:
+    """``text`` as a label can show it: control characters (a newline, a form feed) become spaces.
+    Pillow's text layout fails on them outright ("raqm_layout() failed"), which turned a product
+    name pasted with a line break into an unexplained gateway error instead of a drawn label."""
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text).strip()
+
+
 def render(tag: TagType, product: LabelProduct) -> Image.Image:
     """The label bitmap: name and badge on top, big price, member price, QR on the right."""
     inks = Inks(text=BLACK, accent=RED if tag.has_red else BLACK, accent_text=WHITE)
@@ -115,14 +123,14 @@ def render(tag: TagType, product: LabelProduct) -> Image.Image:
     top_size = max(MIN_FONT_PX, round(min(h * 0.13, w * 0.1, 30)))
     band_h = top_size + 2 * pad
     badge_w = 0
-    if product.badge:
-        badge_font = fitted_font(product.badge, w // 2, top_size)
-        badge_w = round(badge_font.getlength(product.badge)) + 3 * pad
+    if badge := shown(product.badge or ""):
+        badge_font = fitted_font(badge, w // 2, top_size)
+        badge_w = round(badge_font.getlength(badge)) + 3 * pad
         box = (w - badge_w, 0, w - 1, band_h)
         draw.rounded_rectangle(box, radius=pad * 2, fill=inks.accent)
-        draw.text(((box[0] + box[2]) / 2, band_h / 2), product.badge, font=badge_font, fill=inks.accent_text, anchor="mm")
+        draw.text(((box[0] + box[2]) / 2, band_h / 2), badge, font=badge_font, fill=inks.accent_text, anchor="mm")
     name_width = w - badge_w - 3 * pad
-    draw.text((pad, band_h / 2), elide(product.name, name_width, font(top_size)), font=font(top_size),
+    draw.text((pad, band_h / 2), elide(shown(product.name), name_width, font(top_size)), font=font(top_size),
               fill=inks.text, anchor="lm")
     draw.line((0, band_h + 1, w, band_h + 1), fill=inks.text, width=max(1, h // 100))
 

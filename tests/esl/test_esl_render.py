@@ -92,3 +92,12 @@ def test_a_missing_font_fails_clearly(monkeypatch, tmp_path):
             render_module.font_file()
     finally:
         render_module.font_file.cache_clear()
+
+
+@pytest.mark.parametrize("tag_id", TAG_TYPES)
+def test_control_characters_in_a_name_or_badge_draw_as_spaces(tag_id):
+    """A name pasted with a line break once failed inside Pillow's layout (fuzz finding)."""
+    pasted = LabelProduct(sku="F-2001", name="鲜牛奶\n950ml\x0c", price=19.8, badge="临期\x1e7折")
+    clean = LabelProduct(sku="F-2001", name="鲜牛奶 950ml", price=19.8, badge="临期 7折")
+    tag = TAG_TYPES[tag_id]
+    assert np.array_equal(np.asarray(render(tag, pasted)), np.asarray(render(tag, clean)))
