@@ -9,6 +9,8 @@ which is validated as a whole and either fully applied or refused with the reaso
 ``cfg/reported``. Thresholds change from the next frame; a camera whose spec changed is restarted.
 A ``cmd/pack`` command (a staged rollout) switches the model pack the same way: verified as at
 start-up, loaded beside the running one, swapped in between frames, acknowledged either way.
+Every refused configuration or command is also counted by its reason in the box's telemetry
+(``commands_refused``), so a fleet view shows a box being sent junk without reading its log.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class EdgeBox:
         # Wi-Fi messages go through the same outbox as arrivals, so they too survive a broker outage.
         self.wifi = WifiRunner(config.wifi, self.placement, self.outbox) if config.wifi else None
         self.version = 0
+        self._refused_lock = threading.Lock()  # paho's thread and the main thread both refuse
         self.finished: list[CameraWorker] = []  # workers replaced or ended, kept for the summary
         self._desired: queue.SimpleQueue[ConfigDesired | PackCommand | str] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -118,7 +121,7 @@ class EdgeBox:
         try:
             command = decode(message.payload, EraseCommand)
         except DecodeError as exc:
-            log.error("erase command refused: %s", exc)
+            self._refuse("invalid_payload", f"erase command refused: {exc}")
             return
         ok = (command.brand, command.store, command.device) == (self.config.brand, self.config.store, self.config.device)
         if ok:
@@ -126,6 +129,7 @@ class EdgeBox:
             detail = f"forgot {forgotten} cached faces of {len(command.arrival_event_ids)} arrivals"
         else:
             detail = "erase command addressed to another device"
+            self._count_refusal("topic_mismatch")
         log.info("erase %s: %s", command.command_id, detail)
         self.outbox.put(self._topics["erase_ack"], CommandAck(
             command_id=command.command_id, brand=self.config.brand, store=self.config.store, device=self.config.device,
@@ -136,7 +140,7 @@ class EdgeBox:
         try:
             self._desired.put(decode(message.payload, PackCommand))
         except DecodeError as exc:
-            log.error("pack command refused: %s", exc)
+            self._refuse("invalid_payload", f"pack command refused: {exc}")
 
     def _switch_pack(self, command: PackCommand) -> None:
         """Verify, load and swap in the commanded pack; acknowledge with what happened and how long it took."""
@@ -144,12 +148,14 @@ class EdgeBox:
         ok = False
         if (command.brand, command.store, command.device) != (self.config.brand, self.config.store, self.config.device):
             detail = "pack command addressed to another device"
+            self._count_refusal("topic_mismatch")
         else:
             try:
                 detail = self._use_pack(command)
                 ok = True
             except (PackError, OSError, RuntimeError, ValueError) as exc:  # onnxruntime/OpenCV load errors
                 detail = f"refused, still running {self.pack.id}: {exc}"
+                self._count_refusal("pack_refused")
         ms = (time.perf_counter() - started) * 1000
         (log.info if ok else log.error)("pack command %s: %s (%.0f ms)", command.command_id, detail, ms)
         self.outbox.put(self._topics["pack_ack"], CommandAck(
@@ -178,7 +184,16 @@ class EdgeBox:
         try:
             self._desired.put(decode(message.payload, ConfigDesired))
         except DecodeError as exc:
+            self._count_refusal("invalid_payload")
             self._desired.put(f"desired config refused: {exc}")
+
+    def _count_refusal(self, reason: str) -> None:
+        with self._refused_lock:
+            self.health.commands_refused[reason] += 1
+
+    def _refuse(self, reason: str, detail: str) -> None:
+        self._count_refusal(reason)
+        log.error("%s", detail)
 
     def _report(self, refused: int | None = None, error: str | None = None) -> None:
         report = ConfigReported(brand=self.config.brand, store=self.config.store, device=self.config.device,
@@ -196,6 +211,7 @@ class EdgeBox:
             self._report(error=desired)
             return
         if (desired.brand, desired.store, desired.device) != (self.config.brand, self.config.store, self.config.device):
+            self._count_refusal("topic_mismatch")
             self._report(refused=desired.version, error="desired config is addressed to another device")
             return
         if desired.version <= self.version:
@@ -204,6 +220,7 @@ class EdgeBox:
             self._reconfigure(desired.settings)
         except Exception as exc:  # noqa: BLE001 - a refused config must not stop the box
             log.exception("desired config %d refused", desired.version)
+            self._count_refusal("config_refused")
             self._report(refused=desired.version, error=f"{type(exc).__name__}: {exc}")
             return
         self.version = desired.version

@@ -26,6 +26,8 @@ class Health:
         self.outbox = outbox
         self.cert_expiry = cert_expiry
         self.started = time.monotonic()
+        #: cfg/desired and cmd/* messages refused, by reason (the box counts, this reports).
+        self.commands_refused: Counter[str] = Counter()
         self.process = psutil.Process()
         self.process.cpu_percent()  # the first call only starts the measurement
 
@@ -41,7 +43,8 @@ class Health:
             cameras=[w.telemetry() for w in workers],
             faces=sum(s.faces for s in stats), tracks=sum(s.tracks for s in stats),
             arrivals=sum(s.arrivals for s in stats), same_visit=sum(s.same_visit for s in stats),
-            rejected=dict(rejected), outbox_depth=self.outbox.depth, outbox_dropped=self.outbox.dropped,
+            rejected=dict(rejected), commands_refused=dict(self.commands_refused),
+            outbox_depth=self.outbox.depth, outbox_dropped=self.outbox.dropped,
             cpu_percent=self.process.cpu_percent(), rss_mb=round(self.process.memory_info().rss / 2**20, 1),
             cert_days_left=round((self.cert_expiry - ts).total_seconds() / 86400, 2) if self.cert_expiry else None,
         )

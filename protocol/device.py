@@ -148,6 +148,10 @@ class Telemetry(DeviceMessage):
     arrivals: int = Field(ge=0)
     same_visit: int = Field(ge=0, description="tracks recognised as a visit already announced")
     rejected: dict[str, int] = Field(description="faces not embedded, by gate")
+    commands_refused: dict[str, int] = Field(
+        default_factory=dict, description="cfg/desired and cmd/* messages the box refused, by reason: "
+        "invalid_payload, topic_mismatch (addressed to another device), config_refused, pack_refused",
+    )
     outbox_depth: int = Field(ge=0)
     outbox_dropped: int = Field(ge=0)
     cpu_percent: float = Field(ge=0)

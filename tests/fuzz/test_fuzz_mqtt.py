@@ -10,31 +10,25 @@ and this test never sees theirs.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import uuid4
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from cloud.runtime import Runtime
 from cloud.settings import Settings
-from protocol import topics, transport
-from protocol.codec import MAX_PAYLOAD_BYTES, encode
+from protocol import topics
+from protocol.codec import encode
 from protocol.embedding import Embedding
 from protocol.facepack import DEFAULT_PACK
 from protocol.facepack.engine import FaceEngine
 from protocol.messages import Arrival, FaceQuality, Feedback, new_id, now
-from tests.fuzz.jsonish import JSON_JUNK, dump
+from tests.fuzz.mqttfuzz import FIXED, grown, junk, new_brand, sender, wait_for
 
 STORE, DEVICE = "fz-store", "fz-edge"
 #: Ids for the wildcard levels after the device: a command name, a screen, an event kind.
 EVENT_KINDS = ("arrival", "presence", "footfall", "no-such-kind")
-FIXED = [b"", b"\xff\xfe\x00", b"null", b"[]", b"{}", b'{"v": 2}', b'{"v": 1, "type": "arrival"}',
-         b"[" * 60_000, b"1" * 5000, b" " * (MAX_PAYLOAD_BYTES + 10)]
 KNOWN_REASONS = {"bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device",
                  "revoked_device", "unknown_device_key", "unknown_visit", "unknown_command"}
 
@@ -79,49 +73,26 @@ def arrival(brand: str, *, store: str = STORE) -> Arrival:
                    quality=FaceQuality(det_score=0.9, face_px=120, bbox=(0, 0, 100, 100)), model_pack=DEFAULT_PACK)
 
 
-def wait_for(predicate, timeout: float = 20.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "the ingest worker did not get there in time"
-        time.sleep(0.05)
-
-
 def test_malformed_payloads_on_every_topic(cloud: Runtime, mosquitto) -> None:  # noqa: ANN001
     worker = cloud.ingest
     assert worker is not None
-    brand = f"fz{uuid4().hex[:10]}"
+    brand = new_brand()
     subjects = concrete_topics(worker._filters, brand)  # noqa: SLF001 - the filters are what is fuzzed
-    junk: list[bytes] = []
-
-    @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(JSON_JUNK)
-    def collect(value: object) -> None:
-        junk.append(dump(value))
-
-    collect()
-    payloads = FIXED + junk + [other_message(brand), encode(arrival("another-brand"))]
-    broker = transport.BrokerUrl.parse(mosquitto.url)
-    client = transport.make_client(broker, f"fuzz-{uuid4().hex[:8]}")
-    transport.start(client, broker)
+    payloads = FIXED + junk(12) + [other_message(brand), encode(arrival("another-brand"))]
     before = worker.counts()
-    try:
-        for topic in subjects:
-            for payload in payloads:
-                client.publish(topic, payload, qos=1).wait_for_publish(5)
-        sent = len(subjects) * len(payloads)
+    with sender(mosquitto.url) as send:
+        sent = sum(send(topic, payloads) for topic in subjects)
 
         def handled() -> int:
             counts = worker.counts()
             return sum(counts.rejected.values()) - sum(before.rejected.values()) + counts.errors - before.errors
 
-        wait_for(lambda: handled() >= sent)
+        wait_for(lambda: handled() >= sent, what="the ingest worker")
         after = worker.counts()
         assert after.errors == before.errors, "a malformed payload raised inside the worker"
-        new = {k: v - before.rejected.get(k, 0) for k, v in after.rejected.items() if v != before.rejected.get(k, 0)}
+        new = grown(before.rejected, after.rejected)
         assert sum(new.values()) == sent and set(new) <= KNOWN_REASONS, new
         assert after.cards == before.cards and after.device_reports == before.device_reports
 
-        client.publish(topics.arrival(brand, STORE, DEVICE), encode(arrival(brand)), qos=1).wait_for_publish(5)
-        wait_for(lambda: worker.counts().cards == before.cards + 1)
-    finally:
-        transport.stop(client)
+        send(topics.arrival(brand, STORE, DEVICE), [encode(arrival(brand))])
+        wait_for(lambda: worker.counts().cards == before.cards + 1, what="the ingest worker")
