@@ -20,6 +20,7 @@ import os
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 from protocol import topics, transport
@@ -27,7 +28,7 @@ from protocol.bundle import Bundle
 from protocol.codec import DecodeError, decode
 from protocol.commands import ERASE, PACK, CommandAck, EraseCommand, PackCommand
 from protocol.device import CameraSpec, ConfigDesired, ConfigReported, RemoteSettings
-from protocol.facepack import PackError, get_pack
+from protocol.facepack import ModelPack, PackError, get_pack
 from protocol.facepack.engine import FaceEngine
 from protocol.messages import now
 
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: How often a box started from a bundle repeats the certificate expiry warning in its log.
 EXPIRY_CHECK_S = 86_400
+#: Where the state file keeps the pack (and pinned manifest) the last ``cmd/pack`` switched to.
+PACK_KEY = "model_pack"
 
 
 class EdgeBox:
@@ -59,10 +62,10 @@ class EdgeBox:
         self.once = once
         self.on_arrival = on_arrival
         self.bundle = bundle
-        self.pack = get_pack(config.pack)
-        self.pack_folder = verify_pack(bundle, self.pack, config.models)
-        self.placement = Placement(config.brand, config.store, config.device)
         self.state = StateFile(config.state_path)
+        self.pack, self.pack_folder = self._startup_pack(config, bundle)
+        self.config = config = config.model_copy(update={"pack": self.pack.id})
+        self.placement = Placement(config.brand, config.store, config.device)
         self.outbox = Outbox(self.state, config.outbox.max_messages)
         self.visits = VisitRegistry(self.state, config.visits, self.pack.match_threshold)
         broker = bundle.broker if bundle is not None else transport.BrokerUrl.parse(config.broker)
@@ -91,6 +94,22 @@ class EdgeBox:
             pack_ack=topics.device_command_ack(config.brand, config.store, config.device, PACK),
         )
         self.publisher.on_connect(self._subscribe)
+
+    def _startup_pack(self, config: EdgeConfig, bundle: Bundle | None) -> tuple[ModelPack, Path]:
+        """The pack a ``cmd/pack`` last switched the box to, if it still verifies; else the configured one.
+
+        A rollout's pack must survive a restart, or a promoted fleet would drift back one reboot at a time."""
+        if (commanded := self.state.remembered(PACK_KEY)) and commanded != get_pack(config.pack).id:
+            pack_id, _, manifest = commanded.partition(" ")
+            try:
+                pack = get_pack(pack_id)
+                folder = verify_pack(bundle, pack, config.models, manifest or None)
+                log.info("running model pack %s, switched to by a command (configured: %s)", pack.id, config.pack)
+                return pack, folder
+            except PackError as exc:
+                log.error("the pack a command switched to no longer verifies, starting on the configured one: %s", exc)
+        pack = get_pack(config.pack)
+        return pack, verify_pack(bundle, pack, config.models)
 
     def _worker(self, spec: CameraSpec) -> CameraWorker:
         engine = FaceEngine(self.pack, self.pack_folder, threads=self._threads)
@@ -169,6 +188,7 @@ class EdgeBox:
             return f"already running {pack.id}"  # a re-sent command whose ack was lost
         engines = [FaceEngine(pack, folder, threads=self._threads) for _ in self.workers]  # all or none
         old, self.pack, self.pack_folder = self.pack, pack, folder
+        self.state.remember(PACK_KEY, f"{pack.id} {command.manifest_sha256 or ''}".strip())
         self.config = self.config.model_copy(update={"pack": pack.id})
         self.visits.use_pack(pack.match_threshold, pack.recogniser.embedding_space == old.recogniser.embedding_space)
         for worker, engine in zip(self.workers, engines):

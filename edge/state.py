@@ -21,6 +21,18 @@ class StateFile:
         self.db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False, isolation_level=None))
         self.db.enable_wal()
 
+    def remembered(self, key: str) -> str | None:
+        """A small value the box keeps across restarts (the model pack a command switched it to)."""
+        with self.lock:
+            if not self.db["box"].exists():
+                return None
+            row = self.db.execute("SELECT value FROM box WHERE key = ?", [key]).fetchone()
+            return row[0] if row else None
+
+    def remember(self, key: str, value: str) -> None:
+        with self.lock:
+            self.db["box"].upsert({"key": key, "value": value}, pk="key")
+
     def close(self) -> None:
         with self.lock:
             self.db.conn.close()

@@ -79,9 +79,9 @@ class Box:
     def received(self, count: int) -> list[PackCommand]:
         return sorted((self.commands.get(timeout=10) for _ in range(count)), key=lambda c: (c.store, c.device))
 
-    def ack(self, command: PackCommand, ts: datetime) -> None:
-        ack = CommandAck(command_id=command.command_id, brand=command.brand, store=command.store,
-                         device=command.device, name=PACK, ok=True, detail=f"switched to {command.pack_id}", ts=ts)
+    def ack(self, command: PackCommand, ts: datetime, *, ok: bool = True, detail: str | None = None) -> None:
+        ack = CommandAck(command_id=command.command_id, brand=command.brand, store=command.store, device=command.device,
+                         name=PACK, ok=ok, detail=detail or f"switched to {command.pack_id}", ts=ts)
         topic = topics.device_command_ack(command.brand, command.store, command.device, PACK)
         transport.publish(self.client, topic, ack, qos=1).wait_for_publish(5)
 
@@ -166,5 +166,26 @@ def test_rollout_is_judged_on_canary_telemetry_and_acts(start_cloud, mosquitto, 
         listed = client.get("/v1/rollouts").json()
         assert [r["id"] for r in listed] == [rollout["id"]]
         assert client.post(f"/v1/rollouts/{rollout['id']}/promote", json={}).status_code == 409
+    finally:
+        box.close()
+
+
+def test_a_pack_every_canary_box_refuses_ends_the_rollout(start_cloud, mosquitto):
+    client, runtime = start_cloud(broker_url=mosquitto.url, rollout_check_s=0.5)
+    devices.observed(runtime.store.db, "demo", "s1", "e1", "edge", ts=datetime.now(timezone.utc), model_pack=OLD)
+    box = Box(mosquitto.url)
+    try:
+        rollout = client.post("/v1/rollouts", json={"brand": "demo", "pack_id": NEW, "canary_stores": ["s1"]}).json()
+        [sent] = box.received(1)
+        box.ack(sent, datetime.now(timezone.utc), ok=False, detail="refused, still running yunet-mbf: pack in "
+                "/opt/models/scrfd500m-mbf is unsigned: no pack.signed.json")
+        done = _wait_state(client, rollout["id"], "rolled_back")
+        assert done["decision"] == "refused" and "is unsigned" in done["reason"]
+        assert [(d["phase"], d["command_state"]) for d in done["devices"]] == [("canary", "refused")]
+        assert box.commands.empty(), "nothing switched, so nothing is sent back"
+        unknown = client.post("/v1/rollouts", json={"brand": "demo", "pack_id": "nope", "canary_stores": ["s1"]})
+        assert unknown.status_code == 422 and "unknown model pack" in unknown.json()["detail"]["message"]
+        empty = client.post("/v1/rollouts", json={"brand": "demo", "pack_id": NEW, "canary_stores": ["s9"]})
+        assert empty.status_code == 422 and "no edge box known in canary store(s) s9" in empty.json()["detail"]["message"]
     finally:
         box.close()

@@ -1,7 +1,8 @@
 """A running edge box switches model packs on a ``cmd/pack`` command over the real TLS broker:
 an unsigned, tampered or mis-pinned pack is refused with the reason and the old pack keeps
 producing arrivals; a signed one is swapped in between frames, reported and acknowledged; a
-re-sent command is acknowledged again without a second switch; rolling back is the same command."""
+re-sent command is acknowledged again without a second switch; a restarted box runs the pack it
+was switched to; rolling back is the same command."""
 
 from __future__ import annotations
 
@@ -59,10 +60,18 @@ def test_box_switches_packs_on_command_and_refuses_bad_ones(
                   f"{topics.ROOT}/+/+/+/cfg/reported"):
         assert cloud.subscribe(topic) == "Granted QoS 1"
 
-    edge = subprocess.Popen(
-        [sys.executable, "-m", "provisioning", "edge", "run", "--bundle", str(bundle_dir), "--source", str(camera),
-         "--fps", "4", "--revisit-window", "0", "--state", str(tmp_path / "box.db")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ, INSTORE_MODELS=str(packs)))
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "provisioning", "edge", "run", "--bundle", str(bundle_dir), "--source", str(camera),
+             "--fps", "4", "--revisit-window", "0", "--state", str(tmp_path / "box.db")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ, INSTORE_MODELS=str(packs)))
+
+    def stop(box: subprocess.Popen) -> None:
+        box.terminate()
+        _, err = box.communicate(timeout=60)
+        assert box.returncode == 0, err[-3000:]
+
+    edge = start()
     acked: dict[str, CommandAck] = {}
 
     def arrivals() -> list[Arrival]:
@@ -114,10 +123,11 @@ def test_box_switches_packs_on_command_and_refuses_bad_ones(
 
         again = command(NEW, digest)
         assert again.ok and again.detail.startswith(f"already running {NEW}")
+        stop(edge)
+        edge = start()  # the box remembers the pack it was switched to
+        arrivals_after(2, NEW)
         back = command(OLD)
         assert back.ok and f"switched from {NEW} to {OLD}" in back.detail
         arrivals_after(2, OLD)
     finally:
-        edge.terminate()
-        _, err = edge.communicate(timeout=60)
-    assert edge.returncode == 0, err[-3000:]
+        stop(edge)

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query
 from cloud import commands
 from cloud.api.deps import Reader, RuntimeDep, check_store, valid_store
 from cloud.api.rollout_schemas import CommandOut
+from cloud.api.schemas import Error
 
 router = APIRouter(tags=["devices"])
 
 
-@router.get("/stores/{store}/devices/{device}/commands", response_model=list[CommandOut])
+@router.get("/stores/{store}/devices/{device}/commands", response_model=list[CommandOut],
+            responses={403: {"model": Error}, 422: {"model": Error}})
 def device_commands(store: str, device: str, runtime: RuntimeDep, principal: Reader,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[CommandOut]:
     """The device's latest commands, newest first: pending (never sent), sent (awaiting its ack,

@@ -11,7 +11,7 @@ from cloud.rollout import service
 from cloud.runtime import Runtime
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
-_ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
+_ERRORS = {403: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
 
 
 def _flushed(runtime: Runtime, rollout: dict) -> RolloutOut:
@@ -40,7 +40,7 @@ def create(body: RolloutIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut
         observe_s=int(body.observe_hours * 3600), tolerances=body.tolerances))
 
 
-@router.get("", response_model=list[RolloutOut])
+@router.get("", response_model=list[RolloutOut], responses={403: {"model": Error}})
 def list_rollouts(runtime: RuntimeDep, principal: HqReader) -> list[RolloutOut]:
     return [RolloutOut(**r) for r in service.listing(runtime.store.db)]
 
