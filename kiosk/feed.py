@@ -3,13 +3,14 @@
 paho runs its network loop in its own thread, and Qt widgets may only be touched from the UI
 thread, so ``CardFeed`` is a QObject bridge: paho's callbacks decode and filter, then emit Qt
 signals, which Qt queues across to the UI thread. A bad payload is logged with its reason and
-counted; it never reaches the screen and never stops the loop.
+counted under it; it never reaches the screen and never stops the loop.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from PySide6.QtCore import QObject, Signal
@@ -43,6 +44,9 @@ class FeedStats:
 
     received: int = 0
     rejected: int = 0
+    #: ``rejected`` by reason: invalid_payload (not a card or crop), topic_mismatch (another
+    #: store's card, another box's crop), bad_topic.
+    rejected_by_reason: Counter = field(default_factory=Counter)
     for_other_screen: int = 0
     feedback_sent: int = 0
     crops: int = 0
@@ -193,11 +197,14 @@ class CardFeed(QObject):
         try:
             target = topics.parse(msg.topic).path[0]
             card = decode(msg.payload, GuideCard)
-        except (topics.TopicError, DecodeError) as exc:
-            self._reject(msg.topic, str(exc))
+        except topics.TopicError as exc:
+            self._reject(msg.topic, "bad_topic", str(exc))
+            return
+        except DecodeError as exc:
+            self._reject(msg.topic, "invalid_payload", str(exc))
             return
         if (card.brand, card.store) != (self.brand, self.store):
-            self._reject(msg.topic, f"card for {card.brand}/{card.store} on this store's topic")
+            self._reject(msg.topic, "topic_mismatch", f"card for {card.brand}/{card.store} on this store's topic")
             return
         if target not in (self.screen, topics.ALL_SCREENS):
             self.stats.for_other_screen += 1
@@ -208,14 +215,15 @@ class CardFeed(QObject):
         try:
             crop = decode(msg.payload, FaceCrop)
         except DecodeError as exc:
-            self._reject(msg.topic, str(exc))
+            self._reject(msg.topic, "invalid_payload", str(exc))
             return
         if (crop.brand, crop.store, crop.device) != (self.brand, self.store, msg.topic.rsplit("/", 1)[-1]):
-            self._reject(msg.topic, f"crop from {crop.brand}/{crop.store}/{crop.device} on this topic")
+            self._reject(msg.topic, "topic_mismatch", f"crop from {crop.brand}/{crop.store}/{crop.device} on this topic")
             return
         self.stats.crops += 1
         self.crop_received.emit(crop)
 
-    def _reject(self, topic: str, reason: str) -> None:
+    def _reject(self, topic: str, reason: str, detail: str) -> None:
+        self.stats.rejected_by_reason[reason] += 1
         self.stats.rejected += 1
-        log.warning("rejected message on %s: %s (%d rejected so far)", topic, reason, self.stats.rejected)
+        log.warning("rejected message on %s: %s: %s (%d rejected so far)", topic, reason, detail, self.stats.rejected)

@@ -83,6 +83,8 @@ class GatewayStats:
     """Written by the paho and worker threads; read by tests and the periodic log line."""
 
     received: int = 0
+    #: Commands whose every step the AP took; with ``rejected`` it accounts for each one received.
+    carried_out: int = 0
     drawn: int = 0
     flashed: int = 0
     retries: int = 0
@@ -211,6 +213,7 @@ class EslGateway:
                 continue
             steps.pop(0)
             self._done(name, command, binding)
+        self.stats.carried_out += 1
 
     def _done(self, step: str, command: LabelCommand, binding: LabelBinding) -> None:
         if step == "draw":

@@ -78,8 +78,10 @@ def from_json_schema(schema: dict, defs: dict | None = None) -> st.SearchStrateg
     if kind == "string":
         return _string(schema)
     if kind == "integer":
-        return st.integers(_bound(schema, "minimum", "exclusiveMinimum", 1, -(2**40)),
-                           _bound(schema, "maximum", "exclusiveMaximum", -1, 2**40))
+        low = _bound(schema, "minimum", "exclusiveMinimum", 1, -(2**40))
+        high = _bound(schema, "maximum", "exclusiveMaximum", -1, 2**40)
+        step = schema.get("multipleOf", 1)
+        return st.integers(-(-low // step), high // step).map(lambda n: n * step)
     if kind == "number":
         return st.floats(_bound(schema, "minimum", "exclusiveMinimum", 1e-9, -1e9),
                          _bound(schema, "maximum", "exclusiveMaximum", -1e-9, 1e9), allow_nan=False)
