@@ -106,12 +106,12 @@ def rows(bench: Bench, result: dict | None, error: str, quick: bool) -> list[str
     return out
 
 
-def render(results: list[tuple[Bench, dict | None, str, float]], quick: bool, notes: str) -> str:
+def render(results: list[tuple[Bench, dict | None, str, float, bool]], quick: bool, notes: str) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",
         "",
-        f"Written by `uv run python -m bench.report{' --quick' if quick else ''}` on {now}.",
+        f"Written by `{' '.join(['uv run python -m bench.report', *sys.argv[1:]])}` on {now}.",
         "",
         f"Machine: {machine()}.",
         "",
@@ -119,10 +119,10 @@ def render(results: list[tuple[Bench, dict | None, str, float]], quick: bool, no
     if notes:
         lines += [notes, ""]
     lines += ["| benchmark | command | figure | target | met |", "|---|---|---|---|---|"]
-    for bench, result, error, _ in results:
-        lines += rows(bench, result, error, quick)
-    lines += ["", "Run times: " + ", ".join(f"{b.name} {s:.0f} s" for b, _, _, s in results) + ".", ""]
-    for bench, result, _, _ in results:
+    for bench, result, error, _, reduced in results:
+        lines += rows(bench, result, error, reduced)
+    lines += ["", "Run times: " + ", ".join(f"{b.name} {s:.0f} s" for b, _, _, s, _ in results) + ".", ""]
+    for bench, result, _, _, _ in results:
         if result is not None and bench.details is not None:
             lines += bench.details(result)
     return "\n".join(lines) + "\n"
@@ -132,6 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes")
     parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--full", default="", help="with --quick: these (comma-separated) still run at full size")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "PERFORMANCE.md")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark")
     parser.add_argument("--notes", default="", help="a paragraph for the top of the report (load, caveats)")
@@ -147,13 +148,14 @@ def main() -> None:
     results = []
     for bench in benches:
         print(f"running {bench.name} ...", file=sys.stderr, flush=True)
-        result, error, seconds = run_one(bench, opts.quick, logdir, opts.timeout)
+        quick = opts.quick and bench.name not in opts.full.split(",")
+        result, error, seconds = run_one(bench, quick, logdir, opts.timeout)
         print(f"  {bench.name}: {'ok' if result else error} in {seconds:.0f} s", file=sys.stderr, flush=True)
-        results.append((bench, result, error, seconds))
+        results.append((bench, result, error, seconds, quick))
     opts.out.write_text(render(results, opts.quick, opts.notes))
-    verdicts = [Figure.verdict(f, r) for b, r, _, _ in results if r for f in b.figures]
+    verdicts = [Figure.verdict(f, r) for b, r, _, _, _ in results if r for f in b.figures]
     print(json.dumps({"written": str(opts.out), "benchmarks": len(results),
-                      "failed": [b.name for b, r, _, _ in results if r is None],
+                      "failed": [b.name for b, r, _, _, _ in results if r is None],
                       "met": verdicts.count("met"), "missed": verdicts.count("missed"), "logs": str(logdir)}))
 
 

@@ -34,7 +34,7 @@ def soak(options: FleetOptions) -> dict:
         fleet.setup()
         run = fleet.run()
         produced = produced_arrivals(fleet.workdir, fleet.stores)
-        waited = wait_for_cloud(run.db_url, produced, timeout=120)
+        waited = wait_for_cloud(run.db_url, produced, timeout=60)
         screens = {store: screen.snapshot() for store, screen in run.screens.items()}
         edge_kills = sum(edge.kills for edge in run.edges.values())
         verdict = verify(produced, run.db_url, run.members, screens, run.chaos.disruptions, edge_kills)

@@ -39,6 +39,7 @@ def _check(report: dict) -> None:
     assert all(code == 0 for code in report["edge_exit_codes"].values()), report["edge_exit_codes"]
 
 
+@pytest.mark.timeout(600)  # ~200 s on an idle 2-core machine; much more when it is shared
 def test_short_soak_with_chaos(models_dir) -> None:  # noqa: ANN001 - the fixture sets INSTORE_MODELS
     # 0.25 arrivals/s per camera: 5 a second, enough that some are in flight at every fault
     report = _run(FleetOptions(stores=5, cameras=4, minutes=2, rate=0.25, chaos=True, cut_s=20, sample_s=5))
@@ -46,6 +47,7 @@ def test_short_soak_with_chaos(models_dir) -> None:  # noqa: ANN001 - the fixtur
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_full_soak_with_chaos(models_dir) -> None:  # noqa: ANN001
     report = _run(FleetOptions(stores=20, cameras=4, minutes=10, chaos=True, cut_s=300))
     _check(report)
