@@ -105,6 +105,15 @@ class LabelCommand(Message):
             raise ValueError("a label command needs a product to show, a flash pattern, or both")
         return self
 
+    @model_validator(mode="after")
+    def _expiry_exists(self) -> "LabelCommand":
+        """A ``ts`` in the year 9999 plus the TTL overflowed in the gateway's expiry check (fuzz finding)."""
+        try:
+            self.ts + timedelta(seconds=self.ttl_s)
+        except OverflowError:
+            raise ValueError("ts + ttl_s is past the last representable time (year 9999)") from None
+        return self
+
     @property
     def expires_at(self) -> datetime:
         return self.ts + timedelta(seconds=self.ttl_s)

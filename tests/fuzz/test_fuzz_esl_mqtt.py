@@ -53,7 +53,8 @@ def gateway(mosquitto) -> Iterator[tuple[EslGateway, SimulatedAccessPoint]]:  # 
 
 def hostile(brand: str, label: str) -> list[bytes]:
     """Junk, schema-shaped commands from anywhere, addressed here (now, and at any time), a
-    valid command for another store and a valid message of another type."""
+    valid command for another store, a valid message of another type and a command whose expiry
+    is past the year 9999."""
     # A command must draw or flash: give it a schema-shaped product so most reach the worker.
     here = dict(brand=brand, store=STORE, label=label, product=from_json_schema(LabelProduct.model_json_schema()))
     shapes = shaped(LabelCommand, 4) + shaped(LabelCommand, 10, **here, ts=now().isoformat()) + shaped(
@@ -62,7 +63,8 @@ def hostile(brand: str, label: str) -> list[bytes]:
                              flash=ARRIVAL_FLASH)
     feedback = Feedback(feedback_id=new_id(), card_id=new_id(), visit_id=new_id(), brand=brand, store=STORE,
                         screen="main", action="greeted", ts=now())
-    return FIXED + junk(6) + [dump(data) for data in shapes] + [encode(elsewhere), encode(feedback)]
+    doomsday = elsewhere.model_dump(mode="json") | dict(store=STORE, ts="9999-12-31T23:59:00+00:00")
+    return FIXED + junk(6) + [dump(data) for data in shapes] + [encode(elsewhere), encode(feedback), dump(doomsday)]
 
 
 def test_every_label_command_is_carried_out_or_rejected_by_reason(gateway, mosquitto) -> None:  # noqa: ANN001
