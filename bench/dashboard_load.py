@@ -58,7 +58,8 @@ def measure(url: str, pages: dict[str, tuple[str, str]], repeats: int) -> dict[s
             for name, (path, key) in pages.items():
                 times: list[int] = []
                 for attempt in range(repeats + 1):
-                    opened = open_page(browser, url, path, key=key, viewport=(1920, 1080) if name == "live" else (1440, 1000))
+                    viewport = (1920, 1080) if name == "live" else (1440, 1000)
+                    opened = open_page(browser, url, path, key=key, viewport=viewport)
                     if opened.console.errors:
                         raise RuntimeError(f"{name}: console errors {opened.console.errors}")
                     if opened.page.locator("#banner").is_visible():

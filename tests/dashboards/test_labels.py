@@ -43,5 +43,6 @@ def test_every_label_the_pages_use_is_in_the_dictionary() -> None:
 
 
 def test_every_metric_of_the_health_model_has_a_name_for_people() -> None:
-    missing = {m.name for m in METRICS} - {k.removeprefix("metric.") for k in dictionary()["en"] if k.startswith("metric.")}
+    named = {k.removeprefix("metric.") for k in dictionary()["en"] if k.startswith("metric.")}
+    missing = {m.name for m in METRICS} - named
     assert missing == set()

@@ -137,7 +137,8 @@ def test_a_store_manager_acknowledges_an_alert_of_their_store(dash: Dash, browse
 
 
 def test_the_live_arrivals_counter_follows_new_arrivals(dash: Dash, browser: Browser) -> None:
-    opened = open_page(browser, dash.url, f"store.html?store={STORE_A}&day={dash.data.last}&poll=1", key=dash.manager_key)
+    opened = open_page(browser, dash.url, f"store.html?store={STORE_A}&day={dash.data.last}&poll=1",
+                       key=dash.manager_key)
     counter = opened.page.locator("[data-live=arrivals] .value")
     before = int(counter.inner_text().replace(",", ""))
     at = clock.iso_utc(clock.day_start_utc(dash.data.last, clock.DEFAULT_TZ) + timedelta(hours=12))
@@ -187,7 +188,8 @@ def test_hq_sees_every_store_ranked_by_region_and_the_anomalies(dash: Dash, brow
     assert page.locator("#banner").is_hidden()
     rows = page.locator("#ranking tbody tr[data-store]")
     assert rows.count() == len(dash.data.stores) == len(ranking["stores"])
-    assert [rows.nth(i).get_attribute("data-store") for i in range(rows.count())] == [s["store"] for s in ranking["stores"]]
+    shown = [rows.nth(i).get_attribute("data-store") for i in range(rows.count())]
+    assert shown == [s["store"] for s in ranking["stores"]]
     top = ranking["stores"][0]
     assert rows.first.locator("td").nth(4).inner_text() == one_decimal(top["overall"])
     regions = sorted({s["region"] for s in ranking["stores"]})
@@ -231,7 +233,8 @@ def test_the_big_screen_shows_the_brands_day(dash: Dash, browser: Browser, artif
     assert len(live["by_channel"]) > 1  # store and online channels
     # the wall is exactly one screen: nothing scrolls, no panel cuts its content off
     assert page.evaluate("document.documentElement.scrollHeight") <= 1080
-    assert page.evaluate("[...document.querySelectorAll('.panel')].filter(p => p.scrollHeight > p.clientHeight).length") == 0
+    clipped = "[...document.querySelectorAll('.panel')].filter(p => p.scrollHeight > p.clientHeight).length"
+    assert page.evaluate(clipped) == 0
     screenshot(page, artifacts, "live")
     page.context.close()
 
@@ -239,8 +242,8 @@ def test_the_big_screen_shows_the_brands_day(dash: Dash, browser: Browser, artif
 @pytest.mark.parametrize("path", [f"store.html?store={STORE_A}", "hq.html", "live.html"], ids=["store", "hq", "live"])
 def test_language_switch_changes_the_labels_and_is_remembered(dash: Dash, browser: Browser, path: str) -> None:
     key = dash.manager_key if path.startswith("store") else dash.hq_key
-    opened = open_page(browser, dash.url, f"{path}&day={dash.data.last}" if "?" in path else f"{path}?day={dash.data.last}",
-                       key=key)
+    joined = "&" if "?" in path else "?"
+    opened = open_page(browser, dash.url, f"{path}{joined}day={dash.data.last}", key=key)
     page = opened.page
     heading = page.locator("header h1 [data-i18n], header h1[data-i18n]").first
     zh = heading.inner_text()
