@@ -113,17 +113,21 @@ def rollup_changed(db: Database, *, now: datetime | None = None) -> RollupResult
     zones = store_zones(db)
     dirty = _changed_store_days(db, mark, zones) if mark else {}
     for store, tz in zones.items():
-        # today, and the day the hour just closed belongs to (yesterday, right after local midnight)
-        dirty.setdefault(store, set()).update(
-            (until - timedelta(hours=k)).astimezone(clock.zone(tz)).date() for k in (0, 1))
+        # today and yesterday: the hours closed since the last run may straddle local midnight
+        today = until.astimezone(clock.zone(tz)).date()
+        dirty.setdefault(store, set()).update((today, today - timedelta(days=1)))
+    # stores sharing a run of days (today, for most) are rolled up together: one members scan per run
+    by_run: dict[tuple[date, date], list[str]] = defaultdict(list)
+    for store, store_days in dirty.items():
+        for run in _runs(sorted(store_days)):
+            by_run[run].append(store)
     result = RollupResult()
     days: set[date] = set()
-    for store, store_days in dirty.items():
-        for first, last in _runs(sorted(store_days)):
-            part = rollup_days(db, first, last, stores=[store], until=until, score=False)
-            result.store_days += part.store_days
-            result.rows += part.rows
-            days.update(first + timedelta(days=k) for k in range((last - first).days + 1))
+    for (first, last), stores in by_run.items():
+        part = rollup_days(db, first, last, stores=stores, until=until, score=False)
+        result.store_days += part.store_days
+        result.rows += part.rows
+        days.update(first + timedelta(days=k) for k in range((last - first).days + 1))
     for first, last in _runs(sorted(days)):
         result.scored_days += scoring.score_days(db, first, last)
     _save_mark(db, new_mark)
