@@ -7,7 +7,8 @@ can log the reason, count the reject and carry on.
 from __future__ import annotations
 
 import json
-from typing import TypeVar, overload
+from datetime import datetime, timezone
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -16,6 +17,12 @@ from protocol.messages import AnyMessage, Message
 
 #: Larger than any legitimate message (a 2048-d f16 embedding is ~5.5 KB of base64).
 MAX_PAYLOAD_BYTES = 64 * 1024
+
+#: Every timestamp in a message must fall in this window (UTC). Year-1 or year-9999 times with an
+#: offset cannot even be converted to UTC, and arithmetic on them overflowed deep in the cloud's
+#: store (OverflowError, counted as a worker error) and in the ESL gateway (fuzz finding).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 M = TypeVar("M", bound=Message)
 _any = TypeAdapter(AnyMessage)
@@ -61,9 +68,28 @@ def decode(payload: bytes | str, expected: type[M] | None = None) -> Message:
             "type", f"expected {expected.model_fields['type'].default!r}, got {data.get('type')!r}"
         )
     try:
-        return _any.validate_python(data) if expected is None else expected.model_validate(data)
+        message = _any.validate_python(data) if expected is None else expected.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or ("type" if first["type"].startswith("union_tag") else None)
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise DecodeError(field, first["msg"] + more) from None
+    _check_times(message, "" if expected else message.type)  # the path pydantic gives an untyped decode
+    return message
+
+
+def _check_times(value: Any, path: str) -> None:
+    """DecodeError for the first timestamp outside [EARLIEST, LATEST), anywhere in the message."""
+    if isinstance(value, datetime):
+        try:
+            plausible = EARLIEST <= value.astimezone(timezone.utc) < LATEST
+        except OverflowError:
+            plausible = False
+        if not plausible:
+            raise DecodeError(path, f"time {value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _check_times(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_times(item, f"{path}.{index}")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import string
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
+from protocol.codec import EARLIEST, LATEST
 from protocol.embedding import Embedding
 
 #: Unicode including lone surrogates and control characters: JSON can carry both.
@@ -120,14 +121,19 @@ def _array(schema: dict, defs: dict) -> st.SearchStrategy[list]:
 
 
 def _string(schema: dict) -> st.SearchStrategy[str]:
-    if schema.get("format") == "date-time":
-        return st.datetimes(timezones=_ZONES).map(lambda ts: ts.isoformat())
+    if schema.get("format") == "date-time":  # within the codec's window: outside it is a fixed case
+        return st.datetimes(_naive(EARLIEST + timedelta(days=1)), _naive(LATEST - timedelta(days=1)),
+                            timezones=_ZONES).map(lambda ts: ts.isoformat())
     low, high = schema.get("minLength", 0), min(schema.get("maxLength", 30), 30)
     if "pattern" in schema:  # our patterns are character classes: repeating a match still matches
         top = schema.get("maxLength", 64)
         return st.from_regex(schema["pattern"], fullmatch=True).filter(bool).map(
             lambda s: (s * (low // len(s) + 1))[:top] if len(s) < low else s[:top])
     return st.text(_ANY_CHAR, min_size=low, max_size=max(low, high))
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=None)
 
 
 def _set_path(data: Any, path: list, value: Any) -> Any:

@@ -108,6 +108,9 @@ def mutate(message, **changes) -> bytes:
         (mutate(arrival(), store="s1/#"), "arrival.store"),
         (mutate(arrival(), ts="yesterday"), "arrival.ts"),
         (mutate(arrival(), ts="2026-11-22T10:00:00"), "arrival.ts"),  # naive time is ambiguous
+        (mutate(arrival(), ts="0001-01-01T00:00:00+08:00"), "arrival.ts"),  # no UTC time exists
+        (mutate(arrival(), ts="9999-12-31T23:59:59-05:30"), "arrival.ts"),
+        (mutate(arrival(), ts="1999-12-31T23:59:59+00:00"), "arrival.ts"),  # outside 2000-2099
         (mutate(arrival(), quality__det_score=1.5), "arrival.quality.det_score"),
         (mutate(arrival(), surprise=1), "arrival.surprise"),
         (mutate(arrival(), embedding__data="!!!notbase64"), "arrival.embedding"),
