@@ -24,6 +24,7 @@ from protocol.embedding import Embedding
 from protocol.facepack import DEFAULT_PACK
 from protocol.facepack.engine import FaceEngine
 from protocol.messages import Arrival, FaceQuality, Feedback, new_id, now
+from tests.fuzz.jsonish import dump
 from tests.fuzz.mqttfuzz import FIXED, grown, junk, new_brand, sender, wait_for
 
 STORE, DEVICE = "fz-store", "fz-edge"
@@ -78,7 +79,8 @@ def test_malformed_payloads_on_every_topic(cloud: Runtime, mosquitto) -> None:  
     assert worker is not None
     brand = new_brand()
     subjects = concrete_topics(worker._filters, brand)  # noqa: SLF001 - the filters are what is fuzzed
-    payloads = FIXED + junk(12) + [other_message(brand), encode(arrival("another-brand"))]
+    year_one = arrival(brand).model_dump(mode="json") | {"ts": "0001-01-01T00:00:00+08:00"}  # no UTC time exists
+    payloads = FIXED + junk(12) + [other_message(brand), encode(arrival("another-brand")), dump(year_one)]
     before = worker.counts()
     with sender(mosquitto.url) as send:
         sent = sum(send(topic, payloads) for topic in subjects)
