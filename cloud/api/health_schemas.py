@@ -23,7 +23,8 @@ class StoreHealthRow(BaseModel):
     team: float | None
     product: float | None
     rank: int | None
-    overall_vs_own: float | None = Field(description="overall minus the store's own mean of the 28 days before")
+    overall_vs_own: float | None = Field(
+        description="overall minus the store's mean overall on the same weekday of the 4 weeks before")
     overall_vs_peers: float | None = Field(description="overall minus the peer group's median that day")
     open_alerts: int
     sales: float

@@ -161,19 +161,17 @@ def _changed_store_days(db: Database, mark: dict, zones: dict[str, str | None]) 
     dirty: dict[str, set[date]] = defaultdict(set)
     since = mark["received"]
     with db.transaction() as tx:
-        for sql in ("SELECT DISTINCT store, substr(ts, 1, 13) FROM arrivals WHERE received > ?",
+        # rows since the last run are few: no DISTINCT, which would lead SQLite to scan by store
+        for sql in ("SELECT store, ts FROM arrivals WHERE received > ?",
                     # feedback counts in its arrival's hour, which may be the day before the action's
-                    "SELECT DISTINCT f.store, substr(v.ts, 1, 13) FROM feedback f JOIN visits v ON v.id = f.visit_id "
-                    "WHERE f.received > ?",
-                    "SELECT DISTINCT store, substr(minute, 1, 13) FROM footfall WHERE received > ?"):
-            for store, hour in tx.rows(sql, (since,)):
+                    "SELECT f.store, v.ts FROM feedback f JOIN visits v ON v.id = f.visit_id WHERE f.received > ?",
+                    "SELECT store, minute FROM footfall WHERE received > ?"):
+            for store, ts in tx.rows(sql, (since,)):
                 if store in zones:
-                    dirty[store].add(date.fromisoformat(clock.local_hour_of_iso(hour, zones[store])[:10]))
-        for store, hour in tx.rows(
-            "SELECT DISTINCT store, ts / 3600 FROM orders WHERE import_id > ? AND store IS NOT NULL",
-            (mark["import_id"],)):
+                    dirty[store].add(date.fromisoformat(clock.local_hour_of_iso(ts, zones[store])[:10]))
+        for store, ts in tx.rows("SELECT store, ts FROM orders WHERE import_id > ?", (mark["import_id"],)):
             if store in zones:
-                dirty[store].add(date.fromisoformat(clock.local_hour_of_epoch_hour(int(hour), zones[store])[:10]))
+                dirty[store].add(date.fromisoformat(clock.local_day_of_epoch(int(ts), zones[store])))
     return dirty
 
 

@@ -13,6 +13,7 @@ from cloud.health.model import Health, Weights, combine_many, load_weights
 from cloud.health.peers import PeerGroup, load_peer_groups
 
 HISTORY_DAYS = 28
+HISTORY_WEEKS = 4
 _NO_GROUP = PeerGroup("none", ())
 
 
@@ -23,9 +24,9 @@ def latest_day(db: Database) -> date | None:
     return date.fromisoformat(day) if day else None
 
 
-def health_by_store_day(db: Database, first: date, last: date, weights: Weights,
+def health_by_store_day(db: Database, days: list[date], weights: Weights,
                         store: str | None = None) -> dict[tuple[str, str], Health]:
-    where, args = "day >= ? AND day <= ?", [first.isoformat(), last.isoformat()]
+    where, args = f"day IN ({', '.join('?' for _ in days)})", [d.isoformat() for d in days]
     if store is not None:
         where, args = where + " AND store = ?", [*args, store]
     scores: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
@@ -57,7 +58,8 @@ def ranking(db: Database, day: date | None, only_store: str | None = None) -> di
         return {"day": None, "stores": []}
     key = day.isoformat()
     weights = load_weights(db)
-    health = health_by_store_day(db, day - timedelta(days=HISTORY_DAYS), day, weights)
+    # "vs own": against the same weekday of the 4 weeks before, like every metric's own baseline
+    health = health_by_store_day(db, [day - timedelta(weeks=k) for k in range(HISTORY_WEEKS + 1)], weights)
     today = {s: h for (s, d), h in health.items() if d == key}
     ranks = _ranks(today)
     own_history: dict[str, list[float]] = defaultdict(list)
@@ -105,7 +107,7 @@ def store_detail(db: Database, store: str, day: date | None) -> dict | None:
                 "sub_scores": [], "history": [], "peer_group": {"key": "none", "stores": [], "overall_median": None}}
     key = day.isoformat()
     weights = load_weights(db)
-    everyone = health_by_store_day(db, day, day, weights)
+    everyone = health_by_store_day(db, [day], weights)
     today = {s: h for (s, _), h in everyone.items()}
     ranks = _ranks(today)
     mine = today.get(store)
@@ -123,7 +125,7 @@ def store_detail(db: Database, store: str, day: date | None) -> dict | None:
                             "peer_median": peer, "score": score, "weight": weights[sub].get(m.name, 0.0)})
         sub_scores.append({"name": sub, "score": _r(mine.sub_scores.get(sub)) if mine else None,
                            "weight": weights["overall"][sub], "metrics": metrics})
-    history = health_by_store_day(db, day - timedelta(days=HISTORY_DAYS - 1), day, weights, store)
+    history = health_by_store_day(db, [day - timedelta(days=k) for k in range(HISTORY_DAYS)], weights, store)
     group = load_peer_groups(db).get(store, _NO_GROUP)
     peer_overall = [today[p].overall for p in group.stores if p in today and today[p].overall is not None]
     return {
