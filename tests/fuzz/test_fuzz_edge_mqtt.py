@@ -56,10 +56,14 @@ def valid(kind: type[Message], brand: str, device: str, box: EdgeBox) -> Message
 
 def hostile(kind: type[Message], brand: str, box: EdgeBox) -> list[bytes]:
     """What a topic expecting ``kind`` gets: fixed and generated junk, schema-shaped and mutated
-    ``kind`` data, a valid message of another type, and a valid one for this store's other box."""
+    ``kind`` data, a valid message of another type, and a valid one for this store's other box.
+    Commands are also generated addressed to this box (erase: random arrival ids to forget; pack:
+    packs that do not exist); a generated configuration is not, as it would start cameras on
+    generated sources."""
     feedback = Feedback(feedback_id=new_id(), card_id=new_id(), visit_id=new_id(), brand=brand, store=STORE,
                         screen="main", action="greeted", ts=now())
-    return FIXED + junk(8) + [dump(data) for data in shaped(kind, 10)] + [
+    mine = [] if kind is ConfigDesired else shaped(kind, 8, brand=brand, store=STORE, device=DEVICE)
+    return FIXED + junk(8) + [dump(data) for data in shaped(kind, 10) + mine] + [
         encode(feedback), encode(valid(kind, brand, "other-box", box))]
 
 
@@ -79,21 +83,25 @@ def test_malformed_commands_and_configs_are_refused_by_reason(box: EdgeBox, mosq
 
         wait_for(lambda: latest("/cfg/reported", ConfigReported), what="the box's first report")
         expected: Counter[str] = Counter()
-        acked_refusals = 0  # a misaddressed command is still acknowledged, as not done
+        acked_refusals = acked_done = 0  # a misaddressed or failed command is still acknowledged, as not done
         for kind, topic in subjects.items():
             # An empty retained cfg/desired is how the cloud clears it: ignored, not refused.
             payloads = [p for p in hostile(kind, brand, box) if p or kind is not ConfigDesired]
             reasons, accepted = expected_rejects(
                 payloads, kind, lambda m: (m.brand, m.store, m.device) == ours,
                 undecodable="invalid_payload", elsewhere="topic_mismatch")
-            assert not accepted and reasons["topic_mismatch"] >= 1, reasons
+            assert reasons["topic_mismatch"] >= 1 and not (accepted and kind is ConfigDesired), reasons
+            if kind is PackCommand:  # no generated pack exists: each is refused, and acked as such
+                reasons["pack_refused"] += len(accepted)
+            else:  # an erase of generated arrival ids is done (nothing to forget) and acked
+                acked_done += len(accepted)
             expected += reasons
-            acked_refusals += 0 if kind is ConfigDesired else reasons["topic_mismatch"]
+            acked_refusals += 0 if kind is ConfigDesired else reasons["topic_mismatch"] + reasons["pack_refused"]
             send(topic, payloads)
 
         wait_for(lambda: refused() == expected, what=f"refusals {dict(expected)} in the box's telemetry")
-        wait_for(lambda: sum(not ack.ok for ack in latest("/ack", CommandAck)) == acked_refusals,
-                 what="the acks of misaddressed commands")
+        wait_for(lambda: Counter(ack.ok for ack in latest("/ack", CommandAck)) == Counter(
+            {False: acked_refusals, True: acked_done}), what="the acks of misaddressed and generated commands")
         assert all(r.version == 0 for r in latest("/cfg/reported", ConfigReported)), "no junk was applied"
 
         commands = {kind: valid(kind, brand, DEVICE, box) for kind in subjects}
