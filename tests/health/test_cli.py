@@ -12,7 +12,7 @@ from cloud.cli import app
 from cloud.db import open_database
 
 #: today is still open (an hour may close between the two runs), so compare the days before it
-PAST_DAYS = "SELECT * FROM store_metrics WHERE grain = 'day' AND ts < (SELECT MAX(ts) FROM store_metrics)"
+PAST_DAYS = "SELECT * FROM store_metrics WHERE grain = 'day' AND ts < (SELECT MAX(ts) FROM store_metrics WHERE grain = 'day')"
 
 
 def test_generate_then_rollup(tmp_path: Path) -> None:
