@@ -2,11 +2,12 @@
 
 Each page: loads with no console error, shows the numbers the API serves (and, for the headline
 figures, what the raw rows add up to), switches language, and leaves a screenshot in the
-artefacts folder and in docs/. A store manager's key opens their store and is refused any other.
+artefacts folder (and in docs/ when INSTORE_UPDATE_DOCS=1, so a test run leaves the tree clean). A store manager's key opens their store and is refused any other.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -37,7 +38,8 @@ def one_decimal(value: float) -> str:
 def screenshot(page: Page, artifacts: Path, name: str) -> None:
     shot = artifacts / f"dashboard-{name}.png"
     page.screenshot(path=str(shot), full_page=True)
-    shutil.copyfile(shot, DOCS / shot.name)
+    if os.environ.get("INSTORE_UPDATE_DOCS") == "1":
+        shutil.copyfile(shot, DOCS / shot.name)
 
 
 def texts(page: Page, selector: str) -> list[str]:
