@@ -103,7 +103,9 @@ def _bound(schema: dict, inclusive: str, exclusive: str, step: float, default: f
 
 def _object(schema: dict, defs: dict) -> st.SearchStrategy[dict]:
     properties = schema.get("properties", {})
-    required = set(schema.get("required", ()))
+    # A constant with a default (a message's "v" and type tag) is optional to pydantic but the
+    # codec's envelope requires it: always present, so the data gets past the envelope.
+    required = set(schema.get("required", ())) | {k for k, v in properties.items() if "const" in v}
     if not properties and isinstance(schema.get("additionalProperties"), dict):
         values = from_json_schema(schema["additionalProperties"], defs)
         return st.dictionaries(st.text(string.ascii_lowercase + "_", min_size=1, max_size=12), values, max_size=4)
