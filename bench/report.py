@@ -59,7 +59,7 @@ def discover() -> list[Bench]:
 def run_one(bench: Bench, quick: bool, logdir: Path, timeout: float) -> tuple[dict | None, str, float]:
     """(JSON result or None, error text, seconds)."""
     args = list(bench.quick if quick else bench.full)
-    if not bench.figures and quick:
+    if not bench.figures and quick and not bench.quick:
         help_text = subprocess.run([sys.executable, f"bench/{bench.script}.py", "--help"], cwd=REPO,
                                    capture_output=True, text=True, timeout=120).stdout
         args = ["--quick"] if "--quick" in help_text else []
@@ -106,12 +106,23 @@ def rows(bench: Bench, result: dict | None, error: str, quick: bool) -> list[str
     return out
 
 
+def command_line() -> str:
+    """How this report was made, without the --notes paragraph (printed below it anyway)."""
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--notes":
+            skip = not skip
+            continue
+        args.append(arg)
+    return " ".join(["uv run python -m bench.report", *args])
+
+
 def render(results: list[tuple[Bench, dict | None, str, float, bool]], quick: bool, notes: str) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",
         "",
-        f"Written by `{' '.join(['uv run python -m bench.report', *sys.argv[1:]])}` on {now}.",
+        f"Written by `{command_line()}` on {now}.",
         "",
         f"Machine: {machine()}.",
         "",
@@ -121,7 +132,8 @@ def render(results: list[tuple[Bench, dict | None, str, float, bool]], quick: bo
     lines += ["| benchmark | command | figure | target | met |", "|---|---|---|---|---|"]
     for bench, result, error, _, reduced in results:
         lines += rows(bench, result, error, reduced)
-    lines += ["", "Run times: " + ", ".join(f"{b.name} {s:.0f} s" for b, _, _, s, _ in results) + ".", ""]
+    times = [f"{b.name} {s:.0f} s" if s else f"{b.name} (an earlier run's result)" for b, _, _, s, _ in results]
+    lines += ["", "Run times: " + ", ".join(times) + ".", ""]
     for bench, result, _, _, _ in results:
         if result is not None and bench.details is not None:
             lines += bench.details(result)
@@ -136,6 +148,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "PERFORMANCE.md")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark")
     parser.add_argument("--notes", default="", help="a paragraph for the top of the report (load, caveats)")
+    parser.add_argument("--result", action="append", default=[], metavar="NAME=FILE",
+                        help="take NAME's JSON from FILE (its last line) instead of running it again")
     opts = parser.parse_args()
     benches = discover()
     if opts.only:
@@ -145,14 +159,18 @@ def main() -> None:
             raise SystemExit(f"--only: no benchmark {', '.join(sorted(unknown))}; known: {', '.join(b.name for b in benches)}")
         benches = [b for b in benches if b.name in wanted]
     logdir = Path(tempfile.mkdtemp(prefix="bench-report-"))
+    given = dict(item.split("=", 1) for item in opts.result)
     results = []
     for bench in benches:
-        print(f"running {bench.name} ...", file=sys.stderr, flush=True)
         quick = opts.quick and bench.name not in opts.full.split(",")
-        result, error, seconds = run_one(bench, quick, logdir, opts.timeout)
-        print(f"  {bench.name}: {'ok' if result else error} in {seconds:.0f} s", file=sys.stderr, flush=True)
+        if bench.name in given:
+            result, error, seconds = json.loads(Path(given[bench.name]).read_text().strip().splitlines()[-1]), "", 0.0
+        else:
+            print(f"running {bench.name} ...", file=sys.stderr, flush=True)
+            result, error, seconds = run_one(bench, quick, logdir, opts.timeout)
+            print(f"  {bench.name}: {'ok' if result else error} in {seconds:.0f} s", file=sys.stderr, flush=True)
         results.append((bench, result, error, seconds, quick))
-    opts.out.write_text(render(results, opts.quick, opts.notes))
+        opts.out.write_text(render(results, opts.quick, opts.notes))  # after each one: a long run keeps what it has
     verdicts = [Figure.verdict(f, r) for b, r, _, _, _ in results if r for f in b.figures]
     print(json.dumps({"written": str(opts.out), "benchmarks": len(results),
                       "failed": [b.name for b, r, _, _, _ in results if r is None],

@@ -57,7 +57,8 @@ def soak(options: FleetOptions) -> dict:
         }
         fleet.write("resources.json", run.resources)
         fleet.write("broker.json", run.broker_samples)
-        report["report_file"] = str(fleet.write("report.json", report))
+        report["report_file"] = str(fleet.workdir / "report.json")
+        fleet.write("report.json", report)
         return report
     finally:
         fleet.close()
