@@ -197,20 +197,45 @@ def generate(
     floor_days: Annotated[int, typer.Option(
         "--floor-days", min=0, max=3660, help="days of shop floor (arrivals, assistants' feedback, footfall, stock) "
         "up to now, then rolled up for the health dashboards; 0: none")] = 56,
+    brand: Annotated[str, typer.Option("--brand", help="the brand id on every row")] = "lumiere",
+    store_id: Annotated[list[str], typer.Option(
+        "--store-id", help="name the first stores (repeatable; the others are st-NNNN), e.g. a demo's own store")
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    incidents: Annotated[int, typer.Option(
+        "--incidents", min=0, help="stores (those not named by --store-id first) with an incident planted for "
+        "yesterday: guide screen idle, door camera down, shelves empty (cloud/generate_incidents.py)")] = 0,
 ) -> None:
     """A synthetic brand: stores, members with overlapping channel identities, a year of orders, visits,
-    and the last --floor-days of shop floor, rolled up into the store health metrics."""
+    and the last --floor-days of shop floor, rolled up into the store health metrics and scanned for
+    anomalies (with --incidents, planted ones among them)."""
     from cloud.generate import generate as make
 
+    if incidents > stores or (incidents and floor_days < 2):
+        _fail("--incidents needs as many --stores and --floor-days >= 2 (they are planted yesterday)")
     database = _open(db)
     try:
-        summary = make(database, persons=members, stores=stores, seed=seed, progress=True, floor_days=floor_days)
+        summary = make(database, persons=members, stores=stores, seed=seed, progress=True, floor_days=floor_days,
+                       brand=brand, store_ids=store_id)
+        if incidents:
+            summary["incidents"] = _plant(database, incidents, store_id)
         if floor_days:
             summary["rollup"] = _rollup_days(database, floor_days, None, None)
             summary["alerts"] = _scan_alerts(database, min(floor_days, 7))
     finally:
         database.close()
     typer.echo(json.dumps(summary))
+
+
+def _plant(database, count: int, named: list[str]) -> list[dict]:  # noqa: ANN001
+    from datetime import timedelta
+
+    from cloud.generate_incidents import as_json, plant_incidents
+    from cloud.health import clock
+
+    stores = [r[0] for r in database.rows("SELECT id FROM stores ORDER BY id")]
+    stores = [s for s in stores if s not in named] + [s for s in stores if s in named]
+    yesterday = clock.now_local(clock.DEFAULT_TZ).date() - timedelta(days=1)
+    return as_json(plant_incidents(database, stores[:count], yesterday))
 
 
 def _rollup_days(database, days: int, first: str | None, last: str | None) -> dict:  # noqa: ANN001

@@ -15,6 +15,7 @@ The generator writes records and identifiers only; linking them into persons is 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -43,10 +44,12 @@ def _season(days: int) -> np.ndarray:
 
 
 def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end: datetime | None = None,
-             progress: bool = False, floor_days: int = 0) -> dict[str, int | float]:
+             progress: bool = False, floor_days: int = 0, brand: str = BRAND,
+             store_ids: Sequence[str] = ()) -> dict[str, int | float]:
     """The brand; with ``floor_days``, also that many days of shop floor up to ``end`` (store
     attributes, assistants, targets, arrivals, guide-screen feedback, footfall, stock:
-    ``cloud.generate_floor``) for the store health dashboards."""
+    ``cloud.generate_floor``) for the store health dashboards. ``store_ids`` name the first
+    stores (the others are ``st-NNNN``), so a demo's own store can be one of them."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     end = (end or datetime.now(timezone.utc)).replace(microsecond=0)
@@ -54,7 +57,7 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
     t0 = int(start.timestamp())
     counts = {"persons": persons, "stores": stores, "records": 0, "identifiers": 0, "orders": 0, "lines": 0,
               "visits": 0}
-    store_ids = [f"st-{i:04d}" for i in range(stores)]
+    store_ids = [*store_ids[:stores], *(f"st-{i:04d}" for i in range(len(store_ids), stores))]
     sku_price = np.exp(rng.normal(np.log(180), 0.7, size=len(CATEGORIES) * SKUS_PER_CATEGORY)).round(0) + 9
     season = _season(365)
     bar = Progress(console=Console(stderr=True), transient=True, disable=not progress)
@@ -62,12 +65,12 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
         task = bar.add_task(f"generating {persons} persons", total=persons)
         with db.transaction() as tx:
             tx.copy("stores", ("id", "brand", "name", "city", "created"),
-                    [(s, BRAND, f"{CITIES[i % len(CITIES)]}{i:04d}店", CITIES[i % len(CITIES)], start.isoformat())
+                    [(s, brand, f"{CITIES[i % len(CITIES)]}{i:04d}店", CITIES[i % len(CITIES)], start.isoformat())
                      for i, s in enumerate(store_ids)])
         for first in range(0, persons, CHUNK):
             n = min(CHUNK, persons - first)
             with db.transaction() as tx:
-                _chunk(tx, rng, first, n, store_ids, sku_price, season, t0, start, end, counts)
+                _chunk(tx, rng, first, n, store_ids, sku_price, season, t0, start, end, counts, brand)
             bar.update(task, advance=n)
     if floor_days:
         floor = generate_floor(db, days=floor_days, end_day=end.astimezone(zone(TZ)).date(), seed=seed, until=end)
@@ -77,7 +80,7 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
 
 
 def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str], sku_price: np.ndarray,  # noqa: ANN001, PLR0913
-           season: np.ndarray, t0: int, start: datetime, end: datetime, counts: dict) -> None:
+           season: np.ndarray, t0: int, start: datetime, end: datetime, counts: dict, brand: str) -> None:
     idx = np.arange(first, first + n)
     phones = (13_000_000_000 + idx * 7919 % 8_999_999_999 + 13).astype(np.int64)
     home = rng.integers(0, len(store_ids), n)
@@ -178,8 +181,8 @@ def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str
         event = f"gen{first}x{k}"
         iso = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
         shop = store_ids[home[j]]
-        arrival_rows.append((event, BRAND, shop, "edge-01", "door-1", iso, iso))
-        visit_rows.append((f"v{event}", BRAND, shop, record_of["members"][j], 0.8, iso, event, "edge-01", "door-1",
+        arrival_rows.append((event, brand, shop, "edge-01", "door-1", iso, iso))
+        visit_rows.append((f"v{event}", brand, shop, record_of["members"][j], 0.8, iso, event, "edge-01", "door-1",
                            f"c{event}"))
     tx.copy("arrivals", ("event_id", "brand", "store", "device", "camera", "ts", "received"), arrival_rows)
     tx.copy("visits", ("id", "brand", "store", "member_id", "confidence", "ts", "arrival_event_id", "device", "camera",

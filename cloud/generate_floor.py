@@ -23,7 +23,6 @@ import numpy as np
 from cloud.db import Database
 from cloud.db.database import Tx
 
-BRAND = "lumiere"
 TZ = "Asia/Shanghai"
 UTC_OFFSET_S = 8 * 3600
 TIER = {"上海": "tier1", "北京": "tier1", "广州": "tier1", "深圳": "tier1", "杭州": "tier2", "成都": "tier2",
@@ -49,14 +48,14 @@ def generate_floor(db: Database, *, days: int, end_day: date, seed: int = 7, arr
     counts = {"floor_days": days, "arrivals": 0, "feedback": 0, "floor_orders": 0, "new_members": 0,
               "stock_rows": 0, "footfall_rows": 0}
     with db.transaction() as tx:
-        rows = tx.rows("SELECT id, city FROM stores ORDER BY id")
+        rows = tx.rows("SELECT id, city, brand FROM stores ORDER BY id")
         if stores is not None:
             rows = [r for r in rows if r[0] in stores]
         catalogue = _products(tx, rng)
         members = _members_by_store(tx)
-    for i, (store, city) in enumerate(rows):
+    for i, (store, city, brand) in enumerate(rows):
         with db.transaction() as tx:
-            profile = _store_profile(tx, rng, store, city, i, arrivals_per_day)
+            profile = {**_store_profile(tx, rng, store, city, i, arrivals_per_day), "brand": brand}
             _store_days(tx, rng, store, profile, first_day, days, catalogue, members.get(store, []), counts,
                         int(until.timestamp()) if until else None)
     counts["seconds"] = round(time.perf_counter() - started, 1)
@@ -135,10 +134,10 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
     iso_ts = _iso(ts)
     ids = [f"hf{store}-{k}" for k in range(n)]
     tx.copy("arrivals", ("event_id", "brand", "store", "device", "camera", "ts", "received"),
-            [(f"a{i}", BRAND, store, "edge-01", "door-1", t, t) for i, t in zip(ids, iso_ts)])
+            [(f"a{i}", profile["brand"], store, "edge-01", "door-1", t, t) for i, t in zip(ids, iso_ts)])
     tx.copy("visits", ("id", "brand", "store", "member_id", "confidence", "ts", "arrival_event_id", "device", "camera",
                        "card_id", "signals"),
-            [(f"v{i}", BRAND, store, m, 0.82 if m else 0.0, t, f"a{i}", "edge-01", "door-1", f"c{i}", "face")
+            [(f"v{i}", profile["brand"], store, m, 0.82 if m else 0.0, t, f"a{i}", "edge-01", "door-1", f"c{i}", "face")
              for i, m, t in zip(ids, member.tolist(), iso_ts)])
     counts["arrivals"] += n
 
@@ -158,7 +157,7 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
                                 ("served", served, 60.0 + delay), ("sold", sold, 600.0 + delay)):
         chosen = np.flatnonzero(mask)
         when = _iso((ts[chosen] + np.broadcast_to(after, (n,))[chosen]).astype(np.int64))
-        fb.extend((f"f{action[:2]}{ids[k]}", BRAND, store, "screen-1", f"c{ids[k]}", f"v{ids[k]}", member[k],
+        fb.extend((f"f{action[:2]}{ids[k]}", profile["brand"], store, "screen-1", f"c{ids[k]}", f"v{ids[k]}", member[k],
                    0.82 if member[k] else 0.0, action, staff[who[k]], float(amount[k]) if action == "sold" else None,
                    t, t) for k, t in zip(chosen.tolist(), when))
     tx.copy("feedback", ("feedback_id", "brand", "store", "screen", "card_id", "visit_id", "member_id", "confidence",
@@ -166,7 +165,7 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
     counts["feedback"] += len(fb)
     _floor_orders(tx, rng, store, ids, member, ts, sold, amount, catalogue, counts)
     _new_members(tx, rng, store, ids, member, ts, counts)
-    _footfall(tx, rng, store, ts, counts)
+    _footfall(tx, rng, profile["brand"], store, ts, counts)
     _stock(tx, rng, store, profile, first_day, days, catalogue, counts)
     _targets(tx, rng, store, first_day, days)
 
@@ -217,14 +216,14 @@ def _new_members(tx: Tx, rng: np.random.Generator, store: str, ids: list[str], m
     counts["new_members"] += len(joiners)
 
 
-def _footfall(tx: Tx, rng: np.random.Generator, store: str, ts: np.ndarray, counts: dict) -> None:
+def _footfall(tx: Tx, rng: np.random.Generator, brand: str, store: str, ts: np.ndarray, counts: dict) -> None:
     """The Wi-Fi box's count per hour: everyone the door camera saw plus some it missed."""
     hours, per_hour = np.unique(ts // 3600, return_counts=True)
     started = per_hour + rng.poisson(0.25 * per_hour)
     stamps = _iso(hours * 3600)
     tx.copy("footfall", ("brand", "store", "device", "minute", "people", "passing", "visits_started", "distinct_macs",
                          "background", "probes", "event_id", "received"),
-            [(BRAND, store, "wifi-01", t, int(s * 0.4), int(s * 3), int(s), int(s * 1.1), 2, int(s * 5),
+            [(brand, store, "wifi-01", t, int(s * 0.4), int(s * 3), int(s), int(s * 1.1), 2, int(s * 5),
               f"ff{store}-{h}", t) for t, s, h in zip(stamps, started.tolist(), hours.tolist())])
     counts["footfall_rows"] += len(stamps)
 

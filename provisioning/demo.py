@@ -4,7 +4,14 @@ Starts a broker (embedded amqtt unless ``--broker``), the cloud, the guide scree
 gateway (against a simulated OpenEPaperLink access point) and an edge box as separate processes;
 enrols sample members through the API; hangs shelf labels under the products the recommender
 picks for them; replays sample frames through the edge; and, with ``--once``, prints one JSON line
-of results last (``label_flashes``: LED flashes the access point received).
+of results last (``label_flashes``: LED flashes the access point received; ``dashboard_stores`` and
+``open_alerts``: what HQ's dashboard lists, read through the API).
+
+Unless ``--no-history``, the cloud's database is first seeded with a small synthetic brand
+(``instore cloud generate``: the demo's store and a few others, five weeks of shop floor, rolled
+up and scanned, three of the other stores with a device failure planted yesterday), so the
+dashboards at ``/dash/`` are full and HQ has anomalies to see; the demo's own arrivals then add to
+its store's day. The seeding runs while the sample photos are prepared.
 """
 
 from __future__ import annotations
@@ -23,6 +30,11 @@ log = logging.getLogger("demo")
 
 #: Shelf labels the demo hangs (under the products recommended most often to its members).
 DEMO_LABELS = ("L-01", "L-02", "L-03", "L-04")
+#: The demo's edge box: its visits are the demo's, whatever history the store has.
+EDGE = "edge1"
+#: The seeded brand history: small enough to take a few seconds, large enough for the health model
+#: (five weeks give each day four earlier same weekdays to compare with) and for peer groups.
+HISTORY = {"stores": 6, "members": 3000, "days": 35, "incidents": 3}
 
 
 def default_faces() -> Path:
@@ -49,6 +61,8 @@ def demo(
     workdir: Optional[Path] = typer.Option(None, help="keep the database, frames and logs here"),
     store: str = typer.Option("store1", help="store id"),
     brand: str = typer.Option("demo", help="brand id"),
+    history: bool = typer.Option(True, "--history/--no-history",
+                                 help="seed the cloud with a synthetic brand history for the dashboards"),
 ) -> None:
     from protocol import transport
 
@@ -73,10 +87,19 @@ def demo(
         if embedded is not None:
             embedded.start()
         broker_url = broker or embedded.url
-        sample = build_sample(faces, work, enrol)
-        log.info("sample: %d members, %d visitors, frames in %s", len(sample.enrolled), len(sample.visitors), sample.frames_dir)
         local = LocalStore(broker_url, work, brand=brand, store=store,
                            share_group="cdp" if broker else None, headless=headless)
+        seeding = time.perf_counter()
+        if history:
+            local.start_history(**HISTORY)
+        sample = build_sample(faces, work, enrol)
+        log.info("sample: %d members, %d visitors, frames in %s", len(sample.enrolled), len(sample.visitors), sample.frames_dir)
+        if history:
+            seeded = local.wait_history()
+            log.info("brand history: %d stores, %d floor days, %d incidents planted, %d alerts raised; generated in "
+                     "%.1f s, rolled up in %.1f s, ready %.1f s after the start (alongside the sample)",
+                     seeded["stores"], seeded["floor_days"], len(seeded["incidents"]), seeded["alerts"]["raised"],
+                     seeded["seconds"], seeded["rollup"]["seconds"], time.perf_counter() - seeding)
         local.start_cloud()
         log.info("dashboards: %s/dash/ (store manager, HQ, live sales; sign in with an API key)", local.api_url)
         local.start_esl(DEMO_LABELS)  # starts while the members are enrolled
@@ -87,9 +110,9 @@ def demo(
         local.start_kiosk(screenshot.resolve())
         local.wait_kiosk_ready()
         local.wait_ready("esl")
-        edge = local.run_edge(sample.frames_dir)
+        edge = local.run_edge(sample.frames_dir, device=EDGE)
         arrivals = next(e for e in edge.events if e.get("event") == "summary")["arrivals"]
-        result = _settle(local, arrivals)
+        result = _settle(local, arrivals, EDGE)
         if not once:
             typer.echo(json.dumps(result), err=True)
             typer.echo(f"dashboards at {local.api_url}/dash/", err=True)
@@ -112,12 +135,13 @@ def demo(
         typer.echo(json.dumps(result))
 
 
-def _settle(local, arrivals: int, timeout: float = 60.0) -> dict:
-    """Wait until the cloud has a visit for every arrival and the screen has shown every card."""
+def _settle(local, arrivals: int, device: str, timeout: float = 60.0) -> dict:  # noqa: ANN001 (LocalStore)
+    """Wait until the cloud has a visit for every arrival of the edge ``device`` and the screen has
+    shown every card."""
     deadline = time.monotonic() + timeout
     visits: list[dict] = []
     while time.monotonic() < deadline:
-        visits = local.visits()
+        visits = local.visits(device)
         if len(visits) >= arrivals:
             break
         time.sleep(0.2)
@@ -133,6 +157,7 @@ def _settle(local, arrivals: int, timeout: float = 60.0) -> dict:
         "cards": len(cards),
         "p95_door_to_screen_ms": percentile([c["door_to_screen_ms"] for c in cards], 95),
         "label_flashes": _flashes_settled(local, deadline),
+        **local.health_overview(),
     }
 
 

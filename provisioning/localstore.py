@@ -68,6 +68,14 @@ class Wing:
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self.events) or self.proc.poll() is not None, timeout)
 
+    def finish(self, timeout: float) -> None:
+        """Wait for a one-shot command to exit; killed and reported if it takes longer."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise self.failure(f"did not finish within {timeout:.0f} s") from None
+
     def failure(self, what: str) -> StoreError:
         return StoreError(f"{self.name} {what} (exit {self.proc.poll()}); last log lines:\n{_tail(self.log_path)}")
 
@@ -77,6 +85,7 @@ class LocalStore:
                  share_group: str | None = None, headless: bool = True) -> None:
         self.broker_url = broker_url
         self.workdir = workdir
+        self.db_path = workdir / "cloud.db"
         self.brand, self.store = brand, store
         self.share_group = share_group
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -97,9 +106,30 @@ class LocalStore:
         self.wings[name] = wing
         return wing
 
+    def start_history(self, *, stores: int, members: int, days: int, incidents: int) -> Wing:
+        """Seed the cloud's database with a synthetic brand history (``instore cloud generate``):
+        ``stores`` stores, this one among them under this brand, ``days`` days of shop floor up to
+        now, rolled up and scanned, ``incidents`` of them with a device failure planted yesterday.
+        Runs while the caller does other work; ``wait_history`` collects it before the cloud starts."""
+        from cloud.store import Store
+
+        Store(self.db_path).close()  # the schema and the sample catalogue, as the cloud's first start writes them
+        return self._spawn("history", "cloud", "generate", "--db", str(self.db_path), "--members", str(members),
+                           "--stores", str(stores), "--floor-days", str(days), "--brand", self.brand,
+                           "--store-id", self.store, "--incidents", str(incidents))
+
+    def wait_history(self, timeout: float = 300.0) -> dict:
+        """The generator's summary line (counts, planted incidents, rollup, alerts raised)."""
+        wing = self.wings["history"]
+        wing.finish(timeout)
+        wing.wait_events(lambda ev: bool(ev), 5)
+        if wing.proc.returncode != 0 or not wing.events:
+            raise wing.failure("failed")
+        return wing.events[-1]
+
     def start_cloud(self, timeout: float = 60.0) -> str:
         port = free_port()
-        args = ["cloud", "serve", "--db", str(self.workdir / "cloud.db"), "--broker", self.broker_url, "--port", str(port)]
+        args = ["cloud", "serve", "--db", str(self.db_path), "--broker", self.broker_url, "--port", str(port)]
         if self.share_group:
             args += ["--share-group", self.share_group]
         wing = self._spawn("cloud", *args)
@@ -130,11 +160,22 @@ class LocalStore:
                 raise StoreError(f"enrolling {photo} failed: {enrolled.status_code} {enrolled.text}")
         return member_id
 
-    def visits(self) -> list[dict]:
+    def health_overview(self) -> dict[str, int]:
+        """What HQ's dashboard opens on, read as any API client would: stores ranked, alerts open."""
+        with self._api() as api:
+            ranking = api.get("/v1/health/stores")
+            ranking.raise_for_status()
+            alerts = api.get("/v1/alerts", params={"status": "open", "limit": 1000})
+            alerts.raise_for_status()
+        return {"dashboard_stores": len(ranking.json()["stores"]), "open_alerts": len(alerts.json())}
+
+    def visits(self, device: str | None = None) -> list[dict]:
+        """The store's latest visits (newest first), only those ``device`` opened if given: a store
+        seeded with history has thousands, and the demo counts its own edge box's."""
         with self._api() as api:
             response = api.get(f"/v1/stores/{self.store}/visits", params={"limit": 1000})
             response.raise_for_status()
-            return response.json()
+            return [v for v in response.json() if device is None or v["device"] == device]
 
     def start_kiosk(self, screenshot: Path, screen: str = "main") -> Wing:
         wing = self._spawn("kiosk", "kiosk", "--store", self.store, "--brand", self.brand, "--broker", self.broker_url,
@@ -189,11 +230,7 @@ class LocalStore:
                            "--device", device, "--camera", camera, "--source", str(source),
                            "--broker", self.broker_url, "--once", "--revisit-window", str(revisit_window_s),
                            "--state", str(self.workdir / f"edge-{device}.db"))
-        try:
-            wing.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            wing.proc.kill()
-            raise wing.failure(f"did not finish within {timeout:.0f} s") from None
+        wing.finish(timeout)
         wing.wait_events(lambda ev: any(e.get("event") == "summary" for e in ev), 5)
         if wing.proc.returncode != 0:
             raise wing.failure("failed")

@@ -3,9 +3,10 @@ planted anomaly, then the production rollup and anomaly scan.
 
 ``cloud.generate.generate(..., floor_days=...)`` writes stores, members, a year of orders and a
 month of arrivals, guide-screen feedback, footfall, stock and targets, the way the demo does. On
-top, store A's guide screen goes idle from 14:00 on the last day (its feedback rows are removed),
-so the greeted share collapses and HQ must see it flagged. Data stops at the end of the last full
-local day, so the pages are opened on a complete day whatever the time of the test.
+top, store A's guide screen goes idle from 14:00 on the last day (``cloud.generate_incidents``: its
+feedback rows are removed), so the greeted share collapses and HQ must see it flagged. Data stops
+at the end of the last full local day, so the pages are opened on a complete day whatever the time
+of the test.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from cloud.db import Database
 from cloud.generate import generate
+from cloud.generate_incidents import plant_incidents
 from cloud.health import anomaly, clock
 from cloud.health.rollup import rollup_days
 
@@ -38,9 +40,7 @@ def seed(db: Database, *, stores: int = 6, persons: int = 3000, days: int = 35, 
     last = last or yesterday()
     end = clock.day_start_utc(last + timedelta(days=1), TZ)
     generate(db, persons=persons, stores=stores, seed=7, end=end, floor_days=days)
-    idle_from = clock.day_start_utc(last, TZ) + timedelta(hours=14)
-    db.execute("DELETE FROM feedback WHERE store = ? AND ts >= ? AND ts < ?",
-               (idle, clock.iso_utc(idle_from), clock.iso_utc(end)))
+    plant_incidents(db, [idle], last, from_hour=14)  # the first kind: the guide screen idle
     first = last - timedelta(days=days - 1)
     rollup_days(db, first, last, until=end)
     # the scan the cloud runs after each rollup, here once over the last two days
