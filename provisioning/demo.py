@@ -9,7 +9,7 @@ of results last (``label_flashes``: LED flashes the access point received; ``das
 
 Unless ``--no-history``, the cloud's database is first seeded with a small synthetic brand
 (``instore cloud generate``: the demo's store and a few others, five weeks of shop floor, rolled
-up and scanned, three of the other stores with a device failure planted yesterday), so the
+up and scanned, three of the other stores with an incident planted yesterday), so the
 dashboards at ``/dash/`` are full and HQ has anomalies to see; the demo's own arrivals then add to
 its store's day. The seeding runs while the sample photos are prepared.
 """
@@ -116,6 +116,8 @@ def demo(
         if not once:
             typer.echo(json.dumps(result), err=True)
             typer.echo(f"dashboards at {local.api_url}/dash/", err=True)
+            if history:
+                typer.echo(f"the demo store's last full day: {_last_full_day(local)}", err=True)
             typer.echo("guide screen running; Ctrl-C to stop", err=True)
             while local.wings["kiosk"].proc.poll() is None:
                 time.sleep(0.5)
@@ -133,6 +135,17 @@ def demo(
     if once and result is not None:
         log.info("guide screen screenshot: %s", screenshot.resolve())
         typer.echo(json.dumps(result))
+
+
+def _last_full_day(local) -> str:  # noqa: ANN001 (LocalStore)
+    """The store page on yesterday: today in China time may still be before opening (the seeded
+    floor stops at the demo's start), while yesterday is a whole trading day with its incidents."""
+    from datetime import timedelta
+
+    from cloud.health import clock
+
+    yesterday = clock.now_local(clock.DEFAULT_TZ).date() - timedelta(days=1)
+    return f"{local.api_url}/dash/store.html?store={local.store}&day={yesterday.isoformat()}"
 
 
 def _settle(local, arrivals: int, device: str, timeout: float = 60.0) -> dict:  # noqa: ANN001 (LocalStore)
