@@ -16,8 +16,6 @@ import threading
 from datetime import datetime, timedelta
 from typing import Literal
 
-import paho.mqtt.client as mqtt
-
 from cloud.db import Database, Tx
 from cloud.store import iso, utcnow
 from protocol import topics, transport
@@ -116,13 +114,9 @@ class CommandSender:
                     continue
                 message = _MODELS[row["name"]].model_validate_json(row["payload"])
                 topic = topics.device_command(row["brand"], row["store"], row["device"], row["name"])
-                info = transport.publish(self._client, topic, message, qos=1)
-                try:
-                    info.wait_for_publish(timeout)
-                except (RuntimeError, ValueError) as exc:
-                    info = None
-                    log.warning("command %s not sent: %s", row["id"], exc)
-                if info is None or info.rc != mqtt.MQTT_ERR_SUCCESS or not info.is_published():
+                failure = transport.publish_confirmed(self._client, topic, message, timeout=timeout)
+                if failure is not None:
+                    log.warning("command %s not sent: %s", row["id"], failure)
                     self._db.execute("UPDATE commands SET next_attempt = NULL WHERE id = ?", (row["id"],))
                     continue
                 if row["attempts"]:

@@ -188,6 +188,24 @@ def publish(
     return client.publish(topic, encode(message), qos=qos, retain=retain, properties=properties)
 
 
+def publish_confirmed(
+    client: mqtt.Client, topic: str, message: BaseModel, *, timeout: float, qos: int = 1, expiry_s: int | None = None,
+) -> str | None:
+    """Publish and wait for the broker's acknowledgement: None once it has the message, else why not.
+
+    For senders that keep their own retry state (command re-sends, pending alerts): they may mark
+    a row sent only when the broker confirmed it.
+    """
+    info = publish(client, topic, message, qos=qos, expiry_s=expiry_s)
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        return mqtt.error_string(info.rc)
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError) as exc:
+        return str(exc)
+    return None if info.is_published() else f"not acknowledged within {timeout} s"
+
+
 def subscribe_on_connect(client: mqtt.Client, filters: list[tuple[str, int]]) -> None:
     """Subscribe now and after every reconnect (a clean session forgets subscriptions)."""
 

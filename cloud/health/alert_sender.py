@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 
-import paho.mqtt.client as mqtt
-
 from protocol import topics, transport
 from protocol.health import HealthAlert
 
@@ -38,13 +36,8 @@ class AlertSender:
         """Publish one alert; True once the broker has it."""
         if not self._started:
             return False
-        info = transport.publish(self._client, topics.health_alert(alert.brand, alert.store), alert, qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            log.warning("alert %s not sent: %s", alert.alert_id, mqtt.error_string(info.rc))
-            return False
-        try:
-            info.wait_for_publish(self._timeout_s)
-        except (RuntimeError, ValueError) as exc:
-            log.warning("alert %s not sent: %s", alert.alert_id, exc)
-            return False
-        return info.is_published()
+        failure = transport.publish_confirmed(
+            self._client, topics.health_alert(alert.brand, alert.store), alert, timeout=self._timeout_s)
+        if failure is not None:
+            log.warning("alert %s not sent: %s", alert.alert_id, failure)
+        return failure is None
