@@ -1,7 +1,7 @@
 """Anomaly alerts on planted data: precision and recall of the scan the cloud runs.
 
 Generates hourly metrics for ``--stores`` stores over ``--weeks`` weeks with planted spikes, drops
-and level shifts (``cloud/health/planted.py``), writes them into ``store_metrics`` of a fresh
+and level shifts (``cloud/synthetic/planted.py``), writes them into ``store_metrics`` of a fresh
 database (SQLite file, or ``--db postgresql://...``), then runs ``cloud.health.anomaly.scan``
 every ``--every-hours`` over the last ``--eval-days`` days, as the cloud does after each rollup.
 Last stdout line is JSON: ``precision``, ``recall``, counts, and the time spent scanning.
@@ -20,8 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from cloud.db.database import open_database
-from cloud.health.evaluate import evaluate, load
-from cloud.health.planted import generate
+from cloud.synthetic.anomaly_evaluation import evaluate, load
+from cloud.synthetic.planted import generate
 
 
 def main() -> None:

@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud import oneid, profile, segments, tags  # noqa: E402
+from cloud.cdp import oneid, profile, segments, tags  # noqa: E402
 from cloud.db import open_database  # noqa: E402
-from cloud.faceindex import FaceIndex  # noqa: E402
-from cloud.generate import generate  # noqa: E402
+from cloud.faces.gallery import FaceIndex  # noqa: E402
+from cloud.synthetic.brand import generate  # noqa: E402
 
 SEGMENT = {"and": [{"bought": {"category": "护肤", "within_days": 90}},
                    {"not": {"bought": {"category": "彩妆", "within_days": 90}}}]}

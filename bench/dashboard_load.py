@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from cloud.auth import create_key  # noqa: E402
+from cloud.api.auth import create_key  # noqa: E402
 from cloud.health import clock  # noqa: E402
 from cloud.settings import Settings  # noqa: E402
 from cloud.store import Store  # noqa: E402

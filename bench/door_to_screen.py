@@ -83,8 +83,8 @@ def main() -> None:
 
     from PySide6.QtWidgets import QApplication
 
-    from kiosk.feed import CardFeed
-    from kiosk.screen import GuideScreen
+    from kiosk.guide_screen.feed import CardFeed
+    from kiosk.guide_screen.screen import GuideScreen
 
     app = QApplication.instance() or QApplication(["bench"])
     screen = GuideScreen(STORE, "main", columns=4, rows=2)

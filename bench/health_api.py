@@ -1,7 +1,7 @@
 """Store health at brand scale: a year of shop floor for 200 stores, rolled up, then every health
 endpoint timed.
 
-Generates the brand with the same generator the demo uses (``cloud.generate.generate`` with
+Generates the brand with the same generator the demo uses (``cloud.synthetic.brand.generate`` with
 ``floor_days``), backfills the rollup over the whole year (``rollup_days``), times one incremental
 run of the periodic job (``rollup_changed``), then calls each endpoint ``--repeats`` times through
 the real FastAPI app (in process) and reports p50/p95 in milliseconds. The dashboards' target is
@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from cloud.api.app import create_app  # noqa: E402
 from cloud.db import open_database  # noqa: E402
-from cloud.generate import generate  # noqa: E402
+from cloud.synthetic.brand import generate  # noqa: E402
 from cloud.health import clock  # noqa: E402
 from cloud.health.rollup import rollup_changed, rollup_days, set_mark  # noqa: E402
 from cloud.runtime import Runtime  # noqa: E402

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from cloud.esl.markdown import Perishable, plan
-from cloud.esl.simulate import simulate
+from cloud.pricing.markdown_planner import Perishable, plan
+from cloud.synthetic.markdown_demand import simulate
 
 
 def random_product(

@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud import oneid  # noqa: E402
-from cloud.generate import generate  # noqa: E402
-from cloud.recommend.history import person_lines  # noqa: E402
-from cloud.recommend.model import build_model  # noqa: E402
-from cloud.recommend.rank import recommend  # noqa: E402
+from cloud.cdp import oneid  # noqa: E402
+from cloud.synthetic.brand import generate  # noqa: E402
+from cloud.guide.recommend.history import person_lines  # noqa: E402
+from cloud.guide.recommend.model import build_model  # noqa: E402
+from cloud.guide.recommend.rank import recommend  # noqa: E402
 from cloud.store import Store  # noqa: E402
 
 END = datetime(2025, 1, 1, tzinfo=timezone.utc)

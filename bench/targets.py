@@ -66,7 +66,7 @@ def _soak_details(result: dict) -> list[str]:
         f"{result.get('minutes')} minutes{' with chaos' if result.get('chaos') else ''}, {result.get('arrivals')} arrivals. "
         "Each store's edge box is a process publishing through the product's SQLite outbox and publisher (the "
         "embeddings are the real pack's, of the photos in ../shared/data/faces; 8 people enrolled as members, the "
-        "others visitors), its guide screen applies `kiosk/board.py` and sends feedback, and both reach Mosquitto "
+        "others visitors), its guide screen applies `kiosk/guide_screen/board.py` and sends feedback, and both reach Mosquitto "
         "through a per-store TCP link that can be cut; the cloud is 3 `instore cloud serve` ingest processes "
         "(share group, `--client-id`) and one API process on a fresh PostgreSQL database. Latency is door-to-screen "
         "(capture time in the arrival to the card at the screen); steady leaves out arrivals made during a fault or "

@@ -109,8 +109,8 @@ def import_file(
     from rich.console import Console
     from rich.table import Table
 
-    from cloud.ingestion.canonical import CHANNELS
-    from cloud.ingestion.importer import import_text
+    from cloud.cdp.imports.canonical import CHANNELS
+    from cloud.cdp.imports.importer import import_text
 
     if channel not in CHANNELS:
         _fail(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
@@ -139,7 +139,7 @@ def import_file(
 @app.command("rebuild-oneid")
 def rebuild_oneid(db: Db) -> None:
     """Replay: re-resolve every person under the current rules and blocklist, then refresh tags."""
-    from cloud import oneid, tags
+    from cloud.cdp import oneid, tags
 
     database = _open(db)
     try:
@@ -157,7 +157,7 @@ def refresh_tags(db: Db) -> None:
     """The nightly batch: every person's stats, RFM cut points, lifecycle and rule tags."""
     import time
 
-    from cloud import tags
+    from cloud.cdp import tags
 
     database = _open(db)
     started = time.perf_counter()
@@ -176,7 +176,7 @@ def create_key(
     store: Annotated[str | None, typer.Option("--store", help="for store_manager and device keys")] = None,
 ) -> None:
     """Create an API key; prints it once (only its hash is stored)."""
-    from cloud import auth
+    from cloud.api import auth
 
     database = _open(db)
     try:
@@ -203,12 +203,12 @@ def generate(
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
     incidents: Annotated[int, typer.Option(
         "--incidents", min=0, help="stores (those not named by --store-id first) with an incident planted for "
-        "yesterday: guide screen idle, door camera down, shelves empty (cloud/generate_incidents.py)")] = 0,
+        "yesterday: guide screen idle, door camera down, shelves empty (cloud/synthetic/incidents.py)")] = 0,
 ) -> None:
     """A synthetic brand: stores, members with overlapping channel identities, a year of orders, visits,
     and the last --floor-days of shop floor, rolled up into the store health metrics and scanned for
     anomalies (with --incidents, planted ones among them)."""
-    from cloud.generate import generate as make
+    from cloud.synthetic.brand import generate as make
 
     if incidents > stores or (incidents and floor_days < 2):
         _fail("--incidents needs as many --stores and --floor-days >= 2 (they are planted yesterday)")
@@ -229,7 +229,7 @@ def generate(
 def _plant(database, count: int, named: list[str]) -> list[dict]:  # noqa: ANN001
     from datetime import timedelta
 
-    from cloud.generate_incidents import as_json, plant_incidents
+    from cloud.synthetic.incidents import as_json, plant_incidents
     from cloud.health import clock
 
     stores = [r[0] for r in database.rows("SELECT id FROM stores ORDER BY id")]
@@ -310,7 +310,7 @@ def import_devices(
     db: Db,
 ) -> None:
     """Replace the brand's device registry; from now on events of unknown or revoked devices are dropped."""
-    from cloud import devices
+    from cloud.fleet import devices
 
     try:
         text = file.read_bytes()
@@ -329,7 +329,7 @@ def import_devices(
 @devices_app.command("list")
 def list_devices(db: Db, store: Annotated[str | None, typer.Option("--store")] = None) -> None:
     """Registered and observed devices, one JSON line each."""
-    from cloud import devices
+    from cloud.fleet import devices
 
     database = _open(db)
     try:

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from cloud import erasure
-from cloud.cards import CardBuilder
-from cloud.commands import CommandSender
-from cloud.enrol import Enroller
-from cloud.faceindex import FaceIndex
+from cloud.cdp import erasure
+from cloud.arrivals.cards import CardBuilder
+from cloud.fleet.commands import CommandSender
+from cloud.faces.enrolment import Enroller
+from cloud.faces.gallery import FaceIndex
 from cloud.health import anomaly
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
-from cloud.esl.arrival import ArrivalFlasher
-from cloud.esl.markdown_runner import MarkdownService
-from cloud.recommend import service as recommend
-from cloud.ingest import EventProcessor, IngestWorker
-from cloud.matching import Matcher
+from cloud.pricing.label_flash import ArrivalFlasher
+from cloud.pricing.markdown_runner import MarkdownService
+from cloud.guide.recommend import service as recommend
+from cloud.arrivals.ingest import EventProcessor, IngestWorker
+from cloud.faces.matching import Matcher
 from cloud.settings import Settings
 from cloud.store import Store
-from cloud.upkeep import Upkeep
+from cloud.fleet.upkeep import Upkeep
 from protocol.facepack import get_pack
 from protocol.facepack.engine import FaceEngine
 from protocol.transport import BrokerUrl

@@ -2,7 +2,7 @@
 
 Callers see records (dataclasses) and methods named after what the product does, never SQL. A
 member id is the id of one source record (a counter sign-up, a Tmall buyer, a POS card); OneID
-(``cloud.oneid``) links records into persons, and the person's id is its earliest record's id.
+(``cloud.cdp.oneid``) links records into persons, and the person's id is its earliest record's id.
 Every read here resolves an id to its person, so a member id handed out before a merge keeps
 working after it.
 """
@@ -18,11 +18,13 @@ from uuid import uuid4
 
 import numpy as np
 
-from cloud import oneid, thumbnails
+from cloud.cdp import oneid
+
+from cloud.faces import thumbnails
 from cloud.db import Database, open_database
 from cloud.db.database import IntegrityError
 
-CATALOGUE = Path(__file__).with_name("catalog_sample.json")
+CATALOGUE = Path(__file__).parent / "synthetic" / "catalog_sample.json"
 Gender = Literal["female", "male"]
 MEMBER_SOURCE = "member"
 

@@ -100,8 +100,8 @@ def main(
     ] = None,
 ) -> None:
     """Show arriving members to the shop assistants; print a JSON line per card shown."""
-    from kiosk.app import Options, run
-    from kiosk.feed import device_id
+    from kiosk.guide_screen.app import Options, run
+    from kiosk.guide_screen.feed import device_id
 
     url = BrokerUrl.parse(broker)
     if bundle is not None:

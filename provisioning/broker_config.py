@@ -75,7 +75,7 @@ def _acl(kind: str, topic: str) -> dict[str, object]:
 
 
 def screen_of(device: str) -> str:
-    """A guide screen's device id is ``kiosk-{screen}`` (kiosk.feed.device_id)."""
+    """A guide screen's device id is ``kiosk-{screen}`` (kiosk.guide_screen.feed.device_id)."""
     if not device.startswith("kiosk-") or len(device) == len("kiosk-"):
         raise RegistryError(f"a guide screen's device id must be kiosk-<screen>, not {device!r}")
     return device.removeprefix("kiosk-")

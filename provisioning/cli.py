@@ -13,10 +13,10 @@ import typer
 
 from cloud.cli import app as cloud_app
 from edge.cli import app as edge_app
-from kiosk.esl.cli import app as esl_app
+from kiosk.label_gateway.cli import app as esl_app
 from kiosk.cli import main as kiosk_main
 from provisioning.demo import demo
-from provisioning.models import app as models_app
+from provisioning.packs import app as models_app
 from provisioning.provision_cli import app as provision_app
 
 app = typer.Typer(help="In-store edge + cloud customer data platform.", no_args_is_help=True)

@@ -93,7 +93,7 @@ class LocalStore:
             self.env["QT_QPA_PLATFORM"] = "offscreen"
         self.api_url = ""
         self.wings: dict[str, Wing] = {}
-        self.access_point = None  # kiosk.esl.simulated_ap.SimulatedAccessPoint, once start_esl ran
+        self.access_point = None  # kiosk.label_gateway.simulated_ap.SimulatedAccessPoint, once start_esl ran
 
     def _spawn(self, name: str, *args: str) -> Wing:
         log_path = self.workdir / f"{name}.log"
@@ -195,7 +195,7 @@ class LocalStore:
         """The store's ESL gateway (``instore esl run``) against a simulated OpenEPaperLink access
         point on loopback: a demo machine has no AP, and the simulated one records each tag's
         uploads and flashes (``access_point.flashes``). Each label gets a made-up tag MAC."""
-        from kiosk.esl.simulated_ap import SimulatedAccessPoint
+        from kiosk.label_gateway.simulated_ap import SimulatedAccessPoint
 
         book = [{"label": label, "mac": f"00000000DE{n:06X}", "tag_type": tag_type} for n, label in enumerate(labels)]
         self.access_point = SimulatedAccessPoint(free_port(), {entry["mac"] for entry in book})

@@ -1,4 +1,4 @@
-"""A store's guide screen without Qt: the kiosk's display rules (``kiosk.board.Board``) on a paho client.
+"""A store's guide screen without Qt: the kiosk's display rules (``kiosk.guide_screen.board.Board``) on a paho client.
 
 It subscribes as the kiosk does (``guide/+/card`` of its store, QoS 1, clean session, fast
 reconnect), offers every decoded card to a ``Board``, records each one (card, visit, arrival
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from kiosk.board import Board, Outcome
-from kiosk.feed import RECONNECT_MAX_S, device_id
+from kiosk.guide_screen.board import Board, Outcome
+from kiosk.guide_screen.feed import RECONNECT_MAX_S, device_id
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.messages import Feedback, GuideCard, new_id, now

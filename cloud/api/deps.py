@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import APIKeyHeader
 
-from cloud import profile
-from cloud.auth import Principal, Role, authenticate
+from cloud.cdp import profile
+from cloud.api.auth import Principal, Role, authenticate
 from cloud.runtime import Runtime
 from protocol.topics import TopicError, check_id
 

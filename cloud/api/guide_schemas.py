@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.recommend.reasons import Kind, Lang
+from cloud.guide.recommend.reasons import Kind, Lang
 
 
 class PreviewItem(BaseModel):

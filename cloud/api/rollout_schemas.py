@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.rollout.evaluate import Tolerances
+from cloud.fleet.rollout.evaluate import Tolerances
 from protocol.facepack.signing import SignedManifest
 from protocol.messages import Id
 

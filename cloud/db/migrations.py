@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cloud.db.database import POSTGRES, Database
-from cloud.esl import schema as esl_schema
+from cloud.pricing import schema as esl_schema
 from cloud.health import alert_schema
 from cloud.health import schema as health_schema
-from cloud.rollout import schema as rollout_schema
-from cloud.scripts import schema as script_schema
-from cloud import thumbnail_schema
-from cloud.esl import markdown_schema
+from cloud.fleet.rollout import schema as rollout_schema
+from cloud.guide.sales_scripts import schema as script_schema
+from cloud.faces import thumbnail_schema
+from cloud.pricing import markdown_schema
 
 _MIGRATION_LOCK = 0x1D5C0  # any constant shared by every process of this product
 

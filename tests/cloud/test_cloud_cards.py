@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from cloud.cards import VISITOR_SCRIPT, CardBuilder, title_for
-from cloud.matching import Match
+from cloud.arrivals.cards import VISITOR_SCRIPT, CardBuilder, title_for
+from cloud.faces.matching import Match
 from cloud.store import Store
 from protocol.embedding import Embedding
 from protocol.messages import Arrival, FaceQuality, new_id, now
@@ -73,7 +73,7 @@ def test_visitor_card_has_no_profile_and_no_recommendations(store: Store) -> Non
 
 
 def test_member_card_carries_lifetime_value_last_visit_last_purchase_and_preferences(store: Store) -> None:
-    from cloud import tags
+    from cloud.cdp import tags
     from cloud.store import Visit
     from tests.recommend.history import order, product
 

@@ -14,7 +14,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
-from cloud.cards import VISITOR_SCRIPT
+from cloud.arrivals.cards import VISITOR_SCRIPT
 from protocol import topics, transport
 from protocol.codec import decode, encode
 from protocol.embedding import Embedding

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cloud.faceindex import FaceIndex
-from cloud.matching import Matcher
+from cloud.faces.gallery import FaceIndex
+from cloud.faces.matching import Matcher
 from cloud.store import Store
 from protocol.facepack import DEFAULT_PACK, get_pack
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from cloud import feedback
+from cloud.arrivals import feedback
 from cloud.store import Store
 from protocol import topics, transport
 from protocol.messages import DeviceState, Feedback, new_id, now

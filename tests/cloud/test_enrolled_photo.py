@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cloud import thumbnails
-from cloud.cards import CardBuilder
-from cloud.matching import Match
+from cloud.faces import thumbnails
+from cloud.arrivals.cards import CardBuilder
+from cloud.faces.matching import Match
 from protocol.codec import encode
 from tests.cloud.test_cloud_api import WANG, _create, _enrol
 

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import paho.mqtt.client as mqtt
 
-from cloud.esl.registry import ARRIVAL_FLASH_TTL_S
+from cloud.pricing.registry import ARRIVAL_FLASH_TTL_S
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.esl import ARRIVAL_FLASH, LabelCommand, label_commands_of_store

@@ -11,7 +11,7 @@ from uuid import uuid4
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from cloud.faceindex import FaceIndex
+from cloud.faces.gallery import FaceIndex
 from cloud.store import Store, Visit
 from protocol import topics, transport
 from protocol.codec import decode
@@ -244,7 +244,7 @@ def test_galleries_in_two_processes_stay_consistent_through_enrol_merge_and_eras
         worker_index.refresh()
         assert worker_index.search(vec).member_id == a.id and len(worker_index) == 1
 
-        from cloud import erasure
+        from cloud.cdp import erasure
 
         erasure.erase(api.db, a.id, actor="test")
         worker_index.refresh()

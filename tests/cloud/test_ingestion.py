@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from cloud.cli import app as cloud_app
-from cloud.ingestion.cleaning import QUARANTINE_REASONS
-from cloud.ingestion.importer import import_text
+from cloud.cdp.imports.cleaning import QUARANTINE_REASONS
+from cloud.cdp.imports.importer import import_text
 from cloud.store import Store
 
 TMALL_HEADER = "订单编号,买家会员名,收货人手机号,付款时间,商品编码,类目,购买数量,商品单价,实付金额,订单状态,币种\n"

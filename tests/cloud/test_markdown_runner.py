@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import paho.mqtt.client as mqtt
 
-from cloud.esl import markdown_runner
-from cloud.esl.registry import PRICE_TTL_S
+from cloud.pricing import markdown_runner
+from cloud.pricing.registry import PRICE_TTL_S
 from cloud.health import clock
 from protocol import transport
 from protocol.codec import decode

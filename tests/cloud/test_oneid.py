@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cloud import oneid
+from cloud.cdp import oneid
 from cloud.store import Store
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)

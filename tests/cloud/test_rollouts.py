@@ -13,9 +13,9 @@ from uuid import uuid4
 
 import pytest
 
-from cloud import devices
-from cloud.rollout import telemetry
-from cloud.rollout.evaluate import Tolerances, Window, decide
+from cloud.fleet import devices
+from cloud.fleet.rollout import telemetry
+from cloud.fleet.rollout.evaluate import Tolerances, Window, decide
 from cloud.store import iso
 from protocol import topics, transport
 from protocol.codec import decode

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from cloud import segments, tags
-from cloud.ingestion.importer import import_text
-from cloud.segments import Condition
+from cloud.cdp import segments, tags
+from cloud.cdp.imports.importer import import_text
+from cloud.cdp.segments import Condition
 from cloud.store import Store
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from cloud.auth import create_key
+from cloud.api.auth import create_key
 from cloud.settings import Settings
 from cloud.store import Store
 from tests.dashboards.harness import CloudServer, launch

@@ -1,9 +1,9 @@
 """A small brand for the dashboard tests: the synthetic brand generator with its shop floor, one
 planted anomaly, then the production rollup and anomaly scan.
 
-``cloud.generate.generate(..., floor_days=...)`` writes stores, members, a year of orders and a
+``cloud.synthetic.brand.generate(..., floor_days=...)`` writes stores, members, a year of orders and a
 month of arrivals, guide-screen feedback, footfall, stock and targets, the way the demo does. On
-top, store A's guide screen goes idle from 14:00 on the last day (``cloud.generate_incidents``: its
+top, store A's guide screen goes idle from 14:00 on the last day (``cloud.synthetic.incidents``: its
 feedback rows are removed), so the greeted share collapses and HQ must see it flagged. Data stops
 at the end of the last full local day, so the pages are opened on a complete day whatever the time
 of the test.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from cloud.db import Database
-from cloud.generate import generate
-from cloud.generate_incidents import plant_incidents
+from cloud.synthetic.brand import generate
+from cloud.synthetic.incidents import plant_incidents
 from cloud.health import anomaly, clock
 from cloud.health.rollup import rollup_days
 

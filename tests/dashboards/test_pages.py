@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from cloud.auth import create_key
+from cloud.api.auth import create_key
 from cloud.health import clock
 from cloud.store import Store
 from tests.dashboards.conftest import STORE_A, STORE_B, Dash

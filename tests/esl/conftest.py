@@ -1,4 +1,4 @@
-"""The simulated OpenEPaperLink access point (``kiosk.esl.simulated_ap``) on a free loopback port."""
+"""The simulated OpenEPaperLink access point (``kiosk.label_gateway.simulated_ap``) on a free loopback port."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kiosk.esl.simulated_ap import SimulatedAccessPoint as FakeAp
+from kiosk.label_gateway.simulated_ap import SimulatedAccessPoint as FakeAp
 from provisioning.broker import free_port
 
 MACS = {"0000021EA3B4C5D6", "0000021EA3B4C5D7", "0000021EA3B4C5D8"}

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiosk.esl.ap import AccessPoint, flash_pattern_hex
-from kiosk.esl.gateway import EslGateway, LabelBook
-from kiosk.esl.render import render
+from kiosk.label_gateway.ap import AccessPoint, flash_pattern_hex
+from kiosk.label_gateway.gateway import EslGateway, LabelBook
+from kiosk.label_gateway.render import render
 from protocol import transport
 from protocol.codec import encode
 from protocol.esl import ARRIVAL_FLASH, TAG_TYPES, FlashPattern, LabelCommand, LabelProduct, label_command
@@ -76,7 +76,7 @@ def start_gateway(mosquitto, store: str, ap_url: str) -> EslGateway:
 def test_a_command_draws_the_label_and_flashes_it(mosquitto, publisher, store, fake_ap, caplog):
     gateway = start_gateway(mosquitto, store, fake_ap.url)
     try:
-        with caplog.at_level("INFO", logger="kiosk.esl.gateway"):
+        with caplog.at_level("INFO", logger="kiosk.label_gateway.gateway"):
             send(publisher, command(store, flash=ARRIVAL_FLASH, reason="王女士到店，推荐商品"))
             wait(lambda: gateway.stats.flashed == 1, what="the flash")
     finally:
@@ -145,7 +145,7 @@ def test_bad_gateway_options_are_usage_errors(tmp_path):
         (["--store", "s/1", "--labels", str(labels), "--ap", "http://127.0.0.1:9"], "--store"),
         (["--store", "s1", "--labels", str(labels), "--ap", "127.0.0.1:9"], "--ap"),
     ):
-        result = subprocess.run([sys.executable, "-m", "kiosk.esl", "run", *args], cwd=REPO, capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "kiosk.label_gateway", "run", *args], cwd=REPO, capture_output=True,
                                 text=True, timeout=30)
         assert result.returncode == 2, result.stderr
         assert complaint in result.stderr
@@ -158,7 +158,7 @@ def test_the_gateway_process_logs_each_flash_and_stops_cleanly(mosquitto, publis
     labels = tmp_path / "labels.json"
     labels.write_text(BOOK.model_dump_json())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kiosk.esl", "run", "--store", store, "--broker", mosquitto.url,
+        [sys.executable, "-m", "kiosk.label_gateway", "run", "--store", store, "--broker", mosquitto.url,
          "--ap", fake_ap.url, "--labels", str(labels)],
         cwd=REPO, env=os.environ | {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,

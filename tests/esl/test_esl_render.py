@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kiosk.esl import render as render_module
-from kiosk.esl.render import BLACK, RED, WHITE, FontMissing, RenderError, render, to_jpeg
+from kiosk.label_gateway import render as render_module
+from kiosk.label_gateway.render import BLACK, RED, WHITE, FontMissing, RenderError, render, to_jpeg
 from protocol.esl import TAG_TYPES, LabelProduct
 
 GOLDEN = Path(__file__).parent / "golden"

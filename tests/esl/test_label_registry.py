@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.esl.registry import Label, LabelRegistry, RegistryError, arrival_flash_commands, redraw_commands
+from cloud.pricing.registry import Label, LabelRegistry, RegistryError, arrival_flash_commands, redraw_commands
 from protocol.codec import decode, encode
 from protocol.esl import LabelCommand, LabelProduct, label_command, label_commands_of_store
 from protocol.messages import now

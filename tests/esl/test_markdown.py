@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cloud.esl.markdown import Perishable, markdown_badge, plan, price_ladder
-from cloud.esl.simulate import simulate
+from cloud.pricing.markdown_planner import Perishable, markdown_badge, plan, price_ladder
+from cloud.synthetic.markdown_demand import simulate
 
 MILK = Perishable(sku="F-2001", list_price=19.8, floor_price=9.9, stock=80, sales_rate=12, days_to_expiry=4,
                   elasticity=2.0, max_changes_per_day=2)

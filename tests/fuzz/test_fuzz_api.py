@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks
 
-from cloud import auth
+from cloud.api import auth
 from cloud.api.app import create_app
-from cloud.generate import generate
+from cloud.synthetic.brand import generate
 from cloud.runtime import Runtime
 from cloud.settings import Settings
 from protocol.facepack import DEFAULT_PACK

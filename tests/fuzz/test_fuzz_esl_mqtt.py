@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from kiosk.esl.ap import AccessPoint
-from kiosk.esl.gateway import EslGateway, LabelBook
-from kiosk.esl.simulated_ap import SimulatedAccessPoint
+from kiosk.label_gateway.ap import AccessPoint
+from kiosk.label_gateway.gateway import EslGateway, LabelBook
+from kiosk.label_gateway.simulated_ap import SimulatedAccessPoint
 from protocol import transport
 from protocol.codec import encode
 from protocol.esl import ARRIVAL_FLASH, LabelCommand, LabelProduct, label_command

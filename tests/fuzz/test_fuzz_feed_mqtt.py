@@ -29,7 +29,7 @@ STORE, SCREEN, BOX = "fz-store", "main", "fz-edge"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import Qt  # noqa: E402 - after the platform is chosen
 
-from kiosk.feed import CardFeed  # noqa: E402
+from kiosk.guide_screen.feed import CardFeed  # noqa: E402
 
 
 class Heard:

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cloud import segments, tags
-from cloud.generate import generate
-from cloud.segments import Condition
+from cloud.cdp import segments, tags
+from cloud.synthetic.brand import generate
+from cloud.cdp.segments import Condition
 from cloud.store import Store
 from tests.fuzz.jsonish import JSON_JUNK, from_json_schema, mutated
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud import auth
+from cloud.api import auth
 from cloud.api.app import create_app
 from cloud.db import Database, open_database
 from cloud.health import alerts

@@ -15,8 +15,8 @@ from cloud.db import Database, open_database
 from cloud.health import alerts
 from cloud.health.anomaly import scan
 from cloud.health.baseline import Baseline, Thresholds, baseline_of, judge, rule_for, spread
-from cloud.health.evaluate import evaluate, load
-from cloud.health.planted import generate
+from cloud.synthetic.anomaly_evaluation import evaluate, load
+from cloud.synthetic.planted import generate
 from cloud.store import iso, utcnow
 
 TH = Thresholds()

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud import auth
+from cloud.api import auth
 from cloud.api.app import create_app
 from cloud.db import open_database
-from cloud.generate import generate
+from cloud.synthetic.brand import generate
 from cloud.health import clock
 from cloud.health.rollup import rollup_days
 from cloud.runtime import Runtime

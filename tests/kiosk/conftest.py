@@ -141,7 +141,7 @@ def qapp():
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication
 
-    from kiosk import theme
+    from kiosk.guide_screen import theme
 
     app = QApplication.instance() or QApplication(["kiosk-tests"])
     app.setFont(theme.base_font())
@@ -178,7 +178,7 @@ def publisher(mosquitto) -> Iterator:
 
 @dataclass
 class Running:
-    """A guide screen and its feed, wired as ``kiosk.app`` wires them, with what they emitted."""
+    """A guide screen and its feed, wired as ``kiosk.guide_screen.app`` wires them, with what they emitted."""
 
     screen: object  # GuideScreen (Qt is imported only once the qapp fixture ran)
     feed: object  # CardFeed
@@ -194,8 +194,8 @@ def start_kiosk(qapp, mosquitto, store, wait_until):
     """Starts an in-process guide screen on the real broker; torn down on the GUI thread."""
     import shiboken6
 
-    from kiosk.feed import CardFeed
-    from kiosk.screen import GuideScreen
+    from kiosk.guide_screen.feed import CardFeed
+    from kiosk.guide_screen.screen import GuideScreen
 
     started: list[Running] = []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from kiosk.board import Board, Outcome
+from kiosk.guide_screen.board import Board, Outcome
 
 
 def test_a_visitor_is_counted_once_per_visit_and_never_listed(cards):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cloud.scripts.schema import STATEMENTS
+from cloud.guide.sales_scripts.schema import STATEMENTS
 from cloud.store import Store
 from tests.cloud.conftest import db_location, pg_database  # noqa: F401 - fixtures, re-used as they are
 

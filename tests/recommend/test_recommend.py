@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from cloud.recommend import service
-from cloud.recommend.history import person_lines
-from cloud.recommend.model import build_model
-from cloud.recommend.rank import recommend
+from cloud.guide.recommend import service
+from cloud.guide.recommend.history import person_lines
+from cloud.guide.recommend.model import build_model
+from cloud.guide.recommend.rank import recommend
 from cloud.store import Store
 
 from .history import NOW, member, order, product

@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from cloud.recommend.rank import Pick
-from cloud.scripts.outcomes import outcomes, record_shown
-from cloud.scripts.service import choose, script_for
-from cloud.scripts.templates import TemplateError, create_template, list_templates, update_template
+from cloud.guide.recommend.rank import Pick
+from cloud.guide.sales_scripts.outcomes import outcomes, record_shown
+from cloud.guide.sales_scripts.service import choose, script_for
+from cloud.guide.sales_scripts.templates import TemplateError, create_template, list_templates, update_template
 from cloud.store import Store
 from protocol.messages import Recommendation
 

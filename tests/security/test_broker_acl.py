@@ -10,7 +10,7 @@ import time
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from kiosk.feed import crops_of_store
+from kiosk.guide_screen.feed import crops_of_store
 from protocol import topics, transport
 from protocol.codec import decode, encode
 from protocol.embedding import Embedding

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cloud import commands
+from cloud.fleet import commands
 from cloud.api.deps import Reader, RuntimeDep, check_store, valid_store
 from cloud.api.rollout_schemas import CommandOut
 from cloud.api.schemas import Error

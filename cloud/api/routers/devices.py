@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from cloud import devices
+from cloud.fleet import devices
 from cloud.api.deps import Admin, Counter, RuntimeDep, api_error, scoped_store
 from cloud.api.schemas import DeviceOut, Error, RegistryImported
 

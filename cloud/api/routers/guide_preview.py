@@ -16,9 +16,9 @@ from fastapi import APIRouter, Query
 from cloud.api.deps import Reader, RuntimeDep, check_store, person_for, valid_store
 from cloud.api.guide_schemas import PreviewItem, RecommendationsPreview, ScriptPreview
 from cloud.api.schemas import Error
-from cloud.cards import CARD_RECOMMENDATIONS, Advice, advise
-from cloud.auth import Principal
-from cloud.recommend.reasons import Lang
+from cloud.arrivals.cards import CARD_RECOMMENDATIONS, Advice, advise
+from cloud.api.auth import Principal
+from cloud.guide.recommend.reasons import Lang
 from cloud.runtime import Runtime
 from protocol.messages import now
 

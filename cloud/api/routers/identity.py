@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from cloud import oneid, tags
+from cloud.cdp import oneid, tags
 from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_error, person_for
 from cloud.api.schemas import BlockIn, Error, MergeRequest, Page, ResolutionOut, RuleIn, RuleOut, SplitRequest
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, File, Query, UploadFile, status
 
 from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_error
 from cloud.api.schemas import Error, Page
-from cloud.ingestion.canonical import Channel
-from cloud.ingestion.cleaning import QuarantineReason
-from cloud.ingestion.importer import import_text
+from cloud.cdp.imports.canonical import Channel
+from cloud.cdp.imports.cleaning import QuarantineReason
+from cloud.cdp.imports.importer import import_text
 
 router = APIRouter(prefix="/imports", tags=["imports"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from cloud.api.deps import HqReader, RuntimeDep
 from cloud.api.schemas import IngestStats
-from cloud.ingest import IngestCounts
+from cloud.arrivals.ingest import IngestCounts
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 

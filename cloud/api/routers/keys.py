@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from cloud import auth
+from cloud.api import auth
 from cloud.api.deps import Admin, Anyone, PagingDep, RuntimeDep, api_error, valid_store
 from cloud.api.schemas import Error, KeyCreated, KeyIn, KeyOut, Page, Whoami
 

@@ -2,7 +2,7 @@
 
 HQ admins manage every store, a store manager their own store; every reader role may list. The
 registry is what the cloud uses to flash the labels of a member's recommended products when they
-walk in (``cloud.esl.arrival``); the store's gateway keeps its own file of label ids to tag MACs.
+walk in (``cloud.pricing.label_flash``); the store's gateway keeps its own file of label ids to tag MACs.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from fastapi import APIRouter, Path, status
 from cloud.api.deps import Counter, PagingDep, Reader, RuntimeDep, api_error, check_store, valid_store
 from cloud.api.label_schemas import LabelIn, LabelOut, LabelRegistered
 from cloud.api.schemas import Error, Page
-from cloud.auth import Principal
-from cloud.esl import labels
-from cloud.esl.registry import Label
+from cloud.api.auth import Principal
+from cloud.pricing import labels
+from cloud.pricing.registry import Label
 from protocol.topics import TopicError, check_id
 
 router = APIRouter(prefix="/stores", tags=["labels"])

@@ -15,8 +15,8 @@ from fastapi import APIRouter, status
 from cloud.api.deps import Counter, Reader, RuntimeDep, api_error, check_store, valid_store
 from cloud.api.markdown_schemas import MarkdownItem, MarkdownPlan, PerishableIn, PriceChangeOut, SchedulePoint
 from cloud.api.schemas import Error
-from cloud.auth import Principal
-from cloud.esl import markdown_runner
+from cloud.api.auth import Principal
+from cloud.pricing import markdown_runner
 from protocol.topics import TopicError, check_id
 
 router = APIRouter(prefix="/stores", tags=["markdown"])

@@ -12,13 +12,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile, status
 
-from cloud import erasure, profile, tags
+from cloud.cdp import erasure, profile, tags
 from cloud.api.deps import Admin, Counter, PagingDep, Reader, RuntimeDep, api_error, person_for, scoped_store
 from cloud.api.schemas import (
     Consent, ConsentChange, ErasureOut, Error, FaceEnrolled, MemberCreate, MemberCreated, MemberOut, MemberRow, Page,
 )
-from cloud.enrol import EnrolError
-from cloud.segments import Condition, count, page
+from cloud.faces.enrolment import EnrolError
+from cloud.cdp.segments import Condition, count, page
 from cloud.store import PhoneTaken
 
 router = APIRouter(prefix="/members", tags=["members"])

@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from cloud.api.deps import Admin, HqReader, RuntimeDep, api_error
 from cloud.api.rollout_schemas import ReasonIn, RolloutIn, RolloutOut
 from cloud.api.schemas import Error
-from cloud.rollout import service
+from cloud.fleet.rollout import service
 from cloud.runtime import Runtime
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import Admin, HqReader, RuntimeDep, api_error
 from cloud.api.schemas import Error
-from cloud.recommend.reasons import Lang
-from cloud.scripts import outcomes, templates
+from cloud.guide.recommend.reasons import Lang
+from cloud.guide.sales_scripts import outcomes, templates
 
 router = APIRouter(prefix="/scripts", tags=["scripts"])
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from cloud import segments
+from cloud.cdp import segments
 from cloud.api.deps import Admin, PagingDep, Reader, RuntimeDep, api_error, scoped_store
 from cloud.api.schemas import CountOut, Error, MemberRow, Page, SegmentIn, SegmentOut, SegmentQuery
 from cloud.store import iso, utcnow

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, status
 from cloud.api.deps import Admin, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
 from cloud.api.health_schemas import HealthRanking, HealthWeights, StoreDashboard, StoreHealth
 from cloud.api.schemas import Error
-from cloud.auth import Principal
+from cloud.api.auth import Principal
 from cloud.health import dashboard, model, views
 
 router = APIRouter(tags=["store health"])

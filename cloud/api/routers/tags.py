@@ -6,7 +6,7 @@ import json
 
 from fastapi import APIRouter, status
 
-from cloud import tags
+from cloud.cdp import tags
 from cloud.api.deps import Admin, HqReader, PagingDep, RuntimeDep
 from cloud.api.routers.segments import parse_condition
 from cloud.api.schemas import Error, Page, TagCount, TagRuleIn

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from cloud import wifi
+from cloud.arrivals import wifi
 from cloud.api.deps import Counter, Reader, RuntimeDep, api_error, check_store, person_for, valid_store
 from cloud.api.schemas import DeviceIn, DeviceRegistered, Error, FootfallBucket
 from cloud.settings import WifiSecretMissing

@@ -1,0 +1,123 @@
+"""The guide card: what an assistant reads at a glance when someone walks in.
+
+Everything on it is in Chinese and ready to say out loud: how to address the member, what to
+recommend and why (``cloud/recommend``), and a sales script (话术) chosen by situation, with HQ's
+A/B variants, from ``cloud/scripts``. A visitor gets a
+card too, so the screen can count and greet them, but never a profile or a recommendation built
+on a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from cloud.cdp import profile as profiles
+from cloud.faces import thumbnails
+from cloud.db import Database
+from cloud.guide.recommend import service as recommend
+from cloud.faces.matching import Match
+from cloud.guide.recommend.rank import Pick
+from cloud.guide.recommend.reasons import Lang
+from cloud.guide.sales_scripts.outcomes import record_shown
+from cloud.guide.sales_scripts.service import script_for
+from cloud.store import Member, Store
+from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, new_id, now
+
+_HONORIFIC = {"female": "女士", "male": "先生"}
+_COMPOUND_SURNAMES = frozenset(
+    "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 令狐 端木 独孤 南宫 西门 轩辕 百里".split()
+)
+_HAN_NAME = re.compile(r"^[\u4e00-\u9fff]{2,5}$")
+#: Recommendations on a card (the screen draws two; the script may name the third).
+CARD_RECOMMENDATIONS = 3
+#: What the card names of the last order: the assistant mentions one or two, never reads a receipt.
+LAST_PURCHASE_ITEMS = 3
+VISITOR_SCRIPT = "您好，欢迎光临！请问今天想看看哪一类商品？我可以为您介绍本店的热销款和新品。"
+
+
+def title_for(name: str, gender: str | None) -> str:
+    """王芳 + female -> 王女士; without a known gender or a Chinese name, the name itself."""
+    honorific = _HONORIFIC.get(gender or "")
+    if honorific is None or not _HAN_NAME.match(name):
+        return name
+    surname = name[:2] if name[:2] in _COMPOUND_SURNAMES else name[0]
+    return surname + honorific
+
+
+def history(db: Database, person: dict, *, visit_id: str) -> dict[str, object]:
+    """The card's history fields from a ``cloud.cdp.profile.profile()`` dict: lifetime value, the
+    previous visit (not ``visit_id``, the one this card is for), the last paid order with what was
+    in it, and the top categories by spend (the member's declared ones while they have no orders)."""
+    orders = person["orders"]
+    last_order = next((o for o in orders["recent"] if o["status"] == "paid" and o["paid"] > 0), None)
+    earlier = [v for v in person["visits"]["recent"] if v["id"] != visit_id]
+    stats = person["stats"] or {}
+    return {
+        "lifetime_value": max(0.0, float(orders["lifetime_value"])),
+        "last_visit": datetime.fromisoformat(earlier[0]["ts"]) if earlier else None,
+        "last_purchase": _last_purchase(db, last_order) if last_order else None,
+        "preferences": list(stats.get("top_categories") or person["preferences"])[:5],
+    }
+
+
+def _last_purchase(db: Database, order: dict) -> LastPurchase:
+    names = [row[0] for row in db.rows(
+        "SELECT COALESCE(p.name, l.sku) FROM order_lines l LEFT JOIN products p ON p.sku = l.sku "
+        "WHERE l.order_id = ? AND l.qty > 0 AND l.amount > 0 ORDER BY l.amount DESC, l.sku LIMIT ?",
+        (order["id"], LAST_PURCHASE_ITEMS))]
+    return LastPurchase(ts=datetime.fromtimestamp(order["ts"], timezone.utc), items=names, amount=order["paid"])
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What the card tells the assistant about one member in one store: the same for the card and
+    for HQ's preview routes (``GET /v1/members/{id}/recommendations`` and ``/script``)."""
+
+    person: dict  # cloud.cdp.profile.profile()
+    picks: list[Pick]
+    script: str
+    template_id: str
+    variant: str
+
+
+def advise(store: Store, member: Member, store_id: str, at: datetime, *, limit: int, lang: Lang = "zh") -> Advice:
+    person = profiles.profile(store.db, member.id, recent=3)
+    picks = recommend.picks_for(store, member.id, store_id, at, limit=limit, declared=member.categories)
+    script, template_id, variant = script_for(person, picks, lang, db=store.db, now=at)
+    return Advice(person, picks, script, template_id, variant)
+
+
+class CardBuilder:
+    def __init__(self, store: Store, *, ttl_s: int, recommendations: int = CARD_RECOMMENDATIONS) -> None:
+        self._store = store
+        self._ttl = timedelta(seconds=ttl_s)
+        self._recommendations = recommendations
+
+    def build(self, arrival: Arrival, match: Match, visit_id: str) -> GuideCard:
+        made = now()
+        card_id = new_id()
+        summary, recs, script, shown = None, [], VISITOR_SCRIPT, None
+        if match.member is not None:
+            member = match.member
+            advice = advise(self._store, member, arrival.store, made, limit=self._recommendations)
+            summary = MemberSummary(
+                member_id=member.id, name=member.name, title=title_for(member.name, member.gender), tier=member.tier,
+                tags=member.tags, visits=self._store.visit_count(member.id, arrival.brand),
+                enrolled_photo=thumbnails.card_photo(self._store.db, member.id),
+                **history(self._store.db, advice.person, visit_id=visit_id),
+            )
+            recs = recommend.as_recommendations(advice.picks)
+            script = advice.script
+            shown = (member.id, advice.template_id, advice.variant)
+        card = GuideCard(
+            card_id=card_id, visit_id=visit_id, arrival_event_id=arrival.event_id, brand=arrival.brand,
+            store=arrival.store, ts=made, arrival_ts=arrival.ts, member=summary, confidence=match.confidence,
+            recommendations=recs, script=script, expires_at=made + self._ttl,
+        )
+        if shown is not None:
+            person_id, template_id, variant = shown
+            record_shown(self._store.db, card_id=card_id, person_id=person_id, template_id=template_id,
+                         variant=variant, ts=made)
+        return card

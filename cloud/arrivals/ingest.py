@@ -1,0 +1,400 @@
+"""Device events in, guide cards out: the cloud's MQTT worker.
+
+paho's network thread only queues incoming messages; one worker thread does the decoding,
+matching and database work, so a slow disk never delays PUBACKs or keepalives. Anything wrong
+with a message (topic, payload, a payload claiming another store than its topic) is logged with
+its reason, counted, and dropped: one bad edge box must never stop the cards of every other
+store.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from cloud.fleet import commands, devices
+
+from cloud.arrivals import feedback, wifi
+from cloud.fleet.rollout import telemetry as rollout_telemetry
+from cloud.arrivals.cards import CardBuilder
+from cloud.pricing.label_flash import ArrivalFlasher
+from cloud.faces.matching import Matcher
+from cloud.store import Store, Visit
+from protocol import topics, transport
+from protocol.codec import DecodeError, decode
+from protocol.commands import CommandAck
+from protocol.facepack import PACKS
+from protocol.device import Telemetry
+from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, new_id
+from protocol.wifi import WifiFootfall, WifiPresence
+
+log = logging.getLogger(__name__)
+
+RejectReason = Literal[
+    "bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device", "revoked_device",
+    "unknown_device_key", "unknown_visit", "unknown_command",
+]
+M = TypeVar("M", bound=Message)
+#: Every device's telemetry (not retained, so it may go through the share group like events).
+ALL_TELEMETRY = f"{topics.ROOT}/+/+/+/telemetry"
+#: Every box's answers to commands (erase, pack).
+ALL_COMMAND_ACKS = f"{topics.ROOT}/+/+/+/cmd/+/ack"
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    received: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    matched: int = 0
+    visitors: int = 0
+    cards: int = 0
+    errors: int = 0
+    presence: int = 0
+    wifi_joined: int = 0
+    footfall_minutes: int = 0
+    feedback: int = 0
+    device_reports: int = 0
+    command_acks: int = 0
+
+
+class _Counters:
+    """Counts written by the worker thread and read by the API thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._rejected: Counter[str] = Counter()
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def reject(self, reason: RejectReason) -> None:
+        with self._lock:
+            self._rejected[reason] += 1
+
+    def snapshot(self) -> IngestCounts:
+        with self._lock:
+            return IngestCounts(rejected=dict(self._rejected), **self._counts)
+
+
+class EventProcessor:
+    """One message's way from topic and payload to stored rows and, for a face, a card to publish.
+
+    Dispatches on the topic: ``evt/arrival``, ``evt/presence``, ``evt/footfall`` (from registered
+    devices only, once a registry exists), a device's ``state`` and ``telemetry``, and guide-screen
+    ``feedback``.
+    """
+
+    def __init__(
+        self, store: Store, matcher: Matcher, cards: CardBuilder, *, join_window_s: int = 600,
+        require_known_devices: bool | None = None,
+    ) -> None:
+        self._store = store
+        self._matcher = matcher
+        self._cards = cards
+        self._window_s = join_window_s
+        self._require_known = require_known_devices
+        self.counters = _Counters()
+
+    def process(self, topic: str, payload: bytes) -> GuideCard | None:
+        """The card to publish, or None (not a face, rejected, a duplicate)."""
+        try:
+            where = topics.parse(topic)
+        except topics.TopicError as exc:
+            self.counters.add("received")
+            return self._reject("bad_topic", topic, str(exc))
+        if where.kind in ("state", "telemetry"):
+            self._device_report(where, topic, payload)
+            return None
+        self.counters.add("received")
+        if where.kind.startswith("evt/") and not self._known_device(where, topic):
+            return None
+        if where.kind == "evt/arrival":
+            return self._arrival(where, topic, payload)
+        if where.kind == "evt/presence":
+            self._presence(where, topic, payload)
+        elif where.kind == "evt/footfall":
+            self._footfall(where, topic, payload)
+        elif where.device == "guide" and len(where.path) == 2 and where.path[1] == "feedback":
+            self._feedback(where, topic, payload)
+        elif len(where.path) == 3 and where.path[0] == "cmd" and where.path[2] == "ack":
+            self._command_ack(where, topic, payload)
+        else:
+            self._reject("unsupported_event", topic, f"no handler for {where.kind!r}")
+        return None
+
+    # arrivals -----------------------------------------------------------------------------------
+
+    def _arrival(self, where: topics.TopicInfo, topic: str, payload: bytes) -> GuideCard | None:
+        arrival = self._decode(where, topic, payload, Arrival)
+        if arrival is None:
+            return None
+        pack = PACKS.get(arrival.model_pack)
+        if pack is not None and arrival.embedding.dim != pack.recogniser.embedding_dim:
+            dims = (arrival.embedding.dim, pack.recogniser.embedding_dim)
+            return self._reject("invalid_payload", topic, f"{dims[0]}-d embedding from a {dims[1]}-d pack {pack.id}")
+        if self._store.has_arrival(arrival.event_id):
+            return self._duplicate(arrival.event_id)
+        match = self._matcher.match(arrival.embedding.to_vector(), arrival.model_pack)
+        joined = None
+        if match.member is not None:
+            joined = wifi.wifi_only_visit(self._store.db, match.member.id, arrival.store, arrival.ts, self._window_s)
+        card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id())
+        visit = Visit(
+            id=card.visit_id, brand=arrival.brand, store=arrival.store,
+            member_id=match.member.id if match.member else None, confidence=match.confidence,
+            ts=arrival.ts, arrival_event_id=arrival.event_id, device=arrival.device, camera=arrival.camera,
+            card_id=card.card_id,
+        )
+        stored = (self._store.join_wifi_visit(visit, wifi.combined(match.confidence)) if joined
+                  else self._store.record_visit(visit))
+        if not stored:
+            return self._duplicate(arrival.event_id)
+        self.counters.add("matched" if match.member else "visitors")
+        if joined:
+            self.counters.add("wifi_joined")
+        log.info(
+            "arrival %s at %s/%s: %s (%s, %.3f)%s", arrival.event_id, arrival.brand, arrival.store,
+            match.member.id if match.member else "visitor", match.reason, match.confidence,
+            " joining its Wi-Fi visit" if joined else "",
+        )
+        return card
+
+    # Wi-Fi ----------------------------------------------------------------------------------------
+
+    def _presence(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        event = self._decode(where, topic, payload, WifiPresence)
+        if event is None:
+            return
+        outcome = wifi.record_presence(self._store.db, event, window_s=self._window_s)
+        if outcome == "unknown_key":
+            self.counters.reject("unknown_device_key")  # nothing about the key is kept, not even in the log
+            return
+        if outcome == "duplicate":
+            self._duplicate(event.event_id)
+            return
+        self.counters.add("presence")
+        if outcome == "joined":
+            self.counters.add("wifi_joined")
+        log.info("presence %s %s at %s/%s: %s", event.event_id, event.phase, event.brand, event.store, outcome)
+
+    def _footfall(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        minute = self._decode(where, topic, payload, WifiFootfall)
+        if minute is None:
+            return
+        if wifi.record_footfall(self._store.db, minute):
+            self.counters.add("footfall_minutes")
+        else:
+            self._duplicate(minute.event_id)
+
+    # devices and screens --------------------------------------------------------------------------
+
+    def _known_device(self, where: topics.TopicInfo, topic: str) -> bool:
+        required = self._require_known
+        if required is None:
+            required = devices.has_registry(self._store.db)
+        if not required:
+            return True
+        verdict = devices.verdict(self._store.db, where.brand, where.store, where.device)
+        if verdict != "known":
+            self._reject(verdict, topic, f"device {where.device} of store {where.store} is {verdict.replace('_', ' ')}")
+            return False
+        return True
+
+    def _device_report(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        if where.kind == "state":
+            state = self._decode(where, topic, payload, DeviceState)
+            if state is not None:
+                devices.observed(self._store.db, state.brand, state.store, state.device, state.role, ts=state.ts,
+                                 conn_state=state.state, model_pack=state.model_pack)
+                self.counters.add("device_reports")
+            return
+        report = self._decode(where, topic, payload, Telemetry)
+        if report is not None:
+            devices.observed(self._store.db, report.brand, report.store, report.device, "edge", ts=report.ts,
+                             conn_state="online", model_pack=report.model_pack)
+            rollout_telemetry.record(self._store.db, report)
+            self.counters.add("device_reports")
+
+    def _command_ack(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        ack = self._decode(where, topic, payload, CommandAck)
+        if ack is None:
+            return
+        if ack.name != where.path[1]:
+            return self._reject("topic_mismatch", topic, f"an ack of a {ack.name!r} command on the {where.path[1]!r} topic")
+        outcome = commands.record_ack(self._store.db, ack)
+        if outcome == "unknown_command":
+            return self._reject("unknown_command", topic, f"no {ack.name} command {ack.command_id} sent to this device")
+        if outcome == "duplicate":
+            return self._duplicate(ack.command_id)
+        self.counters.add("command_acks")
+        log.info("%s command %s %s by %s/%s: %s", ack.name, ack.command_id, "done" if ack.ok else "refused",
+                 ack.store, ack.device, ack.detail)
+
+    def _feedback(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        try:
+            action = decode(payload, Feedback)
+        except DecodeError as exc:
+            return self._reject("invalid_payload", topic, str(exc))
+        claimed = (action.brand, action.store, action.screen)
+        if claimed != (where.brand, where.store, where.path[0]):
+            return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+        outcome = feedback.record(self._store.db, action)
+        if outcome == "unknown_visit":
+            return self._reject("unknown_visit", topic, f"no card {action.card_id} of visit {action.visit_id} here")
+        if outcome == "duplicate":
+            return self._duplicate(action.feedback_id)
+        self.counters.add("feedback")
+        log.info("feedback %s on card %s: %s", action.feedback_id, action.card_id, action.action)
+
+    # shared ---------------------------------------------------------------------------------------
+
+    def _decode(self, where: topics.TopicInfo, topic: str, payload: bytes, kind: type[M]) -> M | None:
+        """The payload as ``kind``, if it decodes and names the brand/store/device of its topic."""
+        try:
+            message = decode(payload, kind)
+        except DecodeError as exc:
+            return self._reject("invalid_payload", topic, str(exc))
+        claimed = (message.brand, message.store, message.device)  # type: ignore[attr-defined]
+        if claimed != (where.brand, where.store, where.device):
+            return self._reject("topic_mismatch", topic, f"payload says brand/store/device {'/'.join(claimed)}")
+        return message
+
+    def _reject(self, reason: RejectReason, topic: str, detail: str) -> None:
+        self.counters.reject(reason)
+        log.warning("rejected message on %s: %s: %s", topic, reason, detail)
+
+    def _duplicate(self, event_id: str) -> None:
+        self.counters.add("duplicates")
+        log.debug("duplicate event %s ignored", event_id)
+
+
+_STOP = object()
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        processor: EventProcessor,
+        broker: transport.BrokerUrl,
+        *,
+        client_id: str,
+        card_ttl_s: int,
+        share_group: str | None = None,
+        session_expiry_s: int | None = None,
+        flasher: ArrivalFlasher | None = None,
+    ) -> None:
+        self._processor = processor
+        self._flasher = flasher  # shelf labels of a member card's recommendations
+        self._broker = broker
+        self._card_ttl_s = card_ttl_s
+        self._inbox: queue.Queue[object] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="cloud-ingest", daemon=True)
+        # retained states never reach a shared subscription, so they are read by every worker
+        spread = [topics.ALL_DEVICE_EVENTS, ALL_TELEMETRY, topics.ALL_FEEDBACK, ALL_COMMAND_ACKS]
+        self._filters = [topics.shared(f, share_group) if share_group else f for f in spread]
+        self._filters.append(topics.ALL_DEVICE_STATES)
+        self._filter = ", ".join(self._filters)
+        self._subscribed = threading.Event()
+        self._refusals: list[str] = []
+        # Each message is acknowledged to the broker only once processed (stored, card handed to
+        # paho): a process killed with events in its inbox gets them again from the broker when its
+        # session resumes (``session_expiry_s`` with a stable ``client_id``), instead of losing them.
+        self._session_expiry_s = session_expiry_s
+        self._connection = 0  # counts disconnects: an ack is only valid on the connection it came on
+        self._client = transport.make_client(broker, client_id, clean=session_expiry_s is None, manual_ack=True)
+        transport.subscribe_on_connect(self._client, [(f, 1) for f in self._filters])
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+
+    @property
+    def connected(self) -> bool:
+        return self._client.is_connected()
+
+    def counts(self) -> IngestCounts:
+        return self._processor.counters.snapshot()
+
+    def backlog(self) -> int:
+        return self._inbox.qsize()
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        """Connect and subscribe, then start working.
+
+        Returns only once the broker confirmed the subscription, so an arrival published after
+        this returns is never missed; raises ConnectionError when the broker does not answer or
+        refuses the subscription (a broker without shared subscriptions, an ACL).
+        """
+        self._thread.start()
+        try:
+            transport.start(self._client, self._broker, timeout=timeout, session_expiry_s=self._session_expiry_s)
+            if not self._subscribed.wait(timeout) or self._refusals:
+                transport.stop(self._client)
+                reason = self._refusals[0] if self._refusals else f"no SUBACK within {timeout:.0f} s"
+                raise ConnectionError(f"broker {self._broker} refused subscription {self._filter}: {reason}")
+        except ConnectionError:
+            self._inbox.put(_STOP)
+            self._thread.join()
+            raise
+        log.info("ingesting device events from %s (%s)", self._broker, self._filter)
+
+    def stop(self) -> None:
+        """Stop taking new arrivals, finish and publish the ones received, then disconnect.
+
+        A persistent session keeps its subscriptions: events for this worker wait at the broker
+        while it restarts, and any it received but did not process yet are sent again.
+        """
+        if self._session_expiry_s is None:
+            self._client.unsubscribe(self._filters)
+        self._inbox.put(_STOP)
+        self._thread.join()
+        transport.stop(self._client)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[ReasonCode], properties: object
+    ) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            self._refusals.extend(refused)
+            log.error("broker refused subscription %s: %s", self._filter, ", ".join(refused))
+        self._subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put((message.topic, message.payload, message.mid, message.qos, self._connection))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, *args: object) -> None:
+        self._connection += 1
+
+    def _run(self) -> None:
+        while (item := self._inbox.get()) is not _STOP:
+            topic, payload, mid, qos, connection = item  # type: ignore[misc]
+            try:
+                card = self._processor.process(topic, payload)
+                if card is not None:
+                    self._publish(card)
+            except Exception:
+                self._processor.counters.add("errors")
+                log.exception("arrival on %s failed; carrying on", topic)
+            # After a reconnect the broker re-sends what was not acknowledged, under its own ids
+            # (or the same ones, in a resumed session): an old id must not acknowledge a new message.
+            if qos and connection == self._connection:
+                self._client.ack(mid, qos)
+
+    def _publish(self, card: GuideCard) -> None:
+        info = transport.publish(
+            self._client, topics.guide_card(card.brand, card.store), card, qos=1, expiry_s=self._card_ttl_s
+        )
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("card %s not sent yet: %s", card.card_id, mqtt.error_string(info.rc))
+        self._processor.counters.add("cards")
+        if self._flasher is not None:
+            self._flasher.publish(self._client, card)

@@ -1,0 +1,127 @@
+"""Erasing a person: faces, identifiers and personal fields go; anonymised order totals stay.
+
+Everything happens in one transaction: the person's records and everything that names them are
+deleted, their orders and order lines are re-keyed to a fresh anonymous id (so revenue by store,
+channel and category still adds up, and nothing links the money back to anyone), visits keep
+their count but lose the member. The gallery epoch is bumped so every process drops the faces,
+and an erase command for every edge box of the person's brands is put in the outbox in the same
+transaction, so a crash cannot erase the cloud copy and forget the boxes' caches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from cloud.fleet import commands
+
+from cloud.faces import thumbnails
+from cloud.db import Database, Tx
+from cloud.store import bump_gallery_epoch, iso, utcnow
+from protocol.commands import EraseCommand
+from protocol.messages import new_id
+
+_CHUNK = 500
+#: The longest an edge box keeps a face in its recent-visit cache (its visitor TTL, at most 24 h).
+EDGE_CACHE_HOURS = 24
+
+
+class UnknownMember(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Erased:
+    person_id: str
+    records: int
+    faces: int
+    identifiers: int
+    orders_anonymised: int
+    commands: int
+
+
+def _in(ids: list[str]) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+def erase(db: Database, member_id: str, *, actor: str) -> Erased:
+    with db.transaction() as tx:
+        person = tx.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member_id,))
+        if person is None:
+            raise UnknownMember(f"no member {member_id}")
+        records = [r[0] for r in tx.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (person, person))]
+        queued = queue_erase(tx, records, reason="erasure")
+        anonymous = f"anon-{new_id()}"
+        counts = {"faces": 0, "identifiers": 0, "orders": 0}
+        for start in range(0, len(records), _CHUNK):
+            chunk = records[start:start + _CHUNK]
+            marks = _in(chunk)
+            counts["faces"] += tx.execute(f"DELETE FROM faces WHERE member_id IN ({marks})", chunk)
+            thumbnails.delete(tx, chunk)
+            counts["identifiers"] += tx.execute(f"DELETE FROM identifiers WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM sightings WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM links WHERE a IN ({marks}) OR b IN ({marks})", (*chunk, *chunk))
+            tx.execute(f"DELETE FROM cannot_link WHERE a IN ({marks}) OR b IN ({marks})", (*chunk, *chunk))
+            tx.execute(f"DELETE FROM person_stats WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM person_tags WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"UPDATE visits SET member_id = NULL WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"UPDATE presence_events SET member_id = NULL WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"UPDATE feedback SET member_id = NULL WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM member_doubts WHERE member_id IN ({marks})", chunk)
+            counts["orders"] += tx.execute(f"UPDATE orders SET member_id = ? WHERE member_id IN ({marks})",
+                                           (anonymous, *chunk))
+            tx.execute(f"UPDATE order_lines SET member_id = ? WHERE member_id IN ({marks})", (anonymous, *chunk))
+            tx.execute(f"UPDATE members SET merged_into = NULL WHERE id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM members WHERE id IN ({marks})", chunk)
+        bump_gallery_epoch(tx)
+        tx.execute("INSERT INTO audit (ts, actor, action, person_id, detail) VALUES (?, ?, 'erase', ?, ?)",
+                   (iso(utcnow()), actor, person, json.dumps({"records": len(records), **counts})))
+    return Erased(person, len(records), counts["faces"], counts["identifiers"], counts["orders"], queued)
+
+
+def _recent_arrivals(tx: Tx, member_ids: list[str]) -> dict[tuple[str, str, str], list[str]]:
+    """Per device, the person's arrivals a box may still cache (an edge keeps a face 24 h at most)."""
+    since = iso(utcnow() - timedelta(hours=EDGE_CACHE_HOURS))
+    found: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for start in range(0, len(member_ids), _CHUNK):
+        chunk = member_ids[start:start + _CHUNK]
+        for brand, store, device, event_id in tx.rows(
+            f"SELECT brand, store, device, arrival_event_id FROM visits WHERE member_id IN ({_in(chunk)}) "
+            "AND ts >= ? AND arrival_event_id IS NOT NULL", (*chunk, since)):
+            found[(brand, store, device)].append(event_id)
+    return found
+
+
+def _brands(tx: Tx, member_ids: list[str]) -> set[str]:
+    """The brands whose boxes may have seen the person: their home store's, and every brand they visited."""
+    found: set[str] = set()
+    for start in range(0, len(member_ids), _CHUNK):
+        chunk = member_ids[start:start + _CHUNK]
+        marks = _in(chunk)
+        found.update(r[0] for r in tx.rows(
+            f"SELECT s.brand FROM members m JOIN stores s ON s.id = m.home_store WHERE m.id IN ({marks}) "
+            f"UNION SELECT brand FROM visits WHERE member_id IN ({marks})", (*chunk, *chunk)))
+    return found
+
+
+def queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "consent_withdrawn"]) -> int:
+    """An erase command per edge box of the person's brands, into the outbox the command sender
+    publishes (and re-sends until each box acknowledges, for as long as a box may cache a face).
+
+    Call it before the person's visits are anonymised: it names the arrivals each box may cache.
+    """
+    brands = sorted(_brands(tx, member_ids))
+    if not brands:
+        return 0  # never seen by any box, and no home store: no box can hold their face
+    devices = tx.rows(f"SELECT brand, store, device FROM devices WHERE role = 'edge' AND brand IN ({_in(brands)}) "
+                      "ORDER BY brand, store, device", brands)
+    recent = _recent_arrivals(tx, member_ids)
+    now = utcnow()
+    made = [EraseCommand(command_id=new_id(), brand=brand, store=store, device=device, member_ids=member_ids[:1000],
+                         arrival_event_ids=recent[(brand, store, device)][:10_000], reason=reason, ts=now)
+            for brand, store, device in devices]
+    commands.queue(tx, made, ttl=timedelta(hours=EDGE_CACHE_HOURS))
+    return len(made)

@@ -1,0 +1,206 @@
+"""One channel export into the CDP: buyers become records, orders land, OneID links, tags update.
+
+Rows are written in batches, each batch one transaction: a crash leaves whole batches and the
+import row says how far it got. Every row that cannot be imported is stored in ``quarantine``
+with its reason and the raw row; the report counts rows in = orders + quarantined. Re-importing a
+file quarantines its orders as ``duplicate_order`` rather than double-counting them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cloud.cdp import oneid, tags
+from cloud.db import Database, Tx
+from cloud.cdp.imports import adapters
+from cloud.cdp.imports.canonical import CHANNELS, Buyer, Order
+from cloud.cdp.imports.cleaning import RowProblem
+
+BATCH = 2000
+PROGRESS_MIN_ROWS = 2000
+
+
+@dataclass
+class ImportReport:
+    import_id: int
+    channel: str
+    source: str
+    rows: int = 0
+    orders: int = 0
+    refunds: int = 0
+    lines: int = 0
+    buyers_new: int = 0
+    buyers_known: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    blocked_identifiers: dict[str, int] = field(default_factory=dict)
+    persons_changed: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+class Importer:
+    def __init__(self, db: Database, channel: str, source: str, *, actor: str = "import") -> None:
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+        self._db, self._channel, self._actor = db, channel, actor
+        started = datetime.now(timezone.utc)
+        import_id = db.scalar(
+            "INSERT INTO imports (channel, source_name, started) VALUES (?, ?, ?) RETURNING id",
+            (channel, source, _iso(started)),
+        )
+        self.report = ImportReport(import_id=int(import_id), channel=channel, source=source)
+        self._quarantined: Counter[str] = Counter()
+        self._blocked: Counter[str] = Counter()
+        self._seen_orders: set[str] = set()
+        self._persons: set[str] = set()
+
+    def run(self, text: str, *, progress: bool = False) -> ImportReport:
+        started = time.perf_counter()
+        total = adapters.row_count(self._channel, text)
+        show = progress and total >= PROGRESS_MIN_ROWS
+        bar = Progress(TextColumn(f"importing {self._channel}"), BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), console=Console(stderr=True), transient=True, disable=not show)
+        with bar:
+            task = bar.add_task("rows", total=total)
+            batch: list[adapters.Parsed] = []
+            for parsed in adapters.parse(self._channel, text):
+                batch.append(parsed)
+                if len(batch) >= BATCH:
+                    self._write(batch)
+                    bar.update(task, completed=self.report.rows)
+                    batch = []
+            self._write(batch)
+            bar.update(task, completed=total)
+        tags.refresh(self._db, sorted(self._persons))
+        self.report.quarantined = dict(self._quarantined)
+        self.report.blocked_identifiers = dict(self._blocked)
+        self.report.persons_changed = len(self._persons)
+        self.report.seconds = round(time.perf_counter() - started, 3)
+        self._db.execute(
+            "UPDATE imports SET finished = ?, rows_read = ?, orders = ?, quarantined = ?, report = ? WHERE id = ?",
+            (_iso(datetime.now(timezone.utc)), self.report.rows, self.report.orders,
+             sum(self._quarantined.values()), json.dumps(self.report.as_dict(), ensure_ascii=False),
+             self.report.import_id),
+        )
+        return self.report
+
+    def _write(self, batch: list[adapters.Parsed]) -> None:
+        if not batch:
+            return
+        with self._db.transaction() as tx:
+            problems: list[tuple[int, dict, RowProblem]] = []
+            orders: list[Order] = []
+            buyers: list[Buyer] = []
+            for row_no, raw, item in batch:
+                self.report.rows += len(raw["rows"]) if "rows" in raw and isinstance(raw["rows"], list) else 1
+                if isinstance(item, RowProblem):
+                    problems.append((row_no, raw, item))
+                elif isinstance(item, Order):
+                    problem = self._check(tx, item)
+                    if problem:
+                        problems.append((row_no, raw, problem))
+                    else:
+                        orders.append(item)
+                else:
+                    buyers.append(item)
+            records = self._records(tx, [o.buyer for o in orders if o.buyer] + buyers,
+                                    first_seen={o.buyer.key: o.ts for o in orders if o.buyer})
+            self._store_orders(tx, orders, records)
+            self._quarantine(tx, problems)
+            if records:
+                resolution = oneid.resolve_around(tx, sorted(set(records.values())), actor=self._actor)
+                self._persons |= resolution.changed_persons
+                for chunk_start in range(0, len(records), 500):
+                    chunk = sorted(set(records.values()))[chunk_start:chunk_start + 500]
+                    self._persons.update(r[0] for r in tx.rows(
+                        f"SELECT COALESCE(merged_into, id) FROM members WHERE id IN ({', '.join('?' for _ in chunk)})",
+                        chunk))
+
+    def _check(self, tx: Tx, order: Order) -> RowProblem | None:
+        if order.id in self._seen_orders or tx.scalar("SELECT 1 FROM orders WHERE id = ?", (order.id,)):
+            return RowProblem("duplicate_order", f"order {order.id} was already imported")
+        if order.refund_of and order.refund_of not in self._seen_orders and not tx.scalar(
+            "SELECT 1 FROM orders WHERE id = ?", (order.refund_of,)
+        ):
+            return RowProblem("refund_without_order", f"refund of unknown order {order.refund_of}")
+        self._seen_orders.add(order.id)
+        return None
+
+    def _records(self, tx: Tx, buyers: Iterable[Buyer], first_seen: dict[str, datetime]) -> dict[str, str]:
+        """Buyer key -> member record id, creating records for buyers seen for the first time."""
+        unique = {b.key: b for b in buyers}
+        found: dict[str, str] = {}
+        keys = sorted(unique)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            found.update(tx.rows(
+                f"SELECT source_key, id FROM members WHERE source = ? AND source_key IN ({', '.join('?' for _ in chunk)})",
+                (self._channel, *chunk)))
+        blocklist = oneid.Blocklist.load(tx)
+        now = datetime.now(timezone.utc)
+        new_rows = []
+        for key, buyer in unique.items():
+            if key not in found:
+                member_id = oneid.new_record_id()
+                found[key] = member_id
+                new_rows.append((member_id, self._channel, key, buyer.name, buyer.gender, "普通会员", "[]", "[]",
+                                 buyer.face_consent, buyer.store, _iso(first_seen.get(key, now))))
+        tx.copy("members", ("id", "source", "source_key", "name", "gender", "tier", "tags", "preferences",
+                            "face_consent", "home_store", "created"), new_rows)
+        self.report.buyers_new += len(new_rows)
+        self.report.buyers_known += len(unique) - len(new_rows)
+        ids = []
+        for key, buyer in unique.items():
+            for kind, value in buyer.identifiers:
+                reason = blocklist.reason(kind, value)
+                if reason:
+                    self._blocked[reason] += 1
+                ids.append((found[key], kind, value, reason, _iso(now)))
+        tx.executemany(
+            "INSERT INTO identifiers (member_id, kind, value, blocked, created) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING", ids)
+        return found
+
+    def _store_orders(self, tx: Tx, orders: list[Order], records: dict[str, str]) -> None:
+        order_rows, line_rows = [], []
+        for o in orders:
+            member_id = records[o.buyer.key] if o.buyer else None
+            ts = int(o.ts.timestamp())
+            order_rows.append((o.id, o.channel, o.order_no, o.store, member_id, ts, o.paid,
+                               "refund" if o.refund else "paid", o.refund_of, self.report.import_id))
+            sign = -1 if o.refund else 1
+            line_rows += [(o.id, member_id, o.channel, o.store, ts, line.sku, line.category, sign * line.qty,
+                           line.price, sign * round(line.qty * line.price, 2)) for line in o.lines]
+            self.report.refunds += o.refund
+        tx.copy("orders", ("id", "channel", "order_no", "store", "member_id", "ts", "paid", "status", "refund_of",
+                           "import_id"), order_rows)
+        tx.copy("order_lines", ("order_id", "member_id", "channel", "store", "ts", "sku", "category", "qty", "price",
+                                "amount"), line_rows)
+        self.report.orders += len(orders)
+        self.report.lines += len(line_rows)
+
+    def _quarantine(self, tx: Tx, problems: list[tuple[int, dict, RowProblem]]) -> None:
+        for _, _, problem in problems:
+            self._quarantined[problem.reason] += 1
+        tx.copy("quarantine", ("import_id", "row_no", "reason", "detail", "raw"), [
+            (self.report.import_id, row_no, p.reason, p.detail, json.dumps(raw, ensure_ascii=False, default=str))
+            for row_no, raw, p in problems])
+
+
+def import_text(db: Database, channel: str, text: str, *, source: str, progress: bool = False,
+                actor: str = "import") -> ImportReport:
+    return Importer(db, channel, source, actor=actor).run(text, progress=progress)

@@ -1,0 +1,330 @@
+"""Segments (圈人): a JSON condition language compiled to parameterised SQL.
+
+A condition is one of::
+
+    {"and": [c, ...]}  {"or": [c, ...]}  {"not": c}
+    {"bought": {"category": "护肤" | "sku": "SKU", "within_days": 90, "min_count": 1, "min_amount": 0,
+                "channel": "tmall", "store": "sh-001"}}
+    {"tag": {"name": "敏感肌", "value": "true"}}
+    {"lifecycle": ["active", "repurchase_due"]}      {"value_tier": ["high"]}
+    {"store": "sh-001"}   (bought or visited there)  {"channel": "tmall"}
+    {"visited": {"store": "sh-001", "within_days": 30, "min_count": 1}}
+    {"consent": {"face": true}}
+
+"Bought A in 90 days but not B" is ``{"and": [{"bought": {"category": "A", "within_days": 90}},
+{"not": {"bought": {"category": "B", "within_days": 90}}}]}``. Every value the caller gives
+travels as a bound parameter; the SQL text is assembled only from this module's fixed fragments,
+so no value can change a query's shape. The same SQL runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
+
+from cloud.db import Database, Tx
+from cloud.cdp.tags import LIFECYCLE_STAGES, VALUE_TIERS
+
+Text = Annotated[str, Field(min_length=1, max_length=100)]
+Days = Annotated[int, Field(ge=1, le=3650)]
+MAX_NODES = 100
+_CHUNK = 500
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class BoughtSpec(_Strict):
+    category: Text | None = None
+    sku: Text | None = None
+    within_days: Days = 365
+    min_count: int = Field(default=1, ge=1, le=10_000, description="distinct orders")
+    min_amount: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                     description="yuan spent on the matching lines")
+    channel: Text | None = None
+    store: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_product(self) -> "BoughtSpec":
+        if (self.category is None) == (self.sku is None):
+            raise ValueError("give exactly one of category or sku")
+        return self
+
+
+class Bought(_Strict):
+    bought: BoughtSpec
+
+
+class TagSpec(_Strict):
+    name: Text
+    value: Text = "true"
+
+
+class HasTag(_Strict):
+    tag: TagSpec
+
+
+class Lifecycle(_Strict):
+    lifecycle: list[Literal[LIFECYCLE_STAGES]] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+class ValueTier(_Strict):
+    value_tier: list[Literal[VALUE_TIERS]] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+class AtStore(_Strict):
+    store: Text
+
+
+class InChannel(_Strict):
+    channel: Text
+
+
+class VisitedSpec(_Strict):
+    store: Text | None = None
+    within_days: Days = 30
+    min_count: int = Field(default=1, ge=1, le=10_000)
+
+
+class Visited(_Strict):
+    visited: VisitedSpec
+
+
+class ConsentSpec(_Strict):
+    face: bool
+
+
+class HasConsent(_Strict):
+    consent: ConsentSpec
+
+
+class And(_Strict):
+    and_: list["Condition"] = Field(alias="and", min_length=1, max_length=MAX_NODES)
+
+
+class Or(_Strict):
+    or_: list["Condition"] = Field(alias="or", min_length=1, max_length=MAX_NODES)
+
+
+class Not(_Strict):
+    not_: "Condition" = Field(alias="not")
+
+
+_KINDS = {
+    "and": And, "or": Or, "not": Not, "bought": Bought, "tag": HasTag, "lifecycle": Lifecycle,
+    "value_tier": ValueTier, "store": AtStore, "channel": InChannel, "visited": Visited, "consent": HasConsent,
+}
+
+
+def _kind(value: object) -> str | None:
+    """A node is named by its only key; anything else fails with the list of known kinds."""
+    if isinstance(value, BaseModel):
+        return next(k for k, cls in _KINDS.items() if isinstance(value, cls))
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if key in _KINDS else None
+    return None
+
+
+Node = Annotated[
+    Union[tuple(Annotated[cls, Tag(key)] for key, cls in _KINDS.items())],  # type: ignore[misc]
+    Discriminator(_kind, custom_error_type="unknown_condition",
+                  custom_error_message=f"a condition is an object with one key, one of: {', '.join(_KINDS)}"),
+]
+
+
+class Condition(RootModel[Node]):
+    """Any condition node, validated from JSON in one call."""
+
+    @classmethod
+    def of(cls, data: object) -> "Condition":
+        return cls.model_validate(data)
+
+    def dump(self) -> dict:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+    @model_validator(mode="after")
+    def _size(self) -> "Condition":
+        if _count(self.root) > MAX_NODES:
+            raise ValueError(f"a condition has at most {MAX_NODES} nodes")
+        return self
+
+
+def _unwrap(node: object) -> Node:
+    return node.root if isinstance(node, Condition) else node  # type: ignore[return-value]
+
+
+def _count(node: object) -> int:
+    node = _unwrap(node)
+    if isinstance(node, (And, Or)):
+        return 1 + sum(_count(c) for c in (node.and_ if isinstance(node, And) else node.or_))
+    if isinstance(node, Not):
+        return 1 + _count(node.not_)
+    return 1
+
+
+And.model_rebuild()
+Or.model_rebuild()
+Not.model_rebuild()
+Condition.model_rebuild()
+
+_PERSON = "COALESCE(m.merged_into, m.id)"
+
+
+def _compile(node: object, now: int, params: list) -> str:
+    """A boolean SQL expression over the person ``p`` (and its stats ``s``); params appended in order."""
+    node = _unwrap(node)
+    if isinstance(node, And):
+        return "(" + " AND ".join(_compile(c, now, params) for c in node.and_) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(_compile(c, now, params) for c in node.or_) + ")"
+    if isinstance(node, Not):
+        return f"(NOT {_compile(node.not_, now, params)})"
+    if isinstance(node, Bought):
+        b = node.bought
+        where = ["l.category = ?" if b.category else "l.sku = ?", "l.ts >= ?"]
+        params += [b.category or b.sku, now - b.within_days * 86400]
+        for column, value in (("l.channel", b.channel), ("l.store", b.store)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        having = []
+        if b.min_count > 1:
+            having.append("COUNT(DISTINCT l.order_id) >= ?")
+            params.append(b.min_count)
+        if b.min_amount is not None:
+            having.append("SUM(l.amount) >= ?")
+            params.append(b.min_amount)
+        group = f" GROUP BY {_PERSON} HAVING " + " AND ".join(having) if having else ""
+        return (f"p.id IN (SELECT {_PERSON} FROM order_lines l JOIN members m ON m.id = l.member_id "
+                f"WHERE {' AND '.join(where)}{group})")
+    if isinstance(node, HasTag):
+        params += [node.tag.name, node.tag.value]
+        return "p.id IN (SELECT member_id FROM person_tags WHERE tag = ? AND value = ?)"
+    if isinstance(node, Lifecycle):
+        params += node.lifecycle
+        return f"s.lifecycle IN ({', '.join('?' for _ in node.lifecycle)})"
+    if isinstance(node, ValueTier):
+        params += node.value_tier
+        return f"s.value_tier IN ({', '.join('?' for _ in node.value_tier)})"
+    if isinstance(node, AtStore):
+        params += [node.store, node.store]
+        return (f"(p.id IN (SELECT {_PERSON} FROM orders o JOIN members m ON m.id = o.member_id WHERE o.store = ?) "
+                f"OR p.id IN (SELECT {_PERSON} FROM visits v JOIN members m ON m.id = v.member_id WHERE v.store = ?))")
+    if isinstance(node, InChannel):
+        params.append(node.channel)
+        return f"p.id IN (SELECT {_PERSON} FROM orders o JOIN members m ON m.id = o.member_id WHERE o.channel = ?)"
+    if isinstance(node, Visited):
+        v = node.visited
+        since = datetime.fromtimestamp(now - v.within_days * 86400, timezone.utc).isoformat(timespec="microseconds")
+        where, args = ["v.ts >= ?"], [since]
+        if v.store is not None:
+            where.append("v.store = ?")
+            args.append(v.store)
+        params += args + [v.min_count]
+        return (f"p.id IN (SELECT {_PERSON} FROM visits v JOIN members m ON m.id = v.member_id "
+                f"WHERE {' AND '.join(where)} GROUP BY {_PERSON} HAVING COUNT(*) >= ?)")
+    if isinstance(node, HasConsent):
+        inner = "p.id IN (SELECT COALESCE(merged_into, id) FROM members WHERE face_consent = 1)"
+        return inner if node.consent.face else f"(NOT {inner})"
+    raise TypeError(f"not a condition: {node!r}")  # pragma: no cover - the models are exhaustive
+
+
+_STATS = "LEFT JOIN person_stats s ON s.member_id = p.id"
+
+
+def _uses_stats(node: object) -> bool:
+    node = _unwrap(node)
+    if isinstance(node, (And, Or)):
+        return any(_uses_stats(c) for c in (node.and_ if isinstance(node, And) else node.or_))
+    if isinstance(node, Not):
+        return _uses_stats(node.not_)
+    return isinstance(node, (Lifecycle, ValueTier))
+
+
+def _where(condition: Condition | None, as_of: datetime | None, store: str | None, *,
+           stats: bool = False) -> tuple[str, list]:
+    """The FROM/WHERE of a segment (no condition = every person); stats joined when needed."""
+    now = int((as_of or datetime.now(timezone.utc)).timestamp())
+    params: list = []
+    join = _STATS if stats or (condition is not None and _uses_stats(condition)) else ""
+    base = f"FROM members p {join} WHERE p.merged_into IS NULL"
+    sql = base if condition is None else f"{base} AND {_compile(condition, now, params)}"
+    if store is not None:  # a store manager sees only people who bought or visited there
+        sql += f" AND {_compile(AtStore(store=store), now, params)}"
+    return sql, params
+
+
+def count(db: Database | Tx, condition: Condition | None, *, as_of: datetime | None = None, store: str | None = None) -> int:
+    sql, params = _where(condition, as_of, store)
+    return int(db.scalar(f"SELECT COUNT(*) {sql}", params))
+
+
+def page(db: Database | Tx, condition: Condition | None, *, limit: int, offset: int, as_of: datetime | None = None,
+         store: str | None = None) -> list[dict]:
+    sql, params = _where(condition, as_of, store, stats=True)
+    return db.query(
+        f"SELECT p.id, p.name, s.lifecycle, s.value_tier, s.ltv, s.orders {sql} ORDER BY p.id LIMIT ? OFFSET ?",
+        (*params, limit, offset))
+
+
+def matching_persons(tx: Tx, condition: Condition, *, within: Sequence[str] | None = None,
+                     as_of: datetime | None = None) -> list[str]:
+    sql, params = _where(condition, as_of, None)
+    if within is None:
+        return [r[0] for r in tx.rows(f"SELECT p.id {sql}", params)]
+    found: list[str] = []
+    for start in range(0, len(within), _CHUNK):
+        chunk = list(within[start:start + _CHUNK])
+        found += [r[0] for r in tx.rows(
+            f"SELECT p.id {sql} AND p.id IN ({', '.join('?' for _ in chunk)})", (*params, *chunk))]
+    return found
+
+
+def variant(person_id: str, salt: str, split: Sequence[int]) -> str:
+    """Deterministic A/B(/C...) group: the same person and salt always land in the same group."""
+    bucket = int.from_bytes(hashlib.sha256(f"{salt}:{person_id}".encode()).digest()[:8], "big") % 100
+    edge = 0
+    for index, share in enumerate(split):
+        edge += share
+        if bucket < edge:
+            return chr(ord("A") + index)
+    return chr(ord("A") + len(split) - 1)
+
+
+def export_csv(db: Database, condition: Condition, *, as_of: datetime | None = None, store: str | None = None,
+               salt: str | None = None, split: Sequence[int] = (50, 50), batch: int = 5000) -> Iterator[str]:
+    """The whole segment as CSV text chunks, with each person's A/B group when a salt is given."""
+    header = ["member_id", "name", "lifecycle", "value_tier", "ltv", "orders"] + (["variant"] if salt else [])
+    offset = 0
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(header)
+    yield buffer.getvalue()
+    while True:
+        rows = page(db, condition, limit=batch, offset=offset, as_of=as_of, store=store)
+        if not rows:
+            return
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for r in rows:
+            writer.writerow([r["id"], r["name"] or "", r["lifecycle"] or "", r["value_tier"] or "", r["ltv"] or 0,
+                             r["orders"] or 0] + ([variant(r["id"], salt, split)] if salt else []))
+        yield buffer.getvalue()
+        offset += batch
+
+
+def split_counts(db: Database, condition: Condition, *, salt: str, split: Sequence[int],
+                 as_of: datetime | None = None, store: str | None = None) -> dict[str, int]:
+    sql, params = _where(condition, as_of, store)
+    counts: dict[str, int] = {chr(ord("A") + i): 0 for i in range(len(split))}
+    for (person,) in db.rows(f"SELECT p.id {sql}", params):
+        counts[variant(person, salt, split)] += 1
+    return counts
+

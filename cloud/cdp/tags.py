@@ -1,0 +1,241 @@
+"""Computed tags (标签): RFM and value tier, lifecycle stage, preferences, and HQ's rule tags.
+
+``refresh(db, persons)`` recomputes the persons touched by an import, a visit or a merge;
+``refresh(db)`` is the nightly batch over everyone, which also re-cuts the RFM quintiles the
+incremental updates then reuse. Results live in ``person_stats`` (one row per live person, what
+segments filter on) and ``person_tags`` (manual tags from sign-ups and HQ's rule tags, each
+defined as a segment condition).
+
+Lifecycle, from the person's own paid orders and the configurable windows: ``prospect`` (no
+order), ``new`` (one order, recent), ``active``, ``repurchase_due`` (the time since the last order
+passed the person's own median gap between orders, before going dormant), ``dormant``,
+``churned``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.db import Database, Tx
+
+DAY = 86400
+LIFECYCLE_STAGES = ("prospect", "new", "active", "repurchase_due", "dormant", "churned")
+VALUE_TIERS = ("high", "medium", "low")
+_CHUNK = 500
+
+
+class Windows(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    new_days: int = Field(default=30, ge=1)
+    active_days: int = Field(default=90, ge=1)
+    dormant_days: int = Field(default=180, ge=1)
+    churn_days: int = Field(default=365, ge=1)
+    # a two-item list rather than a tuple: OpenAPI tools (schemathesis among them) mis-read prefixItems
+    # finite: JSON bodies may carry NaN/Infinity, which would be stored and break every later read
+    price_bands: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default=[150.0, 400.0], min_length=2, max_length=2)
+
+
+def windows(db: Database | Tx) -> Windows:
+    raw = db.scalar("SELECT value FROM settings WHERE key = 'lifecycle_windows'")
+    return Windows.model_validate_json(raw) if raw else Windows()
+
+
+def set_windows(db: Database, value: Windows) -> None:
+    db.execute("INSERT INTO settings (key, value) VALUES ('lifecycle_windows', ?) "
+               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (value.model_dump_json(),))
+
+
+def _in(ids: Sequence[str]) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+def _scope(tx: Tx, persons: Sequence[str] | None) -> dict[str, str]:
+    """Live record id -> its person, for the given persons (None = everyone)."""
+    if persons is None:
+        return dict(tx.rows("SELECT id, COALESCE(merged_into, id) FROM members"))
+    found: dict[str, str] = {}
+    for start in range(0, len(persons), _CHUNK):
+        chunk = list(persons[start:start + _CHUNK])
+        found.update(tx.rows(
+            f"SELECT id, COALESCE(merged_into, id) FROM members WHERE id IN ({_in(chunk)}) "
+            f"OR merged_into IN ({_in(chunk)})", (*chunk, *chunk)))
+    return found
+
+
+def _fetch(tx: Tx, sql: str, records: dict[str, str], everyone: bool) -> list[tuple]:
+    """Rows of ``sql`` (whose first column is a member id) for the records in scope."""
+    if everyone:
+        return tx.rows(sql.format(where="member_id IS NOT NULL"))
+    ids = sorted(records)
+    rows: list[tuple] = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        rows += tx.rows(sql.format(where=f"member_id IN ({_in(chunk)})"), chunk)
+    return rows
+
+
+def refresh(db: Database, persons: Sequence[str] | None = None, *, as_of: datetime | None = None) -> int:
+    """Recompute stats and tags; the number of persons written."""
+    now = int((as_of or datetime.now(timezone.utc)).timestamp())
+    everyone = persons is None
+    with db.transaction() as tx:
+        win = windows(tx)
+        records = _scope(tx, persons)
+        live = sorted(set(records.values()))
+        orders = _fetch(tx, "SELECT member_id, ts, paid, status, channel, store FROM orders WHERE {where}",
+                        records, everyone)
+        lines = _fetch(tx, "SELECT member_id, category, SUM(amount), CAST(SUM(qty) AS DOUBLE PRECISION) FROM order_lines WHERE {where} "
+                           "GROUP BY member_id, category", records, everyone)
+        stats = _compute(live, records, orders, lines, now, win)
+        thresholds = _rfm_thresholds(tx, stats, everyone)
+        for row in stats.values():
+            _score(row, thresholds)
+        touched = None if everyone else sorted(set(persons or []) | set(live))
+        _write_stats(tx, stats, touched)
+        _write_manual_tags(tx, records, touched)
+        _apply_rule_tags(tx, live, everyone, as_of)
+    return len(stats)
+
+
+def _compute(live: list[str], records: dict[str, str], orders: list[tuple], lines: list[tuple], now: int,
+             win: Windows) -> dict[str, dict]:
+    paid_ts: dict[str, list[int]] = defaultdict(list)
+    ltv: dict[str, float] = defaultdict(float)
+    channels: dict[str, Counter] = defaultdict(Counter)
+    stores: dict[str, Counter] = defaultdict(Counter)
+    for member_id, ts, paid, status, channel, store in orders:
+        person = records.get(member_id)
+        if person is None:
+            continue
+        ltv[person] += paid
+        if status == "paid":
+            paid_ts[person].append(ts)
+            channels[person][channel] += 1
+            if store:
+                stores[person][store] += 1
+    spend: dict[str, Counter] = defaultdict(Counter)
+    units: dict[str, float] = defaultdict(float)
+    for member_id, category, amount, qty in lines:
+        person = records.get(member_id)
+        if person is not None:
+            spend[person][category] += amount
+            units[person] += qty
+    out: dict[str, dict] = {}
+    for person in live:
+        times = sorted(paid_ts.get(person, []))
+        gaps = [b - a for a, b in zip(times, times[1:]) if b - a > DAY]
+        cycle = statistics.median(gaps) / DAY if gaps else None
+        lifecycle = _lifecycle(times, cycle, now, win)
+        value = ltv.get(person, 0.0)
+        unit_price = value / units[person] if units.get(person) else None
+        band = None if unit_price is None else (
+            "low" if unit_price < win.price_bands[0] else "mid" if unit_price < win.price_bands[1] else "high")
+        out[person] = {
+            "member_id": person, "orders": len(times), "ltv": round(value, 2),
+            "first_ts": times[0] if times else None, "last_ts": times[-1] if times else None,
+            "recency": (now - times[-1]) / DAY if times else None, "lifecycle": lifecycle,
+            "cycle_days": round(cycle, 1) if cycle else None,
+            "top_categories": json.dumps([c for c, _ in spend[person].most_common(3) if _ > 0], ensure_ascii=False),
+            "price_band": band,
+            "fav_channel": channels[person].most_common(1)[0][0] if channels.get(person) else None,
+            "fav_store": stores[person].most_common(1)[0][0] if stores.get(person) else None,
+        }
+    return out
+
+
+def _lifecycle(times: list[int], cycle: float | None, now: int, win: Windows) -> str:
+    if not times:
+        return "prospect"
+    since_last = (now - times[-1]) / DAY
+    if since_last > win.churn_days:
+        return "churned"
+    if since_last > win.dormant_days:
+        return "dormant"
+    if len(times) == 1 and (now - times[0]) / DAY <= win.new_days:
+        return "new"
+    if cycle is not None and since_last >= cycle:
+        return "repurchase_due"
+    return "active" if since_last <= win.active_days else "dormant"
+
+
+def _rfm_thresholds(tx: Tx, stats: dict[str, dict], everyone: bool) -> dict[str, list[float]]:
+    """Quintile cut points of recency, frequency and money; re-cut by the nightly batch only."""
+    buyers = [s for s in stats.values() if s["orders"]]
+    if everyone and len(buyers) >= 5:
+        cuts = {
+            "r": np.quantile([s["recency"] for s in buyers], [0.2, 0.4, 0.6, 0.8]).tolist(),
+            "f": np.quantile([s["orders"] for s in buyers], [0.2, 0.4, 0.6, 0.8]).tolist(),
+            "m": np.quantile([s["ltv"] for s in buyers], [0.2, 0.4, 0.6, 0.8]).tolist(),
+        }
+        tx.execute("INSERT INTO settings (key, value) VALUES ('rfm_thresholds', ?) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(cuts),))
+        return cuts
+    saved = tx.scalar("SELECT value FROM settings WHERE key = 'rfm_thresholds'")
+    # before the first batch: fixed cut points (days, orders, yuan) so tags exist from day one
+    return json.loads(saved) if saved else {"r": [30, 90, 180, 365], "f": [1, 2, 3, 5], "m": [200, 500, 1000, 3000]}
+
+
+def _score(row: dict, cuts: dict[str, list[float]]) -> None:
+    if not row["orders"]:
+        row.update(r=None, f=None, m=None, value_tier=None)
+        return
+    r = 5 - int(np.searchsorted(cuts["r"], row["recency"], side="left"))  # recent = high
+    f = 1 + int(np.searchsorted(cuts["f"], row["orders"], side="left"))
+    m = 1 + int(np.searchsorted(cuts["m"], row["ltv"], side="left"))
+    total = r + f + m
+    row.update(r=r, f=f, m=m, value_tier="high" if total >= 12 else "medium" if total >= 8 else "low")
+
+
+_STAT_COLUMNS = ("member_id", "orders", "ltv", "first_ts", "last_ts", "r", "f", "m", "value_tier", "lifecycle",
+                 "cycle_days", "top_categories", "price_band", "fav_channel", "fav_store", "updated")
+
+
+def _delete_for(tx: Tx, table: str, persons: Sequence[str] | None, extra: str = "", params: tuple = ()) -> None:
+    """Delete the rows of ``persons`` (None = all); ``extra`` is fixed SQL, values go in ``params``."""
+    if persons is None:
+        tx.execute(f"DELETE FROM {table} WHERE 1 = 1 {extra}", params)
+        return
+    for start in range(0, len(persons), _CHUNK):
+        chunk = list(persons[start:start + _CHUNK])
+        tx.execute(f"DELETE FROM {table} WHERE member_id IN ({_in(chunk)}) {extra}", (*chunk, *params))
+
+
+def _write_stats(tx: Tx, stats: dict[str, dict], persons: Sequence[str] | None) -> None:
+    _delete_for(tx, "person_stats", persons)
+    updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tx.copy("person_stats", _STAT_COLUMNS,
+            (tuple(updated if c == "updated" else s[c] for c in _STAT_COLUMNS) for s in stats.values()))
+
+
+def _write_manual_tags(tx: Tx, records: dict[str, str], persons: Sequence[str] | None) -> None:
+    _delete_for(tx, "person_tags", persons, "AND source = 'manual'")
+    manual: set[tuple[str, str]] = set()
+    rows = tx.rows("SELECT id, tags FROM members WHERE tags <> '[]'") if persons is None else [
+        r for start in range(0, len(records), _CHUNK)
+        for r in tx.rows(f"SELECT id, tags FROM members WHERE tags <> '[]' AND id IN "
+                         f"({_in(sorted(records)[start:start + _CHUNK])})", sorted(records)[start:start + _CHUNK])]
+    for member_id, tags_json in rows:
+        if member_id in records:
+            manual.update((records[member_id], tag) for tag in json.loads(tags_json))
+    tx.copy("person_tags", ("member_id", "tag", "value", "source"), ((p, t, "true", "manual") for p, t in manual))
+
+
+def _apply_rule_tags(tx: Tx, live: list[str], everyone: bool, as_of: datetime | None) -> None:
+    from cloud.cdp.segments import Condition, matching_persons
+
+    for name, value, condition in tx.rows("SELECT name, value, condition FROM tag_rules ORDER BY name"):
+        parsed = Condition.model_validate_json(condition)
+        _delete_for(tx, "person_tags", None if everyone else live, "AND tag = ? AND source = 'rule'", (name,))
+        hits = matching_persons(tx, parsed, within=None if everyone else live, as_of=as_of)
+        tx.copy("person_tags", ("member_id", "tag", "value", "source"), ((p, name, value, "rule") for p in hits))
+

@@ -1,0 +1,1 @@
+"""Faces: the enrolled gallery index, matching, enrolment and enrolled thumbnails."""

@@ -1,0 +1,82 @@
+"""Turning an uploaded photo into a member's gallery face, or a reason why not.
+
+Enrolment photos are taken at a counter or uploaded by HQ, so the checks are strict: exactly one
+clear face, large enough for the pack to embed reliably. A face that merely *might* be the member
+would later match the wrong person at the door. Background faces much smaller than the main one
+(people walking past) are ignored rather than rejected.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+from cloud.faces import thumbnails
+from cloud.faces.gallery import FaceIndex
+from cloud.store import Store
+from protocol.facepack.engine import FaceEngine, ImageError, decode_image
+
+#: A face counts as a second candidate when its area is at least this share of the largest face.
+CANDIDATE_AREA_RATIO = 0.25
+
+EnrolErrorCode = Literal[
+    "unknown_member", "no_consent", "empty_file", "not_an_image", "no_face", "several_faces", "face_too_small"
+]
+
+
+class EnrolError(ValueError):
+    def __init__(self, code: EnrolErrorCode, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    face_id: str
+    det_score: float
+    face_px: int
+
+
+class Enroller:
+    def __init__(self, engine: FaceEngine, store: Store, index: FaceIndex) -> None:
+        self._engine = engine
+        self._store = store
+        self._index = index
+        # insightface's detector caches anchors in a plain dict; one photo at a time keeps it sane.
+        self._engine_lock = threading.Lock()
+
+    def enrol(self, member_id: str, photo: bytes) -> Enrolled:
+        member = self._store.member(member_id)
+        if member is None:
+            raise EnrolError("unknown_member", f"no member {member_id}")
+        if not member.face_consent:
+            raise EnrolError("no_consent", "the member has not consented to face recognition")
+        try:
+            image = decode_image(photo)
+        except ImageError as exc:
+            raise EnrolError("empty_file" if not photo else "not_an_image", str(exc)) from None
+        pack = self._engine.pack
+        with self._engine_lock:
+            faces = self._engine.detect(image)
+            if not faces:
+                raise EnrolError("no_face", "no face found in the photo")
+            largest = faces[0]
+            candidates = sum(1 for f in faces if f.area >= CANDIDATE_AREA_RATIO * largest.area)
+            if candidates > 1:
+                raise EnrolError("several_faces", f"{candidates} faces in the photo; enrol one person per photo")
+            if largest.size_px < pack.min_face_px:
+                raise EnrolError(
+                    "face_too_small", f"the face is {largest.size_px} px; at least {pack.min_face_px} px needed"
+                )
+            aligned = self._engine.align(image, largest)
+            vector = self._engine.embed_aligned([aligned])[0]
+        face = self._store.add_face(
+            member_id=member_id, vector=vector, embedding_space=pack.recogniser.embedding_space,
+            pack_id=pack.id, det_score=largest.score,
+        )
+        # the card's enrolled photo: the aligned face the recogniser saw, not the uploaded photo
+        thumbnails.save(self._store.db, member_id, face.id, thumbnails.encode(aligned))
+        self._index.add(face.member_id, vector, face_id=face.id)
+        return Enrolled(face_id=face.id, det_score=largest.score, face_px=largest.size_px)

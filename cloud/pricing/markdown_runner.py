@@ -1,0 +1,265 @@
+"""Perishables markdown, run: each pricing period, plan every perishable of every store and put
+the new price on its shelf labels.
+
+The planner (``cloud.pricing.markdown_planner``) is pure; this module feeds it from the database and acts on
+it. Inputs per (store, product): the expiry date and floor price HQ or the store set
+(``perishables``, migration 9), the list price and name from ``products``, the stock on hand and
+the sales rate from the stock system's daily export (``stock_days``, migration 6: the latest
+day's closing stock, the mean units sold per day over the last ``RATE_DAYS`` days), and the
+price now on the labels (the last ``price_changes`` row for the same expiry date, else the list
+price: a fresh batch starts at list price).
+
+The day is split into ``max_changes_per_day`` pricing periods in the store's own time zone. A
+change is made only downwards, never under the floor, at most once per period and at most
+``max_changes_per_day`` times per store-local day (both checked against ``price_changes``, so a
+restart or a second cloud process cannot exceed the limit), and only when the policy's price for
+the stock left differs from the label's. Each change is one ``price_changes`` row (what the API
+and the health model read back) and one redraw command per label of the product, published QoS 1
+with the command's TTL as MQTT expiry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import paho.mqtt.client as mqtt
+
+from cloud.db import Database
+from cloud.pricing import labels
+from cloud.pricing.markdown_planner import Perishable, PricePoint, markdown_badge, plan
+from cloud.pricing.registry import redraw_commands
+from cloud.health import clock
+from protocol import transport
+from protocol.esl import LabelCommand, LabelProduct
+
+log = logging.getLogger(__name__)
+
+#: Days of stock rows the sales rate is averaged over.
+RATE_DAYS = 7
+#: A product that sold nothing lately still gets a plan: assume this many units a day.
+MIN_SALES_RATE = 0.1
+#: The planner's stock bound (``Perishable.stock``).
+MAX_STOCK = 5000
+
+Publish = Callable[[str, LabelCommand], bool]
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One perishable of one store now: its inputs, the price for this period, and why not, if none."""
+
+    store: str
+    sku: str
+    name: str
+    expires_on: date
+    floor_price: float
+    list_price: float | None = None
+    current_price: float | None = None
+    stock: int | None = None
+    sales_rate: float | None = None
+    days_to_expiry: int | None = None
+    day: str = ""
+    period: int = 0
+    changes_today: int = 0
+    max_changes_per_day: int = 0
+    changed_this_period: bool = False
+    price: float | None = None  # the policy's price for this period
+    status: str = "planned"  # planned | no_stock_data | sold_out | expired | unknown_product
+    schedule: list[PricePoint] = field(default_factory=list)
+
+    @property
+    def due(self) -> bool:
+        """Whether the runner should change the label now."""
+        return (self.status == "planned" and self.price is not None and self.current_price is not None
+                and self.price < self.current_price and not self.changed_this_period
+                and self.changes_today < self.max_changes_per_day)
+
+
+def set_perishable(db: Database, store: str, sku: str, expires_on: date, floor_price: float, *, actor: str) -> None:
+    """The store's stock of ``sku`` sells until ``expires_on`` (its last selling day), never under ``floor_price``."""
+    db.execute(
+        "INSERT INTO perishables (store, sku, expires_on, floor_price, updated, actor) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (store, sku) DO UPDATE SET expires_on = excluded.expires_on, floor_price = excluded.floor_price, "
+        "updated = excluded.updated, actor = excluded.actor",
+        (store, sku, expires_on.isoformat(), floor_price, datetime.now(timezone.utc).isoformat(), actor))
+
+
+def plan_store(db: Database, store: str, at: datetime, *, max_changes_per_day: int, elasticity: float) -> list[PlanItem]:
+    """Every perishable of the store with the price the policy wants for the current period (no writes)."""
+    tz = db.scalar("SELECT timezone FROM stores WHERE id = ?", (store,))
+    local = at.astimezone(clock.zone(tz))
+    today = local.date()
+    periods = max(1, max_changes_per_day)
+    seconds = local.hour * 3600 + local.minute * 60 + local.second
+    period = min(periods - 1, seconds * periods // 86400)
+    items = []
+    for row in db.query(
+        "SELECT p.sku, p.expires_on, p.floor_price, pr.name, pr.price FROM perishables p "
+        "LEFT JOIN products pr ON pr.sku = p.sku WHERE p.store = ? ORDER BY p.expires_on, p.sku", (store,)):
+        items.append(_plan_one(db, store, row, today, period, max_changes_per_day, elasticity))
+    return items
+
+
+def _plan_one(db: Database, store: str, row: dict, today: date, period: int, max_changes: int,
+              elasticity: float) -> PlanItem:
+    expires_on = date.fromisoformat(row["expires_on"])
+    base = PlanItem(store=store, sku=row["sku"], name=row["name"] or row["sku"], expires_on=expires_on,
+                    floor_price=float(row["floor_price"]), day=today.isoformat(), period=period)
+    if row["price"] is None:
+        return _with(base, status="unknown_product")
+    list_price = float(row["price"])
+    current = db.scalar("SELECT new_price FROM price_changes WHERE store = ? AND sku = ? AND expires_on = ? "
+                        "ORDER BY id DESC LIMIT 1", (store, row["sku"], row["expires_on"]))
+    done = db.rows("SELECT period FROM price_changes WHERE store = ? AND sku = ? AND day = ?",
+                   (store, row["sku"], today.isoformat()))
+    base = _with(base, list_price=list_price, current_price=float(current) if current is not None else list_price,
+                 changes_today=len(done), max_changes_per_day=max_changes,
+                 changed_this_period=any(p == period for (p,) in done))
+    days = (expires_on - today).days + 1
+    if days < 1:
+        return _with(base, status="expired", days_to_expiry=days)
+    stock_rows = db.rows("SELECT opening + received - sold - wasted, sold FROM stock_days WHERE store = ? AND sku = ? "
+                         "AND day <= ? ORDER BY day DESC LIMIT ?", (store, row["sku"], today.isoformat(), RATE_DAYS))
+    if not stock_rows:
+        return _with(base, status="no_stock_data", days_to_expiry=days)
+    stock = max(0, min(MAX_STOCK, int(stock_rows[0][0])))
+    rate = max(MIN_SALES_RATE, sum(int(r[1]) for r in stock_rows) / len(stock_rows))
+    base = _with(base, stock=stock, sales_rate=round(rate, 2), days_to_expiry=days)
+    if stock == 0:
+        return _with(base, status="sold_out")
+    floor = min(base.floor_price, list_price)
+    product = Perishable(sku=row["sku"], list_price=list_price, floor_price=floor, stock=stock, sales_rate=rate,
+                         days_to_expiry=min(days, 60), elasticity=elasticity, max_changes_per_day=max_changes)
+    policy = plan(product)
+    price = max(floor, policy.price(period, base.current_price, stock))  # the ladder ends at the floor
+    return _with(base, price=price, schedule=policy.expected_schedule()[period:period + 2 * product.periods_per_day])
+
+
+def _with(item: PlanItem, **changes: object) -> PlanItem:
+    return PlanItem(**{**item.__dict__, **changes})
+
+
+@dataclass(frozen=True)
+class Change:
+    store: str
+    sku: str
+    old_price: float
+    new_price: float
+    labels: int
+
+
+def run(db: Database, at: datetime, publish: Publish, *, max_changes_per_day: int, elasticity: float) -> list[Change]:
+    """One pass over every store with perishables: record and publish the changes due now."""
+    changes = []
+    for (store,) in db.rows("SELECT DISTINCT store FROM perishables ORDER BY store"):
+        for item in plan_store(db, store, at, max_changes_per_day=max_changes_per_day, elasticity=elasticity):
+            if item.due:
+                changes.append(_change(db, item, at, publish))
+    return changes
+
+
+def _change(db: Database, item: PlanItem, at: datetime, publish: Publish) -> Change:
+    assert item.price is not None and item.current_price is not None and item.list_price is not None
+    brand = db.scalar("SELECT brand FROM stores WHERE id = ?", (item.store,))
+    member_price = db.scalar("SELECT member_price FROM products WHERE sku = ?", (item.sku,))
+    product = LabelProduct(sku=item.sku, name=item.name[:40], price=item.price,
+                           member_price=member_price if member_price is not None and member_price < item.price else None,
+                           badge=markdown_badge(item.list_price, item.price))
+    commands = redraw_commands(labels.registry_for(db, item.store, [item.sku]), brand, item.store, product, at,
+                               reason=f"markdown ¥{item.current_price:g} -> ¥{item.price:g}") if brand else []
+    with db.transaction() as tx:
+        # re-checked inside the transaction: another cloud process may have priced this period already
+        if tx.scalar("SELECT COUNT(*) FROM price_changes WHERE store = ? AND sku = ? AND day = ? AND period = ?",
+                     (item.store, item.sku, item.day, item.period)):
+            return Change(item.store, item.sku, item.current_price, item.current_price, 0)
+        tx.execute(
+            "INSERT INTO price_changes (store, sku, ts, day, period, expires_on, list_price, old_price, new_price, stock, "
+            "labels, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'markdown')",
+            (item.store, item.sku, clock.iso_utc(at), item.day, item.period, item.expires_on.isoformat(),
+             item.list_price, item.current_price, item.price, item.stock, len(commands)))
+    sent = sum(publish(topic, command) for topic, command in commands)
+    log.info("markdown %s in %s: ¥%g -> ¥%g (%d left, %d days), %d/%d labels", item.sku, item.store,
+             item.current_price, item.price, item.stock, item.days_to_expiry, sent, len(commands))
+    return Change(item.store, item.sku, item.current_price, item.price, len(commands))
+
+
+def markdown_losses(db: Database, store: str, first: date, last: date) -> dict[str, float]:
+    """Yuan given away by markdowns per store-local day: for every till line of a marked-down
+    product sold while a markdown was in force, ``qty × (list price − marked-down price)``.
+
+    For the health model's ``markdown_waste``, which today reads the stock export's
+    ``stock_days.markdown_loss``: this is the same figure computed from ``price_changes`` and the
+    till (``order_lines``), for stores whose stock system does not report it.
+    """
+    tz = db.scalar("SELECT timezone FROM stores WHERE id = ?", (store,))
+    start, end = clock.utc_range(first, last, tz)
+    changes: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    for sku, expires_on, ts, list_price, price in db.rows(
+            "SELECT sku, expires_on, ts, list_price, new_price FROM price_changes WHERE store = ? AND ts < ? "
+            "ORDER BY id", (store, clock.iso_utc(end))):
+        changes.setdefault((sku, expires_on), []).append((datetime.fromisoformat(ts).timestamp(), list_price, price))
+    losses: dict[str, float] = {}
+    for (sku, expires_on), steps in changes.items():
+        batch_end = clock.day_start_utc(date.fromisoformat(expires_on) + timedelta(days=1), tz).timestamp()
+        for (since, list_price, price), following in zip(steps, [*steps[1:], None]):
+            until = min(batch_end, following[0] if following else batch_end, end.timestamp())
+            for ts, qty in db.rows("SELECT ts, qty FROM order_lines WHERE store = ? AND sku = ? AND ts >= ? AND ts < ? "
+                                   "AND qty > 0", (store, sku, int(max(since, start.timestamp())), int(until))):
+                day = clock.local_day_of_epoch(int(ts), tz)
+                losses[day] = round(losses.get(day, 0.0) + qty * (list_price - price), 2)
+    return losses
+
+
+class MarkdownService:
+    """Runs ``run`` every ``every_s`` seconds on its own thread and its own MQTT connection."""
+
+    def __init__(self, db: Database, broker: transport.BrokerUrl | None, *, client_id: str, every_s: float,
+                 max_changes_per_day: int, elasticity: float) -> None:
+        self._db = db
+        self._broker = broker
+        self._client = transport.make_client(broker, client_id) if broker is not None else None
+        self._every_s = every_s
+        self._max_changes = max_changes_per_day
+        self._elasticity = elasticity
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._client is not None and self._broker is not None:
+            transport.start(self._client, self._broker)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="markdown", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._client is not None:
+            transport.stop(self._client)
+
+    def run_once(self, at: datetime | None = None) -> list[Change]:
+        return run(self._db, at or datetime.now(timezone.utc), self._publish,
+                   max_changes_per_day=self._max_changes, elasticity=self._elasticity)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a bad row must not stop tomorrow's markdowns
+                log.exception("markdown pass failed")
+            self._stop.wait(self._every_s)
+
+    def _publish(self, topic: str, command: LabelCommand) -> bool:
+        if self._client is None:
+            return False
+        info = transport.publish(self._client, topic, command, qos=1, expiry_s=command.ttl_s)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("markdown redraw of %s not sent: %s", command.label, mqtt.error_string(info.rc))
+            return False
+        return True

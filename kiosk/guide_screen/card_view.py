@@ -1,0 +1,316 @@
+"""One member's card on the guide screen: who arrived, how to serve them, and the actions.
+
+Read top to bottom in the order an assistant needs it: how to address the member and how sure
+the match is, tier and history (lifetime spend, last visit, last purchase, favourite categories)
+beside the enrolled photo (登记照) and the live face crop from the door (现场) when there are any, tags, what to recommend and
+why, then what to say. The buttons
+are large enough for gloved fingers. The first one walks through the service in order: claim
+(when the screen has assistants configured: which of them takes this member), greeted, served;
+"成交" records a sale with its amount at any point; "不是本人" (not this person) takes the card
+away at once, because showing the wrong member's profile is the worst error this screen can
+make; the round ✕ dismisses a card nobody will act on. Every action becomes one ``Feedback``,
+carrying the claiming assistant so the cloud can credit the right person.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from kiosk.guide_screen.elided import ElidedLabel
+from kiosk.guide_screen.tags import TagStrip
+from kiosk.guide_screen.theme import restyle
+from protocol.messages import GuideCard, MemberSummary, Recommendation
+
+MAX_RECOMMENDATIONS = 2
+#: The live crop's side on the card: big enough to recognise a face from a step away.
+CROP_PX = 64
+
+
+def confidence_text(confidence: float) -> str:
+    """Cosine similarity as the percentage the assistant sees; a negative match reads as 0%."""
+    return f"匹配 {round(max(0.0, confidence) * 100)}%"
+
+
+def visits_text(member: MemberSummary) -> str:
+    return "首次到店" if member.visits == 0 else f"第 {member.visits + 1} 次到店"
+
+
+def age_text(arrival: datetime, now: datetime) -> str:
+    minutes = int((now - arrival).total_seconds() // 60)
+    return "刚刚进店" if minutes < 1 else f"{minutes} 分钟前进店"
+
+
+def days_ago_text(when: datetime, reference: datetime) -> str:
+    """今天 / 昨天 / N 天前 within two months, then the date (local days, like the screen's clock)."""
+    then, ref = when.astimezone().date(), reference.astimezone().date()
+    days = (ref - then).days
+    if days <= 0:
+        return "今天"
+    if days == 1:
+        return "昨天"
+    if days < 60:
+        return f"{days} 天前"
+    return f"{then.month}月{then.day}日" if then.year == ref.year else f"{then.year}年{then.month}月{then.day}日"
+
+
+def identity_text(member: MemberSummary) -> str:
+    """第 12 次到店 · 累计 ¥38,620 · 王丽: the full name last, it elides first (the title says it)."""
+    parts = [visits_text(member)]
+    if member.lifetime_value is not None:
+        parts.append(f"累计 {amount_text(round(member.lifetime_value))}")
+    return " · ".join([*parts, member.name])
+
+
+def history_text(member: MemberSummary, arrival: datetime) -> str | None:
+    """上次购买 12 天前 修护精华露 50ml、保湿面霜 (¥2,059) · 上次到店 3 天前 · 偏好 护肤/彩妆
+
+    What was bought first, because a squeezed card elides the end. None when the cloud sent none
+    of it (an older cloud, or a new member with no history and no declared preferences).
+    """
+    parts = []
+    last = member.last_purchase
+    if last is not None:
+        items = f" {'、'.join(last.items)}" if last.items else ""
+        parts.append(f"上次购买 {days_ago_text(last.ts, arrival)}{items} ({amount_text(round(last.amount, 2))})")
+    if member.last_visit is not None:
+        parts.append(f"上次到店 {days_ago_text(member.last_visit, arrival)}")
+    if member.preferences:
+        parts.append("偏好 " + "/".join(member.preferences[:3]))
+    return " · ".join(parts) or None
+
+
+def _show_jpeg(target: QLabel, jpeg_base64: str) -> bool:
+    """Draw a base64 JPEG into ``target``, cropped to its square; False if it is unreadable."""
+    pixmap = QPixmap()
+    try:
+        data = base64.b64decode(jpeg_base64, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if not pixmap.loadFromData(data, "JPG"):
+        return False
+    target.setPixmap(pixmap.scaled(CROP_PX, CROP_PX, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                                   Qt.TransformationMode.SmoothTransformation))
+    return True
+
+
+def _label(text: str, name: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName(name)
+    return label
+
+
+def amount_text(amount: float) -> str:
+    return f"¥{amount:,.0f}" if amount == int(amount) else f"¥{amount:,.2f}"
+
+
+class CardView(QFrame):
+    """The widget for one member card.
+
+    ``feedback`` carries (card, action, assistant, amount) to the feed; claiming and selling need
+    an answer first, so they emit ``claim_requested`` / ``sale_requested`` and the screen calls
+    ``claim`` or ``sell`` once the assistant has picked a name or typed the amount.
+    """
+
+    feedback = Signal(object, str, object, object)
+    claim_requested = Signal(object)  # this view
+    sale_requested = Signal(object)
+
+    def __init__(self, card: GuideCard, parent: QWidget | None = None, *, claimable: bool = False) -> None:
+        super().__init__(parent)
+        if card.member is None:
+            raise ValueError("visitor cards are counted, never drawn")
+        self.card = card
+        self.assistant: str | None = None
+        self.sold_amount: float | None = None
+        member = card.member
+        self.addressed_as = member.title or member.name
+        self.setObjectName("card")
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 10, 20, 12)
+        layout.setSpacing(5)
+        layout.addLayout(self._top(member.title or member.name, card.confidence))
+        layout.addLayout(self._who(member, card.arrival_ts))
+        if member.tags:
+            layout.addWidget(TagStrip(member.tags))
+        for reco in card.recommendations[:MAX_RECOMMENDATIONS]:
+            layout.addWidget(self._recommendation(reco))
+        if card.script:
+            layout.addWidget(ElidedLabel(f"话术：{card.script}", "script", max_lines=3))
+        layout.addStretch(1)  # buttons stay at the bottom edge, where thumbs expect them
+        layout.addLayout(self._buttons(claimable))
+
+    def _top(self, title: str, confidence: float) -> QHBoxLayout:
+        """Title on the left; match confidence and how long ago they came in on the right."""
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        row.addWidget(ElidedLabel(title, "memberTitle"), 1)
+        right = QVBoxLayout()
+        right.setSpacing(0)
+        self.arrived = _label("", "arrivedAt")
+        for label in (_label(confidence_text(confidence), "confidence"), self.arrived):
+            label.setAlignment(Qt.AlignmentFlag.AlignRight)
+            right.addWidget(label)
+        row.addLayout(right)
+        self.dismiss_button = self._button("✕", "dismiss", "dismissed")
+        self.dismiss_button.setObjectName("dismissButton")
+        row.addWidget(self.dismiss_button, 0, Qt.AlignmentFlag.AlignTop)
+        return row
+
+    def _who(self, member: MemberSummary, arrival: datetime) -> QHBoxLayout:
+        """Tier and history on the left; the enrolled photo and the live face crop (each hidden without one) on the right."""
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        column = QVBoxLayout()
+        column.setSpacing(4)
+        column.addLayout(self._identity(member))
+        history = history_text(member, arrival)
+        if history:
+            column.addWidget(ElidedLabel(history, "memberHistory", max_lines=2))
+        row.addLayout(column, 1)
+        # 登记照 (enrolled, from the cloud's card) beside 现场 (the door's crop): the assistant compares them
+        self.enrolled_photo, self.enrolled_photo_image = self._photo_frame("登记照")
+        if member.enrolled_photo is None or not _show_jpeg(self.enrolled_photo_image, member.enrolled_photo):
+            self.enrolled_photo.hide()
+        row.addWidget(self.enrolled_photo, 0, Qt.AlignmentFlag.AlignTop)
+        self.live_crop, self.live_crop_image = self._photo_frame("现场")
+        self.live_crop.hide()
+        row.addWidget(self.live_crop, 0, Qt.AlignmentFlag.AlignTop)
+        return row
+
+    @staticmethod
+    def _photo_frame(caption_text: str) -> tuple[QFrame, QLabel]:
+        """A CROP_PX square picture with its caption underneath; hidden until it has a picture."""
+        frame = QFrame()
+        frame.setObjectName("liveCrop")
+        column = QVBoxLayout(frame)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        image = QLabel()
+        image.setFixedSize(CROP_PX, CROP_PX)
+        column.addWidget(image)
+        caption = _label(caption_text, "liveCropCaption")
+        caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        column.addWidget(caption)
+        return frame, image
+
+    def set_live_crop(self, jpeg_base64: str) -> bool:
+        """Show the door camera's crop of this arrival so the assistant can confirm the person.
+
+        The crop lives only in this widget: it goes when the card goes. False if the JPEG is unreadable.
+        """
+        if not _show_jpeg(self.live_crop_image, jpeg_base64):
+            return False
+        self.live_crop.show()
+        return True
+
+    @property
+    def has_enrolled_photo(self) -> bool:
+        return self.enrolled_photo.isVisibleTo(self)
+
+    @property
+    def has_live_crop(self) -> bool:
+        return self.live_crop.isVisibleTo(self)
+
+    def _identity(self, member: MemberSummary) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        row.addWidget(_label(member.tier, "tier"))
+        row.addWidget(ElidedLabel(identity_text(member), "memberName"), 1)
+        self.claimed_by = _label("", "claimedBy")
+        self.claimed_by.hide()
+        row.addWidget(self.claimed_by)
+        return row
+
+    def _recommendation(self, reco: Recommendation) -> QWidget:
+        box = QFrame()
+        box.setObjectName("reco")
+        column = QVBoxLayout(box)
+        column.setContentsMargins(12, 2, 0, 2)
+        column.setSpacing(0)
+        top = QHBoxLayout()
+        top.addWidget(ElidedLabel(reco.name, "recoName"), 1)
+        top.addWidget(_label(f"¥{reco.price:,.0f}", "recoPrice"))
+        column.addLayout(top)
+        column.addWidget(ElidedLabel(reco.reason, "recoReason"))
+        return box
+
+    def _buttons(self, claimable: bool) -> QHBoxLayout:
+        """[next service step] [成交] [不是本人]; the step slot shows one button at a time."""
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        self.claim_button = self._button("认领", "primary", "claimed")
+        self.greet_button = self._button("已接待", "primary", "greeted")
+        self.serve_button = self._button("服务完成", "primary", "served")
+        self.sell_button = self._button("成交", "sale", "sold")
+        self.reject_button = self._button("不是本人", "secondary", "not_this_person")
+        for button in (self.claim_button, self.greet_button, self.serve_button):
+            row.addWidget(button, 3)
+        row.addWidget(self.sell_button, 2)
+        row.addWidget(self.reject_button, 2)
+        self.claim_button.setVisible(claimable)
+        self.greet_button.setVisible(not claimable)
+        self.serve_button.hide()
+        return row
+
+    def _button(self, text: str, role: str, action: str) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName("cardButton")
+        button.setProperty("role", role)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        button.clicked.connect(lambda: self._act(action))
+        return button
+
+    def _act(self, action: str) -> None:
+        if action == "claimed":
+            self.claim_requested.emit(self)
+        elif action == "sold":
+            self.sale_requested.emit(self)
+        else:
+            if action == "greeted":
+                self._advance(self.greet_button, self.serve_button, "greeted")
+            elif action == "served":
+                self.serve_button.setText("已服务 ✓")
+                self.serve_button.setEnabled(False)
+            self._send(action)
+
+    def claim(self, assistant: str) -> None:
+        """The assistant picked on the screen takes this member; later actions carry the name."""
+        self.assistant = assistant
+        self.claimed_by.setText(f"导购 {assistant}")
+        self.claimed_by.show()
+        self._advance(self.claim_button, self.greet_button, "claimed")
+        self._send("claimed")
+
+    def sell(self, amount: float) -> None:
+        self.sold_amount = amount
+        self.sell_button.setText(f"已成交 {amount_text(amount)}")
+        self.sell_button.setEnabled(False)
+        self.setProperty("sold", True)
+        restyle(self)
+        self._send("sold", amount)
+
+    def _advance(self, done: QPushButton, following: QPushButton, state: str) -> None:
+        done.setEnabled(False)
+        done.hide()
+        following.show()
+        self.setProperty(state, True)
+        restyle(self)
+
+    def _send(self, action: str, amount: float | None = None) -> None:
+        self.feedback.emit(self.card, action, self.assistant, amount)
+
+    def set_newest(self, newest: bool) -> None:
+        self.setProperty("newest", newest)
+        restyle(self)
+
+    def refresh(self, now: datetime) -> None:
+        """Update the "arrived N minutes ago" line; called by the screen's clock."""
+        self.arrived.setText(age_text(self.card.arrival_ts, now))

@@ -1,0 +1,163 @@
+"""Full-screen touch dialogs on the guide screen: who claims a member, how much they spent.
+
+Not QDialogs: a kiosk has no window manager worth the name, and a modal top-level window can
+open behind the full-screen app or on the wrong screen. An overlay is a child of the guide
+screen that dims it and takes every touch until answered or cancelled, and it is torn down when
+its card leaves the screen (expired, replaced), so nobody can claim a member who is gone.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from kiosk.guide_screen.card_view import CardView
+
+#: Longest amount the keypad accepts, in characters (digits and one decimal point): up to ¥9,999,999.99.
+MAX_AMOUNT_CHARS = 10
+
+
+def touch_button(text: str, name: str, role: str = "") -> QPushButton:
+    button = QPushButton(text)
+    button.setObjectName(name)
+    button.setProperty("role", role)
+    button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    return button
+
+
+class Overlay(QWidget):
+    """A dimmed layer over the whole screen with one centred panel; ``view`` is the card it is about."""
+
+    closed = Signal()
+
+    def __init__(self, parent: QWidget, title: str) -> None:
+        super().__init__(parent)
+        self.setObjectName("overlay")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.view: CardView | None = None
+        outer = QVBoxLayout(self)
+        outer.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.panel = QFrame()
+        self.panel.setObjectName("overlayPanel")
+        outer.addWidget(self.panel, 0, Qt.AlignmentFlag.AlignCenter)
+        self.body = QVBoxLayout(self.panel)
+        self.body.setContentsMargins(36, 28, 36, 28)
+        self.body.setSpacing(18)
+        self.title = QLabel(title)
+        self.title.setObjectName("overlayTitle")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.body.addWidget(self.title)
+        self.hide()
+
+    def open_for(self, view: CardView, title: str) -> None:
+        self.view = view
+        self.title.setText(title)
+        self.setGeometry(self.parentWidget().rect())
+        self.raise_()
+        self.show()
+
+    def close_overlay(self) -> None:
+        self.view = None
+        self.hide()
+        self.closed.emit()
+
+    def cancel_row(self, *buttons: QPushButton) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(18)
+        cancel = touch_button("取消", "overlayButton", "secondary")
+        cancel.clicked.connect(self.close_overlay)
+        row.addWidget(cancel, 1)
+        for button in buttons:
+            row.addWidget(button, 1)
+        return row
+
+
+class AssistantPicker(Overlay):
+    """"谁来接待？": one big button per assistant configured for this screen."""
+
+    chosen = Signal(object, str)  # CardView, assistant name
+
+    def __init__(self, parent: QWidget, assistants: list[str]) -> None:
+        super().__init__(parent, "")
+        grid = QGridLayout()
+        grid.setSpacing(18)
+        self.buttons: dict[str, QPushButton] = {}
+        for index, name in enumerate(assistants):
+            button = touch_button(name, "pickButton")
+            button.clicked.connect(lambda _=False, n=name: self._choose(n))
+            grid.addWidget(button, index // 3, index % 3)
+            self.buttons[name] = button
+        self.body.addLayout(grid)
+        self.body.addLayout(self.cancel_row())
+
+    def ask(self, view: CardView) -> None:
+        self.open_for(view, f"谁来接待 {view.addressed_as}？")
+
+    def _choose(self, name: str) -> None:
+        view = self.view
+        self.close_overlay()
+        if view is not None:
+            self.chosen.emit(view, name)
+
+
+class AmountKeypad(Overlay):
+    """A big numeric keypad for the sale amount; confirm stays disabled until there is an amount."""
+
+    entered = Signal(object, float)  # CardView, amount in yuan
+
+    KEYS = ("7", "8", "9", "4", "5", "6", "1", "2", "3", ".", "0", "⌫")
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent, "")
+        self.text = ""
+        self.display = QLabel()
+        self.display.setObjectName("amountDisplay")
+        self.display.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.body.addWidget(self.display)
+        grid = QGridLayout()
+        grid.setSpacing(14)
+        self.keys: dict[str, QPushButton] = {}
+        for index, key in enumerate(self.KEYS):
+            button = touch_button(key, "keyButton")
+            button.clicked.connect(lambda _=False, k=key: self.press(k))
+            grid.addWidget(button, index // 3, index % 3)
+            self.keys[key] = button
+        self.body.addLayout(grid)
+        self.confirm = touch_button("确认成交", "overlayButton", "primary")
+        self.confirm.clicked.connect(self._confirm)
+        self.body.addLayout(self.cancel_row(self.confirm))
+        self._show_amount()
+
+    def ask(self, view: CardView) -> None:
+        self.text = ""
+        self._show_amount()
+        self.open_for(view, f"{view.addressed_as} · 成交金额")
+
+    def press(self, key: str) -> None:
+        """One key: digits, one decimal point with at most two decimals, ⌫ deletes."""
+        text = self.text
+        if key == "⌫":
+            text = text[:-1]
+        elif len(text) >= MAX_AMOUNT_CHARS or ("." in text and (key == "." or len(text.split(".")[1]) >= 2)):
+            return
+        elif key == ".":
+            text = (text or "0") + "."
+        else:
+            text = key if text == "0" else text + key
+        self.text = text
+        self._show_amount()
+
+    def amount(self) -> float:
+        return float(self.text) if self.text.strip(".") else 0.0
+
+    def _show_amount(self) -> None:
+        self.display.setText(f"¥ {self.text or '0'}")
+        self.confirm.setEnabled(self.amount() > 0)
+
+    def _confirm(self) -> None:
+        view, amount = self.view, self.amount()
+        if amount <= 0:
+            return
+        self.close_overlay()
+        if view is not None:
+            self.entered.emit(view, amount)
