@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from cloud.api.auth import create_key  # noqa: E402
-from cloud.health import clock  # noqa: E402
+from cloud import clock  # noqa: E402
 from cloud.settings import Settings  # noqa: E402
-from cloud.store import Store  # noqa: E402
+from cloud.db import Database  # noqa: E402
 from tests.dashboards.harness import CloudServer, launch, open_page  # noqa: E402
+from cloud.runtime import open_cdp
 
 TARGET_MS = 2000
 REPO = Path(__file__).resolve().parents[1]
@@ -77,12 +78,12 @@ def measure(url: str, pages: dict[str, tuple[str, str]], repeats: int) -> dict[s
 
 def _forget_keys(location: str, ids: tuple[str, ...]) -> None:
     """Leave a reused database as it was: with no key, its API stays in the open mode others rely on."""
-    store = Store(location)
+    store = open_cdp(location)
     try:
         for key_id in ids:
-            store.db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
+            db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
     finally:
-        store.close()
+        db.close()
 
 
 def main() -> None:
@@ -103,15 +104,15 @@ def main() -> None:
                             "--stores", str(args.stores), "--repeats", "1"], check=True, stdout=subprocess.DEVNULL)
         build_s = time.perf_counter() - started
         day = args.day or (clock.now_local(clock.DEFAULT_TZ).date() - timedelta(days=1)).isoformat()
-        store = Store(location)
+        store = open_cdp(location)
         try:
-            stores = [r[0] for r in store.db.rows("SELECT id FROM stores ORDER BY id")]
-            days = store.db.scalar("SELECT COUNT(DISTINCT ts) FROM store_metrics WHERE grain = 'day'")
+            stores = [r[0] for r in db.rows("SELECT id FROM stores ORDER BY id")]
+            days = db.scalar("SELECT COUNT(DISTINCT ts) FROM store_metrics WHERE grain = 'day'")
             manager_store = stores[len(stores) // 2]
-            hq = create_key(store.db, name="bench hq", role="hq_admin")
-            manager = create_key(store.db, name="bench manager", role="store_manager", store=manager_store)
+            hq = create_key(db, name="bench hq", role="hq_admin")
+            manager = create_key(db, name="bench manager", role="store_manager", store=manager_store)
         finally:
-            store.close()
+            db.close()
         server = CloudServer(Settings(db=location, api_key=None, rate_limit_per_minute=0)).start()
         try:
             pages = {"store": (f"store.html?store={manager_store}&day={day}", manager.key),

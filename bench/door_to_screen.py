@@ -31,6 +31,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from cloud.runtime import Runtime  # noqa: E402
 from cloud.settings import Settings  # noqa: E402
+from cloud.cdp import members
 from protocol import topics, transport  # noqa: E402
 from protocol.embedding import Embedding  # noqa: E402
 from protocol.facepack import get_pack  # noqa: E402
@@ -102,7 +103,7 @@ def main() -> None:
         for number, folder in enumerate(people[: opts.members + 1]):
             photos = sorted(folder.glob("*.jpg"))
             if number < opts.members:  # the last person stays a visitor
-                member = runtime.store.add_member(name=f"会员{number}", phone=f"1380000{number:04d}", gender=None,
+                member = members.add_member(runtime.db, name=f"会员{number}", phone=f"1380000{number:04d}", gender=None,
                                                   tier="金卡", tags=[], categories=["护肤"], face_consent=True)
                 runtime.enroller.enrol(member.id, photos[0].read_bytes())
             templates.append(arrival_template(engine, photos[1]))

@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from cloud.api.app import create_app  # noqa: E402
 from cloud.db import open_database  # noqa: E402
 from cloud.synthetic.brand import generate  # noqa: E402
-from cloud.health import clock  # noqa: E402
+from cloud import clock  # noqa: E402
 from cloud.health.rollup import rollup_changed, rollup_days, set_mark  # noqa: E402
 from cloud.runtime import Runtime  # noqa: E402
 from cloud.settings import Settings  # noqa: E402

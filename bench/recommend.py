@@ -34,7 +34,8 @@ from cloud.synthetic.brand import generate  # noqa: E402
 from cloud.guide.recommend.history import person_lines  # noqa: E402
 from cloud.guide.recommend.model import build_model  # noqa: E402
 from cloud.guide.recommend.rank import recommend  # noqa: E402
-from cloud.store import Store  # noqa: E402
+from cloud.db import Database  # noqa: E402
+from cloud.runtime import open_cdp
 
 END = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -43,15 +44,15 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def held_out(store: Store) -> dict[str, tuple[str, int, str | None]]:
+def held_out(db: Database) -> dict[str, tuple[str, int, str | None]]:
     """Person -> (their last order, its time, their home store), for persons with two orders or more."""
-    rows = store.db.rows(
+    rows = db.rows(
         "SELECT COALESCE(m.merged_into, m.id), o.id, o.ts FROM orders o JOIN members m ON m.id = o.member_id "
         "WHERE o.status = 'paid' ORDER BY o.ts, o.id")
     orders: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for person, order_id, ts in rows:
         orders[person].append((order_id, ts))
-    homes = dict(store.db.rows("SELECT id, home_store FROM members WHERE home_store IS NOT NULL"))
+    homes = dict(db.rows("SELECT id, home_store FROM members WHERE home_store IS NOT NULL"))
     return {p: (o[-1][0], o[-1][1], homes.get(p)) for p, o in orders.items() if len(o) >= 2}
 
 
@@ -63,14 +64,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N persons (0 = all)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "brand.db")
+        store = open_cdp(Path(tmp) / "brand.db")
         log(f"generating {args.members} persons ...")
-        generate(store.db, persons=args.members, stores=args.stores, seed=args.seed, end=END)
-        oneid.rebuild(store.db, actor="bench")
-        hidden = held_out(store)
+        generate(db, persons=args.members, stores=args.stores, seed=args.seed, end=END)
+        oneid.rebuild(db, actor="bench")
+        hidden = held_out(db)
         persons = sorted(hidden)[: args.limit or None]
         started = time.perf_counter()
-        model = build_model(store.db, now=int(END.timestamp()) + 1,
+        model = build_model(db, now=int(END.timestamp()) + 1,
                             exclude_orders={order for order, _, _ in hidden.values()})
         log(f"model: {len(model.items)} items, {len(model.neighbours)} with neighbours, "
             f"built in {time.perf_counter() - started:.2f} s; evaluating {len(persons)} persons")
@@ -81,7 +82,7 @@ def main() -> None:
         for person in persons:
             order_id, ts, home = hidden[person]
             t0 = time.perf_counter()
-            lines = person_lines(store.db, person)
+            lines = person_lines(db, person)
             history = [line for line in lines if line.ts < ts and line.order_id != order_id]
             picks = recommend(model, history, store=home, now=ts, limit=5)
             times.append((time.perf_counter() - t0) * 1000)
@@ -93,7 +94,7 @@ def main() -> None:
             base_cat_hits += bool(cats & {model.items[s].category for s in baseline})
             for pick in picks:
                 kinds[pick.kind] += 1
-        store.close()
+        db.close()
     n = len(persons) or 1
     times.sort()
     result = {

@@ -230,7 +230,7 @@ def _plant(database, count: int, named: list[str]) -> list[dict]:  # noqa: ANN00
     from datetime import timedelta
 
     from cloud.synthetic.incidents import as_json, plant_incidents
-    from cloud.health import clock
+    from cloud import clock
 
     stores = [r[0] for r in database.rows("SELECT id FROM stores ORDER BY id")]
     stores = [s for s in stores if s not in named] + [s for s in stores if s in named]
@@ -243,7 +243,7 @@ def _rollup_days(database, days: int, first: str | None, last: str | None) -> di
     received so far as done, so the periodic job carries on from here."""
     from datetime import date, timedelta
 
-    from cloud.health import clock, rollup
+    from cloud import clock, rollup
 
     try:
         end = date.fromisoformat(last) if last else clock.now_local(clock.DEFAULT_TZ).date()

@@ -24,34 +24,42 @@ from cloud.guide.recommend import service as recommend
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
 from cloud.faces.matching import Matcher
 from cloud.settings import Settings
-from cloud.store import Store
+from cloud.db import Database, open_database
+from cloud.guide import catalogue
 from cloud.fleet.upkeep import Upkeep
 from protocol.facepack import get_pack
 from protocol.facepack.engine import FaceEngine
 from protocol.transport import BrokerUrl
 
 
+def open_cdp(location: str) -> Database:
+    """Open (and migrate) the CDP's database; the first start seeds the sample catalogue."""
+    db = open_database(location)
+    catalogue.seed_sample(db)
+    return db
+
+
 class Runtime:
     def __init__(
-        self, settings: Settings, store: Store, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
+        self, settings: Settings, db: Database, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
         commands: CommandSender | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.db = db
         self.index = index
         self.enroller = enroller
         self.ingest = ingest
         self.commands = commands
         self.upkeep = None if commands is None else Upkeep(
-            store.db, commands, tick_s=min(5.0, settings.command_retry_s / 2, settings.rollout_check_s),
+            db, commands, tick_s=min(5.0, settings.command_retry_s / 2, settings.rollout_check_s),
             rollout_every_s=settings.rollout_check_s)
         self.alert_sender = None if commands is None or not settings.broker_url else AlertSender(
             BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-alerts")
         # the periodic rollup, then the anomaly scan; runs from start() to close()
-        self.health = HealthService(store.db, after_rollup=self.scan_alerts)
+        self.health = HealthService(db, after_rollup=self.scan_alerts)
         # perishables markdown: re-prices and redraws labels every markdown_every_s, while connected
         self.markdown = None if commands is None or not settings.broker_url else MarkdownService(
-            store.db, BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-markdown",
+            db, BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-markdown",
             every_s=settings.markdown_every_s, max_changes_per_day=settings.markdown_max_changes_per_day,
             elasticity=settings.markdown_elasticity)
         self._started = False
@@ -65,28 +73,28 @@ class Runtime:
             engine = FaceEngine.load(pack.id)
         elif engine.pack.id != pack.id:
             raise ValueError(f"the face engine runs pack {engine.pack.id}, settings say {pack.id}")
-        store = Store(settings.db)
-        index = FaceIndex.from_store(store, pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
+        db = open_cdp(settings.db)
+        index = FaceIndex.from_database(db, pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
         ingest = commands = None
         if broker is not None:
-            commands = CommandSender(store.db, broker, client_id=f"{settings.client_id}-cmd",
+            commands = CommandSender(db, broker, client_id=f"{settings.client_id}-cmd",
                                      retry_s=settings.command_retry_s, max_retry_s=settings.command_retry_max_s)
             processor = EventProcessor(
-                store, Matcher(index, store, pack), CardBuilder(store, ttl_s=settings.card_ttl_s),
+                db, Matcher(index, db, pack), CardBuilder(db, ttl_s=settings.card_ttl_s),
                 join_window_s=settings.wifi_join_window_s, require_known_devices=settings.require_known_devices,
             )
             ingest = IngestWorker(
                 processor, broker, client_id=settings.client_id, card_ttl_s=settings.card_ttl_s,
                 session_expiry_s=settings.session_expiry_s,
-                share_group=settings.share_group, flasher=ArrivalFlasher(store.db),
+                share_group=settings.share_group, flasher=ArrivalFlasher(db),
             )
-        return cls(settings, store, index, Enroller(engine, store, index), ingest, commands)
+        return cls(settings, db, index, Enroller(engine, db, index), ingest, commands)
 
     def start(self) -> None:
         """Connect the ingest worker and the command sender, if there is a broker. Raises ConnectionError."""
         self.health.start()
         if self.ingest is not None and self.commands is not None:
-            recommend.warm(self.store.db)  # the first card must not wait for the model build
+            recommend.warm(self.db)  # the first card must not wait for the model build
             self.ingest.start()
             self._started = True
             self.commands.start()
@@ -107,15 +115,15 @@ class Runtime:
             self.commands.stop()
             self.ingest.stop()
         self._started = False
-        self.store.close()
+        self.db.close()
 
     def scan_alerts(self, now: datetime) -> list[Alert]:
         """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""
-        return anomaly.scan(self.store.db, self.alert_sender if self._started else None, now)
+        return anomaly.scan(self.db, self.alert_sender if self._started else None, now)
 
     def erase(self, member_id: str, *, actor: str) -> erasure.Erased:
         """Erase a person, drop their faces from this process's gallery and tell every edge box."""
-        erased = erasure.erase(self.store.db, member_id, actor=actor)
+        erased = erasure.erase(self.db, member_id, actor=actor)
         self.after_face_removal()
         return erased
 

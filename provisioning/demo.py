@@ -142,7 +142,7 @@ def _last_full_day(local) -> str:  # noqa: ANN001 (LocalStore)
     floor stops at the demo's start), while yesterday is a whole trading day with its incidents."""
     from datetime import timedelta
 
-    from cloud.health import clock
+    from cloud import clock
 
     yesterday = clock.now_local(clock.DEFAULT_TZ).date() - timedelta(days=1)
     return f"{local.api_url}/dash/store.html?store={local.store}&day={yesterday.isoformat()}"

@@ -111,9 +111,9 @@ class LocalStore:
         ``stores`` stores, this one among them under this brand, ``days`` days of shop floor up to
         now, rolled up and scanned, ``incidents`` of them with a device failure planted yesterday.
         Runs while the caller does other work; ``wait_history`` collects it before the cloud starts."""
-        from cloud.store import Store
+        from cloud.runtime import open_cdp
 
-        Store(self.db_path).close()  # the schema and the sample catalogue, as the cloud's first start writes them
+        open_cdp(str(self.db_path)).close()  # the schema and the sample catalogue, as the cloud's first start writes them
         return self._spawn("history", "cloud", "generate", "--db", str(self.db_path), "--members", str(members),
                            "--stores", str(stores), "--floor-days", str(days), "--brand", self.brand,
                            "--store-id", self.store, "--incidents", str(incidents))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cloud.db import Database
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 from protocol.messages import new_id
 
 Role = Literal["hq_admin", "hq_analyst", "store_manager", "device"]

@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader
 from cloud.cdp import profile
 from cloud.api.auth import Principal, Role, authenticate
 from cloud.runtime import Runtime
+from cloud.cdp import members
 from protocol.topics import TopicError, check_id
 
 _api_key_header = APIKeyHeader(
@@ -41,7 +42,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 def require_api_key(
     request: Request, runtime: RuntimeDep, given: Annotated[str | None, Depends(_api_key_header)]
 ) -> Principal:
-    principal = authenticate(runtime.store.db, runtime.settings.api_key, given)
+    principal = authenticate(runtime.db, runtime.settings.api_key, given)
     if principal is None:
         raise api_error(status.HTTP_401_UNAUTHORIZED, "unauthorized", "missing or wrong X-API-Key header")
     request.state.principal = principal
@@ -88,11 +89,11 @@ def scoped_store(principal: Principal) -> str | None:
 
 def person_for(runtime: Runtime, principal: Principal, member_id: str) -> str:
     """The person behind a member id, if it exists and the caller may see it."""
-    person = runtime.store.person_id(member_id)
+    person = members.person_id(runtime.db, member_id)
     if person is None:
         raise api_error(status.HTTP_404_NOT_FOUND, "unknown_member", f"no member {member_id}")
     store = scoped_store(principal)
-    if store is not None and not profile.visible_to_store(runtime.store.db, person, store):
+    if store is not None and not profile.visible_to_store(runtime.db, person, store):
         raise api_error(status.HTTP_403_FORBIDDEN, "forbidden_store", f"member {member_id} is not a customer of {store}")
     return person
 

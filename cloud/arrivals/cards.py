@@ -1,8 +1,8 @@
 """The guide card: what an assistant reads at a glance when someone walks in.
 
 Everything on it is in Chinese and ready to say out loud: how to address the member, what to
-recommend and why (``cloud/recommend``), and a sales script (话术) chosen by situation, with HQ's
-A/B variants, from ``cloud/scripts``. A visitor gets a
+recommend and why (``cloud/guide/recommend``), and a sales script (话术) chosen by situation, with HQ's
+A/B variants, from ``cloud/guide/sales_scripts``. A visitor gets a
 card too, so the screen can count and greet them, but never a profile or a recommendation built
 on a guess.
 """
@@ -22,7 +22,8 @@ from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts.outcomes import record_shown
 from cloud.guide.sales_scripts.service import script_for
-from cloud.store import Member, Store
+from cloud.cdp.members import Member
+from cloud.arrivals import visits
 from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, new_id, now
 
 _HONORIFIC = {"female": "女士", "male": "先生"}
@@ -82,16 +83,16 @@ class Advice:
     variant: str
 
 
-def advise(store: Store, member: Member, store_id: str, at: datetime, *, limit: int, lang: Lang = "zh") -> Advice:
-    person = profiles.profile(store.db, member.id, recent=3)
-    picks = recommend.picks_for(store, member.id, store_id, at, limit=limit, declared=member.categories)
-    script, template_id, variant = script_for(person, picks, lang, db=store.db, now=at)
+def advise(db: Database, member: Member, store: str, at: datetime, *, limit: int, lang: Lang = "zh") -> Advice:
+    person = profiles.profile(db, member.id, recent=3)
+    picks = recommend.picks_for(db, member.id, store, at, limit=limit, declared=member.categories)
+    script, template_id, variant = script_for(person, picks, lang, db=db, now=at)
     return Advice(person, picks, script, template_id, variant)
 
 
 class CardBuilder:
-    def __init__(self, store: Store, *, ttl_s: int, recommendations: int = CARD_RECOMMENDATIONS) -> None:
-        self._store = store
+    def __init__(self, db: Database, *, ttl_s: int, recommendations: int = CARD_RECOMMENDATIONS) -> None:
+        self._db = db
         self._ttl = timedelta(seconds=ttl_s)
         self._recommendations = recommendations
 
@@ -101,12 +102,12 @@ class CardBuilder:
         summary, recs, script, shown = None, [], VISITOR_SCRIPT, None
         if match.member is not None:
             member = match.member
-            advice = advise(self._store, member, arrival.store, made, limit=self._recommendations)
+            advice = advise(self._db, member, arrival.store, made, limit=self._recommendations)
             summary = MemberSummary(
                 member_id=member.id, name=member.name, title=title_for(member.name, member.gender), tier=member.tier,
-                tags=member.tags, visits=self._store.visit_count(member.id, arrival.brand),
-                enrolled_photo=thumbnails.card_photo(self._store.db, member.id),
-                **history(self._store.db, advice.person, visit_id=visit_id),
+                tags=member.tags, visits=visits.visit_count(self._db, member.id, arrival.brand),
+                enrolled_photo=thumbnails.card_photo(self._db, member.id),
+                **history(self._db, advice.person, visit_id=visit_id),
             )
             recs = recommend.as_recommendations(advice.picks)
             script = advice.script
@@ -118,6 +119,6 @@ class CardBuilder:
         )
         if shown is not None:
             person_id, template_id, variant = shown
-            record_shown(self._store.db, card_id=card_id, person_id=person_id, template_id=template_id,
+            record_shown(self._db, card_id=card_id, person_id=person_id, template_id=template_id,
                          variant=variant, ts=made)
         return card

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 from cloud.db import Database
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 from protocol.messages import Feedback
 
 DOUBT_STEP = 0.02

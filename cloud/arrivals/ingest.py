@@ -26,7 +26,9 @@ from cloud.fleet.rollout import telemetry as rollout_telemetry
 from cloud.arrivals.cards import CardBuilder
 from cloud.pricing.label_flash import ArrivalFlasher
 from cloud.faces.matching import Matcher
-from cloud.store import Store, Visit
+from cloud.db import Database
+from cloud.arrivals.visits import Visit
+from cloud.arrivals import visits
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck
@@ -95,10 +97,10 @@ class EventProcessor:
     """
 
     def __init__(
-        self, store: Store, matcher: Matcher, cards: CardBuilder, *, join_window_s: int = 600,
+        self, db: Database, matcher: Matcher, cards: CardBuilder, *, join_window_s: int = 600,
         require_known_devices: bool | None = None,
     ) -> None:
-        self._store = store
+        self._db = db
         self._matcher = matcher
         self._cards = cards
         self._window_s = join_window_s
@@ -142,12 +144,12 @@ class EventProcessor:
         if pack is not None and arrival.embedding.dim != pack.recogniser.embedding_dim:
             dims = (arrival.embedding.dim, pack.recogniser.embedding_dim)
             return self._reject("invalid_payload", topic, f"{dims[0]}-d embedding from a {dims[1]}-d pack {pack.id}")
-        if self._store.has_arrival(arrival.event_id):
+        if visits.has_arrival(self._db, arrival.event_id):
             return self._duplicate(arrival.event_id)
         match = self._matcher.match(arrival.embedding.to_vector(), arrival.model_pack)
         joined = None
         if match.member is not None:
-            joined = wifi.wifi_only_visit(self._store.db, match.member.id, arrival.store, arrival.ts, self._window_s)
+            joined = wifi.wifi_only_visit(self._db, match.member.id, arrival.store, arrival.ts, self._window_s)
         card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id())
         visit = Visit(
             id=card.visit_id, brand=arrival.brand, store=arrival.store,
@@ -155,8 +157,8 @@ class EventProcessor:
             ts=arrival.ts, arrival_event_id=arrival.event_id, device=arrival.device, camera=arrival.camera,
             card_id=card.card_id,
         )
-        stored = (self._store.join_wifi_visit(visit, wifi.combined(match.confidence)) if joined
-                  else self._store.record_visit(visit))
+        stored = (visits.join_wifi_visit(self._db, visit, wifi.combined(match.confidence)) if joined
+                  else visits.record_visit(self._db, visit))
         if not stored:
             return self._duplicate(arrival.event_id)
         self.counters.add("matched" if match.member else "visitors")
@@ -175,7 +177,7 @@ class EventProcessor:
         event = self._decode(where, topic, payload, WifiPresence)
         if event is None:
             return
-        outcome = wifi.record_presence(self._store.db, event, window_s=self._window_s)
+        outcome = wifi.record_presence(self._db, event, window_s=self._window_s)
         if outcome == "unknown_key":
             self.counters.reject("unknown_device_key")  # nothing about the key is kept, not even in the log
             return
@@ -191,7 +193,7 @@ class EventProcessor:
         minute = self._decode(where, topic, payload, WifiFootfall)
         if minute is None:
             return
-        if wifi.record_footfall(self._store.db, minute):
+        if wifi.record_footfall(self._db, minute):
             self.counters.add("footfall_minutes")
         else:
             self._duplicate(minute.event_id)
@@ -201,10 +203,10 @@ class EventProcessor:
     def _known_device(self, where: topics.TopicInfo, topic: str) -> bool:
         required = self._require_known
         if required is None:
-            required = devices.has_registry(self._store.db)
+            required = devices.has_registry(self._db)
         if not required:
             return True
-        verdict = devices.verdict(self._store.db, where.brand, where.store, where.device)
+        verdict = devices.verdict(self._db, where.brand, where.store, where.device)
         if verdict != "known":
             self._reject(verdict, topic, f"device {where.device} of store {where.store} is {verdict.replace('_', ' ')}")
             return False
@@ -214,15 +216,15 @@ class EventProcessor:
         if where.kind == "state":
             state = self._decode(where, topic, payload, DeviceState)
             if state is not None:
-                devices.observed(self._store.db, state.brand, state.store, state.device, state.role, ts=state.ts,
+                devices.observed(self._db, state.brand, state.store, state.device, state.role, ts=state.ts,
                                  conn_state=state.state, model_pack=state.model_pack)
                 self.counters.add("device_reports")
             return
         report = self._decode(where, topic, payload, Telemetry)
         if report is not None:
-            devices.observed(self._store.db, report.brand, report.store, report.device, "edge", ts=report.ts,
+            devices.observed(self._db, report.brand, report.store, report.device, "edge", ts=report.ts,
                              conn_state="online", model_pack=report.model_pack)
-            rollout_telemetry.record(self._store.db, report)
+            rollout_telemetry.record(self._db, report)
             self.counters.add("device_reports")
 
     def _command_ack(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
@@ -231,7 +233,7 @@ class EventProcessor:
             return
         if ack.name != where.path[1]:
             return self._reject("topic_mismatch", topic, f"an ack of a {ack.name!r} command on the {where.path[1]!r} topic")
-        outcome = commands.record_ack(self._store.db, ack)
+        outcome = commands.record_ack(self._db, ack)
         if outcome == "unknown_command":
             return self._reject("unknown_command", topic, f"no {ack.name} command {ack.command_id} sent to this device")
         if outcome == "duplicate":
@@ -248,7 +250,7 @@ class EventProcessor:
         claimed = (action.brand, action.store, action.screen)
         if claimed != (where.brand, where.store, where.path[0]):
             return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
-        outcome = feedback.record(self._store.db, action)
+        outcome = feedback.record(self._db, action)
         if outcome == "unknown_visit":
             return self._reject("unknown_visit", topic, f"no card {action.card_id} of visit {action.visit_id} here")
         if outcome == "duplicate":

@@ -20,7 +20,8 @@ from typing import Literal
 
 from cloud.cdp import oneid
 from cloud.db import Database, Tx
-from cloud.store import PERSON_OF, iso, utcnow
+from cloud.cdp.oneid import PERSON_OF
+from cloud.clock import iso, utcnow
 from protocol.wifi import MacError, WifiFootfall, WifiPresence, device_key
 
 KIND = "mac"

@@ -20,7 +20,8 @@ from cloud.fleet import commands
 
 from cloud.faces import thumbnails
 from cloud.db import Database, Tx
-from cloud.store import bump_gallery_epoch, iso, utcnow
+from cloud.faces.enrolled import bump_gallery_epoch
+from cloud.clock import iso, utcnow
 from protocol.commands import EraseCommand
 from protocol.messages import new_id
 

@@ -38,6 +38,9 @@ _ONEID_LOCK = 0x1D5C1
 MANUAL_PRIORITY = 1000
 _CHUNK = 500
 
+#: SQL for the person a stored member id belongs to now (``members`` aliased ``m``).
+PERSON_OF = "COALESCE(m.merged_into, m.id)"
+
 
 class IdentityError(ValueError):
     def __init__(self, code: str, message: str) -> None:

@@ -14,7 +14,9 @@ from typing import Literal
 
 from cloud.faces import thumbnails
 from cloud.faces.gallery import FaceIndex
-from cloud.store import Store
+from cloud.db import Database
+from cloud.cdp import members
+from cloud.faces import enrolled
 from protocol.facepack.engine import FaceEngine, ImageError, decode_image
 
 #: A face counts as a second candidate when its area is at least this share of the largest face.
@@ -40,15 +42,15 @@ class Enrolled:
 
 
 class Enroller:
-    def __init__(self, engine: FaceEngine, store: Store, index: FaceIndex) -> None:
+    def __init__(self, engine: FaceEngine, db: Database, index: FaceIndex) -> None:
         self._engine = engine
-        self._store = store
+        self._db = db
         self._index = index
         # insightface's detector caches anchors in a plain dict; one photo at a time keeps it sane.
         self._engine_lock = threading.Lock()
 
     def enrol(self, member_id: str, photo: bytes) -> Enrolled:
-        member = self._store.member(member_id)
+        member = members.member(self._db, member_id)
         if member is None:
             raise EnrolError("unknown_member", f"no member {member_id}")
         if not member.face_consent:
@@ -72,11 +74,11 @@ class Enroller:
                 )
             aligned = self._engine.align(image, largest)
             vector = self._engine.embed_aligned([aligned])[0]
-        face = self._store.add_face(
-            member_id=member_id, vector=vector, embedding_space=pack.recogniser.embedding_space,
+        face = enrolled.add_face(
+            self._db, member_id=member_id, vector=vector, embedding_space=pack.recogniser.embedding_space,
             pack_id=pack.id, det_score=largest.score,
         )
         # the card's enrolled photo: the aligned face the recogniser saw, not the uploaded photo
-        thumbnails.save(self._store.db, member_id, face.id, thumbnails.encode(aligned))
+        thumbnails.save(self._db, member_id, face.id, thumbnails.encode(aligned))
         self._index.add(face.member_id, vector, face_id=face.id)
         return Enrolled(face_id=face.id, det_score=largest.score, face_px=largest.size_px)

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
+from cloud.faces import enrolled
 
 if TYPE_CHECKING:
-    from cloud.store import Store
+    from cloud.db import Database
 
 ANN_THRESHOLD = 50_000
 _CANDIDATES = 32
@@ -39,11 +40,11 @@ class DimensionMismatch(ValueError):
 
 
 class FaceIndex:
-    def __init__(self, embedding_space: str, dim: int, *, store: "Store | None" = None,
+    def __init__(self, embedding_space: str, dim: int, *, db: Database | None = None,
                  ann_threshold: int = ANN_THRESHOLD) -> None:
         self.embedding_space = embedding_space
         self.dim = dim
-        self._store = store
+        self._db = db
         self._ann_threshold = ann_threshold
         self._lock = threading.Lock()
         self._matrix = np.empty((0, dim), np.float32)
@@ -56,8 +57,8 @@ class FaceIndex:
         self._live = 0
 
     @classmethod
-    def from_store(cls, store: "Store", embedding_space: str, dim: int, **kwargs: int) -> "FaceIndex":
-        index = cls(embedding_space, dim, store=store, **kwargs)
+    def from_database(cls, db: Database, embedding_space: str, dim: int, **kwargs: int) -> "FaceIndex":
+        index = cls(embedding_space, dim, db=db, **kwargs)
         index.refresh()
         return index
 
@@ -75,17 +76,17 @@ class FaceIndex:
 
     def refresh(self) -> None:
         """Catch up with the database: new faces from any process, removals and owner changes."""
-        if self._store is None:
+        if self._db is None:
             return
-        epoch = self._store.gallery_epoch()
-        faces = self._store.faces(self.embedding_space, after=max(0, self._last_n - _LATE_COMMIT_WINDOW))
+        epoch = enrolled.gallery_epoch(self._db)
+        faces = enrolled.faces(self._db, self.embedding_space, after=max(0, self._last_n - _LATE_COMMIT_WINDOW))
         with self._lock:
             fresh = [(f.id, f.member_id, self._unit(f.vector)) for f in faces if f.id not in self._face_ids]
             if faces:
                 self._last_n = max(self._last_n, faces[-1].n)
             self._append(fresh)
             if epoch != self._epoch:
-                self._reown(self._store.face_owners(self.embedding_space))
+                self._reown(enrolled.face_owners(self._db, self.embedding_space))
                 self._epoch = epoch
 
     def _append(self, faces: list[tuple[str | None, str, np.ndarray]]) -> None:

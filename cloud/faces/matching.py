@@ -15,7 +15,9 @@ import numpy as np
 
 from cloud.arrivals import feedback
 from cloud.faces.gallery import FaceIndex
-from cloud.store import Member, Store
+from cloud.cdp.members import Member
+from cloud.db import Database
+from cloud.cdp import members
 from protocol.facepack import PackError, get_pack
 from protocol.facepack.manifests import ModelPack
 
@@ -33,9 +35,9 @@ class Match:
 
 
 class Matcher:
-    def __init__(self, index: FaceIndex, store: Store, gallery_pack: ModelPack) -> None:
+    def __init__(self, index: FaceIndex, db: Database, gallery_pack: ModelPack) -> None:
         self._index = index
-        self._store = store
+        self._db = db
         self._gallery_pack = gallery_pack
 
     def match(self, vector: np.ndarray, pack_id: str) -> Match:
@@ -58,9 +60,9 @@ class Matcher:
             return Match(None, confidence, "below_threshold")
         if found.runner_up is not None and found.score - found.runner_up < margin:
             return Match(None, confidence, "ambiguous")
-        member = self._store.member(found.member_id)
+        member = members.member(self._db, found.member_id)
         if member is None or not member.face_consent:
             return Match(None, confidence, "no_consent")
-        if found.score < threshold + feedback.threshold_penalty(self._store.db, member.id):
+        if found.score < threshold + feedback.threshold_penalty(self._db, member.id):
             return Match(None, confidence, "doubted")  # assistants said "not this person" before
         return Match(member, confidence, "member")

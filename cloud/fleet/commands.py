@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from cloud.db import Database, Tx
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 from protocol import topics, transport
 from protocol.commands import CommandAck, EraseCommand, PackCommand
 

@@ -19,11 +19,20 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from cloud.db import Database
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
+from cloud.db import Database, Tx
 
 ALL_STORES = "*"  # the cloud service account spans every store; it never publishes events
 Verdict = Literal["known", "unknown_device", "revoked_device"]
+
+
+def register_device(db: Database | Tx, brand: str, store: str, device: str, role: str) -> None:
+    """Remember a device seen speaking for a store, so that commands (erase) can reach every box."""
+    db.execute(
+        "INSERT INTO devices (brand, store, device, role, last_seen) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (brand, store, device) DO UPDATE SET last_seen = excluded.last_seen, role = excluded.role",
+        (brand, store, device, role, iso(utcnow())),
+    )
 
 
 class RegistryFileError(ValueError):

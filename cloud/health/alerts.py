@@ -17,9 +17,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from cloud.db import Database
-from cloud.health import clock
+from cloud import clock
 from cloud.health.baseline import Direction, Severity
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 from protocol.health import HealthAlert
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from cloud.db import Database
-from cloud.health import alerts, clock
+from cloud import clock
+from cloud.health import alerts
 from cloud.health.alerts import Alert, Publish
 from cloud.health.baseline import VOLUMES, Baseline, Thresholds, baseline_of, judge, rule_for
-from cloud.store import iso
+from cloud.clock import iso
 from protocol.messages import new_id
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from statistics import median
 
 from cloud.db import Database
-from cloud.health import clock
+from cloud import clock
 from cloud.health.sources import GREETING
 
 HOT_PRODUCTS = 10

@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import date
 
 from cloud.db import Database
-from cloud.health import clock
+from cloud import clock
 from cloud.health.dashboard import hot_products
 
 MEMBER_DEALS = 8

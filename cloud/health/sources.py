@@ -14,7 +14,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from cloud.db.database import Tx
-from cloud.health import clock
+from cloud import clock
 from cloud.health.formulas import Counts, DayExtras
 
 GREETING = ("greeted", "served", "sold")

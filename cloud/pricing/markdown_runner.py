@@ -32,7 +32,7 @@ from cloud.db import Database
 from cloud.pricing import labels
 from cloud.pricing.markdown_planner import Perishable, PricePoint, markdown_badge, plan
 from cloud.pricing.registry import redraw_commands
-from cloud.health import clock
+from cloud import clock
 from protocol import transport
 from protocol.esl import LabelCommand, LabelProduct
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cloud.db import Database
-from cloud.health import clock
+from cloud import clock
 from cloud.health.alerts import Publish
 from cloud.health.anomaly import ScanConfig, scan
 from cloud.synthetic.planted import Dataset
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 
 ZONE = "Asia/Shanghai"
 

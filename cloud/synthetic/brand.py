@@ -24,7 +24,7 @@ from rich.progress import Progress
 
 from cloud.db import Database
 from cloud.synthetic.floor import TZ, generate_floor
-from cloud.health.clock import zone
+from cloud.clock import zone
 
 BRAND = "lumiere"
 CATEGORIES = ("护肤", "彩妆", "香水", "面膜", "防晒", "洁面", "精华", "身体护理", "男士护理", "美发",

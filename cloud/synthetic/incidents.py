@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
 from cloud.db import Database
-from cloud.health import clock
+from cloud import clock
 
 KINDS = ("screen_idle", "camera_down", "shelves_empty")
 FROM_HOUR = 0  # local: the device was down the whole day

@@ -19,9 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloud.api.app import create_app
-from cloud.runtime import Runtime
+from cloud.runtime import Runtime, open_cdp
 from cloud.settings import Settings
-from cloud.store import Store
+from cloud.db import Database
 from protocol.embedding import Embedding
 from protocol.facepack import DEFAULT_PACK
 from protocol.facepack.engine import FaceEngine, decode_image
@@ -64,10 +64,10 @@ def db_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(db_location: str) -> Iterator[Store]:
-    db = Store(db_location)
-    yield db
-    db.close()
+def db(db_location: str) -> Iterator[Database]:
+    opened = open_cdp(db_location)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,11 @@ import pytest
 
 from cloud.arrivals.cards import VISITOR_SCRIPT, CardBuilder, title_for
 from cloud.faces.matching import Match
-from cloud.store import Store
+from cloud.db import Database
 from protocol.embedding import Embedding
 from protocol.messages import Arrival, FaceQuality, new_id, now
+from cloud.arrivals import visits
+from cloud.cdp import members
 
 
 def _arrival() -> Arrival:
@@ -35,13 +37,13 @@ def test_title(name: str, gender: str | None, title: str) -> None:
     assert title_for(name, gender) == title
 
 
-def test_member_card_recommends_preferred_categories_then_best_sellers(store: Store) -> None:
-    member = store.add_member(
+def test_member_card_recommends_preferred_categories_then_best_sellers(db: Database) -> None:
+    member = members.add_member(db, 
         name="李娜", phone="13800000001", gender="female", tier="钻石会员", tags=["香水爱好者"],
         categories=["香水"], face_consent=True,
     )
 
-    card = CardBuilder(store, ttl_s=90, recommendations=4).build(_arrival(), Match(member, 0.8, "member"), new_id())
+    card = CardBuilder(db, ttl_s=90, recommendations=4).build(_arrival(), Match(member, 0.8, "member"), new_id())
 
     assert card.member is not None and card.member.title == "李女士" and card.member.tags == ["香水爱好者"]
     reasons = [r.reason for r in card.recommendations]
@@ -53,42 +55,42 @@ def test_member_card_recommends_preferred_categories_then_best_sellers(store: St
     assert card.expires_at - card.ts == timedelta(seconds=90)
 
 
-def test_member_without_preferences_gets_best_sellers_and_new_arrivals(store: Store) -> None:
-    member = store.add_member(
+def test_member_without_preferences_gets_best_sellers_and_new_arrivals(db: Database) -> None:
+    member = members.add_member(db, 
         name="Li Na", phone="13800000002", gender=None, tier="普通会员", tags=[], categories=[], face_consent=True,
     )
 
-    card = CardBuilder(store, ttl_s=120, recommendations=3).build(_arrival(), Match(member, 0.8, "member"), new_id())
+    card = CardBuilder(db, ttl_s=120, recommendations=3).build(_arrival(), Match(member, 0.8, "member"), new_id())
 
     assert card.member is not None and card.member.title == "Li Na"
     assert [r.sku for r in card.recommendations] == ["SK-1001", "MU-2001", "SK-1002"]
     assert {r.reason for r in card.recommendations} <= {"本店热销", "新品上市"}
 
 
-def test_visitor_card_has_no_profile_and_no_recommendations(store: Store) -> None:
-    card = CardBuilder(store, ttl_s=120).build(_arrival(), Match(None, 0.2, "below_threshold"), new_id())
+def test_visitor_card_has_no_profile_and_no_recommendations(db: Database) -> None:
+    card = CardBuilder(db, ttl_s=120).build(_arrival(), Match(None, 0.2, "below_threshold"), new_id())
 
     assert card.member is None and card.recommendations == [] and card.script == VISITOR_SCRIPT
     assert card.confidence == pytest.approx(0.2)
 
 
-def test_member_card_carries_lifetime_value_last_visit_last_purchase_and_preferences(store: Store) -> None:
+def test_member_card_carries_lifetime_value_last_visit_last_purchase_and_preferences(db: Database) -> None:
     from cloud.cdp import tags
-    from cloud.store import Visit
+    from cloud.arrivals.visits import Visit
     from tests.recommend.history import order, product
 
-    member = store.add_member(name="王芳", phone="13800000009", gender="female", tier="金卡", tags=[],
+    member = members.add_member(db, name="王芳", phone="13800000009", gender="female", tier="金卡", tags=[],
                               categories=["香水"], face_consent=True)
-    product(store, "T-1", "修护精华露 50ml", "护肤", 1280.0)
-    product(store, "T-2", "保湿面霜", "护肤", 680.0)
-    order(store, member.id, 40, [("T-2", "护肤", 680.0)])
-    last = order(store, member.id, 12, [("T-2", "护肤", 680.0), ("T-1", "护肤", 1280.0), ("MU-9", "彩妆", 99.0)])
-    tags.refresh(store.db, [member.id])
+    product(db, "T-1", "修护精华露 50ml", "护肤", 1280.0)
+    product(db, "T-2", "保湿面霜", "护肤", 680.0)
+    order(db, member.id, 40, [("T-2", "护肤", 680.0)])
+    last = order(db, member.id, 12, [("T-2", "护肤", 680.0), ("T-1", "护肤", 1280.0), ("MU-9", "彩妆", 99.0)])
+    tags.refresh(db, [member.id])
     earlier = now() - timedelta(days=3)
-    store.record_visit(Visit(id=new_id(), brand="lumiere", store="sh-001", member_id=member.id, confidence=0.8,
+    visits.record_visit(db, Visit(id=new_id(), brand="lumiere", store="sh-001", member_id=member.id, confidence=0.8,
                              ts=earlier, arrival_event_id=new_id(), device="edge-01", camera="door-1", card_id=new_id()))
 
-    card = CardBuilder(store, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id())
+    card = CardBuilder(db, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id())
 
     summary = card.member
     assert summary is not None
@@ -96,30 +98,30 @@ def test_member_card_carries_lifetime_value_last_visit_last_purchase_and_prefere
     assert summary.last_visit == earlier
     assert summary.last_purchase is not None and summary.last_purchase.amount == pytest.approx(2059)
     assert summary.last_purchase.items == ["修护精华露 50ml", "保湿面霜", "MU-9"]  # dearest first; unknown sku as is
-    assert store.db.scalar("SELECT ts FROM orders WHERE id = ?", (last,)) == int(summary.last_purchase.ts.timestamp())
+    assert db.scalar("SELECT ts FROM orders WHERE id = ?", (last,)) == int(summary.last_purchase.ts.timestamp())
     assert summary.preferences == ["护肤", "彩妆"]  # spend, not the declared 香水
 
 
-def test_member_without_orders_shows_declared_preferences_and_no_history(store: Store) -> None:
-    member = store.add_member(name="李娜", phone="13800000010", gender="female", tier="普通会员", tags=[],
+def test_member_without_orders_shows_declared_preferences_and_no_history(db: Database) -> None:
+    member = members.add_member(db, name="李娜", phone="13800000010", gender="female", tier="普通会员", tags=[],
                               categories=["香水", "彩妆"], face_consent=True)
 
-    summary = CardBuilder(store, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id()).member
+    summary = CardBuilder(db, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id()).member
 
     assert summary is not None
     assert (summary.lifetime_value, summary.last_visit, summary.last_purchase) == (0.0, None, None)
     assert summary.preferences == ["香水", "彩妆"]
 
 
-def test_a_card_from_an_older_cloud_without_the_history_fields_still_decodes(store: Store) -> None:
+def test_a_card_from_an_older_cloud_without_the_history_fields_still_decodes(db: Database) -> None:
     import json
 
     from protocol.codec import decode
     from protocol.messages import GuideCard
 
-    member = store.add_member(name="李娜", phone="13800000011", gender="female", tier="普通会员", tags=[],
+    member = members.add_member(db, name="李娜", phone="13800000011", gender="female", tier="普通会员", tags=[],
                               categories=[], face_consent=True)
-    card = CardBuilder(store, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id())
+    card = CardBuilder(db, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id())
     payload = json.loads(card.model_dump_json())
     for added in ("lifetime_value", "last_visit", "last_purchase", "preferences"):
         del payload["member"][added]

@@ -8,8 +8,10 @@ import pytest
 
 from cloud.faces.gallery import FaceIndex
 from cloud.faces.matching import Matcher
-from cloud.store import Store
+from cloud.db import Database
 from protocol.facepack import DEFAULT_PACK, get_pack
+from cloud.cdp import members
+from cloud.faces import enrolled
 
 PACK = get_pack(DEFAULT_PACK)
 DIM = PACK.recogniser.embedding_dim
@@ -27,25 +29,25 @@ def _towards(a: np.ndarray, b: np.ndarray, cos: float) -> np.ndarray:
     return cos * a + np.sqrt(1 - cos**2) * ortho
 
 
-def _member(store: Store, phone: str, *, consent: bool = True) -> str:
-    return store.add_member(
+def _member(db: Database, phone: str, *, consent: bool = True) -> str:
+    return members.add_member(db, 
         name="王芳", phone=phone, gender="female", tier="普通会员", tags=[], categories=[], face_consent=consent
     ).id
 
 
-def _matcher(store: Store, faces: dict[str, list[np.ndarray]]) -> Matcher:
+def _matcher(db: Database, faces: dict[str, list[np.ndarray]]) -> Matcher:
     index = FaceIndex(PACK.recogniser.embedding_space, DIM)
     for member_id, vectors in faces.items():
         for vec in vectors:
             index.add(member_id, vec)
-    return Matcher(index, store, PACK)
+    return Matcher(index, db, PACK)
 
 
-def test_clear_match_is_the_member_and_a_stranger_is_a_visitor(store: Store) -> None:
+def test_clear_match_is_the_member_and_a_stranger_is_a_visitor(db: Database) -> None:
     rng = np.random.default_rng(1)
     a, b, stranger = _unit(rng), _unit(rng), _unit(rng)
-    alice, bob = _member(store, "13800000001"), _member(store, "13800000002")
-    matcher = _matcher(store, {alice: [a], bob: [b]})
+    alice, bob = _member(db, "13800000001"), _member(db, "13800000002")
+    matcher = _matcher(db, {alice: [a], bob: [b]})
 
     hit = matcher.match(_towards(a, stranger, 0.7), DEFAULT_PACK)
     assert hit.member is not None and hit.member.id == alice and hit.reason == "member"
@@ -58,61 +60,61 @@ def test_clear_match_is_the_member_and_a_stranger_is_a_visitor(store: Store) -> 
     assert just_under.member is None and just_under.reason == "below_threshold"
 
 
-def test_two_similar_members_are_too_close_to_call(store: Store) -> None:
+def test_two_similar_members_are_too_close_to_call(db: Database) -> None:
     rng = np.random.default_rng(2)
     a, other = _unit(rng), _unit(rng)
     twin = _towards(a, other, 0.9)
-    alice, bob = _member(store, "13800000001"), _member(store, "13800000002")
-    matcher = _matcher(store, {alice: [a], bob: [twin]})
+    alice, bob = _member(db, "13800000001"), _member(db, "13800000002")
+    matcher = _matcher(db, {alice: [a], bob: [twin]})
 
     verdict = matcher.match(_towards(a, twin, 0.99), DEFAULT_PACK)
 
     assert verdict.member is None and verdict.reason == "ambiguous"
 
 
-def test_several_photos_of_one_member_do_not_make_them_their_own_runner_up(store: Store) -> None:
+def test_several_photos_of_one_member_do_not_make_them_their_own_runner_up(db: Database) -> None:
     rng = np.random.default_rng(3)
     a, noise = _unit(rng), _unit(rng)
-    alice = _member(store, "13800000001")
-    matcher = _matcher(store, {alice: [a, _towards(a, noise, 0.95)]})
+    alice = _member(db, "13800000001")
+    matcher = _matcher(db, {alice: [a, _towards(a, noise, 0.95)]})
 
     verdict = matcher.match(a, DEFAULT_PACK)
 
     assert verdict.member is not None and verdict.member.id == alice
 
 
-def test_no_consent_unknown_pack_and_empty_gallery_mean_visitor(store: Store) -> None:
+def test_no_consent_unknown_pack_and_empty_gallery_mean_visitor(db: Database) -> None:
     rng = np.random.default_rng(4)
     a = _unit(rng)
-    withdrawn = _member(store, "13800000001", consent=False)
-    matcher = _matcher(store, {withdrawn: [a]})
+    withdrawn = _member(db, "13800000001", consent=False)
+    matcher = _matcher(db, {withdrawn: [a]})
 
     assert matcher.match(a, DEFAULT_PACK).reason == "no_consent"
     assert matcher.match(a, "no-such-pack").reason == "unknown_pack"
-    assert _matcher(store, {}).match(a, DEFAULT_PACK).reason == "empty_gallery"
+    assert _matcher(db, {}).match(a, DEFAULT_PACK).reason == "empty_gallery"
 
 
-def test_another_pack_of_the_same_embedding_space_is_matched(store: Store) -> None:
+def test_another_pack_of_the_same_embedding_space_is_matched(db: Database) -> None:
     rng = np.random.default_rng(5)
     a = _unit(rng)
-    alice = _member(store, "13800000001")
+    alice = _member(db, "13800000001")
     assert get_pack("yunet-mbf").recogniser.embedding_space == PACK.recogniser.embedding_space
 
-    verdict = _matcher(store, {alice: [a]}).match(a, "yunet-mbf")
+    verdict = _matcher(db, {alice: [a]}).match(a, "yunet-mbf")
 
     assert verdict.member is not None and verdict.member.id == alice
 
 
-def test_gallery_is_rebuilt_from_the_store(store: Store) -> None:
+def test_gallery_is_rebuilt_from_the_store(db: Database) -> None:
     rng = np.random.default_rng(6)
     a = _unit(rng)
-    alice = _member(store, "13800000001")
-    store.add_face(member_id=alice, vector=a, embedding_space=PACK.recogniser.embedding_space,
+    alice = _member(db, "13800000001")
+    enrolled.add_face(db, member_id=alice, vector=a, embedding_space=PACK.recogniser.embedding_space,
                    pack_id=PACK.id, det_score=0.9)
-    store.add_face(member_id=alice, vector=_unit(rng)[:64], embedding_space="another-space",
+    enrolled.add_face(db, member_id=alice, vector=_unit(rng)[:64], embedding_space="another-space",
                    pack_id="other", det_score=0.9)
 
-    index = FaceIndex.from_store(store, PACK.recogniser.embedding_space, DIM)
+    index = FaceIndex.from_database(db, PACK.recogniser.embedding_space, DIM)
 
     assert len(index) == 1
     found = index.search(a)

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from cloud.arrivals import feedback
-from cloud.store import Store
+from cloud.db import Database
 from protocol import topics, transport
 from protocol.messages import DeviceState, Feedback, new_id, now
 from protocol.wifi import WifiFootfall, WifiPresence, device_key
@@ -57,12 +57,12 @@ def _visits_when(client, store: str, predicate, timeout: float = 5.0) -> list[di
         time.sleep(0.02)
 
 
-def _dump(store: Store) -> str:
+def _dump(db: Database) -> str:
     """Every row of every table as text, to look for a raw MAC."""
-    tables = [r[0] for r in store.db.rows(
-        "SELECT name FROM sqlite_master WHERE type = 'table'" if store.db.dialect.name == "sqlite"
+    tables = [r[0] for r in db.rows(
+        "SELECT name FROM sqlite_master WHERE type = 'table'" if db.dialect.name == "sqlite"
         else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-    return "\n".join(repr(store.db.rows(f"SELECT * FROM {t}")) for t in tables).lower()
+    return "\n".join(repr(db.rows(f"SELECT * FROM {t}")) for t in tables).lower()
 
 
 def test_register_device_keeps_only_the_key(start_cloud, monkeypatch, caplog) -> None:  # noqa: ANN001
@@ -87,9 +87,9 @@ def test_register_device_keeps_only_the_key(start_cloud, monkeypatch, caplog) ->
     assert missing.status_code == 409 and missing.json()["detail"]["code"] == "wifi_secret_missing"
 
     # a soft identifier: attached to the person, linking nobody
-    kinds = runtime.store.db.rows("SELECT kind, value FROM identifiers WHERE kind = 'mac'")
+    kinds = runtime.db.rows("SELECT kind, value FROM identifiers WHERE kind = 'mac'")
     assert kinds == [("mac", device_key(MAC, SECRET))]
-    dump, logs = _dump(runtime.store), caplog.text.lower()
+    dump, logs = _dump(runtime.db), caplog.text.lower()
     for spelling in SPELLINGS:
         assert spelling.lower() not in dump and spelling.lower() not in logs
 
@@ -118,7 +118,7 @@ def test_presence_of_a_registered_phone_makes_a_visit_and_unknown_keys_leave_not
     stats = _stats_when(client, lambda s: sum(s["rejected"].values()) >= 3)
     assert stats["rejected"] == {"unknown_device_key": 1, "invalid_payload": 1, "topic_mismatch": 1}
     assert stats["presence"] == 2
-    assert stranger not in _dump(runtime.store)
+    assert stranger not in _dump(runtime.db)
 
 
 def test_face_and_wifi_of_one_member_are_one_visit_and_one_card(
@@ -150,8 +150,8 @@ def test_face_and_wifi_of_one_member_are_one_visit_and_one_card(
     assert stats["feedback"] == 1 and stats["rejected"]["unknown_visit"] == 1
     items = client.get(f"/v1/stores/{store_id}/feedback").json()["items"]
     assert [(i["action"], i["member_id"], i["visit_id"]) for i in items] == [("not_this_person", wang, card.visit_id)]
-    assert feedback.doubts(runtime.store.db, wang) == 1
-    assert feedback.threshold_penalty(runtime.store.db, wang) == pytest.approx(feedback.DOUBT_STEP)
+    assert feedback.doubts(runtime.db, wang) == 1
+    assert feedback.threshold_penalty(runtime.db, wang) == pytest.approx(feedback.DOUBT_STEP)
     assert guide.cards.empty()  # never a second card
 
 

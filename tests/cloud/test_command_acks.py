@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
+from cloud.cdp import members
+from cloud.fleet import devices
 
 
 @pytest.fixture
@@ -32,11 +34,11 @@ def _poll(fetch, done, timeout: float = 60.0):  # noqa: ANN001
 def test_offline_box_gets_the_erase_command_when_back_and_it_is_marked_done(
         start_cloud, mosquitto, models_dir, tmp_path):
     client, runtime = start_cloud(broker_url=mosquitto.url, command_retry_s=0.5, command_retry_max_s=1)
-    db = runtime.store.db
+    db = runtime.db
     db.execute("INSERT INTO stores (id, brand, name, created) VALUES ('s1', 'demo', 'Shanghai', ?)", (iso(utcnow()),))
-    runtime.store.register_device("demo", "s1", "edge-ack", "edge")
-    runtime.store.register_device("other", "x1", "edge-1", "edge")  # another brand's box
-    member = runtime.store.add_member(name="王芳", phone="13800138000", gender="female", tier="gold", tags=[],
+    devices.register_device(runtime.db, "demo", "s1", "edge-ack", "edge")
+    devices.register_device(runtime.db, "other", "x1", "edge-1", "edge")  # another brand's box
+    member = members.add_member(runtime.db, name="王芳", phone="13800138000", gender="female", tier="gold", tags=[],
                                       categories=[], face_consent=True, store="s1")
 
     erased = client.delete(f"/v1/members/{member.id}")

@@ -13,6 +13,7 @@ import numpy as np
 from cloud.faces import thumbnails
 from cloud.arrivals.cards import CardBuilder
 from cloud.faces.matching import Match
+from cloud.cdp import members
 from protocol.codec import encode
 from tests.cloud.test_cloud_api import WANG, _create, _enrol
 
@@ -20,10 +21,10 @@ CARD_BUDGET = 16 * 1024  # far under the codec's 64 KiB
 
 
 def _card(runtime, make_arrival, photo: Path, member_id: str | None):  # noqa: ANN001, ANN202
-    member = runtime.store.member(member_id) if member_id else None
+    member = members.member(runtime.db, member_id) if member_id else None
     match = Match(member, 0.8, "member") if member else Match(None, 0.2, "below_threshold")
     arrival = make_arrival(photo, brand="lumiere", store="sh-001")
-    return CardBuilder(runtime.store, ttl_s=60).build(arrival, match, arrival.event_id)
+    return CardBuilder(runtime.db, ttl_s=60).build(arrival, match, arrival.event_id)
 
 
 def test_enrolment_keeps_a_small_aligned_thumbnail_that_member_cards_carry(start_cloud, make_arrival, faces_dir):
@@ -32,7 +33,7 @@ def test_enrolment_keeps_a_small_aligned_thumbnail_that_member_cards_carry(start
     member_id = _create(client)
     assert _enrol(client, member_id, photo.read_bytes()).status_code == 201
 
-    jpeg = thumbnails.of_person(runtime.store.db, member_id)
+    jpeg = thumbnails.of_person(runtime.db, member_id)
     assert jpeg is not None and len(jpeg) < thumbnails.MAX_CARD_BYTES
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (112, 112, 3)  # the aligned face, not the uploaded photo
@@ -48,7 +49,7 @@ def test_enrolment_keeps_a_small_aligned_thumbnail_that_member_cards_carry(start
     # no consent: no enrolment, so no thumbnail either
     refused = _create(client, phone="13900139001", consent={"face": False})
     assert _enrol(client, refused, photo.read_bytes()).status_code == 409
-    assert thumbnails.of_person(runtime.store.db, refused) is None
+    assert thumbnails.of_person(runtime.db, refused) is None
 
 
 def test_erasure_and_consent_withdrawal_delete_the_thumbnail(start_cloud, make_arrival, faces_dir):
@@ -58,11 +59,11 @@ def test_erasure_and_consent_withdrawal_delete_the_thumbnail(start_cloud, make_a
     erased = _create(client, **{**WANG, "name": "李娜", "phone": "13900139002"})
     for member_id in (withdrawn, erased):
         assert _enrol(client, member_id, photo.read_bytes()).status_code == 201
-    assert runtime.store.db.scalar("SELECT COUNT(*) FROM face_thumbnails") == 2
+    assert runtime.db.scalar("SELECT COUNT(*) FROM face_thumbnails") == 2
 
     assert client.put(f"/v1/members/{withdrawn}/consent", json={"face": False}).status_code == 200
-    assert thumbnails.of_person(runtime.store.db, withdrawn) is None
+    assert thumbnails.of_person(runtime.db, withdrawn) is None
     assert _card(runtime, make_arrival, photo, withdrawn).member.enrolled_photo is None
 
     assert client.delete(f"/v1/members/{erased}").status_code == 200
-    assert runtime.store.db.scalar("SELECT COUNT(*) FROM face_thumbnails") == 0
+    assert runtime.db.scalar("SELECT COUNT(*) FROM face_thumbnails") == 0

@@ -12,11 +12,17 @@ import numpy as np
 import paho.mqtt.client as mqtt
 
 from cloud.faces.gallery import FaceIndex
-from cloud.store import Store, Visit
+from cloud.db import Database
+from cloud.arrivals.visits import Visit
+from cloud.arrivals import visits
+from cloud.cdp import members
+from cloud.fleet import devices
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.commands import EraseCommand
 from protocol.facepack import DEFAULT_PACK, get_pack
+from cloud.runtime import open_cdp
+from cloud.faces import enrolled
 
 POS_HEADER = "receipt_no,store,member_card,phone,ts,sku,category,qty,unit_price,amount,currency,type\n"
 POS = POS_HEADER + (
@@ -56,13 +62,13 @@ def test_open_local_mode_until_the_first_key_then_roles_apply(start_cloud) -> No
 
     assert client.get("/v1/whoami").status_code == 401
     assert client.get("/v1/whoami", headers=keys["store_manager"]).json() == {"role": "store_manager", "store": "s1"}
-    stored = [r[0] for r in runtime.store.db.rows("SELECT key_hash FROM api_keys")]
+    stored = [r[0] for r in runtime.db.rows("SELECT key_hash FROM api_keys")]
     assert all(len(h) == 64 for h in stored)
     assert not any(k["X-API-Key"] in stored or k["X-API-Key"][4:] in "".join(stored) for k in keys.values())
 
     _import(client, keys["hq_admin"])
-    in_s1 = runtime.store.person_id(runtime.store.db.scalar("SELECT id FROM members WHERE source_key LIKE '%MC1'"))
-    in_s2 = runtime.store.person_id(runtime.store.db.scalar("SELECT id FROM members WHERE source_key LIKE '%MC2'"))
+    in_s1 = members.person_id(runtime.db, runtime.db.scalar("SELECT id FROM members WHERE source_key LIKE '%MC1'"))
+    in_s2 = members.person_id(runtime.db, runtime.db.scalar("SELECT id FROM members WHERE source_key LIKE '%MC2'"))
 
     # analyst: reads everything, changes nothing
     analyst = keys["hq_analyst"]
@@ -115,7 +121,7 @@ def test_bootstrap_key_is_an_admin_and_errors_are_json(start_cloud) -> None:
 def test_injection_attempts_in_api_parameters_change_nothing(start_cloud) -> None:
     client, runtime = start_cloud()
     _import(client, {})
-    before = runtime.store.db.scalar("SELECT COUNT(*) FROM members")
+    before = runtime.db.scalar("SELECT COUNT(*) FROM members")
 
     for evil in ("s1' OR '1'='1", "s1;DROP TABLE members", "' UNION SELECT key_hash FROM api_keys --"):
         assert client.get(f"/v1/stores/{evil}/visits").status_code == 422
@@ -124,7 +130,7 @@ def test_injection_attempts_in_api_parameters_change_nothing(start_cloud) -> Non
         count = client.post("/v1/segments/count", json={"condition": {"store": evil}}).json()
         assert count == {"count": 0, "groups": None}
         assert client.get("/v1/imports/1/quarantine", params={"reason": evil}).status_code == 422
-    assert runtime.store.db.scalar("SELECT COUNT(*) FROM members") == before
+    assert runtime.db.scalar("SELECT COUNT(*) FROM members") == before
 
 
 def test_segments_identity_and_tags_over_http(start_cloud) -> None:
@@ -177,7 +183,7 @@ def test_erasure_removes_faces_identifiers_and_names_keeps_totals_and_tells_ever
     client, runtime = start_cloud(broker_url=mosquitto.url)
     brand = f"b{uuid4().hex[:6]}"
     for store_id, device in (("s1", "edge-01"), ("s2", "edge-07")):
-        runtime.store.register_device(brand, store_id, device, "edge")
+        devices.register_device(runtime.db, brand, store_id, device, "edge")
     _import(client, {})
     member = _member(client, "13800000031")
     photo = (faces_dir / "deepface_id01" / "img1.jpg").read_bytes()
@@ -186,7 +192,7 @@ def test_erasure_removes_faces_identifiers_and_names_keeps_totals_and_tells_ever
     assert runtime.index.search(probe).member_id == member
     seen = datetime.now(timezone.utc)
     for event_id, ts in (("arrival-today-1", seen), ("arrival-last-week", seen - timedelta(days=7))):
-        runtime.store.record_visit(Visit(id=uuid4().hex, brand=brand, store="s1", member_id=member, confidence=0.8,
+        visits.record_visit(runtime.db, Visit(id=uuid4().hex, brand=brand, store="s1", member_id=member, confidence=0.8,
                                          ts=ts, arrival_event_id=event_id, device="edge-01", camera="door",
                                          card_id=uuid4().hex))
 
@@ -208,7 +214,7 @@ def test_erasure_removes_faces_identifiers_and_names_keeps_totals_and_tells_ever
     assert [c.arrival_event_ids for _, c in got] == [["arrival-today-1"], []]
     assert runtime.index.search(probe) is None or runtime.index.search(probe).member_id != member
     assert client.get(f"/v1/members/{member}").status_code == 404
-    db = runtime.store.db
+    db = runtime.db
     assert db.scalar("SELECT COUNT(*) FROM identifiers WHERE value IN ('13800000031', 'MC1')") == 0
     assert db.scalar("SELECT COUNT(*) FROM faces") == 0
     assert db.scalar("SELECT COUNT(*) FROM members WHERE name = '王芳'") == 0
@@ -232,21 +238,21 @@ def _subscribe(url: str, topic_filter: str, into: queue.Queue) -> mqtt.Client:
 def test_galleries_in_two_processes_stay_consistent_through_enrol_merge_and_erase(db_location: str) -> None:
     pack = get_pack(DEFAULT_PACK)
     space, dim = pack.recogniser.embedding_space, pack.recogniser.embedding_dim
-    api, worker = Store(db_location), Store(db_location)  # two processes' connections to one database
+    api, worker = open_cdp(db_location), open_cdp(db_location)  # two processes' connections to one database
     try:
         rng = np.random.default_rng(3)
         vec = rng.standard_normal(dim).astype(np.float32)
-        worker_index = FaceIndex.from_store(worker, space, dim)
-        a = api.add_member(name="甲", phone="13800000041", gender=None, tier="t", tags=[], categories=[],
+        worker_index = FaceIndex.from_database(worker, space, dim)
+        a = members.add_member(api, name="甲", phone="13800000041", gender=None, tier="t", tags=[], categories=[],
                            face_consent=True)
-        api.add_face(member_id=a.id, vector=vec, embedding_space=space, pack_id=pack.id, det_score=0.9)
+        enrolled.add_face(api, member_id=a.id, vector=vec, embedding_space=space, pack_id=pack.id, det_score=0.9)
 
         worker_index.refresh()
         assert worker_index.search(vec).member_id == a.id and len(worker_index) == 1
 
         from cloud.cdp import erasure
 
-        erasure.erase(api.db, a.id, actor="test")
+        erasure.erase(api, a.id, actor="test")
         worker_index.refresh()
         assert len(worker_index) == 0 and worker_index.search(vec) is None
     finally:

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from cloud.cli import app as cloud_app
 from cloud.cdp.imports.cleaning import QUARANTINE_REASONS
 from cloud.cdp.imports.importer import import_text
-from cloud.store import Store
+from cloud.db import Database
+from cloud.cdp import members
 
 TMALL_HEADER = "订单编号,买家会员名,收货人手机号,付款时间,商品编码,类目,购买数量,商品单价,实付金额,订单状态,币种\n"
 TMALL = TMALL_HEADER + (
@@ -28,33 +29,33 @@ WECHAT = [
 ]
 
 
-def _import(store: Store, channel: str, text: str):  # noqa: ANN202
-    return import_text(store.db, channel, text, source=f"test.{channel}")
+def _import(db: Database, channel: str, text: str):  # noqa: ANN202
+    return import_text(db, channel, text, source=f"test.{channel}")
 
 
-def test_tmall_export_imports_orders_normalises_phones_and_blocks_masked_ones(store: Store) -> None:
-    report = _import(store, "tmall", TMALL)
+def test_tmall_export_imports_orders_normalises_phones_and_blocks_masked_ones(db: Database) -> None:
+    report = _import(db, "tmall", TMALL)
 
     assert (report.rows, report.orders, report.lines, report.buyers_new) == (3, 2, 3, 2)
     assert report.quarantined == {} and report.blocked_identifiers == {"masked": 1}
-    phones = dict(store.db.rows("SELECT value, blocked FROM identifiers WHERE kind = 'phone'"))
+    phones = dict(db.rows("SELECT value, blocked FROM identifiers WHERE kind = 'phone'"))
     assert phones == {"13800138000": None, "139****5678": "masked"}
-    t1 = store.db.one("SELECT * FROM orders WHERE id = 'tmall:T1'")
+    t1 = db.one("SELECT * FROM orders WHERE id = 'tmall:T1'")
     assert t1["paid"] == 298 and t1["ts"] == 1740831300  # 20:15 in Shanghai is 12:15 UTC
 
 
-def test_channels_meet_in_one_person_by_phone(store: Store) -> None:
-    _import(store, "tmall", TMALL)
-    _import(store, "wechat", json.dumps(WECHAT))
+def test_channels_meet_in_one_person_by_phone(db: Database) -> None:
+    _import(db, "tmall", TMALL)
+    _import(db, "wechat", json.dumps(WECHAT))
     pos = POS_HEADER + "R1,sh-001,MC9,13800138000,2025-03-06 15:00:00,SKU1,护肤,1,199,199,CNY,sale\n"
-    report = _import(store, "pos", pos)
+    report = _import(db, "pos", pos)
 
     assert report.orders == 1 and report.persons_changed >= 1
-    person = store.person_id(store.db.scalar("SELECT id FROM members WHERE source = 'pos'"))
-    sources = {r[0] for r in store.db.rows("SELECT source FROM members WHERE id = ? OR merged_into = ?",
+    person = members.person_id(db, db.scalar("SELECT id FROM members WHERE source = 'pos'"))
+    sources = {r[0] for r in db.rows("SELECT source FROM members WHERE id = ? OR merged_into = ?",
                                            (person, person))}
     assert sources == {"tmall", "wechat", "pos"}
-    stats = store.db.one("SELECT * FROM person_stats WHERE member_id = ?", (person,))
+    stats = db.one("SELECT * FROM person_stats WHERE member_id = ?", (person,))
     assert stats["orders"] == 3 and stats["ltv"] == 298 + 199 + 199
     assert stats["fav_store"] == "sh-001"
 
@@ -81,41 +82,41 @@ def test_every_quarantine_reason_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("reason", sorted(BAD_ROWS))
-def test_bad_rows_are_quarantined_with_their_reason_and_nothing_is_lost(store: Store, reason: str) -> None:
+def test_bad_rows_are_quarantined_with_their_reason_and_nothing_is_lost(db: Database, reason: str) -> None:
     channel, text = BAD_ROWS[reason]
-    report = _import(store, channel, text)
+    report = _import(db, channel, text)
 
     assert report.quarantined.get(reason) == 1, report
-    assert store.db.scalar("SELECT COUNT(*) FROM quarantine") == sum(report.quarantined.values())
-    row = store.db.one("SELECT * FROM quarantine WHERE reason = ?", (reason,))
+    assert db.scalar("SELECT COUNT(*) FROM quarantine") == sum(report.quarantined.values())
+    row = db.one("SELECT * FROM quarantine WHERE reason = ?", (reason,))
     assert row["detail"] and json.loads(row["raw"])
 
 
-def test_refunds_reduce_lifetime_value_and_reimport_is_quarantined_as_duplicates(store: Store) -> None:
+def test_refunds_reduce_lifetime_value_and_reimport_is_quarantined_as_duplicates(db: Database) -> None:
     sale = POS_HEADER + "R1,sh-001,MC1,13800000011,2025-03-06 15:00:00,S1,护肤,2,100,200,CNY,sale\n"
     refund = POS_HEADER + "R1,sh-001,MC1,13800000011,2025-03-08 15:00:00,S1,护肤,1,100,100,CNY,refund\n"
-    _import(store, "pos", sale)
-    assert _import(store, "pos", refund).refunds == 1
+    _import(db, "pos", sale)
+    assert _import(db, "pos", refund).refunds == 1
 
-    again = _import(store, "pos", sale)
+    again = _import(db, "pos", sale)
     assert again.orders == 0 and again.quarantined == {"duplicate_order": 1}
-    person = store.person_id(store.db.scalar("SELECT id FROM members WHERE source = 'pos'"))
-    assert store.db.scalar("SELECT ltv FROM person_stats WHERE member_id = ?", (person,)) == 100
+    person = members.person_id(db, db.scalar("SELECT id FROM members WHERE source = 'pos'"))
+    assert db.scalar("SELECT ltv FROM person_stats WHERE member_id = ?", (person,)) == 100
 
 
-def test_jd_and_member_list_adapters(store: Store) -> None:
+def test_jd_and_member_list_adapters(db: Database) -> None:
     jd = ("订单号,用户PIN,手机号,下单时间,商品ID,品类,数量,单价,应付金额,订单状态\n"
           "J1,pin_1,13800000012,2025-02-01 09:00:00,S1,面膜,3,50,150,完成\n")
     members = "member_card,phone,name,gender,store,face_consent\nMC12,13800000012,李娜,女,sh-002,是\n"
-    assert _import(store, "jd", jd).orders == 1
-    report = _import(store, "members", members)
+    assert _import(db, "jd", jd).orders == 1
+    report = _import(db, "members", members)
 
     assert report.buyers_new == 1 and report.persons_changed >= 1
-    crm = store.db.scalar("SELECT id FROM members WHERE source = 'members'")
-    member = store.member(crm)
+    crm = db.scalar("SELECT id FROM members WHERE source = 'members'")
+    member = members.member(db, crm)
     assert (member.name, member.gender) == ("李娜", "female")  # the person's name, whichever record has it
-    assert member.face_consent is True and store.person_id(crm) == store.person_id(
-        store.db.scalar("SELECT id FROM members WHERE source = 'jd'"))
+    assert member.face_consent is True and members.person_id(db, crm) == members.person_id(db, 
+        db.scalar("SELECT id FROM members WHERE source = 'jd'"))
 
 
 def test_cli_import_prints_the_report(db_location: str, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 
 from cloud.pricing import markdown_runner
 from cloud.pricing.registry import PRICE_TTL_S
-from cloud.health import clock
+from cloud import clock
 from protocol import transport
 from protocol.codec import decode
 from protocol.esl import LabelCommand, label_commands_of_store
@@ -54,7 +54,7 @@ def test_a_perishable_nearing_expiry_is_marked_down_on_its_labels(start_cloud, m
     admin, manager = keys["hq_admin"], keys["store_manager"]
     assert api.post("/v1/stores", json={"id": STORE, "brand": BRAND, "name": "静安店"}, headers=admin).status_code == 201
     today = clock.now_local("Asia/Shanghai").date()
-    _stock(runtime.store.db, today)
+    _stock(runtime.db, today)
     for label, sku in (("L-milk-front", SKU), ("L-milk-end", SKU), ("L-bread", "F-bread")):
         api.put(f"/v1/stores/{STORE}/labels/{label}", json={"sku": sku, "tag_type": "epd29_bwr"}, headers=admin)
     shelf = Shelf(mosquitto.url)
@@ -83,7 +83,7 @@ def test_a_perishable_nearing_expiry_is_marked_down_on_its_labels(start_cloud, m
         assert command.product.badge.startswith("临期") and command.ttl_s == PRICE_TTL_S and 0 < expiry <= PRICE_TTL_S
     by_change = [price] + [command.product.price for _, command, _ in more[::2]]  # two labels per change
     assert sorted(command.label for _, command, _ in more) == sorted(["L-milk-end", "L-milk-front"] * len(later))
-    recorded = runtime.store.db.rows("SELECT day, new_price FROM price_changes WHERE store = ? AND sku = ? ORDER BY id",
+    recorded = runtime.db.rows("SELECT day, new_price FROM price_changes WHERE store = ? AND sku = ? ORDER BY id",
                                      (STORE, SKU))
     assert [p for _, p in recorded] == by_change
     assert all(p >= FLOOR for p in by_change) and by_change == sorted(set(by_change), reverse=True)  # only down
@@ -94,14 +94,14 @@ def test_a_perishable_nearing_expiry_is_marked_down_on_its_labels(start_cloud, m
     assert max(per_day.values()) <= MAX_CHANGES and len(per_day) >= 2
 
     # two sold at the till after the first markdown, one before it: only those two count as markdown loss
-    first_at = runtime.store.db.scalar("SELECT MIN(ts) FROM price_changes")
+    first_at = runtime.db.scalar("SELECT MIN(ts) FROM price_changes")
     sold_at = int(datetime.fromisoformat(first_at).timestamp())
     for ts, qty in ((sold_at - 60, 1), (sold_at + 1, 2)):
-        runtime.store.db.execute("INSERT INTO order_lines (order_id, member_id, channel, store, ts, sku, category, qty, "
+        runtime.db.execute("INSERT INTO order_lines (order_id, member_id, channel, store, ts, sku, category, qty, "
                                  "price, amount) VALUES (?, NULL, 'pos', ?, ?, ?, '乳品', ?, ?, ?)",
                                  (f"o-{ts}", STORE, ts, SKU, qty, by_change[0], qty * by_change[0]))
     day = clock.local_day_of_epoch(sold_at + 1, "Asia/Shanghai")
-    losses = markdown_runner.markdown_losses(runtime.store.db, STORE, today, today + timedelta(days=3))
+    losses = markdown_runner.markdown_losses(runtime.db, STORE, today, today + timedelta(days=3))
     assert losses == {day: round(2 * (LIST - by_change[0]), 2)}
 
     plan = api.get(f"/v1/stores/{STORE}/markdown", headers=manager)

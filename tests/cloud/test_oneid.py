@@ -8,15 +8,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from cloud.cdp import oneid
-from cloud.store import Store
+from cloud.db import Database
+from cloud.cdp import members
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
-def _record(store: Store, key: str, identifiers: list[tuple[str, str]], *, minute: int = 0,
+def _record(db: Database, key: str, identifiers: list[tuple[str, str]], *, minute: int = 0,
             resolve: bool = True) -> str:
     """A source record created ``minute`` minutes after T0, with its identifiers."""
-    with store.db.transaction() as tx:
+    with db.transaction() as tx:
         tx.execute("INSERT INTO members (id, source, source_key, created) VALUES (?, 'test', ?, ?)",
                    (key, key, (T0 + timedelta(minutes=minute)).isoformat()))
         oneid.add_identifiers(tx, key, identifiers)
@@ -25,51 +26,51 @@ def _record(store: Store, key: str, identifiers: list[tuple[str, str]], *, minut
     return key
 
 
-def _person(store: Store, record: str) -> str | None:
-    return store.person_id(record)
+def _person(db: Database, record: str) -> str | None:
+    return members.person_id(db, record)
 
 
-def _persons(store: Store) -> int:
-    return int(store.db.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL"))
+def _persons(db: Database) -> int:
+    return int(db.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL"))
 
 
-def test_shared_phone_links_records_into_the_earliest_records_person(store: Store) -> None:
-    a = _record(store, "crm1", [("member_card", "MC1"), ("phone", "13800000001")])
-    b = _record(store, "tmall1", [("tmall_buyer", "nick"), ("phone", "+86 138 0000 0001".replace(" ", "")[3:])],
+def test_shared_phone_links_records_into_the_earliest_records_person(db: Database) -> None:
+    a = _record(db, "crm1", [("member_card", "MC1"), ("phone", "13800000001")])
+    b = _record(db, "tmall1", [("tmall_buyer", "nick"), ("phone", "+86 138 0000 0001".replace(" ", "")[3:])],
                 minute=5)
 
-    assert _person(store, b) == a
-    graph = oneid.graph(store.db, a)
+    assert _person(db, b) == a
+    graph = oneid.graph(db, a)
     assert {r["id"] for r in graph["records"]} == {a, b}
     link = next(link for link in graph["links"] if link["status"] == "active")
     assert (link["kind"], link["value"], link["rule"]) == ("phone", "13800000001", "phone")
 
 
-def test_priorities_decide_which_link_wins_and_replay_follows_a_rule_change(store: Store) -> None:
+def test_priorities_decide_which_link_wins_and_replay_follows_a_rule_change(db: Database) -> None:
     # unionid (100) links r2+r3 first; the phone link r1-r2 would then give one person two member
     # cards (limit 1), so it is rejected.
-    r1 = _record(store, "r1", [("phone", "13800000002"), ("member_card", "K1")], resolve=False)
-    r2 = _record(store, "r2", [("phone", "13800000002"), ("unionid", "U")], minute=1, resolve=False)
-    r3 = _record(store, "r3", [("unionid", "U"), ("member_card", "K2")], minute=2, resolve=False)
-    oneid.rebuild(store.db, actor="test")
+    r1 = _record(db, "r1", [("phone", "13800000002"), ("member_card", "K1")], resolve=False)
+    r2 = _record(db, "r2", [("phone", "13800000002"), ("unionid", "U")], minute=1, resolve=False)
+    r3 = _record(db, "r3", [("unionid", "U"), ("member_card", "K2")], minute=2, resolve=False)
+    oneid.rebuild(db, actor="test")
 
-    assert _person(store, r3) == r2 and _person(store, r1) == r1
-    rejected = [link for link in oneid.graph(store.db, r1)["links"] if link["status"] == "rejected"]
+    assert _person(db, r3) == r2 and _person(db, r1) == r1
+    rejected = [link for link in oneid.graph(db, r1)["links"] if link["status"] == "rejected"]
     assert rejected and rejected[0]["reason"] == "limit:member_card"
 
-    with store.db.transaction() as tx:
+    with db.transaction() as tx:
         phone = oneid.rules(tx)["phone"]
         oneid.set_rule(tx, oneid.Rule(**{**phone.__dict__, "priority": 110}))
-    result = oneid.rebuild(store.db, actor="test")
+    result = oneid.rebuild(db, actor="test")
 
-    assert _person(store, r2) == r1 and _person(store, r3) == r3
+    assert _person(db, r2) == r1 and _person(db, r3) == r3
     assert result.changed_persons
-    actions = [row["action"] for row in store.db.query("SELECT action FROM audit ORDER BY id")]
+    actions = [row["action"] for row in db.query("SELECT action FROM audit ORDER BY id")]
     assert "merge" in actions and "split" in actions
 
 
-def test_a_placeholder_phone_does_not_merge_a_thousand_people(store: Store) -> None:
-    with store.db.transaction() as tx:
+def test_a_placeholder_phone_does_not_merge_a_thousand_people(db: Database) -> None:
+    with db.transaction() as tx:
         for i in range(1000):
             tx.execute("INSERT INTO members (id, source, source_key, created) VALUES (?, 'tmall', ?, ?)",
                        (f"p{i}", f"p{i}", T0.isoformat()))
@@ -77,91 +78,91 @@ def test_a_placeholder_phone_does_not_merge_a_thousand_people(store: Store) -> N
         for i in range(1000):
             oneid.add_identifiers(tx, f"p{i}", [("phone", "00000000000"), ("tmall_buyer", f"nick{i}")],
                                   blocklist=blocklist)
-    oneid.rebuild(store.db, actor="test")
+    oneid.rebuild(db, actor="test")
 
-    assert _persons(store) == 1000
-    assert store.db.scalar("SELECT COUNT(DISTINCT blocked) FROM identifiers WHERE kind = 'phone'") == 1
-    assert store.db.scalar("SELECT blocked FROM identifiers WHERE kind = 'phone' LIMIT 1") == "placeholder"
+    assert _persons(db) == 1000
+    assert db.scalar("SELECT COUNT(DISTINCT blocked) FROM identifiers WHERE kind = 'phone'") == 1
+    assert db.scalar("SELECT blocked FROM identifiers WHERE kind = 'phone' LIMIT 1") == "placeholder"
 
 
-def test_masked_and_too_common_values_link_nobody(store: Store) -> None:
-    _record(store, "m1", [("phone", "138****1234")])
-    _record(store, "m2", [("phone", "138****1234")], minute=1)
+def test_masked_and_too_common_values_link_nobody(db: Database) -> None:
+    _record(db, "m1", [("phone", "138****1234")])
+    _record(db, "m2", [("phone", "138****1234")], minute=1)
     for i in range(25):  # a valid-looking phone on 25 accounts: over the phone rule's max_share (20)
-        _record(store, f"s{i}", [("phone", "13912345678")], minute=2 + i, resolve=False)
-    result = oneid.rebuild(store.db, actor="test")
+        _record(db, f"s{i}", [("phone", "13912345678")], minute=2 + i, resolve=False)
+    result = oneid.rebuild(db, actor="test")
 
-    assert _persons(store) == 27
-    reasons = {r[0] for r in store.db.rows("SELECT reason FROM links WHERE status = 'rejected'")}
+    assert _persons(db) == 27
+    reasons = {r[0] for r in db.rows("SELECT reason FROM links WHERE status = 'rejected'")}
     assert reasons == {"value_too_common"}
     assert result.links == 0
 
 
-def test_a_shared_device_mac_never_merges_two_people_but_is_a_sighting(store: Store) -> None:
-    a = _record(store, "a", [("phone", "13800000003"), ("mac", "hash-of-shared-ipad")])
-    b = _record(store, "b", [("phone", "13800000004"), ("mac", "hash-of-shared-ipad")], minute=1)
-    oneid.add_sighting(store.db, a, kind="mac", value="hash-of-shared-ipad", score=0.6, store="sh-001", ts=T0)
-    oneid.rebuild(store.db, actor="test")
+def test_a_shared_device_mac_never_merges_two_people_but_is_a_sighting(db: Database) -> None:
+    a = _record(db, "a", [("phone", "13800000003"), ("mac", "hash-of-shared-ipad")])
+    b = _record(db, "b", [("phone", "13800000004"), ("mac", "hash-of-shared-ipad")], minute=1)
+    oneid.add_sighting(db, a, kind="mac", value="hash-of-shared-ipad", score=0.6, store="sh-001", ts=T0)
+    oneid.rebuild(db, actor="test")
 
-    assert _person(store, a) == a and _person(store, b) == b
-    assert oneid.graph(store.db, a)["sightings"][0]["kind"] == "mac"
+    assert _person(db, a) == a and _person(db, b) == b
+    assert oneid.graph(db, a)["sightings"][0]["kind"] == "mac"
     with pytest.raises(oneid.IdentityError):
-        oneid.add_sighting(store.db, a, kind="phone", value="x", score=1.0, store=None, ts=T0)
+        oneid.add_sighting(db, a, kind="phone", value="x", score=1.0, store=None, ts=T0)
 
 
-def test_split_undoes_a_merge_survives_replay_and_the_audit_shows_both(store: Store) -> None:
-    a = _record(store, "a", [("phone", "13800000005")])
-    b = _record(store, "b", [("phone", "13800000005"), ("unionid", "UB")], minute=1)
-    assert _person(store, b) == a
-    link = next(link for link in oneid.graph(store.db, a)["links"] if link["status"] == "active")
+def test_split_undoes_a_merge_survives_replay_and_the_audit_shows_both(db: Database) -> None:
+    a = _record(db, "a", [("phone", "13800000005")])
+    b = _record(db, "b", [("phone", "13800000005"), ("unionid", "UB")], minute=1)
+    assert _person(db, b) == a
+    link = next(link for link in oneid.graph(db, a)["links"] if link["status"] == "active")
 
-    oneid.split_link(store.db, link["id"], actor="hq", reason="family members share a phone")
+    oneid.split_link(db, link["id"], actor="hq", reason="family members share a phone")
 
-    assert _person(store, b) == b and _person(store, a) == a
-    oneid.rebuild(store.db, actor="replay")
-    assert _person(store, b) == b  # the cannot-link pair holds in every replay
-    audit = store.db.query("SELECT action, person_id, detail FROM audit ORDER BY id")
+    assert _person(db, b) == b and _person(db, a) == a
+    oneid.rebuild(db, actor="replay")
+    assert _person(db, b) == b  # the cannot-link pair holds in every replay
+    audit = db.query("SELECT action, person_id, detail FROM audit ORDER BY id")
     assert [r["action"] for r in audit if r["action"] in ("merge", "split_link", "split")][:3] == [
         "merge", "split_link", "split"]
     assert json.loads(audit[0]["detail"])["absorbed"] == [b]
 
-    oneid.merge(store.db, a, b, actor="hq", reason="confirmed at the counter")
-    assert _person(store, b) == a
+    oneid.merge(db, a, b, actor="hq", reason="confirmed at the counter")
+    assert _person(db, b) == a
     with pytest.raises(oneid.IdentityError) as refused:
-        oneid.merge(store.db, a, b, actor="hq", reason="again")
+        oneid.merge(db, a, b, actor="hq", reason="again")
     assert refused.value.code == "already_merged"
 
 
-def test_a_manual_merge_that_breaks_a_limit_is_refused(store: Store) -> None:
-    a = _record(store, "a", [("member_card", "C1")])
-    b = _record(store, "b", [("member_card", "C2")], minute=1)
+def test_a_manual_merge_that_breaks_a_limit_is_refused(db: Database) -> None:
+    a = _record(db, "a", [("member_card", "C1")])
+    b = _record(db, "b", [("member_card", "C2")], minute=1)
 
     with pytest.raises(oneid.IdentityError) as refused:
-        oneid.merge(store.db, a, b, actor="hq", reason="looks alike")
+        oneid.merge(db, a, b, actor="hq", reason="looks alike")
 
     assert refused.value.code == "merge_refused" and "limit:member_card" in str(refused.value)
-    assert _person(store, b) == b
+    assert _person(db, b) == b
 
 
-def test_a_sign_up_links_to_an_earlier_channel_buyer_and_old_ids_still_resolve(store: Store) -> None:
-    buyer = _record(store, "tmall-buyer", [("tmall_buyer", "nick"), ("phone", "13800000006")])
-    member = store.add_member(name="王芳", phone="13800000006", gender="female", tier="金卡会员", tags=[],
+def test_a_sign_up_links_to_an_earlier_channel_buyer_and_old_ids_still_resolve(db: Database) -> None:
+    buyer = _record(db, "tmall-buyer", [("tmall_buyer", "nick"), ("phone", "13800000006")])
+    member = members.add_member(db, name="王芳", phone="13800000006", gender="female", tier="金卡会员", tags=[],
                               categories=[], face_consent=True)
 
     assert member.id == buyer  # the person keeps the earliest record's id
-    assert store.member(buyer).phone == "13800000006"
-    assert store.member(buyer).face_consent is True
+    assert members.member(db, buyer).phone == "13800000006"
+    assert members.member(db, buyer).face_consent is True
 
 
-def test_a_blocklist_change_is_replayed_by_the_next_rebuild(store: Store) -> None:
-    a = _record(store, "a", [("phone", "13812345678")])
-    b = _record(store, "b", [("phone", "13812345678")], minute=1)
-    assert _person(store, b) == a
+def test_a_blocklist_change_is_replayed_by_the_next_rebuild(db: Database) -> None:
+    a = _record(db, "a", [("phone", "13812345678")])
+    b = _record(db, "b", [("phone", "13812345678")], minute=1)
+    assert _person(db, b) == a
 
-    oneid.add_block(store.db, "phone", r"^13812345678$", "shop_phone")
-    oneid.rebuild(store.db, actor="replay")
+    oneid.add_block(db, "phone", r"^13812345678$", "shop_phone")
+    oneid.rebuild(db, actor="replay")
 
-    assert _person(store, b) == b
-    assert {r[0] for r in store.db.rows("SELECT blocked FROM identifiers")} == {"shop_phone"}
+    assert _person(db, b) == b
+    assert {r[0] for r in db.rows("SELECT blocked FROM identifiers")} == {"shop_phone"}
     with pytest.raises(oneid.IdentityError):
-        oneid.add_block(store.db, "phone", "(unclosed", "bad")
+        oneid.add_block(db, "phone", "(unclosed", "bad")

@@ -16,7 +16,8 @@ import pytest
 from cloud.fleet import devices
 from cloud.fleet.rollout import telemetry
 from cloud.fleet.rollout.evaluate import Tolerances, Window, decide
-from cloud.store import iso
+from cloud.clock import iso
+from cloud.cdp import members
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.commands import PACK, CommandAck, PackCommand
@@ -92,7 +93,7 @@ class Box:
 def _seed(runtime, member_id: str, store: str, start: datetime, visits: int, visitors: int, wrong: int,
           fps: float) -> None:
     """Hand-made traffic in one store over the hour from ``start``: visits, 'not this person' presses, telemetry."""
-    db = runtime.store.db
+    db = runtime.db
     with db.transaction() as tx:
         for i in range(visits):
             ts, event = iso(start + timedelta(seconds=30 * i)), uuid4().hex
@@ -130,9 +131,9 @@ def _wait_state(client, rollout_id: str, state: str) -> dict:  # noqa: ANN001
 def test_rollout_is_judged_on_canary_telemetry_and_acts(start_cloud, mosquitto, canary_after, verdict):
     client, runtime = start_cloud(broker_url=mosquitto.url, rollout_check_s=0.5)
     for store in ("s1", "s2", "s3"):
-        devices.observed(runtime.store.db, "demo", store, "e1", "edge", ts=datetime.now(timezone.utc),
+        devices.observed(runtime.db, "demo", store, "e1", "edge", ts=datetime.now(timezone.utc),
                          conn_state="online", model_pack=OLD)
-    member = runtime.store.add_member(name="李娜", phone="13900139000", gender="female", tier="gold", tags=[],
+    member = members.add_member(runtime.db, name="李娜", phone="13900139000", gender="female", tier="gold", tags=[],
                                       categories=[], face_consent=True, store="s1")
     box = Box(mosquitto.url)
     try:
@@ -172,7 +173,7 @@ def test_rollout_is_judged_on_canary_telemetry_and_acts(start_cloud, mosquitto, 
 
 def test_a_pack_every_canary_box_refuses_ends_the_rollout(start_cloud, mosquitto):
     client, runtime = start_cloud(broker_url=mosquitto.url, rollout_check_s=0.5)
-    devices.observed(runtime.store.db, "demo", "s1", "e1", "edge", ts=datetime.now(timezone.utc), model_pack=OLD)
+    devices.observed(runtime.db, "demo", "s1", "e1", "edge", ts=datetime.now(timezone.utc), model_pack=OLD)
     box = Box(mosquitto.url)
     try:
         rollout = client.post("/v1/rollouts", json={"brand": "demo", "pack_id": NEW, "canary_stores": ["s1"]}).json()

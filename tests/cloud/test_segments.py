@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from cloud.cdp import segments, tags
 from cloud.cdp.imports.importer import import_text
 from cloud.cdp.segments import Condition
-from cloud.store import Store
+from cloud.db import Database
+from cloud.cdp import members
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
 POS_HEADER = "receipt_no,store,member_card,phone,ts,sku,category,qty,unit_price,amount,currency,type\n"
@@ -33,29 +34,29 @@ BRAND = {
 
 
 @pytest.fixture
-def brand(store: Store) -> Store:
+def brand(db: Database) -> Database:
     rows = [
         f"R{card}{i},{shop},MC{card},,{_day(ago)},SKU-{cat},{cat},1,{amount},{amount},CNY,sale"
         for card, buys in BRAND.items() for i, (ago, cat, amount, shop) in enumerate(buys)
     ]
-    import_text(store.db, "pos", POS_HEADER + "\n".join(rows) + "\n", source="brand")
-    store.add_member(name="赵六", phone="13800000020", gender="male", tier="普通会员", tags=["VIP"], categories=[],
+    import_text(db, "pos", POS_HEADER + "\n".join(rows) + "\n", source="brand")
+    members.add_member(db, name="赵六", phone="13800000020", gender="male", tier="普通会员", tags=["VIP"], categories=[],
                      face_consent=True)
-    tags.refresh(store.db, as_of=NOW)
-    return store
+    tags.refresh(db, as_of=NOW)
+    return db
 
 
-def _cards(store: Store, condition: dict, as_of: datetime = NOW) -> set[str]:
-    ids = [r["id"] for r in segments.page(store.db, Condition.of(condition), limit=100, offset=0, as_of=as_of)]
+def _cards(db: Database, condition: dict, as_of: datetime = NOW) -> set[str]:
+    ids = [r["id"] for r in segments.page(db, Condition.of(condition), limit=100, offset=0, as_of=as_of)]
     cards = {}
     for member_id in ids:
-        key = store.db.scalar("SELECT source_key FROM members WHERE id = ?", (member_id,))
+        key = db.scalar("SELECT source_key FROM members WHERE id = ?", (member_id,))
         cards[member_id] = key.removeprefix("member_card:MC") if key.startswith("member_card:") else key
-    assert segments.count(store.db, Condition.of(condition), as_of=as_of) == len(ids)
+    assert segments.count(db, Condition.of(condition), as_of=as_of) == len(ids)
     return set(cards.values())
 
 
-def test_bought_a_in_90_days_but_not_b(brand: Store) -> None:
+def test_bought_a_in_90_days_but_not_b(brand: Database) -> None:
     condition = {"and": [{"bought": {"category": "护肤", "within_days": 90}},
                          {"not": {"bought": {"category": "彩妆", "within_days": 90}}}]}
     assert _cards(brand, condition) == {"A"}
@@ -78,38 +79,38 @@ def test_bought_a_in_90_days_but_not_b(brand: Store) -> None:
         ({"value_tier": ["high", "medium", "low"]}, {"A", "B", "C", "D", "E"}),
     ],
 )
-def test_condition_language_against_hand_computed_answers(brand: Store, condition: dict, expected: set) -> None:
+def test_condition_language_against_hand_computed_answers(brand: Database, condition: dict, expected: set) -> None:
     assert _cards(brand, condition) == expected
 
 
-def test_rfm_and_lifecycle_tags(brand: Store) -> None:
-    stats = {r["fav_store"] or "-": r for r in brand.db.query("SELECT * FROM person_stats WHERE orders = 3")}
+def test_rfm_and_lifecycle_tags(brand: Database) -> None:
+    stats = {r["fav_store"] or "-": r for r in brand.query("SELECT * FROM person_stats WHERE orders = 3")}
     regular = stats["s1"]
     assert regular["lifecycle"] == "active" and regular["cycle_days"] == 30.0 and regular["r"] >= 4
     assert regular["top_categories"] == '["护肤"]'
 
 
-def test_repurchase_due_from_the_persons_own_cycle(brand: Store) -> None:
+def test_repurchase_due_from_the_persons_own_cycle(brand: Database) -> None:
     later = NOW + timedelta(days=35)  # A: last buy 45 days ago, cycle 30; B: 60 days ago, cycle 5
-    tags.refresh(brand.db, as_of=later)
+    tags.refresh(brand, as_of=later)
     assert _cards(brand, {"lifecycle": ["repurchase_due"]}, later) == {"A", "B"}
 
 
-def test_custom_rule_tags_are_segment_conditions(brand: Store) -> None:
-    brand.db.execute("INSERT INTO tag_rules (name, value, condition, created) VALUES (?, ?, ?, ?)",
+def test_custom_rule_tags_are_segment_conditions(brand: Database) -> None:
+    brand.execute("INSERT INTO tag_rules (name, value, condition, created) VALUES (?, ?, ?, ?)",
                      ("护肤达人", "true", '{"bought": {"category": "护肤", "within_days": 365, "min_count": 2}}',
                       NOW.isoformat()))
-    tags.refresh(brand.db, as_of=NOW)
+    tags.refresh(brand, as_of=NOW)
     assert _cards(brand, {"tag": {"name": "护肤达人"}}) == {"A"}
 
 
 @pytest.mark.parametrize("evil", [
     "护肤' OR '1'='1", "x\"); DROP TABLE members; --", "%", "护肤' UNION SELECT id FROM api_keys --",
 ])
-def test_injection_attempts_in_values_are_just_values(brand: Store, evil: str) -> None:
-    assert segments.count(brand.db, Condition.of({"bought": {"category": evil, "within_days": 90}}), as_of=NOW) == 0
-    assert segments.count(brand.db, Condition.of({"tag": {"name": evil, "value": evil}}), as_of=NOW) == 0
-    assert brand.db.scalar("SELECT COUNT(*) FROM members") > 0
+def test_injection_attempts_in_values_are_just_values(brand: Database, evil: str) -> None:
+    assert segments.count(brand, Condition.of({"bought": {"category": evil, "within_days": 90}}), as_of=NOW) == 0
+    assert segments.count(brand, Condition.of({"tag": {"name": evil, "value": evil}}), as_of=NOW) == 0
+    assert brand.scalar("SELECT COUNT(*) FROM members") > 0
 
 
 @pytest.mark.parametrize("bad", [
@@ -122,13 +123,13 @@ def test_malformed_conditions_are_refused(bad: dict) -> None:
         Condition.of(bad)
 
 
-def test_ab_split_is_deterministic_and_the_export_carries_it(brand: Store) -> None:
+def test_ab_split_is_deterministic_and_the_export_carries_it(brand: Database) -> None:
     condition = Condition.of({"channel": "pos"})
-    groups = segments.split_counts(brand.db, condition, salt="spring", split=[50, 50], as_of=NOW)
+    groups = segments.split_counts(brand, condition, salt="spring", split=[50, 50], as_of=NOW)
     assert sum(groups.values()) == 5
-    assert groups == segments.split_counts(brand.db, condition, salt="spring", split=[50, 50], as_of=NOW)
+    assert groups == segments.split_counts(brand, condition, salt="spring", split=[50, 50], as_of=NOW)
 
-    text = "".join(segments.export_csv(brand.db, condition, as_of=NOW, salt="spring", batch=2))
+    text = "".join(segments.export_csv(brand, condition, as_of=NOW, salt="spring", batch=2))
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 5
     assert {r["variant"] for r in rows} <= {"A", "B"}

@@ -17,9 +17,10 @@ from playwright.sync_api import Browser, sync_playwright
 
 from cloud.api.auth import create_key
 from cloud.settings import Settings
-from cloud.store import Store
+from cloud.db import Database
 from tests.dashboards.harness import CloudServer, launch
 from tests.dashboards.seed import Seeded, seed
+from cloud.runtime import open_cdp
 
 STORE_A, STORE_B = "st-0001", "st-0002"
 
@@ -41,13 +42,13 @@ class Dash:
 @pytest.fixture(scope="session")
 def dash(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Dash]:
     db_path = tmp_path_factory.mktemp("dash") / "cloud.db"
-    store = Store(str(db_path))
+    store = open_cdp(str(db_path))
     try:
-        data = seed(store.db, idle=STORE_A)
-        hq = create_key(store.db, name="hq", role="hq_admin").key
-        manager = create_key(store.db, name="manager A", role="store_manager", store=STORE_A).key
+        data = seed(db, idle=STORE_A)
+        hq = create_key(db, name="hq", role="hq_admin").key
+        manager = create_key(db, name="manager A", role="store_manager", store=STORE_A).key
     finally:
-        store.close()
+        db.close()
     server = CloudServer(Settings(db=str(db_path), api_key=None, rate_limit_per_minute=0)).start()
     yield Dash(server.url, db_path, data, hq, manager)
     server.stop()

@@ -17,7 +17,8 @@ from datetime import date, datetime, timedelta, timezone
 from cloud.db import Database
 from cloud.synthetic.brand import generate
 from cloud.synthetic.incidents import plant_incidents
-from cloud.health import anomaly, clock
+from cloud import clock
+from cloud.health import anomaly
 from cloud.health.rollup import rollup_days
 
 TZ = clock.DEFAULT_TZ

@@ -18,10 +18,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from cloud.api.auth import create_key
-from cloud.health import clock
-from cloud.store import Store
+from cloud import clock
+from cloud.db import Database
 from tests.dashboards.conftest import STORE_A, STORE_B, Dash
 from tests.dashboards.harness import open_page, wait_ready
+from cloud.runtime import open_cdp
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -58,9 +59,9 @@ def day_sales_in_db(dash: Dash, store: str | None) -> tuple[float, int]:
     where, args = "ts >= ? AND ts < ?", [int(start.timestamp()), int(end.timestamp())]
     if store is not None:
         where, args = where + " AND store = ?", [*args, store]
-    db = Store(str(dash.db_path))
+    db = open_cdp(str(dash.db_path))
     try:
-        paid, orders = db.db.rows(f"SELECT SUM(paid), COUNT(*) FROM orders WHERE {where}", args)[0]
+        paid, orders = db.rows(f"SELECT SUM(paid), COUNT(*) FROM orders WHERE {where}", args)[0]
     finally:
         db.close()
     return float(paid), int(orders)
@@ -83,11 +84,11 @@ def test_sign_in_lands_each_role_on_its_page(dash: Dash, browser: Browser) -> No
     banner.wait_for()
     assert "密钥缺失或无效" in banner.inner_text()
 
-    store = Store(str(dash.db_path))
+    store = open_cdp(str(dash.db_path))
     try:
-        device = create_key(store.db, name="edge box", role="device", store=STORE_A).key
+        device = create_key(db, name="edge box", role="device", store=STORE_A).key
     finally:
-        store.close()
+        db.close()
     page.fill("#key", device)
     page.click("button[type=submit]")
     page.locator(".banner-line", has_text="设备密钥不能打开看板").wait_for()
@@ -144,15 +145,15 @@ def test_the_live_arrivals_counter_follows_new_arrivals(dash: Dash, browser: Bro
     counter = opened.page.locator("[data-live=arrivals] .value")
     before = int(counter.inner_text().replace(",", ""))
     at = clock.iso_utc(clock.day_start_utc(dash.data.last, clock.DEFAULT_TZ) + timedelta(hours=12))
-    store = Store(str(dash.db_path))
+    store = open_cdp(str(dash.db_path))
     try:  # what the ingest writes for one more arrival at the door
-        store.db.execute("INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
+        db.execute("INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
                          "VALUES ('live-1', 'lumiere', ?, 'edge-01', 'door-1', ?, ?)", (STORE_A, at, at))
-        store.db.execute("INSERT INTO visits (id, brand, store, member_id, confidence, ts, arrival_event_id, device, "
+        db.execute("INSERT INTO visits (id, brand, store, member_id, confidence, ts, arrival_event_id, device, "
                          "camera, card_id) VALUES ('vlive-1', 'lumiere', ?, NULL, 0, ?, 'live-1', 'edge-01', 'door-1', "
                          "'clive-1')", (STORE_A, at))
     finally:
-        store.close()
+        db.close()
     expect(counter).to_have_text(f"{before + 1:,}", timeout=10_000)
     assert opened.console.errors == []
     opened.page.context.close()
@@ -254,7 +255,7 @@ def test_language_switch_changes_the_labels_and_is_remembered(dash: Dash, browse
         page.click("#lang-switch")
     wait_ready(page)
     en = heading.inner_text()
-    assert en != zh and en in {"Store dashboard", "HQ overview", "Brand live sales"}
+    assert en != zh and en in {"Database dashboard", "HQ overview", "Brand live sales"}
     assert page.locator("#lang-switch").inner_text() == "中文"
     assert page.evaluate("document.documentElement.lang") == "en"
     page.reload()

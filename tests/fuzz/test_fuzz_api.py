@@ -39,9 +39,9 @@ def fuzz_cloud(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> It
     settings_ = Settings(db=str(tmp_path_factory.mktemp("apifuzz") / "cdp.db"), api_key=None,
                          rate_limit_per_minute=0)
     runtime = Runtime.open(settings_, engine=FaceEngine.load(DEFAULT_PACK, models_dir))
-    generate(runtime.store.db, persons=40, stores=3, end=datetime(2026, 11, 22, tzinfo=timezone.utc))
-    keys = {"hq_admin": auth.create_key(runtime.store.db, name="fuzz-admin", role="hq_admin").key,
-            "store_manager": auth.create_key(runtime.store.db, name="fuzz-manager", role="store_manager",
+    generate(runtime.db, persons=40, stores=3, end=datetime(2026, 11, 22, tzinfo=timezone.utc))
+    keys = {"hq_admin": auth.create_key(runtime.db, name="fuzz-admin", role="hq_admin").key,
+            "store_manager": auth.create_key(runtime.db, name="fuzz-manager", role="store_manager",
                                              store=MANAGED_STORE).key}
     yield runtime, keys
     runtime.close()

@@ -19,8 +19,9 @@ from pydantic import ValidationError
 from cloud.cdp import segments, tags
 from cloud.synthetic.brand import generate
 from cloud.cdp.segments import Condition
-from cloud.store import Store
+from cloud.db import Database
 from tests.fuzz.jsonish import JSON_JUNK, from_json_schema, mutated
+from cloud.runtime import open_cdp
 
 SCHEMA = from_json_schema(Condition.model_json_schema())
 #: Values this brand really has, so some conditions select people instead of nobody.
@@ -31,12 +32,12 @@ AS_OF = datetime(2026, 11, 22, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def brand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    store = Store(str(Path(tmp_path_factory.mktemp("segments")) / "cdp.db"))
-    generate(store.db, persons=80, stores=3, end=AS_OF)
-    tags.refresh(store.db, as_of=AS_OF)
-    yield store
-    store.close()
+def brand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    store = open_cdp(str(Path(tmp_path_factory.mktemp("segments")) / "cdp.db"))
+    generate(db, persons=80, stores=3, end=AS_OF)
+    tags.refresh(db, as_of=AS_OF)
+    yield db
+    db.close()
 
 
 def compile_or_refuse(definition: object) -> Condition | None:
@@ -52,7 +53,7 @@ def compile_or_refuse(definition: object) -> Condition | None:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(DEFINITIONS, st.sampled_from([None, "st-0001"]))
-def test_any_definition_compiles_and_runs_or_is_refused(brand: Store, definition: object, scope: str | None) -> None:
+def test_any_definition_compiles_and_runs_or_is_refused(brand: Database, definition: object, scope: str | None) -> None:
     condition = compile_or_refuse(definition)
     if condition is None:
         return
@@ -67,5 +68,5 @@ def test_any_definition_compiles_and_runs_or_is_refused(brand: Store, definition
 @pytest.mark.slow
 @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(DEFINITIONS, st.sampled_from([None, "st-0001"]))
-def test_any_definition_long_run(brand: Store, definition: object, scope: str | None) -> None:
+def test_any_definition_long_run(brand: Database, definition: object, scope: str | None) -> None:
     test_any_definition_compiles_and_runs_or_is_refused.hypothesis.inner_test(brand, definition, scope)

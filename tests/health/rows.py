@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from cloud.db import Database
-from cloud.health import clock
+from cloud import clock
 
 CN = timezone(timedelta(hours=8))
 

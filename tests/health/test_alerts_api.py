@@ -19,7 +19,7 @@ from cloud.health import alerts
 from cloud.health.alerts import Alert
 from cloud.runtime import Runtime
 from cloud.settings import Settings
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.facepack.engine import FaceEngine

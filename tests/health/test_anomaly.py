@@ -17,7 +17,7 @@ from cloud.health.anomaly import scan
 from cloud.health.baseline import Baseline, Thresholds, baseline_of, judge, rule_for, spread
 from cloud.synthetic.anomaly_evaluation import evaluate, load
 from cloud.synthetic.planted import generate
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 
 TH = Thresholds()
 MONDAY = datetime(2026, 3, 2, 15)  # a Monday, 15:00 local

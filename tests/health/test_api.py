@@ -15,7 +15,7 @@ from cloud.api import auth
 from cloud.api.app import create_app
 from cloud.db import open_database
 from cloud.synthetic.brand import generate
-from cloud.health import clock
+from cloud import clock
 from cloud.health.rollup import rollup_days
 from cloud.runtime import Runtime
 from cloud.settings import Settings

@@ -7,15 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from cloud.guide.sales_scripts.schema import STATEMENTS
-from cloud.store import Store
+from cloud.db import Database
 from tests.cloud.conftest import db_location, pg_database  # noqa: F401 - fixtures, re-used as they are
+from cloud.runtime import open_cdp
 
 
 @pytest.fixture
-def store(db_location: str) -> Iterator[Store]:  # noqa: F811
-    """A fresh store with the script tables (until their migration is registered, see schema.py)."""
-    opened = Store(db_location)
-    with opened.db.transaction() as tx:
+def db(db_location: str) -> Iterator[Database]:  # noqa: F811
+    """A fresh database with the script tables (until their migration is registered, see schema.py)."""
+    opened = open_cdp(db_location)
+    with opened.transaction() as tx:
         for statement in STATEMENTS:
             tx.execute(statement)
     yield opened

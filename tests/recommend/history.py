@@ -5,29 +5,30 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from itertools import count
 
-from cloud.store import Store
+from cloud.db import Database
+from cloud.cdp import members
 
 NOW = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
 DAY = 86400
 _orders = count()
 
 
-def product(store: Store, sku: str, name: str, category: str, price: float, *, is_new: bool = False) -> None:
-    store.db.execute("INSERT INTO products (sku, name, category, price, popularity, is_new) VALUES (?, ?, ?, ?, 50, ?)",
+def product(db: Database, sku: str, name: str, category: str, price: float, *, is_new: bool = False) -> None:
+    db.execute("INSERT INTO products (sku, name, category, price, popularity, is_new) VALUES (?, ?, ?, ?, 50, ?)",
                      (sku, name, category, price, is_new))
 
 
-def member(store: Store, phone: str, name: str = "王芳") -> str:
-    return store.add_member(name=name, phone=phone, gender="female", tier="金卡会员", tags=[], categories=[],
+def member(db: Database, phone: str, name: str = "王芳") -> str:
+    return members.add_member(db, name=name, phone=phone, gender="female", tier="金卡会员", tags=[], categories=[],
                             face_consent=False).id
 
 
-def order(store: Store, member_id: str | None, days_ago: float, lines: list[tuple[str, str, float]], *,
+def order(db: Database, member_id: str | None, days_ago: float, lines: list[tuple[str, str, float]], *,
           shop: str | None = "st-1") -> str:
     """One paid order ``days_ago`` before NOW with (sku, category, price) lines."""
     order_id = f"pos:t{next(_orders)}"
     ts = int(NOW.timestamp() - days_ago * DAY)
-    with store.db.transaction() as tx:
+    with db.transaction() as tx:
         tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
                    "VALUES (?, 'pos', ?, ?, ?, ?, ?, 'paid')",
                    (order_id, order_id, shop, member_id, ts, sum(p for *_, p in lines)))

@@ -10,7 +10,7 @@ from cloud.guide.recommend.rank import Pick
 from cloud.guide.sales_scripts.outcomes import outcomes, record_shown
 from cloud.guide.sales_scripts.service import choose, script_for
 from cloud.guide.sales_scripts.templates import TemplateError, create_template, list_templates, update_template
-from cloud.store import Store
+from cloud.db import Database
 from protocol.messages import Recommendation
 
 from .history import NOW
@@ -58,33 +58,33 @@ def test_recommendations_from_the_card_fill_too() -> None:
 
 @pytest.mark.parametrize("text", ["您好{nickname}", "{title.__class__}", "{title[0]}", "{ltv:>10}", "{title!r}",
                                   "您好{", "{}", "{0}"])
-def test_unknown_or_unsafe_placeholder_is_refused_when_saved(store: Store, text: str) -> None:
+def test_unknown_or_unsafe_placeholder_is_refused_when_saved(db: Database, text: str) -> None:
     with pytest.raises(TemplateError):
-        create_template(store.db, situation="default", lang="zh", text=text)
-    assert list_templates(store.db, builtin=False) == []
+        create_template(db, situation="default", lang="zh", text=text)
+    assert list_templates(db, builtin=False) == []
 
 
-def test_template_store_and_a_broken_row_never_crashes_a_card(store: Store) -> None:
-    made = create_template(store.db, situation="default", lang="zh", text="{title}，欢迎！")
+def test_template_store_and_a_broken_row_never_crashes_a_card(db: Database) -> None:
+    made = create_template(db, situation="default", lang="zh", text="{title}，欢迎！")
     with pytest.raises(TemplateError):
-        create_template(store.db, situation="default", lang="zh", text="again")  # variant A exists
+        create_template(db, situation="default", lang="zh", text="again")  # variant A exists
     with pytest.raises(TemplateError):
-        update_template(store.db, made.id, text="{title} {secret}")
-    assert script_for({"id": "x", "name": "王芳", "gender": "female"}, [], "zh", db=store.db, now=NOW)[:2] == (
+        update_template(db, made.id, text="{title} {secret}")
+    assert script_for({"id": "x", "name": "王芳", "gender": "female"}, [], "zh", db=db, now=NOW)[:2] == (
         "王女士，欢迎！", made.id)
-    update_template(store.db, made.id, active=False)
-    assert script_for({"id": "x", "name": "王芳", "gender": "female"}, [], "zh", db=store.db, now=NOW)[1] == (
+    update_template(db, made.id, active=False)
+    assert script_for({"id": "x", "name": "王芳", "gender": "female"}, [], "zh", db=db, now=NOW)[1] == (
         "builtin-default-zh")
     # written around the API: skipped, and the next situation speaks
-    store.db.execute("UPDATE script_templates SET text = ?, active = 1 WHERE id = ?", ("{title} {nope}", made.id))
-    assert script_for({"id": "x", "name": "王芳", "gender": "female"}, [], "zh", db=store.db, now=NOW)[1] == (
+    db.execute("UPDATE script_templates SET text = ?, active = 1 WHERE id = ?", ("{title} {nope}", made.id))
+    assert script_for({"id": "x", "name": "王芳", "gender": "female"}, [], "zh", db=db, now=NOW)[1] == (
         "builtin-default-zh")
-    assert [t.text for t in list_templates(store.db, situation="default", lang="zh", builtin=False)] == ["{title} {nope}"]
+    assert [t.text for t in list_templates(db, situation="default", lang="zh", builtin=False)] == ["{title} {nope}"]
 
 
-def test_ab_assignment_is_deterministic_and_balanced_and_outcomes_are_counted(store: Store) -> None:
-    a = create_template(store.db, situation="tier_high", lang="zh", variant="A", text="{title}您好！为您推荐：{recs}。")
-    b = create_template(store.db, situation="tier_high", lang="zh", variant="B", text="{title}，好久不见！{rec1}很适合您。")
+def test_ab_assignment_is_deterministic_and_balanced_and_outcomes_are_counted(db: Database) -> None:
+    a = create_template(db, situation="tier_high", lang="zh", variant="A", text="{title}您好！为您推荐：{recs}。")
+    b = create_template(db, situation="tier_high", lang="zh", variant="B", text="{title}，好久不见！{rec1}很适合您。")
     variants = [a, b]
     persons = [f"person-{i}" for i in range(4000)]
     first = [choose(variants, p).variant for p in persons]
@@ -92,23 +92,23 @@ def test_ab_assignment_is_deterministic_and_balanced_and_outcomes_are_counted(st
     share = Counter(first)["A"] / len(persons)
     assert 0.46 < share < 0.54
     high = {**PROFILE, "stats": {**PROFILE["stats"], "lifecycle": "active"}}
-    seen = {script_for({**high, "id": p}, [LIP], "zh", db=store.db, now=NOW)[2] for p in persons[:50]}
+    seen = {script_for({**high, "id": p}, [LIP], "zh", db=db, now=NOW)[2] for p in persons[:50]}
     assert seen == {"A", "B"}
 
     for i, person in enumerate(persons[:40]):
-        _, template_id, variant = script_for({**high, "id": person}, [LIP], "zh", db=store.db, now=NOW)
-        record_shown(store.db, card_id=f"card{i:04d}", person_id=person, template_id=template_id, variant=variant,
+        _, template_id, variant = script_for({**high, "id": person}, [LIP], "zh", db=db, now=NOW)
+        record_shown(db, card_id=f"card{i:04d}", person_id=person, template_id=template_id, variant=variant,
                      ts=NOW)
-        record_shown(store.db, card_id=f"card{i:04d}", person_id=person, template_id=template_id, variant=variant,
+        record_shown(db, card_id=f"card{i:04d}", person_id=person, template_id=template_id, variant=variant,
                      ts=NOW)  # once per card
         actions = ["greeted", "sold", "sold"] if variant == "A" else ["greeted", "not_this_person"]
         for k, action in enumerate(actions):
-            store.db.execute(
+            db.execute(
                 "INSERT INTO feedback (feedback_id, brand, store, screen, card_id, visit_id, member_id, confidence, "
                 "action, assistant, amount, ts, received) VALUES (?, 'b', 'st-1', 's1', ?, ?, ?, 0.9, ?, 'li', ?, ?, ?)",
                 (f"fb{i:04d}{k}", f"card{i:04d}", f"v{i:04d}", person, action, 100.0 if action == "sold" else None,
                  NOW.isoformat(), NOW.isoformat()))
-    rows = {r["variant"]: r for r in outcomes(store.db, situation="tier_high")}
+    rows = {r["variant"]: r for r in outcomes(db, situation="tier_high")}
     n_a = sum(choose(variants, p).variant == "A" for p in persons[:40])
     assert rows["A"]["shown"] == n_a and rows["B"]["shown"] == 40 - n_a
     assert rows["A"]["sold"] == n_a and rows["A"]["sold_amount"] == 200.0 * n_a and rows["A"]["not_this_person"] == 0

@@ -31,13 +31,13 @@ def list_alerts(
         valid_store(store)
         check_store(principal, store)
     store = store or scoped_store(principal)
-    return alerts.listing(runtime.store.db, store=store, status=None if state == "all" else state, limit=limit)
+    return alerts.listing(runtime.db, store=store, status=None if state == "all" else state, limit=limit)
 
 
 @router.post("/{alert_id}/ack", response_model=Alert,
              responses={403: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}})
 def ack_alert(alert_id: str, body: AckIn, runtime: RuntimeDep, principal: Counter) -> Alert:
-    db = runtime.store.db
+    db = runtime.db
     try:
         check_store(principal, alerts.get(db, alert_id).store)
         return alerts.ack(db, alert_id, actor=principal.name, note=body.note)

@@ -17,4 +17,4 @@ router = APIRouter(tags=["store health"])
 @router.get("/brand/live", response_model=BrandLive)
 def brand_live(runtime: RuntimeDep, principal: HqReader,
                day: Annotated[date | None, Query(description="local day YYYY-MM-DD; default today")] = None) -> dict:
-    return live.brand_live(runtime.store.db, day)
+    return live.brand_live(runtime.db, day)

@@ -21,4 +21,4 @@ def device_commands(store: str, device: str, runtime: RuntimeDep, principal: Rea
     """The device's latest commands, newest first: pending (never sent), sent (awaiting its ack,
     re-sent with back-off), done, refused (the box said why), expired."""
     check_store(principal, valid_store(store))
-    return [CommandOut(**row) for row in commands.of_device(runtime.store.db, None, store, device, limit=limit)]
+    return [CommandOut(**row) for row in commands.of_device(runtime.db, None, store, device, limit=limit)]

@@ -14,14 +14,14 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 @router.get("", response_model=list[DeviceOut])
 def list_devices(runtime: RuntimeDep, principal: Counter) -> list[DeviceOut]:
     """Registered and observed devices; a store manager sees their store's only."""
-    return [DeviceOut(**row) for row in devices.listing(runtime.store.db, scoped_store(principal))]
+    return [DeviceOut(**row) for row in devices.listing(runtime.db, scoped_store(principal))]
 
 
 @router.post("/import", response_model=RegistryImported, responses={422: {"model": Error}})
 async def import_registry(request: Request, runtime: RuntimeDep, principal: Admin) -> RegistryImported:
     """The body is provisioning's registry.json; it replaces the brand's registry."""
     try:
-        made = devices.import_registry(runtime.store.db, await request.body())
+        made = devices.import_registry(runtime.db, await request.body())
     except devices.RegistryFileError as exc:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_registry", str(exc)) from None
     return RegistryImported(brand=made.brand, devices=made.devices, revoked=made.revoked)

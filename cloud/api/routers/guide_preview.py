@@ -20,6 +20,7 @@ from cloud.arrivals.cards import CARD_RECOMMENDATIONS, Advice, advise
 from cloud.api.auth import Principal
 from cloud.guide.recommend.reasons import Lang
 from cloud.runtime import Runtime
+from cloud.cdp import members
 from protocol.messages import now
 
 router = APIRouter(prefix="/members", tags=["guide"])
@@ -33,9 +34,9 @@ def _advice(runtime: Runtime, principal: Principal, member_id: str, store: str, 
     store = valid_store(store)
     check_store(principal, store)
     person_for(runtime, principal, member_id)
-    member = runtime.store.member(member_id)
+    member = members.member(runtime.db, member_id)
     assert member is not None  # person_for found the person
-    return advise(runtime.store, member, store, now(), limit=limit, lang=lang)
+    return advise(runtime.db, member, store, now(), limit=limit, lang=lang)
 
 
 @router.get("/{member_id}/recommendations", response_model=RecommendationsPreview, responses=_ERRORS)

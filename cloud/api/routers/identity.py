@@ -30,14 +30,14 @@ def _identity_error(exc: oneid.IdentityError):  # noqa: ANN202
 @router.get("/members/{member_id}/identity", responses={404: {"model": Error}})
 def identity_graph(member_id: str, runtime: RuntimeDep, principal: HqReader) -> dict:
     """Records, identifiers (with blocked reasons), every link with its rule and outcome, sightings."""
-    return oneid.graph(runtime.store.db, person_for(runtime, principal, member_id))
+    return oneid.graph(runtime.db, person_for(runtime, principal, member_id))
 
 
 @router.get("/identity/audit", response_model=Page[dict])
 def audit(runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
           person: Annotated[str | None, Query(max_length=64)] = None) -> Page[dict]:
     where, args = ("WHERE person_id = ?", [person]) if person else ("", [])
-    rows = runtime.store.db.query(f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+    rows = runtime.db.query(f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ? OFFSET ?",
                                   (*args, paging.limit, paging.offset))
     for row in rows:
         row["detail"] = json.loads(row["detail"])
@@ -47,28 +47,28 @@ def audit(runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
 @router.post("/identity/merge", response_model=ResolutionOut, responses={404: {"model": Error}, 409: {"model": Error}})
 def merge(body: MergeRequest, runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
     try:
-        result = oneid.merge(runtime.store.db, body.a, body.b, actor=principal.name, reason=body.reason)
+        result = oneid.merge(runtime.db, body.a, body.b, actor=principal.name, reason=body.reason)
     except oneid.IdentityError as exc:
         raise _identity_error(exc) from None
-    tags.refresh(runtime.store.db, sorted(result.changed_persons))
+    tags.refresh(runtime.db, sorted(result.changed_persons))
     return _resolution(result)
 
 
 @router.post("/identity/links/{link_id}/split", response_model=ResolutionOut, responses={404: {"model": Error}})
 def split(link_id: RowId, body: SplitRequest, runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
     try:
-        result = oneid.split_link(runtime.store.db, link_id, actor=principal.name, reason=body.reason)
+        result = oneid.split_link(runtime.db, link_id, actor=principal.name, reason=body.reason)
     except oneid.IdentityError as exc:
         raise _identity_error(exc) from None
-    tags.refresh(runtime.store.db, sorted(result.changed_persons))
+    tags.refresh(runtime.db, sorted(result.changed_persons))
     return _resolution(result)
 
 
 @router.post("/identity/rebuild", response_model=ResolutionOut)
 def rebuild(runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
     """Replay every identifier under the current rules and blocklist."""
-    result = oneid.rebuild(runtime.store.db, actor=principal.name)
-    tags.refresh(runtime.store.db, sorted(result.changed_persons))
+    result = oneid.rebuild(runtime.db, actor=principal.name)
+    tags.refresh(runtime.db, sorted(result.changed_persons))
     return _resolution(result)
 
 
@@ -76,13 +76,13 @@ def rebuild(runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
 def list_rules(runtime: RuntimeDep, principal: HqReader) -> list[RuleOut]:
     return [RuleOut(kind=r.kind, hard=r.hard, priority=r.priority, max_per_person=r.max_per_person,
                     max_share=r.max_share, enabled=r.enabled)
-            for r in sorted(oneid.rules(runtime.store.db).values(), key=lambda r: -r.priority)]
+            for r in sorted(oneid.rules(runtime.db).values(), key=lambda r: -r.priority)]
 
 
 @router.put("/identity/rules/{kind}", response_model=RuleOut)
 def put_rule(kind: Kind, body: RuleIn, runtime: RuntimeDep, principal: Admin) -> RuleOut:
     """Change a rule; it applies to new records now and to everyone at the next rebuild (replay)."""
-    with runtime.store.db.transaction() as tx:
+    with runtime.db.transaction() as tx:
         oneid.set_rule(tx, oneid.Rule(kind=kind, **body.model_dump()))
     return RuleOut(kind=kind, **body.model_dump())
 
@@ -90,14 +90,14 @@ def put_rule(kind: Kind, body: RuleIn, runtime: RuntimeDep, principal: Admin) ->
 @router.get("/identity/blocklist", response_model=list[BlockIn])
 def blocklist(runtime: RuntimeDep, principal: HqReader) -> list[BlockIn]:
     return [BlockIn(kind=k, pattern=p, reason=r)
-            for k, p, r in runtime.store.db.rows("SELECT kind, pattern, reason FROM blocklist ORDER BY id")]
+            for k, p, r in runtime.db.rows("SELECT kind, pattern, reason FROM blocklist ORDER BY id")]
 
 
 @router.post("/identity/blocklist", status_code=status.HTTP_201_CREATED, response_model=BlockIn,
              responses={422: {"model": Error}})
 def add_block(body: BlockIn, runtime: RuntimeDep, principal: Admin) -> BlockIn:
     try:
-        oneid.add_block(runtime.store.db, body.kind, body.pattern, body.reason)
+        oneid.add_block(runtime.db, body.kind, body.pattern, body.reason)
     except oneid.IdentityError as exc:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.code, str(exc)) from None
     return body

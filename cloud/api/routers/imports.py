@@ -30,13 +30,13 @@ def upload(channel: Annotated[Channel, Query()], file: Annotated[UploadFile, Fil
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "not_utf8", f"the file is not UTF-8: {exc}") from None
-    report = import_text(runtime.store.db, channel, text, source=file.filename or "upload", actor=principal.name)
+    report = import_text(runtime.db, channel, text, source=file.filename or "upload", actor=principal.name)
     return report.as_dict()
 
 
 @router.get("", response_model=Page[dict])
 def list_imports(runtime: RuntimeDep, principal: HqReader, paging: PagingDep) -> Page[dict]:
-    rows = runtime.store.db.query("SELECT * FROM imports ORDER BY id DESC LIMIT ? OFFSET ?",
+    rows = runtime.db.query("SELECT * FROM imports ORDER BY id DESC LIMIT ? OFFSET ?",
                                   (paging.limit, paging.offset))
     for row in rows:
         row["report"] = json.loads(row["report"]) if row["report"] else None
@@ -49,9 +49,9 @@ def quarantine(import_id: RowId, runtime: RuntimeDep, principal: HqReader, pagin
     where, args = "WHERE import_id = ?", [import_id]
     if reason:
         where, args = where + " AND reason = ?", [*args, reason]
-    rows = runtime.store.db.query(f"SELECT * FROM quarantine {where} ORDER BY row_no LIMIT ? OFFSET ?",
+    rows = runtime.db.query(f"SELECT * FROM quarantine {where} ORDER BY row_no LIMIT ? OFFSET ?",
                                   (*args, paging.limit, paging.offset))
     for row in rows:
         row["raw"] = json.loads(row["raw"])
-    total = runtime.store.db.scalar(f"SELECT COUNT(*) FROM quarantine {where}", args)
+    total = runtime.db.scalar(f"SELECT COUNT(*) FROM quarantine {where}", args)
     return Page(items=rows, limit=paging.limit, offset=paging.offset, total=total)

@@ -16,7 +16,7 @@ def create_key(body: KeyIn, runtime: RuntimeDep, principal: Admin) -> KeyCreated
     if body.store is not None:
         valid_store(body.store)
     try:
-        made = auth.create_key(runtime.store.db, name=body.name, role=body.role, store=body.store)
+        made = auth.create_key(runtime.db, name=body.name, role=body.role, store=body.store)
     except ValueError as exc:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_key", str(exc)) from None
     return KeyCreated(id=made.id, key=made.key)
@@ -24,13 +24,13 @@ def create_key(body: KeyIn, runtime: RuntimeDep, principal: Admin) -> KeyCreated
 
 @router.get("/keys", response_model=Page[KeyOut])
 def list_keys(runtime: RuntimeDep, principal: Admin, paging: PagingDep) -> Page[KeyOut]:
-    rows = auth.list_keys(runtime.store.db, limit=paging.limit, offset=paging.offset)
+    rows = auth.list_keys(runtime.db, limit=paging.limit, offset=paging.offset)
     return Page(items=[KeyOut(**r) for r in rows], limit=paging.limit, offset=paging.offset)
 
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": Error}})
 def revoke_key(key_id: str, runtime: RuntimeDep, principal: Admin) -> None:
-    if not auth.revoke_key(runtime.store.db, key_id):
+    if not auth.revoke_key(runtime.db, key_id):
         raise api_error(status.HTTP_404_NOT_FOUND, "unknown_key", f"no active key {key_id}")
 
 

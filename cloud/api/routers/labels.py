@@ -40,9 +40,9 @@ def _label_id(label_id: str) -> str:
 @router.get("/{store}/labels", response_model=Page[LabelOut], responses={403: {"model": Error}})
 def list_labels(store: str, runtime: RuntimeDep, principal: Reader, paging: PagingDep) -> Page[LabelOut]:
     store = _store(principal, store)
-    rows = labels.of_store(runtime.store.db, store, limit=paging.limit, offset=paging.offset)
+    rows = labels.of_store(runtime.db, store, limit=paging.limit, offset=paging.offset)
     return Page(items=[LabelOut.of(**r.model_dump()) for r in rows], limit=paging.limit, offset=paging.offset,
-                total=labels.count(runtime.store.db, store))
+                total=labels.count(runtime.db, store))
 
 
 @router.put("/{store}/labels/{label_id}", response_model=LabelRegistered,
@@ -50,7 +50,7 @@ def list_labels(store: str, runtime: RuntimeDep, principal: Reader, paging: Pagi
 def put_label(store: str, label_id: LabelId, body: LabelIn, runtime: RuntimeDep, principal: Counter) -> LabelRegistered:
     """Register a label, or move it to another product or tag type (idempotent)."""
     label = Label(label_id=_label_id(label_id), store=_store(principal, store), sku=body.sku, tag_type=body.tag_type)
-    outcome = labels.register(runtime.store.db, label, actor=principal.name)
+    outcome = labels.register(runtime.db, label, actor=principal.name)
     return LabelRegistered(**LabelOut.of(**label.model_dump()).model_dump(), outcome=outcome)
 
 
@@ -58,5 +58,5 @@ def put_label(store: str, label_id: LabelId, body: LabelIn, runtime: RuntimeDep,
                responses={403: {"model": Error}, 404: {"model": Error}})
 def delete_label(store: str, label_id: LabelId, runtime: RuntimeDep, principal: Counter) -> None:
     store = _store(principal, store)
-    if not labels.remove(runtime.store.db, store, label_id):
+    if not labels.remove(runtime.db, store, label_id):
         raise api_error(status.HTTP_404_NOT_FOUND, "unknown_label", f"no label {label_id} in store {store}")

@@ -32,12 +32,12 @@ def _store(principal: Principal, store: str) -> str:
 def markdown_plan(store: str, runtime: RuntimeDep, principal: Reader) -> MarkdownPlan:
     store = _store(principal, store)
     settings = runtime.settings
-    plan = markdown_runner.plan_store(runtime.store.db, store, datetime.now(timezone.utc),
+    plan = markdown_runner.plan_store(runtime.db, store, datetime.now(timezone.utc),
                                       max_changes_per_day=settings.markdown_max_changes_per_day,
                                       elasticity=settings.markdown_elasticity)
     day = plan[0].day if plan else ""
     period = plan[0].period if plan else 0
-    changes = runtime.store.db.query(
+    changes = runtime.db.query(
         "SELECT sku, ts, period, old_price, new_price, stock, labels FROM price_changes WHERE store = ? AND day = ? "
         "ORDER BY id", (store, day))
     return MarkdownPlan(
@@ -60,5 +60,5 @@ def set_perishable(store: str, sku: str, body: PerishableIn, runtime: RuntimeDep
         check_id("sku", sku)
     except TopicError as exc:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_sku", str(exc)) from None
-    markdown_runner.set_perishable(runtime.store.db, store, sku, body.expires_on, body.floor_price,
+    markdown_runner.set_perishable(runtime.db, store, sku, body.expires_on, body.floor_price,
                                    actor=principal.name)

@@ -19,7 +19,9 @@ from cloud.api.schemas import (
 )
 from cloud.faces.enrolment import EnrolError
 from cloud.cdp.segments import Condition, count, page
-from cloud.store import PhoneTaken
+from cloud.cdp.members import PhoneTaken
+from cloud.cdp import members
+from cloud.faces import enrolled
 
 router = APIRouter(prefix="/members", tags=["members"])
 
@@ -33,14 +35,14 @@ _ENROL_STATUS = {"unknown_member": status.HTTP_404_NOT_FOUND, "no_consent": stat
 )
 def create_member(body: MemberCreate, runtime: RuntimeDep, principal: Counter) -> MemberCreated:
     try:
-        member = runtime.store.add_member(
+        member = members.add_member(runtime.db, 
             name=body.name, phone=body.phone, gender=body.gender, tier=body.tier, tags=body.tags,
             categories=body.preferences, face_consent=body.consent.face, store=scoped_store(principal),
         )
     except PhoneTaken as exc:
         raise api_error(status.HTTP_409_CONFLICT, "phone_taken", str(exc)) from None
     if body.tags:
-        tags.refresh(runtime.store.db, [member.id])
+        tags.refresh(runtime.db, [member.id])
     return MemberCreated(id=member.id)
 
 
@@ -50,20 +52,20 @@ def list_members(runtime: RuntimeDep, principal: Reader, paging: PagingDep,
     """Persons (not records), optionally of one lifecycle stage; a store manager sees their store's."""
     condition = Condition.of({"lifecycle": [lifecycle]}) if lifecycle else None
     store = scoped_store(principal)
-    rows = page(runtime.store.db, condition, limit=paging.limit, offset=paging.offset, store=store)
+    rows = page(runtime.db, condition, limit=paging.limit, offset=paging.offset, store=store)
     return Page(items=[MemberRow(**r) for r in rows], limit=paging.limit, offset=paging.offset,
-                total=count(runtime.store.db, condition, store=store))
+                total=count(runtime.db, condition, store=store))
 
 
 @router.get("/{member_id}", response_model=MemberOut, responses={404: {"model": Error}, 403: {"model": Error}})
 def get_member(member_id: str, runtime: RuntimeDep, principal: Reader) -> MemberOut:
     person_for(runtime, principal, member_id)
-    member = runtime.store.member(member_id)
+    member = members.member(runtime.db, member_id)
     assert member is not None
     return MemberOut(
         id=member.id, name=member.name, phone=member.phone or "", gender=member.gender, tier=member.tier,
         tags=member.tags, preferences=member.categories,
-        consent=Consent(face=member.face_consent), faces=runtime.store.face_count(member.id),
+        consent=Consent(face=member.face_consent), faces=enrolled.face_count(runtime.db, member.id),
         created=member.created,
     )
 
@@ -71,7 +73,7 @@ def get_member(member_id: str, runtime: RuntimeDep, principal: Reader) -> Member
 @router.get("/{member_id}/profile", responses={404: {"model": Error}, 403: {"model": Error}})
 def get_profile(member_id: str, runtime: RuntimeDep, principal: Reader) -> dict:
     """The 360 view: identities, consent, stores, channels, orders, visits, computed stats and tags."""
-    return profile.profile(runtime.store.db, person_for(runtime, principal, member_id))
+    return profile.profile(runtime.db, person_for(runtime, principal, member_id))
 
 
 @router.post(
@@ -104,9 +106,9 @@ def enrol_face(
 @router.put("/{member_id}/consent", response_model=Consent, responses={404: {"model": Error}})
 def set_consent(member_id: str, body: ConsentChange, runtime: RuntimeDep, principal: Counter) -> Consent:
     person = person_for(runtime, principal, member_id)
-    if runtime.store.set_face_consent(person, body.face) or not body.face:
-        with runtime.store.db.transaction() as tx:
-            erasure.queue_erase(tx, profile.records_of(runtime.store.db, person), reason="consent_withdrawn")
+    if members.set_face_consent(runtime.db, person, body.face) or not body.face:
+        with runtime.db.transaction() as tx:
+            erasure.queue_erase(tx, profile.records_of(runtime.db, person), reason="consent_withdrawn")
         runtime.after_face_removal()
     return Consent(face=body.face)
 

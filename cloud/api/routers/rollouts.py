@@ -35,34 +35,34 @@ def _call(step, *args, **kwargs) -> dict:  # noqa: ANN001
 def create(body: RolloutIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
     """Send the pack to the canary stores' edge boxes; the first box that switches starts the canary window."""
     return _flushed(runtime, _call(
-        service.create, runtime.store.db, brand=body.brand, pack_id=body.pack_id, canary_stores=body.canary_stores,
+        service.create, runtime.db, brand=body.brand, pack_id=body.pack_id, canary_stores=body.canary_stores,
         actor=principal.name, signed_manifest=body.signed_manifest, baseline_s=int(body.baseline_hours * 3600),
         observe_s=int(body.observe_hours * 3600), tolerances=body.tolerances))
 
 
 @router.get("", response_model=list[RolloutOut], responses={403: {"model": Error}})
 def list_rollouts(runtime: RuntimeDep, principal: HqReader) -> list[RolloutOut]:
-    return [RolloutOut(**r) for r in service.listing(runtime.store.db)]
+    return [RolloutOut(**r) for r in service.listing(runtime.db)]
 
 
 @router.get("/{rollout_id}", response_model=RolloutOut, responses=_ERRORS)
 def get_rollout(rollout_id: str, runtime: RuntimeDep, principal: HqReader) -> RolloutOut:
-    return RolloutOut(**_call(service.get, runtime.store.db, rollout_id))
+    return RolloutOut(**_call(service.get, runtime.db, rollout_id))
 
 
 @router.post("/{rollout_id}/evaluate", response_model=RolloutOut, responses=_ERRORS)
 def evaluate(rollout_id: str, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
     """Judge now, without waiting for the observation window; a conclusive verdict is acted on."""
-    return _flushed(runtime, _call(service.evaluate, runtime.store.db, rollout_id, force=True))
+    return _flushed(runtime, _call(service.evaluate, runtime.db, rollout_id, force=True))
 
 
 @router.post("/{rollout_id}/promote", response_model=RolloutOut, responses=_ERRORS)
 def promote(rollout_id: str, body: ReasonIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
-    return _flushed(runtime, _call(service.promote, runtime.store.db, rollout_id, actor=principal.name,
+    return _flushed(runtime, _call(service.promote, runtime.db, rollout_id, actor=principal.name,
                                    reason=body.reason))
 
 
 @router.post("/{rollout_id}/rollback", response_model=RolloutOut, responses=_ERRORS)
 def rollback(rollout_id: str, body: ReasonIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
-    return _flushed(runtime, _call(service.rollback, runtime.store.db, rollout_id, actor=principal.name,
+    return _flushed(runtime, _call(service.rollback, runtime.db, rollout_id, actor=principal.name,
                                    reason=body.reason))

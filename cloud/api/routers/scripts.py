@@ -38,7 +38,7 @@ def list_templates(
     situation: Annotated[templates.Situation | None, Query()] = None, lang: Annotated[Lang | None, Query()] = None,
 ) -> list[templates.Template]:
     """HQ's templates and the built-in defaults (``builtin``) they override."""
-    return templates.list_templates(runtime.store.db, situation=situation, lang=lang)
+    return templates.list_templates(runtime.db, situation=situation, lang=lang)
 
 
 @router.get("/fields")
@@ -52,7 +52,7 @@ def fields(principal: HqReader) -> dict[str, list[str]]:
 def create_template(body: TemplateIn, runtime: RuntimeDep, principal: Admin) -> templates.Template:
     """A new template or A/B variant; refused when a placeholder is unknown or the variant exists."""
     try:
-        return templates.create_template(runtime.store.db, **body.model_dump(), actor=principal.name)
+        return templates.create_template(runtime.db, **body.model_dump(), actor=principal.name)
     except templates.TemplateError as exc:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_template", str(exc)) from None
 
@@ -61,7 +61,7 @@ def create_template(body: TemplateIn, runtime: RuntimeDep, principal: Admin) -> 
             responses={404: {"model": Error}, 422: {"model": Error}})
 def update_template(template_id: str, body: TemplatePatch, runtime: RuntimeDep, principal: Admin) -> templates.Template:
     try:
-        return templates.update_template(runtime.store.db, template_id, **body.model_dump(), actor=principal.name)
+        return templates.update_template(runtime.db, template_id, **body.model_dump(), actor=principal.name)
     except templates.NotFound as exc:
         raise api_error(status.HTTP_404_NOT_FOUND, "unknown_template", str(exc)) from None
     except templates.TemplateError as exc:
@@ -73,4 +73,4 @@ def variant_outcomes(
     runtime: RuntimeDep, principal: HqReader, situation: Annotated[templates.Situation | None, Query()] = None,
 ) -> list[dict]:
     """Per template and variant: cards shown and the assistants' actions on them (an A/B readout)."""
-    return outcomes.outcomes(runtime.store.db, situation=situation)
+    return outcomes.outcomes(runtime.db, situation=situation)

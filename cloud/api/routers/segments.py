@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from cloud.cdp import segments
 from cloud.api.deps import Admin, PagingDep, Reader, RuntimeDep, api_error, scoped_store
 from cloud.api.schemas import CountOut, Error, MemberRow, Page, SegmentIn, SegmentOut, SegmentQuery
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 from protocol.messages import new_id
 
 router = APIRouter(prefix="/segments", tags=["segments"])
@@ -40,7 +40,7 @@ def _shares(split: str) -> list[int]:
 
 
 def _saved(runtime, segment_id: str) -> tuple[dict, segments.Condition]:  # noqa: ANN001
-    row = runtime.store.db.one("SELECT * FROM segments WHERE id = ?", (segment_id,))
+    row = runtime.db.one("SELECT * FROM segments WHERE id = ?", (segment_id,))
     if row is None:
         raise api_error(status.HTTP_404_NOT_FOUND, "unknown_segment", f"no segment {segment_id}")
     return row, segments.Condition.model_validate_json(row["condition"])
@@ -50,13 +50,13 @@ def _saved(runtime, segment_id: str) -> tuple[dict, segments.Condition]:  # noqa
 def count_adhoc(body: SegmentQuery, runtime: RuntimeDep, principal: Reader) -> CountOut:
     """The instant count of a condition, without saving it."""
     condition = parse_condition(body.condition)
-    return CountOut(count=segments.count(runtime.store.db, condition, as_of=body.as_of, store=scoped_store(principal)))
+    return CountOut(count=segments.count(runtime.db, condition, as_of=body.as_of, store=scoped_store(principal)))
 
 
 @router.post("/preview", response_model=Page[MemberRow], responses={422: {"model": Error}})
 def preview(body: SegmentQuery, runtime: RuntimeDep, principal: Reader, paging: PagingDep) -> Page[MemberRow]:
     condition = parse_condition(body.condition)
-    rows = segments.page(runtime.store.db, condition, limit=paging.limit, offset=paging.offset, as_of=body.as_of,
+    rows = segments.page(runtime.db, condition, limit=paging.limit, offset=paging.offset, as_of=body.as_of,
                          store=scoped_store(principal))
     return Page(items=[MemberRow(**r) for r in rows], limit=paging.limit, offset=paging.offset)
 
@@ -66,7 +66,7 @@ def create(body: SegmentIn, runtime: RuntimeDep, principal: Admin) -> SegmentOut
     condition = parse_condition(body.condition)
     segment = SegmentOut(id=new_id(), name=body.name, condition=condition.dump(), created=utcnow(),
                          created_by=principal.name)
-    runtime.store.db.execute(
+    runtime.db.execute(
         "INSERT INTO segments (id, name, condition, created, created_by) VALUES (?, ?, ?, ?, ?)",
         (segment.id, segment.name, json.dumps(segment.condition, ensure_ascii=False), iso(segment.created),
          segment.created_by))
@@ -75,11 +75,11 @@ def create(body: SegmentIn, runtime: RuntimeDep, principal: Admin) -> SegmentOut
 
 @router.get("", response_model=Page[SegmentOut])
 def list_segments(runtime: RuntimeDep, principal: Reader, paging: PagingDep) -> Page[SegmentOut]:
-    rows = runtime.store.db.query("SELECT * FROM segments ORDER BY created DESC, id LIMIT ? OFFSET ?",
+    rows = runtime.db.query("SELECT * FROM segments ORDER BY created DESC, id LIMIT ? OFFSET ?",
                                   (paging.limit, paging.offset))
     return Page(items=[SegmentOut(**{**r, "condition": json.loads(r["condition"])}) for r in rows],
                 limit=paging.limit, offset=paging.offset,
-                total=runtime.store.db.scalar("SELECT COUNT(*) FROM segments"))
+                total=runtime.db.scalar("SELECT COUNT(*) FROM segments"))
 
 
 @router.get("/{segment_id}/count", response_model=CountOut, responses={404: {"model": Error}})
@@ -87,10 +87,10 @@ def count_saved(segment_id: str, runtime: RuntimeDep, principal: Reader, salt: S
                 as_of: datetime | None = None) -> CountOut:
     _, condition = _saved(runtime, segment_id)
     store = scoped_store(principal)
-    total = segments.count(runtime.store.db, condition, as_of=as_of, store=store)
+    total = segments.count(runtime.db, condition, as_of=as_of, store=store)
     groups = None
     if salt:
-        groups = segments.split_counts(runtime.store.db, condition, salt=salt, split=_shares(split), as_of=as_of,
+        groups = segments.split_counts(runtime.db, condition, salt=salt, split=_shares(split), as_of=as_of,
                                        store=store)
     return CountOut(count=total, groups=groups)
 
@@ -99,7 +99,7 @@ def count_saved(segment_id: str, runtime: RuntimeDep, principal: Reader, salt: S
 def members(segment_id: str, runtime: RuntimeDep, principal: Reader, paging: PagingDep,
             as_of: datetime | None = None) -> Page[MemberRow]:
     _, condition = _saved(runtime, segment_id)
-    rows = segments.page(runtime.store.db, condition, limit=paging.limit, offset=paging.offset, as_of=as_of,
+    rows = segments.page(runtime.db, condition, limit=paging.limit, offset=paging.offset, as_of=as_of,
                          store=scoped_store(principal))
     return Page(items=[MemberRow(**r) for r in rows], limit=paging.limit, offset=paging.offset)
 
@@ -109,7 +109,7 @@ def export(segment_id: str, runtime: RuntimeDep, principal: Reader, salt: Salt =
            as_of: datetime | None = None) -> StreamingResponse:
     """Every member of the segment as CSV, with an A/B ``variant`` column when a salt is given."""
     row, condition = _saved(runtime, segment_id)
-    chunks = segments.export_csv(runtime.store.db, condition, as_of=as_of, store=scoped_store(principal), salt=salt,
+    chunks = segments.export_csv(runtime.db, condition, as_of=as_of, store=scoped_store(principal), salt=salt,
                                  split=_shares(split))
     return StreamingResponse(chunks, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="segment-{row["id"]}.csv"'})

@@ -22,24 +22,24 @@ Day = Annotated[date | None, Query(description="local day YYYY-MM-DD; default: t
 
 @router.get("/health/stores", response_model=HealthRanking)
 def ranking(runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
-    return views.ranking(runtime.store.db, day, only_store=scoped_store(principal))
+    return views.ranking(runtime.db, day, only_store=scoped_store(principal))
 
 
 @router.get("/health/stores/{store}", response_model=StoreHealth, responses={403: {"model": Error}, 404: {"model": Error}})
 def store_health(store: str, runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
     _may_read(principal, store)
-    return _found(views.store_detail(runtime.store.db, store, day), store)
+    return _found(views.store_detail(runtime.db, store, day), store)
 
 
 @router.get("/health/weights", response_model=HealthWeights)
 def get_weights(runtime: RuntimeDep, principal: Reader) -> dict:
-    return model.load_weights(runtime.store.db)
+    return model.load_weights(runtime.db)
 
 
 @router.put("/health/weights", response_model=HealthWeights, responses={422: {"model": Error}})
 def put_weights(body: HealthWeights, runtime: RuntimeDep, principal: Admin) -> dict:
     try:
-        return model.save_weights(runtime.store.db, body.model_dump(exclude_none=True))
+        return model.save_weights(runtime.db, body.model_dump(exclude_none=True))
     except model.WeightsError as exc:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_weights", str(exc)) from None
 
@@ -48,7 +48,7 @@ def put_weights(body: HealthWeights, runtime: RuntimeDep, principal: Admin) -> d
             responses={403: {"model": Error}, 404: {"model": Error}})
 def store_dashboard(store: str, runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
     _may_read(principal, store)
-    return _found(dashboard.store_dashboard(runtime.store.db, store, day), store)
+    return _found(dashboard.store_dashboard(runtime.db, store, day), store)
 
 
 def _may_read(principal: Principal, store: str) -> None:

@@ -11,7 +11,7 @@ from cloud.arrivals import feedback
 from cloud.api.deps import Admin, PagingDep, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
 from cloud.api.schemas import Error, FeedbackOut, Page, StoreIn, StoreOut
 from cloud.db.database import IntegrityError
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 
 router = APIRouter(prefix="/stores", tags=["stores"])
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/stores", tags=["stores"])
 def list_stores(runtime: RuntimeDep, principal: Reader, paging: PagingDep) -> Page[StoreOut]:
     own = scoped_store(principal)
     where, args = ("WHERE id = ?", [own]) if own else ("", [])
-    rows = runtime.store.db.query(f"SELECT id, brand, name, city, created FROM stores {where} ORDER BY id LIMIT ? OFFSET ?",
+    rows = runtime.db.query(f"SELECT id, brand, name, city, created FROM stores {where} ORDER BY id LIMIT ? OFFSET ?",
                                   (*args, paging.limit, paging.offset))
     return Page(items=[StoreOut(**r) for r in rows], limit=paging.limit, offset=paging.offset)
 
@@ -30,7 +30,7 @@ def create_store(body: StoreIn, runtime: RuntimeDep, principal: Admin) -> StoreO
     valid_store(body.id)
     store = StoreOut(**body.model_dump(), created=utcnow())
     try:
-        runtime.store.db.execute("INSERT INTO stores (id, brand, name, city, created) VALUES (?, ?, ?, ?, ?)",
+        runtime.db.execute("INSERT INTO stores (id, brand, name, city, created) VALUES (?, ?, ?, ?, ?)",
                                  (store.id, store.brand, store.name, store.city, iso(store.created)))
     except IntegrityError:
         raise api_error(status.HTTP_409_CONFLICT, "store_exists", f"store {body.id} exists") from None
@@ -46,5 +46,5 @@ def list_feedback(
     """What the store's assistants did with the cards, newest first."""
     valid_store(store)
     check_store(principal, store)
-    rows = feedback.listing(runtime.store.db, store, start, end, limit=paging.limit, offset=paging.offset)
+    rows = feedback.listing(runtime.db, store, start, end, limit=paging.limit, offset=paging.offset)
     return Page(items=[FeedbackOut(**r) for r in rows], limit=paging.limit, offset=paging.offset)

@@ -10,14 +10,14 @@ from cloud.cdp import tags
 from cloud.api.deps import Admin, HqReader, PagingDep, RuntimeDep
 from cloud.api.routers.segments import parse_condition
 from cloud.api.schemas import Error, Page, TagCount, TagRuleIn
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 
 router = APIRouter(prefix="/tags", tags=["tags"])
 
 
 @router.get("", response_model=Page[TagCount])
 def list_tags(runtime: RuntimeDep, principal: HqReader, paging: PagingDep) -> Page[TagCount]:
-    rows = runtime.store.db.query(
+    rows = runtime.db.query(
         "SELECT tag, value, source, COUNT(*) AS persons FROM person_tags GROUP BY tag, value, source "
         "ORDER BY tag, value LIMIT ? OFFSET ?", (paging.limit, paging.offset))
     return Page(items=[TagCount(**r) for r in rows], limit=paging.limit, offset=paging.offset)
@@ -26,36 +26,36 @@ def list_tags(runtime: RuntimeDep, principal: HqReader, paging: PagingDep) -> Pa
 @router.get("/rules", response_model=list[TagRuleIn])
 def list_rules(runtime: RuntimeDep, principal: HqReader) -> list[TagRuleIn]:
     return [TagRuleIn(name=r["name"], value=r["value"], condition=json.loads(r["condition"]))
-            for r in runtime.store.db.query("SELECT * FROM tag_rules ORDER BY name")]
+            for r in runtime.db.query("SELECT * FROM tag_rules ORDER BY name")]
 
 
 @router.put("/rules", response_model=TagRuleIn, responses={422: {"model": Error}})
 def put_rule(body: TagRuleIn, runtime: RuntimeDep, principal: Admin) -> TagRuleIn:
     """Define (or redefine) a rule tag as a segment condition; applied to everyone now."""
     condition = parse_condition(body.condition)
-    runtime.store.db.execute(
+    runtime.db.execute(
         "INSERT INTO tag_rules (name, value, condition, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
         "SET value = excluded.value, condition = excluded.condition",
         (body.name, body.value, json.dumps(condition.dump(), ensure_ascii=False), iso(utcnow())))
-    tags.refresh(runtime.store.db)
+    tags.refresh(runtime.db)
     return TagRuleIn(name=body.name, value=body.value, condition=condition.dump())
 
 
 @router.post("/refresh", status_code=status.HTTP_200_OK)
 def refresh(runtime: RuntimeDep, principal: Admin) -> dict[str, int]:
     """The nightly batch, on demand: every person's stats, RFM cut points, lifecycle and tags."""
-    return {"persons": tags.refresh(runtime.store.db)}
+    return {"persons": tags.refresh(runtime.db)}
 
 
 @router.get("/windows", response_model=tags.Windows)
 def get_windows(runtime: RuntimeDep, principal: HqReader) -> tags.Windows:
     """The lifecycle windows (days) and price bands (yuan per unit) tags are computed with."""
-    return tags.windows(runtime.store.db)
+    return tags.windows(runtime.db)
 
 
 @router.put("/windows", response_model=tags.Windows)
 def put_windows(body: tags.Windows, runtime: RuntimeDep, principal: Admin) -> tags.Windows:
     """Change the windows and recompute everyone's lifecycle now."""
-    tags.set_windows(runtime.store.db, body)
-    tags.refresh(runtime.store.db)
+    tags.set_windows(runtime.db, body)
+    tags.refresh(runtime.db)
     return body

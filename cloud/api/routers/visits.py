@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from cloud.api.deps import Reader, RuntimeDep, check_store, valid_store
 from cloud.api.schemas import VisitOut
+from cloud.arrivals import visits
 
 router = APIRouter(prefix="/stores", tags=["visits"])
 
@@ -28,5 +29,5 @@ def list_visits(
             camera=v.camera, arrival_event_id=v.arrival_event_id, card_id=v.card_id or None, signals=v.signals,
             left_ts=v.left_ts, dwell_s=v.dwell_s,
         )
-        for v in runtime.store.visits(store, limit=limit, offset=offset)
+        for v in visits.visits(runtime.db, store, limit=limit, offset=offset)
     ]

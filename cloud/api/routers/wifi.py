@@ -11,7 +11,7 @@ from cloud.arrivals import wifi
 from cloud.api.deps import Counter, Reader, RuntimeDep, api_error, check_store, person_for, valid_store
 from cloud.api.schemas import DeviceIn, DeviceRegistered, Error, FootfallBucket
 from cloud.settings import WifiSecretMissing
-from cloud.store import utcnow
+from cloud.clock import utcnow
 
 router = APIRouter(tags=["wifi"])
 
@@ -33,7 +33,7 @@ def register_device(member_id: str, body: DeviceIn, runtime: RuntimeDep, princip
     except WifiSecretMissing as exc:
         raise api_error(status.HTTP_409_CONFLICT, "wifi_secret_missing", str(exc)) from None
     try:
-        made = wifi.register_device(runtime.store.db, person, body.mac, secret)
+        made = wifi.register_device(runtime.db, person, body.mac, secret)
     except wifi.DeviceRegistrationError as exc:
         raise api_error(_STATUS[exc.code], exc.code, str(exc)) from None
     if not made.created:
@@ -56,4 +56,4 @@ def footfall(
     start = start or end - timedelta(days=1)
     if start.tzinfo is None or end.tzinfo is None:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "naive_time", "from and to need a UTC offset")
-    return [FootfallBucket(**b) for b in wifi.footfall_series(runtime.store.db, store, start, end, bucket)]
+    return [FootfallBucket(**b) for b in wifi.footfall_series(runtime.db, store, start, end, bucket)]

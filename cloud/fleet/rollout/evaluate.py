@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.db import Database
-from cloud.store import iso
+from cloud.clock import iso
 
 Verdict = Literal["promote", "rollback", "wait"]
 

@@ -20,7 +20,7 @@ from typing import Literal
 from cloud.fleet import commands
 from cloud.db import Database, Tx
 from cloud.fleet.rollout.evaluate import Decision, Tolerances, decide, measure
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 from protocol.commands import PackCommand
 from protocol.facepack import PackError, get_pack
 from protocol.facepack.signing import SignedManifest, manifest_digest

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cloud.db import Database
-from cloud.store import iso, utcnow
+from cloud.clock import iso, utcnow
 from protocol.device import Telemetry
 
 KEEP = timedelta(days=14)

@@ -20,7 +20,7 @@ from cloud.guide.recommend.history import person_lines
 from cloud.guide.recommend.model import RecoModel, build_model
 from cloud.guide.recommend.rank import Pick, recommend
 from cloud.guide.recommend.reasons import Lang
-from cloud.store import Store
+from cloud.db import Database
 from protocol.messages import Recommendation
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,11 @@ def _rebuild(db: Database, slot: _Slot) -> None:
         slot.rebuilding = False
 
 
-def picks_for(store: Store, person_id: str, store_id: str | None, now: datetime, *, limit: int = 5,
+def picks_for(db: Database, person_id: str, store: str | None, now: datetime, *, limit: int = 5,
               declared: Sequence[str] = ()) -> list[Pick]:
     """Structured picks (kind and facts too): what the sales script fills its placeholders from."""
-    model = model_for(store.db)
-    return recommend(model, person_lines(store.db, person_id), store=store_id, now=int(now.timestamp()), limit=limit,
+    model = model_for(db)
+    return recommend(model, person_lines(db, person_id), store=store, now=int(now.timestamp()), limit=limit,
                      declared=declared)
 
 
@@ -100,6 +100,6 @@ def as_recommendations(picks: list[Pick], lang: Lang = "zh") -> list[Recommendat
     return [Recommendation(sku=p.sku, name=p.name, price=p.price, reason=p.reason(lang)) for p in picks]
 
 
-def for_card(store: Store, person_id: str, store_id: str, now: datetime, *, limit: int = 3,
+def for_card(db: Database, person_id: str, store: str, now: datetime, *, limit: int = 3,
              lang: Lang = "zh") -> list[Recommendation]:
-    return as_recommendations(picks_for(store, person_id, store_id, now, limit=limit), lang)
+    return as_recommendations(picks_for(db, person_id, store, now, limit=limit), lang)

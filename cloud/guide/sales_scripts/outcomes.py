@@ -10,7 +10,7 @@ from datetime import datetime
 
 from cloud.db import Database
 from cloud.guide.sales_scripts.templates import BUILTIN, get_template
-from cloud.store import iso
+from cloud.clock import iso
 
 ACTIONS = ("greeted", "served", "sold", "not_this_person")
 

@@ -1,7 +1,8 @@
-"""Local time of a store: metrics are per local hour and day (a store's Tuesday is its own).
+"""Time in the cloud: UTC text that sorts as time, and a store's local hours and days.
 
-Raw rows carry UTC (ISO text or, for orders, Unix seconds); these helpers turn a store's local day
-into the UTC range to read and a UTC hour into the store's local hour key. Keys are text:
+Raw rows carry UTC (ISO text or, for orders, Unix seconds). ``iso`` writes UTC with fixed
+microseconds so that text order is time order in SQL; the store-local helpers turn a store's local
+day into the UTC range to read and a UTC hour into the store's local hour key. Keys are text:
 ``YYYY-MM-DDTHH:00`` for hours and ``YYYY-MM-DD`` for days, the ``store_metrics.ts`` format.
 """
 
@@ -54,3 +55,12 @@ def local_day_of_epoch(seconds: int, tz: str | None) -> str:
 
 def now_local(tz: str | None) -> datetime:
     return datetime.now(zone(tz))
+
+
+def iso(ts: datetime) -> str:
+    """UTC with fixed microseconds, so that text order is time order in SQL."""
+    return ts.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
