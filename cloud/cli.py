@@ -243,7 +243,8 @@ def _rollup_days(database, days: int, first: str | None, last: str | None) -> di
     received so far as done, so the periodic job carries on from here."""
     from datetime import date, timedelta
 
-    from cloud import clock, rollup
+    from cloud import clock
+    from cloud.health import rollup
 
     try:
         end = date.fromisoformat(last) if last else clock.now_local(clock.DEFAULT_TZ).date()

@@ -18,7 +18,8 @@ from datetime import date, datetime, timedelta, timezone
 
 from cloud.db import Database
 from cloud.db.database import Tx
-from cloud import clock, scoring
+from cloud import clock
+from cloud.health import scoring
 from cloud.health.formulas import Counts, daily_values, hourly_values
 from cloud.health.sources import StoreRange, day_extras, hourly_counts, new_members_by_store_day
 
