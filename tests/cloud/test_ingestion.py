@@ -107,9 +107,9 @@ def test_refunds_reduce_lifetime_value_and_reimport_is_quarantined_as_duplicates
 def test_jd_and_member_list_adapters(db: Database) -> None:
     jd = ("订单号,用户PIN,手机号,下单时间,商品ID,品类,数量,单价,应付金额,订单状态\n"
           "J1,pin_1,13800000012,2025-02-01 09:00:00,S1,面膜,3,50,150,完成\n")
-    members = "member_card,phone,name,gender,store,face_consent\nMC12,13800000012,李娜,女,sh-002,是\n"
+    member_file = "member_card,phone,name,gender,store,face_consent\nMC12,13800000012,李娜,女,sh-002,是\n"
     assert _import(db, "jd", jd).orders == 1
-    report = _import(db, "members", members)
+    report = _import(db, "members", member_file)
 
     assert report.buyers_new == 1 and report.persons_changed >= 1
     crm = db.scalar("SELECT id FROM members WHERE source = 'members'")
