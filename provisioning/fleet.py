@@ -8,20 +8,25 @@ private key is generated straight into its bundle folder and never copied anywhe
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import tarfile
 from pathlib import Path
 
 from protocol.bundle import ALL_STORES, CONFIG_NAME, BundleConfig
 from protocol.topics import check_id
-from protocol.transport import BrokerUrl
+from protocol.transport import BrokerUrl, TlsFiles
 from provisioning import pki
 from provisioning.broker_config import BRIDGE_DEVICE, screen_of
-from provisioning.registry import DEVICE_ROLES, DeviceRecord, Home, Registry, RegistryError, StoreRecord
+from provisioning.registry import (
+    DEVICE_ROLES, SERVICE_ROLES, DeviceRecord, Home, Registry, RegistryError, StoreRecord,
+)
 from provisioning.signing import create_signing_key
 
 #: The cloud's service account: reads every store through the shared subscription.
 CLOUD_SERVICE = "cdp"
+#: The provisioning admin: changes the brokers' dynamic-security state live ($CONTROL), reads $SYS.
+ADMIN_SERVICE = "admin"
 SERVERS = ("broker", "api")
 
 
@@ -40,32 +45,57 @@ def _ca(home: Home) -> pki.Issued:
     return pki.load(home.ca_cert, home.ca_key)
 
 
-def write_crl(home: Home, registry: Registry, ca: pki.Issued) -> None:
+def _services_ca(home: Home) -> pki.Issued:
+    return pki.load(home.services_ca_cert, home.services_ca_key)
+
+
+def _issuer(home: Home, role: str) -> pki.Issued:
+    """Service accounts come from the services CA (accepted only on the service listener)."""
+    return _services_ca(home) if role in SERVICE_ROLES else _ca(home)
+
+
+def write_crl(home: Home, registry: Registry, ca: pki.Issued | None = None) -> None:
+    """Both CRLs list every revoked serial (a CRL only ever revokes certificates of its own issuer)."""
     revoked = [(int(r.serial, 16), r.revoked_at) for r in registry.revoked]
-    pki.save_crl(pki.build_crl(ca, revoked), home.crl)
+    pki.save_crl(pki.build_crl(ca or _ca(home), revoked), home.crl)
+    if home.services_ca_key.is_file():
+        pki.save_crl(pki.build_crl(_services_ca(home), revoked), home.services_crl)
 
 
 def refresh_crl(home: Home) -> Path:
-    write_crl(home, home.load(), _ca(home))
+    write_crl(home, home.load())
     return home.crl
 
 
-def init(home: Home, brand: str, broker_url: str, hosts: list[str], *, days: int = 3650) -> Registry:
-    """The brand CA, the pack-signing key, server certificates for broker and API, the cloud account."""
+def init(
+    home: Home, brand: str, broker_url: str, hosts: list[str], *, days: int = 3650, service_url: str | None = None
+) -> Registry:
+    """The brand CA, the services CA, the pack-signing key, server certificates for broker and API,
+    the cloud account and the admin account (both from the services CA)."""
     if home.exists():
         raise RegistryError(f"{home.root} already holds a provisioning home for {home.load().brand}")
     check_id("brand", brand)
     _tls_url(broker_url)
+    if service_url:
+        _tls_url(service_url)
     ca = pki.create_ca(brand, days=days)
     pki.save(ca, home.ca_cert, home.ca_key)
+    pki.save(pki.create_ca(brand, days=days, purpose="instore services CA"), home.services_ca_cert, home.services_ca_key)
     create_signing_key(home)
     for name in SERVERS:
         issue_server(home, ca, name, hosts)
-    registry = Registry(brand=brand, broker_url=broker_url)
-    _issue(home, registry, ca, ALL_STORES, CLOUD_SERVICE, "cloud", days=365)
+    registry = Registry(brand=brand, broker_url=broker_url, service_broker_url=service_url)
+    _issue(home, registry, ALL_STORES, CLOUD_SERVICE, "cloud", days=365)
+    _issue(home, registry, ALL_STORES, ADMIN_SERVICE, "admin", days=825)
     write_crl(home, registry, ca)
     home.save(registry)
     return registry
+
+
+def admin_tls(home: Home) -> "TlsFiles":
+    """The admin account's TLS files: the brand CA (to check the broker), its certificate and key."""
+    folder = home.bundle_dir(ALL_STORES, ADMIN_SERVICE)
+    return TlsFiles(ca=home.ca_cert, cert=folder / "device.crt", key=folder / "device.key")
 
 
 def issue_server(home: Home, ca: pki.Issued, name: str, hosts: list[str]) -> Path:
@@ -77,7 +107,6 @@ def issue_server(home: Home, ca: pki.Issued, name: str, hosts: list[str]) -> Pat
 def _issue(
     home: Home,
     registry: Registry,
-    ca: pki.Issued,
     store: str,
     device: str,
     role: str,
@@ -86,7 +115,7 @@ def _issue(
     model_pack: str | None = None,
     now: dt.datetime | None = None,
 ) -> DeviceRecord:
-    issued = pki.issue_client(ca, pki.Identity(registry.brand, store, device, role), days=days, now=now)
+    issued = pki.issue_client(_issuer(home, role), pki.Identity(registry.brand, store, device, role), days=days, now=now)
     folder = home.bundle_dir(store, device)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     pki.save(issued, folder / "device.crt", folder / "device.key")
@@ -112,7 +141,7 @@ def create_store(home: Home, store: str, name: str | None = None, local_broker_u
     if local_broker_url:
         ca = _ca(home)
         issue_server(home, ca, f"store-{store}", [_tls_url(local_broker_url).host, "localhost"])
-        _issue(home, registry, ca, store, BRIDGE_DEVICE, "bridge", days=825)
+        _issue(home, registry, store, BRIDGE_DEVICE, "bridge", days=825)
     registry.stores[store] = record
     home.save(registry)
     return record
@@ -140,11 +169,10 @@ def create_device(
     existing = next((d for d in registry.devices if d.key == (store, device)), None)
     if existing is not None and existing.state == "active" and not renew:
         raise RegistryError(f"device {device!r} of store {store!r} exists; --renew issues a new certificate")
-    ca = _ca(home)
     if existing is not None:
         registry.revoke_serial(existing.serial, "superseded", _now())
-    record = _issue(home, registry, ca, store, device, role, days=days, model_pack=model_pack, now=now)
-    write_crl(home, registry, ca)
+    record = _issue(home, registry, store, device, role, days=days, model_pack=model_pack, now=now)
+    write_crl(home, registry)
     home.save(registry)
     return record
 
@@ -158,11 +186,33 @@ def revoke(home: Home, device: str, store: str | None = None, reason: str = "rev
     when = _now()
     record.state, record.revoked_at = "revoked", when
     registry.revoke_serial(record.serial, reason, when)
-    write_crl(home, registry, _ca(home))
-    key = home.bundle_dir(record.store, record.device) / "device.key"
-    key.unlink(missing_ok=True)  # a revoked identity is useless; do not leave its key lying around
+    write_crl(home, registry)
+    folder = home.bundle_dir(record.store, record.device)
+    # A revoked identity is useless, and its key must not lie around: not in the bundle folder,
+    # not in the .tar.gz handed to the installer (nor the copy unpacked next to it by load_bundle).
+    shred(folder / "device.key")
+    shred(folder.with_name(f"{folder.name}.tar.gz"))
     home.save(registry)
     return record
+
+
+def shred(path: Path) -> bool:
+    """Overwrite a file with zeros (flushed to disk) before unlinking it; True if there was one.
+
+    On a journaling or copy-on-write file system (or an SSD) older copies of the blocks may
+    survive; this removes the key from every file the provisioning home holds, which is what a
+    copied home or a backup of it would carry.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    with path.open("r+b") as fh:
+        fh.write(b"\0" * size)
+        fh.flush()
+        os.fsync(fh.fileno())
+    path.unlink()
+    return True
 
 
 def write_bundle(home: Home, device: str, store: str | None = None) -> tuple[Path, Path]:
@@ -174,8 +224,13 @@ def write_bundle(home: Home, device: str, store: str | None = None) -> tuple[Pat
     folder = home.bundle_dir(record.store, record.device)
     if not (folder / "device.key").is_file():
         raise RegistryError(f"the key of {device!r} is missing from {folder}; reissue with device create --renew")
+    if record.role == "admin":
+        raise RegistryError("the admin account has no install bundle: it stays in the provisioning home")
     store_record = registry.stores.get(record.store)
-    broker_url = (store_record.local_broker_url if store_record else None) or registry.broker_url
+    if record.role == "cloud":
+        broker_url = registry.service_url  # the service listener: the only one that takes its certificate
+    else:
+        broker_url = (store_record.local_broker_url if store_record else None) or registry.broker_url
     config = BundleConfig(
         brand=registry.brand,
         store=record.store,

@@ -94,12 +94,13 @@ def _builder(
     )
 
 
-def create_ca(brand: str, *, days: int = 3650) -> Issued:
+def create_ca(brand: str, *, days: int = 3650, purpose: str = "instore CA") -> Issued:
+    """A self-signed CA; ``purpose`` names it (the brand CA, or the services CA of the cloud's accounts)."""
     key = new_key()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, brand),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{brand} instore CA"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{brand} {purpose}"),
         ]
     )
     cert = (

@@ -34,7 +34,7 @@ StoreOpt = Annotated[Optional[str], typer.Option("--store", help="store id (need
 
 
 @contextmanager
-def _refusals() -> Iterator[None]:
+def _refusals(*more: type[Exception]) -> Iterator[None]:
     """Turn every expected failure into one line on stderr and exit code 1."""
     from protocol.facepack import PackError
     from protocol.topics import TopicError
@@ -45,7 +45,7 @@ def _refusals() -> Iterator[None]:
 
     try:
         yield
-    except (RegistryError, PkiError, PackError, TopicError, BrokerUrlError, BrokerConfigError, OSError) as exc:
+    except (RegistryError, PkiError, PackError, TopicError, BrokerUrlError, BrokerConfigError, OSError, *more) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
 
@@ -63,16 +63,40 @@ def ca(
     host: Annotated[
         list[str], typer.Option("--host", help="DNS name or IP of the broker and API (repeat); 127.0.0.1 and localhost for tests")
     ],
+    service_url: Annotated[
+        Optional[str], typer.Option("--service-url", help="mqtts://host:port of the broker's service listener "
+                                    "(cloud ingest, admin); default: --broker-url's port + 1")
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Create the brand CA, the pack-signing key, broker/API server certificates and the cloud account."""
+    """Create the brand CA, the services CA, the pack-signing key, broker/API server certificates,
+    the cloud account and the admin account."""
     from provisioning.fleet import CLOUD_SERVICE, init
 
     with _refusals():
         where = _home(home)
-        init(where, brand, broker_url, host)
-    typer.echo(f"brand {brand}: CA, signing key and server certificates in {where.root}")
-    typer.echo(f"cloud service account {CLOUD_SERVICE}: bundle with `instore provision bundle --device {CLOUD_SERVICE}`")
+        registry = init(where, brand, broker_url, host, service_url=service_url)
+    typer.echo(f"brand {brand}: CA, services CA, signing key and server certificates in {where.root}")
+    typer.echo(f"cloud service account {CLOUD_SERVICE} (connects to {registry.service_url}): "
+               f"bundle with `instore provision bundle --device {CLOUD_SERVICE}`")
+
+
+def _apply(where, store: Optional[str], *, reload: bool = False) -> None:  # noqa: ANN001
+    """Regenerate the broker configs (keeping their options) and push the change to the running brokers."""
+    from provisioning.broker_config import regenerate
+    from provisioning.dynsec import admin_url, reload_crl, sync
+
+    registry = where.load()
+    regenerate(where, registry)
+    targets = [None] + ([store] if store and registry.stores.get(store) and registry.stores[store].local_broker_url else [])
+    for target in targets:
+        name = "cloud broker" if target is None else f"broker of store {target}"
+        result = sync(where, registry, admin_url(where, registry, target), store=target)
+        typer.echo(f"{name}: created {len(result.created)}, deleted {len(result.deleted)}, "
+                   f"modified {len(result.modified)} (live, no restart)")
+        if reload:
+            typer.echo(f"{name}: " + ("SIGHUP sent, CRL reloaded" if reload_crl(where, target)
+                                      else "not on this machine: SIGHUP it to reload the CRL"))
 
 
 @store_app.command("create")
@@ -100,14 +124,20 @@ def device_create(
     model_pack: Annotated[Optional[str], typer.Option("--model-pack", help="model pack id for an edge box")] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="certificate lifetime")] = 365,
     renew: Annotated[bool, typer.Option("--renew", help="reissue an existing device; the old certificate is revoked")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="add it to the running brokers now (dynamic security, no restart)")] = False,
     home: HomeOpt = None,
 ) -> None:
     """Issue a device's certificate and key (into its bundle folder) and register it."""
+    from provisioning.dynsec import DynsecError
     from provisioning.fleet import create_device
 
     with _refusals():
-        record = create_device(_home(home), store, device, role, model_pack=model_pack, days=days, renew=renew)
+        where = _home(home)
+        record = create_device(where, store, device, role, model_pack=model_pack, days=days, renew=renew)
     typer.echo(f"{record.role} {record.device} of store {record.store}: serial {record.serial}, valid until {record.not_after:%Y-%m-%d}")
+    if apply:
+        with _refusals(DynsecError):
+            _apply(where, store, reload=renew)
 
 
 @device_app.command("list")
@@ -152,19 +182,47 @@ def revoke(
     device: Annotated[str, typer.Option("--device", help="device id")],
     store: StoreOpt = None,
     reason: Annotated[str, typer.Option("--reason")] = "revoked",
+    apply: Annotated[bool, typer.Option("--apply", help="remove it from the running brokers now and SIGHUP them (CRL)")] = False,
     home: HomeOpt = None,
 ) -> None:
-    """Revoke a device: CRL and broker ACLs updated; restart the broker to apply both."""
-    from provisioning.broker_config import write_cloud_broker
+    """Revoke a device: CRL, broker configs (with their saved options), key shredded from its bundle."""
+    from provisioning.broker_config import regenerate
+    from provisioning.dynsec import DynsecError
     from provisioning.fleet import revoke as revoke_device
 
     with _refusals():
         where = _home(home)
         record = revoke_device(where, device, store, reason)
-        if where.broker_dir().is_dir():
-            write_cloud_broker(where, where.load())
-    typer.echo(f"revoked {record.device} of store {record.store} (serial {record.serial}); CRL at {where.crl}")
-    typer.echo("apply: regenerate broker configs if customised, then restart Mosquitto (a SIGHUP reloads only the CRL)")
+        regenerate(where, where.load())
+    typer.echo(f"revoked {record.device} of store {record.store} (serial {record.serial}); CRL at {where.crl}; "
+               "its key is shredded from the bundle folder and archive")
+    if apply:
+        with _refusals(DynsecError):
+            _apply(where, record.store, reload=True)
+    else:
+        typer.echo("apply live: `instore provision broker-sync` (no restart), then SIGHUP Mosquitto (CRL)")
+
+
+@app.command("broker-sync")
+def broker_sync(
+    store: Annotated[Optional[str], typer.Option("--store", help="the in-store broker of this store instead")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="mqtts:// URL of the broker's service listener")] = None,
+    reload: Annotated[bool, typer.Option("--reload/--no-reload", help="SIGHUP a broker on this machine (CRL)")] = True,
+    home: HomeOpt = None,
+) -> None:
+    """Make a running broker's clients and ACLs match the registry, live (dynamic security, no restart)."""
+    from provisioning.dynsec import DynsecError, admin_url, reload_crl, sync
+
+    with _refusals(DynsecError):
+        where = _home(home)
+        registry = where.load()
+        result = sync(where, registry, admin_url(where, registry, store, url), store=store)
+    typer.echo(f"created {len(result.created)}, deleted {len(result.deleted)}, modified {len(result.modified)}")
+    for kind in ("created", "deleted", "modified"):
+        for name in getattr(result, kind):
+            typer.echo(f"  {kind}: {name}")
+    if reload:
+        typer.echo("SIGHUP sent, CRL reloaded" if reload_crl(where, store) else "broker not on this machine: SIGHUP it")
 
 
 @app.command("crl")
@@ -180,18 +238,30 @@ def crl(home: HomeOpt = None) -> None:
 @app.command("broker-config")
 def broker_config(
     store: Annotated[Optional[str], typer.Option("--store", help="write the in-store broker of this store instead")] = None,
-    port: Annotated[int, typer.Option("--port")] = 8883,
+    port: Annotated[int, typer.Option("--port", help="device listener")] = 8883,
     bind: Annotated[str, typer.Option("--bind", help="listen address")] = "0.0.0.0",
+    service_port: Annotated[
+        Optional[int], typer.Option("--service-port", help="service listener (cloud, admin); default from the registry")
+    ] = None,
+    service_bind: Annotated[Optional[str], typer.Option("--service-bind", help="default: --bind")] = None,
     plugin: Annotated[Optional[str], typer.Option("--plugin", help="path to mosquitto_dynamic_security.so")] = None,
     run_as: Annotated[
         Optional[str], typer.Option("--run-as", help="user Mosquitto drops to when started as root (must read the server key)")
     ] = None,
+    persistence_dir: Annotated[
+        Optional[Path], typer.Option("--persistence-dir", help="where Mosquitto keeps its database (default: data/ beside the config)")
+    ] = None,
+    autosave: Annotated[int, typer.Option("--autosave", min=1, help="seconds between saves of the broker database")] = 5,
+    max_queued: Annotated[int, typer.Option("--max-queued", min=1000, help="messages queued per offline session")] = 200_000,
+    log_file: Annotated[Optional[Path], typer.Option("--log-file")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Generate mosquitto.conf and the dynamic-security ACLs from the registry."""
+    """Generate mosquitto.conf and the dynamic-security ACLs from the registry (options kept for later runs)."""
     from provisioning.broker_config import ListenerOptions, write_cloud_broker, write_store_broker
 
-    options = ListenerOptions(port=port, bind=bind, plugin=plugin, run_as=run_as)
+    options = ListenerOptions(port=port, bind=bind, service_port=service_port, service_bind=service_bind, plugin=plugin,
+                              run_as=run_as, persistence_dir=persistence_dir, autosave_s=autosave, max_queued=max_queued,
+                              log_file=log_file)
     with _refusals():
         where = _home(home)
         registry = where.load()

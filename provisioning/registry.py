@@ -18,9 +18,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from protocol.bundle import ALL_STORES
 
 HOME_ENV = "INSTORE_PROVISION_HOME"
-Role = Literal["edge", "kiosk", "esl_gateway", "bridge", "cloud"]
-#: Roles a technician installs in a store; ``bridge`` and ``cloud`` are made by the tooling.
+Role = Literal["edge", "kiosk", "esl_gateway", "bridge", "cloud", "admin"]
+#: Roles a technician installs in a store; ``bridge``, ``cloud`` and ``admin`` are made by the tooling.
 DEVICE_ROLES: tuple[str, ...] = ("edge", "kiosk", "esl_gateway")
+#: Service accounts: certificates of the services CA, accepted only on the brokers' service listener.
+SERVICE_ROLES: tuple[str, ...] = ("cloud", "admin")
 
 
 class RegistryError(ValueError):
@@ -70,9 +72,23 @@ class Registry(BaseModel):
     v: Literal[1] = 1
     brand: str
     broker_url: str = Field(description="mqtts:// URL devices use to reach the cloud broker")
+    service_broker_url: str | None = Field(
+        default=None, description="mqtts:// URL of the cloud broker's service listener (cloud, admin); "
+        "None: the host of broker_url, its port + 1"
+    )
     stores: dict[str, StoreRecord] = Field(default_factory=dict)
     devices: list[DeviceRecord] = Field(default_factory=list)
     revoked: list[RevokedSerial] = Field(default_factory=list)
+
+    @property
+    def service_url(self) -> str:
+        """Where service accounts (the cloud's ingest, the admin) reach the cloud broker."""
+        if self.service_broker_url:
+            return self.service_broker_url
+        from protocol.transport import BrokerUrl
+
+        devices = BrokerUrl.parse(self.broker_url)
+        return f"mqtts://{devices.host}:{devices.port + 1}"
 
     def store(self, store: str) -> StoreRecord:
         try:
@@ -121,6 +137,19 @@ class Home:
     @property
     def crl(self) -> Path:
         return self.root / "ca" / "crl.pem"
+
+    @property
+    def services_ca_cert(self) -> Path:
+        """The services CA: issues the cloud's and the admin's certificates, never a device's."""
+        return self.root / "ca" / "services-ca.crt"
+
+    @property
+    def services_ca_key(self) -> Path:
+        return self.root / "ca" / "services-ca.key"
+
+    @property
+    def services_crl(self) -> Path:
+        return self.root / "ca" / "services-crl.pem"
 
     @property
     def signing_key(self) -> Path:

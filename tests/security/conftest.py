@@ -34,9 +34,10 @@ FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces"
 TlsMosquitto = MosquittoProcess  # the generated TLS config, started as is
 
 
-def listener(home: Home, port: int, name: str) -> ListenerOptions:
+def listener(home: Home, port: int, name: str, service_port: int | None = None) -> ListenerOptions:
     # Started as root, Mosquitto drops to user "mosquitto", which cannot read 0600 keys owned by us.
-    return ListenerOptions(port=port, bind="127.0.0.1", run_as=getpass.getuser(), log_file=home.root / f"{name}.log")
+    return ListenerOptions(port=port, bind="127.0.0.1", service_port=service_port, run_as=getpass.getuser(),
+                           log_file=home.root / f"{name}.log")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Probe:
     """A paho client over TLS that records what the broker answered, packet by packet."""
 
     client: mqtt.Client
+    url: transport.BrokerUrl | None = None
     connack: list[str] = field(default_factory=list)
     disconnects: list[str] = field(default_factory=list)
     subacks: dict[int, list[str]] = field(default_factory=dict)
@@ -71,10 +73,21 @@ class Probe:
             self.event.clear()
         return True
 
-    def connect(self, port: int) -> str:
-        """'Success', or why the broker would not have us (TLS alert, refused CONNACK)."""
+    def connect(self, port: int | None = None, *, clean: bool = True, session_expiry_s: int = 0) -> str:
+        """'Success', or why the broker would not have us (TLS alert, refused CONNACK).
+
+        ``port``: default the port of the probe's URL (its bundle's broker: the service listener
+        for the cloud, the device listener for a device)."""
+        properties = None
+        if session_expiry_s:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = session_expiry_s
         try:
-            self.client.connect("127.0.0.1", port, keepalive=10)
+            self.client.connect("127.0.0.1", port or self.url.port, keepalive=10, clean_start=clean,
+                                properties=properties)
         except OSError as exc:
             return f"refused: {exc}"
         self.client.loop_start()
@@ -105,9 +118,16 @@ def cloud_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def home(tmp_path_factory: pytest.TempPathFactory, cloud_port: int) -> Home:
+def service_port() -> int:
+    """The cloud broker's service listener (services CA: the cloud and the admin)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory: pytest.TempPathFactory, cloud_port: int, service_port: int) -> Home:
     home = Home(tmp_path_factory.mktemp("provision"))
-    fleet.init(home, BRAND, f"mqtts://127.0.0.1:{cloud_port}", ["127.0.0.1", "localhost"])
+    fleet.init(home, BRAND, f"mqtts://127.0.0.1:{cloud_port}", ["127.0.0.1", "localhost"],
+               service_url=f"mqtts://127.0.0.1:{service_port}")
     for store in ("s1", "s2"):
         fleet.create_store(home, store)
     for store, device, role in DEVICES:
@@ -120,7 +140,7 @@ def home(tmp_path_factory: pytest.TempPathFactory, cloud_port: int) -> Home:
 
 @pytest.fixture(scope="session")
 def broker(home: Home, cloud_port: int):
-    config = write_cloud_broker(home, home.load(), listener(home, cloud_port, "cloud"))
+    config = write_cloud_broker(home, home.load(), listener(home, cloud_port, "cloud"))  # service port: the registry's
     mosquitto = TlsMosquitto(config, cloud_port)
     mosquitto.start()
     yield mosquitto
@@ -132,9 +152,9 @@ def probe():
     """Make probes from bundles (the real TLS path of protocol.transport); closed after the test."""
     made: list[Probe] = []
 
-    def make(bundle: Bundle | None = None, *, url: transport.BrokerUrl | None = None) -> Probe:
+    def make(bundle: Bundle | None = None, *, url: transport.BrokerUrl | None = None, client_id: str | None = None) -> Probe:
         target = url or bundle.broker
-        p = Probe(transport.make_client(target, f"probe-{len(made)}-{time.monotonic_ns()}"))
+        p = Probe(transport.make_client(target, client_id or f"probe-{len(made)}-{time.monotonic_ns()}"), target)
         made.append(p)
         return p
 
@@ -154,7 +174,7 @@ def store_broker(home: Home, broker: TlsMosquitto):
     registry = home.load()
     write_cloud_broker(home, registry, listener(home, broker.port, "cloud"))
     broker.restart()  # the cloud broker must learn the bridge's identity
-    local = TlsMosquitto(write_store_broker(home, registry, "s3", listener(home, port, "s3")), port)
+    local = TlsMosquitto(write_store_broker(home, registry, "s3", listener(home, port, "s3", free_port())), port)
     local.start()
     yield local
     local.stop()

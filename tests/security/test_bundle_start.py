@@ -27,7 +27,7 @@ def test_kiosk_runs_from_its_bundle(home, bundle_of, broker, probe, tmp_path):
     try:
         assert json.loads(proc.stdout.readline())["event"] == "ready"
         cloud = probe(bundle_of("*", fleet.CLOUD_SERVICE))
-        assert cloud.connect(broker.port) == "Success"
+        assert cloud.connect() == "Success"
         card = GuideCard(
             card_id=new_id(), visit_id=new_id(), arrival_event_id=new_id(), brand=BRAND, store="s1", ts=now(),
             arrival_ts=now(), confidence=0.8, script="王女士您好", expires_at=now() + timedelta(minutes=2),

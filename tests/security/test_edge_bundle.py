@@ -50,7 +50,7 @@ def test_edge_box_starts_from_its_bundle_and_its_arrival_reaches_the_cloud(
     reload_acls()
     sign_pack(home, pack_folder, PACK)
     cloud = probe(bundle_of("*", fleet.CLOUD_SERVICE))
-    assert cloud.connect(broker.port) == "Success"
+    assert cloud.connect() == "Success"
     assert cloud.subscribe(topics.shared(topics.ALL_DEVICE_EVENTS, "cdp")) == "Granted QoS 1"
     assert cloud.subscribe(topics.shared(f"{topics.ROOT}/+/+/+/telemetry", "cdp")) == "Granted QoS 1"
 
