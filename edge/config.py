@@ -21,7 +21,7 @@ from protocol.device import RemoteSettings
 from protocol.facepack import PackError, get_pack
 from protocol.messages import Id
 
-from edge.wifi.settings import WifiSettings
+from edge.wifi.settings import AbsolutePath, WifiSettings
 
 
 class ConfigError(ValueError):
@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 
 def default_state_path(brand: str, store: str, device: str) -> Path:
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state").resolve()
     return base / "instore" / f"edge-{brand}-{store}-{device}.db"
 
 
@@ -46,11 +46,11 @@ class EdgeConfig(RemoteSettings):
     device: Id
     broker: str = "mqtt://127.0.0.1:1883"
     pack: str | None = Field(default=None, description="model pack id; None: $INSTORE_MODEL_PACK or the default")
-    models: Path | None = Field(default=None, description="model folder; None: $INSTORE_MODELS")
-    state: Path | None = Field(default=None, description="the SQLite state file (outbox, recent visits)")
+    models: AbsolutePath | None = Field(default=None, description="model folder; None: $INSTORE_MODELS")
+    state: AbsolutePath | None = Field(default=None, description="the SQLite state file (outbox, recent visits)")
     outbox: OutboxSettings = OutboxSettings()
     telemetry_interval_s: float = Field(default=30, gt=0)
-    bundle: Path | None = Field(default=None, description="install bundle: identity, TLS broker, signed model pack")
+    bundle: AbsolutePath | None = Field(default=None, description="install bundle: identity, TLS broker, signed model pack")
     wifi: WifiSettings | None = Field(default=None, description="a Wi-Fi probe source beside the cameras")
 
     @field_validator("broker")

@@ -52,7 +52,8 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    folder = Path(os.environ.get("INSTORE_MODELS", SHARED_DATA / "models"))
+    # Absolute: tests symlink to files in it and start processes in other directories.
+    folder = Path(os.environ.get("INSTORE_MODELS", SHARED_DATA / "models")).resolve()
     if not folder.is_dir():
         pytest.fail(f"model folder {folder} is missing: set INSTORE_MODELS (see README)")
     os.environ["INSTORE_MODELS"] = str(folder)

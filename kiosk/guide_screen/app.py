@@ -39,6 +39,10 @@ class Options:
     assistants: tuple[str, ...] = ()
     store_name: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.screenshot is not None:  # absolute, whatever directory Qt or a caller moves to
+            object.__setattr__(self, "screenshot", Path(self.screenshot).expanduser().resolve())
+
 
 def print_event(event: dict) -> None:
     print(json.dumps(event), flush=True)

@@ -145,13 +145,14 @@ def get_pack(pack_id: str | None = None) -> ModelPack:
 
 
 def models_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The folder holding the model files: the argument, else ``$INSTORE_MODELS``."""
+    """The folder holding the model files: the argument, else ``$INSTORE_MODELS``; made absolute
+    here, so a relative setting keeps meaning the same folder after a chdir or in a symlink."""
     raw = path or os.environ.get(MODELS_ENV)
     if not raw:
         raise PackError(
             f"no model folder: set {MODELS_ENV} to the folder holding the pack's .onnx files"
         )
-    folder = Path(raw).expanduser()
+    folder = Path(raw).expanduser().resolve()
     if not folder.is_dir():
         raise PackError(f"model folder {folder} ({MODELS_ENV}) does not exist")
     return folder
