@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 from uuid import uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from protocol import SCHEMA_VERSION
 from protocol.embedding import Embedding
@@ -46,7 +46,58 @@ class FaceQuality(BaseModel):
     bbox: tuple[int, int, int, int] = Field(description="x1, y1, x2, y2 in the source frame")
 
 
-class Arrival(Message):
+#: Milliseconds after ``StageTimes.capture``; negative only by clock skew between machines, and an
+#: outbox backlog after a long uplink cut may make it days.
+StageMs = Annotated[float, Field(ge=-3_600_000, le=30 * 86_400_000)]
+
+
+class StageTimes(BaseModel):
+    """Where one arrival's time went between the door and the guide screen (issue 19).
+
+    ``capture`` is the capture time (UTC, the edge's clock) of the frame whose faces completed the
+    arrival, i.e. the frame after which the box decided to announce it; every other field is
+    milliseconds after ``capture``, written by the process that did that step from its own clock
+    (clocks are NTP-synced; a cross-machine leg includes their skew). A stage not measured, or not
+    reached yet, is None. The edge fills ``detected_ms`` to ``queued_ms`` in the ``Arrival``; the
+    cloud copies them into the ``GuideCard`` and adds ``ingested_ms``, ``matched_ms`` and
+    ``card_ms``; the screen measures ``drawn`` itself (its ``/metrics``), as nothing comes after it.
+    Offsets rather than timestamps keep the field small (~150 bytes) and make each leg a
+    subtraction; the edge's publish time (outbox row acknowledged by the broker) cannot be in the
+    payload, which is on disk before it is sent: the edge's ``/metrics`` has it, and
+    ``ingested_ms - queued_ms`` is the outbox + MQTT + broker leg seen from the cloud.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capture: AwareDatetime
+    detected_ms: StageMs | None = Field(default=None, description="edge: the frame's faces detected")
+    embedded_ms: StageMs | None = Field(default=None, description="edge: the frame's faces gated, aligned and embedded")
+    queued_ms: StageMs | None = Field(default=None, description="edge: the arrival handed to the outbox")
+    ingested_ms: StageMs | None = Field(default=None, description="cloud: the arrival received and decoded")
+    matched_ms: StageMs | None = Field(default=None, description="cloud: member or visitor decided")
+    card_ms: StageMs | None = Field(default=None, description="cloud: the card built, about to be published")
+
+    def at(self, moment: datetime) -> float:
+        """Milliseconds from ``capture`` to ``moment``: the value for a stage reached at ``moment``."""
+        return round((moment - self.capture).total_seconds() * 1000, 3)
+
+
+class _Traced(Message):
+    """A message with optional ``timings``: left out of the JSON when None, so that a producer that
+    does not trace sends exactly what it sent before the field existed (and older consumers, whose
+    models forbid unknown fields, still decode it)."""
+
+    timings: StageTimes | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_timings(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("timings", ...) is None:
+            del data["timings"]
+        return data
+
+
+class Arrival(_Traced):
     """One face seen by an edge box: the cloud decides whether it is a member."""
 
     type: Literal["arrival"] = "arrival"
@@ -100,7 +151,7 @@ class Recommendation(BaseModel):
     reason: ShortText
 
 
-class GuideCard(Message):
+class GuideCard(_Traced):
     """What a guide screen shows for one arrival. ``member`` is None for a visitor: counted, never
     profiled, never shown with a face or a name."""
 
