@@ -13,14 +13,17 @@ from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloud.errors import Conflict
 from protocol.facepack import DEFAULT_PACK
 
 API_KEY_ENV = "INSTORE_API_KEY"
 WIFI_SECRET_ENV = "INSTORE_WIFI_SECRET"
 
 
-class WifiSecretMissing(ValueError):
+class WifiSecretMissing(Conflict):
     """No brand Wi-Fi secret configured: device registration cannot compute a key."""
+
+    code = "wifi_secret_missing"
 
 
 def _api_key_from_env() -> str | None:
