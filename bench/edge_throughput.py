@@ -35,9 +35,12 @@ from protocol.facepack.engine import FaceEngine  # noqa: E402
 
 
 def pack_id(name: str) -> str:
-    matches = [p for p in PACKS if p == name or p.startswith(name)]
-    if len(matches) != 1:
-        raise SystemExit(f"--pack {name!r} names none or several of {', '.join(PACKS)}")
+    """A pack id, or its start: ``yunet`` is the first pack listed that starts so (yunet-mbf)."""
+    if name in PACKS:
+        return name
+    matches = [p for p in PACKS if p.startswith(name)]
+    if not matches:
+        raise SystemExit(f"--pack {name!r} names none of {', '.join(PACKS)}")
     return matches[0]
 
 

@@ -66,6 +66,8 @@ def run(
     bundle: Optional[Path] = typer.Option(None, help="install bundle (instore provision bundle): identity, TLS broker, signed model pack"),
     wifi: Optional[str] = typer.Option(None, help="Wi-Fi probe source beside the cameras: capture.pcap, iface:NAME, udp:PORT or http:PORT"),
     wifi_secret_file: Optional[Path] = typer.Option(None, help="file holding the brand's Wi-Fi secret (else $INSTORE_WIFI_SECRET)"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", envvar="INSTORE_METRICS_PORT", min=0, max=65535,
+                                               help="serve Prometheus /metrics (stage timings) on this port; default off"),
 ) -> None:
     """Recognise faces on the box's cameras and publish one arrival per visit (and, with a Wi-Fi
     source, presence and footfall)."""
@@ -96,6 +98,9 @@ def run(
     except (ConfigError, SourceError, PackError, WifiError) as exc:
         raise fail(str(exc)) from None
 
+    from edge import metrics
+
+    metrics.serve(metrics_port)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: box.stop())
     log.info("edge %s/%s/%s, %d camera(s)%s, pack %s, state %s", cfg.brand, cfg.store, cfg.device,

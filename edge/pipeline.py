@@ -19,8 +19,9 @@ import numpy as np
 from protocol.device import RemoteSettings
 from protocol.embedding import Embedding
 from protocol.facepack.engine import Face, FaceEngine
-from protocol.messages import Arrival, FaceQuality, new_id
+from protocol.messages import Arrival, FaceQuality, StageTimes, new_id, now
 
+from edge import metrics
 from edge.placement import Placement
 from edge.quality import Assessment, Gates, quality_score
 from edge.sources import Frame
@@ -63,6 +64,7 @@ class FacePipeline:
         self._scene: str | None = None
         self._scene_origin = ""
         self._next_engine: FaceEngine | None = None
+        self._trace: StageTimes | None = None  # the frame being processed: its capture, detected, embedded
         self.apply(settings)
 
     def apply(self, settings: RemoteSettings) -> None:
@@ -87,14 +89,26 @@ class FacePipeline:
             self.apply(self._remote)
         self._scene, self._scene_origin = frame.scene, frame.origin
         self.stats.frames += 1
+        self._trace = None
         started = time.perf_counter()
         faces = self.engine.detect(frame.image)
-        self.stats.detect_ms += (time.perf_counter() - started) * 1000
+        detected = time.perf_counter()
+        detected_at = now()
+        self.stats.detect_ms += (detected - started) * 1000
         self.stats.faces += len(faces)
         matched = self.tracker.associate(faces)
         todo = self._to_embed(faces, matched, frame)
+        # every face of the frame that needs an embedding goes through the recogniser in one call
         vectors = self.engine.embed_aligned([crop for _, crop, _ in todo]) if todo else []
         embedded = {i: (crop, a, v) for (i, crop, a), v in zip(todo, vectors)}
+        done = time.perf_counter()
+        metrics.FRAME.labels("detect").observe(detected - started)
+        if todo:
+            metrics.FRAME.labels("embed").observe(done - detected)
+            metrics.FACES.inc(len(todo))
+        trace = StageTimes(capture=frame.ts)
+        self._trace = trace.model_copy(update={"detected_ms": trace.at(detected_at),
+                                                "embedded_ms": trace.at(detected_at) + round((done - detected) * 1000, 3)})
         seen: dict[int, tuple[Track, Face]] = {}
         for i, face in enumerate(faces):
             track = matched[i]
@@ -118,6 +132,8 @@ class FacePipeline:
                 events += self._announce(track)
         for track in self.tracker.step(seen, frame.index):
             events += self._end(track)
+        metrics.FRAME.labels("track").observe(time.perf_counter() - done)
+        self._trace = None
         return events
 
     def _to_embed(self, faces: list[Face], matched: list[Track | None], frame: Frame) -> list[tuple[int, np.ndarray, Assessment]]:
@@ -173,7 +189,12 @@ class FacePipeline:
             embedding=Embedding.from_vector(vector),
             quality=FaceQuality(det_score=min(1.0, best.face.score), face_px=best.face.size_px, bbox=(x1, y1, x2, y2)),
             model_pack=self.engine.pack.id,
+            # the frame being processed completed it; a track closed by the end of its scene has no such frame
+            timings=self._trace or StageTimes(capture=best.ts),
         )
+        if self._trace is not None:
+            metrics.ARRIVAL.labels("detected").observe(self._trace.detected_ms / 1000)
+            metrics.ARRIVAL.labels("embedded").observe(self._trace.embedded_ms / 1000)
         self.visits.record(arrival.event_id, vector, best.ts)
         self.stats.arrivals += 1
         assert track.first_usable_ts is not None
