@@ -36,7 +36,7 @@ class CloudError(Exception):
 class Invalid(CloudError):
     """The request is well-formed but its content cannot be used (HTTP 422)."""
 
-    status = HTTPStatus.UNPROCESSABLE_CONTENT
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid"
 
 

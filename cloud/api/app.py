@@ -14,27 +14,52 @@ from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.api.deps import error_detail, require_api_key
 from cloud.api.openapi_errors import document_errors
 from cloud.api.ratelimit import RateLimiter
-from cloud.api.routers import guide_preview, labels
-from cloud.api.routers import commands as device_commands
-from cloud.api.routers import rollouts
-from cloud.api.routers import alerts
-from cloud.api.routers import markdown as markdown_routes
 from cloud.api.routers import (
-    brand_live, devices, health, identity, imports, ingest, keys, members, scripts, segments, stores, storehealth, tags,
-    visits, wifi,
+    alerts,
+    brand_live,
+    devices,
+    guide_preview,
+    health,
+    identity,
+    imports,
+    ingest,
+    keys,
+    labels,
+    members,
+    rollouts,
+    scripts,
+    segments,
+    storehealth,
+    stores,
+    tags,
+    visits,
+    wifi,
 )
+from cloud.api.routers import commands as device_commands
+from cloud.api.routers import markdown as markdown_routes
 from cloud.dashboards import mount as mount_dashboards
+from cloud.errors import CloudError
 from cloud.runtime import Runtime
 from cloud.settings import Settings
 
 #: Multipart framing around an upload; a body larger than the upload limit plus this is refused unread.
 _FORM_OVERHEAD = 64 * 1024
 _CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def operation_id(route: APIRoute) -> str:
+    """Readable OpenAPI operation ids, ``members-create`` rather than ``create_member_v1_members_post``:
+    the route's tag, then its function's name without the words that repeat the tag."""
+    tag = str(route.tags[0]) if route.tags else "api"
+    tag_words = set(tag.split()) | {word.rstrip("s") for word in tag.split()}
+    words = [w for w in route.name.split("_") if w not in tag_words and w.rstrip("s") not in tag_words]
+    return "-".join([tag.replace(" ", "-"), *(words or ["get"])])
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -56,11 +81,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             own.close()
 
     app = FastAPI(
-        title="instore cloud CDP", version="0.2.0", lifespan=lifespan,
+        title="instore cloud CDP", version="0.2.0", lifespan=lifespan, generate_unique_id_function=operation_id,
         description="HQ API: members and their 360 profiles, the OneID identity graph, imports and quarantine, "
         "tags, segments, stores, consent and erasure. Roles by API key (X-API-Key): hq_admin, hq_analyst "
         "(read-only), store_manager (own store), device.",
     )
+
+    @app.exception_handler(CloudError)
+    async def cloud_errors(request: Request, exc: CloudError) -> JSONResponse:
+        """The one place a refusal becomes a response: its status and {"detail": {"code", "message"}}."""
+        return JSONResponse(status_code=int(exc.status), content={"detail": error_detail(exc.code, exc.message)})
 
     @app.exception_handler(StarletteHTTPException)
     async def json_errors(request: Request, exc: StarletteHTTPException) -> JSONResponse:

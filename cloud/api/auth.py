@@ -19,8 +19,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from cloud.db import Database
 from cloud.clock import iso, utcnow
+from cloud.db import Database
+from cloud.errors import Invalid
 from protocol.messages import new_id
 
 Role = Literal["hq_admin", "hq_analyst", "store_manager", "device"]
@@ -51,9 +52,9 @@ def _hash(key: str) -> str:
 
 def create_key(db: Database, *, name: str, role: Role, store: str | None = None) -> NewKey:
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", code="invalid_key")
     if (role in ("store_manager", "device")) != (store is not None):
-        raise ValueError("store_manager and device keys belong to exactly one store; HQ keys to none")
+        raise Invalid("store_manager and device keys belong to exactly one store; HQ keys to none", code="invalid_key")
     key_id, key = new_id(), KEY_PREFIX + secrets.token_urlsafe(32)
     db.execute("INSERT INTO api_keys (id, name, role, store, key_hash, created) VALUES (?, ?, ?, ?, ?, ?)",
                (key_id, name, role, store, _hash(key), iso(utcnow())))

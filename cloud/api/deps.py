@@ -1,7 +1,8 @@
 """What every route depends on: the runtime, the caller's role, paging, and one error shape.
 
-Every error the API raises itself is ``{"detail": {"code": ..., "message": ...}}``: ``code`` is
-stable for programs, ``message`` is for people. Body validation keeps FastAPI's own 422 shape.
+Every error the API raises itself is a ``cloud.errors.CloudError``, which the app's one handler
+writes as ``{"detail": {"code": ..., "message": ...}}``: ``code`` is stable for programs,
+``message`` is for people. Body validation keeps FastAPI's own 422 shape.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, Request, status
+from fastapi import Depends, Path, Query, Request, status
 from fastapi.security import APIKeyHeader
 
-from cloud.cdp import profile
 from cloud.api.auth import Principal, Role, authenticate
+from cloud.cdp import members, profile
+from cloud.errors import CloudError
 from cloud.runtime import Runtime
-from cloud.cdp import members
 from protocol.topics import TopicError, check_id
 
 _api_key_header = APIKeyHeader(
@@ -28,8 +29,9 @@ def error_detail(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
 
 
-def api_error(status_code: int, code: str, message: str) -> HTTPException:
-    return HTTPException(status_code=status_code, detail=error_detail(code, message))
+def api_error(status_code: int, code: str, message: str) -> CloudError:
+    """An error only the API itself raises (a bad path parameter, a role or store the key lacks)."""
+    return CloudError(message, code=code, status=status_code)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -70,16 +72,28 @@ Counter = Annotated[Principal, Depends(allow("hq_admin", "store_manager"))]
 Anyone = Annotated[Principal, Depends(get_principal)]
 
 
-def valid_store(store: str) -> str:
+def valid_id(kind: str, value: str) -> str:
+    """An id that may stand in a topic (store, label, sku), else 422 ``invalid_<kind>``."""
     try:
-        return check_id("store", store)
+        return check_id(kind, value)
     except TopicError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_store", str(exc)) from None
+        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid_{kind}", str(exc)) from None
+
+
+def valid_store(store: str) -> str:
+    return valid_id("store", store)
 
 
 def check_store(principal: Principal, store: str) -> None:
     if principal.role == "store_manager" and store != principal.store:
         raise api_error(status.HTTP_403_FORBIDDEN, "forbidden_store", f"this key reads store {principal.store} only")
+
+
+def own_store(principal: Principal, store: str) -> str:
+    """A valid store id the caller may act on (a store manager: only their own)."""
+    store = valid_store(store)
+    check_store(principal, store)
+    return store
 
 
 def scoped_store(principal: Principal) -> str | None:

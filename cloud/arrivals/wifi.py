@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
 from typing import Literal
 
 from cloud.cdp import oneid
-from cloud.db import Database, Tx
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
+from cloud.db import Database, Tx
+from cloud.errors import CloudError
 from protocol.wifi import MacError, WifiFootfall, WifiPresence, device_key
 
 KIND = "mac"
@@ -32,10 +34,14 @@ WIFI_CAMERA = "wifi"
 PresenceOutcome = Literal["unknown_key", "duplicate", "opened", "joined", "closed", "no_visit"]
 
 
-class DeviceRegistrationError(ValueError):
+class DeviceRegistrationError(CloudError):
+    """A phone that cannot be registered: a malformed MAC (422), one taken by another person or a
+    brand secret unfit to key it (409)."""
+
+    _STATUS = {"invalid_mac": HTTPStatus.UNPROCESSABLE_ENTITY}
+
     def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
+        super().__init__(message, code=code, status=self._STATUS.get(code, HTTPStatus.CONFLICT))
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from cloud.fleet import commands
-
-from cloud.faces import thumbnails
-from cloud.db import Database, Tx
-from cloud.faces.enrolled import bump_gallery_epoch
 from cloud.clock import iso, utcnow
+from cloud.db import Database, Tx
+from cloud.errors import NotFound
+from cloud.faces import thumbnails
+from cloud.faces.enrolled import bump_gallery_epoch
+from cloud.fleet import commands
 from protocol.commands import EraseCommand
 from protocol.messages import new_id
 
@@ -30,8 +30,10 @@ _CHUNK = 500
 EDGE_CACHE_HOURS = 24
 
 
-class UnknownMember(LookupError):
-    pass
+class UnknownMember(NotFound):
+    """No live member with that id (never existed, or already erased)."""
+
+    code = "unknown_member"
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,16 @@ from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
 from cloud.db import Database
 from cloud.db.database import IntegrityError
+from cloud.errors import Conflict
 from cloud.faces import enrolled, thumbnails
 
 Gender = Literal["female", "male"]
 MEMBER_SOURCE = "member"
 
-class PhoneTaken(ValueError):
+class PhoneTaken(Conflict):
     """The phone number already belongs to a member: a phone is a OneID key, one person each."""
+
+    code = "phone_taken"
 
 
 @dataclass(frozen=True)

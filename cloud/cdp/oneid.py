@@ -29,10 +29,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http import HTTPStatus
 from uuid import uuid4
 
 from cloud.db import Database, Tx
 from cloud.db.database import POSTGRES
+from cloud.errors import CloudError
 
 _ONEID_LOCK = 0x1D5C1
 MANUAL_PRIORITY = 1000
@@ -42,10 +44,15 @@ _CHUNK = 500
 PERSON_OF = "COALESCE(m.merged_into, m.id)"
 
 
-class IdentityError(ValueError):
+class IdentityError(CloudError):
+    """A OneID operation refused: unknown link or member (404), or a merge, split or rule that cannot be."""
+
+    status = HTTPStatus.CONFLICT
+    _STATUS = {"unknown_link": HTTPStatus.NOT_FOUND, "unknown_member": HTTPStatus.NOT_FOUND,
+               "hard_identifier": HTTPStatus.UNPROCESSABLE_ENTITY, "bad_pattern": HTTPStatus.UNPROCESSABLE_ENTITY}
+
     def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
+        super().__init__(message, code=code, status=self._STATUS.get(code, HTTPStatus.CONFLICT))
 
 
 @dataclass(frozen=True)

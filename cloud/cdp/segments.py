@@ -26,15 +26,22 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
-from cloud.db import Database, Tx
 from cloud.cdp.tags import LIFECYCLE_STAGES, VALUE_TIERS
+from cloud.db import Database, Tx
+from cloud.errors import Invalid
 
 Text = Annotated[str, Field(min_length=1, max_length=100)]
 Days = Annotated[int, Field(ge=1, le=3650)]
 MAX_NODES = 100
 _CHUNK = 500
+
+
+class InvalidCondition(Invalid):
+    """A segment condition that does not parse: unknown type, operator, field or value."""
+
+    code = "invalid_condition"
 
 
 class _Strict(BaseModel):
@@ -146,6 +153,16 @@ class Condition(RootModel[Node]):
     @classmethod
     def of(cls, data: object) -> "Condition":
         return cls.model_validate(data)
+
+    @classmethod
+    def parse(cls, data: object) -> "Condition":
+        """A condition from HQ's JSON, or ``InvalidCondition`` naming the first wrong place."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidCondition(f"{where}: {first['msg']}" if where else first["msg"]) from None
 
     def dump(self) -> dict:
         return self.model_dump(by_alias=True, exclude_none=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Literal
 
-from cloud.faces import thumbnails
-from cloud.faces.gallery import FaceIndex
-from cloud.db import Database
 from cloud.cdp import members
-from cloud.faces import enrolled
+from cloud.db import Database
+from cloud.errors import CloudError
+from cloud.faces import enrolled, thumbnails
+from cloud.faces.gallery import FaceIndex
 from protocol.facepack.engine import FaceEngine, ImageError, decode_image
 
 #: A face counts as a second candidate when its area is at least this share of the largest face.
@@ -27,11 +28,13 @@ EnrolErrorCode = Literal[
 ]
 
 
-class EnrolError(ValueError):
+class EnrolError(CloudError):
+    """A photo or member that cannot be enrolled: unknown member (404), no consent (409), else 422."""
+
+    _STATUS = {"unknown_member": HTTPStatus.NOT_FOUND, "no_consent": HTTPStatus.CONFLICT}
+
     def __init__(self, code: EnrolErrorCode, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(message)
+        super().__init__(message, code=code, status=self._STATUS.get(code, HTTPStatus.UNPROCESSABLE_ENTITY))
 
 
 @dataclass(frozen=True)

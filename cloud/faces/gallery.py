@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
+
 from cloud.faces import enrolled
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ from typing import Literal
 import numpy as np
 
 from cloud.arrivals import feedback
-from cloud.faces.gallery import FaceIndex
+from cloud.cdp import members
 from cloud.cdp.members import Member
 from cloud.db import Database
-from cloud.cdp import members
+from cloud.faces.gallery import FaceIndex
 from protocol.facepack import PackError, get_pack
 from protocol.facepack.manifests import ModelPack
 

@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
+from cloud.errors import Invalid
 
 ALL_STORES = "*"  # the cloud service account spans every store; it never publishes events
 Verdict = Literal["known", "unknown_device", "revoked_device"]
@@ -35,8 +36,10 @@ def register_device(db: Database | Tx, brand: str, store: str, device: str, role
     )
 
 
-class RegistryFileError(ValueError):
+class RegistryFileError(Invalid):
     """The registry file is not a provisioning registry; the message says why."""
+
+    code = "invalid_registry"
 
 
 class _Device(BaseModel):

@@ -16,10 +16,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from cloud.db import Database
 from cloud import clock
-from cloud.health.baseline import Direction, Severity
 from cloud.clock import iso, utcnow
+from cloud.db import Database
+from cloud.errors import Conflict, NotFound
+from cloud.health.baseline import Direction, Severity
 from protocol.health import HealthAlert
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,16 @@ class Alert(BaseModel):
     note: str | None = None
 
 
-class AlertNotFound(LookupError):
-    pass
+class AlertNotFound(NotFound):
+    """No alert with that id."""
+
+    code = "unknown_alert"
 
 
-class AlreadyAcked(ValueError):
-    pass
+class AlreadyAcked(Conflict):
+    """The alert was acknowledged before: the first person to acknowledge it stays on record."""
+
+    code = "already_acked"
 
 
 def record(db: Database, alerts: list[Alert]) -> list[Alert]:

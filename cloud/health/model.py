@@ -16,6 +16,7 @@ from typing import TypeVar
 import numpy as np
 
 from cloud.db import Database
+from cloud.errors import Invalid
 from cloud.health.metrics import SUB_SCORES, metrics_of
 
 WEIGHTS_KEY = "health.weights"
@@ -34,8 +35,10 @@ DEFAULT_WEIGHTS: Weights = {
 }
 
 
-class WeightsError(ValueError):
+class WeightsError(Invalid):
     """Weights that name an unknown group or metric, or are negative, or sum to zero."""
+
+    code = "invalid_weights"
 
 
 def validate(weights: Weights) -> Weights:

@@ -13,7 +13,17 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from protocol.esl import ARRIVAL_FLASH, TAG_TYPES, FlashPattern, LabelCommand, LabelProduct, TagType, TagTypeId, label_command
+from cloud.errors import Conflict
+from protocol.esl import (
+    ARRIVAL_FLASH,
+    TAG_TYPES,
+    FlashPattern,
+    LabelCommand,
+    LabelProduct,
+    TagType,
+    TagTypeId,
+    label_command,
+)
 from protocol.messages import Id, new_id
 
 #: An arrival flash is only useful while the member is still near the shelf.
@@ -37,8 +47,10 @@ class Label(BaseModel):
         return TAG_TYPES[self.tag_type]
 
 
-class RegistryError(ValueError):
-    pass
+class LabelBindingError(Conflict):
+    """A label bound to two products at once, or a label the store does not have."""
+
+    code = "label_binding"
 
 
 class LabelRegistry:
@@ -53,7 +65,7 @@ class LabelRegistry:
         """Bind a new label; re-binding an existing label to another product needs ``rebind``."""
         key = (label.store, label.label_id)
         if key in self._labels and self._labels[key] != label:
-            raise RegistryError(f"label {label.label_id} in store {label.store} is already bound to "
+            raise LabelBindingError(f"label {label.label_id} in store {label.store} is already bound to "
                                 f"{self._labels[key].sku}; rebind it instead")
         self._labels[key] = label
 
@@ -67,13 +79,13 @@ class LabelRegistry:
         try:
             return self._labels.pop((store, label_id))
         except KeyError:
-            raise RegistryError(f"no label {label_id} in store {store}") from None
+            raise LabelBindingError(f"no label {label_id} in store {store}") from None
 
     def get(self, store: str, label_id: str) -> Label:
         try:
             return self._labels[(store, label_id)]
         except KeyError:
-            raise RegistryError(f"no label {label_id} in store {store}") from None
+            raise LabelBindingError(f"no label {label_id} in store {store}") from None
 
     def of_store(self, store: str) -> list[Label]:
         return sorted((l for l in self._labels.values() if l.store == store), key=lambda l: l.label_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.pricing.registry import Label, LabelRegistry, RegistryError, arrival_flash_commands, redraw_commands
+from cloud.pricing.registry import Label, LabelRegistry, LabelBindingError, arrival_flash_commands, redraw_commands
 from protocol.codec import decode, encode
 from protocol.esl import LabelCommand, LabelProduct, label_command, label_commands_of_store
 from protocol.messages import now
@@ -40,11 +40,11 @@ def test_a_price_change_redraws_every_label_of_the_product():
 
 def test_binding_rules():
     registry = LabelRegistry(REGISTRY.of_store("s1"))
-    with pytest.raises(RegistryError, match="rebind"):
+    with pytest.raises(LabelBindingError, match="rebind"):
         registry.add(Label(label_id="L1", store="s1", sku="SK-2040", tag_type="epd29_bwr"))
     assert registry.rebind("s1", "L1", "SK-2040").sku == "SK-2040"
     registry.remove("s1", "L3")
-    with pytest.raises(RegistryError):
+    with pytest.raises(LabelBindingError):
         registry.get("s1", "L3")
 
 

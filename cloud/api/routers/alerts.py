@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query
 
 from cloud.api.alert_schemas import AckIn, StatusFilter
-from cloud.api.deps import Counter, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
+from cloud.api.deps import Counter, Reader, RuntimeDep, check_store, scoped_store, valid_store
 from cloud.api.schemas import Error
 from cloud.health import alerts
 from cloud.health.alerts import Alert
@@ -38,10 +38,5 @@ def list_alerts(
              responses={403: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}})
 def ack_alert(alert_id: str, body: AckIn, runtime: RuntimeDep, principal: Counter) -> Alert:
     db = runtime.db
-    try:
-        check_store(principal, alerts.get(db, alert_id).store)
-        return alerts.ack(db, alert_id, actor=principal.name, note=body.note)
-    except alerts.AlertNotFound as exc:
-        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_alert", str(exc)) from None
-    except alerts.AlreadyAcked as exc:
-        raise api_error(status.HTTP_409_CONFLICT, "already_acked", str(exc)) from None
+    check_store(principal, alerts.get(db, alert_id).store)
+    return alerts.ack(db, alert_id, actor=principal.name, note=body.note)

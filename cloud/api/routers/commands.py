@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cloud.fleet import commands
 from cloud.api.deps import Reader, RuntimeDep, check_store, valid_store
 from cloud.api.rollout_schemas import CommandOut
 from cloud.api.schemas import Error
+from cloud.fleet import commands
 
 router = APIRouter(tags=["devices"])
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request
 
-from cloud.fleet import devices
-from cloud.api.deps import Admin, Counter, RuntimeDep, api_error, scoped_store
+from cloud.api.deps import Admin, Counter, RuntimeDep, scoped_store
 from cloud.api.schemas import DeviceOut, Error, RegistryImported
+from cloud.fleet import devices
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -20,8 +20,5 @@ def list_devices(runtime: RuntimeDep, principal: Counter) -> list[DeviceOut]:
 @router.post("/import", response_model=RegistryImported, responses={422: {"model": Error}})
 async def import_registry(request: Request, runtime: RuntimeDep, principal: Admin) -> RegistryImported:
     """The body is provisioning's registry.json; it replaces the brand's registry."""
-    try:
-        made = devices.import_registry(runtime.db, await request.body())
-    except devices.RegistryFileError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_registry", str(exc)) from None
+    made = devices.import_registry(runtime.db, await request.body())
     return RegistryImported(brand=made.brand, devices=made.devices, revoked=made.revoked)

@@ -13,14 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from cloud.api.auth import Principal
 from cloud.api.deps import Reader, RuntimeDep, check_store, person_for, valid_store
 from cloud.api.guide_schemas import PreviewItem, RecommendationsPreview, ScriptPreview
 from cloud.api.schemas import Error
 from cloud.arrivals.cards import CARD_RECOMMENDATIONS, Advice, advise
-from cloud.api.auth import Principal
+from cloud.cdp import members
 from cloud.guide.recommend.reasons import Lang
 from cloud.runtime import Runtime
-from cloud.cdp import members
 from protocol.messages import now
 
 router = APIRouter(prefix="/members", tags=["guide"])

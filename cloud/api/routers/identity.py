@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from cloud.cdp import oneid, tags
 from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_error, person_for
 from cloud.api.schemas import BlockIn, Error, MergeRequest, Page, ResolutionOut, RuleIn, RuleOut, SplitRequest
+from cloud.cdp import oneid, tags
 
 router = APIRouter(tags=["identity"])
 
@@ -46,20 +46,14 @@ def audit(runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
 
 @router.post("/identity/merge", response_model=ResolutionOut, responses={404: {"model": Error}, 409: {"model": Error}})
 def merge(body: MergeRequest, runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
-    try:
-        result = oneid.merge(runtime.db, body.a, body.b, actor=principal.name, reason=body.reason)
-    except oneid.IdentityError as exc:
-        raise _identity_error(exc) from None
+    result = oneid.merge(runtime.db, body.a, body.b, actor=principal.name, reason=body.reason)
     tags.refresh(runtime.db, sorted(result.changed_persons))
     return _resolution(result)
 
 
 @router.post("/identity/links/{link_id}/split", response_model=ResolutionOut, responses={404: {"model": Error}})
 def split(link_id: RowId, body: SplitRequest, runtime: RuntimeDep, principal: Admin) -> ResolutionOut:
-    try:
-        result = oneid.split_link(runtime.db, link_id, actor=principal.name, reason=body.reason)
-    except oneid.IdentityError as exc:
-        raise _identity_error(exc) from None
+    result = oneid.split_link(runtime.db, link_id, actor=principal.name, reason=body.reason)
     tags.refresh(runtime.db, sorted(result.changed_persons))
     return _resolution(result)
 
@@ -96,8 +90,5 @@ def blocklist(runtime: RuntimeDep, principal: HqReader) -> list[BlockIn]:
 @router.post("/identity/blocklist", status_code=status.HTTP_201_CREATED, response_model=BlockIn,
              responses={422: {"model": Error}})
 def add_block(body: BlockIn, runtime: RuntimeDep, principal: Admin) -> BlockIn:
-    try:
-        oneid.add_block(runtime.db, body.kind, body.pattern, body.reason)
-    except oneid.IdentityError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.code, str(exc)) from None
+    oneid.add_block(runtime.db, body.kind, body.pattern, body.reason)
     return body

@@ -11,7 +11,7 @@ from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_er
 from cloud.api.schemas import Error, Page
 from cloud.cdp.imports.canonical import Channel
 from cloud.cdp.imports.cleaning import QuarantineReason
-from cloud.cdp.imports.importer import import_text
+from cloud.cdp.imports.importer import decode_upload, import_text
 
 router = APIRouter(prefix="/imports", tags=["imports"])
 
@@ -26,10 +26,7 @@ def upload(channel: Annotated[Channel, Query()], file: Annotated[UploadFile, Fil
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise api_error(status.HTTP_413_CONTENT_TOO_LARGE, "too_large", f"imports are limited to {MAX_IMPORT_BYTES} bytes")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "not_utf8", f"the file is not UTF-8: {exc}") from None
+    text = decode_upload(data)
     report = import_text(runtime.db, channel, text, source=file.filename or "upload", actor=principal.name)
     return report.as_dict()
 

@@ -15,10 +15,7 @@ router = APIRouter(tags=["keys"])
 def create_key(body: KeyIn, runtime: RuntimeDep, principal: Admin) -> KeyCreated:
     if body.store is not None:
         valid_store(body.store)
-    try:
-        made = auth.create_key(runtime.db, name=body.name, role=body.role, store=body.store)
-    except ValueError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_key", str(exc)) from None
+    made = auth.create_key(runtime.db, name=body.name, role=body.role, store=body.store)
     return KeyCreated(id=made.id, key=made.key)
 
 

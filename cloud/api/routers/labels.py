@@ -11,35 +11,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from cloud.api.deps import Counter, PagingDep, Reader, RuntimeDep, api_error, check_store, valid_store
+from cloud.api.deps import Counter, PagingDep, Reader, RuntimeDep, api_error, own_store, valid_id
 from cloud.api.label_schemas import LabelIn, LabelOut, LabelRegistered
 from cloud.api.schemas import Error, Page
-from cloud.api.auth import Principal
 from cloud.pricing import labels
 from cloud.pricing.registry import Label
-from protocol.topics import TopicError, check_id
 
 router = APIRouter(prefix="/stores", tags=["labels"])
 
 LabelId = Annotated[str, Path(description="the label's id, as in the store gateway's labels file")]
 
 
-def _store(principal: Principal, store: str) -> str:
-    store = valid_store(store)
-    check_store(principal, store)
-    return store
-
-
-def _label_id(label_id: str) -> str:
-    try:
-        return check_id("label", label_id)
-    except TopicError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_label", str(exc)) from None
-
-
 @router.get("/{store}/labels", response_model=Page[LabelOut], responses={403: {"model": Error}})
 def list_labels(store: str, runtime: RuntimeDep, principal: Reader, paging: PagingDep) -> Page[LabelOut]:
-    store = _store(principal, store)
+    store = own_store(principal, store)
     rows = labels.of_store(runtime.db, store, limit=paging.limit, offset=paging.offset)
     return Page(items=[LabelOut.of(**r.model_dump()) for r in rows], limit=paging.limit, offset=paging.offset,
                 total=labels.count(runtime.db, store))
@@ -49,7 +34,7 @@ def list_labels(store: str, runtime: RuntimeDep, principal: Reader, paging: Pagi
             responses={403: {"model": Error}, 422: {"model": Error}})
 def put_label(store: str, label_id: LabelId, body: LabelIn, runtime: RuntimeDep, principal: Counter) -> LabelRegistered:
     """Register a label, or move it to another product or tag type (idempotent)."""
-    label = Label(label_id=_label_id(label_id), store=_store(principal, store), sku=body.sku, tag_type=body.tag_type)
+    label = Label(label_id=valid_id("label", label_id), store=own_store(principal, store), sku=body.sku, tag_type=body.tag_type)
     outcome = labels.register(runtime.db, label, actor=principal.name)
     return LabelRegistered(**LabelOut.of(**label.model_dump()).model_dump(), outcome=outcome)
 
@@ -57,6 +42,6 @@ def put_label(store: str, label_id: LabelId, body: LabelIn, runtime: RuntimeDep,
 @router.delete("/{store}/labels/{label_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses={403: {"model": Error}, 404: {"model": Error}})
 def delete_label(store: str, label_id: LabelId, runtime: RuntimeDep, principal: Counter) -> None:
-    store = _store(principal, store)
+    store = own_store(principal, store)
     if not labels.remove(runtime.db, store, label_id):
         raise api_error(status.HTTP_404_NOT_FOUND, "unknown_label", f"no label {label_id} in store {store}")

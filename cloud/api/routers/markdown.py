@@ -12,25 +12,17 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, status
 
-from cloud.api.deps import Counter, Reader, RuntimeDep, api_error, check_store, valid_store
+from cloud.api.deps import Counter, Reader, RuntimeDep, own_store, valid_id
 from cloud.api.markdown_schemas import MarkdownItem, MarkdownPlan, PerishableIn, PriceChangeOut, SchedulePoint
 from cloud.api.schemas import Error
-from cloud.api.auth import Principal
 from cloud.pricing import markdown_runner
-from protocol.topics import TopicError, check_id
 
 router = APIRouter(prefix="/stores", tags=["markdown"])
 
 
-def _store(principal: Principal, store: str) -> str:
-    store = valid_store(store)
-    check_store(principal, store)
-    return store
-
-
 @router.get("/{store}/markdown", response_model=MarkdownPlan, responses={403: {"model": Error}})
 def markdown_plan(store: str, runtime: RuntimeDep, principal: Reader) -> MarkdownPlan:
-    store = _store(principal, store)
+    store = own_store(principal, store)
     settings = runtime.settings
     plan = markdown_runner.plan_store(runtime.db, store, datetime.now(timezone.utc),
                                       max_changes_per_day=settings.markdown_max_changes_per_day,
@@ -55,10 +47,7 @@ def markdown_plan(store: str, runtime: RuntimeDep, principal: Reader) -> Markdow
             responses={403: {"model": Error}, 422: {"model": Error}})
 def set_perishable(store: str, sku: str, body: PerishableIn, runtime: RuntimeDep, principal: Counter) -> None:
     """Mark the store's stock of ``sku`` as perishable: its last selling day and its floor price."""
-    store = _store(principal, store)
-    try:
-        check_id("sku", sku)
-    except TopicError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_sku", str(exc)) from None
+    store = own_store(principal, store)
+    valid_id("sku", sku)
     markdown_runner.set_perishable(runtime.db, store, sku, body.expires_on, body.floor_price,
                                    actor=principal.name)

@@ -12,15 +12,21 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile, status
 
-from cloud.cdp import erasure, profile, tags
 from cloud.api.deps import Admin, Counter, PagingDep, Reader, RuntimeDep, api_error, person_for, scoped_store
 from cloud.api.schemas import (
-    Consent, ConsentChange, ErasureOut, Error, FaceEnrolled, MemberCreate, MemberCreated, MemberOut, MemberRow, Page,
+    Consent,
+    ConsentChange,
+    ErasureOut,
+    Error,
+    FaceEnrolled,
+    MemberCreate,
+    MemberCreated,
+    MemberOut,
+    MemberRow,
+    Page,
 )
-from cloud.faces.enrolment import EnrolError
+from cloud.cdp import erasure, members, profile, tags
 from cloud.cdp.segments import Condition, count, page
-from cloud.cdp.members import PhoneTaken
-from cloud.cdp import members
 from cloud.faces import enrolled
 
 router = APIRouter(prefix="/members", tags=["members"])
@@ -34,13 +40,10 @@ _ENROL_STATUS = {"unknown_member": status.HTTP_404_NOT_FOUND, "no_consent": stat
     responses={409: {"model": Error, "description": "the phone belongs to another member"}},
 )
 def create_member(body: MemberCreate, runtime: RuntimeDep, principal: Counter) -> MemberCreated:
-    try:
-        member = members.add_member(runtime.db, 
-            name=body.name, phone=body.phone, gender=body.gender, tier=body.tier, tags=body.tags,
-            categories=body.preferences, face_consent=body.consent.face, store=scoped_store(principal),
-        )
-    except PhoneTaken as exc:
-        raise api_error(status.HTTP_409_CONFLICT, "phone_taken", str(exc)) from None
+    member = members.add_member(runtime.db, 
+        name=body.name, phone=body.phone, gender=body.gender, tier=body.tier, tags=body.tags,
+        categories=body.preferences, face_consent=body.consent.face, store=scoped_store(principal),
+    )
     if body.tags:
         tags.refresh(runtime.db, [member.id])
     return MemberCreated(id=member.id)
@@ -95,11 +98,7 @@ def enrol_face(
     photo = image.file.read(limit + 1)
     if len(photo) > limit:
         raise api_error(status.HTTP_413_CONTENT_TOO_LARGE, "too_large", f"the photo exceeds {limit} bytes")
-    try:
-        enrolled = runtime.enroller.enrol(member_id, photo)
-    except EnrolError as exc:
-        code = _ENROL_STATUS.get(exc.code, status.HTTP_422_UNPROCESSABLE_CONTENT)
-        raise api_error(code, exc.code, exc.message) from None
+    enrolled = runtime.enroller.enrol(member_id, photo)
     return FaceEnrolled(face_id=enrolled.face_id, det_score=enrolled.det_score, face_px=enrolled.face_px)
 
 
@@ -116,8 +115,5 @@ def set_consent(member_id: str, body: ConsentChange, runtime: RuntimeDep, princi
 @router.delete("/{member_id}", response_model=ErasureOut, responses={404: {"model": Error}})
 def erase_member(member_id: str, runtime: RuntimeDep, principal: Admin) -> ErasureOut:
     """Erase the person: faces, identifiers and personal fields; orders stay as anonymous totals."""
-    try:
-        erased = runtime.erase(member_id, actor=principal.name)
-    except erasure.UnknownMember as exc:
-        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_member", str(exc)) from None
+    erased = runtime.erase(member_id, actor=principal.name)
     return ErasureOut(**asdict(erased))

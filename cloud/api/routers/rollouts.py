@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from cloud.api.deps import Admin, HqReader, RuntimeDep, api_error
+from cloud.api.deps import Admin, HqReader, RuntimeDep
 from cloud.api.rollout_schemas import ReasonIn, RolloutIn, RolloutOut
 from cloud.api.schemas import Error
 from cloud.fleet.rollout import service
@@ -21,14 +21,7 @@ def _flushed(runtime: Runtime, rollout: dict) -> RolloutOut:
 
 
 def _call(step, *args, **kwargs) -> dict:  # noqa: ANN001
-    try:
-        return step(*args, **kwargs)
-    except service.UnknownRollout as exc:
-        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_rollout", str(exc)) from None
-    except service.RolloutConflict as exc:
-        raise api_error(status.HTTP_409_CONFLICT, "rollout_conflict", str(exc)) from None
-    except service.RolloutError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_rollout", str(exc)) from None
+    return step(*args, **kwargs)
 
 
 @router.post("", response_model=RolloutOut, status_code=status.HTTP_201_CREATED, responses=_ERRORS)

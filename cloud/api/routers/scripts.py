@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.deps import Admin, HqReader, RuntimeDep, api_error
+from cloud.api.deps import Admin, HqReader, RuntimeDep
 from cloud.api.schemas import Error
 from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts import outcomes, templates
@@ -51,21 +51,13 @@ def fields(principal: HqReader) -> dict[str, list[str]]:
              responses={422: {"model": Error}})
 def create_template(body: TemplateIn, runtime: RuntimeDep, principal: Admin) -> templates.Template:
     """A new template or A/B variant; refused when a placeholder is unknown or the variant exists."""
-    try:
-        return templates.create_template(runtime.db, **body.model_dump(), actor=principal.name)
-    except templates.TemplateError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_template", str(exc)) from None
+    return templates.create_template(runtime.db, **body.model_dump(), actor=principal.name)
 
 
 @router.put("/templates/{template_id}", response_model=templates.Template,
             responses={404: {"model": Error}, 422: {"model": Error}})
 def update_template(template_id: str, body: TemplatePatch, runtime: RuntimeDep, principal: Admin) -> templates.Template:
-    try:
-        return templates.update_template(runtime.db, template_id, **body.model_dump(), actor=principal.name)
-    except templates.NotFound as exc:
-        raise api_error(status.HTTP_404_NOT_FOUND, "unknown_template", str(exc)) from None
-    except templates.TemplateError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_template", str(exc)) from None
+    return templates.update_template(runtime.db, template_id, **body.model_dump(), actor=principal.name)
 
 
 @router.get("/outcomes")

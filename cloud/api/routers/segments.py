@@ -8,11 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 
-from cloud.cdp import segments
 from cloud.api.deps import Admin, PagingDep, Reader, RuntimeDep, api_error, scoped_store
 from cloud.api.schemas import CountOut, Error, MemberRow, Page, SegmentIn, SegmentOut, SegmentQuery
+from cloud.cdp import segments
 from cloud.clock import iso, utcnow
 from protocol.messages import new_id
 
@@ -20,16 +19,6 @@ router = APIRouter(prefix="/segments", tags=["segments"])
 
 Salt = Annotated[str | None, Query(max_length=64, description="A/B salt: the same salt gives the same groups")]
 Split = Annotated[str, Query(pattern=r"^\d{1,3}(,\d{1,3}){1,7}$", description="group shares in %, e.g. 50,50")]
-
-
-def parse_condition(raw: dict) -> segments.Condition:
-    try:
-        return segments.Condition.of(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_condition",
-                        f"{where}: {first['msg']}" if where else first["msg"]) from None
 
 
 def _shares(split: str) -> list[int]:
@@ -49,13 +38,13 @@ def _saved(runtime, segment_id: str) -> tuple[dict, segments.Condition]:  # noqa
 @router.post("/count", response_model=CountOut, responses={422: {"model": Error}})
 def count_adhoc(body: SegmentQuery, runtime: RuntimeDep, principal: Reader) -> CountOut:
     """The instant count of a condition, without saving it."""
-    condition = parse_condition(body.condition)
+    condition = segments.Condition.parse(body.condition)
     return CountOut(count=segments.count(runtime.db, condition, as_of=body.as_of, store=scoped_store(principal)))
 
 
 @router.post("/preview", response_model=Page[MemberRow], responses={422: {"model": Error}})
 def preview(body: SegmentQuery, runtime: RuntimeDep, principal: Reader, paging: PagingDep) -> Page[MemberRow]:
-    condition = parse_condition(body.condition)
+    condition = segments.Condition.parse(body.condition)
     rows = segments.page(runtime.db, condition, limit=paging.limit, offset=paging.offset, as_of=body.as_of,
                          store=scoped_store(principal))
     return Page(items=[MemberRow(**r) for r in rows], limit=paging.limit, offset=paging.offset)
@@ -63,7 +52,7 @@ def preview(body: SegmentQuery, runtime: RuntimeDep, principal: Reader, paging: 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SegmentOut, responses={422: {"model": Error}})
 def create(body: SegmentIn, runtime: RuntimeDep, principal: Admin) -> SegmentOut:
-    condition = parse_condition(body.condition)
+    condition = segments.Condition.parse(body.condition)
     segment = SegmentOut(id=new_id(), name=body.name, condition=condition.dump(), created=utcnow(),
                          created_by=principal.name)
     runtime.db.execute(

@@ -9,10 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from cloud.api.auth import Principal
 from cloud.api.deps import Admin, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
 from cloud.api.health_schemas import HealthRanking, HealthWeights, StoreDashboard, StoreHealth
 from cloud.api.schemas import Error
-from cloud.api.auth import Principal
 from cloud.health import dashboard, model, views
 
 router = APIRouter(tags=["store health"])
@@ -38,10 +38,7 @@ def get_weights(runtime: RuntimeDep, principal: Reader) -> dict:
 
 @router.put("/health/weights", response_model=HealthWeights, responses={422: {"model": Error}})
 def put_weights(body: HealthWeights, runtime: RuntimeDep, principal: Admin) -> dict:
-    try:
-        return model.save_weights(runtime.db, body.model_dump(exclude_none=True))
-    except model.WeightsError as exc:
-        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_weights", str(exc)) from None
+    return model.save_weights(runtime.db, body.model_dump(exclude_none=True))
 
 
 @router.get("/stores/{store}/dashboard", response_model=StoreDashboard,

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from cloud.arrivals import feedback
 from cloud.api.deps import Admin, PagingDep, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
 from cloud.api.schemas import Error, FeedbackOut, Page, StoreIn, StoreOut
-from cloud.db.database import IntegrityError
+from cloud.arrivals import feedback
 from cloud.clock import iso, utcnow
+from cloud.db.database import IntegrityError
 
 router = APIRouter(prefix="/stores", tags=["stores"])
 

@@ -6,10 +6,9 @@ import json
 
 from fastapi import APIRouter, status
 
-from cloud.cdp import tags
 from cloud.api.deps import Admin, HqReader, PagingDep, RuntimeDep
-from cloud.api.routers.segments import parse_condition
 from cloud.api.schemas import Error, Page, TagCount, TagRuleIn
+from cloud.cdp import segments, tags
 from cloud.clock import iso, utcnow
 
 router = APIRouter(prefix="/tags", tags=["tags"])
@@ -32,7 +31,7 @@ def list_rules(runtime: RuntimeDep, principal: HqReader) -> list[TagRuleIn]:
 @router.put("/rules", response_model=TagRuleIn, responses={422: {"model": Error}})
 def put_rule(body: TagRuleIn, runtime: RuntimeDep, principal: Admin) -> TagRuleIn:
     """Define (or redefine) a rule tag as a segment condition; applied to everyone now."""
-    condition = parse_condition(body.condition)
+    condition = segments.Condition.parse(body.condition)
     runtime.db.execute(
         "INSERT INTO tag_rules (name, value, condition, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
         "SET value = excluded.value, condition = excluded.condition",

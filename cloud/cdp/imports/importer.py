@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cloud.cdp import oneid, tags
-from cloud.db import Database, Tx
 from cloud.cdp.imports import adapters
 from cloud.cdp.imports.canonical import CHANNELS, Buyer, Order
 from cloud.cdp.imports.cleaning import RowProblem
+from cloud.db import Database, Tx
+from cloud.errors import Invalid
 
 BATCH = 2000
 PROGRESS_MIN_ROWS = 2000
@@ -199,6 +200,14 @@ class Importer:
         tx.copy("quarantine", ("import_id", "row_no", "reason", "detail", "raw"), [
             (self.report.import_id, row_no, p.reason, p.detail, json.dumps(raw, ensure_ascii=False, default=str))
             for row_no, raw, p in problems])
+
+
+def decode_upload(data: bytes) -> str:
+    """An uploaded export as text (UTF-8, with or without a byte-order mark)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"the file is not UTF-8: {exc}", code="not_utf8") from None
 
 
 def import_text(db: Database, channel: str, text: str, *, source: str, progress: bool = False,

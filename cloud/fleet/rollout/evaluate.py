@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.db import Database
 from cloud.clock import iso
+from cloud.db import Database
 
 Verdict = Literal["promote", "rollback", "wait"]
 

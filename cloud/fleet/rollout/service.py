@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Literal
 
-from cloud.fleet import commands
-from cloud.db import Database, Tx
-from cloud.fleet.rollout.evaluate import Decision, Tolerances, decide, measure
 from cloud.clock import iso, utcnow
+from cloud.db import Database, Tx
+from cloud.errors import Invalid, NotFound
+from cloud.fleet import commands
+from cloud.fleet.rollout.evaluate import Decision, Tolerances, decide, measure
 from protocol.commands import PackCommand
 from protocol.facepack import PackError, get_pack
 from protocol.facepack.signing import SignedManifest, manifest_digest
@@ -34,16 +36,23 @@ ACTIVE = ("planned", "canary")
 PACK_COMMAND_TTL = timedelta(days=7)
 
 
-class RolloutError(ValueError):
+class RolloutError(Invalid):
     """A rollout request that cannot be carried out; the message says why."""
+
+    code = "invalid_rollout"
 
 
 class RolloutConflict(RolloutError):
     """The rollout is not in a state that allows the step (or another one is running)."""
 
+    status = HTTPStatus.CONFLICT
+    code = "rollout_conflict"
 
-class UnknownRollout(LookupError):
-    pass
+
+class UnknownRollout(NotFound):
+    """No rollout with that id."""
+
+    code = "unknown_rollout"
 
 
 def _row(tx: Tx | Database, rollout_id: str) -> dict:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cloud.db import Database
 from cloud.clock import iso, utcnow
+from cloud.db import Database
 from protocol.device import Telemetry
 
 KEEP = timedelta(days=14)

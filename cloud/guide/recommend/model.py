@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter, ValidationError
 
-from cloud.db import Database
 from cloud.cdp.tags import DAY, windows
+from cloud.db import Database
 from protocol.messages import Id
 
 _SKU = TypeAdapter(Id)

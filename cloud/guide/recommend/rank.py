@@ -22,10 +22,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from cloud.cdp.tags import DAY
 from cloud.guide.recommend.history import Line
 from cloud.guide.recommend.model import Item, RecoModel
 from cloud.guide.recommend.reasons import Kind, Lang, reason
-from cloud.cdp.tags import DAY
 
 DUE_FROM, DUE_UNTIL = 0.9, 3.0
 RECENT_DAYS = 30

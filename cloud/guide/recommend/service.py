@@ -20,7 +20,6 @@ from cloud.guide.recommend.history import person_lines
 from cloud.guide.recommend.model import RecoModel, build_model
 from cloud.guide.recommend.rank import Pick, recommend
 from cloud.guide.recommend.reasons import Lang
-from cloud.db import Database
 from protocol.messages import Recommendation
 
 log = logging.getLogger(__name__)

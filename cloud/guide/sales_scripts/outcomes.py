@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cloud.clock import iso
 from cloud.db import Database
 from cloud.guide.sales_scripts.templates import BUILTIN, get_template
-from cloud.clock import iso
 
 ACTIONS = ("greeted", "served", "sold", "not_this_person")
 

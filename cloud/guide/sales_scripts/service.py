@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
+from cloud.cdp.segments import variant
+from cloud.cdp.tags import Windows, windows
 from cloud.db import Database
 from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts.situations import situations, values
 from cloud.guide.sales_scripts.templates import Template, TemplateError, builtin, live
-from cloud.cdp.segments import variant
-from cloud.cdp.tags import Windows, windows
 from protocol.messages import Recommendation
 
 

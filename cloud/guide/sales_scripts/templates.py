@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.db import Database, Tx
 from cloud.db.database import IntegrityError
+from cloud.errors import Invalid, NotFound
 from cloud.guide.recommend.reasons import Lang
 
 #: What a template may say, each filled from the profile or the recommendations.
@@ -48,12 +49,16 @@ Situation = Literal["birthday_month", "points_expiring", "dormant_return", "repu
 Variant = Literal["A", "B"]
 
 
-class TemplateError(ValueError):
-    pass
+class TemplateError(Invalid):
+    """A template HQ cannot save: unknown or unsafe placeholders, a clash with a live variant."""
+
+    code = "invalid_template"
 
 
-class NotFound(LookupError):
-    pass
+class UnknownTemplate(NotFound):
+    """No script template with that id."""
+
+    code = "unknown_template"
 
 
 def placeholders(text: str) -> set[str]:
@@ -148,7 +153,7 @@ def list_templates(db: Database | Tx, *, situation: str | None = None, lang: str
 def get_template(db: Database | Tx, template_id: str) -> Template:
     row = db.one("SELECT * FROM script_templates WHERE id = ?", (template_id,))
     if row is None:
-        raise NotFound(f"no script template {template_id}")
+        raise UnknownTemplate(f"no script template {template_id}")
     return _row(row)
 
 
