@@ -5,6 +5,11 @@ same vector for the same face, so the pack definition and its preprocessing are 
 contract. Importing this package loads no model; ``FaceEngine`` does, on demand.
 """
 
-from protocol.facepack.manifests import PACKS, DEFAULT_PACK, ModelPack, PackError, get_pack, models_dir
+from protocol.facepack.manifests import (
+    DEFAULT_PACK, PACKS, ModelPack, NotCommercialError, PackError, get_pack, models_dir, require_commercial,
+)
 
-__all__ = ["PACKS", "DEFAULT_PACK", "ModelPack", "PackError", "get_pack", "models_dir"]
+__all__ = [
+    "PACKS", "DEFAULT_PACK", "ModelPack", "PackError", "NotCommercialError", "get_pack", "models_dir",
+    "require_commercial",
+]

@@ -1,8 +1,11 @@
 """Detect, align and embed faces with a verified model pack.
 
 SCRFD runs through insightface's model zoo and YuNet through OpenCV; both give a box and five
-landmarks. The recogniser runs on onnxruntime directly because its preprocessing (per-channel
-mean/std from the manifest) is not what insightface's ArcFace wrapper applies.
+landmarks. An ``arcface`` recogniser runs on onnxruntime directly because its preprocessing
+(per-channel mean/std from the manifest) is not what insightface's ArcFace wrapper applies. A
+``dlib`` recogniser aligns as dlib expects: its 5-point shape predictor inside the detector's box,
+then dlib's 150x150 face chip (padding 0.25); its 128-d descriptor is L2-normalised like every other
+pack's, so a score is always a cosine similarity.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from protocol.facepack.manifests import ModelPack, get_pack, models_dir, verify
 
 # insightface's aligner calls a scikit-image API deprecated in 0.26; the result is unchanged.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.utils\.face_align")
+
+
+#: dlib's face chip: the size and padding its ResNet recogniser was trained on.
+DLIB_CHIP, DLIB_PADDING = 150, 0.25
 
 
 class ImageError(ValueError):
@@ -80,8 +87,16 @@ class FaceEngine:
             cv2.setNumThreads(threads)
             self._yunet = cv2.FaceDetectorYN.create(str(self._det_path), "", (det.input_size, det.input_size), det.score_threshold)
         rec = pack.recogniser
-        self._rec = _session(paths[rec.file.name], threads)
-        self._rec_input = self._rec.get_inputs()[0].name
+        if rec.kind == "dlib":
+            import dlib  # the `commercial-pack` extra
+
+            assert rec.landmarks is not None
+            self._shape = dlib.shape_predictor(str(paths[rec.landmarks.name]))
+            self._dlib_rec = dlib.face_recognition_model_v1(str(paths[rec.file.name]))
+            self._dlib = dlib
+        else:
+            self._rec = _session(paths[rec.file.name], threads)
+            self._rec_input = self._rec.get_inputs()[0].name
         self._mean = np.array(rec.mean, dtype=np.float32)
         self._std = np.array(rec.std, dtype=np.float32)
 
@@ -118,7 +133,24 @@ class FaceEngine:
         return faces
 
     def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The aligned BGR face the recogniser takes: 112x112 (arcface) or 150x150 (dlib)."""
+        if self.pack.recogniser.kind == "dlib":
+            return self._dlib_chip(image, face)
         return self._norm_crop(image, face.kps, image_size=112)
+
+    def _dlib_chip(self, image: np.ndarray, face: Face) -> np.ndarray:
+        # Only the face's neighbourhood is converted to RGB: the chip (padding 0.25) lies well
+        # inside a region one face-size wider on every side.
+        x1, y1, x2, y2 = face.bbox
+        side = max(x2 - x1, y2 - y1)
+        h, w = image.shape[:2]
+        left, top = max(0, int(x1 - side)), max(0, int(y1 - side))
+        right, bottom = min(w, int(x2 + side) + 1), min(h, int(y2 + side) + 1)
+        region = np.ascontiguousarray(image[top:bottom, left:right, ::-1])
+        rect = self._dlib.rectangle(int(round(x1 - left)), int(round(y1 - top)), int(round(x2 - left)), int(round(y2 - top)))
+        shape = self._shape(region, rect)
+        chip = self._dlib.get_face_chip(region, shape, size=DLIB_CHIP, padding=DLIB_PADDING)
+        return np.ascontiguousarray(chip[..., ::-1])
 
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The L2-normalised embedding of one detected face."""
@@ -126,6 +158,10 @@ class FaceEngine:
 
     def embed_aligned(self, crops: list[np.ndarray]) -> np.ndarray:
         rec = self.pack.recogniser
+        if rec.kind == "dlib":
+            chips = [np.ascontiguousarray(c[..., ::-1]) for c in crops]
+            out = np.array(self._dlib_rec.compute_face_descriptor(chips), dtype=np.float32).reshape(len(chips), -1)
+            return out / np.linalg.norm(out, axis=1, keepdims=True)
         batch = np.stack(crops).astype(np.float32)
         if rec.color == "RGB":
             batch = batch[..., ::-1]

@@ -1,14 +1,22 @@
 """Pack manifests kept in code; the model files stay outside the repository (``INSTORE_MODELS``).
 
-``match_threshold`` is calibrated per pack with ``bench/calibrate.py`` on the labelled photos in
-``../shared/data/faces`` (one enrolment photo per person, every other photo as a probe): the
-threshold sits above every impostor score seen, because showing the wrong member to an assistant
-is the worst error the product can make; a missed member is only a visitor.
+``match_threshold`` and ``match_margin`` are calibrated per pack with ``bench/openset.py`` on
+``../shared/data/faces_lfw_dev`` (open-set: enrolled members, their other photos as probes, and
+strangers who were never enrolled), on one half of the people, and reported on the other half; the
+figures sit in each pack's ``calibration``. The rule chosen: strangers shown as a member (FPIR)
+<= 0.1% and members shown as another member <= 0.02%, then as few missed members as possible,
+because showing the wrong member to an assistant is the worst error the product can make; a missed
+member is only a visitor. See docs/RECOGNITION.md.
+
+Every pack states the licence of its code, its weights and the data the weights were trained on,
+and whether a paying brand may use it (``commercial_use``); ``require_commercial`` refuses the
+others where a brand's setting asks for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 from typing import Literal
@@ -29,6 +37,11 @@ class ModelFile(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     licence: str
     url: str | None = Field(default=None, description="where an installer with internet fetches it")
+    package: str | None = Field(
+        default=None,
+        description="'module/folder' of an installed Python package that ships this file; used when the "
+        "model folder lacks it (the checksum is checked all the same)",
+    )
 
 
 class DetectorSpec(BaseModel):
@@ -43,14 +56,38 @@ class DetectorSpec(BaseModel):
 class RecogniserSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["arcface"] = Field(description="5-point ArcFace-template alignment, 112x112 input")
+    kind: Literal["arcface", "dlib"] = Field(
+        description="arcface: the detector's 5 points aligned to the ArcFace template, 112x112 ONNX input; "
+        "dlib: dlib's 5-point shape predictor inside the detector's box, dlib's 150x150 face chip"
+    )
     file: ModelFile
+    landmarks: ModelFile | None = Field(default=None, description="dlib only: the 5-point shape predictor")
     embedding_space: str = Field(description="vectors from packs with the same space are comparable")
     embedding_dim: int
     color: Literal["RGB", "BGR"]
     scale: float = Field(description="pixel value multiplier before mean/std")
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+
+
+class Licences(BaseModel):
+    """What a brand's lawyer asks before a pack goes into a paying store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(description="the libraries that run the pack")
+    weights: str = Field(description="the model files themselves")
+    training_data: str = Field(description="the data the weights were trained on")
+
+
+class Calibration(BaseModel):
+    """Where ``match_threshold`` and ``match_margin`` come from, with the figures measured there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    date: str
+    method: str = Field(description="the command and the rule that chose the threshold and margin")
+    figures: dict[str, float] = Field(description="rates in percent on the report half, unless named otherwise")
 
 
 class ModelPack(BaseModel):
@@ -63,14 +100,17 @@ class ModelPack(BaseModel):
     match_threshold: float = Field(description="cosine similarity at or above which a face is a member")
     match_margin: float = Field(description="best member must beat the runner-up by this much")
     min_face_px: int = Field(description="smaller faces are not embedded")
+    licences: Licences
+    commercial_use: bool = Field(
+        description="cleared for a paying brand: code and weights licences allow commercial use "
+        "(training-data terms are stated in ``licences`` for the brand to judge)"
+    )
+    calibration: Calibration | None = None
 
     @property
     def files(self) -> tuple[ModelFile, ...]:
-        return (self.detector.file, self.recogniser.file)
-
-    @property
-    def commercial_use(self) -> bool:
-        return all("non-commercial" not in f.licence for f in self.files)
+        extra = (self.recogniser.landmarks,) if self.recogniser.landmarks is not None else ()
+        return (self.detector.file, *extra, self.recogniser.file)
 
 
 _MOBILEFACENET = RecogniserSpec(
@@ -87,6 +127,26 @@ _MOBILEFACENET = RecogniserSpec(
     mean=(0.485, 0.456, 0.406),
     std=(0.229, 0.224, 0.225),
 )
+
+_YUNET = DetectorSpec(
+    kind="yunet",
+    file=ModelFile(
+        name="face_detection_yunet_2023mar.onnx",
+        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+        licence="MIT",
+        url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+    ),
+    score_threshold=0.7,
+    input_size=640,
+)
+
+_MBF_LICENCES = dict(
+    code="onnxruntime MIT, OpenCV Apache-2.0, insightface MIT (code only)",
+    training_data="MS-Celeb-1M (recogniser): withdrawn by Microsoft, non-commercial research only",
+)
+
+# dlib's files ship inside the `face-recognition-models` package (the `commercial-pack` extra).
+_DLIB_MODELS = "face_recognition_models/models"
 
 PACKS: dict[str, ModelPack] = {
     pack.id: pack
@@ -109,27 +169,69 @@ PACKS: dict[str, ModelPack] = {
             match_threshold=0.47,
             match_margin=0.05,
             min_face_px=24,
+            licences=Licences(
+                weights="SCRFD: InsightFace non-commercial research only; MobileFaceNet: Apache-2.0 export "
+                "of weights trained on MS-Celeb-1M",
+                **_MBF_LICENCES,
+            ),
+            commercial_use=False,
         ),
         ModelPack(
             id="yunet-mbf",
             description="OpenCV YuNet detector + MobileFaceNet; commercially usable detector",
-            detector=DetectorSpec(
-                kind="yunet",
-                file=ModelFile(
-                    name="face_detection_yunet_2023mar.onnx",
-                    sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
-                    licence="MIT",
-                    url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
-                ),
-                score_threshold=0.7,
-                input_size=640,
-            ),
+            detector=_YUNET,
             recogniser=_MOBILEFACENET,
             # bench/calibrate.py 2026-11-22: impostor max 0.435, one-photo-enrolment genuine min
             # 0.450 (2 of 48 probes fall below the threshold and are treated as visitors).
             match_threshold=0.46,
             match_margin=0.05,
             min_face_px=24,
+            licences=Licences(
+                weights="YuNet: MIT; MobileFaceNet: Apache-2.0 export of weights trained on MS-Celeb-1M",
+                **_MBF_LICENCES,
+            ),
+            commercial_use=False,
+        ),
+        ModelPack(
+            id="yunet-dlib",
+            description="OpenCV YuNet detector + dlib ResNet recogniser (5-point chip); commercially usable, "
+            "slower (~0.1 s per face)",
+            detector=_YUNET,
+            recogniser=RecogniserSpec(
+                kind="dlib",
+                file=ModelFile(
+                    name="dlib_face_recognition_resnet_model_v1.dat",
+                    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+                    licence="public domain (Davis King, dlib-models; CC0 file in face-recognition-models 0.3.0)",
+                    url="https://github.com/ageitgey/face_recognition_models/raw/master/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+                    package=_DLIB_MODELS,
+                ),
+                landmarks=ModelFile(
+                    name="shape_predictor_5_face_landmarks.dat",
+                    sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+                    licence="public domain (Davis King, dlib-models; CC0 file in face-recognition-models 0.3.0)",
+                    url="https://github.com/ageitgey/face_recognition_models/raw/master/face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+                    package=_DLIB_MODELS,
+                ),
+                embedding_space="dlib-resnet-v1",
+                embedding_dim=128,
+                color="RGB",
+                scale=1.0,  # dlib normalises the chip itself
+                mean=(0.0, 0.0, 0.0),
+                std=(1.0, 1.0, 1.0),
+            ),
+            match_threshold=0.90,  # placeholder until bench/openset.py calibrates it
+            match_margin=0.05,
+            min_face_px=24,
+            licences=Licences(
+                code="dlib-bin (dlib 20): Boost Software Licence 1.0; OpenCV Apache-2.0",
+                weights="YuNet: MIT; dlib ResNet recogniser and 5-point shape predictor: public domain "
+                "(never the 68-point model, whose data forbids commercial use)",
+                training_data="recogniser: ~3M faces from FaceScrub, VGG Face and images scraped by dlib's "
+                "author (those datasets carry research terms); 5-point landmarks: dlib's own CC0 annotations "
+                "of public images; YuNet: WIDER FACE (research terms)",
+            ),
+            commercial_use=True,
         ),
     )
 }
@@ -166,13 +268,42 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def packaged_path(spec: ModelFile) -> Path | None:
+    """Where an installed Python package ships this file, or None (no package, or not installed).
+
+    The package is located without being imported (``face_recognition_models`` imports
+    ``pkg_resources``, which recent setuptools no longer has)."""
+    if spec.package is None:
+        return None
+    module, _, sub = spec.package.partition("/")
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(next(iter(found.submodule_search_locations))) / sub / spec.name
+    return path if path.is_file() else None
+
+
+def locate(spec: ModelFile, folder: Path) -> Path:
+    """The file in the model folder, else the copy an installed package ships (unchecked here)."""
+    path = folder / spec.name
+    if not path.is_file():
+        path = packaged_path(spec) or path
+    return path
+
+
 def verify(pack: ModelPack, folder: Path) -> dict[str, Path]:
-    """Check every file of the pack; return name -> path. Raises PackError naming the bad file."""
+    """Check every file of the pack; return name -> path. Raises PackError naming the bad file.
+
+    A file missing from the folder may come from the Python package the manifest names for it."""
     paths: dict[str, Path] = {}
     for spec in pack.files:
-        path = folder / spec.name
+        path = locate(spec, folder)
         if not path.is_file():
-            raise PackError(f"model pack {pack.id}: file {path} is missing")
+            extra = f" (nor in the installed package {spec.package.split('/')[0]})" if spec.package else ""
+            raise PackError(f"model pack {pack.id}: file {path} is missing{extra}")
         actual = sha256_of(path)
         if actual != spec.sha256:
             raise PackError(
@@ -180,3 +311,21 @@ def verify(pack: ModelPack, folder: Path) -> dict[str, Path]:
             )
         paths[spec.name] = path
     return paths
+
+
+class NotCommercialError(PackError):
+    """A pack whose licences do not allow a paying brand to use it, where the brand requires that."""
+
+
+def require_commercial(pack: ModelPack | str | None) -> ModelPack:
+    """The pack, if a paying brand may use it; else NotCommercialError naming what forbids it.
+
+    The edge's ``commercial_only`` option and the cloud's brand setting call this before loading."""
+    chosen = pack if isinstance(pack, ModelPack) else get_pack(pack)
+    if not chosen.commercial_use:
+        usable = ", ".join(p.id for p in PACKS.values() if p.commercial_use) or "none"
+        raise NotCommercialError(
+            f"model pack {chosen.id} is not cleared for commercial use (weights: {chosen.licences.weights}; "
+            f"training data: {chosen.licences.training_data}); packs a paying brand may use: {usable}"
+        )
+    return chosen
