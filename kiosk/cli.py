@@ -98,6 +98,11 @@ def main(
         list[str] | None,
         typer.Option("--assistant", help="an assistant who can claim members here; repeat for each", callback=_assistants),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", envvar="INSTORE_SCREEN_METRICS_PORT", min=0, max=65535,
+                     help="serve Prometheus /metrics (door-to-screen stage timings) on this port; default off"),
+    ] = None,
 ) -> None:
     """Show arriving members to the shop assistants; print a JSON line per card shown."""
     from kiosk.guide_screen.app import Options, run
@@ -126,6 +131,7 @@ def main(
             exit_after_s=exit_after,
             assistants=tuple(assistant or ()),
             store_name=store_name,
+            metrics_port=metrics_port,
         )
     )
     if code:

@@ -38,6 +38,7 @@ class Options:
     exit_after_s: float | None = None
     assistants: tuple[str, ...] = ()
     store_name: str | None = None
+    metrics_port: int | None = None  # Prometheus /metrics (stage timings); None: off
 
     def __post_init__(self) -> None:
         if self.screenshot is not None:  # absolute, whatever directory Qt or a caller moves to
@@ -108,6 +109,9 @@ def run(options: Options) -> int:
     if options.exit_after_s is not None:
         QTimer.singleShot(int(options.exit_after_s * 1000), app.quit)
 
+    from kiosk.guide_screen import metrics
+
+    metrics.serve(options.metrics_port)
     feed.start()
     window.show()
     log.info("guide screen for %s/%s (%s) following %s", options.brand, options.store, options.screen, options.url)

@@ -120,6 +120,15 @@ class CardView(QFrame):
     feedback = Signal(object, str, object, object)
     claim_requested = Signal(object)  # this view
     sale_requested = Signal(object)
+    #: The card's first paint: the moment it is really on the screen (door to screen ends here).
+    painted = Signal(object)  # this view
+    _was_painted = False
+
+    def paintEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt API)
+        super().paintEvent(event)
+        if not self._was_painted:
+            self._was_painted = True
+            self.painted.emit(self)
 
     def __init__(self, card: GuideCard, parent: QWidget | None = None, *, claimable: bool = False) -> None:
         super().__init__(parent)

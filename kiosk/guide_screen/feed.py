@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from PySide6.QtCore import QObject, Signal
 
+from kiosk.guide_screen import metrics
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.device import FaceCrop
@@ -209,6 +210,8 @@ class CardFeed(QObject):
         if target not in (self.screen, topics.ALL_SCREENS):
             self.stats.for_other_screen += 1
             return
+        metrics.carried(card)
+        metrics.reached(card, "received", now())
         self.card_received.emit(card)
 
     def _on_crop(self, msg: mqtt.MQTTMessage) -> None:

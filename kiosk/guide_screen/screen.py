@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from kiosk.guide_screen import metrics
 from kiosk.guide_screen.board import Board, Outcome
 from kiosk.guide_screen.card_view import CardView
 from kiosk.guide_screen.crops import CropShelf
@@ -44,7 +45,8 @@ def _label(text: str, name: str) -> QLabel:
 class GuideScreen(QWidget):
     """The whole screen. Feed it cards with ``show_card`` and connectivity with ``set_connected``."""
 
-    card_shown = Signal(object, float)  # GuideCard, door-to-screen milliseconds
+    card_shown = Signal(object, float)  # GuideCard, door-to-screen milliseconds (laid out on screen)
+    card_drawn = Signal(object, float)  # GuideCard, door-to-screen milliseconds at the card's first paint
     feedback = Signal(object, str, object, object)  # GuideCard, FeedbackAction, assistant, amount
 
     #: Actions after which the card leaves the screen at once.
@@ -165,7 +167,16 @@ class GuideScreen(QWidget):
         else:
             log.info("card %s not shown: %s", card.card_id, outcome.value)
             return
-        self.card_shown.emit(card, (utcnow() - card.arrival_ts).total_seconds() * 1000)
+        shown = utcnow()
+        if outcome is Outcome.SHOWN:
+            metrics.reached(card, "shown", shown)
+        metrics.DOOR_TO_SCREEN.observe((shown - card.arrival_ts).total_seconds())
+        self.card_shown.emit(card, (shown - card.arrival_ts).total_seconds() * 1000)
+
+    def _on_painted(self, view: CardView) -> None:
+        drawn = utcnow()
+        metrics.reached(view.card, "drawn", drawn)
+        self.card_drawn.emit(view.card, (drawn - view.card.arrival_ts).total_seconds() * 1000)
 
     def show_crop(self, crop: FaceCrop) -> None:
         """Slot for the feed: a live face crop goes beside its member card, or waits for that card."""
@@ -215,6 +226,7 @@ class GuideScreen(QWidget):
                 view.feedback.connect(self._on_feedback)
                 view.claim_requested.connect(self.picker.ask)
                 view.sale_requested.connect(self.keypad.ask)
+                view.painted.connect(self._on_painted)
                 view.refresh(now)
                 crop = self.crops.take(card.arrival_event_id, time.monotonic())
                 if crop is not None:

@@ -56,7 +56,7 @@ def test_every_action_reaches_the_broker_with_its_assistant_and_amount(
     for card in sent:
         publish(publisher, store, card)
     wait_until(lambda: len(kiosk.shown) == 5, what="five cards")
-    screen, views = kiosk.guide_screen.screen, kiosk.guide_screen.screen.views
+    screen, views = kiosk.screen, kiosk.screen.views
 
     view = views[sold.card_id]
     assert view.claim_button.isVisible() and not view.greet_button.isVisible()
@@ -111,10 +111,10 @@ def test_an_overlay_closes_when_its_card_leaves_the_screen(start_kiosk, publishe
     brief = cards.member(0, ttl_s=1.0)
     publish(publisher, store, brief)
     wait_until(lambda: brief.card_id in kiosk.shown_ids(), what="the card")
-    kiosk.guide_screen.screen.views[brief.card_id].claim_button.click()
-    assert kiosk.guide_screen.screen.picker.isVisible()
-    wait_until(lambda: not kiosk.guide_screen.screen.picker.isVisible(), timeout=3, what="the picker to close on expiry")
-    assert kiosk.guide_screen.screen.picker.view is None
+    kiosk.screen.views[brief.card_id].claim_button.click()
+    assert kiosk.screen.picker.isVisible()
+    wait_until(lambda: not kiosk.screen.picker.isVisible(), timeout=3, what="the picker to close on expiry")
+    assert kiosk.screen.picker.view is None
 
 
 @pytest.mark.parametrize(
@@ -193,16 +193,16 @@ def test_feedback_given_while_the_broker_is_down_is_sent_when_it_is_back(
         publish(cloud, store, second)
         wait_until(lambda: len(kiosk.shown) == 2, what="two cards")
         persistent_broker.stop()
-        wait_until(lambda: kiosk.guide_screen.screen.banner.isVisible(), what="the offline banner")
-        kiosk.guide_screen.screen.views[first.card_id].greet_button.click()
-        kiosk.guide_screen.screen.views[second.card_id].reject_button.click()
-        assert kiosk.guide_screen.feed.unacknowledged_feedback() == 2
+        wait_until(lambda: kiosk.screen.banner.isVisible(), what="the offline banner")
+        kiosk.screen.views[first.card_id].greet_button.click()
+        kiosk.screen.views[second.card_id].reject_button.click()
+        assert kiosk.feed.unacknowledged_feedback() == 2
         persistent_broker.start()
         wait_until(lambda: len(log.actions()) == 2, timeout=20, what="the queued feedback after the restart")
         assert [(card, action) for card, action, _, _ in log.actions()] == [
             (first.card_id, "greeted"), (second.card_id, "not_this_person")
         ]
-        wait_until(lambda: kiosk.guide_screen.feed.unacknowledged_feedback() == 0, what="the broker's acknowledgements")
+        wait_until(lambda: kiosk.feed.unacknowledged_feedback() == 0, what="the broker's acknowledgements")
         # The cloud reconnects too (its own restart): cards keep coming to the same screen.
         third = cards.member(2)
         wait_until(lambda: cloud.is_connected(), timeout=20, what="the cloud publisher to reconnect")

@@ -58,27 +58,27 @@ def test_crop_joins_its_member_card_in_either_order_and_never_a_visitor(
     early = early.model_copy(update={"member": early.member.model_copy(update={"enrolled_photo": enrolled})})
 
     send_crop(publisher, crop_for(store, early.arrival_event_id))  # the edge is usually faster than the cloud
-    wait_until(lambda: kiosk.guide_screen.feed.stats.crops == 1, what="the early crop")
+    wait_until(lambda: kiosk.feed.stats.crops == 1, what="the early crop")
     send(publisher, topics.guide_card(BRAND, store), early)
     send(publisher, topics.guide_card(BRAND, store), late)
     send_crop(publisher, crop_for(store, late.arrival_event_id))
-    wait_until(lambda: len(kiosk.shown) == 2 and view_of(kiosk.guide_screen.screen, late).has_live_crop, what="the late crop")
-    assert view_of(kiosk.guide_screen.screen, early).has_live_crop
-    assert view_of(kiosk.guide_screen.screen, early).has_enrolled_photo  # 登记照 beside 现场
-    assert not view_of(kiosk.guide_screen.screen, late).has_enrolled_photo  # a card without one draws the crop alone
-    assert len(kiosk.guide_screen.screen.crops) == 0  # both taken by their cards
+    wait_until(lambda: len(kiosk.shown) == 2 and view_of(kiosk.screen, late).has_live_crop, what="the late crop")
+    assert view_of(kiosk.screen, early).has_live_crop
+    assert view_of(kiosk.screen, early).has_enrolled_photo  # 登记照 beside 现场
+    assert not view_of(kiosk.screen, late).has_enrolled_photo  # a card without one draws the crop alone
+    assert len(kiosk.screen.crops) == 0  # both taken by their cards
 
     send_crop(publisher, crop_for(store, visitor.arrival_event_id))
-    wait_until(lambda: len(kiosk.guide_screen.screen.crops) == 1, what="the visitor's crop held")
+    wait_until(lambda: len(kiosk.screen.crops) == 1, what="the visitor's crop held")
     send(publisher, topics.guide_card(BRAND, store), visitor)
-    wait_until(lambda: kiosk.guide_screen.screen.board.visitors_today == 1, what="the visitor counted")
-    assert len(kiosk.guide_screen.screen.crops) == 0  # a visitor's face is dropped, never drawn
-    assert {v.card.card_id for v in kiosk.guide_screen.screen.findChildren(CardView)} == {late.card_id, early.card_id}
-    kiosk.guide_screen.screen.grab().save(str(artifacts / "kiosk_guide_screen_live_crop.png"))
+    wait_until(lambda: kiosk.screen.board.visitors_today == 1, what="the visitor counted")
+    assert len(kiosk.screen.crops) == 0  # a visitor's face is dropped, never drawn
+    assert {v.card.card_id for v in kiosk.screen.findChildren(CardView)} == {late.card_id, early.card_id}
+    kiosk.screen.grab().save(str(artifacts / "kiosk_guide_screen_live_crop.png"))
 
-    view_of(kiosk.guide_screen.screen, early).dismiss_button.click()
-    wait_until(lambda: all(v.card.card_id != early.card_id for v in kiosk.guide_screen.screen.views.values()), what="dismissal")
-    assert len(kiosk.guide_screen.screen.crops) == 0  # the crop went with its card
+    view_of(kiosk.screen, early).dismiss_button.click()
+    wait_until(lambda: all(v.card.card_id != early.card_id for v in kiosk.screen.views.values()), what="dismissal")
+    assert len(kiosk.screen.crops) == 0  # the crop went with its card
 
 
 def test_bad_crops_are_rejected_and_cards_still_show(start_kiosk, publisher, cards, store, wait_until):
@@ -91,8 +91,8 @@ def test_bad_crops_are_rejected_and_cards_still_show(start_kiosk, publisher, car
     send(publisher, topics.guide_card(BRAND, store), card)
     wait_until(lambda: len(kiosk.shown) == 1, what="the card")
 
-    assert kiosk.guide_screen.feed.stats.rejected == 2
-    assert not view_of(kiosk.guide_screen.screen, card).has_live_crop  # the unreadable JPEG is logged, not drawn
+    assert kiosk.feed.stats.rejected == 2
+    assert not view_of(kiosk.screen, card).has_live_crop  # the unreadable JPEG is logged, not drawn
 
 
 def test_the_shelf_forgets_crops_whose_card_never_came():

@@ -38,19 +38,19 @@ def texts(widget) -> list[str]:
 
 def test_member_card_is_shown_in_chinese_and_a_visitor_only_counted(kiosk, publisher, cards, store, wait_until):
     member, visitor = cards.member(0), cards.visitor()
-    assert kiosk.guide_screen.screen.visitor_count.text() == "0"
+    assert kiosk.screen.visitor_count.text() == "0"
     publish(publisher, store, member)
     publish(publisher, store, visitor)
     wait_until(lambda: len(kiosk.shown) == 2, what="both cards")
 
-    assert kiosk.guide_screen.screen.visitor_count.text() == "1"
-    views = kiosk.guide_screen.screen.findChildren(CardView)
+    assert kiosk.screen.visitor_count.text() == "1"
+    views = kiosk.screen.findChildren(CardView)
     assert [v.card.card_id for v in views] == [member.card_id]  # no widget for the visitor at all
     shown = texts(views[0])
     for expected in ("王女士", "黑金会员", "匹配 91%", "高价值", "修护精华露 50ml", "上次购买已 86 天，接近复购周期"):
         assert expected in shown
     assert any(t.startswith("话术：王女士您好") for t in shown)
-    assert kiosk.guide_screen.screen.body.currentIndex() == 1  # the grid, not the "waiting" hint
+    assert kiosk.screen.body.currentIndex() == 1  # the grid, not the "waiting" hint
     for _, door_to_screen_ms in kiosk.shown:
         assert 300 <= door_to_screen_ms < 5000  # arrived 0.3 s "ago" at the door
 
@@ -61,9 +61,9 @@ def test_expired_cards_never_show_and_shown_cards_leave_when_they_expire(kiosk, 
         publish(publisher, store, card)
     wait_until(lambda: lasting.card_id in kiosk.shown_ids(), what="the lasting card")
     assert stale.card_id not in kiosk.shown_ids()
-    assert brief.card_id in kiosk.guide_screen.screen.views
-    wait_until(lambda: brief.card_id not in kiosk.guide_screen.screen.views, timeout=3, what="the brief card to expire")
-    assert list(kiosk.guide_screen.screen.views) == [lasting.card_id]
+    assert brief.card_id in kiosk.screen.views
+    wait_until(lambda: brief.card_id not in kiosk.screen.views, timeout=3, what="the brief card to expire")
+    assert list(kiosk.screen.views) == [lasting.card_id]
 
 
 def test_bad_payloads_are_counted_and_the_screen_keeps_working(kiosk, publisher, cards, store, wait_until):
@@ -76,7 +76,7 @@ def test_bad_payloads_are_counted_and_the_screen_keeps_working(kiosk, publisher,
     good = cards.member(1)
     publish(publisher, store, good)
     wait_until(lambda: good.card_id in kiosk.shown_ids(), what="the good card")
-    assert kiosk.guide_screen.feed.stats.rejected == 4
+    assert kiosk.feed.stats.rejected == 4
     assert kiosk.shown_ids() == {good.card_id}
 
 
@@ -86,7 +86,7 @@ def test_only_cards_for_this_screen_or_all_screens(kiosk, publisher, cards, stor
     publish(publisher, store, mine, screen="main")
     wait_until(lambda: mine.card_id in kiosk.shown_ids(), what="this screen's card")
     assert elsewhere.card_id not in kiosk.shown_ids()
-    assert kiosk.guide_screen.feed.stats.for_other_screen == 1
+    assert kiosk.feed.stats.for_other_screen == 1
 
 
 def test_buttons_send_feedback_and_not_this_person_removes_the_card(kiosk, publisher, cards, store, wait_until):
@@ -104,33 +104,33 @@ def test_buttons_send_feedback_and_not_this_person_removes_the_card(kiosk, publi
     publish(publisher, store, second)
     wait_until(lambda: len(kiosk.shown) == 2, what="two cards")
 
-    kiosk.guide_screen.screen.views[first.card_id].greet_button.click()
-    kiosk.guide_screen.screen.views[second.card_id].reject_button.click()
+    kiosk.screen.views[first.card_id].greet_button.click()
+    kiosk.screen.views[second.card_id].reject_button.click()
     wait_until(lambda: len(received) == 2, what="two feedback messages")
     assert {(f.card_id, f.action) for f in received} == {
         (first.card_id, "greeted"), (second.card_id, "not_this_person")
     }
     assert all(f.visit_id in (first.visit_id, second.visit_id) and f.screen == "main" for f in received)
-    assert list(kiosk.guide_screen.screen.views) == [first.card_id]
-    assert not kiosk.guide_screen.screen.views[first.card_id].greet_button.isEnabled()
+    assert list(kiosk.screen.views) == [first.card_id]
+    assert not kiosk.screen.views[first.card_id].greet_button.isEnabled()
 
 
 def test_offline_banner_follows_the_broker(kiosk, mosquitto, publisher, cards, store, wait_until, artifacts):
     shown_before = cards.member(0)
     publish(publisher, store, shown_before)
     wait_until(lambda: shown_before.card_id in kiosk.shown_ids(), what="a card before the outage")
-    kiosk.guide_screen.screen.views[shown_before.card_id].greet_button.click()
-    assert kiosk.guide_screen.screen.banner.isHidden()
-    assert kiosk.guide_screen.screen.connection.text() == "● 已连接"
+    kiosk.screen.views[shown_before.card_id].greet_button.click()
+    assert kiosk.screen.banner.isHidden()
+    assert kiosk.screen.connection.text() == "● 已连接"
     try:
         mosquitto.stop()
-        wait_until(lambda: kiosk.guide_screen.screen.banner.isVisible(), what="the offline banner")
-        assert "断开" in kiosk.guide_screen.screen.banner.text()
-        assert kiosk.guide_screen.screen.connection.text() == "● 离线"
-        kiosk.guide_screen.screen.grab().save(str(artifacts / "kiosk_guide_screen_offline.png"))
+        wait_until(lambda: kiosk.screen.banner.isVisible(), what="the offline banner")
+        assert "断开" in kiosk.screen.banner.text()
+        assert kiosk.screen.connection.text() == "● 离线"
+        kiosk.screen.grab().save(str(artifacts / "kiosk_guide_screen_offline.png"))
     finally:
         mosquitto.start()
-    wait_until(lambda: kiosk.guide_screen.screen.banner.isHidden(), timeout=15, what="the banner to clear")
+    wait_until(lambda: kiosk.screen.banner.isHidden(), timeout=15, what="the banner to clear")
     # Subscribed again after the reconnect: a new card still reaches the screen.
     url = transport.BrokerUrl.parse(mosquitto.url)
     client = transport.make_client(url, f"test-after-restart-{store}")
