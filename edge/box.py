@@ -71,7 +71,7 @@ class EdgeBox:
         broker = bundle.broker if bundle is not None else transport.BrokerUrl.parse(config.broker)
         self.publisher = Publisher(broker, config.brand, config.store, config.device, self.pack.id, self.outbox)
         self.health = Health(self.placement, self.pack.id, self.outbox,
-                             certificate_expiry(bundle) if bundle is not None else None)
+                             certificate_expiry(bundle) if bundle is not None else None, self.publisher.delivery)
         # Wi-Fi messages go through the same outbox as arrivals, so they too survive a broker outage.
         self.wifi = WifiRunner(config.wifi, self.placement, self.outbox) if config.wifi else None
         self.version = 0

@@ -8,16 +8,26 @@ process; after a restart every row still on disk is sent again, oldest first. A 
 "no matching subscribers" (MQTT 5) means the broker dropped the message because no cloud ingest
 was subscribed at that moment: the row stays and is handed over again a second later.
 
+A PUBACK with a failure reason (any code >= 0x80: 0x87 "Not authorized" for a device the broker
+does not know yet, 0x97 quota exceeded, 0x95 too large ...) means the broker did **not** take the
+message: the row stays in the outbox, is counted by reason (``refused``, in telemetry and in the
+state file), and that row and every later one go again, in order, after a back-off that doubles
+from 1 s to 60 s while the refusals go on and resets at the first accepted message. So a box
+installed before the broker learnt its certificate loses nothing: its events wait until the
+device is added (live, ``instore provision device create --apply``).
+
 Presence: the retained ``DeviceState`` says online on every (re)connect and the Last Will says
 offline if the box dies; a clean shutdown says offline itself after the outbox is flushed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
+from collections import Counter
 
 from pydantic import BaseModel
 
@@ -32,6 +42,13 @@ log = logging.getLogger(__name__)
 NO_MATCHING_SUBSCRIBERS = 0x10
 #: How long the drain waits before handing such messages over again.
 NO_SUBSCRIBERS_RETRY_S = 1.0
+#: MQTT 5 reason codes from here up are failures: the broker did not accept the message.
+FIRST_FAILURE = 0x80
+#: Back-off after refused messages: doubles from the first to the last while refusals go on.
+REFUSED_RETRY_MIN_S = 1.0
+REFUSED_RETRY_MAX_S = 60.0
+#: Where the state file keeps the delivery refusals (so they outlive a restart of the box).
+DELIVERY_KEY = "delivery"
 
 
 class Publisher:
@@ -44,11 +61,16 @@ class Publisher:
         self.reconnects = 0
         self._state = dict(brand=brand, store=store, device=device, role="edge", model_pack=model_pack)
         self._state_topic = topics.device_state(brand, store, device)
-        self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()  # (mid, anyone subscribed)
+        self._acks: queue.SimpleQueue[tuple[int, int, str]] = queue.SimpleQueue()  # (mid, reason code, its name)
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._handed = 0  # highest seq handed to paho by this process
         self._resume_at = 0.0  # monotonic time before which nothing is handed over (no subscriber)
         self.unheard = 0  # messages the broker took while nobody subscribed, handed over again
+        #: PUBACKs with a failure reason since start, by reason; each such row stayed and goes again.
+        self.refused: Counter[str] = Counter()
+        self.backoff_s = 0.0  # the current back-off after refusals; 0 once the broker accepts again
+        self._refused_seqs: set[int] = set()  # rows refused in the current round, until one goes through
+        self._refusals_before = self._load_refusals()
         self._stop = threading.Event()
         self._on_connect_hooks: list = []
         self.client = transport.make_client(
@@ -100,9 +122,7 @@ class Publisher:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
         # Runs in paho's thread, possibly under paho's locks: only hand the mid over.
-        if reason_code.is_failure:
-            log.error("broker refused message %s: %s", mid, reason_code)
-        self._acks.put((mid, reason_code.value != NO_MATCHING_SUBSCRIBERS))
+        self._acks.put((mid, reason_code.value, str(reason_code)))
 
     def _drain(self) -> None:
         while not self._stop.is_set():
@@ -119,17 +139,27 @@ class Publisher:
                     self.outbox.changed.wait(0.05)
 
     def _settle_acks(self) -> None:
-        done, unheard = [], []
+        done, unheard, refused = [], [], []
+        reasons: Counter[str] = Counter()
         while True:
             try:
-                mid, heard = self._acks.get_nowait()
+                mid, code, name = self._acks.get_nowait()
             except queue.Empty:
                 break
-            if (seq := self._inflight.pop(mid, None)) is not None:
-                (done if heard else unheard).append(seq)
+            if (seq := self._inflight.pop(mid, None)) is None:
+                continue
+            if code >= FIRST_FAILURE:
+                refused.append(seq)
+                reasons[name] += 1
+            elif code == NO_MATCHING_SUBSCRIBERS:
+                unheard.append(seq)
+            else:
+                done.append(seq)
         if done:
             self.outbox.ack(done)
-        if unheard:
+        if refused:
+            self._refused(refused, reasons)
+        elif unheard:
             # Nobody was subscribed (the cloud's ingest is restarting, or a restarted broker lost its
             # shared subscriptions), so the broker dropped them: hand these rows over again, in
             # order, after a pause. Rows handed after them go again too; the cloud drops repeats.
@@ -137,9 +167,44 @@ class Publisher:
                 log.warning("no subscriber for %d events; they stay in the outbox and go again", len(unheard))
             self.unheard += len(unheard)
             self._handed = min(self._handed, min(unheard) - 1)
-            self._resume_at = time.monotonic() + NO_SUBSCRIBERS_RETRY_S
-        elif done:
+            self._resume_at = max(self._resume_at, time.monotonic() + NO_SUBSCRIBERS_RETRY_S)
+        elif done and not self.backoff_s:
             self._resume_at = 0.0
+        elif done and self._refused_seqs.intersection(done):
+            # A refused row went through on a retry: the broker takes this box's messages again.
+            log.info("broker accepts messages again; the refused ones are being delivered")
+            self._refused_seqs.clear()
+            self.backoff_s = self._resume_at = 0.0
+
+    def _refused(self, seqs: list[int], reasons: Counter[str]) -> None:
+        """The broker did not take these: keep the rows, send them (and all after) again after a back-off."""
+        self.refused.update(reasons)
+        self._refused_seqs.update(seqs)
+        self._handed = min(self._handed, min(seqs) - 1)
+        now_m = time.monotonic()
+        if now_m >= self._resume_at:  # a new round of refusals (not more answers of the same round)
+            self.backoff_s = min(REFUSED_RETRY_MAX_S, max(REFUSED_RETRY_MIN_S, self.backoff_s * 2))
+            self._resume_at = now_m + self.backoff_s
+            log.error("broker refused %d messages (%s); they stay in the outbox (%d waiting) and go again in %.0f s",
+                      len(seqs), ", ".join(f"{r}: {n}" for r, n in reasons.items()), self.outbox.depth, self.backoff_s)
+            self._save_refusals()
+
+    def _load_refusals(self) -> dict[str, int]:
+        raw = self.outbox.state.remembered(DELIVERY_KEY)
+        try:
+            return dict(json.loads(raw)["refused_total"]) if raw else {}
+        except (ValueError, KeyError, TypeError):
+            return {}
+
+    def _save_refusals(self) -> None:
+        total = Counter(self._refusals_before)
+        total.update(self.refused)
+        self.outbox.state.remember(DELIVERY_KEY, json.dumps(
+            {"refused_total": dict(total), "last_refused_at": now().isoformat(), "backoff_s": self.backoff_s}))
+
+    def delivery(self) -> dict[str, object]:
+        """For telemetry: refusals since start by reason, the current back-off, rows waiting."""
+        return {"refused": dict(self.refused), "backoff_s": self.backoff_s, "unheard": self.unheard}
 
     def live(self, topic: str, message: BaseModel, *, retain: bool = False, expiry_s: int | None = None) -> bool:
         """Publish now if connected (QoS 0), else skip: telemetry and crops are worthless late."""

@@ -154,6 +154,11 @@ class Telemetry(DeviceMessage):
     )
     outbox_depth: int = Field(ge=0)
     outbox_dropped: int = Field(ge=0)
+    outbox_refused: dict[str, int] = Field(
+        default_factory=dict, description="messages the broker did not accept (PUBACK reason >= 0x80), by reason, "
+        "since start; each row stayed in the outbox and is sent again after a back-off"
+    )
+    outbox_backoff_s: float = Field(default=0, ge=0, description="the current back-off after refusals; 0: delivering")
     cpu_percent: float = Field(ge=0)
     rss_mb: float = Field(ge=0)
     cert_days_left: float | None = Field(
