@@ -78,7 +78,7 @@ def measure(url: str, pages: dict[str, tuple[str, str]], repeats: int) -> dict[s
 
 def _forget_keys(location: str, ids: tuple[str, ...]) -> None:
     """Leave a reused database as it was: with no key, its API stays in the open mode others rely on."""
-    store = open_cdp(location)
+    db = open_cdp(location)
     try:
         for key_id in ids:
             db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
@@ -104,7 +104,7 @@ def main() -> None:
                             "--stores", str(args.stores), "--repeats", "1"], check=True, stdout=subprocess.DEVNULL)
         build_s = time.perf_counter() - started
         day = args.day or (clock.now_local(clock.DEFAULT_TZ).date() - timedelta(days=1)).isoformat()
-        store = open_cdp(location)
+        db = open_cdp(location)
         try:
             stores = [r[0] for r in db.rows("SELECT id FROM stores ORDER BY id")]
             days = db.scalar("SELECT COUNT(DISTINCT ts) FROM store_metrics WHERE grain = 'day'")

@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N persons (0 = all)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_cdp(Path(tmp) / "brand.db")
+        db = open_cdp(Path(tmp) / "brand.db")
         log(f"generating {args.members} persons ...")
         generate(db, persons=args.members, stores=args.stores, seed=args.seed, end=END)
         oneid.rebuild(db, actor="bench")

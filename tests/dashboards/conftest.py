@@ -42,7 +42,7 @@ class Dash:
 @pytest.fixture(scope="session")
 def dash(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Dash]:
     db_path = tmp_path_factory.mktemp("dash") / "cloud.db"
-    store = open_cdp(str(db_path))
+    db = open_cdp(str(db_path))
     try:
         data = seed(db, idle=STORE_A)
         hq = create_key(db, name="hq", role="hq_admin").key

@@ -84,7 +84,7 @@ def test_sign_in_lands_each_role_on_its_page(dash: Dash, browser: Browser) -> No
     banner.wait_for()
     assert "密钥缺失或无效" in banner.inner_text()
 
-    store = open_cdp(str(dash.db_path))
+    db = open_cdp(str(dash.db_path))
     try:
         device = create_key(db, name="edge box", role="device", store=STORE_A).key
     finally:
@@ -145,7 +145,7 @@ def test_the_live_arrivals_counter_follows_new_arrivals(dash: Dash, browser: Bro
     counter = opened.page.locator("[data-live=arrivals] .value")
     before = int(counter.inner_text().replace(",", ""))
     at = clock.iso_utc(clock.day_start_utc(dash.data.last, clock.DEFAULT_TZ) + timedelta(hours=12))
-    store = open_cdp(str(dash.db_path))
+    db = open_cdp(str(dash.db_path))
     try:  # what the ingest writes for one more arrival at the door
         db.execute("INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
                          "VALUES ('live-1', 'lumiere', ?, 'edge-01', 'door-1', ?, ?)", (STORE_A, at, at))

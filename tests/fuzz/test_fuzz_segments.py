@@ -33,7 +33,7 @@ AS_OF = datetime(2026, 11, 22, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def brand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    store = open_cdp(str(Path(tmp_path_factory.mktemp("segments")) / "cdp.db"))
+    db = open_cdp(str(Path(tmp_path_factory.mktemp("segments")) / "cdp.db"))
     generate(db, persons=80, stores=3, end=AS_OF)
     tags.refresh(db, as_of=AS_OF)
     yield db
