@@ -19,7 +19,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
-from cloud.db.database import open_database
+from cloud.runtime import open_cdp
 from cloud.synthetic.anomaly_evaluation import evaluate, load
 from cloud.synthetic.planted import generate
 
@@ -37,7 +37,7 @@ def main() -> None:
     started = time.perf_counter()
     data = generate(seed=args.seed, stores=args.stores, days=args.weeks * 7)
     with tempfile.TemporaryDirectory() as tmp:
-        db = open_database(args.db or Path(tmp) / "anomaly.db")
+        db = open_cdp(args.db or Path(tmp) / "anomaly.db", sample_catalogue=False)
         try:
             load(db, data, brand="bench")
             loaded = time.perf_counter()

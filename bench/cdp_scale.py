@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cloud.cdp import oneid, profile, segments, tags  # noqa: E402
-from cloud.db import open_database  # noqa: E402
+from cloud.runtime import open_cdp  # noqa: E402
 from cloud.faces.gallery import FaceIndex  # noqa: E402
 from cloud.synthetic.brand import generate  # noqa: E402
 
@@ -58,7 +58,7 @@ def _settle(db, location: str) -> None:  # noqa: ANN001
 
 
 def bench(location: str, members: int, stores: int, seed: int, *, existing: bool = False) -> dict:
-    db = open_database(location)
+    db = open_cdp(location, sample_catalogue=False)
     out: dict = {"backend": db.dialect.name, "members": members}
     try:
         if existing:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastapi.testclient import TestClient  # noqa: E402
 
 from cloud.api.app import create_app  # noqa: E402
-from cloud.db import open_database  # noqa: E402
+from cloud.runtime import open_cdp  # noqa: E402
 from cloud.synthetic.brand import generate  # noqa: E402
 from cloud import clock  # noqa: E402
 from cloud.health.rollup import rollup_changed, rollup_days, set_mark  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
     out: dict[str, object] = {"stores": args.stores, "days": args.days, "persons": args.persons,
                               "engine": "postgresql" if args.db and args.db.startswith("postgres") else "sqlite"}
 
-    db = open_database(location)
+    db = open_cdp(location, sample_catalogue=False)
     if db.scalar("SELECT COUNT(*) FROM stores"):  # a database an earlier run generated: time the API only
         log(f"reusing the brand in {location}")
         end = datetime.fromisoformat(db.scalar("SELECT MAX(ts) FROM visits"))

@@ -91,10 +91,10 @@ Db = Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL"
 
 
 def _open(db: str):  # noqa: ANN202
-    from cloud.db import open_database
+    from cloud.runtime import open_cdp
 
     try:
-        return open_database(db)
+        return open_cdp(db, sample_catalogue=False)
     except (ConnectionError, OSError) as exc:
         _fail(str(exc))
 

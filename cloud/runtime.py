@@ -8,6 +8,7 @@ face engine across many apps.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from cloud.cdp import erasure
 from cloud.arrivals.cards import CardBuilder
@@ -24,7 +25,15 @@ from cloud.guide.recommend import service as recommend
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
 from cloud.faces.matching import Matcher
 from cloud.settings import Settings
-from cloud.db import Database, open_database
+from cloud.db import Database, Schema, open_database
+from cloud.api import tables as api_tables
+from cloud.arrivals import schema as arrivals_schema
+from cloud.cdp import schema as cdp_schema
+from cloud.faces import schema as faces_schema
+from cloud.fleet import schema as fleet_schema
+from cloud.guide import schema as guide_schema
+from cloud.health import schema as health_schema
+from cloud.pricing import schema as pricing_schema
 from cloud.guide import catalogue
 from cloud.fleet.upkeep import Upkeep
 from protocol.facepack import get_pack
@@ -32,10 +41,20 @@ from protocol.facepack.engine import FaceEngine
 from protocol.transport import BrokerUrl
 
 
-def open_cdp(location: str) -> Database:
-    """Open (and migrate) the CDP's database; the first start seeds the sample catalogue."""
-    db = open_database(location)
-    catalogue.seed_sample(db)
+#: Every feature's tables, in the order each schema version runs them: a feature may reference the
+#: tables of those before it (everything references the CDP's ``members``).
+SCHEMAS: tuple[Schema, ...] = (
+    cdp_schema.SCHEMA, faces_schema.SCHEMA, arrivals_schema.SCHEMA, fleet_schema.SCHEMA, guide_schema.SCHEMA,
+    health_schema.SCHEMA, pricing_schema.SCHEMA, api_tables.SCHEMA,
+)
+
+
+def open_cdp(location: str | Path, *, sample_catalogue: bool = True) -> Database:
+    """Open the CDP's database and migrate every feature's tables; the first start seeds the sample
+    catalogue (``sample_catalogue=False`` for the CLI's data commands, which must not)."""
+    db = open_database(location, SCHEMAS)
+    if sample_catalogue:
+        catalogue.seed_sample(db)
     return db
 
 

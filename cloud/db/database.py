@@ -232,10 +232,8 @@ def is_postgres_url(location: str | Path) -> bool:
     return str(location).startswith(("postgresql://", "postgres://"))
 
 
-def open_database(location: str | Path) -> Database:
-    """A migrated database: a PostgreSQL URL, or else a SQLite file path."""
-    from cloud.db.migrations import migrate
-
+def connect(location: str | Path) -> Database:
+    """The database at a PostgreSQL URL, or else a SQLite file path, as it is (``migrations.open_database`` migrates)."""
     db: Database
     if is_postgres_url(location):
         try:
@@ -244,7 +242,6 @@ def open_database(location: str | Path) -> Database:
             raise ConnectionError(f"cannot connect to PostgreSQL at {_redact(str(location))}: {exc}") from None
     else:
         db = SqliteDatabase(Path(location))
-    migrate(db)
     return db
 
 

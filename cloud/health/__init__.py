@@ -1,4 +1,2 @@
 """Store health: metrics rolled up per store-hour and store-day, scored against the store's own
-history and its peers, grouped into four sub-scores and an overall score (docs/HEALTH.md).
-
-This package's ``__init__`` imports nothing: the migrations import ``cloud.health.schema``."""
+history and its peers, grouped into four sub-scores and an overall score (docs/HEALTH.md)."""

@@ -1,6 +1,6 @@
-"""Migration 7: anomaly alerts and how far each store's metrics have been scanned.
+"""Version 7 of store health's tables (``cloud.health.schema``): anomaly alerts and how far each
+store's metrics have been scanned.
 
-Plain strings only (no imports from cloud.db), so the migrations module can import this one.
 One alert per store, metric, grain and period (the unique index): a re-scan of the same period
 finds the row and raises nothing new. ``published_at`` is set once the broker has the alert's
 MQTT message, so an alert raised while the broker was away is sent by the next scan.

@@ -1,4 +1,6 @@
-"""Migration 6: what the store health model needs besides the raw rows the system already keeps.
+"""Store health's tables: the brand's stores (version 1), what the health model needs besides the
+raw rows the system already keeps (version 6) and anomaly alerts (version 7, ``alert_schema``).
+
 
 Store attributes (region, city tier, format, time zone) define peer groups and local hours;
 assistants and monthly targets come from the brand's HR and finance; ``stock_days`` is the
@@ -13,6 +15,9 @@ marks the member deals it shows.
 """
 
 from __future__ import annotations
+
+from cloud.db.migrations import Migration, Schema
+from cloud.health import alert_schema
 
 STATEMENTS: tuple[str, ...] = (
     "ALTER TABLE stores ADD COLUMN region TEXT",
@@ -50,3 +55,11 @@ STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX footfall_received ON footfall (received)",
     "CREATE INDEX orders_import ON orders (import_id)",
 )
+
+SCHEMA = Schema("health", (
+    Migration(1, "stores", (
+        "CREATE TABLE stores (id TEXT PRIMARY KEY, brand TEXT NOT NULL, name TEXT NOT NULL, city TEXT, created TEXT NOT NULL)",
+    )),
+    Migration(6, "store health: store attributes, assistants, targets, stock, metrics and scores", STATEMENTS),
+    Migration(7, "anomaly alerts and scan watermarks", alert_schema.STATEMENTS),
+))

@@ -1,6 +1,6 @@
-"""Migration 9, second half: perishables' expiry dates and the markdown price changes made.
+"""Version 9 of pricing's tables (``cloud.pricing.schema``): perishables' expiry dates and the
+markdown price changes made.
 
-Plain strings only (no imports from cloud.db), so the migrations module can import this one.
 ``perishables``: per store and product, the last selling day of the stock on the shelf and the
 floor price (the stock itself and the sales rate come from ``stock_days``, migration 6).
 ``price_changes``: every price the markdown runner put on a product's labels, with the store-local

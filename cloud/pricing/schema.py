@@ -1,9 +1,13 @@
-"""The shelf-label registry table: which label hangs under which product in which store.
+"""Pricing's tables: the shelf-label registry (version 5) and markdowns (version 9, ``markdown_schema``).
 
-Registered as migration 5 in ``cloud/db/migrations.py``. Plain strings only (no imports from
-cloud.db), so the migrations module can import this one. The tag's pixel size and inks follow
-from ``tag_type`` (``protocol.esl.TAG_TYPES``) and are not stored twice.
+``esl_labels``: which label hangs under which product in which store. The tag's pixel size and
+inks follow from ``tag_type`` (``protocol.esl.TAG_TYPES``) and are not stored twice.
 """
+
+from __future__ import annotations
+
+from cloud.db.migrations import Migration, Schema
+from cloud.pricing import markdown_schema
 
 STATEMENTS: tuple[str, ...] = (
     """CREATE TABLE esl_labels (
@@ -11,3 +15,8 @@ STATEMENTS: tuple[str, ...] = (
         created TEXT NOT NULL, updated TEXT NOT NULL, actor TEXT NOT NULL, PRIMARY KEY (store, label_id))""",
     "CREATE INDEX esl_labels_sku ON esl_labels (store, sku)",
 )
+
+SCHEMA = Schema("pricing", (
+    Migration(5, "e-shelf label registry", STATEMENTS),
+    Migration(9, "perishables and markdown price changes", markdown_schema.STATEMENTS),
+))

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from cloud.api import auth
 from cloud.api.app import create_app
-from cloud.db import Database, open_database
+from cloud.db import Database
+from cloud.runtime import open_cdp
 from cloud.health import alerts
 from cloud.health.alerts import Alert
 from cloud.runtime import Runtime
@@ -49,7 +50,7 @@ class Api:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine) -> Iterator[Api]:
     path = tmp_path_factory.mktemp("alerts") / "cloud.db"
-    db = open_database(path)
+    db = open_cdp(path, sample_catalogue=False)
     alerts.record(db, [_alert("s1", "footfall", "2026-03-02T13:00", NOW - timedelta(hours=1)),
                        _alert("s1", "sales", "2026-03-02T14:00", NOW),
                        _alert("s2", "orders", "2026-03-02T14:00", NOW)])
@@ -122,7 +123,7 @@ def test_a_planted_anomaly_reaches_hq_over_mqtt(
     tmp_path: Path, mosquitto, face_engine: FaceEngine,  # noqa: ANN001
 ) -> None:
     path = tmp_path / "cloud.db"
-    db = open_database(path)
+    db = open_cdp(path, sample_catalogue=False)
     _planted_store(db)
     db.close()
     received: queue.Queue[tuple[str, bytes]] = queue.Queue()
@@ -149,7 +150,7 @@ def test_a_planted_anomaly_reaches_hq_over_mqtt(
         raised[0].id, "s1", "footfall", "high")
     assert message.period_start == datetime(2026, 3, 2, 6, tzinfo=timezone.utc) and message.value == 200.0
     assert received.empty()  # one message per alert
-    check = open_database(path)
+    check = open_cdp(path, sample_catalogue=False)
     try:
         assert check.scalar("SELECT COUNT(*) FROM alerts WHERE published_at IS NULL") == 0
     finally:

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cloud.cli import app as cloud_app
-from cloud.db import Database, open_database
+from cloud.db import Database
+from cloud.runtime import open_cdp
 from cloud.health import alerts
 from cloud.health.anomaly import scan
 from cloud.health.baseline import Baseline, Thresholds, baseline_of, judge, rule_for, spread
@@ -95,7 +96,7 @@ def _store_with_hours(db: Database, until: datetime, *, spike_at: str | None = N
 
 
 def test_scan_is_incremental_and_raises_each_alert_once(db_location: str) -> None:
-    db = open_database(db_location)
+    db = open_cdp(db_location, sample_catalogue=False)
     try:
         local_now = datetime(2026, 3, 2, 15, 20)  # Shanghai; 15:00 is still open
         _store_with_hours(db, local_now.replace(minute=0), spike_at="2026-03-02T14:00")
@@ -125,7 +126,7 @@ def test_scan_is_incremental_and_raises_each_alert_once(db_location: str) -> Non
 def test_the_cli_scans_a_store_never_scanned_days_back(tmp_path: Path) -> None:
     utc_hour = datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     shanghai_now = utc_hour + timedelta(hours=8)
-    db = open_database(tmp_path / "cloud.db")
+    db = open_cdp(tmp_path / "cloud.db", sample_catalogue=False)
     _store_with_hours(db, shanghai_now - timedelta(hours=30),
                       spike_at=(shanghai_now - timedelta(days=2)).strftime("%Y-%m-%dT%H:00"))
     db.close()
@@ -137,7 +138,7 @@ def test_the_cli_scans_a_store_never_scanned_days_back(tmp_path: Path) -> None:
 
 
 def test_alerts_are_acknowledged_once_and_unpublished_ones_are_retried(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "cloud.db")
+    db = open_cdp(tmp_path / "cloud.db", sample_catalogue=False)
     local_now = datetime(2026, 3, 2, 15, 20)
     _store_with_hours(db, local_now.replace(minute=0), spike_at="2026-03-02T14:00")
     now = (local_now - timedelta(hours=8)).replace(tzinfo=timezone.utc)
@@ -160,7 +161,7 @@ def test_alerts_are_acknowledged_once_and_unpublished_ones_are_retried(tmp_path:
 def test_precision_and_recall_on_planted_anomalies(tmp_path: Path) -> None:
     """A smaller bench/anomaly.py: 6 stores, 8 weeks of history, one week scanned twice a day."""
     data = generate(seed=5, stores=6, days=63)
-    db = open_database(tmp_path / "planted.db")
+    db = open_cdp(tmp_path / "planted.db", sample_catalogue=False)
     load(db, data, brand="bench")
     result = evaluate(db, data, eval_days=7, every=timedelta(hours=12))
     db.close()

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from cloud.api import auth
 from cloud.api.app import create_app
-from cloud.db import open_database
+from cloud.runtime import open_cdp
 from cloud.synthetic.brand import generate
 from cloud import clock
 from cloud.health.rollup import rollup_days
@@ -39,7 +39,7 @@ class Api:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine) -> Iterator[Api]:
     path = tmp_path_factory.mktemp("health") / "cloud.db"
-    db = open_database(path)
+    db = open_cdp(path, sample_catalogue=False)
     generate(db, persons=1500, stores=6, seed=3, end=END, floor_days=35)
     rollup_days(db, date(2026, 2, 14), date(2026, 3, 20), until=END)
     keys = {role: auth.create_key(db, name=role, role=role, store=store).key for role, store in (  # type: ignore[arg-type]
@@ -118,7 +118,7 @@ def test_weights_only_hq_admin_changes_them(api: Api) -> None:
 
 def test_store_dashboard_agrees_with_the_raw_rows(api: Api) -> None:
     body = api.get(f"/v1/stores/{OWN}/dashboard", "store_manager", day=DAY).json()
-    db = open_database(api.db_path)
+    db = open_cdp(api.db_path, sample_catalogue=False)
     try:
         start, end = clock.utc_range(date.fromisoformat(DAY), date.fromisoformat(DAY), clock.DEFAULT_TZ)
         visits = db.scalar("SELECT COUNT(*) FROM visits WHERE store = ? AND ts >= ? AND ts < ?",

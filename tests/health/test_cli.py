@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cloud.cli import app
-from cloud.db import open_database
+from cloud.runtime import open_cdp
 
 #: today is still open (an hour may close between the two runs), so compare the days before it
 PAST_DAYS = "SELECT * FROM store_metrics WHERE grain = 'day' AND ts < (SELECT MAX(ts) FROM store_metrics WHERE grain = 'day')"
@@ -21,7 +21,7 @@ def test_generate_then_rollup(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     summary = json.loads(made.output.strip().splitlines()[-1])
     assert summary["arrivals"] > 0 and summary["rollup"]["store_days"] == 30
-    database = open_database(db)
+    database = open_cdp(db, sample_catalogue=False)
     try:
         before = sorted(database.rows(PAST_DAYS))
         assert database.scalar("SELECT COUNT(*) FROM assistants") >= 12
@@ -30,7 +30,7 @@ def test_generate_then_rollup(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, ["health", "rollup", "--db", db, "--days", "10"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.output)["store_days"] == 30
-    database = open_database(db)
+    database = open_cdp(db, sample_catalogue=False)
     try:
         assert sorted(database.rows(PAST_DAYS)) == before
     finally:

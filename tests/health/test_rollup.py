@@ -8,7 +8,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from cloud.db import Database, open_database
+from cloud.db import Database
+from cloud.runtime import open_cdp
 from cloud.health.rollup import rollup_changed, rollup_days, set_mark
 from tests.health import rows
 
@@ -18,7 +19,7 @@ UNTIL = datetime(2026, 3, 11, 12, tzinfo=timezone.utc)
 
 @pytest.fixture
 def db(db_location: str) -> Iterator[Database]:
-    database = open_database(db_location)
+    database = open_cdp(db_location, sample_catalogue=False)
     yield database
     database.close()
 

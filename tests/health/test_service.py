@@ -7,13 +7,13 @@ import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from cloud.db import open_database
+from cloud.runtime import open_cdp
 from cloud.health.service import HealthService
 from tests.health import rows
 
 
 def test_periodic_rollup_then_hook(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "cloud.db")
+    db = open_cdp(tmp_path / "cloud.db", sample_catalogue=False)
     try:
         rows.add_store(db, "S1")
         two_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=2)).astimezone(rows.CN)

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from cloud.guide.sales_scripts.schema import STATEMENTS
 from cloud.db import Database
 from tests.cloud.conftest import db_location, pg_database  # noqa: F401 - fixtures, re-used as they are
 from cloud.runtime import open_cdp
@@ -14,10 +13,7 @@ from cloud.runtime import open_cdp
 
 @pytest.fixture
 def db(db_location: str) -> Iterator[Database]:  # noqa: F811
-    """A fresh database with the script tables (until their migration is registered, see schema.py)."""
+    """A fresh database with every feature's tables (the script tables are the guide's version 4)."""
     opened = open_cdp(db_location)
-    with opened.transaction() as tx:
-        for statement in STATEMENTS:
-            tx.execute(statement)
     yield opened
     opened.close()

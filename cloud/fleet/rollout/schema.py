@@ -1,6 +1,7 @@
-"""Migration 8: command acknowledgements and re-sends, rollouts, and the telemetry they judge by.
+"""Version 8 of the fleet's tables (``cloud.fleet.schema``): command acknowledgements and re-sends,
+rollouts, and the telemetry they judge by.
 
-``commands`` (migration 1) gains what re-sending needs: attempts so far, when the next attempt is
+``commands`` (version 1) gains what re-sending needs: attempts so far, when the next attempt is
 due, when the command stops mattering (``expires``), and the box's answer (``acked_at``,
 ``ack_ok``, ``ack_detail``). ``rollouts`` keeps one staged pack rollout and its decision;
 ``rollout_devices`` which box got the pack in which phase and what it ran before (the rollback

@@ -1,7 +1,7 @@
 """Tables for script templates and for which template each card showed (A/B outcomes).
 
-Registered as migration 4 in ``cloud/db/migrations.py``. Plain strings only (no imports from cloud.db), so the migrations module can import this one.
-``IF NOT EXISTS`` keeps a database that already has them (the tests create them directly) valid.
+Version 4 of the guide's tables (``cloud.guide.schema``). The ``IF NOT EXISTS`` dates from when
+tests created these tables themselves; it stays so that version 4 runs exactly as it always has.
 """
 
 STATEMENTS: tuple[str, ...] = (

@@ -1,0 +1,50 @@
+"""The arrivals' tables: arrival events and the visits they open, Wi-Fi presence and footfall,
+and the assistants' feedback on the cards with the negative evidence it carries.
+
+Version 3 lets a visit be opened by a presence event (no card) and joined by the other signal.
+"""
+
+from __future__ import annotations
+
+from cloud.db.migrations import Migration, Schema
+
+SCHEMA = Schema("arrivals", (
+    Migration(1, "arrivals and visits", (
+        """CREATE TABLE arrivals (
+        event_id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, device TEXT NOT NULL,
+        camera TEXT NOT NULL, ts TEXT NOT NULL, received TEXT NOT NULL)""",
+        """CREATE TABLE visits (
+        id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, member_id TEXT REFERENCES members (id),
+        confidence DOUBLE PRECISION NOT NULL, ts TEXT NOT NULL,
+        arrival_event_id TEXT NOT NULL REFERENCES arrivals (event_id), device TEXT NOT NULL,
+        camera TEXT NOT NULL, card_id TEXT NOT NULL)""",
+        "CREATE INDEX visits_store_ts ON visits (store, ts)",
+        "CREATE INDEX visits_member ON visits (member_id, ts)",
+    )),
+    Migration(3, "wifi presence and footfall, feedback", (
+        # Wi-Fi: a visit may be opened by a presence event (no card) and joined by the other signal
+        "ALTER TABLE visits ADD COLUMN signals TEXT NOT NULL DEFAULT 'face'",
+        "ALTER TABLE visits ADD COLUMN left_ts TEXT",
+        "ALTER TABLE visits ADD COLUMN dwell_s DOUBLE PRECISION",
+        """CREATE TABLE presence_events (
+        event_id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, device TEXT NOT NULL,
+        member_id TEXT, visit_id TEXT, phase TEXT NOT NULL, ts TEXT NOT NULL, dwell_s DOUBLE PRECISION NOT NULL,
+        received TEXT NOT NULL)""",
+        "CREATE INDEX presence_member ON presence_events (member_id, store, ts)",
+        """CREATE TABLE footfall (
+        brand TEXT NOT NULL, store TEXT NOT NULL, device TEXT NOT NULL, minute TEXT NOT NULL, people BIGINT NOT NULL,
+        passing BIGINT NOT NULL, visits_started BIGINT NOT NULL, distinct_macs BIGINT NOT NULL,
+        background BIGINT NOT NULL, probes BIGINT NOT NULL, event_id TEXT NOT NULL, received TEXT NOT NULL,
+        PRIMARY KEY (store, device, minute))""",
+        "CREATE INDEX footfall_store_minute ON footfall (store, minute)",
+        # guide-screen feedback, and the negative evidence it carries
+        """CREATE TABLE feedback (
+        feedback_id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, screen TEXT NOT NULL,
+        card_id TEXT NOT NULL, visit_id TEXT NOT NULL, member_id TEXT, confidence DOUBLE PRECISION,
+        action TEXT NOT NULL, assistant TEXT, amount DOUBLE PRECISION, ts TEXT NOT NULL, received TEXT NOT NULL)""",
+        "CREATE INDEX feedback_store_ts ON feedback (store, ts)",
+        "CREATE INDEX feedback_visit ON feedback (visit_id)",
+        """CREATE TABLE member_doubts (
+        member_id TEXT PRIMARY KEY, not_this_person BIGINT NOT NULL, updated TEXT NOT NULL)""",
+    )),
+))

@@ -1,0 +1,115 @@
+"""The CDP's tables: members and their identifiers, OneID's links and rules, the audit trail,
+channel orders and their imports, computed stats and tags, tag rules, segments, and the settings.
+
+Bulk tables (orders, order_lines) carry no foreign keys: the importer checks references before it
+writes, and 10M-line loads would pay for every key check twice. ``settings`` (key -> JSON) also
+holds store health's weights. The other features' tables may reference ``members``, so this
+schema comes first in ``cloud.runtime.SCHEMAS``.
+"""
+
+from __future__ import annotations
+
+from cloud.db.migrations import Migration, Schema
+
+_TABLES = (
+    """CREATE TABLE members (
+        id TEXT PRIMARY KEY, source TEXT NOT NULL, source_key TEXT, name TEXT, gender TEXT,
+        tier TEXT NOT NULL DEFAULT '普通会员', tags TEXT NOT NULL DEFAULT '[]',
+        preferences TEXT NOT NULL DEFAULT '[]', face_consent BIGINT NOT NULL DEFAULT 0, home_store TEXT,
+        created TEXT NOT NULL, merged_into TEXT)""",
+    "CREATE UNIQUE INDEX members_source_key ON members (source, source_key)",
+    "CREATE INDEX members_merged_into ON members (merged_into)",
+    # record -> person without touching the table: what every segment and profile join does
+    "CREATE INDEX members_person ON members (id, merged_into)",
+    """CREATE TABLE identifiers (
+        id {serial_pk}, member_id TEXT NOT NULL REFERENCES members (id), kind TEXT NOT NULL,
+        value TEXT NOT NULL, blocked TEXT, created TEXT NOT NULL)""",
+    "CREATE UNIQUE INDEX identifiers_member_kind_value ON identifiers (member_id, kind, value)",
+    "CREATE INDEX identifiers_kind_value ON identifiers (kind, value)",
+    """CREATE TABLE link_rules (
+        kind TEXT PRIMARY KEY, hard BIGINT NOT NULL, priority BIGINT NOT NULL,
+        max_per_person BIGINT NOT NULL, max_share BIGINT NOT NULL, enabled BIGINT NOT NULL)""",
+    "CREATE TABLE blocklist (id {serial_pk}, kind TEXT NOT NULL, pattern TEXT NOT NULL, reason TEXT NOT NULL)",
+    """CREATE TABLE links (
+        id {serial_pk}, a TEXT NOT NULL, b TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+        rule TEXT NOT NULL, priority BIGINT NOT NULL, status TEXT NOT NULL, reason TEXT,
+        created TEXT NOT NULL, actor TEXT NOT NULL)""",
+    "CREATE INDEX links_a ON links (a)",
+    "CREATE INDEX links_b ON links (b)",
+    "CREATE TABLE cannot_link (a TEXT NOT NULL, b TEXT NOT NULL, created TEXT NOT NULL, actor TEXT NOT NULL, PRIMARY KEY (a, b))",
+    """CREATE TABLE audit (
+        id {serial_pk}, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, person_id TEXT,
+        detail TEXT NOT NULL)""",
+    "CREATE INDEX audit_person ON audit (person_id)",
+    """CREATE TABLE sightings (
+        id {serial_pk}, member_id TEXT NOT NULL REFERENCES members (id), kind TEXT NOT NULL, value TEXT NOT NULL,
+        score DOUBLE PRECISION NOT NULL, store TEXT, ts TEXT NOT NULL)""",
+    "CREATE INDEX sightings_member ON sightings (member_id)",
+    """CREATE TABLE orders (
+        id TEXT PRIMARY KEY, channel TEXT NOT NULL, order_no TEXT NOT NULL, store TEXT, member_id TEXT,
+        ts BIGINT NOT NULL, paid DOUBLE PRECISION NOT NULL, status TEXT NOT NULL, refund_of TEXT,
+        import_id BIGINT)""",
+    "CREATE INDEX orders_member ON orders (member_id, ts)",
+    "CREATE INDEX orders_store ON orders (store, ts)",
+    "CREATE INDEX orders_channel ON orders (channel, member_id)",
+    """CREATE TABLE order_lines (
+        order_id TEXT NOT NULL, member_id TEXT, channel TEXT NOT NULL, store TEXT, ts BIGINT NOT NULL,
+        sku TEXT NOT NULL, category TEXT NOT NULL, qty BIGINT NOT NULL, price DOUBLE PRECISION NOT NULL,
+        amount DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX order_lines_category ON order_lines (category, ts, member_id)",
+    "CREATE INDEX order_lines_sku ON order_lines (sku, ts, member_id)",
+    "CREATE INDEX order_lines_member ON order_lines (member_id)",
+    """CREATE TABLE imports (
+        id {serial_pk}, channel TEXT NOT NULL, source_name TEXT NOT NULL, started TEXT NOT NULL,
+        finished TEXT, rows_read BIGINT NOT NULL DEFAULT 0, orders BIGINT NOT NULL DEFAULT 0,
+        quarantined BIGINT NOT NULL DEFAULT 0, report TEXT)""",
+    """CREATE TABLE quarantine (
+        id {serial_pk}, import_id BIGINT NOT NULL REFERENCES imports (id), row_no BIGINT NOT NULL,
+        reason TEXT NOT NULL, detail TEXT NOT NULL, raw TEXT NOT NULL)""",
+    "CREATE INDEX quarantine_import ON quarantine (import_id, reason)",
+    """CREATE TABLE person_stats (
+        member_id TEXT PRIMARY KEY, orders BIGINT NOT NULL, ltv DOUBLE PRECISION NOT NULL, first_ts BIGINT,
+        last_ts BIGINT, r BIGINT, f BIGINT, m BIGINT, value_tier TEXT, lifecycle TEXT NOT NULL,
+        cycle_days DOUBLE PRECISION, top_categories TEXT NOT NULL, price_band TEXT, fav_channel TEXT,
+        fav_store TEXT, updated TEXT NOT NULL)""",
+    "CREATE INDEX person_stats_lifecycle ON person_stats (lifecycle)",
+    "CREATE INDEX person_stats_tier ON person_stats (value_tier)",
+    """CREATE TABLE person_tags (
+        member_id TEXT NOT NULL, tag TEXT NOT NULL, value TEXT NOT NULL, source TEXT NOT NULL,
+        PRIMARY KEY (member_id, tag))""",
+    "CREATE INDEX person_tags_tag ON person_tags (tag, value)",
+    "CREATE TABLE tag_rules (name TEXT PRIMARY KEY, value TEXT NOT NULL, condition TEXT NOT NULL, created TEXT NOT NULL)",
+    """CREATE TABLE segments (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, condition TEXT NOT NULL, created TEXT NOT NULL,
+        created_by TEXT NOT NULL)""",
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+_DEFAULT_RULES = (
+    # kind, hard, priority, max per person, max records sharing one value
+    ("unionid", 1, 100, 1, 5),
+    ("member_card", 1, 90, 1, 5),
+    ("phone", 1, 80, 2, 20),
+    ("tmall_buyer", 1, 70, 2, 5),
+    ("jd_pin", 1, 70, 2, 5),
+    ("openid", 1, 60, 5, 5),
+    ("face", 0, 0, 0, 0),
+    ("mac", 0, 0, 0, 0),
+)
+_DEFAULT_BLOCKLIST = (
+    ("*", r"^\s*$", "empty"),
+    ("*", r"\*", "masked"),
+    ("phone", r"^(\d)\1{10}$", "placeholder"),
+    ("phone", r"^1(2345678910|2345678901)$", "placeholder"),
+    ("phone", r"^(?!1[3-9]\d{9}$)", "invalid"),
+    ("*", r"^(null|none|unknown|n/?a|test|-+|0+)$", "placeholder"),
+)
+
+SCHEMA = Schema("cdp", (
+    Migration(1, "cdp schema", _TABLES),
+    Migration(2, "default identity rules and blocklist", tuple(
+        [("INSERT INTO link_rules (kind, hard, priority, max_per_person, max_share, enabled) VALUES (?, ?, ?, ?, ?, 1)",
+          rule) for rule in _DEFAULT_RULES]
+        + [("INSERT INTO blocklist (kind, pattern, reason) VALUES (?, ?, ?)", entry) for entry in _DEFAULT_BLOCKLIST]
+    )),
+))

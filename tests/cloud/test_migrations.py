@@ -1,0 +1,50 @@
+"""Each feature declares its own tables; the database's versions are their shares, run in order.
+
+A version already applied never runs again, so the statements of every version that has shipped
+are pinned here: changing one would leave existing databases and fresh ones different. A new table
+or column is a new version (add its pin).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from cloud.db import Database
+from cloud.db.migrations import Migration, Schema, migrate, plan, schema_version
+from cloud.runtime import SCHEMAS
+
+SHIPPED = {
+    1: "f8ca6ea048a712bb", 2: "787953ec6c414ab1", 3: "a6e5d70b06fded30", 4: "2a7ff94e90b88e83",
+    5: "824db46463bda3bb", 6: "179fe5dd0d6d0995", 7: "0ca129dbe8e3aa9e", 8: "536ffa2e7898a991",
+    9: "24ffd519362da5c7",
+}
+
+
+def _digest(migration: Migration) -> str:
+    return hashlib.sha256(json.dumps(migration.statements, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def test_shipped_versions_are_unchanged() -> None:
+    planned = {m.version: _digest(m) for m in plan(SCHEMAS)}
+    assert {v: planned.get(v) for v in SHIPPED} == SHIPPED
+
+
+def test_a_version_is_every_feature_share_in_schema_order() -> None:
+    a = Schema("a", (Migration(1, "a one", ("A1",)), Migration(3, "a three", ("A3",))))
+    b = Schema("b", (Migration(1, "b one", ("B1", "B1b")), Migration(2, "b two", ("B2",))))
+    assert plan([a, b]) == [Migration(1, "a one; b one", ("A1", "B1", "B1b")), Migration(2, "b two", ("B2",)),
+                            Migration(3, "a three", ("A3",))]
+    with pytest.raises(ValueError):
+        plan([a, a])
+    with pytest.raises(ValueError):
+        Schema("c", (Migration(2, "two", ()), Migration(1, "one", ())))
+
+
+def test_a_migrated_database_migrates_to_nothing(db: Database) -> None:
+    assert schema_version(db) == max(SHIPPED)
+    assert migrate(db, SCHEMAS) == []
+    names = dict(db.rows("SELECT version, name FROM schema_migrations"))
+    assert names[9] == "enrolment thumbnails for the guide card; perishables and markdown price changes"
