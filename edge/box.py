@@ -121,7 +121,7 @@ class EdgeBox:
             for event in events:
                 self.outbox.put(self._topics["arrival"], event.arrival)
                 self.on_arrival(event)
-                if self.config.local_crop.enabled:
+                if self.config.local_crop.enabled and self.config.broker_scope == "store":  # checked again at apply
                     self.publisher.live(self._topics["crop"], face_crop(event, self.config.local_crop), expiry_s=EXPIRY_S)
 
     # --- remote configuration -------------------------------------------------------------
@@ -236,6 +236,12 @@ class EdgeBox:
             return
         if desired.version <= self.version:
             return  # the retained copy of what already runs, seen again after a reconnect
+        if (refusal := self.config.crop_refusal(desired.settings.local_crop.enabled)) is not None:
+            # raw face crops never leave the store, whoever asks: refused as a whole, the old config runs on
+            log.error("desired config %d refused: %s", desired.version, refusal)
+            self._count_refusal("local_crop_refused")
+            self._report(refused=desired.version, error=refusal)
+            return
         try:
             self._reconfigure(desired.settings)
         except Exception as exc:  # noqa: BLE001 - a refused config must not stop the box

@@ -4,15 +4,23 @@ The tunable part (cameras, gates, tracking, visits, local crop) is ``protocol.de
 because the cloud may replace it at run time through ``cfg/desired``; the rest (identity, broker,
 model pack, state file, telemetry period, install bundle, Wi-Fi source) needs a restart. A bad file stops the box at start with
 the field and the reason; see docs/EDGE.md for every field.
+
+Raw face crops stay in the store by construction: ``local_crop`` may be on (in the file, or from a
+remote ``cfg/desired``) only when the box's broker is the store's own, declared as
+``broker_scope = "store"`` and checked: its host must be a loopback or private address (a name
+must resolve to such addresses only). The cloud broker's generated ACL has no ``local/`` grants
+either, so a box misdeclared as store-scoped would still see its crops refused there.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -55,6 +63,10 @@ class EdgeConfig(RemoteSettings):
     commercial_only: bool = Field(
         default=False, description="refuse a model pack not cleared for commercial use (a paying brand's box)"
     )
+    broker_scope: Literal["cloud", "store"] = Field(
+        default="cloud", description="store: the broker is the store's own (loopback or private address, bridged to "
+        "the cloud without local/); only then may local_crop be on"
+    )
 
     @field_validator("broker")
     @classmethod
@@ -86,6 +98,21 @@ class EdgeConfig(RemoteSettings):
                 raise ValueError(f"commercial_only: {exc}") from None
         return self
 
+    @model_validator(mode="after")
+    def _crops_stay_in_store(self) -> "EdgeConfig":
+        if (refusal := self.crop_refusal(self.local_crop.enabled)) is not None:
+            raise ValueError(refusal)
+        return self
+
+    def crop_refusal(self, crops_on: bool) -> str | None:
+        """Why face crops may not be turned on with this broker (None: they may, or they are off)."""
+        if not crops_on:
+            return None
+        if self.broker_scope != "store":
+            return ('local_crop: raw face crops must not leave the store; they need the store\'s own broker '
+                    '(broker_scope = "store")')
+        return store_local_problem(transport.BrokerUrl.parse(self.broker).host)
+
     @property
     def state_path(self) -> Path:
         return self.state or default_state_path(self.brand, self.store, self.device)
@@ -95,6 +122,32 @@ class EdgeConfig(RemoteSettings):
 
     def with_remote(self, settings: RemoteSettings) -> "EdgeConfig":
         return self.model_copy(update=dict(settings))
+
+
+#: Where a store's own broker can be: loopback, RFC 1918 and IPv6 unique-local, link-local.
+STORE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"))
+
+
+def _private(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return any(ip in net for net in STORE_NETWORKS if net.version == ip.version)
+
+
+def store_local_problem(host: str) -> str | None:
+    """None if ``host`` is on the store's side (loopback or private addresses only), else why not."""
+    try:
+        return None if _private(host) else f'broker_scope = "store": broker {host} is a public address, not the store\'s own broker'
+    except ValueError:
+        pass  # a name
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError as exc:
+        return f'broker_scope = "store": cannot resolve broker {host} to check it is in the store ({exc})'
+    public = sorted(a for a in addresses if not _private(a))
+    if public:
+        return f'broker_scope = "store": broker {host} resolves to public {", ".join(public)}, not the store\'s own broker'
+    return None
 
 
 def explain(exc: ValidationError) -> str:

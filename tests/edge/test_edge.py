@@ -136,7 +136,7 @@ def test_edge_run_publishes_arrivals_state_and_local_crops(mosquitto, models_dir
     store = f"run-{uuid4().hex[:8]}"  # the recorder hears the whole store: no other test's box may be in it
     rec = recorder(mosquitto.url, f"instore/v1/demo/{store}/#", "edge-test-run")
     config = tmp_path / "box.toml"
-    config.write_text(f'store = "{store}"\ndevice = "edge9"\n[local_crop]\nenabled = true\n')
+    config.write_text(f'store = "{store}"\ndevice = "edge9"\nbroker_scope = "store"\n[local_crop]\nenabled = true\n')
     result = edge_run("--config", str(config), "--source", str(couple), "--broker", mosquitto.url,
                       "--state", str(tmp_path / "s.db"), "--once")
     assert result.returncode == 0, result.stderr
