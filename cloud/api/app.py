@@ -141,16 +141,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         )
 
     app.include_router(health.router)
-    v1 = {"prefix": "/v1", "dependencies": [Depends(require_api_key)]}
     for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts,
-                   storehealth, brand_live):
-        app.include_router(module.router, **v1)
-    app.include_router(guide_preview.router, **v1)
-    app.include_router(labels.router, **v1)
-    app.include_router(rollouts.router, **v1)
-    app.include_router(alerts.router, **v1)
-    app.include_router(device_commands.router, **v1)
-    app.include_router(markdown_routes.router, **v1)
+                   storehealth, brand_live, guide_preview, labels, rollouts, alerts, device_commands, markdown_routes):
+        app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
     mount_dashboards(app)
     document_errors(app)
     return app
