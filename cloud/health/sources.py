@@ -166,8 +166,8 @@ def _staff_and_targets(tx: Tx, r: StoreRange, days: dict[str, DayExtras]) -> Non
         "SELECT ts, assistant FROM feedback WHERE store = ? AND ts >= ? AND ts < ? AND assistant IS NOT NULL",
         (r.store, r.start_iso, r.end_iso)):
         staff[clock.local_hour_of_iso(ts, r.tz)[:10]].add(assistant)
-    for day, names in staff.items():
-        days[day].assistants_active = len(names)
+    for local_day, names in staff.items():
+        days[local_day].assistants_active = len(names)
     targets = dict(tx.rows("SELECT month, sales_target FROM store_targets WHERE store = ? AND month >= ? AND month <= ?",
                            (r.store, r.first.isoformat()[:7], r.last.isoformat()[:7])))
     day = r.first

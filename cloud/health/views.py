@@ -4,8 +4,10 @@ scores explained down to the metrics behind them (shapes of /v1/health/stores[/{
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, timedelta
 from statistics import median
+from typing import Any
 
 from cloud.db import Database
 from cloud.health.metrics import SUB_SCORES, metrics_of
@@ -51,6 +53,11 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
+def _overalls(scores: dict[str, Health], stores: Iterable[str]) -> list[float]:
+    """The overall scores of those of ``stores`` that have one."""
+    return [o for o in (scores[s].overall for s in stores if s in scores) if o is not None]
+
+
 def ranking(db: Database, day: date | None, only_store: str | None = None) -> dict:
     """Every store's scores on ``day`` ranked by overall; ``only_store`` keeps one row (a store manager)."""
     day = day or latest_day(db)
@@ -63,27 +70,26 @@ def ranking(db: Database, day: date | None, only_store: str | None = None) -> di
     today = {s: h for (s, d), h in health.items() if d == key}
     ranks = _ranks(today)
     own_history: dict[str, list[float]] = defaultdict(list)
-    for (s, d), h in health.items():
+    for (shop, d), h in health.items():
         if d != key and h.overall is not None:
-            own_history[s].append(h.overall)
+            own_history[shop].append(h.overall)
     groups = load_peer_groups(db)
     alerts = _open_alerts(db)
     facts = {(s, m): v for s, m, v in db.rows(
         "SELECT store, metric, value FROM store_metrics WHERE grain = 'day' AND ts = ? AND metric IN ('sales', 'footfall')",
         (key,))}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in db.query("SELECT id, name, city, region, city_tier, format FROM stores ORDER BY id"):
-        store = s["id"]
+        store: str = s["id"]
         if only_store is not None and store != only_store:
             continue
-        h = today.get(store)
-        overall = h.overall if h else None
-        peers = [today[p].overall for p in groups.get(store, _NO_GROUP).stores
-                 if p in today and today[p].overall is not None]
+        mine = today.get(store)
+        overall = mine.overall if mine else None
+        peers = _overalls(today, groups.get(store, _NO_GROUP).stores)
         rows.append({
             "store": store, "name": s["name"], "city": s["city"], "region": s["region"],
             "city_tier": s["city_tier"], "format": s["format"], "overall": _r(overall),
-            **{sub: _r(h.sub_scores.get(sub) if h else None) for sub in SUB_SCORES},
+            **{sub: _r(mine.sub_scores.get(sub) if mine else None) for sub in SUB_SCORES},
             "rank": ranks.get(store),
             "overall_vs_own": _r(overall - sum(own_history[store]) / len(own_history[store])) if overall is not None and own_history[store] else None,
             "overall_vs_peers": _r(overall - median(peers)) if overall is not None and peers else None,
@@ -127,7 +133,7 @@ def store_detail(db: Database, store: str, day: date | None) -> dict | None:
                            "weight": weights["overall"][sub], "metrics": metrics})
     history = health_by_store_day(db, [day - timedelta(days=k) for k in range(HISTORY_DAYS)], weights, store)
     group = load_peer_groups(db).get(store, _NO_GROUP)
-    peer_overall = [today[p].overall for p in group.stores if p in today and today[p].overall is not None]
+    peer_overall = _overalls(today, group.stores)
     return {
         "store": store, "name": info["name"], "day": key, "overall": _r(mine.overall) if mine else None,
         "rank": ranks.get(store), "of": len(ranks), "sub_scores": sub_scores,
