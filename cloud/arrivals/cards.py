@@ -9,13 +9,13 @@ on a guess.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from cloud.cdp import profile as profiles
 from cloud.faces import thumbnails
 from cloud.db import Database
+from cloud.guide.greeting import title_for
 from cloud.guide.recommend import service as recommend
 from cloud.faces.matching import Match
 from cloud.guide.recommend.rank import Pick
@@ -26,25 +26,11 @@ from cloud.cdp.members import Member
 from cloud.arrivals import visits
 from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, new_id, now
 
-_HONORIFIC = {"female": "女士", "male": "先生"}
-_COMPOUND_SURNAMES = frozenset(
-    "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 令狐 端木 独孤 南宫 西门 轩辕 百里".split()
-)
-_HAN_NAME = re.compile(r"^[\u4e00-\u9fff]{2,5}$")
 #: Recommendations on a card (the screen draws two; the script may name the third).
 CARD_RECOMMENDATIONS = 3
 #: What the card names of the last order: the assistant mentions one or two, never reads a receipt.
 LAST_PURCHASE_ITEMS = 3
 VISITOR_SCRIPT = "您好，欢迎光临！请问今天想看看哪一类商品？我可以为您介绍本店的热销款和新品。"
-
-
-def title_for(name: str, gender: str | None) -> str:
-    """王芳 + female -> 王女士; without a known gender or a Chinese name, the name itself."""
-    honorific = _HONORIFIC.get(gender or "")
-    if honorific is None or not _HAN_NAME.match(name):
-        return name
-    surname = name[:2] if name[:2] in _COMPOUND_SURNAMES else name[0]
-    return surname + honorific
 
 
 def history(db: Database, person: dict, *, visit_id: str) -> dict[str, object]:

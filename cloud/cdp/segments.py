@@ -28,7 +28,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
-from cloud.cdp.tags import LIFECYCLE_STAGES, VALUE_TIERS
+from cloud.cdp.lifecycle import LIFECYCLE_STAGES, VALUE_TIERS
 from cloud.db import Database, Tx
 from cloud.errors import Invalid
 

@@ -19,40 +19,15 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.cdp.lifecycle import Windows, windows
+from cloud.cdp.segments import Condition, matching_persons
 from cloud.db import Database, Tx
 
 DAY = 86400
-LIFECYCLE_STAGES = ("prospect", "new", "active", "repurchase_due", "dormant", "churned")
-VALUE_TIERS = ("high", "medium", "low")
 _CHUNK = 500
-
-
-class Windows(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    new_days: int = Field(default=30, ge=1)
-    active_days: int = Field(default=90, ge=1)
-    dormant_days: int = Field(default=180, ge=1)
-    churn_days: int = Field(default=365, ge=1)
-    # a two-item list rather than a tuple: OpenAPI tools (schemathesis among them) mis-read prefixItems
-    # finite: JSON bodies may carry NaN/Infinity, which would be stored and break every later read
-    price_bands: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default=[150.0, 400.0], min_length=2, max_length=2)
-
-
-def windows(db: Database | Tx) -> Windows:
-    raw = db.scalar("SELECT value FROM settings WHERE key = 'lifecycle_windows'")
-    return Windows.model_validate_json(raw) if raw else Windows()
-
-
-def set_windows(db: Database, value: Windows) -> None:
-    db.execute("INSERT INTO settings (key, value) VALUES ('lifecycle_windows', ?) "
-               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (value.model_dump_json(),))
 
 
 def _in(ids: Sequence[str]) -> str:
@@ -231,8 +206,6 @@ def _write_manual_tags(tx: Tx, records: dict[str, str], persons: Sequence[str] |
 
 
 def _apply_rule_tags(tx: Tx, live: list[str], everyone: bool, as_of: datetime | None) -> None:
-    from cloud.cdp.segments import Condition, matching_persons
-
     for name, value, condition in tx.rows("SELECT name, value, condition FROM tag_rules ORDER BY name"):
         parsed = Condition.model_validate_json(condition)
         _delete_for(tx, "person_tags", None if everyone else live, "AND tag = ? AND source = 'rule'", (name,))

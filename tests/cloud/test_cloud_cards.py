@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from cloud.arrivals.cards import VISITOR_SCRIPT, CardBuilder, title_for
+from cloud.arrivals.cards import VISITOR_SCRIPT, CardBuilder
+from cloud.guide.greeting import title_for
 from cloud.faces.matching import Match
 from cloud.db import Database
 from protocol.embedding import Embedding

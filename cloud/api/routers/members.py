@@ -25,13 +25,13 @@ from cloud.api.schemas import (
     MemberRow,
     Page,
 )
-from cloud.cdp import erasure, members, profile, tags
+from cloud.cdp import erasure, lifecycle, members, profile, tags
 from cloud.cdp.segments import Condition, count, page
 from cloud.faces import enrolled
 
 router = APIRouter(prefix="/members", tags=["members"])
 
-Lifecycle = Literal[tags.LIFECYCLE_STAGES]  # type: ignore[valid-type]
+Lifecycle = Literal[lifecycle.LIFECYCLE_STAGES]  # type: ignore[valid-type]
 _ENROL_STATUS = {"unknown_member": status.HTTP_404_NOT_FOUND, "no_consent": status.HTTP_409_CONFLICT}
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 
 from cloud.api.deps import Admin, HqReader, PagingDep, RuntimeDep
 from cloud.api.schemas import Error, Page, TagCount, TagRuleIn
-from cloud.cdp import segments, tags
+from cloud.cdp import lifecycle, segments, tags
 from cloud.clock import iso, utcnow
 
 router = APIRouter(prefix="/tags", tags=["tags"])
@@ -46,15 +46,15 @@ def refresh(runtime: RuntimeDep, principal: Admin) -> dict[str, int]:
     return {"persons": tags.refresh(runtime.db)}
 
 
-@router.get("/windows", response_model=tags.Windows)
-def get_windows(runtime: RuntimeDep, principal: HqReader) -> tags.Windows:
+@router.get("/windows", response_model=lifecycle.Windows)
+def get_windows(runtime: RuntimeDep, principal: HqReader) -> lifecycle.Windows:
     """The lifecycle windows (days) and price bands (yuan per unit) tags are computed with."""
-    return tags.windows(runtime.db)
+    return lifecycle.windows(runtime.db)
 
 
-@router.put("/windows", response_model=tags.Windows)
-def put_windows(body: tags.Windows, runtime: RuntimeDep, principal: Admin) -> tags.Windows:
+@router.put("/windows", response_model=lifecycle.Windows)
+def put_windows(body: lifecycle.Windows, runtime: RuntimeDep, principal: Admin) -> lifecycle.Windows:
     """Change the windows and recompute everyone's lifecycle now."""
-    tags.set_windows(runtime.db, body)
+    lifecycle.set_windows(runtime.db, body)
     tags.refresh(runtime.db)
     return body

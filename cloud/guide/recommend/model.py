@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter, ValidationError
 
-from cloud.cdp.tags import DAY, windows
+from cloud.cdp.lifecycle import windows
+from cloud.cdp.tags import DAY
 from cloud.db import Database
 from protocol.messages import Id
 

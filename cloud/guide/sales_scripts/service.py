@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
 from cloud.cdp.segments import variant
-from cloud.cdp.tags import Windows, windows
+from cloud.cdp.lifecycle import Windows, windows
 from cloud.db import Database
 from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
+from cloud.guide.greeting import title_for
 from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang
 from protocol.messages import Recommendation
@@ -28,8 +29,6 @@ _HONORIFIC_EN = {"female": "Ms.", "male": "Mr."}
 
 
 def _title(profile: Mapping, lang: Lang) -> str:
-    from cloud.arrivals.cards import title_for  # cards imports this package: import at call time, not at load
-
     name, gender = profile.get("name") or "", profile.get("gender")
     if lang == "zh":
         return title_for(name, gender) if name else "您"
