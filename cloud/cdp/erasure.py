@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from cloud.cdp import profile
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import NotFound
@@ -128,3 +129,9 @@ def queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "co
             for brand, store, device in devices]
     commands.queue(tx, made, ttl=timedelta(hours=EDGE_CACHE_HOURS))
     return len(made)
+
+
+def queue_consent_withdrawal(db: Database, person: str) -> int:
+    """Face consent withdrawn: ``queue_erase`` for every record of the person, in one transaction."""
+    with db.transaction() as tx:
+        return queue_erase(tx, profile.records_of(db, person), reason="consent_withdrawn")

@@ -85,7 +85,7 @@ def rules(tx: Tx | Database) -> dict[str, Rule]:
     }
 
 
-def set_rule(tx: Tx, rule: Rule) -> None:
+def set_rule(tx: Tx | Database, rule: Rule) -> None:
     tx.execute(
         "INSERT INTO link_rules (kind, hard, priority, max_per_person, max_share, enabled) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (kind) DO UPDATE SET hard = excluded.hard, priority = excluded.priority, "
@@ -468,3 +468,17 @@ def add_block(db: Database, kind: str, pattern: str, reason: str) -> None:
     with db.transaction() as tx:
         tx.execute("INSERT INTO blocklist (kind, pattern, reason) VALUES (?, ?, ?)", (kind, pattern, reason))
         tx.execute("INSERT INTO settings (key, value) VALUES ('blocklist_changed', '1') ON CONFLICT (key) DO NOTHING")
+
+
+def audit_trail(db: Database, *, person: str | None, limit: int, offset: int) -> list[dict]:
+    """The identity audit, newest first (one person's, or everyone's), each ``detail`` decoded."""
+    where, args = ("WHERE person_id = ?", [person]) if person else ("", [])
+    rows = db.query(f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+    for row in rows:
+        row["detail"] = json.loads(row["detail"])
+    return rows
+
+
+def blocklist_entries(db: Database) -> list[tuple[str, str, str]]:
+    """The blocklist as HQ wrote it: (kind, pattern, reason), oldest first."""
+    return db.rows("SELECT kind, pattern, reason FROM blocklist ORDER BY id")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
@@ -29,8 +30,10 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
 from cloud.cdp.lifecycle import LIFECYCLE_STAGES, VALUE_TIERS
+from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
-from cloud.errors import Invalid
+from cloud.errors import Invalid, NotFound
+from protocol.messages import new_id
 
 Text = Annotated[str, Field(min_length=1, max_length=100)]
 Days = Annotated[int, Field(ge=1, le=3650)]
@@ -345,3 +348,32 @@ def split_counts(db: Database, condition: Condition, *, salt: str, split: Sequen
         counts[variant(person, salt, split)] += 1
     return counts
 
+
+
+class UnknownSegment(NotFound):
+    code = "unknown_segment"
+
+
+def save(db: Database, name: str, condition: Condition, *, actor: str) -> dict:
+    """Save a condition under a name; the saved segment (id, name, condition, created, created_by)."""
+    segment = {"id": new_id(), "name": name, "condition": condition.dump(), "created": utcnow(), "created_by": actor}
+    db.execute(
+        "INSERT INTO segments (id, name, condition, created, created_by) VALUES (?, ?, ?, ?, ?)",
+        (segment["id"], name, json.dumps(segment["condition"], ensure_ascii=False), iso(segment["created"]), actor))
+    return segment
+
+
+def saved(db: Database, segment_id: str) -> tuple[dict, Condition]:
+    """A saved segment's row and its parsed condition. Raises UnknownSegment."""
+    row = db.one("SELECT * FROM segments WHERE id = ?", (segment_id,))
+    if row is None:
+        raise UnknownSegment(f"no segment {segment_id}")
+    return row, Condition.model_validate_json(row["condition"])
+
+
+def listing(db: Database, *, limit: int, offset: int) -> tuple[list[dict], int]:
+    """Saved segments, newest first (conditions decoded), and how many there are."""
+    with db.transaction() as tx:
+        rows = tx.query("SELECT * FROM segments ORDER BY created DESC, id LIMIT ? OFFSET ?", (limit, offset))
+        total = tx.scalar("SELECT COUNT(*) FROM segments")
+    return [{**r, "condition": json.loads(r["condition"])} for r in rows], total

@@ -24,6 +24,7 @@ import numpy as np
 
 from cloud.cdp.lifecycle import Windows, windows
 from cloud.cdp.segments import Condition, matching_persons
+from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 
 DAY = 86400
@@ -212,3 +213,24 @@ def _apply_rule_tags(tx: Tx, live: list[str], everyone: bool, as_of: datetime | 
         hits = matching_persons(tx, parsed, within=None if everyone else live, as_of=as_of)
         tx.copy("person_tags", ("member_id", "tag", "value", "source"), ((p, name, value, "rule") for p in hits))
 
+
+
+def counts(db: Database, *, limit: int, offset: int) -> list[dict]:
+    """Each tag value and its source, with how many persons carry it."""
+    return db.query(
+        "SELECT tag, value, source, COUNT(*) AS persons FROM person_tags GROUP BY tag, value, source "
+        "ORDER BY tag, value LIMIT ? OFFSET ?", (limit, offset))
+
+
+def rules(db: Database) -> list[dict]:
+    """HQ's rule tags (name, value, condition as a dict), by name."""
+    return [{"name": r["name"], "value": r["value"], "condition": json.loads(r["condition"])}
+            for r in db.query("SELECT * FROM tag_rules ORDER BY name")]
+
+
+def set_rule(db: Database, name: str, value: str, condition: Condition) -> None:
+    """Define (or redefine) a rule tag; ``refresh`` applies it."""
+    db.execute(
+        "INSERT INTO tag_rules (name, value, condition, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
+        "SET value = excluded.value, condition = excluded.condition",
+        (name, value, json.dumps(condition.dump(), ensure_ascii=False), iso(utcnow())))

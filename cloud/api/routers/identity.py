@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
@@ -36,11 +35,7 @@ def identity_graph(member_id: str, runtime: RuntimeDep, principal: HqReader) -> 
 @router.get("/identity/audit", response_model=Page[dict])
 def audit(runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
           person: Annotated[str | None, Query(max_length=64)] = None) -> Page[dict]:
-    where, args = ("WHERE person_id = ?", [person]) if person else ("", [])
-    rows = runtime.db.query(f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-                                  (*args, paging.limit, paging.offset))
-    for row in rows:
-        row["detail"] = json.loads(row["detail"])
+    rows = oneid.audit_trail(runtime.db, person=person, limit=paging.limit, offset=paging.offset)
     return Page(items=rows, limit=paging.limit, offset=paging.offset)
 
 
@@ -76,15 +71,14 @@ def list_rules(runtime: RuntimeDep, principal: HqReader) -> list[RuleOut]:
 @router.put("/identity/rules/{kind}", response_model=RuleOut)
 def put_rule(kind: Kind, body: RuleIn, runtime: RuntimeDep, principal: Admin) -> RuleOut:
     """Change a rule; it applies to new records now and to everyone at the next rebuild (replay)."""
-    with runtime.db.transaction() as tx:
-        oneid.set_rule(tx, oneid.Rule(kind=kind, **body.model_dump()))
+    oneid.set_rule(runtime.db, oneid.Rule(kind=kind, **body.model_dump()))
     return RuleOut(kind=kind, **body.model_dump())
 
 
 @router.get("/identity/blocklist", response_model=list[BlockIn])
 def blocklist(runtime: RuntimeDep, principal: HqReader) -> list[BlockIn]:
     return [BlockIn(kind=k, pattern=p, reason=r)
-            for k, p, r in runtime.db.rows("SELECT kind, pattern, reason FROM blocklist ORDER BY id")]
+            for k, p, r in oneid.blocklist_entries(runtime.db)]
 
 
 @router.post("/identity/blocklist", status_code=status.HTTP_201_CREATED, response_model=BlockIn,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile, status
 
 from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_error
 from cloud.api.schemas import Error, Page
+from cloud.cdp.imports import history
 from cloud.cdp.imports.canonical import Channel
 from cloud.cdp.imports.cleaning import QuarantineReason
 from cloud.cdp.imports.importer import decode_upload, import_text
@@ -33,22 +33,12 @@ def upload(channel: Annotated[Channel, Query()], file: Annotated[UploadFile, Fil
 
 @router.get("", response_model=Page[dict])
 def list_imports(runtime: RuntimeDep, principal: HqReader, paging: PagingDep) -> Page[dict]:
-    rows = runtime.db.query("SELECT * FROM imports ORDER BY id DESC LIMIT ? OFFSET ?",
-                                  (paging.limit, paging.offset))
-    for row in rows:
-        row["report"] = json.loads(row["report"]) if row["report"] else None
+    rows = history.imports(runtime.db, limit=paging.limit, offset=paging.offset)
     return Page(items=rows, limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/{import_id}/quarantine", response_model=Page[dict])
 def quarantine(import_id: RowId, runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
                reason: Annotated[QuarantineReason | None, Query()] = None) -> Page[dict]:
-    where, args = "WHERE import_id = ?", [import_id]
-    if reason:
-        where, args = where + " AND reason = ?", [*args, reason]
-    rows = runtime.db.query(f"SELECT * FROM quarantine {where} ORDER BY row_no LIMIT ? OFFSET ?",
-                                  (*args, paging.limit, paging.offset))
-    for row in rows:
-        row["raw"] = json.loads(row["raw"])
-    total = runtime.db.scalar(f"SELECT COUNT(*) FROM quarantine {where}", args)
+    rows, total = history.quarantined(runtime.db, import_id, reason=reason, limit=paging.limit, offset=paging.offset)
     return Page(items=rows, limit=paging.limit, offset=paging.offset, total=total)

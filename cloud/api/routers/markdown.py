@@ -15,7 +15,7 @@ from fastapi import APIRouter, status
 from cloud.api.deps import Counter, Reader, RuntimeDep, own_store, valid_id
 from cloud.api.markdown_schemas import MarkdownItem, MarkdownPlan, PerishableIn, PriceChangeOut, SchedulePoint
 from cloud.api.schemas import Error
-from cloud.pricing import markdown_runner
+from cloud.pricing import markdown_runner, price_changes
 
 router = APIRouter(prefix="/stores", tags=["markdown"])
 
@@ -29,9 +29,7 @@ def markdown_plan(store: str, runtime: RuntimeDep, principal: Reader) -> Markdow
                                       elasticity=settings.markdown_elasticity)
     day = plan[0].day if plan else ""
     period = plan[0].period if plan else 0
-    changes = runtime.db.query(
-        "SELECT sku, ts, period, old_price, new_price, stock, labels FROM price_changes WHERE store = ? AND day = ? "
-        "ORDER BY id", (store, day))
+    changes = price_changes.made_on(runtime.db, store, day)
     return MarkdownPlan(
         store=store, day=day, period=period, changes_today=[PriceChangeOut(**c) for c in changes],
         items=[MarkdownItem(

@@ -106,8 +106,7 @@ def enrol_face(
 def set_consent(member_id: str, body: ConsentChange, runtime: RuntimeDep, principal: Counter) -> Consent:
     person = person_for(runtime, principal, member_id)
     if members.set_face_consent(runtime.db, person, body.face) or not body.face:
-        with runtime.db.transaction() as tx:
-            erasure.queue_erase(tx, profile.records_of(runtime.db, person), reason="consent_withdrawn")
+        erasure.queue_consent_withdrawal(runtime.db, person)
         runtime.after_face_removal()
     return Consent(face=body.face)
 

@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, status
 
 from cloud.api.deps import Admin, HqReader, PagingDep, RuntimeDep
 from cloud.api.schemas import Error, Page, TagCount, TagRuleIn
 from cloud.cdp import lifecycle, segments, tags
-from cloud.clock import iso, utcnow
 
 router = APIRouter(prefix="/tags", tags=["tags"])
 
 
 @router.get("", response_model=Page[TagCount])
 def list_tags(runtime: RuntimeDep, principal: HqReader, paging: PagingDep) -> Page[TagCount]:
-    rows = runtime.db.query(
-        "SELECT tag, value, source, COUNT(*) AS persons FROM person_tags GROUP BY tag, value, source "
-        "ORDER BY tag, value LIMIT ? OFFSET ?", (paging.limit, paging.offset))
+    rows = tags.counts(runtime.db, limit=paging.limit, offset=paging.offset)
     return Page(items=[TagCount(**r) for r in rows], limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/rules", response_model=list[TagRuleIn])
 def list_rules(runtime: RuntimeDep, principal: HqReader) -> list[TagRuleIn]:
-    return [TagRuleIn(name=r["name"], value=r["value"], condition=json.loads(r["condition"]))
-            for r in runtime.db.query("SELECT * FROM tag_rules ORDER BY name")]
+    return [TagRuleIn(**r) for r in tags.rules(runtime.db)]
 
 
 @router.put("/rules", response_model=TagRuleIn, responses={422: {"model": Error}})
 def put_rule(body: TagRuleIn, runtime: RuntimeDep, principal: Admin) -> TagRuleIn:
     """Define (or redefine) a rule tag as a segment condition; applied to everyone now."""
     condition = segments.Condition.parse(body.condition)
-    runtime.db.execute(
-        "INSERT INTO tag_rules (name, value, condition, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
-        "SET value = excluded.value, condition = excluded.condition",
-        (body.name, body.value, json.dumps(condition.dump(), ensure_ascii=False), iso(utcnow())))
+    tags.set_rule(runtime.db, body.name, body.value, condition)
     tags.refresh(runtime.db)
     return TagRuleIn(name=body.name, value=body.value, condition=condition.dump())
 
