@@ -23,7 +23,7 @@ EXPIRY_S = 60
 
 
 def crop_topic(brand: str, store: str, device: str) -> str:
-    return topics.store_local(brand, store, "crop", device)
+    return topics.local_crop(brand, store, device)
 
 
 def face_crop(event: ArrivalEvent, settings: LocalCropSettings) -> FaceCrop:

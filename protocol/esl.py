@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from protocol import topics
 from protocol.messages import EventId, Id, Message, ShortText
 
 Color = Literal["white", "black", "red"]
@@ -118,16 +117,3 @@ class LabelCommand(Message):
     def expires_at(self) -> datetime:
         return self.ts + timedelta(seconds=self.ttl_s)
 
-
-def label_command(brand: str, store: str, label: str) -> str:
-    """``instore/v1/{brand}/{store}/esl/{label}/cmd``: one label's commands."""
-    return f"{_esl(brand, store)}/{topics.check_id('label', label)}/cmd"
-
-
-def label_commands_of_store(brand: str, store: str) -> str:
-    """What a store's ESL gateway subscribes to: every label's commands."""
-    return f"{_esl(brand, store)}/+/cmd"
-
-
-def _esl(brand: str, store: str) -> str:
-    return f"{topics.ROOT}/{topics.check_id('brand', brand)}/{topics.check_id('store', store)}/esl"

@@ -17,6 +17,10 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ALL_DEVICE_EVENTS = f"{ROOT}/+/+/+/evt/#"
 #: The cloud reads device states to know which boxes are online.
 ALL_DEVICE_STATES = f"{ROOT}/+/+/+/state"
+#: Every device's telemetry (not retained, so it may go through a share group like events).
+ALL_TELEMETRY = f"{ROOT}/+/+/+/telemetry"
+#: Every box's answers to the cloud's commands (erase, pack).
+ALL_COMMAND_ACKS = f"{ROOT}/+/+/+/cmd/+/ack"
 #: The guide screens' feedback, all stores.
 ALL_FEEDBACK = f"{ROOT}/+/+/guide/+/feedback"
 #: Every store's health alerts, for HQ.
@@ -89,6 +93,16 @@ def store_local(brand: str, store: str, *levels: str) -> str:
     return "/".join([_store(brand, store), "local", *(check_id("level", level) for level in levels)])
 
 
+def local_crop(brand: str, store: str, device: str) -> str:
+    """One edge box's live face crops for its store's guide screens (store-local, never the cloud)."""
+    return store_local(brand, store, "crop", check_id("device", device))
+
+
+def local_crops_of_store(brand: str, store: str) -> str:
+    """What a guide screen subscribes to for crops: every box of its store."""
+    return f"{store_local(brand, store, 'crop')}/+"
+
+
 def guide_card(brand: str, store: str, screen: str = ALL_SCREENS) -> str:
     return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/card"
 
@@ -107,9 +121,28 @@ def health_alert(brand: str, store: str) -> str:
     return f"{_store(brand, store)}/health/alert"
 
 
+def label_command(brand: str, store: str, label: str) -> str:
+    """One e-shelf label's commands (cloud -> the store's ESL gateway)."""
+    return f"{_store(brand, store)}/esl/{check_id('label', label)}/cmd"
+
+
+def label_commands_of_store(brand: str, store: str) -> str:
+    """What a store's ESL gateway subscribes to: every label's commands."""
+    return f"{_store(brand, store)}/esl/+/cmd"
+
+
 def shared(topic_filter: str, group: str) -> str:
     """A shared subscription: the broker hands each message to one member of the group."""
     return f"$share/{check_id('group', group)}/{topic_filter}"
+
+
+def cloud_ingest(share_group: str | None = None) -> list[str]:
+    """What the cloud's ingest subscribes to: device events, telemetry, guide-screen feedback and
+    command acks (through the share group, if any, so several cloud workers split them), and
+    device states, never shared: they are retained, and a retained message never reaches a shared
+    subscription, so every worker reads them."""
+    spread = [ALL_DEVICE_EVENTS, ALL_TELEMETRY, ALL_FEEDBACK, ALL_COMMAND_ACKS]
+    return [*(shared(f, share_group) if share_group else f for f in spread), ALL_DEVICE_STATES]
 
 
 @dataclass(frozen=True)
@@ -122,6 +155,24 @@ class TopicInfo:
     @property
     def kind(self) -> str:
         return "/".join(self.path)
+
+    @property
+    def message(self) -> str | None:
+        """What kind of message the topic carries, for dispatch: one of ``MESSAGES``, or None."""
+        path = self.path
+        if self.kind in _BY_PATH:
+            return _BY_PATH[self.kind]
+        if self.device == "guide" and len(path) == 2 and path[1] == "feedback":
+            return "feedback"
+        if len(path) == 3 and path[0] == "cmd" and path[2] == "ack":
+            return "command_ack"
+        return None
+
+
+#: Message kinds a topic names (``TopicInfo.message``), by the levels after the device.
+_BY_PATH = {"evt/arrival": "arrival", "evt/presence": "presence", "evt/footfall": "footfall",
+            "state": "state", "telemetry": "telemetry"}
+MESSAGES = frozenset({*_BY_PATH.values(), "feedback", "command_ack"})
 
 
 def parse(topic: str) -> TopicInfo:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from cloud.errors import Conflict
+from protocol import topics
 from protocol.esl import (
     ARRIVAL_FLASH,
     TAG_TYPES,
@@ -22,7 +23,6 @@ from protocol.esl import (
     LabelProduct,
     TagType,
     TagTypeId,
-    label_command,
 )
 from protocol.messages import Id, new_id
 
@@ -102,7 +102,7 @@ def redraw_commands(
 ) -> list[tuple[str, LabelCommand]]:
     """(topic, command) for every label of ``product`` in ``store``: show its new price or markdown."""
     return [
-        (label_command(brand, store, label.label_id), LabelCommand(
+        (topics.label_command(brand, store, label.label_id), LabelCommand(
             command_id=new_id(), ts=at, brand=brand, store=store, label=label.label_id,
             product=product, reason=reason, ttl_s=PRICE_TTL_S,
         ))
@@ -124,7 +124,7 @@ def arrival_flash_commands(
     """Flash the labels of the first ``top`` recommended products the store has labels for."""
     with_labels = [sku for sku in dict.fromkeys(skus) if registry.for_products(store, [sku])][:top]
     return [
-        (label_command(brand, store, label.label_id), LabelCommand(
+        (topics.label_command(brand, store, label.label_id), LabelCommand(
             command_id=new_id(), ts=at, brand=brand, store=store, label=label.label_id,
             flash=pattern, reason=reason, ttl_s=ARRIVAL_FLASH_TTL_S,
         ))

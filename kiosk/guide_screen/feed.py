@@ -36,7 +36,7 @@ def device_id(screen: str) -> str:
 
 def crops_of_store(brand: str, store: str) -> str:
     """Every edge box's live face crops in one store: ``.../local/crop/+`` (see ``edge.crop``)."""
-    return f"{topics.store_local(brand, store, 'crop')}/+"
+    return topics.local_crops_of_store(brand, store)
 
 
 @dataclass

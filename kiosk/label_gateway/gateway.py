@@ -25,7 +25,7 @@ from kiosk.label_gateway.ap import AccessPoint, ApRefused, ApUnavailable, normal
 from kiosk.label_gateway.render import RenderError, render, to_jpeg
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
-from protocol.esl import TAG_TYPES, LabelCommand, TagTypeId, label_commands_of_store
+from protocol.esl import TAG_TYPES, LabelCommand, TagTypeId
 from protocol.messages import DeviceState, Id, now
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class EslGateway:
         self.subscribed = threading.Event()
         self._device = topics.check_id("device", device)
         self._state_topic = topics.device_state(brand, store, self._device)
-        self._filter = label_commands_of_store(brand, store)
+        self._filter = topics.label_commands_of_store(brand, store)
         self._queue: queue.Queue[LabelCommand | None] = queue.Queue()
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="esl-worker", daemon=True)

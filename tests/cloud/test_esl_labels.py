@@ -12,7 +12,8 @@ import paho.mqtt.client as mqtt
 from cloud.pricing.registry import ARRIVAL_FLASH_TTL_S
 from protocol import topics, transport
 from protocol.codec import decode
-from protocol.esl import ARRIVAL_FLASH, LabelCommand, label_commands_of_store
+from protocol.esl import ARRIVAL_FLASH, LabelCommand
+from protocol.topics import label_commands_of_store
 from protocol.messages import GuideCard
 from tests.cloud.test_cloud_ingest import Guide
 from tests.cloud.test_hq_api import _keys

@@ -14,7 +14,8 @@ from cloud.pricing.registry import PRICE_TTL_S
 from cloud import clock
 from protocol import transport
 from protocol.codec import decode
-from protocol.esl import LabelCommand, label_commands_of_store
+from protocol.esl import LabelCommand
+from protocol.topics import label_commands_of_store
 from tests.cloud.test_cloud_ingest import Guide
 from tests.cloud.test_hq_api import _keys
 

@@ -18,7 +18,8 @@ from kiosk.label_gateway.gateway import EslGateway, LabelBook
 from kiosk.label_gateway.render import render
 from protocol import transport
 from protocol.codec import encode
-from protocol.esl import ARRIVAL_FLASH, TAG_TYPES, FlashPattern, LabelCommand, LabelProduct, label_command
+from protocol.esl import ARRIVAL_FLASH, TAG_TYPES, FlashPattern, LabelCommand, LabelProduct
+from protocol.topics import label_command
 from protocol.messages import new_id, now
 
 REPO = Path(__file__).resolve().parents[2]

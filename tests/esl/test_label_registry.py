@@ -7,7 +7,8 @@ import pytest
 
 from cloud.pricing.registry import Label, LabelRegistry, LabelBindingError, arrival_flash_commands, redraw_commands
 from protocol.codec import decode, encode
-from protocol.esl import LabelCommand, LabelProduct, label_command, label_commands_of_store
+from protocol.esl import LabelCommand, LabelProduct
+from protocol.topics import label_command, label_commands_of_store
 from protocol.messages import now
 from protocol.topics import TopicError
 

@@ -21,7 +21,8 @@ from kiosk.label_gateway.gateway import EslGateway, LabelBook
 from kiosk.label_gateway.simulated_ap import SimulatedAccessPoint
 from protocol import transport
 from protocol.codec import encode
-from protocol.esl import ARRIVAL_FLASH, LabelCommand, LabelProduct, label_command
+from protocol.esl import ARRIVAL_FLASH, LabelCommand, LabelProduct
+from protocol.topics import label_command
 from protocol.messages import Feedback, new_id, now
 from tests.fuzz.jsonish import dump, from_json_schema
 from tests.fuzz.mqttfuzz import FIXED, expected_rejects, grown, junk, new_brand, sender, shaped, wait_for

@@ -30,3 +30,42 @@ def test_parse_rejects_foreign_topics(bad):
 
 def test_shared_subscription():
     assert topics.shared(topics.ALL_DEVICE_EVENTS, "cdp") == "$share/cdp/instore/v1/+/+/+/evt/#"
+
+
+def test_cloud_ingest_subscriptions_share_all_but_the_retained_states():
+    assert topics.cloud_ingest() == [
+        "instore/v1/+/+/+/evt/#", "instore/v1/+/+/+/telemetry", "instore/v1/+/+/guide/+/feedback",
+        "instore/v1/+/+/+/cmd/+/ack", "instore/v1/+/+/+/state",
+    ]
+    shared = topics.cloud_ingest("cdp")
+    assert shared[:4] == [f"$share/cdp/{f}" for f in topics.cloud_ingest()[:4]]
+    assert shared[4] == topics.ALL_DEVICE_STATES
+    with pytest.raises(topics.TopicError):
+        topics.cloud_ingest("a/b")
+
+
+def test_label_and_crop_topics():
+    assert topics.label_command("demo", "s1", "L-7") == "instore/v1/demo/s1/esl/L-7/cmd"
+    assert topics.label_commands_of_store("demo", "s1") == "instore/v1/demo/s1/esl/+/cmd"
+    assert topics.local_crop("demo", "s1", "edge1") == "instore/v1/demo/s1/local/crop/edge1"
+    assert topics.local_crops_of_store("demo", "s1") == "instore/v1/demo/s1/local/crop/+"
+    for bad in (lambda: topics.label_command("demo", "s1", "L/#"), lambda: topics.local_crop("demo", "s1", "+")):
+        with pytest.raises(topics.TopicError):
+            bad()
+
+
+@pytest.mark.parametrize(("topic", "message"), [
+    (topics.arrival("b", "s", "e1"), "arrival"),
+    (topics.presence("b", "s", "e1"), "presence"),
+    (topics.footfall("b", "s", "e1"), "footfall"),
+    (topics.device_state("b", "s", "e1"), "state"),
+    (topics.telemetry("b", "s", "e1"), "telemetry"),
+    (topics.guide_feedback("b", "s", "screen-1"), "feedback"),
+    (topics.device_command_ack("b", "s", "e1", "erase"), "command_ack"),
+    (topics.device_command("b", "s", "e1", "erase"), None),
+    (topics.guide_card("b", "s"), None),
+    ("instore/v1/b/s/e1/evt/other", None),
+])
+def test_each_topic_names_its_message_kind(topic, message):
+    assert topics.parse(topic).message == message
+    assert message is None or message in topics.MESSAGES
