@@ -1,109 +1,129 @@
 """``instore cloud ...``: serve (API + ingest), import, generate, rebuild-oneid, refresh-tags, create-key, devices, health.
 
 Heavy imports (FastAPI, uvicorn, onnxruntime) happen inside the command so that ``instore --help``
-and the other wings' commands start fast. Operator mistakes (a malformed broker URL, a broker or
-database that does not answer, missing model files, an unknown channel) end with one readable line
-and exit code 2. Every command takes ``--db``: a SQLite file or a ``postgresql://`` URL.
+and the other wings' commands start fast.
+
+The options are the fields of ``cloud.settings.Settings``: their help texts and defaults come from
+there, an option not given leaves the field to ``INSTORE_*`` environment variables, the
+``--config`` TOML file (else ``$INSTORE_CONFIG``) and the defaults, in that order. ``--db`` is a
+SQLite file or a ``postgresql://`` URL.
+
+Every expected failure (a cloud error, a malformed broker URL, a broker or database that does not
+answer, missing model files, an unreadable file) ends in one place, ``_Commands.invoke``: one
+readable line ``error: ...`` on stderr and exit code 2; no command catches errors itself.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic_core import PydanticUndefined
+from typer.core import TyperGroup
 
-app = typer.Typer(no_args_is_help=True)
+from cloud.errors import CloudError, Invalid
+from cloud.settings import CONFIG_ENV, Settings
+from protocol.facepack import PackError
+from protocol.transport import BrokerUrlError
 
-USAGE_ERROR = 2
+#: The exit code of every refused command (a usage error, as click's own).
+EXIT_ERROR = 2
+#: What a command may meet that is the operator's to fix, not a bug: one line, no traceback.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (CloudError, BrokerUrlError, PackError, ConnectionError, OSError)
+
+
+class _Commands(TyperGroup):
+    """The cloud's command group: the one place its commands' expected errors are reported."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context
+        try:
+            return super().invoke(ctx)
+        except EXPECTED_ERRORS as exc:
+            _fail(_describe(exc))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"cannot read {exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+app = typer.Typer(cls=_Commands, no_args_is_help=True)
+
+
+def _setting(name: str, *flags: str) -> Any:
+    """The option for the settings field ``name``: its description as help, its default shown,
+    None when not given (so the environment, the config file or the default decide)."""
+    field = Settings.model_fields[name]
+    default = field.default
+    shown = str(default) if default not in (None, (), PydanticUndefined) else False
+    return typer.Option(*flags, help=field.description, show_default=shown)
+
+
+Config = Annotated[Path | None, typer.Option(
+    "--config", help=f"a TOML file of settings (cloud.settings.Settings fields); else ${CONFIG_ENV}", show_default=False)]
+Db = Annotated[str | None, _setting("db", "--db")]
 
 
 @app.command()
 def serve(
-    db: Annotated[str, typer.Option("--db", help="SQLite file (created on first start) or postgresql:// URL")],
-    broker: Annotated[
-        str | None, typer.Option("--broker", help="mqtt://host:port[?protocol=3.1.1]; omit for API only")
-    ] = None,
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    pack: Annotated[str | None, typer.Option("--pack", help="face model pack for enrolment photos")] = None,
-    share_group: Annotated[
-        str | None, typer.Option("--share-group", help="MQTT shared-subscription group, for several cloud workers")
-    ] = None,
-    card_ttl: Annotated[
-        int, typer.Option("--card-ttl", min=5, max=3600, help="seconds a guide card stays valid")
-    ] = 120,
-    wifi_secret_file: Annotated[
-        Path | None, typer.Option("--wifi-secret-file", help="the brand's Wi-Fi secret (else $INSTORE_WIFI_SECRET)")
-    ] = None,
-    require_known_devices: Annotated[
-        bool | None, typer.Option("--require-known-devices/--allow-unknown-devices",
-                                  help="default: required once a device registry was imported")
-    ] = None,
-    rate_limit: Annotated[
-        int, typer.Option("--rate-limit", min=0, help="API calls per minute per key or client address; 0: off")
-    ] = 600,
-    cors_origin: Annotated[
-        list[str], typer.Option("--cors-origin", help="a web origin allowed to call the API (repeatable); none by default")
-    ] = [],  # noqa: B006 - typer reads the default, never mutates it
-    client_id: Annotated[
-        str | None, typer.Option("--client-id", help="a stable, unique id for this ingest process: the broker keeps its "
-                                 "session (subscriptions, events not yet processed) across restarts of either")
-    ] = None,
-    session_expiry: Annotated[
-        int, typer.Option("--session-expiry", min=1, help="seconds the broker keeps a --client-id session while away")
-    ] = 3600,
+    db: Db = None,
+    broker: Annotated[str | None, _setting("broker_url", "--broker")] = None,
+    port: Annotated[int | None, _setting("api_port", "--port")] = None,
+    host: Annotated[str | None, _setting("api_host", "--host")] = None,
+    pack: Annotated[str | None, _setting("pack_id", "--pack")] = None,
+    share_group: Annotated[str | None, _setting("share_group", "--share-group")] = None,
+    card_ttl: Annotated[int | None, _setting("card_ttl_s", "--card-ttl")] = None,
+    wifi_secret_file: Annotated[Path | None, _setting("wifi_secret_file", "--wifi-secret-file")] = None,
+    require_known_devices: Annotated[bool | None, _setting(
+        "require_known_devices", "--require-known-devices/--allow-unknown-devices")] = None,
+    rate_limit: Annotated[int | None, _setting("rate_limit_per_minute", "--rate-limit")] = None,
+    cors_origin: Annotated[list[str] | None, _setting("cors_origins", "--cors-origin")] = None,
+    client_id: Annotated[str | None, _setting("client_id", "--client-id")] = None,
+    session_expiry: Annotated[int | None, _setting("session_expiry_s", "--session-expiry")] = None,
+    config: Config = None,
 ) -> None:
     """Serve the HTTP API and, with --broker, turn arrivals into guide cards."""
     import uvicorn
-    from pydantic import ValidationError
 
     from cloud.api.app import create_app
     from cloud.runtime import Runtime
-    from cloud.settings import Settings
-    from protocol.facepack import PackError, get_pack
-    from protocol.topics import TopicError
-    from protocol.transport import BrokerUrlError
 
-    try:
-        settings = Settings(
-            db=db, broker_url=broker, pack_id=get_pack(pack).id, share_group=share_group, card_ttl_s=card_ttl,
-            wifi_secret_file=wifi_secret_file, require_known_devices=require_known_devices,
-            rate_limit_per_minute=rate_limit, cors_origins=tuple(cors_origin),
-            **({"client_id": client_id, "session_expiry_s": session_expiry} if client_id else {}),
-        )
-        runtime = Runtime.open(settings)
-    except (BrokerUrlError, PackError, TopicError, ValidationError, ConnectionError) as exc:
-        _fail(str(exc))
+    settings = Settings.load(
+        config, db=db, broker_url=broker, api_port=port, api_host=host, pack_id=pack, share_group=share_group,
+        card_ttl_s=card_ttl, wifi_secret_file=wifi_secret_file, require_known_devices=require_known_devices,
+        rate_limit_per_minute=rate_limit, cors_origins=tuple(cors_origin) if cors_origin else None,
+        client_id=client_id, session_expiry_s=session_expiry,
+    )
+    runtime = Runtime.open(settings)
     try:
         runtime.start()
-    except ConnectionError as exc:
-        runtime.close()
-        _fail(str(exc))
-    try:
-        uvicorn.run(create_app(settings, runtime), host=host, port=port, log_config=None)
+        uvicorn.run(create_app(settings, runtime), host=settings.api_host, port=settings.api_port, log_config=None)
     finally:
         runtime.close()
 
 
-Db = Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL")]
-
-
-def _open(db: str):  # noqa: ANN202
+def _open(db: str | None, config: Path | None):
+    """The database of ``--db``, else of the settings (``INSTORE_DB``, the config file)."""
     from cloud.runtime import open_cdp
 
-    try:
-        return open_cdp(db, sample_catalogue=False)
-    except (ConnectionError, OSError) as exc:
-        _fail(str(exc))
+    return open_cdp(Settings.load(config, db=db).db, sample_catalogue=False)
 
 
 @app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(help="a channel export: CSV (tmall, jd, pos, members) or JSON (wechat)")],
     channel: Annotated[str, typer.Option("--channel", help="tmall | jd | wechat | pos | members")],
-    db: Db,
+    db: Db = None,
+    config: Config = None,
 ) -> None:
     """Import a channel export: bad rows are quarantined with a reason, then a data-quality report."""
     from rich.console import Console
@@ -113,12 +133,12 @@ def import_file(
     from cloud.cdp.imports.importer import import_text
 
     if channel not in CHANNELS:
-        _fail(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+        raise Invalid(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
     try:
         text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"cannot read {file}: {exc}")
-    database = _open(db)
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"cannot read {file}: not UTF-8 text ({exc})") from None
+    database = _open(db, config)
     try:
         report = import_text(database, channel, text, source=file.name, progress=True, actor="cli")
     finally:
@@ -137,11 +157,11 @@ def import_file(
 
 
 @app.command("rebuild-oneid")
-def rebuild_oneid(db: Db) -> None:
+def rebuild_oneid(db: Db = None, config: Config = None) -> None:
     """Replay: re-resolve every person under the current rules and blocklist, then refresh tags."""
     from cloud.cdp import oneid, tags
 
-    database = _open(db)
+    database = _open(db, config)
     try:
         result = oneid.rebuild(database, actor="cli")
         persons = tags.refresh(database, sorted(result.changed_persons))
@@ -153,13 +173,13 @@ def rebuild_oneid(db: Db) -> None:
 
 
 @app.command("refresh-tags")
-def refresh_tags(db: Db) -> None:
+def refresh_tags(db: Db = None, config: Config = None) -> None:
     """The nightly batch: every person's stats, RFM cut points, lifecycle and rule tags."""
     import time
 
     from cloud.cdp import tags
 
-    database = _open(db)
+    database = _open(db, config)
     started = time.perf_counter()
     try:
         persons = tags.refresh(database)
@@ -170,19 +190,18 @@ def refresh_tags(db: Db) -> None:
 
 @app.command("create-key")
 def create_key(
-    db: Db,
     name: Annotated[str, typer.Option("--name")],
     role: Annotated[str, typer.Option("--role", help="hq_admin | hq_analyst | store_manager | device")],
     store: Annotated[str | None, typer.Option("--store", help="for store_manager and device keys")] = None,
+    db: Db = None,
+    config: Config = None,
 ) -> None:
     """Create an API key; prints it once (only its hash is stored)."""
     from cloud.api import auth
 
-    database = _open(db)
+    database = _open(db, config)
     try:
         made = auth.create_key(database, name=name, role=role, store=store)  # type: ignore[arg-type]
-    except ValueError as exc:
-        _fail(str(exc))
     finally:
         database.close()
     typer.echo(json.dumps({"id": made.id, "key": made.key}))
@@ -190,7 +209,8 @@ def create_key(
 
 @app.command()
 def generate(
-    db: Db,
+    db: Db = None,
+    config: Config = None,
     members: Annotated[int, typer.Option("--members", min=1, help="persons in the synthetic brand")] = 10_000,
     stores: Annotated[int, typer.Option("--stores", min=1, max=10_000)] = 50,
     seed: Annotated[int, typer.Option("--seed")] = 7,
@@ -211,11 +231,11 @@ def generate(
     from cloud.synthetic.brand import generate as make
 
     if incidents > stores or (incidents and floor_days < 2):
-        _fail("--incidents needs as many --stores and --floor-days >= 2 (they are planted yesterday)")
-    database = _open(db)
+        raise Invalid("--incidents needs as many --stores and --floor-days >= 2 (they are planted yesterday)")
+    database = _open(db, config)
     try:
-        summary = make(database, persons=members, stores=stores, seed=seed, progress=True, floor_days=floor_days,
-                       brand=brand, store_ids=store_id)
+        summary: dict[str, object] = dict(make(database, persons=members, stores=stores, seed=seed, progress=True,
+                                               floor_days=floor_days, brand=brand, store_ids=store_id))
         if incidents:
             summary["incidents"] = _plant(database, incidents, store_id)
         if floor_days:
@@ -226,11 +246,11 @@ def generate(
     typer.echo(json.dumps(summary))
 
 
-def _plant(database, count: int, named: list[str]) -> list[dict]:  # noqa: ANN001
+def _plant(database, count: int, named: list[str]) -> list[dict]:
     from datetime import timedelta
 
-    from cloud.synthetic.incidents import as_json, plant_incidents
     from cloud import clock
+    from cloud.synthetic.incidents import as_json, plant_incidents
 
     stores = [r[0] for r in database.rows("SELECT id FROM stores ORDER BY id")]
     stores = [s for s in stores if s not in named] + [s for s in stores if s in named]
@@ -238,7 +258,7 @@ def _plant(database, count: int, named: list[str]) -> list[dict]:  # noqa: ANN00
     return as_json(plant_incidents(database, stores[:count], yesterday))
 
 
-def _rollup_days(database, days: int, first: str | None, last: str | None) -> dict:  # noqa: ANN001
+def _rollup_days(database, days: int, first: str | None, last: str | None) -> dict:
     """Roll up [first, last] (default: the ``days`` local days up to today), then mark everything
     received so far as done, so the periodic job carries on from here."""
     from datetime import date, timedelta
@@ -250,9 +270,9 @@ def _rollup_days(database, days: int, first: str | None, last: str | None) -> di
         end = date.fromisoformat(last) if last else clock.now_local(clock.DEFAULT_TZ).date()
         start = date.fromisoformat(first) if first else end - timedelta(days=days - 1)
     except ValueError as exc:
-        _fail(f"--from/--to must be YYYY-MM-DD: {exc}")
+        raise Invalid(f"--from/--to must be YYYY-MM-DD: {exc}") from None
     if start > end:
-        _fail("--from is after --to")
+        raise Invalid("--from is after --to")
     result = rollup.rollup_days(database, start, end)
     rollup.set_mark(database)
     return {"from": start.isoformat(), "to": end.isoformat(), **result.as_dict()}
@@ -264,13 +284,14 @@ app.add_typer(health_app, name="health")
 
 @health_app.command("rollup")
 def health_rollup(
-    db: Db,
+    db: Db = None,
+    config: Config = None,
     days: Annotated[int, typer.Option("--days", min=1, max=3660, help="local days up to --to")] = 56,
     first: Annotated[str | None, typer.Option("--from", help="first local day YYYY-MM-DD")] = None,
     last: Annotated[str | None, typer.Option("--to", help="last local day YYYY-MM-DD (default today)")] = None,
 ) -> None:
     """Backfill (or redo) store_metrics and store_scores for a range of days; idempotent."""
-    database = _open(db)
+    database = _open(db, config)
     try:
         typer.echo(json.dumps(_rollup_days(database, days, first, last)))
     finally:
@@ -279,25 +300,26 @@ def health_rollup(
 
 @health_app.command("scan")
 def health_scan(
-    db: Db,
+    db: Db = None,
+    config: Config = None,
     days: Annotated[int, typer.Option(
         "--days", min=1, max=366, help="how far back a store never scanned before is scanned")] = 1,
 ) -> None:
     """Scan store_metrics for anomalies now, as the cloud does after every rollup; prints the count.
     Nothing is sent here: a running cloud publishes the new alerts on MQTT at its next scan."""
-    database = _open(db)
+    database = _open(db, config)
     try:
         typer.echo(json.dumps(_scan_alerts(database, days)))
     finally:
         database.close()
 
 
-def _scan_alerts(database, days: int) -> dict:  # noqa: ANN001
-    from datetime import datetime, timedelta, timezone
+def _scan_alerts(database, days: int) -> dict:
+    from datetime import datetime, timedelta
 
     from cloud.health.anomaly import ScanConfig, scan
 
-    raised = scan(database, None, datetime.now(timezone.utc), ScanConfig(first_lookback=timedelta(days=days)))
+    raised = scan(database, None, datetime.now(UTC), ScanConfig(first_lookback=timedelta(days=days)))
     return {"raised": len(raised), "critical": sum(a.severity == "critical" for a in raised)}
 
 
@@ -308,38 +330,32 @@ app.add_typer(devices_app, name="devices")
 @devices_app.command("import")
 def import_devices(
     file: Annotated[Path, typer.Argument(help="provisioning's registry.json")],
-    db: Db,
+    db: Db = None,
+    config: Config = None,
 ) -> None:
     """Replace the brand's device registry; from now on events of unknown or revoked devices are dropped."""
     from cloud.fleet import devices
 
-    try:
-        text = file.read_bytes()
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror}")
-    database = _open(db)
+    text = file.read_bytes()
+    database = _open(db, config)
     try:
         made = devices.import_registry(database, text)
-    except devices.RegistryFileError as exc:
-        _fail(str(exc))
     finally:
         database.close()
     typer.echo(json.dumps({"brand": made.brand, "devices": made.devices, "revoked": made.revoked}))
 
 
 @devices_app.command("list")
-def list_devices(db: Db, store: Annotated[str | None, typer.Option("--store")] = None) -> None:
+def list_devices(
+    store: Annotated[str | None, typer.Option("--store")] = None, db: Db = None, config: Config = None,
+) -> None:
     """Registered and observed devices, one JSON line each."""
     from cloud.fleet import devices
 
-    database = _open(db)
+    database = _open(db, config)
     try:
         for row in devices.listing(database, store):
             typer.echo(json.dumps(row))
     finally:
         database.close()
 
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(USAGE_ERROR)

@@ -1,23 +1,58 @@
-"""Everything the cloud process is configured with, in one validated place.
+"""Everything a cloud process is configured with, in one validated place.
 
-The CLI, the tests and the demo all build a ``Settings``; nothing below reads the environment
-except the API key, which must not appear on a command line (process lists are world-readable).
+One ``Settings`` per process. Each field is read from, highest first:
+
+1. what the caller passes (``instore cloud serve --db ...``: the CLI's options are these fields,
+   their help texts these descriptions, and an option not given leaves the field to the sources below);
+2. the environment, ``INSTORE_`` + the field's name in capitals (``INSTORE_DB``,
+   ``INSTORE_BROKER_URL``, ``INSTORE_CORS_ORIGINS='["https://hq.example"]'``); the two secrets
+   keep their names, ``INSTORE_API_KEY`` and ``INSTORE_WIFI_SECRET``;
+3. a TOML file of the same field names (``instore cloud serve --config cloud.toml``, else
+   ``$INSTORE_CONFIG``); a name that is not a field is refused, so a typo never goes unnoticed;
+4. the defaults below.
+
+Secrets (the bootstrap API key, the brand's Wi-Fi secret) are ``SecretStr``: never in a repr, a log
+line or an error message, and never on a command line (process lists are world-readable). Paths
+are made absolute when read, so a relative setting keeps meaning the same file after a chdir.
+
+The cloud's MQTT client id (``client_id``) is the identity of its broker session: give every cloud
+process its own stable one (``--client-id``, ``INSTORE_CLIENT_ID``) and the broker keeps its
+subscriptions and undelivered events while it restarts (``session_expiry_s``, an hour by default
+then). The process opens exactly one MQTT connection, under exactly that id; no device may connect
+under it (the broker binds device client ids to their certificates, docs/SECURITY.md), or it
+could take the session over.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
-from cloud.errors import Conflict
-from protocol.facepack import DEFAULT_PACK
+from cloud.errors import Conflict, Invalid
+from protocol import topics
+from protocol.facepack import PackError, get_pack
+from protocol.transport import BrokerUrl
 
+ENV_PREFIX = "INSTORE_"
 API_KEY_ENV = "INSTORE_API_KEY"
 WIFI_SECRET_ENV = "INSTORE_WIFI_SECRET"
+CONFIG_ENV = "INSTORE_CONFIG"
+#: How long the broker keeps a stable client id's session while the process is away, unless set.
+DEFAULT_SESSION_EXPIRY_S = 3600
+
+AbsolutePath = Annotated[Path, AfterValidator(lambda path: path.expanduser().resolve())]
 
 
 class WifiSecretMissing(Conflict):
@@ -26,34 +61,71 @@ class WifiSecretMissing(Conflict):
     code = "wifi_secret_missing"
 
 
-def _api_key_from_env() -> str | None:
-    return os.environ.get(API_KEY_ENV) or None
+class SettingsError(Invalid):
+    """The process's settings cannot be used: a value out of range, a missing database, a bad file."""
+
+    code = "invalid_settings"
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+_config_file: ContextVar[Path | None] = ContextVar("instore_cloud_config", default=None)
+
+
+def config_file() -> Path | None:
+    """The TOML file being read: ``Settings.load``'s argument, else ``$INSTORE_CONFIG``, else none."""
+    chosen = _config_file.get()
+    if chosen is None and os.environ.get(CONFIG_ENV):
+        chosen = Path(os.environ[CONFIG_ENV])
+    return None if chosen is None else chosen.expanduser().resolve()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_ignore_empty=True,
+        validate_by_name=True, validate_by_alias=True,
+    )
 
     db: str = Field(description="a SQLite file (created on first start) or a postgresql:// URL")
-    broker_url: str | None = Field(default=None, description="mqtt://host:port; None = API only")
-    pack_id: str = Field(default=DEFAULT_PACK, description="the pack enrolment photos are embedded with")
+    broker_url: str | None = Field(
+        default=None, description="mqtt://host:port[?protocol=3.1.1] or mqtts://...; none: the API only, no ingest"
+    )
+    api_host: str = Field(default="127.0.0.1", description="the address the HTTP API listens on")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="the port the HTTP API listens on")
+    pack_id: str = Field(
+        default_factory=lambda: get_pack().id,
+        description="the face model pack enrolment photos are embedded with (default: $INSTORE_MODEL_PACK or "
+        "the default pack)",
+    )
     share_group: str | None = Field(
         default=None, description="MQTT shared-subscription group, so several cloud workers split the load"
     )
-    card_ttl_s: int = Field(default=120, ge=5, le=3600, description="how long a guide card stays valid")
-    client_id: str = Field(default_factory=lambda: f"cloud-ingest-{uuid4().hex[:12]}")
-    session_expiry_s: int | None = Field(
-        default=None, ge=1, description="keep the ingest's broker session this long (needs a stable client_id)"
+    card_ttl_s: int = Field(default=120, ge=5, le=3600, description="seconds a guide card stays valid")
+    client_id: str = Field(
+        default_factory=lambda: f"cloud-ingest-{uuid4().hex[:12]}",
+        description="a stable, unique MQTT client id for this cloud process: the broker keeps its session "
+        "(subscriptions, events not yet processed) across restarts of either; default: a random one, "
+        "with a session that ends with the connection",
     )
-    api_key: str | None = Field(default_factory=_api_key_from_env, repr=False)
-    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    wifi_secret_file: Path | None = Field(
-        default=None, description="file holding the brand's Wi-Fi secret (the edge's); else $INSTORE_WIFI_SECRET"
+    session_expiry_s: int | None = Field(
+        default=None, ge=1, description=f"seconds the broker keeps a client_id's session while the process is "
+        f"away (default {DEFAULT_SESSION_EXPIRY_S} with a client_id; needs one)",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description=f"the bootstrap hq_admin API key (${API_KEY_ENV}; never on a command line)"
+    )
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="the largest request body the API reads")
+    wifi_secret_file: AbsolutePath | None = Field(
+        default=None, description=f"file holding the brand's Wi-Fi secret (the edge's); else ${WIFI_SECRET_ENV}"
+    )
+    wifi_secret_value: SecretStr | None = Field(
+        default=None, validation_alias=WIFI_SECRET_ENV,
+        description=f"the brand's Wi-Fi secret itself (${WIFI_SECRET_ENV}); wifi_secret_file wins when both are set",
     )
     wifi_join_window_s: int = Field(
         default=600, ge=0, le=24 * 3600, description="face and Wi-Fi signals this close are one visit"
     )
     require_known_devices: bool | None = Field(
-        default=None, description="drop events of devices not in the registry; None: on once devices were imported"
+        default=None, description="drop events of devices not in the registry; default: on once a device "
+        "registry was imported"
     )
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="API calls per minute per key (or client address); 0 turns limiting off"
@@ -61,32 +133,123 @@ class Settings(BaseModel):
     cors_origins: tuple[str, ...] = Field(
         default=(), description="web origins allowed to call the API from a browser; none by default"
     )
+    health_every_s: float = Field(
+        default=300.0, gt=0, le=86400, description="how often the closed hours are rolled up and scanned for anomalies"
+    )
     command_retry_s: float = Field(
         default=10.0, gt=0, le=3600, description="first re-send of an unacknowledged edge command; then doubling"
     )
     command_retry_max_s: float = Field(default=600.0, gt=0, description="the longest wait between two re-sends")
     rollout_check_s: float = Field(default=60.0, gt=0, description="how often running pack rollouts are evaluated")
     markdown_every_s: float = Field(
-        default=3600.0, gt=0, le=86400, description="how often perishables are re-priced (a change is made at most once per pricing period)"
+        default=3600.0, gt=0, le=86400,
+        description="how often perishables are re-priced (a change is made at most once per pricing period)",
     )
     markdown_max_changes_per_day: int = Field(
-        default=2, ge=0, le=12, description="price changes per perishable per store-local day; also the pricing periods of a day"
+        default=2, ge=0, le=12,
+        description="price changes per perishable per store-local day; also the pricing periods of a day",
     )
     markdown_elasticity: float = Field(default=2.0, ge=0, le=10, description="the planner's demand elasticity estimate")
 
+    @classmethod
+    def load(cls, config: str | Path | None = None, **given: Any) -> Settings:
+        """The process's settings: ``given`` (None values left out: an option not given), then the
+        environment, then the TOML file ``config`` (else ``$INSTORE_CONFIG``), then the defaults.
+
+        Raises SettingsError with one readable line: what is wrong with which setting."""
+        token = _config_file.set(Path(config) if config is not None else None)
+        try:
+            file = config_file()
+            if file is not None and not file.is_file():
+                raise SettingsError(f"config file {file} does not exist")
+            return cls(**{name: value for name, value in given.items() if value is not None})
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"config file {config_file()} is not TOML: {exc}") from None
+        finally:
+            _config_file.reset(token)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        file = config_file()
+        if file is None:
+            return init_settings, env_settings
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=file)
+
     def wifi_secret(self) -> bytes:
-        """The brand secret, read when needed so it never sits in a repr or a log line."""
+        """The brand secret: the file's content (read now, so a rotated file needs no restart), else the value."""
         if self.wifi_secret_file is not None:
             try:
                 return self.wifi_secret_file.read_bytes().strip()
             except OSError as exc:
                 raise WifiSecretMissing(f"cannot read the Wi-Fi secret file: {exc.strerror}") from None
-        secret = os.environ.get(WIFI_SECRET_ENV, "").encode()
+        secret = self.wifi_secret_value.get_secret_value().encode() if self.wifi_secret_value else b""
         if not secret:
             raise WifiSecretMissing(f"no Wi-Fi secret: set ${WIFI_SECRET_ENV} or a secret file")
         return secret
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stable_client_keeps_its_session(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("client_id") and data.get("session_expiry_s") is None:
+            return {**data, "session_expiry_s": DEFAULT_SESSION_EXPIRY_S}
+        if isinstance(data, dict) and data.get("session_expiry_s") is not None and not data.get("client_id"):
+            raise ValueError("session_expiry_s needs a stable client_id: a random one would leave a session "
+                             "on the broker at every restart")
+        return data
+
     @field_validator("db", mode="before")
     @classmethod
-    def _path_or_url(cls, value: Any) -> str:
-        return str(value) if isinstance(value, Path) else value
+    def _path_or_url(cls, value: Any) -> Any:
+        """A file path made absolute; a URL (postgresql://...) as given."""
+        if isinstance(value, str) and "://" in value:
+            return value
+        if isinstance(value, (str, Path)) and str(value):
+            return str(Path(value).expanduser().resolve())
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            BrokerUrl.parse(value)  # BrokerUrlError is a ValueError: a validation error
+        return value
+
+    @field_validator("pack_id")
+    @classmethod
+    def _known_pack(cls, value: str) -> str:
+        try:
+            return get_pack(value).id
+        except PackError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("share_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else topics.check_id("group", value)
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        return topics.check_id("client", value)
+
+
+def _explain(exc: ValidationError) -> str:
+    """A validation error in one line: ``field: what is wrong``; never the value (it may be a secret)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "missing":
+            message = f"not set (give it, set {ENV_PREFIX}{name.upper()}, or put it in the config file)"
+        elif error["type"] == "extra_forbidden":
+            message = "not a setting"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}")
+    return "; ".join(problems)
+

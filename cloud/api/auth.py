@@ -19,6 +19,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import SecretStr
+
 from cloud.clock import iso, utcnow
 from cloud.db import Database
 from cloud.errors import Invalid
@@ -71,8 +73,10 @@ def list_keys(db: Database, *, limit: int, offset: int) -> list[dict]:
                     "LIMIT ? OFFSET ?", (limit, offset))
 
 
-def authenticate(db: Database, bootstrap: str | None, given: str | None) -> Principal | None:
+def authenticate(db: Database, bootstrap: SecretStr | str | None, given: str | None) -> Principal | None:
     """Who is calling; None when the key is missing or wrong (and keys are required)."""
+    if isinstance(bootstrap, SecretStr):
+        bootstrap = bootstrap.get_secret_value()
     if given is not None and bootstrap is not None and hmac.compare_digest(given.encode(), bootstrap.encode()):
         return Principal("hq_admin")
     if given is not None:
