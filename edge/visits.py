@@ -12,9 +12,8 @@ from datetime import datetime
 
 import numpy as np
 
-from protocol.device import VisitSettings
-
 from edge.state import StateFile
+from protocol.device import VisitSettings
 
 
 class VisitRegistry:
@@ -23,7 +22,7 @@ class VisitRegistry:
         self.default_similarity = default_similarity
         self.apply(settings)
         with state.lock:
-            state.db["visits"].create(
+            state.db.table("visits").create(
                 {"event_id": str, "vector": bytes, "last_seen": float}, pk="event_id", if_not_exists=True
             )
 
@@ -49,14 +48,14 @@ class VisitRegistry:
                 if sim >= best_sim:
                     best, best_sim = event_id, sim
             if best is not None:
-                self.state.db["visits"].update(best, {"last_seen": seen})
+                self.state.db.table("visits").update(best, {"last_seen": seen})
             return best
 
     def record(self, event_id: str, vector: np.ndarray, ts: datetime) -> None:
         if self.settings.revisit_window_s <= 0:
             return  # nothing to compare against later: keep nothing
         with self.state.lock:
-            self.state.db["visits"].insert(
+            self.state.db.table("visits").insert(
                 {"event_id": event_id, "vector": vector.astype(np.float16).tobytes(), "last_seen": ts.timestamp()}
             )
 

@@ -9,7 +9,7 @@ remaining frame, plus a margin, is the RSSI above which a frame comes from insid
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,14 +31,14 @@ class Calibration(BaseModel):
     outside_max_dbm: int | None = None
 
     @classmethod
-    def load(cls, path: Path) -> "Calibration":
+    def load(cls, path: Path) -> Calibration:
         return cls.model_validate_json(path.read_text())
 
     def save(self, path: Path) -> None:
         path.write_text(self.model_dump_json(indent=2))
 
 
-def calibrate(observations: Iterable[Observation], min_hours: int, known: set[str] = frozenset()) -> Calibration:
+def calibrate(observations: Iterable[Observation], min_hours: int, known: Set[str] = frozenset()) -> Calibration:
     hours: dict[str, set[int]] = defaultdict(set)
     frames: list[Observation] = []
     for obs in observations:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -43,25 +42,26 @@ def run(
     device: str = typer.Option(..., help="this box's device id"),
     brand: str = typer.Option("demo", envvar="INSTORE_BRAND", help="brand id"),
     broker: str = typer.Option("mqtt://127.0.0.1:1883", help="mqtt://host:port[?protocol=3.1.1]"),
-    secret_file: Optional[Path] = SecretOption,
+    secret_file: Path | None = SecretOption,
     speed: float = typer.Option(0.0, help="replay pace: 0 as fast as possible, 1 real time, 60 a minute per second"),
-    calibration: Optional[Path] = typer.Option(None, help="JSON from `calibrate` (RSSI threshold, equipment)"),
+    calibration: Path | None = typer.Option(None, help="JSON from `calibrate` (RSSI threshold, equipment)"),
     background_mac: list[str] = typer.Option([], "--background-mac", help="the store's own device (repeatable); keyed at once"),
-    registered: Optional[Path] = typer.Option(None, help="file of device keys to send presence for (default: every stable device)"),
-    db: Optional[Path] = typer.Option(None, help="SQLite file for learned equipment and closed sessions"),
-    rssi_min: Optional[int] = typer.Option(None, help="override the in-store RSSI threshold (dBm)"),
-    once: bool = typer.Option(False, "--once", help="accepted for symmetry with `edge run`: a capture replay always ends, live sources never do"),
+    registered: Path | None = typer.Option(None, help="file of device keys to send presence for (default: every stable device)"),
+    db: Path | None = typer.Option(None, help="SQLite file for learned equipment and closed sessions"),
+    rssi_min: int | None = typer.Option(None, help="override the in-store RSSI threshold (dBm)"),
+    once: bool = typer.Option(
+        False, "--once", help="accepted for symmetry with `edge run`: a capture replay always ends, live sources never do"
+    ),
 ) -> None:
     """Footfall per minute and presence of stable devices, published over MQTT."""
     from pydantic import ValidationError
-
-    from protocol import topics, transport
 
     from edge.config import explain
     from edge.placement import Placement
     from edge.wifi.runner import WifiError, WifiRunner
     from edge.wifi.settings import WifiSettings
     from edge.wifi.sink import MqttSink, TeeSink
+    from protocol import topics, transport
 
     try:
         settings = WifiSettings(source=source, secret_file=secret_file, speed=speed, calibration=calibration,
@@ -74,7 +74,7 @@ def run(
     except (topics.TopicError, transport.BrokerUrlError) as exc:
         raise fail(str(exc)) from None
 
-    def show(topic: str, message) -> None:  # noqa: ANN001
+    def show(topic: str, message) -> None:
         body = message.model_dump(mode="json", exclude={"v", "brand", "store", "device"})
         emit(event=body.pop("type").removeprefix("wifi_"), **body)
 
@@ -102,7 +102,7 @@ def run(
 def calibrate(
     source: Path = typer.Option(..., help="a capture of the empty store, ideally a whole day"),
     out: Path = typer.Option(..., help="where to write the calibration JSON"),
-    secret_file: Optional[Path] = SecretOption,
+    secret_file: Path | None = SecretOption,
     background_mac: list[str] = typer.Option([], "--background-mac", help="equipment known in advance (repeatable)"),
 ) -> None:
     """Learn the store's equipment and its in-store RSSI threshold from an empty-store capture."""

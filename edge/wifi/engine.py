@@ -9,11 +9,7 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-
-from protocol import topics
-from protocol.messages import new_id
-from protocol.wifi import WifiFootfall, WifiPresence
+from datetime import UTC, datetime
 
 from edge.placement import Placement
 from edge.wifi.background import Background
@@ -22,6 +18,9 @@ from edge.wifi.presence import PresenceChange, PresenceTracker
 from edge.wifi.rules import PresenceRules
 from edge.wifi.sink import Sink
 from edge.wifi.state import WifiState
+from protocol import topics
+from protocol.messages import new_id
+from protocol.wifi import WifiFootfall, WifiPresence
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class Minute:
 
 
 def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)
 
 
 class WifiEngine:

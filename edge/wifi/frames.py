@@ -12,10 +12,9 @@ import hashlib
 from scapy.layers.dot11 import Dot11, Dot11Elt, Dot11ProbeReq, RadioTap
 from scapy.packet import Packet
 
-from protocol.wifi import MacError, mac_bytes
-
 from edge.wifi.keys import DeviceKeyer
 from edge.wifi.observation import Observation, ParseStats
+from protocol.wifi import MacError, mac_bytes
 
 #: Elements whose content is the phone's (rates, HT/VHT capabilities, extended capabilities):
 #: kept whole. Vendor (221) and extension (255) elements keep only their type, because several
@@ -69,7 +68,7 @@ class ProbeParser:
         self.stats.frames += 1
         try:
             return self._parse(packet, float(packet.time) if ts is None else ts)
-        except Exception as exc:  # noqa: BLE001 - a dissector bug on one frame must not stop capture
+        except Exception as exc:
             self.stats.malformed[f"undecodable:{type(exc).__name__}"] += 1
             return None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from protocol.wifi import device_key
 
@@ -28,7 +28,7 @@ class DeviceKeyer:
     def key(self, mac: bytes, randomised: bool, ts: float) -> str:
         if not randomised:
             return device_key(mac, self._secret)
-        day = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+        day = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
         if day != self._day:
             self._day, self._salt = day, secrets.token_bytes(32)
         return hmac.new(self._salt, mac, hashlib.sha256).hexdigest()[:RANDOM_KEY_HEX]

@@ -14,10 +14,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
-
-from protocol.wifi import MIN_SECRET_BYTES, MacError, device_key
 
 from edge.placement import Placement
 from edge.wifi.background import Background
@@ -32,6 +30,7 @@ from edge.wifi.settings import WifiSettings
 from edge.wifi.sink import Sink
 from edge.wifi.sources import WifiSourceError, live, replay
 from edge.wifi.state import WifiState
+from protocol.wifi import MIN_SECRET_BYTES, MacError, device_key
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +100,16 @@ class WifiRunner:
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run_logged, name="wifi", daemon=True)
 
-    def _open(self, keyer: DeviceKeyer) -> tuple[ProbeParser | FeedParser, Iterator[Observation | None]]:
+    def _open(self, keyer: DeviceKeyer) -> tuple[ProbeParser | FeedParser, Generator[Observation | None, None, None]]:
         kind, _, arg = self.settings.source.partition(":")
         if self.settings.kind in ("udp", "http"):
-            parser = FeedParser(keyer)
-            self._listener = FeedListener(kind, int(arg), parser)  # binds now: a busy port fails here
-            return parser, self._listener.observations(self._stop)
-        parser = ProbeParser(keyer)
+            feed = FeedParser(keyer)
+            self._listener = FeedListener(kind, int(arg), feed)  # binds now: a busy port fails here
+            return feed, self._listener.observations(self._stop)
+        probes = ProbeParser(keyer)
         if self.settings.kind == "iface":
-            return parser, live(arg, parser, self._stop)
-        return parser, replay(Path(self.settings.source), parser, self.settings.speed, self._stop)
+            return probes, live(arg, probes, self._stop)
+        return probes, replay(Path(self.settings.source), probes, self.settings.speed, self._stop)
 
     @property
     def finite(self) -> bool:
@@ -146,7 +145,7 @@ class WifiRunner:
     def _run_logged(self) -> None:
         try:
             self.run()
-        except Exception as exc:  # noqa: BLE001 - a Wi-Fi failure must not take the cameras down
+        except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("wifi stopped")
 

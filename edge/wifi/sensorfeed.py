@@ -15,16 +15,15 @@ import re
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from protocol.wifi import MacError, mac_bytes
-
 from edge.wifi.keys import DeviceKeyer
 from edge.wifi.observation import Observation, ParseStats
+from protocol.wifi import MacError, mac_bytes
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ class FeedListener:
             self._thread.join(timeout=2)
             self._socket.close()
 
-    def observations(self, stop: threading.Event) -> Iterator[Observation | None]:
+    def observations(self, stop: threading.Event) -> Generator[Observation | None, None, None]:
         while not stop.is_set():
             try:
                 yield self.queue.get(timeout=1.0)
@@ -175,7 +174,7 @@ class FeedListener:
         listener = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 if length > MAX_PAYLOAD_BYTES:
                     self._answer(413, {"error": f"payload exceeds {MAX_PAYLOAD_BYTES} bytes"})
@@ -191,7 +190,7 @@ class FeedListener:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 log.debug("sensor http: " + format, *args)
 
         return Handler

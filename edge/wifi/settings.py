@@ -34,10 +34,16 @@ class WifiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: str = Field(min_length=1, description="capture.pcap[ng], iface:NAME (monitor mode), udp:PORT or http:PORT")
-    secret_file: AbsolutePath | None = Field(default=None, description="file holding the brand's Wi-Fi secret; None: $INSTORE_WIFI_SECRET")
-    speed: float = Field(default=0.0, ge=0, description="replay pace: 0 as fast as possible, 1 real time, 60 a minute per second")
+    secret_file: AbsolutePath | None = Field(
+        default=None, description="file holding the brand's Wi-Fi secret; None: $INSTORE_WIFI_SECRET"
+    )
+    speed: float = Field(
+        default=0.0, ge=0, description="replay pace: 0 as fast as possible, 1 real time, 60 a minute per second"
+    )
     calibration: AbsolutePath | None = Field(default=None, description="JSON from `instore edge wifi calibrate`")
-    background_macs: list[Annotated[str, AfterValidator(_mac)]] = Field(default_factory=list, description="the store's own devices, keyed at once")
+    background_macs: list[Annotated[str, AfterValidator(_mac)]] = Field(
+        default_factory=list, description="the store's own devices, keyed at once"
+    )
     registered: AbsolutePath | None = Field(default=None, description="file of device keys to send presence for; None: every stable device")
     db: AbsolutePath | None = Field(default=None, description="SQLite file for learned equipment and closed sessions")
     rssi_min_dbm: int | None = Field(default=None, ge=-120, le=0, description="override the calibrated in-store threshold")

@@ -7,7 +7,8 @@ The edge box's on-disk outbox has that shape, so the engine publishes through it
 from __future__ import annotations
 
 import logging
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 

@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from edge.wifi.frames import ProbeParser
@@ -24,7 +24,7 @@ class WifiSourceError(ValueError):
 
 
 def replay(path: Path, parser: ProbeParser, speed: float = 0.0,
-           stop: threading.Event | None = None) -> Iterator[Observation]:
+           stop: threading.Event | None = None) -> Generator[Observation, None, None]:
     """Every probe request of a capture (radiotap or raw 802.11, pcap or pcapng) in file order.
 
     ``speed`` 0 replays as fast as possible; 1 at capture pace; 60 one captured minute per second.
@@ -43,7 +43,7 @@ def replay(path: Path, parser: ProbeParser, speed: float = 0.0,
     return _probes(reader, path, parser, speed, stop or threading.Event())
 
 
-def _probes(reader, path: Path, parser: ProbeParser, speed: float, stop: threading.Event) -> Iterator[Observation]:  # noqa: ANN001
+def _probes(reader, path: Path, parser: ProbeParser, speed: float, stop: threading.Event) -> Generator[Observation, None, None]:
     started = time.monotonic()
     first: float | None = None
     with reader:
@@ -52,7 +52,7 @@ def _probes(reader, path: Path, parser: ProbeParser, speed: float, stop: threadi
                 packet = reader.read_packet()
             except EOFError:
                 return
-            except Exception as exc:  # noqa: BLE001 - a truncated tail ends the replay, not the box
+            except Exception as exc:
                 parser.stats.malformed[f"unreadable_record:{type(exc).__name__}"] += 1
                 log.warning("capture %s ends in an unreadable record: %s", path.name, exc)
                 return
@@ -67,13 +67,13 @@ def _probes(reader, path: Path, parser: ProbeParser, speed: float, stop: threadi
             yield obs
 
 
-def live(iface: str, parser: ProbeParser, stop: threading.Event) -> Iterator[Observation | None]:
+def live(iface: str, parser: ProbeParser, stop: threading.Event) -> Generator[Observation | None, None, None]:
     """Probe requests from a monitor-mode interface (needs root or CAP_NET_RAW)."""
     from scapy.sendrecv import AsyncSniffer
 
     frames: queue.Queue = queue.Queue(maxsize=10_000)
 
-    def keep(packet) -> None:  # noqa: ANN001
+    def keep(packet) -> None:
         try:
             frames.put_nowait((packet, time.time()))
         except queue.Full:
