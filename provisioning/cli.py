@@ -49,7 +49,7 @@ class _Wing(TyperCommand):
         super().__init__(name, help=help)
         self.target = target
 
-    def load(self) -> TyperCommand | TyperGroup:
+    def load(self) -> Any:  # a command of typer's own (vendored) click
         module, _, attribute = self.target.partition(":")
         obj = getattr(importlib.import_module(module), attribute)
         # Mounted the way ``add_typer``/``command`` on the top-level app mounts it: no completion options.
@@ -61,7 +61,7 @@ class _Wing(TyperCommand):
             outer.command(self.name, help=self.help)(obj)
         group = typer.main.get_command(outer)
         assert isinstance(group, TyperGroup)
-        return group.commands[self.name]
+        return group.commands[self.name or ""]
 
 
 def _refuse(wing: str | None, exc: ModuleNotFoundError) -> NoReturn:

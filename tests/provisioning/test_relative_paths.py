@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from protocol.facepack import get_pack, models_dir as configured_models
+from protocol.facepack import get_pack
+from protocol.facepack import models_dir as configured_models
 from protocol.facepack.manifests import verify
 
 REPO = Path(__file__).resolve().parents[2]
