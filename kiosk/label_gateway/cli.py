@@ -26,7 +26,7 @@ def _ap_url(value: str) -> str:
     return value
 
 
-def _labels(path: Path):  # noqa: ANN202 (LabelBook, imported lazily)
+def _labels(path: Path):
     from kiosk.label_gateway.gateway import LabelBook
 
     try:

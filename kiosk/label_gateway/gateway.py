@@ -67,7 +67,7 @@ class LabelBook(BaseModel):
         return labels
 
     @classmethod
-    def load(cls, path: Path) -> "LabelBook":
+    def load(cls, path: Path) -> LabelBook:
         """Raises ValueError naming the file and the first problem."""
         try:
             return cls.model_validate(json.loads(path.read_text()))
@@ -141,13 +141,13 @@ class EslGateway:
 
     # paho thread: check and queue
 
-    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             return
         client.subscribe(self._filter, qos=1)
         transport.publish(client, self._state_topic, self._state("online"), retain=True)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+    def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties) -> None:
         refused = [code for code in reason_codes if code.is_failure]
         if refused:
             log.error("broker refused the subscription to %s: %s", self._filter, refused[0])
@@ -155,10 +155,10 @@ class EslGateway:
         log.info("subscribed to %s", self._filter)
         self.subscribed.set()
 
-    def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+    def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
         try:
-            command = decode(msg.payload, LabelCommand)
+            command = decode(bytes(msg.payload), LabelCommand)
         except DecodeError as exc:
             self._reject("bad_message", f"{msg.topic}: {exc}")
             return
@@ -174,7 +174,7 @@ class EslGateway:
         while (command := self._queue.get()) is not None:
             try:
                 self._carry_out(command)
-            except Exception:  # noqa: BLE001 (the gateway must outlive any one command)
+            except Exception:
                 log.exception("command %s failed unexpectedly", command.command_id)
                 self._reject("internal_error", command.command_id)
 
@@ -191,8 +191,9 @@ class EslGateway:
                 self._reject("render", f"label {command.label}: {exc}")
                 return
             steps.append(("draw", lambda: self.ap.upload_image(binding.mac, jpeg)))
-        if command.flash is not None:
-            steps.append(("flash", lambda: self.ap.flash(binding.mac, command.flash)))
+        flash = command.flash
+        if flash is not None:
+            steps.append(("flash", lambda: self.ap.flash(binding.mac, flash)))
         backoff = BACKOFF_START_S
         while steps:
             if now() >= command.expires_at:
@@ -216,12 +217,12 @@ class EslGateway:
         self.stats.carried_out += 1
 
     def _done(self, step: str, command: LabelCommand, binding: LabelBinding) -> None:
-        if step == "draw":
+        if step == "draw" and command.product is not None:
             self.stats.drawn += 1
             product = command.product
             log.info("drew label %s (tag %s, %s): %s ¥%s%s", command.label, binding.mac, binding.tag_type,
                      product.name, product.price, f" {command.reason}" if command.reason else "")
-        else:
+        elif command.flash is not None:
             self.stats.flashed += 1
             flash = command.flash
             log.info("flashing label %s (tag %s) %s x%d, %d repeats%s", command.label, binding.mac, flash.color,

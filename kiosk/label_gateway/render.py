@@ -146,7 +146,7 @@ def _wide_body(draw: ImageDraw.ImageDraw, image: Image.Image, product: LabelProd
     """Shelf-edge strips (2.9"): QR square on the right, price above member price on the left."""
     left, top, right, bottom = body
     qr_side = qr_box_side(product.qr, min(bottom - top, (right - left) * 0.4)) if product.qr else 0
-    if qr_side:
+    if qr_side and product.qr:
         draw_qr(image, product.qr, (right - qr_side, top + (bottom - top - qr_side) // 2), qr_side)
         right -= qr_side + pad
     split = top + round((bottom - top) * 0.62) if product.member_price is not None else bottom
@@ -201,7 +201,7 @@ def elide(text: str, width: int, face: ImageFont.FreeTypeFont) -> str:
 
 def qr_box_side(payload: str, room: float) -> int:
     """The largest whole-pixel QR (2-module quiet zone) that fits ``room``; RenderError if none."""
-    modules = segno.make(payload, error="m", micro=False).symbol_size(scale=1, border=2)[0]
+    modules = int(segno.make(payload, error="m", micro=False).symbol_size(scale=1, border=2)[0])
     scale = int(room // modules)
     if scale < 1:
         raise RenderError(f"QR payload of {len(payload)} characters needs {modules} px, the tag has {int(room)}")

@@ -88,14 +88,18 @@ class SimulatedAccessPoint:
         if not message.is_multipart():
             self.errors.append("imgupload is not multipart")
             return 400, "parameters incomplete"
-        parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
+        parts = {str(p.get_param("name", header="content-disposition")): p for p in message.iter_parts()}
         if "mac" not in parts or "file" not in parts:
             self.errors.append(f"imgupload fields {sorted(parts)}")
             return 400, "parameters incomplete"
         mac = parts["mac"].get_content().strip()
         if mac not in self.known_macs:
             return 400, "mac not found"
-        image = Image.open(io.BytesIO(parts["file"].get_payload(decode=True)))
+        payload = parts["file"].get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            self.errors.append("imgupload file part has no body")
+            return 400, "parameters incomplete"
+        image = Image.open(io.BytesIO(payload))
         if image.format != "JPEG" or image.info.get("progressive"):
             self.errors.append(f"image is {image.format}, progressive={image.info.get('progressive')}")
             return 400, "baseline jpeg only"
@@ -108,7 +112,7 @@ class SimulatedAccessPoint:
 
 def _handler(ap: SimulatedAccessPoint) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # noqa: ANN002 (one line per request drowns the log)
+        def log_message(self, *args) -> None:
             pass
 
         def answer(self, status: int, text: str) -> None:
@@ -119,13 +123,13 @@ def _handler(ap: SimulatedAccessPoint) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path != "/led_flash":
                 return self.answer(404, "")
             self.answer(*ap.led_flash({k: v[0] for k, v in parse_qs(url.query).items()}))
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.path != "/imgupload":
                 return self.answer(404, "")
