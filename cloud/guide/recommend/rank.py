@@ -18,7 +18,7 @@ the store's catalogue (``RecoModel.available``).
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -51,14 +51,15 @@ def recommend(model: RecoModel, lines: Sequence[Line], *, store: str | None, now
     purchase history is recommended from, before the store's best sellers."""
     recent = {line.sku for line in lines if now - line.ts < RECENT_DAYS * DAY}
     chosen: dict[str, Pick] = {}
-    for kind, candidates in (
+    sources: tuple[tuple[Kind, Iterable[tuple[Item, dict]]], ...] = (
         ("repurchase", _due(model, lines, now)),
         ("together", _together(model, lines)),
         ("new", _new(model, lines)),
         ("favourite", _favourites(model, lines)),
         ("preferred", _declared(model, declared)),
         ("popular", _popular(model, store)),
-    ):
+    )
+    for kind, candidates in sources:
         taken = 0
         for item, facts in candidates:
             if len(chosen) >= limit or taken >= CAPS[kind]:
@@ -86,31 +87,37 @@ def _due(model: RecoModel, lines: Sequence[Line], now: int) -> Iterable[tuple[It
         if DUE_FROM * cycle <= since <= DUE_UNTIL * cycle:
             due.append((abs(since / cycle - 1), last[category], since, cycle))
     for _, line, since, cycle in sorted(due, key=lambda d: d[0]):
-        bought = model.items.get(line.sku)
-        facts = {"days": int(since), "cycle": round(cycle), "bought": bought.name if bought else line.sku}
-        for sku in ([line.sku] if bought else []) + model.by_category.get(line.category, [])[:5]:
+        item = model.items.get(line.sku)
+        facts = {"days": int(since), "cycle": round(cycle), "bought": item.name if item else line.sku}
+        for sku in ([line.sku] if item else []) + model.by_category.get(line.category, [])[:5]:
             yield model.items[sku], facts  # the same item first; a best seller of its category if it is gone
 
 
 def _together(model: RecoModel, lines: Sequence[Line]) -> Iterable[tuple[Item, dict]]:
     orders = list(dict.fromkeys(line.order_id for line in reversed(lines)))[:3]
     anchors = [line.sku for line in reversed(lines) if line.order_id in orders]
-    scores: Counter = Counter()
+    scores: dict[str, float] = {}
     anchor_of: dict[str, str] = {}
     for rank, sku in enumerate(dict.fromkeys(anchors)):
         for other, cosine in model.neighbours.get(sku, []):
             weight = cosine / (1 + rank)
-            if weight > scores[other]:
+            if weight > scores.get(other, 0.0):
                 scores[other], anchor_of[other] = weight, sku
     for sku, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
         yield model.items[sku], {"anchor": model.items[anchor_of[sku]].name}
 
 
-def _spend(lines: Sequence[Line]) -> Counter:
-    spend: Counter = Counter()
+def _spend(lines: Sequence[Line]) -> dict[str, float]:
+    """Amount spent per category, in the order the categories were first bought."""
+    spend: dict[str, float] = defaultdict(float)
     for line in lines:
         spend[line.category] += line.price * line.qty
     return spend
+
+
+def _most(spend: dict[str, float], n: int = 3) -> list[tuple[str, float]]:
+    """The ``n`` largest amounts, ties in first-bought order (as Counter.most_common)."""
+    return sorted(spend.items(), key=lambda kv: -kv[1])[:n]
 
 
 def _new(model: RecoModel, lines: Sequence[Line]) -> Iterable[tuple[Item, dict]]:
@@ -118,7 +125,7 @@ def _new(model: RecoModel, lines: Sequence[Line]) -> Iterable[tuple[Item, dict]]
     if not units:
         return
     band = model.band(sum(line.price * line.qty for line in lines) / units)
-    for category, _ in _spend(lines).most_common(3):
+    for category, _ in _most(_spend(lines)):
         for sku in model.new_by_category.get(category, []):
             if model.band(model.items[sku].price) == band:
                 yield model.items[sku], {"category": category}
@@ -128,7 +135,7 @@ def _favourites(model: RecoModel, lines: Sequence[Line]) -> Iterable[tuple[Item,
     spend = _spend(lines)
     total = sum(spend.values()) or 1.0
     scored: list[tuple[float, str]] = []
-    for category, amount in spend.most_common(3):
+    for category, amount in _most(spend):
         ranked = model.by_category.get(category, [])[:20]
         top = max((model.items[s].sales for s in ranked), default=0) or 1
         scored += [(amount / total * (model.items[s].sales + 1) / (top + 1), s) for s in ranked]
