@@ -65,6 +65,7 @@ class FacePipeline:
         self._scene_origin = ""
         self._next_engine: FaceEngine | None = None
         self._trace: StageTimes | None = None  # the frame being processed: its capture, detected, embedded
+        self._last_trace: StageTimes | None = None  # the last frame processed
         self.apply(settings)
 
     def apply(self, settings: RemoteSettings) -> None:
@@ -133,7 +134,7 @@ class FacePipeline:
         for track in self.tracker.step(seen, frame.index):
             events += self._end(track)
         metrics.FRAME.labels("track").observe(time.perf_counter() - done)
-        self._trace = None
+        self._last_trace, self._trace = self._trace, None
         return events
 
     def _to_embed(self, faces: list[Face], matched: list[Track | None], frame: Frame) -> list[tuple[int, np.ndarray, Assessment]]:
@@ -189,16 +190,24 @@ class FacePipeline:
             embedding=Embedding.from_vector(vector),
             quality=FaceQuality(det_score=min(1.0, best.face.score), face_px=best.face.size_px, bbox=(x1, y1, x2, y2)),
             model_pack=self.engine.pack.id,
-            # the frame being processed completed it; a track closed by the end of its scene has no such frame
-            timings=self._trace or StageTimes(capture=best.ts),
+            timings=self._completing(best.ts),
         )
-        if self._trace is not None:
-            metrics.ARRIVAL.labels("detected").observe(self._trace.detected_ms / 1000)
-            metrics.ARRIVAL.labels("embedded").observe(self._trace.embedded_ms / 1000)
+        if arrival.timings.embedded_ms is not None:
+            metrics.ARRIVAL.labels("detected").observe(arrival.timings.detected_ms / 1000)
+            metrics.ARRIVAL.labels("embedded").observe(arrival.timings.embedded_ms / 1000)
         self.visits.record(arrival.event_id, vector, best.ts)
         self.stats.arrivals += 1
         assert track.first_usable_ts is not None
         return [ArrivalEvent(arrival, best.origin, track.first_usable_ts, best.crop)]
+
+    def _completing(self, best_ts: datetime) -> StageTimes:
+        """The trace of the frame that completed an arrival: the frame being processed, or, for a
+        track closed because its scene or source ended, the last frame processed (a folder of
+        portraits: each file's faces are announced when the next file comes, or at the end)."""
+        trace = self._trace or self._last_trace
+        if trace is None or trace.capture < best_ts:
+            return StageTimes(capture=best_ts)
+        return trace
 
     def finish(self) -> list[ArrivalEvent]:
         """The scene or the source ended: every open track ends and announces what it has."""
