@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="times the three people walk in")
     parser.add_argument("--fps", type=float, default=25)
     parser.add_argument("--faces-for-arrival", type=int, default=None, help="override the tracking default")
+    parser.add_argument("--confident-quality", type=float, default=None,
+                        help="a first face this good makes the arrival alone (tracking.confident_quality)")
+    parser.add_argument("--fsync-each", action="store_true", help="outbox as before issue 19: each commit fsyncs")
     opts = parser.parse_args()
     pack = pack_id(opts.pack)
     work = Path(tempfile.mkdtemp(prefix="edge-latency-"))
@@ -63,11 +66,13 @@ def main() -> None:
 
     state = StateFile(work / "state.db")
     tracking = {"faces_for_arrival": opts.faces_for_arrival} if opts.faces_for_arrival else {}
+    if opts.confident_quality is not None:
+        tracking["confident_quality"] = opts.confident_quality
     settings = RemoteSettings(cameras=[{"id": "cam1", "source": "bench"}], visits={"revisit_window_s": 0}, tracking=tracking)
     engine = FaceEngine.load(pack)
     pipeline = FacePipeline(engine, Placement("bench", "s1", "e1"), settings,
                             VisitRegistry(state, settings.visits, engine.pack.match_threshold), "cam1")
-    outbox = Outbox(state)
+    outbox = Outbox(state, group_commit=not opts.fsync_each)
     publisher = Publisher(url, "bench", "s1", "e1", pack, outbox)
     publisher.start()
     publisher.connected.wait(10)
@@ -92,7 +97,10 @@ def main() -> None:
     broker.wait()
     latencies = [(received[eid] - ts) * 1000 for eid, ts in first_usable.items() if eid in received]
     print(json.dumps({
-        "pack": pack, "fps": opts.fps, "faces_for_arrival": settings.tracking.faces_for_arrival, "arrivals": len(first_usable), "delivered": len(latencies),
+        "pack": pack, "fps": opts.fps, "faces_for_arrival": settings.tracking.faces_for_arrival,
+        "confident_quality": settings.tracking.confident_quality,
+        "outbox": "fsync each commit" if opts.fsync_each else "group commit",
+        "arrivals": len(first_usable), "delivered": len(latencies),
         "p50_ms": round(float(np.percentile(latencies, 50)), 1), "p95_ms": round(float(np.percentile(latencies, 95)), 1),
         "max_ms": round(max(latencies), 1), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }))

@@ -2,8 +2,9 @@
 
 Only faces that pass the gates are embedded, and only while their track still needs faces (plus
 one check every ``verify_every`` frames, so that a different person taking over a track's spot is
-noticed). A track announces its arrival as soon as it has ``faces_for_arrival`` good faces, or
-when it ends with fewer; its embedding is the mean of its best faces.
+noticed). A track announces its arrival as soon as it has ``faces_for_arrival`` good faces (or its first
+face alone when that face's quality reaches ``confident_quality``, if set), or when it ends with
+fewer; its embedding is the mean of its best faces.
 """
 
 from __future__ import annotations
@@ -129,13 +130,18 @@ class FacePipeline:
                                self.settings.max_faces_per_track)
             else:
                 track.frames_since_embed += 1
-            if not track.announced and len(track.samples) >= self.settings.faces_for_arrival:
+            if not track.announced and (len(track.samples) >= self.settings.faces_for_arrival or self._confident(track)):
                 events += self._announce(track)
         for track in self.tracker.step(seen, frame.index):
             events += self._end(track)
         metrics.FRAME.labels("track").observe(time.perf_counter() - done)
         self._last_trace, self._trace = self._trace, None
         return events
+
+    def _confident(self, track: Track) -> bool:
+        """The track's first face alone is good enough for its arrival (``confident_quality``)."""
+        threshold = self.settings.confident_quality
+        return threshold is not None and len(track.samples) == 1 and track.samples[0].score >= threshold
 
     def _to_embed(self, faces: list[Face], matched: list[Track | None], frame: Frame) -> list[tuple[int, np.ndarray, Assessment]]:
         """(index, aligned crop, assessment) of the faces worth an embedding now."""

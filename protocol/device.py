@@ -50,6 +50,13 @@ class TrackingSettings(_Settings):
     faces_for_arrival: int = Field(default=2, ge=1, le=20, description="good faces a track needs before its arrival")
     max_faces_per_track: int = Field(default=5, ge=1, le=50, description="embeddings kept for the aggregate")
     verify_every: int = Field(default=10, ge=1, description="after the arrival, re-embed every n-th frame to catch a swap")
+    # Added with issue 19 (optional, off by default): the second face costs a frame interval (40 ms at
+    # 25 fps) and, on frames a few ms apart, moves the aggregate's cosine to the member by ~0.005.
+    confident_quality: float | None = Field(
+        default=None, ge=0, le=1,
+        description="a track's first face with at least this quality score (edge.quality) makes the arrival "
+                    "alone; weaker first faces still wait for faces_for_arrival; None: always wait",
+    )
 
     @model_validator(mode="after")
     def _enough_room(self) -> "TrackingSettings":

@@ -96,3 +96,24 @@ def test_metrics_are_served_only_when_a_port_is_given():
 def test_the_port_may_come_from_the_environment(monkeypatch, value, port):
     monkeypatch.setenv("INSTORE_METRICS_PORT", value)
     assert metrics.port_from_env() == port
+
+
+def test_a_confident_first_face_makes_the_arrival_alone_a_weak_one_waits(models_dir, kit, tmp_path):
+    engine = FaceEngine.load()
+    frames = kit.walk_in(kit.people[0], frames=6)
+
+    def frames_until_arrival(confident_quality):
+        settings = RemoteSettings(cameras=[{"id": "cam1", "source": "x"}],
+                                  tracking={"faces_for_arrival": 2, "confident_quality": confident_quality})
+        state = StateFile(tmp_path / f"{confident_quality}.db")
+        pipeline = FacePipeline(engine, Placement("demo", "s1", "edge1"), settings,
+                                VisitRegistry(state, settings.visits, engine.pack.match_threshold), "cam1")
+        for index, image in enumerate(frames):
+            if pipeline.process(Frame("cam1", index, datetime.now(timezone.utc), image, f"#{index}", "door")):
+                return index + 1
+        return None
+
+    waited = frames_until_arrival(None)  # off by default: faces_for_arrival (2) decides
+    assert waited is not None and waited >= 2
+    assert frames_until_arrival(0.05) == waited - 1, "a good first face is enough"
+    assert frames_until_arrival(1.0) == waited, "no face is that good: the track waits for its second"
