@@ -13,12 +13,12 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cloud.db import Database
 from cloud import clock
+from cloud.clock import iso, utcnow
+from cloud.db import Database
 from cloud.health.alerts import Publish
 from cloud.health.anomaly import ScanConfig, scan
 from cloud.synthetic.planted import Dataset
-from cloud.clock import iso, utcnow
 
 ZONE = "Asia/Shanghai"
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from cloud.clock import zone
 from cloud.db import Database
 from cloud.synthetic.floor import TZ, generate_floor
-from cloud.clock import zone
 
 BRAND = "lumiere"
 CATEGORIES = ("护肤", "彩妆", "香水", "面膜", "防晒", "洁面", "精华", "身体护理", "男士护理", "美发",
@@ -52,10 +52,10 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
     stores (the others are ``st-NNNN``), so a demo's own store can be one of them."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    end = (end or datetime.now(timezone.utc)).replace(microsecond=0)
+    end = (end or datetime.now(UTC)).replace(microsecond=0)
     start = end - timedelta(days=365)
     t0 = int(start.timestamp())
-    counts = {"persons": persons, "stores": stores, "records": 0, "identifiers": 0, "orders": 0, "lines": 0,
+    counts: dict[str, int | float] = {"persons": persons, "stores": stores, "records": 0, "identifiers": 0, "orders": 0, "lines": 0,
               "visits": 0}
     store_ids = [*store_ids[:stores], *(f"st-{i:04d}" for i in range(len(store_ids), stores))]
     sku_price = np.exp(rng.normal(np.log(180), 0.7, size=len(CATEGORIES) * SKUS_PER_CATEGORY)).round(0) + 9
@@ -79,7 +79,7 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
     return counts
 
 
-def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str], sku_price: np.ndarray,  # noqa: ANN001, PLR0913
+def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str], sku_price: np.ndarray,
            season: np.ndarray, t0: int, start: datetime, end: datetime, counts: dict, brand: str) -> None:
     idx = np.arange(first, first + n)
     phones = (13_000_000_000 + idx * 7919 % 8_999_999_999 + 13).astype(np.int64)
@@ -90,17 +90,17 @@ def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str
     has = {"tmall": rng.random(n) < 0.4, "wechat": rng.random(n) < 0.3, "jd": rng.random(n) < 0.1}
     masked = rng.random(n) < 0.3
     placeholder = rng.random(n) < 0.001
-    created_iso = {}
+    created_iso: dict[int, str] = {}
     member_rows, ident_rows = [], []
     record_of: dict[str, np.ndarray] = {}
     for source in ("members", "tmall", "wechat", "jd"):
         chosen = np.ones(n, bool) if source == "members" else has[source]
         ids = np.array([f"{source[0]}{i:011d}" for i in idx], dtype=object)
-        record_of[source] = np.where(chosen, ids, None)
+        record_of[source] = np.where(chosen, ids, np.array(None, dtype=object))
         for j in np.flatnonzero(chosen):
             i, phone = int(idx[j]), str(phones[j])
-            when = joined[j] + (0 if source == "members" else int(rng.integers(1, 300)) * 86400)
-            created = created_iso.setdefault(when, datetime.fromtimestamp(when, timezone.utc).isoformat())
+            signed_up = int(joined[j]) + (0 if source == "members" else int(rng.integers(1, 300)) * 86400)
+            created = created_iso.setdefault(signed_up, datetime.fromtimestamp(signed_up, UTC).isoformat())
             if source == "members":
                 key, ids_ = f"member_card:MC{i:010d}", [("member_card", f"MC{i:010d}"), ("phone", phone)]
             elif source == "tmall":
@@ -146,7 +146,7 @@ def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str
     fallback = member_id == None  # noqa: E711
     member_id[fallback] = record_of["members"][owner[fallback]]
     channel[fallback] = "pos"
-    store = np.where(channel == "pos", np.array(store_ids, dtype=object)[home[owner]], None)
+    store = np.where(channel == "pos", np.array(store_ids, dtype=object)[home[owner]], np.array(None, dtype=object))
     favourite = rng.integers(0, len(CATEGORIES), n)
     n_lines = 1 + rng.poisson(1.5, total)
     line_order = np.repeat(np.arange(total), n_lines)
@@ -177,12 +177,12 @@ def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str
     who = np.repeat(visitors, per_visitor)
     when = int(end.timestamp()) - rng.integers(0, 90 * 86400, len(who))
     arrival_rows, visit_rows = [], []
-    for k, (j, t) in enumerate(zip(who.tolist(), when.tolist())):
+    for k, (person, t) in enumerate(zip(who.tolist(), when.tolist())):
         event = f"gen{first}x{k}"
-        iso = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
-        shop = store_ids[home[j]]
+        iso = datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")
+        shop = store_ids[home[person]]
         arrival_rows.append((event, brand, shop, "edge-01", "door-1", iso, iso))
-        visit_rows.append((f"v{event}", brand, shop, record_of["members"][j], 0.8, iso, event, "edge-01", "door-1",
+        visit_rows.append((f"v{event}", brand, shop, record_of["members"][person], 0.8, iso, event, "edge-01", "door-1",
                            f"c{event}"))
     tx.copy("arrivals", ("event_id", "brand", "store", "device", "camera", "ts", "received"), arrival_rows)
     tx.copy("visits", ("id", "brand", "store", "member_id", "confidence", "ts", "arrival_event_id", "device", "camera",

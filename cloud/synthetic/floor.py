@@ -16,7 +16,7 @@ Everything is drawn with numpy from one seed and written per store with bulk cop
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def generate_floor(db: Database, *, days: int, end_day: date, seed: int = 7, arr
     started = time.perf_counter()
     rng = np.random.default_rng(seed + 101)
     first_day = end_day - timedelta(days=days - 1)
-    counts = {"floor_days": days, "arrivals": 0, "feedback": 0, "floor_orders": 0, "new_members": 0,
+    counts: dict[str, int | float] = {"floor_days": days, "arrivals": 0, "feedback": 0, "floor_orders": 0, "new_members": 0,
               "stock_rows": 0, "footfall_rows": 0}
     with db.transaction() as tx:
         rows = tx.rows("SELECT id, city, brand FROM stores ORDER BY id")
@@ -113,9 +113,9 @@ def _iso(seconds: np.ndarray) -> list[str]:
     return [t + "+00:00" for t in text.tolist()]
 
 
-def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, first_day: date, days: int,  # noqa: PLR0913, PLR0915
+def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, first_day: date, days: int,
                 catalogue: dict[str, np.ndarray], members: list[str], counts: dict, until_s: int | None) -> None:
-    day0 = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=timezone.utc).timestamp()) - UTC_OFFSET_S
+    day0 = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC).timestamp()) - UTC_OFFSET_S
     weekday = np.array([(first_day + timedelta(days=d)).weekday() for d in range(days)])
     per_day = rng.poisson(profile["arrivals"] * np.where(weekday >= 5, 1.4, 1.0))
     n = int(per_day.sum())
@@ -152,7 +152,7 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
     served = greeted & (rng.random(n) < 0.6)
     sold = served & (rng.random(n) < np.clip(0.33 * skill * np.where(is_member, 1.3, 1.0), 0, 0.9))
     amount = np.round(np.exp(rng.normal(np.log(380), 0.5, n)), 0)
-    fb = []
+    fb: list[tuple] = []
     for action, mask, after in (("claimed", claimed, 5.0), ("greeted", greeted, 5.0 + delay),
                                 ("served", served, 60.0 + delay), ("sold", sold, 600.0 + delay)):
         chosen = np.flatnonzero(mask)
@@ -172,7 +172,7 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
 
 def _targets(tx: Tx, rng: np.random.Generator, store: str, first_day: date, days: int) -> None:
     """Monthly sales targets set from the store's own run rate, 5-15 % above or below it."""
-    start = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=timezone.utc).timestamp()) - UTC_OFFSET_S
+    start = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC).timestamp()) - UTC_OFFSET_S
     sales = float(tx.scalar("SELECT COALESCE(SUM(paid), 0) FROM orders WHERE store = ? AND ts >= ? AND ts < ?",
                             (store, start, start + days * 86400)))
     months = sorted({(first_day + timedelta(days=d)).isoformat()[:7] for d in range(days)})
@@ -181,7 +181,7 @@ def _targets(tx: Tx, rng: np.random.Generator, store: str, first_day: date, days
             [(store, m, round(sales / days * 30 * float(rng.uniform(0.9, 1.15)), -2)) for m in months])
 
 
-def _floor_orders(tx: Tx, rng: np.random.Generator, store: str, ids: list[str], member: np.ndarray, ts: np.ndarray,  # noqa: PLR0913
+def _floor_orders(tx: Tx, rng: np.random.Generator, store: str, ids: list[str], member: np.ndarray, ts: np.ndarray,
                   sold: np.ndarray, amount: np.ndarray, catalogue: dict[str, np.ndarray], counts: dict) -> None:
     """Each sale on the floor is a POS order at the store: 1-3 lines whose amounts add up to it."""
     orders, lines = [], []
@@ -228,7 +228,7 @@ def _footfall(tx: Tx, rng: np.random.Generator, brand: str, store: str, ts: np.n
     counts["footfall_rows"] += len(stamps)
 
 
-def _stock(tx: Tx, rng: np.random.Generator, store: str, profile: dict, first_day: date, days: int,  # noqa: PLR0913
+def _stock(tx: Tx, rng: np.random.Generator, store: str, profile: dict, first_day: date, days: int,
            catalogue: dict[str, np.ndarray], counts: dict) -> None:
     """Daily stock per SKU of the store's assortment: weekly deliveries up to par, sales, write-offs."""
     picks = rng.choice(len(catalogue["sku"]), size=min(ASSORTMENT, len(catalogue["sku"])), replace=False)

@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
-from cloud.db import Database
 from cloud import clock
+from cloud.db import Database
 
 KINDS = ("screen_idle", "camera_down", "shelves_empty")
 FROM_HOUR = 0  # local: the device was down the whole day
@@ -58,7 +58,7 @@ def plant_incidents(db: Database, stores: list[str], day: date, *, from_hour: in
             else:
                 tables = ("feedback",) if kind == "screen_idle" else ("visits", "arrivals")
                 window = (store, clock.iso_utc(start), clock.iso_utc(end))
-                changed = sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ?", window)  # noqa: S608
+                changed = sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ?", window)
                               for table in tables)
             planted.append(Incident(store, kind, day.isoformat(), from_hour, changed))
     return planted
