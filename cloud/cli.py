@@ -120,38 +120,67 @@ def _open(db: str | None, config: Path | None):
 
 @app.command("import")
 def import_file(
-    file: Annotated[Path, typer.Argument(help="a channel export: CSV (tmall, jd, pos, members) or JSON (wechat)")],
-    channel: Annotated[str, typer.Option("--channel", help="tmall | jd | wechat | pos | members")],
+    file: Annotated[Path, typer.Argument(help="an export: CSV (UTF-8, UTF-8 with BOM or GBK), .xls, .xlsx; JSON for wechat")],
+    channel: Annotated[str | None, typer.Option(
+        "--channel", help="an order or member export: tmall | jd | wechat | pos | youzan | douyin | members")] = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help="master data: products | stores | staff | shifts | targets | stock | movements | batches")] = None,
+    items: Annotated[Path | None, typer.Option(
+        "--items", help="the file joined to it: 宝贝报表 for a Taobao 订单报表, order headers for POS lines")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="the store of a POS export that names none")] = None,
     db: Db = None,
     config: Config = None,
 ) -> None:
-    """Import a channel export: bad rows are quarantined with a reason, then a data-quality report."""
+    """Import a channel export (--channel) or a master-data file (--kind): bad rows are quarantined with a
+    reason, then a data-quality report (stderr) and the report as JSON (stdout)."""
     from rich.console import Console
     from rich.table import Table
 
     from cloud.cdp.imports.canonical import CHANNELS
-    from cloud.cdp.imports.importer import import_text
+    from cloud.masterdata.importer import KINDS
 
-    if channel not in CHANNELS:
+    if (channel is None) == (kind is None):
+        raise Invalid("give --channel for an order or member export, or --kind for master data (one of them)")
+    if channel is not None and channel not in CHANNELS:
         raise Invalid(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+    if kind is not None and kind not in KINDS:
+        raise Invalid(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Invalid(f"cannot read {file}: not UTF-8 text ({exc})") from None
+        data = file.read_bytes()
+        companion = items.read_bytes() if items is not None else None
+    except OSError as exc:
+        raise Invalid(f"cannot read {exc.filename}: {exc.strerror}") from None
     database = _open(db, config)
     try:
-        report = import_text(database, channel, text, source=file.name, progress=True, actor="cli")
+        if kind is not None:
+            from cloud.masterdata.importer import import_master
+
+            report = import_master(database, kind, data, source=file.name, actor="cli")
+            measures = ("rows", "written", "created", "updated")
+        else:
+            from cloud.cdp.imports.importer import import_file as import_export
+
+            report = import_export(database, channel, data, companion=companion, store=store, source=file.name,
+                                   progress=True, actor="cli")
+            measures = ("rows", "orders", "refunds", "lines", "buyers_new", "buyers_known", "persons_changed")
     finally:
         database.close()
-    table = Table(title=f"data quality: {file.name} ({channel}), import {report.import_id}")
+    table = Table(title=f"data quality: {file.name} ({channel or kind}), import {report.import_id}")
     table.add_column("measure")
     table.add_column("count", justify="right")
-    for name in ("rows", "orders", "refunds", "lines", "buyers_new", "buyers_known", "persons_changed"):
+    for name in measures:
         table.add_row(name, str(getattr(report, name)))
     for reason, n in sorted(report.quarantined.items()):
         table.add_row(f"quarantined: {reason}", str(n))
-    for reason, n in sorted(report.blocked_identifiers.items()):
+    for reason, n in sorted(getattr(report, "blocked_identifiers", {}).items()):
         table.add_row(f"identifier blocked: {reason}", str(n))
+    flags = {k: v for k, v in report.file.items() if isinstance(v, int) and v} | getattr(report, "flagged", {})
+    for name, n in sorted(flags.items()):
+        table.add_row(f"flagged: {name}", str(n))
+    for column in report.file.get("unknown_columns", []):
+        table.add_row(f"unknown column: {column}", "")
+    for column in report.file.get("missing_columns", []):
+        table.add_row(f"missing column: {column}", "")
     Console(stderr=True).print(table)
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
 

@@ -19,6 +19,7 @@ from cloud.health import anomaly
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
+from cloud.masterdata import schema as masterdata_schema
 from cloud.pricing.label_flash import ArrivalFlasher
 from cloud.pricing.markdown_runner import MarkdownService
 from cloud.guide.recommend import service as recommend
@@ -45,7 +46,7 @@ from protocol.transport import BrokerUrl
 #: tables of those before it (everything references the CDP's ``members``).
 SCHEMAS: tuple[Schema, ...] = (
     cdp_schema.SCHEMA, faces_schema.SCHEMA, arrivals_schema.SCHEMA, fleet_schema.SCHEMA, guide_schema.SCHEMA,
-    health_schema.SCHEMA, pricing_schema.SCHEMA, api_tables.SCHEMA,
+    health_schema.SCHEMA, pricing_schema.SCHEMA, api_tables.SCHEMA, masterdata_schema.SCHEMA,
 )
 
 

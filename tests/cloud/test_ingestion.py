@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cloud.cli import app as cloud_app
 from cloud.cdp.imports.cleaning import QUARANTINE_REASONS
-from cloud.cdp.imports.importer import import_text
+from cloud.cdp.imports.importer import import_file, import_text
 from cloud.db import Database
 from cloud.cdp import members
 
@@ -74,6 +74,11 @@ BAD_ROWS = {
     "refund_without_order": ("pos", POS_HEADER + "R9,sh-001,MC1,,2025-03-06 15:00:00,S1,护肤,1,10,10,CNY,refund\n"),
     "no_lines": ("wechat", json.dumps([{**WECHAT[0], "items": []}])),
     "invalid_store": ("pos", POS_HEADER + "R1,sh/001,MC1,,2025-03-06 15:00:00,S1,护肤,1,10,10,CNY,sale\n"),
+    # real layouts (cloud/cdp/imports/layouts.py): an order never paid; a 宝贝报表 line whose order the 订单报表 lacks
+    "not_paid": ("tmall", "订单编号,买家会员名,买家实际支付金额,订单创建时间,订单付款时间 ,订单状态\n"
+                 "T9,nick_a,0,2025-03-01 10:00:00,,等待买家付款\n"),
+    "unjoined_line": ("tmall", "订单编号,买家会员名,买家实际支付金额,订单付款时间\nT1,nick_a,99,2025-03-01 10:00:00\n",
+                      "订单编号,标题,价格,购买数量,商家编码\nT1,面霜,99,1,S1\nT2,精华,199,1,S2\n"),
 }
 
 
@@ -83,8 +88,9 @@ def test_every_quarantine_reason_has_a_case() -> None:
 
 @pytest.mark.parametrize("reason", sorted(BAD_ROWS))
 def test_bad_rows_are_quarantined_with_their_reason_and_nothing_is_lost(db: Database, reason: str) -> None:
-    channel, text = BAD_ROWS[reason]
-    report = _import(db, channel, text)
+    channel, text, *items = BAD_ROWS[reason]
+    report = (import_file(db, channel, text.encode(), companion=items[0].encode(), source="test") if items
+              else _import(db, channel, text))
 
     assert report.quarantined.get(reason) == 1, report
     assert db.scalar("SELECT COUNT(*) FROM quarantine") == sum(report.quarantined.values())

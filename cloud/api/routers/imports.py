@@ -11,7 +11,7 @@ from cloud.api.schemas import Error, Page
 from cloud.cdp.imports import history
 from cloud.cdp.imports.canonical import Channel
 from cloud.cdp.imports.cleaning import QuarantineReason
-from cloud.cdp.imports.importer import decode_upload, import_text
+from cloud.cdp.imports.importer import import_file
 
 router = APIRouter(prefix="/imports", tags=["imports"])
 
@@ -21,13 +21,17 @@ MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={413: {"model": Error}, 422: {"model": Error}})
 def upload(channel: Annotated[Channel, Query()], file: Annotated[UploadFile, File()], runtime: RuntimeDep,
-           principal: Admin) -> dict:
-    """Import one export file; the answer is its data-quality report (bad rows are quarantined)."""
+           principal: Admin, items: Annotated[UploadFile | None, File()] = None,
+           store: Annotated[str | None, Query(description="the store of a POS export that names none")] = None) -> dict:
+    """Import one export file as the channel wrote it (CSV in UTF-8 or GBK, .xls, .xlsx); ``items`` is the
+    file joined to it (宝贝报表 for a Taobao 订单报表, order headers for POS lines). The answer is the
+    data-quality report (bad rows are quarantined; unknown and missing columns are named)."""
     data = file.file.read(MAX_IMPORT_BYTES + 1)
-    if len(data) > MAX_IMPORT_BYTES:
+    companion = items.file.read(MAX_IMPORT_BYTES + 1) if items is not None else None
+    if len(data) > MAX_IMPORT_BYTES or (companion is not None and len(companion) > MAX_IMPORT_BYTES):
         raise api_error(status.HTTP_413_CONTENT_TOO_LARGE, "too_large", f"imports are limited to {MAX_IMPORT_BYTES} bytes")
-    text = decode_upload(data)
-    report = import_text(runtime.db, channel, text, source=file.filename or "upload", actor=principal.name)
+    report = import_file(runtime.db, channel, data, companion=companion, store=store,
+                         source=file.filename or "upload", actor=principal.name)
     return report.as_dict()
 
 

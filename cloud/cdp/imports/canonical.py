@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-Channel = Literal["tmall", "jd", "wechat", "pos", "members"]
+Channel = Literal["tmall", "jd", "wechat", "pos", "youzan", "douyin", "members"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 
 

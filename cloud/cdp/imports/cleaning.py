@@ -15,16 +15,21 @@ from zoneinfo import ZoneInfo
 QuarantineReason = Literal[
     "malformed_row", "missing_field", "bad_time", "bad_amount", "negative_amount", "absurd_amount",
     "unsupported_currency", "duplicate_order", "refund_without_order", "no_lines", "invalid_store",
+    "not_paid", "unjoined_line",
 ]
 QUARANTINE_REASONS: tuple[str, ...] = QuarantineReason.__args__  # type: ignore[attr-defined]
 
 #: Channel exports without a zone are in China Standard Time.
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 ABSURD_AMOUNT = 1_000_000.0
+#: Excel date serials 36526 (2000-01-01) .. 73051 (2100-01-01); day 0 is 1899-12-30.
+EXCEL_SERIALS = (36526.0, 73051.0)
+EXCEL_EPOCH = datetime(1899, 12, 30)
 ABSURD_QTY = 1000
 _CNY = {"", "CNY", "RMB", "¥", "元", "人民币"}
 _SEPARATORS = re.compile(r"[\s\-()（）]")
-_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d")
+_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d",
+                 "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日")
 
 
 class RowProblem(ValueError):
@@ -53,7 +58,11 @@ def timestamp(raw: object, *, now: datetime | None = None) -> datetime:
     if not text:
         raise RowProblem("missing_field", "no time")
     parsed: datetime | None = None
-    if re.fullmatch(r"\d{9,13}(\.\d+)?", text):
+    if re.fullmatch(r"\d{5}(\.\d+)?", text) and EXCEL_SERIALS[0] <= float(text) <= EXCEL_SERIALS[1]:
+        # an Excel date serial (days since 1899-12-30, local time) that lost its date format
+        parsed = EXCEL_EPOCH + timedelta(days=float(text))
+        parsed = parsed.replace(microsecond=0) + timedelta(seconds=round(parsed.microsecond / 1e6))
+    elif re.fullmatch(r"\d{9,13}(\.\d+)?", text):
         seconds = float(text) / (1000 if len(text.split(".")[0]) == 13 else 1)
         parsed = datetime.fromtimestamp(seconds, timezone.utc)
     else:

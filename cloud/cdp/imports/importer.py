@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cloud.cdp import oneid, tags
-from cloud.cdp.imports import adapters
+from cloud.cdp.imports import adapters, layouts, tabular
 from cloud.cdp.imports.canonical import CHANNELS, Buyer, Order
 from cloud.cdp.imports.cleaning import RowProblem
 from cloud.db import Database, Tx
@@ -44,6 +44,9 @@ class ImportReport:
     blocked_identifiers: dict[str, int] = field(default_factory=dict)
     persons_changed: int = 0
     seconds: float = 0.0
+    #: real layouts: the format and encoding found, each sheet's layout, mapped, unknown and missing
+    #: columns, and what was flagged or defaulted (masked phones, rounded order ids, ...)
+    file: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,15 +73,26 @@ class Importer:
         self._persons: set[str] = set()
 
     def run(self, text: str, *, progress: bool = False) -> ImportReport:
+        return self.run_items(adapters.parse(self._channel, text), adapters.row_count(self._channel, text),
+                              progress=progress)
+
+    def run_plan(self, plan: layouts.Plan, *, progress: bool = False) -> ImportReport:
+        """A file read in its real layout (``layouts.plan``): its column report goes into the report."""
+        report = self.run_items(plan.items, plan.rows, progress=progress)
+        report.file = plan.describe()
+        self._db.execute("UPDATE imports SET report = ? WHERE id = ?",
+                         (json.dumps(report.as_dict(), ensure_ascii=False), report.import_id))
+        return report
+
+    def run_items(self, items: Iterable[adapters.Parsed], total: int, *, progress: bool = False) -> ImportReport:
         started = time.perf_counter()
-        total = adapters.row_count(self._channel, text)
         show = progress and total >= PROGRESS_MIN_ROWS
         bar = Progress(TextColumn(f"importing {self._channel}"), BarColumn(), MofNCompleteColumn(),
                        TimeRemainingColumn(), console=Console(stderr=True), transient=True, disable=not show)
         with bar:
             task = bar.add_task("rows", total=total)
             batch: list[adapters.Parsed] = []
-            for parsed in adapters.parse(self._channel, text):
+            for parsed in items:
                 batch.append(parsed)
                 if len(batch) >= BATCH:
                     self._write(batch)
@@ -108,16 +122,17 @@ class Importer:
             buyers: list[Buyer] = []
             for row_no, raw, item in batch:
                 self.report.rows += len(raw["rows"]) if "rows" in raw and isinstance(raw["rows"], list) else 1
-                if isinstance(item, RowProblem):
-                    problems.append((row_no, raw, item))
-                elif isinstance(item, Order):
-                    problem = self._check(tx, item)
-                    if problem:
-                        problems.append((row_no, raw, problem))
+                for one in item if isinstance(item, tuple) else (item,):  # a sale and its refund, from one row
+                    if isinstance(one, RowProblem):
+                        problems.append((row_no, raw, one))
+                    elif isinstance(one, Order):
+                        problem = self._check(tx, one)
+                        if problem:
+                            problems.append((row_no, raw, problem))
+                        else:
+                            orders.append(one)
                     else:
-                        orders.append(item)
-                else:
-                    buyers.append(item)
+                        buyers.append(one)
             records = self._records(tx, [o.buyer for o in orders if o.buyer] + buyers,
                                     first_seen={o.buyer.key: o.ts for o in orders if o.buyer})
             self._store_orders(tx, orders, records)
@@ -203,13 +218,54 @@ class Importer:
 
 
 def decode_upload(data: bytes) -> str:
-    """An uploaded export as text (UTF-8, with or without a byte-order mark)."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Invalid(f"the file is not UTF-8: {exc}", code="not_utf8") from None
+    """An uploaded export as text: UTF-8 with or without a byte-order mark, or GBK."""
+    return tabular.decode_text(data)[0]
+
+
+#: the headers of the canonical single-file layouts (``adapters``) that mark a file as written in them
+_CANONICAL = {
+    "tmall": {"订单编号", "付款时间", "实付金额", "商品编码"},
+    "jd": {"订单号", "用户PIN", "商品ID", "单价"},
+    "pos": {"receipt_no", "sku"},
+    "members": {"face_consent"},
+}
+
+
+def _canonical(channel: str, headers: Iterable[str]) -> bool:
+    present = set(headers)
+    if channel == "wechat":
+        return True
+    if channel == "members":
+        return bool(present & {"member_card", "unionid", "face_consent"})
+    return channel in _CANONICAL and _CANONICAL[channel] <= present
+
+
+def import_file(db: Database, channel: str, data: bytes, *, source: str, companion: bytes | None = None,
+                store: str | None = None, progress: bool = False, actor: str = "import") -> ImportReport:
+    """Import one export as the channel wrote it: CSV (UTF-8, UTF-8 with BOM, GBK), .xls or .xlsx.
+
+    ``companion`` is the file joined to it (宝贝报表 for a Taobao 订单报表, the order headers for POS
+    lines); ``store`` is the store of a POS export that names none. Files in the canonical layouts
+    (``adapters``) and WeChat JSON take the canonical path.
+    """
+    if channel not in CHANNELS:
+        raise Invalid(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}", code="unknown_channel")
+    if channel == "wechat":
+        return Importer(db, channel, source, actor=actor).run(decode_upload(data), progress=progress)
+    info = tabular.read_tables(data)
+    if (companion is None and info.format == "csv" and len(info.tables) == 1
+            and _canonical(channel, info.tables[0].headers)):
+        return Importer(db, channel, source, actor=actor).run(decode_upload(data), progress=progress)
+    files = [info] + ([tabular.read_tables(companion)] if companion is not None else [])
+    plan = layouts.plan(channel, files, store=store)
+    return Importer(db, channel, source, actor=actor).run_plan(plan, progress=progress)
 
 
 def import_text(db: Database, channel: str, text: str, *, source: str, progress: bool = False,
-                actor: str = "import") -> ImportReport:
-    return Importer(db, channel, source, actor=actor).run(text, progress=progress)
+                actor: str = "import", store: str | None = None) -> ImportReport:
+    """An export already read as text: canonical layouts as before, real layouts by their headers."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    headers = [tabular.clean_header(h) for h in first.split(",")]
+    if channel not in CHANNELS or _canonical(channel, headers):
+        return Importer(db, channel, source, actor=actor).run(text, progress=progress)
+    return import_file(db, channel, text.encode("utf-8"), source=source, store=store, progress=progress, actor=actor)
