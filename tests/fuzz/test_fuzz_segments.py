@@ -57,10 +57,10 @@ def test_any_definition_compiles_and_runs_or_is_refused(brand: Database, definit
     condition = compile_or_refuse(definition)
     if condition is None:
         return
-    total = segments.count(brand.db, condition, as_of=AS_OF, store=scope)
-    rows = segments.page(brand.db, condition, limit=5, offset=0, as_of=AS_OF, store=scope)
+    total = segments.count(brand, condition, as_of=AS_OF, store=scope)
+    rows = segments.page(brand, condition, limit=5, offset=0, as_of=AS_OF, store=scope)
     assert 0 <= len(rows) <= min(total, 5)
-    split = segments.split_counts(brand.db, condition, salt="fuzz", split=(50, 50), as_of=AS_OF, store=scope)
+    split = segments.split_counts(brand, condition, salt="fuzz", split=(50, 50), as_of=AS_OF, store=scope)
     assert sum(split.values()) == total
     assert Condition.of(condition.dump()) == condition  # a stored segment reloads as the same condition
 
