@@ -8,10 +8,13 @@ or column is a new version (add its pin).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+from pathlib import Path
 
 import pytest
 
+import cloud
 from cloud.db import Database
 from cloud.db.migrations import Migration, Schema, migrate, plan, schema_version
 from cloud.runtime import SCHEMAS
@@ -48,3 +51,14 @@ def test_a_migrated_database_migrates_to_nothing(db: Database) -> None:
     assert migrate(db, SCHEMAS) == []
     names = dict(db.rows("SELECT version, name FROM schema_migrations"))
     assert names[9] == "enrolment thumbnails for the guide card; perishables and markdown price changes"
+
+
+def test_every_feature_schema_is_opened() -> None:
+    """A feature's ``SCHEMA`` left out of ``cloud.runtime.SCHEMAS`` would never be created."""
+    root = Path(cloud.__file__).parent
+    declared = set()
+    for path in root.rglob("*.py"):
+        if "SCHEMA = Schema(" in path.read_text(encoding="utf-8"):
+            module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+            declared.add(importlib.import_module(module).SCHEMA)
+    assert declared == set(SCHEMAS)
