@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query
 from cloud.api.auth import Principal
 from cloud.api.deps import Reader, RuntimeDep, check_store, person_for, valid_store
 from cloud.api.guide_schemas import PreviewItem, RecommendationsPreview, ScriptPreview
-from cloud.api.schemas import Error
+from cloud.api.openapi_errors import error_responses
 from cloud.arrivals.cards import CARD_RECOMMENDATIONS, Advice, advise
 from cloud.cdp import members
 from cloud.guide.recommend.reasons import Lang
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/members", tags=["guide"])
 
 StoreQuery = Annotated[str, Query(description="the store the member would walk into")]
 LangQuery = Annotated[Lang, Query(description="zh (default, what the screen shows) or en")]
-_ERRORS = {404: {"model": Error}, 403: {"model": Error}, 422: {"model": Error}}
+_ERRORS = error_responses(404, 403, 422)
 
 
 def _advice(runtime: Runtime, principal: Principal, member_id: str, store: str, lang: Lang, limit: int) -> Advice:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from cloud.api.deps import Admin, HqReader, RuntimeDep
+from cloud.api.openapi_errors import error_responses
 from cloud.api.rollout_schemas import ReasonIn, RolloutIn, RolloutOut
 from cloud.api.schemas import Error
 from cloud.fleet.rollout import service
 from cloud.runtime import Runtime
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
-_ERRORS = {403: {"model": Error}, 404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
+_ERRORS = error_responses(403, 404, 409, 422)
 
 
 def _flushed(runtime: Runtime, rollout: dict) -> RolloutOut:
@@ -20,7 +21,7 @@ def _flushed(runtime: Runtime, rollout: dict) -> RolloutOut:
     return RolloutOut(**rollout)
 
 
-def _call(step, *args, **kwargs) -> dict:  # noqa: ANN001
+def _call(step, *args, **kwargs) -> dict:
     return step(*args, **kwargs)
 
 
