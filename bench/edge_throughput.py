@@ -50,13 +50,17 @@ def main() -> None:
     parser.add_argument("--resolution", default="640x480")
     parser.add_argument("--pack", default="yunet")
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--detect-for-min-face", action="store_true",
+                        help="gates.detect_for_min_face: YuNet runs on the frame scaled to the smallest face the gates take")
+    parser.add_argument("--min-face-px", type=int, default=None, help="gates.min_face_px (default: the pack's)")
     opts = parser.parse_args()
     size = tuple(int(v) for v in opts.resolution.lower().split("x"))
     pack = pack_id(opts.pack)
     frames = people_walking(size)
     threads = max(1, (os.cpu_count() or 2) // opts.cameras)
     state = StateFile(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "state.db")
-    settings = RemoteSettings(cameras=[{"id": f"cam{n}", "source": "bench"} for n in range(opts.cameras)])
+    gates = {"detect_for_min_face": opts.detect_for_min_face, "min_face_px": opts.min_face_px}
+    settings = RemoteSettings(cameras=[{"id": f"cam{n}", "source": "bench"} for n in range(opts.cameras)], gates=gates)
     visits = VisitRegistry(state, settings.visits, PACKS[pack].match_threshold)
     pipelines = [FacePipeline(FaceEngine.load(pack, threads=threads), Placement("bench", "s1", "e1"), settings, visits, f"cam{n}")
                  for n in range(opts.cameras)]
@@ -91,6 +95,7 @@ def main() -> None:
     stats = [p.stats for p in pipelines]
     result = {
         "cameras": opts.cameras, "resolution": opts.resolution, "pack": pack, "seconds": round(elapsed, 1),
+        "detect_scale": pipelines[0].detect_scale,
         "fps_total": round(sum(d - c for c, d in zip(counted, done)) / elapsed, 1),
         "p50_frame_ms": round(float(np.percentile(window, 50)), 1),
         "p95_frame_ms": round(float(np.percentile(window, 95)), 1),

@@ -15,6 +15,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import cv2
 import numpy as np
 
 from protocol.device import RemoteSettings
@@ -30,6 +31,10 @@ from edge.tracker import Sample, Track, Tracker
 from edge.visits import VisitRegistry
 
 log = logging.getLogger(__name__)
+
+#: The smallest face (shorter box side, px) YuNet still found in every frame of the check in
+#: docs/PERFORMANCE.md (24 px faces at 0.75 scale: 28 of 28; at 0.5, i.e. 12 px: 24 of 28).
+YUNET_MIN_FACE_PX = 18
 
 @dataclass
 class PipelineStats:
@@ -93,7 +98,7 @@ class FacePipeline:
         self.stats.frames += 1
         self._trace = None
         started = time.perf_counter()
-        faces = self.engine.detect(frame.image)
+        faces = self._detect(frame.image)
         detected = time.perf_counter()
         detected_at = now()
         self.stats.detect_ms += (detected - started) * 1000
@@ -137,6 +142,22 @@ class FacePipeline:
         metrics.FRAME.labels("track").observe(time.perf_counter() - done)
         self._last_trace, self._trace = self._trace, None
         return events
+
+    def _detect(self, image: np.ndarray) -> list[Face]:
+        """The engine's faces, from a frame scaled down to ``detect_scale`` when that is below 1."""
+        scale = self.detect_scale
+        if scale >= 1.0:
+            return self.engine.detect(image)
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return [Face(tuple(v / scale for v in f.bbox), f.kps / scale, f.score) for f in self.engine.detect(small)]
+
+    @property
+    def detect_scale(self) -> float:
+        """1, or with ``gates.detect_for_min_face`` on a YuNet pack the scale at which a face of the
+        gates' ``min_face_px`` is still ``YUNET_MIN_FACE_PX`` (SCRFD always runs at its fixed input size)."""
+        if not self._remote.gates.detect_for_min_face or self.engine.pack.detector.kind != "yunet":
+            return 1.0
+        return min(1.0, YUNET_MIN_FACE_PX / self.gates.min_face_px)
 
     def _confident(self, track: Track) -> bool:
         """The track's first face alone is good enough for its arrival (``confident_quality``)."""

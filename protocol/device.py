@@ -38,6 +38,13 @@ class QualityGates(_Settings):
     min_sharpness: float = Field(default=20.0, ge=0, description="variance of the Laplacian of the aligned 112 px face")
     max_yaw_deg: float = Field(default=40.0, gt=0, le=90, description="left/right head turn from the 5 landmarks")
     max_pitch_deg: float = Field(default=35.0, gt=0, le=90, description="up/down head tilt from the 5 landmarks")
+    # Added with issue 19 (optional, off by default).
+    detect_for_min_face: bool = Field(
+        default=False,
+        description="YuNet packs: run the detector on the frame scaled down as far as still finds a face of "
+                    "min_face_px (a door camera's faces are large: min_face_px 48 detects at 3/8 of the size); "
+                    "smaller faces are then not seen at all instead of counted as too_small",
+    )
 
 
 class TrackingSettings(_Settings):

@@ -117,3 +117,22 @@ def test_a_confident_first_face_makes_the_arrival_alone_a_weak_one_waits(models_
     assert waited is not None and waited >= 2
     assert frames_until_arrival(0.05) == waited - 1, "a good first face is enough"
     assert frames_until_arrival(1.0) == waited, "no face is that good: the track waits for its second"
+
+
+def test_detection_sized_to_the_smallest_face_the_gates_take(models_dir, kit, tmp_path):
+    engine = FaceEngine.load("yunet-mbf")
+    arrivals = {}
+    for sized in (False, True):
+        settings = RemoteSettings(cameras=[{"id": "cam1", "source": "x"}],
+                                  gates={"detect_for_min_face": sized, "min_face_px": 48})
+        state = StateFile(tmp_path / f"{sized}.db")
+        pipeline = FacePipeline(engine, Placement("demo", "s1", "edge1"), settings,
+                                VisitRegistry(state, settings.visits, engine.pack.match_threshold), "cam1")
+        assert pipeline.detect_scale == (18 / 48 if sized else 1.0)
+        events = [e for i, image in enumerate(kit.walk_in(kit.people[0], frames=8))
+                  for e in pipeline.process(Frame("cam1", i, datetime.now(timezone.utc), image, f"#{i}", "door"))]
+        assert len(events) == 1
+        arrivals[sized] = events[0].arrival
+    same, small = arrivals[False], arrivals[True]
+    assert float(same.embedding.to_vector() @ small.embedding.to_vector()) > 0.9, "the same face, found at 3/8 size"
+    assert abs(same.quality.bbox[0] - small.quality.bbox[0]) < 10, "boxes are in the frame's own pixels"
