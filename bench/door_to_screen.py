@@ -177,7 +177,8 @@ class CloudProbe:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=60, help="frames with faces sent to the door")
+    parser.add_argument("--frames", "--arrivals", type=int, default=60,
+                        help="frames with faces sent to the door (--arrivals: the name before issue 19)")
     parser.add_argument("--rate", type=float, default=2.0, help="frames per second")
     parser.add_argument("--faces-per-frame", type=int, default=1)
     parser.add_argument("--members", type=int, default=5)
