@@ -113,7 +113,7 @@ def main() -> None:
             manager = create_key(db, name="bench manager", role="store_manager", store=manager_store)
         finally:
             db.close()
-        server = CloudServer(Settings(db=location, api_key=None, rate_limit_per_minute=0)).start()
+        server = CloudServer(Settings(db=location, api_key=None, rate_limit_per_minute=0, dev_open_mode=True)).start()
         try:
             pages = {"store": (f"store.html?store={manager_store}&day={day}", manager.key),
                      "hq": (f"hq.html?day={day}", hq.key), "live": (f"live.html?day={day}", hq.key)}

@@ -88,7 +88,7 @@ def main() -> None:
     stores = [s for (s,) in db.rows("SELECT id FROM stores ORDER BY id")]
     db.close()
 
-    settings = Settings(db=location, api_key=None, rate_limit_per_minute=0)
+    settings = Settings(db=location, api_key=None, rate_limit_per_minute=0, dev_open_mode=True)
     runtime = Runtime.open(settings)
     yesterday = (today - timedelta(days=1)).isoformat()
     store = stores[len(stores) // 2]

@@ -89,6 +89,7 @@ def serve(
     cors_origin: Annotated[list[str] | None, _setting("cors_origins", "--cors-origin")] = None,
     client_id: Annotated[str | None, _setting("client_id", "--client-id")] = None,
     session_expiry: Annotated[int | None, _setting("session_expiry_s", "--session-expiry")] = None,
+    dev_open_mode: Annotated[bool | None, _setting("dev_open_mode", "--dev-open-mode")] = None,
     config: Config = None,
 ) -> None:
     """Serve the HTTP API and, with --broker, turn arrivals into guide cards."""
@@ -101,7 +102,7 @@ def serve(
         config, db=db, broker_url=broker, api_port=port, api_host=host, pack_id=pack, share_group=share_group,
         card_ttl_s=card_ttl, wifi_secret_file=wifi_secret_file, require_known_devices=require_known_devices,
         rate_limit_per_minute=rate_limit, cors_origins=tuple(cors_origin) if cors_origin else None,
-        client_id=client_id, session_expiry_s=session_expiry,
+        client_id=client_id, session_expiry_s=session_expiry, dev_open_mode=dev_open_mode,
     )
     runtime = Runtime.open(settings)
     try:

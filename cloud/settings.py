@@ -49,6 +49,8 @@ ENV_PREFIX = "INSTORE_"
 API_KEY_ENV = "INSTORE_API_KEY"
 WIFI_SECRET_ENV = "INSTORE_WIFI_SECRET"
 CONFIG_ENV = "INSTORE_CONFIG"
+#: The addresses an open development API may listen on.
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 #: How long the broker keeps a stable client id's session while the process is away, unless set.
 DEFAULT_SESSION_EXPIRY_S = 3600
 
@@ -130,6 +132,23 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="API calls per minute per key (or client address); 0 turns limiting off"
     )
+    dev_open_mode: bool = Field(
+        default=False, description="development only: while no API key has ever existed, the API is open to "
+        "anyone as hq_admin (a loud warning at start); refused unless api_host is a loopback address"
+    )
+    auth_failures_per_minute: int = Field(
+        default=30, ge=1, description="failed authentications per minute per client address before 429"
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000, ge=1, description="the largest enrolment photo (width x height, read from its "
+        "header before decoding)"
+    )
+    sms_url: str | None = Field(
+        default=None, description="an SMS gateway speaking Aliyun's SendSms (one-time codes for sign-ups); "
+        "none: phones that already belong to someone cannot be verified by SMS"
+    )
+    sms_sign_name: str = Field(default="instore", description="the SMS signature (SignName)")
+    sms_otp_template: str = Field(default="SMS_OTP", description="the one-time-code template (TemplateCode)")
     cors_origins: tuple[str, ...] = Field(
         default=(), description="web origins allowed to call the API from a browser; none by default"
     )
@@ -212,6 +231,12 @@ class Settings(BaseSettings):
         if isinstance(value, (str, Path)) and str(value):
             return str(Path(value).expanduser().resolve())
         return value
+
+    @model_validator(mode="after")
+    def _open_only_on_loopback(self) -> "Settings":
+        if self.dev_open_mode and self.api_host not in LOOPBACK_HOSTS:
+            raise ValueError(f"dev_open_mode serves an open API: only on a loopback api_host, not {self.api_host}")
+        return self
 
     @field_validator("broker_url")
     @classmethod

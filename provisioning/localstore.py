@@ -130,6 +130,8 @@ class LocalStore:
     def start_cloud(self, timeout: float = 60.0) -> str:
         port = free_port()
         args = ["cloud", "serve", "--db", str(self.db_path), "--broker", self.broker_url, "--port", str(port)]
+        if not self.env.get("INSTORE_API_KEY"):
+            args.append("--dev-open-mode")  # a developer's own machine, loopback only: open, and it says so
         if self.share_group:
             args += ["--share-group", self.share_group]
         wing = self._spawn("cloud", *args)

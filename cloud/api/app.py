@@ -7,10 +7,11 @@ before uvicorn starts; tests, to share one face engine) and leaves it running.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, Response, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -18,8 +19,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.api.deps import error_detail, require_api_key
+from cloud.api.guard import Guard
 from cloud.api.openapi_errors import document_errors
-from cloud.api.ratelimit import RateLimiter
 from cloud.api.routers import (
     alerts,
     brand_live,
@@ -49,8 +50,7 @@ from cloud.errors import CloudError
 from cloud.runtime import Runtime
 from cloud.settings import Settings
 
-#: Multipart framing around an upload; a body larger than the upload limit plus this is refused unread.
-_FORM_OVERHEAD = 64 * 1024
+log = logging.getLogger(__name__)
 _CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
@@ -107,33 +107,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         errors = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": errors})
 
-    @app.middleware("http")
-    async def refuse_oversized_bodies(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """FastAPI parses a form before any route code runs; refuse a huge body before that."""
-        declared, limit = request.headers.get("content-length", ""), settings.max_upload_bytes
-        if declared.isdigit() and int(declared) > limit + _FORM_OVERHEAD:
-            return JSONResponse(
-                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-                content={"detail": error_detail("too_large", f"uploads are limited to {limit} bytes")},
-            )
-        return await call_next(request)
-
-    if settings.rate_limit_per_minute:
-        limiter = RateLimiter(settings.rate_limit_per_minute)
-
-        @app.middleware("http")
-        async def rate_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            caller = limiter.identity(request.headers.get("x-api-key"), request.client.host if request.client else None)
-            wait = limiter.acquire(caller)
-            if wait:
-                return JSONResponse(
-                    status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-                    content={"detail": error_detail("rate_limited", f"too many requests; retry in {wait:.1f} s")},
-                    headers={"Retry-After": str(max(1, round(wait)))},
-                )
-            return await call_next(request)
+    # keys, rate limits and body limits before any route reads a body; inside CORS (refusals carry its headers)
+    app.add_middleware(Guard, settings=settings)
+    if settings.dev_open_mode:
+        log.warning("\n%s\nDEVELOPMENT OPEN MODE: while no API key has ever existed, ANYONE who reaches %s:%s "
+                    "is hq_admin. Never use dev_open_mode outside a developer's machine.\n%s",
+                    "!" * 100, settings.api_host, settings.api_port, "!" * 100)
 
     if settings.cors_origins:
         app.add_middleware(

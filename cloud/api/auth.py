@@ -7,8 +7,13 @@ Roles: ``hq_admin`` (everything), ``hq_analyst`` (reads, counts and exports; cha
 A key is 256 random bits shown once at creation; the database keeps only its SHA-256. A slow
 password hash would add nothing against guessing 256 random bits and would cost every request.
 ``INSTORE_API_KEY`` stays a bootstrap ``hq_admin`` key (compared in constant time, never stored).
-With neither a bootstrap key nor any stored key the API is open as ``hq_admin``: the local demo
-mode; creating the first key closes it.
+
+Every key belongs to a named person (``name``): audits and acknowledgements record that person.
+
+There is no silent open mode. Only with the explicit development flag (``dev_open_mode``, which
+the settings allow on a loopback address only) and while no key has *ever* existed is the API open
+as ``hq_admin``; the app warns loudly at start. Once a key has existed, revoking the last one
+locks the API: recover on the server with ``instore cloud create-key``.
 """
 
 from __future__ import annotations
@@ -35,11 +40,15 @@ KEY_PREFIX = "isk_"
 class Principal:
     role: Role
     store: str | None = None
-    key_id: str | None = None  # None: the bootstrap key or open local mode
+    key_id: str | None = None  # None: the bootstrap key or open development mode
+    person: str | None = None  # who the key was issued to
 
     @property
     def name(self) -> str:
-        return f"{self.role}:{self.key_id or 'bootstrap'}"
+        """Who acted, for audits and acks: the key's person, their role and key id."""
+        if self.key_id is None:
+            return f"{self.person or 'bootstrap'} ({self.role})"
+        return f"{self.person} ({self.role}:{self.key_id})"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,9 @@ def _hash(key: str) -> str:
 
 
 def create_key(db: Database, *, name: str, role: Role, store: str | None = None) -> NewKey:
+    name = name.strip()
+    if not name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise Invalid("a key belongs to a named person: give their name", code="invalid_key")
     if role not in ROLES:
         raise Invalid(f"role must be one of {', '.join(ROLES)}", code="invalid_key")
     if (role in ("store_manager", "device")) != (store is not None):
@@ -73,17 +85,27 @@ def list_keys(db: Database, *, limit: int, offset: int) -> list[dict]:
                     "LIMIT ? OFFSET ?", (limit, offset))
 
 
-def authenticate(db: Database, bootstrap: SecretStr | str | None, given: str | None) -> Principal | None:
-    """Who is calling; None when the key is missing or wrong (and keys are required)."""
+def ever_had_keys(db: Database) -> bool:
+    """Whether any key was ever created (revoked ones count: they lock the API for good)."""
+    return bool(db.scalar("SELECT 1 FROM api_keys LIMIT 1"))
+
+
+def authenticate(db: Database, bootstrap: SecretStr | str | None, given: str | None, *,
+                 open_mode: bool = False) -> Principal | None:
+    """Who is calling; None when the key is missing or wrong.
+
+    Without a key the caller is ``hq_admin`` only in development open mode (``open_mode``), with
+    no bootstrap key and while no key has ever existed."""
     if isinstance(bootstrap, SecretStr):
         bootstrap = bootstrap.get_secret_value()
     if given is not None and bootstrap is not None and hmac.compare_digest(given.encode(), bootstrap.encode()):
-        return Principal("hq_admin")
+        return Principal("hq_admin", person="bootstrap")
     if given is not None:
-        row = db.one("SELECT id, role, store FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (_hash(given),))
+        row = db.one("SELECT id, name, role, store FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+                     (_hash(given),))
         if row is not None:
-            return Principal(row["role"], row["store"], row["id"])
+            return Principal(row["role"], row["store"], row["id"], row["name"])
         return None
-    if bootstrap is None and not db.scalar("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"):
-        return Principal("hq_admin")
+    if open_mode and bootstrap is None and not ever_had_keys(db):
+        return Principal("hq_admin", person="open development mode")
     return None

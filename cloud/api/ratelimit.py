@@ -1,5 +1,9 @@
 """Per-caller rate limiting: one token bucket per API key (or per client address without one).
 
+Only authenticated calls reach the per-key buckets: failed authentications are counted per client
+address before any key is looked at (``cloud.api.guard``), so guessing with a fresh key each time
+is limited too.
+
 A leaked or buggy key must not be able to starve every other caller, so each identity gets its own
 bucket. Buckets live in the process: with N API processes behind a load balancer a caller gets up
 to N times the rate, which bounds abuse without shared state. Keys are bucketed by their SHA-256,
@@ -49,6 +53,16 @@ class RateLimiter:
                 bucket.tokens -= 1
                 return 0.0
             return (1 - bucket.tokens) / self.rate
+
+    def exhausted(self, identity: str, now: float | None = None) -> float:
+        """The seconds until ``identity`` may go ahead again, without taking a token (0: it may now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            bucket = self._buckets.get(identity)
+            if bucket is None:
+                return 0.0
+            tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+            return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
     def _forget_full(self, now: float) -> None:
         """Drop buckets that have refilled: they hold no information a new bucket would not."""

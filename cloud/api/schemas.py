@@ -116,10 +116,12 @@ class IngestStats(BaseModel):
 
 
 class Health(BaseModel):
+    """Only ``status`` without a valid key; the rest for key holders."""
+
     status: Literal["ok"]
-    pack: str
-    faces: int
-    ingest: Literal["off", "connected", "disconnected"]
+    pack: str | None = None
+    faces: int | None = None
+    ingest: Literal["off", "connected", "disconnected"] | None = None
 
 
 class ErrorDetail(BaseModel):
@@ -287,6 +289,7 @@ class KeyOut(BaseModel):
 class Whoami(BaseModel):
     role: str
     store: str | None
+    person: str | None = Field(default=None, description="whom the key was issued to")
 
 
 class DeviceIn(BaseModel):

@@ -89,6 +89,7 @@ def start_cloud(db_location: str, face_engine: FaceEngine) -> Iterator[StartClou
 
         def start(**settings_fields: object) -> tuple[TestClient, Runtime]:
             settings_fields.setdefault("api_key", None)
+            settings_fields.setdefault("dev_open_mode", True)  # tests without keys: the explicit flag
             settings = Settings(db=db_location, **settings_fields)
             runtime = Runtime.open(settings, engine=face_engine)
             stack.callback(runtime.close)

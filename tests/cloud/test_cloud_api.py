@@ -168,7 +168,7 @@ def test_visits_of_a_store_start_empty_and_store_ids_are_checked(start_cloud) ->
 
 
 def test_app_without_a_runtime_opens_and_closes_its_own(tmp_path: Path, models_dir: Path, mosquitto) -> None:  # noqa: ANN001
-    settings = Settings(db=tmp_path / "own.db", broker_url=mosquitto.url, api_key=None)
+    settings = Settings(db=tmp_path / "own.db", broker_url=mosquitto.url, api_key=None, dev_open_mode=True)
 
     with TestClient(create_app(settings)) as client:
         health = client.get("/healthz").json()

@@ -49,7 +49,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator
         manager = create_key(db, name="manager A", role="store_manager", store=STORE_A).key
     finally:
         db.close()
-    server = CloudServer(Settings(db=str(db_path), api_key=None, rate_limit_per_minute=0)).start()
+    server = CloudServer(Settings(db=str(db_path), api_key=None, rate_limit_per_minute=0, dev_open_mode=True)).start()
     yield Dash(server.url, db_path, data, hq, manager)
     server.stop()
 

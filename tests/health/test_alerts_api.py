@@ -57,7 +57,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine) -> It
     keys = {role: {"X-API-Key": auth.create_key(db, name=role, role=role, store=store).key}  # type: ignore[arg-type]
             for role, store in (("hq_admin", None), ("hq_analyst", None), ("store_manager", "s1"), ("device", "s1"))}
     db.close()
-    settings = Settings(db=str(path), api_key=None, rate_limit_per_minute=0)
+    settings = Settings(db=str(path), api_key=None, rate_limit_per_minute=0, dev_open_mode=True)
     runtime = Runtime.open(settings, engine=face_engine)
     with TestClient(create_app(settings, runtime)) as client:
         yield Api(client, keys)
@@ -134,7 +134,7 @@ def test_a_planted_anomaly_reaches_hq_over_mqtt(
     hq.on_message = lambda client, userdata, message: received.put((message.topic, message.payload))
     transport.start(hq, transport.BrokerUrl.parse(mosquitto.url))
     subscribed.get(timeout=5)
-    settings = Settings(db=str(path), api_key=None, broker_url=mosquitto.url)
+    settings = Settings(db=str(path), api_key=None, broker_url=mosquitto.url, dev_open_mode=True)
     runtime = Runtime.open(settings, engine=face_engine)
     try:
         runtime.start()

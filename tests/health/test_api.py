@@ -45,7 +45,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine) -> It
     keys = {role: auth.create_key(db, name=role, role=role, store=store).key for role, store in (  # type: ignore[arg-type]
         ("hq_admin", None), ("hq_analyst", None), ("store_manager", OWN), ("device", OWN))}
     db.close()
-    settings = Settings(db=str(path), api_key=None, rate_limit_per_minute=0)
+    settings = Settings(db=str(path), api_key=None, rate_limit_per_minute=0, dev_open_mode=True)
     runtime = Runtime.open(settings, engine=face_engine)
     with TestClient(create_app(settings, runtime)) as client:
         yield Api(client, keys, path)

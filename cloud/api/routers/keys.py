@@ -33,4 +33,4 @@ def revoke_key(key_id: str, runtime: RuntimeDep, principal: Admin) -> None:
 
 @router.get("/whoami", response_model=Whoami)
 def whoami(principal: Anyone) -> Whoami:
-    return Whoami(role=principal.role, store=principal.store)
+    return Whoami(role=principal.role, store=principal.store, person=principal.person)
