@@ -255,7 +255,7 @@ def test_language_switch_changes_the_labels_and_is_remembered(dash: Dash, browse
         page.click("#lang-switch")
     wait_ready(page)
     en = heading.inner_text()
-    assert en != zh and en in {"Database dashboard", "HQ overview", "Brand live sales"}
+    assert en != zh and en in {"Store dashboard", "HQ overview", "Brand live sales"}
     assert page.locator("#lang-switch").inner_text() == "中文"
     assert page.evaluate("document.documentElement.lang") == "en"
     page.reload()
