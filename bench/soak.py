@@ -1,10 +1,14 @@
 """Soak (and chaos) run of a whole fleet: edge boxes, guide screens, a cloud of several ingest
-processes on PostgreSQL, one Mosquitto, all on loopback (see ``bench/fleet``).
+processes on PostgreSQL, one Mosquitto running the configuration ``instore provision
+broker-config`` generates (TLS, every client with its own certificate, dynamic-security ACLs,
+persistence), all on loopback (see ``bench/fleet``).
 
     uv run python -m bench.soak --stores 20 --cameras 4 --minutes 10 [--chaos] [--cut-s 300]
 
-Reports arrivals/s, door-to-screen latency percentiles (all, and steady: arrivals made outside a
-fault), cloud CPU and memory over time with a flat-memory check, the broker's queue depth from
+Chaos (``--chaos``): the broker killed, a store cut off, an ingest and the API killed, an edge box
+killed, every ingest down while the broker restarts, a new store's box started before the broker
+knows it and added live (dynamic security, no restart). Reports arrivals/s, door-to-screen latency
+percentiles (all, and steady: arrivals made outside a fault), cloud CPU and memory over time with a flat-memory check, the broker's queue depth from
 its $SYS topics, and the invariants (nothing lost, no visit twice, no wrong member, every screen
 back). The full figures go to a JSON file in the run's work folder; the last stdout line is a JSON
 summary. Exit 0 when the invariants hold, 1 when one failed, 2 when PostgreSQL is absent.
@@ -23,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet import stats  # noqa: E402
 from bench.fleet.cloud import NoPostgres  # noqa: E402
-from bench.fleet.fleet import Fleet, FleetOptions  # noqa: E402
+from bench.fleet.fleet import FAULTS, Fleet, FleetOptions  # noqa: E402
 from bench.fleet.verify import produced_arrivals, verify, wait_for_cloud  # noqa: E402
 
 
@@ -33,7 +37,7 @@ def soak(options: FleetOptions) -> dict:
     try:
         fleet.setup()
         run = fleet.run()
-        produced = produced_arrivals(fleet.workdir, fleet.stores)
+        produced = produced_arrivals(fleet.workdir, fleet.stores + fleet.late_stores)
         waited = wait_for_cloud(run.db_url, produced, timeout=60)
         screens = {store: screen.snapshot() for store, screen in run.screens.items()}
         edge_kills = sum(edge.kills for edge in run.edges.values())
@@ -52,6 +56,7 @@ def soak(options: FleetOptions) -> dict:
             "cloud_timeline": stats.timeline(run.resources),
             "broker": stats.broker(run.broker_samples),
             "faults": run.chaos.summary(), "edge_exit_codes": run.edge_exit, "drain_wait_s": round(waited, 1),
+            "edge_refused": edge_refused(fleet.workdir, list(run.edges)), "late_stores": fleet.late_stores,
             "invariants": verdict.as_dict(),
             "workdir": str(fleet.workdir),
         }
@@ -62,6 +67,21 @@ def soak(options: FleetOptions) -> dict:
         return report
     finally:
         fleet.close()
+
+
+def edge_refused(workdir: Path, stores: list[str]) -> dict[str, int]:
+    """Messages each box's broker refused (PUBACK >= 0x80), kept and sent again, from its summary lines."""
+    out: dict[str, int] = {}
+    for store in stores:
+        path = workdir / f"{store}.edge.out"
+        total = 0
+        for line in path.read_text().splitlines() if path.exists() else []:
+            try:
+                total += sum(json.loads(line).get("refused", {}).values())
+            except (ValueError, AttributeError):
+                continue
+        out[store] = total
+    return out
 
 
 def summary(report: dict) -> dict:
@@ -93,6 +113,9 @@ def main() -> None:
     parser.add_argument("--cut-s", type=float, default=300.0, help="seconds the cut store stays offline")
     parser.add_argument("--broker-signal", choices=["KILL", "TERM"], default="KILL",
                         help="KILL: a broker crash; TERM: an operator restart")
+    parser.add_argument("--faults", nargs="+", choices=FAULTS, default=None, help="with --chaos: these faults only")
+    parser.add_argument("--ingest-down-s", type=float, default=10.0,
+                        help="seconds every ingest is down around the broker's restart")
     parser.add_argument("--sample-s", type=float, default=5.0)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     opts = parser.parse_args()
@@ -100,6 +123,7 @@ def main() -> None:
     options = FleetOptions(stores=opts.stores, cameras=opts.cameras, minutes=opts.minutes, rate=opts.rate,
                            ingest=opts.ingest, members=opts.members, chaos=opts.chaos, cut_s=opts.cut_s,
                            broker_signal=getattr(signal, f"SIG{opts.broker_signal}"), sample_s=opts.sample_s,
+                           faults=tuple(opts.faults) if opts.faults else None, ingest_down_s=opts.ingest_down_s,
                            keep=opts.keep)
     try:
         report = soak(options)

@@ -1,7 +1,11 @@
-"""The fleet's Mosquitto: a generated config on a free loopback port, and its $SYS figures.
+"""The fleet's Mosquitto: the configuration ``instore provision broker-config`` generates (TLS,
+certificate identities, dynamic-security ACLs, persistence, packet cap) for a provisioned brand,
+and its $SYS figures.
 
-Persistence is on (a broker restarted by its operator keeps the queued messages of persistent
-sessions), ``$SYS`` is published every second so the soak can watch the broker's queue depth.
+Nothing is soak-specific: every edge box, guide screen and cloud process connects with its own
+install bundle's certificate, the cloud through the service listener and share group ``cdp``, so
+"nothing lost" is measured on what the product ships. ``$SYS`` comes every 10 s (Mosquitto's
+default: the generated config does not change it), read by the provisioning admin account.
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ import threading
 from pathlib import Path
 
 from protocol import transport
+from protocol.transport import TlsFiles
+from provisioning import fleet as provisioning
+from provisioning.broker_config import ListenerOptions, write_cloud_broker
+from provisioning.registry import Home
 from tests.netutil import MosquittoProcess, free_port
 
 #: $SYS topics sampled: messages held by the broker (queued, in flight and retained), clients, load.
@@ -22,27 +30,45 @@ SYS_TOPICS = {
 }
 
 
+def tls_url(host: str, port: int, files: TlsFiles) -> str:
+    """An mqtts:// URL carrying the TLS files, for processes started with ``--broker URL``."""
+    return f"mqtts://{host}:{port}?ca={files.ca}&cert={files.cert}&key={files.key}"
+
+
+def bundle_files(home: Home, store: str, device: str) -> TlsFiles:
+    folder = home.bundle_dir(store, device)
+    return TlsFiles(ca=folder / "ca.crt", cert=folder / "device.crt", key=folder / "device.key")
+
+
 class FleetBroker(MosquittoProcess):
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir / "mosquitto.conf", free_port())
+    """The cloud broker of a fresh provisioning home (``workdir/provision``) for ``brand``."""
+
+    def __init__(self, workdir: Path, brand: str) -> None:
+        super().__init__(workdir / "provision" / "broker" / "cloud" / "mosquitto.conf", free_port())
         self.workdir = workdir
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            f"user {getpass.getuser()}\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {workdir}/\n"
-            "autosave_interval 5\n"
-            "sys_interval 1\n"
-            "max_queued_messages 100000\n"
-            "max_inflight_messages 100\n"
-            f"log_dest file {workdir / 'mosquitto.log'}\n"
-        )
+        self.service_port = free_port()
+        self.home = Home(workdir / "provision")
+        provisioning.init(self.home, brand, f"mqtts://127.0.0.1:{self.port}", ["127.0.0.1", "localhost"],
+                          service_url=f"mqtts://127.0.0.1:{self.service_port}")
         self.restarts = 0
 
+    def configure(self) -> Path:
+        """(Re)generate the broker config from the registry, as ``instore provision broker-config`` does."""
+        options = ListenerOptions(port=self.port, bind="127.0.0.1", service_port=self.service_port,
+                                  run_as=getpass.getuser(), log_file=self.workdir / "mosquitto.log")
+        return write_cloud_broker(self.home, self.home.load(), options)
+
+    def device_url(self, store: str, device: str, port: int | None = None) -> str:
+        """Where a store's device connects (its store link's port, or the broker's), with its bundle's files."""
+        return tls_url("127.0.0.1", port or self.port, bundle_files(self.home, store, device))
+
     @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+    def cloud_url(self) -> str:
+        return tls_url("127.0.0.1", self.service_port, bundle_files(self.home, "*", provisioning.CLOUD_SERVICE))
+
+    @property
+    def admin_url(self) -> str:
+        return tls_url("127.0.0.1", self.service_port, provisioning.admin_tls(self.home))
 
     def kill_and_restart(self, sig: int = signal.SIGKILL) -> None:
         """Kill the broker (SIGKILL: a crash; SIGTERM: an operator restart) and start it again."""

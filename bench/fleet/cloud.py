@@ -1,7 +1,8 @@
 """The fleet's cloud: a fresh PostgreSQL database, several ingest processes and one API process.
 
 Every process is the product's own ``instore cloud serve`` (``python -m provisioning cloud serve``):
-the ingest processes share the device events through the MQTT share group ``fleet``, the API
+the ingest processes share the device events through the MQTT share group ``cdp`` (each with a
+persistent session on the broker's service listener, as the cloud's certificate), the API
 process has no broker. Each can be killed and restarted by role name; ``ResourceSampler`` reads
 their CPU and memory with psutil.
 """
@@ -24,7 +25,7 @@ from tests.netutil import free_port
 
 PG_SERVER = os.environ.get("INSTORE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 API_KEY = "fleet-" + uuid4().hex
-SHARE_GROUP = "fleet"
+SHARE_GROUP = "cdp"  # the only share group the generated broker ACL grants the cloud
 
 
 class NoPostgres(RuntimeError):
@@ -129,6 +130,20 @@ class Cloud:
         process.stop(signal.SIGKILL)
         process.restarts += 1
         process.start(self.env)
+
+    def kill_ingests(self) -> list[CloudProcess]:
+        """SIGKILL every ingest process (their broker sessions stay, and queue what comes)."""
+        ingests = [p for p in self.processes if p.role.startswith("ingest")]
+        for process in ingests:
+            process.stop(signal.SIGKILL)
+        return ingests
+
+    def start_again(self, processes: list[CloudProcess]) -> None:
+        for process in processes:
+            process.restarts += 1
+            process.spawn(self.env)
+        for process in processes:
+            process.wait_ready(90)
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.get("api").url, headers={"X-API-Key": API_KEY}, timeout=60)

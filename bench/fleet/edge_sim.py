@@ -107,7 +107,7 @@ class SimulatedBox:
         self.publisher.close()
         self.state.close()
         print(json.dumps({"event": "summary", "store": self.store, "arrivals": self.arrivals, "unacked": left,
-                          "reconnects": self.publisher.reconnects}), flush=True)
+                          "reconnects": self.publisher.reconnects, "refused": dict(self.publisher.refused)}), flush=True)
 
 
 def main() -> None:

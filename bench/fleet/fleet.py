@@ -19,6 +19,8 @@ from bench.fleet.faces import Person, load_people
 from bench.fleet.proxy import ProxyLoop, StoreLink
 from bench.fleet.screen import GuideScreen
 from protocol.facepack import get_pack
+from provisioning import dynsec
+from provisioning import fleet as provisioning
 from provisioning.samples import MEMBER_SEEDS
 from tests.netutil import free_port
 
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 
 BRAND = "fleet"
 REPO = Path(__file__).resolve().parents[2]
+EDGE, KIOSK = "edge1", "kiosk-main"
+#: Every fault a chaos run can do, in the order they come (see ``Fleet._faults``).
+FAULTS = ("broker_kill", "cut", "late_device", "ingest_api_kill", "ingest_down_broker_restart", "edge_kill")
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,10 @@ class FleetOptions:
     chaos: bool = False
     cut_s: float = 300.0  # how long the cut store stays offline
     broker_signal: int = signal.SIGKILL
+    ingest_down_s: float = 10.0  # how long every ingest stays down around the broker's restart
+    late_refused_s: float = 3.0  # how long the late device stays refused (after its first refusal) before it is added
     sample_s: float = 5.0
+    faults: tuple[str, ...] | None = None  # names from FAULTS; None: all of them
     keep: bool = False  # keep the work folder and database afterwards
     pack: str | None = None
 
@@ -93,23 +101,32 @@ class Fleet:
         self.cloud: Cloud | None = None
         self.proxies: ProxyLoop | None = None
         self.stores = [f"s{n:03d}" for n in range(1, options.stores + 1)]
+        self.late_stores: list[str] = []  # stores whose box was added to the running broker by a fault
 
     # --- setup ------------------------------------------------------------------------------------
 
     def setup(self) -> None:
         self.people = load_people(self.pack.id)
-        self.broker = FleetBroker(self.workdir)
+        self.broker = FleetBroker(self.workdir, BRAND)
+        home = self.broker.home
+        for store in self.stores:  # as a technician would: instore provision store/device create, bundle
+            provisioning.create_store(home, store)
+            provisioning.create_device(home, store, EDGE, "edge", model_pack=self.pack.id)
+            provisioning.create_device(home, store, KIOSK, "kiosk")
+            provisioning.write_store_bundles(home, store)
+        provisioning.write_bundle(home, provisioning.CLOUD_SERVICE)
+        self.broker.configure()
         self.broker.start()
-        self.sys = SysMonitor(self.broker.url)
+        self.sys = SysMonitor(self.broker.admin_url)
         self.run_.db_url = fresh_database()
-        self.cloud = Cloud(self.workdir, self.run_.db_url, self.broker.url, self.options.ingest)
+        self.cloud = Cloud(self.workdir, self.run_.db_url, self.broker.cloud_url, self.options.ingest)
         self.cloud.start()
         self._enrol()
         self.proxies = ProxyLoop()
         for store in self.stores:
             link = self.run_.links[store] = StoreLink(self.proxies, free_port(), self.broker.port)
             link.up()
-            screen = self.run_.screens[store] = GuideScreen(link.url, BRAND, store)
+            screen = self.run_.screens[store] = GuideScreen(self.broker.device_url(store, KIOSK, link.port), BRAND, store)
             screen.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not all(s.connects for s in self.run_.screens.values()):
@@ -132,8 +149,11 @@ class Fleet:
                 self.run_.members[member_id] = person.label
 
     def _edge(self, store: str, until: float) -> EdgeProcess:
-        link = self.run_.links[store]
-        args = ["--brand", BRAND, "--store", store, "--broker", link.url, "--state", str(self.workdir / f"{store}.db"),
+        assert self.broker is not None
+        link = self.run_.links.get(store)  # the late store's box connects straight to the broker
+        url = self.broker.device_url(store, EDGE, link.port if link else None)
+        args = ["--brand", BRAND, "--store", store, "--device", EDGE, "--broker", url,
+                "--state", str(self.workdir / f"{store}.db"),
                 "--log", str(self.workdir / f"{store}.arrivals.jsonl"), "--until", str(until),
                 "--rate", str(self.options.rate), "--cameras", str(self.options.cameras), "--pack", self.pack.id]
         return EdgeProcess(store, args, self.workdir / f"{store}.edge.log", self.workdir / f"{store}.edge.out")
@@ -145,7 +165,7 @@ class Fleet:
         broker, cloud, chaos = self.broker, self.cloud, self.run_.chaos
         cut_store = self.stores[min(2, len(self.stores) - 1)]
         killed_store = self.stores[min(1, len(self.stores) - 1)]
-        cut_at = 0.2 * duration
+        cut_at = 0.15 * duration
 
         def restart_broker() -> None:
             start = time.time()
@@ -172,13 +192,53 @@ class Fleet:
             self.run_.links[cut_store].up()
             chaos.disrupted([cut_store], self.started + cut_at, time.time() + 5)
 
-        return [
-            Fault("broker killed and restarted", 0.12 * duration, restart_broker),
-            Fault(f"store {cut_store} cut off for {self.options.cut_s:.0f} s", cut_at, cut),
-            Fault("ingest-1 and api killed and restarted", 0.3 * duration, restart_ingest_and_api),
-            Fault(f"edge box of {killed_store} killed mid-replay and restarted", 0.45 * duration, kill_edge),
-            Fault(f"store {cut_store} link restored", cut_at + self.options.cut_s, restore),
-        ]
+        def restart_broker_with_ingest_down() -> None:
+            """Issue 14, finding 3: what is queued for the offline ingest sessions survives the restart."""
+            start = time.time()
+            ingests = cloud.kill_ingests()
+            time.sleep(self.options.ingest_down_s / 2)  # arrivals queue in the ingests' persistent sessions
+            broker.kill_and_restart(signal.SIGTERM)  # the operator's restart (a revocation used to need one)
+            time.sleep(self.options.ingest_down_s / 2)
+            cloud.start_again(ingests)
+            chaos.disrupted(self.stores, start, time.time() + 5)
+
+        def add_device_live() -> None:
+            """Issue 14, findings 4 and 5: a box installed before the broker knows it loses nothing,
+            and is added to the running broker without a restart."""
+            start = time.time()
+            home = broker.home
+            provisioning.create_store(home, late_store)
+            provisioning.create_device(home, late_store, EDGE, "edge", model_pack=self.pack.id)
+            provisioning.write_store_bundles(home, late_store)
+            edge = self.run_.edges[late_store] = self._edge(late_store, self.started + duration)
+            edge.start()
+            self.late_stores.append(late_store)  # its arrivals count from the first one
+            # the broker refuses its arrivals (PUBACK 0x87) and its outbox keeps them: wait until it did
+            log_path, deadline = edge.log_path, time.monotonic() + 90
+            while time.monotonic() < deadline and "broker refused" not in (log_path.read_text() if log_path.exists() else ""):
+                time.sleep(0.5)
+            time.sleep(self.options.late_refused_s)
+            result = dynsec.sync(home, home.load(), dynsec.admin_url(home, home.load()))
+            if f"CN={EDGE},OU={late_store},O={BRAND}" not in result.created:
+                raise RuntimeError(f"the live sync did not add the late box: {result}")
+            chaos.windows.append((start, time.time() + 10))
+
+        late_store = f"s{len(self.stores) + 1:03d}"
+        faults = {
+            "broker_kill": Fault("broker killed and restarted", 0.1 * duration, restart_broker),
+            "cut": Fault(f"store {cut_store} cut off for {self.options.cut_s:.0f} s", cut_at, cut),
+            "late_device": Fault(f"edge box of new store {late_store} started before the broker knew it, added live "
+                                 "once refused", 0.25 * duration, add_device_live),
+            "ingest_api_kill": Fault("ingest-1 and api killed and restarted", 0.3 * duration, restart_ingest_and_api),
+            "ingest_down_broker_restart": Fault(
+                f"every ingest down {self.options.ingest_down_s:.0f} s, broker restarted (SIGTERM) meanwhile",
+                0.45 * duration, restart_broker_with_ingest_down),
+            "edge_kill": Fault(f"edge box of {killed_store} killed mid-replay and restarted", 0.6 * duration, kill_edge),
+        }
+        chosen = [faults[name] for name in (self.options.faults or FAULTS)]
+        if "cut" in (self.options.faults or FAULTS):
+            chosen.append(Fault(f"store {cut_store} link restored", cut_at + self.options.cut_s, restore))
+        return chosen
 
     # --- running ----------------------------------------------------------------------------------
 

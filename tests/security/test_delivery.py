@@ -218,3 +218,33 @@ def test_a_packet_over_the_cap_is_cut_off_and_a_normal_one_goes(home, bundle_of,
     assert info.mid not in edge.pubacks
     time.sleep(0.5)
     assert len(cloud.messages) == 1  # the big one never reached the ingest
+
+
+def test_after_a_restart_with_the_ingest_down_the_edge_keeps_what_the_broker_cannot_queue(
+        home, bundle_of, broker, probe, ingest, tmp_path):
+    """Mosquitto 2.0.11 persists sessions and their queued messages but not shared subscriptions
+    (src/persist_write.c saves ``node->subs`` only): after a restart, until the ingest is back and
+    subscribes again, an arrival finds no subscriber (PUBACK 0x10). The broker drops it; the edge
+    must not: the row stays and goes again until the ingest takes it."""
+    ingest.connect(subscribe=True)
+    ingest.go_offline()
+    broker.restart()
+    state = StateFile(tmp_path / "box.db")
+    outbox = Outbox(state)
+    bundle = bundle_of("s1", "edge-1")
+    publisher = Publisher(bundle.broker, BRAND, "s1", "edge-1", "scrfd500m-mbf", outbox)
+    sent = [a.event_id for a in (_arrival("s1", "edge-1") for _ in range(3))
+            if outbox.put(topics.arrival(BRAND, "s1", "edge-1"), a)]
+    publisher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not publisher.unheard and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert publisher.unheard, "expected PUBACK 0x10 while the restarted broker has no subscription"
+        assert outbox.depth == 3
+        back = ingest.connect(subscribe=True)  # the ingest's start subscribes again
+        assert back.wait(lambda: set(sent) <= set(_ids(back)), timeout=10), f"got {_ids(back)} of {sent}"
+        assert outbox.wait_empty(5) == 0
+    finally:
+        publisher.close()
+        state.close()
