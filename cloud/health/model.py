@@ -46,7 +46,7 @@ def validate(weights: Weights) -> Weights:
     merged = {group: dict(values) for group, values in DEFAULT_WEIGHTS.items()}
     for group, values in weights.items():
         allowed = set(SUB_SCORES) if group == "overall" else (
-            {m.name for m in metrics_of(group)} if group in SUB_SCORES else None)  # type: ignore[arg-type]
+            {m.name for m in metrics_of(group)} if group in SUB_SCORES else None)
         if allowed is None:
             raise WeightsError(f"unknown weight group {group!r}; groups: overall, {', '.join(SUB_SCORES)}")
         for name, w in values.items():
@@ -73,7 +73,9 @@ def save_weights(db: Database, weights: Weights) -> Weights:
 
 
 @dataclass(frozen=True)
-class Health:
+class StoreScores:
+    """One store-day's overall score and its four sub-scores (None: not enough data to score)."""
+
     overall: float | None
     sub_scores: dict[str, float | None]
 
@@ -87,7 +89,7 @@ def _weighted_mean(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def combine_many(metric_scores: dict[K, dict[str, float]], weights: Weights) -> dict[K, Health]:
+def combine_many(metric_scores: dict[K, dict[str, float]], weights: Weights) -> dict[K, StoreScores]:
     """Sub-scores and overall of many store-days at once (a ranking reads 200 stores x 29 days)."""
     keys = list(metric_scores)
     names = [m.name for sub in SUB_SCORES for m in metrics_of(sub)]
@@ -102,11 +104,11 @@ def combine_many(metric_scores: dict[K, dict[str, float]], weights: Weights) -> 
         cols = [column[m.name] for m in metrics_of(sub)]
         subs[:, k] = _weighted_mean(scores[:, cols], np.array([weights[sub].get(names[c], 0.0) for c in cols]))
     overall = _weighted_mean(subs, np.array([weights["overall"].get(sub, 0.0) for sub in SUB_SCORES]))
-    return {key: Health(_num(overall[i]), {sub: _num(subs[i, k]) for k, sub in enumerate(SUB_SCORES)})
+    return {key: StoreScores(_num(overall[i]), {sub: _num(subs[i, k]) for k, sub in enumerate(SUB_SCORES)})
             for i, key in enumerate(keys)}
 
 
-def combine(metric_scores: dict[str, float], weights: Weights) -> Health:
+def combine(metric_scores: dict[str, float], weights: Weights) -> StoreScores:
     """Sub-scores and overall from one store-day's metric scores (metric -> 0..100)."""
     return combine_many({0: metric_scores}, weights)[0]
 

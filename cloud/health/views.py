@@ -11,7 +11,7 @@ from typing import Any
 
 from cloud.db import Database
 from cloud.health.metrics import SUB_SCORES, metrics_of
-from cloud.health.model import Health, Weights, combine_many, load_weights
+from cloud.health.model import StoreScores, Weights, combine_many, load_weights
 from cloud.health.peers import PeerGroup, load_peer_groups
 
 HISTORY_DAYS = 28
@@ -27,7 +27,7 @@ def latest_day(db: Database) -> date | None:
 
 
 def health_by_store_day(db: Database, days: list[date], weights: Weights,
-                        store: str | None = None) -> dict[tuple[str, str], Health]:
+                        store: str | None = None) -> dict[tuple[str, str], StoreScores]:
     where, args = f"day IN ({', '.join('?' for _ in days)})", [d.isoformat() for d in days]
     if store is not None:
         where, args = where + " AND store = ?", [*args, store]
@@ -37,7 +37,7 @@ def health_by_store_day(db: Database, days: list[date], weights: Weights,
     return combine_many(scores, weights)
 
 
-def _ranks(day_health: dict[str, Health]) -> dict[str, int]:
+def _ranks(day_health: dict[str, StoreScores]) -> dict[str, int]:
     ordered = sorted((h.overall, s) for s, h in day_health.items() if h.overall is not None)
     return {s: i + 1 for i, (_, s) in enumerate(reversed(ordered))}
 
@@ -53,7 +53,7 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-def _overalls(scores: dict[str, Health], stores: Iterable[str]) -> list[float]:
+def _overalls(scores: dict[str, StoreScores], stores: Iterable[str]) -> list[float]:
     """The overall scores of those of ``stores`` that have one."""
     return [o for o in (scores[s].overall for s in stores if s in scores) if o is not None]
 
