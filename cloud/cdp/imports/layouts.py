@@ -56,6 +56,8 @@ class Layout:
     aliases: dict[str, tuple[str, ...]]
     required: tuple[str, ...]
     ignored: tuple[str, ...] = ()
+    #: order_lines: each row's paid amount is its own (Douyin sub-orders), not the order's repeated (JD)
+    paid_per_row: bool = False
 
 
 _TAOBAO_IGNORED = (
@@ -86,7 +88,7 @@ LAYOUTS: tuple[Layout, ...] = (
     }, ("order_no", "sku", "qty", "paid", "time"), (
         "支付方式", "余额支付", "订单类型", "客户姓名", "客户地址", "订单备注", "发票类型", "发票抬头", "发票内容", "商家备注",
         "商家备注等级（等级1-5为由高到低）", "运费金额", "增值税发票", "订单完成时间", "订单来源", "订单渠道", "服务费", "送装服务",
-        "仓库id", "仓库名称", "普通发票纳税编号", "邮政编码", "邮箱地址", "订单金额", "结算金额")),
+        "仓库id", "仓库名称", "普通发票纳税编号", "邮政编码", "邮箱地址", "订单金额", "结算金额", "货号", "商家SKUID")),
     Layout("pos_lines", "pos", "lines", ("order_id", "dishes_name"), {
         "order_no": ("order_id",), "sku": ("dishes_id", "bar_code"), "title": ("dishes_name",),
         "category": ("parent_class_name", "logicprn_name"), "qty": ("counts",), "price": ("amounts",),
@@ -126,7 +128,8 @@ LAYOUTS: tuple[Layout, ...] = (
         "paid_at": ("支付完成时间",), "status": ("订单状态",), "after_sale": ("售后状态",), "phone": ("收件人手机号",),
     }, ("order_no", "title", "qty", "paid", "time"), (
         "商品规格", "运费", "收件人", "详细地址", "商家备注", "订单完成时间", "取消原因", "发货时间", "平台实际承担优惠金额",
-        "商家实际承担优惠金额", "达人实际承担优惠金额", "商品ID", "支付方式", "商家收入金额", "快递信息", "达人ID", "达人昵称")),
+        "商家实际承担优惠金额", "达人实际承担优惠金额", "商品ID", "支付方式", "商家收入金额", "快递信息", "达人ID", "达人昵称"),
+        paid_per_row=True),
 )
 
 MEMBER_LAYOUTS: tuple[Layout, ...] = (
@@ -136,7 +139,7 @@ MEMBER_LAYOUTS: tuple[Layout, ...] = (
     }, ("phone",), (
         "客户昵称", "标签", "是否会员", "成长值", "免费等级", "付费等级", "权益卡", "客户积分", "客户储值余额", "消费次数",
         "消费金额", "累计退款金额", "累计退款订单数", "笔单价", "上次消费时间", "分销员", "导购员", "企微好友", "来源渠道",
-        "来源方式", "公众号", "公众号关注时间", "最近浏览时间", "微信地域", "所属区域", "指定时间消费次数", "指定时间消费金额")),
+        "来源方式", "成为客户时间", "公众号", "公众号关注时间", "最近浏览时间", "微信地域", "所属区域", "指定时间消费次数", "指定时间消费金额")),
     Layout("store_members", "members", "buyers", ("kh",), {
         "member_card": ("kh", "会员卡号"), "birthday": ("csrq", "出生日期"), "gender": ("xb", "性别"), "since": ("djsj", "登记时间"),
         "store": ("store", "门店"),
@@ -271,7 +274,7 @@ class Builder:
     def _store(self, m: Mapped, rec: dict) -> str | None:
         if self.channel != "pos":
             return None
-        store = m.columns.get(rec, "store").strip() or self.store
+        store = self.store or m.columns.get(rec, "store").strip()  # the import's store wins over a POS org id
         if not store:
             raise RowProblem("missing_field", "no store: the export has no store column; give the import a store")
         try:
@@ -373,9 +376,13 @@ def parse_orders(builder: Builder, heads: Mapped | None, lines: Mapped | None) -
                 return builder.order(heads, row_no, rec, order_no, built)
 
             yield _guard(row_no, raw, make)
+        rounded_heads = {heads.columns.get(rec, "order_no").strip() for row_no, rec in heads.table.records()
+                         if row_no in heads.rounded_ids}
         for order_no, group in by_order.items():
+            detail = (f"order number {order_no} was rounded by Excel in the order report: not a join key"
+                      if order_no in rounded_heads else f"a line of order {order_no}, which the order report lacks")
             for row_no, rec in group:
-                yield row_no, dict(rec), RowProblem("unjoined_line", f"a line of order {order_no}, which the order report lacks")
+                yield row_no, dict(rec), RowProblem("unjoined_line", detail)
         for row_no, rec, order_no in unjoinable:
             yield row_no, dict(rec), RowProblem(
                 "unjoined_line", f"order number {order_no.split('~')[0]} was rounded by Excel: not a join key")
@@ -387,8 +394,18 @@ def parse_orders(builder: Builder, heads: Mapped | None, lines: Mapped | None) -
         raw = {"rows": [r for _, r in group]} if len(group) > 1 else dict(first)
 
         def make_lines(first: dict = first, group: list = group, order_no: str = order_no) -> tuple[Order, ...]:
-            built = tuple(builder.line(line_map, r) for _, r in group)
-            if role == "order_lines":
+            if line_map.layout.paid_per_row:
+                amounts = [cleaning.amount(line_map.columns.get(r, "paid"), "paid") for _, r in group]
+                built = tuple(
+                    builder.line(line_map, r, price=None if line_map.columns.has("price") else round(
+                        a / cleaning.quantity(line_map.columns.get(r, "qty") or "1"), 2))
+                    for (_, r), a in zip(group, amounts))
+                paid = round(sum(amounts), 2)
+            else:
+                built = tuple(builder.line(line_map, r) for _, r in group)
+            if line_map.layout.paid_per_row:
+                pass  # the sum of the rows' amounts, above
+            elif role == "order_lines":
                 paid = cleaning.amount(line_map.columns.get(first, "paid"), "paid")
             else:
                 paid = round(sum(line.qty * line.price for line in built), 2)
