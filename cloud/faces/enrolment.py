@@ -8,24 +8,72 @@ would later match the wrong person at the door. Background faces much smaller th
 
 from __future__ import annotations
 
+import io
 import threading
+import warnings
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Literal
 
+import cv2
+
 from cloud.cdp import members
 from cloud.db import Database
-from cloud.errors import CloudError
+from cloud.errors import CloudError, TooLarge, TooManyRequests
 from cloud.faces import enrolled, thumbnails
 from cloud.faces.gallery import FaceIndex
 from protocol.facepack.engine import FaceEngine, ImageError, decode_image
+
+#: The largest photo (width x height) decoded by default: a 48 KB PNG can declare 20000x20000 and
+#: take 2.6 GB and 20 s to decode, so the size is read from the header first.
+MAX_PIXELS = 40_000_000
+#: Photos decoded and searched at once; more wait, and past ``DECODE_WAIT_S`` are refused (429).
+DECODE_SLOTS = 2
+DECODE_WAIT_S = 20.0
+#: The formats whose header is read before decoding; anything else is refused undecoded.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 
 #: A face counts as a second candidate when its area is at least this share of the largest face.
 CANDIDATE_AREA_RATIO = 0.25
 
 EnrolErrorCode = Literal[
-    "unknown_member", "no_consent", "empty_file", "not_an_image", "no_face", "several_faces", "face_too_small"
+    "unknown_member", "no_consent", "empty_file", "not_an_image", "no_face", "several_faces", "face_too_small",
+    "unsupported_image",
 ]
+
+
+class ImageTooLarge(TooLarge):
+    """The photo's header declares more pixels than the budget (413); it is never decoded."""
+
+    code = "image_too_large"
+
+
+class DecoderBusy(TooManyRequests):
+    """Every decoding slot stayed busy (429): enrolment photos are decoded a few at a time."""
+
+    code = "decoder_busy"
+
+
+def check_header(photo: bytes, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """The photo's (width, height) from its header alone (Pillow reads it lazily, nothing is
+    decoded); refused when it is no JPEG/PNG/WebP/BMP or declares more than ``max_pixels``."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not photo:
+        raise EnrolError("empty_file", "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(photo), formats=FORMATS) as header:
+                width, height = header.size
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"the photo declares more than {max_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise EnrolError("not_an_image", f"not a JPEG, PNG, WebP or BMP photo ({exc})") from None
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"the photo is {width}x{height} = {width * height} pixels; at most {max_pixels}")
+    return width, height
 
 
 class EnrolError(CloudError):
@@ -52,16 +100,25 @@ class Enroller:
         # insightface's detector caches anchors in a plain dict; one photo at a time keeps it sane.
         self._engine_lock = threading.Lock()
 
-    def enrol(self, member_id: str, photo: bytes) -> Enrolled:
+    def enrol(self, member_id: str, photo: bytes, *, max_pixels: int = MAX_PIXELS) -> Enrolled:
         member = members.member(self._db, member_id)
         if member is None:
             raise EnrolError("unknown_member", f"no member {member_id}")
         if not member.face_consent:
             raise EnrolError("no_consent", "the member has not consented to face recognition")
+        check_header(photo, max_pixels)
+        if not _decoding.acquire(timeout=DECODE_WAIT_S):
+            raise DecoderBusy("every photo decoder is busy; retry shortly")
+        try:
+            return self._enrol_decoded(member_id, photo)
+        finally:
+            _decoding.release()
+
+    def _enrol_decoded(self, member_id: str, photo: bytes) -> Enrolled:
         try:
             image = decode_image(photo)
-        except ImageError as exc:
-            raise EnrolError("empty_file" if not photo else "not_an_image", str(exc)) from None
+        except (ImageError, cv2.error) as exc:
+            raise EnrolError("empty_file" if not photo else "not_an_image", str(exc).strip()[:200]) from None
         pack = self._engine.pack
         with self._engine_lock:
             faces = self._engine.detect(image)

@@ -83,7 +83,9 @@ def get_profile(member_id: str, runtime: RuntimeDep, principal: Reader) -> dict:
     "/{member_id}/faces", status_code=status.HTTP_201_CREATED, response_model=FaceEnrolled,
     responses={
         404: {"model": Error}, 409: {"model": Error, "description": "no face consent"},
-        413: {"model": Error}, 422: {"model": Error, "description": "not a usable one-face photo"},
+        413: {"model": Error, "description": "the file, or the pixels its header declares, over the limit"},
+        422: {"model": Error, "description": "not a usable one-face photo"},
+        429: {"model": Error, "description": "every photo decoder busy"},
     },
 )
 def enrol_face(
@@ -98,7 +100,7 @@ def enrol_face(
     photo = image.file.read(limit + 1)
     if len(photo) > limit:
         raise api_error(status.HTTP_413_CONTENT_TOO_LARGE, "too_large", f"the photo exceeds {limit} bytes")
-    enrolled = runtime.enroller.enrol(member_id, photo)
+    enrolled = runtime.enroller.enrol(member_id, photo, max_pixels=runtime.settings.max_image_pixels)
     return FaceEnrolled(face_id=enrolled.face_id, det_score=enrolled.det_score, face_px=enrolled.face_px)
 
 
