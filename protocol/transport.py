@@ -194,8 +194,11 @@ def publish_confirmed(
     """Publish and wait for the broker's acknowledgement: None once it has the message, else why not.
 
     For senders that keep their own retry state (command re-sends, pending alerts): they may mark
-    a row sent only when the broker confirmed it.
+    a row sent only when the broker confirmed it. An MQTT 5 PUBACK with a failure reason (>= 0x80,
+    e.g. 0x87 Not authorized) is not a confirmation: paho counts the message as published, so the
+    reason is read from the acknowledgement itself (``track_refusals``).
     """
+    refusals = track_refusals(client)
     info = publish(client, topic, message, qos=qos, expiry_s=expiry_s)
     if info.rc != mqtt.MQTT_ERR_SUCCESS:
         return mqtt.error_string(info.rc)
@@ -203,7 +206,35 @@ def publish_confirmed(
         info.wait_for_publish(timeout)
     except (RuntimeError, ValueError) as exc:
         return str(exc)
-    return None if info.is_published() else f"not acknowledged within {timeout} s"
+    if not info.is_published():
+        return f"not acknowledged within {timeout} s"
+    with _refusal_lock:
+        refused = refusals.pop(info.mid, None)
+    return f"broker refused it: {refused}" if refused else None
+
+
+_refusal_lock = threading.Lock()
+
+
+def track_refusals(client: mqtt.Client) -> dict[int, str]:
+    """Record the failure reason of every refused PUBACK by message id (``{mid: reason}``), keeping the
+    client's own ``on_publish``; installed once per client, returns the client's record."""
+    with _refusal_lock:
+        record = getattr(client, "_instore_refusals", None)
+        if record is not None:
+            return record
+        record = client._instore_refusals = {}  # type: ignore[attr-defined]
+    callers = client.on_publish
+
+    def on_publish(c, userdata, mid, reason_code, properties):  # noqa: ANN001
+        if reason_code is not None and getattr(reason_code, "is_failure", False):
+            with _refusal_lock:
+                record[mid] = str(reason_code)
+        if callers is not None:
+            callers(c, userdata, mid, reason_code, properties)
+
+    client.on_publish = on_publish
+    return record
 
 
 def subscribe_on_connect(client: mqtt.Client, filters: list[tuple[str, int]]) -> None:

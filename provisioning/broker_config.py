@@ -124,7 +124,8 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
         return g
     if record.role == "cloud":
         every = f"{ROOT}/+/+"
-        g.send = [f"{every}/guide/+/card", f"{every}/+/cfg/desired", f"{every}/+/cmd/+", f"{every}/esl/#"]
+        g.send = [f"{every}/guide/+/card", f"{every}/+/cfg/desired", f"{every}/+/cmd/+", f"{every}/esl/#",
+                  f"{every}/health/alert"]
         g.shared(f"{every}/+/evt/#", f"{every}/+/telemetry", f"{every}/+/cmd/+/ack", f"{every}/guide/+/feedback")
         # Retained messages never reach shared subscriptions (MQTT 5, 4.8.2), so states are plain.
         g.plain(f"{every}/+/state", f"{every}/+/cfg/reported")

@@ -248,3 +248,20 @@ def test_after_a_restart_with_the_ingest_down_the_edge_keeps_what_the_broker_can
     finally:
         publisher.close()
         state.close()
+
+
+def test_publish_confirmed_does_not_take_a_refusal_for_a_confirmation(home, bundle_of, broker):
+    """The cloud's command and alert senders mark a row sent on ``publish_confirmed``: a PUBACK
+    0x87 must come back as a failure, not as sent (finding 5 on the cloud's side)."""
+    from protocol.messages import DeviceState
+
+    bundle = bundle_of("s1", "esl-1")
+    client = transport.make_client(bundle.broker, "esl-confirm")
+    transport.start(client, bundle.broker)
+    try:
+        state = DeviceState(brand=BRAND, store="s1", device="esl-1", role="esl_gateway", state="online", ts=now())
+        assert transport.publish_confirmed(client, topics.device_state(BRAND, "s1", "esl-1"), state, timeout=5) is None
+        refused = transport.publish_confirmed(client, topics.device_state(BRAND, "s2", "esl-1"), state, timeout=5)
+        assert refused is not None and NOT_AUTHORIZED in refused
+    finally:
+        transport.stop(client)
