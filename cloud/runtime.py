@@ -10,37 +10,37 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from cloud.cdp import erasure
+from cloud.api import tables as api_tables
+from cloud.arrivals import schema as arrivals_schema
 from cloud.arrivals.cards import CardBuilder
-from cloud.fleet.commands import CommandSender
+from cloud.arrivals.ingest import EventProcessor, IngestWorker
+from cloud.cdp import erasure
+from cloud.cdp import schema as cdp_schema
+from cloud.db import Database, Schema, open_database
+from cloud.faces import schema as faces_schema
 from cloud.faces.enrolment import Enroller
 from cloud.faces.gallery import FaceIndex
+from cloud.faces.matching import Matcher
+from cloud.fleet import schema as fleet_schema
+from cloud.fleet.commands import CommandSender
+from cloud.fleet.upkeep import Upkeep
+from cloud.guide import catalogue
+from cloud.guide import schema as guide_schema
+from cloud.guide.recommend import service as recommend
 from cloud.health import anomaly
+from cloud.health import schema as health_schema
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
 from cloud.masterdata import schema as masterdata_schema
+from cloud.pricing import schema as pricing_schema
 from cloud.pricing.label_flash import ArrivalFlasher
 from cloud.pricing.markdown_runner import MarkdownService
-from cloud.guide.recommend import service as recommend
-from cloud.arrivals.ingest import EventProcessor, IngestWorker
-from cloud.faces.matching import Matcher
+from cloud.scheduler import Scheduler
 from cloud.settings import Settings
-from cloud.db import Database, Schema, open_database
-from cloud.api import tables as api_tables
-from cloud.arrivals import schema as arrivals_schema
-from cloud.cdp import schema as cdp_schema
-from cloud.faces import schema as faces_schema
-from cloud.fleet import schema as fleet_schema
-from cloud.guide import schema as guide_schema
-from cloud.health import schema as health_schema
-from cloud.pricing import schema as pricing_schema
-from cloud.guide import catalogue
-from cloud.fleet.upkeep import Upkeep
 from protocol.facepack import get_pack
 from protocol.facepack.engine import FaceEngine
 from protocol.transport import BrokerUrl
-
 
 #: Every feature's tables, in the order each schema version runs them: a feature may reference the
 #: tables of those before it (everything references the CDP's ``members``).
@@ -60,32 +60,42 @@ def open_cdp(location: str | Path, *, sample_catalogue: bool = True) -> Database
 
 
 class Runtime:
+    """With a broker: one MQTT connection (the ingest worker's client, which guide cards, edge
+    commands, health alerts and label redraws are all published on) and one scheduler thread
+    (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns).
+    Without one (API only): the scheduler runs the health job alone."""
+
     def __init__(
         self, settings: Settings, db: Database, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
-        commands: CommandSender | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.index = index
         self.enroller = enroller
         self.ingest = ingest
-        self.commands = commands
-        self.upkeep = None if commands is None else Upkeep(
-            db, commands, tick_s=min(5.0, settings.command_retry_s / 2, settings.rollout_check_s),
-            rollout_every_s=settings.rollout_check_s)
-        self.alert_sender = None if commands is None or not settings.broker_url else AlertSender(
-            BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-alerts")
-        # the periodic rollup, then the anomaly scan; runs from start() to close()
-        self.health = HealthService(db, after_rollup=self.scan_alerts)
-        # perishables markdown: re-prices and redraws labels every markdown_every_s, while connected
-        self.markdown = None if commands is None or not settings.broker_url else MarkdownService(
-            db, BrokerUrl.parse(settings.broker_url), client_id=f"{settings.client_id}-markdown",
-            every_s=settings.markdown_every_s, max_changes_per_day=settings.markdown_max_changes_per_day,
-            elasticity=settings.markdown_elasticity)
+        self.scheduler = Scheduler()
+        # the periodic rollup, then the anomaly scan
+        self.health = HealthService(db, interval_s=settings.health_every_s, after_rollup=self.scan_alerts)
+        self.health.schedule(self.scheduler)
+        self.commands: CommandSender | None = None
+        self.alert_sender: AlertSender | None = None
+        self.markdown: MarkdownService | None = None
+        if ingest is not None:
+            self.commands = CommandSender(db, ingest.client, retry_s=settings.command_retry_s,
+                                          max_retry_s=settings.command_retry_max_s)
+            self.alert_sender = AlertSender(ingest.client)
+            # re-sends unacknowledged commands, advances rollouts, prunes telemetry
+            Upkeep(db, self.commands, tick_s=min(5.0, settings.command_retry_s / 2, settings.rollout_check_s),
+                   rollout_every_s=settings.rollout_check_s).schedule(self.scheduler)
+            # perishables markdown: a first pass at start, then every markdown_every_s
+            self.markdown = MarkdownService(
+                db, ingest.client, every_s=settings.markdown_every_s,
+                max_changes_per_day=settings.markdown_max_changes_per_day, elasticity=settings.markdown_elasticity)
+            self.markdown.schedule(self.scheduler)
         self._started = False
 
     @classmethod
-    def open(cls, settings: Settings, *, engine: FaceEngine | None = None) -> "Runtime":
+    def open(cls, settings: Settings, *, engine: FaceEngine | None = None) -> Runtime:
         """Wire everything without touching the network. Raises BrokerUrlError or PackError."""
         broker = BrokerUrl.parse(settings.broker_url) if settings.broker_url else None
         pack = get_pack(settings.pack_id)
@@ -95,10 +105,8 @@ class Runtime:
             raise ValueError(f"the face engine runs pack {engine.pack.id}, settings say {pack.id}")
         db = open_cdp(settings.db)
         index = FaceIndex.from_database(db, pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
-        ingest = commands = None
+        ingest = None
         if broker is not None:
-            commands = CommandSender(db, broker, client_id=f"{settings.client_id}-cmd",
-                                     retry_s=settings.command_retry_s, max_retry_s=settings.command_retry_max_s)
             processor = EventProcessor(
                 db, Matcher(index, db, pack), CardBuilder(db, ttl_s=settings.card_ttl_s),
                 join_window_s=settings.wifi_join_window_s, require_known_devices=settings.require_known_devices,
@@ -108,31 +116,20 @@ class Runtime:
                 session_expiry_s=settings.session_expiry_s,
                 share_group=settings.share_group, flasher=ArrivalFlasher(db),
             )
-        return cls(settings, db, index, Enroller(engine, db, index), ingest, commands)
+        return cls(settings, db, index, Enroller(engine, db, index), ingest)
 
     def start(self) -> None:
-        """Connect the ingest worker and the command sender, if there is a broker. Raises ConnectionError."""
-        self.health.start()
-        if self.ingest is not None and self.commands is not None:
+        """Connect to the broker, if there is one, and start the scheduler. Raises ConnectionError."""
+        if self.ingest is not None:
             recommend.warm(self.db)  # the first card must not wait for the model build
             self.ingest.start()
             self._started = True
-            self.commands.start()
-            if self.alert_sender is not None:
-                self.alert_sender.start()
-            self.upkeep.start()  # re-sends unacknowledged commands, advances rollouts
-            if self.markdown is not None:
-                self.markdown.start()
+            self.send_commands()  # what was queued while no cloud process was connected
+        self.scheduler.start()
 
     def close(self) -> None:
-        self.health.stop()
-        if self._started and self.ingest is not None and self.commands is not None:
-            if self.markdown is not None:
-                self.markdown.stop()
-            self.upkeep.stop()
-            if self.alert_sender is not None:
-                self.alert_sender.stop()
-            self.commands.stop()
+        self.scheduler.stop()  # no job publishes on a closing connection
+        if self._started and self.ingest is not None:
             self.ingest.stop()
         self._started = False
         self.db.close()

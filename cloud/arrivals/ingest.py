@@ -1,4 +1,4 @@
-"""Device events in, guide cards out: the cloud's MQTT worker.
+"""Device events in, guide cards out: the cloud's MQTT worker, on the process's one MQTT connection.
 
 paho's network thread only queues incoming messages; one worker thread does the decoding,
 matching and database work, so a slow disk never delays PUBACKs or keepalives. Anything wrong
@@ -13,27 +13,26 @@ import logging
 import queue
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.fleet import commands, devices
-
-from cloud.arrivals import feedback, wifi
-from cloud.fleet.rollout import telemetry as rollout_telemetry
+from cloud.arrivals import feedback, visits, wifi
 from cloud.arrivals.cards import CardBuilder
-from cloud.pricing.label_flash import ArrivalFlasher
-from cloud.faces.matching import Matcher
-from cloud.db import Database
 from cloud.arrivals.visits import Visit
-from cloud.arrivals import visits
+from cloud.db import Database
+from cloud.faces.matching import Matcher
+from cloud.fleet import commands, devices
+from cloud.fleet.rollout import telemetry as rollout_telemetry
+from cloud.pricing.label_flash import ArrivalFlasher
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck
-from protocol.facepack import PACKS
 from protocol.device import Telemetry
+from protocol.facepack import PACKS
 from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, new_id
 from protocol.wifi import WifiFootfall, WifiPresence
 
@@ -44,10 +43,11 @@ RejectReason = Literal[
     "unknown_device_key", "unknown_visit", "unknown_command",
 ]
 M = TypeVar("M", bound=Message)
-#: Every device's telemetry (not retained, so it may go through the share group like events).
-ALL_TELEMETRY = f"{topics.ROOT}/+/+/+/telemetry"
-#: Every box's answers to commands (erase, pack).
-ALL_COMMAND_ACKS = f"{topics.ROOT}/+/+/+/cmd/+/ack"
+#: A handler of one kind of message: (topic's levels, topic, payload) -> the card to publish, if any.
+Handler = Callable[[topics.TopicInfo, str, bytes], GuideCard | None]
+#: Device reports (a box's state and telemetry) are not events: not counted as received, and read
+#: from unregistered devices too (the registry lists what it saw).
+_REPORTS = frozenset({"state", "telemetry"})
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,10 @@ class _Counters:
 class EventProcessor:
     """One message's way from topic and payload to stored rows and, for a face, a card to publish.
 
-    Dispatches on the topic: ``evt/arrival``, ``evt/presence``, ``evt/footfall`` (from registered
-    devices only, once a registry exists), a device's ``state`` and ``telemetry``, and guide-screen
-    ``feedback``.
+    Dispatches through ``handlers``, on the kind of message its topic names
+    (``protocol.topics.TopicInfo.message``): ``evt/arrival``, ``evt/presence``, ``evt/footfall``
+    (events: from registered devices only, once a registry exists), a device's ``state`` and
+    ``telemetry``, guide-screen ``feedback`` and boxes' ``cmd/<name>/ack``.
     """
 
     def __init__(
@@ -106,6 +107,15 @@ class EventProcessor:
         self._window_s = join_window_s
         self._require_known = require_known_devices
         self.counters = _Counters()
+        self.handlers: dict[str, Handler] = {
+            "arrival": self._arrival,
+            "presence": self._presence,
+            "footfall": self._footfall,
+            "state": self._state,
+            "telemetry": self._telemetry,
+            "feedback": self._feedback,
+            "command_ack": self._command_ack,
+        }
 
     def process(self, topic: str, payload: bytes) -> GuideCard | None:
         """The card to publish, or None (not a face, rejected, a duplicate)."""
@@ -113,26 +123,18 @@ class EventProcessor:
             where = topics.parse(topic)
         except topics.TopicError as exc:
             self.counters.add("received")
-            return self._reject("bad_topic", topic, str(exc))
-        if where.kind in ("state", "telemetry"):
-            self._device_report(where, topic, payload)
+            self._reject("bad_topic", topic, str(exc))
             return None
-        self.counters.add("received")
+        kind = where.message
+        if kind not in _REPORTS:
+            self.counters.add("received")
         if where.kind.startswith("evt/") and not self._known_device(where, topic):
             return None
-        if where.kind == "evt/arrival":
-            return self._arrival(where, topic, payload)
-        if where.kind == "evt/presence":
-            self._presence(where, topic, payload)
-        elif where.kind == "evt/footfall":
-            self._footfall(where, topic, payload)
-        elif where.device == "guide" and len(where.path) == 2 and where.path[1] == "feedback":
-            self._feedback(where, topic, payload)
-        elif len(where.path) == 3 and where.path[0] == "cmd" and where.path[2] == "ack":
-            self._command_ack(where, topic, payload)
-        else:
+        handler = self.handlers.get(kind) if kind is not None else None
+        if handler is None:
             self._reject("unsupported_event", topic, f"no handler for {where.kind!r}")
-        return None
+            return None
+        return handler(where, topic, payload)
 
     # arrivals -----------------------------------------------------------------------------------
 
@@ -143,9 +145,11 @@ class EventProcessor:
         pack = PACKS.get(arrival.model_pack)
         if pack is not None and arrival.embedding.dim != pack.recogniser.embedding_dim:
             dims = (arrival.embedding.dim, pack.recogniser.embedding_dim)
-            return self._reject("invalid_payload", topic, f"{dims[0]}-d embedding from a {dims[1]}-d pack {pack.id}")
+            self._reject("invalid_payload", topic, f"{dims[0]}-d embedding from a {dims[1]}-d pack {pack.id}")
+            return None
         if visits.has_arrival(self._db, arrival.event_id):
-            return self._duplicate(arrival.event_id)
+            self._duplicate(arrival.event_id)
+            return None
         match = self._matcher.match(arrival.embedding.to_vector(), arrival.model_pack)
         joined = None
         if match.member is not None:
@@ -160,7 +164,8 @@ class EventProcessor:
         stored = (visits.join_wifi_visit(self._db, visit, wifi.combined(match.confidence)) if joined
                   else visits.record_visit(self._db, visit))
         if not stored:
-            return self._duplicate(arrival.event_id)
+            self._duplicate(arrival.event_id)
+            return None
         self.counters.add("matched" if match.member else "visitors")
         if joined:
             self.counters.add("wifi_joined")
@@ -212,14 +217,14 @@ class EventProcessor:
             return False
         return True
 
-    def _device_report(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
-        if where.kind == "state":
-            state = self._decode(where, topic, payload, DeviceState)
-            if state is not None:
-                devices.observed(self._db, state.brand, state.store, state.device, state.role, ts=state.ts,
-                                 conn_state=state.state, model_pack=state.model_pack)
-                self.counters.add("device_reports")
-            return
+    def _state(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        state = self._decode(where, topic, payload, DeviceState)
+        if state is not None:
+            devices.observed(self._db, state.brand, state.store, state.device, state.role, ts=state.ts,
+                             conn_state=state.state, model_pack=state.model_pack)
+            self.counters.add("device_reports")
+
+    def _telemetry(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
         report = self._decode(where, topic, payload, Telemetry)
         if report is not None:
             devices.observed(self._db, report.brand, report.store, report.device, "edge", ts=report.ts,
@@ -265,10 +270,12 @@ class EventProcessor:
         try:
             message = decode(payload, kind)
         except DecodeError as exc:
-            return self._reject("invalid_payload", topic, str(exc))
+            self._reject("invalid_payload", topic, str(exc))
+            return None
         claimed = (message.brand, message.store, message.device)  # type: ignore[attr-defined]
         if claimed != (where.brand, where.store, where.device):
-            return self._reject("topic_mismatch", topic, f"payload says brand/store/device {'/'.join(claimed)}")
+            self._reject("topic_mismatch", topic, f"payload says brand/store/device {'/'.join(claimed)}")
+            return None
         return message
 
     def _reject(self, reason: RejectReason, topic: str, detail: str) -> None:
@@ -280,10 +287,19 @@ class EventProcessor:
         log.debug("duplicate event %s ignored", event_id)
 
 
-_STOP = object()
+#: What paho's thread hands the worker: topic, payload, message id, QoS, connection number.
+_Received = tuple[str, bytes, int, int, int]
+_STOP = None  # in the inbox: the worker ends
 
 
 class IngestWorker:
+    """The cloud process's one MQTT connection: it subscribes to what devices and screens send
+    (``topics.cloud_ingest``) and publishes guide cards and label flashes; the process's other
+    senders (edge commands, health alerts, markdown label redraws) publish on the same ``client``
+    from their own threads (paho's publish is thread-safe), so the broker sees one client id per
+    cloud process. ``start`` connects it and ``stop`` disconnects it, after the others stopped.
+    """
+
     def __init__(
         self,
         processor: EventProcessor,
@@ -299,12 +315,9 @@ class IngestWorker:
         self._flasher = flasher  # shelf labels of a member card's recommendations
         self._broker = broker
         self._card_ttl_s = card_ttl_s
-        self._inbox: queue.Queue[object] = queue.Queue()
+        self._inbox: queue.Queue[_Received | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="cloud-ingest", daemon=True)
-        # retained states never reach a shared subscription, so they are read by every worker
-        spread = [topics.ALL_DEVICE_EVENTS, ALL_TELEMETRY, topics.ALL_FEEDBACK, ALL_COMMAND_ACKS]
-        self._filters = [topics.shared(f, share_group) if share_group else f for f in spread]
-        self._filters.append(topics.ALL_DEVICE_STATES)
+        self._filters = topics.cloud_ingest(share_group)
         self._filter = ", ".join(self._filters)
         self._subscribed = threading.Event()
         self._refusals: list[str] = []
@@ -322,6 +335,11 @@ class IngestWorker:
     @property
     def connected(self) -> bool:
         return self._client.is_connected()
+
+    @property
+    def client(self) -> mqtt.Client:
+        """The connection, for the process's other senders to publish on (never to subscribe)."""
+        return self._client
 
     def counts(self) -> IngestCounts:
         return self._processor.counters.snapshot()
@@ -371,14 +389,14 @@ class IngestWorker:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put((message.topic, message.payload, message.mid, message.qos, self._connection))
+        self._inbox.put((message.topic, bytes(message.payload), message.mid, message.qos, self._connection))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, *args: object) -> None:
         self._connection += 1
 
     def _run(self) -> None:
         while (item := self._inbox.get()) is not _STOP:
-            topic, payload, mid, qos, connection = item  # type: ignore[misc]
+            topic, payload, mid, qos, connection = item
             try:
                 card = self._processor.process(topic, payload)
                 if card is not None:

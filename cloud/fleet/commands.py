@@ -16,8 +16,10 @@ import threading
 from datetime import datetime, timedelta
 from typing import Literal
 
-from cloud.db import Database, Tx
+import paho.mqtt.client as mqtt
+
 from cloud.clock import iso, utcnow
+from cloud.db import Database, Tx
 from protocol import topics, transport
 from protocol.commands import CommandAck, EraseCommand, PackCommand
 
@@ -75,25 +77,15 @@ def of_device(db: Database, brand: str | None, store: str, device: str, *, limit
 
 
 class CommandSender:
-    def __init__(self, db: Database, broker: transport.BrokerUrl, *, client_id: str,
-                 retry_s: float = 10.0, max_retry_s: float = 600.0) -> None:
+    """Publishes due commands on the cloud process's one MQTT connection (``client``, connected and
+    disconnected by its owner, the ingest worker); safe to call from any thread but paho's own."""
+
+    def __init__(self, db: Database, client: mqtt.Client, *, retry_s: float = 10.0, max_retry_s: float = 600.0) -> None:
         self._db = db
-        self._broker = broker
-        self._client = transport.make_client(broker, client_id)
+        self._client = client
         self._lock = threading.Lock()
-        self._started = False
         self.retry_s = retry_s
         self.max_retry_s = max_retry_s
-
-    def start(self, *, timeout: float = 10.0) -> None:
-        transport.start(self._client, self._broker, timeout=timeout)
-        self._started = True
-        self.flush()
-
-    def stop(self) -> None:
-        if self._started:
-            transport.stop(self._client)
-            self._started = False
 
     def _backoff(self, attempts: int) -> timedelta:
         return timedelta(seconds=min(self.max_retry_s, self.retry_s * 2 ** min(attempts, 30)))

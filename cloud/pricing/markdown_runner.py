@@ -21,18 +21,18 @@ with the command's TTL as MQTT expiry.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 
+from cloud import clock
 from cloud.db import Database
 from cloud.pricing import labels
 from cloud.pricing.markdown_planner import Perishable, PricePoint, markdown_badge, plan
 from cloud.pricing.registry import redraw_commands
-from cloud import clock
+from cloud.scheduler import Scheduler
 from protocol import transport
 from protocol.esl import LabelCommand, LabelProduct
 
@@ -85,7 +85,7 @@ def set_perishable(db: Database, store: str, sku: str, expires_on: date, floor_p
         "INSERT INTO perishables (store, sku, expires_on, floor_price, updated, actor) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (store, sku) DO UPDATE SET expires_on = excluded.expires_on, floor_price = excluded.floor_price, "
         "updated = excluded.updated, actor = excluded.actor",
-        (store, sku, expires_on.isoformat(), floor_price, datetime.now(timezone.utc).isoformat(), actor))
+        (store, sku, expires_on.isoformat(), floor_price, datetime.now(UTC).isoformat(), actor))
 
 
 def plan_store(db: Database, store: str, at: datetime, *, max_changes_per_day: int, elasticity: float) -> list[PlanItem]:
@@ -215,45 +215,24 @@ def markdown_losses(db: Database, store: str, first: date, last: date) -> dict[s
 
 
 class MarkdownService:
-    """Runs ``run`` every ``every_s`` seconds on its own thread and its own MQTT connection."""
+    """Runs ``run`` every ``every_s`` seconds on the process's scheduler (the first pass right when it
+    starts), publishing label redraws on the cloud process's one MQTT connection (``client``: the
+    ingest worker's; None: plan and record only)."""
 
-    def __init__(self, db: Database, broker: transport.BrokerUrl | None, *, client_id: str, every_s: float,
-                 max_changes_per_day: int, elasticity: float) -> None:
+    def __init__(self, db: Database, client: mqtt.Client | None, *, every_s: float, max_changes_per_day: int,
+                 elasticity: float) -> None:
         self._db = db
-        self._broker = broker
-        self._client = transport.make_client(broker, client_id) if broker is not None else None
+        self._client = client
         self._every_s = every_s
         self._max_changes = max_changes_per_day
         self._elasticity = elasticity
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._client is not None and self._broker is not None:
-            transport.start(self._client, self._broker)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="markdown", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._client is not None:
-            transport.stop(self._client)
+    def schedule(self, scheduler: Scheduler) -> None:
+        scheduler.every("markdown", self._every_s, self.run_once, first_after_s=0)
 
     def run_once(self, at: datetime | None = None) -> list[Change]:
-        return run(self._db, at or datetime.now(timezone.utc), self._publish,
+        return run(self._db, at or datetime.now(UTC), self._publish,
                    max_changes_per_day=self._max_changes, elasticity=self._elasticity)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # a bad row must not stop tomorrow's markdowns
-                log.exception("markdown pass failed")
-            self._stop.wait(self._every_s)
 
     def _publish(self, topic: str, command: LabelCommand) -> bool:
         if self._client is None:

@@ -1,14 +1,15 @@
-"""The periodic job: it rolls up the closed hours, then calls the hook (the anomaly scan) with the
-same "now", and keeps running after a failed run."""
+"""The periodic job: on the process's scheduler it rolls up the closed hours, then calls the hook (the
+anomaly scan) with the same "now", and keeps running after a failed run."""
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cloud.runtime import open_cdp
 from cloud.health.service import HealthService
+from cloud.runtime import open_cdp
+from cloud.scheduler import Scheduler
 from tests.health import rows
 
 
@@ -16,7 +17,7 @@ def test_periodic_rollup_then_hook(tmp_path: Path) -> None:
     db = open_cdp(tmp_path / "cloud.db", sample_catalogue=False)
     try:
         rows.add_store(db, "S1")
-        two_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=2)).astimezone(rows.CN)
+        two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).astimezone(rows.CN)
         rows.add_visit(db, "S1", "v1", two_hours_ago.strftime("%Y-%m-%d %H:%M:%S"), None)
         seen: list[datetime] = []
         ran = threading.Event()
@@ -27,12 +28,13 @@ def test_periodic_rollup_then_hook(tmp_path: Path) -> None:
                 raise RuntimeError("a failing scan must not stop the job")
             ran.set()
 
-        service = HealthService(db, interval_s=0.05, after_rollup=hook)
-        service.start()
+        scheduler = Scheduler()
+        HealthService(db, interval_s=0.05, after_rollup=hook).schedule(scheduler)
+        scheduler.start()
         try:
             assert ran.wait(10)
         finally:
-            service.stop()
+            scheduler.stop()
         hour = two_hours_ago.strftime("%Y-%m-%dT%H:00")
         assert db.scalar("SELECT value FROM store_metrics WHERE store = 'S1' AND grain = 'hour' AND ts = ? "
                          "AND metric = 'arrivals'", (hour,)) == 1
