@@ -33,7 +33,8 @@ WINGS: tuple[tuple[str, str, str], ...] = (
 #: Top-level modules of each role's extra (pyproject.toml), to name the extra when one is missing.
 EXTRA_OF_MODULE = {
     **dict.fromkeys(("cv2", "insightface", "onnxruntime", "sqlite_utils", "psutil", "scapy", "prometheus_client"), "edge"),
-    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart", "psycopg", "psycopg_pool", "faiss"), "cloud"),
+    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart", "psycopg", "psycopg_pool", "faiss",
+                      "pydantic_settings"), "cloud"),
     **dict.fromkeys(("PySide6", "shiboken6", "segno", "PIL"), "kiosk"),
     "amqtt": "demo",
 }
