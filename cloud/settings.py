@@ -30,6 +30,7 @@ import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import uuid4
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -49,6 +50,8 @@ ENV_PREFIX = "INSTORE_"
 API_KEY_ENV = "INSTORE_API_KEY"
 WIFI_SECRET_ENV = "INSTORE_WIFI_SECRET"
 CONFIG_ENV = "INSTORE_CONFIG"
+#: Query parameters of an mqtts:// broker URL that name files (protocol.transport.BrokerUrl).
+TLS_FILE_PARAMS = ("ca", "cert", "key")
 #: The addresses an open development API may listen on.
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 #: How long the broker keeps a stable client id's session while the process is away, unless set.
@@ -233,7 +236,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _open_only_on_loopback(self) -> "Settings":
+    def _open_only_on_loopback(self) -> Settings:
         if self.dev_open_mode and self.api_host not in LOOPBACK_HOSTS:
             raise ValueError(f"dev_open_mode serves an open API: only on a loopback api_host, not {self.api_host}")
         return self
@@ -241,9 +244,17 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            BrokerUrl.parse(value)  # BrokerUrlError is a ValueError: a validation error
-        return value
+        """Checked (BrokerUrlError is a ValueError: a validation error); its TLS files made absolute."""
+        if value is None:
+            return None
+        BrokerUrl.parse(value)
+        parts = urlsplit(value)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if not any(name in TLS_FILE_PARAMS for name, _ in query):
+            return value
+        query = [(name, str(Path(given).expanduser().resolve()) if name in TLS_FILE_PARAMS else given)
+                 for name, given in query]
+        return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
 
     @field_validator("pack_id")
     @classmethod

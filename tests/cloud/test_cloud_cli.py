@@ -127,3 +127,16 @@ def test_every_command_reports_errors_in_one_place(instore: typer.Typer, tmp_pat
     assert bad_key.exit_code == 2 and "role must be one of" in bad_key.output
     lonely = CliRunner().invoke(instore, ["cloud", "serve", "--db", str(tmp_path / "c.db"), "--session-expiry", "60"])
     assert lonely.exit_code == 2 and "needs a stable client_id" in lonely.output
+
+
+def test_the_broker_urls_tls_files_are_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloud.settings import Settings
+    from protocol.transport import BrokerUrl
+
+    monkeypatch.chdir(tmp_path)
+    url = Settings(db="c.db", api_key=None, broker_url="mqtts://broker:8883?ca=b/ca.pem&cert=b/cdp.pem&key=b/cdp.key").broker_url
+    files = BrokerUrl.parse(url or "").tls_files
+    assert files is not None and (files.ca, files.cert, files.key) == (
+        tmp_path / "b/ca.pem", tmp_path / "b/cdp.pem", tmp_path / "b/cdp.key")
+    assert Settings(db="c.db", api_key=None, broker_url="mqtt://b:1883?protocol=3.1.1").broker_url == (
+        "mqtt://b:1883?protocol=3.1.1")
