@@ -146,11 +146,8 @@ def import_file(
         raise Invalid(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
     if kind is not None and kind not in KINDS:
         raise Invalid(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
-    try:
-        data = file.read_bytes()
-        companion = items.read_bytes() if items is not None else None
-    except OSError as exc:
-        raise Invalid(f"cannot read {exc.filename}: {exc.strerror}") from None
+    data = file.read_bytes()  # an OSError is reported by _Commands: "cannot read <file>: <why>"
+    companion = items.read_bytes() if items is not None else None
     database = _open(db, config)
     try:
         if kind is not None:
