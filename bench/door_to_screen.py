@@ -185,6 +185,8 @@ def main() -> None:
     parser.add_argument("--edge", choices=("pipeline", "precomputed"), default="pipeline")
     parser.add_argument("--fsync-each", action="store_true", help="outbox as before issue 19: each commit fsyncs")
     parser.add_argument("--pack", default=None, help="model pack (default: the cloud's)")
+    parser.add_argument("--detect-for-min-face", action="store_true", help="gates.detect_for_min_face on the edge")
+    parser.add_argument("--min-face-px", type=int, default=None, help="gates.min_face_px on the edge (default: the pack's)")
     parser.add_argument("--faces", type=Path, default=DEFAULT_FACES, help="one folder of photos per person")
     opts = parser.parse_args()
     people = sorted(p for p in opts.faces.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2)
@@ -233,7 +235,8 @@ def main() -> None:
     state = StateFile(work / "edge.db")
     outbox = Outbox(state, group_commit=not opts.fsync_each)
     publisher = Publisher(broker_url, BRAND, STORE, DEVICE, engine.pack.id, outbox)
-    remote = RemoteSettings(cameras=[{"id": "door-1", "source": "bench"}], visits={"revisit_window_s": 0})
+    remote = RemoteSettings(cameras=[{"id": "door-1", "source": "bench"}], visits={"revisit_window_s": 0},
+                            gates={"detect_for_min_face": opts.detect_for_min_face, "min_face_px": opts.min_face_px})
     edge_engine = FaceEngine.load(engine.pack.id, threads=os.cpu_count() or 2)
     pipeline = FacePipeline(edge_engine, Placement(BRAND, STORE, DEVICE), remote,
                             VisitRegistry(state, remote.visits, edge_engine.pack.match_threshold), "door-1")
@@ -344,7 +347,8 @@ def report(opts: argparse.Namespace, rows: list[dict], sent: int, elapsed: float
               f"{legs[leg_name]['p50']:>9}{legs[leg_name]['p95']:>9}")
         previous = stage
     print(json.dumps({
-        "edge": opts.edge, "outbox": "fsync each commit" if opts.fsync_each else "group commit",
+        "edge": opts.edge, "outbox": "fsync each commit" if opts.fsync_each else "group commit", "pack": opts.pack,
+        "detect_for_min_face": opts.detect_for_min_face, "min_face_px": opts.min_face_px,
         "frames": opts.frames, "faces_per_frame": opts.faces_per_frame, "rate_per_s": opts.rate,
         "arrivals": sent, "timed": len(door), "members_drawn": sum(1 for r in rows if r["member"]),
         "cloud_probed": probed, "elapsed_s": round(elapsed, 1),
