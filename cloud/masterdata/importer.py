@@ -34,8 +34,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cloud.cdp.imports import tabular
@@ -249,7 +249,8 @@ def _write_products(tx: Tx, rows: list[dict], import_id: int, ctx: Context) -> t
             tx.execute(
                 "UPDATE products SET name = COALESCE(?, name), category = COALESCE(?, category), "
                 "category_path = COALESCE(?, category_path), brand = COALESCE(?, brand), barcode = COALESCE(?, barcode), "
-                "price = COALESCE(?, price), member_price = COALESCE(?, member_price), shelf_life_days = COALESCE(?, shelf_life_days) WHERE sku = ?",
+                "price = COALESCE(?, price), member_price = COALESCE(?, member_price), "
+                "shelf_life_days = COALESCE(?, shelf_life_days) WHERE sku = ?",
                 (r["name"], r["category"], r["category_path"], r["brand"], r["barcode"], r["price"], r["member_price"],
                  r["shelf_life_days"], r["sku"]))
             updated += 1
@@ -293,7 +294,7 @@ _STORE_COLUMNS = ("name", "brand", "city", "city_tier", "region", "format", "tim
 
 def _write_stores(tx: Tx, rows: list[dict], import_id: int, ctx: Context) -> tuple[int, int]:
     created = updated = 0
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
     for r in rows:
         if tx.scalar("SELECT 1 FROM stores WHERE id = ?", (r["id"],)):
             sets = ", ".join(f"{col} = COALESCE(?, {col})" for col in _STORE_COLUMNS)
@@ -358,7 +359,7 @@ def _targets(ctx: Context, c: tabular.ColumnMap, rec: dict) -> dict:
     conversion = None
     if conversion_text:
         conversion = _number(conversion_text.rstrip("%"), "conversion target")
-        if conversion_text.endswith("%") or (conversion is not None and conversion > 1):
+        if conversion is not None and (conversion_text.endswith("%") or conversion > 1):
             conversion = round(conversion / 100, 4)
         if conversion is not None and conversion > 1:
             raise Problem("bad_value", f"conversion target {conversion_text!r} is above 100%")
@@ -381,7 +382,8 @@ def _write_targets(tx: Tx, rows: list[dict], import_id: int, ctx: Context) -> tu
 
 
 def _stock(ctx: Context, c: tabular.ColumnMap, rec: dict) -> dict:
-    row = {"store": _store(c.get(rec, "store"), ctx), "day": _day(c.get(rec, "day"), "day"), "sku": _sku(c.get(rec, "sku"), ctx)}
+    row: dict[str, Any] = {"store": _store(c.get(rec, "store"), ctx), "day": _day(c.get(rec, "day"), "day"),
+                           "sku": _sku(c.get(rec, "sku"), ctx)}
     for name in ("opening", "received", "sold", "wasted"):
         row[name] = _number(c.get(rec, name), name, integer=True) or 0
     row["markdown_loss"] = _number(c.get(rec, "markdown_loss"), "markdown loss") or 0.0
@@ -427,7 +429,7 @@ def _movements(ctx: Context, c: tabular.ColumnMap, rec: dict) -> dict:
     when = _moment(c.get(rec, "ts"), "time")
     ref = c.get(rec, "ref").strip() or "row:" + json.dumps([store, sku, when.isoformat(), kind, qty, c.get(rec, "batch")],
                                                            ensure_ascii=False)
-    return {"store": store, "sku": sku, "ts": when.astimezone(timezone.utc).isoformat(), "day": when.date().isoformat(),
+    return {"store": store, "sku": sku, "ts": when.astimezone(UTC).isoformat(), "day": when.date().isoformat(),
             "kind": kind, "qty": abs(int(qty)), "batch": _text(c.get(rec, "batch")), "ref": ref}
 
 
@@ -460,7 +462,7 @@ def _write_batches(tx: Tx, rows: list[dict], import_id: int, ctx: Context) -> tu
         "ON CONFLICT (store, sku, batch) DO UPDATE SET received_on = excluded.received_on, "
         "expires_on = excluded.expires_on, qty = excluded.qty, import_id = excluded.import_id",
         [(r["store"], r["sku"], r["batch"], r["received_on"], r["expires_on"], r["qty"], import_id) for r in rows])
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
     floors = {(r["store"], r["sku"]): r["floor_price"] for r in rows if r["floor_price"] is not None}
     for (store, sku), floor in sorted(floors.items()):
         expires = tx.scalar("SELECT MIN(expires_on) FROM stock_batches WHERE store = ? AND sku = ? AND qty > 0 "
@@ -481,7 +483,8 @@ _DAY = ("day", "date", "日期", "业务日期", "营业日")
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("products", {
-        "sku": _SKU, "barcode": ("barcode", "条码", "条形码", "商品条码", "69码", "ISBN"), "name": ("name", "商品名称", "品名", "名称", "标题"),
+        "sku": _SKU, "barcode": ("barcode", "条码", "条形码", "商品条码", "69码", "ISBN"),
+        "name": ("name", "商品名称", "品名", "名称", "标题"),
         "brand": ("brand", "品牌"), "category_path": ("category_path", "类目路径", "分类路径", "品类路径"),
         "category": ("category", "类目", "品类", "分类"),
         "category_1": ("一级类目", "一级分类", "大类名称", "大类"), "category_2": ("二级类目", "二级分类", "中类名称", "中类"),
@@ -507,16 +510,20 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     }, ("assistant", "day"), _shifts, _write_shifts),
     Kind("targets", {
         "store": _STORE, "day": _DAY, "sales": ("sales", "sales_target", "销售目标", "目标销售额", "业绩目标"),
-        "traffic": ("traffic", "traffic_target", "客流目标", "进店目标"), "conversion": ("conversion", "conversion_target", "转化率目标", "成交率目标"),
+        "traffic": ("traffic", "traffic_target", "客流目标", "进店目标"),
+        "conversion": ("conversion", "conversion_target", "转化率目标", "成交率目标"),
     }, ("store", "day", "sales"), _targets, _write_targets),
     Kind("stock", {
-        "store": _STORE, "day": _DAY, "sku": _SKU, "opening": ("opening", "期初库存", "期初"), "received": ("received", "入库", "收货", "入库数量"),
+        "store": _STORE, "day": _DAY, "sku": _SKU, "opening": ("opening", "期初库存", "期初"),
+        "received": ("received", "入库", "收货", "入库数量"),
         "sold": ("sold", "销售", "销量", "销售数量"), "wasted": ("wasted", "报损", "损耗", "报损数量"),
         "markdown_loss": ("markdown_loss", "降价损失", "折价损失"), "closing": ("closing", "期末库存", "库存", "结存"),
     }, ("store", "day", "sku"), _stock, _write_stock),
     Kind("movements", {
-        "store": _STORE, "sku": _SKU, "ts": ("ts", "time", "时间", "发生时间", "单据时间"), "kind": ("kind", "type", "类型", "业务类型", "单据类型"),
-        "qty": ("qty", "quantity", "数量"), "batch": ("batch", "批次", "批次号", "批号"), "ref": ("ref", "movement_id", "单号", "单据号", "流水号"),
+        "store": _STORE, "sku": _SKU, "ts": ("ts", "time", "时间", "发生时间", "单据时间"),
+        "kind": ("kind", "type", "类型", "业务类型", "单据类型"),
+        "qty": ("qty", "quantity", "数量"), "batch": ("batch", "批次", "批次号", "批号"),
+        "ref": ("ref", "movement_id", "单号", "单据号", "流水号"),
     }, ("store", "sku", "ts", "kind", "qty"), _movements, _write_movements),
     Kind("batches", {
         "store": _STORE, "sku": _SKU, "batch": ("batch", "批次", "批次号", "批号"),
@@ -546,7 +553,7 @@ def import_master(db: Database, kind: str, data: bytes, *, source: str, actor: s
             raise Invalid(f"sheet {table.name!r} ({', '.join(table.headers[:12])}) has none of the {kind} columns: "
                           f"{', '.join(columns.missing)}", code="unknown_layout")
         sheets.append((table, columns))
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
     import_id = int(db.scalar("INSERT INTO imports (channel, source_name, started) VALUES (?, ?, ?) RETURNING id",
                               (f"master:{kind}", source, now)))
     report = MasterReport(import_id=import_id, kind=kind, source=source)
@@ -573,7 +580,7 @@ def import_master(db: Database, kind: str, data: bytes, *, source: str, actor: s
     report.flagged = dict(ctx.flagged)
     report.seconds = round(time.perf_counter() - started, 3)
     db.execute("UPDATE imports SET finished = ?, rows_read = ?, orders = ?, quarantined = ?, report = ? WHERE id = ?",
-               (datetime.now(timezone.utc).isoformat(timespec="microseconds"), report.rows, report.written,
+               (datetime.now(UTC).isoformat(timespec="microseconds"), report.rows, report.written,
                 sum(quarantined.values()), json.dumps(report.as_dict(), ensure_ascii=False), import_id))
     return report
 

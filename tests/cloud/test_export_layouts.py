@@ -92,7 +92,8 @@ def test_jd_pop_export_one_row_per_sku_gbk(db: Database) -> None:
     header = ("订单号,商品ID,商品名称,订购数量,支付方式,下单时间,京东价,订单金额,结算金额,余额支付,应付金额,订单状态,订单类型,"
               "下单帐号,客户姓名,客户地址,联系电话,订单备注,发票类型,发票抬头,发票内容,商家备注,"
               "商家备注等级（等级1-5为由高到低）,运费金额,付款确认时间,增值税发票,货号,订单完成时间,订单来源,订单渠道")
-    row = "J100,{sku},{name},{qty},在线支付,2025-02-01 09:00:00,{price},250,250,0,250,完成,普通订单,pin_1,李**,北京,13800000012,,,,,,,0,2025-02-01 09:01:00,,,,,"
+    row = ("J100,{sku},{name},{qty},在线支付,2025-02-01 09:00:00,{price},250,250,0,250,完成,普通订单,pin_1,李**,北京,"
+           "13800000012,,,,,,,0,2025-02-01 09:01:00,,,,,")
     text = "\n".join([header, row.format(sku="100001", name="面膜", qty=3, price=50),
                       row.format(sku="100002", name="精华", qty=1, price=100)]) + "\n"
     report = import_file(db, "jd", text.encode("gbk"), source="jd_orders.csv")
@@ -211,7 +212,7 @@ def test_reader_strips_and_dedupes_headers() -> None:
     assert table.rows == [(2, ["1", "2", ""])]
 
 
-def test_api_takes_a_workbook_and_its_item_report(start_cloud) -> None:  # noqa: ANN001
+def test_api_takes_a_workbook_and_its_item_report(start_cloud) -> None:
     from cloud.api import auth
 
     client, runtime = start_cloud()

@@ -127,7 +127,7 @@ def test_a_workbook_in_chinese_with_a_gbk_twin(db: Database) -> None:
     assert import_master(db, "targets", gbk, source="targets.csv").file["encoding"] == "gbk"
 
 
-def test_api_and_cli(start_cloud, tmp_path: Path) -> None:  # noqa: ANN001
+def test_api_and_cli(start_cloud, tmp_path: Path) -> None:
     from cloud.api import auth
     from cloud.cli import app as cloud_app
 

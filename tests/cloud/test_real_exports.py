@@ -7,7 +7,7 @@ are covered by test_export_layouts.py on hand-made files).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,12 +76,12 @@ def test_excel_date_serials_become_shanghai_times(sqlite: Database) -> None:
     first = dict(zip(info.tables[0].headers, info.tables[0].rows[0][1]))
     assert first["订单付款时间"] == "2018-01-01 09:26:18"
     # the same serial written out as a number by a CSV round trip
-    assert cleaning.timestamp("43101.39326388889") == datetime(2018, 1, 1, 1, 26, 18, tzinfo=timezone.utc)
+    assert cleaning.timestamp("43101.39326388889") == datetime(2018, 1, 1, 1, 26, 18, tzinfo=UTC)
 
     report = import_file(sqlite, "tmall", _bytes("tmall/TB2018.xls"), source="TB2018.xls")
     assert report.rows == 1783 and report.orders + report.quarantined.get("not_paid", 0) == 1783
     first_ts = sqlite.scalar("SELECT MIN(ts) FROM orders")
-    assert datetime.fromtimestamp(first_ts, timezone.utc) == datetime(2018, 1, 1, 1, 26, 18, tzinfo=timezone.utc)
+    assert datetime.fromtimestamp(first_ts, UTC) == datetime(2018, 1, 1, 1, 26, 18, tzinfo=UTC)
 
 
 def test_masked_phones_and_names_never_identify_anyone(sqlite: Database) -> None:

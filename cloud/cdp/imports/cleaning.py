@@ -8,7 +8,7 @@ the OneID blocklist marks it blocked, so the order still counts and the phone li
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -64,7 +64,7 @@ def timestamp(raw: object, *, now: datetime | None = None) -> datetime:
         parsed = parsed.replace(microsecond=0) + timedelta(seconds=round(parsed.microsecond / 1e6))
     elif re.fullmatch(r"\d{9,13}(\.\d+)?", text):
         seconds = float(text) / (1000 if len(text.split(".")[0]) == 13 else 1)
-        parsed = datetime.fromtimestamp(seconds, timezone.utc)
+        parsed = datetime.fromtimestamp(seconds, UTC)
     else:
         try:
             parsed = datetime.fromisoformat(text)
@@ -79,8 +79,8 @@ def timestamp(raw: object, *, now: datetime | None = None) -> datetime:
         raise RowProblem("bad_time", f"unreadable time {text!r}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=LOCAL_ZONE)
-    parsed = parsed.astimezone(timezone.utc)
-    now = now or datetime.now(timezone.utc)
+    parsed = parsed.astimezone(UTC)
+    now = now or datetime.now(UTC)
     if parsed > now + timedelta(days=1) or parsed.year < 2000:
         raise RowProblem("bad_time", f"time {text!r} is in the future or before 2000")
     return parsed

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -53,7 +53,7 @@ class ImportReport:
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class Importer:
@@ -61,7 +61,7 @@ class Importer:
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
         self._db, self._channel, self._actor = db, channel, actor
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         import_id = db.scalar(
             "INSERT INTO imports (channel, source_name, started) VALUES (?, ?, ?) RETURNING id",
             (channel, source, _iso(started)),
@@ -84,14 +84,16 @@ class Importer:
                          (json.dumps(report.as_dict(), ensure_ascii=False), report.import_id))
         return report
 
-    def run_items(self, items: Iterable[adapters.Parsed], total: int, *, progress: bool = False) -> ImportReport:
+    def run_items(self, items: Iterable[adapters.Parsed] | Iterable[layouts.Parsed], total: int, *,
+                  progress: bool = False) -> ImportReport:
+        """Write parsed rows: an item is an order, a buyer, a problem, or a tuple of them (a sale and its refund)."""
         started = time.perf_counter()
         show = progress and total >= PROGRESS_MIN_ROWS
         bar = Progress(TextColumn(f"importing {self._channel}"), BarColumn(), MofNCompleteColumn(),
                        TimeRemainingColumn(), console=Console(stderr=True), transient=True, disable=not show)
         with bar:
             task = bar.add_task("rows", total=total)
-            batch: list[adapters.Parsed] = []
+            batch: list[tuple[int, dict, object]] = []
             for parsed in items:
                 batch.append(parsed)
                 if len(batch) >= BATCH:
@@ -107,13 +109,13 @@ class Importer:
         self.report.seconds = round(time.perf_counter() - started, 3)
         self._db.execute(
             "UPDATE imports SET finished = ?, rows_read = ?, orders = ?, quarantined = ?, report = ? WHERE id = ?",
-            (_iso(datetime.now(timezone.utc)), self.report.rows, self.report.orders,
+            (_iso(datetime.now(UTC)), self.report.rows, self.report.orders,
              sum(self._quarantined.values()), json.dumps(self.report.as_dict(), ensure_ascii=False),
              self.report.import_id),
         )
         return self.report
 
-    def _write(self, batch: list[adapters.Parsed]) -> None:
+    def _write(self, batch: list[tuple[int, dict, object]]) -> None:
         if not batch:
             return
         with self._db.transaction() as tx:
@@ -167,7 +169,7 @@ class Importer:
                 f"SELECT source_key, id FROM members WHERE source = ? AND source_key IN ({', '.join('?' for _ in chunk)})",
                 (self._channel, *chunk)))
         blocklist = oneid.Blocklist.load(tx)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         new_rows = []
         for key, buyer in unique.items():
             if key not in found:

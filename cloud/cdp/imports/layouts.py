@@ -139,7 +139,8 @@ MEMBER_LAYOUTS: tuple[Layout, ...] = (
     }, ("phone",), (
         "客户昵称", "标签", "是否会员", "成长值", "免费等级", "付费等级", "权益卡", "客户积分", "客户储值余额", "消费次数",
         "消费金额", "累计退款金额", "累计退款订单数", "笔单价", "上次消费时间", "分销员", "导购员", "企微好友", "来源渠道",
-        "来源方式", "成为客户时间", "公众号", "公众号关注时间", "最近浏览时间", "微信地域", "所属区域", "指定时间消费次数", "指定时间消费金额")),
+        "来源方式", "成为客户时间", "公众号", "公众号关注时间", "最近浏览时间", "微信地域", "所属区域", "指定时间消费次数",
+        "指定时间消费金额")),
     Layout("store_members", "members", "buyers", ("kh",), {
         "member_card": ("kh", "会员卡号"), "birthday": ("csrq", "出生日期"), "gender": ("xb", "性别"), "since": ("djsj", "登记时间"),
         "store": ("store", "门店"),
@@ -333,7 +334,7 @@ class Builder:
 Parsed = tuple[int, dict, object]
 
 
-def _guard(row_no: int, raw: dict, make) -> Parsed:  # noqa: ANN001
+def _guard(row_no: int, raw: dict, make) -> Parsed:
     try:
         return row_no, raw, make()
     except RowProblem as problem:
@@ -360,11 +361,12 @@ def parse_orders(builder: Builder, heads: Mapped | None, lines: Mapped | None) -
             order_no, trusted = builder.order_no(heads, row_no, rec)
             group = by_order.pop(order_no, []) if trusted and order_no not in seen_heads else []
             seen_heads.add(order_no)
-            raw = {"rows": [rec] + [r for _, r in group]} if group else dict(rec)
+            raw: dict = {"rows": [rec] + [r for _, r in group]} if group else dict(rec)
             if heads.table.name not in ("csv",):
                 raw = {**raw, "_sheet": heads.table.name} if "rows" not in raw else raw
 
-            def make(rec: dict = rec, group: list = group, order_no: str = order_no) -> tuple[Order, ...]:
+            def make(rec: dict = rec, group: list = group, order_no: str = order_no,
+                     row_no: int = row_no) -> tuple[Order, ...]:
                 if group:
                     built = tuple(builder.line(line_map, r) for _, r in group)  # type: ignore[arg-type]
                 elif heads.columns.has("sku"):
@@ -393,7 +395,8 @@ def parse_orders(builder: Builder, heads: Mapped | None, lines: Mapped | None) -
         first_no, first = group[0]
         raw = {"rows": [r for _, r in group]} if len(group) > 1 else dict(first)
 
-        def make_lines(first: dict = first, group: list = group, order_no: str = order_no) -> tuple[Order, ...]:
+        def make_lines(first: dict = first, group: list = group, order_no: str = order_no,
+                       first_no: int = first_no) -> tuple[Order, ...]:
             if line_map.layout.paid_per_row:
                 amounts = [cleaning.amount(line_map.columns.get(r, "paid"), "paid") for _, r in group]
                 built = tuple(
@@ -465,7 +468,7 @@ def plan(channel: str, files: Sequence[FileInfo], *, store: str | None = None) -
     from cloud.errors import Invalid
 
     builder = Builder(channel, store=store)
-    layouts = MEMBER_LAYOUTS if channel == "members" else tuple(l for l in LAYOUTS if l.channel == channel)
+    layouts = MEMBER_LAYOUTS if channel == "members" else tuple(lay for lay in LAYOUTS if lay.channel == channel)
     sheets: list[Mapped] = []
     for info in files:
         for table in info.tables:
@@ -473,7 +476,7 @@ def plan(channel: str, files: Sequence[FileInfo], *, store: str | None = None) -
                 continue
             layout = detect(table, layouts)
             if layout is None:
-                known = "; ".join(f"{l.name}: {', '.join(l.signature)}" for l in layouts)
+                known = "; ".join(f"{lay.name}: {', '.join(lay.signature)}" for lay in layouts)
                 raise Invalid(f"sheet {table.name!r} ({', '.join(table.headers[:12])}) is no {channel} layout "
                               f"this importer knows ({known})", code="unknown_layout")
             sheets.append(Mapped.of(table, layout, info.format))

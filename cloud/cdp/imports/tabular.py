@@ -264,7 +264,7 @@ def map_columns(headers: Sequence[str], aliases: Mapping[str, Sequence[str]], *,
     ``missing`` names every required field absent (with the header names that would have done);
     ``unknown`` every header no field and no ``ignored`` name claims.
     """
-    by_norm = {}
+    by_norm: dict[str, str] = {}
     for h in headers:
         by_norm.setdefault(_norm(h), h)
     found: dict[str, str] = {}
