@@ -138,7 +138,7 @@ def test_api_and_cli(start_cloud, tmp_path: Path) -> None:
     assert response.json()["created"] == 2
     bad = client.post("/v1/master/staff", files={"file": ("staff.csv", b"assistant_id,name,store\nA9,x,nowhere\n")})
     import_id = bad.json()["import_id"]
-    quarantine = client.get(f"/v1/imports/{import_id}/quarantine").json()
+    quarantine = client.get(f"/v1/imports/{import_id}/quarantine", params={"reason": "unknown_store"}).json()
     assert quarantine["total"] == 1 and quarantine["items"][0]["reason"] == "unknown_store"
     assert client.post("/v1/master/nonsense", files={"file": ("x.csv", b"a\n")}).status_code == 422
 

@@ -129,6 +129,16 @@ def test_pos_lines_without_a_store_are_quarantined_naming_it(sqlite: Database) -
     assert "give the import a store" in sqlite.scalar("SELECT detail FROM quarantine LIMIT 1")
 
 
+def test_crlf_and_lf_files_read_alike() -> None:
+    """tmall_order_report.csv ends its lines with CRLF, JD.csv with LF: no header or cell keeps a CR."""
+    crlf, lf = _bytes("tmall/tmall_order_report.csv"), _bytes("jd/JD.csv")
+    assert b"\r\n" in crlf[:200] and b"\r" not in lf
+    for data in (crlf, lf):
+        table = tabular.read_tables(data).tables[0]
+        assert not any("\r" in h for h in table.headers)
+        assert not any("\r" in cell for _, cells in table.rows for cell in cells)
+
+
 def test_gbk_csv_is_detected() -> None:
     """JD.csv is GBK without BOM, LF."""
     info = tabular.read_tables(_bytes("jd/JD.csv"))

@@ -12,6 +12,7 @@ from cloud.cdp.imports import history
 from cloud.cdp.imports.canonical import Channel
 from cloud.cdp.imports.cleaning import QuarantineReason
 from cloud.cdp.imports.importer import import_file
+from cloud.masterdata.importer import MasterReason
 
 router = APIRouter(prefix="/imports", tags=["imports"])
 
@@ -43,6 +44,6 @@ def list_imports(runtime: RuntimeDep, principal: HqReader, paging: PagingDep) ->
 
 @router.get("/{import_id}/quarantine", response_model=Page[dict])
 def quarantine(import_id: RowId, runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
-               reason: Annotated[QuarantineReason | None, Query()] = None) -> Page[dict]:
+               reason: Annotated[QuarantineReason | MasterReason | None, Query()] = None) -> Page[dict]:
     rows, total = history.quarantined(runtime.db, import_id, reason=reason, limit=paging.limit, offset=paging.offset)
     return Page(items=rows, limit=paging.limit, offset=paging.offset, total=total)
