@@ -5,6 +5,14 @@ and confidence the card was shown with. A ``not_this_person`` is a wrong match: 
 stored, it increments the member's doubt counter, and the matcher then demands
 ``DOUBT_STEP`` more similarity per doubt (at most ``DOUBT_MAX``) before naming that member again:
 an enrolment photo that attracts strangers loses trust without anyone deleting it.
+
+Visit truth: a ``not_this_person`` also turns the visit into a visitor visit (``member_id``
+cleared, whom it was taken for kept in ``corrected_member_id`` with the reason), so the member's
+visit counts, segments, profile and store health (which all read ``visits.member_id``) no longer
+see it; the health rollup re-rolls that hour because the feedback is new. Every such correction,
+and every ``served``/``sold`` on a member card (the assistant confirmed the person), is a labelled
+outcome in ``match_labels`` (visit, member, score, label, store, device, ts): the ground truth the
+per-store recognition calibration reads.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from cloud.db import Database
+from cloud.db import Database, Tx
 from cloud.clock import iso, utcnow
 from protocol.messages import Feedback
 
@@ -20,11 +28,15 @@ DOUBT_STEP = 0.02
 DOUBT_MAX = 0.10
 
 FeedbackOutcome = Literal["stored", "duplicate", "unknown_visit"]
+Label = Literal["not_this_person", "confirmed"]
+#: actions on a member card that confirm the person was who the card said
+CONFIRMING = frozenset({"served", "sold"})
 
 
 def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
     with db.transaction() as tx:
-        visit = tx.one("SELECT member_id, confidence FROM visits WHERE id = ? AND store = ? AND card_id = ?",
+        visit = tx.one("SELECT member_id, confidence, corrected_member_id, brand, device FROM visits "
+                       "WHERE id = ? AND store = ? AND card_id = ?",
                        (feedback.visit_id, feedback.store, feedback.card_id))
         if visit is None:
             return "unknown_visit"
@@ -42,7 +54,36 @@ def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
                 "INSERT INTO member_doubts (member_id, not_this_person, updated) VALUES (?, 1, ?) "
                 "ON CONFLICT (member_id) DO UPDATE SET not_this_person = member_doubts.not_this_person + 1, "
                 "updated = excluded.updated", (visit["member_id"], iso(utcnow())))
+            tx.execute("UPDATE visits SET member_id = NULL, corrected_member_id = ?, corrected_reason = ?, "
+                       "corrected_ts = ? WHERE id = ?",
+                       (visit["member_id"], f"not_this_person:{feedback.assistant or 'assistant'}",
+                        iso(feedback.ts), feedback.visit_id))
+            _label(tx, feedback, visit, visit["member_id"], "not_this_person")
+        elif feedback.action in CONFIRMING and visit["member_id"] is not None:
+            _label(tx, feedback, visit, visit["member_id"], "confirmed")
     return "stored"
+
+
+def _label(tx: Tx, feedback: Feedback, visit: dict, member_id: str, label: Label) -> None:
+    tx.execute(
+        "INSERT INTO match_labels (visit_id, label, member_id, score, brand, store, device, feedback_id, ts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (feedback.visit_id, label, member_id, visit["confidence"], visit["brand"], feedback.store, visit["device"],
+         feedback.feedback_id, iso(feedback.ts)))
+
+
+def labels(db: Database, store: str | None = None, *, since: datetime | None = None) -> list[dict]:
+    """Labelled match outcomes (oldest first), for the recognition calibration: each with the visit,
+    the member the card named, the cosine score it was shown with, the label, store, device and ts."""
+    where, args = ["1 = 1"], []
+    if store is not None:
+        where.append("store = ?")
+        args.append(store)
+    if since is not None:
+        where.append("ts >= ?")
+        args.append(iso(since))
+    return db.query(f"SELECT visit_id, member_id, score, label, brand, store, device, feedback_id, ts FROM match_labels "
+                    f"WHERE {' AND '.join(where)} ORDER BY ts, visit_id", args)
 
 
 def threshold_penalty(db: Database, person: str) -> float:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -24,7 +25,7 @@ from cloud.arrivals import feedback, visits, wifi
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.visits import Visit
 from cloud.db import Database
-from cloud.faces.matching import Matcher
+from cloud.faces.matching import Match, Matcher
 from cloud.fleet import commands, devices
 from cloud.fleet.rollout import telemetry as rollout_telemetry
 from cloud.pricing.label_flash import ArrivalFlasher
@@ -65,6 +66,7 @@ class IngestCounts:
     feedback: int = 0
     device_reports: int = 0
     command_acks: int = 0
+    same_visit: int = 0  # arrivals that were a visit another box (or an earlier arrival) had opened
 
 
 class _Counters:
@@ -107,6 +109,7 @@ class EventProcessor:
         self._window_s = join_window_s
         self._require_known = require_known_devices
         self.counters = _Counters()
+        self._recent_visitors = visits.RecentVisitors()
         self.handlers: dict[str, Handler] = {
             "arrival": self._arrival,
             "presence": self._presence,
@@ -150,7 +153,10 @@ class EventProcessor:
         if visits.has_arrival(self._db, arrival.event_id):
             self._duplicate(arrival.event_id)
             return None
-        match = self._matcher.match(arrival.embedding.to_vector(), arrival.model_pack)
+        vector = arrival.embedding.to_vector()
+        match = self._matcher.match(vector, arrival.model_pack)
+        if self._same_visit_elsewhere(arrival, match, vector):
+            return None
         joined = None
         if match.member is not None:
             joined = wifi.wifi_only_visit(self._db, match.member.id, arrival.store, arrival.ts, self._window_s)
@@ -167,6 +173,8 @@ class EventProcessor:
             self._duplicate(arrival.event_id)
             return None
         self.counters.add("matched" if match.member else "visitors")
+        if match.member is None:
+            self._recent_visitors.remember(arrival.brand, arrival.store, vector, arrival.ts, visit.id)
         if joined:
             self.counters.add("wifi_joined")
         log.info(
@@ -175,6 +183,27 @@ class EventProcessor:
             " joining its Wi-Fi visit" if joined else "",
         )
         return card
+
+    def _same_visit_elsewhere(self, arrival: Arrival, match: Match, vector: np.ndarray) -> bool:
+        """True when another box (or this one, later) already opened this visit: the arrival is
+        stored against it, with no second visit and no second card (``cloud.arrivals.visits``)."""
+        if match.member is not None:
+            existing = visits.member_visit_nearby(self._db, match.member.id, arrival.brand, arrival.store, arrival.ts)
+        else:
+            existing = self._recent_visitors.same_visit(arrival.brand, arrival.store, vector, arrival.ts)
+        if existing is None:
+            return False
+        seen = Visit(id=existing, brand=arrival.brand, store=arrival.store,
+                     member_id=match.member.id if match.member else None, confidence=match.confidence,
+                     ts=arrival.ts, arrival_event_id=arrival.event_id, device=arrival.device,
+                     camera=arrival.camera, card_id="")
+        if not visits.attach_arrival(self._db, seen):
+            self._duplicate(arrival.event_id)
+        else:
+            self.counters.add("same_visit")
+            log.info("arrival %s at %s/%s from %s: same visit as %s", arrival.event_id, arrival.brand,
+                     arrival.store, arrival.device, existing)
+        return True
 
     # Wi-Fi ----------------------------------------------------------------------------------------
 

@@ -2,6 +2,9 @@
 and the assistants' feedback on the cards with the negative evidence it carries.
 
 Version 3 lets a visit be opened by a presence event (no card) and joined by the other signal.
+Version 13 keeps visit truth: a visit an assistant corrected ("不是本人") becomes a visitor visit
+that remembers whom it was taken for and why, and every labelled outcome (not this person,
+confirmed) is kept with its score for the per-store recognition calibration.
 """
 
 from __future__ import annotations
@@ -46,5 +49,18 @@ SCHEMA = Schema("arrivals", (
         "CREATE INDEX feedback_visit ON feedback (visit_id)",
         """CREATE TABLE member_doubts (
         member_id TEXT PRIMARY KEY, not_this_person BIGINT NOT NULL, updated TEXT NOT NULL)""",
+    )),
+    Migration(13, "visit truth: corrected visits and labelled match outcomes", (
+        "ALTER TABLE visits ADD COLUMN corrected_member_id TEXT",
+        "ALTER TABLE visits ADD COLUMN corrected_reason TEXT",
+        "ALTER TABLE visits ADD COLUMN corrected_ts TEXT",
+        """CREATE TABLE match_labels (
+        visit_id TEXT NOT NULL, label TEXT NOT NULL, member_id TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,
+        brand TEXT NOT NULL, store TEXT NOT NULL, device TEXT NOT NULL, feedback_id TEXT NOT NULL, ts TEXT NOT NULL,
+        PRIMARY KEY (visit_id, label))""",
+        "CREATE INDEX match_labels_store_ts ON match_labels (store, ts)",
+        "CREATE INDEX visits_store_member_ts ON visits (store, member_id, ts)",
+        # cross-box de-duplication: which visit an arrival went to (its own, or one another box opened)
+        "ALTER TABLE arrivals ADD COLUMN visit_id TEXT",
     )),
 ))

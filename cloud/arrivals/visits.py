@@ -3,12 +3,26 @@ read back per store.
 
 An edge box re-sending after a lost PUBACK, or two cloud workers receiving the same message, leave
 exactly one visit.
+
+**Across boxes** (a store with two entrances, two boxes): the edge de-duplicates only what its own
+cameras saw, so the cloud does the rest. A member's arrival at a store where the same person has a
+face visit within the re-visit window (``REVISIT_WINDOW_S``, the edge's default) is that visit:
+the arrival is stored against it (``arrivals.visit_id``) and no second visit or card is made,
+whichever box saw them. A visitor has no id to compare, so ``RecentVisitors`` keeps each visitor
+visit's embedding for a few seconds (``VISITOR_WINDOW_S``) in the worker's memory: another box's
+visitor arrival at the same store within that time whose embedding is near-identical (cosine >=
+``VISITOR_SAME_COSINE``) is the same visit. The vectors live only that long and never reach the
+database.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+import numpy as np
 
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
@@ -55,12 +69,87 @@ def record_visit(db: Database, visit: Visit) -> bool:
 def _claim_arrival(tx: Tx, visit: Visit) -> bool:
     """Record the arrival's event id; False when it was stored already (the idempotency key)."""
     inserted = tx.execute(
-        "INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO arrivals (event_id, brand, store, device, camera, ts, received, visit_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (visit.arrival_event_id, visit.brand, visit.store, visit.device, visit.camera, iso(visit.ts),
-         iso(utcnow())),
+         iso(utcnow()), visit.id),
     )
     return inserted != 0
+
+
+#: the same member at the same store within this is one visit, whichever boxes saw them (the edge's default)
+REVISIT_WINDOW_S = 600
+#: a visitor seen by two boxes within this many seconds ...
+VISITOR_WINDOW_S = 10.0
+#: ... with embeddings at least this similar is counted once
+VISITOR_SAME_COSINE = 0.85
+
+
+def member_visit_nearby(db: Database | Tx, member_id: str, brand: str, store: str, ts: datetime,
+                        window_s: int = REVISIT_WINDOW_S) -> str | None:
+    """The id of the person's face visit at ``store`` within ``window_s`` of ``ts`` (any box), or None.
+
+    Wi-Fi-only visits are not counted here (a face arrival joins those, see ``cloud.arrivals.wifi``)."""
+    window = timedelta(seconds=window_s)
+    return db.scalar(
+        f"SELECT v.id FROM visits v JOIN members m ON m.id = v.member_id WHERE v.store = ? AND v.brand = ? "
+        f"AND {PERSON_OF} = (SELECT {PERSON_OF} FROM members m WHERE m.id = ?) AND v.signals != 'wifi' "
+        "AND v.ts BETWEEN ? AND ? ORDER BY v.ts LIMIT 1",
+        (store, brand, member_id, iso(ts - window), iso(ts + window)))
+
+
+def attach_arrival(db: Database, visit: Visit) -> bool:
+    """Store an arrival as seen within the existing visit ``visit.id`` (another box's, or this box's
+    after the edge forgot it); no new visit, no card. False when the arrival was stored already."""
+    with db.transaction() as tx:
+        if not _claim_arrival(tx, visit):
+            return False
+        register_device(tx, visit.brand, visit.store, visit.device, "edge")
+    return True
+
+
+def boxes_of(db: Database, visit_id: str) -> list[str]:
+    """The devices whose arrivals went to this visit (one per box that saw the person)."""
+    return [r[0] for r in db.rows("SELECT DISTINCT device FROM arrivals WHERE visit_id = ? ORDER BY device",
+                                  (visit_id,))]
+
+
+class RecentVisitors:
+    """Visitor visits of the last few seconds, per store, with their embeddings (memory only)."""
+
+    def __init__(self, *, window_s: float = VISITOR_WINDOW_S, same_cosine: float = VISITOR_SAME_COSINE) -> None:
+        self.window_s = window_s
+        self.same_cosine = same_cosine
+        self._lock = threading.Lock()
+        self._recent: dict[tuple[str, str], deque[tuple[float, np.ndarray, str]]] = {}
+
+    def same_visit(self, brand: str, store: str, vector: np.ndarray, ts: datetime) -> str | None:
+        """The visit id of a visitor at this store within the window whose embedding is near-identical."""
+        at = ts.timestamp()
+        unit = _unit(vector)
+        with self._lock:
+            seen = self._recent.get((brand, store))
+            if not seen:
+                return None
+            while seen and seen[0][0] < at - 2 * self.window_s:
+                seen.popleft()
+            best, best_cos = None, self.same_cosine
+            for when, other, visit_id in seen:
+                if abs(when - at) <= self.window_s and other.shape == unit.shape:
+                    cosine = float(np.dot(unit, other))
+                    if cosine >= best_cos:
+                        best, best_cos = visit_id, cosine
+            return best
+
+    def remember(self, brand: str, store: str, vector: np.ndarray, ts: datetime, visit_id: str) -> None:
+        with self._lock:
+            self._recent.setdefault((brand, store), deque(maxlen=1000)).append((ts.timestamp(), _unit(vector), visit_id))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float32).ravel()
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
 
 
 def join_wifi_visit(db: Database, visit: Visit, confidence: float) -> bool:
@@ -92,7 +181,8 @@ def visits(db: Database, store: str, *, limit: int, offset: int = 0) -> list[Vis
 
 
 def visit_count(db: Database, member_id: str, brand: str) -> int:
-    """Visits of the person a member id belongs to, at any store of the brand."""
+    """Visits of the person a member id belongs to, at any store of the brand (corrected visits,
+    "不是本人", are visitor visits and no longer count)."""
     return int(db.scalar(
         f"SELECT COUNT(*) FROM visits v JOIN members m ON m.id = v.member_id WHERE {PERSON_OF} = "
         f"(SELECT {PERSON_OF} FROM members m WHERE m.id = ?) AND v.brand = ?",

@@ -75,6 +75,8 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
             tx.execute(f"UPDATE presence_events SET member_id = NULL WHERE member_id IN ({marks})", chunk)
             tx.execute(f"UPDATE feedback SET member_id = NULL WHERE member_id IN ({marks})", chunk)
             tx.execute(f"DELETE FROM member_doubts WHERE member_id IN ({marks})", chunk)
+            tx.execute(f"UPDATE visits SET corrected_member_id = NULL WHERE corrected_member_id IN ({marks})", chunk)
+            tx.execute(f"DELETE FROM match_labels WHERE member_id IN ({marks})", chunk)
             counts["orders"] += tx.execute(f"UPDATE orders SET member_id = ? WHERE member_id IN ({marks})",
                                            (anonymous, *chunk))
             tx.execute(f"UPDATE order_lines SET member_id = ? WHERE member_id IN ({marks})", (anonymous, *chunk))
