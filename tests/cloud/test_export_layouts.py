@@ -172,6 +172,13 @@ def test_douyin_ids_behind_a_tab_ciphertext_and_dashes(db: Database) -> None:
     assert "rounded_order_ids" not in report.file and report.file["ciphertext"] >= 1
     assert db.scalar("SELECT COUNT(*) FROM identifiers") == 0 and db.scalar("SELECT member_id FROM orders") is None
 
+    joined = (header + "\n" + '"\t6917926768823643800","\t69179267688236438001;\t69179267688236438002",精华;面霜,30ml;50g,1;2,'
+              'SKU-1001;SKU-1002,300.00,0,##a,$$b,##c,2025/03/02 12:00:00,-,-,已完成,-,-,-,0,0,0\n')
+    report = import_file(db, "douyin", _bom(joined), source="douyin-joined.csv")
+    assert report.lines == 2 and report.file["split_sub_orders"] == 1
+    assert db.rows("SELECT sku, qty, price FROM order_lines WHERE order_id = 'douyin:6917926768823643800' ORDER BY sku") == [
+        ("SKU-1001", 1, 100), ("SKU-1002", 2, 100)]
+
 
 def test_member_lists_from_youzan_customers_and_a_store_member_file(db: Database) -> None:
     youzan = ("客户姓名,客户昵称,客户手机号,客户生日,客户性别,标签,是否会员,成长值,免费等级,付费等级,权益卡,客户积分,客户储值余额,"

@@ -213,6 +213,7 @@ class Counts:
     orders_without_lines: int = 0
     defaulted_category: int = 0
     sku_from_title: int = 0
+    split_sub_orders: int = 0
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v}
@@ -299,6 +300,28 @@ class Builder:
         qty = cleaning.quantity(m.columns.get(rec, "qty") or qty_default)
         unit = price if price is not None else cleaning.price(m.columns.get(rec, "price"))
         return Line(sku=sku, category=category, qty=qty, price=unit)
+
+    def joined_lines(self, m: Mapped, rec: dict, paid: float) -> list[Line]:
+        """A row that may join several sub-orders with ``;`` (Douyin): one line each, the row's amount
+        shared by quantity when there is no price column."""
+        fields = ("sku", "title", "qty", "price", "sub_order_no", "category")
+        parts = {f: m.columns.get(rec, f).split(";") for f in fields if ";" in m.columns.get(rec, f)}
+        n = max((len(v) for v in parts.values()), default=1)
+        if any(len(v) != n for v in parts.values()):
+            raise RowProblem("malformed_row", f"sub-orders joined with ';' do not line up: {sorted(parts)}")
+        recs = []
+        for i in range(n):
+            one = dict(rec)
+            for f, values in parts.items():
+                one[m.columns.found[f]] = values[i].strip()
+            recs.append(one)
+        if m.columns.has("price"):
+            return [self.line(m, one) for one in recs]
+        quantities = [cleaning.quantity(m.columns.get(one, "qty") or "1") for one in recs]
+        unit = round(paid / sum(quantities), 2)
+        if n > 1:
+            self.counts.split_sub_orders += n - 1
+        return [self.line(m, one, price=unit) for one in recs]
 
     def order(self, m: Mapped, row_no: int, rec: dict, order_no: str, lines: tuple[Line, ...],
               paid: float | None = None) -> tuple[Order, ...]:
@@ -399,18 +422,14 @@ def parse_orders(builder: Builder, heads: Mapped | None, lines: Mapped | None) -
                        first_no: int = first_no) -> tuple[Order, ...]:
             if line_map.layout.paid_per_row:
                 amounts = [cleaning.amount(line_map.columns.get(r, "paid"), "paid") for _, r in group]
-                built = tuple(
-                    builder.line(line_map, r, price=None if line_map.columns.has("price") else round(
-                        a / cleaning.quantity(line_map.columns.get(r, "qty") or "1"), 2))
-                    for (_, r), a in zip(group, amounts))
+                built = tuple(line for (_, r), a in zip(group, amounts, strict=True)
+                              for line in builder.joined_lines(line_map, r, a))
                 paid = round(sum(amounts), 2)
-            else:
-                built = tuple(builder.line(line_map, r) for _, r in group)
-            if line_map.layout.paid_per_row:
-                pass  # the sum of the rows' amounts, above
             elif role == "order_lines":
+                built = tuple(builder.line(line_map, r) for _, r in group)
                 paid = cleaning.amount(line_map.columns.get(first, "paid"), "paid")
             else:
+                built = tuple(builder.line(line_map, r) for _, r in group)
                 paid = round(sum(line.qty * line.price for line in built), 2)
             return builder.order(line_map, first_no, first, order_no, built, paid=paid)
 
