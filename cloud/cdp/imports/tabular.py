@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -159,7 +158,7 @@ def _xls(data: bytes) -> FileInfo:
 
     try:
         book = xlrd.open_workbook(file_contents=data)
-    except xlrd.XLRDError as exc:
+    except Exception as exc:
         raise Invalid(f"unreadable .xls workbook: {exc}", code="bad_workbook") from None
     tables = []
     for sheet in book.sheets():
@@ -190,7 +189,7 @@ def _xlsx(data: bytes) -> FileInfo:
 
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except Exception as exc:
         raise Invalid(f"unreadable .xlsx workbook: {exc}", code="bad_workbook") from None
     tables = []
     try:
