@@ -66,15 +66,17 @@ def main() -> None:
                  for n in range(opts.cameras)]
     process = psutil.Process()
     latencies: list[list[float]] = [[] for _ in pipelines]
+    cpu_ms: list[list[float]] = [[] for _ in pipelines]  # each camera thread's own CPU time per frame
     stop = threading.Event()
 
     def camera(n: int) -> None:
         index = 0
         while not stop.is_set():
             image = frames[index % len(frames)]
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             pipelines[n].process(Frame(f"cam{n}", index, datetime.now(timezone.utc), image, f"#{index}", f"loop{index // len(frames)}"))
             latencies[n].append((time.perf_counter() - started) * 1000)
+            cpu_ms[n].append((time.thread_time() - cpu) * 1000)
             index += 1
 
     workers = [threading.Thread(target=camera, args=(n,), daemon=True) for n in range(opts.cameras)]
@@ -92,6 +94,7 @@ def main() -> None:
     for w in workers:
         w.join()
     window = [v for l, c, d in zip(latencies, counted, done) for v in l[c:d]]
+    cpu_window = [v for l, c, d in zip(cpu_ms, counted, done) for v in l[c:d]]
     stats = [p.stats for p in pipelines]
     result = {
         "cameras": opts.cameras, "resolution": opts.resolution, "pack": pack, "seconds": round(elapsed, 1),
@@ -99,6 +102,12 @@ def main() -> None:
         "fps_total": round(sum(d - c for c, d in zip(counted, done)) / elapsed, 1),
         "p50_frame_ms": round(float(np.percentile(window, 50)), 1),
         "p95_frame_ms": round(float(np.percentile(window, 95)), 1),
+        # CPU time is what the pipeline costs whatever else runs on the machine (with one thread per
+        # camera, onnxruntime and OpenCV compute in the camera's own thread): the frame rate the
+        # box's cores would give with nothing else running is cores / mean CPU per frame.
+        "cpu_ms_per_frame": round(float(np.mean(cpu_window)), 2),
+        "fps_if_alone": round((os.cpu_count() or 1) * 1000 / float(np.mean(cpu_window)), 1) if threads == 1 else None,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_end, 1),
         "arrivals": sum(s.arrivals for s in stats), "tracks": sum(s.tracks for s in stats),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
