@@ -60,8 +60,27 @@ class MemberCreate(BaseModel):
         return found.group(1)
 
 
+class VerificationOut(BaseModel):
+    id: str
+    sent: bool = Field(description="a one-time code went to the phone; False: no SMS gateway, HQ's merge only")
+    expires: str
+
+
 class MemberCreated(BaseModel):
     id: str
+    verified: bool = Field(default=True, description="False: the phone belongs to someone else already; this "
+                           "sign-up is its own person until the code sent to the phone is entered or HQ merges")
+    verification: VerificationOut | None = None
+
+
+class CodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$")]
+
+
+class Verified(BaseModel):
+    id: str = Field(description="the person the sign-up now belongs to")
 
 
 class MemberOut(BaseModel):

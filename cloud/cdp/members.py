@@ -4,6 +4,16 @@ A member id is the id of one source record (a counter sign-up, a Tmall buyer, a 
 (``cloud.cdp.oneid``) links records into persons, and the person's id is its earliest record's id.
 Every read here resolves an id to its person, so a member id handed out before a merge keeps
 working after it.
+
+A sign-up never attaches to an existing person without proof. When its phone already belongs to
+someone (a counter sign-up, a Tmall/JD/WeChat/CRM record), the sign-up is its own *unverified*
+person: its identifiers are stored blocked (``unverified``), so OneID links nobody through them,
+until the phone's owner enters the one-time code sent to it or HQ merges explicitly
+(``cloud.cdp.verification``).
+
+Face consent is the person's own: it is the flag of the person's head record (never "any record
+of the cluster"), so a merge never turns it on; every grant and withdrawal is logged with when,
+where (store), who (the key's person) and how (``consent_log``).
 """
 
 from __future__ import annotations
@@ -17,13 +27,13 @@ from uuid import uuid4
 from cloud.cdp import oneid
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
-from cloud.db import Database
-from cloud.db.database import IntegrityError
+from cloud.db import Database, Tx
 from cloud.errors import Conflict
 from cloud.faces import enrolled, thumbnails
 
 Gender = Literal["female", "male"]
 MEMBER_SOURCE = "member"
+UNVERIFIED = oneid.UNVERIFIED
 
 class PhoneTaken(Conflict):
     """The phone number already belongs to a member: a phone is a OneID key, one person each."""
@@ -42,6 +52,7 @@ class Member:
     categories: list[str]
     face_consent: bool
     created: datetime
+    verified: bool = True  # False: a sign-up held apart until its phone's owner proves it
 
 
 def add_member(
@@ -55,24 +66,50 @@ def add_member(
     categories: list[str],
     face_consent: bool,
     store: str | None = None,
+    actor: str = "api",
 ) -> Member:
-    """A counter or HQ sign-up: one record keyed by its phone, then linked by OneID."""
+    """A counter or HQ sign-up: one record keyed by its phone, linked by OneID only when the phone
+    belongs to nobody yet; else an unverified person of its own (``Member.verified`` False)."""
     member_id, created = uuid4().hex, utcnow()
     with db.transaction() as tx:
-        try:
-            tx.execute(
-                "INSERT INTO members (id, source, source_key, name, gender, tier, tags, preferences, face_consent, "
-                "home_store, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (member_id, MEMBER_SOURCE, phone, name, gender, tier, json.dumps(tags, ensure_ascii=False),
-                 json.dumps(categories, ensure_ascii=False), face_consent, store, iso(created)),
-            )
-        except IntegrityError:
-            raise PhoneTaken(f"phone {phone} already belongs to a member") from None
-        oneid.add_identifiers(tx, member_id, [("phone", phone)])
-        oneid.resolve_around(tx, [member_id], actor="api")
+        oneid.lock(tx)
+        taken = bool(
+            tx.scalar("SELECT 1 FROM identifiers WHERE kind = 'phone' AND value = ? AND blocked IS NULL LIMIT 1",
+                      (phone,))
+            or tx.scalar("SELECT 1 FROM members WHERE source = ? AND source_key = ?", (MEMBER_SOURCE, phone)))
+        tx.execute(
+            "INSERT INTO members (id, source, source_key, name, gender, tier, tags, preferences, face_consent, "
+            "home_store, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (member_id, MEMBER_SOURCE, None if taken else phone, name, gender, tier,
+             json.dumps(tags, ensure_ascii=False), json.dumps(categories, ensure_ascii=False), face_consent,
+             store, iso(created)),
+        )
+        if taken:
+            tx.execute("INSERT INTO identifiers (member_id, kind, value, blocked, created) VALUES (?, 'phone', ?, ?, ?)",
+                       (member_id, phone, UNVERIFIED, iso(created)))
+        else:
+            oneid.add_identifiers(tx, member_id, [("phone", phone)])
+        log_consent(tx, member_id, member_id, face_consent, store=store, actor=actor, how="sign_up")
+        if not taken:
+            oneid.resolve_around(tx, [member_id], actor=actor)
     found = member(db, member_id)
     assert found is not None
     return found
+
+
+def log_consent(tx: Tx, person: str, record: str, granted: bool, *, store: str | None, actor: str, how: str) -> None:
+    """One consent decision: for which person, on which record, when, where, by whom and how."""
+    tx.execute("INSERT INTO consent_log (person_id, record_id, kind, granted, ts, store, actor, how) "
+               "VALUES (?, ?, 'face', ?, ?, ?, ?, ?)", (person, record, bool(granted), iso(utcnow()), store, actor, how))
+
+
+def consent_history(db: Database | Tx, records: list[str]) -> list[dict]:
+    """The consent decisions recorded for these records (a person's), oldest first."""
+    if not records:
+        return []
+    marks = ", ".join("?" for _ in records)
+    return db.query(f"SELECT record_id, granted, ts, store, actor, how FROM consent_log "
+                    f"WHERE record_id IN ({marks}) OR person_id IN ({marks}) ORDER BY id", (*records, *records))
 
 
 def person_id(db: Database, member_id: str) -> str | None:
@@ -89,9 +126,11 @@ def member(db: Database, member_id: str) -> Member | None:
         if head is None:
             return None
         cluster = tx.query(
-            "SELECT face_consent, name, gender FROM members WHERE id = ? OR merged_into = ? ORDER BY created, id",
+            "SELECT name, gender FROM members WHERE id = ? OR merged_into = ? ORDER BY created, id",
             (head["id"], head["id"]),
         )
+        unverified = tx.scalar("SELECT 1 FROM identifiers WHERE member_id = ? AND blocked = ? LIMIT 1",
+                               (head["id"], UNVERIFIED))
         phone = tx.scalar(
             "SELECT i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
             "WHERE (m.id = ? OR m.merged_into = ?) AND i.kind = 'phone' AND i.blocked IS NULL "
@@ -102,15 +141,22 @@ def member(db: Database, member_id: str) -> Member | None:
         id=head["id"], name=next((r["name"] for r in cluster if r["name"]), ""), phone=phone,
         gender=next((r["gender"] for r in cluster if r["gender"]), None), tier=head["tier"],
         tags=json.loads(head["tags"]), categories=json.loads(head["preferences"]),
-        face_consent=any(r["face_consent"] for r in cluster), created=datetime.fromisoformat(head["created"]),
+        face_consent=bool(head["face_consent"]), created=datetime.fromisoformat(head["created"]),
+        verified=not unverified,
     )
 
 
-def set_face_consent(db: Database, member_id: str, consent: bool) -> int:
-    """Consent is the person's: it is set on every record; withdrawing it deletes their faces."""
+def set_face_consent(db: Database, member_id: str, consent: bool, *, store: str | None = None,
+                     actor: str = "api") -> int:
+    """Consent is the person's: given, it is set on the person's head record; withdrawn, on every
+    record, and their faces are deleted. Either way it is logged with when, where and who."""
     with db.transaction() as tx:
         person = tx.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))
-        tx.execute("UPDATE members SET face_consent = ? WHERE id = ? OR merged_into = ?", (consent, person, person))
+        if consent:
+            tx.execute("UPDATE members SET face_consent = ? WHERE id = ?", (True, person))
+        else:
+            tx.execute("UPDATE members SET face_consent = ? WHERE id = ? OR merged_into = ?", (False, person, person))
+        log_consent(tx, person, member_id, consent, store=store, actor=actor, how="set")
         removed = 0
         if not consent:
             removed = tx.execute(

@@ -37,6 +37,9 @@ from cloud.db.database import POSTGRES
 from cloud.errors import CloudError
 
 _ONEID_LOCK = 0x1D5C1
+#: A sign-up's identifiers held back until its phone is verified (``cloud.cdp.members``): they link
+#: nobody, and no blocklist replay releases them.
+UNVERIFIED = "unverified"
 MANUAL_PRIORITY = 1000
 _CHUNK = 500
 
@@ -128,6 +131,9 @@ def _lock(tx: Tx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(?)", (_ONEID_LOCK,))
 
 
+lock = _lock
+
+
 def _in(ids: Sequence[str]) -> str:
     return ", ".join("?" for _ in ids)
 
@@ -194,7 +200,7 @@ def reclassify(tx: Tx) -> int:
     changes = [
         (reason, row_id)
         for row_id, kind, value, blocked in tx.rows("SELECT id, kind, value, blocked FROM identifiers")
-        if (reason := blocklist.reason(kind, value)) != blocked
+        if blocked != UNVERIFIED and (reason := blocklist.reason(kind, value)) != blocked
     ]
     tx.executemany("UPDATE identifiers SET blocked = ? WHERE id = ?", changes)
     return len(changes)
@@ -416,6 +422,8 @@ def merge(db: Database, a: str, b: str, *, actor: str, reason: str) -> Resolutio
             why = tx.scalar("SELECT reason FROM links WHERE rule = 'manual' AND a = ? AND b = ? ORDER BY id DESC",
                             (a, b))
             raise IdentityError("merge_refused", f"{a} and {b} cannot be one person: {why}")
+        # HQ's explicit merge is the other proof an unverified sign-up's identifiers wait for
+        tx.execute("UPDATE identifiers SET blocked = NULL WHERE blocked = ? AND member_id IN (?, ?)", (UNVERIFIED, a, b))
         return result
 
 

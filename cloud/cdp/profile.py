@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from cloud.cdp.members import consent_history
 from cloud.db import Database
 
 _CHUNK = 500
@@ -62,7 +63,7 @@ def profile(db: Database, person: str, *, recent: int = 10) -> dict:
         stats["top_categories"] = json.loads(stats["top_categories"])
     return {
         "id": person, "name": head["name"], "gender": head["gender"], "tier": head["tier"],
-        "consent": {"face": any(r["face_consent"] for r in records)}, "faces": faces,
+        "consent": {"face": bool(head["face_consent"]), "history": consent_history(db, ids)}, "faces": faces,
         "records": records, "identifiers": identifiers, "stores": sorted(stores), "channels": channels,
         "orders": {"count": totals["n"], "lifetime_value": round(totals["ltv"], 2), "recent": orders},
         "visits": {"count": visit_count, "recent": visits}, "stats": stats, "tags": tag_rows,

@@ -105,6 +105,21 @@ _DEFAULT_BLOCKLIST = (
     ("*", r"^(null|none|unknown|n/?a|test|-+|0+)$", "placeholder"),
 )
 
+_VERIFICATION_AND_CONSENT = (
+    # a sign-up whose phone already belongs to someone stays its own person until the phone's owner
+    # proves it (a one-time code, only its hash kept) or HQ merges explicitly (cloud.cdp.verification)
+    """CREATE TABLE verifications (
+        id TEXT PRIMARY KEY, member_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+        code_hash TEXT NOT NULL, status TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0, sent BIGINT NOT NULL,
+        created TEXT NOT NULL, expires TEXT NOT NULL, store TEXT, actor TEXT NOT NULL, decided TEXT)""",
+    "CREATE INDEX verifications_member ON verifications (member_id)",
+    # every consent given or withdrawn: for which person, on which record, when, where, by whom, how
+    """CREATE TABLE consent_log (
+        id {serial_pk}, person_id TEXT NOT NULL, record_id TEXT NOT NULL, kind TEXT NOT NULL,
+        granted BIGINT NOT NULL, ts TEXT NOT NULL, store TEXT, actor TEXT NOT NULL, how TEXT NOT NULL)""",
+    "CREATE INDEX consent_log_person ON consent_log (person_id)",
+)
+
 SCHEMA = Schema("cdp", (
     Migration(1, "cdp schema", _TABLES),
     Migration(2, "default identity rules and blocklist", tuple(
@@ -112,4 +127,5 @@ SCHEMA = Schema("cdp", (
           rule) for rule in _DEFAULT_RULES]
         + [("INSERT INTO blocklist (kind, pattern, reason) VALUES (?, ?, ?)", entry) for entry in _DEFAULT_BLOCKLIST]
     )),
+    Migration(12, "sign-up verification and the consent log", _VERIFICATION_AND_CONSENT),
 ))

@@ -252,7 +252,8 @@ def _compile(node: object, now: int, params: list) -> str:
         return (f"p.id IN (SELECT {_PERSON} FROM visits v JOIN members m ON m.id = v.member_id "
                 f"WHERE {' AND '.join(where)} GROUP BY {_PERSON} HAVING COUNT(*) >= ?)")
     if isinstance(node, HasConsent):
-        inner = "p.id IN (SELECT COALESCE(merged_into, id) FROM members WHERE face_consent = 1)"
+        # the person's own consent is their head record's: a merged-in record's flag does not count
+        inner = "p.id IN (SELECT id FROM members WHERE face_consent = 1 AND merged_into IS NULL)"
         return inner if node.consent.face else f"(NOT {inner})"
     raise TypeError(f"not a condition: {node!r}")  # pragma: no cover - the models are exhaustive
 

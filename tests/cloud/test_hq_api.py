@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from uuid import uuid4
 
 import numpy as np
 import paho.mqtt.client as mqtt
+import pytest
 
+from cloud.channels.sms_sim import SimulatedSms
 from cloud.faces.gallery import FaceIndex
 from cloud.db import Database
 from cloud.arrivals.visits import Visit
@@ -31,11 +34,27 @@ POS = POS_HEADER + (
 )
 
 
-def _member(client, phone: str, headers: dict | None = None, **extra) -> str:  # noqa: ANN001
+def _member(client, phone: str, headers: dict | None = None, sms: SimulatedSms | None = None, **extra) -> str:  # noqa: ANN001
+    """A sign-up; when the phone already belongs to someone, the phone's owner enters the code (``sms``)."""
     body = {"name": "王芳", "phone": phone, "gender": "female", "consent": {"face": True}, **extra}
     response = client.post("/v1/members", json=body, headers=headers or {})
     assert response.status_code == 201, response.text
-    return response.json()["id"]
+    created = response.json()
+    if not created["verified"]:
+        assert sms is not None, "the phone belongs to someone: give the test an SMS simulator"
+        code = sms.messages_to(phone)[-1].params["code"]
+        verified = client.post(f"/v1/members/{created['id']}/verification/{created['verification']['id']}",
+                               json={"code": code}, headers=headers or {})
+        assert verified.status_code == 200, verified.text
+        return verified.json()["id"]
+    return created["id"]
+
+
+@pytest.fixture
+def sms() -> Iterator[SimulatedSms]:
+    sim = SimulatedSms().start()
+    yield sim
+    sim.stop()
 
 
 def _keys(client) -> dict[str, dict]:  # noqa: ANN001
@@ -134,10 +153,10 @@ def test_injection_attempts_in_api_parameters_change_nothing(start_cloud) -> Non
     assert runtime.db.scalar("SELECT COUNT(*) FROM members") == before
 
 
-def test_segments_identity_and_tags_over_http(start_cloud) -> None:
-    client, _ = start_cloud()
+def test_segments_identity_and_tags_over_http(start_cloud, sms: SimulatedSms) -> None:
+    client, _ = start_cloud(sms_url=sms.url)
     _import(client, {})
-    member = _member(client, "13800000031", tags=["敏感肌"])  # same phone as card MC1: one person
+    member = _member(client, "13800000031", sms=sms, tags=["敏感肌"])  # card MC1's phone: one person, once proven
 
     profile = client.get(f"/v1/members/{member}/profile").json()
     assert {r["source"] for r in profile["records"]} == {"pos", "member"}
@@ -179,14 +198,14 @@ def test_segments_identity_and_tags_over_http(start_cloud) -> None:
 
 
 def test_erasure_removes_faces_identifiers_and_names_keeps_totals_and_tells_every_edge_box(
-    start_cloud, mosquitto, faces_dir: Path, make_arrival
+    start_cloud, mosquitto, faces_dir: Path, make_arrival, sms: SimulatedSms
 ) -> None:
-    client, runtime = start_cloud(broker_url=mosquitto.url)
+    client, runtime = start_cloud(broker_url=mosquitto.url, sms_url=sms.url)
     brand = f"b{uuid4().hex[:6]}"
     for store_id, device in (("s1", "edge-01"), ("s2", "edge-07")):
         devices.register_device(runtime.db, brand, store_id, device, "edge")
     _import(client, {})
-    member = _member(client, "13800000031")
+    member = _member(client, "13800000031", sms=sms)
     photo = (faces_dir / "deepface_id01" / "img1.jpg").read_bytes()
     assert client.post(f"/v1/members/{member}/faces", files={"image": ("f.jpg", photo)}).status_code == 201
     probe = make_arrival(faces_dir / "deepface_id01" / "img2.jpg", brand=brand, store="s1").embedding.to_vector()

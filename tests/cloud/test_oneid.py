@@ -9,7 +9,7 @@ import pytest
 
 from cloud.cdp import oneid
 from cloud.db import Database
-from cloud.cdp import members
+from cloud.cdp import members, verification
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -144,14 +144,27 @@ def test_a_manual_merge_that_breaks_a_limit_is_refused(db: Database) -> None:
     assert _person(db, b) == b
 
 
-def test_a_sign_up_links_to_an_earlier_channel_buyer_and_old_ids_still_resolve(db: Database) -> None:
+def test_a_sign_up_with_a_channel_buyers_phone_stays_apart_until_verified(db: Database) -> None:
     buyer = _record(db, "tmall-buyer", [("tmall_buyer", "nick"), ("phone", "13800000006")])
     member = members.add_member(db, name="王芳", phone="13800000006", gender="female", tier="金卡会员", tags=[],
                               categories=[], face_consent=True)
 
-    assert member.id == buyer  # the person keeps the earliest record's id
-    assert members.member(db, buyer).phone == "13800000006"
-    assert members.member(db, buyer).face_consent is True
+    assert member.id != buyer and member.verified is False and member.face_consent is True
+    assert members.member(db, buyer).face_consent is False  # the buyer never consented
+    oneid.rebuild(db, actor="test")  # a replay does not release the held identifiers either
+    assert _person(db, member.id) == member.id
+
+    sent: list[dict] = []
+
+    class Sms:
+        def send(self, phone: str, template: str, params: dict, *, out_id: str | None = None) -> None:
+            sent.append({"phone": phone, **params})
+
+    pending = verification.start(db, member.id, sms=Sms(), template="T", actor="test", store=None)  # type: ignore[arg-type]
+    assert verification.confirm(db, member.id, pending.id, sent[-1]["code"], actor="test") == buyer
+    assert sent[-1]["phone"] == "13800000006"
+    assert members.member(db, member.id).id == buyer  # the person keeps the earliest record's id
+    assert members.member(db, buyer).face_consent is True  # given by the person who proved the phone
 
 
 def test_a_blocklist_change_is_replayed_by_the_next_rebuild(db: Database) -> None:

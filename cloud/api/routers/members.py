@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Query, UploadFile, status
 
 from cloud.api.deps import Admin, Counter, PagingDep, Reader, RuntimeDep, api_error, person_for, scoped_store
 from cloud.api.schemas import (
+    CodeIn,
     Consent,
     ConsentChange,
     ErasureOut,
@@ -24,9 +25,12 @@ from cloud.api.schemas import (
     MemberOut,
     MemberRow,
     Page,
+    VerificationOut,
+    Verified,
 )
-from cloud.cdp import erasure, lifecycle, members, profile, tags
+from cloud.cdp import erasure, lifecycle, members, profile, tags, verification
 from cloud.cdp.segments import Condition, count, page
+from cloud.channels import sms
 from cloud.faces import enrolled
 
 router = APIRouter(prefix="/members", tags=["members"])
@@ -35,18 +39,46 @@ Lifecycle = Literal[lifecycle.LIFECYCLE_STAGES]  # type: ignore[valid-type]
 _ENROL_STATUS = {"unknown_member": status.HTTP_404_NOT_FOUND, "no_consent": status.HTTP_409_CONFLICT}
 
 
-@router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=MemberCreated,
-    responses={409: {"model": Error, "description": "the phone belongs to another member"}},
-)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=MemberCreated)
 def create_member(body: MemberCreate, runtime: RuntimeDep, principal: Counter) -> MemberCreated:
-    member = members.add_member(runtime.db, 
+    """Sign up. A phone that already belongs to someone does not attach the sign-up to them: it is
+    its own unverified person, and a one-time code goes to the phone (``verification``)."""
+    member = members.add_member(runtime.db,
         name=body.name, phone=body.phone, gender=body.gender, tier=body.tier, tags=body.tags,
         categories=body.preferences, face_consent=body.consent.face, store=scoped_store(principal),
+        actor=principal.name,
     )
     if body.tags:
         tags.refresh(runtime.db, [member.id])
-    return MemberCreated(id=member.id)
+    if member.verified:
+        return MemberCreated(id=member.id)
+    return MemberCreated(id=member.id, verified=False, verification=_send_code(runtime, principal, member.id))
+
+
+def _send_code(runtime: RuntimeDep, principal: Counter, member_id: str) -> VerificationOut:
+    settings = runtime.settings
+    pending = verification.start(runtime.db, member_id, sms=sms.from_settings(settings),
+                                 template=settings.sms_otp_template, actor=principal.name, store=scoped_store(principal))
+    return VerificationOut(id=pending.id, sent=pending.sent, expires=pending.expires)
+
+
+@router.post("/{member_id}/verification", status_code=status.HTTP_201_CREATED, response_model=VerificationOut,
+             responses={404: {"model": Error}, 403: {"model": Error}, 409: {"model": Error}, 429: {"model": Error}})
+def resend_code(member_id: str, runtime: RuntimeDep, principal: Counter) -> VerificationOut:
+    """A fresh one-time code to an unverified sign-up's phone (the previous one stops working)."""
+    person_for(runtime, principal, member_id)
+    return _send_code(runtime, principal, member_id)
+
+
+@router.post("/{member_id}/verification/{verification_id}", response_model=Verified,
+             responses={404: {"model": Error}, 403: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}})
+def verify_code(member_id: str, verification_id: str, body: CodeIn, runtime: RuntimeDep,
+                principal: Counter) -> Verified:
+    """The code the phone received: the sign-up joins the person who owns the phone."""
+    person_for(runtime, principal, member_id)
+    person = verification.confirm(runtime.db, member_id, verification_id, body.code, actor=principal.name)
+    tags.refresh(runtime.db, [person])  # the person's stats and tags now include the sign-up's
+    return Verified(id=person)
 
 
 @router.get("", response_model=Page[MemberRow])
@@ -74,9 +106,12 @@ def get_member(member_id: str, runtime: RuntimeDep, principal: Reader) -> Member
 
 
 @router.get("/{member_id}/profile", responses={404: {"model": Error}, 403: {"model": Error}})
-def get_profile(member_id: str, runtime: RuntimeDep, principal: Reader) -> dict:
-    """The 360 view: identities, consent, stores, channels, orders, visits, computed stats and tags."""
-    return profile.profile(runtime.db, person_for(runtime, principal, member_id))
+def get_profile(member_id: str, runtime: RuntimeDep, principal: Reader,
+                explain: Annotated[bool, Query(description="each attribute's lineage: rule, record, source")] = False,
+                ) -> dict:
+    """The 360 view: identities, consent, stores, channels, orders, visits, computed stats and tags;
+    name, gender, birthday, tier, points, tags, home store, phone and address by survivorship."""
+    return profile.profile(runtime.db, person_for(runtime, principal, member_id), explain=explain)
 
 
 @router.post(
@@ -107,7 +142,8 @@ def enrol_face(
 @router.put("/{member_id}/consent", response_model=Consent, responses={404: {"model": Error}})
 def set_consent(member_id: str, body: ConsentChange, runtime: RuntimeDep, principal: Counter) -> Consent:
     person = person_for(runtime, principal, member_id)
-    if members.set_face_consent(runtime.db, person, body.face) or not body.face:
+    if members.set_face_consent(runtime.db, person, body.face, store=scoped_store(principal),
+                                actor=principal.name) or not body.face:
         erasure.queue_consent_withdrawal(runtime.db, person)
         runtime.after_face_removal()
     return Consent(face=body.face)

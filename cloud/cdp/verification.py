@@ -1,0 +1,134 @@
+"""Proof before a sign-up joins an existing person: a one-time code to the phone, or HQ's merge.
+
+``start`` holds a code for an unverified sign-up (only its hash is stored, bound to the
+verification's id) and sends it to the phone through the SMS sender; ``confirm`` checks a code
+(at most ``MAX_ATTEMPTS`` tries, within ``TTL``) and only then releases the sign-up's identifiers,
+so OneID links it to the person who owns the phone. The sign-up's face consent was given by the
+person now proven to own the phone, so it becomes the person's consent, logged as ``verified_sign_up``.
+HQ's explicit merge (``oneid.merge``) is the other way in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cloud.cdp import members, oneid
+from cloud.channels.sms import SmsFailed, SmsSender
+from cloud.clock import iso, utcnow
+from cloud.db import Database
+from cloud.errors import Conflict, Invalid, NotFound, TooManyRequests, Unavailable
+from protocol.messages import new_id
+
+TTL = timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+#: Codes sent for one sign-up at most (each resend is one more chance to guess, and one more SMS).
+MAX_SENDS = 3
+OTP_TEMPLATE_PARAM = "code"
+
+
+class UnknownVerification(NotFound):
+    code = "unknown_verification"
+
+
+class VerificationClosed(Conflict):
+    """Verified, failed (too many wrong codes) or expired: start again."""
+
+    code = "verification_closed"
+
+
+class WrongCode(Invalid):
+    code = "wrong_code"
+
+
+class TooManySends(TooManyRequests):
+    code = "too_many_codes"
+
+
+class NoSms(Unavailable):
+    """No SMS gateway: the sign-up waits for HQ's explicit merge."""
+
+    code = "sms_not_configured"
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    member_id: str
+    sent: bool  # False: no SMS gateway configured, only HQ's merge can join the records
+    expires: str
+
+
+def _hash(verification_id: str, code: str) -> str:
+    return hashlib.sha256(f"{verification_id}:{code}".encode()).hexdigest()
+
+
+def start(db: Database, member_id: str, *, sms: SmsSender | None, template: str, actor: str,
+          store: str | None) -> Pending:
+    """Hold a fresh code for the unverified sign-up ``member_id`` and text it to its phone."""
+    phone = db.scalar("SELECT value FROM identifiers WHERE member_id = ? AND kind = 'phone' AND blocked = ?",
+                      (member_id, members.UNVERIFIED))
+    if phone is None:
+        raise VerificationClosed(f"member {member_id} has nothing left to verify")
+    sends = db.scalar("SELECT COUNT(*) FROM verifications WHERE member_id = ?", (member_id,))
+    if sends >= MAX_SENDS:
+        raise TooManySends(f"{MAX_SENDS} codes were sent for this sign-up already; HQ can merge it")
+    verification_id, code, now = new_id(), f"{secrets.randbelow(10**6):06d}", utcnow()
+    expires = iso(now + TTL)
+    with db.transaction() as tx:
+        tx.execute("UPDATE verifications SET status = 'replaced', decided = ? WHERE member_id = ? AND status = 'pending'",
+                   (iso(now), member_id))
+        tx.execute("INSERT INTO verifications (id, member_id, kind, value, code_hash, status, attempts, sent, created, "
+                   "expires, store, actor) VALUES (?, ?, 'phone', ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+                   (verification_id, member_id, phone, _hash(verification_id, code), sms is not None, iso(now),
+                    expires, store, actor))
+    sent = sms is not None
+    if sms is not None:
+        try:
+            sms.send(phone, template, {OTP_TEMPLATE_PARAM: code}, out_id=verification_id)
+        except SmsFailed:  # the sign-up stands; a resend or HQ's merge can still join it
+            sent = False
+            db.execute("UPDATE verifications SET sent = ? WHERE id = ?", (False, verification_id))
+    return Pending(verification_id, member_id, sent, expires)
+
+
+def confirm(db: Database, member_id: str, verification_id: str, code: str, *, actor: str) -> str:
+    """Check the code; on success the sign-up joins the phone's person. The person's id."""
+    with db.transaction() as tx:
+        row = tx.one("SELECT * FROM verifications WHERE id = ? AND member_id = ?", (verification_id, member_id))
+        if row is None:
+            raise UnknownVerification(f"no verification {verification_id} for member {member_id}")
+        now = utcnow()
+        if row["status"] == "pending" and row["expires"] < iso(now):
+            tx.execute("UPDATE verifications SET status = 'expired', decided = ? WHERE id = ?", (iso(now), row["id"]))
+            row["status"] = "expired"
+        if row["status"] != "pending":
+            status = row["status"]
+    if row["status"] != "pending":
+        raise VerificationClosed(f"verification {verification_id} is {status}")
+    if not hmac.compare_digest(_hash(verification_id, code.strip()), row["code_hash"]):
+        with db.transaction() as tx:
+            attempts = row["attempts"] + 1
+            tx.execute("UPDATE verifications SET attempts = ?, status = ?, decided = ? WHERE id = ?",
+                       (attempts, "failed" if attempts >= MAX_ATTEMPTS else "pending",
+                        iso(utcnow()) if attempts >= MAX_ATTEMPTS else None, row["id"]))
+        left = MAX_ATTEMPTS - attempts
+        raise WrongCode(f"wrong code; {left} tries left" if left else "wrong code; this verification is closed")
+    with db.transaction() as tx:
+        oneid.lock(tx)
+        tx.execute("UPDATE verifications SET status = 'verified', decided = ? WHERE id = ?", (iso(utcnow()), row["id"]))
+        tx.execute("UPDATE identifiers SET blocked = NULL WHERE member_id = ? AND blocked = ?",
+                   (member_id, members.UNVERIFIED))
+        tx.execute("UPDATE members SET source_key = ? WHERE id = ? AND source_key IS NULL AND NOT EXISTS "
+                   "(SELECT 1 FROM members o WHERE o.source = ? AND o.source_key = ?)",
+                   (row["value"], member_id, members.MEMBER_SOURCE, row["value"]))
+        oneid.resolve_around(tx, [member_id], actor=f"verified by code ({actor})")
+        person = tx.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member_id,))
+        consent = tx.scalar("SELECT face_consent FROM members WHERE id = ?", (member_id,))
+        if consent and person != member_id:
+            tx.execute("UPDATE members SET face_consent = ? WHERE id = ?", (True, person))
+            members.log_consent(tx, person, member_id, True, store=row["store"], actor=actor, how="verified_sign_up")
+    return person
