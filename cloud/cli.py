@@ -149,6 +149,8 @@ def import_file(
     data = file.read_bytes()  # an OSError is reported by _Commands: "cannot read <file>: <why>"
     companion = items.read_bytes() if items is not None else None
     database = _open(db, config)
+    report: Any
+    measures: tuple[str, ...]
     try:
         if kind is not None:
             from cloud.masterdata.importer import import_master
@@ -158,6 +160,7 @@ def import_file(
         else:
             from cloud.cdp.imports.importer import import_file as import_export
 
+            assert channel is not None  # exactly one of --channel and --kind, checked above
             report = import_export(database, channel, data, companion=companion, store=store, source=file.name,
                                    progress=True, actor="cli")
             measures = ("rows", "orders", "refunds", "lines", "buyers_new", "buyers_known", "persons_changed")
