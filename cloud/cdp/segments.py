@@ -10,6 +10,8 @@ A condition is one of::
     {"store": "sh-001"}   (bought or visited there)  {"channel": "tmall"}
     {"visited": {"store": "sh-001", "within_days": 30, "min_count": 1}}
     {"consent": {"face": true}}
+    {"dim": {"name": "bought.category.days", "scope": "护肤", "days": 90}}   (one of 100+ catalogued
+          dimensions: ``cloud.cdp.dimensions``, ``GET /v1/segments/dimensions``)
 
 "Bought A in 90 days but not B" is ``{"and": [{"bought": {"category": "A", "within_days": 90}},
 {"not": {"bought": {"category": "B", "within_days": 90}}}]}``. Every value the caller gives
@@ -29,6 +31,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
+from cloud.cdp import dimensions
 from cloud.cdp.lifecycle import LIFECYCLE_STAGES, VALUE_TIERS
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
@@ -115,6 +118,19 @@ class HasConsent(_Strict):
     consent: ConsentSpec
 
 
+class Dim(_Strict):
+    dim: dimensions.DimSpec
+
+    @model_validator(mode="after")
+    def _known(self) -> "Dim":
+        try:
+            checked = dimensions.validate(self.dim)
+        except dimensions.DimensionError as exc:
+            raise ValueError(str(exc)) from None
+        object.__setattr__(self, "dim", checked)
+        return self
+
+
 class And(_Strict):
     and_: list["Condition"] = Field(alias="and", min_length=1, max_length=MAX_NODES)
 
@@ -130,6 +146,7 @@ class Not(_Strict):
 _KINDS = {
     "and": And, "or": Or, "not": Not, "bought": Bought, "tag": HasTag, "lifecycle": Lifecycle,
     "value_tier": ValueTier, "store": AtStore, "channel": InChannel, "visited": Visited, "consent": HasConsent,
+    "dim": Dim,
 }
 
 
@@ -251,6 +268,8 @@ def _compile(node: object, now: int, params: list) -> str:
         params += args + [v.min_count]
         return (f"p.id IN (SELECT {_PERSON} FROM visits v JOIN members m ON m.id = v.member_id "
                 f"WHERE {' AND '.join(where)} GROUP BY {_PERSON} HAVING COUNT(*) >= ?)")
+    if isinstance(node, Dim):
+        return dimensions.compile(node.dim, datetime.fromtimestamp(now, timezone.utc), params)
     if isinstance(node, HasConsent):
         # the person's own consent is their head record's: a merged-in record's flag does not count
         inner = "p.id IN (SELECT id FROM members WHERE face_consent = 1 AND merged_into IS NULL)"
@@ -267,15 +286,19 @@ def _uses_stats(node: object) -> bool:
         return any(_uses_stats(c) for c in (node.and_ if isinstance(node, And) else node.or_))
     if isinstance(node, Not):
         return _uses_stats(node.not_)
+    if isinstance(node, Dim):
+        return dimensions.uses_stats(node.dim)
     return isinstance(node, (Lifecycle, ValueTier))
 
 
 def _where(condition: Condition | None, as_of: datetime | None, store: str | None, *,
-           stats: bool = False) -> tuple[str, list]:
-    """The FROM/WHERE of a segment (no condition = every person); stats joined when needed."""
+           stats: bool = False, joins: str | None = None) -> tuple[str, list]:
+    """The FROM/WHERE of a segment (no condition = every person); stats joined when needed (``joins``:
+    the caller's joins instead, which must include person_stats as ``s``)."""
     now = int((as_of or datetime.now(timezone.utc)).timestamp())
     params: list = []
     join = _STATS if stats or (condition is not None and _uses_stats(condition)) else ""
+    join = joins if joins is not None else join
     base = f"FROM members p {join} WHERE p.merged_into IS NULL"
     sql = base if condition is None else f"{base} AND {_compile(condition, now, params)}"
     if store is not None:  # a store manager sees only people who bought or visited there
@@ -349,6 +372,42 @@ def split_counts(db: Database, condition: Condition, *, salt: str, split: Sequen
         counts[variant(person, salt, split)] += 1
     return counts
 
+
+
+def portrait(db: Database, condition: Condition | None, *, as_of: datetime | None = None,
+             store: str | None = None) -> dict:
+    """人群画像: the segment against the whole base by city tier, age band, gender, channel (favourite),
+    tier and lifecycle. Two grouped scans (segment, base); per facet and value: both counts, both
+    shares and the index (segment share / base share x 100, TGI)."""
+    at = as_of or datetime.now(timezone.utc)
+    exprs, head = [], []
+    for expr, expr_params in dimensions.FACETS.values():
+        exprs.append(expr)
+        head += expr_params(at)
+    select = ", ".join(f"{e} AS f{i}" for i, e in enumerate(exprs))
+    group = ", ".join(f"f{i}" for i in range(len(exprs)))
+    with db.transaction() as tx:
+        sides = {}
+        for side, cond in (("segment", condition), ("base", None)):
+            sql, params = _where(cond, as_of, store, joins=dimensions.FACET_JOINS)
+            sides[side] = tx.rows(f"SELECT {select}, COUNT(*) {sql} GROUP BY {group}", (*head, *params))
+    totals = {side: sum(r[-1] for r in rows) for side, rows in sides.items()}
+    facets = {}
+    for i, name in enumerate(dimensions.FACETS):
+        counts: dict[str, dict[str, int]] = {}
+        for side, rows in sides.items():
+            for r in rows:
+                key = "unknown" if r[i] in (None, "") else str(r[i])
+                counts.setdefault(key, {"segment": 0, "base": 0})[side] += r[-1]
+        values = []
+        for key, c in sorted(counts.items(), key=lambda kv: (-kv[1]["base"], kv[0])):
+            seg_share = c["segment"] / totals["segment"] if totals["segment"] else 0.0
+            base_share = c["base"] / totals["base"] if totals["base"] else 0.0
+            values.append({"value": key, "segment": c["segment"], "base": c["base"],
+                           "segment_share": round(seg_share, 4), "base_share": round(base_share, 4),
+                           "index": round(seg_share / base_share * 100, 1) if base_share else None})
+        facets[name] = values
+    return {"segment": totals["segment"], "base": totals["base"], "facets": facets}
 
 
 class UnknownSegment(NotFound):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from cloud.api.deps import Admin, PagingDep, Reader, RuntimeDep, api_error, scoped_store
 from cloud.api.schemas import CountOut, Error, MemberRow, Page, SegmentIn, SegmentOut, SegmentQuery
-from cloud.cdp import segments
+from cloud.cdp import dimensions, segments
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 
@@ -23,6 +24,62 @@ def _shares(split: str) -> list[int]:
     if sum(shares) != 100:
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_split", "group shares must add up to 100")
     return shares
+
+
+class DimensionOut(BaseModel):
+    name: str
+    group: str = Field(description="attribute | value | purchase | store")
+    type: str = Field(description="enum | text | number | date | bool")
+    label: str = Field(description="the name HQ's picker shows (Chinese)")
+    description: str
+    operators: list[str]
+    scope: str | None = Field(description="what the node's scope names: channel, store, category, sku or tag")
+    window: str | None = Field(description="days: the last N days; between: from and to (local dates)")
+    values: list[str] | None = Field(description="the allowed values of an enum")
+    example: dict[str, Any] = Field(description="a condition node using the dimension")
+
+
+class DimensionsOut(BaseModel):
+    count: int
+    items: list[DimensionOut]
+
+
+class FacetValue(BaseModel):
+    value: str
+    segment: int
+    base: int
+    segment_share: float
+    base_share: float
+    index: float | None = Field(description="segment share / base share x 100 (TGI); null when the base has none")
+
+
+class PortraitOut(BaseModel):
+    segment: int = Field(description="persons in the segment")
+    base: int = Field(description="persons in the whole base (a store manager's: their store's)")
+    facets: dict[str, list[FacetValue]] = Field(
+        description="city_tier, age_band, gender, channel (favourite), tier, lifecycle")
+
+
+@router.get("/dimensions", response_model=DimensionsOut)
+def dimension_catalogue(principal: Reader) -> DimensionsOut:
+    """Every dimension a ``dim`` condition node can name: name, type, operators, example."""
+    items = [DimensionOut(**d) for d in dimensions.catalogue()]
+    return DimensionsOut(count=len(items), items=items)
+
+
+@router.post("/portrait", response_model=PortraitOut, responses={422: {"model": Error}})
+def portrait_adhoc(body: SegmentQuery, runtime: RuntimeDep, principal: Reader) -> PortraitOut:
+    """人群画像 of a condition without saving it."""
+    condition = segments.Condition.parse(body.condition)
+    return PortraitOut(**segments.portrait(runtime.db, condition, as_of=body.as_of, store=scoped_store(principal)))
+
+
+@router.get("/{segment_id}/portrait", response_model=PortraitOut, responses={404: {"model": Error}})
+def portrait_saved(segment_id: str, runtime: RuntimeDep, principal: Reader,
+                   as_of: datetime | None = None) -> PortraitOut:
+    """人群画像: the segment against the whole base by city tier, age band, gender, channel, tier, lifecycle."""
+    _, condition = segments.saved(runtime.db, segment_id)
+    return PortraitOut(**segments.portrait(runtime.db, condition, as_of=as_of, store=scoped_store(principal)))
 
 
 @router.post("/count", response_model=CountOut, responses={422: {"model": Error}})
