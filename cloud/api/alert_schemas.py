@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from cloud.api.schemas import Input
 
 StatusFilter = Literal["open", "acked", "all"]
 
 
-class AckIn(BaseModel):
+class AckIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     note: Annotated[str, Field(max_length=500)] | None = Field(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.api.schemas import Input
 from protocol.esl import TAG_TYPES, Color, TagTypeId
 from protocol.messages import Id
 
 
-class LabelIn(BaseModel):
+class LabelIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     sku: Id = Field(description="the product the label hangs under")
@@ -27,7 +28,7 @@ class LabelOut(BaseModel):
     colors: tuple[Color, ...]
 
     @classmethod
-    def of(cls, label_id: str, store: str, sku: str, tag_type: str) -> "LabelOut":
+    def of(cls, label_id: str, store: str, sku: str, tag_type: str) -> LabelOut:
         tag = TAG_TYPES[tag_type]
         return cls(label_id=label_id, store=store, sku=sku, tag_type=tag.id, width=tag.width, height=tag.height,
                    colors=tag.colors)

@@ -6,8 +6,10 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.api.schemas import Input
 
-class PerishableIn(BaseModel):
+
+class PerishableIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     expires_on: date = Field(description="the last day the store's stock of this product may be sold")

@@ -7,12 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.api.schemas import Input
 from cloud.fleet.rollout.evaluate import Tolerances
 from protocol.facepack.signing import SignedManifest
 from protocol.messages import Id
 
 
-class RolloutIn(BaseModel):
+class RolloutIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     brand: Id
@@ -26,7 +27,7 @@ class RolloutIn(BaseModel):
     tolerances: Tolerances = Tolerances()
 
 
-class ReasonIn(BaseModel):
+class ReasonIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=500)

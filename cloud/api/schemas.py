@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 T = TypeVar("T")
 DEFAULT_TIER = "普通会员"
@@ -23,13 +23,42 @@ Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Gender = Literal["female", "male"]
 
 
+#: Control characters no request text may hold: NUL (PostgreSQL refuses it in text, which made a
+#: 500 and an unfinished import) and the other C0 controls and DEL; tab and line breaks stay.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def refuse_control_characters(value: Any, where: str = "body") -> None:
+    """Raise ValueError when a string anywhere in ``value`` (keys too) holds a control character."""
+    if isinstance(value, str):
+        if CONTROL_CHARACTERS.search(value):
+            raise ValueError(f"{where}: control characters (NUL and the like) are not allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_control_characters(key, where)
+            refuse_control_characters(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            refuse_control_characters(item, where)
+
+
+class Input(BaseModel):
+    """A request body: refused (422) when any text in it holds a control character, on every backend."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        refuse_control_characters(data)
+        return data
+
+
 class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     face: bool = Field(description="may the member's face be enrolled and recognised in stores")
 
 
-class MemberCreate(BaseModel):
+class MemberCreate(Input):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -73,7 +102,7 @@ class MemberCreated(BaseModel):
     verification: VerificationOut | None = None
 
 
-class CodeIn(BaseModel):
+class CodeIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$")]
@@ -159,7 +188,7 @@ class Page(BaseModel, Generic[T]):
     total: int | None = Field(default=None, description="all matching rows, where cheap to count")
 
 
-class ConsentChange(BaseModel):
+class ConsentChange(Input):
     model_config = ConfigDict(extra="forbid")
 
     face: bool
@@ -183,7 +212,7 @@ class MemberRow(BaseModel):
     orders: int | None = None
 
 
-class MergeRequest(BaseModel):
+class MergeRequest(Input):
     model_config = ConfigDict(extra="forbid")
 
     a: str
@@ -191,7 +220,7 @@ class MergeRequest(BaseModel):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
-class SplitRequest(BaseModel):
+class SplitRequest(Input):
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -205,7 +234,7 @@ class ResolutionOut(BaseModel):
     seconds: float
 
 
-class RuleIn(BaseModel):
+class RuleIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     hard: bool
@@ -220,7 +249,7 @@ class RuleOut(RuleIn):
     max_share: int = Field(ge=0, description="0 for the soft rules (face, mac), which never link")
 
 
-class BlockIn(BaseModel):
+class BlockIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     kind: Annotated[str, StringConstraints(min_length=1, max_length=30)] = Field(description="'*' = any kind")
@@ -228,14 +257,14 @@ class BlockIn(BaseModel):
     reason: Label
 
 
-class SegmentIn(BaseModel):
+class SegmentIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     condition: dict
 
 
-class SegmentQuery(BaseModel):
+class SegmentQuery(Input):
     model_config = ConfigDict(extra="forbid")
 
     condition: dict
@@ -255,7 +284,7 @@ class CountOut(BaseModel):
     groups: dict[str, int] | None = Field(default=None, description="A/B group sizes, when a salt is given")
 
 
-class TagRuleIn(BaseModel):
+class TagRuleIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     name: Label
@@ -270,7 +299,7 @@ class TagCount(BaseModel):
     persons: int
 
 
-class StoreIn(BaseModel):
+class StoreIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     id: str
@@ -283,7 +312,7 @@ class StoreOut(StoreIn):
     created: datetime
 
 
-class KeyIn(BaseModel):
+class KeyIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     name: Label
@@ -311,7 +340,7 @@ class Whoami(BaseModel):
     person: str | None = Field(default=None, description="whom the key was issued to")
 
 
-class DeviceIn(BaseModel):
+class DeviceIn(Input):
     """A member's phone: its MAC is keyed with the brand secret at once and never stored."""
 
     model_config = ConfigDict(extra="forbid")

@@ -343,6 +343,16 @@ def variant(person_id: str, salt: str, split: Sequence[int]) -> str:
     return chr(ord("A") + len(split) - 1)
 
 
+#: What a spreadsheet reads as the start of a formula (and the tab/CR that hide one).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_safe(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading ``'``
+    (an imported name ``=HYPERLINK("http://evil","x")`` must not become a live link at HQ)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def export_csv(db: Database, condition: Condition, *, as_of: datetime | None = None, store: str | None = None,
                salt: str | None = None, split: Sequence[int] = (50, 50), batch: int = 5000) -> Iterator[str]:
     """The whole segment as CSV text chunks, with each person's A/B group when a salt is given."""
@@ -358,7 +368,8 @@ def export_csv(db: Database, condition: Condition, *, as_of: datetime | None = N
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for r in rows:
-            writer.writerow([r["id"], r["name"] or "", r["lifecycle"] or "", r["value_tier"] or "", r["ltv"] or 0,
+            writer.writerow([r["id"], formula_safe(r["name"] or ""), formula_safe(r["lifecycle"] or ""),
+                             formula_safe(r["value_tier"] or ""), r["ltv"] or 0,
                              r["orders"] or 0] + ([variant(r["id"], salt, split)] if salt else []))
         yield buffer.getvalue()
         offset += batch

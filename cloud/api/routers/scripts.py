@@ -8,14 +8,14 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import Admin, HqReader, RuntimeDep
-from cloud.api.schemas import Error
+from cloud.api.schemas import Error, Input
 from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts import outcomes, templates
 
 router = APIRouter(prefix="/scripts", tags=["scripts"])
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     situation: templates.Situation
