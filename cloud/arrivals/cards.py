@@ -90,7 +90,8 @@ class CardBuilder:
             member = match.member
             advice = advise(self._db, member, arrival.store, made, limit=self._recommendations)
             summary = MemberSummary(
-                member_id=member.id, name=member.name, title=title_for(member.name, member.gender), tier=member.tier,
+                member_id=member.id, name=member.name, tier=member.tier,
+                title=title_for(member.name, member.gender) or "会员",  # neither name nor gender known
                 tags=member.tags, visits=visits.visit_count(self._db, member.id, arrival.brand),
                 enrolled_photo=thumbnails.card_photo(self._db, member.id),
                 **history(self._db, advice.person, visit_id=visit_id),

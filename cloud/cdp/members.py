@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import uuid4
 
-from cloud.cdp import oneid
+from cloud.cdp import oneid, survivorship
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
@@ -53,6 +53,9 @@ class Member:
     face_consent: bool
     created: datetime
     verified: bool = True  # False: a sign-up held apart until its phone's owner proves it
+    birthday: str | None = None  # ISO date, when a source knows it
+    points: int | None = None
+    home_store: str | None = None
 
 
 def add_member(
@@ -125,24 +128,20 @@ def member(db: Database, member_id: str) -> Member | None:
         )
         if head is None:
             return None
-        cluster = tx.query(
-            "SELECT name, gender FROM members WHERE id = ? OR merged_into = ? ORDER BY created, id",
-            (head["id"], head["id"]),
-        )
+        # name, gender, tier, tags and phone by the brand's survivorship rules, never "the head's"
+        best = survivorship.values_of(survivorship.person_attributes(tx, head["id"]))
+        declared = list(dict.fromkeys(c for (raw,) in tx.rows(
+            "SELECT preferences FROM members WHERE id = ? OR merged_into = ? ORDER BY created, id",
+            (head["id"], head["id"])) for c in json.loads(raw)))  # every record's declared categories
         unverified = tx.scalar("SELECT 1 FROM identifiers WHERE member_id = ? AND blocked = ? LIMIT 1",
                                (head["id"], UNVERIFIED))
-        phone = tx.scalar(
-            "SELECT i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
-            "WHERE (m.id = ? OR m.merged_into = ?) AND i.kind = 'phone' AND i.blocked IS NULL "
-            "ORDER BY m.created, m.id, i.id LIMIT 1",
-            (head["id"], head["id"]),
-        )
     return Member(
-        id=head["id"], name=next((r["name"] for r in cluster if r["name"]), ""), phone=phone,
-        gender=next((r["gender"] for r in cluster if r["gender"]), None), tier=head["tier"],
-        tags=json.loads(head["tags"]), categories=json.loads(head["preferences"]),
+        id=head["id"], name=str(best["name"] or ""), phone=best["phone"],  # type: ignore[arg-type]
+        gender=best["gender"], tier=str(best["tier"] or survivorship.DEFAULT_TIER),  # type: ignore[arg-type]
+        tags=list(best["tags"]), categories=declared,  # type: ignore[call-overload]
         face_consent=bool(head["face_consent"]), created=datetime.fromisoformat(head["created"]),
-        verified=not unverified,
+        verified=not unverified, birthday=best["birthday"], points=best["points"],  # type: ignore[arg-type]
+        home_store=best["home_store"],  # type: ignore[arg-type]
     )
 
 

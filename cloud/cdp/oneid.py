@@ -41,6 +41,11 @@ _ONEID_LOCK = 0x1D5C1
 #: nobody, and no blocklist replay releases them.
 UNVERIFIED = "unverified"
 MANUAL_PRIORITY = 1000
+#: links an operator decided: a manual merge (still bound by the per-person limits) and a review
+#: merge of a conflict (not bound by them: the operator saw both sides' evidence)
+_DECIDED = ("manual", "review")
+#: the blocked reason of a value a conflict decision assigned to another record (kept by reclassify)
+CONFLICT_BLOCK = "conflict:"
 _CHUNK = 500
 
 #: SQL for the person a stored member id belongs to now (``members`` aliased ``m``).
@@ -66,6 +71,17 @@ class Rule:
     max_per_person: int
     max_share: int
     enabled: bool
+
+
+@dataclass
+class _Contest:
+    """A group of records sharing a value whose union would break a per-person limit."""
+
+    kind: str
+    value: str
+    reason: str
+    sides: list[list[str]]  # each side's records holding the value
+    floating: dict[str, str | None]  # a record holding no limited value -> the record it stayed with
 
 
 @dataclass
@@ -164,6 +180,13 @@ def resolve_around(tx: Tx, member_ids: Sequence[str], *, actor: str) -> Resoluti
                 (kind, value, active[kind].max_share + 1))
             if len(neighbours) <= active[kind].max_share:
                 persons.update(r[0] for r in neighbours)
+    # links refused or held for review at an earlier resolution: their blocker may have changed
+    # (a split, an assigned value, a record gone), so their other side is revisited too
+    for chunk in _chunks(_cluster_records(tx, sorted(persons))):
+        marks = _in(chunk)
+        for a, b in tx.rows(f"SELECT a, b FROM links WHERE status IN ('rejected', 'review') AND "
+                            f"(a IN ({marks}) OR b IN ({marks}))", (*chunk, *chunk)):
+            persons.update(p for p in (_person(tx, a), _person(tx, b)) if p)
     return _resolve_persons(tx, sorted(persons), actor=actor, active=active)
 
 
@@ -200,7 +223,8 @@ def reclassify(tx: Tx) -> int:
     changes = [
         (reason, row_id)
         for row_id, kind, value, blocked in tx.rows("SELECT id, kind, value, blocked FROM identifiers")
-        if blocked != UNVERIFIED and (reason := blocklist.reason(kind, value)) != blocked
+        if blocked != UNVERIFIED and not (blocked or "").startswith(CONFLICT_BLOCK)  # a review decision
+        and (reason := blocklist.reason(kind, value)) != blocked
     ]
     tx.executemany("UPDATE identifiers SET blocked = ? WHERE id = ?", changes)
     return len(changes)
@@ -250,24 +274,24 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         if kind in hard:
             groups[(kind, value)].append((created, member_id))
 
-    # 2. candidate links: each group's earliest record to every other, strongest rule first
-    manual = tx.rows("SELECT a, b FROM links WHERE rule = 'manual' AND status = 'active'")
-    candidates: list[tuple[int, str, str, str, str, str]] = []  # priority, kind, value, a, b, rule
+    # 2. candidate links: manual and review-merge pairs first, then each group of records sharing a
+    #    value, strongest rule first (the group's earliest record links to every other)
+    manual = tx.rows(f"SELECT a, b, rule FROM links WHERE rule IN ({_in(_DECIDED)}) AND status = 'active'", _DECIDED)
+    pairs: list[tuple[str, str, str]] = [(a, b, rule) for a, b, rule in manual
+                                         if scope is None or (a in scope and b in scope)]
+    linkable: list[tuple[int, str, str, list[str]]] = []  # priority, kind, value, records (earliest first)
     too_common: list[tuple[str, str, str, str]] = []
-    for (kind, value), members in groups.items():
-        if len(members) < 2:
+    for (kind, value), sharing in groups.items():
+        if len(sharing) < 2:
             continue
-        first = members[0][1]
-        if len(members) > active[kind].max_share:
-            too_common += [(kind, value, first, m) for _, m in members[1:]]
+        first = sharing[0][1]
+        if len(sharing) > active[kind].max_share:
+            too_common += [(kind, value, first, m) for _, m in sharing[1:]]
             continue
-        candidates += [(active[kind].priority, kind, value, first, m, kind) for _, m in members[1:]]
-    for a, b in manual:
-        if scope is None or (a in scope and b in scope):
-            candidates.append((MANUAL_PRIORITY, "manual", "", a, b, "manual"))
-    candidates.sort(key=lambda c: -c[0])
+        linkable.append((active[kind].priority, kind, value, [m for _, m in sharing]))
+    linkable.sort(key=lambda g: (-g[0], g[1], g[2]))
 
-    involved = {c[3] for c in candidates} | {c[4] for c in candidates}
+    involved = {m for g in linkable for m in g[3]} | {a for a, _, _ in pairs} | {b for _, b, _ in pairs}
     values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     if scope is not None:
         for kind, value, member_id, _ in order_rows:
@@ -292,33 +316,95 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
             blocked_pairs[a].add(b)
             blocked_pairs[b].add(a)
 
-    # 3. union-find with per-person limits and cannot-link pairs
+    if scope is None:
+        old_head = dict(tx.rows("SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL"))
+    else:
+        old_head = {}
+        for chunk in _chunks(sorted(scope)):
+            old_head.update(tx.rows(
+                f"SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL AND id IN ({_in(chunk)})", chunk))
+
+    # 3. union-find with per-person limits and cannot-link pairs; a group whose records would give
+    #    one person two values of a limited kind (one phone on two member cards) is a conflict: its
+    #    sides stay apart, records holding no such value stay with the side they were with before
+    #    (never moving history), and the candidate links wait in ``identity_conflicts``
     uf = _UnionFind()
     members_of: dict[str, list[str]] = {}
     outcome: list[tuple[str, str, str, str, str, int, str, str | None]] = []
-    for priority, kind, value, a, b, rule in candidates:
+    contested: list[_Contest] = []
+
+    def union(a: str, b: str, *, check_limits: bool) -> str | None:
         ra, rb = uf.find(a), uf.find(b)
-        reason = None
-        if ra != rb:
-            ma, mb = members_of.get(ra, [ra]), members_of.get(rb, [rb])
-            if any(x in blocked_pairs and blocked_pairs[x] & set(mb) for x in ma):
-                reason = "cannot_link"
+        if ra == rb:
+            return None
+        ma, mb = members_of.get(ra, [ra]), members_of.get(rb, [rb])
+        if any(x in blocked_pairs and blocked_pairs[x] & set(mb) for x in ma):
+            return "cannot_link"
+        va, vb = values[ra], values[rb]
+        if check_limits:
+            for limited_kind in limited:
+                if len(va.get(limited_kind, set()) | vb.get(limited_kind, set())) > active[limited_kind].max_per_person:
+                    return f"limit:{limited_kind}"
+        big, small = (ra, rb) if len(ma) >= len(mb) else (rb, ra)
+        uf.parent[small] = big
+        members_of[big] = ma + mb
+        members_of.pop(small, None)
+        for k, vals in values.pop(small, {}).items():
+            values[big][k] |= vals
+        return None
+
+    for a, b, rule in pairs:
+        reason = union(a, b, check_limits=rule != "review")
+        outcome.append((a, b, "manual", "", rule, MANUAL_PRIORITY, "active" if reason is None else "rejected", reason))
+    for priority, kind, value, records_ in linkable:
+        first = records_[0]
+        roots = list(dict.fromkeys(uf.find(m) for m in records_))
+        violated = [k for k in sorted(limited)
+                    if len(set().union(*(values[r].get(k, set()) for r in roots))) > active[k].max_per_person]
+        if not violated:
+            for m in records_[1:]:
+                reason = union(first, m, check_limits=True)
+                outcome.append((first, m, kind, value, kind, priority, "active" if reason is None else "rejected", reason))
+            continue
+        reason = "conflict:" + ",".join(f"limit:{k}" for k in violated)
+        foreign = {r: any(values[r].get(k, set()) - ({value} if k == kind else set()) for k in violated) for r in roots}
+        sides = [r for r in roots if foreign[r]]
+        in_group = {r: [m for m in records_ if uf.find(m) == r] for r in roots}
+        side_records = [in_group[r] for r in sides]
+
+        def old_persons(root: str) -> set[str]:
+            return {old_head.get(m, m) for m in members_of.get(root, [root])}
+
+        attached: dict[str, str | None] = {}
+        for r in roots:
+            if foreign[r]:
+                continue
+            mine = old_persons(r)
+            homes = [s for s in sides if old_persons(s) & mine] if len(sides) > 1 else sides
+            target = homes[0] if len(homes) == 1 else None
+            for m in in_group[r]:
+                attached[m] = None
+            if target is not None:
+                anchor = in_group[target][0]
+                why = union(anchor, in_group[r][0], check_limits=False)
+                for m in in_group[r]:
+                    attached[m] = anchor if why is None else None
+                    outcome.append((anchor, m, kind, value, kind, priority, "active" if why is None else "rejected",
+                                    None if why is None else why))
             else:
-                va, vb = values[ra], values[rb]
-                for limited_kind in limited:
-                    merged = va.get(limited_kind, set()) | vb.get(limited_kind, set())
-                    if len(merged) > active[limited_kind].max_per_person:
-                        reason = f"limit:{limited_kind}"
-                        break
-            if reason is None:
-                big, small = (ra, rb) if len(ma) >= len(mb) else (rb, ra)
-                uf.parent[small] = big
-                members_of[big] = ma + mb
-                members_of.pop(small, None)
-                for k, vals in values.pop(small, {}).items():
-                    values[big][k] |= vals
-        outcome.append((a, b, kind, value, rule, priority, "active" if reason is None else "rejected", reason))
+                outcome += [(side_records[0][0] if side_records else first, m, kind, value, kind, priority, "review",
+                             reason) for m in in_group[r]]
+        for s in sides[1:]:
+            outcome.append((side_records[0][0], in_group[s][0], kind, value, kind, priority, "review", reason))
+        def kept_apart(x: str, y: str) -> bool:  # a keep-apart decision (or a split) already stands
+            other = set(members_of.get(y, [y]))
+            return any(blocked_pairs.get(m, set()) & other for m in members_of.get(x, [x]))
+
+        apart = any(not kept_apart(sides[i], sides[j]) for i in range(len(sides)) for j in range(i + 1, len(sides)))
+        if apart or any(v is None for v in attached.values()):
+            contested.append(_Contest(kind, value, reason, side_records, attached))
     outcome += [(a, b, k, v, k, active[k].priority, "rejected", "value_too_common") for k, v, a, b in too_common]
+    settled = {(g[1], g[2]) for g in linkable} - {(c.kind, c.value) for c in contested}
 
     # 4. each component's person is its earliest record
     new_head: dict[str, str] = {}
@@ -327,30 +413,25 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         for m in members:
             if m != head:
                 new_head[m] = head
-    if scope is None:
-        old_head = dict(tx.rows("SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL"))
-    else:
-        old_head = {}
-        for chunk in _chunks(sorted(scope)):
-            old_head.update(tx.rows(
-                f"SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL AND id IN ({_in(chunk)})", chunk))
     changes = [(new_head.get(m), m) for m in set(old_head) | set(new_head) if old_head.get(m) != new_head.get(m)]
     tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
 
     # 5. the links that explain it, replacing the previous rule links of this scope
     if scope is None:
-        tx.execute("DELETE FROM links WHERE status <> 'split' AND rule <> 'manual'")
+        tx.execute(f"DELETE FROM links WHERE status <> 'split' AND rule NOT IN ({_in(_DECIDED)})", _DECIDED)
     else:
         for chunk in _chunks(sorted(scope)):
-            tx.execute(f"DELETE FROM links WHERE status <> 'split' AND rule <> 'manual' AND a IN ({_in(chunk)})", chunk)
+            tx.execute(f"DELETE FROM links WHERE status <> 'split' AND rule NOT IN ({_in(_DECIDED)}) "
+                       f"AND a IN ({_in(chunk)})", (*_DECIDED, *chunk))
     now = _now()
     tx.copy("links", ("a", "b", "kind", "value", "rule", "priority", "status", "reason", "created", "actor"),
             ((a, b, k, v, rule, p, st, reason, now, actor) for a, b, k, v, rule, p, st, reason in outcome
-             if rule != "manual"))
+             if rule not in _DECIDED))
     for a, b, _, _, rule, _, st, reason in outcome:
-        if rule == "manual":
-            tx.execute("UPDATE links SET status = ?, reason = ? WHERE rule = 'manual' AND a = ? AND b = ? "
-                       "AND status <> 'split'", (st, reason, a, b))
+        if rule in _DECIDED:
+            tx.execute("UPDATE links SET status = ?, reason = ? WHERE rule = ? AND a = ? AND b = ? "
+                       "AND status <> 'split'", (st, reason, rule, a, b))
+    _queue_conflicts(tx, contested, settled, now)
 
     # 6. audit what changed, and let face galleries re-read owners
     changed = _audit_changes(tx, old_head, new_head, actor, now)
@@ -362,6 +443,32 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         links=accepted, rejected=len(outcome) - accepted, changed_persons=changed,
         seconds=time.perf_counter() - started,
     )
+
+
+def _queue_conflicts(tx: Tx, contested: list[_Contest], settled: set[tuple[str, str]], now: str) -> None:
+    """Open (or refresh) a review item per contested value; clear the open ones no longer contested.
+
+    A decided item whose records cover the group's stands (its decision is in the links, the
+    cannot-link pairs or the blocked values, all kept by a rebuild): it is not reopened.
+    """
+    open_rows = tx.query("SELECT id, kind, value FROM identity_conflicts WHERE status = 'open'")
+    cleared = [(now, r["id"]) for r in open_rows if (r["kind"], r["value"]) in settled]
+    tx.executemany("UPDATE identity_conflicts SET status = 'cleared', updated = ? WHERE id = ?", cleared)
+    for c in contested:
+        records = {m for side in c.sides for m in side} | set(c.floating)
+        sides, floating = json.dumps(c.sides), json.dumps(c.floating, sort_keys=True)
+        existing = tx.query("SELECT id, status, sides, floating FROM identity_conflicts WHERE kind = ? AND value = ? "
+                            "ORDER BY id DESC", (c.kind, c.value))
+        current = next((r for r in existing if r["status"] == "open"), None)
+        if current is not None:
+            tx.execute("UPDATE identity_conflicts SET sides = ?, floating = ?, reason = ?, updated = ? WHERE id = ?",
+                       (sides, floating, c.reason, now, current["id"]))
+            continue
+        if any(records <= ({m for side in json.loads(r["sides"]) for m in side} | set(json.loads(r["floating"])))
+               for r in existing):
+            continue  # decided before, and nobody new joined
+        tx.execute("INSERT INTO identity_conflicts (kind, value, reason, sides, floating, status, created, updated) "
+                   "VALUES (?, ?, ?, ?, ?, 'open', ?, ?)", (c.kind, c.value, c.reason, sides, floating, now, now))
 
 
 def _audit_changes(tx: Tx, old: dict[str, str], new: dict[str, str], actor: str, now: str) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from cloud.cdp import survivorship
 from cloud.cdp.members import consent_history
 from cloud.db import Database
 
@@ -34,9 +35,14 @@ def visible_to_store(db: Database, person: str, store: str) -> bool:
     return False
 
 
-def profile(db: Database, person: str, *, recent: int = 10) -> dict:
+def profile(db: Database, person: str, *, recent: int = 10, explain: bool = False) -> dict:
+    """The person's 360 view; attributes by the brand's survivorship rules, and with ``explain``
+    each attribute's lineage (rule, record, source, when observed)."""
     with db.transaction() as tx:
         head = tx.one("SELECT * FROM members WHERE id = ?", (person,))
+        if head is None:
+            raise KeyError(person)  # callers resolve the person first (person_for)
+        attributes = survivorship.person_attributes(tx, person)
         records = tx.query("SELECT id, source, source_key, home_store, face_consent, created FROM members "
                            "WHERE id = ? OR merged_into = ? ORDER BY created, id", (person, person))
         ids = [r["id"] for r in records]
@@ -61,13 +67,21 @@ def profile(db: Database, person: str, *, recent: int = 10) -> dict:
         tag_rows = tx.query("SELECT tag, value, source FROM person_tags WHERE member_id = ? ORDER BY tag", (person,))
     if stats:
         stats["top_categories"] = json.loads(stats["top_categories"])
-    return {
-        "id": person, "name": head["name"], "gender": head["gender"], "tier": head["tier"],
+    best = survivorship.values_of(attributes)
+    out = {
+        "id": person, "name": best["name"], "gender": best["gender"],
+        "tier": best["tier"] or survivorship.DEFAULT_TIER, "birthday": best["birthday"],
+        "points": None if best["points"] is None else {"balance": best["points"]},
+        "home_store": best["home_store"], "phone": best["phone"], "address": best["address"],
+        "member_tags": best["tags"],
         "consent": {"face": bool(head["face_consent"]), "history": consent_history(db, ids)}, "faces": faces,
         "records": records, "identifiers": identifiers, "stores": sorted(stores), "channels": channels,
         "orders": {"count": totals["n"], "lifetime_value": round(totals["ltv"], 2), "recent": orders},
         "visits": {"count": visit_count, "recent": visits}, "stats": stats, "tags": tag_rows,
         "preferences": json.loads(head["preferences"]),
     }
+    if explain:
+        out["lineage"] = survivorship.lineage_of(attributes)
+    return out
 
 

@@ -105,6 +105,23 @@ _DEFAULT_BLOCKLIST = (
     ("*", r"^(null|none|unknown|n/?a|test|-+|0+)$", "placeholder"),
 )
 
+_FACTS_AND_CONFLICTS = (
+    # what a record says about the member beyond name and gender (CRM and counter facts), and when
+    # it was last observed: survivorship (``cloud.cdp.survivorship``) picks among records by them
+    "ALTER TABLE members ADD COLUMN birthday TEXT",
+    "ALTER TABLE members ADD COLUMN points BIGINT",
+    "ALTER TABLE members ADD COLUMN address TEXT",
+    "ALTER TABLE members ADD COLUMN signed_up TEXT",
+    "ALTER TABLE members ADD COLUMN seen TEXT",
+    # strong identifiers that disagree (one phone on two cards): the review queue
+    """CREATE TABLE identity_conflicts (
+        id {serial_pk}, kind TEXT NOT NULL, value TEXT NOT NULL, reason TEXT NOT NULL,
+        sides TEXT NOT NULL, floating TEXT NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL,
+        updated TEXT NOT NULL, decided_by TEXT, decided_at TEXT, decision TEXT)""",
+    "CREATE INDEX identity_conflicts_value ON identity_conflicts (kind, value, status)",
+    "CREATE INDEX identity_conflicts_status ON identity_conflicts (status, id)",
+)
+
 _VERIFICATION_AND_CONSENT = (
     # a sign-up whose phone already belongs to someone stays its own person until the phone's owner
     # proves it (a one-time code, only its hash kept) or HQ merges explicitly (cloud.cdp.verification)
@@ -127,5 +144,6 @@ SCHEMA = Schema("cdp", (
           rule) for rule in _DEFAULT_RULES]
         + [("INSERT INTO blocklist (kind, pattern, reason) VALUES (?, ?, ?)", entry) for entry in _DEFAULT_BLOCKLIST]
     )),
+    Migration(11, "member facts and identity conflicts", _FACTS_AND_CONFLICTS),
     Migration(12, "sign-up verification and the consent log", _VERIFICATION_AND_CONSENT),
 ))

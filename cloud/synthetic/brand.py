@@ -8,8 +8,8 @@ seasonal peaks (Chinese New Year, 618, Double 11); a person's categories are ske
 favourite. Everything is drawn with numpy from one seed and written with bulk copies, in chunks,
 so a million persons and ten million order lines fit in memory and in minutes.
 
-The generator writes records and identifiers only; linking them into persons is OneID's job
-(``instore cloud rebuild-oneid``, or the benchmark, which times it).
+The generator writes records and identifiers, then OneID links them into persons as they land (the
+benchmark asks for the records alone, ``resolve=False``, and times the rebuild itself).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from cloud.cdp import oneid
 from cloud.clock import zone
 from cloud.db import Database
 from cloud.synthetic.floor import TZ, generate_floor
@@ -45,11 +46,12 @@ def _season(days: int) -> np.ndarray:
 
 def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end: datetime | None = None,
              progress: bool = False, floor_days: int = 0, brand: str = BRAND,
-             store_ids: Sequence[str] = ()) -> dict[str, int | float]:
+             store_ids: Sequence[str] = (), resolve: bool = True) -> dict[str, int | float]:
     """The brand; with ``floor_days``, also that many days of shop floor up to ``end`` (store
     attributes, assistants, targets, arrivals, guide-screen feedback, footfall, stock:
     ``cloud.synthetic.floor``) for the store health dashboards. ``store_ids`` name the first
-    stores (the others are ``st-NNNN``), so a demo's own store can be one of them."""
+    stores (the others are ``st-NNNN``), so a demo's own store can be one of them. The records are
+    resolved into persons as they land (``resolve``; the benchmark turns it off to time OneID)."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     end = (end or datetime.now(UTC)).replace(microsecond=0)
@@ -72,6 +74,9 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
             with db.transaction() as tx:
                 _chunk(tx, rng, first, n, store_ids, sku_price, season, t0, start, end, counts, brand)
             bar.update(task, advance=n)
+    if resolve:
+        resolution = oneid.rebuild(db, actor="generate")
+        counts.update(linked=resolution.links, link_conflicts=resolution.rejected)
     if floor_days:
         floor = generate_floor(db, days=floor_days, end_day=end.astimezone(zone(TZ)).date(), seed=seed, until=end)
         counts.update({k: v for k, v in floor.items() if k != "seconds"})

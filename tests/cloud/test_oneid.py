@@ -48,15 +48,17 @@ def test_shared_phone_links_records_into_the_earliest_records_person(db: Databas
 
 def test_priorities_decide_which_link_wins_and_replay_follows_a_rule_change(db: Database) -> None:
     # unionid (100) links r2+r3 first; the phone link r1-r2 would then give one person two member
-    # cards (limit 1), so it is rejected.
+    # cards (limit 1): the phone is contested, the link waits for review and nothing moves.
     r1 = _record(db, "r1", [("phone", "13800000002"), ("member_card", "K1")], resolve=False)
     r2 = _record(db, "r2", [("phone", "13800000002"), ("unionid", "U")], minute=1, resolve=False)
     r3 = _record(db, "r3", [("unionid", "U"), ("member_card", "K2")], minute=2, resolve=False)
     oneid.rebuild(db, actor="test")
 
     assert _person(db, r3) == r2 and _person(db, r1) == r1
-    rejected = [link for link in oneid.graph(db, r1)["links"] if link["status"] == "rejected"]
-    assert rejected and rejected[0]["reason"] == "limit:member_card"
+    held = [link for link in oneid.graph(db, r1)["links"] if link["status"] == "review"]
+    assert held and held[0]["reason"] == "conflict:limit:member_card"
+    queued = db.query("SELECT kind, value, status FROM identity_conflicts")
+    assert queued == [{"kind": "phone", "value": "13800000002", "status": "open"}]
 
     with db.transaction() as tx:
         phone = oneid.rules(tx)["phone"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_error, person_for
 from cloud.api.schemas import BlockIn, Error, MergeRequest, Page, ResolutionOut, RuleIn, RuleOut, SplitRequest
-from cloud.cdp import oneid, tags
+from cloud.cdp import conflicts, oneid, survivorship, tags
 
 router = APIRouter(tags=["identity"])
 
@@ -29,7 +30,8 @@ def _identity_error(exc: oneid.IdentityError):  # noqa: ANN202
 @router.get("/members/{member_id}/identity", responses={404: {"model": Error}})
 def identity_graph(member_id: str, runtime: RuntimeDep, principal: HqReader) -> dict:
     """Records, identifiers (with blocked reasons), every link with its rule and outcome, sightings."""
-    return oneid.graph(runtime.db, person_for(runtime, principal, member_id))
+    person = person_for(runtime, principal, member_id)
+    return {**oneid.graph(runtime.db, person), "attributes": survivorship.explain(runtime.db, person)}
 
 
 @router.get("/identity/audit", response_model=Page[dict])
@@ -86,3 +88,58 @@ def blocklist(runtime: RuntimeDep, principal: HqReader) -> list[BlockIn]:
 def add_block(body: BlockIn, runtime: RuntimeDep, principal: Admin) -> BlockIn:
     oneid.add_block(runtime.db, body.kind, body.pattern, body.reason)
     return body
+
+
+class ConflictDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: conflicts.Decision = Field(description="merge: one person; keep_apart: never; assign: the value is `to`'s")
+    to: str | None = Field(None, max_length=64, description="assign: a record of the side the value belongs to")
+    reason: str = Field("", max_length=500)
+
+
+class SurvivorshipIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_priority: list[str] | None = Field(None, max_length=20, description="sources, most trusted first")
+    rules: dict[str, str] | None = Field(None, description="attribute -> source_priority | most_recent | "
+                                                           "most_frequent | first_non_empty (| union for tags)")
+
+
+_CONFLICT_STATUS = "^(open|merged|kept_apart|assigned|cleared|all)$"
+
+
+@router.get("/identity/conflicts", response_model=Page[dict])
+def list_conflicts(runtime: RuntimeDep, principal: HqReader, paging: PagingDep,
+                   status_: Annotated[str, Query(alias="status", pattern=_CONFLICT_STATUS)] = "open") -> Page[dict]:
+    """The review queue: strong identifiers that disagree, each item with both sides' evidence."""
+    rows, total = conflicts.conflicts(runtime.db, status=None if status_ == "all" else status_,
+                                      limit=paging.limit, offset=paging.offset)
+    return Page(items=rows, limit=paging.limit, offset=paging.offset, total=total)
+
+
+@router.get("/identity/conflicts/{conflict_id}", responses={404: {"model": Error}})
+def get_conflict(conflict_id: RowId, runtime: RuntimeDep, principal: HqReader) -> dict:
+    return conflicts.conflict(runtime.db, conflict_id)
+
+
+@router.post("/identity/conflicts/{conflict_id}",
+             responses={404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}})
+def decide_conflict(conflict_id: RowId, body: ConflictDecision, runtime: RuntimeDep, principal: Admin) -> dict:
+    """Merge, keep apart or assign; audited, honoured by every later resolution and rebuild."""
+    item, result = conflicts.decide(runtime.db, conflict_id, body.decision, actor=principal.name,
+                                    reason=body.reason, to=body.to)
+    tags.refresh(runtime.db, sorted(result.changed_persons))
+    return {**item, "resolution": _resolution(result).model_dump()}
+
+
+@router.get("/identity/survivorship")
+def get_survivorship(runtime: RuntimeDep, principal: HqReader) -> dict:
+    """Which source record's value each profile attribute shows: the brand's rules."""
+    return {**survivorship.config(runtime.db).as_dict(), "attributes": list(survivorship.ATTRIBUTES),
+            "rule_names": list(survivorship.RULES), "sources": list(survivorship.SOURCES)}
+
+
+@router.put("/identity/survivorship", responses={422: {"model": Error}})
+def put_survivorship(body: SurvivorshipIn, runtime: RuntimeDep, principal: Admin) -> dict:
+    return survivorship.set_config(runtime.db, source_priority=body.source_priority, rules=body.rules).as_dict()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -41,6 +43,7 @@ class LineColumns:
     buyer: Callable[[dict], Buyer | None]
     store: str | None = None
     currency: str | None = None
+    refund_ref: str | None = None  # a refund's original order number, when it has its own
 
 
 def _get(row: dict, column: str) -> str:
@@ -76,6 +79,7 @@ POS = LineColumns(
     order_no="receipt_no", time="ts", paid="amount", sku="sku", category="category", qty="qty", price="unit_price",
     status="type", refund_words=frozenset({"refund"}),
     buyer=_buyer("member_card", "member_card", ("phone", "phone")), store="store", currency="currency",
+    refund_ref="original_receipt_no",
 )
 
 
@@ -109,8 +113,10 @@ def _one_line_order(channel: str, columns: LineColumns, group: list[tuple[int, d
                  qty=cleaning.quantity(r.get(columns.qty)), price=cleaning.price(r.get(columns.price)))
             for _, r in group
         )
+        ref = (_get(first, columns.refund_ref) or None) if columns.refund_ref and refund else None
         yield row_no, raw, _order(channel, order_no, store, columns.buyer(first), lines,
-                                  cleaning.amount(first.get(columns.paid), "paid"), first.get(columns.time), refund)
+                                  cleaning.amount(first.get(columns.paid), "paid"), first.get(columns.time), refund,
+                                  refund_ref=ref)
     except RowProblem as problem:
         yield row_no, raw, problem
     except ValidationError as exc:
@@ -134,14 +140,14 @@ def _check_store(store: str | None) -> None:
 
 
 def _order(channel: str, order_no: str, store: str | None, buyer: Buyer | None, lines: tuple[Line, ...],
-           paid: float, when: object, refund: bool) -> Order:
+           paid: float, when: object, refund: bool, *, refund_ref: str | None = None) -> Order:
     if not lines:
         raise RowProblem("no_lines", "an order without lines")
     if paid < 0 and not refund:
         raise RowProblem("negative_amount", f"paid {paid:g} on a sale")
     paid = -abs(paid) if refund else paid
     return Order(order_no=order_no, channel=channel, store=store, buyer=buyer, lines=lines, paid=paid,
-                 ts=cleaning.timestamp(when), refund=refund)
+                 ts=cleaning.timestamp(when), refund=refund, refund_ref=refund_ref)
 
 
 def _wechat(records: Iterable[tuple[int, dict]]) -> Iterator[Parsed]:
@@ -190,9 +196,52 @@ def _members(rows: Iterable[tuple[int, dict]]) -> Iterator[Parsed]:
                       "男": "male"}.get(_get(row, "gender").lower())
             yield row_no, row, Buyer(key=f"{ids[0][0]}:{ids[0][1]}", identifiers=tuple(ids),
                                      name=_get(row, "name") or None, gender=gender, store=store,
-                                     face_consent=_get(row, "face_consent").lower() in ("1", "true", "yes", "是"))
+                                     face_consent=_get(row, "face_consent").lower() in ("1", "true", "yes", "是"),
+                                     **member_facts(row.get("tier"), row.get("tags"), row.get("birthday"),
+                                                    row.get("points"), row.get("signed_up"), row.get("address")))
         except RowProblem as problem:
             yield row_no, row, problem
+        except ValidationError as exc:
+            yield row_no, row, RowProblem("malformed_row", str(exc.errors()[0]["msg"]))
+
+
+_TAG_SEPARATORS = re.compile(r"[,，;；|/、]")
+
+
+def member_facts(tier: object, tags: object, birthday: object, points: object, signed_up: object,
+                 address: object) -> dict:
+    """What a member list says about the member beyond its identifiers, cleaned (Buyer's fields).
+
+    Tags are split on ``, ， ; ； | / 、``; dates read as export dates (``2026/3/8``, ``2026年3月8日``,
+    Excel serials); points are whole numbers (``1,200`` and ``1200.0`` read). A value that cannot be
+    read is a row problem (``malformed_row``), never a silent None.
+    """
+    def text(value: object) -> str:
+        cleaned = str(value or "").strip()
+        return "" if cleaned in ("-", "——", "null", "NULL", "None") else cleaned
+
+    def day(value: object, what: str) -> date | None:
+        if not text(value):
+            return None
+        raw = text(value).split(" ")[0].split("T")[0]
+        if re.fullmatch(r"\d{5}(\.\d+)?", raw):  # an Excel date serial that lost its format
+            return (cleaning.EXCEL_EPOCH + timedelta(days=int(float(raw)))).date()
+        for fmt in ("%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y%m%d", "%Y.%m.%d"):
+            try:
+                return datetime.strptime(raw, fmt).date()
+            except ValueError:
+                continue
+        raise RowProblem("malformed_row", f"unreadable {what} {text(value)!r}")
+
+    points_text = text(points).replace(",", "")
+    try:
+        points_value = int(float(points_text)) if points_text else None
+    except ValueError:
+        raise RowProblem("malformed_row", f"unreadable points {points_text!r}") from None
+    return {"tier": text(tier) or None,
+            "tags": tuple(dict.fromkeys(t.strip() for t in _TAG_SEPARATORS.split(text(tags)) if t.strip())),
+            "birthday": day(birthday, "birthday"), "points": points_value,
+            "signed_up": day(signed_up, "sign-up date"), "address": text(address) or None}
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, dict]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -21,6 +22,14 @@ class Buyer(BaseModel):
     gender: Literal["female", "male"] | None = None
     store: str | None = None
     face_consent: bool = False
+    # member facts a CRM / member list carries (None: the file says nothing), chosen among a person's
+    # records by survivorship (``cloud.cdp.survivorship``)
+    tier: str | None = Field(None, max_length=40)
+    tags: tuple[str, ...] = ()
+    birthday: date | None = None
+    points: int | None = None
+    signed_up: date | None = Field(None, description="sign-up (开卡) date; ``store`` is the sign-up store")
+    address: str | None = Field(None, max_length=300)
 
 
 class Line(BaseModel):
@@ -43,6 +52,8 @@ class Order(BaseModel):
     paid: float = Field(description="what the buyer paid, CNY; negative for a refund")
     ts: AwareDatetime
     refund: bool = False
+    #: a refund's original order number as the file gives it (POS 原单号), when it has its own number
+    refund_ref: str | None = None
 
     @property
     def id(self) -> str:
@@ -50,4 +61,6 @@ class Order(BaseModel):
 
     @property
     def refund_of(self) -> str | None:
-        return f"{self.channel}:{self.order_no}" if self.refund else None
+        if not self.refund:
+            return None
+        return f"{self.channel}:{self.refund_ref or self.order_no}"

@@ -9,12 +9,11 @@ file quarantines its orders as ``duplicate_order`` rather than double-counting t
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,11 +21,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cloud.cdp import oneid, tags
 from cloud.cdp.imports import adapters, layouts, tabular
 from cloud.cdp.imports.canonical import CHANNELS, Buyer, Order
-from cloud.cdp.imports.cleaning import RowProblem
+from cloud.cdp.imports.cleaning import LOCAL_ZONE, RowProblem
+from cloud.cdp.survivorship import DEFAULT_TIER
 from cloud.db import Database, Tx
 from cloud.errors import Invalid
 
 BATCH = 2000
+#: a refund with its own number is matched to a sale of the same buyer at most this many days before
+REFUND_WINDOW_DAYS = 90
 PROGRESS_MIN_ROWS = 2000
 
 
@@ -53,22 +55,13 @@ class ImportReport:
         return asdict(self)
 
 
-#: NUL, the other C0 controls and DEL (tab and line breaks may stand in a cell).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _has_control(value: object) -> bool:
-    if isinstance(value, str):
-        return _CONTROL.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_control(k) or _has_control(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_control(v) for v in value)
-    return False
-
-
 def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _signed_up(day: date) -> datetime:
+    """A sign-up date as the start of that day in China Standard Time."""
+    return datetime.combine(day, datetime.min.time(), tzinfo=LOCAL_ZONE)
 
 
 class Importer:
@@ -76,7 +69,6 @@ class Importer:
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
         self._db, self._channel, self._actor = db, channel, actor
-        source = _CONTROL.sub("", source)  # an upload's file name is the caller's text too
         started = datetime.now(UTC)
         import_id = db.scalar(
             "INSERT INTO imports (channel, source_name, started) VALUES (?, ?, ?) RETURNING id",
@@ -87,6 +79,10 @@ class Importer:
         self._blocked: Counter[str] = Counter()
         self._seen_orders: set[str] = set()
         self._persons: set[str] = set()
+        # refunds with their own number, linked to the sale they return (by reference or by match)
+        self._refund_links: dict[str, str] = {}
+        self._sales: dict[str, list[tuple[str, datetime, float, frozenset[str]]]] = {}
+        self._refunded: dict[str, float] = {}
 
     def run(self, text: str, *, progress: bool = False) -> ImportReport:
         return self.run_items(adapters.parse(self._channel, text), adapters.row_count(self._channel, text),
@@ -140,8 +136,6 @@ class Importer:
             buyers: list[Buyer] = []
             for row_no, raw, item in batch:
                 self.report.rows += len(raw["rows"]) if "rows" in raw and isinstance(raw["rows"], list) else 1
-                if _has_control(raw):  # PostgreSQL refuses NUL in text; no cell needs a control character
-                    item = RowProblem("control_characters", "a cell holds NUL or another control character")
                 for one in item if isinstance(item, tuple) else (item,):  # a sale and its refund, from one row
                     if isinstance(one, RowProblem):
                         problems.append((row_no, raw, one))
@@ -153,8 +147,15 @@ class Importer:
                             orders.append(one)
                     else:
                         buyers.append(one)
-            records = self._records(tx, [o.buyer for o in orders if o.buyer] + buyers,
-                                    first_seen={o.buyer.key: o.ts for o in orders if o.buyer})
+            first_seen: dict[str, datetime] = {}
+            last_seen: dict[str, datetime] = {}
+            for o in orders:
+                if o.buyer:
+                    first_seen[o.buyer.key] = min(o.ts, first_seen.get(o.buyer.key, o.ts))
+                    last_seen[o.buyer.key] = max(o.ts, last_seen.get(o.buyer.key, o.ts))
+            # a member list's row says more than an order's buyer: it goes last, so its facts win
+            records = self._records(tx, [o.buyer for o in orders if o.buyer] + buyers, first_seen=first_seen,
+                                    last_seen=last_seen)
             self._store_orders(tx, orders, records)
             self._quarantine(tx, problems)
             if records:
@@ -172,13 +173,58 @@ class Importer:
         if order.refund_of and order.refund_of not in self._seen_orders and not tx.scalar(
             "SELECT 1 FROM orders WHERE id = ?", (order.refund_of,)
         ):
-            return RowProblem("refund_without_order", f"refund of unknown order {order.refund_of}")
+            original = self._refunded_order(tx, order)
+            if original is None:
+                return RowProblem("refund_without_order",
+                                  f"refund of unknown order {order.refund_of}, and no sale of its buyer with its "
+                                  f"products and at least its amount in the {REFUND_WINDOW_DAYS} days before it")
+            self._refund_links[order.id] = original
         self._seen_orders.add(order.id)
+        if not order.refund and order.buyer is not None:
+            self._sales.setdefault(order.buyer.key, []).append(
+                (order.id, order.ts, order.paid, frozenset(line.sku for line in order.lines)))
         return None
 
-    def _records(self, tx: Tx, buyers: Iterable[Buyer], first_seen: dict[str, datetime]) -> dict[str, str]:
+    def _refunded_order(self, tx: Tx, refund: Order) -> str | None:
+        """The sale a refund with its own number returns: the same buyer's (or person's) most recent
+        sale holding every refunded product, paid at least the refunded amount, not yet fully
+        refunded, within ``REFUND_WINDOW_DAYS`` before the refund."""
+        if refund.buyer is None:
+            return None
+        skus = frozenset(line.sku for line in refund.lines)
+        amount = abs(refund.paid)
+        earliest = refund.ts - timedelta(days=REFUND_WINDOW_DAYS)
+        found: list[tuple[datetime, str, float]] = [
+            (ts, order_id, paid) for order_id, ts, paid, sold in self._sales.get(refund.buyer.key, [])
+            if earliest <= ts <= refund.ts and skus <= sold and paid + 0.005 >= amount]
+        record = tx.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE source = ? AND source_key = ?",
+                           (self._channel, refund.buyer.key))
+        if record is not None:
+            sku_marks = ", ".join("?" for _ in skus)
+            having = (f"AND o.id IN (SELECT order_id FROM order_lines WHERE sku IN ({sku_marks}) GROUP BY order_id "
+                      f"HAVING COUNT(DISTINCT sku) = ?)") if skus else ""
+            for order_id, ts, paid in tx.rows(
+                f"SELECT o.id, o.ts, o.paid FROM orders o JOIN members m ON m.id = o.member_id "
+                f"WHERE COALESCE(m.merged_into, m.id) = ? AND o.status = 'paid' AND o.ts BETWEEN ? AND ? "
+                f"AND o.paid >= ? {having}",
+                (record, int(earliest.timestamp()), int(refund.ts.timestamp()), amount - 0.005,
+                 *((*sorted(skus), len(skus)) if skus else ())),
+            ):
+                found.append((datetime.fromtimestamp(ts, UTC), order_id, paid))
+        for _, order_id, paid in sorted(found, reverse=True):
+            refunded = self._refunded.get(order_id, 0.0) + abs(float(tx.scalar(
+                "SELECT COALESCE(SUM(paid), 0) FROM orders WHERE refund_of = ? AND import_id <> ?",
+                (order_id, self.report.import_id)) or 0))
+            if refunded + amount <= paid + 0.005:
+                self._refunded[order_id] = self._refunded.get(order_id, 0.0) + amount
+                return order_id
+        return None
+
+    def _records(self, tx: Tx, buyers: Iterable[Buyer], first_seen: dict[str, datetime],
+                 last_seen: dict[str, datetime] | None = None) -> dict[str, str]:
         """Buyer key -> member record id, creating records for buyers seen for the first time."""
         unique = {b.key: b for b in buyers}
+        last_seen = last_seen or {}
         found: dict[str, str] = {}
         keys = sorted(unique)
         for start in range(0, len(keys), 500):
@@ -188,15 +234,31 @@ class Importer:
                 (self._channel, *chunk)))
         blocklist = oneid.Blocklist.load(tx)
         now = datetime.now(UTC)
-        new_rows = []
+        new_rows, known_rows = [], []
         for key, buyer in unique.items():
+            seen = _iso(last_seen.get(key, now))
+            facts = (buyer.birthday.isoformat() if buyer.birthday else None, buyer.points, buyer.address,
+                     buyer.signed_up.isoformat() if buyer.signed_up else None)
+            tags_json = json.dumps(list(buyer.tags), ensure_ascii=False)
             if key not in found:
                 member_id = oneid.new_record_id()
                 found[key] = member_id
-                new_rows.append((member_id, self._channel, key, buyer.name, buyer.gender, "普通会员", "[]", "[]",
-                                 buyer.face_consent, buyer.store, _iso(first_seen.get(key, now))))
+                # a member known since its sign-up date is that old, not as old as this import
+                since = _signed_up(buyer.signed_up) if buyer.signed_up else first_seen.get(key, now)
+                new_rows.append((member_id, self._channel, key, buyer.name, buyer.gender, buyer.tier or DEFAULT_TIER,
+                                 tags_json, "[]", buyer.face_consent, buyer.store, _iso(since), *facts, seen))
+            else:  # what this file says replaces what the record said; what it does not say stays
+                known_rows.append((buyer.name, buyer.gender, buyer.tier, tags_json, tags_json, buyer.store, *facts,
+                                   seen, seen, found[key]))
         tx.copy("members", ("id", "source", "source_key", "name", "gender", "tier", "tags", "preferences",
-                            "face_consent", "home_store", "created"), new_rows)
+                            "face_consent", "home_store", "created", "birthday", "points", "address", "signed_up",
+                            "seen"), new_rows)
+        tx.executemany(
+            "UPDATE members SET name = COALESCE(?, name), gender = COALESCE(?, gender), tier = COALESCE(?, tier), "
+            "tags = CASE WHEN ? = '[]' THEN tags ELSE ? END, home_store = COALESCE(?, home_store), "
+            "birthday = COALESCE(?, birthday), points = COALESCE(?, points), address = COALESCE(?, address), "
+            "signed_up = COALESCE(?, signed_up), seen = CASE WHEN seen IS NULL OR seen < ? THEN ? ELSE seen END "
+            "WHERE id = ?", known_rows)
         self.report.buyers_new += len(new_rows)
         self.report.buyers_known += len(unique) - len(new_rows)
         ids = []
@@ -217,7 +279,8 @@ class Importer:
             member_id = records[o.buyer.key] if o.buyer else None
             ts = int(o.ts.timestamp())
             order_rows.append((o.id, o.channel, o.order_no, o.store, member_id, ts, o.paid,
-                               "refund" if o.refund else "paid", o.refund_of, self.report.import_id))
+                               "refund" if o.refund else "paid", self._refund_links.get(o.id, o.refund_of),
+                               self.report.import_id))
             sign = -1 if o.refund else 1
             line_rows += [(o.id, member_id, o.channel, o.store, ts, line.sku, line.category, sign * line.qty,
                            line.price, sign * round(line.qty * line.price, 2)) for line in o.lines]

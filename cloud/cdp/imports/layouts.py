@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from cloud.cdp.imports import cleaning
+from cloud.cdp.imports.adapters import member_facts
 from cloud.cdp.imports.canonical import Buyer, Line, Order
 from cloud.cdp.imports.cleaning import RowProblem
 from cloud.cdp.imports.tabular import ColumnMap, FileInfo, Table, map_columns
@@ -133,11 +134,21 @@ LAYOUTS: tuple[Layout, ...] = (
 )
 
 MEMBER_LAYOUTS: tuple[Layout, ...] = (
+    # a brand CRM's member list (会员列表), as CRM and POS member modules export it: no public real
+    # file exists (exports/README.md), so the column names are the common ones, with aliases
+    Layout("crm_members", "members", "buyers", ("会员卡号", "会员等级"), {
+        "member_card": ("会员卡号", "卡号"), "phone": ("手机号", "手机号码", "手机"), "name": ("姓名", "会员姓名"),
+        "gender": ("性别",), "birthday": ("生日", "出生日期"), "tier": ("会员等级", "等级"),
+        "tags": ("会员标签", "标签"), "points": ("积分", "可用积分", "积分余额"), "store": ("开卡门店", "注册门店", "门店编码"),
+        "since": ("开卡日期", "开卡时间", "注册时间", "入会时间"), "address": ("地址", "联系地址"),
+        "unionid": ("unionid", "微信unionid"),
+    }, ("member_card",), ("开卡门店名称", "会员状态", "备注", "最近消费时间", "累计消费金额", "消费次数")),
     Layout("youzan_customers", "members", "buyers", ("客户手机号",), {
         "phone": ("客户手机号",), "name": ("客户姓名",), "gender": ("客户性别",), "birthday": ("客户生日",),
-        "store_name": ("成为会员店铺",), "since": ("成为会员时间", "成为客户时间"),
+        "store_name": ("成为会员店铺",), "since": ("成为会员时间", "成为客户时间"), "tags": ("标签",),
+        "tier": ("付费等级", "免费等级"), "points": ("客户积分",),
     }, ("phone",), (
-        "客户昵称", "标签", "是否会员", "成长值", "免费等级", "付费等级", "权益卡", "客户积分", "客户储值余额", "消费次数",
+        "客户昵称", "是否会员", "成长值", "免费等级", "权益卡", "客户储值余额", "消费次数",
         "消费金额", "累计退款金额", "累计退款订单数", "笔单价", "上次消费时间", "分销员", "导购员", "企微好友", "来源渠道",
         "来源方式", "成为客户时间", "公众号", "公众号关注时间", "最近浏览时间", "微信地域", "所属区域", "指定时间消费次数",
         "指定时间消费金额")),
@@ -442,6 +453,8 @@ def parse_buyers(builder: Builder, m: Mapped) -> Iterator[Parsed]:
             ids = []
             if card := m.columns.get(rec, "member_card").strip():
                 ids.append(("member_card", card))
+            if unionid := m.columns.get(rec, "unionid").strip():
+                ids.append(("unionid", unionid))
             if phone := builder.phone(m.columns.get(rec, "phone")):
                 ids.append(("phone", phone))
             if not ids:
@@ -454,8 +467,10 @@ def parse_buyers(builder: Builder, m: Mapped) -> Iterator[Parsed]:
                     raise RowProblem("invalid_store", str(exc)) from None
             gender = {"f": "female", "女": "female", "0": "female", "m": "male", "男": "male", "1": "male"}.get(
                 m.columns.get(rec, "gender").strip().lower())
+            facts = member_facts(*(m.columns.get(rec, f) for f in ("tier", "tags", "birthday", "points", "since",
+                                                                    "address")))
             return Buyer(key=f"{ids[0][0]}:{ids[0][1]}", identifiers=tuple(ids), name=builder.name(m.columns.get(rec, "name")),
-                         gender=gender, store=store)
+                         gender=gender, store=store, **facts)
 
         yield _guard(row_no, dict(rec), make)
 

@@ -31,7 +31,7 @@ _HONORIFIC_EN = {"female": "Ms.", "male": "Mr."}
 def _title(profile: Mapping, lang: Lang) -> str:
     name, gender = profile.get("name") or "", profile.get("gender")
     if lang == "zh":
-        return title_for(name, gender) if name else "您"
+        return title_for(name, gender)  # "" without name or gender: "{title}您好" reads 您好
     honorific = _HONORIFIC_EN.get(gender or "")
     return f"{honorific} {name}" if honorific and name else name or "there"
 
@@ -79,7 +79,8 @@ def values(profile: Mapping, recs: Sequence[Pick | Recommendation], lang: Lang, 
     expires = _date(points.get("expires_on"))
     if points.get("expiring") and expires:
         found.update(points=points["expiring"], points_expire_on=expires.isoformat())
-    return {k: str(v) for k, v in found.items() if v is not None and v != ""}
+    # the title may be empty (no name, no gender): "{title}您好" then reads 您好
+    return {k: str(v) for k, v in found.items() if v is not None and (v != "" or k == "title")}
 
 
 def situations(profile: Mapping, filled: Mapping[str, str], now: datetime, *, dormant_days: int) -> list[str]:

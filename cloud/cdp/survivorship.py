@@ -1,0 +1,207 @@
+"""Survivorship: which source record's value a person's profile shows, attribute by attribute.
+
+A person is several source records (a counter sign-up, a CRM row, a POS card, a Tmall buyer, a
+WeChat user), each saying something about name, gender, birthday, tier, points, tags, home store,
+contact phone and address. The person's value of each attribute comes from one rule, as in
+Salesforce Data Cloud's reconciliation rules and Segment Profiles' survivorship:
+
+* ``source_priority``: the first non-empty value in the brand's source order (default CRM/counter
+  > POS > WeChat > Youzan > Douyin > Tmall > JD); ties inside one source go to the most recent;
+* ``most_recent``: the value of the record observed last (``members.seen``, else its creation);
+* ``most_frequent``: the value most records carry; ties by source priority;
+* ``first_non_empty``: the value of the record observed first;
+* ``union`` (tags only): every record's values, each naming the records that carried it.
+
+Each attribute comes with its lineage: the rule, the record and source that gave it, when that
+record was observed and how many records had a value. The person's id (its earliest record) plays
+no part, so a VIP counter sign-up whose phone then appears on an older Tmall order keeps its tier
+and tags. A Tmall or JD buyer's ``普通会员`` is the column default, not a fact: only member
+sources (counter, CRM import) and POS state a tier.
+
+The rules are the brand's (``settings`` key ``survivorship``, ``PUT /v1/identity/survivorship``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from cloud.db import Database, Tx
+from cloud.errors import Invalid
+
+ATTRIBUTES = ("name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone", "address")
+RULES = ("source_priority", "most_recent", "most_frequent", "first_non_empty", "union")
+SOURCES = ("member", "members", "pos", "wechat", "youzan", "douyin", "tmall", "jd")
+DEFAULT_PRIORITY = SOURCES
+DEFAULT_RULES: dict[str, str] = {
+    "name": "source_priority", "gender": "source_priority", "birthday": "source_priority",
+    "tier": "source_priority", "points": "most_recent", "tags": "union", "home_store": "source_priority",
+    "phone": "source_priority", "address": "most_recent",
+}
+DEFAULT_TIER = "普通会员"
+#: sources whose tier column is a stated fact; elsewhere it is the column default
+TIER_SOURCES = frozenset({"member", "members", "pos"})
+_SETTING = "survivorship"
+#: the columns of ``members`` survivorship reads
+RECORD_COLUMNS = "id, source, name, gender, birthday, tier, tags, points, home_store, address, created, seen"
+
+
+class InvalidRules(Invalid):
+    code = "invalid_survivorship"
+
+
+@dataclass(frozen=True)
+class Config:
+    priority: tuple[str, ...] = DEFAULT_PRIORITY
+    rules: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RULES))
+
+    def as_dict(self) -> dict:
+        return {"source_priority": list(self.priority), "rules": dict(self.rules)}
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One attribute's surviving value and where it came from."""
+
+    value: object
+    rule: str
+    record: str | None  # the record that gave it (None when no record had a value)
+    source: str | None
+    observed: str | None  # when that record was last observed (ISO)
+    candidates: int  # records with a value
+    records: tuple[str, ...] = ()  # union: every record that contributed
+
+    def lineage(self) -> dict:
+        out = asdict(self)
+        out.pop("value")
+        if self.rule != "union":
+            out.pop("records")
+        else:
+            out["records"] = list(self.records)
+        return out
+
+
+def config(tx: Tx | Database) -> Config:
+    raw = tx.scalar("SELECT value FROM settings WHERE key = ?", (_SETTING,))
+    if not raw:
+        return Config()
+    stored = json.loads(raw)
+    return Config(tuple(stored.get("source_priority") or DEFAULT_PRIORITY),
+                  {**DEFAULT_RULES, **(stored.get("rules") or {})})
+
+
+def set_config(db: Database, *, source_priority: Sequence[str] | None, rules: Mapping[str, str] | None) -> Config:
+    """The brand's rules: a source order (unknown sources refused; sources left out rank last) and
+    a rule per attribute (others keep theirs)."""
+    current = config(db)
+    priority = tuple(source_priority) if source_priority is not None else current.priority
+    unknown = [s for s in priority if s not in SOURCES]
+    if unknown or len(set(priority)) != len(priority):
+        raise InvalidRules(f"source_priority must name distinct sources of {', '.join(SOURCES)}; got {list(priority)}")
+    merged = {**current.rules, **(rules or {})}
+    for attribute, rule in merged.items():
+        if attribute not in ATTRIBUTES:
+            raise InvalidRules(f"unknown attribute {attribute!r}; one of {', '.join(ATTRIBUTES)}")
+        if rule not in RULES or (rule == "union" and attribute != "tags"):
+            raise InvalidRules(f"{attribute}: rule {rule!r} is not one of {', '.join(RULES)} (union is for tags only)")
+    chosen = Config(priority, merged)
+    db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+               (_SETTING, json.dumps(chosen.as_dict(), ensure_ascii=False)))
+    return chosen
+
+
+def _empty(value: object) -> bool:
+    return value is None or value == "" or value == [] or value == ()
+
+
+def record_values(row: Mapping, phones: Sequence[str]) -> dict[str, object]:
+    """What one record says about each attribute (None where it says nothing)."""
+    tier = row.get("tier")
+    if row.get("source") not in TIER_SOURCES and tier == DEFAULT_TIER:
+        tier = None
+    raw_tags = row.get("tags")
+    tags = json.loads(raw_tags) if isinstance(raw_tags, str) else list(raw_tags or [])
+    return {"name": row.get("name") or None, "gender": row.get("gender") or None,
+            "birthday": row.get("birthday") or None, "tier": tier or None, "points": row.get("points"),
+            "tags": tags, "home_store": row.get("home_store") or None, "phone": phones[0] if phones else None,
+            "address": row.get("address") or None}
+
+
+def _observed(row: Mapping) -> str:
+    return str(row.get("seen") or row.get("created") or "")
+
+
+def survive(rows: Sequence[Mapping], phones: Mapping[str, Sequence[str]], cfg: Config | None = None) -> dict[str, Attribute]:
+    """Every attribute's surviving value among these records (rows of ``RECORD_COLUMNS``)."""
+    cfg = cfg or Config()
+    rank = {source: i for i, source in enumerate(cfg.priority)}
+    said = [(row, record_values(row, phones.get(row["id"], ()))) for row in rows]
+    out: dict[str, Attribute] = {}
+    for attribute in ATTRIBUTES:
+        rule = cfg.rules.get(attribute, DEFAULT_RULES[attribute])
+        having = [(row, values[attribute]) for row, values in said if not _empty(values[attribute])]
+        if not having:  # nobody says: no value (a tier is then the brand's default, and says so)
+            if attribute == "tier":
+                out[attribute] = Attribute(DEFAULT_TIER, "default", None, None, None, 0)
+            else:
+                out[attribute] = Attribute([] if attribute == "tags" else None, rule, None, None, None, 0)
+            continue
+        if rule == "union":
+            tags: dict[str, None] = {}
+            contributors: list[str] = []
+            for row, value in sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _observed(h[0]))):
+                for tag in value if isinstance(value, list) else [value]:
+                    tags.setdefault(str(tag), None)
+                contributors.append(row["id"])
+            first = sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _observed(h[0])))[0][0]
+            out[attribute] = Attribute(list(tags), "union", first["id"], first["source"], _observed(first),
+                                       len(having), tuple(contributors))
+            continue
+        by_priority = sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _descending(_observed(h[0]))))
+        if rule == "most_recent":
+            row, value = max(having, key=lambda h: (_observed(h[0]), -rank.get(h[0]["source"], len(rank))))
+        elif rule == "first_non_empty":
+            row, value = min(having, key=lambda h: (_observed(h[0]), rank.get(h[0]["source"], len(rank))))
+        elif rule == "most_frequent":
+            counts = Counter(json.dumps(v, ensure_ascii=False, sort_keys=True) for _, v in having)
+            best = max(counts.values())
+            row, value = next(h for h in by_priority if counts[json.dumps(h[1], ensure_ascii=False, sort_keys=True)] == best)
+        else:  # source_priority
+            row, value = by_priority[0]
+        out[attribute] = Attribute(value, rule, row["id"], row["source"], _observed(row), len(having))
+    return out
+
+
+def _descending(text: str) -> tuple[int, ...]:
+    """A sort key putting later ISO times first."""
+    return tuple(-ord(c) for c in text)
+
+
+def person_attributes(tx: Tx, person: str) -> dict[str, Attribute]:
+    """The surviving attributes of one person (its records read in this transaction)."""
+    rows = tx.query(f"SELECT {RECORD_COLUMNS} FROM members WHERE id = ? OR merged_into = ? ORDER BY created, id",
+                    (person, person))
+    phones: dict[str, list[str]] = {}
+    for member_id, value in tx.rows(
+        "SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
+        "WHERE (m.id = ? OR m.merged_into = ?) AND i.kind = 'phone' AND i.blocked IS NULL ORDER BY i.id",
+        (person, person),
+    ):
+        phones.setdefault(member_id, []).append(value)
+    return survive(rows, phones, config(tx))
+
+
+def values_of(attributes: Mapping[str, Attribute]) -> dict[str, object]:
+    return {name: a.value for name, a in attributes.items()}
+
+
+def lineage_of(attributes: Mapping[str, Attribute]) -> dict[str, dict]:
+    return {name: {"value": a.value, **a.lineage()} for name, a in attributes.items()}
+
+
+def explain(db: Database, person: str) -> dict[str, dict]:
+    """Each attribute of the person with its value and lineage (what the identity view shows)."""
+    with db.transaction() as tx:
+        return lineage_of(person_attributes(tx, person))
