@@ -113,3 +113,27 @@ def test_ab_assignment_is_deterministic_and_balanced_and_outcomes_are_counted(db
     assert rows["A"]["shown"] == n_a and rows["B"]["shown"] == 40 - n_a
     assert rows["A"]["sold"] == n_a and rows["A"]["sold_amount"] == 200.0 * n_a and rows["A"]["not_this_person"] == 0
     assert rows["B"]["greeted"] == 40 - n_a and rows["B"]["not_this_person"] == 40 - n_a and rows["B"]["sold"] == 0
+
+
+def test_the_script_names_only_true_facts() -> None:
+    """An online order is not "上次光临" (issue 15): the dormant script says 购物 unless the last contact
+    was a store visit or a store order, and "欢迎再次光临" needs an earlier store visit or store order."""
+    long_ago = NOW.timestamp() - 200 * 86400
+    online = {**PROFILE, "stats": {**PROFILE["stats"], "lifecycle": "dormant", "last_ts": long_ago},
+              "orders": {"lifetime_value": 300.0, "recent": [{"channel": "tmall", "store": None, "ts": long_ago,
+                                                              "status": "paid"}]}}
+    text, template_id, _ = script_for(online, [LIP], "zh", now=NOW)
+    assert template_id == "builtin-dormant_return-zh"
+    assert "距离您上次购物已有200天" in text and "光临已有" not in text
+    in_store = {**online, "orders": {"lifetime_value": 300.0, "recent": [
+        {"channel": "pos", "store": "sh-001", "ts": long_ago, "status": "paid"}]}}
+    assert "距离您上次光临已有200天" in script_for(in_store, [LIP], "zh", now=NOW)[0]
+    new_online = {**online, "stats": {**online["stats"], "lifecycle": "new", "value_tier": None,
+                                      "last_ts": NOW.timestamp() - 5 * 86400},
+                  "orders": {"lifetime_value": 300.0, "recent": [{"channel": "tmall", "store": None,
+                                                                  "ts": NOW.timestamp() - 5 * 86400, "status": "paid"}]}}
+    text, template_id, _ = script_for(new_online, [LIP], "zh", now=NOW)
+    assert template_id == "builtin-lifecycle_new-zh" and "欢迎光临！上次您选了护肤" in text and "再次" not in text
+    new_in_store = {**new_online, "orders": {"lifetime_value": 300.0, "recent": [
+        {"channel": "pos", "store": "sh-001", "ts": NOW.timestamp() - 5 * 86400, "status": "paid"}]}}
+    assert "欢迎再次光临！上次您选了护肤" in script_for(new_in_store, [LIP], "zh", now=NOW)[0]

@@ -45,6 +45,33 @@ def _days_away(profile: Mapping, now: datetime) -> int | None:
     return int((now.timestamp() - max(times)) // DAY_S) if times else None
 
 
+def _last_contact(profile: Mapping, lang: Lang, now: datetime) -> str | None:
+    """What the member's latest contact with the brand was, in words that are true: a store visit or
+    a store (POS) order is "光临"; any other order (Tmall, JD, WeChat...) is "购物", never "光临"."""
+    latest: tuple[float, bool] | None = None
+    stats = profile.get("stats") or {}
+    if stats.get("last_ts"):
+        latest = (float(stats["last_ts"]), False)
+    for order in (profile.get("orders") or {}).get("recent", []):
+        if order.get("status", "paid") == "paid" and order.get("ts") is not None and order["ts"] < now.timestamp():
+            in_store = order.get("channel") == "pos" or bool(order.get("store"))
+            latest = max(latest or (float("-inf"), False), (float(order["ts"]), in_store))
+    for visit in (profile.get("visits") or {}).get("recent", []):
+        at = datetime.fromisoformat(visit["ts"])
+        if at < now:
+            latest = max(latest or (float("-inf"), False), (at.timestamp(), True))
+    if latest is None:
+        return None
+    return {"zh": ("光临", "购物"), "en": ("visit", "order")}[lang][0 if latest[1] else 1]
+
+
+def _been_in_store(profile: Mapping, now: datetime) -> bool:
+    """A recognised visit before this one, or a store (POS) order: "欢迎再次光临" is true."""
+    if any(datetime.fromisoformat(v["ts"]) < now for v in (profile.get("visits") or {}).get("recent", [])):
+        return True
+    return any(o.get("channel") == "pos" or o.get("store") for o in (profile.get("orders") or {}).get("recent", []))
+
+
 def _date(value: object) -> date | None:
     """A date from the profile's optional fields; a malformed one counts as absent, never as a crash."""
     try:
@@ -62,7 +89,9 @@ def values(profile: Mapping, recs: Sequence[Pick | Recommendation], lang: Lang, 
         "value_tier": words.get(stats.get("value_tier") or ""), "lifecycle": words.get(stats.get("lifecycle") or ""),
         "ltv": round((profile.get("orders") or {}).get("lifetime_value") or stats.get("ltv") or 0),
         "orders": stats.get("orders"), "visits": (profile.get("visits") or {}).get("count"),
-        "days_away": _days_away(profile, now),
+        "days_away": _days_away(profile, now), "last_contact": _last_contact(profile, lang, now),
+        "welcome": {"zh": ("欢迎再次光临", "欢迎光临"), "en": ("Welcome back", "Welcome")}[lang][
+            0 if _been_in_store(profile, now) else 1],
         "top_category": (stats.get("top_categories") or [None])[0],
     }
     if recs:

@@ -31,6 +31,8 @@ FIELDS: dict[str, str] = {
     "orders": "number of paid orders",
     "visits": "earlier recognised store visits",
     "days_away": "days since the last purchase or visit",
+    "last_contact": "what that last contact was, truthfully: 光临 (a store visit or store order) or 下单 (online)",
+    "welcome": "欢迎再次光临 when they have been in a store before, else 欢迎光临",
     "top_category": "the category they spend most on",
     "recs": "names of the recommended items",
     "rec1": "the first recommended item",
@@ -106,7 +108,7 @@ BUILTIN: tuple[Template, ...] = tuple(t for pair in (
     _builtin("points_expiring", "{title}您好，欢迎光临！您有{points}积分将于{points_expire_on}到期，今天可以抵扣使用。为您推荐：{recs}。",
              "Welcome, {title}! {points} of your points expire on {points_expire_on}; you can use them today. "
              "Picked for you: {recs}."),
-    _builtin("dormant_return", "{title}您好，好久不见，欢迎回来！距离您上次光临已有{days_away}天，最近上了不少新品，给您介绍一下：{recs}。",
+    _builtin("dormant_return", "{title}您好，好久不见，欢迎回来！距离您上次{last_contact}已有{days_away}天，最近上了不少新品，给您介绍一下：{recs}。",
              "Welcome back, {title}! It has been {days_away} days. A lot is new since then: {recs}."),
     _builtin("repurchase_due", "{title}您好，欢迎光临！您{due_days}天前购买的{due_item}差不多该用完了（您通常每{cycle_days}天回购一次），"
              "需要为您再准备一份吗？另外为您推荐：{recs}。",
@@ -115,7 +117,7 @@ BUILTIN: tuple[Template, ...] = tuple(t for pair in (
     _builtin("tier_high", "{title}您好，欢迎光临！感谢您一直以来的厚爱，今天由我专门为您服务。知道您喜欢{top_category}，为您推荐：{recs}。",
              "Welcome, {title}! Thank you for being with us; I will look after you personally today. "
              "Since you like {top_category}: {recs}."),
-    _builtin("lifecycle_new", "{title}您好，欢迎再次光临！上次您选了{top_category}，用得还习惯吗？今天为您推荐：{recs}。",
+    _builtin("lifecycle_new", "{title}您好，{welcome}！上次您选了{top_category}，用得还习惯吗？今天为您推荐：{recs}。",
              "Welcome back, {title}! How are you finding your {top_category}? Picked for you today: {recs}."),
     _builtin("lifecycle_prospect", "{title}您好，欢迎光临！您是我们的{tier}，第一次购物有会员礼遇。本店热销：{recs}。",
              "Welcome, {title}! As a member your first purchase comes with a welcome gift. Our best sellers: {recs}."),
