@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC
 from pathlib import Path
 
 import openpyxl
@@ -155,3 +156,23 @@ def test_api_and_cli(start_cloud, tmp_path: Path) -> None:
     wrong = CliRunner().invoke(root, ["cloud", "import", str(EXAMPLES / "products.csv"), "--kind", "recipes",
                                       "--db", runtime.settings.db])
     assert wrong.exit_code == 2 and "unknown kind" in wrong.output
+
+
+def test_the_features_read_what_was_imported(db: Database) -> None:
+    """The live screen's targets and member deals, the markdown plan's stock and expiry, the league's names."""
+    from datetime import date, datetime
+
+    from cloud.health.live import brand_live
+    from cloud.pricing.markdown_runner import plan_store
+
+    _all(db)
+    live = brand_live(db, date(2025, 3, 1))
+    by_store = {s["store"]: s for s in live["stores"]}
+    assert by_store["sh-001"]["target"] == round(87000 / 31, 2) and by_store["hz-002"]["target"] == round(21000 / 31, 2)
+    assert {d["sku"]: d["member_price"] for d in live["member_deals"]} == {"SKU-1001": 359, "SKU-2001": 15}
+
+    plan = {item.sku: item for item in plan_store(db, "sh-001", datetime(2025, 3, 1, 10, tzinfo=UTC),
+                                                  max_changes_per_day=4, elasticity=2.5)}
+    juice = plan["SKU-2001"]
+    assert juice.status != "no_stock_data" and juice.stock == 40 + 24 - 51 - 3 and juice.list_price == 18
+    assert juice.expires_on == date(2025, 3, 2) and juice.floor_price == 6
