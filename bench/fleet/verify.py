@@ -34,20 +34,26 @@ def produced_arrivals(workdir: Path, stores: list[str]) -> dict[str, dict]:
     return out
 
 
-def cloud_rows(db_url: str) -> tuple[dict[str, str], list[tuple[str, str | None, str]], int]:
-    """(arrival event id -> store, [(arrival event id, member id, card id)] of visits, footfall minutes)."""
+def cloud_rows(db_url: str) -> tuple[dict[str, str], list[tuple[str, str | None, str]], int,
+                                     dict[str, str | None], dict[str, str | None]]:
+    """(arrival event id -> store, [(arrival event id, member id, card id)] of visits, footfall minutes,
+    arrival event id -> the visit it belongs to (the one it opened, or another box's or an earlier
+    arrival's within the re-visit window: issue 15's visit truth), visit id -> member id)."""
     with psycopg.connect(db_url) as conn:
-        arrivals = dict(conn.execute("SELECT event_id, store FROM arrivals").fetchall())
+        rows = conn.execute("SELECT event_id, store, visit_id FROM arrivals").fetchall()
         visits = conn.execute("SELECT arrival_event_id, member_id, card_id FROM visits").fetchall()
         footfall = conn.execute("SELECT count(*) FROM footfall").fetchone()[0]
-    return arrivals, visits, footfall
+        members_of = dict(conn.execute("SELECT id, member_id FROM visits").fetchall())
+    arrivals = {event: store for event, store, _ in rows}
+    visit_of = {event: visit for event, _, visit in rows}
+    return arrivals, visits, footfall, {e: (v if v in members_of else None) for e, v in visit_of.items()}, members_of
 
 
 def wait_for_cloud(db_url: str, produced: dict[str, dict], timeout: float) -> float:
     """Wait until every produced arrival is in the cloud (or the timeout); return the seconds waited."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        arrivals, _, _ = cloud_rows(db_url)
+        arrivals = cloud_rows(db_url)[0]
         if produced.keys() <= arrivals.keys():
             break
         time.sleep(2)
@@ -61,7 +67,8 @@ class Verdict:
     lost: int  # produced, never in the cloud
     unlogged: int  # in the cloud, not in any log (a box killed between its outbox commit and its log line)
     duplicate_visits: int  # arrivals with more than one visit
-    arrivals_without_visit: int
+    arrivals_without_visit: int  # in no visit at all (neither one it opened nor one it joined)
+    same_visit_arrivals: int  # stored against a visit another arrival opened (issue 15: no second visit, no card)
     wrong_member_visits: int  # a visit naming a member who is not the person at the door
     member_visits: int
     visitor_visits: int
@@ -87,12 +94,15 @@ class Verdict:
 
 def verify(produced: dict[str, dict], db_url: str, members: dict[str, str], screens: dict[str, list[Seen]],
            disruptions: dict[str, float], allowed_unlogged: int = 0) -> Verdict:
-    arrivals, visits, footfall = cloud_rows(db_url)
+    arrivals, visits, footfall, visit_of, member_of_visit = cloud_rows(db_url)
     lost = sorted(produced.keys() - arrivals.keys())
     per_arrival = Counter(event for event, _, _ in visits)
     truth = {event: row["person"] for event, row in produced.items()}
-    wrong_visits = [event for event, member, _ in visits
-                    if member is not None and event in truth and members.get(member) != truth[event]]
+    # every arrival, opener or joined, must belong to a visit of the person it showed
+    wrong_visits = [event for event, visit in visit_of.items()
+                    if visit is not None and (member := member_of_visit.get(visit)) is not None
+                    and event in truth and members.get(member) != truth[event]]
+    in_a_visit = {event for event, visit in visit_of.items() if visit is not None} | per_arrival.keys()
     cards = [seen for seen_list in screens.values() for seen in seen_list]
     wrong_cards = [s for s in cards if s.member_id is not None and members.get(s.member_id) != truth.get(s.arrival_event_id)]
     shown = Counter(s.arrival_event_id for s in cards if s.outcome == "shown")
@@ -101,7 +111,8 @@ def verify(produced: dict[str, dict], db_url: str, members: dict[str, str], scre
         produced=len(produced), in_cloud=len(arrivals), lost=len(lost),
         unlogged=len(arrivals.keys() - produced.keys()),
         duplicate_visits=sum(1 for n in per_arrival.values() if n > 1),
-        arrivals_without_visit=len(arrivals.keys() - per_arrival.keys()),
+        arrivals_without_visit=len(arrivals.keys() - in_a_visit),
+        same_visit_arrivals=len(in_a_visit - per_arrival.keys()),
         wrong_member_visits=len(wrong_visits),
         member_visits=sum(1 for _, member, _ in visits if member is not None),
         visitor_visits=sum(1 for _, member, _ in visits if member is None),
