@@ -91,3 +91,21 @@ def test_revoke_keeps_the_operators_broker_options(tmp_path):
         assert line in text, line
     assert "CN=edge-1,OU=s9" not in (conf.parent / "dynamic-security.json").read_text()
     assert not list((tmp_path / "home" / "bundles" / "s9").glob("edge-1.tar.gz"))
+
+
+def test_a_store_broker_learns_a_new_device_live(home, bundle_of, store_broker, probe):
+    """The in-store broker has the same service listener and admin: a device added to the store is
+    added to the running store broker, with the store-local grants (face crops) only there."""
+    from provisioning import dynsec
+
+    fleet.create_device(home, "s3", "edge-2", "edge")
+    fleet.write_bundle(home, "edge-2", "s3")
+    edge = probe(bundle_of("s3", "edge-2"))
+    assert edge.connect() == "Success"
+    crop = topics.store_local(BRAND, "s3", "crop", "edge-2")
+    assert edge.publish(crop, b"{}") == "Not authorized"  # unknown to the running store broker
+    pid = store_broker.proc.pid
+    result = dynsec.sync(home, home.load(), dynsec.admin_url(home, home.load(), "s3"), store="s3")
+    assert result.created == ["CN=edge-2,OU=s3,O=acme"], result
+    assert edge.publish(crop, b"{}") in ("Success", "No matching subscribers")
+    assert store_broker.proc.pid == pid
