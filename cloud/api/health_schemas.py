@@ -31,9 +31,40 @@ class StoreHealthRow(BaseModel):
     footfall: int
 
 
+class SoFarFigures(BaseModel):
+    arrivals: float
+    footfall: float
+    orders: float
+    sales: float
+    members_recognised: float
+    conversion: float | None
+
+
+class SoFarBaseline(BaseModel):
+    arrivals: float | None
+    footfall: float | None
+    orders: float | None
+    sales: float | None
+    members_recognised: float | None
+    conversion: float | None
+
+
+class TodaySoFar(BaseModel):
+    """Today's closed hours only, against the same hours of the same weekday (never a whole day)."""
+
+    day: str
+    until: str = Field(description="local HH:00: today's hours before it are summed, and the same hours of the others")
+    label: str
+    today: SoFarFigures
+    last_week: SoFarFigures
+    baseline: SoFarBaseline = Field(description="mean of the same hours on the same weekday of the 4 weeks before")
+
+
 class HealthRanking(BaseModel):
-    day: str | None
+    day: str | None = Field(description="the ranked day: by default the last complete day")
+    complete: bool = True
     stores: list[StoreHealthRow]
+    today_so_far: dict[str, TodaySoFar] = Field(default_factory=dict, description="store -> today so far")
 
 
 class MetricScore(BaseModel):
@@ -44,6 +75,11 @@ class MetricScore(BaseModel):
     peer_median: float | None
     score: float | None
     weight: float
+    direction: str = Field("higher", description="higher, lower, or band (the store's own normal is best)")
+    expects: str | None = Field(None, description="the source that must report while open: arrivals, orders, "
+                                "footfall, stock")
+    incident: str | None = Field(None, description="set when the source was dark while the store was open: "
+                                 "the metric scores 0 instead of dropping out")
 
 
 class SubScore(BaseModel):
@@ -78,6 +114,8 @@ class StoreHealth(BaseModel):
     sub_scores: list[SubScore]
     history: list[HealthHistoryDay]
     peer_group: PeerGroupOut
+    complete: bool = True
+    today_so_far: TodaySoFar | None = None
 
 
 class HealthWeights(BaseModel):

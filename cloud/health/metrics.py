@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 Grain = Literal["hour", "day"]
+#: which way is good: ``higher``/``lower``, or ``band``: the store's own normal is best and a move
+#: either way is bad (sell-through near 1 means empty shelves, near 0 unsold stock)
+Direction = Literal["higher", "lower", "band"]
+#: what the metric needs to exist during opening hours: the door camera's ``arrivals``, the POS's
+#: ``orders``, the Wi-Fi/door ``footfall``, the stock system's ``stock``, or nothing (``None``).
+#: A metric whose source should have reported and did not is an incident (score 0), not "no data".
+Expects = Literal["arrivals", "orders", "footfall", "stock"] | None
 SubScore = Literal["experience", "customer", "team", "product"]
 SUB_SCORES: tuple[SubScore, ...] = ("experience", "customer", "team", "product")
 
@@ -24,10 +31,15 @@ class Metric:
     formula: str
     source: str
     sub_score: SubScore | None = None
-    higher_is_better: bool = True
+    direction: Direction = "higher"
     #: the smallest baseline a relative change is measured against, so that a count moving from
     #: 0.2 to 1 new members a day is "a lot better", not "five times infinitely better"
     min_scale: float = 0.01
+    expects: Expects = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction != "lower"
 
 
 HOURLY_AND_DAILY: tuple[Grain, ...] = ("hour", "day")
@@ -41,26 +53,29 @@ METRICS: tuple[Metric, ...] = (
            "visits"),
     Metric("members_recognised", "visits", HOURLY_AND_DAILY, "arrivals recognised as a member", "visits"),
     Metric("recognised_share", "ratio", HOURLY_AND_DAILY, "members_recognised / arrivals", "visits",
-           "customer"),
+           "customer", expects="arrivals"),
     Metric("claimed_share", "ratio", HOURLY_AND_DAILY,
-           "arrivals whose card an assistant claimed / arrivals", "feedback, visits", "team"),
+           "arrivals whose card an assistant claimed / arrivals", "feedback, visits", "team", expects="arrivals"),
     Metric("greeted_share", "ratio", HOURLY_AND_DAILY,
-           "arrivals greeted (a greeted, served or sold action) / arrivals", "feedback, visits", "experience"),
+           "arrivals greeted (a greeted, served or sold action) / arrivals", "feedback, visits", "experience",
+           expects="arrivals"),
     Metric("median_time_to_greet_s", "s", HOURLY_AND_DAILY,
            "median over greeted arrivals of (first greeted/served/sold action - arrival)", "feedback, visits",
-           "experience", higher_is_better=False, min_scale=10.0),
+           "experience", direction="lower", min_scale=10.0, expects="arrivals"),
     Metric("served_share", "ratio", HOURLY_AND_DAILY, "arrivals served (served or sold) / arrivals",
-           "feedback, visits", "experience"),
+           "feedback, visits", "experience", expects="arrivals"),
     Metric("converted_share", "ratio", HOURLY_AND_DAILY, "arrivals sold / arrivals served", "feedback, visits",
-           "team"),
+           "team", expects="arrivals"),
     Metric("sales", "CNY", HOURLY_AND_DAILY, "sum of paid over the store's orders (refunds are negative)", "orders"),
     Metric("orders", "orders", HOURLY_AND_DAILY, "the store's paid orders (tickets)", "orders"),
-    Metric("avg_ticket", "CNY", HOURLY_AND_DAILY, "sales / orders", "orders", "product", min_scale=1.0),
+    Metric("avg_ticket", "CNY", HOURLY_AND_DAILY, "sales / orders", "orders", "product", min_scale=1.0,
+           expects="orders"),
     Metric("units_per_ticket", "units", HOURLY_AND_DAILY, "units on the store's order lines / orders",
-           "order_lines, orders", "product", min_scale=0.1),
+           "order_lines, orders", "product", min_scale=0.1, expects="orders"),
     Metric("member_sales_share", "ratio", HOURLY_AND_DAILY, "sales of orders with a member / sales", "orders",
-           "customer"),
-    Metric("conversion", "ratio", HOURLY_AND_DAILY, "orders / footfall", "orders, footfall, visits", "experience"),
+           "customer", expects="orders"),
+    Metric("conversion", "ratio", HOURLY_AND_DAILY, "orders / footfall", "orders, footfall, visits", "experience",
+           expects="footfall"),
     Metric("new_members", "members", DAILY, "member cards created with this home store that day", "members",
            "customer", min_scale=1.0),
     Metric("repurchase_rate", "ratio", DAILY,
@@ -71,20 +86,21 @@ METRICS: tuple[Metric, ...] = (
            "customer", min_scale=1.0),
     Metric("churn_rate", "ratio", DAILY,
            "member buyers of this store 180 days earlier with no order since (any channel) / those buyers",
-           "orders", "customer", higher_is_better=False),
+           "orders", "customer", direction="lower"),
     Metric("stock_outs", "SKUs", DAILY, "SKUs of the store closing the day at zero stock", "stock_days"),
     Metric("stock_out_rate", "ratio", DAILY, "stock_outs / SKUs the store stocked that day", "stock_days",
-           "product", higher_is_better=False),
+           "product", direction="lower", expects="stock"),
     Metric("sell_through", "ratio", DAILY, "units sold / (opening stock + units received)", "stock_days",
-           "product"),
+           "product", direction="band", expects="stock"),
     Metric("markdown_waste", "CNY", DAILY, "value lost to markdowns and write-offs", "stock_days"),
     Metric("markdown_waste_share", "ratio", DAILY, "markdown_waste / sales", "stock_days, orders", "product",
-           higher_is_better=False, min_scale=0.005),
+           direction="lower", min_scale=0.005),
     Metric("assistants_active", "people", DAILY, "assistants with at least one card action that day", "feedback"),
     Metric("sales_per_assistant", "CNY", DAILY, "sales / assistants_active", "orders, feedback", "team",
-           min_scale=100.0),
+           min_scale=100.0, expects="orders"),
     Metric("target_attainment", "ratio", DAILY,
-           "sales / (the month's sales target / days in the month)", "orders, store_targets", "team"),
+           "sales / (the month's sales target / days in the month)", "orders, store_targets", "team",
+           expects="orders"),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

@@ -65,7 +65,7 @@ def rollup_days(db: Database, first: date, last: date, *, stores: list[str] | No
             result.store_days += (chunk_last - chunk_first).days + 1
         chunk_first = chunk_last + timedelta(days=1)
     if score:
-        result.scored_days = scoring.score_days(db, first, last)
+        result.scored_days = scoring.score_days(db, first, last, now=until)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -130,7 +130,7 @@ def rollup_changed(db: Database, *, now: datetime | None = None) -> RollupResult
         result.rows += part.rows
         days.update(first + timedelta(days=k) for k in range((last - first).days + 1))
     for first, last in _runs(sorted(days)):
-        result.scored_days += scoring.score_days(db, first, last)
+        result.scored_days += scoring.score_days(db, first, last, now=until)
     _save_mark(db, new_mark)
     result.seconds = time.perf_counter() - started
     return result

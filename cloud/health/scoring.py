@@ -8,14 +8,26 @@ when lower is better: level with the baseline is 50, ``TOLERANCE`` (50 %) better
 The metric's score is the mean of the comparisons it has; with neither it has no score. Scores do
 not depend on the configurable weights, so they are stored (``store_scores``) and weights apply
 when read (``cloud.health.model``).
+
+Direction: ``band`` metrics (sell-through) are best at their normal: ``50 - 50 * clamp(|r| / TOLERANCE)``,
+so shelves sold empty (0.996 against a normal 0.35) score 0, not 100.
+
+Data expectation: a metric that ``expects`` a source (the door camera's arrivals, the POS's orders,
+footfall, the stock export) and has no value, or whose source gave less than ``DARK_SHARE`` of its
+own normal, on a day the store was open (any of arrivals, orders or footfall above 0) while that
+source normally reports (``MIN_EXPECTED`` a day on the same weekdays) is an incident: it scores 0
+with the baselines it would have had, and ``value`` 0 when it had none (the detail view marks it).
+
+Only complete days are scored: the store's local today is left to the "today so far" view, which
+holds it against the same hours of its baselines (``cloud.health.views.today_so_far``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from statistics import median
 
+from cloud import clock
 from cloud.db import Database
 from cloud.health.metrics import SCORED, Metric
 from cloud.health.peers import MIN_PEERS, PeerGroup, load_peer_groups
@@ -24,10 +36,19 @@ TOLERANCE = 0.5
 HISTORY_WEEKS = 4
 MIN_HISTORY = 2
 CHUNK_DAYS = 31
+#: a source that normally gives at least this much a day is expected to report
+MIN_EXPECTED = {"arrivals": 20.0, "orders": 5.0, "footfall": 20.0, "stock": 1.0}
+#: a source below this share of its own normal on an open day is dark (a dead camera, a POS down)
+DARK_SHARE = 0.25
+#: the day metrics that tell whether a source reported (stock: a stock export row gives stock_outs)
+VOLUME = {"arrivals": "arrivals", "orders": "orders", "footfall": "footfall", "stock": "stock_outs"}
+_ACTIVITY = ("arrivals", "orders", "footfall")
 
 
 def relative_score(value: float, baseline: float, metric: Metric) -> float:
     r = (value - baseline) / max(abs(baseline), metric.min_scale)
+    if metric.direction == "band":
+        return 50.0 - 50.0 * min(1.0, abs(r) / TOLERANCE)
     if not metric.higher_is_better:
         r = -r
     return 50.0 + 50.0 * max(-1.0, min(1.0, r / TOLERANCE))
@@ -49,28 +70,61 @@ def metric_score(value: float, own: float | None, peer: float | None, metric: Me
 Values = dict[tuple[str, str, str], float]  # (store, day, metric) -> value
 
 
-def score_day(values: Values, day: date, groups: dict[str, PeerGroup]) -> list[tuple]:
-    """The ``store_scores`` rows of one day, from day metric values covering the 4 weeks before it."""
+def score_day(values: Values, day: date, groups: dict[str, PeerGroup],
+              today: dict[str, str] | None = None) -> list[tuple]:
+    """The ``store_scores`` rows of one day, from day metric values covering the 4 weeks before it
+    (stores whose local ``today`` is this day or earlier are not scored: their day is not over)."""
     key = day.isoformat()
     history_days = [(day - timedelta(weeks=k)).isoformat() for k in range(1, HISTORY_WEEKS + 1)]
     rows = []
     for store, group in groups.items():
+        if today is not None and key >= today.get(store, "9999"):
+            continue
+        dark = dark_sources(values, store, key, history_days)
         for metric in SCORED:
             value = values.get((store, key, metric.name))
-            if value is None:
+            if value is None and metric.expects not in dark:
                 continue
             own = own_baseline([v for d in history_days if (v := values.get((store, d, metric.name))) is not None])
             peer = peer_median([v for s in group.stores if (v := values.get((s, key, metric.name))) is not None])
-            score = metric_score(value, own, peer, metric)
+            if metric.expects in dark:
+                rows.append((store, key, metric.name, value or 0.0, own, peer, 0.0))
+                continue
+            score = metric_score(value, own, peer, metric)  # type: ignore[arg-type]
             if score is not None:
                 rows.append((store, key, metric.name, value, own, peer, round(score, 2)))
     return rows
 
 
-def score_days(db: Database, first: date, last: date) -> int:
-    """Recompute ``store_scores`` for every day in [first, last]; the number of days scored."""
+def dark_sources(values: Values, store: str, key: str, history_days: list[str]) -> set[str]:
+    """The sources that should have reported on an open store-day and did not (or hardly)."""
+    if not any(values.get((store, key, m), 0.0) > 0 for m in _ACTIVITY):
+        return set()  # closed (or not yet open): nothing was expected
+    dark = set()
+    for source, metric in VOLUME.items():
+        past = [values.get((store, d, metric)) for d in history_days]
+        if source == "stock":
+            if sum(v is not None for v in past) >= MIN_HISTORY and values.get((store, key, metric)) is None:
+                dark.add(source)
+            continue
+        normal = own_baseline([v for v in past if v is not None])
+        if normal is not None and normal >= MIN_EXPECTED[source] \
+                and values.get((store, key, metric), 0.0) < DARK_SHARE * normal:
+            dark.add(source)
+    return dark
+
+
+def complete_before(db: Database, now: datetime | None) -> dict[str, str]:
+    """Each store's local today (``YYYY-MM-DD``) at ``now``: its first day not complete yet."""
+    now = now or clock.utcnow()
+    return {s: now.astimezone(clock.zone(z)).date().isoformat() for s, z in db.rows("SELECT id, timezone FROM stores")}
+
+
+def score_days(db: Database, first: date, last: date, *, now: datetime | None = None) -> int:
+    """Recompute ``store_scores`` for every complete day in [first, last]; the number of days scored."""
     groups = load_peer_groups(db)
-    names = [m.name for m in SCORED]
+    today = complete_before(db, now)
+    names = [m.name for m in SCORED] + [m for m in VOLUME.values() if m not in {s.name for s in SCORED}]
     marks = ", ".join("?" for _ in names)
     done = 0
     chunk = first
@@ -87,7 +141,7 @@ def score_days(db: Database, first: date, last: date) -> int:
             day = chunk
             while day <= chunk_last:
                 tx.copy("store_scores", ("store", "day", "metric", "value", "own_baseline", "peer_median", "score"),
-                        score_day(values, day, groups))
+                        score_day(values, day, groups, today))
                 day += timedelta(days=1)
                 done += 1
         chunk = chunk_last + timedelta(days=1)

@@ -82,3 +82,58 @@ def test_custom_weights() -> None:
 def test_bad_weights_are_refused_with_the_reason(bad: dict, reason: str) -> None:
     with pytest.raises(WeightsError, match=reason):
         validate(bad)
+
+
+def test_sell_through_is_best_at_its_normal_empty_shelves_score_zero() -> None:
+    sell = BY_NAME["sell_through"]
+    assert sell.direction == "band" and sell.expects == "stock"
+    assert relative_score(0.35, 0.35, sell) == 50  # the store's normal
+    assert relative_score(0.996, 0.35, sell) == 0  # shelves sold empty are bad, not "higher is better"
+    assert relative_score(0.0, 0.35, sell) == 0  # nothing sold: unsold stock
+    assert relative_score(0.42, 0.35, sell) == pytest.approx(30)  # 20 % off its normal of a 50 % tolerance
+
+
+def test_every_scored_metric_declares_its_direction_and_what_it_expects() -> None:
+    from cloud.health.metrics import SCORED
+    for m in SCORED:
+        assert m.direction in ("higher", "lower", "band")
+    assert {m.name for m in SCORED if m.expects == "arrivals"} >= {"greeted_share", "served_share",
+                                                                   "median_time_to_greet_s", "claimed_share"}
+
+
+def _week(store: str, day: date, metric: str, value: float, weeks: int = 4) -> dict:
+    from datetime import timedelta
+    return {(store, (day - timedelta(weeks=k)).isoformat(), metric): value for k in range(1, weeks + 1)}
+
+
+def test_a_dark_door_camera_on_an_open_day_scores_zero_instead_of_no_data() -> None:
+    day = date(2026, 3, 10)
+    values = {**_week("A", day, "arrivals", 120), **_week("A", day, "greeted_share", 0.6),
+              **_week("A", day, "orders", 30), **_week("A", day, "avg_ticket", 300),
+              ("A", "2026-03-10", "orders"): 28.0, ("A", "2026-03-10", "avg_ticket"): 310.0}  # the till worked
+    groups = {"A": PeerGroup("none", ())}
+    rows = {r[2]: r for r in score_day(values, day, groups)}
+    assert rows["greeted_share"][3:] == (0.0, pytest.approx(0.6), None, 0.0)  # an incident, not missing data
+    assert rows["avg_ticket"][6] > 50
+    # closed (nothing at all that day): nothing expected, nothing scored
+    closed = {k: v for k, v in values.items() if k[1] != "2026-03-10"}
+    assert score_day(closed, day, groups) == []
+    # a quiet store whose camera rarely sees 20 people is not judged by this rule
+    quiet = {**values, **_week("A", day, "arrivals", 8)}
+    assert "greeted_share" not in {r[2] for r in score_day(quiet, day, groups)}
+
+
+def test_pos_down_zeroes_the_till_metrics() -> None:
+    day = date(2026, 3, 10)
+    values = {**_week("A", day, "arrivals", 120), **_week("A", day, "orders", 30), **_week("A", day, "avg_ticket", 300),
+              ("A", "2026-03-10", "arrivals"): 115.0}
+    rows = {r[2]: r for r in score_day(values, day, {"A": PeerGroup("none", ())})}
+    assert rows["avg_ticket"][6] == 0.0
+
+
+def test_today_is_not_scored_until_it_is_over() -> None:
+    day = date(2026, 3, 10)
+    values = {**_week("A", day, "greeted_share", 0.6), ("A", "2026-03-10", "greeted_share"): 0.1}
+    groups = {"A": PeerGroup("none", ())}
+    assert score_day(values, day, groups, {"A": "2026-03-10"}) == []
+    assert len(score_day(values, day, groups, {"A": "2026-03-11"})) == 1
