@@ -24,12 +24,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge.wifi.settings import AbsolutePath, WifiSettings
 from protocol import topics, transport
 from protocol.device import RemoteSettings
 from protocol.facepack import PackError, get_pack, require_commercial
 from protocol.messages import Id
-
-from edge.wifi.settings import AbsolutePath, WifiSettings
 
 
 class ConfigError(ValueError):
@@ -141,7 +140,7 @@ def store_local_problem(host: str) -> str | None:
     except ValueError:
         pass  # a name
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError as exc:
         return f'broker_scope = "store": cannot resolve broker {host} to check it is in the store ({exc})'
     public = sorted(a for a in addresses if not _private(a))

@@ -31,10 +31,9 @@ from collections import Counter
 
 from pydantic import BaseModel
 
+from edge.outbox import Outbox
 from protocol import topics, transport
 from protocol.messages import DeviceState, now
-
-from edge.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

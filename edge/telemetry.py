@@ -11,12 +11,11 @@ from typing import Callable
 
 import psutil
 
-from protocol.device import Telemetry
-from protocol.messages import now
-
 from edge.camera import CameraWorker
 from edge.outbox import Outbox
 from edge.placement import Placement
+from protocol.device import Telemetry
+from protocol.messages import now
 
 
 class Health:

@@ -22,13 +22,20 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from protocol import transport
 from provisioning import fleet
 from provisioning.broker_config import (
-    CONTROL_RESPONSE, CONTROL_TOPIC, PID_NAME, client_entry, cloud_records, role_entry, store_records,
+    CONTROL_RESPONSE,
+    CONTROL_TOPIC,
+    PID_NAME,
+    client_entry,
+    cloud_records,
+    role_entry,
+    store_records,
 )
 from provisioning.registry import Home, Registry
 
@@ -131,8 +138,10 @@ def sync(home: Home, registry: Registry, url: transport.BrokerUrl, *, store: str
         records, store_local = cloud_records(registry), False
     else:
         records, store_local = store_records(registry, store), True
-    want_clients = {c["username"]: c for c in (client_entry(registry.brand, r) for r in records)}
-    want_roles = {r["rolename"]: r for r in (role_entry(registry.brand, d, store_local=store_local) for d in records)}
+    want_clients: dict[str, dict[str, Any]] = {
+        str(c["username"]): c for c in (client_entry(registry.brand, r) for r in records)}
+    want_roles: dict[str, dict[str, Any]] = {
+        str(r["rolename"]): r for r in (role_entry(registry.brand, d, store_local=store_local) for d in records)}
     result = SyncResult()
     with DynsecAdmin(url, timeout=timeout) as admin:
         have_clients, have_roles = admin.state()

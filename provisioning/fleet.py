@@ -18,9 +18,7 @@ from protocol.topics import check_id
 from protocol.transport import BrokerUrl, TlsFiles
 from provisioning import pki
 from provisioning.broker_config import BRIDGE_DEVICE, screen_of
-from provisioning.registry import (
-    DEVICE_ROLES, SERVICE_ROLES, DeviceRecord, Home, Registry, RegistryError, StoreRecord,
-)
+from provisioning.registry import DEVICE_ROLES, SERVICE_ROLES, DeviceRecord, Home, Registry, RegistryError, StoreRecord
 from provisioning.signing import create_signing_key
 
 #: The cloud's service account: reads every store through the shared subscription.

@@ -14,9 +14,9 @@ import pytest
 from protocol import transport
 from protocol.bundle import Bundle, load_bundle
 from provisioning import fleet
-from tests.netutil import MosquittoProcess, free_port
 from provisioning.broker_config import ListenerOptions, write_cloud_broker, write_store_broker
 from provisioning.registry import Home
+from tests.netutil import MosquittoProcess, free_port
 
 BRAND = "acme"
 #: (store, device, role) provisioned for every test; edge-1 and kiosk-main exist in both stores.

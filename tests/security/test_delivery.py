@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import signal
-import ssl
 import time
 import uuid
 
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 
 from edge.outbox import Outbox
