@@ -164,7 +164,8 @@ class Telemetry(DeviceMessage):
     rejected: dict[str, int] = Field(description="faces not embedded, by gate")
     commands_refused: dict[str, int] = Field(
         default_factory=dict, description="cfg/desired and cmd/* messages the box refused, by reason: "
-        "invalid_payload, topic_mismatch (addressed to another device), config_refused, pack_refused",
+        "invalid_payload, topic_mismatch (addressed to another device), config_refused, pack_refused, "
+        "local_crop_refused (face crops asked for while the box's broker is not the store's own)",
     )
     outbox_depth: int = Field(ge=0)
     outbox_dropped: int = Field(ge=0)
