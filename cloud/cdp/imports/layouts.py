@@ -44,6 +44,7 @@ from protocol.topics import TopicError, check_id
 UNCATEGORISED = "未分类"
 _UNPAID = frozenset({"等待买家付款", "未付款", "待付款", "待支付", "已取消", "订单取消", "取消", "未支付"})
 _REFUNDED = frozenset({"退款成功", "已退款", "全额退款", "售后完成", "退款完成"})
+_CLOSED = frozenset({"交易关闭", "已关闭", "订单关闭"})  # Taobao: closed before payment, or refunded in full
 _SCIENTIFIC = re.compile(r"^\d(\.\d+)?[eE]\+?\d+$")
 _MASKED_NAME = re.compile(r"^\*+$|某|^.(先生|女士|小姐)$|\*")
 
@@ -344,6 +345,8 @@ class Builder:
             paid = cleaning.amount(m.columns.get(rec, "paid"), "paid")
         if status in _UNPAID or (m.columns.has("paid_at") and not paid_at and paid == 0):
             raise RowProblem("not_paid", f"never paid ({status or 'no payment time'}): not a sale")
+        if status in _CLOSED and paid == 0:
+            raise RowProblem("not_paid", f"{status} with nothing paid: not a sale")
         if paid < 0:
             raise RowProblem("negative_amount", f"paid {paid:g} on a sale")
         if not when:
@@ -356,9 +359,9 @@ class Builder:
         sale = Order(order_no=order_no, channel=self.channel, store=store, buyer=buyer, lines=lines, paid=paid, ts=ts)
         refund_raw = m.columns.get(rec, "refund")
         refund = cleaning.amount(refund_raw, "refund") if refund_raw else 0.0
-        if not refund and status in _REFUNDED:
-            refund = paid
-        if refund <= 0:
+        if not refund and (status in _REFUNDED or (status in _CLOSED and not m.columns.has("refund"))):
+            refund = paid  # closed after payment: the money went back
+        if refund <= 0 or paid <= 0:
             return (sale,)
         back = Order(order_no=order_no, channel=self.channel, store=store, buyer=buyer, lines=(), paid=-min(refund, paid),
                      ts=ts, refund=True)
