@@ -62,7 +62,8 @@ def test_brand_rules_through_the_api(start_cloud) -> None:
     changed = client.put("/v1/identity/survivorship", json={"rules": {"name": "first_non_empty"}})
     assert changed.status_code == 200 and changed.json()["rules"]["name"] == "first_non_empty"
     lineage = client.get(f"/v1/members/{member}/profile?explain=true").json()["lineage"]["name"]
-    assert (lineage["value"], lineage["source"], lineage["rule"]) == ("芳芳", "wechat", "first_non_empty")  # observed 2026-09-01, before the sign-up
+    # the WeChat record was observed 2026-09-01, before the sign-up
+    assert (lineage["value"], lineage["source"], lineage["rule"]) == ("芳芳", "wechat", "first_non_empty")
     assert "lineage" not in client.get(f"/v1/members/{member}/profile").json()
 
 
