@@ -8,6 +8,7 @@ before uvicorn starts; tests, to share one face engine) and leaves it running.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,7 @@ from cloud.api.routers import (
     alerts,
     brand_live,
     devices,
+    erasures,
     guide_preview,
     health,
     identity,
@@ -61,6 +63,23 @@ def operation_id(route: APIRoute) -> str:
     tag_words = set(tag.split()) | {word.rstrip("s") for word in tag.split()}
     words = [w for w in route.name.split("_") if w not in tag_words and w.rstrip("s") not in tag_words]
     return "-".join([tag.replace(" ", "-"), *(words or ["get"])])
+
+
+class _RedactMemberIds(logging.Filter):
+    """Access-log lines name paths, and member paths name a person: the id is replaced by ``…``."""
+
+    _MEMBER = re.compile(r"(/members/)[^/?\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._MEMBER.sub(r"\1…", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_member_ids_in_access_logs() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactMemberIds) for f in access.filters):
+        access.addFilter(_RedactMemberIds())
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -109,6 +128,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     # keys, rate limits and body limits before any route reads a body; inside CORS (refusals carry its headers)
     app.add_middleware(Guard, settings=settings)
+    redact_member_ids_in_access_logs()
     if settings.dev_open_mode:
         log.warning("\n%s\nDEVELOPMENT OPEN MODE: while no API key has ever existed, ANYONE who reaches %s:%s "
                     "is hq_admin. Never use dev_open_mode outside a developer's machine.\n%s",
@@ -123,7 +143,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts,
                    storehealth, brand_live, guide_preview, labels, rollouts, alerts, device_commands, markdown_routes,
-                   master):
+                   master, erasures):
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
     mount_dashboards(app)
     document_errors(app)

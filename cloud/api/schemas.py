@@ -200,7 +200,8 @@ class ErasureOut(BaseModel):
     faces: int
     identifiers: int
     orders_anonymised: int = Field(description="orders kept for totals, no longer linked to anyone")
-    commands: int = Field(description="erase commands queued for edge boxes")
+    commands: int = Field(description="erase commands queued for edge boxes and guide screens")
+    erasure_id: str = Field(default="", description="the receipt: GET /v1/erasures/{erasure_id}")
 
 
 class MemberRow(BaseModel):

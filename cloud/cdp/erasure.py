@@ -6,6 +6,14 @@ channel and category still adds up, and nothing links the money back to anyone),
 their count but lose the member. The gallery epoch is bumped so every process drops the faces,
 and an erase command for every edge box of the person's brands is put in the outbox in the same
 transaction, so a crash cannot erase the cloud copy and forget the boxes' caches.
+
+Nothing else may name the person afterwards: quarantined raw import rows holding any of their
+identifiers lose their content, sales-script outcomes lose the person id (the card id would lead
+back through the visit), audit and consent rows keep what happened, when and by whom under a
+pseudonym (``erased:<erasure id>``), pending sign-up verifications go. The guide screens of the
+person's brands get the erase command too (they drop the person's cards). The erasure's receipt
+(``receipt``, ``GET /v1/erasures/{id}``) lists what was cleared and every device told, with its
+acknowledgement.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ _CHUNK = 500
 EDGE_CACHE_HOURS = 24
 
 
+class UnknownErasure(NotFound):
+    code = "unknown_erasure"
+
+
 class UnknownMember(NotFound):
     """No live member with that id (never existed, or already erased)."""
 
@@ -45,6 +57,7 @@ class Erased:
     identifiers: int
     orders_anonymised: int
     commands: int
+    erasure_id: str = ""  # the receipt: GET /v1/erasures/{erasure_id}
 
 
 def _in(ids: list[str]) -> str:
@@ -57,9 +70,18 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
         if person is None:
             raise UnknownMember(f"no member {member_id}")
         records = [r[0] for r in tx.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (person, person))]
-        queued = queue_erase(tx, records, reason="erasure")
+        sent = _queue_erase(tx, records, reason="erasure", devices=("edge", "kiosk"))
+        erasure_id = new_id()
+        pseudonym = f"erased:{erasure_id}"  # what audit and consent rows keep instead of the person's ids
         anonymous = f"anon-{new_id()}"
         counts = {"faces": 0, "identifiers": 0, "orders": 0}
+        values: set[str] = set()
+        for start in range(0, len(records), _CHUNK):
+            chunk = records[start:start + _CHUNK]
+            values.update(r[0] for r in tx.rows(f"SELECT value FROM identifiers WHERE member_id IN ({_in(chunk)})", chunk))
+        places = {"quarantine_rows_cleared": _clear_quarantine(tx, values, erasure_id),
+                  "script_outcomes_unlinked": 0, "audit_rows_pseudonymised": 0, "consent_rows_pseudonymised": 0,
+                  "verifications_deleted": 0}
         for start in range(0, len(records), _CHUNK):
             chunk = records[start:start + _CHUNK]
             marks = _in(chunk)
@@ -80,12 +102,67 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
             counts["orders"] += tx.execute(f"UPDATE orders SET member_id = ? WHERE member_id IN ({marks})",
                                            (anonymous, *chunk))
             tx.execute(f"UPDATE order_lines SET member_id = ? WHERE member_id IN ({marks})", (anonymous, *chunk))
+            # the card a script was shown on must not lead back to the person (visits keep card ids)
+            places["script_outcomes_unlinked"] += tx.execute(
+                f"UPDATE script_shown SET person_id = ? WHERE person_id IN ({marks})", (pseudonym, *chunk))
+            # the trail keeps what happened and who did it, not whom it was about
+            places["audit_rows_pseudonymised"] += tx.execute(
+                f"UPDATE audit SET person_id = ?, detail = '{{}}' WHERE person_id IN ({marks})", (pseudonym, *chunk))
+            # proof that consent was given or withdrawn (when, where, by whom), under the pseudonym
+            places["consent_rows_pseudonymised"] += tx.execute(
+                f"UPDATE consent_log SET person_id = ?, record_id = ? WHERE person_id IN ({marks}) "
+                f"OR record_id IN ({marks})", (pseudonym, pseudonym, *chunk, *chunk))
+            places["verifications_deleted"] += tx.execute(
+                f"DELETE FROM verifications WHERE member_id IN ({marks})", chunk)
             tx.execute(f"UPDATE members SET merged_into = NULL WHERE id IN ({marks})", chunk)
             tx.execute(f"DELETE FROM members WHERE id IN ({marks})", chunk)
         bump_gallery_epoch(tx)
+        now = iso(utcnow())
         tx.execute("INSERT INTO audit (ts, actor, action, person_id, detail) VALUES (?, ?, 'erase', ?, ?)",
-                   (iso(utcnow()), actor, person, json.dumps({"records": len(records), **counts})))
-    return Erased(person, len(records), counts["faces"], counts["identifiers"], counts["orders"], queued)
+                   (now, actor, pseudonym, json.dumps({"records": len(records), **counts})))
+        tx.execute("INSERT INTO erasures (id, ts, actor, places, commands) VALUES (?, ?, ?, ?, ?)",
+                   (erasure_id, now, actor, json.dumps({"records": len(records), "faces": counts["faces"],
+                                                        "identifiers": counts["identifiers"],
+                                                        "orders_anonymised": counts["orders"], **places}),
+                    json.dumps([c.command_id for c in sent])))
+    return Erased(person, len(records), counts["faces"], counts["identifiers"], counts["orders"], len(sent),
+                  erasure_id)
+
+
+def _clear_quarantine(tx: Tx, values: set[str], erasure_id: str) -> int:
+    """Quarantined raw rows naming the person (by any of their identifier values, a phone also as
+    written with spaces, dashes or +86) keep their reason but lose their content."""
+    values = {v for v in values if len(v) >= 4}
+    if not values:
+        return 0
+    phones = {v for v in values if v.isdigit()}
+    cleared = []
+    for row_id, raw in tx.rows("SELECT id, raw FROM quarantine"):
+        digits = "".join(ch for ch in raw if ch.isdigit())
+        if any(v in raw for v in values) or any(p in digits for p in phones):
+            cleared.append((json.dumps({"erased": erasure_id}), "personal data erased", row_id))
+    tx.executemany("UPDATE quarantine SET raw = ?, detail = ? WHERE id = ?", cleared)
+    return len(cleared)
+
+
+def receipt(db: Database, erasure_id: str) -> dict:
+    """What an erasure cleared, and every device told, with its acknowledgement."""
+    row = db.one("SELECT * FROM erasures WHERE id = ?", (erasure_id,))
+    if row is None:
+        raise UnknownErasure(f"no erasure {erasure_id}")
+    ids = json.loads(row["commands"])
+    now = utcnow()
+    devices = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        for c in db.query(f"SELECT c.*, d.role FROM commands c LEFT JOIN devices d ON d.brand = c.brand "
+                          f"AND d.store = c.store AND d.device = c.device WHERE c.id IN ({_in(chunk)}) "
+                          "ORDER BY c.brand, c.store, c.device", chunk):
+            devices.append({"brand": c["brand"], "store": c["store"], "device": c["device"], "role": c["role"],
+                            "command_id": c["id"], "state": commands.state_of(c, now), "acked_at": c["acked_at"],
+                            "detail": c["ack_detail"]})
+    return {"id": row["id"], "ts": row["ts"], "actor": row["actor"], "cloud": json.loads(row["places"]),
+            "devices": devices, "complete": all(d["state"] == "done" for d in devices)}
 
 
 def _recent_arrivals(tx: Tx, member_ids: list[str]) -> dict[tuple[str, str, str], list[str]]:
@@ -114,6 +191,12 @@ def _brands(tx: Tx, member_ids: list[str]) -> set[str]:
 
 
 def queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "consent_withdrawn"]) -> int:
+    """``_queue_erase`` to the person's edge boxes; the number of commands."""
+    return len(_queue_erase(tx, member_ids, reason=reason))
+
+
+def _queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "consent_withdrawn"],
+                 devices: tuple[str, ...] = ("edge",)) -> list[EraseCommand]:
     """An erase command per edge box of the person's brands, into the outbox the command sender
     publishes (and re-sends until each box acknowledges, for as long as a box may cache a face).
 
@@ -121,16 +204,17 @@ def queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "co
     """
     brands = sorted(_brands(tx, member_ids))
     if not brands:
-        return 0  # never seen by any box, and no home store: no box can hold their face
-    devices = tx.rows(f"SELECT brand, store, device FROM devices WHERE role = 'edge' AND brand IN ({_in(brands)}) "
-                      "ORDER BY brand, store, device", brands)
+        return []  # never seen by any box, and no home store: no box or screen can hold them
+    roles = list(devices)
+    devices = tx.rows(f"SELECT brand, store, device FROM devices WHERE role IN ({_in(roles)}) "
+                      f"AND brand IN ({_in(brands)}) ORDER BY brand, store, device", (*roles, *brands))
     recent = _recent_arrivals(tx, member_ids)
     now = utcnow()
     made = [EraseCommand(command_id=new_id(), brand=brand, store=store, device=device, member_ids=member_ids[:1000],
                          arrival_event_ids=recent[(brand, store, device)][:10_000], reason=reason, ts=now)
             for brand, store, device in devices]
     commands.queue(tx, made, ttl=timedelta(hours=EDGE_CACHE_HOURS))
-    return len(made)
+    return made
 
 
 def queue_consent_withdrawal(db: Database, person: str) -> int:

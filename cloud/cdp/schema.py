@@ -146,4 +146,8 @@ SCHEMA = Schema("cdp", (
     )),
     Migration(11, "member facts and identity conflicts", _FACTS_AND_CONFLICTS),
     Migration(12, "sign-up verification and the consent log", _VERIFICATION_AND_CONSENT),
+    Migration(14, "erasure receipts", (
+        "CREATE TABLE erasures (id TEXT PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, places TEXT NOT NULL, "
+        "commands TEXT NOT NULL)",
+    )),
 ))

@@ -96,6 +96,7 @@ def run(options: Options) -> int:
     feed = CardFeed(options.url, options.brand, options.store, options.screen)
     feed.card_received.connect(window.show_card)
     feed.crop_received.connect(window.show_crop)
+    feed.erase_received.connect(lambda command: feed.acknowledge(command, window.forget_members(command.member_ids)))
     feed.connection_changed.connect(window.set_connected)
     window.feedback.connect(feed.send_feedback)
     window.card_shown.connect(print_card_shown)

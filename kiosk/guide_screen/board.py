@@ -9,6 +9,7 @@ never shown; a redelivered card (MQTT QoS 1 is at-least-once) changes nothing.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
@@ -77,6 +78,13 @@ class Board:
                 self.cards.remove(card)
                 return card
         return None
+
+    def forget(self, member_ids: Iterable[str]) -> list[GuideCard]:
+        """Erasure: remove and return every card of these members."""
+        gone = set(member_ids)
+        dropped = [c for c in self.cards if c.member and c.member.member_id in gone]
+        self.cards = [c for c in self.cards if not (c.member and c.member.member_id in gone)]
+        return dropped
 
     def tick(self, now: datetime) -> None:
         """Called by the clock so the visitor count restarts at local midnight without a card."""

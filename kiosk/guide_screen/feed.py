@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from kiosk.guide_screen import metrics
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
+from protocol.commands import CommandAck, EraseCommand
 from protocol.device import FaceCrop
 from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, new_id, now
 
@@ -63,6 +64,9 @@ class CardFeed(QObject):
     connection_changed = Signal(bool)
     #: The broker acknowledged the card subscription: from now on no card for this screen is missed.
     subscribed = Signal()
+    #: An erase command for this screen (cloud erasure or consent withdrawn): drop the members' cards,
+    #: then ``acknowledge`` it.
+    erase_received = Signal(object)  # EraseCommand
 
     def __init__(
         self, url: transport.BrokerUrl, brand: str, store: str, screen: str, parent: QObject | None = None
@@ -80,6 +84,7 @@ class CardFeed(QObject):
         self._state_topic = topics.device_state(brand, store, self._device)
         self._cards_topic = topics.guide_cards_of_store(brand, store)
         self._crops_topic = crops_of_store(brand, store)
+        self._erase_topic = topics.device_command(brand, store, self._device, "erase")
         self._cards_mid: int | None = None
         self._client = transport.make_client(
             url, f"{self._device}-{brand}-{store}", will=(self._state_topic, self._state("offline"))
@@ -167,6 +172,7 @@ class CardFeed(QObject):
             return
         self._cards_mid = client.subscribe(self._cards_topic, qos=1)[1]
         client.subscribe(self._crops_topic, qos=0)  # separately: a refused crop filter must not cost the cards
+        client.subscribe(self._erase_topic, qos=1)
         transport.publish(client, self._state_topic, self._state("online"), retain=True)
         log.info("connected to %s, listening on %s", self.url, self._cards_topic)
         self.connected = True
@@ -194,6 +200,9 @@ class CardFeed(QObject):
         self.stats.received += 1
         if msg.topic.startswith(self._crops_topic[:-1]):
             self._on_crop(msg)
+            return
+        if msg.topic == self._erase_topic:
+            self._on_erase(msg)
             return
         try:
             target = topics.parse(msg.topic).path[0]
@@ -225,6 +234,23 @@ class CardFeed(QObject):
             return
         self.stats.crops += 1
         self.crop_received.emit(crop)
+
+    def _on_erase(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            command = decode(msg.payload, EraseCommand)
+        except DecodeError as exc:
+            self._reject(msg.topic, "invalid_payload", str(exc))
+            return
+        if (command.brand, command.store, command.device) != (self.brand, self.store, self._device):
+            self._reject(msg.topic, "topic_mismatch", "erase command addressed to another screen")
+            return
+        self.erase_received.emit(command)
+
+    def acknowledge(self, command: EraseCommand, dropped: int) -> None:
+        """Tell the cloud the erase is done on this screen (its receipt lists this answer)."""
+        ack = CommandAck(command_id=command.command_id, brand=self.brand, store=self.store, device=self._device,
+                         name="erase", ok=True, detail=f"dropped {dropped} cards", ts=now())
+        transport.publish(self._client, topics.device_command_ack(self.brand, self.store, self._device, "erase"), ack)
 
     def _reject(self, topic: str, reason: str, detail: str) -> None:
         self.stats.rejected_by_reason[reason] += 1

@@ -257,6 +257,12 @@ class GuideScreen(QWidget):
         for overlay in (self.picker, self.keypad):
             overlay.setGeometry(self.rect())
 
+    def forget_members(self, member_ids: list[str]) -> int:
+        """An erasure: the members' cards leave the screen now; how many did."""
+        dropped = self.board.forget(member_ids)
+        self._layout_cards()
+        return len(dropped)
+
     def _expire(self) -> None:
         for card in self.board.expire(utcnow()):
             log.info("card %s expired, taken off the screen", card.card_id)
