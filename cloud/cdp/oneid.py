@@ -185,7 +185,7 @@ def resolve_around(tx: Tx, member_ids: Sequence[str], *, actor: str) -> Resoluti
     for chunk in _chunks(_cluster_records(tx, sorted(persons))):
         marks = _in(chunk)
         for a, b in tx.rows(f"SELECT a, b FROM links WHERE status IN ('rejected', 'review') AND "
-                            f"(a IN ({marks}) OR b IN ({marks}))", (*chunk, *chunk)):
+                            f"reason <> 'value_too_common' AND (a IN ({marks}) OR b IN ({marks}))", (*chunk, *chunk)):
             persons.update(p for p in (_person(tx, a), _person(tx, b)) if p)
     return _resolve_persons(tx, sorted(persons), actor=actor, active=active)
 
