@@ -49,6 +49,12 @@ def test_trailing_spaces_in_headers_are_stripped_and_unpaid_orders_quarantined(s
     assert report.rows == 28010 and unpaid > 0
     assert report.orders - report.refunds == 28010 - unpaid and report.refunds > 0  # 退款金额 > 0: refund events
     assert sqlite.scalar("SELECT COUNT(*) FROM orders WHERE status = 'paid'") == 28010 - unpaid
+    # 买家实际支付金额 is net of 退款金额 in this export: sale (总金额) + refund event = what the buyer kept
+    assert report.refunds == 5646
+    sales, refunds = sqlite.one("SELECT SUM(CASE WHEN paid > 0 THEN paid ELSE 0 END) AS s, "
+                                "SUM(CASE WHEN paid < 0 THEN paid ELSE 0 END) AS r FROM orders").values()
+    paid = sum(float(v) for v in info.tables[0].column("买家实际支付金额"))
+    assert round(sales + refunds, 2) == round(paid, 2)
     # nothing lost: every row is an order or in quarantine
     assert sqlite.scalar("SELECT COUNT(*) FROM quarantine") == unpaid
 

@@ -356,15 +356,25 @@ class Builder:
         buyer = self.buyer(m, rec)
         if not lines:
             self.counts.orders_without_lines += 1
-        sale = Order(order_no=order_no, channel=self.channel, store=store, buyer=buyer, lines=lines, paid=paid, ts=ts)
         refund_raw = m.columns.get(rec, "refund")
         refund = cleaning.amount(refund_raw, "refund") if refund_raw else 0.0
         if not refund and (status in _REFUNDED or (status in _CLOSED and not m.columns.has("refund"))):
             refund = paid  # closed after payment: the money went back
-        if refund <= 0 or paid <= 0:
+        gross = paid
+        if refund > 0:
+            # Taobao's 买家实际支付金额 is net of refunds (paid + 退款金额 = 总金额 on every refunded order of
+            # the samples): the sale is what was paid at payment time, the refund an event on it
+            total_raw = m.columns.get(rec, "total")
+            total = cleaning.amount(total_raw, "total") if total_raw else None
+            if total is not None and abs(paid + refund - total) < 0.01:
+                gross = total
+            elif paid < refund:
+                gross = round(paid + refund, 2)
+        sale = Order(order_no=order_no, channel=self.channel, store=store, buyer=buyer, lines=lines, paid=gross, ts=ts)
+        if refund <= 0 or gross <= 0:
             return (sale,)
-        back = Order(order_no=order_no, channel=self.channel, store=store, buyer=buyer, lines=(), paid=-min(refund, paid),
-                     ts=ts, refund=True)
+        back = Order(order_no=order_no, channel=self.channel, store=store, buyer=buyer, lines=(),
+                     paid=-min(refund, gross), ts=ts, refund=True)
         return sale, back
 
 
