@@ -13,6 +13,7 @@ may pass a more precise code per instance (``EnrolError("no_face", ...)``).
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import ClassVar
 
 
 class CloudError(Exception):
@@ -31,6 +32,16 @@ class CloudError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CodedError(CloudError):
+    """A family of refusals told apart by a code given first; ``statuses`` maps the codes whose HTTP
+    status differs from the family's own ``status``."""
+
+    statuses: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code, status=self.statuses.get(code, self.status))
 
 
 class Invalid(CloudError):

@@ -15,15 +15,15 @@ the door moment has passed. So face + Wi-Fi can never give two cards.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Literal
+from typing import ClassVar, Literal
 
 from cloud.cdp import oneid
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
-from cloud.errors import CloudError
+from cloud.errors import CodedError
 from protocol.wifi import MacError, WifiFootfall, WifiPresence, device_key
 
 KIND = "mac"
@@ -34,14 +34,12 @@ WIFI_CAMERA = "wifi"
 PresenceOutcome = Literal["unknown_key", "duplicate", "opened", "joined", "closed", "no_visit"]
 
 
-class DeviceRegistrationError(CloudError):
+class DeviceRegistrationError(CodedError):
     """A phone that cannot be registered: a malformed MAC (422), one taken by another person or a
     brand secret unfit to key it (409)."""
 
-    _STATUS = {"invalid_mac": HTTPStatus.UNPROCESSABLE_ENTITY}
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message, code=code, status=self._STATUS.get(code, HTTPStatus.CONFLICT))
+    status = HTTPStatus.CONFLICT
+    statuses: ClassVar[dict[str, int]] = {"invalid_mac": HTTPStatus.UNPROCESSABLE_ENTITY}
 
 
 @dataclass(frozen=True)
@@ -177,7 +175,7 @@ def footfall_series(db: Database, store: str, start: datetime, end: datetime, bu
     for minute, people, passing, visits, macs in rows:
         ts = datetime.fromisoformat(minute)
         begin = ts if bucket == "minute" else ts.replace(minute=0)
-        b = buckets.setdefault(iso(begin), {"start": begin.astimezone(timezone.utc), "minutes": 0, "people_sum": 0,
+        b = buckets.setdefault(iso(begin), {"start": begin.astimezone(UTC), "minutes": 0, "people_sum": 0,
                                             "people_max": 0, "passing": 0, "visits": 0, "distinct_macs": 0})
         b["minutes"] += 1
         b["people_sum"] += people

@@ -28,13 +28,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
+from typing import ClassVar
 from uuid import uuid4
 
 from cloud.db import Database, Tx
 from cloud.db.database import POSTGRES
-from cloud.errors import CloudError
+from cloud.errors import CodedError
 
 _ONEID_LOCK = 0x1D5C1
 #: A sign-up's identifiers held back until its phone is verified (``cloud.cdp.members``): they link
@@ -52,15 +53,14 @@ _CHUNK = 500
 PERSON_OF = "COALESCE(m.merged_into, m.id)"
 
 
-class IdentityError(CloudError):
+class IdentityError(CodedError):
     """A OneID operation refused: unknown link or member (404), or a merge, split or rule that cannot be."""
 
     status = HTTPStatus.CONFLICT
-    _STATUS = {"unknown_link": HTTPStatus.NOT_FOUND, "unknown_member": HTTPStatus.NOT_FOUND,
-               "hard_identifier": HTTPStatus.UNPROCESSABLE_ENTITY, "bad_pattern": HTTPStatus.UNPROCESSABLE_ENTITY}
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message, code=code, status=self._STATUS.get(code, HTTPStatus.CONFLICT))
+    statuses: ClassVar[dict[str, int]] = {
+        "unknown_link": HTTPStatus.NOT_FOUND, "unknown_member": HTTPStatus.NOT_FOUND,
+        "hard_identifier": HTTPStatus.UNPROCESSABLE_ENTITY, "bad_pattern": HTTPStatus.UNPROCESSABLE_ENTITY,
+    }
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Resolution:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def rules(tx: Tx | Database) -> dict[str, Rule]:
@@ -120,7 +120,7 @@ class Blocklist:
         self._entries = [(kind, re.compile(pattern, re.IGNORECASE), reason) for kind, pattern, reason in entries]
 
     @classmethod
-    def load(cls, tx: Tx | Database) -> "Blocklist":
+    def load(cls, tx: Tx | Database) -> Blocklist:
         return cls(tx.rows("SELECT kind, pattern, reason FROM blocklist ORDER BY id"))
 
     def reason(self, kind: str, value: str) -> str | None:
@@ -408,7 +408,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
 
     # 4. each component's person is its earliest record
     new_head: dict[str, str] = {}
-    for root, members in members_of.items():
+    for members in members_of.values():
         head = min(members, key=lambda m: (created_of.get(m, ""), m))
         for m in members:
             if m != head:
@@ -567,7 +567,7 @@ def add_sighting(db: Database, member_id: str, *, kind: str, value: str, score: 
         if rules(tx).get(kind, Rule(kind, False, 0, 0, 0, True)).hard:
             raise IdentityError("hard_identifier", f"{kind} is a hard identifier, not a sighting")
         tx.execute("INSERT INTO sightings (member_id, kind, value, score, store, ts) VALUES (?, ?, ?, ?, ?, ?)",
-                   (member_id, kind, value, score, store, ts.astimezone(timezone.utc).isoformat()))
+                   (member_id, kind, value, score, store, ts.astimezone(UTC).isoformat()))
 
 
 def new_record_id() -> str:

@@ -13,13 +13,13 @@ import threading
 import warnings
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Literal
+from typing import ClassVar, Literal
 
 import cv2
 
 from cloud.cdp import members
 from cloud.db import Database
-from cloud.errors import CloudError, TooLarge, TooManyRequests
+from cloud.errors import CodedError, TooLarge, TooManyRequests
 from cloud.faces import enrolled, thumbnails
 from cloud.faces.gallery import FaceIndex
 from protocol.facepack.engine import FaceEngine, ImageError, decode_image
@@ -76,13 +76,14 @@ def check_header(photo: bytes, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     return width, height
 
 
-class EnrolError(CloudError):
+class EnrolError(CodedError):
     """A photo or member that cannot be enrolled: unknown member (404), no consent (409), else 422."""
 
-    _STATUS = {"unknown_member": HTTPStatus.NOT_FOUND, "no_consent": HTTPStatus.CONFLICT}
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    statuses: ClassVar[dict[str, int]] = {"unknown_member": HTTPStatus.NOT_FOUND, "no_consent": HTTPStatus.CONFLICT}
 
     def __init__(self, code: EnrolErrorCode, message: str) -> None:
-        super().__init__(message, code=code, status=self._STATUS.get(code, HTTPStatus.UNPROCESSABLE_ENTITY))
+        super().__init__(code, message)
 
 
 @dataclass(frozen=True)
