@@ -1,4 +1,8 @@
-"""Calibrate a pack's match threshold on a labelled photo folder (one sub-folder per person).
+"""Quick look at a pack's score distributions on a labelled photo folder (one sub-folder per person).
+
+The packs' thresholds are calibrated with ``bench/openset.py`` (open-set, ~1,250 people, calibrated
+on one half and reported on the other); this script is a quick check on a small folder, such as a
+brand's own staff photos, that the scores look like the manifest expects.
 
 Prints the genuine and impostor score distributions, and the one-photo-enrolment case the
 product actually runs (first photo enrols, every other photo probes); the last line is JSON with

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.openset import (
-    Searches, accepts, calibrate, curve, half_of, outcomes, searches_for, threshold_at_fpir, upper95,
+    Searches, accepts, calibrate, curve, half_of, margin_grid, outcomes, searches_for, threshold_at_fpir, upper95,
 )
 
 NO = -np.inf
@@ -102,11 +102,19 @@ def test_searches_for_builds_mated_and_withheld_searches():
     one, info = searches_for("1", members, ["S/1"], vectors)
     assert info["gallery_members"] == 2 and info["mated_searches"] == 3 and info["probes_without_face"] == 1
     assert one.mated.shape == (3, 3) and np.isnan(one.mated[2, 0])
-    # two searches with A withheld + one stranger
-    assert len(one.nonmated) == 3 and info["stranger_searches"] == 1
+    # A's two probes and each enrolment photo with its member withheld, and the stranger
+    assert len(one.nonmated) == 5 and info["stranger_searches"] == 1  # 2 probes + 2 enrolment photos + 1
     assert one.mated[0, 0] == pytest.approx(float(_vec(1, 0.1, 0) @ _vec(1, 0, 0)))
     two_max, info2 = searches_for("2-max", members, ["S/1"], vectors)
     assert info2["gallery_templates"] == 3 and info2["mated_searches"] == 2  # A/3, and B/2 (no face)
     assert two_max.mated[0, 0] == pytest.approx(max(float(_vec(0.9, 0.2, 0) @ vectors[p]) for p in ("A/1", "A/2")))
     two_mean, info3 = searches_for("2-mean", members, ["S/1"], vectors)
     assert info3["gallery_templates"] == 2
+
+
+def test_the_margin_floor_scales_with_the_packs_score_gap():
+    wide = Searches(np.column_stack([np.full(10, 0.70), np.zeros(10), np.zeros(10)]), np.column_stack([np.full(10, 0.35), np.zeros(10)]))
+    narrow = Searches(np.column_stack([np.full(10, 0.956), np.zeros(10), np.zeros(10)]), np.column_stack([np.full(10, 0.921), np.zeros(10)]))
+    assert margin_grid(wide)[0] == pytest.approx(0.05)
+    assert margin_grid(narrow)[0] == pytest.approx(0.005)
+    assert list(margin_grid(wide)) == sorted(margin_grid(wide))
