@@ -6,7 +6,9 @@
 With a PostgreSQL server URL (no database name) a fresh database with a random name is created
 and dropped afterwards. Progress goes to stderr; the last stdout line is JSON:
 ``oneid_rebuild_s`` (full rebuild over every record), ``segment_count_s`` ("bought 护肤 in 90
-days and not 彩妆", median of 3 after one warm-up), ``profile_read_p95_ms`` (360 profile of random
+days and not 彩妆", median of 3 after one warm-up), ``segment5_count_s`` and ``portrait_s`` (a
+5-condition segment over the dimension catalogue: its count, median of 3, and its portrait against
+the base, best of 2), ``profile_read_p95_ms`` (360 profile of random
 persons), ``face_top1_ms`` (top-1 over --members 128-d embeddings, median), plus sizes and the
 generation and tag-batch times.
 """
@@ -33,6 +35,13 @@ from cloud.synthetic.brand import generate  # noqa: E402
 
 SEGMENT = {"and": [{"bought": {"category": "护肤", "within_days": 90}},
                    {"not": {"bought": {"category": "彩妆", "within_days": 90}}}]}
+#: five conditions over the dimension catalogue (issue 15): purchase, refund-aware "not bought", an
+#: attribute, a computed stat and a money total
+SEGMENT5 = {"and": [{"dim": {"name": "bought.category.days", "scope": "护肤", "days": 90}},
+                    {"dim": {"name": "not_bought.category.days", "scope": "彩妆", "days": 90}},
+                    {"dim": {"name": "gender", "op": "in", "value": ["female"]}},
+                    {"dim": {"name": "lifecycle", "op": "in", "value": ["active", "repurchase_due", "new"]}},
+                    {"dim": {"name": "order_amount.any.days", "days": 365, "op": ">=", "value": 300}}]}
 
 
 def log(message: str) -> None:
@@ -84,6 +93,15 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
         runs = [timed(segments.count, db, condition)[1] for _ in range(3)]
         out["segment_count_s"] = round(statistics.median(runs), 3)
         log(f"segment count {out['segment_count']} in {runs}")
+
+        five = segments.Condition.of(SEGMENT5)
+        out["segment5_count"] = segments.count(db, five)
+        runs = [timed(segments.count, db, five)[1] for _ in range(3)]
+        out["segment5_count_s"] = round(statistics.median(runs), 3)
+        log(f"5-condition segment count {out['segment5_count']} in {runs}")
+        runs = [timed(segments.portrait, db, five)[1] for _ in range(2)]
+        out["portrait_s"] = round(min(runs), 3)
+        log(f"portrait of the 5-condition segment in {runs}")
 
         rng = np.random.default_rng(seed)
         heads = [r[0] for r in db.rows("SELECT id FROM members WHERE merged_into IS NULL ORDER BY id LIMIT 1 OFFSET ?",

@@ -130,7 +130,8 @@ class MemberSummary(BaseModel):
     name: ShortText
     title: ShortText = Field(description="how the assistant addresses the member, e.g. 王女士")
     tier: ShortText
-    tags: list[ShortText] = Field(default_factory=list, max_length=50)
+    tags: list[ShortText] = Field(default_factory=list, max_length=50,
+                                  description="the rule tags HQ marks for display (by priority), then the member's own")
     visits: int = Field(default=0, ge=0, description="earlier visits to this brand's stores")
     # Added after v1 shipped: optional, so cards from an older cloud still decode.
     lifetime_value: float | None = Field(default=None, ge=0, description="yuan paid over all orders")
@@ -140,6 +141,11 @@ class MemberSummary(BaseModel):
     enrolled_photo: Annotated[str, Field(max_length=16_384)] | None = Field(
         default=None, description="base64 JPEG of the member's enrolled face (112x112 aligned, a few KB); member cards only"
     )
+    # Added for issue 15: optional, so cards from an older cloud still decode.
+    value_tier: ShortText | None = Field(default=None, description="RFM value tier in words (高价值会员)")
+    lifecycle: ShortText | None = Field(default=None, description="lifecycle stage in words (活跃顾客)")
+    points: int | None = Field(default=None, ge=0, description="points balance, once known")
+    birthday_month: int | None = Field(default=None, ge=1, le=12, description="birthday month, once known")
 
 
 class Recommendation(BaseModel):

@@ -291,6 +291,8 @@ class TagRuleIn(Input):
     name: Label
     value: Label = "true"
     condition: dict
+    display: bool = Field(default=False, description="the guide card shows this tag")
+    priority: int = Field(default=0, ge=-1000, le=1000, description="higher first on the card")
 
 
 class TagCount(BaseModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from cloud.cdp import profile as profiles
+from cloud.cdp import tags
 from cloud.faces import thumbnails
 from cloud.db import Database
 from cloud.guide.greeting import title_for
@@ -22,6 +23,7 @@ from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts.outcomes import record_shown
 from cloud.guide.sales_scripts.service import script_for
+from cloud.guide.sales_scripts.situations import in_words
 from cloud.cdp.members import Member
 from cloud.arrivals import visits
 from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, new_id, now
@@ -47,6 +49,31 @@ def history(db: Database, person: dict, *, visit_id: str) -> dict[str, object]:
         "last_purchase": _last_purchase(db, last_order) if last_order else None,
         "preferences": list(stats.get("top_categories") or person["preferences"])[:5],
     }
+
+
+#: tags on a card: the screen draws a strip, the assistant reads the first few
+CARD_TAGS = 8
+
+
+def card_tags(db: Database, person: dict, own: list[str]) -> list[str]:
+    """The rule tags HQ marked for display, highest priority first, then the member's own tags."""
+    shown = tags.displayed(db, person["id"])
+    for tag in person.get("member_tags") or own:
+        if tag not in shown:
+            shown.append(tag)
+    return shown[:CARD_TAGS]
+
+
+def known_facts(person: dict) -> dict[str, object]:
+    """What the CDP knows beyond the record: value tier and lifecycle in words, points and birthday
+    month once known (absent fields stay None: an older screen ignores them, a newer one skips them)."""
+    stats = person.get("stats") or {}
+    points = (person.get("points") or {}).get("balance")
+    birthday = str(person.get("birthday") or "")
+    month = int(birthday[5:7]) if len(birthday) >= 7 and birthday[5:7].isdigit() else None
+    return {"value_tier": in_words(stats.get("value_tier")), "lifecycle": in_words(stats.get("lifecycle")),
+            "points": int(points) if points is not None and points >= 0 else None,
+            "birthday_month": month if month is not None and 1 <= month <= 12 else None}
 
 
 def _last_purchase(db: Database, order: dict) -> LastPurchase:
@@ -92,9 +119,10 @@ class CardBuilder:
             summary = MemberSummary(
                 member_id=member.id, name=member.name, tier=member.tier,
                 title=title_for(member.name, member.gender) or "会员",  # neither name nor gender known
-                tags=member.tags, visits=visits.visit_count(self._db, member.id, arrival.brand),
+                tags=card_tags(self._db, advice.person, member.tags),
+                visits=visits.visit_count(self._db, member.id, arrival.brand),
                 enrolled_photo=thumbnails.card_photo(self._db, member.id),
-                **history(self._db, advice.person, visit_id=visit_id),
+                **history(self._db, advice.person, visit_id=visit_id), **known_facts(advice.person),
             )
             recs = recommend.as_recommendations(advice.picks)
             script = advice.script

@@ -150,4 +150,8 @@ SCHEMA = Schema("cdp", (
         "CREATE TABLE erasures (id TEXT PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, places TEXT NOT NULL, "
         "commands TEXT NOT NULL)",
     )),
+    Migration(15, "rule tags HQ marks for the guide card, with a priority", (
+        "ALTER TABLE tag_rules ADD COLUMN display BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE tag_rules ADD COLUMN priority BIGINT NOT NULL DEFAULT 0",
+    )),
 ))

@@ -223,14 +223,28 @@ def counts(db: Database, *, limit: int, offset: int) -> list[dict]:
 
 
 def rules(db: Database) -> list[dict]:
-    """HQ's rule tags (name, value, condition as a dict), by name."""
-    return [{"name": r["name"], "value": r["value"], "condition": json.loads(r["condition"])}
+    """HQ's rule tags (name, value, condition as a dict, display on the guide card, priority), by name."""
+    return [{"name": r["name"], "value": r["value"], "condition": json.loads(r["condition"]),
+             "display": bool(r["display"]), "priority": r["priority"]}
             for r in db.query("SELECT * FROM tag_rules ORDER BY name")]
 
 
-def set_rule(db: Database, name: str, value: str, condition: Condition) -> None:
-    """Define (or redefine) a rule tag; ``refresh`` applies it."""
+def set_rule(db: Database, name: str, value: str, condition: Condition, *, display: bool = False,
+             priority: int = 0) -> None:
+    """Define (or redefine) a rule tag; ``refresh`` applies it. ``display``: the guide card shows it,
+    higher ``priority`` first (``displayed``)."""
     db.execute(
-        "INSERT INTO tag_rules (name, value, condition, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
-        "SET value = excluded.value, condition = excluded.condition",
-        (name, value, json.dumps(condition.dump(), ensure_ascii=False), iso(utcnow())))
+        "INSERT INTO tag_rules (name, value, condition, created, display, priority) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value, condition = excluded.condition, "
+        "display = excluded.display, priority = excluded.priority",
+        (name, value, json.dumps(condition.dump(), ensure_ascii=False), iso(utcnow()), int(display), priority))
+
+
+def displayed(db: Database | Tx, person: str, *, limit: int = 6) -> list[str]:
+    """The person's rule tags HQ marked for the guide card, highest priority first (then by name): the
+    tag's name, or ``name·value`` when the rule's value is not plain ``true``."""
+    rows = db.rows(
+        "SELECT t.tag, t.value FROM person_tags t JOIN tag_rules r ON r.name = t.tag "
+        "WHERE t.member_id = ? AND t.source = 'rule' AND r.display = 1 ORDER BY r.priority DESC, t.tag LIMIT ?",
+        (person, limit))
+    return [tag if value == "true" else f"{tag}·{value}" for tag, value in rows]

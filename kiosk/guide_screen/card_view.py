@@ -60,11 +60,21 @@ def days_ago_text(when: datetime, reference: datetime) -> str:
 
 
 def identity_text(member: MemberSummary) -> str:
-    """第 12 次到店 · 累计 ¥38,620 · 王丽: the full name last, it elides first (the title says it)."""
+    """第 12 次到店 · 3月生日 · 累计 ¥38,620 · 积分 1,200 · 王丽: the full name last, it elides first
+    (the title says it)."""
     parts = [visits_text(member)]
+    if member.birthday_month is not None:  # short and actionable (a birthday treat): before the money
+        parts.append(f"{member.birthday_month}月生日")
     if member.lifetime_value is not None:
         parts.append(f"累计 {amount_text(round(member.lifetime_value))}")
+    if member.points is not None:
+        parts.append(f"积分 {member.points:,}")
     return " · ".join([*parts, member.name])
+
+
+def standing_text(member: MemberSummary) -> str | None:
+    """高价值会员 · 活跃顾客: the CDP's value tier and lifecycle stage, when the cloud sent them."""
+    return " · ".join(p for p in (member.value_tier, member.lifecycle) if p) or None
 
 
 def history_text(member: MemberSummary, arrival: datetime) -> str | None:
@@ -232,6 +242,9 @@ class CardView(QFrame):
         row = QHBoxLayout()
         row.setSpacing(12)
         row.addWidget(_label(member.tier, "tier"))
+        standing = standing_text(member)
+        if standing:
+            row.addWidget(_label(standing, "standing"))
         row.addWidget(ElidedLabel(identity_text(member), "memberName"), 1)
         self.claimed_by = _label("", "claimedBy")
         self.claimed_by.hide()

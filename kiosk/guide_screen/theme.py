@@ -91,6 +91,10 @@ def stylesheet() -> str:
         font-size: 20px; font-weight: bold; color: #1A1200; background: {ACCENT};
         border-radius: 6px; padding: 2px 10px;
     }}
+    #standing {{
+        font-size: 18px; font-weight: bold; color: {ACCENT}; border: 1px solid {ACCENT};
+        border-radius: 6px; padding: 2px 8px;
+    }}
     #confidence {{ font-size: 22px; font-weight: bold; color: {GOOD}; }}
     #arrivedAt {{ font-size: 18px; color: {MUTED}; }}
     #tag {{

@@ -18,7 +18,7 @@ from cloud.arrivals.cards import VISITOR_SCRIPT
 from protocol import topics, transport
 from protocol.codec import decode, encode
 from protocol.embedding import Embedding
-from protocol.messages import GuideCard, new_id
+from protocol.messages import GuideCard, new_id, now
 
 BRAND = "lumiere"
 
@@ -100,7 +100,9 @@ def test_known_face_gets_member_card_and_stranger_gets_visitor_card(
         assert client.post(f"/v1/members/{member_id}/faces", files=files).status_code == 201
     topic = topics.arrival(BRAND, store_id, "edge-01")
 
-    known = make_arrival(faces_dir / "deepface_id01" / "img2.jpg", brand=BRAND, store=store_id)
+    # captured before the re-visit window: the member's arrival below is a new visit, not this one again
+    known = make_arrival(faces_dir / "deepface_id01" / "img2.jpg", brand=BRAND, store=store_id).model_copy(
+        update={"ts": now() - timedelta(minutes=11)})
     transport.publish(edge, topic, known).wait_for_publish(5)
     card, expiry = guide.next_with_expiry()
 

@@ -22,7 +22,8 @@ from cloud.runtime import SCHEMAS
 SHIPPED = {
     1: "f8ca6ea048a712bb", 2: "787953ec6c414ab1", 3: "a6e5d70b06fded30", 4: "2a7ff94e90b88e83",
     5: "824db46463bda3bb", 6: "179fe5dd0d6d0995", 7: "0ca129dbe8e3aa9e", 8: "536ffa2e7898a991",
-    9: "24ffd519362da5c7", 10: "b90f2c1c51432285", 13: "d5e637434f854338",
+    9: "24ffd519362da5c7", 10: "b90f2c1c51432285", 11: "6718a5f0633da391", 12: "31cbabe6acba0f0c",
+    13: "d5e637434f854338", 14: "fc3d400a7060d00c", 15: "122c52f38bab56ca",
 }
 
 

@@ -14,7 +14,7 @@ from kiosk.guide_screen.elided import ElidedLabel
 from kiosk.guide_screen.tags import TagStrip
 from protocol import topics, transport
 from protocol.codec import decode, encode
-from protocol.messages import Feedback
+from protocol.messages import Feedback, GuideCard
 
 BRAND = "demo"
 
@@ -160,4 +160,32 @@ def test_long_text_is_elided_and_extra_tags_summarised(qapp, cards):
     strip = view.findChild(TagStrip)
     shown = sum(chip.isVisible() for chip in strip.chips)
     assert 0 < shown < 12 and strip.more.text() == f"+{12 - shown}"
+    shiboken6.delete(view)
+
+
+def test_card_draws_what_the_cdp_knows(qapp, cards, artifacts):
+    """Value tier, lifecycle, points and birthday month (issue 15) when the cloud sends them; an
+    older cloud's card without them decodes and draws as before."""
+    member = cards.member(0).member.model_copy(update={
+        "value_tier": "高价值会员", "lifecycle": "活跃顾客", "points": 1200, "birthday_month": 3,
+        "tags": ["VIP", "高价值", "敏感肌"]})
+    view = CardView(cards.member(0, member=member))
+    view.resize(700, 440)
+    view.show()
+    qapp.processEvents()
+    shown = texts(view)
+    assert "高价值会员 · 活跃顾客" in shown
+    assert any("第 12 次到店 · 3月生日 · 累计 ¥38,620 · 积分 1,200 · 王丽" in t for t in shown)
+    view.grab().save(str(artifacts / "kiosk_card_cdp_facts.png"))
+    shiboken6.delete(view)
+
+    old = cards.member(0).model_dump(mode="json")
+    for field in ("value_tier", "lifecycle", "points", "birthday_month"):
+        old["member"].pop(field, None)
+    decoded = GuideCard.model_validate(old)
+    assert decoded.member is not None and decoded.member.points is None
+    view = CardView(decoded)
+    view.show()
+    qapp.processEvents()
+    assert not any("积分" in t for t in texts(view)) and "高价值会员 · 活跃顾客" not in texts(view)
     shiboken6.delete(view)

@@ -24,11 +24,13 @@ def list_rules(runtime: RuntimeDep, principal: HqReader) -> list[TagRuleIn]:
 
 @router.put("/rules", response_model=TagRuleIn, responses={422: {"model": Error}})
 def put_rule(body: TagRuleIn, runtime: RuntimeDep, principal: Admin) -> TagRuleIn:
-    """Define (or redefine) a rule tag as a segment condition; applied to everyone now."""
+    """Define (or redefine) a rule tag as a segment condition; applied to everyone now. ``display``
+    puts it on the guide card (higher ``priority`` first)."""
     condition = segments.Condition.parse(body.condition)
-    tags.set_rule(runtime.db, body.name, body.value, condition)
+    tags.set_rule(runtime.db, body.name, body.value, condition, display=body.display, priority=body.priority)
     tags.refresh(runtime.db)
-    return TagRuleIn(name=body.name, value=body.value, condition=condition.dump())
+    return TagRuleIn(name=body.name, value=body.value, condition=condition.dump(), display=body.display,
+                     priority=body.priority)
 
 
 @router.post("/refresh", status_code=status.HTTP_200_OK)

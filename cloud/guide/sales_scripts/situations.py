@@ -25,6 +25,11 @@ _WORDS = {
            "active": "active", "repurchase_due": "due to repurchase", "dormant": "dormant", "churned": "lapsed"},
 }
 _JOIN = {"zh": "、", "en": ", "}
+
+
+def in_words(value: str | None, lang: Lang = "zh") -> str | None:
+    """A value tier or lifecycle stage as the assistant says it (high -> 高价值会员), None if unknown."""
+    return _WORDS[lang].get(value or "")
 _HONORIFIC_EN = {"female": "Ms.", "male": "Mr."}
 
 
