@@ -41,7 +41,8 @@ def test_situations_fall_through_to_what_the_person_has() -> None:
     text, template_id, _ = script_for(high, [LIP], "zh", now=NOW)
     assert template_id == "builtin-tier_high-zh" and "知道您喜欢护肤，为您推荐：丝绒口红" in text
     text, template_id, _ = script_for({"id": "x", "name": "", "gender": None}, [], "zh", now=NOW)
-    assert (text, template_id) == ("您您好，欢迎光临！很高兴为您服务。", "builtin-default-zh")
+    assert (text, template_id) == ("您好，欢迎光临！很高兴为您服务。", "builtin-default-zh")  # never 您您好
+    assert script_for({"id": "x", "name": "", "gender": "male"}, [], "zh", now=NOW)[0].startswith("先生您好")
     dormant = {**high, "stats": {**high["stats"], "last_ts": NOW.timestamp() - 200 * 86400}}
     assert script_for(dormant, [LIP], "zh", now=NOW)[1] == "builtin-dormant_return-zh"
     birthday = {**high, "birthday": f"1990-{NOW.month:02d}-15", "points": {"expiring": 500, "expires_on": "bad"}}
