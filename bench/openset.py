@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from protocol.facepack.manifests import ModelPack, get_pack  # noqa: E402
+from protocol.facepack.manifests import ModelPack, get_pack
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces_lfw_dev"
 #: bump when the way photos become vectors changes, so old caches are not reused
@@ -273,7 +273,7 @@ def embed_all(pack: ModelPack, data: Path, files: list[str], *, threads: int, lo
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{cache_key(pack, data)}.npz"
     done: dict[str, np.ndarray | None] = {}
-    timing = {"detect_ms": [], "embed_ms": []}
+    timing: dict[str, list[float]] = {"detect_ms": [], "embed_ms": []}
     if path.exists():
         stored = np.load(path, allow_pickle=False)
         for name, vector in zip(stored["files"].tolist(), stored["vectors"]):
@@ -287,7 +287,8 @@ def embed_all(pack: ModelPack, data: Path, files: list[str], *, threads: int, lo
         def save() -> None:
             names = sorted(done)
             dim = pack.recogniser.embedding_dim
-            vectors = np.stack([done[n] if done[n] is not None else np.full(dim, np.nan, np.float32) for n in names])
+            missing = np.full(dim, np.nan, np.float32)
+            vectors = np.stack([v if (v := done[n]) is not None else missing for n in names])
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, files=np.array(names), vectors=vectors,
                      detect_ms=np.array(timing["detect_ms"]), embed_ms=np.array(timing["embed_ms"]))
@@ -295,8 +296,11 @@ def embed_all(pack: ModelPack, data: Path, files: list[str], *, threads: int, lo
 
         for i, name in enumerate(todo, 1):
             image = cv2.imread(str(data / name))
+            if image is None:
+                done[name] = None
+                continue
             t0 = time.perf_counter()
-            faces = [f for f in engine.detect(image) if f.size_px >= pack.min_face_px] if image is not None else []
+            faces = [f for f in engine.detect(image) if f.size_px >= pack.min_face_px]
             t1 = time.perf_counter()
             timing["detect_ms"].append((t1 - t0) * 1000)
             if not faces:
@@ -338,12 +342,13 @@ def searches_for(mode: str, members: dict[str, list[str]], strangers: list[str],
             continue
         enrol = usable[:per_photo]
         enrolled_photos += [(idx, p) for p in enrol]
+        enrol_vectors = [v for p in enrol if (v := vectors.get(p)) is not None]
         if mode == "2-mean":
-            rows.append(unit(np.mean([vectors[p] for p in enrol], axis=0)))
+            rows.append(unit(np.mean(enrol_vectors, axis=0)))
             owners.append(idx)
         else:
-            for p in enrol:
-                rows.append(vectors[p])
+            for v in enrol_vectors:
+                rows.append(v)
                 owners.append(idx)
         rest = [p for p in members[name] if p not in enrol]
         if same_probes:
@@ -371,7 +376,10 @@ def searches_for(mode: str, members: dict[str, list[str]], strangers: list[str],
         mated.append((true, top2[0], top2[1]))
         nonmated.append((top2[0], top2[1]))  # the same search with this member withheld
     for idx, photo in enrolled_photos:  # an enrolment photo, searched with its member withheld
-        s = member_scores(vectors[photo])
+        enrol_vector = vectors.get(photo)
+        if enrol_vector is None:
+            continue
+        s = member_scores(enrol_vector)
         s[idx] = -np.inf
         top2 = np.sort(s)[-2:][::-1]
         nonmated.append((top2[0], top2[1]))
@@ -415,6 +423,8 @@ def time_per_face(pack: ModelPack, data: Path, photos: list[str], *, threads: in
     cpu: dict[str, list[float]] = {"detect": [], "embed": []}
     for i, name in enumerate(photos):
         image = cv2.imread(str(data / name))
+        if image is None:
+            continue
         t0, c0 = time.perf_counter(), time.process_time()
         faces = engine.detect(image)
         t1, c1 = time.perf_counter(), time.process_time()
@@ -464,8 +474,8 @@ def evaluate(pack: ModelPack, data: Path, *, threads: int = 2, timing: int = 0, 
             "calibrated": {"threshold": round(chosen["threshold"], 4), "margin": chosen["margin"],
                            "on_calibration_half": summary(chosen)},
             "report": {**summary(at_chosen),
-                       "wrong_member_upper95": pct(upper95(at_chosen["wrong"], at_chosen["mated"])),
-                       "fpir_upper95": pct(upper95(at_chosen["false_pos"], at_chosen["nonmated"]))},
+                       "wrong_member_upper95": pct(upper95(int(at_chosen["wrong"]), int(at_chosen["mated"]))),
+                       "fpir_upper95": pct(upper95(int(at_chosen["false_pos"]), int(at_chosen["nonmated"])))},
             "report_at_manifest_threshold": summary(at_manifest),
             "fnir_at_fpir_0.1": curve(rep, chosen["margin"], (0.001,))[0]["fnir"],
             "fnir_at_fpir_0.3": curve(rep, chosen["margin"], (0.003,))[0]["fnir"],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import httpx
 import typer
@@ -32,13 +31,13 @@ COMMERCIAL_ONLY = typer.Option(
 )
 
 
-def _chosen(pack: Optional[str], commercial_only: bool) -> ModelPack:
+def _chosen(pack: str | None, commercial_only: bool) -> ModelPack:
     return require_commercial(pack) if commercial_only else get_pack(pack)
 
 
 @app.command("list")
 def list_packs(
-    folder: Optional[Path] = typer.Option(None, help="model folder (default $INSTORE_MODELS)"),
+    folder: Path | None = typer.Option(None, help="model folder (default $INSTORE_MODELS)"),
     commercial_only: bool = typer.Option(False, "--commercial-only", help="list only packs a paying brand may use"),
 ) -> None:
     """Every known pack: licences of its code, weights and training data, calibration, install state."""
@@ -70,8 +69,8 @@ def list_packs(
 
 @app.command("verify")
 def verify_pack(
-    pack: Optional[str] = typer.Option(None, help="pack id (default: the configured pack)"),
-    folder: Optional[Path] = typer.Option(None, help="model folder (default $INSTORE_MODELS)"),
+    pack: str | None = typer.Option(None, help="pack id (default: the configured pack)"),
+    folder: Path | None = typer.Option(None, help="model folder (default $INSTORE_MODELS)"),
     commercial_only: bool = COMMERCIAL_ONLY,
 ) -> None:
     """Check every file of a pack against its sha256; exit 1 naming the first bad file."""
@@ -111,11 +110,11 @@ def _fetch(spec: ModelFile, source: str, dest: Path) -> None:
 
 @app.command("install")
 def install(
-    pack: Optional[str] = typer.Option(None, help="pack id (default: the configured pack)"),
-    source: Optional[str] = typer.Option(
+    pack: str | None = typer.Option(None, help="pack id (default: the configured pack)"),
+    source: str | None = typer.Option(
         None, "--from", help="a folder holding the files, or a base URL (default: each file's own URL)"
     ),
-    folder: Optional[Path] = typer.Option(None, "--to", help="model folder (default $INSTORE_MODELS)"),
+    folder: Path | None = typer.Option(None, "--to", help="model folder (default $INSTORE_MODELS)"),
     commercial_only: bool = COMMERCIAL_ONLY,
 ) -> None:
     """Install a pack's files into the model folder, checking each checksum first.
@@ -132,6 +131,7 @@ def install(
                 typer.echo(f"{spec.name}: already installed")
                 continue
             packaged = packaged_path(spec)
+            origin: str | None
             if source and (source.startswith(("http://", "https://")) or (Path(source) / spec.name).is_file()):
                 origin = source
             elif packaged is not None:

@@ -6,7 +6,14 @@ contract. Importing this package loads no model; ``FaceEngine`` does, on demand.
 """
 
 from protocol.facepack.manifests import (
-    DEFAULT_PACK, PACKS, ModelPack, NotCommercialError, PackError, get_pack, models_dir, require_commercial,
+    DEFAULT_PACK,
+    PACKS,
+    ModelPack,
+    NotCommercialError,
+    PackError,
+    get_pack,
+    models_dir,
+    require_commercial,
 )
 
 __all__ = [

@@ -20,7 +20,6 @@ import onnxruntime as ort
 
 from protocol.facepack.manifests import ModelPack, get_pack, models_dir, verify
 
-
 # insightface's aligner calls a scikit-image API deprecated in 0.26; the result is unchanged.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.utils\.face_align")
 
@@ -101,7 +100,7 @@ class FaceEngine:
         self._std = np.array(rec.std, dtype=np.float32)
 
     @classmethod
-    def load(cls, pack_id: str | None = None, folder: str | Path | None = None, *, threads: int = 2) -> "FaceEngine":
+    def load(cls, pack_id: str | None = None, folder: str | Path | None = None, *, threads: int = 2) -> FaceEngine:
         return cls(get_pack(pack_id), models_dir(folder), threads=threads)
 
     def detect(self, image: np.ndarray) -> list[Face]:

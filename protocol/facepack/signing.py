@@ -93,7 +93,7 @@ def describe_files(folder: Path, names: list[str]) -> tuple[PackFile, ...]:
 
 def new_manifest(folder: Path, pack_id: str, names: list[str]) -> PackManifest:
     return PackManifest(
-        pack_id=pack_id, created_at=dt.datetime.now(dt.timezone.utc), files=describe_files(folder, names)
+        pack_id=pack_id, created_at=dt.datetime.now(dt.UTC), files=describe_files(folder, names)
     )
 
 

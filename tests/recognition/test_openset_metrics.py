@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from bench.openset import (
-    Searches, accepts, calibrate, curve, half_of, margin_grid, outcomes, searches_for, threshold_at_fpir, upper95,
+    Searches,
+    accepts,
+    calibrate,
+    curve,
+    half_of,
+    margin_grid,
+    outcomes,
+    searches_for,
+    threshold_at_fpir,
+    upper95,
 )
 
 NO = -np.inf
@@ -112,9 +121,12 @@ def test_searches_for_builds_mated_and_withheld_searches():
     assert info3["gallery_templates"] == 2
 
 
+def _flat(genuine: float, best_other: float) -> Searches:
+    mated = np.column_stack([np.full(10, genuine), np.zeros(10), np.zeros(10)])
+    return Searches(mated, np.column_stack([np.full(10, best_other), np.zeros(10)]))
+
+
 def test_the_margin_floor_scales_with_the_packs_score_gap():
-    wide = Searches(np.column_stack([np.full(10, 0.70), np.zeros(10), np.zeros(10)]), np.column_stack([np.full(10, 0.35), np.zeros(10)]))
-    narrow = Searches(np.column_stack([np.full(10, 0.956), np.zeros(10), np.zeros(10)]), np.column_stack([np.full(10, 0.921), np.zeros(10)]))
-    assert margin_grid(wide)[0] == pytest.approx(0.05)
-    assert margin_grid(narrow)[0] == pytest.approx(0.005)
-    assert list(margin_grid(wide)) == sorted(margin_grid(wide))
+    assert margin_grid(_flat(0.70, 0.35))[0] == pytest.approx(0.05)
+    assert margin_grid(_flat(0.956, 0.921))[0] == pytest.approx(0.005)
+    assert list(margin_grid(_flat(0.70, 0.35))) == sorted(margin_grid(_flat(0.70, 0.35)))
