@@ -16,6 +16,8 @@ from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
 from cloud.cdp import erasure
 from cloud.cdp import schema as cdp_schema
+from cloud.channels import alerting as alert_channels
+from cloud.clock import utcnow
 from cloud.db import Database, Schema, open_database
 from cloud.faces import schema as faces_schema
 from cloud.faces.enrolment import Enroller
@@ -27,7 +29,8 @@ from cloud.fleet.upkeep import Upkeep
 from cloud.guide import catalogue
 from cloud.guide import schema as guide_schema
 from cloud.guide.recommend import service as recommend
-from cloud.health import anomaly
+from cloud.health import alerts as health_alerts
+from cloud.health import anomaly, device_health, notify
 from cloud.health import schema as health_schema
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
@@ -77,6 +80,10 @@ class Runtime:
         # the periodic rollup, then the anomaly scan
         self.health = HealthService(db, interval_s=settings.health_every_s, after_rollup=self.scan_alerts)
         self.health.schedule(self.scheduler)
+        # devices offline or silent within minutes; alerts routed to their owners' channels
+        self.channels = alert_channels.from_settings(settings)
+        self.scheduler.every("device-health", settings.device_health_every_s, self.check_devices)
+        self.scheduler.every("alert-notify", settings.notify_every_s, self.notify_alerts)
         self.commands: CommandSender | None = None
         self.alert_sender: AlertSender | None = None
         self.markdown: MarkdownService | None = None
@@ -133,6 +140,19 @@ class Runtime:
             self.ingest.stop()
         self._started = False
         self.db.close()
+
+    def check_devices(self, now: datetime | None = None) -> tuple[list[Alert], list[str]]:
+        """Device health: raise alerts for devices offline or silent in open stores, clear those back."""
+        raised, cleared = device_health.scan(self.db, now or utcnow(), stale_s=self.settings.device_stale_s)
+        if self._started and self.alert_sender is not None:
+            health_alerts.publish_pending(self.db, self.alert_sender)
+        return raised, cleared
+
+    def notify_alerts(self, now: datetime | None = None) -> notify.NotifyResult:
+        """Route open alerts to their owners, escalate unacknowledged critical ones, send what is due."""
+        s = self.settings
+        return notify.run(self.db, self.channels, now or utcnow(), escalate_after_s=s.alert_escalate_after_s,
+                          dedup_s=s.alert_dedup_s, link_base=s.dashboard_url.rstrip("/"))
 
     def scan_alerts(self, now: datetime) -> list[Alert]:
         """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""

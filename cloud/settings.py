@@ -172,6 +172,33 @@ class Settings(BaseSettings):
         description="price changes per perishable per store-local day; also the pricing periods of a day",
     )
     markdown_elasticity: float = Field(default=2.0, ge=0, le=10, description="the planner's demand elasticity estimate")
+    device_health_every_s: float = Field(
+        default=60.0, gt=0, le=3600, description="how often devices are checked for offline or silent (alert within 5 min)"
+    )
+    device_stale_s: float = Field(
+        default=120.0, gt=0, description="an edge box with no telemetry for this long is offline (it reports every 30 s)"
+    )
+    notify_every_s: float = Field(default=30.0, gt=0, le=3600, description="how often alerts are routed and sent")
+    alert_escalate_after_s: float = Field(
+        default=900.0, ge=0, description="an unacknowledged critical alert goes to the next owner level after this"
+    )
+    alert_dedup_s: float = Field(
+        default=1800.0, ge=0, description="the same store, metric and device told to the same owner within this: once"
+    )
+    dashboard_url: str = Field(default="http://127.0.0.1:8000", description="the base of links in alert messages")
+    webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 key that signs alert webhooks")
+    wecom_api: str = Field(default="https://qyapi.weixin.qq.com", description="WeCom API base (app messages, robots)")
+    wecom_corp_id: str | None = Field(default=None, description="WeCom corp id (app messages)")
+    wecom_secret: str | None = Field(default=None, description="WeCom app secret (app messages)")
+    wecom_agent_id: int | None = Field(default=None, description="WeCom app agent id (app messages)")
+    wecom_robot: bool = Field(default=True, description="alert owners may use WeCom group robots (a key each)")
+    smtp_host: str | None = Field(default=None, description="SMTP relay for alert email")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="instore-alerts@localhost", description="From: of alert email")
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sms_alert_template: str = Field(default="SMS_ALERT", description="the alert template (TemplateCode)")
 
     @classmethod
     def load(cls, config: str | Path | None = None, **given: Any) -> Settings:

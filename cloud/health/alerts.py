@@ -25,16 +25,18 @@ from protocol.health import HealthAlert
 
 log = logging.getLogger(__name__)
 
-Status = Literal["open", "acked"]
+Status = Literal["open", "acked", "cleared"]
+Kind = Literal["metric", "device"]
 #: Sends one alert; True once the broker has confirmed it.
 Publish = Callable[[HealthAlert], bool]
 
 _COLUMNS = ("id", "brand", "store", "metric", "grain", "ts", "value", "baseline", "mad", "z", "direction",
-            "severity", "status", "created", "acked_by", "acked_at", "note")
+            "severity", "status", "created", "acked_by", "acked_at", "note", "kind", "device")
 
 
 class Alert(BaseModel):
-    """One period of one store's metric outside its normal (``ts`` is the period's local start)."""
+    """One period of one store's metric outside its normal (``ts`` is the period's local start), or
+    one device of a store offline or silent (``kind`` device; ``ts`` the local minute it began)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -55,6 +57,18 @@ class Alert(BaseModel):
     acked_by: str | None = None
     acked_at: datetime | None = None
     note: str | None = None
+    kind: Kind = "metric"
+    device: str = ""
+    cleared_at: datetime | None = None
+    level: int = 0
+
+    @property
+    def day(self) -> str:
+        return self.ts[:10]
+
+    def link(self, base: str = "") -> str:
+        """The store manager's page opened on this alert's store, day and metric."""
+        return f"{base}/dash/store.html?store={self.store}&day={self.day}&metric={self.metric}&alert={self.id}"
 
 
 class AlertNotFound(NotFound):
@@ -72,7 +86,7 @@ class AlreadyAcked(Conflict):
 def record(db: Database, alerts: list[Alert]) -> list[Alert]:
     """Insert the alerts whose period has none yet; the ones inserted."""
     sql = (f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
-           "ON CONFLICT (store, metric, grain, ts) DO NOTHING")
+           "ON CONFLICT (store, metric, grain, ts, device) DO NOTHING")
     fresh: list[Alert] = []
     with db.transaction() as tx:
         for alert in alerts:
@@ -105,15 +119,47 @@ def get(db: Database, alert_id: str) -> Alert:
 
 
 def ack(db: Database, alert_id: str, *, actor: str, note: str | None) -> Alert:
-    """Mark an open alert as seen by ``actor``; acknowledging twice is refused, naming who did first."""
+    """Mark an alert as seen by ``actor`` (a person); acknowledging twice is refused, naming who did first.
+    A device alert that cleared itself may still be acknowledged (someone looked), once."""
     with db.transaction():
         alert = get(db, alert_id)
+        now = iso(utcnow())
         changed = db.execute(
-            "UPDATE alerts SET status = 'acked', acked_by = ?, acked_at = ?, note = ? WHERE id = ? AND status = 'open'",
-            (actor, iso(utcnow()), note, alert_id))
+            "UPDATE alerts SET status = CASE WHEN status = 'cleared' THEN status ELSE 'acked' END, acked_by = ?, "
+            "acked_at = ?, note = ? WHERE id = ? AND acked_by IS NULL",
+            (actor, now, note, alert_id))
         if not changed:
             raise AlreadyAcked(f"alert {alert_id} was acknowledged by {alert.acked_by} at {alert.acked_at}")
+        if note:
+            db.execute("INSERT INTO alert_notes (alert_id, person, ts, note) VALUES (?, ?, ?, ?)",
+                       (alert_id, actor, now, note))
         return get(db, alert_id)
+
+
+def add_note(db: Database, alert_id: str, *, actor: str, note: str) -> list[dict]:
+    """A person's note on an alert (what was found, what was done); every note of the alert, oldest first."""
+    get(db, alert_id)
+    db.execute("INSERT INTO alert_notes (alert_id, person, ts, note) VALUES (?, ?, ?, ?)",
+               (alert_id, actor, iso(utcnow()), note))
+    return notes(db, alert_id)
+
+
+def notes(db: Database, alert_id: str) -> list[dict]:
+    return db.query("SELECT person, ts, note FROM alert_notes WHERE alert_id = ? ORDER BY ts, id", (alert_id,))
+
+
+def open_device_alert(db: Database, store: str, device: str, metric: str) -> Alert | None:
+    """The device's alert of that kind still in force (open or acknowledged, not cleared)."""
+    row = db.one("SELECT * FROM alerts WHERE kind = 'device' AND store = ? AND device = ? AND metric = ? "
+                 "AND cleared_at IS NULL ORDER BY created DESC LIMIT 1", (store, device, metric))
+    return Alert(**row) if row else None
+
+
+def clear(db: Database, alert_id: str, now: datetime) -> bool:
+    """The condition is over (the device is back): the alert closes itself; False if it already was."""
+    return bool(db.execute(
+        "UPDATE alerts SET cleared_at = ?, status = CASE WHEN status = 'open' THEN 'cleared' ELSE status END "
+        "WHERE id = ? AND cleared_at IS NULL", (iso(now), alert_id)))
 
 
 def to_message(alert: Alert, zone: str | None) -> HealthAlert:

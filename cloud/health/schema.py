@@ -62,4 +62,5 @@ SCHEMA = Schema("health", (
     )),
     Migration(6, "store health: store attributes, assistants, targets, stock, metrics and scores", STATEMENTS),
     Migration(7, "anomaly alerts and scan watermarks", alert_schema.STATEMENTS),
+    Migration(22, "device alerts, alert owners and channels, deliveries and notes", alert_schema.STATEMENTS_V15),
 ))

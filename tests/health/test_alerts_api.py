@@ -47,6 +47,10 @@ class Api:
         return self.client.post(f"/v1/alerts/{alert_id}/ack", json={"note": note}, headers=self.keys[role])
 
 
+#: API keys belong to named people: acknowledgements and notes record the person
+PEOPLE = {"hq_admin": "陈运营", "hq_analyst": "周分析", "store_manager": "王店长", "device": "box-1 安装"}
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine) -> Iterator[Api]:
     path = tmp_path_factory.mktemp("alerts") / "cloud.db"
@@ -54,7 +58,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine) -> It
     alerts.record(db, [_alert("s1", "footfall", "2026-03-02T13:00", NOW - timedelta(hours=1)),
                        _alert("s1", "sales", "2026-03-02T14:00", NOW),
                        _alert("s2", "orders", "2026-03-02T14:00", NOW)])
-    keys = {role: {"X-API-Key": auth.create_key(db, name=role, role=role, store=store).key}  # type: ignore[arg-type]
+    keys = {role: {"X-API-Key": auth.create_key(db, name=PEOPLE[role], role=role, store=store).key}  # type: ignore[arg-type]
             for role, store in (("hq_admin", None), ("hq_analyst", None), ("store_manager", "s1"), ("device", "s1"))}
     db.close()
     settings = Settings(db=str(path), api_key=None, rate_limit_per_minute=0, dev_open_mode=True)
@@ -89,7 +93,9 @@ def test_acknowledging_needs_the_store_or_hq_admin_and_happens_once(api: Api) ->
     acked = api.ack("store_manager", "a-s1-footfall-13", "门店临时闭店盘点")
     assert acked.status_code == 200, acked.text
     body = acked.json()
-    assert body["status"] == "acked" and body["note"] == "门店临时闭店盘点" and "(store_manager:" in body["acked_by"]  # the key's person, role and id
+    # the person who acknowledged, then their role and key id
+    assert body["status"] == "acked" and body["note"] == "门店临时闭店盘点"
+    assert body["acked_by"].startswith("王店长 (store_manager:") and body["acked_by"].endswith(")")
     again = api.ack("hq_admin", "a-s1-footfall-13")
     assert again.status_code == 409 and again.json()["detail"]["code"] == "already_acked"
     assert [a["id"] for a in api.get("hq_admin", status="acked").json()] == ["a-s1-footfall-13"]
@@ -97,6 +103,31 @@ def test_acknowledging_needs_the_store_or_hq_admin_and_happens_once(api: Api) ->
     assert len(api.get("hq_admin", status="all").json()) == 3
     assert api.client.post("/v1/alerts/a-s2-orders-14/ack", json={"extra": 1},
                            headers=api.keys["hq_admin"]).status_code == 422
+    # the note of the acknowledgement and later notes keep who wrote them
+    noted = api.client.post("/v1/alerts/a-s1-footfall-13/notes", json={"note": "已联系商场物业"},
+                            headers=api.keys["hq_admin"])
+    assert noted.status_code == 201, noted.text
+    assert [(n["person"].split(" (")[0], n["note"]) for n in noted.json()] == [
+        ("王店长", "门店临时闭店盘点"), ("陈运营", "已联系商场物业")]
+    assert api.client.post("/v1/alerts/a-s2-orders-14/notes", json={"note": "x"},
+                           headers=api.keys["store_manager"]).status_code == 403
+
+
+def test_owners_are_managed_by_hq_admin(api: Api) -> None:
+    owner = {"scope": "store", "scope_id": "s1", "level": 0, "person": "王店长", "channel": "wecom_app",
+             "address": "wangdz", "mute": "22:00-08:00"}
+    assert api.client.post("/v1/alerts/owners", json=owner, headers=api.keys["store_manager"]).status_code == 403
+    made = api.client.post("/v1/alerts/owners", json=owner, headers=api.keys["hq_admin"])
+    assert made.status_code == 201, made.text
+    assert made.json()["person"] == "王店长" and made.json()["mute"] == "22:00-08:00"
+    assert api.client.post("/v1/alerts/owners", json={**owner, "channel": "fax"},
+                           headers=api.keys["hq_admin"]).status_code == 422
+    listed = api.client.get("/v1/alerts/owners", headers=api.keys["hq_analyst"]).json()
+    assert [o["id"] for o in listed] == [made.json()["id"]]
+    assert api.client.delete(f"/v1/alerts/owners/{made.json()['id']}", headers=api.keys["hq_admin"]).status_code == 204
+    assert api.client.delete(f"/v1/alerts/owners/{made.json()['id']}",
+                             headers=api.keys["hq_admin"]).json()["detail"]["code"] == "unknown_owner"
+    assert api.client.get("/v1/alerts/a-s1-sales-14/deliveries", headers=api.keys["store_manager"]).json() == []
 
 
 def test_health_is_a_store_level_topic_no_device_may_take() -> None:

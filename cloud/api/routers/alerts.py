@@ -11,13 +11,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cloud.api.alert_schemas import AckIn, StatusFilter
-from cloud.api.deps import Counter, Reader, RuntimeDep, check_store, scoped_store, valid_store
+from cloud.api.alert_schemas import AckIn, DeliveryOut, NoteIn, NoteOut, OwnerIn, OwnerOut, StatusFilter
+from cloud.api.deps import Admin, Counter, HqReader, Reader, RuntimeDep, check_store, scoped_store, valid_store
 from cloud.api.schemas import Error
-from cloud.health import alerts
+from cloud.health import alerts, notify
 from cloud.health.alerts import Alert
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+@router.get("/owners", response_model=list[OwnerOut])
+def list_owners(runtime: RuntimeDep, principal: HqReader) -> list[dict]:
+    return notify.owners(runtime.db)
+
+
+@router.post("/owners", response_model=OwnerOut, status_code=201, responses={422: {"model": Error}})
+def add_owner(body: OwnerIn, runtime: RuntimeDep, principal: Admin) -> dict:
+    return notify.add_owner(runtime.db, **body.model_dump())
+
+
+@router.delete("/owners/{owner_id}", status_code=204, responses={404: {"model": Error}})
+def remove_owner(owner_id: int, runtime: RuntimeDep, principal: Admin) -> None:
+    notify.remove_owner(runtime.db, owner_id)
 
 
 @router.get("", response_model=list[Alert])
@@ -40,3 +55,23 @@ def ack_alert(alert_id: str, body: AckIn, runtime: RuntimeDep, principal: Counte
     db = runtime.db
     check_store(principal, alerts.get(db, alert_id).store)
     return alerts.ack(db, alert_id, actor=principal.name, note=body.note)
+
+
+@router.get("/{alert_id}/notes", response_model=list[NoteOut], responses={403: {"model": Error}, 404: {"model": Error}})
+def list_notes(alert_id: str, runtime: RuntimeDep, principal: Reader) -> list[dict]:
+    check_store(principal, alerts.get(runtime.db, alert_id).store)
+    return alerts.notes(runtime.db, alert_id)
+
+
+@router.post("/{alert_id}/notes", response_model=list[NoteOut], status_code=201,
+             responses={403: {"model": Error}, 404: {"model": Error}})
+def add_note(alert_id: str, body: NoteIn, runtime: RuntimeDep, principal: Counter) -> list[dict]:
+    check_store(principal, alerts.get(runtime.db, alert_id).store)
+    return alerts.add_note(runtime.db, alert_id, actor=principal.name, note=body.note)
+
+
+@router.get("/{alert_id}/deliveries", response_model=list[DeliveryOut],
+            responses={403: {"model": Error}, 404: {"model": Error}})
+def list_deliveries(alert_id: str, runtime: RuntimeDep, principal: Reader) -> list[dict]:
+    check_store(principal, alerts.get(runtime.db, alert_id).store)
+    return notify.deliveries(runtime.db, alert_id)

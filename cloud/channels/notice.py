@@ -1,0 +1,59 @@
+"""The adapter interface every outbound channel shares: ``send(address, notice)`` returns the
+provider's receipt id or raises ``ChannelFailed`` (an ``Unavailable``: the caller retries).
+
+Health alerts reach people through these adapters (``cloud.health.notify``): a signed webhook
+(``webhook``), WeCom's app message and group robot (``wecom``), email (``email``) and SMS
+(``SmsChannel`` over ``cloud.channels.sms.SmsSender``). Each speaks its real provider's API shape,
+so a real provider is a configuration change (``INSTORE_*`` settings) away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cloud.errors import Unavailable
+
+
+class ChannelFailed(Unavailable):
+    """The provider did not take the message (why is in the message)."""
+
+    code = "channel_failed"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message for one person: plain text, markdown (WeCom), a link, and the structured alert."""
+
+    key: str  # the same notice sent twice carries the same key (webhook receivers de-duplicate on it)
+    title: str
+    text: str
+    markdown: str
+    link: str
+    severity: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, address: str, notice: Notice) -> str:
+        """Deliver ``notice`` to ``address`` (a URL, a WeCom user id or robot key, an email address, a phone)."""
+        ...
+
+
+class SmsChannel:
+    """Alerts by SMS through the SMS adapter (an Aliyun template with store, metric and link)."""
+
+    name = "sms"
+
+    def __init__(self, sender: Any, template: str) -> None:
+        self._sender, self._template = sender, template
+
+    def send(self, address: str, notice: Notice) -> str:
+        try:
+            receipt = self._sender.send(address, self._template, {"title": notice.title[:30], "link": notice.link},
+                                        out_id=notice.key[:64])
+        except Unavailable as exc:
+            raise ChannelFailed(str(exc)) from None
+        return str(receipt.biz_id)
