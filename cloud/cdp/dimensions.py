@@ -234,6 +234,17 @@ _LINES = f"FROM order_lines l JOIN members m ON m.id = l.member_id"
 _LINE_SCOPE = {None: None, "channel": "l.channel", "store": "l.store", "category": "l.category", "sku": "l.sku"}
 
 
+#: per measure: the aggregate over one record's lines, and how records' values add up per person
+_PURCHASE_AGG = {
+    "bought": ("SUM(l.qty)", "SUM(x.v)"), "not_bought": ("SUM(l.qty)", "SUM(x.v)"),
+    "first_purchase": ("MIN(l.ts)", "MIN(x.v)"), "last_purchase": ("MAX(l.ts)", "MAX(x.v)"),
+    # an order belongs to one record, so distinct orders per record add up per person
+    "order_count": ("COUNT(DISTINCT CASE WHEN l.qty > 0 THEN l.order_id END)", "SUM(x.v)"),
+    "order_amount": ("SUM(l.amount)", "SUM(x.v)"), "units": ("SUM(l.qty)", "SUM(x.v)"),
+    "refunded": ("", ""),
+}
+
+
 def _purchase_dim(measure: str) -> Callable:
     def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) -> str:
         where, args = [], []
@@ -244,28 +255,35 @@ def _purchase_dim(measure: str) -> Callable:
             where.append(f"{column} = ?")
             args.append(spec.scope)
         start, end = _window(spec, dim, as_of)
+        # Unscoped, a window of months covers most lines: one pass over the table beats an index
+        # range with a row lookup per line (11 s against 1 s at 1M lines on SQLite); ``+`` keeps
+        # the planner off the ts index and means the same on PostgreSQL.
+        ts = "+l.ts" if column is None else "l.ts"
         if start is not None:
-            where.append("l.ts >= ?")
+            where.append(f"{ts} >= ?")
             args.append(int(start.timestamp()))
         if end is not None:
-            where.append("l.ts < ?")
+            where.append(f"{ts} < ?")
             args.append(int(end.timestamp()))
         if measure in ("first_purchase", "last_purchase"):
             where.append("l.qty > 0")
         if measure == "refunded":
             where.append("l.qty < 0")
         sql_where = " AND ".join(where) or "1 = 1"
-        group = f"{_LINES} WHERE {sql_where} GROUP BY {PERSON}"
+        # lines are summed per record first (one pass, no join), then records per person: the join
+        # to members then sees one row per buying record instead of one per line
+        inner_agg, agg = _PURCHASE_AGG[measure]
+        group = (f"FROM (SELECT l.member_id, {inner_agg} AS v FROM order_lines l WHERE {sql_where} "
+                 f"GROUP BY l.member_id) x JOIN members m ON m.id = x.member_id GROUP BY {PERSON}")
         if measure in ("bought", "not_bought"):
             params += args
-            inner = f"p.id IN (SELECT {PERSON} {group} HAVING SUM(l.qty) > 0)"
+            inner = f"p.id IN (SELECT {PERSON} {group} HAVING {agg} > 0)"
             return inner if measure == "bought" else f"(NOT {inner})"
         if measure == "refunded":
             params += args
             inner = f"p.id IN (SELECT {PERSON} {_LINES} WHERE {sql_where})"
             return inner if spec.value in (None, True) else f"(NOT {inner})"
         if measure in ("first_purchase", "last_purchase"):
-            agg = "MIN(l.ts)" if measure == "first_purchase" else "MAX(l.ts)"
             lo, hi = _date_bounds(spec.op, spec.value)
             having, hargs = [], []
             if lo is not None:
@@ -276,8 +294,6 @@ def _purchase_dim(measure: str) -> Callable:
                 hargs.append(int(hi.timestamp()))
             params += args + hargs
             return f"p.id IN (SELECT {PERSON} {group} HAVING {' AND '.join(having)})"
-        agg = {"order_count": "COUNT(DISTINCT CASE WHEN l.qty > 0 THEN l.order_id END)",
-               "order_amount": "SUM(l.amount)", "units": "SUM(l.qty)"}[measure]
         params += args
         if _zero_passes(spec.op, spec.value):
             failing: list = []
