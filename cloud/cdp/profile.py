@@ -73,6 +73,7 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
         "tier": best["tier"] or survivorship.DEFAULT_TIER, "birthday": best["birthday"],
         "points": None if best["points"] is None else {"balance": best["points"]},
         "home_store": best["home_store"], "phone": best["phone"], "address": best["address"],
+        "signed_up": best["signed_up"],
         "member_tags": best["tags"],
         "consent": {"face": bool(head["face_consent"]), "history": consent_history(db, ids)}, "faces": faces,
         "records": records, "identifiers": identifiers, "stores": sorted(stores), "channels": channels,

@@ -31,21 +31,21 @@ from dataclasses import asdict, dataclass, field
 from cloud.db import Database, Tx
 from cloud.errors import Invalid
 
-ATTRIBUTES = ("name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone", "address")
+ATTRIBUTES = ("name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone", "address", "signed_up")
 RULES = ("source_priority", "most_recent", "most_frequent", "first_non_empty", "union")
 SOURCES = ("member", "members", "pos", "wechat", "youzan", "douyin", "tmall", "jd")
 DEFAULT_PRIORITY = SOURCES
 DEFAULT_RULES: dict[str, str] = {
     "name": "source_priority", "gender": "source_priority", "birthday": "source_priority",
     "tier": "source_priority", "points": "most_recent", "tags": "union", "home_store": "source_priority",
-    "phone": "source_priority", "address": "most_recent",
+    "phone": "source_priority", "address": "most_recent", "signed_up": "source_priority",
 }
 DEFAULT_TIER = "普通会员"
 #: sources whose tier column is a stated fact; elsewhere it is the column default
 TIER_SOURCES = frozenset({"member", "members", "pos"})
 _SETTING = "survivorship"
 #: the columns of ``members`` survivorship reads
-RECORD_COLUMNS = "id, source, name, gender, birthday, tier, tags, points, home_store, address, created, seen"
+RECORD_COLUMNS = "id, source, name, gender, birthday, tier, tags, points, home_store, address, signed_up, created, seen"
 
 
 class InvalidRules(Invalid):
@@ -126,7 +126,7 @@ def record_values(row: Mapping, phones: Sequence[str]) -> dict[str, object]:
     return {"name": row.get("name") or None, "gender": row.get("gender") or None,
             "birthday": row.get("birthday") or None, "tier": tier or None, "points": row.get("points"),
             "tags": tags, "home_store": row.get("home_store") or None, "phone": phones[0] if phones else None,
-            "address": row.get("address") or None}
+            "address": row.get("address") or None, "signed_up": row.get("signed_up") or None}
 
 
 def _observed(row: Mapping) -> str:
