@@ -35,6 +35,8 @@ from cloud.health import schema as health_schema
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
+from cloud.loyalty import schema as loyalty_schema
+from cloud.loyalty.service import LoyaltyService
 from cloud.masterdata import schema as masterdata_schema
 from cloud.pricing import schema as pricing_schema
 from cloud.pricing.label_flash import ArrivalFlasher
@@ -50,6 +52,7 @@ from protocol.transport import BrokerUrl
 SCHEMAS: tuple[Schema, ...] = (
     cdp_schema.SCHEMA, faces_schema.SCHEMA, arrivals_schema.SCHEMA, fleet_schema.SCHEMA, guide_schema.SCHEMA,
     health_schema.SCHEMA, pricing_schema.SCHEMA, api_tables.SCHEMA, masterdata_schema.SCHEMA,
+    loyalty_schema.SCHEMA,
 )
 
 
@@ -84,6 +87,8 @@ class Runtime:
         self.channels = alert_channels.from_settings(settings)
         self.scheduler.every("device-health", settings.device_health_every_s, self.check_devices)
         self.scheduler.every("alert-notify", settings.notify_every_s, self.notify_alerts)
+        # points: new orders and refunds posted, lots expired and expiry notices recorded
+        LoyaltyService(db).schedule(self.scheduler)
         self.commands: CommandSender | None = None
         self.alert_sender: AlertSender | None = None
         self.markdown: MarkdownService | None = None

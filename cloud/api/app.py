@@ -34,8 +34,10 @@ from cloud.api.routers import (
     ingest,
     keys,
     labels,
+    loyalty,
     master,
     members,
+    orders,
     rollouts,
     scripts,
     segments,
@@ -143,7 +145,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts,
                    storehealth, brand_live, guide_preview, labels, rollouts, alerts, device_commands, markdown_routes,
-                   master, erasures):
+                   master, erasures, loyalty, orders):
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
     mount_dashboards(app)
     document_errors(app)

@@ -7,6 +7,7 @@ import json
 from cloud.cdp import survivorship
 from cloud.cdp.members import consent_history
 from cloud.db import Database
+from cloud.loyalty import balances
 
 _CHUNK = 500
 
@@ -71,7 +72,8 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
     out = {
         "id": person, "name": best["name"], "gender": best["gender"],
         "tier": best["tier"] or survivorship.DEFAULT_TIER, "birthday": best["birthday"],
-        "points": None if best["points"] is None else {"balance": best["points"]},
+        # the ledger's balance and what expires soon; else the CRM's last imported figure
+        "points": balances.balance(db, person) or (None if best["points"] is None else {"balance": best["points"]}),
         "home_store": best["home_store"], "phone": best["phone"], "address": best["address"],
         "signed_up": best["signed_up"],
         "member_tags": best["tags"],

@@ -3,7 +3,8 @@
 The profile is ``cloud.cdp.profile.profile(db, person)``'s dict. Two situations need data the schema
 does not hold yet: ``birthday_month`` reads an optional ``birthday`` (ISO date) and
 ``points_expiring`` an optional ``points`` (``{"expiring": int, "expires_on": ISO date}``) from the
-profile; neither is stored by the CDP today, so they apply only when a caller adds them.
+profile: the points ledger (``cloud.loyalty.balances``) fills it with the points expiring within its
+notice period, and a birthday comes from the CRM's member facts.
 """
 
 from __future__ import annotations

@@ -1,0 +1,399 @@
+"""The points ledger: earn, claw back, redeem, adjust, expire; every movement two entries summing to zero.
+
+Who may spend what is decided by one statement: ``UPDATE loyalty_accounts SET balance = balance - n
+WHERE id = ? AND balance >= n``. On PostgreSQL the row lock it takes makes a second till's update
+wait and then re-test ``balance >= n`` against the committed balance; on SQLite every write
+transaction is ``BEGIN IMMEDIATE`` (one writer at a time). Either way two tills redeeming the last
+points at once get one success and one ``insufficient_points``, and the CHECK on the column would
+refuse a negative balance even if a caller got this wrong. Lots (what was earned when, and when it
+expires) are only touched after the account row is updated, so they change under the same lock.
+
+Every movement is idempotent on ``(source, source_id)``: ``INSERT ... ON CONFLICT DO NOTHING``
+first; a replay returns the movement already posted (and a replay with other content is a conflict).
+
+Members are persons: an account belongs to the OneID person; when records merge, the merged
+record's account is folded into the person's with a ``merge`` movement at its next write.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cloud.clock import iso, utcnow
+from cloud.db import Database, Tx
+from cloud.errors import Conflict, Invalid, NotFound
+from cloud.loyalty.balances import NOTICE_DAYS, POOL
+
+EXPIRY_DAYS = 365  # a lot expires a year after it was earned
+CODE_TTL_S = 300  # a redemption code shown on the member's phone lives five minutes
+SYSTEM = ("issued", "redeemed", "expired")
+#: a movement's kind -> the system account on the other side of the member's
+COUNTERPART = {"earn": "issued", "clawback": "issued", "adjust": "issued", "redeem": "redeemed",
+               "expire": "expired"}
+
+
+class InsufficientPoints(Conflict):
+    code = "insufficient_points"
+
+
+class SourceReused(Conflict):
+    code = "source_reused"
+
+
+class UnknownCode(NotFound):
+    code = "unknown_code"
+
+
+class CodeUsed(Conflict):
+    code = "code_used"
+
+
+@dataclass(frozen=True)
+class Movement:
+    id: str
+    kind: str
+    source: str
+    source_id: str
+    person: str
+    points: int  # the change to the member's balance (negative for spending)
+    balance: int  # the member's balance after it (now, for a replay)
+    replayed: bool = False
+    store: str | None = None
+    channel: str | None = None
+    ts: str = ""
+    detail: dict | None = None
+
+
+def person_of(db: Database | Tx, member_id: str) -> str | None:
+    found = db.one("SELECT COALESCE(merged_into, id) AS person FROM members WHERE id = ?", (member_id,))
+    return None if found is None else found["person"]
+
+
+def account(tx: Tx, pool: str, kind: str, owner: str) -> int:
+    """The account's id, created on first use (concurrent first uses make one)."""
+    found = tx.scalar("SELECT id FROM loyalty_accounts WHERE pool = ? AND kind = ? AND owner = ?", (pool, kind, owner))
+    if found is None:
+        tx.execute("INSERT INTO loyalty_accounts (pool, kind, owner, balance, created) VALUES (?, ?, ?, 0, ?) "
+                   "ON CONFLICT (pool, kind, owner) DO NOTHING", (pool, kind, owner, iso(utcnow())))
+        found = tx.scalar("SELECT id FROM loyalty_accounts WHERE pool = ? AND kind = ? AND owner = ?",
+                          (pool, kind, owner))
+    return int(found)
+
+
+def member_account(tx: Tx, pool: str, person: str) -> int:
+    """The person's account, with the accounts of records merged into the person folded in."""
+    acct = account(tx, pool, "member", person)
+    for old in tx.query("SELECT a.id, a.balance, a.owner FROM loyalty_accounts a JOIN members m ON m.id = a.owner "
+                        "WHERE a.pool = ? AND a.kind = 'member' AND m.merged_into = ? AND a.balance > 0",
+                        (pool, person)):
+        moved = tx.execute("UPDATE loyalty_accounts SET balance = 0 WHERE id = ? AND balance = ?",
+                           (old["id"], old["balance"]))
+        if not moved:
+            continue
+        mid = secrets.token_hex(12)
+        _insert_movement(tx, mid, pool, "merge", "merge", f"{old['owner']}->{person}:{mid}", person,
+                         old["balance"], None, None, iso(utcnow()), {"from": old["owner"]})
+        tx.executemany("INSERT INTO loyalty_entries (movement_id, account_id, amount) VALUES (?, ?, ?)",
+                       [(mid, old["id"], -old["balance"]), (mid, acct, old["balance"])])
+        tx.execute("UPDATE loyalty_accounts SET balance = balance + ? WHERE id = ?", (old["balance"], acct))
+        tx.execute("UPDATE loyalty_lots SET account_id = ? WHERE account_id = ? AND remaining > 0", (acct, old["id"]))
+    return acct
+
+
+def _insert_movement(tx: Tx, mid: str, pool: str, kind: str, source: str, source_id: str, person: str, points: int,
+                     store: str | None, channel: str | None, ts: str, detail: dict, ref: str | None = None) -> bool:
+    return tx.execute(
+        "INSERT INTO loyalty_movements (id, pool, kind, source, source_id, person, points, store, channel, ts, ref, "
+        "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, source_id) DO NOTHING",
+        (mid, pool, kind, source, source_id, person, points, store, channel, ts, ref,
+         json.dumps(detail, ensure_ascii=False)),
+    ) == 1
+
+
+def _replay(tx: Tx, source: str, source_id: str, kind: str, person: str, points: int | None) -> Movement:
+    row = tx.one("SELECT * FROM loyalty_movements WHERE source = ? AND source_id = ?", (source, source_id))
+    assert row is not None
+    if row["kind"] != kind or row["person"] != person or (points is not None and row["points"] != points):
+        raise SourceReused(f"{source} {source_id} was already posted with other content")
+    return _movement(tx, row, replayed=True)
+
+
+def _movement(tx: Tx, row: dict, *, replayed: bool = False) -> Movement:
+    bal = tx.scalar("SELECT balance FROM loyalty_accounts WHERE pool = ? AND kind = 'member' AND owner = ?",
+                    (row["pool"], row["person"])) or 0
+    return Movement(row["id"], row["kind"], row["source"], row["source_id"], row["person"], row["points"], int(bal),
+                    replayed, row["store"], row["channel"], row["ts"], json.loads(row["detail"]))
+
+
+def _post(tx: Tx, *, pool: str, kind: str, source: str, source_id: str, person: str, points: int,
+          store: str | None = None, channel: str | None = None, at: datetime | None = None,
+          detail: dict | None = None, expires: datetime | None = None, shortfall_ok: bool = False,
+          expect: int | None = None, ref: str | None = None) -> Movement:
+    """Post one movement of ``points`` (signed, the member's side) with its two entries."""
+    at = at or utcnow()
+    mid = secrets.token_hex(12)
+    detail = dict(detail or {})
+    if not _insert_movement(tx, mid, pool, kind, source, source_id, person, points, store, channel, iso(at), detail,
+                            ref):
+        return _replay(tx, source, source_id, kind, person, expect)
+    acct = member_account(tx, pool, person)
+    if points < 0 and shortfall_ok:
+        # a clawback takes what is there: lock the row, read it, take at most that
+        tx.execute("UPDATE loyalty_accounts SET balance = balance WHERE id = ?", (acct,))
+        have = int(tx.scalar("SELECT balance FROM loyalty_accounts WHERE id = ?", (acct,)))
+        if have < -points:
+            detail["shortfall"] = -points - have
+            points = -have
+            tx.execute("UPDATE loyalty_movements SET points = ?, detail = ? WHERE id = ?",
+                       (points, json.dumps(detail, ensure_ascii=False), mid))
+    if points < 0:
+        if not _spend(tx, acct, -points):
+            raise InsufficientPoints(f"the balance is below {-points} points")
+    elif points > 0:
+        tx.execute("UPDATE loyalty_accounts SET balance = balance + ? WHERE id = ?", (points, acct))
+        if kind != "merge":
+            tx.execute("INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (acct, mid, iso(at), iso(expires or at + timedelta(days=EXPIRY_DAYS)), points, points))
+    if points:
+        other = account(tx, pool, COUNTERPART[kind], "")
+        tx.executemany("INSERT INTO loyalty_entries (movement_id, account_id, amount) VALUES (?, ?, ?)",
+                       [(mid, acct, points), (mid, other, -points)])
+    bal = int(tx.scalar("SELECT balance FROM loyalty_accounts WHERE id = ?", (acct,)))
+    return Movement(mid, kind, source, source_id, person, points, bal, False, store, channel, iso(at), detail)
+
+
+def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> bool:
+    """Take ``points`` off the balance if it holds them, then off the lots, oldest expiry first."""
+    if points <= 0:
+        return True
+    if not tx.execute("UPDATE loyalty_accounts SET balance = balance - ? WHERE id = ? AND balance >= ?",
+                      (points, acct, points)):
+        return False
+    left = points
+    if lot is not None:
+        tx.execute("UPDATE loyalty_lots SET remaining = remaining - ? WHERE id = ?", (points, lot))
+        return True
+    while left:
+        lots = tx.rows("SELECT id, remaining FROM loyalty_lots WHERE account_id = ? AND remaining > 0 "
+                       "ORDER BY expires, id LIMIT 20", (acct,))
+        if not lots:
+            break  # a balance without lots (e.g. folded in before lots moved): nothing more to consume
+        for lot_id, remaining in lots:
+            take = min(left, remaining)
+            tx.execute("UPDATE loyalty_lots SET remaining = remaining - ? WHERE id = ?", (take, lot_id))
+            left -= take
+            if not left:
+                break
+    return True
+
+
+# ---- what callers use ----------------------------------------------------------------------------
+
+
+def earn(db: Database, person: str, points: int, *, source: str, source_id: str, pool: str = POOL,
+         store: str | None = None, channel: str | None = None, at: datetime | None = None,
+         detail: dict | None = None) -> Movement:
+    if points < 0:
+        raise Invalid("earned points cannot be negative", code="invalid_points")
+    with db.transaction() as tx:
+        return _post(tx, pool=pool, kind="earn", source=source, source_id=source_id, person=person, points=points,
+                     store=store, channel=channel, at=at, detail=detail, expect=points)
+
+
+def redeem(db: Database, person: str, points: int, *, request_id: str, pool: str = POOL, store: str | None = None,
+           channel: str | None = None, detail: dict | None = None) -> Movement:
+    """Spend points at a till or on the guide screen; ``request_id`` is the till's own transaction id,
+    so a retried request spends once."""
+    if points <= 0:
+        raise Invalid("redeem a positive number of points", code="invalid_points")
+    with db.transaction() as tx:
+        return _post(tx, pool=pool, kind="redeem", source="redemption", source_id=request_id, person=person,
+                     points=-points, store=store, channel=channel, detail=detail, expect=-points)
+
+
+def adjust(db: Database, person: str, points: int, *, request_id: str, reason: str, actor: str,
+           pool: str = POOL) -> Movement:
+    """A correction by hand (positive: granted as a new lot; negative: taken, never below zero)."""
+    if points == 0:
+        raise Invalid("an adjustment changes the balance", code="invalid_points")
+    with db.transaction() as tx:
+        return _post(tx, pool=pool, kind="adjust", source="adjustment", source_id=request_id, person=person,
+                     points=points, detail={"reason": reason, "actor": actor}, expect=points)
+
+
+def rate_of(rules: dict[tuple[str, str], float], channel: str, category: str | None) -> float:
+    """Points per yuan: the rule for this channel and category, else the category's, else the channel's, else the pool's."""
+    cat = category or "*"
+    for key in ((channel, cat), ("*", cat), (channel, "*"), ("*", "*")):
+        if key in rules:
+            return rules[key]
+    return 0.0
+
+
+def tier_of(tx: Tx | Database, pool: str, person: str) -> dict:
+    tier = tx.scalar("SELECT tier FROM members WHERE id = ?", (person,))
+    found = tx.one("SELECT * FROM loyalty_tiers WHERE pool = ? AND tier = ?", (pool, tier))
+    return found or {"tier": tier, "rank": 0, "multiplier": 1.0, "discount": 1.0, "min_spend": 0.0}
+
+
+def order_points(tx: Tx, order: dict, pool: str, person: str) -> tuple[int, dict]:
+    """What a sale earns: each line at its channel/category rate (lines scaled to what was paid), times the tier's multiplier."""
+    rules = {(r["channel"], r["category"]): r["per_yuan"]
+             for r in tx.query("SELECT channel, category, per_yuan FROM loyalty_rules WHERE pool = ?", (pool,))}
+    lines = tx.rows("SELECT category, amount FROM order_lines WHERE order_id = ?", (order["id"],))
+    paid = abs(float(order["paid"]))
+    total = sum(abs(a) for _, a in lines)
+    if not lines or total <= 0:
+        lines, total = [(None, paid)], paid
+    base = sum(abs(a) * paid / total * rate_of(rules, order["channel"], c) for c, a in lines)
+    tier = tier_of(tx, pool, person)
+    return math.floor(base * tier["multiplier"] + 1e-9), {"base": round(base, 2), "tier": tier["tier"],
+                                                         "multiplier": tier["multiplier"]}
+
+
+def post_order(db: Database, order_id: str, *, pool: str = POOL) -> Movement | None:
+    """A paid order earns; a refund claws back its share of what the sale earned (never below zero:
+    what the member already spent is recorded as the shortfall). None: not a member's order."""
+    with db.transaction() as tx:
+        order = tx.one("SELECT o.*, COALESCE(m.merged_into, m.id) AS person FROM orders o "
+                       "JOIN members m ON m.id = o.member_id WHERE o.id = ?", (order_id,))
+        if order is None or order["status"] not in ("paid", "refund"):
+            return None
+        at = datetime.fromtimestamp(int(order["ts"]), UTC)
+        common = dict(pool=pool, person=order["person"], store=order["store"], channel=order["channel"], at=at)
+        if order["status"] == "paid":
+            points, how = order_points(tx, order, pool, order["person"])
+            return _post(tx, kind="earn", source="order", source_id=order_id, points=points,
+                         detail={"order": order_id, "paid": order["paid"], **how}, **common)
+        original = order["refund_of"]
+        earned = tx.one("SELECT points, detail FROM loyalty_movements WHERE source = 'order' AND source_id = ?",
+                        (original,)) if original else None
+        points = 0
+        if earned and earned["points"] > 0:
+            sale_paid = abs(float(json.loads(earned["detail"]).get("paid") or 0)) or 1.0
+            # what earlier refunds of the sale claimed (taken or short), so refunds never claim more than it earned
+            claimed = sum(-r["points"] + json.loads(r["detail"]).get("shortfall", 0) for r in tx.query(
+                "SELECT points, detail FROM loyalty_movements WHERE kind = 'clawback' AND ref = ?", (original,)))
+            share = math.floor(earned["points"] * min(1.0, abs(float(order["paid"])) / sale_paid) + 1e-9)
+            points = max(0, min(share, earned["points"] - claimed))
+        return _post(tx, kind="clawback", source="refund", source_id=order_id, points=-points, shortfall_ok=True,
+                     ref=original, detail={"order": original, "refund": order_id, "paid": order["paid"]}, **common)
+
+
+def post_new_orders(db: Database, *, limit: int = 1000, now: datetime | None = None, pool: str = POOL) -> int:
+    """Post members' orders and refunds not yet in the ledger (those older than the expiry period
+    would only expire at once and are left out); the number posted."""
+    since = int(((now or utcnow()) - timedelta(days=EXPIRY_DAYS)).timestamp())
+    ids = [r[0] for r in db.rows(
+        "SELECT o.id FROM orders o JOIN members p ON p.id = o.member_id "
+        "LEFT JOIN loyalty_movements m ON m.source_id = o.id AND m.source IN ('order', 'refund') "
+        "WHERE o.status IN ('paid', 'refund') AND o.ts >= ? AND m.id IS NULL "
+        "ORDER BY o.ts, o.id LIMIT ?", (since, limit))]
+    for order_id in ids:
+        post_order(db, order_id, pool=pool)
+    return len(ids)
+
+
+def expire(db: Database, *, now: datetime | None = None, limit: int = 1000) -> int:
+    """Lots past their expiry lose what remains of them (one movement per lot); the number expired."""
+    now = now or utcnow()
+    lots = db.query("SELECT l.id, a.pool, a.owner FROM loyalty_lots l JOIN loyalty_accounts a ON a.id = l.account_id "
+                    "WHERE l.remaining > 0 AND l.expires <= ? ORDER BY l.expires, l.id LIMIT ?", (iso(now), limit))
+    done = 0
+    for lot in lots:
+        with db.transaction() as tx:
+            acct = member_account(tx, lot["pool"], lot["owner"])
+            tx.execute("UPDATE loyalty_accounts SET balance = balance WHERE id = ?", (acct,))  # the row lock first
+            row = tx.one("SELECT remaining, expires, account_id FROM loyalty_lots WHERE id = ?", (lot["id"],))
+            if not row or row["remaining"] <= 0 or row["account_id"] != acct:
+                continue
+            mid = secrets.token_hex(12)
+            if not _insert_movement(tx, mid, lot["pool"], "expire", "expiry", f"lot:{lot['id']}", lot["owner"],
+                                    -row["remaining"], None, None, iso(now), {"lot": lot["id"], "expires": row["expires"]}):
+                continue
+            if not _spend(tx, acct, row["remaining"], lot=lot["id"]):
+                raise RuntimeError(f"lot {lot['id']} holds more than its account")  # the CHECK would refuse it too
+            other = account(tx, lot["pool"], "expired", "")
+            tx.executemany("INSERT INTO loyalty_entries (movement_id, account_id, amount) VALUES (?, ?, ?)",
+                           [(mid, acct, -row["remaining"]), (mid, other, row["remaining"])])
+            done += 1
+    return done
+
+
+def notify_expiring(db: Database, *, now: datetime | None = None, days: int = NOTICE_DAYS, limit: int = 5000) -> list[dict]:
+    """Lots expiring within ``days`` whose member has not been told yet: one notice per lot, recorded
+    (channels read ``loyalty_notices``), returned."""
+    now = now or utcnow()
+    due = db.query("SELECT l.id, a.owner, l.remaining, l.expires FROM loyalty_lots l "
+                   "JOIN loyalty_accounts a ON a.id = l.account_id LEFT JOIN loyalty_notices n ON n.lot_id = l.id "
+                   "WHERE l.remaining > 0 AND l.expires > ? AND l.expires <= ? AND n.lot_id IS NULL "
+                   "ORDER BY l.expires LIMIT ?", (iso(now), iso(now + timedelta(days=days)), limit))
+    with db.transaction() as tx:
+        for lot in due:
+            tx.execute("INSERT INTO loyalty_notices (lot_id, person, points, expires, noticed) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (lot_id) DO NOTHING", (lot["id"], lot["owner"], lot["remaining"], lot["expires"],
+                                                           iso(now)))
+    return [{"lot": r["id"], "person": r["owner"], "points": r["remaining"], "expires": r["expires"]} for r in due]
+
+
+def history(db: Database, person: str, *, pool: str = POOL, limit: int = 50, offset: int = 0) -> list[dict]:
+    rows = db.query("SELECT id, kind, source, source_id, points, store, channel, ts, detail FROM loyalty_movements "
+                    "WHERE person = ? AND pool = ? ORDER BY ts DESC, id LIMIT ? OFFSET ?", (person, pool, limit, offset))
+    for r in rows:
+        r["detail"] = json.loads(r["detail"])
+    return rows
+
+
+# ---- redemption codes: the member's phone shows one, the till or the guide screen takes it ---------
+
+
+def issue_code(db: Database, person: str, points: int, *, pool: str = POOL, ttl_s: int = CODE_TTL_S,
+               now: datetime | None = None) -> dict:
+    if points <= 0:
+        raise Invalid("a code redeems a positive number of points", code="invalid_points")
+    now = now or utcnow()
+    code = "".join(secrets.choice("0123456789") for _ in range(12))  # 10^12: not guessable within its minutes
+    expires = now + timedelta(seconds=ttl_s)
+    db.execute("INSERT INTO loyalty_codes (code, pool, person, points, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
+               (code, pool, person, points, iso(now), iso(expires)))
+    return {"code": code, "points": points, "expires": iso(expires)}
+
+
+def redeem_code(db: Database, code: str, *, store: str | None, channel: str, now: datetime | None = None) -> Movement:
+    """Redeem the points a code stands for, once; the code itself is the request id."""
+    now = now or utcnow()
+    with db.transaction() as tx:
+        found = tx.one("SELECT * FROM loyalty_codes WHERE code = ?", (code,))
+        if found is None or found["expires"] <= iso(now) and found["movement_id"] is None:
+            raise UnknownCode("no such redemption code, or it expired")
+        moved = _post(tx, pool=found["pool"], kind="redeem", source="redemption", source_id=f"code:{code}",
+                      person=found["person"], points=-found["points"], store=store, channel=channel,
+                      detail={"code": code[:4] + "…"}, expect=-found["points"], ref=f"code:{code[:4]}…")
+        if not tx.execute("UPDATE loyalty_codes SET movement_id = ? WHERE code = ? AND movement_id IS NULL",
+                          (moved.id, code)) and not moved.replayed:
+            raise CodeUsed("this code was already redeemed")
+        return moved
+
+
+def check(db: Database) -> dict[str, Any]:
+    """The ledger's invariants: no negative member balance, every movement's entries sum to zero,
+    every member balance equals the sum of its entries, lots hold exactly the balance."""
+    with db.transaction() as tx:
+        negative = tx.scalar("SELECT COUNT(*) FROM loyalty_accounts WHERE kind = 'member' AND balance < 0")
+        unbalanced = tx.scalar("SELECT COUNT(*) FROM (SELECT movement_id FROM loyalty_entries GROUP BY movement_id "
+                               "HAVING SUM(amount) <> 0) x")
+        mismatch = tx.scalar(
+            "SELECT COUNT(*) FROM loyalty_accounts a LEFT JOIN (SELECT account_id, SUM(amount) AS s FROM loyalty_entries "
+            "GROUP BY account_id) e ON e.account_id = a.id WHERE a.kind = 'member' AND a.balance <> COALESCE(e.s, 0)")
+        lots = tx.scalar(
+            "SELECT COUNT(*) FROM loyalty_accounts a LEFT JOIN (SELECT account_id, SUM(remaining) AS s FROM loyalty_lots "
+            "GROUP BY account_id) l ON l.account_id = a.id WHERE a.kind = 'member' AND a.balance <> COALESCE(l.s, 0)")
+        total = tx.scalar("SELECT COALESCE(SUM(amount), 0) FROM loyalty_entries")
+    return {"negative_balances": int(negative), "unbalanced_movements": int(unbalanced),
+            "ledger_mismatch": int(mismatch), "lots_mismatch": int(lots), "entries_sum": int(total)}

@@ -1,0 +1,64 @@
+"""The loyalty tables (issue 21).
+
+The ledger is double-entry: a movement (earn, clawback, redeem, expire, adjust, merge) is two
+entries summing to zero, one on a member's account and one on a system account of the same pool
+(``issued``: the points the brand owes, ``redeemed``, ``expired``). ``(source, source_id)`` is
+unique, so an order, a refund, a till's redemption or an expiry posts once however often it is
+replayed. A member account keeps its balance in its row (the conditional update that makes
+double spending impossible, and a CHECK that it never goes below zero); system accounts keep
+none (every movement touches one: a hot row) and their balance is the sum of their entries.
+Earned points are lots, spent and expired first-in-first-out.
+"""
+
+from __future__ import annotations
+
+from cloud.db.migrations import Migration, Schema, Statement
+
+_TABLES: tuple[Statement, ...] = (
+    """CREATE TABLE loyalty_accounts (
+        id {serial_pk}, pool TEXT NOT NULL, kind TEXT NOT NULL, owner TEXT NOT NULL,
+        balance BIGINT NOT NULL DEFAULT 0, created TEXT NOT NULL,
+        CHECK (kind <> 'member' OR balance >= 0))""",
+    "CREATE UNIQUE INDEX loyalty_accounts_owner ON loyalty_accounts (pool, kind, owner)",
+    "CREATE INDEX loyalty_accounts_member ON loyalty_accounts (owner)",
+    """CREATE TABLE loyalty_movements (
+        id TEXT PRIMARY KEY, pool TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL,
+        source_id TEXT NOT NULL, person TEXT NOT NULL, points BIGINT NOT NULL, store TEXT, channel TEXT,
+        ts TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL DEFAULT '{}')""",
+    # ref: the sale a refund's clawback refers to, the code or coupon a redemption came through
+    "CREATE INDEX loyalty_movements_ref ON loyalty_movements (ref)",
+    "CREATE UNIQUE INDEX loyalty_movements_source ON loyalty_movements (source, source_id)",
+    "CREATE INDEX loyalty_movements_person ON loyalty_movements (person, ts)",
+    """CREATE TABLE loyalty_entries (
+        id {serial_pk}, movement_id TEXT NOT NULL REFERENCES loyalty_movements (id),
+        account_id BIGINT NOT NULL REFERENCES loyalty_accounts (id), amount BIGINT NOT NULL)""",
+    "CREATE INDEX loyalty_entries_account ON loyalty_entries (account_id)",
+    "CREATE INDEX loyalty_entries_movement ON loyalty_entries (movement_id)",
+    """CREATE TABLE loyalty_lots (
+        id {serial_pk}, account_id BIGINT NOT NULL REFERENCES loyalty_accounts (id),
+        movement_id TEXT NOT NULL REFERENCES loyalty_movements (id), earned TEXT NOT NULL, expires TEXT NOT NULL,
+        points BIGINT NOT NULL, remaining BIGINT NOT NULL, CHECK (remaining >= 0 AND remaining <= points))""",
+    "CREATE INDEX loyalty_lots_account ON loyalty_lots (account_id, expires, id)",
+    "CREATE INDEX loyalty_lots_open ON loyalty_lots (expires) WHERE remaining > 0",
+    """CREATE TABLE loyalty_notices (
+        lot_id BIGINT PRIMARY KEY REFERENCES loyalty_lots (id), person TEXT NOT NULL, points BIGINT NOT NULL,
+        expires TEXT NOT NULL, noticed TEXT NOT NULL)""",
+    """CREATE TABLE loyalty_rules (
+        pool TEXT NOT NULL, channel TEXT NOT NULL, category TEXT NOT NULL, per_yuan DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (pool, channel, category))""",
+    """CREATE TABLE loyalty_tiers (
+        pool TEXT NOT NULL, tier TEXT NOT NULL, rank BIGINT NOT NULL, min_spend DOUBLE PRECISION NOT NULL,
+        multiplier DOUBLE PRECISION NOT NULL, discount DOUBLE PRECISION NOT NULL, PRIMARY KEY (pool, tier))""",
+    """CREATE TABLE loyalty_codes (
+        code TEXT PRIMARY KEY, pool TEXT NOT NULL, person TEXT NOT NULL, points BIGINT NOT NULL,
+        created TEXT NOT NULL, expires TEXT NOT NULL, movement_id TEXT)""",
+    # the brand's default pool: one point per yuan everywhere, and four tiers over 12 months of spend
+    ("INSERT INTO loyalty_rules (pool, channel, category, per_yuan) VALUES (?, ?, ?, ?)", ("main", "*", "*", 1.0)),
+    *(("INSERT INTO loyalty_tiers (pool, tier, rank, min_spend, multiplier, discount) VALUES (?, ?, ?, ?, ?, ?)",
+       ("main", *t)) for t in (("普通会员", 0, 0.0, 1.0, 1.0), ("银卡会员", 1, 2000.0, 1.2, 0.98),
+                              ("金卡会员", 2, 8000.0, 1.5, 0.95), ("钻石会员", 3, 20000.0, 2.0, 0.9))),
+)
+
+SCHEMA = Schema("loyalty", (
+    Migration(21, "loyalty: double-entry points ledger, lots, notices, earn rules, tiers, redemption codes", _TABLES),
+))

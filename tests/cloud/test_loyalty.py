@@ -1,0 +1,204 @@
+"""The points ledger (issue 21): double entry, idempotent postings, earn rules, clawback, FIFO
+expiry with notice, no negative balance and no double spend under concurrent tills, on both engines."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cloud.cdp import members, profile
+from cloud.db import Database
+from cloud.guide.sales_scripts import situations
+from cloud.loyalty import balances, ledger
+from cloud.runtime import open_cdp
+
+T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
+
+
+def _member(db: Database, phone: str = "13800000001", tier: str = "普通会员") -> str:
+    return members.add_member(db, name="王芳", phone=phone, gender="female", tier=tier, tags=[], categories=[],
+                              face_consent=False).id
+
+
+def _order(db: Database, order_id: str, member: str, paid: float, *, channel: str = "pos", status: str = "paid",
+           refund_of: str | None = None, at: datetime = T0, lines: list[tuple[str, float]] | None = None) -> None:
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status, refund_of) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (order_id, channel, order_id, "s1" if channel == "pos" else None, member, int(at.timestamp()),
+                    paid, status, refund_of))
+        for i, (category, amount) in enumerate(lines or []):
+            tx.execute("INSERT INTO order_lines (order_id, member_id, channel, store, ts, sku, category, qty, price, "
+                       "amount) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                       (order_id, member, channel, None, int(at.timestamp()), f"sku{i}", category, amount, amount))
+
+
+def _clean(db: Database) -> None:
+    found = ledger.check(db)
+    assert found == {"negative_balances": 0, "unbalanced_movements": 0, "ledger_mismatch": 0, "lots_mismatch": 0,
+                     "entries_sum": 0}
+
+
+def test_orders_earn_by_channel_category_and_tier_and_refunds_claw_back(db: Database) -> None:
+    person = _member(db, tier="金卡会员")  # x1.5
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO loyalty_rules (pool, channel, category, per_yuan) VALUES ('main', 'tmall', '*', 0.5)")
+        tx.execute("INSERT INTO loyalty_rules (pool, channel, category, per_yuan) VALUES ('main', '*', '美妆', 2)")
+    _order(db, "pos1", person, 100.0, lines=[("服装", 100.0)])
+    _order(db, "tm1", person, 200.0, channel="tmall", lines=[("服装", 150.0), ("美妆", 50.0)])
+    assert ledger.post_new_orders(db, now=T0) == 2
+    moved = {m["source_id"]: m["points"] for m in ledger.history(db, person)}
+    assert moved == {"pos1": 150, "tm1": math_floor((150 * 0.5 + 50 * 2) * 1.5)}
+    # replaying posts nothing
+    assert ledger.post_new_orders(db, now=T0) == 0
+    assert ledger.post_order(db, "pos1").replayed
+    # a half refund claws back half, a second refund never more than what is left
+    _order(db, "r1", person, -50.0, status="refund", refund_of="pos1", at=T0 + timedelta(days=1))
+    _order(db, "r2", person, -100.0, status="refund", refund_of="pos1", at=T0 + timedelta(days=2))
+    ledger.post_new_orders(db, now=T0)
+    moved = {m["source_id"]: m["points"] for m in ledger.history(db, person)}
+    assert moved["r1"] == -75 and moved["r2"] == -75
+    assert balances.balance(db, person, now=T0)["balance"] == 150 + 262 - 150
+    _clean(db)
+
+
+def math_floor(x: float) -> int:
+    import math
+    return math.floor(x + 1e-9)
+
+
+def test_redemption_is_idempotent_never_negative_and_a_refund_after_spending_records_the_shortfall(db: Database) -> None:
+    person = _member(db)
+    _order(db, "o1", person, 100.0)
+    ledger.post_order(db, "o1")
+    first = ledger.redeem(db, person, 80, request_id="till1:tx1", store="s1", channel="pos")
+    assert (first.points, first.balance, first.replayed) == (-80, 20, False)
+    again = ledger.redeem(db, person, 80, request_id="till1:tx1", store="s1", channel="pos")
+    assert again.replayed and again.id == first.id and again.balance == 20
+    with pytest.raises(ledger.SourceReused):
+        ledger.redeem(db, person, 5, request_id="till1:tx1")
+    with pytest.raises(ledger.InsufficientPoints):
+        ledger.redeem(db, person, 21, request_id="till1:tx2")
+    _order(db, "r1", person, -100.0, status="refund", refund_of="o1")
+    claw = ledger.post_order(db, "r1")
+    assert claw.points == -20 and claw.detail["shortfall"] == 80 and claw.balance == 0
+    _clean(db)
+
+
+def test_expiry_is_first_in_first_out_with_notice_and_the_script_fires(db: Database) -> None:
+    person = _member(db)
+    now = datetime.now(UTC)
+    ledger.earn(db, person, 100, source="adjustment", source_id="old", at=now - timedelta(days=350))
+    ledger.earn(db, person, 50, source="adjustment", source_id="new", at=now - timedelta(days=1))
+    ledger.redeem(db, person, 30, request_id="r1")  # spending takes the oldest lot first
+    first_expiry = (now - timedelta(days=350) + timedelta(days=365)).date().isoformat()
+    assert balances.balance(db, person) == {"balance": 120, "expiring": 70, "expires_on": first_expiry}
+    notices = ledger.notify_expiring(db)
+    assert [(n["person"], n["points"]) for n in notices] == [(person, 70)]
+    assert ledger.notify_expiring(db) == []  # told once
+    # the profile carries it, and the points_expiring script applies
+    prof = profile.profile(db, person)
+    assert prof["points"] == {"balance": 120, "expiring": 70, "expires_on": first_expiry}
+    filled = situations.values(prof, [], "zh", now)
+    assert (filled["points"], filled["points_expire_on"]) == ("70", first_expiry)
+    assert situations.situations(prof, filled, now, dormant_days=90)[0] == "points_expiring"
+    # past the first lot's expiry: its 70 remaining points expire, once
+    later = now + timedelta(days=16)
+    assert ledger.expire(db, now=later) == 1
+    assert ledger.expire(db, now=later) == 0
+    assert balances.balance(db, person, now=later)["balance"] == 50
+    assert [m["kind"] for m in ledger.history(db, person)][:1] == ["expire"]
+    _clean(db)
+
+
+def test_a_code_redeems_once(db: Database) -> None:
+    person = _member(db)
+    ledger.earn(db, person, 100, source="adjustment", source_id="g")
+    code = ledger.issue_code(db, person, 40)
+    assert len(code["code"]) == 12
+    moved = ledger.redeem_code(db, code["code"], store="s1", channel="guide_screen")
+    assert moved.balance == 60
+    assert ledger.redeem_code(db, code["code"], store="s1", channel="pos").replayed  # the same spending, not another
+    assert balances.balance(db, person)["balance"] == 60
+    with pytest.raises(ledger.UnknownCode):
+        ledger.redeem_code(db, "000000000000", store="s1", channel="pos")
+    expired = ledger.issue_code(db, person, 10, now=T0 - timedelta(days=1))
+    with pytest.raises(ledger.UnknownCode):
+        ledger.redeem_code(db, expired["code"], store="s1", channel="pos")
+    _clean(db)
+
+
+def test_merged_records_points_follow_the_person(db: Database) -> None:
+    a, b = _member(db, "13800000001"), _member(db, "13800000002")
+    ledger.earn(db, a, 30, source="adjustment", source_id="a")
+    ledger.earn(db, b, 40, source="adjustment", source_id="b")
+    db.execute("UPDATE members SET merged_into = ? WHERE id = ?", (a, b))
+    assert balances.balance(db, a)["balance"] == 70
+    assert ledger.redeem(db, a, 70, request_id="all").balance == 0
+    _clean(db)
+
+
+def test_two_tills_cannot_double_spend(db_location: str) -> None:
+    """Ten tills in their own connections (processes would be the same) race to spend one member's
+    points: exactly balance / 10 succeed, the balance ends at 0 and the ledger holds."""
+    db = open_cdp(db_location, sample_catalogue=False)
+    person = _member(db)
+    ledger.earn(db, person, 100, source="adjustment", source_id="grant")
+    db.close()
+    results: list[str] = []
+    barrier = threading.Barrier(10)
+
+    def till(n: int) -> None:
+        own = open_cdp(db_location, sample_catalogue=False)
+        try:
+            barrier.wait()
+            for k in range(5):
+                try:
+                    ledger.redeem(own, person, 10, request_id=f"till{n}:{k}", store="s1", channel="pos")
+                    results.append("ok")
+                except ledger.InsufficientPoints:
+                    results.append("short")
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=till, args=(n,)) for n in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        assert results.count("ok") == 10 and results.count("short") == 40
+        assert balances.balance(db, person)["balance"] == 0
+        _clean(db)
+    finally:
+        db.close()
+
+
+def test_the_api_shows_points_history_and_redeems_at_the_till_and_by_code(start_cloud) -> None:
+    client, runtime = start_cloud()
+    person = _member(runtime.db)
+    _order(runtime.db, "o1", person, 300.0)
+    assert client.post("/v1/loyalty/orders/o1").json()["points"] == 300
+    shown = client.get(f"/v1/loyalty/members/{person}").json()
+    assert (shown["balance"], shown["tier"], shown["multiplier"]) == (300, "普通会员", 1.0)
+    body = {"points": 100, "request_id": "till-7:0001", "store": "s1"}
+    first = client.post(f"/v1/loyalty/members/{person}/redemptions", json=body)
+    assert first.status_code == 201 and first.json()["balance"] == 200
+    assert client.post(f"/v1/loyalty/members/{person}/redemptions", json=body).json()["replayed"] is True
+    short = client.post(f"/v1/loyalty/members/{person}/redemptions", json={**body, "request_id": "x", "points": 999})
+    assert short.status_code == 409 and short.json()["detail"]["code"] == "insufficient_points"
+    code = client.post(f"/v1/loyalty/members/{person}/codes", json={"points": 50}).json()["code"]
+    taken = client.post(f"/v1/loyalty/codes/{code}/redemption", json={"store": "s1", "channel": "guide_screen"})
+    assert taken.status_code == 200 and taken.json()["balance"] == 150
+    wrong = client.post("/v1/loyalty/codes/123456789012/redemption", json={"store": "s1"})
+    assert wrong.status_code == 404 and wrong.json()["detail"]["code"] == "unknown_code"
+    made = client.post(f"/v1/loyalty/members/{person}/adjustments",
+                       json={"points": -20, "request_id": "fix-1", "reason": "double scan"})
+    assert made.status_code == 201 and made.json()["balance"] == 130
+    kinds = [m["kind"] for m in client.get(f"/v1/loyalty/members/{person}/history").json()["items"]]
+    assert sorted(kinds) == ["adjust", "earn", "redeem", "redeem"]
+    assert client.get("/v1/loyalty/check").json()["ledger_mismatch"] == 0
+    assert client.get(f"/v1/members/{person}/profile").json()["points"]["balance"] == 130
