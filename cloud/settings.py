@@ -199,6 +199,14 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     sms_alert_template: str = Field(default="SMS_ALERT", description="the alert template (TemplateCode)")
+    order_channel_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="per channel (pos, tmall, jd, youzan, douyin, wechat) the HMAC-SHA256 "
+        "secret its POST /v1/orders batches are signed with (INSTORE_ORDER_CHANNEL_SECRETS='{\"pos\": \"...\"}'); "
+        "a channel without one cannot post orders"
+    )
+    order_replay_window_s: int = Field(
+        default=300, ge=10, le=3600, description="how far a signed order batch's timestamp may be from the clock"
+    )
 
     @classmethod
     def load(cls, config: str | Path | None = None, **given: Any) -> Settings:

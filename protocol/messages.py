@@ -206,6 +206,8 @@ class Feedback(Message):
     action: FeedbackAction
     assistant: ShortText | None = None
     amount: float | None = Field(default=None, ge=0, description="sale amount, action=sold only")
+    receipt: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the till's receipt (order) number, action=sold only: the till confirms the sale")
     ts: AwareDatetime
 
 

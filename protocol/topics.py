@@ -66,6 +66,11 @@ def footfall(brand: str, store: str, device: str) -> str:
     return f"{_store(brand, store)}/{check_id('device', device)}/evt/footfall"
 
 
+def till_order(brand: str, store: str, device: str) -> str:
+    """A store till's order (``protocol.till.TillOrder``), QoS 1."""
+    return f"{_store(brand, store)}/{check_id('device', device)}/evt/order"
+
+
 def telemetry(brand: str, store: str, device: str) -> str:
     return f"{_store(brand, store)}/{check_id('device', device)}/telemetry"
 
@@ -171,7 +176,7 @@ class TopicInfo:
 
 #: Message kinds a topic names (``TopicInfo.message``), by the levels after the device.
 _BY_PATH = {"evt/arrival": "arrival", "evt/presence": "presence", "evt/footfall": "footfall",
-            "state": "state", "telemetry": "telemetry"}
+            "evt/order": "order", "state": "state", "telemetry": "telemetry"}
 MESSAGES = frozenset({*_BY_PATH.values(), "feedback", "command_ack"})
 
 

@@ -145,10 +145,14 @@ class AssistantRow(BaseModel):
     claimed: int
     greeted: int
     served: int
-    sold: int
+    sold: int = Field(description="till orders attributed to the assistant (cloud.arrivals.till)")
     conversion: float | None
-    sales: float
+    sales: float = Field(description="net paid of those till orders, refunds included")
     median_time_to_greet_s: float | None
+    confirmed_orders: int = 0
+    claimed_sales: float = Field(default=0.0, description="amounts typed on 成交 taps: an unconfirmed claim")
+    claimed_sold: int = Field(default=0, description="成交 taps (visits), confirmed by the till or not")
+    median_time_to_sale_s: float | None = Field(default=None, description="arrival to the till's sale")
 
 
 class HotProduct(BaseModel):

@@ -161,6 +161,7 @@ class IngestStats(BaseModel):
     footfall_minutes: int
     feedback: int
     device_reports: int = Field(description="retained states and telemetry read")
+    till_orders: int = Field(default=0, description="till orders (evt/order) landed")
 
 
 class Health(BaseModel):

@@ -20,8 +20,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from cloud.db import Database, Tx
+from cloud.arrivals import till
 from cloud.clock import iso, utcnow
+from cloud.db import Database, Tx
 from protocol.messages import Feedback
 
 DOUBT_STEP = 0.02
@@ -42,13 +43,17 @@ def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
             return "unknown_visit"
         inserted = tx.execute(
             "INSERT INTO feedback (feedback_id, brand, store, screen, card_id, visit_id, member_id, confidence, "
-            "action, assistant, amount, ts, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "action, assistant, amount, receipt, ts, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
             (feedback.feedback_id, feedback.brand, feedback.store, feedback.screen, feedback.card_id,
              feedback.visit_id, visit["member_id"], visit["confidence"], feedback.action, feedback.assistant,
-             feedback.amount, iso(feedback.ts), iso(utcnow())))
+             feedback.amount, feedback.receipt if feedback.action == "sold" else None, iso(feedback.ts),
+             iso(utcnow())))
         if not inserted:
             return "duplicate"
+        if feedback.action == "sold" and feedback.receipt:  # the till may have sent the order already
+            till.confirm_receipt(tx, store=feedback.store, receipt=feedback.receipt, feedback_id=feedback.feedback_id,
+                                 visit_id=feedback.visit_id, assistant=feedback.assistant)
         if feedback.action == "not_this_person" and visit["member_id"] is not None:
             tx.execute(
                 "INSERT INTO member_doubts (member_id, not_this_person, updated) VALUES (?, 1, ?) "

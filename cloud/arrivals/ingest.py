@@ -21,7 +21,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.arrivals import feedback, visits, wifi
+from cloud.arrivals import feedback, till, visits, wifi
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.visits import Visit
 from cloud.db import Database
@@ -35,6 +35,7 @@ from protocol.commands import CommandAck
 from protocol.device import Telemetry
 from protocol.facepack import PACKS
 from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, new_id
+from protocol.till import TillOrder
 from protocol.wifi import WifiFootfall, WifiPresence
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class IngestCounts:
     feedback: int = 0
     device_reports: int = 0
     command_acks: int = 0
+    till_orders: int = 0
     same_visit: int = 0  # arrivals that were a visit another box (or an earlier arrival) had opened
 
 
@@ -114,6 +116,7 @@ class EventProcessor:
             "arrival": self._arrival,
             "presence": self._presence,
             "footfall": self._footfall,
+            "order": self._till_order,
             "state": self._state,
             "telemetry": self._telemetry,
             "feedback": self._feedback,
@@ -231,6 +234,21 @@ class EventProcessor:
             self.counters.add("footfall_minutes")
         else:
             self._duplicate(minute.event_id)
+
+    # till orders ----------------------------------------------------------------------------------
+
+    def _till_order(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        order = self._decode(where, topic, payload, TillOrder)
+        if order is None:
+            return
+        report = till.land(self._db, "pos", [order.as_stream_row()], store=order.store,
+                           source=f"till:{order.store}/{order.device}", actor=f"till:{order.device}")
+        if report["quarantined"].get("duplicate_order"):
+            return self._duplicate(order.order_no)
+        self.counters.add("till_orders")
+        if report["quarantined"]:
+            log.warning("till order %s of %s/%s quarantined: %s", order.order_no, order.store, order.device,
+                        report["quarantined"])
 
     # devices and screens --------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ Version 3 lets a visit be opened by a presence event (no card) and joined by the
 Version 13 keeps visit truth: a visit an assistant corrected ("不是本人") becomes a visitor visit
 that remembers whom it was taken for and why, and every labelled outcome (not this person,
 confirmed) is kept with its score for the per-store recognition calibration.
+Version 24 links till orders to the member, the visit and the assistant (``order_attribution``, with the
+reason) and lets a 成交 tap carry the till's receipt number (``feedback.receipt``).
 """
 
 from __future__ import annotations
@@ -62,5 +64,15 @@ SCHEMA = Schema("arrivals", (
         "CREATE INDEX visits_store_member_ts ON visits (store, member_id, ts)",
         # cross-box de-duplication: which visit an arrival went to (its own, or one another box opened)
         "ALTER TABLE arrivals ADD COLUMN visit_id TEXT",
+    )),
+    Migration(24, "till attribution: orders linked to member, visit and assistant; receipts on 成交", (
+        "ALTER TABLE feedback ADD COLUMN receipt TEXT",
+        """CREATE TABLE order_attribution (
+        order_id TEXT PRIMARY KEY, store TEXT, member_id TEXT, member_via TEXT, visit_id TEXT, assistant TEXT,
+        feedback_id TEXT, reason TEXT NOT NULL, paid DOUBLE PRECISION NOT NULL, ts BIGINT NOT NULL,
+        lag_s DOUBLE PRECISION)""",
+        "CREATE INDEX order_attribution_visit ON order_attribution (visit_id)",
+        "CREATE INDEX order_attribution_store_ts ON order_attribution (store, ts)",
+        "CREATE INDEX feedback_receipt ON feedback (store, receipt)",
     )),
 ))

@@ -12,8 +12,8 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from statistics import median
 
-from cloud.db import Database
 from cloud import clock
+from cloud.db import Database
 from cloud.health.sources import GREETING
 
 HOT_PRODUCTS = 10
@@ -71,10 +71,13 @@ def _partial(hours: dict[int, dict[str, float]], before_hour: int) -> dict[str, 
 
 
 def assistants_league(db: Database, store: str, start: datetime, end: datetime) -> list[dict]:
-    """Per assistant: cards claimed, greeted, served and sold (distinct arrivals), conversion
-    (sold / served), sales (amounts of sold actions) and median time to greet their arrivals."""
+    """Per assistant: cards claimed, greeted and served (distinct arrivals); sales as the till
+    confirmed them (``order_attribution``: net paid of the store orders attributed to the assistant,
+    refunds included), ``sold`` = those orders, conversion (sold / served), median time from the
+    visit's arrival to the till's sale and to the greeting; the amounts typed on 成交 taps are only
+    ``claimed_sales`` (an unconfirmed claim), never the league's sales."""
     acts: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    amounts: dict[str, float] = defaultdict(float)
+    claimed: dict[str, float] = defaultdict(float)
     first_greet: dict[str, tuple[str, str, str]] = {}  # visit -> (ts, assistant, visit ts)
     for assistant, visit, action, ts, amount, visit_ts in db.rows(
         "SELECT f.assistant, f.visit_id, f.action, f.ts, f.amount, v.ts FROM feedback f JOIN visits v ON v.id = f.visit_id "
@@ -82,22 +85,37 @@ def assistants_league(db: Database, store: str, start: datetime, end: datetime) 
         (store, clock.iso_utc(start), clock.iso_utc(end))):
         acts[assistant][action].add(visit)
         if action == "sold":
-            amounts[assistant] += amount or 0.0
+            claimed[assistant] += amount or 0.0
         if action in GREETING and (visit not in first_greet or ts < first_greet[visit][0]):
             first_greet[visit] = (ts, assistant, visit_ts)
     delays: dict[str, list[float]] = defaultdict(list)
     for ts, assistant, visit_ts in first_greet.values():
         delays[assistant].append(max(0.0, (datetime.fromisoformat(ts) - datetime.fromisoformat(visit_ts)).total_seconds()))
+    amounts: dict[str, float] = defaultdict(float)
+    orders: dict[str, int] = defaultdict(int)
+    to_sale: dict[str, list[float]] = defaultdict(list)
+    for assistant, paid, lag, refund in db.rows(  # the till's orders, attributed (cloud.arrivals.till)
+        "SELECT assistant, paid, lag_s, reason = 'refund_of' FROM order_attribution WHERE store = ? AND ts >= ? "
+        "AND ts < ? AND assistant IS NOT NULL AND reason IN ('receipt_confirmed', 'till_assistant', "
+        "'served_in_visit', 'refund_of')", (store, int(start.timestamp()), int(end.timestamp()))):
+        amounts[assistant] += paid
+        if not refund:
+            orders[assistant] += 1
+            if lag is not None:
+                to_sale[assistant].append(lag)
+        acts.setdefault(assistant, defaultdict(set))
     names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
     league = []
     for assistant, by_action in acts.items():
         served = len(by_action["served"] | by_action["sold"])
-        sold = len(by_action["sold"])
+        sold = orders[assistant]
         league.append({
             "assistant": assistant, "name": names.get(assistant, assistant), "claimed": len(by_action["claimed"]),
             "greeted": len(by_action["greeted"] | by_action["served"] | by_action["sold"]), "served": served,
             "sold": sold, "conversion": round(sold / served, 4) if served else None,
-            "sales": round(amounts[assistant], 2),
+            "sales": round(amounts[assistant], 2), "confirmed_orders": sold,
+            "claimed_sales": round(claimed[assistant], 2), "claimed_sold": len(by_action["sold"]),
+            "median_time_to_sale_s": median(to_sale[assistant]) if to_sale[assistant] else None,
             "median_time_to_greet_s": median(delays[assistant]) if delays[assistant] else None,
         })
     league.sort(key=lambda a: (-a["sales"], -a["sold"], a["assistant"]))

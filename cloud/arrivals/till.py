@@ -1,0 +1,150 @@
+"""Orders from the till and the channels' streams, landed and attributed.
+
+``land`` writes a batch through the CDP's order stream (``cloud.cdp.imports.stream``: the same
+cleaning, quarantine, OneID, profile and tags as an export file) and then attributes each landed
+store order (``order_attribution``, one row per order, with its reason):
+
+* the **member**: the buyer record the till identified (``member_via``: card, qr, phone, coupon);
+* the **visit**: the person's face visit at that store whose window holds the order (from
+  ``VISIT_BEFORE_S`` before to ``VISIT_AFTER_S`` after the order; the latest such visit);
+* the **assistant**, in order of strength: a 成交 tap whose receipt is this order number
+  (``receipt_confirmed``), the till's own salesperson field (``till_assistant``), or the last
+  assistant who claimed, greeted or served the visit (``served_in_visit``);
+* a refund takes its order's visit and assistant (``refund_of``), so the league counts net sales.
+
+A 成交 tap that arrives after its order (``confirm_receipt``, called by ``feedback.record``)
+upgrades that order's attribution to ``receipt_confirmed``. The assistant league and time-to-sale
+read this table: a typed amount on a 成交 tap with no till order behind it stays an unconfirmed claim.
+
+Hooks: ``ORDER_HOOKS`` are called with the database and the landed orders after every batch
+(loyalty's earn-on-order may register there; a hook's failure is logged, never refuses the batch).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from cloud.cdp.imports import stream
+from cloud.clock import iso
+from cloud.db import Database, Tx
+
+log = logging.getLogger(__name__)
+
+VISIT_BEFORE_S = 3 * 3600
+VISIT_AFTER_S = 600
+SERVING = ("claimed", "greeted", "served", "sold")
+#: reasons that mean the till, not a typed amount, says the sale happened with that assistant
+TILL_CONFIRMED = ("receipt_confirmed", "till_assistant", "served_in_visit", "refund_of")
+ORDER_HOOKS: list[Callable[[Database, list[dict]], None]] = []
+_PERSON = "COALESCE(m.merged_into, m.id)"
+
+
+def land(db: Database, channel: str, rows: list, *, store: str | None = None, source: str | None = None,
+         actor: str | None = None) -> dict:
+    """A batch of posted orders (or one till order): the import report with ``attributed`` counts."""
+    landed = stream.ingest(db, channel, rows, store=store, source=source, actor=actor)
+    by_no = {(str(r.get("order_no", "")).strip()): r for r in rows if isinstance(r, dict)}
+    reasons: dict[str, int] = {}
+    with db.transaction() as tx:
+        for order in landed.orders:
+            if order["store"] is None:
+                continue
+            reason = _attribute(tx, order, by_no.get(order["order_no"], {}))
+            reasons[reason] = reasons.get(reason, 0) + 1
+    for hook in ORDER_HOOKS:
+        try:
+            hook(db, landed.orders)
+        except Exception:
+            log.exception("order hook %s failed", getattr(hook, "__name__", hook))
+    report = landed.report.as_dict()
+    report["attributed"] = reasons
+    return report
+
+
+def _member_via(raw: dict) -> str | None:
+    member = raw.get("member") if isinstance(raw, dict) else None
+    if not isinstance(member, dict):
+        return None
+    return next((k for k in ("card", "qr", "phone", "unionid", "openid", "coupon") if member.get(k)), None)
+
+
+def _attribute(tx: Tx, order: dict, raw: dict) -> str:
+    ts = datetime.fromtimestamp(order["ts"], UTC)
+    visit_id = assistant = feedback_id = None
+    if order["status"] == "refund" and order["refund_of"]:
+        original = tx.one("SELECT visit_id, assistant, feedback_id FROM order_attribution WHERE order_id = ?",
+                          (order["refund_of"],))
+        reason = "refund_of" if original and original["assistant"] else "unattributed"
+        if original:
+            visit_id, assistant, feedback_id = original["visit_id"], original["assistant"], original["feedback_id"]
+    else:
+        tapped = tx.one("SELECT f.feedback_id, f.visit_id, f.assistant FROM feedback f WHERE f.store = ? "
+                        "AND f.receipt = ? AND f.action = 'sold' ORDER BY f.ts DESC LIMIT 1",
+                        (order["store"], order["order_no"]))
+        if order["member_id"] and not tapped:
+            visit_id = tx.scalar(
+                f"SELECT v.id FROM visits v JOIN members m ON m.id = v.member_id WHERE v.store = ? "
+                f"AND {_PERSON} = (SELECT {_PERSON} FROM members m WHERE m.id = ?) AND v.ts BETWEEN ? AND ? "
+                "ORDER BY v.ts DESC LIMIT 1",
+                (order["store"], order["member_id"], iso(ts - timedelta(seconds=VISIT_BEFORE_S)),
+                 iso(ts + timedelta(seconds=VISIT_AFTER_S))))
+        till_assistant = str(raw.get("assistant") or "").strip() or None
+        if tapped:
+            visit_id, assistant, feedback_id = tapped["visit_id"], tapped["assistant"], tapped["feedback_id"]
+            reason = "receipt_confirmed"
+        elif till_assistant:
+            assistant, reason = till_assistant, "till_assistant"
+        elif visit_id:
+            served = tx.one("SELECT assistant, feedback_id FROM feedback WHERE visit_id = ? AND assistant IS NOT NULL "
+                            f"AND action IN ({', '.join('?' for _ in SERVING)}) ORDER BY ts DESC LIMIT 1",
+                            (visit_id, *SERVING))
+            if served:
+                assistant, feedback_id, reason = served["assistant"], served["feedback_id"], "served_in_visit"
+            else:
+                reason = "visit_only"
+        else:
+            reason = "member_only" if order["member_id"] else "anonymous"
+    lag = None
+    if visit_id:
+        visit_ts = tx.scalar("SELECT ts FROM visits WHERE id = ?", (visit_id,))
+        lag = max(0.0, (ts - datetime.fromisoformat(visit_ts)).total_seconds()) if visit_ts else None
+    tx.execute(
+        "INSERT INTO order_attribution (order_id, store, member_id, member_via, visit_id, assistant, feedback_id, "
+        "reason, paid, ts, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (order["id"], order["store"], order["member_id"], _member_via(raw), visit_id, assistant, feedback_id, reason,
+         order["paid"], order["ts"], lag))
+    return reason
+
+
+def confirm_receipt(tx: Tx, *, store: str, receipt: str, feedback_id: str, visit_id: str,
+                    assistant: str | None) -> bool:
+    """A 成交 tap naming a receipt the till already sent: that order (and its refunds) become the
+    tapping assistant's, confirmed. False when no till order of that number is known at the store."""
+    order_id = tx.scalar("SELECT o.id FROM orders o JOIN order_attribution a ON a.order_id = o.id "
+                         "WHERE o.store = ? AND o.order_no = ? AND o.status = 'paid' ORDER BY o.ts DESC LIMIT 1",
+                         (store, receipt))
+    if order_id is None:
+        return False
+    visit_ts = tx.scalar("SELECT ts FROM visits WHERE id = ?", (visit_id,))
+    order_ts = tx.scalar("SELECT ts FROM orders WHERE id = ?", (order_id,))
+    lag = (max(0.0, order_ts - datetime.fromisoformat(visit_ts).timestamp()) if visit_ts else None)
+    tx.execute("UPDATE order_attribution SET visit_id = ?, assistant = ?, feedback_id = ?, reason = "
+               "'receipt_confirmed', lag_s = ? WHERE order_id = ?", (visit_id, assistant, feedback_id, lag, order_id))
+    tx.execute("UPDATE order_attribution SET visit_id = ?, assistant = ?, feedback_id = ? WHERE order_id IN "
+               "(SELECT id FROM orders WHERE refund_of = ?)", (visit_id, assistant, feedback_id, order_id))
+    return True
+
+
+def attribution(db: Database, order_id: str) -> dict | None:
+    return db.one("SELECT * FROM order_attribution WHERE order_id = ?", (order_id,))
+
+
+def confirmed_sales(db: Database | Tx, store: str, start_s: int, end_s: int) -> list[dict]:
+    """Till orders attributed to an assistant at ``store`` over [start_s, end_s): assistant, visit,
+    order, net paid (refunds included) and seconds from the visit's arrival to the sale."""
+    return db.query(
+        f"SELECT assistant, visit_id, order_id, paid, lag_s, reason FROM order_attribution WHERE store = ? "
+        f"AND ts >= ? AND ts < ? AND assistant IS NOT NULL AND reason IN ({', '.join('?' for _ in TILL_CONFIRMED)})",
+        (store, start_s, end_s, *TILL_CONFIRMED))

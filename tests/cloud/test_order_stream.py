@@ -1,0 +1,181 @@
+"""Orders as a stream (issue 16 item 3) and attribution from the till (item 4), on both engines:
+POST /v1/orders signed per channel with a replay window, a till's evt/order through the ingest's
+dispatch table, the same cleaning and quarantine as files, refunds and partial refunds on their order,
+and each store order linked to its member, the visit and the assistant with the reason."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cloud.arrivals import feedback, till, visits
+from cloud.arrivals.ingest import EventProcessor
+from cloud.cdp import oneid
+from cloud.cdp.imports import stream
+from cloud.db import Database
+from cloud.health import dashboard, live
+from cloud.masterdata.importer import import_master
+from protocol import topics
+from protocol.codec import decode, encode
+from protocol.messages import Feedback, new_id
+from protocol.till import TillLine, TillMember, TillOrder
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+SECRET = "pos-secret-for-tests-0123456789"
+
+
+def _order(no: str, *, paid: float = 398.0, card: str | None = "C-9001", ts: datetime | None = None, **extra) -> dict:
+    row = {"order_no": no, "store": "sh-001", "ts": (ts or datetime.now(UTC)).isoformat(), "paid": paid,
+           "lines": [{"sku": "SKU-1001", "qty": 1, "price": paid}]}
+    if card:
+        row["member"] = {"card": card, "phone": "13800138000"}
+    row.update(extra)
+    return row
+
+
+def _signed(body: bytes, *, ts: int | None = None, secret: str = SECRET, channel: str = "pos") -> dict:
+    stamp = str(ts if ts is not None else int(time.time()))
+    return {"X-Instore-Channel": channel, "X-Instore-Timestamp": stamp,
+            "X-Instore-Signature": stream.signature(secret, stamp, body), "Content-Type": "application/json"}
+
+
+def _master(db: Database) -> None:
+    for kind in ("stores", "products", "staff", "shifts", "targets", "stock", "movements", "batches"):
+        import_master(db, kind, (EXAMPLES / f"{kind}.csv").read_bytes(), source=f"{kind}.csv")
+
+
+def test_a_batch_lands_like_a_file_with_refunds_duplicates_and_bad_rows(db: Database) -> None:
+    _master(db)
+    rows = [_order("R-1"), _order("R-2", card=None), _order("R-1"),  # a duplicate in the same batch
+            {"order_no": "R-3", "store": "sh-001", "ts": "yesterday", "paid": 1, "lines": [{"sku": "X", "price": 1}]},
+            _order("R-4", paid=-5), {"order_no": "R-5", "store": "sh 001", "paid": 1, "ts": "2026-01-01",
+                                     "lines": [{"sku": "X", "price": 1}]},
+            "not an object"]
+    report = till.land(db, "pos", rows)
+    assert report["orders"] == 2 and report["rows"] == 7
+    assert report["quarantined"] == {"duplicate_order": 1, "bad_time": 1, "negative_amount": 1, "invalid_store": 1,
+                                     "malformed_row": 1}
+    # a line's category comes from the catalogue when the till does not send one
+    assert db.scalar("SELECT category FROM order_lines WHERE order_id = 'pos:R-1'") == "焕肤"
+    # posted again: counted once
+    again = till.land(db, "pos", [_order("R-1")])
+    assert again["orders"] == 0 and again["quarantined"] == {"duplicate_order": 1}
+    # a partial refund, then another: events on their order, each with its own number
+    part = {**_order("RF-1", paid=100.0), "type": "refund", "refund_of": "R-1"}
+    rest = {**_order("RF-2", paid=298.0), "type": "refund", "refund_of": "R-1"}
+    assert till.land(db, "pos", [part, rest])["refunds"] == 2
+    assert db.rows("SELECT id, paid, refund_of FROM orders WHERE status = 'refund' ORDER BY id") == [
+        ("pos:RF-1:refund", -100.0, "pos:R-1"), ("pos:RF-2:refund", -298.0, "pos:R-1")]
+    orphan = {**_order("RF-3", paid=5.0, card=None), "type": "refund", "refund_of": "NOPE"}
+    assert till.land(db, "pos", [orphan])["quarantined"] == {"refund_without_order": 1}
+    # the buyer is a OneID person with the order in the profile, and the live screen counts it
+    member = db.scalar("SELECT member_id FROM orders WHERE id = 'pos:R-1'")
+    person = db.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member,))
+    assert person and oneid  # resolved
+    screen = live.brand_live(db, None)
+    assert screen["sales"] == pytest.approx(398.0 * 2 - 398.0) and screen["orders"] == 4
+
+
+def _visit(db: Database, member: str, ts: datetime, store: str = "sh-001") -> visits.Visit:
+    visit = visits.Visit(id=new_id(), brand="demo", store=store, member_id=member, confidence=0.9, ts=ts,
+                         arrival_event_id=new_id(), device="box-1", camera="cam-1", card_id=new_id())
+    assert visits.record_visit(db, visit)
+    return visit
+
+
+def _tap(db: Database, visit: visits.Visit, action: str, assistant: str, *, amount: float | None = None,
+         receipt: str | None = None) -> None:
+    fb = Feedback(feedback_id=new_id(), card_id=visit.card_id, visit_id=visit.id, brand="demo", store=visit.store,
+                  screen="s1", action=action, assistant=assistant, amount=amount, receipt=receipt,
+                  ts=datetime.now(UTC))
+    assert feedback.record(db, fb) == "stored"
+
+
+def test_a_till_order_is_attributed_to_the_member_visit_and_assistant(db: Database) -> None:
+    _master(db)
+    till.land(db, "pos", [_order("OLD-1", ts=datetime.now(UTC) - timedelta(days=30))])  # the member is known
+    member = db.scalar("SELECT member_id FROM orders WHERE id = 'pos:OLD-1'")
+    now = datetime.now(UTC)
+    visit = _visit(db, member, now - timedelta(minutes=20))
+    _tap(db, visit, "served", "A002")
+    # the till's order in the member's visit window: the visit and the assistant who served it
+    till.land(db, "pos", [_order("T-1", ts=now)])
+    row = till.attribution(db, "pos:T-1")
+    assert (row["visit_id"], row["assistant"], row["reason"], row["member_via"]) == (visit.id, "A002",
+                                                                                      "served_in_visit", "card")
+    assert row["lag_s"] == pytest.approx(1200, abs=2)
+    # the 成交 tap with the receipt number, after the till: confirmed for the tapping assistant
+    _tap(db, visit, "sold", "A001", amount=999.0, receipt="T-1")
+    assert till.attribution(db, "pos:T-1")["reason"] == "receipt_confirmed"
+    assert till.attribution(db, "pos:T-1")["assistant"] == "A001"
+    # a 成交 tap before the till: the till's order confirms it
+    _tap(db, visit, "sold", "A002", amount=50.0, receipt="T-2")
+    till.land(db, "pos", [_order("T-2", paid=60.0, ts=now)])
+    assert (till.attribution(db, "pos:T-2")["assistant"], till.attribution(db, "pos:T-2")["reason"]) == (
+        "A002", "receipt_confirmed")
+    # a partial refund follows its order's assistant; a typed amount without a till order is a claim only
+    till.land(db, "pos", [{**_order("T-2R", paid=10.0), "type": "refund", "refund_of": "T-2"}])
+    assert till.attribution(db, "pos:T-2R:refund")["reason"] == "refund_of"
+    _tap(db, visit, "sold", "A002", amount=5000.0)
+    day = now.astimezone(UTC)
+    league = {r["assistant"]: r for r in dashboard.assistants_league(db, "sh-001", day - timedelta(days=1),
+                                                                      day + timedelta(days=1))}
+    assert league["A001"]["sales"] == 398.0 and league["A002"]["sales"] == 50.0
+    assert league["A002"]["claimed_sales"] == 5000.0 + 50.0 and league["A001"]["confirmed_orders"] == 1
+    # an order outside any visit window, with the till's salesperson
+    till.land(db, "pos", [_order("T-3", card=None, assistant="A003")])
+    assert till.attribution(db, "pos:T-3")["reason"] == "till_assistant"
+    till.land(db, "pos", [_order("T-4", card=None)])
+    assert till.attribution(db, "pos:T-4")["reason"] == "anonymous"
+
+
+def test_a_till_publishes_its_order_on_evt_order(db: Database) -> None:
+    _master(db)
+    processor = EventProcessor(db, matcher=None, cards=None, require_known_devices=False)  # type: ignore[arg-type]
+    order = TillOrder(brand="demo", store="sh-001", device="till-1", order_no="P-1", ts=datetime.now(UTC),
+                      paid=199.0, lines=(TillLine(sku="SKU-1001", qty=1, price=199.0),),
+                      member=TillMember(qr="C-77"), assistant="A002")
+    topic = topics.till_order("demo", "sh-001", "till-1")
+    assert decode(encode(order), TillOrder) == order
+    processor.process(topic, encode(order))
+    processor.process(topic, encode(order))  # a re-send after a lost PUBACK
+    counts = processor.counters.snapshot()
+    assert counts.till_orders == 1 and counts.duplicates == 1
+    assert db.scalar("SELECT paid FROM orders WHERE id = 'pos:P-1'") == 199.0
+    assert till.attribution(db, "pos:P-1")["member_via"] == "qr"
+    # another store's payload on this till's topic is refused
+    other = order.model_copy(update={"store": "sh-002", "order_no": "P-2"})
+    processor.process(topic, encode(other))
+    assert processor.counters.snapshot().rejected == {"topic_mismatch": 1}
+
+
+def test_old_feedback_without_a_receipt_still_decodes() -> None:
+    old = {"v": 1, "type": "feedback", "feedback_id": uuid.uuid4().hex, "card_id": uuid.uuid4().hex,
+           "visit_id": uuid.uuid4().hex, "brand": "demo", "store": "sh-001", "screen": "s1", "action": "sold",
+           "assistant": "A001", "amount": 12.0, "ts": "2026-01-01T10:00:00+08:00"}
+    assert decode(json.dumps(old), Feedback).receipt is None
+
+
+def test_post_orders_is_signed_fresh_and_not_replayed(start_cloud) -> None:
+    client, runtime = start_cloud(order_channel_secrets={"pos": SECRET})
+    body = json.dumps({"orders": [_order("H-1", store="sh-001")]}).encode()
+    first = client.post("/v1/orders", content=body, headers=_signed(body))
+    assert first.status_code == 200, first.text
+    assert first.json()["orders"] == 1
+    headers = _signed(body)
+    replay = client.post("/v1/orders", content=body, headers=headers)
+    assert replay.status_code in (200, 401)
+    again = client.post("/v1/orders", content=body, headers=headers)  # the same signature again
+    assert again.status_code == 401 and again.json()["detail"]["code"] == "replayed_signature"
+    stale = client.post("/v1/orders", content=body, headers=_signed(body, ts=int(time.time()) - 3600))
+    assert stale.json()["detail"]["code"] == "stale_signature"
+    forged = client.post("/v1/orders", content=body, headers=_signed(body, secret="wrong"))
+    assert forged.status_code == 401 and forged.json()["detail"]["code"] == "bad_signature"
+    unknown = client.post("/v1/orders", content=body, headers=_signed(body, channel="jd"))
+    assert unknown.json()["detail"]["code"] == "unknown_channel"
+    assert runtime.db.scalar("SELECT COUNT(*) FROM orders WHERE id = 'pos:H-1'") == 1
