@@ -106,9 +106,12 @@ def get_member(member_id: str, runtime: RuntimeDep, principal: Reader) -> Member
 
 
 @router.get("/{member_id}/profile", responses={404: {"model": Error}, 403: {"model": Error}})
-def get_profile(member_id: str, runtime: RuntimeDep, principal: Reader) -> dict:
-    """The 360 view: identities, consent, stores, channels, orders, visits, computed stats and tags."""
-    return profile.profile(runtime.db, person_for(runtime, principal, member_id))
+def get_profile(member_id: str, runtime: RuntimeDep, principal: Reader,
+                explain: Annotated[bool, Query(description="each attribute's lineage: rule, record, source")] = False,
+                ) -> dict:
+    """The 360 view: identities, consent, stores, channels, orders, visits, computed stats and tags;
+    name, gender, birthday, tier, points, tags, home store, phone and address by survivorship."""
+    return profile.profile(runtime.db, person_for(runtime, principal, member_id), explain=explain)
 
 
 @router.post(
