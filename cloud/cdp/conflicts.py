@@ -159,3 +159,14 @@ def decide(db: Database, conflict_id: int, decision: Decision, *, actor: str, re
         decided = tx.one("SELECT * FROM identity_conflicts WHERE id = ?", (conflict_id,))
         assert decided is not None
         return _item(tx, decided, evidence=True), result
+
+
+def of_person(db: Database, person: str) -> list[dict]:
+    """The review items (any status) naming one of the person's records, newest first, without evidence."""
+    with db.transaction() as tx:
+        records = {r[0] for r in tx.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (person, person))}
+        found = []
+        for row in tx.query("SELECT * FROM identity_conflicts ORDER BY id DESC"):
+            if records & set(_records(row)):
+                found.append(_item(tx, row, evidence=False))
+        return found

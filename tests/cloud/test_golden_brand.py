@@ -96,6 +96,9 @@ def test_the_golden_brand_end_to_end(start_cloud) -> None:
             sorted(side) for side in truth["sides"])
         assert {names[m]: names[at] if at else "" for m, at in item["floating"].items()} == truth["floating"]
         assert set(item["evidence"]) == {m for side in item["sides"] for m in side} | set(item["floating"])
+        for side in item["sides"]:  # each side's identity view names the item
+            view = client.get(f"/v1/members/{side[0]}/identity").json()
+            assert [c["id"] for c in view["conflicts"] if c["status"] == "open"] == [item["id"]]
 
     # refunds with their own receipt number return the sale they belong to
     for truth in TRUTH["refunds"]:

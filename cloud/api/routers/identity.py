@@ -31,7 +31,8 @@ def _identity_error(exc: oneid.IdentityError):  # noqa: ANN202
 def identity_graph(member_id: str, runtime: RuntimeDep, principal: HqReader) -> dict:
     """Records, identifiers (with blocked reasons), every link with its rule and outcome, sightings."""
     person = person_for(runtime, principal, member_id)
-    return {**oneid.graph(runtime.db, person), "attributes": survivorship.explain(runtime.db, person)}
+    return {**oneid.graph(runtime.db, person), "attributes": survivorship.explain(runtime.db, person),
+            "conflicts": conflicts.of_person(runtime.db, person)}
 
 
 @router.get("/identity/audit", response_model=Page[dict])
