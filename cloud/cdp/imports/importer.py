@@ -9,6 +9,7 @@ file quarantines its orders as ``duplicate_order`` rather than double-counting t
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -55,6 +56,20 @@ class ImportReport:
         return asdict(self)
 
 
+#: NUL, the other C0 controls and DEL (tab and line breaks may stand in a cell).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _has_control(value: object) -> bool:
+    if isinstance(value, str):
+        return _CONTROL.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_control(k) or _has_control(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_control(v) for v in value)
+    return False
+
+
 def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -69,6 +84,7 @@ class Importer:
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
         self._db, self._channel, self._actor = db, channel, actor
+        source = _CONTROL.sub("", source)  # an upload's file name is the caller's text too
         started = datetime.now(UTC)
         import_id = db.scalar(
             "INSERT INTO imports (channel, source_name, started) VALUES (?, ?, ?) RETURNING id",
@@ -136,6 +152,8 @@ class Importer:
             buyers: list[Buyer] = []
             for row_no, raw, item in batch:
                 self.report.rows += len(raw["rows"]) if "rows" in raw and isinstance(raw["rows"], list) else 1
+                if _has_control(raw):  # PostgreSQL refuses NUL in text; no cell needs a control character
+                    item = RowProblem("control_characters", "a cell holds NUL or another control character")
                 for one in item if isinstance(item, tuple) else (item,):  # a sale and its refund, from one row
                     if isinstance(one, RowProblem):
                         problems.append((row_no, raw, one))
