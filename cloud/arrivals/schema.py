@@ -73,6 +73,6 @@ SCHEMA = Schema("arrivals", (
         lag_s DOUBLE PRECISION)""",
         "CREATE INDEX order_attribution_visit ON order_attribution (visit_id)",
         "CREATE INDEX order_attribution_store_ts ON order_attribution (store, ts)",
-        "CREATE INDEX feedback_receipt ON feedback (store, receipt)",
+        "CREATE INDEX feedback_receipt ON feedback (receipt)",
     )),
 ))

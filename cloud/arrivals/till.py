@@ -48,10 +48,12 @@ def land(db: Database, channel: str, rows: list, *, store: str | None = None, so
     by_no = {(str(r.get("order_no", "")).strip()): r for r in rows if isinstance(r, dict)}
     reasons: dict[str, int] = {}
     with db.transaction() as tx:
+        tapped = _receipts(tx, [o for o in landed.orders if o["store"] is not None and o["status"] == "paid"])
         for order in landed.orders:
             if order["store"] is None:
                 continue
-            reason = _attribute(tx, order, by_no.get(order["order_no"], {}))
+            reason = _attribute(tx, order, by_no.get(order["order_no"], {}), tapped.get((order["store"],
+                                                                                         order["order_no"])))
             reasons[reason] = reasons.get(reason, 0) + 1
     for hook in ORDER_HOOKS:
         try:
@@ -70,7 +72,22 @@ def _member_via(raw: dict) -> str | None:
     return next((k for k in ("card", "qr", "phone", "unionid", "openid", "coupon") if member.get(k)), None)
 
 
-def _attribute(tx: Tx, order: dict, raw: dict) -> str:
+def _receipts(tx: Tx, orders: list[dict]) -> dict[tuple[str, str], dict]:
+    """The 成交 taps naming these orders' numbers as receipts at their stores (one query per 500)."""
+    found: dict[tuple[str, str], dict] = {}
+    numbers = sorted({o["order_no"] for o in orders})
+    stores = {o["store"] for o in orders}
+    for start in range(0, len(numbers), 500):
+        chunk = numbers[start:start + 500]
+        for row in tx.query(
+            f"SELECT feedback_id, visit_id, assistant, store, receipt FROM feedback WHERE action = 'sold' "
+            f"AND receipt IN ({', '.join('?' for _ in chunk)}) ORDER BY ts", chunk):
+            if row["store"] in stores:
+                found[(row["store"], row["receipt"])] = row  # the latest tap wins
+    return found
+
+
+def _attribute(tx: Tx, order: dict, raw: dict, tapped: dict | None) -> str:
     ts = datetime.fromtimestamp(order["ts"], UTC)
     visit_id = assistant = feedback_id = None
     if order["status"] == "refund" and order["refund_of"]:
@@ -80,9 +97,6 @@ def _attribute(tx: Tx, order: dict, raw: dict) -> str:
         if original:
             visit_id, assistant, feedback_id = original["visit_id"], original["assistant"], original["feedback_id"]
     else:
-        tapped = tx.one("SELECT f.feedback_id, f.visit_id, f.assistant FROM feedback f WHERE f.store = ? "
-                        "AND f.receipt = ? AND f.action = 'sold' ORDER BY f.ts DESC LIMIT 1",
-                        (order["store"], order["order_no"]))
         if order["member_id"] and not tapped:
             visit_id = tx.scalar(
                 f"SELECT v.id FROM visits v JOIN members m ON m.id = v.member_id WHERE v.store = ? "

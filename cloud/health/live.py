@@ -7,8 +7,8 @@ import calendar
 from collections import defaultdict
 from datetime import date
 
-from cloud.db import Database
 from cloud import clock
+from cloud.db import Database
 from cloud.health.dashboard import hot_products
 
 MEMBER_DEALS = 8
@@ -38,6 +38,9 @@ def brand_live(db: Database, day: date | None) -> dict:
     days_in_month = calendar.monthrange(day.year, day.month)[1]
     targets = {s: float(t) / days_in_month for s, t in db.rows(
         "SELECT store, sales_target FROM store_targets WHERE month = ?", (day.isoformat()[:7],))}
+    # a store's own target for the day (imported day targets) wins over its month's even share
+    targets.update((s, float(t)) for s, t in db.rows(
+        "SELECT store, sales FROM store_day_targets WHERE day = ? AND sales IS NOT NULL", (day.isoformat(),)))
     names = dict(db.rows("SELECT id, name FROM stores"))
     arrivals = db.scalar(  # through the (store, ts) index, one range per store
         "SELECT COUNT(*) FROM visits WHERE store IN (SELECT id FROM stores) AND ts >= ? AND ts < ?",

@@ -168,7 +168,9 @@ def test_the_features_read_what_was_imported(db: Database) -> None:
     _all(db)
     live = brand_live(db, date(2025, 3, 1))
     by_store = {s["store"]: s for s in live["stores"]}
-    assert by_store["sh-001"]["target"] == round(87000 / 31, 2) and by_store["hz-002"]["target"] == round(21000 / 31, 2)
+    # the day's own target (store_day_targets), not the month's even share
+    assert by_store["sh-001"]["target"] == 42000 and by_store["hz-002"]["target"] == 21000
+    assert brand_live(db, date(2025, 3, 2))["stores"][0]["target"] == 45000
     assert {d["sku"]: d["member_price"] for d in live["member_deals"]} == {"SKU-1001": 359, "SKU-2001": 15}
 
     plan = {item.sku: item for item in plan_store(db, "sh-001", datetime(2025, 3, 1, 10, tzinfo=UTC),

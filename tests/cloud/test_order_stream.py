@@ -179,3 +179,15 @@ def test_post_orders_is_signed_fresh_and_not_replayed(start_cloud) -> None:
     unknown = client.post("/v1/orders", content=body, headers=_signed(body, channel="jd"))
     assert unknown.json()["detail"]["code"] == "unknown_channel"
     assert runtime.db.scalar("SELECT COUNT(*) FROM orders WHERE id = 'pos:H-1'") == 1
+
+
+def test_recommendations_skip_what_the_store_is_out_of_stock_of(db: Database) -> None:
+    from cloud.guide.recommend.model import build_model
+
+    _master(db)
+    assert build_model(db).available("sh-001", "SKU-1001")
+    db.execute("INSERT INTO stock_days (store, day, sku, opening, received, sold, wasted, markdown_loss) "
+               "VALUES ('sh-001', '2099-01-01', 'SKU-1001', 3, 0, 3, 0, 0)")
+    model = build_model(db)
+    assert not model.available("sh-001", "SKU-1001") and model.available("hz-002", "SKU-1001")
+    assert model.available("sh-001", "SKU-1002") or "SKU-1002" not in model.listed

@@ -4,10 +4,12 @@ What it holds: the catalogue (the ``products`` table, plus every sku sold in the
 its sku when the catalogue does not know it), sales counts per sku, per category and per store,
 item-to-item co-occurrence within orders, new arrivals per category, and each store's assortment.
 
-Stock: the schema has no stock table (no per-store stock or assortment at all), so "in stock at
-this store" is approximated by the store's catalogue: the brand catalogue (``products``) plus
-every sku the store itself sold within the window. ``RecoModel.available`` is the one place to
-change when a stock table appears.
+Stock: "on this store's shelf" is the store's catalogue (the brand catalogue, ``products``, plus
+every sku the store itself sold within the window) minus what the store's latest stock position
+(``stock_days``, imported master data, issue 16) says is out: closing = opening + received - sold -
+wasted <= 0 on the store's latest day. A store without stock data is not filtered. The positions
+are read when the model is built (``service``'s periodic rebuild), so a stock-out shows within one
+rebuild. ``RecoModel.available`` is the one place that decides.
 """
 
 from __future__ import annotations
@@ -52,11 +54,14 @@ class RecoModel:
     neighbours: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # sku -> (sku, cosine)
     listed: frozenset[str] = frozenset()  # the brand catalogue: on every store's shelf
     sold_at: dict[str, frozenset[str]] = field(default_factory=dict)
+    out_of_stock: dict[str, frozenset[str]] = field(default_factory=dict)  # store -> skus at 0 on its latest day
     build_s: float = 0.0
 
     def available(self, store: str | None, sku: str) -> bool:
-        """In the store's catalogue (see the module note on stock); ``None`` means any store."""
-        return store is None or sku in self.listed or sku in self.sold_at.get(store, ())
+        """In the store's catalogue and not out of stock there (module note); ``None`` means any store."""
+        if store is None:
+            return True
+        return (sku in self.listed or sku in self.sold_at.get(store, ())) and sku not in self.out_of_stock.get(store, ())
 
     def band(self, unit_price: float) -> str:
         low, high = self.price_bands
@@ -119,6 +124,12 @@ def build_model(db: Database, *, now: int | None = None, window_days: int = 180,
     model.by_store = {store: [s for s, _ in counts.most_common(200)] for store, counts in store_sales.items()}
     model.sold_at = {store: frozenset(counts) for store, counts in store_sales.items()}
     model.neighbours = _co_occurrence(baskets.values(), sales, neighbours, min_support)
+    out: dict[str, set[str]] = defaultdict(set)
+    for store, sku in db.rows(
+        "SELECT s.store, s.sku FROM stock_days s WHERE s.day = (SELECT MAX(t.day) FROM stock_days t "
+        "WHERE t.store = s.store) AND s.opening + s.received - s.sold - s.wasted <= 0"):
+        out[store].add(sku)
+    model.out_of_stock = {store: frozenset(skus) for store, skus in out.items()}
     model.build_s = round(time.perf_counter() - started, 3)
     return model
 
