@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -90,7 +90,7 @@ class Dimension:
     enum: tuple[str, ...] = ()
     example: dict = field(default_factory=dict)
     # compile: (spec, as_of, params) -> SQL boolean over the person p (stats s)
-    compile: Callable[["DimSpec", datetime, list], str] = field(default=lambda *_: "1 = 0", repr=False)
+    compile: Callable[..., str] = field(default=lambda *_: "1 = 0", repr=False)
     stats: bool = False
 
     @property
@@ -196,7 +196,7 @@ def _window(spec: DimSpec, dim: Dimension, as_of: datetime) -> tuple[datetime | 
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return t.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def _expr_dim(expr: str, *, expr_params: Callable[[datetime], list] | None = Non
     """A dimension read from one scalar SQL expression over p / s."""
 
     def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) -> str:
-        op, value = spec.op, spec.value
+        op, value = spec.op or "", spec.value
         head = list(expr_params(as_of)) if expr_params else []
         if dim.type == "bool":
             params += head
@@ -230,7 +230,7 @@ def _expr_dim(expr: str, *, expr_params: Callable[[datetime], list] | None = Non
     return compile
 
 
-_LINES = f"FROM order_lines l JOIN members m ON m.id = l.member_id"
+_LINES = "FROM order_lines l JOIN members m ON m.id = l.member_id"
 _LINE_SCOPE = {None: None, "channel": "l.channel", "store": "l.store", "category": "l.category", "sku": "l.sku"}
 
 
@@ -247,7 +247,9 @@ _PURCHASE_AGG = {
 
 def _purchase_dim(measure: str) -> Callable:
     def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) -> str:
-        where, args = [], []
+        op = spec.op or ""
+        where: list[str] = []
+        args: list = []
         column = _LINE_SCOPE[dim.scope]
         if column is not None:
             if spec.scope is None:
@@ -284,8 +286,9 @@ def _purchase_dim(measure: str) -> Callable:
             inner = f"p.id IN (SELECT {PERSON} {_LINES} WHERE {sql_where})"
             return inner if spec.value in (None, True) else f"(NOT {inner})"
         if measure in ("first_purchase", "last_purchase"):
-            lo, hi = _date_bounds(spec.op, spec.value)
-            having, hargs = [], []
+            lo, hi = _date_bounds(op, spec.value)
+            having: list[str] = []
+            hargs: list = []
             if lo is not None:
                 having.append(f"{agg} >= ?")
                 hargs.append(int(lo.timestamp()))
@@ -295,12 +298,12 @@ def _purchase_dim(measure: str) -> Callable:
             params += args + hargs
             return f"p.id IN (SELECT {PERSON} {group} HAVING {' AND '.join(having)})"
         params += args
-        if _zero_passes(spec.op, spec.value):
+        if _zero_passes(op, spec.value):
             failing: list = []
-            test = _number_test(agg, spec.op, spec.value, failing)
+            test = _number_test(agg, op, spec.value, failing)
             params += failing
             return f"(p.id NOT IN (SELECT {PERSON} {group} HAVING NOT ({test})))"
-        test = _number_test(agg, spec.op, spec.value, params)
+        test = _number_test(agg, op, spec.value, params)
         return f"p.id IN (SELECT {PERSON} {group} HAVING {test})"
 
     return compile
@@ -318,7 +321,9 @@ _VISIT_KIND = {
 
 def _visit_dim(measure: str) -> Callable:
     def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) -> str:
-        where, args = [], []
+        op = spec.op or ""
+        where: list[str] = []
+        args: list = []
         if dim.scope == "store":
             if spec.scope is None:
                 raise DimensionError(f"{dim.name}: give scope (the store)")
@@ -333,8 +338,9 @@ def _visit_dim(measure: str) -> Callable:
             args.append(_iso(end))
         if measure in ("first_visit", "last_visit"):
             agg = "MIN(v.ts)" if measure == "first_visit" else "MAX(v.ts)"
-            lo, hi = _date_bounds(spec.op, spec.value)
-            having, hargs = [], []
+            lo, hi = _date_bounds(op, spec.value)
+            having: list[str] = []
+            hargs: list = []
             for bound, cmp in ((lo, ">="), (hi, "<")):
                 if bound is not None:
                     having.append(f"{agg} {cmp} ?")
@@ -350,12 +356,12 @@ def _visit_dim(measure: str) -> Callable:
         if dim.type == "bool":
             inner = f"p.id IN (SELECT {PERSON} {group})"
             return inner if spec.value in (None, True) else f"(NOT {inner})"
-        if _zero_passes(spec.op, spec.value):
+        if _zero_passes(op, spec.value):
             failing: list = []
-            test = _number_test("COUNT(*)", spec.op, spec.value, failing)
+            test = _number_test("COUNT(*)", op, spec.value, failing)
             params += failing
             return f"(p.id NOT IN (SELECT {PERSON} {group} HAVING NOT ({test})))"
-        test = _number_test("COUNT(*)", spec.op, spec.value, params)
+        test = _number_test("COUNT(*)", op, spec.value, params)
         return f"p.id IN (SELECT {PERSON} {group} HAVING {test})"
 
     return compile
@@ -486,7 +492,7 @@ def _build() -> dict[str, Dimension]:
         _channel_ever, example={"op": "in", "value": ["tmall"]})
 
     # value
-    for name, expr, label, description, example in (
+    for name, expr, label, description, sample in (
         ("r_score", "s.r", "R分", "recency score 1-5", {"op": ">=", "value": 4}),
         ("f_score", "s.f", "F分", "frequency score 1-5", {"op": ">=", "value": 4}),
         ("m_score", "s.m", "M分", "monetary score 1-5", {"op": ">=", "value": 4}),
@@ -497,7 +503,7 @@ def _build() -> dict[str, Dimension]:
          "LTV / orders, yuan", {"op": ">=", "value": 300}),
         ("repurchase_cycle", "s.cycle_days", "复购周期", "median days between orders", {"op": "<=", "value": 60}),
     ):
-        add(name, "value", "number", label, description, _expr_dim(expr), stats=True, example=example)
+        add(name, "value", "number", label, description, _expr_dim(expr), stats=True, example=sample)
     add("price_band", "value", "enum", "价格带", "usual unit price band", _expr_dim("s.price_band"), stats=True,
         enum=("low", "mid", "high"), example={"op": "in", "value": ["high"]})
     add("fav_channel", "value", "text", "偏好渠道", "channel with the most spend", _expr_dim("s.fav_channel"),
@@ -522,10 +528,10 @@ def _build() -> dict[str, Dimension]:
                     _purchase_dim(measure), scope=scope, window=window, example=example)
     for measure, label in (("first_purchase", "首次购买日期"), ("last_purchase", "最近购买日期")):
         for scope, scope_label in _SCOPES.items():
-            example = {"op": "after", "value": "2026-06-01"} | ({"scope": _SCOPE_EXAMPLE[scope]} if scope else {})
+            dated: dict = {"op": "after", "value": "2026-06-01"} | ({"scope": _SCOPE_EXAMPLE[scope]} if scope else {})
             add(f"{measure}.{scope or 'any'}", "purchase", "date", f"{scope_label}{label}",
                 f"{measure.replace('_', ' ')} date, by {scope or 'any'}", _purchase_dim(measure), scope=scope,
-                example=example)
+                example=dated)
 
     # store behaviour
     for measure, (type_, label, description) in _VISIT.items():
@@ -543,10 +549,10 @@ def _build() -> dict[str, Dimension]:
                     example=example)
     for measure, label in (("first_visit", "首次到店日期"), ("last_visit", "最近到店日期")):
         for scope in (None, "store"):
-            example = {"op": "after", "value": "2026-11-01"} | ({"scope": "sh-001"} if scope else {})
+            dated = {"op": "after", "value": "2026-11-01"} | ({"scope": "sh-001"} if scope else {})
             add(f"{measure}.{scope or 'any'}", "store", "date", f"{'本门店' if scope else ''}{label}",
                 f"{measure.replace('_', ' ')} date, by {scope or 'any store'}", _visit_dim(measure), scope=scope,
-                example=example)
+                example=dated)
     return {d.name: d for d in dims}
 
 

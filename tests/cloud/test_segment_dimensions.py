@@ -17,7 +17,7 @@ The brand, as of 2026-12-01 12:00 Asia/Shanghai (windows: the last 30 days, or 2
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -34,7 +34,7 @@ def _t(day: str) -> datetime:
 
 
 def _iso(day: str) -> str:
-    return _t(day).astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return _t(day).astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @pytest.fixture

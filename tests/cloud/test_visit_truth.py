@@ -20,7 +20,7 @@ from protocol.messages import Feedback, new_id, now
 from tests.cloud.test_cloud_ingest import BRAND, Guide, edge, guide, store_id  # noqa: F401
 
 
-def _enrol(client, faces_dir: Path) -> str:  # noqa: ANN001
+def _enrol(client, faces_dir: Path) -> str:
     wang = client.post("/v1/members", json={
         "name": "王芳", "phone": "13800138000", "gender": "female", "consent": {"face": True}}).json()["id"]
     files = {"image": ("face.jpg", (faces_dir / "deepface_id01/img1.jpg").read_bytes(), "image/jpeg")}
@@ -28,7 +28,7 @@ def _enrol(client, faces_dir: Path) -> str:  # noqa: ANN001
     return wang
 
 
-def _counts_when(runtime, predicate, timeout: float = 5.0) -> dict:  # noqa: ANN001
+def _counts_when(runtime, predicate, timeout: float = 5.0) -> dict:
     """The ingest worker's counters once ``predicate`` holds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -38,7 +38,7 @@ def _counts_when(runtime, predicate, timeout: float = 5.0) -> dict:  # noqa: ANN
         time.sleep(0.02)
 
 
-def _visits(runtime, store: str) -> list:  # noqa: ANN001
+def _visits(runtime, store: str) -> list:
     return visits.visits(runtime.db, store, limit=100)
 
 
