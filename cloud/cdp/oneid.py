@@ -359,8 +359,15 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     for priority, kind, value, records_ in linkable:
         first = records_[0]
         roots = list(dict.fromkeys(uf.find(m) for m in records_))
-        violated = [k for k in sorted(limited)
-                    if len(set().union(*(values[r].get(k, set()) for r in roots))) > active[k].max_per_person]
+        violated = []
+        if len(roots) > 1:  # the union is only built when the sizes alone could break the limit
+            held = [values[r] for r in roots if r in values]
+            for k in {k for v in held for k in v}:
+                limit = active[k].max_per_person
+                if sum(len(v.get(k, ())) for v in held) > limit and len(
+                        set().union(*(v.get(k, set()) for v in held))) > limit:
+                    violated.append(k)
+            violated.sort()
         if not violated:
             for m in records_[1:]:
                 reason = union(first, m, check_limits=True)
