@@ -18,9 +18,9 @@ def balance(db: Database | Tx, person: str, *, pool: str = POOL, now: datetime |
     included), or None when the person has no points account. ``expiring`` counts the points of the
     lots expiring within ``notice_days``, ``expires_on`` the first of those lots' day (ISO date)."""
     now = now or utcnow()
-    accounts = db.rows("SELECT a.id, a.balance FROM loyalty_accounts a JOIN members m ON m.id = a.owner "
-                       "WHERE a.pool = ? AND a.kind = 'member' AND (m.id = ? OR m.merged_into = ?)",
-                       (pool, person, person))
+    accounts = db.rows("SELECT id, balance FROM loyalty_accounts WHERE pool = ? AND kind = 'member' AND owner = ? "
+                       "UNION ALL SELECT a.id, a.balance FROM members m JOIN loyalty_accounts a ON a.owner = m.id "
+                       "AND a.pool = ? AND a.kind = 'member' WHERE m.merged_into = ?", (pool, person, pool, person))
     if not accounts:
         return None
     ids = [a[0] for a in accounts]

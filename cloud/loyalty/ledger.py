@@ -86,11 +86,17 @@ def account(tx: Tx, pool: str, kind: str, owner: str) -> int:
 
 
 def member_account(tx: Tx, pool: str, person: str) -> int:
-    """The person's account, with the accounts of records merged into the person folded in."""
-    acct = account(tx, pool, "member", person)
-    for old in tx.query("SELECT a.id, a.balance, a.owner FROM loyalty_accounts a JOIN members m ON m.id = a.owner "
-                        "WHERE a.pool = ? AND a.kind = 'member' AND m.merged_into = ? AND a.balance > 0",
-                        (pool, person)):
+    """The person's account, with the accounts of records merged into the person folded in (one
+    query finds both: this is on every posting's path)."""
+    found = tx.query("SELECT id, balance, owner FROM loyalty_accounts WHERE pool = ? AND kind = 'member' AND owner = ? "
+                     "UNION ALL SELECT a.id, a.balance, a.owner FROM members m JOIN loyalty_accounts a ON a.owner = m.id "
+                     "AND a.pool = ? AND a.kind = 'member' WHERE m.merged_into = ? AND a.balance > 0",
+                     (pool, person, pool, person))
+    own = next((r["id"] for r in found if r["owner"] == person), None)
+    acct = own if own is not None else account(tx, pool, "member", person)
+    for old in found:
+        if old["owner"] == person:
+            continue
         moved = tx.execute("UPDATE loyalty_accounts SET balance = 0 WHERE id = ? AND balance = ?",
                            (old["id"], old["balance"]))
         if not moved:
@@ -102,7 +108,17 @@ def member_account(tx: Tx, pool: str, person: str) -> int:
                        [(mid, old["id"], -old["balance"]), (mid, acct, old["balance"])])
         tx.execute("UPDATE loyalty_accounts SET balance = balance + ? WHERE id = ?", (old["balance"], acct))
         tx.execute("UPDATE loyalty_lots SET account_id = ? WHERE account_id = ? AND remaining > 0", (acct, old["id"]))
-    return acct
+    return int(acct)
+
+
+def _entries(tx: Tx, mid: str, acct: int, points: int, pool: str, system: str) -> None:
+    """The movement's two entries: ``points`` on the member's account, the opposite on the pool's system account."""
+    added = tx.execute("INSERT INTO loyalty_entries (movement_id, account_id, amount) SELECT ?, ?, ? UNION ALL "
+                       "SELECT ?, id, ? FROM loyalty_accounts WHERE pool = ? AND kind = ? AND owner = ''",
+                       (mid, acct, points, mid, -points, pool, system))
+    if added < 2:  # the pool's first movement of this kind: its system account is made now
+        tx.execute("INSERT INTO loyalty_entries (movement_id, account_id, amount) VALUES (?, ?, ?)",
+                   (mid, account(tx, pool, system, ""), -points))
 
 
 def _insert_movement(tx: Tx, mid: str, pool: str, kind: str, source: str, source_id: str, person: str, points: int,
@@ -151,34 +167,35 @@ def _post(tx: Tx, *, pool: str, kind: str, source: str, source_id: str, person: 
             points = -have
             tx.execute("UPDATE loyalty_movements SET points = ?, detail = ? WHERE id = ?",
                        (points, json.dumps(detail, ensure_ascii=False), mid))
+    bal: int | None
     if points < 0:
-        if not _spend(tx, acct, -points):
+        bal = _spend(tx, acct, -points)
+        if bal is None:
             raise InsufficientPoints(f"the balance is below {-points} points")
     elif points > 0:
-        tx.execute("UPDATE loyalty_accounts SET balance = balance + ? WHERE id = ?", (points, acct))
-        if kind != "merge":
-            tx.execute("INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (acct, mid, iso(at), iso(expires or at + timedelta(days=EXPIRY_DAYS)), points, points))
+        bal = int(tx.rows("UPDATE loyalty_accounts SET balance = balance + ? WHERE id = ? RETURNING balance",
+                          (points, acct))[0][0])
+        tx.execute("INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
+                   "VALUES (?, ?, ?, ?, ?, ?)",
+                   (acct, mid, iso(at), iso(expires or at + timedelta(days=EXPIRY_DAYS)), points, points))
+    else:
+        bal = int(tx.scalar("SELECT balance FROM loyalty_accounts WHERE id = ?", (acct,)))
     if points:
-        other = account(tx, pool, COUNTERPART[kind], "")
-        tx.executemany("INSERT INTO loyalty_entries (movement_id, account_id, amount) VALUES (?, ?, ?)",
-                       [(mid, acct, points), (mid, other, -points)])
-    bal = int(tx.scalar("SELECT balance FROM loyalty_accounts WHERE id = ?", (acct,)))
+        _entries(tx, mid, acct, points, pool, COUNTERPART[kind])
     return Movement(mid, kind, source, source_id, person, points, bal, False, store, channel, iso(at), detail)
 
 
-def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> bool:
-    """Take ``points`` off the balance if it holds them, then off the lots, oldest expiry first."""
-    if points <= 0:
-        return True
-    if not tx.execute("UPDATE loyalty_accounts SET balance = balance - ? WHERE id = ? AND balance >= ?",
-                      (points, acct, points)):
-        return False
-    left = points
+def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> int | None:
+    """Take ``points`` off the balance if it holds them, then off the lots, oldest expiry first (or
+    off ``lot``); the balance left, or None when it was short."""
+    left_over = tx.rows("UPDATE loyalty_accounts SET balance = balance - ? WHERE id = ? AND balance >= ? "
+                        "RETURNING balance", (points, acct, points))
+    if not left_over:
+        return None
     if lot is not None:
         tx.execute("UPDATE loyalty_lots SET remaining = remaining - ? WHERE id = ?", (points, lot))
-        return True
+        return int(left_over[0][0])
+    left = points
     while left:
         lots = tx.rows("SELECT id, remaining FROM loyalty_lots WHERE account_id = ? AND remaining > 0 "
                        "ORDER BY expires, id LIMIT 20", (acct,))
@@ -190,7 +207,7 @@ def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> bool:
             left -= take
             if not left:
                 break
-    return True
+    return int(left_over[0][0])
 
 
 # ---- what callers use ----------------------------------------------------------------------------
@@ -317,11 +334,9 @@ def expire(db: Database, *, now: datetime | None = None, limit: int = 1000) -> i
             if not _insert_movement(tx, mid, lot["pool"], "expire", "expiry", f"lot:{lot['id']}", lot["owner"],
                                     -row["remaining"], None, None, iso(now), {"lot": lot["id"], "expires": row["expires"]}):
                 continue
-            if not _spend(tx, acct, row["remaining"], lot=lot["id"]):
+            if _spend(tx, acct, row["remaining"], lot=lot["id"]) is None:
                 raise RuntimeError(f"lot {lot['id']} holds more than its account")  # the CHECK would refuse it too
-            other = account(tx, lot["pool"], "expired", "")
-            tx.executemany("INSERT INTO loyalty_entries (movement_id, account_id, amount) VALUES (?, ?, ?)",
-                           [(mid, acct, -row["remaining"]), (mid, other, row["remaining"])])
+            _entries(tx, mid, acct, -row["remaining"], lot["pool"], "expired")
             done += 1
     return done
 
