@@ -10,6 +10,7 @@ SendSms provider) sent to the phone, or HQ merges explicitly; consent is the per
 head record's, logged with when/where/who), and a merge never turns it on.
 """
 
+# ruff: noqa: F811 (the cloud fixtures are imported by name, then taken as test arguments)
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ def sms() -> Iterator[SimulatedSms]:
     sim.stop()
 
 
-def _setup(start_cloud, sms: SimulatedSms):  # noqa: ANN001, ANN202
+def _setup(start_cloud, sms: SimulatedSms):
     client, runtime = start_cloud(sms_url=sms.url)
     hq = {"X-API-Key": auth.create_key(runtime.db, name="Zhou HQ", role="hq_admin").key}
     manager = {"X-API-Key": auth.create_key(runtime.db, name="Chen Manager", role="store_manager", store="s1").key}
@@ -80,7 +81,7 @@ def test_a_sign_up_with_an_imported_customers_phone_does_not_reach_them(start_cl
     assert client.get(f"/v1/members/{victim}", headers=hq).json()["consent"] == {"face": False}
 
 
-def test_the_phones_owner_proves_it_with_the_code_and_only_then_the_records_join(start_cloud, sms) -> None:  # noqa: ANN001
+def test_the_phones_owner_proves_it_with_the_code_and_only_then_the_records_join(start_cloud, sms) -> None:
     client, runtime, hq, manager, victim = _setup(start_cloud, sms)
     body = client.post("/v1/members", headers=manager, json=ATTACKER).json()
     resent = client.post(f"/v1/members/{body['id']}/verification", headers=manager)
@@ -101,7 +102,7 @@ def test_the_phones_owner_proves_it_with_the_code_and_only_then_the_records_join
     assert grant["store"] == "s1" and "Chen Manager" in grant["actor"] and grant["ts"]
 
 
-def test_a_merge_never_turns_consent_on(start_cloud, sms) -> None:  # noqa: ANN001
+def test_a_merge_never_turns_consent_on(start_cloud, sms) -> None:
     client, runtime, hq, manager, victim = _setup(start_cloud, sms)
     # a counter sign-up with consent, on another phone: its own person
     other = client.post("/v1/members", headers=manager, json={**ATTACKER, "phone": "13900139000"}).json()

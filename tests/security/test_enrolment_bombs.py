@@ -6,6 +6,7 @@ the pixel budget (413 ``image_too_large``); a format whose header is not read is
 undecoded (422); decoding runs in a bounded number of slots (429 ``decoder_busy`` past the wait).
 """
 
+# ruff: noqa: F811 (the cloud fixtures are imported by name, then taken as test arguments)
 from __future__ import annotations
 
 import resource

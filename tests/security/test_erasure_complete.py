@@ -8,11 +8,12 @@ person (audit and consent rows keep a pseudonym), the store's screens drop the p
 and acknowledge, as the edge boxes do, and ``GET /v1/erasures/{id}`` lists every place.
 """
 
+# ruff: noqa: F811 (the cloud fixtures are imported by name, then taken as test arguments)
 from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import uuid4
 
 from cloud.api import auth
@@ -31,7 +32,7 @@ TMALL = ("订单编号,买家会员名,收货人手机号,付款时间,商品编
          f"T2,{NICK},+86 138 0013 8000,not a time,SKU1,护肤,1,199,199,交易成功,CNY\n")
 
 
-def _everything(runtime) -> str:  # noqa: ANN001
+def _everything(runtime) -> str:
     """Every row of every table but the command outbox, as text (the outbox carries the ids the
     devices need until they acknowledge)."""
     tables = runtime.db.query("SELECT name FROM sqlite_master WHERE type = 'table'") if "sqlite" in str(
@@ -44,7 +45,7 @@ def _everything(runtime) -> str:  # noqa: ANN001
     return "\n".join(dump)
 
 
-def test_erasure_clears_every_place_and_the_screens_drop_the_cards(start_cloud, mosquitto) -> None:  # noqa: ANN001
+def test_erasure_clears_every_place_and_the_screens_drop_the_cards(start_cloud, mosquitto) -> None:
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication
 
@@ -63,10 +64,10 @@ def test_erasure_clears_every_place_and_the_screens_drop_the_cards(start_cloud, 
     person = runtime.db.scalar("SELECT id FROM members WHERE source = 'tmall'")
     card_id = uuid4().hex
     visits.record_visit(runtime.db, Visit(id=uuid4().hex, brand=brand, store="s1", member_id=person, confidence=0.8,
-                                          ts=datetime.now(timezone.utc), arrival_event_id="arrival-1", device="edge-01",
+                                          ts=datetime.now(UTC), arrival_event_id="arrival-1", device="edge-01",
                                           camera="door", card_id=card_id))
     outcomes.record_shown(runtime.db, card_id=card_id, person_id=person, template_id=BUILTIN[0].id, variant="A",
-                          ts=datetime.now(timezone.utc))
+                          ts=datetime.now(UTC))
     assert client.put(f"/v1/members/{person}/consent", headers=hq, json={"face": False}).status_code == 200
     quarantine = client.get(f"/v1/imports/{imported['import_id']}/quarantine", headers=hq).text
     assert NICK in quarantine  # before: the raw row names them
@@ -74,15 +75,15 @@ def test_erasure_clears_every_place_and_the_screens_drop_the_cards(start_cloud, 
     # the store's guide screen, with the person's card on it
     feed = CardFeed(transport.BrokerUrl.parse(mosquitto.url), brand, "s1", "main")
     board = Board()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     card = GuideCard.model_validate({
         "card_id": card_id, "ts": now, "visit_id": uuid4().hex, "arrival_event_id": "arrival-1", "brand": brand,
-        "store": "s1", "arrival_ts": now, "expires_at": datetime(2099, 1, 1, tzinfo=timezone.utc), "confidence": 0.8,
+        "store": "s1", "arrival_ts": now, "expires_at": datetime(2099, 1, 1, tzinfo=UTC), "confidence": 0.8,
         "member": {"member_id": person, "name": "王芳", "title": "王女士", "tier": "普通会员"}})
-    board.offer(card, datetime.now(timezone.utc))
+    board.offer(card, datetime.now(UTC))
     dropped: list[int] = []
 
-    def on_erase(command) -> None:  # noqa: ANN001
+    def on_erase(command) -> None:
         dropped.append(len(board.forget(command.member_ids)))
         feed.acknowledge(command, dropped[-1])
 

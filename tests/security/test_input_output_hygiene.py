@@ -7,6 +7,7 @@
 14. The dashboards send a Content-Security-Policy and X-Frame-Options.
 """
 
+# ruff: noqa: F811 (the cloud fixtures are imported by name, then taken as test arguments)
 from __future__ import annotations
 
 import csv
