@@ -170,3 +170,15 @@ def of_person(db: Database, person: str) -> list[dict]:
             if records & set(_records(row)):
                 found.append(_item(tx, row, evidence=False))
         return found
+
+
+def forget(tx: Tx, records: list[str]) -> int:
+    """Erasure: the review items naming any of these records (they hold the contested value and
+    the records' ids) are deleted; the number deleted."""
+    erased = set(records)
+    doomed = [row["id"] for row in tx.query("SELECT id, sides, floating FROM identity_conflicts")
+              if erased & set(_records(row))]
+    for start in range(0, len(doomed), 500):
+        chunk = doomed[start:start + 500]
+        tx.execute(f"DELETE FROM identity_conflicts WHERE id IN ({', '.join('?' for _ in chunk)})", chunk)
+    return len(doomed)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from cloud.cdp import profile
+from cloud.cdp import conflicts, profile
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import NotFound
@@ -80,6 +80,7 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
             chunk = records[start:start + _CHUNK]
             values.update(r[0] for r in tx.rows(f"SELECT value FROM identifiers WHERE member_id IN ({_in(chunk)})", chunk))
         places = {"quarantine_rows_cleared": _clear_quarantine(tx, values, erasure_id),
+                  "identity_conflicts_deleted": conflicts.forget(tx, records),
                   "script_outcomes_unlinked": 0, "audit_rows_pseudonymised": 0, "consent_rows_pseudonymised": 0,
                   "verifications_deleted": 0}
         for start in range(0, len(records), _CHUNK):

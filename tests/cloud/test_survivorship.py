@@ -158,3 +158,14 @@ def test_member_list_facts_land_on_the_record_and_a_reimport_updates_them(db: Da
     assert (row["name"], row["tier"], json.loads(row["tags"]), row["points"]) == ("李娜", "钻石会员", ["VIP", "护肤达人"], 1500)
     bad = import_text(db, "members", head + "K2,13800000012,王,女,,,not a date,,,,\n", source="crm3.csv")
     assert bad.quarantined == {"malformed_row": 1}
+
+
+def test_erasure_deletes_the_review_items_naming_the_person(db: Database) -> None:
+    from cloud.cdp import erasure
+
+    _record(db, "crm", "members", "2026-01-01", [("member_card", "C1"), ("phone", "13900000007")])
+    _record(db, "pos", "pos", "2026-03-01", [("member_card", "C2"), ("phone", "13900000007")])
+    assert conflicts.conflicts(db)[1] == 1
+    erasure.erase(db, "pos", actor="hq")
+    assert db.scalar("SELECT COUNT(*) FROM identity_conflicts") == 0
+    assert db.scalar("SELECT places FROM erasures").count('"identity_conflicts_deleted": 1') == 1
