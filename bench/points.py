@@ -36,10 +36,10 @@ from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud.clock import iso, utcnow  # noqa: E402
-from cloud.db import Database  # noqa: E402
-from cloud.loyalty import ledger  # noqa: E402
-from cloud.runtime import open_cdp  # noqa: E402
+from cloud.clock import iso, utcnow
+from cloud.db import Database
+from cloud.loyalty import ledger
+from cloud.runtime import open_cdp
 
 HOT = 50
 
@@ -135,7 +135,7 @@ def run(location: str, *, members: int, seconds: float, tills: int, streams: int
                 except ledger.InsufficientPoints:
                     local["short"] += 1
                 lat.append(time.perf_counter() - began)
-        except Exception as exc:  # noqa: BLE001 - reported in the result
+        except Exception as exc:
             errors.append(f"till {n}: {exc!r}")
         finally:
             release(own)
@@ -159,7 +159,7 @@ def run(location: str, *, members: int, seconds: float, tills: int, streams: int
                 ledger.earn(own, person, points, source="order", source_id=f"web{n}:{k}", channel="tmall")
                 lat.append(time.perf_counter() - began)
                 mine[person] += points
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(f"stream {n}: {exc!r}")
         finally:
             release(own)
