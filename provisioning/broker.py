@@ -39,8 +39,9 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
-        self._broker = Broker(config, loop=self._loop)
-        await self._broker.start()
+        broker = Broker(config, loop=self._loop)
+        self._broker = broker
+        await broker.start()
 
     def start(self) -> None:
         for name in ("amqtt", "transitions"):

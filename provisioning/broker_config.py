@@ -224,7 +224,7 @@ class ListenerOptions:
         return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "ListenerOptions":
+    def from_json(cls, text: str) -> ListenerOptions:
         data = json.loads(text)
         known = {f.name for f in fields(cls)}
         for key in ("log_file", "persistence_dir"):

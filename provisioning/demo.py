@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -52,20 +51,19 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def demo(
-    faces: Optional[Path] = typer.Option(None, help="photo folder (default: insightface's sample images)"),
-    broker: Optional[str] = typer.Option(None, help="use this broker, e.g. mqtt://127.0.0.1:1883 (default: embedded)"),
+    faces: Path | None = typer.Option(None, help="photo folder (default: insightface's sample images)"),
+    broker: str | None = typer.Option(None, help="use this broker, e.g. mqtt://127.0.0.1:1883 (default: embedded)"),
     headless: bool = typer.Option(False, "--headless", help="render the guide screen offscreen"),
     once: bool = typer.Option(False, "--once", help="exit when the sample is done and print a JSON line"),
-    enrol: Optional[int] = typer.Option(None, help="how many sample people become members (default ~60%)"),
+    enrol: int | None = typer.Option(None, help="how many sample people become members (default ~60%)"),
     screenshot: Path = typer.Option(Path("guide-screen.png"), help="where the guide screen's screenshot goes"),
-    workdir: Optional[Path] = typer.Option(None, help="keep the database, frames and logs here"),
+    workdir: Path | None = typer.Option(None, help="keep the database, frames and logs here"),
     store: str = typer.Option("store1", help="store id"),
     brand: str = typer.Option("demo", help="brand id"),
     history: bool = typer.Option(True, "--history/--no-history",
                                  help="seed the cloud with a synthetic brand history for the dashboards"),
 ) -> None:
     from protocol import transport
-
     from provisioning.broker import EmbeddedBroker
     from provisioning.localstore import LocalStore, StoreError
     from provisioning.samples import build_sample
@@ -86,7 +84,9 @@ def demo(
     try:
         if embedded is not None:
             embedded.start()
-        broker_url = broker or embedded.url
+            broker_url = embedded.url
+        else:
+            broker_url = str(broker)
         local = LocalStore(broker_url, work, brand=brand, store=store,
                            share_group="cdp" if broker else None, headless=headless)
         seeding = time.perf_counter()
@@ -137,7 +137,7 @@ def demo(
         typer.echo(json.dumps(result))
 
 
-def _last_full_day(local) -> str:  # noqa: ANN001 (LocalStore)
+def _last_full_day(local) -> str:
     """The store page on yesterday: today in China time may still be before opening (the seeded
     floor stops at the demo's start), while yesterday is a whole trading day with its incidents."""
     from datetime import timedelta
@@ -148,7 +148,7 @@ def _last_full_day(local) -> str:  # noqa: ANN001 (LocalStore)
     return f"{local.api_url}/dash/store.html?store={local.store}&day={yesterday.isoformat()}"
 
 
-def _settle(local, arrivals: int, device: str, timeout: float = 60.0) -> dict:  # noqa: ANN001 (LocalStore)
+def _settle(local, arrivals: int, device: str, timeout: float = 60.0) -> dict:
     """Wait until the cloud has a visit for every arrival of the edge ``device`` and the screen has
     shown every card."""
     deadline = time.monotonic() + timeout
@@ -174,7 +174,7 @@ def _settle(local, arrivals: int, device: str, timeout: float = 60.0) -> dict:  
     }
 
 
-def _flashes_settled(local, deadline: float, quiet_s: float = 1.0) -> int:  # noqa: ANN001 (LocalStore)
+def _flashes_settled(local, deadline: float, quiet_s: float = 1.0) -> int:
     """LED flashes the simulated access point received, once none came for ``quiet_s``: the cloud
     sends them right after each card, and the gateway needs a loopback HTTP call for each."""
     flashes = local.access_point.flashes

@@ -68,11 +68,11 @@ class DynsecAdmin:
         self._arrived = threading.Condition()
         self._client.on_message = self._on_message
 
-    def __enter__(self) -> "DynsecAdmin":
+    def __enter__(self) -> DynsecAdmin:
         subscribed = threading.Event()
         granted: list[bool] = []
 
-        def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+        def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:
             granted.append(not reason_codes[0].is_failure)
             subscribed.set()
 
@@ -90,7 +90,7 @@ class DynsecAdmin:
     def __exit__(self, *exc: object) -> None:
         transport.stop(self._client)
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         try:
             responses = json.loads(message.payload)["responses"]
         except (ValueError, KeyError, TypeError):

@@ -29,7 +29,7 @@ SERVERS = ("broker", "api")
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _tls_url(url: str) -> BrokerUrl:
@@ -90,7 +90,7 @@ def init(
     return registry
 
 
-def admin_tls(home: Home) -> "TlsFiles":
+def admin_tls(home: Home) -> TlsFiles:
     """The admin account's TLS files: the brand CA (to check the broker), its certificate and key."""
     folder = home.bundle_dir(ALL_STORES, ADMIN_SERVICE)
     return TlsFiles(ca=home.ca_cert, cert=folder / "device.crt", key=folder / "device.key")
@@ -240,6 +240,8 @@ def write_bundle(home: Home, device: str, store: str | None = None) -> tuple[Pat
         cert_not_after=record.not_after,
     )
     shutil.copyfile(home.ca_cert, folder / config.ca_file)
+    if config.crl_file is None or config.pack_signing_key_file is None:
+        raise RegistryError("a new bundle must name its CRL and pack-signing key files")
     shutil.copyfile(home.crl, folder / config.crl_file)
     shutil.copyfile(home.signing_pub, folder / config.pack_signing_key_file)
     (folder / CONFIG_NAME).write_text(config.model_dump_json(indent=2))

@@ -19,11 +19,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from provisioning.broker import free_port
 from provisioning.samples import MemberSeed
+
+if TYPE_CHECKING:
+    from kiosk.label_gateway.simulated_ap import SimulatedAccessPoint
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ class LocalStore:
             self.env["QT_QPA_PLATFORM"] = "offscreen"
         self.api_url = ""
         self.wings: dict[str, Wing] = {}
-        self.access_point = None  # kiosk.label_gateway.simulated_ap.SimulatedAccessPoint, once start_esl ran
+        self.access_point: SimulatedAccessPoint | None = None  # once start_esl ran
 
     def _spawn(self, name: str, *args: str) -> Wing:
         log_path = self.workdir / f"{name}.log"
@@ -200,12 +204,13 @@ class LocalStore:
         from kiosk.label_gateway.simulated_ap import SimulatedAccessPoint
 
         book = [{"label": label, "mac": f"00000000DE{n:06X}", "tag_type": tag_type} for n, label in enumerate(labels)]
-        self.access_point = SimulatedAccessPoint(free_port(), {entry["mac"] for entry in book})
-        self.access_point.start()
+        access_point = SimulatedAccessPoint(free_port(), {entry["mac"] for entry in book})
+        access_point.start()
+        self.access_point = access_point
         path = self.workdir / "labels.json"
         path.write_text(json.dumps({"labels": book}))
         return self._spawn("esl", "esl", "run", "--store", self.store, "--brand", self.brand, "--broker",
-                           self.broker_url, "--ap", self.access_point.url, "--labels", str(path))
+                           self.broker_url, "--ap", access_point.url, "--labels", str(path))
 
     def label_recommended(self, member_ids: Sequence[str], labels: Sequence[str], tag_type: str = "epd29_bwr") -> dict[str, str]:
         """Hang the labels under the products the recommender picks most often for these members

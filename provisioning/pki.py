@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
@@ -51,7 +51,7 @@ class Identity:
         return f"CN={self.device},OU={self.store},O={self.brand}"
 
     @classmethod
-    def from_uri(cls, uri: str) -> "Identity":
+    def from_uri(cls, uri: str) -> Identity:
         parts = urlsplit(uri)
         levels = parts.path.split("/")
         role = parse_qs(parts.query).get("role", [""])[0]
@@ -71,7 +71,7 @@ class Issued:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -197,7 +197,7 @@ def build_crl(ca: Issued, revoked: Iterable[tuple[int, dt.datetime]], *, days: i
 
 
 def _brand_of(ca: Issued) -> str:
-    return ca.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
+    return str(ca.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value)
 
 
 def identity_of(cert: x509.Certificate) -> Identity:

@@ -13,9 +13,10 @@ happen inside the commands so ``instore --help`` stays fast. Every refusal exits
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,9 +29,9 @@ app.add_typer(device_app, name="device")
 app.add_typer(pack_app, name="pack")
 
 HomeOpt = Annotated[
-    Optional[Path], typer.Option("--home", help="provisioning home (default $INSTORE_PROVISION_HOME)")
+    Path | None, typer.Option("--home", help="provisioning home (default $INSTORE_PROVISION_HOME)")
 ]
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="store id (needed when the device id repeats)")]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="store id (needed when the device id repeats)")]
 
 
 @contextmanager
@@ -43,14 +44,16 @@ def _refusals(*more: type[Exception]) -> Iterator[None]:
     from provisioning.pki import PkiError
     from provisioning.registry import RegistryError
 
+    expected: tuple[type[Exception], ...] = (
+        RegistryError, PkiError, PackError, TopicError, BrokerUrlError, BrokerConfigError, OSError, *more)
     try:
         yield
-    except (RegistryError, PkiError, PackError, TopicError, BrokerUrlError, BrokerConfigError, OSError, *more) as exc:
+    except expected as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
 
 
-def _home(home: Optional[Path]):  # noqa: ANN202
+def _home(home: Path | None):
     from provisioning.registry import Home
 
     return Home(home)
@@ -64,7 +67,7 @@ def ca(
         list[str], typer.Option("--host", help="DNS name or IP of the broker and API (repeat); 127.0.0.1 and localhost for tests")
     ],
     service_url: Annotated[
-        Optional[str], typer.Option("--service-url", help="mqtts://host:port of the broker's service listener "
+        str | None, typer.Option("--service-url", help="mqtts://host:port of the broker's service listener "
                                     "(cloud ingest, admin); default: --broker-url's port + 1")
     ] = None,
     home: HomeOpt = None,
@@ -81,7 +84,7 @@ def ca(
                f"bundle with `instore provision bundle --device {CLOUD_SERVICE}`")
 
 
-def _apply(where, store: Optional[str], *, reload: bool = False) -> None:  # noqa: ANN001
+def _apply(where, store: str | None, *, reload: bool = False) -> None:
     """Regenerate the broker configs (keeping their options) and push the change to the running brokers."""
     from provisioning.broker_config import regenerate
     from provisioning.dynsec import admin_url, reload_crl, sync
@@ -102,9 +105,9 @@ def _apply(where, store: Optional[str], *, reload: bool = False) -> None:  # noq
 @store_app.command("create")
 def store_create(
     store: Annotated[str, typer.Argument(help="store id")],
-    name: Annotated[Optional[str], typer.Option("--name", help="display name")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="display name")] = None,
     local_broker: Annotated[
-        Optional[str], typer.Option("--local-broker", help="mqtts://host:port of an in-store broker bridged to the cloud")
+        str | None, typer.Option("--local-broker", help="mqtts://host:port of an in-store broker bridged to the cloud")
     ] = None,
     home: HomeOpt = None,
 ) -> None:
@@ -121,7 +124,7 @@ def device_create(
     store: Annotated[str, typer.Option("--store", help="store id")],
     device: Annotated[str, typer.Option("--device", help="device id; guide screens are kiosk-<screen>")],
     role: Annotated[str, typer.Option("--role", help="edge | kiosk | esl_gateway")],
-    model_pack: Annotated[Optional[str], typer.Option("--model-pack", help="model pack id for an edge box")] = None,
+    model_pack: Annotated[str | None, typer.Option("--model-pack", help="model pack id for an edge box")] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="certificate lifetime")] = 365,
     renew: Annotated[bool, typer.Option("--renew", help="reissue an existing device; the old certificate is revoked")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="add it to the running brokers now (dynamic security, no restart)")] = False,
@@ -151,7 +154,7 @@ def device_list(
 
     with _refusals():
         registry = _home(home).load()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for d in registry.devices:
         if store and d.store != store:
             continue
@@ -162,17 +165,20 @@ def device_list(
 
 @app.command("bundle")
 def bundle(
-    device: Annotated[Optional[str], typer.Option("--device", help="one device (default: every device of --store)")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="one device (default: every device of --store)")] = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Write install bundles: a folder and a .tar.gz per device (key 0600, CA, CRL, typed config)."""
     from provisioning.fleet import write_bundle, write_store_bundles
 
-    if device is None and store is None:
-        raise typer.BadParameter("give --device, --store, or both")
     with _refusals():
-        written = [write_bundle(_home(home), device, store)] if device else write_store_bundles(_home(home), store)
+        if device is not None:
+            written = [write_bundle(_home(home), device, store)]
+        elif store is not None:
+            written = write_store_bundles(_home(home), store)
+        else:
+            raise typer.BadParameter("give --device, --store, or both")
     for folder, archive in written:
         typer.echo(f"{folder}  ({archive.name})")
 
@@ -205,8 +211,8 @@ def revoke(
 
 @app.command("broker-sync")
 def broker_sync(
-    store: Annotated[Optional[str], typer.Option("--store", help="the in-store broker of this store instead")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="mqtts:// URL of the broker's service listener")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="the in-store broker of this store instead")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="mqtts:// URL of the broker's service listener")] = None,
     reload: Annotated[bool, typer.Option("--reload/--no-reload", help="SIGHUP a broker on this machine (CRL)")] = True,
     home: HomeOpt = None,
 ) -> None:
@@ -237,23 +243,23 @@ def crl(home: HomeOpt = None) -> None:
 
 @app.command("broker-config")
 def broker_config(
-    store: Annotated[Optional[str], typer.Option("--store", help="write the in-store broker of this store instead")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="write the in-store broker of this store instead")] = None,
     port: Annotated[int, typer.Option("--port", help="device listener")] = 8883,
     bind: Annotated[str, typer.Option("--bind", help="listen address")] = "0.0.0.0",
     service_port: Annotated[
-        Optional[int], typer.Option("--service-port", help="service listener (cloud, admin); default from the registry")
+        int | None, typer.Option("--service-port", help="service listener (cloud, admin); default from the registry")
     ] = None,
-    service_bind: Annotated[Optional[str], typer.Option("--service-bind", help="default: --bind")] = None,
-    plugin: Annotated[Optional[str], typer.Option("--plugin", help="path to mosquitto_dynamic_security.so")] = None,
+    service_bind: Annotated[str | None, typer.Option("--service-bind", help="default: --bind")] = None,
+    plugin: Annotated[str | None, typer.Option("--plugin", help="path to mosquitto_dynamic_security.so")] = None,
     run_as: Annotated[
-        Optional[str], typer.Option("--run-as", help="user Mosquitto drops to when started as root (must read the server key)")
+        str | None, typer.Option("--run-as", help="user Mosquitto drops to when started as root (must read the server key)")
     ] = None,
     persistence_dir: Annotated[
-        Optional[Path], typer.Option("--persistence-dir", help="where Mosquitto keeps its database (default: data/ beside the config)")
+        Path | None, typer.Option("--persistence-dir", help="where Mosquitto keeps its database (default: data/ beside the config)")
     ] = None,
     autosave: Annotated[int, typer.Option("--autosave", min=1, help="seconds between saves of the broker database")] = 5,
     max_queued: Annotated[int, typer.Option("--max-queued", min=1000, help="messages queued per offline session")] = 200_000,
-    log_file: Annotated[Optional[Path], typer.Option("--log-file")] = None,
+    log_file: Annotated[Path | None, typer.Option("--log-file")] = None,
     home: HomeOpt = None,
 ) -> None:
     """Generate mosquitto.conf and the dynamic-security ACLs from the registry (options kept for later runs)."""

@@ -83,6 +83,8 @@ def _images(folder: Path) -> list[Path]:
 
 def _mirror(src: Path, dst: Path) -> Path:
     image = cv2.imread(str(src))
+    if image is None:
+        raise ValueError(f"{src} is not an image OpenCV can read")
     cv2.imwrite(str(dst), cv2.flip(image, 1))
     return dst
 
