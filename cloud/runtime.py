@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from cloud.activation import schema as activation_schema
 from cloud.api import tables as api_tables
 from cloud.arrivals import schema as arrivals_schema
 from cloud.arrivals.cards import CardBuilder
@@ -52,7 +53,7 @@ from protocol.transport import BrokerUrl
 SCHEMAS: tuple[Schema, ...] = (
     cdp_schema.SCHEMA, faces_schema.SCHEMA, arrivals_schema.SCHEMA, fleet_schema.SCHEMA, guide_schema.SCHEMA,
     health_schema.SCHEMA, pricing_schema.SCHEMA, api_tables.SCHEMA, masterdata_schema.SCHEMA,
-    loyalty_schema.SCHEMA,
+    loyalty_schema.SCHEMA, activation_schema.SCHEMA,
 )
 
 

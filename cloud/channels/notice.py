@@ -51,9 +51,18 @@ class SmsChannel:
         self._sender, self._template = sender, template
 
     def send(self, address: str, notice: Notice) -> str:
+        # a campaign names its own approved template and fields; an alert uses the alert template
+        template = notice.payload.get("sms_template") or self._template
+        params = notice.payload.get("sms_params") or {"title": notice.title[:30], "link": notice.link}
         try:
-            receipt = self._sender.send(address, self._template, {"title": notice.title[:30], "link": notice.link},
-                                        out_id=notice.key[:64])
+            receipt = self._sender.send(address, template, params, out_id=notice.key[:64])
         except Unavailable as exc:
             raise ChannelFailed(str(exc)) from None
         return str(receipt.biz_id)
+
+    def sent_with(self, address: str, key: str, day: str) -> str | None:
+        """Did a message with this key reach the provider (QuerySendDetails)? Its receipt, or None."""
+        try:
+            return self._sender.sent_with(address, day, key[:64])
+        except Unavailable as exc:
+            raise ChannelFailed(str(exc)) from None

@@ -68,6 +68,23 @@ class SmsSender:
         self.url, self.sign_name = url, sign_name
         self._key_id, self._secret = access_key_id, access_key_secret
         self._timeout = timeout_s
+        # one pool of kept-alive connections shared by the sending threads
+        self._http = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+
+    def _call(self, query: dict[str, str]) -> dict:
+        """One RPC call, signed when there is a key; the answer's JSON (``SmsFailed`` if none)."""
+        if self._key_id and self._secret:
+            query.update(AccessKeyId=self._key_id, SignatureMethod="HMAC-SHA1", SignatureVersion="1.0",
+                         SignatureNonce=uuid.uuid4().hex,
+                         Timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            query["Signature"] = sign(query, self._secret)
+        try:
+            body = self._http.post(self.url, data=query).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SmsFailed(f"the SMS gateway did not answer: {type(exc).__name__}") from None
+        if not isinstance(body, dict):
+            raise SmsFailed("the SMS gateway answered something else than an object")
+        return body
 
     def send(self, phone: str, template: str, params: dict[str, str], *, out_id: str | None = None) -> SmsReceipt:
         found = _MOBILE.match(phone)
@@ -78,21 +95,33 @@ class SmsSender:
                  "TemplateParam": json.dumps(params, ensure_ascii=False)}
         if out_id:
             query["OutId"] = out_id
-        if self._key_id and self._secret:
-            query.update(AccessKeyId=self._key_id, SignatureMethod="HMAC-SHA1", SignatureVersion="1.0",
-                         SignatureNonce=uuid.uuid4().hex,
-                         Timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-            query["Signature"] = sign(query, self._secret)
-        try:
-            answer = httpx.post(self.url, data=query, timeout=self._timeout)
-            body = answer.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise SmsFailed(f"the SMS gateway did not answer: {type(exc).__name__}") from None
-        if not isinstance(body, dict) or body.get("Code") != "OK":
-            code = body.get("Code") if isinstance(body, dict) else "?"
-            message = body.get("Message") if isinstance(body, dict) else ""
-            raise SmsFailed(f"the SMS gateway refused the message: {code} {message}".strip())
+        body = self._call(query)
+        if body.get("Code") != "OK":
+            code = body.get("Code") or "?"
+            raise SmsFailed(f"the SMS gateway refused the message: {code} {body.get('Message') or ''}".strip())
         return SmsReceipt(str(body.get("BizId", "")), str(body.get("RequestId", "")))
+
+    def sent_with(self, phone: str, day: str, out_id: str) -> str | None:
+        """The BizId of the message sent to ``phone`` on ``day`` (yyyyMMdd) with ``out_id``, or None:
+        QuerySendDetails, read page by page. What a sender that died between the request and
+        recording the answer asks before sending again (no duplicates after a restart)."""
+        found = _MOBILE.match(phone)
+        if found is None:
+            return None
+        page = 1
+        while True:
+            body = self._call({"Action": "QuerySendDetails", "Version": API_VERSION, "Format": "JSON",
+                               "PhoneNumber": found.group(1), "SendDate": day, "PageSize": "50",
+                               "CurrentPage": str(page)})
+            if body.get("Code") != "OK":
+                raise SmsFailed(f"QuerySendDetails refused: {body.get('Code')} {body.get('Message') or ''}".strip())
+            details = (body.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
+            for detail in details:
+                if detail.get("OutId") == out_id:
+                    return f"found:{out_id}"  # the detail has no BizId; the OutId is the proof
+            if len(details) < 50:
+                return None
+            page += 1
 
 
 def from_settings(settings) -> SmsSender | None:

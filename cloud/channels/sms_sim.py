@@ -4,7 +4,13 @@
 kept in ``.sent`` (phone, sign name, template, params, out id) and readable at ``GET /messages``.
 It answers like the real service: ``Code`` ``OK`` with a ``BizId`` and ``RequestId``, or an
 error code (``isv.MOBILE_NUMBER_ILLEGAL``, ``isv.BUSINESS_LIMIT_CONTROL`` past ``per_phone_per_minute``
-messages to one phone, ``MissingParameter``). ``python -m cloud.channels.sms_sim --port 8025`` runs one.
+messages to one phone, ``MissingParameter``). ``QuerySendDetails`` (PhoneNumber, SendDate, PageSize,
+CurrentPage) lists what went to a phone on a day with its ``OutId``. ``report(url)`` pushes delivery
+receipts (SmsReport: ``phone_number``, ``send_time``, ``report_time``, ``success``, ``err_code``,
+``err_msg``, ``sms_size``, ``biz_id``, ``out_id``) and ``reply(url, phone, content)`` an uplink
+(SmsUp: ``phone_number``, ``send_time``, ``content``, ``sign_name``, ``dest_code``, ``sequence_id``)
+to a callback, as the real service does once callbacks are configured.
+``python -m cloud.channels.sms_sim --port 8025`` runs one.
 """
 
 from __future__ import annotations
@@ -41,9 +47,12 @@ class SimulatedSms:
         self._recent: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._limit = per_phone_per_minute
+        self._reported: set[str] = set()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the real gateway
+
             def log_message(self, *args: object) -> None:  # quiet
                 pass
 
@@ -75,6 +84,8 @@ class SimulatedSms:
 
     def handle(self, params: dict[str, str]) -> dict:
         request_id = str(uuid.uuid4()).upper()
+        if params.get("Action") == "QuerySendDetails":
+            return self._details(params, request_id)
         missing = [name for name in _REQUIRED if not params.get(name)]
         if missing:
             return {"Code": "MissingParameter", "Message": f"{missing[0]} is mandatory", "RequestId": request_id}
@@ -98,6 +109,49 @@ class SimulatedSms:
             self.sent.append(SentSms(phone, params["SignName"], params["TemplateCode"], template_params,
                                      params.get("OutId"), biz_id))
         return {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": request_id}
+
+    def _details(self, params: dict[str, str], request_id: str) -> dict:
+        phone, day = params.get("PhoneNumber") or "", params.get("SendDate") or ""
+        if not phone or not day:
+            return {"Code": "MissingParameter", "Message": "PhoneNumber and SendDate are mandatory", "RequestId": request_id}
+        size = max(1, min(50, int(params.get("PageSize") or 10)))
+        page = max(1, int(params.get("CurrentPage") or 1))
+        with self._lock:
+            found = [m for m in self.sent if m.phone == phone and time.strftime("%Y%m%d", time.localtime(m.ts)) == day]
+        chosen = found[(page - 1) * size:page * size]
+        return {"Code": "OK", "Message": "OK", "RequestId": request_id, "TotalCount": str(len(found)),
+                "SmsSendDetailDTOs": {"SmsSendDetailDTO": [
+                    {"ErrCode": "DELIVERED", "TemplateCode": m.template, "OutId": m.out_id or "",
+                     "ReceiveDate": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.ts)),
+                     "SendDate": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.ts)),
+                     "PhoneNum": m.phone, "Content": json.dumps(m.params, ensure_ascii=False), "SendStatus": 3}
+                    for m in chosen]}}
+
+    def report(self, url: str, *, failed: frozenset[str] = frozenset()) -> int:
+        """Push a delivery receipt for every message not yet reported (those to ``failed`` phones fail)."""
+        import httpx
+
+        with self._lock:
+            due = [m for m in self.sent if m.biz_id not in self._reported]
+            self._reported.update(m.biz_id for m in due)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        body = [{"phone_number": m.phone, "send_time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.ts)),
+                 "report_time": stamp, "success": m.phone not in failed,
+                 "err_code": "DELIVERED" if m.phone not in failed else "MK:0001",
+                 "err_msg": "用户接收成功" if m.phone not in failed else "空号", "sms_size": "1", "biz_id": m.biz_id,
+                 "out_id": m.out_id or ""} for m in due]
+        for start in range(0, len(body), 500):
+            httpx.post(url, json=body[start:start + 500], timeout=30).raise_for_status()
+        return len(body)
+
+    def reply(self, url: str, phone: str, content: str) -> dict:
+        """The member answers an SMS (e.g. 退订): an SmsUp push to ``url``."""
+        import httpx
+
+        body = [{"phone_number": phone, "send_time": time.strftime("%Y-%m-%d %H:%M:%S"), "content": content,
+                 "sign_name": self.sent[-1].sign_name if self.sent else "", "dest_code": "1234",
+                 "sequence_id": int(time.time() * 1000)}]
+        return httpx.post(url, json=body, timeout=10).json()
 
     def messages_to(self, phone: str) -> list[SentSms]:
         with self._lock:

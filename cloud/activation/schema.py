@@ -1,0 +1,55 @@
+"""Activation's tables (version 27): marketing consent per channel, the suppression list, approved
+templates, campaigns with their audience and holdout, every send (its idempotency key, why it went or
+did not), SMS uplinks (退订/TD) and the member's own guide (专属导购) for WeCom.
+
+``marketing_consent`` is separate from ``members.face_consent`` and from membership: one row per
+person and channel (sms, wechat, wecom, email), the latest decision; its history is in CDP's
+``consent_log`` (kind ``marketing:<channel>``). ``marketing_sends.key`` is unique: the same person in
+the same campaign is one send, whatever restarts in between.
+"""
+
+from __future__ import annotations
+
+from cloud.db.migrations import Migration, Schema
+
+STATEMENTS: tuple[str, ...] = (
+    """CREATE TABLE marketing_consent (
+        person_id TEXT NOT NULL, channel TEXT NOT NULL, granted BIGINT NOT NULL, ts TEXT NOT NULL,
+        source TEXT NOT NULL, PRIMARY KEY (person_id, channel))""",
+    """CREATE TABLE marketing_suppression (
+        kind TEXT NOT NULL, value TEXT NOT NULL, reason TEXT NOT NULL, ts TEXT NOT NULL, actor TEXT NOT NULL,
+        PRIMARY KEY (kind, value))""",
+    """CREATE TABLE person_guides (
+        person_id TEXT PRIMARY KEY, assistant TEXT NOT NULL, wecom_user TEXT NOT NULL, ts TEXT NOT NULL)""",
+    """CREATE TABLE marketing_templates (
+        id TEXT PRIMARY KEY, channel TEXT NOT NULL, code TEXT NOT NULL, body TEXT NOT NULL, params TEXT NOT NULL,
+        approved BIGINT NOT NULL DEFAULT 0, approved_by TEXT, created TEXT NOT NULL, created_by TEXT NOT NULL)""",
+    """CREATE TABLE campaigns (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, segment_id TEXT NOT NULL, channel TEXT NOT NULL,
+        template_id TEXT NOT NULL, holdout_pct DOUBLE PRECISION NOT NULL, window_days BIGINT NOT NULL,
+        start_at TEXT NOT NULL, quiet_start BIGINT NOT NULL, quiet_end BIGINT NOT NULL, weekly_cap BIGINT NOT NULL,
+        status TEXT NOT NULL, salt TEXT NOT NULL, created TEXT NOT NULL, created_by TEXT NOT NULL,
+        launched_at TEXT, audience BIGINT NOT NULL DEFAULT 0, control BIGINT NOT NULL DEFAULT 0)""",
+    """CREATE TABLE campaign_audience (
+        campaign_id TEXT NOT NULL, person_id TEXT NOT NULL, grp TEXT NOT NULL, stratum TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, person_id))""",
+    "CREATE INDEX campaign_audience_person ON campaign_audience (person_id)",
+    """CREATE TABLE marketing_sends (
+        id {serial_pk}, key TEXT NOT NULL, campaign_id TEXT NOT NULL, person_id TEXT NOT NULL,
+        channel TEXT NOT NULL, address TEXT, status TEXT NOT NULL, reason TEXT, receipt TEXT,
+        attempts BIGINT NOT NULL DEFAULT 0, due TEXT NOT NULL, sent_at TEXT, owner TEXT, updated TEXT NOT NULL,
+        delivered TEXT)""",
+    "CREATE UNIQUE INDEX marketing_sends_key ON marketing_sends (key)",
+    "CREATE INDEX marketing_sends_due ON marketing_sends (status, due)",
+    "CREATE INDEX marketing_sends_person ON marketing_sends (person_id, sent_at)",
+    "CREATE INDEX marketing_sends_receipt ON marketing_sends (receipt)",
+    """CREATE TABLE sms_uplinks (
+        id {serial_pk}, phone TEXT NOT NULL, content TEXT NOT NULL, send_time TEXT NOT NULL, sequence_id TEXT,
+        action TEXT NOT NULL, received TEXT NOT NULL)""",
+    "CREATE TABLE activation_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+SCHEMA = Schema("activation", (
+    Migration(27, "activation: marketing consent per channel, suppression, guides, templates, campaigns, "
+                  "audiences with holdout, sends, SMS uplinks", STATEMENTS),
+))
