@@ -44,7 +44,7 @@ from cloud.pricing.label_flash import ArrivalFlasher
 from cloud.pricing.markdown_runner import MarkdownService
 from cloud.scheduler import Scheduler
 from cloud.settings import Settings
-from protocol.facepack import get_pack
+from protocol.facepack import get_pack, require_commercial
 from protocol.facepack.engine import FaceEngine
 from protocol.transport import BrokerUrl
 
@@ -112,6 +112,8 @@ class Runtime:
         """Wire everything without touching the network. Raises BrokerUrlError or PackError."""
         broker = BrokerUrl.parse(settings.broker_url) if settings.broker_url else None
         pack = get_pack(settings.pack_id)
+        if settings.commercial_only:
+            require_commercial(pack)  # NotCommercialError (a PackError): a paying brand never enrols with a research pack
         if engine is None:
             engine = FaceEngine.load(pack.id)
         elif engine.pack.id != pack.id:

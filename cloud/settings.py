@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         description="the face model pack enrolment photos are embedded with (default: $INSTORE_MODEL_PACK or "
         "the default pack)",
     )
+    commercial_only: bool = Field(
+        default=False,
+        description="the brand is a paying one: a model pack not cleared for commercial use (code, weights and "
+        "training data) is refused for enrolment and for rollouts (protocol.facepack.require_commercial)",
+    )
     share_group: str | None = Field(
         default=None, description="MQTT shared-subscription group, so several cloud workers split the load"
     )

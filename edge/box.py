@@ -28,7 +28,7 @@ from protocol.bundle import Bundle
 from protocol.codec import DecodeError, decode
 from protocol.commands import ERASE, PACK, CommandAck, EraseCommand, PackCommand
 from protocol.device import CameraSpec, ConfigDesired, ConfigReported, RemoteSettings
-from protocol.facepack import ModelPack, PackError, get_pack
+from protocol.facepack import ModelPack, PackError, get_pack, require_commercial
 from protocol.facepack.engine import FaceEngine
 from protocol.messages import now
 
@@ -102,7 +102,7 @@ class EdgeBox:
         if (commanded := self.state.remembered(PACK_KEY)) and commanded != get_pack(config.pack).id:
             pack_id, _, manifest = commanded.partition(" ")
             try:
-                pack = get_pack(pack_id)
+                pack = require_commercial(pack_id) if config.commercial_only else get_pack(pack_id)
                 folder = verify_pack(bundle, pack, config.models, manifest or None)
                 log.info("running model pack %s, switched to by a command (configured: %s)", pack.id, config.pack)
                 return pack, folder
@@ -183,6 +183,8 @@ class EdgeBox:
 
     def _use_pack(self, command: PackCommand) -> str:
         pack = get_pack(command.pack_id)
+        if self.config.commercial_only:
+            require_commercial(pack)  # NotCommercialError: refused like any other bad pack, the box keeps its own
         folder = verify_pack(self.bundle, pack, self.config.models, command.manifest_sha256)
         if pack.id == self.pack.id and folder == self.pack_folder:
             return f"already running {pack.id}"  # a re-sent command whose ack was lost

@@ -31,7 +31,8 @@ def create(body: RolloutIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut
     return _flushed(runtime, _call(
         service.create, runtime.db, brand=body.brand, pack_id=body.pack_id, canary_stores=body.canary_stores,
         actor=principal.name, signed_manifest=body.signed_manifest, baseline_s=int(body.baseline_hours * 3600),
-        observe_s=int(body.observe_hours * 3600), tolerances=body.tolerances))
+        observe_s=int(body.observe_hours * 3600), tolerances=body.tolerances,
+        commercial_only=runtime.settings.commercial_only))
 
 
 @router.get("", response_model=list[RolloutOut], responses={403: {"model": Error}})

@@ -24,7 +24,7 @@ from cloud.errors import Invalid, NotFound
 from cloud.fleet import commands
 from cloud.fleet.rollout.evaluate import Decision, Tolerances, decide, measure
 from protocol.commands import PackCommand
-from protocol.facepack import PackError, get_pack
+from protocol.facepack import NotCommercialError, PackError, get_pack, require_commercial
 from protocol.facepack.signing import SignedManifest, manifest_digest
 from protocol.messages import new_id
 
@@ -47,6 +47,12 @@ class RolloutConflict(RolloutError):
 
     status = HTTPStatus.CONFLICT
     code = "rollout_conflict"
+
+
+class PackNotCommercial(RolloutError):
+    """The brand is set to commercial_only and the pack's code, weights or training data forbid that use."""
+
+    code = "pack_not_commercial"
 
 
 class UnknownRollout(NotFound):
@@ -86,12 +92,20 @@ def _send_pack(tx: Tx, rollout_id: str, brand: str, boxes: list[tuple[str, str, 
 
 def create(db: Database, *, brand: str, pack_id: str, canary_stores: list[str], actor: str,
            signed_manifest: SignedManifest | None = None, baseline_s: int = 7 * 86400, observe_s: int = 86400,
-           tolerances: Tolerances = Tolerances()) -> dict:
-    """Start a rollout: the pack goes to every edge box of the canary stores."""
+           tolerances: Tolerances = Tolerances(), commercial_only: bool = False) -> dict:
+    """Start a rollout: the pack goes to every edge box of the canary stores.
+
+    ``commercial_only`` (the brand's setting): a pack not cleared for commercial use is refused
+    (``PackNotCommercial``, 422 ``pack_not_commercial``) before any box hears of it."""
     try:
         get_pack(pack_id)
     except PackError as exc:
         raise RolloutError(str(exc)) from None
+    if commercial_only:
+        try:
+            require_commercial(pack_id)
+        except NotCommercialError as exc:
+            raise PackNotCommercial(str(exc)) from None
     if signed_manifest is not None and signed_manifest.manifest.pack_id != pack_id:
         raise RolloutError(f"the signed manifest is for pack {signed_manifest.manifest.pack_id!r}, not {pack_id!r}")
     stores = sorted(set(canary_stores))
