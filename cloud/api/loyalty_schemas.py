@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,3 +95,37 @@ class LedgerCheck(BaseModel):
     ledger_mismatch: int
     lots_mismatch: int
     entries_sum: int
+
+
+class TemplateIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    kind: Literal["amount_off", "percent_off", "gift"]
+    value: Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)] = 0.0
+    gift_sku: Annotated[str, Field(max_length=64)] | None = None
+    min_spend: Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)] = 0.0
+    valid_days: Annotated[int, Field(ge=1, le=3660)] = 30
+    stores: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=1000)] = []
+    channels: Annotated[list[Channel], Field(max_length=50)] = []
+
+
+class IssueIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: Annotated[str, Field(max_length=64)]
+    member_id: Annotated[str, Field(max_length=64)]
+    issued_by: Annotated[str, Field(max_length=100, pattern=r"^(campaign|journey|screen|api):[A-Za-z0-9_.:-]+$")] | None = (
+        Field(default=None, description="what issued it (campaign:<id>, journey:<id>, screen:<store>); "
+              "default api:<key name>, or screen:<store> for a store manager's key"))
+    for_order: Annotated[str, Field(max_length=128)] | None = None
+
+
+class CouponRedeemIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
+    store: Annotated[str, Field(max_length=64)] | None = None
+    channel: Channel = "pos"
+    amount: Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
+    member_id: Annotated[str, Field(max_length=64)] | None = None
+    order_id: Annotated[str, Field(max_length=128)] | None = None

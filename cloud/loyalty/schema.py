@@ -59,6 +59,25 @@ _TABLES: tuple[Statement, ...] = (
                               ("金卡会员", 2, 8000.0, 1.5, 0.95), ("钻石会员", 3, 20000.0, 2.0, 0.9))),
 )
 
+_COUPONS: tuple[Statement, ...] = (
+    """CREATE TABLE coupon_templates (
+        id TEXT PRIMARY KEY, pool TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, value DOUBLE PRECISION NOT NULL,
+        gift_sku TEXT, min_spend DOUBLE PRECISION NOT NULL, valid_days BIGINT NOT NULL, stores TEXT NOT NULL,
+        channels TEXT NOT NULL, created TEXT NOT NULL, created_by TEXT NOT NULL)""",
+    # issued_by: what issued it (campaign:<id>, journey:<id>, screen:<store>, api:<who>), every redemption's attribution
+    """CREATE TABLE coupons (
+        code TEXT PRIMARY KEY, template_id TEXT NOT NULL REFERENCES coupon_templates (id), person TEXT NOT NULL,
+        issued_by TEXT NOT NULL, issued_for_order TEXT, issued TEXT NOT NULL, expires TEXT NOT NULL,
+        status TEXT NOT NULL, redeemed_at TEXT, redeemed_store TEXT, redeemed_channel TEXT, redeemed_order TEXT,
+        discount DOUBLE PRECISION)""",
+    "CREATE INDEX coupons_person ON coupons (person, status)",
+    "CREATE INDEX coupons_issued_by ON coupons (issued_by, status)",
+    """CREATE TABLE coupon_attempts (
+        id {serial_pk}, code TEXT NOT NULL, ts TEXT NOT NULL, store TEXT, channel TEXT, outcome TEXT NOT NULL)""",
+    "CREATE INDEX coupon_attempts_code ON coupon_attempts (code)",
+)
+
 SCHEMA = Schema("loyalty", (
     Migration(21, "loyalty: double-entry points ledger, lots, notices, earn rules, tiers, redemption codes", _TABLES),
+    Migration(31, "coupons: templates, issued codes with their issuer, redemption attempts", _COUPONS),
 ))

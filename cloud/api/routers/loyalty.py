@@ -15,14 +15,17 @@ from cloud.api.loyalty_schemas import (
     CodeIn,
     CodeOut,
     CodeRedeemIn,
+    CouponRedeemIn,
     HistoryRow,
+    IssueIn,
     LedgerCheck,
     MovementOut,
     PointsOut,
     RedeemIn,
+    TemplateIn,
 )
 from cloud.api.schemas import Error, Page
-from cloud.loyalty import balances, ledger
+from cloud.loyalty import balances, coupons, ledger
 
 router = APIRouter(prefix="/loyalty", tags=["loyalty"])
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": Error}, 403: {"model": Error}, 409: {"model": Error}}
@@ -99,3 +102,38 @@ def post_order(order_id: str, runtime: RuntimeDep, principal: Admin) -> Movement
 def check(runtime: RuntimeDep, principal: HqReader) -> LedgerCheck:
     """The ledger's invariants (all but entries_sum count violations; entries_sum is 0 when balanced)."""
     return LedgerCheck(**ledger.check(runtime.db))
+
+
+@router.post("/coupon-templates", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+def add_template(body: TemplateIn, runtime: RuntimeDep, principal: Admin) -> dict:
+    """A coupon template: amount off, percent off or a gift; least spend, days valid, store and channel scope."""
+    return coupons.add_template(runtime.db, actor=principal.name, **body.model_dump())
+
+
+@router.post("/coupons", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+def issue_coupon(body: IssueIn, runtime: RuntimeDep, principal: Counter) -> dict:
+    """Issue a coupon to a member: by hand, from the guide screen (a store manager's key), a campaign or a journey."""
+    person = person_for(runtime, principal, body.member_id)
+    store = scoped_store(principal)
+    issued_by = body.issued_by or (f"screen:{store}" if store else f"api:{principal.name}")
+    return coupons.issue(runtime.db, body.template_id, person, issued_by=issued_by, for_order=body.for_order)
+
+
+@router.post("/coupons/{code}/redemption", responses=_ERRORS)
+def redeem_coupon(code: str, body: CouponRedeemIn, runtime: RuntimeDep, principal: Counter) -> dict:
+    """Use a coupon once at the till or on the screen: its discount or gift and what issued it; 409 with
+    the reason when refused (coupon_used, coupon_wrong_store, coupon_void_after_refund, ...)."""
+    person = person_for(runtime, principal, body.member_id) if body.member_id else None
+    return coupons.redeem(runtime.db, code, store=_store(principal, body.store), channel=body.channel,
+                          amount=body.amount, person=person, order_id=body.order_id)
+
+
+@router.get("/members/{member_id}/coupons", responses=_ERRORS)
+def member_coupons(member_id: str, runtime: RuntimeDep, principal: Reader) -> list[dict]:
+    return coupons.of_person(runtime.db, person_for(runtime, principal, member_id))
+
+
+@router.get("/coupon-attribution")
+def coupon_attribution(runtime: RuntimeDep, principal: HqReader) -> list[dict]:
+    """Per issuer (campaign, journey, screen, by hand): coupons issued, redeemed and the discount given."""
+    return coupons.attribution(runtime.db)
