@@ -105,10 +105,12 @@ def main() -> None:
     db.close()
 
     port = free_port()
-    env = {"INSTORE_MODELS": str(ROOT.parent / "shared" / "data" / "models"), **os.environ, "INSTORE_API_KEY": KEY, "INSTORE_ORDER_CHANNEL_SECRETS": json.dumps(SECRETS),
+    env = {"INSTORE_MODELS": str(ROOT.parent / "shared" / "data" / "models"), **os.environ,
+           "INSTORE_API_KEY": KEY, "INSTORE_ORDER_CHANNEL_SECRETS": json.dumps(SECRETS),
            "INSTORE_RATE_LIMIT_PER_MINUTE": "0", "INSTORE_MAX_UPLOAD_BYTES": str(20 * 1024 * 1024)}
     server = subprocess.Popen([sys.executable, "-m", "provisioning", "cloud", "serve", "--db", location, "--port",
-                               str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=(tmp / "server.log").open("wb"))
     out: dict = {"db": "postgresql" if location.startswith("postgresql") else "sqlite", "orders_requested": args.orders,
                  "batch": args.batch, "posters": args.posters}
     try:
@@ -233,6 +235,7 @@ def main() -> None:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+    log(f"server log: {tmp / 'server.log'}")
     print(json.dumps(out))
 
 

@@ -23,6 +23,7 @@ Hooks: ``ORDER_HOOKS`` are called with the database and the landed orders after 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -38,23 +39,40 @@ SERVING = ("claimed", "greeted", "served", "sold")
 #: reasons that mean the till, not a typed amount, says the sale happened with that assistant
 TILL_CONFIRMED = ("receipt_confirmed", "till_assistant", "served_in_visit", "refund_of")
 ORDER_HOOKS: list[Callable[[Database, list[dict]], None]] = []
+_LANDING = threading.Lock()
 _PERSON = "COALESCE(m.merged_into, m.id)"
 
 
 def land(db: Database, channel: str, rows: list, *, store: str | None = None, source: str | None = None,
          actor: str | None = None) -> dict:
-    """A batch of posted orders (or one till order): the import report with ``attributed`` counts."""
+    """A batch of posted orders (or one till order): the import report with ``attributed`` counts.
+
+    Batches land one at a time per process (``_LANDING``): the importer updates the batch's member
+    records in one transaction, and two batches sharing buyers deadlocked on PostgreSQL when they ran
+    side by side. Across processes a deadlock is still possible; the refused batch's retry is safe
+    (idempotent on channel + order number)."""
+    with _LANDING:
+        return _land(db, channel, rows, store=store, source=source, actor=actor)
+
+
+def _land(db: Database, channel: str, rows: list, *, store: str | None, source: str | None,
+          actor: str | None) -> dict:
     landed = stream.ingest(db, channel, rows, store=store, source=source, actor=actor)
     by_no = {(str(r.get("order_no", "")).strip()): r for r in rows if isinstance(r, dict)}
     reasons: dict[str, int] = {}
+    in_store = [o for o in landed.orders if o["store"] is not None]
     with db.transaction() as tx:
-        tapped = _receipts(tx, [o for o in landed.orders if o["store"] is not None and o["status"] == "paid"])
-        for order in landed.orders:
-            if order["store"] is None:
-                continue
-            reason = _attribute(tx, order, by_no.get(order["order_no"], {}), tapped.get((order["store"],
-                                                                                         order["order_no"])))
+        tapped = _receipts(tx, [o for o in in_store if o["status"] == "paid"])
+        nearby = _visits_near(tx, [o for o in in_store if o["member_id"] and o["status"] == "paid"])
+        rows = []
+        for order in in_store:
+            reason, row = _attribute(tx, order, by_no.get(order["order_no"], {}),
+                                     tapped.get((order["store"], order["order_no"])), nearby)
+            rows.append(row)
             reasons[reason] = reasons.get(reason, 0) + 1
+        tx.executemany(
+            "INSERT INTO order_attribution (order_id, store, member_id, member_via, visit_id, assistant, feedback_id, "
+            "reason, paid, ts, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
     for hook in ORDER_HOOKS:
         try:
             hook(db, landed.orders)
@@ -87,9 +105,48 @@ def _receipts(tx: Tx, orders: list[dict]) -> dict[tuple[str, str], dict]:
     return found
 
 
-def _attribute(tx: Tx, order: dict, raw: dict, tapped: dict | None) -> str:
+class _Nearby:
+    """The face visits at the batch's stores within the batch's visit windows, by (store, person)."""
+
+    def __init__(self, person_of: dict[str, str], visits: dict[tuple[str, str], list[tuple[datetime, str]]]) -> None:
+        self.person_of, self.visits = person_of, visits
+
+    def visit(self, store: str, member_id: str, ts: datetime) -> tuple[str, datetime] | None:
+        person = self.person_of.get(member_id)
+        found = [(at, vid) for at, vid in self.visits.get((store, person or ""), ())
+                 if ts - timedelta(seconds=VISIT_BEFORE_S) <= at <= ts + timedelta(seconds=VISIT_AFTER_S)]
+        if not found:
+            return None
+        at, vid = max(found)
+        return vid, at
+
+
+def _visits_near(tx: Tx, orders: list[dict]) -> _Nearby:
+    if not orders:
+        return _Nearby({}, {})
+    stores = sorted({o["store"] for o in orders})
+    first = datetime.fromtimestamp(min(o["ts"] for o in orders), UTC) - timedelta(seconds=VISIT_BEFORE_S)
+    last = datetime.fromtimestamp(max(o["ts"] for o in orders), UTC) + timedelta(seconds=VISIT_AFTER_S)
+    visits: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+    for vid, store, ts, person in tx.rows(
+        f"SELECT v.id, v.store, v.ts, {_PERSON} FROM visits v JOIN members m ON m.id = v.member_id "
+        f"WHERE v.store IN ({', '.join('?' for _ in stores)}) AND v.ts BETWEEN ? AND ?",
+        (*stores, iso(first), iso(last))):
+        visits.setdefault((store, person), []).append((datetime.fromisoformat(ts), vid))
+    person_of: dict[str, str] = {}
+    if visits:
+        members = sorted({o["member_id"] for o in orders})
+        for start in range(0, len(members), 500):
+            chunk = members[start:start + 500]
+            person_of.update(tx.rows(f"SELECT m.id, {_PERSON} FROM members m WHERE m.id IN "
+                                     f"({', '.join('?' for _ in chunk)})", chunk))
+    return _Nearby(person_of, visits)
+
+
+def _attribute(tx: Tx, order: dict, raw: dict, tapped: dict | None, nearby: _Nearby) -> tuple[str, tuple]:
     ts = datetime.fromtimestamp(order["ts"], UTC)
     visit_id = assistant = feedback_id = None
+    visit_ts: datetime | None = None
     if order["status"] == "refund" and order["refund_of"]:
         original = tx.one("SELECT visit_id, assistant, feedback_id FROM order_attribution WHERE order_id = ?",
                           (order["refund_of"],))
@@ -98,12 +155,9 @@ def _attribute(tx: Tx, order: dict, raw: dict, tapped: dict | None) -> str:
             visit_id, assistant, feedback_id = original["visit_id"], original["assistant"], original["feedback_id"]
     else:
         if order["member_id"] and not tapped:
-            visit_id = tx.scalar(
-                f"SELECT v.id FROM visits v JOIN members m ON m.id = v.member_id WHERE v.store = ? "
-                f"AND {_PERSON} = (SELECT {_PERSON} FROM members m WHERE m.id = ?) AND v.ts BETWEEN ? AND ? "
-                "ORDER BY v.ts DESC LIMIT 1",
-                (order["store"], order["member_id"], iso(ts - timedelta(seconds=VISIT_BEFORE_S)),
-                 iso(ts + timedelta(seconds=VISIT_AFTER_S))))
+            hit = nearby.visit(order["store"], order["member_id"], ts)
+            if hit:
+                visit_id, visit_ts = hit
         till_assistant = str(raw.get("assistant") or "").strip() or None
         if tapped:
             visit_id, assistant, feedback_id = tapped["visit_id"], tapped["assistant"], tapped["feedback_id"]
@@ -121,15 +175,13 @@ def _attribute(tx: Tx, order: dict, raw: dict, tapped: dict | None) -> str:
         else:
             reason = "member_only" if order["member_id"] else "anonymous"
     lag = None
-    if visit_id:
-        visit_ts = tx.scalar("SELECT ts FROM visits WHERE id = ?", (visit_id,))
-        lag = max(0.0, (ts - datetime.fromisoformat(visit_ts)).total_seconds()) if visit_ts else None
-    tx.execute(
-        "INSERT INTO order_attribution (order_id, store, member_id, member_via, visit_id, assistant, feedback_id, "
-        "reason, paid, ts, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (order["id"], order["store"], order["member_id"], _member_via(raw), visit_id, assistant, feedback_id, reason,
-         order["paid"], order["ts"], lag))
-    return reason
+    if visit_id and visit_ts is None:
+        text = tx.scalar("SELECT ts FROM visits WHERE id = ?", (visit_id,))
+        visit_ts = datetime.fromisoformat(text) if text else None
+    if visit_ts is not None:
+        lag = max(0.0, (ts - visit_ts).total_seconds())
+    return reason, (order["id"], order["store"], order["member_id"], _member_via(raw), visit_id, assistant,
+                    feedback_id, reason, order["paid"], order["ts"], lag)
 
 
 def confirm_receipt(tx: Tx, *, store: str, receipt: str, feedback_id: str, visit_id: str,

@@ -191,3 +191,45 @@ def test_recommendations_skip_what_the_store_is_out_of_stock_of(db: Database) ->
     model = build_model(db)
     assert not model.available("sh-001", "SKU-1001") and model.available("hz-002", "SKU-1001")
     assert model.available("sh-001", "SKU-1002") or "SKU-1002" not in model.listed
+
+
+def test_end_to_end_files_in_stream_out_and_the_screens_show_the_tills_numbers(db: Database) -> None:
+    """Master data from the example files; a member known from a streamed order is recognised at the door
+    (the visit the ingest records), served on the guide screen, and buys at the till (evt/order): the
+    visit, the assistant's league row, the live screen and the store's health metrics show the till's sale."""
+    from zoneinfo import ZoneInfo
+
+    from cloud.health.rollup import rollup_days
+
+    _master(db)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    day = (datetime.now(shanghai) - timedelta(days=1)).date()
+    at = datetime(day.year, day.month, day.day, 11, 0, tzinfo=shanghai)
+    # the member's earlier online order, streamed by the mini program (phone and card link the person)
+    till.land(db, "wechat", [{"order_no": "WX-1", "ts": (at - timedelta(days=20)).isoformat(), "paid": 129.0,
+                              "member": {"phone": "13900001111", "unionid": "u-1"},
+                              "lines": [{"sku": "SKU-1002", "qty": 1, "price": 129.0}]}])
+    till.land(db, "pos", [_order("OLD-9", card="C-1111", ts=at - timedelta(days=10)) | {
+        "member": {"card": "C-1111", "phone": "13900001111"}}])
+    person = db.scalar("SELECT COALESCE(m.merged_into, m.id) FROM orders o JOIN members m ON m.id = o.member_id "
+                       "WHERE o.id = 'wechat:WX-1'")
+    assert person == db.scalar("SELECT COALESCE(m.merged_into, m.id) FROM orders o JOIN members m "
+                               "ON m.id = o.member_id WHERE o.id = 'pos:OLD-9'")
+    visit = _visit(db, person, at - timedelta(minutes=25))  # recognised at the door
+    _tap(db, visit, "served", "A002")
+    processor = EventProcessor(db, matcher=None, cards=None, require_known_devices=False)  # type: ignore[arg-type]
+    sale = TillOrder(brand="demo", store="sh-001", device="till-1", order_no="E2E-1", ts=at, paid=758.0,
+                     lines=(TillLine(sku="SKU-1001", qty=2, price=379.0),), member=TillMember(card="C-1111"))
+    processor.process(topics.till_order("demo", "sh-001", "till-1"), encode(sale))
+    attributed = till.attribution(db, "pos:E2E-1")
+    assert (attributed["visit_id"], attributed["assistant"], attributed["reason"]) == (visit.id, "A002",
+                                                                                       "served_in_visit")
+    league = dashboard.assistants_league(db, "sh-001", at - timedelta(hours=12), at + timedelta(hours=12))
+    row = next(r for r in league if r["assistant"] == "A002")
+    assert (row["sales"], row["sold"], row["median_time_to_sale_s"]) == (758.0, 1, 1500.0)
+    screen = live.brand_live(db, day)
+    assert next(s for s in screen["stores"] if s["store"] == "sh-001")["sales"] == 758.0
+    rollup_days(db, day, day, stores=["sh-001"], until=datetime.now(UTC))
+    metrics = dict(db.rows("SELECT metric, value FROM store_metrics WHERE store = 'sh-001' AND grain = 'day' "
+                           "AND metric IN ('sales', 'orders')"))
+    assert metrics == {"sales": 758.0, "orders": 1.0}
