@@ -121,9 +121,11 @@ class CardFeed(QObject):
         transport.stop(self._client)
 
     def send_feedback(
-        self, card: GuideCard, action: FeedbackAction, assistant: str | None = None, amount: float | None = None
+        self, card: GuideCard, action: FeedbackAction, assistant: str | None = None, amount: float | None = None,
+        receipt: str | None = None,
     ) -> None:
-        """Tell the cloud what the assistant did with a card.
+        """Tell the cloud what the assistant did with a card; a 成交 may name the till's receipt
+        number, which the till's order then confirms (``cloud.arrivals.till``).
 
         QoS 1: while the broker is unreachable paho keeps the message in this process's memory
         and sends it after the reconnect, in order. A screen that is switched off while offline
@@ -140,6 +142,7 @@ class CardFeed(QObject):
             action=action,
             assistant=assistant,
             amount=amount,
+            receipt=receipt if action == "sold" else None,
             ts=now(),
         )
         topic = topics.guide_feedback(self.brand, self.store, self.screen)
