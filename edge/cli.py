@@ -98,7 +98,7 @@ def run(
     except (ConfigError, SourceError, PackError, WifiError) as exc:
         raise fail(str(exc)) from None
 
-    from edge import metrics
+    from protocol import metrics
 
     metrics.serve(metrics_port)
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -10,23 +10,23 @@ on a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from cloud.arrivals import visits
 from cloud.cdp import profile as profiles
 from cloud.cdp import tags
-from cloud.faces import thumbnails
+from cloud.cdp.members import Member
 from cloud.db import Database
+from cloud.faces import thumbnails
+from cloud.faces.matching import Match
 from cloud.guide.greeting import title_for
 from cloud.guide.recommend import service as recommend
-from cloud.faces.matching import Match
 from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts.outcomes import record_shown
 from cloud.guide.sales_scripts.service import script_for
 from cloud.guide.sales_scripts.situations import in_words
-from cloud.cdp.members import Member
-from cloud.arrivals import visits
-from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, new_id, now
+from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, StageTimes, new_id, now
 
 #: Recommendations on a card (the screen draws two; the script may name the third).
 CARD_RECOMMENDATIONS = 3
@@ -81,7 +81,7 @@ def _last_purchase(db: Database, order: dict) -> LastPurchase:
         "SELECT COALESCE(p.name, l.sku) FROM order_lines l LEFT JOIN products p ON p.sku = l.sku "
         "WHERE l.order_id = ? AND l.qty > 0 AND l.amount > 0 ORDER BY l.amount DESC, l.sku LIMIT ?",
         (order["id"], LAST_PURCHASE_ITEMS))]
-    return LastPurchase(ts=datetime.fromtimestamp(order["ts"], timezone.utc), items=names, amount=order["paid"])
+    return LastPurchase(ts=datetime.fromtimestamp(order["ts"], UTC), items=names, amount=order["paid"])
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class CardBuilder:
         self._ttl = timedelta(seconds=ttl_s)
         self._recommendations = recommendations
 
-    def build(self, arrival: Arrival, match: Match, visit_id: str) -> GuideCard:
+    def build(self, arrival: Arrival, match: Match, visit_id: str, timings: StageTimes | None = None) -> GuideCard:
         made = now()
         card_id = new_id()
         summary, recs, script, shown = None, [], VISITOR_SCRIPT, None
@@ -130,7 +130,7 @@ class CardBuilder:
         card = GuideCard(
             card_id=card_id, visit_id=visit_id, arrival_event_id=arrival.event_id, brand=arrival.brand,
             store=arrival.store, ts=made, arrival_ts=arrival.ts, member=summary, confidence=match.confidence,
-            recommendations=recs, script=script, expires_at=made + self._ttl,
+            recommendations=recs, script=script, expires_at=made + self._ttl, timings=timings,
         )
         if shown is not None:
             person_id, template_id, variant = shown

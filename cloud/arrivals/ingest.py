@@ -21,7 +21,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.arrivals import feedback, till, visits, wifi
+from cloud.arrivals import feedback, metrics, till, visits, wifi
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.visits import Visit
 from cloud.db import Database
@@ -34,7 +34,7 @@ from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck
 from protocol.device import Telemetry
 from protocol.facepack import PACKS
-from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, new_id
+from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, StageTimes, new_id
 from protocol.till import TillOrder
 from protocol.wifi import WifiFootfall, WifiPresence
 
@@ -148,6 +148,7 @@ class EventProcessor:
         arrival = self._decode(where, topic, payload, Arrival)
         if arrival is None:
             return None
+        trace = metrics.reached(arrival.timings or StageTimes(capture=arrival.ts), "ingested")
         pack = PACKS.get(arrival.model_pack)
         if pack is not None and arrival.embedding.dim != pack.recogniser.embedding_dim:
             dims = (arrival.embedding.dim, pack.recogniser.embedding_dim)
@@ -158,12 +159,13 @@ class EventProcessor:
             return None
         vector = arrival.embedding.to_vector()
         match = self._matcher.match(vector, arrival.model_pack)
+        trace = metrics.reached(trace, "matched")
         if self._same_visit_elsewhere(arrival, match, vector):
             return None
         joined = None
         if match.member is not None:
             joined = wifi.wifi_only_visit(self._db, match.member.id, arrival.store, arrival.ts, self._window_s)
-        card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id())
+        card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id(), timings=trace)
         visit = Visit(
             id=card.visit_id, brand=arrival.brand, store=arrival.store,
             member_id=match.member.id if match.member else None, confidence=match.confidence,
@@ -457,6 +459,8 @@ class IngestWorker:
                 self._client.ack(mid, qos)
 
     def _publish(self, card: GuideCard) -> None:
+        if card.timings is not None:  # stored: what is left is the broker and the screen
+            card = card.model_copy(update={"timings": metrics.reached(card.timings, "card")})
         info = transport.publish(
             self._client, topics.guide_card(card.brand, card.store), card, qos=1, expiry_s=self._card_ttl_s
         )

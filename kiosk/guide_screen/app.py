@@ -110,7 +110,7 @@ def run(options: Options) -> int:
     if options.exit_after_s is not None:
         QTimer.singleShot(int(options.exit_after_s * 1000), app.quit)
 
-    from kiosk.guide_screen import metrics
+    from protocol import metrics
 
     metrics.serve(options.metrics_port)
     feed.start()

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import REGISTRY
-
-from protocol.codec import decode
-from protocol.device import RemoteSettings
-from protocol.facepack.engine import FaceEngine
-from protocol.messages import Arrival, DeviceState, StageTimes
 
 from edge import metrics
 from edge.outbox import Outbox
@@ -19,9 +14,14 @@ from edge.pipeline import FacePipeline, Placement
 from edge.sources import Frame
 from edge.state import StateFile
 from edge.visits import VisitRegistry
+from protocol.codec import decode
+from protocol.device import RemoteSettings
+from protocol.facepack.engine import FaceEngine
+from protocol.messages import Arrival, DeviceState, StageTimes
+from protocol.metrics import serve
 from tests.netutil import free_port
 
-TS = datetime(2026, 12, 5, 1, 0, tzinfo=timezone.utc)
+TS = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
 
 
 def observed(name: str, stage: str) -> float:
@@ -38,7 +38,7 @@ def test_an_arrival_carries_where_its_time_went(models_dir, kit, tmp_path):
     frames = kit.walk_in(kit.people[0], frames=4)
     events = []
     for index, image in enumerate(frames):
-        ts = datetime.now(timezone.utc)
+        ts = datetime.now(UTC)
         got = pipeline.process(Frame("cam1", index, ts, image, f"#{index}", "door"))
         events += [(ts, e) for e in got]
     assert len(events) == 1, "two good faces make the arrival"
@@ -85,9 +85,9 @@ def test_the_timings_field_is_optional_for_every_producer(tmp_path):
 
 
 def test_metrics_are_served_only_when_a_port_is_given():
-    assert metrics.serve(None) is False and metrics.serve(0) is False
+    assert serve(None) is False and serve(0) is False
     port = free_port()
-    assert metrics.serve(port, "127.0.0.1")
+    assert serve(port, "127.0.0.1")
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "instore_edge_frame_seconds" in body and "instore_edge_arrival_stage_seconds" in body
 
@@ -109,7 +109,7 @@ def test_a_confident_first_face_makes_the_arrival_alone_a_weak_one_waits(models_
         pipeline = FacePipeline(engine, Placement("demo", "s1", "edge1"), settings,
                                 VisitRegistry(state, settings.visits, engine.pack.match_threshold), "cam1")
         for index, image in enumerate(frames):
-            if pipeline.process(Frame("cam1", index, datetime.now(timezone.utc), image, f"#{index}", "door")):
+            if pipeline.process(Frame("cam1", index, datetime.now(UTC), image, f"#{index}", "door")):
                 return index + 1
         return None
 
@@ -130,7 +130,7 @@ def test_detection_sized_to_the_smallest_face_the_gates_take(models_dir, kit, tm
                                 VisitRegistry(state, settings.visits, engine.pack.match_threshold), "cam1")
         assert pipeline.detect_scale == (18 / 48 if sized else 1.0)
         events = [e for i, image in enumerate(kit.walk_in(kit.people[0], frames=8))
-                  for e in pipeline.process(Frame("cam1", i, datetime.now(timezone.utc), image, f"#{i}", "door"))]
+                  for e in pipeline.process(Frame("cam1", i, datetime.now(UTC), image, f"#{i}", "door"))]
         assert len(events) == 1
         arrivals[sized] = events[0].arrival
     same, small = arrivals[False], arrivals[True]

@@ -17,6 +17,7 @@ def count(stage: str) -> float:
 def test_a_member_card_is_timed_to_its_first_paint(qapp, cards, wait_until):
     from kiosk.guide_screen import metrics
     from kiosk.guide_screen.screen import GuideScreen
+    from protocol.metrics import serve
 
     screen = GuideScreen(cards.store, "main", columns=4, rows=2)
     screen.resize(1920, 1080)
@@ -39,7 +40,7 @@ def test_a_member_card_is_timed_to_its_first_paint(qapp, cards, wait_until):
     wait_until(lambda: len(drawn) == 2, what="the second card's paint")
     assert count("drawn") == before["drawn"] + 1
     port = free_port()
-    assert metrics.serve(port, "127.0.0.1") and not metrics.serve(None)
+    assert serve(port, "127.0.0.1") and not serve(None)
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'instore_screen_stage_seconds_count{stage="drawn"}' in body
     assert "instore_screen_door_to_screen_seconds_count" in body

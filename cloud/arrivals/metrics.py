@@ -1,0 +1,26 @@
+"""The cloud's Prometheus metrics: where each arrival's time went on the cloud's side (issue 19).
+
+``instore_cloud_stage_seconds{stage}``: per arrival, the time from the capture of the frame that
+completed it to ``ingested`` (received and decoded), ``matched`` (member or visitor decided) and
+``card`` (the card built and stored, about to be published) — the ``protocol.messages.StageTimes``
+offsets the cloud writes into the guide card, in the same buckets as the edge and the screen. The
+API serves them at ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Histogram
+
+from protocol.messages import StageTimes, now
+from protocol.metrics import STAGE_BUCKETS
+
+STAGE = Histogram("instore_cloud_stage_seconds",
+                  "Time from the capture of the frame that completed an arrival to each cloud stage",
+                  ["stage"], buckets=STAGE_BUCKETS)
+
+
+def reached(timings: StageTimes, stage: str) -> StageTimes:
+    """``timings`` with ``stage`` reached now, observed in the histogram."""
+    ms = timings.at(now())
+    STAGE.labels(stage).observe(ms / 1000)
+    return timings.model_copy(update={f"{stage}_ms": ms})
