@@ -171,7 +171,10 @@ class LiveCounter(BaseModel):
 class StoreDashboard(BaseModel):
     store: str
     name: str
-    day: str
+    day: str = Field(description="the day shown: by default the store's last complete day")
+    complete: bool = Field(True, description="false for the store's today: figures are 'today so far'")
+    until: str | None = Field(None, description="today only: local HH:00; today and last_week both sum the hours "
+                              "before it (those the last rollup closed)")
     today: dict[str, float]
     last_week: dict[str, float]
     hourly: list[HourRow]

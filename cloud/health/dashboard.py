@@ -27,20 +27,28 @@ def store_dashboard(db: Database, store: str, day: date | None, now: datetime | 
         return None
     tz = info["timezone"]
     local_now = (now.astimezone(clock.zone(tz)) if now else clock.now_local(tz))
-    day = day or local_now.date()
+    # by default the last complete day; today is "today so far" (closed hours only, see below)
+    day = day or local_now.date() - timedelta(days=1)
     last = day - timedelta(days=7)
-    today = dict(db.rows("SELECT metric, value FROM store_metrics WHERE store = ? AND grain = 'day' AND ts = ?",
-                         (store, day.isoformat())))
     hours = _hours(db, store, day)
     last_hours = _hours(db, store, last)
-    if day == local_now.date():  # a day in progress: last week up to the same hour
-        last_week = _partial(last_hours, local_now.hour)
+    until = None
+    if day == local_now.date():
+        # a day in progress: today and last week over exactly the same hours, those the last rollup
+        # closed (never a rolled-up morning against a live count or a whole day)
+        done = [h for h, v in hours.items() if v and h < local_now.hour]
+        until = min(local_now.hour, max(done) + 1) if done else 0
+        today = _partial(hours, until)
+        last_week = _partial(last_hours, until)
     else:
+        today = dict(db.rows("SELECT metric, value FROM store_metrics WHERE store = ? AND grain = 'day' AND ts = ?",
+                             (store, day.isoformat())))
         last_week = dict(db.rows("SELECT metric, value FROM store_metrics WHERE store = ? AND grain = 'day' AND ts = ?",
                                  (store, last.isoformat())))
     start, end = clock.utc_range(day, day, tz)
     return {
         "store": store, "name": info["name"], "day": day.isoformat(), "today": today, "last_week": last_week,
+        "complete": day < local_now.date(), "until": None if until is None else f"{until:02d}:00",
         "hourly": [{"hour": h, "footfall": hours[h].get("footfall", 0), "arrivals": hours[h].get("arrivals", 0),
                     "sales": hours[h].get("sales", 0.0), "last_week_sales": last_hours[h].get("sales", 0.0),
                     "last_week_footfall": last_hours[h].get("footfall", 0)} for h in range(24)],

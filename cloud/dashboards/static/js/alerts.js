@@ -18,8 +18,8 @@ export async function loadAlerts(target, { store = null, status = "open", limit 
   const names = storeNames ? await storeNames : null;  // HQ: a column naming each alert's store
   const columns = [
     { label: "col.time", value: (a) => when(a.ts) },
-    ...(names ? [{ label: "col.store", value: (a) => el("a", { href: `store.html${query({ store: a.store })}`, text: names.get(a.store) || a.store }) }] : []),
-    { label: "col.metric", value: (a) => metricLabel(a.metric) },
+    ...(names ? [{ label: "col.store", value: (a) => el("a", { href: alertLink(a), text: names.get(a.store) || a.store }) }] : []),
+    { label: "col.metric", value: (a) => `${metricLabel(a.metric)}${a.device ? ` · ${a.device}` : ""}` },
     { label: "col.value", cls: "num", value: (a) => formatMetric(a.metric, a.value) },
     { label: "alert.baseline", cls: "num", value: (a) => formatMetric(a.metric, a.baseline) },
     { label: "col.direction", value: (a) => `${t(`alert.${a.direction}`)} (z ${num(a.z, 1)})` },
@@ -30,7 +30,13 @@ export async function loadAlerts(target, { store = null, status = "open", limit 
   return alerts;
 }
 
+/** The store page on the alert's store, day and metric (the link alert messages carry too). */
+export function alertLink(a) {
+  return `store.html${query({ store: a.store, day: String(a.ts).slice(0, 10), metric: a.metric, alert: a.id })}`;
+}
+
 function ackButton(alert, reload) {
+  if (alert.status === "cleared" && !alert.acked_by) return el("span", { text: t("alert.cleared") });
   if (alert.status === "acked") return el("span", { text: `${t("alert.acked")} (${alert.acked_by || ""})` });
   const button = el("button", { class: "ack", type: "button", i18n: "alert.ack" });
   button.addEventListener("click", async () => {

@@ -7,7 +7,9 @@ import { draw, PALETTE } from "./charts.js";
 import { t } from "./i18n.js";
 import { delta, el, fill, loadSections, money, num, param, startPage, table } from "./ui.js";
 
-const storeLink = (s) => el("a", { href: `store.html${query({ store: s.store, day: param("day") })}`, text: s.name || s.store });
+// the ranked day travels with the link (HQ never lands on an empty today)
+let rankedDay = param("day");
+const storeLink = (s) => el("a", { href: `store.html${query({ store: s.store, day: rankedDay })}`, text: s.name || s.store });
 
 function summary(health) {
   const stores = health.stores;
@@ -87,6 +89,7 @@ function regions(stores) {
 
 async function loadHealth(ranked) {
   const health = await ranked;
+  rankedDay = health.day;
   fill("hq-day", health.day);
   summary(health);
   ranking(health.stores);

@@ -13,7 +13,41 @@ const SUBS = ["experience", "customer", "team", "product"];
 const POLL_S = Number(param("poll") || 30);
 
 const store = param("store");
-const day = param("day"); // none: the health scores of the latest scored day, the dashboard of today
+const day = param("day"); // none: the last complete day (the API's default), with "today so far" beside it
+const focus = param("metric"); // an alert's link: the metric it is about, highlighted and opened
+const focusAlert = param("alert");
+
+const SO_FAR = ["sales", "orders", "footfall", "arrivals", "conversion"];
+
+/** Today's closed hours against the same hours last week and the 4-week mean (one source: the rollup). */
+function soFar(health) {
+  const s = health.today_so_far;
+  if (!s) return;
+  document.getElementById("so-far-panel").hidden = false;
+  fill("so-far-label", t("store.so_far.until").replace("{until}", s.until));
+  fill("so-far", table([
+    { label: "col.metric", value: (m) => metricLabel(m) },
+    { label: "store.so_far.today", cls: "num", value: (m) => formatMetric(m, s.today[m]) },
+    { label: "store.so_far.last_week", cls: "num", value: (m) => el("span", {}, `${formatMetric(m, s.last_week[m])} `, change(s.today[m], s.last_week[m])) },
+    { label: "store.so_far.baseline", cls: "num", value: (m) => formatMetric(m, s.baseline[m]) },
+  ], SO_FAR, { rowAttrs: (m) => ({ "data-so-far": m }) }));
+}
+
+/** An alert's link names a metric (and the alert): say so, open its sub-score and mark its row. */
+function showFocus() {
+  if (!focus) return;
+  const note = document.getElementById("focus");
+  note.hidden = false;
+  fill("focus", t("store.focus").replace("{metric}", metricLabel(focus)));
+  const row = document.querySelector(`#explain tr[data-metric="${focus}"]`);
+  if (row) {
+    row.classList.add("focused");
+    row.closest("details")?.setAttribute("open", "");
+  }
+  const alertRow = focusAlert && document.querySelector(`#alerts tr[data-alert="${focusAlert}"]`);
+  if (alertRow) alertRow.classList.add("focused");
+  (row || alertRow || note).scrollIntoView({ block: "center" });
+}
 
 function kpis(dash) {
   const cards = KPI_METRICS.filter((m) => m in dash.today).map((m) => el("div", { class: "kpi", "data-metric": m },
@@ -45,7 +79,8 @@ function scores(health) {
     { label: "col.weight", cls: "num", value: (m) => num(m.weight, 2) },
   ];
   fill("explain", el("div", { class: "label", i18n: "store.explain" }), ...health.sub_scores.map((s) => el("details", { class: "explain", "data-sub": s.name, open: s.name === "experience" ? "" : null },
-    el("summary", { text: `${t(`sub.${s.name}`)} · ${num(s.score, 1)}` }), table(columns, s.metrics))));
+    el("summary", { text: `${t(`sub.${s.name}`)} · ${num(s.score, 1)}` }),
+    table(columns, s.metrics, { rowAttrs: (m) => ({ "data-metric": m.metric, class: m.incident ? "incident" : null, title: m.incident }) }))));
 }
 
 function history(health) {
@@ -112,6 +147,7 @@ async function loadHealth() {
   const health = await get(`/v1/health/stores/${encodeURIComponent(store)}${query({ day })}`);
   fill("store-name", health.name || store);
   scores(health);
+  soFar(health);
   await history(health);
 }
 
@@ -119,6 +155,7 @@ async function loadDashboard() {
   const dash = await get(`/v1/stores/${encodeURIComponent(store)}/dashboard${query({ day })}`);
   fill("store-name", dash.name || store);
   fill("store-day", dash.day);
+  fill("kpi-basis", dash.complete ? t("store.complete_day").replace("{day}", dash.day) : t("store.partial").replace("{until}", dash.until ?? "00:00"));
   kpis(dash);
   live(dash.live);
   league(dash);
@@ -150,8 +187,9 @@ if (startPage()) {
       const results = await loadSections([
         ["dashboard", loadDashboard],
         ["health", loadHealth],
-        ["alerts", () => loadAlerts("alerts", { store })],
+        ["alerts", () => loadAlerts("alerts", { store, status: focusAlert ? "all" : "open" })],
       ]);
+      showFocus();
       if (results[0].status === "fulfilled") poll();
     });
   }
