@@ -12,15 +12,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from protocol.device import QualityGates
 from protocol.facepack import ModelPack
 from protocol.facepack.engine import Face
-
-#: Nose height between the eye line (0) and the mouth line (1) of a frontal face in the ArcFace template.
-_FRONTAL_NOSE = (71.7366 - 51.6963) / (92.2041 - 51.6963)
+from protocol.facepack.quality import head_pose, sharpness
 
 
 @dataclass(frozen=True)
@@ -33,33 +30,6 @@ class Assessment:
     @property
     def passed(self) -> bool:
         return self.reason is None
-
-
-def head_pose(kps: np.ndarray) -> tuple[float, float]:
-    """(yaw, pitch) in degrees, roll removed first; magnitudes only matter to the gates."""
-    left_eye, right_eye, nose, mouth_l, mouth_r = kps.astype(np.float64)
-    eye_mid, mouth_mid = (left_eye + right_eye) / 2, (mouth_l + mouth_r) / 2
-    dx, dy = right_eye - left_eye
-    eye_dist = math.hypot(dx, dy) or 1.0
-    cos, sin = dx / eye_dist, dy / eye_dist
-
-    def upright(p: np.ndarray) -> tuple[float, float]:
-        x, y = p - eye_mid
-        return x * cos + y * sin, -x * sin + y * cos
-
-    nose_x, nose_y = upright(nose)
-    _, mouth_y = upright(mouth_mid)
-    # Nose tip stands about half an eye distance in front of the eyes: offset/eye_dist = tan(yaw)/2.
-    yaw = math.degrees(math.atan(2 * nose_x / eye_dist))
-    ratio = nose_y / mouth_y if mouth_y > 1e-6 else 0.0
-    pitch = math.degrees(math.atan(2 * (ratio - _FRONTAL_NOSE)))
-    return yaw, pitch
-
-
-def sharpness(aligned: np.ndarray) -> float:
-    """Variance of the Laplacian on the aligned 112x112 face: same scale for every face size."""
-    gray = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
-    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
 class Gates:

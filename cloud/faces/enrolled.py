@@ -69,5 +69,24 @@ def face_count(db: Database, member_id: str) -> int:
     ))
 
 
+def member_vectors(db: Database, member_id: str, embedding_space: str) -> list[np.ndarray]:
+    """The embeddings already enrolled (in ``embedding_space``) for the person a member id belongs to."""
+    rows = db.rows(
+        f"SELECT f.embedding FROM faces f JOIN members m ON m.id = f.member_id WHERE f.embedding_space = ? "
+        f"AND {PERSON_OF} = (SELECT {PERSON_OF} FROM members m WHERE m.id = ?) ORDER BY f.n",
+        (embedding_space, member_id),
+    )
+    return [np.frombuffer(r[0], dtype="<f4") for r in rows]
+
+
+def mean_template(vectors: list[np.ndarray]) -> np.ndarray | None:
+    """The L2-normalised mean of unit-normalised embeddings (the bench's ``mean`` enrolment mode)."""
+    if not vectors:
+        return None
+    units = [np.asarray(v, dtype=np.float64) / (np.linalg.norm(v) or 1.0) for v in vectors]
+    mean = np.sum(units, axis=0)
+    return (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32)
+
+
 def bump_gallery_epoch(tx: Tx) -> None:
     tx.execute("UPDATE gallery_state SET epoch = epoch + 1 WHERE id = 1")

@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import ClassVar, Literal
 
 import cv2
+import numpy as np
 
 from cloud.cdp import members
 from cloud.db import Database
@@ -23,6 +24,7 @@ from cloud.errors import CodedError, TooLarge, TooManyRequests
 from cloud.faces import enrolled, thumbnails
 from cloud.faces.gallery import FaceIndex
 from protocol.facepack.engine import FaceEngine, ImageError, decode_image
+from protocol.facepack.quality import head_pose, sharpness
 
 #: The largest photo (width x height) decoded by default: a 48 KB PNG can declare 20000x20000 and
 #: take 2.6 GB and 20 s to decode, so the size is read from the header first.
@@ -37,9 +39,23 @@ _decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 #: A face counts as a second candidate when its area is at least this share of the largest face.
 CANDIDATE_AREA_RATIO = 0.25
 
+#: Enrolment's quality check (issue 18): stricter than the door's gates, because one bad template
+#: costs every later arrival of the member. Refusals name the reason (code) and say it in Chinese.
+ENROL_MIN_FACE_PX = 80
+#: Variance of the Laplacian of the aligned crop; MobileFaceNet's 112x112 crop of a sharp photo reads
+#: 600+ on the sample faces, dlib's 150x150 chip (more cheek and hair, smoother) 90-400, so per crop size.
+ENROL_MIN_SHARPNESS = {112: 100.0}
+ENROL_MIN_SHARPNESS_OTHER = 50.0
+#: Yaw from the five landmarks is reliable; pitch reads +10..+27 deg on frontal portrait photos taken
+#: from slightly below, so its bound is looser.
+ENROL_MAX_YAW_DEG = 25.0
+ENROL_MAX_PITCH_DEG = 30.0
+#: SCRFD scores clear, large frontal faces 0.70-0.80; YuNet 0.9+: below 0.6 the detector itself doubts.
+ENROL_MIN_DET_SCORE = 0.6
+
 EnrolErrorCode = Literal[
     "unknown_member", "no_consent", "empty_file", "not_an_image", "no_face", "several_faces", "face_too_small",
-    "unsupported_image",
+    "unsupported_image", "blurred", "turned_away", "low_detector_score", "unlike_other_photos",
 ]
 
 
@@ -129,12 +145,30 @@ class Enroller:
             candidates = sum(1 for f in faces if f.area >= CANDIDATE_AREA_RATIO * largest.area)
             if candidates > 1:
                 raise EnrolError("several_faces", f"{candidates} faces in the photo; enrol one person per photo")
-            if largest.size_px < pack.min_face_px:
+            min_px = max(pack.min_face_px, ENROL_MIN_FACE_PX)
+            if largest.size_px < min_px:
                 raise EnrolError(
-                    "face_too_small", f"the face is {largest.size_px} px; at least {pack.min_face_px} px needed"
+                    "face_too_small", f"人脸太小，请靠近拍摄: the face is {largest.size_px} px; at least {min_px} px needed"
                 )
+            if largest.score < ENROL_MIN_DET_SCORE:
+                raise EnrolError("low_detector_score", f"人脸不清楚，请重拍: the detector's score is {largest.score:.2f}; "
+                                 f"at least {ENROL_MIN_DET_SCORE} needed")
+            yaw, pitch = head_pose(largest.kps)
+            if abs(yaw) > ENROL_MAX_YAW_DEG or abs(pitch) > ENROL_MAX_PITCH_DEG:
+                raise EnrolError("turned_away", f"请正对镜头: the head is turned (yaw {yaw:.0f} deg, pitch {pitch:.0f} deg; "
+                                 f"at most {ENROL_MAX_YAW_DEG:.0f} and {ENROL_MAX_PITCH_DEG:.0f})")
             aligned = self._engine.align(image, largest)
+            sharp, min_sharp = sharpness(aligned), ENROL_MIN_SHARPNESS.get(aligned.shape[0], ENROL_MIN_SHARPNESS_OTHER)
+            if sharp < min_sharp:
+                raise EnrolError("blurred", f"照片模糊，请重拍: the face's sharpness is {sharp:.0f}; at least {min_sharp:.0f}")
             vector = self._engine.embed_aligned([aligned])[0]
+        mean = enrolled.mean_template(enrolled.member_vectors(self._db, member_id, pack.recogniser.embedding_space))
+        if mean is not None:
+            similarity = float(np.dot(mean, vector / (np.linalg.norm(vector) or 1.0)))
+            if similarity < pack.match_threshold:
+                raise EnrolError("unlike_other_photos", f"这张照片不像该会员已登记的照片，可能是别人: its similarity to the "
+                                 f"member's enrolled photos is {similarity:.3f}, under {pack.id}'s threshold "
+                                 f"{pack.match_threshold}")
         face = enrolled.add_face(
             self._db, member_id=member_id, vector=vector, embedding_space=pack.recogniser.embedding_space,
             pack_id=pack.id, det_score=largest.score,
