@@ -76,7 +76,7 @@ def score_day(values: Values, day: date, groups: dict[str, PeerGroup],
     (stores whose local ``today`` is this day or earlier are not scored: their day is not over)."""
     key = day.isoformat()
     history_days = [(day - timedelta(weeks=k)).isoformat() for k in range(1, HISTORY_WEEKS + 1)]
-    rows = []
+    rows: list[tuple] = []
     for store, group in groups.items():
         if today is not None and key >= today.get(store, "9999"):
             continue
@@ -90,7 +90,9 @@ def score_day(values: Values, day: date, groups: dict[str, PeerGroup],
             if metric.expects in dark:
                 rows.append((store, key, metric.name, value or 0.0, own, peer, 0.0))
                 continue
-            score = metric_score(value, own, peer, metric)  # type: ignore[arg-type]
+            if value is None:
+                continue
+            score = metric_score(value, own, peer, metric)
             if score is not None:
                 rows.append((store, key, metric.name, value, own, peer, round(score, 2)))
     return rows

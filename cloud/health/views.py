@@ -156,7 +156,8 @@ def ranking(db: Database, day: date | None, only_store: str | None = None) -> di
             "city_tier": s["city_tier"], "format": s["format"], "overall": _r(overall),
             **{sub: _r(mine.sub_scores.get(sub) if mine else None) for sub in SUB_SCORES},
             "rank": ranks.get(store),
-            "overall_vs_own": _r(overall - sum(own_history[store]) / len(own_history[store])) if overall is not None and own_history[store] else None,
+            "overall_vs_own": _r(overall - sum(own_history[store]) / len(own_history[store]))
+            if overall is not None and own_history[store] else None,
             "overall_vs_peers": _r(overall - median(peers)) if overall is not None and peers else None,
             "open_alerts": int(alerts.get(store, 0)), "sales": round(facts.get((store, "sales"), 0.0), 2),
             "footfall": int(facts.get((store, "footfall"), 0)),
