@@ -27,6 +27,7 @@ from typing import Any
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import Conflict, Invalid, NotFound
+from cloud.loyalty import tiers
 from cloud.loyalty.balances import NOTICE_DAYS, POOL
 
 EXPIRY_DAYS = 365  # a lot expires a year after it was earned
@@ -254,7 +255,9 @@ def rate_of(rules: dict[tuple[str, str], float], channel: str, category: str | N
 
 
 def tier_of(tx: Tx | Database, pool: str, person: str) -> dict:
-    tier = tx.scalar("SELECT tier FROM members WHERE id = ?", (person,))
+    """The person's tier and its benefits: the one computed from 12 months of spend (``tiers``), else the member record's."""
+    tier = tx.scalar("SELECT tier FROM loyalty_member_tiers WHERE pool = ? AND person = ?", (pool, person)) or tx.scalar(
+        "SELECT tier FROM members WHERE id = ?", (person,))
     found = tx.one("SELECT * FROM loyalty_tiers WHERE pool = ? AND tier = ?", (pool, tier))
     return found or {"tier": tier, "rank": 0, "multiplier": 1.0, "discount": 1.0, "min_spend": 0.0}
 
@@ -276,7 +279,15 @@ def order_points(tx: Tx, order: dict, pool: str, person: str) -> tuple[int, dict
 
 def post_order(db: Database, order_id: str, *, pool: str = POOL) -> Movement | None:
     """A paid order earns; a refund claws back its share of what the sale earned (never below zero:
-    what the member already spent is recorded as the shortfall). None: not a member's order."""
+    what the member already spent is recorded as the shortfall). None: not a member's order. The
+    person's tier is recomputed after it (an order over a threshold upgrades at once)."""
+    moved = _post_order(db, order_id, pool)
+    if moved is not None and not moved.replayed:
+        tiers.recompute(db, moved.person, pool=pool)
+    return moved
+
+
+def _post_order(db: Database, order_id: str, pool: str) -> Movement | None:
     with db.transaction() as tx:
         order = tx.one("SELECT o.*, COALESCE(m.merged_into, m.id) AS person FROM orders o "
                        "JOIN members m ON m.id = o.member_id WHERE o.id = ?", (order_id,))

@@ -80,4 +80,9 @@ _COUPONS: tuple[Statement, ...] = (
 SCHEMA = Schema("loyalty", (
     Migration(21, "loyalty: double-entry points ledger, lots, notices, earn rules, tiers, redemption codes", _TABLES),
     Migration(31, "coupons: templates, issued codes with their issuer, redemption attempts", _COUPONS),
+    Migration(32, "loyalty: tiers computed from 12 months of spend on every channel", (
+        """CREATE TABLE loyalty_member_tiers (
+            pool TEXT NOT NULL, person TEXT NOT NULL, tier TEXT NOT NULL, spend DOUBLE PRECISION NOT NULL,
+            since TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (pool, person))""",
+    )),
 ))

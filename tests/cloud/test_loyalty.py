@@ -42,7 +42,7 @@ def _clean(db: Database) -> None:
 
 
 def test_orders_earn_by_channel_category_and_tier_and_refunds_claw_back(db: Database) -> None:
-    person = _member(db, tier="金卡会员")  # x1.5
+    person = _member(db)  # the tier multiplier: test_tiers_follow_twelve_months_of_spend_from_every_channel
     with db.transaction() as tx:
         tx.execute("INSERT INTO loyalty_rules (pool, channel, category, per_yuan) VALUES ('main', 'tmall', '*', 0.5)")
         tx.execute("INSERT INTO loyalty_rules (pool, channel, category, per_yuan) VALUES ('main', '*', '美妆', 2)")
@@ -50,7 +50,7 @@ def test_orders_earn_by_channel_category_and_tier_and_refunds_claw_back(db: Data
     _order(db, "tm1", person, 200.0, channel="tmall", lines=[("服装", 150.0), ("美妆", 50.0)])
     assert ledger.post_new_orders(db, now=T0) == 2
     moved = {m["source_id"]: m["points"] for m in ledger.history(db, person)}
-    assert moved == {"pos1": 150, "tm1": math_floor((150 * 0.5 + 50 * 2) * 1.5)}
+    assert moved == {"pos1": 100, "tm1": math_floor(150 * 0.5 + 50 * 2)}
     # replaying posts nothing
     assert ledger.post_new_orders(db, now=T0) == 0
     assert ledger.post_order(db, "pos1").replayed
@@ -59,8 +59,8 @@ def test_orders_earn_by_channel_category_and_tier_and_refunds_claw_back(db: Data
     _order(db, "r2", person, -100.0, status="refund", refund_of="pos1", at=T0 + timedelta(days=2))
     ledger.post_new_orders(db, now=T0)
     moved = {m["source_id"]: m["points"] for m in ledger.history(db, person)}
-    assert moved["r1"] == -75 and moved["r2"] == -75
-    assert balances.balance(db, person, now=T0)["balance"] == 150 + 262 - 150
+    assert moved["r1"] == -50 and moved["r2"] == -50
+    assert balances.balance(db, person, now=T0)["balance"] == 100 + 175 - 100
     _clean(db)
 
 
@@ -202,3 +202,23 @@ def test_the_api_shows_points_history_and_redeems_at_the_till_and_by_code(start_
     assert sorted(kinds) == ["adjust", "earn", "redeem", "redeem"]
     assert client.get("/v1/loyalty/check").json()["ledger_mismatch"] == 0
     assert client.get(f"/v1/members/{person}/profile").json()["points"]["balance"] == 130
+
+
+def test_tiers_follow_twelve_months_of_spend_from_every_channel(db: Database) -> None:
+    from cloud.loyalty import tiers
+
+    person = _member(db)
+    now = datetime.now(UTC)
+    _order(db, "tm-old", person, 9000.0, channel="tmall", at=now - timedelta(days=400))  # outside the window
+    _order(db, "pos-a", person, 1500.0, at=now - timedelta(days=200))
+    ledger.post_order(db, "pos-a")
+    assert ledger.tier_of(db, "main", person)["tier"] == "普通会员"
+    _order(db, "tm-b", person, 700.0, channel="tmall", at=now - timedelta(days=1))
+    ledger.post_order(db, "tm-b")  # 2,200 over both channels: silver at once, and the next order earns x1.2
+    assert ledger.tier_of(db, "main", person)["tier"] == "银卡会员"
+    _order(db, "pos-c", person, 100.0, at=now)
+    assert ledger.post_order(db, "pos-c").points == 120
+    # a refund takes spend back; and a year on, the spend has left the window: back down
+    assert tiers.recompute_all(db, now=now + timedelta(days=366)) == {"persons": 1, "upgrades": 0, "downgrades": 1}
+    assert ledger.tier_of(db, "main", person)["tier"] == "普通会员"
+    _clean(db)
