@@ -64,15 +64,15 @@ def _land(db: Database, channel: str, rows: list, *, store: str | None, source: 
     with db.transaction() as tx:
         tapped = _receipts(tx, [o for o in in_store if o["status"] == "paid"])
         nearby = _visits_near(tx, [o for o in in_store if o["member_id"] and o["status"] == "paid"])
-        rows = []
+        rows: dict[str, tuple] = {}
         for order in in_store:
             reason, row = _attribute(tx, order, by_no.get(order["order_no"], {}),
-                                     tapped.get((order["store"], order["order_no"])), nearby)
-            rows.append(row)
+                                     tapped.get((order["store"], order["order_no"])), nearby, rows)
+            rows[order["id"]] = row
             reasons[reason] = reasons.get(reason, 0) + 1
         tx.executemany(
             "INSERT INTO order_attribution (order_id, store, member_id, member_via, visit_id, assistant, feedback_id, "
-            "reason, paid, ts, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+            "reason, paid, ts, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", list(rows.values()))
     for hook in ORDER_HOOKS:
         try:
             hook(db, landed.orders)
@@ -143,13 +143,17 @@ def _visits_near(tx: Tx, orders: list[dict]) -> _Nearby:
     return _Nearby(person_of, visits)
 
 
-def _attribute(tx: Tx, order: dict, raw: dict, tapped: dict | None, nearby: _Nearby) -> tuple[str, tuple]:
+def _attribute(tx: Tx, order: dict, raw: dict, tapped: dict | None, nearby: _Nearby,
+               batch: dict[str, tuple]) -> tuple[str, tuple]:
+    """The order's attribution row; ``batch`` holds the rows of the batch's earlier orders."""
     ts = datetime.fromtimestamp(order["ts"], UTC)
     visit_id = assistant = feedback_id = None
     visit_ts: datetime | None = None
     if order["status"] == "refund" and order["refund_of"]:
-        original = tx.one("SELECT visit_id, assistant, feedback_id FROM order_attribution WHERE order_id = ?",
-                          (order["refund_of"],))
+        same_batch = batch.get(order["refund_of"])
+        original = ({"visit_id": same_batch[4], "assistant": same_batch[5], "feedback_id": same_batch[6]}
+                    if same_batch else tx.one("SELECT visit_id, assistant, feedback_id FROM order_attribution "
+                                              "WHERE order_id = ?", (order["refund_of"],)))
         reason = "refund_of" if original and original["assistant"] else "unattributed"
         if original:
             visit_id, assistant, feedback_id = original["visit_id"], original["assistant"], original["feedback_id"]

@@ -132,6 +132,11 @@ def test_a_till_order_is_attributed_to_the_member_visit_and_assistant(db: Databa
     assert till.attribution(db, "pos:T-3")["reason"] == "till_assistant"
     till.land(db, "pos", [_order("T-4", card=None)])
     assert till.attribution(db, "pos:T-4")["reason"] == "anonymous"
+    # a sale and its refund in one batch: the refund follows the sale's assistant
+    till.land(db, "pos", [_order("T-5", card=None, assistant="A003"),
+                          {**_order("T-5R", paid=20.0, card=None), "type": "refund", "refund_of": "T-5"}])
+    assert (till.attribution(db, "pos:T-5R:refund")["assistant"], till.attribution(db, "pos:T-5R:refund")["reason"]) == (
+        "A003", "refund_of")
 
 
 def test_a_till_publishes_its_order_on_evt_order(db: Database) -> None:
