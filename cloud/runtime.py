@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cloud.activation import schema as activation_schema
+from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
 from cloud.arrivals import schema as arrivals_schema
 from cloud.arrivals.cards import CardBuilder
@@ -88,6 +89,12 @@ class Runtime:
         self.channels = alert_channels.from_settings(settings)
         self.scheduler.every("device-health", settings.device_health_every_s, self.check_devices)
         self.scheduler.every("alert-notify", settings.notify_every_s, self.notify_alerts)
+        # campaigns: due marketing sends over the same channel adapters (SMS, WeCom to the guide, email)
+        marketing = {"sms": self.channels.get("sms"), "wecom": self.channels.get("wecom_app"),
+                     "email": self.channels.get("email")}
+        self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
+                                        link_base=settings.dashboard_url)
+        self.scheduler.every("campaign-send", 5.0, self.send_campaigns)
         # points: new orders and refunds posted, lots expired and expiry notices recorded
         LoyaltyService(db).schedule(self.scheduler)
         self.commands: CommandSender | None = None
@@ -144,6 +151,7 @@ class Runtime:
 
     def close(self) -> None:
         self.scheduler.stop()  # no job publishes on a closing connection
+        self.campaigns.close()
         if self._started and self.ingest is not None:
             self.ingest.stop()
         self._started = False
@@ -161,6 +169,11 @@ class Runtime:
         s = self.settings
         return notify.run(self.db, self.channels, now or utcnow(), escalate_after_s=s.alert_escalate_after_s,
                           dedup_s=s.alert_dedup_s, link_base=s.dashboard_url.rstrip("/"))
+
+    def send_campaigns(self) -> None:
+        """Settle sends a dead process left half-done, then send what is due."""
+        self.campaigns.reconcile()
+        self.campaigns.run()
 
     def scan_alerts(self, now: datetime) -> list[Alert]:
         """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""

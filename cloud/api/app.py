@@ -25,6 +25,7 @@ from cloud.api.openapi_errors import document_errors
 from cloud.api.routers import (
     alerts,
     brand_live,
+    campaigns,
     devices,
     erasures,
     guide_preview,
@@ -145,8 +146,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts,
                    storehealth, brand_live, guide_preview, labels, rollouts, alerts, device_commands, markdown_routes,
-                   master, erasures, loyalty, orders):
+                   master, erasures, loyalty, orders, campaigns):
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
+    app.include_router(campaigns.public)  # provider callbacks and the unsubscribe link: no API key
     mount_dashboards(app)
     document_errors(app)
     return app

@@ -1,0 +1,221 @@
+"""Activation (issue 20): consent per channel, the checks every send makes and their recorded
+reasons, the stratified holdout, no duplicates after a sender dies mid-campaign, unsubscribes by SMS
+reply and link, delivery receipts, the WeChat adapter, and the campaign API with its results."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cloud.activation import campaigns, consent
+from cloud.activation.sender import CampaignSender
+from cloud.cdp import segments
+from cloud.channels.notice import Notice, SmsChannel
+from cloud.channels.sms import SmsSender
+from cloud.channels.sms_sim import SimulatedSms
+from cloud.channels.wechat import WeChatRefused, WeChatSubscribeChannel
+from cloud.channels.wechat_sim import SimulatedWeChat
+from cloud.clock import iso, utcnow
+from cloud.db import Database
+from cloud.errors import Conflict
+from cloud.synthetic import campaign_brand
+
+NOON_SHANGHAI = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai, 23:00 the day before in New York
+
+
+@pytest.fixture
+def sms() -> SimulatedSms:
+    sim = SimulatedSms(per_phone_per_minute=100).start()
+    yield sim
+    sim.stop()
+
+
+def _people(db: Database) -> None:
+    ts = iso(NOON_SHANGHAI - timedelta(days=100))
+    with db.transaction() as tx:
+        tx.executemany("INSERT INTO stores (id, brand, name, city, created, timezone) VALUES (?, 'b', ?, '上海', ?, ?)",
+                       [("sh", "上海店", ts, "Asia/Shanghai"), ("ny", "纽约店", ts, "America/New_York")])
+        people = [("p-ok", "sh", "13900000001"), ("p-noconsent", "sh", "13900000002"), ("p-supp", "sh", "13900000003"),
+                  ("p-night", "ny", "13900000004"), ("p-nophone", "sh", None), ("p-email-only", "sh", "13900000006")]
+        for pid, store, phone in people:
+            tx.execute("INSERT INTO members (id, source, source_key, name, gender, tier, created, home_store) "
+                       "VALUES (?, 'crm', ?, '王芳', 'F', '金卡', ?, ?)", (pid, pid, ts, store))
+            if phone:
+                tx.execute("INSERT INTO identifiers (member_id, kind, value, created) VALUES (?, 'phone', ?, ?)",
+                           (pid, phone, ts))
+            tx.execute("INSERT INTO person_stats (member_id, orders, ltv, lifecycle, value_tier, top_categories, "
+                       "updated) VALUES (?, 1, 100, 'active', 'high', '[]', ?)", (pid, ts))
+    for pid in ("p-ok", "p-supp", "p-night", "p-nophone"):
+        consent.set_consent(db, pid, "sms", True, source="counter", actor="test", now=NOON_SHANGHAI)
+    consent.set_consent(db, "p-email-only", "email", True, source="form", actor="test", now=NOON_SHANGHAI)
+    consent.suppress(db, "phone", "13900000003", reason="complained", actor="test")
+
+
+def _campaign(db: Database, *, holdout: float = 0, cap: int = 2, name: str = "关怀") -> dict:
+    segment = segments.save(db, "active", segments.Condition.parse({"lifecycle": ["active"]}), actor="test")
+    template = campaigns.create_template(db, channel="sms", code="SMS_1", body="{surname}{title} 您好 {link}",
+                                         params=["surname", "title"], actor="test")
+    campaign = campaigns.create(db, name=name, segment_id=segment["id"], channel="sms", template_id=template["id"],
+                                holdout_pct=holdout, weekly_cap=cap, start_at=NOON_SHANGHAI, actor="test")
+    with pytest.raises(Conflict):
+        campaigns.launch(db, campaign["id"], now=NOON_SHANGHAI)  # the template is not approved yet
+    campaigns.approve_template(db, template["id"], actor="hq")
+    return campaigns.launch(db, campaign["id"], now=NOON_SHANGHAI)
+
+
+def _sender(db: Database, url: str) -> CampaignSender:
+    return CampaignSender(db, {"sms": SmsChannel(SmsSender(url, "品牌"), "SMS_ALERT")}, workers=4)
+
+
+def test_every_send_checks_consent_suppression_address_quiet_hours_and_cap(db: Database, sms: SimulatedSms) -> None:
+    _people(db)
+    campaign = _campaign(db, cap=1)
+    sender = _sender(db, sms.url)
+    tally = sender.run(now=NOON_SHANGHAI)
+    assert tally.sent == 1 and [m.phone for m in sms.sent] == ["13900000001"]
+    assert sms.sent[0].template == "SMS_1" and sms.sent[0].params == {"surname": "王", "title": "女士"}
+    assert sms.sent[0].out_id == f"{campaign['id']}:p-ok"  # the idempotency key travels as OutId
+    rows = {r["person_id"]: r for r in db.query("SELECT * FROM marketing_sends WHERE campaign_id = ?",
+                                               (campaign["id"],))}
+    assert {p: (r["status"], r["reason"]) for p, r in rows.items()} == {
+        "p-ok": ("sent", None), "p-noconsent": ("skipped", "no_consent"), "p-supp": ("skipped", "suppressed"),
+        "p-night": ("pending", "deferred:quiet_hours"), "p-nophone": ("skipped", "no_address"),
+        "p-email-only": ("skipped", "no_consent")}
+    # New York's quiet hours end at 09:00 there: the send waits until then and goes
+    assert rows["p-night"]["due"] == iso(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
+    sender.run(now=datetime(2026, 3, 2, 14, 1, tzinfo=UTC))
+    assert [m.phone for m in sms.sent] == ["13900000001", "13900000004"]
+    # a second campaign the same week: the weekly cap (1) holds the person back
+    second = _campaign(db, cap=1, name="第二波")
+    sender.run(now=datetime(2026, 3, 3, 2, 0, tzinfo=UTC))  # 10:00 the next day in Shanghai
+    reasons = dict(db.rows("SELECT person_id, reason FROM marketing_sends WHERE campaign_id = ?", (second["id"],)))
+    assert reasons["p-ok"] == "frequency_cap" and len(sms.sent) == 2
+    assert campaigns.get(db, campaign["id"])["skipped"] == {"no_consent": 2, "no_address": 1, "suppressed": 1}
+    sender.close()
+
+
+def test_holdout_is_deterministic_and_stratified() -> None:
+    strata = {f"p{i}": ("high|active" if i < 1000 else "low|dormant") for i in range(3000)}
+    groups = campaigns.assign(strata, "salt", 10)
+    assert groups == campaigns.assign(dict(reversed(list(strata.items()))), "salt", 10)
+    held = Counter(strata[p] for p, g in groups.items() if g == "control")
+    assert held == {"high|active": 100, "low|dormant": 200}
+    assert groups != campaigns.assign(strata, "other", 10)
+
+
+def test_a_sender_killed_mid_batch_sends_nothing_twice(db: Database, sms: SimulatedSms) -> None:
+    now = utcnow()
+    brand = campaign_brand.generate(db, persons=300, now=now, night_share=0)
+    template = campaigns.create_template(db, channel="sms", code="SMS_2", body="{name}", params=["name"], actor="t")
+    campaigns.approve_template(db, template["id"], actor="t")
+    campaign = campaigns.create(db, name="c", segment_id=brand["segment_id"], channel="sms",
+                                template_id=template["id"], holdout_pct=10, start_at=now, actor="t")
+    campaigns.launch(db, campaign["id"], now=now)
+    first = _sender(db, sms.url)
+    stop = threading.Event()
+    original = first.channels["sms"].send
+    count = Counter()
+
+    def send_then_die(address: str, notice: Notice) -> str:  # the process dies after its 50th request
+        count["n"] += 1
+        if count["n"] >= 50:
+            stop.set()
+        return original(address, notice)
+
+    first.channels["sms"].send = send_then_die  # type: ignore[method-assign]
+    first.run_once(now=now, stop=stop)
+    first.close()
+    stranded = db.scalar("SELECT COUNT(*) FROM marketing_sends WHERE status = 'sending'")
+    assert stranded > 0 and 0 < len(sms.sent) < stranded
+    second = _sender(db, sms.url)
+    settled = second.reconcile(stale_s=0)
+    assert settled["found"] == len(sms.sent) and settled["found"] + settled["resend"] == stranded
+    second.run(now=now)
+    second.close()
+    keys = Counter(m.out_id for m in sms.sent)
+    assert max(keys.values()) == 1
+    assert len(keys) == db.scalar("SELECT COUNT(*) FROM marketing_sends WHERE status = 'sent'")
+    assert all(brand["phones"][m.phone] in brand["consented"] for m in sms.sent)
+
+
+def test_unsubscribe_by_sms_reply_and_by_link_and_delivery_receipts(start_cloud, sms: SimulatedSms) -> None:
+    client, runtime = start_cloud(sms_url=sms.url)
+    db = runtime.db
+    _people(db)
+    campaign = _campaign(db)
+    runtime.campaigns.run(now=NOON_SHANGHAI)
+    assert len(sms.messages_to("13900000001")) == 1
+    # delivery receipts (SmsReport) mark the send delivered
+    biz = sms.sent[0].biz_id
+    answer = client.post("/callbacks/aliyun/sms-report", json=[{"biz_id": biz, "success": True, "err_code": "DELIVERED",
+                                                               "phone_number": "13900000001"}])
+    assert answer.json() == {"code": 0, "msg": "成功"}
+    assert db.scalar("SELECT status FROM marketing_sends WHERE receipt = ?", (biz,)) == "delivered"
+    # the member answers 退订: SMS consent withdrawn, logged
+    up = [{"phone_number": "13900000001", "send_time": "2026-03-02 12:01:00", "content": " td ", "sign_name": "品牌",
+           "dest_code": "1234", "sequence_id": 1}]
+    assert client.post("/callbacks/aliyun/sms-up", json=up).json() == {"code": 0, "msg": "成功"}
+    assert client.get("/v1/marketing/consent/p-ok").json()["sms"]["granted"] is False
+    assert db.scalar("SELECT how FROM consent_log WHERE person_id = 'p-ok' ORDER BY id DESC LIMIT 1") == "sms_reply"
+    # the link in a message withdraws that channel only; a forged link is refused
+    token = runtime.campaigns._tokens.token("p-night", "sms")
+    assert client.get(f"/u/{token}").status_code == 200
+    assert client.get("/v1/marketing/consent/p-night").json()["sms"]["granted"] is False
+    assert client.get(f"/u/{token[:-1]}x").status_code == 422
+    assert campaigns.get(db, campaign["id"])["status"] == "running"
+
+
+def test_campaign_api_and_results_with_uplift(start_cloud) -> None:
+    client, runtime = start_cloud()
+    db = runtime.db
+    now = utcnow()
+    brand = campaign_brand.generate(db, persons=2000, now=now, night_share=0)
+    t = client.post("/v1/campaigns/templates", json={"channel": "sms", "code": "SMS_9", "body": "{name} {link}",
+                                                      "params": ["name"]}).json()
+    body = {"name": "回购", "segment_id": brand["segment_id"], "channel": "sms", "template_id": t["id"],
+            "holdout_pct": 20, "window_days": 7}
+    made = client.post("/v1/campaigns", json=body)
+    assert made.status_code == 201
+    cid = made.json()["id"]
+    refused = client.post(f"/v1/campaigns/{cid}/launch")
+    assert refused.status_code == 409 and "template_not_approved" in refused.text
+    assert client.post(f"/v1/campaigns/templates/{t['id']}/approve").status_code == 200
+    launched = client.post(f"/v1/campaigns/{cid}/launch").json()
+    assert launched["status"] == "running" and launched["audience"] == 2000
+    assert abs(launched["control"] - 400) <= 5  # 20% of each tier x lifecycle stratum, rounded
+    assert client.post(f"/v1/campaigns/{cid}/pause").json()["status"] == "paused"
+    assert client.post(f"/v1/campaigns/{cid}/launch").json()["status"] == "running"
+    # pretend every consented treatment person was reached, then plant the window's orders
+    db.execute("UPDATE marketing_sends SET status = 'sent', sent_at = ? WHERE campaign_id = ? AND person_id IN "
+               "(SELECT person_id FROM marketing_consent WHERE channel = 'sms' AND granted = 1)", (iso(now), cid))
+    planted = campaign_brand.outcomes(db, campaign_id=cid, stage=brand["stage"],
+                                      launched=datetime.fromisoformat(launched["launched_at"]))
+    results = client.get(f"/v1/campaigns/{cid}/results").json()
+    assert results["groups"]["control"]["n"] == launched["control"]
+    assert results["groups"]["treatment"]["n"] == 2000 - launched["control"]
+    low, high = results["uplift"]["ci95"]
+    assert low < planted < high
+    assert {r["channel"] for r in results["orders_by_channel"]} == {"store", "tmall"}
+    assert client.get("/v1/campaigns/nope").status_code == 404
+
+
+def test_wechat_subscribe_message_in_the_documented_shape() -> None:
+    wx = SimulatedWeChat(appid="wx1", secret="sec").start()
+    try:
+        channel = WeChatSubscribeChannel(wx.url, "wx1", "sec")
+        notice = Notice(key="k", title="t", text="x", markdown="x", link="", severity="info",
+                        payload={"wechat_template": "TPL", "wechat_data": {"thing1": {"value": "到店礼"}}, "page": "index"})
+        wx.subscriptions[("openid-1", "TPL")] = 1
+        assert channel.send("openid-1", notice) == "1"
+        sent = wx.sent[0]
+        assert set(sent) == {"touser", "template_id", "page", "data", "miniprogram_state", "lang"}
+        wx.expire_tokens()  # 40001: the adapter fetches a new token and sends again
+        wx.subscriptions[("openid-1", "TPL")] = 1
+        assert channel.send("openid-1", notice) == "2"
+        with pytest.raises(WeChatRefused):  # 43101: no subscription left, not retried
+            channel.send("openid-1", notice)
+    finally:
+        wx.stop()
