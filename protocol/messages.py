@@ -8,7 +8,7 @@ caught at the first consumer instead of being silently dropped.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 from uuid import uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
@@ -88,12 +88,16 @@ class _Traced(Message):
     models forbid unknown fields, still decode it)."""
 
     timings: StageTimes | None = None
+    #: Optional fields added after v1 that are left out of the JSON when None, for the same reason.
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("timings",)
 
     @model_serializer(mode="wrap")
     def _without_empty_timings(self, handler: SerializerFunctionWrapHandler) -> dict:
         data = handler(self)
-        if isinstance(data, dict) and data.get("timings", ...) is None:
-            del data["timings"]
+        if isinstance(data, dict):
+            for name in self._omitted_when_none:
+                if data.get(name, ...) is None:
+                    del data[name]
         return data
 
 
@@ -157,6 +161,20 @@ class Recommendation(BaseModel):
     reason: ShortText
 
 
+class Candidate(BaseModel):
+    """An uncertain match (issue 18): who the face might be, for the assistant to confirm or reject.
+    Never a profile: only how to address them, the question to ask, and the enrolled photo to compare
+    with the live crop."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    member_id: Id
+    title: ShortText = Field(description="how the assistant would address them, e.g. 王女士")
+    prompt: ShortText = Field(description="what the card asks, e.g. 可能是 王女士？请确认")
+    enrolled_photo: Annotated[str, Field(max_length=16_384)] | None = Field(
+        default=None, description="base64 JPEG of the enrolled face, shown beside the live crop")
+
+
 class GuideCard(_Traced):
     """What a guide screen shows for one arrival. ``member`` is None for a visitor: counted, never
     profiled, never shown with a face or a name."""
@@ -174,6 +192,11 @@ class GuideCard(_Traced):
     recommendations: list[Recommendation] = Field(default_factory=list, max_length=20)
     script: Annotated[str, Field(max_length=2000)] = ""
     expires_at: AwareDatetime = Field(description="do not show after this; also MQTT expiry")
+    # Added for issue 18, left out of the JSON when None: older screens still decode every card, and
+    # read an uncertain one (member None) as a visitor, which is the safe side.
+    candidate: Candidate | None = Field(
+        default=None, description="an uncertain match to confirm (member is None then); see Candidate")
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("timings", "candidate")
 
 
 class DeviceState(Message):
@@ -190,7 +213,7 @@ class DeviceState(Message):
     software: ShortText = "instore/0.1.0"
 
 
-FeedbackAction = Literal["claimed", "greeted", "served", "sold", "not_this_person", "dismissed"]
+FeedbackAction = Literal["claimed", "greeted", "served", "sold", "not_this_person", "dismissed", "confirmed", "rejected"]
 
 
 class Feedback(Message):

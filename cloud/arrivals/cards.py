@@ -26,13 +26,15 @@ from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts.outcomes import record_shown
 from cloud.guide.sales_scripts.service import script_for
 from cloud.guide.sales_scripts.situations import in_words
-from protocol.messages import Arrival, GuideCard, LastPurchase, MemberSummary, StageTimes, new_id, now
+from protocol.messages import Arrival, Candidate, GuideCard, LastPurchase, MemberSummary, StageTimes, new_id, now
 
 #: Recommendations on a card (the screen draws two; the script may name the third).
 CARD_RECOMMENDATIONS = 3
 #: What the card names of the last order: the assistant mentions one or two, never reads a receipt.
 LAST_PURCHASE_ITEMS = 3
 VISITOR_SCRIPT = "您好，欢迎光临！请问今天想看看哪一类商品？我可以为您介绍本店的热销款和新品。"
+#: An uncertain card greets like a visitor until the assistant confirms who it is.
+UNCERTAIN_SCRIPT = "先确认顾客身份：可以先问候，请顾客出示会员码或报手机号后四位。"
 
 
 def history(db: Database, person: dict, *, visit_id: str) -> dict[str, object]:
@@ -112,7 +114,7 @@ class CardBuilder:
     def build(self, arrival: Arrival, match: Match, visit_id: str, timings: StageTimes | None = None) -> GuideCard:
         made = now()
         card_id = new_id()
-        summary, recs, script, shown = None, [], VISITOR_SCRIPT, None
+        summary, recs, script, shown, candidate = None, [], VISITOR_SCRIPT, None, None
         if match.member is not None:
             member = match.member
             advice = advise(self._db, member, arrival.store, made, limit=self._recommendations)
@@ -127,10 +129,16 @@ class CardBuilder:
             recs = recommend.as_recommendations(advice.picks)
             script = advice.script
             shown = (member.id, advice.template_id, advice.variant)
+        elif match.reason == "uncertain" and match.candidate is not None:
+            # issue 18: only the question and the enrolled photo beside the live crop, never the profile
+            title = title_for(match.candidate.name, match.candidate.gender) or "会员"
+            candidate = Candidate(member_id=match.candidate.id, title=title, prompt=f"可能是 {title}？请确认",
+                                  enrolled_photo=thumbnails.card_photo(self._db, match.candidate.id))
+            script = UNCERTAIN_SCRIPT
         card = GuideCard(
             card_id=card_id, visit_id=visit_id, arrival_event_id=arrival.event_id, brand=arrival.brand,
             store=arrival.store, ts=made, arrival_ts=arrival.ts, member=summary, confidence=match.confidence,
-            recommendations=recs, script=script, expires_at=made + self._ttl, timings=timings,
+            recommendations=recs, script=script, expires_at=made + self._ttl, timings=timings, candidate=candidate,
         )
         if shown is not None:
             person_id, template_id, variant = shown

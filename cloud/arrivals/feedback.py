@@ -29,14 +29,16 @@ DOUBT_STEP = 0.02
 DOUBT_MAX = 0.10
 
 FeedbackOutcome = Literal["stored", "duplicate", "unknown_visit"]
-Label = Literal["not_this_person", "confirmed"]
+Label = Literal["not_this_person", "confirmed", "rejected"]
+#: the assistant's answer to an uncertain card ("可能是 王女士？请确认"): 是 / 不是
+ANSWERS = frozenset({"confirmed", "rejected"})
 #: actions on a member card that confirm the person was who the card said
 CONFIRMING = frozenset({"served", "sold"})
 
 
 def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
     with db.transaction() as tx:
-        visit = tx.one("SELECT member_id, confidence, corrected_member_id, brand, device FROM visits "
+        visit = tx.one("SELECT member_id, confidence, corrected_member_id, corrected_reason, brand, device FROM visits "
                        "WHERE id = ? AND store = ? AND card_id = ?",
                        (feedback.visit_id, feedback.store, feedback.card_id))
         if visit is None:
@@ -66,6 +68,17 @@ def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
             _label(tx, feedback, visit, visit["member_id"], "not_this_person")
         elif feedback.action in CONFIRMING and visit["member_id"] is not None:
             _label(tx, feedback, visit, visit["member_id"], "confirmed")
+        elif (feedback.action in ANSWERS and visit["member_id"] is None and visit["corrected_member_id"] is not None
+              and visit["corrected_reason"] == "uncertain"):
+            candidate, who = visit["corrected_member_id"], feedback.assistant or "assistant"
+            if feedback.action == "confirmed":  # 是: a member visit from now on
+                tx.execute("UPDATE visits SET member_id = ?, corrected_member_id = NULL, corrected_reason = ?, "
+                           "corrected_ts = ? WHERE id = ?", (candidate, f"confirmed:{who}", iso(feedback.ts),
+                                                             feedback.visit_id))
+            else:  # 不是: stays a visitor visit; whom it was taken for stays on it, like a "不是本人"
+                tx.execute("UPDATE visits SET corrected_reason = ?, corrected_ts = ? WHERE id = ?",
+                           (f"rejected:{who}", iso(feedback.ts), feedback.visit_id))
+            _label(tx, feedback, visit, candidate, "confirmed" if feedback.action == "confirmed" else "rejected")
     return "stored"
 
 

@@ -178,6 +178,9 @@ class EventProcessor:
             self._duplicate(arrival.event_id)
             return None
         self.counters.add("matched" if match.member else "visitors")
+        if match.reason == "uncertain" and match.candidate is not None:
+            visits.mark_uncertain(self._db, visit.id, match.candidate.id, arrival.ts)
+            self.counters.add("uncertain")
         if match.member is None:
             self._recent_visitors.remember(arrival.brand, arrival.store, vector, arrival.ts, visit.id)
         if joined:

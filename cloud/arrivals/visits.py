@@ -180,6 +180,14 @@ def visits(db: Database, store: str, *, limit: int, offset: int = 0) -> list[Vis
     ]
 
 
+def mark_uncertain(db: Database, visit_id: str, member_id: str, ts: datetime) -> None:
+    """An uncertain match (issue 18): the visit stays a visitor visit; whom it might be is kept as
+    ``corrected_member_id`` with reason ``uncertain`` until the assistant confirms or rejects it
+    (``cloud.arrivals.feedback``), and erasure clears it like any correction."""
+    db.execute("UPDATE visits SET corrected_member_id = ?, corrected_reason = 'uncertain', corrected_ts = ? "
+               "WHERE id = ? AND member_id IS NULL", (member_id, iso(ts), visit_id))
+
+
 def visit_count(db: Database, member_id: str, brand: str) -> int:
     """Visits of the person a member id belongs to, at any store of the brand (corrected visits,
     "不是本人", are visitor visits and no longer count)."""

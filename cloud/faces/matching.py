@@ -3,7 +3,9 @@
 Showing an assistant the wrong member's profile is the worst error the product can make; a missed
 member is only treated as a visitor. So every doubt resolves to "visitor": a pack the cloud does
 not know, a vector from another embedding space, a score under the threshold, a runner-up too
-close to tell apart, a member who withdrew face consent.
+close to tell apart, a member who withdrew face consent. One exception asks instead of deciding:
+a score in the band just under the threshold (``UNCERTAIN_FLOOR``), clear of the runner-up, for
+a consenting member, is ``uncertain``: the card names no profile and asks the assistant to confirm.
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ from protocol.facepack.manifests import ModelPack
 
 Reason = Literal[
     "member", "unknown_pack", "other_space", "empty_gallery", "below_threshold", "ambiguous", "no_consent",
-    "doubted",
+    "doubted", "uncertain",
 ]
+
+#: The lower bound of the "uncertain" band per pack: the threshold at which 1% of strangers pass on the
+#: dev set (bench/openset.py, docs/RECOGNITION.md's score curve). Between it and the pack's threshold a
+#: face that also clears the margin is neither shown as the member nor dropped as a visitor: the card
+#: asks the assistant "可能是 王女士？请确认". A pack without a measured bound has no band (yunet-dlib:
+#: its curve never reaches FPIR 1% with the margin, so the floor is its threshold).
+UNCERTAIN_FLOOR: dict[str, float] = {"scrfd500m-mbf": 0.458, "yunet-mbf": 0.448}
+
+
+def uncertain_floor(pack: ModelPack) -> float:
+    return min(pack.match_threshold, UNCERTAIN_FLOOR.get(pack.id, pack.match_threshold))
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,8 @@ class Match:
     member: Member | None
     confidence: float  # the best cosine similarity seen; 0.0 when nothing was compared
     reason: Reason
+    #: "uncertain": who it might be, to be confirmed on the card; never shown as the member
+    candidate: Member | None = None
 
 
 class Matcher:
@@ -56,13 +71,17 @@ class Matcher:
         # Both packs' calibrations bound the decision: the stricter one wins.
         threshold = max(probe_pack.match_threshold, self._gallery_pack.match_threshold)
         margin = max(probe_pack.match_margin, self._gallery_pack.match_margin)
-        if found.score < threshold:
+        # Under the threshold but above both packs' uncertain floors (and clear of the runner-up): ask.
+        floor = max(uncertain_floor(probe_pack), uncertain_floor(self._gallery_pack))
+        if found.score < floor:
             return Match(None, confidence, "below_threshold")
         if found.runner_up is not None and found.score - found.runner_up < margin:
-            return Match(None, confidence, "ambiguous")
+            return Match(None, confidence, "ambiguous" if found.score >= threshold else "below_threshold")
         member = members.member(self._db, found.member_id)
         if member is None or not member.face_consent:
-            return Match(None, confidence, "no_consent")
+            return Match(None, confidence, "no_consent" if found.score >= threshold else "below_threshold")
+        if found.score < threshold:
+            return Match(None, confidence, "uncertain", candidate=member)
         if found.score < threshold + feedback.threshold_penalty(self._db, member.id):
             return Match(None, confidence, "doubted")  # assistants said "not this person" before
         return Match(member, confidence, "member")

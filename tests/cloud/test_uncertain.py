@@ -1,0 +1,85 @@
+"""Issue 18: a face scored in the band just under the pack's threshold (above the score at which 1%
+of strangers pass) is neither shown as the member nor dropped: the card carries only the question
+"可能是 王女士？请确认" and the enrolled photo, never the profile; the assistant's 是 turns the visit
+into a member visit and 不是 keeps it a visitor visit, each a labelled outcome in match_labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from cloud.arrivals import feedback
+from cloud.arrivals.cards import CardBuilder
+from cloud.arrivals.ingest import EventProcessor
+from cloud.faces import enrolled
+from cloud.faces.matching import Matcher, uncertain_floor
+from protocol import topics
+from protocol.codec import encode
+from protocol.embedding import Embedding
+from protocol.messages import Feedback, new_id, now
+
+BRAND, STORE, DEVICE = "demo", "s1", "edge-01"
+
+
+def _probe(template: np.ndarray, score: float, seed: int) -> np.ndarray:
+    """A unit vector whose cosine to ``template`` is exactly ``score``."""
+    unit = template / np.linalg.norm(template)
+    other = np.random.default_rng(seed).normal(size=unit.shape)
+    other -= other.dot(unit) * unit
+    other /= np.linalg.norm(other)
+    return (score * unit + np.sqrt(1 - score**2) * other).astype(np.float32)
+
+
+def test_a_borderline_face_asks_and_the_answer_is_a_labelled_outcome(start_cloud, make_arrival, faces_dir,
+                                                                      face_engine) -> None:
+    client, runtime = start_cloud()
+    member_id = client.post("/v1/members", json={"name": "王芳", "phone": "+8613800138000", "gender": "female",
+                                                  "tier": "金卡会员", "consent": {"face": True}}).json()["id"]
+    photo = faces_dir / "deepface_id01" / "img2.jpg"
+    assert client.post(f"/v1/members/{member_id}/faces",
+                       files={"image": ("f.jpg", photo.read_bytes(), "image/jpeg")}).status_code == 201
+    pack = face_engine.pack
+    [template] = enrolled.member_vectors(runtime.db, member_id, pack.recogniser.embedding_space)
+    assert uncertain_floor(pack) < pack.match_threshold, "the default pack has an uncertain band"
+    processor = EventProcessor(runtime.db, Matcher(runtime.index, runtime.db, pack), CardBuilder(runtime.db, ttl_s=120),
+                               require_known_devices=False)
+    base = make_arrival(photo, brand=BRAND, store=STORE, device=DEVICE)
+
+    def arrive(score: float, seed: int):
+        arrival = base.model_copy(update={"event_id": new_id(), "track_id": f"t{seed}",
+                                          "embedding": Embedding.from_vector(_probe(template, score, seed))})
+        return processor.process(topics.arrival(BRAND, STORE, DEVICE), encode(arrival))
+
+    def answer(card, action: str) -> None:
+        assert feedback.record(runtime.db, Feedback(
+            feedback_id=new_id(), card_id=card.card_id, visit_id=card.visit_id, brand=BRAND, store=STORE,
+            screen="g1", action=action, assistant="小李", ts=now())) == "stored"
+
+    def visit(card):
+        return runtime.db.one("SELECT member_id, corrected_member_id, corrected_reason FROM visits WHERE id = ?",
+                              (card.visit_id,))
+
+    band = (uncertain_floor(pack) + pack.match_threshold) / 2
+    first = arrive(band, 1)
+    assert first.member is None, "never the profile"
+    assert first.candidate is not None and first.candidate.member_id == member_id
+    assert first.candidate.prompt == "可能是 王女士？请确认"
+    assert first.candidate.enrolled_photo, "the enrolled thumbnail beside the live crop"
+    assert first.recommendations == [] and "王芳" not in first.script
+    assert visit(first) == {"member_id": None, "corrected_member_id": member_id, "corrected_reason": "uncertain"}
+    answer(first, "confirmed")
+    assert visit(first)["member_id"] == member_id
+
+    second = arrive(band, 2)
+    answer(second, "rejected")
+    assert visit(second)["member_id"] is None and visit(second)["corrected_reason"] == "rejected:小李"
+    got = {(r["visit_id"], r["label"], r["member_id"]) for r in feedback.labels(runtime.db, STORE)}
+    assert got == {(first.visit_id, "confirmed", member_id), (second.visit_id, "rejected", member_id)}
+
+    stranger = arrive(uncertain_floor(pack) - 0.02, 3)
+    assert stranger.member is None and stranger.candidate is None
+    assert "candidate" not in json.loads(encode(stranger)), "older screens still decode a visitor card"
+    matcher = Matcher(runtime.index, runtime.db, pack)
+    sure = matcher.match(_probe(template, pack.match_threshold + 0.01, 4), pack.id)
+    assert (sure.reason, sure.candidate) == ("member", None) and sure.member.id == member_id
