@@ -64,15 +64,15 @@ def _land(db: Database, channel: str, rows: list, *, store: str | None, source: 
     with db.transaction() as tx:
         tapped = _receipts(tx, [o for o in in_store if o["status"] == "paid"])
         nearby = _visits_near(tx, [o for o in in_store if o["member_id"] and o["status"] == "paid"])
-        rows: dict[str, tuple] = {}
+        written: dict[str, tuple] = {}
         for order in in_store:
             reason, row = _attribute(tx, order, by_no.get(order["order_no"], {}),
-                                     tapped.get((order["store"], order["order_no"])), nearby, rows)
-            rows[order["id"]] = row
+                                     tapped.get((order["store"], order["order_no"])), nearby, written)
+            written[order["id"]] = row
             reasons[reason] = reasons.get(reason, 0) + 1
         tx.executemany(
             "INSERT INTO order_attribution (order_id, store, member_id, member_via, visit_id, assistant, feedback_id, "
-            "reason, paid, ts, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", list(rows.values()))
+            "reason, paid, ts, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", list(written.values()))
     for hook in ORDER_HOOKS:
         try:
             hook(db, landed.orders)

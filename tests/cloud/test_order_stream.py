@@ -184,6 +184,9 @@ def test_post_orders_is_signed_fresh_and_not_replayed(start_cloud) -> None:
     unknown = client.post("/v1/orders", content=body, headers=_signed(body, channel="jd"))
     assert unknown.json()["detail"]["code"] == "unknown_channel"
     assert runtime.db.scalar("SELECT COUNT(*) FROM orders WHERE id = 'pos:H-1'") == 1
+    for bad in (b'{"order": []}', b"[1, 2]", b"not json"):
+        refused = client.post("/v1/orders", content=bad, headers=_signed(bad))
+        assert refused.status_code == 422 and refused.json()["detail"]["code"] == "malformed_batch"
 
 
 def test_recommendations_skip_what_the_store_is_out_of_stock_of(db: Database) -> None:

@@ -54,4 +54,6 @@ async def post_orders(
     except (ValueError, UnicodeDecodeError):
         raise Invalid("the body is not JSON", code="malformed_batch") from None
     orders = batch.get("orders") if isinstance(batch, dict) else None
+    if not isinstance(orders, list):
+        raise Invalid('the body is {"orders": [...]}', code="malformed_batch")
     return await run_in_threadpool(till.land, runtime.db, channel, orders, actor=f"{principal.name}:{channel}")
