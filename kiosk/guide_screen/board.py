@@ -28,6 +28,13 @@ class Outcome(Enum):
     CROWDED_OUT = "crowded_out"  # older than every card the screen has room for
 
 
+def person_of(card: GuideCard) -> str | None:
+    """The member a card is about: its profile's, or an uncertain card's candidate (issue 18)."""
+    if card.member is not None:
+        return card.member.member_id
+    return card.candidate.member_id if card.candidate is not None else None
+
+
 @dataclass
 class Board:
     """Member cards newest arrival first (at most ``capacity``) and today's visitor count."""
@@ -47,19 +54,15 @@ class Board:
         self._remember(card.card_id)
         if card.expires_at <= now:
             return Outcome.EXPIRED
-        if card.member is None:
+        if card.member is None and card.candidate is None:
             if card.visit_id in self._visitor_visits:
                 return Outcome.DUPLICATE
             self._visitor_visits.add(card.visit_id)
             self.visitors_today += 1
             return Outcome.VISITOR
         # A newer card for the same person or visit replaces the old one: never show anyone twice.
-        member_id = card.member.member_id
-        self.cards = [
-            c
-            for c in self.cards
-            if c.visit_id != card.visit_id and c.member and c.member.member_id != member_id
-        ]
+        member_id = person_of(card)
+        self.cards = [c for c in self.cards if c.visit_id != card.visit_id and person_of(c) != member_id]
         self.cards.append(card)
         self.cards.sort(key=lambda c: c.arrival_ts, reverse=True)
         del self.cards[self.capacity :]
@@ -82,8 +85,8 @@ class Board:
     def forget(self, member_ids: Iterable[str]) -> list[GuideCard]:
         """Erasure: remove and return every card of these members."""
         gone = set(member_ids)
-        dropped = [c for c in self.cards if c.member and c.member.member_id in gone]
-        self.cards = [c for c in self.cards if not (c.member and c.member.member_id in gone)]
+        dropped = [c for c in self.cards if person_of(c) in gone]
+        self.cards = [c for c in self.cards if person_of(c) not in gone]
         return dropped
 
     def tick(self, now: datetime) -> None:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePol
 from kiosk.guide_screen.elided import ElidedLabel
 from kiosk.guide_screen.tags import TagStrip
 from kiosk.guide_screen.theme import restyle
-from protocol.messages import GuideCard, MemberSummary, Recommendation
+from protocol.messages import Candidate, GuideCard, MemberSummary, Recommendation
 
 MAX_RECOMMENDATIONS = 2
 #: The live crop's side on the card: big enough to recognise a face from a step away.
@@ -142,11 +142,14 @@ class CardView(QFrame):
 
     def __init__(self, card: GuideCard, parent: QWidget | None = None, *, claimable: bool = False) -> None:
         super().__init__(parent)
-        if card.member is None:
+        if card.member is None and card.candidate is None:
             raise ValueError("visitor cards are counted, never drawn")
         self.card = card
         self.assistant: str | None = None
         self.sold_amount: float | None = None
+        if card.member is None:
+            self._uncertain(card.candidate)
+            return
         member = card.member
         self.addressed_as = member.title or member.name
         self.setObjectName("card")
@@ -165,6 +168,37 @@ class CardView(QFrame):
             layout.addWidget(ElidedLabel(f"话术：{card.script}", "script", max_lines=3))
         layout.addStretch(1)  # buttons stay at the bottom edge, where thumbs expect them
         layout.addLayout(self._buttons(claimable))
+
+    def _uncertain(self, candidate: Candidate) -> None:
+        """Issue 18: "可能是 王女士？请确认", the enrolled photo beside the live crop, and 是 / 不是.
+        No name, tier, history, tags, recommendations or script: nothing of the profile until confirmed."""
+        self.addressed_as = candidate.title
+        self.setObjectName("card")
+        self.setProperty("uncertain", True)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 10, 20, 12)
+        layout.setSpacing(5)
+        layout.addLayout(self._top(candidate.prompt, self.card.confidence))
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        row.addWidget(ElidedLabel("对照登记照与现场照片，确认是否本人", "memberHistory", max_lines=2), 1)
+        self.enrolled_photo, self.enrolled_photo_image = self._photo_frame("登记照")
+        if candidate.enrolled_photo is None or not _show_jpeg(self.enrolled_photo_image, candidate.enrolled_photo):
+            self.enrolled_photo.hide()
+        row.addWidget(self.enrolled_photo, 0, Qt.AlignmentFlag.AlignTop)
+        self.live_crop, self.live_crop_image = self._photo_frame("现场")
+        self.live_crop.hide()
+        row.addWidget(self.live_crop, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(row)
+        layout.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.setSpacing(12)
+        self.confirm_button = self._button("是", "primary", "confirmed")
+        self.deny_button = self._button("不是", "secondary", "rejected")
+        buttons.addWidget(self.confirm_button, 3)
+        buttons.addWidget(self.deny_button, 2)
+        layout.addLayout(buttons)
 
     def _top(self, title: str, confidence: float) -> QHBoxLayout:
         """Title on the left; match confidence and how long ago they came in on the right."""

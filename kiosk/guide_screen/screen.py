@@ -50,7 +50,7 @@ class GuideScreen(QWidget):
     feedback = Signal(object, str, object, object)  # GuideCard, FeedbackAction, assistant, amount
 
     #: Actions after which the card leaves the screen at once.
-    REMOVING = ("not_this_person", "dismissed")
+    REMOVING = ("not_this_person", "dismissed", "confirmed", "rejected")
 
     def __init__(
         self,
