@@ -40,9 +40,11 @@ class Incident:
     rows_changed: int
 
 
-def plant_incidents(db: Database, stores: list[str], day: date, *, from_hour: int = FROM_HOUR) -> list[Incident]:
-    """One incident per store in ``stores``, kinds in turn (``KINDS``), from ``from_hour`` (local)
-    to the day's end; ``shelves_empty`` is the day's closing count, whatever the hour."""
+def plant_incidents(db: Database, stores: list[str], day: date, *, from_hour: int = FROM_HOUR,
+                    kinds: list[str] | None = None) -> list[Incident]:
+    """One incident per store in ``stores``, kinds in turn (``KINDS``, or ``kinds[n]`` for the n-th
+    store), from ``from_hour`` (local) to the day's end; ``shelves_empty`` is the day's closing
+    count, whatever the hour."""
     planted = []
     with db.transaction() as tx:
         zones = dict(tx.rows("SELECT id, timezone FROM stores"))
@@ -51,7 +53,7 @@ def plant_incidents(db: Database, stores: list[str], day: date, *, from_hour: in
                 raise ValueError(f"no store {store!r} to plant an incident in")
             start = clock.day_start_utc(day, zones[store]) + timedelta(hours=from_hour)
             end = clock.day_start_utc(day + timedelta(days=1), zones[store])
-            kind = KINDS[n % len(KINDS)]
+            kind = kinds[n] if kinds else KINDS[n % len(KINDS)]
             if kind == "shelves_empty":
                 changed = tx.execute("UPDATE stock_days SET sold = opening + received - wasted "
                                      "WHERE store = ? AND day = ?", (store, day.isoformat()))
