@@ -19,6 +19,7 @@ from cloud.arrivals.ingest import EventProcessor, IngestWorker
 from cloud.cdp import erasure
 from cloud.cdp import schema as cdp_schema
 from cloud.channels import alerting as alert_channels
+from cloud.channels.wechat import WeChatSubscribeChannel
 from cloud.clock import utcnow
 from cloud.db import Database, Schema, open_database
 from cloud.faces import schema as faces_schema
@@ -92,6 +93,9 @@ class Runtime:
         # campaigns: due marketing sends over the same channel adapters (SMS, WeCom to the guide, email)
         marketing = {"sms": self.channels.get("sms"), "wecom": self.channels.get("wecom_app"),
                      "email": self.channels.get("email")}
+        if settings.wechat_appid and settings.wechat_secret:
+            marketing["wechat"] = WeChatSubscribeChannel(settings.wechat_api, settings.wechat_appid,
+                                                         settings.wechat_secret, state=settings.wechat_state)
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)

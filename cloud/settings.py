@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     sms_alert_template: str = Field(default="SMS_ALERT", description="the alert template (TemplateCode)")
+    wechat_api: str = Field(default="https://api.weixin.qq.com", description="WeChat API base (subscribe messages)")
+    wechat_appid: str | None = Field(default=None, description="the mini program's appid (campaign subscribe messages)")
+    wechat_secret: str | None = Field(default=None, description="the mini program's app secret")
+    wechat_state: str = Field(default="formal", pattern="^(formal|trial|developer)$",
+                              description="miniprogram_state of subscribe messages")
     order_channel_secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description="per channel (pos, tmall, jd, youzan, douyin, wechat) the HMAC-SHA256 "
         "secret its POST /v1/orders batches are signed with (INSTORE_ORDER_CHANNEL_SECRETS='{\"pos\": \"...\"}'); "

@@ -19,6 +19,7 @@ import secrets
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from cloud.activation.consent import CHANNELS, _check_channel
 from cloud.cdp import segments
@@ -186,7 +187,7 @@ def results(db: Database, campaign_id: str) -> dict:
     cells: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in rows:
         cells[r["stratum"]][r["grp"]] = {"n": int(r["n"]), "converted": int(r["conv"]), "revenue": float(r["rev"])}
-    totals = {g: {"n": 0, "converted": 0, "revenue": 0.0} for g in ("treatment", "control")}
+    totals: dict[str, dict[str, Any]] = {g: {"n": 0, "converted": 0, "revenue": 0.0} for g in ("treatment", "control")}
     strata_out, weight_total, estimate, variance = [], 0, 0.0, 0.0
     for stratum, groups in sorted(cells.items()):
         for g, cell in groups.items():
@@ -202,17 +203,17 @@ def results(db: Database, campaign_id: str) -> dict:
             estimate += w * d
             variance += w * w * se * se
         strata_out.append(entry)
-    for g in totals.values():
-        g["rate"] = round(g["converted"] / g["n"], 5) if g["n"] else None
-        g["revenue_per_head"] = round(g["revenue"] / g["n"], 2) if g["n"] else None
+    for total in totals.values():
+        total["rate"] = round(total["converted"] / total["n"], 5) if total["n"] else None
+        total["revenue_per_head"] = round(total["revenue"] / total["n"], 2) if total["n"] else None
     overall = None
     if weight_total:
         est, se = estimate / weight_total, math.sqrt(variance) / weight_total
         overall = {"estimate": round(est, 5), "se": round(se, 5), "ci95": [round(est - 1.96 * se, 5),
                                                                             round(est + 1.96 * se, 5)],
                    "method": "post-stratified difference in conversion (intention to treat), normal 95% interval"}
-    t, c = totals["treatment"], totals["control"]
-    revenue_uplift = (t["revenue_per_head"] - c["revenue_per_head"]) if t["n"] and c["n"] else None
+    tt, cc = totals["treatment"], totals["control"]
+    revenue_uplift = (tt["revenue_per_head"] - cc["revenue_per_head"]) if tt["n"] and cc["n"] else None
     return {"campaign": campaign, "window": {"from": campaign["launched_at"],
                                              "to": iso(launched + timedelta(days=int(campaign["window_days"])))},
             "groups": totals, "uplift": overall,

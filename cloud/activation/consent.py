@@ -267,3 +267,14 @@ class Policy:
             else:
                 verdict[person] = None
         return verdict
+
+
+def set_guide(db: Database, member_id: str, *, assistant: str, wecom_user: str) -> dict:
+    """The member's own guide (专属导购): WeCom campaign messages go to this guide's WeCom user."""
+    ts = iso(utcnow())
+    with db.transaction() as tx:
+        person = _person(tx, member_id)
+        tx.execute("DELETE FROM person_guides WHERE person_id = ?", (person,))
+        tx.execute("INSERT INTO person_guides (person_id, assistant, wecom_user, ts) VALUES (?, ?, ?, ?)",
+                   (person, assistant, wecom_user, ts))
+    return {"person_id": person, "assistant": assistant, "wecom_user": wecom_user, "ts": ts}

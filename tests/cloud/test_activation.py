@@ -219,3 +219,29 @@ def test_wechat_subscribe_message_in_the_documented_shape() -> None:
             channel.send("openid-1", notice)
     finally:
         wx.stop()
+
+
+def test_a_wechat_campaign_reaches_openids_and_a_member_gets_a_guide(start_cloud) -> None:
+    wx = SimulatedWeChat(appid="wx1", secret="sec").start()
+    try:
+        client, runtime = start_cloud(wechat_api=wx.url, wechat_appid="wx1", wechat_secret="sec")
+        db = runtime.db
+        _people(db)
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO identifiers (member_id, kind, value, created) VALUES ('p-ok', 'openid', 'o-1', ?)",
+                       (iso(NOON_SHANGHAI),))
+        wx.subscriptions[("o-1", "TPL_W")] = 1
+        client.put("/v1/marketing/consent/p-ok/wechat", json={"granted": True, "source": "mini_program"})
+        assert client.put("/v1/marketing/guide/p-ok", json={"assistant": "a-1", "wecom_user": "zhangsan"}).json()[
+            "wecom_user"] == "zhangsan"
+        segment = segments.save(db, "active", segments.Condition.parse({"lifecycle": ["active"]}), actor="t")
+        t = campaigns.create_template(db, channel="wechat", code="TPL_W", body="{name}", params=["name"], actor="t")
+        campaigns.approve_template(db, t["id"], actor="t")
+        c = campaigns.create(db, name="w", segment_id=segment["id"], channel="wechat", template_id=t["id"],
+                             holdout_pct=0, start_at=NOON_SHANGHAI, actor="t")
+        campaigns.launch(db, c["id"], now=NOON_SHANGHAI)
+        runtime.campaigns.run(now=NOON_SHANGHAI)
+        assert [m["touser"] for m in wx.sent] == ["o-1"] and wx.sent[0]["data"] == {"name": {"value": "王芳"}}
+        assert campaigns.get(db, c["id"])["sends"] == {"sent": 1, "skipped": 5}
+    finally:
+        wx.stop()

@@ -109,6 +109,17 @@ def put_consent(member_id: str, channel: Channel, body: ConsentIn, runtime: Runt
                                actor=principal.name, store=body.store)
 
 
+class GuideIn(BaseModel):
+    assistant: str = Field(min_length=1, max_length=64)
+    wecom_user: str = Field(min_length=1, max_length=64, description="the guide's WeCom user id")
+
+
+@router.put("/marketing/guide/{member_id}", responses={404: {"model": Error}})
+def put_guide(member_id: str, body: GuideIn, runtime: RuntimeDep, principal: Admin) -> dict:
+    """The member's own guide (专属导购), whom campaigns on the wecom channel message about them."""
+    return consent.set_guide(runtime.db, member_id, assistant=body.assistant, wecom_user=body.wecom_user)
+
+
 @router.post("/marketing/suppression", status_code=201)
 def add_suppression(body: SuppressionIn, runtime: RuntimeDep, principal: Admin) -> dict:
     consent.suppress(runtime.db, body.kind, body.value, reason=body.reason, actor=principal.name)
