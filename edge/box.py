@@ -20,17 +20,8 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
-from protocol import topics, transport
-from protocol.bundle import Bundle
-from protocol.codec import DecodeError, decode
-from protocol.commands import ERASE, PACK, CommandAck, EraseCommand, PackCommand
-from protocol.device import CameraSpec, ConfigDesired, ConfigReported, RemoteSettings
-from protocol.facepack import ModelPack, PackError, get_pack, require_commercial
-from protocol.facepack.engine import FaceEngine
-from protocol.messages import now
 
 from edge.camera import CameraWorker
 from edge.config import EdgeConfig
@@ -44,6 +35,14 @@ from edge.state import StateFile
 from edge.telemetry import Health
 from edge.visits import VisitRegistry
 from edge.wifi.runner import WifiRunner
+from protocol import topics, transport
+from protocol.bundle import Bundle
+from protocol.codec import DecodeError, decode
+from protocol.commands import ERASE, PACK, CommandAck, EraseCommand, PackCommand
+from protocol.device import CameraSpec, ConfigDesired, ConfigReported, RemoteSettings
+from protocol.facepack import ModelPack, PackError, get_pack, require_commercial
+from protocol.facepack.engine import FaceEngine
+from protocol.messages import now
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ class EdgeBox:
 
     # --- remote configuration -------------------------------------------------------------
 
-    def _subscribe(self, client) -> None:  # noqa: ANN001
+    def _subscribe(self, client) -> None:
         client.message_callback_add(self._topics["desired"], self._on_desired)
         client.message_callback_add(self._topics["erase"], self._on_erase)
         client.message_callback_add(self._topics["pack"], self._on_pack)
@@ -135,7 +134,7 @@ class EdgeBox:
 
     # --- commands ----------------------------------------------------------------------------
 
-    def _on_erase(self, client, userdata, message) -> None:  # noqa: ANN001
+    def _on_erase(self, client, userdata, message) -> None:
         """A member was erased in the cloud: forget the faces this box cached for their arrivals."""
         try:
             command = decode(message.payload, EraseCommand)
@@ -154,7 +153,7 @@ class EdgeBox:
             command_id=command.command_id, brand=self.config.brand, store=self.config.store, device=self.config.device,
             name=ERASE, ok=ok, detail=detail, ts=now()))
 
-    def _on_pack(self, client, userdata, message) -> None:  # noqa: ANN001
+    def _on_pack(self, client, userdata, message) -> None:
         """Loading a pack takes a second: the main thread does it, never paho's network thread."""
         try:
             self._desired.put(decode(message.payload, PackCommand))
@@ -172,7 +171,7 @@ class EdgeBox:
             try:
                 detail = self._use_pack(command)
                 ok = True
-            except Exception as exc:  # noqa: BLE001 - a refused pack (or a model runtime's load error) must not stop the box
+            except Exception as exc:  # a refused pack (or a model runtime's load error) must not stop the box
                 detail = f"refused, still running {self.pack.id}: {exc}"
                 self._count_refusal("pack_refused")
         ms = (time.perf_counter() - started) * 1000
@@ -200,7 +199,7 @@ class EdgeBox:
         self._report()
         return f"switched from {old.id} to {pack.id}"
 
-    def _on_desired(self, client, userdata, message) -> None:  # noqa: ANN001
+    def _on_desired(self, client, userdata, message) -> None:
         if not message.payload:
             return  # the retained desired state was cleared
         try:
@@ -246,7 +245,7 @@ class EdgeBox:
             return
         try:
             self._reconfigure(desired.settings)
-        except Exception as exc:  # noqa: BLE001 - a refused config must not stop the box
+        except Exception as exc:  # a refused config must not stop the box
             log.exception("desired config %d refused", desired.version)
             self._count_refusal("config_refused")
             self._report(refused=desired.version, error=f"{type(exc).__name__}: {exc}")

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
-from protocol.device import CameraSpec, CameraState, CameraTelemetry
 
 from edge.pipeline import ArrivalEvent, FacePipeline
 from edge.sources import Frame, Source, SourceError
+from protocol.device import CameraSpec, CameraState, CameraTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ class CameraWorker(threading.Thread):
     def _handle(self, frame: Frame) -> None:
         try:
             events = self.pipeline.process(frame)
-        except Exception:  # noqa: BLE001 - one bad frame must not stop the camera
+        except Exception:  # one bad frame must not stop the camera
             log.exception("camera %s: frame %s failed; skipped", self.spec.id, frame.origin)
             return
         with self.lock:
@@ -149,7 +148,7 @@ class CameraWorker(threading.Thread):
                     if slot.put(frame):
                         with self.lock:
                             self.counters.dropped += 1
-            except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg failures end the stream, reported
+            except Exception as exc:  # OpenCV/FFmpeg failures end the stream, reported
                 self._set(last_error=f"{type(exc).__name__}: {exc}"[:200])
             finally:
                 slot.close()

@@ -7,7 +7,7 @@ import json
 import logging
 import signal
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -50,34 +50,33 @@ def _flag_config(data: dict[str, Any], flags: dict[str, Any], camera: str | None
 
 @app.command()
 def run(
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML or JSON box config (docs/EDGE.md)"),
-    store: Optional[str] = typer.Option(None, help="store id"),
-    device: Optional[str] = typer.Option(None, help="this box's device id"),
-    source: Optional[str] = typer.Option(None, help="image folder or file, video file, rtsp:// URL or USB index"),
-    broker: Optional[str] = typer.Option(None, help="mqtt://host:port[?protocol=3.1.1] (default mqtt://127.0.0.1:1883)"),
-    brand: Optional[str] = typer.Option(None, envvar="INSTORE_BRAND", help="brand id (default demo)"),
-    camera: Optional[str] = typer.Option(None, help="camera id for --source (default cam1)"),
-    pack: Optional[str] = typer.Option(None, help="model pack id (default: $INSTORE_MODEL_PACK or the default pack)"),
-    fps: Optional[float] = typer.Option(None, help="frame rate cap for --source"),
-    state: Optional[Path] = typer.Option(None, help="state file: outbox and recent visits (SQLite)"),
-    revisit_window: Optional[float] = typer.Option(None, help="seconds within which the same face is the same visit (default 600)"),
-    telemetry_interval: Optional[float] = typer.Option(None, help="seconds between telemetry reports (default 30)"),
+    config: Path | None = typer.Option(None, "--config", help="TOML or JSON box config (docs/EDGE.md)"),
+    store: str | None = typer.Option(None, help="store id"),
+    device: str | None = typer.Option(None, help="this box's device id"),
+    source: str | None = typer.Option(None, help="image folder or file, video file, rtsp:// URL or USB index"),
+    broker: str | None = typer.Option(None, help="mqtt://host:port[?protocol=3.1.1] (default mqtt://127.0.0.1:1883)"),
+    brand: str | None = typer.Option(None, envvar="INSTORE_BRAND", help="brand id (default demo)"),
+    camera: str | None = typer.Option(None, help="camera id for --source (default cam1)"),
+    pack: str | None = typer.Option(None, help="model pack id (default: $INSTORE_MODEL_PACK or the default pack)"),
+    fps: float | None = typer.Option(None, help="frame rate cap for --source"),
+    state: Path | None = typer.Option(None, help="state file: outbox and recent visits (SQLite)"),
+    revisit_window: float | None = typer.Option(None, help="seconds within which the same face is the same visit (default 600)"),
+    telemetry_interval: float | None = typer.Option(None, help="seconds between telemetry reports (default 30)"),
     once: bool = typer.Option(False, "--once", help="one pass over files, folders and a Wi-Fi capture, then exit"),
-    bundle: Optional[Path] = typer.Option(None, help="install bundle (instore provision bundle): identity, TLS broker, signed model pack"),
-    wifi: Optional[str] = typer.Option(None, help="Wi-Fi probe source beside the cameras: capture.pcap, iface:NAME, udp:PORT or http:PORT"),
-    wifi_secret_file: Optional[Path] = typer.Option(None, help="file holding the brand's Wi-Fi secret (else $INSTORE_WIFI_SECRET)"),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", envvar="INSTORE_METRICS_PORT", min=0, max=65535,
+    bundle: Path | None = typer.Option(None, help="install bundle (instore provision bundle): identity, TLS broker, signed model pack"),
+    wifi: str | None = typer.Option(None, help="Wi-Fi probe source beside the cameras: capture.pcap, iface:NAME, udp:PORT or http:PORT"),
+    wifi_secret_file: Path | None = typer.Option(None, help="file holding the brand's Wi-Fi secret (else $INSTORE_WIFI_SECRET)"),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", envvar="INSTORE_METRICS_PORT", min=0, max=65535,
                                                help="serve Prometheus /metrics (stage timings) on this port; default off"),
 ) -> None:
     """Recognise faces on the box's cameras and publish one arrival per visit (and, with a Wi-Fi
     source, presence and footfall)."""
-    from protocol.facepack import PackError
-
     from edge.box import EdgeBox
     from edge.config import ConfigError, build, read_file
     from edge.install import with_bundle
     from edge.sources import Source, SourceError
     from edge.wifi.runner import WifiError
+    from protocol.facepack import PackError
 
     flags = dict(store=store, device=device, broker=broker, brand=brand, pack=pack,
                  state=str(state) if state else None, telemetry_interval_s=telemetry_interval,

@@ -89,7 +89,7 @@ class EdgeConfig(RemoteSettings):
         return value
 
     @model_validator(mode="after")
-    def _commercial(self) -> "EdgeConfig":
+    def _commercial(self) -> EdgeConfig:
         if self.commercial_only:
             try:
                 require_commercial(self.pack)
@@ -98,7 +98,7 @@ class EdgeConfig(RemoteSettings):
         return self
 
     @model_validator(mode="after")
-    def _crops_stay_in_store(self) -> "EdgeConfig":
+    def _crops_stay_in_store(self) -> EdgeConfig:
         if (refusal := self.crop_refusal(self.local_crop.enabled)) is not None:
             raise ValueError(refusal)
         return self
@@ -119,7 +119,7 @@ class EdgeConfig(RemoteSettings):
     def remote(self) -> RemoteSettings:
         return RemoteSettings.model_validate(self.model_dump(include=set(RemoteSettings.model_fields)))
 
-    def with_remote(self, settings: RemoteSettings) -> "EdgeConfig":
+    def with_remote(self, settings: RemoteSettings) -> EdgeConfig:
         return self.model_copy(update=dict(settings))
 
 

@@ -13,11 +13,10 @@ import base64
 
 import cv2
 
+from edge.pipeline import ArrivalEvent
 from protocol import topics
 from protocol.device import FaceCrop, LocalCropSettings
 from protocol.messages import now
-
-from edge.pipeline import ArrivalEvent
 
 EXPIRY_S = 60
 

@@ -14,14 +14,17 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from edge.config import ConfigError
 from protocol.bundle import Bundle, BundleError, load_bundle
 from protocol.facepack import ModelPack, models_dir
 from protocol.facepack.manifests import verify
 from protocol.facepack.signing import (
-    PackSignatureError, load_public_key, manifest_digest, read_signed, verify_signed_pack,
+    PackSignatureError,
+    load_public_key,
+    manifest_digest,
+    read_signed,
+    verify_signed_pack,
 )
-
-from edge.config import ConfigError
 
 
 def with_bundle(data: dict[str, Any], origin: str) -> tuple[dict[str, Any], Bundle | None]:
@@ -74,5 +77,5 @@ def verify_pack(bundle: Bundle | None, pack: ModelPack, models: Path | None,
 
 def certificate_expiry(bundle: Bundle) -> dt.datetime:
     """When the device certificate expires, read once from the certificate itself."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return now + dt.timedelta(days=bundle.cert_days_left(now))

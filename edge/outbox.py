@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.codec import encode
-from protocol.messages import Message, now
-
 from edge import metrics
 from edge.state import StateFile
+from protocol.codec import encode
+from protocol.messages import Message, now
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,9 @@ class Outbox:
             self._sync.notify_all()
 
     def _commit_loop(self) -> None:
+        wal = self._wal
+        if wal is None:  # no write-ahead log: every commit synced itself
+            return
         while True:
             with self._sync:
                 if not self._sync.wait_for(lambda: self._written > self._synced or self._closed, 5.0):
@@ -114,7 +117,7 @@ class Outbox:
                 target = self._written
             started = time.perf_counter()
             try:
-                fd = os.open(self._wal, os.O_RDONLY)
+                fd = os.open(wal, os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
@@ -135,9 +138,10 @@ class Outbox:
             self.fsync_ms_total += (time.perf_counter() - started) * 1000
 
     def _state_closed(self) -> bool:
+        """True once the state file's connection was closed (sqlite3 raises on any use of it then)."""
         try:
-            self.state.db.conn.total_changes
-        except Exception:  # noqa: BLE001 - sqlite3.ProgrammingError: the box closed its state file
+            _ = self.state.db.conn.total_changes
+        except sqlite3.ProgrammingError:
             return True
         return False
 
@@ -173,7 +177,8 @@ class Outbox:
         payload = encode(message)
         with self.state.lock:
             # plain SQL: sqlite-utils' insert reads the table's schema first, 3x the time of the insert itself
-            seq = self.state.db.conn.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", [topic, payload]).lastrowid
+            inserted = self.state.db.conn.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", [topic, payload])
+            seq = int(inserted.lastrowid or 0)  # SQLite always gives an INSERT its rowid
             excess = self._depth() - self.max_messages
             if excess > 0:
                 self.state.db.execute(

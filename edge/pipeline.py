@@ -18,17 +18,16 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from protocol.device import RemoteSettings
-from protocol.embedding import Embedding
-from protocol.facepack.engine import Face, FaceEngine
-from protocol.messages import Arrival, FaceQuality, StageTimes, new_id, now
-
 from edge import metrics
 from edge.placement import Placement
 from edge.quality import Assessment, Gates, quality_score
 from edge.sources import Frame
 from edge.tracker import Sample, Track, Tracker
 from edge.visits import VisitRegistry
+from protocol.device import RemoteSettings
+from protocol.embedding import Embedding
+from protocol.facepack.engine import Face, FaceEngine
+from protocol.messages import Arrival, FaceQuality, StageTimes, new_id, now
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class FacePipeline:
         matched = self.tracker.associate(faces)
         todo = self._to_embed(faces, matched, frame)
         # every face of the frame that needs an embedding goes through the recogniser in one call
-        vectors = self.engine.embed_aligned([crop for _, crop, _ in todo]) if todo else []
+        vectors: list[np.ndarray] | np.ndarray = self.engine.embed_aligned([crop for _, crop, _ in todo]) if todo else []
         embedded = {i: (crop, a, v) for (i, crop, a), v in zip(todo, vectors)}
         done = time.perf_counter()
         metrics.FRAME.labels("detect").observe(detected - started)
@@ -149,7 +148,8 @@ class FacePipeline:
         if scale >= 1.0:
             return self.engine.detect(image)
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        return [Face(tuple(v / scale for v in f.bbox), f.kps / scale, f.score) for f in self.engine.detect(small)]
+        return [Face((f.bbox[0] / scale, f.bbox[1] / scale, f.bbox[2] / scale, f.bbox[3] / scale), f.kps / scale, f.score)
+                for f in self.engine.detect(small)]
 
     @property
     def detect_scale(self) -> float:
@@ -171,7 +171,7 @@ class FacePipeline:
             track = matched[i]
             cheap = self.gates.cheap(face)
             if not cheap.passed:
-                self.stats.rejected[cheap.reason] += 1
+                self.stats.rejected[cheap.reason or "gated"] += 1
                 continue
             wanted = (
                 track is None
@@ -183,7 +183,7 @@ class FacePipeline:
             crop = self.engine.align(frame.image, face)
             assessment = self.gates.assess(face, crop)
             if not assessment.passed:
-                self.stats.rejected[assessment.reason] += 1
+                self.stats.rejected[assessment.reason or "gated"] += 1
                 continue
             todo.append((i, crop, assessment))
         return todo
@@ -199,6 +199,8 @@ class FacePipeline:
     def _announce(self, track: Track) -> list[ArrivalEvent]:
         track.announced = True
         vector = track.aggregate()
+        if vector is None:  # _end announces only tracks with samples
+            return []
         best = track.best()
         visit = self.visits.same_visit(vector, best.ts)
         if visit is not None:
@@ -217,11 +219,11 @@ class FacePipeline:
             embedding=Embedding.from_vector(vector),
             quality=FaceQuality(det_score=min(1.0, best.face.score), face_px=best.face.size_px, bbox=(x1, y1, x2, y2)),
             model_pack=self.engine.pack.id,
-            timings=self._completing(best.ts),
+            timings=(trace := self._completing(best.ts)),
         )
-        if arrival.timings.embedded_ms is not None:
-            metrics.ARRIVAL.labels("detected").observe(arrival.timings.detected_ms / 1000)
-            metrics.ARRIVAL.labels("embedded").observe(arrival.timings.embedded_ms / 1000)
+        if trace.detected_ms is not None and trace.embedded_ms is not None:
+            metrics.ARRIVAL.labels("detected").observe(trace.detected_ms / 1000)
+            metrics.ARRIVAL.labels("embedded").observe(trace.embedded_ms / 1000)
         self.visits.record(arrival.event_id, vector, best.ts)
         self.stats.arrivals += 1
         assert track.first_usable_ts is not None

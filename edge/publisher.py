@@ -88,7 +88,7 @@ class Publisher:
             transport.publish(self.client, self._state_topic, DeviceState(state="online", ts=now(), **self._state),
                               retain=True)
 
-    def on_connect(self, hook) -> None:  # noqa: ANN001 - called with the paho client after each connect
+    def on_connect(self, hook) -> None:  # called with the paho client after each connect
         """Run ``hook(client)`` after every (re)connect, e.g. to subscribe."""
         self._on_connect_hooks.append(hook)
 
@@ -101,7 +101,7 @@ class Publisher:
         self.client.loop_start()
         self._drainer.start()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker %s refused the connection: %s", self.url, reason_code)
             return
@@ -113,13 +113,13 @@ class Publisher:
         with self.outbox.changed:
             self.outbox.changed.notify_all()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected.is_set():
             self.reconnects += 1
             log.warning("lost broker %s (%s); events wait in the outbox", self.url, reason_code)
         self.connected.clear()
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Runs in paho's thread, possibly under paho's locks: only hand the mid over.
         self._acks.put((mid, reason_code.value, str(reason_code)))
 

@@ -31,7 +31,7 @@ class StateFile:
 
     def remember(self, key: str, value: str) -> None:
         with self.lock:
-            self.db["box"].upsert({"key": key, "value": value}, pk="key")
+            self.db.table("box").upsert({"key": key, "value": value}, pk="key")
 
     def close(self) -> None:
         with self.lock:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import psutil
 

@@ -5,4 +5,6 @@ The face model packs live here too (`protocol.facepack`), because an embedding o
 something together with the pack that made it: edge and cloud must compute identical vectors.
 """
 
-SCHEMA_VERSION = 1
+from typing import Final
+
+SCHEMA_VERSION: Final = 1

@@ -93,7 +93,7 @@ class Bundle:
     def cert_days_left(self, now: dt.datetime | None = None) -> float:
         """Days until the device certificate expires, from the certificate itself (negative once expired)."""
         cert = _read_cert(self.tls.cert)
-        return (cert.not_valid_after_utc - (now or dt.datetime.now(dt.timezone.utc))).total_seconds() / 86400
+        return (cert.not_valid_after_utc - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400
 
     def expiry_warning(self, now: dt.datetime | None = None, *, days: int = EXPIRY_WARNING_DAYS) -> str | None:
         left = self.cert_days_left(now)

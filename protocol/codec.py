@@ -7,7 +7,7 @@ can log the reason, count the reject and carry on.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -21,8 +21,8 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 #: Every timestamp in a message must fall in this window (UTC). Year-1 or year-9999 times with an
 #: offset cannot even be converted to UTC, and arithmetic on them overflowed deep in the cloud's
 #: store (OverflowError, counted as a worker error) and in the ESL gateway (fuzz finding).
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 M = TypeVar("M", bound=Message)
 _any = TypeAdapter(AnyMessage)
@@ -74,7 +74,7 @@ def decode(payload: bytes | str, expected: type[M] | None = None) -> Message:
         field = ".".join(str(p) for p in first["loc"]) or ("type" if first["type"].startswith("union_tag") else None)
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise DecodeError(field, first["msg"] + more) from None
-    _check_times(message, "" if expected else message.type)  # the path pydantic gives an untyped decode
+    _check_times(message, "" if expected else str(data["type"]))  # the path pydantic gives an untyped decode
     return message
 
 
@@ -82,7 +82,7 @@ def _check_times(value: Any, path: str) -> None:
     """DecodeError for the first timestamp outside [EARLIEST, LATEST), anywhere in the message."""
     if isinstance(value, datetime):
         try:
-            plausible = EARLIEST <= value.astimezone(timezone.utc) < LATEST
+            plausible = EARLIEST <= value.astimezone(UTC) < LATEST
         except OverflowError:
             plausible = False
         if not plausible:

@@ -66,7 +66,7 @@ class TrackingSettings(_Settings):
     )
 
     @model_validator(mode="after")
-    def _enough_room(self) -> "TrackingSettings":
+    def _enough_room(self) -> TrackingSettings:
         if self.max_faces_per_track < self.faces_for_arrival:
             raise ValueError("max_faces_per_track must be at least faces_for_arrival")
         return self
@@ -97,7 +97,7 @@ class RemoteSettings(_Settings):
     local_crop: LocalCropSettings = LocalCropSettings()
 
     @model_validator(mode="after")
-    def _unique_cameras(self) -> "RemoteSettings":
+    def _unique_cameras(self) -> RemoteSettings:
         ids = [c.id for c in self.cameras]
         if len(ids) != len(set(ids)):
             raise ValueError(f"camera ids must be unique, got {ids}")

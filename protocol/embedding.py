@@ -27,7 +27,7 @@ class Embedding(BaseModel):
     data: str = Field(max_length=4 * MAX_DIM, description="base64 of the little-endian array")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Embedding":
+    def _consistent(self) -> Embedding:
         try:
             raw = base64.b64decode(self.data, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -55,7 +55,7 @@ class Embedding(BaseModel):
         return np.frombuffer(raw, dtype=np.int8).astype(np.float32) * np.float32(self.scale)
 
     @classmethod
-    def from_vector(cls, vector: np.ndarray, dtype: Literal["f16", "i8"] = "f16") -> "Embedding":
+    def from_vector(cls, vector: np.ndarray, dtype: Literal["f16", "i8"] = "f16") -> Embedding:
         vec = np.asarray(vector, dtype=np.float32).ravel()
         if dtype == "f16":
             raw, scale = vec.astype("<f2").tobytes(), None

@@ -62,7 +62,7 @@ class LabelProduct(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _member_price_is_a_discount(self) -> "LabelProduct":
+    def _member_price_is_a_discount(self) -> LabelProduct:
         if self.member_price is not None and self.member_price >= self.price:
             raise ValueError(f"member_price {self.member_price} must be below price {self.price}")
         return self
@@ -99,13 +99,13 @@ class LabelCommand(Message):
     ttl_s: int = Field(ge=1, le=7 * 86400, description="also the MQTT message expiry")
 
     @model_validator(mode="after")
-    def _does_something(self) -> "LabelCommand":
+    def _does_something(self) -> LabelCommand:
         if self.product is None and self.flash is None:
             raise ValueError("a label command needs a product to show, a flash pattern, or both")
         return self
 
     @model_validator(mode="after")
-    def _expiry_exists(self) -> "LabelCommand":
+    def _expiry_exists(self) -> LabelCommand:
         """A ``ts`` in the year 9999 plus the TTL overflowed in the gateway's expiry check (fuzz finding)."""
         try:
             self.ts + timedelta(seconds=self.ttl_s)

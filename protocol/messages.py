@@ -7,8 +7,8 @@ caught at the first consumer instead of being silently dropped.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, ClassVar, Literal, Union
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal
 from uuid import uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
@@ -22,7 +22,7 @@ ShortText = Annotated[str, Field(max_length=200)]
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -234,4 +234,4 @@ class Feedback(Message):
     ts: AwareDatetime
 
 
-AnyMessage = Annotated[Union[Arrival, GuideCard, DeviceState, Feedback], Field(discriminator="type")]
+AnyMessage = Annotated[Arrival | GuideCard | DeviceState | Feedback, Field(discriminator="type")]

@@ -57,7 +57,7 @@ class BrokerUrl:
     tls_files: TlsFiles | None = None
 
     @classmethod
-    def parse(cls, url: str) -> "BrokerUrl":
+    def parse(cls, url: str) -> BrokerUrl:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
             raise BrokerUrlError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
@@ -82,7 +82,7 @@ class BrokerUrl:
             files = TlsFiles(*(Path(query[name][0]) for name in ("ca", "cert", "key")))
         return cls(host=parts.hostname, port=port, mqtt5=protocol == "5", tls=tls, tls_files=files)
 
-    def with_tls(self, files: TlsFiles) -> "BrokerUrl":
+    def with_tls(self, files: TlsFiles) -> BrokerUrl:
         """The same broker reached with these TLS files (e.g. from an install bundle)."""
         if not self.tls:
             raise BrokerUrlError(f"broker URL {self} is not mqtts://, so it takes no TLS files")
@@ -121,9 +121,9 @@ def make_client(
     safely stored, instead of paho acknowledging it on receipt.
     """
     protocol = mqtt.MQTTv5 if url.mqtt5 else mqtt.MQTTv311
-    kwargs = {} if url.mqtt5 else {"clean_session": clean}
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=manual_ack, **kwargs
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=manual_ack,
+        clean_session=None if url.mqtt5 else clean,  # MQTT 5 sets clean start at connect instead
     )
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     if url.tls:
@@ -147,7 +147,7 @@ def start(client: mqtt.Client, url: BrokerUrl, *, timeout: float = 10.0, session
     failure: list[str] = []
     callers_on_connect = client.on_connect
 
-    def on_connect(c, userdata, flags, reason_code, properties):  # noqa: ANN001
+    def on_connect(c, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             failure.append(str(reason_code))
         elif callers_on_connect is not None:
@@ -226,7 +226,7 @@ def track_refusals(client: mqtt.Client) -> dict[int, str]:
         record = client._instore_refusals = {}  # type: ignore[attr-defined]
     callers = client.on_publish
 
-    def on_publish(c, userdata, mid, reason_code, properties):  # noqa: ANN001
+    def on_publish(c, userdata, mid, reason_code, properties):
         if reason_code is not None and getattr(reason_code, "is_failure", False):
             with _refusal_lock:
                 record[mid] = str(reason_code)
@@ -240,7 +240,7 @@ def track_refusals(client: mqtt.Client) -> dict[int, str]:
 def subscribe_on_connect(client: mqtt.Client, filters: list[tuple[str, int]]) -> None:
     """Subscribe now and after every reconnect (a clean session forgets subscriptions)."""
 
-    def on_connect(c, userdata, flags, reason_code, properties):  # noqa: ANN001
+    def on_connect(c, userdata, flags, reason_code, properties):
         if not reason_code.is_failure:
             c.subscribe(filters)
 

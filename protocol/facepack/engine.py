@@ -109,7 +109,7 @@ class FaceEngine:
             size = self.pack.detector.input_size
             boxes, kps = self._scrfd.detect(image, input_size=(size, size))
             faces = [
-                Face(tuple(float(v) for v in b[:4]), k.astype(np.float32), float(b[4]))
+                Face((float(b[0]), float(b[1]), float(b[2]), float(b[3])), k.astype(np.float32), float(b[4]))
                 for b, k in zip(boxes, kps if kps is not None else [None] * len(boxes))
             ]
         else:
