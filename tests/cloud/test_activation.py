@@ -245,3 +245,21 @@ def test_a_wechat_campaign_reaches_openids_and_a_member_gets_a_guide(start_cloud
         assert campaigns.get(db, c["id"])["sends"] == {"sent": 1, "skipped": 5}
     finally:
         wx.stop()
+
+
+def test_audience_sync_exports_hashed_normalised_phones_only(start_cloud) -> None:
+    import hashlib
+
+    client, runtime = start_cloud()
+    _people(runtime.db)
+    with runtime.db.transaction() as tx:
+        tx.execute("INSERT INTO identifiers (member_id, kind, value, created) VALUES ('p-ok', 'phone', "
+                   "'+86 139-0000-0001', ?)", (iso(NOON_SHANGHAI),))
+    segment = segments.save(runtime.db, "a", segments.Condition.parse({"lifecycle": ["active"]}), actor="t")
+    body = client.get(f"/v1/audiences/{segment['id']}").text
+    lines = body.split()
+    assert f"phone_sha256,{hashlib.sha256(b'13900000001').hexdigest()}" in lines
+    assert len(lines) == 4  # p-ok's two spellings are one line; the suppressed phone and p-nophone are absent
+    assert "1390000" not in body
+    md5 = client.get(f"/v1/audiences/{segment['id']}?hash=md5").text.split()
+    assert f"phone_md5,{hashlib.md5(b'13900000001').hexdigest()}" in md5

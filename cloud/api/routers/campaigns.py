@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from cloud.activation import campaigns, consent, sender
+from cloud.activation import audience, campaigns, consent, sender
 from cloud.api.deps import Admin, HqReader, RuntimeDep
 from cloud.api.schemas import Error
 
@@ -129,6 +129,16 @@ def add_suppression(body: SuppressionIn, runtime: RuntimeDep, principal: Admin) 
 @router.delete("/marketing/suppression/{kind}/{value}", status_code=204)
 def remove_suppression(kind: str, value: str, runtime: RuntimeDep, principal: Admin) -> None:
     consent.unsuppress(runtime.db, kind, value)
+
+
+@router.get("/audiences/{segment_id}", responses={404: {"model": Error}, 422: {"model": Error}})
+def audience_export(segment_id: str, runtime: RuntimeDep, principal: Admin,
+                    hash: Literal["md5", "sha256"] = "sha256") -> StreamingResponse:
+    """A saved segment for ad-platform audience upload: ``kind,hash`` lines of normalised phones and
+    device ids, hashed; never raw personal data; suppressed persons and phones left out."""
+    lines = list(audience.export(runtime.db, segment_id, hash_name=hash))
+    return StreamingResponse(iter([("\n".join(lines) + "\n") if lines else ""]), media_type="text/csv",
+                             headers={"Content-Disposition": f'attachment; filename="audience-{segment_id}-{hash}.csv"'})
 
 
 @public.post("/callbacks/aliyun/sms-up")
