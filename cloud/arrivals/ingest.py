@@ -158,7 +158,7 @@ class EventProcessor:
             self._duplicate(arrival.event_id)
             return None
         vector = arrival.embedding.to_vector()
-        match = self._matcher.match(vector, arrival.model_pack)
+        match = self._matcher.match(vector, arrival.model_pack, arrival.store)
         trace = metrics.reached(trace, "matched")
         if self._same_visit_elsewhere(arrival, match, vector):
             return None

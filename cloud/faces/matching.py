@@ -19,6 +19,7 @@ from cloud.arrivals import feedback
 from cloud.cdp import members
 from cloud.cdp.members import Member
 from cloud.db import Database
+from cloud.faces import calibration
 from cloud.faces.gallery import FaceIndex
 from protocol.facepack import PackError, get_pack
 from protocol.facepack.manifests import ModelPack
@@ -54,8 +55,11 @@ class Matcher:
         self._index = index
         self._db = db
         self._gallery_pack = gallery_pack
+        self.store_offsets = calibration.StoreOffsets(db, gallery_pack)
 
-    def match(self, vector: np.ndarray, pack_id: str) -> Match:
+    def match(self, vector: np.ndarray, pack_id: str, store: str | None = None) -> Match:
+        """``store``: where the face was seen; its calibration (``cloud.faces.calibration``) may only
+        demand more similarity than the packs do, and what it holds back is asked about, not dropped."""
         try:
             probe_pack = get_pack(pack_id)
         except PackError:
@@ -80,8 +84,10 @@ class Matcher:
         member = members.member(self._db, found.member_id)
         if member is None or not member.face_consent:
             return Match(None, confidence, "no_consent" if found.score >= threshold else "below_threshold")
-        if found.score < threshold:
+        if found.score < threshold + self.store_offsets.get(store):
             return Match(None, confidence, "uncertain", candidate=member)
-        if found.score < threshold + feedback.threshold_penalty(self._db, member.id):
+        # per member: each "不是本人" demands a pack-scaled step more (DOUBT_STEP is a MobileFaceNet cosine)
+        if found.score < threshold + feedback.threshold_penalty(self._db, member.id) * calibration.scale(
+                self._gallery_pack):
             return Match(None, confidence, "doubted")  # assistants said "not this person" before
         return Match(member, confidence, "member")

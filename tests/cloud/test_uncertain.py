@@ -12,6 +12,7 @@ import numpy as np
 from cloud.arrivals import feedback
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor
+from cloud.clock import iso, utcnow
 from cloud.faces import enrolled
 from cloud.faces.matching import Matcher, uncertain_floor
 from protocol import topics
@@ -83,3 +84,12 @@ def test_a_borderline_face_asks_and_the_answer_is_a_labelled_outcome(start_cloud
     matcher = Matcher(runtime.index, runtime.db, pack)
     sure = matcher.match(_probe(template, pack.match_threshold + 0.01, 4), pack.id)
     assert (sure.reason, sure.candidate) == ("member", None) and sure.member.id == member_id
+
+    # per-store calibration: one "不是本人" at this store demands 0.01 more there; what it holds back is asked
+    runtime.db.execute("INSERT INTO match_labels (visit_id, label, member_id, score, brand, store, device, feedback_id, "
+                       "ts) VALUES ('v-wrong', 'not_this_person', ?, 0.6, ?, ?, ?, 'f-wrong', ?)",
+                       (member_id, BRAND, STORE, DEVICE, iso(utcnow())))
+    matcher = Matcher(runtime.index, runtime.db, pack)
+    close_call = _probe(template, pack.match_threshold + 0.005, 5)
+    assert matcher.match(close_call, pack.id, STORE).reason == "uncertain"
+    assert matcher.match(close_call, pack.id, "s2").reason == "member"
