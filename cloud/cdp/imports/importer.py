@@ -94,6 +94,7 @@ class Importer:
         self._quarantined: Counter[str] = Counter()
         self._blocked: Counter[str] = Counter()
         self._seen_orders: set[str] = set()
+        self._stored: set[str] = set()  # of the batch being written: its orders already in the table
         self._persons: set[str] = set()
         # refunds with their own number, linked to the sale they return (by reference or by match)
         self._refund_links: dict[str, str] = {}
@@ -150,6 +151,14 @@ class Importer:
             problems: list[tuple[int, dict, RowProblem]] = []
             orders: list[Order] = []
             buyers: list[Buyer] = []
+            # the batch's orders already stored, in one query per 500 (not one per order)
+            ids = sorted({one.id for _, _, item in batch for one in (item if isinstance(item, tuple) else (item,))
+                          if isinstance(one, Order)})
+            self._stored = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                self._stored.update(r[0] for r in tx.rows(
+                    f"SELECT id FROM orders WHERE id IN ({', '.join('?' for _ in chunk)})", chunk))
             for row_no, raw, item in batch:
                 self.report.rows += len(raw["rows"]) if "rows" in raw and isinstance(raw["rows"], list) else 1
                 if _has_control(raw):  # PostgreSQL refuses NUL in text; no cell needs a control character
@@ -186,7 +195,7 @@ class Importer:
                         chunk))
 
     def _check(self, tx: Tx, order: Order) -> RowProblem | None:
-        if order.id in self._seen_orders or tx.scalar("SELECT 1 FROM orders WHERE id = ?", (order.id,)):
+        if order.id in self._seen_orders or order.id in self._stored:
             return RowProblem("duplicate_order", f"order {order.id} was already imported")
         if order.refund_of and order.refund_of not in self._seen_orders and not tx.scalar(
             "SELECT 1 FROM orders WHERE id = ?", (order.refund_of,)
