@@ -134,7 +134,7 @@ class Runtime:
         ingest = None
         if broker is not None:
             processor = EventProcessor(
-                db, Matcher(index, db, pack), CardBuilder(db, ttl_s=settings.card_ttl_s),
+                db, Matcher(index, db, pack, commercial_only=settings.commercial_only), CardBuilder(db, ttl_s=settings.card_ttl_s),
                 join_window_s=settings.wifi_join_window_s, require_known_devices=settings.require_known_devices,
             )
             ingest = IngestWorker(

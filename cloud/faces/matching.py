@@ -26,7 +26,7 @@ from protocol.facepack.manifests import ModelPack
 
 Reason = Literal[
     "member", "unknown_pack", "other_space", "empty_gallery", "below_threshold", "ambiguous", "no_consent",
-    "doubted", "uncertain",
+    "doubted", "uncertain", "not_commercial",
 ]
 
 #: The lower bound of the "uncertain" band per pack: the threshold at which 1% of strangers pass on the
@@ -51,8 +51,9 @@ class Match:
 
 
 class Matcher:
-    def __init__(self, index: FaceIndex, db: Database, gallery_pack: ModelPack) -> None:
+    def __init__(self, index: FaceIndex, db: Database, gallery_pack: ModelPack, *, commercial_only: bool = False) -> None:
         self._index = index
+        self._commercial_only = commercial_only  # the brand's setting: a research pack's faces name nobody
         self._db = db
         self._gallery_pack = gallery_pack
         self.store_offsets = calibration.StoreOffsets(db, gallery_pack)
@@ -64,6 +65,8 @@ class Matcher:
             probe_pack = get_pack(pack_id)
         except PackError:
             return Match(None, 0.0, "unknown_pack")
+        if self._commercial_only and not probe_pack.commercial_use:
+            return Match(None, 0.0, "not_commercial")
         space = probe_pack.recogniser.embedding_space
         if space != self._index.embedding_space or probe_pack.recogniser.embedding_dim != self._index.dim:
             return Match(None, 0.0, "other_space")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -45,3 +46,15 @@ def test_a_commercial_only_brand_rolls_out_only_cleared_packs(db_location, dlib_
             assert made.status_code == 201, made.text
     finally:
         runtime.close()
+
+
+def test_a_commercial_only_brand_names_nobody_from_a_research_pack_box(db, dlib_engine) -> None:
+    from cloud.faces.gallery import FaceIndex
+    from cloud.faces.matching import Matcher
+
+    pack = dlib_engine.pack
+    index = FaceIndex(pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
+    vector = np.ones(pack.recogniser.embedding_dim, dtype=np.float32)
+    index.add("m1", vector)
+    assert Matcher(index, db, pack, commercial_only=True).match(vector, "yunet-mbf").reason == "not_commercial"
+    assert Matcher(index, db, pack).match(vector, "yunet-mbf").reason == "other_space"
