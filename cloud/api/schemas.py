@@ -143,6 +143,9 @@ class VisitOut(BaseModel):
     signals: Literal["face", "wifi", "face+wifi"]
     left_ts: datetime | None = Field(description="when the registered phone left (Wi-Fi leave)")
     dwell_s: float | None
+    arrivals: list[str] = Field(
+        default_factory=list, description="every arrival stored against this visit, from any box (one visit per person "
+        "and store within the re-visit window), in capture order")
 
 
 class IngestStats(BaseModel):

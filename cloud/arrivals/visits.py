@@ -45,6 +45,7 @@ class Visit:
     signals: str = "face"  # face | wifi | face+wifi
     left_ts: datetime | None = None
     dwell_s: float | None = None
+    arrivals: tuple[str, ...] = ()  # every arrival stored against this visit, from any box, in capture order
 
 
 def has_arrival(db: Database, event_id: str) -> bool:
@@ -168,6 +169,12 @@ def visits(db: Database, store: str, *, limit: int, offset: int = 0) -> list[Vis
     rows = db.query(
         "SELECT * FROM visits WHERE store = ? ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?", (store, limit, offset)
     )
+    seen: dict[str, list[str]] = {r["id"]: [] for r in rows}
+    if seen:
+        marks = ", ".join("?" for _ in seen)
+        for event_id, visit_id in db.rows(
+                f"SELECT event_id, visit_id FROM arrivals WHERE visit_id IN ({marks}) ORDER BY ts, event_id", list(seen)):
+            seen[visit_id].append(event_id)
     return [
         Visit(
             id=r["id"], brand=r["brand"], store=r["store"], member_id=r["member_id"],
@@ -175,6 +182,7 @@ def visits(db: Database, store: str, *, limit: int, offset: int = 0) -> list[Vis
             arrival_event_id=r["arrival_event_id"], device=r["device"], camera=r["camera"],
             card_id=r["card_id"], signals=r["signals"],
             left_ts=datetime.fromisoformat(r["left_ts"]) if r["left_ts"] else None, dwell_s=r["dwell_s"],
+            arrivals=tuple(seen[r["id"]]),
         )
         for r in rows
     ]
