@@ -148,6 +148,7 @@ class CardView(QFrame):
         self.assistant: str | None = None
         self.sold_amount: float | None = None
         if card.member is None:
+            assert card.candidate is not None  # checked above
             self._uncertain(card.candidate)
             return
         member = card.member
