@@ -75,7 +75,7 @@ def arrival(brand: str, *, store: str = STORE) -> Arrival:
 
 
 def test_malformed_payloads_on_every_topic(cloud: Runtime, mosquitto) -> None:  # noqa: ANN001
-    worker = cloud.arrivals.ingest
+    worker = cloud.ingest
     assert worker is not None
     brand = new_brand()
     subjects = concrete_topics(worker._filters, brand)  # noqa: SLF001 - the filters are what is fuzzed
