@@ -200,6 +200,13 @@ def test_campaign_api_and_results_with_uplift(start_cloud) -> None:
     assert low < planted < high
     assert {r["channel"] for r in results["orders_by_channel"]} == {"store", "tmall"}
     assert client.get("/v1/campaigns/nope").status_code == 404
+    cohort = client.get(f"/v1/cohorts/campaign:{cid}").json()
+    assert [h["days"] for h in cohort["horizons"]] == [30, 60, 90, 180]
+    first = cohort["horizons"][0]
+    assert first["treatment"]["persons"] == 2000 - launched["control"]
+    assert first["treatment"]["buyer_rate"] == results["groups"]["treatment"]["rate"]  # all orders fall in 7 days
+    assert set(first["control"]["channel_mix"]) <= {"store", "tmall"}
+    assert client.get("/v1/cohorts/segment:x").status_code == 404
 
 
 def test_wechat_subscribe_message_in_the_documented_shape() -> None:

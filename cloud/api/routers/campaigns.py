@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from cloud.activation import audience, campaigns, consent, sender
+from cloud.activation import audience, campaigns, cohorts, consent, sender
 from cloud.api.deps import Admin, HqReader, RuntimeDep
 from cloud.api.schemas import Error
 
@@ -129,6 +129,13 @@ def add_suppression(body: SuppressionIn, runtime: RuntimeDep, principal: Admin) 
 @router.delete("/marketing/suppression/{kind}/{value}", status_code=204)
 def remove_suppression(kind: str, value: str, runtime: RuntimeDep, principal: Admin) -> None:
     consent.unsuppress(runtime.db, kind, value)
+
+
+@router.get("/cohorts/{cohort_id}", responses={404: {"model": Error}, 409: {"model": Error}})
+def get_cohort(cohort_id: str, runtime: RuntimeDep, principal: HqReader) -> dict:
+    """``campaign:<id>``: the audience over 30/60/90/180 days, treatment against its holdout (buyer
+    rate, orders and LTV per head, channel mix)."""
+    return cohorts.cohort(runtime.db, cohort_id)
 
 
 @router.get("/audiences/{segment_id}", responses={404: {"model": Error}, 422: {"model": Error}})
