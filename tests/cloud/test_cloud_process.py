@@ -6,18 +6,20 @@ from __future__ import annotations
 import threading
 
 
-def _threads() -> list[str]:
-    return [thread.name for thread in threading.enumerate()]
+def _new_threads(before: set[threading.Thread]) -> list[str]:
+    """Names of the threads started since ``before`` (by identity: another cloud in this test session
+    may run threads of the same names)."""
+    return [thread.name for thread in threading.enumerate() if thread not in before]
 
 
 def test_one_mqtt_connection_and_one_scheduler_thread(start_cloud, mosquitto) -> None:
-    before = set(_threads())
+    before = set(threading.enumerate())
     _, runtime = start_cloud(broker_url=mosquitto.url, client_id="cloud-under-test")
     client = runtime.ingest.client
     assert runtime.commands._client is client
     assert runtime.alert_sender._client is client
     assert runtime.markdown._client is client
-    started = [name for name in _threads() if name not in before]
+    started = _new_threads(before)
     # paho names its network thread after the client id: one client, under the configured id
     assert [name for name in started if name.startswith("paho-mqtt-client-")] == ["paho-mqtt-client-cloud-under-test"]
     assert started.count("cloud-scheduler") == 1
@@ -28,9 +30,9 @@ def test_one_mqtt_connection_and_one_scheduler_thread(start_cloud, mosquitto) ->
 
 
 def test_api_only_runs_the_health_job_without_a_connection(start_cloud) -> None:
-    before = set(_threads())
+    before = set(threading.enumerate())
     _, runtime = start_cloud()
-    started = [name for name in _threads() if name not in before]
+    started = _new_threads(before)
     assert runtime.ingest is None and runtime.commands is None
     assert not [name for name in started if name.startswith("paho-mqtt-client-")]
     assert runtime.scheduler.jobs == ["health-rollup", "device-health", "alert-notify", "campaign-send",
