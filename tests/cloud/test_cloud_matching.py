@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cloud.faces.gallery import FaceIndex
-from cloud.faces.matching import Matcher
+from cloud.faces.matching import Matcher, uncertain_floor
 from cloud.db import Database
 from protocol.facepack import DEFAULT_PACK, get_pack
 from cloud.cdp import members
@@ -56,8 +56,12 @@ def test_clear_match_is_the_member_and_a_stranger_is_a_visitor(db: Database) -> 
     miss = matcher.match(stranger, DEFAULT_PACK)
     assert miss.member is None and miss.reason == "below_threshold"
 
+    # issue 18: just under the threshold (above the pack's FPIR-1% floor) the card asks, never names
     just_under = matcher.match(_towards(a, stranger, PACK.match_threshold - 0.01), DEFAULT_PACK)
-    assert just_under.member is None and just_under.reason == "below_threshold"
+    assert just_under.member is None and just_under.reason == "uncertain"
+    assert just_under.candidate is not None and just_under.candidate.id == alice
+    under_floor = matcher.match(_towards(a, stranger, uncertain_floor(PACK) - 0.01), DEFAULT_PACK)
+    assert under_floor.member is None and under_floor.candidate is None and under_floor.reason == "below_threshold"
 
 
 def test_two_similar_members_are_too_close_to_call(db: Database) -> None:
