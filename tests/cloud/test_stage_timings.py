@@ -8,6 +8,7 @@ card traced from its capture time, so the screen's histograms still see the clou
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -48,8 +49,9 @@ def test_the_card_carries_the_edge_stages_and_adds_the_clouds(
     # two different visitors: the same face twice within seconds would be one visitor, one card
     plain = make_arrival(faces_dir / "deepface_id05" / "img14.jpg", brand=BRAND, store="st-timing")
     other = make_arrival(faces_dir / "deepface_id07" / "img16.jpg", brand=BRAND, store="st-timing")
+    captured = other.ts - timedelta(seconds=1)  # the edge's stages below all lie before the cloud's
     traced = other.model_copy(update={
-        "timings": StageTimes(capture=other.ts, detected_ms=12.5, embedded_ms=20.0, queued_ms=21.0)})
+        "ts": captured, "timings": StageTimes(capture=captured, detected_ms=12.5, embedded_ms=20.0, queued_ms=21.0)})
 
     transport.publish(edge, topic, traced).wait_for_publish(5)
     card = guide.next()
