@@ -17,28 +17,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.edge_throughput import pack_id  # noqa: E402
-from bench.replay import people_walking  # noqa: E402
-from edge.outbox import Outbox  # noqa: E402
-from edge.pipeline import FacePipeline  # noqa: E402
-from edge.placement import Placement  # noqa: E402
-from edge.publisher import Publisher  # noqa: E402
-from edge.sources import Frame  # noqa: E402
-from edge.state import StateFile  # noqa: E402
-from edge.visits import VisitRegistry  # noqa: E402
-from protocol import topics, transport  # noqa: E402
-from protocol.codec import decode  # noqa: E402
-from protocol.device import RemoteSettings  # noqa: E402
-from protocol.facepack.engine import FaceEngine  # noqa: E402
-from protocol.messages import Arrival  # noqa: E402
-from provisioning.broker import free_port  # noqa: E402
+from bench.edge_throughput import pack_id
+from bench.replay import people_walking
+from edge.outbox import Outbox
+from edge.pipeline import FacePipeline
+from edge.placement import Placement
+from edge.publisher import Publisher
+from edge.sources import Frame
+from edge.state import StateFile
+from edge.visits import VisitRegistry
+from protocol import topics, transport
+from protocol.codec import decode
+from protocol.device import RemoteSettings
+from protocol.facepack.engine import FaceEngine
+from protocol.messages import Arrival
+from provisioning.broker import free_port
 
 
 def main() -> None:
@@ -83,7 +83,7 @@ def main() -> None:
     for index, image in enumerate(frames):
         time.sleep(max(0.0, due - time.monotonic()))  # a camera delivers frames at its own pace
         due += interval
-        for event in pipeline.process(Frame("cam1", index, datetime.now(timezone.utc), image, f"#{index}", "door")):
+        for event in pipeline.process(Frame("cam1", index, datetime.now(UTC), image, f"#{index}", "door")):
             outbox.put(topics.arrival("bench", "s1", "e1"), event.arrival)
             first_usable[event.arrival.event_id] = event.first_usable_ts.timestamp()
     for event in pipeline.finish():

@@ -28,10 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud.cdp import oneid, profile, segments, tags  # noqa: E402
-from cloud.runtime import open_cdp  # noqa: E402
-from cloud.faces.gallery import FaceIndex  # noqa: E402
-from cloud.synthetic.brand import generate  # noqa: E402
+from cloud.cdp import oneid, profile, segments, tags
+from cloud.faces.gallery import FaceIndex
+from cloud.runtime import open_cdp
+from cloud.synthetic.brand import generate
 
 SEGMENT = {"and": [{"bought": {"category": "护肤", "within_days": 90}},
                    {"not": {"bought": {"category": "彩妆", "within_days": 90}}}]}
@@ -48,13 +48,13 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def timed(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+def timed(fn, *args, **kwargs):
     started = time.perf_counter()
     result = fn(*args, **kwargs)
     return result, time.perf_counter() - started
 
 
-def _settle(db, location: str) -> None:  # noqa: ANN001
+def _settle(db, location: str) -> None:
     """What autovacuum does after a bulk load, done now: statistics, and on PostgreSQL the
     visibility map that lets the segment queries use index-only scans."""
     if db.dialect.name == "postgresql":
@@ -121,7 +121,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
     batch = 100_000
     for first in range(0, members, batch):
         chunk = gallery[first:first + batch]
-        index._append([(None, f"m{first + i}", v / np.linalg.norm(v)) for i, v in enumerate(chunk)])  # noqa: SLF001
+        index._append([(None, f"m{first + i}", v / np.linalg.norm(v)) for i, v in enumerate(chunk)])
     out["face_index_build_s"] = round(time.perf_counter() - started, 2)
     out["face_mode"] = index.mode
     probes = gallery[np.random.default_rng(1).choice(members, 200)] + 0.3 * np.random.default_rng(2).standard_normal(

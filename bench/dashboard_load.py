@@ -29,14 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
+from playwright.sync_api import sync_playwright
 
-from cloud.api.auth import create_key  # noqa: E402
-from cloud import clock  # noqa: E402
-from cloud.settings import Settings  # noqa: E402
-from cloud.db import Database  # noqa: E402
-from tests.dashboards.harness import CloudServer, launch, open_page  # noqa: E402
+from cloud import clock
+from cloud.api.auth import create_key
 from cloud.runtime import open_cdp
+from cloud.settings import Settings
+from tests.dashboards.harness import CloudServer, launch, open_page
 
 TARGET_MS = 2000
 REPO = Path(__file__).resolve().parents[1]

@@ -46,23 +46,23 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from cloud.runtime import Runtime  # noqa: E402
-from cloud.settings import Settings  # noqa: E402
-from edge.outbox import Outbox  # noqa: E402
-from edge.pipeline import FacePipeline  # noqa: E402
-from edge.placement import Placement  # noqa: E402
-from edge.publisher import Publisher  # noqa: E402
-from edge.sources import Frame  # noqa: E402
-from edge.state import StateFile  # noqa: E402
-from edge.visits import VisitRegistry  # noqa: E402
-from protocol import topics, transport  # noqa: E402
-from protocol.codec import decode  # noqa: E402
-from protocol.device import RemoteSettings  # noqa: E402
-from protocol.embedding import Embedding  # noqa: E402
-from protocol.facepack import get_pack  # noqa: E402
-from protocol.facepack.engine import FaceEngine, decode_image  # noqa: E402
-from protocol.messages import Arrival, FaceQuality, StageTimes, new_id, now  # noqa: E402
-from provisioning.broker import free_port  # noqa: E402
+from cloud.runtime import Runtime
+from cloud.settings import Settings
+from edge.outbox import Outbox
+from edge.pipeline import FacePipeline
+from edge.placement import Placement
+from edge.publisher import Publisher
+from edge.sources import Frame
+from edge.state import StateFile
+from edge.visits import VisitRegistry
+from protocol import topics, transport
+from protocol.codec import decode
+from protocol.device import RemoteSettings
+from protocol.embedding import Embedding
+from protocol.facepack import get_pack
+from protocol.facepack.engine import FaceEngine, decode_image
+from protocol.messages import Arrival, FaceQuality, StageTimes, new_id, now
+from provisioning.broker import free_port
 
 BRAND, STORE, DEVICE = "bench", "s1", "edge-01"
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
@@ -106,7 +106,7 @@ def arrival_template(engine: FaceEngine, photo: Path) -> Arrival:
     )
 
 
-def add_member(runtime: Runtime, **fields):  # noqa: ANN003, ANN201
+def add_member(runtime: Runtime, **fields):
     """A member, through whichever API the cloud of this checkout has (it is being restructured)."""
     if hasattr(runtime, "store"):
         return runtime.store.add_member(**fields)
@@ -146,20 +146,20 @@ class CloudProbe:
         except AttributeError as exc:
             print(f"cloud probes not installed ({exc}); the cloud is one leg", file=sys.stderr)
 
-    def _wrap_callback(self, client) -> None:  # noqa: ANN001
+    def _wrap_callback(self, client) -> None:
         original = client.on_message
 
-        def on_message(c, userdata, message):  # noqa: ANN001
+        def on_message(c, userdata, message):
             self.received[message.payload] = now()
             original(c, userdata, message)
 
         client.on_message = on_message
 
     def _wrap(self, owner, name: str, *, before: str | None = None, after: str | None = None,
-              key_from_payload: bool = False) -> None:  # noqa: ANN001
+              key_from_payload: bool = False) -> None:
         original = getattr(owner, name)
 
-        def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003
+        def wrapped(*args, **kwargs):
             if key_from_payload:
                 topic, payload = args[0], args[1]
                 self._current = None
@@ -226,7 +226,7 @@ def main() -> None:
     screen_at: dict[str, dict[str, datetime]] = {}
     ready: list[bool] = []
 
-    def mark(card, stage: str) -> None:  # noqa: ANN001
+    def mark(card, stage: str) -> None:
         screen_at.setdefault(card.arrival_event_id, {})[stage] = now()
         cards[card.arrival_event_id] = card
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +23,15 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.replay import people_walking  # noqa: E402
-from edge.pipeline import FacePipeline  # noqa: E402
-from edge.placement import Placement  # noqa: E402
-from edge.sources import Frame  # noqa: E402
-from edge.state import StateFile  # noqa: E402
-from edge.visits import VisitRegistry  # noqa: E402
-from protocol.device import RemoteSettings  # noqa: E402
-from protocol.facepack import PACKS  # noqa: E402
-from protocol.facepack.engine import FaceEngine  # noqa: E402
+from bench.replay import people_walking
+from edge.pipeline import FacePipeline
+from edge.placement import Placement
+from edge.sources import Frame
+from edge.state import StateFile
+from edge.visits import VisitRegistry
+from protocol.device import RemoteSettings
+from protocol.facepack import PACKS
+from protocol.facepack.engine import FaceEngine
 
 
 def pack_id(name: str) -> str:
@@ -74,7 +74,7 @@ def main() -> None:
         while not stop.is_set():
             image = frames[index % len(frames)]
             started, cpu = time.perf_counter(), time.thread_time()
-            pipelines[n].process(Frame(f"cam{n}", index, datetime.now(timezone.utc), image, f"#{index}", f"loop{index // len(frames)}"))
+            pipelines[n].process(Frame(f"cam{n}", index, datetime.now(UTC), image, f"#{index}", f"loop{index // len(frames)}"))
             latencies[n].append((time.perf_counter() - started) * 1000)
             cpu_ms[n].append((time.thread_time() - cpu) * 1000)
             index += 1
@@ -84,17 +84,17 @@ def main() -> None:
         w.start()
     time.sleep(min(5.0, opts.seconds / 5))  # warm-up: first inferences, allocator growth
     rss_start = process.memory_info().rss / 2**20
-    counted = [len(l) for l in latencies]
+    counted = [len(seen) for seen in latencies]
     began = time.monotonic()
     time.sleep(opts.seconds)
     elapsed = time.monotonic() - began
-    done = [len(l) for l in latencies]
+    done = [len(seen) for seen in latencies]
     rss_end = process.memory_info().rss / 2**20
     stop.set()
     for w in workers:
         w.join()
-    window = [v for l, c, d in zip(latencies, counted, done) for v in l[c:d]]
-    cpu_window = [v for l, c, d in zip(cpu_ms, counted, done) for v in l[c:d]]
+    window = [v for seen, c, d in zip(latencies, counted, done) for v in seen[c:d]]
+    cpu_window = [v for seen, c, d in zip(cpu_ms, counted, done) for v in seen[c:d]]
     stats = [p.stats for p in pipelines]
     result = {
         "cameras": opts.cameras, "resolution": opts.resolution, "pack": pack, "seconds": round(elapsed, 1),

@@ -22,23 +22,22 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from protocol.messages import Message  # noqa: E402
-from protocol.wifi import WifiFootfall, device_key  # noqa: E402
-
-from edge.wifi.background import Background  # noqa: E402
-from edge.wifi.calibration import calibrate  # noqa: E402
-from edge.placement import Placement  # noqa: E402
-from edge.wifi.engine import WifiEngine  # noqa: E402
-from edge.wifi.frames import ProbeParser  # noqa: E402
-from edge.wifi.keys import DeviceKeyer  # noqa: E402
-from edge.wifi.observation import Observation  # noqa: E402
-from edge.wifi.rules import PresenceRules  # noqa: E402
-from edge.wifi.sources import replay  # noqa: E402
+from edge.placement import Placement
+from edge.wifi.background import Background
+from edge.wifi.calibration import calibrate
+from edge.wifi.engine import WifiEngine
+from edge.wifi.frames import ProbeParser
+from edge.wifi.keys import DeviceKeyer
+from edge.wifi.observation import Observation
+from edge.wifi.rules import PresenceRules
+from edge.wifi.sources import replay
+from protocol.messages import Message
+from protocol.wifi import WifiFootfall, device_key
 
 QUARTER_HOUR = 900
 
@@ -66,11 +65,11 @@ def estimate(observations: list[Observation], rules: PresenceRules, equipment: s
 def truth_per_minute(path: Path, first_capture_ts: float) -> dict[int, float]:
     with path.open(newline="") as f:
         rows = [(datetime.fromisoformat(r["datetime"]), float(r["occupancy"])) for r in csv.DictReader(f, delimiter=";")]
-    first_local = rows[0][0].replace(tzinfo=timezone.utc).timestamp()
+    first_local = rows[0][0].replace(tzinfo=UTC).timestamp()
     offset = round((first_local - first_capture_ts) / QUARTER_HOUR) * QUARTER_HOUR
     minutes: dict[int, list[float]] = defaultdict(list)
     for local, occupancy in rows:
-        ts = local.replace(tzinfo=timezone.utc).timestamp() - offset
+        ts = local.replace(tzinfo=UTC).timestamp() - offset
         minutes[int(ts // 60) * 60].append(occupancy)
     return {m: statistics.fmean(v) for m, v in minutes.items()}
 

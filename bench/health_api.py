@@ -17,21 +17,23 @@ import json
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from cloud.api.app import create_app  # noqa: E402
-from cloud.runtime import open_cdp  # noqa: E402
-from cloud.synthetic.brand import generate  # noqa: E402
-from cloud import clock  # noqa: E402
-from cloud.health.rollup import rollup_changed, rollup_days, set_mark  # noqa: E402
-from cloud.runtime import Runtime  # noqa: E402
-from cloud.settings import Settings  # noqa: E402
+from cloud import clock
+from cloud.api.app import create_app
+from cloud.health.rollup import rollup_changed, rollup_days, set_mark
+from cloud.runtime import (
+    Runtime,
+    open_cdp,
+)
+from cloud.settings import Settings
+from cloud.synthetic.brand import generate
 
 
 def log(message: str) -> None:
@@ -43,7 +45,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _generate(db, args: argparse.Namespace, end: datetime, out: dict) -> None:  # noqa: ANN001
+def _generate(db, args: argparse.Namespace, end: datetime, out: dict) -> None:
     started = time.perf_counter()
     summary = generate(db, persons=args.persons, stores=args.stores, end=end, floor_days=args.days, progress=True)
     out["generate_s"] = round(time.perf_counter() - started, 1)
@@ -70,7 +72,7 @@ def main() -> None:
                         "reused (API timings only); default a fresh SQLite file")
     args = parser.parse_args()
     location = args.db or str(Path(tempfile.mkdtemp(prefix="health-bench-")) / "cloud.db")
-    end = datetime.now(timezone.utc).replace(microsecond=0)
+    end = datetime.now(UTC).replace(microsecond=0)
     out: dict[str, object] = {"stores": args.stores, "days": args.days, "persons": args.persons,
                               "engine": "postgresql" if args.db and args.db.startswith("postgres") else "sqlite"}
 

@@ -25,28 +25,28 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.outbox import Outbox  # noqa: E402
-from edge.publisher import Publisher  # noqa: E402
-from edge.state import StateFile  # noqa: E402
-from protocol import topics, transport  # noqa: E402
-from protocol.codec import decode, encode  # noqa: E402
-from protocol.embedding import Embedding  # noqa: E402
-from protocol.messages import Arrival, FaceQuality, new_id  # noqa: E402
-from tests.netutil import MosquittoProcess, free_port  # noqa: E402
+from edge.outbox import Outbox
+from edge.publisher import Publisher
+from edge.state import StateFile
+from protocol import topics, transport
+from protocol.codec import decode, encode
+from protocol.embedding import Embedding
+from protocol.messages import Arrival, FaceQuality, new_id
+from tests.netutil import MosquittoProcess, free_port
 
 TOPIC = topics.arrival("bench", "s1", "e1")
 
 
 def arrival() -> Arrival:
     vector = np.random.default_rng().normal(size=128).astype(np.float32)
-    return Arrival(event_id=new_id(), ts=datetime.now(timezone.utc), brand="bench", store="s1", device="e1",
+    return Arrival(event_id=new_id(), ts=datetime.now(UTC), brand="bench", store="s1", device="e1",
                    camera="cam1", track_id="t1", embedding=Embedding.from_vector(vector / np.linalg.norm(vector)),
                    quality=FaceQuality(det_score=0.9, face_px=80, bbox=(0, 0, 80, 80)), model_pack="scrfd500m-mbf")
 
@@ -66,7 +66,7 @@ class Receiver:
         transport.start(self.client, url)
         subscribed.wait(10)
 
-    def _on_message(self, client, userdata, message) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, message) -> None:
         received = time.perf_counter()
         event_id = decode(message.payload, Arrival).event_id if self.decoded else message.payload[-40:].decode()
         with self.got:

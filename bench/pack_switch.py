@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.install import verify_pack  # noqa: E402
-from protocol.bundle import load_bundle  # noqa: E402
-from protocol.facepack import get_pack, models_dir  # noqa: E402
-from protocol.facepack.engine import FaceEngine  # noqa: E402
-from provisioning import fleet  # noqa: E402
-from provisioning.registry import Home  # noqa: E402
-from provisioning.signing import sign_pack  # noqa: E402
+from edge.install import verify_pack
+from protocol.bundle import load_bundle
+from protocol.facepack import get_pack, models_dir
+from protocol.facepack.engine import FaceEngine
+from provisioning import fleet
+from provisioning.registry import Home
+from provisioning.signing import sign_pack
 
 PACKS = ("yunet-mbf", "scrfd500m-mbf")
 

@@ -24,20 +24,20 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud.cdp import oneid  # noqa: E402
-from cloud.synthetic.brand import generate  # noqa: E402
-from cloud.guide.recommend.history import person_lines  # noqa: E402
-from cloud.guide.recommend.model import build_model  # noqa: E402
-from cloud.guide.recommend.rank import recommend  # noqa: E402
-from cloud.db import Database  # noqa: E402
+from cloud.cdp import oneid
+from cloud.db import Database
+from cloud.guide.recommend.history import person_lines
+from cloud.guide.recommend.model import build_model
+from cloud.guide.recommend.rank import recommend
 from cloud.runtime import open_cdp
+from cloud.synthetic.brand import generate
 
-END = datetime(2025, 1, 1, tzinfo=timezone.utc)
+END = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def log(message: str) -> None:

@@ -21,14 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.targets import BENCHES, Bench, Figure  # noqa: E402
+from bench.targets import BENCHES, Bench, Figure
 
 REPO = Path(__file__).resolve().parents[1]
 #: bench/*.py that are helpers of the benchmarks, not benchmarks
@@ -118,7 +118,7 @@ def command_line() -> str:
 
 
 def render(results: list[tuple[Bench, dict | None, str, float, bool]], quick: bool, notes: str) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",
         "",

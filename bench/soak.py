@@ -8,7 +8,8 @@ persistence), all on loopback (see ``bench/fleet``).
 Chaos (``--chaos``): the broker killed, a store cut off, an ingest and the API killed, an edge box
 killed, every ingest down while the broker restarts, a new store's box started before the broker
 knows it and added live (dynamic security, no restart). Reports arrivals/s, door-to-screen latency
-percentiles (all, and steady: arrivals made outside a fault), cloud CPU and memory over time with a flat-memory check, the broker's queue depth from
+percentiles (all, and steady: arrivals made outside a fault), cloud CPU and memory over time with a
+flat-memory check, the broker's queue depth from
 its $SYS topics, and the invariants (nothing lost, no visit twice, no wrong member, every screen
 back). The full figures go to a JSON file in the run's work folder; the last stdout line is a JSON
 summary. Exit 0 when the invariants hold, 1 when one failed, 2 when PostgreSQL is absent.
@@ -25,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fleet import stats  # noqa: E402
-from bench.fleet.cloud import NoPostgres  # noqa: E402
-from bench.fleet.fleet import FAULTS, Fleet, FleetOptions  # noqa: E402
-from bench.fleet.verify import produced_arrivals, verify, wait_for_cloud  # noqa: E402
+from bench.fleet import stats
+from bench.fleet.cloud import NoPostgres
+from bench.fleet.fleet import FAULTS, Fleet, FleetOptions
+from bench.fleet.verify import produced_arrivals, verify, wait_for_cloud
 
 
 def soak(options: FleetOptions) -> dict:

@@ -7,9 +7,9 @@ precision and recall >= 0.9, dashboards under 2 s, the product's MQTT leg within
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 WIFI = "../shared/data/wifi/fryza-sc6-61"
 #: The lab's fixed computers, as the capture's README lists them (an installer's --background-mac list).

@@ -8,7 +8,7 @@ day into the UTC range to read and a UTC hour into the store's local hour key. K
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,7 +24,7 @@ def zone(name: str | None) -> ZoneInfo:
 
 
 def day_start_utc(day: date, tz: str | None) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=zone(tz)).astimezone(timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=zone(tz)).astimezone(UTC)
 
 
 def utc_range(first: date, last: date, tz: str | None) -> tuple[datetime, datetime]:
@@ -34,7 +34,7 @@ def utc_range(first: date, last: date, tz: str | None) -> tuple[datetime, dateti
 
 def iso_utc(ts: datetime) -> str:
     """The text form the raw tables store (cloud.store.iso), so text comparison is time order."""
-    return ts.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @lru_cache(maxsize=200_000)
@@ -59,8 +59,8 @@ def now_local(tz: str | None) -> datetime:
 
 def iso(ts: datetime) -> str:
     """UTC with fixed microseconds, so that text order is time order in SQL."""
-    return ts.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -29,7 +29,7 @@ def _broker(value: str) -> str:
     return value
 
 
-def _identifier(kind: str):  # noqa: ANN202
+def _identifier(kind: str):
     def check(value: str) -> str:
         try:
             return topics.check_id(kind, value)

@@ -93,7 +93,7 @@ class SysMonitor:
         self._client.on_message = self._on_message
         transport.start(self._client, broker)
 
-    def _on_message(self, client, userdata, message) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, message) -> None:
         try:
             value = float(message.payload.decode().split()[0])
         except (ValueError, IndexError, UnicodeDecodeError):

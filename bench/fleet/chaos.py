@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ChaosRunner(threading.Thread):
             log.warning("chaos: %s", fault.name)
             try:
                 fault.action()
-            except Exception as exc:  # noqa: BLE001 - a failed fault is reported, the soak goes on
+            except Exception as exc:  # a failed fault is reported, the soak goes on
                 log.exception("chaos step %s failed", fault.name)
                 fault.error = f"{type(exc).__name__}: {exc}"
             fault.done_at = time.time()

@@ -26,7 +26,7 @@ import secrets
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,7 @@ class SimulatedBox:
         noisy = person.vectors[photo] + np.random.default_rng(self.rng.randrange(2**32)).normal(0, NOISE, person.vectors.shape[1])
         camera = f"cam{self.rng.randrange(self.opts.cameras) + 1}"
         arrival = Arrival(
-            event_id=new_id(), ts=datetime.now(timezone.utc), brand=self.brand, store=self.store, device=self.device,
+            event_id=new_id(), ts=datetime.now(UTC), brand=self.brand, store=self.store, device=self.device,
             camera=camera, track_id=f"t{self.arrivals}", embedding=Embedding.from_vector(noisy / np.linalg.norm(noisy)),
             quality=FaceQuality(det_score=0.9, face_px=80, bbox=(100, 80, 180, 180)), model_pack=self.pack.id,
         )
@@ -77,7 +77,7 @@ class SimulatedBox:
 
     def _wifi_minute(self, minute: datetime) -> None:
         """A minute closed: one footfall row and an enter of a phone nobody registered."""
-        ts = datetime.now(timezone.utc)
+        ts = datetime.now(UTC)
         people = self.rng.randrange(0, 12)
         self.outbox.put(topics.footfall(self.brand, self.store, self.device), WifiFootfall(
             event_id=new_id(), ts=ts, brand=self.brand, store=self.store, device=self.device, minute=minute,
@@ -92,14 +92,14 @@ class SimulatedBox:
         self.publisher.start()
         rate = self.opts.rate * self.opts.cameras  # the cameras' Poisson processes, merged
         next_arrival = time.time() + self.rng.expovariate(rate)
-        minute = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        minute = datetime.now(UTC).replace(second=0, microsecond=0)
         while not self.stop.is_set() and time.time() < self.opts.until:
             self.stop.wait(max(0.0, min(next_arrival, self.opts.until) - time.time()))
             if self.stop.is_set() or time.time() >= self.opts.until:
                 break
             self._arrival()
             next_arrival += self.rng.expovariate(rate)
-            current = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+            current = datetime.now(UTC).replace(second=0, microsecond=0)
             if current > minute:
                 self._wifi_minute(minute)
                 minute = current

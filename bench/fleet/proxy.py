@@ -19,7 +19,7 @@ class ProxyLoop:
         self._thread = threading.Thread(target=self.loop.run_forever, name="store-links", daemon=True)
         self._thread.start()
 
-    def call(self, coro, timeout: float = 10.0):  # noqa: ANN001, ANN201 - any coroutine
+    def call(self, coro, timeout: float = 10.0):  # any coroutine
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:

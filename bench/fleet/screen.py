@@ -55,12 +55,12 @@ class GuideScreen:
     def stop(self) -> None:
         transport.stop(self._client)
 
-    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
             self.connects += 1
             client.subscribe(topics.guide_cards_of_store(self.brand, self.store), qos=1)
 
-    def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+    def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:
         received = time.time()
         try:
             card = decode(msg.payload, GuideCard)

@@ -26,8 +26,8 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
-from typing import Annotated, Literal, Union
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
@@ -65,7 +65,7 @@ class BoughtSpec(_Strict):
     store: Text | None = None
 
     @model_validator(mode="after")
-    def _one_product(self) -> "BoughtSpec":
+    def _one_product(self) -> BoughtSpec:
         if (self.category is None) == (self.sku is None):
             raise ValueError("give exactly one of category or sku")
         return self
@@ -122,7 +122,7 @@ class Dim(_Strict):
     dim: dimensions.DimSpec
 
     @model_validator(mode="after")
-    def _known(self) -> "Dim":
+    def _known(self) -> Dim:
         try:
             checked = dimensions.validate(self.dim)
         except dimensions.DimensionError as exc:
@@ -132,15 +132,15 @@ class Dim(_Strict):
 
 
 class And(_Strict):
-    and_: list["Condition"] = Field(alias="and", min_length=1, max_length=MAX_NODES)
+    and_: list[Condition] = Field(alias="and", min_length=1, max_length=MAX_NODES)
 
 
 class Or(_Strict):
-    or_: list["Condition"] = Field(alias="or", min_length=1, max_length=MAX_NODES)
+    or_: list[Condition] = Field(alias="or", min_length=1, max_length=MAX_NODES)
 
 
 class Not(_Strict):
-    not_: "Condition" = Field(alias="not")
+    not_: Condition = Field(alias="not")
 
 
 _KINDS = {
@@ -161,7 +161,7 @@ def _kind(value: object) -> str | None:
 
 
 Node = Annotated[
-    Union[tuple(Annotated[cls, Tag(key)] for key, cls in _KINDS.items())],  # type: ignore[misc]
+    tuple(Annotated[cls, Tag(key)] for key, cls in _KINDS.items()),  # type: ignore[misc]
     Discriminator(_kind, custom_error_type="unknown_condition",
                   custom_error_message=f"a condition is an object with one key, one of: {', '.join(_KINDS)}"),
 ]
@@ -171,11 +171,11 @@ class Condition(RootModel[Node]):
     """Any condition node, validated from JSON in one call."""
 
     @classmethod
-    def of(cls, data: object) -> "Condition":
+    def of(cls, data: object) -> Condition:
         return cls.model_validate(data)
 
     @classmethod
-    def parse(cls, data: object) -> "Condition":
+    def parse(cls, data: object) -> Condition:
         """A condition from HQ's JSON, or ``InvalidCondition`` naming the first wrong place."""
         try:
             return cls.model_validate(data)
@@ -188,7 +188,7 @@ class Condition(RootModel[Node]):
         return self.model_dump(by_alias=True, exclude_none=True)
 
     @model_validator(mode="after")
-    def _size(self) -> "Condition":
+    def _size(self) -> Condition:
         if _count(self.root) > MAX_NODES:
             raise ValueError(f"a condition has at most {MAX_NODES} nodes")
         return self
@@ -260,7 +260,7 @@ def _compile(node: object, now: int, params: list) -> str:
         return f"p.id IN (SELECT {_PERSON} FROM orders o JOIN members m ON m.id = o.member_id WHERE o.channel = ?)"
     if isinstance(node, Visited):
         v = node.visited
-        since = datetime.fromtimestamp(now - v.within_days * 86400, timezone.utc).isoformat(timespec="microseconds")
+        since = datetime.fromtimestamp(now - v.within_days * 86400, UTC).isoformat(timespec="microseconds")
         where, args = ["v.ts >= ?"], [since]
         if v.store is not None:
             where.append("v.store = ?")
@@ -269,7 +269,7 @@ def _compile(node: object, now: int, params: list) -> str:
         return (f"p.id IN (SELECT {_PERSON} FROM visits v JOIN members m ON m.id = v.member_id "
                 f"WHERE {' AND '.join(where)} GROUP BY {_PERSON} HAVING COUNT(*) >= ?)")
     if isinstance(node, Dim):
-        return dimensions.compile(node.dim, datetime.fromtimestamp(now, timezone.utc), params)
+        return dimensions.compile(node.dim, datetime.fromtimestamp(now, UTC), params)
     if isinstance(node, HasConsent):
         # the person's own consent is their head record's: a merged-in record's flag does not count
         inner = "p.id IN (SELECT id FROM members WHERE face_consent = 1 AND merged_into IS NULL)"
@@ -295,7 +295,7 @@ def _where(condition: Condition | None, as_of: datetime | None, store: str | Non
            stats: bool = False, joins: str | None = None) -> tuple[str, list]:
     """The FROM/WHERE of a segment (no condition = every person); stats joined when needed (``joins``:
     the caller's joins instead, which must include person_stats as ``s``)."""
-    now = int((as_of or datetime.now(timezone.utc)).timestamp())
+    now = int((as_of or datetime.now(UTC)).timestamp())
     params: list = []
     join = _STATS if stats or (condition is not None and _uses_stats(condition)) else ""
     join = joins if joins is not None else join
@@ -390,7 +390,7 @@ def portrait(db: Database, condition: Condition | None, *, as_of: datetime | Non
     """人群画像: the segment against the whole base by city tier, age band, gender, channel (favourite),
     tier and lifecycle. Two grouped scans (segment, base); per facet and value: both counts, both
     shares and the index (segment share / base share x 100, TGI)."""
-    at = as_of or datetime.now(timezone.utc)
+    at = as_of or datetime.now(UTC)
     exprs, head = [], []
     for expr, expr_params in dimensions.FACETS.values():
         exprs.append(expr)

@@ -18,7 +18,7 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def _fetch(tx: Tx, sql: str, records: dict[str, str], everyone: bool) -> list[tu
 
 def refresh(db: Database, persons: Sequence[str] | None = None, *, as_of: datetime | None = None) -> int:
     """Recompute stats and tags; the number of persons written."""
-    now = int((as_of or datetime.now(timezone.utc)).timestamp())
+    now = int((as_of or datetime.now(UTC)).timestamp())
     everyone = persons is None
     with db.transaction() as tx:
         win = windows(tx)
@@ -188,7 +188,7 @@ def _delete_for(tx: Tx, table: str, persons: Sequence[str] | None, extra: str = 
 
 def _write_stats(tx: Tx, stats: dict[str, dict], persons: Sequence[str] | None) -> None:
     _delete_for(tx, "person_stats", persons)
-    updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    updated = datetime.now(UTC).isoformat(timespec="seconds")
     tx.copy("person_stats", _STAT_COLUMNS,
             (tuple(updated if c == "updated" else s[c] for c in _STAT_COLUMNS) for s in stats.values()))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cloud.db.database import POSTGRES, Database, connect
@@ -78,7 +78,7 @@ def migrate(db: Database, schemas: Sequence[Schema]) -> list[int]:
                 tx.execute(sql.replace("{blob}", db.dialect.blob).replace("{serial_pk}", db.dialect.serial_pk), params)
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)",
-                (migration.version, migration.name, datetime.now(timezone.utc).isoformat()),
+                (migration.version, migration.name, datetime.now(UTC).isoformat()),
             )
             applied.append(migration.version)
     return applied

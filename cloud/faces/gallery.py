@@ -58,7 +58,7 @@ class FaceIndex:
         self._live = 0
 
     @classmethod
-    def from_database(cls, db: Database, embedding_space: str, dim: int, **kwargs: int) -> "FaceIndex":
+    def from_database(cls, db: Database, embedding_space: str, dim: int, **kwargs: int) -> FaceIndex:
         index = cls(embedding_space, dim, db=db, **kwargs)
         index.refresh()
         return index

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -46,7 +46,7 @@ def save(db: Database, member_id: str, face_id: str, jpeg: bytes) -> None:
         "INSERT INTO face_thumbnails (member_id, face_id, jpeg, created) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (member_id) DO UPDATE SET face_id = excluded.face_id, jpeg = excluded.jpeg, "
         "created = excluded.created",
-        (member_id, face_id, jpeg, datetime.now(timezone.utc).isoformat()),
+        (member_id, face_id, jpeg, datetime.now(UTC).isoformat()),
     )
 
 

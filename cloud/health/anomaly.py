@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from cloud.db import Database
 from cloud import clock
+from cloud.clock import iso
+from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert, Publish
 from cloud.health.baseline import VOLUMES, Baseline, Thresholds, baseline_of, judge, rule_for
-from cloud.clock import iso
 from protocol.messages import new_id
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ class Counts:
     member_sales: float = 0.0
     units: int = 0
 
-    def add(self, other: "Counts") -> None:
+    def add(self, other: Counts) -> None:
         """Add an hour's counts into this day's."""
         for name in ("arrivals", "members_recognised", "claimed", "greeted", "served", "sold", "orders", "units"):
             setattr(self, name, getattr(self, name) + getattr(other, name))

@@ -14,11 +14,11 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
+from cloud import clock
 from cloud.db import Database
 from cloud.db.database import Tx
-from cloud import clock
 from cloud.health import scoring
 from cloud.health.formulas import Counts, daily_values, hourly_values
 from cloud.health.sources import StoreRange, day_extras, hourly_counts, new_members_by_store_day
@@ -102,7 +102,7 @@ def _replace(tx: Tx, store: str, first: date, last: date, rows: list[tuple]) -> 
 
 def closed_hour(now: datetime | None = None) -> datetime:
     """The start of the current UTC hour: everything before it is closed."""
-    return (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    return (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
 
 
 def rollup_changed(db: Database, *, now: datetime | None = None) -> RollupResult:
@@ -143,7 +143,7 @@ def set_mark(db: Database, now: datetime | None = None) -> None:
 
 def _mark_now(db: Database, now: datetime | None) -> dict:
     """Taken before reading, so rows arriving during a run are read again next time (idempotent)."""
-    return {"received": clock.iso_utc(now or datetime.now(timezone.utc)),
+    return {"received": clock.iso_utc(now or datetime.now(UTC)),
             "import_id": int(db.scalar("SELECT COALESCE(MAX(id), 0) FROM imports"))}
 
 

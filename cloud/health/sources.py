@@ -13,8 +13,8 @@ import calendar
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from cloud.db.database import Tx
 from cloud import clock
+from cloud.db.database import Tx
 from cloud.health.formulas import Counts, DayExtras
 
 GREETING = ("greeted", "served", "sold")

@@ -8,7 +8,7 @@ writes the ``esl_labels`` rows (migration 5) and loads just the rows an arrival 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from cloud.db import Database
@@ -24,7 +24,7 @@ def _label(row: dict) -> Label:
 
 def register(db: Database, label: Label, *, actor: str) -> Registered:
     """Hang a new label, or move an existing one to another product or tag type."""
-    stamp = datetime.now(timezone.utc).isoformat()
+    stamp = datetime.now(UTC).isoformat()
     with db.transaction() as tx:
         current = tx.one(f"SELECT {_COLUMNS} FROM esl_labels WHERE store = ? AND label_id = ?",
                          (label.store, label.label_id))

@@ -43,7 +43,7 @@ class Perishable(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _floor_below_list(self) -> "Perishable":
+    def _floor_below_list(self) -> Perishable:
         if self.floor_price > self.list_price:
             raise ValueError(f"floor_price {self.floor_price} is above list_price {self.list_price}")
         return self
@@ -118,7 +118,7 @@ class MarkdownPolicy:
         current = min(range(len(self.ladder)), key=lambda i: abs(self.ladder[i] - current_price))
         return self.ladder[self.price_index(period, current, stock)]
 
-    def expected_schedule(self) -> list["PricePoint"]:
+    def expected_schedule(self) -> list[PricePoint]:
         """The most likely path (stock falling by expected sales): what the labels will probably show."""
         points, current, stock = [], 0, float(self.product.stock)
         for period in range(self.periods):

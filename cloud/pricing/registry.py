@@ -88,7 +88,7 @@ class LabelRegistry:
             raise LabelBindingError(f"no label {label_id} in store {store}") from None
 
     def of_store(self, store: str) -> list[Label]:
-        return sorted((l for l in self._labels.values() if l.store == store), key=lambda l: l.label_id)
+        return sorted((label for label in self._labels.values() if label.store == store), key=lambda label: label.label_id)
 
     def for_products(self, store: str, skus: Iterable[str]) -> list[Label]:
         """The store's labels for these products, in the order the products were given."""

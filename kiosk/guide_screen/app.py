@@ -126,7 +126,7 @@ def run(options: Options) -> int:
     return code
 
 
-def save_screenshot(window, path: Path) -> int:  # noqa: ANN001 (QWidget, imported lazily)
+def save_screenshot(window, path: Path) -> int:
     """Save the window as a PNG; 1 if that failed (the screen itself ran fine)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path), "PNG"):

@@ -134,7 +134,7 @@ class CardView(QFrame):
     painted = Signal(object)  # this view
     _was_painted = False
 
-    def paintEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt API)
+    def paintEvent(self, event) -> None:
         super().paintEvent(event)
         if not self._was_painted:
             self._was_painted = True

@@ -169,7 +169,7 @@ class CardFeed(QObject):
 
     # paho callbacks: they run on paho's network thread and only emit signals.
 
-    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker %s refused the connection: %s", self.url, reason_code)
             return
@@ -181,13 +181,13 @@ class CardFeed(QObject):
         self.connected = True
         self.connection_changed.emit(True)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
         if self.connected:
             log.warning("lost broker %s: %s; reconnecting", self.url, reason_code)
         self.connected = False
         self.connection_changed.emit(False)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+    def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties) -> None:
         refused = [code for code in reason_codes if code.is_failure]
         if mid != self._cards_mid:
             if refused:
@@ -199,7 +199,7 @@ class CardFeed(QObject):
             return
         self.subscribed.emit()
 
-    def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+    def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
         if msg.topic.startswith(self._crops_topic[:-1]):
             self._on_crop(msg)

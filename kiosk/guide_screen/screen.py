@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
@@ -33,7 +33,7 @@ EXPIRY_SLACK_MS = 20
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _label(text: str, name: str) -> QLabel:
@@ -252,7 +252,7 @@ class GuideScreen(QWidget):
             self._layout_cards()
         self.feedback.emit(card, action, assistant, amount)
 
-    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt API)
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         for overlay in (self.picker, self.keypad):
             overlay.setGeometry(self.rect())

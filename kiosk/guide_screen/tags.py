@@ -30,7 +30,7 @@ class TagStrip(QWidget):
         self._row.addStretch(1)
         self.more.hide()
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self.fit(self.width())
 

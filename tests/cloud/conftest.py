@@ -19,9 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloud.api.app import create_app
+from cloud.db import Database
 from cloud.runtime import Runtime, open_cdp
 from cloud.settings import Settings
-from cloud.db import Database
 from protocol.embedding import Embedding
 from protocol.facepack import DEFAULT_PACK
 from protocol.facepack.engine import FaceEngine, decode_image

@@ -25,13 +25,13 @@ def _jpeg(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def _create(client, **changes) -> str:  # noqa: ANN001
+def _create(client, **changes) -> str:
     response = client.post("/v1/members", json={**WANG, **changes})
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
 
-def _enrol(client, member_id: str, photo: bytes, name: str = "face.jpg"):  # noqa: ANN001, ANN202
+def _enrol(client, member_id: str, photo: bytes, name: str = "face.jpg"):
     return client.post(f"/v1/members/{member_id}/faces", files={"image": (name, photo, "image/jpeg")})
 
 
@@ -115,7 +115,7 @@ def test_enrol_refuses_unknown_member_and_missing_consent(start_cloud, faces_dir
         ),
     ],
 )
-def test_enrol_rejects_unusable_photos_with_a_reason(start_cloud, faces_dir, scenes_dir, photo, code) -> None:  # noqa: ANN001
+def test_enrol_rejects_unusable_photos_with_a_reason(start_cloud, faces_dir, scenes_dir, photo, code) -> None:
     client, runtime = start_cloud()
     member_id = _create(client)
 
@@ -167,7 +167,7 @@ def test_visits_of_a_store_start_empty_and_store_ids_are_checked(start_cloud) ->
     assert client.get("/v1/stores/sh-001/visits?limit=0").status_code == 422
 
 
-def test_app_without_a_runtime_opens_and_closes_its_own(tmp_path: Path, models_dir: Path, mosquitto) -> None:  # noqa: ANN001
+def test_app_without_a_runtime_opens_and_closes_its_own(tmp_path: Path, models_dir: Path, mosquitto) -> None:
     settings = Settings(db=tmp_path / "own.db", broker_url=mosquitto.url, api_key=None, dev_open_mode=True)
 
     with TestClient(create_app(settings)) as client:

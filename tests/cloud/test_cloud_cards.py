@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import pytest
 
+from cloud.arrivals import visits
 from cloud.arrivals.cards import VISITOR_SCRIPT, CardBuilder
-from cloud.guide.greeting import title_for
-from cloud.faces.matching import Match
+from cloud.cdp import members
 from cloud.db import Database
+from cloud.faces.matching import Match
+from cloud.guide.greeting import title_for
 from protocol.embedding import Embedding
 from protocol.messages import Arrival, FaceQuality, new_id, now
-from cloud.arrivals import visits
-from cloud.cdp import members
 
 
 def _arrival() -> Arrival:
@@ -39,7 +39,7 @@ def test_title(name: str, gender: str | None, title: str) -> None:
 
 
 def test_member_card_recommends_preferred_categories_then_best_sellers(db: Database) -> None:
-    member = members.add_member(db, 
+    member = members.add_member(db,
         name="李娜", phone="13800000001", gender="female", tier="钻石会员", tags=["香水爱好者"],
         categories=["香水"], face_consent=True,
     )
@@ -57,7 +57,7 @@ def test_member_card_recommends_preferred_categories_then_best_sellers(db: Datab
 
 
 def test_member_without_preferences_gets_best_sellers_and_new_arrivals(db: Database) -> None:
-    member = members.add_member(db, 
+    member = members.add_member(db,
         name="Li Na", phone="13800000002", gender=None, tier="普通会员", tags=[], categories=[], face_consent=True,
     )
 
@@ -76,8 +76,8 @@ def test_visitor_card_has_no_profile_and_no_recommendations(db: Database) -> Non
 
 
 def test_member_card_carries_lifetime_value_last_visit_last_purchase_and_preferences(db: Database) -> None:
-    from cloud.cdp import tags
     from cloud.arrivals.visits import Visit
+    from cloud.cdp import tags
     from tests.recommend.history import order, product
 
     member = members.add_member(db, name="王芳", phone="13800000009", gender="female", tier="金卡", tags=[],

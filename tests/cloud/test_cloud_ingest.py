@@ -38,7 +38,7 @@ class Guide:
         transport.start(self.client, broker)
         assert subscribed.wait(5)
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         expiry = getattr(message.properties, "MessageExpiryInterval", None)
         self.cards.put((decode(message.payload, GuideCard), expiry))
 
@@ -55,14 +55,14 @@ def store_id() -> str:
 
 
 @pytest.fixture
-def guide(mosquitto, store_id: str) -> Iterator[Guide]:  # noqa: ANN001
+def guide(mosquitto, store_id: str) -> Iterator[Guide]:
     screen = Guide(mosquitto.url, store_id)
     yield screen
     transport.stop(screen.client)
 
 
 @pytest.fixture
-def edge(mosquitto) -> Iterator[mqtt.Client]:  # noqa: ANN001
+def edge(mosquitto) -> Iterator[mqtt.Client]:
     broker = transport.BrokerUrl.parse(mosquitto.url)
     client = transport.make_client(broker, f"test-edge-{uuid4().hex[:8]}")
     transport.start(client, broker)
@@ -74,7 +74,7 @@ def _send(edge: mqtt.Client, topic: str, payload: bytes) -> None:
     edge.publish(topic, payload, qos=1).wait_for_publish(5)
 
 
-def _stats_when(client, predicate, timeout: float = 5.0) -> dict:  # noqa: ANN001
+def _stats_when(client, predicate, timeout: float = 5.0) -> dict:
     """The ingest counters once ``predicate`` holds: counts trail the cards by microseconds."""
     deadline = time.monotonic() + timeout
     while True:

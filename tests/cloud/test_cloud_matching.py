@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
+from cloud.cdp import members
+from cloud.db import Database
+from cloud.faces import enrolled
 from cloud.faces.gallery import FaceIndex
 from cloud.faces.matching import Matcher, uncertain_floor
-from cloud.db import Database
 from protocol.facepack import DEFAULT_PACK, get_pack
-from cloud.cdp import members
-from cloud.faces import enrolled
 
 PACK = get_pack(DEFAULT_PACK)
 DIM = PACK.recogniser.embedding_dim
@@ -30,7 +29,7 @@ def _towards(a: np.ndarray, b: np.ndarray, cos: float) -> np.ndarray:
 
 
 def _member(db: Database, phone: str, *, consent: bool = True) -> str:
-    return members.add_member(db, 
+    return members.add_member(db,
         name="王芳", phone=phone, gender="female", tier="普通会员", tags=[], categories=[], face_consent=consent
     ).id
 

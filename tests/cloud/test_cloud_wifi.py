@@ -28,19 +28,19 @@ def wifi_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INSTORE_WIFI_SECRET", SECRET)
 
 
-def _member(client, phone: str = "13800138000", face: bool = True) -> str:  # noqa: ANN001
+def _member(client, phone: str = "13800138000", face: bool = True) -> str:
     body = {"name": "王芳", "phone": phone, "gender": "female", "consent": {"face": face}}
     return client.post("/v1/members", json=body).json()["id"]
 
 
-def _member_with_face_and_phone(client, faces_dir: Path) -> tuple[str, str]:  # noqa: ANN001
+def _member_with_face_and_phone(client, faces_dir: Path) -> tuple[str, str]:
     wang = _member(client)
     files = {"image": ("face.jpg", (faces_dir / "deepface_id01/img1.jpg").read_bytes(), "image/jpeg")}
     assert client.post(f"/v1/members/{wang}/faces", files=files).status_code == 201
     return wang, client.post(f"/v1/members/{wang}/devices", json={"mac": MAC}).json()["device_key"]
 
 
-def _presence(store: str, phase: str, *, key: str, first_seen=None, device: str = "wifi-01") -> WifiPresence:  # noqa: ANN001
+def _presence(store: str, phase: str, *, key: str, first_seen=None, device: str = "wifi-01") -> WifiPresence:
     ts = now()
     first = first_seen or ts - timedelta(seconds=90)
     return WifiPresence(event_id=new_id(), ts=ts, brand=BRAND, store=store, device=device, device_key=key,
@@ -48,7 +48,7 @@ def _presence(store: str, phase: str, *, key: str, first_seen=None, device: str 
                         rssi_max=-50, rssi_median=-60)
 
 
-def _visits_when(client, store: str, predicate, timeout: float = 5.0) -> list[dict]:  # noqa: ANN001
+def _visits_when(client, store: str, predicate, timeout: float = 5.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
         visits = client.get(f"/v1/stores/{store}/visits").json()
@@ -65,7 +65,7 @@ def _dump(db: Database) -> str:
     return "\n".join(repr(db.rows(f"SELECT * FROM {t}")) for t in tables).lower()
 
 
-def test_register_device_keeps_only_the_key(start_cloud, caplog) -> None:  # noqa: ANN001
+def test_register_device_keeps_only_the_key(start_cloud, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     client, runtime = start_cloud()
     wang, zhang = _member(client), _member(client, "13900139000")

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from cloud.clock import iso, utcnow
 from cloud.cdp import members
+from cloud.clock import iso, utcnow
 from cloud.fleet import devices
 
 
@@ -23,7 +23,7 @@ def db_location(tmp_path) -> str:
     return str(tmp_path / "cloud.db")
 
 
-def _poll(fetch, done, timeout: float = 60.0):  # noqa: ANN001
+def _poll(fetch, done, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while not done(value := fetch()):
         assert time.monotonic() < deadline, f"gave up waiting: {value}"

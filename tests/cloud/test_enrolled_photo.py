@@ -10,17 +10,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cloud.faces import thumbnails
 from cloud.arrivals.cards import CardBuilder
-from cloud.faces.matching import Match
 from cloud.cdp import members
+from cloud.faces import thumbnails
+from cloud.faces.matching import Match
 from protocol.codec import encode
 from tests.cloud.test_cloud_api import WANG, _create, _enrol
 
 CARD_BUDGET = 16 * 1024  # far under the codec's 64 KiB
 
 
-def _card(runtime, make_arrival, photo: Path, member_id: str | None):  # noqa: ANN001, ANN202
+def _card(runtime, make_arrival, photo: Path, member_id: str | None):
     member = members.member(runtime.db, member_id) if member_id else None
     match = Match(member, 0.8, "member") if member else Match(None, 0.2, "below_threshold")
     arrival = make_arrival(photo, brand="lumiere", store="sh-001")

@@ -13,8 +13,8 @@ from cloud.pricing.registry import ARRIVAL_FLASH_TTL_S
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.esl import ARRIVAL_FLASH, LabelCommand
-from protocol.topics import label_commands_of_store
 from protocol.messages import GuideCard
+from protocol.topics import label_commands_of_store
 from tests.cloud.test_cloud_ingest import Guide
 from tests.cloud.test_hq_api import _keys
 
@@ -61,7 +61,7 @@ class ShelfAndScreen(Guide):
     def __init__(self, url: str, store: str) -> None:
         super().__init__(url, store, label_commands_of_store(BRAND, store))
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         expiry = getattr(message.properties, "MessageExpiryInterval", None)
         kind = GuideCard if message.topic.endswith("/card") else LabelCommand
         self.cards.put((message.topic, decode(message.payload, kind), expiry))

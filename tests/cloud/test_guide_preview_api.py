@@ -49,7 +49,7 @@ def test_previews_refuse_other_stores_roles_and_bad_input(start_cloud):
     for route in ("recommendations", "script"):
         url = f"/v1/members/{member}/{route}"
 
-        def code(params: dict, role: str) -> tuple[int, str]:
+        def code(params: dict, role: str, url: str = url) -> tuple[int, str]:
             response = api.get(url, params=params, headers=keys[role])
             return response.status_code, response.json()["detail"]["code"] if response.status_code != 200 else ""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -13,19 +13,18 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
-from cloud.channels.sms_sim import SimulatedSms
-from cloud.faces.gallery import FaceIndex
-from cloud.db import Database
-from cloud.arrivals.visits import Visit
 from cloud.arrivals import visits
+from cloud.arrivals.visits import Visit
 from cloud.cdp import members
+from cloud.channels.sms_sim import SimulatedSms
+from cloud.faces import enrolled
+from cloud.faces.gallery import FaceIndex
 from cloud.fleet import devices
+from cloud.runtime import open_cdp
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.commands import EraseCommand
 from protocol.facepack import DEFAULT_PACK, get_pack
-from cloud.runtime import open_cdp
-from cloud.faces import enrolled
 
 POS_HEADER = "receipt_no,store,member_card,phone,ts,sku,category,qty,unit_price,amount,currency,type\n"
 POS = POS_HEADER + (
@@ -34,7 +33,7 @@ POS = POS_HEADER + (
 )
 
 
-def _member(client, phone: str, headers: dict | None = None, sms: SimulatedSms | None = None, **extra) -> str:  # noqa: ANN001
+def _member(client, phone: str, headers: dict | None = None, sms: SimulatedSms | None = None, **extra) -> str:
     """A sign-up; when the phone already belongs to someone, the phone's owner enters the code (``sms``)."""
     body = {"name": "王芳", "phone": phone, "gender": "female", "consent": {"face": True}, **extra}
     response = client.post("/v1/members", json=body, headers=headers or {})
@@ -57,7 +56,7 @@ def sms() -> Iterator[SimulatedSms]:
     sim.stop()
 
 
-def _keys(client) -> dict[str, dict]:  # noqa: ANN001
+def _keys(client) -> dict[str, dict]:
     made: dict[str, dict] = {}
     for role, store in (("hq_admin", None), ("hq_analyst", None), ("store_manager", "s1"), ("device", "s1")):
         response = client.post("/v1/keys", json={"name": role, "role": role, "store": store},
@@ -67,7 +66,7 @@ def _keys(client) -> dict[str, dict]:  # noqa: ANN001
     return made
 
 
-def _import(client, headers: dict) -> None:  # noqa: ANN001
+def _import(client, headers: dict) -> None:
     files = {"file": ("pos.csv", POS.encode(), "text/csv")}
     response = client.post("/v1/imports?channel=pos", files=files, headers=headers)
     assert response.status_code == 201, response.text
@@ -210,7 +209,7 @@ def test_erasure_removes_faces_identifiers_and_names_keeps_totals_and_tells_ever
     assert client.post(f"/v1/members/{member}/faces", files={"image": ("f.jpg", photo)}).status_code == 201
     probe = make_arrival(faces_dir / "deepface_id01" / "img2.jpg", brand=brand, store="s1").embedding.to_vector()
     assert runtime.index.search(probe).member_id == member
-    seen = datetime.now(timezone.utc)
+    seen = datetime.now(UTC)
     for event_id, ts in (("arrival-today-1", seen), ("arrival-last-week", seen - timedelta(days=7))):
         visits.record_visit(runtime.db, Visit(id=uuid4().hex, brand=brand, store="s1", member_id=member, confidence=0.8,
                                          ts=ts, arrival_event_id=event_id, device="edge-01", camera="door",

@@ -9,11 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cloud.cli import app as cloud_app
+from cloud.cdp import members
 from cloud.cdp.imports.cleaning import QUARANTINE_REASONS
 from cloud.cdp.imports.importer import import_file, import_text
+from cloud.cli import app as cloud_app
 from cloud.db import Database
-from cloud.cdp import members
 
 TMALL_HEADER = "订单编号,买家会员名,收货人手机号,付款时间,商品编码,类目,购买数量,商品单价,实付金额,订单状态,币种\n"
 TMALL = TMALL_HEADER + (
@@ -29,7 +29,7 @@ WECHAT = [
 ]
 
 
-def _import(db: Database, channel: str, text: str):  # noqa: ANN202
+def _import(db: Database, channel: str, text: str):
     return import_text(db, channel, text, source=f"test.{channel}")
 
 
@@ -123,7 +123,7 @@ def test_jd_and_member_list_adapters(db: Database) -> None:
     assert (member.name, member.gender) == ("李娜", "female")  # the person's name, whichever record has it
     # one person; the CRM record's consent stays that record's: the merge (by phone) does not turn the
     # person's on, since the JD buyer, the earlier record, never gave it
-    assert member.face_consent is False and members.person_id(db, crm) == members.person_id(db, 
+    assert member.face_consent is False and members.person_id(db, crm) == members.person_id(db,
         db.scalar("SELECT id FROM members WHERE source = 'jd'"))
 
 

@@ -5,13 +5,13 @@ at most N changes per store-local day, and the store's plan is readable through 
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 
+from cloud import clock
 from cloud.pricing import markdown_runner
 from cloud.pricing.registry import PRICE_TTL_S
-from cloud import clock
 from protocol import transport
 from protocol.codec import decode
 from protocol.esl import LabelCommand
@@ -31,7 +31,7 @@ class Shelf(Guide):
     def __init__(self, url: str) -> None:
         super().__init__(url, STORE, label_commands_of_store(BRAND, STORE))
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         expiry = getattr(message.properties, "MessageExpiryInterval", None)
         self.cards.put((message.topic, decode(message.payload, LabelCommand), expiry))
 
@@ -39,7 +39,7 @@ class Shelf(Guide):
         return [self.cards.get(timeout=timeout) for _ in range(n)]
 
 
-def _stock(db, today: date) -> None:  # noqa: ANN001
+def _stock(db, today: date) -> None:
     """A week of 3 sold a day, and 15 on the shelf today with three selling days left: too many at list price."""
     db.execute("INSERT INTO products (sku, name, category, price, popularity, is_new) VALUES (?, ?, ?, ?, 0, 0)",
                (SKU, "鲜牛奶 950ml", "乳品", LIST))
@@ -69,7 +69,7 @@ def test_a_perishable_nearing_expiry_is_marked_down_on_its_labels(start_cloud, m
         assert shelf.cards.empty()
 
         # the later pricing periods until expiry and a day beyond, hour by hour (stock export unchanged)
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         later = [c for hour in range(1, 96) for c in runtime.markdown.run_once(start + timedelta(hours=hour))]
         more = shelf.take(2 * len(later))
         assert shelf.cards.empty()

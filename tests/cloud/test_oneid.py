@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cloud.cdp import oneid
+from cloud.cdp import members, oneid, verification
 from cloud.db import Database
-from cloud.cdp import members, verification
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def _record(db: Database, key: str, identifiers: list[tuple[str, str]], *, minute: int = 0,

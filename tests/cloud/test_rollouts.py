@@ -8,16 +8,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
 
+from cloud.cdp import members
+from cloud.clock import iso
 from cloud.fleet import devices
 from cloud.fleet.rollout import telemetry
 from cloud.fleet.rollout.evaluate import Tolerances, Window, decide
-from cloud.clock import iso
-from cloud.cdp import members
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.commands import PACK, CommandAck, PackCommand
@@ -116,7 +116,7 @@ def _seed(runtime, member_id: str, store: str, start: datetime, visits: int, vis
                                      dropped_frames=0, reconnects=0)]))
 
 
-def _wait_state(client, rollout_id: str, state: str) -> dict:  # noqa: ANN001
+def _wait_state(client, rollout_id: str, state: str) -> dict:
     deadline = time.monotonic() + 15
     while (body := client.get(f"/v1/rollouts/{rollout_id}").json())["state"] != state:
         assert time.monotonic() < deadline, body
@@ -131,7 +131,7 @@ def _wait_state(client, rollout_id: str, state: str) -> dict:  # noqa: ANN001
 def test_rollout_is_judged_on_canary_telemetry_and_acts(start_cloud, mosquitto, canary_after, verdict):
     client, runtime = start_cloud(broker_url=mosquitto.url, rollout_check_s=0.5)
     for store in ("s1", "s2", "s3"):
-        devices.observed(runtime.db, "demo", store, "e1", "edge", ts=datetime.now(timezone.utc),
+        devices.observed(runtime.db, "demo", store, "e1", "edge", ts=datetime.now(UTC),
                          conn_state="online", model_pack=OLD)
     member = members.add_member(runtime.db, name="李娜", phone="13900139000", gender="female", tier="gold", tags=[],
                                       categories=[], face_consent=True, store="s1")
@@ -147,7 +147,7 @@ def test_rollout_is_judged_on_canary_telemetry_and_acts(start_cloud, mosquitto, 
         again = client.post("/v1/rollouts", json={"brand": "demo", "pack_id": NEW, "canary_stores": ["s2"]})
         assert again.status_code == 409 and "still running" in again.json()["detail"]["message"]
 
-        started = datetime.now(timezone.utc) - timedelta(hours=1, minutes=5)
+        started = datetime.now(UTC) - timedelta(hours=1, minutes=5)
         for store, start, numbers in (("s1", started - timedelta(hours=1), dict(visits=120, visitors=36, wrong=2, fps=20.0)),
                                       ("s1", started, canary_after),
                                       ("s2", started, dict(visits=120, visitors=36, wrong=2, fps=20.0)),
@@ -173,12 +173,12 @@ def test_rollout_is_judged_on_canary_telemetry_and_acts(start_cloud, mosquitto, 
 
 def test_a_pack_every_canary_box_refuses_ends_the_rollout(start_cloud, mosquitto):
     client, runtime = start_cloud(broker_url=mosquitto.url, rollout_check_s=0.5)
-    devices.observed(runtime.db, "demo", "s1", "e1", "edge", ts=datetime.now(timezone.utc), model_pack=OLD)
+    devices.observed(runtime.db, "demo", "s1", "e1", "edge", ts=datetime.now(UTC), model_pack=OLD)
     box = Box(mosquitto.url)
     try:
         rollout = client.post("/v1/rollouts", json={"brand": "demo", "pack_id": NEW, "canary_stores": ["s1"]}).json()
         [sent] = box.received(1)
-        box.ack(sent, datetime.now(timezone.utc), ok=False, detail="refused, still running yunet-mbf: pack in "
+        box.ack(sent, datetime.now(UTC), ok=False, detail="refused, still running yunet-mbf: pack in "
                 "/opt/models/scrfd500m-mbf is unsigned: no pack.signed.json")
         done = _wait_state(client, rollout["id"], "rolled_back")
         assert done["decision"] == "refused" and "is unsigned" in done["reason"]

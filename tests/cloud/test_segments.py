@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from cloud.cdp import segments, tags
+from cloud.cdp import members, segments, tags
 from cloud.cdp.imports.importer import import_text
 from cloud.cdp.segments import Condition
 from cloud.db import Database
-from cloud.cdp import members
 
-NOW = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 POS_HEADER = "receipt_no,store,member_card,phone,ts,sku,category,qty,unit_price,amount,currency,type\n"
 
 

@@ -21,14 +21,14 @@ from tests.cloud.test_cloud_ingest import BRAND, Guide
 
 
 @pytest.fixture
-def guide(mosquitto) -> Iterator[Guide]:  # noqa: ANN001
+def guide(mosquitto) -> Iterator[Guide]:
     screen = Guide(mosquitto.url, "st-timing")
     yield screen
     transport.stop(screen.client)
 
 
 @pytest.fixture
-def edge(mosquitto) -> Iterator[mqtt.Client]:  # noqa: ANN001
+def edge(mosquitto) -> Iterator[mqtt.Client]:
     broker = transport.BrokerUrl.parse(mosquitto.url)
     client = transport.make_client(broker, "test-edge-timing")
     transport.start(client, broker)

@@ -16,11 +16,10 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from cloud.api.auth import create_key
+from cloud.runtime import open_cdp
 from cloud.settings import Settings
-from cloud.db import Database
 from tests.dashboards.harness import CloudServer, launch
 from tests.dashboards.seed import Seeded, seed
-from cloud.runtime import open_cdp
 
 STORE_A, STORE_B = "st-0001", "st-0002"
 

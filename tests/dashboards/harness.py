@@ -38,7 +38,7 @@ class CloudServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "CloudServer":
+    def start(self, timeout: float = 30.0) -> CloudServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

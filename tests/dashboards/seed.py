@@ -12,14 +12,14 @@ of the test.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-from cloud.db import Database
-from cloud.synthetic.brand import generate
-from cloud.synthetic.incidents import plant_incidents
 from cloud import clock
+from cloud.db import Database
 from cloud.health import anomaly
 from cloud.health.rollup import rollup_days
+from cloud.synthetic.brand import generate
+from cloud.synthetic.incidents import plant_incidents
 
 TZ = clock.DEFAULT_TZ
 
@@ -33,7 +33,7 @@ class Seeded:
 
 
 def yesterday() -> date:
-    return datetime.now(timezone.utc).astimezone(clock.zone(TZ)).date() - timedelta(days=1)
+    return datetime.now(UTC).astimezone(clock.zone(TZ)).date() - timedelta(days=1)
 
 
 def seed(db: Database, *, stores: int = 6, persons: int = 3000, days: int = 35, idle: str = "st-0001",

@@ -2,7 +2,8 @@
 
 Each page: loads with no console error, shows the numbers the API serves (and, for the headline
 figures, what the raw rows add up to), switches language, and leaves a screenshot in the
-artefacts folder (and in docs/ when INSTORE_UPDATE_DOCS=1, so a test run leaves the tree clean). A store manager's key opens their store and is refused any other.
+artefacts folder (and in docs/ when INSTORE_UPDATE_DOCS=1, so a test run leaves the tree clean). A store
+manager's key opens their store and is refused any other.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from cloud.api.auth import create_key
 from cloud import clock
-from cloud.db import Database
+from cloud.api.auth import create_key
+from cloud.runtime import open_cdp
 from tests.dashboards.conftest import STORE_A, STORE_B, Dash
 from tests.dashboards.harness import open_page, wait_ready
-from cloud.runtime import open_cdp
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
@@ -16,15 +16,14 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.config import ConfigError, build
+from edge.sources import Source, SourceError
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.device import ConfigDesired, ConfigReported, FaceCrop, RemoteSettings
 from protocol.facepack import PackError
 from protocol.facepack.engine import FaceEngine
 from protocol.messages import Arrival, DeviceState
-
-from edge.config import ConfigError, build
-from edge.sources import Source, SourceError
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -166,7 +165,7 @@ def test_remote_config_is_applied_or_refused_with_the_reason(mosquitto, models_d
     desired_topic = topics.config_desired("demo", "s1", "edge8")
     try:
         wanted = RemoteSettings.model_validate({**current.settings.model_dump(), "gates": {"max_yaw_deg": 25}})
-        desired = ConfigDesired(brand="demo", store="s1", device="edge8", version=3, ts=datetime.now(timezone.utc),
+        desired = ConfigDesired(brand="demo", store="s1", device="edge8", version=3, ts=datetime.now(UTC),
                                 settings=wanted)
         transport.publish(cloud, desired_topic, desired, retain=True).wait_for_publish(5)
         wait(lambda: decode(rec.of("/cfg/reported")[-1], ConfigReported).version == 3)

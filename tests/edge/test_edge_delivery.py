@@ -51,7 +51,9 @@ def test_broker_down_for_the_middle_third_loses_nothing(durable_broker, edge_pro
     assert "events wait in the outbox" in edge.stderr
 
 
-def test_killed_and_restarted_edge_delivers_its_outbox_once_in_order(durable_broker, edge_process, recorder, walk_video, tmp_path, models_dir):
+def test_killed_and_restarted_edge_delivers_its_outbox_once_in_order(
+    durable_broker, edge_process, recorder, walk_video, tmp_path, models_dir
+):
     rec = recorder(durable_broker.url, ARRIVALS)
     state = tmp_path / "state.db"
     durable_broker.stop()

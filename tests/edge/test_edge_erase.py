@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
+from edge.state import StateFile
+from edge.visits import VisitRegistry
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.commands import ERASE, CommandAck, EraseCommand
 from protocol.device import VisitSettings
 from protocol.messages import new_id
 
-from edge.state import StateFile
-from edge.visits import VisitRegistry
-
 
 def test_forget_removes_only_the_named_arrivals(tmp_path):
     registry = VisitRegistry(StateFile(tmp_path / "state.db"), VisitSettings(), 0.47)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     faces = {name: np.eye(128, dtype=np.float32)[i] for i, name in enumerate(("member", "other"))}
     for name, vector in faces.items():
         registry.record(f"event-{name}", vector, now)
@@ -31,7 +30,7 @@ def test_forget_removes_only_the_named_arrivals(tmp_path):
 
 def _erase(store: str, device: str, event_ids: list[str]) -> EraseCommand:
     return EraseCommand(command_id=new_id(), brand="demo", store=store, device=device, member_ids=["member0001"],
-                        arrival_event_ids=event_ids, reason="erasure", ts=datetime.now(timezone.utc))
+                        arrival_event_ids=event_ids, reason="erasure", ts=datetime.now(UTC))
 
 
 def test_box_acknowledges_erase_commands(mosquitto, models_dir, tmp_path, recorder, edge_process):

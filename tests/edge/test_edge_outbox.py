@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
+from edge.outbox import Outbox
+from edge.state import StateFile
 from protocol.codec import DecodeError, decode, encode
 from protocol.device import ConfigDesired, Telemetry
 from protocol.messages import DeviceState
 
-from edge.outbox import Outbox
-from edge.state import StateFile
-
-TS = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+TS = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def state(n: int) -> DeviceState:

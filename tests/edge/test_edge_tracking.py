@@ -8,13 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from protocol.device import RemoteSettings, VisitSettings
-from protocol.facepack.engine import FaceEngine
-
 from edge.pipeline import FacePipeline, Placement
 from edge.sources import Source
 from edge.state import StateFile
 from edge.visits import VisitRegistry
+from protocol.device import RemoteSettings, VisitSettings
+from protocol.facepack.engine import FaceEngine
 
 
 @pytest.fixture(scope="module")

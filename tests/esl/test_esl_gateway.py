@@ -19,8 +19,8 @@ from kiosk.label_gateway.render import render
 from protocol import transport
 from protocol.codec import encode
 from protocol.esl import ARRIVAL_FLASH, TAG_TYPES, FlashPattern, LabelCommand, LabelProduct
-from protocol.topics import label_command
 from protocol.messages import new_id, now
+from protocol.topics import label_command
 
 REPO = Path(__file__).resolve().parents[2]
 BRAND = "demo"

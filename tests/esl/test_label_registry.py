@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.pricing.registry import Label, LabelRegistry, LabelBindingError, arrival_flash_commands, redraw_commands
+from cloud.pricing.registry import Label, LabelBindingError, LabelRegistry, arrival_flash_commands, redraw_commands
 from protocol.codec import decode, encode
 from protocol.esl import LabelCommand, LabelProduct
-from protocol.topics import label_command, label_commands_of_store
 from protocol.messages import now
-from protocol.topics import TopicError
+from protocol.topics import TopicError, label_command, label_commands_of_store
 
 REGISTRY = LabelRegistry([
     Label(label_id="L1", store="s1", sku="SK-1001", tag_type="epd29_bwr"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import string
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ JSON_JUNK = st.recursive(
     max_leaves=20,
 )
 
-_ZONES = st.sampled_from([timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))])
+_ZONES = st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))])
 _EMBEDDING = st.builds(
     lambda seed, dim, dtype: Embedding.from_vector(np.random.default_rng(seed).standard_normal(dim), dtype)
     .model_dump(mode="json"),

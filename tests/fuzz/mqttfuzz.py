@@ -21,7 +21,6 @@ from uuid import uuid4
 import paho.mqtt.client as mqtt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from protocol import transport
 from protocol.codec import MAX_PAYLOAD_BYTES, DecodeError, decode

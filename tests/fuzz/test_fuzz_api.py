@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,9 @@ from schemathesis import checks
 
 from cloud.api import auth
 from cloud.api.app import create_app
-from cloud.synthetic.brand import generate
 from cloud.runtime import Runtime
 from cloud.settings import Settings
+from cloud.synthetic.brand import generate
 from protocol.facepack import DEFAULT_PACK
 from protocol.facepack.engine import FaceEngine
 
@@ -39,7 +39,7 @@ def fuzz_cloud(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> It
     settings_ = Settings(db=str(tmp_path_factory.mktemp("apifuzz") / "cdp.db"), api_key=None,
                          rate_limit_per_minute=0)
     runtime = Runtime.open(settings_, engine=FaceEngine.load(DEFAULT_PACK, models_dir))
-    generate(runtime.db, persons=40, stores=3, end=datetime(2026, 11, 22, tzinfo=timezone.utc))
+    generate(runtime.db, persons=40, stores=3, end=datetime(2026, 11, 22, tzinfo=UTC))
     keys = {"hq_admin": auth.create_key(runtime.db, name="fuzz-admin", role="hq_admin").key,
             "store_manager": auth.create_key(runtime.db, name="fuzz-manager", role="store_manager",
                                              store=MANAGED_STORE).key}
@@ -90,7 +90,7 @@ def fuzz_every_operation(schema: schemathesis.BaseSchema, keys: dict[str, str], 
 
         try:
             run()
-        except Exception as exc:  # noqa: BLE001 - a server error surfaces as the app's own exception
+        except Exception as exc:  # a server error surfaces as the app's own exception
             failures.append(f"{operation.label}: {type(exc).__name__}: {exc}")
     return failures
 

@@ -31,7 +31,7 @@ CAMERA = CameraSpec(id="door", source="rtsp://127.0.0.1:1/door")
 
 
 @pytest.fixture
-def box(mosquitto, models_dir: Path, tmp_path: Path) -> Iterator[EdgeBox]:  # noqa: ANN001
+def box(mosquitto, models_dir: Path, tmp_path: Path) -> Iterator[EdgeBox]:
     config = EdgeConfig(brand=new_brand(), store=STORE, device=DEVICE, broker=mosquitto.url, models=models_dir,
                         state=tmp_path / "state.db", cameras=[CAMERA], telemetry_interval_s=0.3)
     edge = EdgeBox(config, once=False, on_arrival=lambda event: None)
@@ -67,7 +67,7 @@ def hostile(kind: type[Message], brand: str, box: EdgeBox) -> list[bytes]:
         encode(feedback), encode(valid(kind, brand, "other-box", box))]
 
 
-def test_malformed_commands_and_configs_are_refused_by_reason(box: EdgeBox, mosquitto) -> None:  # noqa: ANN001
+def test_malformed_commands_and_configs_are_refused_by_reason(box: EdgeBox, mosquitto) -> None:
     brand = box.config.brand
     ours = (brand, STORE, DEVICE)
     subjects = {ConfigDesired: topics.config_desired(*ours), EraseCommand: topics.device_command(*ours, ERASE),

@@ -22,8 +22,8 @@ from kiosk.label_gateway.simulated_ap import SimulatedAccessPoint
 from protocol import transport
 from protocol.codec import encode
 from protocol.esl import ARRIVAL_FLASH, LabelCommand, LabelProduct
-from protocol.topics import label_command
 from protocol.messages import Feedback, new_id, now
+from protocol.topics import label_command
 from tests.fuzz.jsonish import dump, from_json_schema
 from tests.fuzz.mqttfuzz import FIXED, expected_rejects, grown, junk, new_brand, sender, shaped, wait_for
 from tests.netutil import free_port
@@ -40,7 +40,7 @@ WORKER_REASONS = {"unknown_label", "render", "expired", "ap_refused"}
 
 
 @pytest.fixture
-def gateway(mosquitto) -> Iterator[tuple[EslGateway, SimulatedAccessPoint]]:  # noqa: ANN001
+def gateway(mosquitto) -> Iterator[tuple[EslGateway, SimulatedAccessPoint]]:
     ap = SimulatedAccessPoint(free_port(), {"0000021EA3B4C5D6"})
     ap.start()
     gw = EslGateway(transport.BrokerUrl.parse(mosquitto.url), new_brand(), STORE, AccessPoint(ap.url, timeout_s=2),
@@ -68,7 +68,7 @@ def hostile(brand: str, label: str) -> list[bytes]:
     return FIXED + junk(6) + [dump(data) for data in shapes] + [encode(elsewhere), encode(feedback), dump(doomsday)]
 
 
-def test_every_label_command_is_carried_out_or_rejected_by_reason(gateway, mosquitto) -> None:  # noqa: ANN001
+def test_every_label_command_is_carried_out_or_rejected_by_reason(gateway, mosquitto) -> None:
     gw, ap = gateway
     stats = gw.stats
     before = dict(stats.rejected)
@@ -77,7 +77,7 @@ def test_every_label_command_is_carried_out_or_rejected_by_reason(gateway, mosqu
         for label in (PAIRED, UNPAIRED, UNKNOWN):
             payloads = hostile(gw.brand, label)
             reasons, ready = expected_rejects(
-                payloads, LabelCommand, lambda c: (c.brand, c.store, c.label) == (gw.brand, STORE, label),
+                payloads, LabelCommand, lambda c, label=label: (c.brand, c.store, c.label) == (gw.brand, STORE, label),
                 undecodable="bad_message", elsewhere="wrong_topic")
             expected = {k: expected.get(k, 0) + reasons.get(k, 0) for k in {*expected, *reasons}}
             accepted += len(ready)

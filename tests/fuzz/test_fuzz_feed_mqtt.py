@@ -22,7 +22,7 @@ from protocol.codec import encode
 from protocol.device import FaceCrop
 from protocol.messages import Feedback, GuideCard, new_id, now
 from tests.fuzz.jsonish import dump
-from tests.fuzz.mqttfuzz import M, FIXED, decodable, expected_rejects, grown, junk, new_brand, sender, shaped, wait_for
+from tests.fuzz.mqttfuzz import FIXED, M, decodable, expected_rejects, grown, junk, new_brand, sender, shaped, wait_for
 
 STORE, SCREEN, BOX = "fz-store", "main", "fz-edge"
 
@@ -43,7 +43,7 @@ class Heard:
 
 
 @pytest.fixture
-def feed(mosquitto) -> Iterator[CardFeed]:  # noqa: ANN001
+def feed(mosquitto) -> Iterator[CardFeed]:
     screen = CardFeed(transport.BrokerUrl.parse(mosquitto.url), new_brand(), STORE, SCREEN)
     subscribed: list[bool] = []
     screen.subscribed.connect(lambda: subscribed.append(True), Qt.ConnectionType.DirectConnection)
@@ -65,7 +65,7 @@ def hostile(kind: type[M], **address: str) -> list[bytes]:
         encode(ours.model_copy(update={"store": "other-store"})), encode(ours), encode(feedback)]
 
 
-def test_malformed_cards_and_crops_are_rejected_by_reason(feed: CardFeed, mosquitto) -> None:  # noqa: ANN001
+def test_malformed_cards_and_crops_are_rejected_by_reason(feed: CardFeed, mosquitto) -> None:
     heard = Heard(feed)
     brand = feed.brand
     card_payloads = hostile(GuideCard, brand=brand, store=STORE)

@@ -35,7 +35,7 @@ KNOWN_REASONS = {"bad_topic", "unsupported_event", "invalid_payload", "topic_mis
 
 
 @pytest.fixture(scope="module")
-def cloud(mosquitto, models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:  # noqa: ANN001
+def cloud(mosquitto, models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     settings_ = Settings(db=str(tmp_path_factory.mktemp("mqttfuzz") / "cdp.db"), broker_url=mosquitto.url,
                          api_key=None)
     runtime = Runtime.open(settings_, engine=FaceEngine.load(DEFAULT_PACK, models_dir))
@@ -74,11 +74,11 @@ def arrival(brand: str, *, store: str = STORE) -> Arrival:
                    quality=FaceQuality(det_score=0.9, face_px=120, bbox=(0, 0, 100, 100)), model_pack=DEFAULT_PACK)
 
 
-def test_malformed_payloads_on_every_topic(cloud: Runtime, mosquitto) -> None:  # noqa: ANN001
+def test_malformed_payloads_on_every_topic(cloud: Runtime, mosquitto) -> None:
     worker = cloud.ingest
     assert worker is not None
     brand = new_brand()
-    subjects = concrete_topics(worker._filters, brand)  # noqa: SLF001 - the filters are what is fuzzed
+    subjects = concrete_topics(worker._filters, brand)  # the filters are what is fuzzed
     year_one = arrival(brand).model_dump(mode="json") | {"ts": "0001-01-01T00:00:00+08:00"}  # no UTC time exists
     payloads = FIXED + junk(12) + [other_message(brand), encode(arrival("another-brand")), dump(year_one)]
     before = worker.counts()

@@ -8,7 +8,7 @@ meet real rows, NULLs and joins, not an empty schema.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,18 +17,18 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cloud.cdp import segments, tags
-from cloud.synthetic.brand import generate
 from cloud.cdp.segments import Condition
 from cloud.db import Database
-from tests.fuzz.jsonish import JSON_JUNK, from_json_schema, mutated
 from cloud.runtime import open_cdp
+from cloud.synthetic.brand import generate
+from tests.fuzz.jsonish import JSON_JUNK, from_json_schema, mutated
 
 SCHEMA = from_json_schema(Condition.model_json_schema())
 #: Values this brand really has, so some conditions select people instead of nobody.
 KNOWN = st.sampled_from(["护肤", "彩妆", "st-0000", "st-0001", "tmall", "jd", "pos", "wechat", "active", "high"])
 DEFINITIONS = st.one_of(JSON_JUNK, SCHEMA, mutated(SCHEMA),
                         st.dictionaries(st.sampled_from(["store", "channel"]), KNOWN, min_size=1, max_size=1))
-AS_OF = datetime(2026, 11, 22, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

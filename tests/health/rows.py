@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from cloud.db import Database
 from cloud import clock
+from cloud.db import Database
 
 CN = timezone(timedelta(hours=8))
 

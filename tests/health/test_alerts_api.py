@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,19 +14,18 @@ from fastapi.testclient import TestClient
 
 from cloud.api import auth
 from cloud.api.app import create_app
+from cloud.clock import iso, utcnow
 from cloud.db import Database
-from cloud.runtime import open_cdp
 from cloud.health import alerts
 from cloud.health.alerts import Alert
-from cloud.runtime import Runtime
+from cloud.runtime import Runtime, open_cdp
 from cloud.settings import Settings
-from cloud.clock import iso, utcnow
 from protocol import topics, transport
 from protocol.codec import decode
 from protocol.facepack.engine import FaceEngine
 from protocol.health import HealthAlert
 
-NOW = datetime(2026, 3, 2, 7, 20, tzinfo=timezone.utc)  # 15:20 in Shanghai
+NOW = datetime(2026, 3, 2, 7, 20, tzinfo=UTC)  # 15:20 in Shanghai
 
 
 def _alert(store: str, metric: str, ts: str, created: datetime) -> Alert:
@@ -40,10 +39,10 @@ class Api:
     client: TestClient
     keys: dict[str, dict[str, str]]
 
-    def get(self, role: str, **params: str):  # noqa: ANN201
+    def get(self, role: str, **params: str):
         return self.client.get("/v1/alerts", params=params, headers=self.keys[role])
 
-    def ack(self, role: str, alert_id: str, note: str | None = None):  # noqa: ANN201
+    def ack(self, role: str, alert_id: str, note: str | None = None):
         return self.client.post(f"/v1/alerts/{alert_id}/ack", json={"note": note}, headers=self.keys[role])
 
 
@@ -151,7 +150,7 @@ def _planted_store(db: Database) -> None:
 
 
 def test_a_planted_anomaly_reaches_hq_over_mqtt(
-    tmp_path: Path, mosquitto, face_engine: FaceEngine,  # noqa: ANN001
+    tmp_path: Path, mosquitto, face_engine: FaceEngine,
 ) -> None:
     path = tmp_path / "cloud.db"
     db = open_cdp(path, sample_catalogue=False)
@@ -179,7 +178,7 @@ def test_a_planted_anomaly_reaches_hq_over_mqtt(
     message = decode(payload, HealthAlert)
     assert (message.alert_id, message.store, message.metric, message.direction) == (
         raised[0].id, "s1", "footfall", "high")
-    assert message.period_start == datetime(2026, 3, 2, 6, tzinfo=timezone.utc) and message.value == 200.0
+    assert message.period_start == datetime(2026, 3, 2, 6, tzinfo=UTC) and message.value == 200.0
     assert received.empty()  # one message per alert
     check = open_cdp(path, sample_catalogue=False)
     try:

@@ -4,21 +4,21 @@ incremental and de-duplicated scan on both engines, and precision/recall on plan
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cloud.cli import app as cloud_app
+from cloud.clock import iso, utcnow
 from cloud.db import Database
-from cloud.runtime import open_cdp
 from cloud.health import alerts
 from cloud.health.anomaly import scan
 from cloud.health.baseline import Baseline, Thresholds, baseline_of, judge, rule_for, spread
+from cloud.runtime import open_cdp
 from cloud.synthetic.anomaly_evaluation import evaluate, load
 from cloud.synthetic.planted import generate
-from cloud.clock import iso, utcnow
 
 TH = Thresholds()
 MONDAY = datetime(2026, 3, 2, 15)  # a Monday, 15:00 local
@@ -100,7 +100,7 @@ def test_scan_is_incremental_and_raises_each_alert_once(db_location: str) -> Non
     try:
         local_now = datetime(2026, 3, 2, 15, 20)  # Shanghai; 15:00 is still open
         _store_with_hours(db, local_now.replace(minute=0), spike_at="2026-03-02T14:00")
-        now = (local_now - timedelta(hours=8)).replace(tzinfo=timezone.utc)
+        now = (local_now - timedelta(hours=8)).replace(tzinfo=UTC)
         db.execute("UPDATE store_metrics SET value = 0 WHERE ts = '2026-03-02T15:00'")  # the open hour, half-rolled
 
         raised = scan(db, None, now)
@@ -124,7 +124,7 @@ def test_scan_is_incremental_and_raises_each_alert_once(db_location: str) -> Non
 
 
 def test_the_cli_scans_a_store_never_scanned_days_back(tmp_path: Path) -> None:
-    utc_hour = datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    utc_hour = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     shanghai_now = utc_hour + timedelta(hours=8)
     db = open_cdp(tmp_path / "cloud.db", sample_catalogue=False)
     _store_with_hours(db, shanghai_now - timedelta(hours=30),
@@ -141,7 +141,7 @@ def test_alerts_are_acknowledged_once_and_unpublished_ones_are_retried(tmp_path:
     db = open_cdp(tmp_path / "cloud.db", sample_catalogue=False)
     local_now = datetime(2026, 3, 2, 15, 20)
     _store_with_hours(db, local_now.replace(minute=0), spike_at="2026-03-02T14:00")
-    now = (local_now - timedelta(hours=8)).replace(tzinfo=timezone.utc)
+    now = (local_now - timedelta(hours=8)).replace(tzinfo=UTC)
     sent: list = []
     assert len(scan(db, lambda message: False, now)) == 1  # the broker is away: kept pending
     assert db.scalar("SELECT COUNT(*) FROM alerts WHERE published_at IS NULL") == 1

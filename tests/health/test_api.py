@@ -5,23 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud import clock
 from cloud.api import auth
 from cloud.api.app import create_app
-from cloud.runtime import open_cdp
-from cloud.synthetic.brand import generate
-from cloud import clock
 from cloud.health.rollup import rollup_days
-from cloud.runtime import Runtime
+from cloud.runtime import Runtime, open_cdp
 from cloud.settings import Settings
+from cloud.synthetic.brand import generate
 from protocol.facepack.engine import FaceEngine
 
-END = datetime(2026, 3, 20, 4, tzinfo=timezone.utc)  # noon in China
+END = datetime(2026, 3, 20, 4, tzinfo=UTC)  # noon in China
 DAY = "2026-03-19"
 OWN, OTHER = "st-0001", "st-0002"
 
@@ -32,7 +31,7 @@ class Api:
     keys: dict[str, str]
     db_path: Path
 
-    def get(self, path: str, role: str = "hq_admin", **params: str):  # noqa: ANN201
+    def get(self, path: str, role: str = "hq_admin", **params: str):
         return self.client.get(path, params=params, headers={"X-API-Key": self.keys[role]})
 
 

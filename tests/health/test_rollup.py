@@ -4,17 +4,17 @@ exact metric values, idempotence, and the incremental run picking up late feedba
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from cloud.db import Database
-from cloud.runtime import open_cdp
 from cloud.health.rollup import rollup_changed, rollup_days, set_mark
+from cloud.runtime import open_cdp
 from tests.health import rows
 
 DAY = date(2026, 3, 10)
-UNTIL = datetime(2026, 3, 11, 12, tzinfo=timezone.utc)
+UNTIL = datetime(2026, 3, 11, 12, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_rollup_is_idempotent(db: Database) -> None:
 
 def test_only_closed_hours_are_rolled_up(db: Database) -> None:
     _seed(db)
-    rollup_days(db, DAY, DAY, until=datetime(2026, 3, 10, 3, tzinfo=timezone.utc))  # 11:00 local
+    rollup_days(db, DAY, DAY, until=datetime(2026, 3, 10, 3, tzinfo=UTC))  # 11:00 local
     assert _metrics(db, "hour", "2026-03-10T10:00")["arrivals"] == 3
     assert _metrics(db, "hour", "2026-03-10T11:00") == {}
     assert _metrics(db, "day", "2026-03-10")["arrivals"] == 3
@@ -108,7 +108,7 @@ def test_incremental_run_picks_up_late_feedback(db: Database) -> None:
     rollup_days(db, DAY, DAY, until=UNTIL)
     set_mark(db)
     # v3 (10:40) is greeted, but the guide screen was offline: the row arrives much later
-    late = datetime.now(timezone.utc)
+    late = datetime.now(UTC)
     rows.add_feedback(db, "S1", "v3", "greeted", "a2", "2026-03-10 10:41:00", received=late)
     result = rollup_changed(db)
     assert result.store_days >= 1

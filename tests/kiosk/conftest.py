@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
@@ -19,7 +19,7 @@ BRAND = "demo"
 #: What the header shows in the tests' screenshots (docs/ uses them).
 STORE_NAME = "上海静安嘉里中心店"
 
-_NOW = datetime.now(timezone.utc)
+_NOW = datetime.now(UTC)
 
 
 def _days_ago(days: float) -> datetime:
@@ -108,7 +108,7 @@ class Cards:
         return self._card(age_s, ttl_s, **(dict(member=None, confidence=0.21) | overrides))
 
     def _card(self, age_s: float, ttl_s: float, **fields) -> GuideCard:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         defaults = dict(
             card_id=new_id(),
             ts=now,

@@ -53,7 +53,7 @@ def test_arrival_to_card_on_screen_p95_under_a_second(
         for n in range(len(faces)):
             arrival = faces[n].model_copy(update={"event_id": new_id(), "ts": now()})
             transport.publish(edge, topics.arrival(BRAND, store, "edge-01"), arrival).wait_for_publish(5)
-            wait_until(lambda: len(kiosk.shown) == n + 1, timeout=10, what=f"card {n + 1}")
+            wait_until(lambda n=n: len(kiosk.shown) == n + 1, timeout=10, what=f"card {n + 1}")
     finally:
         transport.stop(edge)
 

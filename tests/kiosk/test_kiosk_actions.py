@@ -33,7 +33,7 @@ class FeedbackLog:
         transport.subscribe_on_connect(client, [(topics.guide_feedback(BRAND, store, "main"), 1)])
         client.subscribe(topics.guide_feedback(BRAND, store, "main"), qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         with self.lock:
             self.received.append(decode(msg.payload, Feedback))
 

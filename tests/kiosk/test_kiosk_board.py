@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from kiosk.guide_screen.board import Board, Outcome
 
@@ -10,7 +10,7 @@ from kiosk.guide_screen.board import Board, Outcome
 def test_a_visitor_is_counted_once_per_visit_and_never_listed(cards):
     board = Board()
     visitor = cards.visitor()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert board.offer(visitor, now) is Outcome.VISITOR
     assert board.offer(cards.visitor(visit_id=visitor.visit_id), now) is Outcome.DUPLICATE
     assert board.offer(cards.visitor(), now) is Outcome.VISITOR
@@ -21,7 +21,7 @@ def test_a_visitor_is_counted_once_per_visit_and_never_listed(cards):
 def test_a_redelivered_card_changes_nothing(cards):
     board = Board()
     card = cards.member(0)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert board.offer(card, now) is Outcome.SHOWN
     assert board.offer(card, now) is Outcome.DUPLICATE
     assert board.cards == [card]
@@ -29,7 +29,7 @@ def test_a_redelivered_card_changes_nothing(cards):
 
 def test_a_newer_card_for_the_same_member_replaces_the_old_one(cards):
     board = Board()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     first, other, again = cards.member(0, age_s=30), cards.member(1, age_s=20), cards.member(0, age_s=1)
     for card in (first, other, again):
         assert board.offer(card, now) is Outcome.SHOWN
@@ -38,7 +38,7 @@ def test_a_newer_card_for_the_same_member_replaces_the_old_one(cards):
 
 def test_newest_arrival_first_and_the_oldest_fall_off(cards):
     board = Board(capacity=3)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sent = [cards.member(i, age_s=10 * i) for i in range(4)]  # four different members
     for card in reversed(sent[:3]):
         board.offer(card, now)
@@ -48,7 +48,7 @@ def test_newest_arrival_first_and_the_oldest_fall_off(cards):
 
 def test_expired_cards_are_refused_and_taken_off(cards):
     board = Board()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert board.offer(cards.member(0, ttl_s=-1), now) is Outcome.EXPIRED
     short = cards.member(1, ttl_s=5)
     board.offer(short, now)

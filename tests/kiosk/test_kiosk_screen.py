@@ -93,7 +93,7 @@ def test_buttons_send_feedback_and_not_this_person_removes_the_card(kiosk, publi
     received: list[Feedback] = []
     got = threading.Event()
 
-    def on_message(client, userdata, msg):  # noqa: ANN001
+    def on_message(client, userdata, msg):
         received.append(decode(msg.payload, Feedback))
         got.set()
 

@@ -6,7 +6,7 @@ import base64
 import json
 import os
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ from protocol.messages import (
     new_id,
 )
 
-NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
 def arrival(**overrides) -> Arrival:
@@ -51,7 +51,8 @@ MESSAGES = [
     card(MemberSummary(member_id="m1", name="王芳", title="王女士", tier="金卡会员", tags=["高价值"])),
     card(None),
     DeviceState(brand="demo", store="s1", device="edge1", role="edge", state="offline", ts=NOW),
-    Feedback(feedback_id=new_id(), card_id="card00001", visit_id="visit0001", brand="demo", store="s1", screen="main", action="sold", amount=399.0, ts=NOW),
+    Feedback(feedback_id=new_id(), card_id="card00001", visit_id="visit0001", brand="demo", store="s1", screen="main",
+             action="sold", amount=399.0, ts=NOW),
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from protocol.codec import DecodeError, decode, encode
 from protocol.embedding import Embedding
 from protocol.messages import Arrival, FaceQuality, GuideCard, StageTimes
 
-TS = datetime(2026, 12, 5, 1, 0, tzinfo=timezone.utc)
+TS = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
 
 
 def arrival(**extra) -> Arrival:

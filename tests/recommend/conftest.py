@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from cloud.db import Database
-from tests.cloud.conftest import db_location, pg_database  # noqa: F401 - fixtures, re-used as they are
 from cloud.runtime import open_cdp
+from tests.cloud.conftest import db_location, pg_database  # noqa: F401 - fixtures, re-used as they are
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import count
 
-from cloud.db import Database
 from cloud.cdp import members
+from cloud.db import Database
 
-NOW = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
 DAY = 86400
 _orders = count()
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
+from cloud.db import Database
 from cloud.guide.recommend import service
 from cloud.guide.recommend.history import person_lines
 from cloud.guide.recommend.model import build_model
 from cloud.guide.recommend.rank import recommend
-from cloud.db import Database
 
 from .history import NOW, member, order, product
 

@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 
+from cloud.db import Database
 from cloud.guide.recommend.rank import Pick
 from cloud.guide.sales_scripts.outcomes import outcomes, record_shown
 from cloud.guide.sales_scripts.service import choose, script_for
 from cloud.guide.sales_scripts.templates import TemplateError, create_template, list_templates, update_template
-from cloud.db import Database
 from protocol.messages import Recommendation
 
 from .history import NOW

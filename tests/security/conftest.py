@@ -64,7 +64,7 @@ class Probe:
     def _note(self, _: object) -> None:
         self.event.set()
 
-    def wait(self, done, timeout: float = 5.0) -> bool:  # noqa: ANN001
+    def wait(self, done, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:

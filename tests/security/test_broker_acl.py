@@ -12,10 +12,10 @@ import paho.mqtt.client as mqtt
 
 from kiosk.guide_screen.feed import crops_of_store
 from protocol import topics, transport
+from protocol.bundle import load_bundle
 from protocol.codec import decode, encode
 from protocol.embedding import Embedding
 from protocol.messages import Arrival, FaceQuality, new_id, now
-from protocol.bundle import load_bundle
 from provisioning import fleet, pki
 
 BRAND = "acme"
@@ -136,7 +136,7 @@ def test_certificate_from_another_ca_cannot_connect(home, bundle_of, broker, pro
 
 
 def test_expired_certificate_cannot_connect(home, bundle_of, broker, probe):
-    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=60)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
     fleet.create_device(home, "s1", "edge-old", "edge", days=30, now=long_ago)
     fleet.write_bundle(home, "edge-old", "s1")
     bundle = bundle_of("s1", "edge-old")

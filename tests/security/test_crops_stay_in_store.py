@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -103,7 +103,7 @@ def test_remote_config_cannot_turn_crops_on_through_the_cloud(home, bundle_of, b
         current = reports()[-1]
         wanted = RemoteSettings.model_validate({**current.settings.model_dump(), "local_crop": {"enabled": True}})
         desired = ConfigDesired(brand=BRAND, store="s1", device="edge-crop", version=1,
-                                ts=datetime.now(timezone.utc), settings=wanted)
+                                ts=datetime.now(UTC), settings=wanted)
         assert cloud.publish(desired_topic, encode(desired)) in ("Success", "No matching subscribers")
         assert cloud.wait(lambda: any(r.refused_version == 1 for r in reports()), timeout=20), \
             [r.model_dump() for r in reports()]

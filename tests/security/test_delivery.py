@@ -48,7 +48,7 @@ def _arrival(store: str, device: str) -> Arrival:
     )
 
 
-def _ids(probe_) -> list[str]:  # noqa: ANN001
+def _ids(probe_) -> list[str]:
     return [decode(m.payload, Arrival).event_id for m in probe_.messages]
 
 
@@ -56,12 +56,12 @@ class IngestSession:
     """The cloud's ingest as ``cloud serve --client-id ... --session-expiry``: a persistent MQTT 5
     session on the service listener, subscribed to every store's events through share group cdp."""
 
-    def __init__(self, probe, bundle_of) -> None:  # noqa: ANN001
+    def __init__(self, probe, bundle_of) -> None:
         self.probe, self.bundle = probe, bundle_of("*", fleet.CLOUD_SERVICE)
         self.client_id = f"cloud-ingest-{uuid.uuid4().hex[:8]}"
         self.current = None
 
-    def connect(self, *, subscribe: bool = False):  # noqa: ANN201
+    def connect(self, *, subscribe: bool = False):
         self.current = self.probe(self.bundle, client_id=self.client_id)
         assert self.current.connect(clean=False, session_expiry_s=600) == "Success"
         if subscribe:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.config import ConfigError
+from edge.install import with_bundle
 from protocol import topics
 from protocol.codec import decode
 from protocol.device import Telemetry
@@ -21,9 +23,6 @@ from protocol.facepack import get_pack
 from protocol.messages import Arrival
 from provisioning import fleet
 from provisioning.signing import sign_pack
-
-from edge.config import ConfigError
-from edge.install import with_bundle
 
 PACK = "yunet-mbf"
 

@@ -26,7 +26,7 @@ BRAND = "acme"
 runner = CliRunner()
 
 
-def _cli(home, *args: str):  # noqa: ANN001, ANN202
+def _cli(home, *args: str):
     result = runner.invoke(app, [*args, "--home", str(home.root)])
     assert result.exit_code == 0, result.output
     return result.output

@@ -11,12 +11,12 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from protocol import topics, transport
+from protocol import topics
 from protocol.codec import decode
 from protocol.commands import PACK, CommandAck, PackCommand
 from protocol.device import ConfigReported
@@ -80,7 +80,7 @@ def test_box_switches_packs_on_command_and_refuses_bad_ones(
     def command(pack: str, manifest: str | None = None) -> CommandAck:
         """Publish a pack command (again every 2 s until the box, once subscribed, answers)."""
         sent = PackCommand(command_id=new_id(), brand="acme", store="s1", device="edge-roll", pack_id=pack,
-                           manifest_sha256=manifest, ts=datetime.now(timezone.utc))
+                           manifest_sha256=manifest, ts=datetime.now(UTC))
         deadline = time.monotonic() + 60
         while sent.command_id not in acked:
             assert edge.poll() is None and time.monotonic() < deadline, "no ack"

@@ -66,7 +66,7 @@ def test_bundle_loads_typed_config_and_tls_paths(home, tmp_path):
     assert bundle.broker.tls and bundle.broker.tls_files.key == tmp_path / "edge-1" / "device.key"
     assert stat.S_IMODE(bundle.tls.key.stat().st_mode) == 0o600
     assert bundle.expiry_warning() is None
-    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=350)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=350)
     assert "renew" in bundle.expiry_warning(soon)
 
 

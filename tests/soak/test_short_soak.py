@@ -53,7 +53,7 @@ SHORT_FAULTS = ("broker_kill", "cut", "late_device", "ingest_down_broker_restart
 
 
 @pytest.mark.timeout(600)  # ~200 s on an idle 2-core machine; much more when it is shared
-def test_short_soak_with_chaos(models_dir) -> None:  # noqa: ANN001 - the fixture sets INSTORE_MODELS
+def test_short_soak_with_chaos(models_dir) -> None:  # the fixture sets INSTORE_MODELS
     # 0.25 arrivals/s per camera: 5 a second, enough that some are in flight at every fault
     report = _run(FleetOptions(stores=5, cameras=4, minutes=2, rate=0.25, chaos=True, cut_s=15, sample_s=5,
                                faults=SHORT_FAULTS, ingest_down_s=8))
@@ -63,7 +63,7 @@ def test_short_soak_with_chaos(models_dir) -> None:  # noqa: ANN001 - the fixtur
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_full_soak_with_chaos(models_dir) -> None:  # noqa: ANN001
+def test_full_soak_with_chaos(models_dir) -> None:
     report = _run(FleetOptions(stores=20, cameras=4, minutes=10, chaos=True, cut_s=300))
     _check(report)
     assert report["memory_flat"]

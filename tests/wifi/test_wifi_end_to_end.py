@@ -11,14 +11,13 @@ import threading
 import pytest
 import sqlite_utils
 
-from protocol import topics, transport
-from protocol.codec import decode
-from protocol.wifi import WifiFootfall, WifiPresence, device_key
-
 from edge.wifi.background import Background
 from edge.wifi.engine import Placement, WifiEngine
 from edge.wifi.rules import PresenceRules
 from edge.wifi.state import WifiState
+from protocol import topics, transport
+from protocol.codec import decode
+from protocol.wifi import WifiFootfall, WifiPresence, device_key
 
 from .conftest import LAB_DAY, LAB_EQUIPMENT, SECRET, leaked
 
@@ -85,7 +84,7 @@ def test_every_stable_device_is_sent_when_no_keys_are_registered(parsed, raw_mac
         def __init__(self) -> None:
             self.messages = []
 
-        def put(self, topic, message) -> None:  # noqa: ANN001
+        def put(self, topic, message) -> None:
             self.messages.append(message)
 
     sink, equipment = Keep(), {device_key(m, SECRET) for m in LAB_EQUIPMENT}

@@ -6,10 +6,9 @@ import importlib.util
 import statistics
 from pathlib import Path
 
-from protocol.wifi import device_key
-
 from edge.wifi.calibration import calibrate
 from edge.wifi.rules import PresenceRules
+from protocol.wifi import device_key
 
 from .conftest import EMPTY_DAY, LAB_DAY, LAB_EQUIPMENT, LAB_TRUTH, SECRET
 

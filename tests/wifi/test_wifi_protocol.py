@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +12,7 @@ from protocol.codec import DecodeError, decode, encode
 from protocol.wifi import MacError, WifiFootfall, WifiPresence, device_key
 
 SECRET = b"brand-secret-for-tests-0123456789"
-T = datetime(2024, 3, 31, 12, 0, tzinfo=timezone.utc)
+T = datetime(2024, 3, 31, 12, 0, tzinfo=UTC)
 
 
 def test_device_key_is_hmac_sha256_of_the_mac_bytes_in_any_spelling():

@@ -23,7 +23,7 @@ def _resolution(result: oneid.Resolution) -> ResolutionOut:
                          changed_persons=len(result.changed_persons), seconds=round(result.seconds, 3))
 
 
-def _identity_error(exc: oneid.IdentityError):  # noqa: ANN202
+def _identity_error(exc: oneid.IdentityError):
     return api_error(_ERROR_STATUS.get(exc.code, status.HTTP_409_CONFLICT), exc.code, str(exc))
 
 

@@ -8,7 +8,7 @@ store; reads: every reader role (a store manager their own store).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
 
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/stores", tags=["markdown"])
 def markdown_plan(store: str, runtime: RuntimeDep, principal: Reader) -> MarkdownPlan:
     store = own_store(principal, store)
     settings = runtime.settings
-    plan = markdown_runner.plan_store(runtime.db, store, datetime.now(timezone.utc),
+    plan = markdown_runner.plan_store(runtime.db, store, datetime.now(UTC),
                                       max_changes_per_day=settings.markdown_max_changes_per_day,
                                       elasticity=settings.markdown_elasticity)
     day = plan[0].day if plan else ""

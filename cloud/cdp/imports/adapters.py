@@ -245,8 +245,7 @@ def member_facts(tier: object, tags: object, birthday: object, points: object, s
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, dict]]:
-    for row_no, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        yield row_no, row
+    yield from enumerate(csv.DictReader(io.StringIO(text)), start=2)
 
 
 def _json_rows(text: str) -> Iterator[tuple[int, dict]]:

@@ -106,7 +106,7 @@ def measure(db: Database, brand: str, stores: list[str], since: datetime, until:
                   reports=int(fps.get("reports") or 0), fps=float(fps["fps"]) if fps.get("fps") is not None else None)
 
 
-def _check(metric: str, canary: float | None, refs: dict[str, float | None], worse_than, note: str) -> Check:  # noqa: ANN001
+def _check(metric: str, canary: float | None, refs: dict[str, float | None], worse_than, note: str) -> Check:
     usable = {name: value for name, value in refs.items() if value is not None}
     if canary is None or not usable:
         return Check(metric, canary, refs["before"], refs["others"], None, f"not enough data ({note})")

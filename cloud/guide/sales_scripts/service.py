@@ -11,10 +11,10 @@ next situation; the built-in ``default`` needs only the title, so there is alway
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from cloud.cdp.segments import variant
 from cloud.cdp.lifecycle import Windows, windows
+from cloud.cdp.segments import variant
 from cloud.db import Database
 from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang
@@ -34,7 +34,7 @@ def choose(variants: Sequence[Template], person_id: str) -> Template:
 def script_for(profile: Mapping, recs: Sequence[Pick | Recommendation], lang: Lang = "zh", *,
                db: Database | None = None, now: datetime | None = None) -> tuple[str, str, str]:
     """(script text, template id, variant). Without ``db`` only the built-in templates are used."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     filled = values(profile, recs, lang, now)
     dormant_days = (windows(db) if db is not None else Windows()).dormant_days
     for situation in situations(profile, filled, now, dormant_days=dormant_days):

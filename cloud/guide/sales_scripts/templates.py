@@ -8,7 +8,7 @@ time cannot fail. A (situation, language) pair may have variant A and B live at 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from string import Formatter
 from typing import Literal
 from uuid import uuid4
@@ -108,7 +108,8 @@ BUILTIN: tuple[Template, ...] = tuple(t for pair in (
     _builtin("points_expiring", "{title}您好，欢迎光临！您有{points}积分将于{points_expire_on}到期，今天可以抵扣使用。为您推荐：{recs}。",
              "Welcome, {title}! {points} of your points expire on {points_expire_on}; you can use them today. "
              "Picked for you: {recs}."),
-    _builtin("dormant_return", "{title}您好，好久不见，欢迎回来！距离您上次{last_contact}已有{days_away}天，最近上了不少新品，给您介绍一下：{recs}。",
+    _builtin("dormant_return",
+             "{title}您好，好久不见，欢迎回来！距离您上次{last_contact}已有{days_away}天，最近上了不少新品，给您介绍一下：{recs}。",
              "Welcome back, {title}! It has been {days_away} days. A lot is new since then: {recs}."),
     _builtin("repurchase_due", "{title}您好，欢迎光临！您{due_days}天前购买的{due_item}差不多该用完了（您通常每{cycle_days}天回购一次），"
              "需要为您再准备一份吗？另外为您推荐：{recs}。",
@@ -160,7 +161,7 @@ def get_template(db: Database | Tx, template_id: str) -> Template:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def create_template(db: Database, *, situation: str, lang: str, text: str, variant: str = "A",
