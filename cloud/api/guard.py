@@ -26,8 +26,8 @@ import json
 from typing import Any
 
 from anyio import to_thread
+from fastapi import HTTPException
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.api.auth import authenticate

@@ -207,13 +207,13 @@ def _queue_erase(tx: Tx, member_ids: list[str], *, reason: Literal["erasure", "c
     if not brands:
         return []  # never seen by any box, and no home store: no box or screen can hold them
     roles = list(devices)
-    devices = tx.rows(f"SELECT brand, store, device FROM devices WHERE role IN ({_in(roles)}) "
-                      f"AND brand IN ({_in(brands)}) ORDER BY brand, store, device", (*roles, *brands))
+    boxes = tx.rows(f"SELECT brand, store, device FROM devices WHERE role IN ({_in(roles)}) "
+                    f"AND brand IN ({_in(brands)}) ORDER BY brand, store, device", (*roles, *brands))
     recent = _recent_arrivals(tx, member_ids)
     now = utcnow()
     made = [EraseCommand(command_id=new_id(), brand=brand, store=store, device=device, member_ids=member_ids[:1000],
                          arrival_event_ids=recent[(brand, store, device)][:10_000], reason=reason, ts=now)
-            for brand, store, device in devices]
+            for brand, store, device in boxes]
     commands.queue(tx, made, ttl=timedelta(hours=EDGE_CACHE_HOURS))
     return made
 

@@ -43,6 +43,7 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
         head = tx.one("SELECT * FROM members WHERE id = ?", (person,))
         if head is None:
             raise KeyError(person)  # callers resolve the person first (person_for)
+        face_consent, preferences = bool(head["face_consent"]), json.loads(head["preferences"])
         attributes = survivorship.person_attributes(tx, person)
         records = tx.query("SELECT id, source, source_key, home_store, face_consent, created FROM members "
                            "WHERE id = ? OR merged_into = ? ORDER BY created, id", (person, person))
@@ -52,8 +53,8 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
                                "ORDER BY kind, value", ids)
         orders = tx.query(f"SELECT id, channel, store, ts, paid, status FROM orders WHERE member_id IN ({marks}) "
                           "ORDER BY ts DESC LIMIT ?", (*ids, recent))
-        totals = tx.one(f"SELECT COUNT(*) AS n, COALESCE(SUM(paid), 0) AS ltv FROM orders WHERE member_id IN ({marks})",
-                        ids)
+        order_count, ltv = tx.rows(
+            f"SELECT COUNT(*), COALESCE(SUM(paid), 0) FROM orders WHERE member_id IN ({marks})", ids)[0]
         channels = [r[0] for r in tx.rows(
             f"SELECT DISTINCT channel FROM orders WHERE member_id IN ({marks}) ORDER BY channel", ids)]
         stores = {r[0] for r in tx.rows(
@@ -77,11 +78,11 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
         "home_store": best["home_store"], "phone": best["phone"], "address": best["address"],
         "signed_up": best["signed_up"],
         "member_tags": best["tags"],
-        "consent": {"face": bool(head["face_consent"]), "history": consent_history(db, ids)}, "faces": faces,
+        "consent": {"face": face_consent, "history": consent_history(db, ids)}, "faces": faces,
         "records": records, "identifiers": identifiers, "stores": sorted(stores), "channels": channels,
-        "orders": {"count": totals["n"], "lifetime_value": round(totals["ltv"], 2), "recent": orders},
+        "orders": {"count": order_count, "lifetime_value": round(ltv, 2), "recent": orders},
         "visits": {"count": visit_count, "recent": visits}, "stats": stats, "tags": tag_rows,
-        "preferences": json.loads(head["preferences"]),
+        "preferences": preferences,
     }
     if explain:
         out["lineage"] = survivorship.lineage_of(attributes)

@@ -27,7 +27,7 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
@@ -143,7 +143,7 @@ class Not(_Strict):
     not_: Condition = Field(alias="not")
 
 
-_KINDS = {
+_KINDS: dict[str, type[BaseModel]] = {
     "and": And, "or": Or, "not": Not, "bought": Bought, "tag": HasTag, "lifecycle": Lifecycle,
     "value_tier": ValueTier, "store": AtStore, "channel": InChannel, "visited": Visited, "consent": HasConsent,
     "dim": Dim,
@@ -160,11 +160,14 @@ def _kind(value: object) -> str | None:
     return None
 
 
-Node = Annotated[
-    tuple(Annotated[cls, Tag(key)] for key, cls in _KINDS.items()),  # type: ignore[misc]
-    Discriminator(_kind, custom_error_type="unknown_condition",
-                  custom_error_message=f"a condition is an object with one key, one of: {', '.join(_KINDS)}"),
-]
+if TYPE_CHECKING:
+    Node = BaseModel  # one of _KINDS: the union below is built from that table at run time
+else:
+    Node = Annotated[
+        Union[tuple(Annotated[cls, Tag(key)] for key, cls in _KINDS.items())],  # noqa: UP007 - a runtime union
+        Discriminator(_kind, custom_error_type="unknown_condition",
+                      custom_error_message=f"a condition is an object with one key, one of: {', '.join(_KINDS)}"),
+    ]
 
 
 class Condition(RootModel[Node]):
@@ -422,15 +425,18 @@ def portrait(db: Database, condition: Condition | None, *, as_of: datetime | Non
 
 
 class UnknownSegment(NotFound):
+    """No saved segment with that id."""
+
     code = "unknown_segment"
 
 
 def save(db: Database, name: str, condition: Condition, *, actor: str) -> dict:
     """Save a condition under a name; the saved segment (id, name, condition, created, created_by)."""
-    segment = {"id": new_id(), "name": name, "condition": condition.dump(), "created": utcnow(), "created_by": actor}
+    segment_id, created, dumped = new_id(), utcnow(), condition.dump()
+    segment = {"id": segment_id, "name": name, "condition": dumped, "created": created, "created_by": actor}
     db.execute(
         "INSERT INTO segments (id, name, condition, created, created_by) VALUES (?, ?, ?, ?, ?)",
-        (segment["id"], name, json.dumps(segment["condition"], ensure_ascii=False), iso(segment["created"]), actor))
+        (segment_id, name, json.dumps(dumped, ensure_ascii=False), iso(created), actor))
     return segment
 
 

@@ -82,7 +82,8 @@ class FaceIndex:
         epoch = enrolled.gallery_epoch(self._db)
         faces = enrolled.faces(self._db, self.embedding_space, after=max(0, self._last_n - _LATE_COMMIT_WINDOW))
         with self._lock:
-            fresh = [(f.id, f.member_id, self._unit(f.vector)) for f in faces if f.id not in self._face_ids]
+            fresh: list[tuple[str | None, str, np.ndarray]] = [
+                (f.id, f.member_id, self._unit(f.vector)) for f in faces if f.id not in self._face_ids]
             if faces:
                 self._last_n = max(self._last_n, faces[-1].n)
             self._append(fresh)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -30,7 +31,7 @@ CommandState = Literal["pending", "sent", "done", "refused", "expired"]
 AckOutcome = Literal["recorded", "duplicate", "unknown_command"]
 
 
-def queue(tx: Tx, commands: list[EraseCommand | PackCommand], *, ttl: timedelta) -> None:
+def queue(tx: Tx, commands: Sequence[EraseCommand | PackCommand], *, ttl: timedelta) -> None:
     """Put commands in the outbox; each stops being re-sent ``ttl`` after now. A new pack command
     supersedes any unanswered older one for the same box, which must never be re-sent after it."""
     now = utcnow()

@@ -170,7 +170,7 @@ class _History:
     def judge(self, store: dict, metric: str, period: str, now: datetime) -> Alert | None:
         value = self._series[metric].get(period)
         baseline = self.baseline(metric, period) if value is not None else None
-        if baseline is None or not self._enough_volume(metric, period):
+        if value is None or baseline is None or not self._enough_volume(metric, period):
             return None  # no value, too little history to know the store's normal, or too few customers
         rule, level = rule_for(metric, self._grain), self._levels.get(metric, 0.0)
         verdict = judge(value, baseline, rule, self._thresholds, level=level)

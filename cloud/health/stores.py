@@ -25,10 +25,11 @@ def listing(db: Database, *, only: str | None, limit: int, offset: int) -> list[
 
 def add(db: Database, *, id: str, brand: str, name: str, city: str | None) -> dict:
     """Register a store; the stored row (``created`` now). Raises StoreExists."""
-    store = {"id": id, "brand": brand, "name": name, "city": city, "created": utcnow()}
+    created = utcnow()
+    store = {"id": id, "brand": brand, "name": name, "city": city, "created": created}
     try:
         db.execute("INSERT INTO stores (id, brand, name, city, created) VALUES (?, ?, ?, ?, ?)",
-                   (id, brand, name, city, iso(store["created"])))
+                   (id, brand, name, city, iso(created)))
     except IntegrityError:
         raise StoreExists(f"store {id} exists") from None
     return store

@@ -135,7 +135,8 @@ def _plan_one(db: Database, store: str, row: dict, today: date, period: int, max
     product = Perishable(sku=row["sku"], list_price=list_price, floor_price=floor, stock=stock, sales_rate=rate,
                          days_to_expiry=min(days, 60), elasticity=elasticity, max_changes_per_day=max_changes)
     policy = plan(product)
-    price = max(floor, policy.price(period, base.current_price, stock))  # the ladder ends at the floor
+    current_price = base.current_price if base.current_price is not None else list_price
+    price = max(floor, policy.price(period, current_price, stock))  # the ladder ends at the floor
     return _with(base, price=price, schedule=policy.expected_schedule()[period:period + 2 * product.periods_per_day])
 
 

@@ -44,7 +44,7 @@ def list_templates(
 @router.get("/fields")
 def fields(principal: HqReader) -> dict[str, list[str]]:
     """What a template may say, for the editor: its placeholders and the situations."""
-    return {"fields": sorted(templates.FIELDS), "situations": list(templates.Situation.__args__)}
+    return {"fields": sorted(templates.FIELDS), "situations": list(templates.SITUATIONS)}
 
 
 @router.post("/templates", status_code=status.HTTP_201_CREATED, response_model=templates.Template,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 QuarantineReason = Literal[
     "malformed_row", "missing_field", "bad_time", "bad_amount", "negative_amount", "absurd_amount",
     "unsupported_currency", "duplicate_order", "refund_without_order", "no_lines", "invalid_store",
-    "not_paid", "unjoined_line",
+    "not_paid", "unjoined_line", "control_characters",
 ]
 QUARANTINE_REASONS: tuple[str, ...] = QuarantineReason.__args__  # type: ignore[attr-defined]
 

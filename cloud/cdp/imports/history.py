@@ -18,7 +18,8 @@ def imports(db: Database, *, limit: int, offset: int) -> list[dict]:
 def quarantined(db: Database, import_id: int, *, reason: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
     """One import's quarantined rows in file order (optionally of one reason), each ``raw`` decoded,
     and how many there are."""
-    where, args = "WHERE import_id = ?", [import_id]
+    where = "WHERE import_id = ?"
+    args: list[int | str] = [import_id]
     if reason:
         where, args = where + " AND reason = ?", [*args, reason]
     with db.transaction() as tx:

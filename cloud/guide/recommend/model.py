@@ -82,7 +82,8 @@ def build_model(db: Database, *, now: int | None = None, window_days: int = 180,
     started = time.perf_counter()
     until = int(now if now is not None else time.time())
     since = until - window_days * DAY
-    model = RecoModel(built_at=until, window_days=window_days, price_bands=tuple(windows(db).price_bands))
+    low, high = windows(db).price_bands[:2]
+    model = RecoModel(built_at=until, window_days=window_days, price_bands=(low, high))
     products = db.rows("SELECT sku, name, category, price, popularity, is_new FROM products")
     lines = db.rows("SELECT order_id, sku, category, store, price FROM order_lines "
                     "WHERE ts >= ? AND ts < ? AND qty > 0 AND amount > 0", (since, until))

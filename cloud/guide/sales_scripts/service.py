@@ -27,7 +27,7 @@ def choose(variants: Sequence[Template], person_id: str) -> Template:
     """One of the live variants: deterministic per person; a 50/50 split when A and B are both live."""
     if len(variants) == 1:
         return variants[0]
-    by_variant = {t.variant: t for t in variants}
+    by_variant: dict[str, Template] = {t.variant: t for t in variants}
     return by_variant[variant(person_id, f"script:{variants[0].situation}:{variants[0].lang}", (50, 50))]
 
 
