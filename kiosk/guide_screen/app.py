@@ -83,7 +83,8 @@ def run(options: Options) -> int:
     from kiosk.guide_screen.feed import CardFeed
     from kiosk.guide_screen.screen import GuideScreen
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setFont(theme.base_font())
     app.setStyleSheet(theme.stylesheet())
     if theme.pick_family() is None:

@@ -209,7 +209,7 @@ class CardFeed(QObject):
             return
         try:
             target = topics.parse(msg.topic).path[0]
-            card = decode(msg.payload, GuideCard)
+            card = decode(bytes(msg.payload), GuideCard)
         except topics.TopicError as exc:
             self._reject(msg.topic, "bad_topic", str(exc))
             return
@@ -228,7 +228,7 @@ class CardFeed(QObject):
 
     def _on_crop(self, msg: mqtt.MQTTMessage) -> None:
         try:
-            crop = decode(msg.payload, FaceCrop)
+            crop = decode(bytes(msg.payload), FaceCrop)
         except DecodeError as exc:
             self._reject(msg.topic, "invalid_payload", str(exc))
             return
@@ -240,7 +240,7 @@ class CardFeed(QObject):
 
     def _on_erase(self, msg: mqtt.MQTTMessage) -> None:
         try:
-            command = decode(msg.payload, EraseCommand)
+            command = decode(bytes(msg.payload), EraseCommand)
         except DecodeError as exc:
             self._reject(msg.topic, "invalid_payload", str(exc))
             return

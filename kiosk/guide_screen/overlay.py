@@ -52,7 +52,9 @@ class Overlay(QWidget):
     def open_for(self, view: CardView, title: str) -> None:
         self.view = view
         self.title.setText(title)
-        self.setGeometry(self.parentWidget().rect())
+        parent = self.parentWidget()
+        if parent is not None:  # an overlay always sits on the screen it covers
+            self.setGeometry(parent.rect())
         self.raise_()
         self.show()
 

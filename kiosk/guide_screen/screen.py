@@ -209,15 +209,15 @@ class GuideScreen(QWidget):
     def _layout_cards(self) -> None:
         """Make the grid match the board: new views for new cards, old views dropped, reordered."""
         wanted = {card.card_id for card in self.board.cards}
-        for card_id, view in list(self.views.items()):
-            self.grid.removeWidget(view)
+        for card_id, old in list(self.views.items()):
+            self.grid.removeWidget(old)
             if card_id not in wanted:
                 for overlay in (self.picker, self.keypad):
-                    if overlay.view is view:  # the member left the screen: nothing to answer any more
+                    if overlay.view is old:  # the member left the screen: nothing to answer any more
                         overlay.close_overlay()
                 del self.views[card_id]
-                view.hide()  # gone now, not at the next deferred-delete pass
-                view.deleteLater()
+                old.hide()  # gone now, not at the next deferred-delete pass
+                old.deleteLater()
         now = utcnow()
         for index, card in enumerate(self.board.cards):
             view = self.views.get(card.card_id)
