@@ -28,7 +28,7 @@ def _enrol(client, faces_dir: Path) -> str:
     return wang
 
 
-def _counts_when(runtime, predicate, timeout: float = 5.0) -> dict:
+def _counts_when(runtime, predicate, timeout: float = 15.0) -> dict:
     """The ingest worker's counters once ``predicate`` holds."""
     deadline = time.monotonic() + timeout
     while True:
