@@ -28,7 +28,8 @@ _VALIDATION = {"$ref": "#/components/schemas/HTTPValidationError"}
 
 
 def document_errors(app: FastAPI, prefix: str = "/v1") -> None:
-    """Make ``app.openapi()`` declare the shared error responses of every operation under ``prefix``."""
+    """Make ``app.openapi()`` declare the shared error responses of every operation under ``prefix``, and
+    both 422 shapes wherever a 422 can come (a public route refuses with the API's own shape too)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -46,16 +47,15 @@ def _add_errors(schema: dict[str, Any], prefix: str) -> None:
     for name, definition in {**error.pop("$defs", {}), "Error": error}.items():
         components.setdefault(name, definition)
     has_validation = "HTTPValidationError" in components
+    either = {"anyOf": [_ERROR, _VALIDATION]} if has_validation else _ERROR
     for path, operations in schema.get("paths", {}).items():
-        if not path.startswith(prefix):
-            continue
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            for code, description in _SHARED.items():
-                responses.setdefault(code, {"description": description, "content": _json(_ERROR)})
-            either = {"anyOf": [_ERROR, _VALIDATION]} if has_validation else _ERROR
-            unprocessable = responses.setdefault("422", {"description": "Validation Error"})
-            unprocessable["content"] = _json(either)
+            if path.startswith(prefix):  # behind the key: the shared dependencies' answers
+                for code, description in _SHARED.items():
+                    responses.setdefault(code, {"description": description, "content": _json(_ERROR)})
+            if "422" in responses or path.startswith(prefix):  # the one error handler serves every route
+                responses.setdefault("422", {"description": "Validation Error"})["content"] = _json(either)
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:

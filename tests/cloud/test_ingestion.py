@@ -74,6 +74,7 @@ BAD_ROWS = {
     "refund_without_order": ("pos", POS_HEADER + "R9,sh-001,MC1,,2025-03-06 15:00:00,S1,护肤,1,10,10,CNY,refund\n"),
     "no_lines": ("wechat", json.dumps([{**WECHAT[0], "items": []}])),
     "invalid_store": ("pos", POS_HEADER + "R1,sh/001,MC1,,2025-03-06 15:00:00,S1,护肤,1,10,10,CNY,sale\n"),
+    "control_characters": ("pos", POS_HEADER + "R1,sh-001,MC1,,2025-03-06 15:00:00,S1,护\x01肤,1,10,10,CNY,sale\n"),
     # real layouts (cloud/cdp/imports/layouts.py): an order never paid; a 宝贝报表 line whose order the 订单报表 lacks
     "not_paid": ("tmall", "订单编号,买家会员名,买家实际支付金额,订单创建时间,订单付款时间 ,订单状态\n"
                  "T9,nick_a,0,2025-03-01 10:00:00,,等待买家付款\n"),
