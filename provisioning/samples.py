@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 
 from protocol.facepack.engine import FaceEngine
+from protocol.facepack.quality import frontal_enough
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,13 @@ MEMBER_SEEDS = (
 )
 
 
+
 @dataclass
 class SamplePerson:
     key: str
     enrol_photo: Path
     frames: list[Path] = field(default_factory=list)
+    frontal: bool = True  # the enrolment photo faces the camera enough to be enrolled
 
 
 @dataclass
@@ -128,7 +131,7 @@ def _people_from_flat(folder: Path, frames_dir: Path, crops_dir: Path, engine: F
         prominent = [f for f in faces if f.area >= PROMINENT_AREA * faces[0].area]
         if len(prominent) == 1:
             frame = _mirror(photo, frames_dir / f"{photo.stem}__{photo.name}")
-            people.append(SamplePerson(photo.stem, photo, [frame]))
+            people.append(SamplePerson(photo.stem, photo, [frame], frontal_enough(prominent[0].kps)))
             continue
         frame = _mirror(photo, frames_dir / f"group__{photo.name}")
         h, w = image.shape[:2]
@@ -138,7 +141,10 @@ def _people_from_flat(folder: Path, frames_dir: Path, crops_dir: Path, engine: F
             crop = image[max(0, int(y1 - my)) : min(h, int(y2 + my)), max(0, int(x1 - mx)) : min(w, int(x2 + mx))]
             crop_path = crops_dir / f"{photo.stem}-{number}.png"
             cv2.imwrite(str(crop_path), crop)
-            people.append(SamplePerson(f"{photo.stem}-{number}", crop_path, [frame]))
+            # the pose as the cloud will measure it: on the crop, detected again (landmarks move a few degrees)
+            again = engine.detect(crop)
+            frontal = bool(again) and frontal_enough(again[0].kps)
+            people.append(SamplePerson(f"{photo.stem}-{number}", crop_path, [frame], frontal))
     return people
 
 
@@ -159,5 +165,9 @@ def build_sample(folder: Path, workdir: Path, enrol: int | None) -> Sample:
     if not people:
         raise ValueError(f"no usable face photos in {folder}")
     count = _enrol_count(len(people), enrol)
+    # members are enrolled from photos that face the camera (the cloud refuses turned heads); a person
+    # whose only photo is turned away is still a fine visitor
+    people.sort(key=lambda person: not person.frontal)
+    count = min(count, sum(person.frontal for person in people))
     enrolled = [(person, MEMBER_SEEDS[i]) for i, person in enumerate(people[:count])]
     return Sample(enrolled=enrolled, visitors=people[count:], frames_dir=frames_dir)

@@ -24,7 +24,7 @@ from cloud.errors import CodedError, TooLarge, TooManyRequests
 from cloud.faces import enrolled, thumbnails
 from cloud.faces.gallery import FaceIndex
 from protocol.facepack.engine import FaceEngine, ImageError, decode_image
-from protocol.facepack.quality import head_pose, sharpness
+from protocol.facepack.quality import ENROL_MAX_PITCH_DEG, ENROL_MAX_YAW_DEG, frontal_enough, head_pose, sharpness
 
 #: The largest photo (width x height) decoded by default: a 48 KB PNG can declare 20000x20000 and
 #: take 2.6 GB and 20 s to decode, so the size is read from the header first.
@@ -46,10 +46,6 @@ ENROL_MIN_FACE_PX = 80
 #: 600+ on the sample faces, dlib's 150x150 chip (more cheek and hair, smoother) 90-400, so per crop size.
 ENROL_MIN_SHARPNESS = {112: 100.0}
 ENROL_MIN_SHARPNESS_OTHER = 50.0
-#: Yaw from the five landmarks is reliable; pitch reads +10..+27 deg on frontal portrait photos taken
-#: from slightly below, so its bound is looser.
-ENROL_MAX_YAW_DEG = 25.0
-ENROL_MAX_PITCH_DEG = 30.0
 #: SCRFD scores clear, large frontal faces 0.70-0.80; YuNet 0.9+: below 0.6 the detector itself doubts.
 ENROL_MIN_DET_SCORE = 0.6
 
@@ -153,8 +149,8 @@ class Enroller:
             if largest.score < ENROL_MIN_DET_SCORE:
                 raise EnrolError("low_detector_score", f"人脸不清楚，请重拍: the detector's score is {largest.score:.2f}; "
                                  f"at least {ENROL_MIN_DET_SCORE} needed")
-            yaw, pitch = head_pose(largest.kps)
-            if abs(yaw) > ENROL_MAX_YAW_DEG or abs(pitch) > ENROL_MAX_PITCH_DEG:
+            if not frontal_enough(largest.kps):
+                yaw, pitch = head_pose(largest.kps)
                 raise EnrolError("turned_away", f"请正对镜头: the head is turned (yaw {yaw:.0f} deg, pitch {pitch:.0f} deg; "
                                  f"at most {ENROL_MAX_YAW_DEG:.0f} and {ENROL_MAX_PITCH_DEG:.0f})")
             aligned = self._engine.align(image, largest)

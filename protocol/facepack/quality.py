@@ -13,6 +13,11 @@ import math
 import cv2
 import numpy as np
 
+#: The turn a member's enrolment photo may have: yaw from the five landmarks is reliable; pitch reads
+#: +10..+27 deg on frontal portrait photos taken from slightly below, so its bound is looser.
+ENROL_MAX_YAW_DEG = 25.0
+ENROL_MAX_PITCH_DEG = 30.0
+
 #: Nose height between the eye line (0) and the mouth line (1) of a frontal face in the ArcFace template.
 _FRONTAL_NOSE = (71.7366 - 51.6963) / (92.2041 - 51.6963)
 
@@ -36,6 +41,13 @@ def head_pose(kps: np.ndarray) -> tuple[float, float]:
     ratio = nose_y / mouth_y if mouth_y > 1e-6 else 0.0
     pitch = math.degrees(math.atan(2 * (ratio - _FRONTAL_NOSE)))
     return yaw, pitch
+
+
+def frontal_enough(kps: np.ndarray, margin_deg: float = 0.0) -> bool:
+    """Whether a face is turned little enough for an enrolment photo (the cloud's enrolment check);
+    ``margin_deg`` tightens both bounds, for a choice made before the photo is cropped and re-detected."""
+    yaw, pitch = head_pose(kps)
+    return abs(yaw) <= ENROL_MAX_YAW_DEG - margin_deg and abs(pitch) <= ENROL_MAX_PITCH_DEG - margin_deg
 
 
 def sharpness(aligned: np.ndarray) -> float:
