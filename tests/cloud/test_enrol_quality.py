@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cloud.faces import enrolment
+from protocol.facepack import quality
 
 WANG = {"name": "王芳", "phone": "+8613800138000", "consent": {"face": True}}
 
@@ -55,7 +56,9 @@ def test_a_blurred_photo_is_refused(start_cloud, faces_dir) -> None:
 def test_a_turned_head_is_refused(start_cloud, faces_dir, monkeypatch) -> None:
     client, runtime = start_cloud()
     member_id = client.post("/v1/members", json=WANG).json()["id"]
-    monkeypatch.setattr(enrolment, "head_pose", lambda kps: (38.0, 4.0))  # the five landmarks of a profile view
+    profile_view = lambda kps: (38.0, 4.0)  # noqa: E731 - the five landmarks of a profile view
+    monkeypatch.setattr(quality, "head_pose", profile_view)  # what frontal_enough measures
+    monkeypatch.setattr(enrolment, "head_pose", profile_view)  # what the refusal reports
     message = _refused(_enrol(client, member_id, (faces_dir / "deepface_id13" / "img25.jpg").read_bytes()),
                        "turned_away")
     assert "yaw 38" in message
