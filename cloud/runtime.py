@@ -72,7 +72,8 @@ class Runtime:
     """With a broker: one MQTT connection (the ingest worker's client, which guide cards, edge
     commands, health alerts and label redraws are all published on) and one scheduler thread
     (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns).
-    Without one (API only): the scheduler runs the health job alone."""
+    Without one (API only): the scheduler still runs the jobs that need no broker (health rollup,
+    device health, alert delivery, campaign sends, loyalty postings and expiry)."""
 
     def __init__(
         self, settings: Settings, db: Database, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
