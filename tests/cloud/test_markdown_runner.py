@@ -88,7 +88,9 @@ def test_a_perishable_nearing_expiry_is_marked_down_on_its_labels(start_cloud, m
                                      (STORE, SKU))
     assert [p for _, p in recorded] == by_change
     assert all(p >= FLOOR for p in by_change) and by_change == sorted(set(by_change), reverse=True)  # only down
-    assert len(by_change) >= 4 and by_change[-1] == FLOOR  # step by step down to the floor as expiry nears
+    # step by step down to the floor as expiry nears: five or six pricing periods are left (the
+    # afternoon or the morning in Shanghai when the test runs), so at least three prices
+    assert len(by_change) >= 3 and by_change[-1] == FLOOR
     per_day: dict[str, int] = {}
     for day, _ in recorded:
         per_day[day] = per_day.get(day, 0) + 1
