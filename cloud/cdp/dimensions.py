@@ -42,6 +42,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.cdp.oneid import CONSENTING_PERSONS
+
 LOCAL = timezone(timedelta(hours=8))  # the brand's days (Asia/Shanghai has no DST)
 PERSON = "COALESCE(m.merged_into, m.id)"
 
@@ -486,8 +488,9 @@ def _build() -> dict[str, Dimension]:
         enum=("high", "medium", "low"), example={"op": "in", "value": ["high"]})
     add("tag", "attribute", "text", "标签", "has the tag (scope), optionally with one of the values",
         _tag_dim, scope="tag", example={"scope": "敏感肌"})
-    add("consent_face", "attribute", "bool", "人脸授权", "consented to face recognition",
-        _expr_dim("p.face_consent"), example={"value": True})
+    add("consent_face", "attribute", "bool", "人脸授权",
+        "consented to face recognition (the head record's consent, or one proven by a code to the phone)",
+        _expr_dim(f"(CASE WHEN p.id IN ({CONSENTING_PERSONS}) THEN 1 ELSE 0 END)"), example={"value": True})
     add("channel", "attribute", "text", "来源渠道", "has a record from the channel (member, tmall, jd, wechat, pos...)",
         _channel_ever, example={"op": "in", "value": ["tmall"]})
 

@@ -154,4 +154,9 @@ SCHEMA = Schema("cdp", (
         "ALTER TABLE tag_rules ADD COLUMN display BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE tag_rules ADD COLUMN priority BIGINT NOT NULL DEFAULT 0",
     )),
+    # the verification whose code proved the record's phone: its face consent then counts for the
+    # whole person whichever record is head after later merges (cloud.cdp.members.PERSON_CONSENT)
+    Migration(33, "face consent proven by a one-time code to the phone", (
+        "ALTER TABLE members ADD COLUMN consent_proven TEXT",
+    )),
 ))

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
 
 from cloud.cdp import dimensions
 from cloud.cdp.lifecycle import LIFECYCLE_STAGES, VALUE_TIERS
+from cloud.cdp.oneid import CONSENTING_PERSONS
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import Invalid, NotFound
@@ -274,8 +275,8 @@ def _compile(node: object, now: int, params: list) -> str:
     if isinstance(node, Dim):
         return dimensions.compile(node.dim, datetime.fromtimestamp(now, UTC), params)
     if isinstance(node, HasConsent):
-        # the person's own consent is their head record's: a merged-in record's flag does not count
-        inner = "p.id IN (SELECT id FROM members WHERE face_consent = 1 AND merged_into IS NULL)"
+        # the person's own consent: their head record's, or a record's proven by a code to its phone
+        inner = f"p.id IN ({CONSENTING_PERSONS})"
         return inner if node.consent.face else f"(NOT {inner})"
     raise TypeError(f"not a condition: {node!r}")  # pragma: no cover - the models are exhaustive
 
