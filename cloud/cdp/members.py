@@ -100,6 +100,7 @@ def add_member(
         log_consent(tx, member_id, member_id, face_consent, store=store, actor=actor, how="sign_up")
         if not taken:
             oneid.resolve_around(tx, [member_id], actor=actor)
+        survivorship.store(tx, [tx.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))])
     found = member(db, member_id)
     assert found is not None
     return found
@@ -121,8 +122,11 @@ def consent_history(db: Database | Tx, records: list[str]) -> list[dict]:
 
 
 def face_consent(tx: Database | Tx, person: str) -> bool:
-    """Whether the person's face consent counts (``oneid.CONSENTING_PERSONS``): the head's own, or a
-    record's consent proven by a code to its phone."""
+    """Whether the person's face consent counts: their head record's own flag, or any of their
+    records' consent once proven by a one-time code to that record's phone (``consent_proven``,
+    ``cloud.cdp.verification``). Unproven consent on a record that is not the head does not count,
+    so a merge alone never turns consent on. ``survivorship.store`` keeps the same answer per person
+    for segments."""
     return bool(tx.scalar(
         "SELECT 1 FROM members WHERE (id = ? OR merged_into = ?) AND face_consent = 1 "
         "AND (id = ? OR consent_proven IS NOT NULL) LIMIT 1", (person, person, person)))
@@ -172,6 +176,7 @@ def set_face_consent(db: Database, member_id: str, consent: bool, *, store: str 
             tx.execute("UPDATE members SET face_consent = ?, consent_proven = NULL WHERE id = ? OR merged_into = ?",
                        (False, person, person))
         log_consent(tx, person, member_id, consent, store=store, actor=actor, how="set")
+        survivorship.store(tx, [person])
         removed = 0
         if not consent:
             removed = tx.execute(

@@ -51,13 +51,6 @@ _CHUNK = 500
 
 #: SQL for the person a stored member id belongs to now (``members`` aliased ``m``).
 PERSON_OF = "COALESCE(m.merged_into, m.id)"
-#: SQL for the persons whose face consent counts: their head record's own flag, or any of their
-#: records' consent once proven by a one-time code to that record's phone (``consent_proven``,
-#: ``cloud.cdp.verification``). A merge alone never turns consent on: unproven consent on a record
-#: that is not the head does not count, and withdrawal clears every record's flag.
-CONSENTING_PERSONS = ("SELECT id FROM members WHERE face_consent = 1 AND merged_into IS NULL "
-                      "UNION SELECT COALESCE(merged_into, id) FROM members "
-                      "WHERE face_consent = 1 AND consent_proven IS NOT NULL")
 
 
 class IdentityError(CodedError):

@@ -24,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cloud.cdp import members, oneid
+from cloud.cdp import members, oneid, survivorship
 from cloud.channels.sms import SmsFailed, SmsSender
 from cloud.clock import iso, utcnow
 from cloud.db import Database
@@ -156,4 +156,5 @@ def confirm(db: Database, member_id: str, verification_id: str, code: str, *, ac
                       (row["id"], member_id)):
             members.log_consent(tx, person, member_id, True, store=row["store"], actor=actor,
                                 how="verified_sign_up" if row["kind"] == "phone" else "proven_by_code")
+        survivorship.store(tx, [member_id, person])
     return person

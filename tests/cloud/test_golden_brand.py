@@ -138,6 +138,12 @@ def test_the_golden_brand_end_to_end(start_cloud, mosquitto, edge, make_arrival,
         _check_person(client, runtime, person, names)
     for card in TRUTH["cards"]:
         _check_card(runtime, edge, make_arrival, faces_dir, mosquitto.url, card)
+    by_key = {p["key"]: p for p in TRUTH["persons"]}
+    for segment in TRUTH["segments"]:
+        found = client.post("/v1/segments/preview", json={"condition": segment["condition"]}).json()["items"]
+        want = {client.get(f"/v1/members/{_record_id(runtime, by_key[k]['records'][0])}").json()["id"]
+                for k in segment["persons"]}
+        assert {row["id"] for row in found} == want, (segment["key"], found)
 
     # the review queue: exactly the conflicts written down, each with both sides' evidence
     queue = client.get("/v1/identity/conflicts").json()
