@@ -91,6 +91,9 @@ class MemberCreate(Input):
 
 class VerificationOut(BaseModel):
     id: str
+    kind: Literal["phone", "consent"] = Field(
+        description="phone: the sign-up joins the phone's person once the code is entered; consent: the "
+                    "sign-up's face consent is proven, and counts for the person after any later merge")
     sent: bool = Field(description="a one-time code went to the phone; False: no SMS gateway, HQ's merge only")
     expires: str
 
@@ -99,7 +102,9 @@ class MemberCreated(BaseModel):
     id: str
     verified: bool = Field(default=True, description="False: the phone belongs to someone else already; this "
                            "sign-up is its own person until the code sent to the phone is entered or HQ merges")
-    verification: VerificationOut | None = None
+    verification: VerificationOut | None = Field(
+        default=None, description="the one-time code sent: to join the phone's person (unverified) or to "
+                                  "prove face consent (a consenting sign-up, when an SMS gateway is configured)")
 
 
 class CodeIn(Input):

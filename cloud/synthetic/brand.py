@@ -22,7 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from cloud.cdp import oneid
+from cloud.cdp import oneid, survivorship
 from cloud.clock import zone
 from cloud.db import Database
 from cloud.synthetic.floor import TZ, generate_floor
@@ -77,6 +77,8 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
     if resolve:
         resolution = oneid.rebuild(db, actor="generate")
         counts.update(linked=resolution.links, link_conflicts=resolution.rejected)
+        with db.transaction() as tx:
+            survivorship.store(tx)  # the surviving attributes segments read, for every person
     if floor_days:
         floor = generate_floor(db, days=floor_days, end_day=end.astimezone(zone(TZ)).date(), seed=seed, until=end)
         counts.update({k: v for k, v in floor.items() if k != "seconds"})
