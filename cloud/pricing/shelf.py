@@ -38,14 +38,14 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, LabelCommand], bool]
 
-# the last markdown of the label's product in its store: its price and the batch expiry it was for
+# with the last markdown of the label's product in its store: its price and the batch expiry it was for
 _LABELS = """
     SELECT l.store, l.label_id, l.sku, l.tag_type, l.drawn, s.brand, s.timezone, p.name, p.price, p.member_price,
-        (SELECT pc.new_price FROM price_changes pc WHERE pc.store = l.store AND pc.sku = l.sku
-         ORDER BY pc.id DESC LIMIT 1) AS markdown_price,
-        (SELECT pc.expires_on FROM price_changes pc WHERE pc.store = l.store AND pc.sku = l.sku
-         ORDER BY pc.id DESC LIMIT 1) AS markdown_until
-    FROM esl_labels l JOIN stores s ON s.id = l.store LEFT JOIN products p ON p.sku = l.sku"""
+        pc.new_price AS markdown_price, pc.expires_on AS markdown_until
+    FROM esl_labels l JOIN stores s ON s.id = l.store LEFT JOIN products p ON p.sku = l.sku
+    LEFT JOIN (SELECT store, sku, MAX(id) AS id FROM price_changes GROUP BY store, sku) last
+        ON last.store = l.store AND last.sku = l.sku
+    LEFT JOIN price_changes pc ON pc.id = last.id"""
 
 
 def label_product(row: dict, today: date) -> LabelProduct | None:
@@ -93,20 +93,25 @@ def sync(db: Database, publish: Publish, *, store: str | None = None, skus: list
         params.extend(skus)
     sql = _LABELS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY l.store, l.label_id"
     days: dict[str, date] = {}
-    done = []
+    stale = []
     for row in db.query(sql, tuple(params)):
         tz = row["timezone"]
         today = days.setdefault(tz, at.astimezone(clock.zone(tz)).date())
         product = label_product(row, today)
-        if product is None:
-            continue
-        drawing = product.model_dump_json()
-        if drawing == row["drawn"]:
-            continue
-        # compare-and-set: whoever moves ``drawn`` from what it read sends the redraw, nobody else
-        if not db.execute("UPDATE esl_labels SET drawn = ?, drawn_at = ? WHERE store = ? AND label_id = ? AND drawn = ?",
+        if product is not None and (drawing := product.model_dump_json()) != row["drawn"]:
+            stale.append((row, product, drawing))
+    if not stale:
+        return []
+    # compare-and-set, all in one transaction: whoever moves ``drawn`` from what it read sends the
+    # redraw, nobody else; the commands go out once the new drawings are committed
+    claimed = []
+    with db.transaction() as tx:
+        for row, product, drawing in stale:
+            if tx.execute("UPDATE esl_labels SET drawn = ?, drawn_at = ? WHERE store = ? AND label_id = ? AND drawn = ?",
                           (drawing, clock.iso_utc(at), row["store"], row["label_id"], row["drawn"])):
-            continue
+                claimed.append((row, product))
+    done = []
+    for row, product in claimed:
         one = LabelRegistry([Label(label_id=row["label_id"], store=row["store"], sku=row["sku"],
                                    tag_type=row["tag_type"])])
         sent = all([publish(topic, command) for topic, command in
