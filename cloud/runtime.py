@@ -44,6 +44,7 @@ from cloud.masterdata import schema as masterdata_schema
 from cloud.pricing import schema as pricing_schema
 from cloud.pricing.label_flash import ArrivalFlasher
 from cloud.pricing.markdown_runner import MarkdownService
+from cloud.pricing.shelf import LabelSync
 from cloud.scheduler import Scheduler
 from cloud.settings import Settings
 from protocol.facepack import get_pack, require_commercial
@@ -71,7 +72,8 @@ def open_cdp(location: str | Path, *, sample_catalogue: bool = True) -> Database
 class Runtime:
     """With a broker: one MQTT connection (the ingest worker's client, which guide cards, edge
     commands, health alerts and label redraws are all published on) and one scheduler thread
-    (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns).
+    (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns, label
+    redraws).
     Without one (API only): the scheduler still runs the jobs that need no broker (health rollup,
     device health, alert delivery, campaign sends, loyalty postings and expiry)."""
 
@@ -105,6 +107,7 @@ class Runtime:
         self.commands: CommandSender | None = None
         self.alert_sender: AlertSender | None = None
         self.markdown: MarkdownService | None = None
+        self.labels: LabelSync | None = None
         if ingest is not None:
             self.commands = CommandSender(db, ingest.client, retry_s=settings.command_retry_s,
                                           max_retry_s=settings.command_retry_max_s)
@@ -117,6 +120,9 @@ class Runtime:
                 db, ingest.client, every_s=settings.markdown_every_s,
                 max_changes_per_day=settings.markdown_max_changes_per_day, elasticity=settings.markdown_elasticity)
             self.markdown.schedule(self.scheduler)
+            # every bound label drawn with its product, price, member price and markdown, and redrawn on change
+            self.labels = LabelSync(db, ingest.client, every_s=settings.label_sync_every_s)
+            self.labels.schedule(self.scheduler)
         self._started = False
 
     @classmethod

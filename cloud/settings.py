@@ -177,6 +177,10 @@ class Settings(BaseSettings):
         description="price changes per perishable per store-local day; also the pricing periods of a day",
     )
     markdown_elasticity: float = Field(default=2.0, ge=0, le=10, description="the planner's demand elasticity estimate")
+    label_sync_every_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="how often every bound shelf label is checked against its product's price, member price and markdown",
+    )
     device_health_every_s: float = Field(
         default=60.0, gt=0, le=3600, description="how often devices are checked for offline or silent (alert within 5 min)"
     )

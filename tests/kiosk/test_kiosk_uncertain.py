@@ -46,7 +46,7 @@ def test_an_uncertain_card_asks_and_shows_no_profile(qapp, cards, faces_dir, art
     view.grab().save(str(artifacts / "kiosk_card_uncertain.png"))
 
     sent = []
-    view.feedback.connect(lambda c, action, assistant, amount: sent.append((c.card_id, action)))
+    view.feedback.connect(lambda c, action, *_: sent.append((c.card_id, action)))
     view.confirm_button.click()
     view.deny_button.click()
     assert sent == [(card.card_id, "confirmed"), (card.card_id, "rejected")]
