@@ -95,6 +95,25 @@ def in_window(window: str | None, local: datetime) -> bool:
 
 def add_owner(db: Database, *, scope: Scope, scope_id: str, level: int, person: str, channel: str, address: str,
               min_severity: str = "warning", mute: str | None = None) -> dict:
+    row = _checked(scope, scope_id, level, person, channel, address, min_severity, mute)
+    db.execute("INSERT INTO alert_owners (scope, scope_id, level, person, channel, address, min_severity, mute, "
+               "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*row, iso(clock.utcnow())))
+    return db.query("SELECT * FROM alert_owners ORDER BY id DESC LIMIT 1")[0]
+
+
+def update_owner(db: Database, owner_id: int, *, scope: Scope, scope_id: str, level: int, person: str, channel: str,
+                 address: str, min_severity: str = "warning", mute: str | None = None) -> dict:
+    """Change an owner in place (HQ's owners page): deliveries already made keep pointing at them."""
+    row = _checked(scope, scope_id, level, person, channel, address, min_severity, mute)
+    if not db.execute("UPDATE alert_owners SET scope = ?, scope_id = ?, level = ?, person = ?, channel = ?, "
+                      "address = ?, min_severity = ?, mute = ? WHERE id = ?", (*row, owner_id)):
+        raise OwnerNotFound(f"no alert owner {owner_id}")
+    return db.query("SELECT * FROM alert_owners WHERE id = ?", (owner_id,))[0]
+
+
+def _checked(scope: str, scope_id: str, level: int, person: str, channel: str, address: str, min_severity: str,
+             mute: str | None) -> tuple:
+    """The owner's columns, or InvalidOwner saying what is wrong."""
     if scope not in ("store", "region", "brand"):
         raise InvalidOwner(f"scope is store, region or brand, not {scope!r}")
     if channel not in CHANNELS:
@@ -108,11 +127,7 @@ def add_owner(db: Database, *, scope: Scope, scope_id: str, level: int, person: 
         if not sep:
             raise InvalidOwner("mute is a local window HH:MM-HH:MM")
         _minutes(start), _minutes(end)
-    db.execute("INSERT INTO alert_owners (scope, scope_id, level, person, channel, address, min_severity, mute, "
-               "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               (scope, scope_id, level, person.strip(), channel, address.strip(), min_severity, mute,
-                iso(clock.utcnow())))
-    return db.query("SELECT * FROM alert_owners ORDER BY id DESC LIMIT 1")[0]
+    return scope, scope_id, level, person.strip(), channel, address.strip(), min_severity, mute or None
 
 
 def owners(db: Database) -> list[dict]:
