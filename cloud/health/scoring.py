@@ -21,7 +21,8 @@ with the baselines it would have had, and ``value`` 0 when it had none (the deta
 Incident hours: a source dark (or collapsed) for part of an open day is weighed by the hours it
 was: per source, the hourly rollup's counts of the day against their normal (the median of the
 same weekday-hour over the 4 weeks before) give the longest run of hours too short to be chance
-(``cloud.health.shortfall.dark_hours``, the test the live rule uses), and ``f``, the share of the
+(``cloud.health.shortfall.dark_hours``, the test the live rule uses, with the source's dispersion
+over those 4 weeks), and ``f``, the share of the
 day's expected volume that fell in it. Every metric expecting that source scores ``(1 - f)`` of
 its score: a till down from 16:00 takes the evening's share of the day from its ticket metrics,
 and a source dark all day (``f`` 1) scores 0 like the whole-day rule above.
@@ -39,7 +40,7 @@ from cloud import clock
 from cloud.db import Database
 from cloud.health.metrics import SCORED, Metric
 from cloud.health.peers import MIN_PEERS, PeerGroup, load_peer_groups
-from cloud.health.shortfall import dark_hours
+from cloud.health.shortfall import dark_hours, dispersion
 
 TOLERANCE = 0.5
 HISTORY_WEEKS = 4
@@ -120,15 +121,17 @@ def incident_shares(hours: Values, store: str, key: str, history_days: list[str]
     shares = {}
     for source, metric in HOURLY.items():
         expected: dict[str, float] = {}
+        samples = []
         for h in range(24):
             past = [hours.get((store, f"{d}T{h:02d}:00", metric), 0.0) for d in history_days
                     if (store, d, metric) in hours]
             if len(past) >= MIN_HISTORY and (normal := median(past)) > 0:
                 expected[f"{key}T{h:02d}:00"] = normal
+                samples.append(past)
         if not expected:
             continue
         observed = {k: hours.get((store, k, metric), 0.0) for k in expected}
-        dark = dark_hours(observed, expected)
+        dark = dark_hours(observed, expected, dispersion(samples))
         if dark:
             shares[source] = sum(expected[k] for k in dark) / sum(expected.values())
     return shares

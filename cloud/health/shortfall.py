@@ -9,7 +9,8 @@ minutes (not before the store opened), how many rows came (``observed``) and how
 (``expected``: the median of the same hour on the same weekday of the 4 weeks before, from the
 hourly rollup, pro-rated by the minutes of each hour in the window). A window whose count is so
 low that a Poisson count with that mean would be as low less than ``ALPHA`` of the time, and
-short by at least ``MIN_SHORTFALL``, is an incident: ``critical`` when nothing came (the source
+short by at least ``MIN_SHORTFALL``, is an incident (both counts divided by the source's
+``dispersion`` at this store first, a quasi-Poisson test: a Wi-Fi box counts groups): ``critical`` when nothing came (the source
 is dark), ``warning`` when some did (a collapse). The sources:
 
 - ``orders``: the POS's tickets (``orders``), against hourly ``orders``: a till down, or customers
@@ -46,6 +47,7 @@ ALPHA = 1e-4
 #: ... and it must be this many rows short: a quiet hour's 0 of 2 is not news
 MIN_SHORTFALL = 5.0
 WINDOWS_MIN = (20, 40, 60, 120, 240)
+MAX_DISPERSION = 4.0
 HISTORY_WEEKS = 4
 
 
@@ -123,9 +125,10 @@ class Finding:
         return "critical" if self.observed == 0 else "warning"
 
 
-def _hour_normals(db: Database, store: str, hours: list[datetime], metrics: set[str]) -> dict[datetime, dict]:
-    """local hour start -> metric -> the median of that hour on the same weekday of the 4 weeks before,
-    over the days the store has a rollup for (an hour without a row there: nothing happened, 0)."""
+def _history(db: Database, store: str, hours: list[datetime], metrics: set[str]) -> dict[datetime, list[dict]]:
+    """local hour start -> the metrics of that hour on each same weekday of the 4 weeks before that the store
+    has a rollup for (an hour without a row there: nothing happened, 0); hours with fewer than 2 such
+    days are left out (too little history to know the store's normal)."""
     keys = {h: [(h - timedelta(weeks=k)).strftime("%Y-%m-%dT%H:00") for k in range(1, HISTORY_WEEKS + 1)]
             for h in hours}
     wanted = sorted({k for ks in keys.values() for k in ks})
@@ -134,18 +137,23 @@ def _hour_normals(db: Database, store: str, hours: list[datetime], metrics: set[
         f"SELECT DISTINCT ts FROM store_metrics WHERE store = ? AND grain = 'day' AND ts IN "
         f"({', '.join('?' for _ in days)})", (store, *days))}
     names = sorted(metrics)
-    values: dict[tuple[str, str], float] = {}
+    values: dict[str, dict[str, float]] = {}
     for ts, metric, value in db.rows(
             f"SELECT ts, metric, value FROM store_metrics WHERE store = ? AND grain = 'hour' AND ts IN "
             f"({', '.join('?' for _ in wanted)}) AND metric IN ({', '.join('?' for _ in names)})",
             (store, *wanted, *names)):
-        values[(ts, metric)] = float(value)
-    normals: dict[datetime, dict] = {}
-    for h, ks in keys.items():
-        seen = [k for k in ks if k[:10] in rolled]
-        if len(seen) >= 2:  # less: too little history to know the store's normal
-            normals[h] = {m: median(values.get((k, m), 0.0) for k in seen) for m in metrics}
-    return normals
+        values.setdefault(ts, {})[metric] = float(value)
+    history = {h: [values.get(k, {}) for k in ks if k[:10] in rolled] for h, ks in keys.items()}
+    return {h: past for h, past in history.items() if len(past) >= 2}
+
+
+def dispersion(samples: list[list[float]]) -> float:
+    """How much more the source's hourly counts vary than a Poisson count would (variance / mean, pooled
+    over the hours' same-weekday values, at least 1, at most ``MAX_DISPERSION``): a Wi-Fi box counts
+    groups, a till's tickets come in rushes. The test then runs on counts divided by it."""
+    spread = sum(sum((x - sum(xs) / len(xs)) ** 2 for x in xs) for xs in samples)
+    mean = sum((len(xs) - 1) * sum(xs) / len(xs) for xs in samples)
+    return min(MAX_DISPERSION, max(1.0, spread / mean)) if mean > 0 else 1.0
 
 
 def judge(db: Database, now: datetime) -> list[Finding]:
@@ -164,16 +172,19 @@ def judge(db: Database, now: datetime) -> list[Finding]:
         longest = max(opened, local - timedelta(minutes=max(WINDOWS_MIN)))
         first_hour = longest.replace(minute=0, second=0, microsecond=0)
         hours = [first_hour + timedelta(hours=k) for k in range(int((local - first_hour).total_seconds() // 3600) + 1)]
-        normals = _hour_normals(db, store["id"], hours, metrics)
-        if len(normals) < len(hours):
+        history = _history(db, store["id"], hours, metrics)
+        if len(history) < len(hours):
             continue
         for source in SOURCES:
+            past = {h: [source.expected(v) for v in history[h]] for h in hours}
+            normal = {h: median(xs) for h, xs in past.items()}
+            phi = dispersion(list(past.values()))
             for minutes in WINDOWS_MIN:
                 start = max(opened, local - timedelta(minutes=minutes))
-                expected = sum(source.expected(normals[h]) * _overlap_h(h, start, local) for h in hours)
+                expected = sum(normal[h] * _overlap_h(h, start, local) for h in hours)
                 if expected >= MIN_SHORTFALL:
                     observed = source.count(db, store["id"], start.replace(tzinfo=tz), now)
-                    if is_short(observed, expected):
+                    if is_short(observed / phi, expected / phi):
                         found.append(Finding(store["id"], store["brand"], source, start, observed,
                                              round(expected, 1)))
                         break
@@ -203,10 +214,12 @@ def scan(db: Database, now: datetime) -> tuple[list[Alert], list[str]]:
     return raised, cleared
 
 
-def dark_hours(observed: dict[str, float], expected: dict[str, float]) -> set[str]:
+def dark_hours(observed: dict[str, float], expected: dict[str, float], phi: float = 1.0) -> set[str]:
     """The hours (keys that sort in time) of the run of consecutive hours least likely to be chance,
     among those too short to be: where a source was dark or collapsed during a complete day.
-    ``expected`` holds the hours the store normally has rows in."""
+    ``expected`` holds the hours the store normally has rows in; ``phi`` the source's ``dispersion``."""
+    observed = {k: v / phi for k, v in observed.items()}
+    expected = {k: v / phi for k, v in expected.items()}
     hours = sorted(expected)
     best: list[str] = []
     least = ALPHA

@@ -12,7 +12,7 @@ import pytest
 from cloud.clock import iso
 from cloud.db import Database
 from cloud.health import shortfall
-from cloud.health.shortfall import dark_hours, is_short
+from cloud.health.shortfall import MAX_DISPERSION, dark_hours, dispersion, is_short
 from cloud.runtime import open_cdp
 
 # Tuesday 2026-03-10 14:00 in China (06:00 UTC): the store is open 10:00-22:00
@@ -112,3 +112,7 @@ def test_the_test_is_a_poisson_tail_with_a_minimum_shortfall() -> None:
     usual = dict.fromkeys(("10", "11", "12", "13", "14"), 10.0)
     assert dark_hours({"10": 9, "11": 10, "12": 0, "13": 0, "14": 1}, usual) == {"12", "13", "14"}
     assert dark_hours({"10": 9, "11": 11}, {"10": 10.0, "11": 10.0}) == set()
+    # a source that varies more than a Poisson count (a Wi-Fi box counting groups) is judged on scaled counts
+    assert dispersion([[10, 10, 10, 10]]) == 1.0 and dispersion([[0, 40, 0, 40]]) == MAX_DISPERSION
+    assert dark_hours({"10": 1, "11": 1}, {"10": 10.0, "11": 10.0}) == {"10", "11"}
+    assert dark_hours({"10": 1, "11": 1}, {"10": 10.0, "11": 10.0}, phi=3.0) == set()
