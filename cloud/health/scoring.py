@@ -19,13 +19,14 @@ source normally reports (``MIN_EXPECTED`` a day on the same weekdays) is an inci
 with the baselines it would have had, and ``value`` 0 when it had none (the detail view marks it).
 
 Incident hours: a source dark (or collapsed) for part of an open day is weighed by the hours it
-was: per source, the hourly rollup's counts of the day against their normal (the median of the
-same weekday-hour over the 4 weeks before) give the longest run of hours too short to be chance
-(``cloud.health.shortfall.dark_hours``, the test the live rule uses, with the source's dispersion
-over those 4 weeks), and ``f``, the share of the
-day's expected volume that fell in it. Every metric expecting that source scores ``(1 - f)`` of
-its score: a till down from 16:00 takes the evening's share of the day from its ticket metrics,
-and a source dark all day (``f`` 1) scores 0 like the whole-day rule above.
+was: per source (the door's arrivals, the POS's orders, footfall, and the guide screen's claims),
+the hourly rollup's counts of the day against their normal (the median of the same weekday-hour
+over the 4 weeks before) give the run of hours least likely to be chance among those too short to
+be (``cloud.health.shortfall.dark_hours``, the test the live rule uses, with the source's
+dispersion over those 4 weeks), and ``f``, the share of the day's expected volume that fell in
+it. Every metric expecting that source (``weighed_by``) scores ``(1 - f)`` of its score: a till
+down from 16:00 takes the evening's share of the day from its ticket metrics, and a source dark
+all day (``f`` 1) scores 0 like the whole-day rule above.
 
 Only complete days are scored: the store's local today is left to the "today so far" view, which
 holds it against the same hours of its baselines (``cloud.health.views.today_so_far``).
@@ -33,6 +34,7 @@ holds it against the same hours of its baselines (``cloud.health.views.today_so_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from statistics import median
 
@@ -107,30 +109,44 @@ def score_day(values: Values, day: date, groups: dict[str, PeerGroup],
                 continue
             score = metric_score(value, own, peer, metric)
             if score is not None:
-                score *= 1.0 - share.get(metric.expects or "", 0.0)
+                score *= 1.0 - max((share.get(source, 0.0) for source in weighed_by(metric)), default=0.0)
                 rows.append((store, key, metric.name, value, own, peer, round(score, 2)))
     return rows
 
 
-#: the sources whose hours are weighed, by their hourly metric
-HOURLY = {"arrivals": "arrivals", "orders": "orders", "footfall": "footfall"}
+#: the sources whose hours are weighed: the hourly rollup's count of each (``claims``: cards the assistants
+#: claimed on the guide screen, the feedback every greeting and serving metric is made of)
+HOURLY: dict[str, Callable[[Callable[[str], float]], float]] = {
+    "arrivals": lambda v: v("arrivals"), "orders": lambda v: v("orders"), "footfall": lambda v: v("footfall"),
+    "claims": lambda v: v("claimed_share") * v("arrivals"),
+}
+HOURLY_METRICS = ("arrivals", "orders", "footfall", "claimed_share")
+
+
+def weighed_by(metric: Metric) -> list[str]:
+    """The sources whose incident hours take from this metric's score: the one it expects, and the guide
+    screen's claims for the metrics made of its feedback."""
+    return [s for s in (metric.expects, "claims" if "feedback" in metric.source else None) if s in HOURLY]
 
 
 def incident_shares(hours: Values, store: str, key: str, history_days: list[str]) -> dict[str, float]:
     """source -> the share of the day's expected volume that fell in its dark (or collapsed) hours."""
     shares = {}
-    for source, metric in HOURLY.items():
+    def at(hour: str) -> Callable[[str], float]:
+        return lambda metric: hours.get((store, hour, metric), 0.0)
+
+    open_days = [d for d in history_days if (store, d, "arrivals") in hours]
+    for source, count in HOURLY.items():
         expected: dict[str, float] = {}
         samples = []
         for h in range(24):
-            past = [hours.get((store, f"{d}T{h:02d}:00", metric), 0.0) for d in history_days
-                    if (store, d, metric) in hours]
+            past = [count(at(f"{d}T{h:02d}:00")) for d in open_days]
             if len(past) >= MIN_HISTORY and (normal := median(past)) > 0:
                 expected[f"{key}T{h:02d}:00"] = normal
                 samples.append(past)
         if not expected:
             continue
-        observed = {k: hours.get((store, k, metric), 0.0) for k in expected}
+        observed = {k: count(at(k)) for k in expected}
         dark = dark_hours(observed, expected, dispersion(samples))
         if dark:
             shares[source] = sum(expected[k] for k in dark) / sum(expected.values())
@@ -177,14 +193,14 @@ def score_days(db: Database, first: date, last: date, *, now: datetime | None = 
             f"SELECT store, ts, metric, value FROM store_metrics WHERE grain = 'day' AND ts >= ? AND ts <= ? "
             f"AND metric IN ({marks})", (since, chunk_last.isoformat(), *names)):
             values[(store, ts, metric)] = value
-        # the hours, keyed (store, hour, metric), and each day the store has one, keyed (store, day, metric)
+        # the hours, keyed (store, hour, metric), and each day the store has one, keyed (store, day, "arrivals")
         hours: Values = {}
         for store, ts, metric, value in db.rows(
             f"SELECT store, ts, metric, value FROM store_metrics WHERE grain = 'hour' AND ts >= ? AND ts < ? "
-            f"AND metric IN ({', '.join('?' for _ in HOURLY)})",
-            (since, (chunk_last + timedelta(days=1)).isoformat(), *HOURLY.values())):
+            f"AND metric IN ({', '.join('?' for _ in HOURLY_METRICS)})",
+            (since, (chunk_last + timedelta(days=1)).isoformat(), *HOURLY_METRICS)):
             hours[(store, ts, metric)] = value
-            hours[(store, ts[:10], metric)] = 1.0
+            hours[(store, ts[:10], "arrivals")] = 1.0  # the day has hourly rows
         with db.transaction() as tx:
             tx.execute("DELETE FROM store_scores WHERE day >= ? AND day <= ?", (chunk.isoformat(), chunk_last.isoformat()))
             day = chunk

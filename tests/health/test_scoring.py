@@ -152,7 +152,7 @@ def test_a_till_down_for_the_evening_takes_the_evenings_share_from_the_ticket_me
         d = (day - timedelta(weeks=k)).isoformat()
         for h in range(10, 22):
             hours[("A", f"{d}T{h}:00", "orders")] = 0.0 if k == 0 and h >= 18 else 5.0
-        hours[("A", d, "orders")] = 1.0  # the day has hourly rows
+        hours[("A", d, "arrivals")] = 1.0  # the day has hourly rows
     groups = {"A": PeerGroup("none", ())}
     plain = {r[2]: r[6] for r in score_day(values, day, groups)}
     weighed = {r[2]: r[6] for r in score_day(values, day, groups, hours=hours)}
