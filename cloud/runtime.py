@@ -33,7 +33,7 @@ from cloud.guide import catalogue
 from cloud.guide import schema as guide_schema
 from cloud.guide.recommend import service as recommend
 from cloud.health import alerts as health_alerts
-from cloud.health import anomaly, device_health, notify
+from cloud.health import anomaly, device_health, notify, shortfall
 from cloud.health import schema as health_schema
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
@@ -75,7 +75,7 @@ class Runtime:
     (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns, label
     redraws).
     Without one (API only): the scheduler still runs the jobs that need no broker (health rollup,
-    device health, alert delivery, campaign sends, loyalty postings and expiry)."""
+    device and source health, alert delivery, campaign sends, loyalty postings and expiry)."""
 
     def __init__(
         self, settings: Settings, db: Database, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
@@ -92,6 +92,7 @@ class Runtime:
         # devices offline or silent within minutes; alerts routed to their owners' channels
         self.channels = alert_channels.from_settings(settings)
         self.scheduler.every("device-health", settings.device_health_every_s, self.check_devices)
+        self.scheduler.every("source-health", settings.source_health_every_s, self.check_sources)
         self.scheduler.every("alert-notify", settings.notify_every_s, self.notify_alerts)
         # campaigns: due marketing sends over the same channel adapters (SMS, WeCom to the guide, email)
         marketing = {"sms": self.channels.get("sms"), "wecom": self.channels.get("wecom_app"),
@@ -171,6 +172,13 @@ class Runtime:
     def check_devices(self, now: datetime | None = None) -> tuple[list[Alert], list[str]]:
         """Device health: raise alerts for devices offline or silent in open stores, clear those back."""
         raised, cleared = device_health.scan(self.db, now or utcnow(), stale_s=self.settings.device_stale_s)
+        if self._started and self.alert_sender is not None:
+            health_alerts.publish_pending(self.db, self.alert_sender)
+        return raised, cleared
+
+    def check_sources(self, now: datetime | None = None) -> tuple[list[Alert], list[str]]:
+        """The hourly business rule: raise alerts for sources dark or collapsing in open stores, clear those back."""
+        raised, cleared = shortfall.scan(self.db, now or utcnow())
         if self._started and self.alert_sender is not None:
             health_alerts.publish_pending(self.db, self.alert_sender)
         return raised, cleared

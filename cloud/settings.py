@@ -184,6 +184,11 @@ class Settings(BaseSettings):
     device_health_every_s: float = Field(
         default=60.0, gt=0, le=3600, description="how often devices are checked for offline or silent (alert within 5 min)"
     )
+    source_health_every_s: float = Field(
+        default=300.0, gt=0, le=3600,
+        description="how often the POS, door, Wi-Fi and guide-screen rows are checked for a source dark or collapsing "
+        "(alert within the hour)",
+    )
     device_stale_s: float = Field(
         default=120.0, gt=0, description="an edge box with no telemetry for this long is offline (it reports every 30 s)"
     )
