@@ -131,7 +131,8 @@ class Runtime:
         elif engine.pack.id != pack.id:
             raise ValueError(f"the face engine runs pack {engine.pack.id}, settings say {pack.id}")
         db = open_cdp(settings.db)
-        index = FaceIndex.from_database(db, pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
+        index = FaceIndex.from_database(db, pack.recogniser.embedding_space, pack.recogniser.embedding_dim,
+                                        template_mode=pack.template_mode)
         ingest = None
         if broker is not None:
             processor = EventProcessor(
