@@ -5,7 +5,8 @@ rebuilds when the gallery epoch moves: the epoch is bumped whenever faces leave 
 (erasure, consent withdrawal, merge, split, a template replaced), which an append-only read could not see.
 
 A person keeps at most ``MAX_TEMPLATES`` faces per embedding space: enrolment photos (``source``
-``enrolment``) and faces learned from arrivals the assistant confirmed (``arrival``, with the visit
+``enrolment``, or ``reembedded`` from its thumbnail for a new pack, ``cloud.faces.reembed``) and faces
+learned from arrivals the assistant confirmed (``arrival``, with the visit
 and score, ``cloud.faces.learning``). Past the cap the oldest learned face goes first (appearance
 drifts; the newest confirmed look is worth more), then the enrolment photo the detector trusted least.
 """
@@ -25,7 +26,7 @@ from cloud.db import Database, Tx
 #: Faces kept per person and embedding space: more photos help less each (the mean template settles)
 #: and every one is a stored biometric template.
 MAX_TEMPLATES = 5
-Source = Literal["enrolment", "arrival"]
+Source = Literal["enrolment", "arrival", "reembedded"]
 
 
 @dataclass(frozen=True)
