@@ -25,6 +25,12 @@ mean template) and ``2-max`` (first two photos, two templates, the member's best
 two-photo modes people with only two photos are enrolled with both and only distract; ``1`` is
 also reported on exactly the two-photo modes' probes (``1-same-probes``) for a fair comparison.
 
+The live gallery keeps several photos per member and searches them as the manifest's ``templates``
+says: the two-photo mode with fewer misses *on the calibration half* (then fewer false positives,
+then ``mean``), with that mode's own threshold and margin. Each pack's ``manifest`` block in the JSON
+is exactly what ``protocol/facepack/manifests.py`` holds (``match_threshold``/``match_margin`` from
+mode ``1``, ``templates`` validated as ``TemplateSearch``); the manifests are updated from it.
+
 Embeddings are cached outside the repository (``$INSTORE_CACHE`` or ~/.cache/instore/openset).
 
     INSTORE_MODELS=../shared/data/models uv run python bench/openset.py --pack yunet-dlib
@@ -49,7 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from protocol.facepack.manifests import ModelPack, get_pack
+from protocol.facepack.manifests import ModelPack, TemplateSearch, get_pack
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces_lfw_dev"
 #: bump when the way photos become vectors changes, so old caches are not reused
@@ -487,12 +493,32 @@ def evaluate(pack: ModelPack, data: Path, *, threads: int = 2, timing: int = 0, 
         if mode != "1":
             same, _ = searches_for("1", *halves["report"], vectors, same_probes=True)
             entry["one_photo_on_same_probes"] = summary(outcomes(same, chosen["threshold"], chosen["margin"]))
+        entry["_calibration_rank"] = (chosen["fnir"], chosen["fpir"], mode != "2-mean")
         result["modes"][mode] = entry
         log(f"{pack.id} mode {mode}: threshold {chosen['threshold']:.4f} margin {chosen['margin']:.3f} -> report "
             f"FNIR {pct(at_chosen['fnir'])}% wrong-member {pct(at_chosen['wrong_member'])}% "
             f"({at_chosen['wrong']}/{at_chosen['mated']}) FPIR {pct(at_chosen['fpir'])}% "
             f"({at_chosen['false_pos']}/{at_chosen['nonmated']})")
+    result["manifest"] = manifest_block(result["modes"])
     return result
+
+
+def manifest_block(modes: dict[str, dict]) -> dict:
+    """The pack manifest's calibrated fields: one photo from mode ``1``; several photos from the two-photo
+    mode ranked best on the calibration half (never on the report half, whose figures it carries)."""
+    ranks = {mode: modes[mode].pop("_calibration_rank") for mode in MODES}
+    best = min(("2-mean", "2-max"), key=lambda mode: ranks[mode])
+    one, two = modes["1"], modes[best]
+    templates = TemplateSearch(
+        mode="mean" if best == "2-mean" else "max", threshold=two["calibrated"]["threshold"],
+        margin=two["calibrated"]["margin"],
+        figures={"fnir": two["report"]["fnir"], "fpir": two["report"]["fpir"],
+                 "wrong_member": two["report"]["wrong_member"], "fpir_upper95": two["report"]["fpir_upper95"],
+                 "wrong_member_upper95": two["report"]["wrong_member_upper95"],
+                 "fnir_one_photo_same_probes": two["one_photo_on_same_probes"]["fnir"],
+                 "mated_searches": two["report"]["mated"], "nonmated_searches": two["report"]["nonmated"]})
+    return {"match_threshold": one["calibrated"]["threshold"], "match_margin": one["calibrated"]["margin"],
+            "templates": templates.model_dump()}
 
 
 def main() -> None:

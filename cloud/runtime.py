@@ -7,8 +7,10 @@ face engine across many apps.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cloud.activation import schema as activation_schema
 from cloud.activation.sender import CampaignSender
@@ -22,12 +24,14 @@ from cloud.channels import alerting as alert_channels
 from cloud.channels.wechat import WeChatSubscribeChannel
 from cloud.clock import utcnow
 from cloud.db import Database, Schema, open_database
+from cloud.faces import reembed
 from cloud.faces import schema as faces_schema
 from cloud.faces.enrolment import Enroller
 from cloud.faces.gallery import FaceIndex
 from cloud.faces.matching import Matcher
 from cloud.fleet import schema as fleet_schema
 from cloud.fleet.commands import CommandSender
+from cloud.fleet.rollout import service as rollouts
 from cloud.fleet.upkeep import Upkeep
 from cloud.guide import catalogue
 from cloud.guide import schema as guide_schema
@@ -47,9 +51,11 @@ from cloud.pricing.markdown_runner import MarkdownService
 from cloud.pricing.shelf import LabelSync
 from cloud.scheduler import Scheduler
 from cloud.settings import Settings
-from protocol.facepack import get_pack, require_commercial
+from protocol.facepack import PackError, get_pack, require_commercial
 from protocol.facepack.engine import FaceEngine
 from protocol.transport import BrokerUrl
+
+log = logging.getLogger(__name__)
 
 #: Every feature's tables, in the order each schema version runs them: a feature may reference the
 #: tables of those before it (everything references the CDP's ``members``).
@@ -138,7 +144,8 @@ class Runtime:
         elif engine.pack.id != pack.id:
             raise ValueError(f"the face engine runs pack {engine.pack.id}, settings say {pack.id}")
         db = open_cdp(settings.db)
-        index = FaceIndex.from_database(db, pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
+        index = FaceIndex.from_database(db, pack.recogniser.embedding_space, pack.recogniser.embedding_dim,
+                                        template_mode=pack.template_mode)
         ingest = None
         if broker is not None:
             processor = EventProcessor(
@@ -203,6 +210,23 @@ class Runtime:
         erased = erasure.erase(self.db, member_id, actor=actor)
         self.after_face_removal()
         return erased
+
+    def start_rollout(self, *, pack_id: str, **rollout: Any) -> dict:
+        """Start a pack rollout, the gallery carried over first: members are re-embedded for the pack's
+        embedding space (``cloud.faces.reembed``) before any box is sent it, so switched boxes still
+        name members. The response carries what was re-embedded and who could not be (and why)."""
+        pack = rollouts.check_pack(pack_id, commercial_only=self.settings.commercial_only)
+
+        def engine() -> FaceEngine:
+            try:
+                return FaceEngine.load(pack.id)
+            except PackError as exc:
+                raise rollouts.RolloutError(f"the gallery cannot be re-embedded for {pack.id}: {exc}") from None
+
+        carried = reembed.carry_over(self.db, pack, engine)
+        log.info("gallery carried over to %s: %s", pack.id, carried.as_dict())
+        started = rollouts.create(self.db, pack_id=pack.id, commercial_only=self.settings.commercial_only, **rollout)
+        return {**started, "gallery": carried.as_dict()}
 
     def after_face_removal(self) -> None:
         self.index.refresh()

@@ -43,6 +43,16 @@ class RolloutDeviceOut(BaseModel):
     ack_detail: str | None
 
 
+class GalleryCarryOverOut(BaseModel):
+    pack: str
+    embedding_space: str
+    members: int = Field(description="enrolled people considered")
+    reembedded: int = Field(description="given a face in the pack's space from their enrolment thumbnail")
+    already: int = Field(description="had a face in that space (the same space: every member)")
+    skipped: dict[Literal["no_consent", "no_thumbnail", "no_face_found"], list[str]] = Field(
+        description="people not carried over, by reason: they will be visitors to switched boxes")
+
+
 class RolloutOut(BaseModel):
     id: str
     brand: str
@@ -61,6 +71,8 @@ class RolloutOut(BaseModel):
     reason: str | None
     evaluation: dict[str, Any] | None = Field(description="the latest verdict, its checks and the windows' counts")
     devices: list[RolloutDeviceOut] | None = None
+    gallery: GalleryCarryOverOut | None = Field(
+        default=None, description="on creation: the members re-embedded for the pack, and who could not be")
 
 
 class CommandOut(BaseModel):

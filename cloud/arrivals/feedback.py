@@ -12,7 +12,8 @@ visit counts, segments, profile and store health (which all read ``visits.member
 see it; the health rollup re-rolls that hour because the feedback is new. Every such correction,
 and every ``served``/``sold`` on a member card (the assistant confirmed the person), is a labelled
 outcome in ``match_labels`` (visit, member, score, label, store, device, ts): the ground truth the
-per-store recognition calibration reads.
+per-store recognition calibration reads. A confirmed member visit may also teach the gallery the
+arrival's face, and a "not this person" takes back what it taught (``cloud.faces.learning``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Literal
 from cloud.arrivals import till
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
+from cloud.faces import learning
 from protocol.messages import Feedback
 
 DOUBT_STEP = 0.02
@@ -66,8 +68,10 @@ def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
                        (visit["member_id"], f"not_this_person:{feedback.assistant or 'assistant'}",
                         iso(feedback.ts), feedback.visit_id))
             _label(tx, feedback, visit, visit["member_id"], "not_this_person")
+            learning.unlearn(tx, feedback.visit_id)
         elif feedback.action in CONFIRMING and visit["member_id"] is not None:
             _label(tx, feedback, visit, visit["member_id"], "confirmed")
+            learning.learn(tx, feedback.visit_id, visit["member_id"])  # bounded: cloud.faces.learning
         elif (feedback.action in ANSWERS and visit["member_id"] is None and visit["corrected_member_id"] is not None
               and visit["corrected_reason"] == "uncertain"):
             candidate, who = visit["corrected_member_id"], feedback.assistant or "assistant"

@@ -25,6 +25,7 @@ from cloud.arrivals import feedback, metrics, till, visits, wifi
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.visits import Visit
 from cloud.db import Database
+from cloud.faces import learning
 from cloud.faces.matching import Match, Matcher
 from cloud.fleet import commands, devices
 from cloud.fleet.rollout import telemetry as rollout_telemetry
@@ -178,6 +179,9 @@ class EventProcessor:
             self._duplicate(arrival.event_id)
             return None
         self.counters.add("matched" if match.member else "visitors")
+        if match.member is not None:  # learned only if the assistant confirms it (cloud.faces.learning)
+            learning.hold(self._db, visit_id=visit.id, member_id=match.member.id, vector=vector,
+                          pack_id=arrival.model_pack, score=match.confidence)
         if match.reason == "uncertain" and match.candidate is not None:
             visits.mark_uncertain(self._db, visit.id, match.candidate.id, arrival.ts)
             self.counters.add("uncertain")

@@ -28,7 +28,7 @@ from cloud.cdp import conflicts, profile
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import NotFound
-from cloud.faces import thumbnails
+from cloud.faces import learning, thumbnails
 from cloud.faces.enrolled import bump_gallery_epoch
 from cloud.fleet import commands
 from protocol.commands import EraseCommand
@@ -88,6 +88,7 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
             marks = _in(chunk)
             counts["faces"] += tx.execute(f"DELETE FROM faces WHERE member_id IN ({marks})", chunk)
             thumbnails.delete(tx, chunk)
+            learning.forget(tx, chunk)  # arrival faces held for a confirmation
             counts["identifiers"] += tx.execute(f"DELETE FROM identifiers WHERE member_id IN ({marks})", chunk)
             tx.execute(f"DELETE FROM sightings WHERE member_id IN ({marks})", chunk)
             tx.execute(f"DELETE FROM links WHERE a IN ({marks}) OR b IN ({marks})", (*chunk, *chunk))

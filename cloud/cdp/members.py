@@ -34,7 +34,7 @@ from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import Conflict
-from cloud.faces import enrolled, thumbnails
+from cloud.faces import enrolled, learning, thumbnails
 
 Gender = Literal["female", "male"]
 MEMBER_SOURCE = "member"
@@ -187,4 +187,5 @@ def set_face_consent(db: Database, member_id: str, consent: bool, *, store: str 
                 enrolled.bump_gallery_epoch(tx)
             records = [r[0] for r in tx.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (person, person))]
             thumbnails.delete(tx, records)  # the card's enrolled photo goes with the faces
+            learning.forget(tx, records)  # and the arrival faces held for a confirmation
     return removed

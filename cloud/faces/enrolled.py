@@ -2,12 +2,19 @@
 
 The gallery index (``cloud.faces.gallery``) reads these incrementally by insertion order ``n`` and
 rebuilds when the gallery epoch moves: the epoch is bumped whenever faces leave or change owner
-(erasure, consent withdrawal, merge, split), which an append-only read could not see.
+(erasure, consent withdrawal, merge, split, a template replaced), which an append-only read could not see.
+
+A person keeps at most ``MAX_TEMPLATES`` faces per embedding space: enrolment photos (``source``
+``enrolment``, or ``reembedded`` from its thumbnail for a new pack, ``cloud.faces.reembed``) and faces
+learned from arrivals the assistant confirmed (``arrival``, with the visit
+and score, ``cloud.faces.learning``). Past the cap the oldest learned face goes first (appearance
+drifts; the newest confirmed look is worth more), then the enrolment photo the detector trusted least.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 from uuid import uuid4
 
 import numpy as np
@@ -15,6 +22,11 @@ import numpy as np
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
+
+#: Faces kept per person and embedding space: more photos help less each (the mean template settles)
+#: and every one is a stored biometric template.
+MAX_TEMPLATES = 5
+Source = Literal["enrolment", "arrival", "reembedded"]
 
 
 @dataclass(frozen=True)
@@ -26,16 +38,41 @@ class StoredFace:
 
 
 def add_face(
-    db: Database, *, member_id: str, vector: np.ndarray, embedding_space: str, pack_id: str, det_score: float
+    db: Database | Tx, *, member_id: str, vector: np.ndarray, embedding_space: str, pack_id: str,
+    det_score: float | None, source: Source = "enrolment", visit_id: str | None = None, score: float | None = None,
 ) -> StoredFace:
+    """Store one face; past ``MAX_TEMPLATES`` for the person in that space, the weakest/oldest goes
+    (in the same transaction)."""
+    if isinstance(db, Database):
+        with db.transaction() as tx:
+            return add_face(tx, member_id=member_id, vector=vector, embedding_space=embedding_space, pack_id=pack_id,
+                            det_score=det_score, source=source, visit_id=visit_id, score=score)
     face_id, vec = uuid4().hex, np.asarray(vector, dtype=np.float32)
     n = db.scalar(
-        "INSERT INTO faces (id, member_id, embedding, embedding_space, pack, det_score, created) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING n",
-        (face_id, member_id, vec.astype("<f4").tobytes(), embedding_space, pack_id, det_score, iso(utcnow())),
+        "INSERT INTO faces (id, member_id, embedding, embedding_space, pack, det_score, created, source, visit_id, "
+        "score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING n",
+        (face_id, member_id, vec.astype("<f4").tobytes(), embedding_space, pack_id, det_score, iso(utcnow()),
+         source, visit_id, score),
     )
-    owner = db.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))
-    return StoredFace(id=face_id, member_id=owner or member_id, vector=vec, n=int(n))
+    owner = db.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,)) or member_id
+    _keep_cap(db, owner, embedding_space)
+    return StoredFace(id=face_id, member_id=owner, vector=vec, n=int(n))
+
+
+def _keep_cap(db: Tx, person: str, embedding_space: str) -> None:
+    """Drop the person's faces past ``MAX_TEMPLATES``: oldest learned ones first, then the enrolment
+    photos with the lowest detector score, never the newest face."""
+    rows = db.rows(
+        f"SELECT f.id, f.n FROM faces f JOIN members m ON m.id = f.member_id WHERE f.embedding_space = ? AND {PERSON_OF} = ? "
+        "ORDER BY CASE WHEN f.source = 'arrival' THEN 0 ELSE 1 END, "
+        "CASE WHEN f.source = 'arrival' THEN f.n ELSE 0 END, COALESCE(f.det_score, 0), f.n",
+        (embedding_space, person))
+    if len(rows) <= MAX_TEMPLATES:
+        return
+    newest = max(rows, key=lambda r: r[1])[0]
+    extra = [face for face, _ in rows if face != newest][:len(rows) - MAX_TEMPLATES]
+    db.execute(f"DELETE FROM faces WHERE id IN ({', '.join('?' for _ in extra)})", extra)
+    bump_gallery_epoch(db)
 
 
 def faces(db: Database, embedding_space: str, *, after: int = 0) -> list[StoredFace]:

@@ -8,13 +8,18 @@ Consistency across processes: the database keeps a gallery epoch, bumped wheneve
 change owner (erasure, consent withdrawal, merge, split). ``refresh`` adds faces enrolled since
 the last look (by any process), and on a new epoch re-reads who owns which face and drops the
 ones gone; removed rows are masked, and the index is rebuilt once a fifth of it is dead weight.
+
+Several photos per member (templates, at most ``enrolled.MAX_TEMPLATES``): each photo stays one row,
+so candidates are found the same way; the member is then scored as the pack's ``template_mode``
+says: ``max`` (their best photo) or ``mean`` (their photos' normalised mean template, from a running
+sum of unit vectors per member, so no second index is kept).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import faiss
 import numpy as np
@@ -34,6 +39,7 @@ class SearchResult:
     member_id: str
     score: float
     runner_up: float | None  # best score of any *other* member; None when there is no other
+    templates: int = 1  # photos the best member is enrolled with (picks the threshold)
 
 
 class DimensionMismatch(ValueError):
@@ -42,9 +48,10 @@ class DimensionMismatch(ValueError):
 
 class FaceIndex:
     def __init__(self, embedding_space: str, dim: int, *, db: Database | None = None,
-                 ann_threshold: int = ANN_THRESHOLD) -> None:
+                 ann_threshold: int = ANN_THRESHOLD, template_mode: Literal["mean", "max"] = "max") -> None:
         self.embedding_space = embedding_space
         self.dim = dim
+        self.template_mode = template_mode
         self._db = db
         self._ann_threshold = ann_threshold
         self._lock = threading.Lock()
@@ -56,10 +63,13 @@ class FaceIndex:
         self._epoch = -1
         self._last_n = 0
         self._live = 0
+        self._sums: dict[str, np.ndarray] = {}  # member -> sum of their unit vectors (the mean's direction)
+        self._counts: dict[str, int] = {}  # member -> live templates
 
     @classmethod
-    def from_database(cls, db: Database, embedding_space: str, dim: int, **kwargs: int) -> FaceIndex:
-        index = cls(embedding_space, dim, db=db, **kwargs)
+    def from_database(cls, db: Database, embedding_space: str, dim: int, *, ann_threshold: int = ANN_THRESHOLD,
+                      template_mode: Literal["mean", "max"] = "max") -> FaceIndex:
+        index = cls(embedding_space, dim, db=db, ann_threshold=ann_threshold, template_mode=template_mode)
         index.refresh()
         return index
 
@@ -97,8 +107,9 @@ class FaceIndex:
         start = len(self._owners)
         rows = np.stack([v for _, _, v in faces]).astype(np.float32)
         self._matrix = np.vstack([self._matrix, rows])
-        for offset, (face_id, owner, _) in enumerate(faces):
+        for offset, (face_id, owner, vector) in enumerate(faces):
             self._owners.append(owner)
+            self._count_in(owner, vector)
             if face_id is not None:
                 self._face_ids[face_id] = start + offset
         self._live += len(faces)
@@ -116,8 +127,17 @@ class FaceIndex:
                 if self._owners[row] is not None:
                     self._live -= 1
             self._owners[row] = owner
+        self._sums, self._counts = {}, {}
+        for row, live in enumerate(self._owners):
+            if live is not None:
+                self._count_in(live, self._matrix[row])
         if len(self._owners) - self._live > max(1000, len(self._owners) // 5):
             self._compact()
+
+    def _count_in(self, owner: str, vector: np.ndarray) -> None:
+        total = self._sums.get(owner)
+        self._sums[owner] = vector.astype(np.float64) if total is None else total + vector
+        self._counts[owner] = self._counts.get(owner, 0) + 1
 
     def _compact(self) -> None:
         keep = [i for i, owner in enumerate(self._owners) if owner is not None]
@@ -143,8 +163,9 @@ class FaceIndex:
     def search(self, vector: np.ndarray) -> SearchResult | None:
         """The best-matching member and the best score of anyone else; None for an empty gallery.
 
-        A member enrolled with several photos counts once, with their best photo's score, so
-        that more photos of one person never push a runner-up margin towards zero.
+        A member enrolled with several photos counts once, with their best photo's score (``max``)
+        or their mean template's (``mean``), so that more photos of one person never push a
+        runner-up margin towards zero. Candidates are the owners of the best-scoring photos.
         """
         probe = self._unit(vector)
         with self._lock:
@@ -163,11 +184,20 @@ class FaceIndex:
                 owner = self._owners[row]
                 if owner is not None and score > best.get(owner, -np.inf):
                     best[owner] = score
+            if self.template_mode == "mean":
+                best = {owner: self._mean_score(owner, probe, score) for owner, score in best.items()}
+            counts = {owner: self._counts.get(owner, 1) for owner in best}
         if not best:
             return None
         ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)
         runner_up = ranked[1][1] if len(ranked) > 1 else None
-        return SearchResult(ranked[0][0], ranked[0][1], runner_up)
+        return SearchResult(ranked[0][0], ranked[0][1], runner_up, counts[ranked[0][0]])
+
+    def _mean_score(self, owner: str, probe: np.ndarray, best_photo: float) -> float:
+        """Cosine with the member's mean template: the probe against their unit vectors' sum, normalised."""
+        total = self._sums.get(owner)
+        norm = float(np.linalg.norm(total)) if total is not None else 0.0
+        return float(total @ probe) / norm if total is not None and norm > 0 else best_photo
 
     def _unit(self, vector: np.ndarray) -> np.ndarray:
         vec = np.asarray(vector, dtype=np.float32).ravel()

@@ -6,6 +6,11 @@ not know, a vector from another embedding space, a score under the threshold, a 
 close to tell apart, a member who withdrew face consent. One exception asks instead of deciding:
 a score in the band just under the threshold (``UNCERTAIN_FLOOR``), clear of the runner-up, for
 a consenting member, is ``uncertain``: the card names no profile and asks the assistant to confirm.
+
+A member enrolled with several photos is scored as the pack's ``templates`` mode says (mean template
+or best photo) and judged by that mode's own calibrated threshold and margin (``ModelPack.bounds``).
+Arrivals from a pack of another embedding space are searched in that space's gallery when members
+were re-embedded for it before a rollout (``cloud.faces.reembed``), judged by that pack alone.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class Match:
 class Matcher:
     def __init__(self, index: FaceIndex, db: Database, gallery_pack: ModelPack, *, commercial_only: bool = False) -> None:
         self._index = index
+        self._other_spaces: dict[str, FaceIndex] = {}  # galleries re-embedded for another pack's space
         self._commercial_only = commercial_only  # the brand's setting: a research pack's faces name nobody
         self._db = db
         self._gallery_pack = gallery_pack
@@ -67,19 +73,18 @@ class Matcher:
             return Match(None, 0.0, "unknown_pack")
         if self._commercial_only and not probe_pack.commercial_use:
             return Match(None, 0.0, "not_commercial")
-        space = probe_pack.recogniser.embedding_space
-        if space != self._index.embedding_space or probe_pack.recogniser.embedding_dim != self._index.dim:
+        index, gallery_pack = self._gallery_for(probe_pack)
+        if index is None:
             return Match(None, 0.0, "other_space")
-        self._index.refresh()
-        found = self._index.search(vector)
+        found = index.search(vector)
         if found is None:
             return Match(None, 0.0, "empty_gallery")
         confidence = float(np.clip(found.score, -1.0, 1.0))
-        # Both packs' calibrations bound the decision: the stricter one wins.
-        threshold = max(probe_pack.match_threshold, self._gallery_pack.match_threshold)
-        margin = max(probe_pack.match_margin, self._gallery_pack.match_margin)
+        # Both packs' calibrations (for a member with this many photos) bound the decision: the stricter wins.
+        (probe_t, probe_m), (gallery_t, gallery_m) = probe_pack.bounds(found.templates), gallery_pack.bounds(found.templates)
+        threshold, margin = max(probe_t, gallery_t), max(probe_m, gallery_m)
         # Under the threshold but above both packs' uncertain floors (and clear of the runner-up): ask.
-        floor = max(uncertain_floor(probe_pack), uncertain_floor(self._gallery_pack))
+        floor = max(uncertain_floor(probe_pack), uncertain_floor(gallery_pack))
         if found.score < floor:
             return Match(None, confidence, "below_threshold")
         if found.runner_up is not None and found.score - found.runner_up < margin:
@@ -90,7 +95,21 @@ class Matcher:
         if found.score < threshold + self.store_offsets.get(store):
             return Match(None, confidence, "uncertain", candidate=member)
         # per member: each "不是本人" demands a pack-scaled step more (DOUBT_STEP is a MobileFaceNet cosine)
-        if found.score < threshold + feedback.threshold_penalty(self._db, member.id) * calibration.scale(
-                self._gallery_pack):
+        if found.score < threshold + feedback.threshold_penalty(self._db, member.id) * calibration.scale(gallery_pack):
             return Match(None, confidence, "doubted")  # assistants said "not this person" before
         return Match(member, confidence, "member")
+
+    def _gallery_for(self, probe_pack: ModelPack) -> tuple[FaceIndex | None, ModelPack]:
+        """The gallery that can answer a face of ``probe_pack`` (caught up with the database), and the
+        pack whose calibration it carries; None when no member has a face in that embedding space."""
+        space, dim = probe_pack.recogniser.embedding_space, probe_pack.recogniser.embedding_dim
+        if space == self._index.embedding_space:
+            if dim != self._index.dim:
+                return None, self._gallery_pack
+            self._index.refresh()
+            return self._index, self._gallery_pack
+        index = self._other_spaces.get(space)
+        if index is None:
+            index = self._other_spaces[space] = FaceIndex(space, dim, db=self._db, template_mode=probe_pack.template_mode)
+        index.refresh()
+        return (index if len(index) else None), probe_pack

@@ -5,6 +5,9 @@ process's in-memory index knows when to reload. ``face_thumbnails`` (version 9):
 enrolment thumbnail a member's guide card shows, one row per enrolled record (the newest
 enrolment replaces it): the 112x112 aligned face as a JPEG of a few KB, never the uploaded photo.
 Erasure and face-consent withdrawal delete the rows (``cloud.faces.thumbnails.delete``).
+Version 36 (issue 18): several faces per person (``source``: an enrolment photo or an ``arrival`` the
+assistant confirmed, with its ``visit_id`` and ``score``), and ``face_pending``: a member arrival's
+embedding kept until the assistant confirms the visit (``cloud.faces.learning``), for at most a day.
 """
 
 from __future__ import annotations
@@ -25,5 +28,15 @@ SCHEMA = Schema("faces", (
     Migration(9, "enrolment thumbnails for the guide card", (
         """CREATE TABLE face_thumbnails (
         member_id TEXT PRIMARY KEY, face_id TEXT NOT NULL, jpeg {blob} NOT NULL, created TEXT NOT NULL)""",
+    )),
+    Migration(36, "several faces per member: learned from confirmed arrivals, pending confirmation", (
+        "ALTER TABLE faces ADD COLUMN source TEXT NOT NULL DEFAULT 'enrolment'",
+        "ALTER TABLE faces ADD COLUMN visit_id TEXT",
+        "ALTER TABLE faces ADD COLUMN score DOUBLE PRECISION",
+        """CREATE TABLE face_pending (
+        visit_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, embedding {blob} NOT NULL, embedding_space TEXT NOT NULL,
+        pack TEXT NOT NULL, score DOUBLE PRECISION NOT NULL, ts TEXT NOT NULL)""",
+        "CREATE INDEX face_pending_ts ON face_pending (ts)",
+        "CREATE INDEX face_pending_member ON face_pending (member_id)",
     )),
 ))

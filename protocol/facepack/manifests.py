@@ -90,6 +90,23 @@ class Calibration(BaseModel):
     figures: dict[str, float] = Field(description="rates in percent on the report half, unless named otherwise")
 
 
+class TemplateSearch(BaseModel):
+    """How a member enrolled with several photos is searched, and that mode's own calibration.
+
+    ``mean``: one template per member, the normalised mean of their photos' embeddings; ``max``: every
+    photo a template, the member scoring with their best one. ``bench/openset.py`` compares both with two
+    photos per member, picks the mode with fewer misses on the calibration half, calibrates its threshold
+    and margin there (the same rule as the one-photo threshold) and reports on the other half. A member
+    with one photo is still judged by the pack's one-photo ``match_threshold`` and ``match_margin``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: Literal["mean", "max"]
+    threshold: float = Field(description="cosine similarity at or above which a member with 2+ photos is shown")
+    margin: float = Field(description="that member must beat the runner-up by this much")
+    figures: dict[str, float] = Field(description="rates in percent on the report half, two photos per member")
+
+
 class ModelPack(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -106,6 +123,20 @@ class ModelPack(BaseModel):
         "(training-data terms are stated in ``licences`` for the brand to judge)"
     )
     calibration: Calibration | None = None
+    templates: TemplateSearch | None = Field(
+        default=None, description="several photos per member: the search mode and its threshold; None: max, "
+        "judged by the one-photo threshold")
+
+    @property
+    def template_mode(self) -> Literal["mean", "max"]:
+        return self.templates.mode if self.templates is not None else "max"
+
+    def bounds(self, templates: int) -> tuple[float, float]:
+        """(threshold, margin) for a best member enrolled with ``templates`` photos: each enrolment
+        mode has its own score distribution, so its own calibration."""
+        if templates >= 2 and self.templates is not None:
+            return self.templates.threshold, self.templates.margin
+        return self.match_threshold, self.match_margin
 
     @property
     def files(self) -> tuple[ModelFile, ...]:

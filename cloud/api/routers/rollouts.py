@@ -27,12 +27,12 @@ def _call(step, *args, **kwargs) -> dict:
 
 @router.post("", response_model=RolloutOut, status_code=status.HTTP_201_CREATED, responses=_ERRORS)
 def create(body: RolloutIn, runtime: RuntimeDep, principal: Admin) -> RolloutOut:
-    """Send the pack to the canary stores' edge boxes; the first box that switches starts the canary window."""
-    return _flushed(runtime, _call(
-        service.create, runtime.db, brand=body.brand, pack_id=body.pack_id, canary_stores=body.canary_stores,
-        actor=principal.name, signed_manifest=body.signed_manifest, baseline_s=int(body.baseline_hours * 3600),
-        observe_s=int(body.observe_hours * 3600), tolerances=body.tolerances,
-        commercial_only=runtime.settings.commercial_only))
+    """Re-embed the gallery for the pack's embedding space, then send the pack to the canary stores' edge
+    boxes; the first box that switches starts the canary window. ``gallery`` says who was carried over."""
+    return _flushed(runtime, runtime.start_rollout(
+        brand=body.brand, pack_id=body.pack_id, canary_stores=body.canary_stores, actor=principal.name,
+        signed_manifest=body.signed_manifest, baseline_s=int(body.baseline_hours * 3600),
+        observe_s=int(body.observe_hours * 3600), tolerances=body.tolerances))
 
 
 @router.get("", response_model=list[RolloutOut], responses={403: {"model": Error}})

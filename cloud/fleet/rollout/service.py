@@ -25,6 +25,7 @@ from cloud.fleet import commands
 from cloud.fleet.rollout.evaluate import Decision, Tolerances, decide, measure
 from protocol.commands import PackCommand
 from protocol.facepack import NotCommercialError, PackError, get_pack, require_commercial
+from protocol.facepack.manifests import ModelPack
 from protocol.facepack.signing import SignedManifest, manifest_digest
 from protocol.messages import new_id
 
@@ -90,6 +91,20 @@ def _send_pack(tx: Tx, rollout_id: str, brand: str, boxes: list[tuple[str, str, 
     return len(made)
 
 
+def check_pack(pack_id: str, *, commercial_only: bool = False) -> ModelPack:
+    """The pack a rollout may send: known, and cleared for commercial use where the brand requires it."""
+    try:
+        pack = get_pack(pack_id)
+    except PackError as exc:
+        raise RolloutError(str(exc)) from None
+    if commercial_only:
+        try:
+            require_commercial(pack)
+        except NotCommercialError as exc:
+            raise PackNotCommercial(str(exc)) from None
+    return pack
+
+
 def create(db: Database, *, brand: str, pack_id: str, canary_stores: list[str], actor: str,
            signed_manifest: SignedManifest | None = None, baseline_s: int = 7 * 86400, observe_s: int = 86400,
            tolerances: Tolerances = Tolerances(), commercial_only: bool = False) -> dict:
@@ -97,15 +112,7 @@ def create(db: Database, *, brand: str, pack_id: str, canary_stores: list[str], 
 
     ``commercial_only`` (the brand's setting): a pack not cleared for commercial use is refused
     (``PackNotCommercial``, 422 ``pack_not_commercial``) before any box hears of it."""
-    try:
-        get_pack(pack_id)
-    except PackError as exc:
-        raise RolloutError(str(exc)) from None
-    if commercial_only:
-        try:
-            require_commercial(pack_id)
-        except NotCommercialError as exc:
-            raise PackNotCommercial(str(exc)) from None
+    check_pack(pack_id, commercial_only=commercial_only)
     if signed_manifest is not None and signed_manifest.manifest.pack_id != pack_id:
         raise RolloutError(f"the signed manifest is for pack {signed_manifest.manifest.pack_id!r}, not {pack_id!r}")
     stores = sorted(set(canary_stores))
