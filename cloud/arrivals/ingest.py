@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -22,8 +23,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.arrivals import feedback, metrics, till, visits, wifi
-from cloud.arrivals.cards import CardBuilder
+from cloud.arrivals.cards import CardBuilder, Door
 from cloud.arrivals.visits import Visit
+from cloud.cdp import members
 from cloud.db import Database
 from cloud.faces.matching import Match, Matcher
 from cloud.fleet import commands, devices
@@ -45,8 +47,19 @@ RejectReason = Literal[
     "unknown_device_key", "unknown_visit", "unknown_command",
 ]
 M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A card to publish and the screen it is for: every screen of the store for a door arrival, the
+    one screen whose assistant answered 是 for the member's full card after an uncertain one."""
+
+    card: GuideCard
+    screen: str = topics.ALL_SCREENS
+
+
 #: A handler of one kind of message: (topic's levels, topic, payload) -> the card to publish, if any.
-Handler = Callable[[topics.TopicInfo, str, bytes], GuideCard | None]
+Handler = Callable[[topics.TopicInfo, str, bytes], Outgoing | None]
 #: Device reports (a box's state and telemetry) are not events: not counted as received, and read
 #: from unregistered devices too (the registry lists what it saw).
 _REPORTS = frozenset({"state", "telemetry"})
@@ -69,6 +82,8 @@ class IngestCounts:
     command_acks: int = 0
     till_orders: int = 0
     same_visit: int = 0  # arrivals that were a visit another box (or an earlier arrival) had opened
+    uncertain: int = 0  # visitor cards that asked "可能是 王女士？请确认"
+    confirmed_cards: int = 0  # member cards sent after an assistant's 是
 
 
 class _Counters:
@@ -124,7 +139,12 @@ class EventProcessor:
         }
 
     def process(self, topic: str, payload: bytes) -> GuideCard | None:
-        """The card to publish, or None (not a face, rejected, a duplicate)."""
+        """The card to publish, or None (not a face or a 是, rejected, a duplicate)."""
+        outgoing = self.route(topic, payload)
+        return outgoing.card if outgoing is not None else None
+
+    def route(self, topic: str, payload: bytes) -> Outgoing | None:
+        """The card to publish and the screen it is for, or None."""
         try:
             where = topics.parse(topic)
         except topics.TopicError as exc:
@@ -144,7 +164,7 @@ class EventProcessor:
 
     # arrivals -----------------------------------------------------------------------------------
 
-    def _arrival(self, where: topics.TopicInfo, topic: str, payload: bytes) -> GuideCard | None:
+    def _arrival(self, where: topics.TopicInfo, topic: str, payload: bytes) -> Outgoing | None:
         arrival = self._decode(where, topic, payload, Arrival)
         if arrival is None:
             return None
@@ -190,7 +210,7 @@ class EventProcessor:
             match.member.id if match.member else "visitor", match.reason, match.confidence,
             " joining its Wi-Fi visit" if joined else "",
         )
-        return card
+        return Outgoing(card)
 
     def _same_visit_elsewhere(self, arrival: Arrival, match: Match, vector: np.ndarray) -> bool:
         """True when another box (or this one, later) already opened this visit: the arrival is
@@ -299,21 +319,41 @@ class EventProcessor:
         log.info("%s command %s %s by %s/%s: %s", ack.name, ack.command_id, "done" if ack.ok else "refused",
                  ack.store, ack.device, ack.detail)
 
-    def _feedback(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+    def _feedback(self, where: topics.TopicInfo, topic: str, payload: bytes) -> Outgoing | None:
         try:
             action = decode(payload, Feedback)
         except DecodeError as exc:
-            return self._reject("invalid_payload", topic, str(exc))
+            self._reject("invalid_payload", topic, str(exc))
+            return None
         claimed = (action.brand, action.store, action.screen)
         if claimed != (where.brand, where.store, where.path[0]):
-            return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+            self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+            return None
         outcome = feedback.record(self._db, action)
         if outcome == "unknown_visit":
-            return self._reject("unknown_visit", topic, f"no card {action.card_id} of visit {action.visit_id} here")
+            self._reject("unknown_visit", topic, f"no card {action.card_id} of visit {action.visit_id} here")
+            return None
         if outcome == "duplicate":
-            return self._duplicate(action.feedback_id)
+            self._duplicate(action.feedback_id)
+            return None
         self.counters.add("feedback")
         log.info("feedback %s on card %s: %s", action.feedback_id, action.card_id, action.action)
+        return self._confirmed_card(action) if outcome == "confirmed" else None
+
+    def _confirmed_card(self, answer: Feedback) -> Outgoing | None:
+        """是 on an uncertain card: the visit is the member's now, and the screen that asked gets the
+        member's full card (profile, recommendations, script) for the same visit. The same consent
+        rule as at the door: a member erased or without face consent since the question gets none."""
+        visit = visits.one(self._db, answer.visit_id)
+        member = members.member(self._db, visit["member_id"]) if visit and visit["member_id"] else None
+        if visit is None or member is None or not member.face_consent:
+            log.info("是 on card %s: no member card, the member is gone or withdrew face consent", answer.card_id)
+            return None
+        door = Door(visit["arrival_event_id"], visit["brand"], visit["store"], datetime.fromisoformat(visit["ts"]))
+        card = self._cards.member_card(door, member, visit["confidence"], visit["id"])
+        visits.reissue_card(self._db, visit["id"], card.card_id)
+        self.counters.add("confirmed_cards")
+        return Outgoing(card, answer.screen)
 
     # shared ---------------------------------------------------------------------------------------
 
@@ -450,9 +490,9 @@ class IngestWorker:
         while (item := self._inbox.get()) is not _STOP:
             topic, payload, mid, qos, connection = item
             try:
-                card = self._processor.process(topic, payload)
-                if card is not None:
-                    self._publish(card)
+                outgoing = self._processor.route(topic, payload)
+                if outgoing is not None:
+                    self._publish(outgoing)
             except Exception:
                 self._processor.counters.add("errors")
                 log.exception("arrival on %s failed; carrying on", topic)
@@ -461,11 +501,13 @@ class IngestWorker:
             if qos and connection == self._connection:
                 self._client.ack(mid, qos)
 
-    def _publish(self, card: GuideCard) -> None:
+    def _publish(self, outgoing: Outgoing) -> None:
+        card = outgoing.card
         if card.timings is not None:  # stored: what is left is the broker and the screen
             card = card.model_copy(update={"timings": metrics.reached(card.timings, "card")})
         info = transport.publish(
-            self._client, topics.guide_card(card.brand, card.store), card, qos=1, expiry_s=self._card_ttl_s
+            self._client, topics.guide_card(card.brand, card.store, outgoing.screen), card, qos=1,
+            expiry_s=self._card_ttl_s
         )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("card %s not sent yet: %s", card.card_id, mqtt.error_string(info.rc))

@@ -196,6 +196,17 @@ def mark_uncertain(db: Database, visit_id: str, member_id: str, ts: datetime) ->
                "WHERE id = ? AND member_id IS NULL", (member_id, iso(ts), visit_id))
 
 
+def one(db: Database, visit_id: str) -> dict | None:
+    """A visit's row as stored (the ``visits`` table's columns)."""
+    return db.one("SELECT * FROM visits WHERE id = ?", (visit_id,))
+
+
+def reissue_card(db: Database, visit_id: str, card_id: str) -> None:
+    """The visit's card is now ``card_id`` (the member's full card sent after 是): the screen's later
+    taps (已接待, 成交) name that card, and feedback is accepted only for the visit's current card."""
+    db.execute("UPDATE visits SET card_id = ? WHERE id = ?", (card_id, visit_id))
+
+
 def visit_count(db: Database, member_id: str, brand: str) -> int:
     """Visits of the person a member id belongs to, at any store of the brand (corrected visits,
     "不是本人", are visitor visits and no longer count)."""
