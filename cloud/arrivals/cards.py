@@ -29,6 +29,7 @@ from cloud.guide.sales_scripts.situations import in_words
 from protocol.messages import (
     Arrival,
     Candidate,
+    Evidence,
     GuideCard,
     LastPurchase,
     MemberSummary,
@@ -135,10 +136,13 @@ class CardBuilder:
         self._ttl = timedelta(seconds=ttl_s)
         self._recommendations = recommendations
 
-    def build(self, arrival: Arrival, match: Match, visit_id: str, timings: StageTimes | None = None) -> GuideCard:
+    def build(self, arrival: Arrival, match: Match, visit_id: str, timings: StageTimes | None = None,
+              evidence: Evidence | None = None) -> GuideCard:
+        """``evidence``: the face and Wi-Fi fused (``cloud.arrivals.fusion``), for a member or uncertain card."""
         door = Door.of(arrival)
         if match.member is not None:
-            return self.member_card(door, match.member, match.confidence, visit_id, timings=timings)
+            return self.member_card(door, match.member, match.confidence, visit_id, timings=timings,
+                                    evidence=evidence)
         candidate, script = None, VISITOR_SCRIPT
         if match.reason == "uncertain" and match.candidate is not None:
             # issue 18: only the question and the enrolled photo beside the live crop, never the profile
@@ -146,13 +150,14 @@ class CardBuilder:
             candidate = Candidate(member_id=match.candidate.id, title=title, prompt=f"可能是 {title}？请确认",
                                   enrolled_photo=thumbnails.card_photo(self._db, match.candidate.id))
             script = UNCERTAIN_SCRIPT
-        return self._card(door, visit_id, None, match.confidence, [], script, timings, candidate=candidate)
+        return self._card(door, visit_id, None, match.confidence, [], script, timings, candidate=candidate,
+                          evidence=evidence if candidate is not None else None)
 
     def member_card(self, door: Door, member: Member, confidence: float, visit_id: str, *,
-                    timings: StageTimes | None = None) -> GuideCard:
+                    timings: StageTimes | None = None, evidence: Evidence | None = None) -> GuideCard:
         """The member's full card: profile, recommendations and script. Made for a face matched at the
-        door, and again when an assistant answers 是 to an uncertain card (``cloud.arrivals.ingest``);
-        the caller has checked the member's face consent."""
+        door, and later for an uncertain one that an assistant's 是 or the member's phone confirmed
+        (``cloud.arrivals.ingest``); the caller has checked the member's face consent."""
         made = now()
         advice = advise(self._db, member, door.store, made, limit=self._recommendations)
         summary = MemberSummary(
@@ -164,17 +169,19 @@ class CardBuilder:
             **history(self._db, advice.person, visit_id=visit_id), **known_facts(advice.person),
         )
         card = self._card(door, visit_id, summary, confidence, recommend.as_recommendations(advice.picks),
-                          advice.script, timings, made=made)
+                          advice.script, timings, made=made, evidence=evidence)
         record_shown(self._db, card_id=card.card_id, person_id=member.id, template_id=advice.template_id,
                      variant=advice.variant, ts=made)
         return card
 
     def _card(self, door: Door, visit_id: str, summary: MemberSummary | None, confidence: float,
               recs: list[Recommendation], script: str, timings: StageTimes | None, *,
-              candidate: Candidate | None = None, made: datetime | None = None) -> GuideCard:
+              candidate: Candidate | None = None, made: datetime | None = None,
+              evidence: Evidence | None = None) -> GuideCard:
         made = made or now()
         return GuideCard(
             card_id=new_id(), visit_id=visit_id, arrival_event_id=door.arrival_event_id, brand=door.brand,
             store=door.store, ts=made, arrival_ts=door.ts, member=summary, confidence=confidence,
             recommendations=recs, script=script, expires_at=made + self._ttl, timings=timings, candidate=candidate,
+            evidence=evidence,
         )

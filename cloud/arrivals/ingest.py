@@ -22,7 +22,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.arrivals import feedback, metrics, till, visits, wifi
+from cloud.arrivals import feedback, fusion, metrics, till, visits, wifi
 from cloud.arrivals.cards import CardBuilder, Door
 from cloud.arrivals.visits import Visit
 from cloud.cdp import members
@@ -36,7 +36,7 @@ from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck
 from protocol.device import Telemetry
 from protocol.facepack import PACKS
-from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, StageTimes, new_id
+from protocol.messages import Arrival, DeviceState, Evidence, Feedback, GuideCard, Message, StageTimes, new_id
 from protocol.till import TillOrder
 from protocol.wifi import WifiFootfall, WifiPresence
 
@@ -84,6 +84,7 @@ class IngestCounts:
     same_visit: int = 0  # arrivals that were a visit another box (or an earlier arrival) had opened
     uncertain: int = 0  # visitor cards that asked "可能是 王女士？请确认"
     confirmed_cards: int = 0  # member cards sent after an assistant's 是
+    wifi_promoted: int = 0  # uncertain faces the member's phone in the store raised to the member
 
 
 class _Counters:
@@ -127,6 +128,7 @@ class EventProcessor:
         self._require_known = require_known_devices
         self.counters = _Counters()
         self._recent_visitors = visits.RecentVisitors()
+        self.fusion = fusion.Fusion(db)
         self.handlers: dict[str, Handler] = {
             "arrival": self._arrival,
             "presence": self._presence,
@@ -178,26 +180,31 @@ class EventProcessor:
             self._duplicate(arrival.event_id)
             return None
         vector = arrival.embedding.to_vector()
-        match = self._matcher.match(vector, arrival.model_pack, arrival.store)
+        fused = self.fusion.fuse(self._matcher.match(vector, arrival.model_pack, arrival.store), arrival.store,
+                                 arrival.ts)
+        match = fused.match
         trace = metrics.reached(trace, "matched")
         if self._same_visit_elsewhere(arrival, match, vector):
             return None
         joined = None
         if match.member is not None:
             joined = wifi.wifi_only_visit(self._db, match.member.id, arrival.store, arrival.ts, self._window_s)
-        card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id(), timings=trace)
+        card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id(), timings=trace,
+                                 evidence=fused.evidence)
         visit = Visit(
             id=card.visit_id, brand=arrival.brand, store=arrival.store,
             member_id=match.member.id if match.member else None, confidence=match.confidence,
             ts=arrival.ts, arrival_event_id=arrival.event_id, device=arrival.device, camera=arrival.camera,
-            card_id=card.card_id,
+            card_id=card.card_id, phone=fused.phone, fused_confidence=fused.confidence,
+            fusion="；".join(fused.reasons) or None,
         )
-        stored = (visits.join_wifi_visit(self._db, visit, wifi.combined(match.confidence)) if joined
-                  else visits.record_visit(self._db, visit))
+        stored = visits.join_wifi_visit(self._db, visit) if joined else visits.record_visit(self._db, visit)
         if not stored:
             self._duplicate(arrival.event_id)
             return None
         self.counters.add("matched" if match.member else "visitors")
+        if match.reason == "wifi":
+            self.counters.add("wifi_promoted")
         if match.reason == "uncertain" and match.candidate is not None:
             visits.mark_uncertain(self._db, visit.id, match.candidate.id, arrival.ts)
             self.counters.add("uncertain")
@@ -235,21 +242,46 @@ class EventProcessor:
 
     # Wi-Fi ----------------------------------------------------------------------------------------
 
-    def _presence(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+    def _presence(self, where: topics.TopicInfo, topic: str, payload: bytes) -> Outgoing | None:
         event = self._decode(where, topic, payload, WifiPresence)
         if event is None:
-            return
-        outcome = wifi.record_presence(self._db, event, window_s=self._window_s)
+            return None
+        # before the presence is stored, so that its enter joins the visit it raised
+        raised = self._raise_on_phone(event) if event.phase == "enter" else None
+        outcome = wifi.record_presence(self._db, event, window_s=self._window_s).outcome
         if outcome == "unknown_key":
             self.counters.reject("unknown_device_key")  # nothing about the key is kept, not even in the log
-            return
+            return None
         if outcome == "duplicate":
             self._duplicate(event.event_id)
-            return
+            return None
         self.counters.add("presence")
         if outcome == "joined":
             self.counters.add("wifi_joined")
         log.info("presence %s %s at %s/%s: %s", event.event_id, event.phase, event.brand, event.store, outcome)
+        return raised
+
+    def _raise_on_phone(self, event: WifiPresence) -> Outgoing | None:
+        """The phone entered after the face: an uncertain visit of its owner at this store within the
+        window is fused again with the phone present; if that raises it, the visit becomes the member's
+        and every screen of the store gets the member's card in place of the question."""
+        person = wifi.person_for_key(self._db, event.device_key)
+        visit = visits.uncertain_visit_of(self._db, person, event.store, event.ts, self._window_s) if person else None
+        candidate = members.member(self._db, visit["corrected_member_id"]) if visit else None
+        if visit is None or candidate is None or not candidate.face_consent:
+            return None
+        bar, floor = self._matcher.bounds(event.store)
+        asked = Match(None, visit["confidence"], "uncertain", candidate=candidate, threshold=bar, floor=floor)
+        fused = fusion.decide(self.fusion.model(bar, floor), asked, "present")
+        if fused.match.reason != "wifi" or fused.confidence is None:
+            return None
+        if not visits.promote(self._db, visit["id"], candidate.id, phone="present", fused_confidence=fused.confidence,
+                              fusion="；".join(fused.reasons), ts=event.ts):
+            return None
+        self.counters.add("wifi_promoted")
+        log.info("visit %s at %s/%s: the phone's enter raised it to %s", visit["id"], event.brand, event.store,
+                 candidate.id)
+        return self._member_card(visit["id"], topics.ALL_SCREENS, evidence=fused.evidence)
 
     def _footfall(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
         minute = self._decode(where, topic, payload, WifiFootfall)
@@ -338,22 +370,27 @@ class EventProcessor:
             return None
         self.counters.add("feedback")
         log.info("feedback %s on card %s: %s", action.feedback_id, action.card_id, action.action)
-        return self._confirmed_card(action) if outcome == "confirmed" else None
+        if outcome != "confirmed":
+            return None
+        # 是 on an uncertain card: the screen that asked gets the member's full card for the visit
+        outgoing = self._member_card(action.visit_id, action.screen)
+        if outgoing is not None:
+            self.counters.add("confirmed_cards")
+        return outgoing
 
-    def _confirmed_card(self, answer: Feedback) -> Outgoing | None:
-        """是 on an uncertain card: the visit is the member's now, and the screen that asked gets the
-        member's full card (profile, recommendations, script) for the same visit. The same consent
-        rule as at the door: a member erased or without face consent since the question gets none."""
-        visit = visits.one(self._db, answer.visit_id)
+    def _member_card(self, visit_id: str, screen: str, evidence: Evidence | None = None) -> Outgoing | None:
+        """The member's full card (profile, recommendations, script) for a visit that became theirs
+        after its face (是, or their phone), made the visit's card. The same consent rule as at the
+        door: a member erased or without face consent since then gets none."""
+        visit = visits.one(self._db, visit_id)
         member = members.member(self._db, visit["member_id"]) if visit and visit["member_id"] else None
         if visit is None or member is None or not member.face_consent:
-            log.info("是 on card %s: no member card, the member is gone or withdrew face consent", answer.card_id)
+            log.info("visit %s: no member card, the member is gone or withdrew face consent", visit_id)
             return None
         door = Door(visit["arrival_event_id"], visit["brand"], visit["store"], datetime.fromisoformat(visit["ts"]))
-        card = self._cards.member_card(door, member, visit["confidence"], visit["id"])
+        card = self._cards.member_card(door, member, visit["confidence"], visit["id"], evidence=evidence)
         visits.reissue_card(self._db, visit["id"], card.card_id)
-        self.counters.add("confirmed_cards")
-        return Outgoing(card, answer.screen)
+        return Outgoing(card, screen)
 
     # shared ---------------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from protocol.facepack.manifests import ModelPack
 Reason = Literal[
     "member", "unknown_pack", "other_space", "empty_gallery", "below_threshold", "ambiguous", "no_consent",
     "doubted", "uncertain", "not_commercial",
+    "wifi",  # an uncertain face that the member's phone in the store raised (``cloud.arrivals.fusion``)
 ]
 
 #: The lower bound of the "uncertain" band per pack: the threshold at which 1% of strangers pass on the
@@ -48,6 +49,10 @@ class Match:
     reason: Reason
     #: "uncertain": who it might be, to be confirmed on the card; never shown as the member
     candidate: Member | None = None
+    #: the bar applied (both packs' threshold plus the store's offset) and the uncertain floor, for a
+    #: member or uncertain match: what Wi-Fi fusion (``cloud.arrivals.fusion``) measures the score from
+    threshold: float = 0.0
+    floor: float = 0.0
 
 
 class Matcher:
@@ -57,6 +62,13 @@ class Matcher:
         self._db = db
         self._gallery_pack = gallery_pack
         self.store_offsets = calibration.StoreOffsets(db, gallery_pack)
+
+    def bounds(self, store: str | None, probe_pack: ModelPack | None = None) -> tuple[float, float]:
+        """The bar a member's face must reach at ``store`` (both packs' threshold plus the store's
+        offset) and the uncertain floor under which nobody is even asked about."""
+        packs = (probe_pack or self._gallery_pack, self._gallery_pack)
+        threshold = max(p.match_threshold for p in packs)
+        return threshold + self.store_offsets.get(store), max(uncertain_floor(p) for p in packs)
 
     def match(self, vector: np.ndarray, pack_id: str, store: str | None = None) -> Match:
         """``store``: where the face was seen; its calibration (``cloud.faces.calibration``) may only
@@ -79,7 +91,7 @@ class Matcher:
         threshold = max(probe_pack.match_threshold, self._gallery_pack.match_threshold)
         margin = max(probe_pack.match_margin, self._gallery_pack.match_margin)
         # Under the threshold but above both packs' uncertain floors (and clear of the runner-up): ask.
-        floor = max(uncertain_floor(probe_pack), uncertain_floor(self._gallery_pack))
+        bar, floor = self.bounds(store, probe_pack)
         if found.score < floor:
             return Match(None, confidence, "below_threshold")
         if found.runner_up is not None and found.score - found.runner_up < margin:
@@ -87,10 +99,10 @@ class Matcher:
         member = members.member(self._db, found.member_id)
         if member is None or not member.face_consent:
             return Match(None, confidence, "no_consent" if found.score >= threshold else "below_threshold")
-        if found.score < threshold + self.store_offsets.get(store):
-            return Match(None, confidence, "uncertain", candidate=member)
+        if found.score < bar:
+            return Match(None, confidence, "uncertain", candidate=member, threshold=bar, floor=floor)
         # per member: each "不是本人" demands a pack-scaled step more (DOUBT_STEP is a MobileFaceNet cosine)
         if found.score < threshold + feedback.threshold_penalty(self._db, member.id) * calibration.scale(
                 self._gallery_pack):
             return Match(None, confidence, "doubted")  # assistants said "not this person" before
-        return Match(member, confidence, "member")
+        return Match(member, confidence, "member", threshold=bar, floor=floor)
