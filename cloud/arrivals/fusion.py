@@ -203,10 +203,6 @@ class Fusion:
             self._cache[key] = (model, now)
         return model
 
-    def forget(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
     def fuse(self, match: Match, store: str, at: datetime) -> Fused:
         who = match.member or match.candidate
         if who is None or match.reason not in ("member", "uncertain"):

@@ -66,3 +66,8 @@ def test_logging_in_to_the_guest_wifi_binds_the_phones_address_on_that_stores_ne
         {"mac": PRIVATE, "rssi": -55, "ts": 1_790_000_000}]).encode())
     assert associated.key == key and associated.randomised is False
     assert probing.key != key and probing.randomised is True, "a probe with the same bits is a random MAC"
+
+    # erasure takes the binding and the login with it
+    assert client.delete(f"/v1/members/{wang}").status_code == 200
+    assert wifi.person_for_key(runtime.db, key) is None
+    assert runtime.db.rows("SELECT id FROM guest_wifi_logins") == []
