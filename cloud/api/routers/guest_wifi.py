@@ -61,7 +61,8 @@ def _js_string(text: str) -> str:
 
 
 @router.post("/login", status_code=status.HTTP_201_CREATED, response_model=GuestLoginStarted,
-             responses={404: {"model": Error}, 422: {"model": Error}, 429: {"model": Error}, 503: {"model": Error}})
+             responses={404: {"model": Error}, 409: {"model": Error, "description": "no brand Wi-Fi secret configured"},
+                        422: {"model": Error}, 429: {"model": Error}, 503: {"model": Error}})
 def start_login(brand: Brand, store: Store, body: GuestLoginIn, runtime: RuntimeDep) -> GuestLoginStarted:
     """Texts a one-time code to the member with this phone number."""
     settings = runtime.settings
