@@ -248,7 +248,7 @@ class EventProcessor:
             return None
         # before the presence is stored, so that its enter joins the visit it raised
         raised = self._raise_on_phone(event) if event.phase == "enter" else None
-        outcome = wifi.record_presence(self._db, event, window_s=self._window_s).outcome
+        outcome = wifi.record_presence(self._db, event, window_s=self._window_s)
         if outcome == "unknown_key":
             self.counters.reject("unknown_device_key")  # nothing about the key is kept, not even in the log
             return None

@@ -52,15 +52,6 @@ class Registered:
     created: bool
 
 
-@dataclass(frozen=True)
-class Presence:
-    """What one presence event did: the outcome, the person and the visit it opened, joined or closed."""
-
-    outcome: PresenceOutcome
-    person: str | None = None
-    visit_id: str | None = None
-
-
 def register_device(db: Database, person: str, mac: str, secret: bytes) -> Registered:
     """Key the MAC, store the key on the person, forget the MAC. Raises DeviceRegistrationError."""
     try:
@@ -126,14 +117,14 @@ def wifi_only_visit(tx: Tx | Database, person: str, store: str, ts: datetime, wi
     )
 
 
-def record_presence(db: Database, event: WifiPresence, *, window_s: int) -> Presence:
+def record_presence(db: Database, event: WifiPresence, *, window_s: int) -> PresenceOutcome:
     """Store one presence event of a registered key against its visit; unknown keys leave no trace."""
     with db.transaction() as tx:
         person = person_for_key(tx, event.device_key)
         if person is None:
-            return Presence("unknown_key")
+            return "unknown_key"
         if tx.scalar("SELECT 1 FROM presence_events WHERE event_id = ?", (event.event_id,)):
-            return Presence("duplicate", person)
+            return "duplicate"
         if event.phase == "enter":
             visit_id, outcome = _enter(tx, person, event, window_s)
         else:
@@ -152,7 +143,7 @@ def record_presence(db: Database, event: WifiPresence, *, window_s: int) -> Pres
         if event.phase == "enter":
             oneid.add_sighting(db, person, kind=KIND, value=event.device_key, score=WIFI_CONFIDENCE,
                                store=event.store, ts=event.ts)
-    return Presence(outcome, person, visit_id)
+    return outcome
 
 
 def _enter(tx: Tx, person: str, event: WifiPresence, window_s: int) -> tuple[str, PresenceOutcome]:
