@@ -65,7 +65,7 @@ class FacePipeline:
         self.placement = placement
         self.visits = visits
         self.stats = PipelineStats()
-        self.tracker = Tracker(camera, settings.tracking, new_id()[:8])
+        self.tracker = Tracker(camera, settings.tracking, new_id()[:8], engine.pack.track_min_similarity)
         self._scene: str | None = None
         self._scene_origin = ""
         self._next_engine: FaceEngine | None = None
@@ -78,6 +78,7 @@ class FacePipeline:
         self._remote = settings
         self.settings = settings.tracking
         self.tracker.settings = settings.tracking
+        self.tracker.pack_similarity = self.engine.pack.track_min_similarity
         self.gates = Gates(settings.gates, self.engine.pack)
 
     def swap_engine(self, engine: FaceEngine) -> None:

@@ -28,6 +28,7 @@ from cloud.api.routers import (
     campaigns,
     devices,
     erasures,
+    guest_wifi,
     guide_preview,
     health,
     identity,
@@ -149,6 +150,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                    master, erasures, loyalty, orders, campaigns):
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
     app.include_router(campaigns.public)  # provider callbacks and the unsubscribe link: no API key
+    app.include_router(guest_wifi.router)  # the store's guest Wi-Fi login page: the joining phone has no key
     mount_dashboards(app)
     document_errors(app)
     return app

@@ -161,6 +161,8 @@ class CardView(QFrame):
         layout.setSpacing(5)
         layout.addLayout(self._top(member.title or member.name, card.confidence))
         layout.addLayout(self._who(member, card.arrival_ts))
+        if card.evidence is not None and card.evidence.phone == "present":  # issue 18: the phone helped
+            layout.addWidget(ElidedLabel(f"手机佐证 · 综合置信 {card.evidence.fused:.0%}", "evidence"))
         if member.tags:
             layout.addWidget(TagStrip(member.tags))
         for reco in card.recommendations[:MAX_RECOMMENDATIONS]:

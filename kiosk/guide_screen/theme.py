@@ -96,6 +96,7 @@ def stylesheet() -> str:
         border-radius: 6px; padding: 2px 8px;
     }}
     #confidence {{ font-size: 22px; font-weight: bold; color: {GOOD}; }}
+    #evidence {{ font-size: 18px; font-weight: bold; color: {GOOD}; }}
     #arrivedAt {{ font-size: 18px; color: {MUTED}; }}
     #tag {{
         font-size: 18px; color: {TEXT}; background: {SURFACE_RAISED};
