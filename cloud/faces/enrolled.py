@@ -7,6 +7,7 @@ rebuilds when the gallery epoch moves: the epoch is bumped whenever faces leave 
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from uuid import uuid4
 
@@ -38,14 +39,20 @@ def add_face(
     return StoredFace(id=face_id, member_id=owner or member_id, vector=vec, n=int(n))
 
 
-def faces(db: Database, embedding_space: str, *, after: int = 0) -> list[StoredFace]:
-    """Enrolled faces comparable with ``embedding_space``, owned by the person."""
+def faces(db: Database, embedding_space: str, *, after: int = 0, known: Container[str] = ()) -> list[StoredFace]:
+    """Enrolled faces comparable with ``embedding_space``, owned by the person, except those in
+    ``known``. Embeddings are read only when some face is not known: the gallery re-reads a window
+    of recent rows on every arrival, and reading a thousand embeddings each time was most of an
+    arrival's work."""
+    window = (embedding_space, after)
+    if all(face_id in known for face_id, in db.rows("SELECT id FROM faces WHERE embedding_space = ? AND n > ?", window)):
+        return []
     rows = db.rows(
         f"SELECT f.id, {PERSON_OF}, f.embedding, f.n FROM faces f JOIN members m ON m.id = f.member_id "
-        "WHERE f.embedding_space = ? AND f.n > ? ORDER BY f.n",
-        (embedding_space, after),
+        "WHERE f.embedding_space = ? AND f.n > ? ORDER BY f.n", window,
     )
-    return [StoredFace(id=r[0], member_id=r[1], vector=np.frombuffer(r[2], dtype="<f4"), n=r[3]) for r in rows]
+    return [StoredFace(id=r[0], member_id=r[1], vector=np.frombuffer(r[2], dtype="<f4"), n=r[3])
+            for r in rows if r[0] not in known]
 
 
 def face_owners(db: Database, embedding_space: str) -> dict[str, str]:
