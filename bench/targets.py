@@ -134,6 +134,13 @@ BENCHES: tuple[Bench, ...] = (
                unit=" ms"),
         Figure("p50_ms", "door to screen p50", unit=" ms"),
     )),
+    Bench("ingest_capacity", "ingest_capacity", (), ("--processes", "1,2", "--rates", "25,50,100,200,400,800", "--step-s", "4"), (
+        *(Figure(engine, f"arrivals/s into cards with p95 < 100 ms, {name}, 1 ingest process", ">= 1000",
+                 lambda r, e=engine: r["arrivals_per_s_at_p95_under_100ms"][e] >= 1000,
+                 get=lambda r, e=engine: r["arrivals_per_s_at_p95_under_100ms"][e])
+          for engine, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))),
+        Figure("postgresql_scaling", "same on PostgreSQL by ingest processes", get=lambda r: r["postgresql_scaling"]),
+    )),
     Bench("pack_switch", "pack_switch", ("--cameras", "4", "--rounds", "5"), ("--cameras", "4", "--rounds", "2"), ()),
     Bench("health_api", "health_api", (), ("--stores", "20", "--days", "60", "--persons", "5000", "--repeats", "5"), ()),
     Bench("edge_throughput", "edge_throughput", ("--cameras", "4", "--resolution", "640x480", "--pack", "yunet",

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description=f"the bootstrap hq_admin API key (${API_KEY_ENV}; never on a command line)"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, min_length=32, description="the bearer token a Prometheus scraper sends for GET /metrics "
+        "($INSTORE_METRICS_TOKEN, at least 32 characters; never on a command line); none: /metrics is refused "
+        "(except in dev_open_mode)"
+    )
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="the largest request body the API reads")
     wifi_secret_file: AbsolutePath | None = Field(
         default=None, description=f"file holding the brand's Wi-Fi secret (the edge's); else ${WIFI_SECRET_ENV}"

@@ -155,7 +155,7 @@ class FacePipeline:
     @property
     def detect_scale(self) -> float:
         """1, or with ``gates.detect_for_min_face`` on a YuNet pack the scale at which a face of the
-        gates' ``min_face_px`` is still ``YUNET_MIN_FACE_PX`` (SCRFD always runs at its fixed input size)."""
+        gates' ``min_face_px`` is still ``YUNET_MIN_FACE_PX`` (SCRFD scales every image to its input size)."""
         if not self._remote.gates.detect_for_min_face or self.engine.pack.detector.kind != "yunet":
             return 1.0
         return min(1.0, YUNET_MIN_FACE_PX / self.gates.min_face_px)

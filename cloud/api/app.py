@@ -18,9 +18,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from cloud.api.deps import error_detail, require_api_key
 from cloud.api.guard import Guard
+from cloud.api.metrics import PATH as METRICS_PATH
+from cloud.api.metrics import MetricsEndpoint
 from cloud.api.openapi_errors import document_errors
 from cloud.api.routers import (
     alerts,
@@ -151,6 +154,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
     app.include_router(campaigns.public)  # provider callbacks and the unsubscribe link: no API key
     app.include_router(guest_wifi.router)  # the store's guest Wi-Fi login page: the joining phone has no key
+    app.router.routes.append(Route(METRICS_PATH, MetricsEndpoint(settings), include_in_schema=False))  # own token
     mount_dashboards(app)
     document_errors(app)
     return app

@@ -368,6 +368,10 @@ class CardView(QFrame):
         self.feedback.emit(self.card, action, self.assistant, amount, receipt)
 
     def set_newest(self, newest: bool) -> None:
+        """Restyled only when it changes: a restyle repolishes and repaints the card, and the screen
+        calls this for every card on every new arrival (only two of them change)."""
+        if bool(self.property("newest")) == newest:
+            return
         self.setProperty("newest", newest)
         restyle(self)
 
