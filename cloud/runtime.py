@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from cloud.activation import journeys
 from cloud.activation import schema as activation_schema
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
 from cloud.arrivals import schema as arrivals_schema
+from cloud.arrivals import till
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
 from cloud.cdp import erasure
@@ -73,7 +75,7 @@ class Runtime:
     commands, health alerts and label redraws are all published on) and one scheduler thread
     (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns).
     Without one (API only): the scheduler still runs the jobs that need no broker (health rollup,
-    device health, alert delivery, campaign sends, loyalty postings and expiry)."""
+    device health, alert delivery, campaign sends, journeys, loyalty postings and expiry)."""
 
     def __init__(
         self, settings: Settings, db: Database, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
@@ -100,6 +102,10 @@ class Runtime:
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)
+        # journeys: triggers (visits on every tick, the rest daily), due steps; buyers exit as orders land
+        self.scheduler.every("journeys", 10.0, self.run_journeys)
+        if journeys.on_orders not in till.ORDER_HOOKS:
+            till.ORDER_HOOKS.append(journeys.on_orders)
         # points: new orders and refunds posted, lots expired and expiry notices recorded
         LoyaltyService(db).schedule(self.scheduler)
         self.commands: CommandSender | None = None
@@ -179,6 +185,10 @@ class Runtime:
         """Settle sends a dead process left half-done, then send what is due."""
         self.campaigns.reconcile()
         self.campaigns.run()
+
+    def run_journeys(self, now: datetime | None = None) -> dict[str, int]:
+        """Enter who the triggers found, run the steps that are due (sends queue for the campaign sender)."""
+        return journeys.tick(self.db, now=now)
 
     def scan_alerts(self, now: datetime) -> list[Alert]:
         """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""

@@ -24,7 +24,7 @@ from typing import Any
 from cloud.activation.consent import CHANNELS, _check_channel
 from cloud.cdp import segments
 from cloud.clock import iso, utcnow
-from cloud.db import Database
+from cloud.db import Database, Tx
 from cloud.errors import Conflict, Invalid, NotFound
 
 STATUSES = ("draft", "running", "paused", "done")
@@ -74,14 +74,25 @@ def create(db: Database, *, name: str, segment_id: str, channel: str, template_i
     if not (0 <= quiet_start <= 23 and 0 <= quiet_end <= 23) or weekly_cap < 1:
         raise Invalid("quiet hours are 0-23 and the weekly cap at least 1", code="invalid_campaign")
     campaign_id = uuid.uuid4().hex[:16]
-    now = utcnow()
-    db.execute(
-        "INSERT INTO campaigns (id, name, segment_id, channel, template_id, holdout_pct, window_days, start_at, "
-        "quiet_start, quiet_end, weekly_cap, status, salt, created, created_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?)",
-        (campaign_id, name, segment_id, channel, template_id, holdout_pct, window_days, iso(start_at or now),
-         quiet_start, quiet_end, weekly_cap, secrets.token_hex(8), iso(now), actor))
+    with db.transaction() as tx:
+        insert(tx, campaign_id, name=name, segment_id=segment_id, channel=channel, template_id=template_id,
+               holdout_pct=holdout_pct, window_days=window_days, start_at=start_at, quiet_start=quiet_start,
+               quiet_end=quiet_end, weekly_cap=weekly_cap, actor=actor)
     return get(db, campaign_id)
+
+
+def insert(tx: Tx, campaign_id: str, *, name: str, segment_id: str, channel: str, template_id: str,
+           holdout_pct: float, window_days: int, start_at: datetime | None, quiet_start: int, quiet_end: int,
+           weekly_cap: int, actor: str, journey_id: str | None = None) -> None:
+    """A draft campaign row; a journey's send step is one too (``journey_id``), so the sender treats
+    both alike."""
+    now = utcnow()
+    tx.execute(
+        "INSERT INTO campaigns (id, name, segment_id, channel, template_id, holdout_pct, window_days, start_at, "
+        "quiet_start, quiet_end, weekly_cap, status, salt, created, created_by, journey_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?, ?)",
+        (campaign_id, name, segment_id, channel, template_id, holdout_pct, window_days, iso(start_at or now),
+         quiet_start, quiet_end, weekly_cap, secrets.token_hex(8), iso(now), actor, journey_id))
 
 
 def get(db: Database, campaign_id: str) -> dict:
@@ -96,7 +107,9 @@ def get(db: Database, campaign_id: str) -> dict:
 
 
 def listing(db: Database) -> list[dict]:
-    return db.query("SELECT id, name, channel, status, audience, control, created FROM campaigns ORDER BY created DESC")
+    """Campaigns an HQ user made (a journey's send steps are listed with their journey)."""
+    return db.query("SELECT id, name, channel, status, audience, control, created FROM campaigns "
+                    "WHERE journey_id IS NULL ORDER BY created DESC")
 
 
 def _hash(salt: str, person: str) -> int:
@@ -161,7 +174,7 @@ def pause(db: Database, campaign_id: str) -> dict:
     return get(db, campaign_id)
 
 
-def _diff(pt: float, nt: int, pc: float, nc: int) -> tuple[float, float]:
+def diff(pt: float, nt: int, pc: float, nc: int) -> tuple[float, float]:
     """Difference of two proportions and its standard error."""
     return pt - pc, math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
 
@@ -196,7 +209,7 @@ def results(db: Database, campaign_id: str) -> dict:
         t, c = groups.get("treatment"), groups.get("control")
         entry: dict = {"stratum": stratum, "treatment": t, "control": c, "uplift": None}
         if t and c and t["n"] and c["n"]:
-            d, se = _diff(t["converted"] / t["n"], t["n"], c["converted"] / c["n"], c["n"])
+            d, se = diff(t["converted"] / t["n"], t["n"], c["converted"] / c["n"], c["n"])
             entry["uplift"] = {"estimate": round(d, 5), "ci95": [round(d - 1.96 * se, 5), round(d + 1.96 * se, 5)]}
             w = t["n"] + c["n"]
             weight_total += w
@@ -222,4 +235,4 @@ def results(db: Database, campaign_id: str) -> dict:
 
 
 __all__ = ["CHANNELS", "STATUSES", "assign", "create", "create_template", "approve_template", "launch", "pause",
-           "results", "get", "listing", "template"]
+           "results", "get", "listing", "template", "insert", "diff"]

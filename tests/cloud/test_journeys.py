@@ -1,0 +1,191 @@
+"""Journeys (issue 20 item 4), end to end on the simulated SMS provider and a local WeCom: a first
+purchase enters the journey as the order lands, the control group is never messaged, the sends go
+through the campaign checks and sender, a wait and a branch on the response (bought since: end;
+else a second message); a VIP walking in tells their own guide on WeCom at once; a visit without a
+purchase within 24 h, and the daily triggers (dormant, own repurchase cycle, birthday month, points
+expiring) enter whom they should, once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cloud.activation import campaigns, consent, journeys
+from cloud.arrivals import till
+from cloud.arrivals.visits import Visit, record_visit
+from cloud.channels.sms_sim import SimulatedSms
+from cloud.clock import iso, utcnow
+from cloud.db import Database
+from cloud.loyalty import ledger
+from tests.health.local_servers import Provider
+
+
+@pytest.fixture
+def sms() -> SimulatedSms:
+    sim = SimulatedSms(per_phone_per_minute=100).start()
+    yield sim
+    sim.stop()
+
+
+def _order(no: str, phone: str, ts: datetime, paid: float = 199.0) -> dict:
+    return {"order_no": no, "ts": ts.isoformat(), "paid": paid, "member": {"phone": phone},
+            "lines": [{"sku": "SKU-1", "qty": 1, "price": paid}]}
+
+
+def _template(db: Database, channel: str, code: str, body: str) -> str:
+    t = campaigns.create_template(db, channel=channel, code=code, body=body, params=["surname", "title"], actor="t")
+    return t["id"]
+
+
+def test_first_purchase_journey_with_wait_branch_and_control_group(start_cloud, sms: SimulatedSms) -> None:
+    client, runtime = start_cloud(sms_url=sms.url)
+    db = runtime.db
+    thanks, comeback = _template(db, "sms", "SMS_T1", "{surname}{title} 感谢首购"), _template(db, "sms", "SMS_T2", "回购礼")
+    spec = {"name": "首购+7天", "trigger": "first_purchase", "params": {"days": 7}, "holdout_pct": 25,
+            "quiet_start": 0, "quiet_end": 0,  # no quiet hours: the test runs at any hour
+            "steps": [{"send": "sms", "template_id": thanks}, {"wait_hours": 72},
+                      {"branch": "purchased", "yes": 4, "no": 3}, {"send": "sms", "template_id": comeback}]}
+    bad = client.post("/v1/journeys", json={**spec, "steps": [{"branch": "purchased", "yes": 9, "no": 0}]})
+    assert bad.status_code == 422
+    made = client.post("/v1/journeys", json=spec)
+    assert made.status_code == 201
+    jid = made.json()["id"]
+    refused = client.post(f"/v1/journeys/{jid}/launch")
+    assert refused.status_code == 409 and "template_not_approved" in refused.text
+    for t in (thanks, comeback):
+        campaigns.approve_template(db, t, actor="hq")
+    assert client.post(f"/v1/journeys/{jid}/launch").json()["status"] == "running"
+    assert [c["id"] for c in client.get("/v1/campaigns").json()] == []  # its steps are not HQ campaigns
+
+    phones = [f"1390000{i:04d}" for i in range(40)]
+    first = datetime.now(UTC) - timedelta(days=8)
+    till.land(db, "tmall", [_order(f"F-{i}", p, first) for i, p in enumerate(phones)])
+    person = dict(db.rows("SELECT i.value, COALESCE(m.merged_into, m.id) FROM identifiers i JOIN members m "
+                          "ON m.id = i.member_id WHERE i.kind = 'phone'"))
+    for p in phones[1:]:  # the first buyer never consented to SMS
+        consent.set_consent(db, person[p], "sms", True, source="counter", actor="t")
+    entries = {e["person_id"]: e for e in client.get(f"/v1/journeys/{jid}/entries").json()}
+    assert len(entries) == 40  # entered as the orders landed
+    control = {p for p in phones if entries[person[p]]["grp"] == "control"}
+    treated = [p for p in phones if p not in control]
+    assert control and treated and all(entries[person[p]]["status"] == "control" for p in control)
+
+    now = utcnow()
+    runtime.run_journeys(now=now)
+    runtime.campaigns.run(now=now)
+    got = Counter(m.phone for m in sms.sent)
+    assert set(got) == set(treated) - {phones[0]} and all(n == 1 for n in got.values())
+    assert {m.template for m in sms.sent} == {"SMS_T1"}
+    assert db.scalar("SELECT reason FROM marketing_sends WHERE person_id = ?", (person[phones[0]],)) == \
+        ("no_consent" if phones[0] in treated else None)
+
+    # a third of the reached buy again (landed now: after they entered), the rest get the second message
+    time.sleep(1.1)
+    buyers = treated[::3]
+    till.land(db, "tmall", [_order(f"R-{i}", p, datetime.now(UTC)) for i, p in enumerate(buyers)])
+    later = now + timedelta(hours=73)
+    runtime.run_journeys(now=later)
+    runtime.campaigns.run(now=later)
+    second = {m.phone for m in sms.sent if m.template == "SMS_T2"}
+    assert second == set(treated) - set(buyers) - {phones[0]}
+    states = {e["person_id"]: e for e in client.get(f"/v1/journeys/{jid}/entries").json()}
+    assert {states[person[p]]["status"] for p in treated} == {"done"}
+    assert "2:branch:purchased:yes" in states[person[buyers[0]]]["log"]
+    journey = client.get(f"/v1/journeys/{jid}").json()
+    assert journey["steps"][0]["sends"]["sent"] == len(set(treated) - {phones[0]})
+    results = client.get(f"/v1/journeys/{jid}/results").json()
+    assert results["groups"]["treatment"]["n"] == len(treated) and results["groups"]["control"]["n"] == len(control)
+    assert results["groups"]["treatment"]["converted"] == len(buyers) and results["groups"]["control"]["converted"] == 0
+    assert results["uplift"]["estimate"] > 0 and len(results["uplift"]["ci95"]) == 2
+    assert client.post(f"/v1/journeys/{jid}/pause").json()["status"] == "paused"
+    assert db.scalar("SELECT DISTINCT status FROM campaigns WHERE journey_id = ?", (jid,)) == "paused"
+
+
+def _visit(db: Database, member: str, ts: datetime, n: int) -> None:
+    record_visit(db, Visit(id=f"v-{n}", brand="b", store="sh-1", member_id=member, confidence=0.9, ts=ts,
+                           arrival_event_id=f"a-{n}", device="edge-1", camera="door-1", card_id=f"c-{n}"))
+
+
+def _members(db: Database, ids: list[str], *, tier: str = "medium", **stats: object) -> None:
+    ts = iso(utcnow() - timedelta(days=400))
+    with db.transaction() as tx:
+        for pid in ids:
+            tx.execute("INSERT INTO members (id, source, source_key, name, gender, tier, created, birthday) "
+                       "VALUES (?, 'crm', ?, '王芳', 'F', '金卡', ?, ?)", (pid, pid, ts, stats.get("birthday")))
+            tx.execute("INSERT INTO person_stats (member_id, orders, ltv, lifecycle, value_tier, cycle_days, "
+                       "top_categories, updated) VALUES (?, 2, 400, 'active', ?, ?, '[]', ?)",
+                       (pid, tier, stats.get("cycle_days"), ts))
+
+
+def test_a_vip_walking_in_tells_their_own_guide_on_wecom_and_a_visit_without_buying(start_cloud) -> None:
+    wecom = Provider("x")
+    try:
+        client, runtime = start_cloud(wecom_api=wecom.url, wecom_corp_id="corp", wecom_secret="s3cret",
+                                      wecom_agent_id=1000002)
+        db = runtime.db
+        _members(db, ["vip-1"], tier="high")
+        _members(db, ["reg-1", "walk-1", "walk-2"])
+        client.put("/v1/marketing/guide/vip-1", json={"assistant": "a-07", "wecom_user": "zhangsan"})
+        client.put("/v1/marketing/consent/vip-1/wecom", json={"granted": True, "source": "counter"})
+        tpl = _template(db, "wecom", "vip", "{surname}{title} 到店了，请接待")
+        campaigns.approve_template(db, tpl, actor="hq")
+        made = client.post("/v1/journeys", json={"name": "VIP到店", "trigger": "vip_arrival", "holdout_pct": 0,
+                                                 "quiet_start": 0, "quiet_end": 0,
+                                                 "steps": [{"send": "wecom", "template_id": tpl}]}).json()
+        walk = client.post("/v1/journeys", json={"name": "进店未购", "trigger": "visit_no_purchase", "holdout_pct": 0,
+                                                 "exit_on": ["purchase"],
+                                                 "steps": [{"wait_hours": 1}]}).json()
+        for j in (made, walk):
+            client.post(f"/v1/journeys/{j['id']}/launch")
+        now = utcnow()
+        _visit(db, "vip-1", now - timedelta(minutes=1), 1)
+        _visit(db, "reg-1", now - timedelta(minutes=1), 2)  # not a VIP: the guide is not told
+        _visit(db, "walk-1", now - timedelta(hours=25), 3)  # came yesterday, bought nothing
+        _visit(db, "walk-2", now - timedelta(hours=26), 4)  # came yesterday and bought an hour later
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
+                       "VALUES ('pos:W2', 'pos', 'W2', 'sh-1', 'walk-2', ?, 299, 'paid')",
+                       (int((now - timedelta(hours=25)).timestamp()),))
+        runtime.run_journeys(now=now)
+        runtime.campaigns.run(now=now)
+        assert len(wecom.app) == 1 and wecom.app[0]["touser"] == "zhangsan"  # the member's own guide
+        assert "王女士 到店了" in wecom.app[0][wecom.app[0]["msgtype"]]["content"]
+        runtime.run_journeys(now=now + timedelta(seconds=10))  # the same visit does not tell the guide twice
+        assert db.scalar("SELECT COUNT(*) FROM journey_entries WHERE journey_id = ?", (made["id"],)) == 1
+        assert [e["person_id"] for e in client.get(f"/v1/journeys/{walk['id']}/entries").json()] == ["walk-1"]
+    finally:
+        wecom.close()
+
+
+def test_daily_triggers_enter_whom_they_should_once_a_day(db: Database) -> None:
+    now = datetime(2026, 6, 10, 4, 0, tzinfo=UTC)
+    day = 86400
+    _members(db, ["dorm-1", "recent-1"])
+    _members(db, ["cyc-1"], cycle_days=30.0)
+    _members(db, ["bday-6"], birthday="1990-06-21")
+    _members(db, ["bday-7"], birthday="1990-07-02")
+    t = int(now.timestamp())
+    with db.transaction() as tx:
+        tx.executemany("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
+                       "VALUES (?, 'pos', ?, NULL, ?, ?, 100, 'paid')",
+                       [("o1", "o1", "dorm-1", t - 92 * day), ("o2", "o2", "recent-1", t - 10 * day),
+                        ("o3", "o3", "cyc-1", t - 31 * day), ("o4", "o4", "dorm-1", t - 400 * day)])
+    ledger.earn(db, "recent-1", 500, source="test", source_id="e1", at=now - timedelta(days=320))
+    found = {}
+    for trigger, params in (("dormant", {"days": 90}), ("repurchase_due", {}), ("birthday_month", {}),
+                            ("points_expiring", {"days": 60})):
+        j = journeys.create(db, journeys.JourneySpec.model_validate(
+            {"name": trigger, "trigger": trigger, "params": params, "steps": [{"wait_hours": 1}], "holdout_pct": 0}),
+            actor="t")
+        journeys.launch(db, j["id"], now=now)
+        found[trigger] = j["id"]
+    assert sum(journeys.evaluate(db, now=now).values()) == 4
+    assert journeys.evaluate(db, now=now + timedelta(hours=1)) == {}  # once a day
+    who = dict(db.rows("SELECT j.trigger, e.person_id FROM journey_entries e JOIN journeys j ON j.id = e.journey_id"))
+    assert who == {"dormant": "dorm-1", "repurchase_due": "cyc-1", "birthday_month": "bday-6",
+                   "points_expiring": "recent-1"}
+    # the next day: the same occurrences enter nobody again
+    assert sum(journeys.evaluate(db, now=now + timedelta(days=1)).values()) == 0
