@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cloud.activation import journeys
 from cloud.activation import schema as activation_schema
+from cloud.activation.ecoupon import CouponChannel
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
 from cloud.arrivals import schema as arrivals_schema
@@ -99,6 +100,7 @@ class Runtime:
         if settings.wechat_appid and settings.wechat_secret:
             marketing["wechat"] = WeChatSubscribeChannel(settings.wechat_api, settings.wechat_appid,
                                                          settings.wechat_secret, state=settings.wechat_state)
+        marketing["coupon"] = CouponChannel(db)
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)

@@ -21,11 +21,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloud.activation.consent import CHANNELS, _check_channel
+from cloud.activation.consent import CHANNELS, check_send_channel
 from cloud.cdp import segments
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import Conflict, Invalid, NotFound
+from cloud.loyalty import coupons
 
 STATUSES = ("draft", "running", "paused", "done")
 
@@ -39,7 +40,10 @@ class CampaignState(Conflict):
 
 
 def create_template(db: Database, *, channel: str, code: str, body: str, params: list[str], actor: str) -> dict:
-    _check_channel(channel)
+    """A message template; on the ``coupon`` channel ``code`` is loyalty's coupon template."""
+    check_send_channel(channel)
+    if channel == "coupon":
+        coupons.template(db, code)  # raises UnknownTemplate
     template = {"id": uuid.uuid4().hex[:12], "channel": channel, "code": code, "body": body, "params": params,
                 "approved": False, "approved_by": None}
     db.execute("INSERT INTO marketing_templates (id, channel, code, body, params, approved, created, created_by) "
@@ -64,7 +68,7 @@ def template(db: Database, template_id: str) -> dict:
 def create(db: Database, *, name: str, segment_id: str, channel: str, template_id: str, holdout_pct: float = 10.0,
            window_days: int = 14, start_at: datetime | None = None, quiet_start: int = 21, quiet_end: int = 9,
            weekly_cap: int = 2, actor: str) -> dict:
-    _check_channel(channel)
+    check_send_channel(channel)
     segments.saved(db, segment_id)  # raises UnknownSegment
     t = template(db, template_id)
     if t["channel"] != channel:
@@ -231,7 +235,8 @@ def results(db: Database, campaign_id: str) -> dict:
                                              "to": iso(launched + timedelta(days=int(campaign["window_days"])))},
             "groups": totals, "uplift": overall,
             "revenue_per_head_uplift": round(revenue_uplift, 2) if revenue_uplift is not None else None,
-            "strata": strata_out, "orders_by_channel": channels}
+            "strata": strata_out, "orders_by_channel": channels,
+            "coupons": coupons.totals(db, f"campaign:{campaign_id}:")}
 
 
 __all__ = ["CHANNELS", "STATUSES", "assign", "create", "create_template", "approve_template", "launch", "pause",

@@ -21,10 +21,10 @@ lot's expiry, the visit) is the entry's *occurrence*: a person enters once per o
 
 Steps run in order from the entry's due time: ``send`` (a channel and an approved template: a row
 in ``marketing_sends`` of the step's campaign, so consent, suppression, quiet hours, the weekly cap
-and the crash-safe sender apply exactly as to a campaign), ``wait_hours``, ``branch`` on the
-response (``reached``: the last send went out; ``delivered``: its receipt came back; ``purchased``:
-an order since the entry) to the ``yes`` or ``no`` step, and ``coupon`` (loyalty's e-coupon, issued
-by ``journey:<id>:<entry>``, once). A branch waits while its send is still queued. Exit conditions
+and the crash-safe sender apply exactly as to a campaign; on the ``coupon`` channel it issues one of
+loyalty's e-coupons, attributed to the step), ``wait_hours``, and ``branch`` on the response
+(``reached``: the last send went out; ``delivered``: its receipt came back; ``purchased``: an order
+since the entry) to the ``yes`` or ``no`` step. A branch waits while its send is still queued. Exit conditions
 (``exit_on``: ``purchase``, ``visit``) end an entry as soon as the person buys or walks in, both as
 orders land and before every step.
 
@@ -76,7 +76,7 @@ class _Step(BaseModel):
 
 
 class SendStep(_Step):
-    send: Literal["sms", "wechat", "wecom", "email"]
+    send: Literal["sms", "wechat", "wecom", "email", "coupon"]
     template_id: str = Field(min_length=1, max_length=64)
 
 
@@ -90,11 +90,7 @@ class BranchStep(_Step):
     no: int = Field(ge=0, le=50)
 
 
-class CouponStep(_Step):
-    coupon: str = Field(min_length=1, max_length=64, description="loyalty's coupon template id")
-
-
-Step = SendStep | WaitStep | BranchStep | CouponStep
+Step = SendStep | WaitStep | BranchStep
 
 
 class Params(BaseModel):
@@ -135,8 +131,6 @@ def create(db: Database, spec: JourneySpec, *, actor: str) -> dict:
                           code="invalid_journey")
         if isinstance(step, SendStep) and campaigns.template(db, step.template_id)["channel"] != step.send:
             raise Invalid(f"step {i}: template {step.template_id} is not for {step.send}", code="template_channel")
-        if isinstance(step, CouponStep):
-            coupons.template(db, step.coupon)  # raises UnknownTemplate
     journey_id = uuid.uuid4().hex[:12]
     params = spec.params.model_dump()
     params["days"] = params["days"] or _DEFAULT_DAYS.get(spec.trigger)
@@ -446,14 +440,6 @@ def advance(db: Database, *, now: datetime | None = None, batch: int = 500) -> d
             return dict(out)
 
 
-def _issue_coupon(db: Database, template_id: str, person: str, issued_by: str, now: datetime) -> str:
-    """Loyalty's e-coupon, once per entry and step (a rerun after a crash finds the one issued)."""
-    found = db.scalar("SELECT code FROM coupons WHERE issued_by = ?", (issued_by,))
-    if found is not None:
-        return str(found)
-    return str(coupons.issue(db, template_id, person, issued_by=issued_by, now=now)["code"])
-
-
 def _advance_batch(db: Database, rows: list[dict], now: datetime, out: dict[str, int]) -> int:
     ts = iso(now)
     persons = sorted({r["person_id"] for r in rows})
@@ -493,11 +479,6 @@ def _advance_batch(db: Database, rows: list[dict], now: datetime, out: dict[str,
                               "pending", 0, ts, ts))
                 logs.append((r["id"], step, f"send:{spec['send']}", ts))
                 out["sends"] += 1
-                step += 1
-            elif "coupon" in spec:
-                code = _issue_coupon(db, spec["coupon"], r["person_id"], f"journey:{r['journey_id']}:{r['id']}:{step}", now)
-                logs.append((r["id"], step, f"coupon:{code}", ts))
-                out["coupons"] += 1
                 step += 1
             elif "wait_hours" in spec:
                 due = iso(now + timedelta(hours=float(spec["wait_hours"])))
@@ -580,4 +561,5 @@ def results(db: Database, journey_id: str) -> dict:
         uplift = {"estimate": round(d, 5), "se": round(se, 5),
                   "ci95": [round(d - 1.96 * se, 5), round(d + 1.96 * se, 5)],
                   "method": "difference in conversion within the window (intention to treat), normal 95% interval"}
-    return {"journey": get(db, journey_id), "window_days": journey["window_days"], "groups": groups, "uplift": uplift}
+    return {"journey": get(db, journey_id), "window_days": journey["window_days"], "groups": groups, "uplift": uplift,
+            "coupons": coupons.totals(db, f"campaign:{journey_id}-")}

@@ -16,10 +16,11 @@ import pytest
 from cloud.activation import campaigns, consent, journeys
 from cloud.arrivals import till
 from cloud.arrivals.visits import Visit, record_visit
+from cloud.cdp import segments
 from cloud.channels.sms_sim import SimulatedSms
 from cloud.clock import iso, utcnow
 from cloud.db import Database
-from cloud.loyalty import ledger
+from cloud.loyalty import coupons, ledger
 from tests.health.local_servers import Provider
 
 
@@ -189,3 +190,40 @@ def test_daily_triggers_enter_whom_they_should_once_a_day(db: Database) -> None:
                    "points_expiring": "recent-1"}
     # the next day: the same occurrences enter nobody again
     assert sum(journeys.evaluate(db, now=now + timedelta(days=1)).values()) == 0
+
+
+def test_a_campaign_and_a_journey_issue_e_coupons_once_each_attributed(start_cloud) -> None:
+    client, runtime = start_cloud()
+    db = runtime.db
+    _members(db, ["c-1", "c-2", "c-supp"])
+    consent.suppress(db, "person", "c-supp", reason="asked", actor="t")
+    off = coupons.add_template(db, name="满200减30", kind="amount_off", value=30, min_spend=200, valid_days=30, actor="hq")
+    assert client.post("/v1/campaigns/templates", json={"channel": "coupon", "code": "ct_none", "body": "x"}).status_code == 404
+    tpl = client.post("/v1/campaigns/templates", json={"channel": "coupon", "code": off["id"], "body": "满200减30"}).json()
+    client.post(f"/v1/campaigns/templates/{tpl['id']}/approve")
+    segment = segments.save(db, "active", segments.Condition.parse({"lifecycle": ["active"]}), actor="t")
+    cid = client.post("/v1/campaigns", json={"name": "券", "segment_id": segment["id"], "channel": "coupon",
+                                             "template_id": tpl["id"], "holdout_pct": 0}).json()["id"]
+    client.post(f"/v1/campaigns/{cid}/launch")
+    runtime.campaigns.run()  # no marketing consent needed for a coupon in the wallet; suppression holds
+    assert client.get(f"/v1/campaigns/{cid}").json()["skipped"] == {"suppressed": 1}
+    mine = coupons.of_person(db, "c-1")
+    assert [(c["issued_by"], c["template_id"]) for c in mine] == [(f"campaign:{cid}:c-1", off["id"])]
+    # a send whose answer was lost (the process died) is settled from the wallet, not issued again
+    db.execute("UPDATE marketing_sends SET status = 'sending', owner = 'dead' WHERE campaign_id = ? AND person_id = 'c-1'",
+               (cid,))
+    assert runtime.campaigns.reconcile(stale_s=-1) == {"found": 1, "resend": 0, "unknown": 0}
+    runtime.campaigns.run()
+    assert len(coupons.of_person(db, "c-1")) == 1
+    coupons.redeem(db, mine[0]["code"], store="s1", channel="pos", amount=300, person="c-1", order_id="o1")
+    assert client.get(f"/v1/campaigns/{cid}/results").json()["coupons"] == {"issued": 2, "redeemed": 1, "discount": 30.0}
+    # a journey step on the coupon channel: a coupon as the member walks in
+    j = journeys.create(db, journeys.JourneySpec.model_validate(
+        {"name": "到店券", "trigger": "vip_arrival", "params": {"value_tiers": ["medium"]}, "holdout_pct": 0,
+         "steps": [{"send": "coupon", "template_id": tpl["id"]}]}), actor="t")
+    journeys.launch(db, j["id"])
+    _visit(db, "c-2", utcnow() - timedelta(minutes=1), 9)
+    runtime.run_journeys()
+    runtime.campaigns.run()
+    assert sorted(c["issued_by"].split(":")[1] for c in coupons.of_person(db, "c-2")) == sorted([cid, f"{j['id']}-0"])
+    assert journeys.results(db, j["id"])["coupons"]["issued"] == 1

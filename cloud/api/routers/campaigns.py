@@ -19,10 +19,12 @@ router = APIRouter(tags=["campaigns"])
 public = APIRouter(tags=["campaigns"])
 
 Channel = Literal["sms", "wechat", "wecom", "email"]
+#: what a campaign sends on: the consent channels and the e-coupon (``code``: loyalty's coupon template)
+SendChannel = Literal["sms", "wechat", "wecom", "email", "coupon"]
 
 
 class TemplateIn(BaseModel):
-    channel: Channel
+    channel: SendChannel
     code: str = Field(min_length=1, max_length=64, description="the provider's template code (SMS_xxx, WeChat template_id)")
     body: str = Field(min_length=1, max_length=500, description="text with {name}, {surname}, {title}, {tier}, {points}, {link}")
     params: list[str] = Field(default_factory=list, max_length=10, description="the fields the provider's template takes")
@@ -31,7 +33,7 @@ class TemplateIn(BaseModel):
 class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     segment_id: str = Field(min_length=1, max_length=64)
-    channel: Channel
+    channel: SendChannel
     template_id: str = Field(min_length=1, max_length=64)
     holdout_pct: float = Field(10.0, ge=0, lt=100)
     window_days: int = Field(14, ge=1, le=365)

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/journeys", tags=["campaigns"])
 @router.post("", status_code=201, responses={404: {"model": Error}, 422: {"model": Error}})
 def create_journey(body: journeys.JourneySpec, runtime: RuntimeDep, principal: Admin) -> dict:
     """Steps: ``{"send": "sms", "template_id": ...}``, ``{"wait_hours": 72}``, ``{"branch": "reached" |
-    "delivered" | "purchased", "yes": <step>, "no": <step>}``, ``{"coupon": <coupon template>}``."""
+    "delivered" | "purchased", "yes": <step>, "no": <step>}``; ``"send": "coupon"`` issues an e-coupon."""
     return journeys.create(runtime.db, body, actor=principal.name)
 
 
