@@ -13,6 +13,7 @@ from pathlib import Path
 from cloud.activation import journeys
 from cloud.activation import schema as activation_schema
 from cloud.activation.ecoupon import CouponChannel
+from cloud.activation.guide_task import GuideTaskChannel
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
 from cloud.arrivals import schema as arrivals_schema
@@ -101,6 +102,8 @@ class Runtime:
             marketing["wechat"] = WeChatSubscribeChannel(settings.wechat_api, settings.wechat_appid,
                                                          settings.wechat_secret, state=settings.wechat_state)
         marketing["coupon"] = CouponChannel(db)
+        if ingest is not None:  # a task on the guide screens of the member's home store
+            marketing["guide_task"] = GuideTaskChannel(db, ingest.client)
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)

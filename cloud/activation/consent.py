@@ -26,10 +26,10 @@ from cloud.db import Database, Tx
 from cloud.errors import Invalid, NotFound
 
 CHANNELS = ("sms", "wechat", "wecom", "email")
-#: In-store channels: nothing reaches the member's phone (a coupon lands in their wallet), so they
-#: need no marketing consent, keep no quiet hours and do not count towards the weekly cap; the
-#: suppression list still holds.
-IN_STORE = ("coupon",)
+#: In-store channels: nothing reaches the member's phone (a coupon lands in their wallet, a task on
+#: their home store's guide screens), so they need no marketing consent, keep no quiet hours and do
+#: not count towards the weekly cap; the suppression list still holds.
+IN_STORE = ("coupon", "guide_task")
 #: What a campaign or a journey step may send on.
 SEND_CHANNELS = (*CHANNELS, *IN_STORE)
 #: The identifier kind that addresses a person on each channel (wecom: the guide's WeCom user).
@@ -219,6 +219,8 @@ def contacts(tx: Tx, persons: Sequence[str], channel: str) -> dict[str, Contact]
         addresses: dict[str, str] = {}
         if channel == "coupon":  # the member's own wallet
             addresses = {p: p for p in chunk}
+        elif channel == "guide_task":  # the home store's guide screens
+            addresses = {r["id"]: r["home_store"] for r in rows if r["home_store"]}
         elif channel == "wecom":
             addresses = dict(tx.rows(f"SELECT person_id, wecom_user FROM person_guides WHERE person_id IN ({marks})",
                                      chunk))

@@ -76,7 +76,7 @@ class _Step(BaseModel):
 
 
 class SendStep(_Step):
-    send: Literal["sms", "wechat", "wecom", "email", "coupon"]
+    send: Literal["sms", "wechat", "wecom", "email", "coupon", "guide_task"]
     template_id: str = Field(min_length=1, max_length=64)
 
 
@@ -143,7 +143,7 @@ def create(db: Database, spec: JourneySpec, *, actor: str) -> dict:
                     spec.holdout_pct, spec.window_days, secrets.token_hex(8), iso(now), actor))
         for i, step in enumerate(steps):
             if isinstance(step, SendStep):
-                campaigns.insert(tx, _step_campaign(journey_id, i), name=f"{spec.name} #{i}",
+                campaigns.insert(tx, _step_campaign(journey_id, i), name=spec.name,
                                  segment_id=f"journey:{journey_id}", channel=step.send, template_id=step.template_id,
                                  holdout_pct=0, window_days=spec.window_days, start_at=now,
                                  quiet_start=spec.quiet_start, quiet_end=spec.quiet_end, weekly_cap=spec.weekly_cap,

@@ -131,7 +131,7 @@ class CampaignSender:
         params = {p: fields.get(p, "") for p in t["params"]}
         return Notice(key=key, title=campaign["name"], text=text, markdown=text, link=link, severity="info",
                       payload={"sms_template": t["code"], "sms_params": params, "wechat_template": t["code"],
-                               "coupon_template": t["code"],
+                               "coupon_template": t["code"], "person": contact.person,
                                "wechat_data": {p: {"value": v[:20]} for p, v in params.items()}})
 
     def run_once(self, *, now: datetime | None = None, batch: int = 1000, stop: threading.Event | None = None) -> Tally:

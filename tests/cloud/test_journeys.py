@@ -21,6 +21,9 @@ from cloud.channels.sms_sim import SimulatedSms
 from cloud.clock import iso, utcnow
 from cloud.db import Database
 from cloud.loyalty import coupons, ledger
+from protocol import topics, transport
+from protocol.codec import decode
+from protocol.messages import GuideTask, new_id
 from tests.health.local_servers import Provider
 
 
@@ -227,3 +230,39 @@ def test_a_campaign_and_a_journey_issue_e_coupons_once_each_attributed(start_clo
     runtime.campaigns.run()
     assert sorted(c["issued_by"].split(":")[1] for c in coupons.of_person(db, "c-2")) == sorted([cid, f"{j['id']}-0"])
     assert journeys.results(db, j["id"])["coupons"]["issued"] == 1
+
+
+def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens(start_cloud, mosquitto) -> None:
+    client, runtime = start_cloud(broker_url=mosquitto.url, client_id="cloud-journeys")
+    db = runtime.db
+    _members(db, ["wang"], cycle_days=30.0)
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO stores (id, brand, name, city, created, timezone) VALUES ('sh-9', 'demo', '上海店', "
+                   "'上海', ?, 'Asia/Shanghai')", (iso(utcnow()),))
+        tx.execute("UPDATE members SET home_store = 'sh-9' WHERE id = 'wang'")
+        tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
+                   "VALUES ('pos:C1', 'pos', 'C1', 'sh-9', 'wang', ?, 380, 'paid')",
+                   (int((utcnow() - timedelta(days=31)).timestamp()),))
+    url = transport.BrokerUrl.parse(mosquitto.url)
+    screen = transport.make_client(url, f"screen-{new_id()[:8]}")
+    got: list[GuideTask] = []
+    screen.on_message = lambda c, u, msg: got.append(decode(bytes(msg.payload), GuideTask))
+    transport.start(screen, url)
+    screen.subscribe(topics.guide_tasks_of_store("demo", "sh-9"), qos=1)
+    try:
+        tpl = _template(db, "guide_task", "task", "{surname}{title} 该回购面霜了：送小样")
+        campaigns.approve_template(db, tpl, actor="hq")
+        j = client.post("/v1/journeys", json={"name": "面霜复购", "trigger": "repurchase_due", "holdout_pct": 0,
+                                              "steps": [{"send": "guide_task", "template_id": tpl}]}).json()
+        client.post(f"/v1/journeys/{j['id']}/launch")
+        time.sleep(0.3)  # the subscription is in place
+        runtime.run_journeys()
+        runtime.campaigns.run()  # no consent or quiet hours for an in-store task; the broker acknowledged it
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(t.store, t.member_id, t.title, t.text) for t in got] == [("sh-9", "wang", "面霜复购",
+                                                                           "王女士 该回购面霜了：送小样")]
+        assert db.scalar("SELECT receipt FROM marketing_sends WHERE person_id = 'wang'") == got[0].task_id
+    finally:
+        transport.stop(screen)

@@ -20,7 +20,7 @@ public = APIRouter(tags=["campaigns"])
 
 Channel = Literal["sms", "wechat", "wecom", "email"]
 #: what a campaign sends on: the consent channels and the e-coupon (``code``: loyalty's coupon template)
-SendChannel = Literal["sms", "wechat", "wecom", "email", "coupon"]
+SendChannel = Literal["sms", "wechat", "wecom", "email", "coupon", "guide_task"]
 
 
 class TemplateIn(BaseModel):
