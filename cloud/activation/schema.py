@@ -73,9 +73,18 @@ JOURNEYS: tuple[str, ...] = (
     "ALTER TABLE campaigns ADD COLUMN journey_id TEXT",
 )
 
+#: Version 48: saved cohorts for effect tracking (a segment on a day, or a tagged source of orders).
+COHORTS: tuple[str, ...] = (
+    """CREATE TABLE cohorts (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, definition TEXT NOT NULL, created TEXT NOT NULL,
+        created_by TEXT NOT NULL)""",
+)
+
 SCHEMA = Schema("activation", (
     Migration(27, "activation: marketing consent per channel, suppression, guides, templates, campaigns, "
                   "audiences with holdout, sends, SMS uplinks", STATEMENTS),
     Migration(38, "activation: journeys (trigger, steps, exits, holdout), their entries and step log; "
                   "journey send steps as campaigns", JOURNEYS),
+    Migration(48, "activation: saved cohorts (a segment on a day, a livestream's orders, an influencer's coupon)",
+              COHORTS),
 ))

@@ -133,10 +133,22 @@ def remove_suppression(kind: str, value: str, runtime: RuntimeDep, principal: Ad
     consent.unsuppress(runtime.db, kind, value)
 
 
+@router.post("/cohorts", status_code=201, responses={404: {"model": Error}, 422: {"model": Error}})
+def create_cohort(body: cohorts.CohortSpec, runtime: RuntimeDep, principal: Admin) -> dict:
+    """A cohort to follow: a saved segment as of ``start``, a channel's ``order_nos`` (a livestream's
+    orders) or a ``coupon_template``'s redemptions (an influencer's coupon)."""
+    return cohorts.create(runtime.db, body, actor=principal.name)
+
+
+@router.get("/cohorts")
+def list_cohorts(runtime: RuntimeDep, principal: HqReader) -> list[dict]:
+    return cohorts.listing(runtime.db)
+
+
 @router.get("/cohorts/{cohort_id}", responses={404: {"model": Error}, 409: {"model": Error}})
 def get_cohort(cohort_id: str, runtime: RuntimeDep, principal: HqReader) -> dict:
-    """``campaign:<id>``: the audience over 30/60/90/180 days, treatment against its holdout (buyer
-    rate, orders and LTV per head, channel mix)."""
+    """Over 30/60/90/180 days, the cohort against its matched control (``campaign:<id>``: treatment
+    against its holdout): buyer (repurchase) rate, orders and LTV per head, channel mix."""
     return cohorts.cohort(runtime.db, cohort_id)
 
 
