@@ -12,9 +12,10 @@ Three kinds of cohort, each with its own control:
   who did not come through the source, matched on value tier, each followed from their first order
   in those days.
 
-Per group and horizon: persons, ``buyer_rate`` (the share who ordered again after their start: the
-repurchase rate for an order source, as the tagged order itself is the start), orders and revenue
-(LTV) per head, and the channel mix of those orders. Matching draws, within each value tier, the
+``measures`` names what ``buyer_rate`` counts: ``orders_from_start`` (campaign and segment
+cohorts) or ``repurchase_after_tagged_order`` (order sources, whose tagged order is the start).
+Per group and horizon: persons, ``buyer_rate``, orders and revenue (LTV) per head, and the channel
+mix of those orders. Matching draws, within each value tier, the
 persons with the lowest hash of (cohort, person), so a cohort's control is the same on every read;
 a tier with too few candidates gives fewer controls, and ``matched`` says how many were found.
 """
@@ -97,9 +98,9 @@ def cohort(db: Database, cohort_id: str, *, now: datetime | None = None) -> dict
         raise UnknownCohort(f"no cohort {cohort_id}")
     definition = json.loads(row["definition"])
     if "segment_id" in definition:
-        groups, strict, measures = _segment(db, cohort_id, definition), False, "orders after the segment's day"
+        groups, strict, measures = _segment(db, cohort_id, definition), False, "orders_from_start"
     else:
-        groups, strict, measures = _source(db, cohort_id, definition), True, "repurchase after the tagged order"
+        groups, strict, measures = _source(db, cohort_id, definition), True, "repurchase_after_tagged_order"
     return {"id": cohort_id, "name": row["name"], "definition": definition, "measures": measures,
             "matched": {g: len(p) for g, p in groups.items()}, "horizons": _follow(db, groups, now, strict=strict)}
 
@@ -113,7 +114,7 @@ def _campaign(db: Database, cohort_id: str, ref: str, now: datetime) -> dict:
     for person, grp in db.rows("SELECT person_id, grp FROM campaign_audience WHERE campaign_id = ?", (ref,)):
         groups[str(grp)][str(person)] = start
     return {"id": cohort_id, "campaign": campaign["name"], "start": campaign["launched_at"],
-            "measures": "orders from launch", "horizons": _follow(db, groups, now, strict=False)}
+            "measures": "orders_from_start", "horizons": _follow(db, groups, now, strict=False)}
 
 
 def _tiers(db: Database, persons: Sequence[str]) -> dict[str, str]:
@@ -147,7 +148,7 @@ def _segment(db: Database, cohort_id: str, definition: dict) -> Groups:
     with db.transaction() as tx:
         members = sorted(set(segments.matching_persons(tx, condition, as_of=start)))
     inside = set(members)
-    others = [str(r[0]) for r in db.rows("SELECT member_id FROM person_stats") if r[0] not in inside]
+    others = [str(r[0]) for r in db.rows("SELECT id FROM members WHERE merged_into IS NULL") if r[0] not in inside]
     t = int(start.timestamp())
     return {"cohort": dict.fromkeys(members, t), "control": dict.fromkeys(_matched(db, cohort_id, members, others), t)}
 
