@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from cloud.activation import journeys
+from cloud.activation import audience, journeys
 from cloud.activation import schema as activation_schema
 from cloud.activation.ecoupon import CouponChannel
 from cloud.activation.guide_task import GuideTaskChannel
@@ -107,6 +107,8 @@ class Runtime:
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)
+        # audience syncs: each segment's hashed upload file rebuilt when its interval has passed
+        self.scheduler.every("audience-refresh", 300.0, lambda: audience.refresh_due(db))
         # journeys: triggers (visits on every tick, the rest daily), due steps; buyers exit as orders land
         self.scheduler.every("journeys", 10.0, self.run_journeys)
         if journeys.on_orders not in till.ORDER_HOOKS:

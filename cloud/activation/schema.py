@@ -73,11 +73,17 @@ JOURNEYS: tuple[str, ...] = (
     "ALTER TABLE campaigns ADD COLUMN journey_id TEXT",
 )
 
-#: Version 48: saved cohorts for effect tracking (a segment on a day, or a tagged source of orders).
+#: Version 48: saved cohorts for effect tracking (a segment on a day, or a tagged source of orders),
+#: and audience syncs: a segment's hashed upload file refreshed on a schedule, the last one kept.
 COHORTS: tuple[str, ...] = (
     """CREATE TABLE cohorts (
         id TEXT PRIMARY KEY, name TEXT NOT NULL, definition TEXT NOT NULL, created TEXT NOT NULL,
         created_by TEXT NOT NULL)""",
+    """CREATE TABLE audience_syncs (
+        segment_id TEXT NOT NULL, hash TEXT NOT NULL, every_hours DOUBLE PRECISION NOT NULL,
+        refreshed TEXT, lines BIGINT NOT NULL DEFAULT 0, added BIGINT NOT NULL DEFAULT 0,
+        removed BIGINT NOT NULL DEFAULT 0, body TEXT NOT NULL DEFAULT '', created_by TEXT NOT NULL,
+        PRIMARY KEY (segment_id, hash))""",
 )
 
 SCHEMA = Schema("activation", (
@@ -85,6 +91,6 @@ SCHEMA = Schema("activation", (
                   "audiences with holdout, sends, SMS uplinks", STATEMENTS),
     Migration(38, "activation: journeys (trigger, steps, exits, holdout), their entries and step log; "
                   "journey send steps as campaigns", JOURNEYS),
-    Migration(48, "activation: saved cohorts (a segment on a day, a livestream's orders, an influencer's coupon)",
-              COHORTS),
+    Migration(48, "activation: saved cohorts (a segment on a day, a livestream's orders, an influencer's coupon); "
+                  "audience syncs refreshed on a schedule", COHORTS),
 ))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cloud.activation import campaigns, consent
+from cloud.activation import audience, campaigns, consent
 from cloud.activation.sender import CampaignSender
 from cloud.cdp import segments
 from cloud.channels.notice import Notice, SmsChannel
@@ -273,3 +273,16 @@ def test_audience_sync_exports_hashed_normalised_phones_only(start_cloud) -> Non
     assert "1390000" not in body
     md5 = client.get(f"/v1/audiences/{segment['id']}?hash=md5").text.split()
     assert f"phone_md5,{hashlib.md5(b'13900000001').hexdigest()}" in md5
+    # a scheduled sync: the file is rebuilt when its interval has passed, with what changed
+    assert client.get(f"/v1/audiences/{segment['id']}/snapshot").status_code == 404
+    assert client.put(f"/v1/audiences/{segment['id']}/sync", json={"every_hours": 24}).json()["refreshed"] is None
+    first = audience.refresh_due(runtime.db, now=NOON_SHANGHAI)
+    assert [(r["lines"], r["added"], r["removed"]) for r in first] == [(4, 4, 0)]
+    snap = client.get(f"/v1/audiences/{segment['id']}/snapshot")
+    assert sorted(snap.text.split()) == sorted(lines) and snap.headers["X-Added"] == "4"
+    consent.suppress(runtime.db, "phone", "13900000001", reason="asked", actor="t")
+    assert audience.refresh_due(runtime.db, now=NOON_SHANGHAI + timedelta(hours=1)) == []  # not due yet
+    again = audience.refresh_due(runtime.db, now=NOON_SHANGHAI + timedelta(hours=25))
+    assert [(r["lines"], r["added"], r["removed"]) for r in again] == [(3, 0, 1)]
+    assert f"phone_sha256,{hashlib.sha256(b'13900000001').hexdigest()}" not in \
+        client.get(f"/v1/audiences/{segment['id']}/snapshot").text

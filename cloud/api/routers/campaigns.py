@@ -162,6 +162,28 @@ def audience_export(segment_id: str, runtime: RuntimeDep, principal: Admin,
                              headers={"Content-Disposition": f'attachment; filename="audience-{segment_id}-{hash}.csv"'})
 
 
+class SyncIn(BaseModel):
+    hash: Literal["md5", "sha256"] = "sha256"
+    every_hours: float = Field(24.0, ge=1, le=720)
+
+
+@router.put("/audiences/{segment_id}/sync", responses={404: {"model": Error}, 422: {"model": Error}})
+def schedule_audience(segment_id: str, body: SyncIn, runtime: RuntimeDep, principal: Admin) -> dict:
+    """Keep the segment's upload file refreshed on a schedule (the ``audience-refresh`` job)."""
+    return audience.schedule(runtime.db, segment_id, hash_name=body.hash, every_hours=body.every_hours,
+                             actor=principal.name)
+
+
+@router.get("/audiences/{segment_id}/snapshot", responses={404: {"model": Error}})
+def audience_snapshot(segment_id: str, runtime: RuntimeDep, principal: Admin,
+                      hash: Literal["md5", "sha256"] = "sha256") -> StreamingResponse:
+    """The last refreshed file (``X-Refreshed``: when; ``X-Added`` / ``X-Removed``: the change since
+    the refresh before), for an ad platform to pull."""
+    row, lines = audience.snapshot(runtime.db, segment_id, hash)
+    return StreamingResponse(iter([("\n".join(lines) + "\n") if lines else ""]), media_type="text/csv", headers={
+        "X-Refreshed": row["refreshed"] or "", "X-Added": str(row["added"]), "X-Removed": str(row["removed"])})
+
+
 @public.post("/callbacks/aliyun/sms-up")
 def aliyun_sms_up(body: list[dict], runtime: RuntimeDep) -> dict:
     """Aliyun's SmsUp push: replies such as 退订/TD withdraw SMS consent. Answers as Aliyun expects."""
