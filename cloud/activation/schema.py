@@ -71,6 +71,8 @@ JOURNEYS: tuple[str, ...] = (
         id {serial_pk}, entry_id BIGINT NOT NULL, step BIGINT NOT NULL, action TEXT NOT NULL, ts TEXT NOT NULL)""",
     "CREATE INDEX journey_log_entry ON journey_log (entry_id)",
     "ALTER TABLE campaigns ADD COLUMN journey_id TEXT",
+    # the visit triggers read the last minutes' (and yesterday's) visits of every store every tick
+    "CREATE INDEX visits_ts ON visits (ts)",
 )
 
 #: Version 48: saved cohorts for effect tracking (a segment on a day, or a tagged source of orders),

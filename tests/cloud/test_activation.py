@@ -286,3 +286,30 @@ def test_audience_sync_exports_hashed_normalised_phones_only(start_cloud) -> Non
     assert [(r["lines"], r["added"], r["removed"]) for r in again] == [(3, 0, 1)]
     assert f"phone_sha256,{hashlib.sha256(b'13900000001').hexdigest()}" not in \
         client.get(f"/v1/audiences/{segment['id']}/snapshot").text
+
+
+def test_quiet_hours_are_checked_again_as_each_message_goes(db: Database, sms: SimulatedSms) -> None:
+    """A batch claimed at 20:59:59.3 in Shanghai: what would leave after 21:00 waits until 09:00."""
+    ts = iso(NOON_SHANGHAI - timedelta(days=100))
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO stores (id, brand, name, city, created, timezone) VALUES ('sh', 'b', '上海店', '上海', ?, "
+                   "'Asia/Shanghai')", (ts,))
+        for i in range(4):
+            tx.execute("INSERT INTO members (id, source, source_key, name, gender, tier, created, home_store) "
+                       "VALUES (?, 'crm', ?, '王芳', 'F', '金卡', ?, 'sh')", (f"q{i}", f"q{i}", ts))
+            tx.execute("INSERT INTO identifiers (member_id, kind, value, created) VALUES (?, 'phone', ?, ?)",
+                       (f"q{i}", f"1390000010{i}", ts))
+            tx.execute("INSERT INTO person_stats (member_id, orders, ltv, lifecycle, value_tier, top_categories, "
+                       "updated) VALUES (?, 1, 100, 'active', 'high', '[]', ?)", (f"q{i}", ts))
+            consent.set_consent(db, f"q{i}", "sms", True, source="counter", actor="t", now=NOON_SHANGHAI)
+    evening = datetime(2026, 3, 2, 12, 59, 59, 300_000, tzinfo=UTC)  # 20:59:59.3 in Shanghai
+    campaign = _campaign(db)
+    db.execute("UPDATE marketing_sends SET due = ? WHERE campaign_id = ?", (iso(evening), campaign["id"]))
+    sender = CampaignSender(db, {"sms": SmsChannel(SmsSender(sms.url, "品牌"), "SMS_ALERT")}, workers=1,
+                            rate_per_s={"sms": 1})  # one message a second: the second would leave after 21:00
+    tally = sender.run_once(now=evening)
+    sender.close()
+    assert tally.sent == 1 and tally.deferred == 3 and len(sms.sent) == 1
+    waiting = db.query("SELECT due, reason, attempts FROM marketing_sends WHERE status = 'pending'")
+    assert {(r["due"], r["reason"], r["attempts"]) for r in waiting} == {
+        (iso(datetime(2026, 3, 3, 1, 0, tzinfo=UTC)), "deferred:quiet_hours", 0)}
