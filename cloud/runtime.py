@@ -12,10 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cloud.activation import audience, journeys
 from cloud.activation import schema as activation_schema
+from cloud.activation.ecoupon import CouponChannel
+from cloud.activation.guide_task import GuideTaskChannel
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
 from cloud.arrivals import schema as arrivals_schema
+from cloud.arrivals import till
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
 from cloud.cdp import erasure
@@ -81,7 +85,7 @@ class Runtime:
     (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns, label
     redraws).
     Without one (API only): the scheduler still runs the jobs that need no broker (health rollup,
-    device and source health, alert delivery, campaign sends, loyalty postings and expiry)."""
+    device and source health, alert delivery, campaign sends, journeys, loyalty postings and expiry)."""
 
     def __init__(
         self, settings: Settings, db: Database, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
@@ -106,9 +110,18 @@ class Runtime:
         if settings.wechat_appid and settings.wechat_secret:
             marketing["wechat"] = WeChatSubscribeChannel(settings.wechat_api, settings.wechat_appid,
                                                          settings.wechat_secret, state=settings.wechat_state)
+        marketing["coupon"] = CouponChannel(db)
+        if ingest is not None:  # a task on the guide screens of the member's home store
+            marketing["guide_task"] = GuideTaskChannel(db, ingest.client)
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)
+        # audience syncs: each segment's hashed upload file rebuilt when its interval has passed
+        self.scheduler.every("audience-refresh", 300.0, lambda: audience.refresh_due(db))
+        # journeys: triggers (visits on every tick, the rest daily), due steps; buyers exit as orders land
+        self.scheduler.every("journeys", 10.0, self.run_journeys)
+        if journeys.on_orders not in till.ORDER_HOOKS:
+            till.ORDER_HOOKS.append(journeys.on_orders)
         # points: new orders and refunds posted, lots expired and expiry notices recorded
         LoyaltyService(db).schedule(self.scheduler)
         self.commands: CommandSender | None = None
@@ -200,6 +213,10 @@ class Runtime:
         """Settle sends a dead process left half-done, then send what is due."""
         self.campaigns.reconcile()
         self.campaigns.run()
+
+    def run_journeys(self, now: datetime | None = None) -> dict[str, int]:
+        """Enter who the triggers found, run the steps that are due (sends queue for the campaign sender)."""
+        return journeys.tick(self.db, now=now)
 
     def scan_alerts(self, now: datetime) -> list[Alert]:
         """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""

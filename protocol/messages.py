@@ -214,6 +214,23 @@ class GuideCard(_Traced):
     _omitted_when_none: ClassVar[tuple[str, ...]] = ("timings", "candidate", "evidence")
 
 
+class GuideTask(Message):
+    """A task for the store's guides from a campaign or journey (issue 20): "王女士 is due to
+    repurchase 面霜: offer the sample". Shown on the guide screens until done or expired; carries
+    the member's id and display name, never a face or a phone."""
+
+    type: Literal["guide_task"] = "guide_task"
+    task_id: EventId
+    brand: Id
+    store: Id
+    member_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    title: Annotated[str, Field(max_length=100)]
+    text: Annotated[str, Field(min_length=1, max_length=300)]
+    source: Annotated[str, Field(max_length=100)] = Field(description="campaign:<send key>: what asked for it")
+    ts: AwareDatetime
+    expires_at: AwareDatetime = Field(description="do not show after this; also MQTT expiry")
+
+
 class DeviceState(Message):
     """Retained presence of a device; the same model, state=offline, is its Last Will."""
 

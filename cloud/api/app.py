@@ -37,6 +37,7 @@ from cloud.api.routers import (
     identity,
     imports,
     ingest,
+    journeys,
     keys,
     labels,
     loyalty,
@@ -150,7 +151,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts,
                    storehealth, brand_live, guide_preview, labels, rollouts, alerts, device_commands, markdown_routes,
-                   master, erasures, loyalty, orders, campaigns):
+                   master, erasures, loyalty, orders, campaigns, journeys):
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
     app.include_router(campaigns.public)  # provider callbacks and the unsubscribe link: no API key
     app.include_router(guest_wifi.router)  # the store's guest Wi-Fi login page: the joining phone has no key
