@@ -13,10 +13,11 @@ from pathlib import Path
 from cloud.activation import schema as activation_schema
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
+from cloud.arrivals import joining
 from cloud.arrivals import schema as arrivals_schema
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
-from cloud.cdp import erasure
+from cloud.cdp import erasure, members, tags
 from cloud.cdp import schema as cdp_schema
 from cloud.channels import alerting as alert_channels
 from cloud.channels.wechat import WeChatSubscribeChannel
@@ -132,18 +133,20 @@ class Runtime:
             raise ValueError(f"the face engine runs pack {engine.pack.id}, settings say {pack.id}")
         db = open_cdp(settings.db)
         index = FaceIndex.from_database(db, pack.recogniser.embedding_space, pack.recogniser.embedding_dim)
+        enroller = Enroller(engine, db, index)
         ingest = None
         if broker is not None:
             processor = EventProcessor(
                 db, Matcher(index, db, pack, commercial_only=settings.commercial_only), CardBuilder(db, ttl_s=settings.card_ttl_s),
                 join_window_s=settings.wifi_join_window_s, require_known_devices=settings.require_known_devices,
+                enroller=enroller,
             )
             ingest = IngestWorker(
                 processor, broker, client_id=settings.client_id, card_ttl_s=settings.card_ttl_s,
                 session_expiry_s=settings.session_expiry_s,
                 share_group=settings.share_group, flasher=ArrivalFlasher(db),
             )
-        return cls(settings, db, index, Enroller(engine, db, index), ingest)
+        return cls(settings, db, index, enroller, ingest)
 
     def start(self) -> None:
         """Connect to the broker, if there is one, and start the scheduler. Raises ConnectionError."""
@@ -183,6 +186,19 @@ class Runtime:
     def scan_alerts(self, now: datetime) -> list[Alert]:
         """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""
         return anomaly.scan(self.db, self.alert_sender if self._started else None, now)
+
+    def join(self, token: str, verification_id: str, code: str, *, face: bool,
+             marketing: dict[str, bool]) -> joining.Joined:
+        """A visitor joined on their phone (入会): the screen's visitor card becomes their member card,
+        and with face consent the screen is asked for the live crop (``cloud.arrivals.joining``)."""
+        joined = joining.confirm(self.db, token, verification_id, code, face=face, marketing=marketing)
+        tags.refresh(self.db, [joined.person_id])  # an existing member's stats now include the sign-up
+        if self._started and self.ingest is not None and joined.visit is not None:
+            member = members.member(self.db, joined.person_id)
+            if member is not None:
+                self.ingest.publish(CardBuilder(self.db, ttl_s=self.settings.card_ttl_s).joined(joined.visit, member))
+            self.send_commands()
+        return joined
 
     def erase(self, member_id: str, *, actor: str) -> erasure.Erased:
         """Erase a person, drop their faces from this process's gallery and tell every edge box."""

@@ -33,6 +33,7 @@ from cloud.api.routers import (
     identity,
     imports,
     ingest,
+    join,
     keys,
     labels,
     loyalty,
@@ -149,6 +150,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                    master, erasures, loyalty, orders, campaigns):
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
     app.include_router(campaigns.public)  # provider callbacks and the unsubscribe link: no API key
+    app.include_router(join.public, prefix="/v1")  # the join page on a customer's phone: the QR code's token
     mount_dashboards(app)
     document_errors(app)
     return app

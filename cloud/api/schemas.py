@@ -58,20 +58,15 @@ class Consent(BaseModel):
     face: bool = Field(description="may the member's face be enrolled and recognised in stores")
 
 
-class MemberCreate(Input):
+class NameAndPhone(Input):
+    """Who signs up: at a counter (``MemberCreate``) or on their own phone (the join page)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
     phone: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
         description="mainland mobile number, 11 digits, optionally prefixed +86"
     )
-    gender: Gender | None = None
-    tier: Label = DEFAULT_TIER
-    tags: list[Label] = Field(default_factory=list, max_length=50)
-    preferences: list[Label] = Field(
-        default_factory=list, max_length=20, description="preferred product categories, e.g. 护肤, 彩妆"
-    )
-    consent: Consent
 
     @field_validator("name")
     @classmethod
@@ -87,6 +82,16 @@ class MemberCreate(Input):
         if found is None:
             raise ValueError("a phone is an 11-digit mainland mobile number starting with 1, optionally +86")
         return found.group(1)
+
+
+class MemberCreate(NameAndPhone):
+    gender: Gender | None = None
+    tier: Label = DEFAULT_TIER
+    tags: list[Label] = Field(default_factory=list, max_length=50)
+    preferences: list[Label] = Field(
+        default_factory=list, max_length=20, description="preferred product categories, e.g. 护肤, 彩妆"
+    )
+    consent: Consent
 
 
 class VerificationOut(BaseModel):

@@ -112,33 +112,48 @@ class CardBuilder:
         self._recommendations = recommendations
 
     def build(self, arrival: Arrival, match: Match, visit_id: str, timings: StageTimes | None = None) -> GuideCard:
+        candidate = match.candidate if match.reason == "uncertain" else None
+        return self.compose(brand=arrival.brand, store=arrival.store, arrival_event_id=arrival.event_id,
+                            arrival_ts=arrival.ts, visit_id=visit_id, member=match.member, confidence=match.confidence,
+                            candidate=candidate, timings=timings)
+
+    def joined(self, visit: dict, member: Member) -> GuideCard:
+        """The member card that replaces a visitor's card once the visitor joined on their phone
+        (``cloud.arrivals.joining``): same visit and arrival, so the screen swaps it in place; the
+        person proved their phone, so the match is certain."""
+        return self.compose(brand=visit["brand"], store=visit["store"], arrival_event_id=visit["arrival_event_id"],
+                            arrival_ts=datetime.fromisoformat(visit["ts"]), visit_id=visit["id"], member=member,
+                            confidence=1.0)
+
+    def compose(self, *, brand: str, store: str, arrival_event_id: str, arrival_ts: datetime, visit_id: str,
+                member: Member | None, confidence: float, candidate: Member | None = None,
+                timings: StageTimes | None = None) -> GuideCard:
         made = now()
         card_id = new_id()
-        summary, recs, script, shown, candidate = None, [], VISITOR_SCRIPT, None, None
-        if match.member is not None:
-            member = match.member
-            advice = advise(self._db, member, arrival.store, made, limit=self._recommendations)
+        summary, recs, script, shown, uncertain = None, [], VISITOR_SCRIPT, None, None
+        if member is not None:
+            advice = advise(self._db, member, store, made, limit=self._recommendations)
             summary = MemberSummary(
                 member_id=member.id, name=member.name, tier=member.tier,
                 title=title_for(member.name, member.gender) or "会员",  # neither name nor gender known
                 tags=card_tags(self._db, advice.person, member.tags),
-                visits=visits.visit_count(self._db, member.id, arrival.brand),
+                visits=visits.visit_count(self._db, member.id, brand),
                 enrolled_photo=thumbnails.card_photo(self._db, member.id),
                 **history(self._db, advice.person, visit_id=visit_id), **known_facts(advice.person),
             )
             recs = recommend.as_recommendations(advice.picks)
             script = advice.script
             shown = (member.id, advice.template_id, advice.variant)
-        elif match.reason == "uncertain" and match.candidate is not None:
+        elif candidate is not None:
             # issue 18: only the question and the enrolled photo beside the live crop, never the profile
-            title = title_for(match.candidate.name, match.candidate.gender) or "会员"
-            candidate = Candidate(member_id=match.candidate.id, title=title, prompt=f"可能是 {title}？请确认",
-                                  enrolled_photo=thumbnails.card_photo(self._db, match.candidate.id))
+            title = title_for(candidate.name, candidate.gender) or "会员"
+            uncertain = Candidate(member_id=candidate.id, title=title, prompt=f"可能是 {title}？请确认",
+                                  enrolled_photo=thumbnails.card_photo(self._db, candidate.id))
             script = UNCERTAIN_SCRIPT
         card = GuideCard(
-            card_id=card_id, visit_id=visit_id, arrival_event_id=arrival.event_id, brand=arrival.brand,
-            store=arrival.store, ts=made, arrival_ts=arrival.ts, member=summary, confidence=match.confidence,
-            recommendations=recs, script=script, expires_at=made + self._ttl, timings=timings, candidate=candidate,
+            card_id=card_id, visit_id=visit_id, arrival_event_id=arrival_event_id, brand=brand,
+            store=store, ts=made, arrival_ts=arrival_ts, member=summary, confidence=confidence,
+            recommendations=recs, script=script, expires_at=made + self._ttl, timings=timings, candidate=uncertain,
         )
         if shown is not None:
             person_id, template_id, variant = shown

@@ -70,13 +70,16 @@ def add_member(
     face_consent: bool,
     store: str | None = None,
     actor: str = "api",
+    proof_first: bool = False,
 ) -> Member:
     """A counter or HQ sign-up: one record keyed by its phone, linked by OneID only when the phone
-    belongs to nobody yet; else an unverified person of its own (``Member.verified`` False)."""
+    belongs to nobody yet; else an unverified person of its own (``Member.verified`` False).
+    ``proof_first``: unverified whoever holds the phone (a sign-up on the customer's own phone, where
+    nobody at a counter saw who typed the number): only the one-time code releases it."""
     member_id, created = uuid4().hex, utcnow()
     with db.transaction() as tx:
         oneid.lock(tx)
-        taken = bool(
+        taken = proof_first or bool(
             tx.scalar("SELECT 1 FROM identifiers WHERE kind = 'phone' AND value = ? AND blocked IS NULL LIMIT 1",
                       (phone,))
             or tx.scalar("SELECT 1 FROM members WHERE source = ? AND source_key = ?", (MEMBER_SOURCE, phone)))

@@ -26,7 +26,8 @@ class StoredFace:
 
 
 def add_face(
-    db: Database, *, member_id: str, vector: np.ndarray, embedding_space: str, pack_id: str, det_score: float
+    db: Database, *, member_id: str, vector: np.ndarray, embedding_space: str, pack_id: str,
+    det_score: float | None,
 ) -> StoredFace:
     face_id, vec = uuid4().hex, np.asarray(vector, dtype=np.float32)
     n = db.scalar(
