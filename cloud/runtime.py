@@ -13,7 +13,7 @@ from pathlib import Path
 from cloud.activation import schema as activation_schema
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
-from cloud.arrivals import joining
+from cloud.arrivals import joining, till
 from cloud.arrivals import schema as arrivals_schema
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
@@ -39,6 +39,7 @@ from cloud.health import schema as health_schema
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
+from cloud.loyalty import ledger
 from cloud.loyalty import schema as loyalty_schema
 from cloud.loyalty.service import LoyaltyService
 from cloud.masterdata import schema as masterdata_schema
@@ -101,7 +102,9 @@ class Runtime:
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)
-        # points: new orders and refunds posted, lots expired and expiry notices recorded
+        # points: streamed and till orders post as they land; a catch-up pass, expiry and notices on the scheduler
+        if ledger.post_landed not in till.ORDER_HOOKS:
+            till.ORDER_HOOKS.append(ledger.post_landed)
         LoyaltyService(db).schedule(self.scheduler)
         self.commands: CommandSender | None = None
         self.alert_sender: AlertSender | None = None

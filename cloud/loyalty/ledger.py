@@ -314,6 +314,14 @@ def _post_order(db: Database, order_id: str, pool: str) -> Movement | None:
                      ref=original, detail={"order": original, "refund": order_id, "paid": order["paid"]}, **common)
 
 
+def post_landed(db: Database, orders: list[dict]) -> None:
+    """A batch of streamed or till orders just landed (``cloud.arrivals.till.ORDER_HOOKS``): the
+    members' sales earn and refunds claw back now, not at the next catch-up pass."""
+    for order in orders:
+        if order.get("member_id") and order.get("status") in ("paid", "refund"):
+            post_order(db, order["id"])
+
+
 def post_new_orders(db: Database, *, limit: int = 1000, now: datetime | None = None, pool: str = POOL) -> int:
     """Post members' orders and refunds not yet in the ledger (those older than the expiry period
     would only expire at once and are left out); the number posted."""

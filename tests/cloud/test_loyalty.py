@@ -222,3 +222,19 @@ def test_tiers_follow_twelve_months_of_spend_from_every_channel(db: Database) ->
     assert tiers.recompute_all(db, now=now + timedelta(days=366)) == {"persons": 1, "upgrades": 0, "downgrades": 1}
     assert ledger.tier_of(db, "main", person)["tier"] == "普通会员"
     _clean(db)
+
+
+def test_a_till_order_earns_the_moment_it_lands_without_waiting_for_the_catch_up_pass(start_cloud) -> None:
+    from cloud.arrivals import till
+
+    client, runtime = start_cloud()
+    member = _member(runtime.db, phone="13800000099")
+    sale = {"order_no": "R-LAND-1", "store": "s1", "ts": datetime.now(UTC).isoformat(), "paid": 320.0,
+            "member": {"phone": "13800000099"}, "lines": [{"sku": "SKU-1", "qty": 1, "price": 320.0}], "type": "sale"}
+    till.land(runtime.db, "pos", [sale], store="s1")  # what evt/order and POST /v1/orders both call
+    assert client.get(f"/v1/loyalty/members/{member}").json()["balance"] == 320  # posted by the landing hook
+    refund = {**sale, "order_no": "R-LAND-1-R", "type": "refund", "refund_of": "R-LAND-1", "paid": 120.0,
+              "lines": [{"sku": "SKU-1", "qty": 1, "price": 120.0}]}
+    till.land(runtime.db, "pos", [refund], store="s1")
+    assert client.get(f"/v1/loyalty/members/{member}").json()["balance"] == 200
+    assert ledger.post_new_orders(runtime.db) == 0  # nothing left for the catch-up pass
