@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cloud.activation import schema as activation_schema
+from cloud.activation.expiry_notices import ExpiryNoticeSender
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
 from cloud.arrivals import joining, till
@@ -102,6 +103,9 @@ class Runtime:
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)
+        # points about to expire: told over the consented channels, outside quiet hours
+        self.expiry_notices = ExpiryNoticeSender(db, {k: v for k, v in marketing.items() if v is not None})
+        self.scheduler.every("points-notices", 300.0, self.expiry_notices.run)
         # points: streamed and till orders post as they land; a catch-up pass, expiry and notices on the scheduler
         if ledger.post_landed not in till.ORDER_HOOKS:
             till.ORDER_HOOKS.append(ledger.post_landed)
