@@ -196,18 +196,14 @@ def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> int | N
     if lot is not None:
         tx.execute("UPDATE loyalty_lots SET remaining = remaining - ? WHERE id = ?", (points, lot))
         return int(left_over[0][0])
-    left = points
-    while left:
-        lots = tx.rows("SELECT id, remaining FROM loyalty_lots WHERE account_id = ? AND remaining > 0 "
-                       "ORDER BY expires, id LIMIT 20", (acct,))
-        if not lots:
-            break  # a balance without lots (e.g. folded in before lots moved): nothing more to consume
-        for lot_id, remaining in lots:
-            take = min(left, remaining)
-            tx.execute("UPDATE loyalty_lots SET remaining = remaining - ? WHERE id = ?", (take, lot_id))
-            left -= take
-            if not left:
-                break
+    # FIFO in one statement: each open lot, oldest expiry first, gives what the running sum still needs.
+    # The account row is locked by the update above, so this statement's snapshot sees every lot change
+    # committed before it (READ COMMITTED takes one per statement), and no other spend can interleave.
+    tx.execute("UPDATE loyalty_lots SET remaining = loyalty_lots.remaining - t.take FROM ("
+               "SELECT id, CASE WHEN running <= ? THEN remaining ELSE ? - (running - remaining) END AS take FROM ("
+               "SELECT id, remaining, SUM(remaining) OVER (ORDER BY expires, id) AS running FROM loyalty_lots "
+               "WHERE account_id = ? AND remaining > 0) w WHERE running - remaining < ?) t "
+               "WHERE loyalty_lots.id = t.id", (points, points, acct, points))
     return int(left_over[0][0])
 
 
