@@ -97,7 +97,8 @@ def start(db: Database, member_id: str, *, sms: SmsSender | None, template: str,
     kind, phone = proof
     sends = db.scalar("SELECT COUNT(*) FROM verifications WHERE member_id = ?", (member_id,))
     if sends >= MAX_SENDS:
-        raise TooManySends(f"{MAX_SENDS} codes were sent for this sign-up already; HQ can merge it")
+        raise TooManySends(f"{MAX_SENDS} codes were sent for this record already"
+                           + ("; HQ can merge it" if kind == "phone" else "; its consent stays unproven"))
     verification_id, code, now = new_id(), f"{secrets.randbelow(10**6):06d}", utcnow()
     expires = iso(now + TTL)
     with db.transaction() as tx:
