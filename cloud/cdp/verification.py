@@ -105,7 +105,8 @@ def send_code(db: Database, member_id: str, *, kind: str, value: str, phone: str
     or an identifier to bind: ``cdp.binding``) and text it to ``phone``; the previous pending one stops."""
     sends = db.scalar("SELECT COUNT(*) FROM verifications WHERE member_id = ? AND kind = ?", (member_id, kind))
     if sends >= MAX_SENDS:
-        raise TooManySends(f"{MAX_SENDS} codes were sent for this already; HQ can merge the records")
+        left = {"phone": "; HQ can merge it", "consent": "; its consent stays unproven"}.get(kind, "")
+        raise TooManySends(f"{MAX_SENDS} codes were sent for this record already{left}")
     verification_id, code, now = new_id(), f"{secrets.randbelow(10**6):06d}", utcnow()
     expires = iso(now + TTL)
     with db.transaction() as tx:
