@@ -123,6 +123,15 @@ class Database:
     def close(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Many short statements of one unit of work (an arrival's ingest) in one transaction where a
+        transaction costs round trips (PostgreSQL: a pool checkout, BEGIN and COMMIT); on SQLite each
+        statement keeps its own, as the one connection's lock is shared with the API threads and must
+        not be held over a card's whole build (nor against the recommendation model's build thread,
+        which the build may wait for)."""
+        yield
+
     # one-statement shortcuts, each its own transaction (or part of the caller's)
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         with self.transaction() as tx:
@@ -213,6 +222,11 @@ class PostgresDatabase(Database):
                 yield tx
             finally:
                 self._local.tx = None
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        with self.transaction():
+            yield
 
     def close(self) -> None:
         self._pool.close()

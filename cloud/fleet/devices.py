@@ -89,13 +89,16 @@ def import_registry(db: Database, text: str | bytes) -> Imported:
     return Imported(registry.brand, len(rows), sum(1 for r in rows if r[6] == "revoked"))
 
 
-def has_registry(db: Database) -> bool:
-    return db.scalar("SELECT 1 FROM device_registry LIMIT 1") is not None
-
-
-def verdict(db: Database, brand: str, store: str, device: str) -> Verdict:
-    state = db.scalar("SELECT state FROM device_registry WHERE brand = ? AND store = ? AND device = ?",
-                      (brand, store, device))
+def verdict(db: Database, brand: str, store: str, device: str, *, required: bool | None = None) -> Verdict | None:
+    """Whether the device may send events; None when devices need not be known: ``required`` False, or
+    None (the default) and no registry was loaded. One statement, as it runs for every event."""
+    if required is False:
+        return None
+    state, registry = db.rows(
+        "SELECT (SELECT state FROM device_registry WHERE brand = ? AND store = ? AND device = ?), "
+        "EXISTS (SELECT 1 FROM device_registry)", (brand, store, device))[0]
+    if required is None and not registry:
+        return None
     if state is None:
         return "unknown_device"
     return "known" if state == "active" else "revoked_device"
