@@ -149,13 +149,13 @@ def member(db: Database, member_id: str) -> Member | None:
         if head is None:
             return None
         # name, gender, tier, tags and phone by the brand's survivorship rules, never "the head's"
-        best = survivorship.values_of(survivorship.person_attributes(tx, head["id"]))
-        declared = list(dict.fromkeys(c for (raw,) in tx.rows(
-            "SELECT preferences FROM members WHERE id = ? OR merged_into = ? ORDER BY created, id",
-            (head["id"], head["id"])) for c in json.loads(raw)))  # every record's declared categories
+        person = survivorship.person_records(tx, head["id"])
+        best = survivorship.values_of(person.attributes)
+        # every record's declared categories
+        declared = list(dict.fromkeys(c for r in person.rows for c in json.loads(r["preferences"])))
         unverified = tx.scalar("SELECT 1 FROM identifiers WHERE member_id = ? AND blocked = ? LIMIT 1",
                                (head["id"], UNVERIFIED))
-        consent = face_consent(tx, head["id"])
+        consent = person.face_consent(head["id"])
     return Member(
         id=head["id"], name=str(best["name"] or ""), phone=best["phone"],  # type: ignore[arg-type]
         gender=best["gender"], tier=str(best["tier"] or survivorship.DEFAULT_TIER),  # type: ignore[arg-type]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 from cloud.cdp import survivorship
-from cloud.cdp.members import consent_history, face_consent
+from cloud.cdp.members import consent_history
 from cloud.db import Database
 from cloud.loyalty import balances
 
 _CHUNK = 500
+#: a record as the profile lists it
+_RECORD_FIELDS = ("id", "source", "source_key", "home_store", "face_consent", "consent_proven", "created")
 
 
 def _in(ids: list[str]) -> str:
@@ -40,21 +42,26 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
     """The person's 360 view; attributes by the brand's survivorship rules, and with ``explain``
     each attribute's lineage (rule, record, source, when observed)."""
     with db.transaction() as tx:
-        head = tx.one("SELECT * FROM members WHERE id = ?", (person,))
+        # the records, their consent and the surviving attributes in one read (a card's profile is read
+        # on every member arrival, and each statement is a round trip on PostgreSQL)
+        read = survivorship.person_records(tx, person)
+        head = read.row(person)
         if head is None:
             raise KeyError(person)  # callers resolve the person first (person_for)
-        consent, preferences = face_consent(tx, person), json.loads(head["preferences"])
-        attributes = survivorship.person_attributes(tx, person)
-        records = tx.query("SELECT id, source, source_key, home_store, face_consent, consent_proven, created FROM members "
-                           "WHERE id = ? OR merged_into = ? ORDER BY created, id", (person, person))
+        consent, preferences = read.face_consent(person), json.loads(head["preferences"])
+        attributes = read.attributes
+        records = [{k: r[k] for k in _RECORD_FIELDS} for r in read.rows]
         ids = [r["id"] for r in records]
         marks = _in(ids)
         identifiers = tx.query(f"SELECT kind, value, blocked FROM identifiers WHERE member_id IN ({marks}) "
                                "ORDER BY kind, value", ids)
         orders = tx.query(f"SELECT id, channel, store, ts, paid, status FROM orders WHERE member_id IN ({marks}) "
                           "ORDER BY ts DESC LIMIT ?", (*ids, recent))
-        order_count, ltv = tx.rows(
-            f"SELECT COUNT(*), COALESCE(SUM(paid), 0) FROM orders WHERE member_id IN ({marks})", ids)[0]
+        order_count, ltv, visit_count, faces = tx.rows(
+            f"SELECT (SELECT COUNT(*) FROM orders WHERE member_id IN ({marks})), "
+            f"(SELECT COALESCE(SUM(paid), 0) FROM orders WHERE member_id IN ({marks})), "
+            f"(SELECT COUNT(*) FROM visits WHERE member_id IN ({marks})), "
+            f"(SELECT COUNT(*) FROM faces WHERE member_id IN ({marks}))", (*ids, *ids, *ids, *ids))[0]
         channels = [r[0] for r in tx.rows(
             f"SELECT DISTINCT channel FROM orders WHERE member_id IN ({marks}) ORDER BY channel", ids)]
         stores = {r[0] for r in tx.rows(
@@ -63,8 +70,6 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
         stores |= {r["home_store"] for r in records if r["home_store"]}
         visits = tx.query(f"SELECT id, store, ts, confidence FROM visits WHERE member_id IN ({marks}) "
                           "ORDER BY ts DESC LIMIT ?", (*ids, recent))
-        visit_count = tx.scalar(f"SELECT COUNT(*) FROM visits WHERE member_id IN ({marks})", ids)
-        faces = tx.scalar(f"SELECT COUNT(*) FROM faces WHERE member_id IN ({marks})", ids)
         stats = tx.one("SELECT * FROM person_stats WHERE member_id = ?", (person,))
         tag_rows = tx.query("SELECT tag, value, source FROM person_tags WHERE member_id = ? ORDER BY tag", (person,))
     if stats:

@@ -187,26 +187,59 @@ def _descending(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-def _records_of(tx: Tx, persons: Sequence[str]) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
-    """The records of these persons (by person, oldest first) and each record's usable phones."""
+def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, list[str]]]:
+    """The rows of these ids and of the records merged into them (oldest first), and each record's
+    usable phones."""
     marks = ", ".join("?" for _ in persons)
-    records: dict[str, list[dict]] = defaultdict(list)
-    for row in tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven FROM members "
-                        f"WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id", (*persons, *persons)):
-        records[row["merged_into"] or row["id"]].append(row)
+    rows = tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
+                    f"FROM members WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id",
+                    (*persons, *persons))
     phones: dict[str, list[str]] = {}
     for member_id, value in tx.rows(
         f"SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
         f"WHERE (m.id IN ({marks}) OR m.merged_into IN ({marks})) AND i.kind = 'phone' AND i.blocked IS NULL "
         f"ORDER BY i.id", (*persons, *persons)):
         phones.setdefault(member_id, []).append(value)
+    return rows, phones
+
+
+def _records_of(tx: Tx, persons: Sequence[str]) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """The records of these persons (by person, oldest first) and each record's usable phones."""
+    rows, phones = _record_rows(tx, persons)
+    records: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        records[row["merged_into"] or row["id"]].append(row)
     return records, phones
+
+
+@dataclass(frozen=True)
+class PersonRecords:
+    """One id's rows (``id = person OR merged_into = person``, oldest first, with ``source_key``,
+    ``preferences``, ``face_consent`` and ``consent_proven``) and the person's surviving attributes:
+    what a guide card's member and profile need of ``members``, read once (two statements and the
+    brand's rules) instead of a statement per question."""
+
+    rows: list[dict]
+    attributes: dict[str, Attribute]
+
+    def row(self, record_id: str) -> dict | None:
+        return next((r for r in self.rows if r["id"] == record_id), None)
+
+    def face_consent(self, person: str) -> bool:
+        """``members.face_consent`` on these rows: the head's own flag or any record's proven one."""
+        return any(r["face_consent"] == 1 and (r["id"] == person or r["consent_proven"] is not None)
+                   for r in self.rows)
+
+
+def person_records(tx: Tx, person: str) -> PersonRecords:
+    rows, phones = _record_rows(tx, [person])
+    mine = [r for r in rows if (r["merged_into"] or r["id"]) == person]
+    return PersonRecords(rows, survive(mine, phones, config(tx)))
 
 
 def person_attributes(tx: Tx, person: str) -> dict[str, Attribute]:
     """The surviving attributes of one person (its records read in this transaction)."""
-    records, phones = _records_of(tx, [person])
-    return survive(records.get(person, []), phones, config(tx))
+    return person_records(tx, person).attributes
 
 
 PROFILE_COLUMNS = ("member_id", "name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone",

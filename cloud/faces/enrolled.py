@@ -76,20 +76,26 @@ def _keep_cap(db: Tx, person: str, embedding_space: str) -> None:
     bump_gallery_epoch(db)
 
 
-def faces(db: Database, embedding_space: str, *, after: int = 0, known: Container[str] = ()) -> list[StoredFace]:
-    """Enrolled faces comparable with ``embedding_space``, owned by the person, except those in
-    ``known``. Embeddings are read only when some face is not known: the gallery re-reads a window
-    of recent rows on every arrival, and reading a thousand embeddings each time was most of an
-    arrival's work."""
+def catch_up(db: Database, embedding_space: str, *, after: int = 0,
+             known: Container[str] = ()) -> tuple[int, list[StoredFace]]:
+    """The gallery's epoch (bumped whenever faces leave or change owner: erasure, consent withdrawal,
+    merge, split) and the enrolled faces comparable with ``embedding_space`` numbered after
+    ``after``, owned by the person, except those in ``known``.
+    The gallery calls it on every arrival: the epoch and the window's ids come in one statement, and
+    embeddings are read only when some face is not known (reading a thousand each time was most of
+    an arrival's work)."""
     window = (embedding_space, after)
-    if all(face_id in known for face_id, in db.rows("SELECT id FROM faces WHERE embedding_space = ? AND n > ?", window)):
-        return []
+    seen = db.rows("SELECT g.epoch, f.id FROM gallery_state g LEFT JOIN faces f ON f.embedding_space = ? AND f.n > ? "
+                   "WHERE g.id = 1", window)
+    epoch = int(seen[0][0])
+    if all(face_id is None or face_id in known for _, face_id in seen):
+        return epoch, []
     rows = db.rows(
         f"SELECT f.id, {PERSON_OF}, f.embedding, f.n FROM faces f JOIN members m ON m.id = f.member_id "
         "WHERE f.embedding_space = ? AND f.n > ? ORDER BY f.n", window,
     )
-    return [StoredFace(id=r[0], member_id=r[1], vector=np.frombuffer(r[2], dtype="<f4"), n=r[3])
-            for r in rows if r[0] not in known]
+    return epoch, [StoredFace(id=r[0], member_id=r[1], vector=np.frombuffer(r[2], dtype="<f4"), n=r[3])
+                   for r in rows if r[0] not in known]
 
 
 def face_owners(db: Database, embedding_space: str) -> dict[str, str]:
@@ -97,11 +103,6 @@ def face_owners(db: Database, embedding_space: str) -> dict[str, str]:
     return dict(db.rows(
         f"SELECT f.id, {PERSON_OF} FROM faces f JOIN members m ON m.id = f.member_id "
         "WHERE f.embedding_space = ?", (embedding_space,)))
-
-
-def gallery_epoch(db: Database) -> int:
-    """Bumped whenever faces leave or change owner (erasure, consent withdrawal, merge, split)."""
-    return int(db.scalar("SELECT epoch FROM gallery_state WHERE id = 1"))
 
 
 def face_count(db: Database, member_id: str) -> int:

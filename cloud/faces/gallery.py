@@ -89,9 +89,8 @@ class FaceIndex:
         """Catch up with the database: new faces from any process, removals and owner changes."""
         if self._db is None:
             return
-        epoch = enrolled.gallery_epoch(self._db)
-        faces = enrolled.faces(self._db, self.embedding_space, after=max(0, self._last_n - _LATE_COMMIT_WINDOW),
-                               known=self._face_ids)
+        epoch, faces = enrolled.catch_up(self._db, self.embedding_space,
+                                         after=max(0, self._last_n - _LATE_COMMIT_WINDOW), known=self._face_ids)
         with self._lock:
             fresh: list[tuple[str | None, str, np.ndarray]] = [
                 (f.id, f.member_id, self._unit(f.vector)) for f in faces if f.id not in self._face_ids]
