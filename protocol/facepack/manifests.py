@@ -6,7 +6,9 @@ strangers who were never enrolled), on one half of the people, and reported on t
 figures sit in each pack's ``calibration``. The rule chosen: strangers shown as a member (FPIR)
 <= 0.1% and members shown as another member <= 0.02%, then as few missed members as possible,
 because showing the wrong member to an assistant is the worst error the product can make; a missed
-member is only a visitor. See docs/RECOGNITION.md.
+member is only a visitor. ``templates`` holds the same for members enrolled with several photos:
+the search mode (mean template or best photo) the bench chose on the calibration half, with its
+own threshold and margin (the bench's ``manifest`` block per pack). See docs/RECOGNITION.md.
 
 Every pack states the licence of its code, its weights and the data the weights were trained on,
 and whether a paying brand may use it (``commercial_use``); ``require_commercial`` refuses the
@@ -223,6 +225,21 @@ PACKS: dict[str, ModelPack] = {
                     "align_embed_cpu_ms": 17.4,
                 },
             ),
+            templates=TemplateSearch(
+                mode="mean",
+                threshold=0.5226,
+                margin=0.0579,
+                figures={
+                    "fnir": 4.558,
+                    "fpir": 0.048,
+                    "wrong_member": 0.0,
+                    "fpir_upper95": 0.226,
+                    "wrong_member_upper95": 0.85,
+                    "fnir_one_photo_same_probes": 12.821,
+                    "mated_searches": 351,
+                    "nonmated_searches": 2093,
+                },
+            ),
             min_face_px=24,
             licences=Licences(
                 weights="SCRFD: InsightFace non-commercial research only; MobileFaceNet: Apache-2.0 export "
@@ -255,6 +272,21 @@ PACKS: dict[str, ModelPack] = {
                     "nonmated_searches": 2099,
                     "detect_cpu_ms": 5.0,
                     "align_embed_cpu_ms": 8.2,
+                },
+            ),
+            templates=TemplateSearch(
+                mode="mean",
+                threshold=0.5174,
+                margin=0.0521,
+                figures={
+                    "fnir": 7.184,
+                    "fpir": 0.095,
+                    "wrong_member": 0.0,
+                    "fpir_upper95": 0.3,
+                    "wrong_member_upper95": 0.857,
+                    "fnir_one_photo_same_probes": 19.828,
+                    "mated_searches": 348,
+                    "nonmated_searches": 2099,
                 },
             ),
             min_face_px=24,
@@ -312,6 +344,21 @@ PACKS: dict[str, ModelPack] = {
                     "nonmated_searches": 2099,
                     "detect_cpu_ms": 4.1,
                     "align_embed_cpu_ms": 77.6,
+                },
+            ),
+            templates=TemplateSearch(
+                mode="mean",
+                threshold=0.9532,
+                margin=0.013,
+                figures={
+                    "fnir": 18.103,
+                    "fpir": 0.238,
+                    "wrong_member": 0.0,
+                    "fpir_upper95": 0.5,
+                    "wrong_member_upper95": 0.857,
+                    "fnir_one_photo_same_probes": 48.276,
+                    "mated_searches": 348,
+                    "nonmated_searches": 2099,
                 },
             ),
             min_face_px=24,
