@@ -134,6 +134,13 @@ BENCHES: tuple[Bench, ...] = (
                unit=" ms"),
         Figure("p50_ms", "door to screen p50", unit=" ms"),
     )),
+    Bench("ingest_capacity", "ingest_capacity", (), ("--processes", "1,2", "--rates", "25,50,100,200,400,800", "--step-s", "4"), (
+        *(Figure(engine, f"arrivals/s into cards with p95 < 100 ms, {name}, 1 ingest process", ">= 1000",
+                 lambda r, e=engine: r["arrivals_per_s_at_p95_under_100ms"][e] >= 1000,
+                 get=lambda r, e=engine: r["arrivals_per_s_at_p95_under_100ms"][e])
+          for engine, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))),
+        Figure("postgresql_scaling", "same on PostgreSQL by ingest processes", get=lambda r: r["postgresql_scaling"]),
+    )),
     Bench("pack_switch", "pack_switch", ("--cameras", "4", "--rounds", "5"), ("--cameras", "4", "--rounds", "2"), ()),
     Bench("health_api", "health_api", (), ("--stores", "20", "--days", "60", "--persons", "5000", "--repeats", "5"), ()),
     Bench("edge_throughput", "edge_throughput", ("--cameras", "4", "--resolution", "640x480", "--pack", "yunet",
@@ -167,9 +174,16 @@ BENCHES: tuple[Bench, ...] = (
                lambda r: r["mae_people"] < r["naive_mae_people"]),
         Figure("naive_mae_people", "naive MAE"),
     )),
-    Bench("markdown", "markdown", ("--products", "500"), ("--products", "100"), (
-        Figure("waste_ratio", "waste, markdown / fixed", "< 1", lambda r: r["waste_ratio"] < 1, unit="x"),
-        Figure("revenue_ratio", "revenue, markdown / fixed", ">= 1", lambda r: r["revenue_ratio"] >= 1, unit="x"),
+    Bench("markdown", "markdown", ("--products", "300"), ("--products", "100"), (
+        Figure("value vs 30% off on the last day, all unknowns", "planner value / the rule's, demand it does not know",
+               "> 1", lambda r: r["scenarios"]["all"]["planner_vs_rule"]["value"] > 1,
+               get=lambda r: r["scenarios"]["all"]["planner_vs_rule"]["value"], unit="x"),
+        Figure("waste vs 30% off on the last day, all unknowns", "planner waste / the rule's, same demand", "< 1",
+               lambda r: r["scenarios"]["all"]["planner_vs_rule"]["waste"] < 1,
+               get=lambda r: r["scenarios"]["all"]["planner_vs_rule"]["waste"], unit="x"),
+        Figure("scenarios where the planner beats the rule", "scenarios (of 6) where the planner's value beats the rule",
+               "6", lambda r: len(r["planner_value_beats_rule_in"]) == len(r["scenarios"]),
+               get=lambda r: len(r["planner_value_beats_rule_in"])),
     )),
     Bench("recommend", "recommend", ("--members", "20000"), ("--members", "3000"), (
         Figure("category_hit_rate_at_5", "next order's category in top 5", "> popularity",

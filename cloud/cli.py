@@ -253,7 +253,8 @@ def generate(
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
     incidents: Annotated[int, typer.Option(
         "--incidents", min=0, help="stores (those not named by --store-id first) with an incident planted for "
-        "yesterday: guide screen idle, door camera down, shelves empty (cloud/synthetic/incidents.py)")] = 0,
+        "yesterday, kinds in turn: guide screen idle, door camera down, shelves empty, staff absent, conversion "
+        "collapse, POS down (cloud/synthetic/incidents.py)")] = 0,
 ) -> None:
     """A synthetic brand: stores, members with overlapping channel identities, a year of orders, visits,
     and the last --floor-days of shop floor, rolled up into the store health metrics and scanned for

@@ -12,10 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cloud.activation import audience, journeys
 from cloud.activation import schema as activation_schema
+from cloud.activation.ecoupon import CouponChannel
+from cloud.activation.guide_task import GuideTaskChannel
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
 from cloud.arrivals import schema as arrivals_schema
+from cloud.arrivals import till
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
 from cloud.cdp import erasure
@@ -37,7 +41,7 @@ from cloud.guide import catalogue
 from cloud.guide import schema as guide_schema
 from cloud.guide.recommend import service as recommend
 from cloud.health import alerts as health_alerts
-from cloud.health import anomaly, device_health, notify
+from cloud.health import anomaly, device_health, notify, shortfall
 from cloud.health import schema as health_schema
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
@@ -48,6 +52,7 @@ from cloud.masterdata import schema as masterdata_schema
 from cloud.pricing import schema as pricing_schema
 from cloud.pricing.label_flash import ArrivalFlasher
 from cloud.pricing.markdown_runner import MarkdownService
+from cloud.pricing.shelf import LabelSync
 from cloud.scheduler import Scheduler
 from cloud.settings import Settings
 from protocol.facepack import PackError, get_pack, require_commercial
@@ -77,9 +82,10 @@ def open_cdp(location: str | Path, *, sample_catalogue: bool = True) -> Database
 class Runtime:
     """With a broker: one MQTT connection (the ingest worker's client, which guide cards, edge
     commands, health alerts and label redraws are all published on) and one scheduler thread
-    (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns).
+    (health rollup and anomaly scan, command re-sends, rollouts, telemetry pruning, markdowns, label
+    redraws).
     Without one (API only): the scheduler still runs the jobs that need no broker (health rollup,
-    device health, alert delivery, campaign sends, loyalty postings and expiry)."""
+    device and source health, alert delivery, campaign sends, journeys, loyalty postings and expiry)."""
 
     def __init__(
         self, settings: Settings, db: Database, index: FaceIndex, enroller: Enroller, ingest: IngestWorker | None,
@@ -96,6 +102,7 @@ class Runtime:
         # devices offline or silent within minutes; alerts routed to their owners' channels
         self.channels = alert_channels.from_settings(settings)
         self.scheduler.every("device-health", settings.device_health_every_s, self.check_devices)
+        self.scheduler.every("source-health", settings.source_health_every_s, self.check_sources)
         self.scheduler.every("alert-notify", settings.notify_every_s, self.notify_alerts)
         # campaigns: due marketing sends over the same channel adapters (SMS, WeCom to the guide, email)
         marketing = {"sms": self.channels.get("sms"), "wecom": self.channels.get("wecom_app"),
@@ -103,14 +110,24 @@ class Runtime:
         if settings.wechat_appid and settings.wechat_secret:
             marketing["wechat"] = WeChatSubscribeChannel(settings.wechat_api, settings.wechat_appid,
                                                          settings.wechat_secret, state=settings.wechat_state)
+        marketing["coupon"] = CouponChannel(db)
+        if ingest is not None:  # a task on the guide screens of the member's home store
+            marketing["guide_task"] = GuideTaskChannel(db, ingest.client)
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)
+        # audience syncs: each segment's hashed upload file rebuilt when its interval has passed
+        self.scheduler.every("audience-refresh", 300.0, lambda: audience.refresh_due(db))
+        # journeys: triggers (visits on every tick, the rest daily), due steps; buyers exit as orders land
+        self.scheduler.every("journeys", 10.0, self.run_journeys)
+        if journeys.on_orders not in till.ORDER_HOOKS:
+            till.ORDER_HOOKS.append(journeys.on_orders)
         # points: new orders and refunds posted, lots expired and expiry notices recorded
         LoyaltyService(db).schedule(self.scheduler)
         self.commands: CommandSender | None = None
         self.alert_sender: AlertSender | None = None
         self.markdown: MarkdownService | None = None
+        self.labels: LabelSync | None = None
         if ingest is not None:
             self.commands = CommandSender(db, ingest.client, retry_s=settings.command_retry_s,
                                           max_retry_s=settings.command_retry_max_s)
@@ -123,6 +140,9 @@ class Runtime:
                 db, ingest.client, every_s=settings.markdown_every_s,
                 max_changes_per_day=settings.markdown_max_changes_per_day, elasticity=settings.markdown_elasticity)
             self.markdown.schedule(self.scheduler)
+            # every bound label drawn with its product, price, member price and markdown, and redrawn on change
+            self.labels = LabelSync(db, ingest.client, every_s=settings.label_sync_every_s)
+            self.labels.schedule(self.scheduler)
         self._started = False
 
     @classmethod
@@ -176,6 +196,13 @@ class Runtime:
             health_alerts.publish_pending(self.db, self.alert_sender)
         return raised, cleared
 
+    def check_sources(self, now: datetime | None = None) -> tuple[list[Alert], list[str]]:
+        """The hourly business rule: raise alerts for sources dark or collapsing in open stores, clear those back."""
+        raised, cleared = shortfall.scan(self.db, now or utcnow())
+        if self._started and self.alert_sender is not None:
+            health_alerts.publish_pending(self.db, self.alert_sender)
+        return raised, cleared
+
     def notify_alerts(self, now: datetime | None = None) -> notify.NotifyResult:
         """Route open alerts to their owners, escalate unacknowledged critical ones, send what is due."""
         s = self.settings
@@ -186,6 +213,10 @@ class Runtime:
         """Settle sends a dead process left half-done, then send what is due."""
         self.campaigns.reconcile()
         self.campaigns.run()
+
+    def run_journeys(self, now: datetime | None = None) -> dict[str, int]:
+        """Enter who the triggers found, run the steps that are due (sends queue for the campaign sender)."""
+        return journeys.tick(self.db, now=now)
 
     def scan_alerts(self, now: datetime) -> list[Alert]:
         """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description=f"the bootstrap hq_admin API key (${API_KEY_ENV}; never on a command line)"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, min_length=32, description="the bearer token a Prometheus scraper sends for GET /metrics "
+        "($INSTORE_METRICS_TOKEN, at least 32 characters; never on a command line); none: /metrics is refused "
+        "(except in dev_open_mode)"
+    )
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="the largest request body the API reads")
     wifi_secret_file: AbsolutePath | None = Field(
         default=None, description=f"file holding the brand's Wi-Fi secret (the edge's); else ${WIFI_SECRET_ENV}"
@@ -177,8 +182,17 @@ class Settings(BaseSettings):
         description="price changes per perishable per store-local day; also the pricing periods of a day",
     )
     markdown_elasticity: float = Field(default=2.0, ge=0, le=10, description="the planner's demand elasticity estimate")
+    label_sync_every_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="how often every bound shelf label is checked against its product's price, member price and markdown",
+    )
     device_health_every_s: float = Field(
         default=60.0, gt=0, le=3600, description="how often devices are checked for offline or silent (alert within 5 min)"
+    )
+    source_health_every_s: float = Field(
+        default=300.0, gt=0, le=3600,
+        description="how often the POS, door, Wi-Fi and guide-screen rows are checked for a source dark or collapsing "
+        "(alert within the hour)",
     )
     device_stale_s: float = Field(
         default=120.0, gt=0, description="an edge box with no telemetry for this long is offline (it reports every 30 s)"

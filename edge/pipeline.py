@@ -65,7 +65,7 @@ class FacePipeline:
         self.placement = placement
         self.visits = visits
         self.stats = PipelineStats()
-        self.tracker = Tracker(camera, settings.tracking, new_id()[:8])
+        self.tracker = Tracker(camera, settings.tracking, new_id()[:8], engine.pack.track_min_similarity)
         self._scene: str | None = None
         self._scene_origin = ""
         self._next_engine: FaceEngine | None = None
@@ -78,6 +78,7 @@ class FacePipeline:
         self._remote = settings
         self.settings = settings.tracking
         self.tracker.settings = settings.tracking
+        self.tracker.pack_similarity = self.engine.pack.track_min_similarity
         self.gates = Gates(settings.gates, self.engine.pack)
 
     def swap_engine(self, engine: FaceEngine) -> None:
@@ -154,7 +155,7 @@ class FacePipeline:
     @property
     def detect_scale(self) -> float:
         """1, or with ``gates.detect_for_min_face`` on a YuNet pack the scale at which a face of the
-        gates' ``min_face_px`` is still ``YUNET_MIN_FACE_PX`` (SCRFD always runs at its fixed input size)."""
+        gates' ``min_face_px`` is still ``YUNET_MIN_FACE_PX`` (SCRFD scales every image to its input size)."""
         if not self._remote.gates.detect_for_min_face or self.engine.pack.detector.kind != "yunet":
             return 1.0
         return min(1.0, YUNET_MIN_FACE_PX / self.gates.min_face_px)

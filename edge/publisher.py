@@ -125,7 +125,7 @@ class Publisher:
 
     def _drain(self) -> None:
         while not self._stop.is_set():
-            self._settle_acks()
+            delivered = self._settle_acks()
             room = self.window - len(self._inflight)
             ready = self.connected.is_set() and room > 0 and time.monotonic() >= self._resume_at
             rows = self.outbox.pending(self._handed, room) if ready else []
@@ -133,11 +133,17 @@ class Publisher:
                 info = self.client.publish(row.topic, row.payload, qos=1)
                 self._inflight[info.mid] = row.seq
                 self._handed = row.seq
+            # Delivered rows are deleted after the new ones went out: the delete (a write under the
+            # state file's lock) used to stand between an arrival entering the outbox and its send.
+            if delivered:
+                self.outbox.ack(delivered)
             if not rows:
                 with self.outbox.changed:
                     self.outbox.changed.wait(0.05)
 
-    def _settle_acks(self) -> None:
+    def _settle_acks(self) -> list[int]:
+        """Take the PUBACKs that came: rewind for refused or unheard rows; return the delivered rows'
+        sequence numbers, for the caller to delete once it has sent what is ready."""
         done, unheard, refused = [], [], []
         reasons: Counter[str] = Counter()
         while True:
@@ -154,8 +160,6 @@ class Publisher:
                 unheard.append(seq)
             else:
                 done.append(seq)
-        if done:
-            self.outbox.ack(done)
         if refused:
             self._refused(refused, reasons)
         elif unheard:
@@ -174,6 +178,7 @@ class Publisher:
             log.info("broker accepts messages again; the refused ones are being delivered")
             self._refused_seqs.clear()
             self.backoff_s = self._resume_at = 0.0
+        return done
 
     def _refused(self, seqs: list[int], reasons: Counter[str]) -> None:
         """The broker did not take these: keep the rows, send them (and all after) again after a back-off."""

@@ -75,9 +75,11 @@ class Tracker:
 
     _serial = itertools.count(1)
 
-    def __init__(self, camera: str, settings: TrackingSettings, run_id: str) -> None:
+    def __init__(self, camera: str, settings: TrackingSettings, run_id: str, pack_similarity: float) -> None:
+        """``pack_similarity``: the running pack's ``track_min_similarity``, unless the settings name one."""
         self.camera = camera
         self.settings = settings
+        self.pack_similarity = pack_similarity
         self.run_id = run_id
         self.tracks: list[Track] = []
 
@@ -100,7 +102,14 @@ class Tracker:
 
     def resembles(self, track: Track, vector: np.ndarray) -> bool:
         aggregate = track.aggregate()
-        return aggregate is None or float(aggregate @ vector) >= self.settings.min_similarity
+        return aggregate is None or float(aggregate @ vector) >= self.min_similarity
+
+    @property
+    def min_similarity(self) -> float:
+        """The settings' value if set, else the pack's: cosines are not comparable across recognisers
+        (dlib's same-person scores sit near 0.95, MobileFaceNet's near 0.7)."""
+        chosen = self.settings.min_similarity
+        return chosen if chosen is not None else self.pack_similarity
 
     def open(self, face: Face, frame_index: int) -> Track:
         track = Track(f"{self.run_id}-{next(self._serial)}", self.camera, face.bbox, frame_index)

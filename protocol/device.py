@@ -49,9 +49,10 @@ class QualityGates(_Settings):
 
 class TrackingSettings(_Settings):
     min_iou: float = Field(default=0.3, gt=0, le=1, description="box overlap to continue a track")
-    min_similarity: float = Field(
-        default=0.4, ge=-1, le=1,
-        description="an embedded face below this cosine to its track's aggregate starts a new track",
+    min_similarity: float | None = Field(
+        default=None, ge=-1, le=1,
+        description="an embedded face below this cosine to its track's aggregate starts a new track; None: the "
+                    "pack's track_min_similarity (calibrated per recogniser, bench/track_similarity.py)",
     )
     max_missed_frames: int = Field(default=8, ge=0, description="frames without the face before the track ends")
     faces_for_arrival: int = Field(default=2, ge=1, le=20, description="good faces a track needs before its arrival")

@@ -175,6 +175,19 @@ class Candidate(BaseModel):
         default=None, description="base64 JPEG of the enrolled face, shown beside the live crop")
 
 
+class Evidence(BaseModel):
+    """How sure the cloud is of the person on a card once the face and the member's registered phone
+    are fused (issue 18, ``cloud.arrivals.fusion``): the posterior probability and why, in words."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fused: float = Field(ge=0.0, le=1.0, description="posterior probability that the card's person is here")
+    phone: Literal["present", "absent"] | None = Field(
+        default=None, description="the member's registered phone in the store; None: no registered phone")
+    reasons: list[ShortText] = Field(default_factory=list, max_length=6,
+                                     description="e.g. 人脸相似度 0.472（门槛 0.491）, 登记手机在店（似然比 4.2 …）")
+
+
 class GuideCard(_Traced):
     """What a guide screen shows for one arrival. ``member`` is None for a visitor: counted, never
     profiled, never shown with a face or a name."""
@@ -196,7 +209,26 @@ class GuideCard(_Traced):
     # read an uncertain one (member None) as a visitor, which is the safe side.
     candidate: Candidate | None = Field(
         default=None, description="an uncertain match to confirm (member is None then); see Candidate")
-    _omitted_when_none: ClassVar[tuple[str, ...]] = ("timings", "candidate")
+    evidence: Evidence | None = Field(
+        default=None, description="face and Wi-Fi fused: the posterior and its reasons (member and uncertain cards)")
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("timings", "candidate", "evidence")
+
+
+class GuideTask(Message):
+    """A task for the store's guides from a campaign or journey (issue 20): "王女士 is due to
+    repurchase 面霜: offer the sample". Shown on the guide screens until done or expired; carries
+    the member's id and display name, never a face or a phone."""
+
+    type: Literal["guide_task"] = "guide_task"
+    task_id: EventId
+    brand: Id
+    store: Id
+    member_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    title: Annotated[str, Field(max_length=100)]
+    text: Annotated[str, Field(min_length=1, max_length=300)]
+    source: Annotated[str, Field(max_length=100)] = Field(description="campaign:<send key>: what asked for it")
+    ts: AwareDatetime
+    expires_at: AwareDatetime = Field(description="do not show after this; also MQTT expiry")
 
 
 class DeviceState(Message):

@@ -117,6 +117,16 @@ def guide_cards_of_store(brand: str, store: str) -> str:
     return f"{_store(brand, store)}/guide/+/card"
 
 
+def guide_task(brand: str, store: str, screen: str = ALL_SCREENS) -> str:
+    """A campaign's or journey's task for the store's guides (cloud -> guide screens)."""
+    return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/task"
+
+
+def guide_tasks_of_store(brand: str, store: str) -> str:
+    """What a guide screen subscribes to for tasks: every screen's of its store."""
+    return f"{_store(brand, store)}/guide/+/task"
+
+
 def guide_feedback(brand: str, store: str, screen: str) -> str:
     return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/feedback"
 

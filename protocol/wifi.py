@@ -78,6 +78,18 @@ def device_key(mac: str | bytes, secret: bytes | str) -> str:
     return hmac.new(_secret(secret), raw, hashlib.sha256).hexdigest()
 
 
+def network_device_key(mac: str | bytes, secret: bytes | str, network: str) -> str:
+    """The brand-keyed identity of the address a phone uses on one store's own network.
+
+    Modern phones probe with random MACs but join each network with a per-network ("private")
+    address: locally administered, yet stable for that network. A member who logs in to the store's
+    guest Wi-Fi (``cloud.arrivals.guest_wifi``) binds that address; the store's access point reports
+    it for associated clients (an edge sensor feed with ``network: true``). The key is scoped to
+    the network (the store id), so the same address elsewhere is another key."""
+    raw = mac_bytes(mac)
+    return hmac.new(_secret(secret), b"net\x00" + network.encode() + b"\x00" + raw, hashlib.sha256).hexdigest()
+
+
 class WifiPresence(Message):
     """A stable device's visit as heard by one edge box: sent when the in-store rule first holds
     (``phase="enter"``) and when the device has been silent long enough to have left

@@ -124,7 +124,7 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
         return g
     if record.role == "cloud":
         every = f"{ROOT}/+/+"
-        g.send = [f"{every}/guide/+/card", f"{every}/+/cfg/desired", f"{every}/+/cmd/+", f"{every}/esl/#",
+        g.send = [f"{every}/guide/+/card", f"{every}/guide/+/task", f"{every}/+/cfg/desired", f"{every}/+/cmd/+", f"{every}/esl/#",
                   f"{every}/health/alert"]
         g.shared(f"{every}/+/evt/#", f"{every}/+/telemetry", f"{every}/+/cmd/+/ack", f"{every}/guide/+/feedback")
         # Retained messages never reach shared subscriptions (MQTT 5, 4.8.2), so states are plain.
@@ -133,7 +133,8 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
     if record.role == "bridge":
         g.send = [f"{store}/+/{level}" for level in ("evt/#", "state", "telemetry", "cfg/reported", "cmd/+/ack")]
         g.send.append(f"{store}/guide/+/feedback")
-        g.plain(f"{store}/guide/+/card", f"{store}/+/cfg/desired", f"{store}/+/cmd/+", f"{store}/esl/#")
+        g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task", f"{store}/+/cfg/desired", f"{store}/+/cmd/+",
+                f"{store}/esl/#")
         return g
     own = f"{store}/{record.device}"
     g.send = [f"{own}/state", f"{own}/telemetry", f"{own}/cfg/reported", f"{own}/cmd/+/ack"]
@@ -147,7 +148,7 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
         g.plain(f"{store}/esl/#")
     elif record.role == "kiosk":
         g.send.append(f"{store}/guide/{screen_of(record.device)}/feedback")
-        g.plain(f"{store}/guide/+/card")
+        g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task")
         if store_local:
             g.plain(f"{store}/local/crop/+")  # live face crops beside member cards
     return g
@@ -333,7 +334,7 @@ def bridge_topics(brand: str, store: str) -> list[str]:
     base = f"{ROOT}/{brand}/{store}"
     out = [f"{base}/+/{level}" for level in ("evt/#", "state", "telemetry", "cfg/reported", "cmd/+/ack")]
     out.append(f"{base}/guide/+/feedback")
-    inward = [f"{base}/guide/+/card", f"{base}/+/cfg/desired", f"{base}/+/cmd/+", f"{base}/esl/#"]
+    inward = [f"{base}/guide/+/card", f"{base}/guide/+/task", f"{base}/+/cfg/desired", f"{base}/+/cmd/+", f"{base}/esl/#"]
     return [f"topic {t} out 1" for t in out] + [f"topic {t} in 1" for t in inward]
 
 

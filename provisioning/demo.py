@@ -105,11 +105,11 @@ def demo(
         local.start_esl(DEMO_LABELS)  # starts while the members are enrolled
         members = [local.enrol(seed, person.enrol_photo, phone=f"1380013{number:04d}")
                    for number, (person, seed) in enumerate(sample.enrolled)]
+        local.wait_ready("esl")  # subscribed before the labels are bound: the cloud draws each one as it is bound
         shelf = local.label_recommended(members, DEMO_LABELS)
         log.info("shelf labels: %s", ", ".join(f"{label} -> {sku}" for label, sku in shelf.items()))
         local.start_kiosk(screenshot.resolve())
         local.wait_kiosk_ready()
-        local.wait_ready("esl")
         edge = local.run_edge(sample.frames_dir, device=EDGE)
         arrivals = next(e for e in edge.events if e.get("event") == "summary")["arrivals"]
         result = _settle(local, arrivals, EDGE)

@@ -30,6 +30,11 @@ def test_demo_headless_once_prints_its_result(tmp_path, models_dir, artifacts):
     assert summary["label_flashes"] > 0  # recommended products' labels flashed through the ESL gateway
     gateway_log = (tmp_path / "esl.log").read_text()
     assert gateway_log.count("flashing label") == summary["label_flashes"]
+    with closing(sqlite3.connect(tmp_path / "cloud.db")) as db:
+        bound = {label for (label,) in db.execute("SELECT label_id FROM esl_labels WHERE store = 'store1'")}
+    # every bound label was drawn with its product and price on the simulated access point
+    assert bound and {line.split("drew label ")[1].split(" ")[0] for line in gateway_log.splitlines()
+                      if "drew label " in line} == bound
     # the seeded brand history: HQ's ranking lists every store, and has open alerts to look at
     assert summary["dashboard_stores"] == HISTORY["stores"]
     assert summary["open_alerts"] > 0

@@ -21,11 +21,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloud.activation.consent import CHANNELS, _check_channel
+from cloud.activation.consent import CHANNELS, check_send_channel
 from cloud.cdp import segments
 from cloud.clock import iso, utcnow
-from cloud.db import Database
+from cloud.db import Database, Tx
 from cloud.errors import Conflict, Invalid, NotFound
+from cloud.loyalty import coupons
 
 STATUSES = ("draft", "running", "paused", "done")
 
@@ -39,7 +40,10 @@ class CampaignState(Conflict):
 
 
 def create_template(db: Database, *, channel: str, code: str, body: str, params: list[str], actor: str) -> dict:
-    _check_channel(channel)
+    """A message template; on the ``coupon`` channel ``code`` is loyalty's coupon template."""
+    check_send_channel(channel)
+    if channel == "coupon":
+        coupons.template(db, code)  # raises UnknownTemplate
     template = {"id": uuid.uuid4().hex[:12], "channel": channel, "code": code, "body": body, "params": params,
                 "approved": False, "approved_by": None}
     db.execute("INSERT INTO marketing_templates (id, channel, code, body, params, approved, created, created_by) "
@@ -64,7 +68,7 @@ def template(db: Database, template_id: str) -> dict:
 def create(db: Database, *, name: str, segment_id: str, channel: str, template_id: str, holdout_pct: float = 10.0,
            window_days: int = 14, start_at: datetime | None = None, quiet_start: int = 21, quiet_end: int = 9,
            weekly_cap: int = 2, actor: str) -> dict:
-    _check_channel(channel)
+    check_send_channel(channel)
     segments.saved(db, segment_id)  # raises UnknownSegment
     t = template(db, template_id)
     if t["channel"] != channel:
@@ -74,14 +78,25 @@ def create(db: Database, *, name: str, segment_id: str, channel: str, template_i
     if not (0 <= quiet_start <= 23 and 0 <= quiet_end <= 23) or weekly_cap < 1:
         raise Invalid("quiet hours are 0-23 and the weekly cap at least 1", code="invalid_campaign")
     campaign_id = uuid.uuid4().hex[:16]
-    now = utcnow()
-    db.execute(
-        "INSERT INTO campaigns (id, name, segment_id, channel, template_id, holdout_pct, window_days, start_at, "
-        "quiet_start, quiet_end, weekly_cap, status, salt, created, created_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?)",
-        (campaign_id, name, segment_id, channel, template_id, holdout_pct, window_days, iso(start_at or now),
-         quiet_start, quiet_end, weekly_cap, secrets.token_hex(8), iso(now), actor))
+    with db.transaction() as tx:
+        insert(tx, campaign_id, name=name, segment_id=segment_id, channel=channel, template_id=template_id,
+               holdout_pct=holdout_pct, window_days=window_days, start_at=start_at, quiet_start=quiet_start,
+               quiet_end=quiet_end, weekly_cap=weekly_cap, actor=actor)
     return get(db, campaign_id)
+
+
+def insert(tx: Tx, campaign_id: str, *, name: str, segment_id: str, channel: str, template_id: str,
+           holdout_pct: float, window_days: int, start_at: datetime | None, quiet_start: int, quiet_end: int,
+           weekly_cap: int, actor: str, journey_id: str | None = None) -> None:
+    """A draft campaign row; a journey's send step is one too (``journey_id``), so the sender treats
+    both alike."""
+    now = utcnow()
+    tx.execute(
+        "INSERT INTO campaigns (id, name, segment_id, channel, template_id, holdout_pct, window_days, start_at, "
+        "quiet_start, quiet_end, weekly_cap, status, salt, created, created_by, journey_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?, ?)",
+        (campaign_id, name, segment_id, channel, template_id, holdout_pct, window_days, iso(start_at or now),
+         quiet_start, quiet_end, weekly_cap, secrets.token_hex(8), iso(now), actor, journey_id))
 
 
 def get(db: Database, campaign_id: str) -> dict:
@@ -96,7 +111,9 @@ def get(db: Database, campaign_id: str) -> dict:
 
 
 def listing(db: Database) -> list[dict]:
-    return db.query("SELECT id, name, channel, status, audience, control, created FROM campaigns ORDER BY created DESC")
+    """Campaigns an HQ user made (a journey's send steps are listed with their journey)."""
+    return db.query("SELECT id, name, channel, status, audience, control, created FROM campaigns "
+                    "WHERE journey_id IS NULL ORDER BY created DESC")
 
 
 def _hash(salt: str, person: str) -> int:
@@ -161,7 +178,7 @@ def pause(db: Database, campaign_id: str) -> dict:
     return get(db, campaign_id)
 
 
-def _diff(pt: float, nt: int, pc: float, nc: int) -> tuple[float, float]:
+def diff(pt: float, nt: int, pc: float, nc: int) -> tuple[float, float]:
     """Difference of two proportions and its standard error."""
     return pt - pc, math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
 
@@ -196,7 +213,7 @@ def results(db: Database, campaign_id: str) -> dict:
         t, c = groups.get("treatment"), groups.get("control")
         entry: dict = {"stratum": stratum, "treatment": t, "control": c, "uplift": None}
         if t and c and t["n"] and c["n"]:
-            d, se = _diff(t["converted"] / t["n"], t["n"], c["converted"] / c["n"], c["n"])
+            d, se = diff(t["converted"] / t["n"], t["n"], c["converted"] / c["n"], c["n"])
             entry["uplift"] = {"estimate": round(d, 5), "ci95": [round(d - 1.96 * se, 5), round(d + 1.96 * se, 5)]}
             w = t["n"] + c["n"]
             weight_total += w
@@ -218,8 +235,9 @@ def results(db: Database, campaign_id: str) -> dict:
                                              "to": iso(launched + timedelta(days=int(campaign["window_days"])))},
             "groups": totals, "uplift": overall,
             "revenue_per_head_uplift": round(revenue_uplift, 2) if revenue_uplift is not None else None,
-            "strata": strata_out, "orders_by_channel": channels}
+            "strata": strata_out, "orders_by_channel": channels,
+            "coupons": coupons.totals(db, f"campaign:{campaign_id}:")}
 
 
 __all__ = ["CHANNELS", "STATUSES", "assign", "create", "create_template", "approve_template", "launch", "pause",
-           "results", "get", "listing", "template"]
+           "results", "get", "listing", "template", "insert", "diff"]

@@ -8,7 +8,8 @@ e-mail addresses, openids or persons nobody may message, whatever they consented
 
 ``Policy.check`` answers, for one batch of sends, why each may not go: ``no_consent``,
 ``suppressed``, ``no_address``, ``quiet_hours`` (in the time zone of the person's home store),
-``frequency_cap`` (sends to the person in the last 7 days); ``None`` means it may go.
+``frequency_cap`` (sends to the person in the last 7 days); ``None`` means it may go. The in-store
+channels (``IN_STORE``: an e-coupon) check suppression and the address only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from cloud.db import Database, Tx
 from cloud.errors import Invalid, NotFound
 
 CHANNELS = ("sms", "wechat", "wecom", "email")
+#: In-store channels: nothing reaches the member's phone (a coupon lands in their wallet, a task on
+#: their home store's guide screens), so they need no marketing consent, keep no quiet hours and do
+#: not count towards the weekly cap; the suppression list still holds.
+IN_STORE = ("coupon", "guide_task")
+#: What a campaign or a journey step may send on.
+SEND_CHANNELS = (*CHANNELS, *IN_STORE)
 #: The identifier kind that addresses a person on each channel (wecom: the guide's WeCom user).
 ADDRESS_KIND = {"sms": "phone", "wechat": "openid", "email": "email"}
 #: What an SMS reply must say to unsubscribe (case and spaces ignored).
@@ -35,6 +42,12 @@ _CHUNK = 500
 def _check_channel(channel: str) -> str:
     if channel not in CHANNELS:
         raise Invalid(f"unknown marketing channel {channel!r} (one of {', '.join(CHANNELS)})", code="invalid_channel")
+    return channel
+
+
+def check_send_channel(channel: str) -> str:
+    if channel not in SEND_CHANNELS:
+        raise Invalid(f"unknown channel {channel!r} (one of {', '.join(SEND_CHANNELS)})", code="invalid_channel")
     return channel
 
 
@@ -204,7 +217,11 @@ def contacts(tx: Tx, persons: Sequence[str], channel: str) -> dict[str, Contact]
             f"FROM members p LEFT JOIN stores st ON st.id = p.home_store "
             f"LEFT JOIN person_stats s ON s.member_id = p.id WHERE p.id IN ({marks})", chunk)
         addresses: dict[str, str] = {}
-        if channel == "wecom":
+        if channel == "coupon":  # the member's own wallet
+            addresses = {p: p for p in chunk}
+        elif channel == "guide_task":  # the home store's guide screens
+            addresses = {r["id"]: r["home_store"] for r in rows if r["home_store"]}
+        elif channel == "wecom":
             addresses = dict(tx.rows(f"SELECT person_id, wecom_user FROM person_guides WHERE person_id IN ({marks})",
                                      chunk))
         else:
@@ -244,7 +261,8 @@ class Policy:
                 f"SELECT value FROM marketing_suppression WHERE kind = 'person' AND value IN ({marks})", chunk)}
             recent.update(dict(tx.rows(
                 f"SELECT person_id, COUNT(*) FROM marketing_sends WHERE person_id IN ({marks}) AND sent_at >= ? "
-                f"AND status IN ('sending', 'sent', 'delivered') GROUP BY person_id", (*chunk, week_ago))))
+                f"AND status IN ('sending', 'sent', 'delivered') AND channel NOT IN ({', '.join('?' for _ in IN_STORE)}) "
+                f"GROUP BY person_id", (*chunk, week_ago, *IN_STORE))))
         addresses = [c.address for c in contacts_.values() if c.address]
         suppressed_values: set[str] = set()
         for start in range(0, len(addresses), _CHUNK):
@@ -253,16 +271,17 @@ class Policy:
                 f"SELECT value FROM marketing_suppression WHERE kind <> 'person' AND value IN "
                 f"({', '.join('?' for _ in chunk)})", chunk)}
         verdict: dict[str, str | None] = {}
+        messaged = channel not in IN_STORE
         for person, contact in contacts_.items():
-            if person not in consent:
+            if messaged and person not in consent:
                 verdict[person] = "no_consent"
             elif person in suppressed_persons or (contact.address in suppressed_values):
                 verdict[person] = "suppressed"
             elif not contact.address:
                 verdict[person] = "no_address"
-            elif in_quiet_hours(now, contact.tz, self.rules):
+            elif messaged and in_quiet_hours(now, contact.tz, self.rules):
                 verdict[person] = "quiet_hours"
-            elif recent.get(person, 0) >= self.rules.weekly_cap:
+            elif messaged and recent.get(person, 0) >= self.rules.weekly_cap:
                 verdict[person] = "frequency_cap"
             else:
                 verdict[person] = None

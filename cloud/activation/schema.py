@@ -1,4 +1,4 @@
-"""Activation's tables (version 27): marketing consent per channel, the suppression list, approved
+"""Activation's tables (version 27, journeys in 38): marketing consent per channel, the suppression list, approved
 templates, campaigns with their audience and holdout, every send (its idempotency key, why it went or
 did not), SMS uplinks (退订/TD) and the member's own guide (专属导购) for WeCom.
 
@@ -49,7 +49,50 @@ STATEMENTS: tuple[str, ...] = (
     "CREATE TABLE activation_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
+#: Version 38: lifecycle journeys. A journey is a trigger, steps (send, wait, branch, coupon), exit
+#: conditions and a holdout; each of its send steps is a ``campaigns`` row (``journey_id`` set) so its
+#: sends go through the same checks and crash-safe sender as a campaign's. ``journey_entries`` holds
+#: one row per person and occurrence of the trigger (unique: a trigger seen twice enters once), with
+#: the person's group, the step it is at and when it is due; ``journey_log`` what each step did.
+JOURNEYS: tuple[str, ...] = (
+    """CREATE TABLE journeys (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, trigger TEXT NOT NULL, params TEXT NOT NULL, steps TEXT NOT NULL,
+        exit_on TEXT NOT NULL, holdout_pct DOUBLE PRECISION NOT NULL, window_days BIGINT NOT NULL,
+        status TEXT NOT NULL, salt TEXT NOT NULL, last_daily TEXT, created TEXT NOT NULL, created_by TEXT NOT NULL,
+        launched_at TEXT)""",
+    """CREATE TABLE journey_entries (
+        id {serial_pk}, journey_id TEXT NOT NULL, person_id TEXT NOT NULL, occurrence TEXT NOT NULL,
+        grp TEXT NOT NULL, since BIGINT NOT NULL, entered TEXT NOT NULL, step BIGINT NOT NULL DEFAULT 0,
+        due TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, last_send TEXT, updated TEXT NOT NULL)""",
+    "CREATE UNIQUE INDEX journey_entries_once ON journey_entries (journey_id, person_id, occurrence)",
+    "CREATE INDEX journey_entries_due ON journey_entries (status, due)",
+    "CREATE INDEX journey_entries_person ON journey_entries (person_id, status)",
+    """CREATE TABLE journey_log (
+        id {serial_pk}, entry_id BIGINT NOT NULL, step BIGINT NOT NULL, action TEXT NOT NULL, ts TEXT NOT NULL)""",
+    "CREATE INDEX journey_log_entry ON journey_log (entry_id)",
+    "ALTER TABLE campaigns ADD COLUMN journey_id TEXT",
+    # the visit triggers read the last minutes' (and yesterday's) visits of every store every tick
+    "CREATE INDEX visits_ts ON visits (ts)",
+)
+
+#: Version 48: saved cohorts for effect tracking (a segment on a day, or a tagged source of orders),
+#: and audience syncs: a segment's hashed upload file refreshed on a schedule, the last one kept.
+COHORTS: tuple[str, ...] = (
+    """CREATE TABLE cohorts (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, definition TEXT NOT NULL, created TEXT NOT NULL,
+        created_by TEXT NOT NULL)""",
+    """CREATE TABLE audience_syncs (
+        segment_id TEXT NOT NULL, hash TEXT NOT NULL, every_hours DOUBLE PRECISION NOT NULL,
+        refreshed TEXT, lines BIGINT NOT NULL DEFAULT 0, added BIGINT NOT NULL DEFAULT 0,
+        removed BIGINT NOT NULL DEFAULT 0, body TEXT NOT NULL DEFAULT '', created_by TEXT NOT NULL,
+        PRIMARY KEY (segment_id, hash))""",
+)
+
 SCHEMA = Schema("activation", (
     Migration(27, "activation: marketing consent per channel, suppression, guides, templates, campaigns, "
                   "audiences with holdout, sends, SMS uplinks", STATEMENTS),
+    Migration(38, "activation: journeys (trigger, steps, exits, holdout), their entries and step log; "
+                  "journey send steps as campaigns", JOURNEYS),
+    Migration(48, "activation: saved cohorts (a segment on a day, a livestream's orders, an influencer's coupon); "
+                  "audience syncs refreshed on a schedule", COHORTS),
 ))

@@ -3,7 +3,8 @@
 
 Per batch: the checks (``consent.Policy``) decide what may go; a refused row is ``skipped`` with its
 reason, a row in quiet hours waits (``due`` moves to the end of the quiet hours in the person's
-store's time zone); the rest are claimed (``sending``, this sender's ``owner``) in one transaction
+store's time zone; quiet hours are checked again just before each request, as a batch takes
+seconds and the evening may begin in between); the rest are claimed (``sending``, this sender's ``owner``) in one transaction
 *before* any request, sent concurrently (a rate limit per channel), and recorded ``sent`` with the
 provider's receipt, or retried with back-off (``pending``, ``due`` later, up to ``MAX_ATTEMPTS``).
 
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cloud.activation.consent import Contact, Policy, Rules, TokenKey, contacts
+from cloud.activation.consent import IN_STORE, Contact, Policy, Rules, TokenKey, contacts, in_quiet_hours
 from cloud.channels.notice import Channel, ChannelFailed, Notice
 from cloud.clock import iso, utcnow, zone
 from cloud.db import Database
@@ -131,6 +132,7 @@ class CampaignSender:
         params = {p: fields.get(p, "") for p in t["params"]}
         return Notice(key=key, title=campaign["name"], text=text, markdown=text, link=link, severity="info",
                       payload={"sms_template": t["code"], "sms_params": params, "wechat_template": t["code"],
+                               "coupon_template": t["code"], "person": contact.person,
                                "wechat_data": {p: {"value": v[:20]} for p, v in params.items()}})
 
     def run_once(self, *, now: datetime | None = None, batch: int = 1000, stop: threading.Event | None = None) -> Tally:
@@ -179,11 +181,20 @@ class CampaignSender:
         if stop is not None and stop.is_set():
             return tally
 
+        started = time.monotonic()
+        quiet_until: dict[int, str] = {}
+
         def one(item: tuple[dict, dict, Contact]) -> tuple[int, str | None, str | None, bool]:
             r, campaign, contact = item
             if stop is not None and stop.is_set():
                 return r["id"], None, "stopped", False
             self._limits[campaign["channel"]].wait()
+            # a batch takes seconds: quiet hours may have begun since it was claimed
+            at = now + timedelta(seconds=time.monotonic() - started)
+            rules = Rules(int(campaign["quiet_start"]), int(campaign["quiet_end"]), int(campaign["weekly_cap"]))
+            if campaign["channel"] not in IN_STORE and in_quiet_hours(at, contact.tz, rules):
+                quiet_until[r["id"]] = iso(_quiet_end(at, contact.tz, rules))
+                return r["id"], None, None, False
             try:
                 receipt = self.channels[campaign["channel"]].send(contact.address or "",
                                                                   self._notice(r["key"], campaign, contact))
@@ -198,9 +209,14 @@ class CampaignSender:
         if stop is not None and stop.is_set():
             return tally  # killed: rows stay 'sending' as a dead process would leave them
         attempts = {r["id"]: int(r["attempts"]) + 1 for r, _, _ in claimed}
-        sent, retry, failed = [], [], []
+        sent: list[tuple] = []
+        retry: list[tuple] = []
+        failed: list[tuple] = []
+        late: list[tuple] = []
         for send_id, receipt, error, permanent in results:
-            if receipt is not None:
+            if send_id in quiet_until:
+                late.append((quiet_until[send_id], ts, send_id))
+            elif receipt is not None:
                 sent.append((receipt, ts, send_id))
             elif permanent or attempts[send_id] >= MAX_ATTEMPTS:
                 failed.append((error, ts, send_id))
@@ -212,7 +228,10 @@ class CampaignSender:
             tx.executemany("UPDATE marketing_sends SET status = 'pending', reason = ?, due = ?, sent_at = NULL, "
                            "owner = NULL, updated = ? WHERE id = ?", retry)
             tx.executemany("UPDATE marketing_sends SET status = 'failed', reason = ?, updated = ? WHERE id = ?", failed)
+            tx.executemany("UPDATE marketing_sends SET status = 'pending', reason = 'deferred:quiet_hours', due = ?, "
+                           "sent_at = NULL, owner = NULL, attempts = attempts - 1, updated = ? WHERE id = ?", late)
         tally.sent, tally.retried, tally.failed = len(sent), len(retry), len(failed)
+        tally.deferred += len(late)
         return tally
 
     def run(self, *, now: datetime | None = None, batch: int = 1000) -> Tally:

@@ -18,9 +18,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from cloud.api.deps import error_detail, require_api_key
 from cloud.api.guard import Guard
+from cloud.api.metrics import PATH as METRICS_PATH
+from cloud.api.metrics import MetricsEndpoint
 from cloud.api.openapi_errors import document_errors
 from cloud.api.routers import (
     alerts,
@@ -28,11 +31,13 @@ from cloud.api.routers import (
     campaigns,
     devices,
     erasures,
+    guest_wifi,
     guide_preview,
     health,
     identity,
     imports,
     ingest,
+    journeys,
     keys,
     labels,
     loyalty,
@@ -146,9 +151,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (members, identity, segments, tags, stores, visits, imports, ingest, keys, wifi, devices, scripts,
                    storehealth, brand_live, guide_preview, labels, rollouts, alerts, device_commands, markdown_routes,
-                   master, erasures, loyalty, orders, campaigns):
+                   master, erasures, loyalty, orders, campaigns, journeys):
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(require_api_key)])
     app.include_router(campaigns.public)  # provider callbacks and the unsubscribe link: no API key
+    app.include_router(guest_wifi.router)  # the store's guest Wi-Fi login page: the joining phone has no key
+    app.router.routes.append(Route(METRICS_PATH, MetricsEndpoint(settings), include_in_schema=False))  # own token
     mount_dashboards(app)
     document_errors(app)
     return app

@@ -160,6 +160,7 @@ class HotProduct(BaseModel):
     name: str
     units: int
     sales: float
+    member_price: float | None = Field(description="the catalogue's member price, if the product has one")
 
 
 class LiveCounter(BaseModel):
@@ -205,6 +206,9 @@ class StoreSales(BaseModel):
     name: str
     sales: float
     target: float | None
+    arrivals: int = Field(description="visits recorded at the door today")
+    traffic_target: int | None = Field(description="the day's imported traffic target (store_day_targets)")
+    conversion_target: float | None = Field(description="the day's imported conversion target, 0-1")
 
 
 class BrandLive(BaseModel):
@@ -219,3 +223,4 @@ class BrandLive(BaseModel):
     member_deals: list[MemberDeal]
     stores: list[StoreSales]
     arrivals: int
+    traffic_target: int | None = Field(description="the stores' traffic targets for the day, summed; None without any")

@@ -91,6 +91,9 @@ class MemberCreate(Input):
 
 class VerificationOut(BaseModel):
     id: str
+    kind: Literal["phone", "consent"] = Field(
+        description="phone: the sign-up joins the phone's person once the code is entered; consent: the "
+                    "sign-up's face consent is proven, and counts for the person after any later merge")
     sent: bool = Field(description="a one-time code went to the phone; False: no SMS gateway, HQ's merge only")
     expires: str
 
@@ -99,7 +102,9 @@ class MemberCreated(BaseModel):
     id: str
     verified: bool = Field(default=True, description="False: the phone belongs to someone else already; this "
                            "sign-up is its own person until the code sent to the phone is entered or HQ merges")
-    verification: VerificationOut | None = None
+    verification: VerificationOut | None = Field(
+        default=None, description="the one-time code sent: to join the phone's person (unverified) or to "
+                                  "prove face consent (a consenting sign-up, when an SMS gateway is configured)")
 
 
 class CodeIn(Input):
@@ -146,6 +151,11 @@ class VisitOut(BaseModel):
     arrivals: list[str] = Field(
         default_factory=list, description="every arrival stored against this visit, from any box (one visit per person "
         "and store within the re-visit window), in capture order")
+    phone: Literal["present", "absent"] | None = Field(
+        default=None, description="the candidate's registered phone when the face was decided; None: no phone")
+    fused_confidence: float | None = Field(
+        default=None, description="face and Wi-Fi fused (cloud.arrivals.fusion): posterior probability")
+    fusion: str | None = Field(default=None, description="the fusion's reasons, '；'-separated")
 
 
 class IngestStats(BaseModel):
@@ -165,6 +175,9 @@ class IngestStats(BaseModel):
     feedback: int
     device_reports: int = Field(description="retained states and telemetry read")
     till_orders: int = Field(default=0, description="till orders (evt/order) landed")
+    uncertain: int = Field(default=0, description="visitor cards that asked 可能是 王女士？请确认")
+    confirmed_cards: int = Field(default=0, description="member cards sent after an assistant's 是")
+    wifi_promoted: int = Field(default=0, description="uncertain faces the member's phone in the store raised")
 
 
 class Health(BaseModel):
@@ -345,6 +358,32 @@ class Whoami(BaseModel):
     role: str
     store: str | None
     person: str | None = Field(default=None, description="whom the key was issued to")
+
+
+class GuestLoginIn(Input):
+    """The guest Wi-Fi page's first step: the address the access point gave the page, and the phone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mac: str = Field(max_length=32, description="the client's address on the store's network, from the portal's redirect")
+    phone: str = Field(min_length=5, max_length=20, description="the member's phone number; a code is texted to it")
+
+
+class GuestLoginStarted(BaseModel):
+    login_id: str
+    expires: str
+
+
+class GuestCodeIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=4, max_length=8)
+    consent: bool = Field(description="the member agrees that the store recognises this phone on its Wi-Fi")
+
+
+class GuestBound(BaseModel):
+    device_key: str
+    created: bool
 
 
 class DeviceIn(Input):

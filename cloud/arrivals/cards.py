@@ -26,7 +26,18 @@ from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts.outcomes import record_shown
 from cloud.guide.sales_scripts.service import script_for
 from cloud.guide.sales_scripts.situations import in_words
-from protocol.messages import Arrival, Candidate, GuideCard, LastPurchase, MemberSummary, StageTimes, new_id, now
+from protocol.messages import (
+    Arrival,
+    Candidate,
+    Evidence,
+    GuideCard,
+    LastPurchase,
+    MemberSummary,
+    Recommendation,
+    StageTimes,
+    new_id,
+    now,
+)
 
 #: Recommendations on a card (the screen draws two; the script may name the third).
 CARD_RECOMMENDATIONS = 3
@@ -105,43 +116,72 @@ def advise(db: Database, member: Member, store: str, at: datetime, *, limit: int
     return Advice(person, picks, script, template_id, variant)
 
 
+@dataclass(frozen=True)
+class Door:
+    """The door moment a card is about: the arrival's event, where and when it was captured."""
+
+    arrival_event_id: str
+    brand: str
+    store: str
+    ts: datetime
+
+    @classmethod
+    def of(cls, arrival: Arrival) -> Door:
+        return cls(arrival.event_id, arrival.brand, arrival.store, arrival.ts)
+
+
 class CardBuilder:
     def __init__(self, db: Database, *, ttl_s: int, recommendations: int = CARD_RECOMMENDATIONS) -> None:
         self._db = db
         self._ttl = timedelta(seconds=ttl_s)
         self._recommendations = recommendations
 
-    def build(self, arrival: Arrival, match: Match, visit_id: str, timings: StageTimes | None = None) -> GuideCard:
-        made = now()
-        card_id = new_id()
-        summary, recs, script, shown, candidate = None, [], VISITOR_SCRIPT, None, None
+    def build(self, arrival: Arrival, match: Match, visit_id: str, timings: StageTimes | None = None,
+              evidence: Evidence | None = None) -> GuideCard:
+        """``evidence``: the face and Wi-Fi fused (``cloud.arrivals.fusion``), for a member or uncertain card."""
+        door = Door.of(arrival)
         if match.member is not None:
-            member = match.member
-            advice = advise(self._db, member, arrival.store, made, limit=self._recommendations)
-            summary = MemberSummary(
-                member_id=member.id, name=member.name, tier=member.tier,
-                title=title_for(member.name, member.gender) or "会员",  # neither name nor gender known
-                tags=card_tags(self._db, advice.person, member.tags),
-                visits=visits.visit_count(self._db, member.id, arrival.brand),
-                enrolled_photo=thumbnails.card_photo(self._db, member.id),
-                **history(self._db, advice.person, visit_id=visit_id), **known_facts(advice.person),
-            )
-            recs = recommend.as_recommendations(advice.picks)
-            script = advice.script
-            shown = (member.id, advice.template_id, advice.variant)
-        elif match.reason == "uncertain" and match.candidate is not None:
+            return self.member_card(door, match.member, match.confidence, visit_id, timings=timings,
+                                    evidence=evidence)
+        candidate, script = None, VISITOR_SCRIPT
+        if match.reason == "uncertain" and match.candidate is not None:
             # issue 18: only the question and the enrolled photo beside the live crop, never the profile
             title = title_for(match.candidate.name, match.candidate.gender) or "会员"
             candidate = Candidate(member_id=match.candidate.id, title=title, prompt=f"可能是 {title}？请确认",
                                   enrolled_photo=thumbnails.card_photo(self._db, match.candidate.id))
             script = UNCERTAIN_SCRIPT
-        card = GuideCard(
-            card_id=card_id, visit_id=visit_id, arrival_event_id=arrival.event_id, brand=arrival.brand,
-            store=arrival.store, ts=made, arrival_ts=arrival.ts, member=summary, confidence=match.confidence,
-            recommendations=recs, script=script, expires_at=made + self._ttl, timings=timings, candidate=candidate,
+        return self._card(door, visit_id, None, match.confidence, [], script, timings, candidate=candidate,
+                          evidence=evidence if candidate is not None else None)
+
+    def member_card(self, door: Door, member: Member, confidence: float, visit_id: str, *,
+                    timings: StageTimes | None = None, evidence: Evidence | None = None) -> GuideCard:
+        """The member's full card: profile, recommendations and script. Made for a face matched at the
+        door, and later for an uncertain one that an assistant's 是 or the member's phone confirmed
+        (``cloud.arrivals.ingest``); the caller has checked the member's face consent."""
+        made = now()
+        advice = advise(self._db, member, door.store, made, limit=self._recommendations)
+        summary = MemberSummary(
+            member_id=member.id, name=member.name, tier=member.tier,
+            title=title_for(member.name, member.gender) or "会员",  # neither name nor gender known
+            tags=card_tags(self._db, advice.person, member.tags),
+            visits=visits.visit_count(self._db, member.id, door.brand),
+            enrolled_photo=thumbnails.card_photo(self._db, member.id),
+            **history(self._db, advice.person, visit_id=visit_id), **known_facts(advice.person),
         )
-        if shown is not None:
-            person_id, template_id, variant = shown
-            record_shown(self._db, card_id=card_id, person_id=person_id, template_id=template_id,
-                         variant=variant, ts=made)
+        card = self._card(door, visit_id, summary, confidence, recommend.as_recommendations(advice.picks),
+                          advice.script, timings, made=made, evidence=evidence)
+        record_shown(self._db, card_id=card.card_id, person_id=member.id, template_id=advice.template_id,
+                     variant=advice.variant, ts=made)
         return card
+
+    def _card(self, door: Door, visit_id: str, summary: MemberSummary | None, confidence: float,
+              recs: list[Recommendation], script: str, timings: StageTimes | None, *,
+              candidate: Candidate | None = None, made: datetime | None = None,
+              evidence: Evidence | None = None) -> GuideCard:
+        made = made or now()
+        return GuideCard(
+            card_id=new_id(), visit_id=visit_id, arrival_event_id=door.arrival_event_id, brand=door.brand,
+            store=door.store, ts=made, arrival_ts=door.ts, member=summary, confidence=confidence,
+            recommendations=recs, script=script, expires_at=made + self._ttl, timings=timings, candidate=candidate,
+            evidence=evidence,
+        )

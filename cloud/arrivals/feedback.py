@@ -30,7 +30,9 @@ from protocol.messages import Feedback
 DOUBT_STEP = 0.02
 DOUBT_MAX = 0.10
 
-FeedbackOutcome = Literal["stored", "duplicate", "unknown_visit"]
+#: "confirmed": stored, and it was the 是 that made an uncertain visit the member's visit: the ingest
+#: then sends the member's full card to the screen that asked (``cloud.arrivals.ingest``)
+FeedbackOutcome = Literal["stored", "confirmed", "duplicate", "unknown_visit"]
 Label = Literal["not_this_person", "confirmed", "rejected"]
 #: the assistant's answer to an uncertain card ("可能是 王女士？请确认"): 是 / 不是
 ANSWERS = frozenset({"confirmed", "rejected"})
@@ -39,6 +41,7 @@ CONFIRMING = frozenset({"served", "sold"})
 
 
 def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
+    outcome: FeedbackOutcome = "stored"
     with db.transaction() as tx:
         visit = tx.one("SELECT member_id, confidence, corrected_member_id, corrected_reason, brand, device FROM visits "
                        "WHERE id = ? AND store = ? AND card_id = ?",
@@ -79,11 +82,12 @@ def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
                 tx.execute("UPDATE visits SET member_id = ?, corrected_member_id = NULL, corrected_reason = ?, "
                            "corrected_ts = ? WHERE id = ?", (candidate, f"confirmed:{who}", iso(feedback.ts),
                                                              feedback.visit_id))
+                outcome = "confirmed"
             else:  # 不是: stays a visitor visit; whom it was taken for stays on it, like a "不是本人"
                 tx.execute("UPDATE visits SET corrected_reason = ?, corrected_ts = ? WHERE id = ?",
                            (f"rejected:{who}", iso(feedback.ts), feedback.visit_id))
             _label(tx, feedback, visit, candidate, "confirmed" if feedback.action == "confirmed" else "rejected")
-    return "stored"
+    return outcome
 
 
 def _label(tx: Tx, feedback: Feedback, visit: dict, member_id: str, label: Label) -> None:

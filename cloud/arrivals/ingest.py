@@ -15,15 +15,17 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, TypeVar
 
 import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.arrivals import feedback, metrics, till, visits, wifi
-from cloud.arrivals.cards import CardBuilder
+from cloud.arrivals import feedback, fusion, metrics, till, visits, wifi
+from cloud.arrivals.cards import CardBuilder, Door
 from cloud.arrivals.visits import Visit
+from cloud.cdp import members
 from cloud.db import Database
 from cloud.faces import learning
 from cloud.faces.matching import Match, Matcher
@@ -35,7 +37,7 @@ from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck
 from protocol.device import Telemetry
 from protocol.facepack import PACKS
-from protocol.messages import Arrival, DeviceState, Feedback, GuideCard, Message, StageTimes, new_id
+from protocol.messages import Arrival, DeviceState, Evidence, Feedback, GuideCard, Message, StageTimes, new_id
 from protocol.till import TillOrder
 from protocol.wifi import WifiFootfall, WifiPresence
 
@@ -46,8 +48,19 @@ RejectReason = Literal[
     "unknown_device_key", "unknown_visit", "unknown_command",
 ]
 M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A card to publish and the screen it is for: every screen of the store for a door arrival, the
+    one screen whose assistant answered 是 for the member's full card after an uncertain one."""
+
+    card: GuideCard
+    screen: str = topics.ALL_SCREENS
+
+
 #: A handler of one kind of message: (topic's levels, topic, payload) -> the card to publish, if any.
-Handler = Callable[[topics.TopicInfo, str, bytes], GuideCard | None]
+Handler = Callable[[topics.TopicInfo, str, bytes], Outgoing | None]
 #: Device reports (a box's state and telemetry) are not events: not counted as received, and read
 #: from unregistered devices too (the registry lists what it saw).
 _REPORTS = frozenset({"state", "telemetry"})
@@ -70,6 +83,9 @@ class IngestCounts:
     command_acks: int = 0
     till_orders: int = 0
     same_visit: int = 0  # arrivals that were a visit another box (or an earlier arrival) had opened
+    uncertain: int = 0  # visitor cards that asked "可能是 王女士？请确认"
+    confirmed_cards: int = 0  # member cards sent after an assistant's 是
+    wifi_promoted: int = 0  # uncertain faces the member's phone in the store raised to the member
 
 
 class _Counters:
@@ -113,6 +129,7 @@ class EventProcessor:
         self._require_known = require_known_devices
         self.counters = _Counters()
         self._recent_visitors = visits.RecentVisitors()
+        self.fusion = fusion.Fusion(db)
         self.handlers: dict[str, Handler] = {
             "arrival": self._arrival,
             "presence": self._presence,
@@ -125,7 +142,12 @@ class EventProcessor:
         }
 
     def process(self, topic: str, payload: bytes) -> GuideCard | None:
-        """The card to publish, or None (not a face, rejected, a duplicate)."""
+        """The card to publish, or None (not a face or a 是, rejected, a duplicate)."""
+        outgoing = self.route(topic, payload)
+        return outgoing.card if outgoing is not None else None
+
+    def route(self, topic: str, payload: bytes) -> Outgoing | None:
+        """The card to publish and the screen it is for, or None."""
         try:
             where = topics.parse(topic)
         except topics.TopicError as exc:
@@ -145,7 +167,7 @@ class EventProcessor:
 
     # arrivals -----------------------------------------------------------------------------------
 
-    def _arrival(self, where: topics.TopicInfo, topic: str, payload: bytes) -> GuideCard | None:
+    def _arrival(self, where: topics.TopicInfo, topic: str, payload: bytes) -> Outgoing | None:
         arrival = self._decode(where, topic, payload, Arrival)
         if arrival is None:
             return None
@@ -159,22 +181,25 @@ class EventProcessor:
             self._duplicate(arrival.event_id)
             return None
         vector = arrival.embedding.to_vector()
-        match = self._matcher.match(vector, arrival.model_pack, arrival.store)
+        fused = self.fusion.fuse(self._matcher.match(vector, arrival.model_pack, arrival.store), arrival.store,
+                                 arrival.ts)
+        match = fused.match
         trace = metrics.reached(trace, "matched")
         if self._same_visit_elsewhere(arrival, match, vector):
             return None
         joined = None
         if match.member is not None:
             joined = wifi.wifi_only_visit(self._db, match.member.id, arrival.store, arrival.ts, self._window_s)
-        card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id(), timings=trace)
+        card = self._cards.build(arrival, match, visit_id=joined["id"] if joined else new_id(), timings=trace,
+                                 evidence=fused.evidence)
         visit = Visit(
             id=card.visit_id, brand=arrival.brand, store=arrival.store,
             member_id=match.member.id if match.member else None, confidence=match.confidence,
             ts=arrival.ts, arrival_event_id=arrival.event_id, device=arrival.device, camera=arrival.camera,
-            card_id=card.card_id,
+            card_id=card.card_id, phone=fused.phone, fused_confidence=fused.confidence,
+            fusion="；".join(fused.reasons) or None,
         )
-        stored = (visits.join_wifi_visit(self._db, visit, wifi.combined(match.confidence)) if joined
-                  else visits.record_visit(self._db, visit))
+        stored = visits.join_wifi_visit(self._db, visit) if joined else visits.record_visit(self._db, visit)
         if not stored:
             self._duplicate(arrival.event_id)
             return None
@@ -182,6 +207,8 @@ class EventProcessor:
         if match.member is not None:  # learned only if the assistant confirms it (cloud.faces.learning)
             learning.hold(self._db, visit_id=visit.id, member_id=match.member.id, vector=vector,
                           pack_id=arrival.model_pack, score=match.confidence)
+        if match.reason == "wifi":
+            self.counters.add("wifi_promoted")
         if match.reason == "uncertain" and match.candidate is not None:
             visits.mark_uncertain(self._db, visit.id, match.candidate.id, arrival.ts)
             self.counters.add("uncertain")
@@ -194,7 +221,7 @@ class EventProcessor:
             match.member.id if match.member else "visitor", match.reason, match.confidence,
             " joining its Wi-Fi visit" if joined else "",
         )
-        return card
+        return Outgoing(card)
 
     def _same_visit_elsewhere(self, arrival: Arrival, match: Match, vector: np.ndarray) -> bool:
         """True when another box (or this one, later) already opened this visit: the arrival is
@@ -219,21 +246,46 @@ class EventProcessor:
 
     # Wi-Fi ----------------------------------------------------------------------------------------
 
-    def _presence(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+    def _presence(self, where: topics.TopicInfo, topic: str, payload: bytes) -> Outgoing | None:
         event = self._decode(where, topic, payload, WifiPresence)
         if event is None:
-            return
+            return None
+        # before the presence is stored, so that its enter joins the visit it raised
+        raised = self._raise_on_phone(event) if event.phase == "enter" else None
         outcome = wifi.record_presence(self._db, event, window_s=self._window_s)
         if outcome == "unknown_key":
             self.counters.reject("unknown_device_key")  # nothing about the key is kept, not even in the log
-            return
+            return None
         if outcome == "duplicate":
             self._duplicate(event.event_id)
-            return
+            return None
         self.counters.add("presence")
         if outcome == "joined":
             self.counters.add("wifi_joined")
         log.info("presence %s %s at %s/%s: %s", event.event_id, event.phase, event.brand, event.store, outcome)
+        return raised
+
+    def _raise_on_phone(self, event: WifiPresence) -> Outgoing | None:
+        """The phone entered after the face: an uncertain visit of its owner at this store within the
+        window is fused again with the phone present; if that raises it, the visit becomes the member's
+        and every screen of the store gets the member's card in place of the question."""
+        person = wifi.person_for_key(self._db, event.device_key)
+        visit = visits.uncertain_visit_of(self._db, person, event.store, event.ts, self._window_s) if person else None
+        candidate = members.member(self._db, visit["corrected_member_id"]) if visit else None
+        if visit is None or candidate is None or not candidate.face_consent:
+            return None
+        bar, floor = self._matcher.bounds(event.store)
+        asked = Match(None, visit["confidence"], "uncertain", candidate=candidate, threshold=bar, floor=floor)
+        fused = fusion.decide(self.fusion.model(bar, floor), asked, "present")
+        if fused.match.reason != "wifi" or fused.confidence is None:
+            return None
+        if not visits.promote(self._db, visit["id"], candidate.id, phone="present", fused_confidence=fused.confidence,
+                              fusion="；".join(fused.reasons), ts=event.ts):
+            return None
+        self.counters.add("wifi_promoted")
+        log.info("visit %s at %s/%s: the phone's enter raised it to %s", visit["id"], event.brand, event.store,
+                 candidate.id)
+        return self._member_card(visit["id"], topics.ALL_SCREENS, evidence=fused.evidence)
 
     def _footfall(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
         minute = self._decode(where, topic, payload, WifiFootfall)
@@ -303,21 +355,46 @@ class EventProcessor:
         log.info("%s command %s %s by %s/%s: %s", ack.name, ack.command_id, "done" if ack.ok else "refused",
                  ack.store, ack.device, ack.detail)
 
-    def _feedback(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+    def _feedback(self, where: topics.TopicInfo, topic: str, payload: bytes) -> Outgoing | None:
         try:
             action = decode(payload, Feedback)
         except DecodeError as exc:
-            return self._reject("invalid_payload", topic, str(exc))
+            self._reject("invalid_payload", topic, str(exc))
+            return None
         claimed = (action.brand, action.store, action.screen)
         if claimed != (where.brand, where.store, where.path[0]):
-            return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+            self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+            return None
         outcome = feedback.record(self._db, action)
         if outcome == "unknown_visit":
-            return self._reject("unknown_visit", topic, f"no card {action.card_id} of visit {action.visit_id} here")
+            self._reject("unknown_visit", topic, f"no card {action.card_id} of visit {action.visit_id} here")
+            return None
         if outcome == "duplicate":
-            return self._duplicate(action.feedback_id)
+            self._duplicate(action.feedback_id)
+            return None
         self.counters.add("feedback")
         log.info("feedback %s on card %s: %s", action.feedback_id, action.card_id, action.action)
+        if outcome != "confirmed":
+            return None
+        # 是 on an uncertain card: the screen that asked gets the member's full card for the visit
+        outgoing = self._member_card(action.visit_id, action.screen)
+        if outgoing is not None:
+            self.counters.add("confirmed_cards")
+        return outgoing
+
+    def _member_card(self, visit_id: str, screen: str, evidence: Evidence | None = None) -> Outgoing | None:
+        """The member's full card (profile, recommendations, script) for a visit that became theirs
+        after its face (是, or their phone), made the visit's card. The same consent rule as at the
+        door: a member erased or without face consent since then gets none."""
+        visit = visits.one(self._db, visit_id)
+        member = members.member(self._db, visit["member_id"]) if visit and visit["member_id"] else None
+        if visit is None or member is None or not member.face_consent:
+            log.info("visit %s: no member card, the member is gone or withdrew face consent", visit_id)
+            return None
+        door = Door(visit["arrival_event_id"], visit["brand"], visit["store"], datetime.fromisoformat(visit["ts"]))
+        card = self._cards.member_card(door, member, visit["confidence"], visit["id"], evidence=evidence)
+        visits.reissue_card(self._db, visit["id"], card.card_id)
+        return Outgoing(card, screen)
 
     # shared ---------------------------------------------------------------------------------------
 
@@ -454,9 +531,9 @@ class IngestWorker:
         while (item := self._inbox.get()) is not _STOP:
             topic, payload, mid, qos, connection = item
             try:
-                card = self._processor.process(topic, payload)
-                if card is not None:
-                    self._publish(card)
+                outgoing = self._processor.route(topic, payload)
+                if outgoing is not None:
+                    self._publish(outgoing)
             except Exception:
                 self._processor.counters.add("errors")
                 log.exception("arrival on %s failed; carrying on", topic)
@@ -465,11 +542,13 @@ class IngestWorker:
             if qos and connection == self._connection:
                 self._client.ack(mid, qos)
 
-    def _publish(self, card: GuideCard) -> None:
+    def _publish(self, outgoing: Outgoing) -> None:
+        card = outgoing.card
         if card.timings is not None:  # stored: what is left is the broker and the screen
             card = card.model_copy(update={"timings": metrics.reached(card.timings, "card")})
         info = transport.publish(
-            self._client, topics.guide_card(card.brand, card.store), card, qos=1, expiry_s=self._card_ttl_s
+            self._client, topics.guide_card(card.brand, card.store, outgoing.screen), card, qos=1,
+            expiry_s=self._card_ttl_s
         )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("card %s not sent yet: %s", card.card_id, mqtt.error_string(info.rc))

@@ -4,7 +4,7 @@
 completed it to ``ingested`` (received and decoded), ``matched`` (member or visitor decided) and
 ``card`` (the card built and stored, about to be published) — the ``protocol.messages.StageTimes``
 offsets the cloud writes into the guide card, in the same buckets as the edge and the screen. The
-API serves them at ``/metrics``.
+API serves them at ``/metrics`` to the holder of the metrics token (``cloud/api/metrics.py``).
 """
 
 from __future__ import annotations

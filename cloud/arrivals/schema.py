@@ -7,6 +7,11 @@ that remembers whom it was taken for and why, and every labelled outcome (not th
 confirmed) is kept with its score for the per-store recognition calibration.
 Version 24 links till orders to the member, the visit and the assistant (``order_attribution``, with the
 reason) and lets a 成交 tap carry the till's receipt number (``feedback.receipt``).
+Version 40 keeps the Wi-Fi fusion on the visit (``cloud.arrivals.fusion``): the candidate's phone state
+when the face was decided (``phone``: present, absent, or NULL without a registered phone; what the
+likelihood ratio is estimated from, with the visit's labels), the fused posterior and its reasons.
+Version 50 holds the guest Wi-Fi logins (``cloud.arrivals.guest_wifi``): the per-network address's key
+(never the MAC), the one-time code's hash, and when consent was given.
 """
 
 from __future__ import annotations
@@ -74,5 +79,17 @@ SCHEMA = Schema("arrivals", (
         "CREATE INDEX order_attribution_visit ON order_attribution (visit_id)",
         "CREATE INDEX order_attribution_store_ts ON order_attribution (store, ts)",
         "CREATE INDEX feedback_receipt ON feedback (receipt)",
+    )),
+    Migration(40, "Wi-Fi fusion by likelihood ratio: the phone state, fused confidence and reasons of a visit", (
+        "ALTER TABLE visits ADD COLUMN phone TEXT",
+        "ALTER TABLE visits ADD COLUMN fused_confidence DOUBLE PRECISION",
+        "ALTER TABLE visits ADD COLUMN fusion TEXT",
+    )),
+    Migration(50, "guest Wi-Fi logins: a member binds the phone's address on the store's network", (
+        """CREATE TABLE guest_wifi_logins (
+        id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, member_id TEXT NOT NULL, device_key TEXT NOT NULL,
+        code_hash TEXT NOT NULL, attempts BIGINT NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL,
+        expires TEXT NOT NULL, consent_ts TEXT)""",
+        "CREATE INDEX guest_wifi_logins_member ON guest_wifi_logins (member_id, created)",
     )),
 ))

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from cloud.arrivals.wifi import Phone
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
@@ -46,6 +47,11 @@ class Visit:
     left_ts: datetime | None = None
     dwell_s: float | None = None
     arrivals: tuple[str, ...] = ()  # every arrival stored against this visit, from any box, in capture order
+    # Wi-Fi fusion (``cloud.arrivals.fusion``): the candidate's phone state when the face was decided,
+    # the fused posterior and its reasons ("；"-separated); None for a visitor with no candidate
+    phone: Phone | None = None
+    fused_confidence: float | None = None
+    fusion: str | None = None
 
 
 def has_arrival(db: Database, event_id: str) -> bool:
@@ -59,9 +65,10 @@ def record_visit(db: Database, visit: Visit) -> bool:
             return False
         tx.execute(
             "INSERT INTO visits (id, brand, store, member_id, confidence, ts, arrival_event_id, device, camera, "
-            "card_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "card_id, signals, phone, fused_confidence, fusion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (visit.id, visit.brand, visit.store, visit.member_id, visit.confidence, iso(visit.ts),
-             visit.arrival_event_id, visit.device, visit.camera, visit.card_id),
+             visit.arrival_event_id, visit.device, visit.camera, visit.card_id, visit.signals, visit.phone,
+             visit.fused_confidence, visit.fusion),
         )
         register_device(tx, visit.brand, visit.store, visit.device, "edge")
     return True
@@ -153,13 +160,16 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return v / norm if norm > 0 else v
 
 
-def join_wifi_visit(db: Database, visit: Visit, confidence: float) -> bool:
-    """A face arrival joining the Wi-Fi visit ``visit.id``: one visit, now with a card; False if a duplicate."""
+def join_wifi_visit(db: Database, visit: Visit) -> bool:
+    """A face arrival joining the Wi-Fi visit ``visit.id``: one visit, now with a card, the face's score
+    and the fusion's verdict; False if a duplicate."""
     with db.transaction() as tx:
         if not _claim_arrival(tx, visit):
             return False
-        tx.execute("UPDATE visits SET signals = 'face+wifi', confidence = ?, camera = ?, card_id = ? WHERE id = ?",
-                   (confidence, visit.camera, visit.card_id, visit.id))
+        tx.execute("UPDATE visits SET signals = 'face+wifi', confidence = ?, camera = ?, card_id = ?, phone = ?, "
+                   "fused_confidence = ?, fusion = ? WHERE id = ?",
+                   (visit.confidence, visit.camera, visit.card_id, visit.phone, visit.fused_confidence, visit.fusion,
+                    visit.id))
         register_device(tx, visit.brand, visit.store, visit.device, "edge")
     return True
 
@@ -182,7 +192,8 @@ def visits(db: Database, store: str, *, limit: int, offset: int = 0) -> list[Vis
             arrival_event_id=r["arrival_event_id"], device=r["device"], camera=r["camera"],
             card_id=r["card_id"], signals=r["signals"],
             left_ts=datetime.fromisoformat(r["left_ts"]) if r["left_ts"] else None, dwell_s=r["dwell_s"],
-            arrivals=tuple(seen[r["id"]]),
+            arrivals=tuple(seen[r["id"]]), phone=r["phone"], fused_confidence=r["fused_confidence"],
+            fusion=r["fusion"],
         )
         for r in rows
     ]
@@ -194,6 +205,36 @@ def mark_uncertain(db: Database, visit_id: str, member_id: str, ts: datetime) ->
     (``cloud.arrivals.feedback``), and erasure clears it like any correction."""
     db.execute("UPDATE visits SET corrected_member_id = ?, corrected_reason = 'uncertain', corrected_ts = ? "
                "WHERE id = ? AND member_id IS NULL", (member_id, iso(ts), visit_id))
+
+
+def one(db: Database, visit_id: str) -> dict | None:
+    """A visit's row as stored (the ``visits`` table's columns)."""
+    return db.one("SELECT * FROM visits WHERE id = ?", (visit_id,))
+
+
+def uncertain_visit_of(db: Database | Tx, person: str, store: str, ts: datetime, window_s: int) -> dict | None:
+    """The person's still-uncertain visit at ``store`` in the ``window_s`` before ``ts`` (the newest)."""
+    return db.one(
+        f"SELECT v.* FROM visits v JOIN members m ON m.id = v.corrected_member_id WHERE {PERSON_OF} = ? "
+        "AND v.store = ? AND v.member_id IS NULL AND v.corrected_reason = 'uncertain' AND v.ts BETWEEN ? AND ? "
+        "ORDER BY v.ts DESC LIMIT 1", (person, store, iso(ts - timedelta(seconds=window_s)), iso(ts)))
+
+
+def promote(db: Database | Tx, visit_id: str, member_id: str, *, phone: Phone, fused_confidence: float, fusion: str,
+            ts: datetime) -> bool:
+    """An uncertain visit that Wi-Fi fusion raised to the member after its face (the phone's ``enter``
+    came later): the member's visit now, with both signals; False when it was no longer uncertain."""
+    return bool(db.execute(
+        "UPDATE visits SET member_id = ?, corrected_member_id = NULL, corrected_reason = 'wifi', corrected_ts = ?, "
+        "signals = 'face+wifi', phone = ?, fused_confidence = ?, fusion = ? "
+        "WHERE id = ? AND member_id IS NULL AND corrected_reason = 'uncertain'",
+        (member_id, iso(ts), phone, fused_confidence, fusion, visit_id)))
+
+
+def reissue_card(db: Database, visit_id: str, card_id: str) -> None:
+    """The visit's card is now ``card_id`` (the member's full card sent after 是): the screen's later
+    taps (已接待, 成交) name that card, and feedback is accepted only for the visit's current card."""
+    db.execute("UPDATE visits SET card_id = ? WHERE id = ?", (card_id, visit_id))
 
 
 def visit_count(db: Database, member_id: str, brand: str) -> int:

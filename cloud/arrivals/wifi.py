@@ -6,8 +6,10 @@ the identity graph: it attaches to one person and never links two; a key already
 person is refused, so one phone cannot announce two members.
 
 A presence ``enter`` of a registered key and a face arrival of the same person in the same store
-within ``window_s`` are one visit: whichever comes second joins the first and raises its
-confidence (noisy-OR). Only a face produces a guide card; a Wi-Fi-only visit has none, because a
+within ``window_s`` are one visit: whichever comes second joins the first. How much the phone
+says about a face is ``cloud.arrivals.fusion``'s likelihood ratio, estimated from labelled
+visits (it replaced a fixed noisy-OR); a visit keeps the face's cosine as ``confidence`` and the
+fused posterior beside it. Only a face produces a guide card; a Wi-Fi-only visit has none, because a
 phone can be carried by someone else and the enter fires only after the edge's dwell rule, when
 the door moment has passed. So face + Wi-Fi can never give two cards.
 """
@@ -27,11 +29,13 @@ from cloud.errors import CodedError
 from protocol.wifi import MacError, WifiFootfall, WifiPresence, device_key
 
 KIND = "mac"
-#: How much a registered phone alone says that its owner is in the store (documented heuristic).
+#: The confidence of a Wi-Fi-only visit (no face, no card): a registered phone alone (documented heuristic).
 WIFI_CONFIDENCE = 0.5
 WIFI_CAMERA = "wifi"
 
 PresenceOutcome = Literal["unknown_key", "duplicate", "opened", "joined", "closed", "no_visit"]
+#: A member's registered phone at a store at some moment (``phone_state``); None: no registered phone.
+Phone = Literal["present", "absent"]
 
 
 class DeviceRegistrationError(CodedError):
@@ -48,11 +52,6 @@ class Registered:
     created: bool
 
 
-def combined(face_confidence: float, wifi_confidence: float = WIFI_CONFIDENCE) -> float:
-    """Noisy-OR of two independent signals; a negative cosine counts as no evidence."""
-    return 1.0 - (1.0 - max(face_confidence, 0.0)) * (1.0 - wifi_confidence)
-
-
 def register_device(db: Database, person: str, mac: str, secret: bytes) -> Registered:
     """Key the MAC, store the key on the person, forget the MAC. Raises DeviceRegistrationError."""
     try:
@@ -61,6 +60,12 @@ def register_device(db: Database, person: str, mac: str, secret: bytes) -> Regis
         raise DeviceRegistrationError("invalid_mac", str(exc)) from None
     except ValueError as exc:  # secret too short: a configuration fault, not the caller's
         raise DeviceRegistrationError("wifi_secret_invalid", str(exc)) from None
+    return bind_key(db, person, key)
+
+
+def bind_key(db: Database, person: str, key: str) -> Registered:
+    """A device key (a stable MAC's, or a per-network address's from the guest Wi-Fi login,
+    ``cloud.arrivals.guest_wifi``) on the person; one held by another person is refused."""
     with db.transaction() as tx:
         holder = person_for_key(tx, key)
         if holder is not None and holder != person:
@@ -83,6 +88,22 @@ def registered_keys(db: Database) -> list[str]:
     """Every registered key: what an edge box's ``--registered`` file holds."""
     return [r[0] for r in db.rows("SELECT DISTINCT value FROM identifiers WHERE kind = ? AND blocked IS NULL "
                                   "ORDER BY value", (KIND,))]
+
+
+#: How far back an ``enter`` without a ``leave`` still means the phone is in the store (a lost leave
+#: must not keep a phone "present" into the next day).
+PRESENT_LOOKBACK_S = 4 * 3600
+
+
+def phone_state(db: Database | Tx, person: str, store: str, at: datetime) -> Phone | None:
+    """Whether ``person``'s registered phone is in ``store`` at ``at``: present (its last presence
+    event there is an ``enter``), absent, or None when the person has no registered phone."""
+    if db.scalar(f"SELECT 1 FROM identifiers i JOIN members m ON m.id = i.member_id WHERE {PERSON_OF} = ? "
+                 "AND i.kind = 'mac' AND i.blocked IS NULL LIMIT 1", (person,)) is None:
+        return None
+    last = db.one("SELECT phase FROM presence_events WHERE member_id = ? AND store = ? AND ts BETWEEN ? AND ? "
+                  "ORDER BY ts DESC LIMIT 1", (person, store, iso(at - timedelta(seconds=PRESENT_LOOKBACK_S)), iso(at)))
+    return "present" if last is not None and last["phase"] == "enter" else "absent"
 
 
 def wifi_only_visit(tx: Tx | Database, person: str, store: str, ts: datetime, window_s: int) -> dict | None:
@@ -135,8 +156,7 @@ def _enter(tx: Tx, person: str, event: WifiPresence, window_s: int) -> tuple[str
     )
     if visit is not None:
         if "wifi" not in visit["signals"]:  # a second edge box hearing the phone adds nothing
-            tx.execute("UPDATE visits SET signals = ?, confidence = ? WHERE id = ?",
-                       (f"{visit['signals']}+wifi", combined(visit["confidence"]), visit["id"]))
+            tx.execute("UPDATE visits SET signals = ? WHERE id = ?", (f"{visit['signals']}+wifi", visit["id"]))
         return visit["id"], "joined"
     visit_id = oneid.new_record_id()
     tx.execute(

@@ -11,9 +11,12 @@ type, operators, required parameters, example). A segment names it in a ``dim`` 
 
 Families:
 
-* **attributes** of the person's head record (``members p``): gender, age and age band, birthday
-  month, sign-up date, points, home store and its city / city tier (``stores``), tier, tags, face
-  consent; computed stats (``person_stats s``): lifecycle, value tier.
+* **attributes**, the person's surviving values (``person_profiles pp``, written by
+  ``survivorship.store``; not the head record's, which after a merge may be an older Tmall buyer's):
+  gender, age and age band, birthday month, points, home store and its city / city tier
+  (``stores``), tier, face consent (as it counts: the head's or a proven one); tags
+  (``person_tags``, every record's); sign-up date (the head record's creation); computed stats
+  (``person_stats s``): lifecycle, value tier.
 * **value** (``person_stats``): R/F/M scores and their sum, LTV, lifetime orders, average order
   value, price band, favourite channel and store, top category, repurchase cycle.
 * **purchase behaviour** over ``order_lines`` (a refund is a line with negative quantity and
@@ -89,9 +92,10 @@ class Dimension:
     window: Literal["days", "between"] | None = None
     enum: tuple[str, ...] = ()
     example: dict = field(default_factory=dict)
-    # compile: (spec, as_of, params) -> SQL boolean over the person p (stats s)
+    # compile: (spec, as_of, params) -> SQL boolean over the person p (stats s, profile pp)
     compile: Callable[..., str] = field(default=lambda *_: "1 = 0", repr=False)
     stats: bool = False
+    profile: bool = False
 
     @property
     def operators(self) -> tuple[str, ...]:
@@ -385,7 +389,7 @@ def _store_attr(column: str) -> Callable:
     def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) -> str:
         params += spec.value
         marks = ", ".join("?" for _ in spec.value)
-        inner = f"p.home_store IN (SELECT id FROM stores WHERE {column} IN ({marks}))"
+        inner = f"pp.home_store IN (SELECT id FROM stores WHERE {column} IN ({marks}))"
         return inner if spec.op == "in" else f"(NOT {inner})"
 
     return compile
@@ -407,9 +411,9 @@ def _channel_ever(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) 
     return inner if spec.op == "in" else f"(NOT {inner})"
 
 
-# age from the head record's birthday (YYYY-MM-DD), as of the segment's day
-_AGE = ("(? - CAST(substr(p.birthday, 1, 4) AS INTEGER) - "
-        "CASE WHEN substr(p.birthday, 6, 5) > ? THEN 1 ELSE 0 END)")
+# age from the surviving birthday (YYYY-MM-DD), as of the segment's day
+_AGE = ("(? - CAST(substr(pp.birthday, 1, 4) AS INTEGER) - "
+        "CASE WHEN substr(pp.birthday, 6, 5) > ? THEN 1 ELSE 0 END)")
 
 
 def _age_params(as_of: datetime) -> list:
@@ -417,7 +421,7 @@ def _age_params(as_of: datetime) -> list:
     return [local.year, local.strftime("%m-%d")]
 
 
-_AGE_BAND = ("CASE WHEN p.birthday IS NULL OR p.birthday = '' THEN NULL "
+_AGE_BAND = ("CASE WHEN pp.birthday IS NULL OR pp.birthday = '' THEN NULL "
              + " ".join(f"WHEN {_AGE} BETWEEN {lo} AND {hi} THEN '{band}'" for lo, hi, band in _AGE_EDGES)
              + " END")
 
@@ -453,32 +457,32 @@ def _build() -> dict[str, Dimension]:
 
     def add(name: str, group: str, type_: Type, label: str, description: str, compile: Callable, *,
             example: dict, enum: tuple[str, ...] = (), scope: str | None = None, window: str | None = None,
-            stats: bool = False) -> None:
+            stats: bool = False, profile: bool = False) -> None:
         dims.append(Dimension(name, group, type_, label, description, scope, window, enum,  # type: ignore[arg-type]
-                              {"name": name, **example}, compile, stats))
+                              {"name": name, **example}, compile, stats, profile))
 
-    # attributes
-    add("gender", "attribute", "enum", "性别", "gender of the head record", _expr_dim("p.gender"),
+    # attributes: the surviving values (person_profiles pp)
+    add("gender", "attribute", "enum", "性别", "gender (surviving value)", _expr_dim("pp.gender"), profile=True,
         enum=("female", "male"), example={"op": "in", "value": ["female"]})
     add("age", "attribute", "number", "年龄", "age in years from the birthday",
-        _expr_dim(_AGE, expr_params=_age_params), example={"op": "between", "value": [25, 34]})
+        _expr_dim(_AGE, expr_params=_age_params), profile=True, example={"op": "between", "value": [25, 34]})
     add("age_band", "attribute", "enum", "年龄段", "age band from the birthday",
-        _expr_dim(_AGE_BAND, expr_params=_age_band_params), enum=AGE_BANDS,
+        _expr_dim(_AGE_BAND, expr_params=_age_band_params), enum=AGE_BANDS, profile=True,
         example={"op": "in", "value": ["25-29", "30-34"]})
     add("birthday_month", "attribute", "number", "生日月份", "month of the birthday (1-12)",
-        _expr_dim("CAST(substr(p.birthday, 6, 2) AS INTEGER)"), example={"op": "=", "value": 12})
+        _expr_dim("CAST(substr(pp.birthday, 6, 2) AS INTEGER)"), profile=True, example={"op": "=", "value": 12})
     add("signed_up", "attribute", "date", "注册日期", "when the head record was created",
         _expr_dim("p.created"), example={"op": "after", "value": "2026-01-01"})
-    add("points", "attribute", "number", "积分", "points balance", _expr_dim("p.points"),
-        example={"op": ">=", "value": 1000})
-    add("home_store", "attribute", "enum", "所属门店", "the member's home store", _expr_dim("p.home_store"),
-        example={"op": "in", "value": ["sh-001"]})
-    add("city", "attribute", "text", "城市", "city of the home store", _store_attr("city"),
+    add("points", "attribute", "number", "积分", "points balance (surviving value)", _expr_dim("pp.points"),
+        profile=True, example={"op": ">=", "value": 1000})
+    add("home_store", "attribute", "enum", "所属门店", "the member's home store (surviving value)",
+        _expr_dim("pp.home_store"), profile=True, example={"op": "in", "value": ["sh-001"]})
+    add("city", "attribute", "text", "城市", "city of the home store", _store_attr("city"), profile=True,
         example={"op": "in", "value": ["上海"]})
     add("city_tier", "attribute", "text", "城市等级", "city tier of the home store", _store_attr("city_tier"),
-        example={"op": "in", "value": ["tier1"]})
-    add("tier", "attribute", "text", "会员等级", "membership tier", _expr_dim("p.tier"),
-        example={"op": "in", "value": ["金卡会员"]})
+        profile=True, example={"op": "in", "value": ["tier1"]})
+    add("tier", "attribute", "text", "会员等级", "membership tier (surviving value)", _expr_dim("pp.tier"),
+        profile=True, example={"op": "in", "value": ["金卡会员"]})
     add("lifecycle", "attribute", "enum", "生命周期", "lifecycle stage", _expr_dim("s.lifecycle"), stats=True,
         enum=("prospect", "new", "active", "repurchase_due", "dormant", "churned"),
         example={"op": "in", "value": ["active"]})
@@ -486,8 +490,9 @@ def _build() -> dict[str, Dimension]:
         enum=("high", "medium", "low"), example={"op": "in", "value": ["high"]})
     add("tag", "attribute", "text", "标签", "has the tag (scope), optionally with one of the values",
         _tag_dim, scope="tag", example={"scope": "敏感肌"})
-    add("consent_face", "attribute", "bool", "人脸授权", "consented to face recognition",
-        _expr_dim("p.face_consent"), example={"value": True})
+    add("consent_face", "attribute", "bool", "人脸授权",
+        "consented to face recognition (the head record's consent, or one proven by a code to the phone)",
+        _expr_dim("pp.face_consent"), profile=True, example={"value": True})
     add("channel", "attribute", "text", "来源渠道", "has a record from the channel (member, tmall, jd, wechat, pos...)",
         _channel_ever, example={"op": "in", "value": ["tmall"]})
 
@@ -604,15 +609,20 @@ def uses_stats(spec: DimSpec) -> bool:
     return CATALOGUE[spec.name].stats
 
 
+def uses_profile(spec: DimSpec) -> bool:
+    return CATALOGUE[spec.name].profile
+
+
 # ---------------------------------------------------------------------------------------------------
-# portrait facets: one expression per person (head record p, stats s, home store hs)
+# portrait facets: one expression per person (surviving profile pp, stats s, home store hs)
 
 FACETS: dict[str, tuple[str, Callable[[datetime], list]]] = {
     "city_tier": ("hs.city_tier", lambda _: []),
     "age_band": (_AGE_BAND, _age_band_params),
-    "gender": ("p.gender", lambda _: []),
+    "gender": ("pp.gender", lambda _: []),
     "channel": ("s.fav_channel", lambda _: []),
-    "tier": ("p.tier", lambda _: []),
+    "tier": ("pp.tier", lambda _: []),
     "lifecycle": ("s.lifecycle", lambda _: []),
 }
-FACET_JOINS = "LEFT JOIN person_stats s ON s.member_id = p.id LEFT JOIN stores hs ON hs.id = p.home_store"
+PROFILE_JOIN = "LEFT JOIN person_profiles pp ON pp.member_id = p.id"
+FACET_JOINS = f"LEFT JOIN person_stats s ON s.member_id = p.id {PROFILE_JOIN} LEFT JOIN stores hs ON hs.id = pp.home_store"

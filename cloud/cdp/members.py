@@ -11,9 +11,14 @@ person: its identifiers are stored blocked (``unverified``), so OneID links nobo
 until the phone's owner enters the one-time code sent to it or HQ merges explicitly
 (``cloud.cdp.verification``).
 
-Face consent is the person's own: it is the flag of the person's head record (never "any record
-of the cluster"), so a merge never turns it on; every grant and withdrawal is logged with when,
-where (store), who (the key's person) and how (``consent_log``).
+Face consent is the person's own. It counts for the whole person in two cases only: it is the
+flag of the person's head record, or it was given on a record whose phone was then *proven* by the
+one-time code sent to it (``consent_proven``, ``cloud.cdp.verification``): a VIP who signed up at
+the counter, entered the code and enrolled a face keeps their consent when an older Tmall record
+becomes the person's head. Unproven consent on any other record never counts, so a merge never
+turns consent on (someone signing up a stranger's phone before the stranger's orders arrive gains
+nothing); a withdrawal on any record clears every record's consent and proof. Every grant, proof and
+withdrawal is logged with when, where (store), who (the key's person) and how (``consent_log``).
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ def add_member(
         log_consent(tx, member_id, member_id, face_consent, store=store, actor=actor, how="sign_up")
         if not taken:
             oneid.resolve_around(tx, [member_id], actor=actor)
+        survivorship.store(tx, [tx.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))])
     found = member(db, member_id)
     assert found is not None
     return found
@@ -113,6 +119,17 @@ def consent_history(db: Database | Tx, records: list[str]) -> list[dict]:
     marks = ", ".join("?" for _ in records)
     return db.query(f"SELECT record_id, granted, ts, store, actor, how FROM consent_log "
                     f"WHERE record_id IN ({marks}) OR person_id IN ({marks}) ORDER BY id", (*records, *records))
+
+
+def face_consent(tx: Database | Tx, person: str) -> bool:
+    """Whether the person's face consent counts: their head record's own flag, or any of their
+    records' consent once proven by a one-time code to that record's phone (``consent_proven``,
+    ``cloud.cdp.verification``). Unproven consent on a record that is not the head does not count,
+    so a merge alone never turns consent on. ``survivorship.store`` keeps the same answer per person
+    for segments."""
+    return bool(tx.scalar(
+        "SELECT 1 FROM members WHERE (id = ? OR merged_into = ?) AND face_consent = 1 "
+        "AND (id = ? OR consent_proven IS NOT NULL) LIMIT 1", (person, person, person)))
 
 
 def person_id(db: Database, member_id: str) -> str | None:
@@ -135,11 +152,12 @@ def member(db: Database, member_id: str) -> Member | None:
             (head["id"], head["id"])) for c in json.loads(raw)))  # every record's declared categories
         unverified = tx.scalar("SELECT 1 FROM identifiers WHERE member_id = ? AND blocked = ? LIMIT 1",
                                (head["id"], UNVERIFIED))
+        consent = face_consent(tx, head["id"])
     return Member(
         id=head["id"], name=str(best["name"] or ""), phone=best["phone"],  # type: ignore[arg-type]
         gender=best["gender"], tier=str(best["tier"] or survivorship.DEFAULT_TIER),  # type: ignore[arg-type]
         tags=list(best["tags"]), categories=declared,  # type: ignore[call-overload]
-        face_consent=bool(head["face_consent"]), created=datetime.fromisoformat(head["created"]),
+        face_consent=consent, created=datetime.fromisoformat(head["created"]),
         verified=not unverified, birthday=best["birthday"], points=best["points"],  # type: ignore[arg-type]
         home_store=best["home_store"],  # type: ignore[arg-type]
     )
@@ -147,15 +165,18 @@ def member(db: Database, member_id: str) -> Member | None:
 
 def set_face_consent(db: Database, member_id: str, consent: bool, *, store: str | None = None,
                      actor: str = "api") -> int:
-    """Consent is the person's: given, it is set on the person's head record; withdrawn, on every
-    record, and their faces are deleted. Either way it is logged with when, where and who."""
+    """Consent is the person's: given, it is set on the person's head record (unproven: it counts
+    while that record is the head); withdrawn, on every record, with every proof, and their faces
+    are deleted. Either way it is logged with when, where and who."""
     with db.transaction() as tx:
         person = tx.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))
         if consent:
             tx.execute("UPDATE members SET face_consent = ? WHERE id = ?", (True, person))
         else:
-            tx.execute("UPDATE members SET face_consent = ? WHERE id = ? OR merged_into = ?", (False, person, person))
+            tx.execute("UPDATE members SET face_consent = ?, consent_proven = NULL WHERE id = ? OR merged_into = ?",
+                       (False, person, person))
         log_consent(tx, person, member_id, consent, store=store, actor=actor, how="set")
+        survivorship.store(tx, [person])
         removed = 0
         if not consent:
             removed = tx.execute(

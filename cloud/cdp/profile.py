@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from cloud.cdp import survivorship
-from cloud.cdp.members import consent_history
+from cloud.cdp.members import consent_history, face_consent
 from cloud.db import Database
 from cloud.loyalty import balances
 
@@ -43,9 +43,9 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
         head = tx.one("SELECT * FROM members WHERE id = ?", (person,))
         if head is None:
             raise KeyError(person)  # callers resolve the person first (person_for)
-        face_consent, preferences = bool(head["face_consent"]), json.loads(head["preferences"])
+        consent, preferences = face_consent(tx, person), json.loads(head["preferences"])
         attributes = survivorship.person_attributes(tx, person)
-        records = tx.query("SELECT id, source, source_key, home_store, face_consent, created FROM members "
+        records = tx.query("SELECT id, source, source_key, home_store, face_consent, consent_proven, created FROM members "
                            "WHERE id = ? OR merged_into = ? ORDER BY created, id", (person, person))
         ids = [r["id"] for r in records]
         marks = _in(ids)
@@ -78,7 +78,7 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
         "home_store": best["home_store"], "phone": best["phone"], "address": best["address"],
         "signed_up": best["signed_up"],
         "member_tags": best["tags"],
-        "consent": {"face": face_consent, "history": consent_history(db, ids)}, "faces": faces,
+        "consent": {"face": consent, "history": consent_history(db, ids)}, "faces": faces,
         "records": records, "identifiers": identifiers, "stores": sorted(stores), "channels": channels,
         "orders": {"count": order_count, "lifetime_value": round(ltv, 2), "recent": orders},
         "visits": {"count": visit_count, "recent": visits}, "stats": stats, "tags": tag_rows,

@@ -154,4 +154,19 @@ SCHEMA = Schema("cdp", (
         "ALTER TABLE tag_rules ADD COLUMN display BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE tag_rules ADD COLUMN priority BIGINT NOT NULL DEFAULT 0",
     )),
+    # the verification whose code proved the record's phone: its face consent then counts for the
+    # whole person whichever record is head after later merges (cloud.cdp.members.PERSON_CONSENT)
+    Migration(33, "face consent proven by a one-time code to the phone", (
+        "ALTER TABLE members ADD COLUMN consent_proven TEXT",
+    )),
+    # the survivorship result per person (cloud.cdp.survivorship.store): what segments and portraits
+    # filter on, so "tier = 钻石会员" finds the VIP whose head record is an older Tmall buyer
+    Migration(43, "the surviving profile per person for segments", (
+        """CREATE TABLE person_profiles (
+            member_id TEXT PRIMARY KEY, name TEXT, gender TEXT, birthday TEXT, tier TEXT NOT NULL, points BIGINT,
+            tags TEXT NOT NULL, home_store TEXT, phone TEXT, address TEXT, signed_up TEXT,
+            face_consent BIGINT NOT NULL, updated TEXT NOT NULL)""",
+        "CREATE INDEX person_profiles_tier ON person_profiles (tier)",
+        "CREATE INDEX person_profiles_home_store ON person_profiles (home_store)",
+    )),
 ))

@@ -274,33 +274,39 @@ def _compile(node: object, now: int, params: list) -> str:
     if isinstance(node, Dim):
         return dimensions.compile(node.dim, datetime.fromtimestamp(now, UTC), params)
     if isinstance(node, HasConsent):
-        # the person's own consent is their head record's: a merged-in record's flag does not count
-        inner = "p.id IN (SELECT id FROM members WHERE face_consent = 1 AND merged_into IS NULL)"
-        return inner if node.consent.face else f"(NOT {inner})"
+        # the person's consent as it counts (survivorship.store): the head record's, or a proven one
+        return "(pp.face_consent = 1)" if node.consent.face else "(COALESCE(pp.face_consent, 0) = 0)"
     raise TypeError(f"not a condition: {node!r}")  # pragma: no cover - the models are exhaustive
 
 
 _STATS = "LEFT JOIN person_stats s ON s.member_id = p.id"
 
 
-def _uses_stats(node: object) -> bool:
+def _tables(node: object) -> set[str]:
+    """Which of the per-person tables the condition reads: ``stats`` (person_stats s), ``profile``
+    (person_profiles pp); each is joined only when read."""
     node = _unwrap(node)
     if isinstance(node, (And, Or)):
-        return any(_uses_stats(c) for c in (node.and_ if isinstance(node, And) else node.or_))
+        return set().union(*(_tables(c) for c in (node.and_ if isinstance(node, And) else node.or_)))
     if isinstance(node, Not):
-        return _uses_stats(node.not_)
+        return _tables(node.not_)
     if isinstance(node, Dim):
-        return dimensions.uses_stats(node.dim)
-    return isinstance(node, (Lifecycle, ValueTier))
+        return {t for t, used in (("stats", dimensions.uses_stats(node.dim)),
+                                  ("profile", dimensions.uses_profile(node.dim))) if used}
+    if isinstance(node, HasConsent):
+        return {"profile"}
+    return {"stats"} if isinstance(node, (Lifecycle, ValueTier)) else set()
 
 
 def _where(condition: Condition | None, as_of: datetime | None, store: str | None, *,
-           stats: bool = False, joins: str | None = None) -> tuple[str, list]:
-    """The FROM/WHERE of a segment (no condition = every person); stats joined when needed (``joins``:
-    the caller's joins instead, which must include person_stats as ``s``)."""
+           listing: bool = False, joins: str | None = None) -> tuple[str, list]:
+    """The FROM/WHERE of a segment (no condition = every person); stats and profile joined when
+    needed (``listing``: both, for the rows a page shows; ``joins``: the caller's joins instead, which must
+    include person_stats as ``s`` and person_profiles as ``pp``)."""
     now = int((as_of or datetime.now(UTC)).timestamp())
     params: list = []
-    join = _STATS if stats or (condition is not None and _uses_stats(condition)) else ""
+    used = {"stats", "profile"} if listing else _tables(condition) if condition is not None else set()
+    join = " ".join(j for t, j in (("stats", _STATS), ("profile", dimensions.PROFILE_JOIN)) if t in used)
     join = joins if joins is not None else join
     base = f"FROM members p {join} WHERE p.merged_into IS NULL"
     sql = base if condition is None else f"{base} AND {_compile(condition, now, params)}"
@@ -316,9 +322,10 @@ def count(db: Database | Tx, condition: Condition | None, *, as_of: datetime | N
 
 def page(db: Database | Tx, condition: Condition | None, *, limit: int, offset: int, as_of: datetime | None = None,
          store: str | None = None) -> list[dict]:
-    sql, params = _where(condition, as_of, store, stats=True)
+    sql, params = _where(condition, as_of, store, listing=True)
     return db.query(
-        f"SELECT p.id, p.name, s.lifecycle, s.value_tier, s.ltv, s.orders {sql} ORDER BY p.id LIMIT ? OFFSET ?",
+        f"SELECT p.id, COALESCE(pp.name, p.name) AS name, s.lifecycle, s.value_tier, s.ltv, s.orders {sql} "
+        "ORDER BY p.id LIMIT ? OFFSET ?",
         (*params, limit, offset))
 
 

@@ -19,14 +19,20 @@ and tags. A Tmall or JD buyer's ``普通会员`` is the column default, not a fa
 sources (counter, CRM import) and POS state a tier.
 
 The rules are the brand's (``settings`` key ``survivorship``, ``PUT /v1/identity/survivorship``).
+
+``store`` keeps the result per person in ``person_profiles`` (with whether the person's face
+consent counts), so segments and portraits filter on the surviving values rather than the head
+record's: it runs wherever persons change (``tags.refresh`` after imports, merges, splits,
+verification and the nightly batch; a sign-up; a consent change; a change of these rules).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 from cloud.db import Database, Tx
 from cloud.errors import Invalid
@@ -107,8 +113,10 @@ def set_config(db: Database, *, source_priority: Sequence[str] | None, rules: Ma
         if rule not in RULES or (rule == "union" and attribute != "tags"):
             raise InvalidRules(f"{attribute}: rule {rule!r} is not one of {', '.join(RULES)} (union is for tags only)")
     chosen = Config(priority, merged)
-    db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-               (_SETTING, json.dumps(chosen.as_dict(), ensure_ascii=False)))
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   (_SETTING, json.dumps(chosen.as_dict(), ensure_ascii=False)))
+        store(tx)  # every person's surviving values under the new rules
     return chosen
 
 
@@ -179,18 +187,72 @@ def _descending(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-def person_attributes(tx: Tx, person: str) -> dict[str, Attribute]:
-    """The surviving attributes of one person (its records read in this transaction)."""
-    rows = tx.query(f"SELECT {RECORD_COLUMNS} FROM members WHERE id = ? OR merged_into = ? ORDER BY created, id",
-                    (person, person))
+def _records_of(tx: Tx, persons: Sequence[str]) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """The records of these persons (by person, oldest first) and each record's usable phones."""
+    marks = ", ".join("?" for _ in persons)
+    records: dict[str, list[dict]] = defaultdict(list)
+    for row in tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven FROM members "
+                        f"WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id", (*persons, *persons)):
+        records[row["merged_into"] or row["id"]].append(row)
     phones: dict[str, list[str]] = {}
     for member_id, value in tx.rows(
-        "SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
-        "WHERE (m.id = ? OR m.merged_into = ?) AND i.kind = 'phone' AND i.blocked IS NULL ORDER BY i.id",
-        (person, person),
-    ):
+        f"SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
+        f"WHERE (m.id IN ({marks}) OR m.merged_into IN ({marks})) AND i.kind = 'phone' AND i.blocked IS NULL "
+        f"ORDER BY i.id", (*persons, *persons)):
         phones.setdefault(member_id, []).append(value)
-    return survive(rows, phones, config(tx))
+    return records, phones
+
+
+def person_attributes(tx: Tx, person: str) -> dict[str, Attribute]:
+    """The surviving attributes of one person (its records read in this transaction)."""
+    records, phones = _records_of(tx, [person])
+    return survive(records.get(person, []), phones, config(tx))
+
+
+PROFILE_COLUMNS = ("member_id", "name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone",
+                   "address", "signed_up", "face_consent", "updated")
+_CHUNK = 500
+
+
+def _values(rows: Sequence[Mapping], phones: Mapping[str, Sequence[str]], cfg: Config) -> dict[str, object]:
+    """``values_of(survive(...))``; a one-record person (most of a brand) without the rule machinery."""
+    if len(rows) != 1:
+        return values_of(survive(rows, phones, cfg))
+    said = record_values(rows[0], phones.get(rows[0]["id"], ()))
+    return {k: ([] if k == "tags" else DEFAULT_TIER if k == "tier" else None) if _empty(v) else v
+            for k, v in said.items()}
+
+
+def store(tx: Tx, persons: Sequence[str] | None = None) -> int:
+    """Write the surviving values of these persons (None: everyone) to ``person_profiles``; a person
+    that no longer exists (merged into another, erased) loses its row. Face consent is stored as it
+    counts (``members.face_consent``): the head record's, or any record's proven one. The rows
+    written."""
+    cfg, updated = config(tx), datetime.now(UTC).isoformat(timespec="seconds")
+    if persons is None:
+        tx.execute("DELETE FROM person_profiles")
+        wanted = [r[0] for r in tx.rows("SELECT id FROM members WHERE merged_into IS NULL ORDER BY id")]
+    else:
+        wanted = sorted(set(persons))
+    written = 0
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        if persons is not None:
+            tx.execute(f"DELETE FROM person_profiles WHERE member_id IN ({', '.join('?' for _ in chunk)})", chunk)
+        records, phones = _records_of(tx, chunk)
+        live = set(chunk)
+        out = []
+        for person, rows in records.items():
+            if person not in live or not any(r["id"] == person for r in rows):
+                continue  # a record of the chunk merged into someone else: that person's row is theirs
+            values = _values(rows, phones, cfg)
+            consent = any(r["face_consent"] and (r["id"] == person or r["consent_proven"]) for r in rows)
+            out.append((person, values["name"], values["gender"], values["birthday"], values["tier"],
+                        values["points"], json.dumps(values["tags"], ensure_ascii=False), values["home_store"],
+                        values["phone"], values["address"], values["signed_up"], int(consent), updated))
+        tx.copy("person_profiles", PROFILE_COLUMNS, out)
+        written += len(out)
+    return written
 
 
 def values_of(attributes: Mapping[str, Attribute]) -> dict[str, object]:

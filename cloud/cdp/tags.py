@@ -3,8 +3,8 @@
 ``refresh(db, persons)`` recomputes the persons touched by an import, a visit or a merge;
 ``refresh(db)`` is the nightly batch over everyone, which also re-cuts the RFM quintiles the
 incremental updates then reuse. Results live in ``person_stats`` (one row per live person, what
-segments filter on) and ``person_tags`` (manual tags from sign-ups and HQ's rule tags, each
-defined as a segment condition).
+segments filter on), ``person_profiles`` (the surviving attributes, ``survivorship.store``) and
+``person_tags`` (manual tags from sign-ups and HQ's rule tags, each defined as a segment condition).
 
 Lifecycle, from the person's own paid orders and the configurable windows: ``prospect`` (no
 order), ``new`` (one order, recent), ``active``, ``repurchase_due`` (the time since the last order
@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from cloud.cdp import survivorship
 from cloud.cdp.lifecycle import Windows, windows
 from cloud.cdp.segments import Condition, matching_persons
 from cloud.clock import iso, utcnow
@@ -79,6 +80,7 @@ def refresh(db: Database, persons: Sequence[str] | None = None, *, as_of: dateti
         touched = None if everyone else sorted(set(persons or []) | set(live))
         _write_stats(tx, stats, touched)
         _write_manual_tags(tx, records, touched)
+        survivorship.store(tx, touched)  # rule tags may filter on the surviving attributes
         _apply_rule_tags(tx, live, everyone, as_of)
     return len(stats)
 

@@ -1,11 +1,19 @@
-"""Proof before a sign-up joins an existing person: a one-time code to the phone, or HQ's merge.
+"""Proof of the phone: a one-time code to it, before a sign-up joins a person or its consent counts.
 
-``start`` holds a code for an unverified sign-up (only its hash is stored, bound to the
-verification's id) and sends it to the phone through the SMS sender; ``confirm`` checks a code
-(at most ``MAX_ATTEMPTS`` tries, within ``TTL``) and only then releases the sign-up's identifiers,
-so OneID links it to the person who owns the phone. The sign-up's face consent was given by the
-person now proven to own the phone, so it becomes the person's consent, logged as ``verified_sign_up``.
-HQ's explicit merge (``oneid.merge``) is the other way in.
+Two things wait for the phone's owner to prove it (``kind``):
+
+* ``phone``: an unverified sign-up (its phone already belonged to someone). ``confirm`` releases its
+  identifiers, so OneID links it to the person who owns the phone. HQ's explicit merge
+  (``oneid.merge``) is the other way in, but proves nothing about consent.
+* ``consent``: a sign-up that consented to face recognition (``members.face_consent``). Unproven,
+  that consent counts only while its record is the person's head; once the code is entered it is
+  *proven* (``members.consent_proven``) and counts for the person whichever record is head after
+  later merges (a counter VIP whose older Tmall record becomes head keeps the member card).
+
+Either way a correct code proves the phone, so a consenting record's consent becomes proven and is
+logged (``verified_sign_up`` / ``proven_by_code``) with when, where and who. ``start`` holds a
+code (only its hash is stored, bound to the verification's id) and sends it through the SMS
+sender; ``confirm`` checks it (at most ``MAX_ATTEMPTS`` tries, within ``TTL``).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cloud.cdp import members, oneid
+from cloud.cdp import members, oneid, survivorship
 from cloud.channels.sms import SmsFailed, SmsSender
 from cloud.clock import iso, utcnow
 from cloud.db import Database
@@ -58,6 +66,7 @@ class NoSms(Unavailable):
 class Pending:
     id: str
     member_id: str
+    kind: str  # phone: an unverified sign-up waits to join; consent: face consent waits to be proven
     sent: bool  # False: no SMS gateway configured, only HQ's merge can join the records
     expires: str
 
@@ -66,13 +75,26 @@ def _hash(verification_id: str, code: str) -> str:
     return hashlib.sha256(f"{verification_id}:{code}".encode()).hexdigest()
 
 
-def start(db: Database, member_id: str, *, sms: SmsSender | None, template: str, actor: str,
-          store: str | None) -> Pending:
-    """Hold a fresh code for the unverified sign-up ``member_id`` and text it to its phone."""
+def waiting(db: Database, member_id: str) -> tuple[str, str] | None:
+    """What the record ``member_id`` waits to prove, and the phone the code goes to: ``("phone", ..)``
+    for an unverified sign-up, ``("consent", ..)`` for unproven face consent; None: nothing."""
     phone = db.scalar("SELECT value FROM identifiers WHERE member_id = ? AND kind = 'phone' AND blocked = ?",
                       (member_id, members.UNVERIFIED))
-    if phone is None:
+    if phone is not None:
+        return "phone", phone
+    phone = db.scalar("SELECT i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
+                      "WHERE m.id = ? AND m.face_consent = 1 AND m.consent_proven IS NULL AND i.kind = 'phone' "
+                      "AND i.blocked IS NULL ORDER BY i.id LIMIT 1", (member_id,))
+    return None if phone is None else ("consent", phone)
+
+
+def start(db: Database, member_id: str, *, sms: SmsSender | None, template: str, actor: str,
+          store: str | None) -> Pending:
+    """Hold a fresh code for what ``member_id`` waits to prove (``waiting``) and text it to its phone."""
+    proof = waiting(db, member_id)
+    if proof is None:
         raise VerificationClosed(f"member {member_id} has nothing left to verify")
+    kind, phone = proof
     sends = db.scalar("SELECT COUNT(*) FROM verifications WHERE member_id = ?", (member_id,))
     if sends >= MAX_SENDS:
         raise TooManySends(f"{MAX_SENDS} codes were sent for this sign-up already; HQ can merge it")
@@ -82,8 +104,8 @@ def start(db: Database, member_id: str, *, sms: SmsSender | None, template: str,
         tx.execute("UPDATE verifications SET status = 'replaced', decided = ? WHERE member_id = ? AND status = 'pending'",
                    (iso(now), member_id))
         tx.execute("INSERT INTO verifications (id, member_id, kind, value, code_hash, status, attempts, sent, created, "
-                   "expires, store, actor) VALUES (?, ?, 'phone', ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
-                   (verification_id, member_id, phone, _hash(verification_id, code), sms is not None, iso(now),
+                   "expires, store, actor) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+                   (verification_id, member_id, kind, phone, _hash(verification_id, code), sms is not None, iso(now),
                     expires, store, actor))
     sent = sms is not None
     if sms is not None:
@@ -92,11 +114,12 @@ def start(db: Database, member_id: str, *, sms: SmsSender | None, template: str,
         except SmsFailed:  # the sign-up stands; a resend or HQ's merge can still join it
             sent = False
             db.execute("UPDATE verifications SET sent = ? WHERE id = ?", (False, verification_id))
-    return Pending(verification_id, member_id, sent, expires)
+    return Pending(verification_id, member_id, kind, sent, expires)
 
 
 def confirm(db: Database, member_id: str, verification_id: str, code: str, *, actor: str) -> str:
-    """Check the code; on success the sign-up joins the phone's person. The person's id."""
+    """Check the code; on success the sign-up joins the phone's person (``phone``) and its face
+    consent, if given, is proven. The person's id."""
     with db.transaction() as tx:
         row = tx.one("SELECT * FROM verifications WHERE id = ? AND member_id = ?", (verification_id, member_id))
         if row is None:
@@ -120,15 +143,18 @@ def confirm(db: Database, member_id: str, verification_id: str, code: str, *, ac
     with db.transaction() as tx:
         oneid.lock(tx)
         tx.execute("UPDATE verifications SET status = 'verified', decided = ? WHERE id = ?", (iso(utcnow()), row["id"]))
-        tx.execute("UPDATE identifiers SET blocked = NULL WHERE member_id = ? AND blocked = ?",
-                   (member_id, members.UNVERIFIED))
-        tx.execute("UPDATE members SET source_key = ? WHERE id = ? AND source_key IS NULL AND NOT EXISTS "
-                   "(SELECT 1 FROM members o WHERE o.source = ? AND o.source_key = ?)",
-                   (row["value"], member_id, members.MEMBER_SOURCE, row["value"]))
-        oneid.resolve_around(tx, [member_id], actor=f"verified by code ({actor})")
+        if row["kind"] == "phone":
+            tx.execute("UPDATE identifiers SET blocked = NULL WHERE member_id = ? AND blocked = ?",
+                       (member_id, members.UNVERIFIED))
+            tx.execute("UPDATE members SET source_key = ? WHERE id = ? AND source_key IS NULL AND NOT EXISTS "
+                       "(SELECT 1 FROM members o WHERE o.source = ? AND o.source_key = ?)",
+                       (row["value"], member_id, members.MEMBER_SOURCE, row["value"]))
+            oneid.resolve_around(tx, [member_id], actor=f"verified by code ({actor})")
         person = tx.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member_id,))
-        consent = tx.scalar("SELECT face_consent FROM members WHERE id = ?", (member_id,))
-        if consent and person != member_id:
-            tx.execute("UPDATE members SET face_consent = ? WHERE id = ?", (True, person))
-            members.log_consent(tx, person, member_id, True, store=row["store"], actor=actor, how="verified_sign_up")
+        # the phone's owner entered the code: the consent given on this record is theirs, proven
+        if tx.execute("UPDATE members SET consent_proven = ? WHERE id = ? AND face_consent = 1",
+                      (row["id"], member_id)):
+            members.log_consent(tx, person, member_id, True, store=row["store"], actor=actor,
+                                how="verified_sign_up" if row["kind"] == "phone" else "proven_by_code")
+        survivorship.store(tx, [member_id, person])
     return person

@@ -23,11 +23,19 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _REQUIRED = ("PhoneNumbers", "SignName", "TemplateCode")
+#: Aliyun's dates (QuerySendDetails' SendDate, the details' times) are China's, whatever the server's zone.
+_CHINA = ZoneInfo("Asia/Shanghai")
+
+
+def _beijing(ts: float, fmt: str) -> str:
+    return datetime.fromtimestamp(ts, _CHINA).strftime(fmt)
 
 
 @dataclass
@@ -119,13 +127,13 @@ class SimulatedSms:
         size = max(1, min(50, int(params.get("PageSize") or 10)))
         page = max(1, int(params.get("CurrentPage") or 1))
         with self._lock:
-            found = [m for m in self.sent if m.phone == phone and time.strftime("%Y%m%d", time.localtime(m.ts)) == day]
+            found = [m for m in self.sent if m.phone == phone and _beijing(m.ts, "%Y%m%d") == day]
         chosen = found[(page - 1) * size:page * size]
         return {"Code": "OK", "Message": "OK", "RequestId": request_id, "TotalCount": str(len(found)),
                 "SmsSendDetailDTOs": {"SmsSendDetailDTO": [
                     {"ErrCode": "DELIVERED", "TemplateCode": m.template, "OutId": m.out_id or "",
-                     "ReceiveDate": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.ts)),
-                     "SendDate": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.ts)),
+                     "ReceiveDate": _beijing(m.ts, "%Y-%m-%d %H:%M:%S"),
+                     "SendDate": _beijing(m.ts, "%Y-%m-%d %H:%M:%S"),
                      "PhoneNum": m.phone, "Content": json.dumps(m.params, ensure_ascii=False), "SendStatus": 3}
                     for m in chosen]}}
 
@@ -136,8 +144,8 @@ class SimulatedSms:
         with self._lock:
             due = [m for m in self.sent if m.biz_id not in self._reported]
             self._reported.update(m.biz_id for m in due)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        body = [{"phone_number": m.phone, "send_time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.ts)),
+        stamp = _beijing(time.time(), "%Y-%m-%d %H:%M:%S")
+        body = [{"phone_number": m.phone, "send_time": _beijing(m.ts, "%Y-%m-%d %H:%M:%S"),
                  "report_time": stamp, "success": m.phone not in failed,
                  "err_code": "DELIVERED" if m.phone not in failed else "MK:0001",
                  "err_msg": "用户接收成功" if m.phone not in failed else "空号", "sms_size": "1", "biz_id": m.biz_id,
@@ -150,7 +158,7 @@ class SimulatedSms:
         """The member answers an SMS (e.g. 退订): an SmsUp push to ``url``."""
         import httpx
 
-        body = [{"phone_number": phone, "send_time": time.strftime("%Y-%m-%d %H:%M:%S"), "content": content,
+        body = [{"phone_number": phone, "send_time": _beijing(time.time(), "%Y-%m-%d %H:%M:%S"), "content": content,
                  "sign_name": self.sent[-1].sign_name if self.sent else "", "dest_code": "1234",
                  "sequence_id": int(time.time() * 1000)}]
         return httpx.post(url, json=body, timeout=10).json()

@@ -13,6 +13,7 @@ drifts; the newest confirmed look is worth more), then the enrolment photo the d
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Literal
 from uuid import uuid4
@@ -75,14 +76,20 @@ def _keep_cap(db: Tx, person: str, embedding_space: str) -> None:
     bump_gallery_epoch(db)
 
 
-def faces(db: Database, embedding_space: str, *, after: int = 0) -> list[StoredFace]:
-    """Enrolled faces comparable with ``embedding_space``, owned by the person."""
+def faces(db: Database, embedding_space: str, *, after: int = 0, known: Container[str] = ()) -> list[StoredFace]:
+    """Enrolled faces comparable with ``embedding_space``, owned by the person, except those in
+    ``known``. Embeddings are read only when some face is not known: the gallery re-reads a window
+    of recent rows on every arrival, and reading a thousand embeddings each time was most of an
+    arrival's work."""
+    window = (embedding_space, after)
+    if all(face_id in known for face_id, in db.rows("SELECT id FROM faces WHERE embedding_space = ? AND n > ?", window)):
+        return []
     rows = db.rows(
         f"SELECT f.id, {PERSON_OF}, f.embedding, f.n FROM faces f JOIN members m ON m.id = f.member_id "
-        "WHERE f.embedding_space = ? AND f.n > ? ORDER BY f.n",
-        (embedding_space, after),
+        "WHERE f.embedding_space = ? AND f.n > ? ORDER BY f.n", window,
     )
-    return [StoredFace(id=r[0], member_id=r[1], vector=np.frombuffer(r[2], dtype="<f4"), n=r[3]) for r in rows]
+    return [StoredFace(id=r[0], member_id=r[1], vector=np.frombuffer(r[2], dtype="<f4"), n=r[3])
+            for r in rows if r[0] not in known]
 
 
 def face_owners(db: Database, embedding_space: str) -> dict[str, str]:

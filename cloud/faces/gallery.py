@@ -90,7 +90,8 @@ class FaceIndex:
         if self._db is None:
             return
         epoch = enrolled.gallery_epoch(self._db)
-        faces = enrolled.faces(self._db, self.embedding_space, after=max(0, self._last_n - _LATE_COMMIT_WINDOW))
+        faces = enrolled.faces(self._db, self.embedding_space, after=max(0, self._last_n - _LATE_COMMIT_WINDOW),
+                               known=self._face_ids)
         with self._lock:
             fresh: list[tuple[str | None, str, np.ndarray]] = [
                 (f.id, f.member_id, self._unit(f.vector)) for f in faces if f.id not in self._face_ids]
@@ -175,7 +176,10 @@ class FaceIndex:
                 scores, rows = self._ann.search(probe[None, :], _CANDIDATES)
                 pairs = [(float(s), int(r)) for s, r in zip(scores[0], rows[0]) if r >= 0]
             else:
-                all_scores = self._matrix @ probe
+                # einsum's own loop, not ``@``: OpenBLAS spreads a matrix-vector product of more than
+                # ~3,600 faces over threads, and on a busy machine waiting for them cost 5-25 ms a
+                # search (p95) where one thread takes 0.1 ms (docs/PERFORMANCE.md, cost curves).
+                all_scores = np.einsum("ij,j->i", self._matrix, probe)
                 k = min(len(all_scores), _CANDIDATES * 4)
                 top = np.argpartition(-all_scores, k - 1)[:k]
                 pairs = [(float(all_scores[i]), int(i)) for i in top]

@@ -32,6 +32,7 @@ from protocol.facepack.manifests import ModelPack
 Reason = Literal[
     "member", "unknown_pack", "other_space", "empty_gallery", "below_threshold", "ambiguous", "no_consent",
     "doubted", "uncertain", "not_commercial",
+    "wifi",  # an uncertain face that the member's phone in the store raised (``cloud.arrivals.fusion``)
 ]
 
 #: The lower bound of the "uncertain" band per pack: the threshold at which 1% of strangers pass on the
@@ -53,6 +54,10 @@ class Match:
     reason: Reason
     #: "uncertain": who it might be, to be confirmed on the card; never shown as the member
     candidate: Member | None = None
+    #: the bar applied (both packs' threshold plus the store's offset) and the uncertain floor, for a
+    #: member or uncertain match: what Wi-Fi fusion (``cloud.arrivals.fusion``) measures the score from
+    threshold: float = 0.0
+    floor: float = 0.0
 
 
 class Matcher:
@@ -63,6 +68,14 @@ class Matcher:
         self._db = db
         self._gallery_pack = gallery_pack
         self.store_offsets = calibration.StoreOffsets(db, gallery_pack)
+
+    def bounds(self, store: str | None, packs: tuple[ModelPack, ...] = (), templates: int = 1) -> tuple[float, float]:
+        """The bar a member's face must reach at ``store`` (the packs' threshold for a member with
+        ``templates`` photos, the stricter one, plus the store's offset) and the uncertain floor under
+        which nobody is even asked about. ``packs``: the probe's and the gallery's (default the gallery's)."""
+        packs = packs or (self._gallery_pack,)
+        threshold = max(p.bounds(templates)[0] for p in packs)
+        return threshold + self.store_offsets.get(store), max(uncertain_floor(p) for p in packs)
 
     def match(self, vector: np.ndarray, pack_id: str, store: str | None = None) -> Match:
         """``store``: where the face was seen; its calibration (``cloud.faces.calibration``) may only
@@ -84,7 +97,7 @@ class Matcher:
         (probe_t, probe_m), (gallery_t, gallery_m) = probe_pack.bounds(found.templates), gallery_pack.bounds(found.templates)
         threshold, margin = max(probe_t, gallery_t), max(probe_m, gallery_m)
         # Under the threshold but above both packs' uncertain floors (and clear of the runner-up): ask.
-        floor = max(uncertain_floor(probe_pack), uncertain_floor(gallery_pack))
+        bar, floor = self.bounds(store, (probe_pack, gallery_pack), found.templates)
         if found.score < floor:
             return Match(None, confidence, "below_threshold")
         if found.runner_up is not None and found.score - found.runner_up < margin:
@@ -92,12 +105,12 @@ class Matcher:
         member = members.member(self._db, found.member_id)
         if member is None or not member.face_consent:
             return Match(None, confidence, "no_consent" if found.score >= threshold else "below_threshold")
-        if found.score < threshold + self.store_offsets.get(store):
-            return Match(None, confidence, "uncertain", candidate=member)
+        if found.score < bar:
+            return Match(None, confidence, "uncertain", candidate=member, threshold=bar, floor=floor)
         # per member: each "不是本人" demands a pack-scaled step more (DOUBT_STEP is a MobileFaceNet cosine)
         if found.score < threshold + feedback.threshold_penalty(self._db, member.id) * calibration.scale(gallery_pack):
             return Match(None, confidence, "doubted")  # assistants said "not this person" before
-        return Match(member, confidence, "member")
+        return Match(member, confidence, "member", threshold=bar, floor=floor)
 
     def _gallery_for(self, probe_pack: ModelPack) -> tuple[FaceIndex | None, ModelPack]:
         """The gallery that can answer a face of ``probe_pack`` (caught up with the database), and the

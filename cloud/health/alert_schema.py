@@ -52,3 +52,9 @@ STATEMENTS_V15: tuple[str, ...] = (
         id {serial_pk}, alert_id TEXT NOT NULL, person TEXT NOT NULL, ts TEXT NOT NULL, note TEXT NOT NULL)""",
     "CREATE INDEX alert_notes_alert ON alert_notes (alert_id, ts)",
 )
+
+#: Version 35 (issue 17): ``resolved_at``, when the owner who was sent an alert was told it cleared
+#: (the "resolved" message on the same channel); NULL while not (yet) told.
+STATEMENTS_V35: tuple[str, ...] = (
+    "ALTER TABLE alert_deliveries ADD COLUMN resolved_at TEXT",
+)

@@ -26,7 +26,9 @@ from protocol.health import HealthAlert
 log = logging.getLogger(__name__)
 
 Status = Literal["open", "acked", "cleared"]
-Kind = Literal["metric", "device"]
+#: metric: a closed period of the rollup (cloud.health.anomaly); device: a box, camera or screen offline or
+#: silent (cloud.health.device_health); source: a business source dark or collapsing now (cloud.health.shortfall)
+Kind = Literal["metric", "device", "source"]
 #: Sends one alert; True once the broker has confirmed it.
 Publish = Callable[[HealthAlert], bool]
 
@@ -148,10 +150,11 @@ def notes(db: Database, alert_id: str) -> list[dict]:
     return db.query("SELECT person, ts, note FROM alert_notes WHERE alert_id = ? ORDER BY ts, id", (alert_id,))
 
 
-def open_device_alert(db: Database, store: str, device: str, metric: str) -> Alert | None:
-    """The device's alert of that kind still in force (open or acknowledged, not cleared)."""
-    row = db.one("SELECT * FROM alerts WHERE kind = 'device' AND store = ? AND device = ? AND metric = ? "
-                 "AND cleared_at IS NULL ORDER BY created DESC LIMIT 1", (store, device, metric))
+def open_alert(db: Database, kind: Kind, store: str, device: str, metric: str) -> Alert | None:
+    """The device's (or, ``device`` '', the store's) alert of that kind and metric still in force
+    (open or acknowledged, not cleared)."""
+    row = db.one("SELECT * FROM alerts WHERE kind = ? AND store = ? AND device = ? AND metric = ? "
+                 "AND cleared_at IS NULL ORDER BY created DESC LIMIT 1", (kind, store, device, metric))
     return Alert(**row) if row else None
 
 

@@ -131,14 +131,17 @@ def assistants_league(db: Database, store: str, start: datetime, end: datetime) 
 
 
 def hot_products(db: Database, start_s: int, end_s: int, store: str | None = None) -> list[dict]:
-    """The best sellers by units over [start_s, end_s): one store's, or every channel's."""
+    """The best sellers by units over [start_s, end_s): one store's, or every channel's, with the
+    catalogue's member price (what a member pays for what is selling now)."""
     where, args = ("l.store = ? AND l.ts >= ? AND l.ts < ?", (store, start_s, end_s)) if store else (
         "l.ts >= ? AND l.ts < ?", (start_s, end_s))
     rows = db.rows(
-        f"SELECT l.sku, MAX(p.name), SUM(l.qty), SUM(l.amount) FROM order_lines l LEFT JOIN products p ON p.sku = l.sku "
-        f"WHERE {where} GROUP BY l.sku ORDER BY SUM(l.qty) DESC, SUM(l.amount) DESC, l.sku LIMIT ?", (*args, HOT_PRODUCTS))
-    return [{"sku": sku, "name": name or sku, "units": int(units), "sales": round(float(sales), 2)}
-            for sku, name, units, sales in rows]
+        f"SELECT l.sku, MAX(p.name), SUM(l.qty), SUM(l.amount), MAX(p.member_price) FROM order_lines l "
+        f"LEFT JOIN products p ON p.sku = l.sku WHERE {where} GROUP BY l.sku "
+        f"ORDER BY SUM(l.qty) DESC, SUM(l.amount) DESC, l.sku LIMIT ?", (*args, HOT_PRODUCTS))
+    return [{"sku": sku, "name": name or sku, "units": int(units), "sales": round(float(sales), 2),
+             "member_price": float(member_price) if member_price is not None else None}
+            for sku, name, units, sales, member_price in rows]
 
 
 def _live(db: Database, store: str, start: datetime, end: datetime) -> dict[str, int]:

@@ -16,7 +16,7 @@ door events) and judges each device of each store that is open now (``stores.ope
   weekday of 4 weeks, shared among the store's boxes), ``SILENT_EXPECTED`` arrivals were due
   (P(none) < 0.3 % for a Poisson count): a camera that runs but looks at the wrong thing.
 
-One alert per device and kind while the condition lasts (``alerts.open_device_alert``); it clears
+One alert per device and kind while the condition lasts (``alerts.open_alert``); it clears
 (``cleared_at``, status ``cleared``) as soon as the device reports again, frames flow or an
 arrival comes. Device alerts go through the same recording, MQTT publishing and notifications as
 metric alerts (``cloud.health.notify``).
@@ -131,7 +131,7 @@ def scan(db: Database, now: datetime, *, stale_s: float = 120.0) -> tuple[list[A
     zones = dict(db.rows("SELECT id, timezone FROM stores"))
     fresh: list[Alert] = []
     for (store, device, metric), f in findings.items():
-        if alerts.open_device_alert(db, store, device, metric) is not None:
+        if alerts.open_alert(db, "device", store, device, metric) is not None:
             continue
         local = now.astimezone(clock.zone(zones.get(store)))
         fresh.append(Alert(

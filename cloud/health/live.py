@@ -38,13 +38,19 @@ def brand_live(db: Database, day: date | None) -> dict:
     days_in_month = calendar.monthrange(day.year, day.month)[1]
     targets = {s: float(t) / days_in_month for s, t in db.rows(
         "SELECT store, sales_target FROM store_targets WHERE month = ?", (day.isoformat()[:7],))}
-    # a store's own target for the day (imported day targets) wins over its month's even share
-    targets.update((s, float(t)) for s, t in db.rows(
-        "SELECT store, sales FROM store_day_targets WHERE day = ? AND sales IS NOT NULL", (day.isoformat(),)))
+    # a store's own targets for the day (imported day targets): its sales target wins over its
+    # month's even share; traffic and conversion targets exist only there
+    day_targets: dict[str, tuple[int | None, float | None]] = {}
+    for s, sales, traffic, conversion in db.rows(
+            "SELECT store, sales, traffic, conversion FROM store_day_targets WHERE day = ?", (day.isoformat(),)):
+        if sales is not None:
+            targets[s] = float(sales)
+        day_targets[s] = (None if traffic is None else int(traffic), None if conversion is None else float(conversion))
     names = dict(db.rows("SELECT id, name FROM stores"))
-    arrivals = db.scalar(  # through the (store, ts) index, one range per store
-        "SELECT COUNT(*) FROM visits WHERE store IN (SELECT id FROM stores) AND ts >= ? AND ts < ?",
-                         (clock.iso_utc(start), clock.iso_utc(end)))
+    arrivals = dict(db.rows(  # through the (store, ts) index, one range per store
+        "SELECT store, COUNT(*) FROM visits WHERE store IN (SELECT id FROM stores) AND ts >= ? AND ts < ? "
+        "GROUP BY store", (clock.iso_utc(start), clock.iso_utc(end))))
+    traffic = [t for t, _ in day_targets.values() if t is not None]
     deals = db.rows("SELECT sku, name, price, member_price FROM products WHERE member_price IS NOT NULL "
                     "ORDER BY popularity DESC, sku LIMIT ?", (MEMBER_DEALS,))
     return {
@@ -55,7 +61,11 @@ def brand_live(db: Database, day: date | None) -> dict:
         "hot_products": hot_products(db, s0, s1),
         "member_deals": [{"sku": sku, "name": name, "price": price, "member_price": mp} for sku, name, price, mp in deals],
         "stores": [{"store": s, "name": names.get(s, s), "sales": round(by_store.get(s, 0.0), 2),
-                    "target": round(targets[s], 2) if s in targets else None}
+                    "target": round(targets[s], 2) if s in targets else None, "arrivals": int(arrivals.get(s, 0)),
+                    "traffic_target": day_targets.get(s, (None, None))[0],
+                    "conversion_target": day_targets.get(s, (None, None))[1]}
                    for s in sorted(names, key=lambda s: -by_store.get(s, 0.0))],
-        "arrivals": int(arrivals or 0),
+        "arrivals": sum(int(n) for n in arrivals.values()),
+        "traffic_target": sum(traffic) if traffic else None,
     }
+

@@ -17,6 +17,10 @@ A scheduler job (``Runtime``, every ``notify_every_s``, 30 s) runs ``run``:
    meanwhile are ``dropped``. Escalation does not wait for a muted owner.
 4. **Send**: through the channel adapters (``cloud.channels``); a failure is retried with back-off
    (30 s doubling, at most 15 min) up to ``MAX_ATTEMPTS``, then ``gave_up``.
+5. **Resolved**: when an alert clears (the device is back, the source reports again), every owner
+   it was sent to is told so on the same channel, once (``alert_deliveries.resolved_at``, claimed
+   before sending so two processes never both send it; a failure is tried again at the next run,
+   a muted owner is told when the window ends).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ HORIZON = timedelta(days=2)
 METRIC_LABELS = {
     "device_offline": "设备离线", "device_silent": "设备无数据", "sales": "销售额", "orders": "订单数",
     "arrivals": "进店人数", "footfall": "客流", "conversion": "转化率", "greeted_share": "招呼率",
-    "served_share": "接待率", "median_time_to_greet_s": "招呼用时",
+    "served_share": "接待率", "median_time_to_greet_s": "招呼用时", "orders_low": "收银订单骤降",
+    "arrivals_low": "进店识别骤降", "footfall_low": "客流计数骤降", "claims_low": "导购接待骤降",
 }
 
 
@@ -68,6 +73,7 @@ class NotifyResult:
     held: int = 0
     dropped: int = 0
     duplicates: int = 0
+    resolved: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -89,6 +95,25 @@ def in_window(window: str | None, local: datetime) -> bool:
 
 def add_owner(db: Database, *, scope: Scope, scope_id: str, level: int, person: str, channel: str, address: str,
               min_severity: str = "warning", mute: str | None = None) -> dict:
+    row = _checked(scope, scope_id, level, person, channel, address, min_severity, mute)
+    db.execute("INSERT INTO alert_owners (scope, scope_id, level, person, channel, address, min_severity, mute, "
+               "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*row, iso(clock.utcnow())))
+    return db.query("SELECT * FROM alert_owners ORDER BY id DESC LIMIT 1")[0]
+
+
+def update_owner(db: Database, owner_id: int, *, scope: Scope, scope_id: str, level: int, person: str, channel: str,
+                 address: str, min_severity: str = "warning", mute: str | None = None) -> dict:
+    """Change an owner in place (HQ's owners page): deliveries already made keep pointing at them."""
+    row = _checked(scope, scope_id, level, person, channel, address, min_severity, mute)
+    if not db.execute("UPDATE alert_owners SET scope = ?, scope_id = ?, level = ?, person = ?, channel = ?, "
+                      "address = ?, min_severity = ?, mute = ? WHERE id = ?", (*row, owner_id)):
+        raise OwnerNotFound(f"no alert owner {owner_id}")
+    return db.query("SELECT * FROM alert_owners WHERE id = ?", (owner_id,))[0]
+
+
+def _checked(scope: str, scope_id: str, level: int, person: str, channel: str, address: str, min_severity: str,
+             mute: str | None) -> tuple:
+    """The owner's columns, or InvalidOwner saying what is wrong."""
     if scope not in ("store", "region", "brand"):
         raise InvalidOwner(f"scope is store, region or brand, not {scope!r}")
     if channel not in CHANNELS:
@@ -102,11 +127,7 @@ def add_owner(db: Database, *, scope: Scope, scope_id: str, level: int, person: 
         if not sep:
             raise InvalidOwner("mute is a local window HH:MM-HH:MM")
         _minutes(start), _minutes(end)
-    db.execute("INSERT INTO alert_owners (scope, scope_id, level, person, channel, address, min_severity, mute, "
-               "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               (scope, scope_id, level, person.strip(), channel, address.strip(), min_severity, mute,
-                iso(clock.utcnow())))
-    return db.query("SELECT * FROM alert_owners ORDER BY id DESC LIMIT 1")[0]
+    return scope, scope_id, level, person.strip(), channel, address.strip(), min_severity, mute or None
 
 
 def owners(db: Database) -> list[dict]:
@@ -130,6 +151,8 @@ def notice_of(alert: Alert, store_name: str | None, link_base: str, level: int) 
     what = f"{label} {alert.device}".strip()
     if alert.kind == "device":
         detail = f"设备 {alert.device} 自 {alert.ts[11:16]} 起{'离线' if alert.metric == 'device_offline' else '无数据'}"
+    elif alert.kind == "source":
+        detail = f"自 {alert.ts[11:16]} 起 {alert.value:g} 笔，平常应有 {alert.baseline:g}"
     else:
         detail = (f"{alert.ts} {label} = {alert.value:g}，平常 {alert.baseline:g}"
                   f"（{'偏高' if alert.direction == 'high' else '偏低'}，z {alert.z:g}）")
@@ -141,6 +164,19 @@ def notice_of(alert: Alert, store_name: str | None, link_base: str, level: int) 
     payload = alert.model_dump(mode="json")
     return Notice(key=f"{alert.id}:{level}", title=title, text=f"{title}\n{detail}", markdown=markdown, link=link,
                   severity=alert.severity, payload=payload)
+
+
+def resolved_notice(alert: Alert, store_name: str | None, link_base: str, zone: str | None) -> Notice:
+    """The alert cleared: the same people, the same channel, the same link."""
+    where = f"{store_name or alert.store}（{alert.store}）"
+    what = f"{METRIC_LABELS.get(alert.metric, alert.metric)} {alert.device}".strip()
+    cleared = alert.cleared_at.astimezone(clock.zone(zone)).strftime("%H:%M") if alert.cleared_at else ""
+    title = f"[已恢复] {where} {what}"
+    detail = f"自 {alert.ts[11:16]} 起的问题已于 {cleared} 恢复"
+    link = alert.link(link_base)
+    return Notice(key=f"{alert.id}:resolved", title=title, text=f"{title}\n{detail}",
+                  markdown=f"**{title}**\n> {detail}\n[打开门店页面]({link})", link=link, severity="resolved",
+                  payload={**alert.model_dump(mode="json"), "resolved": True})
 
 
 def run(db: Database, channels: dict[str, Channel], now: datetime, *, escalate_after_s: float = 900.0,
@@ -189,8 +225,38 @@ def run(db: Database, channels: dict[str, Channel], now: datetime, *, escalate_a
                         (alert.id, owner["id"], lvl, owner["channel"], status, iso(now), iso(now))):
                     result.routed += 1
                     result.duplicates += status == "duplicate"
-    _send_due(db, channels, now, stores, {o["id"]: o for o in all_owners}, link_base, result)
+    by_id = {o["id"]: o for o in all_owners}
+    _send_due(db, channels, now, stores, by_id, link_base, result)
+    _send_resolved(db, channels, now, stores, by_id, link_base, result)
     return result
+
+
+def _send_resolved(db: Database, channels: dict[str, Channel], now: datetime, stores: dict, by_id: dict,
+                   link_base: str, result: NotifyResult) -> None:
+    """Tell everyone an alert was sent to that it cleared (once each; retried at the next run if it fails)."""
+    rows = db.query("SELECT d.alert_id, d.owner_id, a.* FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id "
+                    "WHERE d.status = 'sent' AND d.resolved_at IS NULL AND a.cleared_at IS NOT NULL "
+                    "AND a.cleared_at >= ? ORDER BY a.cleared_at, d.alert_id, d.owner_id", (iso(now - HORIZON),))
+    for row in rows:
+        owner, store = by_id.get(row["owner_id"]), stores.get(row["store"], {})
+        channel = channels.get(owner["channel"]) if owner else None
+        if owner is None or channel is None \
+                or in_window(owner["mute"], now.astimezone(clock.zone(store.get("timezone")))):
+            continue
+        key = (row["alert_id"], row["owner_id"])
+        if not db.execute("UPDATE alert_deliveries SET resolved_at = ? WHERE alert_id = ? AND owner_id = ? "
+                          "AND resolved_at IS NULL", (iso(now), *key)):
+            continue  # another process claimed it
+        alert = Alert(**row)
+        try:
+            channel.send(owner["address"], resolved_notice(alert, store.get("name"), link_base, store.get("timezone")))
+        except ChannelFailed as exc:
+            db.execute("UPDATE alert_deliveries SET resolved_at = NULL WHERE alert_id = ? AND owner_id = ?", key)
+            result.failed += 1
+            result.errors.append(str(exc))
+            log.warning("resolved message of %s to %s not delivered: %s", alert.id, owner["person"], exc)
+            continue
+        result.resolved += 1
 
 
 def _send_due(db: Database, channels: dict[str, Channel], now: datetime, stores: dict, by_id: dict,

@@ -18,12 +18,23 @@ own normal, on a day the store was open (any of arrivals, orders or footfall abo
 source normally reports (``MIN_EXPECTED`` a day on the same weekdays) is an incident: it scores 0
 with the baselines it would have had, and ``value`` 0 when it had none (the detail view marks it).
 
+Incident hours: a source dark (or collapsed) for part of an open day is weighed by the hours it
+was: per source (the door's arrivals, the POS's orders, footfall, and the guide screen's claims),
+the hourly rollup's counts of the day against their normal (the median of the same weekday-hour
+over the 4 weeks before) give the run of hours least likely to be chance among those too short to
+be (``cloud.health.shortfall.dark_hours``, the test the live rule uses, with the source's
+dispersion over those 4 weeks), and ``f``, the share of the day's expected volume that fell in
+it. Every metric expecting that source (``weighed_by``) scores ``(1 - f)`` of its score: a till
+down from 16:00 takes the evening's share of the day from its ticket metrics, and a source dark
+all day (``f`` 1) scores 0 like the whole-day rule above.
+
 Only complete days are scored: the store's local today is left to the "today so far" view, which
 holds it against the same hours of its baselines (``cloud.health.views.today_so_far``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from statistics import median
 
@@ -31,6 +42,7 @@ from cloud import clock
 from cloud.db import Database
 from cloud.health.metrics import SCORED, Metric
 from cloud.health.peers import MIN_PEERS, PeerGroup, load_peer_groups
+from cloud.health.shortfall import dark_hours, dispersion
 
 TOLERANCE = 0.5
 HISTORY_WEEKS = 4
@@ -71,9 +83,11 @@ Values = dict[tuple[str, str, str], float]  # (store, day, metric) -> value
 
 
 def score_day(values: Values, day: date, groups: dict[str, PeerGroup],
-              today: dict[str, str] | None = None) -> list[tuple]:
+              today: dict[str, str] | None = None, hours: Values | None = None) -> list[tuple]:
     """The ``store_scores`` rows of one day, from day metric values covering the 4 weeks before it
-    (stores whose local ``today`` is this day or earlier are not scored: their day is not over)."""
+    (stores whose local ``today`` is this day or earlier are not scored: their day is not over);
+    ``hours``: the hourly values of the sources (``HOURLY``, keyed by the hour) over the same span,
+    for the incident hours."""
     key = day.isoformat()
     history_days = [(day - timedelta(weeks=k)).isoformat() for k in range(1, HISTORY_WEEKS + 1)]
     rows: list[tuple] = []
@@ -81,6 +95,7 @@ def score_day(values: Values, day: date, groups: dict[str, PeerGroup],
         if today is not None and key >= today.get(store, "9999"):
             continue
         dark = dark_sources(values, store, key, history_days)
+        share = incident_shares(hours, store, key, history_days) if hours else {}
         for metric in SCORED:
             value = values.get((store, key, metric.name))
             if value is None and metric.expects not in dark:
@@ -94,8 +109,48 @@ def score_day(values: Values, day: date, groups: dict[str, PeerGroup],
                 continue
             score = metric_score(value, own, peer, metric)
             if score is not None:
+                score *= 1.0 - max((share.get(source, 0.0) for source in weighed_by(metric)), default=0.0)
                 rows.append((store, key, metric.name, value, own, peer, round(score, 2)))
     return rows
+
+
+#: the sources whose hours are weighed: the hourly rollup's count of each (``claims``: cards the assistants
+#: claimed on the guide screen, the feedback every greeting and serving metric is made of)
+HOURLY: dict[str, Callable[[Callable[[str], float]], float]] = {
+    "arrivals": lambda v: v("arrivals"), "orders": lambda v: v("orders"), "footfall": lambda v: v("footfall"),
+    "claims": lambda v: v("claimed_share") * v("arrivals"),
+}
+HOURLY_METRICS = ("arrivals", "orders", "footfall", "claimed_share")
+
+
+def weighed_by(metric: Metric) -> list[str]:
+    """The sources whose incident hours take from this metric's score: the one it expects, and the guide
+    screen's claims for the metrics made of its feedback."""
+    return [s for s in (metric.expects, "claims" if "feedback" in metric.source else None) if s in HOURLY]
+
+
+def incident_shares(hours: Values, store: str, key: str, history_days: list[str]) -> dict[str, float]:
+    """source -> the share of the day's expected volume that fell in its dark (or collapsed) hours."""
+    shares = {}
+    def at(hour: str) -> Callable[[str], float]:
+        return lambda metric: hours.get((store, hour, metric), 0.0)
+
+    open_days = [d for d in history_days if (store, d, "arrivals") in hours]
+    for source, count in HOURLY.items():
+        expected: dict[str, float] = {}
+        samples = []
+        for h in range(24):
+            past = [count(at(f"{d}T{h:02d}:00")) for d in open_days]
+            if len(past) >= MIN_HISTORY and (normal := median(past)) > 0:
+                expected[f"{key}T{h:02d}:00"] = normal
+                samples.append(past)
+        if not expected:
+            continue
+        observed = {k: count(at(k)) for k in expected}
+        dark = dark_hours(observed, expected, dispersion(samples))
+        if dark:
+            shares[source] = sum(expected[k] for k in dark) / sum(expected.values())
+    return shares
 
 
 def dark_sources(values: Values, store: str, key: str, history_days: list[str]) -> set[str]:
@@ -133,17 +188,25 @@ def score_days(db: Database, first: date, last: date, *, now: datetime | None = 
     while chunk <= last:
         chunk_last = min(last, chunk + timedelta(days=CHUNK_DAYS - 1))
         values: Values = {}
+        since = (chunk - timedelta(weeks=HISTORY_WEEKS)).isoformat()
         for store, ts, metric, value in db.rows(
             f"SELECT store, ts, metric, value FROM store_metrics WHERE grain = 'day' AND ts >= ? AND ts <= ? "
-            f"AND metric IN ({marks})",
-            ((chunk - timedelta(weeks=HISTORY_WEEKS)).isoformat(), chunk_last.isoformat(), *names)):
+            f"AND metric IN ({marks})", (since, chunk_last.isoformat(), *names)):
             values[(store, ts, metric)] = value
+        # the hours, keyed (store, hour, metric), and each day the store has one, keyed (store, day, "arrivals")
+        hours: Values = {}
+        for store, ts, metric, value in db.rows(
+            f"SELECT store, ts, metric, value FROM store_metrics WHERE grain = 'hour' AND ts >= ? AND ts < ? "
+            f"AND metric IN ({', '.join('?' for _ in HOURLY_METRICS)})",
+            (since, (chunk_last + timedelta(days=1)).isoformat(), *HOURLY_METRICS)):
+            hours[(store, ts, metric)] = value
+            hours[(store, ts[:10], "arrivals")] = 1.0  # the day has hourly rows
         with db.transaction() as tx:
             tx.execute("DELETE FROM store_scores WHERE day >= ? AND day <= ?", (chunk.isoformat(), chunk_last.isoformat()))
             day = chunk
             while day <= chunk_last:
                 tx.copy("store_scores", ("store", "day", "metric", "value", "own_baseline", "peer_median", "score"),
-                        score_day(values, day, groups, today))
+                        score_day(values, day, groups, today, hours))
                 day += timedelta(days=1)
                 done += 1
         chunk = chunk_last + timedelta(days=1)

@@ -83,6 +83,21 @@ def coupon(db: Database, code: str) -> dict:
     return found
 
 
+def issued_by(db: Database, issuer: str) -> dict | None:
+    """The coupon this issuer gave (an issuer that gives one coupon, such as one campaign send), if any."""
+    return db.one("SELECT code, person, status, issued FROM coupons WHERE issued_by = ? ORDER BY issued LIMIT 1",
+                  (issuer,))
+
+
+def totals(db: Database, issued_by_prefix: str) -> dict:
+    """Coupons issued under an issuer prefix (``campaign:<id>:``), redeemed, and the discount given."""
+    row = db.one("SELECT COUNT(*) AS issued, COALESCE(SUM(CASE WHEN status = 'redeemed' THEN 1 ELSE 0 END), 0) AS "
+                 "redeemed, COALESCE(SUM(discount), 0) AS discount FROM coupons WHERE issued_by LIKE ?",
+                 (issued_by_prefix + "%",))
+    return {"issued": int(row["issued"]), "redeemed": int(row["redeemed"]), "discount": float(row["discount"])} \
+        if row else {"issued": 0, "redeemed": 0, "discount": 0.0}
+
+
 def of_person(db: Database, person: str) -> list[dict]:
     return db.query("SELECT c.code, c.template_id, t.name, t.kind, c.status, c.issued_by, c.issued, c.expires, "
                     "c.redeemed_at, c.redeemed_store, c.discount FROM coupons c "

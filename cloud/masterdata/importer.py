@@ -21,9 +21,9 @@ Kinds, their key and where they go (docs/DATA_IN.md has an example file of each)
 - ``stock``: store x day x sku -> ``stock_days`` (opening, received, sold, wasted, markdown loss).
 - ``movements``: intraday receipts, sales, waste and transfers -> ``stock_movements`` (idempotent on
   store + movement number).
-- ``batches``: store x sku x batch -> ``stock_batches`` (received, expires, quantity); with a floor
-  price, the earliest expiry of the batches still in stock becomes the product's ``perishables``
-  row, which the markdown runner prices from.
+- ``batches``: store x sku x batch -> ``stock_batches`` (received, expires, quantity: the units on
+  hand when the file is imported), which the markdown runner prices from; a floor price goes to
+  the product's ``perishables`` row (with the earliest expiry in stock, for readers of that table).
 """
 
 from __future__ import annotations

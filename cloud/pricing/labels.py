@@ -35,7 +35,9 @@ def register(db: Database, label: Label, *, actor: str) -> Registered:
             return "created"
         if _label(current) == label:
             return "unchanged"
-        tx.execute("UPDATE esl_labels SET sku = ?, tag_type = ?, updated = ?, actor = ? WHERE store = ? AND label_id = ?",
+        # drawn = '': the moved label shows nothing of its new product yet (cloud.pricing.shelf draws it)
+        tx.execute("UPDATE esl_labels SET sku = ?, tag_type = ?, updated = ?, actor = ?, drawn = '' "
+                   "WHERE store = ? AND label_id = ?",
                    (label.sku, label.tag_type, stamp, actor, label.store, label.label_id))
         return "rebound"
 

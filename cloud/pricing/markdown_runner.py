@@ -2,26 +2,28 @@
 the new price on its shelf labels.
 
 The planner (``cloud.pricing.markdown_planner``) is pure; this module feeds it from the database and acts on
-it. Inputs per (store, product): the expiry date and floor price HQ or the store set
-(``perishables``, migration 9), the list price and name from ``products``, the stock on hand and
-the sales rate from the stock system's daily export (``stock_days``, migration 6: the latest
-day's closing stock, the mean units sold per day over the last ``RATE_DAYS`` days), and the
-price now on the labels (the last ``price_changes`` row for the same expiry date, else the list
-price: a fresh batch starts at list price).
+it. Inputs per (store, product), see ``_perishables``: from the stock system's batch file
+(``stock_batches``, migration 10) the earliest expiry still to come and the units left in those
+batches; for products without batches, the expiry date HQ or the store set (``perishables``,
+migration 9) and the latest closing stock of the daily export (``stock_days``, migration 6). The
+floor price from ``perishables`` (set through the API or by the batch file), else
+``DEFAULT_FLOOR_SHARE`` of the list price; the list price and name from ``products``; the sales
+rate from the daily export, the stock movements or the till (``_sales_rate``); and the price now
+on the labels (the last ``price_changes`` row for the same expiry date, else the list price: a
+fresh batch starts at list price). ``no_stock_data`` means neither batches nor a daily export.
 
 The day is split into ``max_changes_per_day`` pricing periods in the store's own time zone. A
 change is made only downwards, never under the floor, at most once per period and at most
 ``max_changes_per_day`` times per store-local day (both checked against ``price_changes``, so a
 restart or a second cloud process cannot exceed the limit), and only when the policy's price for
 the stock left differs from the label's. Each change is one ``price_changes`` row (what the API
-and the health model read back) and one redraw command per label of the product, published QoS 1
-with the command's TTL as MQTT expiry.
+and the health model read back) and a redraw of the product's labels through
+``cloud.pricing.shelf`` (which also shows the member price and keeps the labels right afterwards).
 """
-
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -29,12 +31,10 @@ import paho.mqtt.client as mqtt
 
 from cloud import clock
 from cloud.db import Database
-from cloud.pricing import labels
-from cloud.pricing.markdown_planner import Perishable, PricePoint, markdown_badge, plan
-from cloud.pricing.registry import redraw_commands
+from cloud.pricing import labels, shelf
+from cloud.pricing.markdown_planner import Perishable, PricePoint, plan
+from cloud.pricing.shelf import Publish
 from cloud.scheduler import Scheduler
-from protocol import transport
-from protocol.esl import LabelCommand, LabelProduct
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,11 @@ RATE_DAYS = 7
 MIN_SALES_RATE = 0.1
 #: The planner's stock bound (``Perishable.stock``).
 MAX_STOCK = 5000
-
-Publish = Callable[[str, LabelCommand], bool]
+#: Without a floor price from HQ, the store or the batch file, a markdown stops at half the list price.
+DEFAULT_FLOOR_SHARE = 0.5
+#: Stock movements that take units out of a batch, and those that bring them back.
+_OUT = ("sale", "waste", "transfer_out")
+_IN = ("return", "transfer_in")
 
 
 @dataclass(frozen=True)
@@ -96,22 +99,75 @@ def plan_store(db: Database, store: str, at: datetime, *, max_changes_per_day: i
     periods = max(1, max_changes_per_day)
     seconds = local.hour * 3600 + local.minute * 60 + local.second
     period = min(periods - 1, seconds * periods // 86400)
-    items = []
-    for row in db.query(
-        "SELECT p.sku, p.expires_on, p.floor_price, pr.name, pr.price FROM perishables p "
-        "LEFT JOIN products pr ON pr.sku = p.sku WHERE p.store = ? ORDER BY p.expires_on, p.sku", (store,)):
-        items.append(_plan_one(db, store, row, today, period, max_changes_per_day, elasticity))
-    return items
+    return [_plan_one(db, store, tz, row, today, period, max_changes_per_day, elasticity)
+            for row in _perishables(db, store, today)]
 
 
-def _plan_one(db: Database, store: str, row: dict, today: date, period: int, max_changes: int,
+def _perishables(db: Database, store: str, today: date) -> list[dict]:
+    """The store's perishables to price: one row per product with ``expires_on``, ``floor_price``
+    (None: the default share of the list price) and ``batch_stock`` (None: read ``stock_days``).
+
+    A product with stock batches is priced from them: the earliest expiry still to come among the
+    batches with units left, and the units left in those batches (the batch file's quantity, less
+    the batch's sales, waste and transfers out since that file was imported, plus its returns and
+    transfers in). Without batches, the ``perishables`` row set through the API (or by a batch
+    file with a floor price) gives the expiry and ``stock_days`` the stock.
+    """
+    floors = {r["sku"]: r for r in db.query("SELECT sku, expires_on, floor_price FROM perishables WHERE store = ?",
+                                            (store,))}
+    batches: dict[str, list[tuple[str, int]]] = {}
+    for sku, expires_on, left in db.rows(
+            f"SELECT b.sku, b.expires_on, b.qty - COALESCE((SELECT SUM(CASE WHEN m.kind IN {_OUT} THEN m.qty "
+            f"WHEN m.kind IN {_IN} THEN -m.qty ELSE 0 END) FROM stock_movements m WHERE m.store = b.store "
+            "AND m.sku = b.sku AND m.batch = b.batch AND m.ts > COALESCE(i.started, '')), 0) "
+            "FROM stock_batches b LEFT JOIN imports i ON i.id = b.import_id "
+            "WHERE b.store = ? AND b.expires_on IS NOT NULL", (store,)):
+        batches.setdefault(sku, []).append((expires_on, max(0, int(left))))
+    found = []
+    for sku in sorted(set(floors) | set(batches)):
+        floor = floors[sku]["floor_price"] if sku in floors else None
+        if sku in batches:
+            live = sorted(e for e, left in batches[sku] if left > 0 and e >= today.isoformat())
+            expires_on = live[0] if live else max(e for e, _ in batches[sku])
+            stock = sum(left for e, left in batches[sku] if e == expires_on)
+            found.append({"sku": sku, "expires_on": expires_on, "floor_price": floor, "batch_stock": stock})
+        else:
+            found.append({"sku": sku, "expires_on": floors[sku]["expires_on"], "floor_price": floor, "batch_stock": None})
+    return sorted(found, key=lambda r: (r["expires_on"], r["sku"]))
+
+
+def _sales_rate(db: Database, store: str, tz: str, sku: str, today: date) -> float | None:
+    """Units sold a day lately: the stock export's daily sales, else the stock system's sale
+    movements, else the till's order lines, over the last ``RATE_DAYS`` days (None: no sales record)."""
+    rows = db.rows("SELECT sold FROM stock_days WHERE store = ? AND sku = ? AND day <= ? ORDER BY day DESC LIMIT ?",
+                   (store, sku, today.isoformat(), RATE_DAYS))
+    if rows:
+        return sum(int(r[0]) for r in rows) / len(rows)
+    first = today - timedelta(days=RATE_DAYS - 1)
+    moved = db.one("SELECT SUM(qty) AS units, MIN(day) AS since FROM stock_movements WHERE store = ? AND sku = ? "
+                   "AND kind = 'sale' AND day >= ? AND day <= ?", (store, sku, first.isoformat(), today.isoformat()))
+    if moved and moved["units"] is not None:
+        return int(moved["units"]) / ((today - date.fromisoformat(moved["since"])).days + 1)
+    start, end = clock.utc_range(first, today, tz)
+    till = db.one("SELECT SUM(qty) AS units, MIN(ts) AS since FROM order_lines WHERE store = ? AND sku = ? "
+                  "AND ts >= ? AND ts < ?", (store, sku, int(start.timestamp()), int(end.timestamp())))
+    if till and till["units"] is not None:
+        since = date.fromisoformat(clock.local_day_of_epoch(int(till["since"]), tz))
+        return max(0, int(till["units"])) / ((today - since).days + 1)
+    return None
+
+
+def _plan_one(db: Database, store: str, tz: str, row: dict, today: date, period: int, max_changes: int,
               elasticity: float) -> PlanItem:
     expires_on = date.fromisoformat(row["expires_on"])
-    base = PlanItem(store=store, sku=row["sku"], name=row["name"] or row["sku"], expires_on=expires_on,
-                    floor_price=float(row["floor_price"]), day=today.isoformat(), period=period)
-    if row["price"] is None:
+    product = db.one("SELECT name, price FROM products WHERE sku = ?", (row["sku"],))
+    base = PlanItem(store=store, sku=row["sku"], name=(product or {}).get("name") or row["sku"], expires_on=expires_on,
+                    floor_price=float(row["floor_price"] or 0.0), day=today.isoformat(), period=period)
+    if product is None or product["price"] is None:
         return _with(base, status="unknown_product")
-    list_price = float(row["price"])
+    list_price = float(product["price"])
+    if row["floor_price"] is None:
+        base = _with(base, floor_price=math.ceil(list_price * DEFAULT_FLOOR_SHARE * 10) / 10)
     current = db.scalar("SELECT new_price FROM price_changes WHERE store = ? AND sku = ? AND expires_on = ? "
                         "ORDER BY id DESC LIMIT 1", (store, row["sku"], row["expires_on"]))
     done = db.rows("SELECT period FROM price_changes WHERE store = ? AND sku = ? AND day = ?",
@@ -122,22 +178,25 @@ def _plan_one(db: Database, store: str, row: dict, today: date, period: int, max
     days = (expires_on - today).days + 1
     if days < 1:
         return _with(base, status="expired", days_to_expiry=days)
-    stock_rows = db.rows("SELECT opening + received - sold - wasted, sold FROM stock_days WHERE store = ? AND sku = ? "
-                         "AND day <= ? ORDER BY day DESC LIMIT ?", (store, row["sku"], today.isoformat(), RATE_DAYS))
-    if not stock_rows:
-        return _with(base, status="no_stock_data", days_to_expiry=days)
-    stock = max(0, min(MAX_STOCK, int(stock_rows[0][0])))
-    rate = max(MIN_SALES_RATE, sum(int(r[1]) for r in stock_rows) / len(stock_rows))
+    stock = row["batch_stock"]
+    if stock is None:
+        closing = db.scalar("SELECT opening + received - sold - wasted FROM stock_days WHERE store = ? AND sku = ? "
+                            "AND day <= ? ORDER BY day DESC LIMIT 1", (store, row["sku"], today.isoformat()))
+        if closing is None:
+            return _with(base, status="no_stock_data", days_to_expiry=days)
+        stock = closing
+    stock = max(0, min(MAX_STOCK, int(stock)))
+    rate = max(MIN_SALES_RATE, _sales_rate(db, store, tz, row["sku"], today) or 0.0)
     base = _with(base, stock=stock, sales_rate=round(rate, 2), days_to_expiry=days)
     if stock == 0:
         return _with(base, status="sold_out")
     floor = min(base.floor_price, list_price)
-    product = Perishable(sku=row["sku"], list_price=list_price, floor_price=floor, stock=stock, sales_rate=rate,
-                         days_to_expiry=min(days, 60), elasticity=elasticity, max_changes_per_day=max_changes)
-    policy = plan(product)
+    perishable = Perishable(sku=row["sku"], list_price=list_price, floor_price=floor, stock=stock, sales_rate=rate,
+                            days_to_expiry=min(days, 60), elasticity=elasticity, max_changes_per_day=max_changes)
+    policy = plan(perishable)
     current_price = base.current_price if base.current_price is not None else list_price
     price = max(floor, policy.price(period, current_price, stock))  # the ladder ends at the floor
-    return _with(base, price=price, schedule=policy.expected_schedule()[period:period + 2 * product.periods_per_day])
+    return _with(base, price=price, schedule=policy.expected_schedule()[period:period + 2 * perishable.periods_per_day])
 
 
 def _with(item: PlanItem, **changes: object) -> PlanItem:
@@ -154,9 +213,10 @@ class Change:
 
 
 def run(db: Database, at: datetime, publish: Publish, *, max_changes_per_day: int, elasticity: float) -> list[Change]:
-    """One pass over every store with perishables: record and publish the changes due now."""
+    """One pass over every store with perishables or dated stock batches: record and publish the changes due now."""
     changes = []
-    for (store,) in db.rows("SELECT DISTINCT store FROM perishables ORDER BY store"):
+    for (store,) in db.rows("SELECT store FROM perishables UNION SELECT store FROM stock_batches "
+                            "WHERE expires_on IS NOT NULL ORDER BY store"):
         for item in plan_store(db, store, at, max_changes_per_day=max_changes_per_day, elasticity=elasticity):
             if item.due:
                 changes.append(_change(db, item, at, publish))
@@ -165,13 +225,7 @@ def run(db: Database, at: datetime, publish: Publish, *, max_changes_per_day: in
 
 def _change(db: Database, item: PlanItem, at: datetime, publish: Publish) -> Change:
     assert item.price is not None and item.current_price is not None and item.list_price is not None
-    brand = db.scalar("SELECT brand FROM stores WHERE id = ?", (item.store,))
-    member_price = db.scalar("SELECT member_price FROM products WHERE sku = ?", (item.sku,))
-    product = LabelProduct(sku=item.sku, name=item.name[:40], price=item.price,
-                           member_price=member_price if member_price is not None and member_price < item.price else None,
-                           badge=markdown_badge(item.list_price, item.price))
-    commands = redraw_commands(labels.registry_for(db, item.store, [item.sku]), brand, item.store, product, at,
-                               reason=f"markdown ¥{item.current_price:g} -> ¥{item.price:g}") if brand else []
+    bound = len(labels.registry_for(db, item.store, [item.sku]).for_products(item.store, [item.sku]))
     with db.transaction() as tx:
         # re-checked inside the transaction: another cloud process may have priced this period already
         if tx.scalar("SELECT COUNT(*) FROM price_changes WHERE store = ? AND sku = ? AND day = ? AND period = ?",
@@ -181,11 +235,13 @@ def _change(db: Database, item: PlanItem, at: datetime, publish: Publish) -> Cha
             "INSERT INTO price_changes (store, sku, ts, day, period, expires_on, list_price, old_price, new_price, stock, "
             "labels, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'markdown')",
             (item.store, item.sku, clock.iso_utc(at), item.day, item.period, item.expires_on.isoformat(),
-             item.list_price, item.current_price, item.price, item.stock, len(commands)))
-    sent = sum(publish(topic, command) for topic, command in commands)
+             item.list_price, item.current_price, item.price, item.stock, bound))
+    # the labels show the new price with its badge (and the member price only if still lower)
+    drawn = shelf.sync(db, publish, store=item.store, skus=[item.sku], at=at,
+                       reason=f"markdown ¥{item.current_price:g} -> ¥{item.price:g}")
     log.info("markdown %s in %s: ¥%g -> ¥%g (%d left, %d days), %d/%d labels", item.sku, item.store,
-             item.current_price, item.price, item.stock, item.days_to_expiry, sent, len(commands))
-    return Change(item.store, item.sku, item.current_price, item.price, len(commands))
+             item.current_price, item.price, item.stock, item.days_to_expiry, sum(d.sent for d in drawn), bound)
+    return Change(item.store, item.sku, item.current_price, item.price, bound)
 
 
 def markdown_losses(db: Database, store: str, first: date, last: date) -> dict[str, float]:
@@ -232,14 +288,5 @@ class MarkdownService:
         scheduler.every("markdown", self._every_s, self.run_once, first_after_s=0)
 
     def run_once(self, at: datetime | None = None) -> list[Change]:
-        return run(self._db, at or datetime.now(UTC), self._publish,
+        return run(self._db, at or datetime.now(UTC), shelf.publisher(self._client),
                    max_changes_per_day=self._max_changes, elasticity=self._elasticity)
-
-    def _publish(self, topic: str, command: LabelCommand) -> bool:
-        if self._client is None:
-            return False
-        info = transport.publish(self._client, topic, command, qos=1, expiry_s=command.ttl_s)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            log.warning("markdown redraw of %s not sent: %s", command.label, mqtt.error_string(info.rc))
-            return False
-        return True

@@ -1,7 +1,11 @@
-"""Pricing's tables: the shelf-label registry (version 5) and markdowns (version 9, ``markdown_schema``).
+"""Pricing's tables: the shelf-label registry (version 5), markdowns (version 9, ``markdown_schema``)
+and what each label last showed (version 34).
 
 ``esl_labels``: which label hangs under which product in which store. The tag's pixel size and
-inks follow from ``tag_type`` (``protocol.esl.TAG_TYPES``) and are not stored twice.
+inks follow from ``tag_type`` (``protocol.esl.TAG_TYPES``) and are not stored twice. ``drawn`` is
+the ``LabelProduct`` last sent to the label ('' for never, or for a label just moved), so
+``cloud.pricing.shelf`` redraws exactly the labels whose product, price, member price or markdown
+changed since.
 """
 
 from __future__ import annotations
@@ -19,4 +23,8 @@ STATEMENTS: tuple[str, ...] = (
 SCHEMA = Schema("pricing", (
     Migration(5, "e-shelf label registry", STATEMENTS),
     Migration(9, "perishables and markdown price changes", markdown_schema.STATEMENTS),
+    Migration(34, "what each shelf label last showed", (
+        "ALTER TABLE esl_labels ADD COLUMN drawn TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE esl_labels ADD COLUMN drawn_at TEXT",
+    )),
 ))

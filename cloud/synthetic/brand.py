@@ -22,7 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from cloud.cdp import oneid
+from cloud.cdp import oneid, survivorship
 from cloud.clock import zone
 from cloud.db import Database
 from cloud.synthetic.floor import TZ, generate_floor
@@ -46,12 +46,14 @@ def _season(days: int) -> np.ndarray:
 
 def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end: datetime | None = None,
              progress: bool = False, floor_days: int = 0, brand: str = BRAND,
-             store_ids: Sequence[str] = (), resolve: bool = True) -> dict[str, int | float]:
+             store_ids: Sequence[str] = (), resolve: bool = True, arrivals_per_day: float = 60.0
+             ) -> dict[str, int | float]:
     """The brand; with ``floor_days``, also that many days of shop floor up to ``end`` (store
     attributes, assistants, targets, arrivals, guide-screen feedback, footfall, stock:
     ``cloud.synthetic.floor``) for the store health dashboards. ``store_ids`` name the first
     stores (the others are ``st-NNNN``), so a demo's own store can be one of them. The records are
-    resolved into persons as they land (``resolve``; the benchmark turns it off to time OneID)."""
+    resolved into persons as they land (``resolve``; the benchmark turns it off to time OneID);
+    ``arrivals_per_day`` is an average store's door count on a weekday (60: a quiet store)."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     end = (end or datetime.now(UTC)).replace(microsecond=0)
@@ -77,8 +79,11 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
     if resolve:
         resolution = oneid.rebuild(db, actor="generate")
         counts.update(linked=resolution.links, link_conflicts=resolution.rejected)
+        with db.transaction() as tx:
+            survivorship.store(tx)  # the surviving attributes segments read, for every person
     if floor_days:
-        floor = generate_floor(db, days=floor_days, end_day=end.astimezone(zone(TZ)).date(), seed=seed, until=end)
+        floor = generate_floor(db, days=floor_days, end_day=end.astimezone(zone(TZ)).date(), seed=seed, until=end,
+                               arrivals_per_day=arrivals_per_day)
         counts.update({k: v for k, v in floor.items() if k != "seconds"})
     counts["seconds"] = round(time.perf_counter() - started, 1)
     return counts

@@ -217,14 +217,21 @@ def _new_members(tx: Tx, rng: np.random.Generator, store: str, ids: list[str], m
 
 
 def _footfall(tx: Tx, rng: np.random.Generator, brand: str, store: str, ts: np.ndarray, counts: dict) -> None:
-    """The Wi-Fi box's count per hour: everyone the door camera saw plus some it missed."""
+    """The Wi-Fi box's count, one row a minute as a box reports it (``protocol.wifi``): everyone the
+    door camera saw plus some it missed (drawn per hour, spread over the hour's busy minutes)."""
     hours, per_hour = np.unique(ts // 3600, return_counts=True)
     started = per_hour + rng.poisson(0.25 * per_hour)
-    stamps = _iso(hours * 3600)
+    minutes, per_minute = np.unique(ts // 60, return_counts=True)
+    per_minute = per_minute.copy()
+    first = np.searchsorted(minutes // 60, hours)
+    last = np.searchsorted(minutes // 60, hours, side="right")
+    for a, b, extra in zip(first.tolist(), last.tolist(), (started - per_hour).tolist()):
+        per_minute[a:b] += np.diff(np.arange(b - a + 1) * extra // (b - a))  # evenly over the hour
+    stamps = _iso(minutes * 60)
     tx.copy("footfall", ("brand", "store", "device", "minute", "people", "passing", "visits_started", "distinct_macs",
                          "background", "probes", "event_id", "received"),
             [(brand, store, "wifi-01", t, int(s * 0.4), int(s * 3), int(s), int(s * 1.1), 2, int(s * 5),
-              f"ff{store}-{h}", t) for t, s, h in zip(stamps, started.tolist(), hours.tolist())])
+              f"ff{store}-{m}", t) for t, s, m in zip(stamps, per_minute.tolist(), minutes.tolist())])
     counts["footfall_rows"] += len(stamps)
 
 

@@ -3,7 +3,7 @@
 ``cloud.synthetic.planted`` plants anomalies in the hourly metrics themselves, to measure the scan;
 these happen one step earlier, in the rows the rollup reads, as the real thing would: a device
 stops and its rows go missing from a local hour to the end of the day, or the shelves run empty.
-The rollup and the scan then find them like any other day's numbers. Three kinds, each a failure
+The rollup and the scans then find them like any other day's numbers. Six kinds, each a failure
 a store really has:
 
 - ``screen_idle``: the guide screen froze; no card was claimed, greeted, served or sold
@@ -11,23 +11,32 @@ a store really has:
 - ``camera_down``: the door camera stopped; no arrivals (``arrivals``, ``visits``) while the
   Wi-Fi box still counts footfall: arrivals and recognised members fall;
 - ``shelves_empty``: the delivery never came and the day's stock count found every SKU at zero
-  (``stock_days``: all of it sold or written off): stock-outs and sell-through jump.
+  (``stock_days``: all of it sold or written off): stock-outs and sell-through jump. The stock
+  system exports closing counts, so this one is known only after the day;
+- ``staff_absent``: all assistants but one did not come in: the others' card actions are gone,
+  and so are the sales they would have made (their ``sold`` actions and POS orders);
+- ``conversion_collapse``: customers come and look but do not buy (a price error, a broken
+  fitting room): four sales in five are gone, the ``sold`` action and the POS order alike;
+- ``pos_down``: the till records nothing: every POS order (and its lines) of the store is gone
+  while the floor (arrivals, card actions, footfall) carries on.
 
-With the demo brand's volumes (about 60 arrivals and a dozen orders a store-day) an hour is too
-small to judge, so an incident lasts the whole day and is caught on the day grain. A till outage is
-not among them: a dozen log-normal tickets a day vary so much that a day without floor sales is
-only about four MADs down, too close to the alert threshold to be flagged every time.
+The hourly source rule (``cloud.health.shortfall``) judges the live rows; with the demo brand's
+volumes (about 60 arrivals and seven floor orders a store-day) an hour holds so few tickets that a
+till outage needs hours of silence to be told from chance, which the benchmark reports as it is.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from cloud import clock
 from cloud.db import Database
+from cloud.db.database import Tx
 
-KINDS = ("screen_idle", "camera_down", "shelves_empty")
+KINDS = ("screen_idle", "camera_down", "shelves_empty", "staff_absent", "conversion_collapse", "pos_down")
+#: of a collapse, the sales that still happen: one in ``KEPT_SALE``
+KEPT_SALE = 5
 FROM_HOUR = 0  # local: the device was down the whole day
 
 
@@ -54,16 +63,47 @@ def plant_incidents(db: Database, stores: list[str], day: date, *, from_hour: in
             start = clock.day_start_utc(day, zones[store]) + timedelta(hours=from_hour)
             end = clock.day_start_utc(day + timedelta(days=1), zones[store])
             kind = kinds[n] if kinds else KINDS[n % len(KINDS)]
-            if kind == "shelves_empty":
-                changed = tx.execute("UPDATE stock_days SET sold = opening + received - wasted "
-                                     "WHERE store = ? AND day = ?", (store, day.isoformat()))
-            else:
-                tables = ("feedback",) if kind == "screen_idle" else ("visits", "arrivals")
-                window = (store, clock.iso_utc(start), clock.iso_utc(end))
-                changed = sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ?", window)
-                              for table in tables)
+            changed = _plant(tx, kind, store, day, start, end)
             planted.append(Incident(store, kind, day.isoformat(), from_hour, changed))
     return planted
+
+
+def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datetime) -> int:
+    """Change the store's raw rows in [start, end) as the incident would have; the rows changed."""
+    window = (store, clock.iso_utc(start), clock.iso_utc(end))
+    epochs = (store, int(start.timestamp()), int(end.timestamp()))
+    if kind == "shelves_empty":
+        return tx.execute("UPDATE stock_days SET sold = opening + received - wasted WHERE store = ? AND day = ?",
+                          (store, day.isoformat()))
+    if kind in ("screen_idle", "camera_down"):
+        tables = ("feedback",) if kind == "screen_idle" else ("visits", "arrivals")
+        return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ?", window)
+                   for table in tables)
+    if kind == "pos_down":
+        return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ? AND channel = 'pos'", epochs)
+                   for table in ("order_lines", "orders"))
+    if kind == "staff_absent":
+        present = tx.scalar("SELECT MIN(assistant) FROM feedback WHERE store = ? AND ts >= ? AND ts < ?", window)
+        lost = [v for (v,) in tx.rows(
+            "SELECT visit_id FROM feedback WHERE store = ? AND ts >= ? AND ts < ? AND assistant <> ? "
+            "AND action = 'sold'", (*window, present))]
+        changed = tx.execute("DELETE FROM feedback WHERE store = ? AND ts >= ? AND ts < ? AND assistant <> ?",
+                             (*window, present))
+        return changed + _drop_sales(tx, lost)
+    if kind == "conversion_collapse":
+        sold = [v for (v,) in tx.rows("SELECT visit_id FROM feedback WHERE store = ? AND ts >= ? AND ts < ? "
+                                      "AND action = 'sold' ORDER BY ts", window)]
+        lost = [v for n, v in enumerate(sold) if n % KEPT_SALE]
+        return _drop_sales(tx, lost) + sum(
+            tx.execute("DELETE FROM feedback WHERE visit_id = ? AND action = 'sold'", (v,)) for v in lost)
+    raise ValueError(f"unknown incident kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _drop_sales(tx: Tx, visits: list[str]) -> int:
+    """The POS orders (and lines) of these visits' sales (the generator's ``pos:h<visit>`` ids)."""
+    orders = [f"pos:h{v[1:]}" for v in visits]
+    return sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,))
+               for o in orders for table, column in (("order_lines", "order_id"), ("orders", "id")))
 
 
 def as_json(incidents: list[Incident]) -> list[dict]:

@@ -92,7 +92,7 @@ class WifiRunner:
         self._stop = threading.Event()
         self._listener: FeedListener | None = None
         try:
-            self.parser, self._observations = self._open(DeviceKeyer(secret))
+            self.parser, self._observations = self._open(DeviceKeyer(secret, network=placement.store))
         except (WifiSourceError, OSError) as exc:
             raise WifiError(f"wifi source {settings.source}: {exc}") from None
         self.engine = WifiEngine(placement, self.rules, sink, Background(self.rules.background_hours, known),

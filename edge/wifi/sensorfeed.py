@@ -2,7 +2,9 @@
 
 Sensors differ in framing, so a payload may be one report, a list of reports, or an object with
 a ``data`` list; each report needs ``mac``, ``rssi`` and ``ts`` (epoch seconds or milliseconds,
-or ISO 8601), optionally ``channel`` (MHz). A bad report is rejected with a reason that never
+or ISO 8601), optionally ``channel`` (MHz) and ``network`` (true: the store's own access point
+reports a client associated to the store's network, whose per-network address is stable there and
+is keyed with ``protocol.wifi.network_device_key``). A bad report is rejected with a reason that never
 quotes the MAC, the rest of the payload is kept, and the listener keeps running.
 """
 
@@ -39,6 +41,8 @@ class SensorReport(BaseModel):
     rssi: int = Field(ge=-120, le=-1)
     ts: float = Field(gt=0)
     channel: int | None = Field(default=None, ge=1, le=7200)
+    network: bool = Field(default=False, description="an access point's associated client on the store's own "
+                                                     "network: its per-network address, stable there")
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -105,6 +109,9 @@ class FeedParser:
             self.reject(f"report[{index}].mac: {exc}")
             return None
         self.stats.probes += 1
+        if report.network and self.keyer.network is not None:  # stable on this network, whatever its bit says
+            return Observation(ts=report.ts, key=self.keyer.network_key(mac), randomised=False, rssi=report.rssi,
+                               channel=report.channel)
         randomised = bool(mac[0] & 0x02)
         return Observation(ts=report.ts, key=self.keyer.key(mac, randomised, report.ts),
                            randomised=randomised, rssi=report.rssi, channel=report.channel)

@@ -82,6 +82,7 @@ def run(options: Options) -> int:
     from kiosk.guide_screen import theme
     from kiosk.guide_screen.feed import CardFeed
     from kiosk.guide_screen.screen import GuideScreen
+    from kiosk.guide_screen.tasks import attach as attach_tasks
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
@@ -99,6 +100,7 @@ def run(options: Options) -> int:
     feed.crop_received.connect(window.show_crop)
     feed.erase_received.connect(lambda command: feed.acknowledge(command, window.forget_members(command.member_ids)))
     feed.connection_changed.connect(window.set_connected)
+    feed.task_received.connect(attach_tasks(window).show_task)
     window.feedback.connect(feed.send_feedback)
     window.card_shown.connect(print_card_shown)
     feed.subscribed.connect(announce_ready_once(options))

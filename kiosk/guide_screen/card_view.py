@@ -122,12 +122,12 @@ def amount_text(amount: float) -> str:
 class CardView(QFrame):
     """The widget for one member card.
 
-    ``feedback`` carries (card, action, assistant, amount) to the feed; claiming and selling need
-    an answer first, so they emit ``claim_requested`` / ``sale_requested`` and the screen calls
-    ``claim`` or ``sell`` once the assistant has picked a name or typed the amount.
+    ``feedback`` carries (card, action, assistant, amount, receipt) to the feed; claiming and selling
+    need an answer first, so they emit ``claim_requested`` / ``sale_requested`` and the screen calls
+    ``claim`` or ``sell`` once the assistant has picked a name or typed the amount (and receipt).
     """
 
-    feedback = Signal(object, str, object, object)
+    feedback = Signal(object, str, object, object, object)
     claim_requested = Signal(object)  # this view
     sale_requested = Signal(object)
     #: The card's first paint: the moment it is really on the screen (door to screen ends here).
@@ -161,6 +161,8 @@ class CardView(QFrame):
         layout.setSpacing(5)
         layout.addLayout(self._top(member.title or member.name, card.confidence))
         layout.addLayout(self._who(member, card.arrival_ts))
+        if card.evidence is not None and card.evidence.phone == "present":  # issue 18: the phone helped
+            layout.addWidget(ElidedLabel(f"手机佐证 · 综合置信 {card.evidence.fused:.0%}", "evidence"))
         if member.tags:
             layout.addWidget(TagStrip(member.tags))
         for reco in card.recommendations[:MAX_RECOMMENDATIONS]:
@@ -346,13 +348,14 @@ class CardView(QFrame):
         self._advance(self.claim_button, self.greet_button, "claimed")
         self._send("claimed")
 
-    def sell(self, amount: float) -> None:
+    def sell(self, amount: float, receipt: str | None = None) -> None:
+        """The sale as typed on the keypad; with the till's receipt number the till confirms it."""
         self.sold_amount = amount
-        self.sell_button.setText(f"已成交 {amount_text(amount)}")
+        self.sell_button.setText(f"已成交 {amount_text(amount)}")  # the receipt does not fit the button
         self.sell_button.setEnabled(False)
         self.setProperty("sold", True)
         restyle(self)
-        self._send("sold", amount)
+        self._send("sold", amount, receipt)
 
     def _advance(self, done: QPushButton, following: QPushButton, state: str) -> None:
         done.setEnabled(False)
@@ -361,10 +364,14 @@ class CardView(QFrame):
         self.setProperty(state, True)
         restyle(self)
 
-    def _send(self, action: str, amount: float | None = None) -> None:
-        self.feedback.emit(self.card, action, self.assistant, amount)
+    def _send(self, action: str, amount: float | None = None, receipt: str | None = None) -> None:
+        self.feedback.emit(self.card, action, self.assistant, amount, receipt)
 
     def set_newest(self, newest: bool) -> None:
+        """Restyled only when it changes: a restyle repolishes and repaints the card, and the screen
+        calls this for every card on every new arrival (only two of them change)."""
+        if bool(self.property("newest")) == newest:
+            return
         self.setProperty("newest", newest)
         restyle(self)
 

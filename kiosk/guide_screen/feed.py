@@ -20,7 +20,7 @@ from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck, EraseCommand
 from protocol.device import FaceCrop
-from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, new_id, now
+from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, GuideTask, new_id, now
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class CardFeed(QObject):
     #: An erase command for this screen (cloud erasure or consent withdrawn): drop the members' cards,
     #: then ``acknowledge`` it.
     erase_received = Signal(object)  # EraseCommand
+    #: A campaign's or journey's task for this store's guides (``kiosk.guide_screen.tasks`` shows it).
+    task_received = Signal(object)  # GuideTask
 
     def __init__(
         self, url: transport.BrokerUrl, brand: str, store: str, screen: str, parent: QObject | None = None
@@ -85,6 +87,7 @@ class CardFeed(QObject):
         self._cards_topic = topics.guide_cards_of_store(brand, store)
         self._crops_topic = crops_of_store(brand, store)
         self._erase_topic = topics.device_command(brand, store, self._device, "erase")
+        self._tasks_topic = topics.guide_tasks_of_store(brand, store)
         self._cards_mid: int | None = None
         self._client = transport.make_client(
             url, f"{self._device}-{brand}-{store}", will=(self._state_topic, self._state("offline"))
@@ -176,6 +179,7 @@ class CardFeed(QObject):
         self._cards_mid = client.subscribe(self._cards_topic, qos=1)[1]
         client.subscribe(self._crops_topic, qos=0)  # separately: a refused crop filter must not cost the cards
         client.subscribe(self._erase_topic, qos=1)
+        client.subscribe(self._tasks_topic, qos=1)
         transport.publish(client, self._state_topic, self._state("online"), retain=True)
         log.info("connected to %s, listening on %s", self.url, self._cards_topic)
         self.connected = True
@@ -207,6 +211,9 @@ class CardFeed(QObject):
         if msg.topic == self._erase_topic:
             self._on_erase(msg)
             return
+        if msg.topic.endswith("/task"):
+            self._on_task(msg)
+            return
         try:
             target = topics.parse(msg.topic).path[0]
             card = decode(bytes(msg.payload), GuideCard)
@@ -237,6 +244,19 @@ class CardFeed(QObject):
             return
         self.stats.crops += 1
         self.crop_received.emit(crop)
+
+    def _on_task(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            target = topics.parse(msg.topic).path[0]
+            task = decode(bytes(msg.payload), GuideTask)
+        except (topics.TopicError, DecodeError) as exc:
+            self._reject(msg.topic, "invalid_payload", str(exc))
+            return
+        if (task.brand, task.store) != (self.brand, self.store):
+            self._reject(msg.topic, "topic_mismatch", f"task for {task.brand}/{task.store} on this store's topic")
+            return
+        if target in (self.screen, topics.ALL_SCREENS):
+            self.task_received.emit(task)
 
     def _on_erase(self, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Full-screen touch dialogs on the guide screen: who claims a member, how much they spent.
+"""Full-screen touch dialogs on the guide screen: who claims a member, how much they spent (and on
+which till receipt).
 
 Not QDialogs: a kiosk has no window manager worth the name, and a modal top-level window can
 open behind the full-screen app or on the wrong screen. An overlay is a child of the guide
@@ -8,13 +9,20 @@ its card leaves the screen (expired, replaced), so nobody can claim a member who
 
 from __future__ import annotations
 
+from typing import Literal
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.guide_screen.card_view import CardView
+from kiosk.guide_screen.theme import restyle
 
 #: Longest amount the keypad accepts, in characters (digits and one decimal point): up to ¥9,999,999.99.
 MAX_AMOUNT_CHARS = 10
+#: Longest receipt number the keypad accepts (the protocol allows 64; tills print 10-24 digits).
+MAX_RECEIPT_CHARS = 32
+
+Field = Literal["amount", "receipt"]
 
 
 def touch_button(text: str, name: str, role: str = "") -> QPushButton:
@@ -103,19 +111,27 @@ class AssistantPicker(Overlay):
 
 
 class AmountKeypad(Overlay):
-    """A big numeric keypad for the sale amount; confirm stays disabled until there is an amount."""
+    """A big numeric keypad for a sale: the amount, and the till's receipt number if the assistant
+    has it. Tapping a field chooses which one the keys type into; confirm stays disabled until
+    there is an amount. The receipt number is optional (the sale may still be at the till), but
+    with it the till's order confirms this sale for this assistant (``cloud.arrivals.till``)
+    instead of leaving it a typed claim."""
 
-    entered = Signal(object, float)  # CardView, amount in yuan
+    entered = Signal(object, float, object)  # CardView, amount in yuan, receipt number or None
 
     KEYS = ("7", "8", "9", "4", "5", "6", "1", "2", "3", ".", "0", "⌫")
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent, "")
         self.text = ""
-        self.display = QLabel()
-        self.display.setObjectName("amountDisplay")
-        self.display.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.receipt = ""
+        self.field: Field = "amount"
+        self.display = touch_button("", "amountDisplay")
+        self.display.clicked.connect(lambda: self.select("amount"))
+        self.receipt_display = touch_button("", "receiptDisplay")
+        self.receipt_display.clicked.connect(lambda: self.select("receipt"))
         self.body.addWidget(self.display)
+        self.body.addWidget(self.receipt_display)
         grid = QGridLayout()
         grid.setSpacing(14)
         self.keys: dict[str, QPushButton] = {}
@@ -128,15 +144,28 @@ class AmountKeypad(Overlay):
         self.confirm = touch_button("确认成交", "overlayButton", "primary")
         self.confirm.clicked.connect(self._confirm)
         self.body.addLayout(self.cancel_row(self.confirm))
-        self._show_amount()
+        self._show()
 
     def ask(self, view: CardView) -> None:
-        self.text = ""
-        self._show_amount()
-        self.open_for(view, f"{view.addressed_as} · 成交金额")
+        self.text = self.receipt = ""
+        self.select("amount")
+        self.open_for(view, f"{view.addressed_as} · 成交")
+
+    def select(self, field: Field) -> None:
+        """The field the keys type into next."""
+        self.field = field
+        self._show()
 
     def press(self, key: str) -> None:
-        """One key: digits, one decimal point with at most two decimals, ⌫ deletes."""
+        """One key into the chosen field: the amount takes digits, one decimal point and at most
+        two decimals; the receipt number digits only; ⌫ deletes."""
+        if self.field == "receipt":
+            if key == "⌫":
+                self.receipt = self.receipt[:-1]
+            elif key.isdigit() and len(self.receipt) < MAX_RECEIPT_CHARS:
+                self.receipt += key
+            self._show()
+            return
         text = self.text
         if key == "⌫":
             text = text[:-1]
@@ -147,19 +176,24 @@ class AmountKeypad(Overlay):
         else:
             text = key if text == "0" else text + key
         self.text = text
-        self._show_amount()
+        self._show()
 
     def amount(self) -> float:
         return float(self.text) if self.text.strip(".") else 0.0
 
-    def _show_amount(self) -> None:
+    def _show(self) -> None:
         self.display.setText(f"¥ {self.text or '0'}")
+        self.receipt_display.setText(f"小票号 {self.receipt}" if self.receipt else "小票号（选填，收银后输入）")
+        for field, widget in (("amount", self.display), ("receipt", self.receipt_display)):
+            widget.setProperty("active", field == self.field)
+            restyle(widget)
+        self.keys["."].setEnabled(self.field == "amount")
         self.confirm.setEnabled(self.amount() > 0)
 
     def _confirm(self) -> None:
-        view, amount = self.view, self.amount()
+        view, amount, receipt = self.view, self.amount(), self.receipt or None
         if amount <= 0:
             return
         self.close_overlay()
         if view is not None:
-            self.entered.emit(view, amount)
+            self.entered.emit(view, amount, receipt)

@@ -47,7 +47,7 @@ class GuideScreen(QWidget):
 
     card_shown = Signal(object, float)  # GuideCard, door-to-screen milliseconds (laid out on screen)
     card_drawn = Signal(object, float)  # GuideCard, door-to-screen milliseconds at the card's first paint
-    feedback = Signal(object, str, object, object)  # GuideCard, FeedbackAction, assistant, amount
+    feedback = Signal(object, str, object, object, object)  # GuideCard, FeedbackAction, assistant, amount, receipt
 
     #: Actions after which the card leaves the screen at once.
     REMOVING = ("not_this_person", "dismissed", "confirmed", "rejected")
@@ -98,7 +98,7 @@ class GuideScreen(QWidget):
         self.picker = AssistantPicker(self, list(assistants))
         self.picker.chosen.connect(lambda view, name: view.claim(name))
         self.keypad = AmountKeypad(self)
-        self.keypad.entered.connect(lambda view, amount: view.sell(amount))
+        self.keypad.entered.connect(lambda view, amount, receipt: view.sell(amount, receipt))
 
         self._expiry = QTimer(self)
         self._expiry.setSingleShot(True)
@@ -246,11 +246,12 @@ class GuideScreen(QWidget):
         soonest = min(card.expires_at for card in self.board.cards)
         self._expiry.start(max(0, int((soonest - utcnow()).total_seconds() * 1000)) + EXPIRY_SLACK_MS)
 
-    def _on_feedback(self, card: GuideCard, action: str, assistant: str | None, amount: float | None) -> None:
+    def _on_feedback(self, card: GuideCard, action: str, assistant: str | None, amount: float | None,
+                     receipt: str | None) -> None:
         if action in self.REMOVING:
             self.board.remove(card.card_id)
             self._layout_cards()
-        self.feedback.emit(card, action, assistant, amount)
+        self.feedback.emit(card, action, assistant, amount, receipt)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -96,6 +96,7 @@ def stylesheet() -> str:
         border-radius: 6px; padding: 2px 8px;
     }}
     #confidence {{ font-size: 22px; font-weight: bold; color: {GOOD}; }}
+    #evidence {{ font-size: 18px; font-weight: bold; color: {GOOD}; }}
     #arrivedAt {{ font-size: 18px; color: {MUTED}; }}
     #tag {{
         font-size: 18px; color: {TEXT}; background: {SURFACE_RAISED};
@@ -133,10 +134,14 @@ def stylesheet() -> str:
     #overlay {{ background: rgba(5, 8, 14, 210); }}
     #overlayPanel {{ background: {SURFACE}; border: 3px solid {ACCENT}; border-radius: 24px; min-width: 620px; }}
     #overlayTitle {{ font-size: 36px; font-weight: bold; }}
-    #amountDisplay {{
-        font-size: 64px; font-weight: bold; color: {ACCENT}; background: {BACKGROUND};
-        border-radius: 12px; padding: 8px 24px; min-height: 96px;
+    #amountDisplay, #receiptDisplay {{
+        font-size: 64px; font-weight: bold; color: {ACCENT}; background: {BACKGROUND}; text-align: right;
+        border-radius: 12px; padding: 8px 24px; min-height: 96px; border: 3px solid {BACKGROUND};
     }}
+    #receiptDisplay {{ font-size: 34px; min-height: 64px; color: {TEXT}; }}
+    #amountDisplay[active="false"], #receiptDisplay[active="false"] {{ color: {MUTED}; }}
+    #amountDisplay[active="true"], #receiptDisplay[active="true"] {{ border: 3px solid {ACCENT}; }}
+    #keyButton:disabled {{ color: #3A4A6B; }}
     #pickButton, #keyButton, #overlayButton {{
         font-size: 34px; font-weight: bold; min-height: 96px; min-width: 180px; border-radius: 16px;
         background: {SURFACE_RAISED}; color: {TEXT}; border: 2px solid #3A4A6B;

@@ -26,6 +26,8 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.
 
 #: dlib's face chip: the size and padding its ResNet recogniser was trained on.
 DLIB_CHIP, DLIB_PADDING = 150, 0.25
+#: SCRFD's largest feature stride: its input's sides must be multiples of it.
+SCRFD_STRIDE = 32
 
 
 class ImageError(ValueError):
@@ -106,8 +108,7 @@ class FaceEngine:
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in a BGR image, largest first."""
         if self.pack.detector.kind == "scrfd":
-            size = self.pack.detector.input_size
-            boxes, kps = self._scrfd.detect(image, input_size=(size, size))
+            boxes, kps = self._scrfd.detect(image, input_size=self._scrfd_input(image))
             faces = [
                 Face((float(b[0]), float(b[1]), float(b[2]), float(b[3])), k.astype(np.float32), float(b[4]))
                 for b, k in zip(boxes, kps if kps is not None else [None] * len(boxes))
@@ -115,6 +116,16 @@ class FaceEngine:
         else:
             faces = self._detect_yunet(image)
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def _scrfd_input(self, image: np.ndarray) -> tuple[int, int]:
+        """SCRFD's input (width, height) for this image: the image scaled as before (its longer side to
+        the pack's input size), each side rounded up to SCRFD's largest stride, 32, instead of the
+        square it was letterboxed into. The faces are drawn at the same scale, so they are found as
+        before, while the padding is no longer computed: a 640x480 camera frame is a 640x480 input,
+        25 % less work than 640x640 (44 % for 16:9)."""
+        h, w = image.shape[:2]
+        scale = self.pack.detector.input_size / max(h, w)
+        return -(-round(w * scale) // SCRFD_STRIDE) * SCRFD_STRIDE, -(-round(h * scale) // SCRFD_STRIDE) * SCRFD_STRIDE
 
     def _detect_yunet(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]

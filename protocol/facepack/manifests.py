@@ -119,6 +119,9 @@ class ModelPack(BaseModel):
     match_threshold: float = Field(description="cosine similarity at or above which a face is a member")
     match_margin: float = Field(description="best member must beat the runner-up by this much")
     min_face_px: int = Field(description="smaller faces are not embedded")
+    track_min_similarity: float = Field(
+        description="the edge tracker's default min_similarity: the cosine that keeps 99% of same-person pairs "
+        "(different photos, dev set calibration half) together; bench/track_similarity.py")
     licences: Licences
     commercial_use: bool = Field(
         description="cleared for a paying brand: code and weights licences allow commercial use "
@@ -241,6 +244,7 @@ PACKS: dict[str, ModelPack] = {
                 },
             ),
             min_face_px=24,
+            track_min_similarity=0.32,  # bench/track_similarity.py, 120 people, 2026-12-05
             licences=Licences(
                 weights="SCRFD: InsightFace non-commercial research only; MobileFaceNet: Apache-2.0 export "
                 "of weights trained on MS-Celeb-1M",
@@ -290,6 +294,7 @@ PACKS: dict[str, ModelPack] = {
                 },
             ),
             min_face_px=24,
+            track_min_similarity=0.32,  # bench/track_similarity.py, 120 people, 2026-12-05
             licences=Licences(
                 weights="YuNet: MIT; MobileFaceNet: Apache-2.0 export of weights trained on MS-Celeb-1M",
                 **_MBF_LICENCES,
@@ -362,6 +367,7 @@ PACKS: dict[str, ModelPack] = {
                 },
             ),
             min_face_px=24,
+            track_min_similarity=0.90,  # bench/track_similarity.py, 120 people, 2026-12-05
             licences=Licences(
                 code="dlib-bin (dlib 20): Boost Software Licence 1.0; OpenCV Apache-2.0",
                 weights="YuNet: MIT; dlib ResNet recogniser and 5-point shape predictor: public domain "

@@ -19,13 +19,15 @@ def test_one_mqtt_connection_and_one_scheduler_thread(start_cloud, mosquitto) ->
     assert runtime.commands._client is client
     assert runtime.alert_sender._client is client
     assert runtime.markdown._client is client
+    assert runtime.labels._client is client
     started = _new_threads(before)
     # paho names its network thread after the client id: one client, under the configured id
     assert [name for name in started if name.startswith("paho-mqtt-client-")] == ["paho-mqtt-client-cloud-under-test"]
     assert started.count("cloud-scheduler") == 1
     assert not {"cloud-upkeep", "health-rollup", "markdown"} & set(started)
-    assert runtime.scheduler.jobs == ["health-rollup", "device-health", "alert-notify", "campaign-send",
-                                      "loyalty-orders", "loyalty-expiry", "rollouts", "telemetry-prune", "commands", "markdown"]
+    assert runtime.scheduler.jobs == ["health-rollup", "device-health", "source-health", "alert-notify",
+                                      "campaign-send", "audience-refresh", "journeys", "loyalty-orders", "loyalty-expiry",
+                                      "rollouts", "telemetry-prune", "commands", "markdown", "label-sync"]
     assert runtime.settings.session_expiry_s == 3600  # a stable client id keeps its broker session
 
 
@@ -35,5 +37,5 @@ def test_api_only_runs_the_health_job_without_a_connection(start_cloud) -> None:
     started = _new_threads(before)
     assert runtime.ingest is None and runtime.commands is None
     assert not [name for name in started if name.startswith("paho-mqtt-client-")]
-    assert runtime.scheduler.jobs == ["health-rollup", "device-health", "alert-notify", "campaign-send",
-                                      "loyalty-orders", "loyalty-expiry"]
+    assert runtime.scheduler.jobs == ["health-rollup", "device-health", "source-health", "alert-notify",
+                                      "campaign-send", "audience-refresh", "journeys", "loyalty-orders", "loyalty-expiry"]

@@ -137,7 +137,9 @@ def test_face_and_wifi_of_one_member_are_one_visit_and_one_card(
                       _presence(store_id, "enter", key=key)).wait_for_publish(5)
     visits = _visits_when(client, store_id, lambda v: v and v[0]["signals"] == "face+wifi")
     assert len(visits) == 1 and visits[0]["signals"] == "face+wifi" and visits[0]["card_id"] == card.card_id
-    assert visits[0]["confidence"] > card.confidence
+    # the visit keeps the face's cosine; the fusion's posterior sits beside it (cloud.arrivals.fusion)
+    assert visits[0]["confidence"] == pytest.approx(card.confidence)
+    assert visits[0]["fused_confidence"] == pytest.approx(card.evidence.fused) and visits[0]["phone"] == "absent"
 
     # feedback on that card: stored once, "not this person" is negative evidence against the match
     fb = Feedback(feedback_id=new_id(), card_id=card.card_id, visit_id=card.visit_id, brand=BRAND, store=store_id,

@@ -1,8 +1,9 @@
 """The golden brand (tests/golden/brand): hand-written exports in the channels' real layouts, checked
 end to end through the API against the truth written down beside them (truth.toml).
 
-Issue 15's defects are in it: a VIP counter sign-up keeps tier and tags after a Tmall order with its
-phone and is greeted 钱女士您好 (never 您您好); one phone on two member cards leaves the CRM member's
+Issue 15's defects are in it: a VIP counter sign-up keeps tier, tags and her proven face consent
+after a Tmall order with its phone, is greeted 钱女士您好 (never 您您好) and gets the member card when
+her face arrives at the door (a simulated box publishing through a real Mosquitto); one phone on two member cards leaves the CRM member's
 Tmall and WeChat history where it was and waits in the review queue; a POS refund with its own
 receipt number finds the sale it returns. Record ids are looked up in the database (the harness's
 only read of it besides refund links); everything else goes through the API.
@@ -12,9 +13,15 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from cloud.channels.sms_sim import SimulatedSms
 from cloud.runtime import Runtime
+from protocol import topics, transport
+from tests.cloud.test_cloud_ingest import BRAND, Guide, edge  # noqa: F401 (fixture)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "brand"
 TRUTH = tomllib.loads((GOLDEN / "truth.toml").read_text(encoding="utf-8"))
@@ -34,10 +41,26 @@ def _names(runtime: Runtime) -> dict[str, str]:
     return {r[0]: f"{r[1]}:{r[2]}" for r in runtime.db.rows("SELECT id, source, source_key FROM members")}
 
 
-def _load(client, runtime: Runtime) -> dict[str, dict]:
+def _sign_up(client, sms: SimulatedSms, faces_dir: Path, signup: dict) -> None:
+    """A counter sign-up with face consent; proven by the code sent to the phone, then a face enrolled."""
+    fields = {k: v for k, v in signup.items() if k not in ("prove_consent", "face")}
+    response = client.post("/v1/members", json={**fields, "consent": {"face": True}})
+    assert response.status_code == 201, response.text
+    member = response.json()
+    if signup.get("prove_consent"):
+        code = sms.messages_to(signup["phone"])[-1].params["code"]
+        proven = client.post(f"/v1/members/{member['id']}/verification/{member['verification']['id']}",
+                             json={"code": code})
+        assert proven.status_code == 200, proven.text
+    if "face" in signup:
+        photo = (faces_dir / signup["face"]).read_bytes()
+        enrolled = client.post(f"/v1/members/{member['id']}/faces", files={"image": ("face.jpg", photo, "image/jpeg")})
+        assert enrolled.status_code == 201, enrolled.text
+
+
+def _load(client, runtime: Runtime, sms: SimulatedSms, faces_dir: Path) -> dict[str, dict]:
     for signup in TRUTH["signups"]:
-        response = client.post("/v1/members", json={**signup, "consent": {"face": True}})
-        assert response.status_code == 201, response.text
+        _sign_up(client, sms, faces_dir, signup)
     reports = {}
     for spec in TRUTH["imports"]:
         files = {"file": (spec["file"], (GOLDEN / spec["file"]).read_bytes())}
@@ -66,6 +89,11 @@ def _check_person(client, runtime: Runtime, truth: dict, names: dict[str, str]) 
         assert (names.get(lineage["record"]) if lineage["record"] else "") == want["record"], (truth["key"], attribute)
         assert lineage["rule"] == want["rule"], (truth["key"], attribute, lineage)
         assert identity["attributes"][attribute] == lineage  # the identity view shows the same lineage
+    if "consent" in truth:
+        want = truth["consent"]
+        assert profile["consent"]["face"] is want["face"], (truth["key"], profile["consent"])
+        (grant,) = [c for c in profile["consent"]["history"] if c["how"] == want["how"]]
+        assert names[grant["record_id"]] == want["record"] and grant["ts"] and grant["actor"], grant
     member = client.get(f"/v1/members/{member_id}").json()
     attributes = truth.get("attributes", {})
     for field in ("name", "tier", "tags"):
@@ -77,13 +105,45 @@ def _check_person(client, runtime: Runtime, truth: dict, names: dict[str, str]) 
         assert script.startswith(truth["script"]["starts_with"]), (truth["key"], script)
 
 
-def test_the_golden_brand_end_to_end(start_cloud) -> None:
-    client, runtime = start_cloud()
-    reports = _load(client, runtime)
+@pytest.fixture
+def sms() -> Iterator[SimulatedSms]:
+    sim = SimulatedSms().start()
+    yield sim
+    sim.stop()
+
+
+def _check_card(runtime: Runtime, edge, make_arrival, faces_dir: Path, broker_url: str,  # noqa: F811
+                truth: dict) -> None:
+    guide = Guide(broker_url, truth["store"])
+    try:
+        arrival = make_arrival(faces_dir / truth["photo"], brand=BRAND, store=truth["store"])
+        transport.publish(edge, topics.arrival(BRAND, truth["store"], "edge-01"), arrival).wait_for_publish(5)
+        card = guide.next()
+    finally:
+        transport.stop(guide.client)
+    assert card.member is not None, (truth["key"], card)
+    assert card.member.member_id == _record_id(runtime, truth["member"])
+    assert (card.member.title, card.member.tier) == (truth["title"], truth["tier"]), card.member
+    assert set(truth["tags"]) <= set(card.member.tags), card.member.tags
+    assert card.script.startswith(truth["script"]["starts_with"]) and "您您好" not in card.script, card.script
+
+
+def test_the_golden_brand_end_to_end(start_cloud, mosquitto, edge, make_arrival, sms: SimulatedSms,  # noqa: F811
+                                     faces_dir: Path) -> None:
+    client, runtime = start_cloud(sms_url=sms.url, broker_url=mosquitto.url)
+    reports = _load(client, runtime, sms, faces_dir)
     names = _names(runtime)
 
     for person in TRUTH["persons"]:
         _check_person(client, runtime, person, names)
+    for card in TRUTH["cards"]:
+        _check_card(runtime, edge, make_arrival, faces_dir, mosquitto.url, card)
+    by_key = {p["key"]: p for p in TRUTH["persons"]}
+    for segment in TRUTH["segments"]:
+        found = client.post("/v1/segments/preview", json={"condition": segment["condition"]}).json()["items"]
+        want = {client.get(f"/v1/members/{_record_id(runtime, by_key[k]['records'][0])}").json()["id"]
+                for k in segment["persons"]}
+        assert {row["id"] for row in found} == want, (segment["key"], found)
 
     # the review queue: exactly the conflicts written down, each with both sides' evidence
     queue = client.get("/v1/identity/conflicts").json()

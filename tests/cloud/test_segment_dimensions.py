@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from cloud.cdp import dimensions, segments
+from cloud.cdp import dimensions, segments, survivorship, tags
 from cloud.db import Database
 
 LOCAL = timezone(timedelta(hours=8))
@@ -89,6 +89,7 @@ def brand(db: Database) -> Database:
             tx.execute("INSERT INTO feedback (feedback_id, brand, store, screen, card_id, visit_id, action, ts, received) "
                        "VALUES (?, 'b', 's1', 'g', ?, ?, ?, ?, ?)",
                        (fid, f"card-{visit}", visit, action, _iso("2026-11-28"), _iso("2026-11-28")))
+        survivorship.store(tx)  # what every resolution and tag refresh keeps up to date
     return db
 
 
@@ -271,3 +272,49 @@ def test_portrait_against_the_base(brand: Database) -> None:
     assert channels == {"pos": (1, 1), "tmall": (1, 1), "unknown": (0, 1)}
     stages = {v["value"]: (v["segment"], v["base"]) for v in portrait["facets"]["lifecycle"]}
     assert stages == {"active": (1, 1), "dormant": (1, 1), "unknown": (0, 1)}
+
+
+def test_attribute_dimensions_read_the_surviving_values_not_the_head_record(db: Database) -> None:
+    """Defect 1's shape: the person's head is an older Tmall buyer (no gender, the default tier); the
+    counter record merged into it says female, 钻石会员, born in December, home s1, with face consent
+    proven by a code. Segments and the portrait see the surviving values. A second person whose
+    merged-in sign-up consented without proof does not count as consenting; a third is plain."""
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO stores (id, brand, name, city, city_tier, created) VALUES "
+                   "('s1', 'b', 's1', '上海', '1', '2025-01-01T00:00:00+00:00')")
+        for row in (
+            ("Q", "tmall", "Q", None, "普通会员", 0, None, "2026-06-01T00:00:00+00:00", None, None, None, None),
+            ("Qm", "member", "Qm", "female", "钻石会员", 1, "s1", "2026-11-01T00:00:00+00:00", "Q", "1990-12-03", 800,
+             "v-1"),
+            ("S", "tmall", "S", None, "普通会员", 0, None, "2026-05-01T00:00:00+00:00", None, None, None, None),
+            ("Sm", "member", "Sm", "male", "金卡会员", 1, None, "2026-11-02T00:00:00+00:00", "S", None, None, None),
+            ("R", "member", "R", "male", "普通会员", 0, None, "2026-11-03T00:00:00+00:00", None, "2000-01-01", None,
+             None),
+        ):
+            tx.execute("INSERT INTO members (id, source, source_key, gender, tier, face_consent, home_store, created, "
+                       "merged_into, birthday, points, consent_proven) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    tags.refresh(db, ["Q", "S", "R"], as_of=AS_OF)  # the incremental refresh an import or merge runs
+    assert db.scalar("SELECT gender FROM members WHERE id = 'Q'") is None  # the head record says nothing
+    for name, fields, want in (
+        ("gender", {"op": "in", "value": ["female"]}, {"Q"}),
+        ("gender", {"op": "in", "value": ["male"]}, {"S", "R"}),
+        ("tier", {"op": "in", "value": ["钻石会员"]}, {"Q"}),
+        ("tier", {"op": "in", "value": ["普通会员"]}, {"R"}),
+        ("birthday_month", {"op": "=", "value": 12}, {"Q"}),
+        ("age_band", {"op": "in", "value": ["35-39"]}, {"Q"}),
+        ("points", {"op": ">=", "value": 500}, {"Q"}),
+        ("home_store", {"op": "in", "value": ["s1"]}, {"Q"}),
+        ("city", {"op": "in", "value": ["上海"]}, {"Q"}),
+        ("consent_face", {"value": True}, {"Q"}),
+    ):
+        assert _ids(db, {"dim": {"name": name, **fields}}) == want, name
+    assert _ids(db, {"consent": {"face": True}}) == {"Q"}
+    portrait = segments.portrait(db, None, as_of=AS_OF)["facets"]
+    assert {v["value"]: v["base"] for v in portrait["tier"]} == {"钻石会员": 1, "金卡会员": 1, "普通会员": 1}
+    assert {v["value"]: v["base"] for v in portrait["gender"]} == {"female": 1, "male": 2}
+
+    # a split takes the counter record's values away again: the next refresh restates both persons
+    db.execute("UPDATE members SET merged_into = NULL WHERE id = 'Qm'")
+    tags.refresh(db, ["Q", "Qm"], as_of=AS_OF)
+    assert _ids(db, {"dim": {"name": "tier", "op": "in", "value": ["钻石会员"]}}) == {"Qm"}
+    assert _ids(db, {"dim": {"name": "gender", "op": "in", "value": ["female"]}}) == {"Qm"}

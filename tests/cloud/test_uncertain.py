@@ -55,7 +55,8 @@ def test_a_borderline_face_asks_and_the_answer_is_a_labelled_outcome(start_cloud
     def answer(card, action: str) -> None:
         assert feedback.record(runtime.db, Feedback(
             feedback_id=new_id(), card_id=card.card_id, visit_id=card.visit_id, brand=BRAND, store=STORE,
-            screen="g1", action=action, assistant="小李", ts=now())) == "stored"
+            screen="g1", action=action, assistant="小李", ts=now())) == ("confirmed" if action == "confirmed"
+                                                                         else "stored")
 
     def visit(card):
         return runtime.db.one("SELECT member_id, corrected_member_id, corrected_reason FROM visits WHERE id = ?",

@@ -111,3 +111,30 @@ def test_blurred_tiny_and_profile_faces_are_gated_out(engine, kit, tmp_path):
     assert [e.origin for e in events] == []
     assert {"blurred", "too_small", "yaw"} <= set(stats.rejected)
     assert sorted(stats.unusable) == sorted(str(folder / n) for n in ("blurred.png", "profile.jpg", "tiny.png"))
+
+
+def test_the_trackers_min_similarity_is_the_packs_unless_the_settings_name_one(engine, tmp_path):
+    """Issue 18: cosines are not comparable across recognisers, so the default comes from the pack's
+    manifest (bench/track_similarity.py): dlib's different-person pairs sit near 0.84 (dev set median),
+    which MobileFaceNet's 0.32 would keep in one track and dlib's 0.90 splits."""
+    from edge.tracker import Sample, Track, Tracker
+    from protocol.device import TrackingSettings
+    from protocol.facepack import get_pack
+
+    settings = RemoteSettings(cameras=[{"id": "cam1", "source": str(tmp_path)}])
+    visits = VisitRegistry(StateFile(tmp_path / "state.db"), settings.visits, engine.pack.match_threshold)
+    pipeline = FacePipeline(engine, Placement("demo", "s1", "edge1"), settings, visits, "cam1")
+    assert settings.tracking.min_similarity is None
+    assert pipeline.tracker.min_similarity == engine.pack.track_min_similarity
+    pipeline.apply(settings.model_copy(update={"tracking": TrackingSettings(min_similarity=0.5)}))
+    assert pipeline.tracker.min_similarity == 0.5, "a store's explicit setting wins"
+
+    first = np.zeros(128, np.float32)
+    first[0] = 1.0
+    other = np.zeros(128, np.float32)
+    other[0], other[1] = 0.84, np.sqrt(1 - 0.84**2)  # cosine 0.84 to the first face
+    track = Track("t", "cam1", (0, 0, 10, 10), 0)
+    track.keep(Sample(first, 1.0, None, None, "", None), 5)  # type: ignore[arg-type]
+    dlib = Tracker("cam1", TrackingSettings(), "r", get_pack("yunet-dlib").track_min_similarity)
+    mbf = Tracker("cam1", TrackingSettings(), "r", get_pack("scrfd500m-mbf").track_min_similarity)
+    assert mbf.resembles(track, other) and not dlib.resembles(track, other)

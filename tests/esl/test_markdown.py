@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cloud.pricing.markdown_planner import Perishable, markdown_badge, plan, price_ladder
-from cloud.synthetic.markdown_demand import simulate
+from cloud.synthetic.markdown_demand import GROCERY_WEEK, Demand, LastDayDiscount, simulate
 
 MILK = Perishable(sku="F-2001", list_price=19.8, floor_price=9.9, stock=80, sales_rate=12, days_to_expiry=4,
                   elasticity=2.0, max_changes_per_day=2)
@@ -49,6 +49,21 @@ def test_markdown_wastes_less_than_fixed_prices_on_seeded_demand():
             revenue[name] += outcome.revenue
     assert wasted["markdown"] < 0.5 * wasted["fixed"]
     assert revenue["markdown"] > revenue["fixed"]
+
+
+def test_the_benchmarks_baselines_and_unknown_demand():
+    """bench/markdown.py judges the planner with these: the 30%-off-last-day rule, and shoppers
+    whose response the planner's constant elasticity does not describe."""
+    outcome = simulate(MILK, LastDayDiscount(MILK), np.random.default_rng(3))
+    per_day = MILK.periods_per_day
+    assert set(outcome.prices[:-per_day]) == {19.8} and set(outcome.prices[-per_day:]) == {13.9}
+    linear, own = Demand(12, 2.0, shape="linear"), Demand(12, 2.0)
+    assert linear.lift(0.5) == 2.0 < own.lift(0.5) == 4.0 and linear.lift(0.9) < own.lift(0.9)
+    assert Demand(12, 2.0, shape="from_20pct").lift(0.9) == 1.0 and abs(sum(GROCERY_WEEK) / 7 - 1) < 0.01
+    # the same seed meets the same shoppers whatever the prices: a day's shock is drawn either way
+    noisy = Demand(12, 2.0, day_shock=4.0)
+    fixed = simulate(MILK, None, np.random.default_rng(5), demand=noisy)
+    assert fixed == simulate(MILK, None, np.random.default_rng(5), demand=noisy) and fixed.wasted > 0
 
 
 def test_the_policy_reacts_to_the_stock_actually_left():

@@ -123,6 +123,11 @@ def test_owners_are_managed_by_hq_admin(api: Api) -> None:
                            headers=api.keys["hq_admin"]).status_code == 422
     listed = api.client.get("/v1/alerts/owners", headers=api.keys["hq_analyst"]).json()
     assert [o["id"] for o in listed] == [made.json()["id"]]
+    path = f"/v1/alerts/owners/{made.json()['id']}"
+    assert api.client.put(path, json=owner, headers=api.keys["hq_analyst"]).status_code == 403
+    edited = api.client.put(path, json={**owner, "level": 1, "mute": None}, headers=api.keys["hq_admin"])
+    assert edited.status_code == 200 and (edited.json()["level"], edited.json()["mute"]) == (1, None)
+    assert api.client.put("/v1/alerts/owners/999", json=owner, headers=api.keys["hq_admin"]).status_code == 404
     assert api.client.delete(f"/v1/alerts/owners/{made.json()['id']}", headers=api.keys["hq_admin"]).status_code == 204
     assert api.client.delete(f"/v1/alerts/owners/{made.json()['id']}",
                              headers=api.keys["hq_admin"]).json()["detail"]["code"] == "unknown_owner"

@@ -157,6 +157,40 @@ def test_acknowledged_alerts_stop_escalating_and_notes_record_the_person(db: Dat
                                                         ("李区经理 (hq_admin:k2)", "明早巡店确认")]
 
 
+def test_a_cleared_alert_tells_everyone_it_reached_that_it_is_resolved_once(db: Database, provider: Provider,
+                                                                            smtp: SmtpServer, channels: dict) -> None:
+    notify.add_owner(db, scope="store", scope_id="s1", level=0, person="王店长", channel="wecom_app", address="wang")
+    notify.add_owner(db, scope="region", scope_id="east", level=1, person="李区经理", channel="email",
+                     address="li@brand.cn")
+    notify.add_owner(db, scope="store", scope_id="s2", level=0, person="赵店长", channel="email", address="zhao@brand.cn",
+                     mute="12:00-15:00")
+    till = _alert("s1", "orders_low").model_copy(update={"kind": "source", "ts": "2026-03-10T13:40"})
+    quiet = _alert("s2", "device_offline", device="box-2", created=NOW - timedelta(hours=3))
+    alerts.record(db, [quiet])
+    notify.run(db, channels, NOW - timedelta(hours=3), escalate_after_s=600)  # s2's manager told at 11:00 local
+    alerts.record(db, [till])
+    notify.run(db, channels, NOW, escalate_after_s=600)
+    notify.run(db, channels, NOW + timedelta(minutes=10), escalate_after_s=600)  # escalated to the region
+    assert [m["touser"] for m in provider.app] == ["wang"] and [to for to, _ in smtp.messages] == [
+        ["zhao@brand.cn"], ["li@brand.cn"]]
+    assert "收银订单骤降" in provider.app[0]["markdown"]["content"]
+    # the till is back at 14:25 local, the box at 14:30: both alerts clear
+    assert alerts.clear(db, till.id, NOW + timedelta(minutes=25))
+    assert alerts.clear(db, quiet.id, NOW + timedelta(minutes=30))
+    provider.fail_next = 1  # WeCom is down once: the store manager is told at the next run
+    first = notify.run(db, channels, NOW + timedelta(minutes=31), escalate_after_s=600)
+    assert first.resolved == 1 and first.failed == 1
+    assert smtp.messages[-1][1]["Subject"] == "[已恢复] 店s1（s1） 收银订单骤降"
+    assert "14:25 恢复" in smtp.messages[-1][1].get_content()
+    again = notify.run(db, channels, NOW + timedelta(minutes=32), escalate_after_s=600)
+    assert again.resolved == 1 and provider.app[-1]["markdown"]["content"].startswith("**[已恢复]")
+    assert notify.run(db, channels, NOW + timedelta(minutes=33), escalate_after_s=600).resolved == 0  # once each
+    # s2's manager is muted until 15:00 local: told then
+    assert [to for to, _ in smtp.messages].count(["zhao@brand.cn"]) == 1
+    assert notify.run(db, channels, NOW + timedelta(minutes=61), escalate_after_s=600).resolved == 1
+    assert smtp.messages[-1][0] == ["zhao@brand.cn"] and "[已恢复]" in smtp.messages[-1][1]["Subject"]
+
+
 def test_owners_are_validated(db: Database) -> None:
     with pytest.raises(notify.InvalidOwner):
         notify.add_owner(db, scope="store", scope_id="s1", level=0, person="x", channel="fax", address="1")

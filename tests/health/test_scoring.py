@@ -137,3 +137,44 @@ def test_today_is_not_scored_until_it_is_over() -> None:
     groups = {"A": PeerGroup("none", ())}
     assert score_day(values, day, groups, {"A": "2026-03-10"}) == []
     assert len(score_day(values, day, groups, {"A": "2026-03-11"})) == 1
+
+
+def test_a_till_down_for_the_evening_takes_the_evenings_share_from_the_ticket_metrics() -> None:
+    from datetime import timedelta
+    day = date(2026, 3, 10)
+    values = {**_week("A", day, "arrivals", 120), **_week("A", day, "orders", 60), **_week("A", day, "avg_ticket", 300),
+              ("A", "2026-03-10", "arrivals"): 118.0, ("A", "2026-03-10", "orders"): 40.0,
+              ("A", "2026-03-10", "avg_ticket"): 300.0, **_week("A", day, "greeted_share", 0.6),
+              ("A", "2026-03-10", "greeted_share"): 0.6}
+    # 10:00-22:00, five tickets an hour; this day the till recorded nothing from 18:00
+    hours = {}
+    for k in range(5):
+        d = (day - timedelta(weeks=k)).isoformat()
+        for h in range(10, 22):
+            hours[("A", f"{d}T{h}:00", "orders")] = 0.0 if k == 0 and h >= 18 else 5.0
+        hours[("A", d, "arrivals")] = 1.0  # the day has hourly rows
+    groups = {"A": PeerGroup("none", ())}
+    plain = {r[2]: r[6] for r in score_day(values, day, groups)}
+    weighed = {r[2]: r[6] for r in score_day(values, day, groups, hours=hours)}
+    assert plain["avg_ticket"] == 50.0  # the tickets it has look normal...
+    assert weighed["avg_ticket"] == pytest.approx(50.0 * (1 - 4 / 12), abs=0.01)  # ...but 4 of 12 hours were an incident
+    assert weighed["greeted_share"] == plain["greeted_share"] == 50.0  # the door's metrics are not touched
+
+
+def test_a_guide_screen_frozen_for_the_evening_weighs_on_the_greeting_metrics_not_the_till() -> None:
+    from datetime import timedelta
+    day = date(2026, 3, 10)
+    values = {**_week("A", day, "arrivals", 240), **_week("A", day, "greeted_share", 0.6),
+              **_week("A", day, "avg_ticket", 300), **_week("A", day, "orders", 30),
+              ("A", "2026-03-10", "arrivals"): 240.0, ("A", "2026-03-10", "greeted_share"): 0.6,
+              ("A", "2026-03-10", "orders"): 30.0, ("A", "2026-03-10", "avg_ticket"): 300.0}
+    hours = {}
+    for k in range(5):  # 20 arrivals an hour, 80 % claimed; this day no claim from 18:00
+        d = (day - timedelta(weeks=k)).isoformat()
+        for h in range(10, 22):
+            hours[("A", f"{d}T{h}:00", "arrivals")] = 20.0
+            hours[("A", f"{d}T{h}:00", "claimed_share")] = 0.0 if k == 0 and h >= 18 else 0.8
+        hours[("A", d, "arrivals")] = 1.0
+    weighed = {r[2]: r[6] for r in score_day(values, day, {"A": PeerGroup("none", ())}, hours=hours)}
+    assert weighed["greeted_share"] == pytest.approx(50.0 * (1 - 4 / 12), abs=0.01)
+    assert weighed["avg_ticket"] == 50.0

@@ -1,5 +1,5 @@
 """The assistant's actions on a card, end to end through the real broker: claim (who), greeted,
-served, sold (how much), not this person, dismissed; and feedback given while the broker is down
+served, sold (how much, on which till receipt), not this person, dismissed; and feedback given while the broker is down
 is delivered after it comes back."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import shiboken6
 
-from kiosk.guide_screen.overlay import AmountKeypad
+from kiosk.guide_screen.overlay import MAX_RECEIPT_CHARS, AmountKeypad
 from protocol import topics, transport
 from protocol.codec import decode, encode
 from protocol.messages import Feedback, new_id
@@ -70,6 +70,12 @@ def test_every_action_reaches_the_broker_with_its_assistant_and_amount(
     assert screen.keypad.isVisible() and not screen.keypad.confirm.isEnabled()
     for key in "1280":
         screen.keypad.keys[key].click()
+    screen.keypad.receipt_display.click()  # then the till's receipt number, which the till confirms
+    assert not screen.keypad.keys["."].isEnabled()
+    for key in "2026120500017":
+        screen.keypad.keys[key].click()
+    assert screen.keypad.text == "1280" and screen.keypad.receipt_display.text() == "小票号 2026120500017"
+    qapp_process(wait_until)
     screen.grab().save(str(artifacts / "kiosk_guide_screen_keypad.png"))
     screen.keypad.confirm.click()
     assert view.sell_button.text() == "已成交 ¥1,280" and not view.sell_button.isEnabled()
@@ -93,6 +99,7 @@ def test_every_action_reaches_the_broker_with_its_assistant_and_amount(
     ]
     wait_until(lambda: len(log.actions()) >= len(expected), what="seven feedback messages")
     assert log.actions() == expected
+    assert [(f.action, f.receipt) for f in log.received if f.receipt] == [("sold", "2026120500017")]
     assert all(f.screen == "main" and f.store == store for f in log.received)
     assert set(views) == {sold.card_id, claimed.card_id, untouched.card_id}
     assert not screen.keypad.isVisible()
@@ -115,6 +122,24 @@ def test_an_overlay_closes_when_its_card_leaves_the_screen(start_kiosk, publishe
     assert kiosk.screen.picker.isVisible()
     wait_until(lambda: not kiosk.screen.picker.isVisible(), timeout=3, what="the picker to close on expiry")
     assert kiosk.screen.picker.view is None
+
+
+def test_keypad_receipt_entry(qapp):
+    """The receipt field takes digits only, up to its limit; the amount typed before is kept."""
+    from PySide6.QtWidgets import QWidget
+
+    parent = QWidget()
+    keypad = AmountKeypad(parent)
+    for key in "88.5":
+        keypad.press(key)
+    keypad.select("receipt")
+    for key in "00.12⌫3" + "9" * 40:
+        keypad.press(key)
+    assert keypad.text == "88.5" and keypad.receipt == ("0013" + "9" * 40)[:MAX_RECEIPT_CHARS]
+    keypad.select("amount")
+    keypad.press("⌫")
+    assert keypad.amount() == 88.0 and keypad.confirm.isEnabled()
+    shiboken6.delete(parent)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import shiboken6
 
 from kiosk.guide_screen.board import Board, Outcome
 from kiosk.guide_screen.card_view import CardView
-from protocol.messages import Candidate
+from protocol.messages import Candidate, Evidence
 from tests.kiosk.test_kiosk_screen import texts
 
 
@@ -46,7 +46,7 @@ def test_an_uncertain_card_asks_and_shows_no_profile(qapp, cards, faces_dir, art
     view.grab().save(str(artifacts / "kiosk_card_uncertain.png"))
 
     sent = []
-    view.feedback.connect(lambda c, action, assistant, amount: sent.append((c.card_id, action)))
+    view.feedback.connect(lambda c, action, *_: sent.append((c.card_id, action)))
     view.confirm_button.click()
     view.deny_button.click()
     assert sent == [(card.card_id, "confirmed"), (card.card_id, "rejected")]
@@ -55,3 +55,20 @@ def test_an_uncertain_card_asks_and_shows_no_profile(qapp, cards, faces_dir, art
     member_card = cards.member(0)
     assert board.offer(member_card, datetime.now(UTC)) is Outcome.SHOWN
     assert len(board.forget(["m-wang"])) == 1 and board.cards == [member_card]
+
+
+def test_a_member_card_raised_by_the_phone_says_so(qapp, cards, artifacts):
+    """Issue 18: a face the member's phone confirmed (Wi-Fi fusion) carries the fused posterior; the
+    card says 手机佐证 with it, so the assistant knows the face alone was borderline."""
+    evidence = Evidence(fused=0.93, phone="present",
+                        reasons=["人脸相似度 0.478（门槛 0.491）", "登记手机在店（似然比 9.7，依据 41 次标注到店）"])
+    view = CardView(cards.member(0, evidence=evidence, confidence=0.478))
+    view.resize(700, 440)
+    view.show()
+    qapp.processEvents()
+    assert "手机佐证 · 综合置信 93%" in texts(view)
+    view.grab().save(str(artifacts / "kiosk_card_wifi_fused.png"))
+    shiboken6.delete(view)
+    plain = CardView(cards.member(1, evidence=Evidence(fused=0.99, phone="absent")))
+    assert not any("手机佐证" in t for t in texts(plain))
+    shiboken6.delete(plain)

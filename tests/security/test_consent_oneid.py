@@ -122,3 +122,58 @@ def test_a_merge_never_turns_consent_on(start_cloud, sms) -> None:
     assert client.post("/v1/identity/merge", headers=hq,
                        json={"a": victim, "b": pending["id"], "reason": "customer confirmed at HQ"}).status_code == 200
     assert runtime.db.scalar("SELECT COUNT(*) FROM identifiers WHERE blocked = 'unverified'") == 0
+
+
+def test_a_stranger_signing_up_a_phone_before_its_orders_arrive_gains_nothing(start_cloud, sms) -> None:
+    """The timing variant: the phone belongs to nobody yet, so the sign-up is verified and its consent
+    counts while it is the person's head; the code went to the phone's owner, so it stays unproven,
+    and once the customer's older Tmall record joins and becomes head the consent no longer counts."""
+    client, runtime = start_cloud(sms_url=sms.url)
+    manager = {"X-API-Key": auth.create_key(runtime.db, name="Chen Manager", role="store_manager", store="s1").key}
+    hq = {"X-API-Key": auth.create_key(runtime.db, name="Zhou HQ", role="hq_admin").key}
+    early = client.post("/v1/members", headers=manager, json=ATTACKER).json()
+    assert early["verified"] is True and early["verification"]["kind"] == "consent"
+    assert sms.messages_to(VICTIM_PHONE)[-1].out_id == early["verification"]["id"]  # to the phone, not the caller
+    photo = (FACES / "deepface_id01" / "img1.jpg").read_bytes()
+    assert client.post(f"/v1/members/{early['id']}/faces", headers=manager,
+                       files={"image": ("p.jpg", photo)}).status_code == 201
+
+    assert client.post("/v1/imports?channel=tmall", headers=hq, files={"file": ("t.csv", TMALL.encode())}).status_code == 201
+    victim = runtime.db.scalar("SELECT id FROM members WHERE source = 'tmall'")
+    after = client.get(f"/v1/members/{early['id']}", headers=hq).json()
+    assert after["id"] == victim and after["consent"] == {"face": False}
+    refused = client.post(f"/v1/members/{victim}/faces", headers=hq, files={"image": ("p.jpg", photo)})
+    assert refused.status_code == 409 and refused.json()["detail"]["code"] == "no_consent"
+    assert client.post("/v1/segments/count", headers=hq,
+                       json={"condition": {"consent": {"face": True}}}).json()["count"] == 0
+
+
+def test_consent_proven_by_the_code_counts_after_an_older_record_becomes_head(start_cloud, sms) -> None:
+    """Defect 1's VIP: the code entered at the counter proves the phone, so the consent is the
+    person's whichever record is head; a withdrawal on any record still turns it off, proof and all."""
+    client, runtime = start_cloud(sms_url=sms.url)
+    manager = {"X-API-Key": auth.create_key(runtime.db, name="Chen Manager", role="store_manager", store="s1").key}
+    hq = {"X-API-Key": auth.create_key(runtime.db, name="Zhou HQ", role="hq_admin").key}
+    vip = client.post("/v1/members", headers=manager, json=ATTACKER).json()
+    code = sms.messages_to(VICTIM_PHONE)[-1].params["code"]
+    proven = client.post(f"/v1/members/{vip['id']}/verification/{vip['verification']['id']}", headers=manager,
+                         json={"code": code})
+    assert proven.status_code == 200 and proven.json()["id"] == vip["id"]
+    again = client.post(f"/v1/members/{vip['id']}/verification", headers=manager)
+    assert again.status_code == 409 and again.json()["detail"]["code"] == "verification_closed"
+
+    assert client.post("/v1/imports?channel=tmall", headers=hq, files={"file": ("t.csv", TMALL.encode())}).status_code == 201
+    tmall = runtime.db.scalar("SELECT id FROM members WHERE source = 'tmall'")
+    profile = client.get(f"/v1/members/{vip['id']}/profile", headers=hq).json()
+    assert profile["id"] == tmall and profile["consent"]["face"] is True  # the older record is head
+    (grant,) = [c for c in profile["consent"]["history"] if c["how"] == "proven_by_code"]
+    assert grant["record_id"] == vip["id"] and grant["store"] == "s1" and "Chen Manager" in grant["actor"]
+    photo = (FACES / "deepface_id01" / "img1.jpg").read_bytes()
+    assert client.post(f"/v1/members/{tmall}/faces", headers=hq, files={"image": ("p.jpg", photo)}).status_code == 201
+    assert client.post("/v1/segments/count", headers=hq,
+                       json={"condition": {"consent": {"face": True}}}).json()["count"] == 1
+
+    # withdrawn on the Tmall record: off for the person, and the proof goes with it
+    assert client.put(f"/v1/members/{tmall}/consent", headers=hq, json={"face": False}).status_code == 200
+    assert client.get(f"/v1/members/{vip['id']}", headers=hq).json()["consent"] == {"face": False}
+    assert runtime.db.scalar("SELECT COUNT(*) FROM members WHERE consent_proven IS NOT NULL") == 0

@@ -30,6 +30,11 @@ def add_owner(body: OwnerIn, runtime: RuntimeDep, principal: Admin) -> dict:
     return notify.add_owner(runtime.db, **body.model_dump())
 
 
+@router.put("/owners/{owner_id}", response_model=OwnerOut, responses={404: {"model": Error}, 422: {"model": Error}})
+def update_owner(owner_id: int, body: OwnerIn, runtime: RuntimeDep, principal: Admin) -> dict:
+    return notify.update_owner(runtime.db, owner_id, **body.model_dump())
+
+
 @router.delete("/owners/{owner_id}", status_code=204, responses={404: {"model": Error}})
 def remove_owner(owner_id: int, runtime: RuntimeDep, principal: Admin) -> None:
     notify.remove_owner(runtime.db, owner_id)

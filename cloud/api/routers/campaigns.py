@@ -19,10 +19,12 @@ router = APIRouter(tags=["campaigns"])
 public = APIRouter(tags=["campaigns"])
 
 Channel = Literal["sms", "wechat", "wecom", "email"]
+#: what a campaign sends on: the consent channels and the e-coupon (``code``: loyalty's coupon template)
+SendChannel = Literal["sms", "wechat", "wecom", "email", "coupon", "guide_task"]
 
 
 class TemplateIn(BaseModel):
-    channel: Channel
+    channel: SendChannel
     code: str = Field(min_length=1, max_length=64, description="the provider's template code (SMS_xxx, WeChat template_id)")
     body: str = Field(min_length=1, max_length=500, description="text with {name}, {surname}, {title}, {tier}, {points}, {link}")
     params: list[str] = Field(default_factory=list, max_length=10, description="the fields the provider's template takes")
@@ -31,7 +33,7 @@ class TemplateIn(BaseModel):
 class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     segment_id: str = Field(min_length=1, max_length=64)
-    channel: Channel
+    channel: SendChannel
     template_id: str = Field(min_length=1, max_length=64)
     holdout_pct: float = Field(10.0, ge=0, lt=100)
     window_days: int = Field(14, ge=1, le=365)
@@ -131,10 +133,22 @@ def remove_suppression(kind: str, value: str, runtime: RuntimeDep, principal: Ad
     consent.unsuppress(runtime.db, kind, value)
 
 
+@router.post("/cohorts", status_code=201, responses={404: {"model": Error}, 422: {"model": Error}})
+def create_cohort(body: cohorts.CohortSpec, runtime: RuntimeDep, principal: Admin) -> dict:
+    """A cohort to follow: a saved segment as of ``start``, a channel's ``order_nos`` (a livestream's
+    orders) or a ``coupon_template``'s redemptions (an influencer's coupon)."""
+    return cohorts.create(runtime.db, body, actor=principal.name)
+
+
+@router.get("/cohorts")
+def list_cohorts(runtime: RuntimeDep, principal: HqReader) -> list[dict]:
+    return cohorts.listing(runtime.db)
+
+
 @router.get("/cohorts/{cohort_id}", responses={404: {"model": Error}, 409: {"model": Error}})
 def get_cohort(cohort_id: str, runtime: RuntimeDep, principal: HqReader) -> dict:
-    """``campaign:<id>``: the audience over 30/60/90/180 days, treatment against its holdout (buyer
-    rate, orders and LTV per head, channel mix)."""
+    """Over 30/60/90/180 days, the cohort against its matched control (``campaign:<id>``: treatment
+    against its holdout): buyer (repurchase) rate, orders and LTV per head, channel mix."""
     return cohorts.cohort(runtime.db, cohort_id)
 
 
@@ -146,6 +160,28 @@ def audience_export(segment_id: str, runtime: RuntimeDep, principal: Admin,
     lines = list(audience.export(runtime.db, segment_id, hash_name=hash))
     return StreamingResponse(iter([("\n".join(lines) + "\n") if lines else ""]), media_type="text/csv",
                              headers={"Content-Disposition": f'attachment; filename="audience-{segment_id}-{hash}.csv"'})
+
+
+class SyncIn(BaseModel):
+    hash: Literal["md5", "sha256"] = "sha256"
+    every_hours: float = Field(24.0, ge=1, le=720)
+
+
+@router.put("/audiences/{segment_id}/sync", responses={404: {"model": Error}, 422: {"model": Error}})
+def schedule_audience(segment_id: str, body: SyncIn, runtime: RuntimeDep, principal: Admin) -> dict:
+    """Keep the segment's upload file refreshed on a schedule (the ``audience-refresh`` job)."""
+    return audience.schedule(runtime.db, segment_id, hash_name=body.hash, every_hours=body.every_hours,
+                             actor=principal.name)
+
+
+@router.get("/audiences/{segment_id}/snapshot", responses={404: {"model": Error}})
+def audience_snapshot(segment_id: str, runtime: RuntimeDep, principal: Admin,
+                      hash: Literal["md5", "sha256"] = "sha256") -> StreamingResponse:
+    """The last refreshed file (``X-Refreshed``: when; ``X-Added`` / ``X-Removed``: the change since
+    the refresh before), for an ad platform to pull."""
+    row, lines = audience.snapshot(runtime.db, segment_id, hash)
+    return StreamingResponse(iter([("\n".join(lines) + "\n") if lines else ""]), media_type="text/csv", headers={
+        "X-Refreshed": row["refreshed"] or "", "X-Added": str(row["added"]), "X-Removed": str(row["removed"])})
 
 
 @public.post("/callbacks/aliyun/sms-up")

@@ -2,7 +2,9 @@
 
 HQ admins manage every store, a store manager their own store; every reader role may list. The
 registry is what the cloud uses to flash the labels of a member's recommended products when they
-walk in (``cloud.pricing.label_flash``); the store's gateway keeps its own file of label ids to tag MACs.
+walk in (``cloud.pricing.label_flash``) and to keep every label drawn with its product's price,
+member price and markdown (``cloud.pricing.shelf``); the store's gateway keeps its own file of label
+ids to tag MACs.
 """
 
 from __future__ import annotations
@@ -33,9 +35,13 @@ def list_labels(store: str, runtime: RuntimeDep, principal: Reader, paging: Pagi
 @router.put("/{store}/labels/{label_id}", response_model=LabelRegistered,
             responses={403: {"model": Error}, 422: {"model": Error}})
 def put_label(store: str, label_id: LabelId, body: LabelIn, runtime: RuntimeDep, principal: Counter) -> LabelRegistered:
-    """Register a label, or move it to another product or tag type (idempotent)."""
+    """Register a label, or move it to another product or tag type (idempotent); with a broker, the
+    label is drawn right away with its product (a label whose product is not in the catalogue yet
+    is drawn when it is)."""
     label = Label(label_id=valid_id("label", label_id), store=own_store(principal, store), sku=body.sku, tag_type=body.tag_type)
     outcome = labels.register(runtime.db, label, actor=principal.name)
+    if runtime.labels is not None:  # drawn now with its product, price, member price and markdown
+        runtime.labels.sync(store=label.store, label=label.label_id, reason="bound")
     return LabelRegistered(**LabelOut.of(**label.model_dump()).model_dump(), outcome=outcome)
 
 

@@ -42,7 +42,9 @@ _ENROL_STATUS = {"unknown_member": status.HTTP_404_NOT_FOUND, "no_consent": stat
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MemberCreated)
 def create_member(body: MemberCreate, runtime: RuntimeDep, principal: Counter) -> MemberCreated:
     """Sign up. A phone that already belongs to someone does not attach the sign-up to them: it is
-    its own unverified person, and a one-time code goes to the phone (``verification``)."""
+    its own unverified person, and a one-time code goes to the phone (``verification``). A sign-up
+    with face consent also gets a code when an SMS gateway is configured: entered, the consent is
+    proven and counts for the person after any later merge (``cloud.cdp.verification``)."""
     member = members.add_member(runtime.db,
         name=body.name, phone=body.phone, gender=body.gender, tier=body.tier, tags=body.tags,
         categories=body.preferences, face_consent=body.consent.face, store=scoped_store(principal),
@@ -50,22 +52,25 @@ def create_member(body: MemberCreate, runtime: RuntimeDep, principal: Counter) -
     )
     if body.tags:
         tags.refresh(runtime.db, [member.id])
-    if member.verified:
-        return MemberCreated(id=member.id)
-    return MemberCreated(id=member.id, verified=False, verification=_send_code(runtime, principal, member.id))
+    if not member.verified:
+        return MemberCreated(id=member.id, verified=False, verification=_send_code(runtime, principal, member.id))
+    if body.consent.face and runtime.settings.sms_url:
+        return MemberCreated(id=member.id, verification=_send_code(runtime, principal, member.id))
+    return MemberCreated(id=member.id)
 
 
 def _send_code(runtime: RuntimeDep, principal: Counter, member_id: str) -> VerificationOut:
     settings = runtime.settings
     pending = verification.start(runtime.db, member_id, sms=sms.from_settings(settings),
                                  template=settings.sms_otp_template, actor=principal.name, store=scoped_store(principal))
-    return VerificationOut(id=pending.id, sent=pending.sent, expires=pending.expires)
+    return VerificationOut(id=pending.id, kind=pending.kind, sent=pending.sent, expires=pending.expires)
 
 
 @router.post("/{member_id}/verification", status_code=status.HTTP_201_CREATED, response_model=VerificationOut,
              responses={404: {"model": Error}, 403: {"model": Error}, 409: {"model": Error}, 429: {"model": Error}})
 def resend_code(member_id: str, runtime: RuntimeDep, principal: Counter) -> VerificationOut:
-    """A fresh one-time code to an unverified sign-up's phone (the previous one stops working)."""
+    """A fresh one-time code to the phone of an unverified sign-up, or of a record whose face consent
+    is not proven yet (the previous code stops working)."""
     person_for(runtime, principal, member_id)
     return _send_code(runtime, principal, member_id)
 
@@ -74,7 +79,8 @@ def resend_code(member_id: str, runtime: RuntimeDep, principal: Counter) -> Veri
              responses={404: {"model": Error}, 403: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}})
 def verify_code(member_id: str, verification_id: str, body: CodeIn, runtime: RuntimeDep,
                 principal: Counter) -> Verified:
-    """The code the phone received: the sign-up joins the person who owns the phone."""
+    """The code the phone received: the sign-up joins the person who owns the phone, and its face
+    consent, if given, is proven."""
     person_for(runtime, principal, member_id)
     person = verification.confirm(runtime.db, member_id, verification_id, body.code, actor=principal.name)
     tags.refresh(runtime.db, [person])  # the person's stats and tags now include the sign-up's

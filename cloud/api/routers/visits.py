@@ -27,7 +27,8 @@ def list_visits(
         VisitOut(
             visit_id=v.id, member_id=v.member_id, confidence=v.confidence, ts=v.ts, device=v.device,
             camera=v.camera, arrival_event_id=v.arrival_event_id, card_id=v.card_id or None, signals=v.signals,
-            left_ts=v.left_ts, dwell_s=v.dwell_s, arrivals=list(v.arrivals),
+            left_ts=v.left_ts, dwell_s=v.dwell_s, arrivals=list(v.arrivals), phone=v.phone,
+            fused_confidence=v.fused_confidence, fusion=v.fusion,
         )
         for v in visits.visits(runtime.db, store, limit=limit, offset=offset)
     ]

@@ -1,5 +1,6 @@
 // The brand's sales big-screen (1920x1080, dark): today's sales against the target, channels,
-// hours, hot products, member deals and the stores' progress; it refreshes itself.
+// hours, hot products with their member price, member deals and the stores' progress (the day's
+// imported sales and traffic targets); it refreshes itself.
 
 import { get, query } from "./api.js";
 import { draw, PALETTE } from "./charts.js";
@@ -22,7 +23,7 @@ function headline(live) {
   const online = live.by_channel.filter((c) => c.channel !== "pos").reduce((sum, c) => sum + c.sales, 0);
   const reached = live.stores.filter((s) => s.target && s.sales >= s.target).length;
   fill("live-kpis", kpi("live.orders", num(live.orders)), kpi("live.avg_ticket", money(live.orders ? live.sales / live.orders : null)),
-    kpi("live.member_share", pct(live.member_sales_share)), kpi("live.arrivals", num(live.arrivals)),
+    kpi("live.member_share", pct(live.member_sales_share)), kpi("live.arrivals", live.traffic_target ? `${num(live.arrivals)} / ${num(live.traffic_target)}` : num(live.arrivals)),
     kpi("live.online_share", pct(live.sales ? online / live.sales : null)),
     kpi("live.stores_on_target", `${num(reached)} / ${num(live.stores.length)}`));
 }
@@ -32,6 +33,7 @@ function lists(live) {
     { label: "col.product_name", value: (p) => p.name || p.sku },
     { label: "col.units", cls: "num", value: (p) => num(p.units) },
     { label: "col.sales", cls: "num", value: (p) => money(p.sales) },
+    { label: "col.member_price", cls: "num", value: (p) => money(p.member_price) },
   ], live.hot_products.slice(0, 8), { rowAttrs: (p) => ({ "data-sku": p.sku }) }));
   fill("deals", table([
     { label: "col.product_name", value: (d) => d.name || d.sku },

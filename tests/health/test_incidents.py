@@ -1,0 +1,62 @@
+"""The planted incidents of the health benchmark and the demo (issue 17) change the raw rows the way
+the failure would: the till, the floor and the staff each lose what that failure loses, from the
+incident's hour, and nothing before it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from cloud import clock
+from cloud.runtime import open_cdp
+from cloud.synthetic.brand import generate
+from cloud.synthetic.incidents import KEPT_SALE, KINDS, plant_incidents
+
+DAY = date(2026, 3, 2)
+END = datetime(2026, 3, 2, 16, tzinfo=UTC)  # local midnight after DAY
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    db = open_cdp(tmp_path_factory.mktemp("brand") / "cloud.db", sample_catalogue=False)
+    generate(db, persons=300, stores=4, seed=3, end=END, floor_days=3, arrivals_per_day=200)
+    yield db
+    db.close()
+
+
+def _counts(db, store: str) -> dict[str, tuple[int, int]]:
+    """(before, after) the incident's start at 15:00 local, per kind of row."""
+    start = clock.day_start_utc(DAY, "Asia/Shanghai").timestamp() + 15 * 3600
+    day0 = start - 15 * 3600
+    iso_start, iso_day0 = clock.iso_utc(datetime.fromtimestamp(start, UTC)), clock.iso_utc(datetime.fromtimestamp(day0, UTC))
+    return {
+        "orders": (db.scalar("SELECT COUNT(*) FROM orders WHERE store = ? AND channel = 'pos' AND ts >= ? AND ts < ?",
+                             (store, day0, start)),
+                   db.scalar("SELECT COUNT(*) FROM orders WHERE store = ? AND channel = 'pos' AND ts >= ?",
+                             (store, start))),
+        "assistants": (db.scalar("SELECT COUNT(DISTINCT assistant) FROM feedback WHERE store = ? AND ts >= ? AND ts < ?",
+                                 (store, iso_day0, iso_start)),
+                       db.scalar("SELECT COUNT(DISTINCT assistant) FROM feedback WHERE store = ? AND ts >= ?",
+                                 (store, iso_start))),
+        "visits": (db.scalar("SELECT COUNT(*) FROM visits WHERE store = ? AND ts >= ? AND ts < ?",
+                             (store, iso_day0, iso_start)),
+                   db.scalar("SELECT COUNT(*) FROM visits WHERE store = ? AND ts >= ?", (store, iso_start))),
+    }
+
+
+def test_each_new_kind_loses_what_its_failure_loses_from_its_hour(db) -> None:
+    assert KINDS[3:] == ("staff_absent", "conversion_collapse", "pos_down")
+    stores = ["st-0000", "st-0001", "st-0002"]
+    before = {s: _counts(db, s) for s in stores}
+    planted = plant_incidents(db, stores, DAY, from_hour=15, kinds=list(KINDS[3:]))
+    assert [i.kind for i in planted] == list(KINDS[3:]) and all(i.rows_changed > 0 for i in planted)
+    after = {s: _counts(db, s) for s in stores}
+    absent, collapse, pos = stores
+    assert after[absent]["assistants"] == (before[absent]["assistants"][0], 1)  # one assistant came in
+    assert after[absent]["orders"][1] < before[absent]["orders"][1]  # the others' sales are gone too
+    kept = after[collapse]["orders"][1]
+    assert 0 < kept <= before[collapse]["orders"][1] // KEPT_SALE + 1
+    assert after[pos]["orders"][1] == 0 and after[pos]["visits"] == before[pos]["visits"]  # the floor carries on
+    for s in stores:  # nothing before 15:00 changed
+        assert {k: v[0] for k, v in after[s].items()} == {k: v[0] for k, v in before[s].items()}
