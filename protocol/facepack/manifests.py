@@ -106,6 +106,8 @@ class TemplateSearch(BaseModel):
     mode: Literal["mean", "max"]
     threshold: float = Field(description="cosine similarity at or above which a member with 2+ photos is shown")
     margin: float = Field(description="that member must beat the runner-up by this much")
+    floor: float | None = Field(default=None, description="the uncertain band's lower bound for that mode: the "
+                                "threshold at which 1% of strangers pass; None: no band (the card never asks)")
     figures: dict[str, float] = Field(description="rates in percent on the report half, two photos per member")
 
 
@@ -232,6 +234,7 @@ PACKS: dict[str, ModelPack] = {
                 mode="mean",
                 threshold=0.5226,
                 margin=0.0579,
+                floor=0.4653,
                 figures={
                     "fnir": 4.558,
                     "fpir": 0.048,
@@ -282,6 +285,7 @@ PACKS: dict[str, ModelPack] = {
                 mode="mean",
                 threshold=0.5174,
                 margin=0.0521,
+                floor=0.4579,
                 figures={
                     "fnir": 7.184,
                     "fpir": 0.095,
@@ -355,6 +359,7 @@ PACKS: dict[str, ModelPack] = {
                 mode="mean",
                 threshold=0.9532,
                 margin=0.013,
+                floor=0.9483,
                 figures={
                     "fnir": 18.103,
                     "fpir": 0.238,

@@ -171,3 +171,27 @@ def test_a_pack_switch_re_embeds_the_gallery_before_boxes_move(start_cloud, face
     vector = dlib.embed(image, dlib.detect(image)[0])
     found = Matcher(runtime.index, runtime.db, face_engine.pack).match(vector, "yunet-dlib", STORE)
     assert found.reason == "member" and found.member is not None and found.member.id == wang
+
+
+def test_a_member_with_two_photos_is_judged_by_the_mean_templates_own_bounds(start_cloud, faces_dir, face_engine) -> None:
+    client, runtime = start_cloud()
+    pack = face_engine.pack
+    assert pack.templates is not None and pack.templates.mode == "mean" and pack.templates.floor is not None
+    member_id = _enrol(client, "王芳", "+8613800138000",
+                       [faces_dir / "deepface_id01" / "img2.jpg", faces_dir / "deepface_id01" / "img4.jpg"])
+    mean = enrolled.mean_template(enrolled.member_vectors(runtime.db, member_id, pack.recogniser.embedding_space))
+    assert mean is not None
+    matcher = Matcher(runtime.index, runtime.db, pack)
+
+    def at(score: float):
+        return matcher.match(_probe(mean, score, 7), pack.id, STORE)
+
+    # a score that would name a one-photo member is only a question for a two-photo one (mean mode)
+    assert pack.match_threshold < pack.templates.threshold
+    between = (pack.match_threshold + pack.templates.threshold) / 2
+    assert at(between).reason == "uncertain"
+    assert at(pack.templates.threshold + 0.01).reason == "member"
+    # and under the mean mode's own FPIR-1% floor nobody is asked, though the one-photo floor is lower
+    assert uncertain_floor(pack) < pack.templates.floor
+    assert at((uncertain_floor(pack) + pack.templates.floor) / 2).reason == "below_threshold"
+    assert uncertain_floor(pack, templates=2) == pack.templates.floor
