@@ -4,11 +4,17 @@ with their targets, met or missed.
     uv run python -m bench.report                 # full sizes (long: the 10-minute soak, 100k members, ...)
     uv run python -m bench.report --quick         # reduced sizes, a few minutes
     uv run python -m bench.report --only soak,mqtt_ratio --out /tmp/perf.md
+    uv run python -m bench.report --curves        # cost curves: PNGs in docs/curves/, their section in --out
 
 Each benchmark is its own process (``bench/<name>.py``, last stdout line JSON); its stderr goes
 to a log in a temp folder. A benchmark this file does not know yet (another issue's) is run with
 no arguments (``--quick`` if its help offers it) and its numeric figures are listed without a
 target. A benchmark that fails or times out is a row saying so; the others still run.
+
+``--curves`` runs instead the CDP, health and ingest benchmarks at growing sizes
+(``bench/curves.py``), draws each figure against size into ``docs/curves/<benchmark>.png`` with its
+fitted growth exponent, and replaces only the cost-curves section of ``--out`` (the rest of the
+file is kept).
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import curves
 from bench.targets import BENCHES, Bench, Figure
 
 REPO = Path(__file__).resolve().parents[1]
 #: bench/*.py that are helpers of the benchmarks, not benchmarks
-HELPERS = {"replay", "report", "targets", "__init__"}
+HELPERS = {"replay", "report", "targets", "curves", "__init__"}
+CURVES_BEGIN, CURVES_END = "<!-- cost curves: bench/report.py --curves -->", "<!-- end of cost curves -->"
 
 
 def machine() -> str:
@@ -140,6 +148,52 @@ def render(results: list[tuple[Bench, dict | None, str, float, bool]], quick: bo
     return "\n".join(lines) + "\n"
 
 
+def _kept_curve(text: str, name: str) -> list[str]:
+    """The lines of curve ``name``'s section in an earlier report (none if it has none)."""
+    if CURVES_BEGIN not in text or f"### {name}:" not in text:
+        return []
+    block = text.split(CURVES_BEGIN, 1)[1].split(CURVES_END, 1)[0]
+    return ("### " + block.split(f"### {name}:", 1)[1].split("\n### ", 1)[0].rstrip("\n")).replace(
+        "### ", f"### {name}:", 1).splitlines() + [""]
+
+
+def cost_curves(out: Path, logdir: Path, timeout: float, only: set[str]) -> dict:
+    """Run every curve's sizes, draw the PNGs next to ``out`` (curves/), rewrite its curves section."""
+    folder = out.parent / "curves"
+    folder.mkdir(exist_ok=True)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = [CURVES_BEGIN, "## Cost curves (issue 19)", "",
+               f"Written by `{command_line()}` on {now}; machine: {machine()}. Each figure against the size it "
+               "ran at, log-log, with the growth exponent k of figure ~ size^k (least squares; 1 is linear, "
+               "0 flat; a cost with k > 1 grows faster than the data). Small sizes: the machine is shared, "
+               "so these are the curves' shapes at the low end, not the figures at a brand's full size.", ""]
+    exponents: dict[str, dict[str, float | None]] = {}
+    text = out.read_text() if out.exists() else ""
+    for curve in curves.CURVES:
+        if only and curve.name not in only:
+            section += _kept_curve(text, curve.name)  # a curve not re-run keeps its last section
+            continue
+        results, loads, when = [], [], datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        for size in curve.sizes:
+            args = curve.args(size)
+            print(f"running {curve.script} {' '.join(args)} ...", file=sys.stderr, flush=True)
+            loads.append(os.getloadavg()[0])
+            result, error, seconds = run_one(Bench(curve.name, curve.script, args, args, ()), False, logdir, timeout)
+            print(f"  {'ok' if result else error} in {seconds:.0f} s", file=sys.stderr, flush=True)
+            results.append(result)
+        sizes = list(curve.sizes)
+        exponents[curve.name] = curves.draw(curve, sizes, results, folder / f"{curve.name}.png")
+        section += curves.markdown(curve, sizes, results, exponents[curve.name], f"curves/{curve.name}.png", loads, when)
+    section.append(CURVES_END)
+    if CURVES_BEGIN in text and CURVES_END in text:
+        head, rest = text.split(CURVES_BEGIN, 1)
+        text = head + "\n".join(section) + rest.split(CURVES_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+    out.write_text(text)
+    return {"written": str(out), "curves": exponents, "logs": str(logdir)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes")
@@ -150,7 +204,12 @@ def main() -> None:
     parser.add_argument("--notes", default="", help="a paragraph for the top of the report (load, caveats)")
     parser.add_argument("--result", action="append", default=[], metavar="NAME=FILE",
                         help="take NAME's JSON from FILE (its last line) instead of running it again")
+    parser.add_argument("--curves", action="store_true", help="cost curves instead (with --only: of these)")
     opts = parser.parse_args()
+    if opts.curves:
+        logdir = Path(tempfile.mkdtemp(prefix="bench-curves-"))
+        print(json.dumps(cost_curves(opts.out, logdir, opts.timeout, set(filter(None, opts.only.split(","))))))
+        return
     benches = discover()
     if opts.only:
         wanted = set(opts.only.split(","))

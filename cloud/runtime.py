@@ -15,14 +15,15 @@ from typing import Any
 from cloud.activation import audience, journeys
 from cloud.activation import schema as activation_schema
 from cloud.activation.ecoupon import CouponChannel
+from cloud.activation.expiry_notices import ExpiryNoticeSender
 from cloud.activation.guide_task import GuideTaskChannel
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
+from cloud.arrivals import joining, till
 from cloud.arrivals import schema as arrivals_schema
-from cloud.arrivals import till
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
-from cloud.cdp import erasure
+from cloud.cdp import erasure, members, tags
 from cloud.cdp import schema as cdp_schema
 from cloud.channels import alerting as alert_channels
 from cloud.channels.wechat import WeChatSubscribeChannel
@@ -46,6 +47,7 @@ from cloud.health import schema as health_schema
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
+from cloud.loyalty import ledger
 from cloud.loyalty import schema as loyalty_schema
 from cloud.loyalty.service import LoyaltyService
 from cloud.masterdata import schema as masterdata_schema
@@ -122,7 +124,12 @@ class Runtime:
         self.scheduler.every("journeys", 10.0, self.run_journeys)
         if journeys.on_orders not in till.ORDER_HOOKS:
             till.ORDER_HOOKS.append(journeys.on_orders)
-        # points: new orders and refunds posted, lots expired and expiry notices recorded
+        # points about to expire: told over the consented channels, outside quiet hours
+        self.expiry_notices = ExpiryNoticeSender(db, {k: v for k, v in marketing.items() if v is not None})
+        self.scheduler.every("points-notices", 300.0, self.expiry_notices.run)
+        # points: streamed and till orders post as they land; a catch-up pass, expiry and notices on the scheduler
+        if ledger.post_landed not in till.ORDER_HOOKS:
+            till.ORDER_HOOKS.append(ledger.post_landed)
         LoyaltyService(db).schedule(self.scheduler)
         self.commands: CommandSender | None = None
         self.alert_sender: AlertSender | None = None
@@ -159,18 +166,20 @@ class Runtime:
         db = open_cdp(settings.db)
         index = FaceIndex.from_database(db, pack.recogniser.embedding_space, pack.recogniser.embedding_dim,
                                         template_mode=pack.template_mode)
+        enroller = Enroller(engine, db, index)
         ingest = None
         if broker is not None:
             processor = EventProcessor(
                 db, Matcher(index, db, pack, commercial_only=settings.commercial_only), CardBuilder(db, ttl_s=settings.card_ttl_s),
                 join_window_s=settings.wifi_join_window_s, require_known_devices=settings.require_known_devices,
+                enroller=enroller,
             )
             ingest = IngestWorker(
                 processor, broker, client_id=settings.client_id, card_ttl_s=settings.card_ttl_s,
                 session_expiry_s=settings.session_expiry_s,
                 share_group=settings.share_group, flasher=ArrivalFlasher(db),
             )
-        return cls(settings, db, index, Enroller(engine, db, index), ingest)
+        return cls(settings, db, index, enroller, ingest)
 
     def start(self) -> None:
         """Connect to the broker, if there is one, and start the scheduler. Raises ConnectionError."""
@@ -221,6 +230,19 @@ class Runtime:
     def scan_alerts(self, now: datetime) -> list[Alert]:
         """The anomaly scan after each health rollup; alerts go out on MQTT while connected."""
         return anomaly.scan(self.db, self.alert_sender if self._started else None, now)
+
+    def join(self, token: str, verification_id: str, code: str, *, face: bool,
+             marketing: dict[str, bool]) -> joining.Joined:
+        """A visitor joined on their phone (入会): the screen's visitor card becomes their member card,
+        and with face consent the screen is asked for the live crop (``cloud.arrivals.joining``)."""
+        joined = joining.confirm(self.db, token, verification_id, code, face=face, marketing=marketing)
+        tags.refresh(self.db, [joined.person_id])  # an existing member's stats now include the sign-up
+        if self._started and self.ingest is not None and joined.visit is not None:
+            member = members.member(self.db, joined.person_id)
+            if member is not None:
+                self.ingest.publish(CardBuilder(self.db, ttl_s=self.settings.card_ttl_s).joined(joined.visit, member))
+            self.send_commands()
+        return joined
 
     def erase(self, member_id: str, *, actor: str) -> erasure.Erased:
         """Erase a person, drop their faces from this process's gallery and tell every edge box."""

@@ -63,6 +63,12 @@ def _store_name(value: str | None) -> str | None:
     return value.strip() if value else None
 
 
+def _join_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise typer.BadParameter("the join page is an http(s) address, e.g. https://cloud.example.com/dash/join.html")
+    return value
+
+
 def _optional_store(value: str | None) -> str | None:
     return None if value is None else _identifier("store")(value)
 
@@ -103,6 +109,11 @@ def main(
         typer.Option("--metrics-port", envvar="INSTORE_SCREEN_METRICS_PORT", min=0, max=65535,
                      help="serve Prometheus /metrics (door-to-screen stage timings) on this port; default off"),
     ] = None,
+    join_url: Annotated[
+        str | None,
+        typer.Option("--join-url", callback=_join_url,
+                     help="the cloud's join page (https://…/dash/join.html): visitors get a card with 邀请入会"),
+    ] = None,
 ) -> None:
     """Show arriving members to the shop assistants; print a JSON line per card shown."""
     from kiosk.guide_screen.app import Options, run
@@ -132,6 +143,7 @@ def main(
             assistants=tuple(assistant or ()),
             store_name=store_name,
             metrics_port=metrics_port,
+            join_url=join_url,
         )
     )
     if code:

@@ -22,6 +22,7 @@ from protocol.messages import EventId, Id, Message, ShortText
 
 ERASE = "erase"
 PACK = "pack"
+ENROL = "enrol"
 
 
 class DeviceCommand(Message):
@@ -57,6 +58,14 @@ class PackCommand(DeviceCommand):
         "the brand signed for this pack",
     )
     rollout_id: EventId | None = None
+    ts: AwareDatetime
+
+
+class EnrolCommand(DeviceCommand):
+    type: Literal["enrol"] = "enrol"
+    invitation_id: EventId = Field(description="the join invitation the visitor accepted")
+    arrival_event_id: EventId = Field(description="whose live crop: the arrival the invited card was made for")
+    member_id: EventId = Field(description="the person who joined and consented to face recognition")
     ts: AwareDatetime
 
 

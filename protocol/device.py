@@ -183,6 +183,18 @@ class Telemetry(DeviceMessage):
     )
 
 
+class FaceEnrolment(DeviceMessage):
+    """A guide screen's answer to an ``EnrolCommand``: the live crop it kept of the invited arrival,
+    sent on its ``evt/face`` only once the person consented (the command is that consent's proof)."""
+
+    type: Literal["face_enrolment"] = "face_enrolment"
+    command_id: EventId
+    arrival_event_id: EventId
+    member_id: EventId
+    ts: AwareDatetime
+    jpeg: str = Field(max_length=48_000, description="base64 JPEG of the aligned face, as the edge sent it")
+
+
 class FaceCrop(DeviceMessage):
     """A live face crop for the store's guide screen, beside the enrolled photo; store-local only."""
 

@@ -37,6 +37,19 @@ class Message(BaseModel):
 
     v: Literal[1] = SCHEMA_VERSION
 
+    #: Optional fields added after v1 that are left out of the JSON when None: a consumer built
+    #: before them forbids unknown fields, and still decodes every message that does not use them.
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_new_empty_fields(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self._omitted_when_none:
+                if data.get(name, ...) is None:
+                    del data[name]
+        return data
+
 
 class FaceQuality(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -88,17 +101,7 @@ class _Traced(Message):
     models forbid unknown fields, still decode it)."""
 
     timings: StageTimes | None = None
-    #: Optional fields added after v1 that are left out of the JSON when None, for the same reason.
     _omitted_when_none: ClassVar[tuple[str, ...]] = ("timings",)
-
-    @model_serializer(mode="wrap")
-    def _without_empty_timings(self, handler: SerializerFunctionWrapHandler) -> dict:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in self._omitted_when_none:
-                if data.get(name, ...) is None:
-                    del data[name]
-        return data
 
 
 class Arrival(_Traced):
@@ -245,7 +248,10 @@ class DeviceState(Message):
     software: ShortText = "instore/0.1.0"
 
 
-FeedbackAction = Literal["claimed", "greeted", "served", "sold", "not_this_person", "dismissed", "confirmed", "rejected"]
+FeedbackAction = Literal["claimed", "greeted", "served", "sold", "not_this_person", "dismissed", "confirmed", "rejected",
+                         "invited"]
+#: What a join invitation's QR code carries after the page's address: 128 random bits, URL-safe.
+InvitationToken = Annotated[str, Field(min_length=22, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class Feedback(Message):
@@ -264,6 +270,10 @@ class Feedback(Message):
     receipt: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="the till's receipt (order) number, action=sold only: the till confirms the sale")
     ts: AwareDatetime
+    # Added for issue 21 (入会), left out of the JSON when None so older clouds still take every other action.
+    invitation: InvitationToken | None = Field(
+        default=None, description="action=invited only: the token the screen's QR code carries to the join page")
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("invitation",)
 
 
 AnyMessage = Annotated[Arrival | GuideCard | DeviceState | Feedback, Field(discriminator="type")]

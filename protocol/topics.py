@@ -71,6 +71,11 @@ def till_order(brand: str, store: str, device: str) -> str:
     return f"{_store(brand, store)}/{check_id('device', device)}/evt/order"
 
 
+def face_enrolment(brand: str, store: str, device: str) -> str:
+    """A guide screen's consented live crop for enrolment (``protocol.device.FaceEnrolment``)."""
+    return f"{_store(brand, store)}/{check_id('device', device)}/evt/face"
+
+
 def telemetry(brand: str, store: str, device: str) -> str:
     return f"{_store(brand, store)}/{check_id('device', device)}/telemetry"
 
@@ -186,7 +191,7 @@ class TopicInfo:
 
 #: Message kinds a topic names (``TopicInfo.message``), by the levels after the device.
 _BY_PATH = {"evt/arrival": "arrival", "evt/presence": "presence", "evt/footfall": "footfall",
-            "evt/order": "order", "state": "state", "telemetry": "telemetry"}
+            "evt/order": "order", "evt/face": "face_enrolment", "state": "state", "telemetry": "telemetry"}
 MESSAGES = frozenset({*_BY_PATH.values(), "feedback", "command_ack"})
 
 

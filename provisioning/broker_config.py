@@ -148,6 +148,7 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
         g.plain(f"{store}/esl/#")
     elif record.role == "kiosk":
         g.send.append(f"{store}/guide/{screen_of(record.device)}/feedback")
+        g.send.append(f"{own}/evt/face")  # a joiner's live crop, only in answer to the cloud's enrol command
         g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task")
         if store_local:
             g.plain(f"{store}/local/crop/+")  # live face crops beside member cards

@@ -37,6 +37,7 @@ from cloud.api.routers import (
     identity,
     imports,
     ingest,
+    join,
     journeys,
     keys,
     labels,
@@ -156,6 +157,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(campaigns.public)  # provider callbacks and the unsubscribe link: no API key
     app.include_router(guest_wifi.router)  # the store's guest Wi-Fi login page: the joining phone has no key
     app.router.routes.append(Route(METRICS_PATH, MetricsEndpoint(settings), include_in_schema=False))  # own token
+    app.include_router(join.public, prefix="/v1")  # the join page on a customer's phone: the QR code's token
     mount_dashboards(app)
     document_errors(app)
     return app

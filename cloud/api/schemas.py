@@ -58,20 +58,15 @@ class Consent(BaseModel):
     face: bool = Field(description="may the member's face be enrolled and recognised in stores")
 
 
-class MemberCreate(Input):
+class NameAndPhone(Input):
+    """Who signs up: at a counter (``MemberCreate``) or on their own phone (the join page)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
     phone: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
         description="mainland mobile number, 11 digits, optionally prefixed +86"
     )
-    gender: Gender | None = None
-    tier: Label = DEFAULT_TIER
-    tags: list[Label] = Field(default_factory=list, max_length=50)
-    preferences: list[Label] = Field(
-        default_factory=list, max_length=20, description="preferred product categories, e.g. 护肤, 彩妆"
-    )
-    consent: Consent
 
     @field_validator("name")
     @classmethod
@@ -89,11 +84,22 @@ class MemberCreate(Input):
         return found.group(1)
 
 
+class MemberCreate(NameAndPhone):
+    gender: Gender | None = None
+    tier: Label = DEFAULT_TIER
+    tags: list[Label] = Field(default_factory=list, max_length=50)
+    preferences: list[Label] = Field(
+        default_factory=list, max_length=20, description="preferred product categories, e.g. 护肤, 彩妆"
+    )
+    consent: Consent
+
+
 class VerificationOut(BaseModel):
     id: str
-    kind: Literal["phone", "consent"] = Field(
+    kind: str = Field(
         description="phone: the sign-up joins the phone's person once the code is entered; consent: the "
-                    "sign-up's face consent is proven, and counts for the person after any later merge")
+                    "sign-up's face consent is proven, and counts for the person after any later merge; "
+                    "bind:<kind> (tmall_nick, unionid, member_card...): the identifier joins the person's card")
     sent: bool = Field(description="a one-time code went to the phone; False: no SMS gateway, HQ's merge only")
     expires: str
 

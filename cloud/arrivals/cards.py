@@ -153,6 +153,13 @@ class CardBuilder:
         return self._card(door, visit_id, None, match.confidence, [], script, timings, candidate=candidate,
                           evidence=evidence if candidate is not None else None)
 
+    def joined(self, visit: dict, member: Member) -> GuideCard:
+        """The member card that replaces a visitor's card once the visitor joined on their phone
+        (``cloud.arrivals.joining``): same visit and arrival, so the screen swaps it in place; the
+        person proved their phone, so the match is certain."""
+        door = Door(visit["arrival_event_id"], visit["brand"], visit["store"], datetime.fromisoformat(visit["ts"]))
+        return self.member_card(door, member, 1.0, visit["id"])
+
     def member_card(self, door: Door, member: Member, confidence: float, visit_id: str, *,
                     timings: StageTimes | None = None, evidence: Evidence | None = None) -> GuideCard:
         """The member's full card: profile, recommendations and script. Made for a face matched at the

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from cloud.arrivals import till
+from cloud.arrivals import joining, till
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.faces import learning
@@ -43,7 +43,8 @@ CONFIRMING = frozenset({"served", "sold"})
 def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
     outcome: FeedbackOutcome = "stored"
     with db.transaction() as tx:
-        visit = tx.one("SELECT member_id, confidence, corrected_member_id, corrected_reason, brand, device FROM visits "
+        visit = tx.one("SELECT member_id, confidence, corrected_member_id, corrected_reason, brand, device, "
+                       "arrival_event_id FROM visits "
                        "WHERE id = ? AND store = ? AND card_id = ?",
                        (feedback.visit_id, feedback.store, feedback.card_id))
         if visit is None:
@@ -58,6 +59,8 @@ def record(db: Database, feedback: Feedback) -> FeedbackOutcome:
              iso(utcnow())))
         if not inserted:
             return "duplicate"
+        if feedback.action == "invited":  # 邀请入会 on a visitor's card: the QR code's token
+            joining.invite(tx, feedback, visit)
         if feedback.action == "sold" and feedback.receipt:  # the till may have sent the order already
             till.confirm_receipt(tx, store=feedback.store, receipt=feedback.receipt, feedback_id=feedback.feedback_id,
                                  visit_id=feedback.visit_id, assistant=feedback.assistant)

@@ -22,12 +22,13 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.arrivals import feedback, fusion, metrics, till, visits, wifi
+from cloud.arrivals import feedback, fusion, joining, metrics, till, visits, wifi
 from cloud.arrivals.cards import CardBuilder, Door
 from cloud.arrivals.visits import Visit
 from cloud.cdp import members
 from cloud.db import Database
 from cloud.faces import learning
+from cloud.faces.enrolment import Enroller
 from cloud.faces.matching import Match, Matcher
 from cloud.fleet import commands, devices
 from cloud.fleet.rollout import telemetry as rollout_telemetry
@@ -35,7 +36,7 @@ from cloud.pricing.label_flash import ArrivalFlasher
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck
-from protocol.device import Telemetry
+from protocol.device import FaceEnrolment, Telemetry
 from protocol.facepack import PACKS
 from protocol.messages import Arrival, DeviceState, Evidence, Feedback, GuideCard, Message, StageTimes, new_id
 from protocol.till import TillOrder
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 RejectReason = Literal[
     "bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device", "revoked_device",
-    "unknown_device_key", "unknown_visit", "unknown_command",
+    "unknown_device_key", "unknown_visit", "unknown_command", "unrequested_face",
 ]
 M = TypeVar("M", bound=Message)
 
@@ -81,6 +82,7 @@ class IngestCounts:
     feedback: int = 0
     device_reports: int = 0
     command_acks: int = 0
+    face_enrolments: int = 0  # live crops a guide screen sent after a visitor joined with face consent
     till_orders: int = 0
     same_visit: int = 0  # arrivals that were a visit another box (or an earlier arrival) had opened
     uncertain: int = 0  # visitor cards that asked "可能是 王女士？请确认"
@@ -115,14 +117,16 @@ class EventProcessor:
     Dispatches through ``handlers``, on the kind of message its topic names
     (``protocol.topics.TopicInfo.message``): ``evt/arrival``, ``evt/presence``, ``evt/footfall``
     (events: from registered devices only, once a registry exists), a device's ``state`` and
-    ``telemetry``, guide-screen ``feedback`` and boxes' ``cmd/<name>/ack``.
+    ``telemetry``, guide-screen ``feedback``, boxes' ``cmd/<name>/ack`` and a screen's ``evt/face``
+    (the crop of a visitor who joined with face consent, enrolled by ``enroller``).
     """
 
     def __init__(
         self, db: Database, matcher: Matcher, cards: CardBuilder, *, join_window_s: int = 600,
-        require_known_devices: bool | None = None,
+        require_known_devices: bool | None = None, enroller: Enroller | None = None,
     ) -> None:
         self._db = db
+        self._enroller = enroller
         self._matcher = matcher
         self._cards = cards
         self._window_s = join_window_s
@@ -139,6 +143,7 @@ class EventProcessor:
             "telemetry": self._telemetry,
             "feedback": self._feedback,
             "command_ack": self._command_ack,
+            "face_enrolment": self._face_enrolment,
         }
 
     def process(self, topic: str, payload: bytes) -> GuideCard | None:
@@ -355,6 +360,18 @@ class EventProcessor:
         log.info("%s command %s %s by %s/%s: %s", ack.name, ack.command_id, "done" if ack.ok else "refused",
                  ack.store, ack.device, ack.detail)
 
+    def _face_enrolment(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        message = self._decode(where, topic, payload, FaceEnrolment)
+        if message is None:
+            return
+        if self._enroller is None:
+            return self._reject("unsupported_event", topic, "this cloud process enrols no faces")
+        ack = joining.enrol_crop(self._db, self._enroller, message)
+        if ack is None:  # no enrol command awaits this crop: nobody consented to it leaving the store
+            return self._reject("unrequested_face", topic, f"no open enrol command {message.command_id} for this screen")
+        self.counters.add("face_enrolments")
+        log.info("face crop for %s from %s/%s: %s", message.member_id, message.store, message.device, ack.detail)
+
     def _feedback(self, where: topics.TopicInfo, topic: str, payload: bytes) -> Outgoing | None:
         try:
             action = decode(payload, Feedback)
@@ -541,6 +558,11 @@ class IngestWorker:
             # (or the same ones, in a resumed session): an old id must not acknowledge a new message.
             if qos and connection == self._connection:
                 self._client.ack(mid, qos)
+
+    def publish(self, card: GuideCard) -> None:
+        """Publish a card made outside the ingest (a visitor who just joined: ``cloud.arrivals.joining``)
+        to every screen of the store, where it takes the place of the visitor's card."""
+        self._publish(Outgoing(card))
 
     def _publish(self, outgoing: Outgoing) -> None:
         card = outgoing.card

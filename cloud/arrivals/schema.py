@@ -80,6 +80,15 @@ SCHEMA = Schema("arrivals", (
         "CREATE INDEX order_attribution_store_ts ON order_attribution (store, ts)",
         "CREATE INDEX feedback_receipt ON feedback (receipt)",
     )),
+    Migration(39, "joining in the store (入会): invitations from a visitor card, their sign-up and consent", (
+        # token_hash: sha256 of the QR code's token (the token itself is only on the screen and the phone)
+        """CREATE TABLE join_invitations (
+        id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, brand TEXT NOT NULL, store TEXT NOT NULL,
+        screen TEXT NOT NULL, visit_id TEXT NOT NULL, card_id TEXT NOT NULL, arrival_event_id TEXT NOT NULL,
+        assistant TEXT, created TEXT NOT NULL, expires TEXT NOT NULL, status TEXT NOT NULL, codes_sent BIGINT NOT NULL
+        DEFAULT 0, member_id TEXT, person_id TEXT, face BIGINT, enrol_command TEXT, joined_at TEXT)""",
+        "CREATE INDEX join_invitations_visit ON join_invitations (visit_id)",
+    )),
     Migration(40, "Wi-Fi fusion by likelihood ratio: the phone state, fused confidence and reasons of a visit", (
         "ALTER TABLE visits ADD COLUMN phone TEXT",
         "ALTER TABLE visits ADD COLUMN fused_confidence DOUBLE PRECISION",

@@ -75,13 +75,16 @@ def add_member(
     face_consent: bool,
     store: str | None = None,
     actor: str = "api",
+    proof_first: bool = False,
 ) -> Member:
     """A counter or HQ sign-up: one record keyed by its phone, linked by OneID only when the phone
-    belongs to nobody yet; else an unverified person of its own (``Member.verified`` False)."""
+    belongs to nobody yet; else an unverified person of its own (``Member.verified`` False).
+    ``proof_first``: unverified whoever holds the phone (a sign-up on the customer's own phone, where
+    nobody at a counter saw who typed the number): only the one-time code releases it."""
     member_id, created = uuid4().hex, utcnow()
     with db.transaction() as tx:
         oneid.lock(tx)
-        taken = bool(
+        taken = proof_first or bool(
             tx.scalar("SELECT 1 FROM identifiers WHERE kind = 'phone' AND value = ? AND blocked IS NULL LIMIT 1",
                       (phone,))
             or tx.scalar("SELECT 1 FROM members WHERE source = ? AND source_key = ?", (MEMBER_SOURCE, phone)))
@@ -164,18 +167,21 @@ def member(db: Database, member_id: str) -> Member | None:
 
 
 def set_face_consent(db: Database, member_id: str, consent: bool, *, store: str | None = None,
-                     actor: str = "api") -> int:
+                     actor: str = "api", proof: str | None = None) -> int:
     """Consent is the person's: given, it is set on the person's head record (unproven: it counts
-    while that record is the head); withdrawn, on every record, with every proof, and their faces
-    are deleted. Either way it is logged with when, where and who."""
+    while that record is the head; ``proof``, the verification whose code the person has just
+    entered, makes it proven: ``cloud.cdp.verification``); withdrawn, on every record, with every
+    proof, and their faces are deleted. Either way it is logged with when, where and who."""
     with db.transaction() as tx:
         person = tx.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))
         if consent:
-            tx.execute("UPDATE members SET face_consent = ? WHERE id = ?", (True, person))
+            tx.execute("UPDATE members SET face_consent = ?, consent_proven = COALESCE(?, consent_proven) WHERE id = ?",
+                       (True, proof, person))
         else:
             tx.execute("UPDATE members SET face_consent = ?, consent_proven = NULL WHERE id = ? OR merged_into = ?",
                        (False, person, person))
-        log_consent(tx, person, member_id, consent, store=store, actor=actor, how="set")
+        log_consent(tx, person, member_id, consent, store=store, actor=actor,
+                    how="proven_by_code" if consent and proof else "set")
         survivorship.store(tx, [person])
         removed = 0
         if not consent:

@@ -173,13 +173,7 @@ def resolve_around(tx: Tx, member_ids: Sequence[str], *, actor: str) -> Resoluti
         shared = tx.rows(
             f"SELECT i.kind, i.value FROM identifiers i WHERE i.member_id IN ({_in(chunk)}) AND i.blocked IS NULL "
             f"AND i.kind IN ({_in(hard)})", (*chunk, *hard))
-        for kind, value in shared:
-            neighbours = tx.rows(
-                "SELECT COALESCE(m.merged_into, m.id) FROM identifiers i JOIN members m ON m.id = i.member_id "
-                "WHERE i.kind = ? AND i.value = ? AND i.blocked IS NULL LIMIT ?",
-                (kind, value, active[kind].max_share + 1))
-            if len(neighbours) <= active[kind].max_share:
-                persons.update(r[0] for r in neighbours)
+        persons.update(_sharing(tx, {(kind, value) for kind, value in shared}, active))
     # links refused or held for review at an earlier resolution: their blocker may have changed
     # (a split, an assigned value, a record gone), so their other side is revisited too
     for chunk in _chunks(_cluster_records(tx, sorted(persons))):
@@ -188,6 +182,30 @@ def resolve_around(tx: Tx, member_ids: Sequence[str], *, actor: str) -> Resoluti
                             f"reason <> 'value_too_common' AND (a IN ({marks}) OR b IN ({marks}))", (*chunk, *chunk)):
             persons.update(p for p in (_person(tx, a), _person(tx, b)) if p)
     return _resolve_persons(tx, sorted(persons), actor=actor, active=active)
+
+
+def _sharing(tx: Tx, pairs: set[tuple[str, str]], active: dict[str, Rule]) -> set[str]:
+    """The persons of every record holding one of these (kind, value) pairs, leaving out values
+    held by more records than their rule's ``max_share`` (too common to link by).
+
+    Two queries per 500 values (a count, then the holders of the values not too common) instead
+    of one query per value: an order batch of 200 buyers made 400 round trips here."""
+    found: set[str] = set()
+    kinds = sorted({kind for kind, _ in pairs})
+    for values in _chunks(sorted({value for _, value in pairs})):
+        common = {(kind, value) for kind, value, n in tx.rows(
+            "SELECT i.kind, i.value, COUNT(*) FROM identifiers i JOIN members m ON m.id = i.member_id "
+            f"WHERE i.blocked IS NULL AND i.kind IN ({_in(kinds)}) AND i.value IN ({_in(values)}) "
+            "GROUP BY i.kind, i.value", (*kinds, *values)) if n > active[kind].max_share}
+        in_chunk = set(values)
+        usable = sorted({value for kind, value in pairs if value in in_chunk and (kind, value) not in common})
+        if not usable:
+            continue
+        found.update(person for kind, value, person in tx.rows(
+            "SELECT i.kind, i.value, COALESCE(m.merged_into, m.id) FROM identifiers i JOIN members m "
+            f"ON m.id = i.member_id WHERE i.blocked IS NULL AND i.kind IN ({_in(kinds)}) AND i.value IN ({_in(usable)})",
+            (*kinds, *usable)) if (kind, value) in pairs and (kind, value) not in common)
+    return found
 
 
 def _cluster_records(tx: Tx, persons: Sequence[str]) -> list[str]:

@@ -95,43 +95,51 @@ def start(db: Database, member_id: str, *, sms: SmsSender | None, template: str,
     if proof is None:
         raise VerificationClosed(f"member {member_id} has nothing left to verify")
     kind, phone = proof
-    sends = db.scalar("SELECT COUNT(*) FROM verifications WHERE member_id = ?", (member_id,))
+    return send_code(db, member_id, kind=kind, value=phone, phone=phone, sms=sms, template=template, actor=actor,
+                     store=store)
+
+
+def send_code(db: Database, member_id: str, *, kind: str, value: str, phone: str, sms: SmsSender | None,
+              template: str, actor: str, store: str | None) -> Pending:
+    """Hold a fresh code proving ``kind``/``value`` for ``member_id`` (a sign-up's phone or consent,
+    or an identifier to bind: ``cdp.binding``) and text it to ``phone``; the previous pending one stops."""
+    sends = db.scalar("SELECT COUNT(*) FROM verifications WHERE member_id = ? AND kind = ?", (member_id, kind))
     if sends >= MAX_SENDS:
-        raise TooManySends(f"{MAX_SENDS} codes were sent for this sign-up already; HQ can merge it")
+        left = {"phone": "; HQ can merge it", "consent": "; its consent stays unproven"}.get(kind, "")
+        raise TooManySends(f"{MAX_SENDS} codes were sent for this record already{left}")
     verification_id, code, now = new_id(), f"{secrets.randbelow(10**6):06d}", utcnow()
     expires = iso(now + TTL)
     with db.transaction() as tx:
-        tx.execute("UPDATE verifications SET status = 'replaced', decided = ? WHERE member_id = ? AND status = 'pending'",
-                   (iso(now), member_id))
+        tx.execute("UPDATE verifications SET status = 'replaced', decided = ? WHERE member_id = ? AND kind = ? "
+                   "AND status = 'pending'", (iso(now), member_id, kind))
         tx.execute("INSERT INTO verifications (id, member_id, kind, value, code_hash, status, attempts, sent, created, "
                    "expires, store, actor) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
-                   (verification_id, member_id, kind, phone, _hash(verification_id, code), sms is not None, iso(now),
+                   (verification_id, member_id, kind, value, _hash(verification_id, code), sms is not None, iso(now),
                     expires, store, actor))
     sent = sms is not None
     if sms is not None:
         try:
             sms.send(phone, template, {OTP_TEMPLATE_PARAM: code}, out_id=verification_id)
-        except SmsFailed:  # the sign-up stands; a resend or HQ's merge can still join it
+        except SmsFailed:  # the request stands; a resend or HQ's merge can still join it
             sent = False
             db.execute("UPDATE verifications SET sent = ? WHERE id = ?", (False, verification_id))
     return Pending(verification_id, member_id, kind, sent, expires)
 
 
-def confirm(db: Database, member_id: str, verification_id: str, code: str, *, actor: str) -> str:
-    """Check the code; on success the sign-up joins the phone's person (``phone``) and its face
-    consent, if given, is proven. The person's id."""
+def check_code(db: Database, member_id: str, verification_id: str, code: str, *, kinds: tuple[str, ...]) -> dict:
+    """The pending verification ``verification_id`` of ``member_id`` (of one of ``kinds``), if ``code``
+    is its code (at most ``MAX_ATTEMPTS`` tries, within ``TTL``); marked verified. Else why not."""
     with db.transaction() as tx:
-        row = tx.one("SELECT * FROM verifications WHERE id = ? AND member_id = ?", (verification_id, member_id))
+        row = tx.one(f"SELECT * FROM verifications WHERE id = ? AND member_id = ? AND kind IN ({', '.join('?' * len(kinds))})",
+                     (verification_id, member_id, *kinds))
         if row is None:
             raise UnknownVerification(f"no verification {verification_id} for member {member_id}")
         now = utcnow()
         if row["status"] == "pending" and row["expires"] < iso(now):
             tx.execute("UPDATE verifications SET status = 'expired', decided = ? WHERE id = ?", (iso(now), row["id"]))
             row["status"] = "expired"
-        if row["status"] != "pending":
-            status = row["status"]
     if row["status"] != "pending":
-        raise VerificationClosed(f"verification {verification_id} is {status}")
+        raise VerificationClosed(f"verification {verification_id} is {row['status']}")
     if not hmac.compare_digest(_hash(verification_id, code.strip()), row["code_hash"]):
         with db.transaction() as tx:
             attempts = row["attempts"] + 1
@@ -140,9 +148,18 @@ def confirm(db: Database, member_id: str, verification_id: str, code: str, *, ac
                         iso(utcnow()) if attempts >= MAX_ATTEMPTS else None, row["id"]))
         left = MAX_ATTEMPTS - attempts
         raise WrongCode(f"wrong code; {left} tries left" if left else "wrong code; this verification is closed")
+    if not db.execute("UPDATE verifications SET status = 'verified', decided = ? WHERE id = ? AND status = 'pending'",
+                      (iso(utcnow()), row["id"])):
+        raise VerificationClosed(f"verification {verification_id} was just used")
+    return row
+
+
+def confirm(db: Database, member_id: str, verification_id: str, code: str, *, actor: str) -> str:
+    """Check the code; on success the sign-up joins the phone's person (``phone``) and its face
+    consent, if given, is proven. The person's id."""
+    row = check_code(db, member_id, verification_id, code, kinds=("phone", "consent"))
     with db.transaction() as tx:
         oneid.lock(tx)
-        tx.execute("UPDATE verifications SET status = 'verified', decided = ? WHERE id = ?", (iso(utcnow()), row["id"]))
         if row["kind"] == "phone":
             tx.execute("UPDATE identifiers SET blocked = NULL WHERE member_id = ? AND blocked = ?",
                        (member_id, members.UNVERIFIED))

@@ -35,6 +35,8 @@ DECODE_WAIT_S = 20.0
 #: The formats whose header is read before decoding; anything else is refused undecoded.
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 _decoding = threading.BoundedSemaphore(DECODE_SLOTS)
+#: A guide screen's live crop is at most 400 px square (``protocol.device.LocalCropSettings``).
+MAX_CROP_PIXELS = 400 * 400
 
 #: A face counts as a second candidate when its area is at least this share of the largest face.
 CANDIDATE_AREA_RATIO = 0.25
@@ -114,11 +116,7 @@ class Enroller:
         self._engine_lock = threading.Lock()
 
     def enrol(self, member_id: str, photo: bytes, *, max_pixels: int = MAX_PIXELS) -> Enrolled:
-        member = members.member(self._db, member_id)
-        if member is None:
-            raise EnrolError("unknown_member", f"no member {member_id}")
-        if not member.face_consent:
-            raise EnrolError("no_consent", "the member has not consented to face recognition")
+        self._consenting(member_id)
         check_header(photo, max_pixels)
         if not _decoding.acquire(timeout=DECODE_WAIT_S):
             raise DecoderBusy("every photo decoder is busy; retry shortly")
@@ -126,6 +124,38 @@ class Enroller:
             return self._enrol_decoded(member_id, photo)
         finally:
             _decoding.release()
+
+    def enrol_crop(self, member_id: str, jpeg: bytes) -> str:
+        """Enrol a guide screen's live crop (``cloud.arrivals.joining``): already the aligned face the
+        edge's pack embedded, so only the sharpness check applies; the new face's id."""
+        self._consenting(member_id)
+        width, height = check_header(jpeg, MAX_CROP_PIXELS)
+        if width != height:
+            raise EnrolError("unsupported_image", f"a live crop is square; this one is {width}x{height}")
+        try:
+            aligned = decode_image(jpeg)
+        except (ImageError, cv2.error) as exc:
+            raise EnrolError("not_an_image", str(exc).strip()[:200]) from None
+        side = self._engine.aligned_px
+        if width != side:  # the store's crop size setting (LocalCropSettings.size_px) scales the same template
+            aligned = cv2.resize(aligned, (side, side), interpolation=cv2.INTER_AREA if width > side else cv2.INTER_CUBIC)
+        with self._engine_lock:
+            self._check_sharp(aligned)
+            vector = self._engine.embed_aligned([aligned])[0]
+        return self._keep(member_id, aligned, vector, det_score=None).id
+
+    def _consenting(self, member_id: str) -> None:
+        member = members.member(self._db, member_id)
+        if member is None:
+            raise EnrolError("unknown_member", f"no member {member_id}")
+        if not member.face_consent:
+            raise EnrolError("no_consent", "the member has not consented to face recognition")
+
+    @staticmethod
+    def _check_sharp(aligned: np.ndarray) -> None:
+        sharp, min_sharp = sharpness(aligned), ENROL_MIN_SHARPNESS.get(aligned.shape[0], ENROL_MIN_SHARPNESS_OTHER)
+        if sharp < min_sharp:
+            raise EnrolError("blurred", f"照片模糊，请重拍: the face's sharpness is {sharp:.0f}; at least {min_sharp:.0f}")
 
     def _enrol_decoded(self, member_id: str, photo: bytes) -> Enrolled:
         try:
@@ -154,10 +184,15 @@ class Enroller:
                 raise EnrolError("turned_away", f"请正对镜头: the head is turned (yaw {yaw:.0f} deg, pitch {pitch:.0f} deg; "
                                  f"at most {ENROL_MAX_YAW_DEG:.0f} and {ENROL_MAX_PITCH_DEG:.0f})")
             aligned = self._engine.align(image, largest)
-            sharp, min_sharp = sharpness(aligned), ENROL_MIN_SHARPNESS.get(aligned.shape[0], ENROL_MIN_SHARPNESS_OTHER)
-            if sharp < min_sharp:
-                raise EnrolError("blurred", f"照片模糊，请重拍: the face's sharpness is {sharp:.0f}; at least {min_sharp:.0f}")
+            self._check_sharp(aligned)
             vector = self._engine.embed_aligned([aligned])[0]
+        face = self._keep(member_id, aligned, vector, det_score=largest.score)
+        return Enrolled(face_id=face.id, det_score=largest.score, face_px=largest.size_px)
+
+    def _keep(self, member_id: str, aligned: np.ndarray, vector: np.ndarray, *, det_score: float | None) -> enrolled.StoredFace:
+        """The member's new gallery face, unless it is unlike the faces they have: stored, its
+        thumbnail kept for the card, and in this process's index at once."""
+        pack = self._engine.pack
         mean = enrolled.mean_template(enrolled.member_vectors(self._db, member_id, pack.recogniser.embedding_space))
         if mean is not None:
             similarity = float(np.dot(mean, vector / (np.linalg.norm(vector) or 1.0)))
@@ -167,9 +202,9 @@ class Enroller:
                                  f"{pack.match_threshold}")
         face = enrolled.add_face(
             self._db, member_id=member_id, vector=vector, embedding_space=pack.recogniser.embedding_space,
-            pack_id=pack.id, det_score=largest.score,
+            pack_id=pack.id, det_score=det_score,
         )
         # the card's enrolled photo: the aligned face the recogniser saw, not the uploaded photo
         thumbnails.save(self._db, member_id, face.id, thumbnails.encode(aligned))
         self._index.add(face.member_id, vector, face_id=face.id)
-        return Enrolled(face_id=face.id, det_score=largest.score, face_px=largest.size_px)
+        return face

@@ -1,4 +1,4 @@
-"""Commands to edge boxes (erase, pack): queued as rows, published, re-sent until acknowledged.
+"""Commands to edge boxes (erase, pack) and guide screens (erase, enrol): queued as rows, published, re-sent until acknowledged.
 
 Commands are rows first and messages second: the transaction that erases a person (or starts a
 rollout) also queues its commands, and ``flush`` publishes whatever is due (QoS 1). A box's MQTT
@@ -22,16 +22,17 @@ import paho.mqtt.client as mqtt
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from protocol import topics, transport
-from protocol.commands import CommandAck, EraseCommand, PackCommand
+from protocol.commands import CommandAck, EnrolCommand, EraseCommand, PackCommand
 
 log = logging.getLogger(__name__)
 
-_MODELS: dict[str, type[EraseCommand] | type[PackCommand]] = {"erase": EraseCommand, "pack": PackCommand}
+Command = EraseCommand | PackCommand | EnrolCommand
+_MODELS: dict[str, type[Command]] = {"erase": EraseCommand, "pack": PackCommand, "enrol": EnrolCommand}
 CommandState = Literal["pending", "sent", "done", "refused", "expired"]
 AckOutcome = Literal["recorded", "duplicate", "unknown_command"]
 
 
-def queue(tx: Tx, commands: Sequence[EraseCommand | PackCommand], *, ttl: timedelta) -> None:
+def queue(tx: Tx, commands: Sequence[Command], *, ttl: timedelta) -> None:
     """Put commands in the outbox; each stops being re-sent ``ttl`` after now. A new pack command
     supersedes any unanswered older one for the same box, which must never be re-sent after it."""
     now = utcnow()

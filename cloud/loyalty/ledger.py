@@ -196,18 +196,14 @@ def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> int | N
     if lot is not None:
         tx.execute("UPDATE loyalty_lots SET remaining = remaining - ? WHERE id = ?", (points, lot))
         return int(left_over[0][0])
-    left = points
-    while left:
-        lots = tx.rows("SELECT id, remaining FROM loyalty_lots WHERE account_id = ? AND remaining > 0 "
-                       "ORDER BY expires, id LIMIT 20", (acct,))
-        if not lots:
-            break  # a balance without lots (e.g. folded in before lots moved): nothing more to consume
-        for lot_id, remaining in lots:
-            take = min(left, remaining)
-            tx.execute("UPDATE loyalty_lots SET remaining = remaining - ? WHERE id = ?", (take, lot_id))
-            left -= take
-            if not left:
-                break
+    # FIFO in one statement: each open lot, oldest expiry first, gives what the running sum still needs.
+    # The account row is locked by the update above, so this statement's snapshot sees every lot change
+    # committed before it (READ COMMITTED takes one per statement), and no other spend can interleave.
+    tx.execute("UPDATE loyalty_lots SET remaining = loyalty_lots.remaining - t.take FROM ("
+               "SELECT id, CASE WHEN running <= ? THEN remaining ELSE ? - (running - remaining) END AS take FROM ("
+               "SELECT id, remaining, SUM(remaining) OVER (ORDER BY expires, id) AS running FROM loyalty_lots "
+               "WHERE account_id = ? AND remaining > 0) w WHERE running - remaining < ?) t "
+               "WHERE loyalty_lots.id = t.id", (points, points, acct, points))
     return int(left_over[0][0])
 
 
@@ -312,6 +308,14 @@ def _post_order(db: Database, order_id: str, pool: str) -> Movement | None:
             points = max(0, min(share, earned["points"] - claimed))
         return _post(tx, kind="clawback", source="refund", source_id=order_id, points=-points, shortfall_ok=True,
                      ref=original, detail={"order": original, "refund": order_id, "paid": order["paid"]}, **common)
+
+
+def post_landed(db: Database, orders: list[dict]) -> None:
+    """A batch of streamed or till orders just landed (``cloud.arrivals.till.ORDER_HOOKS``): the
+    members' sales earn and refunds claw back now, not at the next catch-up pass."""
+    for order in orders:
+        if order.get("member_id") and order.get("status") in ("paid", "refund"):
+            post_order(db, order["id"])
 
 
 def post_new_orders(db: Database, *, limit: int = 1000, now: datetime | None = None, pool: str = POOL) -> int:

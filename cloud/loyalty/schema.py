@@ -85,4 +85,11 @@ SCHEMA = Schema("loyalty", (
             pool TEXT NOT NULL, person TEXT NOT NULL, tier TEXT NOT NULL, spend DOUBLE PRECISION NOT NULL,
             since TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (pool, person))""",
     )),
+    Migration(49, "loyalty: expiry notices sent over the channels (when, which channel, outcome, receipt)", (
+        "ALTER TABLE loyalty_notices ADD COLUMN sent_at TEXT",
+        "ALTER TABLE loyalty_notices ADD COLUMN channel TEXT",
+        "ALTER TABLE loyalty_notices ADD COLUMN outcome TEXT",
+        "ALTER TABLE loyalty_notices ADD COLUMN receipt TEXT",
+        "CREATE INDEX loyalty_notices_due ON loyalty_notices (outcome, noticed)",
+    )),
 ))

@@ -39,6 +39,7 @@ class Options:
     assistants: tuple[str, ...] = ()
     store_name: str | None = None
     metrics_port: int | None = None  # Prometheus /metrics (stage timings); None: off
+    join_url: str | None = None  # the cloud's join page (…/dash/join.html): visitors get 邀请入会; None: off
 
     def __post_init__(self) -> None:
         if self.screenshot is not None:  # absolute, whatever directory Qt or a caller moves to
@@ -93,12 +94,15 @@ def run(options: Options) -> int:
 
     portrait = options.height > options.width
     window = GuideScreen(options.store, options.screen, columns=2 if portrait else 4, rows=4 if portrait else 2,
-                         assistants=options.assistants, store_name=options.store_name)
+                         assistants=options.assistants, store_name=options.store_name, join_url=options.join_url)
     window.resize(options.width, options.height)
     feed = CardFeed(options.url, options.brand, options.store, options.screen)
     feed.card_received.connect(window.show_card)
     feed.crop_received.connect(window.show_crop)
     feed.erase_received.connect(lambda command: feed.acknowledge(command, window.forget_members(command.member_ids)))
+    feed.enrol_received.connect(
+        lambda command: feed.answer_enrolment(command, window.crop_for_enrolment(command.arrival_event_id)))
+    window.invited.connect(lambda card, token: feed.send_feedback(card, "invited", invitation=token))
     feed.connection_changed.connect(window.set_connected)
     feed.task_received.connect(attach_tasks(window).show_task)
     window.feedback.connect(feed.send_feedback)

@@ -2,8 +2,11 @@
 and how many visitors came in today.
 
 Keeping these rules out of Qt makes them the single place that enforces the screen's promises:
-a visitor (``member is None``) is only counted; one person never appears twice; an expired card is
-never shown; a redelivered card (MQTT QoS 1 is at-least-once) changes nothing.
+a visitor (``member is None``) is counted, and drawn only on a screen that can invite visitors to
+join (``visitor_cards``: then as a faceless card with 邀请入会, after every member card, never
+crowding one out); one person never appears twice; an expired card is never shown; a redelivered
+card (MQTT QoS 1 is at-least-once) changes nothing; a member card for a visit replaces that visit's
+visitor card (the visitor joined on their phone).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Board:
     """Member cards newest arrival first (at most ``capacity``) and today's visitor count."""
 
     capacity: int = 8
+    visitor_cards: bool = False
     cards: list[GuideCard] = field(default_factory=list)
     visitors_today: int = 0
     _day: date | None = field(default=None, init=False)
@@ -59,12 +63,15 @@ class Board:
                 return Outcome.DUPLICATE
             self._visitor_visits.add(card.visit_id)
             self.visitors_today += 1
-            return Outcome.VISITOR
+            if not self.visitor_cards:
+                return Outcome.VISITOR
         # A newer card for the same person or visit replaces the old one: never show anyone twice.
         member_id = person_of(card)
-        self.cards = [c for c in self.cards if c.visit_id != card.visit_id and person_of(c) != member_id]
+        self.cards = [c for c in self.cards
+                      if c.visit_id != card.visit_id and (member_id is None or person_of(c) != member_id)]
         self.cards.append(card)
         self.cards.sort(key=lambda c: c.arrival_ts, reverse=True)
+        self.cards.sort(key=lambda c: person_of(c) is None)  # stable: members first, each newest first
         del self.cards[self.capacity :]
         return Outcome.SHOWN if any(c is card for c in self.cards) else Outcome.CROWDED_OUT
 

@@ -10,6 +10,10 @@ are large enough for gloved fingers. The first one walks through the service in 
 away at once, because showing the wrong member's profile is the worst error this screen can
 make; the round ✕ dismisses a card nobody will act on. Every action becomes one ``Feedback``,
 carrying the claiming assistant so the cloud can credit the right person.
+
+A visitor's card (only on a screen that can invite, issue 21) says no more than 新访客 and when they
+came in, with 邀请入会: no face, no name. Its live crop is held in the view (``held_crop``), never
+drawn, so that it can be enrolled if, and only if, the visitor joins with face consent.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePol
 from kiosk.guide_screen.elided import ElidedLabel
 from kiosk.guide_screen.tags import TagStrip
 from kiosk.guide_screen.theme import restyle
+from protocol.device import FaceCrop
 from protocol.messages import Candidate, GuideCard, MemberSummary, Recommendation
 
 MAX_RECOMMENDATIONS = 2
@@ -130,6 +135,7 @@ class CardView(QFrame):
     feedback = Signal(object, str, object, object, object)
     claim_requested = Signal(object)  # this view
     sale_requested = Signal(object)
+    invite_requested = Signal(object)  # this view: 邀请入会 on a visitor's card
     #: The card's first paint: the moment it is really on the screen (door to screen ends here).
     painted = Signal(object)  # this view
     _was_painted = False
@@ -140,13 +146,20 @@ class CardView(QFrame):
             self._was_painted = True
             self.painted.emit(self)
 
-    def __init__(self, card: GuideCard, parent: QWidget | None = None, *, claimable: bool = False) -> None:
+    def __init__(self, card: GuideCard, parent: QWidget | None = None, *, claimable: bool = False,
+                 invitable: bool = False) -> None:
         super().__init__(parent)
-        if card.member is None and card.candidate is None:
-            raise ValueError("visitor cards are counted, never drawn")
+        self.visitor = card.member is None and card.candidate is None
+        if self.visitor and not invitable:
+            raise ValueError("visitor cards are counted, and drawn only where visitors can be invited to join")
         self.card = card
         self.assistant: str | None = None
         self.sold_amount: float | None = None
+        #: a visitor's live crop: kept for an invitation, never drawn
+        self.held_crop: FaceCrop | None = None
+        if self.visitor:
+            self._visitor_card()
+            return
         if card.member is None:
             assert card.candidate is not None  # checked above
             self._uncertain(card.candidate)
@@ -171,6 +184,23 @@ class CardView(QFrame):
             layout.addWidget(ElidedLabel(f"话术：{card.script}", "script", max_lines=3))
         layout.addStretch(1)  # buttons stay at the bottom edge, where thumbs expect them
         layout.addLayout(self._buttons(claimable))
+
+    def _visitor_card(self) -> None:
+        """新访客, when they came in, and 邀请入会: nothing about the person, not even the face."""
+        self.addressed_as = "新访客"
+        self.setObjectName("card")
+        self.setProperty("visitor", True)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 10, 20, 12)
+        layout.setSpacing(5)
+        layout.addLayout(self._top("新访客", self.card.confidence, with_confidence=False))
+        layout.addWidget(ElidedLabel("尚未入会 · 邀请顾客扫码成为会员，积分与会员价线上线下通用", "memberHistory", max_lines=2))
+        layout.addStretch(1)
+        self.invite_button = self._button("邀请入会", "primary", "invite")
+        row = QHBoxLayout()
+        row.addWidget(self.invite_button)
+        layout.addLayout(row)
 
     def _uncertain(self, candidate: Candidate) -> None:
         """Issue 18: "可能是 王女士？请确认", the enrolled photo beside the live crop, and 是 / 不是.
@@ -203,7 +233,7 @@ class CardView(QFrame):
         buttons.addWidget(self.deny_button, 2)
         layout.addLayout(buttons)
 
-    def _top(self, title: str, confidence: float) -> QHBoxLayout:
+    def _top(self, title: str, confidence: float, *, with_confidence: bool = True) -> QHBoxLayout:
         """Title on the left; match confidence and how long ago they came in on the right."""
         row = QHBoxLayout()
         row.setSpacing(12)
@@ -211,7 +241,8 @@ class CardView(QFrame):
         right = QVBoxLayout()
         right.setSpacing(0)
         self.arrived = _label("", "arrivedAt")
-        for label in (_label(confidence_text(confidence), "confidence"), self.arrived):
+        shown = [_label(confidence_text(confidence), "confidence")] if with_confidence else []
+        for label in (*shown, self.arrived):
             label.setAlignment(Qt.AlignmentFlag.AlignRight)
             right.addWidget(label)
         row.addLayout(right)
@@ -269,11 +300,12 @@ class CardView(QFrame):
 
     @property
     def has_enrolled_photo(self) -> bool:
-        return self.enrolled_photo.isVisibleTo(self)
+        return not self.visitor and self.enrolled_photo.isVisibleTo(self)
 
     @property
     def has_live_crop(self) -> bool:
-        return self.live_crop.isVisibleTo(self)
+        """A live crop drawn on the card (a visitor's held crop is never drawn)."""
+        return not self.visitor and self.live_crop.isVisibleTo(self)
 
     def _identity(self, member: MemberSummary) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -328,7 +360,9 @@ class CardView(QFrame):
         return button
 
     def _act(self, action: str) -> None:
-        if action == "claimed":
+        if action == "invite":
+            self.invite_requested.emit(self)
+        elif action == "claimed":
             self.claim_requested.emit(self)
         elif action == "sold":
             self.sale_requested.emit(self)

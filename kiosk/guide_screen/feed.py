@@ -18,8 +18,8 @@ from PySide6.QtCore import QObject, Signal
 from kiosk.guide_screen import metrics
 from protocol import topics, transport
 from protocol.codec import DecodeError, decode
-from protocol.commands import CommandAck, EraseCommand
-from protocol.device import FaceCrop
+from protocol.commands import CommandAck, EnrolCommand, EraseCommand
+from protocol.device import FaceCrop, FaceEnrolment
 from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, GuideTask, new_id, now
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ class CardFeed(QObject):
     erase_received = Signal(object)  # EraseCommand
     #: A campaign's or journey's task for this store's guides (``kiosk.guide_screen.tasks`` shows it).
     task_received = Signal(object)  # GuideTask
+    #: The cloud's enrol command: a visitor this screen invited joined with face consent; answer
+    #: with ``answer_enrolment`` and the crop the screen kept (issue 21).
+    enrol_received = Signal(object)  # EnrolCommand
 
     def __init__(
         self, url: transport.BrokerUrl, brand: str, store: str, screen: str, parent: QObject | None = None
@@ -88,6 +91,7 @@ class CardFeed(QObject):
         self._crops_topic = crops_of_store(brand, store)
         self._erase_topic = topics.device_command(brand, store, self._device, "erase")
         self._tasks_topic = topics.guide_tasks_of_store(brand, store)
+        self._enrol_topic = topics.device_command(brand, store, self._device, "enrol")
         self._cards_mid: int | None = None
         self._client = transport.make_client(
             url, f"{self._device}-{brand}-{store}", will=(self._state_topic, self._state("offline"))
@@ -125,10 +129,11 @@ class CardFeed(QObject):
 
     def send_feedback(
         self, card: GuideCard, action: FeedbackAction, assistant: str | None = None, amount: float | None = None,
-        receipt: str | None = None,
+        receipt: str | None = None, invitation: str | None = None,
     ) -> None:
         """Tell the cloud what the assistant did with a card; a 成交 may name the till's receipt
-        number, which the till's order then confirms (``cloud.arrivals.till``).
+        number, which the till's order then confirms (``cloud.arrivals.till``); an 邀请入会 carries
+        the token the screen's QR code shows (``cloud.arrivals.joining``).
 
         QoS 1: while the broker is unreachable paho keeps the message in this process's memory
         and sends it after the reconnect, in order. A screen that is switched off while offline
@@ -146,6 +151,7 @@ class CardFeed(QObject):
             assistant=assistant,
             amount=amount,
             receipt=receipt if action == "sold" else None,
+            invitation=invitation if action == "invited" else None,
             ts=now(),
         )
         topic = topics.guide_feedback(self.brand, self.store, self.screen)
@@ -180,6 +186,7 @@ class CardFeed(QObject):
         client.subscribe(self._crops_topic, qos=0)  # separately: a refused crop filter must not cost the cards
         client.subscribe(self._erase_topic, qos=1)
         client.subscribe(self._tasks_topic, qos=1)
+        client.subscribe(self._enrol_topic, qos=1)
         transport.publish(client, self._state_topic, self._state("online"), retain=True)
         log.info("connected to %s, listening on %s", self.url, self._cards_topic)
         self.connected = True
@@ -210,6 +217,9 @@ class CardFeed(QObject):
             return
         if msg.topic == self._erase_topic:
             self._on_erase(msg)
+            return
+        if msg.topic == self._enrol_topic:
+            self._on_enrol(msg)
             return
         if msg.topic.endswith("/task"):
             self._on_task(msg)
@@ -268,6 +278,32 @@ class CardFeed(QObject):
             self._reject(msg.topic, "topic_mismatch", "erase command addressed to another screen")
             return
         self.erase_received.emit(command)
+
+    def _on_enrol(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            command = decode(bytes(msg.payload), EnrolCommand)
+        except DecodeError as exc:
+            self._reject(msg.topic, "invalid_payload", str(exc))
+            return
+        if (command.brand, command.store, command.device) != (self.brand, self.store, self._device):
+            self._reject(msg.topic, "topic_mismatch", "enrol command addressed to another screen")
+            return
+        self.enrol_received.emit(command)
+
+    def answer_enrolment(self, command: EnrolCommand, crop: FaceCrop | None) -> None:
+        """The invited visitor's crop to the cloud, now that they consented (the cloud records its
+        enrolment as the command's ack); without one, a refusal saying so."""
+        if crop is None:
+            ack = CommandAck(command_id=command.command_id, brand=self.brand, store=self.store, device=self._device,
+                             name="enrol", ok=False, detail="no live crop of this arrival is held here", ts=now())
+            transport.publish(self._client, topics.device_command_ack(self.brand, self.store, self._device, "enrol"),
+                              ack, qos=1)
+            return
+        face = FaceEnrolment(brand=self.brand, store=self.store, device=self._device, command_id=command.command_id,
+                             arrival_event_id=command.arrival_event_id, member_id=command.member_id, ts=now(),
+                             jpeg=crop.jpeg)
+        transport.publish(self._client, topics.face_enrolment(self.brand, self.store, self._device), face, qos=1)
+        log.info("live crop of arrival %s sent for enrolment (command %s)", command.arrival_event_id, command.command_id)
 
     def acknowledge(self, command: EraseCommand, dropped: int) -> None:
         """Tell the cloud the erase is done on this screen (its receipt lists this answer)."""

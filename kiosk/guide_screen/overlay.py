@@ -1,5 +1,5 @@
 """Full-screen touch dialogs on the guide screen: who claims a member, how much they spent (and on
-which till receipt).
+which till receipt), and the QR code that invites a visitor to join (入会).
 
 Not QDialogs: a kiosk has no window manager worth the name, and a modal top-level window can
 open behind the full-screen app or on the wrong screen. An overlay is a child of the guide
@@ -9,9 +9,12 @@ its card leaves the screen (expired, replaced), so nobody can claim a member who
 
 from __future__ import annotations
 
+import io
 from typing import Literal
 
+import segno
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.guide_screen.card_view import CardView
@@ -197,3 +200,46 @@ class AmountKeypad(Overlay):
         self.close_overlay()
         if view is not None:
             self.entered.emit(view, amount, receipt)
+
+
+#: The QR code's side on the screen: a phone reads it from an arm's length at 1080p.
+JOIN_QR_PX = 360
+
+
+def qr_pixmap(text: str, side_px: int = JOIN_QR_PX) -> QPixmap:
+    """``text`` as a QR code (error correction M, the 4-module quiet zone), scaled by whole modules."""
+    qr = segno.make(text, error="m", micro=False)
+    modules = qr.symbol_size(scale=1, border=4)[0]
+    out = io.BytesIO()
+    qr.save(out, kind="png", scale=max(1, side_px // modules), border=4)
+    pixmap = QPixmap()
+    pixmap.loadFromData(out.getvalue(), "PNG")
+    return pixmap
+
+
+class JoinCode(Overlay):
+    """邀请入会: the join page's address with this invitation's token, as a QR code for the
+    customer's phone. Closed by the assistant, or by itself when the card leaves the screen (the
+    visitor joined and their member card took its place, or the card expired)."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent, "")
+        self.code = QLabel()
+        self.code.setObjectName("joinCode")
+        self.code.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.body.addWidget(self.code)
+        hint = QLabel("请顾客用手机扫码：成为会员、选择是否接收消息、是否开启人脸识别，各自独立。\n"
+                      "不开启人脸识别，出示会员码即可享受同样服务。")
+        hint.setObjectName("joinHint")
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)
+        self.body.addWidget(hint)
+        done = touch_button("关闭", "overlayButton", "secondary")
+        done.clicked.connect(self.close_overlay)
+        self.body.addWidget(done)
+        self.url = ""
+
+    def ask(self, view: CardView, url: str) -> None:
+        self.url = url
+        self.code.setPixmap(qr_pixmap(url))
+        self.open_for(view, "扫码入会")

@@ -5,11 +5,17 @@ The window draws what ``Board`` decides; it adds only what needs Qt: timers for 
 taking cards off when they expire, the offline banner, the touch overlays that ask which
 assistant claims a member and what the sale came to, and the ``card_shown`` signal that carries
 the door-to-screen latency the moment a card is put on screen.
+
+With a ``join_url`` (issue 21, 入会) visitors get a faceless card with 邀请入会: the tap makes a
+random token, shows ``join_url#token`` as a QR code and emits ``invited``. The visitor's live crop,
+held by the card and never drawn, then waits in memory (``INVITE_HOLD_S`` at most) for the cloud's
+enrol command, which comes only if the visitor consented to face recognition on their phone.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from datetime import UTC, datetime
 
@@ -20,7 +26,7 @@ from kiosk.guide_screen import metrics
 from kiosk.guide_screen.board import Board, Outcome
 from kiosk.guide_screen.card_view import CardView
 from kiosk.guide_screen.crops import CropShelf
-from kiosk.guide_screen.overlay import AmountKeypad, AssistantPicker
+from kiosk.guide_screen.overlay import AmountKeypad, AssistantPicker, JoinCode
 from kiosk.guide_screen.theme import restyle
 from protocol.device import FaceCrop
 from protocol.messages import GuideCard
@@ -30,6 +36,9 @@ log = logging.getLogger(__name__)
 WEEKDAYS = "一二三四五六日"
 #: The expiry timer aims a little after ``expires_at``; if it still fires early, it re-aims.
 EXPIRY_SLACK_MS = 20
+#: How long an invited visitor's crop waits for the enrol command: the invitation's life in the cloud
+#: (``cloud.arrivals.joining.TTL``); after that nobody can consent to it any more.
+INVITE_HOLD_S = 15 * 60
 
 
 def utcnow() -> datetime:
@@ -48,6 +57,7 @@ class GuideScreen(QWidget):
     card_shown = Signal(object, float)  # GuideCard, door-to-screen milliseconds (laid out on screen)
     card_drawn = Signal(object, float)  # GuideCard, door-to-screen milliseconds at the card's first paint
     feedback = Signal(object, str, object, object, object)  # GuideCard, FeedbackAction, assistant, amount, receipt
+    invited = Signal(object, str)  # GuideCard, the invitation's token (邀请入会)
 
     #: Actions after which the card leaves the screen at once.
     REMOVING = ("not_this_person", "dismissed", "confirmed", "rejected")
@@ -61,15 +71,19 @@ class GuideScreen(QWidget):
         rows: int,
         assistants: tuple[str, ...] = (),
         store_name: str | None = None,
+        join_url: str | None = None,
     ) -> None:
         super().__init__()
         self.setObjectName("guideScreen")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setWindowTitle(f"导购屏 · {store}")
-        self.board = Board(capacity=columns * rows)
+        self.join_url = join_url
+        self.board = Board(capacity=columns * rows, visitor_cards=join_url is not None)
         self.columns = columns
         self.views: dict[str, CardView] = {}
         self.crops = CropShelf()
+        #: invited visitors' crops by arrival event id, with when they were invited (monotonic s)
+        self._invited: dict[str, tuple[FaceCrop, float]] = {}
         self._ever_connected = False
 
         root = QVBoxLayout(self)
@@ -99,6 +113,8 @@ class GuideScreen(QWidget):
         self.picker.chosen.connect(lambda view, name: view.claim(name))
         self.keypad = AmountKeypad(self)
         self.keypad.entered.connect(lambda view, amount, receipt: view.sell(amount, receipt))
+        self.join = JoinCode(self)
+        self.overlays = (self.picker, self.keypad, self.join)
 
         self._expiry = QTimer(self)
         self._expiry.setSingleShot(True)
@@ -158,13 +174,12 @@ class GuideScreen(QWidget):
     def show_card(self, card: GuideCard) -> None:
         """Slot for the feed: put a member card on screen, or count a visitor."""
         outcome = self.board.offer(card, utcnow())
+        self.visitor_count.setText(str(self.board.visitors_today))
         if outcome is not Outcome.SHOWN:
             self.crops.discard(card.arrival_event_id)  # a visitor's face is never drawn
-        if outcome is Outcome.VISITOR:
-            self.visitor_count.setText(str(self.board.visitors_today))
-        elif outcome is Outcome.SHOWN:
+        if outcome is Outcome.SHOWN:
             self._layout_cards()
-        else:
+        elif outcome is not Outcome.VISITOR:
             log.info("card %s not shown: %s", card.card_id, outcome.value)
             return
         shown = utcnow()
@@ -188,6 +203,9 @@ class GuideScreen(QWidget):
 
     @staticmethod
     def _attach_crop(view: CardView, crop: FaceCrop) -> None:
+        if view.visitor:
+            view.held_crop = crop  # kept for an invitation, never drawn
+            return
         if not view.set_live_crop(crop.jpeg):
             log.warning("unreadable face crop for arrival %s from %s", crop.arrival_event_id, crop.device)
 
@@ -212,7 +230,7 @@ class GuideScreen(QWidget):
         for card_id, old in list(self.views.items()):
             self.grid.removeWidget(old)
             if card_id not in wanted:
-                for overlay in (self.picker, self.keypad):
+                for overlay in self.overlays:
                     if overlay.view is old:  # the member left the screen: nothing to answer any more
                         overlay.close_overlay()
                 del self.views[card_id]
@@ -222,8 +240,9 @@ class GuideScreen(QWidget):
         for index, card in enumerate(self.board.cards):
             view = self.views.get(card.card_id)
             if view is None:
-                view = CardView(card, claimable=bool(self.assistants))
+                view = CardView(card, claimable=bool(self.assistants), invitable=self.join_url is not None)
                 view.feedback.connect(self._on_feedback)
+                view.invite_requested.connect(self._invite)
                 view.claim_requested.connect(self.picker.ask)
                 view.sale_requested.connect(self.keypad.ask)
                 view.painted.connect(self._on_painted)
@@ -253,9 +272,31 @@ class GuideScreen(QWidget):
             self._layout_cards()
         self.feedback.emit(card, action, assistant, amount, receipt)
 
+    def _invite(self, view: CardView) -> None:
+        """邀请入会: a fresh token in a QR code; the visitor's crop waits for their consent."""
+        assert self.join_url is not None  # only invitable cards have the button
+        token = secrets.token_urlsafe(16)
+        self._prune_invited()
+        if view.held_crop is not None:
+            self._invited[view.card.arrival_event_id] = (view.held_crop, time.monotonic())
+        self.join.ask(view, f"{self.join_url}#{token}")
+        self.invited.emit(view.card, token)
+
+    def crop_for_enrolment(self, arrival_event_id: str) -> FaceCrop | None:
+        """The cloud's enrol command: the invited visitor joined with face consent. Their crop,
+        handed over once and forgotten here; None if it is gone (too old, or never seen)."""
+        self._prune_invited()
+        held = self._invited.pop(arrival_event_id, None)
+        return held[0] if held else None
+
+    def _prune_invited(self) -> None:
+        now = time.monotonic()
+        for event_id in [e for e, (_, at) in self._invited.items() if now - at > INVITE_HOLD_S]:
+            del self._invited[event_id]
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        for overlay in (self.picker, self.keypad):
+        for overlay in self.overlays:
             overlay.setGeometry(self.rect())
 
     def forget_members(self, member_ids: list[str]) -> int:
@@ -275,6 +316,7 @@ class GuideScreen(QWidget):
         self.clock.setText(local.strftime("%H:%M:%S"))
         self.date.setText(f"{local.month}月{local.day}日 周{WEEKDAYS[local.weekday()]}")
         self.board.tick(now)
+        self._prune_invited()
         self.visitor_count.setText(str(self.board.visitors_today))
         for view in self.views.values():
             view.refresh(now)

@@ -121,6 +121,7 @@ def stylesheet() -> str:
     #card[claimed="true"] {{ border: 3px solid #7CC4FF; }}
     #card[greeted="true"] {{ border: 3px solid {GOOD}; }}
     #card[sold="true"] {{ border: 3px solid {GOOD}; background: #13261E; }}
+    #card[visitor="true"] {{ border: 2px dashed #3A4A6B; background: #1A2236; }}
     #dismissButton {{
         font-size: 24px; font-weight: bold; min-width: 52px; max-width: 52px; min-height: 52px; max-height: 52px;
         border-radius: 26px; background: {SURFACE_RAISED}; color: {MUTED}; border: 2px solid #3A4A6B;
@@ -147,6 +148,8 @@ def stylesheet() -> str:
         background: {SURFACE_RAISED}; color: {TEXT}; border: 2px solid #3A4A6B;
     }}
     #keyButton {{ font-size: 44px; }}
+    #joinCode {{ background: white; border-radius: 12px; padding: 12px; }}
+    #joinHint {{ font-size: 22px; color: {MUTED}; max-width: 620px; }}
     #pickButton:pressed, #keyButton:pressed, #overlayButton:pressed {{ background: #33415F; }}
     #overlayButton[role="primary"] {{ background: {ACCENT}; color: #1A1200; border: none; }}
     #overlayButton[role="primary"]:disabled {{ background: #3A3320; color: #7A6A40; }}

@@ -28,6 +28,8 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.
 DLIB_CHIP, DLIB_PADDING = 150, 0.25
 #: SCRFD's largest feature stride: its input's sides must be multiples of it.
 SCRFD_STRIDE = 32
+#: The ArcFace alignment template's side (insightface norm_crop).
+ARCFACE_PX = 112
 
 
 class ImageError(ValueError):
@@ -142,11 +144,16 @@ class FaceEngine:
             faces.append(Face((x, y, x + bw, y + bh), kps, float(row[14])))
         return faces
 
+    @property
+    def aligned_px(self) -> int:
+        """The side of the aligned face the recogniser takes: 112 (arcface) or 150 (dlib)."""
+        return DLIB_CHIP if self.pack.recogniser.kind == "dlib" else ARCFACE_PX
+
     def align(self, image: np.ndarray, face: Face) -> np.ndarray:
-        """The aligned BGR face the recogniser takes: 112x112 (arcface) or 150x150 (dlib)."""
+        """The aligned BGR face the recogniser takes, ``aligned_px`` square."""
         if self.pack.recogniser.kind == "dlib":
             return self._dlib_chip(image, face)
-        return self._norm_crop(image, face.kps, image_size=112)
+        return self._norm_crop(image, face.kps, image_size=ARCFACE_PX)
 
     def _dlib_chip(self, image: np.ndarray, face: Face) -> np.ndarray:
         # Only the face's neighbourhood is converted to RGB: the chip (padding 0.25) lies well

@@ -26,8 +26,8 @@ def test_one_mqtt_connection_and_one_scheduler_thread(start_cloud, mosquitto) ->
     assert started.count("cloud-scheduler") == 1
     assert not {"cloud-upkeep", "health-rollup", "markdown"} & set(started)
     assert runtime.scheduler.jobs == ["health-rollup", "device-health", "source-health", "alert-notify",
-                                      "campaign-send", "audience-refresh", "journeys", "loyalty-orders", "loyalty-expiry",
-                                      "rollouts", "telemetry-prune", "commands", "markdown", "label-sync"]
+                                      "campaign-send", "audience-refresh", "journeys", "points-notices", "loyalty-orders",
+                                      "loyalty-expiry", "rollouts", "telemetry-prune", "commands", "markdown", "label-sync"]
     assert runtime.settings.session_expiry_s == 3600  # a stable client id keeps its broker session
 
 
@@ -38,4 +38,5 @@ def test_api_only_runs_the_health_job_without_a_connection(start_cloud) -> None:
     assert runtime.ingest is None and runtime.commands is None
     assert not [name for name in started if name.startswith("paho-mqtt-client-")]
     assert runtime.scheduler.jobs == ["health-rollup", "device-health", "source-health", "alert-notify",
-                                      "campaign-send", "audience-refresh", "journeys", "loyalty-orders", "loyalty-expiry"]
+                                      "campaign-send", "audience-refresh", "journeys", "points-notices", "loyalty-orders",
+                                      "loyalty-expiry"]

@@ -222,3 +222,52 @@ def test_tiers_follow_twelve_months_of_spend_from_every_channel(db: Database) ->
     assert tiers.recompute_all(db, now=now + timedelta(days=366)) == {"persons": 1, "upgrades": 0, "downgrades": 1}
     assert ledger.tier_of(db, "main", person)["tier"] == "普通会员"
     _clean(db)
+
+
+def test_a_till_order_earns_the_moment_it_lands_without_waiting_for_the_catch_up_pass(start_cloud) -> None:
+    from cloud.arrivals import till
+
+    client, runtime = start_cloud()
+    member = _member(runtime.db, phone="13800000099")
+    sale = {"order_no": "R-LAND-1", "store": "s1", "ts": datetime.now(UTC).isoformat(), "paid": 320.0,
+            "member": {"phone": "13800000099"}, "lines": [{"sku": "SKU-1", "qty": 1, "price": 320.0}], "type": "sale"}
+    till.land(runtime.db, "pos", [sale], store="s1")  # what evt/order and POST /v1/orders both call
+    assert client.get(f"/v1/loyalty/members/{member}").json()["balance"] == 320  # posted by the landing hook
+    refund = {**sale, "order_no": "R-LAND-1-R", "type": "refund", "refund_of": "R-LAND-1", "paid": 120.0,
+              "lines": [{"sku": "SKU-1", "qty": 1, "price": 120.0}]}
+    till.land(runtime.db, "pos", [refund], store="s1")
+    assert client.get(f"/v1/loyalty/members/{member}").json()["balance"] == 200
+    assert ledger.post_new_orders(runtime.db) == 0  # nothing left for the catch-up pass
+
+
+def test_expiry_notices_go_over_consented_channels_outside_quiet_hours(db: Database) -> None:
+    from cloud.activation import consent
+    from cloud.activation.expiry_notices import SMS_TEMPLATE, ExpiryNoticeSender
+    from cloud.channels.notice import SmsChannel
+    from cloud.channels.sms import SmsSender
+    from cloud.channels.sms_sim import SimulatedSms
+
+    told, untold = _member(db, phone="13800000071"), _member(db, phone="13800000072")
+    consent.set_consent(db, told, "sms", True, source="test", actor="test")
+    _order(db, "o-told", told, 120.0)
+    _order(db, "o-untold", untold, 80.0)
+    ledger.post_new_orders(db, now=T0)
+    due = T0 + timedelta(days=350)
+    assert len(ledger.notify_expiring(db, now=due)) == 2
+    sms = SimulatedSms().start()
+    try:
+        sender = ExpiryNoticeSender(db, {"sms": SmsChannel(SmsSender(sms.url, "品牌"), "SMS_ALERT")})
+        night = due.replace(hour=15)  # 23:00 in Shanghai, the home stores' default zone
+        assert sender.run(now=night) == {"sent": 0, "deferred": 1, "no_consent": 1, "failed": 0}
+        assert sms.messages_to("13800000071") == []
+        morning = due.replace(hour=2) + timedelta(days=1)  # 10:00 in Shanghai
+        assert sender.run(now=morning) == {"sent": 1, "deferred": 0, "no_consent": 0, "failed": 0}
+        sent = sms.messages_to("13800000071")
+        assert len(sent) == 1 and sent[0].template == SMS_TEMPLATE and sent[0].params["points"] == "120"
+        assert sms.messages_to("13800000072") == []  # no consent: recorded, never sent
+        rows = {r["person"]: r for r in db.query("SELECT person, channel, outcome, receipt FROM loyalty_notices")}
+        assert (rows[told]["channel"], rows[told]["outcome"]) == ("sms", "sent") and rows[told]["receipt"]
+        assert (rows[untold]["channel"], rows[untold]["outcome"]) == (None, "no_consent")
+        assert sender.run(now=morning) == {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0}  # once each
+    finally:
+        sms.stop()

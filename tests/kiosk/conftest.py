@@ -200,11 +200,12 @@ def start_kiosk(qapp, mosquitto, store, wait_until):
     started: list[Running] = []
 
     def start(
-        *, assistants: tuple[str, ...] = (), size: tuple[int, int] = (1920, 1080), url: str | None = None
+        *, assistants: tuple[str, ...] = (), size: tuple[int, int] = (1920, 1080), url: str | None = None,
+        join_url: str | None = None,
     ) -> Running:
         portrait = size[1] > size[0]
         screen = GuideScreen(store, "main", columns=2 if portrait else 4, rows=4 if portrait else 2,
-                             assistants=assistants, store_name=STORE_NAME)
+                             assistants=assistants, store_name=STORE_NAME, join_url=join_url)
         screen.resize(*size)
         feed = CardFeed(transport.BrokerUrl.parse(url or mosquitto.url), BRAND, store, "main")
         running = Running(screen, feed)
@@ -213,6 +214,9 @@ def start_kiosk(qapp, mosquitto, store, wait_until):
         feed.connection_changed.connect(screen.set_connected)
         feed.subscribed.connect(lambda: running.subscribed.append(True))
         screen.feedback.connect(feed.send_feedback)
+        screen.invited.connect(lambda card, token: feed.send_feedback(card, "invited", invitation=token))
+        feed.enrol_received.connect(
+            lambda command: feed.answer_enrolment(command, screen.crop_for_enrolment(command.arrival_event_id)))
         screen.card_shown.connect(lambda card, ms: running.shown.append((card, ms)))
         screen.show()
         feed.start()

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cloud.api.deps import Admin, Counter, PagingDep, Reader, RuntimeDep, api_error, person_for, scoped_store
 from cloud.api.schemas import (
@@ -20,6 +21,7 @@ from cloud.api.schemas import (
     ErasureOut,
     Error,
     FaceEnrolled,
+    Input,
     MemberCreate,
     MemberCreated,
     MemberOut,
@@ -28,10 +30,11 @@ from cloud.api.schemas import (
     VerificationOut,
     Verified,
 )
-from cloud.cdp import erasure, lifecycle, members, profile, tags, verification
+from cloud.cdp import binding, erasure, lifecycle, members, profile, tags, verification
 from cloud.cdp.segments import Condition, count, page
 from cloud.channels import sms
 from cloud.faces import enrolled
+from cloud.loyalty import tiers
 
 router = APIRouter(prefix="/members", tags=["members"])
 
@@ -85,6 +88,49 @@ def verify_code(member_id: str, verification_id: str, body: CodeIn, runtime: Run
     person = verification.confirm(runtime.db, member_id, verification_id, body.code, actor=principal.name)
     tags.refresh(runtime.db, [person])  # the person's stats and tags now include the sign-up's
     return Verified(id=person)
+
+
+class BindingIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: binding.Bindable = Field(description="tmall_buyer (买家会员名), unionid (WeChat) or member_card (POS card)")
+    value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = Field(
+        description="as the channel's own login gives it (WeChat OAuth, Tmall's membership authorisation, the POS)")
+
+
+class BindingCode(CodeIn):
+    kind: binding.Bindable
+
+
+class BoundOut(BaseModel):
+    person_id: str
+    kind: str
+    value: str
+    records: list[str] = Field(description="the person's records now, the channel's among them")
+
+
+@router.post("/{member_id}/bindings", status_code=status.HTTP_201_CREATED, response_model=VerificationOut,
+             responses={404: {"model": Error}, 403: {"model": Error}, 409: {"model": Error}, 429: {"model": Error},
+                        503: {"model": Error}})
+def bind_start(member_id: str, body: BindingIn, runtime: RuntimeDep, principal: Counter) -> VerificationOut:
+    """One member card across channels: a code to the person's phone proves the binding is theirs."""
+    person_for(runtime, principal, member_id)
+    settings = runtime.settings
+    pending = binding.start(runtime.db, member_id, body.kind, body.value, sms=sms.from_settings(settings),
+                            template=settings.sms_otp_template, actor=principal.name, store=scoped_store(principal))
+    return VerificationOut(id=pending.id, kind=pending.kind, sent=pending.sent, expires=pending.expires)
+
+
+@router.post("/{member_id}/bindings/{verification_id}", response_model=BoundOut,
+             responses={404: {"model": Error}, 403: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}})
+def bind_confirm(member_id: str, verification_id: str, body: BindingCode, runtime: RuntimeDep,
+                 principal: Counter) -> BoundOut:
+    """The code from the phone: the channel's records join the person, with their points and spend."""
+    person_for(runtime, principal, member_id)
+    bound = binding.confirm(runtime.db, member_id, body.kind, verification_id, body.code, actor=principal.name)
+    tags.refresh(runtime.db, [bound.person_id])
+    tiers.recompute(runtime.db, bound.person_id)  # 12 months of spend now count every bound channel's orders
+    return BoundOut(**asdict(bound))
 
 
 @router.get("", response_model=Page[MemberRow])

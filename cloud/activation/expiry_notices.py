@@ -1,0 +1,91 @@
+"""Points-expiry notices actually sent (issue 21): ``loyalty_notices`` rows (one per lot, recorded by
+the loyalty expiry job) go out over the same channel adapters as campaigns, one message per person.
+
+A notice is about the member's own points, but it is still a message nobody asked for: it goes only
+on a channel the person consented to (opt-in, ``consent.Policy``), never to a suppressed person or
+address, and never in quiet hours in the time zone of the person's home store (the rows wait for the
+next run). The campaigns' weekly cap does not apply (a notice is not a campaign, and is not counted
+towards it). Channels are tried in ``PREFERENCE`` order; a person without consent on any configured
+channel is recorded ``no_consent`` and not asked again. Each row keeps when, how and with what
+provider receipt it went (``sent_at``, ``channel``, ``outcome``, ``receipt``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+
+from cloud.activation.consent import Policy, Rules, contacts
+from cloud.channels.notice import Channel, ChannelFailed, Notice
+from cloud.clock import iso, utcnow
+from cloud.db import Database
+
+log = logging.getLogger(__name__)
+
+PREFERENCE = ("wechat", "sms", "wecom", "email")
+#: The SMS template (TemplateCode) of the notice; its fields are ``points`` and ``date``.
+SMS_TEMPLATE = "SMS_POINTS_EXPIRING"
+#: Policy verdicts that end a channel's chance for a person, so the next channel is tried.
+_NEXT_CHANNEL = frozenset({"no_consent", "no_address", "suppressed"})
+
+
+class ExpiryNoticeSender:
+    def __init__(self, db: Database, channels: dict[str, Channel], *, rules: Rules | None = None) -> None:
+        self.db = db
+        self.channels = channels
+        self.policy = Policy(rules or Rules(weekly_cap=1_000_000))
+
+    def run(self, *, now: datetime | None = None, batch: int = 500) -> dict[str, int]:
+        """Send what is due; counts by outcome (sent, deferred for quiet hours, no_consent, failed)."""
+        now = now or utcnow()
+        rows = self.db.query("SELECT lot_id, person, points, expires FROM loyalty_notices WHERE outcome IS NULL "
+                             "AND expires > ? ORDER BY noticed, lot_id LIMIT ?", (iso(now), batch))
+        lots: dict[str, list[dict]] = defaultdict(list)
+        for row in rows:
+            lots[row["person"]].append(row)
+        counts = {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0}
+        left = set(lots)
+        for channel in (c for c in PREFERENCE if c in self.channels):
+            if not left:
+                break
+            with self.db.transaction() as tx:
+                found = contacts(tx, sorted(left), channel)
+                verdicts = self.policy.check(tx, channel, found, now)
+            for person, verdict in verdicts.items():
+                if verdict in _NEXT_CHANNEL:
+                    continue
+                left.discard(person)
+                if verdict is not None:  # quiet hours: every channel waits for the morning
+                    counts["deferred"] += 1
+                    continue
+                address = found[person].address
+                assert address is not None  # the policy said no_address otherwise
+                counts[self._send(channel, address, person, lots[person], now)] += 1
+        for person in left:
+            self._record(lots[person], now, channel=None, outcome="no_consent", receipt=None)
+            counts["no_consent"] += 1
+        return counts
+
+    def _send(self, channel: str, address: str, person: str, rows: list[dict], now: datetime) -> str:
+        points, first = sum(r["points"] for r in rows), min(r["expires"] for r in rows)[:10]
+        text = f"您有 {points} 积分将于 {first} 到期，欢迎到店或在线使用。"
+        notice = Notice(key=f"points-{person}-{rows[0]['lot_id']}", title="积分即将到期", text=text, markdown=text,
+                        link="", severity="info",
+                        payload={"sms_template": SMS_TEMPLATE, "sms_params": {"points": str(points), "date": first},
+                                 "wechat_template": SMS_TEMPLATE,
+                                 "wechat_data": {"points": {"value": str(points)}, "date": {"value": first}}})
+        try:
+            receipt = self.channels[channel].send(address, notice)
+        except ChannelFailed as exc:
+            log.warning("points notice to %s over %s failed: %s (retried next run)", person, channel, exc)
+            return "failed"
+        self._record(rows, now, channel=channel, outcome="sent", receipt=receipt)
+        return "sent"
+
+    def _record(self, rows: list[dict], now: datetime, *, channel: str | None, outcome: str,
+                receipt: str | None) -> None:
+        with self.db.transaction() as tx:
+            tx.executemany("UPDATE loyalty_notices SET sent_at = ?, channel = ?, outcome = ?, receipt = ? "
+                           "WHERE lot_id = ? AND outcome IS NULL",
+                           [(iso(now), channel, outcome, receipt, r["lot_id"]) for r in rows])
