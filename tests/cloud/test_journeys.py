@@ -45,7 +45,9 @@ def _template(db: Database, channel: str, code: str, body: str) -> str:
 
 
 def test_first_purchase_journey_with_wait_branch_and_control_group(start_cloud, sms: SimulatedSms) -> None:
-    client, runtime = start_cloud(sms_url=sms.url)
+    # only the test drives the journeys: the background run would queue the first sends before the
+    # consents below are given (the campaign sender may still run beside the test: it claims each send once)
+    client, runtime = start_cloud(sms_url=sms.url, journeys_every_s=3600)
     db = runtime.db
     thanks, comeback = _template(db, "sms", "SMS_T1", "{surname}{title} 感谢首购"), _template(db, "sms", "SMS_T2", "回购礼")
     spec = {"name": "首购+7天", "trigger": "first_purchase", "params": {"days": 7}, "holdout_pct": 25,
@@ -266,3 +268,26 @@ def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens(start_cloud,
         assert db.scalar("SELECT receipt FROM marketing_sends WHERE person_id = 'wang'") == got[0].task_id
     finally:
         transport.stop(screen)
+
+
+def test_two_runs_that_read_the_same_entries_run_each_step_once(db: Database) -> None:
+    """Two cloud processes (or a test and the scheduler) may read the same due entries: each entry
+    moves only if it is still as read, so the step's send is queued and logged once."""
+    now = utcnow()
+    _members(db, ["vip-a", "vip-b"], tier="high")
+    tpl = _template(db, "wecom", "vip2", "{surname}{title} 到店了")
+    campaigns.approve_template(db, tpl, actor="hq")
+    j = journeys.create(db, journeys.JourneySpec.model_validate(
+        {"name": "VIP", "trigger": "vip_arrival", "holdout_pct": 0,
+         "steps": [{"send": "wecom", "template_id": tpl}, {"wait_hours": 1}]}), actor="t")
+    journeys.launch(db, j["id"], now=now)
+    for n, member in enumerate(["vip-a", "vip-b"]):
+        _visit(db, member, now - timedelta(minutes=1), 20 + n)
+    assert sum(journeys.evaluate(db, now=now).values()) == 2
+    read_by_the_other = journeys.due_entries(db, now, 500)
+    assert journeys.advance(db, now=now) == {"sends": 2, "active": 2}
+    late: dict[str, int] = Counter()
+    assert journeys.advance_batch(db, read_by_the_other, now, late) == 0 and late == {}
+    assert db.scalar("SELECT COUNT(*) FROM journey_log WHERE action = 'send:wecom'") == 2
+    assert db.scalar("SELECT COUNT(*) FROM marketing_sends WHERE campaign_id = ?", (f"{j['id']}-0",)) == 2
+    assert {e["step"] for e in journeys.entries(db, j["id"])} == {2}
