@@ -180,6 +180,9 @@ def test_campaign_api_and_results_with_uplift(start_cloud) -> None:
     made = client.post("/v1/campaigns", json=body)
     assert made.status_code == 201
     cid = made.json()["id"]
+    # the holdout is a hash of the campaign's salt and the person: a fixed salt (the brand and its
+    # orders are seeded too) makes the groups, and so the estimate below, the same on every run
+    db.execute("UPDATE campaigns SET salt = 'seeded-holdout' WHERE id = ?", (cid,))
     refused = client.post(f"/v1/campaigns/{cid}/launch")
     assert refused.status_code == 409 and "template_not_approved" in refused.text
     assert client.post(f"/v1/campaigns/templates/{t['id']}/approve").status_code == 200
@@ -198,9 +201,7 @@ def test_campaign_api_and_results_with_uplift(start_cloud) -> None:
     assert results["groups"]["treatment"]["n"] == 2000 - launched["control"]
     low, high = results["uplift"]["ci95"]
     assert high - low == pytest.approx(2 * 1.96 * results["uplift"]["se"], abs=1e-4)
-    # the holdout's salt is random, so a 95% interval misses the planted effect one run in twenty:
-    # the estimate must lie within 3.3 standard errors (one miss in a thousand)
-    assert abs(results["uplift"]["estimate"] - planted) < 3.3 * results["uplift"]["se"]
+    assert low <= planted <= high  # the 95% interval covers the planted effect
     assert {r["channel"] for r in results["orders_by_channel"]} == {"store", "tmall"}
     assert client.get("/v1/campaigns/nope").status_code == 404
     cohort = client.get(f"/v1/cohorts/campaign:{cid}").json()
