@@ -46,7 +46,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.activation import campaigns
+from cloud.activation import campaigns, guide_task
 from cloud.clock import DEFAULT_TZ, iso, utcnow, zone
 from cloud.db import Database, Tx
 from cloud.errors import Conflict, Invalid, NotFound
@@ -579,4 +579,4 @@ def results(db: Database, journey_id: str) -> dict:
                   "ci95": [round(d - 1.96 * se, 5), round(d + 1.96 * se, 5)],
                   "method": "difference in conversion within the window (intention to treat), normal 95% interval"}
     return {"journey": get(db, journey_id), "window_days": journey["window_days"], "groups": groups, "uplift": uplift,
-            "coupons": coupons.totals(db, f"campaign:{journey_id}-")}
+            "coupons": coupons.totals(db, f"campaign:{journey_id}-"), "tasks": guide_task.totals(db, f"{journey_id}-%")}

@@ -22,8 +22,8 @@ from cloud.clock import iso, utcnow
 from cloud.db import Database
 from cloud.loyalty import coupons, ledger
 from protocol import topics, transport
-from protocol.codec import decode
-from protocol.messages import GuideTask, new_id
+from protocol.codec import decode, encode
+from protocol.messages import GuideTask, GuideTaskDone, new_id
 from tests.health.local_servers import Provider
 
 
@@ -234,7 +234,7 @@ def test_a_campaign_and_a_journey_issue_e_coupons_once_each_attributed(start_clo
     assert journeys.results(db, j["id"])["coupons"]["issued"] == 1
 
 
-def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens(start_cloud, mosquitto) -> None:
+def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens_until_a_guide_does_it(start_cloud, mosquitto) -> None:
     client, runtime = start_cloud(broker_url=mosquitto.url, client_id="cloud-journeys")
     db = runtime.db
     _members(db, ["wang"], cycle_days=30.0)
@@ -247,10 +247,17 @@ def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens(start_cloud,
                    (int((utcnow() - timedelta(days=31)).timestamp()),))
     url = transport.BrokerUrl.parse(mosquitto.url)
     screen = transport.make_client(url, f"screen-{new_id()[:8]}")
-    got: list[GuideTask] = []
-    screen.on_message = lambda c, u, msg: got.append(decode(bytes(msg.payload), GuideTask))
+    got: list[GuideTask | GuideTaskDone] = []
+    screen.on_message = lambda c, u, msg: got.append(
+        decode(bytes(msg.payload), GuideTask if b'"type":"guide_task"' in msg.payload else GuideTaskDone))
     transport.start(screen, url)
     screen.subscribe(topics.guide_tasks_of_store("demo", "sh-9"), qos=1)
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(got) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     try:
         tpl = _template(db, "guide_task", "task", "{surname}{title} 该回购面霜了：送小样")
         campaigns.approve_template(db, tpl, actor="hq")
@@ -260,12 +267,36 @@ def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens(start_cloud,
         time.sleep(0.3)  # the subscription is in place
         runtime.run_journeys()
         runtime.campaigns.run()  # no consent or quiet hours for an in-store task; the broker acknowledged it
+        wait_for(1)
+        task = got[0]
+        assert isinstance(task, GuideTask)
+        assert (task.store, task.member_id, task.title, task.text) == ("sh-9", "wang", "面霜复购", "王女士 该回购面霜了：送小样")
+        assert db.scalar("SELECT receipt FROM marketing_sends WHERE person_id = 'wang'") == task.task_id
+        assert client.get(f"/v1/journeys/{j['id']}/results").json()["tasks"] == {"sent": 1, "done": 0}
+
+        # a guide taps 完成 on the counter screen: told on that screen's feedback topic
+        tapped = datetime.now(UTC)
+        done = GuideTaskDone(task_id=task.task_id, brand="demo", store="sh-9", screen="counter", assistant="a-07",
+                             ts=tapped)
+        feedback = topics.guide_feedback("demo", "sh-9", "counter")
+        screen.publish(feedback, encode(done), qos=1).wait_for_publish(5)
+        wait_for(2)  # the cloud passes it on to every screen of the store
+        assert got[1] == done
+        assert db.one("SELECT screen, assistant, done_at FROM guide_tasks_done WHERE task_id = ?", (task.task_id,)) == \
+            {"screen": "counter", "assistant": "a-07", "done_at": iso(tapped)}
+        assert client.get(f"/v1/journeys/{j['id']}/results").json()["tasks"] == {"sent": 1, "done": 1}
+        # a second tap (another screen before the relay reached it) is recorded and relayed once only;
+        # a task this cloud never sent to the store is refused
+        again = done.model_copy(update={"screen": "floor"})
+        screen.publish(topics.guide_feedback("demo", "sh-9", "floor"), encode(again), qos=1).wait_for_publish(5)
+        forged = done.model_copy(update={"task_id": new_id()})
+        screen.publish(feedback, encode(forged), qos=1).wait_for_publish(5)
         deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
+        while runtime.ingest is not None and "unknown_task" not in runtime.ingest.counts().rejected \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert [(t.store, t.member_id, t.title, t.text) for t in got] == [("sh-9", "wang", "面霜复购",
-                                                                           "王女士 该回购面霜了：送小样")]
-        assert db.scalar("SELECT receipt FROM marketing_sends WHERE person_id = 'wang'") == got[0].task_id
+        assert runtime.ingest is not None and runtime.ingest.counts().rejected == {"unknown_task": 1}
+        assert runtime.ingest.counts().tasks_done == 1 and len(got) == 2
     finally:
         transport.stop(screen)
 
