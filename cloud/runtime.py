@@ -123,7 +123,7 @@ class Runtime:
         # audience syncs: each segment's hashed upload file rebuilt when its interval has passed
         self.scheduler.every("audience-refresh", 300.0, lambda: audience.refresh_due(db))
         # journeys: triggers (visits on every tick, the rest daily), due steps; buyers exit as orders land
-        self.scheduler.every("journeys", settings.journeys_every_s, self.run_journeys)
+        self.scheduler.every("journeys", 10.0, self.run_journeys)
         if journeys.on_orders not in till.ORDER_HOOKS:
             till.ORDER_HOOKS.append(journeys.on_orders)
         # points about to expire: told over the consented channels, outside quiet hours

@@ -198,10 +198,6 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="an edge box with no telemetry for this long is offline (it reports every 30 s)"
     )
     notify_every_s: float = Field(default=30.0, gt=0, le=3600, description="how often alerts are routed and sent")
-    journeys_every_s: float = Field(
-        default=10.0, gt=0, le=3600,
-        description="how often journey triggers are evaluated and due steps run (a VIP's guide is told within it)",
-    )
     alert_escalate_after_s: float = Field(
         default=900.0, ge=0, description="an unacknowledged critical alert goes to the next owner level after this"
     )

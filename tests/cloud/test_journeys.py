@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
 from cloud.activation import campaigns, consent, journeys
 from cloud.arrivals import till
@@ -21,6 +22,7 @@ from cloud.channels.sms_sim import SimulatedSms
 from cloud.clock import iso, utcnow
 from cloud.db import Database
 from cloud.loyalty import coupons, ledger
+from cloud.runtime import Runtime
 from protocol import topics, transport
 from protocol.codec import decode, encode
 from protocol.messages import GuideTask, GuideTaskDone, new_id
@@ -39,15 +41,23 @@ def _order(no: str, phone: str, ts: datetime, paid: float = 199.0) -> dict:
             "lines": [{"sku": "SKU-1", "qty": 1, "price": paid}]}
 
 
+def _driven_by_the_test(start_cloud, **settings: object) -> tuple[TestClient, Runtime]:
+    """A cloud whose scheduler is stopped: the test runs the journeys and campaign-send jobs itself.
+    With the scheduler on, its turn could queue the first sends before the test gives consent, or
+    claim sends the test then finds still in flight (two runs never send twice: see
+    test_two_runs_that_read_the_same_entries_run_each_step_once and test_activation's two senders)."""
+    client, runtime = start_cloud(**settings)
+    runtime.scheduler.stop()
+    return client, runtime
+
+
 def _template(db: Database, channel: str, code: str, body: str) -> str:
     t = campaigns.create_template(db, channel=channel, code=code, body=body, params=["surname", "title"], actor="t")
     return t["id"]
 
 
 def test_first_purchase_journey_with_wait_branch_and_control_group(start_cloud, sms: SimulatedSms) -> None:
-    # only the test drives the journeys: the background run would queue the first sends before the
-    # consents below are given (the campaign sender may still run beside the test: it claims each send once)
-    client, runtime = start_cloud(sms_url=sms.url, journeys_every_s=3600)
+    client, runtime = _driven_by_the_test(start_cloud, sms_url=sms.url)
     db = runtime.db
     thanks, comeback = _template(db, "sms", "SMS_T1", "{surname}{title} 感谢首购"), _template(db, "sms", "SMS_T2", "回购礼")
     spec = {"name": "首购+7天", "trigger": "first_purchase", "params": {"days": 7}, "holdout_pct": 25,
@@ -129,7 +139,7 @@ def _members(db: Database, ids: list[str], *, tier: str = "medium", **stats: obj
 def test_a_vip_walking_in_tells_their_own_guide_on_wecom_and_a_visit_without_buying(start_cloud) -> None:
     wecom = Provider("x")
     try:
-        client, runtime = start_cloud(wecom_api=wecom.url, wecom_corp_id="corp", wecom_secret="s3cret",
+        client, runtime = _driven_by_the_test(start_cloud, wecom_api=wecom.url, wecom_corp_id="corp", wecom_secret="s3cret",
                                       wecom_agent_id=1000002)
         db = runtime.db
         _members(db, ["vip-1"], tier="high")
@@ -198,7 +208,7 @@ def test_daily_triggers_enter_whom_they_should_once_a_day(db: Database) -> None:
 
 
 def test_a_campaign_and_a_journey_issue_e_coupons_once_each_attributed(start_cloud) -> None:
-    client, runtime = start_cloud()
+    client, runtime = _driven_by_the_test(start_cloud)
     db = runtime.db
     _members(db, ["c-1", "c-2", "c-supp"])
     consent.suppress(db, "person", "c-supp", reason="asked", actor="t")
@@ -235,7 +245,7 @@ def test_a_campaign_and_a_journey_issue_e_coupons_once_each_attributed(start_clo
 
 
 def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens_until_a_guide_does_it(start_cloud, mosquitto) -> None:
-    client, runtime = start_cloud(broker_url=mosquitto.url, client_id="cloud-journeys")
+    client, runtime = _driven_by_the_test(start_cloud, broker_url=mosquitto.url, client_id="cloud-journeys")
     db = runtime.db
     _members(db, ["wang"], cycle_days=30.0)
     with db.transaction() as tx:
