@@ -258,16 +258,56 @@ def test_expiry_notices_go_over_consented_channels_outside_quiet_hours(db: Datab
     try:
         sender = ExpiryNoticeSender(db, {"sms": SmsChannel(SmsSender(sms.url, "品牌"), "SMS_ALERT")})
         night = due.replace(hour=15)  # 23:00 in Shanghai, the home stores' default zone
-        assert sender.run(now=night) == {"sent": 0, "deferred": 1, "no_consent": 1, "failed": 0}
+        assert sender.run(now=night) == {"sent": 0, "deferred": 1, "no_consent": 1, "failed": 0, "claimed_elsewhere": 0}
         assert sms.messages_to("13800000071") == []
         morning = due.replace(hour=2) + timedelta(days=1)  # 10:00 in Shanghai
-        assert sender.run(now=morning) == {"sent": 1, "deferred": 0, "no_consent": 0, "failed": 0}
+        assert sender.run(now=morning) == {"sent": 1, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0}
         sent = sms.messages_to("13800000071")
         assert len(sent) == 1 and sent[0].template == SMS_TEMPLATE and sent[0].params["points"] == "120"
         assert sms.messages_to("13800000072") == []  # no consent: recorded, never sent
         rows = {r["person"]: r for r in db.query("SELECT person, channel, outcome, receipt FROM loyalty_notices")}
         assert (rows[told]["channel"], rows[told]["outcome"]) == ("sms", "sent") and rows[told]["receipt"]
         assert (rows[untold]["channel"], rows[untold]["outcome"]) == (None, "no_consent")
-        assert sender.run(now=morning) == {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0}  # once each
+        assert sender.run(now=morning) == {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0}  # once each
+    finally:
+        sms.stop()
+
+
+def test_two_processes_sending_the_same_notices_send_each_once(db: Database) -> None:
+    """A second cloud process's run that starts while the first is sending a person's notice reads
+    the same due rows; the claim leaves that person to the first."""
+    from cloud.activation import consent
+    from cloud.activation.expiry_notices import ExpiryNoticeSender
+    from cloud.channels.notice import Notice, SmsChannel
+    from cloud.channels.sms import SmsSender
+    from cloud.channels.sms_sim import SimulatedSms
+
+    people = [_member(db, phone=f"1380000008{i}") for i in range(3)]
+    for i, person in enumerate(people):
+        consent.set_consent(db, person, "sms", True, source="test", actor="test")
+        _order(db, f"o-race-{i}", person, 100.0)
+    ledger.post_new_orders(db, now=T0)
+    due = T0 + timedelta(days=350)
+    assert len(ledger.notify_expiring(db, now=due)) == 3
+    morning = due.replace(hour=2) + timedelta(days=1)  # 10:00 in Shanghai
+    sms = SimulatedSms().start()
+    try:
+        channel = SmsChannel(SmsSender(sms.url, "品牌"), "SMS_ALERT")
+        other = ExpiryNoticeSender(db, {"sms": channel})
+        inner: list[dict[str, int]] = []
+
+        class Overlapping(SmsChannel):
+            def send(self, address: str, notice: Notice) -> str:
+                if not inner:  # the other process runs while this one is mid-send
+                    inner.append(other.run(now=morning))
+                return channel.send(address, notice)
+
+        first = ExpiryNoticeSender(db, {"sms": Overlapping(SmsSender(sms.url, "品牌"), "SMS_ALERT")})
+        outer = first.run(now=morning)
+        assert outer["sent"] + inner[0]["sent"] == 3 and outer["claimed_elsewhere"] == 2
+        assert sorted(m.phone for m in sms.sent) == sorted(f"1380000008{i}" for i in range(3))  # each once
+        outcomes = db.rows(f"SELECT outcome FROM loyalty_notices WHERE person IN ({', '.join('?' * len(people))})",
+                           tuple(people))
+        assert [o for (o,) in outcomes] == ["sent"] * 3
     finally:
         sms.stop()
