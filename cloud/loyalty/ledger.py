@@ -399,18 +399,25 @@ def _earn_batch(db: Database, sale_ids: list[str], pool: str) -> None:
 
 
 def _member_accounts(tx: Tx, pool: str, persons: list[str]) -> dict[str, int]:
-    """``member_account`` of each person, in two queries per 500 when none has a merged record's
-    points to fold in and every one has an account (the usual case); the others one by one."""
+    """``member_account`` of each person: accounts found (and the missing ones made) a few
+    statements per 500 persons; a person with a merged record's points to fold in goes one by one."""
     found: dict[str, int] = {}
     folding: set[str] = set()
     for start in range(0, len(persons), 500):
         chunk = persons[start:start + 500]
-        found.update(tx.rows(f"SELECT owner, id FROM loyalty_accounts WHERE pool = ? AND kind = 'member' "
-                             f"AND owner IN ({_in(chunk)})", (pool, *chunk)))
         folding.update(p for (p,) in tx.rows(
             f"SELECT DISTINCT m.merged_into FROM members m JOIN loyalty_accounts a ON a.owner = m.id AND a.pool = ? "
             f"AND a.kind = 'member' WHERE m.merged_into IN ({_in(chunk)}) AND a.balance > 0", (pool, *chunk)))
-    return {p: int(found[p]) if p in found and p not in folding else member_account(tx, pool, p) for p in persons}
+        have = dict(tx.rows(f"SELECT owner, id FROM loyalty_accounts WHERE pool = ? AND kind = 'member' "
+                            f"AND owner IN ({_in(chunk)})", (pool, *chunk)))
+        missing = [p for p in chunk if p not in have and p not in folding]
+        if missing:  # made now (concurrent first uses make one), as ``account`` does
+            tx.executemany("INSERT INTO loyalty_accounts (pool, kind, owner, balance, created) VALUES (?, 'member', ?, 0, ?) "
+                           "ON CONFLICT (pool, kind, owner) DO NOTHING", [(pool, p, iso(utcnow())) for p in missing])
+            have.update(tx.rows(f"SELECT owner, id FROM loyalty_accounts WHERE pool = ? AND kind = 'member' "
+                                f"AND owner IN ({_in(missing)})", (pool, *missing)))
+        found.update(have)
+    return {p: member_account(tx, pool, p) if p in folding else int(found[p]) for p in persons}
 
 
 def _tiers_of(tx: Tx, pool: str, persons: list[str], now: datetime
