@@ -387,14 +387,13 @@ def _earn_batch(db: Database, sale_ids: list[str], pool: str) -> None:
             gains[acct[r[5]]] = gains.get(acct[r[5]], 0) + r[6]
         tx.executemany("UPDATE loyalty_accounts SET balance = balance + ? WHERE id = ?",
                        [(points, a) for a, points in sorted(gains.items())])
-        tx.executemany("INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       [(acct[r[5]], r[0], r[9], iso(datetime.fromisoformat(r[9]) + timedelta(days=EXPIRY_DAYS)),
-                         r[6], r[6]) for r in earned])
-        if earned:
+        if earned:  # plain inserts of new rows: COPY on PostgreSQL
+            tx.copy("loyalty_lots", ("account_id", "movement_id", "earned", "expires", "points", "remaining"),
+                    [(acct[r[5]], r[0], r[9], iso(datetime.fromisoformat(r[9]) + timedelta(days=EXPIRY_DAYS)),
+                      r[6], r[6]) for r in earned])
             issued = account(tx, pool, COUNTERPART["earn"], "")
-            tx.executemany("INSERT INTO loyalty_entries (movement_id, account_id, amount) VALUES (?, ?, ?)",
-                           [e for r in earned for e in ((r[0], acct[r[5]], r[6]), (r[0], issued, -r[6]))])
+            tx.copy("loyalty_entries", ("movement_id", "account_id", "amount"),
+                    [e for r in earned for e in ((r[0], acct[r[5]], r[6]), (r[0], issued, -r[6]))])
         tiers.store_many(tx, pool, {p: spend.get(p, 0.0) for p in sorted({r[5] for r in new})}, stored, ladder, now)
 
 
