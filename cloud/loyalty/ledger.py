@@ -358,7 +358,7 @@ def _earn_batch(db: Database, sale_ids: list[str], pool: str) -> None:
         recomputed = {p: _tier_named(benefits, _pick_or(ladder, spend.get(p, 0.0), stored.get(p) or record.get(p)))
                       for p in persons}
         posted_before: set[str] = set()
-        rows = []
+        rows: list[tuple] = []
         for order_id in sale_ids:
             order = sales.get(order_id)
             if order is None:  # no member's order any more
@@ -374,11 +374,11 @@ def _earn_batch(db: Database, sale_ids: list[str], pool: str) -> None:
                          json.dumps({"order": order_id, "paid": order["paid"], **how}, ensure_ascii=False)))
         inserted: set[str] = set()
         for start in range(0, len(rows), 500):
-            chunk = rows[start:start + 500]
+            part = rows[start:start + 500]
             inserted.update(r[0] for r in tx.rows(
                 "INSERT INTO loyalty_movements (id, pool, kind, source, source_id, person, points, store, channel, "
-                "ts, ref, detail) VALUES " + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk) +
-                " ON CONFLICT (source, source_id) DO NOTHING RETURNING id", [v for r in chunk for v in r]))
+                "ts, ref, detail) VALUES " + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in part) +
+                " ON CONFLICT (source, source_id) DO NOTHING RETURNING id", [v for r in part for v in r]))
         new = [r for r in rows if r[0] in inserted]  # already posted (a catch-up pass got there first): left alone
         acct = _member_accounts(tx, pool, sorted({r[5] for r in new}))
         earned = [r for r in new if r[6] > 0]
