@@ -61,8 +61,12 @@ class Tx:
         return self._cursor.rowcount
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """Run one statement per row; none at all for no rows (psycopg would still sync a pipeline)."""
+        adapted = [_adapt(r) for r in rows]
+        if not adapted:
+            return
         try:
-            self._cursor.executemany(self._sql(sql), [_adapt(r) for r in rows])
+            self._cursor.executemany(self._sql(sql), adapted)
         except _INTEGRITY_ERRORS as exc:
             raise IntegrityError(str(exc)) from None
 

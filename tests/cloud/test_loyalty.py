@@ -224,6 +224,37 @@ def test_tiers_follow_twelve_months_of_spend_from_every_channel(db: Database) ->
     _clean(db)
 
 
+def test_a_landed_batch_earns_what_posting_its_orders_one_by_one_would(db: Database) -> None:
+    """``post_landed`` posts a batch's sales together: the same points (the tier a sale earns at is
+    the one the previous sale's upgrade stored), the same clawbacks, balances and tiers as
+    ``post_order`` in landing order."""
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO loyalty_rules (pool, channel, category, per_yuan) VALUES ('main', '*', '美妆', 2)")
+    now = datetime.now(UTC)
+    history = [("a", 1500.0, "paid", None, [("服装", 1500.0)]), ("b", 700.0, "paid", None, [("美妆", 700.0)]),
+               ("c", 100.0, "paid", None, []), ("r", 350.0, "refund", "b", []), ("d", 80.0, "paid", None, [])]
+    by_order: dict[str, dict[str, tuple]] = {}
+    for way, phone in (("one", "13800000011"), ("batch", "13800000012")):
+        person = _member(db, phone=phone)
+        ids = []
+        for i, (name, paid, status, of, lines) in enumerate(history):
+            _order(db, f"{way}-{name}", person, paid, status=status, refund_of=of and f"{way}-{of}",
+                   at=now - timedelta(minutes=10 - i), lines=lines)
+            ids.append(f"{way}-{name}")
+        if way == "one":
+            for order_id in ids:
+                ledger.post_order(db, order_id)
+        else:
+            ledger.post_landed(db, db.query("SELECT * FROM orders WHERE id IN (?, ?, ?, ?, ?) ORDER BY ts", ids))
+            ledger.post_landed(db, db.query("SELECT * FROM orders WHERE id IN (?, ?, ?, ?, ?) ORDER BY ts", ids))
+        by_order[way] = {r["source_id"].split("-")[1]: (r["kind"], r["points"]) for r in db.query(
+            "SELECT source_id, kind, points FROM loyalty_movements WHERE person = ?", (person,))}
+        by_order[way]["balance"] = (balances.balance(db, person), ledger.tier_of(db, "main", person)["tier"])
+    assert by_order["batch"] == by_order["one"]
+    assert by_order["one"]["balance"][1] == "银卡会员" and by_order["one"]["c"][1] == 120  # upgraded by b, in the batch
+    _clean(db)
+
+
 def test_a_till_order_earns_the_moment_it_lands_without_waiting_for_the_catch_up_pass(start_cloud) -> None:
     from cloud.arrivals import till
 
