@@ -26,6 +26,7 @@ from typing import Any
 
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
+from cloud.db.database import POSTGRES
 from cloud.errors import Conflict, Invalid, NotFound
 from cloud.loyalty import tiers
 from cloud.loyalty.balances import NOTICE_DAYS, POOL
@@ -112,10 +113,22 @@ def member_account(tx: Tx, pool: str, person: str) -> int:
     return int(acct)
 
 
+_MOVEMENT = ("INSERT INTO loyalty_movements (id, pool, kind, source, source_id, person, points, store, channel, ts, "
+             "ref, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, source_id) DO NOTHING")
+#: FIFO in one statement: each open lot of ``{account}``, oldest expiry first, gives what the running
+#: sum still needs (parameters: the points needed, three times).
+_FIFO = ("UPDATE loyalty_lots SET remaining = loyalty_lots.remaining - t.take FROM ("
+         "SELECT id, CASE WHEN running <= ? THEN remaining ELSE ? - (running - remaining) END AS take FROM ("
+         "SELECT id, remaining, SUM(remaining) OVER (ORDER BY expires, id) AS running FROM loyalty_lots "
+         "WHERE account_id = {account} AND remaining > 0) w WHERE running - remaining < ?) t "
+         "WHERE loyalty_lots.id = t.id")
+_ENTRIES = ("INSERT INTO loyalty_entries (movement_id, account_id, amount) SELECT {mv}, {acct}, ? {source} UNION ALL "
+            "SELECT {mv}, s.id, ? FROM {source_join} loyalty_accounts s WHERE s.pool = ? AND s.kind = ? AND s.owner = ''")
+
+
 def _entries(tx: Tx, mid: str, acct: int, points: int, pool: str, system: str) -> None:
     """The movement's two entries: ``points`` on the member's account, the opposite on the pool's system account."""
-    added = tx.execute("INSERT INTO loyalty_entries (movement_id, account_id, amount) SELECT ?, ?, ? UNION ALL "
-                       "SELECT ?, id, ? FROM loyalty_accounts WHERE pool = ? AND kind = ? AND owner = ''",
+    added = tx.execute(_ENTRIES.format(mv="?", acct="?", source="", source_join=""),
                        (mid, acct, points, mid, -points, pool, system))
     if added < 2:  # the pool's first movement of this kind: its system account is made now
         tx.execute("INSERT INTO loyalty_entries (movement_id, account_id, amount) VALUES (?, ?, ?)",
@@ -125,8 +138,7 @@ def _entries(tx: Tx, mid: str, acct: int, points: int, pool: str, system: str) -
 def _insert_movement(tx: Tx, mid: str, pool: str, kind: str, source: str, source_id: str, person: str, points: int,
                      store: str | None, channel: str | None, ts: str, detail: dict, ref: str | None = None) -> bool:
     return tx.execute(
-        "INSERT INTO loyalty_movements (id, pool, kind, source, source_id, person, points, store, channel, ts, ref, "
-        "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, source_id) DO NOTHING",
+        _MOVEMENT,
         (mid, pool, kind, source, source_id, person, points, store, channel, ts, ref,
          json.dumps(detail, ensure_ascii=False)),
     ) == 1
@@ -155,9 +167,18 @@ def _post(tx: Tx, *, pool: str, kind: str, source: str, source_id: str, person: 
     at = at or utcnow()
     mid = secrets.token_hex(12)
     detail = dict(detail or {})
-    if not _insert_movement(tx, mid, pool, kind, source, source_id, person, points, store, channel, iso(at), detail,
-                            ref):
+    lot_expires = iso(expires or at + timedelta(days=EXPIRY_DAYS))
+    if tx.dialect is POSTGRES and points and not shortfall_ok:
+        inserted, bal = _post_at_once(tx, (mid, pool, kind, source, source_id, person, points, store, channel,
+                                           iso(at), ref, json.dumps(detail, ensure_ascii=False)), lot_expires)
+        if bal is not None:
+            return Movement(mid, kind, source, source_id, person, points, bal, False, store, channel, iso(at), detail)
+    else:
+        inserted = _insert_movement(tx, mid, pool, kind, source, source_id, person, points, store, channel, iso(at),
+                                    detail, ref)
+    if not inserted:
         return _replay(tx, source, source_id, kind, person, expect)
+    # step by step (SQLite; on PostgreSQL what the one statement leaves: see _post_at_once)
     acct = member_account(tx, pool, person)
     if points < 0 and shortfall_ok:
         # a clawback takes what is there: lock the row, read it, take at most that
@@ -178,12 +199,52 @@ def _post(tx: Tx, *, pool: str, kind: str, source: str, source_id: str, person: 
                           (points, acct))[0][0])
         tx.execute("INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
                    "VALUES (?, ?, ?, ?, ?, ?)",
-                   (acct, mid, iso(at), iso(expires or at + timedelta(days=EXPIRY_DAYS)), points, points))
+                   (acct, mid, iso(at), lot_expires, points, points))
     else:
         bal = int(tx.scalar("SELECT balance FROM loyalty_accounts WHERE id = ?", (acct,)))
     if points:
         _entries(tx, mid, acct, points, pool, COUNTERPART[kind])
     return Movement(mid, kind, source, source_id, person, points, bal, False, store, channel, iso(at), detail)
+
+
+def _post_at_once(tx: Tx, movement: tuple, lot_expires: str) -> tuple[bool, int | None]:
+    """PostgreSQL: the whole posting as one statement of data-modifying CTEs (the movement, the
+    conditional balance update, the new lot or the FIFO spend, both entries), so a redemption or an
+    earn is BEGIN, one round trip, COMMIT instead of eight. Whether the movement was inserted (False:
+    a replay) and the balance after it, or None when the statement posted nothing beyond the movement
+    and ``_post`` goes on step by step in the same transaction: the points are short, the account or
+    the pool's system account does not exist yet, merged records' accounts are still to be folded in,
+    or (spending) another transaction changed the account after this statement's snapshot was taken.
+
+    That last condition is what keeps FIFO right: every statement in a WITH sees one snapshot, taken
+    before the row lock is waited for, so the lots it reads could be stale. Every write to an
+    account's lots also updates the account row in the same transaction (earn, spend, expiry, merge),
+    so a spend only goes ahead if the row's ``xmin`` (the transaction that wrote its current
+    version) is still the one the snapshot saw; after a lock wait it is not, the update qualifies no
+    row, and the step-by-step path re-reads under the lock it then holds. Earning reads no lots and
+    needs no such test."""
+    points = movement[6]
+    pool, person = movement[1], movement[5]
+    need = max(0, -points)
+    sql = (
+        f"WITH mv AS ({_MOVEMENT} RETURNING id), "
+        "own AS (SELECT id, xmin AS seen FROM loyalty_accounts WHERE pool = ? AND kind = 'member' AND owner = ?), "
+        "sys AS (SELECT id FROM loyalty_accounts WHERE pool = ? AND kind = ? AND owner = ''), "
+        "bal AS (UPDATE loyalty_accounts a SET balance = a.balance + ? FROM own "
+        "WHERE a.id = own.id AND a.balance + ? >= 0 AND (? > 0 OR a.xmin = own.seen) "
+        "AND EXISTS (SELECT 1 FROM mv) AND EXISTS (SELECT 1 FROM sys) AND NOT EXISTS (SELECT 1 FROM members m "
+        "JOIN loyalty_accounts o ON o.owner = m.id AND o.pool = ? AND o.kind = 'member' "
+        "WHERE m.merged_into = ? AND o.balance > 0) RETURNING a.id, a.balance), "
+        "lot AS (INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
+        "SELECT bal.id, mv.id, ?, ?, ?, ? FROM bal, mv WHERE ? > 0), "
+        f"spent AS ({_FIFO.format(account='(SELECT id FROM bal)')}), "
+        f"entries AS ({_ENTRIES.format(mv='mv.id', acct='bal.id', source='FROM mv, bal', source_join='mv, bal,')}) "
+        "SELECT EXISTS (SELECT 1 FROM mv), (SELECT balance FROM bal)")
+    params = (*movement, pool, person, pool, COUNTERPART[movement[2]], points, points, points, pool, person,
+              movement[9], lot_expires, points, points, points, need, need, need, points, -points, pool,
+              COUNTERPART[movement[2]])
+    inserted, bal = tx.rows(sql, params)[0]
+    return bool(inserted), None if bal is None else int(bal)
 
 
 def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> int | None:
@@ -199,11 +260,7 @@ def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> int | N
     # FIFO in one statement: each open lot, oldest expiry first, gives what the running sum still needs.
     # The account row is locked by the update above, so this statement's snapshot sees every lot change
     # committed before it (READ COMMITTED takes one per statement), and no other spend can interleave.
-    tx.execute("UPDATE loyalty_lots SET remaining = loyalty_lots.remaining - t.take FROM ("
-               "SELECT id, CASE WHEN running <= ? THEN remaining ELSE ? - (running - remaining) END AS take FROM ("
-               "SELECT id, remaining, SUM(remaining) OVER (ORDER BY expires, id) AS running FROM loyalty_lots "
-               "WHERE account_id = ? AND remaining > 0) w WHERE running - remaining < ?) t "
-               "WHERE loyalty_lots.id = t.id", (points, points, acct, points))
+    tx.execute(_FIFO.format(account="?"), (points, points, acct, points))
     return int(left_over[0][0])
 
 
