@@ -9,6 +9,8 @@ SQLite: one connection shared by every thread behind a re-entrant lock (writers 
 a lock cannot leak connections the way per-thread ones do when uvicorn recycles threads), WAL so
 readers outside the process are not blocked. PostgreSQL: a psycopg pool, one connection per
 transaction, so several API and ingest processes share the database.
+``autocommit()`` runs one statement outside any transaction, for a hot path whose whole write
+fits in one statement (the points ledger's postings): on PostgreSQL one round trip, not three.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ expires) are only touched after the account row is updated, so they change under
 Every movement is idempotent on ``(source, source_id)``: ``INSERT ... ON CONFLICT DO NOTHING``
 first; a replay returns the movement already posted (and a replay with other content is a conflict).
 
+On PostgreSQL a posting sent on its own (``earn``, ``redeem``, ``adjust``) is first tried as one
+autocommitted statement (``_post_at_once``), one round trip instead of nine; whatever it cannot
+decide alone goes the step-by-step way below, the only way on SQLite.
+
 Members are persons: an account belongs to the OneID person; when records merge, the merged
 record's account is folded into the person's with a ``merge`` movement at its next write.
 """
