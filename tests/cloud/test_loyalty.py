@@ -177,6 +177,20 @@ def test_two_tills_cannot_double_spend(db_location: str) -> None:
         db.close()
 
 
+def test_a_posting_inside_a_callers_transaction_is_undone_with_it(db: Database) -> None:
+    """A redemption or earn inside a caller's transaction joins it (the one-statement posting, which
+    commits on its own, stands aside there), so rolling the caller back undoes the points too."""
+    person = _member(db)
+    ledger.earn(db, person, 100, source="adjustment", source_id="grant")
+    with pytest.raises(RuntimeError), db.transaction():
+        ledger.redeem(db, person, 30, request_id="inside", store="s1", channel="pos")
+        ledger.earn(db, person, 10, source="order", source_id="inside-order")
+        raise RuntimeError("the caller gives up")
+    assert balances.balance(db, person)["balance"] == 100
+    assert ledger.redeem(db, person, 30, request_id="inside", store="s1", channel="pos").replayed is False
+    _clean(db)
+
+
 def test_tills_retrying_at_once_while_points_are_earned_post_each_request_once_and_lots_stay_fifo(
         db_location: str) -> None:
     """Twin tills send the same request ids at the same moment while twin online streams earn for the
