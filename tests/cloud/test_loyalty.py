@@ -177,6 +177,72 @@ def test_two_tills_cannot_double_spend(db_location: str) -> None:
         db.close()
 
 
+def test_a_posting_inside_a_callers_transaction_is_undone_with_it(db: Database) -> None:
+    """A redemption or earn inside a caller's transaction joins it (the one-statement posting, which
+    commits on its own, stands aside there), so rolling the caller back undoes the points too."""
+    person = _member(db)
+    ledger.earn(db, person, 100, source="adjustment", source_id="grant")
+    with pytest.raises(RuntimeError), db.transaction():
+        ledger.redeem(db, person, 30, request_id="inside", store="s1", channel="pos")
+        ledger.earn(db, person, 10, source="order", source_id="inside-order")
+        raise RuntimeError("the caller gives up")
+    assert balances.balance(db, person)["balance"] == 100
+    assert ledger.redeem(db, person, 30, request_id="inside", store="s1", channel="pos").replayed is False
+    _clean(db)
+
+
+def test_tills_retrying_at_once_while_points_are_earned_post_each_request_once_and_lots_stay_fifo(
+        db_location: str) -> None:
+    """Twin tills send the same request ids at the same moment while twin online streams earn for the
+    same member with the same order ids: on PostgreSQL each posting is one statement whose snapshot may predate the row lock
+    it waits for (the xmin test and the unique source keep it right). Each request posts at most
+    once, the balance is what was told, and lots still hold exactly the balance."""
+    db = open_cdp(db_location, sample_catalogue=False)
+    person = _member(db)
+    ledger.earn(db, person, 100, source="adjustment", source_id="grant")
+    db.close()
+    posted: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def till(n: int) -> None:
+        own = open_cdp(db_location, sample_catalogue=False)
+        try:
+            barrier.wait()
+            for k in range(8):
+                try:
+                    moved = ledger.redeem(own, person, 7, request_id=f"pair{n % 3}:{k}", store="s1", channel="pos")
+                    if not moved.replayed:
+                        posted.append(moved.source_id)
+                except ledger.InsufficientPoints:
+                    pass
+        finally:
+            own.close()
+
+    def stream() -> None:
+        own = open_cdp(db_location, sample_catalogue=False)
+        try:
+            barrier.wait()
+            for k in range(15):
+                ledger.earn(own, person, 5, source="order", source_id=f"web:{k}", channel="tmall")
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=till, args=(n,)) for n in range(6)]
+    threads += [threading.Thread(target=stream) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        assert len(posted) == len(set(posted)) == db.scalar(
+            "SELECT COUNT(*) FROM loyalty_movements WHERE kind = 'redeem'")
+        assert balances.balance(db, person)["balance"] == 100 + 15 * 5 - 7 * len(posted)
+        _clean(db)
+    finally:
+        db.close()
+
+
 def test_the_api_shows_points_history_and_redeems_at_the_till_and_by_code(start_cloud) -> None:
     client, runtime = start_cloud()
     person = _member(runtime.db)
