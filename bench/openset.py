@@ -505,13 +505,16 @@ def evaluate(pack: ModelPack, data: Path, *, threads: int = 2, timing: int = 0, 
 
 def manifest_block(modes: dict[str, dict]) -> dict:
     """The pack manifest's calibrated fields: one photo from mode ``1``; several photos from the two-photo
-    mode ranked best on the calibration half (never on the report half, whose figures it carries)."""
+    mode ranked best on the calibration half (never on the report half, whose figures it carries), with
+    its uncertain floor: the threshold at FPIR 1% on its score curve, as the one-photo floors were set."""
     ranks = {mode: modes[mode].pop("_calibration_rank") for mode in MODES}
     best = min(("2-mean", "2-max"), key=lambda mode: ranks[mode])
     one, two = modes["1"], modes[best]
+    at_one_pct = next(point["threshold"] for point in two["curve"] if point["target_fpir"] == pct(0.01))
     templates = TemplateSearch(
         mode="mean" if best == "2-mean" else "max", threshold=two["calibrated"]["threshold"],
         margin=two["calibrated"]["margin"],
+        floor=at_one_pct if math.isfinite(at_one_pct) and at_one_pct < two["calibrated"]["threshold"] else None,
         figures={"fnir": two["report"]["fnir"], "fpir": two["report"]["fpir"],
                  "wrong_member": two["report"]["wrong_member"], "fpir_upper95": two["report"]["fpir_upper95"],
                  "wrong_member_upper95": two["report"]["wrong_member_upper95"],

@@ -113,8 +113,10 @@ class Runtime:
             marketing["wechat"] = WeChatSubscribeChannel(settings.wechat_api, settings.wechat_appid,
                                                          settings.wechat_secret, state=settings.wechat_state)
         marketing["coupon"] = CouponChannel(db)
-        if ingest is not None:  # a task on the guide screens of the member's home store
-            marketing["guide_task"] = GuideTaskChannel(db, ingest.client)
+        if ingest is not None:  # a task on the guide screens of the member's home store; 完成 comes back
+            tasks = GuideTaskChannel(db, ingest.client)
+            marketing["guide_task"] = tasks
+            ingest.processor.task_done = tasks.completed
         self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
                                         link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)

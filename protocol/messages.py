@@ -234,6 +234,20 @@ class GuideTask(Message):
     expires_at: AwareDatetime = Field(description="do not show after this; also MQTT expiry")
 
 
+class GuideTaskDone(Message):
+    """A guide tapped 完成 on a task (issue 20). The screen sends it on its own feedback topic; the
+    cloud records who and when (the first tap counts) and passes it on to the store's task topic,
+    so every screen of the store takes the task off."""
+
+    type: Literal["guide_task_done"] = "guide_task_done"
+    task_id: EventId
+    brand: Id
+    store: Id
+    screen: Id = Field(description="the screen it was tapped on")
+    assistant: ShortText | None = Field(default=None, description="who tapped it, when the screen knows")
+    ts: AwareDatetime
+
+
 class DeviceState(Message):
     """Retained presence of a device; the same model, state=offline, is its Last Will."""
 

@@ -65,6 +65,10 @@ def list_packs(
         if pack.calibration is not None:
             figures = ", ".join(f"{k} {v:g}" for k, v in pack.calibration.figures.items())
             typer.echo(f"{pad}calibrated {pack.calibration.date}: {figures}")
+        if pack.templates is not None:
+            t = pack.templates
+            figures = ", ".join(f"{k} {v:g}" for k, v in t.figures.items())
+            typer.echo(f"{pad}several photos: {t.mode} template, threshold {t.threshold:.3f} margin {t.margin:.3f}; {figures}")
 
 
 @app.command("verify")

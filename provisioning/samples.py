@@ -10,7 +10,7 @@ mirrored, so the edge never receives the very pixels that were enrolled.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -28,7 +28,7 @@ PROMINENT_AREA = 0.25
 @dataclass(frozen=True)
 class MemberSeed:
     name: str
-    gender: str
+    gender: str | None  # None: unknown, the card says 会员 rather than guess 先生 or 女士
     tier: str
     tags: tuple[str, ...]
     preferences: tuple[str, ...]
@@ -58,6 +58,26 @@ MEMBER_SEEDS = (
     MemberSeed("吴昊", "male", "银卡会员", ("价格敏感",), ("礼盒",)),
 )
 
+
+#: The people of insightface's sample photos (the demo's default folder), labelled by eye: the seed a
+#: person is enrolled with must fit them (a woman's face is never shown as 李先生). People of another
+#: folder have no known gender, and their seeds none either.
+SAMPLE_GENDERS = {"t1-0": "female", "t1-1": "female", "t1-2": "male", "t1-3": "male", "t1-4": "male",
+                  "t1-5": "female", "Tom_Hanks_54745": "male"}
+
+
+def seeds_for(people: list[SamplePerson]) -> list[tuple[SamplePerson, MemberSeed]]:
+    """Each person with the first unused seed of their gender (a seed without gender if unknown)."""
+    left = list(MEMBER_SEEDS)
+    paired = []
+    for person in people:
+        gender = SAMPLE_GENDERS.get(person.key)
+        seed = next((s for s in left if gender is None or s.gender == gender), None)
+        if seed is None:
+            break
+        left.remove(seed)
+        paired.append((person, seed if gender is not None else replace(seed, gender=None)))
+    return paired
 
 
 @dataclass
@@ -169,5 +189,5 @@ def build_sample(folder: Path, workdir: Path, enrol: int | None) -> Sample:
     # whose only photo is turned away is still a fine visitor
     people.sort(key=lambda person: not person.frontal)
     count = min(count, sum(person.frontal for person in people))
-    enrolled = [(person, MEMBER_SEEDS[i]) for i, person in enumerate(people[:count])]
-    return Sample(enrolled=enrolled, visitors=people[count:], frames_dir=frames_dir)
+    enrolled = seeds_for(people[:count])
+    return Sample(enrolled=enrolled, visitors=people[len(enrolled):], frames_dir=frames_dir)

@@ -21,6 +21,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from cloud.activation import guide_task
 from cloud.activation.consent import CHANNELS, check_send_channel
 from cloud.cdp import segments
 from cloud.clock import iso, utcnow
@@ -236,7 +237,7 @@ def results(db: Database, campaign_id: str) -> dict:
             "groups": totals, "uplift": overall,
             "revenue_per_head_uplift": round(revenue_uplift, 2) if revenue_uplift is not None else None,
             "strata": strata_out, "orders_by_channel": channels,
-            "coupons": coupons.totals(db, f"campaign:{campaign_id}:")}
+            "coupons": coupons.totals(db, f"campaign:{campaign_id}:"), "tasks": guide_task.totals(db, campaign_id)}
 
 
 __all__ = ["CHANNELS", "STATUSES", "assign", "create", "create_template", "approve_template", "launch", "pause",

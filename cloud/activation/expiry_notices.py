@@ -8,13 +8,18 @@ next run). The campaigns' weekly cap does not apply (a notice is not a campaign,
 towards it). Channels are tried in ``PREFERENCE`` order; a person without consent on any configured
 channel is recorded ``no_consent`` and not asked again. Each row keeps when, how and with what
 provider receipt it went (``sent_at``, ``channel``, ``outcome``, ``receipt``).
+
+Several cloud processes may run the job at once: a person's rows are claimed (``outcome =
+'sending'``, only while still as read) before the message goes, so one process sends it. A claim
+left by a process that died mid-send is taken again after ``STALE``: the notice may then go twice
+(the provider keeps the same ``OutId``, but nothing asks it before re-sending, unlike campaigns).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cloud.activation.consent import Policy, Rules, contacts
 from cloud.channels.notice import Channel, ChannelFailed, Notice
@@ -26,6 +31,8 @@ log = logging.getLogger(__name__)
 PREFERENCE = ("wechat", "sms", "wecom", "email")
 #: The SMS template (TemplateCode) of the notice; its fields are ``points`` and ``date``.
 SMS_TEMPLATE = "SMS_POINTS_EXPIRING"
+#: A claim older than this was left by a process that died while sending: taken again.
+STALE = timedelta(minutes=10)
 #: Policy verdicts that end a channel's chance for a person, so the next channel is tried.
 _NEXT_CHANNEL = frozenset({"no_consent", "no_address", "suppressed"})
 
@@ -39,12 +46,13 @@ class ExpiryNoticeSender:
     def run(self, *, now: datetime | None = None, batch: int = 500) -> dict[str, int]:
         """Send what is due; counts by outcome (sent, deferred for quiet hours, no_consent, failed)."""
         now = now or utcnow()
-        rows = self.db.query("SELECT lot_id, person, points, expires FROM loyalty_notices WHERE outcome IS NULL "
-                             "AND expires > ? ORDER BY noticed, lot_id LIMIT ?", (iso(now), batch))
+        rows = self.db.query("SELECT lot_id, person, points, expires, outcome, sent_at FROM loyalty_notices "
+                             "WHERE (outcome IS NULL OR (outcome = 'sending' AND sent_at < ?)) AND expires > ? "
+                             "ORDER BY noticed, lot_id LIMIT ?", (iso(now - STALE), iso(now), batch))
         lots: dict[str, list[dict]] = defaultdict(list)
         for row in rows:
             lots[row["person"]].append(row)
-        counts = {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0}
+        counts = {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0}
         left = set(lots)
         for channel in (c for c in PREFERENCE if c in self.channels):
             if not left:
@@ -67,7 +75,24 @@ class ExpiryNoticeSender:
             counts["no_consent"] += 1
         return counts
 
+    def _claim(self, rows: list[dict], now: datetime) -> bool:
+        """Take a person's rows for sending, all or none, only while each is as this run read it."""
+        with self.db.transaction() as tx:
+            taken = [r for r in rows if (
+                tx.execute("UPDATE loyalty_notices SET outcome = 'sending', sent_at = ? WHERE lot_id = ? "
+                           "AND outcome IS NULL", (iso(now), r["lot_id"])) if r["outcome"] is None else
+                tx.execute("UPDATE loyalty_notices SET outcome = 'sending', sent_at = ? WHERE lot_id = ? "
+                           "AND outcome = 'sending' AND sent_at = ?", (iso(now), r["lot_id"], r["sent_at"])))]
+            if len(taken) == len(rows):
+                return True
+            # another process took some of them: give back, in the same transaction, what this one took
+            tx.executemany("UPDATE loyalty_notices SET outcome = ?, sent_at = ? WHERE lot_id = ?",
+                           [(r["outcome"], r["sent_at"], r["lot_id"]) for r in taken])
+            return False
+
     def _send(self, channel: str, address: str, person: str, rows: list[dict], now: datetime) -> str:
+        if not self._claim(rows, now):
+            return "claimed_elsewhere"
         points, first = sum(r["points"] for r in rows), min(r["expires"] for r in rows)[:10]
         text = f"您有 {points} 积分将于 {first} 到期，欢迎到店或在线使用。"
         notice = Notice(key=f"points-{person}-{rows[0]['lot_id']}", title="积分即将到期", text=text, markdown=text,
@@ -79,6 +104,9 @@ class ExpiryNoticeSender:
             receipt = self.channels[channel].send(address, notice)
         except ChannelFailed as exc:
             log.warning("points notice to %s over %s failed: %s (retried next run)", person, channel, exc)
+            with self.db.transaction() as tx:  # given back: the next run tries again
+                tx.executemany("UPDATE loyalty_notices SET outcome = NULL, sent_at = NULL WHERE lot_id = ? "
+                               "AND outcome = 'sending'", [(r["lot_id"],) for r in rows])
             return "failed"
         self._record(rows, now, channel=channel, outcome="sent", receipt=receipt)
         return "sent"
@@ -87,5 +115,5 @@ class ExpiryNoticeSender:
                 receipt: str | None) -> None:
         with self.db.transaction() as tx:
             tx.executemany("UPDATE loyalty_notices SET sent_at = ?, channel = ?, outcome = ?, receipt = ? "
-                           "WHERE lot_id = ? AND outcome IS NULL",
+                           "WHERE lot_id = ? AND (outcome IS NULL OR outcome = 'sending')",
                            [(iso(now), channel, outcome, receipt, r["lot_id"]) for r in rows])

@@ -46,7 +46,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.activation import campaigns
+from cloud.activation import campaigns, guide_task
 from cloud.clock import DEFAULT_TZ, iso, utcnow, zone
 from cloud.db import Database, Tx
 from cloud.errors import Conflict, Invalid, NotFound
@@ -430,17 +430,26 @@ def advance(db: Database, *, now: datetime | None = None, batch: int = 500) -> d
     now = now or utcnow()
     out: dict[str, int] = defaultdict(int)
     while True:
-        rows = db.query("SELECT e.id, e.journey_id, e.person_id, e.entered, e.step, e.last_send, j.steps, j.exit_on "
-                        "FROM journey_entries e JOIN journeys j ON j.id = e.journey_id WHERE e.status = 'active' "
-                        "AND e.due <= ? AND j.status = 'running' ORDER BY e.due, e.id LIMIT ?", (iso(now), batch))
+        rows = due_entries(db, now, batch)
         if not rows:
             return dict(out)
-        moved = _advance_batch(db, rows, now, out)
+        moved = advance_batch(db, rows, now, out)
         if not moved:
             return dict(out)
 
 
-def _advance_batch(db: Database, rows: list[dict], now: datetime, out: dict[str, int]) -> int:
+def due_entries(db: Database, now: datetime, batch: int) -> list[dict]:
+    """Active entries of running journeys whose next step is due, as read (see ``_advance_batch``)."""
+    return db.query("SELECT e.id, e.journey_id, e.person_id, e.entered, e.step, e.due, e.updated, e.last_send, "
+                    "j.steps, j.exit_on FROM journey_entries e JOIN journeys j ON j.id = e.journey_id "
+                    "WHERE e.status = 'active' AND e.due <= ? AND j.status = 'running' ORDER BY e.due, e.id LIMIT ?",
+                    (iso(now), batch))
+
+
+def advance_batch(db: Database, rows: list[dict], now: datetime, out: dict[str, int]) -> int:
+    """Run the steps of ``rows`` and record them, each entry only if it is still as it was read
+    (a compare-and-set on its step, due time and last update): two cloud processes, or a test and
+    the scheduler, that read the same entries run each step once, never twice."""
     ts = iso(now)
     persons = sorted({r["person_id"] for r in rows})
     keys = [r["last_send"] for r in rows if r["last_send"]]
@@ -451,61 +460,69 @@ def _advance_batch(db: Database, rows: list[dict], now: datetime, out: dict[str,
             chunk = keys[start:start + _CHUNK]
             send_status.update((str(k), str(s)) for k, s in tx.rows(
                 f"SELECT key, status FROM marketing_sends WHERE key IN ({', '.join('?' for _ in chunk)})", chunk))
-    sends: list[tuple] = []
-    updates: list[tuple] = []
-    logs: list[tuple] = []
+    moves = [_move(r, send_status, last_order, last_visit, ts, now) for r in rows]
     moved = 0
-    for r in rows:
-        steps, exit_on = json.loads(r["steps"]), json.loads(r["exit_on"])
-        entered = _epoch(datetime.fromisoformat(r["entered"]))
-        purchased = last_order.get(r["person_id"], 0) > entered
-        if ("purchase" in exit_on and purchased) or ("visit" in exit_on
-                                                     and last_visit.get(r["person_id"], 0) > entered):
-            reason = "purchased" if "purchase" in exit_on and purchased else "visited"
-            updates.append(("exited", reason, int(r["step"]), r["last_send"], ts, ts, r["id"]))
-            logs.append((r["id"], int(r["step"]), f"exit:{reason}", ts))
-            out[f"exited:{reason}"] += 1
-            moved += 1
-            continue
-        step, last_send, due, status = int(r["step"]), r["last_send"], ts, "active"
-        for _ in range(2 * len(steps) + 1):  # a branch that loops back without a wait stops here
-            if step >= len(steps):
-                status = "done"
-                break
-            spec = steps[step]
-            if "send" in spec:
-                last_send = f"{_step_campaign(r['journey_id'], step)}:{r['id']}"
-                sends.append((last_send, _step_campaign(r["journey_id"], step), r["person_id"], spec["send"],
-                              "pending", 0, ts, ts))
-                logs.append((r["id"], step, f"send:{spec['send']}", ts))
-                out["sends"] += 1
-                step += 1
-            elif "wait_hours" in spec:
-                due = iso(now + timedelta(hours=float(spec["wait_hours"])))
-                logs.append((r["id"], step, "wait", ts))
-                step += 1
-                break
-            else:  # branch
-                sent = send_status.get(last_send or "")
-                if spec["branch"] in ("reached", "delivered") and sent in ("pending", "sending"):
-                    due = iso(now + _RECHECK)  # the message is still queued: look again later
-                    break
-                holds = {"reached": sent in ("sent", "delivered"), "delivered": sent == "delivered",
-                         "purchased": purchased}[spec["branch"]]
-                logs.append((r["id"], step, f"branch:{spec['branch']}:{'yes' if holds else 'no'}", ts))
-                step = int(spec["yes"] if holds else spec["no"])
-        else:
-            status = "done"  # branches only, no wait in between: a loop, ended
-        updates.append((status, None if status != "done" else "completed", step, last_send, due, ts, r["id"]))
-        moved += 1
-        out[status] += 1
     with db.transaction() as tx:
+        sends: list[tuple] = []
+        logs: list[tuple] = []
+        for r, (update, outcome, entry_sends, entry_logs) in zip(rows, moves, strict=True):
+            claimed = tx.execute("UPDATE journey_entries SET status = ?, reason = ?, step = ?, last_send = ?, due = ?, "
+                                 "updated = ? WHERE id = ? AND status = 'active' AND step = ? AND due = ? AND updated = ?",
+                                 (*update, r["id"], r["step"], r["due"], r["updated"]))
+            if not claimed:  # another run moved it since it was read
+                continue
+            moved += 1
+            out[outcome] += 1
+            out["sends"] += len(entry_sends)
+            sends += entry_sends
+            logs += entry_logs
         tx.executemany("INSERT INTO marketing_sends (key, campaign_id, person_id, channel, status, attempts, due, "
                        "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", sends)
-        tx.executemany("UPDATE journey_entries SET status = ?, reason = ?, step = ?, last_send = ?, due = ?, updated = ? "
-                       "WHERE id = ?", updates)
         tx.executemany("INSERT INTO journey_log (entry_id, step, action, ts) VALUES (?, ?, ?, ?)", logs)
     return moved
+
+
+def _move(r: dict, send_status: dict[str, str], last_order: dict[str, int], last_visit: dict[str, int], ts: str,
+          now: datetime) -> tuple[tuple, str, list[tuple], list[tuple]]:
+    """One entry's steps from where it is: (its new state, the outcome, the sends to queue, its log lines)."""
+    steps, exit_on = json.loads(r["steps"]), json.loads(r["exit_on"])
+    entered = _epoch(datetime.fromisoformat(r["entered"]))
+    purchased = last_order.get(r["person_id"], 0) > entered
+    sends: list[tuple] = []
+    logs: list[tuple] = []
+    if ("purchase" in exit_on and purchased) or ("visit" in exit_on and last_visit.get(r["person_id"], 0) > entered):
+        reason = "purchased" if "purchase" in exit_on and purchased else "visited"
+        logs.append((r["id"], int(r["step"]), f"exit:{reason}", ts))
+        return ("exited", reason, int(r["step"]), r["last_send"], ts, ts), f"exited:{reason}", sends, logs
+    step, last_send, due, status = int(r["step"]), r["last_send"], ts, "active"
+    for _ in range(2 * len(steps) + 1):  # a branch that loops back without a wait stops here
+        if step >= len(steps):
+            status = "done"
+            break
+        spec = steps[step]
+        if "send" in spec:
+            last_send = f"{_step_campaign(r['journey_id'], step)}:{r['id']}"
+            sends.append((last_send, _step_campaign(r["journey_id"], step), r["person_id"], spec["send"],
+                          "pending", 0, ts, ts))
+            logs.append((r["id"], step, f"send:{spec['send']}", ts))
+            step += 1
+        elif "wait_hours" in spec:
+            due = iso(now + timedelta(hours=float(spec["wait_hours"])))
+            logs.append((r["id"], step, "wait", ts))
+            step += 1
+            break
+        else:  # branch
+            sent = send_status.get(last_send or "")
+            if spec["branch"] in ("reached", "delivered") and sent in ("pending", "sending"):
+                due = iso(now + _RECHECK)  # the message is still queued: look again later
+                break
+            holds = {"reached": sent in ("sent", "delivered"), "delivered": sent == "delivered",
+                     "purchased": purchased}[spec["branch"]]
+            logs.append((r["id"], step, f"branch:{spec['branch']}:{'yes' if holds else 'no'}", ts))
+            step = int(spec["yes"] if holds else spec["no"])
+    else:
+        status = "done"  # branches only, no wait in between: a loop, ended
+    return (status, None if status != "done" else "completed", step, last_send, due, ts), status, sends, logs
 
 
 def tick(db: Database, *, now: datetime | None = None) -> dict[str, int]:
@@ -562,4 +579,4 @@ def results(db: Database, journey_id: str) -> dict:
                   "ci95": [round(d - 1.96 * se, 5), round(d + 1.96 * se, 5)],
                   "method": "difference in conversion within the window (intention to treat), normal 95% interval"}
     return {"journey": get(db, journey_id), "window_days": journey["window_days"], "groups": groups, "uplift": uplift,
-            "coupons": coupons.totals(db, f"campaign:{journey_id}-")}
+            "coupons": coupons.totals(db, f"campaign:{journey_id}-"), "tasks": guide_task.totals(db, f"{journey_id}-%")}

@@ -88,6 +88,15 @@ COHORTS: tuple[str, ...] = (
         PRIMARY KEY (segment_id, hash))""",
 )
 
+#: Version 58: guide tasks done. A guide's 完成 on a task (``protocol.messages.GuideTaskDone``): the
+#: task (``marketing_sends.receipt`` of its send), the screen and assistant that tapped it, when, and
+#: when the cloud heard of it; the first tap counts.
+TASKS_DONE: tuple[str, ...] = (
+    """CREATE TABLE guide_tasks_done (
+        task_id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, screen TEXT NOT NULL, assistant TEXT,
+        done_at TEXT NOT NULL, received TEXT NOT NULL)""",
+)
+
 SCHEMA = Schema("activation", (
     Migration(27, "activation: marketing consent per channel, suppression, guides, templates, campaigns, "
                   "audiences with holdout, sends, SMS uplinks", STATEMENTS),
@@ -95,4 +104,5 @@ SCHEMA = Schema("activation", (
                   "journey send steps as campaigns", JOURNEYS),
     Migration(48, "activation: saved cohorts (a segment on a day, a livestream's orders, an influencer's coupon); "
                   "audience syncs refreshed on a schedule", COHORTS),
+    Migration(58, "activation: guide tasks done (who tapped 完成 on which screen, when)", TASKS_DONE),
 ))

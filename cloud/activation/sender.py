@@ -4,9 +4,11 @@
 Per batch: the checks (``consent.Policy``) decide what may go; a refused row is ``skipped`` with its
 reason, a row in quiet hours waits (``due`` moves to the end of the quiet hours in the person's
 store's time zone; quiet hours are checked again just before each request, as a batch takes
-seconds and the evening may begin in between); the rest are claimed (``sending``, this sender's ``owner``) in one transaction
-*before* any request, sent concurrently (a rate limit per channel), and recorded ``sent`` with the
-provider's receipt, or retried with back-off (``pending``, ``due`` later, up to ``MAX_ATTEMPTS``).
+seconds and the evening may begin in between); the rest are claimed (``sending``, this sender's
+``owner``) in one transaction *before* any request, each only if still ``pending`` (two senders that
+read the same rows send each once), sent concurrently (a rate limit per channel), and recorded
+``sent`` with the provider's receipt, or retried with back-off (``pending``, ``due`` later, up to
+``MAX_ATTEMPTS``).
 
 No duplicates after a restart: a row left ``sending`` by a sender that died (``reconcile``) is asked
 about first; the SMS adapter answers from QuerySendDetails by its OutId (= the send's key). Found: it
@@ -170,13 +172,17 @@ class CampaignSender:
                         skipped.append(("channel_not_configured", contact.address, ts, r["id"]))
                         tally.skipped["channel_not_configured"] = tally.skipped.get("channel_not_configured", 0) + 1
                     else:
-                        claim.append((contact.address, self.owner, ts, ts, r["id"]))
-                        claimed.append((r, campaign, contact))
+                        claim.append((r, contact))
+                # each row only while still pending: another sender that read the same rows sends none twice
                 tx.executemany("UPDATE marketing_sends SET status = 'skipped', reason = ?, address = ?, updated = ? "
-                               "WHERE id = ?", skipped)
-                tx.executemany("UPDATE marketing_sends SET due = ?, reason = ?, updated = ? WHERE id = ?", deferred)
-                tx.executemany("UPDATE marketing_sends SET status = 'sending', address = ?, owner = ?, sent_at = ?, "
-                               "updated = ?, attempts = attempts + 1 WHERE id = ?", claim)
+                               "WHERE id = ? AND status = 'pending'", skipped)
+                tx.executemany("UPDATE marketing_sends SET due = ?, reason = ?, updated = ? "
+                               "WHERE id = ? AND status = 'pending'", deferred)
+                for r, contact in claim:
+                    if tx.execute("UPDATE marketing_sends SET status = 'sending', address = ?, owner = ?, sent_at = ?, "
+                                  "updated = ?, attempts = attempts + 1 WHERE id = ? AND status = 'pending'",
+                                  (contact.address, self.owner, ts, ts, r["id"])):
+                        claimed.append((r, campaign, contact))
                 tally.deferred += len(deferred)
         if stop is not None and stop.is_set():
             return tally

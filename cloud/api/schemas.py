@@ -184,6 +184,7 @@ class IngestStats(BaseModel):
     uncertain: int = Field(default=0, description="visitor cards that asked 可能是 王女士？请确认")
     confirmed_cards: int = Field(default=0, description="member cards sent after an assistant's 是")
     wifi_promoted: int = Field(default=0, description="uncertain faces the member's phone in the store raised")
+    tasks_done: int = Field(default=0, description="guides' 完成 on campaign and journey tasks, passed on to the screens")
 
 
 class Health(BaseModel):

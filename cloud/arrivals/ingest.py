@@ -39,7 +39,17 @@ from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck
 from protocol.device import FaceEnrolment, Telemetry
 from protocol.facepack import PACKS
-from protocol.messages import Arrival, DeviceState, Evidence, Feedback, GuideCard, Message, StageTimes, new_id
+from protocol.messages import (
+    Arrival,
+    DeviceState,
+    Evidence,
+    Feedback,
+    GuideCard,
+    GuideTaskDone,
+    Message,
+    StageTimes,
+    new_id,
+)
 from protocol.till import TillOrder
 from protocol.wifi import WifiFootfall, WifiPresence
 
@@ -47,8 +57,11 @@ log = logging.getLogger(__name__)
 
 RejectReason = Literal[
     "bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device", "revoked_device",
-    "unknown_device_key", "unknown_visit", "unknown_command", "unrequested_face",
+    "unknown_device_key", "unknown_visit", "unknown_command", "unrequested_face", "unknown_task",
 ]
+#: What the runtime wires in for a guide's 完成 on a task (``cloud.activation.guide_task``): recorded,
+#: a repeat, or a task this cloud never sent to that store.
+TaskDoneHook = Callable[[GuideTaskDone], Literal["recorded", "duplicate", "unknown_task"]]
 M = TypeVar("M", bound=Message)
 
 
@@ -89,6 +102,7 @@ class IngestCounts:
     uncertain: int = 0  # visitor cards that asked "可能是 王女士？请确认"
     confirmed_cards: int = 0  # member cards sent after an assistant's 是
     wifi_promoted: int = 0  # uncertain faces the member's phone in the store raised to the member
+    tasks_done: int = 0  # guides' 完成 on campaign and journey tasks, recorded and passed on to the store's screens
 
 
 class _Counters:
@@ -135,6 +149,8 @@ class EventProcessor:
         self.counters = _Counters()
         self._recent_visitors = visits.RecentVisitors()
         self.fusion = fusion.Fusion(db)
+        #: a guide's 完成 on a task, on the screen's feedback topic; None: no task channel (no broker)
+        self.task_done: TaskDoneHook | None = None
         self.handlers: dict[str, Handler] = {
             "arrival": self._arrival,
             "presence": self._presence,
@@ -379,7 +395,10 @@ class EventProcessor:
         try:
             action = decode(payload, Feedback)
         except DecodeError as exc:
-            self._reject("invalid_payload", topic, str(exc))
+            if exc.field == "type":  # not about a card: a task done, or nothing a screen sends
+                self._task_done(where, topic, payload)
+            else:
+                self._reject("invalid_payload", topic, str(exc))
             return None
         claimed = (action.brand, action.store, action.screen)
         if claimed != (where.brand, where.store, where.path[0]):
@@ -417,6 +436,24 @@ class EventProcessor:
         return Outgoing(card, screen)
 
     # shared ---------------------------------------------------------------------------------------
+
+    def _task_done(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        try:
+            done = decode(payload, GuideTaskDone)
+        except DecodeError as exc:
+            return self._reject("invalid_payload", topic, str(exc))
+        claimed = (done.brand, done.store, done.screen)
+        if claimed != (where.brand, where.store, where.path[0]):
+            return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+        if self.task_done is None:
+            return self._reject("unsupported_event", topic, "this cloud process sends no guide tasks")
+        outcome = self.task_done(done)
+        if outcome == "unknown_task":
+            return self._reject("unknown_task", topic, f"no task {done.task_id} was sent to {done.store}")
+        if outcome == "duplicate":
+            return self._duplicate(done.task_id)
+        self.counters.add("tasks_done")
+        log.info("task %s done on %s/%s by %s", done.task_id, done.store, done.screen, done.assistant or "a guide")
 
     def _decode(self, where: topics.TopicInfo, topic: str, payload: bytes, kind: type[M]) -> M | None:
         """The payload as ``kind``, if it decodes and names the brand/store/device of its topic."""
@@ -493,6 +530,11 @@ class IngestWorker:
     def client(self) -> mqtt.Client:
         """The connection, for the process's other senders to publish on (never to subscribe)."""
         return self._client
+
+    @property
+    def processor(self) -> EventProcessor:
+        """What handles each message, for the runtime to wire the features' hooks into."""
+        return self._processor
 
     def counts(self) -> IngestCounts:
         return self._processor.counters.snapshot()

@@ -9,6 +9,8 @@ SQLite: one connection shared by every thread behind a re-entrant lock (writers 
 a lock cannot leak connections the way per-thread ones do when uvicorn recycles threads), WAL so
 readers outside the process are not blocked. PostgreSQL: a psycopg pool, one connection per
 transaction, so several API and ingest processes share the database.
+``autocommit()`` runs one statement outside any transaction, for a hot path whose whole write
+fits in one statement (the points ledger's postings): on PostgreSQL one round trip, not three.
 """
 
 from __future__ import annotations
@@ -61,8 +63,12 @@ class Tx:
         return self._cursor.rowcount
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """Run one statement per row; none at all for no rows (psycopg would still sync a pipeline)."""
+        adapted = [_adapt(r) for r in rows]
+        if not adapted:
+            return
         try:
-            self._cursor.executemany(self._sql(sql), [_adapt(r) for r in rows])
+            self._cursor.executemany(self._sql(sql), adapted)
         except _INTEGRITY_ERRORS as exc:
             raise IntegrityError(str(exc)) from None
 
@@ -153,6 +159,12 @@ class Database:
         with self.transaction() as tx:
             return tx.execute(sql, params)
 
+    def autocommit(self, sql: str, params: Params = ()) -> list[tuple] | None:  # pragma: no cover - abstract
+        """One statement committed on its own, without BEGIN and COMMIT (on PostgreSQL one round trip
+        instead of three); its rows. None, running nothing, when this thread is inside a transaction
+        (the statement's writes could not be its own): the caller takes its transactional path."""
+        raise NotImplementedError
+
 
 class SqliteDatabase(Database):
     dialect = SQLITE
@@ -192,6 +204,10 @@ class SqliteDatabase(Database):
             finally:
                 self._depth = 0
 
+    def autocommit(self, sql: str, params: Params = ()) -> list[tuple] | None:
+        with self._lock:  # isolation_level=None: a statement outside BEGIN commits on its own
+            return None if self._depth else Tx(self._conn.cursor(), SQLITE).rows(sql, params)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -227,6 +243,18 @@ class PostgresDatabase(Database):
     def grouped(self) -> Iterator[None]:
         with self.transaction():
             yield
+
+    def autocommit(self, sql: str, params: Params = ()) -> list[tuple] | None:
+        if getattr(self._local, "tx", None) is not None:
+            return None
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cursor:
+                    return Tx(cursor, POSTGRES).rows(sql, params)
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
 
     def close(self) -> None:
         self._pool.close()

@@ -43,7 +43,12 @@ Reason = Literal[
 UNCERTAIN_FLOOR: dict[str, float] = {"scrfd500m-mbf": 0.458, "yunet-mbf": 0.448}
 
 
-def uncertain_floor(pack: ModelPack) -> float:
+def uncertain_floor(pack: ModelPack, templates: int = 1) -> float:
+    """For a member enrolled with ``templates`` photos: several are scored another way (the manifest's
+    ``templates``), with their own FPIR-1% floor; without one, no band."""
+    if templates >= 2 and pack.templates is not None:
+        floor = pack.templates.floor
+        return pack.templates.threshold if floor is None else min(pack.templates.threshold, floor)
     return min(pack.match_threshold, UNCERTAIN_FLOOR.get(pack.id, pack.match_threshold))
 
 
@@ -75,7 +80,7 @@ class Matcher:
         which nobody is even asked about. ``packs``: the probe's and the gallery's (default the gallery's)."""
         packs = packs or (self._gallery_pack,)
         threshold = max(p.bounds(templates)[0] for p in packs)
-        return threshold + self.store_offsets.get(store), max(uncertain_floor(p) for p in packs)
+        return threshold + self.store_offsets.get(store), max(uncertain_floor(p, templates) for p in packs)
 
     def match(self, vector: np.ndarray, pack_id: str, store: str | None = None) -> Match:
         """``store``: where the face was seen; its calibration (``cloud.faces.calibration``) may only

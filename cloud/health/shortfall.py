@@ -10,7 +10,8 @@ minutes (not before the store opened), how many rows came (``observed``) and how
 hourly rollup, pro-rated by the minutes of each hour in the window). A window whose count is so
 low that a Poisson count with that mean would be as low less than ``ALPHA`` of the time, and
 short by at least ``MIN_SHORTFALL``, is an incident (both counts divided by the source's
-``dispersion`` at this store first, a quasi-Poisson test: a Wi-Fi box counts groups): ``critical`` when nothing came (the source
+``dispersion`` at this store, over every hour of the same weekday of those 4 weeks, first: a
+quasi-Poisson test, a Wi-Fi box counts groups): ``critical`` when nothing came (the source
 is dark), ``warning`` when some did (a collapse). The sources:
 
 - ``orders``: the POS's tickets (``orders``), against hourly ``orders``: a till down, or customers
@@ -172,12 +173,14 @@ def judge(db: Database, now: datetime) -> list[Finding]:
         longest = max(opened, local - timedelta(minutes=max(WINDOWS_MIN)))
         first_hour = longest.replace(minute=0, second=0, microsecond=0)
         hours = [first_hour + timedelta(hours=k) for k in range(int((local - first_hour).total_seconds() // 3600) + 1)]
-        history = _history(db, store["id"], hours, metrics)
-        if len(history) < len(hours):
+        # the whole day's hours too: the dispersion wants more than the window's few hours of 4 weeks
+        day = [local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(hours=k) for k in range(24)]
+        history = _history(db, store["id"], sorted(set(hours) | set(day)), metrics)
+        if any(h not in history for h in hours):
             continue
         for source in SOURCES:
-            past = {h: [source.expected(v) for v in history[h]] for h in hours}
-            normal = {h: median(xs) for h, xs in past.items()}
+            past = {h: [source.expected(v) for v in values] for h, values in history.items()}
+            normal = {h: median(past[h]) for h in hours}
             phi = dispersion(list(past.values()))
             for minutes in WINDOWS_MIN:
                 start = max(opened, local - timedelta(minutes=minutes))

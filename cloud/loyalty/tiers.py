@@ -56,6 +56,29 @@ def _store(tx: Tx, pool: str, person: str, tier: str, spend: float, now: datetim
     return {"person": person, "tier": tier, "previous": previous, "spend": round(spend, 2)}
 
 
+def store_many(tx: Tx, pool: str, spend: dict[str, float], previous: dict[str, str], ladder: list[dict],
+               now: datetime) -> None:
+    """``recompute``'s writes for many persons at once (their spend and tiers before read by the
+    caller in its transaction): three statements, not three round trips a person."""
+    added, moved, same = [], [], []
+    for person, total in spend.items():
+        tier = _pick(ladder, total)
+        if tier is None:
+            continue
+        before = previous.get(person)
+        if before is None:
+            added.append((pool, person, tier, round(total, 2), iso(now), iso(now)))
+        elif before != tier:
+            moved.append((tier, round(total, 2), iso(now), iso(now), pool, person))
+        else:
+            same.append((round(total, 2), iso(now), pool, person))
+    tx.executemany("INSERT INTO loyalty_member_tiers (pool, person, tier, spend, since, updated) VALUES (?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (pool, person) DO NOTHING", added)
+    tx.executemany("UPDATE loyalty_member_tiers SET tier = ?, spend = ?, since = ?, updated = ? WHERE pool = ? AND person = ?",
+                   moved)
+    tx.executemany("UPDATE loyalty_member_tiers SET spend = ?, updated = ? WHERE pool = ? AND person = ?", same)
+
+
 def recompute_all(db: Database, *, now: datetime | None = None, pool: str = POOL) -> dict[str, int]:
     """Every person with spend in the window or a computed tier: upgrades and downgrades counted."""
     now = now or utcnow()

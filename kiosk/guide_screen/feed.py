@@ -20,7 +20,7 @@ from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck, EnrolCommand, EraseCommand
 from protocol.device import FaceCrop, FaceEnrolment
-from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, GuideTask, new_id, now
+from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, GuideTask, GuideTaskDone, new_id, now
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,9 @@ class CardFeed(QObject):
     erase_received = Signal(object)  # EraseCommand
     #: A campaign's or journey's task for this store's guides (``kiosk.guide_screen.tasks`` shows it).
     task_received = Signal(object)  # GuideTask
+    #: A guide tapped 完成 on a task, on this screen or another of the store (the cloud passes it on):
+    #: the task leaves the strip.
+    task_done_received = Signal(object)  # GuideTaskDone
     #: The cloud's enrol command: a visitor this screen invited joined with face consent; answer
     #: with ``answer_enrolment`` and the crop the screen kept (issue 21).
     enrol_received = Signal(object)  # EnrolCommand
@@ -164,6 +167,16 @@ class CardFeed(QObject):
             log.warning("feedback %s on card %s queued until the broker is back (%d waiting)",
                         action, card.card_id, waiting)
 
+    def send_task_done(self, task_id: str, assistant: str | None = None) -> None:
+        """Tell the cloud a guide tapped 完成 on a task (on this screen's feedback topic, QoS 1 like a
+        card's feedback); the cloud records it and takes the task off the store's other screens."""
+        done = GuideTaskDone(task_id=task_id, brand=self.brand, store=self.store, screen=self.screen,
+                             assistant=assistant, ts=now())
+        topic = topics.guide_feedback(self.brand, self.store, self.screen)
+        self._sent_mids.add(transport.publish(self._client, topic, done, qos=1).mid)
+        self.stats.feedback_sent += 1
+        log.info("task %s done", task_id)
+
     def unacknowledged_feedback(self) -> int:
         """Feedback messages the broker has not acknowledged yet (queued while offline, or in flight)."""
         done = self._sent_mids & self._acked_mids
@@ -256,9 +269,16 @@ class CardFeed(QObject):
         self.crop_received.emit(crop)
 
     def _on_task(self, msg: mqtt.MQTTMessage) -> None:
+        """A task, or a guide's 完成 on one passed on by the cloud (same topic: the store's tasks)."""
+        task: GuideTask | GuideTaskDone
         try:
             target = topics.parse(msg.topic).path[0]
-            task = decode(bytes(msg.payload), GuideTask)
+            try:
+                task = decode(bytes(msg.payload), GuideTask)
+            except DecodeError as exc:
+                if exc.field != "type":
+                    raise
+                task = decode(bytes(msg.payload), GuideTaskDone)
         except (topics.TopicError, DecodeError) as exc:
             self._reject(msg.topic, "invalid_payload", str(exc))
             return
@@ -266,7 +286,7 @@ class CardFeed(QObject):
             self._reject(msg.topic, "topic_mismatch", f"task for {task.brand}/{task.store} on this store's topic")
             return
         if target in (self.screen, topics.ALL_SCREENS):
-            self.task_received.emit(task)
+            (self.task_received if isinstance(task, GuideTask) else self.task_done_received).emit(task)
 
     def _on_erase(self, msg: mqtt.MQTTMessage) -> None:
         try:

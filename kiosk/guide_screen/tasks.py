@@ -1,7 +1,8 @@
 """Tasks from campaigns and journeys on the guide screen (issue 20): "王女士 该回购面霜了：送小样".
 
 A strip under the header lists the store's open tasks, newest first, each with a 完成 button that
-takes it off this screen. A task leaves by itself when it expires (``GuideTask.expires_at``); the
+takes it off this screen and says so (``completed``: the feed tells the cloud, which takes it off the
+store's other screens through ``done``). A task leaves by itself when it expires (``GuideTask.expires_at``); the
 strip hides when there is none, so the cards keep the whole screen. Its own module and styles, so
 the card screen needs only ``attach`` to show it.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.guide_screen import theme
@@ -31,6 +32,9 @@ _STYLE = f"""
 
 
 class TaskStrip(QFrame):
+    #: a guide tapped 完成 on this screen: the task's id
+    completed = Signal(str)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("taskStrip")
@@ -50,8 +54,13 @@ class TaskStrip(QFrame):
         self._render()
 
     def done(self, task_id: str) -> None:
+        """Take a task off (done here or on another screen of the store)."""
         self.tasks.pop(task_id, None)
         self._render()
+
+    def _complete(self, task_id: str) -> None:
+        self.done(task_id)
+        self.completed.emit(task_id)
 
     def shown(self) -> list[GuideTask]:
         now = datetime.now(UTC)
@@ -86,7 +95,7 @@ class TaskStrip(QFrame):
         source.setObjectName("taskSource")
         button = QPushButton("完成")
         button.setObjectName("taskDone")
-        button.clicked.connect(lambda: self.done(task.task_id))
+        button.clicked.connect(lambda: self._complete(task.task_id))
         line.addWidget(text, 1)
         line.addWidget(source)
         line.addWidget(button)

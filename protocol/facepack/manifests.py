@@ -6,7 +6,9 @@ strangers who were never enrolled), on one half of the people, and reported on t
 figures sit in each pack's ``calibration``. The rule chosen: strangers shown as a member (FPIR)
 <= 0.1% and members shown as another member <= 0.02%, then as few missed members as possible,
 because showing the wrong member to an assistant is the worst error the product can make; a missed
-member is only a visitor. See docs/RECOGNITION.md.
+member is only a visitor. ``templates`` holds the same for members enrolled with several photos:
+the search mode (mean template or best photo) the bench chose on the calibration half, with its
+own threshold and margin (the bench's ``manifest`` block per pack). See docs/RECOGNITION.md.
 
 Every pack states the licence of its code, its weights and the data the weights were trained on,
 and whether a paying brand may use it (``commercial_use``); ``require_commercial`` refuses the
@@ -104,6 +106,8 @@ class TemplateSearch(BaseModel):
     mode: Literal["mean", "max"]
     threshold: float = Field(description="cosine similarity at or above which a member with 2+ photos is shown")
     margin: float = Field(description="that member must beat the runner-up by this much")
+    floor: float | None = Field(default=None, description="the uncertain band's lower bound for that mode: the "
+                                "threshold at which 1% of strangers pass; None: no band (the card never asks)")
     figures: dict[str, float] = Field(description="rates in percent on the report half, two photos per member")
 
 
@@ -226,6 +230,22 @@ PACKS: dict[str, ModelPack] = {
                     "align_embed_cpu_ms": 17.4,
                 },
             ),
+            templates=TemplateSearch(
+                mode="mean",
+                threshold=0.5226,
+                margin=0.0579,
+                floor=0.4653,
+                figures={
+                    "fnir": 4.558,
+                    "fpir": 0.048,
+                    "wrong_member": 0.0,
+                    "fpir_upper95": 0.226,
+                    "wrong_member_upper95": 0.85,
+                    "fnir_one_photo_same_probes": 12.821,
+                    "mated_searches": 351,
+                    "nonmated_searches": 2093,
+                },
+            ),
             min_face_px=24,
             track_min_similarity=0.32,  # bench/track_similarity.py, 120 people, 2026-12-05
             licences=Licences(
@@ -259,6 +279,22 @@ PACKS: dict[str, ModelPack] = {
                     "nonmated_searches": 2099,
                     "detect_cpu_ms": 5.0,
                     "align_embed_cpu_ms": 8.2,
+                },
+            ),
+            templates=TemplateSearch(
+                mode="mean",
+                threshold=0.5174,
+                margin=0.0521,
+                floor=0.4579,
+                figures={
+                    "fnir": 7.184,
+                    "fpir": 0.095,
+                    "wrong_member": 0.0,
+                    "fpir_upper95": 0.3,
+                    "wrong_member_upper95": 0.857,
+                    "fnir_one_photo_same_probes": 19.828,
+                    "mated_searches": 348,
+                    "nonmated_searches": 2099,
                 },
             ),
             min_face_px=24,
@@ -317,6 +353,22 @@ PACKS: dict[str, ModelPack] = {
                     "nonmated_searches": 2099,
                     "detect_cpu_ms": 4.1,
                     "align_embed_cpu_ms": 77.6,
+                },
+            ),
+            templates=TemplateSearch(
+                mode="mean",
+                threshold=0.9532,
+                margin=0.013,
+                floor=0.9483,
+                figures={
+                    "fnir": 18.103,
+                    "fpir": 0.238,
+                    "wrong_member": 0.0,
+                    "fpir_upper95": 0.5,
+                    "wrong_member_upper95": 0.857,
+                    "fnir_one_photo_same_probes": 48.276,
+                    "mated_searches": 348,
+                    "nonmated_searches": 2099,
                 },
             ),
             min_face_px=24,

@@ -141,6 +141,36 @@ def test_a_sender_killed_mid_batch_sends_nothing_twice(db: Database, sms: Simula
     assert all(brand["phones"][m.phone] in brand["consented"] for m in sms.sent)
 
 
+def test_two_senders_on_the_same_due_rows_send_each_once(db: Database, sms: SimulatedSms) -> None:
+    """Two cloud processes run the campaign-send job at once (or a test beside the scheduler): both
+    read the same due rows, each row is claimed by one of them only (its claim checks it is still
+    pending), so no phone gets the message twice."""
+    now = utcnow()
+    brand = campaign_brand.generate(db, persons=300, now=now, night_share=0)
+    template = campaigns.create_template(db, channel="sms", code="SMS_3", body="{name}", params=["name"], actor="t")
+    campaigns.approve_template(db, template["id"], actor="t")
+    campaign = campaigns.create(db, name="c", segment_id=brand["segment_id"], channel="sms",
+                                template_id=template["id"], holdout_pct=10, start_at=now, actor="t")
+    campaigns.launch(db, campaign["id"], now=now)
+    senders = [_sender(db, sms.url) for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def run(sender: CampaignSender) -> None:
+        start.wait()
+        sender.run(now=now)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for s in senders:
+        s.close()
+    per_phone = Counter(m.phone for m in sms.sent)
+    assert per_phone and max(per_phone.values()) == 1
+    assert len(per_phone) == db.scalar("SELECT COUNT(*) FROM marketing_sends WHERE status = 'sent'")
+
+
 def test_unsubscribe_by_sms_reply_and_by_link_and_delivery_receipts(start_cloud, sms: SimulatedSms) -> None:
     client, runtime = start_cloud(sms_url=sms.url)
     db = runtime.db
@@ -180,6 +210,9 @@ def test_campaign_api_and_results_with_uplift(start_cloud) -> None:
     made = client.post("/v1/campaigns", json=body)
     assert made.status_code == 201
     cid = made.json()["id"]
+    # the holdout is a hash of the campaign's salt and the person: a fixed salt (the brand and its
+    # orders are seeded too) makes the groups, and so the estimate below, the same on every run
+    db.execute("UPDATE campaigns SET salt = 'seeded-holdout' WHERE id = ?", (cid,))
     refused = client.post(f"/v1/campaigns/{cid}/launch")
     assert refused.status_code == 409 and "template_not_approved" in refused.text
     assert client.post(f"/v1/campaigns/templates/{t['id']}/approve").status_code == 200
@@ -198,9 +231,7 @@ def test_campaign_api_and_results_with_uplift(start_cloud) -> None:
     assert results["groups"]["treatment"]["n"] == 2000 - launched["control"]
     low, high = results["uplift"]["ci95"]
     assert high - low == pytest.approx(2 * 1.96 * results["uplift"]["se"], abs=1e-4)
-    # the holdout's salt is random, so a 95% interval misses the planted effect one run in twenty:
-    # the estimate must lie within 3.3 standard errors (one miss in a thousand)
-    assert abs(results["uplift"]["estimate"] - planted) < 3.3 * results["uplift"]["se"]
+    assert low <= planted <= high  # the 95% interval covers the planted effect
     assert {r["channel"] for r in results["orders_by_channel"]} == {"store", "tmall"}
     assert client.get("/v1/campaigns/nope").status_code == 404
     cohort = client.get(f"/v1/cohorts/campaign:{cid}").json()

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cloud.arrivals import till
 from cloud.cdp import members
 from cloud.channels.sms_sim import SimulatedSms
 from protocol import topics, transport
@@ -208,5 +209,17 @@ def test_an_existing_member_joining_without_face_consent_keeps_their_card_and_no
         assert runtime.db.scalar("SELECT member_id FROM visits WHERE id = ?", (card.visit_id,)) == existing.id
         with pytest.raises(queue.Empty):
             screen.next(EnrolCommand, timeout=0.5)
+
+        # without a face, the member QR code the page showed is how the till knows them: same service
+        sale = {"order_no": f"R-{new_id()[:8]}", "store": STORE, "ts": now().isoformat(), "paid": 199.0,
+                "member": {"qr": joined.json()["member_card"]}, "lines": [{"sku": "SKU-1", "qty": 1, "price": 199.0}],
+                "type": "sale"}
+        till.land(runtime.db, "pos", [sale], store=STORE)
+        attributed = runtime.db.one("SELECT a.member_via, a.member_id FROM order_attribution a JOIN orders o "
+                                    "ON o.id = a.order_id WHERE o.order_no = ?", (sale["order_no"],))
+        assert attributed is not None and attributed["member_via"] == "qr"
+        assert members.person_id(runtime.db, attributed["member_id"]) == existing.id
+        # earned as it landed, at the person's 金卡 multiplier (1.5 points a yuan): their tier came along
+        assert client.get(f"/v1/loyalty/members/{existing.id}").json()["balance"] == 298
     finally:
         screen.close()

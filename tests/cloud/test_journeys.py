@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
 from cloud.activation import campaigns, consent, journeys
 from cloud.arrivals import till
@@ -21,9 +22,10 @@ from cloud.channels.sms_sim import SimulatedSms
 from cloud.clock import iso, utcnow
 from cloud.db import Database
 from cloud.loyalty import coupons, ledger
+from cloud.runtime import Runtime
 from protocol import topics, transport
-from protocol.codec import decode
-from protocol.messages import GuideTask, new_id
+from protocol.codec import decode, encode
+from protocol.messages import GuideTask, GuideTaskDone, new_id
 from tests.health.local_servers import Provider
 
 
@@ -39,13 +41,23 @@ def _order(no: str, phone: str, ts: datetime, paid: float = 199.0) -> dict:
             "lines": [{"sku": "SKU-1", "qty": 1, "price": paid}]}
 
 
+def _driven_by_the_test(start_cloud, **settings: object) -> tuple[TestClient, Runtime]:
+    """A cloud whose scheduler is stopped: the test runs the journeys and campaign-send jobs itself.
+    With the scheduler on, its turn could queue the first sends before the test gives consent, or
+    claim sends the test then finds still in flight (two runs never send twice: see
+    test_two_runs_that_read_the_same_entries_run_each_step_once and test_activation's two senders)."""
+    client, runtime = start_cloud(**settings)
+    runtime.scheduler.stop()
+    return client, runtime
+
+
 def _template(db: Database, channel: str, code: str, body: str) -> str:
     t = campaigns.create_template(db, channel=channel, code=code, body=body, params=["surname", "title"], actor="t")
     return t["id"]
 
 
 def test_first_purchase_journey_with_wait_branch_and_control_group(start_cloud, sms: SimulatedSms) -> None:
-    client, runtime = start_cloud(sms_url=sms.url)
+    client, runtime = _driven_by_the_test(start_cloud, sms_url=sms.url)
     db = runtime.db
     thanks, comeback = _template(db, "sms", "SMS_T1", "{surname}{title} 感谢首购"), _template(db, "sms", "SMS_T2", "回购礼")
     spec = {"name": "首购+7天", "trigger": "first_purchase", "params": {"days": 7}, "holdout_pct": 25,
@@ -127,7 +139,7 @@ def _members(db: Database, ids: list[str], *, tier: str = "medium", **stats: obj
 def test_a_vip_walking_in_tells_their_own_guide_on_wecom_and_a_visit_without_buying(start_cloud) -> None:
     wecom = Provider("x")
     try:
-        client, runtime = start_cloud(wecom_api=wecom.url, wecom_corp_id="corp", wecom_secret="s3cret",
+        client, runtime = _driven_by_the_test(start_cloud, wecom_api=wecom.url, wecom_corp_id="corp", wecom_secret="s3cret",
                                       wecom_agent_id=1000002)
         db = runtime.db
         _members(db, ["vip-1"], tier="high")
@@ -196,7 +208,7 @@ def test_daily_triggers_enter_whom_they_should_once_a_day(db: Database) -> None:
 
 
 def test_a_campaign_and_a_journey_issue_e_coupons_once_each_attributed(start_cloud) -> None:
-    client, runtime = start_cloud()
+    client, runtime = _driven_by_the_test(start_cloud)
     db = runtime.db
     _members(db, ["c-1", "c-2", "c-supp"])
     consent.suppress(db, "person", "c-supp", reason="asked", actor="t")
@@ -232,8 +244,8 @@ def test_a_campaign_and_a_journey_issue_e_coupons_once_each_attributed(start_clo
     assert journeys.results(db, j["id"])["coupons"]["issued"] == 1
 
 
-def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens(start_cloud, mosquitto) -> None:
-    client, runtime = start_cloud(broker_url=mosquitto.url, client_id="cloud-journeys")
+def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens_until_a_guide_does_it(start_cloud, mosquitto) -> None:
+    client, runtime = _driven_by_the_test(start_cloud, broker_url=mosquitto.url, client_id="cloud-journeys")
     db = runtime.db
     _members(db, ["wang"], cycle_days=30.0)
     with db.transaction() as tx:
@@ -245,10 +257,17 @@ def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens(start_cloud,
                    (int((utcnow() - timedelta(days=31)).timestamp()),))
     url = transport.BrokerUrl.parse(mosquitto.url)
     screen = transport.make_client(url, f"screen-{new_id()[:8]}")
-    got: list[GuideTask] = []
-    screen.on_message = lambda c, u, msg: got.append(decode(bytes(msg.payload), GuideTask))
+    got: list[GuideTask | GuideTaskDone] = []
+    screen.on_message = lambda c, u, msg: got.append(
+        decode(bytes(msg.payload), GuideTask if b'"type":"guide_task"' in msg.payload else GuideTaskDone))
     transport.start(screen, url)
     screen.subscribe(topics.guide_tasks_of_store("demo", "sh-9"), qos=1)
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(got) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     try:
         tpl = _template(db, "guide_task", "task", "{surname}{title} 该回购面霜了：送小样")
         campaigns.approve_template(db, tpl, actor="hq")
@@ -258,11 +277,58 @@ def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens(start_cloud,
         time.sleep(0.3)  # the subscription is in place
         runtime.run_journeys()
         runtime.campaigns.run()  # no consent or quiet hours for an in-store task; the broker acknowledged it
+        wait_for(1)
+        task = got[0]
+        assert isinstance(task, GuideTask)
+        assert (task.store, task.member_id, task.title, task.text) == ("sh-9", "wang", "面霜复购", "王女士 该回购面霜了：送小样")
+        assert db.scalar("SELECT receipt FROM marketing_sends WHERE person_id = 'wang'") == task.task_id
+        assert client.get(f"/v1/journeys/{j['id']}/results").json()["tasks"] == {"sent": 1, "done": 0}
+
+        # a guide taps 完成 on the counter screen: told on that screen's feedback topic
+        tapped = datetime.now(UTC)
+        done = GuideTaskDone(task_id=task.task_id, brand="demo", store="sh-9", screen="counter", assistant="a-07",
+                             ts=tapped)
+        feedback = topics.guide_feedback("demo", "sh-9", "counter")
+        screen.publish(feedback, encode(done), qos=1).wait_for_publish(5)
+        wait_for(2)  # the cloud passes it on to every screen of the store
+        assert got[1] == done
+        assert db.one("SELECT screen, assistant, done_at FROM guide_tasks_done WHERE task_id = ?", (task.task_id,)) == \
+            {"screen": "counter", "assistant": "a-07", "done_at": iso(tapped)}
+        assert client.get(f"/v1/journeys/{j['id']}/results").json()["tasks"] == {"sent": 1, "done": 1}
+        # a second tap (another screen before the relay reached it) is recorded and relayed once only;
+        # a task this cloud never sent to the store is refused
+        again = done.model_copy(update={"screen": "floor"})
+        screen.publish(topics.guide_feedback("demo", "sh-9", "floor"), encode(again), qos=1).wait_for_publish(5)
+        forged = done.model_copy(update={"task_id": new_id()})
+        screen.publish(feedback, encode(forged), qos=1).wait_for_publish(5)
         deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
+        while runtime.ingest is not None and "unknown_task" not in runtime.ingest.counts().rejected \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert [(t.store, t.member_id, t.title, t.text) for t in got] == [("sh-9", "wang", "面霜复购",
-                                                                           "王女士 该回购面霜了：送小样")]
-        assert db.scalar("SELECT receipt FROM marketing_sends WHERE person_id = 'wang'") == got[0].task_id
+        assert runtime.ingest is not None and runtime.ingest.counts().rejected == {"unknown_task": 1}
+        assert runtime.ingest.counts().tasks_done == 1 and len(got) == 2
     finally:
         transport.stop(screen)
+
+
+def test_two_runs_that_read_the_same_entries_run_each_step_once(db: Database) -> None:
+    """Two cloud processes (or a test and the scheduler) may read the same due entries: each entry
+    moves only if it is still as read, so the step's send is queued and logged once."""
+    now = utcnow()
+    _members(db, ["vip-a", "vip-b"], tier="high")
+    tpl = _template(db, "wecom", "vip2", "{surname}{title} 到店了")
+    campaigns.approve_template(db, tpl, actor="hq")
+    j = journeys.create(db, journeys.JourneySpec.model_validate(
+        {"name": "VIP", "trigger": "vip_arrival", "holdout_pct": 0,
+         "steps": [{"send": "wecom", "template_id": tpl}, {"wait_hours": 1}]}), actor="t")
+    journeys.launch(db, j["id"], now=now)
+    for n, member in enumerate(["vip-a", "vip-b"]):
+        _visit(db, member, now - timedelta(minutes=1), 20 + n)
+    assert sum(journeys.evaluate(db, now=now).values()) == 2
+    read_by_the_other = journeys.due_entries(db, now, 500)
+    assert journeys.advance(db, now=now) == {"sends": 2, "active": 2}
+    late: dict[str, int] = Counter()
+    assert journeys.advance_batch(db, read_by_the_other, now, late) == 0 and late == {}
+    assert db.scalar("SELECT COUNT(*) FROM journey_log WHERE action = 'send:wecom'") == 2
+    assert db.scalar("SELECT COUNT(*) FROM marketing_sends WHERE campaign_id = ?", (f"{j['id']}-0",)) == 2
+    assert {e["step"] for e in journeys.entries(db, j["id"])} == {2}

@@ -177,6 +177,72 @@ def test_two_tills_cannot_double_spend(db_location: str) -> None:
         db.close()
 
 
+def test_a_posting_inside_a_callers_transaction_is_undone_with_it(db: Database) -> None:
+    """A redemption or earn inside a caller's transaction joins it (the one-statement posting, which
+    commits on its own, stands aside there), so rolling the caller back undoes the points too."""
+    person = _member(db)
+    ledger.earn(db, person, 100, source="adjustment", source_id="grant")
+    with pytest.raises(RuntimeError), db.transaction():
+        ledger.redeem(db, person, 30, request_id="inside", store="s1", channel="pos")
+        ledger.earn(db, person, 10, source="order", source_id="inside-order")
+        raise RuntimeError("the caller gives up")
+    assert balances.balance(db, person)["balance"] == 100
+    assert ledger.redeem(db, person, 30, request_id="inside", store="s1", channel="pos").replayed is False
+    _clean(db)
+
+
+def test_tills_retrying_at_once_while_points_are_earned_post_each_request_once_and_lots_stay_fifo(
+        db_location: str) -> None:
+    """Twin tills send the same request ids at the same moment while twin online streams earn for the
+    same member with the same order ids: on PostgreSQL each posting is one statement whose snapshot may predate the row lock
+    it waits for (the xmin test and the unique source keep it right). Each request posts at most
+    once, the balance is what was told, and lots still hold exactly the balance."""
+    db = open_cdp(db_location, sample_catalogue=False)
+    person = _member(db)
+    ledger.earn(db, person, 100, source="adjustment", source_id="grant")
+    db.close()
+    posted: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def till(n: int) -> None:
+        own = open_cdp(db_location, sample_catalogue=False)
+        try:
+            barrier.wait()
+            for k in range(8):
+                try:
+                    moved = ledger.redeem(own, person, 7, request_id=f"pair{n % 3}:{k}", store="s1", channel="pos")
+                    if not moved.replayed:
+                        posted.append(moved.source_id)
+                except ledger.InsufficientPoints:
+                    pass
+        finally:
+            own.close()
+
+    def stream() -> None:
+        own = open_cdp(db_location, sample_catalogue=False)
+        try:
+            barrier.wait()
+            for k in range(15):
+                ledger.earn(own, person, 5, source="order", source_id=f"web:{k}", channel="tmall")
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=till, args=(n,)) for n in range(6)]
+    threads += [threading.Thread(target=stream) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        assert len(posted) == len(set(posted)) == db.scalar(
+            "SELECT COUNT(*) FROM loyalty_movements WHERE kind = 'redeem'")
+        assert balances.balance(db, person)["balance"] == 100 + 15 * 5 - 7 * len(posted)
+        _clean(db)
+    finally:
+        db.close()
+
+
 def test_the_api_shows_points_history_and_redeems_at_the_till_and_by_code(start_cloud) -> None:
     client, runtime = start_cloud()
     person = _member(runtime.db)
@@ -224,6 +290,37 @@ def test_tiers_follow_twelve_months_of_spend_from_every_channel(db: Database) ->
     _clean(db)
 
 
+def test_a_landed_batch_earns_what_posting_its_orders_one_by_one_would(db: Database) -> None:
+    """``post_landed`` posts a batch's sales together: the same points (the tier a sale earns at is
+    the one the previous sale's upgrade stored), the same clawbacks, balances and tiers as
+    ``post_order`` in landing order."""
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO loyalty_rules (pool, channel, category, per_yuan) VALUES ('main', '*', '美妆', 2)")
+    now = datetime.now(UTC)
+    history = [("a", 1500.0, "paid", None, [("服装", 1500.0)]), ("b", 700.0, "paid", None, [("美妆", 700.0)]),
+               ("c", 100.0, "paid", None, []), ("r", 350.0, "refund", "b", []), ("d", 80.0, "paid", None, [])]
+    by_order: dict[str, dict[str, tuple]] = {}
+    for way, phone in (("one", "13800000011"), ("batch", "13800000012")):
+        person = _member(db, phone=phone)
+        ids = []
+        for i, (name, paid, status, of, lines) in enumerate(history):
+            _order(db, f"{way}-{name}", person, paid, status=status, refund_of=of and f"{way}-{of}",
+                   at=now - timedelta(minutes=10 - i), lines=lines)
+            ids.append(f"{way}-{name}")
+        if way == "one":
+            for order_id in ids:
+                ledger.post_order(db, order_id)
+        else:
+            ledger.post_landed(db, db.query("SELECT * FROM orders WHERE id IN (?, ?, ?, ?, ?) ORDER BY ts", ids))
+            ledger.post_landed(db, db.query("SELECT * FROM orders WHERE id IN (?, ?, ?, ?, ?) ORDER BY ts", ids))
+        by_order[way] = {r["source_id"].split("-")[1]: (r["kind"], r["points"]) for r in db.query(
+            "SELECT source_id, kind, points FROM loyalty_movements WHERE person = ?", (person,))}
+        by_order[way]["balance"] = (balances.balance(db, person), ledger.tier_of(db, "main", person)["tier"])
+    assert by_order["batch"] == by_order["one"]
+    assert by_order["one"]["balance"][1] == "银卡会员" and by_order["one"]["c"][1] == 120  # upgraded by b, in the batch
+    _clean(db)
+
+
 def test_a_till_order_earns_the_moment_it_lands_without_waiting_for_the_catch_up_pass(start_cloud) -> None:
     from cloud.arrivals import till
 
@@ -258,16 +355,56 @@ def test_expiry_notices_go_over_consented_channels_outside_quiet_hours(db: Datab
     try:
         sender = ExpiryNoticeSender(db, {"sms": SmsChannel(SmsSender(sms.url, "品牌"), "SMS_ALERT")})
         night = due.replace(hour=15)  # 23:00 in Shanghai, the home stores' default zone
-        assert sender.run(now=night) == {"sent": 0, "deferred": 1, "no_consent": 1, "failed": 0}
+        assert sender.run(now=night) == {"sent": 0, "deferred": 1, "no_consent": 1, "failed": 0, "claimed_elsewhere": 0}
         assert sms.messages_to("13800000071") == []
         morning = due.replace(hour=2) + timedelta(days=1)  # 10:00 in Shanghai
-        assert sender.run(now=morning) == {"sent": 1, "deferred": 0, "no_consent": 0, "failed": 0}
+        assert sender.run(now=morning) == {"sent": 1, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0}
         sent = sms.messages_to("13800000071")
         assert len(sent) == 1 and sent[0].template == SMS_TEMPLATE and sent[0].params["points"] == "120"
         assert sms.messages_to("13800000072") == []  # no consent: recorded, never sent
         rows = {r["person"]: r for r in db.query("SELECT person, channel, outcome, receipt FROM loyalty_notices")}
         assert (rows[told]["channel"], rows[told]["outcome"]) == ("sms", "sent") and rows[told]["receipt"]
         assert (rows[untold]["channel"], rows[untold]["outcome"]) == (None, "no_consent")
-        assert sender.run(now=morning) == {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0}  # once each
+        assert sender.run(now=morning) == {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0}  # once each
+    finally:
+        sms.stop()
+
+
+def test_two_processes_sending_the_same_notices_send_each_once(db: Database) -> None:
+    """A second cloud process's run that starts while the first is sending a person's notice reads
+    the same due rows; the claim leaves that person to the first."""
+    from cloud.activation import consent
+    from cloud.activation.expiry_notices import ExpiryNoticeSender
+    from cloud.channels.notice import Notice, SmsChannel
+    from cloud.channels.sms import SmsSender
+    from cloud.channels.sms_sim import SimulatedSms
+
+    people = [_member(db, phone=f"1380000008{i}") for i in range(3)]
+    for i, person in enumerate(people):
+        consent.set_consent(db, person, "sms", True, source="test", actor="test")
+        _order(db, f"o-race-{i}", person, 100.0)
+    ledger.post_new_orders(db, now=T0)
+    due = T0 + timedelta(days=350)
+    assert len(ledger.notify_expiring(db, now=due)) == 3
+    morning = due.replace(hour=2) + timedelta(days=1)  # 10:00 in Shanghai
+    sms = SimulatedSms().start()
+    try:
+        channel = SmsChannel(SmsSender(sms.url, "品牌"), "SMS_ALERT")
+        other = ExpiryNoticeSender(db, {"sms": channel})
+        inner: list[dict[str, int]] = []
+
+        class Overlapping(SmsChannel):
+            def send(self, address: str, notice: Notice) -> str:
+                if not inner:  # the other process runs while this one is mid-send
+                    inner.append(other.run(now=morning))
+                return channel.send(address, notice)
+
+        first = ExpiryNoticeSender(db, {"sms": Overlapping(SmsSender(sms.url, "品牌"), "SMS_ALERT")})
+        outer = first.run(now=morning)
+        assert outer["sent"] + inner[0]["sent"] == 3 and outer["claimed_elsewhere"] == 2
+        assert sorted(m.phone for m in sms.sent) == sorted(f"1380000008{i}" for i in range(3))  # each once
+        outcomes = db.rows(f"SELECT outcome FROM loyalty_notices WHERE person IN ({', '.join('?' * len(people))})",
+                           tuple(people))
+        assert [o for (o,) in outcomes] == ["sent"] * 3
     finally:
         sms.stop()

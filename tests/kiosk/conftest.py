@@ -201,13 +201,13 @@ def start_kiosk(qapp, mosquitto, store, wait_until):
 
     def start(
         *, assistants: tuple[str, ...] = (), size: tuple[int, int] = (1920, 1080), url: str | None = None,
-        join_url: str | None = None,
+        join_url: str | None = None, screen_id: str = "main",
     ) -> Running:
         portrait = size[1] > size[0]
-        screen = GuideScreen(store, "main", columns=2 if portrait else 4, rows=4 if portrait else 2,
+        screen = GuideScreen(store, screen_id, columns=2 if portrait else 4, rows=4 if portrait else 2,
                              assistants=assistants, store_name=STORE_NAME, join_url=join_url)
         screen.resize(*size)
-        feed = CardFeed(transport.BrokerUrl.parse(url or mosquitto.url), BRAND, store, "main")
+        feed = CardFeed(transport.BrokerUrl.parse(url or mosquitto.url), BRAND, store, screen_id)
         running = Running(screen, feed)
         feed.card_received.connect(screen.show_card)
         feed.crop_received.connect(screen.show_crop)

@@ -139,7 +139,8 @@ def test_the_template_mode_is_chosen_on_the_calibration_half_only():
         report = {"fnir": fnir_report, "fpir": 0.05, "wrong_member": 0.0, "fpir_upper95": 0.14,
                   "wrong_member_upper95": 0.8, "mated": 350, "nonmated": 2000}
         return {"_calibration_rank": (fnir_cal, 0.001, False), "calibrated": {"threshold": threshold, "margin": 0.05},
-                "report": report, "one_photo_on_same_probes": {"fnir": 9.0}}
+                "report": report, "one_photo_on_same_probes": {"fnir": 9.0},
+                "curve": [{"target_fpir": 0.1, "threshold": threshold}, {"target_fpir": 1.0, "threshold": threshold - 0.04}]}
 
     modes = {"1": mode(0.07, 10.0, 0.49), "2-mean": mode(0.04, 6.0, 0.52), "2-max": mode(0.03, 7.0, 0.51)}
     modes["2-mean"]["_calibration_rank"] = (0.04, 0.001, False)
@@ -148,3 +149,4 @@ def test_the_template_mode_is_chosen_on_the_calibration_half_only():
     assert block["templates"]["mode"] == "max", "fewer misses on the calibration half, although more on the report half"
     assert (block["match_threshold"], block["templates"]["threshold"]) == (0.49, 0.51)
     assert all("_calibration_rank" not in m for m in modes.values())
+    assert block["templates"]["floor"] == pytest.approx(0.47), "the chosen mode's FPIR-1% threshold"

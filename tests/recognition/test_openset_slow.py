@@ -37,3 +37,9 @@ def test_manifest_threshold_is_the_calibrated_one_and_holds_on_unseen_people(pac
     # MobileFaceNet packs hold it (0.00%, 0.10%), dlib does not (0.33%, docs/RECOGNITION.md); past
     # 0.5% the calibration itself is broken
     assert at_manifest["fpir"] <= 0.5
+    # several photos per member: the manifest holds the mode and calibration the bench chose
+    assert pack.templates is not None
+    chosen = result["manifest"]["templates"]
+    assert pack.templates.mode == chosen["mode"]
+    assert (pack.templates.threshold, pack.templates.margin) == pytest.approx((chosen["threshold"], chosen["margin"]),
+                                                                              abs=5e-4)
