@@ -175,6 +175,7 @@ class IngestStats(BaseModel):
     visitors: int
     cards: int
     errors: int
+    retries: int = Field(default=0, description="messages routed again after a transient database error")
     presence: int = Field(description="presence events of registered phones stored")
     wifi_joined: int = Field(description="face arrivals and presence enters that joined the other signal's visit")
     footfall_minutes: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -27,7 +28,7 @@ from cloud.arrivals import feedback, fusion, joining, metrics, till, visits, wif
 from cloud.arrivals.cards import CardBuilder, Door
 from cloud.arrivals.visits import Visit
 from cloud.cdp import members
-from cloud.db import Database
+from cloud.db import TRANSIENT_ERRORS, Database
 from cloud.faces import learning
 from cloud.faces.enrolment import Enroller
 from cloud.faces.matching import Match, Matcher
@@ -54,6 +55,9 @@ from protocol.till import TillOrder
 from protocol.wifi import WifiFootfall, WifiPresence
 
 log = logging.getLogger(__name__)
+
+#: Tries of one message against transient database errors (waits 50 ms, 100 ms... between them).
+ROUTE_ATTEMPTS = 4
 
 RejectReason = Literal[
     "bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device", "revoked_device",
@@ -90,6 +94,7 @@ class IngestCounts:
     visitors: int = 0
     cards: int = 0
     errors: int = 0
+    retries: int = 0  # messages routed again after a transient database error
     presence: int = 0
     wifi_joined: int = 0
     footfall_minutes: int = 0
@@ -167,6 +172,21 @@ class EventProcessor:
         """The card to publish, or None (not a face or a 是, rejected, a duplicate)."""
         outgoing = self.route(topic, payload)
         return outgoing.card if outgoing is not None else None
+
+    def route_retrying(self, topic: str, payload: bytes) -> Outgoing | None:
+        """Route one message, again after a transient database error (a deadlock between two ingest
+        processes' arrival transactions, a dropped connection): the worker acknowledges the message
+        after this, so giving up at once would lose it."""
+        for attempt in range(ROUTE_ATTEMPTS):
+            try:
+                return self.route(topic, payload)
+            except TRANSIENT_ERRORS as exc:
+                if attempt == ROUTE_ATTEMPTS - 1:
+                    raise
+                self.counters.add("retries")
+                log.warning("message on %s met a transient database error, again: %s", topic, exc)
+                time.sleep(0.05 * 2 ** attempt)
+        return None  # not reached: the last attempt returned or raised
 
     def route(self, topic: str, payload: bytes) -> Outgoing | None:
         """The card to publish and the screen it is for, or None."""
@@ -593,7 +613,7 @@ class IngestWorker:
         while (item := self._inbox.get()) is not _STOP:
             topic, payload, mid, qos, connection = item
             try:
-                outgoing = self._processor.route(topic, payload)
+                outgoing = self._processor.route_retrying(topic, payload)
                 if outgoing is not None:
                     self._publish(outgoing)
             except Exception:

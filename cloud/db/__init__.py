@@ -6,7 +6,7 @@ text from values. This package imports no feature: each feature declares its tab
 the versioned migrations before anyone reads (``cloud.runtime.open_cdp`` passes every feature's).
 """
 
-from cloud.db.database import Database, Tx
+from cloud.db.database import TRANSIENT_ERRORS, Database, Tx
 from cloud.db.migrations import Migration, Schema, open_database
 
-__all__ = ["Database", "Migration", "Schema", "Tx", "open_database"]
+__all__ = ["TRANSIENT_ERRORS", "Database", "Migration", "Schema", "Tx", "open_database"]

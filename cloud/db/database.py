@@ -110,9 +110,14 @@ try:
     import psycopg_pool
 
     _INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
+    #: Errors after which the same unit of work may well succeed if run again: a deadlock or a
+    #: serialization failure (the transaction was rolled back), a dropped connection, a locked file.
+    #: (psycopg's deadlock and serialization errors are OperationalErrors.)
+    TRANSIENT_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
 except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite works without it
     psycopg = None  # type: ignore[assignment]
     _INTEGRITY_ERRORS = (sqlite3.IntegrityError,)
+    TRANSIENT_ERRORS = (sqlite3.OperationalError,)
 
 
 class Database:

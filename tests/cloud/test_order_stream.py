@@ -6,6 +6,7 @@ and each store order linked to its member, the visit and the assistant with the 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -137,6 +138,27 @@ def test_a_till_order_is_attributed_to_the_member_visit_and_assistant(db: Databa
                           {**_order("T-5R", paid=20.0, card=None), "type": "refund", "refund_of": "T-5"}])
     assert (till.attribution(db, "pos:T-5R:refund")["assistant"], till.attribution(db, "pos:T-5R:refund")["reason"]) == (
         "A003", "refund_of")
+
+
+def test_a_transient_database_error_routes_the_message_again_not_loses_it(db: Database, monkeypatch) -> None:
+    """The ingest acknowledges a message once routed: a deadlock or dropped connection on the first
+    try must not be the end of it (a till order here; an arrival takes the same path)."""
+    _master(db)
+    processor = EventProcessor(db, matcher=None, cards=None, require_known_devices=False)  # type: ignore[arg-type]
+    land, failures = till.land, [sqlite3.OperationalError("database is locked")]
+
+    def flaky_land(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return land(*args, **kwargs)
+
+    monkeypatch.setattr(till, "land", flaky_land)
+    order = TillOrder(brand="demo", store="sh-001", device="till-1", order_no="P-9", ts=datetime.now(UTC),
+                      paid=99.0, lines=(TillLine(sku="SKU-1001", qty=1, price=99.0),))
+    processor.route_retrying(topics.till_order("demo", "sh-001", "till-1"), encode(order))
+    counts = processor.counters.snapshot()
+    assert (counts.retries, counts.till_orders) == (1, 1)
+    assert db.scalar("SELECT paid FROM orders WHERE id = 'pos:P-9'") == 99.0
 
 
 def test_a_till_publishes_its_order_on_evt_order(db: Database) -> None:
