@@ -109,11 +109,17 @@ def confirm(db: Database, store: str, login_id: str, code: str, *, consent: bool
     now = utcnow()
     if row["status"] != "pending" or row["expires"] < iso(now):
         raise GuestWifiError("login_closed", "this code is no longer valid; ask for a new one")
+    # each guess spends its try before it is compared: parallel guesses get MAX_ATTEMPTS between them
+    attempts = db.scalar("UPDATE guest_wifi_logins SET attempts = attempts + 1 WHERE id = ? AND status = 'pending' "
+                         "AND attempts < ? RETURNING attempts", (login_id, MAX_ATTEMPTS))
+    if attempts is None:
+        raise GuestWifiError("login_closed", "this code is no longer valid; ask for a new one")
     if not hmac.compare_digest(_hash(login_id, code.strip()), row["code_hash"]):
-        attempts = row["attempts"] + 1
-        db.execute("UPDATE guest_wifi_logins SET attempts = ?, status = ? WHERE id = ?",
-                   (attempts, "failed" if attempts >= MAX_ATTEMPTS else "pending", login_id))
+        if attempts >= MAX_ATTEMPTS:
+            db.execute("UPDATE guest_wifi_logins SET status = 'failed' WHERE id = ? AND status = 'pending'", (login_id,))
         raise GuestWifiError("wrong_code", f"wrong code; {MAX_ATTEMPTS - attempts} tries left")
-    made = wifi.bind_key(db, row["member_id"], row["device_key"])
-    db.execute("UPDATE guest_wifi_logins SET status = 'bound', consent_ts = ? WHERE id = ?", (iso(now), login_id))
-    return made
+    # the login is used once: the first right answer binds, a second one in parallel finds it closed
+    if not db.execute("UPDATE guest_wifi_logins SET status = 'bound', consent_ts = ? WHERE id = ? AND status = 'pending'",
+                      (iso(now), login_id)):
+        raise GuestWifiError("login_closed", "this code was just used")
+    return wifi.bind_key(db, row["member_id"], row["device_key"])

@@ -128,7 +128,10 @@ def send_code(db: Database, member_id: str, *, kind: str, value: str, phone: str
 
 def check_code(db: Database, member_id: str, verification_id: str, code: str, *, kinds: tuple[str, ...]) -> dict:
     """The pending verification ``verification_id`` of ``member_id`` (of one of ``kinds``), if ``code``
-    is its code (at most ``MAX_ATTEMPTS`` tries, within ``TTL``); marked verified. Else why not."""
+    is its code (at most ``MAX_ATTEMPTS`` tries, within ``TTL``); marked verified. Else why not.
+
+    Each guess spends its try (a conditional increment) before it is compared, so guesses sent in
+    parallel cannot get more than ``MAX_ATTEMPTS`` tries between them."""
     with db.transaction() as tx:
         row = tx.one(f"SELECT * FROM verifications WHERE id = ? AND member_id = ? AND kind IN ({', '.join('?' * len(kinds))})",
                      (verification_id, member_id, *kinds))
@@ -140,12 +143,14 @@ def check_code(db: Database, member_id: str, verification_id: str, code: str, *,
             row["status"] = "expired"
     if row["status"] != "pending":
         raise VerificationClosed(f"verification {verification_id} is {row['status']}")
+    attempts = db.scalar("UPDATE verifications SET attempts = attempts + 1 WHERE id = ? AND status = 'pending' "
+                         "AND attempts < ? RETURNING attempts", (row["id"], MAX_ATTEMPTS))
+    if attempts is None:
+        raise VerificationClosed(f"verification {verification_id} has no tries left")
     if not hmac.compare_digest(_hash(verification_id, code.strip()), row["code_hash"]):
-        with db.transaction() as tx:
-            attempts = row["attempts"] + 1
-            tx.execute("UPDATE verifications SET attempts = ?, status = ?, decided = ? WHERE id = ?",
-                       (attempts, "failed" if attempts >= MAX_ATTEMPTS else "pending",
-                        iso(utcnow()) if attempts >= MAX_ATTEMPTS else None, row["id"]))
+        if attempts >= MAX_ATTEMPTS:
+            db.execute("UPDATE verifications SET status = 'failed', decided = ? WHERE id = ? AND status = 'pending'",
+                       (iso(utcnow()), row["id"]))
         left = MAX_ATTEMPTS - attempts
         raise WrongCode(f"wrong code; {left} tries left" if left else "wrong code; this verification is closed")
     if not db.execute("UPDATE verifications SET status = 'verified', decided = ? WHERE id = ? AND status = 'pending'",

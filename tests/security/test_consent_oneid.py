@@ -177,3 +177,31 @@ def test_consent_proven_by_the_code_counts_after_an_older_record_becomes_head(st
     assert client.put(f"/v1/members/{tmall}/consent", headers=hq, json={"face": False}).status_code == 200
     assert client.get(f"/v1/members/{vip['id']}", headers=hq).json()["consent"] == {"face": False}
     assert runtime.db.scalar("SELECT COUNT(*) FROM members WHERE consent_proven IS NOT NULL") == 0
+
+
+def test_guesses_sent_in_parallel_get_five_tries_between_them(start_cloud, sms) -> None:
+    """Brute force by concurrency: each guess spends its try before it is compared, so twenty guesses
+    at once get five answers "wrong code" and fifteen "closed", and the right code is then refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cloud.cdp import verification
+
+    client, runtime, hq, manager, victim = _setup(start_cloud, sms)
+    body = client.post("/v1/members", headers=manager, json=ATTACKER).json()
+    pending, code = body["verification"]["id"], sms.messages_to(VICTIM_PHONE)[-1].params["code"]
+    wrong = [f"{(int(code) + n) % 10**6:06d}" for n in range(1, 21)]
+
+    def guess(value: str) -> str:
+        try:
+            verification.check_code(runtime.db, body["id"], pending, value, kinds=("phone", "consent"))
+        except verification.WrongCode:
+            return "wrong_code"
+        except verification.VerificationClosed:
+            return "closed"
+        return "verified"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(guess, wrong))
+    assert sorted(answers).count("wrong_code") == 5 and answers.count("closed") == 15
+    assert guess(code) == "closed"
+    assert client.get(f"/v1/members/{victim}", headers=hq).json()["consent"] == {"face": False}
