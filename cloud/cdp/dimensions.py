@@ -471,8 +471,10 @@ def _build() -> dict[str, Dimension]:
         example={"op": "in", "value": ["25-29", "30-34"]})
     add("birthday_month", "attribute", "number", "生日月份", "month of the birthday (1-12)",
         _expr_dim("CAST(substr(pp.birthday, 6, 2) AS INTEGER)"), profile=True, example={"op": "=", "value": 12})
-    add("signed_up", "attribute", "date", "注册日期", "when the head record was created",
-        _expr_dim("p.created"), example={"op": "after", "value": "2026-01-01"})
+    add("signed_up", "attribute", "date", "注册日期",
+        "when the person signed up (surviving value: a CRM or counter sign-up date), else when the person's "
+        "head record was created", _expr_dim("COALESCE(pp.signed_up, p.created)"), profile=True,
+        example={"op": "after", "value": "2026-01-01"})
     add("points", "attribute", "number", "积分", "points balance (surviving value)", _expr_dim("pp.points"),
         profile=True, example={"op": ">=", "value": 1000})
     add("home_store", "attribute", "enum", "所属门店", "the member's home store (surviving value)",

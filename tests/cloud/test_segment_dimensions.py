@@ -283,16 +283,18 @@ def test_attribute_dimensions_read_the_surviving_values_not_the_head_record(db: 
         tx.execute("INSERT INTO stores (id, brand, name, city, city_tier, created) VALUES "
                    "('s1', 'b', 's1', '上海', '1', '2025-01-01T00:00:00+00:00')")
         for row in (
-            ("Q", "tmall", "Q", None, "普通会员", 0, None, "2026-06-01T00:00:00+00:00", None, None, None, None),
+            ("Q", "tmall", "Q", None, "普通会员", 0, None, "2026-06-01T00:00:00+00:00", None, None, None, None, None),
             ("Qm", "member", "Qm", "female", "钻石会员", 1, "s1", "2026-11-01T00:00:00+00:00", "Q", "1990-12-03", 800,
-             "v-1"),
-            ("S", "tmall", "S", None, "普通会员", 0, None, "2026-05-01T00:00:00+00:00", None, None, None, None),
-            ("Sm", "member", "Sm", "male", "金卡会员", 1, None, "2026-11-02T00:00:00+00:00", "S", None, None, None),
-            ("R", "member", "R", "male", "普通会员", 0, None, "2026-11-03T00:00:00+00:00", None, "2000-01-01", None,
+             "v-1", "2019-03-08"),  # signed up at a counter in 2019, imported from the CRM this month
+            ("S", "tmall", "S", None, "普通会员", 0, None, "2026-05-01T00:00:00+00:00", None, None, None, None, None),
+            ("Sm", "member", "Sm", "male", "金卡会员", 1, None, "2026-11-02T00:00:00+00:00", "S", None, None, None,
              None),
+            ("R", "member", "R", "male", "普通会员", 0, None, "2026-11-03T00:00:00+00:00", None, "2000-01-01", None,
+             None, None),
         ):
             tx.execute("INSERT INTO members (id, source, source_key, gender, tier, face_consent, home_store, created, "
-                       "merged_into, birthday, points, consent_proven) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                       "merged_into, birthday, points, consent_proven, signed_up) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     tags.refresh(db, ["Q", "S", "R"], as_of=AS_OF)  # the incremental refresh an import or merge runs
     assert db.scalar("SELECT gender FROM members WHERE id = 'Q'") is None  # the head record says nothing
     for name, fields, want in (
@@ -306,6 +308,8 @@ def test_attribute_dimensions_read_the_surviving_values_not_the_head_record(db: 
         ("home_store", {"op": "in", "value": ["s1"]}, {"Q"}),
         ("city", {"op": "in", "value": ["上海"]}, {"Q"}),
         ("consent_face", {"value": True}, {"Q"}),
+        ("signed_up", {"op": "before", "value": "2020-01-01"}, {"Q"}),  # the sign-up date, not the Tmall record's
+        ("signed_up", {"op": "after", "value": "2026-01-01"}, {"S", "R"}),  # no sign-up date: the head's creation
     ):
         assert _ids(db, {"dim": {"name": name, **fields}}) == want, name
     assert _ids(db, {"consent": {"face": True}}) == {"Q"}
