@@ -117,8 +117,8 @@ class Runtime:
             tasks = GuideTaskChannel(db, ingest.client)
             marketing["guide_task"] = tasks
             ingest.processor.task_done = tasks.completed
-        self.campaigns = CampaignSender(db, {k: v for k, v in marketing.items() if v is not None},
-                                        link_base=settings.dashboard_url)
+        configured = {k: v for k, v in marketing.items() if v is not None}
+        self.campaigns = CampaignSender(db, configured, link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)
         # audience syncs: each segment's hashed upload file rebuilt when its interval has passed
         self.scheduler.every("audience-refresh", 300.0, lambda: audience.refresh_due(db))
@@ -127,7 +127,7 @@ class Runtime:
         if journeys.on_orders not in till.ORDER_HOOKS:
             till.ORDER_HOOKS.append(journeys.on_orders)
         # points about to expire: told over the consented channels, outside quiet hours
-        self.expiry_notices = ExpiryNoticeSender(db, {k: v for k, v in marketing.items() if v is not None})
+        self.expiry_notices = ExpiryNoticeSender(db, configured)
         self.scheduler.every("points-notices", 300.0, self.expiry_notices.run)
         # points: streamed and till orders post as they land; a catch-up pass, expiry and notices on the scheduler
         if ledger.post_landed not in till.ORDER_HOOKS:
