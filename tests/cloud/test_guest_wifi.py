@@ -54,7 +54,8 @@ def test_logging_in_to_the_guest_wifi_binds_the_phones_address_on_that_stores_ne
     key = network_device_key(PRIVATE, SECRET, STORE)
     assert bound.status_code == 200 and bound.json() == {"device_key": key, "created": True}
     assert wifi.person_for_key(runtime.db, key) == wang
-    assert client.post(f"{base}/{login}", json={"code": code, "consent": True}).json()["detail"]["code"] == "login_closed"
+    assert client.post(f"{base}/{login}", json={"code": code, "consent": True}).json()["detail"]["code"] == \
+        "verification_closed", "a login is used once"
     assert network_device_key(PRIVATE, SECRET, "sh-02") != key, "the same address at another store is another key"
     dump = _dump(runtime.db)
     assert PRIVATE not in dump and PRIVATE.replace(":", "") not in dump
@@ -67,7 +68,26 @@ def test_logging_in_to_the_guest_wifi_binds_the_phones_address_on_that_stores_ne
     assert associated.key == key and associated.randomised is False
     assert probing.key != key and probing.randomised is True, "a probe with the same bits is a random MAC"
 
+    # the login is a one-time code of the verifications every proof of a phone uses: key, where, when consented
+    [proof] = runtime.db.rows("SELECT value, store, status, decided FROM verifications WHERE kind = 'guest_wifi'")
+    assert proof[:3] == (key, STORE, "verified") and proof[3] is not None
+
     # erasure takes the binding and the login with it
     assert client.delete(f"/v1/members/{wang}").status_code == 200
     assert wifi.person_for_key(runtime.db, key) is None
-    assert runtime.db.rows("SELECT id FROM guest_wifi_logins") == []
+    assert runtime.db.rows("SELECT id FROM verifications WHERE kind = 'guest_wifi'") == []
+
+
+def test_a_member_is_sent_five_guest_wifi_codes_an_hour(start_cloud, sms) -> None:
+    """The portal's own send limit (each code is an SMS and one more guess); the earlier code stops
+    when a new one is sent, as every one-time code does."""
+    client, runtime = start_cloud(sms_url=sms.url)
+    client.post("/v1/members", json={"name": "王芳", "phone": "13800138000", "consent": {"face": False}})
+    base = f"/wifi/demo/{STORE}/login"
+    logins = [client.post(base, json={"mac": PRIVATE, "phone": "13800138000"}) for _ in range(6)]
+    assert [r.status_code for r in logins] == [201] * 5 + [429]
+    assert logins[-1].json()["detail"]["code"] == "too_many_codes"
+    first = logins[0].json()["login_id"]
+    [first_code] = [m.params["code"] for m in sms.messages_to("13800138000") if m.out_id == first]
+    replaced = client.post(f"{base}/{first}", json={"code": first_code, "consent": True})
+    assert replaced.json()["detail"]["code"] == "verification_closed"
