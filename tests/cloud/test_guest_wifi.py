@@ -13,10 +13,13 @@ import pytest
 
 from cloud.arrivals import wifi
 from cloud.channels.sms_sim import SimulatedSms
+from cloud.db.database import connect
+from cloud.db.migrations import Schema, migrate
+from cloud.runtime import SCHEMAS
 from edge.wifi.keys import DeviceKeyer
 from edge.wifi.sensorfeed import FeedParser
 from protocol.wifi import network_device_key
-from tests.cloud.test_cloud_wifi import SECRET, _dump, wifi_secret  # noqa: F401 - the secret fixture
+from tests.cloud.test_cloud_wifi import SECRET, _dump, tables, wifi_secret  # noqa: F401 - the secret fixture
 
 PRIVATE = "3e:8a:12:c4:56:0b"  # locally administered: the phone's private address for this network
 STORE = "sh-01"
@@ -91,3 +94,26 @@ def test_a_member_is_sent_five_guest_wifi_codes_an_hour(start_cloud, sms) -> Non
     [first_code] = [m.params["code"] for m in sms.messages_to("13800138000") if m.out_id == first]
     replaced = client.post(f"{base}/{first}", json={"code": first_code, "consent": True})
     assert replaced.json()["detail"]["code"] == "verification_closed"
+
+
+def test_migration_77_keeps_the_logins_as_guest_wifi_verifications(db_location: str) -> None:
+    """The logins made before the guest Wi-Fi used the one-time code mechanism move into
+    ``verifications``: a bound one keeps its key, store and consent time, and the table goes."""
+    before = [Schema(s.feature, tuple(m for m in s.migrations if m.version < 77)) for s in SCHEMAS]
+    db = connect(db_location)
+    try:
+        migrate(db, before)
+        db.execute("INSERT INTO guest_wifi_logins (id, brand, store, member_id, device_key, code_hash, attempts, status, "
+                   "created, expires, consent_ts) VALUES ('l1', 'demo', ?, 'm1', 'key1', 'hash1', 1, 'bound', "
+                   "'2026-12-01T10:00:00Z', '2026-12-01T10:10:00Z', '2026-12-01T10:02:00Z'), "
+                   "('l2', 'demo', ?, 'm1', 'key2', 'hash2', 0, 'unsent', '2026-12-01T11:00:00Z', "
+                   "'2026-12-01T11:10:00Z', NULL)", (STORE, STORE))
+        assert migrate(db, SCHEMAS)[0] == 77
+        moved = db.rows("SELECT id, member_id, kind, value, code_hash, status, attempts, sent, store, decided "
+                        "FROM verifications ORDER BY id")
+        assert [tuple(r) for r in moved] == [
+            ("l1", "m1", "guest_wifi", "key1", "hash1", "verified", 1, 1, STORE, "2026-12-01T10:02:00Z"),
+            ("l2", "m1", "guest_wifi", "key2", "hash2", "pending", 0, 0, STORE, None)]
+        assert "guest_wifi_logins" not in tables(db)
+    finally:
+        db.close()
