@@ -153,9 +153,9 @@ def _granted(db_location: str, points: int) -> str:
         db.close()
 
 
-def _race(db_location: str, workers: list[Callable[[Database], None]]) -> Database:
-    """Each worker in its own thread and its own connection (processes would be the same), released
-    at once; a fresh connection for the verdict once they are all done."""
+def race(db_location: str, workers: list[Callable[[Database], None]]) -> None:
+    """Each worker in its own thread and its own connection (processes would be the same), all
+    released at once; returns when every one is done (shared by tests/cloud/test_coupons.py)."""
     barrier = threading.Barrier(len(workers))
 
     def run(work: Callable[[Database], None]) -> None:
@@ -171,7 +171,6 @@ def _race(db_location: str, workers: list[Callable[[Database], None]]) -> Databa
         t.start()
     for t in threads:
         t.join()
-    return open_cdp(db_location, sample_catalogue=False)
 
 
 def test_two_tills_cannot_double_spend(db_location: str) -> None:
@@ -188,7 +187,8 @@ def test_two_tills_cannot_double_spend(db_location: str) -> None:
             except ledger.InsufficientPoints:
                 results.append("short")
 
-    db = _race(db_location, [partial(till, n) for n in range(10)])
+    race(db_location, [partial(till, n) for n in range(10)])
+    db = open_cdp(db_location, sample_catalogue=False)
     try:
         assert results.count("ok") == 10 and results.count("short") == 40
         assert balances.balance(db, person)["balance"] == 0
@@ -233,7 +233,8 @@ def test_tills_retrying_at_once_while_points_are_earned_post_each_request_once_a
         for k in range(15):
             ledger.earn(own, person, 5, source="order", source_id=f"web:{k}", channel="tmall")
 
-    db = _race(db_location, [*(partial(till, n) for n in range(6)), stream, stream])
+    race(db_location, [*(partial(till, n) for n in range(6)), stream, stream])
+    db = open_cdp(db_location, sample_catalogue=False)
     try:
         assert len(posted) == len(set(posted)) == db.scalar(
             "SELECT COUNT(*) FROM loyalty_movements WHERE kind = 'redeem'")
