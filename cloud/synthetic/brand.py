@@ -21,7 +21,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from cloud.cdp import members as cdp_members
 from cloud.clock import zone
 from cloud.db import Database
 from cloud.synthetic import exports, landing
-from cloud.synthetic.exports import card
+from cloud.synthetic.drawn import Chunk, card
 from cloud.synthetic.floor import TZ, draw_store_profiles, generate_floor
 
 BRAND = "lumiere"
@@ -51,44 +51,6 @@ def _season(days: int) -> np.ndarray:
     for centre, width in _PEAKS:
         weight += 3.0 * np.exp(-0.5 * ((day - centre) / width) ** 2)
     return weight / weight.sum()
-
-
-@dataclass
-class Chunk:
-    """Persons ``first`` .. ``first + n - 1`` as drawn: who they are, the channel accounts they hold,
-    a year of their orders (one row per order, one per line) and their recognised visits."""
-
-    first: int
-    idx: np.ndarray
-    phones: np.ndarray
-    home: np.ndarray
-    gender: np.ndarray
-    consent: np.ndarray
-    has: dict[str, np.ndarray]  # per source: whether the person holds an account there
-    signed_up: dict[str, np.ndarray]  # per source: when the account was opened (Unix seconds)
-    masked: np.ndarray  # Tmall shows this person's phone masked
-    placeholder: np.ndarray  # ... or as the placeholder 00000000000
-    owner: np.ndarray  # per order: the person (index into the chunk)
-    channel: np.ndarray  # per order: pos, tmall, wechat, jd
-    ts: np.ndarray
-    paid: np.ndarray
-    line_order: np.ndarray  # per line: its order
-    sku: np.ndarray
-    category: np.ndarray
-    qty: np.ndarray
-    price: np.ndarray
-    visitor: np.ndarray  # per recognised visit: the person
-    visit_ts: np.ndarray
-
-    def tmall_phone(self, j: int) -> str:
-        """The phone as the Tmall export shows it (masked for some, the placeholder for a few)."""
-        phone = str(self.phones[j])
-        if self.placeholder[j]:
-            return "00000000000"
-        return phone[:3] + "****" + phone[-4:] if self.masked[j] else phone
-
-    def order_no(self, k: int) -> str:
-        return f"g{self.first}-{k}"
 
 
 def draw_prices(rng: np.random.Generator) -> np.ndarray:

@@ -30,7 +30,6 @@ from cloud.synthetic.brand import (
     CITIES,
     SKUS_PER_CATEGORY,
     SOURCES,
-    Chunk,
     _season,
     draw_chunk,
     draw_prices,
@@ -38,7 +37,7 @@ from cloud.synthetic.brand import (
     name_stores,
     write_recognised_visits,
 )
-from cloud.synthetic.exports import account, card, sku_name
+from cloud.synthetic.drawn import Chunk, account, card, sku_name
 from cloud.synthetic.floor import TZ, draw_store_profiles, generate_floor
 
 

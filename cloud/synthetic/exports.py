@@ -18,28 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cloud.cdp.imports.cleaning import LOCAL_ZONE
-
-if TYPE_CHECKING:
-    from cloud.synthetic.brand import Chunk
-
-def card(i: int) -> str:
-    """Person ``i``'s CRM member card number."""
-    return f"MC{i:010d}"
-
-
-def account(source: str, i: int) -> str:
-    """Person ``i``'s account id in a channel: Tmall nick, WeChat unionid, JD pin."""
-    return {"tmall": f"tb{i:x}", "wechat": f"u{i:x}", "jd": f"jd{i:x}"}[source]
-
-
-def sku_name(sku: int) -> str:
-    return f"SKU{sku:05d}"
-
+from cloud.synthetic.drawn import Chunk, account, card, sku_name
 
 #: one unpaid order (等待买家付款) in this many Tmall orders, quarantined by the importer
 UNPAID_EVERY = 50
