@@ -61,8 +61,8 @@ def load_for_benchmark(db: Database, *, persons: int, stores: int = 50, seed: in
     with db.transaction() as tx:
         tx.copy("stores", ("id", "brand", "name", "city", "region", "city_tier", "format", "timezone", "created"),
                 [(s, brand, f"{CITIES[i % len(CITIES)]}{i:04d}店", CITIES[i % len(CITIES)],
-                  *((profiles[s]["region"], profiles[s]["tier"], profiles[s]["format"], TZ) if s in profiles
-                    else (None,) * 4), start.isoformat()) for i, s in enumerate(shops)])
+                  *((profiles[s]["region"], profiles[s]["tier"], profiles[s]["format"]) if s in profiles
+                    else (None,) * 3), TZ, start.isoformat()) for i, s in enumerate(shops)])
         tx.copy("assistants", ("id", "store", "name", "active"),
                 [(a, s, name, 1) for s, p in profiles.items() for a, name in zip(p["staff"], p["names"])])
     sold = np.zeros(len(sku_price), np.int64)
