@@ -141,11 +141,11 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
     one of them; ``arrivals_per_day`` is an average store's door count on a weekday."""
     if out is None:
         with tempfile.TemporaryDirectory(prefix="instore-brand-") as tmp:
-            counts = generate(db, persons=persons, stores=stores, seed=seed, end=end, progress=progress,
-                              floor_days=floor_days, brand=brand, store_ids=store_ids,
-                              arrivals_per_day=arrivals_per_day, out=Path(tmp))
-        counts.pop("files")  # gone with the temporary folder
-        return counts
+            made = generate(db, persons=persons, stores=stores, seed=seed, end=end, progress=progress,
+                            floor_days=floor_days, brand=brand, store_ids=store_ids,
+                            arrivals_per_day=arrivals_per_day, out=Path(tmp))
+        made.pop("files")  # gone with the temporary folder
+        return made
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
