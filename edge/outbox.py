@@ -32,6 +32,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,12 @@ class Row:
     payload: bytes
 
 
+#: Told of each row as its commit returns, with the sequence number of the row put before it; True
+#: if it took the row (the publisher sends it at once from the producer's thread when it has handed
+#: over everything before), so that nobody waiting on ``changed`` needs waking for it.
+PutListener = Callable[[Row, int], bool]
+
+
 class Outbox:
     def __init__(self, state: StateFile, max_messages: int = 10_000, *, group_commit: bool = True) -> None:
         """``group_commit=False``: every commit waits for its own fsync (``synchronous=FULL``), as
@@ -66,6 +73,10 @@ class Outbox:
                 "(seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL)"
             )
             self._table = state.db["outbox"]
+            # Kept in memory: a count(*) per put and a sequence read per row would be two more
+            # statements under the lock on every arrival's path.
+            self._count = state.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            self._last_seq = self._highest_seq()
             wal = group_commit and state.db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
             state.db.execute(f"PRAGMA synchronous={'NORMAL' if wal else 'FULL'}")
         self._wal = Path(f"{state.path}-wal") if wal else None
@@ -77,6 +88,7 @@ class Outbox:
         self._timed: dict[int, tuple[float, float]] = {}
         self._to_commit: deque[tuple[int, float, float]] = deque()
         self._closed = False
+        self._listeners: list[PutListener] = []
         self.fsync_ms_total = 0.0
         if self._wal is not None:
             self._fsync_dir()
@@ -94,6 +106,16 @@ class Outbox:
                 os.close(fd)
         except OSError as exc:
             log.warning("could not fsync %s: %s", self.state.path.parent, exc)
+
+    def _highest_seq(self) -> int:
+        """The last number AUTOINCREMENT gave out (kept in sqlite_sequence even after its row went)."""
+        row = self.state.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        return int(row[0]) if row else 0
+
+    def on_put(self, listener: PutListener) -> None:
+        """Call ``listener(row, previous_seq)`` after each put's commit, on the producer's thread
+        (before the committer is woken for its fsync: the send is what a reader waits for)."""
+        self._listeners.append(listener)
 
     def _wrote(self, timed: tuple[float, float] | None = None) -> None:
         with self._sync:
@@ -179,11 +201,14 @@ class Outbox:
             # plain SQL: sqlite-utils' insert reads the table's schema first, 3x the time of the insert itself
             inserted = self.state.db.conn.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", [topic, payload])
             seq = int(inserted.lastrowid or 0)  # SQLite always gives an INSERT its rowid
-            excess = self._depth() - self.max_messages
+            previous, self._last_seq = self._last_seq, seq
+            self._count += 1
+            excess = self._count - self.max_messages
             if excess > 0:
                 self.state.db.execute(
                     "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", [excess]
                 )
+                self._count -= excess
                 self.dropped += excess
                 log.warning("outbox full (%d messages): dropped the %d oldest", self.max_messages, excess)
         timed = None
@@ -193,9 +218,12 @@ class Outbox:
                 self._timed[seq] = timed
                 while len(self._timed) > self.max_messages:  # rows the bound dropped
                     del self._timed[next(iter(self._timed))]
+        row = Row(seq, topic, payload)
+        taken = [listener(row, previous) for listener in self._listeners]
         self._wrote(timed)
-        with self.changed:
-            self.changed.notify_all()
+        if not any(taken):
+            with self.changed:
+                self.changed.notify_all()
         return seq
 
     def pending(self, after: int, limit: int) -> list[Row]:
@@ -205,25 +233,26 @@ class Outbox:
             ).fetchall()
         return [Row(*row) for row in rows]
 
-    def ack(self, seqs: list[int]) -> None:
+    def ack(self, seqs: Collection[int], heard: Mapping[int, float] | None = None) -> None:
+        """Delete delivered rows; ``heard``: when each one's PUBACK came (monotonic), default now."""
+        seqs = list(seqs)
         with self.state.lock:
-            self.state.db.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+            deleted = self.state.db.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+            self._count -= deleted.rowcount
         acked = time.monotonic()
         with self._sync:
             for seq in seqs:
                 if (timed := self._timed.pop(seq, None)) is not None:
-                    metrics.ARRIVAL.labels("published").observe(timed[1] / 1000 + (acked - timed[0]))
+                    at = heard.get(seq, acked) if heard else acked
+                    metrics.ARRIVAL.labels("published").observe(timed[1] / 1000 + (at - timed[0]))
         self._wrote()
         with self.changed:
             self.changed.notify_all()
 
-    def _depth(self) -> int:
-        return self.state.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-
     @property
     def depth(self) -> int:
         with self.state.lock:
-            return self._depth()
+            return self._count
 
     def wait_empty(self, timeout: float) -> int:
         """Block until everything was delivered or ``timeout`` passed; return what is left."""
