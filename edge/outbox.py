@@ -15,13 +15,14 @@ the outbox's committer thread makes the WAL durable with one ``fsync`` for every
 the last one: events arriving within one fsync's time share it. ``put`` returns without waiting for
 the disk, and the publisher may send the row at once, while the fsync runs.
 
-What a power cut can lose is unchanged: an event whose commit was not yet fsynced, i.e. made within
-the last few milliseconds, unless the broker already acknowledged it (which it can now do, and then
-it is delivered and the cloud has it). Before, that same event was lost too: the cut came before its
-``put`` returned. SQLite's WAL checksums make what survives a prefix of the commits, so a row and
-its delete can never reappear out of order; in NORMAL mode SQLite itself syncs the WAL before every
-checkpoint and the WAL header when it is reused, so the fsync of the WAL file is all that was
-missing for durability. ``sync()`` waits for the fsync (a clean shutdown, tests).
+A crashed process loses nothing committed (the WAL is in the operating system's hands). A power cut
+loses the commits the last fsync did not cover; since the publisher may send a row before its
+fsync, that can be an arrival the broker already has, which the box then forgets together with its
+visit-cache row (docs/EDGE.md, "What a crash can do"); ``Publisher(durable_first=True)`` sends only
+rows up to ``durable_seq``. SQLite's WAL checksums make what survives a prefix of the commits, so a
+row and its delete can never reappear out of order; in NORMAL mode SQLite itself syncs the WAL
+before every checkpoint and the WAL header when it is reused, so the fsync of the WAL file is all
+that was missing for durability. ``sync()`` waits for the fsync (a clean shutdown, tests).
 """
 
 from __future__ import annotations
@@ -89,9 +90,13 @@ class Outbox:
         self._to_commit: deque[tuple[int, float, float]] = deque()
         self._closed = False
         self._listeners: list[PutListener] = []
+        self._durable_listeners: list[Callable[[int], None]] = []
+        self._written_seq = self._durable = self._last_seq  # the highest seq written / covered by an fsync
         self.fsync_ms_total = 0.0
         if self._wal is not None:
             self._fsync_dir()
+            # what a killed process left in the WAL may never have been fsynced: it is now
+            self._fsync_wal(self._wal)
             threading.Thread(target=self._commit_loop, name="outbox-commit", daemon=True).start()
 
     # --- group commit ---------------------------------------------------------------------
@@ -117,9 +122,25 @@ class Outbox:
         (before the committer is woken for its fsync: the send is what a reader waits for)."""
         self._listeners.append(listener)
 
-    def _wrote(self, timed: tuple[float, float] | None = None) -> None:
+    def on_durable(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(durable_seq)`` from the committer thread after each group fsync."""
+        self._durable_listeners.append(listener)
+
+    @property
+    def last_seq(self) -> int:
+        """The number of the last row put."""
+        return self._last_seq
+
+    @property
+    def durable_seq(self) -> int:
+        """Every row up to this number is on disk against a power cut (not only a crashed process)."""
+        return self._last_seq if self._wal is None else self._durable
+
+    def _wrote(self, timed: tuple[float, float] | None = None, seq: int | None = None) -> None:
         with self._sync:
             self._written += 1
+            if seq is not None:
+                self._written_seq = seq
             if timed is not None and self._wal is not None:
                 self._to_commit.append((self._written, *timed))
             self._sync.notify_all()
@@ -136,18 +157,9 @@ class Outbox:
                     continue
                 if self._closed and self._written == self._synced:
                     return
-                target = self._written
+                target, target_seq = self._written, self._written_seq
             started = time.perf_counter()
-            try:
-                fd = os.open(wal, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except FileNotFoundError:
-                pass  # the connection was closed, which checkpointed the WAL into the database and synced it
-            except OSError as exc:
-                log.error("outbox fsync failed: %s", exc)
+            self._fsync_wal(wal)
             done = time.monotonic()
             metrics.COMMITS.inc()
             metrics.COMMITTED_ROWS.inc(target - self._synced)
@@ -155,9 +167,24 @@ class Outbox:
                 while self._to_commit and self._to_commit[0][0] <= target:
                     _, put, offset = self._to_commit.popleft()
                     metrics.ARRIVAL.labels("committed").observe(offset / 1000 + (done - put))
-                self._synced = target
+                self._synced, self._durable = target, target_seq
                 self._sync.notify_all()
+            for listener in self._durable_listeners:
+                listener(target_seq)
             self.fsync_ms_total += (time.perf_counter() - started) * 1000
+
+    @staticmethod
+    def _fsync_wal(wal: Path) -> None:
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            pass  # the connection was closed, which checkpointed the WAL into the database and synced it
+        except OSError as exc:
+            log.error("outbox fsync failed: %s", exc)
 
     def _state_closed(self) -> bool:
         """True once the state file's connection was closed (sqlite3 raises on any use of it then)."""
@@ -220,16 +247,18 @@ class Outbox:
                     del self._timed[next(iter(self._timed))]
         row = Row(seq, topic, payload)
         taken = [listener(row, previous) for listener in self._listeners]
-        self._wrote(timed)
+        self._wrote(timed, seq)
         if not any(taken):
             with self.changed:
                 self.changed.notify_all()
         return seq
 
-    def pending(self, after: int, limit: int) -> list[Row]:
+    def pending(self, after: int, limit: int, upto: int | None = None) -> list[Row]:
+        """Rows after ``after`` in order, at most ``limit``, none past ``upto`` if given."""
         with self.state.lock:
             rows = self.state.db.execute(
-                "SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit]
+                "SELECT seq, topic, payload FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                [after, self._last_seq if upto is None else upto, limit],
             ).fetchall()
         return [Row(*row) for row in rows]
 

@@ -1,8 +1,9 @@
 """Delivers the outbox to the broker in order, and the box's presence, telemetry and reports live.
 
 The box starts whether or not the broker answers (a store's uplink fails; the door does not
-stop); paho reconnects by itself. The drain thread hands outbox rows to paho in sequence order,
-at most ``window`` unacknowledged at a time, and deletes a row when its PUBACK arrives. paho
+stop); paho reconnects by itself. Outbox rows go to paho in sequence order, at most ``window``
+unacknowledged at a time: a row put while every earlier one is handed over goes at once from the
+putting thread, the others from the drain thread, which deletes a row when its PUBACK arrives. paho
 re-sends its in-flight QoS 1 messages after a reconnect, so a row is handed over once per
 process; after a restart every row still on disk is sent again, oldest first. A PUBACK saying
 "no matching subscribers" (MQTT 5) means the broker dropped the message because no cloud ingest
@@ -52,10 +53,13 @@ DELIVERY_KEY = "delivery"
 
 class Publisher:
     def __init__(self, url: transport.BrokerUrl, brand: str, store: str, device: str, model_pack: str,
-                 outbox: Outbox, *, window: int = 50) -> None:
+                 outbox: Outbox, *, window: int = 50, durable_first: bool = False) -> None:
+        """``durable_first``: hand a row over only once a group fsync covered it (``outbox.
+        durable_before_send``, docs/EDGE.md "What a crash can do"); otherwise as soon as it is committed."""
         self.url = url
         self.outbox = outbox
         self.window = window
+        self.durable_first = durable_first
         self.connected = threading.Event()
         self.reconnects = 0
         self._state = dict(brand=brand, store=store, device=device, role="edge", model_pack=model_pack)
@@ -85,6 +89,8 @@ class Publisher:
         self.client.on_publish = self._on_publish
         self._drainer = threading.Thread(target=self._drain, name="outbox-drain", daemon=True)
         outbox.on_put(self._offer)
+        if durable_first:
+            outbox.on_durable(self._wake)
 
     def use_pack(self, model_pack: str) -> None:
         """Another model pack runs: say so in the retained state now and on every reconnect."""
@@ -137,11 +143,19 @@ class Publisher:
         the ~1 ms from put to the subscriber here), and is safe for the order: ``previous`` is the
         row put just before this one, so a row overtakes nothing."""
         with self._handing:
-            if (self._handed != previous or not self.connected.is_set() or self._stop.is_set()
+            if (self._handed != previous or row.seq > self._sendable() or not self.connected.is_set() or self._stop.is_set()
                     or len(self._inflight) >= self.window or time.monotonic() < self._resume_at):
                 return False
             self._hand_over(row)
             return True
+
+    def _sendable(self) -> int:
+        """The highest row number that may be handed over now."""
+        return self.outbox.durable_seq if self.durable_first else self.outbox.last_seq
+
+    def _wake(self, durable_seq: int) -> None:
+        with self.outbox.changed:
+            self.outbox.changed.notify_all()
 
     def _hand_over(self, row: Row) -> None:
         info = self.client.publish(row.topic, row.payload, qos=1)
@@ -154,7 +168,7 @@ class Publisher:
                 delivered = self._settle_acks()
                 room = self.window - len(self._inflight)
                 ready = self.connected.is_set() and room > 0 and time.monotonic() >= self._resume_at
-                rows = self.outbox.pending(self._handed, room) if ready else []
+                rows = self.outbox.pending(self._handed, room, self._sendable()) if ready else []
                 for row in rows:
                     self._hand_over(row)
             # Delivered rows are deleted after the new ones went out: the delete (a write under the
