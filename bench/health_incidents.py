@@ -117,6 +117,8 @@ def main() -> None:
     ap.add_argument("--persons", type=int, default=4000)
     ap.add_argument("--arrivals-per-day", type=float, default=60.0)
     ap.add_argument("--step-min", type=int, default=5, help="minutes between two runs of the hourly rule")
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                    help="plant only these kinds (more incidents of one kind than a mixed run gives)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     started = time.perf_counter()
@@ -130,7 +132,7 @@ def main() -> None:
     incidents: list[Incident] = []
     for d in days:
         for store in rng.sample(stores, args.per_day):
-            kind, hour = rng.choice(KINDS), rng.randint(10, 17)
+            kind, hour = rng.choice(args.kinds), rng.randint(10, 17)
             incidents += plant_incidents(db, [store], d, from_hour=hour, kinds=[kind])
     gen_s = time.perf_counter() - started
     first = last - timedelta(days=args.weeks * 7 - 1)
