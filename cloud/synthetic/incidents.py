@@ -22,7 +22,11 @@ a store really has:
 
 The hourly source rule (``cloud.health.shortfall``) judges the live rows; with the demo brand's
 volumes (about 60 arrivals and seven floor orders a store-day) an hour holds so few tickets that a
-till outage needs hours of silence to be told from chance, which the benchmark reports as it is.
+collapse needs hours to be told from chance (``bench/collapse_limits.py`` says what a faster rule
+would cost in false alerts). A till that is down is told sooner by the sales the assistants still
+tap 成交 with no ticket after them (``cloud.health.till_silence``), and a frozen screen by its
+heartbeat stopping (``cloud.health.device_health``; the benchmark stops it at the incident's start,
+as it stops the edge box's telemetry for a dead camera).
 """
 
 from __future__ import annotations

@@ -219,3 +219,24 @@ def test_cards_keep_their_cells_and_a_new_card_takes_a_freed_one(qapp, cards):
     assert [cell(c) for c in (first[0], first[2], newest)] == [(0, 0), (0, 2), (0, 3)]
     screen.close()
     shiboken6.delete(screen)
+
+
+def test_the_heartbeat_says_online_again_for_the_clouds_device_health(kiosk, mosquitto, store, wait_until):
+    """``CardFeed.heartbeat`` (driven by a timer on the UI thread in the app) republishes the retained
+    "online" state with a fresh time: the cloud's device health calls a screen whose heartbeats stop
+    stale even while its network thread keeps the connection (a frozen UI)."""
+    from protocol.messages import DeviceState
+
+    url = transport.BrokerUrl.parse(mosquitto.url)
+    seen: list[DeviceState] = []
+    watcher = transport.make_client(url, f"test-heartbeat-{store}")
+    watcher.on_message = lambda c, u, msg: seen.append(decode(msg.payload, DeviceState))
+    transport.subscribe_on_connect(watcher, [(topics.device_state(BRAND, store, "kiosk-main"), 1)])
+    transport.start(watcher, url)
+    try:
+        wait_until(lambda: [s.state for s in seen] == ["online"], what="the retained online state")
+        kiosk.feed.heartbeat()
+        wait_until(lambda: len(seen) == 2, what="the heartbeat")
+        assert seen[1].state == "online" and seen[1].role == "kiosk" and seen[1].ts > seen[0].ts
+    finally:
+        transport.stop(watcher)
