@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -130,6 +132,7 @@ class RecentVisitors:
         self.same_cosine = same_cosine
         self._lock = threading.Lock()
         self._recent: dict[tuple[str, str], deque[tuple[float, np.ndarray, str]]] = {}
+        self._journal: list[tuple[tuple[str, str], str]] | None = None  # what was remembered, while staged
 
     def same_visit(self, brand: str, store: str, vector: np.ndarray, ts: datetime) -> str | None:
         """The visit id of a visitor at this store within the window whose embedding is near-identical."""
@@ -152,6 +155,27 @@ class RecentVisitors:
     def remember(self, brand: str, store: str, vector: np.ndarray, ts: datetime, visit_id: str) -> None:
         with self._lock:
             self._recent.setdefault((brand, store), deque(maxlen=1000)).append((ts.timestamp(), _unit(vector), visit_id))
+            if self._journal is not None:
+                self._journal.append(((brand, store), visit_id))
+
+    @contextmanager
+    def staged(self) -> Iterator[None]:
+        """Visitors remembered within are forgotten again if it raises: their visits were rolled back
+        with a batch of arrivals (``cloud.arrivals.ingest``), which is routed again one by one, and a
+        remembered visit that was never stored would swallow its own arrival as "the same visit"."""
+        with self._lock:
+            self._journal = []
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                for key, visit_id in self._journal or ():
+                    seen = self._recent[key]
+                    self._recent[key] = deque((e for e in seen if e[2] != visit_id), maxlen=seen.maxlen)
+            raise
+        finally:
+            with self._lock:
+                self._journal = None
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
