@@ -29,7 +29,7 @@ from cloud.channels import alerting as alert_channels
 from cloud.channels.wechat import WeChatSubscribeChannel
 from cloud.clock import utcnow
 from cloud.db import Database, Schema, open_database
-from cloud.faces import reembed
+from cloud.faces import learning, reembed
 from cloud.faces import schema as faces_schema
 from cloud.faces.enrolment import Enroller
 from cloud.faces.gallery import FaceIndex
@@ -106,6 +106,7 @@ class Runtime:
         self.scheduler.every("device-health", settings.device_health_every_s, self.check_devices)
         self.scheduler.every("source-health", settings.source_health_every_s, self.check_sources)
         self.scheduler.every("alert-notify", settings.notify_every_s, self.notify_alerts)
+        self.scheduler.every("held-faces", learning.EXPIRE_EVERY_S, lambda: learning.expire(db))
         # campaigns: due marketing sends over the same channel adapters (SMS, WeCom to the guide, email)
         marketing = {"sms": self.channels.get("sms"), "wecom": self.channels.get("wecom_app"),
                      "email": self.channels.get("email")}
