@@ -58,6 +58,11 @@ log = logging.getLogger(__name__)
 
 #: Tries of one message against transient database errors (waits 50 ms, 100 ms... between them).
 ROUTE_ATTEMPTS = 4
+#: A box's ``devices.last_seen`` is written by its arrivals at most this often per ingest process (its
+#: telemetry writes it every 30 s; device health calls a box offline after minutes): on every arrival
+#: it was a statement more, and the box's row stayed locked by one process's batch of arrivals while
+#: another process's batch waited for it, or deadlocked with it.
+DEVICE_SEEN_EVERY_S = 30.0
 
 RejectReason = Literal[
     "bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device", "revoked_device",
@@ -179,6 +184,8 @@ class EventProcessor:
         self._require_known = require_known_devices
         self.counters = _Counters()
         self._recent_visitors = visits.RecentVisitors()
+        self._devices_seen: dict[tuple[str, str, str], float] = {}  # when this process last wrote each box's row
+        self._devices_writing: list[tuple[str, str, str]] = []  # ... and the rows the open unit of work writes
         self.fusion = fusion.Fusion(db)
         #: a guide's 完成 on a task, on the screen's feedback topic; None: no task channel (no broker)
         self.task_done: TaskDoneHook | None = None
@@ -231,16 +238,42 @@ class EventProcessor:
             return None
         try:
             with self.counters.staged(), self._recent_visitors.staged(), self._db.grouped():
-                routed = [self.route(topic, payload) for topic, payload in messages]
+                routed = [self._route(topic, payload) for topic, payload in messages]
         except Exception as exc:  # any failure: the messages are routed again one by one
+            self._devices_writing.clear()
             self.counters.add("batch_fallbacks")
             log.warning("a batch of %d arrivals failed, routing them one by one: %s", len(messages), exc)
             return None
+        self._devices_written()
         self.counters.add("batches")
         return routed
 
     def route(self, topic: str, payload: bytes) -> Outgoing | None:
         """The card to publish and the screen it is for, or None."""
+        try:
+            outgoing = self._route(topic, payload)
+        except BaseException:
+            self._devices_writing.clear()
+            raise
+        self._devices_written()
+        return outgoing
+
+    def _devices_written(self) -> None:
+        """The unit of work committed: the boxes' rows it wrote are fresh as of now."""
+        at = time.monotonic()
+        for box in self._devices_writing:
+            self._devices_seen[box] = at
+        self._devices_writing.clear()
+
+    def _register(self, visit: Visit) -> bool:
+        """Whether this arrival writes its box's ``devices`` row (``DEVICE_SEEN_EVERY_S``)."""
+        box = (visit.brand, visit.store, visit.device)
+        if time.monotonic() - self._devices_seen.get(box, -DEVICE_SEEN_EVERY_S) < DEVICE_SEEN_EVERY_S:
+            return False
+        self._devices_writing.append(box)
+        return True
+
+    def _route(self, topic: str, payload: bytes) -> Outgoing | None:
         try:
             where = topics.parse(topic)
         except topics.TopicError as exc:
@@ -297,7 +330,8 @@ class EventProcessor:
             card_id=card.card_id, phone=fused.phone, fused_confidence=fused.confidence,
             fusion="；".join(fused.reasons) or None,
         )
-        stored = visits.join_wifi_visit(self._db, visit) if joined else visits.record_visit(self._db, visit)
+        store = visits.join_wifi_visit if joined else visits.record_visit
+        stored = store(self._db, visit, register=self._register(visit))
         if not stored:
             self._duplicate(arrival.event_id)
             return None
@@ -334,7 +368,7 @@ class EventProcessor:
                      member_id=match.member.id if match.member else None, confidence=match.confidence,
                      ts=arrival.ts, arrival_event_id=arrival.event_id, device=arrival.device,
                      camera=arrival.camera, card_id="")
-        if not visits.attach_arrival(self._db, seen):
+        if not visits.attach_arrival(self._db, seen, register=self._register(seen)):
             self._duplicate(arrival.event_id)
         else:
             self.counters.add("same_visit")

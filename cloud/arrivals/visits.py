@@ -60,8 +60,10 @@ def has_arrival(db: Database, event_id: str) -> bool:
     return db.scalar("SELECT 1 FROM arrivals WHERE event_id = ?", (event_id,)) is not None
 
 
-def record_visit(db: Database, visit: Visit) -> bool:
-    """Store the arrival and its visit together; False when the arrival was already stored."""
+def record_visit(db: Database, visit: Visit, *, register: bool = True) -> bool:
+    """Store the arrival and its visit together; False when the arrival was already stored.
+    ``register`` False: the box's ``devices`` row was written moments ago (``cloud.arrivals.ingest``
+    writes it at most every ``DEVICE_SEEN_EVERY_S``), so it is left alone, and unlocked."""
     with db.transaction() as tx:
         if not _claim_arrival(tx, visit):
             return False
@@ -72,7 +74,8 @@ def record_visit(db: Database, visit: Visit) -> bool:
              visit.arrival_event_id, visit.device, visit.camera, visit.card_id, visit.signals, visit.phone,
              visit.fused_confidence, visit.fusion),
         )
-        register_device(tx, visit.brand, visit.store, visit.device, "edge")
+        if register:
+            register_device(tx, visit.brand, visit.store, visit.device, "edge")
     return True
 
 
@@ -108,13 +111,14 @@ def member_visit_nearby(db: Database | Tx, member_id: str, brand: str, store: st
         (store, brand, member_id, iso(ts - window), iso(ts + window)))
 
 
-def attach_arrival(db: Database, visit: Visit) -> bool:
+def attach_arrival(db: Database, visit: Visit, *, register: bool = True) -> bool:
     """Store an arrival as seen within the existing visit ``visit.id`` (another box's, or this box's
     after the edge forgot it); no new visit, no card. False when the arrival was stored already."""
     with db.transaction() as tx:
         if not _claim_arrival(tx, visit):
             return False
-        register_device(tx, visit.brand, visit.store, visit.device, "edge")
+        if register:
+            register_device(tx, visit.brand, visit.store, visit.device, "edge")
     return True
 
 
@@ -184,7 +188,7 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return v / norm if norm > 0 else v
 
 
-def join_wifi_visit(db: Database, visit: Visit) -> bool:
+def join_wifi_visit(db: Database, visit: Visit, *, register: bool = True) -> bool:
     """A face arrival joining the Wi-Fi visit ``visit.id``: one visit, now with a card, the face's score
     and the fusion's verdict; False if a duplicate."""
     with db.transaction() as tx:
@@ -194,7 +198,8 @@ def join_wifi_visit(db: Database, visit: Visit) -> bool:
                    "fused_confidence = ?, fusion = ? WHERE id = ?",
                    (visit.confidence, visit.camera, visit.card_id, visit.phone, visit.fused_confidence, visit.fusion,
                     visit.id))
-        register_device(tx, visit.brand, visit.store, visit.device, "edge")
+        if register:
+            register_device(tx, visit.brand, visit.store, visit.device, "edge")
     return True
 
 

@@ -101,6 +101,18 @@ def test_a_poison_message_rolls_its_batch_back_and_sinks_only_itself(
     assert processor.route_retrying(*messages[2]) is not None
     counts = processor.counters.snapshot()
     assert (counts.received, counts.visitors, counts.same_visit) == (3, 2, 0)
+    assert db.scalar("SELECT COUNT(*) FROM devices") == 1, "the box's row, rolled back with the batch, written again"
+
+
+def test_a_box_row_is_written_by_its_first_arrival_then_at_most_every_half_minute(db: Database) -> None:
+    processor = _processor(db)
+    rng = np.random.default_rng(5)
+    processor.route(*_arrival(_unit(rng), "sh-001"))
+    db.execute("UPDATE devices SET last_seen = '2026-01-01T00:00:00+00:00'")
+    processor.route(*_arrival(_unit(rng), "sh-001"))
+    assert db.scalar("SELECT last_seen FROM devices") == "2026-01-01T00:00:00+00:00"
+    processor.route(*_arrival(_unit(rng), "sh-002"))  # another store's box: a row of its own
+    assert db.scalar("SELECT COUNT(*) FROM devices") == 2
 
 
 class _Published:
