@@ -106,7 +106,6 @@ class Runtime:
         self.scheduler.every("device-health", settings.device_health_every_s, self.check_devices)
         self.scheduler.every("source-health", settings.source_health_every_s, self.check_sources)
         self.scheduler.every("alert-notify", settings.notify_every_s, self.notify_alerts)
-        self.scheduler.every("held-faces", learning.EXPIRE_EVERY_S, lambda: learning.expire(db))
         # campaigns: due marketing sends over the same channel adapters (SMS, WeCom to the guide, email)
         marketing = {"sms": self.channels.get("sms"), "wecom": self.channels.get("wecom_app"),
                      "email": self.channels.get("email")}
@@ -153,6 +152,8 @@ class Runtime:
             # every bound label drawn with its product, price, member price and markdown, and redrawn on change
             self.labels = LabelSync(db, ingest.client, every_s=settings.label_sync_every_s)
             self.labels.schedule(self.scheduler)
+            # member arrivals' faces held for an assistant's confirmation, dropped after a day unanswered
+            self.scheduler.every("held-faces", learning.EXPIRE_EVERY_S, lambda: learning.expire(db))
         self._started = False
 
     @classmethod
