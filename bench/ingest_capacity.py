@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import httpx
 import numpy as np
 import psutil
 
@@ -238,6 +239,17 @@ def headroom(steps: list[dict]) -> float:
     return max(good, default=0.0)
 
 
+def batching(cloud: list[CloudProcess]) -> dict[str, int]:
+    """The ingest processes' counts summed (``/v1/ingest/stats``): arrivals received, the batches they
+    were stored in (PostgreSQL, when arrivals queued up) and batches rolled back and routed one by one."""
+    total = {"received": 0, "batches": 0, "batch_fallbacks": 0, "errors": 0}
+    for process in cloud:
+        stats = httpx.get(f"{process.url}/v1/ingest/stats", headers={"X-API-Key": API_KEY}, timeout=10).json()
+        for name in total:
+            total[name] += int(stats.get(name, 0))
+    return total
+
+
 def run(engine: str, processes: int, args: argparse.Namespace, work: Path) -> dict:
     from protocol.facepack import get_pack
 
@@ -274,7 +286,7 @@ def run(engine: str, processes: int, args: argparse.Namespace, work: Path) -> di
         steps = ramp(orders, cards, args.rates, args.step_s, args.drain_s, args.bend_ms, pids)
         cards.close()
         return {"engine": engine, "ingest_processes": processes, "arrivals_per_s_at_p95_under_100ms": headroom(steps),
-                "steps": steps, "setup_s": round(ready_s, 1)}
+                "steps": steps, "setup_s": round(ready_s, 1), "ingest": batching(cloud)}
     finally:
         if sender.is_alive():
             orders.send(None)
