@@ -54,6 +54,11 @@ def member_face(db: Database) -> np.ndarray:
     return vector
 
 
+def _unreadable_profile(*args: object, **kwargs: object) -> object:
+    """A member card's profile read that fails: the poison in a batch."""
+    raise ValueError("a profile that cannot be read")
+
+
 def _stored(db: Database) -> tuple[int, int]:
     return db.scalar("SELECT COUNT(*) FROM arrivals"), db.scalar("SELECT COUNT(*) FROM visits")
 
@@ -79,16 +84,12 @@ def test_a_poison_message_rolls_its_batch_back_and_sinks_only_itself(
     """The poison is the member's arrival, whose card cannot be made (a fault injected into the card's
     profile read); the visitor before it in the batch and the one after still get theirs."""
     if not db.atomic_groups:
-        pytest.skip("SQLite routes arrivals one by one (test_the_worker_routes_one_by_one_on_sqlite)")
+        pytest.skip("SQLite routes arrivals one by one: the worker tests below cover its path")
     processor = _processor(db)
     rng = np.random.default_rng(2)
     visitor = _unit(rng)
     messages = [_arrival(visitor, "sh-001"), _arrival(member_face, "sh-001"), _arrival(_unit(rng), "sh-001")]
-
-    def poison(*args: object, **kwargs: object) -> object:
-        raise ValueError("a profile that cannot be read")
-
-    monkeypatch.setattr(cards_module.profiles, "profile", poison)
+    monkeypatch.setattr(cards_module.profiles, "profile", _unreadable_profile)
     assert processor.route_batch(messages) is None
     counts = processor.counters.snapshot()
     assert _stored(db) == (0, 0), "the failed batch left rows behind"
@@ -115,16 +116,11 @@ def test_a_box_row_is_written_by_its_first_arrival_then_at_most_every_half_minut
     assert db.scalar("SELECT COUNT(*) FROM devices") == 2
 
 
-class _Published:
-    def __init__(self) -> None:
-        self.cards: list[str] = []
-
-
-def _worker(processor: EventProcessor, monkeypatch: pytest.MonkeyPatch, published: _Published) -> IngestWorker:
-    """A worker that is never connected: its inbox filled by hand, its cards caught as published."""
+def _worker(processor: EventProcessor, monkeypatch: pytest.MonkeyPatch, published: list[str]) -> IngestWorker:
+    """A worker that is never connected: its inbox filled by hand, its cards' visits caught as published."""
     worker = IngestWorker(processor, transport.BrokerUrl.parse("mqtt://127.0.0.1:1"), client_id="test",
                           card_ttl_s=60)
-    monkeypatch.setattr(worker, "_publish", lambda outgoing: published.cards.append(outgoing.card.visit_id))
+    monkeypatch.setattr(worker, "_publish", lambda outgoing: published.append(outgoing.card.visit_id))
     return worker
 
 
@@ -138,13 +134,13 @@ def _run(worker: IngestWorker, messages: list[tuple[str, bytes]]) -> None:
 def test_the_worker_batches_waiting_arrivals_and_publishes_every_card(
     db: Database, member_face: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    processor, published = _processor(db), _Published()
+    processor, published = _processor(db), []
     rng = np.random.default_rng(3)
     arrivals = [_arrival(_unit(rng), f"s{n:03d}") for n in range(BATCH_MAX + 3)]
     not_an_arrival = (topics.arrival(BRAND, "s000", "edge-01").replace("evt/arrival", "evt/nonsense"), b"{}")
     _run(_worker(processor, monkeypatch, published), [*arrivals, not_an_arrival, arrivals[0]])
     counts = processor.counters.snapshot()
-    assert len(published.cards) == len(arrivals) and _stored(db) == (len(arrivals), len(arrivals))
+    assert len(published) == len(arrivals) and _stored(db) == (len(arrivals), len(arrivals))
     assert counts.duplicates == 1 and counts.errors == 0
     # PostgreSQL: a full batch, the three left over, then the odd message and the repeat on their own
     assert counts.batches == (2 if db.atomic_groups else 0)
@@ -153,15 +149,11 @@ def test_the_worker_batches_waiting_arrivals_and_publishes_every_card(
 def test_a_poison_message_in_the_worker_costs_only_its_own_card(
     db: Database, member_face: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    processor, published = _processor(db), _Published()
+    processor, published = _processor(db), []
     rng = np.random.default_rng(4)
     messages = [_arrival(_unit(rng), "sh-001"), _arrival(member_face, "sh-002"), _arrival(_unit(rng), "sh-003")]
-
-    def poison(*args: object, **kwargs: object) -> object:
-        raise ValueError("a profile that cannot be read")
-
-    monkeypatch.setattr(cards_module.profiles, "profile", poison)
+    monkeypatch.setattr(cards_module.profiles, "profile", _unreadable_profile)
     _run(_worker(processor, monkeypatch, published), messages)
     counts = processor.counters.snapshot()
-    assert len(published.cards) == 2 and _stored(db) == (2, 2)
+    assert len(published) == 2 and _stored(db) == (2, 2)
     assert (counts.errors, counts.visitors, counts.batch_fallbacks) == (1, 2, 1 if db.atomic_groups else 0)
