@@ -1,15 +1,17 @@
 """SQL statements and transactions per arrival, by stage (issue 19): on PostgreSQL each one is a round
 trip to the server, and round trips, not CPU, were most of an arrival's time under load.
 
-    uv run python bench/ingest_statements.py [--arrivals 60] [--members 50] [--engine postgresql]
+    uv run python bench/ingest_statements.py [--arrivals 60] [--members 50] [--engine postgresql] [--batch 1]
 
 A fresh database with ``--members`` enrolled members (as ``bench/ingest_capacity.py`` enrols them),
 the cloud's own ``EventProcessor`` wired as ``cloud.runtime`` wires it, and ``--arrivals`` door
 arrivals (60 % members, each at a store they have no visit at, the rest new visitor faces) handed to
-it on their topics, as the ingest worker hands them. Every statement the engine runs is counted and
-charged to the first cloud module outside ``cloud.db`` on the stack (its stage); transactions are
-counted where one begins (on PostgreSQL each costs a BEGIN and a COMMIT round trip more). The
-counting wraps ``Tx`` and ``Database.transaction`` in this process only. The last stdout line is JSON.
+it on their topics, as the ingest worker hands them (``--batch``: that many at a time, as the worker
+hands over arrivals queued in its inbox; on PostgreSQL one transaction each). Every statement the
+engine runs is counted and charged to the first cloud module outside ``cloud.db`` on the stack (its
+stage); transactions are counted where one begins (on PostgreSQL each costs a BEGIN and a COMMIT
+round trip more). The counting wraps ``Tx`` and ``Database.transaction`` in this process only. The
+last stdout line is JSON.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--arrivals", type=int, default=60)
     parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="arrivals handed over together, as the worker drains a queued inbox (route_batch)")
     args = parser.parse_args()
 
     import tempfile
@@ -136,6 +140,7 @@ def main() -> None:
         recommend.warm(db)
         members = iter(rng.permutation(args.members).tolist())
         timings: list[float] = []
+        messages: list[tuple[str, bytes]] = []
         count.counting = True
         for n in range(args.arrivals):
             member = next(members, None) if rng.random() < 0.6 else None
@@ -146,9 +151,15 @@ def main() -> None:
                               track_id=f"t{n}", embedding=Embedding.from_vector(vector / np.linalg.norm(vector)),
                               quality=FaceQuality(det_score=0.9, face_px=96, bbox=(10, 10, 106, 106)),
                               model_pack=pack.id, timings=StageTimes(capture=ts))
+            messages.append((topics.arrival("bench", store, device), encode(arrival)))
+            if len(messages) < args.batch and n < args.arrivals - 1:
+                continue
             started = time.perf_counter()
-            processor.route(topics.arrival("bench", store, device), encode(arrival))
-            timings.append((time.perf_counter() - started) * 1000)
+            if len(messages) == 1 or processor.route_batch(messages) is None:  # SQLite: one by one
+                for topic, payload in messages:
+                    processor.route(topic, payload)
+            timings += [(time.perf_counter() - started) * 1000 / len(messages)] * len(messages)
+            messages = []
         count.counting = False
         counts = processor.counters.snapshot()
         db.close()
@@ -165,7 +176,7 @@ def main() -> None:
         "statements_per_arrival": round(statements / per, 2),
         "transactions_per_arrival": round(count.transactions / per, 2),
         "by_stage": {stage: round(n / per, 2) for stage, n in count.statements.most_common()},
-        "ms_per_arrival_p50": round(float(np.percentile(timings, 50)), 1),
+        "batch": args.batch, "ms_per_arrival_p50": round(float(np.percentile(timings, 50)), 1),
     }))
 
 

@@ -29,7 +29,7 @@ from cloud.channels import alerting as alert_channels
 from cloud.channels.wechat import WeChatSubscribeChannel
 from cloud.clock import utcnow
 from cloud.db import Database, Schema, open_database
-from cloud.faces import reembed
+from cloud.faces import learning, reembed
 from cloud.faces import schema as faces_schema
 from cloud.faces.enrolment import Enroller
 from cloud.faces.gallery import FaceIndex
@@ -152,6 +152,8 @@ class Runtime:
             # every bound label drawn with its product, price, member price and markdown, and redrawn on change
             self.labels = LabelSync(db, ingest.client, every_s=settings.label_sync_every_s)
             self.labels.schedule(self.scheduler)
+            # member arrivals' faces held for an assistant's confirmation, dropped after a day unanswered
+            self.scheduler.every("held-faces", learning.EXPIRE_EVERY_S, lambda: learning.expire(db))
         self._started = False
 
     @classmethod

@@ -14,8 +14,8 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypeVar
@@ -58,6 +58,11 @@ log = logging.getLogger(__name__)
 
 #: Tries of one message against transient database errors (waits 50 ms, 100 ms... between them).
 ROUTE_ATTEMPTS = 4
+#: A box's ``devices.last_seen`` is written by its arrivals at most this often per ingest process (its
+#: telemetry writes it every 30 s; device health calls a box offline after minutes): on every arrival
+#: it was a statement more, and the box's row stayed locked by one process's batch of arrivals while
+#: another process's batch waited for it, or deadlocked with it.
+DEVICE_SEEN_EVERY_S = 30.0
 
 RejectReason = Literal[
     "bad_topic", "unsupported_event", "invalid_payload", "topic_mismatch", "unknown_device", "revoked_device",
@@ -108,23 +113,49 @@ class IngestCounts:
     confirmed_cards: int = 0  # member cards sent after an assistant's 是
     wifi_promoted: int = 0  # uncertain faces the member's phone in the store raised to the member
     tasks_done: int = 0  # guides' 完成 on campaign and journey tasks, recorded and passed on to the store's screens
+    batches: int = 0  # transactions that stored several arrivals waiting in the inbox together
+    batch_fallbacks: int = 0  # batches rolled back (a poison message, a deadlock) and routed again one by one
 
 
 class _Counters:
-    """Counts written by the worker thread and read by the API thread."""
+    """Counts written by the worker thread and read by the API thread. Within ``staged()`` the calling
+    thread's counts wait for the batch they belong to: kept if it commits, dropped if it is rolled
+    back (its messages are then routed again, one by one, and counted then)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
+        self._staging = threading.local()
 
     def add(self, name: str) -> None:
+        staged = getattr(self._staging, "counts", None)
+        if staged is not None:
+            staged[0][name] += 1
+            return
         with self._lock:
             self._counts[name] += 1
 
     def reject(self, reason: RejectReason) -> None:
+        staged = getattr(self._staging, "counts", None)
+        if staged is not None:
+            staged[1][reason] += 1
+            return
         with self._lock:
             self._rejected[reason] += 1
+
+    @contextmanager
+    def staged(self) -> Iterator[None]:
+        counts: Counter[str] = Counter()
+        rejected: Counter[str] = Counter()
+        self._staging.counts = (counts, rejected)
+        try:
+            yield
+        finally:
+            self._staging.counts = None
+        with self._lock:  # not reached when the batch raised
+            self._counts.update(counts)
+            self._rejected.update(rejected)
 
     def snapshot(self) -> IngestCounts:
         with self._lock:
@@ -153,6 +184,8 @@ class EventProcessor:
         self._require_known = require_known_devices
         self.counters = _Counters()
         self._recent_visitors = visits.RecentVisitors()
+        self._devices_seen: dict[tuple[str, str, str], float] = {}  # when this process last wrote each box's row
+        self._devices_writing: list[tuple[str, str, str]] = []  # ... and the rows the open unit of work writes
         self.fusion = fusion.Fusion(db)
         #: a guide's 完成 on a task, on the screen's feedback topic; None: no task channel (no broker)
         self.task_done: TaskDoneHook | None = None
@@ -188,8 +221,59 @@ class EventProcessor:
                 time.sleep(0.05 * 2 ** attempt)
         return None  # not reached: the last attempt returned or raised
 
+    @property
+    def batches(self) -> bool:
+        """Whether several arrivals can be stored in one transaction (``route_batch``)."""
+        return self._db.atomic_groups
+
+    def route_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Outgoing | None] | None:
+        """Several arrivals in one transaction where that is one commit for all (``Database.atomic_groups``:
+        on a loaded PostgreSQL server a BEGIN, a COMMIT and its WAL flush per arrival were a tenth of its
+        time); each one's card to publish, once the whole batch is stored. None when the batch failed:
+        it was rolled back whole, nothing of it stored or counted or remembered, and the caller routes
+        its messages again one by one (``route_retrying``), so a poison message sinks only itself and a
+        deadlock with another ingest process is retried; None at once, routing nothing, where a batch
+        would not be one transaction (SQLite)."""
+        if not self.batches:
+            return None
+        try:
+            with self.counters.staged(), self._recent_visitors.staged(), self._db.grouped():
+                routed = [self._route(topic, payload) for topic, payload in messages]
+        except Exception as exc:  # any failure: the messages are routed again one by one
+            self._devices_writing.clear()
+            self.counters.add("batch_fallbacks")
+            log.warning("a batch of %d arrivals failed, routing them one by one: %s", len(messages), exc)
+            return None
+        self._devices_written()
+        self.counters.add("batches")
+        return routed
+
     def route(self, topic: str, payload: bytes) -> Outgoing | None:
         """The card to publish and the screen it is for, or None."""
+        try:
+            outgoing = self._route(topic, payload)
+        except BaseException:
+            self._devices_writing.clear()
+            raise
+        self._devices_written()
+        return outgoing
+
+    def _devices_written(self) -> None:
+        """The unit of work committed: the boxes' rows it wrote are fresh as of now."""
+        at = time.monotonic()
+        for box in self._devices_writing:
+            self._devices_seen[box] = at
+        self._devices_writing.clear()
+
+    def _register(self, visit: Visit) -> bool:
+        """Whether this arrival writes its box's ``devices`` row (``DEVICE_SEEN_EVERY_S``)."""
+        box = (visit.brand, visit.store, visit.device)
+        if time.monotonic() - self._devices_seen.get(box, -DEVICE_SEEN_EVERY_S) < DEVICE_SEEN_EVERY_S:
+            return False
+        self._devices_writing.append(box)
+        return True
+
+    def _route(self, topic: str, payload: bytes) -> Outgoing | None:
         try:
             where = topics.parse(topic)
         except topics.TopicError as exc:
@@ -246,7 +330,8 @@ class EventProcessor:
             card_id=card.card_id, phone=fused.phone, fused_confidence=fused.confidence,
             fusion="；".join(fused.reasons) or None,
         )
-        stored = visits.join_wifi_visit(self._db, visit) if joined else visits.record_visit(self._db, visit)
+        store = visits.join_wifi_visit if joined else visits.record_visit
+        stored = store(self._db, visit, register=self._register(visit))
         if not stored:
             self._duplicate(arrival.event_id)
             return None
@@ -283,7 +368,7 @@ class EventProcessor:
                      member_id=match.member.id if match.member else None, confidence=match.confidence,
                      ts=arrival.ts, arrival_event_id=arrival.event_id, device=arrival.device,
                      camera=arrival.camera, card_id="")
-        if not visits.attach_arrival(self._db, seen):
+        if not visits.attach_arrival(self._db, seen, register=self._register(seen)):
             self._duplicate(arrival.event_id)
         else:
             self.counters.add("same_visit")
@@ -500,6 +585,16 @@ class EventProcessor:
 #: What paho's thread hands the worker: topic, payload, message id, QoS, connection number.
 _Received = tuple[str, bytes, int, int, int]
 _STOP = None  # in the inbox: the worker ends
+#: Arrivals stored in one transaction at most: a batch's cards are published once it commits, so a
+#: bigger one delays its first card more, for little less cost an arrival.
+BATCH_MAX = 16
+
+
+def _is_arrival(topic: str) -> bool:
+    try:
+        return topics.parse(topic).message == "arrival"
+    except topics.TopicError:
+        return False
 
 
 class IngestWorker:
@@ -526,6 +621,8 @@ class IngestWorker:
         self._broker = broker
         self._card_ttl_s = card_ttl_s
         self._inbox: queue.Queue[_Received | None] = queue.Queue()
+        self._held: list[_Received | None] = []  # taken from the inbox, not part of the batch before it
+        self._batch_max = BATCH_MAX if processor.batches else 1
         self._thread = threading.Thread(target=self._run, name="cloud-ingest", daemon=True)
         self._filters = topics.cloud_ingest(share_group)
         self._filter = ", ".join(self._filters)
@@ -610,19 +707,43 @@ class IngestWorker:
         self._connection += 1
 
     def _run(self) -> None:
-        while (item := self._inbox.get()) is not _STOP:
-            topic, payload, mid, qos, connection = item
+        while (batch := self._next_batch()) is not None:
+            routed = self._processor.route_batch([item[:2] for item in batch]) if len(batch) > 1 else None
+            for n, (topic, payload, mid, qos, connection) in enumerate(batch):
+                try:
+                    outgoing = routed[n] if routed is not None else self._processor.route_retrying(topic, payload)
+                    if outgoing is not None:
+                        self._publish(outgoing)
+                except Exception:
+                    self._processor.counters.add("errors")
+                    log.exception("arrival on %s failed; carrying on", topic)
+                # Acknowledged once stored: a batch's messages once the batch committed. After a reconnect
+                # the broker re-sends what was not acknowledged, under its own ids (or the same ones, in a
+                # resumed session): an old id must not acknowledge a new message.
+                if qos and connection == self._connection:
+                    self._client.ack(mid, qos)
+
+    def _next_batch(self) -> list[_Received] | None:
+        """The next message and, if it is an arrival, the arrivals waiting right behind it (up to
+        ``BATCH_MAX``, where a batch is one transaction: ``EventProcessor.route_batch``); None once
+        stopped. Batches form only when arrivals queue up faster than they are stored, so a quiet
+        store's card never waits for a batch."""
+        item = self._held.pop() if self._held else self._inbox.get()
+        if item is _STOP:
+            return None
+        batch = [item]
+        if self._batch_max == 1 or not _is_arrival(item[0]):
+            return batch
+        while len(batch) < self._batch_max:
             try:
-                outgoing = self._processor.route_retrying(topic, payload)
-                if outgoing is not None:
-                    self._publish(outgoing)
-            except Exception:
-                self._processor.counters.add("errors")
-                log.exception("arrival on %s failed; carrying on", topic)
-            # After a reconnect the broker re-sends what was not acknowledged, under its own ids
-            # (or the same ones, in a resumed session): an old id must not acknowledge a new message.
-            if qos and connection == self._connection:
-                self._client.ack(mid, qos)
+                waiting = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is _STOP or not _is_arrival(waiting[0]):
+                self._held.append(waiting)  # next round's, after this batch
+                break
+            batch.append(waiting)
+        return batch
 
     def publish(self, card: GuideCard) -> None:
         """Publish a card made outside the ingest (a visitor who just joined: ``cloud.arrivals.joining``)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,8 +60,10 @@ def has_arrival(db: Database, event_id: str) -> bool:
     return db.scalar("SELECT 1 FROM arrivals WHERE event_id = ?", (event_id,)) is not None
 
 
-def record_visit(db: Database, visit: Visit) -> bool:
-    """Store the arrival and its visit together; False when the arrival was already stored."""
+def record_visit(db: Database, visit: Visit, *, register: bool = True) -> bool:
+    """Store the arrival and its visit together; False when the arrival was already stored.
+    ``register`` False: the box's ``devices`` row was written moments ago (``cloud.arrivals.ingest``
+    writes it at most every ``DEVICE_SEEN_EVERY_S``), so it is left alone, and unlocked."""
     with db.transaction() as tx:
         if not _claim_arrival(tx, visit):
             return False
@@ -70,7 +74,8 @@ def record_visit(db: Database, visit: Visit) -> bool:
              visit.arrival_event_id, visit.device, visit.camera, visit.card_id, visit.signals, visit.phone,
              visit.fused_confidence, visit.fusion),
         )
-        register_device(tx, visit.brand, visit.store, visit.device, "edge")
+        if register:
+            register_device(tx, visit.brand, visit.store, visit.device, "edge")
     return True
 
 
@@ -106,13 +111,14 @@ def member_visit_nearby(db: Database | Tx, member_id: str, brand: str, store: st
         (store, brand, member_id, iso(ts - window), iso(ts + window)))
 
 
-def attach_arrival(db: Database, visit: Visit) -> bool:
+def attach_arrival(db: Database, visit: Visit, *, register: bool = True) -> bool:
     """Store an arrival as seen within the existing visit ``visit.id`` (another box's, or this box's
     after the edge forgot it); no new visit, no card. False when the arrival was stored already."""
     with db.transaction() as tx:
         if not _claim_arrival(tx, visit):
             return False
-        register_device(tx, visit.brand, visit.store, visit.device, "edge")
+        if register:
+            register_device(tx, visit.brand, visit.store, visit.device, "edge")
     return True
 
 
@@ -130,6 +136,7 @@ class RecentVisitors:
         self.same_cosine = same_cosine
         self._lock = threading.Lock()
         self._recent: dict[tuple[str, str], deque[tuple[float, np.ndarray, str]]] = {}
+        self._journal: list[tuple[tuple[str, str], str]] | None = None  # what was remembered, while staged
 
     def same_visit(self, brand: str, store: str, vector: np.ndarray, ts: datetime) -> str | None:
         """The visit id of a visitor at this store within the window whose embedding is near-identical."""
@@ -152,6 +159,27 @@ class RecentVisitors:
     def remember(self, brand: str, store: str, vector: np.ndarray, ts: datetime, visit_id: str) -> None:
         with self._lock:
             self._recent.setdefault((brand, store), deque(maxlen=1000)).append((ts.timestamp(), _unit(vector), visit_id))
+            if self._journal is not None:
+                self._journal.append(((brand, store), visit_id))
+
+    @contextmanager
+    def staged(self) -> Iterator[None]:
+        """Visitors remembered within are forgotten again if it raises: their visits were rolled back
+        with a batch of arrivals (``cloud.arrivals.ingest``), which is routed again one by one, and a
+        remembered visit that was never stored would swallow its own arrival as "the same visit"."""
+        with self._lock:
+            self._journal = []
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                for key, visit_id in self._journal or ():
+                    seen = self._recent[key]
+                    self._recent[key] = deque((e for e in seen if e[2] != visit_id), maxlen=seen.maxlen)
+            raise
+        finally:
+            with self._lock:
+                self._journal = None
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -160,7 +188,7 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return v / norm if norm > 0 else v
 
 
-def join_wifi_visit(db: Database, visit: Visit) -> bool:
+def join_wifi_visit(db: Database, visit: Visit, *, register: bool = True) -> bool:
     """A face arrival joining the Wi-Fi visit ``visit.id``: one visit, now with a card, the face's score
     and the fusion's verdict; False if a duplicate."""
     with db.transaction() as tx:
@@ -170,7 +198,8 @@ def join_wifi_visit(db: Database, visit: Visit) -> bool:
                    "fused_confidence = ?, fusion = ? WHERE id = ?",
                    (visit.confidence, visit.camera, visit.card_id, visit.phone, visit.fused_confidence, visit.fusion,
                     visit.id))
-        register_device(tx, visit.brand, visit.store, visit.device, "edge")
+        if register:
+            register_device(tx, visit.brand, visit.store, visit.device, "edge")
     return True
 
 

@@ -125,6 +125,10 @@ class Database:
 
     dialect: Dialect
     location: str
+    #: Whether ``grouped()`` is one transaction, committed or rolled back whole: then several units of
+    #: work (a batch of arrivals) grouped together cost one BEGIN/COMMIT, and a failed batch leaves
+    #: nothing behind to be run again one by one.
+    atomic_groups: bool = False
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:  # pragma: no cover - abstract
@@ -220,6 +224,7 @@ class SqliteDatabase(Database):
 
 class PostgresDatabase(Database):
     dialect = POSTGRES
+    atomic_groups = True
 
     def __init__(self, url: str, *, max_size: int = 8) -> None:
         if psycopg is None:  # pragma: no cover

@@ -49,18 +49,28 @@ def min_score(pack_id: str) -> float | None:
 def hold(db: Database, *, visit_id: str, member_id: str, vector: np.ndarray, pack_id: str, score: float,
          now: datetime | None = None) -> bool:
     """Keep a member arrival's embedding until the assistant confirms the visit, if it is high enough
-    to be learned at all; drops pending rows older than ``PENDING_FOR``. True when held."""
+    to be learned at all (``learn`` takes none older than ``PENDING_FOR``; ``expire`` drops those).
+    True when held."""
     now = now or utcnow()
     floor = min_score(pack_id)
-    with db.transaction() as tx:
-        tx.execute("DELETE FROM face_pending WHERE ts < ?", (iso(now - PENDING_FOR),))
-        if floor is None or score < floor:
-            return False
-        space = get_pack(pack_id).recogniser.embedding_space
-        return bool(tx.execute(
-            "INSERT INTO face_pending (visit_id, member_id, embedding, embedding_space, pack, score, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (visit_id, member_id, np.asarray(vector, dtype="<f4").tobytes(), space, pack_id, score, iso(now))))
+    if floor is None or score < floor:
+        return False
+    space = get_pack(pack_id).recogniser.embedding_space
+    return bool(db.execute(
+        "INSERT INTO face_pending (visit_id, member_id, embedding, embedding_space, pack, score, ts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (visit_id, member_id, np.asarray(vector, dtype="<f4").tobytes(), space, pack_id, score, iso(now))))
+
+
+#: How often each cloud process drops held faces past ``PENDING_FOR``.
+EXPIRE_EVERY_S = 600.0
+
+
+def expire(db: Database, now: datetime | None = None) -> int:
+    """Drop held faces older than ``PENDING_FOR``, never confirmed; the rows dropped. A scheduler job
+    (``cloud.runtime``), not part of every member arrival: there a range delete was a statement more
+    and, with arrivals stored in batches by several ingest processes, rows locked by two of them at once."""
+    return db.execute("DELETE FROM face_pending WHERE ts < ?", (iso((now or utcnow()) - PENDING_FOR),))
 
 
 def learn(tx: Tx, visit_id: str, member_id: str, *, now: datetime | None = None) -> str | None:

@@ -3,7 +3,7 @@ and a pack switch that keeps the gallery (members re-embedded from their thumbna
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -141,6 +141,11 @@ def test_a_confirmed_arrival_teaches_the_gallery_within_bounds(start_cloud, make
     assert learned() == [], "an uncertain face is never learned, whatever the answer"
 
     held = arrive(high, 5)
+    assert held.member is not None and runtime.db.scalar("SELECT COUNT(*) FROM face_pending") == 1
+    assert learning.expire(runtime.db) == 0, "held today: kept until the assistant answers"
+    assert learning.expire(runtime.db, now() + learning.PENDING_FOR + timedelta(minutes=1)) == 1, \
+        "a day unanswered: dropped by the scheduler's job"
+    held = arrive(high, 6)
     assert held.member is not None and runtime.db.scalar("SELECT COUNT(*) FROM face_pending") == 1
     assert client.put(f"/v1/members/{member_id}/consent", json={"face": False}).status_code == 200
     assert runtime.db.scalar("SELECT COUNT(*) FROM face_pending") == 0, "withdrawn consent: the held face goes too"
