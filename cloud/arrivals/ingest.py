@@ -359,6 +359,7 @@ class EventProcessor:
         """True when another box (or this one, later) already opened this visit: the arrival is
         stored against it, with no second visit and no second card (``cloud.arrivals.visits``)."""
         if match.member is not None:
+            visits.hold_member_visit(self._db, match.member.id, arrival.brand, arrival.store)
             existing = visits.member_visit_nearby(self._db, match.member.id, arrival.brand, arrival.store, arrival.ts)
         else:
             existing = self._recent_visitors.same_visit(arrival.brand, arrival.store, vector, arrival.ts)

@@ -30,6 +30,7 @@ from cloud.arrivals.wifi import Phone
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
+from cloud.db.database import POSTGRES
 from cloud.fleet.devices import register_device
 
 
@@ -96,6 +97,18 @@ REVISIT_WINDOW_S = 600
 VISITOR_WINDOW_S = 10.0
 #: ... with embeddings at least this similar is counted once
 VISITOR_SAME_COSINE = 0.85
+
+
+def hold_member_visit(db: Database | Tx, member_id: str, brand: str, store: str) -> None:
+    """Serialise the member visit rule for this person at this store across ingest processes, until
+    the caller's transaction ends (PostgreSQL; SQLite has one writer). Two processes can each be
+    storing the same person's arrival from two boxes: without this, neither sees the other's
+    uncommitted visit and both open one, a window as long as an ingest batch. Under the lock the
+    second waits for the first to commit and then finds its visit. Outside a transaction the lock
+    is released at once, so it protects only a caller that holds one (``Database.grouped``)."""
+    if db.dialect is POSTGRES:
+        db.scalar(f"SELECT pg_advisory_xact_lock(hashtext(? || (SELECT {PERSON_OF} FROM members m WHERE m.id = ?)))",
+                  (f"visit:{brand}:{store}:", member_id))
 
 
 def member_visit_nearby(db: Database | Tx, member_id: str, brand: str, store: str, ts: datetime,

@@ -5,12 +5,17 @@ batch does not swallow its own arrival when routed again."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
 from cloud.arrivals import cards as cards_module
+from cloud.arrivals import visits
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import BATCH_MAX, EventProcessor, IngestWorker
+from cloud.arrivals.visits import Visit
 from cloud.cdp.members import add_member
 from cloud.db import Database
 from cloud.faces.enrolled import add_face
@@ -157,3 +162,41 @@ def test_a_poison_message_in_the_worker_costs_only_its_own_card(
     counts = processor.counters.snapshot()
     assert len(published) == 2 and _stored(db) == (2, 2)
     assert (counts.errors, counts.visitors, counts.batch_fallbacks) == (1, 2, 1 if db.atomic_groups else 0)
+
+
+def test_two_ingest_processes_storing_one_member_from_two_boxes_make_one_visit(db: Database) -> None:
+    """The visit rule is serialised per person and store (``visits.hold_member_visit``): a second
+    transaction (another ingest process's batch) that looks for the member's visit while the first
+    has opened one but not committed waits, then finds it, instead of opening a second visit."""
+    if db.dialect.name == "sqlite":
+        pytest.skip("one SQLite writer: no second process stores arrivals at the same time")
+    member = add_member(db, name="王芳", phone="13900000002", gender="F", tier="gold", tags=[], categories=[],
+                        face_consent=True)
+    opened = threading.Event()
+    found: list[str | None] = []
+
+    def visit(box: str) -> Visit:
+        return Visit(id=new_id(), brand=BRAND, store="s1", member_id=member.id, confidence=0.9, ts=now(),
+                     arrival_event_id=new_id(), device=box, camera="door-1", card_id=new_id())
+
+    def first_box() -> None:
+        with db.grouped():
+            visits.hold_member_visit(db, member.id, BRAND, "s1")
+            assert visits.member_visit_nearby(db, member.id, BRAND, "s1", now()) is None
+            visits.record_visit(db, visit("edge-01"))
+            opened.set()
+            time.sleep(0.5)  # the batch's other arrivals
+
+    def second_box() -> None:
+        opened.wait(5)
+        with db.grouped():
+            visits.hold_member_visit(db, member.id, BRAND, "s1")
+            found.append(visits.member_visit_nearby(db, member.id, BRAND, "s1", now()))
+
+    threads = [threading.Thread(target=first_box), threading.Thread(target=second_box)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert found == [db.scalar("SELECT id FROM visits WHERE member_id = ?", (member.id,))]
+    assert found[0] is not None
