@@ -189,17 +189,18 @@ def _descending(text: str) -> tuple[int, ...]:
 
 def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, list[str]]]:
     """The rows of these ids and of the records merged into them (oldest first), and each record's
-    usable phones."""
-    marks = ", ".join("?" for _ in persons)
-    rows = tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
-                    f"FROM members WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id",
-                    (*persons, *persons))
+    usable phones. (A person's rows all come from the same chunk of ``Tx.among``, so each person's
+    stay in that order.)"""
+    rows: list[dict] = []
     phones: dict[str, list[str]] = {}
-    for member_id, value in tx.rows(
-        f"SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
-        f"WHERE (m.id IN ({marks}) OR m.merged_into IN ({marks})) AND i.kind = 'phone' AND i.blocked IS NULL "
-        f"ORDER BY i.id", (*persons, *persons)):
-        phones.setdefault(member_id, []).append(value)
+    for test, chunk in tx.among(persons):
+        rows += tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
+                         f"FROM members WHERE id {test} OR merged_into {test} ORDER BY created, id", (*chunk, *chunk))
+        for member_id, value in tx.rows(
+            f"SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
+            f"WHERE (m.id {test} OR m.merged_into {test}) AND i.kind = 'phone' AND i.blocked IS NULL "
+            f"ORDER BY i.id", (*chunk, *chunk)):
+            phones.setdefault(member_id, []).append(value)
     return rows, phones
 
 
@@ -271,7 +272,8 @@ def store(tx: Tx, persons: Sequence[str] | None = None) -> int:
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         if persons is not None:
-            tx.execute(f"DELETE FROM person_profiles WHERE member_id IN ({', '.join('?' for _ in chunk)})", chunk)
+            for test, params in tx.among(chunk):
+                tx.execute(f"DELETE FROM person_profiles WHERE member_id {test}", params)
         records, phones = _records_of(tx, chunk)
         live = set(chunk)
         out = []
