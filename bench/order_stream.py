@@ -10,7 +10,9 @@ negative sale, an unreadable time). Throughput is landed orders per second over 
 Lag: for ``--samples`` orders of known members, the time from the start of the POST to the moment
 both the member's profile (``GET /v1/members/{id}/profile``) lists the order and the live sales
 screen (``GET /v1/brand/live``) counts it, polled every 20 ms by a separate client while the
-posters keep loading the server. Last stdout line is JSON.
+posters keep loading the server. CPU per order over the posting phase: the server process's and, on
+PostgreSQL, the database's server processes' (``/proc``), which the machine's load moves far less
+than throughput. Last stdout line is JSON.
 
     uv run python bench/order_stream.py [--orders 20000] [--batch 200] [--db postgresql://...]
 """
@@ -82,6 +84,30 @@ def order(no: str, channel: str, card: str | None, now: datetime, rng: random.Ra
     if card:
         row["member"] = {"card": card} if channel == "pos" else {"phone": f"139{int(card[2:]):08d}"}
     return row
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(url: str) -> dict[int, float]:
+    """CPU seconds (user + system) so far of each PostgreSQL server process connected to ``url``'s database."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND pid <> pg_backend_pid()")]
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone, or another machine's server
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
 
 
 def main() -> None:
@@ -213,6 +239,8 @@ def main() -> None:
 
         threads = [threading.Thread(target=poster, args=(n,)) for n in range(args.posters)]
         sampling = threading.Thread(target=sampler)
+        postgres = location.startswith("postgresql")
+        server_cpu, db_cpu = process_cpu(server.pid), backend_cpu(location) if postgres else {}
         started = time.perf_counter()
         for t in threads:
             t.start()
@@ -221,10 +249,15 @@ def main() -> None:
             t.join()
         elapsed = time.perf_counter() - started
         sampling.join()
+        server_cpu = process_cpu(server.pid) - server_cpu
+        db_spent = sum(t - db_cpu.get(pid, 0.0) for pid, t in backend_cpu(location).items()) if postgres else None
         out.update(totals)
         out["seconds"] = round(elapsed, 2)
         out["orders_per_s"] = round((totals["orders"] + totals["refunds"]) / elapsed, 1)
         out["rows_per_s"] = round(totals["posted_rows"] / elapsed, 1)
+        landed = max(1, totals["orders"] + totals["refunds"])  # the sampler's and the posters' polls included
+        out["server_cpu_ms_per_order"] = round(server_cpu * 1000 / landed, 3)
+        out["db_cpu_ms_per_order"] = None if db_spent is None else round(db_spent * 1000 / landed, 3)
         out["lag_samples"] = len(lags)
         out["p50_lag_ms"] = round(percentile(lags, 0.5), 1)
         out["p95_lag_ms"] = round(percentile(lags, 0.95), 1)
