@@ -251,6 +251,10 @@ class Importer:
         for test, params in tx.among(sorted(unique)):
             found.update(tx.rows(f"SELECT source_key, id FROM members WHERE source = ? AND source_key {test}",
                                  (self._channel, *params)))
+        # a returning buyer's identifiers are mostly held already: only the others are inserted below
+        # (a statement each, ON CONFLICT for a concurrent import of the same buyer)
+        held = {r for test, params in tx.among(sorted(found.values()))
+                for r in tx.rows(f"SELECT member_id, kind, value FROM identifiers WHERE member_id {test}", params)}
         blocklist = oneid.Blocklist.load(tx)
         now = datetime.now(UTC)
         new_rows, known_rows = [], []
@@ -286,7 +290,8 @@ class Importer:
                 reason = blocklist.reason(kind, value)
                 if reason:
                     self._blocked[reason] += 1
-                ids.append((found[key], kind, value, reason, _iso(now)))
+                if (found[key], kind, value) not in held:
+                    ids.append((found[key], kind, value, reason, _iso(now)))
         tx.executemany(
             "INSERT INTO identifiers (member_id, kind, value, blocked, created) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING", ids)
