@@ -483,9 +483,12 @@ def _member_accounts(tx: Tx, pool: str, persons: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     folding: set[str] = set()
     for test, chunk in tx.among(persons):
+        # from the persons' merged records (few) to their accounts: as a join, both engines began at
+        # every account with points (a scan per batch, 45 ms on SQLite at 2,000 members)
         folding.update(p for (p,) in tx.rows(
-            f"SELECT DISTINCT m.merged_into FROM members m JOIN loyalty_accounts a ON a.owner = m.id AND a.pool = ? "
-            f"AND a.kind = 'member' WHERE m.merged_into {test} AND a.balance > 0", (pool, *chunk)))
+            f"SELECT DISTINCT m.merged_into FROM members m WHERE m.merged_into {test} AND EXISTS (SELECT 1 FROM "
+            f"loyalty_accounts a WHERE a.owner = m.id AND a.pool = ? AND a.kind = 'member' AND a.balance > 0)",
+            (*chunk, pool)))
         found.update(tx.rows(f"SELECT owner, id FROM loyalty_accounts WHERE pool = ? AND kind = 'member' "
                              f"AND owner {test}", (pool, *chunk)))
     missing = [p for p in persons if p not in found and p not in folding]
