@@ -86,6 +86,17 @@ def order(no: str, channel: str, card: str | None, now: datetime, rng: random.Ra
     return row
 
 
+def gather_statistics(location: str) -> None:
+    """PostgreSQL: the planner's statistics, gathered once the members are in, as autovacuum does
+    within a minute of a deployment's first imports. A database seconds old has none, and the
+    planner joined as if every table were empty (every loyalty account scanned for each refund)."""
+    if location.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far, from ``/proc``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -118,6 +129,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--db", default=None, help="a postgresql:// URL (emptied first); default a temporary SQLite file")
+    parser.add_argument("--cold-statistics", action="store_true",
+                        help="PostgreSQL: no ANALYZE after the members are in (a database seconds old)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="order-stream-"))
     location = args.db or str(tmp / "cdp.db")
@@ -138,7 +151,7 @@ def main() -> None:
                                str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=(tmp / "server.log").open("wb"))
     out: dict = {"db": "postgresql" if location.startswith("postgresql") else "sqlite", "orders_requested": args.orders,
-                 "batch": args.batch, "posters": args.posters}
+                 "batch": args.batch, "posters": args.posters, "cold_statistics": args.cold_statistics}
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
@@ -158,6 +171,8 @@ def main() -> None:
             pos = Channel(client, "pos")
             for start in range(0, len(cards), 500):
                 pos.post([order(f"W-{c}", "pos", c, now - timedelta(days=30), rng) for c in cards[start:start + 500]])
+        if not args.cold_statistics:
+            gather_statistics(location)
         db = open_cdp(location, sample_catalogue=False)
         member_of = dict(db.rows("SELECT o.order_no, COALESCE(m.merged_into, m.id) FROM orders o "
                                  "JOIN members m ON m.id = o.member_id WHERE o.order_no LIKE 'W-%'"))
