@@ -108,11 +108,14 @@ class Tx:
 
         PostgreSQL: one ``= ANY(?)`` with the values as one array parameter. The statement's text is
         the same however many values, so psycopg parses it once (it does not cache a statement of
-        more than 50 parameters and re-parsed each long ``IN (?, ...)`` list in Python) and the
-        server prepares it once. SQLite: ``IN (?, ...)`` per ``IN_CHUNK`` values."""
+        more than 50 parameters and re-parsed each long ``IN (?, ...)`` list in Python). One value
+        is ``= ?``, as the server reads ``IN (?)``, so a one-value test (a profile's one person) is
+        planned as it was. SQLite: ``IN (?, ...)`` per ``IN_CHUNK`` values."""
         listed = list(values)
         if self.dialect is POSTGRES:
-            if listed:
+            if len(listed) == 1:  # as IN (?) is: an equality the planner can drive a join from
+                yield "= ?", (listed[0],)
+            elif listed:
                 yield _ARRAY_TEST, (listed,)
             return
         for start in range(0, len(listed), IN_CHUNK):

@@ -19,6 +19,8 @@ def test_among_finds_exactly_the_listed_values_however_many_and_however_often(db
         assert sorted(found) == [f"s-{n:04d}" for n in range(0, 1500, 2)]
     with db.transaction() as tx:
         assert list(tx.among([])) == []  # no values, no statement
+        assert [r[0] for test, params in tx.among(["s-0002"])  # one value: an equality
+                for r in tx.rows(f"SELECT id FROM stores WHERE id {test}", params)] == ["s-0002"]
         deleted = sum(tx.execute(f"DELETE FROM stores WHERE id {test}", params)
                       for test, params in tx.among(["s-0001", "s-0003", "nope"]))
     assert deleted == 2
