@@ -196,10 +196,12 @@ def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, 
     for test, chunk in tx.among(persons):
         rows += tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
                          f"FROM members WHERE id {test} OR merged_into {test} ORDER BY created, id", (*chunk, *chunk))
+        # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
+        # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
         for member_id, value in tx.rows(
-            f"SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
-            f"WHERE (m.id {test} OR m.merged_into {test}) AND i.kind = 'phone' AND i.blocked IS NULL "
-            f"ORDER BY i.id", (*chunk, *chunk)):
+            f"SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
+            f"SELECT id FROM members WHERE id {test} OR merged_into {test}) AND i.kind = 'phone' "
+            f"AND i.blocked IS NULL ORDER BY i.id", (*chunk, *chunk)):
             phones.setdefault(member_id, []).append(value)
     return rows, phones
 
