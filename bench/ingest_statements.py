@@ -44,13 +44,25 @@ class StatementCount:
         self.statements: Counter[str] = Counter()
         self.transactions = 0
         self.counting = False
+        self._names: dict[object, str | None] = {}  # code object -> its stage name, None for no stage
+
+    def _name(self, code: Any) -> str | None:
+        """The stage a function is (a cloud module's, outside ``cloud.db``; a comprehension is charged
+        to its function), worked out once per function: counting must cost little of what it measures."""
+        if code not in self._names:
+            path = Path(code.co_filename)
+            self._names[code] = (
+                f"{path.relative_to(ROOT).with_suffix('').as_posix().replace('/', '.')}.{code.co_name}"
+                if path.is_relative_to(ROOT / "cloud") and not path.is_relative_to(ROOT / "cloud" / "db")
+                and not code.co_name.startswith("<") else None)
+        return self._names[code]
 
     def stage(self) -> str:
         frame = sys._getframe(2)
         while frame is not None:
-            path = Path(frame.f_code.co_filename)
-            if path.is_relative_to(ROOT / "cloud") and not path.is_relative_to(ROOT / "cloud" / "db"):
-                return f"{path.relative_to(ROOT).with_suffix('').as_posix().replace('/', '.')}.{frame.f_code.co_name}"
+            name = self._name(frame.f_code)
+            if name is not None:
+                return name
             frame = frame.f_back  # type: ignore[assignment]
         return "other"
 

@@ -10,7 +10,9 @@ negative sale, an unreadable time). Throughput is landed orders per second over 
 Lag: for ``--samples`` orders of known members, the time from the start of the POST to the moment
 both the member's profile (``GET /v1/members/{id}/profile``) lists the order and the live sales
 screen (``GET /v1/brand/live``) counts it, polled every 20 ms by a separate client while the
-posters keep loading the server. Last stdout line is JSON.
+posters keep loading the server. CPU per order over the posting phase: the server process's and, on
+PostgreSQL, the database's server processes' (``/proc``), which the machine's load moves far less
+than throughput. Last stdout line is JSON.
 
     uv run python bench/order_stream.py [--orders 20000] [--batch 200] [--db postgresql://...]
 """
@@ -84,6 +86,41 @@ def order(no: str, channel: str, card: str | None, now: datetime, rng: random.Ra
     return row
 
 
+def gather_statistics(location: str) -> None:
+    """PostgreSQL: the planner's statistics, gathered once the members are in, as autovacuum does
+    within a minute of a deployment's first imports. A database seconds old has none, and the
+    planner joined as if every table were empty (every loyalty account scanned for each refund)."""
+    if location.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(url: str) -> dict[int, float]:
+    """CPU seconds (user + system) so far of each PostgreSQL server process connected to ``url``'s database."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND pid <> pg_backend_pid()")]
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone, or another machine's server
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=20000)
@@ -92,6 +129,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--db", default=None, help="a postgresql:// URL (emptied first); default a temporary SQLite file")
+    parser.add_argument("--cold-statistics", action="store_true",
+                        help="PostgreSQL: no ANALYZE after the members are in (a database seconds old)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="order-stream-"))
     location = args.db or str(tmp / "cdp.db")
@@ -112,7 +151,7 @@ def main() -> None:
                                str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=(tmp / "server.log").open("wb"))
     out: dict = {"db": "postgresql" if location.startswith("postgresql") else "sqlite", "orders_requested": args.orders,
-                 "batch": args.batch, "posters": args.posters}
+                 "batch": args.batch, "posters": args.posters, "cold_statistics": args.cold_statistics}
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
@@ -132,6 +171,8 @@ def main() -> None:
             pos = Channel(client, "pos")
             for start in range(0, len(cards), 500):
                 pos.post([order(f"W-{c}", "pos", c, now - timedelta(days=30), rng) for c in cards[start:start + 500]])
+        if not args.cold_statistics:
+            gather_statistics(location)
         db = open_cdp(location, sample_catalogue=False)
         member_of = dict(db.rows("SELECT o.order_no, COALESCE(m.merged_into, m.id) FROM orders o "
                                  "JOIN members m ON m.id = o.member_id WHERE o.order_no LIKE 'W-%'"))
@@ -213,6 +254,8 @@ def main() -> None:
 
         threads = [threading.Thread(target=poster, args=(n,)) for n in range(args.posters)]
         sampling = threading.Thread(target=sampler)
+        postgres = location.startswith("postgresql")
+        server_cpu, db_cpu = process_cpu(server.pid), backend_cpu(location) if postgres else {}
         started = time.perf_counter()
         for t in threads:
             t.start()
@@ -221,10 +264,15 @@ def main() -> None:
             t.join()
         elapsed = time.perf_counter() - started
         sampling.join()
+        server_cpu = process_cpu(server.pid) - server_cpu
+        db_spent = sum(t - db_cpu.get(pid, 0.0) for pid, t in backend_cpu(location).items()) if postgres else None
         out.update(totals)
         out["seconds"] = round(elapsed, 2)
         out["orders_per_s"] = round((totals["orders"] + totals["refunds"]) / elapsed, 1)
         out["rows_per_s"] = round(totals["posted_rows"] / elapsed, 1)
+        landed = max(1, totals["orders"] + totals["refunds"])  # the sampler's and the posters' polls included
+        out["server_cpu_ms_per_order"] = round(server_cpu * 1000 / landed, 3)
+        out["db_cpu_ms_per_order"] = None if db_spent is None else round(db_spent * 1000 / landed, 3)
         out["lag_samples"] = len(lags)
         out["p50_lag_ms"] = round(percentile(lags, 0.5), 1)
         out["p95_lag_ms"] = round(percentile(lags, 0.95), 1)

@@ -381,11 +381,11 @@ def on_orders(db: Database, orders: list[dict]) -> None:
         return
     now = utcnow()
     with db.transaction() as tx:
-        marks = ", ".join("?" for _ in members)
         bought: dict[str, int] = {}
-        for person, ts in tx.rows(f"SELECT {_PERSON}, MAX(o.ts) FROM orders o JOIN members m ON m.id = o.member_id "
-                                  f"WHERE {_PAID} AND o.member_id IN ({marks}) GROUP BY {_PERSON}", members):
-            bought[str(person)] = int(ts)
+        for test, chunk in tx.among(members):
+            for person, ts in tx.rows(f"SELECT {_PERSON}, MAX(o.ts) FROM orders o JOIN members m ON m.id = o.member_id "
+                                      f"WHERE {_PAID} AND o.member_id {test} GROUP BY {_PERSON}", chunk):
+                bought[str(person)] = max(int(ts), bought.get(str(person), 0))
         persons = sorted(bought)
         _exit(tx, persons, "purchase", "purchased", bought, now)
         for journey in _running(tx, "first_purchase"):
@@ -394,11 +394,9 @@ def on_orders(db: Database, orders: list[dict]) -> None:
 
 def _exit(tx: Tx, persons: Sequence[str], condition: str, reason: str, last: dict[str, int], now: datetime) -> None:
     """End the active entries of ``persons`` in journeys exiting on ``condition`` entered before ``last``."""
-    if not persons:
-        return
-    marks = ", ".join("?" for _ in persons)
-    rows = tx.query(f"SELECT e.id, e.person_id, e.entered, j.exit_on FROM journey_entries e JOIN journeys j "
-                    f"ON j.id = e.journey_id WHERE e.status = 'active' AND e.person_id IN ({marks})", list(persons))
+    rows = [r for test, chunk in tx.among(persons) for r in tx.query(
+        f"SELECT e.id, e.person_id, e.entered, j.exit_on FROM journey_entries e JOIN journeys j "
+        f"ON j.id = e.journey_id WHERE e.status = 'active' AND e.person_id {test}", chunk)]
     ts = iso(now)
     done = [(reason, ts, r["id"]) for r in rows if condition in json.loads(r["exit_on"])
             and last.get(r["person_id"], 0) > _epoch(datetime.fromisoformat(r["entered"]))]

@@ -57,10 +57,26 @@ def land(db: Database, channel: str, rows: list, *, store: str | None = None, so
 
 def _land(db: Database, channel: str, rows: list, *, store: str | None, source: str | None,
           actor: str | None) -> dict:
-    landed = stream.ingest(db, channel, rows, store=store, source=source, actor=actor)
+    # on PostgreSQL the import (its row, orders, OneID, tags) and the attribution are one transaction,
+    # not seven: each costs a pool checkout, BEGIN and COMMIT. The hooks run after it has committed.
+    with db.grouped():
+        landed = stream.ingest(db, channel, rows, store=store, source=source, actor=actor)
+        reasons = _attribute_landed(db, landed.orders, rows)
+    for hook in ORDER_HOOKS:
+        try:
+            hook(db, landed.orders)
+        except Exception:
+            log.exception("order hook %s failed", getattr(hook, "__name__", hook))
+    report = landed.report.as_dict()
+    report["attributed"] = reasons
+    return report
+
+
+def _attribute_landed(db: Database, orders: list[dict], rows: list) -> dict[str, int]:
+    """Attribute the landed store orders (``rows`` as posted, for the till's own fields); the count of each reason."""
     by_no = {(str(r.get("order_no", "")).strip()): r for r in rows if isinstance(r, dict)}
     reasons: dict[str, int] = {}
-    in_store = [o for o in landed.orders if o["store"] is not None]
+    in_store = [o for o in orders if o["store"] is not None]
     with db.transaction() as tx:
         tapped = _receipts(tx, [o for o in in_store if o["status"] == "paid"])
         nearby = _visits_near(tx, [o for o in in_store if o["member_id"] and o["status"] == "paid"])
@@ -70,17 +86,10 @@ def _land(db: Database, channel: str, rows: list, *, store: str | None, source: 
                                      tapped.get((order["store"], order["order_no"])), nearby, written)
             written[order["id"]] = row
             reasons[reason] = reasons.get(reason, 0) + 1
-        tx.executemany(
-            "INSERT INTO order_attribution (order_id, store, member_id, member_via, visit_id, assistant, feedback_id, "
-            "reason, paid, ts, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", list(written.values()))
-    for hook in ORDER_HOOKS:
-        try:
-            hook(db, landed.orders)
-        except Exception:
-            log.exception("order hook %s failed", getattr(hook, "__name__", hook))
-    report = landed.report.as_dict()
-    report["attributed"] = reasons
-    return report
+        # the batch's own new orders: none has a row yet, so a plain bulk insert (COPY on PostgreSQL)
+        tx.copy("order_attribution", ("order_id", "store", "member_id", "member_via", "visit_id", "assistant",
+                                      "feedback_id", "reason", "paid", "ts", "lag_s"), list(written.values()))
+    return reasons
 
 
 def _member_via(raw: dict) -> str | None:
@@ -95,11 +104,10 @@ def _receipts(tx: Tx, orders: list[dict]) -> dict[tuple[str, str], dict]:
     found: dict[tuple[str, str], dict] = {}
     numbers = sorted({o["order_no"] for o in orders})
     stores = {o["store"] for o in orders}
-    for start in range(0, len(numbers), 500):
-        chunk = numbers[start:start + 500]
+    for test, params in tx.among(numbers):
         for row in tx.query(
             f"SELECT feedback_id, visit_id, assistant, store, receipt FROM feedback WHERE action = 'sold' "
-            f"AND receipt IN ({', '.join('?' for _ in chunk)}) ORDER BY ts", chunk):
+            f"AND receipt {test} ORDER BY ts", params):
             if row["store"] in stores:
                 found[(row["store"], row["receipt"])] = row  # the latest tap wins
     return found
@@ -135,11 +143,8 @@ def _visits_near(tx: Tx, orders: list[dict]) -> _Nearby:
         visits.setdefault((store, person), []).append((datetime.fromisoformat(ts), vid))
     person_of: dict[str, str] = {}
     if visits:
-        members = sorted({o["member_id"] for o in orders})
-        for start in range(0, len(members), 500):
-            chunk = members[start:start + 500]
-            person_of.update(tx.rows(f"SELECT m.id, {_PERSON} FROM members m WHERE m.id IN "
-                                     f"({', '.join('?' for _ in chunk)})", chunk))
+        for test, params in tx.among(sorted({o["member_id"] for o in orders})):
+            person_of.update(tx.rows(f"SELECT m.id, {_PERSON} FROM members m WHERE m.id {test}", params))
     return _Nearby(person_of, visits)
 
 

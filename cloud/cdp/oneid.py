@@ -167,19 +167,18 @@ def resolve_around(tx: Tx, member_ids: Sequence[str], *, actor: str) -> Resoluti
     if not hard or not member_ids:
         return Resolution()
     persons: set[str] = set()
-    for chunk in _chunks(list(member_ids)):
+    for test, chunk in tx.among(list(member_ids)):
         persons.update(r[0] for r in tx.rows(
-            f"SELECT COALESCE(merged_into, id) FROM members WHERE id IN ({_in(chunk)})", chunk))
+            f"SELECT COALESCE(merged_into, id) FROM members WHERE id {test}", chunk))
         shared = tx.rows(
-            f"SELECT i.kind, i.value FROM identifiers i WHERE i.member_id IN ({_in(chunk)}) AND i.blocked IS NULL "
+            f"SELECT i.kind, i.value FROM identifiers i WHERE i.member_id {test} AND i.blocked IS NULL "
             f"AND i.kind IN ({_in(hard)})", (*chunk, *hard))
         persons.update(_sharing(tx, {(kind, value) for kind, value in shared}, active))
     # links refused or held for review at an earlier resolution: their blocker may have changed
     # (a split, an assigned value, a record gone), so their other side is revisited too
-    for chunk in _chunks(_cluster_records(tx, sorted(persons))):
-        marks = _in(chunk)
+    for test, chunk in tx.among(_cluster_records(tx, sorted(persons))):
         for a, b in tx.rows(f"SELECT a, b FROM links WHERE status IN ('rejected', 'review') AND "
-                            f"reason <> 'value_too_common' AND (a IN ({marks}) OR b IN ({marks}))", (*chunk, *chunk)):
+                            f"reason <> 'value_too_common' AND (a {test} OR b {test})", (*chunk, *chunk)):
             persons.update(p for p in (_person(tx, a), _person(tx, b)) if p)
     return _resolve_persons(tx, sorted(persons), actor=actor, active=active)
 
@@ -188,33 +187,24 @@ def _sharing(tx: Tx, pairs: set[tuple[str, str]], active: dict[str, Rule]) -> se
     """The persons of every record holding one of these (kind, value) pairs, leaving out values
     held by more records than their rule's ``max_share`` (too common to link by).
 
-    Two queries per 500 values (a count, then the holders of the values not too common) instead
+    Two queries (``Tx.among``: a count, then the holders of the values not too common) instead
     of one query per value: an order batch of 200 buyers made 400 round trips here."""
-    found: set[str] = set()
     kinds = sorted({kind for kind, _ in pairs})
-    for values in _chunks(sorted({value for _, value in pairs})):
-        common = {(kind, value) for kind, value, n in tx.rows(
-            "SELECT i.kind, i.value, COUNT(*) FROM identifiers i JOIN members m ON m.id = i.member_id "
-            f"WHERE i.blocked IS NULL AND i.kind IN ({_in(kinds)}) AND i.value IN ({_in(values)}) "
-            "GROUP BY i.kind, i.value", (*kinds, *values)) if n > active[kind].max_share}
-        in_chunk = set(values)
-        usable = sorted({value for kind, value in pairs if value in in_chunk and (kind, value) not in common})
-        if not usable:
-            continue
-        found.update(person for kind, value, person in tx.rows(
-            "SELECT i.kind, i.value, COALESCE(m.merged_into, m.id) FROM identifiers i JOIN members m "
-            f"ON m.id = i.member_id WHERE i.blocked IS NULL AND i.kind IN ({_in(kinds)}) AND i.value IN ({_in(usable)})",
-            (*kinds, *usable)) if (kind, value) in pairs and (kind, value) not in common)
-    return found
+    common = {(kind, value) for test, values in tx.among(sorted({value for _, value in pairs}))
+              for kind, value, n in tx.rows(
+                  "SELECT i.kind, i.value, COUNT(*) FROM identifiers i JOIN members m ON m.id = i.member_id "
+                  f"WHERE i.blocked IS NULL AND i.kind IN ({_in(kinds)}) AND i.value {test} "
+                  "GROUP BY i.kind, i.value", (*kinds, *values)) if n > active[kind].max_share}
+    usable = sorted({value for kind, value in pairs if (kind, value) not in common})
+    return {person for test, values in tx.among(usable) for kind, value, person in tx.rows(
+        "SELECT i.kind, i.value, COALESCE(m.merged_into, m.id) FROM identifiers i JOIN members m "
+        f"ON m.id = i.member_id WHERE i.blocked IS NULL AND i.kind IN ({_in(kinds)}) AND i.value {test}",
+        (*kinds, *values)) if (kind, value) in pairs and (kind, value) not in common}
 
 
 def _cluster_records(tx: Tx, persons: Sequence[str]) -> list[str]:
-    records: list[str] = []
-    for chunk in _chunks(list(persons)):
-        records += [r[0] for r in tx.rows(
-            f"SELECT id FROM members WHERE id IN ({_in(chunk)}) OR merged_into IN ({_in(chunk)})",
-            (*chunk, *chunk))]
-    return records
+    return [r[0] for test, chunk in tx.among(list(persons)) for r in tx.rows(
+        f"SELECT id FROM members WHERE id {test} OR merged_into {test}", (*chunk, *chunk))]
 
 
 def _resolve_persons(tx: Tx, persons: Sequence[str], *, actor: str, active: dict[str, Rule]) -> Resolution:
@@ -282,10 +272,10 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         order_rows = rows
     else:
         order_rows = []
-        for chunk in _chunks(sorted(scope)):
+        for test, chunk in tx.among(sorted(scope)):
             order_rows += tx.rows(
                 f"SELECT i.kind, i.value, i.member_id, m.created FROM identifiers i JOIN members m ON m.id = i.member_id "
-                f"WHERE i.member_id IN ({_in(chunk)}) AND i.blocked IS NULL", chunk)
+                f"WHERE i.member_id {test} AND i.blocked IS NULL", chunk)
         order_rows.sort(key=lambda r: (r[0], r[1], r[3], r[2]))
     groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for kind, value, member_id, created in order_rows:
@@ -325,8 +315,8 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
                 values[member_id][kind].add(value)
     created_of = {member_id: created for _, _, member_id, created in order_rows}
     missing = sorted(involved - created_of.keys())
-    for chunk in _chunks(missing):
-        created_of.update(tx.rows(f"SELECT id, created FROM members WHERE id IN ({_in(chunk)})", chunk))
+    for test, chunk in tx.among(missing):
+        created_of.update(tx.rows(f"SELECT id, created FROM members WHERE id {test}", chunk))
 
     blocked_pairs: dict[str, set[str]] = defaultdict(set)
     for a, b in tx.rows("SELECT a, b FROM cannot_link"):
@@ -338,9 +328,9 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         old_head = dict(tx.rows("SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL"))
     else:
         old_head = {}
-        for chunk in _chunks(sorted(scope)):
+        for test, chunk in tx.among(sorted(scope)):
             old_head.update(tx.rows(
-                f"SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL AND id IN ({_in(chunk)})", chunk))
+                f"SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL AND id {test}", chunk))
 
     # 3. union-find with per-person limits and cannot-link pairs; a group whose records would give
     #    one person two values of a limited kind (one phone on two member cards) is a conflict: its
@@ -445,9 +435,9 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     if scope is None:
         tx.execute(f"DELETE FROM links WHERE status <> 'split' AND rule NOT IN ({_in(_DECIDED)})", _DECIDED)
     else:
-        for chunk in _chunks(sorted(scope)):
+        for test, chunk in tx.among(sorted(scope)):
             tx.execute(f"DELETE FROM links WHERE status <> 'split' AND rule NOT IN ({_in(_DECIDED)}) "
-                       f"AND a IN ({_in(chunk)})", (*_DECIDED, *chunk))
+                       f"AND a {test}", (*_DECIDED, *chunk))
     now = _now()
     tx.copy("links", ("a", "b", "kind", "value", "rule", "priority", "status", "reason", "created", "actor"),
             ((a, b, k, v, rule, p, st, reason, now, actor) for a, b, k, v, rule, p, st, reason in outcome

@@ -189,19 +189,20 @@ def _descending(text: str) -> tuple[int, ...]:
 
 def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, list[str]]]:
     """The rows of these ids and of the records merged into them (oldest first), and each record's
-    usable phones."""
-    marks = ", ".join("?" for _ in persons)
-    rows = tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
-                    f"FROM members WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id",
-                    (*persons, *persons))
+    usable phones. (A person's rows all come from the same chunk of ``Tx.among``, so each person's
+    stay in that order.)"""
+    rows: list[dict] = []
     phones: dict[str, list[str]] = {}
-    # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
-    # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
-    for member_id, value in tx.rows(
-        f"SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
-        f"SELECT id FROM members WHERE id IN ({marks}) OR merged_into IN ({marks})) AND i.kind = 'phone' "
-        f"AND i.blocked IS NULL ORDER BY i.id", (*persons, *persons)):
-        phones.setdefault(member_id, []).append(value)
+    for test, chunk in tx.among(persons):
+        rows += tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
+                         f"FROM members WHERE id {test} OR merged_into {test} ORDER BY created, id", (*chunk, *chunk))
+        # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
+        # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
+        for member_id, value in tx.rows(
+            f"SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
+            f"SELECT id FROM members WHERE id {test} OR merged_into {test}) AND i.kind = 'phone' "
+            f"AND i.blocked IS NULL ORDER BY i.id", (*chunk, *chunk)):
+            phones.setdefault(member_id, []).append(value)
     return rows, phones
 
 
@@ -273,7 +274,8 @@ def store(tx: Tx, persons: Sequence[str] | None = None) -> int:
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         if persons is not None:
-            tx.execute(f"DELETE FROM person_profiles WHERE member_id IN ({', '.join('?' for _ in chunk)})", chunk)
+            for test, params in tx.among(chunk):
+                tx.execute(f"DELETE FROM person_profiles WHERE member_id {test}", params)
         records, phones = _records_of(tx, chunk)
         live = set(chunk)
         out = []

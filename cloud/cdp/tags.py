@@ -29,36 +29,23 @@ from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 
 DAY = 86400
-_CHUNK = 500
-
-
-def _in(ids: Sequence[str]) -> str:
-    return ", ".join("?" for _ in ids)
 
 
 def _scope(tx: Tx, persons: Sequence[str] | None) -> dict[str, str]:
     """Live record id -> its person, for the given persons (None = everyone)."""
     if persons is None:
         return dict(tx.rows("SELECT id, COALESCE(merged_into, id) FROM members"))
-    found: dict[str, str] = {}
-    for start in range(0, len(persons), _CHUNK):
-        chunk = list(persons[start:start + _CHUNK])
-        found.update(tx.rows(
-            f"SELECT id, COALESCE(merged_into, id) FROM members WHERE id IN ({_in(chunk)}) "
-            f"OR merged_into IN ({_in(chunk)})", (*chunk, *chunk)))
-    return found
+    return {record: person for test, params in tx.among(persons) for record, person in tx.rows(
+        f"SELECT id, COALESCE(merged_into, id) FROM members WHERE id {test} OR merged_into {test}",
+        (*params, *params))}
 
 
 def _fetch(tx: Tx, sql: str, records: dict[str, str], everyone: bool) -> list[tuple]:
     """Rows of ``sql`` (whose first column is a member id) for the records in scope."""
     if everyone:
         return tx.rows(sql.format(where="member_id IS NOT NULL"))
-    ids = sorted(records)
-    rows: list[tuple] = []
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        rows += tx.rows(sql.format(where=f"member_id IN ({_in(chunk)})"), chunk)
-    return rows
+    return [row for test, params in tx.among(sorted(records))
+            for row in tx.rows(sql.format(where=f"member_id {test}"), params)]
 
 
 def refresh(db: Database, persons: Sequence[str] | None = None, *, as_of: datetime | None = None) -> int:
@@ -183,9 +170,8 @@ def _delete_for(tx: Tx, table: str, persons: Sequence[str] | None, extra: str = 
     if persons is None:
         tx.execute(f"DELETE FROM {table} WHERE 1 = 1 {extra}", params)
         return
-    for start in range(0, len(persons), _CHUNK):
-        chunk = list(persons[start:start + _CHUNK])
-        tx.execute(f"DELETE FROM {table} WHERE member_id IN ({_in(chunk)}) {extra}", (*chunk, *params))
+    for test, chunk in tx.among(persons):
+        tx.execute(f"DELETE FROM {table} WHERE member_id {test} {extra}", (*chunk, *params))
 
 
 def _write_stats(tx: Tx, stats: dict[str, dict], persons: Sequence[str] | None) -> None:
@@ -199,9 +185,8 @@ def _write_manual_tags(tx: Tx, records: dict[str, str], persons: Sequence[str] |
     _delete_for(tx, "person_tags", persons, "AND source = 'manual'")
     manual: set[tuple[str, str]] = set()
     rows = tx.rows("SELECT id, tags FROM members WHERE tags <> '[]'") if persons is None else [
-        r for start in range(0, len(records), _CHUNK)
-        for r in tx.rows(f"SELECT id, tags FROM members WHERE tags <> '[]' AND id IN "
-                         f"({_in(sorted(records)[start:start + _CHUNK])})", sorted(records)[start:start + _CHUNK])]
+        r for test, params in tx.among(sorted(records))
+        for r in tx.rows(f"SELECT id, tags FROM members WHERE tags <> '[]' AND id {test}", params)]
     for member_id, tags_json in rows:
         if member_id in records:
             manual.update((records[member_id], tag) for tag in json.loads(tags_json))

@@ -94,7 +94,9 @@ class Importer:
         self._quarantined: Counter[str] = Counter()
         self._blocked: Counter[str] = Counter()
         self._seen_orders: set[str] = set()
-        self._stored: set[str] = set()  # of the batch being written: its orders already in the table
+        # of the batch being written: the orders it names (its own, and those its refunds return)
+        # that are already in the table
+        self._stored: set[str] = set()
         self._persons: set[str] = set()
         # refunds with their own number, linked to the sale they return (by reference or by match)
         self._refund_links: dict[str, str] = {}
@@ -151,14 +153,11 @@ class Importer:
             problems: list[tuple[int, dict, RowProblem]] = []
             orders: list[Order] = []
             buyers: list[Buyer] = []
-            # the batch's orders already stored, in one query per 500 (not one per order)
-            ids = sorted({one.id for _, _, item in batch for one in (item if isinstance(item, tuple) else (item,))
-                          if isinstance(one, Order)})
-            self._stored = set()
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                self._stored.update(r[0] for r in tx.rows(
-                    f"SELECT id FROM orders WHERE id IN ({', '.join('?' for _ in chunk)})", chunk))
+            # the batch's orders and its refunds' orders already stored, in one query (not one per order)
+            named = {i for _, _, item in batch for one in (item if isinstance(item, tuple) else (item,))
+                     if isinstance(one, Order) for i in (one.id, one.refund_of) if i}
+            self._stored = {r[0] for test, params in tx.among(sorted(named))
+                            for r in tx.rows(f"SELECT id FROM orders WHERE id {test}", params)}
             for row_no, raw, item in batch:
                 self.report.rows += len(raw["rows"]) if "rows" in raw and isinstance(raw["rows"], list) else 1
                 if _has_control(raw):  # PostgreSQL refuses NUL in text; no cell needs a control character
@@ -188,18 +187,14 @@ class Importer:
             if records:
                 resolution = oneid.resolve_around(tx, sorted(set(records.values())), actor=self._actor)
                 self._persons |= resolution.changed_persons
-                for chunk_start in range(0, len(records), 500):
-                    chunk = sorted(set(records.values()))[chunk_start:chunk_start + 500]
+                for test, params in tx.among(sorted(set(records.values()))):
                     self._persons.update(r[0] for r in tx.rows(
-                        f"SELECT COALESCE(merged_into, id) FROM members WHERE id IN ({', '.join('?' for _ in chunk)})",
-                        chunk))
+                        f"SELECT COALESCE(merged_into, id) FROM members WHERE id {test}", params))
 
     def _check(self, tx: Tx, order: Order) -> RowProblem | None:
         if order.id in self._seen_orders or order.id in self._stored:
             return RowProblem("duplicate_order", f"order {order.id} was already imported")
-        if order.refund_of and order.refund_of not in self._seen_orders and not tx.scalar(
-            "SELECT 1 FROM orders WHERE id = ?", (order.refund_of,)
-        ):
+        if order.refund_of and order.refund_of not in self._seen_orders and order.refund_of not in self._stored:
             original = self._refunded_order(tx, order)
             if original is None:
                 return RowProblem("refund_without_order",
@@ -253,12 +248,13 @@ class Importer:
         unique = {b.key: b for b in buyers}
         last_seen = last_seen or {}
         found: dict[str, str] = {}
-        keys = sorted(unique)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            found.update(tx.rows(
-                f"SELECT source_key, id FROM members WHERE source = ? AND source_key IN ({', '.join('?' for _ in chunk)})",
-                (self._channel, *chunk)))
+        for test, params in tx.among(sorted(unique)):
+            found.update(tx.rows(f"SELECT source_key, id FROM members WHERE source = ? AND source_key {test}",
+                                 (self._channel, *params)))
+        # a returning buyer's identifiers are mostly held already: only the others are inserted below
+        # (a statement each, ON CONFLICT for a concurrent import of the same buyer)
+        held = {r for test, params in tx.among(sorted(found.values()))
+                for r in tx.rows(f"SELECT member_id, kind, value FROM identifiers WHERE member_id {test}", params)}
         blocklist = oneid.Blocklist.load(tx)
         now = datetime.now(UTC)
         new_rows, known_rows = [], []
@@ -294,7 +290,8 @@ class Importer:
                 reason = blocklist.reason(kind, value)
                 if reason:
                     self._blocked[reason] += 1
-                ids.append((found[key], kind, value, reason, _iso(now)))
+                if (found[key], kind, value) not in held:
+                    ids.append((found[key], kind, value, reason, _iso(now)))
         tx.executemany(
             "INSERT INTO identifiers (member_id, kind, value, blocked, created) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING", ids)

@@ -187,12 +187,9 @@ class Landed:
 def _categories(db: Database, rows: Iterable[object]) -> dict[str, str]:
     skus = sorted({_text(i.get("sku")) for r in rows if isinstance(r, dict) and isinstance(r.get("lines"), list)
                    for i in r["lines"] if isinstance(i, dict) and not _text(i.get("category"))} - {""})
-    found: dict[str, str] = {}
-    for start in range(0, len(skus), 500):
-        chunk = skus[start:start + 500]
-        found.update((sku, cat) for sku, cat in db.rows(
-            f"SELECT sku, category FROM products WHERE sku IN ({', '.join('?' for _ in chunk)})", chunk) if cat)
-    return found
+    with db.transaction() as tx:
+        return {sku: cat for test, params in tx.among(skus)
+                for sku, cat in tx.rows(f"SELECT sku, category FROM products WHERE sku {test}", params) if cat}
 
 
 def ingest(db: Database, channel: str, rows: list, *, source: str | None = None, store: str | None = None,
