@@ -146,6 +146,10 @@ def survive(rows: Sequence[Mapping], phones: Mapping[str, Sequence[str]], cfg: C
     cfg = cfg or Config()
     rank = {source: i for i, source in enumerate(cfg.priority)}
     said = [(row, record_values(row, phones.get(row["id"], ()))) for row in rows]
+    # the two orders the rules pick by, sorted once per person rather than once per attribute (a
+    # stable sort of every record, filtered, is the stable sort of the records having a value)
+    by_source_recent = sorted(said, key=lambda s: (rank.get(s[0]["source"], len(rank)), _descending(_observed(s[0]))))
+    by_source_first = sorted(said, key=lambda s: (rank.get(s[0]["source"], len(rank)), _observed(s[0])))
     out: dict[str, Attribute] = {}
     for attribute in ATTRIBUTES:
         rule = cfg.rules.get(attribute, DEFAULT_RULES[attribute])
@@ -159,15 +163,16 @@ def survive(rows: Sequence[Mapping], phones: Mapping[str, Sequence[str]], cfg: C
         if rule == "union":
             tags: dict[str, None] = {}
             contributors: list[str] = []
-            for row, value in sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _observed(h[0]))):
+            ordered = [(row, values[attribute]) for row, values in by_source_first if not _empty(values[attribute])]
+            for row, value in ordered:
                 for tag in value if isinstance(value, list) else [value]:
                     tags.setdefault(str(tag), None)
                 contributors.append(row["id"])
-            first = sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _observed(h[0])))[0][0]
+            first = ordered[0][0]
             out[attribute] = Attribute(list(tags), "union", first["id"], first["source"], _observed(first),
                                        len(having), tuple(contributors))
             continue
-        by_priority = sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _descending(_observed(h[0]))))
+        by_priority = [(row, values[attribute]) for row, values in by_source_recent if not _empty(values[attribute])]
         if rule == "most_recent":
             row, value = max(having, key=lambda h: (_observed(h[0]), -rank.get(h[0]["source"], len(rank))))
         elif rule == "first_non_empty":
