@@ -23,7 +23,7 @@ from cloud.arrivals import joining, till
 from cloud.arrivals import schema as arrivals_schema
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
-from cloud.cdp import erasure, members, tags
+from cloud.cdp import erasure, members, profile_rewrite, tags
 from cloud.cdp import schema as cdp_schema
 from cloud.channels import alerting as alert_channels
 from cloud.channels.wechat import WeChatSubscribeChannel
@@ -152,6 +152,8 @@ class Runtime:
             # every bound label drawn with its product, price, member price and markdown, and redrawn on change
             self.labels = LabelSync(db, ingest.client, every_s=settings.label_sync_every_s)
             self.labels.schedule(self.scheduler)
+        # a change of the survivorship rules: every stored profile rewritten, a batch at a time
+        self.scheduler.every("profile-rewrite", 2.0, lambda: profile_rewrite.run(db))
         self._started = False
 
     @classmethod

@@ -23,7 +23,8 @@ The rules are the brand's (``settings`` key ``survivorship``, ``PUT /v1/identity
 ``store`` keeps the result per person in ``person_profiles`` (with whether the person's face
 consent counts), so segments and portraits filter on the surviving values rather than the head
 record's: it runs wherever persons change (``tags.refresh`` after imports, merges, splits,
-verification and the nightly batch; a sign-up; a consent change; a change of these rules).
+verification and the nightly batch; a sign-up; a consent change); a change of these rules rewrites
+everyone's in batches on the scheduler (``cloud.cdp.profile_rewrite``).
 """
 
 from __future__ import annotations
@@ -98,10 +99,11 @@ def config(tx: Tx | Database) -> Config:
                   {**DEFAULT_RULES, **(stored.get("rules") or {})})
 
 
-def set_config(db: Database, *, source_priority: Sequence[str] | None, rules: Mapping[str, str] | None) -> Config:
-    """The brand's rules: a source order (unknown sources refused; sources left out rank last) and
-    a rule per attribute (others keep theirs)."""
-    current = config(db)
+def set_config(tx: Tx, *, source_priority: Sequence[str] | None, rules: Mapping[str, str] | None) -> Config:
+    """Store the brand's rules: a source order (unknown sources refused; sources left out rank last)
+    and a rule per attribute (others keep theirs). The stored profiles are not rewritten here:
+    ``cloud.cdp.profile_rewrite.change_rules`` queues that for the scheduler."""
+    current = config(tx)
     priority = tuple(source_priority) if source_priority is not None else current.priority
     unknown = [s for s in priority if s not in SOURCES]
     if unknown or len(set(priority)) != len(priority):
@@ -113,10 +115,8 @@ def set_config(db: Database, *, source_priority: Sequence[str] | None, rules: Ma
         if rule not in RULES or (rule == "union" and attribute != "tags"):
             raise InvalidRules(f"{attribute}: rule {rule!r} is not one of {', '.join(RULES)} (union is for tags only)")
     chosen = Config(priority, merged)
-    with db.transaction() as tx:
-        tx.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                   (_SETTING, json.dumps(chosen.as_dict(), ensure_ascii=False)))
-        store(tx)  # every person's surviving values under the new rules
+    tx.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+               (_SETTING, json.dumps(chosen.as_dict(), ensure_ascii=False)))
     return chosen
 
 
