@@ -54,10 +54,16 @@ class Tx:
     def _sql(self, sql: str) -> str:
         return sql if self.dialect is SQLITE else sql.replace("%", "%%").replace("?", "%s")
 
+    def _statement(self, sql: str, params: Params) -> tuple[str, tuple]:
+        adapted = _adapt(params)
+        if self.dialect is POSTGRES and len(adapted) > _PSYCOPG_CACHED_PARAMS:
+            sql, adapted = _as_arrays(sql, adapted)
+        return self._sql(sql), adapted
+
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; the number of rows it changed."""
         try:
-            self._cursor.execute(self._sql(sql), _adapt(params))
+            self._cursor.execute(*self._statement(sql, params))
         except _INTEGRITY_ERRORS as exc:
             raise IntegrityError(str(exc)) from None
         return self._cursor.rowcount
@@ -81,6 +87,21 @@ class Tx:
         names = [d[0] for d in self._cursor.description]
         return [dict(zip(names, r)) for r in self._cursor.fetchall()]
 
+    def reads(self, *statements: tuple[str, Params]) -> list[list[dict[str, Any]]]:
+        """Reads that do not depend on each other, each one's rows as dicts. PostgreSQL gets them
+        together in a pipeline: one round trip instead of one per read (a 360 profile's dozen reads
+        were a dozen waits on a loaded server). SQLite runs them one after another."""
+        if self.dialect is SQLITE:
+            return [self.query(sql, params) for sql, params in statements]
+        connection = self._cursor.connection
+        cursors = [connection.cursor() for _ in statements]
+        with connection.pipeline() as pipeline:
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(*self._statement(sql, params))
+            pipeline.sync()
+            return [[dict(zip([d.name for d in cursor.description], r)) for r in cursor.fetchall()]
+                    for cursor in cursors]
+
     def one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         found = self.query(sql, params)
         return found[0] if found else None
@@ -98,6 +119,39 @@ class Tx:
             return
         marks = ", ".join("?" for _ in columns)
         self._cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+#: psycopg converts a statement's ``%s`` placeholders once and caches the result only for
+#: statements of at most this many parameters; longer ones are parsed again at every execution
+_PSYCOPG_CACHED_PARAMS = 50
+_IN_LIST = re.compile(r"(NOT )?\bIN \(\?(?:, \?)+\)|\?")
+
+
+def _as_arrays(sql: str, params: tuple) -> tuple[str, tuple]:
+    """PostgreSQL: every ``IN (?, ?, ...)`` list of one-typed values as one array parameter
+    (``= ANY(?)``, ``NOT IN``: ``<> ALL(?)``), which PostgreSQL plans the same (it turns an IN list
+    into ``= ANY(ARRAY[...])`` itself). A batch lookup of 500 ids was 500 placeholders psycopg
+    re-parsed in Python at every call (tens of ms under load) and a statement text that varied with
+    the chunk's length, so it was never prepared; now the text is constant and short."""
+    out: list = []
+    pieces: list[str] = []
+    at = used = 0
+    for match in _IN_LIST.finditer(sql):
+        if match.group(0) == "?":
+            out.append(params[used])
+            used += 1
+            continue
+        count = match.group(0).count("?")
+        values = params[used:used + count]
+        used += count
+        kinds = {type(v) for v in values if v is not None}
+        if len(kinds) != 1:  # an array holds one type: leave a mixed list as it is
+            out += values
+            continue
+        pieces += [sql[at:match.start()], "<> ALL(?)" if match.group(1) else "= ANY(?)"]
+        at = match.end()
+        out.append(list(values))
+    return "".join([*pieces, sql[at:]]), tuple(out)
 
 
 def _adapt(params: Params) -> tuple:
