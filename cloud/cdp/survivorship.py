@@ -90,8 +90,14 @@ class Attribute:
         return out
 
 
+_CONFIG_SQL = "SELECT value FROM settings WHERE key = ?"
+
+
 def config(tx: Tx | Database) -> Config:
-    raw = tx.scalar("SELECT value FROM settings WHERE key = ?", (_SETTING,))
+    return _config_of(tx.scalar(_CONFIG_SQL, (_SETTING,)))
+
+
+def _config_of(raw: str | None) -> Config:
     if not raw:
         return Config()
     stored = json.loads(raw)
@@ -192,25 +198,28 @@ def _descending(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, list[str]]]:
-    """The rows of these ids and of the records merged into them (oldest first), and each record's
-    usable phones."""
+def _record_rows(tx: Tx, persons: Sequence[str], *, with_config: bool = False
+                 ) -> tuple[list[dict], dict[str, list[str]], Config | None]:
+    """The rows of these ids and of the records merged into them (oldest first), each record's
+    usable phones, and (``with_config``) the brand's rules: one round trip on PostgreSQL."""
     marks = ", ".join("?" for _ in persons)
-    rows = tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
-                    f"FROM members WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id",
-                    (*persons, *persons))
+    rows, phone_rows, *settings = tx.reads(
+        (f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
+         f"FROM members WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id", (*persons, *persons)),
+        ("SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
+         f"WHERE (m.id IN ({marks}) OR m.merged_into IN ({marks})) AND i.kind = 'phone' AND i.blocked IS NULL "
+         "ORDER BY i.id", (*persons, *persons)),
+        *([(_CONFIG_SQL, (_SETTING,))] if with_config else []))
     phones: dict[str, list[str]] = {}
-    for member_id, value in tx.rows(
-        f"SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
-        f"WHERE (m.id IN ({marks}) OR m.merged_into IN ({marks})) AND i.kind = 'phone' AND i.blocked IS NULL "
-        f"ORDER BY i.id", (*persons, *persons)):
-        phones.setdefault(member_id, []).append(value)
-    return rows, phones
+    for row in phone_rows:
+        phones.setdefault(row["member_id"], []).append(row["value"])
+    cfg = _config_of(settings[0][0]["value"] if settings[0] else None) if settings else None
+    return rows, phones, cfg
 
 
 def _records_of(tx: Tx, persons: Sequence[str]) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
     """The records of these persons (by person, oldest first) and each record's usable phones."""
-    rows, phones = _record_rows(tx, persons)
+    rows, phones, _ = _record_rows(tx, persons)
     records: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         records[row["merged_into"] or row["id"]].append(row)
@@ -237,9 +246,9 @@ class PersonRecords:
 
 
 def person_records(tx: Tx, person: str) -> PersonRecords:
-    rows, phones = _record_rows(tx, [person])
+    rows, phones, cfg = _record_rows(tx, [person], with_config=True)
     mine = [r for r in rows if (r["merged_into"] or r["id"]) == person]
-    return PersonRecords(rows, survive(mine, phones, config(tx)))
+    return PersonRecords(rows, survive(mine, phones, cfg))
 
 
 def person_attributes(tx: Tx, person: str) -> dict[str, Attribute]:
