@@ -11,8 +11,8 @@ production code, as the cloud process runs it:
 - ``shortfall.scan``, the hourly business rule on the live rows, every ``--step-min`` minutes of
   every evaluated day's opening hours, for every store (its false alerts count against precision);
 - ``anomaly.scan`` (hour and day grains) over the evaluated days;
-- for camera_down, the edge box's telemetry stops at the incident's start and
-  ``device_health.scan`` runs every minute;
+- for camera_down, the edge box's telemetry stops at the incident's start, for screen_idle (a
+  frozen screen) the guide screen's heartbeat, and ``device_health.scan`` runs every minute;
 - ``views.ranking`` per day.
 
 The truth is the planted store-days; the ranking is the product's own score. JSON last:
@@ -20,8 +20,9 @@ The truth is the planted store-days; the ranking is the product's own score. JSO
 - ``recall``: incident store-days with an alert about that store-day (a source or device alert
   raised after the incident began, or an anomaly alert of that store-day);
 - ``precision``: of the alerts about the evaluated days, those that are such an alert;
-- ``p95_detect_min_device``: camera_down, minutes from the box's silence to the device alert;
-- ``p95_detect_min_business``: the other five kinds, minutes from the incident's start to the first
+- ``p95_detect_min_device``: camera_down and screen_idle, minutes from the device's silence to the
+  device alert;
+- ``p95_detect_min_business``: the other four kinds, minutes from the incident's start to the first
   alert (a source alert's creation; an anomaly alert at the end of its period + the 5 min rollup
   lag), over the detected ones; ``by_kind`` has each kind's p95, recall and bottom-quarter share
   (shelves_empty is a closing stock count: known only after the day);
@@ -78,16 +79,24 @@ def live_scans(db, days: list[date], step_min: int) -> list[Alert]:
     return raised
 
 
+#: the kinds a device's silence tells, and the device: the door camera's edge box stops its telemetry, a frozen
+#: guide screen its heartbeat (sent from its UI thread; ``kiosk.guide_screen.feed.CardFeed.heartbeat``)
+DEVICE_KINDS = {"camera_down": "edge", "screen_idle": "kiosk"}
+
+
 def device_delays(db, incidents: list[Incident]) -> dict[tuple[str, str], float]:
-    """camera_down: the edge box stops reporting at the incident's start; minutes to its alert."""
+    """The device kinds: the device's last report at the incident's start; minutes to its alert from
+    ``device_health.scan`` run every minute."""
     delays: dict[tuple[str, str], float] = {}
     for i in incidents:
-        if i.kind != "camera_down":
+        role = DEVICE_KINDS.get(i.kind)
+        if role is None:
             continue
-        start = start_of(i)
-        devices.observed(db, "lumiere", i.store, f"edge-{i.store}", "edge", ts=start, conn_state="online")
-        db.execute("INSERT INTO device_telemetry (brand, store, device, ts, model_pack, fps, received) "
-                   "VALUES ('lumiere', ?, ?, ?, 'p', 9.0, ?)", (i.store, f"edge-{i.store}", iso(start), iso(start)))
+        start, device = start_of(i), f"{role}-{i.store}"
+        devices.observed(db, "lumiere", i.store, device, role, ts=start, conn_state="online")
+        if role == "edge":
+            db.execute("INSERT INTO device_telemetry (brand, store, device, ts, model_pack, fps, received) "
+                       "VALUES ('lumiere', ?, ?, ?, 'p', 9.0, ?)", (i.store, device, iso(start), iso(start)))
         for minute in range(1, 61):
             found, _ = device_health.scan(db, start + timedelta(minutes=minute))
             if any(a.store == i.store for a in found):
@@ -108,6 +117,8 @@ def main() -> None:
     ap.add_argument("--persons", type=int, default=4000)
     ap.add_argument("--arrivals-per-day", type=float, default=60.0)
     ap.add_argument("--step-min", type=int, default=5, help="minutes between two runs of the hourly rule")
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                    help="plant only these kinds (more incidents of one kind than a mixed run gives)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     started = time.perf_counter()
@@ -121,7 +132,7 @@ def main() -> None:
     incidents: list[Incident] = []
     for d in days:
         for store in rng.sample(stores, args.per_day):
-            kind, hour = rng.choice(KINDS), rng.randint(10, 17)
+            kind, hour = rng.choice(args.kinds), rng.randint(10, 17)
             incidents += plant_incidents(db, [store], d, from_hour=hour, kinds=[kind])
     gen_s = time.perf_counter() - started
     first = last - timedelta(days=args.weeks * 7 - 1)
@@ -172,11 +183,11 @@ def main() -> None:
         detected += caught
         k = per_kind[i.kind]
         k["caught"].append(caught)
-        if hits[key] and i.kind != "camera_down":
-            business.append(min(hits[key]))
-            k["delay"].append(min(hits[key]))
         if key in device:
             k["delay"].append(device[key])
+        elif hits[key] and i.kind not in DEVICE_KINDS:
+            business.append(min(hits[key]))
+            k["delay"].append(min(hits[key]))
         ranks, n = ranked_by_day[i.day]
         low = ranks.get(i.store) is not None and ranks[i.store] > 0.75 * n
         bottom += low

@@ -206,9 +206,11 @@ def _record_rows(tx: Tx, persons: Sequence[str], *, with_config: bool = False
     rows, phone_rows, *settings = tx.reads(
         (f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
          f"FROM members WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id", (*persons, *persons)),
-        ("SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
-         f"WHERE (m.id IN ({marks}) OR m.merged_into IN ({marks})) AND i.kind = 'phone' AND i.blocked IS NULL "
-         "ORDER BY i.id", (*persons, *persons)),
+        # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
+        # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
+        ("SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
+         f"SELECT id FROM members WHERE id IN ({marks}) OR merged_into IN ({marks})) AND i.kind = 'phone' "
+         "AND i.blocked IS NULL ORDER BY i.id", (*persons, *persons)),
         *([(_CONFIG_SQL, (_SETTING,))] if with_config else []))
     phones: dict[str, list[str]] = {}
     for row in phone_rows:

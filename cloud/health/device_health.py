@@ -9,7 +9,9 @@ door events) and judges each device of each store that is open now (``stores.ope
 ``HH:MM-HH:MM`` local, imported with the master data; ``DEFAULT_HOURS`` without):
 
 - ``device_offline`` (critical): its ``state`` is ``offline`` (the broker published its Last Will),
-  or an edge box sent no telemetry for ``stale_s`` (it reports every 30 s);
+  or an edge box sent no telemetry, or a guide screen no heartbeat, for ``stale_s`` (both report
+  every 30 s; the screen's heartbeat comes from its UI thread, so a frozen screen, whose network
+  thread still keeps the connection and its Last Will quiet, stops it);
 - ``device_silent`` (critical): an edge box reports but its cameras process no frames (fps 0);
 - ``device_silent`` (warning): an edge box saw no arrival for so long that, at the store's usual
   rate for this weekday and hour (the median of ``store_metrics`` hourly arrivals over the same
@@ -39,6 +41,9 @@ from protocol.messages import new_id
 DEFAULT_HOURS = "10:00-22:00"
 SILENT_EXPECTED = 6.0
 ROLES = ("edge", "kiosk", "esl_gateway")
+#: the roles that report every 30 s while they work, so silence for ``stale_s`` is a fault: an edge box's
+#: telemetry, a guide screen's heartbeat from its UI thread (a frozen screen stops it)
+BEATING = {"edge": "edge box", "kiosk": "guide screen"}
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,13 @@ def judge(db: Database, now: datetime, *, stale_s: float = 120.0) -> list[Findin
             found.append(Finding(d["store"], d["brand"], d["device"], "device_offline", "critical", seen_s, 0.0,
                                  f"{d['role']} {d['device']} is offline (Last Will)"))
             continue
-        if d["role"] != "edge":
+        if d["role"] not in BEATING:
             continue
         if seen_s > stale_s:
             found.append(Finding(d["store"], d["brand"], d["device"], "device_offline", "critical", seen_s, stale_s,
-                                 f"edge box {d['device']} sent nothing for {seen_s / 60:.0f} min"))
+                                 f"{BEATING[d['role']]} {d['device']} sent nothing for {seen_s / 60:.0f} min"))
+            continue
+        if d["role"] != "edge":
             continue
         if key in fps and fps[key] <= 0:
             found.append(Finding(d["store"], d["brand"], d["device"], "device_silent", "critical", 0.0, 1.0,
@@ -154,7 +161,7 @@ def _back(db: Database, row: dict, now: datetime, stale_s: float) -> bool:
     if dev is None:
         return True  # removed from the store
     fresh = (now - datetime.fromisoformat(dev["last_seen"])).total_seconds() <= stale_s
-    if dev["conn_state"] == "offline" or (dev["role"] == "edge" and not fresh):
+    if dev["conn_state"] == "offline" or (dev["role"] in BEATING and not fresh):
         return False
     if row["metric"] == "device_offline":
         return True

@@ -15,7 +15,9 @@ quasi-Poisson test, a Wi-Fi box counts groups): ``critical`` when nothing came (
 is dark), ``warning`` when some did (a collapse). The sources:
 
 - ``orders``: the POS's tickets (``orders``), against hourly ``orders``: a till down, or customers
-  who stop buying (conversion collapse);
+  who stop buying (conversion collapse); and, needing no history, sales tapped 成交 on the guide
+  screen with no till ticket after them (``cloud.health.till_silence``): a till down is then an
+  alert within minutes of its third unrecorded sale, whatever the hour's normal;
 - ``arrivals``: the door's visits (``visits``), against hourly ``arrivals``;
 - ``footfall``: the Wi-Fi box's visits started (``footfall``), against hourly ``footfall``;
 - ``claims``: assistants claiming arrivals' cards on the guide screen (``feedback`` ``claimed``),
@@ -40,6 +42,7 @@ from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert
 from cloud.health.device_health import DEFAULT_HOURS, is_open
+from cloud.health.till_silence import silent_since
 from protocol.messages import new_id
 
 #: a count this unlikely under the normal rate is not chance: a store-source is tested every few minutes
@@ -175,10 +178,17 @@ def judge(db: Database, now: datetime) -> list[Finding]:
         hours = [first_hour + timedelta(hours=k) for k in range(int((local - first_hour).total_seconds() // 3600) + 1)]
         # the whole day's hours too: the dispersion wants more than the window's few hours of 4 weeks
         day = [local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(hours=k) for k in range(24)]
+        till = silent_since(db, store["id"], opened.replace(tzinfo=tz), now)
+        if till is not None:
+            since, taps = till
+            found.append(Finding(store["id"], store["brand"], METRICS["orders_low"],
+                                 since.astimezone(tz).replace(tzinfo=None), 0.0, float(taps)))
         history = _history(db, store["id"], sorted(set(hours) | set(day)), metrics)
         if any(h not in history for h in hours):
             continue
         for source in SOURCES:
+            if till is not None and source.name == "orders":
+                continue  # already found silent, and sooner than the count alone would tell
             past = {h: [source.expected(v) for v in values] for h, values in history.items()}
             normal = {h: median(past[h]) for h in hours}
             phi = dispersion(list(past.values()))

@@ -22,7 +22,11 @@ a store really has:
 
 The hourly source rule (``cloud.health.shortfall``) judges the live rows; with the demo brand's
 volumes (about 60 arrivals and seven floor orders a store-day) an hour holds so few tickets that a
-till outage needs hours of silence to be told from chance, which the benchmark reports as it is.
+collapse needs hours to be told from chance (``bench/collapse_limits.py`` says what a faster rule
+would cost in false alerts). A till that is down is told sooner by the sales the assistants still
+tap 成交 with no ticket after them (``cloud.health.till_silence``), and a frozen screen by its
+heartbeat stopping (``cloud.health.device_health``; the benchmark stops it at the incident's start,
+as it stops the edge box's telemetry for a dead camera).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from datetime import date, datetime, timedelta
 from cloud import clock
 from cloud.db import Database
 from cloud.db.database import Tx
+from cloud.synthetic.floor import PAY_DELAY_S
 
 KINDS = ("screen_idle", "camera_down", "shelves_empty", "staff_absent", "conversion_collapse", "pos_down")
 #: of a collapse, the sales that still happen: one in ``KEPT_SALE``
@@ -80,6 +85,8 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
         return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ?", window)
                    for table in tables)
     if kind == "pos_down":
+        tx.execute("DELETE FROM order_attribution WHERE order_id IN (SELECT id FROM orders WHERE store = ? AND ts >= ? "
+                   "AND ts < ? AND channel = 'pos')", epochs)
         return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ? AND channel = 'pos'", epochs)
                    for table in ("order_lines", "orders"))
     if kind == "staff_absent":
@@ -100,10 +107,16 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
 
 
 def _drop_sales(tx: Tx, visits: list[str]) -> int:
-    """The POS orders (and lines) of these visits' sales (the generator's ``pos:h<visit>`` ids)."""
-    orders = [f"pos:h{v[1:]}" for v in visits]
-    return sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,))
-               for o in orders for table, column in (("order_lines", "order_id"), ("orders", "id")))
+    """The till orders (lines, attribution) of these visits' sales: the floor rings a sale up
+    ``PAY_DELAY_S`` after the arrival (``cloud.synthetic.floor``), at the visit's store."""
+    orders = []
+    for visit in visits:
+        for store, ts in tx.rows("SELECT store, ts FROM visits WHERE id = ?", (visit,)):
+            paid_at = int(datetime.fromisoformat(ts).timestamp()) + PAY_DELAY_S
+            orders += [o for (o,) in tx.rows("SELECT id FROM orders WHERE store = ? AND channel = 'pos' AND ts = ?",
+                                             (store, paid_at))]
+    return sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,)) for o in orders
+               for table, column in (("order_lines", "order_id"), ("order_attribution", "order_id"), ("orders", "id")))
 
 
 def as_json(incidents: list[Incident]) -> list[dict]:

@@ -81,7 +81,7 @@ def run(options: Options) -> int:
     from PySide6.QtWidgets import QApplication
 
     from kiosk.guide_screen import theme
-    from kiosk.guide_screen.feed import CardFeed
+    from kiosk.guide_screen.feed import HEARTBEAT_S, CardFeed
     from kiosk.guide_screen.screen import GuideScreen
     from kiosk.guide_screen.tasks import attach as attach_tasks
 
@@ -117,6 +117,9 @@ def run(options: Options) -> int:
     poll = QTimer()
     poll.timeout.connect(lambda: None)
     poll.start(SIGNAL_POLL_MS)
+    alive = QTimer()  # on the UI thread: a frozen screen stops beating
+    alive.timeout.connect(feed.heartbeat)
+    alive.start(HEARTBEAT_S * 1000)
     if options.exit_after_s is not None:
         QTimer.singleShot(int(options.exit_after_s * 1000), app.quit)
 

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: paho doubles its reconnect delay up to this; a store screen should recover within seconds.
 RECONNECT_MAX_S = 4
+#: How often the UI thread says the screen is alive (``heartbeat``); the cloud calls it stale after 120 s.
+HEARTBEAT_S = 30
 #: How long ``stop`` waits for the retained "offline" state to reach the broker.
 GOODBYE_TIMEOUT_S = 2.0
 
@@ -129,6 +131,13 @@ class CardFeed(QObject):
             info.wait_for_publish(GOODBYE_TIMEOUT_S)
         self.connected = False  # so the disconnect below is not logged as a lost broker
         transport.stop(self._client)
+
+    def heartbeat(self) -> None:
+        """Say "online" again (retained, like the first). Called by a timer on the UI thread, not by
+        paho's: a frozen screen stops saying it while its network thread still answers the broker's
+        pings, so the cloud's device health sees the freeze (``cloud.health.device_health``)."""
+        if self.connected:
+            transport.publish(self._client, self._state_topic, self._state("online"), retain=True)
 
     def send_feedback(
         self, card: GuideCard, action: FeedbackAction, assistant: str | None = None, amount: float | None = None,

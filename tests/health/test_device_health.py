@@ -101,3 +101,14 @@ def test_a_camera_that_runs_but_sees_nobody_against_its_expected_rate(db: Databa
     _arrival(db, "box-1", NOW + timedelta(minutes=2, seconds=30), 2)
     _telemetry(db, "box-1", NOW + timedelta(minutes=2, seconds=40), 9.0)
     assert device_health.scan(db, NOW + timedelta(minutes=3))[1] == [raised[0].id]
+
+
+def test_a_guide_screen_whose_heartbeat_stops_is_offline_though_no_last_will_came(db: Database) -> None:
+    # the screen's UI thread says "online" every 30 s; frozen at 13:59, its network thread keeps the connection
+    devices.observed(db, "b", STORE, "kiosk-main", "kiosk", ts=NOW - timedelta(minutes=1), conn_state="online")
+    assert device_health.scan(db, NOW) == ([], [])
+    raised, _ = device_health.scan(db, NOW + timedelta(minutes=2))
+    assert [(a.device, a.metric, a.severity) for a in raised] == [("kiosk-main", "device_offline", "critical")]
+    assert "guide screen kiosk-main sent nothing for 3 min" in device_health.judge(db, NOW + timedelta(minutes=2))[0].reason
+    devices.observed(db, "b", STORE, "kiosk-main", "kiosk", ts=NOW + timedelta(minutes=3), conn_state="online")
+    assert device_health.scan(db, NOW + timedelta(minutes=3)) == ([], [raised[0].id])

@@ -89,6 +89,32 @@ def test_a_till_that_stops_is_an_alert_within_the_hour_and_clears_when_tickets_c
     assert raised_again == [] and cleared == [raised[0].id]
 
 
+def _taps(db: Database, *at: datetime) -> None:
+    """Sales an assistant tapped 成交 on the guide screen at these times."""
+    with db.transaction() as tx:
+        for t in at:
+            key = f"sold{int(t.timestamp())}"
+            tx.execute("INSERT INTO feedback (feedback_id, brand, store, screen, card_id, visit_id, action, "
+                       "assistant, amount, ts, received) VALUES (?, 'b', ?, 'screen', ?, ?, 'sold', 'a1', 300, ?, ?)",
+                       (key, STORE, f"c{key}", f"v{key}", iso(t), iso(t)))
+
+
+def test_sales_tapped_with_no_till_ticket_after_them_are_a_dark_till_within_minutes(db: Database) -> None:
+    # a store with no history yet: the hourly count has nothing to judge against, the taps need none
+    db.execute("DELETE FROM store_metrics")
+    _trade(db, NOW - timedelta(hours=2), NOW - timedelta(minutes=40), every_s=120)
+    _taps(db, NOW - timedelta(minutes=90), NOW - timedelta(minutes=60))  # each followed by tickets
+    # the till records nothing from 13:20 while three sales are tapped at 13:22, 13:27 and 13:32
+    _taps(db, *(NOW - timedelta(minutes=m) for m in (38, 33, 28)))
+    assert shortfall.scan(db, NOW - timedelta(minutes=20)) == ([], [])  # the third is not 10 minutes old
+    raised, _ = shortfall.scan(db, NOW - timedelta(minutes=17))
+    assert [(a.metric, a.severity, a.value, a.baseline, a.ts) for a in raised] == [
+        ("orders_low", "critical", 0.0, 3.0, "2026-03-10T13:18")]  # since the last ticket
+    # one ticket comes through: the till is back
+    _trade(db, NOW - timedelta(minutes=12), NOW - timedelta(minutes=11), every_s=120)
+    assert shortfall.scan(db, NOW - timedelta(minutes=10)) == ([], [raised[0].id])
+
+
 def test_customers_who_stop_buying_are_a_collapse_not_a_dark_till(db: Database) -> None:
     _trade(db, NOW - timedelta(hours=4), NOW - timedelta(hours=1), every_s=120)
     _trade(db, NOW - timedelta(hours=1), NOW, every_s=600)  # one ticket in five since 13:00
