@@ -5,10 +5,13 @@
 
 With a PostgreSQL server URL (no database name) a fresh database with a random name is created
 and dropped afterwards. Progress goes to stderr; the last stdout line is JSON:
-``oneid_rebuild_s`` (full rebuild over every record), ``segment_count_s`` ("bought 护肤 in 90
+``oneid_rebuild_s`` (full rebuild over every record), ``import_incremental_s`` (10k new records
+arriving as a Youzan member-list import -- records written, OneID resolved around each 2,000-row
+batch, stats/tags/profiles of the changed persons refreshed -- 60% of them carrying the phone of an
+existing person, so they link) and ``oneid_incremental_s`` (its time in ``oneid.resolve_around``), ``segment_count_s`` ("bought 护肤 in 90
 days and not 彩妆", median of 3 after one warm-up), ``segment5_count_s`` and ``portrait_s`` (a
 5-condition segment over the dimension catalogue: its count, median of 3, and its portrait against
-the base, best of 2), ``profile_read_p95_ms`` (360 profile of random
+the base, best of 2), ``profile_read_p95_ms`` (360 profile with lineage of random
 persons), ``face_top1_ms`` (top-1 over --members 128-d embeddings, median), plus sizes and the
 generation and tag-batch times.
 """
@@ -21,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -29,6 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cloud.cdp import oneid, profile, segments, tags
+from cloud.cdp.imports.canonical import Buyer
+from cloud.cdp.imports.importer import Importer
 from cloud.faces.gallery import FaceIndex
 from cloud.runtime import open_cdp
 from cloud.synthetic.bulk import load_for_benchmark
@@ -66,6 +72,41 @@ def _settle(db, location: str) -> None:
         db.execute("ANALYZE")
 
 
+INCREMENTAL = 10_000
+
+
+@contextmanager
+def _timing(module, name: str):
+    """The seconds of every call of ``module.name`` while inside (the import calls it per batch)."""
+    original, spent = getattr(module, name), []
+
+    def timed_call(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    setattr(module, name, timed_call)
+    try:
+        yield spent
+    finally:
+        setattr(module, name, original)
+
+
+def _arrivals(db, count: int, seed: int) -> list:
+    """``count`` new Youzan buyers as an import parses them: 60% with the phone of a random existing
+    member record (a link to make), the others with phones nobody has."""
+    rng = np.random.default_rng(seed + 1)
+    known = [r[0] for r in db.rows("SELECT value FROM identifiers WHERE kind = 'phone' AND blocked IS NULL "
+                                   "ORDER BY id LIMIT ?", (count * 20,))]
+    picks = rng.choice(len(known), size=int(count * 0.6), replace=False)
+    phones = [known[i] for i in picks] + [f"199{i:08d}" for i in range(count - len(picks))]
+    return [(n, {}, Buyer(key=f"yz{seed}-{n}", identifiers=(("phone", phone),), name=f"有赞{n}",
+                          gender="female", points=int(rng.integers(0, 5000))))
+            for n, phone in enumerate(phones)]
+
+
 def bench(location: str, members: int, stores: int, seed: int, *, existing: bool = False) -> dict:
     db = open_cdp(location, sample_catalogue=False)
     out: dict = {"backend": db.dialect.name, "members": members}
@@ -88,6 +129,15 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
         log(f"tag batch in {out['tags_refresh_s']:.1f} s")
         _settle(db, location)
 
+        arrivals = _arrivals(db, INCREMENTAL, seed)
+        with _timing(oneid, "resolve_around") as resolving:
+            report, out["import_incremental_s"] = timed(Importer(db, "youzan", "bench").run_items, arrivals,
+                                                        len(arrivals))
+        out["oneid_incremental_s"] = sum(resolving)
+        out["incremental_records"], out["incremental_persons_changed"] = report.buyers_new, report.persons_changed
+        log(f"incremental OneID: {report.buyers_new} new records, {report.persons_changed} persons changed; "
+            f"resolve_around {out['oneid_incremental_s']:.1f} s of the import's {out['import_incremental_s']:.1f} s")
+
         condition = segments.Condition.of(SEGMENT)
         out["segment_count"] = segments.count(db, condition)
         runs = [timed(segments.count, db, condition)[1] for _ in range(3)]
@@ -109,7 +159,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
         ids = heads + [r[0] for r in db.rows(
             "SELECT id FROM members WHERE merged_into IS NULL AND id > ? ORDER BY id LIMIT 300", (heads[0],))]
         picks = [ids[i] for i in rng.choice(len(ids), size=min(200, len(ids)), replace=False)]
-        reads = [timed(profile.profile, db, person)[1] * 1000 for person in picks]
+        reads = [timed(profile.profile, db, person, explain=True)[1] * 1000 for person in picks]
         out["profile_read_p95_ms"] = round(float(np.percentile(reads, 95)), 2)
         log(f"profile reads p50 {np.percentile(reads, 50):.2f} ms, p95 {out['profile_read_p95_ms']} ms")
     finally:
@@ -131,7 +181,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
     out["face_top1_ms"] = round(statistics.median(searches), 3)
     out["face_top1_p95_ms"] = round(float(np.percentile(searches, 95)), 3)
     log(f"face top-1 over {members}: median {out['face_top1_ms']} ms ({index.mode})")
-    for key in ("generate_s", "oneid_rebuild_s", "tags_refresh_s"):
+    for key in ("generate_s", "oneid_rebuild_s", "tags_refresh_s", "oneid_incremental_s", "import_incremental_s"):
         if key in out:
             out[key] = round(out[key], 2)
     return out

@@ -23,7 +23,7 @@ from cloud.arrivals import joining, till
 from cloud.arrivals import schema as arrivals_schema
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
-from cloud.cdp import erasure, members, tags
+from cloud.cdp import erasure, members, profile_rewrite, tags
 from cloud.cdp import schema as cdp_schema
 from cloud.channels import alerting as alert_channels
 from cloud.channels.wechat import WeChatSubscribeChannel
@@ -154,6 +154,8 @@ class Runtime:
             self.labels.schedule(self.scheduler)
             # member arrivals' faces held for an assistant's confirmation, dropped after a day unanswered
             self.scheduler.every("held-faces", learning.EXPIRE_EVERY_S, lambda: learning.expire(db))
+        # a change of the survivorship rules: every stored profile rewritten, a batch at a time
+        self.scheduler.every("profile-rewrite", 2.0, lambda: profile_rewrite.run(db))
         self._started = False
 
     @classmethod

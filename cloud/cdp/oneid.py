@@ -284,8 +284,13 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
 
     # 2. candidate links: manual and review-merge pairs first, then each group of records sharing a
     #    value, strongest rule first (the group's earliest record links to every other)
-    manual = tx.rows(f"SELECT a, b, rule FROM links WHERE rule IN ({_in(_DECIDED)}) AND status = 'active'", _DECIDED)
-    pairs: list[tuple[str, str, str]] = [(a, b, rule) for a, b, rule in manual
+    decided = f"rule IN ({_in(_DECIDED)}) AND status = 'active'"
+    if scope is None:
+        manual = tx.rows(f"SELECT id, a, b, rule FROM links WHERE {decided}", _DECIDED)
+    else:  # by the scope's records (links_a), not a scan of every link: an import resolves per batch
+        manual = [row for chunk in _chunks(sorted(scope)) for row in tx.rows(
+            f"SELECT id, a, b, rule FROM links WHERE a IN ({_in(chunk)}) AND {decided}", (*chunk, *_DECIDED))]
+    pairs: list[tuple[str, str, str]] = [(a, b, rule) for _, a, b, rule in sorted(manual)
                                          if scope is None or (a in scope and b in scope)]
     linkable: list[tuple[int, str, str, list[str]]] = []  # priority, kind, value, records (earliest first)
     too_common: list[tuple[str, str, str, str]] = []

@@ -53,37 +53,40 @@ def profile(db: Database, person: str, *, recent: int = 10, explain: bool = Fals
         records = [{k: r[k] for k in _RECORD_FIELDS} for r in read.rows]
         ids = [r["id"] for r in records]
         marks = _in(ids)
-        identifiers = tx.query(f"SELECT kind, value, blocked FROM identifiers WHERE member_id IN ({marks}) "
-                               "ORDER BY kind, value", ids)
-        orders = tx.query(f"SELECT id, channel, store, ts, paid, status FROM orders WHERE member_id IN ({marks}) "
-                          "ORDER BY ts DESC LIMIT ?", (*ids, recent))
-        order_count, ltv, visit_count, faces = tx.rows(
-            f"SELECT (SELECT COUNT(*) FROM orders WHERE member_id IN ({marks})), "
-            f"(SELECT COALESCE(SUM(paid), 0) FROM orders WHERE member_id IN ({marks})), "
-            f"(SELECT COUNT(*) FROM visits WHERE member_id IN ({marks})), "
-            f"(SELECT COUNT(*) FROM faces WHERE member_id IN ({marks}))", (*ids, *ids, *ids, *ids))[0]
-        channels = [r[0] for r in tx.rows(
-            f"SELECT DISTINCT channel FROM orders WHERE member_id IN ({marks}) ORDER BY channel", ids)]
-        stores = {r[0] for r in tx.rows(
-            f"SELECT DISTINCT store FROM orders WHERE member_id IN ({marks}) AND store IS NOT NULL "
-            f"UNION SELECT DISTINCT store FROM visits WHERE member_id IN ({marks})", (*ids, *ids))}
-        stores |= {r["home_store"] for r in records if r["home_store"]}
-        visits = tx.query(f"SELECT id, store, ts, confidence FROM visits WHERE member_id IN ({marks}) "
-                          "ORDER BY ts DESC LIMIT ?", (*ids, recent))
-        stats = tx.one("SELECT * FROM person_stats WHERE member_id = ?", (person,))
-        tag_rows = tx.query("SELECT tag, value, source FROM person_tags WHERE member_id = ? ORDER BY tag", (person,))
+        # the reads below need only the record ids: one pipeline on PostgreSQL, not a round trip each
+        identifiers, orders, (counts,), channel_rows, store_rows, visits, stat_rows, tag_rows = tx.reads(
+            (f"SELECT kind, value, blocked FROM identifiers WHERE member_id IN ({marks}) ORDER BY kind, value", ids),
+            (f"SELECT id, channel, store, ts, paid, status FROM orders WHERE member_id IN ({marks}) "
+             "ORDER BY ts DESC LIMIT ?", (*ids, recent)),
+            (f"SELECT (SELECT COUNT(*) FROM orders WHERE member_id IN ({marks})) AS orders, "
+             f"(SELECT COALESCE(SUM(paid), 0) FROM orders WHERE member_id IN ({marks})) AS ltv, "
+             f"(SELECT COUNT(*) FROM visits WHERE member_id IN ({marks})) AS visits, "
+             f"(SELECT COUNT(*) FROM faces WHERE member_id IN ({marks})) AS faces", (*ids, *ids, *ids, *ids)),
+            (f"SELECT DISTINCT channel FROM orders WHERE member_id IN ({marks}) ORDER BY channel", ids),
+            (f"SELECT DISTINCT store FROM orders WHERE member_id IN ({marks}) AND store IS NOT NULL "
+             f"UNION SELECT DISTINCT store FROM visits WHERE member_id IN ({marks})", (*ids, *ids)),
+            (f"SELECT id, store, ts, confidence FROM visits WHERE member_id IN ({marks}) ORDER BY ts DESC LIMIT ?",
+             (*ids, recent)),
+            ("SELECT * FROM person_stats WHERE member_id = ?", (person,)),
+            ("SELECT tag, value, source FROM person_tags WHERE member_id = ? ORDER BY tag", (person,)))
+        order_count, ltv, visit_count, faces = counts["orders"], counts["ltv"], counts["visits"], counts["faces"]
+        channels = [r["channel"] for r in channel_rows]
+        stores = {r["store"] for r in store_rows} | {r["home_store"] for r in records if r["home_store"]}
+        stats = stat_rows[0] if stat_rows else None
+        # the ledger's balance and what expires soon; else the CRM's last imported figure
+        points = balances.balance(tx, person)
+        history = consent_history(tx, ids)
     if stats:
         stats["top_categories"] = json.loads(stats["top_categories"])
     best = survivorship.values_of(attributes)
     out = {
         "id": person, "name": best["name"], "gender": best["gender"],
         "tier": best["tier"] or survivorship.DEFAULT_TIER, "birthday": best["birthday"],
-        # the ledger's balance and what expires soon; else the CRM's last imported figure
-        "points": balances.balance(db, person) or (None if best["points"] is None else {"balance": best["points"]}),
+        "points": points or (None if best["points"] is None else {"balance": best["points"]}),
         "home_store": best["home_store"], "phone": best["phone"], "address": best["address"],
         "signed_up": best["signed_up"],
         "member_tags": best["tags"],
-        "consent": {"face": consent, "history": consent_history(db, ids)}, "faces": faces,
+        "consent": {"face": consent, "history": history}, "faces": faces,
         "records": records, "identifiers": identifiers, "stores": sorted(stores), "channels": channels,
         "orders": {"count": order_count, "lifetime_value": round(ltv, 2), "recent": orders},
         "visits": {"count": visit_count, "recent": visits}, "stats": stats, "tags": tag_rows,

@@ -169,4 +169,12 @@ SCHEMA = Schema("cdp", (
         "CREATE INDEX person_profiles_tier ON person_profiles (tier)",
         "CREATE INDEX person_profiles_home_store ON person_profiles (home_store)",
     )),
+    # a change of the survivorship rules rewrites every stored profile in batches on the scheduler
+    # (cloud.cdp.profile_rewrite): how far it got, so a restart resumes after the last batch
+    Migration(63, "survivorship rewrites of the stored profiles", (
+        """CREATE TABLE profile_rewrites (
+            id TEXT PRIMARY KEY, rules TEXT NOT NULL, status TEXT NOT NULL, last_person TEXT NOT NULL,
+            done BIGINT NOT NULL, total BIGINT NOT NULL, started TEXT NOT NULL, finished TEXT, actor TEXT NOT NULL)""",
+        "CREATE INDEX profile_rewrites_status ON profile_rewrites (status, started)",
+    )),
 ))

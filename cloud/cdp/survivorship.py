@@ -23,7 +23,8 @@ The rules are the brand's (``settings`` key ``survivorship``, ``PUT /v1/identity
 ``store`` keeps the result per person in ``person_profiles`` (with whether the person's face
 consent counts), so segments and portraits filter on the surviving values rather than the head
 record's: it runs wherever persons change (``tags.refresh`` after imports, merges, splits,
-verification and the nightly batch; a sign-up; a consent change; a change of these rules).
+verification and the nightly batch; a sign-up; a consent change); a change of these rules rewrites
+everyone's in batches on the scheduler (``cloud.cdp.profile_rewrite``).
 """
 
 from __future__ import annotations
@@ -89,8 +90,14 @@ class Attribute:
         return out
 
 
+_CONFIG_SQL = "SELECT value FROM settings WHERE key = ?"
+
+
 def config(tx: Tx | Database) -> Config:
-    raw = tx.scalar("SELECT value FROM settings WHERE key = ?", (_SETTING,))
+    return _config_of(tx.scalar(_CONFIG_SQL, (_SETTING,)))
+
+
+def _config_of(raw: str | None) -> Config:
     if not raw:
         return Config()
     stored = json.loads(raw)
@@ -98,10 +105,11 @@ def config(tx: Tx | Database) -> Config:
                   {**DEFAULT_RULES, **(stored.get("rules") or {})})
 
 
-def set_config(db: Database, *, source_priority: Sequence[str] | None, rules: Mapping[str, str] | None) -> Config:
-    """The brand's rules: a source order (unknown sources refused; sources left out rank last) and
-    a rule per attribute (others keep theirs)."""
-    current = config(db)
+def set_config(tx: Tx, *, source_priority: Sequence[str] | None, rules: Mapping[str, str] | None) -> Config:
+    """Store the brand's rules: a source order (unknown sources refused; sources left out rank last)
+    and a rule per attribute (others keep theirs). The stored profiles are not rewritten here:
+    ``cloud.cdp.profile_rewrite.change_rules`` queues that for the scheduler."""
+    current = config(tx)
     priority = tuple(source_priority) if source_priority is not None else current.priority
     unknown = [s for s in priority if s not in SOURCES]
     if unknown or len(set(priority)) != len(priority):
@@ -113,10 +121,8 @@ def set_config(db: Database, *, source_priority: Sequence[str] | None, rules: Ma
         if rule not in RULES or (rule == "union" and attribute != "tags"):
             raise InvalidRules(f"{attribute}: rule {rule!r} is not one of {', '.join(RULES)} (union is for tags only)")
     chosen = Config(priority, merged)
-    with db.transaction() as tx:
-        tx.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                   (_SETTING, json.dumps(chosen.as_dict(), ensure_ascii=False)))
-        store(tx)  # every person's surviving values under the new rules
+    tx.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+               (_SETTING, json.dumps(chosen.as_dict(), ensure_ascii=False)))
     return chosen
 
 
@@ -146,6 +152,10 @@ def survive(rows: Sequence[Mapping], phones: Mapping[str, Sequence[str]], cfg: C
     cfg = cfg or Config()
     rank = {source: i for i, source in enumerate(cfg.priority)}
     said = [(row, record_values(row, phones.get(row["id"], ()))) for row in rows]
+    # the two orders the rules pick by, sorted once per person rather than once per attribute (a
+    # stable sort of every record, filtered, is the stable sort of the records having a value)
+    by_source_recent = sorted(said, key=lambda s: (rank.get(s[0]["source"], len(rank)), _descending(_observed(s[0]))))
+    by_source_first = sorted(said, key=lambda s: (rank.get(s[0]["source"], len(rank)), _observed(s[0])))
     out: dict[str, Attribute] = {}
     for attribute in ATTRIBUTES:
         rule = cfg.rules.get(attribute, DEFAULT_RULES[attribute])
@@ -159,15 +169,16 @@ def survive(rows: Sequence[Mapping], phones: Mapping[str, Sequence[str]], cfg: C
         if rule == "union":
             tags: dict[str, None] = {}
             contributors: list[str] = []
-            for row, value in sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _observed(h[0]))):
+            ordered = [(row, values[attribute]) for row, values in by_source_first if not _empty(values[attribute])]
+            for row, value in ordered:
                 for tag in value if isinstance(value, list) else [value]:
                     tags.setdefault(str(tag), None)
                 contributors.append(row["id"])
-            first = sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _observed(h[0])))[0][0]
+            first = ordered[0][0]
             out[attribute] = Attribute(list(tags), "union", first["id"], first["source"], _observed(first),
                                        len(having), tuple(contributors))
             continue
-        by_priority = sorted(having, key=lambda h: (rank.get(h[0]["source"], len(rank)), _descending(_observed(h[0]))))
+        by_priority = [(row, values[attribute]) for row, values in by_source_recent if not _empty(values[attribute])]
         if rule == "most_recent":
             row, value = max(having, key=lambda h: (_observed(h[0]), -rank.get(h[0]["source"], len(rank))))
         elif rule == "first_non_empty":
@@ -187,28 +198,36 @@ def _descending(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, list[str]]]:
-    """The rows of these ids and of the records merged into them (oldest first), and each record's
-    usable phones. (A person's rows all come from the same chunk of ``Tx.among``, so each person's
-    stay in that order.)"""
+def _record_rows(tx: Tx, persons: Sequence[str], *, with_config: bool = False
+                 ) -> tuple[list[dict], dict[str, list[str]], Config | None]:
+    """The rows of these ids and of the records merged into them (oldest first), each record's
+    usable phones, and (``with_config``) the brand's rules: one round trip on PostgreSQL for each
+    chunk of ``Tx.among`` (a person's rows all come from one chunk, so each person's stay in order)."""
     rows: list[dict] = []
     phones: dict[str, list[str]] = {}
+    settings: list[dict] | None = None
     for test, chunk in tx.among(persons):
-        rows += tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
-                         f"FROM members WHERE id {test} OR merged_into {test} ORDER BY created, id", (*chunk, *chunk))
-        # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
-        # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
-        for member_id, value in tx.rows(
-            f"SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
-            f"SELECT id FROM members WHERE id {test} OR merged_into {test}) AND i.kind = 'phone' "
-            f"AND i.blocked IS NULL ORDER BY i.id", (*chunk, *chunk)):
-            phones.setdefault(member_id, []).append(value)
-    return rows, phones
+        found, phone_rows, *read = tx.reads(
+            (f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
+             f"FROM members WHERE id {test} OR merged_into {test} ORDER BY created, id", (*chunk, *chunk)),
+            # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
+            # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
+            ("SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
+             f"SELECT id FROM members WHERE id {test} OR merged_into {test}) AND i.kind = 'phone' "
+             "AND i.blocked IS NULL ORDER BY i.id", (*chunk, *chunk)),
+            *([(_CONFIG_SQL, (_SETTING,))] if with_config and settings is None else []))
+        rows += found
+        for row in phone_rows:
+            phones.setdefault(row["member_id"], []).append(row["value"])
+        if read:
+            settings = read[0]
+    cfg = _config_of(settings[0]["value"] if settings else None) if with_config else None
+    return rows, phones, cfg
 
 
 def _records_of(tx: Tx, persons: Sequence[str]) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
     """The records of these persons (by person, oldest first) and each record's usable phones."""
-    rows, phones = _record_rows(tx, persons)
+    rows, phones, _ = _record_rows(tx, persons)
     records: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         records[row["merged_into"] or row["id"]].append(row)
@@ -235,9 +254,9 @@ class PersonRecords:
 
 
 def person_records(tx: Tx, person: str) -> PersonRecords:
-    rows, phones = _record_rows(tx, [person])
+    rows, phones, cfg = _record_rows(tx, [person], with_config=True)
     mine = [r for r in rows if (r["merged_into"] or r["id"]) == person]
-    return PersonRecords(rows, survive(mine, phones, config(tx)))
+    return PersonRecords(rows, survive(mine, phones, cfg))
 
 
 def person_attributes(tx: Tx, person: str) -> dict[str, Attribute]:

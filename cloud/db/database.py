@@ -58,6 +58,12 @@ class Tx:
     def _sql(self, sql: str) -> str:
         return sql if self.dialect is SQLITE else sql.replace("%", "%%").replace("?", "%s")
 
+    def _run(self, cursor: Any, sql: str, params: Params) -> None:
+        if self.dialect is POSTGRES:
+            cursor.execute(self._sql(sql), _adapt(params), prepare=False if _ARRAY_TEST in sql else None)
+        else:
+            cursor.execute(sql, _adapt(params))
+
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; the number of rows it changed.
 
@@ -67,10 +73,7 @@ class Tx:
         whole array (20-35 ms to find 150 of 2,300 loyalty accounts, against 0.5 ms planned for
         the array at hand)."""
         try:
-            if self.dialect is POSTGRES:
-                self._cursor.execute(self._sql(sql), _adapt(params), prepare=False if _ARRAY_TEST in sql else None)
-            else:
-                self._cursor.execute(sql, _adapt(params))
+            self._run(self._cursor, sql, params)
         except _INTEGRITY_ERRORS as exc:
             raise IntegrityError(str(exc)) from None
         return self._cursor.rowcount
@@ -93,6 +96,21 @@ class Tx:
         self.execute(sql, params)
         names = [d[0] for d in self._cursor.description]
         return [dict(zip(names, r)) for r in self._cursor.fetchall()]
+
+    def reads(self, *statements: tuple[str, Params]) -> list[list[dict[str, Any]]]:
+        """Reads that do not depend on each other, each one's rows as dicts. PostgreSQL gets them
+        together in a pipeline: one round trip instead of one per read (a 360 profile's dozen reads
+        were a dozen waits on a loaded server). SQLite runs them one after another."""
+        if self.dialect is SQLITE:
+            return [self.query(sql, params) for sql, params in statements]
+        connection = self._cursor.connection
+        cursors = [connection.cursor() for _ in statements]
+        with connection.pipeline() as pipeline:
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                self._run(cursor, sql, params)
+            pipeline.sync()
+            return [[dict(zip([d.name for d in cursor.description], r)) for r in cursor.fetchall()]
+                    for cursor in cursors]
 
     def one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         found = self.query(sql, params)

@@ -28,7 +28,7 @@ def test_one_mqtt_connection_and_one_scheduler_thread(start_cloud, mosquitto) ->
     assert runtime.scheduler.jobs == ["health-rollup", "device-health", "source-health", "alert-notify",
                                       "campaign-send", "audience-refresh", "journeys", "points-notices", "loyalty-orders",
                                       "loyalty-expiry", "rollouts", "telemetry-prune", "commands", "markdown", "label-sync",
-                                      "held-faces"]
+                                      "held-faces", "profile-rewrite"]
     assert runtime.settings.session_expiry_s == 3600  # a stable client id keeps its broker session
 
 
@@ -40,4 +40,4 @@ def test_api_only_runs_the_health_job_without_a_connection(start_cloud) -> None:
     assert not [name for name in started if name.startswith("paho-mqtt-client-")]
     assert runtime.scheduler.jobs == ["health-rollup", "device-health", "source-health", "alert-notify",
                                       "campaign-send", "audience-refresh", "journeys", "points-notices", "loyalty-orders",
-                                      "loyalty-expiry"]
+                                      "loyalty-expiry", "profile-rewrite"]

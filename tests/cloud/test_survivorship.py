@@ -60,7 +60,11 @@ def test_brand_rules_through_the_api(start_cloud) -> None:
     assert client.post("/v1/imports?channel=wechat", files=files).status_code == 201
     assert client.get(f"/v1/members/{member}").json()["name"] == "王芳"
     changed = client.put("/v1/identity/survivorship", json={"rules": {"name": "first_non_empty"}})
-    assert changed.status_code == 200 and changed.json()["rules"]["name"] == "first_non_empty"
+    assert changed.status_code == 202 and changed.json()["rules"]["name"] == "first_non_empty"
+    rewrite = changed.json()["rewrite"]
+    assert rewrite["status"] == "running" and rewrite["done"] == 0 and rewrite["total"] >= 1
+    assert client.get("/v1/identity/survivorship").json()["rewrite"]["id"] == rewrite["id"]
+    assert client.get("/v1/identity/survivorship/rewrites/nope").json()["detail"]["code"] == "unknown_rewrite"
     lineage = client.get(f"/v1/members/{member}/profile?explain=true").json()["lineage"]["name"]
     # the WeChat record was observed 2026-09-01, before the sign-up
     assert (lineage["value"], lineage["source"], lineage["rule"]) == ("芳芳", "wechat", "first_non_empty")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import Admin, HqReader, PagingDep, RowId, RuntimeDep, api_error, person_for
 from cloud.api.schemas import BlockIn, Error, MergeRequest, Page, ResolutionOut, RuleIn, RuleOut, SplitRequest
-from cloud.cdp import conflicts, oneid, survivorship, tags
+from cloud.cdp import conflicts, oneid, profile_rewrite, survivorship, tags
 
 router = APIRouter(tags=["identity"])
 
@@ -136,11 +136,24 @@ def decide_conflict(conflict_id: RowId, body: ConflictDecision, runtime: Runtime
 
 @router.get("/identity/survivorship")
 def get_survivorship(runtime: RuntimeDep, principal: HqReader) -> dict:
-    """Which source record's value each profile attribute shows: the brand's rules."""
+    """Which source record's value each profile attribute shows: the brand's rules, and the latest
+    rewrite of the stored profiles (``rewrite``, null before any change)."""
     return {**survivorship.config(runtime.db).as_dict(), "attributes": list(survivorship.ATTRIBUTES),
-            "rule_names": list(survivorship.RULES), "sources": list(survivorship.SOURCES)}
+            "rule_names": list(survivorship.RULES), "sources": list(survivorship.SOURCES),
+            "rewrite": profile_rewrite.latest(runtime.db)}
 
 
-@router.put("/identity/survivorship", responses={422: {"model": Error}})
+@router.put("/identity/survivorship", status_code=status.HTTP_202_ACCEPTED, responses={422: {"model": Error}})
 def put_survivorship(body: SurvivorshipIn, runtime: RuntimeDep, principal: Admin) -> dict:
-    return survivorship.set_config(runtime.db, source_priority=body.source_priority, rules=body.rules).as_dict()
+    """Store the rules; every person's stored profile (what segments filter on) is rewritten in
+    batches by the scheduler: ``rewrite`` says how far, ``GET /v1/identity/survivorship/rewrites/{id}``
+    follows it. Until it reaches a person, segments see that person's values under the old rules."""
+    chosen, rewrite = profile_rewrite.change_rules(runtime.db, source_priority=body.source_priority,
+                                                   rules=body.rules, actor=principal.name)
+    return {**chosen.as_dict(), "rewrite": rewrite}
+
+
+@router.get("/identity/survivorship/rewrites/{rewrite_id}", responses={404: {"model": Error}})
+def get_rewrite(rewrite_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep, principal: HqReader) -> dict:
+    """A rewrite's progress: ``status`` running, done or superseded (by a later change), ``done`` of ``total``."""
+    return profile_rewrite.rewrite(runtime.db, rewrite_id)
