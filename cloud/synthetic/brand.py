@@ -22,7 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from cloud.cdp import oneid, survivorship
+from cloud.cdp import oneid, purchases, survivorship
 from cloud.clock import zone
 from cloud.db import Database
 from cloud.synthetic.floor import TZ, generate_floor
@@ -173,9 +173,7 @@ def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str
                 member_id.tolist(), ts.tolist(), paid.tolist(), ["paid"] * total))
     cat_names = np.array(CATEGORIES, dtype=object)
     sku_names = np.array([f"SKU{s:05d}" for s in range(len(sku_price))], dtype=object)
-    tx.copy("order_lines", ("order_id", "member_id", "channel", "store", "ts", "sku", "category", "qty", "price",
-                            "amount"),
-            zip(order_ids[line_order].tolist(), member_id[line_order].tolist(), channel[line_order].tolist(),
+    purchases.add_lines(tx, zip(order_ids[line_order].tolist(), member_id[line_order].tolist(), channel[line_order].tolist(),
                 store[line_order].tolist(), ts[line_order].tolist(), sku_names[sku].tolist(),
                 cat_names[category].tolist(), qty.tolist(), sku_price[sku].tolist(), amount.round(2).tolist()))
     counts["orders"] += total

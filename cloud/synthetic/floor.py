@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
+from cloud.cdp import purchases
 from cloud.db import Database
 from cloud.db.database import Tx
 
@@ -197,8 +198,7 @@ def _floor_orders(tx: Tx, rng: np.random.Generator, store: str, ids: list[str], 
             lines.append((oid, member[k], "pos", store, paid_at, sku, "门店", int(qty[j]),
                           round(float(share[j]) / int(qty[j]), 2), round(float(share[j]), 2)))
     tx.copy("orders", ("id", "channel", "order_no", "store", "member_id", "ts", "paid", "status"), orders)
-    tx.copy("order_lines", ("order_id", "member_id", "channel", "store", "ts", "sku", "category", "qty", "price",
-                            "amount"), lines)
+    purchases.add_lines(tx, lines)
     counts["floor_orders"] += len(orders)
 
 

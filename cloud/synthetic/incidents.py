@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
 from cloud import clock
+from cloud.cdp import purchases
 from cloud.db import Database
 from cloud.db.database import Tx
 
@@ -80,8 +81,12 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
         return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ?", window)
                    for table in tables)
     if kind == "pos_down":
-        return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ? AND channel = 'pos'", epochs)
-                   for table in ("order_lines", "orders"))
+        buyers = [m for (m,) in tx.rows("SELECT DISTINCT member_id FROM order_lines WHERE store = ? AND ts >= ? "
+                                        "AND ts < ? AND channel = 'pos'", epochs)]
+        removed = sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ? AND channel = 'pos'",
+                                 epochs) for table in ("order_lines", "orders"))
+        purchases.refresh(tx, buyers)
+        return removed
     if kind == "staff_absent":
         present = tx.scalar("SELECT MIN(assistant) FROM feedback WHERE store = ? AND ts >= ? AND ts < ?", window)
         lost = [v for (v,) in tx.rows(
@@ -102,8 +107,11 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
 def _drop_sales(tx: Tx, visits: list[str]) -> int:
     """The POS orders (and lines) of these visits' sales (the generator's ``pos:h<visit>`` ids)."""
     orders = [f"pos:h{v[1:]}" for v in visits]
-    return sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,))
-               for o in orders for table, column in (("order_lines", "order_id"), ("orders", "id")))
+    buyers = [m for o in orders for (m,) in tx.rows("SELECT member_id FROM orders WHERE id = ?", (o,))]
+    removed = sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,))
+                  for o in orders for table, column in (("order_lines", "order_id"), ("orders", "id")))
+    purchases.refresh(tx, buyers)
+    return removed
 
 
 def as_json(incidents: list[Incident]) -> list[dict]:

@@ -1,0 +1,153 @@
+"""Per-record purchase facts by local day (``purchase_days``): what segments sum instead of order lines.
+
+A segment's purchase dimensions (``cloud.cdp.dimensions``: bought, order count, amount, units,
+refunds, first/last purchase, by any / channel / store / category) used to group every order line
+in the window at each count; at 1M members and 10M lines that is most of the table per condition.
+Here each record's lines are pre-summed per local day (Asia/Shanghai) and per scope -- ``any`` (all
+lines), one row per ``channel``, ``store`` (NULL store as ''), ``category`` -- with the net units,
+the net amount, the distinct sale orders (an order lies in one day, so days add up), the refund
+lines, and the first and last sale instant. A window is then whole days read from these rows plus,
+when it starts or ends inside a day (a "last 90 days" window starts at the current instant 90 days
+ago), that day's part read from the order lines, so every answer is the one the lines give.
+
+The facts are per **record** (``members.id``), not per person: OneID merges and splits re-point
+records to persons and the segment joins records to persons as before, so the facts follow without
+being touched. They are recomputed from the lines of the records whose lines change, in the same
+transaction: ``add_lines`` (every place that writes lines), ``refresh`` (erasure re-points lines to
+the anonymous record; a deletion). SKU scopes are not summed here: one SKU is a small slice the
+``(sku, ts, member_id)`` index finds, and a per-SKU summary would be as large as the lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta, timezone
+from typing import Literal
+
+from cloud.db import Tx
+
+LOCAL = timezone(timedelta(hours=8))  # the brand's days (Asia/Shanghai has no DST)
+_OFFSET = 8 * 3600
+_DAY = 86400
+_CHUNK = 500
+
+LINE_COLUMNS = ("order_id", "member_id", "channel", "store", "ts", "sku", "category", "qty", "price", "amount")
+Measure = Literal["qty", "amount", "orders", "refunds", "first", "last"]
+#: a measure over the order lines ``l`` of one record; the facts store each per day and scope
+LINE_AGG: dict[str, str] = {
+    "qty": "SUM(l.qty)",
+    "amount": "SUM(l.amount)",
+    "orders": "COUNT(DISTINCT CASE WHEN l.qty > 0 THEN l.order_id END)",
+    "refunds": "SUM(CASE WHEN l.qty < 0 THEN 1 ELSE 0 END)",
+    "first": "MIN(CASE WHEN l.qty > 0 THEN l.ts END)",
+    "last": "MAX(CASE WHEN l.qty > 0 THEN l.ts END)",
+}
+#: the same measure over the facts ``f`` of several days
+FACT_AGG: dict[str, str] = {"qty": "SUM(f.qty)", "amount": "SUM(f.amount)", "orders": "SUM(f.orders)",
+                            "refunds": "SUM(f.refunds)", "first": "MIN(f.first_ts)", "last": "MAX(f.last_ts)"}
+#: how per-record values (and the facts' and the lines' parts of one record) add up
+COMBINE: dict[str, str] = {"qty": "SUM", "amount": "SUM", "orders": "SUM", "refunds": "SUM", "first": "MIN",
+                           "last": "MAX"}
+LINE_SCOPE: dict[str | None, str | None] = {None: None, "channel": "l.channel", "store": "l.store",
+                                            "category": "l.category", "sku": "l.sku"}
+_SUMMED = {None: ("'any'", "''"), "channel": ("'channel'", "l.channel"),
+           "store": ("'store'", "COALESCE(l.store, '')"), "category": ("'category'", "l.category")}
+_DAY_OF = f"(l.ts + {_OFFSET}) / {_DAY}"
+
+TABLE = (
+    """CREATE TABLE purchase_days (
+        member_id TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL, day BIGINT NOT NULL,
+        qty BIGINT NOT NULL, amount DOUBLE PRECISION NOT NULL, orders BIGINT NOT NULL, refunds BIGINT NOT NULL,
+        first_ts BIGINT, last_ts BIGINT, PRIMARY KEY (member_id, scope, value, day))""",
+    # a segment reads one scope's value over a range of days and sums per record: every column it
+    # reads is in the index, so PostgreSQL answers with an index-only scan and SQLite never visits the table
+    "CREATE INDEX purchase_days_scan ON purchase_days (scope, value, day, member_id, qty, amount, orders, refunds, "
+    "first_ts, last_ts)",
+)
+
+
+def _summing(where: str) -> str:
+    """INSERT of the facts of the lines ``where`` selects (one pass per scope)."""
+    measures = ", ".join(LINE_AGG[m] for m in ("qty", "amount", "orders", "refunds", "first", "last"))
+    parts = [f"SELECT l.member_id, {scope}, {value}, {_DAY_OF}, {measures} FROM order_lines l "
+             f"WHERE l.member_id IS NOT NULL{where} GROUP BY l.member_id, "
+             + ("" if value == "''" else f"{value}, ") + _DAY_OF
+             for scope, value in _SUMMED.values()]
+    return ("INSERT INTO purchase_days (member_id, scope, value, day, qty, amount, orders, refunds, first_ts, last_ts) "
+            + " UNION ALL ".join(parts))
+
+
+#: the migration that creates the facts fills them from every line already stored
+BACKFILL = _summing("")
+
+
+def refresh(tx: Tx, records: Iterable[str]) -> None:
+    """Recompute the facts of these records from their order lines (after their lines changed)."""
+    ids = sorted({r for r in records if r is not None})
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        tx.execute(f"DELETE FROM purchase_days WHERE member_id IN ({marks})", chunk)
+        tx.execute(_summing(f" AND l.member_id IN ({marks})"), chunk * len(_SUMMED))
+
+
+def add_lines(tx: Tx, rows: Iterable[Sequence]) -> None:
+    """Store order lines (``LINE_COLUMNS``) and bring their records' facts in step: the one way lines
+    are written."""
+    rows = list(rows)
+    tx.copy("order_lines", LINE_COLUMNS, rows)
+    refresh(tx, (r[1] for r in rows))
+
+
+def day_start(day: int) -> int:
+    return day * _DAY - _OFFSET
+
+
+def _days(start: int | None, end: int | None) -> tuple[int | None, int | None]:
+    """The whole local days inside [start, end): first (inclusive) and last (exclusive) day numbers."""
+    first = None if start is None else -(-(start + _OFFSET) // _DAY)
+    last = None if end is None else (end + _OFFSET) // _DAY
+    return first, last
+
+
+def per_record(measure: Measure, scope: str | None, value: str | None, start: int | None, end: int | None,
+               params: list) -> str:
+    """SQL giving ``(member_id, v)`` rows: the measure over the record's lines in scope (``value`` of
+    the ``scope`` column) with ``start <= ts < end`` (epoch seconds, either open). A record may appear
+    in several rows (whole days, a partial first or last day); ``COMBINE[measure]`` adds them up."""
+    column = LINE_SCOPE[scope]
+    lines_where = [] if column is None else [f"{column} = ?"]
+    lines_args: list = [] if column is None else [value]
+
+    def from_lines(lo: int | None, hi: int | None) -> str:
+        where, args = list(lines_where), list(lines_args)
+        if lo is not None:
+            where.append("l.ts >= ?")
+            args.append(lo)
+        if hi is not None:
+            where.append("l.ts < ?")
+            args.append(hi)
+        params.extend(args)
+        return (f"SELECT l.member_id, {LINE_AGG[measure]} AS v FROM order_lines l "
+                f"WHERE {' AND '.join(where) or '1 = 1'} GROUP BY l.member_id")
+
+    if scope == "sku":
+        return from_lines(start, end)
+    first, last = _days(start, end)
+    if first is not None and last is not None and last <= first:  # inside one day: the lines alone
+        return from_lines(start, end)
+    where = ["f.scope = ?", "f.value = ?"]
+    params += [scope or "any", value if scope else ""]
+    if first is not None:
+        where.append("f.day >= ?")
+        params.append(first)
+    if last is not None:
+        where.append("f.day < ?")
+        params.append(last)
+    parts = [f"SELECT f.member_id, {FACT_AGG[measure]} AS v FROM purchase_days f WHERE {' AND '.join(where)} "
+             "GROUP BY f.member_id"]
+    if first is not None and start is not None and start < day_start(first):
+        parts.append(from_lines(start, day_start(first)))
+    if last is not None and end is not None and end > day_start(last):
+        parts.append(from_lines(day_start(last), end))
+    return " UNION ALL ".join(parts)
