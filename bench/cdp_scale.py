@@ -79,6 +79,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
                                                progress=True, resolve=False)  # OneID is timed below
             out.update({k: summary[k] for k in ("records", "identifiers", "orders", "lines", "visits")})
             log(f"generated {summary} in {out['generate_s']:.1f} s")
+        out["purchase_days"] = int(db.scalar("SELECT COUNT(*) FROM purchase_days"))  # the facts segments sum
         db.execute("ANALYZE")
         result, out["oneid_rebuild_s"] = timed(oneid.rebuild, db, actor="bench")
         out["persons"] = int(db.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL"))

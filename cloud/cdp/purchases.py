@@ -59,9 +59,12 @@ TABLE = (
         member_id TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL, day BIGINT NOT NULL,
         qty BIGINT NOT NULL, amount DOUBLE PRECISION NOT NULL, orders BIGINT NOT NULL, refunds BIGINT NOT NULL,
         first_ts BIGINT, last_ts BIGINT, PRIMARY KEY (member_id, scope, value, day))""",
-    # a segment reads one scope's value over a range of days and sums per record: every column it
-    # reads is in the index, so PostgreSQL answers with an index-only scan and SQLite never visits the table
-    "CREATE INDEX purchase_days_scan ON purchase_days (scope, value, day, member_id, qty, amount, orders, refunds, "
+    # a segment reads one scope's value over a window of days and sums per record: every column it
+    # reads is in the index (PostgreSQL: an index-only scan; SQLite never visits the table), and the
+    # records come in order, so the sum per record streams instead of sorting. Record before day: a
+    # year's window reads every row of the scope anyway, and day first would sort them all (4.3 s
+    # against 2.3 s at 100k members, load 13-16); a 30-day window costs about the same either way.
+    "CREATE INDEX purchase_days_scan ON purchase_days (scope, value, member_id, day, qty, amount, orders, refunds, "
     "first_ts, last_ts)",
 )
 
