@@ -53,6 +53,7 @@ LINE_SCOPE: dict[str | None, str | None] = {None: None, "channel": "l.channel", 
 _SUMMED = {None: ("'any'", "''"), "channel": ("'channel'", "l.channel"),
            "store": ("'store'", "COALESCE(l.store, '')"), "category": ("'category'", "l.category")}
 _DAY_OF = f"(l.ts + {_OFFSET}) / {_DAY}"
+_FACT_COLUMNS = "member_id, scope, value, day, qty, amount, orders, refunds, first_ts, last_ts"
 
 TABLE = (
     """CREATE TABLE purchase_days (
@@ -76,8 +77,7 @@ def _summing(where: str) -> str:
              f"WHERE l.member_id IS NOT NULL{where} GROUP BY l.member_id, "
              + ("" if value == "''" else f"{value}, ") + _DAY_OF
              for scope, value in _SUMMED.values()]
-    return ("INSERT INTO purchase_days (member_id, scope, value, day, qty, amount, orders, refunds, first_ts, last_ts) "
-            + " UNION ALL ".join(parts))
+    return f"INSERT INTO purchase_days ({_FACT_COLUMNS}) " + " UNION ALL ".join(parts)
 
 
 #: the migration that creates the facts fills them from every line already stored
@@ -95,11 +95,45 @@ def refresh(tx: Tx, records: Iterable[str]) -> None:
 
 
 def add_lines(tx: Tx, rows: Iterable[Sequence]) -> None:
-    """Store order lines (``LINE_COLUMNS``) and bring their records' facts in step: the one way lines
-    are written."""
+    """Store new order lines (``LINE_COLUMNS``; every line of an order in one call) and add them to
+    their records' facts: the one way lines are written. The lines in hand are summed here and added
+    to the stored days (an upsert through a staging table), so a landing batch costs its own size, not
+    a re-read of its records' history (re-reading by record made PostgreSQL's bulk loads quadratic)."""
     rows = list(rows)
     tx.copy("order_lines", LINE_COLUMNS, rows)
-    refresh(tx, (r[1] for r in rows))
+    cells: dict[tuple, list] = {}
+    for order_id, member_id, channel, store, ts, _sku, category, qty, _price, amount in rows:
+        if member_id is None:
+            continue
+        day = (ts + _OFFSET) // _DAY
+        for scope, value in (("any", ""), ("channel", channel), ("store", store or ""), ("category", category)):
+            cell = cells.get((member_id, scope, value, day))
+            if cell is None:
+                cell = cells[(member_id, scope, value, day)] = [0, 0.0, set(), 0, None, None]
+            cell[0] += qty
+            cell[1] += amount
+            if qty > 0:
+                cell[2].add(order_id)
+                cell[4] = ts if cell[4] is None else min(cell[4], ts)
+                cell[5] = ts if cell[5] is None else max(cell[5], ts)
+            else:
+                cell[3] += qty < 0
+    if not cells:
+        return
+    tx.execute(f"CREATE TEMP TABLE IF NOT EXISTS purchase_days_new AS SELECT {_FACT_COLUMNS} FROM purchase_days "
+               "WHERE 1 = 0")
+    tx.copy("purchase_days_new", _FACT_COLUMNS.split(", "), (
+        (*key, qty, amount, len(orders), refunds, first, last)
+        for key, (qty, amount, orders, refunds, first, last) in cells.items()))
+    tx.execute(f"INSERT INTO purchase_days ({_FACT_COLUMNS}) SELECT {_FACT_COLUMNS} FROM purchase_days_new WHERE 1 = 1 "
+               "ON CONFLICT (member_id, scope, value, day) DO UPDATE SET qty = purchase_days.qty + excluded.qty, "
+               "amount = purchase_days.amount + excluded.amount, orders = purchase_days.orders + excluded.orders, "
+               "refunds = purchase_days.refunds + excluded.refunds, "
+               "first_ts = CASE WHEN purchase_days.first_ts IS NULL OR excluded.first_ts < purchase_days.first_ts "
+               "THEN excluded.first_ts ELSE purchase_days.first_ts END, "
+               "last_ts = CASE WHEN purchase_days.last_ts IS NULL OR excluded.last_ts > purchase_days.last_ts "
+               "THEN excluded.last_ts ELSE purchase_days.last_ts END")
+    tx.execute("DELETE FROM purchase_days_new")
 
 
 def day_start(day: int) -> int:
