@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cloud.cdp import oneid, profile, segments, tags
 from cloud.faces.gallery import FaceIndex
 from cloud.runtime import open_cdp
-from cloud.synthetic.brand import generate
+from cloud.synthetic.bulk import load_for_benchmark
 
 SEGMENT = {"and": [{"bought": {"category": "护肤", "within_days": 90}},
                    {"not": {"bought": {"category": "彩妆", "within_days": 90}}}]}
@@ -75,7 +75,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
                 out["records" if table == "members" else "lines" if table == "order_lines" else table] = int(
                     db.scalar(f"SELECT COUNT(*) FROM {table}"))
         else:
-            summary, out["generate_s"] = timed(generate, db, persons=members, stores=stores, seed=seed,
+            summary, out["generate_s"] = timed(load_for_benchmark, db, persons=members, stores=stores, seed=seed,
                                                progress=True, resolve=False)  # OneID is timed below
             out.update({k: summary[k] for k in ("records", "identifiers", "orders", "lines", "visits")})
             log(f"generated {summary} in {out['generate_s']:.1f} s")

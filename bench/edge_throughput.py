@@ -2,7 +2,8 @@
 quality gates, track, embed, one arrival per visit) over replayed video, one worker per camera,
 as the box runs it. The last stdout line is JSON.
 
-    uv run python bench/edge_throughput.py --cameras 4 --resolution 640x480 --pack yunet --seconds 30
+    uv run python bench/edge_throughput.py --cameras 4 --resolution 640x480 --pack yunet --seconds 30 \
+        [--zone 0.05,0.1,0.8,0.9] [--detect-for-min-face --min-face-px 48]
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--detect-for-min-face", action="store_true",
                         help="gates.detect_for_min_face: YuNet runs on the frame scaled to the smallest face the gates take")
     parser.add_argument("--min-face-px", type=int, default=None, help="gates.min_face_px (default: the pack's)")
+    parser.add_argument("--zone", default=None, help="every camera's door zone: left,top,right,bottom fractions")
     opts = parser.parse_args()
     size = tuple(int(v) for v in opts.resolution.lower().split("x"))
     pack = pack_id(opts.pack)
@@ -60,7 +62,9 @@ def main() -> None:
     threads = max(1, (os.cpu_count() or 2) // opts.cameras)
     state = StateFile(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "state.db")
     gates = {"detect_for_min_face": opts.detect_for_min_face, "min_face_px": opts.min_face_px}
-    settings = RemoteSettings(cameras=[{"id": f"cam{n}", "source": "bench"} for n in range(opts.cameras)], gates=gates)
+    zone = tuple(float(v) for v in opts.zone.split(",")) if opts.zone else None
+    settings = RemoteSettings(cameras=[{"id": f"cam{n}", "source": "bench", "zone": zone} for n in range(opts.cameras)],
+                              gates=gates)
     visits = VisitRegistry(state, settings.visits, PACKS[pack].match_threshold)
     pipelines = [FacePipeline(FaceEngine.load(pack, threads=threads), Placement("bench", "s1", "e1"), settings, visits, f"cam{n}")
                  for n in range(opts.cameras)]
@@ -98,7 +102,7 @@ def main() -> None:
     stats = [p.stats for p in pipelines]
     result = {
         "cameras": opts.cameras, "resolution": opts.resolution, "pack": pack, "seconds": round(elapsed, 1),
-        "detect_scale": pipelines[0].detect_scale,
+        "detect_scale": pipelines[0].detect_scale, "zone": zone,
         "fps_total": round(sum(d - c for c, d in zip(counted, done)) / elapsed, 1),
         "p50_frame_ms": round(float(np.percentile(window, 50)), 1),
         "p95_frame_ms": round(float(np.percentile(window, 95)), 1),

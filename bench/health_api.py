@@ -1,8 +1,10 @@
 """Store health at brand scale: a year of shop floor for 200 stores, rolled up, then every health
 endpoint timed.
 
-Generates the brand with the same generator the demo uses (``cloud.synthetic.brand.generate`` with
-``floor_days``), backfills the rollup over the whole year (``rollup_days``), times one incremental
+Loads the brand the demo generates, drawn the same way, with the benchmarks' bulk loader
+(``cloud.synthetic.bulk.load_for_benchmark`` with ``floor_days``: a year of 200 stores through the
+importers and the till would take far longer than the API it times), backfills the rollup over
+the whole year (``rollup_days``), times one incremental
 run of the periodic job (``rollup_changed``), then calls each endpoint ``--repeats`` times through
 the real FastAPI app (in process) and reports p50/p95 in milliseconds. The dashboards' target is
 pages under 2 s, so each endpoint should answer well under 1 s. Last stdout line is JSON.
@@ -33,7 +35,7 @@ from cloud.runtime import (
     open_cdp,
 )
 from cloud.settings import Settings
-from cloud.synthetic.brand import generate
+from cloud.synthetic.bulk import load_for_benchmark
 
 
 def log(message: str) -> None:
@@ -47,7 +49,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def _generate(db, args: argparse.Namespace, end: datetime, out: dict) -> None:
     started = time.perf_counter()
-    summary = generate(db, persons=args.persons, stores=args.stores, end=end, floor_days=args.days, progress=True)
+    summary = load_for_benchmark(db, persons=args.persons, stores=args.stores, end=end, floor_days=args.days, progress=True)
     out["generate_s"] = round(time.perf_counter() - started, 1)
     out["rows"] = {k: summary[k] for k in ("orders", "lines", "arrivals", "feedback", "floor_orders", "stock_rows",
                                           "footfall_rows")}

@@ -255,10 +255,14 @@ def generate(
         "--incidents", min=0, help="stores (those not named by --store-id first) with an incident planted for "
         "yesterday, kinds in turn: guide screen idle, door camera down, shelves empty, staff absent, conversion "
         "collapse, POS down (cloud/synthetic/incidents.py)")] = 0,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="leave the brand's files here (stores, catalogue, staff, CRM members, each channel's export, "
+        "stock, targets, the till's orders) to look at; default: a temporary folder")] = None,
 ) -> None:
-    """A synthetic brand: stores, members with overlapping channel identities, a year of orders, visits,
-    and the last --floor-days of shop floor, rolled up into the store health metrics and scanned for
-    anomalies (with --incidents, planted ones among them)."""
+    """A synthetic brand handed over as a brand would: master data, the CRM member list and each channel's
+    orders as files in their real layouts, imported through the importers (OneID, profiles and tags resolved
+    as they land); the last --floor-days of shop floor with the till's orders through the order stream,
+    rolled up into the store health metrics and scanned for anomalies (with --incidents, planted ones)."""
     from cloud.synthetic.brand import generate as make
 
     if incidents > stores or (incidents and floor_days < 2):
@@ -266,7 +270,7 @@ def generate(
     database = _open(db, config)
     try:
         summary: dict[str, object] = dict(make(database, persons=members, stores=stores, seed=seed, progress=True,
-                                               floor_days=floor_days, brand=brand, store_ids=store_id))
+                                               floor_days=floor_days, brand=brand, store_ids=store_id, out=out))
         if incidents:
             summary["incidents"] = _plant(database, incidents, store_id)
         if floor_days:

@@ -68,7 +68,8 @@ class EdgeBox:
         self.outbox = Outbox(self.state, config.outbox.max_messages)
         self.visits = VisitRegistry(self.state, config.visits, self.pack.match_threshold)
         broker = bundle.broker if bundle is not None else transport.BrokerUrl.parse(config.broker)
-        self.publisher = Publisher(broker, config.brand, config.store, config.device, self.pack.id, self.outbox)
+        self.publisher = Publisher(broker, config.brand, config.store, config.device, self.pack.id, self.outbox,
+                                   durable_first=config.outbox.durable_before_send)
         self.health = Health(self.placement, self.pack.id, self.outbox,
                              certificate_expiry(bundle) if bundle is not None else None, self.publisher.delivery)
         # Wi-Fi messages go through the same outbox as arrivals, so they too survive a broker outage.

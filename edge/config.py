@@ -45,6 +45,10 @@ class OutboxSettings(BaseModel):
 
     max_messages: int = Field(default=10_000, ge=10, description="past this the oldest events are dropped (logged)")
     flush_timeout_s: float = Field(default=30, ge=0, description="how long a finishing --once run waits for the broker")
+    durable_before_send: bool = Field(
+        default=False,
+        description="send an event only once it is fsynced: a power cut then never makes the box forget an "
+                    "arrival the cloud has (costs one fsync on every arrival's way out; docs/EDGE.md)")
 
 
 class EdgeConfig(RemoteSettings):

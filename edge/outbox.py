@@ -15,13 +15,14 @@ the outbox's committer thread makes the WAL durable with one ``fsync`` for every
 the last one: events arriving within one fsync's time share it. ``put`` returns without waiting for
 the disk, and the publisher may send the row at once, while the fsync runs.
 
-What a power cut can lose is unchanged: an event whose commit was not yet fsynced, i.e. made within
-the last few milliseconds, unless the broker already acknowledged it (which it can now do, and then
-it is delivered and the cloud has it). Before, that same event was lost too: the cut came before its
-``put`` returned. SQLite's WAL checksums make what survives a prefix of the commits, so a row and
-its delete can never reappear out of order; in NORMAL mode SQLite itself syncs the WAL before every
-checkpoint and the WAL header when it is reused, so the fsync of the WAL file is all that was
-missing for durability. ``sync()`` waits for the fsync (a clean shutdown, tests).
+A crashed process loses nothing committed (the WAL is in the operating system's hands). A power cut
+loses the commits the last fsync did not cover; since the publisher may send a row before its
+fsync, that can be an arrival the broker already has, which the box then forgets together with its
+visit-cache row (docs/EDGE.md, "What a crash can do"); ``Publisher(durable_first=True)`` sends only
+rows up to ``durable_seq``. SQLite's WAL checksums make what survives a prefix of the commits, so a
+row and its delete can never reappear out of order; in NORMAL mode SQLite itself syncs the WAL
+before every checkpoint and the WAL header when it is reused, so the fsync of the WAL file is all
+that was missing for durability. ``sync()`` waits for the fsync (a clean shutdown, tests).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,12 @@ class Row:
     payload: bytes
 
 
+#: Told of each row as its commit returns, with the sequence number of the row put before it; True
+#: if it took the row (the publisher sends it at once from the producer's thread when it has handed
+#: over everything before), so that nobody waiting on ``changed`` needs waking for it.
+PutListener = Callable[[Row, int], bool]
+
+
 class Outbox:
     def __init__(self, state: StateFile, max_messages: int = 10_000, *, group_commit: bool = True) -> None:
         """``group_commit=False``: every commit waits for its own fsync (``synchronous=FULL``), as
@@ -66,6 +74,10 @@ class Outbox:
                 "(seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL)"
             )
             self._table = state.db["outbox"]
+            # Kept in memory: a count(*) per put and a sequence read per row would be two more
+            # statements under the lock on every arrival's path.
+            self._count = state.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            self._last_seq = self._highest_seq()
             wal = group_commit and state.db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
             state.db.execute(f"PRAGMA synchronous={'NORMAL' if wal else 'FULL'}")
         self._wal = Path(f"{state.path}-wal") if wal else None
@@ -77,9 +89,14 @@ class Outbox:
         self._timed: dict[int, tuple[float, float]] = {}
         self._to_commit: deque[tuple[int, float, float]] = deque()
         self._closed = False
+        self._listeners: list[PutListener] = []
+        self._durable_listeners: list[Callable[[int], None]] = []
+        self._written_seq = self._durable = self._last_seq  # the highest seq written / covered by an fsync
         self.fsync_ms_total = 0.0
         if self._wal is not None:
             self._fsync_dir()
+            # what a killed process left in the WAL may never have been fsynced: it is now
+            self._fsync_wal(self._wal)
             threading.Thread(target=self._commit_loop, name="outbox-commit", daemon=True).start()
 
     # --- group commit ---------------------------------------------------------------------
@@ -95,9 +112,35 @@ class Outbox:
         except OSError as exc:
             log.warning("could not fsync %s: %s", self.state.path.parent, exc)
 
-    def _wrote(self, timed: tuple[float, float] | None = None) -> None:
+    def _highest_seq(self) -> int:
+        """The last number AUTOINCREMENT gave out (kept in sqlite_sequence even after its row went)."""
+        row = self.state.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        return int(row[0]) if row else 0
+
+    def on_put(self, listener: PutListener) -> None:
+        """Call ``listener(row, previous_seq)`` after each put's commit, on the producer's thread
+        (before the committer is woken for its fsync: the send is what a reader waits for)."""
+        self._listeners.append(listener)
+
+    def on_durable(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(durable_seq)`` from the committer thread after each group fsync."""
+        self._durable_listeners.append(listener)
+
+    @property
+    def last_seq(self) -> int:
+        """The number of the last row put."""
+        return self._last_seq
+
+    @property
+    def durable_seq(self) -> int:
+        """Every row up to this number is on disk against a power cut (not only a crashed process)."""
+        return self._last_seq if self._wal is None else self._durable
+
+    def _wrote(self, timed: tuple[float, float] | None = None, seq: int | None = None) -> None:
         with self._sync:
             self._written += 1
+            if seq is not None:
+                self._written_seq = seq
             if timed is not None and self._wal is not None:
                 self._to_commit.append((self._written, *timed))
             self._sync.notify_all()
@@ -114,18 +157,9 @@ class Outbox:
                     continue
                 if self._closed and self._written == self._synced:
                     return
-                target = self._written
+                target, target_seq = self._written, self._written_seq
             started = time.perf_counter()
-            try:
-                fd = os.open(wal, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except FileNotFoundError:
-                pass  # the connection was closed, which checkpointed the WAL into the database and synced it
-            except OSError as exc:
-                log.error("outbox fsync failed: %s", exc)
+            self._fsync_wal(wal)
             done = time.monotonic()
             metrics.COMMITS.inc()
             metrics.COMMITTED_ROWS.inc(target - self._synced)
@@ -133,9 +167,24 @@ class Outbox:
                 while self._to_commit and self._to_commit[0][0] <= target:
                     _, put, offset = self._to_commit.popleft()
                     metrics.ARRIVAL.labels("committed").observe(offset / 1000 + (done - put))
-                self._synced = target
+                self._synced, self._durable = target, target_seq
                 self._sync.notify_all()
+            for listener in self._durable_listeners:
+                listener(target_seq)
             self.fsync_ms_total += (time.perf_counter() - started) * 1000
+
+    @staticmethod
+    def _fsync_wal(wal: Path) -> None:
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            pass  # the connection was closed, which checkpointed the WAL into the database and synced it
+        except OSError as exc:
+            log.error("outbox fsync failed: %s", exc)
 
     def _state_closed(self) -> bool:
         """True once the state file's connection was closed (sqlite3 raises on any use of it then)."""
@@ -179,11 +228,14 @@ class Outbox:
             # plain SQL: sqlite-utils' insert reads the table's schema first, 3x the time of the insert itself
             inserted = self.state.db.conn.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", [topic, payload])
             seq = int(inserted.lastrowid or 0)  # SQLite always gives an INSERT its rowid
-            excess = self._depth() - self.max_messages
+            previous, self._last_seq = self._last_seq, seq
+            self._count += 1
+            excess = self._count - self.max_messages
             if excess > 0:
                 self.state.db.execute(
                     "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", [excess]
                 )
+                self._count -= excess
                 self.dropped += excess
                 log.warning("outbox full (%d messages): dropped the %d oldest", self.max_messages, excess)
         timed = None
@@ -193,37 +245,43 @@ class Outbox:
                 self._timed[seq] = timed
                 while len(self._timed) > self.max_messages:  # rows the bound dropped
                     del self._timed[next(iter(self._timed))]
-        self._wrote(timed)
-        with self.changed:
-            self.changed.notify_all()
+        row = Row(seq, topic, payload)
+        taken = [listener(row, previous) for listener in self._listeners]
+        self._wrote(timed, seq)
+        if not any(taken):
+            with self.changed:
+                self.changed.notify_all()
         return seq
 
-    def pending(self, after: int, limit: int) -> list[Row]:
+    def pending(self, after: int, limit: int, upto: int | None = None) -> list[Row]:
+        """Rows after ``after`` in order, at most ``limit``, none past ``upto`` if given."""
         with self.state.lock:
             rows = self.state.db.execute(
-                "SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit]
+                "SELECT seq, topic, payload FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                [after, self._last_seq if upto is None else upto, limit],
             ).fetchall()
         return [Row(*row) for row in rows]
 
-    def ack(self, seqs: list[int]) -> None:
+    def ack(self, seqs: Collection[int], heard: Mapping[int, float] | None = None) -> None:
+        """Delete delivered rows; ``heard``: when each one's PUBACK came (monotonic), default now."""
+        seqs = list(seqs)
         with self.state.lock:
-            self.state.db.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+            deleted = self.state.db.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+            self._count -= deleted.rowcount
         acked = time.monotonic()
         with self._sync:
             for seq in seqs:
                 if (timed := self._timed.pop(seq, None)) is not None:
-                    metrics.ARRIVAL.labels("published").observe(timed[1] / 1000 + (acked - timed[0]))
+                    at = heard.get(seq, acked) if heard else acked
+                    metrics.ARRIVAL.labels("published").observe(timed[1] / 1000 + (at - timed[0]))
         self._wrote()
         with self.changed:
             self.changed.notify_all()
 
-    def _depth(self) -> int:
-        return self.state.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-
     @property
     def depth(self) -> int:
         with self.state.lock:
-            return self._depth()
+            return self._count
 
     def wait_empty(self, timeout: float) -> int:
         """Block until everything was delivered or ``timeout`` passed; return what is left."""

@@ -63,6 +63,7 @@ class FacePipeline:
                  visits: VisitRegistry, camera: str) -> None:
         self.engine = engine
         self.placement = placement
+        self.camera = camera
         self.visits = visits
         self.stats = PipelineStats()
         self.tracker = Tracker(camera, settings.tracking, new_id()[:8], engine.pack.track_min_similarity)
@@ -80,6 +81,7 @@ class FacePipeline:
         self.tracker.settings = settings.tracking
         self.tracker.pack_similarity = self.engine.pack.track_min_similarity
         self.gates = Gates(settings.gates, self.engine.pack)
+        self.zone = next((c.zone for c in settings.cameras if c.id == self.camera), None)
 
     def swap_engine(self, engine: FaceEngine) -> None:
         """Run ``engine`` (another model pack) from the next frame on; called from another thread.
@@ -144,13 +146,20 @@ class FacePipeline:
         return events
 
     def _detect(self, image: np.ndarray) -> list[Face]:
-        """The engine's faces, from a frame scaled down to ``detect_scale`` when that is below 1."""
+        """The engine's faces in the camera's door zone (the whole frame without one), from the
+        zone scaled down to ``detect_scale`` when that is below 1; boxes in frame coordinates."""
         scale = self.detect_scale
-        if scale >= 1.0:
-            return self.engine.detect(image)
-        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        return [Face((f.bbox[0] / scale, f.bbox[1] / scale, f.bbox[2] / scale, f.bbox[3] / scale), f.kps / scale, f.score)
-                for f in self.engine.detect(small)]
+        h, w = image.shape[:2]
+        left, top, right, bottom = self.zone or (0.0, 0.0, 1.0, 1.0)
+        x0, y0 = round(left * w), round(top * h)
+        view = image[y0 : max(y0 + 1, round(bottom * h)), x0 : max(x0 + 1, round(right * w))]
+        if scale < 1.0:
+            view = cv2.resize(view, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        faces = self.engine.detect(view, frame_px=max(1, round(max(h, w) * min(scale, 1.0))))
+        if scale >= 1.0 and x0 == y0 == 0:
+            return faces
+        return [Face((f.bbox[0] / scale + x0, f.bbox[1] / scale + y0, f.bbox[2] / scale + x0, f.bbox[3] / scale + y0),
+                     f.kps / scale + np.array([x0, y0], np.float32), f.score) for f in faces]
 
     @property
     def detect_scale(self) -> float:

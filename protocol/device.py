@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from protocol.messages import EventId, Id, Message, ShortText
 
@@ -28,6 +28,22 @@ class CameraSpec(_Settings):
     source: Annotated[str, Field(min_length=1, max_length=1000)]
     fps: float | None = Field(default=None, gt=0, le=120, description="frame-rate cap; None: as fast as frames come")
     enabled: bool = True
+    # Added with issue 19 (optional).
+    zone: tuple[float, float, float, float] | None = Field(
+        default=None,
+        description="the door zone: (left, top, right, bottom) as fractions of the frame; faces are looked for "
+                    "only there (detection costs in proportion to the area), at the scale the whole frame gets; "
+                    "None: the whole frame",
+    )
+
+    @field_validator("zone")
+    @classmethod
+    def _zone_inside_the_frame(cls, zone: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if zone is not None:
+            left, top, right, bottom = zone
+            if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
+                raise ValueError("zone must be (left, top, right, bottom) with 0 <= left < right <= 1 and 0 <= top < bottom <= 1")
+        return zone
 
 
 class QualityGates(_Settings):

@@ -50,48 +50,58 @@ def _store(brand: str, store: str) -> str:
     return f"{ROOT}/{check_id('brand', brand)}/{check_id('store', store)}"
 
 
+def _device(brand: str, store: str, device: str) -> str:
+    """The level of one edge box (or other device) under its store; its topics hang below."""
+    return f"{_store(brand, store)}/{check_id('device', device)}"
+
+
+def _screen(brand: str, store: str, screen: str) -> str:
+    """The level of one guide screen (or ``ALL_SCREENS``) under its store's ``guide``."""
+    return f"{_store(brand, store)}/guide/{check_id('screen', screen)}"
+
+
 def device_state(brand: str, store: str, device: str) -> str:
-    return f"{_store(brand, store)}/{check_id('device', device)}/state"
+    return f"{_device(brand, store, device)}/state"
 
 
 def arrival(brand: str, store: str, device: str) -> str:
-    return f"{_store(brand, store)}/{check_id('device', device)}/evt/arrival"
+    return f"{_device(brand, store, device)}/evt/arrival"
 
 
 def presence(brand: str, store: str, device: str) -> str:
-    return f"{_store(brand, store)}/{check_id('device', device)}/evt/presence"
+    return f"{_device(brand, store, device)}/evt/presence"
 
 
 def footfall(brand: str, store: str, device: str) -> str:
-    return f"{_store(brand, store)}/{check_id('device', device)}/evt/footfall"
+    return f"{_device(brand, store, device)}/evt/footfall"
 
 
 def till_order(brand: str, store: str, device: str) -> str:
     """A store till's order (``protocol.till.TillOrder``), QoS 1."""
-    return f"{_store(brand, store)}/{check_id('device', device)}/evt/order"
+    return f"{_device(brand, store, device)}/evt/order"
 
 
 def face_enrolment(brand: str, store: str, device: str) -> str:
     """A guide screen's consented live crop for enrolment (``protocol.device.FaceEnrolment``)."""
-    return f"{_store(brand, store)}/{check_id('device', device)}/evt/face"
+    return f"{_device(brand, store, device)}/evt/face"
 
 
 def telemetry(brand: str, store: str, device: str) -> str:
-    return f"{_store(brand, store)}/{check_id('device', device)}/telemetry"
+    return f"{_device(brand, store, device)}/telemetry"
 
 
 def config_desired(brand: str, store: str, device: str) -> str:
     """Retained: what the cloud wants the device's configuration to be."""
-    return f"{_store(brand, store)}/{check_id('device', device)}/cfg/desired"
+    return f"{_device(brand, store, device)}/cfg/desired"
 
 
 def config_reported(brand: str, store: str, device: str) -> str:
     """Retained: the configuration the device actually runs."""
-    return f"{_store(brand, store)}/{check_id('device', device)}/cfg/reported"
+    return f"{_device(brand, store, device)}/cfg/reported"
 
 
 def device_command(brand: str, store: str, device: str, name: str) -> str:
-    return f"{_store(brand, store)}/{check_id('device', device)}/cmd/{check_id('command', name)}"
+    return f"{_device(brand, store, device)}/cmd/{check_id('command', name)}"
 
 
 def device_command_ack(brand: str, store: str, device: str, name: str) -> str:
@@ -114,7 +124,7 @@ def local_crops_of_store(brand: str, store: str) -> str:
 
 
 def guide_card(brand: str, store: str, screen: str = ALL_SCREENS) -> str:
-    return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/card"
+    return f"{_screen(brand, store, screen)}/card"
 
 
 def guide_cards_of_store(brand: str, store: str) -> str:
@@ -124,7 +134,7 @@ def guide_cards_of_store(brand: str, store: str) -> str:
 
 def guide_task(brand: str, store: str, screen: str = ALL_SCREENS) -> str:
     """A campaign's or journey's task for the store's guides (cloud -> guide screens)."""
-    return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/task"
+    return f"{_screen(brand, store, screen)}/task"
 
 
 def guide_tasks_of_store(brand: str, store: str) -> str:
@@ -133,7 +143,7 @@ def guide_tasks_of_store(brand: str, store: str) -> str:
 
 
 def guide_feedback(brand: str, store: str, screen: str) -> str:
-    return f"{_store(brand, store)}/guide/{check_id('screen', screen)}/feedback"
+    return f"{_screen(brand, store, screen)}/feedback"
 
 
 def health_alert(brand: str, store: str) -> str:

@@ -18,21 +18,21 @@ class PreviewItem(BaseModel):
     reason: str = Field(description="the one line the assistant can say")
 
 
-class RecommendationsPreview(BaseModel):
+class MemberPreview(BaseModel):
+    """What the card of ``member_id`` arriving at ``store`` would show, in ``lang``."""
+
     model_config = ConfigDict(extra="forbid")
 
     member_id: str
     store: str
     lang: Lang
+
+
+class RecommendationsPreview(MemberPreview):
     items: list[PreviewItem]
 
 
-class ScriptPreview(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    member_id: str
-    store: str
-    lang: Lang
+class ScriptPreview(MemberPreview):
     text: str
     template_id: str = Field(description="the template used: HQ's id, or builtin-<situation>-<lang>")
     variant: str = Field(description="A or B when HQ runs an A/B test on this situation")

@@ -8,57 +8,42 @@ portals do). The member types their phone number, receives a one-time code by SM
 in China needs a verified phone anyway), ticks the consent and enters the code: only then is
 ``network_device_key(mac, brand secret, store)`` bound to them, as a soft identifier of kind
 ``mac`` (``cloud.arrivals.wifi``), and the edge box's access-point feed keys associated clients
-the same way (``edge.wifi.keys``). The MAC is keyed the moment it arrives and never stored; the
-login row keeps the key, the code's hash, and when and where consent was given.
+the same way (``edge.wifi.keys``). The MAC is keyed the moment it arrives and never stored.
+
+The code is the one-time code every proof of a phone uses (``cloud.cdp.verification``, kind
+``guest_wifi``: each guess spends its try before it is compared, the code is used once, within its
+TTL), with the portal's own send limit. Its verification row keeps the key (``value``), the code's
+hash, and when (``decided``) and where (``store``) the member consented: the code is only checked
+with consent ticked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from dataclasses import dataclass
-from datetime import timedelta
 from http import HTTPStatus
 from typing import ClassVar
 
 from cloud.arrivals import wifi
+from cloud.cdp import verification
 from cloud.cdp.imports.cleaning import phone as clean_phone
 from cloud.cdp.oneid import PERSON_OF
-from cloud.channels.sms import SmsFailed, SmsSender
-from cloud.clock import iso, utcnow
+from cloud.channels.sms import SmsSender
 from cloud.db import Database
 from cloud.errors import CodedError
-from protocol.messages import new_id
 from protocol.wifi import MacError, network_device_key
 
-TTL = timedelta(minutes=10)
-MAX_ATTEMPTS = 5
-#: Codes one phone number may be sent per hour through the portal (each is an SMS and a guess).
-MAX_SENDS_PER_HOUR = 5
-OTP_TEMPLATE_PARAM = "code"
+#: The verification kind of a guest Wi-Fi login (``cloud.cdp.verification``).
+KIND = "guest_wifi"
+#: Codes one member may be sent per hour through the portal (each is an SMS and a guess).
+SENDS = verification.SendLimit(5, hours=1, then="; try later")
+ACTOR = "guest Wi-Fi portal"  # the member on their own phone: no key, no staff
 
 
 class GuestWifiError(CodedError):
-    """A guest Wi-Fi login that cannot go on; the code says why (the page shows it in Chinese)."""
+    """A guest Wi-Fi login that cannot go on; the code says why (the page shows it in Chinese). The
+    code's own refusals (wrong, closed, unknown, too many, no SMS) are ``cloud.cdp.verification``'s."""
 
-    status = HTTPStatus.CONFLICT
-    statuses: ClassVar[dict[str, int]] = {
-        "invalid_mac": HTTPStatus.UNPROCESSABLE_ENTITY, "not_a_member": HTTPStatus.NOT_FOUND,
-        "unknown_login": HTTPStatus.NOT_FOUND, "wrong_code": HTTPStatus.UNPROCESSABLE_ENTITY,
-        "no_consent": HTTPStatus.UNPROCESSABLE_ENTITY, "too_many_codes": HTTPStatus.TOO_MANY_REQUESTS,
-        "sms_not_configured": HTTPStatus.SERVICE_UNAVAILABLE, "login_closed": HTTPStatus.CONFLICT,
-    }
-
-
-@dataclass(frozen=True)
-class Pending:
-    id: str
-    expires: str
-
-
-def _hash(login_id: str, code: str) -> str:
-    return hashlib.sha256(f"{login_id}:{code}".encode()).hexdigest()
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    statuses: ClassVar[dict[str, int]] = {"not_a_member": HTTPStatus.NOT_FOUND}
 
 
 def person_for_phone(db: Database, phone: str) -> str | None:
@@ -70,8 +55,8 @@ def person_for_phone(db: Database, phone: str) -> str | None:
                      f"'phone' AND i.value IN ({marks}) AND i.blocked IS NULL ORDER BY m.created LIMIT 1", spellings)
 
 
-def start(db: Database, *, brand: str, store: str, mac: str, phone: str, secret: bytes, sms: SmsSender | None,
-          template: str) -> Pending:
+def start(db: Database, *, store: str, mac: str, phone: str, secret: bytes, sms: SmsSender | None,
+          template: str) -> verification.Pending:
     """Key the address for this store's network, find the member by phone and text them a code."""
     try:
         key = network_device_key(mac, secret, store)
@@ -81,45 +66,21 @@ def start(db: Database, *, brand: str, store: str, mac: str, phone: str, secret:
     if person is None:
         raise GuestWifiError("not_a_member", "no member has this phone number; the Wi-Fi works without it")
     if sms is None:
-        raise GuestWifiError("sms_not_configured", "no SMS gateway configured: codes cannot be sent")
-    now = utcnow()
-    recent = db.scalar("SELECT COUNT(*) FROM guest_wifi_logins WHERE member_id = ? AND created >= ?",
-                       (person, iso(now - timedelta(hours=1))))
-    if recent >= MAX_SENDS_PER_HOUR:
-        raise GuestWifiError("too_many_codes", f"{MAX_SENDS_PER_HOUR} codes this hour already; try later")
-    login_id, code = new_id(), f"{secrets.randbelow(10**6):06d}"
-    db.execute("INSERT INTO guest_wifi_logins (id, brand, store, member_id, device_key, code_hash, attempts, status, "
-               "created, expires) VALUES (?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?)",
-               (login_id, brand, store, person, key, _hash(login_id, code), iso(now), iso(now + TTL)))
-    try:
-        sms.send(clean_phone(phone) or phone, template, {OTP_TEMPLATE_PARAM: code}, out_id=login_id)
-    except SmsFailed as exc:
-        db.execute("UPDATE guest_wifi_logins SET status = 'unsent' WHERE id = ?", (login_id,))
-        raise GuestWifiError("sms_not_configured", f"the code could not be sent: {exc}") from None
-    return Pending(login_id, iso(now + TTL))
+        raise verification.NoSms("no SMS gateway configured: codes cannot be sent")
+    pending = verification.send_code(db, person, kind=KIND, value=key, phone=clean_phone(phone) or phone, sms=sms,
+                                     template=template, actor=ACTOR, store=store, limit=SENDS)
+    if not pending.sent:
+        raise verification.NoSms("the code could not be sent; ask for a new one")
+    return pending
 
 
 def confirm(db: Database, store: str, login_id: str, code: str, *, consent: bool) -> wifi.Registered:
     """The code and the member's consent: the phone's address on this store's network is theirs now."""
     if not consent:
         raise GuestWifiError("no_consent", "without consent the phone is not registered (the Wi-Fi still works)")
-    row = db.one("SELECT * FROM guest_wifi_logins WHERE id = ? AND store = ?", (login_id, store))
-    if row is None:
-        raise GuestWifiError("unknown_login", f"no login {login_id} at this store")
-    now = utcnow()
-    if row["status"] != "pending" or row["expires"] < iso(now):
-        raise GuestWifiError("login_closed", "this code is no longer valid; ask for a new one")
-    # each guess spends its try before it is compared: parallel guesses get MAX_ATTEMPTS between them
-    attempts = db.scalar("UPDATE guest_wifi_logins SET attempts = attempts + 1 WHERE id = ? AND status = 'pending' "
-                         "AND attempts < ? RETURNING attempts", (login_id, MAX_ATTEMPTS))
-    if attempts is None:
-        raise GuestWifiError("login_closed", "this code is no longer valid; ask for a new one")
-    if not hmac.compare_digest(_hash(login_id, code.strip()), row["code_hash"]):
-        if attempts >= MAX_ATTEMPTS:
-            db.execute("UPDATE guest_wifi_logins SET status = 'failed' WHERE id = ? AND status = 'pending'", (login_id,))
-        raise GuestWifiError("wrong_code", f"wrong code; {MAX_ATTEMPTS - attempts} tries left")
-    # the login is used once: the first right answer binds, a second one in parallel finds it closed
-    if not db.execute("UPDATE guest_wifi_logins SET status = 'bound', consent_ts = ? WHERE id = ? AND status = 'pending'",
-                      (iso(now), login_id)):
-        raise GuestWifiError("login_closed", "this code was just used")
-    return wifi.bind_key(db, row["member_id"], row["device_key"])
+    member_id = db.scalar("SELECT member_id FROM verifications WHERE id = ? AND kind = ? AND store = ?",
+                          (login_id, KIND, store))
+    if member_id is None:
+        raise verification.UnknownVerification(f"no login {login_id} at this store")
+    row = verification.check_code(db, member_id, login_id, code, kinds=(KIND,))
+    return wifi.bind_key(db, member_id, row["value"])

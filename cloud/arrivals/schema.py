@@ -10,8 +10,10 @@ reason) and lets a 成交 tap carry the till's receipt number (``feedback.receip
 Version 40 keeps the Wi-Fi fusion on the visit (``cloud.arrivals.fusion``): the candidate's phone state
 when the face was decided (``phone``: present, absent, or NULL without a registered phone; what the
 likelihood ratio is estimated from, with the visit's labels), the fused posterior and its reasons.
-Version 50 holds the guest Wi-Fi logins (``cloud.arrivals.guest_wifi``): the per-network address's key
-(never the MAC), the one-time code's hash, and when consent was given.
+Version 50 held the guest Wi-Fi logins (``cloud.arrivals.guest_wifi``): the per-network address's key
+(never the MAC), the one-time code's hash, and when consent was given. Version 77 moves them into the
+one-time codes every proof of a phone uses (``verifications``, kind ``guest_wifi``: the key is the
+value, a bound login is verified when consent was given) and drops the table.
 """
 
 from __future__ import annotations
@@ -100,5 +102,14 @@ SCHEMA = Schema("arrivals", (
         code_hash TEXT NOT NULL, attempts BIGINT NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL,
         expires TEXT NOT NULL, consent_ts TEXT)""",
         "CREATE INDEX guest_wifi_logins_member ON guest_wifi_logins (member_id, created)",
+    )),
+    Migration(77, "guest Wi-Fi logins are one-time codes of cloud.cdp.verification (kind guest_wifi)", (
+        """INSERT INTO verifications (id, member_id, kind, value, code_hash, status, attempts, sent, created, expires,
+        store, actor, decided)
+        SELECT id, member_id, 'guest_wifi', device_key, code_hash,
+               CASE status WHEN 'bound' THEN 'verified' WHEN 'unsent' THEN 'pending' ELSE status END, attempts,
+               CASE status WHEN 'unsent' THEN 0 ELSE 1 END, created, expires, store, 'guest Wi-Fi portal', consent_ts
+        FROM guest_wifi_logins""",
+        "DROP TABLE guest_wifi_logins",
     )),
 ))

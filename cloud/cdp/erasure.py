@@ -98,7 +98,6 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
             tx.execute(f"DELETE FROM person_tags WHERE member_id IN ({marks})", chunk)
             tx.execute(f"UPDATE visits SET member_id = NULL WHERE member_id IN ({marks})", chunk)
             tx.execute(f"UPDATE presence_events SET member_id = NULL WHERE member_id IN ({marks})", chunk)
-            tx.execute(f"DELETE FROM guest_wifi_logins WHERE member_id IN ({marks})", chunk)  # key, code, consent
             tx.execute(f"UPDATE feedback SET member_id = NULL WHERE member_id IN ({marks})", chunk)
             tx.execute(f"DELETE FROM member_doubts WHERE member_id IN ({marks})", chunk)
             tx.execute(f"UPDATE visits SET corrected_member_id = NULL WHERE corrected_member_id IN ({marks})", chunk)

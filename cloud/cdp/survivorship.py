@@ -195,10 +195,12 @@ def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, 
                     f"FROM members WHERE id IN ({marks}) OR merged_into IN ({marks}) ORDER BY created, id",
                     (*persons, *persons))
     phones: dict[str, list[str]] = {}
+    # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
+    # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
     for member_id, value in tx.rows(
-        f"SELECT i.member_id, i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
-        f"WHERE (m.id IN ({marks}) OR m.merged_into IN ({marks})) AND i.kind = 'phone' AND i.blocked IS NULL "
-        f"ORDER BY i.id", (*persons, *persons)):
+        f"SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
+        f"SELECT id FROM members WHERE id IN ({marks}) OR merged_into IN ({marks})) AND i.kind = 'phone' "
+        f"AND i.blocked IS NULL ORDER BY i.id", (*persons, *persons)):
         phones.setdefault(member_id, []).append(value)
     return rows, phones
 

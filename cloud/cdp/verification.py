@@ -14,6 +14,11 @@ Either way a correct code proves the phone, so a consenting record's consent bec
 logged (``verified_sign_up`` / ``proven_by_code``) with when, where and who. ``start`` holds a
 code (only its hash is stored, bound to the verification's id) and sends it through the SMS
 sender; ``confirm`` checks it (at most ``MAX_ATTEMPTS`` tries, within ``TTL``).
+
+Other features prove a phone the same way with their own kinds, through ``send_code`` and
+``check_code``: ``bind:<kind>`` (``cdp.binding``, a channel's identifier joins the person) and
+``guest_wifi`` (``arrivals.guest_wifi``, the phone's address on a store's network), each with its
+own ``SendLimit``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,24 @@ MAX_ATTEMPTS = 5
 #: Codes sent for one sign-up at most (each resend is one more chance to guess, and one more SMS).
 MAX_SENDS = 3
 OTP_TEMPLATE_PARAM = "code"
+
+
+@dataclass(frozen=True)
+class SendLimit:
+    """How many codes one record may be sent for one kind: each is one more SMS and one more chance
+    to guess. ``most`` codes within the last ``hours`` (None: ever); ``then`` ends the refusal with
+    what is left to the person."""
+
+    most: int
+    hours: int | None = None
+    then: str = ""
+
+
+#: A sign-up's or a binding's: ``MAX_SENDS`` codes for the record, ever.
+PER_RECORD = SendLimit(MAX_SENDS)
+#: A sign-up's, by what it waits to prove (``waiting``).
+SIGN_UP_LIMITS = {"phone": SendLimit(MAX_SENDS, then="; HQ can merge it"),
+                  "consent": SendLimit(MAX_SENDS, then="; its consent stays unproven")}
 
 
 class UnknownVerification(NotFound):
@@ -96,18 +119,22 @@ def start(db: Database, member_id: str, *, sms: SmsSender | None, template: str,
         raise VerificationClosed(f"member {member_id} has nothing left to verify")
     kind, phone = proof
     return send_code(db, member_id, kind=kind, value=phone, phone=phone, sms=sms, template=template, actor=actor,
-                     store=store)
+                     store=store, limit=SIGN_UP_LIMITS[kind])
 
 
 def send_code(db: Database, member_id: str, *, kind: str, value: str, phone: str, sms: SmsSender | None,
-              template: str, actor: str, store: str | None) -> Pending:
+              template: str, actor: str, store: str | None, limit: SendLimit = PER_RECORD) -> Pending:
     """Hold a fresh code proving ``kind``/``value`` for ``member_id`` (a sign-up's phone or consent,
-    or an identifier to bind: ``cdp.binding``) and text it to ``phone``; the previous pending one stops."""
-    sends = db.scalar("SELECT COUNT(*) FROM verifications WHERE member_id = ? AND kind = ?", (member_id, kind))
-    if sends >= MAX_SENDS:
-        left = {"phone": "; HQ can merge it", "consent": "; its consent stays unproven"}.get(kind, "")
-        raise TooManySends(f"{MAX_SENDS} codes were sent for this record already{left}")
-    verification_id, code, now = new_id(), f"{secrets.randbelow(10**6):06d}", utcnow()
+    an identifier to bind: ``cdp.binding``, a guest Wi-Fi address: ``arrivals.guest_wifi``) and text it
+    to ``phone``, within the kind's ``limit``; the previous pending one of the kind stops."""
+    now = utcnow()
+    since = "" if limit.hours is None else iso(now - timedelta(hours=limit.hours))
+    sends = db.scalar("SELECT COUNT(*) FROM verifications WHERE member_id = ? AND kind = ? AND created >= ?",
+                      (member_id, kind, since))
+    if sends >= limit.most:
+        within = "" if limit.hours is None else f" in the last {limit.hours} h"
+        raise TooManySends(f"{limit.most} codes were sent for this record{within} already{limit.then}")
+    verification_id, code = new_id(), f"{secrets.randbelow(10**6):06d}"
     expires = iso(now + TTL)
     with db.transaction() as tx:
         tx.execute("UPDATE verifications SET status = 'replaced', decided = ? WHERE member_id = ? AND kind = ? "

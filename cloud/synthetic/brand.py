@@ -1,31 +1,38 @@
-"""A synthetic brand for demos and benchmarks: stores, members, channel accounts, orders, visits.
+"""A synthetic brand for demos, tests and benchmarks, landed through the brand's own entry points.
 
 Shaped like the brand material describes, not uniform noise: every person has a CRM member card;
 some also buy on Tmall, in the WeChat mini program or on JD under accounts that share their
 phone (sometimes masked, as Tmall exports it; a few with the placeholder ``00000000000``), so
 OneID has real work to do. Orders follow each person's own repurchase cycle through a year with
 seasonal peaks (Chinese New Year, 618, Double 11); a person's categories are skewed towards a
-favourite. Everything is drawn with numpy from one seed and written with bulk copies, in chunks,
-so a million persons and ten million order lines fit in memory and in minutes.
+favourite. Everything is drawn with numpy from one seed (``draw_chunk``).
 
-The generator writes records and identifiers, then OneID links them into persons as they land (the
-benchmark asks for the records alone, ``resolve=False``, and times the rebuild itself).
+``generate`` hands the brand over as a brand would (``cloud.synthetic.exports``): the stores,
+catalogue and staff files, the CRM member list, and each channel's orders in its real export
+layout, imported by the same functions ``instore cloud import`` and ``POST /v1/imports`` call, so
+OneID, profiles and tags are resolved as the rows land; face consent is given through the
+function behind the consent API; the shop floor's till orders go through the order stream
+(``cloud.synthetic.floor``). So the demo and the tests exercise what a brand uses. The benchmarks
+at a million persons load the same drawing with bulk copies instead (``cloud.synthetic.bulk``).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import Progress
 
-from cloud.cdp import oneid, purchases, survivorship
+from cloud.cdp import members as cdp_members
 from cloud.clock import zone
 from cloud.db import Database
-from cloud.synthetic.floor import TZ, generate_floor
+from cloud.synthetic import exports, landing
+from cloud.synthetic.drawn import Chunk, card
+from cloud.synthetic.floor import TZ, draw_store_profiles, generate_floor
 
 BRAND = "lumiere"
 CATEGORIES = ("护肤", "彩妆", "香水", "面膜", "防晒", "洁面", "精华", "身体护理", "男士护理", "美发",
@@ -33,6 +40,8 @@ CATEGORIES = ("护肤", "彩妆", "香水", "面膜", "防晒", "洁面", "精�
 CITIES = ("上海", "北京", "广州", "深圳", "杭州", "成都", "南京", "武汉", "西安", "重庆")
 SKUS_PER_CATEGORY = 100
 CHUNK = 50_000
+SOURCES = ("members", "tmall", "wechat", "jd")
+CHANNEL_OF = {"members": "pos", "tmall": "tmall", "wechat": "wechat", "jd": "jd"}
 _PEAKS = ((20, 10.0), (168, 6.0), (314, 12.0))  # day of year, width: CNY, 618, Double 11
 
 
@@ -44,119 +53,39 @@ def _season(days: int) -> np.ndarray:
     return weight / weight.sum()
 
 
-def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end: datetime | None = None,
-             progress: bool = False, floor_days: int = 0, brand: str = BRAND,
-             store_ids: Sequence[str] = (), resolve: bool = True, arrivals_per_day: float = 60.0
-             ) -> dict[str, int | float]:
-    """The brand; with ``floor_days``, also that many days of shop floor up to ``end`` (store
-    attributes, assistants, targets, arrivals, guide-screen feedback, footfall, stock:
-    ``cloud.synthetic.floor``) for the store health dashboards. ``store_ids`` name the first
-    stores (the others are ``st-NNNN``), so a demo's own store can be one of them. The records are
-    resolved into persons as they land (``resolve``; the benchmark turns it off to time OneID);
-    ``arrivals_per_day`` is an average store's door count on a weekday (60: a quiet store)."""
-    started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    end = (end or datetime.now(UTC)).replace(microsecond=0)
-    start = end - timedelta(days=365)
-    t0 = int(start.timestamp())
-    counts: dict[str, int | float] = {"persons": persons, "stores": stores, "records": 0, "identifiers": 0, "orders": 0, "lines": 0,
-              "visits": 0}
-    store_ids = [*store_ids[:stores], *(f"st-{i:04d}" for i in range(len(store_ids), stores))]
-    sku_price = np.exp(rng.normal(np.log(180), 0.7, size=len(CATEGORIES) * SKUS_PER_CATEGORY)).round(0) + 9
-    season = _season(365)
-    bar = Progress(console=Console(stderr=True), transient=True, disable=not progress)
-    with bar:
-        task = bar.add_task(f"generating {persons} persons", total=persons)
-        with db.transaction() as tx:
-            tx.copy("stores", ("id", "brand", "name", "city", "created"),
-                    [(s, brand, f"{CITIES[i % len(CITIES)]}{i:04d}店", CITIES[i % len(CITIES)], start.isoformat())
-                     for i, s in enumerate(store_ids)])
-        for first in range(0, persons, CHUNK):
-            n = min(CHUNK, persons - first)
-            with db.transaction() as tx:
-                _chunk(tx, rng, first, n, store_ids, sku_price, season, t0, start, end, counts, brand)
-            bar.update(task, advance=n)
-    if resolve:
-        resolution = oneid.rebuild(db, actor="generate")
-        counts.update(linked=resolution.links, link_conflicts=resolution.rejected)
-        with db.transaction() as tx:
-            survivorship.store(tx)  # the surviving attributes segments read, for every person
-    if floor_days:
-        floor = generate_floor(db, days=floor_days, end_day=end.astimezone(zone(TZ)).date(), seed=seed, until=end,
-                               arrivals_per_day=arrivals_per_day)
-        counts.update({k: v for k, v in floor.items() if k != "seconds"})
-    counts["seconds"] = round(time.perf_counter() - started, 1)
-    return counts
+def draw_prices(rng: np.random.Generator) -> np.ndarray:
+    return np.exp(rng.normal(np.log(180), 0.7, size=len(CATEGORIES) * SKUS_PER_CATEGORY)).round(0) + 9
 
 
-def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str], sku_price: np.ndarray,
-           season: np.ndarray, t0: int, start: datetime, end: datetime, counts: dict, brand: str) -> None:
+def name_stores(stores: int, named: Sequence[str]) -> list[str]:
+    return [*named[:stores], *(f"st-{i:04d}" for i in range(len(named), stores))]
+
+
+def draw_chunk(rng: np.random.Generator, first: int, n: int, stores: int, sku_price: np.ndarray,
+               season: np.ndarray, t0: int, end: datetime) -> Chunk:
     idx = np.arange(first, first + n)
     phones = (13_000_000_000 + idx * 7919 % 8_999_999_999 + 13).astype(np.int64)
-    home = rng.integers(0, len(store_ids), n)
+    home = rng.integers(0, stores, n)
     joined = t0 - rng.integers(0, 3 * 365, n) * 86400
     gender = rng.choice(np.array(["female", "male"]), n, p=[0.8, 0.2])
     consent = rng.random(n) < 0.2
-    has = {"tmall": rng.random(n) < 0.4, "wechat": rng.random(n) < 0.3, "jd": rng.random(n) < 0.1}
+    has = {"members": np.ones(n, bool), "tmall": rng.random(n) < 0.4, "wechat": rng.random(n) < 0.3,
+           "jd": rng.random(n) < 0.1}
     masked = rng.random(n) < 0.3
     placeholder = rng.random(n) < 0.001
-    created_iso: dict[int, str] = {}
-    member_rows, ident_rows = [], []
-    record_of: dict[str, np.ndarray] = {}
-    for source in ("members", "tmall", "wechat", "jd"):
-        chosen = np.ones(n, bool) if source == "members" else has[source]
-        ids = np.array([f"{source[0]}{i:011d}" for i in idx], dtype=object)
-        record_of[source] = np.where(chosen, ids, np.array(None, dtype=object))
-        for j in np.flatnonzero(chosen):
-            i, phone = int(idx[j]), str(phones[j])
-            signed_up = int(joined[j]) + (0 if source == "members" else int(rng.integers(1, 300)) * 86400)
-            created = created_iso.setdefault(signed_up, datetime.fromtimestamp(signed_up, UTC).isoformat())
-            if source == "members":
-                key, ids_ = f"member_card:MC{i:010d}", [("member_card", f"MC{i:010d}"), ("phone", phone)]
-            elif source == "tmall":
-                shown = "00000000000" if placeholder[j] else phone[:3] + "****" + phone[-4:] if masked[j] else phone
-                key, ids_ = f"tmall_buyer:tb{i:x}", [("tmall_buyer", f"tb{i:x}"), ("phone", shown)]
-            elif source == "wechat":
-                key, ids_ = f"unionid:u{i:x}", [("unionid", f"u{i:x}"), ("openid", f"o{i:x}"), ("phone", phone)]
-            else:
-                key, ids_ = f"jd_pin:jd{i:x}", [("jd_pin", f"jd{i:x}"), ("phone", phone)]
-            record = ids[j]
-            member_rows.append((record, source, key, f"会员{i}" if source == "members" else None,
-                                str(gender[j]) if source == "members" else None, "普通会员", "[]", "[]",
-                                int(consent[j]) if source == "members" else 0,
-                                store_ids[home[j]] if source == "members" else None, created))
-            for kind, value in ids_:
-                reason = None
-                if kind == "phone" and ("*" in value or value == "00000000000"):
-                    reason = "masked" if "*" in value else "placeholder"
-                ident_rows.append((record, kind, value, reason, created))
-    tx.copy("members", ("id", "source", "source_key", "name", "gender", "tier", "tags", "preferences",
-                        "face_consent", "home_store", "created"), member_rows)
-    tx.copy("identifiers", ("member_id", "kind", "value", "blocked", "created"), ident_rows)
-    counts["records"] += len(member_rows)
-    counts["identifiers"] += len(ident_rows)
+    signed_up = {s: joined + (0 if s == "members" else rng.integers(1, 300, n) * 86400) for s in SOURCES}
 
-    # orders: each person's own cycle and favourite category
+    # orders: each person's own cycle and favourite category, in a channel they hold (else the store)
     per_person = rng.poisson(4.0, n)
     total = int(per_person.sum())
     owner = np.repeat(np.arange(n), per_person)
     day = rng.choice(365, size=total, p=season)
-    second = rng.integers(9 * 3600, 22 * 3600, total)
+    second = rng.integers(9 * 3600, 22 * 3600, total)  # local shop hours; t0 is a local midnight
     ts = t0 + day.astype(np.int64) * 86400 + second
-    channel_pick = rng.choice(4, size=total, p=[0.55, 0.2, 0.15, 0.1])
-    channel_names = np.array(["pos", "tmall", "wechat", "jd"], dtype=object)
-    sources = ("members", "tmall", "wechat", "jd")
-    member_id = np.empty(total, dtype=object)
-    channel = np.empty(total, dtype=object)
-    for c, source in enumerate(sources):
-        rec = record_of[source][owner]
-        use = (channel_pick == c) & (rec != None)  # noqa: E711 - numpy object comparison
-        member_id[use] = rec[use]
-        channel[use] = channel_names[c]
-    fallback = member_id == None  # noqa: E711
-    member_id[fallback] = record_of["members"][owner[fallback]]
-    channel[fallback] = "pos"
-    store = np.where(channel == "pos", np.array(store_ids, dtype=object)[home[owner]], np.array(None, dtype=object))
+    ts = np.where(ts >= int(end.timestamp()), ts - 86400, ts)  # the last day's evening has not happened yet
+    pick = rng.choice(4, size=total, p=[0.55, 0.2, 0.15, 0.1])
+    held = np.stack([has[s][owner] for s in SOURCES])[pick, np.arange(total)]
+    channel = np.where(held, np.array([CHANNEL_OF[s] for s in SOURCES], dtype=object)[pick], "pos").astype(object)
     favourite = rng.integers(0, len(CATEGORIES), n)
     n_lines = 1 + rng.poisson(1.5, total)
     line_order = np.repeat(np.arange(total), n_lines)
@@ -165,34 +94,112 @@ def _chunk(tx, rng: np.random.Generator, first: int, n: int, store_ids: list[str
     category = np.where(fav_line, favourite[owner[line_order]], rng.integers(0, len(CATEGORIES), n_total_lines))
     sku = category * SKUS_PER_CATEGORY + rng.integers(0, SKUS_PER_CATEGORY, n_total_lines)
     qty = 1 + (rng.random(n_total_lines) < 0.15).astype(np.int64)
-    amount = sku_price[sku] * qty
-    paid = np.bincount(line_order, weights=amount, minlength=total).round(2)
-    order_ids = np.array([f"{channel[k]}:g{first}-{k}" for k in range(total)], dtype=object)
-    tx.copy("orders", ("id", "channel", "order_no", "store", "member_id", "ts", "paid", "status"),
-            zip(order_ids.tolist(), channel.tolist(), (o.split(":", 1)[1] for o in order_ids), store.tolist(),
-                member_id.tolist(), ts.tolist(), paid.tolist(), ["paid"] * total))
-    cat_names = np.array(CATEGORIES, dtype=object)
-    sku_names = np.array([f"SKU{s:05d}" for s in range(len(sku_price))], dtype=object)
-    purchases.add_lines(tx, zip(order_ids[line_order].tolist(), member_id[line_order].tolist(), channel[line_order].tolist(),
-                store[line_order].tolist(), ts[line_order].tolist(), sku_names[sku].tolist(),
-                cat_names[category].tolist(), qty.tolist(), sku_price[sku].tolist(), amount.round(2).tolist()))
-    counts["orders"] += total
-    counts["lines"] += n_total_lines
+    price = sku_price[sku]
+    paid = np.bincount(line_order, weights=price * qty, minlength=total).round(2)
 
     # visits of consenting members, recognised at their home store in the last 90 days
     visitors = np.flatnonzero(consent)
-    per_visitor = rng.poisson(2.0, len(visitors))
-    who = np.repeat(visitors, per_visitor)
+    who = np.repeat(visitors, rng.poisson(2.0, len(visitors)))
     when = int(end.timestamp()) - rng.integers(0, 90 * 86400, len(who))
+    return Chunk(first, idx, phones, home, gender, consent, has, signed_up, masked, placeholder, owner, channel, ts,
+                 paid, line_order, sku, category, qty, price, who, when)
+
+
+def first_midnight(end: datetime) -> int:
+    """The year's first local midnight (Unix seconds): the 365 local days up to ``end``'s."""
+    day = end.astimezone(zone(TZ)).date() - timedelta(days=364)
+    return int(datetime.combine(day, datetime.min.time(), tzinfo=zone(TZ)).timestamp())
+
+
+def iso_us(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")
+
+
+def write_recognised_visits(tx, chunk: Chunk, brand: str, shops: list[str], person_of: dict[int, str]) -> int:
+    """The door camera's recognitions of consenting members (device events, as the ingest stores them)."""
     arrival_rows, visit_rows = [], []
-    for k, (person, t) in enumerate(zip(who.tolist(), when.tolist())):
-        event = f"gen{first}x{k}"
-        iso = datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")
-        shop = store_ids[home[person]]
-        arrival_rows.append((event, brand, shop, "edge-01", "door-1", iso, iso))
-        visit_rows.append((f"v{event}", brand, shop, record_of["members"][person], 0.8, iso, event, "edge-01", "door-1",
+    for k, (person, t) in enumerate(zip(chunk.visitor.tolist(), chunk.visit_ts.tolist())):
+        event, stamp, shop = f"gen{chunk.first}x{k}", iso_us(t), shops[chunk.home[person]]
+        arrival_rows.append((event, brand, shop, "edge-01", "door-1", stamp, stamp))
+        visit_rows.append((f"v{event}", brand, shop, person_of[person], 0.8, stamp, event, "edge-01", "door-1",
                            f"c{event}"))
     tx.copy("arrivals", ("event_id", "brand", "store", "device", "camera", "ts", "received"), arrival_rows)
     tx.copy("visits", ("id", "brand", "store", "member_id", "confidence", "ts", "arrival_event_id", "device", "camera",
                        "card_id"), visit_rows)
-    counts["visits"] += len(visit_rows)
+    return len(visit_rows)
+
+
+def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end: datetime | None = None,
+             progress: bool = False, floor_days: int = 0, brand: str = BRAND,
+             store_ids: Sequence[str] = (), arrivals_per_day: float = 60.0, out: Path | None = None
+             ) -> dict[str, object]:
+    """The brand as files in ``out`` (a temporary folder if None), imported through the importers;
+    with ``floor_days``, also that many days of shop floor up to ``end`` (``cloud.synthetic.floor``):
+    store attributes and staff in the stores and staff files, arrivals, feedback and footfall as the
+    ingest stores them, till orders through the order stream, stock and targets as files.
+    ``store_ids`` name the first stores (the others are ``st-NNNN``), so a demo's own store can be
+    one of them; ``arrivals_per_day`` is an average store's door count on a weekday."""
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="instore-brand-") as tmp:
+            made = generate(db, persons=persons, stores=stores, seed=seed, end=end, progress=progress,
+                            floor_days=floor_days, brand=brand, store_ids=store_ids,
+                            arrivals_per_day=arrivals_per_day, out=Path(tmp))
+        made.pop("files")  # gone with the temporary folder
+        return made
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    end = (end or datetime.now(UTC)).replace(microsecond=0)
+    t0 = first_midnight(end)
+    shops = name_stores(stores, store_ids)
+    sku_price = draw_prices(rng)
+    season = _season(365)
+    profiles = draw_store_profiles(seed, [(s, CITIES[i % len(CITIES)]) for i, s in enumerate(shops)],
+                                   arrivals_per_day) if floor_days else {}
+    files = exports.BrandFiles(out, brand=brand, cities=CITIES, categories=CATEGORIES)
+    files.stores(shops, profiles)
+    files.staff(profiles)
+    chunks: list[Chunk] = []
+    sold = np.zeros(len(sku_price), np.int64)
+    for first in range(0, persons, CHUNK):
+        chunk = draw_chunk(rng, first, min(CHUNK, persons - first), len(shops), sku_price, season, t0, end)
+        files.add(chunk, shops)
+        np.add.at(sold, chunk.sku, chunk.qty)
+        chunks.append(chunk)
+    files.products(sku_price, np.arange(len(sku_price)) // SKUS_PER_CATEGORY, sold)
+    files.close()
+
+    counts: dict[str, object] = {"persons": persons, "stores": stores, "files": str(out)}
+    counts["imported"] = landing.import_files(db, files.imports, progress=progress)
+    counts["visits"] = _consent_and_visits(db, chunks, brand, shops)
+    counts.update(db.query("SELECT (SELECT COUNT(*) FROM members) AS records, "
+                           "(SELECT COUNT(*) FROM identifiers) AS identifiers, "
+                           "(SELECT COUNT(*) FROM orders) AS orders, (SELECT COUNT(*) FROM order_lines) AS lines, "
+                           "(SELECT COUNT(*) FROM members WHERE merged_into IS NULL) AS persons_resolved")[0])
+    if floor_days:
+        floor = generate_floor(db, landing.EntryPoints(db, out), days=floor_days, profiles=profiles, seed=seed,
+                               end_day=end.astimezone(zone(TZ)).date(), until=end)
+        counts.update({k: v for k, v in floor.items() if k != "seconds"})
+    counts["seconds"] = round(time.perf_counter() - started, 1)
+    return counts
+
+
+def _consent_and_visits(db: Database, chunks: list[Chunk], brand: str, shops: list[str]) -> int:
+    """Face consent through the function behind the consent API, then the door's recognitions of
+    the consenting members, by person (as the ingest records a recognised face)."""
+    person_of_card = dict(db.rows("SELECT m.source_key, COALESCE(m.merged_into, m.id) FROM members m "
+                                  "WHERE m.source = 'members'"))
+    visits = 0
+    for chunk in chunks:
+        person_of: dict[int, str] = {}
+        for j in np.flatnonzero(chunk.consent).tolist():
+            person = person_of_card.get(f"member_card:{card(int(chunk.idx[j]))}")
+            if person is None:
+                continue
+            cdp_members.set_face_consent(db, person, True, store=shops[chunk.home[j]], actor="generate")
+            person_of[j] = person
+        seen = np.array([int(p) in person_of for p in chunk.visitor.tolist()], bool)
+        kept = replace(chunk, visitor=chunk.visitor[seen], visit_ts=chunk.visit_ts[seen])
+        with db.transaction() as tx:
+            visits += write_recognised_visits(tx, kept, brand, shops, person_of)
+    return visits

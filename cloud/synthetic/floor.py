@@ -16,11 +16,14 @@ Everything is drawn with numpy from one seed and written per store with bulk cop
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 import numpy as np
 
-from cloud.cdp import purchases
+from cloud.clock import zone
 from cloud.db import Database
 from cloud.db.database import Tx
 
@@ -37,75 +40,85 @@ GIVEN = ("静", "丽", "敏", "婷", "雪", "琳", "晶", "颖", "欣", "悦", "
 _HOURS = np.array([0] * 10 + [4, 6, 9, 8, 7, 7, 8, 9, 11, 12, 10, 9] + [0, 0], float)
 HOUR_SHARE = _HOURS / _HOURS.sum()
 ASSORTMENT = 20
+#: a sale is rung up at the till this long after the customer came in
+PAY_DELAY_S = 900
 
 
-def generate_floor(db: Database, *, days: int, end_day: date, seed: int = 7, arrivals_per_day: float = 60.0,
-                   stores: list[str] | None = None, until: datetime | None = None) -> dict[str, int | float]:
-    """Floor data for the ``days`` local days ending with ``end_day`` (inclusive); nothing at or
-    after ``until`` (a demo generated at noon has this morning's arrivals, not this evening's)."""
+def draw_store_profiles(seed: int, stores: Sequence[tuple[str, str]], arrivals_per_day: float
+                        ) -> dict[str, dict]:
+    """Each store's attributes (region, city tier, format), size, service quality and staff with
+    their skills, drawn before anything lands: the stores and staff files carry them."""
+    rng = np.random.default_rng(seed + 103)
+    profiles = {}
+    for index, (store, city) in enumerate(stores):
+        fmt = FORMATS[int(rng.choice(3, p=[0.6, 0.25, 0.15]))]
+        size = float(np.exp(rng.normal(0, 0.35))) * {"mall": 1.0, "street": 0.8, "outlet": 1.3}[fmt]
+        quality = float(np.clip(rng.normal(1.0, 0.15), 0.6, 1.4))
+        n_staff = int(rng.integers(4, 9))
+        staff = [f"{store}-a{k + 1}" for k in range(n_staff)]
+        names = [SURNAMES[(index * 7 + k) % len(SURNAMES)] + GIVEN[(index + k * 5) % len(GIVEN)] for k in range(n_staff)]
+        profiles[store] = {"index": index, "city": city, "region": REGION.get(city, "华东"), "tier": TIER.get(city, "tier2"),
+                           "format": fmt, "size": size, "quality": quality, "staff": staff, "names": names,
+                           "skill": np.clip(rng.normal(1.0, 0.2, n_staff), 0.5, 1.6), "arrivals": arrivals_per_day * size}
+    return profiles
+
+
+class FloorSink(Protocol):
+    """Where the floor's brand-held data goes: the till's orders, sign-ups, stock and targets."""
+
+    def orders(self, store: str, orders: list[dict]) -> None: ...
+    def new_members(self, rows: list[dict]) -> None: ...
+    def stock(self, rows: list[tuple]) -> None: ...
+    def targets(self, rows: list[tuple[str, str, float]]) -> None: ...
+    def finish(self) -> dict[str, object]: ...
+
+
+def generate_floor(db: Database, sink: FloorSink, *, days: int, profiles: dict[str, dict], end_day: date,
+                   seed: int = 7, until: datetime | None = None) -> dict[str, object]:
+    """Floor data for the ``days`` local days ending with ``end_day`` (inclusive) at the stores of
+    ``profiles``; nothing at or after ``until`` (a demo generated at noon has this morning's
+    arrivals, not this evening's). The door's arrivals, the guide screens' feedback and the Wi-Fi
+    footfall are written as the ingest stores them; the rest goes to ``sink``."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed + 101)
     first_day = end_day - timedelta(days=days - 1)
-    counts: dict[str, int | float] = {"floor_days": days, "arrivals": 0, "feedback": 0, "floor_orders": 0, "new_members": 0,
-              "stock_rows": 0, "footfall_rows": 0}
-    with db.transaction() as tx:
-        rows = tx.rows("SELECT id, city, brand FROM stores ORDER BY id")
-        if stores is not None:
-            rows = [r for r in rows if r[0] in stores]
-        catalogue = _products(tx, rng)
-        members = _members_by_store(tx)
-    for i, (store, city, brand) in enumerate(rows):
+    counts: dict[str, object] = {"floor_days": days, "arrivals": 0, "feedback": 0, "floor_orders": 0,
+                                 "new_members": 0, "stock_rows": 0, "footfall_rows": 0}
+    catalogue = _catalogue(db)
+    members = _members_by_store(db)
+    brands = dict(db.rows("SELECT id, brand FROM stores"))
+    for store, profile in profiles.items():
         with db.transaction() as tx:
-            profile = {**_store_profile(tx, rng, store, city, i, arrivals_per_day), "brand": brand}
-            _store_days(tx, rng, store, profile, first_day, days, catalogue, members.get(store, []), counts,
-                        int(until.timestamp()) if until else None)
+            sale = _store_days(tx, rng, store, {**profile, "brand": brands[store]}, first_day, days,
+                               members.get(store, []), counts, int(until.timestamp()) if until else None)
+        orders = _floor_orders(rng, store, sale, catalogue)
+        sink.orders(store, orders)
+        counts["floor_orders"] += len(orders)  # type: ignore[operator]
+        sink.new_members(_new_members(rng, store, sale, counts))
+        sink.stock(_stock(rng, store, profile, first_day, days, catalogue, counts))
+        sink.targets(_targets(db, rng, store, first_day, days))
+    counts.update(sink.finish())
     counts["seconds"] = round(time.perf_counter() - started, 1)
     return counts
 
 
-def _products(tx: Tx, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """The catalogue the orders use, written to ``products`` (with member deals) where missing."""
-    have = dict(tx.rows("SELECT sku, price FROM products"))
-    sold = tx.rows("SELECT sku, MAX(category), MAX(price), COUNT(*) FROM order_lines GROUP BY sku")
-    new = [(sku, f"{cat}·{sku[-3:]}", cat, float(price), int(n), 0) for sku, cat, price, n in sold if sku not in have]
-    if not sold and not have:
-        new = [(f"SKU{k:05d}", f"精选商品{k}", "护肤", float(round(rng.uniform(59, 899))), int(rng.integers(1, 500)), 0)
-               for k in range(200)]
-    if new:
-        tx.copy("products", ("sku", "name", "category", "price", "popularity", "is_new"), new)
-    deals = tx.rows("SELECT sku, price FROM products WHERE member_price IS NULL ORDER BY popularity DESC, sku LIMIT 12")
-    for sku, price in deals[::2]:
-        tx.execute("UPDATE products SET member_price = ? WHERE sku = ?", (round(price * 0.85, 0), sku))
-    skus = tx.rows("SELECT sku, price, popularity FROM products ORDER BY sku")
-    weight = np.array([max(1, p) for _, _, p in skus], float)
-    return {"sku": np.array([s for s, _, _ in skus], dtype=object), "price": np.array([p for _, p, _ in skus]),
+def _catalogue(db: Database) -> dict[str, np.ndarray]:
+    """The brand's catalogue as the floor sells it: each product weighted by how often it sold."""
+    skus = db.rows("SELECT p.sku, p.price, COUNT(l.sku) FROM products p LEFT JOIN order_lines l ON l.sku = p.sku "
+                   "GROUP BY p.sku, p.price ORDER BY p.sku")
+    weight = np.array([1 + n for _, _, n in skus], float)
+    return {"sku": np.array([s for s, _, _ in skus], dtype=object), "price": np.array([float(p) for _, p, _ in skus]),
             "p": weight / weight.sum()}
 
 
-def _members_by_store(tx: Tx) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for member, store in tx.rows("SELECT id, home_store FROM members WHERE source = 'members' AND home_store IS NOT NULL "
-                                 "AND merged_into IS NULL ORDER BY id"):
-        out.setdefault(store, []).append(member)
+def _members_by_store(db: Database) -> dict[str, list[tuple[str, str]]]:
+    """Each store's CRM members: (person, member card), the card as the till scans it."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for key, person, store in db.rows(
+            "SELECT source_key, COALESCE(merged_into, id), home_store FROM members WHERE source = 'members' "
+            "AND home_store IS NOT NULL AND source_key LIKE 'member_card:%' ORDER BY id"):
+        out.setdefault(store, []).append((person, key.split(":", 1)[1]))
     return out
-
-
-def _store_profile(tx: Tx, rng: np.random.Generator, store: str, city: str | None, index: int,
-                   arrivals_per_day: float) -> dict:
-    """Attributes and assistants of one store; its size and service quality."""
-    fmt = FORMATS[int(rng.choice(3, p=[0.6, 0.25, 0.15]))]
-    size = float(np.exp(rng.normal(0, 0.35))) * {"mall": 1.0, "street": 0.8, "outlet": 1.3}[fmt]
-    quality = float(np.clip(rng.normal(1.0, 0.15), 0.6, 1.4))
-    tx.execute("UPDATE stores SET region = ?, city_tier = ?, format = ?, timezone = ? WHERE id = ?",
-               (REGION.get(city or "", "华东"), TIER.get(city or "", "tier2"), fmt, TZ, store))
-    n_staff = int(rng.integers(4, 9))
-    staff = [f"{store}-a{k + 1}" for k in range(n_staff)]
-    tx.execute("DELETE FROM assistants WHERE store = ?", (store,))
-    tx.copy("assistants", ("id", "store", "name", "active"),
-            [(a, store, SURNAMES[(index * 7 + k) % len(SURNAMES)] + GIVEN[(index + k * 5) % len(GIVEN)], 1)
-             for k, a in enumerate(staff)])
-    return {"size": size, "quality": quality, "staff": staff, "skill": np.clip(rng.normal(1.0, 0.2, n_staff), 0.5, 1.6),
-            "arrivals": arrivals_per_day * size}
 
 
 def _iso(seconds: np.ndarray) -> list[str]:
@@ -114,8 +127,21 @@ def _iso(seconds: np.ndarray) -> list[str]:
     return [t + "+00:00" for t in text.tolist()]
 
 
+@dataclass
+class Sales:
+    """One store's arrivals as drawn, with the sales the floor made of them."""
+
+    ids: list[str]
+    person: np.ndarray  # the recognised member's person id, None for a visitor
+    card: np.ndarray  # their member card, as the till scans it
+    ts: np.ndarray
+    sold: np.ndarray
+    amount: np.ndarray
+    receipt: np.ndarray  # the till's receipt number of each sale, digits as typed on the 成交 keypad
+
+
 def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, first_day: date, days: int,
-                catalogue: dict[str, np.ndarray], members: list[str], counts: dict, until_s: int | None) -> None:
+                members: list[tuple[str, str]], counts: dict, until_s: int | None) -> Sales:
     day0 = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC).timestamp()) - UTC_OFFSET_S
     weekday = np.array([(first_day + timedelta(days=d)).weekday() for d in range(days)])
     per_day = rng.poisson(profile["arrivals"] * np.where(weekday >= 5, 1.4, 1.0))
@@ -130,8 +156,11 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
     n = len(ts)
     is_member = (rng.random(n) < 0.35) & (len(members) > 0)
     member = np.full(n, None, dtype=object)
+    card = np.full(n, None, dtype=object)
     if members:
-        member[is_member] = np.array(members, dtype=object)[rng.integers(0, len(members), int(is_member.sum()))]
+        chosen = rng.integers(0, len(members), int(is_member.sum()))
+        member[is_member] = np.array([p for p, _ in members], dtype=object)[chosen]
+        card[is_member] = np.array([c for _, c in members], dtype=object)[chosen]
     iso_ts = _iso(ts)
     ids = [f"hf{store}-{k}" for k in range(n)]
     tx.copy("arrivals", ("event_id", "brand", "store", "device", "camera", "ts", "received"),
@@ -153,6 +182,8 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
     served = greeted & (rng.random(n) < 0.6)
     sold = served & (rng.random(n) < np.clip(0.33 * skill * np.where(is_member, 1.3, 1.0), 0, 0.9))
     amount = np.round(np.exp(rng.normal(np.log(380), 0.5, n)), 0)
+    receipt = np.array([f"{profile['index'] + 1:04d}{k:07d}" for k in range(n)], dtype=object)
+    typed = sold & (rng.random(n) < 0.6)  # the assistant typed the receipt number on 成交 (else the visit credits them)
     fb: list[tuple] = []
     for action, mask, after in (("claimed", claimed, 5.0), ("greeted", greeted, 5.0 + delay),
                                 ("served", served, 60.0 + delay), ("sold", sold, 600.0 + delay)):
@@ -160,60 +191,58 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
         when = _iso((ts[chosen] + np.broadcast_to(after, (n,))[chosen]).astype(np.int64))
         fb.extend((f"f{action[:2]}{ids[k]}", profile["brand"], store, "screen-1", f"c{ids[k]}", f"v{ids[k]}", member[k],
                    0.82 if member[k] else 0.0, action, staff[who[k]], float(amount[k]) if action == "sold" else None,
-                   t, t) for k, t in zip(chosen.tolist(), when))
+                   receipt[k] if action == "sold" and typed[k] else None, t, t)
+                  for k, t in zip(chosen.tolist(), when))
     tx.copy("feedback", ("feedback_id", "brand", "store", "screen", "card_id", "visit_id", "member_id", "confidence",
-                         "action", "assistant", "amount", "ts", "received"), fb)
+                         "action", "assistant", "amount", "receipt", "ts", "received"), fb)
     counts["feedback"] += len(fb)
-    _floor_orders(tx, rng, store, ids, member, ts, sold, amount, catalogue, counts)
-    _new_members(tx, rng, store, ids, member, ts, counts)
     _footfall(tx, rng, profile["brand"], store, ts, counts)
-    _stock(tx, rng, store, profile, first_day, days, catalogue, counts)
-    _targets(tx, rng, store, first_day, days)
+    return Sales(ids, member, card, ts, sold, amount, receipt)
 
 
-def _targets(tx: Tx, rng: np.random.Generator, store: str, first_day: date, days: int) -> None:
-    """Monthly sales targets set from the store's own run rate, 5-15 % above or below it."""
+def _targets(db: Database, rng: np.random.Generator, store: str, first_day: date, days: int
+             ) -> list[tuple[str, str, float]]:
+    """Daily sales targets for every day of the months the floor touches, set from the store's own
+    run rate (what landed in the window), 5-15 % above or below it, one factor per month."""
     start = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC).timestamp()) - UTC_OFFSET_S
-    sales = float(tx.scalar("SELECT COALESCE(SUM(paid), 0) FROM orders WHERE store = ? AND ts >= ? AND ts < ?",
+    sales = float(db.scalar("SELECT COALESCE(SUM(paid), 0) FROM orders WHERE store = ? AND ts >= ? AND ts < ?",
                             (store, start, start + days * 86400)))
-    months = sorted({(first_day + timedelta(days=d)).isoformat()[:7] for d in range(days)})
-    tx.execute("DELETE FROM store_targets WHERE store = ?", (store,))
-    tx.copy("store_targets", ("store", "month", "sales_target"),
-            [(store, m, round(sales / days * 30 * float(rng.uniform(0.9, 1.15)), -2)) for m in months])
+    last = first_day + timedelta(days=days - 1)
+    rows = []
+    day, factor = first_day.replace(day=1), 1.0
+    while day <= last or day.day != 1:
+        if day.day == 1:
+            factor = float(rng.uniform(0.9, 1.15))
+        rows.append((store, day.isoformat(), round(sales / days * factor, 0)))
+        day += timedelta(days=1)
+    return rows
 
 
-def _floor_orders(tx: Tx, rng: np.random.Generator, store: str, ids: list[str], member: np.ndarray, ts: np.ndarray,
-                  sold: np.ndarray, amount: np.ndarray, catalogue: dict[str, np.ndarray], counts: dict) -> None:
-    """Each sale on the floor is a POS order at the store: 1-3 lines whose amounts add up to it."""
-    orders, lines = [], []
-    for k in np.flatnonzero(sold).tolist():
-        paid_at, oid = int(ts[k]) + 900, f"pos:h{ids[k]}"
+def _floor_orders(rng: np.random.Generator, store: str, sale: Sales, catalogue: dict[str, np.ndarray]) -> list[dict]:
+    """Each sale on the floor is the till's order (``protocol.till.TillOrder``'s fields, as posted
+    to ``/v1/orders``): 1-3 lines whose amounts add up to it, the member's card if they showed it."""
+    orders = []
+    for k in np.flatnonzero(sale.sold).tolist():
         n_lines = 1 + int(rng.poisson(0.6))
         picks = rng.choice(len(catalogue["sku"]), size=n_lines, p=catalogue["p"])
         qty = 1 + (rng.random(n_lines) < 0.2).astype(int)
-        share = rng.dirichlet(np.ones(n_lines)) * float(amount[k])
-        orders.append((oid, "pos", oid[4:], store, member[k], paid_at, float(amount[k]), "paid"))
-        for j in range(n_lines):
-            sku = catalogue["sku"][picks[j]]
-            lines.append((oid, member[k], "pos", store, paid_at, sku, "门店", int(qty[j]),
-                          round(float(share[j]) / int(qty[j]), 2), round(float(share[j]), 2)))
-    tx.copy("orders", ("id", "channel", "order_no", "store", "member_id", "ts", "paid", "status"), orders)
-    purchases.add_lines(tx, lines)
-    counts["floor_orders"] += len(orders)
+        share = rng.dirichlet(np.ones(n_lines)) * float(sale.amount[k])
+        lines = [{"sku": str(catalogue["sku"][picks[j]]), "qty": int(qty[j]),
+                  "price": round(float(share[j]) / int(qty[j]), 2)} for j in range(n_lines)]
+        paid_at = datetime.fromtimestamp(int(sale.ts[k]) + PAY_DELAY_S, zone(TZ)).isoformat()
+        orders.append({"order_no": str(sale.receipt[k]), "store": store, "ts": paid_at,
+                       "paid": round(float(share.sum()), 2), "lines": lines,
+                       **({"member": {"card": sale.card[k]}} if sale.card[k] else {})})
+    return orders
 
 
-def _new_members(tx: Tx, rng: np.random.Generator, store: str, ids: list[str], member: np.ndarray, ts: np.ndarray,
-                 counts: dict) -> None:
+def _new_members(rng: np.random.Generator, store: str, sale: Sales, counts: dict) -> list[dict]:
     """About 4 % of visitors sign up at the counter: a member card with this home store."""
-    joiners = [k for k in np.flatnonzero(rng.random(len(ids)) < 0.04).tolist() if member[k] is None]
-    when = _iso(ts[joiners] + 1200) if joiners else []
-    tx.copy("members", ("id", "source", "source_key", "name", "gender", "tier", "tags", "preferences", "face_consent",
-                        "home_store", "created"),
-            [(f"m{ids[k]}", "members", f"member_card:MC{ids[k]}", f"新会员{ids[k][-4:]}", "female", "普通会员", "[]",
-              "[]", 0, store, t) for k, t in zip(joiners, when)])
-    tx.copy("identifiers", ("member_id", "kind", "value", "blocked", "created"),
-            [(f"m{ids[k]}", "member_card", f"MC{ids[k]}", None, t) for k, t in zip(joiners, when)])
+    joiners = [k for k in np.flatnonzero(rng.random(len(sale.ids)) < 0.04).tolist() if sale.person[k] is None]
+    when = _iso(sale.ts[joiners] + 1200) if joiners else []
     counts["new_members"] += len(joiners)
+    return [{"card": f"MC{sale.ids[k]}", "name": f"新会员{sale.ids[k][-4:]}", "store": store, "signed_up": t}
+            for k, t in zip(joiners, when)]
 
 
 def _footfall(tx: Tx, rng: np.random.Generator, brand: str, store: str, ts: np.ndarray, counts: dict) -> None:
@@ -235,8 +264,8 @@ def _footfall(tx: Tx, rng: np.random.Generator, brand: str, store: str, ts: np.n
     counts["footfall_rows"] += len(stamps)
 
 
-def _stock(tx: Tx, rng: np.random.Generator, store: str, profile: dict, first_day: date, days: int,
-           catalogue: dict[str, np.ndarray], counts: dict) -> None:
+def _stock(rng: np.random.Generator, store: str, profile: dict, first_day: date, days: int,
+           catalogue: dict[str, np.ndarray], counts: dict) -> list[tuple]:
     """Daily stock per SKU of the store's assortment: weekly deliveries up to par, sales, write-offs."""
     picks = rng.choice(len(catalogue["sku"]), size=min(ASSORTMENT, len(catalogue["sku"])), replace=False)
     rate = rng.uniform(0.5, 4.0, len(picks)) * profile["size"]
@@ -255,5 +284,5 @@ def _stock(tx: Tx, rng: np.random.Generator, store: str, profile: dict, first_da
             rows.append((store, day, catalogue["sku"][p], int(on_hand[j]), int(received[j]), int(sold[j]),
                          int(wasted[j]), round(float(loss[j]), 2)))
         on_hand = available - sold - wasted
-    tx.copy("stock_days", ("store", "day", "sku", "opening", "received", "sold", "wasted", "markdown_loss"), rows)
     counts["stock_rows"] += len(rows)
+    return rows

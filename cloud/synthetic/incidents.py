@@ -34,6 +34,7 @@ from cloud import clock
 from cloud.cdp import purchases
 from cloud.db import Database
 from cloud.db.database import Tx
+from cloud.synthetic.floor import PAY_DELAY_S
 
 KINDS = ("screen_idle", "camera_down", "shelves_empty", "staff_absent", "conversion_collapse", "pos_down")
 #: of a collapse, the sales that still happen: one in ``KEPT_SALE``
@@ -83,6 +84,8 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
     if kind == "pos_down":
         buyers = [m for (m,) in tx.rows("SELECT DISTINCT member_id FROM order_lines WHERE store = ? AND ts >= ? "
                                         "AND ts < ? AND channel = 'pos'", epochs)]
+        tx.execute("DELETE FROM order_attribution WHERE order_id IN (SELECT id FROM orders WHERE store = ? AND ts >= ? "
+                   "AND ts < ? AND channel = 'pos')", epochs)
         removed = sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ? AND channel = 'pos'",
                                  epochs) for table in ("order_lines", "orders"))
         purchases.refresh(tx, buyers)
@@ -105,11 +108,17 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
 
 
 def _drop_sales(tx: Tx, visits: list[str]) -> int:
-    """The POS orders (and lines) of these visits' sales (the generator's ``pos:h<visit>`` ids)."""
-    orders = [f"pos:h{v[1:]}" for v in visits]
+    """The till orders (lines, attribution) of these visits' sales: the floor rings a sale up
+    ``PAY_DELAY_S`` after the arrival (``cloud.synthetic.floor``), at the visit's store."""
+    orders = []
+    for visit in visits:
+        for store, ts in tx.rows("SELECT store, ts FROM visits WHERE id = ?", (visit,)):
+            paid_at = int(datetime.fromisoformat(ts).timestamp()) + PAY_DELAY_S
+            orders += [o for (o,) in tx.rows("SELECT id FROM orders WHERE store = ? AND channel = 'pos' AND ts = ?",
+                                             (store, paid_at))]
     buyers = [m for o in orders for (m,) in tx.rows("SELECT member_id FROM orders WHERE id = ?", (o,))]
-    removed = sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,))
-                  for o in orders for table, column in (("order_lines", "order_id"), ("orders", "id")))
+    removed = sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,)) for o in orders
+                  for table, column in (("order_lines", "order_id"), ("order_attribution", "order_id"), ("orders", "id")))
     purchases.refresh(tx, buyers)
     return removed
 

@@ -81,6 +81,7 @@ class GuideScreen(QWidget):
         self.board = Board(capacity=columns * rows, visitor_cards=join_url is not None)
         self.columns = columns
         self.views: dict[str, CardView] = {}
+        self._cells: dict[str, int] = {}  # card id -> grid cell (row * columns + column), kept while shown
         self.crops = CropShelf()
         #: invited visitors' crops by arrival event id, with when they were invited (monotonic s)
         self._invited: dict[str, tuple[FaceCrop, float]] = {}
@@ -225,17 +226,24 @@ class GuideScreen(QWidget):
     # Internals
 
     def _layout_cards(self) -> None:
-        """Make the grid match the board: new views for new cards, old views dropped, reordered."""
+        """Make the grid match the board: views dropped for cards that left, new views for new cards.
+
+        A card keeps its cell while it is on the screen, and a new card takes a free cell (a member
+        the first, a visitor card the last): the board's newest-first order used to move every card
+        one cell over on each arrival, so Qt laid out and repainted the whole grid for one new card,
+        and an assistant reading a card saw it jump. The newest member card is marked instead."""
         wanted = {card.card_id for card in self.board.cards}
         for card_id, old in list(self.views.items()):
+            if card_id in wanted:
+                continue
             self.grid.removeWidget(old)
-            if card_id not in wanted:
-                for overlay in self.overlays:
-                    if overlay.view is old:  # the member left the screen: nothing to answer any more
-                        overlay.close_overlay()
-                del self.views[card_id]
-                old.hide()  # gone now, not at the next deferred-delete pass
-                old.deleteLater()
+            for overlay in self.overlays:
+                if overlay.view is old:  # the member left the screen: nothing to answer any more
+                    overlay.close_overlay()
+            del self.views[card_id], self._cells[card_id]
+            old.hide()  # gone now, not at the next deferred-delete pass
+            old.deleteLater()
+        free = sorted(set(range(self.board.capacity)) - set(self._cells.values()))
         now = utcnow()
         for index, card in enumerate(self.board.cards):
             view = self.views.get(card.card_id)
@@ -251,9 +259,10 @@ class GuideScreen(QWidget):
                 if crop is not None:
                     self._attach_crop(view, crop)
                 self.views[card.card_id] = view
+                cell = self._cells[card.card_id] = free.pop(-1 if view.visitor else 0)
+                self.grid.addWidget(view, cell // self.columns, cell % self.columns)
+                view.show()  # a layout only queues the show; the card must be up before card_shown
             view.set_newest(index == 0)
-            self.grid.addWidget(view, index // self.columns, index % self.columns)
-            view.show()  # a layout only queues the show; the card must be up before card_shown
         self.body.setCurrentIndex(1 if self.board.cards else 0)
         self._aim_expiry()
 

@@ -107,31 +107,35 @@ class FaceEngine:
     def load(cls, pack_id: str | None = None, folder: str | Path | None = None, *, threads: int = 2) -> FaceEngine:
         return cls(get_pack(pack_id), models_dir(folder), threads=threads)
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in a BGR image, largest first."""
+    def detect(self, image: np.ndarray, *, frame_px: int | None = None) -> list[Face]:
+        """Faces in a BGR image, largest first.
+
+        ``frame_px``: the longer side of the whole frame ``image`` was cut from (a camera's door
+        zone): the detector then works at the scale it would use for that frame, so the zone finds
+        the faces the whole frame would, at a fraction of the cost. None: ``image`` is the frame."""
+        frame_px = frame_px or max(image.shape[:2])
         if self.pack.detector.kind == "scrfd":
-            boxes, kps = self._scrfd.detect(image, input_size=self._scrfd_input(image))
+            boxes, kps = self._scrfd.detect(image, input_size=self._scrfd_input(image, frame_px))
             faces = [
                 Face((float(b[0]), float(b[1]), float(b[2]), float(b[3])), k.astype(np.float32), float(b[4]))
                 for b, k in zip(boxes, kps if kps is not None else [None] * len(boxes))
             ]
         else:
-            faces = self._detect_yunet(image)
+            faces = self._detect_yunet(image, frame_px)
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
-    def _scrfd_input(self, image: np.ndarray) -> tuple[int, int]:
+    def _scrfd_input(self, image: np.ndarray, frame_px: int) -> tuple[int, int]:
         """SCRFD's input (width, height) for this image: the image scaled as before (its longer side to
         the pack's input size), each side rounded up to SCRFD's largest stride, 32, instead of the
         square it was letterboxed into. The faces are drawn at the same scale, so they are found as
         before, while the padding is no longer computed: a 640x480 camera frame is a 640x480 input,
         25 % less work than 640x640 (44 % for 16:9)."""
         h, w = image.shape[:2]
-        scale = self.pack.detector.input_size / max(h, w)
+        scale = self.pack.detector.input_size / frame_px
         return -(-round(w * scale) // SCRFD_STRIDE) * SCRFD_STRIDE, -(-round(h * scale) // SCRFD_STRIDE) * SCRFD_STRIDE
 
-    def _detect_yunet(self, image: np.ndarray) -> list[Face]:
-        h, w = image.shape[:2]
-        scale = min(1.0, self.pack.detector.input_size / max(h, w))
+    def _detect_yunet(self, image: np.ndarray, frame_px: int) -> list[Face]:
+        scale = min(1.0, self.pack.detector.input_size / frame_px)
         view = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
         self._yunet.setInputSize((view.shape[1], view.shape[0]))
         _, found = self._yunet.detect(view)

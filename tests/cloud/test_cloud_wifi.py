@@ -57,12 +57,15 @@ def _visits_when(client, store: str, predicate, timeout: float = 5.0) -> list[di
         time.sleep(0.02)
 
 
-def _dump(db: Database) -> str:
-    """Every row of every table as text, to look for a raw MAC."""
-    tables = [r[0] for r in db.rows(
+def tables(db: Database) -> list[str]:
+    return [r[0] for r in db.rows(
         "SELECT name FROM sqlite_master WHERE type = 'table'" if db.dialect.name == "sqlite"
         else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-    return "\n".join(repr(db.rows(f"SELECT * FROM {t}")) for t in tables).lower()
+
+
+def _dump(db: Database) -> str:
+    """Every row of every table as text, to look for a raw MAC."""
+    return "\n".join(repr(db.rows(f"SELECT * FROM {t}")) for t in tables(db)).lower()
 
 
 def test_register_device_keeps_only_the_key(start_cloud, caplog) -> None:

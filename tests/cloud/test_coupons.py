@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -11,6 +11,7 @@ from cloud.cdp import members
 from cloud.db import Database
 from cloud.loyalty import coupons
 from cloud.runtime import open_cdp
+from tests.cloud.test_loyalty import race
 
 
 def _member(db: Database, phone: str = "13800000001") -> str:
@@ -74,24 +75,15 @@ def test_two_tills_taking_one_coupon_at_once_get_one_success(db_location: str) -
     code = coupons.issue(db, tpl["id"], person, issued_by="api:hq")["code"]
     db.close()
     outcomes: list[str] = []
-    barrier = threading.Barrier(8)
 
-    def till(n: int) -> None:
-        own = open_cdp(db_location, sample_catalogue=False)
+    def till(n: int, own: Database) -> None:
         try:
-            barrier.wait()
             coupons.redeem(own, code, store=f"s{n}", channel="pos", amount=100)
             outcomes.append("ok")
         except coupons.CouponRefused as exc:
             outcomes.append(exc.code)
-        finally:
-            own.close()
 
-    threads = [threading.Thread(target=till, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    race(db_location, [partial(till, n) for n in range(8)])
     assert sorted(outcomes) == ["coupon_used"] * 7 + ["ok"]
 
 

@@ -4,7 +4,9 @@ expiry with notice, no negative balance and no double spend under concurrent til
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -140,34 +142,52 @@ def test_merged_records_points_follow_the_person(db: Database) -> None:
     _clean(db)
 
 
-def test_two_tills_cannot_double_spend(db_location: str) -> None:
-    """Ten tills in their own connections (processes would be the same) race to spend one member's
-    points: exactly balance / 10 succeed, the balance ends at 0 and the ledger holds."""
+def _granted(db_location: str, points: int) -> str:
+    """A member holding ``points``, made through a connection of its own."""
     db = open_cdp(db_location, sample_catalogue=False)
-    person = _member(db)
-    ledger.earn(db, person, 100, source="adjustment", source_id="grant")
-    db.close()
-    results: list[str] = []
-    barrier = threading.Barrier(10)
+    try:
+        person = _member(db)
+        ledger.earn(db, person, points, source="adjustment", source_id="grant")
+        return person
+    finally:
+        db.close()
 
-    def till(n: int) -> None:
+
+def race(db_location: str, workers: list[Callable[[Database], None]]) -> None:
+    """Each worker in its own thread and its own connection (processes would be the same), all
+    released at once; returns when every one is done (shared by tests/cloud/test_coupons.py)."""
+    barrier = threading.Barrier(len(workers))
+
+    def run(work: Callable[[Database], None]) -> None:
         own = open_cdp(db_location, sample_catalogue=False)
         try:
             barrier.wait()
-            for k in range(5):
-                try:
-                    ledger.redeem(own, person, 10, request_id=f"till{n}:{k}", store="s1", channel="pos")
-                    results.append("ok")
-                except ledger.InsufficientPoints:
-                    results.append("short")
+            work(own)
         finally:
             own.close()
 
-    threads = [threading.Thread(target=till, args=(n,)) for n in range(10)]
+    threads = [threading.Thread(target=run, args=(work,)) for work in workers]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+
+
+def test_two_tills_cannot_double_spend(db_location: str) -> None:
+    """Ten tills race to spend one member's points: exactly balance / 10 succeed, the balance ends at
+    0 and the ledger holds."""
+    person = _granted(db_location, 100)
+    results: list[str] = []
+
+    def till(n: int, own: Database) -> None:
+        for k in range(5):
+            try:
+                ledger.redeem(own, person, 10, request_id=f"till{n}:{k}", store="s1", channel="pos")
+                results.append("ok")
+            except ledger.InsufficientPoints:
+                results.append("short")
+
+    race(db_location, [partial(till, n) for n in range(10)])
     db = open_cdp(db_location, sample_catalogue=False)
     try:
         assert results.count("ok") == 10 and results.count("short") == 40
@@ -197,42 +217,23 @@ def test_tills_retrying_at_once_while_points_are_earned_post_each_request_once_a
     same member with the same order ids: on PostgreSQL each posting is one statement whose snapshot may predate the row lock
     it waits for (the xmin test and the unique source keep it right). Each request posts at most
     once, the balance is what was told, and lots still hold exactly the balance."""
-    db = open_cdp(db_location, sample_catalogue=False)
-    person = _member(db)
-    ledger.earn(db, person, 100, source="adjustment", source_id="grant")
-    db.close()
+    person = _granted(db_location, 100)
     posted: list[str] = []
-    barrier = threading.Barrier(8)
 
-    def till(n: int) -> None:
-        own = open_cdp(db_location, sample_catalogue=False)
-        try:
-            barrier.wait()
-            for k in range(8):
-                try:
-                    moved = ledger.redeem(own, person, 7, request_id=f"pair{n % 3}:{k}", store="s1", channel="pos")
-                    if not moved.replayed:
-                        posted.append(moved.source_id)
-                except ledger.InsufficientPoints:
-                    pass
-        finally:
-            own.close()
+    def till(n: int, own: Database) -> None:
+        for k in range(8):
+            try:
+                moved = ledger.redeem(own, person, 7, request_id=f"pair{n % 3}:{k}", store="s1", channel="pos")
+                if not moved.replayed:
+                    posted.append(moved.source_id)
+            except ledger.InsufficientPoints:
+                pass
 
-    def stream() -> None:
-        own = open_cdp(db_location, sample_catalogue=False)
-        try:
-            barrier.wait()
-            for k in range(15):
-                ledger.earn(own, person, 5, source="order", source_id=f"web:{k}", channel="tmall")
-        finally:
-            own.close()
+    def stream(own: Database) -> None:
+        for k in range(15):
+            ledger.earn(own, person, 5, source="order", source_id=f"web:{k}", channel="tmall")
 
-    threads = [threading.Thread(target=till, args=(n,)) for n in range(6)]
-    threads += [threading.Thread(target=stream) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    race(db_location, [*(partial(till, n) for n in range(6)), stream, stream])
     db = open_cdp(db_location, sample_catalogue=False)
     try:
         assert len(posted) == len(set(posted)) == db.scalar(

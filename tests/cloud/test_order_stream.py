@@ -21,6 +21,7 @@ from cloud.cdp.imports import stream
 from cloud.db import Database
 from cloud.health import dashboard, live
 from cloud.masterdata.importer import import_master
+from cloud.pricing import markdown_runner
 from protocol import topics
 from protocol.codec import decode, encode
 from protocol.messages import Feedback, new_id
@@ -226,7 +227,8 @@ def test_recommendations_skip_what_the_store_is_out_of_stock_of(db: Database) ->
 def test_end_to_end_files_in_stream_out_and_the_screens_show_the_tills_numbers(db: Database) -> None:
     """Master data from the example files; a member known from a streamed order is recognised at the door
     (the visit the ingest records), served on the guide screen, and buys at the till (evt/order): the
-    visit, the assistant's league row, the live screen and the store's health metrics show the till's sale."""
+    visit, the assistant's league row, the live screen, the markdown plan and the store's health metrics
+    show the till's sale."""
     from zoneinfo import ZoneInfo
 
     from cloud.health.rollup import rollup_days
@@ -248,8 +250,12 @@ def test_end_to_end_files_in_stream_out_and_the_screens_show_the_tills_numbers(d
     visit = _visit(db, person, at - timedelta(minutes=25))  # recognised at the door
     _tap(db, visit, "served", "A002")
     processor = EventProcessor(db, matcher=None, cards=None, require_known_devices=False)  # type: ignore[arg-type]
+    # a perishable batch of SKU-1002, which no stock file reports: the markdown plan reads its sales off the till
+    batch = f"store,sku,batch,received_on,expires_on,qty\nsh-001,SKU-1002,B1,{day},{day + timedelta(days=3)},20\n"
+    import_master(db, "batches", batch.encode(), source="batches.csv")
     sale = TillOrder(brand="demo", store="sh-001", device="till-1", order_no="E2E-1", ts=at, paid=758.0,
-                     lines=(TillLine(sku="SKU-1001", qty=2, price=379.0),), member=TillMember(card="C-1111"))
+                     lines=(TillLine(sku="SKU-1001", qty=1, price=379.0), TillLine(sku="SKU-1002", qty=2, price=189.5)),
+                     member=TillMember(card="C-1111"))
     processor.process(topics.till_order("demo", "sh-001", "till-1"), encode(sale))
     attributed = till.attribution(db, "pos:E2E-1")
     assert (attributed["visit_id"], attributed["assistant"], attributed["reason"]) == (visit.id, "A002",
@@ -259,6 +265,9 @@ def test_end_to_end_files_in_stream_out_and_the_screens_show_the_tills_numbers(d
     assert (row["sales"], row["sold"], row["median_time_to_sale_s"]) == (758.0, 1, 1500.0)
     screen = live.brand_live(db, day)
     assert next(s for s in screen["stores"] if s["store"] == "sh-001")["sales"] == 758.0
+    plan = {item.sku: item for item in markdown_runner.plan_store(db, "sh-001", at + timedelta(hours=8),
+                                                                     max_changes_per_day=3, elasticity=2.0)}
+    assert (plan["SKU-1002"].sales_rate, plan["SKU-1002"].stock, plan["SKU-1002"].status) == (2.0, 20, "planned")
     rollup_days(db, day, day, stores=["sh-001"], until=datetime.now(UTC))
     metrics = dict(db.rows("SELECT metric, value FROM store_metrics WHERE store = 'sh-001' AND grain = 'day' "
                            "AND metric IN ('sales', 'orders')"))

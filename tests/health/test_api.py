@@ -125,13 +125,18 @@ def test_store_dashboard_agrees_with_the_raw_rows(api: Api) -> None:
         sold = db.scalar("SELECT COALESCE(SUM(amount), 0) FROM feedback WHERE store = ? AND action = 'sold' "
                          "AND ts >= ? AND ts < ?", (OWN, clock.iso_utc(start), clock.iso_utc(end)))
         names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (OWN,)))
+        till = dict(db.rows(
+            "SELECT a.assistant, SUM(o.paid) FROM order_attribution a JOIN orders o ON o.id = a.order_id "
+            "WHERE a.store = ? AND o.ts >= ? AND o.ts < ? AND a.assistant IS NOT NULL GROUP BY a.assistant",
+            (OWN, int(start.timestamp()), int(end.timestamp()))))
     finally:
         db.close()
     assert body["live"]["arrivals_today"] == visits == body["today"]["arrivals"]
     assert sum(h["arrivals"] for h in body["hourly"]) == visits and len(body["hourly"]) == 24
-    # typed 成交 amounts are unconfirmed claims; the league's sales are the till's (none in this generated brand)
+    # typed 成交 amounts are unconfirmed claims; the league's sales are the till's orders attributed to each
+    # assistant (the generated floor rings its sales up through the order stream)
     assert sum(a["claimed_sales"] for a in body["assistants"]) == pytest.approx(sold)
-    assert all(a["sales"] == 0 for a in body["assistants"])
+    assert till and {a["assistant"]: a["sales"] for a in body["assistants"] if a["sales"]} == pytest.approx(till)
     assert all(a["name"] == names[a["assistant"]] for a in body["assistants"])
     last_week = (date.fromisoformat(DAY) - timedelta(days=7)).isoformat()
     assert body["last_week"]["arrivals"] == api.get(f"/v1/stores/{OWN}/dashboard", day=last_week).json()["today"]["arrivals"]

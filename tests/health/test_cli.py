@@ -17,10 +17,16 @@ PAST_DAYS = "SELECT * FROM store_metrics WHERE grain = 'day' AND ts < (SELECT MA
 
 def test_generate_then_rollup(tmp_path: Path) -> None:
     db = str(tmp_path / "c.db")
-    made = CliRunner().invoke(app, ["generate", "--db", db, "--members", "300", "--stores", "3", "--floor-days", "10"])
+    made = CliRunner().invoke(app, ["generate", "--db", db, "--members", "300", "--stores", "3", "--floor-days", "10",
+                                    "--out", str(tmp_path / "brand")])
     assert made.exit_code == 0, made.output
     summary = json.loads(made.output.strip().splitlines()[-1])
     assert summary["arrivals"] > 0 and summary["rollup"]["store_days"] == 30
+    # --out leaves the brand's files, each imported once (imports.source_name)
+    left = {p.name for p in (tmp_path / "brand").iterdir()}
+    assert {"crm_members.csv", "订单报表.csv", "stock.csv", "till_orders.jsonl"} <= left
+    assert set(summary["imported"]) | set(summary["floor_imported"]) == left - {"宝贝报表.csv", "meal_order_detail.csv",
+                                                                               "till_orders.jsonl"}
     database = open_cdp(db, sample_catalogue=False)
     try:
         before = sorted(database.rows(PAST_DAYS))

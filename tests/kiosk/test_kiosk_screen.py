@@ -189,3 +189,33 @@ def test_card_draws_what_the_cdp_knows(qapp, cards, artifacts):
     qapp.processEvents()
     assert not any("积分" in t for t in texts(view)) and "高价值会员 · 活跃顾客" not in texts(view)
     shiboken6.delete(view)
+
+
+def test_cards_keep_their_cells_and_a_new_card_takes_a_freed_one(qapp, cards):
+    """Issue 19: a new arrival is laid out and painted in one cell; the cards already on the
+    screen stay where the assistants are reading them."""
+    from kiosk.guide_screen.screen import GuideScreen
+
+    screen = GuideScreen(cards.store, "main", columns=4, rows=2)
+    screen.resize(1920, 1080)
+    screen.show()
+
+    def cell(card: GuideCard) -> tuple[int, int]:
+        row, column, _, _ = screen.grid.getItemPosition(screen.grid.indexOf(screen.views[card.card_id]))
+        return row, column
+
+    first = [cards.member(n, age_s=3 - n * 0.1) for n in range(3)]
+    for card in first:
+        screen.show_card(card)
+    assert [cell(c) for c in first] == [(0, 0), (0, 1), (0, 2)]
+    newest = cards.member(3, age_s=2)
+    screen.show_card(newest)
+    assert [cell(c) for c in first] == [(0, 0), (0, 1), (0, 2)] and cell(newest) == (0, 3)
+    assert [bool(screen.views[c.card_id].property("newest")) for c in [*first, newest]] == [False] * 3 + [True]
+    assert screen.forget_members([first[1].member.member_id]) == 1
+    later = cards.member(4, age_s=1)
+    screen.show_card(later)
+    assert cell(later) == (0, 1), "the freed cell"
+    assert [cell(c) for c in (first[0], first[2], newest)] == [(0, 0), (0, 2), (0, 3)]
+    screen.close()
+    shiboken6.delete(screen)

@@ -66,8 +66,9 @@ def _js_string(text: str) -> str:
 def start_login(brand: Brand, store: Store, body: GuestLoginIn, runtime: RuntimeDep) -> GuestLoginStarted:
     """Texts a one-time code to the member with this phone number."""
     settings = runtime.settings
-    pending = guest_wifi.start(runtime.db, brand=valid_id("brand", brand), store=valid_store(store), mac=body.mac,
-                               phone=body.phone, secret=settings.wifi_secret(), sms=sms.from_settings(settings),
+    valid_id("brand", brand)
+    pending = guest_wifi.start(runtime.db, store=valid_store(store), mac=body.mac, phone=body.phone,
+                               secret=settings.wifi_secret(), sms=sms.from_settings(settings),
                                template=settings.sms_otp_template)
     return GuestLoginStarted(login_id=pending.id, expires=pending.expires)
 

@@ -354,7 +354,8 @@ def import_file(db: Database, channel: str, data: bytes, *, source: str, compani
     """Import one export as the channel wrote it: CSV (UTF-8, UTF-8 with BOM, GBK), .xls or .xlsx.
 
     ``companion`` is the file joined to it (宝贝报表 for a Taobao 订单报表, the order headers for POS
-    lines); ``store`` is the store of a POS export that names none. Files in the canonical layouts
+    lines); ``store`` is the store of a POS export that names none; a line without a category takes
+    the catalogue's (``products.category``), as a streamed order's does. Files in the canonical layouts
     (``adapters``) and WeChat JSON take the canonical path.
     """
     if channel not in CHANNELS:
@@ -366,7 +367,8 @@ def import_file(db: Database, channel: str, data: bytes, *, source: str, compani
             and _canonical(channel, info.tables[0].headers)):
         return Importer(db, channel, source, actor=actor).run(decode_upload(data), progress=progress)
     files = [info] + ([tabular.read_tables(companion)] if companion is not None else [])
-    plan = layouts.plan(channel, files, store=store)
+    catalogue = dict(db.rows("SELECT sku, category FROM products WHERE category IS NOT NULL AND category <> ''"))
+    plan = layouts.plan(channel, files, store=store, categories=catalogue)
     return Importer(db, channel, source, actor=actor).run_plan(plan, progress=progress)
 
 

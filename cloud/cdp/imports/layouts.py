@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -224,6 +224,7 @@ class Counts:
     rounded_order_ids: int = 0
     orders_without_lines: int = 0
     defaulted_category: int = 0
+    category_from_catalogue: int = 0
     sku_from_title: int = 0
     split_sub_orders: int = 0
 
@@ -234,9 +235,10 @@ class Counts:
 class Builder:
     """Turns mapped rows into canonical orders or buyers for one channel."""
 
-    def __init__(self, channel: str, *, store: str | None = None) -> None:
+    def __init__(self, channel: str, *, store: str | None = None, categories: Mapping[str, str] | None = None) -> None:
         self.channel = channel
         self.store = store
+        self.categories = categories or {}
         self.counts = Counts()
 
     # --- identifiers ---------------------------------------------------------------------------------
@@ -306,6 +308,9 @@ class Builder:
             sku = "title:" + title[:120]
             self.counts.sku_from_title += 1
         category = m.columns.get(rec, "category").strip()
+        if not category and sku in self.categories:  # the catalogue's, as for a streamed order
+            category = self.categories[sku]
+            self.counts.category_from_catalogue += 1
         if not category:
             category = UNCATEGORISED
             self.counts.defaulted_category += 1
@@ -505,16 +510,17 @@ class Plan:
                 **self.builder.counts.as_dict()}
 
 
-def plan(channel: str, files: Sequence[FileInfo], *, store: str | None = None) -> Plan:
+def plan(channel: str, files: Sequence[FileInfo], *, store: str | None = None,
+         categories: Mapping[str, str] | None = None) -> Plan:
     """Read one export (and a companion: 宝贝报表 for 订单报表, order headers for POS lines).
 
     Every sheet of every file is matched to a layout of the channel; a sheet no layout fits raises
     ``Invalid`` naming the headers it has. Head and line sheets are joined; sheets of one role are
-    read one after the other.
+    read one after the other. A line without a category takes ``categories`` (the catalogue's) of its SKU.
     """
     from cloud.errors import Invalid
 
-    builder = Builder(channel, store=store)
+    builder = Builder(channel, store=store, categories=categories)
     layouts = MEMBER_LAYOUTS if channel == "members" else tuple(lay for lay in LAYOUTS if lay.channel == channel)
     sheets: list[Mapped] = []
     for info in files:

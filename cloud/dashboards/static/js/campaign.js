@@ -4,7 +4,7 @@
 
 import { get } from "./api.js";
 import { t } from "./i18n.js";
-import { el, fill, loadSections, money, num, param, pct, startPage, table } from "./ui.js";
+import { el, fill, kpi, loadSections, money, num, param, pct, picker, startPage, table } from "./ui.js";
 
 /** An uplift in percentage points with its interval: "+3.2 pp [1.1, 5.3]". */
 export function uplift(u) {
@@ -14,16 +14,10 @@ export function uplift(u) {
   return `${sign}${pp(u.estimate)} pp` + (u.ci95 ? ` [${pp(u.ci95[0])}, ${pp(u.ci95[1])}]` : "");
 }
 
-const kpi = (key, value) => el("div", { class: "kpi", "data-kpi": key },
-  el("div", { class: "label", i18n: key }), el("div", { class: "value", text: value }));
-
 async function load() {
   const listed = await get("/v1/campaigns");
-  const pick = document.getElementById("pick");
   const chosen = param("campaign") || listed.find((c) => c.status !== "draft")?.id;
-  pick.replaceChildren(...listed.map((c) => el("option", { value: c.id, text: `${c.name} · ${c.status}` })));
-  if (chosen) pick.value = chosen;
-  pick.addEventListener("change", () => { location.search = `?campaign=${encodeURIComponent(pick.value)}`; });
+  picker("pick", "campaign", listed.map((c) => [c.id, `${c.name} · ${c.status}`]), chosen);
   if (!chosen) {
     fill("summary", el("div", { class: "empty", i18n: "campaign.none" }));
     return;

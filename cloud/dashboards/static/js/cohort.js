@@ -4,22 +4,16 @@
 
 import { get } from "./api.js";
 import { t } from "./i18n.js";
-import { el, fill, loadSections, money, num, param, pct, startPage, table } from "./ui.js";
-
-const kpi = (key, value) => el("div", { class: "kpi", "data-kpi": key },
-  el("div", { class: "label", i18n: key }), el("div", { class: "value", text: value }));
+import { el, fill, kpi, loadSections, money, num, param, pct, picker, startPage, table } from "./ui.js";
 
 const mix = (m) => Object.entries(m || {}).map(([c, share]) => `${c} ${pct(share, 0)}`).join(" · ") || "–";
 
 async function load() {
   const listed = await get("/v1/cohorts");
-  const pick = document.getElementById("pick");
   const chosen = param("cohort") || listed[0]?.id;
-  const options = listed.map((c) => el("option", { value: c.id, text: c.name }));
-  if (chosen && !listed.some((c) => c.id === chosen)) options.unshift(el("option", { value: chosen, text: chosen }));
-  pick.replaceChildren(...options);
-  if (chosen) pick.value = chosen;
-  pick.addEventListener("change", () => { location.search = `?cohort=${encodeURIComponent(pick.value)}`; });
+  const options = listed.map((c) => [c.id, c.name]);
+  if (chosen && !listed.some((c) => c.id === chosen)) options.unshift([chosen, chosen]);  // a link to one not listed
+  picker("pick", "cohort", options, chosen);
   if (!chosen) {
     fill("summary", el("div", { class: "empty", i18n: "cohort.none" }));
     return;

@@ -5,7 +5,7 @@ import { get, query } from "./api.js";
 import { loadAlerts } from "./alerts.js";
 import { draw, PALETTE } from "./charts.js";
 import { t } from "./i18n.js";
-import { delta, el, fill, loadSections, money, num, param, startPage, table } from "./ui.js";
+import { delta, el, fill, kpi, loadSections, money, num, param, startPage, table } from "./ui.js";
 
 // the ranked day travels with the link (HQ never lands on an empty today)
 let rankedDay = param("day");
@@ -15,8 +15,6 @@ function summary(health) {
   const stores = health.stores;
   const scored = stores.filter((s) => s.overall !== null);
   const mean = scored.length ? scored.reduce((sum, s) => sum + s.overall, 0) / scored.length : null;
-  const kpi = (key, value) => el("div", { class: "kpi", "data-kpi": key },
-    el("div", { class: "label", i18n: key }), el("div", { class: "value", text: value }));
   fill("summary",
     kpi("hq.stores", num(stores.length)),
     kpi("hq.avg_overall", num(mean, 1)),

@@ -5,10 +5,11 @@
 import { get, query } from "./api.js";
 import { draw, PALETTE } from "./charts.js";
 import { t } from "./i18n.js";
-import { clearErrors, clock, el, fill, loadSections, money, num, param, pct, showError, startPage, table } from "./ui.js";
+import { clearErrors, clock, fill, kpi, loadSections, money, num, param, pct, showError, startPage, table } from "./ui.js";
 
 const REFRESH_S = Number(param("refresh") || 30);
 const TOP_STORES = 10;
+const BIG = "big small";  // the wall's KPI figures, read from across the room
 const AXIS = { axisLabel: { color: "#93c5fd", fontSize: 16 }, splitLine: { lineStyle: { color: "#1e3a8a" } } };
 
 function headline(live) {
@@ -18,14 +19,13 @@ function headline(live) {
   const share = live.target ? live.sales / live.target : null;
   fill("progress", pct(share));
   document.getElementById("progress-bar").style.width = `${Math.min(100, (share || 0) * 100)}%`;
-  const kpi = (key, value) => el("div", { class: "kpi", "data-kpi": key },
-    el("div", { class: "label", i18n: key }), el("div", { class: "big small", text: value }));
   const online = live.by_channel.filter((c) => c.channel !== "pos").reduce((sum, c) => sum + c.sales, 0);
   const reached = live.stores.filter((s) => s.target && s.sales >= s.target).length;
-  fill("live-kpis", kpi("live.orders", num(live.orders)), kpi("live.avg_ticket", money(live.orders ? live.sales / live.orders : null)),
-    kpi("live.member_share", pct(live.member_sales_share)), kpi("live.arrivals", live.traffic_target ? `${num(live.arrivals)} / ${num(live.traffic_target)}` : num(live.arrivals)),
-    kpi("live.online_share", pct(live.sales ? online / live.sales : null)),
-    kpi("live.stores_on_target", `${num(reached)} / ${num(live.stores.length)}`));
+  fill("live-kpis", kpi("live.orders", num(live.orders), BIG), kpi("live.avg_ticket", money(live.orders ? live.sales / live.orders : null), BIG),
+    kpi("live.member_share", pct(live.member_sales_share), BIG),
+    kpi("live.arrivals", live.traffic_target ? `${num(live.arrivals)} / ${num(live.traffic_target)}` : num(live.arrivals), BIG),
+    kpi("live.online_share", pct(live.sales ? online / live.sales : null), BIG),
+    kpi("live.stores_on_target", `${num(reached)} / ${num(live.stores.length)}`, BIG));
 }
 
 function lists(live) {

@@ -4,7 +4,7 @@
 
 import { get, query } from "./api.js";
 import { lang, t } from "./i18n.js";
-import { el, fill, loadSections, num, param, pct, startPage } from "./ui.js";
+import { el, fill, kpi, loadSections, num, param, pct, picker, startPage } from "./ui.js";
 
 const FACETS = ["city_tier", "age_band", "gender", "channel", "tier", "lifecycle"];
 
@@ -40,11 +40,8 @@ function bars(facet, values) {
 
 async function load() {
   const saved = (await get(`/v1/segments${query({ limit: 200 })}`)).items;
-  const pick = document.getElementById("segment-pick");
   const chosen = param("segment") || saved[0]?.id;
-  pick.replaceChildren(...saved.map((s) => el("option", { value: s.id, text: s.name })));
-  if (chosen) pick.value = chosen;
-  pick.addEventListener("change", () => { location.search = query({ segment: pick.value }); });
+  picker("segment-pick", "segment", saved.map((s) => [s.id, s.name]), chosen);
   if (!chosen) {
     fill("summary", el("div", { class: "empty", i18n: "portrait.none" }));
     return;
@@ -52,8 +49,6 @@ async function load() {
   const [portrait, catalogue] = await Promise.all([get(`/v1/segments/${encodeURIComponent(chosen)}/portrait`),
     get("/v1/segments/dimensions")]);
   const segment = saved.find((s) => s.id === chosen);
-  const kpi = (key, value) => el("div", { class: "kpi", "data-kpi": key },
-    el("div", { class: "label", i18n: key }), el("div", { class: "value", text: value }));
   fill("summary",
     kpi("portrait.segment_size", num(portrait.segment)),
     kpi("portrait.base_size", num(portrait.base)),

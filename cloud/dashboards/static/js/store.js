@@ -180,9 +180,11 @@ if (startPage()) {
     document.body.dataset.ready = "true";
   } else {
     fill("store-name", store);
+    const hqLink = document.getElementById("hq-link");
+    hqLink.hidden = true;  // until the key is known to be HQ's: a store manager has no HQ page
     get("/v1/whoami").then((who) => {
       setPrincipal(who);
-      document.getElementById("hq-link").hidden = who.role === "store_manager";
+      hqLink.hidden = who.role === "store_manager";
     }).catch(() => null).finally(async () => {
       const results = await loadSections([
         ["dashboard", loadDashboard],

@@ -1,8 +1,8 @@
-// What every page shares: the top bar (language switch, sign out), the error banner, number
+// What every page shares: the top bar (its links, language switch, sign out), the error banner, number
 // formats, tables built with textContent (store and product names come from data, never HTML),
 // and the data-ready marker the tests and the load benchmark wait for.
 
-import { ApiError, apiKey, forgetApiKey } from "./api.js";
+import { ApiError, apiKey, forgetApiKey, query } from "./api.js";
 import { applyLabels, lang, setLang, t } from "./i18n.js";
 
 export function el(tag, attrs = {}, ...children) {
@@ -20,23 +20,37 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** Labels, the language switch and sign-out; a page without a key goes to the sign-in page. */
+/** The pages a top bar may link to, by the name its `data-nav` lists (the label is `nav.<name>`). */
+const PAGES = {
+  hq: "hq.html", portrait: "portrait.html", campaign: "campaign.html", cohort: "cohort.html",
+  live: "live.html", owners: "owners.html",
+};
+
+/**
+ * Every page's top bar ends the same: its links (`<header class="top" data-nav="hq cohort">`, each
+ * `#<name>-link`), the language switch and, on a signed-in page, sign-out; the error banner follows
+ * the bar. The page's own part of the bar (title, pickers, its day) stays in its HTML.
+ */
+function topBar(signedIn) {
+  const header = document.querySelector("header.top");
+  const links = (header.dataset.nav || "").split(" ").filter(Boolean)
+    .map((name) => el("a", { id: `${name}-link`, href: PAGES[name], i18n: `nav.${name}` }));
+  const language = el("button", { id: "lang-switch", type: "button", i18n: "lang.switch", onclick: () => {
+    setLang(lang() === "zh" ? "en" : "zh");
+    location.reload();
+  } });
+  const logout = signedIn ? el("button", { id: "logout", type: "button", i18n: "nav.logout", onclick: () => {
+    forgetApiKey();
+    location.href = "./";
+  } }) : null;
+  header.append(el("nav", {}, ...links, language, logout));
+  header.after(el("div", { id: "banner", hidden: "" }));
+}
+
+/** The top bar and every label; a page without a key goes to the sign-in page. */
 export function startPage({ needsKey = true } = {}) {
+  topBar(needsKey);
   applyLabels();
-  const button = document.getElementById("lang-switch");
-  if (button) {
-    button.addEventListener("click", () => {
-      setLang(lang() === "zh" ? "en" : "zh");
-      location.reload();
-    });
-  }
-  const logout = document.getElementById("logout");
-  if (logout) {
-    logout.addEventListener("click", () => {
-      forgetApiKey();
-      location.href = "./";
-    });
-  }
   if (needsKey && apiKey() === null) {  // "" is a sign-in without a key: the API's open local demo mode
     location.replace("./");
     return false;
@@ -131,6 +145,22 @@ export function table(columns, rows, { rowAttrs } = {}) {
     body.append(tr);
   }
   return el("table", { class: "grid" }, el("thead", {}, head), body);
+}
+
+/** A KPI card: its label (the i18n key, also its `data-kpi`) over its value. */
+export function kpi(key, value, valueClass = "value") {
+  return el("div", { class: "kpi", "data-kpi": key }, el("div", { class: "label", i18n: key }), el("div", { class: valueClass, text: value }));
+}
+
+/**
+ * The top bar's picker `#id` of what the page shows: one option per [value, text], `chosen`
+ * selected; choosing another reloads the page with `?<name>=<value>`.
+ */
+export function picker(id, name, options, chosen) {
+  const pick = document.getElementById(id);
+  pick.replaceChildren(...options.map(([value, text]) => el("option", { value, text })));
+  if (chosen) pick.value = chosen;
+  pick.addEventListener("change", () => { location.search = query({ [name]: pick.value }); });
 }
 
 export function fill(id, ...nodes) {
