@@ -12,9 +12,9 @@ ago), that day's part read from the order lines, so every answer is the one the 
 
 The facts are per **record** (``members.id``), not per person: OneID merges and splits re-point
 records to persons and the segment joins records to persons as before, so the facts follow without
-being touched. They are recomputed from the lines of the records whose lines change, in the same
-transaction: ``add_lines`` (every place that writes lines), ``refresh`` (erasure re-points lines to
-the anonymous record; a deletion). SKU scopes are not summed here: one SKU is a small slice the
+being touched. They change with the lines, in the same transaction: ``add_lines`` (the one way
+lines are written) adds the landing lines' sums; ``refresh`` recomputes the facts of records whose
+lines were re-keyed or deleted (erasure re-keys them to an anonymous id). SKU scopes are not summed here: one SKU is a small slice the
 ``(sku, ts, member_id)`` index finds, and a per-SKU summary would be as large as the lines.
 """
 
