@@ -147,6 +147,14 @@ def _days(start: int | None, end: int | None) -> tuple[int | None, int | None]:
     return first, last
 
 
+def _bounded(column: str, lo: int | None, hi: int | None, where: list[str], args: list) -> None:
+    """``lo <= column < hi`` for whichever bounds are given."""
+    for bound, cmp in ((lo, ">="), (hi, "<")):
+        if bound is not None:
+            where.append(f"{column} {cmp} ?")
+            args.append(bound)
+
+
 def per_record(measure: Measure, scope: str | None, value: str | None, start: int | None, end: int | None,
                params: list) -> str:
     """SQL giving ``(member_id, v)`` rows: the measure over the record's lines in scope (``value`` of
@@ -158,12 +166,7 @@ def per_record(measure: Measure, scope: str | None, value: str | None, start: in
 
     def from_lines(lo: int | None, hi: int | None) -> str:
         where, args = list(lines_where), list(lines_args)
-        if lo is not None:
-            where.append("l.ts >= ?")
-            args.append(lo)
-        if hi is not None:
-            where.append("l.ts < ?")
-            args.append(hi)
+        _bounded("l.ts", lo, hi, where, args)
         params.extend(args)
         return (f"SELECT l.member_id, {LINE_AGG[measure]} AS v FROM order_lines l "
                 f"WHERE {' AND '.join(where) or '1 = 1'} GROUP BY l.member_id")
@@ -175,12 +178,7 @@ def per_record(measure: Measure, scope: str | None, value: str | None, start: in
         return from_lines(start, end)
     where = ["f.scope = ?", "f.value = ?"]
     params += [scope or "any", value if scope else ""]
-    if first is not None:
-        where.append("f.day >= ?")
-        params.append(first)
-    if last is not None:
-        where.append("f.day < ?")
-        params.append(last)
+    _bounded("f.day", first, last, where, params)
     parts = [f"SELECT f.member_id, {FACT_AGG[measure]} AS v FROM purchase_days f WHERE {' AND '.join(where)} "
              "GROUP BY f.member_id"]
     if first is not None and start is not None and start < day_start(first):
