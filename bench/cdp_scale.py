@@ -13,7 +13,13 @@ days and not 彩妆", median of 3 after one warm-up), ``segment5_count_s`` and `
 5-condition segment over the dimension catalogue: its count, median of 3, and its portrait against
 the base, best of 2), ``profile_read_p95_ms`` (360 profile with lineage of random
 persons), ``face_top1_ms`` (top-1 over --members 128-d embeddings, median), plus sizes and the
-generation and tag-batch times.
+generation and tag-batch times. ``segment5_count_cpu_s`` and ``portrait_cpu_s`` are the same runs'
+CPU seconds in this process (SQLite's whole cost, whatever the machine's load; not PostgreSQL's).
+
+    uv run python bench/cdp_scale.py --existing --segments-only --db brand.db   # segment figures only
+
+times only the segment figures on a brand already stored, so two versions of the code can be
+compared back to back on one file.
 """
 
 from __future__ import annotations
@@ -107,6 +113,35 @@ def _arrivals(db, count: int, seed: int) -> list:
             for n, phone in enumerate(phones)]
 
 
+def _cpu_timed(fn, *args) -> tuple[float, float]:
+    """Wall and this process's CPU seconds: on SQLite the query runs in-process, so its CPU time is
+    its cost without the other sessions' share of a loaded machine (PostgreSQL's is the server's)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def segment_figures(db) -> dict:
+    """The segment measures: the 2-condition count and the 5-condition count (median of 3 after one
+    warm-up) and its portrait (best of 2), each 5-condition figure also as CPU seconds."""
+    out: dict = {}
+    condition = segments.Condition.of(SEGMENT)
+    out["segment_count"] = segments.count(db, condition)
+    runs = [timed(segments.count, db, condition)[1] for _ in range(3)]
+    out["segment_count_s"] = round(statistics.median(runs), 3)
+    log(f"segment count {out['segment_count']} in {runs}")
+
+    five = segments.Condition.of(SEGMENT5)
+    out["segment5_count"] = segments.count(db, five)
+    pairs = sorted(_cpu_timed(segments.count, db, five) for _ in range(3))
+    out["segment5_count_s"], out["segment5_count_cpu_s"] = (round(v, 3) for v in pairs[1])
+    log(f"5-condition segment count {out['segment5_count']} in {pairs} (wall, cpu)")
+    pairs = sorted(_cpu_timed(segments.portrait, db, five) for _ in range(2))
+    out["portrait_s"], out["portrait_cpu_s"] = (round(v, 3) for v in pairs[0])
+    log(f"portrait of the 5-condition segment in {pairs} (wall, cpu)")
+    return out
+
+
 def bench(location: str, members: int, stores: int, seed: int, *, existing: bool = False) -> dict:
     db = open_cdp(location, sample_catalogue=False)
     out: dict = {"backend": db.dialect.name, "members": members}
@@ -120,6 +155,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
                                                progress=True, resolve=False)  # OneID is timed below
             out.update({k: summary[k] for k in ("records", "identifiers", "orders", "lines", "visits")})
             log(f"generated {summary} in {out['generate_s']:.1f} s")
+        out["purchase_days"] = int(db.scalar("SELECT COUNT(*) FROM purchase_days"))  # the facts segments sum
         db.execute("ANALYZE")
         result, out["oneid_rebuild_s"] = timed(oneid.rebuild, db, actor="bench")
         out["persons"] = int(db.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL"))
@@ -138,20 +174,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
         log(f"incremental OneID: {report.buyers_new} new records, {report.persons_changed} persons changed; "
             f"resolve_around {out['oneid_incremental_s']:.1f} s of the import's {out['import_incremental_s']:.1f} s")
 
-        condition = segments.Condition.of(SEGMENT)
-        out["segment_count"] = segments.count(db, condition)
-        runs = [timed(segments.count, db, condition)[1] for _ in range(3)]
-        out["segment_count_s"] = round(statistics.median(runs), 3)
-        log(f"segment count {out['segment_count']} in {runs}")
-
-        five = segments.Condition.of(SEGMENT5)
-        out["segment5_count"] = segments.count(db, five)
-        runs = [timed(segments.count, db, five)[1] for _ in range(3)]
-        out["segment5_count_s"] = round(statistics.median(runs), 3)
-        log(f"5-condition segment count {out['segment5_count']} in {runs}")
-        runs = [timed(segments.portrait, db, five)[1] for _ in range(2)]
-        out["portrait_s"] = round(min(runs), 3)
-        log(f"portrait of the 5-condition segment in {runs}")
+        out.update(segment_figures(db))
 
         rng = np.random.default_rng(seed)
         heads = [r[0] for r in db.rows("SELECT id FROM members WHERE merged_into IS NULL ORDER BY id LIMIT 1 OFFSET ?",
@@ -195,8 +218,18 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="SQLite file, or a PostgreSQL server URL (a database is made)")
     parser.add_argument("--existing", action="store_true",
                         help="measure the brand already in --db (a SQLite file or a full PostgreSQL database URL)")
+    parser.add_argument("--segments-only", action="store_true",
+                        help="with --existing: only the segment figures (no OneID rebuild, tag batch, profiles, faces)")
     args = parser.parse_args()
-    if args.existing:
+    if args.existing and args.segments_only:
+        db = open_cdp(args.db, sample_catalogue=False)
+        try:
+            db.execute("ANALYZE")
+            result = {"backend": db.dialect.name, "persons": int(db.scalar(
+                "SELECT COUNT(*) FROM members WHERE merged_into IS NULL")), **segment_figures(db)}
+        finally:
+            db.close()
+    elif args.existing:
         result = bench(args.db, args.members, args.stores, args.seed, existing=True)
     elif args.db and args.db.startswith("postgresql://"):
         import psycopg

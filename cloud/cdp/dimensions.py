@@ -40,12 +40,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-LOCAL = timezone(timedelta(hours=8))  # the brand's days (Asia/Shanghai has no DST)
+from cloud.cdp import purchases
+from cloud.cdp.purchases import LOCAL
+
 PERSON = "COALESCE(m.merged_into, m.id)"
 
 Type = Literal["enum", "number", "date", "bool", "text"]
@@ -234,78 +236,43 @@ def _expr_dim(expr: str, *, expr_params: Callable[[datetime], list] | None = Non
     return compile
 
 
-_LINES = "FROM order_lines l JOIN members m ON m.id = l.member_id"
-_LINE_SCOPE = {None: None, "channel": "l.channel", "store": "l.store", "category": "l.category", "sku": "l.sku"}
-
-
-#: per measure: the aggregate over one record's lines, and how records' values add up per person
-_PURCHASE_AGG = {
-    "bought": ("SUM(l.qty)", "SUM(x.v)"), "not_bought": ("SUM(l.qty)", "SUM(x.v)"),
-    "first_purchase": ("MIN(l.ts)", "MIN(x.v)"), "last_purchase": ("MAX(l.ts)", "MAX(x.v)"),
+#: per measure: what ``purchases`` sums per record (and how records' values add up per person)
+_PURCHASE_MEASURE: dict[str, purchases.Measure] = {
+    "bought": "qty", "not_bought": "qty", "units": "qty", "order_amount": "amount",
     # an order belongs to one record, so distinct orders per record add up per person
-    "order_count": ("COUNT(DISTINCT CASE WHEN l.qty > 0 THEN l.order_id END)", "SUM(x.v)"),
-    "order_amount": ("SUM(l.amount)", "SUM(x.v)"), "units": ("SUM(l.qty)", "SUM(x.v)"),
-    "refunded": ("", ""),
+    "order_count": "orders", "refunded": "refunds", "first_purchase": "first", "last_purchase": "last",
 }
 
 
 def _purchase_dim(measure: str) -> Callable:
     def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) -> str:
         op = spec.op or ""
-        where: list[str] = []
-        args: list = []
-        column = _LINE_SCOPE[dim.scope]
-        if column is not None:
-            if spec.scope is None:
-                raise DimensionError(f"{dim.name}: give scope (the {dim.scope})")
-            where.append(f"{column} = ?")
-            args.append(spec.scope)
+        if dim.scope is not None and spec.scope is None:
+            raise DimensionError(f"{dim.name}: give scope (the {dim.scope})")
         start, end = _window(spec, dim, as_of)
-        # Unscoped, a window of months covers most lines: one pass over the table beats an index
-        # range with a row lookup per line (11 s against 1 s at 1M lines on SQLite); ``+`` keeps
-        # the planner off the ts index and means the same on PostgreSQL.
-        ts = "+l.ts" if column is None else "l.ts"
-        if start is not None:
-            where.append(f"{ts} >= ?")
-            args.append(int(start.timestamp()))
-        if end is not None:
-            where.append(f"{ts} < ?")
-            args.append(int(end.timestamp()))
-        if measure in ("first_purchase", "last_purchase"):
-            where.append("l.qty > 0")
-        if measure == "refunded":
-            where.append("l.qty < 0")
-        sql_where = " AND ".join(where) or "1 = 1"
-        # lines are summed per record first (one pass, no join), then records per person: the join
-        # to members then sees one row per buying record instead of one per line
-        inner_agg, agg = _PURCHASE_AGG[measure]
-        group = (f"FROM (SELECT l.member_id, {inner_agg} AS v FROM order_lines l WHERE {sql_where} "
-                 f"GROUP BY l.member_id) x JOIN members m ON m.id = x.member_id GROUP BY {PERSON}")
-        if measure in ("bought", "not_bought"):
-            params += args
+        # each record's lines summed first (from the per-day facts), then records per person: the join
+        # to members sees one row per buying record instead of one per line
+        key = _PURCHASE_MEASURE[measure]
+        records = purchases.per_record(key, dim.scope, spec.scope, None if start is None else int(start.timestamp()),
+                                       None if end is None else int(end.timestamp()), params)
+        agg = f"{purchases.COMBINE[key]}(x.v)"
+        group = f"FROM ({records}) x JOIN members m ON m.id = x.member_id GROUP BY {PERSON}"
+        if measure in ("bought", "not_bought", "refunded"):
             inner = f"p.id IN (SELECT {PERSON} {group} HAVING {agg} > 0)"
-            return inner if measure == "bought" else f"(NOT {inner})"
-        if measure == "refunded":
-            params += args
-            inner = f"p.id IN (SELECT {PERSON} {_LINES} WHERE {sql_where})"
-            return inner if spec.value in (None, True) else f"(NOT {inner})"
+            negate = measure == "not_bought" or (measure == "refunded" and spec.value not in (None, True))
+            return f"(NOT {inner})" if negate else inner
         if measure in ("first_purchase", "last_purchase"):
             lo, hi = _date_bounds(op, spec.value)
             having: list[str] = []
-            hargs: list = []
             if lo is not None:
                 having.append(f"{agg} >= ?")
-                hargs.append(int(lo.timestamp()))
+                params.append(int(lo.timestamp()))
             if hi is not None:
                 having.append(f"{agg} < ?")
-                hargs.append(int(hi.timestamp()))
-            params += args + hargs
+                params.append(int(hi.timestamp()))
             return f"p.id IN (SELECT {PERSON} {group} HAVING {' AND '.join(having)})"
-        params += args
         if _zero_passes(op, spec.value):
-            failing: list = []
-            test = _number_test(agg, op, spec.value, failing)
-            params += failing
+            test = _number_test(agg, op, spec.value, params)
             return f"(p.id NOT IN (SELECT {PERSON} {group} HAVING NOT ({test})))"
         test = _number_test(agg, op, spec.value, params)
         return f"p.id IN (SELECT {PERSON} {group} HAVING {test})"

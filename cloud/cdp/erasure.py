@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from cloud.cdp import conflicts, profile
+from cloud.cdp import conflicts, profile, purchases
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import NotFound
@@ -119,6 +119,7 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
                 f"DELETE FROM verifications WHERE member_id IN ({marks})", chunk)
             tx.execute(f"UPDATE members SET merged_into = NULL WHERE id IN ({marks})", chunk)
             tx.execute(f"DELETE FROM members WHERE id IN ({marks})", chunk)
+        purchases.refresh(tx, [*records, anonymous])  # their lines now belong to the anonymous record
         bump_gallery_epoch(tx)
         now = iso(utcnow())
         tx.execute("INSERT INTO audit (ts, actor, action, person_id, detail) VALUES (?, ?, 'erase', ?, ?)",

@@ -9,6 +9,7 @@ schema comes first in ``cloud.runtime.SCHEMAS``.
 
 from __future__ import annotations
 
+from cloud.cdp import purchases
 from cloud.db.migrations import Migration, Schema
 
 _TABLES = (
@@ -169,6 +170,9 @@ SCHEMA = Schema("cdp", (
         "CREATE INDEX person_profiles_tier ON person_profiles (tier)",
         "CREATE INDEX person_profiles_home_store ON person_profiles (home_store)",
     )),
+    # per-record purchase facts by local day (cloud.cdp.purchases): segments sum these instead of the
+    # order lines; filled from the lines already stored
+    Migration(60, "purchase facts by day for segments", (*purchases.TABLE, purchases.BACKFILL)),
     # a change of the survivorship rules rewrites every stored profile in batches on the scheduler
     # (cloud.cdp.profile_rewrite): how far it got, so a restart resumes after the last batch
     Migration(63, "survivorship rewrites of the stored profiles", (

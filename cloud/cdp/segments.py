@@ -398,7 +398,8 @@ def split_counts(db: Database, condition: Condition, *, salt: str, split: Sequen
 def portrait(db: Database, condition: Condition | None, *, as_of: datetime | None = None,
              store: str | None = None) -> dict:
     """人群画像: the segment against the whole base by city tier, age band, gender, channel (favourite),
-    tier and lifecycle. Two grouped scans (segment, base); per facet and value: both counts, both
+    tier and lifecycle. One grouped pass over the base (profiles, stats, home store) counts both the
+    base and, with the condition as a 0/1 column, the segment; per facet and value: both counts, both
     shares and the index (segment share / base share x 100, TGI)."""
     at = as_of or datetime.now(UTC)
     exprs, head = [], []
@@ -407,11 +408,12 @@ def portrait(db: Database, condition: Condition | None, *, as_of: datetime | Non
         head += expr_params(at)
     select = ", ".join(f"{e} AS f{i}" for i, e in enumerate(exprs))
     group = ", ".join(f"f{i}" for i in range(len(exprs)))
-    with db.transaction() as tx:
-        sides = {}
-        for side, cond in (("segment", condition), ("base", None)):
-            sql, params = _where(cond, as_of, store, joins=dimensions.FACET_JOINS)
-            sides[side] = tx.rows(f"SELECT {select}, COUNT(*) {sql} GROUP BY {group}", (*head, *params))
+    now = int(at.timestamp())
+    member: list = []
+    inside = "1" if condition is None else f"CASE WHEN {_compile(condition, now, member)} THEN 1 ELSE 0 END"
+    sql, params = _where(None, as_of, store, joins=dimensions.FACET_JOINS)
+    rows = db.rows(f"SELECT {select}, SUM({inside}), COUNT(*) {sql} GROUP BY {group}", (*head, *member, *params))
+    sides = {"segment": [(*r[:-2], r[-2]) for r in rows], "base": [(*r[:-2], r[-1]) for r in rows]}
     totals = {side: sum(r[-1] for r in rows) for side, rows in sides.items()}
     facets = {}
     for i, name in enumerate(dimensions.FACETS):

@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from cloud.cdp import oneid, survivorship
+from cloud.cdp import oneid, purchases, survivorship
 from cloud.clock import zone
 from cloud.db import Database
 from cloud.synthetic.brand import (
@@ -134,9 +134,7 @@ def _write_chunk(tx, chunk: Chunk, shops: list[str], brand: str, counts: dict) -
                 chunk.ts.tolist(), chunk.paid.tolist(), ["paid"] * len(order_ids)))
     lo = chunk.line_order.tolist()
     cat_names = np.array(CATEGORIES, dtype=object)
-    tx.copy("order_lines", ("order_id", "member_id", "channel", "store", "ts", "sku", "category", "qty", "price",
-                            "amount"),
-            zip((order_ids[k] for k in lo), (member_id[k] for k in lo), chunk.channel[chunk.line_order].tolist(),
+    purchases.add_lines(tx, zip((order_ids[k] for k in lo), (member_id[k] for k in lo), chunk.channel[chunk.line_order].tolist(),
                 (store[k] for k in lo), chunk.ts[chunk.line_order].tolist(), (sku_name(s) for s in chunk.sku.tolist()),
                 cat_names[chunk.category].tolist(), chunk.qty.tolist(), chunk.price.tolist(),
                 (chunk.price * chunk.qty).round(2).tolist()))
@@ -180,8 +178,7 @@ class Direct:
                            line["price"], round(line["qty"] * line["price"], 2)) for line in o["lines"]]
         with self._db.transaction() as tx:
             tx.copy("orders", ("id", "channel", "order_no", "store", "member_id", "ts", "paid", "status"), order_rows)
-            tx.copy("order_lines", ("order_id", "member_id", "channel", "store", "ts", "sku", "category", "qty", "price",
-                                    "amount"), line_rows)
+            purchases.add_lines(tx, line_rows)
 
     def new_members(self, rows: list[dict]) -> None:
         with self._db.transaction() as tx:

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
 from cloud import clock
+from cloud.cdp import purchases
 from cloud.db import Database
 from cloud.db.database import Tx
 from cloud.synthetic.floor import PAY_DELAY_S
@@ -85,10 +86,14 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
         return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ?", window)
                    for table in tables)
     if kind == "pos_down":
+        buyers = [m for (m,) in tx.rows("SELECT DISTINCT member_id FROM order_lines WHERE store = ? AND ts >= ? "
+                                        "AND ts < ? AND channel = 'pos'", epochs)]
         tx.execute("DELETE FROM order_attribution WHERE order_id IN (SELECT id FROM orders WHERE store = ? AND ts >= ? "
                    "AND ts < ? AND channel = 'pos')", epochs)
-        return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ? AND channel = 'pos'", epochs)
-                   for table in ("order_lines", "orders"))
+        removed = sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ? AND channel = 'pos'",
+                                 epochs) for table in ("order_lines", "orders"))
+        purchases.refresh(tx, buyers)
+        return removed
     if kind == "staff_absent":
         present = tx.scalar("SELECT MIN(assistant) FROM feedback WHERE store = ? AND ts >= ? AND ts < ?", window)
         lost = [v for (v,) in tx.rows(
@@ -115,8 +120,11 @@ def _drop_sales(tx: Tx, visits: list[str]) -> int:
             paid_at = int(datetime.fromisoformat(ts).timestamp()) + PAY_DELAY_S
             orders += [o for (o,) in tx.rows("SELECT id FROM orders WHERE store = ? AND channel = 'pos' AND ts = ?",
                                              (store, paid_at))]
-    return sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,)) for o in orders
-               for table, column in (("order_lines", "order_id"), ("order_attribution", "order_id"), ("orders", "id")))
+    buyers = [m for o in orders for (m,) in tx.rows("SELECT member_id FROM orders WHERE id = ?", (o,))]
+    removed = sum(tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (o,)) for o in orders
+                  for table, column in (("order_lines", "order_id"), ("order_attribution", "order_id"), ("orders", "id")))
+    purchases.refresh(tx, buyers)
+    return removed
 
 
 def as_json(incidents: list[Incident]) -> list[dict]:

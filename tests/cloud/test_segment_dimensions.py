@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from cloud.cdp import dimensions, segments, survivorship, tags
+from cloud.cdp import dimensions, purchases, segments, survivorship, tags
 from cloud.db import Database
 
 LOCAL = timezone(timedelta(hours=8))
@@ -72,9 +72,8 @@ def brand(db: Database) -> Database:
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (order, channel, order, store, member, ts, amount, "refund" if qty < 0 else "paid",
                         "o4" if qty < 0 else None))
-            tx.execute("INSERT INTO order_lines (order_id, member_id, channel, store, ts, sku, category, qty, price, "
-                       "amount) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (order, member, channel, store, ts, sku, category, qty, abs(amount / qty), amount))
+            purchases.add_lines(tx, [(order, member, channel, store, ts, sku, category, qty, abs(amount / qty),
+                                      amount)])
         for visit, member, store, day, signals, corrected in (
             ("v1", "A", "s1", "2026-11-25", "face", None), ("v2", "A", "s2", "2026-09-01", "wifi", None),
             ("v3", "B", "s2", "2026-11-28", "face+wifi", None), ("v4", None, "s1", "2026-11-26", "face", "B"),

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cloud.cdp import oneid, tags
+from cloud.cdp import oneid, purchases, tags
 from cloud.cdp.imports import adapters, layouts, tabular
 from cloud.cdp.imports.canonical import CHANNELS, Buyer, Order
 from cloud.cdp.imports.cleaning import LOCAL_ZONE, RowProblem
@@ -311,8 +311,7 @@ class Importer:
             self.report.refunds += o.refund
         tx.copy("orders", ("id", "channel", "order_no", "store", "member_id", "ts", "paid", "status", "refund_of",
                            "import_id"), order_rows)
-        tx.copy("order_lines", ("order_id", "member_id", "channel", "store", "ts", "sku", "category", "qty", "price",
-                                "amount"), line_rows)
+        purchases.add_lines(tx, line_rows)
         self.report.orders += len(orders)
         self.report.lines += len(line_rows)
 
