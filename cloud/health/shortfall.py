@@ -42,6 +42,7 @@ from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert
 from cloud.health.device_health import DEFAULT_HOURS, is_open
+from cloud.health.stock_out import empty_shelves
 from cloud.health.till_silence import silent_since
 from protocol.messages import new_id
 
@@ -98,6 +99,8 @@ SOURCES: tuple[Source, ...] = (
            ("claimed_share", "arrivals")),
 )
 METRICS = {s.metric: s for s in SOURCES}
+#: the stock rule's alert (``cloud.health.stock_out``): usually-selling SKUs at zero, from the movements
+SHELVES_METRIC = "shelves_empty"
 
 
 def poisson_cdf(k: float, mean: float) -> float:
@@ -119,14 +122,17 @@ def is_short(observed: float, expected: float) -> bool:
 class Finding:
     store: str
     brand: str
-    source: Source
+    metric: str
     since: datetime  # local start of the short window
     observed: float
     expected: float
+    severity: str
 
-    @property
-    def severity(self) -> str:
-        return "critical" if self.observed == 0 else "warning"
+
+def _shortfall(store: dict, source: Source, since: datetime, observed: float, expected: float) -> Finding:
+    """A source short in a window: ``critical`` when nothing came (dark), ``warning`` when some did."""
+    return Finding(store["id"], store["brand"], source.metric, since, observed, expected,
+                   "critical" if observed == 0 else "warning")
 
 
 def _history(db: Database, store: str, hours: list[datetime], metrics: set[str]) -> dict[datetime, list[dict]]:
@@ -181,8 +187,13 @@ def judge(db: Database, now: datetime) -> list[Finding]:
         till = silent_since(db, store["id"], opened.replace(tzinfo=tz), now)
         if till is not None:
             since, taps = till
-            found.append(Finding(store["id"], store["brand"], METRICS["orders_low"],
-                                 since.astimezone(tz).replace(tzinfo=None), 0.0, float(taps)))
+            found.append(_shortfall(store, METRICS["orders_low"], since.astimezone(tz).replace(tzinfo=None), 0.0,
+                                    float(taps)))
+        shelves = empty_shelves(db, store["id"], store["timezone"], now)
+        if shelves is not None:
+            found.append(Finding(store["id"], store["brand"], SHELVES_METRIC,
+                                 shelves.since.astimezone(tz).replace(tzinfo=None),
+                                 float(shelves.usual - shelves.empty), float(shelves.usual), shelves.severity))
         history = _history(db, store["id"], sorted(set(hours) | set(day)), metrics)
         if any(h not in history for h in hours):
             continue
@@ -198,8 +209,7 @@ def judge(db: Database, now: datetime) -> list[Finding]:
                 if expected >= MIN_SHORTFALL:
                     observed = source.count(db, store["id"], start.replace(tzinfo=tz), now)
                     if is_short(observed / phi, expected / phi):
-                        found.append(Finding(store["id"], store["brand"], source, start, observed,
-                                             round(expected, 1)))
+                        found.append(_shortfall(store, source, start, observed, round(expected, 1)))
                         break
                 if start == opened:
                     break  # longer windows would start at the opening too
@@ -213,9 +223,9 @@ def _overlap_h(hour: datetime, start: datetime, end: datetime) -> float:
 
 def scan(db: Database, now: datetime) -> tuple[list[Alert], list[str]]:
     """Raise an alert for each store-source newly short and clear those no longer short: (raised, cleared ids)."""
-    findings = {(f.store, f.source.metric): f for f in judge(db, now)}
+    findings = {(f.store, f.metric): f for f in judge(db, now)}
     fresh = [Alert(
-        id=new_id(), brand=f.brand, store=f.store, metric=f.source.metric, grain="hour",
+        id=new_id(), brand=f.brand, store=f.store, metric=f.metric, grain="hour",
         ts=f.since.strftime("%Y-%m-%dT%H:%M"), value=f.observed, baseline=f.expected, mad=0.0,
         z=round(-(f.expected - f.observed) / math.sqrt(f.expected), 3), direction="low", severity=f.severity,
         status="open", created=now, kind="source")
