@@ -24,8 +24,12 @@ The truth is the planted store-days; the ranking is the product's own score. JSO
   device alert;
 - ``p95_detect_min_business``: the other four kinds, minutes from the incident's start to the first
   alert (a source alert's creation; an anomaly alert at the end of its period + the 5 min rollup
-  lag), over the detected ones; ``by_kind`` has each kind's p95, recall and bottom-quarter share
-  (shelves_empty is a closing stock count: known only after the day);
+  lag), over the detected ones; ``by_kind`` has each kind's p95, recall and bottom-quarter share,
+  shelves_empty in its two forms: ``shelves_empty/movements`` at the stores that export intraday
+  stock movements (told by the hourly rule's stock check, ``cloud.health.stock_out``) and
+  ``shelves_empty/closing_count`` at those that send only the day's count (known only after the day);
+- ``false_alerts_per_store_week``: alerts about the evaluated days that are about no incident, per
+  store and 7 evaluated days;
 - ``incident_store_bottom_quartile``: incident store-days whose store ranks in the bottom quarter
   of that day's ranking.
 """
@@ -177,11 +181,13 @@ def main() -> None:
         ranked_by_day[d.isoformat()] = ({r["store"]: r["rank"] for r in ranked}, len(ranked))
     per_kind: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     business, bottom, detected = [], 0, 0
+    moving = {s for (s,) in db.rows("SELECT DISTINCT store FROM stock_movements")}
     for i in incidents:
         key = (i.store, i.day)
         caught = bool(hits[key]) or key in device
         detected += caught
-        k = per_kind[i.kind]
+        form = ("/movements" if i.store in moving else "/closing_count") if i.kind == "shelves_empty" else ""
+        k = per_kind[i.kind + form]
         k["caught"].append(caught)
         if key in device:
             k["delay"].append(device[key])
@@ -202,6 +208,7 @@ def main() -> None:
         "alerts_in_window": len(alerts), "source_alerts": sum(a.ts[:10] in window for a in live),
         "false_alerts_by_metric": dict(sorted(Counter(f"{a.kind}:{a.metric}" for a in alerts
                                                       if about(a) is None).items())),
+        "false_alerts_per_store_week": round(sum(about(a) is None for a in alerts) / (args.stores * len(days) / 7), 3),
         "recall": round(detected / len(incidents), 3) if incidents else None,
         "precision": round(true_alerts / len(alerts), 3) if alerts else None,
         "p95_detect_min_device": p95(list(device.values())), "device_incidents": len(device),

@@ -193,6 +193,12 @@ class Direct:
         with self._db.transaction() as tx:
             tx.copy("stock_days", ("store", "day", "sku", "opening", "received", "sold", "wasted", "markdown_loss"), rows)
 
+    def movements(self, rows: list[tuple[str, str, str, str, int, str]]) -> None:
+        with self._db.transaction() as tx:
+            tx.copy("stock_movements", ("store", "sku", "ts", "day", "kind", "qty", "ref"),
+                    [(store, sku, datetime.fromisoformat(ts).astimezone(UTC).isoformat(), ts[:10], kind, qty, ref)
+                     for store, sku, ts, kind, qty, ref in rows])
+
     def targets(self, rows: list[tuple[str, str, float]]) -> None:
         months: dict[tuple[str, str], float] = {}
         for store, day, sales in rows:

@@ -7,7 +7,9 @@ third of arrivals are recognised members of the store. An assistant claims a car
 lognormal delay (median ~40 s, slower in busy hours and weaker stores), serves, and sometimes sells;
 a sale is a POS order at the store for the member (or a walk-in), so sales, conversion and the
 assistants' league agree. A few visitors sign up as new members. Stock is a daily position per
-SKU of the store's assortment, replenished weekly, with markdown write-offs.
+SKU of the store's assortment, replenished weekly, with markdown write-offs; every other store's
+stock system (the even-numbered ones) also exports the intraday movements behind it (the morning
+receipt, each unit sold, the evening's write-offs), the others only the closing count.
 
 All stores are on China time (Asia/Shanghai, UTC+8, no daylight saving): local hours are UTC+8.
 Everything is drawn with numpy from one seed and written per store with bulk copies.
@@ -42,6 +44,9 @@ HOUR_SHARE = _HOURS / _HOURS.sum()
 ASSORTMENT = 20
 #: a sale is rung up at the till this long after the customer came in
 PAY_DELAY_S = 900
+#: local times of a store's stock movements: the delivery before opening, sales while open, write-offs at close
+RECEIPT_AT = timedelta(hours=8)
+SALES_FROM, SALES_TO = timedelta(hours=10), timedelta(hours=22)
 
 
 def draw_store_profiles(seed: int, stores: Sequence[tuple[str, str]], arrivals_per_day: float
@@ -59,7 +64,8 @@ def draw_store_profiles(seed: int, stores: Sequence[tuple[str, str]], arrivals_p
         names = [SURNAMES[(index * 7 + k) % len(SURNAMES)] + GIVEN[(index + k * 5) % len(GIVEN)] for k in range(n_staff)]
         profiles[store] = {"index": index, "city": city, "region": REGION.get(city, "华东"), "tier": TIER.get(city, "tier2"),
                            "format": fmt, "size": size, "quality": quality, "staff": staff, "names": names,
-                           "skill": np.clip(rng.normal(1.0, 0.2, n_staff), 0.5, 1.6), "arrivals": arrivals_per_day * size}
+                           "skill": np.clip(rng.normal(1.0, 0.2, n_staff), 0.5, 1.6), "arrivals": arrivals_per_day * size,
+                           "movements": index % 2 == 0}
     return profiles
 
 
@@ -69,6 +75,7 @@ class FloorSink(Protocol):
     def orders(self, store: str, orders: list[dict]) -> None: ...
     def new_members(self, rows: list[dict]) -> None: ...
     def stock(self, rows: list[tuple]) -> None: ...
+    def movements(self, rows: list[tuple[str, str, str, str, int, str]]) -> None: ...
     def targets(self, rows: list[tuple[str, str, float]]) -> None: ...
     def finish(self) -> dict[str, object]: ...
 
@@ -81,6 +88,7 @@ def generate_floor(db: Database, sink: FloorSink, *, days: int, profiles: dict[s
     footfall are written as the ingest stores them; the rest goes to ``sink``."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed + 101)
+    moves = np.random.default_rng(seed + 107)  # its own stream: the stores without movements draw as before
     first_day = end_day - timedelta(days=days - 1)
     counts: dict[str, object] = {"floor_days": days, "arrivals": 0, "feedback": 0, "floor_orders": 0,
                                  "new_members": 0, "stock_rows": 0, "footfall_rows": 0}
@@ -95,7 +103,10 @@ def generate_floor(db: Database, sink: FloorSink, *, days: int, profiles: dict[s
         sink.orders(store, orders)
         counts["floor_orders"] += len(orders)  # type: ignore[operator]
         sink.new_members(_new_members(rng, store, sale, counts))
-        sink.stock(_stock(rng, store, profile, first_day, days, catalogue, counts))
+        stock = _stock(rng, store, profile, first_day, days, catalogue, counts)
+        sink.stock(stock)
+        if profile.get("movements"):
+            sink.movements(_movements(moves, stock, until))
         sink.targets(_targets(db, rng, store, first_day, days))
     counts.update(sink.finish())
     counts["seconds"] = round(time.perf_counter() - started, 1)
@@ -285,4 +296,23 @@ def _stock(rng: np.random.Generator, store: str, profile: dict, first_day: date,
                          int(wasted[j]), round(float(loss[j]), 2)))
         on_hand = available - sold - wasted
     counts["stock_rows"] += len(rows)
+    return rows
+
+
+def _movements(rng: np.random.Generator, stock: list[tuple], until: datetime | None
+               ) -> list[tuple[str, str, str, str, int, str]]:
+    """The movements behind the daily rows of ``_stock`` as the stock system exports them (store, SKU,
+    local time, kind, units, movement number): the day's receipt at ``RECEIPT_AT``, each unit sold at a
+    random second of opening hours, the write-offs at closing; none at or after ``until``."""
+    rows = []
+    tz = zone(TZ)
+    for store, day, sku, _opening, received, sold, wasted, _loss in stock:
+        start = datetime.fromisoformat(day).replace(tzinfo=tz)
+        ref = f"{store}-{day}-{sku}"
+        moved = [(start + RECEIPT_AT, "receipt", received, f"r-{ref}")] if received else []
+        seconds = np.sort(rng.integers(SALES_FROM.seconds, SALES_TO.seconds, sold)).tolist()
+        moved += [(start + timedelta(seconds=s), "sale", 1, f"s-{ref}-{k}") for k, s in enumerate(seconds)]
+        moved += [(start + SALES_TO, "waste", wasted, f"w-{ref}")] if wasted else []
+        rows += [(store, sku, t.isoformat(), kind, int(qty), number) for t, kind, qty, number in moved
+                 if until is None or t < until]
     return rows

@@ -10,9 +10,12 @@ a store really has:
   (``feedback`` rows gone): the greeted, claimed and served shares collapse;
 - ``camera_down``: the door camera stopped; no arrivals (``arrivals``, ``visits``) while the
   Wi-Fi box still counts footfall: arrivals and recognised members fall;
-- ``shelves_empty``: the delivery never came and the day's stock count found every SKU at zero
-  (``stock_days``: all of it sold or written off): stock-outs and sell-through jump. The stock
-  system exports closing counts, so this one is known only after the day;
+- ``shelves_empty``: the morning delivery never came and the store sold out. At a store whose
+  stock system exports intraday movements (``stock_movements``) the day's receipt is gone and what
+  was left on the shelves sells in the ``SELL_OUT`` after the incident's start, nothing after;
+  the hourly rule reads that as it happens (``cloud.health.stock_out``). At a store that sends
+  only closing counts the day's count (``stock_days``) finds every SKU at zero (all of it sold or
+  written off): stock-outs and sell-through jump, known only after the day;
 - ``staff_absent``: all assistants but one did not come in: the others' card actions are gone,
   and so are the sales they would have made (their ``sold`` actions and POS orders);
 - ``conversion_collapse``: customers come and look but do not buy (a price error, a broken
@@ -31,8 +34,9 @@ as it stops the edge box's telemetry for a dead camera).
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from cloud import clock
 from cloud.cdp import purchases
@@ -44,6 +48,8 @@ KINDS = ("screen_idle", "camera_down", "shelves_empty", "staff_absent", "convers
 #: of a collapse, the sales that still happen: one in ``KEPT_SALE``
 KEPT_SALE = 5
 FROM_HOUR = 0  # local: the device was down the whole day
+#: a store out of its delivery sells what was left within this long of the incident's start
+SELL_OUT = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
     window = (store, clock.iso_utc(start), clock.iso_utc(end))
     epochs = (store, int(start.timestamp()), int(end.timestamp()))
     if kind == "shelves_empty":
+        if tx.scalar("SELECT 1 FROM stock_movements WHERE store = ? AND day = ? LIMIT 1", (store, day.isoformat())):
+            return _sell_out(tx, store, day, start)
         return tx.execute("UPDATE stock_days SET sold = opening + received - wasted WHERE store = ? AND day = ?",
                           (store, day.isoformat()))
     if kind in ("screen_idle", "camera_down"):
@@ -109,6 +117,36 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
         return _drop_sales(tx, lost) + sum(
             tx.execute("DELETE FROM feedback WHERE visit_id = ? AND action = 'sold'", (v,)) for v in lost)
     raise ValueError(f"unknown incident kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _sell_out(tx: Tx, store: str, day: date, start: datetime) -> int:
+    """The day's receipts and write-offs gone; sales before ``start`` only of what was on the shelf
+    (the previous closing count), what was left sold at random minutes of [start, start + ``SELL_OUT``),
+    no sale after; the day's closing count agrees (nothing received, all of it sold)."""
+    rng = random.Random(f"{store}{day}")
+    text = day.isoformat()
+    changed = tx.execute("DELETE FROM stock_movements WHERE store = ? AND day = ? AND kind IN ('receipt', 'waste')",
+                         (store, text))
+    left = dict(tx.rows("SELECT sku, opening FROM stock_days WHERE store = ? AND day = ?", (store, text)))
+    cutoff = start.astimezone(UTC).isoformat()
+    for move_id, sku, qty, ts in tx.rows("SELECT id, sku, qty, ts FROM stock_movements WHERE store = ? AND day = ? "
+                                         "AND kind = 'sale' ORDER BY ts, id", (store, text)):
+        keep = min(int(qty), left.get(sku, 0)) if ts < cutoff else 0
+        left[sku] = left.get(sku, 0) - keep
+        if keep == 0:
+            changed += tx.execute("DELETE FROM stock_movements WHERE id = ?", (move_id,))
+        elif keep < qty:
+            changed += tx.execute("UPDATE stock_movements SET qty = ? WHERE id = ?", (keep, move_id))
+    for sku, units in left.items():
+        if units > 0:
+            at = start + timedelta(seconds=rng.uniform(0, SELL_OUT.total_seconds()))
+            tx.execute("INSERT INTO stock_movements (store, sku, ts, day, kind, qty, ref) VALUES (?, ?, ?, ?, 'sale', ?, ?)",
+                       (store, sku, at.astimezone(UTC).replace(microsecond=0).isoformat(), text, units,
+                        f"sell-out-{store}-{text}-{sku}"))
+            changed += 1
+    tx.execute("UPDATE stock_days SET received = 0, wasted = 0, sold = opening WHERE store = ? AND day = ?",
+               (store, text))
+    return changed
 
 
 def _drop_sales(tx: Tx, visits: list[str]) -> int:

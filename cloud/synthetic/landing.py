@@ -48,6 +48,7 @@ class EntryPoints:
         self._db, self._out = db, out
         self._joiners: list[dict] = []
         self._stock: list[tuple] = []
+        self._movements: list[tuple[str, str, str, str, int, str]] = []
         self._targets: list[tuple[str, str, float]] = []
         self._attributed: Counter[str] = Counter()
         self._quarantined: Counter[str] = Counter()
@@ -67,6 +68,9 @@ class EntryPoints:
     def stock(self, rows: list[tuple]) -> None:
         self._stock += rows
 
+    def movements(self, rows: list[tuple[str, str, str, str, int, str]]) -> None:
+        self._movements += rows
+
     def targets(self, rows: list[tuple[str, str, float]]) -> None:
         self._targets += rows
 
@@ -76,9 +80,12 @@ class EntryPoints:
                   [(j["card"], j["name"], "女", "普通会员", j["store"], j["signed_up"][:10]) for j in self._joiners])
         write_csv(out / "stock.csv", ("门店编码", "日期", "商品编码", "期初库存", "入库数量", "销售数量", "报损数量", "降价损失"),
                   self._stock, encoding="gbk")
+        write_csv(out / "stock_movements.csv", ("门店编码", "商品编码", "发生时间", "业务类型", "数量", "单据号"),
+                  self._movements)
         write_csv(out / "targets.csv", ("门店编码", "日期", "销售目标"), self._targets)
         imported = import_files(self._db, [Import(out / "new_members.csv", channel="members"),
                                            Import(out / "stock.csv", kind="stock"),
+                                           Import(out / "stock_movements.csv", kind="movements"),
                                            Import(out / "targets.csv", kind="targets")])
         return {"till": {"attributed": dict(self._attributed), "quarantined": dict(self._quarantined)},
                 "floor_imported": imported}
