@@ -4,14 +4,15 @@ incident's hour, and nothing before it."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from cloud import clock
+from cloud.health.stock_out import on_hand
 from cloud.runtime import open_cdp
 from cloud.synthetic.brand import generate
-from cloud.synthetic.incidents import KEPT_SALE, KINDS, plant_incidents
+from cloud.synthetic.incidents import KEPT_SALE, KINDS, SELL_OUT, plant_incidents
 
 DAY = date(2026, 3, 2)
 END = datetime(2026, 3, 2, 16, tzinfo=UTC)  # local midnight after DAY
@@ -60,3 +61,27 @@ def test_each_new_kind_loses_what_its_failure_loses_from_its_hour(db) -> None:
     assert after[pos]["orders"][1] == 0 and after[pos]["visits"] == before[pos]["visits"]  # the floor carries on
     for s in stores:  # nothing before 15:00 changed
         assert {k: v[0] for k, v in after[s].items()} == {k: v[0] for k, v in before[s].items()}
+
+
+def _day_change(db, store: str) -> dict[str, int]:
+    """SKU -> the day's net movement of stock (receipts less sales and write-offs)."""
+    return dict(db.rows("SELECT sku, SUM(CASE WHEN kind = 'receipt' THEN qty ELSE -qty END) FROM stock_movements "
+                        "WHERE store = ? AND day = ? GROUP BY sku", (store, DAY.isoformat())))
+
+
+def test_empty_shelves_are_planted_in_the_movements_where_the_store_sends_them_else_in_the_closing_count(db) -> None:
+    moving, counting = "st-0002", "st-0003"  # even-numbered stores export their movements
+    counts = {sku: received - sold - wasted for sku, received, sold, wasted in db.rows(
+        "SELECT sku, received, sold, wasted FROM stock_days WHERE store = ? AND day = ?", (moving, DAY.isoformat()))}
+    assert {k: v for k, v in counts.items() if v or k in _day_change(db, moving)} == _day_change(db, moving)
+    assert _day_change(db, counting) == {}
+    start = clock.day_start_utc(DAY, "Asia/Shanghai") + timedelta(hours=15)
+    plant_incidents(db, [moving, counting], DAY, from_hour=15, kinds=["shelves_empty", "shelves_empty"])
+    assert all(v <= 0 for v in _day_change(db, moving).values())  # no delivery that day
+    assert any(left > 0 for left, _ in on_hand(db, moving, DAY, "Asia/Shanghai", start).values())
+    sold_out = on_hand(db, moving, DAY, "Asia/Shanghai", start + SELL_OUT)
+    assert sold_out and all(left == 0 for left, _ in sold_out.values())
+    assert all(zero_at is None or zero_at <= start + SELL_OUT for _, zero_at in sold_out.values())
+    for store in (moving, counting):  # the day's count agrees: nothing left
+        assert db.scalar("SELECT MAX(opening + received - sold - wasted) FROM stock_days WHERE store = ? AND day = ?",
+                         (store, DAY.isoformat())) == 0
