@@ -42,7 +42,7 @@ from cloud import clock
 from cloud.cdp import purchases
 from cloud.db import Database
 from cloud.db.database import Tx
-from cloud.synthetic.floor import PAY_DELAY_S
+from cloud.synthetic.floor import PAY_DELAY_S, RECEIPT_AT
 
 KINDS = ("screen_idle", "camera_down", "shelves_empty", "staff_absent", "conversion_collapse", "pos_down")
 #: of a collapse, the sales that still happen: one in ``KEPT_SALE``
@@ -64,8 +64,8 @@ class Incident:
 def plant_incidents(db: Database, stores: list[str], day: date, *, from_hour: int = FROM_HOUR,
                     kinds: list[str] | None = None) -> list[Incident]:
     """One incident per store in ``stores``, kinds in turn (``KINDS``, or ``kinds[n]`` for the n-th
-    store), from ``from_hour`` (local) to the day's end; ``shelves_empty`` is the day's closing
-    count, whatever the hour."""
+    store), from ``from_hour`` (local) to the day's end; ``shelves_empty`` at a store without
+    movements is the day's closing count, whatever the hour."""
     planted = []
     with db.transaction() as tx:
         zones = dict(tx.rows("SELECT id, timezone FROM stores"))
@@ -86,7 +86,7 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
     epochs = (store, int(start.timestamp()), int(end.timestamp()))
     if kind == "shelves_empty":
         if tx.scalar("SELECT 1 FROM stock_movements WHERE store = ? AND day = ? LIMIT 1", (store, day.isoformat())):
-            return _sell_out(tx, store, day, start)
+            return _sell_out(tx, store, day, start, end)
         return tx.execute("UPDATE stock_days SET sold = opening + received - wasted WHERE store = ? AND day = ?",
                           (store, day.isoformat()))
     if kind in ("screen_idle", "camera_down"):
@@ -119,10 +119,12 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
     raise ValueError(f"unknown incident kind {kind!r}; one of {', '.join(KINDS)}")
 
 
-def _sell_out(tx: Tx, store: str, day: date, start: datetime) -> int:
+def _sell_out(tx: Tx, store: str, day: date, start: datetime, end: datetime) -> int:
     """The day's receipts and write-offs gone; sales before ``start`` only of what was on the shelf
     (the previous closing count), what was left sold at random minutes of [start, start + ``SELL_OUT``),
-    no sale after; the day's closing count agrees (nothing received, all of it sold)."""
+    no sale after; the day's closing count agrees (nothing received, all of it sold). The late delivery
+    comes the next morning (``end``, the day's local end, + ``RECEIPT_AT``: a receipt of what the day
+    would have closed with), so the days after are what they were."""
     rng = random.Random(f"{store}{day}")
     text = day.isoformat()
     changed = tx.execute("DELETE FROM stock_movements WHERE store = ? AND day = ? AND kind IN ('receipt', 'waste')",
@@ -144,8 +146,16 @@ def _sell_out(tx: Tx, store: str, day: date, start: datetime) -> int:
                        (store, sku, at.astimezone(UTC).replace(microsecond=0).isoformat(), text, units,
                         f"sell-out-{store}-{text}-{sku}"))
             changed += 1
+    late = tx.rows("SELECT sku, opening + received - sold - wasted FROM stock_days WHERE store = ? AND day = ?",
+                   (store, text))
     tx.execute("UPDATE stock_days SET received = 0, wasted = 0, sold = opening WHERE store = ? AND day = ?",
                (store, text))
+    next_day = day + timedelta(days=1)
+    if tx.scalar("SELECT 1 FROM stock_movements WHERE store = ? AND day = ? LIMIT 1", (store, next_day.isoformat())):
+        tx.executemany("INSERT INTO stock_movements (store, sku, ts, day, kind, qty, ref) "
+                       "VALUES (?, ?, ?, ?, 'receipt', ?, ?)",
+                       [(store, sku, (end + RECEIPT_AT).astimezone(UTC).isoformat(), next_day.isoformat(), int(units),
+                         f"late-{store}-{text}-{sku}") for sku, units in late if units > 0])
     return changed
 
 
