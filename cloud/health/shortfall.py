@@ -23,6 +23,10 @@ is dark), ``warning`` when some did (a collapse). The sources:
 - ``claims``: assistants claiming arrivals' cards on the guide screen (``feedback`` ``claimed``),
   against hourly ``claimed_share x arrivals``: a frozen screen, staff not there.
 
+And, needing no history either, the stock on the shelves: a store whose stock system sends intraday
+movements, with a third or more of its usually-selling SKUs at zero now (``cloud.health.stock_out``;
+metric ``shelves_empty``, ``critical`` at half): a delivery that never came, told as the store sells out.
+
 One alert (kind ``source``, metric ``<source>_low``, ``ts`` the local minute the short window
 began) per store and source while it lasts; it clears itself as soon as no window is short. The
 same Poisson test marks the dark hours of a complete day for its score (``dark_hours``, used by

@@ -85,3 +85,11 @@ def test_empty_shelves_are_planted_in_the_movements_where_the_store_sends_them_e
     for store in (moving, counting):  # the day's count agrees: nothing left
         assert db.scalar("SELECT MAX(opening + received - sold - wasted) FROM stock_days WHERE store = ? AND day = ?",
                          (store, DAY.isoformat())) == 0
+
+
+def test_the_late_delivery_comes_the_next_morning_so_the_next_day_is_as_generated(db) -> None:
+    store, day = "st-0000", DAY - timedelta(days=1)
+    next_morning = clock.day_start_utc(DAY, "Asia/Shanghai") + timedelta(hours=9)
+    before = on_hand(db, store, DAY, "Asia/Shanghai", next_morning)
+    plant_incidents(db, [store], day, from_hour=12, kinds=["shelves_empty"])
+    assert on_hand(db, store, DAY, "Asia/Shanghai", next_morning) == before
