@@ -141,6 +141,7 @@ def person_id(db: Database, member_id: str) -> str | None:
 
 
 def member(db: Database, member_id: str) -> Member | None:
+    rules = survivorship.rules(db)
     with db.transaction() as tx:
         head = tx.one(
             "SELECT h.* FROM members m JOIN members h ON h.id = COALESCE(m.merged_into, m.id) WHERE m.id = ?",
@@ -149,7 +150,7 @@ def member(db: Database, member_id: str) -> Member | None:
         if head is None:
             return None
         # name, gender, tier, tags and phone by the brand's survivorship rules, never "the head's"
-        person = survivorship.person_records(tx, head["id"])
+        person = survivorship.person_records(tx, head["id"], rules)
         best = survivorship.values_of(person.attributes)
         # every record's declared categories
         declared = list(dict.fromkeys(c for r in person.rows for c in json.loads(r["preferences"])))

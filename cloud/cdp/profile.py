@@ -41,10 +41,11 @@ def visible_to_store(db: Database, person: str, store: str) -> bool:
 def profile(db: Database, person: str, *, recent: int = 10, explain: bool = False) -> dict:
     """The person's 360 view; attributes by the brand's survivorship rules, and with ``explain``
     each attribute's lineage (rule, record, source, when observed)."""
+    rules = survivorship.rules(db)
     with db.transaction() as tx:
         # the records, their consent and the surviving attributes in one read (a card's profile is read
         # on every member arrival, and each statement is a round trip on PostgreSQL)
-        read = survivorship.person_records(tx, person)
+        read = survivorship.person_records(tx, person, rules)
         head = read.row(person)
         if head is None:
             raise KeyError(person)  # callers resolve the person first (person_for)
