@@ -10,8 +10,10 @@ it on their topics, as the ingest worker hands them (``--batch``: that many at a
 hands over arrivals queued in its inbox; on PostgreSQL one transaction each). Every statement the
 engine runs is counted and charged to the first cloud module outside ``cloud.db`` on the stack (its
 stage); transactions are counted where one begins (on PostgreSQL each costs a BEGIN and a COMMIT
-round trip more). The counting wraps ``Tx`` and ``Database.transaction`` in this process only. The
-last stdout line is JSON.
+round trip more); ``pipelines_per_arrival`` counts PostgreSQL's ``Tx.reads`` pipelines, a round
+trip each whose reads are not among the statements. ``ingest_cpu_ms_per_arrival`` is this process's CPU (user and system; the
+database server's is not in it) while it routes the arrivals, counting included. The counting
+wraps ``Tx`` and ``Database.transaction`` in this process only. The last stdout line is JSON.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class StatementCount:
 
     def __init__(self) -> None:
         self.statements: Counter[str] = Counter()
+        self.pipelines: Counter[str] = Counter()  # PostgreSQL's Tx.reads: one round trip, its reads uncounted above
         self.transactions = 0
         self.counting = False
         self._names: dict[object, str | None] = {}  # code object -> its stage name, None for no stage
@@ -71,6 +74,7 @@ class StatementCount:
 
         count = self
         execute, executemany, copy = database.Tx.execute, database.Tx.executemany, database.Tx.copy
+        reads = database.Tx.reads
 
         def counted_execute(tx: database.Tx, sql: str, params: Any = ()) -> int:
             if count.counting:
@@ -87,9 +91,15 @@ class StatementCount:
                 count.statements[count.stage()] += 1
             copy(tx, table, columns, rows)
 
+        def counted_reads(tx: database.Tx, *statements: Any) -> Any:
+            if count.counting and tx.dialect is database.POSTGRES:  # SQLite's run through execute
+                count.pipelines[count.stage()] += 1
+            return reads(tx, *statements)
+
         database.Tx.execute = counted_execute  # type: ignore[method-assign]
         database.Tx.executemany = counted_executemany  # type: ignore[method-assign]
         database.Tx.copy = counted_copy  # type: ignore[method-assign]
+        database.Tx.reads = counted_reads  # type: ignore[method-assign]
         for engine in (database.PostgresDatabase, database.SqliteDatabase):
             self._count_transactions(engine)
 
@@ -152,6 +162,7 @@ def main() -> None:
         recommend.warm(db)
         members = iter(rng.permutation(args.members).tolist())
         timings: list[float] = []
+        cpu_s = 0.0
         messages: list[tuple[str, bytes]] = []
         count.counting = True
         for n in range(args.arrivals):
@@ -166,11 +177,12 @@ def main() -> None:
             messages.append((topics.arrival("bench", store, device), encode(arrival)))
             if len(messages) < args.batch and n < args.arrivals - 1:
                 continue
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             if len(messages) == 1 or processor.route_batch(messages) is None:  # SQLite: one by one
                 for topic, payload in messages:
                     processor.route(topic, payload)
             timings += [(time.perf_counter() - started) * 1000 / len(messages)] * len(messages)
+            cpu_s += time.process_time() - cpu_started
             messages = []
         count.counting = False
         counts = processor.counters.snapshot()
@@ -187,8 +199,11 @@ def main() -> None:
         "members": counts.matched, "visitors": counts.visitors,
         "statements_per_arrival": round(statements / per, 2),
         "transactions_per_arrival": round(count.transactions / per, 2),
+        "pipelines_per_arrival": round(sum(count.pipelines.values()) / per, 2),
+        "pipelines_by_stage": {stage: round(n / per, 2) for stage, n in count.pipelines.most_common()},
         "by_stage": {stage: round(n / per, 2) for stage, n in count.statements.most_common()},
         "batch": args.batch, "ms_per_arrival_p50": round(float(np.percentile(timings, 50)), 1),
+        "ingest_cpu_ms_per_arrival": round(cpu_s * 1000 / per, 2),
     }))
 
 

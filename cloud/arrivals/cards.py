@@ -110,7 +110,7 @@ class Advice:
 
 
 def advise(db: Database, member: Member, store: str, at: datetime, *, limit: int, lang: Lang = "zh") -> Advice:
-    person = profiles.profile(db, member.id, recent=3)
+    person = profiles.profile(db, member.id, recent=3, read_records=member.records)
     picks = recommend.picks_for(db, member.id, store, at, limit=limit, declared=member.categories)
     script, template_id, variant = script_for(person, picks, lang, db=db, now=at)
     return Advice(person, picks, script, template_id, variant)

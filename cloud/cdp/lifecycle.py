@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.db import Database, Tx
+from cloud.db.config_cache import cached, changed
 
 LIFECYCLE_STAGES = ("prospect", "new", "active", "repurchase_due", "dormant", "churned")
 VALUE_TIERS = ("high", "medium", "low")
@@ -35,6 +36,13 @@ def windows(db: Database | Tx) -> Windows:
     return Windows.model_validate_json(raw) if raw else Windows()
 
 
+def current_windows(db: Database) -> Windows:
+    """The windows as a card reads them: through ``cloud.db.config_cache`` (a change reaches every
+    process within seconds), not a statement per member arrival."""
+    return cached(db, windows)
+
+
 def set_windows(db: Database, value: Windows) -> None:
     db.execute("INSERT INTO settings (key, value) VALUES ('lifecycle_windows', ?) "
                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (value.model_dump_json(),))
+    changed(db, windows)

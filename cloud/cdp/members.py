@@ -24,7 +24,7 @@ withdrawal is logged with when, where (store), who (the key's person) and how (`
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 from uuid import uuid4
@@ -61,6 +61,10 @@ class Member:
     birthday: str | None = None  # ISO date, when a source knows it
     points: int | None = None
     home_store: str | None = None
+    #: the person's records as ``member`` read them for this arrival's card, so the card's profile
+    #: reads them once (``cloud.cdp.profile.profile(read_records=...)``); a Member lives one arrival or one
+    #: request, never longer, so consent and erasure are read again by the next
+    records: survivorship.PersonRecords | None = field(default=None, compare=False, repr=False)
 
 
 def add_member(
@@ -141,15 +145,18 @@ def person_id(db: Database, member_id: str) -> str | None:
 
 
 def member(db: Database, member_id: str) -> Member | None:
+    rules = survivorship.rules(db)
     with db.transaction() as tx:
-        head = tx.one(
-            "SELECT h.* FROM members m JOIN members h ON h.id = COALESCE(m.merged_into, m.id) WHERE m.id = ?",
-            (member_id,),
-        )
+        # name, gender, tier, tags and phone by the brand's survivorship rules, never "the head's";
+        # read as if member_id were the person (a face's member nearly always is: no head lookup
+        # first), and again from its head when it was merged into one
+        person = survivorship.person_records(tx, member_id, rules)
+        head = person.row(member_id)
+        if head is not None and head["merged_into"] is not None:
+            person = survivorship.person_records(tx, head["merged_into"], rules)
+            head = person.row(head["merged_into"])
         if head is None:
             return None
-        # name, gender, tier, tags and phone by the brand's survivorship rules, never "the head's"
-        person = survivorship.person_records(tx, head["id"])
         best = survivorship.values_of(person.attributes)
         # every record's declared categories
         declared = list(dict.fromkeys(c for r in person.rows for c in json.loads(r["preferences"])))
@@ -163,6 +170,7 @@ def member(db: Database, member_id: str) -> Member | None:
         face_consent=consent, created=datetime.fromisoformat(head["created"]),
         verified=not unverified, birthday=best["birthday"], points=best["points"],  # type: ignore[arg-type]
         home_store=best["home_store"],  # type: ignore[arg-type]
+        records=person,
     )
 
 

@@ -38,13 +38,15 @@ def visible_to_store(db: Database, person: str, store: str) -> bool:
     return False
 
 
-def profile(db: Database, person: str, *, recent: int = 10, explain: bool = False) -> dict:
+def profile(db: Database, person: str, *, recent: int = 10, explain: bool = False,
+            read_records: survivorship.PersonRecords | None = None) -> dict:
     """The person's 360 view; attributes by the brand's survivorship rules, and with ``explain``
-    each attribute's lineage (rule, record, source, when observed)."""
+    each attribute's lineage (rule, record, source, when observed). ``read_records``: the person's records
+    as this arrival's ``cloud.cdp.members.member`` read them a moment ago (a card's), not read again."""
     with db.transaction() as tx:
         # the records, their consent and the surviving attributes in one read (a card's profile is read
         # on every member arrival, and each statement is a round trip on PostgreSQL)
-        read = survivorship.person_records(tx, person)
+        read = read_records or survivorship.person_records(tx, person, survivorship.rules(db))
         head = read.row(person)
         if head is None:
             raise KeyError(person)  # callers resolve the person first (person_for)

@@ -27,6 +27,7 @@ from uuid import uuid4
 
 from cloud.cdp import survivorship
 from cloud.db import Database, Tx
+from cloud.db.config_cache import changed
 from cloud.errors import NotFound
 
 #: persons per transaction: a batch is a few hundred milliseconds of work, short enough not to
@@ -57,7 +58,9 @@ def change_rules(db: Database, *, source_priority: Sequence[str] | None, rules: 
         tx.execute(f"INSERT INTO profile_rewrites ({_COLUMNS}) VALUES (?, ?, 'running', '', 0, ?, ?, NULL, ?)",
                    (rewrite_id, json.dumps(chosen.as_dict(), ensure_ascii=False),
                     int(tx.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL")), now, actor))
-        return chosen, _one(tx, rewrite_id)
+        queued = _one(tx, rewrite_id)
+    changed(db, survivorship.config)  # this process's cards use the new rules at once, others within seconds
+    return chosen, queued
 
 
 def _out(row: dict) -> dict:

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from cloud.db import Database, Tx
+from cloud.db.config_cache import cached
 from cloud.errors import Invalid
 
 ATTRIBUTES = ("name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone", "address", "signed_up")
@@ -95,6 +96,12 @@ _CONFIG_SQL = "SELECT value FROM settings WHERE key = ?"
 
 def config(tx: Tx | Database) -> Config:
     return _config_of(tx.scalar(_CONFIG_SQL, (_SETTING,)))
+
+
+def rules(db: Database) -> Config:
+    """The brand's rules as readers outside a rules change use them (a card reads them twice):
+    through ``cloud.db.config_cache``, so a change reaches every process within seconds."""
+    return cached(db, config)
 
 
 def _config_of(raw: str | None) -> Config:
@@ -198,36 +205,30 @@ def _descending(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-def _record_rows(tx: Tx, persons: Sequence[str], *, with_config: bool = False
-                 ) -> tuple[list[dict], dict[str, list[str]], Config | None]:
-    """The rows of these ids and of the records merged into them (oldest first), each record's
-    usable phones, and (``with_config``) the brand's rules: one round trip on PostgreSQL for each
-    chunk of ``Tx.among`` (a person's rows all come from one chunk, so each person's stay in order)."""
+def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, list[str]]]:
+    """The rows of these ids and of the records merged into them (oldest first) and each record's
+    usable phones: one round trip on PostgreSQL for each chunk of ``Tx.among`` (a person's rows all
+    come from one chunk, so each person's stay in order)."""
     rows: list[dict] = []
     phones: dict[str, list[str]] = {}
-    settings: list[dict] | None = None
     for test, chunk in tx.among(persons):
-        found, phone_rows, *read = tx.reads(
+        found, phone_rows = tx.reads(
             (f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
              f"FROM members WHERE id {test} OR merged_into {test} ORDER BY created, id", (*chunk, *chunk)),
             # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
             # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
             ("SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
              f"SELECT id FROM members WHERE id {test} OR merged_into {test}) AND i.kind = 'phone' "
-             "AND i.blocked IS NULL ORDER BY i.id", (*chunk, *chunk)),
-            *([(_CONFIG_SQL, (_SETTING,))] if with_config and settings is None else []))
+             "AND i.blocked IS NULL ORDER BY i.id", (*chunk, *chunk)))
         rows += found
         for row in phone_rows:
             phones.setdefault(row["member_id"], []).append(row["value"])
-        if read:
-            settings = read[0]
-    cfg = _config_of(settings[0]["value"] if settings else None) if with_config else None
-    return rows, phones, cfg
+    return rows, phones
 
 
 def _records_of(tx: Tx, persons: Sequence[str]) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
     """The records of these persons (by person, oldest first) and each record's usable phones."""
-    rows, phones, _ = _record_rows(tx, persons)
+    rows, phones = _record_rows(tx, persons)
     records: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         records[row["merged_into"] or row["id"]].append(row)
@@ -238,8 +239,8 @@ def _records_of(tx: Tx, persons: Sequence[str]) -> tuple[dict[str, list[dict]], 
 class PersonRecords:
     """One id's rows (``id = person OR merged_into = person``, oldest first, with ``source_key``,
     ``preferences``, ``face_consent`` and ``consent_proven``) and the person's surviving attributes:
-    what a guide card's member and profile need of ``members``, read once (two statements and the
-    brand's rules) instead of a statement per question."""
+    what a guide card's member and profile need of ``members``, read once (two statements; the
+    brand's rules come from the caller, ``rules``) instead of a statement per question."""
 
     rows: list[dict]
     attributes: dict[str, Attribute]
@@ -253,15 +254,10 @@ class PersonRecords:
                    for r in self.rows)
 
 
-def person_records(tx: Tx, person: str) -> PersonRecords:
-    rows, phones, cfg = _record_rows(tx, [person], with_config=True)
+def person_records(tx: Tx, person: str, cfg: Config) -> PersonRecords:
+    rows, phones = _record_rows(tx, [person])
     mine = [r for r in rows if (r["merged_into"] or r["id"]) == person]
     return PersonRecords(rows, survive(mine, phones, cfg))
-
-
-def person_attributes(tx: Tx, person: str) -> dict[str, Attribute]:
-    """The surviving attributes of one person (its records read in this transaction)."""
-    return person_records(tx, person).attributes
 
 
 PROFILE_COLUMNS = ("member_id", "name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone",
@@ -321,5 +317,6 @@ def lineage_of(attributes: Mapping[str, Attribute]) -> dict[str, dict]:
 
 def explain(db: Database, person: str) -> dict[str, dict]:
     """Each attribute of the person with its value and lineage (what the identity view shows)."""
+    cfg = rules(db)
     with db.transaction() as tx:
-        return lineage_of(person_attributes(tx, person))
+        return lineage_of(person_records(tx, person, cfg).attributes)

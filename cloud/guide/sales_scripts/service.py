@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from cloud.cdp.lifecycle import Windows, windows
+from cloud.cdp.lifecycle import Windows, current_windows
 from cloud.cdp.segments import variant
 from cloud.db import Database
 from cloud.guide.recommend.rank import Pick
@@ -36,7 +36,7 @@ def script_for(profile: Mapping, recs: Sequence[Pick | Recommendation], lang: La
     """(script text, template id, variant). Without ``db`` only the built-in templates are used."""
     now = now or datetime.now(UTC)
     filled = values(profile, recs, lang, now)
-    dormant_days = (windows(db) if db is not None else Windows()).dormant_days
+    dormant_days = (current_windows(db) if db is not None else Windows()).dormant_days
     for situation in situations(profile, filled, now, dormant_days=dormant_days):
         hq = live(db, situation, lang)
         for template in ([choose(hq, str(profile.get("id", "")))] if hq else []) + builtin(situation, lang):

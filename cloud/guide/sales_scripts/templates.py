@@ -16,6 +16,7 @@ from uuid import uuid4
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.db import Database, Tx
+from cloud.db.config_cache import cached, changed
 from cloud.db.database import IntegrityError
 from cloud.errors import Invalid, NotFound
 from cloud.guide.recommend.reasons import Lang
@@ -176,6 +177,7 @@ def create_template(db: Database, *, situation: str, lang: str, text: str, varia
                    (template.id, situation, lang, variant, text, active, now, now, actor))
     except IntegrityError:
         raise TemplateError(f"variant {variant} of {situation}/{lang} exists already: update it instead") from None
+    changed(db, hq_templates)
     return template
 
 
@@ -188,14 +190,22 @@ def update_template(db: Database, template_id: str, *, text: str | None = None, 
         updated.fields  # noqa: B018 - validates the placeholders
         tx.execute("UPDATE script_templates SET text = ?, active = ?, updated = ?, actor = ? WHERE id = ?",
                    (updated.text, updated.active, _now(), actor, template_id))
+    changed(db, hq_templates)
     return updated
 
 
-def live(db: Database | Tx | None, situation: str, lang: str) -> list[Template]:
-    """HQ's active variants of a situation's template (none without a database)."""
+def hq_templates(db: Database) -> list[Template]:
+    """Every template HQ wrote (the built-in ones left out)."""
+    return list_templates(db, builtin=False)
+
+
+def live(db: Database | None, situation: str, lang: str) -> list[Template]:
+    """HQ's active variants of a situation's template (none without a database), read through
+    ``cloud.db.config_cache``: a card reads them on every member arrival; a change reaches every
+    process within seconds."""
     if db is None:
         return []
-    return [t for t in list_templates(db, situation=situation, lang=lang, builtin=False) if t.active]
+    return [t for t in cached(db, hq_templates) if t.active and t.situation == situation and t.lang == lang]
 
 
 def builtin(situation: str, lang: str) -> list[Template]:
