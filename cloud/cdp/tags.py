@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -76,8 +77,8 @@ def _compute(live: list[str], records: dict[str, str], orders: list[tuple], line
              win: Windows) -> dict[str, dict]:
     paid_ts: dict[str, list[int]] = defaultdict(list)
     ltv: dict[str, float] = defaultdict(float)
-    channels: dict[str, Counter] = defaultdict(Counter)
-    stores: dict[str, Counter] = defaultdict(Counter)
+    channels: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    stores: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
     for member_id, ts, paid, status, channel, store in orders:
         person = records.get(member_id)
         if person is None:
@@ -85,9 +86,9 @@ def _compute(live: list[str], records: dict[str, str], orders: list[tuple], line
         ltv[person] += paid
         if status == "paid":
             paid_ts[person].append(ts)
-            channels[person][channel] += 1
+            _count(channels[person], channel, ts)
             if store:
-                stores[person][store] += 1
+                _count(stores[person], store, ts)
     spend: dict[str, Counter] = defaultdict(Counter)
     units: dict[str, float] = defaultdict(float)
     for member_id, category, amount, qty in lines:
@@ -110,12 +111,31 @@ def _compute(live: list[str], records: dict[str, str], orders: list[tuple], line
             "first_ts": times[0] if times else None, "last_ts": times[-1] if times else None,
             "recency": (now - times[-1]) / DAY if times else None, "lifecycle": lifecycle,
             "cycle_days": round(cycle, 1) if cycle else None,
-            "top_categories": json.dumps([c for c, _ in spend[person].most_common(3) if _ > 0], ensure_ascii=False),
+            "top_categories": json.dumps([c for c, amount in sorted(spend[person].items(), key=_by_amount)[:3]
+                                          if amount > 0], ensure_ascii=False),
             "price_band": band,
-            "fav_channel": channels[person].most_common(1)[0][0] if channels.get(person) else None,
-            "fav_store": stores[person].most_common(1)[0][0] if stores.get(person) else None,
+            "fav_channel": _favourite(channels.get(person)),
+            "fav_store": _favourite(stores.get(person)),
         }
     return out
+
+
+def _count(uses: dict[str, tuple[int, int]], key: str, ts: int) -> None:
+    """One more order through ``key`` (a channel, a store): how many, and the latest one's time."""
+    count, last = uses.get(key, (0, ts))
+    uses[key] = (count + 1, max(last, ts))
+
+
+def _favourite(uses: dict[str, tuple[int, int]] | None) -> str | None:
+    """The most used; a tie goes to the one used last, then to the name. Not to whichever the read
+    returned first: the batch scans every order and the per-person refresh reads its persons' by
+    index, in different orders, and both must name the same favourite."""
+    return max(uses.items(), key=lambda item: (item[1], item[0]))[0] if uses else None
+
+
+def _by_amount(item: tuple[str, float]) -> tuple[float, str]:
+    """Spend per category, most first; a tie by name (not by read order, as ``_favourite``)."""
+    return -item[1], item[0]
 
 
 def _lifecycle(times: list[int], cycle: float | None, now: int, win: Windows) -> str:
@@ -154,9 +174,10 @@ def _score(row: dict, cuts: dict[str, list[float]]) -> None:
     if not row["orders"]:
         row.update(r=None, f=None, m=None, value_tier=None)
         return
-    r = 5 - int(np.searchsorted(cuts["r"], row["recency"], side="left"))  # recent = high
-    f = 1 + int(np.searchsorted(cuts["f"], row["orders"], side="left"))
-    m = 1 + int(np.searchsorted(cuts["m"], row["ltv"], side="left"))
+    # bisect_left is numpy's searchsorted(side="left") on a plain list, without making an array per call
+    r = 5 - bisect_left(cuts["r"], row["recency"])  # recent = high
+    f = 1 + bisect_left(cuts["f"], row["orders"])
+    m = 1 + bisect_left(cuts["m"], row["ltv"])
     total = r + f + m
     row.update(r=r, f=f, m=m, value_tier="high" if total >= 12 else "medium" if total >= 8 else "low")
 
