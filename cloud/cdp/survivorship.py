@@ -230,7 +230,8 @@ def _every_record(tx: Tx) -> tuple[list[dict], dict[str, list[str]]]:
     """``_record_rows`` for the whole brand, in two scans. The nightly batch read its records 500
     persons at a time, and each chunk's ``merged_into IN (...)`` became a scan of ``members`` when
     the planner's statistics predated the merges (SQLite's ANALYZE of an unmerged brand says every
-    ``merged_into`` value is shared by all rows): one scan per 500 persons: 213 s at 250k persons, against 56 s now (docs/PERFORMANCE.md)."""
+    ``merged_into`` value is shared by all rows): one scan per 500 persons, 213 s at 250k persons
+    against 56 s now (docs/PERFORMANCE.md)."""
     rows = tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
                     "FROM members ORDER BY created, id")
     phones: dict[str, list[str]] = {}
