@@ -24,9 +24,11 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
+
+from cloud.channels.simulated_server import SimulatedServer
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _REQUIRED = ("PhoneNumbers", "SignName", "TemplateCode")
@@ -36,15 +38,6 @@ _CHINA = ZoneInfo("Asia/Shanghai")
 
 def _beijing(ts: float, fmt: str) -> str:
     return datetime.fromtimestamp(ts, _CHINA).strftime(fmt)
-
-
-class _Listener(ThreadingHTTPServer):
-    """A listen backlog of a real gateway, not socketserver's 5: the campaign sender opens one connection
-    per thread (16) at once, and on a busy machine the accept loop lags; past 5 queued connections the
-    kernel answers with SYN cookies and resets those whose cookie fails, and the sender saw
-    ``ConnectionResetError`` on fresh connections (a send retried 20 s later, not in the same run)."""
-
-    request_queue_size = 128
 
 
 @dataclass
@@ -97,7 +90,7 @@ class SimulatedSms:
                 form.update(parse_qsl(urlsplit(self.path).query))
                 self._answer(owner.handle(form))
 
-        self._server = _Listener((host, port), Handler)
+        self._server = SimulatedServer((host, port), Handler)
         self.url = f"http://{host}:{self._server.server_address[1]}/"
         self._thread: threading.Thread | None = None
 

@@ -8,8 +8,10 @@ import json
 import secrets
 import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from cloud.channels.simulated_server import SimulatedServer
 
 
 class SimulatedWeChat:
@@ -62,7 +64,7 @@ class SimulatedWeChat:
                 else:
                     self._answer(owner.handle(body))
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = SimulatedServer((host, port), Handler)
         self.url = f"http://{host}:{self._server.server_address[1]}"
 
     def handle(self, body: dict) -> dict:

@@ -9,9 +9,10 @@ import json
 import socketserver
 import threading
 from email import policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
+from cloud.channels.simulated_server import SimulatedServer
 from cloud.channels.webhook import verify
 
 
@@ -27,7 +28,7 @@ class Provider:
         self.robot: list[dict] = []
         self.hooks: list[dict] = []
         self.bad_signatures = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = SimulatedServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

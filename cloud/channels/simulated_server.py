@@ -1,0 +1,16 @@
+"""The HTTP server under the simulated providers (SMS, WeChat, and the alert channels in the tests).
+
+A listen backlog of a real gateway, not socketserver's 5: the campaign sender opens one connection
+per thread (16) at once, and on a busy machine the accept loop lags; past 5 queued connections the
+kernel answers with SYN cookies and resets those whose cookie fails, so a sender saw
+``ConnectionResetError`` on fresh connections (a send retried 20 s later, not in the same run).
+docs/ACTIVATION.md has the burst figures."""
+
+from __future__ import annotations
+
+from http.server import ThreadingHTTPServer
+
+
+class SimulatedServer(ThreadingHTTPServer):
+    request_queue_size = 128
+    daemon_threads = True
