@@ -10,8 +10,10 @@ read the same rows send each once), sent concurrently (a rate limit per channel)
 ``sent`` with the provider's receipt, or retried with back-off (``pending``, ``due`` later, up to
 ``MAX_ATTEMPTS``).
 
-No duplicates after a restart: a row left ``sending`` by a sender that died (``reconcile``) is asked
-about first; the SMS adapter answers from QuerySendDetails by its OutId (= the send's key). Found: it
+No duplicates after a restart or a lost answer: a row left ``sending`` by a sender that died, or by
+one whose request got no answer (``ChannelUnanswered``: a reset or a timeout after the request was
+written, when the provider may have taken it), is asked about first (``reconcile``, once the row is
+``stale_s`` old); the SMS adapter answers from QuerySendDetails by its OutId (= the send's key). Found: it
 is ``sent``; not found: it goes back to ``pending`` and is sent once. An adapter that cannot be asked
 marks it ``unknown`` (at most once, never twice).
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cloud.activation.consent import IN_STORE, Contact, Policy, Rules, TokenKey, contacts, in_quiet_hours
-from cloud.channels.notice import Channel, ChannelFailed, Notice
+from cloud.channels.notice import Channel, ChannelFailed, ChannelUnanswered, Notice
 from cloud.clock import iso, utcnow, zone
 from cloud.db import Database
 from cloud.errors import CloudError
@@ -43,6 +45,7 @@ class Tally:
     deferred: int = 0
     retried: int = 0
     failed: int = 0
+    unanswered: int = 0  # left for reconcile to ask the provider about
 
 
 class RateLimit:
@@ -190,26 +193,30 @@ class CampaignSender:
         started = time.monotonic()
         quiet_until: dict[int, str] = {}
 
-        def one(item: tuple[dict, dict, Contact]) -> tuple[int, str | None, str | None, bool]:
+        def one(item: tuple[dict, dict, Contact]) -> tuple[int, str | None, str | None, str]:
+            """The send's id, its receipt, the error, and what to do after an error: ``retry`` (after
+            the back-off), ``fail`` (permanently refused) or ``ask`` (no answer: the provider may have
+            taken it, so ``reconcile`` asks it before any resend)."""
             r, campaign, contact = item
             if stop is not None and stop.is_set():
-                return r["id"], None, "stopped", False
+                return r["id"], None, "stopped", "retry"
             self._limits[campaign["channel"]].wait()
             # a batch takes seconds: quiet hours may have begun since it was claimed
             at = now + timedelta(seconds=time.monotonic() - started)
             rules = Rules(int(campaign["quiet_start"]), int(campaign["quiet_end"]), int(campaign["weekly_cap"]))
             if campaign["channel"] not in IN_STORE and in_quiet_hours(at, contact.tz, rules):
                 quiet_until[r["id"]] = iso(_quiet_end(at, contact.tz, rules))
-                return r["id"], None, None, False
+                return r["id"], None, None, "retry"
+            channel = self.channels[campaign["channel"]]
             try:
-                receipt = self.channels[campaign["channel"]].send(contact.address or "",
-                                                                  self._notice(r["key"], campaign, contact))
-                return r["id"], receipt, None, False
+                receipt = channel.send(contact.address or "", self._notice(r["key"], campaign, contact))
+                return r["id"], receipt, None, "retry"
+            except ChannelUnanswered as exc:
+                return r["id"], None, str(exc)[:200], "ask" if hasattr(channel, "sent_with") else "retry"
             except ChannelFailed as exc:
-                permanent = getattr(exc, "code", "") == "wechat_refused"
-                return r["id"], None, str(exc)[:200], permanent
+                return r["id"], None, str(exc)[:200], "fail" if getattr(exc, "code", "") == "wechat_refused" else "retry"
             except CloudError as exc:
-                return r["id"], None, str(exc)[:200], True
+                return r["id"], None, str(exc)[:200], "fail"
 
         results = list(self._pool.map(one, claimed))
         if stop is not None and stop.is_set():
@@ -219,12 +226,15 @@ class CampaignSender:
         retry: list[tuple] = []
         failed: list[tuple] = []
         late: list[tuple] = []
-        for send_id, receipt, error, permanent in results:
+        unanswered: list[tuple] = []
+        for send_id, receipt, error, after in results:
             if send_id in quiet_until:
                 late.append((quiet_until[send_id], ts, send_id))
             elif receipt is not None:
                 sent.append((receipt, ts, send_id))
-            elif permanent or attempts[send_id] >= MAX_ATTEMPTS:
+            elif after == "ask":
+                unanswered.append((error, ts, send_id))
+            elif after == "fail" or attempts[send_id] >= MAX_ATTEMPTS:
                 failed.append((error, ts, send_id))
             else:
                 later = iso(now + timedelta(seconds=10 * 2 ** attempts[send_id]))
@@ -234,9 +244,11 @@ class CampaignSender:
             tx.executemany("UPDATE marketing_sends SET status = 'pending', reason = ?, due = ?, sent_at = NULL, "
                            "owner = NULL, updated = ? WHERE id = ?", retry)
             tx.executemany("UPDATE marketing_sends SET status = 'failed', reason = ?, updated = ? WHERE id = ?", failed)
+            # left 'sending' with no owner: reconcile asks the provider once it is stale, as after a crash
+            tx.executemany("UPDATE marketing_sends SET reason = ?, owner = NULL, updated = ? WHERE id = ?", unanswered)
             tx.executemany("UPDATE marketing_sends SET status = 'pending', reason = 'deferred:quiet_hours', due = ?, "
                            "sent_at = NULL, owner = NULL, attempts = attempts - 1, updated = ? WHERE id = ?", late)
-        tally.sent, tally.retried, tally.failed = len(sent), len(retry), len(failed)
+        tally.sent, tally.retried, tally.failed, tally.unanswered = len(sent), len(retry), len(failed), len(unanswered)
         tally.deferred += len(late)
         return tally
 
@@ -249,9 +261,10 @@ class CampaignSender:
             total.deferred += t.deferred
             total.retried += t.retried
             total.failed += t.failed
+            total.unanswered += t.unanswered
             for k, v in t.skipped.items():
                 total.skipped[k] = total.skipped.get(k, 0) + v
-            if t.sent + t.deferred + t.retried + t.failed + sum(t.skipped.values()) == 0:
+            if t.sent + t.deferred + t.retried + t.failed + t.unanswered + sum(t.skipped.values()) == 0:
                 return total
 
 

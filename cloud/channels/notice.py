@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cloud.channels.sms import SmsUnanswered
 from cloud.errors import Unavailable
 
 
@@ -19,6 +20,13 @@ class ChannelFailed(Unavailable):
     """The provider did not take the message (why is in the message)."""
 
     code = "channel_failed"
+
+
+class ChannelUnanswered(ChannelFailed):
+    """The request left but no answer came: the provider may have taken the message. A sender asks
+    the provider (``sent_with``) before sending it again, as after a crash."""
+
+    code = "channel_unanswered"
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,8 @@ class SmsChannel:
         params = notice.payload.get("sms_params") or {"title": notice.title[:30], "link": notice.link}
         try:
             receipt = self._sender.send(address, template, params, out_id=notice.key[:64])
+        except SmsUnanswered as exc:
+            raise ChannelUnanswered(str(exc)) from None
         except Unavailable as exc:
             raise ChannelFailed(str(exc)) from None
         return str(receipt.biz_id)

@@ -19,6 +19,7 @@ import hmac
 import http.client
 import json
 import re
+import select
 import threading
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,13 @@ class SmsFailed(Unavailable):
     """The gateway did not take the message (its ``Code`` is in the message): 503."""
 
     code = "sms_failed"
+
+
+class SmsUnanswered(SmsFailed):
+    """The request left but no answer came back (reset, timeout, garbage): the gateway may have taken
+    the message, so it must be asked (``sent_with``) before the message is sent again."""
+
+    code = "sms_unanswered"
 
 
 class SmsNotConfigured(Unavailable):
@@ -77,30 +85,43 @@ class SmsSender:
         self._local = threading.local()
 
     def _connection(self) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection, or a new one when there is none or the gateway has
+        closed it while idle (its socket reads as ready: end of file), found before a request is
+        written rather than by a failed request, which could not tell "closed while idle" from "took
+        the message, then the answer was lost"."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
+            conn.close()
+            conn = None
         if conn is None:
             kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = self._local.conn = kind(self._host, self._port, timeout=self._timeout)
         return conn
 
     def _post(self, form: str) -> object:
-        """POST a form on this thread's connection; a connection the gateway closed is opened again once.
+        """POST a form on this thread's connection; its answer's JSON.
+
+        A failure while the request is written means the gateway has no whole request: ``SmsFailed``.
+        A failure after it was written (no answer, a reset, a timeout, an answer that is not JSON) is
+        ``SmsUnanswered``: the gateway may have taken it, so nothing here sends it again.
 
         The standard library's client, not httpx: a send costs about 0.18 ms of CPU instead of 0.69 ms
         (measured against the simulated gateway), which is what bounds a campaign's sends per second."""
-        while True:
-            reused = getattr(self._local, "conn", None) is not None
-            conn = self._connection()
-            try:
-                conn.request("POST", self._path, form, {"Content-Type": "application/x-www-form-urlencoded"})
-                return json.loads(conn.getresponse().read())
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                self._local.conn = None
-                # only a kept-alive connection the gateway had closed while idle is tried again
-                if not reused or not isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
-                                                      BrokenPipeError, http.client.CannotSendRequest)):
-                    raise
+        conn = self._connection()
+        try:
+            conn.request("POST", self._path, form, {"Content-Type": "application/x-www-form-urlencoded"})
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(conn)
+            raise SmsFailed(f"the SMS gateway could not be reached: {type(exc).__name__}") from None
+        try:
+            return json.loads(conn.getresponse().read())
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self._drop(conn)
+            raise SmsUnanswered(f"the SMS gateway did not answer: {type(exc).__name__}") from None
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        self._local.conn = None
 
     def _call(self, query: dict[str, str]) -> dict:
         """One RPC call, signed when there is a key; the answer's JSON (``SmsFailed`` if none)."""
@@ -109,10 +130,7 @@ class SmsSender:
                          SignatureNonce=uuid.uuid4().hex,
                          Timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
             query["Signature"] = sign(query, self._secret)
-        try:
-            body = self._post(urlencode(query))
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise SmsFailed(f"the SMS gateway did not answer: {type(exc).__name__}") from None
+        body = self._post(urlencode(query))
         if not isinstance(body, dict):
             raise SmsFailed("the SMS gateway answered something else than an object")
         return body

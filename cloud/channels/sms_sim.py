@@ -58,6 +58,9 @@ class SimulatedSms:
         self._lock = threading.Lock()
         self._limit = per_phone_per_minute
         self._reported: set[str] = set()
+        #: the next this many SendSms requests are taken (in ``sent``) but their answers are lost: the
+        #: connection closes instead, as when a network resets after the gateway took a message
+        self.lose_answers = 0
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,11 +91,22 @@ class SimulatedSms:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(min(length, 65536)).decode("utf-8", "replace")))
                 form.update(parse_qsl(urlsplit(self.path).query))
-                self._answer(owner.handle(form))
+                answer = owner.handle(form)
+                if owner._loses(form, answer):
+                    self.close_connection = True
+                    return
+                self._answer(answer)
 
         self._server = SimulatedServer((host, port), Handler)
         self.url = f"http://{host}:{self._server.server_address[1]}/"
         self._thread: threading.Thread | None = None
+
+    def _loses(self, form: dict[str, str], answer: dict) -> bool:
+        with self._lock:
+            if self.lose_answers <= 0 or form.get("Action") != "SendSms" or answer.get("Code") != "OK":
+                return False
+            self.lose_answers -= 1
+            return True
 
     def handle(self, params: dict[str, str]) -> dict:
         request_id = str(uuid.uuid4()).upper()

@@ -344,3 +344,30 @@ def test_quiet_hours_are_checked_again_as_each_message_goes(db: Database, sms: S
     waiting = db.query("SELECT due, reason, attempts FROM marketing_sends WHERE status = 'pending'")
     assert {(r["due"], r["reason"], r["attempts"]) for r in waiting} == {
         (iso(datetime(2026, 3, 3, 1, 0, tzinfo=UTC)), "deferred:quiet_hours", 0)}
+
+
+def test_a_send_whose_answer_was_lost_is_asked_about_never_sent_twice(db: Database, sms: SimulatedSms) -> None:
+    """The gateway takes a message and the connection drops before its answer (a network reset): the
+    sender cannot tell that from "not taken", so it sends nothing again and leaves the row for
+    ``reconcile``, which finds it by its OutId (QuerySendDetails); a send the gateway never got is
+    sent once."""
+    now = utcnow()
+    brand = campaign_brand.generate(db, persons=60, now=now, night_share=0)
+    template = campaigns.create_template(db, channel="sms", code="SMS_3", body="{name}", params=["name"], actor="t")
+    campaigns.approve_template(db, template["id"], actor="t")
+    campaign = campaigns.create(db, name="c", segment_id=brand["segment_id"], channel="sms",
+                                template_id=template["id"], holdout_pct=0, start_at=now, actor="t")
+    campaigns.launch(db, campaign["id"], now=now)
+    sender = _sender(db, sms.url)
+    sms.lose_answers = 3
+    tally = sender.run(now=now)
+    assert tally.unanswered == 3 and len(sms.sent) == tally.sent + 3
+    left = db.rows("SELECT status, owner, reason FROM marketing_sends WHERE owner IS NULL AND status = 'sending'")
+    assert len(left) == 3 and all("did not answer" in reason for _, _, reason in left)
+    assert sender.run(now=now).sent == 0  # nothing due: the unanswered rows wait for the question
+    assert sender.reconcile(stale_s=-1) == {"found": 3, "resend": 0, "unknown": 0}
+    sender.run(now=now)
+    sender.close()
+    keys = Counter(m.out_id for m in sms.sent)
+    assert max(keys.values()) == 1
+    assert len(keys) == db.scalar("SELECT COUNT(*) FROM marketing_sends WHERE status = 'sent'")
