@@ -63,7 +63,7 @@ def test_a_visitor_is_invited_and_their_held_crop_leaves_only_for_the_enrol_comm
     invited = receive("the invitation")
     assert (invited.action, invited.invitation, invited.visit_id) == ("invited", token, visitor.visit_id)
     picture = qimage_to_gray(screen.join.code.pixmap().toImage())
-    assert cv2.QRCodeDetector().detectAndDecode(picture)[0] == screen.join.url  # the phone reads exactly this
+    assert cv2.QRCodeDetectorAruco().detectAndDecode(picture)[0] == screen.join.url  # the phone reads exactly this
     screen.grab().save(str(artifacts / "kiosk_guide_screen_join.png"))
     assert heard.empty()  # the crop has not left the screen
 
