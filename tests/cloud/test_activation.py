@@ -66,6 +66,18 @@ def _campaign(db: Database, *, holdout: float = 0, cap: int = 2, name: str = "�
     return campaigns.launch(db, campaign["id"], now=NOON_SHANGHAI)
 
 
+def _launched(db: Database, *, persons: int, holdout_pct: int) -> tuple[datetime, dict]:
+    """A generated brand's segment with an approved SMS campaign launched now: when, and the brand."""
+    now = utcnow()
+    brand = campaign_brand.generate(db, persons=persons, now=now, night_share=0)
+    template = campaigns.create_template(db, channel="sms", code="SMS_2", body="{name}", params=["name"], actor="t")
+    campaigns.approve_template(db, template["id"], actor="t")
+    campaign = campaigns.create(db, name="c", segment_id=brand["segment_id"], channel="sms",
+                                template_id=template["id"], holdout_pct=holdout_pct, start_at=now, actor="t")
+    campaigns.launch(db, campaign["id"], now=now)
+    return now, brand
+
+
 def _sender(db: Database, url: str) -> CampaignSender:
     return CampaignSender(db, {"sms": SmsChannel(SmsSender(url, "品牌"), "SMS_ALERT")}, workers=4)
 
@@ -107,13 +119,7 @@ def test_holdout_is_deterministic_and_stratified() -> None:
 
 
 def test_a_sender_killed_mid_batch_sends_nothing_twice(db: Database, sms: SimulatedSms) -> None:
-    now = utcnow()
-    brand = campaign_brand.generate(db, persons=300, now=now, night_share=0)
-    template = campaigns.create_template(db, channel="sms", code="SMS_2", body="{name}", params=["name"], actor="t")
-    campaigns.approve_template(db, template["id"], actor="t")
-    campaign = campaigns.create(db, name="c", segment_id=brand["segment_id"], channel="sms",
-                                template_id=template["id"], holdout_pct=10, start_at=now, actor="t")
-    campaigns.launch(db, campaign["id"], now=now)
+    now, brand = _launched(db, persons=300, holdout_pct=10)
     first = _sender(db, sms.url)
     stop = threading.Event()
     original = first.channels["sms"].send
@@ -349,15 +355,8 @@ def test_quiet_hours_are_checked_again_as_each_message_goes(db: Database, sms: S
 def test_a_send_whose_answer_was_lost_is_asked_about_never_sent_twice(db: Database, sms: SimulatedSms) -> None:
     """The gateway takes a message and the connection drops before its answer (a network reset): the
     sender cannot tell that from "not taken", so it sends nothing again and leaves the row for
-    ``reconcile``, which finds it by its OutId (QuerySendDetails); a send the gateway never got is
-    sent once."""
-    now = utcnow()
-    brand = campaign_brand.generate(db, persons=60, now=now, night_share=0)
-    template = campaigns.create_template(db, channel="sms", code="SMS_3", body="{name}", params=["name"], actor="t")
-    campaigns.approve_template(db, template["id"], actor="t")
-    campaign = campaigns.create(db, name="c", segment_id=brand["segment_id"], channel="sms",
-                                template_id=template["id"], holdout_pct=0, start_at=now, actor="t")
-    campaigns.launch(db, campaign["id"], now=now)
+    ``reconcile``, which finds it by its OutId (QuerySendDetails) instead of sending it twice."""
+    now, _ = _launched(db, persons=60, holdout_pct=0)
     sender = _sender(db, sms.url)
     sms.lose_answers = 3
     tally = sender.run(now=now)
