@@ -8,34 +8,21 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from cloud.arrivals import feedback
-from cloud.arrivals.cards import CardBuilder
-from cloud.arrivals.ingest import EventProcessor
 from cloud.cdp import members
 from cloud.faces import enrolled, learning
 from cloud.faces.gallery import FaceIndex
 from cloud.faces.matching import Matcher, uncertain_floor
 from cloud.fleet import devices
-from protocol import topics
-from protocol.codec import encode
-from protocol.embedding import Embedding
 from protocol.facepack import get_pack
 from protocol.facepack.engine import FaceEngine
-from protocol.messages import Feedback, new_id, now
+from protocol.messages import new_id, now
+from tests.cloud.probes import Probes, probe
 
 BRAND, STORE, DEVICE = "demo", "s1", "edge-01"
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
-
-
-def _probe(template: np.ndarray, score: float, seed: int) -> np.ndarray:
-    """A unit vector whose cosine to ``template`` is exactly ``score``."""
-    unit = _unit(template)
-    other = np.random.default_rng(seed).normal(size=unit.shape)
-    other -= other.dot(unit) * unit
-    return (score * unit + np.sqrt(1 - score**2) * _unit(other)).astype(np.float32)
 
 
 def _enrol(client, name: str, phone: str, photos, *, consent: bool = True) -> str:
@@ -55,10 +42,10 @@ def test_a_member_with_several_photos_is_scored_as_the_mode_says(mode) -> None:
     for i, v in enumerate(photos):
         index.add("alice", v, face_id=f"a{i}")
     index.add("bob", _unit(rng.normal(size=64)), face_id="b0")
-    probe = _unit(photos[0] + 0.5 * photos[1])
-    found = index.search(probe)
+    face = _unit(photos[0] + 0.5 * photos[1])
+    found = index.search(face)
     mean = _unit(np.sum(photos, axis=0))
-    expected = float(mean @ probe) if mode == "mean" else max(float(v @ probe) for v in photos)
+    expected = float(mean @ face) if mode == "mean" else max(float(v @ face) for v in photos)
     assert found is not None and found.member_id == "alice" and found.templates == 3
     assert found.score == pytest.approx(expected, abs=1e-5)
 
@@ -100,22 +87,16 @@ def test_a_confirmed_arrival_teaches_the_gallery_within_bounds(start_cloud, make
     pack = face_engine.pack
     space = pack.recogniser.embedding_space
     [template] = enrolled.member_vectors(runtime.db, member_id, space)
-    processor = EventProcessor(runtime.db, Matcher(runtime.index, runtime.db, pack), CardBuilder(runtime.db, ttl_s=120),
-                               require_known_devices=False)
-    base = make_arrival(photo, brand=BRAND, store=STORE, device=DEVICE)
+    probes = Probes(runtime, pack, template, make_arrival(photo, brand=BRAND, store=STORE, device=DEVICE))
     high = learning.min_score(pack.id) + 0.02
 
     def arrive(score: float, seed: int):
         # each arrival its own visit: the earlier ones moved out of the same-visit window
         runtime.db.execute("UPDATE visits SET ts = '2026-01-01T00:00:00+00:00'")
-        arrival = base.model_copy(update={"event_id": new_id(), "track_id": f"t{seed}",
-                                          "embedding": Embedding.from_vector(_probe(template, score, seed))})
-        return processor.process(topics.arrival(BRAND, STORE, DEVICE), encode(arrival))
+        return probes.arrive(score, seed)
 
     def answer(card, action: str) -> None:
-        assert feedback.record(runtime.db, Feedback(
-            feedback_id=new_id(), card_id=card.card_id, visit_id=card.visit_id, brand=BRAND, store=STORE,
-            screen="g1", action=action, assistant="小李", ts=now())) in ("stored", "confirmed")
+        assert probes.answer(card, action) in ("stored", "confirmed")
 
     def learned() -> list[dict]:
         return runtime.db.query("SELECT visit_id, score FROM faces WHERE source = 'arrival'")
@@ -189,7 +170,7 @@ def test_a_member_with_two_photos_is_judged_by_the_mean_templates_own_bounds(sta
     matcher = Matcher(runtime.index, runtime.db, pack)
 
     def at(score: float):
-        return matcher.match(_probe(mean, score, 7), pack.id, STORE)
+        return matcher.match(probe(mean, score, 7), pack.id, STORE)
 
     # a score that would name a one-photo member is only a question for a two-photo one (mean mode)
     assert pack.match_threshold < pack.templates.threshold

@@ -7,29 +7,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from cloud.arrivals import feedback
-from cloud.arrivals.cards import CardBuilder
-from cloud.arrivals.ingest import EventProcessor
 from cloud.clock import iso, utcnow
 from cloud.faces import enrolled
 from cloud.faces.matching import Matcher, uncertain_floor
-from protocol import topics
 from protocol.codec import encode
-from protocol.embedding import Embedding
-from protocol.messages import Feedback, new_id, now
+from tests.cloud.probes import Probes, probe
 
 BRAND, STORE, DEVICE = "demo", "s1", "edge-01"
-
-
-def _probe(template: np.ndarray, score: float, seed: int) -> np.ndarray:
-    """A unit vector whose cosine to ``template`` is exactly ``score``."""
-    unit = template / np.linalg.norm(template)
-    other = np.random.default_rng(seed).normal(size=unit.shape)
-    other -= other.dot(unit) * unit
-    other /= np.linalg.norm(other)
-    return (score * unit + np.sqrt(1 - score**2) * other).astype(np.float32)
 
 
 def test_a_borderline_face_asks_and_the_answer_is_a_labelled_outcome(start_cloud, make_arrival, faces_dir,
@@ -43,20 +28,11 @@ def test_a_borderline_face_asks_and_the_answer_is_a_labelled_outcome(start_cloud
     pack = face_engine.pack
     [template] = enrolled.member_vectors(runtime.db, member_id, pack.recogniser.embedding_space)
     assert uncertain_floor(pack) < pack.match_threshold, "the default pack has an uncertain band"
-    processor = EventProcessor(runtime.db, Matcher(runtime.index, runtime.db, pack), CardBuilder(runtime.db, ttl_s=120),
-                               require_known_devices=False)
-    base = make_arrival(photo, brand=BRAND, store=STORE, device=DEVICE)
-
-    def arrive(score: float, seed: int):
-        arrival = base.model_copy(update={"event_id": new_id(), "track_id": f"t{seed}",
-                                          "embedding": Embedding.from_vector(_probe(template, score, seed))})
-        return processor.process(topics.arrival(BRAND, STORE, DEVICE), encode(arrival))
+    probes = Probes(runtime, pack, template, make_arrival(photo, brand=BRAND, store=STORE, device=DEVICE))
+    arrive = probes.arrive
 
     def answer(card, action: str) -> None:
-        assert feedback.record(runtime.db, Feedback(
-            feedback_id=new_id(), card_id=card.card_id, visit_id=card.visit_id, brand=BRAND, store=STORE,
-            screen="g1", action=action, assistant="小李", ts=now())) == ("confirmed" if action == "confirmed"
-                                                                         else "stored")
+        assert probes.answer(card, action) == ("confirmed" if action == "confirmed" else "stored")
 
     def visit(card):
         return runtime.db.one("SELECT member_id, corrected_member_id, corrected_reason FROM visits WHERE id = ?",
@@ -83,7 +59,7 @@ def test_a_borderline_face_asks_and_the_answer_is_a_labelled_outcome(start_cloud
     assert stranger.member is None and stranger.candidate is None
     assert "candidate" not in json.loads(encode(stranger)), "older screens still decode a visitor card"
     matcher = Matcher(runtime.index, runtime.db, pack)
-    sure = matcher.match(_probe(template, pack.match_threshold + 0.01, 4), pack.id)
+    sure = matcher.match(probe(template, pack.match_threshold + 0.01, 4), pack.id)
     assert (sure.reason, sure.candidate) == ("member", None) and sure.member.id == member_id
 
     # per-store calibration: one "不是本人" at this store demands 0.01 more there; what it holds back is asked
@@ -91,6 +67,6 @@ def test_a_borderline_face_asks_and_the_answer_is_a_labelled_outcome(start_cloud
                        "ts) VALUES ('v-wrong', 'not_this_person', ?, 0.6, ?, ?, ?, 'f-wrong', ?)",
                        (member_id, BRAND, STORE, DEVICE, iso(utcnow())))
     matcher = Matcher(runtime.index, runtime.db, pack)
-    close_call = _probe(template, pack.match_threshold + 0.005, 5)
+    close_call = probe(template, pack.match_threshold + 0.005, 5)
     assert matcher.match(close_call, pack.id, STORE).reason == "uncertain"
     assert matcher.match(close_call, pack.id, "s2").reason == "member"
