@@ -340,7 +340,7 @@ def tier_of(tx: Tx | Database, pool: str, person: str) -> dict:
     tier = tx.scalar("SELECT tier FROM loyalty_member_tiers WHERE pool = ? AND person = ?", (pool, person)) or tx.scalar(
         "SELECT tier FROM members WHERE id = ?", (person,))
     found = tx.one("SELECT * FROM loyalty_tiers WHERE pool = ? AND tier = ?", (pool, tier))
-    return found or {"tier": tier, "rank": 0, "multiplier": 1.0, "discount": 1.0, "min_spend": 0.0}
+    return found or _tier_named({}, tier)
 
 
 def order_points(tx: Tx, order: dict, pool: str, person: str) -> tuple[int, dict]:
@@ -348,7 +348,7 @@ def order_points(tx: Tx, order: dict, pool: str, person: str) -> tuple[int, dict
     rules = {(r["channel"], r["category"]): r["per_yuan"]
              for r in tx.query("SELECT channel, category, per_yuan FROM loyalty_rules WHERE pool = ?", (pool,))}
     lines = tx.rows("SELECT category, amount FROM order_lines WHERE order_id = ?", (order["id"],))
-    return _points(rules, order, [(c, a) for c, a in lines], tier_of(tx, pool, person))
+    return _points(rules, order, lines, tier_of(tx, pool, person))
 
 
 def post_order(db: Database, order_id: str, *, pool: str = POOL) -> Movement | None:
@@ -432,8 +432,8 @@ def _earn_batch(db: Database, sale_ids: list[str], pool: str) -> None:
         persons = sorted({o["person"] for o in sales.values()})
         rules = {(r["channel"], r["category"]): r["per_yuan"]
                  for r in tx.query("SELECT channel, category, per_yuan FROM loyalty_rules WHERE pool = ?", (pool,))}
-        ladder = tiers._ladder(tx, pool)
         benefits = {r["tier"]: r for r in tx.query("SELECT * FROM loyalty_tiers WHERE pool = ?", (pool,))}
+        ladder = sorted(benefits.values(), key=lambda t: t["rank"], reverse=True)  # as tiers._ladder reads it
         stored, record, spend = _tiers_of(tx, pool, persons, now)
         recomputed = {p: _tier_named(benefits, _pick_or(ladder, spend.get(p, 0.0), stored.get(p) or record.get(p)))
                       for p in persons}

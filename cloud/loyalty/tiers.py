@@ -42,17 +42,21 @@ def recompute(db: Database, person: str, *, now: datetime | None = None, pool: s
         return _store(tx, pool, person, tier, spend, now)
 
 
+# a person's first tier, a new one (its ``since`` restarts), and the same tier with new spend
+_ADD = ("INSERT INTO loyalty_member_tiers (pool, person, tier, spend, since, updated) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (pool, person) DO NOTHING")
+_MOVE = "UPDATE loyalty_member_tiers SET tier = ?, spend = ?, since = ?, updated = ? WHERE pool = ? AND person = ?"
+_KEEP = "UPDATE loyalty_member_tiers SET spend = ?, updated = ? WHERE pool = ? AND person = ?"
+
+
 def _store(tx: Tx, pool: str, person: str, tier: str, spend: float, now: datetime) -> dict:
     previous = tx.scalar("SELECT tier FROM loyalty_member_tiers WHERE pool = ? AND person = ?", (pool, person))
     if previous is None:
-        tx.execute("INSERT INTO loyalty_member_tiers (pool, person, tier, spend, since, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT (pool, person) DO NOTHING", (pool, person, tier, round(spend, 2), iso(now), iso(now)))
+        tx.execute(_ADD, (pool, person, tier, round(spend, 2), iso(now), iso(now)))
     elif previous != tier:
-        tx.execute("UPDATE loyalty_member_tiers SET tier = ?, spend = ?, since = ?, updated = ? WHERE pool = ? AND person = ?",
-                   (tier, round(spend, 2), iso(now), iso(now), pool, person))
+        tx.execute(_MOVE, (tier, round(spend, 2), iso(now), iso(now), pool, person))
     else:
-        tx.execute("UPDATE loyalty_member_tiers SET spend = ?, updated = ? WHERE pool = ? AND person = ?",
-                   (round(spend, 2), iso(now), pool, person))
+        tx.execute(_KEEP, (round(spend, 2), iso(now), pool, person))
     return {"person": person, "tier": tier, "previous": previous, "spend": round(spend, 2)}
 
 
@@ -72,11 +76,9 @@ def store_many(tx: Tx, pool: str, spend: dict[str, float], previous: dict[str, s
             moved.append((tier, round(total, 2), iso(now), iso(now), pool, person))
         else:
             same.append((round(total, 2), iso(now), pool, person))
-    tx.executemany("INSERT INTO loyalty_member_tiers (pool, person, tier, spend, since, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT (pool, person) DO NOTHING", added)
-    tx.executemany("UPDATE loyalty_member_tiers SET tier = ?, spend = ?, since = ?, updated = ? WHERE pool = ? AND person = ?",
-                   moved)
-    tx.executemany("UPDATE loyalty_member_tiers SET spend = ?, updated = ? WHERE pool = ? AND person = ?", same)
+    tx.executemany(_ADD, added)
+    tx.executemany(_MOVE, moved)
+    tx.executemany(_KEEP, same)
 
 
 def recompute_all(db: Database, *, now: datetime | None = None, pool: str = POOL) -> dict[str, int]:
