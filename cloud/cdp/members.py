@@ -128,17 +128,6 @@ def consent_history(db: Database | Tx, records: list[str]) -> list[dict]:
                     f"WHERE record_id IN ({marks}) OR person_id IN ({marks}) ORDER BY id", (*records, *records))
 
 
-def face_consent(tx: Database | Tx, person: str) -> bool:
-    """Whether the person's face consent counts: their head record's own flag, or any of their
-    records' consent once proven by a one-time code to that record's phone (``consent_proven``,
-    ``cloud.cdp.verification``). Unproven consent on a record that is not the head does not count,
-    so a merge alone never turns consent on. ``survivorship.store`` keeps the same answer per person
-    for segments."""
-    return bool(tx.scalar(
-        "SELECT 1 FROM members WHERE (id = ? OR merged_into = ?) AND face_consent = 1 "
-        "AND (id = ? OR consent_proven IS NOT NULL) LIMIT 1", (person, person, person)))
-
-
 def person_id(db: Database, member_id: str) -> str | None:
     """The person a member id belongs to now; None when unknown (or erased)."""
     return db.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))

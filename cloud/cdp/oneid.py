@@ -288,8 +288,8 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     if scope is None:
         manual = tx.rows(f"SELECT id, a, b, rule FROM links WHERE {decided}", _DECIDED)
     else:  # by the scope's records (links_a), not a scan of every link: an import resolves per batch
-        manual = [row for chunk in _chunks(sorted(scope)) for row in tx.rows(
-            f"SELECT id, a, b, rule FROM links WHERE a IN ({_in(chunk)}) AND {decided}", (*chunk, *_DECIDED))]
+        manual = [row for test, chunk in tx.among(sorted(scope)) for row in tx.rows(
+            f"SELECT id, a, b, rule FROM links WHERE a {test} AND {decided}", (*chunk, *_DECIDED))]
     pairs: list[tuple[str, str, str]] = [(a, b, rule) for _, a, b, rule in sorted(manual)
                                          if scope is None or (a in scope and b in scope)]
     linkable: list[tuple[int, str, str, list[str]]] = []  # priority, kind, value, records (earliest first)

@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from uuid import uuid4
 
 from cloud.cdp import survivorship
+from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.db.config_cache import changed
 from cloud.errors import NotFound
@@ -42,17 +42,13 @@ class UnknownRewrite(NotFound):
     code = "unknown_rewrite"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 def change_rules(db: Database, *, source_priority: Sequence[str] | None, rules: Mapping[str, str] | None,
                  actor: str) -> tuple[survivorship.Config, dict]:
     """Store the brand's survivorship rules and queue the rewrite of every stored profile; the
     rules and the rewrite (``status`` running, ``done`` 0 of ``total`` persons)."""
     with db.transaction() as tx:
         chosen = survivorship.set_config(tx, source_priority=source_priority, rules=rules)
-        now = _now()
+        now = iso(utcnow())
         tx.execute("UPDATE profile_rewrites SET status = 'superseded', finished = ? WHERE status = 'running'", (now,))
         rewrite_id = uuid4().hex
         tx.execute(f"INSERT INTO profile_rewrites ({_COLUMNS}) VALUES (?, ?, 'running', '', 0, ?, ?, NULL, ?)",
@@ -99,7 +95,7 @@ def run_batch(db: Database, *, size: int = BATCH) -> int | None:
             "UPDATE profile_rewrites SET last_person = ?, done = done + ?, status = ?, finished = ? "
             "WHERE id = ? AND status = 'running' AND last_person = ?",
             (persons[-1] if persons else job["last_person"], len(persons), "done" if finished else "running",
-             _now() if finished else None, job["id"], job["last_person"]))
+             iso(utcnow()) if finished else None, job["id"], job["last_person"]))
         if not claimed:
             return None
         if persons:

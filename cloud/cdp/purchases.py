@@ -29,7 +29,6 @@ from cloud.db import Tx
 LOCAL = timezone(timedelta(hours=8))  # the brand's days (Asia/Shanghai has no DST)
 _OFFSET = 8 * 3600
 _DAY = 86400
-_CHUNK = 500
 
 LINE_COLUMNS = ("order_id", "member_id", "channel", "store", "ts", "sku", "category", "qty", "price", "amount")
 Measure = Literal["qty", "amount", "orders", "refunds", "first", "last"]
@@ -86,12 +85,9 @@ BACKFILL = _summing("")
 
 def refresh(tx: Tx, records: Iterable[str]) -> None:
     """Recompute the facts of these records from their order lines (after their lines changed)."""
-    ids = sorted({r for r in records if r is not None})
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        marks = ", ".join("?" for _ in chunk)
-        tx.execute(f"DELETE FROM purchase_days WHERE member_id IN ({marks})", chunk)
-        tx.execute(_summing(f" AND l.member_id IN ({marks})"), chunk * len(_SUMMED))
+    for test, chunk in tx.among(sorted({r for r in records if r is not None})):
+        tx.execute(f"DELETE FROM purchase_days WHERE member_id {test}", chunk)
+        tx.execute(_summing(f" AND l.member_id {test}"), chunk * len(_SUMMED))
 
 
 def add_lines(tx: Tx, rows: Iterable[Sequence]) -> None:

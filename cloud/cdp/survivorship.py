@@ -265,9 +265,15 @@ class PersonRecords:
         return next((r for r in self.rows if r["id"] == record_id), None)
 
     def face_consent(self, person: str) -> bool:
-        """``members.face_consent`` on these rows: the head's own flag or any record's proven one."""
-        return any(r["face_consent"] == 1 and (r["id"] == person or r["consent_proven"] is not None)
-                   for r in self.rows)
+        return face_consent(self.rows, person)
+
+
+def face_consent(rows: Sequence[Mapping], person: str) -> bool:
+    """Whether the person's face consent counts, on their records' rows: the head record's own flag,
+    or any record's consent once proven by a one-time code to that record's phone
+    (``consent_proven``, ``cloud.cdp.verification``). Unproven consent on a record that is not the
+    head does not count, so a merge alone never turns consent on."""
+    return any(r["face_consent"] == 1 and (r["id"] == person or r["consent_proven"] is not None) for r in rows)
 
 
 def person_records(tx: Tx, person: str, cfg: Config) -> PersonRecords:
@@ -293,7 +299,7 @@ def _values(rows: Sequence[Mapping], phones: Mapping[str, Sequence[str]], cfg: C
 def store(tx: Tx, persons: Sequence[str] | None = None) -> int:
     """Write the surviving values of these persons (None: everyone) to ``person_profiles``; a person
     that no longer exists (merged into another, erased) loses its row. Face consent is stored as it
-    counts (``members.face_consent``): the head record's, or any record's proven one. The rows
+    counts (``face_consent``): the head record's, or any record's proven one. The rows
     written."""
     cfg, updated = config(tx), datetime.now(UTC).isoformat(timespec="seconds")
     if persons is None:
@@ -315,7 +321,7 @@ def store(tx: Tx, persons: Sequence[str] | None = None) -> int:
             if not any(r["id"] == person for r in rows):
                 continue  # merged into someone else, or erased: that person's row is theirs
             values = _values(rows, phones, cfg)
-            consent = any(r["face_consent"] and (r["id"] == person or r["consent_proven"]) for r in rows)
+            consent = face_consent(rows, person)
             out.append((person, values["name"], values["gender"], values["birthday"], values["tier"],
                         values["points"], json.dumps(values["tags"], ensure_ascii=False), values["home_store"],
                         values["phone"], values["address"], values["signed_up"], int(consent), updated))
