@@ -142,8 +142,10 @@ class Publisher:
         This saves the drain thread's wake-up and its read of the row back from the table (0.2 ms of
         the ~1 ms from put to the subscriber here), and is safe for the order: ``previous`` is the
         row put just before this one, so a row overtakes nothing."""
+        if row.seq > self._sendable():  # not yet fsynced (durable_first): no wait on the drain's lock for it
+            return False
         with self._handing:
-            if (self._handed != previous or row.seq > self._sendable() or not self.connected.is_set() or self._stop.is_set()
+            if (self._handed != previous or not self.connected.is_set() or self._stop.is_set()
                     or len(self._inflight) >= self.window or time.monotonic() < self._resume_at):
                 return False
             self._hand_over(row)
@@ -174,7 +176,7 @@ class Publisher:
             # Delivered rows are deleted after the new ones went out: the delete (a write under the
             # state file's lock) used to stand between an arrival entering the outbox and its send.
             if delivered:
-                self.outbox.ack(list(delivered), heard=delivered)
+                self.outbox.ack(delivered, heard=delivered)
             if not rows:  # a put the producer's thread handed over itself does not wake this thread
                 with self.outbox.changed:
                     self.outbox.changed.wait(0.05)
