@@ -110,14 +110,12 @@ def backend_cpu(url: str) -> dict[int, float]:
     with psycopg.connect(url, autocommit=True) as conn:
         pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                                            "AND pid <> pg_backend_pid()")]
-    tick = os.sysconf("SC_CLK_TCK")
     found: dict[int, float] = {}
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[pid] = process_cpu(pid)
         except OSError:  # gone, or another machine's server
             continue
-        found[pid] = (int(fields[11]) + int(fields[12])) / tick
     return found
 
 

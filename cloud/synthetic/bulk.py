@@ -26,6 +26,7 @@ from cloud.db import Database
 from cloud.synthetic.brand import (
     BRAND,
     CATEGORIES,
+    CHANNEL_OF,
     CHUNK,
     CITIES,
     SKUS_PER_CATEGORY,
@@ -124,7 +125,7 @@ def _write_chunk(tx, chunk: Chunk, shops: list[str], brand: str, counts: dict) -
     counts["records"] += len(member_rows)
     counts["identifiers"] += len(ident_rows)
 
-    source_of = {"pos": "members", "tmall": "tmall", "wechat": "wechat", "jd": "jd"}
+    source_of = {channel: source for source, channel in CHANNEL_OF.items()}
     idx = chunk.idx.tolist()
     member_id = [_record(source_of[c], idx[o]) for c, o in zip(chunk.channel.tolist(), chunk.owner.tolist())]
     store = [shops[chunk.home[o]] if c == "pos" else None for c, o in zip(chunk.channel.tolist(), chunk.owner.tolist())]
