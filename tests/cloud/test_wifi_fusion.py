@@ -21,9 +21,9 @@ from cloud.faces.matching import Match, uncertain_floor
 from protocol import topics, transport
 from protocol.embedding import Embedding
 from protocol.messages import new_id, now
+from tests.cloud.probes import probe
 from tests.cloud.test_cloud_ingest import BRAND, Guide, _stats_when, edge, guide, store_id  # noqa: F401
 from tests.cloud.test_cloud_wifi import MAC, _presence, _visits_when, wifi_secret  # noqa: F401
-from tests.cloud.test_uncertain import _probe
 
 THRESHOLD, FLOOR = 0.49, 0.458
 
@@ -90,7 +90,7 @@ def test_a_registered_phone_raises_a_borderline_face_to_the_member_either_order(
 
     def face(name: str, score: float, seed: int) -> None:
         arrival = base.model_copy(update={"event_id": new_id(), "ts": now(), "track_id": f"t{seed}",
-                                          "embedding": Embedding.from_vector(_probe(people[name][2], score, seed))})
+                                          "embedding": Embedding.from_vector(probe(people[name][2], score, seed))})
         transport.publish(edge, topics.arrival(BRAND, store_id, "edge-01"), arrival).wait_for_publish(5)
 
     def phone_enters(name: str) -> None:

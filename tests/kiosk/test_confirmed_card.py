@@ -17,7 +17,7 @@ from protocol import topics, transport
 from protocol.embedding import Embedding
 from protocol.messages import new_id, now
 from tests.cloud.conftest import face_engine, make_arrival, start_cloud  # noqa: F401 - fixtures, re-used as they are
-from tests.cloud.test_uncertain import _probe
+from tests.cloud.probes import probe
 from tests.kiosk.conftest import BRAND
 
 
@@ -51,7 +51,7 @@ def test_yes_on_an_uncertain_card_brings_the_members_full_card(
     def uncertain_card_of(name: str, seed: int):
         [template] = enrolled.member_vectors(runtime.db, ids[name], pack.recogniser.embedding_space)
         arrival = base.model_copy(update={"event_id": new_id(), "ts": now(), "track_id": f"t{seed}",
-                                          "embedding": Embedding.from_vector(_probe(template, band, seed))})
+                                          "embedding": Embedding.from_vector(probe(template, band, seed))})
         transport.publish(edge, topics.arrival(BRAND, store, "edge-01"), arrival).wait_for_publish(5)
         wait_until(lambda: any(c.arrival_event_id == arrival.event_id for c, _ in kiosk.shown), timeout=10,
                    what=f"{name}'s uncertain card")
