@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cloud.pricing.markdown_planner import MarkdownPolicy, Perishable, plan
+from cloud.pricing.markdown_planner import ELASTICITY_DOUBT, MarkdownPolicy, Perishable, plan
 from cloud.synthetic.markdown_demand import GROCERY_WEEK, Demand, LastDayDiscount, Pricing, simulate
 
 Scenario = Callable[[Demand, np.random.Generator], Demand]
@@ -47,7 +47,7 @@ POLICIES = ("planner", "fixed", "last_day_30")
 
 
 def random_product(
-    rng: np.random.Generator, index: int, changes_per_day: int, elasticity: tuple[float, float]
+    rng: np.random.Generator, index: int, changes_per_day: int, elasticity: tuple[float, float], doubt: float
 ) -> Perishable:
     list_price = float(rng.choice([5.9, 9.9, 12.8, 19.8, 29.9, 49.0]))
     rate = float(rng.uniform(2, 30))
@@ -61,6 +61,7 @@ def random_product(
         days_to_expiry=days,
         elasticity=float(rng.uniform(*elasticity)),
         max_changes_per_day=changes_per_day,
+        elasticity_doubt=doubt,
     )
 
 
@@ -75,6 +76,8 @@ def main() -> None:
     parser.add_argument("--changes-per-day", type=int, default=2)
     parser.add_argument("--elasticity", type=float, nargs=2, default=(1.5, 3.0), metavar=("LOW", "HIGH"),
                         help="range of price elasticities; below 1, cutting prices loses revenue per unit sold")
+    parser.add_argument("--elasticity-doubt", type=float, default=ELASTICITY_DOUBT,
+                        help="the planner's Perishable.elasticity_doubt; 0: the constant-elasticity planner alone")
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -83,7 +86,7 @@ def main() -> None:
     plan_ms, max_changes = [], 0
     started_all = time.process_time()
     for index in range(args.products):
-        product = random_product(rng, index, args.changes_per_day, tuple(args.elasticity))
+        product = random_product(rng, index, args.changes_per_day, tuple(args.elasticity), args.elasticity_doubt)
         truth = Demand(rate=product.sales_rate * float(rng.uniform(0.7, 1.3)),
                        elasticity=product.elasticity * float(rng.uniform(0.7, 1.3)))
         started = time.perf_counter()
