@@ -20,7 +20,9 @@ per scenario, a demand the planner's model does not contain:
 Each product meets the same shoppers (same seed) under three policies: the planner's markdown,
 fixed list prices, and the rule "30% off on the last day". Per scenario and policy: revenue and
 waste (units binned, as a share of stock), and value = revenue − the planner's waste penalty (20%
-of list per unit binned) as the one figure the planner optimises. Last stdout line is JSON.
+of list per unit binned) as the one figure the planner optimises. The planner doubts its
+elasticity by ``--elasticity-doubt`` (``Perishable.elasticity_doubt``; 0 is the planner that
+trusts its constant-elasticity curve). Last stdout line is JSON.
 
     python bench/markdown.py [--products 300] [--seed 7] [--elasticity 0.5 1.2] [--pos-detail FILE]
 """

@@ -16,8 +16,8 @@ The elasticity is an estimate and the curve's shape a guess: a planner that trus
 discounts deeper than shoppers who respond less reward, and then earns less than "30% off on
 the last day" (``docs/PERFORMANCE.md``, issue 16). So ``plan`` solves for several curves between
 the believed one and the least lift the doubt allows (``Perishable.least``) and keeps the
-policy with the least worst-case regret over the two (``plan``'s docstring): about five times
-the work of a single solve.
+policy with the least worst-case regret over the two (``plan``'s docstring): five solves and
+ten policy evaluations, tens of milliseconds per product.
 """
 
 from __future__ import annotations
