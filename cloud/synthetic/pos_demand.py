@@ -3,8 +3,8 @@ own importer, as each product's day-by-day and period-by-period sales.
 
 Simulated shoppers that follow a weekday table and gamma shocks are still shoppers someone
 invented. A month of a real till's order lines (``../shared/data/exports/pos/meal_order_detail.csv``,
-a restaurant's 2016-08 export) carries what a store's sales really do: a weekend at three times a
-Tuesday, a lunch and a dinner peak, weeks that do not repeat, and counts noisy at a few a day.
+a restaurant's 2016-08 export) carries what a store's sales really do: weekends at four to five
+times a weekday, a lunch and a dinner peak, weeks that do not repeat, and counts noisy at a few a day.
 ``bench/markdown.py`` gives each simulated product one real item's series from a random day on,
 scaled so that the mean of the seven days before it is the planner's sales rate (the runner's
 ``RATE_DAYS`` estimate): the planner sees last week, the shoppers buy like the following days.
