@@ -1,0 +1,23 @@
+"""What erasing a person means for the points ledger and coupons (``cloud.cdp.erasure.ERASE_HOOKS``).
+
+The ledger is double-entry: tearing a person's movements out would leave the system accounts'
+entries without their other side, so their accounts, movements, lots' notices, redemption codes and
+coupons stay (points issued, spent and expired still add up, as erased orders' revenue does) but are
+re-keyed to anonymous ids that lead back to no one. The tier row is only derived state: deleted.
+"""
+
+from __future__ import annotations
+
+from cloud.cdp.erasure import Erasing
+from cloud.db import Tx
+
+
+def forget(tx: Tx, erasing: Erasing) -> dict[str, int]:
+    # an account is unique per pool, kind and owner: one stand-in per record, so two records' accounts cannot collide
+    stand_ins = erasing.stand_ins(erasing.anonymous)
+    accounts = sum(tx.execute("UPDATE loyalty_accounts SET owner = ? WHERE kind = 'member' AND owner = ?", pair)
+                   for pair in stand_ins)
+    for table in ("loyalty_movements", "loyalty_notices", "loyalty_codes", "coupons"):
+        tx.executemany(f"UPDATE {table} SET person = ? WHERE person = ?", stand_ins)
+    tx.executemany("DELETE FROM loyalty_member_tiers WHERE person = ?", [(record,) for record in erasing.records])
+    return {"loyalty_accounts_anonymised": accounts}
