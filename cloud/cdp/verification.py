@@ -210,5 +210,6 @@ def confirm(db: Database, member_id: str, verification_id: str, code: str, *, ac
                       (row["id"], member_id)):
             members.log_consent(tx, person, member_id, True, store=row["store"], actor=actor,
                                 how="verified_sign_up" if row["kind"] == "phone" else "proven_by_code")
+            members.regranted(tx, person)
         survivorship.store(tx, [member_id, person])
     return person
