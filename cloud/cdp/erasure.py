@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from cloud.cdp import conflicts, profile, purchases
+from cloud.cdp import conflicts, profile, purchases, tombstones
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import NotFound
@@ -99,11 +99,16 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
         pseudonym = f"erased:{erasure_id}"  # what audit and consent rows keep instead of the person's ids
         anonymous = f"anon-{new_id()}"
         counts = {"faces": 0, "identifiers": 0, "orders": 0}
-        values: set[str] = set()
+        named: set[tuple[str, str]] = set()  # every identifier, and every channel account key, of the records
         for start in range(0, len(records), _CHUNK):
             chunk = records[start:start + _CHUNK]
-            values.update(r[0] for r in tx.rows(f"SELECT value FROM identifiers WHERE member_id IN ({_in(chunk)})", chunk))
+            named.update(tx.rows(f"SELECT kind, value FROM identifiers WHERE member_id IN ({_in(chunk)})", chunk))
+            named.update((tombstones.account(source), key) for source, key in tx.rows(
+                f"SELECT source, source_key FROM members WHERE id IN ({_in(chunk)}) AND source_key IS NOT NULL", chunk))
+        values = {value for kind, value in named if not kind.startswith(tombstones.account(""))}
         places = {"quarantine_rows_cleared": _clear_quarantine(tx, values, erasure_id),
+                  # data from before now naming them lands anonymous (cloud.cdp.tombstones)
+                  "identifiers_remembered_as_erased": tombstones.remember(tx, named, iso(utcnow())),
                   "identity_conflicts_deleted": conflicts.forget(tx, records),
                   "script_outcomes_unlinked": 0, "audit_rows_pseudonymised": 0, "consent_rows_pseudonymised": 0,
                   "verifications_deleted": 0}

@@ -186,4 +186,9 @@ SCHEMA = Schema("cdp", (
     Migration(78, "members: face-consent withdrawals outlive records that join the person later", (
         "ALTER TABLE members ADD COLUMN consent_withdrawn TEXT",
     )),
+    # the digests of an erased person's identifiers and when (cloud.cdp.tombstones): data from before
+    # the erasure that names them lands anonymous instead of making them a new record
+    Migration(79, "erased identifiers: data from before an erasure cannot bring the person back", (
+        "CREATE TABLE erased_identifiers (digest TEXT PRIMARY KEY, erased TEXT NOT NULL)",
+    )),
 ))

@@ -11,22 +11,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cloud.api import auth
 from cloud.arrivals import till
 from cloud.loyalty import ledger
 from tests.cloud.conftest import db_location, face_engine, pg_database, start_cloud  # noqa: F401 (fixtures)
+from tests.security.signup import hq_with_member
 from tests.security.test_erasure_complete import _everything
 
 PHONE = "13900139000"
 
 
 def test_erasure_reaches_points_coupons_notices_and_marketing(start_cloud) -> None:
-    client, runtime = start_cloud()
-    hq = {"X-API-Key": auth.create_key(runtime.db, name="Zhou HQ", role="hq_admin").key}
-    made = client.post("/v1/members", headers=hq, json={"name": "李雷", "phone": PHONE, "gender": "male",
-                                                          "consent": {"face": False}})
-    assert made.status_code == 201, made.text
-    person = made.json()["id"]
+    client, runtime, hq, person = hq_with_member(start_cloud, name="李雷", phone=PHONE, gender="male", face=False)
     assert client.put(f"/v1/marketing/consent/{person}/sms", headers=hq,
                       json={"granted": True, "source": "counter"}).status_code == 200
     assert client.put(f"/v1/marketing/guide/{person}", headers=hq,
