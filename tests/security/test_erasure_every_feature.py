@@ -20,7 +20,7 @@ from tests.security.test_erasure_complete import _everything
 PHONE = "13900139000"
 
 
-def test_erasure_reaches_points_coupons_notices_and_marketing(start_cloud) -> None:
+def test_erasure_reaches_points_coupons_codes_notices_and_marketing(start_cloud) -> None:
     client, runtime, hq, person = hq_with_member(start_cloud, name="李雷", phone=PHONE, gender="male", face=False)
     assert client.put(f"/v1/marketing/consent/{person}/sms", headers=hq,
                       json={"granted": True, "source": "counter"}).status_code == 200
@@ -34,8 +34,10 @@ def test_erasure_reaches_points_coupons_notices_and_marketing(start_cloud) -> No
     assert len(ledger.notify_expiring(runtime.db)) == 1
     template = client.post("/v1/loyalty/coupon-templates", headers=hq,
                            json={"name": "减20", "kind": "amount_off", "value": 20, "stores": ["s1"]}).json()
-    assert client.post("/v1/loyalty/coupons", headers=hq,
-                       json={"template_id": template["id"], "member_id": person}).status_code == 201
+    coupon = client.post("/v1/loyalty/coupons", headers=hq, json={"template_id": template["id"], "member_id": person})
+    assert coupon.status_code == 201, coupon.text
+    code = client.post(f"/v1/loyalty/members/{person}/codes", headers=hq, json={"points": 50})
+    assert code.status_code == 201, code.text
 
     head = runtime.db.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (person,))
     records = [r for (r,) in runtime.db.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (head, head))]
@@ -46,6 +48,14 @@ def test_erasure_reaches_points_coupons_notices_and_marketing(start_cloud) -> No
     receipt = client.get(f"/v1/erasures/{erased.json()['erasure_id']}", headers=hq).json()["cloud"]
     assert receipt["loyalty_accounts_anonymised"] >= 1 and receipt["marketing_consents_deleted"] == 1
     assert receipt["till_attributions_anonymised"] == 1
+    assert (receipt["redemption_codes_cancelled"], receipt["coupons_voided"]) == (1, 1)
+    # their outstanding code and coupon went with them: nobody spends the erased person's points or coupon
+    spent = client.post(f"/v1/loyalty/codes/{code.json()['code']}/redemption", headers=hq,
+                        json={"store": "s1", "channel": "pos"})
+    assert spent.status_code == 404, spent.text
+    used = client.post(f"/v1/loyalty/coupons/{coupon.json()['code']}/redemption", headers=hq,
+                       json={"store": "s1", "amount": 100})
+    assert used.status_code == 409 and used.json()["detail"]["message"] == "this coupon was voided"
 
     everything = _everything(runtime)
     for trace in (*records, PHONE):
