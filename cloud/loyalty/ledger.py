@@ -620,7 +620,10 @@ def issue_code(db: Database, person: str, points: int, *, pool: str = POOL, ttl_
 
 
 def redeem_code(db: Database, code: str, *, store: str | None, channel: str, now: datetime | None = None) -> Movement:
-    """Redeem the points a code stands for, once; the code itself is the request id."""
+    """Redeem the points a code stands for, once; the code itself is the request id. Asked again from
+    the same store and channel (a till's retry), the answer is the same spending (``replayed``); from
+    another store or channel it is ``CodeUsed``: two tills shown one code at once honour it at one,
+    not both (each would otherwise give the discount while the points are spent once)."""
     now = now or utcnow()
     with db.transaction() as tx:
         found = tx.one("SELECT * FROM loyalty_codes WHERE code = ?", (code,))
@@ -632,6 +635,8 @@ def redeem_code(db: Database, code: str, *, store: str | None, channel: str, now
         if not tx.execute("UPDATE loyalty_codes SET movement_id = ? WHERE code = ? AND movement_id IS NULL",
                           (moved.id, code)) and not moved.replayed:
             raise CodeUsed("this code was already redeemed")
+        if moved.replayed and (moved.store, moved.channel) != (store, channel):
+            raise CodeUsed(f"this code was already redeemed ({moved.channel} at {moved.store or 'no store'})")
         return moved
 
 

@@ -123,7 +123,10 @@ def test_a_code_redeems_once(db: Database) -> None:
     assert len(code["code"]) == 12
     moved = ledger.redeem_code(db, code["code"], store="s1", channel="guide_screen")
     assert moved.balance == 60
-    assert ledger.redeem_code(db, code["code"], store="s1", channel="pos").replayed  # the same spending, not another
+    # the same till asking again (a retry) gets the same spending; another till or channel is refused
+    assert ledger.redeem_code(db, code["code"], store="s1", channel="guide_screen").replayed
+    with pytest.raises(ledger.CodeUsed):
+        ledger.redeem_code(db, code["code"], store="s1", channel="pos")
     assert balances.balance(db, person)["balance"] == 60
     with pytest.raises(ledger.UnknownCode):
         ledger.redeem_code(db, "000000000000", store="s1", channel="pos")
@@ -210,6 +213,33 @@ def test_a_posting_inside_a_callers_transaction_is_undone_with_it(db: Database) 
     assert balances.balance(db, person)["balance"] == 100
     assert ledger.redeem(db, person, 30, request_id="inside", store="s1", channel="pos").replayed is False
     _clean(db)
+
+
+def test_one_code_shown_at_two_stores_at_once_is_honoured_at_one(db_location: str) -> None:
+    """Red team: the member's redemption code taken at two tills at once. Both used to get 200 (the
+    second as a "replay" of the first), so both gave the discount while the points were spent once."""
+    person = _granted(db_location, 100)
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        code = ledger.issue_code(db, person, 40)["code"]
+    finally:
+        db.close()
+    results: list[str] = []
+
+    def till(store: str, own: Database) -> None:
+        try:
+            results.append("replayed" if ledger.redeem_code(own, code, store=store, channel="pos").replayed else "ok")
+        except ledger.CodeUsed:
+            results.append("used")
+
+    race(db_location, [partial(till, "s1"), partial(till, "s2")])
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        assert sorted(results) == ["ok", "used"]
+        assert balances.balance(db, person)["balance"] == 60
+        _clean(db)
+    finally:
+        db.close()
 
 
 def test_tills_retrying_at_once_while_points_are_earned_post_each_request_once_and_lots_stay_fifo(
