@@ -39,6 +39,12 @@ def test_erasure_reaches_points_coupons_codes_notices_and_marketing(start_cloud)
     code = client.post(f"/v1/loyalty/members/{person}/codes", headers=hq, json={"points": 50})
     assert code.status_code == 201, code.text
 
+    # a campaign's send still waiting for them, and one that reached their phone (rows as a launch and the sender write them)
+    with runtime.db.transaction() as tx:
+        tx.executemany(
+            "INSERT INTO marketing_sends (key, campaign_id, person_id, channel, address, status, attempts, due, updated) "
+            "VALUES (?, 'c1', ?, 'sms', ?, ?, 0, '2026-01-01', '2026-01-01')",
+            [(f"c1:{person}:due", person, None, "pending"), (f"c1:{person}", person, PHONE, "sent")])
     head = runtime.db.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (person,))
     records = [r for (r,) in runtime.db.rows("SELECT id FROM members WHERE id = ? OR merged_into = ?", (head, head))]
     assert len(records) == 2  # the sign-up and the till's record of the same phone, one person
@@ -57,6 +63,8 @@ def test_erasure_reaches_points_coupons_codes_notices_and_marketing(start_cloud)
                        json={"store": "s1", "amount": 100})
     assert used.status_code == 409 and used.json()["detail"]["message"] == "this coupon was voided"
 
+    assert runtime.db.rows("SELECT status, reason, address FROM marketing_sends ORDER BY status") == [
+        ("sent", None, None), ("skipped", "erased", None)]  # the waiting one never goes; the sent one names no one
     everything = _everything(runtime)
     for trace in (*records, PHONE):
         assert trace not in everything, [line for line in everything.splitlines() if trace in line]
