@@ -26,5 +26,12 @@ def forget(tx: Tx, erasing: Erasing) -> dict[str, int]:
                    for pair in stand_ins)
     for table in ("loyalty_movements", "loyalty_notices", "loyalty_codes", "coupons"):
         tx.executemany(f"UPDATE {table} SET person = ? WHERE person = ?", stand_ins)
+    # a campaign's coupon is issued by "campaign:<send key>", and the key names the person: it takes
+    # the stand-in the send's key takes (cloud.activation.erasure), so the two still match
+    # (any of the person's records may be in a key, whichever record the coupon went to)
+    anonymous = [a for a, _ in stand_ins]
+    for stand_in, record in erasing.stand_ins(erasing.pseudonym):
+        tx.execute(f"UPDATE coupons SET issued_by = REPLACE(issued_by, ?, ?) WHERE person IN "
+                   f"({', '.join('?' for _ in anonymous)})", (record, stand_in, *anonymous))
     tx.executemany("DELETE FROM loyalty_member_tiers WHERE person = ?", records)
     return {"loyalty_accounts_anonymised": accounts, "redemption_codes_cancelled": codes, "coupons_voided": coupons}

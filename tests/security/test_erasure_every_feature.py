@@ -36,6 +36,9 @@ def test_erasure_reaches_points_coupons_codes_notices_and_marketing(start_cloud)
                            json={"name": "减20", "kind": "amount_off", "value": 20, "stores": ["s1"]}).json()
     coupon = client.post("/v1/loyalty/coupons", headers=hq, json={"template_id": template["id"], "member_id": person})
     assert coupon.status_code == 201, coupon.text
+    by_campaign = client.post("/v1/loyalty/coupons", headers=hq, json={  # as the e-coupon channel issues one
+        "template_id": template["id"], "member_id": person, "issued_by": f"campaign:c1:{person}"})
+    assert by_campaign.status_code == 201, by_campaign.text
     code = client.post(f"/v1/loyalty/members/{person}/codes", headers=hq, json={"points": 50})
     assert code.status_code == 201, code.text
 
@@ -54,7 +57,7 @@ def test_erasure_reaches_points_coupons_codes_notices_and_marketing(start_cloud)
     receipt = client.get(f"/v1/erasures/{erased.json()['erasure_id']}", headers=hq).json()["cloud"]
     assert receipt["loyalty_accounts_anonymised"] >= 1 and receipt["marketing_consents_deleted"] == 1
     assert receipt["till_attributions_anonymised"] == 1
-    assert (receipt["redemption_codes_cancelled"], receipt["coupons_voided"]) == (1, 1)
+    assert (receipt["redemption_codes_cancelled"], receipt["coupons_voided"]) == (1, 2)
     # their outstanding code and coupon went with them: nobody spends the erased person's points or coupon
     spent = client.post(f"/v1/loyalty/codes/{code.json()['code']}/redemption", headers=hq,
                         json={"store": "s1", "channel": "pos"})
