@@ -1,4 +1,4 @@
-"""The health model: metric scores -> four sub-scores -> the overall score, by configurable weights.
+"""The health model: metric scores -> five sub-scores -> the overall score, by configurable weights.
 
 sub-score = weighted mean of the scores its metrics have that day (a metric without a score,
 e.g. no stock data, drops out and the others' weights are renormalised); overall = weighted mean
@@ -78,7 +78,7 @@ def save_weights(db: Database, weights: Weights) -> Weights:
 
 @dataclass(frozen=True)
 class StoreScores:
-    """One store-day's overall score and its four sub-scores (None: not enough data to score)."""
+    """One store-day's overall score and its five sub-scores (None: not enough data to score)."""
 
     overall: float | None
     sub_scores: dict[str, float | None]
