@@ -110,6 +110,8 @@ METRICS: tuple[Metric, ...] = (
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+#: the metrics made of the product's own alerts: the anomaly scan leaves them alone (it would alert on alerts)
+FROM_ALERTS: frozenset[str] = frozenset(m.name for m in METRICS if m.source == "alerts")
 SCORED: tuple[Metric, ...] = tuple(m for m in METRICS if m.sub_score is not None)
 
 
