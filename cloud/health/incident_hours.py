@@ -63,10 +63,11 @@ def incidents_by_day(tx: Tx, store: str, tz: str | None, first: date, last: date
     while day <= last:
         spans[day.isoformat()] = opening_span(day, tz, hours)
         day += timedelta(days=1)
-    # ``ts`` is local text: a day's alerts began that day or earlier (still open), so read from a day before
+    # the alerts begun by the range's end (``ts`` is local text) and not cleared before its start: a camera
+    # dead since the day before last still covers today
     rows = tx.rows(f"SELECT id, kind, metric, device, severity, ts, cleared_at FROM alerts WHERE store = ? "
-                   f"AND kind IN ({', '.join('?' for _ in KINDS)}) AND ts >= ? AND ts < ?",
-                   (store, *KINDS, (first - timedelta(days=1)).isoformat(), (last + timedelta(days=1)).isoformat()))
+                   f"AND kind IN ({', '.join('?' for _ in KINDS)}) AND ts < ? AND (cleared_at IS NULL OR cleared_at > ?)",
+                   (store, *KINDS, (last + timedelta(days=1)).isoformat(), clock.iso_utc(spans[first.isoformat()][0])))
     found: dict[str, list[Incident]] = {}
     for alert_id, kind, metric, device, severity, ts, cleared_at in rows:
         began = datetime.fromisoformat(ts).replace(tzinfo=clock.zone(tz))

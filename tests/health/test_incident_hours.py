@@ -61,10 +61,16 @@ def test_the_rollup_counts_the_days_device_and_source_alerts_not_the_anomaly_sca
         _alert("A", "metric", "footfall", "2026-03-10T11:00", "critical"),  # the metric's own move
     ])
     alerts.clear(db, device.id, _at(13))
+    # a camera of B dead since the day before last and still down covers B's whole day; one that came back
+    # before B opened covers nothing
+    old = [_alert("B", "device", "device_offline", "2026-03-08T15:00", "critical"),
+           _alert("B", "device", "device_silent", "2026-03-08T11:00", "critical")]
+    alerts.record(db, old)
+    alerts.clear(db, old[1].id, _at(9))
     rollup_days(db, DAY, DAY, until=datetime(2026, 3, 11, 0, tzinfo=UTC))
     share = dict(db.rows("SELECT store, value FROM store_metrics WHERE grain = 'day' AND ts = ? "
                          "AND metric = 'incident_hours_share'", (DAY.isoformat(),)))
-    assert share == {"A": pytest.approx((6 + 3 * 0.5) / 12, abs=1e-4), "B": 0.0}
+    assert share == {"A": pytest.approx((6 + 3 * 0.5) / 12, abs=1e-4), "B": 1.0}
     shown = views.store_detail(db, "A", DAY)
     assert shown is not None
     assert sorted((i["metric"], i["severity"], i["minutes"]) for i in shown["incidents"]) == [
