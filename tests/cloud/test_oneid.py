@@ -180,3 +180,24 @@ def test_a_blocklist_change_is_replayed_by_the_next_rebuild(db: Database) -> Non
     assert {r[0] for r in db.rows("SELECT blocked FROM identifiers")} == {"shop_phone"}
     with pytest.raises(oneid.IdentityError):
         oneid.add_block(db, "phone", "(unclosed", "bad")
+
+
+def test_a_rebuild_that_merges_a_loaded_brand_restates_the_planners_statistics(db: Database) -> None:
+    """Statistics taken before anything merged (every ``merged_into`` empty) led SQLite to read one
+    person's records by scanning every record; the rebuild that merged them re-reads them."""
+    with db.transaction() as tx:
+        blocklist = oneid.Blocklist.load(tx)
+        for i in range(400):  # 200 pairs sharing a phone
+            tx.execute("INSERT INTO members (id, source, source_key, created) VALUES (?, 'crm', ?, ?)",
+                       (f"r{i:03d}", f"r{i:03d}", (T0 + timedelta(minutes=i)).isoformat()))
+            oneid.add_identifiers(tx, f"r{i:03d}", [("phone", f"1380000{i // 2:04d}")], blocklist=blocklist)
+    db.execute("ANALYZE")
+
+    result = oneid.rebuild(db, actor="test")
+
+    assert result.moved == 200 and _persons(db) == 200
+    if db.dialect.name == "sqlite":
+        plan = db.rows("EXPLAIN QUERY PLAN SELECT id FROM members WHERE id = ? OR merged_into = ?", ("r001", "r001"))
+        assert not any(step[-1].startswith("SCAN members") for step in plan), plan
+    else:
+        assert db.scalar("SELECT null_frac FROM pg_stats WHERE tablename = 'members' AND attname = 'merged_into'") < 1
