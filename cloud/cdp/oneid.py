@@ -392,7 +392,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
             return "cannot_link"
         va, vb = values.get(ra, _NO_VALUES), values.get(rb, _NO_VALUES)
         if check_limits:
-            for limited_kind in limited:
+            for limited_kind in sorted(limited):  # the first broken kind names the refusal, whatever the hash seed
                 if len(va.get(limited_kind, _NOTHING) | vb.get(limited_kind, _NOTHING)) > active[limited_kind].max_per_person:
                     return f"limit:{limited_kind}"
         big, small = (ra, rb) if len(ma) >= len(mb) else (rb, ra)
