@@ -331,10 +331,13 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         rows = _identifier_rows(tx, sorted(scope))
     groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     created_of: dict[str, str] = {}
+    values: dict[str, dict[str, set[str]]] = {}  # a record (then a component's root) -> its limited values
     for kind, value, member_id, created in rows:
         created_of[member_id] = created
         if kind in hard:
             groups[(kind, value)].append((created, member_id))
+            if kind in limited:  # kept for every record read: only those in a group are ever looked up
+                values.setdefault(member_id, {}).setdefault(kind, set()).add(value)
 
     # 3. each group of records sharing a value is a candidate link, strongest rule first (the group's
     #    earliest record links to every other)
@@ -352,10 +355,6 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     linkable.sort(key=lambda g: (-g[0], g[1], g[2]))
 
     involved = {m for g in linkable for m in g[3]} | {a for a, _, _ in pairs} | {b for _, b, _ in pairs}
-    values: dict[str, dict[str, set[str]]] = {}  # a record (then a component's root) -> its limited values
-    for kind, value, member_id, _ in rows:
-        if kind in limited and member_id in involved:
-            values.setdefault(member_id, {}).setdefault(kind, set()).add(value)
     missing = sorted(involved - created_of.keys())
     for test, chunk in tx.among(missing):
         created_of.update(tx.rows(f"SELECT id, created FROM members WHERE id {test}", chunk))
@@ -474,8 +473,8 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
             if m != head:
                 new_head[m] = head
     # in id order: each update then finds its row next to the last one's (a third of the CPU of random order)
-    changes = sorted(((new_head.get(m), m) for m in set(old_head) | set(new_head) if old_head.get(m) != new_head.get(m)),
-                     key=lambda change: change[1])
+    changes = [(new_head.get(m), m) for m in sorted(m for m in old_head.keys() | new_head.keys()
+                                                     if old_head.get(m) != new_head.get(m))]
     tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
 
     # 5. the links that explain it, replacing the previous rule links of this scope
