@@ -181,4 +181,8 @@ SCHEMA = Schema("cdp", (
             done BIGINT NOT NULL, total BIGINT NOT NULL, started TEXT NOT NULL, finished TEXT, actor TEXT NOT NULL)""",
         "CREATE INDEX profile_rewrites_status ON profile_rewrites (status, started)",
     )),
+    # the purchase facts per person (OneID head) that segments read, summed from the record facts; kept
+    # by the landing lines and by OneID's moves (cloud.cdp.purchases.follow)
+    Migration(64, "purchase facts by day per person for segments", (*purchases.PERSON_TABLE,
+                                                                     purchases.PERSON_BACKFILL)),
 ))
