@@ -185,4 +185,10 @@ SCHEMA = Schema("cdp", (
     # by the landing lines and by OneID's moves (cloud.cdp.purchases.follow)
     Migration(64, "purchase facts by day per person for segments", (*purchases.PERSON_TABLE,
                                                                      purchases.PERSON_BACKFILL)),
+    # the whole base's portrait facet counts as the nightly tag batch leaves them (cloud.cdp.segments
+    # .store_base): a portrait groups only its segment's persons
+    Migration(65, "the base's portrait facets kept by the tag batch", (
+        "CREATE TABLE portrait_base (facet TEXT NOT NULL, value TEXT NOT NULL, persons BIGINT NOT NULL, "
+        "as_of TEXT NOT NULL, PRIMARY KEY (facet, value))",
+    )),
 ))
