@@ -291,23 +291,19 @@ def holds(measure: Measure, scope: str | None, value: str | None, start: int | N
         edges.append((day_start(last), end))
 
     def from_facts(edge_persons: bool) -> str:
-        source, where = "person_purchase_days f", []
-        if edge_persons:  # the few edge persons drive (SQLite keeps a CROSS JOIN's order): one probe each
-            source = f"({' UNION '.join(from_lines(lo, hi, False) for lo, hi in edges)}) e CROSS JOIN {source}"
-            where.append("f.person_id = e.person")
-        where += ["f.scope = ?", "f.value = ?"]
+        where = ["f.scope = ?", "f.value = ?"]
         params.extend([scope or "any", value if scope else ""])
         _bounded("f.day", first, last, where, params)
-        return f"FROM {source} WHERE {' AND '.join(where)} GROUP BY f.person_id"
+        if edge_persons:
+            where.append(f"f.person_id IN ({' UNION '.join(from_lines(lo, hi, False) for lo, hi in edges)})")
+        return f"FROM person_purchase_days f WHERE {' AND '.join(where)} GROUP BY f.person_id"
 
-    decided = f"SELECT f.person_id {from_facts(False)} HAVING {test(FACT_AGG[measure], params)}"
+    decided = f"p.id IN (SELECT f.person_id {from_facts(False)} HAVING {test(FACT_AGG[measure], params)})"
     if not edges:
-        return f"p.id IN ({decided})"
-    # one set, so each person is probed once: the facts decide everyone without edge lines ...
-    decided += f" AND f.person_id NOT IN ({' UNION '.join(from_lines(lo, hi, False) for lo, hi in edges)})"
-    # ... and the edge persons are decided by their facts and their edge lines together
+        return decided
+    undecided = f"p.id NOT IN ({' UNION '.join(from_lines(lo, hi, False) for lo, hi in edges)})"
     parts = [f"SELECT f.person_id AS person, {FACT_AGG[measure]} AS v {from_facts(True)}"]
     parts += [from_lines(lo, hi, True) for lo, hi in edges]
-    resummed = (f"SELECT x.person FROM ({' UNION ALL '.join(parts)}) x GROUP BY x.person "
-                f"HAVING {test(f'{COMBINE[measure]}(x.v)', params)}")
-    return f"p.id IN ({decided} UNION ALL {resummed})"
+    resummed = (f"p.id IN (SELECT x.person FROM ({' UNION ALL '.join(parts)}) x GROUP BY x.person "
+                f"HAVING {test(f'{COMBINE[measure]}(x.v)', params)})")
+    return f"(({decided} AND {undecided}) OR {resummed})"
