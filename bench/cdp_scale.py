@@ -14,7 +14,9 @@ days and not 彩妆", median of 3 after one warm-up), ``segment5_count_s`` and `
 the base, best of 2), ``profile_read_p95_ms`` (360 profile with lineage of random
 persons), ``oneid_rebuild_cpu_s`` (the rebuild's CPU seconds in this process: all of it on SQLite,
 the client's part on PostgreSQL), ``face_top1_ms`` (top-1 over --members 128-d embeddings, median), plus sizes and the
-generation and tag-batch times. ``segment5_count_cpu_s`` and ``portrait_cpu_s`` are the same runs'
+generation and tag-batch times (``person_facts_rebuild_s``: the part of the rebuild that re-sums the
+person purchase facts; ``portrait_base_kept``: the portrait read the base's counts the tag batch
+kept). ``segment5_count_cpu_s`` and ``portrait_cpu_s`` are the same runs'
 CPU seconds in this process (SQLite's whole cost, whatever the machine's load; not PostgreSQL's).
 
     uv run python bench/cdp_scale.py --existing --segments-only --db brand.db   # segment figures only
@@ -39,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud.cdp import oneid, profile, segments, tags
+from cloud.cdp import oneid, profile, purchases, segments, tags
 from cloud.cdp.imports.canonical import Buyer
 from cloud.cdp.imports.importer import Importer
 from cloud.faces.gallery import FaceIndex
@@ -140,6 +142,7 @@ def segment_figures(db) -> dict:
     log(f"5-condition segment count {out['segment5_count']} in {pairs} (wall, cpu)")
     pairs = sorted(_cpu_timed(segments.portrait, db, five)[:2] for _ in range(2))
     out["portrait_s"], out["portrait_cpu_s"] = (round(v, 3) for v in pairs[0])
+    out["portrait_base_kept"] = segments.portrait(db, None)["base_as_of"] is not None  # by the tag batch
     log(f"portrait of the 5-condition segment in {pairs} (wall, cpu)")
     return out
 
@@ -157,9 +160,12 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
                                                progress=True, resolve=False)  # OneID is timed below
             out.update({k: summary[k] for k in ("records", "identifiers", "orders", "lines", "visits")})
             log(f"generated {summary} in {out['generate_s']:.1f} s")
-        out["purchase_days"] = int(db.scalar("SELECT COUNT(*) FROM purchase_days"))  # the facts segments sum
+        out["purchase_days"] = int(db.scalar("SELECT COUNT(*) FROM purchase_days"))  # the record facts
         db.execute("ANALYZE")
-        out["oneid_rebuild_s"], out["oneid_rebuild_cpu_s"], result = _cpu_timed(oneid.rebuild, db, actor="bench")
+        with _timing(purchases, "follow") as following:  # the person facts re-summed inside the rebuild
+            out["oneid_rebuild_s"], out["oneid_rebuild_cpu_s"], result = _cpu_timed(oneid.rebuild, db, actor="bench")
+        out["person_facts_rebuild_s"] = sum(following)
+        out["person_purchase_days"] = int(db.scalar("SELECT COUNT(*) FROM person_purchase_days"))  # what segments sum
         out["persons"] = int(db.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL"))
         out["links"], out["oneid_rebuild_moved"] = result.links, result.moved
         log(f"oneid rebuild: {result.links} links, {result.moved} records moved, {out['persons']} persons in "
@@ -207,7 +213,8 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
     out["face_top1_ms"] = round(statistics.median(searches), 3)
     out["face_top1_p95_ms"] = round(float(np.percentile(searches, 95)), 3)
     log(f"face top-1 over {members}: median {out['face_top1_ms']} ms ({index.mode})")
-    for key in ("generate_s", "oneid_rebuild_s", "oneid_rebuild_cpu_s", "tags_refresh_s", "oneid_incremental_s", "import_incremental_s"):
+    for key in ("generate_s", "oneid_rebuild_s", "oneid_rebuild_cpu_s", "person_facts_rebuild_s", "tags_refresh_s",
+                "oneid_incremental_s", "import_incremental_s"):
         if key in out:
             out[key] = round(out[key], 2)
     return out

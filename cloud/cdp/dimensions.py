@@ -236,10 +236,9 @@ def _expr_dim(expr: str, *, expr_params: Callable[[datetime], list] | None = Non
     return compile
 
 
-#: per measure: what ``purchases`` sums per record (and how records' values add up per person)
+#: per measure: what ``purchases`` sums per person
 _PURCHASE_MEASURE: dict[str, purchases.Measure] = {
     "bought": "qty", "not_bought": "qty", "units": "qty", "order_amount": "amount",
-    # an order belongs to one record, so distinct orders per record add up per person
     "order_count": "orders", "refunded": "refunds", "first_purchase": "first", "last_purchase": "last",
 }
 
@@ -250,32 +249,31 @@ def _purchase_dim(measure: str) -> Callable:
         if dim.scope is not None and spec.scope is None:
             raise DimensionError(f"{dim.name}: give scope (the {dim.scope})")
         start, end = _window(spec, dim, as_of)
-        # each record's lines summed first (from the per-day facts), then records per person: the join
-        # to members sees one row per buying record instead of one per line
-        key = _PURCHASE_MEASURE[measure]
-        records = purchases.per_record(key, dim.scope, spec.scope, None if start is None else int(start.timestamp()),
-                                       None if end is None else int(end.timestamp()), params)
-        agg = f"{purchases.COMBINE[key]}(x.v)"
-        group = f"FROM ({records}) x JOIN members m ON m.id = x.member_id GROUP BY {PERSON}"
+
+        def holds(test: purchases.Test) -> str:  # the persons' sums from the person facts (and edge days' lines)
+            return purchases.holds(_PURCHASE_MEASURE[measure], dim.scope, spec.scope,
+                                   None if start is None else int(start.timestamp()),
+                                   None if end is None else int(end.timestamp()), test, params)
+
         if measure in ("bought", "not_bought", "refunded"):
-            inner = f"p.id IN (SELECT {PERSON} {group} HAVING {agg} > 0)"
+            inner = holds(lambda agg, _: f"{agg} > 0")
             negate = measure == "not_bought" or (measure == "refunded" and spec.value not in (None, True))
             return f"(NOT {inner})" if negate else inner
         if measure in ("first_purchase", "last_purchase"):
             lo, hi = _date_bounds(op, spec.value)
-            having: list[str] = []
-            if lo is not None:
-                having.append(f"{agg} >= ?")
-                params.append(int(lo.timestamp()))
-            if hi is not None:
-                having.append(f"{agg} < ?")
-                params.append(int(hi.timestamp()))
-            return f"p.id IN (SELECT {PERSON} {group} HAVING {' AND '.join(having)})"
+
+            def dated(agg: str, args: list) -> str:
+                having: list[str] = []
+                for bound, cmp in ((lo, ">="), (hi, "<")):
+                    if bound is not None:
+                        having.append(f"{agg} {cmp} ?")
+                        args.append(int(bound.timestamp()))
+                return " AND ".join(having)
+
+            return holds(dated)
         if _zero_passes(op, spec.value):
-            test = _number_test(agg, op, spec.value, params)
-            return f"(p.id NOT IN (SELECT {PERSON} {group} HAVING NOT ({test})))"
-        test = _number_test(agg, op, spec.value, params)
-        return f"p.id IN (SELECT {PERSON} {group} HAVING {test})"
+            return f"(NOT {holds(lambda agg, args: f'NOT ({_number_test(agg, op, spec.value, args)})')})"
+        return holds(lambda agg, args: _number_test(agg, op, spec.value, args))
 
     return compile
 

@@ -35,6 +35,7 @@ from http import HTTPStatus
 from typing import ClassVar, ParamSpec, TypeVar
 from uuid import uuid4
 
+from cloud.cdp import purchases
 from cloud.db import Database, Tx
 from cloud.db.database import POSTGRES
 from cloud.errors import CodedError
@@ -496,6 +497,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
 
     # 6. audit what changed, and let face galleries re-read owners
     changed = _audit_changes(tx, old_head, new_head, actor, now)
+    purchases.follow(tx, old_head, new_head, everyone=scope is None)  # segments' per-person purchase facts
     if changed:
         tx.execute("UPDATE gallery_state SET epoch = epoch + 1 WHERE id = 1")
     accepted = sum(1 for o in outcome if o[6] == "active")

@@ -10,17 +10,23 @@ lines, and the first and last sale instant. A window is then whole days read fro
 when it starts or ends inside a day (a "last 90 days" window starts at the current instant 90 days
 ago), that day's part read from the order lines, so every answer is the one the lines give.
 
-The facts are per **record** (``members.id``), not per person: OneID merges and splits re-point
-records to persons and the segment joins records to persons as before, so the facts follow without
-being touched. They change with the lines, in the same transaction: ``add_lines`` (the one way
-lines are written) adds the landing lines' sums; ``refresh`` recomputes the facts of records whose
-lines were re-keyed or deleted (erasure re-keys them to an anonymous id). SKU scopes are not summed here: one SKU is a small slice the
+The facts are kept twice: per **record** (``purchase_days``, ``members.id``), the source, and per
+**person** (``person_purchase_days``, the OneID head ``COALESCE(merged_into, id)``), which segments
+read: a condition then groups one table once, in index order, instead of joining every buying
+record to its person and grouping again (the year-wide amount condition at 1M persons spent most of
+its 2.5 s CPU in that join and second grouping). Both change with the lines, in the same
+transaction: ``add_lines`` (the one way lines are written) adds the landing lines' sums to both;
+``refresh`` recomputes the facts of records whose lines were re-keyed or deleted (erasure re-keys
+them to an anonymous id) and of their persons. When OneID moves records between persons it calls
+``follow``, which re-sums the persons whose records changed from their records' facts (a full
+rebuild re-sums everyone in one statement). A record without a ``members`` row counts as its own
+person, as ``COALESCE`` gives. SKU scopes are not summed here: one SKU is a small slice the
 ``(sku, ts, member_id)`` index finds, and a per-SKU summary would be as large as the lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta, timezone
 from typing import Literal
 
@@ -68,6 +74,19 @@ TABLE = (
     "first_ts, last_ts)",
 )
 
+PERSON_TABLE = (
+    """CREATE TABLE person_purchase_days (
+        person_id TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL, day BIGINT NOT NULL,
+        qty BIGINT NOT NULL, amount DOUBLE PRECISION NOT NULL, orders BIGINT NOT NULL, refunds BIGINT NOT NULL,
+        first_ts BIGINT, last_ts BIGINT, PRIMARY KEY (person_id, scope, value, day))""",
+    # what a segment condition reads (the record facts' scan index, now keyed by person): one scope's
+    # value over a window, every column in the index, persons in order so the sum per person streams
+    "CREATE INDEX person_purchase_days_scan ON person_purchase_days (scope, value, person_id, day, qty, amount, "
+    "orders, refunds, first_ts, last_ts)",
+    # the record facts are now read only by record (their primary key), to re-sum persons
+    "DROP INDEX purchase_days_scan",
+)
+
 
 def _summing(where: str) -> str:
     """INSERT of the facts of the lines ``where`` selects (one pass per scope)."""
@@ -82,19 +101,92 @@ def _summing(where: str) -> str:
 #: the migration that creates the facts fills them from every line already stored
 BACKFILL = _summing("")
 
+_PERSON_COLUMNS = "person_id, scope, value, day, qty, amount, orders, refunds, first_ts, last_ts"
+#: adds rows to stored days (``excluded`` is the row being added); an order lies in one record and one
+#: day, so distinct orders add up across days and records
+_ADD = ("DO UPDATE SET qty = {t}.qty + excluded.qty, amount = {t}.amount + excluded.amount, "
+        "orders = {t}.orders + excluded.orders, refunds = {t}.refunds + excluded.refunds, "
+        "first_ts = CASE WHEN {t}.first_ts IS NULL OR excluded.first_ts < {t}.first_ts "
+        "THEN excluded.first_ts ELSE {t}.first_ts END, "
+        "last_ts = CASE WHEN {t}.last_ts IS NULL OR excluded.last_ts > {t}.last_ts "
+        "THEN excluded.last_ts ELSE {t}.last_ts END")
+
+
+def _person_summing(where: str) -> str:
+    """INSERT of the person facts summed from the record facts ``where`` selects (added to the rows
+    already there, so the records of one person may come in several statements)."""
+    return (f"INSERT INTO person_purchase_days ({_PERSON_COLUMNS}) SELECT COALESCE(m.merged_into, f.member_id), "
+            "f.scope, f.value, f.day, SUM(f.qty), SUM(f.amount), SUM(f.orders), SUM(f.refunds), MIN(f.first_ts), "
+            f"MAX(f.last_ts) FROM purchase_days f LEFT JOIN members m ON m.id = f.member_id WHERE {where} "
+            "GROUP BY COALESCE(m.merged_into, f.member_id), f.scope, f.value, f.day "
+            "ON CONFLICT (person_id, scope, value, day) " + _ADD.format(t="person_purchase_days"))
+
+
+#: every person's facts from every record's, in one statement: the migration's fill and a full rebuild's
+PERSON_BACKFILL = _person_summing("1 = 1")
+
+
+def restate(tx: Tx, persons: Iterable[str]) -> None:
+    """Re-sum these persons' facts from the facts of the records that are theirs now (a person's id
+    is its head record's; an id no longer in ``members`` just loses its facts)."""
+    persons = sorted(set(persons))
+    wanted = set(persons)
+    merged: dict[str, str] = {}
+    records: list[str] = []
+    for test, chunk in tx.among(persons):
+        tx.execute(f"DELETE FROM person_purchase_days WHERE person_id {test}", chunk)
+        merged.update(tx.rows(f"SELECT id, merged_into FROM members WHERE id {test} AND merged_into IS NOT NULL",
+                              chunk))
+        records += [r[0] for r in tx.rows(f"SELECT id FROM members WHERE merged_into {test}", chunk)]
+    # a listed id that is itself merged into someone else is not its own person any more; one merged
+    # into a listed person is found by both reads above, and must be summed once
+    records += [p for p in persons if merged.get(p, p) in wanted]
+    for test, chunk in tx.among(sorted(set(records))):
+        tx.execute(_person_summing(f"f.member_id {test}"), chunk)
+
+
+#: a full rebuild that touches at least 1/_REFILL_SHARE of the persons refills every person's facts in
+#: one set-based statement; fewer (a rule change, a nightly rebuild) re-sums only those it touched
+_REFILL_SHARE = 10
+
+
+def follow(tx: Tx, old: Mapping[str, str], new: Mapping[str, str], *, everyone: bool) -> None:
+    """OneID moved records between persons (``old``/``new``: record -> head, for the records not
+    their own head): re-sum the persons that lost or gained a record. ``everyone`` (a full rebuild)
+    re-sums all persons in one set-based statement instead when it touched many of them: per
+    person the re-sum costs more than the set-based fill's share, but a rebuild that moves a few
+    hundred records should not re-sum a million persons (the fill is ~10 s CPU at 100k)."""
+    changed = [r for r in old.keys() | new.keys() if old.get(r, r) != new.get(r, r)]
+    moved = {old.get(r, r) for r in changed} | {new.get(r, r) for r in changed}
+    if not moved:
+        return
+    if everyone and len(moved) * _REFILL_SHARE >= int(
+            tx.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL")):
+        tx.execute("DELETE FROM person_purchase_days")
+        tx.execute(PERSON_BACKFILL)
+        return
+    restate(tx, moved)
+
 
 def refresh(tx: Tx, records: Iterable[str]) -> None:
-    """Recompute the facts of these records from their order lines (after their lines changed)."""
-    for test, chunk in tx.among(sorted({r for r in records if r is not None})):
+    """Recompute the facts of these records from their order lines (after their lines changed), and
+    of their persons (the records' ids themselves too: an erased head's facts go with it)."""
+    records = sorted({r for r in records if r is not None})
+    persons = set(records)
+    for test, chunk in tx.among(records):
         tx.execute(f"DELETE FROM purchase_days WHERE member_id {test}", chunk)
         tx.execute(_summing(f" AND l.member_id {test}"), chunk * len(_SUMMED))
+        persons.update(r[0] for r in tx.rows(f"SELECT merged_into FROM members WHERE id {test} "
+                                             "AND merged_into IS NOT NULL", chunk))
+    restate(tx, persons)
 
 
 def add_lines(tx: Tx, rows: Iterable[Sequence]) -> None:
     """Store new order lines (``LINE_COLUMNS``; every line of an order in one call) and add them to
-    their records' facts: the one way lines are written. The lines in hand are summed here and added
-    to the stored days (an upsert through a staging table), so a landing batch costs its own size, not
-    a re-read of its records' history (re-reading by record made PostgreSQL's bulk loads quadratic)."""
+    their records' and their persons' facts: the one way lines are written. The lines in hand are
+    summed here and added to the stored days (an upsert through a staging table), so a landing batch
+    costs its own size, not a re-read of its records' history (re-reading by record made PostgreSQL's
+    bulk loads quadratic)."""
     rows = list(rows)
     tx.copy("order_lines", LINE_COLUMNS, rows)
     cells: dict[tuple, list] = {}
@@ -106,30 +198,54 @@ def add_lines(tx: Tx, rows: Iterable[Sequence]) -> None:
             cell = cells.get((member_id, scope, value, day))
             if cell is None:
                 cell = cells[(member_id, scope, value, day)] = [0, 0.0, set(), 0, None, None]
-            cell[0] += qty
-            cell[1] += amount
-            if qty > 0:
-                cell[2].add(order_id)
-                cell[4] = ts if cell[4] is None else min(cell[4], ts)
-                cell[5] = ts if cell[5] is None else max(cell[5], ts)
-            else:
-                cell[3] += qty < 0
+            _add_line(cell, order_id, ts, qty, amount)
     if not cells:
         return
-    tx.execute(f"CREATE TEMP TABLE IF NOT EXISTS purchase_days_new AS SELECT {_FACT_COLUMNS} FROM purchase_days "
-               "WHERE 1 = 0")
-    tx.copy("purchase_days_new", _FACT_COLUMNS.split(", "), (
-        (*key, qty, amount, len(orders), refunds, first, last)
-        for key, (qty, amount, orders, refunds, first, last) in cells.items()))
-    tx.execute(f"INSERT INTO purchase_days ({_FACT_COLUMNS}) SELECT {_FACT_COLUMNS} FROM purchase_days_new WHERE 1 = 1 "
-               "ON CONFLICT (member_id, scope, value, day) DO UPDATE SET qty = purchase_days.qty + excluded.qty, "
-               "amount = purchase_days.amount + excluded.amount, orders = purchase_days.orders + excluded.orders, "
-               "refunds = purchase_days.refunds + excluded.refunds, "
-               "first_ts = CASE WHEN purchase_days.first_ts IS NULL OR excluded.first_ts < purchase_days.first_ts "
-               "THEN excluded.first_ts ELSE purchase_days.first_ts END, "
-               "last_ts = CASE WHEN purchase_days.last_ts IS NULL OR excluded.last_ts > purchase_days.last_ts "
-               "THEN excluded.last_ts ELSE purchase_days.last_ts END")
-    tx.execute("DELETE FROM purchase_days_new")
+    _upsert(tx, "purchase_days", _FACT_COLUMNS, cells)
+    person = {r: r for r, *_ in cells}
+    for test, chunk in tx.among(sorted(person)):
+        person.update(tx.rows(f"SELECT id, merged_into FROM members WHERE id {test} AND merged_into IS NOT NULL",
+                              chunk))
+    summed: dict[tuple, list] = {}
+    for (record, *key), (qty, amount, orders, refunds, first, last) in cells.items():
+        cell = summed.setdefault((person[record], *key), [0, 0.0, set(), 0, None, None])
+        cell[0] += qty
+        cell[1] += amount
+        cell[2] |= orders
+        cell[3] += refunds
+        cell[4] = _either(cell[4], first, min)
+        cell[5] = _either(cell[5], last, max)
+    _upsert(tx, "person_purchase_days", _PERSON_COLUMNS, summed)
+
+
+def _either(a: int | None, b: int | None, pick: Callable[[int, int], int]) -> int | None:
+    """``pick`` of two instants either of which may be missing."""
+    return b if a is None else a if b is None else pick(a, b)
+
+
+def _add_line(cell: list, order_id: str, ts: int, qty: int, amount: float) -> None:
+    """One line into a day's cell: net units and amount, its sale order, a refund line, the sale's instant."""
+    cell[0] += qty
+    cell[1] += amount
+    if qty > 0:
+        cell[2].add(order_id)
+        cell[4] = _either(cell[4], ts, min)
+        cell[5] = _either(cell[5], ts, max)
+    else:
+        cell[3] += qty < 0
+
+
+def _upsert(tx: Tx, table: str, columns: str, cells: dict[tuple, list]) -> None:
+    """Add the cells (key -> [qty, amount, orders, refunds, first, last]) to ``table``'s stored days."""
+    key = ", ".join(columns.split(", ")[:4])
+    staging = f"{table}_new"
+    tx.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WHERE 1 = 0")
+    tx.copy(staging, columns.split(", "), (
+        (*k, qty, amount, len(orders), refunds, first, last)
+        for k, (qty, amount, orders, refunds, first, last) in cells.items()))
+    tx.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} WHERE 1 = 1 "
+               f"ON CONFLICT ({key}) " + _ADD.format(t=table))
+    tx.execute(f"DELETE FROM {staging}")
 
 
 def day_start(day: int) -> int:
@@ -151,34 +267,52 @@ def _bounded(column: str, lo: int | None, hi: int | None, where: list[str], args
             args.append(bound)
 
 
-def per_record(measure: Measure, scope: str | None, value: str | None, start: int | None, end: int | None,
-               params: list) -> str:
-    """SQL giving ``(member_id, v)`` rows: the measure over the record's lines in scope (``value`` of
-    the ``scope`` column) with ``start <= ts < end`` (epoch seconds, either open). A record may appear
-    in several rows (whole days, a partial first or last day); ``COMBINE[measure]`` adds them up."""
+#: a HAVING test over an aggregate's SQL, appending its parameters
+Test = Callable[[str, list], str]
+_LINE_PERSON = "COALESCE(m.merged_into, m.id)"
+
+
+def holds(measure: Measure, scope: str | None, value: str | None, start: int | None, end: int | None, test: Test,
+          params: list) -> str:
+    """SQL true for the person ``p`` whose measure over its lines in scope (``value`` of the ``scope``
+    column) with ``start <= ts < end`` (epoch seconds, either open) passes ``test``.
+
+    Whole days come from the person facts, grouped once in index order. A window that starts or ends
+    inside a day (every "last N days" does) also needs that day's lines; only the few persons with
+    such lines are summed again with them (facts and lines together), everyone else is decided by the
+    facts alone, so the large grouping never meets a join or a second grouping."""
     column = LINE_SCOPE[scope]
-    lines_where = [] if column is None else [f"{column} = ?"]
-    lines_args: list = [] if column is None else [value]
 
-    def from_lines(lo: int | None, hi: int | None) -> str:
-        where, args = list(lines_where), list(lines_args)
-        _bounded("l.ts", lo, hi, where, args)
-        params.extend(args)
-        return (f"SELECT l.member_id, {LINE_AGG[measure]} AS v FROM order_lines l "
-                f"WHERE {' AND '.join(where) or '1 = 1'} GROUP BY l.member_id")
+    def from_lines(lo: int | None, hi: int | None, measured: bool) -> str:
+        where = [] if column is None else [f"{column} = ?"]
+        params.extend([] if column is None else [value])
+        _bounded("l.ts", lo, hi, where, params)
+        v = f", {LINE_AGG[measure]} AS v" if measured else ""
+        return (f"SELECT {_LINE_PERSON} AS person{v} FROM order_lines l JOIN members m ON m.id = l.member_id "
+                f"WHERE {' AND '.join(where) or '1 = 1'} GROUP BY {_LINE_PERSON}")
 
-    if scope == "sku":
-        return from_lines(start, end)
     first, last = _days(start, end)
-    if first is not None and last is not None and last <= first:  # inside one day: the lines alone
-        return from_lines(start, end)
-    where = ["f.scope = ?", "f.value = ?"]
-    params += [scope or "any", value if scope else ""]
-    _bounded("f.day", first, last, where, params)
-    parts = [f"SELECT f.member_id, {FACT_AGG[measure]} AS v FROM purchase_days f WHERE {' AND '.join(where)} "
-             "GROUP BY f.member_id"]
-    if first is not None and start is not None and start < day_start(first):
-        parts.append(from_lines(start, day_start(first)))
+    if scope == "sku" or (first is not None and last is not None and last <= first):  # the lines alone
+        sql = from_lines(start, end, False)
+        return f"p.id IN ({sql} HAVING {test(LINE_AGG[measure], params)})"
+    edges = [(start, day_start(first))] if first is not None and start is not None and start < day_start(first) else []
     if last is not None and end is not None and end > day_start(last):
-        parts.append(from_lines(day_start(last), end))
-    return " UNION ALL ".join(parts)
+        edges.append((day_start(last), end))
+
+    def from_facts(edge_persons: bool) -> str:
+        where = ["f.scope = ?", "f.value = ?"]
+        params.extend([scope or "any", value if scope else ""])
+        _bounded("f.day", first, last, where, params)
+        if edge_persons:
+            where.append(f"f.person_id IN ({' UNION '.join(from_lines(lo, hi, False) for lo, hi in edges)})")
+        return f"FROM person_purchase_days f WHERE {' AND '.join(where)} GROUP BY f.person_id"
+
+    decided = f"p.id IN (SELECT f.person_id {from_facts(False)} HAVING {test(FACT_AGG[measure], params)})"
+    if not edges:
+        return decided
+    undecided = f"p.id NOT IN ({' UNION '.join(from_lines(lo, hi, False) for lo, hi in edges)})"
+    parts = [f"SELECT f.person_id AS person, {FACT_AGG[measure]} AS v {from_facts(True)}"]
+    parts += [from_lines(lo, hi, True) for lo, hi in edges]
+    resummed = (f"p.id IN (SELECT x.person FROM ({' UNION ALL '.join(parts)}) x GROUP BY x.person "
+                f"HAVING {test(f'{COMBINE[measure]}(x.v)', params)})")
+    return f"(({decided} AND {undecided}) OR {resummed})"

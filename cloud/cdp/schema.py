@@ -209,6 +209,16 @@ SCHEMA = Schema("cdp", (
             done BIGINT NOT NULL, total BIGINT NOT NULL, started TEXT NOT NULL, finished TEXT, actor TEXT NOT NULL)""",
         "CREATE INDEX profile_rewrites_status ON profile_rewrites (status, started)",
     )),
+    # the purchase facts per person (OneID head) that segments read, summed from the record facts; kept
+    # by the landing lines and by OneID's moves (cloud.cdp.purchases.follow)
+    Migration(64, "purchase facts by day per person for segments", (*purchases.PERSON_TABLE,
+                                                                     purchases.PERSON_BACKFILL)),
+    # the whole base's portrait facet counts as the nightly tag batch leaves them (cloud.cdp.segments
+    # .store_base): a portrait groups only its segment's persons
+    Migration(65, "the base's portrait facets kept by the tag batch", (
+        "CREATE TABLE portrait_base (facet TEXT NOT NULL, value TEXT NOT NULL, persons BIGINT NOT NULL, "
+        "as_of TEXT NOT NULL, PRIMARY KEY (facet, value))",
+    )),
     # a face-consent withdrawal is marked on each record the person has (when): a record that joins
     # later carrying its own consent (an older CRM export) cannot turn it back on; a new grant clears it
     Migration(78, "members: face-consent withdrawals outlive records that join the person later", (

@@ -395,42 +395,74 @@ def split_counts(db: Database, condition: Condition, *, salt: str, split: Sequen
 
 
 
-def portrait(db: Database, condition: Condition | None, *, as_of: datetime | None = None,
-             store: str | None = None) -> dict:
-    """人群画像: the segment against the whole base by city tier, age band, gender, channel (favourite),
-    tier and lifecycle. One grouped pass over the base (profiles, stats, home store) counts both the
-    base and, with the condition as a 0/1 column, the segment; per facet and value: both counts, both
-    shares and the index (segment share / base share x 100, TGI)."""
-    at = as_of or datetime.now(UTC)
+def _facet_counts(db: Database | Tx, condition: Condition | None, at: datetime,
+                  store: str | None) -> dict[str, dict[str, int]]:
+    """Per facet, per value (``unknown`` for none): how many persons of the segment (``None``: the
+    whole base) have it; one grouped pass over the matching persons' profile, stats and home store."""
     exprs, head = [], []
     for expr, expr_params in dimensions.FACETS.values():
         exprs.append(expr)
         head += expr_params(at)
     select = ", ".join(f"{e} AS f{i}" for i, e in enumerate(exprs))
     group = ", ".join(f"f{i}" for i in range(len(exprs)))
-    now = int(at.timestamp())
-    member: list = []
-    inside = "1" if condition is None else f"CASE WHEN {_compile(condition, now, member)} THEN 1 ELSE 0 END"
-    sql, params = _where(None, as_of, store, joins=dimensions.FACET_JOINS)
-    rows = db.rows(f"SELECT {select}, SUM({inside}), COUNT(*) {sql} GROUP BY {group}", (*head, *member, *params))
-    sides = {"segment": [(*r[:-2], r[-2]) for r in rows], "base": [(*r[:-2], r[-1]) for r in rows]}
-    totals = {side: sum(r[-1] for r in rows) for side, rows in sides.items()}
+    sql, params = _where(condition, at, store, joins=dimensions.FACET_JOINS)
+    counts: dict[str, dict[str, int]] = {name: {} for name in dimensions.FACETS}
+    for r in db.rows(f"SELECT {select}, COUNT(*) {sql} GROUP BY {group}", (*head, *params)):
+        for i, name in enumerate(dimensions.FACETS):
+            key = "unknown" if r[i] in (None, "") else str(r[i])
+            counts[name][key] = counts[name].get(key, 0) + r[-1]
+    return counts
+
+
+def store_base(tx: Tx, at: datetime) -> None:
+    """Keep the whole base's facet counts as they are now (the nightly tag batch calls this after it
+    rewrote every person's stats and profile): a portrait then groups only its segment's persons, not
+    the whole base each time (the base's grouping was most of a portrait's cost), and the base's
+    counts change only when persons do."""
+    tx.execute("DELETE FROM portrait_base")
+    tx.copy("portrait_base", ("facet", "value", "persons", "as_of"),
+            ((facet, value, n, iso(at)) for facet, values in _facet_counts(tx, None, at, None).items()
+             for value, n in values.items()))
+
+
+def _stored_base(db: Database) -> tuple[dict[str, dict[str, int]], datetime] | None:
+    """The base's facet counts the last tag batch kept, and when; None before the first batch."""
+    rows = db.rows("SELECT facet, value, persons, as_of FROM portrait_base")
+    if not rows:
+        return None
+    counts: dict[str, dict[str, int]] = {name: {} for name in dimensions.FACETS}
+    for facet, value, n, _ in rows:
+        counts.setdefault(facet, {})[value] = n
+    return counts, datetime.fromisoformat(rows[0][3])
+
+
+def portrait(db: Database, condition: Condition | None, *, as_of: datetime | None = None,
+             store: str | None = None) -> dict:
+    """人群画像: the segment against the whole base by city tier, age band, gender, channel (favourite),
+    tier and lifecycle; per facet and value: both counts, both shares and the index (segment share /
+    base share x 100, TGI). The segment's persons are grouped now; the whole base's counts are the
+    ones the last nightly tag batch kept (``base_as_of`` says when), or, before the first batch and
+    for a store manager (whose base is their store's people), grouped now as well (``base_as_of``
+    null)."""
+    at = as_of or datetime.now(UTC)
+    stored = _stored_base(db) if store is None else None
+    base, base_as_of = stored if stored is not None else (_facet_counts(db, None, at, store), None)
+    segment = base if condition is None else _facet_counts(db, condition, at, store)
+    totals = {side: sum(next(iter(counts.values())).values()) for side, counts in (("segment", segment),
+                                                                                   ("base", base))}
     facets = {}
-    for i, name in enumerate(dimensions.FACETS):
-        counts: dict[str, dict[str, int]] = {}
-        for side, rows in sides.items():
-            for r in rows:
-                key = "unknown" if r[i] in (None, "") else str(r[i])
-                counts.setdefault(key, {"segment": 0, "base": 0})[side] += r[-1]
+    for name in dimensions.FACETS:
         values = []
-        for key, c in sorted(counts.items(), key=lambda kv: (-kv[1]["base"], kv[0])):
-            seg_share = c["segment"] / totals["segment"] if totals["segment"] else 0.0
-            base_share = c["base"] / totals["base"] if totals["base"] else 0.0
-            values.append({"value": key, "segment": c["segment"], "base": c["base"],
+        for key in sorted(base[name].keys() | segment[name].keys(),
+                          key=lambda k: (-base[name].get(k, 0), k)):
+            seg, whole = segment[name].get(key, 0), base[name].get(key, 0)
+            seg_share = seg / totals["segment"] if totals["segment"] else 0.0
+            base_share = whole / totals["base"] if totals["base"] else 0.0
+            values.append({"value": key, "segment": seg, "base": whole,
                            "segment_share": round(seg_share, 4), "base_share": round(base_share, 4),
                            "index": round(seg_share / base_share * 100, 1) if base_share else None})
         facets[name] = values
-    return {"segment": totals["segment"], "base": totals["base"], "facets": facets}
+    return {"segment": totals["segment"], "base": totals["base"], "facets": facets, "base_as_of": base_as_of}
 
 
 class UnknownSegment(NotFound):

@@ -25,7 +25,7 @@ import numpy as np
 
 from cloud.cdp import survivorship
 from cloud.cdp.lifecycle import Windows, windows
-from cloud.cdp.segments import Condition, matching_persons
+from cloud.cdp.segments import Condition, matching_persons, store_base
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 
@@ -70,6 +70,8 @@ def refresh(db: Database, persons: Sequence[str] | None = None, *, as_of: dateti
         _write_manual_tags(tx, records, touched)
         survivorship.store(tx, touched)  # rule tags may filter on the surviving attributes
         _apply_rule_tags(tx, live, everyone, as_of)
+        if everyone:  # the nightly batch: every person's facets as they are now, for the portraits
+            store_base(tx, as_of or datetime.now(UTC))
     return len(stats)
 
 

@@ -1,5 +1,6 @@
 """The purchase dimensions read from the per-day facts (``cloud.cdp.purchases``) give exactly the
-persons the order lines give, on a generated brand with refunds, through merges, a split and an erasure.
+persons the order lines give, on a generated brand with refunds, through OneID's merge, split and
+rule-change rebuild and an erasure; and the per-person facts stay what summing the lines by person gives.
 
 The oracle is computed here in Python from the order lines and the records' persons: per person, the
 lines in the dimension's scope and window summed (net units, net amount, distinct sale orders,
@@ -16,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from cloud.cdp import dimensions, erasure, purchases, segments
+from cloud.cdp import dimensions, erasure, oneid, purchases, segments
 from cloud.cdp.purchases import LOCAL
 from cloud.db import Database
 from cloud.synthetic.brand import generate
@@ -146,7 +147,33 @@ def _check(db: Database) -> int:
         tx.execute("DELETE FROM purchase_days")
         tx.execute(purchases.BACKFILL)
     assert facts() == kept
+    assert _person_facts(db) == _person_facts_from_lines(db)
     return found
+
+
+def _person_facts(db: Database) -> dict[tuple, tuple]:
+    return {tuple(r[:4]): (r[4], round(r[5], 6), *r[6:]) for r in db.rows(
+        "SELECT person_id, scope, value, day, qty, amount, orders, refunds, first_ts, last_ts FROM person_purchase_days")}
+
+
+def _person_facts_from_lines(db: Database) -> dict[tuple, tuple]:
+    """Every line summed by its record's person now (a record no longer stored is its own), local day
+    and scope, here in Python: what ``person_purchase_days`` must hold whatever OneID did since."""
+    cells: dict[tuple, list] = defaultdict(lambda: [0, 0.0, set(), 0, None, None])
+    for person, order, channel, store, ts, category, qty, amount in db.rows(
+            "SELECT COALESCE(m.merged_into, l.member_id), l.order_id, l.channel, l.store, l.ts, l.category, l.qty, "
+            "l.amount FROM order_lines l LEFT JOIN members m ON m.id = l.member_id WHERE l.member_id IS NOT NULL"):
+        day = datetime.fromtimestamp(ts, LOCAL).toordinal() - date(1970, 1, 1).toordinal()
+        for scope, value in (("any", ""), ("channel", channel), ("store", store or ""), ("category", category)):
+            c = cells[(person, scope, value, day)]
+            c[0] += qty
+            c[1] += amount
+            c[3] += qty < 0
+            if qty > 0:
+                c[2].add(order)
+                c[4] = ts if c[4] is None else min(c[4], ts)
+                c[5] = ts if c[5] is None else max(c[5], ts)
+    return {k: (q, round(a, 6), len(o), r, f, last) for k, (q, a, o, r, f, last) in cells.items()}
 
 
 def test_purchase_dimensions_from_facts_match_the_lines(brand: Database) -> None:
@@ -154,16 +181,43 @@ def test_purchase_dimensions_from_facts_match_the_lines(brand: Database) -> None
     assert brand.scalar("SELECT COUNT(*) FROM order_lines WHERE qty < 0") > 100
     assert _check(brand) > 100  # most conditions find someone: the comparison is not over empty sets
 
-    # OneID merges two persons and splits a record off another: the facts stay per record, the answers follow
+    # OneID merges two persons and splits a record off another: the person facts move with the records
     heads = [r[0] for r in brand.rows("SELECT DISTINCT member_id FROM order_lines l JOIN members m ON m.id = l.member_id "
                                       "WHERE m.merged_into IS NULL ORDER BY member_id LIMIT 6")]
-    merged = brand.scalar("SELECT id FROM members WHERE merged_into IS NOT NULL ORDER BY id LIMIT 1")
-    with brand.transaction() as tx:
-        tx.execute("UPDATE members SET merged_into = ? WHERE id = ? OR merged_into = ?", (heads[0], heads[1], heads[1]))
-        tx.execute("UPDATE members SET merged_into = NULL WHERE id = ?", (merged,))
+    oneid.merge(brand, heads[0], heads[1], actor="test", reason="same person")
+    link = brand.one("SELECT id, a, b FROM links WHERE status = 'active' AND rule <> 'manual' AND b IN (SELECT member_id "
+                     "FROM order_lines) ORDER BY id LIMIT 1")  # the record split off takes its purchases along
+    assert link is not None
+    oneid.split_link(brand, link["id"], actor="test", reason="two people")
+    assert brand.scalar("SELECT COUNT(*) FROM members WHERE id = ? AND merged_into IS NULL", (link["b"],)) == 1
     _check(brand)
 
     # an erasure re-keys the person's lines to an anonymous id: the person and its purchases are gone
     erasure.erase(brand, heads[2], actor="test")
     assert brand.scalar("SELECT COUNT(*) FROM purchase_days WHERE member_id = ?", (heads[2],)) == 0
+    assert brand.scalar("SELECT COUNT(*) FROM person_purchase_days WHERE person_id = ?", (heads[2],)) == 0
+    _check(brand)
+
+    # a full rebuild that moves one record (a new record sharing a person's phone, with purchases of
+    # its own): under a tenth of the persons moved, so only theirs are re-summed, not everyone's
+    phone = brand.one("SELECT i.value, COALESCE(m.merged_into, m.id) AS person FROM identifiers i JOIN members m ON m.id = i.member_id "
+                      "WHERE i.kind = 'phone' AND i.blocked IS NULL ORDER BY i.value LIMIT 1")
+    with brand.transaction() as tx:
+        tx.execute("INSERT INTO members (id, source, source_key, created) VALUES ('late', 'crm', 'late', "
+                   "'2026-01-01T00:00:00+00:00')")
+        oneid.add_identifiers(tx, "late", [("phone", phone["value"])])
+        purchases.add_lines(tx, [("late-o1", "late", "pos", None, int((END - timedelta(days=3)).timestamp()),
+                                  "SKU-LATE", "护肤", 2, 50.0, 100.0)])
+    untouched = brand.scalar("SELECT COUNT(*) FROM person_purchase_days")
+    assert oneid.rebuild(brand, actor="test").moved == 1
+    assert brand.scalar("SELECT merged_into FROM members WHERE id = 'late'") == phone["person"]
+    assert brand.scalar("SELECT COUNT(*) FROM person_purchase_days") >= untouched
+    _check(brand)
+
+    # a rule change and a full rebuild: phones no longer link, so every phone-made person comes apart
+    before = brand.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL")
+    with brand.transaction() as tx:
+        oneid.set_rule(tx, oneid.Rule("phone", True, 80, 2, 20, False))
+    oneid.rebuild(brand, actor="test")
+    assert brand.scalar("SELECT COUNT(*) FROM members WHERE merged_into IS NULL") > before
     _check(brand)

@@ -271,6 +271,29 @@ def test_portrait_against_the_base(brand: Database) -> None:
     assert channels == {"pos": (1, 1), "tmall": (1, 1), "unknown": (0, 1)}
     stages = {v["value"]: (v["segment"], v["base"]) for v in portrait["facets"]["lifecycle"]}
     assert stages == {"active": (1, 1), "dormant": (1, 1), "unknown": (0, 1)}
+    assert portrait["base_as_of"] is None  # no tag batch yet: the base was counted now
+
+
+def test_portrait_compares_with_the_base_the_tag_batch_kept(brand: Database) -> None:
+    """After the nightly batch the portrait groups only the segment's persons and reads the base's
+    counts it kept: the same answer as counting the base now, until persons change; then the kept base
+    is what the batch saw (its time says so) until the next batch."""
+    condition = segments.Condition.parse({"dim": {"name": "visits.any.days", "days": 30, "op": ">=", "value": 1}})
+    tags.refresh(brand, as_of=AS_OF)
+    kept = segments.portrait(brand, condition, as_of=AS_OF)
+    assert kept["base_as_of"] == AS_OF
+    assert brand.scalar("SELECT COUNT(*) FROM portrait_base WHERE facet = 'gender'") == 3  # female, male, unknown
+    brand.execute("DELETE FROM portrait_base")
+    assert segments.portrait(brand, condition, as_of=AS_OF) == {**kept, "base_as_of": None}
+    tags.refresh(brand, as_of=AS_OF)
+
+    brand.execute("UPDATE members SET gender = 'male' WHERE id = 'C'")  # known from the next survivorship on
+    stale = segments.portrait(brand, None, as_of=AS_OF)
+    assert {v["value"]: v["base"] for v in stale["facets"]["gender"]} == {"female": 1, "male": 1, "unknown": 1}
+    tags.refresh(brand, as_of=AS_OF + timedelta(hours=1))  # the next night's batch
+    fresh = segments.portrait(brand, None, as_of=AS_OF)
+    assert fresh["base_as_of"] == AS_OF + timedelta(hours=1)
+    assert {v["value"]: v["base"] for v in fresh["facets"]["gender"]} == {"female": 1, "male": 2}
 
 
 def test_attribute_dimensions_read_the_surviving_values_not_the_head_record(db: Database) -> None:

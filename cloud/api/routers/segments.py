@@ -58,6 +58,9 @@ class PortraitOut(BaseModel):
     base: int = Field(description="persons in the whole base (a store manager's: their store's)")
     facets: dict[str, list[FacetValue]] = Field(
         description="city_tier, age_band, gender, channel (favourite), tier, lifecycle")
+    base_as_of: datetime | None = Field(
+        default=None, description="when the nightly tag batch counted the base's facets; null: counted now "
+                                  "(before the first batch, or a store manager's base)")
 
 
 @router.get("/dimensions", response_model=DimensionsOut)
