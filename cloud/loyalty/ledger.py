@@ -421,7 +421,7 @@ def _post_batch(db: Database, order_ids: list[str], pool: str) -> None:
     15 round trips and two commits an order (95 % of a batch's landing time on PostgreSQL); posting
     the sales together but a batch's refunds (1 in 50 of a stream) one by one still cost ~35
     statements and two commits a refund, and cut the sales into runs. Here a batch is about a dozen
-    statements whatever its refunds.
+    statements and four pipelined reads whatever its refunds (56 statements before, 200-order batches).
 
     - A sale after one of the same person's postings earns at the tier ``post_order``'s recompute
       would have stored by then (from the 12-month spend, which already holds the whole landed
