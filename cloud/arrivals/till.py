@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from cloud.cdp.erasure import Erasing
 from cloud.cdp.imports import stream
 from cloud.clock import iso
 from cloud.db import Database, Tx
@@ -223,3 +224,11 @@ def confirmed_sales(db: Database | Tx, store: str, start_s: int, end_s: int) -> 
         f"SELECT assistant, visit_id, order_id, paid, lag_s, reason FROM order_attribution WHERE store = ? "
         f"AND ts >= ? AND ts < ? AND assistant IS NOT NULL AND reason IN ({', '.join('?' for _ in TILL_CONFIRMED)})",
         (store, start_s, end_s, *TILL_CONFIRMED))
+
+
+def forget(tx: Tx, erasing: Erasing) -> dict[str, int]:
+    """Erasure (``cloud.cdp.erasure.ERASE_HOOKS``): an attributed order follows its order to the
+    anonymous id, so the league and time-to-sale still count it and it names no one."""
+    unlinked = sum(tx.execute("UPDATE order_attribution SET member_id = ? WHERE member_id = ?",
+                              (erasing.anonymous, record)) for record in erasing.records)
+    return {"till_attributions_anonymised": unlinked}

@@ -181,4 +181,14 @@ SCHEMA = Schema("cdp", (
             done BIGINT NOT NULL, total BIGINT NOT NULL, started TEXT NOT NULL, finished TEXT, actor TEXT NOT NULL)""",
         "CREATE INDEX profile_rewrites_status ON profile_rewrites (status, started)",
     )),
+    # a face-consent withdrawal is marked on each record the person has (when): a record that joins
+    # later carrying its own consent (an older CRM export) cannot turn it back on; a new grant clears it
+    Migration(78, "members: face-consent withdrawals outlive records that join the person later", (
+        "ALTER TABLE members ADD COLUMN consent_withdrawn TEXT",
+    )),
+    # the digests of an erased person's identifiers and when (cloud.cdp.tombstones): data from before
+    # the erasure that names them lands anonymous instead of making them a new record
+    Migration(79, "erased identifiers: data from before an erasure cannot bring the person back", (
+        "CREATE TABLE erased_identifiers (digest TEXT PRIMARY KEY, erased TEXT NOT NULL)",
+    )),
 ))
