@@ -37,11 +37,11 @@ def test_a_late_order_from_before_the_erasure_does_not_bring_the_person_back(sta
     till.land(runtime.db, "pos", [_sale("R-LATE-2", before + timedelta(hours=1))], store="s1")
     assert runtime.db.scalar("SELECT COUNT(*) FROM members") == 0
     assert PHONE not in _everything(runtime)
-    late = runtime.db.one("SELECT member_id, paid FROM orders WHERE id = 'pos:R-LATE-2'")
+    late = runtime.db.one("SELECT member_id, paid FROM orders WHERE id = 'pos:s1:R-LATE-2'")
     assert late is not None and late["member_id"] is None and late["paid"] == 120.0  # the sale counts, anonymous
 
     # the customer comes back after the erasure: a new record like anyone new
     till.land(runtime.db, "pos", [_sale("R-BACK-1", datetime.now(UTC) + timedelta(seconds=1))], store="s1")
     assert runtime.db.scalar("SELECT COUNT(*) FROM members") == 1
-    back = runtime.db.one("SELECT member_id FROM orders WHERE id = 'pos:R-BACK-1'")
+    back = runtime.db.one("SELECT member_id FROM orders WHERE id = 'pos:s1:R-BACK-1'")
     assert back is not None and back["member_id"] is not None
