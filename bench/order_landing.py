@@ -2,7 +2,7 @@
 
 ``bench/order_stream.py`` measures the stream end to end through one API process, which on a shared
 two-core machine mostly measures the machine. This lands the same kind of batches (``--batch``
-orders, 70 % known members, 1 in 50 a refund of an earlier sale, two bad rows) straight through
+orders from ``bench/order_batches.py``, the stream bench's builder) straight through
 ``cloud.arrivals.till.land`` with the runtime's order hooks (journeys, loyalty), counting every
 statement by the first cloud module on the stack (``bench.ingest_statements.StatementCount``), the
 process CPU time and, on PostgreSQL, the CPU time of the database's server processes serving it
@@ -30,30 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet.cloud import drop_database, fresh_database
 from bench.ingest_statements import StatementCount
-from bench.order_stream import EXAMPLES, backend_cpu, gather_statistics, order
-
-CHANNELS = ["pos", "pos", "tmall", "youzan"]
-
-
-def batches(n: int, size: int, cards: list[str], rng: random.Random) -> list[tuple[str, list[dict]]]:
-    """``n`` batches as the stream bench's posters send them (refunds of the channel's earlier sales)."""
-    posted: dict[str, list[dict]] = {}
-    out = []
-    for b in range(n):
-        name = CHANNELS[rng.randrange(len(CHANNELS))]
-        batch = [order(f"L{b}-{i}", name, cards[rng.randrange(len(cards))] if rng.random() < 0.7 else None,
-                       datetime.now(UTC), rng) for i in range(size)]
-        earlier = posted.get(name, [])
-        for _ in range(max(1, size // 50) if earlier else 0):
-            sale = earlier[rng.randrange(len(earlier))]
-            batch.append({**sale, "order_no": f"{sale['order_no']}-R{rng.randrange(10**6)}", "type": "refund",
-                          "refund_of": sale["order_no"], "paid": round(sale["paid"] * rng.choice((1.0, 0.5)), 2),
-                          "ts": datetime.now(UTC).isoformat()})
-        batch += [{"order_no": f"BAD{b}", "paid": 1, "ts": "x", "lines": []}, {**batch[0], "order_no": f"NEG{b}",
-                                                                             "paid": -3}]
-        posted.setdefault(name, []).extend(batch[:size])
-        out.append((name, batch))
-    return out
+from bench.order_batches import Batches, order
+from bench.order_stream import EXAMPLES, backend_cpu, gather_statistics
 
 
 def main() -> None:
@@ -67,15 +45,13 @@ def main() -> None:
                         help="PostgreSQL: no ANALYZE after the members are in (a database seconds old)")
     args = parser.parse_args()
 
-    from cloud.activation import journeys
     from cloud.arrivals import till
-    from cloud.loyalty import ledger
     from cloud.masterdata.importer import import_master
-    from cloud.runtime import open_cdp
+    from cloud.runtime import open_cdp, register_order_hooks
 
     count = StatementCount()
     count.install()
-    till.ORDER_HOOKS[:] = [journeys.on_orders, ledger.post_landed]  # as cloud.runtime registers them
+    register_order_hooks()
     url = fresh_database() if args.engine == "postgresql" else str(Path(tempfile.mkdtemp()) / "cdp.db")
     rng = random.Random(16)
     try:
@@ -88,7 +64,8 @@ def main() -> None:
             till.land(db, "pos", [order(f"W-{c}", "pos", c, first, rng) for c in cards[start:start + 500]])
         if not args.cold_statistics:
             gather_statistics(url)
-        work = batches(args.batches, args.batch, cards, rng)
+        making = Batches("L", cards, rng)
+        work = [making.next(args.batch) for _ in range(args.batches)]
         profiler = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not waiting
         landed = 0
         count.counting = True
@@ -119,6 +96,7 @@ def main() -> None:
         "cold_statistics": args.cold_statistics,
         "orders_landed": landed, "statements_per_batch": round(sum(count.statements.values()) / n, 1),
         "transactions_per_batch": round(count.transactions / n, 1),
+        "pipelines_per_batch": round(sum(count.pipelines.values()) / n, 1),
         "by_stage": {stage: round(k / n, 1) for stage, k in count.statements.most_common()},
         "cpu_ms_per_order": round(cpu * 1000 / landed, 3),
         "db_cpu_ms_per_order": None if db_cpu is None else round(db_cpu * 1000 / landed, 3),

@@ -5,7 +5,8 @@ database with the master data of ``docs/examples`` imported, then posts signed b
 ``POST /v1/orders`` from ``--posters`` threads, as a POS and two online channels would: mostly sales
 of ``--members`` known members and walk-ins, with duplicates (a batch re-sent with a fresh
 signature), refunds and partial refunds of orders already posted, and a few bad rows (no lines, a
-negative sale, an unreadable time). Throughput is landed orders per second over the posting phase.
+negative sale, an unreadable time), as ``bench/order_batches.py`` builds them. Throughput is landed orders per second
+over the posting phase.
 
 Lag: for ``--samples`` orders of known members, the time from the start of the POST to the moment
 both the member's profile (``GET /v1/members/{id}/profile``) lists the order and the live sales
@@ -36,6 +37,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.order_batches import Batches, order
 from cloud.cdp.imports.canonical import order_id
 from cloud.cdp.imports.stream import signature
 from cloud.masterdata.importer import import_master
@@ -45,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
 KEY = "bench-order-stream-key-0123456789abcdef"
 SECRETS = {"pos": "pos-secret-0123456789abcdef", "tmall": "tmall-secret-0123456789ab", "youzan": "yz-secret-0123456789abcd"}
-SKUS = [("SKU-1001", 399.0), ("SKU-1002", 129.0), ("SKU-2001", 12.0)]
 
 
 def log(message: str) -> None:
@@ -73,18 +74,6 @@ class Channel:
         return self.client.post("/v1/orders", content=body, headers={
             "X-API-Key": KEY, "Content-Type": "application/json", "X-Instore-Channel": self.name,
             "X-Instore-Timestamp": stamp, "X-Instore-Signature": signature(SECRETS[self.name], stamp, body)})
-
-
-def order(no: str, channel: str, card: str | None, now: datetime, rng: random.Random) -> dict:
-    sku, price = rng.choice(SKUS)
-    qty = rng.randint(1, 3)
-    row = {"order_no": no, "ts": now.isoformat(), "paid": round(price * qty, 2),
-           "lines": [{"sku": sku, "qty": qty, "price": price}]}
-    if channel == "pos":
-        row["store"] = rng.choice(["sh-001", "sh-002"])
-    if card:
-        row["member"] = {"card": card} if channel == "pos" else {"phone": f"139{int(card[2:]):08d}"}
-    return row
 
 
 def gather_statistics(location: str) -> None:
@@ -184,27 +173,13 @@ def main() -> None:
 
         def poster(n: int) -> None:
             r = random.Random(n)
-            channels = ["pos", "pos", "tmall", "youzan"]
+            making = Batches(f"P{n}-", cards, r)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
                 sent = 0
-                posted: dict[str, list[dict]] = {}
                 while sent < per_poster:
-                    name = channels[r.randrange(len(channels))]
-                    batch = []
-                    for _ in range(min(args.batch, per_poster - sent)):
-                        card = cards[r.randrange(len(cards))] if r.random() < 0.7 else None
-                        batch.append(order(f"P{n}-{sent}", name, card, datetime.now(UTC), r))
-                        sent += 1
-                    earlier = posted.get(name, [])
-                    for _ in range(max(1, len(batch) // 50)):  # refunds, full and partial, of earlier orders
-                        if earlier:
-                            sale = earlier[r.randrange(len(earlier))]
-                            part = round(sale["paid"] * r.choice((1.0, 0.5)), 2)
-                            batch.append({**sale, "order_no": f"{sale['order_no']}-R{r.randrange(10**6)}",
-                                          "type": "refund", "refund_of": sale["order_no"], "paid": part,
-                                          "ts": datetime.now(UTC).isoformat()})
-                    batch += [{"order_no": f"BAD{n}-{sent}", "paid": 1, "ts": "x", "lines": []},
-                              {**batch[0], "order_no": f"NEG{n}-{sent}", "paid": -3}]
+                    size = min(args.batch, per_poster - sent)
+                    name, batch = making.next(size)
+                    sent += size
                     response = Channel(client, name).post(batch)
                     resent = None
                     if r.random() < 0.1:  # a re-send after a timeout: the same orders, a fresh signature
@@ -225,8 +200,6 @@ def main() -> None:
                         totals["refunds"] += report["refunds"]
                         for reason, k in report["quarantined"].items():
                             totals["quarantined"][reason] = totals["quarantined"].get(reason, 0) + k
-                    posted.setdefault(name, []).extend(o for o in batch if o.get("type") != "refund"
-                                                       and o["lines"] and o["paid"] > 0)
 
         lags: list[float] = []
 

@@ -83,6 +83,15 @@ def open_cdp(location: str | Path, *, sample_catalogue: bool = True) -> Database
     return db
 
 
+def register_order_hooks() -> None:
+    """What runs after every landed batch of streamed or till orders (``till.ORDER_HOOKS``): journeys'
+    buyers exit, then the points ledger posts the sales and refunds. Once each however often it is
+    called; the runtime calls it, and so does a bench that lands orders in process."""
+    for hook in (journeys.on_orders, ledger.post_landed):
+        if hook not in till.ORDER_HOOKS:
+            till.ORDER_HOOKS.append(hook)
+
+
 class Runtime:
     """With a broker: one MQTT connection (the ingest worker's client, which guide cards, edge
     commands, health alerts and label redraws are all published on) and one scheduler thread
@@ -126,14 +135,11 @@ class Runtime:
         self.scheduler.every("audience-refresh", 300.0, lambda: audience.refresh_due(db))
         # journeys: triggers (visits on every tick, the rest daily), due steps; buyers exit as orders land
         self.scheduler.every("journeys", 10.0, self.run_journeys)
-        if journeys.on_orders not in till.ORDER_HOOKS:
-            till.ORDER_HOOKS.append(journeys.on_orders)
+        register_order_hooks()  # journeys: buyers exit as their orders land; points post
         # points about to expire: told over the consented channels, outside quiet hours
         self.expiry_notices = ExpiryNoticeSender(db, configured)
         self.scheduler.every("points-notices", 300.0, self.expiry_notices.run)
-        # points: streamed and till orders post as they land; a catch-up pass, expiry and notices on the scheduler
-        if ledger.post_landed not in till.ORDER_HOOKS:
-            till.ORDER_HOOKS.append(ledger.post_landed)
+        # points: a catch-up pass, expiry and notices on the scheduler (landed orders post through the hooks)
         # erasure reaches the features above the CDP, in its own transaction
         for forget in (loyalty_erasure.forget, activation_erasure.forget, till.forget):
             if forget not in erasure.ERASE_HOOKS:

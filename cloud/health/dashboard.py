@@ -133,15 +133,23 @@ def assistants_league(db: Database, store: str, start: datetime, end: datetime) 
 def hot_products(db: Database, start_s: int, end_s: int, store: str | None = None) -> list[dict]:
     """The best sellers by units over [start_s, end_s): one store's, or every channel's, with the
     catalogue's member price (what a member pays for what is selling now)."""
+    return hot_products_of(db.query(*hot_products_read(start_s, end_s, store)))
+
+
+def hot_products_read(start_s: int, end_s: int, store: str | None = None) -> tuple[str, tuple]:
+    """``hot_products``' read, for a caller that sends it with its other reads (``Tx.reads``)."""
     where, args = ("l.store = ? AND l.ts >= ? AND l.ts < ?", (store, start_s, end_s)) if store else (
         "l.ts >= ? AND l.ts < ?", (start_s, end_s))
-    rows = db.rows(
-        f"SELECT l.sku, MAX(p.name), SUM(l.qty), SUM(l.amount), MAX(p.member_price) FROM order_lines l "
-        f"LEFT JOIN products p ON p.sku = l.sku WHERE {where} GROUP BY l.sku "
-        f"ORDER BY SUM(l.qty) DESC, SUM(l.amount) DESC, l.sku LIMIT ?", (*args, HOT_PRODUCTS))
-    return [{"sku": sku, "name": name or sku, "units": int(units), "sales": round(float(sales), 2),
-             "member_price": float(member_price) if member_price is not None else None}
-            for sku, name, units, sales, member_price in rows]
+    return (f"SELECT l.sku, MAX(p.name) AS name, SUM(l.qty) AS units, SUM(l.amount) AS sales, "
+            f"MAX(p.member_price) AS member_price FROM order_lines l LEFT JOIN products p ON p.sku = l.sku "
+            f"WHERE {where} GROUP BY l.sku ORDER BY SUM(l.qty) DESC, SUM(l.amount) DESC, l.sku LIMIT ?",
+            (*args, HOT_PRODUCTS))
+
+
+def hot_products_of(rows: list[dict]) -> list[dict]:
+    """``hot_products_read``'s rows as the dashboards show them."""
+    return [{"sku": r["sku"], "name": r["name"] or r["sku"], "units": int(r["units"]), "sales": round(float(r["sales"]), 2),
+             "member_price": float(r["member_price"]) if r["member_price"] is not None else None} for r in rows]
 
 
 def _live(db: Database, store: str, start: datetime, end: datetime) -> dict[str, int]:

@@ -9,57 +9,68 @@ from datetime import date
 
 from cloud import clock
 from cloud.db import Database
-from cloud.health.dashboard import hot_products
+from cloud.health.dashboard import hot_products_of, hot_products_read
 
 MEMBER_DEALS = 8
 
 
 def brand_live(db: Database, day: date | None) -> dict:
+    """The day's figures. Its seven reads do not depend on each other: one transaction and, on
+    PostgreSQL, one pipeline (``Tx.reads``), where seven one-statement transactions each took a pool
+    checkout, BEGIN and COMMIT; a big screen polls this every few seconds, the order stream bench's
+    lag probe every 20 ms."""
     tz = clock.DEFAULT_TZ  # the brand's screen runs on head-office time
     day = day or clock.now_local(tz).date()
     start, end = clock.utc_range(day, day, tz)
     s0, s1 = int(start.timestamp()), int(end.timestamp())
+    with db.transaction() as tx:
+        sold, month_targets, day_rows, stores, visits, deals, hot = tx.reads(
+            ("SELECT channel, store, ts / 3600 AS hour, COUNT(*) AS n, SUM(paid) AS paid, "
+             "SUM(CASE WHEN member_id IS NULL THEN 0 ELSE paid END) AS member_paid "
+             "FROM orders WHERE ts >= ? AND ts < ? GROUP BY channel, store, ts / 3600", (s0, s1)),
+            ("SELECT store, sales_target FROM store_targets WHERE month = ?", (day.isoformat()[:7],)),
+            ("SELECT store, sales, traffic, conversion FROM store_day_targets WHERE day = ?", (day.isoformat(),)),
+            ("SELECT id, name FROM stores", ()),
+            ("SELECT store, COUNT(*) AS n FROM visits WHERE store IN (SELECT id FROM stores) "  # the (store, ts) index
+             "AND ts >= ? AND ts < ? GROUP BY store", (clock.iso_utc(start), clock.iso_utc(end))),
+            ("SELECT sku, name, price, member_price FROM products WHERE member_price IS NOT NULL "
+             "ORDER BY popularity DESC, sku LIMIT ?", (MEMBER_DEALS,)),
+            hot_products_read(s0, s1))
     by_channel: dict[str, float] = defaultdict(float)
     by_hour: dict[int, float] = defaultdict(float)
     by_store: dict[str, float] = defaultdict(float)
     total = member = 0.0
     orders = 0
-    for channel, store, hour, n, paid, member_paid in db.rows(
-        "SELECT channel, store, ts / 3600, COUNT(*), SUM(paid), SUM(CASE WHEN member_id IS NULL THEN 0 ELSE paid END) "
-        "FROM orders WHERE ts >= ? AND ts < ? GROUP BY channel, store, ts / 3600", (s0, s1)):
-        paid = float(paid or 0)
-        by_channel[channel] += paid
-        by_hour[int(clock.local_hour_of_epoch_hour(int(hour), tz)[11:13])] += paid
-        if store is not None:
-            by_store[store] += paid
+    for r in sold:
+        paid = float(r["paid"] or 0)
+        by_channel[r["channel"]] += paid
+        by_hour[int(clock.local_hour_of_epoch_hour(int(r["hour"]), tz)[11:13])] += paid
+        if r["store"] is not None:
+            by_store[r["store"]] += paid
         total += paid
-        member += float(member_paid or 0)
-        orders += int(n)
+        member += float(r["member_paid"] or 0)
+        orders += int(r["n"])
     days_in_month = calendar.monthrange(day.year, day.month)[1]
-    targets = {s: float(t) / days_in_month for s, t in db.rows(
-        "SELECT store, sales_target FROM store_targets WHERE month = ?", (day.isoformat()[:7],))}
+    targets = {r["store"]: float(r["sales_target"]) / days_in_month for r in month_targets}
     # a store's own targets for the day (imported day targets): its sales target wins over its
     # month's even share; traffic and conversion targets exist only there
     day_targets: dict[str, tuple[int | None, float | None]] = {}
-    for s, sales, traffic, conversion in db.rows(
-            "SELECT store, sales, traffic, conversion FROM store_day_targets WHERE day = ?", (day.isoformat(),)):
-        if sales is not None:
-            targets[s] = float(sales)
-        day_targets[s] = (None if traffic is None else int(traffic), None if conversion is None else float(conversion))
-    names = dict(db.rows("SELECT id, name FROM stores"))
-    arrivals = dict(db.rows(  # through the (store, ts) index, one range per store
-        "SELECT store, COUNT(*) FROM visits WHERE store IN (SELECT id FROM stores) AND ts >= ? AND ts < ? "
-        "GROUP BY store", (clock.iso_utc(start), clock.iso_utc(end))))
+    for r in day_rows:
+        if r["sales"] is not None:
+            targets[r["store"]] = float(r["sales"])
+        day_targets[r["store"]] = (None if r["traffic"] is None else int(r["traffic"]),
+                                   None if r["conversion"] is None else float(r["conversion"]))
+    names = {r["id"]: r["name"] for r in stores}
+    arrivals = {r["store"]: r["n"] for r in visits}
     traffic = [t for t, _ in day_targets.values() if t is not None]
-    deals = db.rows("SELECT sku, name, price, member_price FROM products WHERE member_price IS NOT NULL "
-                    "ORDER BY popularity DESC, sku LIMIT ?", (MEMBER_DEALS,))
     return {
         "day": day.isoformat(), "sales": round(total, 2), "target": round(sum(targets.values()), 2), "orders": orders,
         "member_sales_share": round(member / total, 4) if total else None,
         "by_channel": [{"channel": c, "sales": round(v, 2)} for c, v in sorted(by_channel.items(), key=lambda kv: -kv[1])],
         "by_hour": [{"hour": h, "sales": round(by_hour.get(h, 0.0), 2)} for h in range(24)],
-        "hot_products": hot_products(db, s0, s1),
-        "member_deals": [{"sku": sku, "name": name, "price": price, "member_price": mp} for sku, name, price, mp in deals],
+        "hot_products": hot_products_of(hot),
+        "member_deals": [{"sku": r["sku"], "name": r["name"], "price": r["price"], "member_price": r["member_price"]}
+                         for r in deals],
         "stores": [{"store": s, "name": names.get(s, s), "sales": round(by_store.get(s, 0.0), 2),
                     "target": round(targets[s], 2) if s in targets else None, "arrivals": int(arrivals.get(s, 0)),
                     "traffic_target": day_targets.get(s, (None, None))[0],

@@ -118,13 +118,15 @@ def member_account(tx: Tx, pool: str, person: str) -> int:
 
 
 _MOVEMENTS = "loyalty_movements (id, pool, kind, source, source_id, person, points, store, channel, ts, ref, detail)"
-#: FIFO in one statement: each open lot of ``{account}``, oldest expiry first, gives what the running
-#: sum still needs (parameters: the points needed, three times).
+#: FIFO in one statement: each open lot of every account in ``{needs}`` (a relation ``v`` of the
+#: account, ``column1``, and the points it needs, ``column2``), oldest expiry first, gives what its
+#: account's running sum still needs. One account (a redemption) or a batch's refunds alike.
 _FIFO = ("UPDATE loyalty_lots SET remaining = loyalty_lots.remaining - t.take FROM ("
-         "SELECT id, CASE WHEN running <= ? THEN remaining ELSE ? - (running - remaining) END AS take FROM ("
-         "SELECT id, remaining, SUM(remaining) OVER (ORDER BY expires, id) AS running FROM loyalty_lots "
-         "WHERE account_id = {account} AND remaining > 0) w WHERE running - remaining < ?) t "
-         "WHERE loyalty_lots.id = t.id")
+         "SELECT id, CASE WHEN running <= need THEN remaining ELSE need - (running - remaining) END AS take FROM ("
+         "SELECT l.id, l.remaining, v.column2 AS need, "
+         "SUM(l.remaining) OVER (PARTITION BY l.account_id ORDER BY l.expires, l.id) AS running "
+         "FROM {needs} JOIN loyalty_lots l ON l.account_id = v.column1 WHERE l.remaining > 0) w "
+         "WHERE running - remaining < need) t WHERE loyalty_lots.id = t.id")
 _ENTRIES = ("INSERT INTO loyalty_entries (movement_id, account_id, amount) SELECT {mv}, {acct}, ? {source} UNION ALL "
             "SELECT {mv}, s.id, ? FROM {source_join} loyalty_accounts s WHERE s.pool = ? AND s.kind = ? AND s.owner = ''")
 
@@ -233,7 +235,7 @@ _POST_AT_ONCE = (
     f"mv AS (INSERT INTO {_MOVEMENTS} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ? FROM bal RETURNING id), "
     "lot AS (INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
     "SELECT bal.id, mv.id, ?, ?, ?, ? FROM bal, mv WHERE ? > 0), "
-    f"spent AS ({_FIFO.format(account='(SELECT id FROM bal)')}), "
+    f"spent AS ({_FIFO.format(needs='(SELECT id AS column1, ? AS column2 FROM bal) v')}), "
     f"entries AS ({_ENTRIES.format(mv='mv.id', acct='bal.id', source='FROM mv, bal', source_join='mv, bal,')}) "
     "SELECT (SELECT balance FROM bal), (SELECT plain.yes AND own.balance + ? < 0 FROM own, plain)")
 
@@ -266,7 +268,7 @@ def _post_at_once(db: Database, *, pool: str, kind: str, source: str, source_id:
               mid, pool, kind, source, source_id, person, points, store, channel, iso(at),
               json.dumps(detail, ensure_ascii=False),
               iso(at), iso(at + timedelta(days=EXPIRY_DAYS)), points, points, points,
-              need, need, need, points, -points, pool, system, points)
+              need, points, -points, pool, system, points)
     try:
         found = db.autocommit(_POST_AT_ONCE, params)
     except IntegrityError:
@@ -294,7 +296,7 @@ def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> int | N
     # FIFO in one statement: each open lot, oldest expiry first, gives what the running sum still needs.
     # The account row is locked by the update above, so this statement's snapshot sees every lot change
     # committed before it (READ COMMITTED takes one per statement), and no other spend can interleave.
-    tx.execute(_FIFO.format(account="?"), (points, points, acct, points))
+    tx.execute(_FIFO.format(needs="(SELECT ? AS column1, ? AS column2) v"), (acct, points))
     return int(left_over[0][0])
 
 
@@ -381,103 +383,219 @@ def _post_order(db: Database, order_id: str, pool: str) -> Movement | None:
                         (original,)) if original else None
         points = 0
         if earned and earned["points"] > 0:
-            sale_paid = abs(float(json.loads(earned["detail"]).get("paid") or 0)) or 1.0
-            # what earlier refunds of the sale claimed (taken or short), so refunds never claim more than it earned
-            claimed = sum(-r["points"] + json.loads(r["detail"]).get("shortfall", 0) for r in tx.query(
+            claimed = sum(_claimed(r) for r in tx.query(
                 "SELECT points, detail FROM loyalty_movements WHERE kind = 'clawback' AND ref = ?", (original,)))
-            share = math.floor(earned["points"] * min(1.0, abs(float(order["paid"])) / sale_paid) + 1e-9)
-            points = max(0, min(share, earned["points"] - claimed))
+            points = _clawback(earned["points"], _paid(earned), order["paid"], claimed)
         return _post(tx, kind="clawback", source="refund", source_id=order_id, points=-points, shortfall_ok=True,
                      ref=original, detail={"order": original, "refund": order_id, "paid": order["paid"]}, **common)
 
 
+def _paid(movement: dict) -> float:
+    """What the sale a movement earned on was paid (1 when unknown, so a share is never divided by zero)."""
+    return abs(float(json.loads(movement["detail"]).get("paid") or 0)) or 1.0
+
+
+def _claimed(clawback: dict) -> int:
+    """What a refund's clawback claimed of its sale's points: what it took and what it found short."""
+    return -clawback["points"] + json.loads(clawback["detail"]).get("shortfall", 0)
+
+
+def _clawback(earned: int, sale_paid: float, refund_paid: float, claimed: int) -> int:
+    """A refund's clawback: the sale's points in the refund's share of what the sale paid, never more
+    than the sale earned less what its earlier refunds claimed (so refunds never claim more than it earned)."""
+    share = math.floor(earned * min(1.0, abs(float(refund_paid)) / sale_paid) + 1e-9)
+    return max(0, min(share, earned - claimed))
+
+
 def post_landed(db: Database, orders: list[dict], *, pool: str = POOL) -> None:
     """A batch of streamed or till orders just landed (``cloud.arrivals.till.ORDER_HOOKS``): the
-    members' sales earn and refunds claw back now, not at the next catch-up pass.
-
-    The sales earn together (``_earn_batch``: a few statements and one commit for the batch, where
-    ``post_order`` one by one took about 15 round trips and two commits per order, 95% of a batch's
-    landing time on PostgreSQL); refunds, a few per batch, go through ``post_order``. Each sale earns
-    exactly what ``post_order`` in landing order would give it, tier multiplier included."""
-    run: list[str] = []
-    for order in orders:
-        if not order.get("member_id") or order.get("status") not in ("paid", "refund"):
-            continue
-        if order["status"] == "paid":
-            run.append(order["id"])
-            continue
-        _earn_batch(db, run, pool)  # the sales before this refund, so it claws back what they left
-        run = []
-        post_order(db, order["id"], pool=pool)
-    _earn_batch(db, run, pool)
+    members' sales earn and refunds claw back now, not at the next catch-up pass, together in one
+    transaction (``_post_batch``)."""
+    _post_batch(db, [o["id"] for o in orders if o.get("member_id") and o.get("status") in ("paid", "refund")], pool)
 
 
-def _earn_batch(db: Database, sale_ids: list[str], pool: str) -> None:
-    """Post the earnings of ``sale_ids`` (in landing order) in one transaction. A sale after one of
-    the same person's earns at the tier ``post_order``'s recompute would have stored by then (from
-    the 12-month spend, which already holds the whole landed batch); a person's first sale earns at
-    the tier stored before it."""
-    if not sale_ids:
+#: ``loyalty_movements``' columns' types, in ``_MOVEMENTS``' order (``Tx.values``)
+_MOVEMENT_TYPES = ("text", "text", "text", "text", "text", "text", "bigint", "text", "text", "text", "text", "text")
+
+
+def _post_batch(db: Database, order_ids: list[str], pool: str) -> None:
+    """Post ``order_ids``, sales and refunds in landing order, as ``post_order`` one by one in that
+    order would: the same points, clawbacks and shortfalls, balances and tiers. One by one took about
+    15 round trips and two commits an order (95 % of a batch's landing time on PostgreSQL); posting
+    the sales together but a batch's refunds (1 in 50 of a stream) one by one still cost ~35
+    statements and two commits a refund, and cut the sales into runs. Here a batch is about a dozen
+    statements and four pipelined reads whatever its refunds (56 statements before, 200-order batches).
+
+    - A sale after one of the same person's postings earns at the tier ``post_order``'s recompute
+      would have stored by then (from the 12-month spend, which already holds the whole landed
+      batch); a person's first earns at the tier stored before it.
+    - A refund claws back its share of what the sale earned (in the ledger, or earned earlier in
+      this batch) less what the sale's earlier refunds claimed (in the ledger or earlier in this
+      batch), never more than the balance then: the refunding persons' accounts are locked and read
+      first, and the batch's earlier earns and clawbacks counted in order.
+    - What is already in the ledger (a catch-up pass got there first, a re-sent batch) is left
+      alone: movements go in ``ON CONFLICT DO NOTHING``, and only those inserted change balances,
+      lots and entries. Refunds are decided after the sales' insert, so a sale already posted is
+      not counted in a balance twice.
+    - The clawbacks take from their accounts' lots in one FIFO statement once the batch's new lots
+      are in. A lot earned after a refund expires after the lots the refund could take from (lots
+      expire a fixed time after their order), so it is not reached unless the batch's orders are out
+      of time order; then which lot gives may differ, never the balance or the lots' sum."""
+    order_ids = list(dict.fromkeys(order_ids))
+    if not order_ids:
         return
     now = utcnow()
     with db.transaction() as tx:
-        sales: dict[str, dict] = {}
-        lines: dict[str, list[tuple[str | None, float]]] = {}
-        for test, chunk in tx.among(sale_ids):
-            sales.update((r["id"], r) for r in tx.query(
-                f"SELECT o.*, COALESCE(m.merged_into, m.id) AS person FROM orders o JOIN members m "
-                f"ON m.id = o.member_id WHERE o.id {test} AND o.status = 'paid'", chunk))
-            for order_id, category, amount in tx.rows(
-                    f"SELECT order_id, category, amount FROM order_lines WHERE order_id {test}", chunk):
-                lines.setdefault(order_id, []).append((category, amount))
-        if not sales:
+        chunks = list(tx.among(order_ids))
+        found = tx.reads(
+            *((f"SELECT o.*, COALESCE(m.merged_into, m.id) AS person FROM orders o JOIN members m "
+               f"ON m.id = o.member_id WHERE o.id {test} AND o.status IN ('paid', 'refund')", chunk)
+              for test, chunk in chunks),
+            *((f"SELECT order_id, category, amount FROM order_lines WHERE order_id {test}", chunk)
+              for test, chunk in chunks),
+            ("SELECT channel, category, per_yuan FROM loyalty_rules WHERE pool = ?", (pool,)),
+            ("SELECT * FROM loyalty_tiers WHERE pool = ?", (pool,)))
+        orders = {r["id"]: r for part in found[:len(chunks)] for r in part}
+        if not orders:
             return
-        persons = sorted({o["person"] for o in sales.values()})
-        rules = {(r["channel"], r["category"]): r["per_yuan"]
-                 for r in tx.query("SELECT channel, category, per_yuan FROM loyalty_rules WHERE pool = ?", (pool,))}
-        benefits = {r["tier"]: r for r in tx.query("SELECT * FROM loyalty_tiers WHERE pool = ?", (pool,))}
+        lines: dict[str, list[tuple[str | None, float]]] = {}
+        for part in found[len(chunks):2 * len(chunks)]:
+            for r in part:
+                lines.setdefault(r["order_id"], []).append((r["category"], r["amount"]))
+        rules = {(r["channel"], r["category"]): r["per_yuan"] for r in found[-2]}
+        benefits = {r["tier"]: r for r in found[-1]}
         ladder = sorted(benefits.values(), key=lambda t: t["rank"], reverse=True)  # as tiers._ladder reads it
+        persons = sorted({o["person"] for o in orders.values()})
         stored, record, spend = _tiers_of(tx, pool, persons, now)
+        originals = sorted({o["refund_of"] for o in orders.values() if o["status"] == "refund" and o["refund_of"]})
+        earned, claimed, refunded = _sales_refunded(tx, originals)
         recomputed = {p: _tier_named(benefits, _pick_or(ladder, spend.get(p, 0.0), stored.get(p) or record.get(p)))
                       for p in persons}
         posted_before: set[str] = set()
-        rows: list[tuple] = []
-        for order_id in sale_ids:
-            order = sales.get(order_id)
-            if order is None:  # no member's order any more
+        sales: list[tuple] = []
+        for order_id in order_ids:
+            order = orders.get(order_id)
+            if order is None:  # not a member's order (any more), or neither a sale nor a refund
                 continue
             person = order["person"]
-            tier = recomputed[person] if person in posted_before else _tier_named(
-                benefits, stored.get(person) or record.get(person))
+            if order["status"] == "paid":
+                tier = recomputed[person] if person in posted_before else _tier_named(
+                    benefits, stored.get(person) or record.get(person))
+                points, how = _points(rules, order, lines.get(order_id, []), tier)
+                sales.append(_batch_row(pool, "earn", "order", order, points, None,
+                                        {"order": order_id, "paid": order["paid"], **how}))
             posted_before.add(person)
-            points, how = _points(rules, order, lines.get(order_id, []), tier)
-            at = datetime.fromtimestamp(int(order["ts"]), UTC)
-            rows.append((secrets.token_hex(12), pool, "earn", "order", order_id, person, points, order["store"],
-                         order["channel"], iso(at), None,
-                         json.dumps({"order": order_id, "paid": order["paid"], **how}, ensure_ascii=False)))
-        inserted: set[str] = set()
-        for start in range(0, len(rows), 500):
-            part = rows[start:start + 500]
-            inserted.update(r[0] for r in tx.rows(
-                "INSERT INTO loyalty_movements (id, pool, kind, source, source_id, person, points, store, channel, "
-                "ts, ref, detail) VALUES " + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in part) +
-                " ON CONFLICT (source, source_id) DO NOTHING RETURNING id", [v for r in part for v in r]))
-        new = [r for r in rows if r[0] in inserted]  # already posted (a catch-up pass got there first): left alone
-        acct = _member_accounts(tx, pool, sorted({r[5] for r in new}))
-        earned = [r for r in new if r[6] > 0]
-        gains: dict[int, int] = {}
-        for r in earned:
-            gains[acct[r[5]]] = gains.get(acct[r[5]], 0) + r[6]
-        tx.executemany("UPDATE loyalty_accounts SET balance = balance + ? WHERE id = ?",
-                       [(points, a) for a, points in sorted(gains.items())])
-        if earned:  # plain inserts of new rows: COPY on PostgreSQL
-            tx.copy("loyalty_lots", ("account_id", "movement_id", "earned", "expires", "points", "remaining"),
-                    [(acct[r[5]], r[0], r[9], iso(datetime.fromisoformat(r[9]) + timedelta(days=EXPIRY_DAYS)),
-                      r[6], r[6]) for r in earned])
-            issued = account(tx, pool, COUNTERPART["earn"], "")
-            tx.copy("loyalty_entries", ("movement_id", "account_id", "amount"),
-                    [e for r in earned for e in ((r[0], acct[r[5]], r[6]), (r[0], issued, -r[6]))])
+        inserted = _insert_movements(tx, sales)
+        gains = {r[4]: r[6] for r in sales if r[0] in inserted}
+        refunds = [o for o in (orders.get(i) for i in order_ids)
+                   if o is not None and o["status"] == "refund" and o["id"] not in refunded]
+        acct = _member_accounts(tx, pool, sorted({r[5] for r in sales if r[0] in inserted}
+                                                 | {o["person"] for o in refunds}))
+        earned.update((i, (points, abs(float(orders[i]["paid"])) or 1.0)) for i, points in gains.items())
+        clawbacks = _clawbacks(tx, pool, [orders[i] for i in order_ids if i in orders], refunds, acct, gains,
+                               earned, claimed)
+        inserted |= _insert_movements(tx, clawbacks)
+        new = [r for r in (*sales, *clawbacks) if r[0] in inserted]
+        _apply(tx, pool, new, acct)
         tiers.store_many(tx, pool, {p: spend.get(p, 0.0) for p in sorted({r[5] for r in new})}, stored, ladder, now)
+
+
+def _batch_row(pool: str, kind: str, source: str, order: dict, points: int, ref: str | None, detail: dict) -> tuple:
+    """A movement of ``_post_batch`` as a ``loyalty_movements`` row (``_MOVEMENTS``' columns)."""
+    at = datetime.fromtimestamp(int(order["ts"]), UTC)
+    return (secrets.token_hex(12), pool, kind, source, order["id"], order["person"], points, order["store"],
+            order["channel"], iso(at), ref, json.dumps(detail, ensure_ascii=False))
+
+
+def _insert_movements(tx: Tx, rows: list[tuple]) -> set[str]:
+    """Insert movements (rows of ``_MOVEMENTS``' columns); the ids of those inserted (one whose
+    source is already in the ledger is left alone)."""
+    inserted: set[str] = set()
+    for relation, params in tx.values(rows, _MOVEMENT_TYPES):
+        inserted.update(r[0] for r in tx.rows(
+            f"INSERT INTO {_MOVEMENTS} SELECT * FROM {relation} WHERE true "  # WHERE: SQLite's upsert after a SELECT
+            "ON CONFLICT (source, source_id) DO NOTHING RETURNING id", params))
+    return inserted
+
+
+def _sales_refunded(tx: Tx, originals: list[str]) -> tuple[dict[str, tuple[int, float]], dict[str, int], set[str]]:
+    """For the sales ``originals`` refunds refer to: what each earned in the ledger (points, what it
+    paid), what its refunds in the ledger claimed, and those refunds' order ids (already posted)."""
+    earned: dict[str, tuple[int, float]] = {}
+    claimed: dict[str, int] = {}
+    refunded: set[str] = set()
+    for test, chunk in tx.among(originals):
+        sales, clawbacks = tx.reads(
+            (f"SELECT source_id, points, detail FROM loyalty_movements WHERE source = 'order' AND source_id {test}",
+             chunk),
+            (f"SELECT source_id, ref, points, detail FROM loyalty_movements WHERE kind = 'clawback' AND ref {test}",
+             chunk))
+        earned.update((r["source_id"], (r["points"], _paid(r))) for r in sales)
+        for r in clawbacks:
+            claimed[r["ref"]] = claimed.get(r["ref"], 0) + _claimed(r)
+            refunded.add(r["source_id"])
+    return earned, claimed, refunded
+
+
+def _clawbacks(tx: Tx, pool: str, landed: list[dict], refunds: list[dict], acct: dict[str, int],
+               gains: dict[str, int], earned: dict[str, tuple[int, float]], claimed: dict[str, int]) -> list[tuple]:
+    """``refunds``' clawback movements, in landing order (``landed``: the batch's orders): each
+    refund's share (``_clawback``) of what its sale earned less what was claimed before it, taken
+    from the balance it finds (its account locked and read here, plus the batch's earlier
+    ``gains`` and clawbacks), the rest recorded as its shortfall."""
+    balance: dict[int, int] = {}
+    for test, chunk in tx.among(sorted({acct[o["person"]] for o in refunds})):
+        balance.update(tx.rows(f"UPDATE loyalty_accounts SET balance = balance WHERE id {test} RETURNING id, balance",
+                               chunk))
+    waiting = {o["id"] for o in refunds}
+    claimed = dict(claimed)
+    rows: list[tuple] = []
+    for order in landed:
+        account_id = acct.get(order["person"])
+        if order["id"] in gains and account_id in balance:
+            balance[account_id] += gains[order["id"]]
+        if order["id"] not in waiting:
+            continue
+        original = order["refund_of"]
+        sale = earned.get(original) if original else None
+        points = 0
+        if sale and sale[0] > 0:
+            points = _clawback(sale[0], sale[1], order["paid"], claimed.get(original, 0))
+            claimed[original] = claimed.get(original, 0) + points
+        detail = {"order": original, "refund": order["id"], "paid": order["paid"]}
+        have = balance[acct[order["person"]]]
+        if have < points:
+            detail["shortfall"] = points - have
+            points = have
+        balance[acct[order["person"]]] -= points
+        rows.append(_batch_row(pool, "clawback", "refund", order, -points, original, detail))
+    return rows
+
+
+def _apply(tx: Tx, pool: str, movements: list[tuple], acct: dict[str, int]) -> None:
+    """What newly inserted movements (earns and clawbacks) change: balances in one statement, the earns'
+    lots and both sides' entries by COPY, the clawbacks' lots in one FIFO statement."""
+    delta: dict[int, int] = {}
+    needs: dict[int, int] = {}
+    for r in movements:
+        delta[acct[r[5]]] = delta.get(acct[r[5]], 0) + r[6]
+        if r[6] < 0:
+            needs[acct[r[5]]] = needs.get(acct[r[5]], 0) - r[6]
+    for relation, params in tx.values(sorted((a, d) for a, d in delta.items() if d), ("bigint", "bigint")):
+        tx.execute(f"UPDATE loyalty_accounts SET balance = loyalty_accounts.balance + v.column2 FROM {relation} "
+                   "WHERE loyalty_accounts.id = v.column1", params)
+    earned = [r for r in movements if r[6] > 0]
+    if earned:  # plain inserts of new rows: COPY on PostgreSQL
+        tx.copy("loyalty_lots", ("account_id", "movement_id", "earned", "expires", "points", "remaining"),
+                [(acct[r[5]], r[0], r[9], iso(datetime.fromisoformat(r[9]) + timedelta(days=EXPIRY_DAYS)), r[6], r[6])
+                 for r in earned])
+    for relation, params in tx.values(sorted(needs.items()), ("bigint", "bigint")):
+        tx.execute(_FIFO.format(needs=relation), params)
+    moved = [r for r in movements if r[6]]
+    if moved:
+        issued = account(tx, pool, COUNTERPART["earn"], "")  # clawbacks' counterpart too
+        tx.copy("loyalty_entries", ("movement_id", "account_id", "amount"),
+                [e for r in moved for e in ((r[0], acct[r[5]], r[6]), (r[0], issued, -r[6]))])
 
 
 def _member_accounts(tx: Tx, pool: str, persons: list[str]) -> dict[str, int]:
@@ -488,12 +606,14 @@ def _member_accounts(tx: Tx, pool: str, persons: list[str]) -> dict[str, int]:
     for test, chunk in tx.among(persons):
         # from the persons' merged records (few) to their accounts: as a join, both engines began at
         # every account with points (a scan per batch, 45 ms on SQLite at 2,000 members)
-        folding.update(p for (p,) in tx.rows(
-            f"SELECT DISTINCT m.merged_into FROM members m WHERE m.merged_into {test} AND EXISTS (SELECT 1 FROM "
-            f"loyalty_accounts a WHERE a.owner = m.id AND a.pool = ? AND a.kind = 'member' AND a.balance > 0)",
-            (*chunk, pool)))
-        found.update(tx.rows(f"SELECT owner, id FROM loyalty_accounts WHERE pool = ? AND kind = 'member' "
-                             f"AND owner {test}", (pool, *chunk)))
+        merged, accounts = tx.reads(
+            (f"SELECT DISTINCT m.merged_into AS person FROM members m WHERE m.merged_into {test} AND EXISTS ("
+             f"SELECT 1 FROM loyalty_accounts a WHERE a.owner = m.id AND a.pool = ? AND a.kind = 'member' "
+             f"AND a.balance > 0)", (*chunk, pool)),
+            (f"SELECT owner, id FROM loyalty_accounts WHERE pool = ? AND kind = 'member' AND owner {test}",
+             (pool, *chunk)))
+        folding.update(r["person"] for r in merged)
+        found.update((r["owner"], r["id"]) for r in accounts)
     missing = [p for p in persons if p not in found and p not in folding]
     if missing:  # made now (concurrent first uses make one), as ``account`` does
         tx.executemany("INSERT INTO loyalty_accounts (pool, kind, owner, balance, created) VALUES (?, 'member', ?, 0, ?) "
@@ -512,13 +632,15 @@ def _tiers_of(tx: Tx, pool: str, persons: list[str], now: datetime
     spend: dict[str, float] = {}
     since = int((now - timedelta(days=tiers.WINDOW_DAYS)).timestamp())
     for test, chunk in tx.among(persons):
-        stored.update(tx.rows(f"SELECT person, tier FROM loyalty_member_tiers WHERE pool = ? AND person {test}",
-                              (pool, *chunk)))
-        record.update(tx.rows(f"SELECT id, tier FROM members WHERE id {test}", chunk))
-        spend.update((p, float(s or 0)) for p, s in tx.rows(
-            f"SELECT COALESCE(m.merged_into, m.id), SUM(o.paid) FROM orders o JOIN members m ON m.id = o.member_id "
-            f"WHERE o.status IN ('paid', 'refund') AND o.ts >= ? AND (m.id {test} "
-            f"OR m.merged_into {test}) GROUP BY COALESCE(m.merged_into, m.id)", (since, *chunk, *chunk)))
+        tiered, records, spent = tx.reads(
+            (f"SELECT person, tier FROM loyalty_member_tiers WHERE pool = ? AND person {test}", (pool, *chunk)),
+            (f"SELECT id, tier FROM members WHERE id {test}", chunk),
+            (f"SELECT COALESCE(m.merged_into, m.id) AS person, SUM(o.paid) AS spend FROM orders o JOIN members m "
+             f"ON m.id = o.member_id WHERE o.status IN ('paid', 'refund') AND o.ts >= ? AND (m.id {test} "
+             f"OR m.merged_into {test}) GROUP BY COALESCE(m.merged_into, m.id)", (since, *chunk, *chunk)))
+        stored.update((r["person"], r["tier"]) for r in tiered)
+        record.update((r["id"], r["tier"]) for r in records)
+        spend.update((r["person"], float(r["spend"] or 0)) for r in spent)
     return stored, record, spend
 
 

@@ -368,6 +368,15 @@ def _targets(ctx: Context, c: tabular.ColumnMap, rec: dict) -> dict:
 
 
 def _write_targets(tx: Tx, rows: list[dict], import_id: int, ctx: Context) -> tuple[int, int]:
+    write_day_targets(tx, rows, import_id)
+    return len(rows), 0
+
+
+def write_day_targets(tx: Tx, rows: list[dict], import_id: int | None) -> None:
+    """Store x day targets (``store``, ``day``, ``sales``, ``traffic``, ``conversion``) into
+    ``store_day_targets``, and each month they touch summed into ``store_targets``: the one way targets
+    are written, so the live screen (a day's targets) and store health (a month's) agree whether the
+    targets came from a brand's file or from the synthetic brand's bulk loader (``import_id`` None)."""
     tx.executemany(
         "INSERT INTO store_day_targets (store, day, sales, traffic, conversion, import_id) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (store, day) DO UPDATE SET sales = excluded.sales, traffic = excluded.traffic, "
@@ -378,7 +387,6 @@ def _write_targets(tx: Tx, rows: list[dict], import_id: int, ctx: Context) -> tu
                           (store, f"{month}-01", f"{month}-31"))
         tx.execute("INSERT INTO store_targets (store, month, sales_target) VALUES (?, ?, ?) "
                    "ON CONFLICT (store, month) DO UPDATE SET sales_target = excluded.sales_target", (store, month, total))
-    return len(rows), 0
 
 
 def _stock(ctx: Context, c: tabular.ColumnMap, rec: dict) -> dict:

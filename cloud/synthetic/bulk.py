@@ -24,6 +24,7 @@ from cloud.cdp import oneid, purchases, survivorship
 from cloud.cdp.imports.canonical import order_id
 from cloud.clock import zone
 from cloud.db import Database
+from cloud.masterdata.importer import write_day_targets
 from cloud.synthetic.brand import (
     BRAND,
     CATEGORIES,
@@ -203,12 +204,10 @@ class Direct:
                      for store, sku, ts, kind, qty, ref in rows])
 
     def targets(self, rows: list[tuple[str, str, float]]) -> None:
-        months: dict[tuple[str, str], float] = {}
-        for store, day, sales in rows:
-            months[(store, day[:7])] = months.get((store, day[:7]), 0.0) + sales
+        """As the targets import writes them (day targets and their months' sums), without a file."""
         with self._db.transaction() as tx:
-            tx.executemany("DELETE FROM store_targets WHERE store = ? AND month = ?", list(months))
-            tx.copy("store_targets", ("store", "month", "sales_target"), [(*k, v) for k, v in months.items()])
+            write_day_targets(tx, [{"store": store, "day": day, "sales": sales, "traffic": None, "conversion": None}
+                                   for store, day, sales in rows], None)
 
     def finish(self) -> dict[str, object]:
         return {}

@@ -3,6 +3,7 @@ expiry with notice, no negative balance and no double spend under concurrent til
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -350,6 +351,48 @@ def test_a_landed_batch_earns_what_posting_its_orders_one_by_one_would(db: Datab
         by_order[way]["balance"] = (balances.balance(db, person), ledger.tier_of(db, "main", person)["tier"])
     assert by_order["batch"] == by_order["one"]
     assert by_order["one"]["balance"][1] == "银卡会员" and by_order["one"]["c"][1] == 120  # upgraded by b, in the batch
+    _clean(db)
+
+
+def test_a_landed_batch_of_refunds_claws_back_what_posting_them_one_by_one_would(db: Database) -> None:
+    """``post_landed`` posts a batch's refunds with its sales in one transaction: two refunds of one
+    earlier sale (the second claims only what the first left), a refund of a sale of the same batch,
+    and a balance the member had mostly spent (the shortfall recorded) give the same clawbacks,
+    balance, lots and tier as ``post_order`` in landing order; landing the batch again posts nothing."""
+    now = datetime.now(UTC)
+    batch = [("r1", -500.0, "refund", "a"), ("c", 200.0, "paid", None), ("r2", -1000.0, "refund", "a"),
+             ("r3", -100.0, "refund", "c"), ("d", 300.0, "paid", None)]
+    seen: dict[str, dict] = {}
+    for way, phone in (("one", "13800000021"), ("batch", "13800000022")):
+        person = _member(db, phone=phone)
+        _order(db, f"{way}-a", person, 1000.0, at=now - timedelta(days=3))
+        ledger.post_order(db, f"{way}-a")  # an earlier batch's sale: 1,000 points
+        ledger.redeem(db, person, 900, request_id=f"{way}-spent")  # 100 left
+        ids = []
+        for i, (name, paid, status, of) in enumerate(batch):
+            _order(db, f"{way}-{name}", person, paid, status=status, refund_of=of and f"{way}-{of}",
+                   at=now - timedelta(minutes=10 - i))
+            ids.append(f"{way}-{name}")
+        landed = db.query("SELECT * FROM orders WHERE id IN (?, ?, ?, ?, ?) ORDER BY ts", ids)
+        if way == "one":
+            for order_id in ids:
+                ledger.post_order(db, order_id)
+        else:
+            ledger.post_landed(db, landed)
+            ledger.post_landed(db, landed)  # re-sent: nothing posts twice
+        seen[way] = {
+            "movements": {r["source_id"].split("-")[1]: (r["kind"], r["points"], json.loads(r["detail"]).get("shortfall"))
+                          for r in db.query("SELECT source_id, kind, points, detail FROM loyalty_movements "
+                                            "WHERE person = ? AND source <> 'redemption'", (person,))},
+            "lots": [r[0] for r in db.rows("SELECT l.remaining FROM loyalty_lots l JOIN loyalty_accounts a "
+                                           "ON a.id = l.account_id WHERE a.owner = ? ORDER BY l.expires", (person,))],
+            "balance": balances.balance(db, person)["balance"], "tier": ledger.tier_of(db, "main", person)["tier"]}
+    assert seen["batch"] == seen["one"]
+    # r1 claims 500 of a's 1,000 but finds 100; r2 the 500 left, finding c's 200; r3 c's 100, finding none
+    assert seen["one"]["movements"] == {"a": ("earn", 1000, None), "r1": ("clawback", -100, 400),
+                                        "c": ("earn", 200, None), "r2": ("clawback", -200, 300),
+                                        "r3": ("clawback", 0, 100), "d": ("earn", 300, None)}
+    assert seen["one"]["balance"] == 300 and seen["one"]["lots"] == [0, 0, 300]
     _clean(db)
 
 
