@@ -32,7 +32,7 @@ from uuid import uuid4
 from cloud.cdp import oneid, survivorship
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
-from cloud.db import Database, Tx
+from cloud.db import Database, Read, Tx
 from cloud.errors import Conflict
 from cloud.faces import enrolled, learning, thumbnails
 
@@ -119,13 +119,11 @@ def log_consent(tx: Tx, person: str, record: str, granted: bool, *, store: str |
                "VALUES (?, ?, 'face', ?, ?, ?, ?, ?)", (person, record, bool(granted), iso(utcnow()), store, actor, how))
 
 
-def consent_history(db: Database | Tx, records: list[str]) -> list[dict]:
-    """The consent decisions recorded for these records (a person's), oldest first."""
-    if not records:
-        return []
+def consent_history(records: list[str]) -> Read[list[dict]]:
+    """The consent decisions recorded for these records (a person's: one or more), oldest first."""
     marks = ", ".join("?" for _ in records)
-    return db.query(f"SELECT record_id, granted, ts, store, actor, how FROM consent_log "
-                    f"WHERE record_id IN ({marks}) OR person_id IN ({marks}) ORDER BY id", (*records, *records))
+    return Read.rows(f"SELECT record_id, granted, ts, store, actor, how FROM consent_log "
+                     f"WHERE record_id IN ({marks}) OR person_id IN ({marks}) ORDER BY id", (*records, *records))
 
 
 def person_id(db: Database, member_id: str) -> str | None:
