@@ -147,15 +147,13 @@ def member(db: Database, member_id: str) -> Member | None:
         best = survivorship.values_of(person.attributes)
         # every record's declared categories
         declared = list(dict.fromkeys(c for r in person.rows for c in json.loads(r["preferences"])))
-        unverified = tx.scalar("SELECT 1 FROM identifiers WHERE member_id = ? AND blocked = ? LIMIT 1",
-                               (head["id"], UNVERIFIED))
         consent = person.face_consent(head["id"])
     return Member(
         id=head["id"], name=str(best["name"] or ""), phone=best["phone"],  # type: ignore[arg-type]
         gender=best["gender"], tier=str(best["tier"] or survivorship.DEFAULT_TIER),  # type: ignore[arg-type]
         tags=list(best["tags"]), categories=declared,  # type: ignore[call-overload]
         face_consent=consent, created=datetime.fromisoformat(head["created"]),
-        verified=not unverified, birthday=best["birthday"], points=best["points"],  # type: ignore[arg-type]
+        verified=head["id"] not in person.unverified, birthday=best["birthday"], points=best["points"],  # type: ignore[arg-type]
         home_store=best["home_store"],  # type: ignore[arg-type]
         records=person,
     )
