@@ -31,7 +31,13 @@ The truth is the planted store-days; the ranking is the product's own score. JSO
 - ``false_alerts_per_store_week``: alerts about the evaluated days that are about no incident, per
   store and 7 evaluated days;
 - ``incident_store_bottom_quartile``: incident store-days whose store ranks in the bottom quarter
-  of that day's ranking.
+  of that day's ranking (the default weights), and ``bottom_quartile_by_operations_weight`` the same
+  share with the operations sub-score (``incident_hours_share``) at each weight of ``OPERATIONS_WEIGHTS``
+  in the overall (0: without it), which is how its default weight was chosen;
+- ``p95_detect_min_by_kind``: each kind's p95 minutes to detect (the device kinds' from device health).
+
+After the scans the evaluated days are rolled up again, as the cloud process's periodic rollup goes
+over a day after its alerts were raised: the day's ``incident_hours_share`` counts them.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from pathlib import Path
 from cloud import clock
 from cloud.clock import iso
 from cloud.fleet import devices
-from cloud.health import anomaly, device_health, shortfall, views
+from cloud.health import anomaly, device_health, model, shortfall, views
 from cloud.health.alerts import Alert
 from cloud.health.rollup import rollup_days
 from cloud.runtime import open_cdp
@@ -107,8 +113,23 @@ def device_delays(db, incidents: list[Incident]) -> dict[tuple[str, str], float]
                 delays[(i.store, i.day)] = float(minute)
                 break
         db.execute("DELETE FROM devices WHERE store = ?", (i.store,))
-        db.execute("UPDATE alerts SET cleared_at = ? WHERE kind = 'device' AND cleared_at IS NULL", (iso(start),))
+        # the device stays down to the day's end, as planted (its alert covers those hours of the day's score)
+        day_end = clock.day_start_utc(date.fromisoformat(i.day) + timedelta(days=1), TZ)
+        db.execute("UPDATE alerts SET cleared_at = ? WHERE kind = 'device' AND cleared_at IS NULL", (iso(day_end),))
     return delays
+
+
+#: the operations sub-score's weights tried (``bottom_quartile_by_operations_weight``); 0 is the ranking without it
+OPERATIONS_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+
+
+def day_ranks(db, days: list[date]) -> dict[str, tuple[dict[str, int], int]]:
+    """Each day's ranking under the weights in force: (store -> rank, stores ranked)."""
+    out = {}
+    for d in days:
+        ranked = [r for r in views.ranking(db, d)["stores"] if r["rank"] is not None]
+        out[d.isoformat()] = ({r["store"]: r["rank"] for r in ranked}, len(ranked))
+    return out
 
 
 def main() -> None:
@@ -147,6 +168,8 @@ def main() -> None:
     config = anomaly.ScanConfig(first_lookback=timedelta(days=args.eval_days + 1))
     periods = anomaly.scan(db, None, end + timedelta(hours=1), config)
     device = device_delays(db, incidents)
+    # the periodic rollup goes over each day again after its alerts (``rollup_changed``: today and yesterday)
+    rollup_days(db, days[0], last, until=end)
 
     planted = {(i.store, i.day): i for i in incidents}
     window = {d.isoformat() for d in days}
@@ -175,10 +198,15 @@ def main() -> None:
             period_end = local_start + (timedelta(hours=1) if a.grain == "hour" else timedelta(days=1))
             hits[key].append((period_end - start).total_seconds() / 60 + ROLLUP_LAG_MIN)
     true_alerts = sum(about(a) is not None for a in alerts)
-    ranked_by_day = {}
-    for d in days:
-        ranked = [r for r in views.ranking(db, d)["stores"] if r["rank"] is not None]
-        ranked_by_day[d.isoformat()] = ({r["store"]: r["rank"] for r in ranked}, len(ranked))
+    ranked_by_day = day_ranks(db, days)
+    bottom_by_weight = {}
+    for weight in OPERATIONS_WEIGHTS:  # the operations sub-score's weight in the overall, read at ranking time
+        model.save_weights(db, {"overall": {**model.DEFAULT_WEIGHTS["overall"], "operations": weight}})
+        by_day = day_ranks(db, days)
+        bottom_by_weight[str(weight)] = round(sum(
+            by_day[i.day][0].get(i.store, 0) > 0.75 * by_day[i.day][1] for i in incidents) / len(incidents), 3) \
+            if incidents else None
+    db.execute("DELETE FROM settings WHERE key = ?", (model.WEIGHTS_KEY,))
     per_kind: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     business, bottom, detected = [], 0, 0
     moving = {s for (s,) in db.rows("SELECT DISTINCT store FROM stock_movements")}
@@ -213,7 +241,9 @@ def main() -> None:
         "precision": round(true_alerts / len(alerts), 3) if alerts else None,
         "p95_detect_min_device": p95(list(device.values())), "device_incidents": len(device),
         "p95_detect_min_business": p95(business),
+        "p95_detect_min_by_kind": {kind: p95(v["delay"]) for kind, v in sorted(per_kind.items())},
         "incident_store_bottom_quartile": round(bottom / len(incidents), 3) if incidents else None,
+        "bottom_quartile_by_operations_weight": bottom_by_weight,
         "generate_s": round(gen_s, 1), "live_scan_s": round(live_s, 1),
         "total_s": round(time.perf_counter() - started, 1),
     }

@@ -10,27 +10,38 @@ per scenario, a demand the planner's model does not contain:
 - ``from_20pct``: shoppers ignore anything under 20% off;
 - ``weekday``: a grocery week (Saturday 1.3x, Monday 0.84x) starting on a random weekday;
 - ``noisy``: a gamma day shock with a coefficient of variation of 50%;
-- ``all``: linear, weekday and noisy together.
+- ``all``: linear, weekday and noisy together;
+- ``pos_real``: a real till's sales (``cloud.synthetic.pos_demand``): each product follows one item
+  of a restaurant's POS order-line export (2016-08) day by day and period by period from a random
+  day on, scaled so that the seven days before it average the planner's sales rate, with a
+  response shape drawn from the three above. Read at run time from ``--pos-detail`` (default:
+  ``$INSTORE_MODELS/../exports/pos/meal_order_detail.csv``); skipped, and said so, without it.
 
 Each product meets the same shoppers (same seed) under three policies: the planner's markdown,
 fixed list prices, and the rule "30% off on the last day". Per scenario and policy: revenue and
 waste (units binned, as a share of stock), and value = revenue − the planner's waste penalty (20%
-of list per unit binned) as the one figure the planner optimises. Last stdout line is JSON.
+of list per unit binned) as the one figure the planner optimises. The planner doubts its
+elasticity by ``--elasticity-doubt`` (``Perishable.elasticity_doubt``; 0 is the planner that
+trusts its constant-elasticity curve). Last stdout line is JSON.
 
-    python bench/markdown.py [--products 300] [--seed 7]
+    python bench/markdown.py [--products 300] [--seed 7] [--elasticity 0.5 1.2] [--pos-detail FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from cloud.pricing.markdown_planner import MarkdownPolicy, Perishable, plan
-from cloud.synthetic.markdown_demand import GROCERY_WEEK, Demand, LastDayDiscount, Pricing, simulate
+from cloud.pricing.markdown_planner import ELASTICITY_DOUBT, MarkdownPolicy, Perishable, plan
+from cloud.synthetic.markdown_demand import GROCERY_WEEK, Demand, LastDayDiscount, Pricing, Shape, simulate
+from cloud.synthetic.pos_demand import ItemSales, item_sales
 
 Scenario = Callable[[Demand, np.random.Generator], Demand]
 
@@ -44,10 +55,44 @@ SCENARIOS: dict[str, Scenario] = {
                                  first_weekday=int(rng.integers(7)), day_shock=4.0),
 }
 POLICIES = ("planner", "fixed", "last_day_30")
+SHAPES: tuple[Shape, ...] = ("constant_elasticity", "linear", "from_20pct")
+REPO = Path(__file__).resolve().parent.parent
+MODELS = Path(os.environ.get("INSTORE_MODELS") or REPO.parent / "shared" / "data" / "models")
+
+
+class RealSales:
+    """The ``pos_real`` scenario: a product's shoppers buy like one real item on real days, with its
+    own random stream so that adding it leaves the other scenarios' draws as they were."""
+
+    def __init__(self, items: list[ItemSales], seed: int) -> None:
+        self.items = items
+        self.rng = np.random.default_rng([seed, 1])
+        self._windows: dict[int, list[tuple[float, ...]]] = {}
+
+    def demand(self, product: Perishable, truth: Demand) -> Demand:
+        days = product.days_to_expiry
+        if days not in self._windows:  # every (item, first day) with a week of history before it
+            self._windows[days] = [p for item in self.items for start in range(len(item.units))
+                                   if (p := item.pattern(start, days)) is not None]
+        windows = self._windows[days]
+        periods = windows[int(self.rng.integers(len(windows)))]
+        shape = SHAPES[int(self.rng.integers(len(SHAPES)))]
+        # the planner's rate is the item's last week: its error is the real one, no extra ±30%
+        return Demand(product.sales_rate, truth.elasticity, shape=shape, periods=periods)
+
+
+def real_sales(path: Path, periods_per_day: int, seed: int) -> RealSales | str:
+    """The scenario, or why it is skipped."""
+    if not path.is_file():
+        return f"no POS line export at {path} (--pos-detail): pos_real skipped"
+    items = item_sales(path, periods_per_day)
+    if not items:
+        return f"{path} has no item selling 3 units a day: pos_real skipped"
+    return RealSales(items, seed)
 
 
 def random_product(
-    rng: np.random.Generator, index: int, changes_per_day: int, elasticity: tuple[float, float]
+    rng: np.random.Generator, index: int, changes_per_day: int, elasticity: tuple[float, float], doubt: float
 ) -> Perishable:
     list_price = float(rng.choice([5.9, 9.9, 12.8, 19.8, 29.9, 49.0]))
     rate = float(rng.uniform(2, 30))
@@ -61,6 +106,7 @@ def random_product(
         days_to_expiry=days,
         elasticity=float(rng.uniform(*elasticity)),
         max_changes_per_day=changes_per_day,
+        elasticity_doubt=doubt,
     )
 
 
@@ -75,23 +121,33 @@ def main() -> None:
     parser.add_argument("--changes-per-day", type=int, default=2)
     parser.add_argument("--elasticity", type=float, nargs=2, default=(1.5, 3.0), metavar=("LOW", "HIGH"),
                         help="range of price elasticities; below 1, cutting prices loses revenue per unit sold")
+    parser.add_argument("--elasticity-doubt", type=float, default=ELASTICITY_DOUBT,
+                        help="the planner's Perishable.elasticity_doubt; 0: the constant-elasticity planner alone")
+    parser.add_argument("--pos-detail", type=Path, default=MODELS.parent / "exports" / "pos" / "meal_order_detail.csv",
+                        help="a POS order-line export (meal_order_detail layout) for the pos_real scenario")
     args = parser.parse_args()
+
+    real = real_sales(args.pos_detail, max(1, args.changes_per_day), args.seed)
+    if isinstance(real, str):
+        print(real, file=sys.stderr)
 
     rng = np.random.default_rng(args.seed)
     # per scenario and policy: revenue, units binned, stock, waste penalty
-    totals = {s: {p: np.zeros(4) for p in POLICIES} for s in SCENARIOS}
+    names = [*SCENARIOS, *(["pos_real"] if isinstance(real, RealSales) else [])]
+    totals = {s: {p: np.zeros(4) for p in POLICIES} for s in names}
     plan_ms, max_changes = [], 0
     started_all = time.process_time()
     for index in range(args.products):
-        product = random_product(rng, index, args.changes_per_day, tuple(args.elasticity))
+        product = random_product(rng, index, args.changes_per_day, tuple(args.elasticity), args.elasticity_doubt)
         truth = Demand(rate=product.sales_rate * float(rng.uniform(0.7, 1.3)),
                        elasticity=product.elasticity * float(rng.uniform(0.7, 1.3)))
         started = time.perf_counter()
         policy = plan(product)
         plan_ms.append((time.perf_counter() - started) * 1000)
-        for scenario, make in SCENARIOS.items():
-            demand = make(truth, rng)
-            seed = int(rng.integers(2**32))
+        demands = [(scenario, make(truth, rng), int(rng.integers(2**32))) for scenario, make in SCENARIOS.items()]
+        if isinstance(real, RealSales):
+            demands.append(("pos_real", real.demand(product, truth), int(real.rng.integers(2**32))))
+        for scenario, demand, seed in demands:
             for name in POLICIES:
                 outcome = simulate(product, _pricing(name, product, policy), np.random.default_rng(seed), demand=demand)
                 totals[scenario][name] += (outcome.revenue, outcome.wasted, product.stock,
@@ -122,7 +178,10 @@ def main() -> None:
         "seed": args.seed,
         "changes_per_day_allowed": args.changes_per_day,
         "elasticity": list(args.elasticity),
+        "elasticity_doubt": args.elasticity_doubt,
         "max_changes_in_a_day": max_changes,
+        "pos_real": ({"items": len(real.items), "days": len(real.items[0].units)} if isinstance(real, RealSales)
+                     else {"skipped": real}),
         "scenarios": scenarios,
         "planner_value_beats_rule_in": sorted(s for s, r in scenarios.items() if r["planner_vs_rule"]["value"] > 1),
         "planner_value_beats_fixed_in": sorted(s for s, r in scenarios.items() if r["planner"]["value_vs_fixed"] > 1),

@@ -36,6 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cloud.cdp.imports.canonical import order_id
 from cloud.cdp.imports.stream import signature
 from cloud.masterdata.importer import import_master
 from cloud.runtime import open_cdp
@@ -240,10 +241,11 @@ def main() -> None:
                     no = f"S-{i}"
                     before = client.get("/v1/brand/live").json()["orders"]
                     t0 = time.perf_counter()
-                    pos.post([order(no, "pos", card, datetime.now(UTC), r)])
+                    sale = order(no, "pos", card, datetime.now(UTC), r)
+                    pos.post([sale])
                     while True:
                         profile = client.get(f"/v1/members/{person}/profile").json()
-                        seen = any(o["id"] == f"pos:{no}" for o in profile["orders"]["recent"])
+                        seen = any(o["id"] == order_id("pos", no, sale["store"]) for o in profile["orders"]["recent"])
                         if seen and client.get("/v1/brand/live").json()["orders"] > before:
                             break
                         time.sleep(0.02)

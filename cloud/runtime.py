@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.activation import audience, journeys
+from cloud.activation import erasure as activation_erasure
 from cloud.activation import schema as activation_schema
 from cloud.activation.ecoupon import CouponChannel
 from cloud.activation.expiry_notices import ExpiryNoticeSender
@@ -47,6 +48,7 @@ from cloud.health import schema as health_schema
 from cloud.health.alert_sender import AlertSender
 from cloud.health.alerts import Alert
 from cloud.health.service import HealthService
+from cloud.loyalty import erasure as loyalty_erasure
 from cloud.loyalty import ledger
 from cloud.loyalty import schema as loyalty_schema
 from cloud.loyalty.service import LoyaltyService
@@ -132,6 +134,10 @@ class Runtime:
         # points: streamed and till orders post as they land; a catch-up pass, expiry and notices on the scheduler
         if ledger.post_landed not in till.ORDER_HOOKS:
             till.ORDER_HOOKS.append(ledger.post_landed)
+        # erasure reaches the features above the CDP, in its own transaction
+        for forget in (loyalty_erasure.forget, activation_erasure.forget, till.forget):
+            if forget not in erasure.ERASE_HOOKS:
+                erasure.ERASE_HOOKS.append(forget)
         LoyaltyService(db).schedule(self.scheduler)
         self.commands: CommandSender | None = None
         self.alert_sender: AlertSender | None = None

@@ -78,11 +78,42 @@ def _write(tx: Tx, person: str, channel: str, granted: bool, source: str, ts: st
                (person, channel, int(granted), ts, source))
 
 
+def latest(tx: Tx | Database, persons: Sequence[str], channels: Sequence[str]) -> dict[tuple[str, str], dict]:
+    """``(id, channel)`` -> the latest decision on that channel of the person each id belongs to now,
+    on any of their records.
+
+    A decision is kept under the person id of its day; records merged since keep theirs. So the
+    person's word is the newest row among all their records (a withdrawal on a tie), whichever
+    record heads them now: a merge never turns a "no" back into an older "yes"."""
+    found: dict[tuple[str, str], dict] = {}
+    for start in range(0, len(persons), _CHUNK):
+        chunk = list(persons[start:start + _CHUNK])
+        heads = dict(tx.rows(f"SELECT id, COALESCE(merged_into, id) FROM members WHERE id IN "
+                             f"({', '.join('?' for _ in chunk)})", chunk))
+        people = sorted(set(heads.values()))
+        if not people:
+            continue
+        marks = ", ".join("?" for _ in people)
+        word: dict[tuple[str, str], dict] = {}
+        for r in tx.query(
+                f"SELECT COALESCE(m.merged_into, m.id) AS person, c.channel, c.granted, c.ts, c.source "
+                f"FROM members m JOIN marketing_consent c ON c.person_id = m.id "
+                f"WHERE (m.id IN ({marks}) OR m.merged_into IN ({marks})) "
+                f"AND c.channel IN ({', '.join('?' for _ in channels)})", (*people, *people, *channels)):
+            key = (r["person"], r["channel"])
+            held = word.get(key)
+            if held is None or (r["ts"], not r["granted"]) > (held["ts"], not held["granted"]):
+                word[key] = r
+        found.update({(asked, channel): word[(head, channel)] for asked, head in heads.items()
+                      for channel in channels if (head, channel) in word})
+    return found
+
+
 def consents(db: Database, member_id: str) -> dict[str, dict]:
     person = _person(db, member_id)
-    rows = db.query("SELECT channel, granted, ts, source FROM marketing_consent WHERE person_id = ?", (person,))
-    found = {r["channel"]: {"granted": bool(r["granted"]), "ts": r["ts"], "source": r["source"]} for r in rows}
-    return {c: found.get(c, {"granted": False, "ts": None, "source": None}) for c in CHANNELS}
+    found = latest(db, [person], CHANNELS)
+    return {c: {"granted": bool(r["granted"]), "ts": r["ts"], "source": r["source"]} if (r := found.get((person, c)))
+            else {"granted": False, "ts": None, "source": None} for c in CHANNELS}
 
 
 def grant_many(tx: Tx, persons: Iterable[str], channel: str, *, source: str, ts: str) -> None:
@@ -247,16 +278,13 @@ class Policy:
 
     def check(self, tx: Tx, channel: str, contacts_: dict[str, Contact], now: datetime) -> dict[str, str | None]:
         persons = list(contacts_)
-        consent: set[str] = set()
         suppressed_persons: set[str] = set()
         recent: dict[str, int] = {}
         week_ago = iso(now - timedelta(days=7))
+        consent = {person for (person, _), r in latest(tx, persons, (channel,)).items() if r["granted"]}
         for start in range(0, len(persons), _CHUNK):
             chunk = persons[start:start + _CHUNK]
             marks = ", ".join("?" for _ in chunk)
-            consent |= {r[0] for r in tx.rows(
-                f"SELECT person_id FROM marketing_consent WHERE channel = ? AND granted = 1 AND person_id IN ({marks})",
-                (channel, *chunk))}
             suppressed_persons |= {r[0] for r in tx.rows(
                 f"SELECT value FROM marketing_suppression WHERE kind = 'person' AND value IN ({marks})", chunk)}
             recent.update(dict(tx.rows(

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cloud.activation.consent import IN_STORE, Contact, Policy, Rules, TokenKey, contacts, in_quiet_hours
-from cloud.channels.notice import Channel, ChannelFailed, ChannelUnanswered, Notice
+from cloud.channels.notice import Channel, ChannelFailed, ChannelUnanswered, Notice, ask_provider
 from cloud.clock import iso, utcnow, zone
 from cloud.db import Database
 from cloud.errors import CloudError
@@ -104,23 +104,17 @@ class CampaignSender:
                              (self.owner, iso(now - timedelta(seconds=stale_s))))
         out = {"found": 0, "resend": 0, "unknown": 0}
         for r in rows:
-            channel = self.channels.get(r["channel"])
-            ask = getattr(channel, "sent_with", None)
-            if ask is None:
+            asked = ask_provider(self.channels.get(r["channel"]), r["address"], r["key"], r["sent_at"])
+            if asked.verdict == "unknown":
                 self.db.execute("UPDATE marketing_sends SET status = 'unknown', reason = 'crashed_mid_send', "
                                 "updated = ? WHERE id = ?", (iso(now), r["id"]))
-                out["unknown"] += 1
-                continue
-            day = datetime.fromisoformat(r["sent_at"]).astimezone(zone("Asia/Shanghai")).strftime("%Y%m%d")
-            receipt = ask(r["address"], r["key"], day)
-            if receipt is not None:
+            elif asked.verdict == "found":
                 self.db.execute("UPDATE marketing_sends SET status = 'sent', receipt = ?, updated = ? WHERE id = ?",
-                                (receipt, iso(now), r["id"]))
-                out["found"] += 1
+                                (asked.receipt, iso(now), r["id"]))
             else:
                 self.db.execute("UPDATE marketing_sends SET status = 'pending', owner = NULL, sent_at = NULL, "
                                 "updated = ? WHERE id = ?", (iso(now), r["id"]))
-                out["resend"] += 1
+            out[asked.verdict] += 1
         return out
 
     def _template(self, template_id: str) -> dict:

@@ -7,6 +7,8 @@ when it is not defined (a ratio over zero, no stock data).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 
@@ -22,6 +24,7 @@ class StoreHealthRow(BaseModel):
     customer: float | None
     team: float | None
     product: float | None
+    operations: float | None
     rank: int | None
     overall_vs_own: float | None = Field(
         description="overall minus the store's mean overall on the same weekday of the 4 weeks before")
@@ -82,6 +85,19 @@ class MetricScore(BaseModel):
                                  "the metric scores 0 instead of dropping out")
 
 
+class IncidentOut(BaseModel):
+    """One alert's part of the store-day's opening hours: what made ``incident_hours_share``."""
+
+    alert_id: str
+    kind: str
+    metric: str
+    device: str
+    severity: str
+    start: datetime
+    end: datetime
+    minutes: float
+
+
 class SubScore(BaseModel):
     name: str
     score: float | None
@@ -96,6 +112,7 @@ class HealthHistoryDay(BaseModel):
     customer: float | None
     team: float | None
     product: float | None
+    operations: float | None
 
 
 class PeerGroupOut(BaseModel):
@@ -114,12 +131,14 @@ class StoreHealth(BaseModel):
     sub_scores: list[SubScore]
     history: list[HealthHistoryDay]
     peer_group: PeerGroupOut
+    incidents: list[IncidentOut] = Field(default_factory=list, description="the device and source alerts "
+                                         "covering the day's opening hours (the operations sub-score)")
     complete: bool = True
     today_so_far: TodaySoFar | None = None
 
 
 class HealthWeights(BaseModel):
-    """group -> name -> weight; groups: overall (the four sub-scores) and each sub-score (its metrics).
+    """group -> name -> weight; groups: overall (the five sub-scores) and each sub-score (its metrics).
     A PUT may give some groups only; the others keep their current defaults."""
 
     model_config = {"extra": "forbid"}
@@ -128,6 +147,7 @@ class HealthWeights(BaseModel):
     customer: dict[str, float] | None = None
     team: dict[str, float] | None = None
     product: dict[str, float] | None = None
+    operations: dict[str, float] | None = None
 
 
 class HourRow(BaseModel):

@@ -78,9 +78,5 @@ def confirm(db: Database, store: str, login_id: str, code: str, *, consent: bool
     """The code and the member's consent: the phone's address on this store's network is theirs now."""
     if not consent:
         raise GuestWifiError("no_consent", "without consent the phone is not registered (the Wi-Fi still works)")
-    member_id = db.scalar("SELECT member_id FROM verifications WHERE id = ? AND kind = ? AND store = ?",
-                          (login_id, KIND, store))
-    if member_id is None:
-        raise verification.UnknownVerification(f"no login {login_id} at this store")
-    row = verification.check_code(db, member_id, login_id, code, kinds=(KIND,))
-    return wifi.bind_key(db, member_id, row["value"])
+    row = verification.check_code(db, None, login_id, code, kinds=(KIND,), store=store)  # one read of the login
+    return wifi.bind_key(db, row["member_id"], row["value"])

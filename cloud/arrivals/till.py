@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from cloud.cdp.erasure import Erasing
 from cloud.cdp.imports import stream
 from cloud.clock import iso
 from cloud.db import Database, Tx
@@ -50,7 +51,7 @@ def land(db: Database, channel: str, rows: list, *, store: str | None = None, so
     Batches land one at a time per process (``_LANDING``): the importer updates the batch's member
     records in one transaction, and two batches sharing buyers deadlocked on PostgreSQL when they ran
     side by side. Across processes a deadlock is still possible; the refused batch's retry is safe
-    (idempotent on channel + order number)."""
+    (idempotent on the order's identity, ``canonical.order_id``)."""
     with _LANDING:
         return _land(db, channel, rows, store=store, source=source, actor=actor)
 
@@ -61,7 +62,7 @@ def _land(db: Database, channel: str, rows: list, *, store: str | None, source: 
     # not seven: each costs a pool checkout, BEGIN and COMMIT. The hooks run after it has committed.
     with db.grouped():
         landed = stream.ingest(db, channel, rows, store=store, source=source, actor=actor)
-        reasons = _attribute_landed(db, landed.orders, rows)
+        reasons = _attribute_landed(db, landed)
     for hook in ORDER_HOOKS:
         try:
             hook(db, landed.orders)
@@ -72,17 +73,17 @@ def _land(db: Database, channel: str, rows: list, *, store: str | None, source: 
     return report
 
 
-def _attribute_landed(db: Database, orders: list[dict], rows: list) -> dict[str, int]:
-    """Attribute the landed store orders (``rows`` as posted, for the till's own fields); the count of each reason."""
-    by_no = {(str(r.get("order_no", "")).strip()): r for r in rows if isinstance(r, dict)}
+def _attribute_landed(db: Database, landed: stream.Landed) -> dict[str, int]:
+    """Attribute the landed store orders (with their rows as posted, for the till's own fields); the
+    count of each reason."""
     reasons: dict[str, int] = {}
-    in_store = [o for o in orders if o["store"] is not None]
+    in_store = [o for o in landed.orders if o["store"] is not None]
     with db.transaction() as tx:
         tapped = _receipts(tx, [o for o in in_store if o["status"] == "paid"])
         nearby = _visits_near(tx, [o for o in in_store if o["member_id"] and o["status"] == "paid"])
         written: dict[str, tuple] = {}
         for order in in_store:
-            reason, row = _attribute(tx, order, by_no.get(order["order_no"], {}),
+            reason, row = _attribute(tx, order, landed.posted[order["id"]],
                                      tapped.get((order["store"], order["order_no"])), nearby, written)
             written[order["id"]] = row
             reasons[reason] = reasons.get(reason, 0) + 1
@@ -223,3 +224,11 @@ def confirmed_sales(db: Database | Tx, store: str, start_s: int, end_s: int) -> 
         f"SELECT assistant, visit_id, order_id, paid, lag_s, reason FROM order_attribution WHERE store = ? "
         f"AND ts >= ? AND ts < ? AND assistant IS NOT NULL AND reason IN ({', '.join('?' for _ in TILL_CONFIRMED)})",
         (store, start_s, end_s, *TILL_CONFIRMED))
+
+
+def forget(tx: Tx, erasing: Erasing) -> dict[str, int]:
+    """Erasure (``cloud.cdp.erasure.ERASE_HOOKS``): an attributed order follows its order to the
+    anonymous id, so the league and time-to-sale still count it and it names no one."""
+    unlinked = sum(tx.execute("UPDATE order_attribution SET member_id = ? WHERE member_id = ?",
+                              (erasing.anonymous, record)) for record in erasing.records)
+    return {"till_attributions_anonymised": unlinked}

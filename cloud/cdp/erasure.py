@@ -11,7 +11,11 @@ Nothing else may name the person afterwards: quarantined raw import rows holding
 identifiers lose their content, sales-script outcomes lose the person id (the card id would lead
 back through the visit), audit and consent rows keep what happened, when and by whom under a
 pseudonym (``erased:<erasure id>``), pending sign-up verifications go. The guide screens of the
-person's brands get the erase command too (they drop the person's cards). The erasure's receipt
+person's brands get the erase command too (they drop the person's cards). The features above the
+CDP that keep rows about a person (the points ledger and coupons, marketing consent and sends, the
+till's attribution) cannot be imported from here: each registers an ``ERASE_HOOKS`` entry (the
+runtime does, as it registers order hooks) that clears or re-keys its own rows in the same
+transaction and says what it did. The erasure's receipt
 (``receipt``, ``GET /v1/erasures/{id}``) lists what was cleared and every device told, with its
 acknowledgement.
 """
@@ -20,11 +24,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from cloud.cdp import conflicts, profile, purchases
+from cloud.cdp import conflicts, profile, purchases, tombstones
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import NotFound
@@ -37,6 +42,25 @@ from protocol.messages import new_id
 _CHUNK = 500
 #: The longest an edge box keeps a face in its recent-visit cache (its visitor TTL, at most 24 h).
 EDGE_CACHE_HOURS = 24
+
+
+@dataclass(frozen=True)
+class Erasing:
+    """What an erase hook is told: the person's record ids, the pseudonym rows kept as proof carry
+    (``erased:<erasure id>``), and the anonymous id their money is re-keyed to (``anon-...``)."""
+
+    records: list[str]
+    pseudonym: str
+    anonymous: str
+
+    def stand_ins(self, base: str) -> list[tuple[str, str]]:
+        """``(stand-in, record)`` per record, each stand-in ``base.<n>``: for rows kept under a unique
+        key that includes the person (two records of one person must not collide)."""
+        return [(f"{base}.{n}", record) for n, record in enumerate(self.records)]
+
+
+#: Called in the erasure's transaction with what is being erased; each returns its receipt places.
+ERASE_HOOKS: list[Callable[[Tx, Erasing], dict[str, int]]] = []
 
 
 class UnknownErasure(NotFound):
@@ -75,14 +99,22 @@ def erase(db: Database, member_id: str, *, actor: str) -> Erased:
         pseudonym = f"erased:{erasure_id}"  # what audit and consent rows keep instead of the person's ids
         anonymous = f"anon-{new_id()}"
         counts = {"faces": 0, "identifiers": 0, "orders": 0}
-        values: set[str] = set()
+        named: set[tuple[str, str]] = set()  # every identifier, and every channel account key, of the records
         for start in range(0, len(records), _CHUNK):
             chunk = records[start:start + _CHUNK]
-            values.update(r[0] for r in tx.rows(f"SELECT value FROM identifiers WHERE member_id IN ({_in(chunk)})", chunk))
+            named.update(tx.rows(f"SELECT kind, value FROM identifiers WHERE member_id IN ({_in(chunk)})", chunk))
+            named.update((tombstones.account(source), key) for source, key in tx.rows(
+                f"SELECT source, source_key FROM members WHERE id IN ({_in(chunk)}) AND source_key IS NOT NULL", chunk))
+        values = {value for kind, value in named if not kind.startswith(tombstones.account(""))}
         places = {"quarantine_rows_cleared": _clear_quarantine(tx, values, erasure_id),
+                  # data from before now naming them lands anonymous (cloud.cdp.tombstones)
+                  "identifiers_remembered_as_erased": tombstones.remember(tx, named, iso(utcnow())),
                   "identity_conflicts_deleted": conflicts.forget(tx, records),
                   "script_outcomes_unlinked": 0, "audit_rows_pseudonymised": 0, "consent_rows_pseudonymised": 0,
                   "verifications_deleted": 0}
+        erasing = Erasing(records, pseudonym, anonymous)
+        for hook in ERASE_HOOKS:
+            places.update(hook(tx, erasing))
         for start in range(0, len(records), _CHUNK):
             chunk = records[start:start + _CHUNK]
             marks = _in(chunk)

@@ -159,20 +159,28 @@ def member(db: Database, member_id: str) -> Member | None:
     )
 
 
+def regranted(tx: Tx, person: str) -> None:
+    """The person has just given face consent themselves: an earlier withdrawal no longer holds on
+    any of their records (``survivorship.face_consent``)."""
+    tx.execute("UPDATE members SET consent_withdrawn = NULL WHERE id = ? OR merged_into = ?", (person, person))
+
+
 def set_face_consent(db: Database, member_id: str, consent: bool, *, store: str | None = None,
                      actor: str = "api", proof: str | None = None) -> int:
     """Consent is the person's: given, it is set on the person's head record (unproven: it counts
     while that record is the head; ``proof``, the verification whose code the person has just
     entered, makes it proven: ``cloud.cdp.verification``); withdrawn, on every record, with every
-    proof, and their faces are deleted. Either way it is logged with when, where and who."""
+    proof, and marked withdrawn on each (``survivorship.face_consent``: a record joining later with its
+own flag does not undo it), and their faces are deleted. Either way it is logged with when, where and who."""
     with db.transaction() as tx:
         person = tx.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (member_id,))
         if consent:
             tx.execute("UPDATE members SET face_consent = ?, consent_proven = COALESCE(?, consent_proven) WHERE id = ?",
                        (True, proof, person))
+            regranted(tx, person)
         else:
-            tx.execute("UPDATE members SET face_consent = ?, consent_proven = NULL WHERE id = ? OR merged_into = ?",
-                       (False, person, person))
+            tx.execute("UPDATE members SET face_consent = ?, consent_proven = NULL, consent_withdrawn = ? "
+                       "WHERE id = ? OR merged_into = ?", (False, iso(utcnow()), person, person))
         log_consent(tx, person, member_id, consent, store=store, actor=actor,
                     how="proven_by_code" if consent and proof else "set")
         survivorship.store(tx, [person])

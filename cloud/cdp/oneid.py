@@ -22,15 +22,17 @@ change: replay). A person's id is its earliest record's id; the other records po
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import ClassVar
+from typing import ClassVar, ParamSpec, TypeVar
 from uuid import uuid4
 
 from cloud.db import Database, Tx
@@ -38,6 +40,8 @@ from cloud.db.database import POSTGRES
 from cloud.errors import CodedError
 
 _ONEID_LOCK = 0x1D5C1
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 #: A sign-up's identifiers held back until its phone is verified (``cloud.cdp.members``): they link
 #: nobody, and no blocklist replay releases them.
 UNVERIFIED = "unverified"
@@ -48,6 +52,10 @@ _DECIDED = ("manual", "review")
 #: the blocked reason of a value a conflict decision assigned to another record (kept by reclassify)
 CONFLICT_BLOCK = "conflict:"
 _CHUNK = 500
+#: a rebuild that moves at least 1/_RESTATED of the records re-reads the planner's statistics
+_RESTATED = 10
+_NOTHING: frozenset[str] = frozenset()
+_NO_VALUES: dict[str, set[str]] = {}
 
 #: SQL for the person a stored member id belongs to now (``members`` aliased ``m``).
 PERSON_OF = "COALESCE(m.merged_into, m.id)"
@@ -90,6 +98,7 @@ class Resolution:
     links: int = 0
     rejected: int = 0
     changed_persons: set[str] = field(default_factory=set)
+    moved: int = 0  # records whose person changed
     seconds: float = 0.0
 
 
@@ -202,6 +211,13 @@ def _sharing(tx: Tx, pairs: set[tuple[str, str]], active: dict[str, Rule]) -> se
         (*kinds, *values)) if (kind, value) in pairs and (kind, value) not in common}
 
 
+def _identifier_rows(tx: Tx, records: Sequence[str]) -> list[tuple[str, str, str, str]]:
+    """(kind, value, record, record's created) of these records' usable identifiers."""
+    return [row for test, chunk in tx.among(records) for row in tx.rows(
+        "SELECT i.kind, i.value, i.member_id, m.created FROM identifiers i JOIN members m ON m.id = i.member_id "
+        f"WHERE i.member_id {test} AND i.blocked IS NULL", chunk)]
+
+
 def _cluster_records(tx: Tx, persons: Sequence[str]) -> list[str]:
     return [r[0] for test, chunk in tx.among(list(persons)) for r in tx.rows(
         f"SELECT id FROM members WHERE id {test} OR merged_into {test}", (*chunk, *chunk))]
@@ -222,7 +238,14 @@ def rebuild(db: Database, *, actor: str) -> Resolution:
         if tx.scalar("SELECT value FROM settings WHERE key = 'blocklist_changed'"):
             reclassify(tx)
             tx.execute("DELETE FROM settings WHERE key = 'blocklist_changed'")
-        return _resolve(tx, None, actor=actor, active=rules(tx))
+        result = _resolve(tx, None, actor=actor, active=rules(tx))
+        if result.moved and result.moved * _RESTATED >= result.records:
+            # statistics taken before these merges (a bulk load's, all heads empty) tell SQLite's
+            # planner that every record shares one ``merged_into``, so each person's read (``id = ?
+            # OR merged_into = ?``: the profile, the tags, the next import's OneID) became a scan of
+            # every record; re-reading them costs ~2% of the rebuild
+            tx.execute("ANALYZE members")
+        return result
 
 
 def reclassify(tx: Tx) -> int:
@@ -236,6 +259,25 @@ def reclassify(tx: Tx) -> int:
     ]
     tx.executemany("UPDATE identifiers SET blocked = ? WHERE id = ?", changes)
     return len(changes)
+
+
+def _without_cycle_collection(resolve: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``resolve`` with Python's cycle collector paused. A resolution allocates a few small
+    containers per record (groups, values, members, links) and frees them all at the end, none in a
+    cycle; with the collector on, each allocation burst started another pass over every object
+    alive, about a quarter of a full rebuild's CPU at 100k persons (more, the more objects live)."""
+
+    @functools.wraps(resolve)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return resolve(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused
 
 
 class _UnionFind:
@@ -252,6 +294,7 @@ class _UnionFind:
         return root
 
 
+@_without_cycle_collection
 def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str, Rule]) -> Resolution:
     """Union-find over the candidate links among ``records`` (None = every record)."""
     started = time.perf_counter()
@@ -261,29 +304,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     if scope is not None and not scope:
         return Resolution()
 
-    # 1. identifier rows of records that share a hard value with another record
-    if scope is None:
-        rows = tx.rows(
-            "SELECT i.kind, i.value, i.member_id, m.created FROM identifiers i "
-            "JOIN (SELECT kind, value FROM identifiers WHERE blocked IS NULL GROUP BY kind, value "
-            "      HAVING COUNT(*) > 1) g ON g.kind = i.kind AND g.value = i.value "
-            "JOIN members m ON m.id = i.member_id WHERE i.blocked IS NULL "
-            "ORDER BY i.kind, i.value, m.created, m.id")
-        order_rows = rows
-    else:
-        order_rows = []
-        for test, chunk in tx.among(sorted(scope)):
-            order_rows += tx.rows(
-                f"SELECT i.kind, i.value, i.member_id, m.created FROM identifiers i JOIN members m ON m.id = i.member_id "
-                f"WHERE i.member_id {test} AND i.blocked IS NULL", chunk)
-        order_rows.sort(key=lambda r: (r[0], r[1], r[3], r[2]))
-    groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for kind, value, member_id, created in order_rows:
-        if kind in hard:
-            groups[(kind, value)].append((created, member_id))
-
-    # 2. candidate links: manual and review-merge pairs first, then each group of records sharing a
-    #    value, strongest rule first (the group's earliest record links to every other)
+    # 1. candidate links an operator decided: manual and review-merge pairs, applied first
     decided = f"rule IN ({_in(_DECIDED)}) AND status = 'active'"
     if scope is None:
         manual = tx.rows(f"SELECT id, a, b, rule FROM links WHERE {decided}", _DECIDED)
@@ -292,11 +313,40 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
             f"SELECT id, a, b, rule FROM links WHERE a {test} AND {decided}", (*chunk, *_DECIDED))]
     pairs: list[tuple[str, str, str]] = [(a, b, rule) for _, a, b, rule in sorted(manual)
                                          if scope is None or (a in scope and b in scope)]
+
+    # 2. the identifier rows of every record that may link: the scope's, or on a full rebuild those of
+    #    the records sharing a hard value with another (found in SQL, so the records that link nobody,
+    #    most of a brand, never reach Python) and of the decided pairs' records
+    if scope is None:
+        rows = tx.rows(
+            "WITH shared AS (SELECT kind, value FROM identifiers WHERE blocked IS NULL GROUP BY kind, value "
+            "    HAVING COUNT(*) > 1), "
+            "  sharing AS (SELECT DISTINCT i.member_id FROM shared g JOIN identifiers i "
+            "    ON i.kind = g.kind AND i.value = g.value WHERE i.blocked IS NULL) "
+            "SELECT i.kind, i.value, i.member_id, m.created FROM sharing s JOIN members m ON m.id = s.member_id "
+            "JOIN identifiers i ON i.member_id = s.member_id WHERE i.blocked IS NULL")
+        if decided_records := {m for a, b, _ in pairs for m in (a, b)}:
+            rows += _identifier_rows(tx, sorted(decided_records - {r[2] for r in rows}))
+    else:
+        rows = _identifier_rows(tx, sorted(scope))
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    created_of: dict[str, str] = {}
+    values: dict[str, dict[str, set[str]]] = {}  # a record (then a component's root) -> its limited values
+    for kind, value, member_id, created in rows:
+        created_of[member_id] = created
+        if kind in hard:
+            groups[(kind, value)].append((created, member_id))
+            if kind in limited:  # kept for every record read: only those in a group are ever looked up
+                values.setdefault(member_id, {}).setdefault(kind, set()).add(value)
+
+    # 3. each group of records sharing a value is a candidate link, strongest rule first (the group's
+    #    earliest record links to every other)
     linkable: list[tuple[int, str, str, list[str]]] = []  # priority, kind, value, records (earliest first)
     too_common: list[tuple[str, str, str, str]] = []
     for (kind, value), sharing in groups.items():
         if len(sharing) < 2:
             continue
+        sharing.sort()
         first = sharing[0][1]
         if len(sharing) > active[kind].max_share:
             too_common += [(kind, value, first, m) for _, m in sharing[1:]]
@@ -305,20 +355,6 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     linkable.sort(key=lambda g: (-g[0], g[1], g[2]))
 
     involved = {m for g in linkable for m in g[3]} | {a for a, _, _ in pairs} | {b for _, b, _ in pairs}
-    values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    if scope is not None:
-        for kind, value, member_id, _ in order_rows:
-            if kind in limited and member_id in involved:
-                values[member_id][kind].add(value)
-    elif involved and limited:
-        # records in a shared group may also hold unshared values of a limited kind
-        for member_id, kind, value in tx.rows(
-            f"SELECT member_id, kind, value FROM identifiers WHERE blocked IS NULL AND kind IN ({_in(sorted(limited))})",
-            sorted(limited),
-        ):
-            if kind in limited and member_id in involved:
-                values[member_id][kind].add(value)
-    created_of = {member_id: created for _, _, member_id, created in order_rows}
     missing = sorted(involved - created_of.keys())
     for test, chunk in tx.among(missing):
         created_of.update(tx.rows(f"SELECT id, created FROM members WHERE id {test}", chunk))
@@ -353,17 +389,19 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         ma, mb = members_of.get(ra, [ra]), members_of.get(rb, [rb])
         if any(x in blocked_pairs and blocked_pairs[x] & set(mb) for x in ma):
             return "cannot_link"
-        va, vb = values[ra], values[rb]
+        va, vb = values.get(ra, _NO_VALUES), values.get(rb, _NO_VALUES)
         if check_limits:
-            for limited_kind in limited:
-                if len(va.get(limited_kind, set()) | vb.get(limited_kind, set())) > active[limited_kind].max_per_person:
+            for limited_kind in sorted(limited):  # the first broken kind names the refusal, whatever the hash seed
+                if len(va.get(limited_kind, _NOTHING) | vb.get(limited_kind, _NOTHING)) > active[limited_kind].max_per_person:
                     return f"limit:{limited_kind}"
         big, small = (ra, rb) if len(ma) >= len(mb) else (rb, ra)
         uf.parent[small] = big
         members_of[big] = ma + mb
         members_of.pop(small, None)
-        for k, vals in values.pop(small, {}).items():
-            values[big][k] |= vals
+        if moving := values.pop(small, None):
+            into = values.setdefault(big, {})
+            for k, vals in moving.items():
+                into.setdefault(k, set()).update(vals)
         return None
 
     for a, b, rule in pairs:
@@ -372,22 +410,22 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     for priority, kind, value, records_ in linkable:
         first = records_[0]
         roots = list(dict.fromkeys(uf.find(m) for m in records_))
-        violated = []
+        violated: list[str] = []
         if len(roots) > 1:  # the union is only built when the sizes alone could break the limit
             held = [values[r] for r in roots if r in values]
-            for k in {k for v in held for k in v}:
-                limit = active[k].max_per_person
-                if sum(len(v.get(k, ())) for v in held) > limit and len(
-                        set().union(*(v.get(k, set()) for v in held))) > limit:
-                    violated.append(k)
-            violated.sort()
-        if not violated:
+            counts: dict[str, int] = {}
+            for v in held:
+                for k, vals in v.items():
+                    counts[k] = counts.get(k, 0) + len(vals)
+            violated = sorted(k for k, n in counts.items() if n > active[k].max_per_person and len(
+                set().union(*(v.get(k, _NOTHING) for v in held))) > active[k].max_per_person)
+        if not violated:  # then no union of the group's parts breaks a limit either: not checked again
             for m in records_[1:]:
-                reason = union(first, m, check_limits=True)
+                reason = union(first, m, check_limits=False)
                 outcome.append((first, m, kind, value, kind, priority, "active" if reason is None else "rejected", reason))
             continue
         reason = "conflict:" + ",".join(f"limit:{k}" for k in violated)
-        foreign = {r: any(values[r].get(k, set()) - ({value} if k == kind else set()) for k in violated) for r in roots}
+        foreign = {r: any(values.get(r, _NO_VALUES).get(k, _NOTHING) - ({value} if k == kind else set()) for k in violated) for r in roots}
         sides = [r for r in roots if foreign[r]]
         in_group = {r: [m for m in records_ if uf.find(m) == r] for r in roots}
         side_records = [in_group[r] for r in sides]
@@ -423,6 +461,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         apart = any(not kept_apart(sides[i], sides[j]) for i in range(len(sides)) for j in range(i + 1, len(sides)))
         if apart or any(v is None for v in attached.values()):
             contested.append(_Contest(kind, value, reason, side_records, attached))
+    too_common.sort(key=lambda t: (t[0], t[1]))  # by value, each value's records as they came (earliest first)
     outcome += [(a, b, k, v, k, active[k].priority, "rejected", "value_too_common") for k, v, a, b in too_common]
     settled = {(g[1], g[2]) for g in linkable} - {(c.kind, c.value) for c in contested}
 
@@ -433,7 +472,9 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         for m in members:
             if m != head:
                 new_head[m] = head
-    changes = [(new_head.get(m), m) for m in set(old_head) | set(new_head) if old_head.get(m) != new_head.get(m)]
+    # in id order: each update then finds its row next to the last one's (a third of the CPU of random order)
+    changes = [(new_head.get(m), m) for m in sorted(m for m in old_head.keys() | new_head.keys()
+                                                     if old_head.get(m) != new_head.get(m))]
     tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
 
     # 5. the links that explain it, replacing the previous rule links of this scope
@@ -460,7 +501,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     accepted = sum(1 for o in outcome if o[6] == "active")
     return Resolution(
         records=len(scope) if scope is not None else int(tx.scalar("SELECT COUNT(*) FROM members")),
-        links=accepted, rejected=len(outcome) - accepted, changed_persons=changed,
+        links=accepted, rejected=len(outcome) - accepted, changed_persons=changed, moved=len(changes),
         seconds=time.perf_counter() - started,
     )
 

@@ -138,6 +138,34 @@ _VERIFICATION_AND_CONSENT = (
     "CREATE INDEX consent_log_person ON consent_log (person_id)",
 )
 
+#: Version 80: a till's receipt numbers are its store's own, so a POS order's id names its store
+#: (``canonical.order_id``: ``pos:<store>:<receipt no>``, refunds ``...:refund``). Every stored POS id
+#: is rewritten wherever an order id is kept, through one old -> new table so a refund's link follows
+#: its sale whichever store that was: the orders and their refund links, the order lines, the till's
+#: attribution (arrivals), the points ledger's order and refund movements with their detail, and the
+#: coupons given for or redeemed on an order (loyalty). One step, not each feature's share: the id is
+#: the CDP's and every table naming it must change with it, or a clawback would miss its earn. Every
+#: version before 80 has run by then, so those tables exist.
+_REKEYED: tuple[tuple[str, str], ...] = (
+    ("orders", "id"), ("orders", "refund_of"), ("order_lines", "order_id"), ("order_attribution", "order_id"),
+    ("coupons", "issued_for_order"), ("coupons", "redeemed_order"),
+)
+_POS_IDS_PER_STORE = (
+    "CREATE TABLE order_id_renames (old TEXT PRIMARY KEY, new TEXT NOT NULL)",
+    "INSERT INTO order_id_renames (old, new) SELECT id, 'pos:' || store || ':' || SUBSTR(id, 5) FROM orders "
+    "WHERE channel = 'pos' AND store IS NOT NULL AND id LIKE 'pos:%'",
+    *(f"UPDATE {table} SET {column} = r.new FROM order_id_renames r WHERE {table}.{column} = r.old"
+      for table, column in _REKEYED),
+    # a movement names its order in source_id (earn, clawback) or ref (the sale a clawback returns),
+    # and both in its JSON detail ("order", "refund"): the quoted id is replaced there
+    "UPDATE loyalty_movements SET source_id = r.new, detail = REPLACE(detail, '\"' || r.old || '\"', "
+    "'\"' || r.new || '\"') FROM order_id_renames r "
+    "WHERE loyalty_movements.source IN ('order', 'refund') AND loyalty_movements.source_id = r.old",
+    "UPDATE loyalty_movements SET ref = r.new, detail = REPLACE(detail, '\"' || r.old || '\"', "
+    "'\"' || r.new || '\"') FROM order_id_renames r WHERE loyalty_movements.ref = r.old",
+    "DROP TABLE order_id_renames",
+)
+
 SCHEMA = Schema("cdp", (
     Migration(1, "cdp schema", _TABLES),
     Migration(2, "default identity rules and blocklist", tuple(
@@ -181,4 +209,16 @@ SCHEMA = Schema("cdp", (
             done BIGINT NOT NULL, total BIGINT NOT NULL, started TEXT NOT NULL, finished TEXT, actor TEXT NOT NULL)""",
         "CREATE INDEX profile_rewrites_status ON profile_rewrites (status, started)",
     )),
+    # a face-consent withdrawal is marked on each record the person has (when): a record that joins
+    # later carrying its own consent (an older CRM export) cannot turn it back on; a new grant clears it
+    Migration(78, "members: face-consent withdrawals outlive records that join the person later", (
+        "ALTER TABLE members ADD COLUMN consent_withdrawn TEXT",
+    )),
+    # the digests of an erased person's identifiers and when (cloud.cdp.tombstones): data from before
+    # the erasure that names them lands anonymous instead of making them a new record
+    Migration(79, "erased identifiers: data from before an erasure cannot bring the person back", (
+        "CREATE TABLE erased_identifiers (digest TEXT PRIMARY KEY, erased TEXT NOT NULL)",
+    )),
+    Migration(80, "orders: a till's receipt numbers are per store, so a POS order's id names its store",
+              _POS_IDS_PER_STORE),
 ))

@@ -217,7 +217,7 @@ def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, 
     unverified: set[str] = set()
     for test, chunk in tx.among(persons):
         found, identifier_rows = tx.reads(
-            (f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
+            (f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, consent_withdrawn, source_key, preferences "
              f"FROM members WHERE id {test} OR merged_into {test} ORDER BY created, id", (*chunk, *chunk)),
             # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
             # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
@@ -239,7 +239,7 @@ def _every_record(tx: Tx) -> tuple[list[dict], dict[str, list[str]]]:
     the planner's statistics predated the merges (SQLite's ANALYZE of an unmerged brand says every
     ``merged_into`` value is shared by all rows): one scan per 500 persons, 213 s at 250k persons
     against 56 s now (docs/PERFORMANCE.md)."""
-    rows = tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, source_key, preferences "
+    rows = tx.query(f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, consent_withdrawn, source_key, preferences "
                     "FROM members ORDER BY created, id")
     phones: dict[str, list[str]] = {}
     for member_id, value in tx.rows("SELECT member_id, value FROM identifiers WHERE kind = 'phone' "
@@ -284,7 +284,11 @@ def face_consent(rows: Sequence[Mapping], person: str) -> bool:
     """Whether the person's face consent counts, on their records' rows: the head record's own flag,
     or any record's consent once proven by a one-time code to that record's phone
     (``consent_proven``, ``cloud.cdp.verification``). Unproven consent on a record that is not the
-    head does not count, so a merge alone never turns consent on."""
+    head does not count, so a merge alone never turns consent on. A withdrawal marks every record
+    the person had (``consent_withdrawn``) until they grant it again: a record that joins afterwards
+    with its own flag (an older CRM export, which then heads the person) does not undo it."""
+    if any(r["consent_withdrawn"] is not None for r in rows):
+        return False
     return any(r["face_consent"] == 1 and (r["id"] == person or r["consent_proven"] is not None) for r in rows)
 
 

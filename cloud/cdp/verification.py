@@ -153,17 +153,22 @@ def send_code(db: Database, member_id: str, *, kind: str, value: str, phone: str
     return Pending(verification_id, member_id, kind, sent, expires)
 
 
-def check_code(db: Database, member_id: str, verification_id: str, code: str, *, kinds: tuple[str, ...]) -> dict:
-    """The pending verification ``verification_id`` of ``member_id`` (of one of ``kinds``), if ``code``
-    is its code (at most ``MAX_ATTEMPTS`` tries, within ``TTL``); marked verified. Else why not.
+def check_code(db: Database, member_id: str | None, verification_id: str, code: str, *, kinds: tuple[str, ...],
+               store: str | None = None) -> dict:
+    """The pending verification ``verification_id`` (of one of ``kinds``) of ``member_id`` and/or at
+    ``store`` (whichever are given: the caller's scope; a portal knows the store, not yet the member),
+    if ``code`` is its code (at most ``MAX_ATTEMPTS`` tries, within ``TTL``); marked verified. Else why not.
 
     Each guess spends its try (a conditional increment) before it is compared, so guesses sent in
     parallel cannot get more than ``MAX_ATTEMPTS`` tries between them."""
+    scope = [(column, value) for column, value in (("member_id", member_id), ("store", store)) if value is not None]
     with db.transaction() as tx:
-        row = tx.one(f"SELECT * FROM verifications WHERE id = ? AND member_id = ? AND kind IN ({', '.join('?' * len(kinds))})",
-                     (verification_id, member_id, *kinds))
+        row = tx.one(f"SELECT * FROM verifications WHERE id = ? {''.join(f'AND {c} = ? ' for c, _ in scope)}"
+                     f"AND kind IN ({', '.join('?' * len(kinds))})",
+                     (verification_id, *(v for _, v in scope), *kinds))
         if row is None:
-            raise UnknownVerification(f"no verification {verification_id} for member {member_id}")
+            raise UnknownVerification(f"no verification {verification_id} "
+                                      + " ".join(f"for {c} {v}" for c, v in scope))
         now = utcnow()
         if row["status"] == "pending" and row["expires"] < iso(now):
             tx.execute("UPDATE verifications SET status = 'expired', decided = ? WHERE id = ?", (iso(now), row["id"]))
@@ -205,5 +210,6 @@ def confirm(db: Database, member_id: str, verification_id: str, code: str, *, ac
                       (row["id"], member_id)):
             members.log_consent(tx, person, member_id, True, store=row["store"], actor=actor,
                                 how="verified_sign_up" if row["kind"] == "phone" else "proven_by_code")
+            members.regranted(tx, person)
         survivorship.store(tx, [member_id, person])
     return person

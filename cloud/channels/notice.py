@@ -10,10 +10,15 @@ so a real provider is a configuration change (``INSTORE_*`` settings) away.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from cloud.channels.sms import SmsUnanswered
+from cloud.clock import zone
 from cloud.errors import Unavailable
+
+#: The provider's calendar (QuerySendDetails' SendDate is a day in China's time).
+_PROVIDER_ZONE = "Asia/Shanghai"
 
 
 class ChannelFailed(Unavailable):
@@ -76,3 +81,26 @@ class SmsChannel:
             return self._sender.sent_with(address, day, key[:64])
         except Unavailable as exc:
             raise ChannelFailed(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the provider says about a send whose answer never came (a crash or ``ChannelUnanswered``):
+    ``found`` (it took the message: record it sent with ``receipt``), ``resend`` (it did not: send it,
+    once) or ``unknown`` (the channel cannot be asked: record it so, and never send it again)."""
+
+    verdict: Literal["found", "resend", "unknown"]
+    receipt: str | None = None
+
+
+def ask_provider(channel: Channel | None, address: str, key: str, sent_at: str) -> Asked:
+    """Ask ``channel``'s provider whether the message with ``key`` claimed at ``sent_at`` reached it.
+
+    Every sender that may lose an answer (campaigns, points-expiry notices) settles its unanswered
+    sends here, so "at most once, never twice" is one rule, not one per sender."""
+    ask = getattr(channel, "sent_with", None)
+    if ask is None:
+        return Asked("unknown")
+    day = datetime.fromisoformat(sent_at).astimezone(zone(_PROVIDER_ZONE)).strftime("%Y%m%d")
+    receipt = ask(address, key, day)
+    return Asked("resend") if receipt is None else Asked("found", receipt)

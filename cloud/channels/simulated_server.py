@@ -8,9 +8,26 @@ docs/ACTIVATION.md has the burst figures."""
 
 from __future__ import annotations
 
-from http.server import ThreadingHTTPServer
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class SimulatedServer(ThreadingHTTPServer):
     request_queue_size = 128
     daemon_threads = True
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Every simulated provider answers in JSON and keeps the test output quiet; each subclasses
+    this with its own ``do_GET``/``do_POST`` speaking its provider's routes."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, body: object, status: int = 200) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)

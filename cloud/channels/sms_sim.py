@@ -24,11 +24,10 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
-from cloud.channels.simulated_server import SimulatedServer
+from cloud.channels.simulated_server import JsonHandler, SimulatedServer
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _REQUIRED = ("PhoneNumbers", "SignName", "TemplateCode")
@@ -63,29 +62,18 @@ class SimulatedSms:
         self.lose_answers = 0
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the real gateway
             wbufsize = 65536  # headers and body leave in one write (flushed after each request) ...
             disable_nagle_algorithm = True  # ... and at once: no 40 ms delayed-ACK stall per request
-
-            def log_message(self, *args: object) -> None:  # quiet
-                pass
-
-            def _answer(self, body: object, status: int = 200) -> None:
-                data = json.dumps(body, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 if url.path.rstrip("/") == "/messages":
                     with owner._lock:
-                        self._answer([m.__dict__ for m in owner.sent])
+                        self.answer([m.__dict__ for m in owner.sent])
                     return
-                self._answer(owner.handle(dict(parse_qsl(url.query))))
+                self.answer(owner.handle(dict(parse_qsl(url.query))))
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -95,7 +83,7 @@ class SimulatedSms:
                 if owner._loses(form, answer):
                     self.close_connection = True
                     return
-                self._answer(answer)
+                self.answer(answer)
 
         self._server = SimulatedServer((host, port), Handler)
         self.url = f"http://{host}:{self._server.server_address[1]}/"

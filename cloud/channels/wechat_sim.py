@@ -8,10 +8,9 @@ import json
 import secrets
 import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from cloud.channels.simulated_server import SimulatedServer
+from cloud.channels.simulated_server import JsonHandler, SimulatedServer
 
 
 class SimulatedWeChat:
@@ -23,30 +22,19 @@ class SimulatedWeChat:
         self._lock = threading.Lock()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _answer(self, body: dict) -> None:
-                data = json.dumps(body, ensure_ascii=False).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 if url.path == "/cgi-bin/token":
                     if q.get("appid") != owner.appid or q.get("secret") != owner.secret:
-                        self._answer({"errcode": 40013, "errmsg": "invalid appid"})
+                        self.answer({"errcode": 40013, "errmsg": "invalid appid"})
                         return
                     token = secrets.token_hex(16)
                     owner.tokens.add(token)
-                    self._answer({"access_token": token, "expires_in": 7200})
+                    self.answer({"access_token": token, "expires_in": 7200})
                     return
-                self._answer({"errcode": 404, "errmsg": "not found"})
+                self.answer({"errcode": 404, "errmsg": "not found"})
 
             def do_POST(self) -> None:
                 url = urlsplit(self.path)
@@ -55,14 +43,14 @@ class SimulatedWeChat:
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")
                 except ValueError:
-                    self._answer({"errcode": 47001, "errmsg": "data format error"})
+                    self.answer({"errcode": 47001, "errmsg": "data format error"})
                     return
                 if url.path != "/cgi-bin/message/subscribe/send":
-                    self._answer({"errcode": 404, "errmsg": "not found"})
+                    self.answer({"errcode": 404, "errmsg": "not found"})
                 elif q.get("access_token") not in owner.tokens:
-                    self._answer({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
+                    self.answer({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
                 else:
-                    self._answer(owner.handle(body))
+                    self.answer(owner.handle(body))
 
         self._server = SimulatedServer((host, port), Handler)
         self.url = f"http://{host}:{self._server.server_address[1]}"

@@ -1,2 +1,2 @@
 """Store health: metrics rolled up per store-hour and store-day, scored against the store's own
-history and its peers, grouped into four sub-scores and an overall score (docs/HEALTH.md)."""
+history and its peers, grouped into five sub-scores and an overall score (docs/HEALTH.md)."""

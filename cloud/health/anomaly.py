@@ -24,6 +24,7 @@ from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert, Publish
 from cloud.health.baseline import VOLUMES, Baseline, Thresholds, baseline_of, judge, rule_for
+from cloud.health.metrics import FROM_ALERTS
 from protocol.messages import new_id
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class _History:
         self._baselines: dict[tuple[str, str], Baseline | None] = {}
 
     def metrics(self) -> list[str]:
-        return sorted(self._series)
+        return sorted(m for m in self._series if m not in FROM_ALERTS)
 
     def baseline(self, metric: str, period: str) -> Baseline | None:
         key = (metric, period)

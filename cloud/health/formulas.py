@@ -60,6 +60,7 @@ class DayExtras:
     markdown_loss: float = 0.0
     assistants_active: int = 0
     daily_target: float | None = None
+    incident_share: float = 0.0  # of the opening hours, covered by incident alerts (``cloud.health.incident_hours``)
 
 
 def _ratio(values: dict[str, float], name: str, num: float, den: float) -> None:
@@ -102,6 +103,7 @@ def daily_values(c: Counts, x: DayExtras) -> dict[str, float]:
     if x.assistants_active:
         values["assistants_active"] = x.assistants_active
         values["sales_per_assistant"] = round(c.sales / x.assistants_active, 2)
+    values["incident_hours_share"] = round(x.incident_share, 4)
     if x.daily_target:
         values["target_attainment"] = c.sales / x.daily_target
     return values

@@ -19,8 +19,10 @@ Direction = Literal["higher", "lower", "band"]
 #: ``orders``, the Wi-Fi/door ``footfall``, the stock system's ``stock``, or nothing (``None``).
 #: A metric whose source should have reported and did not is an incident (score 0), not "no data".
 Expects = Literal["arrivals", "orders", "footfall", "stock"] | None
-SubScore = Literal["experience", "customer", "team", "product"]
-SUB_SCORES: tuple[SubScore, ...] = ("experience", "customer", "team", "product")
+#: ``operations``: the store's own incidents (``cloud.health.incident_hours``), so an outage the product
+#: alerted on lowers the day whatever the other metrics say
+SubScore = Literal["experience", "customer", "team", "product", "operations"]
+SUB_SCORES: tuple[SubScore, ...] = ("experience", "customer", "team", "product", "operations")
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,15 @@ METRICS: tuple[Metric, ...] = (
     Metric("target_attainment", "ratio", DAILY,
            "sales / (the month's sales target / days in the month)", "orders, store_targets", "team",
            expects="orders"),
+    # expects nothing: the alerts are the product's own, so an open store-day always has a value (0: no incident)
+    Metric("incident_hours_share", "ratio", DAILY,
+           "opening hours covered by the store's device and source alerts (critical whole, warning half) / "
+           "opening hours", "alerts", "operations", direction="lower", min_scale=0.25),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+#: the metrics made of the product's own alerts: the anomaly scan leaves them alone (it would alert on alerts)
+FROM_ALERTS: frozenset[str] = frozenset(m.name for m in METRICS if m.source == "alerts")
 SCORED: tuple[Metric, ...] = tuple(m for m in METRICS if m.sub_score is not None)
 
 

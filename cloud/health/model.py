@@ -1,4 +1,4 @@
-"""The health model: metric scores -> four sub-scores -> the overall score, by configurable weights.
+"""The health model: metric scores -> five sub-scores -> the overall score, by configurable weights.
 
 sub-score = weighted mean of the scores its metrics have that day (a metric without a score,
 e.g. no stock data, drops out and the others' weights are renormalised); overall = weighted mean
@@ -24,14 +24,18 @@ WEIGHTS_KEY = "health.weights"
 Weights = dict[str, dict[str, float]]
 K = TypeVar("K")
 
+#: the operations sub-score beside the four quarters (``bench/health_incidents.py`` chose it: docs/PERFORMANCE.md)
+OPERATIONS_WEIGHT = 0.5
+
 DEFAULT_WEIGHTS: Weights = {
-    "overall": {"experience": 0.25, "customer": 0.25, "team": 0.25, "product": 0.25},
+    "overall": {"experience": 0.25, "customer": 0.25, "team": 0.25, "product": 0.25, "operations": OPERATIONS_WEIGHT},
     "experience": {"greeted_share": 0.3, "median_time_to_greet_s": 0.2, "served_share": 0.2, "conversion": 0.3},
     "customer": {"recognised_share": 0.15, "member_sales_share": 0.2, "new_members": 0.15, "repurchase_rate": 0.2,
                  "dormant_reactivated": 0.1, "churn_rate": 0.2},
     "team": {"claimed_share": 0.2, "converted_share": 0.3, "sales_per_assistant": 0.2, "target_attainment": 0.3},
     "product": {"avg_ticket": 0.15, "units_per_ticket": 0.15, "sell_through": 0.3, "stock_out_rate": 0.2,
                 "markdown_waste_share": 0.2},
+    "operations": {"incident_hours_share": 1.0},
 }
 
 
@@ -74,7 +78,7 @@ def save_weights(db: Database, weights: Weights) -> Weights:
 
 @dataclass(frozen=True)
 class StoreScores:
-    """One store-day's overall score and its four sub-scores (None: not enough data to score)."""
+    """One store-day's overall score and its five sub-scores (None: not enough data to score)."""
 
     overall: float | None
     sub_scores: dict[str, float | None]

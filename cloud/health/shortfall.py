@@ -26,6 +26,8 @@ is dark), ``warning`` when some did (a collapse). The sources:
 And, needing no history either, the stock on the shelves: a store whose stock system sends intraday
 movements, with a third or more of its usually-selling SKUs at zero now (``cloud.health.stock_out``;
 metric ``shelves_empty``, ``critical`` at half): a delivery that never came, told as the store sells out.
+And from the roster: assistants on shift who never showed on the guide screen while the others handled
+the floor's arrivals (``cloud.health.staff_absent``; metric ``staff_absent``).
 
 One alert (kind ``source``, metric ``<source>_low``, ``ts`` the local minute the short window
 began) per store and source while it lasts; it clears itself as soon as no window is short. The
@@ -46,6 +48,7 @@ from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert
 from cloud.health.device_health import DEFAULT_HOURS, is_open
+from cloud.health.staff_absent import absent_now
 from cloud.health.stock_out import empty_shelves
 from cloud.health.till_silence import silent_since
 from protocol.messages import new_id
@@ -105,6 +108,8 @@ SOURCES: tuple[Source, ...] = (
 METRICS = {s.metric: s for s in SOURCES}
 #: the stock rule's alert (``cloud.health.stock_out``): usually-selling SKUs at zero, from the movements
 SHELVES_METRIC = "shelves_empty"
+#: the roster rule's alert (``cloud.health.staff_absent``): rostered assistants not on the guide screen
+STAFF_METRIC = "staff_absent"
 
 
 def poisson_cdf(k: float, mean: float) -> float:
@@ -198,6 +203,12 @@ def judge(db: Database, now: datetime) -> list[Finding]:
             found.append(Finding(store["id"], store["brand"], SHELVES_METRIC,
                                  shelves.since.astimezone(tz).replace(tzinfo=None),
                                  float(shelves.usual - shelves.empty), float(shelves.usual), shelves.severity))
+        absence = absent_now(db, store["id"], store["timezone"], now)
+        if absence is not None:
+            found.append(Finding(store["id"], store["brand"], STAFF_METRIC,
+                                 absence.since.astimezone(tz).replace(tzinfo=None),
+                                 float(absence.rostered - len(absence.absent)), float(absence.rostered),
+                                 absence.severity))
         history = _history(db, store["id"], sorted(set(hours) | set(day)), metrics)
         if any(h not in history for h in hours):
             continue

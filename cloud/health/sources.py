@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from cloud import clock
 from cloud.db.database import Tx
 from cloud.health.formulas import Counts, DayExtras
+from cloud.health.incident_hours import incidents_by_day
 
 GREETING = ("greeted", "served", "sold")
 DORMANT_DAYS = 180
@@ -109,7 +110,14 @@ def day_extras(tx: Tx, r: StoreRange, new_members: dict[str, int]) -> dict[str, 
     _churn(tx, r, days)
     _stock(tx, r, days)
     _staff_and_targets(tx, r, days)
+    _incidents(tx, r, days)
     return days
+
+
+def _incidents(tx: Tx, r: StoreRange, days: dict[str, DayExtras]) -> None:
+    """Each day's share of opening hours under the store's incident alerts (``cloud.health.incident_hours``)."""
+    for day, (_, share) in incidents_by_day(tx, r.store, r.tz, r.first, r.last, r.end).items():
+        days[day].incident_share = share
 
 
 def _buyers(tx: Tx, r: StoreRange, days: dict[str, DayExtras]) -> None:

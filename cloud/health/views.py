@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
 from cloud import clock
 from cloud.db import Database
+from cloud.health.incident_hours import incidents_by_day
 from cloud.health.metrics import SUB_SCORES, metrics_of
 from cloud.health.model import StoreScores, Weights, combine_many, load_weights
 from cloud.health.peers import PeerGroup, load_peer_groups
@@ -203,6 +205,9 @@ def store_detail(db: Database, store: str, day: date | None) -> dict | None:
     history = health_by_store_day(db, [day - timedelta(days=k) for k in range(HISTORY_DAYS)], weights, store)
     group = load_peer_groups(db).get(store, _NO_GROUP)
     peer_overall = _overalls(today, group.stores)
+    with db.transaction() as tx:
+        tz = tx.scalar("SELECT timezone FROM stores WHERE id = ?", (store,))
+        incidents, _ = incidents_by_day(tx, store, tz, day, day, clock.utcnow()).get(key, ([], 0.0))
     return {
         "store": store, "name": info["name"], "day": key, "overall": _r(mine.overall) if mine else None,
         "rank": ranks.get(store), "of": len(ranks), "sub_scores": sub_scores,
@@ -212,5 +217,6 @@ def store_detail(db: Database, store: str, day: date | None) -> dict | None:
                     for (_, d), h in sorted(history.items(), key=lambda kv: kv[0][1])],
         "peer_group": {"key": group.key, "stores": list(group.stores),
                        "overall_median": _r(median(peer_overall)) if peer_overall else None},
+        "incidents": [{**asdict(i), "minutes": round(i.minutes, 1)} for i in incidents],
     }
 

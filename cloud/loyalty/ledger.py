@@ -218,6 +218,26 @@ def _posting(db: Database, *, pool: str, kind: str, source: str, source_id: str,
                      store=store, channel=channel, at=at, detail=detail, expect=expect)
 
 
+#: ``_post_at_once``'s one statement: constant, so built once at import, not on every posting.
+_POST_AT_ONCE = (
+    "WITH own AS (SELECT id, xmin AS seen, balance FROM loyalty_accounts "
+    "WHERE pool = ? AND kind = 'member' AND owner = ?), "
+    "sys AS (SELECT id FROM loyalty_accounts WHERE pool = ? AND kind = ? AND owner = ''), "
+    # a new request on an account with nothing to fold in
+    "plain AS (SELECT NOT EXISTS (SELECT 1 FROM loyalty_movements WHERE source = ? AND source_id = ?) "
+    "AND NOT EXISTS (SELECT 1 FROM members m JOIN loyalty_accounts o ON o.owner = m.id AND o.pool = ? "
+    "AND o.kind = 'member' WHERE m.merged_into = ? AND o.balance > 0) AS yes), "
+    "bal AS (UPDATE loyalty_accounts a SET balance = a.balance + ? FROM own, plain "
+    "WHERE a.id = own.id AND plain.yes AND a.balance + ? >= 0 AND (? > 0 OR a.xmin = own.seen) "
+    "AND EXISTS (SELECT 1 FROM sys) RETURNING a.id, a.balance), "
+    f"mv AS (INSERT INTO {_MOVEMENTS} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ? FROM bal RETURNING id), "
+    "lot AS (INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
+    "SELECT bal.id, mv.id, ?, ?, ?, ? FROM bal, mv WHERE ? > 0), "
+    f"spent AS ({_FIFO.format(account='(SELECT id FROM bal)')}), "
+    f"entries AS ({_ENTRIES.format(mv='mv.id', acct='bal.id', source='FROM mv, bal', source_join='mv, bal,')}) "
+    "SELECT (SELECT balance FROM bal), (SELECT plain.yes AND own.balance + ? < 0 FROM own, plain)")
+
+
 def _post_at_once(db: Database, *, pool: str, kind: str, source: str, source_id: str, person: str, points: int,
                   store: str | None, channel: str | None, at: datetime, detail: dict) -> Movement | None:
     """PostgreSQL: the whole posting as one autocommitted statement of data-modifying CTEs (the
@@ -242,30 +262,13 @@ def _post_at_once(db: Database, *, pool: str, kind: str, source: str, source_id:
         return None
     mid = secrets.token_hex(12)
     system, need = COUNTERPART[kind], max(0, -points)
-    sql = (
-        "WITH own AS (SELECT id, xmin AS seen, balance FROM loyalty_accounts "
-        "WHERE pool = ? AND kind = 'member' AND owner = ?), "
-        "sys AS (SELECT id FROM loyalty_accounts WHERE pool = ? AND kind = ? AND owner = ''), "
-        # a new request on an account with nothing to fold in
-        "plain AS (SELECT NOT EXISTS (SELECT 1 FROM loyalty_movements WHERE source = ? AND source_id = ?) "
-        "AND NOT EXISTS (SELECT 1 FROM members m JOIN loyalty_accounts o ON o.owner = m.id AND o.pool = ? "
-        "AND o.kind = 'member' WHERE m.merged_into = ? AND o.balance > 0) AS yes), "
-        "bal AS (UPDATE loyalty_accounts a SET balance = a.balance + ? FROM own, plain "
-        "WHERE a.id = own.id AND plain.yes AND a.balance + ? >= 0 AND (? > 0 OR a.xmin = own.seen) "
-        "AND EXISTS (SELECT 1 FROM sys) RETURNING a.id, a.balance), "
-        f"mv AS (INSERT INTO {_MOVEMENTS} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ? FROM bal RETURNING id), "
-        "lot AS (INSERT INTO loyalty_lots (account_id, movement_id, earned, expires, points, remaining) "
-        "SELECT bal.id, mv.id, ?, ?, ?, ? FROM bal, mv WHERE ? > 0), "
-        f"spent AS ({_FIFO.format(account='(SELECT id FROM bal)')}), "
-        f"entries AS ({_ENTRIES.format(mv='mv.id', acct='bal.id', source='FROM mv, bal', source_join='mv, bal,')}) "
-        "SELECT (SELECT balance FROM bal), (SELECT plain.yes AND own.balance + ? < 0 FROM own, plain)")
     params = (pool, person, pool, system, source, source_id, pool, person, points, points, points,
               mid, pool, kind, source, source_id, person, points, store, channel, iso(at),
               json.dumps(detail, ensure_ascii=False),
               iso(at), iso(at + timedelta(days=EXPIRY_DAYS)), points, points, points,
               need, need, need, points, -points, pool, system, points)
     try:
-        found = db.autocommit(sql, params)
+        found = db.autocommit(_POST_AT_ONCE, params)
     except IntegrityError:
         return None
     if found is None:
@@ -617,7 +620,10 @@ def issue_code(db: Database, person: str, points: int, *, pool: str = POOL, ttl_
 
 
 def redeem_code(db: Database, code: str, *, store: str | None, channel: str, now: datetime | None = None) -> Movement:
-    """Redeem the points a code stands for, once; the code itself is the request id."""
+    """Redeem the points a code stands for, once; the code itself is the request id. Asked again from
+    the same store and channel (a till's retry), the answer is the same spending (``replayed``); from
+    another store or channel it is ``CodeUsed``: two tills shown one code at once honour it at one,
+    not both (each would otherwise give the discount while the points are spent once)."""
     now = now or utcnow()
     with db.transaction() as tx:
         found = tx.one("SELECT * FROM loyalty_codes WHERE code = ?", (code,))
@@ -629,6 +635,8 @@ def redeem_code(db: Database, code: str, *, store: str | None, channel: str, now
         if not tx.execute("UPDATE loyalty_codes SET movement_id = ? WHERE code = ? AND movement_id IS NULL",
                           (moved.id, code)) and not moved.replayed:
             raise CodeUsed("this code was already redeemed")
+        if moved.replayed and (moved.store, moved.channel) != (store, channel):
+            raise CodeUsed(f"this code was already redeemed ({moved.channel} at {moved.store or 'no store'})")
         return moved
 
 

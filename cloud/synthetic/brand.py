@@ -8,7 +8,7 @@ seasonal peaks (Chinese New Year, 618, Double 11); a person's categories are ske
 favourite. Everything is drawn with numpy from one seed (``draw_chunk``).
 
 ``generate`` hands the brand over as a brand would (``cloud.synthetic.exports``): the stores,
-catalogue and staff files, the CRM member list, and each channel's orders in its real export
+catalogue, staff and shift files, the CRM member list, and each channel's orders in its real export
 layout, imported by the same functions ``instore cloud import`` and ``POST /v1/imports`` call, so
 OneID, profiles and tags are resolved as the rows land; face consent is given through the
 function behind the consent API; the shop floor's till orders go through the order stream
@@ -159,6 +159,8 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
     files = exports.BrandFiles(out, brand=brand, cities=CITIES, categories=CATEGORIES)
     files.stores(shops, profiles)
     files.staff(profiles)
+    end_day = end.astimezone(zone(TZ)).date()
+    files.shifts(profiles, [end_day - timedelta(days=k) for k in range(floor_days)][::-1])
     chunks: list[Chunk] = []
     sold = np.zeros(len(sku_price), np.int64)
     for first in range(0, persons, CHUNK):
@@ -178,7 +180,7 @@ def generate(db: Database, *, persons: int, stores: int = 50, seed: int = 7, end
                            "(SELECT COUNT(*) FROM members WHERE merged_into IS NULL) AS persons_resolved")[0])
     if floor_days:
         floor = generate_floor(db, landing.EntryPoints(db, out), days=floor_days, profiles=profiles, seed=seed,
-                               end_day=end.astimezone(zone(TZ)).date(), until=end)
+                               end_day=end_day, until=end)
         counts.update({k: v for k, v in floor.items() if k != "seconds"})
     counts["seconds"] = round(time.perf_counter() - started, 1)
     return counts

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from cloud.cdp import oneid, purchases, survivorship
+from cloud.cdp.imports.canonical import order_id
 from cloud.clock import zone
 from cloud.db import Database
 from cloud.synthetic.brand import (
@@ -129,9 +130,10 @@ def _write_chunk(tx, chunk: Chunk, shops: list[str], brand: str, counts: dict) -
     idx = chunk.idx.tolist()
     member_id = [_record(source_of[c], idx[o]) for c, o in zip(chunk.channel.tolist(), chunk.owner.tolist())]
     store = [shops[chunk.home[o]] if c == "pos" else None for c, o in zip(chunk.channel.tolist(), chunk.owner.tolist())]
-    order_ids = [f"{c}:{chunk.order_no(k)}" for k, c in enumerate(chunk.channel.tolist())]
+    order_nos = [chunk.order_no(k) for k in range(len(store))]
+    order_ids = [order_id(c, no, s) for c, no, s in zip(chunk.channel.tolist(), order_nos, store)]
     tx.copy("orders", ("id", "channel", "order_no", "store", "member_id", "ts", "paid", "status"),
-            zip(order_ids, chunk.channel.tolist(), (o.split(":", 1)[1] for o in order_ids), store, member_id,
+            zip(order_ids, chunk.channel.tolist(), order_nos, store, member_id,
                 chunk.ts.tolist(), chunk.paid.tolist(), ["paid"] * len(order_ids)))
     lo = chunk.line_order.tolist()
     cat_names = np.array(CATEGORIES, dtype=object)
@@ -172,7 +174,7 @@ class Direct:
         category, person = self._category, self._person
         order_rows, line_rows = [], []
         for o in orders:
-            oid, ts = f"pos:{o['order_no']}", int(datetime.fromisoformat(o["ts"]).timestamp())
+            oid, ts = order_id("pos", o["order_no"], store), int(datetime.fromisoformat(o["ts"]).timestamp())
             member = person.get(f"member_card:{o['member']['card']}") if "member" in o else None
             order_rows.append((oid, "pos", o["order_no"], store, member, ts, o["paid"], "paid"))
             line_rows += [(oid, member, "pos", store, ts, line["sku"], category.get(line["sku"], "未分类"), line["qty"],

@@ -16,13 +16,14 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 
 from cloud.cdp.imports.cleaning import LOCAL_ZONE
 from cloud.synthetic.drawn import Chunk, account, card, sku_name
+from cloud.synthetic.floor import shift_of
 
 #: one unpaid order (等待买家付款) in this many Tmall orders, quarantined by the importer
 UNPAID_EVERY = 50
@@ -80,6 +81,15 @@ class BrandFiles:
         write_csv(self.out / "staff.csv", ("工号", "姓名", "门店编码", "岗位", "在职"),
                   [(a, name, shop, "导购", "是") for shop, p in profiles.items() for a, name in zip(p["staff"], p["names"])])
         self.imports.append(Import(self.out / "staff.csv", kind="staff"))
+
+    def shifts(self, profiles: dict[str, dict], days: Sequence[date]) -> None:
+        """Each assistant's shift on each floor day (``cloud.synthetic.floor.shift_of``), the HR roster's columns."""
+        if not profiles:
+            return
+        write_csv(self.out / "shifts.csv", ("工号", "门店编码", "日期", "上班时间", "下班时间"),
+                  [(a, shop, d.isoformat(), f"{start:02d}:00", f"{end:02d}:00") for shop, p in profiles.items()
+                   for k, a in enumerate(p["staff"]) for start, end in [shift_of(k)] for d in days])
+        self.imports.append(Import(self.out / "shifts.csv", kind="shifts"))
 
     def add(self, chunk: Chunk, shops: list[str]) -> None:
         """One chunk of persons: their CRM cards and their orders, each in its channel's export."""

@@ -6,8 +6,11 @@ follow the hours of a Chinese mall day (lunch and evening peaks) and weekends ar
 third of arrivals are recognised members of the store. An assistant claims a card, greets after a
 lognormal delay (median ~40 s, slower in busy hours and weaker stores), serves, and sometimes sells;
 a sale is a POS order at the store for the member (or a walk-in), so sales, conversion and the
-assistants' league agree. A few visitors sign up as new members. Stock is a daily position per
-SKU of the store's assortment, replenished weekly, with markdown write-offs; every other store's
+assistants' league agree. Each assistant works a daily shift (``shift_of``: staggered starts over the
+first 8 hours of the day, so the floor is covered from opening to closing), imported as master data
+beside the staff file, and an arrival is taken by one of the assistants on shift at that hour. A few
+visitors sign up as new members. Stock is a daily position per SKU of the store's assortment,
+replenished weekly, with markdown write-offs; every other store's
 stock system (the even-numbered ones) also exports the intraday movements behind it (the morning
 receipt, each unit sold, the evening's write-offs), the others only the closing count.
 
@@ -47,6 +50,27 @@ PAY_DELAY_S = 900
 #: local times of a store's stock movements: the delivery before opening, sales while open, write-offs at close
 RECEIPT_AT = timedelta(hours=8)
 SALES_FROM, SALES_TO = timedelta(hours=10), timedelta(hours=22)
+#: the store's hours (``HOUR_SHARE``) and the longest shift in them
+OPENS, CLOSES, SHIFT_HOURS = 10, 22, 7
+
+
+def shift_of(k: int) -> tuple[int, int]:
+    """The k-th assistant's shift (local start and end hours, every day): starts staggered by 3 hours over
+    the first 8 of the day (10, 13, 16, 11, 14, 17, 12, 15), so a store of 4 or more has someone on the
+    floor from opening to closing, and a late start is a shift of its own."""
+    start = OPENS + (3 * k) % 8
+    return start, min(start + SHIFT_HOURS, CLOSES)
+
+
+def on_shift(staff: int, hour: np.ndarray, pick: np.ndarray) -> np.ndarray:
+    """For arrivals at these local hours, one of the ``staff`` assistants on shift then (``pick`` in [0, 1)
+    chooses evenly among them; all of them where no one is)."""
+    who = np.empty(len(hour), np.int64)
+    for h in np.unique(hour).tolist():
+        on = [k for k in range(staff) if shift_of(k)[0] <= h < shift_of(k)[1]] or list(range(staff))
+        at = hour == h
+        who[at] = np.array(on)[(pick[at] * len(on)).astype(np.int64)]
+    return who
 
 
 def draw_store_profiles(seed: int, stores: Sequence[tuple[str, str]], arrivals_per_day: float
@@ -185,7 +209,7 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
     # the floor: claim -> greet (delay) -> serve -> sell, by one assistant per arrival
     busy = HOUR_SHARE[hour] / HOUR_SHARE.max()
     staff = profile["staff"]
-    who = rng.integers(0, len(staff), n)
+    who = on_shift(len(staff), hour, rng.random(n))
     skill = profile["skill"][who] * profile["quality"]
     claimed = rng.random(n) < np.clip(0.75 * skill, 0, 0.97)
     greeted = claimed & (rng.random(n) < np.clip(0.85 * skill, 0, 0.98))

@@ -16,8 +16,11 @@ a store really has:
   the hourly rule reads that as it happens (``cloud.health.stock_out``). At a store that sends
   only closing counts the day's count (``stock_days``) finds every SKU at zero (all of it sold or
   written off): stock-outs and sell-through jump, known only after the day;
-- ``staff_absent``: all assistants but one did not come in: the others' card actions are gone,
-  and so are the sales they would have made (their ``sold`` actions and POS orders);
+- ``staff_absent``: the assistants rostered to start at the incident's hour or later (``shifts``,
+  the master data the generator imports) did not come in: the incident begins at the first of those
+  shift starts (the day's last start when none is that late), and their card actions are gone, and
+  so are the sales they would have made (their ``sold`` actions and POS orders); at a store
+  without a roster all assistants but one stop at the hour;
 - ``conversion_collapse``: customers come and look but do not buy (a price error, a broken
   fitting room): four sales in five are gone, the ``sold`` action and the POS order alike;
 - ``pos_down``: the till records nothing: every POS order (and its lines) of the store is gone
@@ -72,11 +75,12 @@ def plant_incidents(db: Database, stores: list[str], day: date, *, from_hour: in
         for n, store in enumerate(stores):
             if store not in zones:
                 raise ValueError(f"no store {store!r} to plant an incident in")
-            start = clock.day_start_utc(day, zones[store]) + timedelta(hours=from_hour)
-            end = clock.day_start_utc(day + timedelta(days=1), zones[store])
             kind = kinds[n] if kinds else KINDS[n % len(KINDS)]
+            hour = _absent_from(tx, store, day, from_hour) if kind == "staff_absent" else from_hour
+            start = clock.day_start_utc(day, zones[store]) + timedelta(hours=hour)
+            end = clock.day_start_utc(day + timedelta(days=1), zones[store])
             changed = _plant(tx, kind, store, day, start, end)
-            planted.append(Incident(store, kind, day.isoformat(), from_hour, changed))
+            planted.append(Incident(store, kind, day.isoformat(), hour, changed))
     return planted
 
 
@@ -103,12 +107,20 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
         purchases.refresh(tx, buyers)
         return removed
     if kind == "staff_absent":
-        present = tx.scalar("SELECT MIN(assistant) FROM feedback WHERE store = ? AND ts >= ? AND ts < ?", window)
-        lost = [v for (v,) in tx.rows(
-            "SELECT visit_id FROM feedback WHERE store = ? AND ts >= ? AND ts < ? AND assistant <> ? "
-            "AND action = 'sold'", (*window, present))]
-        changed = tx.execute("DELETE FROM feedback WHERE store = ? AND ts >= ? AND ts < ? AND assistant <> ?",
-                             (*window, present))
+        local = start.astimezone(clock.zone(tx.scalar("SELECT timezone FROM stores WHERE id = ?", (store,))))
+        absent = [a for (a,) in tx.rows("SELECT assistant FROM shifts WHERE store = ? AND day = ? AND start_time >= ?",
+                                        (store, day.isoformat(), local.strftime("%H:%M")))]
+        if not absent:  # no roster: everyone but one stops
+            present = tx.scalar("SELECT MIN(assistant) FROM feedback WHERE store = ? AND ts >= ? AND ts < ?", window)
+            absent = [a for (a,) in tx.rows("SELECT DISTINCT assistant FROM feedback WHERE store = ? AND ts >= ? "
+                                            "AND ts < ? AND assistant <> ?", (*window, present))]
+        if not absent:
+            return 0
+        marks = ", ".join("?" for _ in absent)
+        lost = [v for (v,) in tx.rows(f"SELECT visit_id FROM feedback WHERE store = ? AND ts >= ? AND ts < ? "
+                                      f"AND assistant IN ({marks}) AND action = 'sold'", (*window, *absent))]
+        changed = tx.execute(f"DELETE FROM feedback WHERE store = ? AND ts >= ? AND ts < ? AND assistant IN ({marks})",
+                             (*window, *absent))
         return changed + _drop_sales(tx, lost)
     if kind == "conversion_collapse":
         sold = [v for (v,) in tx.rows("SELECT visit_id FROM feedback WHERE store = ? AND ts >= ? AND ts < ? "
@@ -117,6 +129,16 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
         return _drop_sales(tx, lost) + sum(
             tx.execute("DELETE FROM feedback WHERE visit_id = ? AND action = 'sold'", (v,)) for v in lost)
     raise ValueError(f"unknown incident kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _absent_from(tx: Tx, store: str, day: date, hour: int) -> int:
+    """The local hour a staff absence from ``hour`` begins: the first rostered shift start at or after it,
+    or the day's last start when none is that late; ``hour`` itself at a store without a roster."""
+    starts = sorted(int(t[:2]) for (t,) in tx.rows("SELECT DISTINCT start_time FROM shifts WHERE store = ? AND day = ?",
+                                                   (store, day.isoformat())))
+    if not starts:
+        return hour
+    return next((h for h in starts if h >= hour), starts[-1])
 
 
 def _sell_out(tx: Tx, store: str, day: date, start: datetime, end: datetime) -> int:

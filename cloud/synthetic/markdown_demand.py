@@ -5,8 +5,9 @@ A planner simulated with its own demand model confirms itself. So the shoppers h
 response to a discount may have another shape than its constant elasticity (``linear``: the same
 slope at list price but far less lift from deep discounts; ``from_20pct``: nobody notices less
 than 20% off), their numbers may follow the day of the week (the planner sees the 7-day mean, as
-``stock_days`` gives it), and each day may carry a shock (gamma-Poisson: a rainy day, a
-competitor's offer) on top of the Poisson noise the planner expects.
+``stock_days`` gives it) or a real product's sales period by period (``periods``), and each
+day may carry a shock (gamma-Poisson: a rainy day, a competitor's offer) on top of the Poisson
+noise the planner expects.
 
 The baselines a store would otherwise use are pricing policies too: ``None`` keeps the list
 price until expiry, ``LastDayDiscount`` is the common rule "30% off on the last day".
@@ -55,6 +56,9 @@ class Demand:
     week: tuple[float, ...] = (1.0,) * 7  # multipliers by weekday, Monday first
     first_weekday: int = 0  # the weekday of the first selling day
     day_shock: float | None = None  # gamma shape of a day's common shock (mean 1); None: plain Poisson
+    #: multipliers by pricing period from the first, relative to the planner's rate per period (a real
+    #: product's sales, ``cloud.synthetic.pos_demand``); when given, ``week`` is not used
+    periods: tuple[float, ...] | None = None
 
     def lift(self, ratio: float) -> float:
         """Demand at ``ratio`` of the list price, relative to demand at list price."""
@@ -98,8 +102,8 @@ def simulate(
         if policy is not None:
             price = policy.price(period, price, stock)
         prices.append(price)
-        weekday = truth.week[(truth.first_weekday + day) % 7]
-        mean = truth.rate / per_day * weekday * shock * truth.lift(price / product.list_price)
+        pattern = truth.periods[period] if truth.periods is not None else truth.week[(truth.first_weekday + day) % 7]
+        mean = truth.rate / per_day * pattern * shock * truth.lift(price / product.list_price)
         sold = min(stock, int(rng.poisson(mean)))
         stock -= sold
         revenue += sold * price

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cloud.cdp import segments
+from cloud.cdp.imports.canonical import order_id
 from cloud.clock import iso
 from cloud.db import Database
 from cloud.loyalty import coupons
@@ -32,11 +33,11 @@ def _brand(db: Database) -> None:
         for i in range(40):
             orders.append((f"tmall:L-{i}", "tmall", f"L-{i}", None, f"live-{i}", t0 + i * 60, 199.0))
             if i % 2 == 0:
-                orders.append((f"pos:R-{i}", "pos", f"R-{i}", "sh-1", f"live-{i}", t0 + 20 * DAY, 299.0))
+                orders.append((order_id("pos", f"R-{i}", "sh-1"), "pos", f"R-{i}", "sh-1", f"live-{i}", t0 + 20 * DAY, 299.0))
         for i in range(60):
             orders.append((f"tmall:T-{i}", "tmall", f"T-{i}", None, f"other-{i}", t0 + i * 60, 99.0))
             if i % 10 == 0:
-                orders.append((f"pos:S-{i}", "pos", f"S-{i}", "sh-1", f"other-{i}", t0 + 45 * DAY, 150.0))
+                orders.append((order_id("pos", f"S-{i}", "sh-1"), "pos", f"S-{i}", "sh-1", f"other-{i}", t0 + 45 * DAY, 150.0))
         tx.executemany("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'paid')", orders)
 

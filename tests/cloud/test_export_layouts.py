@@ -122,7 +122,7 @@ def test_pos_lines_join_their_order_headers_and_the_member_phone(db: Database) -
 
     assert report.orders == 2 and report.lines == 2 and report.rows == 4
     assert report.file["orders_without_lines"] == 1
-    order = db.one("SELECT * FROM orders WHERE id = 'pos:501'")
+    order = db.one("SELECT * FROM orders WHERE id = 'pos:sh-001:501'")
     assert order["paid"] == 224 and order["store"] == "sh-001" and order["member_id"]
     assert db.scalar("SELECT category FROM order_lines WHERE sku = '609970'") == "热菜"
     assert db.rows("SELECT value FROM identifiers WHERE kind = 'phone' ORDER BY value") == [("18688880001",), ("18688880002",)]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud.cdp.imports.canonical import order_id
 from cloud.db import Database
 from cloud.synthetic.brand import generate
 
@@ -78,7 +79,7 @@ def test_the_floor_sales_are_till_orders_attributed_to_the_visit_and_assistant(g
     # a member who showed their card at the till bought in a visit recognised at the door
     order = next(o for o in posted if "member" in o)
     row = db.one("SELECT a.visit_id, a.assistant, v.member_id FROM order_attribution a JOIN visits v ON v.id = a.visit_id "
-                 "WHERE a.order_id = ?", (f"pos:{order['order_no']}",))
+                 "WHERE a.order_id = ?", (order_id("pos", order["order_no"], order["store"]),))
     person = db.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE source_key = ?",
                        (f"member_card:{order['member']['card']}",))
     assert row is not None and row["member_id"] == person and row["assistant"]

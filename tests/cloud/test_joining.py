@@ -50,7 +50,7 @@ class Screen:
             decode(m.payload, EnrolCommand if m.topic.endswith("/cmd/enrol") else GuideCard))
         transport.start(self.client, self.url)
 
-    def next(self, kind: type, timeout: float = 10.0):
+    def next(self, kind: type, timeout: float = 30.0):
         while True:
             item = self.inbox.get(timeout=timeout)
             if isinstance(item, kind):
@@ -92,7 +92,7 @@ def arrive(screen: Screen, make_arrival, photo: Path) -> GuideCard:
     return card
 
 
-def wait_for(predicate, timeout: float = 10.0) -> None:
+def wait_for(predicate, timeout: float = 30.0) -> None:
     import time
 
     deadline = time.monotonic() + timeout

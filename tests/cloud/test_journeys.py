@@ -163,7 +163,7 @@ def test_a_vip_walking_in_tells_their_own_guide_on_wecom_and_a_visit_without_buy
         _visit(db, "walk-2", now - timedelta(hours=26), 4)  # came yesterday and bought an hour later
         with db.transaction() as tx:
             tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
-                       "VALUES ('pos:W2', 'pos', 'W2', 'sh-1', 'walk-2', ?, 299, 'paid')",
+                       "VALUES ('pos:sh-1:W2', 'pos', 'W2', 'sh-1', 'walk-2', ?, 299, 'paid')",
                        (int((now - timedelta(hours=25)).timestamp()),))
         runtime.run_journeys(now=now)
         runtime.campaigns.run(now=now)
@@ -253,7 +253,7 @@ def test_repurchase_due_puts_a_task_on_the_home_store_guide_screens_until_a_guid
                    "'上海', ?, 'Asia/Shanghai')", (iso(utcnow()),))
         tx.execute("UPDATE members SET home_store = 'sh-9' WHERE id = 'wang'")
         tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
-                   "VALUES ('pos:C1', 'pos', 'C1', 'sh-9', 'wang', ?, 380, 'paid')",
+                   "VALUES ('pos:sh-9:C1', 'pos', 'C1', 'sh-9', 'wang', ?, 380, 'paid')",
                    (int((utcnow() - timedelta(days=31)).timestamp()),))
     url = transport.BrokerUrl.parse(mosquitto.url)
     screen = transport.make_client(url, f"screen-{new_id()[:8]}")

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -122,7 +123,10 @@ def test_a_code_redeems_once(db: Database) -> None:
     assert len(code["code"]) == 12
     moved = ledger.redeem_code(db, code["code"], store="s1", channel="guide_screen")
     assert moved.balance == 60
-    assert ledger.redeem_code(db, code["code"], store="s1", channel="pos").replayed  # the same spending, not another
+    # the same till asking again (a retry) gets the same spending; another till or channel is refused
+    assert ledger.redeem_code(db, code["code"], store="s1", channel="guide_screen").replayed
+    with pytest.raises(ledger.CodeUsed):
+        ledger.redeem_code(db, code["code"], store="s1", channel="pos")
     assert balances.balance(db, person)["balance"] == 60
     with pytest.raises(ledger.UnknownCode):
         ledger.redeem_code(db, "000000000000", store="s1", channel="pos")
@@ -209,6 +213,33 @@ def test_a_posting_inside_a_callers_transaction_is_undone_with_it(db: Database) 
     assert balances.balance(db, person)["balance"] == 100
     assert ledger.redeem(db, person, 30, request_id="inside", store="s1", channel="pos").replayed is False
     _clean(db)
+
+
+def test_one_code_shown_at_two_stores_at_once_is_honoured_at_one(db_location: str) -> None:
+    """Red team: the member's redemption code taken at two tills at once. Both used to get 200 (the
+    second as a "replay" of the first), so both gave the discount while the points were spent once."""
+    person = _granted(db_location, 100)
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        code = ledger.issue_code(db, person, 40)["code"]
+    finally:
+        db.close()
+    results: list[str] = []
+
+    def till(store: str, own: Database) -> None:
+        try:
+            results.append("replayed" if ledger.redeem_code(own, code, store=store, channel="pos").replayed else "ok")
+        except ledger.CodeUsed:
+            results.append("used")
+
+    race(db_location, [partial(till, "s1"), partial(till, "s2")])
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        assert sorted(results) == ["ok", "used"]
+        assert balances.balance(db, person)["balance"] == 60
+        _clean(db)
+    finally:
+        db.close()
 
 
 def test_tills_retrying_at_once_while_points_are_earned_post_each_request_once_and_lots_stay_fifo(
@@ -356,17 +387,54 @@ def test_expiry_notices_go_over_consented_channels_outside_quiet_hours(db: Datab
     try:
         sender = ExpiryNoticeSender(db, {"sms": SmsChannel(SmsSender(sms.url, "品牌"), "SMS_ALERT")})
         night = due.replace(hour=15)  # 23:00 in Shanghai, the home stores' default zone
-        assert sender.run(now=night) == {"sent": 0, "deferred": 1, "no_consent": 1, "failed": 0, "claimed_elsewhere": 0}
+        assert sender.run(now=night) == {"sent": 0, "deferred": 1, "no_consent": 1, "failed": 0, "claimed_elsewhere": 0,
+                                        "unanswered": 0, "found": 0, "unknown": 0}
         assert sms.messages_to("13800000071") == []
         morning = due.replace(hour=2) + timedelta(days=1)  # 10:00 in Shanghai
-        assert sender.run(now=morning) == {"sent": 1, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0}
+        assert sender.run(now=morning) == {"sent": 1, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0,
+                                        "unanswered": 0, "found": 0, "unknown": 0}
         sent = sms.messages_to("13800000071")
         assert len(sent) == 1 and sent[0].template == SMS_TEMPLATE and sent[0].params["points"] == "120"
         assert sms.messages_to("13800000072") == []  # no consent: recorded, never sent
         rows = {r["person"]: r for r in db.query("SELECT person, channel, outcome, receipt FROM loyalty_notices")}
         assert (rows[told]["channel"], rows[told]["outcome"]) == ("sms", "sent") and rows[told]["receipt"]
         assert (rows[untold]["channel"], rows[untold]["outcome"]) == (None, "no_consent")
-        assert sender.run(now=morning) == {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0}  # once each
+        assert sender.run(now=morning) == {"sent": 0, "deferred": 0, "no_consent": 0, "failed": 0, "claimed_elsewhere": 0,
+                                        "unanswered": 0, "found": 0, "unknown": 0}  # once each
+    finally:
+        sms.stop()
+
+
+def test_a_notice_whose_answer_was_lost_is_asked_about_not_sent_again(db: Database) -> None:
+    """The provider takes the SMS but the answer is lost (the connection closes): the claim stays, and
+    the run after ``STALE`` asks the provider (QuerySendDetails by the OutId) instead of sending again."""
+    from cloud.activation import consent
+    from cloud.activation.expiry_notices import STALE, ExpiryNoticeSender
+    from cloud.channels.notice import SmsChannel
+    from cloud.channels.sms import SmsSender
+    from cloud.channels.sms_sim import SimulatedSms
+
+    # the provider files a message under the (China) day it really arrived, so the run is today, 10:00 there
+    now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(hour=10, minute=0, second=0, microsecond=0).astimezone(UTC)
+    earned = now - timedelta(days=350)
+    person = _member(db, phone="13800000073")
+    consent.set_consent(db, person, "sms", True, source="test", actor="test")
+    _order(db, "o-lost", person, 90.0, at=earned)
+    ledger.post_new_orders(db, now=earned)
+    assert len(ledger.notify_expiring(db, now=now)) == 1
+    sms = SimulatedSms().start()
+    sms.lose_answers = 1
+    try:
+        sender = ExpiryNoticeSender(db, {"sms": SmsChannel(SmsSender(sms.url, "品牌"), "SMS_ALERT")})
+        first = sender.run(now=now)
+        assert (first["sent"], first["unanswered"]) == (0, 1)
+        assert len(sms.messages_to("13800000073")) == 1  # the provider took it; only the answer was lost
+        assert sender.run(now=now)["unanswered"] == 0  # not stale yet: nobody sends it again
+        later = sender.run(now=now + STALE + timedelta(seconds=1))
+        assert (later["found"], later["sent"], later["unanswered"]) == (1, 0, 0)
+        assert len(sms.messages_to("13800000073")) == 1  # exactly one SMS reached the server
+        row = db.one("SELECT outcome, channel, receipt FROM loyalty_notices WHERE person = ?", (person,))
+        assert (row["outcome"], row["channel"]) == ("sent", "sms") and row["receipt"].startswith("found:")
     finally:
         sms.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -180,3 +181,61 @@ def test_a_blocklist_change_is_replayed_by_the_next_rebuild(db: Database) -> Non
     assert {r[0] for r in db.rows("SELECT blocked FROM identifiers")} == {"shop_phone"}
     with pytest.raises(oneid.IdentityError):
         oneid.add_block(db, "phone", "(unclosed", "bad")
+
+
+def test_a_rebuild_that_merges_a_loaded_brand_restates_the_planners_statistics(db: Database) -> None:
+    """Statistics taken before anything merged (every ``merged_into`` empty) led SQLite to read one
+    person's records by scanning every record; the rebuild that merged them re-reads them."""
+    with db.transaction() as tx:
+        blocklist = oneid.Blocklist.load(tx)
+        for i in range(400):  # 200 pairs sharing a phone
+            tx.execute("INSERT INTO members (id, source, source_key, created) VALUES (?, 'crm', ?, ?)",
+                       (f"r{i:03d}", f"r{i:03d}", (T0 + timedelta(minutes=i)).isoformat()))
+            oneid.add_identifiers(tx, f"r{i:03d}", [("phone", f"1380000{i // 2:04d}")], blocklist=blocklist)
+    db.execute("ANALYZE")
+
+    result = oneid.rebuild(db, actor="test")
+
+    assert result.moved == 200 and _persons(db) == 200
+    if db.dialect.name == "sqlite":
+        plan = db.rows("EXPLAIN QUERY PLAN SELECT id FROM members WHERE id = ? OR merged_into = ?", ("r001", "r001"))
+        assert not any(step[-1].startswith("SCAN members") for step in plan), plan
+    else:
+        assert db.scalar("SELECT null_frac FROM pg_stats WHERE tablename = 'members' AND attname = 'merged_into'") < 1
+
+
+def test_a_replay_over_dense_conflicts_moves_nobody_and_keeps_every_link(db: Database) -> None:
+    """A rebuild reads only the records sharing a value and skips the limit checks a group's values
+    cannot break: over shared phones, shared cards, manual links and cannot-link pairs, replaying
+    it must reproduce its own persons, links and review queue exactly."""
+    rng = random.Random(7)
+    records = [f"r{i:03d}" for i in range(300)]
+    with db.transaction() as tx:
+        blocklist = oneid.Blocklist.load(tx)
+        for record in records:
+            tx.execute("INSERT INTO members (id, source, source_key, created) VALUES (?, 'crm', ?, ?)",
+                       (record, record, (T0 + timedelta(minutes=rng.randrange(500))).isoformat()))
+            pairs = [("phone", f"1380000{rng.randrange(140):04d}")]
+            pairs += [("member_card", f"C{rng.randrange(250)}")] if rng.random() < 0.5 else []
+            pairs += [("unionid", f"U{rng.randrange(120)}")] if rng.random() < 0.3 else []
+            oneid.add_identifiers(tx, record, pairs, blocklist=blocklist)
+        for rule in ("manual", "review") * 5:
+            a, b = rng.sample(records, 2)
+            tx.execute("INSERT INTO links (a, b, kind, value, rule, priority, status, reason, created, actor) "
+                       "VALUES (?, ?, 'manual', '', ?, 1000, 'active', '', '', 'test')", (a, b, rule))
+            tx.execute("INSERT INTO cannot_link (a, b, created, actor) VALUES (?, ?, '', 'test') ON CONFLICT DO NOTHING",
+                       tuple(rng.sample(records, 2)))
+
+    def state() -> tuple[list[tuple], ...]:
+        return tuple(sorted(db.rows(sql)) for sql in (
+            "SELECT id, merged_into FROM members",
+            "SELECT a, b, kind, value, rule, status, reason FROM links",
+            "SELECT kind, value, reason, sides, floating, status FROM identity_conflicts"))
+
+    first = oneid.rebuild(db, actor="test")
+    before = state()
+    replay = oneid.rebuild(db, actor="test")
+
+    assert first.moved > 0 and first.rejected > 0 and before[2]  # merges, refusals and conflicts to keep
+    assert replay.moved == 0 and not replay.changed_persons
+    assert state() == before

@@ -63,7 +63,7 @@ def test_a_batch_lands_like_a_file_with_refunds_duplicates_and_bad_rows(db: Data
     assert report["quarantined"] == {"duplicate_order": 1, "bad_time": 1, "negative_amount": 1, "invalid_store": 1,
                                      "malformed_row": 1}
     # a line's category comes from the catalogue when the till does not send one
-    assert db.scalar("SELECT category FROM order_lines WHERE order_id = 'pos:R-1'") == "焕肤"
+    assert db.scalar("SELECT category FROM order_lines WHERE order_id = 'pos:sh-001:R-1'") == "焕肤"
     # posted again: counted once
     again = till.land(db, "pos", [_order("R-1")])
     assert again["orders"] == 0 and again["quarantined"] == {"duplicate_order": 1}
@@ -72,11 +72,11 @@ def test_a_batch_lands_like_a_file_with_refunds_duplicates_and_bad_rows(db: Data
     rest = {**_order("RF-2", paid=298.0), "type": "refund", "refund_of": "R-1"}
     assert till.land(db, "pos", [part, rest])["refunds"] == 2
     assert db.rows("SELECT id, paid, refund_of FROM orders WHERE status = 'refund' ORDER BY id") == [
-        ("pos:RF-1:refund", -100.0, "pos:R-1"), ("pos:RF-2:refund", -298.0, "pos:R-1")]
+        ("pos:sh-001:RF-1:refund", -100.0, "pos:sh-001:R-1"), ("pos:sh-001:RF-2:refund", -298.0, "pos:sh-001:R-1")]
     orphan = {**_order("RF-3", paid=5.0, card=None), "type": "refund", "refund_of": "NOPE"}
     assert till.land(db, "pos", [orphan])["quarantined"] == {"refund_without_order": 1}
     # the buyer is a OneID person with the order in the profile, and the live screen counts it
-    member = db.scalar("SELECT member_id FROM orders WHERE id = 'pos:R-1'")
+    member = db.scalar("SELECT member_id FROM orders WHERE id = 'pos:sh-001:R-1'")
     person = db.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member,))
     assert person and oneid  # resolved
     screen = live.brand_live(db, None)
@@ -101,28 +101,28 @@ def _tap(db: Database, visit: visits.Visit, action: str, assistant: str, *, amou
 def test_a_till_order_is_attributed_to_the_member_visit_and_assistant(db: Database) -> None:
     _master(db)
     till.land(db, "pos", [_order("OLD-1", ts=datetime.now(UTC) - timedelta(days=30))])  # the member is known
-    member = db.scalar("SELECT member_id FROM orders WHERE id = 'pos:OLD-1'")
+    member = db.scalar("SELECT member_id FROM orders WHERE id = 'pos:sh-001:OLD-1'")
     now = datetime.now(UTC)
     visit = _visit(db, member, now - timedelta(minutes=20))
     _tap(db, visit, "served", "A002")
     # the till's order in the member's visit window: the visit and the assistant who served it
     till.land(db, "pos", [_order("T-1", ts=now)])
-    row = till.attribution(db, "pos:T-1")
+    row = till.attribution(db, "pos:sh-001:T-1")
     assert (row["visit_id"], row["assistant"], row["reason"], row["member_via"]) == (visit.id, "A002",
                                                                                       "served_in_visit", "card")
     assert row["lag_s"] == pytest.approx(1200, abs=2)
     # the 成交 tap with the receipt number, after the till: confirmed for the tapping assistant
     _tap(db, visit, "sold", "A001", amount=999.0, receipt="T-1")
-    assert till.attribution(db, "pos:T-1")["reason"] == "receipt_confirmed"
-    assert till.attribution(db, "pos:T-1")["assistant"] == "A001"
+    assert till.attribution(db, "pos:sh-001:T-1")["reason"] == "receipt_confirmed"
+    assert till.attribution(db, "pos:sh-001:T-1")["assistant"] == "A001"
     # a 成交 tap before the till: the till's order confirms it
     _tap(db, visit, "sold", "A002", amount=50.0, receipt="T-2")
     till.land(db, "pos", [_order("T-2", paid=60.0, ts=now)])
-    assert (till.attribution(db, "pos:T-2")["assistant"], till.attribution(db, "pos:T-2")["reason"]) == (
+    assert (till.attribution(db, "pos:sh-001:T-2")["assistant"], till.attribution(db, "pos:sh-001:T-2")["reason"]) == (
         "A002", "receipt_confirmed")
     # a partial refund follows its order's assistant; a typed amount without a till order is a claim only
     till.land(db, "pos", [{**_order("T-2R", paid=10.0), "type": "refund", "refund_of": "T-2"}])
-    assert till.attribution(db, "pos:T-2R:refund")["reason"] == "refund_of"
+    assert till.attribution(db, "pos:sh-001:T-2R:refund")["reason"] == "refund_of"
     _tap(db, visit, "sold", "A002", amount=5000.0)
     day = now.astimezone(UTC)
     league = {r["assistant"]: r for r in dashboard.assistants_league(db, "sh-001", day - timedelta(days=1),
@@ -131,13 +131,13 @@ def test_a_till_order_is_attributed_to_the_member_visit_and_assistant(db: Databa
     assert league["A002"]["claimed_sales"] == 5000.0 + 50.0 and league["A001"]["confirmed_orders"] == 1
     # an order outside any visit window, with the till's salesperson
     till.land(db, "pos", [_order("T-3", card=None, assistant="A003")])
-    assert till.attribution(db, "pos:T-3")["reason"] == "till_assistant"
+    assert till.attribution(db, "pos:sh-001:T-3")["reason"] == "till_assistant"
     till.land(db, "pos", [_order("T-4", card=None)])
-    assert till.attribution(db, "pos:T-4")["reason"] == "anonymous"
+    assert till.attribution(db, "pos:sh-001:T-4")["reason"] == "anonymous"
     # a sale and its refund in one batch: the refund follows the sale's assistant
     till.land(db, "pos", [_order("T-5", card=None, assistant="A003"),
                           {**_order("T-5R", paid=20.0, card=None), "type": "refund", "refund_of": "T-5"}])
-    assert (till.attribution(db, "pos:T-5R:refund")["assistant"], till.attribution(db, "pos:T-5R:refund")["reason"]) == (
+    assert (till.attribution(db, "pos:sh-001:T-5R:refund")["assistant"], till.attribution(db, "pos:sh-001:T-5R:refund")["reason"]) == (
         "A003", "refund_of")
 
 
@@ -159,7 +159,7 @@ def test_a_transient_database_error_routes_the_message_again_not_loses_it(db: Da
     processor.route_retrying(topics.till_order("demo", "sh-001", "till-1"), encode(order))
     counts = processor.counters.snapshot()
     assert (counts.retries, counts.till_orders) == (1, 1)
-    assert db.scalar("SELECT paid FROM orders WHERE id = 'pos:P-9'") == 99.0
+    assert db.scalar("SELECT paid FROM orders WHERE id = 'pos:sh-001:P-9'") == 99.0
 
 
 def test_a_till_publishes_its_order_on_evt_order(db: Database) -> None:
@@ -174,8 +174,8 @@ def test_a_till_publishes_its_order_on_evt_order(db: Database) -> None:
     processor.process(topic, encode(order))  # a re-send after a lost PUBACK
     counts = processor.counters.snapshot()
     assert counts.till_orders == 1 and counts.duplicates == 1
-    assert db.scalar("SELECT paid FROM orders WHERE id = 'pos:P-1'") == 199.0
-    assert till.attribution(db, "pos:P-1")["member_via"] == "qr"
+    assert db.scalar("SELECT paid FROM orders WHERE id = 'pos:sh-001:P-1'") == 199.0
+    assert till.attribution(db, "pos:sh-001:P-1")["member_via"] == "qr"
     # another store's payload on this till's topic is refused
     other = order.model_copy(update={"store": "sh-002", "order_no": "P-2"})
     processor.process(topic, encode(other))
@@ -206,7 +206,7 @@ def test_post_orders_is_signed_fresh_and_not_replayed(start_cloud) -> None:
     assert forged.status_code == 401 and forged.json()["detail"]["code"] == "bad_signature"
     unknown = client.post("/v1/orders", content=body, headers=_signed(body, channel="jd"))
     assert unknown.json()["detail"]["code"] == "unknown_channel"
-    assert runtime.db.scalar("SELECT COUNT(*) FROM orders WHERE id = 'pos:H-1'") == 1
+    assert runtime.db.scalar("SELECT COUNT(*) FROM orders WHERE id = 'pos:sh-001:H-1'") == 1
     for bad in (b'{"order": []}', b"[1, 2]", b"not json"):
         refused = client.post("/v1/orders", content=bad, headers=_signed(bad))
         assert refused.status_code == 422 and refused.json()["detail"]["code"] == "malformed_batch"
@@ -246,7 +246,7 @@ def test_end_to_end_files_in_stream_out_and_the_screens_show_the_tills_numbers(d
     person = db.scalar("SELECT COALESCE(m.merged_into, m.id) FROM orders o JOIN members m ON m.id = o.member_id "
                        "WHERE o.id = 'wechat:WX-1'")
     assert person == db.scalar("SELECT COALESCE(m.merged_into, m.id) FROM orders o JOIN members m "
-                               "ON m.id = o.member_id WHERE o.id = 'pos:OLD-9'")
+                               "ON m.id = o.member_id WHERE o.id = 'pos:sh-001:OLD-9'")
     visit = _visit(db, person, at - timedelta(minutes=25))  # recognised at the door
     _tap(db, visit, "served", "A002")
     processor = EventProcessor(db, matcher=None, cards=None, require_known_devices=False)  # type: ignore[arg-type]
@@ -257,7 +257,7 @@ def test_end_to_end_files_in_stream_out_and_the_screens_show_the_tills_numbers(d
                      lines=(TillLine(sku="SKU-1001", qty=1, price=379.0), TillLine(sku="SKU-1002", qty=2, price=189.5)),
                      member=TillMember(card="C-1111"))
     processor.process(topics.till_order("demo", "sh-001", "till-1"), encode(sale))
-    attributed = till.attribution(db, "pos:E2E-1")
+    attributed = till.attribution(db, "pos:sh-001:E2E-1")
     assert (attributed["visit_id"], attributed["assistant"], attributed["reason"]) == (visit.id, "A002",
                                                                                        "served_in_visit")
     league = dashboard.assistants_league(db, "sh-001", at - timedelta(hours=12), at + timedelta(hours=12))

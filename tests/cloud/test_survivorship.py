@@ -142,11 +142,11 @@ def test_a_refund_needs_the_buyers_sale_of_its_products_and_amount_within_the_wi
     )
     report = import_text(db, "pos", text, source="pos.csv")
     assert report.quarantined == {"refund_without_order": 4} and report.refunds == 1
-    assert db.scalar("SELECT refund_of FROM orders WHERE id = 'pos:R4:refund'") == "pos:S1"
+    assert db.scalar("SELECT refund_of FROM orders WHERE id = 'pos:s1:R4:refund'") == "pos:s1:S1"
     # a later file's refund finds the sale imported before, across imports
     later = import_text(db, "pos", POS_HEAD + "R6,s1,MC1,13800000001,2026-01-20 10:00:00,SKU-A,护肤,1,40,40,CNY,refund\n",
                         source="pos2.csv")
-    assert later.refunds == 1 and db.scalar("SELECT refund_of FROM orders WHERE id = 'pos:R6:refund'") == "pos:S1"
+    assert later.refunds == 1 and db.scalar("SELECT refund_of FROM orders WHERE id = 'pos:s1:R6:refund'") == "pos:s1:S1"
 
 
 def test_member_list_facts_land_on_the_record_and_a_reimport_updates_them(db: Database) -> None:

@@ -114,7 +114,9 @@ def test_store_manager_sees_their_store_with_the_api_numbers(dash: Dash, browser
     assert page.locator(".score.overall .value").inner_text() == one_decimal(health["overall"])
     for sub in health["sub_scores"]:
         assert page.locator(f".score.{sub['name']} .value").inner_text() == one_decimal(sub["score"])
-        assert page.locator(f"details[data-sub={sub['name']}] tbody tr").count() == len(sub["metrics"])
+        assert page.locator(f"details[data-sub={sub['name']}] tbody tr[data-metric]").count() == len(sub["metrics"])
+    # the operations score's alerts, each with its part of the day's opening hours
+    assert page.locator("details[data-sub=operations] [data-incidents] tr[data-alert]").count() == len(health["incidents"])
     assert texts(page, "#assistants tbody tr td:nth-child(2)") == [a["name"] for a in board["assistants"]]
     assert texts(page, "#hot tbody tr td:nth-child(2)") == [p["sku"] for p in board["hot_products"]]
     alerts = dash.api(f"/v1/alerts?store={STORE_A}&status=open&limit=100", dash.manager_key)

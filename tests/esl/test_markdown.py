@@ -95,3 +95,58 @@ def test_expected_schedule_and_badge():
 def test_a_floor_above_the_list_price_is_refused():
     with pytest.raises(ValidationError, match="floor_price"):
         Perishable(sku="x", list_price=10, floor_price=12, stock=1, sales_rate=1, days_to_expiry=1)
+
+
+#: Inelastic shoppers (ε < 1) with twice the stock that sells at list price by expiry: the case where the
+#: planner that trusted its constant-elasticity curve lost to "30% off on the last day" (issue 16).
+SLOW_CHEESE = Perishable(sku="F-3001", list_price=29.9, floor_price=12.0, stock=60, sales_rate=6, days_to_expiry=5,
+                         elasticity=0.8, max_changes_per_day=2)
+
+
+def test_the_least_lift_is_the_tangent_below_the_believed_curve():
+    product = SLOW_CHEESE
+    assert product.least(1.0) == product.believed(1.0) == 1.0
+    for ratio in (0.4, 0.6, 0.8, 0.95):
+        assert product.least(ratio) < product.believed(ratio)
+    assert product.least(0.5) == pytest.approx(1 + 0.8 * 0.5 * 0.5)  # slope 0.8 × (1 − doubt 0.5)
+
+
+def test_no_doubt_is_the_constant_elasticity_planner():
+    sure = plan(SLOW_CHEESE.model_copy(update={"elasticity_doubt": 0}))
+    assert sure.weight == 1.0 and sure.lift(0.5) == SLOW_CHEESE.believed(0.5)
+
+
+def _value(product, policy, demand, seeds=range(300)):
+    """Mean revenue less the waste penalty over seeded shoppers."""
+    outcomes = [simulate(product, policy, np.random.default_rng(s), demand=demand) for s in seeds]
+    return float(np.mean([o.revenue - o.wasted * product.penalty for o in outcomes]))
+
+
+def test_an_unsure_planner_does_not_bet_on_discounts_that_inelastic_shoppers_do_not_reward():
+    """Against shoppers whose lift flattens at deep discounts (the bench's ``linear``), the planner that
+    doubts its elasticity keeps more value than the one that trusts it, and no less than the rule;
+    when its curve was right after all it gives up little."""
+    unsure, sure = plan(SLOW_CHEESE), plan(SLOW_CHEESE.model_copy(update={"elasticity_doubt": 0}))
+    assert unsure.weight < 1.0  # it did not plan for the believed curve alone
+    flat = Demand(SLOW_CHEESE.sales_rate, SLOW_CHEESE.elasticity, shape="linear")
+    assert _value(SLOW_CHEESE, unsure, flat) > _value(SLOW_CHEESE, sure, flat)
+    assert _value(SLOW_CHEESE, unsure, flat) >= _value(SLOW_CHEESE, LastDayDiscount(SLOW_CHEESE), flat)
+    believed = Demand(SLOW_CHEESE.sales_rate, SLOW_CHEESE.elasticity)
+    assert _value(SLOW_CHEESE, unsure, believed) > 0.95 * _value(SLOW_CHEESE, sure, believed)
+
+
+def test_an_elastic_product_is_still_planned_for_the_believed_curve():
+    """Where discounts pay even at the least lift the doubt allows, doubt changes nothing."""
+    assert plan(MILK).weight == 1.0
+    assert plan(MILK).expected_schedule() == plan(MILK.model_copy(update={"elasticity_doubt": 0})).expected_schedule()
+
+
+def test_a_real_sales_pattern_drives_the_simulated_shoppers():
+    """``Demand.periods`` (a real item's sales by period, relative to the planner's rate) replaces the
+    weekday table: a flat pattern meets the very shoppers of plain demand, an empty one buys nothing."""
+    periods = MILK.days_to_expiry * MILK.periods_per_day
+    plain = simulate(MILK, None, np.random.default_rng(4), demand=Demand(12, 2.0))
+    flat = simulate(MILK, None, np.random.default_rng(4), demand=Demand(12, 2.0, periods=(1.0,) * periods))
+    assert flat == plain and plain.sold > 0
+    empty = simulate(MILK, None, np.random.default_rng(4), demand=Demand(12, 2.0, periods=(0.0,) * periods))
+    assert empty.sold == 0 and empty.wasted == MILK.stock

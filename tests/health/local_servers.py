@@ -12,7 +12,7 @@ from email import policy
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-from cloud.channels.simulated_server import SimulatedServer
+from cloud.channels.simulated_server import JsonHandler, SimulatedServer
 from cloud.channels.webhook import verify
 
 
@@ -39,28 +39,17 @@ class Provider:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         provider = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _reply(self, body: dict, status: int = 200) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 q = parse_qs(url.query)
                 if url.path == "/cgi-bin/gettoken":
                     if q.get("corpid") != ["corp"] or q.get("corpsecret") != ["s3cret"]:
-                        return self._reply({"errcode": 40001, "errmsg": "invalid credential"})
+                        return self.answer({"errcode": 40001, "errmsg": "invalid credential"})
                     provider.tokens_issued += 1
-                    return self._reply({"errcode": 0, "errmsg": "ok", "access_token": f"tok{provider.tokens_issued}",
+                    return self.answer({"errcode": 0, "errmsg": "ok", "access_token": f"tok{provider.tokens_issued}",
                                         "expires_in": 7200})
-                self._reply({"errcode": 404, "errmsg": "no such api"}, 404)
+                self.answer({"errcode": 404, "errmsg": "no such api"}, 404)
 
             def do_POST(self) -> None:
                 url = urlparse(self.path)
@@ -68,29 +57,29 @@ class Provider:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if provider.fail_next:
                     provider.fail_next -= 1
-                    return self._reply({"errcode": -1, "errmsg": "system busy"}, 500)
+                    return self.answer({"errcode": -1, "errmsg": "system busy"}, 500)
                 if url.path == "/cgi-bin/message/send":
                     if provider.expire_tokens:
                         provider.expire_tokens -= 1
-                        return self._reply({"errcode": 42001, "errmsg": "access_token expired"})
+                        return self.answer({"errcode": 42001, "errmsg": "access_token expired"})
                     if q.get("access_token") != [f"tok{provider.tokens_issued}"]:
-                        return self._reply({"errcode": 40014, "errmsg": "invalid access_token"})
+                        return self.answer({"errcode": 40014, "errmsg": "invalid access_token"})
                     body = json.loads(raw)
                     assert body["msgtype"] in ("text", "markdown") and body[body["msgtype"]]["content"]
                     provider.app.append(body)
-                    return self._reply({"errcode": 0, "errmsg": "ok", "msgid": f"m{len(provider.app)}"})
+                    return self.answer({"errcode": 0, "errmsg": "ok", "msgid": f"m{len(provider.app)}"})
                 if url.path == "/cgi-bin/webhook/send":
                     body = json.loads(raw)
                     provider.robot.append({"key": q.get("key", [""])[0], **body})
-                    return self._reply({"errcode": 0, "errmsg": "ok"})
+                    return self.answer({"errcode": 0, "errmsg": "ok"})
                 if url.path == "/hook":
                     if not verify(provider.secret, self.headers.get("X-Instore-Timestamp", ""), raw,
                                   self.headers.get("X-Instore-Signature", "")):
                         provider.bad_signatures += 1
-                        return self._reply({"error": "bad signature"}, 401)
+                        return self.answer({"error": "bad signature"}, 401)
                     provider.hooks.append({"delivery": self.headers["X-Instore-Delivery"], **json.loads(raw)})
-                    return self._reply({"ok": True})
-                self._reply({"errcode": 404}, 404)
+                    return self.answer({"ok": True})
+                self.answer({"errcode": 404}, 404)
 
         return Handler
 

@@ -123,6 +123,19 @@ def test_scan_is_incremental_and_raises_each_alert_once(db_location: str) -> Non
         db.close()
 
 
+def test_a_metric_made_of_the_products_own_alerts_is_not_scanned(db_location: str) -> None:
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        local_now = datetime(2026, 3, 2, 15, 20)
+        _store_with_hours(db, local_now.replace(minute=0), spike_at="2026-03-02T14:00")
+        db.execute("INSERT INTO store_metrics (store, grain, ts, metric, value) SELECT store, grain, ts, "
+                   "'incident_hours_share', CASE WHEN value = 200 THEN 1 ELSE 0 END FROM store_metrics")
+        raised = scan(db, None, (local_now - timedelta(hours=8)).replace(tzinfo=UTC))
+        assert [a.metric for a in raised] == ["footfall"]  # the outage's own alerts already told it
+    finally:
+        db.close()
+
+
 def test_the_cli_scans_a_store_never_scanned_days_back(tmp_path: Path) -> None:
     utc_hour = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     shanghai_now = utc_hour + timedelta(hours=8)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from cloud import clock
 from cloud.api import auth
 from cloud.api.app import create_app
+from cloud.health.model import DEFAULT_WEIGHTS, OPERATIONS_WEIGHT
 from cloud.health.rollup import rollup_days
 from cloud.runtime import Runtime, open_cdp
 from cloud.settings import Settings
@@ -97,7 +98,8 @@ def test_device_keys_read_nothing(api: Api) -> None:
 
 def test_weights_only_hq_admin_changes_them(api: Api) -> None:
     weights = api.get("/v1/health/weights", "hq_analyst").json()
-    assert weights["overall"] == {"experience": 0.25, "customer": 0.25, "team": 0.25, "product": 0.25}
+    assert weights["overall"] == {"experience": 0.25, "customer": 0.25, "team": 0.25, "product": 0.25,
+                                  "operations": OPERATIONS_WEIGHT}
     only_experience = {"overall": {"experience": 1, "customer": 0, "team": 0, "product": 0}}
     for role in ("hq_analyst", "store_manager"):
         response = api.client.put("/v1/health/weights", json=only_experience, headers={"X-API-Key": api.keys[role]})
@@ -111,7 +113,7 @@ def test_weights_only_hq_admin_changes_them(api: Api) -> None:
         for row in api.get("/v1/health/stores", day=DAY).json()["stores"]:
             assert row["overall"] == row["experience"]
     finally:
-        api.client.put("/v1/health/weights", json={"overall": {"experience": 1, "customer": 1, "team": 1, "product": 1}},
+        api.client.put("/v1/health/weights", json={"overall": DEFAULT_WEIGHTS["overall"]},
                        headers={"X-API-Key": api.keys["hq_admin"]})
 
 

@@ -64,7 +64,7 @@ def test_the_golden_day_ranks_and_explains_every_store_as_computed_by_hand(
         detail = http.get(f"/v1/health/stores/{store}", params={"day": DAY}, headers={"X-API-Key": key}).json()
         assert (detail["overall"], detail["rank"], detail["of"]) == (expected["overall"], expected["rank"], 3)
         assert {s["name"]: s["score"] for s in detail["sub_scores"]} == {
-            sub: expected[sub] for sub in ("experience", "customer", "team", "product")}
+            sub: expected[sub] for sub in ("experience", "customer", "team", "product", "operations")}
         peers = [s for s, *_ in ROWS["stores"] if s != store]
         peer_overall = sorted(r["overall"] for r in TRUTH["ranking"] if r["store"] in peers)
         assert detail["peer_group"] == {"key": "tier1/mall", "stores": peers,

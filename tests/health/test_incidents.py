@@ -54,8 +54,15 @@ def test_each_new_kind_loses_what_its_failure_loses_from_its_hour(db) -> None:
     assert [i.kind for i in planted] == list(KINDS[3:]) and all(i.rows_changed > 0 for i in planted)
     after = {s: _counts(db, s) for s in stores}
     absent, collapse, pos = stores
-    assert after[absent]["assistants"] == (before[absent]["assistants"][0], 1)  # one assistant came in
-    assert after[absent]["orders"][1] < before[absent]["orders"][1]  # the others' sales are gone too
+    # the roster's first shift start at or after 15:00 is when the absence begins: those starting then or later
+    # never came in, those already on shift carry on
+    starts = {a: int(t[:2]) for a, t in db.rows("SELECT assistant, start_time FROM shifts WHERE store = ? AND day = ?",
+                                                  (absent, DAY.isoformat()))}
+    assert planted[0].from_hour == min(h for h in starts.values() if h >= 15)
+    since = clock.iso_utc(clock.day_start_utc(DAY, "Asia/Shanghai") + timedelta(hours=planted[0].from_hour))
+    acting = {a for (a,) in db.rows("SELECT DISTINCT assistant FROM feedback WHERE store = ? AND ts >= ?", (absent, since))}
+    assert acting and all(starts[a] < planted[0].from_hour for a in acting)
+    assert after[absent]["orders"][1] < before[absent]["orders"][1]  # the absent ones' sales are gone too
     kept = after[collapse]["orders"][1]
     assert 0 < kept <= before[collapse]["orders"][1] // KEPT_SALE + 1
     assert after[pos]["orders"][1] == 0 and after[pos]["visits"] == before[pos]["visits"]  # the floor carries on

@@ -84,7 +84,8 @@ def test_hand_computed_store_day(db: Database) -> None:
         "sales": 600, "orders": 3, "avg_ticket": 200, "units_per_ticket": 5 / 3, "member_sales_share": 500 / 600,
         "conversion": 0.5, "new_members": 1, "repurchase_rate": 0.5, "dormant_reactivated": 1, "churn_rate": 0.5,
         "stock_outs": 1, "stock_out_rate": 0.5, "sell_through": 9 / 25, "markdown_waste": 60,
-        "markdown_waste_share": 0.1, "assistants_active": 2, "sales_per_assistant": 300, "target_attainment": 0.6})
+        "markdown_waste_share": 0.1, "assistants_active": 2, "sales_per_assistant": 300, "target_attainment": 0.6,
+        "incident_hours_share": 0})  # no alert that day
 
 
 def test_rollup_is_idempotent(db: Database) -> None:

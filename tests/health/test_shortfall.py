@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cloud.cdp.imports.canonical import order_id
 from cloud.clock import iso
 from cloud.db import Database
 from cloud.health import shortfall
@@ -49,7 +50,7 @@ def _trade(db: Database, start: datetime, end: datetime, *, every_s: float | Non
             n += 1
             key = f"{int(t.timestamp())}-{n}"
             tx.execute("INSERT INTO orders (id, channel, order_no, store, ts, paid, status) "
-                       "VALUES (?, 'pos', ?, ?, ?, 100, 'paid')", (f"pos:{key}", key, STORE, int(t.timestamp())))
+                       "VALUES (?, 'pos', ?, ?, ?, 100, 'paid')", (order_id("pos", key, STORE), key, STORE, int(t.timestamp())))
             t += timedelta(seconds=every_s)
     t = start
     with db.transaction() as tx:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from itertools import count
 
 from cloud.cdp import members
+from cloud.cdp.imports.canonical import order_id
 from cloud.db import Database
 
 NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
@@ -24,15 +25,16 @@ def member(db: Database, phone: str, name: str = "王芳") -> str:
 
 
 def order(db: Database, member_id: str | None, days_ago: float, lines: list[tuple[str, str, float]], *,
-          shop: str | None = "st-1") -> str:
+          shop: str = "st-1") -> str:
     """One paid order ``days_ago`` before NOW with (sku, category, price) lines."""
-    order_id = f"pos:t{next(_orders)}"
+    number = f"t{next(_orders)}"
+    oid = order_id("pos", number, shop)
     ts = int(NOW.timestamp() - days_ago * DAY)
     with db.transaction() as tx:
         tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
                    "VALUES (?, 'pos', ?, ?, ?, ?, ?, 'paid')",
-                   (order_id, order_id, shop, member_id, ts, sum(p for *_, p in lines)))
+                   (oid, number, shop, member_id, ts, sum(p for *_, p in lines)))
         tx.executemany("INSERT INTO order_lines (order_id, member_id, channel, store, ts, sku, category, qty, price, amount) "
                        "VALUES (?, ?, 'pos', ?, ?, ?, ?, 1, ?, ?)",
-                       [(order_id, member_id, shop, ts, sku, category, price, price) for sku, category, price in lines])
-    return order_id
+                       [(oid, member_id, shop, ts, sku, category, price, price) for sku, category, price in lines])
+    return oid

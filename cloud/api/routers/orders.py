@@ -44,7 +44,8 @@ async def post_orders(
     x_instore_signature: Annotated[str | None, Header()] = None,
 ) -> dict:
     """Land a signed batch of a channel's orders (sales, refunds, partial refunds); idempotent on
-    channel + order number (a repeat is counted once and reported as ``duplicate_order``)."""
+    channel + order number, and for a till's channel on its store too (``canonical.order_id``: two
+    stores' receipt R-1 are two sales); a repeat is counted once and reported as ``duplicate_order``."""
     body = await request.body()
     secrets = {k: v.get_secret_value() for k, v in runtime.settings.order_channel_secrets.items()}
     channel = stream.verify(secrets, x_instore_channel, x_instore_timestamp, x_instore_signature, body,

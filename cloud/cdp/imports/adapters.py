@@ -84,10 +84,15 @@ POS = LineColumns(
 
 
 def _line_orders(channel: str, columns: LineColumns, rows: Iterable[tuple[int, dict]]) -> Iterator[Parsed]:
-    """Consecutive rows with one order number form one order; a bad line quarantines its order."""
+    """Consecutive rows with one order number (and one store, where the layout has a store column:
+    two tills print the same receipt number) form one order; a bad line quarantines its order."""
+
+    def key(row: dict) -> tuple[str, str]:
+        return _get(row, columns.order_no), _get(row, columns.store) if columns.store else ""
+
     group: list[tuple[int, dict]] = []
     for row_no, row in rows:
-        if group and _get(row, columns.order_no) != _get(group[0][1], columns.order_no):
+        if group and key(row) != key(group[0][1]):
             yield from _one_line_order(channel, columns, group)
             group = []
         group.append((row_no, row))

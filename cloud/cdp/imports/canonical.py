@@ -5,10 +5,30 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 Channel = Literal["tmall", "jd", "wechat", "pos", "youzan", "douyin", "members"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
+#: channels whose order numbers each store's till gives its own receipts, so two stores print the
+#: same number on different sales; the platforms' (Tmall, JD, WeChat, Youzan, Douyin) are platform-wide
+PER_STORE_CHANNELS: frozenset[str] = frozenset({"pos"})
+
+
+def order_id(channel: str, order_no: str, store: str | None = None, *, refund: bool = False) -> str:
+    """The one identity of an order, what ``orders.id`` and every table naming an order holds.
+
+    An in-store channel's number is only unique within its store (``pos:<store>:<receipt no>``); a
+    platform's is unique on the platform (``tmall:<order no>``). A refund that carries its order's
+    number (one row holding both) is ``<id>:refund``. Importers, the order stream, the till and the
+    bulk loaders all build ids here, so a re-posted order is the same id and two stores' receipts
+    are two."""
+    if channel in PER_STORE_CHANNELS:
+        if not store:
+            raise ValueError(f"a {channel} order is numbered per store: order {order_no} names no store")
+        base = f"{channel}:{store}:{order_no}"
+    else:
+        base = f"{channel}:{order_no}"
+    return base + (":refund" if refund else "")
 
 
 class Buyer(BaseModel):
@@ -55,12 +75,18 @@ class Order(BaseModel):
     #: a refund's original order number as the file gives it (POS 原单号), when it has its own number
     refund_ref: str | None = None
 
+    @model_validator(mode="after")
+    def _numbered_where(self) -> Order:
+        order_id(self.channel, self.order_no, self.store)  # a till's receipt without its store has no identity
+        return self
+
     @property
     def id(self) -> str:
-        return f"{self.channel}:{self.order_no}" + (":refund" if self.refund else "")
+        return order_id(self.channel, self.order_no, self.store, refund=self.refund)
 
     @property
     def refund_of(self) -> str | None:
+        """The order a refund returns, as its 原单号 names it: for a till, a receipt of the same store."""
         if not self.refund:
             return None
-        return f"{self.channel}:{self.refund_ref or self.order_no}"
+        return order_id(self.channel, self.refund_ref or self.order_no, self.store)

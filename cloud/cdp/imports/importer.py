@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cloud.cdp import oneid, purchases, tags
+from cloud.cdp import oneid, purchases, tags, tombstones
 from cloud.cdp.imports import adapters, layouts, tabular
 from cloud.cdp.imports.canonical import CHANNELS, Buyer, Order
 from cloud.cdp.imports.cleaning import LOCAL_ZONE, RowProblem
@@ -44,6 +44,8 @@ class ImportReport:
     lines: int = 0
     buyers_new: int = 0
     buyers_known: int = 0
+    #: orders and member rows from before an erasure naming the erased person: landed anonymous / dropped
+    buyers_erased: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
     blocked_identifiers: dict[str, int] = field(default_factory=dict)
     persons_changed: int = 0
@@ -173,6 +175,7 @@ class Importer:
                             orders.append(one)
                     else:
                         buyers.append(one)
+            orders, buyers = self._without_erased(tx, orders, buyers)
             first_seen: dict[str, datetime] = {}
             last_seen: dict[str, datetime] = {}
             for o in orders:
@@ -190,6 +193,21 @@ class Importer:
                 for test, params in tx.among(sorted(set(records.values()))):
                     self._persons.update(r[0] for r in tx.rows(
                         f"SELECT COALESCE(merged_into, id) FROM members WHERE id {test}", params))
+
+    def _without_erased(self, tx: Tx, orders: list[Order], buyers: list[Buyer]) -> tuple[list[Order], list[Buyer]]:
+        """An erased person's data from before their erasure (``cloud.cdp.tombstones``): an order paid
+        before it lands as an anonymous sale, a member-list row signed up before it is dropped; from
+        after it, the customer came back and is new."""
+        erased = tombstones.erased_buyers(tx, self._channel, [o.buyer for o in orders if o.buyer] + buyers)
+        if not erased:
+            return orders, buyers
+        kept_orders = [o.model_copy(update={"buyer": None}) if o.buyer and o.buyer.key in erased
+                       and o.ts <= erased[o.buyer.key] else o for o in orders]
+        kept_buyers = [b for b in buyers if b.key not in erased
+                       or (b.signed_up is not None and _signed_up(b.signed_up) > erased[b.key])]
+        self.report.buyers_erased += sum(a is not b for a, b in zip(orders, kept_orders, strict=True))
+        self.report.buyers_erased += len(buyers) - len(kept_buyers)
+        return kept_orders, kept_buyers
 
     def _check(self, tx: Tx, order: Order) -> RowProblem | None:
         if order.id in self._seen_orders or order.id in self._stored:

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from cloud.cdp.imports import cleaning
 from cloud.cdp.imports.adapters import member_facts
-from cloud.cdp.imports.canonical import Buyer, Line, Order
+from cloud.cdp.imports.canonical import PER_STORE_CHANNELS, Buyer, Line, Order
 from cloud.cdp.imports.cleaning import RowProblem
 from cloud.cdp.imports.tabular import ColumnMap, FileInfo, Table, map_columns
 from protocol.topics import TopicError, check_id
@@ -287,8 +287,15 @@ class Builder:
             return f"{raw}~{_digest(sorted(rec.items()))[:8]}", False
         return raw, True
 
+    def join_key(self, m: Mapped, rec: dict, order_no: str) -> tuple[str, str]:
+        """What joins an order's head to its lines: the number, and for a till's export its store
+        too (each store numbers its own receipts); a table without a store column gives ``""``."""
+        if self.channel not in PER_STORE_CHANNELS:
+            return "", order_no
+        return self.store or m.columns.get(rec, "store").strip(), order_no
+
     def _store(self, m: Mapped, rec: dict) -> str | None:
-        if self.channel != "pos":
+        if self.channel not in PER_STORE_CHANNELS:
             return None
         store = self.store or m.columns.get(rec, "store").strip()  # the import's store wins over a POS org id
         if not store:
@@ -397,22 +404,25 @@ def _guard(row_no: int, raw: dict, make) -> Parsed:
 
 def parse_orders(builder: Builder, heads: Mapped | None, lines: Mapped | None) -> Iterator[Parsed]:
     """Orders from a head table, a line table, or both joined by order number (rows are never dropped)."""
-    by_order: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+    by_order: dict[tuple[str, str], list[tuple[int, dict]]] = defaultdict(list)
     unjoinable: list[tuple[int, dict, str]] = []
     line_map = lines
     if line_map is not None:
         for row_no, rec in line_map.table.records():
             order_no, trusted = builder.order_no(line_map, row_no, rec)
             if trusted or heads is None:
-                by_order[order_no].append((row_no, rec))
+                by_order[builder.join_key(line_map, rec, order_no)].append((row_no, rec))
             else:
                 unjoinable.append((row_no, rec, order_no))
     if heads is not None:
-        seen_heads: set[str] = set()
+        seen_heads: set[tuple[str, str]] = set()
         for row_no, rec in heads.table.records():
             order_no, trusted = builder.order_no(heads, row_no, rec)
-            group = by_order.pop(order_no, []) if trusted and order_no not in seen_heads else []
-            seen_heads.add(order_no)
+            key = builder.join_key(heads, rec, order_no)
+            # lines without a store column join their head on the number alone
+            group = (by_order.pop(key, []) or by_order.pop(("", order_no), [])
+                     if trusted and key not in seen_heads else [])
+            seen_heads.add(key)
             raw: dict = {"rows": [rec] + [r for _, r in group]} if group else dict(rec)
             if heads.table.name not in ("csv",):
                 raw = {**raw, "_sheet": heads.table.name} if "rows" not in raw else raw
@@ -432,7 +442,7 @@ def parse_orders(builder: Builder, heads: Mapped | None, lines: Mapped | None) -
             yield _guard(row_no, raw, make)
         rounded_heads = {heads.columns.get(rec, "order_no").strip() for row_no, rec in heads.table.records()
                          if row_no in heads.rounded_ids}
-        for order_no, group in by_order.items():
+        for (_, order_no), group in by_order.items():
             detail = (f"order number {order_no} was rounded by Excel in the order report: not a join key"
                       if order_no in rounded_heads else f"a line of order {order_no}, which the order report lacks")
             for row_no, rec in group:
@@ -443,7 +453,7 @@ def parse_orders(builder: Builder, heads: Mapped | None, lines: Mapped | None) -
         return
     assert line_map is not None
     role = line_map.layout.role
-    for order_no, group in by_order.items():
+    for (_, order_no), group in by_order.items():
         first_no, first = group[0]
         raw = {"rows": [r for _, r in group]} if len(group) > 1 else dict(first)
 

@@ -16,8 +16,10 @@ for attribution, not an identifier). Rows become ``canonical.Order`` and go thro
 ``importer.Importer``: the same checks, the same quarantine reasons, OneID, profile and tags; every
 batch is one ``imports`` row (``channel`` = the channel, ``source_name`` = ``stream:<channel>``).
 
-Idempotent on channel + order number: an order posted twice is quarantined ``duplicate_order`` the
-second time and counted once.
+Idempotent on the order's identity (``canonical.order_id``): channel + order number for a platform,
+channel + store + receipt number for a till, whose numbers are its store's own (two stores' receipt
+R-1 are two sales; a refund's ``refund_of`` names a receipt of its own store). An order posted twice
+is quarantined ``duplicate_order`` the second time and counted once.
 
 A posted batch is signed per channel (``verify``): HMAC-SHA256 under the channel's secret over
 ``<timestamp>.<body>``, hex, sent as ``X-Instore-Signature`` with ``X-Instore-Channel`` and
@@ -39,7 +41,7 @@ from pydantic import ValidationError
 
 from cloud.cdp.imports import cleaning
 from cloud.cdp.imports.adapters import Parsed
-from cloud.cdp.imports.canonical import CHANNELS, Buyer, Line, Order
+from cloud.cdp.imports.canonical import CHANNELS, PER_STORE_CHANNELS, Buyer, Line, Order
 from cloud.cdp.imports.cleaning import RowProblem
 from cloud.cdp.imports.importer import Importer, ImportReport
 from cloud.db import Database
@@ -150,8 +152,8 @@ def parse(channel: str, row: object, categories: Mapping[str, str], *, store: st
                 check_id("store", where)
             except TopicError as exc:
                 raise RowProblem("invalid_store", str(exc)) from None
-        elif channel == "pos":
-            raise RowProblem("missing_field", "no store")
+        elif channel in PER_STORE_CHANNELS:
+            raise RowProblem("missing_field", "no store: a till's receipt number is its store's own")
         items = row.get("lines")
         if not isinstance(items, list) or not items:
             raise RowProblem("no_lines", "an order without lines")
@@ -178,10 +180,12 @@ def parse(channel: str, row: object, categories: Mapping[str, str], *, store: st
 
 @dataclass
 class Landed:
-    """What a batch did: the import report, and the orders written (id, store, member record, ts)."""
+    """What a batch did: the import report, the orders written (id, store, member record, ts), and
+    each written order's row as posted, by order id (the till's own fields: member, assistant)."""
 
     report: ImportReport
     orders: list[dict]
+    posted: dict[str, dict]
 
 
 def _categories(db: Database, rows: Iterable[object]) -> dict[str, str]:
@@ -210,4 +214,8 @@ def ingest(db: Database, channel: str, rows: list, *, source: str | None = None,
     report = importer.run_items(items, len(items))
     landed = db.query("SELECT id, channel, order_no, store, member_id, ts, paid, status, refund_of FROM orders "
                       "WHERE import_id = ? ORDER BY ts", (report.import_id,))
-    return Landed(report=report, orders=landed)
+    posted: dict[str, dict] = {}
+    for _, raw, order in items:
+        if isinstance(order, Order):
+            posted.setdefault(order.id, raw)  # the first of a batch's repeats is the one that landed
+    return Landed(report=report, orders=landed, posted={o["id"]: posted[o["id"]] for o in landed})

@@ -33,6 +33,7 @@ function ranking(stores) {
     { label: "col.customer", cls: "num", value: (s) => num(s.customer, 1) },
     { label: "col.team", cls: "num", value: (s) => num(s.team, 1) },
     { label: "col.product", cls: "num", value: (s) => num(s.product, 1) },
+    { label: "col.operations", cls: "num", value: (s) => num(s.operations, 1) },
     { label: "col.vs_own", cls: "num", value: (s) => delta(s.overall_vs_own) },
     { label: "col.vs_peers", cls: "num", value: (s) => delta(s.overall_vs_peers) },
     { label: "col.open_alerts", cls: "num", value: (s) => num(s.open_alerts) },

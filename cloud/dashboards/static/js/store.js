@@ -9,7 +9,7 @@ import { formatMetric } from "./metrics.js";
 import { change, el, fill, loadSections, money, num, param, pct, setPrincipal, showError, startPage, table } from "./ui.js";
 
 const KPI_METRICS = ["sales", "orders", "avg_ticket", "footfall", "arrivals", "conversion", "recognised_share", "greeted_share"];
-const SUBS = ["experience", "customer", "team", "product"];
+const SUBS = ["experience", "customer", "team", "product", "operations"];
 const POLL_S = Number(param("poll") || 30);
 
 const store = param("store");
@@ -80,7 +80,20 @@ function scores(health) {
   ];
   fill("explain", el("div", { class: "label", i18n: "store.explain" }), ...health.sub_scores.map((s) => el("details", { class: "explain", "data-sub": s.name, open: s.name === "experience" ? "" : null },
     el("summary", { text: `${t(`sub.${s.name}`)} · ${num(s.score, 1)}` }),
-    table(columns, s.metrics, { rowAttrs: (m) => ({ "data-metric": m.metric, class: m.incident ? "incident" : null, title: m.incident }) }))));
+    table(columns, s.metrics, { rowAttrs: (m) => ({ "data-metric": m.metric, class: m.incident ? "incident" : null, title: m.incident }) }),
+    s.name === "operations" ? incidents(health.incidents || []) : null)));
+}
+
+/** The alerts that made the operations score: each one's part of the day's opening hours. */
+function incidents(rows) {
+  const clockTime = (ts) => new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return el("div", { "data-incidents": String(rows.length) }, el("div", { class: "label", i18n: "store.incidents" }),
+    table([
+      { label: "col.metric", value: (i) => metricLabel(i.metric) + (i.device ? ` · ${i.device}` : "") },
+      { label: "col.severity", value: (i) => i.severity },
+      { label: "col.time", value: (i) => `${clockTime(i.start)}–${clockTime(i.end)}` },
+      { label: "col.value", cls: "num", value: (i) => num(i.minutes, 0) },
+    ], rows, { rowAttrs: (i) => ({ "data-alert": i.alert_id }) }));
 }
 
 function history(health) {

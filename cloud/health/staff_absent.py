@@ -1,0 +1,72 @@
+"""Rostered assistants who did not come in: a shift under way and nothing from them on the guide screen.
+
+The roster (``shifts``, master data: ``cloud.masterdata``) says who should be on the floor now. An
+assistant shows they are there by working the guide screen: every arrival's card they claim, greet,
+serve or sell on is a ``feedback`` row in their name (the product has no sign-in, so this is the
+only trace). One with no row since ``EARLY`` before their shift's start, ``GRACE`` after it, is
+absent when the floor was busy enough that a present one would have acted: the arrivals the other
+assistants on shift handled since that start are so many that, had the work been shared evenly
+among the ``k`` rostered now, none of them falling to this one would happen less than ``ALPHA`` of
+the time (``((k - 1) / k) ** n``). A quiet morning with two cards handled says nothing; twenty-five
+handled while one of three never touched the screen is not chance. With one assistant on shift
+nobody else handles anything: a screen nobody works is the claims source's shortfall
+(``cloud.health.shortfall``), not this rule's.
+
+``cloud.health.shortfall.judge`` runs this for every open store and raises one ``staff_absent``
+alert while any rostered assistant is absent (``critical`` when half or more of those on shift
+are); it clears itself at the first scan after they appear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cloud import clock
+from cloud.db import Database
+
+#: an assistant may sign in to the floor's work a little before the shift, and take this long after its start
+EARLY = timedelta(minutes=30)
+GRACE = timedelta(minutes=15)
+#: the chance of an even share of the handled arrivals missing a present assistant, below which they are absent
+#: (tested at every scan, but the chance only falls while they stay away: one test per shift in effect)
+ALPHA = 1e-4
+
+
+@dataclass(frozen=True)
+class Absence:
+    since: datetime  # UTC: the earliest shift start of the absent
+    absent: list[str]
+    rostered: int  # assistants on shift now
+
+    @property
+    def severity(self) -> str:
+        return "critical" if 2 * len(self.absent) >= self.rostered else "warning"
+
+
+def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absence | None:
+    """The store's rostered assistants absent at ``now`` (None when none, or the store has no roster today)."""
+    zone = clock.zone(tz)
+    local = now.astimezone(zone)
+    at = local.strftime("%H:%M")
+    rostered = [(a, datetime.fromisoformat(f"{local.date().isoformat()}T{start}").replace(tzinfo=zone))
+                for a, start, end in db.rows("SELECT assistant, start_time, end_time FROM shifts WHERE store = ? "
+                                             "AND day = ?", (store, local.date().isoformat())) if start <= at < end]
+    due = [(a, start) for a, start in rostered if start + GRACE <= now]
+    if len(rostered) < 2 or not due:
+        return None
+    first = min(start for _, start in due) - EARLY
+    acted = db.rows("SELECT assistant, visit_id, MIN(ts) FROM feedback WHERE store = ? AND ts >= ? AND ts <= ? "
+                    "GROUP BY assistant, visit_id", (store, clock.iso_utc(first), clock.iso_utc(now)))
+    share = (len(rostered) - 1) / len(rostered)
+    absent = []
+    for assistant, start in due:
+        if any(a == assistant and ts >= clock.iso_utc(start - EARLY) for a, _, ts in acted):
+            continue
+        handled = sum(a != assistant and ts >= clock.iso_utc(start) for a, _, ts in acted)
+        if share ** handled < ALPHA:
+            absent.append((assistant, start))
+    if not absent:
+        return None
+    return Absence(min(start for _, start in absent).astimezone(UTC), sorted(a for a, _ in absent),
+                   len(rostered))
