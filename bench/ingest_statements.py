@@ -12,7 +12,9 @@ engine runs is counted and charged to the first cloud module outside ``cloud.db`
 stage); transactions are counted where one begins (on PostgreSQL each costs a BEGIN and a COMMIT
 round trip more); ``pipelines_per_arrival`` counts PostgreSQL's ``Tx.reads`` pipelines, a round
 trip each whose reads are not among the statements. ``ingest_cpu_ms_per_arrival`` is this process's CPU (user and system; the
-database server's is not in it) while it routes the arrivals, counting included. The counting
+database server's is not in it) while it routes the arrivals, counting included; on PostgreSQL
+``db_cpu_ms_per_arrival`` is the server's, its processes connected to the bench's database
+(``bench.order_stream.backend_cpu``): the two together are what one arrival costs the machine. The counting
 wraps ``Tx`` and ``Database.transaction`` in this process only. The last stdout line is JSON.
 """
 
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet.cloud import drop_database, fresh_database
 from bench.ingest_capacity import enrol, unit
+from bench.order_stream import backend_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,6 +167,8 @@ def main() -> None:
         timings: list[float] = []
         cpu_s = 0.0
         messages: list[tuple[str, bytes]] = []
+        postgres = args.engine == "postgresql"
+        db_before = backend_cpu(url) if postgres else {}
         count.counting = True
         for n in range(args.arrivals):
             member = next(members, None) if rng.random() < 0.6 else None
@@ -185,6 +190,7 @@ def main() -> None:
             cpu_s += time.process_time() - cpu_started
             messages = []
         count.counting = False
+        db_cpu_s = sum(t - db_before.get(pid, 0.0) for pid, t in backend_cpu(url).items()) if postgres else None
         counts = processor.counters.snapshot()
         db.close()
     finally:
@@ -204,6 +210,7 @@ def main() -> None:
         "by_stage": {stage: round(n / per, 2) for stage, n in count.statements.most_common()},
         "batch": args.batch, "ms_per_arrival_p50": round(float(np.percentile(timings, 50)), 1),
         "ingest_cpu_ms_per_arrival": round(cpu_s * 1000 / per, 2),
+        "db_cpu_ms_per_arrival": None if db_cpu_s is None else round(db_cpu_s * 1000 / per, 2),
     }))
 
 

@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 from cloud.arrivals import visits
 from cloud.cdp import profile as profiles
-from cloud.cdp import tags
+from cloud.cdp import survivorship, tags
 from cloud.cdp.members import Member
-from cloud.db import Database
+from cloud.db import Database, Gather, Read
 from cloud.faces import thumbnails
 from cloud.faces.matching import Match
 from cloud.guide.greeting import title_for
 from cloud.guide.recommend import service as recommend
+from cloud.guide.recommend.history import person_lines_read
 from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang
 from cloud.guide.sales_scripts.outcomes import record_shown
@@ -48,10 +49,11 @@ VISITOR_SCRIPT = "您好，欢迎光临！请问今天想看看哪一类商品�
 UNCERTAIN_SCRIPT = "先确认顾客身份：可以先问候，请顾客出示会员码或报手机号后四位。"
 
 
-def history(db: Database, person: dict, *, visit_id: str) -> dict[str, object]:
+def history(person: dict, last_items: list[str], *, visit_id: str) -> dict[str, object]:
     """The card's history fields from a ``cloud.cdp.profile.profile()`` dict: lifetime value, the
     previous visit (not ``visit_id``, the one this card is for), the last paid order with what was
-    in it, and the top categories by spend (the member's declared ones while they have no orders)."""
+    in it (``last_items``, ``last_purchase``), and the top categories by spend (the member's declared
+    ones while they have no orders)."""
     orders = person["orders"]
     last_order = next((o for o in orders["recent"] if o["status"] == "paid" and o["paid"] > 0), None)
     earlier = [v for v in person["visits"]["recent"] if v["id"] != visit_id]
@@ -59,18 +61,36 @@ def history(db: Database, person: dict, *, visit_id: str) -> dict[str, object]:
     return {
         "lifetime_value": max(0.0, float(orders["lifetime_value"])),
         "last_visit": datetime.fromisoformat(earlier[0]["ts"]) if earlier else None,
-        "last_purchase": _last_purchase(db, last_order) if last_order else None,
+        "last_purchase": LastPurchase(ts=datetime.fromtimestamp(last_order["ts"], UTC), items=last_items,
+                                      amount=last_order["paid"]) if last_order else None,
         "preferences": list(stats.get("top_categories") or person["preferences"])[:5],
     }
+
+
+def last_purchase(records: list[str]) -> Read[list[str]]:
+    """What the card names of the person's newest paid order: the one ``history`` finds first among
+    the profile's recent orders, which are in the same order (newest first, the id breaking a tie),
+    so it is read with the card's other reads instead of after the profile."""
+    marks = ", ".join("?" for _ in records)
+    return Read(
+        "SELECT COALESCE(p.name, l.sku) AS name FROM order_lines l LEFT JOIN products p ON p.sku = l.sku "
+        f"WHERE l.order_id = (SELECT id FROM orders WHERE member_id IN ({marks}) AND status = 'paid' AND paid > 0 "
+        "ORDER BY ts DESC, id DESC LIMIT 1) AND l.qty > 0 AND l.amount > 0 ORDER BY l.amount DESC, l.sku LIMIT ?",
+        (*records, LAST_PURCHASE_ITEMS), _names)
+
+
+def _names(rows: list[dict]) -> list[str]:
+    return [row["name"] for row in rows]
 
 
 #: tags on a card: the screen draws a strip, the assistant reads the first few
 CARD_TAGS = 8
 
 
-def card_tags(db: Database, person: dict, own: list[str]) -> list[str]:
-    """The rule tags HQ marked for display, highest priority first, then the member's own tags."""
-    shown = tags.displayed(db, person["id"])
+def card_tags(shown: list[str], person: dict, own: list[str]) -> list[str]:
+    """The rule tags HQ marked for display (``shown``: ``cloud.cdp.tags.displayed``), highest priority
+    first, then the member's own tags."""
+    shown = list(shown)
     for tag in person.get("member_tags") or own:
         if tag not in shown:
             shown.append(tag)
@@ -89,14 +109,6 @@ def known_facts(person: dict) -> dict[str, object]:
             "birthday_month": month if month is not None and 1 <= month <= 12 else None}
 
 
-def _last_purchase(db: Database, order: dict) -> LastPurchase:
-    names = [row[0] for row in db.rows(
-        "SELECT COALESCE(p.name, l.sku) FROM order_lines l LEFT JOIN products p ON p.sku = l.sku "
-        "WHERE l.order_id = ? AND l.qty > 0 AND l.amount > 0 ORDER BY l.amount DESC, l.sku LIMIT ?",
-        (order["id"], LAST_PURCHASE_ITEMS))]
-    return LastPurchase(ts=datetime.fromtimestamp(order["ts"], UTC), items=names, amount=order["paid"])
-
-
 @dataclass(frozen=True)
 class Advice:
     """What the card tells the assistant about one member in one store: the same for the card and
@@ -110,10 +122,35 @@ class Advice:
 
 
 def advise(db: Database, member: Member, store: str, at: datetime, *, limit: int, lang: Lang = "zh") -> Advice:
-    person = profiles.profile(db, member.id, recent=3, read_records=member.records)
-    picks = recommend.picks_for(db, member.id, store, at, limit=limit, declared=member.categories)
-    script, template_id, variant = script_for(person, picks, lang, db=db, now=at)
-    return Advice(person, picks, script, template_id, variant)
+    reads = PersonReads(db, member)
+    reads.gather.run(db)
+    return reads.advice(db, member, store, at, limit=limit, lang=lang)
+
+
+class PersonReads:
+    """What a card reads about one member, declared in one ``Gather`` so they run together once the
+    person is known (one round trip on PostgreSQL instead of one each: on a loaded server each was a
+    wait of its own on every member arrival). A caller adds its own reads before ``gather.run``."""
+
+    def __init__(self, db: Database, member: Member) -> None:
+        # the records as this arrival's match read them (a Member lives one arrival or one request)
+        records = member.records
+        if records is None:
+            with db.transaction() as tx:
+                records = survivorship.person_records(tx, member.id, survivorship.rules(db))
+        self.records = [r["id"] for r in records.rows]
+        self.gather = Gather()
+        self.person = profiles.profile_reads(self.gather, member.id, records, recent=3)
+        self.lines = self.gather.add(person_lines_read(member.id))
+
+    def advice(self, db: Database, member: Member, store: str, at: datetime, *, limit: int,
+               lang: Lang = "zh") -> Advice:
+        """The recommendations and script, once ``gather`` has run (the model and the templates are
+        the process's, not read per card)."""
+        person = self.person()
+        picks = recommend.picks_for(db, self.lines(), store, at, limit=limit, declared=member.categories)
+        script, template_id, variant = script_for(person, picks, lang, db=db, now=at)
+        return Advice(person, picks, script, template_id, variant)
 
 
 @dataclass(frozen=True)
@@ -166,14 +203,18 @@ class CardBuilder:
         door, and later for an uncertain one that an assistant's 是 or the member's phone confirmed
         (``cloud.arrivals.ingest``); the caller has checked the member's face consent."""
         made = now()
-        advice = advise(self._db, member, door.store, made, limit=self._recommendations)
+        reads = PersonReads(self._db, member)
+        shown = reads.gather.add(tags.displayed(member.id))
+        visit_count = reads.gather.add(visits.visit_count_read(member.id, door.brand))
+        photo = reads.gather.add(thumbnails.card_photo_read(member.id))
+        last_items = reads.gather.add(last_purchase(reads.records))
+        reads.gather.run(self._db)
+        advice = reads.advice(self._db, member, door.store, made, limit=self._recommendations)
         summary = MemberSummary(
             member_id=member.id, name=member.name, tier=member.tier,
             title=title_for(member.name, member.gender) or "会员",  # neither name nor gender known
-            tags=card_tags(self._db, advice.person, member.tags),
-            visits=visits.visit_count(self._db, member.id, door.brand),
-            enrolled_photo=thumbnails.card_photo(self._db, member.id),
-            **history(self._db, advice.person, visit_id=visit_id), **known_facts(advice.person),
+            tags=card_tags(shown(), advice.person, member.tags), visits=visit_count(), enrolled_photo=photo(),
+            **history(advice.person, last_items(), visit_id=visit_id), **known_facts(advice.person),
         )
         card = self._card(door, visit_id, summary, confidence, recommend.as_recommendations(advice.picks),
                           advice.script, timings, made=made, evidence=evidence)

@@ -587,8 +587,10 @@ class EventProcessor:
 _Received = tuple[str, bytes, int, int, int]
 _STOP = None  # in the inbox: the worker ends
 #: Arrivals stored in one transaction at most: a batch's cards are published once it commits, so a
-#: bigger one delays its first card more, for little less cost an arrival.
-BATCH_MAX = 16
+#: bigger one delays its first card more, for little less cost an arrival (a batch of 4 already saves
+#: three commits in four). Measured with bench/ingest_capacity.py on PostgreSQL (docs/PERFORMANCE.md,
+#: issue 19, seventh pass): 2, 4 and 8 held 25 arrivals/s at card p95 < 100 ms, 16 only 10/s.
+BATCH_MAX = 4
 
 
 def _is_arrival(topic: str) -> bool:

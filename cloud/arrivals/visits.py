@@ -29,7 +29,7 @@ import numpy as np
 from cloud.arrivals.wifi import Phone
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
-from cloud.db import Database, Tx
+from cloud.db import Database, Read, Tx
 from cloud.db.database import POSTGRES
 from cloud.fleet.devices import register_device
 
@@ -282,8 +282,16 @@ def reissue_card(db: Database, visit_id: str, card_id: str) -> None:
 def visit_count(db: Database, member_id: str, brand: str) -> int:
     """Visits of the person a member id belongs to, at any store of the brand (corrected visits,
     "不是本人", are visitor visits and no longer count)."""
-    return int(db.scalar(
-        f"SELECT COUNT(*) FROM visits v JOIN members m ON m.id = v.member_id WHERE {PERSON_OF} = "
+    return visit_count_read(member_id, brand).run(db)
+
+
+def visit_count_read(member_id: str, brand: str) -> Read[int]:
+    """``visit_count`` as a read to gather with a card's other reads about the person."""
+    return Read(
+        f"SELECT COUNT(*) AS n FROM visits v JOIN members m ON m.id = v.member_id WHERE {PERSON_OF} = "
         f"(SELECT {PERSON_OF} FROM members m WHERE m.id = ?) AND v.brand = ?",
-        (member_id, brand),
-    ))
+        (member_id, brand), _count)
+
+
+def _count(rows: list[dict]) -> int:
+    return int(rows[0]["n"])

@@ -32,7 +32,7 @@ from uuid import uuid4
 from cloud.cdp import oneid, survivorship
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
-from cloud.db import Database, Tx
+from cloud.db import Database, Read, Tx
 from cloud.errors import Conflict
 from cloud.faces import enrolled, learning, thumbnails
 
@@ -119,13 +119,11 @@ def log_consent(tx: Tx, person: str, record: str, granted: bool, *, store: str |
                "VALUES (?, ?, 'face', ?, ?, ?, ?, ?)", (person, record, bool(granted), iso(utcnow()), store, actor, how))
 
 
-def consent_history(db: Database | Tx, records: list[str]) -> list[dict]:
-    """The consent decisions recorded for these records (a person's), oldest first."""
-    if not records:
-        return []
+def consent_history(records: list[str]) -> Read[list[dict]]:
+    """The consent decisions recorded for these records (a person's: one or more), oldest first."""
     marks = ", ".join("?" for _ in records)
-    return db.query(f"SELECT record_id, granted, ts, store, actor, how FROM consent_log "
-                    f"WHERE record_id IN ({marks}) OR person_id IN ({marks}) ORDER BY id", (*records, *records))
+    return Read.rows(f"SELECT record_id, granted, ts, store, actor, how FROM consent_log "
+                     f"WHERE record_id IN ({marks}) OR person_id IN ({marks}) ORDER BY id", (*records, *records))
 
 
 def person_id(db: Database, member_id: str) -> str | None:
@@ -149,15 +147,13 @@ def member(db: Database, member_id: str) -> Member | None:
         best = survivorship.values_of(person.attributes)
         # every record's declared categories
         declared = list(dict.fromkeys(c for r in person.rows for c in json.loads(r["preferences"])))
-        unverified = tx.scalar("SELECT 1 FROM identifiers WHERE member_id = ? AND blocked = ? LIMIT 1",
-                               (head["id"], UNVERIFIED))
         consent = person.face_consent(head["id"])
     return Member(
         id=head["id"], name=str(best["name"] or ""), phone=best["phone"],  # type: ignore[arg-type]
         gender=best["gender"], tier=str(best["tier"] or survivorship.DEFAULT_TIER),  # type: ignore[arg-type]
         tags=list(best["tags"]), categories=declared,  # type: ignore[call-overload]
         face_consent=consent, created=datetime.fromisoformat(head["created"]),
-        verified=not unverified, birthday=best["birthday"], points=best["points"],  # type: ignore[arg-type]
+        verified=head["id"] not in person.unverified, birthday=best["birthday"], points=best["points"],  # type: ignore[arg-type]
         home_store=best["home_store"],  # type: ignore[arg-type]
         records=person,
     )

@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from cloud.cdp.oneid import UNVERIFIED
 from cloud.db import Database, Tx
 from cloud.db.config_cache import cached
 from cloud.errors import Invalid
@@ -205,25 +206,31 @@ def _descending(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, list[str]]]:
-    """The rows of these ids and of the records merged into them (oldest first) and each record's
-    usable phones: one round trip on PostgreSQL for each chunk of ``Tx.among`` (a person's rows all
-    come from one chunk, so each person's stay in order)."""
+def _record_rows(tx: Tx, persons: Sequence[str]) -> tuple[list[dict], dict[str, list[str]], set[str]]:
+    """The rows of these ids and of the records merged into them (oldest first), each record's
+    usable phones, and the records holding an identifier kept apart until its owner proves it
+    (``oneid.UNVERIFIED``: a guide card's member says so, and this read saves it a round trip): one
+    round trip on PostgreSQL for each chunk of ``Tx.among`` (a person's rows all come from one chunk,
+    so each person's stay in order)."""
     rows: list[dict] = []
     phones: dict[str, list[str]] = {}
+    unverified: set[str] = set()
     for test, chunk in tx.among(persons):
-        found, phone_rows = tx.reads(
+        found, identifier_rows = tx.reads(
             (f"SELECT {RECORD_COLUMNS}, merged_into, face_consent, consent_proven, consent_withdrawn, source_key, preferences "
              f"FROM members WHERE id {test} OR merged_into {test} ORDER BY created, id", (*chunk, *chunk)),
             # by record id (identifiers_member_kind_value), not a join from the phones: that read every phone
             # of the brand (the planner started from identifiers_kind_value), 34 ms a person at 5,000 records
-            ("SELECT i.member_id, i.value FROM identifiers i WHERE i.member_id IN ("
-             f"SELECT id FROM members WHERE id {test} OR merged_into {test}) AND i.kind = 'phone' "
-             "AND i.blocked IS NULL ORDER BY i.id", (*chunk, *chunk)))
+            ("SELECT i.member_id, i.value, i.blocked FROM identifiers i WHERE i.member_id IN ("
+             f"SELECT id FROM members WHERE id {test} OR merged_into {test}) "
+             "AND ((i.kind = 'phone' AND i.blocked IS NULL) OR i.blocked = ?) ORDER BY i.id", (*chunk, *chunk, UNVERIFIED)))
         rows += found
-        for row in phone_rows:
-            phones.setdefault(row["member_id"], []).append(row["value"])
-    return rows, phones
+        for row in identifier_rows:
+            if row["blocked"] is None:
+                phones.setdefault(row["member_id"], []).append(row["value"])
+            else:
+                unverified.add(row["member_id"])
+    return rows, phones, unverified
 
 
 def _every_record(tx: Tx) -> tuple[list[dict], dict[str, list[str]]]:
@@ -244,7 +251,10 @@ def _every_record(tx: Tx) -> tuple[list[dict], dict[str, list[str]]]:
 def _records_of(tx: Tx, persons: Sequence[str] | None) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
     """The records of these persons (None: everyone; by person, oldest first) and each record's
     usable phones."""
-    rows, phones = _every_record(tx) if persons is None else _record_rows(tx, persons)
+    if persons is None:
+        rows, phones = _every_record(tx)
+    else:
+        rows, phones, _ = _record_rows(tx, persons)
     records: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         records[row["merged_into"] or row["id"]].append(row)
@@ -260,6 +270,8 @@ class PersonRecords:
 
     rows: list[dict]
     attributes: dict[str, Attribute]
+    #: the records holding an unverified identifier (``oneid.UNVERIFIED``)
+    unverified: frozenset[str] = frozenset()
 
     def row(self, record_id: str) -> dict | None:
         return next((r for r in self.rows if r["id"] == record_id), None)
@@ -281,9 +293,9 @@ def face_consent(rows: Sequence[Mapping], person: str) -> bool:
 
 
 def person_records(tx: Tx, person: str, cfg: Config) -> PersonRecords:
-    rows, phones = _record_rows(tx, [person])
+    rows, phones, unverified = _record_rows(tx, [person])
     mine = [r for r in rows if (r["merged_into"] or r["id"]) == person]
-    return PersonRecords(rows, survive(mine, phones, cfg))
+    return PersonRecords(rows, survive(mine, phones, cfg), frozenset(unverified))
 
 
 PROFILE_COLUMNS = ("member_id", "name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone",

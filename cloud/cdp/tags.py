@@ -27,7 +27,7 @@ from cloud.cdp import survivorship
 from cloud.cdp.lifecycle import Windows, windows
 from cloud.cdp.segments import Condition, matching_persons, store_base
 from cloud.clock import iso, utcnow
-from cloud.db import Database, Tx
+from cloud.db import Database, Read, Tx
 
 DAY = 86400
 
@@ -250,11 +250,15 @@ def set_rule(db: Database, name: str, value: str, condition: Condition, *, displ
         (name, value, json.dumps(condition.dump(), ensure_ascii=False), iso(utcnow()), int(display), priority))
 
 
-def displayed(db: Database | Tx, person: str, *, limit: int = 6) -> list[str]:
+def displayed(person: str, *, limit: int = 6) -> Read[list[str]]:
     """The person's rule tags HQ marked for the guide card, highest priority first (then by name): the
-    tag's name, or ``name·value`` when the rule's value is not plain ``true``."""
-    rows = db.rows(
+    tag's name, or ``name·value`` when the rule's value is not plain ``true``. A read, gathered with the
+    card's other reads about the person."""
+    return Read(
         "SELECT t.tag, t.value FROM person_tags t JOIN tag_rules r ON r.name = t.tag "
         "WHERE t.member_id = ? AND t.source = 'rule' AND r.display = 1 ORDER BY r.priority DESC, t.tag LIMIT ?",
-        (person, limit))
-    return [tag if value == "true" else f"{tag}·{value}" for tag, value in rows]
+        (person, limit), _displayed)
+
+
+def _displayed(rows: list[dict]) -> list[str]:
+    return [r["tag"] if r["value"] == "true" else f"{r['tag']}·{r['value']}" for r in rows]

@@ -8,5 +8,6 @@ the versioned migrations before anyone reads (``cloud.runtime.open_cdp`` passes 
 
 from cloud.db.database import TRANSIENT_ERRORS, Database, Tx
 from cloud.db.migrations import Migration, Schema, open_database
+from cloud.db.reads import Gather, Read
 
-__all__ = ["TRANSIENT_ERRORS", "Database", "Migration", "Schema", "Tx", "open_database"]
+__all__ = ["TRANSIENT_ERRORS", "Database", "Gather", "Migration", "Read", "Schema", "Tx", "open_database"]

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 
-from cloud.db import Database, Tx
+from cloud.db import Database, Read, Tx
 
 #: JPEG quality of the stored thumbnail: 112x112 at 80 is 3-5 KB, ~6 KB of base64 on the card.
 JPEG_QUALITY = 80
@@ -52,15 +52,30 @@ def save(db: Database, member_id: str, face_id: str, jpeg: bytes) -> None:
 
 def of_person(db: Database, person_id: str) -> bytes | None:
     """The newest thumbnail of any of the person's records (a merge keeps the records' rows)."""
-    row = db.rows(
+    return of_person_read(person_id).run(db)
+
+
+def of_person_read(person_id: str) -> Read[bytes | None]:
+    return Read(
         "SELECT t.jpeg FROM face_thumbnails t JOIN members m ON m.id = t.member_id "
-        "WHERE m.id = ? OR m.merged_into = ? ORDER BY t.created DESC LIMIT 1", (person_id, person_id))
-    return bytes(row[0][0]) if row else None
+        "WHERE m.id = ? OR m.merged_into = ? ORDER BY t.created DESC LIMIT 1", (person_id, person_id), _jpeg)
+
+
+def _jpeg(rows: list[dict]) -> bytes | None:
+    return bytes(rows[0]["jpeg"]) if rows else None
 
 
 def card_photo(db: Database, person_id: str) -> str | None:
     """Base64 of the thumbnail, as ``MemberSummary.enrolled_photo`` carries it; None without one."""
-    jpeg = of_person(db, person_id)
+    return card_photo_read(person_id).run(db)
+
+
+def card_photo_read(person_id: str) -> Read[str | None]:
+    """``card_photo`` as a read to gather with a card's other reads about the person."""
+    return of_person_read(person_id).then(_base64)
+
+
+def _base64(jpeg: bytes | None) -> str | None:
     return base64.b64encode(jpeg).decode() if jpeg else None
 
 

@@ -94,7 +94,7 @@ def test_a_poison_message_rolls_its_batch_back_and_sinks_only_itself(
     rng = np.random.default_rng(2)
     visitor = _unit(rng)
     messages = [_arrival(visitor, "sh-001"), _arrival(member_face, "sh-001"), _arrival(_unit(rng), "sh-001")]
-    monkeypatch.setattr(cards_module.profiles, "profile", _unreadable_profile)
+    monkeypatch.setattr(cards_module.profiles, "profile_reads", _unreadable_profile)
     assert processor.route_batch(messages) is None
     counts = processor.counters.snapshot()
     assert _stored(db) == (0, 0), "the failed batch left rows behind"
@@ -157,7 +157,7 @@ def test_a_poison_message_in_the_worker_costs_only_its_own_card(
     processor, published = _processor(db), []
     rng = np.random.default_rng(4)
     messages = [_arrival(_unit(rng), "sh-001"), _arrival(member_face, "sh-002"), _arrival(_unit(rng), "sh-003")]
-    monkeypatch.setattr(cards_module.profiles, "profile", _unreadable_profile)
+    monkeypatch.setattr(cards_module.profiles, "profile_reads", _unreadable_profile)
     _run(_worker(processor, monkeypatch, published), messages)
     counts = processor.counters.snapshot()
     assert len(published) == 2 and _stored(db) == (2, 2)

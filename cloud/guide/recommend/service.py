@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cloud.db import Database
-from cloud.guide.recommend.history import person_lines
+from cloud.guide.recommend.history import Line, person_lines
 from cloud.guide.recommend.model import RecoModel, build_model
 from cloud.guide.recommend.rank import Pick, recommend
 from cloud.guide.recommend.reasons import Lang
@@ -87,12 +87,11 @@ def _rebuild(db: Database, slot: _Slot) -> None:
         slot.rebuilding = False
 
 
-def picks_for(db: Database, person_id: str, store: str | None, now: datetime, *, limit: int = 5,
+def picks_for(db: Database, lines: list[Line], store: str | None, now: datetime, *, limit: int = 5,
               declared: Sequence[str] = ()) -> list[Pick]:
-    """Structured picks (kind and facts too): what the sales script fills its placeholders from."""
-    model = model_for(db)
-    return recommend(model, person_lines(db, person_id), store=store, now=int(now.timestamp()), limit=limit,
-                     declared=declared)
+    """Structured picks (kind and facts too): what the sales script fills its placeholders from.
+    ``lines``: the person's (``person_lines``; a card reads them with its other reads about the person)."""
+    return recommend(model_for(db), lines, store=store, now=int(now.timestamp()), limit=limit, declared=declared)
 
 
 def as_recommendations(picks: list[Pick], lang: Lang = "zh") -> list[Recommendation]:
@@ -101,4 +100,4 @@ def as_recommendations(picks: list[Pick], lang: Lang = "zh") -> list[Recommendat
 
 def for_card(db: Database, person_id: str, store: str, now: datetime, *, limit: int = 3,
              lang: Lang = "zh") -> list[Recommendation]:
-    return as_recommendations(picks_for(db, person_id, store, now, limit=limit), lang)
+    return as_recommendations(picks_for(db, person_lines(db, person_id), store, now, limit=limit), lang)
