@@ -13,6 +13,11 @@ Several photos per member (templates, at most ``enrolled.MAX_TEMPLATES``): each 
 so candidates are found the same way; the member is then scored as the pack's ``template_mode``
 says: ``max`` (their best photo) or ``mean`` (their photos' normalised mean template, from a running
 sum of unit vectors per member, so no second index is kept).
+
+Members have a slot each (a row of the per-member arrays: sum, count, normalised mean) and every face
+row knows its owner's slot, so a search picks each candidate member's best photo and scores their
+mean templates in a few array operations: the means are normalised when faces come or go, not per
+search (that rescoring was 18 % of an arrival's ingest CPU, docs/PERFORMANCE.md, ninth pass).
 """
 
 from __future__ import annotations
@@ -56,15 +61,19 @@ class FaceIndex:
         self._ann_threshold = ann_threshold
         self._lock = threading.Lock()
         self._matrix = np.empty((0, dim), np.float32)
-        self._owners: list[str | None] = []  # None = removed
+        self._row_slot = np.empty(0, np.int64)  # face row -> its owner's slot, -1 = removed
         self._face_ids: dict[str, int] = {}
         self._ann: faiss.Index | None = None
         self._ann_rows = 0
         self._epoch = -1
         self._last_n = 0
         self._live = 0
-        self._sums: dict[str, np.ndarray] = {}  # member -> sum of their unit vectors (the mean's direction)
-        self._counts: dict[str, int] = {}  # member -> live templates
+        self._slots: dict[str, int] = {}  # member -> their row in the arrays below
+        self._members: list[str] = []  # slot -> member
+        self._sums = np.empty((0, dim), np.float64)  # slot -> sum of their unit vectors (the mean's direction)
+        self._norms = np.empty(0, np.float64)  # slot -> that sum's length (0: no mean, the best photo counts)
+        self._means = np.empty((0, dim), np.float64)  # slot -> the sum normalised: their mean template
+        self._counts = np.empty(0, np.int64)  # slot -> live templates
 
     @classmethod
     def from_database(cls, db: Database, embedding_space: str, dim: int, *, ann_threshold: int = ANN_THRESHOLD,
@@ -101,52 +110,90 @@ class FaceIndex:
                 self._reown(enrolled.face_owners(self._db, self.embedding_space))
                 self._epoch = epoch
 
+    def template(self, member_id: str) -> np.ndarray | None:
+        """The member's mean template as kept for the ``mean`` mode (unit length; None for a member
+        with no live face or photos that cancel out), so it can be checked against the stored faces."""
+        slot = self._slots.get(member_id)
+        if slot is None or not self._counts[slot] or not self._norms[slot]:
+            return None
+        return self._means[slot].copy()
+
     def _append(self, faces: list[tuple[str | None, str, np.ndarray]]) -> None:
         if not faces:
             return
-        start = len(self._owners)
+        start = len(self._row_slot)
         rows = np.stack([v for _, _, v in faces]).astype(np.float32)
+        slots = np.array([self._slot(owner) for _, owner, _ in faces], np.int64)
         self._matrix = np.vstack([self._matrix, rows])
-        for offset, (face_id, owner, vector) in enumerate(faces):
-            self._owners.append(owner)
-            self._count_in(owner, vector)
+        self._row_slot = np.concatenate([self._row_slot, slots])
+        self._count_in(slots, rows)
+        for offset, (face_id, _, _) in enumerate(faces):
             if face_id is not None:
                 self._face_ids[face_id] = start + offset
         self._live += len(faces)
         if self._ann is not None:
             self._ann.add(rows)
             self._ann_rows += len(rows)
-        elif len(self._owners) >= self._ann_threshold:
+        elif len(self._row_slot) >= self._ann_threshold:
             self._build_ann()
 
     def _reown(self, owners: dict[str, str]) -> None:
+        names: list[str | None] = [self._members[slot] if slot >= 0 else None for slot in self._row_slot]
         for face_id, row in list(self._face_ids.items()):
             owner = owners.get(face_id)
             if owner is None:
                 del self._face_ids[face_id]
-                if self._owners[row] is not None:
+                if names[row] is not None:
                     self._live -= 1
-            self._owners[row] = owner
-        self._sums, self._counts = {}, {}
-        for row, live in enumerate(self._owners):
-            if live is not None:
-                self._count_in(live, self._matrix[row])
-        if len(self._owners) - self._live > max(1000, len(self._owners) // 5):
+            names[row] = owner
+        self._slots, self._members = {}, []
+        self._resize(0)
+        self._row_slot = np.array([-1 if name is None else self._slot(name) for name in names], np.int64)
+        live = self._row_slot >= 0
+        self._count_in(self._row_slot[live], self._matrix[live])
+        if len(self._row_slot) - self._live > max(1000, len(self._row_slot) // 5):
             self._compact()
 
-    def _count_in(self, owner: str, vector: np.ndarray) -> None:
-        total = self._sums.get(owner)
-        self._sums[owner] = vector.astype(np.float64) if total is None else total + vector
-        self._counts[owner] = self._counts.get(owner, 0) + 1
+    def _slot(self, member_id: str) -> int:
+        """The member's row in the per-member arrays, made (zeroed) on first sight."""
+        slot = self._slots.get(member_id)
+        if slot is None:
+            slot = self._slots[member_id] = len(self._members)
+            self._members.append(member_id)
+            if slot >= len(self._counts):
+                self._resize(max(16, 2 * slot))
+        return slot
+
+    def _resize(self, capacity: int) -> None:
+        """Per-member arrays of ``capacity`` slots, the existing ones kept (0 empties them)."""
+        kept = min(capacity, len(self._counts))
+
+        def grown(old: np.ndarray) -> np.ndarray:
+            new = np.zeros((capacity, *old.shape[1:]), old.dtype)
+            new[:kept] = old[:kept]
+            return new
+
+        self._sums, self._norms = grown(self._sums), grown(self._norms)
+        self._means, self._counts = grown(self._means), grown(self._counts)
+
+    def _count_in(self, slots: np.ndarray, vectors: np.ndarray) -> None:
+        """Add unit vectors to their owners' sums and renormalise those owners' means, once each."""
+        np.add.at(self._sums, slots, vectors.astype(np.float64))
+        np.add.at(self._counts, slots, 1)
+        touched = np.unique(slots)
+        norms = np.linalg.norm(self._sums[touched], axis=1)
+        self._norms[touched] = norms
+        self._means[touched] = np.divide(self._sums[touched], norms[:, None], out=np.zeros((len(touched), self.dim)),
+                                         where=norms[:, None] > 0)
 
     def _compact(self) -> None:
-        keep = [i for i, owner in enumerate(self._owners) if owner is not None]
-        ids = {row: face_id for face_id, row in self._face_ids.items()}
+        keep = np.flatnonzero(self._row_slot >= 0)
+        new_row = {int(old): new for new, old in enumerate(keep)}
         self._matrix = self._matrix[keep]
-        self._owners = [self._owners[i] for i in keep]
-        self._face_ids = {ids[i]: new for new, i in enumerate(keep) if i in ids}
+        self._row_slot = self._row_slot[keep]
+        self._face_ids = {face_id: new_row[row] for face_id, row in self._face_ids.items() if row in new_row}
         self._ann = None
-        if len(self._owners) >= self._ann_threshold:
+        if len(self._row_slot) >= self._ann_threshold:
             self._build_ann()
 
     def _build_ann(self) -> None:
@@ -172,35 +219,34 @@ class FaceIndex:
             if not self._live:
                 return None
             if self._ann is not None:
-                scores, rows = self._ann.search(probe[None, :], _CANDIDATES)
-                pairs = [(float(s), int(r)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+                found, nearest = self._ann.search(probe[None, :], _CANDIDATES)
+                rows, scores = nearest[0][nearest[0] >= 0], found[0][nearest[0] >= 0]
             else:
                 # einsum's own loop, not ``@``: OpenBLAS spreads a matrix-vector product of more than
                 # ~3,600 faces over threads, and on a busy machine waiting for them cost 5-25 ms a
                 # search (p95) where one thread takes 0.1 ms (docs/PERFORMANCE.md, cost curves).
                 all_scores = np.einsum("ij,j->i", self._matrix, probe)
                 k = min(len(all_scores), _CANDIDATES * 4)
-                top = np.argpartition(-all_scores, k - 1)[:k]
-                pairs = [(float(all_scores[i]), int(i)) for i in top]
-            best: dict[str, float] = {}
-            for score, row in pairs:
-                owner = self._owners[row]
-                if owner is not None and score > best.get(owner, -np.inf):
-                    best[owner] = score
+                rows = np.argpartition(-all_scores, k - 1)[:k]
+                scores = all_scores[rows]
+            slots = self._row_slot[rows]
+            live = slots >= 0
+            if not live.any():
+                return None
+            # each candidate member once, with their best photo: by slot, best score first in each
+            order = np.lexsort((-scores[live], slots[live]))
+            slots, scores = slots[live][order], scores[live][order].astype(np.float64)
+            first = np.concatenate([[True], slots[1:] != slots[:-1]])
+            members, member_scores = slots[first], scores[first]
             if self.template_mode == "mean":
-                best = {owner: self._mean_score(owner, probe, score) for owner, score in best.items()}
-            counts = {owner: self._counts.get(owner, 1) for owner in best}
-        if not best:
-            return None
-        ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)
-        runner_up = ranked[1][1] if len(ranked) > 1 else None
-        return SearchResult(ranked[0][0], ranked[0][1], runner_up, counts[ranked[0][0]])
-
-    def _mean_score(self, owner: str, probe: np.ndarray, best_photo: float) -> float:
-        """Cosine with the member's mean template: the probe against their unit vectors' sum, normalised."""
-        total = self._sums.get(owner)
-        norm = float(np.linalg.norm(total)) if total is not None else 0.0
-        return float(total @ probe) / norm if total is not None and norm > 0 else best_photo
+                # einsum again: the candidates' means against the probe in one single-threaded product
+                means = np.einsum("ij,j->i", self._means[members], probe.astype(np.float64))
+                member_scores = np.where(self._norms[members] > 0, means, member_scores)
+            ranked = np.argsort(-member_scores, kind="stable")[:2]
+            best = int(members[ranked[0]])
+            return SearchResult(self._members[best], float(member_scores[ranked[0]]),
+                                float(member_scores[ranked[1]]) if len(ranked) > 1 else None,
+                                int(self._counts[best]))
 
     def _unit(self, vector: np.ndarray) -> np.ndarray:
         vec = np.asarray(vector, dtype=np.float32).ravel()

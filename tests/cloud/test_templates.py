@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from cloud.cdp import members
+from cloud.cdp import erasure, members
 from cloud.faces import enrolled, learning
 from cloud.faces.gallery import FaceIndex
 from cloud.faces.matching import Matcher, uncertain_floor
@@ -181,3 +181,45 @@ def test_a_member_with_two_photos_is_judged_by_the_mean_templates_own_bounds(sta
     assert uncertain_floor(pack) < pack.templates.floor
     assert at((uncertain_floor(pack) + pack.templates.floor) / 2).reason == "below_threshold"
     assert uncertain_floor(pack, templates=2) == pack.templates.floor
+
+
+def test_the_kept_mean_templates_are_the_stored_faces_mean_after_enrol_re_enrol_and_erase(db) -> None:
+    """The gallery normalises a member's mean template when their faces change, not per search: after
+    each change it must equal the mean recomputed from the faces the database holds."""
+    rng = np.random.default_rng(19)
+    space, dim = "space", 32
+    alice, bob = (members.add_member(db, name=name, phone=phone, gender="female", tier="普通会员", tags=[],
+                                     categories=[], face_consent=True).id
+                  for name, phone in (("alice", "13800000011"), ("bob", "13800000012")))
+    index = FaceIndex.from_database(db, space, dim, template_mode="mean")
+
+    def enrol(member_id: str, photos: int) -> None:
+        for _ in range(photos):
+            enrolled.add_face(db, member_id=member_id, vector=rng.normal(size=dim), embedding_space=space,
+                              pack_id="p", det_score=0.9)
+        index.refresh()
+
+    def assert_kept_templates_are_recomputed() -> None:
+        for member_id in (alice, bob):
+            recomputed = enrolled.mean_template(enrolled.member_vectors(db, member_id, space))
+            kept = index.template(member_id)
+            if recomputed is None:
+                assert kept is None
+            else:
+                assert kept is not None and np.allclose(kept, recomputed, atol=1e-6)
+                assert float(np.linalg.norm(kept)) == pytest.approx(1.0)
+
+    enrol(alice, 2)
+    enrol(bob, 1)
+    assert_kept_templates_are_recomputed()
+    enrol(alice, enrolled.MAX_TEMPLATES)  # past the cap: her oldest photos leave, the epoch moves
+    assert enrolled.face_count(db, alice) == enrolled.MAX_TEMPLATES
+    assert_kept_templates_are_recomputed()
+    erasure.erase(db, bob, actor="hq")
+    index.refresh()
+    assert index.template(bob) is None and len(index) == enrolled.MAX_TEMPLATES
+    assert_kept_templates_are_recomputed()
+    probe = rng.normal(size=dim)
+    found = index.search(probe)
+    assert found is not None and found.member_id == alice and found.runner_up is None
+    assert found.score == pytest.approx(float(index.template(alice) @ _unit(probe)), abs=1e-6)
