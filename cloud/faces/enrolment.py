@@ -206,5 +206,5 @@ class Enroller:
         )
         # the card's enrolled photo: the aligned face the recogniser saw, not the uploaded photo
         thumbnails.save(self._db, member_id, face.id, thumbnails.encode(aligned))
-        self._index.add(face.member_id, vector, face_id=face.id)
+        self._index.add(face.member_id, vector, face_id=face.id, n=face.n)
         return face

@@ -22,6 +22,7 @@ search (that rescoring was 18 % of an arrival's ingest CPU, docs/PERFORMANCE.md,
 
 from __future__ import annotations
 
+import bisect
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -63,6 +64,8 @@ class FaceIndex:
         self._matrix = np.empty((0, dim), np.float32)
         self._row_slot = np.empty(0, np.int64)  # face row -> its owner's slot, -1 = removed
         self._face_ids: dict[str, int] = {}
+        self._face_ns: dict[str, int] = {}  # face id -> its number in the database, where known
+        self._known_ns: list[int] = []  # those numbers, sorted: how many known faces a refresh window holds
         self._ann: faiss.Index | None = None
         self._ann_rows = 0
         self._epoch = -1
@@ -89,20 +92,23 @@ class FaceIndex:
     def mode(self) -> str:
         return "ann" if self._ann is not None else "exact"
 
-    def add(self, member_id: str, vector: np.ndarray, face_id: str | None = None) -> None:
-        """Add one face now (the enrolling process sees it without waiting for a refresh)."""
+    def add(self, member_id: str, vector: np.ndarray, face_id: str | None = None, n: int | None = None) -> None:
+        """Add one face now (the enrolling process sees it without waiting for a refresh); ``n``, its
+        number in the database, lets refreshes count it as known instead of listing the window."""
         with self._lock:
-            self._append([(face_id, member_id, self._unit(vector))])
+            self._append([(face_id, n, member_id, self._unit(vector))])
 
     def refresh(self) -> None:
         """Catch up with the database: new faces from any process, removals and owner changes."""
         if self._db is None:
             return
-        epoch, faces = enrolled.catch_up(self._db, self.embedding_space,
-                                         after=max(0, self._last_n - _LATE_COMMIT_WINDOW), known=self._face_ids)
+        after = max(0, self._last_n - _LATE_COMMIT_WINDOW)
         with self._lock:
-            fresh: list[tuple[str | None, str, np.ndarray]] = [
-                (f.id, f.member_id, self._unit(f.vector)) for f in faces if f.id not in self._face_ids]
+            seen = (self._epoch, len(self._known_ns) - bisect.bisect_right(self._known_ns, after))
+        epoch, faces = enrolled.catch_up(self._db, self.embedding_space, after=after, known=self._face_ids, seen=seen)
+        with self._lock:
+            fresh: list[tuple[str | None, int | None, str, np.ndarray]] = [
+                (f.id, f.n, f.member_id, self._unit(f.vector)) for f in faces if f.id not in self._face_ids]
             if faces:
                 self._last_n = max(self._last_n, faces[-1].n)
             self._append(fresh)
@@ -118,18 +124,22 @@ class FaceIndex:
             return None
         return self._means[slot].copy()
 
-    def _append(self, faces: list[tuple[str | None, str, np.ndarray]]) -> None:
+    def _append(self, faces: list[tuple[str | None, int | None, str, np.ndarray]]) -> None:
+        """Faces as (face id, number in the database, owner, unit vector)."""
         if not faces:
             return
         start = len(self._row_slot)
-        rows = np.stack([v for _, _, v in faces]).astype(np.float32)
-        slots = np.array([self._slot(owner) for _, owner, _ in faces], np.int64)
+        rows = np.stack([v for _, _, _, v in faces]).astype(np.float32)
+        slots = np.array([self._slot(owner) for _, _, owner, _ in faces], np.int64)
         self._matrix = np.vstack([self._matrix, rows])
         self._row_slot = np.concatenate([self._row_slot, slots])
         self._count_in(slots, rows)
-        for offset, (face_id, _, _) in enumerate(faces):
+        for offset, (face_id, n, _, _) in enumerate(faces):
             if face_id is not None:
                 self._face_ids[face_id] = start + offset
+                if n is not None:
+                    self._face_ns[face_id] = n
+                    bisect.insort(self._known_ns, n)
         self._live += len(faces)
         if self._ann is not None:
             self._ann.add(rows)
@@ -143,9 +153,11 @@ class FaceIndex:
             owner = owners.get(face_id)
             if owner is None:
                 del self._face_ids[face_id]
+                self._face_ns.pop(face_id, None)
                 if names[row] is not None:
                     self._live -= 1
             names[row] = owner
+        self._known_ns = sorted(self._face_ns.values())
         self._slots, self._members = {}, []
         self._resize(0)
         self._row_slot = np.array([-1 if name is None else self._slot(name) for name in names], np.int64)

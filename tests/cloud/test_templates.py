@@ -223,3 +223,27 @@ def test_the_kept_mean_templates_are_the_stored_faces_mean_after_enrol_re_enrol_
     found = index.search(probe)
     assert found is not None and found.member_id == alice and found.runner_up is None
     assert found.score == pytest.approx(float(index.template(alice) @ _unit(probe)), abs=1e-6)
+
+
+def test_a_face_committed_late_below_the_newest_known_number_still_reaches_the_gallery(db) -> None:
+    """A refresh that finds the same epoch and as many faces in its window as it knows reads nothing
+    more; a face numbered below the newest one known (its enrolment committed late) changes the count."""
+    rng = np.random.default_rng(20)
+    member = members.add_member(db, name="李娜", phone="13800000013", gender="female", tier="普通会员", tags=[],
+                                categories=[], face_consent=True).id
+    index = FaceIndex.from_database(db, "space", 8)
+
+    def insert(n: int) -> None:
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO faces (n, id, member_id, embedding, embedding_space, pack, det_score, created) "
+                       "VALUES (?, ?, ?, ?, 'space', 'p', 0.9, ?)",
+                       (n, f"f{n}", member, _unit(rng.normal(size=8)).astype("<f4").tobytes(), now().isoformat()))
+
+    insert(1)
+    insert(10)
+    index.refresh()
+    index.refresh()
+    assert len(index) == 2
+    insert(5)
+    index.refresh()
+    assert len(index) == 3 and index.search(rng.normal(size=8)) is not None
