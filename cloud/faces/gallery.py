@@ -119,10 +119,11 @@ class FaceIndex:
     def template(self, member_id: str) -> np.ndarray | None:
         """The member's mean template as kept for the ``mean`` mode (unit length; None for a member
         with no live face or photos that cancel out), so it can be checked against the stored faces."""
-        slot = self._slots.get(member_id)
-        if slot is None or not self._counts[slot] or not self._norms[slot]:
-            return None
-        return self._means[slot].copy()
+        with self._lock:
+            slot = self._slots.get(member_id)
+            if slot is None or not self._counts[slot] or not self._norms[slot]:
+                return None
+            return self._means[slot].copy()
 
     def _append(self, faces: list[tuple[str | None, int | None, str, np.ndarray]]) -> None:
         """Faces as (face id, number in the database, owner, unit vector)."""
