@@ -31,7 +31,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_serializer, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from cloud.activation.campaigns import CampaignState, get
 from cloud.cdp import segments
@@ -44,6 +46,7 @@ HORIZONS = (30, 60, 90, 180)
 _PERSON = "COALESCE(m.merged_into, m.id)"
 _PAID = "o.paid > 0 AND o.refund_of IS NULL"
 _CHUNK = 500
+_REF_MAX = 128  # an order number's or store code's length, well above any channel's
 
 #: group -> person -> when they are followed from (epoch seconds)
 Groups = dict[str, dict[str, int]]
@@ -67,8 +70,8 @@ class OrderRef(BaseModel):
     reads and is stored as it always was (``["L-1", ...]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    order_no: str = Field(min_length=1, max_length=64)
-    store: str | None = Field(None, min_length=1, max_length=64)
+    order_no: str = Field(min_length=1, max_length=_REF_MAX)
+    store: str | None = Field(None, min_length=1, max_length=_REF_MAX)
 
     @model_validator(mode="before")
     @classmethod
@@ -78,6 +81,11 @@ class OrderRef(BaseModel):
     @model_serializer
     def _as_given(self) -> str | dict[str, str]:
         return self.order_no if self.store is None else {"order_no": self.order_no, "store": self.store}
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The API's document says what the API takes: a bare number or the object."""
+        return {"anyOf": [{"type": "string", "minLength": 1, "maxLength": _REF_MAX}, handler(schema)]}
 
 
 class CohortSpec(BaseModel):
