@@ -197,10 +197,10 @@ def _segment(db: Database, cohort_id: str, definition: dict) -> Groups:
 
 def _tagged_ids(cohort_id: str, definition: dict) -> list[str]:
     """The order ids a stored ``order_nos`` cohort names, built as every order's id is built."""
+    refs = [OrderRef.model_validate(ref) for ref in definition["order_nos"]]
     try:
-        return [order_id(definition["channel"], ref.order_no, ref.store)
-                for ref in map(OrderRef.model_validate, definition["order_nos"])]
-    except ValueError as e:
+        return [order_id(definition["channel"], ref.order_no, ref.store) for ref in refs]
+    except ValueError as e:  # order_id's refusal: a per-store receipt saved without its store
         raise StorelessCohort(f"cohort {cohort_id}: {e}; create it again naming each receipt's store") from e
 
 
