@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
-from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.scratch import scratch_database
 from cloud.db import Database, Schema
 from cloud.db.database import connect
 from cloud.db.migrations import migrate
@@ -97,20 +96,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--db", default=None, help="a PostgreSQL server URL (no database name); default SQLite")
     args = parser.parse_args()
-    if args.db:
-        import psycopg
-
-        name = f"bench_pos_ids_{uuid4().hex[:10]}"
-        with psycopg.connect(f"{args.db}/postgres", autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            result = run(f"{args.db}/{name}", args.orders)
-        finally:
-            with psycopg.connect(f"{args.db}/postgres", autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            result = run(str(Path(tmp) / "pos_ids.db"), args.orders)
+    with scratch_database(args.db, "pos_ids") as location:
+        result = run(location, args.orders)
     print(json.dumps(result, ensure_ascii=False))
 
 

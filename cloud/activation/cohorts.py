@@ -6,11 +6,12 @@ Three kinds of cohort, each with its own control:
   strata, drawn at random);
 * a saved **segment** cohort (``POST /v1/cohorts`` with ``segment_id`` and ``start``): the segment's
   persons as of ``start``, against as many persons outside it, matched on value tier;
-* a tagged **order source** (``order_nos`` of a channel, such as a livestream's order codes, or a
-  ``coupon_template`` whose redemptions are an influencer's coupon): the buyers of those orders,
-  each followed from their first tagged order, against buyers on the same channels in the same days
-  who did not come through the source, matched on value tier, each followed from their first order
-  in those days.
+* a tagged **order source** (``order_nos`` of a channel, such as a livestream's order codes, each
+  matched by its order id, so a till's receipt names its store: receipt numbers are only unique
+  within a store; or a ``coupon_template`` whose redemptions are an influencer's coupon): the buyers
+  of those orders, each followed from their first tagged order, against buyers on the same channels
+  in the same days who did not come through the source, matched on value tier, each followed from
+  their first order in those days.
 
 ``measures`` names what ``buyer_rate`` counts: ``orders_from_start`` (campaign and segment
 cohorts) or ``repurchase_after_tagged_order`` (order sources, whose tagged order is the start).
@@ -28,19 +29,24 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_serializer, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from cloud.activation.campaigns import CampaignState, get
 from cloud.cdp import segments
+from cloud.cdp.imports.canonical import order_id
 from cloud.clock import iso, utcnow
 from cloud.db import Database
-from cloud.errors import NotFound
+from cloud.errors import Conflict, NotFound
 
 HORIZONS = (30, 60, 90, 180)
 _PERSON = "COALESCE(m.merged_into, m.id)"
 _PAID = "o.paid > 0 AND o.refund_of IS NULL"
 _CHUNK = 500
+_REF_MAX = 128  # an order number's or store code's length, well above any channel's
 
 #: group -> person -> when they are followed from (epoch seconds)
 Groups = dict[str, dict[str, int]]
@@ -48,6 +54,38 @@ Groups = dict[str, dict[str, int]]
 
 class UnknownCohort(NotFound):
     code = "unknown_cohort"
+
+
+class StorelessCohort(Conflict):
+    """A cohort saved before till receipts were numbered per store: its receipt numbers name no
+    store, so each could be any store's receipt; it is refused rather than followed wrongly."""
+
+    code = "storeless_cohort"
+
+
+class OrderRef(BaseModel):
+    """One tagged order: its number and, on a channel numbered per store (the till), its store.
+
+    A bare string is a number without a store, and is written back as one, so a platform cohort
+    reads and is stored as it always was (``["L-1", ...]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    order_no: str = Field(min_length=1, max_length=_REF_MAX)
+    store: str | None = Field(None, min_length=1, max_length=_REF_MAX)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_number(cls, value: Any) -> Any:
+        return {"order_no": value} if isinstance(value, str) else value
+
+    @model_serializer
+    def _as_given(self) -> str | dict[str, str]:
+        return self.order_no if self.store is None else {"order_no": self.order_no, "store": self.store}
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The API's document says what the API takes: a bare number or the object."""
+        return {"anyOf": [{"type": "string", "minLength": 1, "maxLength": _REF_MAX}, handler(schema)]}
 
 
 class CohortSpec(BaseModel):
@@ -58,7 +96,9 @@ class CohortSpec(BaseModel):
     segment_id: str | None = Field(None, max_length=64)
     start: datetime | None = Field(None, description="segment cohorts: the day the segment is taken and followed from")
     channel: str | None = Field(None, max_length=20, description="the channel of order_nos (tmall, jd, pos, ...)")
-    order_nos: list[str] = Field(default_factory=list, max_length=20000)
+    order_nos: list[OrderRef] = Field(
+        default_factory=list, max_length=20000,
+        description="order numbers, or {order_no, store}: a till's receipt (channel pos) names its store")
     coupon_template: str | None = Field(None, max_length=64)
 
     @model_validator(mode="after")
@@ -68,6 +108,8 @@ class CohortSpec(BaseModel):
             raise ValueError("a cohort is a segment_id, order_nos or a coupon_template: exactly one")
         if self.order_nos and not self.channel:
             raise ValueError("order_nos name their channel")
+        for ref in self.order_nos:  # a per-store receipt without its store raises here, as a 422
+            order_id(str(self.channel), ref.order_no, ref.store)
         return self
 
 
@@ -153,16 +195,24 @@ def _segment(db: Database, cohort_id: str, definition: dict) -> Groups:
     return {"cohort": dict.fromkeys(members, t), "control": dict.fromkeys(_matched(db, cohort_id, members, others), t)}
 
 
+def _tagged_ids(cohort_id: str, definition: dict) -> list[str]:
+    """The order ids a stored ``order_nos`` cohort names, built as every order's id is built."""
+    refs = [OrderRef.model_validate(ref) for ref in definition["order_nos"]]
+    try:
+        return [order_id(definition["channel"], ref.order_no, ref.store) for ref in refs]
+    except ValueError as e:  # order_id's refusal: a per-store receipt saved without its store
+        raise StorelessCohort(f"cohort {cohort_id}: {e}; create it again naming each receipt's store") from e
+
+
 def _source(db: Database, cohort_id: str, definition: dict) -> Groups:
     if "order_nos" in definition:
-        nos = list(definition["order_nos"])
+        ids = _tagged_ids(cohort_id, definition)
         tagged: list[tuple[str, str, int]] = []
-        for start in range(0, len(nos), _CHUNK):
-            chunk = nos[start:start + _CHUNK]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
             tagged += [(str(a), str(b), int(c)) for a, b, c in db.rows(
                 f"SELECT {_PERSON}, o.channel, o.ts FROM orders o JOIN members m ON m.id = o.member_id "
-                f"WHERE {_PAID} AND o.channel = ? AND o.order_no IN ({', '.join('?' for _ in chunk)})",
-                (definition["channel"], *chunk))]
+                f"WHERE {_PAID} AND o.id IN ({', '.join('?' for _ in chunk)})", chunk)]
     else:
         tagged = [(str(a), str(b), int(c)) for a, b, c in db.rows(
             f"SELECT {_PERSON}, o.channel, o.ts FROM coupons c JOIN orders o ON o.id = c.redeemed_order "

@@ -292,6 +292,16 @@ def face_consent(rows: Sequence[Mapping], person: str) -> bool:
     return any(r["face_consent"] == 1 and (r["id"] == person or r["consent_proven"] is not None) for r in rows)
 
 
+def face_consent_of(db: Database | Tx, person: str) -> bool:
+    """``face_consent`` for one person (a head record's id), read from their records' consent
+    columns alone: for the face paths that ask nothing else of the person (learning from a confirmed
+    arrival, re-embedding for a new pack). They read the head's raw flag before, which an older
+    record joining after a withdrawal turned back on (issue 15)."""
+    rows = db.query("SELECT id, face_consent, consent_proven, consent_withdrawn FROM members "
+                    "WHERE id = ? OR merged_into = ?", (person, person))
+    return face_consent(rows, person)
+
+
 def person_records(tx: Tx, person: str, cfg: Config) -> PersonRecords:
     rows, phones, unverified = _record_rows(tx, [person])
     mine = [r for r in rows if (r["merged_into"] or r["id"]) == person]

@@ -7,7 +7,8 @@ Every bound is there because a wrong template makes every later arrival worse:
 
 - only arrivals shown as the member (never an uncertain one, whatever the assistant answered), with
   a score ``LEARN_ABOVE`` (a MobileFaceNet cosine, scaled per pack) over the pack's threshold;
-- only for a member who has face consent when the confirmation arrives;
+- only for a member whose face consent counts when the confirmation arrives (the one rule,
+  ``survivorship.face_consent``: a withdrawal holds over an older record's own flag);
 - at most one learned face per visit and per person per ``LEARN_EVERY``;
 - the embedding waits in ``face_pending`` until the confirmation, at most ``PENDING_FOR``; without
   one it is deleted, never learned;
@@ -25,6 +26,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from cloud.cdp import survivorship
 from cloud.cdp.oneid import PERSON_OF
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
@@ -86,7 +88,7 @@ def learn(tx: Tx, visit_id: str, member_id: str, *, now: datetime | None = None)
     held_for = tx.scalar(f"SELECT {PERSON_OF} FROM members m WHERE m.id = ?", (pending["member_id"],))
     if person is None or person != held_for or datetime.fromisoformat(pending["ts"]) < now - PENDING_FOR:
         return None
-    if not tx.scalar("SELECT face_consent FROM members WHERE id = ?", (person,)):
+    if not survivorship.face_consent_of(tx, person):
         return None
     recent = tx.scalar(
         f"SELECT COUNT(*) FROM faces f JOIN members m ON m.id = f.member_id WHERE f.source = 'arrival' "

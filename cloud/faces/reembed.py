@@ -7,9 +7,10 @@ that space. The cloud never keeps uploaded photos, only each member's aligned en
 enrolled member with face consent and a thumbnail gets one face in the new space, made by the new
 pack's own engine from that thumbnail: padded back into a frame (the detector needs some context
 around a face), detected, aligned the new pack's way and embedded. Members who cannot be carried
-over are reported with the reason, never guessed: no consent, no thumbnail, or no face found in
-it. A member carried over has one template in the new space (the newest enrolment's thumbnail),
-whatever they had in the old one; confirmed arrivals add more (``cloud.faces.learning``).
+over are reported with the reason, never guessed: no consent (as the door counts it,
+``survivorship.face_consent``), no thumbnail, or no face found in it. A member carried over has one
+template in the new space (the newest enrolment's thumbnail), whatever they had in the old one;
+confirmed arrivals add more (``cloud.faces.learning``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from cloud.cdp import survivorship
 from cloud.cdp.oneid import PERSON_OF
 from cloud.db import Database
 from cloud.faces import enrolled, thumbnails
@@ -85,7 +87,7 @@ def carry_over(db: Database, pack: ModelPack, load_engine: Callable[[], FaceEngi
             report.already += 1
             continue
         reason: Skip | None = None
-        if not db.scalar("SELECT face_consent FROM members WHERE id = ?", (person,)):
+        if not survivorship.face_consent_of(db, person):
             reason = "no_consent"
         elif (jpeg := thumbnails.of_person(db, person)) is None:
             reason = "no_thumbnail"

@@ -76,3 +76,29 @@ def test_order_source_and_segment_cohorts_against_matched_controls(start_cloud) 
     assert client.post("/v1/cohorts", json={"name": "x", "order_nos": ["L-1"]}).status_code == 422  # no channel
     assert client.get("/v1/cohorts/nope").status_code == 404
     assert all(h["complete"] for h in followed["horizons"])
+
+
+def test_a_till_receipt_names_its_store(start_cloud) -> None:
+    """Issue 16: receipt numbers are per store, so R1 at s1 and R1 at s2 are two buyers' orders; a
+    cohort naming s1's R1 follows only s1's buyer, and a till receipt without its store is refused."""
+    client, runtime = start_cloud()
+    t0, ts = int(LIVE.timestamp()), iso(LIVE - timedelta(days=300))
+    with runtime.db.transaction() as tx:
+        for person, store in (("buyer-s1", "s1"), ("buyer-s2", "s2")):
+            tx.execute("INSERT INTO members (id, source, source_key, name, created) VALUES (?, 'crm', ?, '李娜', ?)",
+                       (person, person, ts))
+            tx.execute("INSERT INTO orders (id, channel, order_no, store, member_id, ts, paid, status) "
+                       "VALUES (?, 'pos', 'R1', ?, ?, ?, 120.0, 'paid')", (order_id("pos", "R1", store), store, person, t0))
+    made = client.post("/v1/cohorts", json={"name": "s1 R1", "channel": "pos",
+                                            "order_nos": [{"order_no": "R1", "store": "s1"}]})
+    assert made.status_code == 201
+    assert made.json()["definition"]["order_nos"] == [{"order_no": "R1", "store": "s1"}]
+    followed = client.get(f"/v1/cohorts/{made.json()['id']}").json()
+    assert followed["matched"] == {"cohort": 1, "control": 1}  # s1's buyer; s2's is a same-day other buyer
+    refused = client.post("/v1/cohorts", json={"name": "R1", "channel": "pos", "order_nos": ["R1"]})
+    assert refused.status_code == 422 and "numbered per store" in refused.json()["detail"][0]["msg"]
+    # a cohort saved before receipts named their store is refused on read, not followed wrongly
+    runtime.db.execute("INSERT INTO cohorts (id, name, definition, created, created_by) VALUES (?, ?, ?, ?, ?)",
+                       ("cold", "R1", '{"channel": "pos", "order_nos": ["R1"]}', ts, "t"))
+    stale = client.get("/v1/cohorts/cold")
+    assert stale.status_code == 409 and stale.json()["detail"]["code"] == "storeless_cohort"
