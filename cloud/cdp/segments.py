@@ -459,7 +459,7 @@ def portrait(db: Database, condition: Condition | None, *, as_of: datetime | Non
             seg_share = seg / totals["segment"] if totals["segment"] else 0.0
             base_share = whole / totals["base"] if totals["base"] else 0.0
             values.append({"value": key, "segment": seg, "base": whole,
-                           "segment_share": round(seg_share, 4), "base_share": round(base_share, 4),
+                           "segment_share": round(seg_share, 6), "base_share": round(base_share, 6),
                            "index": round(seg_share / base_share * 100, 1) if base_share else None})
         facets[name] = values
     return {"segment": totals["segment"], "base": totals["base"], "facets": facets, "base_as_of": base_as_of}

@@ -261,7 +261,7 @@ def test_portrait_against_the_base(brand: Database) -> None:
     assert set(portrait["facets"]) == {"city_tier", "age_band", "gender", "channel", "tier", "lifecycle"}
     gender = {v["value"]: v for v in portrait["facets"]["gender"]}
     assert gender["female"] == {"value": "female", "segment": 1, "base": 1, "segment_share": 0.5,
-                                "base_share": 0.3333, "index": 150.0}
+                                "base_share": 0.333333, "index": 150.0}
     assert gender["unknown"]["segment"] == 0 and gender["unknown"]["base"] == 1
     ages = {v["value"]: (v["segment"], v["base"]) for v in portrait["facets"]["age_band"]}
     assert ages == {"30-34": (1, 1), "25-29": (1, 1), "unknown": (0, 1)}

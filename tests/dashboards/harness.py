@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright
@@ -104,3 +105,16 @@ def open_page(browser: Browser, base_url: str, path: str, *, key: str | None, la
 def wait_ready(page: Page, timeout_ms: int = 30_000) -> int:
     page.wait_for_selector("body[data-ready=true]", timeout=timeout_ms)
     return int(page.get_attribute("body", "data-ready-ms") or 0)
+
+
+def page_points(share: float) -> str:
+    """A share in percentage points as the pages print it (ui.js ``num(value * 100, 1)``):
+    ``toLocaleString`` rounds the exact value of ``share * 100`` half away from zero, where Python's
+    ``:.1f`` rounds half to even, so a share of 0.8025 reads 80.3 on the page and 80.2 from an
+    f-string."""
+    return str(Decimal(share * 100).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
+def page_pct(share: float) -> str:
+    """A share as ui.js ``pct`` prints it."""
+    return page_points(share) + "%"

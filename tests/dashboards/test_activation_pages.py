@@ -11,7 +11,7 @@ import httpx
 from playwright.sync_api import Browser
 
 from tests.dashboards.conftest import Dash
-from tests.dashboards.harness import open_page
+from tests.dashboards.harness import open_page, page_pct, page_points
 from tests.dashboards.test_pages import screenshot, texts
 
 
@@ -19,10 +19,6 @@ def _post(dash: Dash, path: str, body: dict) -> dict:
     response = httpx.post(f"{dash.url}{path}", json=body, headers={"X-API-Key": dash.hq_key}, timeout=60)
     response.raise_for_status()
     return response.json()
-
-
-def _pp(value: float) -> str:
-    return f"{value * 100:.1f}"
 
 
 def test_campaign_and_cohort_pages_show_the_api_figures(dash: Dash, browser: Browser, artifacts: Path) -> None:
@@ -43,7 +39,8 @@ def test_campaign_and_cohort_pages_show_the_api_figures(dash: Dash, browser: Bro
     assert kpis["目标人数"] == f"{launched['audience']:,}" and kpis["对照组人数"] == f"{launched['control']:,}"
     u = results["uplift"]
     sign = "+" if u["estimate"] > 0 else ""
-    assert kpis["提升（95% 置信区间）"] == f"{sign}{_pp(u['estimate'])} pp [{_pp(u['ci95'][0])}, {_pp(u['ci95'][1])}]"
+    low, high = (page_points(bound) for bound in u["ci95"])
+    assert kpis["提升（95% 置信区间）"] == f"{sign}{page_points(u['estimate'])} pp [{low}, {high}]"
     assert page.locator("#strata tr[data-stratum]").count() == len(results["strata"])
     assert opened.console.errors == []
     screenshot(page, artifacts, "campaign")
@@ -60,7 +57,7 @@ def test_campaign_and_cohort_pages_show_the_api_figures(dash: Dash, browser: Bro
     assert rows.count() == 4
     first = followed["horizons"][0]
     cells = [c.strip() for c in rows.nth(0).locator("td").all_inner_texts()]
-    assert cells[1] == f"{first['cohort']['buyer_rate'] * 100:.1f}%" and cells[2] == f"{first['control']['buyer_rate'] * 100:.1f}%"
+    assert cells[1] == page_pct(first["cohort"]["buyer_rate"]) and cells[2] == page_pct(first["control"]["buyer_rate"])
     assert opened.console.errors == []
     screenshot(page, artifacts, "cohort")
     page.context.close()

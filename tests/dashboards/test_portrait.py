@@ -9,7 +9,7 @@ import httpx
 from playwright.sync_api import Browser
 
 from tests.dashboards.conftest import Dash
-from tests.dashboards.harness import open_page
+from tests.dashboards.harness import open_page, page_pct
 from tests.dashboards.test_pages import screenshot, texts
 
 FACETS = ("city_tier", "age_band", "gender", "channel", "tier", "lifecycle")
@@ -49,7 +49,7 @@ def test_portrait_page_draws_the_segment_against_the_base(dash: Dash, browser: B
         assert rows.count() == len(portrait["facets"][facet])
         first = portrait["facets"][facet][0]
         row = page.locator(f'[data-facet="{facet}"] .facet-row[data-value="{first["value"]}"]')
-        assert row.locator('[data-share="segment"]').inner_text() == f"{first['segment_share'] * 100:.1f}%"
+        assert row.locator('[data-share="segment"]').inner_text() == page_pct(first["segment_share"])
     assert page.locator('[data-facet="gender"] .facet-row[data-value="female"] .facet-label').inner_text() == "女"
     assert opened.console.errors == []
     screenshot(page, artifacts, "portrait")
