@@ -1,14 +1,17 @@
 """A campaign through the simulated SMS provider, with the sender killed mid-campaign.
 
-A generated brand (``cloud.synthetic.campaign_brand``): persons with phones, a home store each (some
-in a time zone where it is now night), SMS consent for most, a planted true uplift per lifecycle
-stage. One SMS campaign to all of them with a 10% stratified control group: a child process starts
+A generated brand (``cloud.synthetic.campaign_brand``, landed through the brand's entry points: a
+stores file, a CRM member list, the order history through the order stream, SMS consent through the
+consent API's function): persons with phones, a home store each (some in a time zone where it is now
+night), SMS consent for most, an order history the tags compute into a lifecycle stage and value
+tier, a planted true uplift per computed stage. One SMS campaign to all of them with a 10% stratified control group: a child process starts
 sending and is killed (SIGKILL) after a third of the messages reached the provider; a new sender
 reconciles what the dead one left half-done (QuerySendDetails by OutId) and finishes, timed. Then
 the window's orders are planted and the campaign's results read. Last stdout line is JSON:
 ``sends_per_s`` (the restarted sender, one process), ``sent_without_consent``,
 ``sent_in_quiet_hours``, ``duplicates_after_restart`` (messages the provider got twice for one
-send key), ``uplift_error`` (|estimated - planted| / planted, intention to treat).
+send key), ``uplift_error`` (|estimated - planted| / planted, intention to treat), ``generate_s``
+(the brand's landing; stderr has where its time went).
 
 The default is 50,000 persons because the uplift target (within 20% of the planted ~6 points) is a
 statistical one: with a 10% control of 20,000 persons the estimate's 95% interval alone is about
@@ -94,7 +97,9 @@ def main() -> None:
     db_path = args.db or str(Path(tmp) / "cdp.sqlite")
     db = open_cdp(db_path, sample_catalogue=False)
     now = utcnow()
+    started = time.perf_counter()
     brand = campaign_brand.generate(db, persons=args.persons, now=now)
+    generate_s = time.perf_counter() - started
     port = _free_port()  # the provider is its own process, as a real one would be
     sim_proc = subprocess.Popen([sys.executable, "-m", "cloud.channels.sms_sim", "--port", str(port)],
                                 stdout=subprocess.DEVNULL)
@@ -103,7 +108,7 @@ def main() -> None:
     template = campaigns.create_template(db, channel="sms", code="SMS_CARE_01", body="{surname}{title}，您的专属礼已到店 {link}",
                                          params=["surname", "title", "link"], actor="bench")
     campaigns.approve_template(db, template["id"], actor="bench")
-    campaign = campaigns.create(db, name="回购关怀", segment_id=brand["segment_id"], channel="sms",
+    campaign = campaigns.create(db, name="回购关怀", segment_id=brand.segment_id, channel="sms",
                                 template_id=template["id"], holdout_pct=10, window_days=7, actor="bench")
     campaign = campaigns.launch(db, campaign["id"], now=now)
     treatment = campaign["audience"] - campaign["control"]
@@ -130,17 +135,18 @@ def main() -> None:
     tz = dict(db.rows("SELECT m.id, s.timezone FROM members m JOIN stores s ON s.id = m.home_store"))
     without, quiet = 0, 0
     for m in sent:
-        person = brand["phones"][m["phone"]]
-        without += person not in brand["consented"]
+        person = brand.phones[m["phone"]]
+        without += person not in brand.consented
         quiet += in_quiet_hours(datetime.fromtimestamp(m["ts"]).astimezone(), tz[person], Rules())
     launched = datetime.fromisoformat(campaigns.get(db, campaign["id"])["launched_at"])
-    planted = campaign_brand.outcomes(db, campaign_id=campaign["id"], stage=brand["stage"], launched=launched)
+    planted = campaign_brand.outcomes(db, brand, campaign_id=campaign["id"], launched=launched)
     result = campaigns.results(db, campaign["id"])
     estimate = result["uplift"]["estimate"]
     after = campaigns.get(db, campaign["id"])
     print(json.dumps({"persons": args.persons, "treatment": treatment, "control": campaign["control"],
                       "sent_before_kill": at_kill, "reconciled": reconciled, "sends_after_restart": tally.sent,
-                      "skipped": after["skipped"], "deferred_quiet_hours": tally.deferred, "sends": after["sends"]},
+                      "skipped": after["skipped"], "deferred_quiet_hours": tally.deferred, "sends": after["sends"],
+                      "generate_seconds": brand.seconds, "as_drawn": brand.as_drawn},
                      ensure_ascii=False), file=sys.stderr)
     sim_proc.terminate()
     sim_proc.wait()
@@ -149,6 +155,7 @@ def main() -> None:
         "duplicates_after_restart": duplicates, "uplift_estimated": estimate, "uplift_ci95": result["uplift"]["ci95"],
         "uplift_planted": round(planted, 5), "uplift_error": round(abs(estimate - planted) / planted, 4),
         "messages": len(sent), "control": campaign["control"], "treatment": treatment,
+        "generate_s": round(generate_s, 1),
     }))
 
 

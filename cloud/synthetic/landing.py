@@ -39,6 +39,19 @@ def import_files(db: Database, files: list[Import], *, progress: bool = False) -
     return done
 
 
+def land_orders(db: Database, channel: str, orders: list[dict], *, actor: str,
+                batch: int = TILL_BATCH) -> tuple[Counter[str], Counter[str]]:
+    """Posted orders landed in batches (``till.land``, the call behind ``POST /v1/orders``): the
+    count of each attribution reason and of each quarantine reason."""
+    attributed: Counter[str] = Counter()
+    quarantined: Counter[str] = Counter()
+    for start in range(0, len(orders), batch):
+        report = till.land(db, channel, orders[start:start + batch], actor=actor)
+        attributed.update(report["attributed"])
+        quarantined.update(report["quarantined"])
+    return attributed, quarantined
+
+
 class EntryPoints:
     """The floor's brand-held data (``cloud.synthetic.floor.FloorSink``) through the entry points:
     till orders landed as posted (and kept in ``till_orders.jsonl``), the counter's sign-ups as a CRM
@@ -57,10 +70,9 @@ class EntryPoints:
     def orders(self, store: str, orders: list[dict]) -> None:
         with (self._out / "till_orders.jsonl").open("a", encoding="utf-8") as log:
             log.writelines(json.dumps(o, ensure_ascii=False) + "\n" for o in orders)
-        for start in range(0, len(orders), TILL_BATCH):
-            report = till.land(self._db, "pos", orders[start:start + TILL_BATCH], actor=f"generate:{store}")
-            self._attributed.update(report["attributed"])
-            self._quarantined.update(report["quarantined"])
+        attributed, quarantined = land_orders(self._db, "pos", orders, actor=f"generate:{store}")
+        self._attributed.update(attributed)
+        self._quarantined.update(quarantined)
 
     def new_members(self, rows: list[dict]) -> None:
         self._joiners += rows
