@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -114,12 +114,6 @@ def consents(db: Database, member_id: str) -> dict[str, dict]:
     found = latest(db, [person], CHANNELS)
     return {c: {"granted": bool(r["granted"]), "ts": r["ts"], "source": r["source"]} if (r := found.get((person, c)))
             else {"granted": False, "ts": None, "source": None} for c in CHANNELS}
-
-
-def grant_many(tx: Tx, persons: Iterable[str], channel: str, *, source: str, ts: str) -> None:
-    """Bulk opt-in (an import of a consent list); no per-row log beyond the source named."""
-    tx.copy("marketing_consent", ("person_id", "channel", "granted", "ts", "source"),
-            [(p, channel, 1, ts, source) for p in persons])
 
 
 def suppress(db: Database, kind: str, value: str, *, reason: str, actor: str) -> None:
