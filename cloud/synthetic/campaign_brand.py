@@ -134,6 +134,9 @@ def _order(number: str, ts: int, paid: float, category: str, *, store: str | Non
 
 def generate(db: Database, *, persons: int, seed: int = 11, now: datetime, no_consent_share: float = 0.05,
              night_share: float = 0.08) -> CampaignBrand:
+    """``persons`` persons landed as the module says, their stage and tier drawn with ``HISTORIES``;
+    ``no_consent_share`` of them never gave SMS consent, ``night_share`` live by a store where ``now``
+    is in quiet hours."""
     rng = np.random.default_rng(seed)
     rules = Rules()
     stores = _stores(now, rules)
