@@ -58,6 +58,9 @@ class ImportReport:
         return asdict(self)
 
 
+#: A quarantined row's detail when it named an erased person (its raw content is not kept either).
+_ERASED_DETAIL = "names an erased person: content not kept"
+
 #: NUL, the other C0 controls and DEL (tab and line breaks may stand in a cell).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -334,11 +337,15 @@ class Importer:
         self.report.lines += len(line_rows)
 
     def _quarantine(self, tx: Tx, problems: list[tuple[int, dict, RowProblem]]) -> None:
+        """Rows that cannot land, kept with their reason and raw content for review; a row naming an
+        erased person (``tombstones.erased_rows``) keeps its reason only."""
         for _, _, problem in problems:
             self._quarantined[problem.reason] += 1
+        erased = tombstones.erased_rows(tx, [raw for _, raw, _ in problems])
         tx.copy("quarantine", ("import_id", "row_no", "reason", "detail", "raw"), [
-            (self.report.import_id, row_no, p.reason, p.detail, json.dumps(raw, ensure_ascii=False, default=str))
-            for row_no, raw, p in problems])
+            (self.report.import_id, row_no, p.reason, _ERASED_DETAIL, json.dumps({"erased": True})) if i in erased
+            else (self.report.import_id, row_no, p.reason, p.detail, json.dumps(raw, ensure_ascii=False, default=str))
+            for i, (row_no, raw, p) in enumerate(problems)])
 
 
 def decode_upload(data: bytes) -> str:
