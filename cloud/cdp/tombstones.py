@@ -8,8 +8,10 @@ the landing (``cloud.cdp.imports.importer``) asks here which buyers are named by
 
 Rows the importer cannot land are quarantined with their raw content for HQ's review; one that
 lands after an erasure and names an erased identifier (a till re-sending a sale that had already
-landed, a receipt it garbled) would store the person's phone or card again: ``erased_rows`` finds
-them and the importer keeps their reason without their content, as the erasure's own clearing does.
+landed, a receipt it garbled) would store the person's phone or card again. The importer keeps
+their reason without their content, as the erasure's own clearing does: an order's buyer is asked
+here as a landing order's is (``erased_buyers``), a row that never became an order by its values
+(``erased_rows``).
 
 A digest of a phone can be found again by hashing every phone (as the audience syncs' hashed
 uploads can): it names no one to a reader, which is what an erasure promises; it does not stop
@@ -80,7 +82,8 @@ def _texts(raw: object) -> Iterator[str]:
 
 
 def erased_rows(tx: Tx, raws: Sequence[object]) -> set[int]:
-    """The indexes of the raw rows naming an identifier an erasure deleted that no record holds now.
+    """The indexes of the raw rows naming an identifier an erasure deleted that no record holds now:
+    rows that never became an order (unreadable, a field missing), so no buyer says what they name.
 
     Every value of a row is tried as each identifier kind of the brand's rules (``link_rules``):
     a raw row does not say which of its cells is a card or a unionid. A value some record holds
@@ -89,17 +92,11 @@ def erased_rows(tx: Tx, raws: Sequence[object]) -> set[int]:
     if not raws or tx.scalar("SELECT 1 FROM erased_identifiers LIMIT 1") is None:
         return set()
     kinds = [r[0] for r in tx.rows("SELECT kind FROM link_rules ORDER BY kind")]
-    named: dict[str, tuple[str, str]] = {}
-    per_row: list[set[str]] = []
-    for raw in raws:
-        digests = set()
-        for value in set(_texts(raw)):
-            for kind in kinds:
-                named[found := digest(kind, value)] = (kind, value)
-                digests.add(found)
-        per_row.append(digests)
-    erased = {r[0] for test, params in tx.among(sorted(named))
-              for r in tx.rows(f"SELECT digest FROM erased_identifiers WHERE digest {test}", params)}
-    gone = {d for d in erased
-            if tx.scalar("SELECT 1 FROM identifiers WHERE kind = ? AND value = ? LIMIT 1", named[d]) is None}
-    return {i for i, digests in enumerate(per_row) if digests & gone}
+    values_of = [set(_texts(raw)) for raw in raws]
+    # each distinct value once: a file's rows repeat their store, SKU and time
+    named = {digest(kind, value): (kind, value) for value in set().union(*values_of) for kind in kinds}
+    erased = [named[r[0]] for test, params in tx.among(sorted(named))
+              for r in tx.rows(f"SELECT digest FROM erased_identifiers WHERE digest {test}", params)]
+    gone = {value for kind, value in erased
+            if tx.scalar("SELECT 1 FROM identifiers WHERE kind = ? AND value = ? LIMIT 1", (kind, value)) is None}
+    return {i for i, values in enumerate(values_of) if values & gone}
