@@ -45,3 +45,30 @@ def test_a_late_order_from_before_the_erasure_does_not_bring_the_person_back(sta
     assert runtime.db.scalar("SELECT COUNT(*) FROM members") == 1
     back = runtime.db.one("SELECT member_id FROM orders WHERE id = 'pos:s1:R-BACK-1'")
     assert back is not None and back["member_id"] is not None
+
+
+def test_a_late_row_naming_the_erased_person_is_quarantined_without_its_content(start_cloud) -> None:
+    """The till that was offline re-sends its outbox after the erasure: the sale that had already
+    landed is a ``duplicate_order``, and a receipt whose time the till garbled is ``bad_time``. Both
+    are quarantined, and the quarantine keeps each raw row for HQ's review: her phone was stored
+    again, readable at ``GET /v1/imports/{id}/quarantine``, after the erasure had cleared every
+    quarantined row naming her. Such a row keeps its reason and loses its content, as the
+    erasure's own clearing does; once she is a member again (after the erasure) her rows are kept."""
+    client, runtime, hq, member = hq_with_member(start_cloud, name="韩梅梅", phone=PHONE, gender="female", face=False)
+    before = datetime.now(UTC) - timedelta(hours=2)
+    till.land(runtime.db, "pos", [_sale("R-LATE-1", before)], store="s1")
+    assert client.delete(f"/v1/members/{member}", headers=hq).status_code == 200
+
+    garbled = {**_sale("R-LATE-3", before), "ts": "not a time", "member": {"phone": f"+86 {PHONE[:3]}-{PHONE[3:]}"}}
+    resent = till.land(runtime.db, "pos", [_sale("R-LATE-1", before), garbled], store="s1")
+    assert resent["quarantined"] == {"duplicate_order": 1, "bad_time": 1}
+    held = client.get(f"/v1/imports/{resent['import_id']}/quarantine", headers=hq).json()["items"]
+    assert sorted(row["reason"] for row in held) == ["bad_time", "duplicate_order"]
+    assert all(row["raw"] == {"erased": True} for row in held), held
+    assert PHONE not in _everything(runtime)
+
+    # she comes back after the erasure: her phone names a member again, and her rows are kept whole
+    till.land(runtime.db, "pos", [_sale("R-BACK-1", datetime.now(UTC) + timedelta(seconds=1))], store="s1")
+    again = till.land(runtime.db, "pos", [_sale("R-BACK-1", datetime.now(UTC))], store="s1")
+    (kept,) = client.get(f"/v1/imports/{again['import_id']}/quarantine", headers=hq).json()["items"]
+    assert kept["reason"] == "duplicate_order" and kept["raw"]["member"] == {"phone": PHONE}

@@ -58,6 +58,11 @@ class ImportReport:
         return asdict(self)
 
 
+#: A row to quarantine: its number, raw cells, the problem, and the order it became (None: it never did).
+Problem = tuple[int, dict, RowProblem, Order | None]
+#: A quarantined row's detail when it named an erased person (its raw content is not kept either).
+_ERASED_DETAIL = "names an erased person: content not kept"
+
 #: NUL, the other C0 controls and DEL (tab and line breaks may stand in a cell).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -152,7 +157,7 @@ class Importer:
         if not batch:
             return
         with self._db.transaction() as tx:
-            problems: list[tuple[int, dict, RowProblem]] = []
+            problems: list[Problem] = []
             orders: list[Order] = []
             buyers: list[Buyer] = []
             # the batch's orders and its refunds' orders already stored, in one query (not one per order)
@@ -166,11 +171,11 @@ class Importer:
                     item = RowProblem("control_characters", "a cell holds NUL or another control character")
                 for one in item if isinstance(item, tuple) else (item,):  # a sale and its refund, from one row
                     if isinstance(one, RowProblem):
-                        problems.append((row_no, raw, one))
+                        problems.append((row_no, raw, one, None))
                     elif isinstance(one, Order):
                         problem = self._check(tx, one)
                         if problem:
-                            problems.append((row_no, raw, problem))
+                            problems.append((row_no, raw, problem, one))
                         else:
                             orders.append(one)
                     else:
@@ -333,12 +338,23 @@ class Importer:
         self.report.orders += len(orders)
         self.report.lines += len(line_rows)
 
-    def _quarantine(self, tx: Tx, problems: list[tuple[int, dict, RowProblem]]) -> None:
-        for _, _, problem in problems:
+    def _quarantine(self, tx: Tx, problems: list[Problem]) -> None:
+        """Rows that cannot land, kept with their reason and raw content for review; a row naming an
+        erased person keeps its reason only: an order's buyer erased after it was paid (the landing's
+        own rule, ``_without_erased``), or a row that never became an order naming an erased
+        identifier no record holds now (``tombstones.erased_rows``)."""
+        for _, _, problem, _ in problems:
             self._quarantined[problem.reason] += 1
+        buyers = [order.buyer for *_, order in problems if order is not None and order.buyer is not None]
+        dated = tombstones.erased_buyers(tx, self._channel, buyers)
+        erased = {i for i, (*_, order) in enumerate(problems) if order is not None and order.buyer is not None
+                  and order.buyer.key in dated and order.ts <= dated[order.buyer.key]}
+        unparsed = [i for i, (*_, order) in enumerate(problems) if order is None]
+        erased |= {unparsed[k] for k in tombstones.erased_rows(tx, [problems[i][1] for i in unparsed])}
         tx.copy("quarantine", ("import_id", "row_no", "reason", "detail", "raw"), [
-            (self.report.import_id, row_no, p.reason, p.detail, json.dumps(raw, ensure_ascii=False, default=str))
-            for row_no, raw, p in problems])
+            (self.report.import_id, row_no, p.reason, _ERASED_DETAIL, json.dumps({"erased": True})) if i in erased
+            else (self.report.import_id, row_no, p.reason, p.detail, json.dumps(raw, ensure_ascii=False, default=str))
+            for i, (row_no, raw, p, _) in enumerate(problems)])
 
 
 def decode_upload(data: bytes) -> str:
