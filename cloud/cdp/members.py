@@ -120,9 +120,11 @@ def log_consent(tx: Tx, person: str, record: str, granted: bool, *, store: str |
 
 
 def consent_history(records: list[str]) -> Read[list[dict]]:
-    """The consent decisions recorded for these records (a person's: one or more), oldest first."""
+    """The consent decisions recorded for these records (a person's: one or more), oldest first, each
+    with its ``kind`` (``face``, or ``marketing:<channel>`` from ``cloud.activation.consent``): one log
+    holds both, and an SMS "no" must not read as a face withdrawal."""
     marks = ", ".join("?" for _ in records)
-    return Read.rows(f"SELECT record_id, granted, ts, store, actor, how FROM consent_log "
+    return Read.rows(f"SELECT record_id, kind, granted, ts, store, actor, how FROM consent_log "
                      f"WHERE record_id IN ({marks}) OR person_id IN ({marks}) ORDER BY id", (*records, *records))
 
 

@@ -125,13 +125,16 @@ def _check_person(client, runtime: Runtime, truth: dict, names: dict[str, str], 
     if "consent" in truth:
         want = truth["consent"]
         assert profile["consent"]["face"] is want["face"], (truth["key"], profile["consent"])
-        (grant,) = [c for c in profile["consent"]["history"] if c["how"] == want["how"]]
+        (grant,) = [c for c in profile["consent"]["history"] if c["kind"] == "face" and c["how"] == want["how"]]
         assert names[grant["record_id"]] == want["record"] and grant["ts"] and grant["actor"], grant
         assert bool(grant["granted"]) is want["face"], grant  # the decision that stands
     if "marketing" in truth:
         said = client.get(f"/v1/marketing/consent/{member_id}").json()
         assert {channel: said[channel]["granted"] for channel in truth["marketing"]} == truth["marketing"], (
             truth["key"], said)
+        # the profile's consent history names each decision's kind: a marketing "no" is not a face withdrawal
+        logged = {c["kind"] for c in profile["consent"]["history"]}
+        assert {f"marketing:{channel}" for channel in truth["marketing"]} <= logged, (truth["key"], logged)
     if "enrol" in truth:
         want = truth["enrol"]
         tried = _enrol(client, member_id, faces_dir / want["photo"])
