@@ -98,6 +98,13 @@ def _hash(verification_id: str, code: str) -> str:
     return hashlib.sha256(f"{verification_id}:{code}".encode()).hexdigest()
 
 
+#: the record ``m``'s person withdrew face consent (a mark on any of their records,
+#: ``members.set_face_consent``): the consent this record gave before joining them is not theirs to
+#: prove any more, only a fresh grant (``PUT /v1/members/{id}/consent``) turns it back on
+_WITHDRAWN = ("EXISTS (SELECT 1 FROM members w WHERE (w.id = COALESCE(m.merged_into, m.id) "
+              "OR w.merged_into = COALESCE(m.merged_into, m.id)) AND w.consent_withdrawn IS NOT NULL)")
+
+
 def waiting(db: Database, member_id: str) -> tuple[str, str] | None:
     """What the record ``member_id`` waits to prove, and the phone the code goes to: ``("phone", ..)``
     for an unverified sign-up, ``("consent", ..)`` for unproven face consent; None: nothing."""
@@ -106,8 +113,8 @@ def waiting(db: Database, member_id: str) -> tuple[str, str] | None:
     if phone is not None:
         return "phone", phone
     phone = db.scalar("SELECT i.value FROM identifiers i JOIN members m ON m.id = i.member_id "
-                      "WHERE m.id = ? AND m.face_consent = 1 AND m.consent_proven IS NULL AND i.kind = 'phone' "
-                      "AND i.blocked IS NULL ORDER BY i.id LIMIT 1", (member_id,))
+                      f"WHERE m.id = ? AND m.face_consent = 1 AND m.consent_proven IS NULL AND i.kind = 'phone' "
+                      f"AND i.blocked IS NULL AND NOT ({_WITHDRAWN}) ORDER BY i.id LIMIT 1", (member_id,))
     return None if phone is None else ("consent", phone)
 
 
@@ -205,9 +212,13 @@ def confirm(db: Database, member_id: str, verification_id: str, code: str, *, ac
                        (row["value"], member_id, members.MEMBER_SOURCE, row["value"]))
             oneid.resolve_around(tx, [member_id], actor=f"verified by code ({actor})")
         person = tx.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member_id,))
-        # the phone's owner entered the code: the consent given on this record is theirs, proven
-        if tx.execute("UPDATE members SET consent_proven = ? WHERE id = ? AND face_consent = 1",
-                      (row["id"], member_id)):
+        # the phone's owner entered the code: the consent given on this record is theirs, proven. For an
+        # unverified sign-up that is the sign-up being finished at the counter (a live grant); for an
+        # older record's consent a withdrawal on the person since then stands (``_WITHDRAWN``)
+        withdrawn = row["kind"] == "consent" and tx.scalar(f"SELECT 1 FROM members m WHERE m.id = ? AND {_WITHDRAWN}",
+                                                            (member_id,)) is not None
+        if not withdrawn and tx.execute("UPDATE members SET consent_proven = ? WHERE id = ? AND face_consent = 1",
+                                        (row["id"], member_id)):
             members.log_consent(tx, person, member_id, True, store=row["store"], actor=actor,
                                 how="verified_sign_up" if row["kind"] == "phone" else "proven_by_code")
             members.regranted(tx, person)

@@ -179,6 +179,39 @@ def test_consent_proven_by_the_code_counts_after_an_older_record_becomes_head(st
     assert runtime.db.scalar("SELECT COUNT(*) FROM members WHERE consent_proven IS NOT NULL") == 0
 
 
+def test_an_older_records_consent_cannot_be_proven_after_the_person_withdrew(start_cloud, sms) -> None:
+    """Red team (hgold): a customer withdrew face consent; a sign-up of theirs from before, whose code was
+    never entered, then joins them by HQ's merge. Its consent must not be provable by texting that
+    phone a code: that would turn the person's face recognition back on from a decision older than
+    the withdrawal. Not offered at the start, and not granted by a code already on its way."""
+    client, runtime = start_cloud(sms_url=sms.url)
+    manager = {"X-API-Key": auth.create_key(runtime.db, name="Chen Manager", role="store_manager", store="s1").key}
+    hq = {"X-API-Key": auth.create_key(runtime.db, name="Zhou HQ", role="hq_admin").key}
+    old = client.post("/v1/members", headers=manager, json=ATTACKER).json()  # consent given, code not entered
+    assert old["verification"]["kind"] == "consent"
+    code = sms.messages_to(VICTIM_PHONE)[-1].params["code"]
+    current = client.post("/v1/members", headers=manager,
+                          json={"name": "王芳", "phone": "13900139000", "consent": {"face": True}}).json()
+    assert client.put(f"/v1/members/{current['id']}/consent", headers=hq, json={"face": False}).status_code == 200
+    merged = client.post("/v1/identity/merge", headers=hq, json={"a": old["id"], "b": current["id"], "reason": "同一人"})
+    assert merged.status_code == 200, merged.text
+    assert client.get(f"/v1/members/{old['id']}", headers=hq).json()["consent"] == {"face": False}
+
+    late = client.post(f"/v1/members/{old['id']}/verification/{old['verification']['id']}", headers=manager,
+                       json={"code": code})
+    assert late.status_code == 200  # the phone is proven ...
+    assert client.get(f"/v1/members/{old['id']}", headers=hq).json()["consent"] == {"face": False}  # ... not the consent
+    assert runtime.db.scalar("SELECT COUNT(*) FROM members WHERE consent_proven IS NOT NULL") == 0
+    again = client.post(f"/v1/members/{old['id']}/verification", headers=manager)
+    assert again.status_code == 409 and again.json()["detail"]["code"] == "verification_closed"
+    photo = (FACES / "deepface_id01" / "img1.jpg").read_bytes()
+    refused = client.post(f"/v1/members/{old['id']}/faces", headers=hq, files={"image": ("p.jpg", photo)})
+    assert refused.status_code == 409 and refused.json()["detail"]["code"] == "no_consent"
+    # a fresh grant by the person still turns it on
+    assert client.put(f"/v1/members/{old['id']}/consent", headers=hq, json={"face": True}).status_code == 200
+    assert client.get(f"/v1/members/{old['id']}", headers=hq).json()["consent"] == {"face": True}
+
+
 def test_guesses_sent_in_parallel_get_five_tries_between_them(start_cloud, sms) -> None:
     """Brute force by concurrency: each guess spends its try before it is compared, so twenty guesses
     at once get five answers "wrong code" and fifteen "closed", and the right code is then refused."""
