@@ -3,6 +3,7 @@ card latency bends, on SQLite and on PostgreSQL, and how it scales with ingest p
 
     uv run python bench/ingest_capacity.py [--engines sqlite,postgresql] [--processes 1,2,3]
                                            [--rates 10,25,50,100,200,400,800] [--step-s 5]
+                                           [--stage-cpu-dir DIR]  (CPU by thread and step: bench/stage_cpu.py)
 
 Each configuration is a fresh database with ``--members`` enrolled members (one synthetic face
 each, in the real pack's embedding space and dimension), a private Mosquitto (MQTT 5), and the
