@@ -3,6 +3,7 @@ card latency bends, on SQLite and on PostgreSQL, and how it scales with ingest p
 
     uv run python bench/ingest_capacity.py [--engines sqlite,postgresql] [--processes 1,2,3]
                                            [--rates 10,25,50,100,200,400,800] [--step-s 5]
+                                           [--stage-cpu-dir DIR]  (CPU by thread and step: bench/stage_cpu.py)
 
 Each configuration is a fresh database with ``--members`` enrolled members (one synthetic face
 each, in the real pack's embedding space and dimension), a private Mosquitto (MQTT 5), and the
@@ -250,6 +251,18 @@ def batching(cloud: list[CloudProcess]) -> dict[str, int]:
     return total
 
 
+def stage_cpu_env(folder: Path, prefix: str) -> dict[str, str]:
+    """Environment that makes each cloud process count its CPU by thread and step (``bench.stage_cpu``)
+    into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    hook = folder / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from bench.stage_cpu import install_from_env\ninstall_from_env()\n")
+    return {"PYTHONPATH": str(hook), "INSTORE_STAGE_CPU": str(folder / prefix)}
+
+
 def run(engine: str, processes: int, args: argparse.Namespace, work: Path) -> dict:
     from protocol.facepack import get_pack
 
@@ -269,6 +282,8 @@ def run(engine: str, processes: int, args: argparse.Namespace, work: Path) -> di
         started = time.perf_counter()
         enrol(db_url, vectors, pack.id)
         env = dict(os.environ, PYTHONUNBUFFERED="1", INSTORE_API_KEY=API_KEY, INSTORE_MODEL_PACK=pack.id)
+        if args.stage_cpu_dir is not None:
+            env.update(stage_cpu_env(args.stage_cpu_dir, f"{engine}-{processes}"))
         for n in range(1, processes + 1):
             process = CloudProcess(
                 f"ingest-{n}", ["cloud", "serve", "--db", db_url, "--rate-limit", "0", "--broker", broker.url,
@@ -312,6 +327,8 @@ def main() -> None:
     parser.add_argument("--member-share", type=float, default=0.6)
     parser.add_argument("--pack", default=None, help="the face model pack (default: the default pack)")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--stage-cpu-dir", type=Path, default=None,
+                        help="count every cloud process's CPU by thread and ingest step into this folder (bench.stage_cpu)")
     args = parser.parse_args()
     args.rates = [int(r) for r in args.rates.split(",")]
     engines = args.engines.split(",")

@@ -17,6 +17,7 @@ import logging
 import ssl
 import threading
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -183,9 +184,28 @@ def publish(
 ) -> mqtt.MQTTMessageInfo:
     properties = None
     if expiry_s is not None and client.protocol == mqtt.MQTTv5:
-        properties = Properties(PacketTypes.PUBLISH)
-        properties.MessageExpiryInterval = max(1, int(expiry_s))
+        properties = _expiry(max(1, int(expiry_s)))
     return client.publish(topic, encode(message), qos=qos, retain=retain, properties=properties)
+
+
+class _Expiry(Properties):
+    """PUBLISH properties holding only a message expiry, packed once. paho packs a message's properties
+    on every publish by asking for each of the ~27 properties MQTT 5 defines; a card and each label
+    flash carry the same expiry, so the cloud's ingest paid that walk (and a new object) per message
+    (issue 19, tenth pass). Shared between publishes and threads: never changed after it is made."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(PacketTypes.PUBLISH)
+        self.MessageExpiryInterval = seconds
+        object.__setattr__(self, "_packed", super().pack())  # Properties refuses attributes it does not define
+
+    def pack(self) -> bytes:
+        return self._packed  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=256)
+def _expiry(seconds: int) -> _Expiry:
+    return _Expiry(seconds)
 
 
 def publish_confirmed(

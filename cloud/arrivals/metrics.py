@@ -17,10 +17,13 @@ from protocol.metrics import STAGE_BUCKETS
 STAGE = Histogram("instore_cloud_stage_seconds",
                   "Time from the capture of the frame that completed an arrival to each cloud stage",
                   ["stage"], buckets=STAGE_BUCKETS)
+#: Each stage's child of the histogram, made once: ``labels()`` checks and looks its values up on every
+#: call, three times an arrival (issue 19, tenth pass).
+_BY_STAGE = {stage: STAGE.labels(stage) for stage in ("ingested", "matched", "card")}
 
 
 def reached(timings: StageTimes, stage: str) -> StageTimes:
     """``timings`` with ``stage`` reached now, observed in the histogram."""
     ms = timings.at(now())
-    STAGE.labels(stage).observe(ms / 1000)
+    _BY_STAGE[stage].observe(ms / 1000)
     return timings.model_copy(update={f"{stage}_ms": ms})

@@ -21,6 +21,7 @@ from protocol.messages import (
     GuideCard,
     MemberSummary,
     Recommendation,
+    StageTimes,
     new_id,
 )
 
@@ -127,6 +128,23 @@ def test_rejections_name_the_field(payload, field):
         decode(payload)
     assert err.value.field == field
     assert err.value.reason
+
+
+@pytest.mark.parametrize("where", ["member.last_visit", "member.last_purchase.ts", "timings.capture", "expires_at"])
+def test_a_time_out_of_range_is_found_at_any_depth(where):
+    """The time check walks only the fields whose type can hold a time, and still every one of them."""
+    data = json.loads(encode(card(MemberSummary(member_id="m1", name="王芳", title="王女士", tier="金卡会员")).model_copy(
+        update={"timings": StageTimes(capture=NOW)})))
+    data["member"]["last_purchase"] = {"ts": NOW.isoformat(), "items": [], "amount": 1.0}
+    node, *path = data, *where.split(".")
+    for name in path[:-1]:
+        node = node[name]
+    node[path[-1]] = "1999-12-31T23:59:59+00:00"
+    for expected, prefix in ((GuideCard, ""), (None, "guide_card.")):
+        with pytest.raises(DecodeError) as err:
+            decode(json.dumps(data), expected)
+        assert err.value.field == prefix + where
+        assert "outside 2000-2099" in err.value.reason
 
 
 def test_expected_type_is_enforced():
