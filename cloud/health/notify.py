@@ -154,6 +154,8 @@ def notice_of(alert: Alert, store_name: str | None, link_base: str, level: int) 
         detail = f"设备 {alert.device} 自 {alert.ts[11:16]} 起{'离线' if alert.metric == 'device_offline' else '无数据'}"
     elif alert.metric == "shelves_empty":
         detail = f"自 {alert.ts[11:16]} 起常销商品仅 {alert.value:g} 个有库存，共 {alert.baseline:g} 个"
+    elif alert.metric == "staff_absent":
+        detail = f"自 {alert.ts[11:16]} 起排班 {alert.baseline:g} 人，在岗 {alert.value:g} 人；缺勤：{alert.detail or '—'}"
     elif alert.kind == "source":
         detail = f"自 {alert.ts[11:16]} 起 {alert.value:g} 笔，平常应有 {alert.baseline:g}"
     else:
