@@ -262,7 +262,9 @@ class StaffSign(Message):
     brand: Id
     store: Id
     screen: Id = Field(description="the screen it was tapped on")
-    assistant: Id = Field(description="the assistant's id as the screen knows it: the staff file's and the roster's")
+    assistant: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="the assistant as the screen knows them (its configured assistants, as card feedback names them): "
+                    "the staff file's id or name")
     action: StaffAction
     ts: AwareDatetime = Field(description="when it was tapped (the screen's clock)")
 

@@ -69,7 +69,9 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
     if not due:
         return None
     if staff.uses_sign_in(db, store, now, SIGN_IN_DAYS):
-        return _not_signed_in(staff.day_signs(db, store, tz, now), due, len(rostered), now)
+        signs = staff.day_signs(db, store, tz, now)
+        names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
+        return _not_signed_in({a: _signs_of(signs, a, names.get(a)) for a, _ in due}, due, len(rostered), now)
     if len(rostered) < 2:
         return None
     first = min(start for _, start in due) - EARLY
@@ -86,13 +88,20 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
     return _absence(absent, len(rostered))
 
 
+def _signs_of(signs: dict[str, list[staff.Sign]], assistant: str, name: str | None) -> list[staff.Sign]:
+    """An assistant's signs under their id or their name: a screen may be configured with the staff file's
+    names (as card feedback then names them) rather than its ids."""
+    under_name = signs.get(name, []) if name and name != assistant else []
+    return sorted([*signs.get(assistant, []), *under_name], key=lambda sign: sign.ts)
+
+
 def _not_signed_in(signs: dict[str, list[staff.Sign]], due: list[tuple[str, datetime]], rostered: int,
                    now: datetime) -> Absence | None:
-    """The assistants due on the floor who are not signed in: none since the day began (absent from their
+    """The assistants due on the floor who are not signed in: no sign since the day began (absent from their
     shift's start), or signed out more than ``GRACE`` ago (absent from the sign-out)."""
     absent = []
     for assistant, start in due:
-        mine = signs.get(assistant)
+        mine = signs[assistant]
         if not mine:
             absent.append((assistant, start))
         elif mine[-1].action == "sign_out" and mine[-1].ts + GRACE <= now:

@@ -89,7 +89,7 @@ def _sign(db: Database, assistant: str, action: StaffAction, at: datetime) -> No
 def test_at_a_store_that_signs_in_an_assistant_not_signed_in_by_the_grace_is_absent_within_one_scan(
         db: Database) -> None:
     _sign(db, "a1", "sign_in", OPENS - timedelta(minutes=10))
-    _sign(db, "a2", "sign_in", OPENS + timedelta(minutes=3))
+    _sign(db, "乙", "sign_in", OPENS + timedelta(minutes=3))  # a screen configured with the staff file's names
     assert absent_now(db, STORE, TZ, OPENS + GRACE - timedelta(minutes=1)) is None  # still within the grace
     due = OPENS + GRACE
     absence = absent_now(db, STORE, TZ, due)  # no card handled by anyone: the sign-ins alone tell
