@@ -16,7 +16,7 @@ import pytest
 from cloud.arrivals import staff
 from cloud.clock import iso
 from cloud.db import Database
-from cloud.health import shortfall
+from cloud.health import notify, shortfall
 from cloud.health.staff_absent import ALPHA, GRACE, absent_now
 from cloud.runtime import open_cdp
 from protocol.messages import StaffAction, StaffSign, new_id
@@ -117,6 +117,7 @@ def test_a_sign_out_mid_shift_is_an_absence_after_the_grace_and_the_alert_names_
     assert raised == []  # the same alert, now naming both
     [alert] = shortfall.alerts.listing(db, store=STORE, status="open", limit=5)
     assert alert.detail == "甲（a1）、乙（a2）"
+    assert "在岗 1 人；缺勤：甲（a1）、乙（a2）" in notify.notice_of(alert, "徐汇店", "", 0).text  # what the owner is sent
 
 
 def test_a_lone_assistant_is_judged_by_sign_ins_and_yesterdays_sign_in_does_not_count(db: Database) -> None:
