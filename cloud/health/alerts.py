@@ -160,9 +160,10 @@ def open_alert(db: Database, kind: Kind, store: str, device: str, metric: str) -
     return Alert(**row) if row else None
 
 
-def describe(db: Database, alert_id: str, detail: str | None) -> None:
-    """The alert in force is about something else now (another assistant absent too, one came in)."""
-    db.execute("UPDATE alerts SET detail = ? WHERE id = ?", (detail, alert_id))
+def describe(db: Database, alert_id: str, detail: str | None, value: float) -> None:
+    """The alert in force is about something else now (another assistant absent too, one came in): its
+    words and its value follow; its period, baseline and severity stay as raised."""
+    db.execute("UPDATE alerts SET detail = ?, value = ? WHERE id = ?", (detail, value, alert_id))
 
 
 def clear(db: Database, alert_id: str, now: datetime) -> bool:

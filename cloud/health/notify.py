@@ -53,7 +53,7 @@ METRIC_LABELS = {
     "arrivals": "进店人数", "footfall": "客流", "conversion": "转化率", "greeted_share": "招呼率",
     "served_share": "接待率", "median_time_to_greet_s": "招呼用时", "orders_low": "收银订单骤降",
     "arrivals_low": "进店识别骤降", "footfall_low": "客流计数骤降", "claims_low": "导购接待骤降",
-    "shelves_empty": "货架缺货",
+    "shelves_empty": "货架缺货", "staff_absent": "导购缺勤",
 }
 
 

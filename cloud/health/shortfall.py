@@ -251,7 +251,7 @@ def scan(db: Database, now: datetime) -> tuple[list[Alert], list[str]]:
                 z=round(-(f.expected - f.observed) / math.sqrt(f.expected), 3), direction="low", severity=f.severity,
                 status="open", created=now, kind="source", detail=f.detail))
         elif existing.detail != f.detail:
-            alerts.describe(db, existing.id, f.detail)
+            alerts.describe(db, existing.id, f.detail, f.observed)
     raised = alerts.record(db, fresh)
     cleared = [row["id"] for row in db.query(
         "SELECT id, store, metric FROM alerts WHERE kind = 'source' AND cleared_at IS NULL")
