@@ -62,6 +62,7 @@ def test_a_screens_sign_ins_reach_the_cloud_and_the_roster_is_checked_against_th
     assert [(s["assistant"], s["name"], s["screen"]) for s in body["signed_in"]] == [("a2", "李丽", "main")]
     assert client.get(f"/v1/stores/{store_id}/staff", params=at, headers=other).status_code == 403
     assert client.get("/v1/stores/nowhere/staff", params=at).status_code == 404
+    assert client.get(f"/v1/stores/{store_id}/staff", params={"at": "0001-01-01T00:00:00+08:00"}).status_code == 422
 
     # a1 never signed in: absent, named, in the first scan after the grace, with nobody's cards needed
     assert shortfall.scan(db, SHIFT + GRACE - timedelta(minutes=1))[0] == []
@@ -70,8 +71,8 @@ def test_a_screens_sign_ins_reach_the_cloud_and_the_roster_is_checked_against_th
         ("staff_absent", store_id, "2026-03-10T10:00", "王静（a1）", "critical")]
     _sign(edge, store_id, "a1", "sign_in", SHIFT + GRACE + timedelta(minutes=2))
     assert _stats_when(client, lambda s: s["staff_signs"] == 2)["staff_signs"] == 2
-    raised, cleared = shortfall.scan(db, SHIFT + GRACE + timedelta(minutes=5))
-    assert raised == [] and cleared == [raised[0].id] and alerts.open_alert(db, "source", store_id, "", "staff_absent") is None
+    again, cleared = shortfall.scan(db, SHIFT + GRACE + timedelta(minutes=5))
+    assert again == [] and cleared == [raised[0].id] and alerts.open_alert(db, "source", store_id, "", "staff_absent") is None
     body = client.get(f"/v1/stores/{store_id}/staff", headers=manager,
                       params={"at": (SHIFT + timedelta(minutes=30)).isoformat()}).json()
     assert [s["assistant"] for s in body["signed_in"]] == ["a1", "a2"]
