@@ -545,13 +545,9 @@ class EventProcessor:
         return Outgoing(card, screen)
 
     def _staff_sign(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
-        try:
-            sign = decode(payload, StaffSign)
-        except DecodeError as exc:
-            return self._reject("invalid_payload", topic, str(exc))
-        claimed = (sign.brand, sign.store, sign.screen)
-        if claimed != (where.brand, where.store, where.path[0]):
-            return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+        sign = self._decode(where, topic, payload, StaffSign, screen=True)
+        if sign is None:
+            return
         if staff.record(self._db, sign) == "duplicate":
             return self._duplicate(sign.sign_id)
         self.counters.add("staff_signs")
@@ -560,13 +556,9 @@ class EventProcessor:
     # shared ---------------------------------------------------------------------------------------
 
     def _task_done(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
-        try:
-            done = decode(payload, GuideTaskDone)
-        except DecodeError as exc:
-            return self._reject("invalid_payload", topic, str(exc))
-        claimed = (done.brand, done.store, done.screen)
-        if claimed != (where.brand, where.store, where.path[0]):
-            return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+        done = self._decode(where, topic, payload, GuideTaskDone, screen=True)
+        if done is None:
+            return
         if self.task_done is None:
             return self._reject("unsupported_event", topic, "this cloud process sends no guide tasks")
         outcome = self.task_done(done)
@@ -577,16 +569,19 @@ class EventProcessor:
         self.counters.add("tasks_done")
         log.info("task %s done on %s/%s by %s", done.task_id, done.store, done.screen, done.assistant or "a guide")
 
-    def _decode(self, where: topics.TopicInfo, topic: str, payload: bytes, kind: type[M]) -> M | None:
-        """The payload as ``kind``, if it decodes and names the brand/store/device of its topic."""
+    def _decode(self, where: topics.TopicInfo, topic: str, payload: bytes, kind: type[M], *,
+                screen: bool = False) -> M | None:
+        """The payload as ``kind``, if it decodes and names the brand/store/device of its topic (``screen``:
+        a guide screen's message, which names the screen of its ``guide/{screen}/...`` topic)."""
         try:
             message = decode(payload, kind)
         except DecodeError as exc:
             self._reject("invalid_payload", topic, str(exc))
             return None
-        claimed = (message.brand, message.store, message.device)  # type: ignore[attr-defined]
-        if claimed != (where.brand, where.store, where.device):
-            self._reject("topic_mismatch", topic, f"payload says brand/store/device {'/'.join(claimed)}")
+        level = "screen" if screen else "device"
+        claimed = (message.brand, message.store, getattr(message, level))  # type: ignore[attr-defined]
+        if claimed != (where.brand, where.store, where.path[0] if screen else where.device):
+            self._reject("topic_mismatch", topic, f"payload says brand/store/{level} {'/'.join(claimed)}")
             return None
         return message
 
