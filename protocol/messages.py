@@ -248,6 +248,27 @@ class GuideTaskDone(Message):
     ts: AwareDatetime
 
 
+StaffAction = Literal["sign_in", "sign_out"]
+
+
+class StaffSign(Message):
+    """An assistant signs in (上岗) or out (离岗) on a guide screen (issue 17): the roster
+    (``shifts``) is checked against these, so an assistant who never came in is absent at their
+    shift's start plus a grace, not after the customers they did not serve. Sent by the screen on
+    its own ``staff`` topic, one per tap, stored once (``sign_id``)."""
+
+    type: Literal["staff_sign"] = "staff_sign"
+    sign_id: EventId = Field(description="idempotency key, made once by the screen (new_id)")
+    brand: Id
+    store: Id
+    screen: Id = Field(description="the screen it was tapped on")
+    assistant: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="the assistant as the screen knows them (its configured assistants, as card feedback names them): "
+                    "the staff file's id or name")
+    action: StaffAction
+    ts: AwareDatetime = Field(description="when it was tapped (the screen's clock)")
+
+
 class DeviceState(Message):
     """Retained presence of a device; the same model, state=offline, is its Last Will."""
 
@@ -290,4 +311,4 @@ class Feedback(Message):
     _omitted_when_none: ClassVar[tuple[str, ...]] = ("invitation",)
 
 
-AnyMessage = Annotated[Arrival | GuideCard | DeviceState | Feedback, Field(discriminator="type")]
+AnyMessage = Annotated[Arrival | GuideCard | DeviceState | Feedback | StaffSign, Field(discriminator="type")]

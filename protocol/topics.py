@@ -23,6 +23,8 @@ ALL_TELEMETRY = f"{ROOT}/+/+/+/telemetry"
 ALL_COMMAND_ACKS = f"{ROOT}/+/+/+/cmd/+/ack"
 #: The guide screens' feedback, all stores.
 ALL_FEEDBACK = f"{ROOT}/+/+/guide/+/feedback"
+#: The guide screens' staff sign-ins and sign-outs (上岗/离岗), all stores.
+ALL_STAFF_SIGNS = f"{ROOT}/+/+/guide/+/staff"
 #: Every store's health alerts, for HQ.
 ALL_HEALTH_ALERTS = f"{ROOT}/+/+/health/alert"
 #: Devices whose level is a store-wide function, not a box.
@@ -146,6 +148,11 @@ def guide_feedback(brand: str, store: str, screen: str) -> str:
     return f"{_screen(brand, store, screen)}/feedback"
 
 
+def guide_staff(brand: str, store: str, screen: str) -> str:
+    """An assistant's sign-in or sign-out on one guide screen (``protocol.messages.StaffSign``), QoS 1."""
+    return f"{_screen(brand, store, screen)}/staff"
+
+
 def health_alert(brand: str, store: str) -> str:
     """The store's anomaly alerts (cloud -> HQ and the store's dashboard)."""
     return f"{_store(brand, store)}/health/alert"
@@ -167,11 +174,11 @@ def shared(topic_filter: str, group: str) -> str:
 
 
 def cloud_ingest(share_group: str | None = None) -> list[str]:
-    """What the cloud's ingest subscribes to: device events, telemetry, guide-screen feedback and
-    command acks (through the share group, if any, so several cloud workers split them), and
+    """What the cloud's ingest subscribes to: device events, telemetry, guide-screen feedback, staff
+    sign-ins and command acks (through the share group, if any, so several cloud workers split them), and
     device states, never shared: they are retained, and a retained message never reaches a shared
     subscription, so every worker reads them."""
-    spread = [ALL_DEVICE_EVENTS, ALL_TELEMETRY, ALL_FEEDBACK, ALL_COMMAND_ACKS]
+    spread = [ALL_DEVICE_EVENTS, ALL_TELEMETRY, ALL_FEEDBACK, ALL_STAFF_SIGNS, ALL_COMMAND_ACKS]
     return [*(shared(f, share_group) if share_group else f for f in spread), ALL_DEVICE_STATES]
 
 
@@ -192,8 +199,8 @@ class TopicInfo:
         path = self.path
         if self.kind in _BY_PATH:
             return _BY_PATH[self.kind]
-        if self.device == "guide" and len(path) == 2 and path[1] == "feedback":
-            return "feedback"
+        if self.device == "guide" and len(path) == 2 and path[1] in _BY_SCREEN_LEVEL:
+            return _BY_SCREEN_LEVEL[path[1]]
         if len(path) == 3 and path[0] == "cmd" and path[2] == "ack":
             return "command_ack"
         return None
@@ -202,7 +209,9 @@ class TopicInfo:
 #: Message kinds a topic names (``TopicInfo.message``), by the levels after the device.
 _BY_PATH = {"evt/arrival": "arrival", "evt/presence": "presence", "evt/footfall": "footfall",
             "evt/order": "order", "evt/face": "face_enrolment", "state": "state", "telemetry": "telemetry"}
-MESSAGES = frozenset({*_BY_PATH.values(), "feedback", "command_ack"})
+#: ... and by the level after a guide screen's id (``guide/{screen}/...``), what the screens send
+_BY_SCREEN_LEVEL = {"feedback": "feedback", "staff": "staff_sign"}
+MESSAGES = frozenset({*_BY_PATH.values(), *_BY_SCREEN_LEVEL.values(), "command_ack"})
 
 
 def parse(topic: str) -> TopicInfo:

@@ -126,13 +126,14 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
         every = f"{ROOT}/+/+"
         g.send = [f"{every}/guide/+/card", f"{every}/guide/+/task", f"{every}/+/cfg/desired", f"{every}/+/cmd/+", f"{every}/esl/#",
                   f"{every}/health/alert"]
-        g.shared(f"{every}/+/evt/#", f"{every}/+/telemetry", f"{every}/+/cmd/+/ack", f"{every}/guide/+/feedback")
+        g.shared(f"{every}/+/evt/#", f"{every}/+/telemetry", f"{every}/+/cmd/+/ack", f"{every}/guide/+/feedback",
+                 f"{every}/guide/+/staff")
         # Retained messages never reach shared subscriptions (MQTT 5, 4.8.2), so states are plain.
         g.plain(f"{every}/+/state", f"{every}/+/cfg/reported")
         return g
     if record.role == "bridge":
         g.send = [f"{store}/+/{level}" for level in ("evt/#", "state", "telemetry", "cfg/reported", "cmd/+/ack")]
-        g.send.append(f"{store}/guide/+/feedback")
+        g.send += [f"{store}/guide/+/feedback", f"{store}/guide/+/staff"]
         g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task", f"{store}/+/cfg/desired", f"{store}/+/cmd/+",
                 f"{store}/esl/#")
         return g
@@ -147,7 +148,7 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
         g.send.append(f"{own}/evt/#")
         g.plain(f"{store}/esl/#")
     elif record.role == "kiosk":
-        g.send.append(f"{store}/guide/{screen_of(record.device)}/feedback")
+        g.send += [f"{store}/guide/{screen_of(record.device)}/{level}" for level in ("feedback", "staff")]
         g.send.append(f"{own}/evt/face")  # a joiner's live crop, only in answer to the cloud's enrol command
         g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task")
         if store_local:
@@ -334,7 +335,7 @@ def bridge_topics(brand: str, store: str) -> list[str]:
     """Uplinks out, downlinks in; ``local/#`` (face crops) is never bridged."""
     base = f"{ROOT}/{brand}/{store}"
     out = [f"{base}/+/{level}" for level in ("evt/#", "state", "telemetry", "cfg/reported", "cmd/+/ack")]
-    out.append(f"{base}/guide/+/feedback")
+    out += [f"{base}/guide/+/feedback", f"{base}/guide/+/staff"]
     inward = [f"{base}/guide/+/card", f"{base}/guide/+/task", f"{base}/+/cfg/desired", f"{base}/+/cmd/+", f"{base}/esl/#"]
     return [f"topic {t} out 1" for t in out] + [f"topic {t} in 1" for t in inward]
 

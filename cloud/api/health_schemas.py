@@ -204,6 +204,22 @@ class StoreDashboard(BaseModel):
     live: LiveCounter
 
 
+class SignedIn(BaseModel):
+    assistant: str = Field(description="the assistant's id, as the staff file, the roster and the screen know it")
+    name: str | None = Field(description="from the staff file; null when it does not list them")
+    since: datetime = Field(description="their latest sign-in (上岗), UTC")
+    screen: str = Field(description="the guide screen they signed in on")
+
+
+class StaffOnFloor(BaseModel):
+    """Who is signed in on the store's guide screens now (issue 17): each assistant whose latest sign of the
+    store's local day is a sign-in."""
+
+    store: str
+    at: datetime
+    signed_in: list[SignedIn]
+
+
 class ChannelSales(BaseModel):
     channel: str
     sales: float

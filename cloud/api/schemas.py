@@ -186,6 +186,7 @@ class IngestStats(BaseModel):
     confirmed_cards: int = Field(default=0, description="member cards sent after an assistant's 是")
     wifi_promoted: int = Field(default=0, description="uncertain faces the member's phone in the store raised")
     tasks_done: int = Field(default=0, description="guides' 完成 on campaign and journey tasks, passed on to the screens")
+    staff_signs: int = Field(default=0, description="assistants' sign-ins and sign-outs (上岗/离岗) on the guide screens")
     batches: int = Field(default=0, description="transactions that stored several arrivals waiting together")
     batch_fallbacks: int = Field(default=0, description="batches rolled back and routed again one by one")
 

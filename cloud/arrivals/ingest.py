@@ -24,7 +24,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.arrivals import feedback, fusion, joining, metrics, till, visits, wifi
+from cloud.arrivals import feedback, fusion, joining, metrics, staff, till, visits, wifi
 from cloud.arrivals.cards import CardBuilder, Door
 from cloud.arrivals.visits import Visit
 from cloud.cdp import members
@@ -48,6 +48,7 @@ from protocol.messages import (
     GuideCard,
     GuideTaskDone,
     Message,
+    StaffSign,
     StageTimes,
     new_id,
 )
@@ -113,6 +114,7 @@ class IngestCounts:
     confirmed_cards: int = 0  # member cards sent after an assistant's 是
     wifi_promoted: int = 0  # uncertain faces the member's phone in the store raised to the member
     tasks_done: int = 0  # guides' 完成 on campaign and journey tasks, recorded and passed on to the store's screens
+    staff_signs: int = 0  # assistants' sign-ins and sign-outs (上岗/离岗) on the guide screens
     batches: int = 0  # transactions that stored several arrivals waiting in the inbox together
     batch_fallbacks: int = 0  # batches rolled back (a poison message, a deadlock) and routed again one by one
 
@@ -168,8 +170,8 @@ class EventProcessor:
     Dispatches through ``handlers``, on the kind of message its topic names
     (``protocol.topics.TopicInfo.message``): ``evt/arrival``, ``evt/presence``, ``evt/footfall``
     (events: from registered devices only, once a registry exists), a device's ``state`` and
-    ``telemetry``, guide-screen ``feedback``, boxes' ``cmd/<name>/ack`` and a screen's ``evt/face``
-    (the crop of a visitor who joined with face consent, enrolled by ``enroller``).
+    ``telemetry``, guide-screen ``feedback`` and ``staff`` sign-ins, boxes' ``cmd/<name>/ack`` and a
+    screen's ``evt/face`` (the crop of a visitor who joined with face consent, enrolled by ``enroller``).
     """
 
     def __init__(
@@ -199,6 +201,7 @@ class EventProcessor:
             "feedback": self._feedback,
             "command_ack": self._command_ack,
             "face_enrolment": self._face_enrolment,
+            "staff_sign": self._staff_sign,
         }
 
     def process(self, topic: str, payload: bytes) -> GuideCard | None:
@@ -541,16 +544,21 @@ class EventProcessor:
         visits.reissue_card(self._db, visit["id"], card.card_id)
         return Outgoing(card, screen)
 
+    def _staff_sign(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
+        sign = self._decode(where, topic, payload, StaffSign, screen=True)
+        if sign is None:
+            return
+        if staff.record(self._db, sign) == "duplicate":
+            return self._duplicate(sign.sign_id)
+        self.counters.add("staff_signs")
+        log.info("%s %s on %s/%s", sign.assistant, sign.action, sign.store, sign.screen)
+
     # shared ---------------------------------------------------------------------------------------
 
     def _task_done(self, where: topics.TopicInfo, topic: str, payload: bytes) -> None:
-        try:
-            done = decode(payload, GuideTaskDone)
-        except DecodeError as exc:
-            return self._reject("invalid_payload", topic, str(exc))
-        claimed = (done.brand, done.store, done.screen)
-        if claimed != (where.brand, where.store, where.path[0]):
-            return self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+        done = self._decode(where, topic, payload, GuideTaskDone, screen=True)
+        if done is None:
+            return
         if self.task_done is None:
             return self._reject("unsupported_event", topic, "this cloud process sends no guide tasks")
         outcome = self.task_done(done)
@@ -561,16 +569,19 @@ class EventProcessor:
         self.counters.add("tasks_done")
         log.info("task %s done on %s/%s by %s", done.task_id, done.store, done.screen, done.assistant or "a guide")
 
-    def _decode(self, where: topics.TopicInfo, topic: str, payload: bytes, kind: type[M]) -> M | None:
-        """The payload as ``kind``, if it decodes and names the brand/store/device of its topic."""
+    def _decode(self, where: topics.TopicInfo, topic: str, payload: bytes, kind: type[M], *,
+                screen: bool = False) -> M | None:
+        """The payload as ``kind``, if it decodes and names the brand/store/device of its topic (``screen``:
+        a guide screen's message, which names the screen of its ``guide/{screen}/...`` topic)."""
         try:
             message = decode(payload, kind)
         except DecodeError as exc:
             self._reject("invalid_payload", topic, str(exc))
             return None
-        claimed = (message.brand, message.store, message.device)  # type: ignore[attr-defined]
-        if claimed != (where.brand, where.store, where.device):
-            self._reject("topic_mismatch", topic, f"payload says brand/store/device {'/'.join(claimed)}")
+        level = "screen" if screen else "device"
+        claimed = (message.brand, message.store, getattr(message, level))  # type: ignore[attr-defined]
+        if claimed != (where.brand, where.store, where.path[0] if screen else where.device):
+            self._reject("topic_mismatch", topic, f"payload says brand/store/{level} {'/'.join(claimed)}")
             return None
         return message
 

@@ -14,6 +14,9 @@ Version 50 held the guest Wi-Fi logins (``cloud.arrivals.guest_wifi``): the per-
 (never the MAC), the one-time code's hash, and when consent was given. Version 77 moves them into the
 one-time codes every proof of a phone uses (``verifications``, kind ``guest_wifi``: the key is the
 value, a bound login is verified when consent was given) and drops the table.
+Version 87 keeps the assistants' sign-ins and sign-outs on the guide screens (``staff_signs``, issue 17,
+``cloud.arrivals.staff``): once per ``sign_id``, read by store and time (who is on the floor now, and
+the roster rule of ``cloud.health.staff_absent``).
 """
 
 from __future__ import annotations
@@ -111,5 +114,11 @@ SCHEMA = Schema("arrivals", (
                CASE status WHEN 'unsent' THEN 0 ELSE 1 END, created, expires, store, 'guest Wi-Fi portal', consent_ts
         FROM guest_wifi_logins""",
         "DROP TABLE guest_wifi_logins",
+    )),
+    Migration(87, "guide-screen staff sign-ins and sign-outs (上岗/离岗)", (
+        """CREATE TABLE staff_signs (
+        sign_id TEXT PRIMARY KEY, brand TEXT NOT NULL, store TEXT NOT NULL, screen TEXT NOT NULL,
+        assistant TEXT NOT NULL, action TEXT NOT NULL, ts TEXT NOT NULL, received TEXT NOT NULL)""",
+        "CREATE INDEX staff_signs_store_ts ON staff_signs (store, ts)",
     )),
 ))

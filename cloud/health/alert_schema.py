@@ -58,3 +58,9 @@ STATEMENTS_V15: tuple[str, ...] = (
 STATEMENTS_V35: tuple[str, ...] = (
     "ALTER TABLE alert_deliveries ADD COLUMN resolved_at TEXT",
 )
+
+#: Version 88 (issue 17): ``detail``, what a source alert is about in words where its numbers do not say it
+#: (the rostered assistants not signed in, by name); kept up to date while the alert is in force.
+STATEMENTS_V88: tuple[str, ...] = (
+    "ALTER TABLE alerts ADD COLUMN detail TEXT",
+)

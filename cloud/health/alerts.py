@@ -33,7 +33,7 @@ Kind = Literal["metric", "device", "source"]
 Publish = Callable[[HealthAlert], bool]
 
 _COLUMNS = ("id", "brand", "store", "metric", "grain", "ts", "value", "baseline", "mad", "z", "direction",
-            "severity", "status", "created", "acked_by", "acked_at", "note", "kind", "device")
+            "severity", "status", "created", "acked_by", "acked_at", "note", "kind", "device", "detail")
 
 
 class Alert(BaseModel):
@@ -63,6 +63,8 @@ class Alert(BaseModel):
     device: str = ""
     cleared_at: datetime | None = None
     level: int = 0
+    #: what it is about in words where the numbers do not say it: the assistants absent (``staff_absent``)
+    detail: str | None = None
 
     @property
     def day(self) -> str:
@@ -156,6 +158,12 @@ def open_alert(db: Database, kind: Kind, store: str, device: str, metric: str) -
     row = db.one("SELECT * FROM alerts WHERE kind = ? AND store = ? AND device = ? AND metric = ? "
                  "AND cleared_at IS NULL ORDER BY created DESC LIMIT 1", (kind, store, device, metric))
     return Alert(**row) if row else None
+
+
+def describe(db: Database, alert_id: str, detail: str | None, value: float) -> None:
+    """The alert in force is about something else now (another assistant absent too, one came in): its
+    words and its value follow; its period, baseline and severity stay as raised."""
+    db.execute("UPDATE alerts SET detail = ?, value = ? WHERE id = ?", (detail, value, alert_id))
 
 
 def clear(db: Database, alert_id: str, now: datetime) -> bool:

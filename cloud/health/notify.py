@@ -53,7 +53,7 @@ METRIC_LABELS = {
     "arrivals": "进店人数", "footfall": "客流", "conversion": "转化率", "greeted_share": "招呼率",
     "served_share": "接待率", "median_time_to_greet_s": "招呼用时", "orders_low": "收银订单骤降",
     "arrivals_low": "进店识别骤降", "footfall_low": "客流计数骤降", "claims_low": "导购接待骤降",
-    "shelves_empty": "货架缺货",
+    "shelves_empty": "货架缺货", "staff_absent": "导购缺勤",
 }
 
 
@@ -154,6 +154,8 @@ def notice_of(alert: Alert, store_name: str | None, link_base: str, level: int) 
         detail = f"设备 {alert.device} 自 {alert.ts[11:16]} 起{'离线' if alert.metric == 'device_offline' else '无数据'}"
     elif alert.metric == "shelves_empty":
         detail = f"自 {alert.ts[11:16]} 起常销商品仅 {alert.value:g} 个有库存，共 {alert.baseline:g} 个"
+    elif alert.metric == "staff_absent":
+        detail = f"自 {alert.ts[11:16]} 起排班 {alert.baseline:g} 人，在岗 {alert.value:g} 人；缺勤：{alert.detail or '—'}"
     elif alert.kind == "source":
         detail = f"自 {alert.ts[11:16]} 起 {alert.value:g} 笔，平常应有 {alert.baseline:g}"
     else:

@@ -1,6 +1,6 @@
 """Store health's tables: the brand's stores (version 1), what the health model needs besides the
 raw rows the system already keeps (version 6) and anomaly alerts (version 7, ``alert_schema``;
-device alerts and owners 22, resolved messages 35).
+device alerts and owners 22, resolved messages 35, an alert's detail in words 88).
 
 
 Store attributes (region, city tier, format, time zone) define peer groups and local hours;
@@ -65,4 +65,5 @@ SCHEMA = Schema("health", (
     Migration(7, "anomaly alerts and scan watermarks", alert_schema.STATEMENTS),
     Migration(22, "device alerts, alert owners and channels, deliveries and notes", alert_schema.STATEMENTS_V15),
     Migration(35, "resolved messages: when each owner was told an alert cleared", alert_schema.STATEMENTS_V35),
+    Migration(88, "alerts: a source alert's detail in words (the assistants not signed in)", alert_schema.STATEMENTS_V88),
 ))

@@ -26,8 +26,9 @@ is dark), ``warning`` when some did (a collapse). The sources:
 And, needing no history either, the stock on the shelves: a store whose stock system sends intraday
 movements, with a third or more of its usually-selling SKUs at zero now (``cloud.health.stock_out``;
 metric ``shelves_empty``, ``critical`` at half): a delivery that never came, told as the store sells out.
-And from the roster: assistants on shift who never showed on the guide screen while the others handled
-the floor's arrivals (``cloud.health.staff_absent``; metric ``staff_absent``).
+And from the roster: assistants on shift not signed in on the guide screen (a store whose screens are used
+to sign in), or who never showed on it while the others handled the floor's arrivals
+(``cloud.health.staff_absent``; metric ``staff_absent``, the alert's ``detail`` names them).
 
 One alert (kind ``source``, metric ``<source>_low``, ``ts`` the local minute the short window
 began) per store and source while it lasts; it clears itself as soon as no window is short. The
@@ -48,7 +49,7 @@ from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert
 from cloud.health.device_health import DEFAULT_HOURS, is_open
-from cloud.health.staff_absent import absent_now
+from cloud.health.staff_absent import absent_now, named
 from cloud.health.stock_out import empty_shelves
 from cloud.health.till_silence import silent_since
 from protocol.messages import new_id
@@ -136,6 +137,7 @@ class Finding:
     observed: float
     expected: float
     severity: str
+    detail: str | None = None
 
 
 def _shortfall(store: dict, source: Source, since: datetime, observed: float, expected: float) -> Finding:
@@ -208,7 +210,7 @@ def judge(db: Database, now: datetime) -> list[Finding]:
             found.append(Finding(store["id"], store["brand"], STAFF_METRIC,
                                  absence.since.astimezone(tz).replace(tzinfo=None),
                                  float(absence.rostered - len(absence.absent)), float(absence.rostered),
-                                 absence.severity))
+                                 absence.severity, named(db, store["id"], absence.absent)))
         history = _history(db, store["id"], sorted(set(hours) | set(day)), metrics)
         if any(h not in history for h in hours):
             continue
@@ -239,12 +241,17 @@ def _overlap_h(hour: datetime, start: datetime, end: datetime) -> float:
 def scan(db: Database, now: datetime) -> tuple[list[Alert], list[str]]:
     """Raise an alert for each store-source newly short and clear those no longer short: (raised, cleared ids)."""
     findings = {(f.store, f.metric): f for f in judge(db, now)}
-    fresh = [Alert(
-        id=new_id(), brand=f.brand, store=f.store, metric=f.metric, grain="hour",
-        ts=f.since.strftime("%Y-%m-%dT%H:%M"), value=f.observed, baseline=f.expected, mad=0.0,
-        z=round(-(f.expected - f.observed) / math.sqrt(f.expected), 3), direction="low", severity=f.severity,
-        status="open", created=now, kind="source")
-        for (store, metric), f in findings.items() if alerts.open_alert(db, "source", store, "", metric) is None]
+    fresh = []
+    for (store, metric), f in findings.items():
+        existing = alerts.open_alert(db, "source", store, "", metric)
+        if existing is None:
+            fresh.append(Alert(
+                id=new_id(), brand=f.brand, store=f.store, metric=f.metric, grain="hour",
+                ts=f.since.strftime("%Y-%m-%dT%H:%M"), value=f.observed, baseline=f.expected, mad=0.0,
+                z=round(-(f.expected - f.observed) / math.sqrt(f.expected), 3), direction="low", severity=f.severity,
+                status="open", created=now, kind="source", detail=f.detail))
+        elif existing.detail != f.detail:
+            alerts.describe(db, existing.id, f.detail, f.observed)
     raised = alerts.record(db, fresh)
     cleared = [row["id"] for row in db.query(
         "SELECT id, store, metric FROM alerts WHERE kind = 'source' AND cleared_at IS NULL")

@@ -1,9 +1,17 @@
-"""Rostered assistants who did not come in: a shift under way and nothing from them on the guide screen.
+"""Rostered assistants who did not come in: a shift under way and they are not signed in, or (at a
+store whose screens are not used to sign in) nothing from them on the guide screen.
 
-The roster (``shifts``, master data: ``cloud.masterdata``) says who should be on the floor now. An
-assistant shows they are there by working the guide screen: every arrival's card they claim, greet,
-serve or sell on is a ``feedback`` row in their name (the product has no sign-in, so this is the
-only trace). One with no row since ``EARLY`` before their shift's start, ``GRACE`` after it, is
+**Sign-ins** (issue 17): at a store whose guide screens were used to sign in within the last
+``SIGN_IN_DAYS`` (``cloud.arrivals.staff``, 上岗/离岗), a rostered assistant is absent, as a fact and
+within one scan, when ``GRACE`` into their shift they have not signed in that local day, or when they
+signed out mid-shift more than ``GRACE`` ago and not back in: absent since their shift's start, or
+since the sign-out. One assistant on shift is enough (nobody else's work is needed to tell).
+
+**Without sign-ins**, the statistical test below. The roster (``shifts``, master data:
+``cloud.masterdata``) says who should be on the floor now. An assistant shows they are there by
+working the guide screen: every arrival's card they claim, greet, serve or sell on is a ``feedback``
+row in their name (the only trace where nobody signs in). One with no row since ``EARLY`` before
+their shift's start, ``GRACE`` after it, is
 absent when the floor was busy enough that a present one would have acted: the arrivals the other
 assistants on shift handled since that start are so many that, had the work been shared evenly
 among the ``k`` rostered now, none of them falling to this one would happen less than ``ALPHA`` of
@@ -14,7 +22,8 @@ nobody else handles anything: a screen nobody works is the claims source's short
 
 ``cloud.health.shortfall.judge`` runs this for every open store and raises one ``staff_absent``
 alert while any rostered assistant is absent (``critical`` when half or more of those on shift
-are); it clears itself at the first scan after they appear.
+are; the alert's ``detail`` names them); it clears itself at the first scan after they appear
+(sign in, or act on the screen).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cloud import clock
+from cloud.arrivals import staff
 from cloud.db import Database
 
 #: an assistant may sign in to the floor's work a little before the shift, and take this long after its start
@@ -31,6 +41,9 @@ GRACE = timedelta(minutes=15)
 #: the chance of an even share of the handled arrivals missing a present assistant, below which they are absent
 #: (tested at every scan, but the chance only falls while they stay away: one test per shift in effect)
 ALPHA = 1e-4
+#: a store whose screens had a sign-in within these days is judged by sign-ins (one that stopped using them falls
+#: back to the card actions after this long, instead of calling everyone absent for good)
+SIGN_IN_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,13 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
                 for a, start, end in db.rows("SELECT assistant, start_time, end_time FROM shifts WHERE store = ? "
                                              "AND day = ?", (store, local.date().isoformat())) if start <= at < end]
     due = [(a, start) for a, start in rostered if start + GRACE <= now]
-    if len(rostered) < 2 or not due:
+    if not due:
+        return None
+    if staff.uses_sign_in(db, store, now, SIGN_IN_DAYS):
+        signs = staff.day_signs(db, store, tz, now)
+        names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
+        return _not_signed_in({a: _signs_of(signs, a, names.get(a)) for a, _ in due}, due, len(rostered), now)
+    if len(rostered) < 2:
         return None
     first = min(start for _, start in due) - EARLY
     acted = db.rows("SELECT assistant, visit_id, MIN(ts) FROM feedback WHERE store = ? AND ts >= ? AND ts <= ? "
@@ -66,7 +85,38 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
         handled = sum(a != assistant and ts >= clock.iso_utc(start) for a, _, ts in acted)
         if share ** handled < ALPHA:
             absent.append((assistant, start))
+    return _absence(absent, len(rostered))
+
+
+def _signs_of(signs: dict[str, list[staff.Sign]], assistant: str, name: str | None) -> list[staff.Sign]:
+    """An assistant's signs under their id or their name: a screen may be configured with the staff file's
+    names (as card feedback then names them) rather than its ids."""
+    under_name = signs.get(name, []) if name and name != assistant else []
+    return sorted([*signs.get(assistant, []), *under_name], key=lambda sign: sign.ts)
+
+
+def _not_signed_in(signs: dict[str, list[staff.Sign]], due: list[tuple[str, datetime]], rostered: int,
+                   now: datetime) -> Absence | None:
+    """The assistants due on the floor who are not signed in: no sign since the day began (absent from their
+    shift's start), or signed out more than ``GRACE`` ago (absent from the sign-out)."""
+    absent = []
+    for assistant, start in due:
+        mine = signs[assistant]
+        if not mine:
+            absent.append((assistant, start))
+        elif mine[-1].action == "sign_out" and mine[-1].ts + GRACE <= now:
+            absent.append((assistant, max(start, mine[-1].ts)))
+    return _absence(absent, rostered)
+
+
+def _absence(absent: list[tuple[str, datetime]], rostered: int) -> Absence | None:
     if not absent:
         return None
-    return Absence(min(start for _, start in absent).astimezone(UTC), sorted(a for a, _ in absent),
-                   len(rostered))
+    return Absence(min(since for _, since in absent).astimezone(UTC), sorted(a for a, _ in absent), rostered)
+
+
+def named(db: Database, store: str, assistants: list[str]) -> str:
+    """The absent as the alert names them: 王静（s01-a1）、李丽（s01-a3）; the id alone when the staff file
+    does not list them."""
+    names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
+    return "、".join(f"{names[a]}（{a}）" if names.get(a) else a for a in assistants)

@@ -8,7 +8,9 @@ lognormal delay (median ~40 s, slower in busy hours and weaker stores), serves, 
 a sale is a POS order at the store for the member (or a walk-in), so sales, conversion and the
 assistants' league agree. Each assistant works a daily shift (``shift_of``: staggered starts over the
 first 8 hours of the day, so the floor is covered from opening to closing), imported as master data
-beside the staff file, and an arrival is taken by one of the assistants on shift at that hour. A few
+beside the staff file, and an arrival is taken by one of the assistants on shift at that hour. Each
+assistant signs in on the guide screen (上岗) a few minutes before their shift and out (离岗) just after
+it, through the function the MQTT ingest stores a screen's ``StaffSign`` with (``cloud.arrivals.staff``). A few
 visitors sign up as new members. Stock is a daily position per SKU of the store's assortment,
 replenished weekly, with markdown write-offs; every other store's
 stock system (the even-numbered ones) also exports the intraday movements behind it (the morning
@@ -28,9 +30,11 @@ from typing import Protocol
 
 import numpy as np
 
+from cloud.arrivals import staff as staff_signs
 from cloud.clock import zone
 from cloud.db import Database
 from cloud.db.database import Tx
+from protocol.messages import StaffSign
 
 TZ = "Asia/Shanghai"
 UTC_OFFSET_S = 8 * 3600
@@ -115,7 +119,7 @@ def generate_floor(db: Database, sink: FloorSink, *, days: int, profiles: dict[s
     moves = np.random.default_rng(seed + 107)  # its own stream: the stores without movements draw as before
     first_day = end_day - timedelta(days=days - 1)
     counts: dict[str, object] = {"floor_days": days, "arrivals": 0, "feedback": 0, "floor_orders": 0,
-                                 "new_members": 0, "stock_rows": 0, "footfall_rows": 0}
+                                 "new_members": 0, "stock_rows": 0, "footfall_rows": 0, "staff_signs": 0}
     catalogue = _catalogue(db)
     members = _members_by_store(db)
     brands = dict(db.rows("SELECT id, brand FROM stores"))
@@ -232,7 +236,26 @@ def _store_days(tx: Tx, rng: np.random.Generator, store: str, profile: dict, fir
                          "action", "assistant", "amount", "receipt", "ts", "received"), fb)
     counts["feedback"] += len(fb)
     _footfall(tx, rng, profile["brand"], store, ts, counts)
+    _sign_ins(tx, profile["brand"], store, staff, day0, days, until_s, counts)
     return Sales(ids, member, card, ts, sold, amount, receipt)
+
+
+def _sign_ins(tx: Tx, brand: str, store: str, staff: list[str], day0: int, days: int, until_s: int | None,
+              counts: dict) -> None:
+    """Each assistant's 上岗 0-10 minutes before their shift's start and 离岗 2 minutes after its end, every
+    floor day, on the store's screen, as the ingest stores them (none at or after ``until_s``). The minutes
+    early are fixed per assistant and day, not drawn: the floor's random streams stay as they were."""
+    for d in range(days):
+        for k, assistant in enumerate(staff):
+            start, end = shift_of(k)
+            at = {"sign_in": day0 + d * 86400 + start * 3600 - 60 * ((7 * k + 3 * d) % 11),
+                  "sign_out": day0 + d * 86400 + end * 3600 + 120}
+            for action, seconds in at.items():
+                if until_s is not None and seconds >= until_s:
+                    continue
+                counts["staff_signs"] += staff_signs.record(tx, StaffSign(
+                    sign_id=f"sg{store}-{d}-{k}-{action}", brand=brand, store=store, screen="screen-1",
+                    assistant=assistant, action=action, ts=datetime.fromtimestamp(seconds, UTC))) == "stored"
 
 
 def _targets(db: Database, rng: np.random.Generator, store: str, first_day: date, days: int

@@ -6,8 +6,9 @@ stops and its rows go missing from a local hour to the end of the day, or the sh
 The rollup and the scans then find them like any other day's numbers. Six kinds, each a failure
 a store really has:
 
-- ``screen_idle``: the guide screen froze; no card was claimed, greeted, served or sold
-  (``feedback`` rows gone): the greeted, claimed and served shares collapse;
+- ``screen_idle``: the guide screen froze; no card was claimed, greeted, served or sold, and nobody
+  signed in or out on it (``feedback`` and ``staff_signs`` rows gone): the greeted, claimed and served
+  shares collapse;
 - ``camera_down``: the door camera stopped; no arrivals (``arrivals``, ``visits``) while the
   Wi-Fi box still counts footfall: arrivals and recognised members fall;
 - ``shelves_empty``: the morning delivery never came and the store sold out. At a store whose
@@ -18,9 +19,10 @@ a store really has:
   written off): stock-outs and sell-through jump, known only after the day;
 - ``staff_absent``: the assistants rostered to start at the incident's hour or later (``shifts``,
   the master data the generator imports) did not come in: the incident begins at the first of those
-  shift starts (the day's last start when none is that late), and their card actions are gone, and
-  so are the sales they would have made (their ``sold`` actions and POS orders); at a store
-  without a roster all assistants but one stop at the hour;
+  shift starts (the day's last start when none is that late): they never signed in that day (their
+  ``staff_signs`` of the day are gone), their card actions are gone, and so are the sales they would
+  have made (their ``sold`` actions and POS orders); at a store without a roster all assistants but
+  one stop at the hour;
 - ``conversion_collapse``: customers come and look but do not buy (a price error, a broken
   fitting room): four sales in five are gone, the ``sold`` action and the POS order alike;
 - ``pos_down``: the till records nothing: every POS order (and its lines) of the store is gone
@@ -94,7 +96,7 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
         return tx.execute("UPDATE stock_days SET sold = opening + received - wasted WHERE store = ? AND day = ?",
                           (store, day.isoformat()))
     if kind in ("screen_idle", "camera_down"):
-        tables = ("feedback",) if kind == "screen_idle" else ("visits", "arrivals")
+        tables = ("feedback", "staff_signs") if kind == "screen_idle" else ("visits", "arrivals")
         return sum(tx.execute(f"DELETE FROM {table} WHERE store = ? AND ts >= ? AND ts < ?", window)
                    for table in tables)
     if kind == "pos_down":
@@ -107,7 +109,8 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
         purchases.refresh(tx, buyers)
         return removed
     if kind == "staff_absent":
-        local = start.astimezone(clock.zone(tx.scalar("SELECT timezone FROM stores WHERE id = ?", (store,))))
+        tz = tx.scalar("SELECT timezone FROM stores WHERE id = ?", (store,))
+        local = start.astimezone(clock.zone(tz))
         absent = [a for (a,) in tx.rows("SELECT assistant FROM shifts WHERE store = ? AND day = ? AND start_time >= ?",
                                         (store, day.isoformat(), local.strftime("%H:%M")))]
         if not absent:  # no roster: everyone but one stops
@@ -121,6 +124,9 @@ def _plant(tx: Tx, kind: str, store: str, day: date, start: datetime, end: datet
                                       f"AND assistant IN ({marks}) AND action = 'sold'", (*window, *absent))]
         changed = tx.execute(f"DELETE FROM feedback WHERE store = ? AND ts >= ? AND ts < ? AND assistant IN ({marks})",
                              (*window, *absent))
+        # nor did they sign in that day (their 上岗 is a few minutes before their shift, so before ``start``)
+        changed += tx.execute(f"DELETE FROM staff_signs WHERE store = ? AND ts >= ? AND ts < ? AND assistant IN ({marks})",
+                              (store, clock.iso_utc(clock.day_start_utc(day, tz)), window[2], *absent))
         return changed + _drop_sales(tx, lost)
     if kind == "conversion_collapse":
         sold = [v for (v,) in tx.rows("SELECT visit_id FROM feedback WHERE store = ? AND ts >= ? AND ts < ? "

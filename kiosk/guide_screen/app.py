@@ -83,6 +83,7 @@ def run(options: Options) -> int:
     from kiosk.guide_screen import theme
     from kiosk.guide_screen.feed import HEARTBEAT_S, CardFeed
     from kiosk.guide_screen.screen import GuideScreen
+    from kiosk.guide_screen.staff import attach as attach_staff
     from kiosk.guide_screen.tasks import attach as attach_tasks
 
     existing = QApplication.instance()
@@ -108,6 +109,8 @@ def run(options: Options) -> int:
     feed.task_received.connect(strip.show_task)
     feed.task_done_received.connect(lambda done: strip.done(done.task_id))
     strip.completed.connect(feed.send_task_done)
+    if options.assistants:  # the screen's assistants sign in and out on it (上岗/离岗)
+        attach_staff(window, options.assistants).signed.connect(feed.send_staff_sign)
     window.feedback.connect(feed.send_feedback)
     window.card_shown.connect(print_card_shown)
     feed.subscribed.connect(announce_ready_once(options))

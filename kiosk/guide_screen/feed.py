@@ -1,4 +1,4 @@
-"""The guide screen's MQTT side: cards in, presence and feedback out.
+"""The guide screen's MQTT side: cards in, presence, feedback and assistants' sign-ins out.
 
 paho runs its network loop in its own thread, and Qt widgets may only be touched from the UI
 thread, so ``CardFeed`` is a QObject bridge: paho's callbacks decode and filter, then emit Qt
@@ -20,7 +20,18 @@ from protocol import topics, transport
 from protocol.codec import DecodeError, decode
 from protocol.commands import CommandAck, EnrolCommand, EraseCommand
 from protocol.device import FaceCrop, FaceEnrolment
-from protocol.messages import DeviceState, Feedback, FeedbackAction, GuideCard, GuideTask, GuideTaskDone, new_id, now
+from protocol.messages import (
+    DeviceState,
+    Feedback,
+    FeedbackAction,
+    GuideCard,
+    GuideTask,
+    GuideTaskDone,
+    StaffAction,
+    StaffSign,
+    new_id,
+    now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +64,7 @@ class FeedStats:
     rejected_by_reason: Counter = field(default_factory=Counter)
     for_other_screen: int = 0
     feedback_sent: int = 0
+    staff_signs_sent: int = 0
     crops: int = 0
 
 
@@ -186,8 +198,22 @@ class CardFeed(QObject):
         self.stats.feedback_sent += 1
         log.info("task %s done", task_id)
 
+    def send_staff_sign(self, assistant: str, action: StaffAction) -> None:
+        """An assistant signed in (上岗) or out (离岗) on this screen: to the cloud on the screen's staff topic,
+        QoS 1 and queued while offline like a card's feedback (``unacknowledged_feedback`` counts it too)."""
+        sign = StaffSign(sign_id=new_id(), brand=self.brand, store=self.store, screen=self.screen, assistant=assistant,
+                         action=action, ts=now())
+        topic = topics.guide_staff(self.brand, self.store, self.screen)
+        self._sent_mids.add(transport.publish(self._client, topic, sign, qos=1).mid)
+        self.stats.staff_signs_sent += 1
+        if self.connected:
+            log.info("%s %s", assistant, action)
+        else:
+            log.warning("%s %s queued until the broker is back (%d waiting)", assistant, action,
+                        self.unacknowledged_feedback())
+
     def unacknowledged_feedback(self) -> int:
-        """Feedback messages the broker has not acknowledged yet (queued while offline, or in flight)."""
+        """Feedback messages (and sign-ins) the broker has not acknowledged yet (queued while offline, or in flight)."""
         done = self._sent_mids & self._acked_mids
         self._sent_mids -= done
         self._acked_mids -= done

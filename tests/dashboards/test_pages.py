@@ -119,6 +119,9 @@ def test_store_manager_sees_their_store_with_the_api_numbers(dash: Dash, browser
     assert page.locator("details[data-sub=operations] [data-incidents] tr[data-alert]").count() == len(health["incidents"])
     assert texts(page, "#assistants tbody tr td:nth-child(2)") == [a["name"] for a in board["assistants"]]
     assert texts(page, "#hot tbody tr td:nth-child(2)") == [p["sku"] for p in board["hot_products"]]
+    on_floor = dash.api(f"/v1/stores/{STORE_A}/staff", dash.manager_key)["signed_in"]  # the generated floor's
+    assert page.locator("#staff tr[data-signed-in]").count() == len(on_floor)
+    assert texts(page, "#staff tbody tr td:nth-child(1)") == [s["name"] or s["assistant"] for s in on_floor]
     alerts = dash.api(f"/v1/alerts?store={STORE_A}&status=open&limit=100", dash.manager_key)
     assert page.locator("#alerts tr[data-alert]").count() == len(alerts) > 0  # the idle screen was flagged
     assert page.locator("#hourly-chart[data-drawn=true] canvas").count() == 1

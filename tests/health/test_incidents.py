@@ -62,6 +62,14 @@ def test_each_new_kind_loses_what_its_failure_loses_from_its_hour(db) -> None:
     since = clock.iso_utc(clock.day_start_utc(DAY, "Asia/Shanghai") + timedelta(hours=planted[0].from_hour))
     acting = {a for (a,) in db.rows("SELECT DISTINCT assistant FROM feedback WHERE store = ? AND ts >= ?", (absent, since))}
     assert acting and all(starts[a] < planted[0].from_hour for a in acting)
+    # the floor signs every rostered assistant in and out on the screen; the absent never signed in that day
+    day = (clock.iso_utc(clock.day_start_utc(DAY, "Asia/Shanghai")), clock.iso_utc(END))
+    signs = db.rows("SELECT assistant, action FROM staff_signs WHERE store = ? AND ts >= ? AND ts < ?", (absent, *day))
+    came = {a for a, h in starts.items() if h < planted[0].from_hour}
+    assert sorted(signs) == sorted((a, action) for a in came for action in ("sign_in", "sign_out"))
+    rostered = {a for (a,) in db.rows("SELECT assistant FROM shifts WHERE store = ? AND day = ?", (collapse, DAY.isoformat()))}
+    assert {a for (a,) in db.rows("SELECT DISTINCT assistant FROM staff_signs WHERE store = ? AND ts >= ?",
+                                  (collapse, day[0]))} == rostered
     assert after[absent]["orders"][1] < before[absent]["orders"][1]  # the absent ones' sales are gone too
     kept = after[collapse]["orders"][1]
     assert 0 < kept <= before[collapse]["orders"][1] // KEPT_SALE + 1

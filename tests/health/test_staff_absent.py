@@ -2,7 +2,9 @@
 ``shifts``) says three are on the floor from 10:00; when two of them handle the arrivals and the
 third touches nothing, the hourly rule raises ``staff_absent`` once the floor was busy enough that
 an even share missing them is no longer chance, and clears it at the first scan after they appear.
-A quiet morning raises nothing. On SQLite and PostgreSQL."""
+A quiet morning raises nothing. At a store whose screens are used to sign in (上岗/离岗) the roster is
+checked against the sign-ins instead: absent at the shift's start + ``GRACE``, within one scan. On
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cloud.arrivals import staff
 from cloud.clock import iso
 from cloud.db import Database
-from cloud.health import shortfall
-from cloud.health.staff_absent import ALPHA, absent_now
+from cloud.health import notify, shortfall
+from cloud.health.staff_absent import ALPHA, GRACE, absent_now
 from cloud.runtime import open_cdp
+from protocol.messages import StaffAction, StaffSign, new_id
 
 TZ = "Asia/Shanghai"
 STORE = "s1"
@@ -74,3 +78,55 @@ def test_a_quiet_morning_or_a_store_without_a_roster_raises_nothing(db: Database
     db.execute("DELETE FROM shifts")
     _handle(db, "a1", OPENS + timedelta(minutes=40), 40)
     assert absent_now(db, STORE, TZ, OPENS + timedelta(hours=2)) is None
+
+
+def _sign(db: Database, assistant: str, action: StaffAction, at: datetime) -> None:
+    """What the ingest stores for a tap on the screen's 上岗/离岗 (``cloud.arrivals.staff.record``)."""
+    assert staff.record(db, StaffSign(sign_id=new_id(), brand="b", store=STORE, screen="main", assistant=assistant,
+                                      action=action, ts=at)) == "stored"
+
+
+def test_at_a_store_that_signs_in_an_assistant_not_signed_in_by_the_grace_is_absent_within_one_scan(
+        db: Database) -> None:
+    _sign(db, "a1", "sign_in", OPENS - timedelta(minutes=10))
+    _sign(db, "乙", "sign_in", OPENS + timedelta(minutes=3))  # a screen configured with the staff file's names
+    assert absent_now(db, STORE, TZ, OPENS + GRACE - timedelta(minutes=1)) is None  # still within the grace
+    due = OPENS + GRACE
+    absence = absent_now(db, STORE, TZ, due)  # no card handled by anyone: the sign-ins alone tell
+    assert absence is not None and absence.absent == ["a3"] and absence.since == OPENS
+    raised, _ = shortfall.scan(db, due)
+    assert [(a.metric, a.ts, a.value, a.baseline, a.detail) for a in raised] == [
+        ("staff_absent", "2026-03-10T10:00", 2.0, 3.0, "丙（a3）")]
+    _sign(db, "a3", "sign_in", due + timedelta(minutes=4))
+    raised, cleared = shortfall.scan(db, due + timedelta(minutes=5))
+    assert raised == [] and cleared == [raised_alert.id for raised_alert in shortfall.alerts.listing(
+        db, store=STORE, status=None, limit=5)]
+
+
+def test_a_sign_out_mid_shift_is_an_absence_after_the_grace_and_the_alert_names_whoever_is_absent_now(
+        db: Database) -> None:
+    for a in ROSTER:
+        _sign(db, a, "sign_in", OPENS - timedelta(minutes=5))
+    out = OPENS + timedelta(hours=3)
+    _sign(db, "a2", "sign_out", out)
+    assert absent_now(db, STORE, TZ, out + GRACE - timedelta(seconds=1)) is None  # a short break is no absence
+    raised, _ = shortfall.scan(db, out + GRACE)
+    assert [(a.ts, a.detail, a.severity) for a in raised] == [("2026-03-10T13:00", "乙（a2）", "warning")]
+    _sign(db, "a1", "sign_out", out + timedelta(minutes=10))
+    raised, _ = shortfall.scan(db, out + timedelta(minutes=25))
+    assert raised == []  # the same alert, now naming both
+    [alert] = shortfall.alerts.listing(db, store=STORE, status="open", limit=5)
+    assert alert.detail == "甲（a1）、乙（a2）"
+    notice = notify.notice_of(alert, "徐汇店", "", 0)  # what the owner is sent
+    assert notice.title == "[警告] 徐汇店（s1） 导购缺勤" and notice.text.endswith("排班 3 人，在岗 1 人；缺勤：甲（a1）、乙（a2）")
+
+
+def test_a_lone_assistant_is_judged_by_sign_ins_and_yesterdays_sign_in_does_not_count(db: Database) -> None:
+    db.execute("DELETE FROM shifts WHERE assistant <> 'a1'")
+    _sign(db, "a1", "sign_in", OPENS - timedelta(hours=14))  # yesterday evening, never signed out
+    absence = absent_now(db, STORE, TZ, OPENS + GRACE)
+    assert absence is not None and absence.absent == ["a1"] and absence.severity == "critical"
+    _sign(db, "a1", "sign_in", OPENS + GRACE)
+    assert absent_now(db, STORE, TZ, OPENS + GRACE) is None
+    assert [(f.assistant, f.name, f.since) for f in staff.on_floor(db, STORE, OPENS + GRACE)] == [
+        ("a1", "甲", OPENS + GRACE)]

@@ -21,6 +21,7 @@ from protocol.messages import (
     GuideCard,
     MemberSummary,
     Recommendation,
+    StaffSign,
     StageTimes,
     new_id,
 )
@@ -54,6 +55,7 @@ MESSAGES = [
     DeviceState(brand="demo", store="s1", device="edge1", role="edge", state="offline", ts=NOW),
     Feedback(feedback_id=new_id(), card_id="card00001", visit_id="visit0001", brand="demo", store="s1", screen="main",
              action="sold", amount=399.0, ts=NOW),
+    StaffSign(sign_id=new_id(), brand="demo", store="s1", screen="main", assistant="s1-a1", action="sign_in", ts=NOW),
 ]
 
 
@@ -121,6 +123,9 @@ def mutate(message, **changes) -> bytes:
         (mutate(arrival(), embedding__dtype="f64"), "arrival.embedding.dtype"),
         (mutate(arrival(), embedding__data=base64.b64encode(b"\x00" * 256).decode()), "arrival.embedding"),
         (mutate(arrival(), embedding__data=base64.b64encode(np.full(128, np.nan, "<f2").tobytes()).decode()), "arrival.embedding"),
+        (mutate(MESSAGES[5], action="clock_in"), "staff_sign.action"),
+        (mutate(MESSAGES[5], assistant=""), "staff_sign.assistant"),
+        (mutate(MESSAGES[5], sign_id=KeyError), "staff_sign.sign_id"),
     ],
 )
 def test_rejections_name_the_field(payload, field):

@@ -35,11 +35,11 @@ def test_shared_subscription():
 def test_cloud_ingest_subscriptions_share_all_but_the_retained_states():
     assert topics.cloud_ingest() == [
         "instore/v1/+/+/+/evt/#", "instore/v1/+/+/+/telemetry", "instore/v1/+/+/guide/+/feedback",
-        "instore/v1/+/+/+/cmd/+/ack", "instore/v1/+/+/+/state",
+        "instore/v1/+/+/guide/+/staff", "instore/v1/+/+/+/cmd/+/ack", "instore/v1/+/+/+/state",
     ]
     shared = topics.cloud_ingest("cdp")
-    assert shared[:4] == [f"$share/cdp/{f}" for f in topics.cloud_ingest()[:4]]
-    assert shared[4] == topics.ALL_DEVICE_STATES
+    assert shared[:5] == [f"$share/cdp/{f}" for f in topics.cloud_ingest()[:5]]
+    assert shared[5] == topics.ALL_DEVICE_STATES
     with pytest.raises(topics.TopicError):
         topics.cloud_ingest("a/b")
 
@@ -61,6 +61,8 @@ def test_label_and_crop_topics():
     (topics.device_state("b", "s", "e1"), "state"),
     (topics.telemetry("b", "s", "e1"), "telemetry"),
     (topics.guide_feedback("b", "s", "screen-1"), "feedback"),
+    (topics.guide_staff("b", "s", "screen-1"), "staff_sign"),
+    ("instore/v1/b/s/guide/screen-1/other", None),
     (topics.device_command_ack("b", "s", "e1", "erase"), "command_ack"),
     (topics.device_command("b", "s", "e1", "erase"), None),
     (topics.guide_card("b", "s"), None),

@@ -91,9 +91,10 @@ def test_guide_screen_reads_its_own_store_only(home, bundle_of, broker, probe):
 def test_guide_screen_publishes_its_feedback_only(home, bundle_of, broker, probe):
     kiosk = probe(bundle_of("s1", "kiosk-main"))
     assert kiosk.connect(broker.port) == "Success"
-    assert kiosk.publish(topics.guide_feedback(BRAND, "s1", "main"), b"{}") in ACCEPTED
-    assert kiosk.publish(topics.guide_feedback(BRAND, "s1", "other"), b"{}") == NOT_AUTHORIZED
-    assert kiosk.publish(topics.guide_feedback(BRAND, "s2", "main"), b"{}") == NOT_AUTHORIZED
+    for own in (topics.guide_feedback, topics.guide_staff):  # its cards' feedback, its assistants' sign-ins
+        assert kiosk.publish(own(BRAND, "s1", "main"), b"{}") in ACCEPTED
+        assert kiosk.publish(own(BRAND, "s1", "other"), b"{}") == NOT_AUTHORIZED
+        assert kiosk.publish(own(BRAND, "s2", "main"), b"{}") == NOT_AUTHORIZED
     assert kiosk.publish(topics.arrival(BRAND, "s1", "kiosk-main"), b"{}") == NOT_AUTHORIZED
 
 

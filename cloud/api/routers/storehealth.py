@@ -4,16 +4,20 @@ ranking lists their row alone); HQ reads every store; only hq_admin changes the 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime
 
 from cloud.api.auth import Principal
 from cloud.api.deps import Admin, Reader, RuntimeDep, api_error, check_store, scoped_store, valid_store
-from cloud.api.health_schemas import HealthRanking, HealthWeights, StoreDashboard, StoreHealth
+from cloud.api.health_schemas import HealthRanking, HealthWeights, StaffOnFloor, StoreDashboard, StoreHealth
 from cloud.api.schemas import Error
+from cloud.arrivals import staff
+from cloud.clock import utcnow
 from cloud.health import dashboard, model, views
+from protocol import codec
 
 router = APIRouter(tags=["store health"])
 
@@ -46,6 +50,26 @@ def put_weights(body: HealthWeights, runtime: RuntimeDep, principal: Admin) -> d
 def store_dashboard(store: str, runtime: RuntimeDep, principal: Reader, day: Day = None) -> dict:
     _may_read(principal, store)
     return _found(dashboard.store_dashboard(runtime.db, store, day), store)
+
+
+@router.get("/stores/{store}/staff", response_model=StaffOnFloor,
+            responses={403: {"model": Error}, 404: {"model": Error}})
+def staff_on_floor(store: str, runtime: RuntimeDep, principal: Reader,
+                   at: Annotated[AwareDatetime | None, Query(description="with its UTC offset; default: now")] = None) -> dict:
+    """Who is signed in (上岗) on the store's guide screens at ``at``."""
+    _may_read(principal, store)
+    moment = at or utcnow()
+    try:
+        plausible = codec.EARLIEST <= moment.astimezone(UTC) < codec.LATEST
+    except OverflowError:  # year 1 or 9999 with an offset has no UTC time
+        plausible = False
+    if not plausible:
+        raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "implausible_time",
+                        f"at must fall in {codec.EARLIEST.year}-{codec.LATEST.year - 1}")
+    signed_in = staff.on_floor(runtime.db, store, moment)
+    if signed_in is None:
+        _found(None, store)
+    return {"store": store, "at": moment, "signed_in": signed_in}
 
 
 def _may_read(principal: Principal, store: str) -> None:

@@ -1,5 +1,6 @@
 // The store manager's page: today vs last week, the health scores with what is behind them,
-// the assistants' league, alerts, hot products and a live arrivals counter that polls.
+// the assistants' league, who is signed in on the guide screens, alerts, hot products and a live
+// arrivals counter that polls.
 
 import { get, query } from "./api.js";
 import { loadAlerts } from "./alerts.js";
@@ -147,6 +148,17 @@ function league(dash) {
   ], rows, { rowAttrs: (a) => ({ "data-assistant": a.assistant }) }));
 }
 
+/** Who is signed in (上岗) on the store's guide screens now, and since when. */
+async function loadStaff() {
+  const staff = await get(`/v1/stores/${encodeURIComponent(store)}/staff`);
+  const since = (ts) => new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  fill("staff", staff.signed_in.length ? table([
+    { label: "col.assistant", value: (s) => s.name || s.assistant },
+    { label: "col.time", value: (s) => since(s.since) },
+    { label: "col.screen", value: (s) => s.screen },
+  ], staff.signed_in, { rowAttrs: (s) => ({ "data-signed-in": s.assistant }) }) : el("p", { class: "sub", i18n: "store.staff.none" }));
+}
+
 function hotProducts(target, products) {
   fill(target, table([
     { label: "col.product_name", value: (p) => p.name || p.sku },
@@ -203,6 +215,7 @@ if (startPage()) {
         ["dashboard", loadDashboard],
         ["health", loadHealth],
         ["alerts", () => loadAlerts("alerts", { store, status: focusAlert ? "all" : "open" })],
+        ["staff", loadStaff],
       ]);
       showFocus();
       if (results[0].status === "fulfilled") poll();

@@ -1,0 +1,79 @@
+"""Assistants signing in (上岗) and out (离岗) on the guide screens: stored once, read as who is on the floor.
+
+The roster (``shifts``) says who should be on the floor; before sign-ins the only trace of an
+assistant being there was their card actions, which wait for customers (``cloud.health.staff_absent``
+needed hours of others' work to call one absent). A sign-in is a fact at the moment it is tapped.
+
+A sign counts for the store's local day it was made on: whoever is signed in is the one whose latest
+sign of that day is ``sign_in``. A sign-in forgotten overnight therefore does not put anyone on
+tomorrow's floor, and a break between two shifts of a day keeps an assistant on it unless they
+signed out. The synthetic floor (``cloud.synthetic.floor``) writes its sign-ins through ``record``,
+the function the MQTT ingest calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from cloud import clock
+from cloud.clock import iso, utcnow
+from cloud.db import Database, Tx
+from protocol.messages import StaffAction, StaffSign
+
+SignOutcome = Literal["stored", "duplicate"]
+
+
+def record(db: Database | Tx, sign: StaffSign) -> SignOutcome:
+    """Store one sign-in or sign-out (a repeat of its ``sign_id`` is a duplicate: QoS 1 re-sends)."""
+    inserted = db.execute(
+        "INSERT INTO staff_signs (sign_id, brand, store, screen, assistant, action, ts, received) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (sign.sign_id, sign.brand, sign.store, sign.screen, sign.assistant, sign.action, iso(sign.ts), iso(utcnow())))
+    return "stored" if inserted else "duplicate"
+
+
+def uses_sign_in(db: Database, store: str, now: datetime, days: int) -> bool:
+    """Whether the store's screens were used to sign in within the ``days`` before ``now``: its roster is
+    then checked against sign-ins, not against card actions."""
+    return db.scalar("SELECT 1 FROM staff_signs WHERE store = ? AND ts > ? AND ts <= ? LIMIT 1",
+                     (store, iso(now - timedelta(days=days)), iso(now))) is not None
+
+
+@dataclass(frozen=True)
+class Sign:
+    ts: datetime  # UTC
+    action: StaffAction
+    screen: str
+
+
+def day_signs(db: Database, store: str, tz: str | None, now: datetime) -> dict[str, list[Sign]]:
+    """Each assistant's signs at the store from its local day's start to ``now``, in time order."""
+    start = clock.day_start_utc(now.astimezone(clock.zone(tz)).date(), tz)
+    out: dict[str, list[Sign]] = {}
+    for assistant, action, ts, screen in db.rows(
+            "SELECT assistant, action, ts, screen FROM staff_signs WHERE store = ? AND ts >= ? AND ts <= ? "
+            "ORDER BY ts, sign_id", (store, iso(start), iso(now))):
+        out.setdefault(assistant, []).append(Sign(datetime.fromisoformat(ts), action, screen))
+    return out
+
+
+@dataclass(frozen=True)
+class OnFloor:
+    assistant: str
+    name: str | None  # from the staff file, when the assistant is in it
+    since: datetime  # UTC: their latest sign-in
+    screen: str  # where they signed in
+
+
+def on_floor(db: Database, store: str, now: datetime) -> list[OnFloor] | None:
+    """The assistants signed in at the store now (their latest sign of the local day is a sign-in), by id;
+    None when there is no such store."""
+    found = db.rows("SELECT timezone FROM stores WHERE id = ?", (store,))
+    if not found:
+        return None
+    signs = day_signs(db, store, found[0][0], now)
+    names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
+    return [OnFloor(a, names.get(a), s[-1].ts, s[-1].screen) for a, s in sorted(signs.items())
+            if s[-1].action == "sign_in"]

@@ -1,0 +1,80 @@
+"""Assistants signing in (上岗) and out (离岗) on the guide screen (issue 17).
+
+A strip along the bottom of the screen has one big button per assistant configured for it, showing
+who is on the floor: an assistant coming in taps their name (上岗), and again when they leave (离岗).
+Each tap is emitted as ``signed`` (assistant, action) for the feed to send; the cloud checks the
+store's roster against these (``cloud.health.staff_absent``), so an assistant who did not come in is
+an alert at their shift's start plus a grace instead of hours later. The strip shows this screen's own
+taps: an assistant signed in on another screen of the store shows as off here, and may sign in here too
+(the cloud counts whichever sign of theirs is latest). Its own module and styles, like the task strip,
+so the card screen needs only ``attach``.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from kiosk.guide_screen import theme
+from protocol.messages import StaffAction
+
+_STYLE = f"""
+#staffStrip {{ background: {theme.SURFACE}; border-top: 2px solid {theme.SURFACE_RAISED}; }}
+#staffHeading {{ font-size: 20px; font-weight: bold; color: {theme.MUTED}; }}
+#staffButton {{
+    font-size: 22px; font-weight: bold; min-height: 56px; min-width: 150px; border-radius: 12px; padding: 0 18px;
+    background: {theme.SURFACE_RAISED}; color: {theme.MUTED}; border: 2px solid #3A4A6B;
+}}
+#staffButton[on="true"] {{ background: #143D27; color: {theme.GOOD}; border: 2px solid {theme.GOOD}; }}
+"""
+
+
+class StaffStrip(QFrame):
+    #: an assistant tapped their name: (assistant, "sign_in" | "sign_out")
+    signed = Signal(str, str)
+
+    def __init__(self, assistants: tuple[str, ...], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("staffStrip")
+        self.setStyleSheet(_STYLE)
+        self.on_floor: set[str] = set()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(28, 10, 28, 10)
+        row.setSpacing(14)
+        self.heading = QLabel()
+        self.heading.setObjectName("staffHeading")
+        row.addWidget(self.heading)
+        self.buttons: dict[str, QPushButton] = {}
+        for assistant in assistants:
+            button = QPushButton()
+            button.setObjectName("staffButton")
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.clicked.connect(lambda _=False, a=assistant: self.tap(a))
+            row.addWidget(button)
+            self.buttons[assistant] = button
+        row.addStretch(1)
+        self._render()
+
+    def tap(self, assistant: str) -> None:
+        """The assistant's button: sign in if they are off the floor here, out if on."""
+        action: StaffAction = "sign_out" if assistant in self.on_floor else "sign_in"
+        (self.on_floor.discard if action == "sign_out" else self.on_floor.add)(assistant)
+        self._render()
+        self.signed.emit(assistant, action)
+
+    def _render(self) -> None:
+        self.heading.setText(f"在岗 {len(self.on_floor)}/{len(self.buttons)} · 点名字上岗/离岗")
+        for assistant, button in self.buttons.items():
+            on = assistant in self.on_floor
+            button.setText(f"{assistant} · {'在岗' if on else '上岗'}")
+            button.setProperty("on", on)
+            theme.restyle(button)
+
+
+def attach(screen: QWidget, assistants: tuple[str, ...]) -> StaffStrip:
+    """Put the strip at the bottom of the screen, under the cards."""
+    strip = StaffStrip(assistants, screen)
+    layout = screen.layout()
+    assert isinstance(layout, QVBoxLayout)
+    layout.addWidget(strip)
+    return strip
