@@ -244,7 +244,8 @@ _PURCHASE_MEASURE: dict[str, purchases.Measure] = {
 
 
 def _purchase_dim(measure: str) -> Callable:
-    def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) -> str:
+    def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension,
+                role: purchases.Role = "set") -> str:
         op = spec.op or ""
         if dim.scope is not None and spec.scope is None:
             raise DimensionError(f"{dim.name}: give scope (the {dim.scope})")
@@ -253,7 +254,7 @@ def _purchase_dim(measure: str) -> Callable:
         def holds(test: purchases.Test) -> str:  # the persons' sums from the person facts (and edge days' lines)
             return purchases.holds(_PURCHASE_MEASURE[measure], dim.scope, spec.scope,
                                    None if start is None else int(start.timestamp()),
-                                   None if end is None else int(end.timestamp()), test, params)
+                                   None if end is None else int(end.timestamp()), test, params, role=role)
 
         if measure in ("bought", "not_bought", "refunded"):
             inner = holds(lambda agg, _: f"{agg} > 0")
@@ -567,9 +568,36 @@ def validate(spec: DimSpec) -> DimSpec:
     return spec.model_copy(update={"op": op, "value": _check_value(dim, op, spec.value)})
 
 
-def compile(spec: DimSpec, as_of: datetime, params: list) -> str:
+def compile(spec: DimSpec, as_of: datetime, params: list, *, role: purchases.Role = "set") -> str:
+    """The dimension's SQL boolean over the person ``p``; ``role``: how a purchase condition is asked
+    (``purchases.holds``)."""
     dim = CATALOGUE[spec.name]
+    if dim.group == "purchase":
+        return dim.compile(spec, as_of, params, dim, role=role)
     return dim.compile(spec, as_of, params, dim)
+
+
+def summed(spec: DimSpec) -> bool:
+    """A purchase condition over a sum of the person facts (not a first/last date, not a SKU, which
+    the lines answer): one ``purchases.holds`` can look up per person."""
+    dim = CATALOGUE[spec.name]
+    return dim.group == "purchase" and dim.window is not None and dim.scope != "sku"
+
+
+def needs_rows(spec: DimSpec) -> bool:
+    """Only persons with purchases in the window pass (bought, had a refund, a number zero fails)."""
+    dim = CATALOGUE[spec.name]
+    measure = dim.name.split(".")[0]
+    if measure in ("bought", "not_bought", "refunded"):
+        return measure == "bought" or (measure == "refunded" and spec.value in (None, True))
+    return not _zero_passes(spec.op or "", spec.value)
+
+
+def breadth(spec: DimSpec) -> tuple[bool, int]:
+    """How many purchase rows a condition's window reads, roughly, to rank them: the any scope
+    (every line) above a channel, store or category, then the longer window."""
+    days = spec.days if spec.days is not None else (spec.to - spec.from_).days + 1 if spec.to and spec.from_ else 0
+    return CATALOGUE[spec.name].scope is None, days
 
 
 def uses_stats(spec: DimSpec) -> bool:

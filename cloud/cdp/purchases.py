@@ -270,17 +270,32 @@ def _bounded(column: str, lo: int | None, hi: int | None, where: list[str], args
 #: a HAVING test over an aggregate's SQL, appending its parameters
 Test = Callable[[str, list], str]
 _LINE_PERSON = "COALESCE(m.merged_into, m.id)"
+#: how a condition is asked (``holds``): ``set``, the persons that pass, gathered once; ``drive``, the
+#: same set as one ``IN`` list an engine can start its scan of persons from; ``probe``, each person
+#: that reaches the condition looked up alone
+Role = Literal["set", "drive", "probe"]
+#: the measures a probe sums: a person without rows has 0, as absence from the set says
+PROBED = frozenset({"qty", "amount", "orders", "refunds"})
 
 
 def holds(measure: Measure, scope: str | None, value: str | None, start: int | None, end: int | None, test: Test,
-          params: list) -> str:
+          params: list, *, role: Role = "set") -> str:
     """SQL true for the person ``p`` whose measure over its lines in scope (``value`` of the ``scope``
     column) with ``start <= ts < end`` (epoch seconds, either open) passes ``test``.
 
-    Whole days come from the person facts, grouped once in index order. A window that starts or ends
-    inside a day (every "last N days" does) also needs that day's lines; only the few persons with
-    such lines are summed again with them (facts and lines together), everyone else is decided by the
-    facts alone, so the large grouping never meets a join or a second grouping."""
+    Whole days come from the person facts. A window that starts or ends inside a day (every "last N
+    days" does) also needs that day's lines; only the few persons with such lines are summed again
+    with them (facts and lines together), everyone else is decided by the facts alone, so the large
+    grouping never meets a join or a second grouping.
+
+    As a ``set`` (the default) every person's days are grouped once, in index order. A set reads
+    every row of its scope whatever the window (the facts are ordered by person, then day), so the
+    year-wide "spent >= 300" read every buyer's year to keep nine in ten of them: inside an AND,
+    ``segments`` asks the narrowest condition to ``drive`` (a person is in the facts' verdict minus
+    the edge persons, or in the edge persons' re-summed verdict: one ``IN`` list, so the engine reads
+    only those persons instead of testing every person against three sets) and the others to
+    ``probe`` (the person's whole days summed by the facts' primary key; an edge person's verdict
+    from the re-summed set), which costs only the persons the driver and the cheaper tests leave."""
     column = LINE_SCOPE[scope]
 
     def from_lines(lo: int | None, hi: int | None, measured: bool) -> str:
@@ -299,20 +314,37 @@ def holds(measure: Measure, scope: str | None, value: str | None, start: int | N
     if last is not None and end is not None and end > day_start(last):
         edges.append((day_start(last), end))
 
-    def from_facts(edge_persons: bool) -> str:
+    def edge_persons() -> str:
+        return " UNION ".join(from_lines(lo, hi, False) for lo, hi in edges)
+
+    def facts(persons: str = "") -> str:
+        """The facts in scope and window (``persons``: ``IN``, ``NOT IN`` the edge persons, or ``= p.id``)."""
         where = ["f.scope = ?", "f.value = ?"]
         params.extend([scope or "any", value if scope else ""])
         _bounded("f.day", first, last, where, params)
-        if edge_persons:
-            where.append(f"f.person_id IN ({' UNION '.join(from_lines(lo, hi, False) for lo, hi in edges)})")
-        return f"FROM person_purchase_days f WHERE {' AND '.join(where)} GROUP BY f.person_id"
+        if persons == "= p.id":
+            where.append("f.person_id = p.id")
+        elif persons:
+            where.append(f"f.person_id {persons} ({edge_persons()})")
+        return f"FROM person_purchase_days f WHERE {' AND '.join(where)}"
 
-    decided = f"p.id IN (SELECT f.person_id {from_facts(False)} HAVING {test(FACT_AGG[measure], params)})"
+    def resummed() -> str:  # the edge persons' verdict from their facts and their edge days' lines
+        parts = [f"SELECT f.person_id AS person, {FACT_AGG[measure]} AS v "
+                 f"{facts('IN')} GROUP BY f.person_id"]
+        parts += [from_lines(lo, hi, True) for lo, hi in edges]
+        return (f"SELECT x.person FROM ({' UNION ALL '.join(parts)}) x GROUP BY x.person "
+                f"HAVING {test(f'{COMBINE[measure]}(x.v)', params)}")
+
+    if role == "probe" and measure in PROBED:
+        guard = f"p.id IN ({edge_persons()})" if edges else ""
+        known = f"p.id IN ({resummed()})" if edges else ""
+        looked_up = test(f"COALESCE((SELECT {FACT_AGG[measure]} {facts('= p.id')}), 0)", params)
+        return f"(CASE WHEN {guard} THEN {known} ELSE {looked_up} END)" if edges else f"({looked_up})"
+    if role == "drive" and edges:
+        decided = (f"SELECT f.person_id {facts('NOT IN')} GROUP BY f.person_id "
+                   f"HAVING {test(FACT_AGG[measure], params)}")
+        return f"p.id IN ({decided} UNION ALL {resummed()})"
+    verdict = f"p.id IN (SELECT f.person_id {facts()} GROUP BY f.person_id HAVING {test(FACT_AGG[measure], params)})"
     if not edges:
-        return decided
-    undecided = f"p.id NOT IN ({' UNION '.join(from_lines(lo, hi, False) for lo, hi in edges)})"
-    parts = [f"SELECT f.person_id AS person, {FACT_AGG[measure]} AS v {from_facts(True)}"]
-    parts += [from_lines(lo, hi, True) for lo, hi in edges]
-    resummed = (f"p.id IN (SELECT x.person FROM ({' UNION ALL '.join(parts)}) x GROUP BY x.person "
-                f"HAVING {test(f'{COMBINE[measure]}(x.v)', params)})")
-    return f"(({decided} AND {undecided}) OR {resummed})"
+        return verdict
+    return f"(({verdict} AND p.id NOT IN ({edge_persons()})) OR p.id IN ({resummed()}))"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
-from cloud.cdp import dimensions
+from cloud.cdp import dimensions, purchases
 from cloud.cdp.lifecycle import LIFECYCLE_STAGES, VALUE_TIERS
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
@@ -218,11 +218,27 @@ Condition.model_rebuild()
 _PERSON = "COALESCE(m.merged_into, m.id)"
 
 
-def _compile(node: object, now: int, params: list) -> str:
-    """A boolean SQL expression over the person ``p`` (and its stats ``s``); params appended in order."""
+def _roles(children: Sequence[object]) -> dict[int, purchases.Role]:
+    """How an AND's purchase conditions are asked (``purchases.holds``): the narrowest one that only
+    buyers pass drives (the persons it lists are the only ones read), every other one summed from the
+    facts is probed for the persons that reach it; the AND's other conditions are unchanged. Without
+    such a driver every condition stays a set."""
+    dims = {i: c.dim for i, c in ((i, _unwrap(c)) for i, c in enumerate(children)) if isinstance(c, Dim)}
+    summed = [i for i, d in dims.items() if dimensions.summed(d)]
+    drivers = sorted((dimensions.breadth(dims[i]), i) for i in summed if dimensions.needs_rows(dims[i]))
+    if not drivers:  # probing every person costs about what the sets do (0.41-0.46 s against 0.41 s at 250k)
+        return {}
+    return {i: "drive" if i == drivers[0][1] else "probe" for i in summed}
+
+
+def _compile(node: object, now: int, params: list, *, role: purchases.Role = "set") -> str:
+    """A boolean SQL expression over the person ``p`` (and its stats ``s``); params appended in order;
+    ``role``: how a purchase condition is asked (``_roles``)."""
     node = _unwrap(node)
     if isinstance(node, And):
-        return "(" + " AND ".join(_compile(c, now, params) for c in node.and_) + ")"
+        roles = _roles(node.and_)
+        return "(" + " AND ".join(_compile(c, now, params, role=roles.get(i, "set"))
+                                  for i, c in enumerate(node.and_)) + ")"
     if isinstance(node, Or):
         return "(" + " OR ".join(_compile(c, now, params) for c in node.or_) + ")"
     if isinstance(node, Not):
@@ -272,7 +288,7 @@ def _compile(node: object, now: int, params: list) -> str:
         return (f"p.id IN (SELECT {_PERSON} FROM visits v JOIN members m ON m.id = v.member_id "
                 f"WHERE {' AND '.join(where)} GROUP BY {_PERSON} HAVING COUNT(*) >= ?)")
     if isinstance(node, Dim):
-        return dimensions.compile(node.dim, datetime.fromtimestamp(now, UTC), params)
+        return dimensions.compile(node.dim, datetime.fromtimestamp(now, UTC), params, role=role)
     if isinstance(node, HasConsent):
         # the person's consent as it counts (survivorship.store): the head record's, or a proven one
         return "(pp.face_consent = 1)" if node.consent.face else "(COALESCE(pp.face_consent, 0) = 0)"
