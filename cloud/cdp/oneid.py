@@ -178,19 +178,24 @@ def resolve_around(tx: Tx, member_ids: Sequence[str], *, actor: str) -> Resoluti
         return Resolution()
     persons: set[str] = set()
     for test, chunk in tx.among(list(member_ids)):
-        persons.update(r[0] for r in tx.rows(
-            f"SELECT COALESCE(merged_into, id) FROM members WHERE id {test}", chunk))
-        shared = tx.rows(
-            f"SELECT i.kind, i.value FROM identifiers i WHERE i.member_id {test} AND i.blocked IS NULL "
-            f"AND i.kind IN ({_in(hard)})", (*chunk, *hard))
-        persons.update(_sharing(tx, {(kind, value) for kind, value in shared}, active))
+        heads, shared = tx.reads(
+            (f"SELECT COALESCE(merged_into, id) AS person FROM members WHERE id {test}", chunk),
+            (f"SELECT i.kind, i.value FROM identifiers i WHERE i.member_id {test} AND i.blocked IS NULL "
+             f"AND i.kind IN ({_in(hard)})", (*chunk, *hard)))
+        persons.update(r["person"] for r in heads)
+        persons.update(_sharing(tx, {(r["kind"], r["value"]) for r in shared}, active))
     # links refused or held for review at an earlier resolution: their blocker may have changed
-    # (a split, an assigned value, a record gone), so their other side is revisited too
-    for test, chunk in tx.among(_cluster_records(tx, sorted(persons))):
-        for a, b in tx.rows(f"SELECT a, b FROM links WHERE status IN ('rejected', 'review') AND "
-                            f"reason <> 'value_too_common' AND (a {test} OR b {test})", (*chunk, *chunk)):
-            persons.update(p for p in (_person(tx, a), _person(tx, b)) if p)
-    return _resolve_persons(tx, sorted(persons), actor=actor, active=active)
+    # (a split, an assigned value, a record gone), so their other side is revisited too. The
+    # records are read once and the other sides' persons in one query (they were read again, and
+    # each side's person asked alone: two round trips a link)
+    records = _cluster_records(tx, sorted(persons))
+    inside = set(records)
+    others = sorted({x for test, chunk in tx.among(records) for link in tx.rows(
+        f"SELECT a, b FROM links WHERE status IN ('rejected', 'review') AND reason <> 'value_too_common' "
+        f"AND (a {test} OR b {test})", (*chunk, *chunk)) for x in link if x not in inside})
+    more = {r[0] for test, chunk in tx.among(others) for r in tx.rows(
+        f"SELECT COALESCE(merged_into, id) FROM members WHERE id {test}", chunk)} - persons
+    return _resolve(tx, records + _cluster_records(tx, sorted(more)), actor=actor, active=active)
 
 
 def _sharing(tx: Tx, pairs: set[tuple[str, str]], active: dict[str, Rule]) -> set[str]:
