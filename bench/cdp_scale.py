@@ -203,7 +203,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
     batch = 100_000
     for first in range(0, members, batch):
         chunk = gallery[first:first + batch]
-        index._append([(None, f"m{first + i}", v / np.linalg.norm(v)) for i, v in enumerate(chunk)])
+        index._append([(None, None, f"m{first + i}", v / np.linalg.norm(v)) for i, v in enumerate(chunk)])
     out["face_index_build_s"] = round(time.perf_counter() - started, 2)
     out["face_mode"] = index.mode
     probes = gallery[np.random.default_rng(1).choice(members, 200)] + 0.3 * np.random.default_rng(2).standard_normal(
