@@ -240,7 +240,7 @@ def test_purchase_dimensions_from_facts_match_the_lines(brand: Database) -> None
     _check(brand)
 
     # a full rebuild that moves one record (a new record sharing a person's phone, with purchases of
-    # its own): under a tenth of the persons moved, so only theirs are re-summed, not everyone's
+    # its own): only the persons it left and joined have their facts changed, not everyone's
     phone = brand.one("SELECT i.value, COALESCE(m.merged_into, m.id) AS person FROM identifiers i JOIN members m ON m.id = i.member_id "
                       "WHERE i.kind = 'phone' AND i.blocked IS NULL ORDER BY i.value LIMIT 1")
     with brand.transaction() as tx:
