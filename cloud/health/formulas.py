@@ -59,6 +59,7 @@ class DayExtras:
     units_sold_stock: int = 0
     markdown_loss: float = 0.0
     assistants_active: int = 0
+    assistants_rostered: int = 0  # on the day's roster (``shifts``, master data)
     daily_target: float | None = None
     incident_share: float = 0.0  # of the opening hours, covered by incident alerts (``cloud.health.incident_hours``)
 
@@ -102,7 +103,13 @@ def daily_values(c: Counts, x: DayExtras) -> dict[str, float]:
         _ratio(values, "markdown_waste_share", x.markdown_loss, c.sales)
     if x.assistants_active:
         values["assistants_active"] = x.assistants_active
-        values["sales_per_assistant"] = round(c.sales / x.assistants_active, 2)
+    if x.assistants_rostered:
+        values["assistants_rostered"] = x.assistants_rostered
+    # per assistant the store put on the floor: the roster where the store sends one, so an assistant who
+    # stayed away still counts (dividing by those who showed would make an absence look productive)
+    staffed = x.assistants_rostered or x.assistants_active
+    if staffed:
+        values["sales_per_assistant"] = round(c.sales / staffed, 2)
     values["incident_hours_share"] = round(x.incident_share, 4)
     if x.daily_target:
         values["target_attainment"] = c.sales / x.daily_target

@@ -176,6 +176,9 @@ def _staff_and_targets(tx: Tx, r: StoreRange, days: dict[str, DayExtras]) -> Non
         staff[clock.local_hour_of_iso(ts, r.tz)[:10]].add(assistant)
     for local_day, names in staff.items():
         days[local_day].assistants_active = len(names)
+    for day, rostered in tx.rows("SELECT day, COUNT(DISTINCT assistant) FROM shifts WHERE store = ? AND day >= ? "
+                                 "AND day <= ? GROUP BY day", (r.store, r.first.isoformat(), r.last.isoformat())):
+        days[day].assistants_rostered = int(rostered)
     targets = dict(tx.rows("SELECT month, sales_target FROM store_targets WHERE store = ? AND month >= ? AND month <= ?",
                            (r.store, r.first.isoformat()[:7], r.last.isoformat()[:7])))
     day = r.first

@@ -65,6 +65,6 @@ def test_no_stock_data_means_no_stock_metrics() -> None:
 def test_every_metric_written_is_registered() -> None:
     day = Counts(arrivals=1, members_recognised=1, claimed=1, greeted=1, served=1, sold=1, greet_delays_s=[1],
                  orders=1, sales=1.0, member_sales=1.0, units=1)
-    x = DayExtras(member_buyers=1, churn_base=1, skus_stocked=1, units_available=1, assistants_active=1,
+    x = DayExtras(member_buyers=1, churn_base=1, skus_stocked=1, units_available=1, assistants_active=1, assistants_rostered=1,
                   daily_target=1.0)
     assert set(daily_values(day, x)) == {m.name for m in METRICS}

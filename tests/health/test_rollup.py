@@ -88,6 +88,23 @@ def test_hand_computed_store_day(db: Database) -> None:
         "incident_hours_share": 0})  # no alert that day
 
 
+def test_sales_per_assistant_counts_the_roster(db: Database) -> None:
+    """Issue 16 item 5: the team's figures from the roster. Three assistants were on the day's shifts and
+    two worked the screen (a3 stayed away): sales per assistant is 600 / 3, not 600 / 2, so an absence
+    does not make the store look more productive. A shift on another day or store does not count."""
+    _seed(db)
+    for assistant, store, day in (("a1", "S1", "2026-03-10"), ("a2", "S1", "2026-03-10"), ("a3", "S1", "2026-03-10"),
+                                  ("a1", "S1", "2026-03-11"), ("b1", "S2", "2026-03-10")):
+        db.execute("INSERT INTO shifts (assistant, store, day, start_time, end_time) VALUES (?, ?, ?, '10:00', '18:00')",
+                   (assistant, store, day))
+    db.execute("INSERT INTO shifts (assistant, store, day, start_time, end_time) "
+               "VALUES ('a1', 'S1', '2026-03-10', '19:00', '21:00')")  # a second shift the same day: one person
+    rollup_days(db, DAY, DAY, until=UNTIL)
+    day = _metrics(db, "day", "2026-03-10")
+    assert day["assistants_rostered"] == 3 and day["assistants_active"] == 2
+    assert day["sales_per_assistant"] == pytest.approx(200)
+
+
 def test_rollup_is_idempotent(db: Database) -> None:
     _seed(db)
     rollup_days(db, DAY, DAY, until=UNTIL)
