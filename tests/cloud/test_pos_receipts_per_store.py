@@ -171,7 +171,7 @@ def test_migration_80_rewrites_the_pos_ids_stored_everywhere(db_location: str) -
         db.execute("INSERT INTO coupons (code, template_id, person, issued_by, issued_for_order, issued, expires, status, "
                    "redeemed_order) VALUES ('CP1', 't1', 'm1', 'api:x', 'pos:R1', 'x', 'y', 'redeemed', 'tmall:T1')")
 
-        assert migrate(db, SCHEMAS) == [80]
+        assert migrate(db, SCHEMAS)[0] == 80  # then any later ones
         assert db.rows("SELECT id, refund_of FROM orders ORDER BY id") == [
             ("pos:s1:F1:refund", "pos:s1:R1"), ("pos:s1:R1", None),
             ("pos:s2:F2:refund", "pos:s1:R1"),  # matched to the s1 sale: the link follows the sale, not its own store
