@@ -104,15 +104,20 @@ def _checked(raw: bytes, expected: type[M] | None) -> Message:
         raise DecodeError(field, first["msg"] + more) from None
 
 
+def plausible(moment: datetime) -> bool:
+    """Whether a time falls in [EARLIEST, LATEST): what every message's times and the API's time
+    parameters must do (year 1 or 9999 with an offset has no UTC time at all)."""
+    try:
+        return EARLIEST <= moment.astimezone(UTC) < LATEST
+    except OverflowError:
+        return False
+
+
 def _check_times(value: Any, path: str) -> None:
     """DecodeError for the first timestamp outside [EARLIEST, LATEST), anywhere in the message: only the
     fields whose type can hold one are walked (``_timed_fields``), 2 of an arrival's 32."""
     if isinstance(value, datetime):
-        try:
-            plausible = EARLIEST <= value.astimezone(UTC) < LATEST
-        except OverflowError:
-            plausible = False
-        if not plausible:
+        if not plausible(value):
             raise DecodeError(path, f"time {value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
     elif isinstance(value, BaseModel):
         for name in _timed_fields(type(value)):

@@ -509,9 +509,7 @@ class EventProcessor:
             else:
                 self._reject("invalid_payload", topic, str(exc))
             return None
-        claimed = (action.brand, action.store, action.screen)
-        if claimed != (where.brand, where.store, where.path[0]):
-            self._reject("topic_mismatch", topic, f"payload says brand/store/screen {'/'.join(claimed)}")
+        if not self._names_its_topic(where, topic, action, screen=True):
             return None
         outcome = feedback.record(self._db, action)
         if outcome == "unknown_visit":
@@ -578,12 +576,17 @@ class EventProcessor:
         except DecodeError as exc:
             self._reject("invalid_payload", topic, str(exc))
             return None
+        return message if self._names_its_topic(where, topic, message, screen=screen) else None
+
+    def _names_its_topic(self, where: topics.TopicInfo, topic: str, message: Message, *, screen: bool) -> bool:
+        """Whether the message names the brand/store/device (``screen``: the screen) of its topic; a
+        rejection when not."""
         level = "screen" if screen else "device"
         claimed = (message.brand, message.store, getattr(message, level))  # type: ignore[attr-defined]
         if claimed != (where.brand, where.store, where.path[0] if screen else where.device):
             self._reject("topic_mismatch", topic, f"payload says brand/store/{level} {'/'.join(claimed)}")
-            return None
-        return message
+            return False
+        return True
 
     def _reject(self, reason: RejectReason, topic: str, detail: str) -> None:
         self.counters.reject(reason)

@@ -4,7 +4,7 @@ ranking lists their row alone); HQ reads every store; only hq_admin changes the 
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -59,11 +59,7 @@ def staff_on_floor(store: str, runtime: RuntimeDep, principal: Reader,
     """Who is signed in (上岗) on the store's guide screens at ``at``."""
     _may_read(principal, store)
     moment = at or utcnow()
-    try:
-        plausible = codec.EARLIEST <= moment.astimezone(UTC) < codec.LATEST
-    except OverflowError:  # year 1 or 9999 with an offset has no UTC time
-        plausible = False
-    if not plausible:
+    if not codec.plausible(moment):
         raise api_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "implausible_time",
                         f"at must fall in {codec.EARLIEST.year}-{codec.LATEST.year - 1}")
     signed_in = staff.on_floor(runtime.db, store, moment)
