@@ -62,7 +62,7 @@ class Member:
     points: int | None = None
     home_store: str | None = None
     #: the person's records as ``member`` read them for this arrival's card, so the card's profile
-    #: reads them once (``cloud.cdp.profile.profile(read_records=...)``); a Member lives one arrival or one
+    #: reads them once (``cloud.cdp.profile.profile_reads``); a Member lives one arrival or one
     #: request, never longer, so consent and erasure are read again by the next
     records: survivorship.PersonRecords | None = field(default=None, compare=False, repr=False)
 
