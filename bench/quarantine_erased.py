@@ -30,8 +30,7 @@ from bench.scratch import scratch_database
 from cloud.cdp import tombstones
 from cloud.cdp.imports.importer import import_text
 from cloud.db import Database
-from cloud.db.database import connect
-from cloud.db.migrations import migrate
+from cloud.db.migrations import open_database
 from cloud.runtime import SCHEMAS
 
 HEAD = "receipt_no,store,member_card,phone,ts,sku,category,qty,unit_price,amount,currency,type,original_receipt_no\n"
@@ -54,9 +53,8 @@ def erased_on_record(db: Database, count: int) -> None:
 
 
 def run(location: str, rows: int, erased: int, repeats: int) -> dict:
-    db = connect(location)
+    db = open_database(location, SCHEMAS)
     try:
-        migrate(db, SCHEMAS)
         started = time.perf_counter()
         first = import_text(db, "pos", export(rows), source="first.csv")
         log(f"first import: {first.orders} orders in {time.perf_counter() - started:.1f} s")

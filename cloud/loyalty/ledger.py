@@ -127,6 +127,8 @@ _FIFO = ("UPDATE loyalty_lots SET remaining = loyalty_lots.remaining - t.take FR
          "SUM(l.remaining) OVER (PARTITION BY l.account_id ORDER BY l.expires, l.id) AS running "
          "FROM {needs} JOIN loyalty_lots l ON l.account_id = v.column1 WHERE l.remaining > 0) w "
          "WHERE running - remaining < need) t WHERE loyalty_lots.id = t.id")
+#: ``_FIFO`` for one account's redemption (its account and the points it needs as parameters)
+_FIFO_ONE = _FIFO.format(needs="(SELECT ? AS column1, ? AS column2) v")
 _ENTRIES = ("INSERT INTO loyalty_entries (movement_id, account_id, amount) SELECT {mv}, {acct}, ? {source} UNION ALL "
             "SELECT {mv}, s.id, ? FROM {source_join} loyalty_accounts s WHERE s.pool = ? AND s.kind = ? AND s.owner = ''")
 
@@ -296,7 +298,7 @@ def _spend(tx: Tx, acct: int, points: int, *, lot: int | None = None) -> int | N
     # FIFO in one statement: each open lot, oldest expiry first, gives what the running sum still needs.
     # The account row is locked by the update above, so this statement's snapshot sees every lot change
     # committed before it (READ COMMITTED takes one per statement), and no other spend can interleave.
-    tx.execute(_FIFO.format(needs="(SELECT ? AS column1, ? AS column2) v"), (acct, points))
+    tx.execute(_FIFO_ONE, (acct, points))
     return int(left_over[0][0])
 
 
