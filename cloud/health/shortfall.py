@@ -49,7 +49,7 @@ from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert
 from cloud.health.device_health import DEFAULT_HOURS, is_open
-from cloud.health.staff_absent import absent_now, named
+from cloud.health.staff_absent import absent_now
 from cloud.health.stock_out import empty_shelves
 from cloud.health.till_silence import silent_since
 from protocol.messages import new_id
@@ -210,7 +210,7 @@ def judge(db: Database, now: datetime) -> list[Finding]:
             found.append(Finding(store["id"], store["brand"], STAFF_METRIC,
                                  absence.since.astimezone(tz).replace(tzinfo=None),
                                  float(absence.rostered - len(absence.absent)), float(absence.rostered),
-                                 absence.severity, named(db, store["id"], absence.absent)))
+                                 absence.severity, absence.named))
         history = _history(db, store["id"], sorted(set(hours) | set(day)), metrics)
         if any(h not in history for h in hours):
             continue

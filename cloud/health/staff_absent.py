@@ -51,6 +51,7 @@ class Absence:
     since: datetime  # UTC: the earliest shift start of the absent
     absent: list[str]
     rostered: int  # assistants on shift now
+    named: str  # the absent as the alert names them: 王静（s01-a1）、李丽（s01-a3）; the id alone when the staff file does not list them
 
     @property
     def severity(self) -> str:
@@ -70,8 +71,8 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
         return None
     if staff.uses_sign_in(db, store, now, SIGN_IN_DAYS):
         signs = staff.day_signs(db, store, tz, now)
-        names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
-        return _not_signed_in({a: _signs_of(signs, a, names.get(a)) for a, _ in due}, due, len(rostered), now)
+        names = _names(db, store)
+        return _not_signed_in({a: _signs_of(signs, a, names.get(a)) for a, _ in due}, due, len(rostered), now, names)
     if len(rostered) < 2:
         return None
     first = min(start for _, start in due) - EARLY
@@ -80,12 +81,18 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
     share = (len(rostered) - 1) / len(rostered)
     absent = []
     for assistant, start in due:
-        if any(a == assistant and ts >= clock.iso_utc(start - EARLY) for a, _, ts in acted):
+        early, began = clock.iso_utc(start - EARLY), clock.iso_utc(start)
+        if any(a == assistant and ts >= early for a, _, ts in acted):
             continue
-        handled = sum(a != assistant and ts >= clock.iso_utc(start) for a, _, ts in acted)
+        handled = sum(a != assistant and ts >= began for a, _, ts in acted)
         if share ** handled < ALPHA:
             absent.append((assistant, start))
-    return _absence(absent, len(rostered))
+    return _absence(absent, len(rostered), _names(db, store) if absent else {})
+
+
+def _names(db: Database, store: str) -> dict[str, str]:
+    """The store's assistants' names by id (the staff file)."""
+    return dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
 
 
 def _signs_of(signs: dict[str, list[staff.Sign]], assistant: str, name: str | None) -> list[staff.Sign]:
@@ -96,7 +103,7 @@ def _signs_of(signs: dict[str, list[staff.Sign]], assistant: str, name: str | No
 
 
 def _not_signed_in(signs: dict[str, list[staff.Sign]], due: list[tuple[str, datetime]], rostered: int,
-                   now: datetime) -> Absence | None:
+                   now: datetime, names: dict[str, str]) -> Absence | None:
     """The assistants due on the floor who are not signed in: no sign since the day began (absent from their
     shift's start), or signed out more than ``GRACE`` ago (absent from the sign-out)."""
     absent = []
@@ -106,17 +113,12 @@ def _not_signed_in(signs: dict[str, list[staff.Sign]], due: list[tuple[str, date
             absent.append((assistant, start))
         elif mine[-1].action == "sign_out" and mine[-1].ts + GRACE <= now:
             absent.append((assistant, max(start, mine[-1].ts)))
-    return _absence(absent, rostered)
+    return _absence(absent, rostered, names)
 
 
-def _absence(absent: list[tuple[str, datetime]], rostered: int) -> Absence | None:
+def _absence(absent: list[tuple[str, datetime]], rostered: int, names: dict[str, str]) -> Absence | None:
     if not absent:
         return None
-    return Absence(min(since for _, since in absent).astimezone(UTC), sorted(a for a, _ in absent), rostered)
-
-
-def named(db: Database, store: str, assistants: list[str]) -> str:
-    """The absent as the alert names them: 王静（s01-a1）、李丽（s01-a3）; the id alone when the staff file
-    does not list them."""
-    names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
-    return "、".join(f"{names[a]}（{a}）" if names.get(a) else a for a in assistants)
+    ids = sorted(a for a, _ in absent)
+    return Absence(min(since for _, since in absent).astimezone(UTC), ids, rostered,
+                   "、".join(f"{names[a]}（{a}）" if names.get(a) else a for a in ids))
