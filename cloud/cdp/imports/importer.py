@@ -206,8 +206,7 @@ class Importer:
         erased = tombstones.erased_buyers(tx, self._channel, [o.buyer for o in orders if o.buyer] + buyers)
         if not erased:
             return orders, buyers
-        kept_orders = [o.model_copy(update={"buyer": None}) if o.buyer and o.buyer.key in erased
-                       and o.ts <= erased[o.buyer.key] else o for o in orders]
+        kept_orders = [o.model_copy(update={"buyer": None}) if _paid_before_erasure(o, erased) else o for o in orders]
         kept_buyers = [b for b in buyers if b.key not in erased
                        or (b.signed_up is not None and _signed_up(b.signed_up) > erased[b.key])]
         self.report.buyers_erased += sum(a is not b for a, b in zip(orders, kept_orders, strict=True))
@@ -347,14 +346,19 @@ class Importer:
             self._quarantined[problem.reason] += 1
         buyers = [order.buyer for *_, order in problems if order is not None and order.buyer is not None]
         dated = tombstones.erased_buyers(tx, self._channel, buyers)
-        erased = {i for i, (*_, order) in enumerate(problems) if order is not None and order.buyer is not None
-                  and order.buyer.key in dated and order.ts <= dated[order.buyer.key]}
+        erased = {i for i, (*_, order) in enumerate(problems) if order is not None and _paid_before_erasure(order, dated)}
         unparsed = [i for i, (*_, order) in enumerate(problems) if order is None]
         erased |= {unparsed[k] for k in tombstones.erased_rows(tx, [problems[i][1] for i in unparsed])}
         tx.copy("quarantine", ("import_id", "row_no", "reason", "detail", "raw"), [
             (self.report.import_id, row_no, p.reason, _ERASED_DETAIL, json.dumps({"erased": True})) if i in erased
             else (self.report.import_id, row_no, p.reason, p.detail, json.dumps(raw, ensure_ascii=False, default=str))
             for i, (row_no, raw, p, _) in enumerate(problems)])
+
+
+def _paid_before_erasure(order: Order, erased: dict[str, datetime]) -> bool:
+    """Whether the order's buyer was erased (``tombstones.erased_buyers``) after the order was paid: the
+    order is theirs, and neither lands on a person nor keeps their data in the quarantine."""
+    return order.buyer is not None and order.buyer.key in erased and order.ts <= erased[order.buyer.key]
 
 
 def decode_upload(data: bytes) -> str:
