@@ -139,13 +139,18 @@ def _terminal(product: Perishable, prices: int) -> np.ndarray:
     return np.tile(-product.penalty * np.arange(product.stock + 1, dtype=float), (prices, 1))
 
 
+def _q(steps: Steps, value: np.ndarray) -> np.ndarray:
+    """``q[j, i, s]``: charging ladder index ``j`` this period and following ``value`` after."""
+    return np.stack([revenue + moves @ value[j] for j, (revenue, moves) in enumerate(steps)])
+
+
 def _solve(product: Perishable, steps: Steps, periods: int) -> tuple[np.ndarray, float]:
     """The optimal policy for one demand curve (its transitions ``steps``) and its expected value."""
     prices = len(steps)
     value = _terminal(product, prices)
     choice = np.zeros((periods, prices, product.stock + 1), dtype=np.int16)
     for t in range(periods - 1, -1, -1):
-        q = np.stack([revenue + moves @ value[j] for j, (revenue, moves) in enumerate(steps)])
+        q = _q(steps, value)
         # From price i the label may stay or go down: best over j >= i, a running max from the cheap end.
         best = np.maximum.accumulate(q[::-1], axis=0)[::-1]
         arg = np.zeros_like(choice[t])
@@ -162,8 +167,7 @@ def _evaluate(product: Perishable, steps: Steps, choice: np.ndarray) -> float:
     value = _terminal(product, prices)
     stock = np.arange(product.stock + 1)
     for t in range(choice.shape[0] - 1, -1, -1):
-        q = np.stack([revenue + moves @ value[j] for j, (revenue, moves) in enumerate(steps)])
-        value = q[choice[t], stock[None, :]]
+        value = _q(steps, value)[choice[t], stock[None, :]]
     return float(value[0, product.stock])
 
 
@@ -240,8 +244,9 @@ def plan(product: Perishable) -> MarkdownPolicy:
     candidates = []
     for weight in BLENDS:
         steps = believed if weight == 1 else least if weight == 0 else _steps(product, ladder, _blend(product, weight))
-        choice, _ = _solve(product, steps, periods)
-        candidates.append((weight, choice, _evaluate(product, believed, choice), _evaluate(product, least, choice)))
+        choice, solved = _solve(product, steps, periods)  # its value under its own curve: an end's needs no re-run
+        candidates.append((weight, choice, solved if weight == 1 else _evaluate(product, believed, choice),
+                           solved if weight == 0 else _evaluate(product, least, choice)))
     best_believed, best_least = max(c[2] for c in candidates), max(c[3] for c in candidates)
     weight, choice, value, _ = min(candidates, key=lambda c: max(best_believed - c[2], best_least - c[3]))
     return MarkdownPolicy(product=product, ladder=ladder, choice=choice, expected_value=value, weight=weight)
