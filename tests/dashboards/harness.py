@@ -108,11 +108,14 @@ def wait_ready(page: Page, timeout_ms: int = 30_000) -> int:
 
 
 def page_points(share: float) -> str:
-    """A share in percentage points as the pages print it (ui.js ``num(value * 100, 1)``):
-    ``toLocaleString`` rounds the exact value of ``share * 100`` half away from zero, where Python's
-    ``:.1f`` rounds half to even, so a share of 0.8025 reads 80.3 on the page and 80.2 from an
-    f-string."""
-    return str(Decimal(share * 100).quantize(Decimal("0.1"), ROUND_HALF_UP))
+    """A share in percentage points as the pages print it (ui.js ``num(value * 100, 1)``).
+
+    Chromium's ``toLocaleString`` (ICU) rounds the *shortest decimal* that reads back as the double
+    ``share * 100`` half away from zero, not the double's exact binary value, and Python's ``:.1f``
+    rounds that exact value half to even: 0.8025 reads 80.3 on the page and 80.2 from an f-string,
+    and 0.0315 (``3.15``, exactly 3.149999...) reads 3.2 on the page and 3.1 from ``Decimal(3.15)``.
+    ``repr`` gives the same shortest decimal ICU starts from."""
+    return str(Decimal(repr(share * 100)).quantize(Decimal("0.1"), ROUND_HALF_UP))
 
 
 def page_pct(share: float) -> str:
