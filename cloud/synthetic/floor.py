@@ -10,7 +10,7 @@ assistants' league agree. Each assistant works a daily shift (``shift_of``: stag
 first 8 hours of the day, so the floor is covered from opening to closing), imported as master data
 beside the staff file, and an arrival is taken by one of the assistants on shift at that hour. Each
 assistant signs in on the guide screen (上岗) a few minutes before their shift and out (离岗) just after
-it, through the function the MQTT ingest stores a screen's ``StaffSign`` with (``cloud.arrivals.staff``). A few
+it, through the statement the MQTT ingest stores a screen's ``StaffSign`` with (``cloud.arrivals.staff``). A few
 visitors sign up as new members. Stock is a daily position per SKU of the store's assortment,
 replenished weekly, with markdown write-offs; every other store's
 stock system (the even-numbered ones) also exports the intraday movements behind it (the morning
@@ -245,17 +245,16 @@ def _sign_ins(tx: Tx, brand: str, store: str, staff: list[str], day0: int, days:
     """Each assistant's 上岗 0-10 minutes before their shift's start and 离岗 2 minutes after its end, every
     floor day, on the store's screen, as the ingest stores them (none at or after ``until_s``). The minutes
     early are fixed per assistant and day, not drawn: the floor's random streams stay as they were."""
+    signs = []
     for d in range(days):
         for k, assistant in enumerate(staff):
             start, end = shift_of(k)
             at = {"sign_in": day0 + d * 86400 + start * 3600 - 60 * ((7 * k + 3 * d) % 11),
                   "sign_out": day0 + d * 86400 + end * 3600 + 120}
-            for action, seconds in at.items():
-                if until_s is not None and seconds >= until_s:
-                    continue
-                counts["staff_signs"] += staff_signs.record(tx, StaffSign(
-                    sign_id=f"sg{store}-{d}-{k}-{action}", brand=brand, store=store, screen="screen-1",
-                    assistant=assistant, action=action, ts=datetime.fromtimestamp(seconds, UTC))) == "stored"
+            signs.extend(StaffSign(sign_id=f"sg{store}-{d}-{k}-{action}", brand=brand, store=store, screen="screen-1",
+                                   assistant=assistant, action=action, ts=datetime.fromtimestamp(seconds, UTC))
+                         for action, seconds in at.items() if until_s is None or seconds < until_s)
+    counts["staff_signs"] += staff_signs.record_all(tx, signs)
 
 
 def _targets(db: Database, rng: np.random.Generator, store: str, first_day: date, days: int
