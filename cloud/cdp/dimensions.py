@@ -258,8 +258,7 @@ def _purchase_dim(measure: str) -> Callable:
 
         if measure in ("bought", "not_bought", "refunded"):
             inner = holds(lambda agg, _: f"{agg} > 0")
-            negate = measure == "not_bought" or (measure == "refunded" and spec.value not in (None, True))
-            return f"(NOT {inner})" if negate else inner
+            return f"(NOT {inner})" if _no_rows_pass(measure, spec) else inner
         if measure in ("first_purchase", "last_purchase"):
             lo, hi = _date_bounds(op, spec.value)
 
@@ -272,11 +271,20 @@ def _purchase_dim(measure: str) -> Callable:
                 return " AND ".join(having)
 
             return holds(dated)
-        if _zero_passes(op, spec.value):
+        if _no_rows_pass(measure, spec):
             return f"(NOT {holds(lambda agg, args: f'NOT ({_number_test(agg, op, spec.value, args)})')})"
         return holds(lambda agg, args: _number_test(agg, op, spec.value, args))
 
     return compile
+
+
+def _no_rows_pass(measure: str, spec: DimSpec) -> bool:
+    """Whether a person without purchase rows in the window passes a summed purchase condition (did not
+    buy, had no refund, a number that zero meets): the condition is then asked as the persons who fail
+    it left out (``_purchase_dim``), and it cannot drive an AND (``needs_rows``)."""
+    if measure in ("bought", "not_bought", "refunded"):
+        return measure == "not_bought" or (measure == "refunded" and spec.value not in (None, True))
+    return _zero_passes(spec.op or "", spec.value)
 
 
 _VISITS = "FROM visits v JOIN members m ON m.id = v.member_id"
@@ -586,11 +594,7 @@ def summed(spec: DimSpec) -> bool:
 
 def needs_rows(spec: DimSpec) -> bool:
     """Only persons with purchases in the window pass (bought, had a refund, a number zero fails)."""
-    dim = CATALOGUE[spec.name]
-    measure = dim.name.split(".")[0]
-    if measure in ("bought", "not_bought", "refunded"):
-        return measure == "bought" or (measure == "refunded" and spec.value in (None, True))
-    return not _zero_passes(spec.op or "", spec.value)
+    return not _no_rows_pass(spec.name.split(".")[0], spec)
 
 
 def breadth(spec: DimSpec) -> tuple[bool, int]:
