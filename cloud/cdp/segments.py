@@ -411,23 +411,31 @@ def split_counts(db: Database, condition: Condition, *, salt: str, split: Sequen
 
 
 
-def _facet_counts(db: Database | Tx, condition: Condition | None, at: datetime,
-                  store: str | None) -> dict[str, dict[str, int]]:
+def _facet_counts(db: Database | Tx, condition: Condition | None, at: datetime, store: str | None, *,
+                  within: Condition | None = None) -> list[dict[str, dict[str, int]]]:
     """Per facet, per value (``unknown`` for none): how many persons of the segment (``None``: the
-    whole base) have it; one grouped pass over the matching persons' profile, stats and home store."""
+    whole base) have it; one grouped pass over the matching persons' profile, stats and home store.
+    ``within``: in the same pass, also how many of them meet that condition too (a store manager's
+    portrait groups their store's base and its segment at once; both rows read one pass, not two)."""
     exprs, head = [], []
     for expr, expr_params in dimensions.FACETS.values():
         exprs.append(expr)
         head += expr_params(at)
     select = ", ".join(f"{e} AS f{i}" for i, e in enumerate(exprs))
     group = ", ".join(f"f{i}" for i in range(len(exprs)))
+    counted: list[str] = ["COUNT(*)"]
+    marks: list = []  # the params of ``within``, before the WHERE's
+    if within is not None:
+        counted.append(f"SUM(CASE WHEN {_compile(within, int(at.timestamp()), marks)} THEN 1 ELSE 0 END)")
     sql, params = _where(condition, at, store, joins=dimensions.FACET_JOINS)
-    counts: dict[str, dict[str, int]] = {name: {} for name in dimensions.FACETS}
-    for r in db.rows(f"SELECT {select}, COUNT(*) {sql} GROUP BY {group}", (*head, *params)):
+    sides: list[dict[str, dict[str, int]]] = [{name: {} for name in dimensions.FACETS} for _ in counted]
+    for r in db.rows(f"SELECT {select}, {', '.join(counted)} {sql} GROUP BY {group}", (*head, *marks, *params)):
         for i, name in enumerate(dimensions.FACETS):
             key = "unknown" if r[i] in (None, "") else str(r[i])
-            counts[name][key] = counts[name].get(key, 0) + r[-1]
-    return counts
+            for counts, n in zip(sides, r[len(exprs):], strict=True):
+                if n:
+                    counts[name][key] = counts[name].get(key, 0) + n
+    return sides
 
 
 def store_base(tx: Tx, at: datetime) -> None:
@@ -437,7 +445,7 @@ def store_base(tx: Tx, at: datetime) -> None:
     counts change only when persons do."""
     tx.execute("DELETE FROM portrait_base")
     tx.copy("portrait_base", ("facet", "value", "persons", "as_of"),
-            ((facet, value, n, iso(at)) for facet, values in _facet_counts(tx, None, at, None).items()
+            ((facet, value, n, iso(at)) for facet, values in _facet_counts(tx, None, at, None)[0].items()
              for value, n in values.items()))
 
 
@@ -458,12 +466,17 @@ def portrait(db: Database, condition: Condition | None, *, as_of: datetime | Non
     tier and lifecycle; per facet and value: both counts, both shares and the index (segment share /
     base share x 100, TGI). The segment's persons are grouped now; the whole base's counts are the
     ones the last nightly tag batch kept (``base_as_of`` says when), or, before the first batch and
-    for a store manager (whose base is their store's people), grouped now as well (``base_as_of``
-    null)."""
+    for a store manager (whose base is their store's people), grouped now as well, the segment
+    counted among the base's rows in the same pass (``base_as_of`` null)."""
     at = as_of or datetime.now(UTC)
     stored = _stored_base(db) if store is None else None
-    base, base_as_of = stored if stored is not None else (_facet_counts(db, None, at, store), None)
-    segment = base if condition is None else _facet_counts(db, condition, at, store)
+    base_as_of: datetime | None = None
+    if stored is not None:
+        base, base_as_of = stored
+        segment = base if condition is None else _facet_counts(db, condition, at, store)[0]
+    else:  # the base grouped now, the segment counted among it in the same pass
+        base, *among = _facet_counts(db, None, at, store, within=condition)
+        segment = among[0] if among else base
     totals = {side: sum(next(iter(counts.values())).values()) for side, counts in (("segment", segment),
                                                                                    ("base", base))}
     facets = {}
