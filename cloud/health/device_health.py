@@ -6,7 +6,7 @@ A scheduler job (``Runtime``, every ``device_health_every_s``, 60 s) reads what 
 keeps (``cloud.fleet.devices.observed``: the retained ``state``, whose Last Will is ``offline``,
 and every telemetry report; ``device_telemetry``: the cameras' frame rate; ``arrivals``: each box's
 door events) and judges each device of each store that is open now (``stores.opening_hours``,
-``HH:MM-HH:MM`` local, imported with the master data; ``DEFAULT_HOURS`` without):
+``HH:MM-HH:MM`` local, imported with the master data; ``DEFAULT_HOURS`` without; ``cloud.health.opening_hours``):
 
 - ``device_offline`` (critical): its ``state`` is ``offline`` (the broker published its Last Will),
   or an edge box sent no telemetry, or a guide screen no heartbeat, for ``stale_s`` (both report
@@ -36,9 +36,9 @@ from cloud.clock import iso
 from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert
+from cloud.health.opening_hours import OpeningHours
 from protocol.messages import new_id
 
-DEFAULT_HOURS = "10:00-22:00"
 SILENT_EXPECTED = 6.0
 ROLES = ("edge", "kiosk", "esl_gateway")
 #: the roles that report every 30 s while they work, so silence for ``stale_s`` is a fault: an edge box's
@@ -56,15 +56,6 @@ class Finding:
     value: float
     expected: float
     reason: str
-
-
-def is_open(hours: str | None, local: datetime) -> bool:
-    """Whether ``local`` falls in ``HH:MM-HH:MM`` (a span past midnight wraps)."""
-    start, _, end = (hours or DEFAULT_HOURS).partition("-")
-    now = f"{local.hour:02d}:{local.minute:02d}"
-    if not end:
-        return True
-    return start <= now < end if start <= end else (now >= start or now < end)
 
 
 def _expected_per_minute(db: Database, store: str, local: datetime) -> float:
@@ -97,7 +88,8 @@ def judge(db: Database, now: datetime, *, stale_s: float = 120.0) -> list[Findin
         if store is None:
             continue
         local = now.astimezone(clock.zone(store["timezone"]))
-        if not is_open(store["opening_hours"], local):
+        hours = OpeningHours.parse(store["opening_hours"])
+        if not hours.is_open(local):
             continue
         key = (d["store"], d["device"])
         seen_s = (now - datetime.fromisoformat(d["last_seen"])).total_seconds()
@@ -120,10 +112,8 @@ def judge(db: Database, now: datetime, *, stale_s: float = 120.0) -> list[Findin
         rate = _expected_per_minute(db, d["store"], local) / max(1, edges[d["store"]])
         if rate <= 0:
             continue
-        opened = local.replace(hour=int((store["opening_hours"] or DEFAULT_HOURS)[:2]), minute=0, second=0,
-                               microsecond=0)
         since = max(filter(None, (datetime.fromisoformat(last_arrival[key]) if key in last_arrival else None,
-                                  opened.astimezone(now.tzinfo))))
+                                  hours.opened(local).astimezone(now.tzinfo))))
         gap_min = (now - since).total_seconds() / 60.0
         if rate * gap_min >= SILENT_EXPECTED:
             found.append(Finding(d["store"], d["brand"], d["device"], "device_silent", "warning", 0.0,

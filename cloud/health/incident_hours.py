@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 from cloud import clock
 from cloud.db.database import Tx
-from cloud.health.device_health import DEFAULT_HOURS
+from cloud.health.opening_hours import OpeningHours
 
 #: the alert kinds that are incidents of the store's operations (``cloud.health.alerts.Kind``)
 KINDS = ("device", "source")
@@ -43,25 +43,15 @@ class Incident:
         return (self.end - self.start).total_seconds() / 60
 
 
-def opening_span(day: date, tz: str | None, hours: str | None) -> tuple[datetime, datetime]:
-    """The UTC start and end of the store's opening hours on a local day (a span past midnight ends the next day)."""
-    start_text, _, end_text = (hours or DEFAULT_HOURS).partition("-")
-    midnight = clock.day_start_utc(day, tz)
-    start = midnight + timedelta(hours=int(start_text[:2]), minutes=int(start_text[3:5]))
-    end = midnight + timedelta(hours=int(end_text[:2]), minutes=int(end_text[3:5])) if end_text else midnight + \
-        timedelta(days=1)
-    return start, end if end > start else end + timedelta(days=1)
-
-
 def incidents_by_day(tx: Tx, store: str, tz: str | None, first: date, last: date, until: datetime
                      ) -> dict[str, tuple[list[Incident], float]]:
     """Local day -> the store's incident alerts clipped to that day's opening hours (and to ``until``), and
     the share of those hours they cover (``covered_share``); days without one are left out."""
-    hours = tx.scalar("SELECT opening_hours FROM stores WHERE id = ?", (store,))
+    hours = OpeningHours.parse(tx.scalar("SELECT opening_hours FROM stores WHERE id = ?", (store,)))
     spans = {}
     day = first
     while day <= last:
-        spans[day.isoformat()] = opening_span(day, tz, hours)
+        spans[day.isoformat()] = hours.span_on(day, tz)
         day += timedelta(days=1)
     # the alerts begun by the range's end (``ts`` is local text) and not cleared before its start: a camera
     # dead since the day before last still covers today

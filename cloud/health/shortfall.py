@@ -48,7 +48,7 @@ from cloud import clock
 from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert
-from cloud.health.device_health import DEFAULT_HOURS, is_open
+from cloud.health.opening_hours import OpeningHours
 from cloud.health.staff_absent import absent_now
 from cloud.health.stock_out import empty_shelves
 from cloud.health.till_silence import silent_since
@@ -184,12 +184,10 @@ def judge(db: Database, now: datetime) -> list[Finding]:
     for store in db.query("SELECT id, brand, timezone, opening_hours FROM stores ORDER BY id"):
         tz = clock.zone(store["timezone"])
         local = now.astimezone(tz).replace(tzinfo=None)
-        if not is_open(store["opening_hours"], local):
+        opening = OpeningHours.parse(store["opening_hours"])
+        if not opening.is_open(local):
             continue
-        hours_text = store["opening_hours"] or DEFAULT_HOURS
-        opened = local.replace(hour=int(hours_text[:2]), minute=int(hours_text[3:5]), second=0, microsecond=0)
-        if opened > local:
-            opened -= timedelta(days=1)  # a span past midnight: opened yesterday evening
+        opened = opening.opened(local)
         longest = max(opened, local - timedelta(minutes=max(WINDOWS_MIN)))
         first_hour = longest.replace(minute=0, second=0, microsecond=0)
         hours = [first_hour + timedelta(hours=k) for k in range(int((local - first_hour).total_seconds() // 3600) + 1)]

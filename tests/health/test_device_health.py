@@ -13,7 +13,7 @@ from cloud.clock import iso
 from cloud.db import Database
 from cloud.fleet import devices
 from cloud.health import device_health
-from cloud.health.device_health import is_open
+from cloud.health.opening_hours import OpeningHours
 from cloud.runtime import open_cdp
 
 # Tuesday 2026-03-10 14:00 in China (06:00 UTC): the store is open 10:00-22:00
@@ -47,9 +47,19 @@ def _arrival(db: Database, device: str, ts: datetime, n: int) -> None:
 
 def test_opening_hours() -> None:
     t = datetime(2026, 3, 10, 9, 59)
-    assert not is_open("10:00-22:00", t) and is_open("10:00-22:00", t.replace(hour=10, minute=0))
-    assert is_open("20:00-02:00", t.replace(hour=1)) and not is_open("20:00-02:00", t.replace(hour=3))
-    assert is_open(None, t.replace(hour=12))  # DEFAULT_HOURS
+    day, night, default = (OpeningHours.parse(h) for h in ("10:00-22:00", "20:00-02:00", None))
+    assert not day.is_open(t) and day.is_open(t.replace(hour=10, minute=0))
+    assert night.is_open(t.replace(hour=1)) and not night.is_open(t.replace(hour=3))
+    assert default.is_open(t.replace(hour=12))  # DEFAULT_HOURS
+
+
+def test_a_span_past_midnight_opened_the_evening_before_and_equal_ends_are_round_the_clock() -> None:
+    night, t = OpeningHours.parse("20:00-02:00"), datetime(2026, 3, 10, 1, 0)
+    assert night.opened(t) == datetime(2026, 3, 9, 20, 0) and night.opened(t.replace(hour=21)) == t.replace(hour=20)
+    assert night.span_on(t.date(), "Asia/Shanghai") == (datetime(2026, 3, 10, 12, 0, tzinfo=UTC),
+                                                       datetime(2026, 3, 10, 18, 0, tzinfo=UTC))
+    always = OpeningHours.parse("08:00-08:00")  # as the day's span has always read it: 24 hours
+    assert always.is_open(t) and always.is_open(t.replace(hour=8)) and always.opened(t) == datetime(2026, 3, 9, 8, 0)
 
 
 def test_last_will_offline_raises_within_the_minute_and_clears_when_back(db: Database) -> None:
@@ -112,3 +122,19 @@ def test_a_guide_screen_whose_heartbeat_stops_is_offline_though_no_last_will_cam
     assert "guide screen kiosk-main sent nothing for 3 min" in device_health.judge(db, NOW + timedelta(minutes=2))[0].reason
     devices.observed(db, "b", STORE, "kiosk-main", "kiosk", ts=NOW + timedelta(minutes=3), conn_state="online")
     assert device_health.scan(db, NOW + timedelta(minutes=3)) == ([], [raised[0].id])
+
+
+def test_the_silence_of_a_store_opening_at_half_past_counts_from_its_opening_minute(db: Database) -> None:
+    # opens 09:30: at 09:35 five arrivals were due since opening, not the 35 since 09:00 (the minutes
+    # of the opening time were once dropped, a false silent alert in the store's first half hour)
+    db.execute("UPDATE stores SET opening_hours = '09:30-22:00' WHERE id = ?", (STORE,))
+    opening = NOW.replace(hour=1, minute=30)  # 09:30 in China
+    for k in range(1, 5):
+        db.execute("INSERT INTO store_metrics (store, grain, ts, metric, value) VALUES (?, 'hour', ?, 'arrivals', 60)",
+                   (STORE, (opening + timedelta(hours=8) - timedelta(weeks=k)).strftime("%Y-%m-%dT%H:00")))
+    _telemetry(db, "box-1", opening + timedelta(minutes=4, seconds=50), 9.0)
+    assert device_health.scan(db, opening - timedelta(minutes=10)) == ([], [])  # 09:20: closed
+    assert device_health.scan(db, opening + timedelta(minutes=5)) == ([], [])
+    _telemetry(db, "box-1", opening + timedelta(minutes=6, seconds=50), 9.0)
+    raised, _ = device_health.scan(db, opening + timedelta(minutes=7))
+    assert [(a.metric, a.severity, a.baseline) for a in raised] == [("device_silent", "warning", 7.0)]
