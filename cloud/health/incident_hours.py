@@ -43,11 +43,11 @@ class Incident:
         return (self.end - self.start).total_seconds() / 60
 
 
-def incidents_by_day(tx: Tx, store: str, tz: str | None, first: date, last: date, until: datetime
-                     ) -> dict[str, tuple[list[Incident], float]]:
+def incidents_by_day(tx: Tx, store: str, tz: str | None, hours: OpeningHours, first: date, last: date,
+                     until: datetime) -> dict[str, tuple[list[Incident], float]]:
     """Local day -> the store's incident alerts clipped to that day's opening hours (and to ``until``), and
-    the share of those hours they cover (``covered_share``); days without one are left out."""
-    hours = OpeningHours.parse(tx.scalar("SELECT opening_hours FROM stores WHERE id = ?", (store,)))
+    the share of those hours they cover (``covered_share``); days without one are left out. The store's
+    time zone and hours come from the caller, which has read its row already (the store page once a request)."""
     spans = {}
     day = first
     while day <= last:

@@ -17,6 +17,7 @@ from cloud import clock
 from cloud.db.database import Tx
 from cloud.health.formulas import Counts, DayExtras
 from cloud.health.incident_hours import incidents_by_day
+from cloud.health.opening_hours import OpeningHours
 
 GREETING = ("greeted", "served", "sold")
 DORMANT_DAYS = 180
@@ -116,7 +117,8 @@ def day_extras(tx: Tx, r: StoreRange, new_members: dict[str, int]) -> dict[str, 
 
 def _incidents(tx: Tx, r: StoreRange, days: dict[str, DayExtras]) -> None:
     """Each day's share of opening hours under the store's incident alerts (``cloud.health.incident_hours``)."""
-    for day, (_, share) in incidents_by_day(tx, r.store, r.tz, r.first, r.last, r.end).items():
+    hours = OpeningHours.parse(tx.scalar("SELECT opening_hours FROM stores WHERE id = ?", (r.store,)))
+    for day, (_, share) in incidents_by_day(tx, r.store, r.tz, hours, r.first, r.last, r.end).items():
         days[day].incident_share = share
 
 

@@ -19,6 +19,7 @@ from cloud.db import Database
 from cloud.health.incident_hours import incidents_by_day
 from cloud.health.metrics import SUB_SCORES, metrics_of
 from cloud.health.model import StoreScores, Weights, combine_many, load_weights
+from cloud.health.opening_hours import OpeningHours
 from cloud.health.peers import PeerGroup, load_peer_groups
 
 HISTORY_DAYS = 28
@@ -50,10 +51,14 @@ def today_so_far(db: Database, store: str | None = None, now: datetime | None = 
     """Today's closed hours against the same hours of its baselines, per store: the counts of
     ``SO_FAR_COUNTS`` and conversion, for today, the same weekday last week and the mean of the same
     weekday of the 4 weeks before (each only up to today's last closed local hour)."""
-    now = now or clock.utcnow()
     where, args = ("WHERE id = ?", (store,)) if store else ("", ())
-    stores = {shop: now.astimezone(clock.zone(tz)) for shop, tz in
-              db.rows(f"SELECT id, timezone FROM stores {where} ORDER BY id", args)}
+    return _so_far(db, dict(db.rows(f"SELECT id, timezone FROM stores {where} ORDER BY id", args)), store, now)
+
+
+def _so_far(db: Database, zones: dict[str, str | None], store: str | None, now: datetime | None) -> dict:
+    """``today_so_far`` of the stores whose time zones the caller read (``store``: that one only)."""
+    now = now or clock.utcnow()
+    stores = {shop: now.astimezone(clock.zone(tz)) for shop, tz in zones.items()}
     if not stores:
         return {}
     todays = {local.date() for local in stores.values()}
@@ -171,9 +176,10 @@ def ranking(db: Database, day: date | None, only_store: str | None = None) -> di
 
 def store_detail(db: Database, store: str, day: date | None) -> dict | None:
     """One store's scores on ``day`` explained: sub-scores, their metrics and baselines, 28 days of history."""
-    info = db.one("SELECT id, name FROM stores WHERE id = ?", (store,))
+    info = db.one("SELECT id, name, timezone, opening_hours FROM stores WHERE id = ?", (store,))
     if info is None:
         return None
+    tz = info["timezone"]
     day = day or latest_day(db)
     if day is None:
         return {"store": store, "name": info["name"], "day": None, "overall": None, "rank": None, "of": 0,
@@ -206,13 +212,13 @@ def store_detail(db: Database, store: str, day: date | None) -> dict | None:
     group = load_peer_groups(db).get(store, _NO_GROUP)
     peer_overall = _overalls(today, group.stores)
     with db.transaction() as tx:
-        tz = tx.scalar("SELECT timezone FROM stores WHERE id = ?", (store,))
-        incidents, _ = incidents_by_day(tx, store, tz, day, day, clock.utcnow()).get(key, ([], 0.0))
+        incidents, _ = incidents_by_day(tx, store, tz, OpeningHours.parse(info["opening_hours"]), day, day,
+                                        clock.utcnow()).get(key, ([], 0.0))
     return {
         "store": store, "name": info["name"], "day": key, "overall": _r(mine.overall) if mine else None,
         "rank": ranks.get(store), "of": len(ranks), "sub_scores": sub_scores,
         "complete": key < first_incomplete_day(db).isoformat(),
-        "today_so_far": today_so_far(db, store).get(store),
+        "today_so_far": _so_far(db, {store: tz}, store, None).get(store),
         "history": [{"day": d, "overall": _r(h.overall), **{sub: _r(h.sub_scores.get(sub)) for sub in SUB_SCORES}}
                     for (_, d), h in sorted(history.items(), key=lambda kv: kv[0][1])],
         "peer_group": {"key": group.key, "stores": list(group.stores),
