@@ -245,7 +245,7 @@ def _sign_ins(tx: Tx, brand: str, store: str, staff: list[str], day0: int, days:
     """Each assistant's 上岗 0-10 minutes before their shift's start and 离岗 2 minutes after its end, every
     floor day, on the store's screen, as the ingest stores them (none at or after ``until_s``). The minutes
     early are fixed per assistant and day, not drawn: the floor's random streams stay as they were."""
-    signs = []
+    signs: list[StaffSign] = []
     for d in range(days):
         for k, assistant in enumerate(staff):
             start, end = shift_of(k)
