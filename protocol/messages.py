@@ -269,6 +269,34 @@ class StaffSign(Message):
     ts: AwareDatetime = Field(description="when it was tapped (the screen's clock)")
 
 
+class FloorAssistant(BaseModel):
+    """One assistant on the store's floor (in ``StaffFloor``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    assistant: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="the staff file's id (a sign under a name resolves to its id); what the screen sent when the "
+                    "staff file does not list it")
+    name: ShortText | None = Field(description="the staff file's name, when it lists the assistant")
+    since: AwareDatetime = Field(description="their latest sign-in")
+    screen: Id = Field(description="the screen they signed in on")
+
+
+class StaffFloor(Message):
+    """Who is on a store's floor as the cloud knows it (issue 17): sent after every sign it stores, retained
+    on the store's ``guide/all/floor`` topic, so every screen of the store, and one that starts later,
+    shows the same floor whichever screen each assistant signed in on. The floor is the store's local
+    day's: at ``until`` it is empty again (a sign-in forgotten overnight puts nobody on tomorrow's)."""
+
+    type: Literal["staff_floor"] = "staff_floor"
+    brand: Id
+    store: Id
+    assistants: Annotated[list[FloorAssistant], Field(max_length=200)]
+    ts: AwareDatetime = Field(description="when the cloud read the floor")
+    until: AwareDatetime = Field(description="the end of the store's local day: the floor is empty from then on; "
+                                             "also the MQTT expiry")
+
+
 class DeviceState(Message):
     """Retained presence of a device; the same model, state=offline, is its Last Will."""
 

@@ -153,6 +153,12 @@ def guide_staff(brand: str, store: str, screen: str) -> str:
     return f"{_screen(brand, store, screen)}/staff"
 
 
+def guide_floor(brand: str, store: str) -> str:
+    """Retained: who is on the store's floor (``protocol.messages.StaffFloor``, cloud -> every guide screen of
+    the store), one topic a store, so a screen that connects later reads the floor at once."""
+    return f"{_screen(brand, store, ALL_SCREENS)}/floor"
+
+
 def health_alert(brand: str, store: str) -> str:
     """The store's anomaly alerts (cloud -> HQ and the store's dashboard)."""
     return f"{_store(brand, store)}/health/alert"

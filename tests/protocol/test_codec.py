@@ -18,9 +18,11 @@ from protocol.messages import (
     DeviceState,
     FaceQuality,
     Feedback,
+    FloorAssistant,
     GuideCard,
     MemberSummary,
     Recommendation,
+    StaffFloor,
     StaffSign,
     StageTimes,
     new_id,
@@ -81,10 +83,11 @@ def test_embedding_is_compact_and_close(dtype):
 
 
 def mutate(message, **changes) -> bytes:
+    """The message's JSON with ``a__b__0__c`` set to a value (or deleted: ``KeyError``); a digit indexes a list."""
     data = json.loads(encode(message))
     for path, value in changes.items():
         node = data
-        keys = path.split("__")
+        keys = [int(key) if key.isdigit() else key for key in path.split("__")]
         for key in keys[:-1]:
             node = node[key]
         if value is KeyError:
@@ -133,6 +136,30 @@ def test_rejections_name_the_field(payload, field):
         decode(payload)
     assert err.value.field == field
     assert err.value.reason
+
+
+FLOOR = StaffFloor(brand="demo", store="s1", ts=NOW, until=NOW + timedelta(hours=14), assistants=[
+    FloorAssistant(assistant="s1-a1", name="王静", since=NOW - timedelta(hours=1), screen="main"),
+    FloorAssistant(assistant="小李", name=None, since=NOW, screen="door")])  # a name the staff file does not list
+
+
+def test_the_floor_round_trips_with_its_chinese_names():
+    assert decode(encode(FLOOR), StaffFloor) == FLOOR
+    assert [a.name for a in decode(encode(FLOOR), StaffFloor).assistants] == ["王静", None]
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    (mutate(FLOOR, assistants__0__assistant=""), "assistants.0.assistant"),
+    (mutate(FLOOR, assistants__1__screen="a/#"), "assistants.1.screen"),
+    (mutate(FLOOR, assistants__0__since="2026-11-22T09:00:00"), "assistants.0.since"),
+    (mutate(FLOOR, assistants__0__name=KeyError), "assistants.0.name"),
+    (mutate(FLOOR, until=KeyError), "until"),
+    (mutate(FLOOR, store="s1/+"), "store"),
+])
+def test_a_bad_floor_names_its_field(payload, field):
+    with pytest.raises(DecodeError) as err:
+        decode(payload, StaffFloor)
+    assert err.value.field == field
 
 
 @pytest.mark.parametrize("where", ["member.last_visit", "member.last_purchase.ts", "timings.capture", "expires_at"])

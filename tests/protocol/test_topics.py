@@ -44,6 +44,12 @@ def test_cloud_ingest_subscriptions_share_all_but_the_retained_states():
         topics.cloud_ingest("a/b")
 
 
+def test_the_floor_is_one_retained_topic_a_store():
+    assert topics.guide_floor("demo", "s1") == "instore/v1/demo/s1/guide/all/floor"
+    with pytest.raises(topics.TopicError):
+        topics.guide_floor("demo", "s/#")
+
+
 def test_label_and_crop_topics():
     assert topics.label_command("demo", "s1", "L-7") == "instore/v1/demo/s1/esl/L-7/cmd"
     assert topics.label_commands_of_store("demo", "s1") == "instore/v1/demo/s1/esl/+/cmd"
@@ -66,6 +72,7 @@ def test_label_and_crop_topics():
     (topics.device_command_ack("b", "s", "e1", "erase"), "command_ack"),
     (topics.device_command("b", "s", "e1", "erase"), None),
     (topics.guide_card("b", "s"), None),
+    (topics.guide_floor("b", "s"), None),  # the cloud's, to the screens: it ingests none
     ("instore/v1/b/s/e1/evt/other", None),
 ])
 def test_each_topic_names_its_message_kind(topic, message):
