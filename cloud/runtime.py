@@ -20,7 +20,7 @@ from cloud.activation.expiry_notices import ExpiryNoticeSender
 from cloud.activation.guide_task import GuideTaskChannel
 from cloud.activation.sender import CampaignSender
 from cloud.api import tables as api_tables
-from cloud.arrivals import joining, till
+from cloud.arrivals import joining, staff, till
 from cloud.arrivals import schema as arrivals_schema
 from cloud.arrivals.cards import CardBuilder
 from cloud.arrivals.ingest import EventProcessor, IngestWorker
@@ -128,6 +128,9 @@ class Runtime:
             tasks = GuideTaskChannel(db, ingest.client)
             marketing["guide_task"] = tasks
             ingest.processor.task_done = tasks.completed
+            # every screen of the store shows who is on its floor, whichever screen they signed in on
+            client = ingest.client
+            ingest.processor.staff_signed = lambda sign: staff.publish_floor(client, db, sign.brand, sign.store)
         configured = {k: v for k, v in marketing.items() if v is not None}
         self.campaigns = CampaignSender(db, configured, link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)

@@ -72,6 +72,9 @@ RejectReason = Literal[
 #: What the runtime wires in for a guide's 完成 on a task (``cloud.activation.guide_task``): recorded,
 #: a repeat, or a task this cloud never sent to that store.
 TaskDoneHook = Callable[[GuideTaskDone], Literal["recorded", "duplicate", "unknown_task"]]
+#: What the runtime wires in for a stored sign-in or sign-out: the store's floor to its screens
+#: (``cloud.arrivals.staff.publish_floor``).
+StaffSignedHook = Callable[[StaffSign], object]
 M = TypeVar("M", bound=Message)
 
 
@@ -191,6 +194,8 @@ class EventProcessor:
         self.fusion = fusion.Fusion(db)
         #: a guide's 完成 on a task, on the screen's feedback topic; None: no task channel (no broker)
         self.task_done: TaskDoneHook | None = None
+        #: a sign-in or sign-out stored; None: nobody to tell (no broker)
+        self.staff_signed: StaffSignedHook | None = None
         self.handlers: dict[str, Handler] = {
             "arrival": self._arrival,
             "presence": self._presence,
@@ -550,6 +555,8 @@ class EventProcessor:
             return self._duplicate(sign.sign_id)
         self.counters.add("staff_signs")
         log.info("%s %s on %s/%s", sign.assistant, sign.action, sign.store, sign.screen)
+        if self.staff_signed is not None:
+            self.staff_signed(sign)
 
     # shared ---------------------------------------------------------------------------------------
 

@@ -9,19 +9,31 @@ sign of that day is ``sign_in``. A sign-in forgotten overnight therefore does no
 tomorrow's floor, and a break between two shifts of a day keeps an assistant on it unless they
 signed out. The synthetic floor (``cloud.synthetic.floor``) writes its sign-ins through ``record_all``,
 the statement behind ``record``, which the MQTT ingest calls.
+
+An assistant is their staff-file id everywhere it is read (``day_signs``): a screen configured with
+names (``instore kiosk --assistant 王静``) sends names, which resolve to the id of the one assistant of
+the store with that name, so the roster check, the API and the screens' floor agree on who is who.
+
+After each sign it stores, the ingest publishes the store's floor (``publish_floor``): retained on the
+store's ``guide/all/floor`` topic, so every screen of the store, and one that starts later, shows
+the same assistants on the floor whichever screen they signed in on.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+
+import paho.mqtt.client as mqtt
 
 from cloud import clock
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
-from protocol.messages import StaffAction, StaffSign
+from protocol import topics, transport
+from protocol.messages import FloorAssistant, StaffAction, StaffFloor, StaffSign
 
 SignOutcome = Literal["stored", "duplicate"]
 
@@ -58,14 +70,29 @@ class Sign:
     screen: str
 
 
-def day_signs(db: Database, store: str, tz: str | None, now: datetime) -> dict[str, list[Sign]]:
-    """Each assistant's signs at the store from its local day's start to ``now``, in time order."""
+def names(db: Database, store: str) -> dict[str, str]:
+    """The store's assistants' names by id (the staff file)."""
+    return dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
+
+
+def _ids_by_name(named: dict[str, str]) -> dict[str, str]:
+    """A name a screen may send -> the id of the store's one assistant with that name. A name two assistants
+    share, or one that is another assistant's id, names nobody: its signs stay under what was sent."""
+    count = Counter(named.values())
+    return {name: a for a, name in named.items() if count[name] == 1 and name not in named}
+
+
+def day_signs(db: Database, store: str, tz: str | None, now: datetime,
+              named: dict[str, str]) -> dict[str, list[Sign]]:
+    """Each assistant's signs at the store from its local day's start to ``now``, in time order, by id
+    (``named``, the store's ``names``: a sign under a name counts for the id it resolves to)."""
     start = clock.day_start_utc(now.astimezone(clock.zone(tz)).date(), tz)
+    ids = _ids_by_name(named)
     out: dict[str, list[Sign]] = {}
     for assistant, action, ts, screen in db.rows(
             "SELECT assistant, action, ts, screen FROM staff_signs WHERE store = ? AND ts >= ? AND ts <= ? "
             "ORDER BY ts, sign_id", (store, iso(start), iso(now))):
-        out.setdefault(assistant, []).append(Sign(datetime.fromisoformat(ts), action, screen))
+        out.setdefault(ids.get(assistant, assistant), []).append(Sign(datetime.fromisoformat(ts), action, screen))
     return out
 
 
@@ -81,9 +108,36 @@ def on_floor(db: Database, store: str, now: datetime) -> list[OnFloor] | None:
     """The assistants signed in at the store now (their latest sign of the local day is a sign-in), by id;
     None when there is no such store."""
     found = db.rows("SELECT timezone FROM stores WHERE id = ?", (store,))
+    return None if not found else _signed_in(db, store, found[0][0], now)
+
+
+def _signed_in(db: Database, store: str, tz: str | None, now: datetime) -> list[OnFloor]:
+    named = names(db, store)
+    signs = day_signs(db, store, tz, now, named)
+    return [OnFloor(a, named.get(a), s[-1].ts, s[-1].screen) for a, s in sorted(signs.items())
+            if s[-1].action == "sign_in"]
+
+
+def floor(db: Database, brand: str, store: str, now: datetime) -> StaffFloor | None:
+    """The store's floor for its screens: who is on it now, until the end of its local day; None when
+    there is no such store."""
+    found = db.rows("SELECT timezone FROM stores WHERE id = ?", (store,))
     if not found:
         return None
-    signs = day_signs(db, store, found[0][0], now)
-    names = dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
-    return [OnFloor(a, names.get(a), s[-1].ts, s[-1].screen) for a, s in sorted(signs.items())
-            if s[-1].action == "sign_in"]
+    tz = found[0][0]
+    until = clock.day_start_utc(now.astimezone(clock.zone(tz)).date() + timedelta(days=1), tz)
+    return StaffFloor(brand=brand, store=store, ts=now, until=until, assistants=[
+        FloorAssistant(**asdict(a)) for a in _signed_in(db, store, tz, now)])
+
+
+def publish_floor(client: mqtt.Client, db: Database, brand: str, store: str) -> StaffFloor | None:
+    """Tell every screen of the store who is on its floor: retained (a screen that connects later reads it at
+    once), QoS 1, expiring at the end of the store's local day with the floor itself. None (nothing sent)
+    when the store is unknown here."""
+    now = utcnow()
+    state = floor(db, brand, store, now)
+    if state is None:
+        return None
+    transport.publish(client, topics.guide_floor(brand, store), state, qos=1, retain=True,
+                      expiry_s=int((state.until - now).total_seconds()))
+    return state

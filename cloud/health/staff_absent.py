@@ -70,9 +70,8 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
     if not due:
         return None
     if staff.uses_sign_in(db, store, now, SIGN_IN_DAYS):
-        signs = staff.day_signs(db, store, tz, now)
-        names = _names(db, store)
-        return _not_signed_in({a: _signs_of(signs, a, names.get(a)) for a, _ in due}, due, len(rostered), now, names)
+        names = staff.names(db, store)
+        return _not_signed_in(staff.day_signs(db, store, tz, now, names), due, len(rostered), now, names)
     if len(rostered) < 2:
         return None
     first = min(start for _, start in due) - EARLY
@@ -87,28 +86,17 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
         handled = sum(a != assistant and ts >= began for a, _, ts in acted)
         if share ** handled < ALPHA:
             absent.append((assistant, start))
-    return _absence(absent, len(rostered), _names(db, store) if absent else {})
-
-
-def _names(db: Database, store: str) -> dict[str, str]:
-    """The store's assistants' names by id (the staff file)."""
-    return dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
-
-
-def _signs_of(signs: dict[str, list[staff.Sign]], assistant: str, name: str | None) -> list[staff.Sign]:
-    """An assistant's signs under their id or their name: a screen may be configured with the staff file's
-    names (as card feedback then names them) rather than its ids."""
-    under_name = signs.get(name, []) if name and name != assistant else []
-    return sorted([*signs.get(assistant, []), *under_name], key=lambda sign: sign.ts)
+    return _absence(absent, len(rostered), staff.names(db, store) if absent else {})
 
 
 def _not_signed_in(signs: dict[str, list[staff.Sign]], due: list[tuple[str, datetime]], rostered: int,
                    now: datetime, names: dict[str, str]) -> Absence | None:
     """The assistants due on the floor who are not signed in: no sign since the day began (absent from their
-    shift's start), or signed out more than ``GRACE`` ago (absent from the sign-out)."""
+    shift's start), or signed out more than ``GRACE`` ago (absent from the sign-out). ``signs`` are by id: a
+    screen configured with the staff file's names signs under them, and those count for their ids."""
     absent = []
     for assistant, start in due:
-        mine = signs[assistant]
+        mine = signs.get(assistant, [])
         if not mine:
             absent.append((assistant, start))
         elif mine[-1].action == "sign_out" and mine[-1].ts + GRACE <= now:

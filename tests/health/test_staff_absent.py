@@ -130,3 +130,19 @@ def test_a_lone_assistant_is_judged_by_sign_ins_and_yesterdays_sign_in_does_not_
     assert absent_now(db, STORE, TZ, OPENS + GRACE) is None
     assert [(f.assistant, f.name, f.since) for f in staff.on_floor(db, STORE, OPENS + GRACE)] == [
         ("a1", "甲", OPENS + GRACE)]
+
+
+def test_a_sign_under_a_name_is_the_assistants_by_id_on_the_floor_the_screens_are_sent(db: Database) -> None:
+    db.execute("INSERT INTO assistants (id, store, name, active) VALUES ('a4', 's1', '丁', 1), ('a5', 's1', '丁', 1)")
+    _sign(db, "a1", "sign_in", OPENS)
+    _sign(db, "甲", "sign_out", OPENS + timedelta(hours=1))  # a1 again, on a screen configured with names
+    _sign(db, "乙", "sign_in", OPENS + timedelta(minutes=2))
+    _sign(db, "丁", "sign_in", OPENS + timedelta(minutes=3))  # two assistants have that name: it names neither
+    at = OPENS + timedelta(hours=2)
+    assert [(f.assistant, f.name, f.since) for f in staff.on_floor(db, STORE, at)] == [
+        ("a2", "乙", OPENS + timedelta(minutes=2)), ("丁", None, OPENS + timedelta(minutes=3))]
+    floor = staff.floor(db, "b", STORE, at)
+    assert floor is not None and [(a.assistant, a.name, a.screen) for a in floor.assistants] == [
+        ("a2", "乙", "main"), ("丁", None, "main")]
+    assert floor.until == datetime(2026, 3, 10, 16, 0, tzinfo=UTC)  # midnight in Shanghai: then nobody is on it
+    assert staff.floor(db, "b", "nowhere", at) is None
