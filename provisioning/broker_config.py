@@ -124,8 +124,8 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
         return g
     if record.role == "cloud":
         every = f"{ROOT}/+/+"
-        g.send = [f"{every}/guide/+/card", f"{every}/guide/+/task", f"{every}/+/cfg/desired", f"{every}/+/cmd/+", f"{every}/esl/#",
-                  f"{every}/health/alert"]
+        g.send = [f"{every}/guide/+/card", f"{every}/guide/+/task", f"{every}/guide/all/floor", f"{every}/+/cfg/desired",
+                  f"{every}/+/cmd/+", f"{every}/esl/#", f"{every}/health/alert"]
         g.shared(f"{every}/+/evt/#", f"{every}/+/telemetry", f"{every}/+/cmd/+/ack", f"{every}/guide/+/feedback",
                  f"{every}/guide/+/staff")
         # Retained messages never reach shared subscriptions (MQTT 5, 4.8.2), so states are plain.
@@ -134,8 +134,8 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
     if record.role == "bridge":
         g.send = [f"{store}/+/{level}" for level in ("evt/#", "state", "telemetry", "cfg/reported", "cmd/+/ack")]
         g.send += [f"{store}/guide/+/feedback", f"{store}/guide/+/staff"]
-        g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task", f"{store}/+/cfg/desired", f"{store}/+/cmd/+",
-                f"{store}/esl/#")
+        g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task", f"{store}/guide/all/floor", f"{store}/+/cfg/desired",
+                f"{store}/+/cmd/+", f"{store}/esl/#")
         return g
     own = f"{store}/{record.device}"
     g.send = [f"{own}/state", f"{own}/telemetry", f"{own}/cfg/reported", f"{own}/cmd/+/ack"]
@@ -150,7 +150,7 @@ def grants(brand: str, record: DeviceRecord, *, store_local: bool = False) -> Gr
     elif record.role == "kiosk":
         g.send += [f"{store}/guide/{screen_of(record.device)}/{level}" for level in ("feedback", "staff")]
         g.send.append(f"{own}/evt/face")  # a joiner's live crop, only in answer to the cloud's enrol command
-        g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task")
+        g.plain(f"{store}/guide/+/card", f"{store}/guide/+/task", f"{store}/guide/all/floor")  # the floor: retained
         if store_local:
             g.plain(f"{store}/local/crop/+")  # live face crops beside member cards
     return g
@@ -336,7 +336,8 @@ def bridge_topics(brand: str, store: str) -> list[str]:
     base = f"{ROOT}/{brand}/{store}"
     out = [f"{base}/+/{level}" for level in ("evt/#", "state", "telemetry", "cfg/reported", "cmd/+/ack")]
     out += [f"{base}/guide/+/feedback", f"{base}/guide/+/staff"]
-    inward = [f"{base}/guide/+/card", f"{base}/guide/+/task", f"{base}/+/cfg/desired", f"{base}/+/cmd/+", f"{base}/esl/#"]
+    inward = [f"{base}/guide/+/card", f"{base}/guide/+/task", f"{base}/guide/all/floor", f"{base}/+/cfg/desired",
+              f"{base}/+/cmd/+", f"{base}/esl/#"]
     return [f"topic {t} out 1" for t in out] + [f"topic {t} in 1" for t in inward]
 
 

@@ -102,8 +102,8 @@ class Probe:
         assert self.wait(lambda: mid in self.subacks), f"no SUBACK for {topic}"
         return self.subacks[mid][0]
 
-    def publish(self, topic: str, payload: bytes) -> str:
-        info = self.client.publish(topic, payload, qos=1)
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> str:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         assert self.wait(lambda: info.mid in self.pubacks), f"no PUBACK for {topic}"
         return self.pubacks[info.mid]
 

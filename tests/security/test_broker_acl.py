@@ -98,6 +98,22 @@ def test_guide_screen_publishes_its_feedback_only(home, bundle_of, broker, probe
     assert kiosk.publish(topics.arrival(BRAND, "s1", "kiosk-main"), b"{}") == NOT_AUTHORIZED
 
 
+def test_guide_screen_reads_its_stores_floor_which_only_the_cloud_writes(home, bundle_of, broker, probe):
+    kiosk = probe(bundle_of("s1", "kiosk-main"))
+    assert kiosk.connect(broker.port) == "Success"
+    assert kiosk.publish(topics.guide_floor(BRAND, "s1"), b"{}") == NOT_AUTHORIZED  # the cloud says who is on it
+    cloud = probe(bundle_of("*", fleet.CLOUD_SERVICE))
+    assert cloud.connect() == "Success"
+    for store in ("s2", "s1"):
+        assert cloud.publish(topics.guide_floor(BRAND, store), b"{}", retain=True) in ACCEPTED
+    assert kiosk.subscribe(topics.guide_floor(BRAND, "s2")) == NOT_AUTHORIZED
+    assert kiosk.subscribe(topics.guide_floor(BRAND, "s1")) == "Granted QoS 1"
+    assert kiosk.wait(lambda: kiosk.messages), "the retained floor, at the subscription"
+    assert [(m.topic, m.retain) for m in kiosk.messages] == [(topics.guide_floor(BRAND, "s1"), True)]
+    for store in ("s2", "s1"):  # the retained copies gone, for the module's other tests
+        assert cloud.publish(topics.guide_floor(BRAND, store), b"", retain=True) in ACCEPTED
+
+
 def test_edge_and_esl_cannot_widen_their_subscriptions(home, bundle_of, broker, probe):
     edge = probe(bundle_of("s1", "edge-1"))
     assert edge.connect(broker.port) == "Success"
