@@ -2,7 +2,8 @@
 
 * The cloud broker's generated config grants no ``local/`` topic to anyone: an edge box cannot
   publish a crop there, a guide screen cannot subscribe to one (even of its own store).
-* A store's own broker grants them, and its bridge to the cloud never carries ``local/``.
+* A store's own broker grants them, and its bridge to the cloud never carries ``local/``; it does carry
+  what the cloud sends the store's screens, retained as it was sent (the store's floor, issue 17).
 * The edge box refuses ``local_crop`` unless its broker is declared store-local *and* is on a
   loopback/private address, from its config file and from a remote ``cfg/desired`` alike: the
   latter through the real path (the cloud's certificate, the generated broker, the box from its
@@ -54,6 +55,25 @@ def test_store_broker_carries_crops_and_its_bridge_never_does(home, bundle_of, s
     assert kiosk.subscribe(crops_of_store(BRAND, "s3")) == "Granted QoS 1"
     assert edge.publish(topics.store_local(BRAND, "s3", "crop", "edge-1"), b"{}") == "Success"
     assert kiosk.wait(lambda: kiosk.messages)
+
+
+def test_the_cloud_s_floor_reaches_the_store_broker_retained_as_it_was_last_sent(home, bundle_of, broker, store_broker,
+                                                                                 probe):
+    """The store's floor (``StaffFloor``, retained on the cloud broker) crosses the bridge with its retain flag,
+    every update of it, so a screen connecting to the store's broker later reads the latest floor."""
+    floor = topics.guide_floor(BRAND, "s3")
+    cloud = probe(bundle_of("*", fleet.CLOUD_SERVICE))
+    watching = probe(bundle_of("s3", "kiosk-main"))
+    assert cloud.connect() == "Success" and watching.connect() == "Success"
+    assert watching.subscribe(floor) == "Granted QoS 1"
+    for payload in (b'{"n": 1}', b'{"n": 2}'):
+        assert cloud.publish(floor, payload, retain=True) in ("Success", "No matching subscribers")
+        assert watching.wait(lambda payload=payload: any(m.payload == payload for m in watching.messages)), payload
+    watching.close()
+    later = probe(bundle_of("s3", "kiosk-main"))
+    assert later.connect() == "Success" and later.subscribe(floor) == "Granted QoS 1"
+    assert later.wait(lambda: later.messages)
+    assert [(m.payload, m.retain) for m in later.messages] == [(b'{"n": 2}', True)]
 
 
 @pytest.mark.parametrize(("extra", "error"), [
