@@ -109,8 +109,10 @@ def run(options: Options) -> int:
     feed.task_received.connect(strip.show_task)
     feed.task_done_received.connect(lambda done: strip.done(done.task_id))
     strip.completed.connect(feed.send_task_done)
-    if options.assistants:  # the screen's assistants sign in and out on it (上岗/离岗)
-        attach_staff(window, options.assistants).signed.connect(feed.send_staff_sign)
+    if options.assistants:  # the screen's assistants sign in and out on it (上岗/离岗); it shows the store's floor
+        staff = attach_staff(window, options.assistants)
+        staff.signed.connect(feed.send_staff_sign)
+        feed.floor_received.connect(staff.show_floor)
     window.feedback.connect(feed.send_feedback)
     window.card_shown.connect(print_card_shown)
     feed.subscribed.connect(announce_ready_once(options))

@@ -1,4 +1,4 @@
-"""The guide screen's MQTT side: cards in, presence, feedback and assistants' sign-ins out.
+"""The guide screen's MQTT side: cards and the store's floor in, presence, feedback and assistants' sign-ins out.
 
 paho runs its network loop in its own thread, and Qt widgets may only be touched from the UI
 thread, so ``CardFeed`` is a QObject bridge: paho's callbacks decode and filter, then emit Qt
@@ -28,6 +28,7 @@ from protocol.messages import (
     GuideTask,
     GuideTaskDone,
     StaffAction,
+    StaffFloor,
     StaffSign,
     new_id,
     now,
@@ -89,6 +90,9 @@ class CardFeed(QObject):
     #: The cloud's enrol command: a visitor this screen invited joined with face consent; answer
     #: with ``answer_enrolment`` and the crop the screen kept (issue 21).
     enrol_received = Signal(object)  # EnrolCommand
+    #: Who is on the store's floor, as the cloud says after each sign-in or sign-out on any of its screens
+    #: (retained: also at every connect); ``kiosk.guide_screen.staff`` shows it.
+    floor_received = Signal(object)  # StaffFloor
 
     def __init__(
         self, url: transport.BrokerUrl, brand: str, store: str, screen: str, parent: QObject | None = None
@@ -109,6 +113,7 @@ class CardFeed(QObject):
         self._erase_topic = topics.device_command(brand, store, self._device, "erase")
         self._tasks_topic = topics.guide_tasks_of_store(brand, store)
         self._enrol_topic = topics.device_command(brand, store, self._device, "enrol")
+        self._floor_topic = topics.guide_floor(brand, store)
         self._cards_mid: int | None = None
         self._client = transport.make_client(
             url, f"{self._device}-{brand}-{store}", will=(self._state_topic, self._state("offline"))
@@ -235,6 +240,7 @@ class CardFeed(QObject):
         client.subscribe(self._erase_topic, qos=1)
         client.subscribe(self._tasks_topic, qos=1)
         client.subscribe(self._enrol_topic, qos=1)
+        client.subscribe(self._floor_topic, qos=1)
         transport.publish(client, self._state_topic, self._state("online"), retain=True)
         log.info("connected to %s, listening on %s", self.url, self._cards_topic)
         self.connected = True
@@ -268,6 +274,9 @@ class CardFeed(QObject):
             return
         if msg.topic == self._enrol_topic:
             self._on_enrol(msg)
+            return
+        if msg.topic == self._floor_topic:
+            self._on_floor(msg)
             return
         if msg.topic.endswith("/task"):
             self._on_task(msg)
@@ -322,6 +331,17 @@ class CardFeed(QObject):
             return
         if target in (self.screen, topics.ALL_SCREENS):
             (self.task_received if isinstance(task, GuideTask) else self.task_done_received).emit(task)
+
+    def _on_floor(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            floor = decode(bytes(msg.payload), StaffFloor)
+        except DecodeError as exc:
+            self._reject(msg.topic, "invalid_payload", str(exc))
+            return
+        if (floor.brand, floor.store) != (self.brand, self.store):
+            self._reject(msg.topic, "topic_mismatch", f"floor of {floor.brand}/{floor.store} on this store's topic")
+            return
+        self.floor_received.emit(floor)
 
     def _on_erase(self, msg: mqtt.MQTTMessage) -> None:
         try:

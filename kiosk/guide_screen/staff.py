@@ -4,19 +4,25 @@ A strip along the bottom of the screen has one big button per assistant configur
 who is on the floor: an assistant coming in taps their name (上岗), and again when they leave (离岗).
 Each tap is emitted as ``signed`` (assistant, action) for the feed to send; the cloud checks the
 store's roster against these (``cloud.health.staff_absent``), so an assistant who did not come in is
-an alert at their shift's start plus a grace instead of hours later. The strip shows this screen's own
-taps: an assistant signed in on another screen of the store shows as off here, and may sign in here too
-(the cloud counts whichever sign of theirs is latest). Its own module and styles, like the task strip,
-so the card screen needs only ``attach``.
+an alert at their shift's start plus a grace instead of hours later.
+
+The floor is the store's, not the screen's: after every sign it stores, from any screen of the store,
+the cloud sends the store's floor (``StaffFloor``, retained, so a screen that starts or reconnects reads
+it at once), and ``show_floor`` puts exactly that on the strip. A tap marks its assistant at once and the
+cloud's floor then confirms it; an assistant signed in on another screen shows as on here too, and a tap
+here signs them out. The cloud names assistants by the staff file's id and gives their name, so a button
+matches whichever of the two the screen was configured with (``--assistant``). At the floor's ``until``
+(the end of the store's local day) the strip empties, as the cloud's floor does. Its own module and
+styles, like the task strip, so the card screen needs only ``attach``.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.guide_screen import theme
-from protocol.messages import StaffAction
+from protocol.messages import StaffAction, StaffFloor, now
 
 _STYLE = f"""
 #staffStrip {{ background: {theme.SURFACE}; border-top: 2px solid {theme.SURFACE_RAISED}; }}
@@ -53,14 +59,31 @@ class StaffStrip(QFrame):
             row.addWidget(button)
             self.buttons[assistant] = button
         row.addStretch(1)
+        self._day_over = QTimer(self)  # the cloud's floor holds until its ``until``, then nobody is on it
+        self._day_over.setSingleShot(True)
+        self._day_over.timeout.connect(self._clear)
         self._render()
 
     def tap(self, assistant: str) -> None:
-        """The assistant's button: sign in if they are off the floor here, out if on."""
+        """The assistant's button: sign in if they are off the store's floor, out if on. Marked at once; the
+        cloud's floor, which follows, confirms it."""
         action: StaffAction = "sign_out" if assistant in self.on_floor else "sign_in"
         (self.on_floor.discard if action == "sign_out" else self.on_floor.add)(assistant)
         self._render()
         self.signed.emit(assistant, action)
+
+    def show_floor(self, floor: StaffFloor) -> None:
+        """The store's floor as the cloud says it: the configured assistants it lists (by id or by name) are
+        on, every other one is off; empty again at its ``until``."""
+        listed = {key for a in floor.assistants for key in (a.assistant, a.name) if key}
+        self.on_floor = {assistant for assistant in self.buttons if assistant in listed}
+        self._render()
+        # at once for a floor already past its end (a screen whose clock is ahead, a late retained copy)
+        self._day_over.start(max(0, int((floor.until - now()).total_seconds() * 1000)))
+
+    def _clear(self) -> None:
+        self.on_floor.clear()
+        self._render()
 
     def _render(self) -> None:
         self.heading.setText(f"在岗 {len(self.on_floor)}/{len(self.buttons)} · 点名字上岗/离岗")

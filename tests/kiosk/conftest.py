@@ -182,6 +182,7 @@ class Running:
 
     screen: object  # GuideScreen (Qt is imported only once the qapp fixture ran)
     feed: object  # CardFeed
+    staff: object = None  # StaffStrip, when started with ``staff_strip``
     shown: list = field(default_factory=list)  # (card, door_to_screen_ms)
     subscribed: list = field(default_factory=list)
 
@@ -196,12 +197,13 @@ def start_kiosk(qapp, mosquitto, store, wait_until):
 
     from kiosk.guide_screen.feed import CardFeed
     from kiosk.guide_screen.screen import GuideScreen
+    from kiosk.guide_screen.staff import attach as attach_staff
 
     started: list[Running] = []
 
     def start(
         *, assistants: tuple[str, ...] = (), size: tuple[int, int] = (1920, 1080), url: str | None = None,
-        join_url: str | None = None, screen_id: str = "main",
+        join_url: str | None = None, screen_id: str = "main", staff_strip: bool = False,
     ) -> Running:
         portrait = size[1] > size[0]
         screen = GuideScreen(store, screen_id, columns=2 if portrait else 4, rows=4 if portrait else 2,
@@ -218,6 +220,10 @@ def start_kiosk(qapp, mosquitto, store, wait_until):
         feed.enrol_received.connect(
             lambda command: feed.answer_enrolment(command, screen.crop_for_enrolment(command.arrival_event_id)))
         screen.card_shown.connect(lambda card, ms: running.shown.append((card, ms)))
+        if staff_strip:  # before the feed starts, as the app does: the retained floor comes at the subscription
+            running.staff = attach_staff(screen, assistants)
+            running.staff.signed.connect(feed.send_staff_sign)
+            feed.floor_received.connect(running.staff.show_floor)
         screen.show()
         feed.start()
         started.append(running)

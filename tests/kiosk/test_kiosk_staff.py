@@ -1,25 +1,37 @@
 """Assistants sign in (上岗) and out (离岗) on the guide screen (issue 17), through the real broker: one
 button per assistant configured for the screen, showing who is on the floor; each tap is a ``StaffSign``
 on the screen's staff topic, and a tap while the broker is down is queued and sent when it is back,
-as card feedback is. The screenshot goes to artifacts/kiosk_guide_screen_staff.png."""
+as card feedback is. The screenshot goes to artifacts/kiosk_guide_screen_staff.png.
+
+The floor is the store's: with the cloud's ingest on the same Mosquitto, a sign-in on one screen shows on
+the store's other screens, and on one started after it (the cloud's retained ``StaffFloor``), a sign-out
+on any screen clears it on all, and a screen configured with names and one configured with the staff
+file's ids agree (the cloud resolves names to ids). The screenshot of a screen showing an assistant who
+signed in on another goes to artifacts/kiosk_guide_screen_staff_floor.png."""
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
-from kiosk.guide_screen.staff import StaffStrip, attach
+import pytest
+
+from cloud.clock import iso, utcnow
 from protocol import topics
 from protocol.codec import decode, encode
-from protocol.messages import StaffSign
+from protocol.messages import FloorAssistant, StaffFloor, StaffSign, now
+from tests.cloud.conftest import face_engine, start_cloud  # noqa: F401 - fixtures, re-used as they are
 from tests.kiosk.test_kiosk_actions import ASSISTANTS, BRAND, persistent_broker, qapp_process  # noqa: F401
 
+#: The staff file of the store: the screens below are configured with these names, or with the ids.
+STAFF = {"s-li": "小李", "s-wang": "小王", "s-fang": "阿芳", "s-chen": "陈店长"}
 
-def _wired(kiosk) -> StaffStrip:
-    """The strip wired to the feed as ``kiosk.guide_screen.app`` wires it."""
-    strip = attach(kiosk.screen, ASSISTANTS)
-    strip.signed.connect(kiosk.feed.send_staff_sign)
-    return strip
+
+@pytest.fixture
+def db_location(tmp_path: Path) -> str:
+    """SQLite only: the floor's way through the broker is the point, not the database engine."""
+    return str(tmp_path / "cloud.db")
 
 
 def test_taps_sign_assistants_in_and_out_and_reach_the_broker(
@@ -33,8 +45,8 @@ def test_taps_sign_assistants_in_and_out_and_reach_the_broker(
 
     publisher.on_message = on_message
     publisher.subscribe(f"{topics.ROOT}/{BRAND}/{store}/guide/+/staff", qos=1)
-    kiosk = start_kiosk(assistants=ASSISTANTS)
-    strip = _wired(kiosk)
+    kiosk = start_kiosk(assistants=ASSISTANTS, staff_strip=True)
+    strip = kiosk.staff
     card = cards.member(0)
     publisher.publish(topics.guide_card(BRAND, store), encode(card), qos=1).wait_for_publish(5)
     wait_until(lambda: card.card_id in kiosk.shown_ids(), what="a card beside the strip")
@@ -55,11 +67,58 @@ def test_taps_sign_assistants_in_and_out_and_reach_the_broker(
 
 def test_a_sign_in_while_the_broker_is_down_is_sent_when_it_is_back(
         start_kiosk, persistent_broker, wait_until) -> None:  # noqa: F811
-    kiosk = start_kiosk(url=persistent_broker.url, assistants=ASSISTANTS)
-    strip = _wired(kiosk)
+    kiosk = start_kiosk(url=persistent_broker.url, assistants=ASSISTANTS, staff_strip=True)
+    strip = kiosk.staff
     persistent_broker.stop()
     wait_until(lambda: kiosk.screen.banner.isVisible(), what="the offline banner")
     strip.buttons["陈店长"].click()
     assert kiosk.feed.unacknowledged_feedback() == 1 and strip.on_floor == {"陈店长"}
     persistent_broker.start()
     wait_until(lambda: kiosk.feed.unacknowledged_feedback() == 0, timeout=20, what="the broker's acknowledgement")
+
+
+def test_the_floor_is_the_stores_every_screen_shows_it(
+        start_cloud, mosquitto, start_kiosk, store, wait_until, artifacts: Path) -> None:  # noqa: F811
+    api, runtime = start_cloud(broker_url=mosquitto.url)
+    runtime.db.execute("INSERT INTO stores (id, brand, name, city, created, timezone, opening_hours) "
+                       "VALUES (?, ?, '静安店', 'Shanghai', ?, 'Asia/Shanghai', '10:00-22:00')", (store, BRAND, iso(utcnow())))
+    for assistant, name in STAFF.items():
+        runtime.db.execute("INSERT INTO assistants (id, store, name, active) VALUES (?, ?, ?, 1)", (assistant, store, name))
+    door, main = (start_kiosk(assistants=ASSISTANTS, screen_id=screen, staff_strip=True) for screen in ("door", "main"))
+    at_door, at_main = door.staff, main.staff
+
+    at_door.buttons["小李"].click()  # 上岗 at the door: marked there at once, then the cloud tells every screen
+    assert at_door.on_floor == {"小李"}
+    wait_until(lambda: at_main.on_floor == {"小李"}, timeout=10, what="the door's sign-in on the main screen")
+    assert at_main.buttons["小李"].text() == "小李 · 在岗" and at_main.heading.text().startswith("在岗 1/4")
+    qapp_process(wait_until)
+    main.screen.grab().save(str(artifacts / "kiosk_guide_screen_staff_floor.png"))
+    body = api.get(f"/v1/stores/{store}/staff").json()
+    assert [(s["assistant"], s["name"], s["screen"]) for s in body["signed_in"]] == [("s-li", "小李", "door")]
+
+    # a screen started after the sign-in, configured with the staff file's ids: the retained floor, at once
+    at_late = start_kiosk(assistants=tuple(STAFF), screen_id="late", staff_strip=True).staff
+    wait_until(lambda: at_late.on_floor == {"s-li"}, timeout=10, what="the floor on a screen started later")
+
+    at_main.buttons["小李"].click()  # 离岗 on another screen than the sign-in's
+    wait_until(lambda: not (at_door.on_floor or at_main.on_floor or at_late.on_floor), timeout=10,
+               what="the sign-out on every screen")
+    assert api.get(f"/v1/stores/{store}/staff").json()["signed_in"] == []
+    at_late.buttons["s-fang"].click()  # by id on one screen, by name on the others
+    wait_until(lambda: at_door.on_floor == at_main.on_floor == {"阿芳"}, timeout=10, what="an id's sign-in by name")
+    assert runtime.ingest.counts().staff_signs == 3
+
+
+def test_the_floor_matches_a_button_by_id_or_name_and_empties_at_its_end(qapp, wait_until) -> None:
+    from kiosk.guide_screen.staff import StaffStrip
+
+    strip = StaffStrip(("小李", "s-fang", "小王"))
+    at = now()
+    strip.show_floor(StaffFloor(brand=BRAND, store="s1", ts=at, until=at + timedelta(seconds=0.5), assistants=[
+        FloorAssistant(assistant="s-li", name="小李", since=at, screen="door"),
+        FloorAssistant(assistant="s-fang", name="阿芳", since=at, screen="main"),
+        FloorAssistant(assistant="s-chen", name="陈店长", since=at, screen="main")]))  # not on this screen's strip
+    assert strip.on_floor == {"小李", "s-fang"} and strip.heading.text().startswith("在岗 2/3")
+    wait_until(lambda: not strip.on_floor, what="the end of the store's day")
+    assert strip.buttons["小李"].text() == "小李 · 上岗"
+    strip.deleteLater()
