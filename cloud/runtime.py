@@ -130,7 +130,7 @@ class Runtime:
             ingest.processor.task_done = tasks.completed
             # every screen of the store shows who is on its floor, whichever screen they signed in on
             client = ingest.client
-            ingest.processor.staff_signed = lambda sign: staff.publish_floor(client, db, sign.brand, sign.store)
+            ingest.processor.staff_signed = lambda sign: staff.publish_floor(client, db, sign)
         configured = {k: v for k, v in marketing.items() if v is not None}
         self.campaigns = CampaignSender(db, configured, link_base=settings.dashboard_url)
         self.scheduler.every("campaign-send", 5.0, self.send_campaigns)

@@ -292,6 +292,8 @@ class StaffFloor(Message):
     brand: Id
     store: Id
     assistants: Annotated[list[FloorAssistant], Field(max_length=200)]
+    sign_id: EventId | None = Field(description="the sign whose storing sent this floor, which it therefore shows: "
+                                                "the screen that sent it holds its own mark of the tap until then")
     ts: AwareDatetime = Field(description="when the cloud read the floor")
     until: AwareDatetime = Field(description="the end of the store's local day: the floor is empty from then on; "
                                              "also the MQTT expiry")

@@ -118,26 +118,26 @@ def _signed_in(db: Database, store: str, tz: str | None, now: datetime) -> list[
             if s[-1].action == "sign_in"]
 
 
-def floor(db: Database, brand: str, store: str, now: datetime) -> StaffFloor | None:
-    """The store's floor for its screens: who is on it now, until the end of its local day; None when
-    there is no such store."""
+def floor(db: Database, brand: str, store: str, now: datetime, sign_id: str | None = None) -> StaffFloor | None:
+    """The store's floor for its screens: who is on it now, until the end of its local day, read after the sign
+    ``sign_id`` was stored; None when there is no such store."""
     found = db.rows("SELECT timezone FROM stores WHERE id = ?", (store,))
     if not found:
         return None
     tz = found[0][0]
     until = clock.day_start_utc(now.astimezone(clock.zone(tz)).date() + timedelta(days=1), tz)
-    return StaffFloor(brand=brand, store=store, ts=now, until=until, assistants=[
+    return StaffFloor(brand=brand, store=store, sign_id=sign_id, ts=now, until=until, assistants=[
         FloorAssistant(**asdict(a)) for a in _signed_in(db, store, tz, now)])
 
 
-def publish_floor(client: mqtt.Client, db: Database, brand: str, store: str) -> StaffFloor | None:
-    """Tell every screen of the store who is on its floor: retained (a screen that connects later reads it at
-    once), QoS 1, expiring at the end of the store's local day with the floor itself. None (nothing sent)
-    when the store is unknown here."""
+def publish_floor(client: mqtt.Client, db: Database, sign: StaffSign) -> StaffFloor | None:
+    """Tell every screen of the store who is on its floor now that ``sign`` is stored: retained (a screen that
+    connects later reads it at once), QoS 1, expiring at the end of the store's local day with the floor
+    itself. None (nothing sent) when the store is unknown here."""
     now = utcnow()
-    state = floor(db, brand, store, now)
+    state = floor(db, sign.brand, sign.store, now, sign.sign_id)
     if state is None:
         return None
-    transport.publish(client, topics.guide_floor(brand, store), state, qos=1, retain=True,
+    transport.publish(client, topics.guide_floor(sign.brand, sign.store), state, qos=1, retain=True,
                       expiry_s=int((state.until - now).total_seconds()))
     return state

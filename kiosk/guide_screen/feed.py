@@ -203,10 +203,11 @@ class CardFeed(QObject):
         self.stats.feedback_sent += 1
         log.info("task %s done", task_id)
 
-    def send_staff_sign(self, assistant: str, action: StaffAction) -> None:
+    def send_staff_sign(self, assistant: str, action: StaffAction, sign_id: str) -> None:
         """An assistant signed in (上岗) or out (离岗) on this screen: to the cloud on the screen's staff topic,
-        QoS 1 and queued while offline like a card's feedback (``unacknowledged_feedback`` counts it too)."""
-        sign = StaffSign(sign_id=new_id(), brand=self.brand, store=self.store, screen=self.screen, assistant=assistant,
+        QoS 1 and queued while offline like a card's feedback (``unacknowledged_feedback`` counts it too). The
+        id is the strip's: the cloud's floor names the sign it follows, so the strip knows its tap is in it."""
+        sign = StaffSign(sign_id=sign_id, brand=self.brand, store=self.store, screen=self.screen, assistant=assistant,
                          action=action, ts=now())
         topic = topics.guide_staff(self.brand, self.store, self.screen)
         self._sent_mids.add(transport.publish(self._client, topic, sign, qos=1).mid)

@@ -138,7 +138,7 @@ def test_rejections_name_the_field(payload, field):
     assert err.value.reason
 
 
-FLOOR = StaffFloor(brand="demo", store="s1", ts=NOW, until=NOW + timedelta(hours=14), assistants=[
+FLOOR = StaffFloor(brand="demo", store="s1", sign_id=new_id(), ts=NOW, until=NOW + timedelta(hours=14), assistants=[
     FloorAssistant(assistant="s1-a1", name="王静", since=NOW - timedelta(hours=1), screen="main"),
     FloorAssistant(assistant="小李", name=None, since=NOW, screen="door")])  # a name the staff file does not list
 
@@ -154,6 +154,7 @@ def test_the_floor_round_trips_with_its_chinese_names():
     (mutate(FLOOR, assistants__0__since="2026-11-22T09:00:00"), "assistants.0.since"),
     (mutate(FLOOR, assistants__0__name=KeyError), "assistants.0.name"),
     (mutate(FLOOR, until=KeyError), "until"),
+    (mutate(FLOOR, sign_id=KeyError), "sign_id"),  # None when no sign sent it, but never left out
     (mutate(FLOOR, store="s1/+"), "store"),
 ])
 def test_a_bad_floor_names_its_field(payload, field):
