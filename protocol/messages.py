@@ -264,7 +264,7 @@ class StaffSign(Message):
     screen: Id = Field(description="the screen it was tapped on")
     assistant: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         description="the assistant as the screen knows them (its configured assistants, as card feedback names them): "
-                    "the staff file's id or name")
+                    "the staff file's id or name; the cloud reads a name as the id of the store's one assistant with it")
     action: StaffAction
     ts: AwareDatetime = Field(description="when it was tapped (the screen's clock)")
 
