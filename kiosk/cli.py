@@ -102,7 +102,9 @@ def main(
     ] = None,
     assistant: Annotated[
         list[str] | None,
-        typer.Option("--assistant", help="an assistant who can claim members here; repeat for each", callback=_assistants),
+        typer.Option("--assistant", callback=_assistants,
+                     help="an assistant who claims members and signs in here, by the staff file's id or name; repeat "
+                          "for each"),
     ] = None,
     metrics_port: Annotated[
         int | None,
