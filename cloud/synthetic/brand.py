@@ -57,6 +57,12 @@ def draw_prices(rng: np.random.Generator) -> np.ndarray:
     return np.exp(rng.normal(np.log(180), 0.7, size=len(CATEGORIES) * SKUS_PER_CATEGORY)).round(0) + 9
 
 
+#: persons' phones are 13_000_000_013 + idx * 7919 modulo this: distinct (7919 is a prime that does not divide it)
+#: and all mainland mobiles, 13x-19x. It was 8_999_999_999, so from person 883,951 on the phones began with 2,
+#: numbers the product's blocklist calls invalid; below that person the phones are what they were
+_PHONE_SPAN = 6_999_999_000
+
+
 def name_stores(stores: int, named: Sequence[str]) -> list[str]:
     return [*named[:stores], *(f"st-{i:04d}" for i in range(len(named), stores))]
 
@@ -64,7 +70,7 @@ def name_stores(stores: int, named: Sequence[str]) -> list[str]:
 def draw_chunk(rng: np.random.Generator, first: int, n: int, stores: int, sku_price: np.ndarray,
                season: np.ndarray, t0: int, end: datetime) -> Chunk:
     idx = np.arange(first, first + n)
-    phones = (13_000_000_000 + idx * 7919 % 8_999_999_999 + 13).astype(np.int64)
+    phones = (13_000_000_000 + idx * 7919 % _PHONE_SPAN + 13).astype(np.int64)
     home = rng.integers(0, stores, n)
     joined = t0 - rng.integers(0, 3 * 365, n) * 86400
     gender = rng.choice(np.array(["female", "male"]), n, p=[0.8, 0.2])
