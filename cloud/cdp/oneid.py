@@ -529,8 +529,8 @@ def _replace_links(tx: Tx, scope: set[str] | None, links: list[tuple], *, now: s
         stored = [row for test, chunk in tx.among(sorted(scope)) for row in tx.rows(f"{read} AND a {test}",
                                                                                      (*_DECIDED, *chunk))]
     ids_of: dict[tuple, list[int]] = defaultdict(list)
-    for link_id, *link in stored:
-        ids_of[tuple(link)].append(link_id)
+    for row in stored:
+        ids_of[row[1:]].append(row[0])
     new = []
     for link in links:
         if ids_of.get(link):
