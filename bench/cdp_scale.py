@@ -16,7 +16,12 @@ persons), ``oneid_rebuild_cpu_s`` (the rebuild's CPU seconds in this process: al
 the client's part on PostgreSQL), ``face_top1_ms`` (top-1 over --members 128-d embeddings, median), plus sizes and the
 generation and tag-batch times (``person_facts_rebuild_s``: the part of the rebuild that re-sums the
 person purchase facts; ``portrait_base_kept``: the portrait read the base's counts the tag batch
-kept). ``segment5_count_cpu_s`` and ``portrait_cpu_s`` are the same runs'
+kept). ``oneid_rebuild_s`` is the first resolution of the unresolved load (it moves a third of the
+records); two more full rebuilds follow it on the resolved brand: ``oneid_replay_s`` (what ``instore
+cloud rebuild-oneid`` does after a rule change that moves nobody) and ``oneid_rebuild_after_block_s``
+(after ``oneid.add_block`` of the most shared phone, which makes the rebuild check every identifier
+against the blocklist again: why an operator runs one), each with its ``_cpu_s``, and
+``oneid_block_moved``, the records that block moved. ``segment5_count_cpu_s`` and ``portrait_cpu_s`` are the same runs'
 CPU seconds in this process (SQLite's whole cost, whatever the machine's load; not PostgreSQL's).
 
     uv run python bench/cdp_scale.py --existing --segments-only --db brand.db   # segment figures only
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -147,6 +153,23 @@ def segment_figures(db) -> dict:
     return out
 
 
+def rebuild_figures(db) -> dict:
+    """Two full rebuilds of the resolved brand: a replay that moves nobody, then one after the most
+    shared phone is blocked (every identifier re-checked, that phone's records apart)."""
+    out: dict = {}
+    out["oneid_replay_s"], out["oneid_replay_cpu_s"], _ = _cpu_timed(oneid.rebuild, db, actor="bench")
+    phone = db.scalar("SELECT value FROM identifiers WHERE kind = 'phone' AND blocked IS NULL GROUP BY value "
+                      "ORDER BY COUNT(*) DESC, value LIMIT 1")
+    oneid.add_block(db, "phone", f"^{re.escape(phone)}$", "bench: the most shared phone")
+    out["oneid_rebuild_after_block_s"], out["oneid_rebuild_after_block_cpu_s"], result = _cpu_timed(
+        oneid.rebuild, db, actor="bench")
+    out["oneid_block_moved"] = result.moved
+    log(f"oneid replay in {out['oneid_replay_s']:.1f} s ({out['oneid_replay_cpu_s']:.1f} s CPU); after blocking "
+        f"{phone}: {result.moved} records moved in {out['oneid_rebuild_after_block_s']:.1f} s "
+        f"({out['oneid_rebuild_after_block_cpu_s']:.1f} s CPU)")
+    return out
+
+
 def bench(location: str, members: int, stores: int, seed: int, *, existing: bool = False) -> dict:
     db = open_cdp(location, sample_catalogue=False)
     out: dict = {"backend": db.dialect.name, "members": members}
@@ -170,6 +193,7 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
         out["links"], out["oneid_rebuild_moved"] = result.links, result.moved
         log(f"oneid rebuild: {result.links} links, {result.moved} records moved, {out['persons']} persons in "
             f"{out['oneid_rebuild_s']:.1f} s ({out['oneid_rebuild_cpu_s']:.1f} s CPU in this process)")
+        out.update(rebuild_figures(db))
         _, out["tags_refresh_s"] = timed(tags.refresh, db)
         log(f"tag batch in {out['tags_refresh_s']:.1f} s")
         _settle(db, location)
@@ -213,7 +237,8 @@ def bench(location: str, members: int, stores: int, seed: int, *, existing: bool
     out["face_top1_ms"] = round(statistics.median(searches), 3)
     out["face_top1_p95_ms"] = round(float(np.percentile(searches, 95)), 3)
     log(f"face top-1 over {members}: median {out['face_top1_ms']} ms ({index.mode})")
-    for key in ("generate_s", "oneid_rebuild_s", "oneid_rebuild_cpu_s", "person_facts_rebuild_s", "tags_refresh_s",
+    for key in ("generate_s", "oneid_rebuild_s", "oneid_rebuild_cpu_s", "person_facts_rebuild_s", "oneid_replay_s",
+                "oneid_replay_cpu_s", "oneid_rebuild_after_block_s", "oneid_rebuild_after_block_cpu_s", "tags_refresh_s",
                 "oneid_incremental_s", "import_incremental_s"):
         if key in out:
             out[key] = round(out[key], 2)

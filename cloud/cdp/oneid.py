@@ -491,16 +491,8 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
 
     # 5. the links that explain it, replacing the previous rule links of this scope
-    if scope is None:
-        tx.execute(f"DELETE FROM links WHERE status <> 'split' AND rule NOT IN ({_in(_DECIDED)})", _DECIDED)
-    else:
-        for test, chunk in tx.among(sorted(scope)):
-            tx.execute(f"DELETE FROM links WHERE status <> 'split' AND rule NOT IN ({_in(_DECIDED)}) "
-                       f"AND a {test}", (*_DECIDED, *chunk))
     now = _now()
-    tx.copy("links", ("a", "b", "kind", "value", "rule", "priority", "status", "reason", "created", "actor"),
-            ((a, b, k, v, rule, p, st, reason, now, actor) for a, b, k, v, rule, p, st, reason in outcome
-             if rule not in _DECIDED))
+    _replace_links(tx, scope, [o for o in outcome if o[4] not in _DECIDED], now=now, actor=actor)
     for a, b, _, _, rule, _, st, reason in outcome:
         if rule in _DECIDED:
             tx.execute("UPDATE links SET status = ?, reason = ? WHERE rule = ? AND a = ? AND b = ? "
@@ -518,6 +510,36 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         links=accepted, rejected=len(outcome) - accepted, changed_persons=changed, moved=len(changes),
         seconds=time.perf_counter() - started,
     )
+
+
+_LINK = ("a", "b", "kind", "value", "rule", "priority", "status", "reason")
+
+
+def _replace_links(tx: Tx, scope: set[str] | None, links: list[tuple], *, now: str, actor: str) -> None:
+    """Make ``links`` (``_LINK`` tuples) the rule links of ``scope``'s records (None = every record),
+    writing only the difference: a link stored as it is now keeps its row, its ``created`` and its
+    ``actor``; a stored one no longer made, or made differently, is deleted; a new one is inserted.
+    Deleting and copying them all again made a replay that moves nobody rewrite every link (680k at
+    1M persons, and both of their indexes). Split links and decided ones are not rule links."""
+    kept = f"status <> 'split' AND rule NOT IN ({_in(_DECIDED)})"
+    read = f"SELECT id, {', '.join(_LINK)} FROM links WHERE {kept}"
+    if scope is None:
+        stored = tx.rows(read, _DECIDED)
+    else:
+        stored = [row for test, chunk in tx.among(sorted(scope)) for row in tx.rows(f"{read} AND a {test}",
+                                                                                     (*_DECIDED, *chunk))]
+    ids_of: dict[tuple, list[int]] = defaultdict(list)
+    for row in stored:
+        ids_of[row[1:]].append(row[0])
+    new = []
+    for link in links:
+        if ids_of.get(link):
+            ids_of[link].pop()  # stays as stored
+        else:
+            new.append(link)
+    for test, chunk in tx.among(sorted(i for ids in ids_of.values() for i in ids)):
+        tx.execute(f"DELETE FROM links WHERE id {test}", chunk)
+    tx.copy("links", (*_LINK, "created", "actor"), ((*link, now, actor) for link in new))
 
 
 def _queue_conflicts(tx: Tx, contested: list[_Contest], settled: set[tuple[str, str]], now: str) -> None:
