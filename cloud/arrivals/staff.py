@@ -39,9 +39,14 @@ SignOutcome = Literal["stored", "duplicate"]
 
 
 def record(db: Database, sign: StaffSign) -> SignOutcome:
-    """Store one sign-in or sign-out (a repeat of its ``sign_id`` is a duplicate: QoS 1 re-sends)."""
+    """Store one sign-in or sign-out as it arrives (a repeat of its ``sign_id`` is a duplicate: QoS 1 re-sends).
+    A sign is not made after it reached the cloud: a screen whose clock runs ahead has its sign stored at the
+    cloud's time, or the floor read right after it (``publish_floor``) and the absence scans would not see it
+    until the cloud's clock caught up, and the strip would drop the tap's mark for a floor without it."""
+    now = utcnow()
     with db.transaction() as tx:
-        return "stored" if record_all(tx, [sign]) else "duplicate"
+        return "stored" if record_all(tx, [sign if sign.ts <= now else sign.model_copy(update={"ts": now})]) \
+            else "duplicate"
 
 
 def record_all(tx: Tx, signs: Sequence[StaffSign]) -> int:
@@ -70,24 +75,26 @@ class Sign:
     screen: str
 
 
-def names(db: Database, store: str) -> dict[str, str]:
-    """The store's assistants' names by id (the staff file)."""
-    return dict(db.rows("SELECT id, name FROM assistants WHERE store = ?", (store,)))
+def names(db: Database, store: str, *, employed: bool = False) -> dict[str, str]:
+    """The store's assistants' names by id (the staff file); with ``employed``, only those still employed
+    (``active``)."""
+    return dict(db.rows("SELECT id, name FROM assistants WHERE store = ?" + (" AND active = 1" if employed else ""),
+                        (store,)))
 
 
 def _ids_by_name(named: dict[str, str]) -> dict[str, str]:
-    """A name a screen may send -> the id of the store's one assistant with that name. A name two assistants
-    share, or one that is another assistant's id, names nobody: its signs stay under what was sent."""
+    """A name a screen may send -> the id of the store's one employed assistant with that name (one who left
+    does not make a colleague's name ambiguous). A name two of them share, or one that is another's id, names
+    nobody: its signs stay under what was sent."""
     count = Counter(named.values())
     return {name: a for a, name in named.items() if count[name] == 1 and name not in named}
 
 
-def day_signs(db: Database, store: str, tz: str | None, now: datetime,
-              named: dict[str, str]) -> dict[str, list[Sign]]:
-    """Each assistant's signs at the store from its local day's start to ``now``, in time order, by id
-    (``named``, the store's ``names``: a sign under a name counts for the id it resolves to)."""
+def day_signs(db: Database, store: str, tz: str | None, now: datetime) -> dict[str, list[Sign]]:
+    """Each assistant's signs at the store from its local day's start to ``now``, in time order, by id (a
+    sign under a name counts for the id it resolves to, ``_ids_by_name``)."""
     start = clock.day_start_utc(now.astimezone(clock.zone(tz)).date(), tz)
-    ids = _ids_by_name(named)
+    ids = _ids_by_name(names(db, store, employed=True))
     out: dict[str, list[Sign]] = {}
     for assistant, action, ts, screen in db.rows(
             "SELECT assistant, action, ts, screen FROM staff_signs WHERE store = ? AND ts >= ? AND ts <= ? "
@@ -113,7 +120,7 @@ def on_floor(db: Database, store: str, now: datetime) -> list[OnFloor] | None:
 
 def _signed_in(db: Database, store: str, tz: str | None, now: datetime) -> list[OnFloor]:
     named = names(db, store)
-    signs = day_signs(db, store, tz, now, named)
+    signs = day_signs(db, store, tz, now)
     return [OnFloor(a, named.get(a), s[-1].ts, s[-1].screen) for a, s in sorted(signs.items())
             if s[-1].action == "sign_in"]
 

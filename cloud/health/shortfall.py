@@ -4,7 +4,7 @@ collapses against the same hours of its normal, raises an alert within the hour,
 The anomaly scan (``cloud.health.anomaly``) judges closed hours and days of ``store_metrics``; at a
 store's volumes an hour of tickets is too small for it, and a day is known only after midnight. This
 rule instead asks, every ``source_health_every_s`` (a scheduler job of the ``Runtime``), for each
-store open now (``device_health.is_open``) and each source: over the last 20, 40, 60, 120 and 240
+store open now (``opening_hours.OpeningHours.is_open``) and each source: over the last 20, 40, 60, 120 and 240
 minutes (not before the store opened), how many rows came (``observed``) and how many were due
 (``expected``: the median of the same hour on the same weekday of the 4 weeks before, from the
 hourly rollup, pro-rated by the minutes of each hour in the window). A window whose count is so

@@ -71,7 +71,7 @@ def absent_now(db: Database, store: str, tz: str | None, now: datetime) -> Absen
         return None
     if staff.uses_sign_in(db, store, now, SIGN_IN_DAYS):
         names = staff.names(db, store)
-        return _not_signed_in(staff.day_signs(db, store, tz, now, names), due, len(rostered), now, names)
+        return _not_signed_in(staff.day_signs(db, store, tz, now), due, len(rostered), now, names)
     if len(rostered) < 2:
         return None
     first = min(start for _, start in due) - EARLY

@@ -20,6 +20,8 @@ styles, like the task strip, so the card screen needs only ``attach``.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -48,6 +50,9 @@ class StaffStrip(QFrame):
         self.on_floor: set[str] = set()
         #: taps the cloud's floor does not show yet: assistant -> (the sign's id, on after it)
         self._held: dict[str, tuple[str, bool]] = {}
+        #: the newest floor shown: when the cloud read it, and whom it lists (by id and by name)
+        self._floor_ts: datetime | None = None
+        self._listed: set[str] = set()
         row = QHBoxLayout(self)
         row.setContentsMargins(28, 10, 28, 10)
         row.setSpacing(14)
@@ -80,18 +85,28 @@ class StaffStrip(QFrame):
 
     def show_floor(self, floor: StaffFloor) -> None:
         """The store's floor as the cloud says it: the configured assistants it lists (by id or by name) are
-        on, every other one is off, but for taps here it does not show yet; empty again at its ``until``."""
+        on, every other one is off, but for taps here it does not show yet; empty again at its ``until``. A floor
+        the cloud read before the one shown (two cloud processes publishing out of order) only releases its
+        sign's tap, which the newer floor already shows."""
         self._held = {a: held for a, held in self._held.items() if held[0] != floor.sign_id}
-        listed = {key for a in floor.assistants for key in (a.assistant, a.name) if key}
-        self.on_floor = {assistant for assistant in self.buttons
-                         if (self._held[assistant][1] if assistant in self._held else assistant in listed)}
-        self._render()
+        if self._floor_ts is not None and floor.ts < self._floor_ts:
+            self._show()
+            return
+        self._floor_ts = floor.ts
+        self._listed = {key for a in floor.assistants for key in (a.assistant, a.name) if key}
+        self._show()
         # at once for a floor already past its end (a screen whose clock is ahead, a late retained copy)
         self._day_over.start(max(0, int((floor.until - now()).total_seconds() * 1000)))
+
+    def _show(self) -> None:
+        self.on_floor = {assistant for assistant in self.buttons
+                         if (self._held[assistant][1] if assistant in self._held else assistant in self._listed)}
+        self._render()
 
     def _clear(self) -> None:
         self.on_floor.clear()
         self._held.clear()
+        self._listed.clear()
         self._render()
 
     def _render(self) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cloud.arrivals import staff
-from cloud.clock import iso
+from cloud.clock import iso, utcnow
 from cloud.db import Database
 from cloud.health import notify, shortfall
 from cloud.health.staff_absent import ALPHA, GRACE, absent_now
@@ -146,3 +146,19 @@ def test_a_sign_under_a_name_is_the_assistants_by_id_on_the_floor_the_screens_ar
         ("a2", "乙", "main"), ("丁", None, "main")]
     assert floor.until == datetime(2026, 3, 10, 16, 0, tzinfo=UTC)  # midnight in Shanghai: then nobody is on it
     assert staff.floor(db, "b", "nowhere", at) is None
+
+
+def test_a_name_counts_for_the_employed_assistant_when_one_who_left_had_it_too(db: Database) -> None:
+    db.execute("INSERT INTO assistants (id, store, name, active) VALUES ('a9', 's1', '甲', 0)")  # left the company
+    _sign(db, "甲", "sign_in", OPENS)
+    at = OPENS + timedelta(hours=1)
+    assert [(f.assistant, f.name) for f in staff.on_floor(db, STORE, at)] == [("a1", "甲")]
+
+
+def test_a_sign_from_a_screen_whose_clock_runs_ahead_is_on_the_floor_sent_for_it(db: Database) -> None:
+    ahead = StaffSign(brand="b", store=STORE, screen="main", assistant="a1", action="sign_in",
+                      ts=utcnow() + timedelta(minutes=3), sign_id=new_id())
+    assert staff.record(db, ahead) == "stored"
+    floor = staff.floor(db, "b", STORE, utcnow(), ahead.sign_id)
+    assert floor is not None and [a.assistant for a in floor.assistants] == ["a1"]
+    assert floor.assistants[0].since <= utcnow()  # stored at the cloud's time, not the screen's

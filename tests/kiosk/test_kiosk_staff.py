@@ -165,3 +165,26 @@ def test_a_tap_holds_its_mark_until_the_floor_sent_after_its_sign(qapp) -> None:
     strip.show_floor(floor(sent[0][2], "小王"))  # a late retained copy of the earlier floor
     assert strip.on_floor == set() and [(a, action) for a, action, _ in sent] == [("小李", "sign_in"), ("小王", "sign_out")]
     strip.deleteLater()
+
+
+def test_a_floor_read_before_the_one_shown_only_releases_its_tap(qapp) -> None:
+    from kiosk.guide_screen.staff import StaffStrip
+
+    strip = StaffStrip(("小李", "小王"))
+    sent: list[tuple[str, str, str]] = []
+    strip.signed.connect(lambda *sign: sent.append(sign))
+    at = now()
+
+    def floor(sign_id: str, read: timedelta, *on: str) -> StaffFloor:
+        return StaffFloor(brand=BRAND, store="s1", sign_id=sign_id, ts=at + read, until=at + timedelta(hours=1),
+                          assistants=[FloorAssistant(assistant=a, name=None, since=at, screen="main") for a in on])
+
+    strip.tap("小李")
+    # two cloud processes: the floor read after 小王's sign on another screen arrives first, then the one
+    # read after ours but before 小王's, which must not take 小王 off again
+    strip.show_floor(floor(new_id(), timedelta(seconds=2), "小李", "小王"))
+    strip.show_floor(floor(sent[0][2], timedelta(seconds=1), "小李"))
+    assert strip.on_floor == {"小李", "小王"}
+    strip.tap("小李")  # the stale floor released our tap: the next one is a sign-out
+    assert [(a, action) for a, action, _ in sent] == [("小李", "sign_in"), ("小李", "sign_out")]
+    strip.deleteLater()
