@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
+from itertools import repeat
 from typing import ClassVar, ParamSpec, TypeVar
 from uuid import uuid4
 
@@ -291,12 +292,15 @@ class _UnionFind:
         self.parent: dict[str, str] = {}
 
     def find(self, x: str) -> str:
+        """A root is never a key of ``parent``: most records asked are roots, answered by one lookup."""
         parent = self.parent
-        root = x
-        while parent.get(root, root) != root:
-            root = parent[root]
+        root = parent.get(x)
+        if root is None:
+            return x
+        while (up := parent.get(root)) is not None:
+            root = up
         while x != root:
-            parent[x], x = root, parent.get(x, x)
+            parent[x], x = root, parent[x]
         return root
 
 
@@ -342,23 +346,35 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
             rows += _identifier_rows(tx, sorted(decided_records - {r[2] for r in rows}))
     else:
         rows = _identifier_rows(tx, sorted(scope))
-    groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    # a value's first holder, and a group only once a second holds it: most values read (three in four
+    # at 250k) are held by one record, and each got a list and a turn in the loop below
+    first_holder: dict[tuple[str, str], tuple[str, str]] = {}
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
     created_of: dict[str, str] = {}
     values: dict[str, dict[str, set[str]]] = {}  # a record (then a component's root) -> its limited values
     for kind, value, member_id, created in rows:
         created_of[member_id] = created
         if kind in hard:
-            groups[(kind, value)].append((created, member_id))
+            key, holder = (kind, value), (created, member_id)
+            if (earlier := first_holder.setdefault(key, holder)) is not holder:
+                if (group := groups.get(key)) is None:
+                    groups[key] = [earlier, holder]
+                else:
+                    group.append(holder)
             if kind in limited:  # kept for every record read: only those in a group are ever looked up
-                values.setdefault(member_id, {}).setdefault(kind, set()).add(value)
+                # no ``setdefault``: its default, a new dict and a new set, was built for every row
+                if (own := values.get(member_id)) is None:
+                    values[member_id] = {kind: {value}}
+                elif (of_kind := own.get(kind)) is None:
+                    own[kind] = {value}
+                else:
+                    of_kind.add(value)
 
     # 3. each group of records sharing a value is a candidate link, strongest rule first (the group's
     #    earliest record links to every other)
     linkable: list[tuple[int, str, str, list[str]]] = []  # priority, kind, value, records (earliest first)
     too_common: list[tuple[str, str, str, str]] = []
     for (kind, value), sharing in groups.items():
-        if len(sharing) < 2:
-            continue
         sharing.sort()
         first = sharing[0][1]
         if len(sharing) > active[kind].max_share:
@@ -400,16 +416,17 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         if ra == rb:
             return None
         ma, mb = members_of.get(ra, [ra]), members_of.get(rb, [rb])
-        if any(x in blocked_pairs and blocked_pairs[x] & set(mb) for x in ma):
+        if blocked_pairs and any(x in blocked_pairs and blocked_pairs[x] & set(mb) for x in ma):
             return "cannot_link"
-        va, vb = values.get(ra, _NO_VALUES), values.get(rb, _NO_VALUES)
         if check_limits:
+            va, vb = values.get(ra, _NO_VALUES), values.get(rb, _NO_VALUES)
             for limited_kind in sorted(limited):  # the first broken kind names the refusal, whatever the hash seed
                 if len(va.get(limited_kind, _NOTHING) | vb.get(limited_kind, _NOTHING)) > active[limited_kind].max_per_person:
                     return f"limit:{limited_kind}"
         big, small = (ra, rb) if len(ma) >= len(mb) else (rb, ra)
         uf.parent[small] = big
-        members_of[big] = ma + mb
+        ma.extend(mb)  # ra's list (or a new one) grown in place: ``ma + mb`` copied both sides each union
+        members_of[big] = ma
         members_of.pop(small, None)
         if moving := values.pop(small, None):
             into = values.setdefault(big, {})
@@ -481,13 +498,13 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     # 4. each component's person is its earliest record
     new_head: dict[str, str] = {}
     for members in members_of.values():
-        head = min(members, key=lambda m: (created_of.get(m, ""), m))
+        head = min(zip(map(created_of.get, members, repeat("")), members))[1]  # earliest (created, id), in C
         for m in members:
             if m != head:
                 new_head[m] = head
     # in id order: each update then finds its row next to the last one's (a third of the CPU of random order)
-    changes = [(new_head.get(m), m) for m in sorted(m for m in old_head.keys() | new_head.keys()
-                                                     if old_head.get(m) != new_head.get(m))]
+    moved = sorted(m for m in old_head.keys() | new_head.keys() if old_head.get(m) != new_head.get(m))
+    changes = [(new_head.get(m), m) for m in moved]
     tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
 
     # 5. the links that explain it, replacing the previous rule links of this scope
@@ -500,7 +517,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     _queue_conflicts(tx, contested, settled, now)
 
     # 6. audit what changed, and let face galleries re-read owners
-    changed = _audit_changes(tx, old_head, new_head, actor, now)
+    changed = _audit_changes(tx, old_head, new_head, moved, actor, now)
     purchases.follow(tx, old_head, new_head)  # segments' per-person purchase facts
     if changed:
         tx.execute("UPDATE gallery_state SET epoch = epoch + 1 WHERE id = 1")
@@ -568,13 +585,15 @@ def _queue_conflicts(tx: Tx, contested: list[_Contest], settled: set[tuple[str, 
                    "VALUES (?, ?, ?, ?, ?, 'open', ?, ?)", (c.kind, c.value, c.reason, sides, floating, now, now))
 
 
-def _audit_changes(tx: Tx, old: dict[str, str], new: dict[str, str], actor: str, now: str) -> set[str]:
+def _audit_changes(tx: Tx, old: dict[str, str], new: dict[str, str], moved: Iterable[str], actor: str,
+                   now: str) -> set[str]:
+    """Audit the ``moved`` records (those whose head differs between ``old`` and ``new``); the persons
+    changed. Only they are walked: every record with a head, old or new, was (a replay moving nobody
+    walked them all for nothing)."""
     merged: dict[str, set[str]] = defaultdict(set)
     split: dict[str, set[str]] = defaultdict(set)
-    for record in set(old) | set(new):
+    for record in moved:
         before, after = old.get(record, record), new.get(record, record)
-        if before == after:
-            continue
         if after != record:
             merged[after].add(before)
         if before != record:
