@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud import clock
 from cloud.arrivals import feedback, visits
 from cloud.cdp import segments
 from cloud.health import sources
@@ -127,7 +128,7 @@ def test_not_this_person_turns_the_visit_into_a_visitor_visit(scene: Scene) -> N
     wang, card = _members_card(scene)
     db = scene.runtime.db
     visited = segments.Condition.of({"visited": {"store": scene.store, "within_days": 30}})
-    day = card.arrival_ts.date()
+    day = card.arrival_ts.astimezone(clock.zone(None)).date()  # the store's local day (the brand's zone), not UTC's
 
     def hours() -> dict:
         with db.transaction() as tx:
