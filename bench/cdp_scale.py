@@ -37,16 +37,15 @@ import json
 import re
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from uuid import uuid4
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.scratch import scratch_database
 from cloud.cdp import oneid, profile, purchases, segments, tags
 from cloud.cdp.imports.canonical import Buyer
 from cloud.cdp.imports.importer import Importer
@@ -269,23 +268,11 @@ def main() -> None:
             db.close()
     elif args.existing:
         result = bench(args.db, args.members, args.stores, args.seed, existing=True)
-    elif args.db and args.db.startswith("postgresql://"):
-        import psycopg
-
-        name = f"instore_bench_{uuid4().hex[:10]}"
-        server = args.db.rstrip("/")
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            result = bench(f"{server}/{name}", args.members, args.stores, args.seed)
-        finally:
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    elif args.db:
+    elif args.db and not args.db.startswith("postgresql://"):  # a SQLite file of the caller's
         result = bench(args.db, args.members, args.stores, args.seed)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            result = bench(str(Path(tmp) / "bench.db"), args.members, args.stores, args.seed)
+    else:  # a database of its own on the PostgreSQL server, or a temporary SQLite file
+        with scratch_database(args.db.rstrip("/") if args.db else None, "cdp_scale") as location:
+            result = bench(location, args.members, args.stores, args.seed)
     print(json.dumps(result, ensure_ascii=False))
 
 

@@ -518,7 +518,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
 
     # 6. audit what changed, and let face galleries re-read owners
     changed = _audit_changes(tx, old_head, new_head, moved, actor, now)
-    purchases.follow(tx, old_head, new_head)  # segments' per-person purchase facts
+    purchases.follow(tx, old_head, new_head, moved)  # segments' per-person purchase facts
     if changed:
         tx.execute("UPDATE gallery_state SET epoch = epoch + 1 WHERE id = 1")
     accepted = sum(1 for o in outcome if o[6] == "active")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 from PySide6.QtCore import QObject, Signal
@@ -27,12 +28,15 @@ from protocol.messages import (
     GuideCard,
     GuideTask,
     GuideTaskDone,
+    Message,
     StaffAction,
     StaffFloor,
     StaffSign,
     new_id,
     now,
 )
+
+M = TypeVar("M", bound=Message)
 
 log = logging.getLogger(__name__)
 
@@ -302,10 +306,7 @@ class CardFeed(QObject):
         self.card_received.emit(card)
 
     def _on_crop(self, msg: mqtt.MQTTMessage) -> None:
-        try:
-            crop = decode(bytes(msg.payload), FaceCrop)
-        except DecodeError as exc:
-            self._reject(msg.topic, "invalid_payload", str(exc))
+        if (crop := self._decoded(msg, FaceCrop)) is None:
             return
         if (crop.brand, crop.store, crop.device) != (self.brand, self.store, msg.topic.rsplit("/", 1)[-1]):
             self._reject(msg.topic, "topic_mismatch", f"crop from {crop.brand}/{crop.store}/{crop.device} on this topic")
@@ -334,10 +335,7 @@ class CardFeed(QObject):
             (self.task_received if isinstance(task, GuideTask) else self.task_done_received).emit(task)
 
     def _on_floor(self, msg: mqtt.MQTTMessage) -> None:
-        try:
-            floor = decode(bytes(msg.payload), StaffFloor)
-        except DecodeError as exc:
-            self._reject(msg.topic, "invalid_payload", str(exc))
+        if (floor := self._decoded(msg, StaffFloor)) is None:
             return
         if (floor.brand, floor.store) != (self.brand, self.store):
             self._reject(msg.topic, "topic_mismatch", f"floor of {floor.brand}/{floor.store} on this store's topic")
@@ -345,10 +343,7 @@ class CardFeed(QObject):
         self.floor_received.emit(floor)
 
     def _on_erase(self, msg: mqtt.MQTTMessage) -> None:
-        try:
-            command = decode(bytes(msg.payload), EraseCommand)
-        except DecodeError as exc:
-            self._reject(msg.topic, "invalid_payload", str(exc))
+        if (command := self._decoded(msg, EraseCommand)) is None:
             return
         if (command.brand, command.store, command.device) != (self.brand, self.store, self._device):
             self._reject(msg.topic, "topic_mismatch", "erase command addressed to another screen")
@@ -356,10 +351,7 @@ class CardFeed(QObject):
         self.erase_received.emit(command)
 
     def _on_enrol(self, msg: mqtt.MQTTMessage) -> None:
-        try:
-            command = decode(bytes(msg.payload), EnrolCommand)
-        except DecodeError as exc:
-            self._reject(msg.topic, "invalid_payload", str(exc))
+        if (command := self._decoded(msg, EnrolCommand)) is None:
             return
         if (command.brand, command.store, command.device) != (self.brand, self.store, self._device):
             self._reject(msg.topic, "topic_mismatch", "enrol command addressed to another screen")
@@ -386,6 +378,14 @@ class CardFeed(QObject):
         ack = CommandAck(command_id=command.command_id, brand=self.brand, store=self.store, device=self._device,
                          name="erase", ok=True, detail=f"dropped {dropped} cards", ts=now())
         transport.publish(self._client, topics.device_command_ack(self.brand, self.store, self._device, "erase"), ack)
+
+    def _decoded(self, msg: mqtt.MQTTMessage, kind: type[M]) -> M | None:
+        """The message as ``kind``, or None once it is rejected as ``invalid_payload`` with the reason."""
+        try:
+            return decode(bytes(msg.payload), kind)
+        except DecodeError as exc:
+            self._reject(msg.topic, "invalid_payload", str(exc))
+            return None
 
     def _reject(self, topic: str, reason: str, detail: str) -> None:
         self.stats.rejected_by_reason[reason] += 1
