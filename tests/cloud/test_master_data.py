@@ -178,3 +178,26 @@ def test_the_features_read_what_was_imported(db: Database) -> None:
     juice = plan["SKU-2001"]
     assert juice.status != "no_stock_data" and juice.stock == 40 + 24 - 51 - 3 and juice.list_price == 18
     assert juice.expires_on == date(2025, 3, 2) and juice.floor_price == 6
+
+
+def test_sign_ins_and_opening_hours_read_the_brands_own_files(db: Database) -> None:
+    """The staff and stores files as a brand sends them (docs/examples): a screen configured with the staff
+    file's names puts the assistant's id on the floor, a name of someone who left (赵敏, 在职 离职) names
+    nobody, and a store closing at 21:30 is closed at 21:40, not at the hour (issue 17)."""
+    from datetime import datetime, timedelta
+
+    from cloud.arrivals import staff
+    from cloud.clock import zone
+    from cloud.health.opening_hours import OpeningHours
+    from protocol.messages import StaffSign, new_id
+
+    _all(db)
+    at = datetime(2025, 3, 1, 10, 5, tzinfo=zone("Asia/Shanghai"))
+    for store, name in (("sh-001", "王芳"), ("hz-002", "赵敏")):
+        assert staff.record(db, StaffSign(sign_id=new_id(), brand="lumiere", store=store, screen="main",
+                                           assistant=name, action="sign_in", ts=at)) == "stored"
+    later = at + timedelta(minutes=10)
+    assert [(f.assistant, f.name) for f in staff.on_floor(db, "sh-001", later) or []] == [("A001", "王芳")]
+    assert [(f.assistant, f.name) for f in staff.on_floor(db, "hz-002", later) or []] == [("赵敏", None)]
+    hours = OpeningHours.parse(db.scalar("SELECT opening_hours FROM stores WHERE id = 'hz-002'"))
+    assert hours.is_open(at.replace(hour=21, minute=20)) and not hours.is_open(at.replace(hour=21, minute=40))
