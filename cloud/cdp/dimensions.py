@@ -578,7 +578,7 @@ def validate(spec: DimSpec) -> DimSpec:
 
 def compile(spec: DimSpec, as_of: datetime, params: list, *, role: purchases.Role = "set") -> str:
     """The dimension's SQL boolean over the person ``p``; ``role``: how a purchase condition is asked
-    (``purchases.holds``)."""
+    (``purchases.holds``; to ``drive``, the SELECT of the persons that pass instead)."""
     dim = CATALOGUE[spec.name]
     if dim.group == "purchase":
         return dim.compile(spec, as_of, params, dim, role=role)

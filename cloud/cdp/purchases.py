@@ -289,8 +289,8 @@ def _bounded(column: str, lo: int | None, hi: int | None, where: list[str], args
 Test = Callable[[str, list], str]
 _LINE_PERSON = "COALESCE(m.merged_into, m.id)"
 #: how a condition is asked (``holds``): ``set``, the persons that pass, gathered once; ``drive``, the
-#: same set as one ``IN`` list an engine can start its scan of persons from; ``probe``, each person
-#: that reaches the condition looked up alone
+#: same persons as one ``SELECT`` of their ids (column ``id``), which ``segments`` starts the AND from;
+#: ``probe``, each person that reaches the condition looked up alone
 Role = Literal["set", "drive", "probe"]
 #: the measures a probe sums: a person without rows has 0, as absence from the set says
 PROBED = frozenset({"qty", "amount", "orders", "refunds"})
@@ -299,7 +299,8 @@ PROBED = frozenset({"qty", "amount", "orders", "refunds"})
 def holds(measure: Measure, scope: str | None, value: str | None, start: int | None, end: int | None, test: Test,
           params: list, *, role: Role = "set") -> str:
     """SQL true for the person ``p`` whose measure over its lines in scope (``value`` of the ``scope``
-    column) with ``start <= ts < end`` (epoch seconds, either open) passes ``test``.
+    column) with ``start <= ts < end`` (epoch seconds, either open) passes ``test`` (to ``drive``: the
+    SELECT of those persons' ids, column ``id``).
 
     Whole days come from the person facts. A window that starts or ends inside a day (every "last N
     days" does) also needs that day's lines; only the few persons with such lines are summed again
@@ -321,13 +322,15 @@ def holds(measure: Measure, scope: str | None, value: str | None, start: int | N
         params.extend([] if column is None else [value])
         _bounded("l.ts", lo, hi, where, params)
         v = f", {LINE_AGG[measure]} AS v" if measured else ""
-        return (f"SELECT {_LINE_PERSON} AS person{v} FROM order_lines l JOIN members m ON m.id = l.member_id "
+        return (f"SELECT {_LINE_PERSON} AS id{v} FROM order_lines l JOIN members m ON m.id = l.member_id "
                 f"WHERE {' AND '.join(where) or '1 = 1'} GROUP BY {_LINE_PERSON}")
+
+    def passing(persons: str) -> str:  # the condition, from the SELECT of the persons that pass
+        return persons if role == "drive" else f"p.id IN ({persons})"
 
     first, last = _days(start, end)
     if scope == "sku" or (first is not None and last is not None and last <= first):  # the lines alone
-        sql = from_lines(start, end, False)
-        return f"p.id IN ({sql} HAVING {test(LINE_AGG[measure], params)})"
+        return passing(f"{from_lines(start, end, False)} HAVING {test(LINE_AGG[measure], params)}")
     edges = [(start, day_start(first))] if first is not None and start is not None and start < day_start(first) else []
     if last is not None and end is not None and end > day_start(last):
         edges.append((day_start(last), end))
@@ -347,10 +350,10 @@ def holds(measure: Measure, scope: str | None, value: str | None, start: int | N
         return f"FROM person_purchase_days f WHERE {' AND '.join(where)}"
 
     def resummed() -> str:  # the edge persons' verdict from their facts and their edge days' lines
-        parts = [f"SELECT f.person_id AS person, {FACT_AGG[measure]} AS v "
+        parts = [f"SELECT f.person_id AS id, {FACT_AGG[measure]} AS v "
                  f"{facts('IN')} GROUP BY f.person_id"]
         parts += [from_lines(lo, hi, True) for lo, hi in edges]
-        return (f"SELECT x.person FROM ({' UNION ALL '.join(parts)}) x GROUP BY x.person "
+        return (f"SELECT x.id FROM ({' UNION ALL '.join(parts)}) x GROUP BY x.id "
                 f"HAVING {test(f'{COMBINE[measure]}(x.v)', params)}")
 
     if role == "probe" and measure in PROBED:
@@ -359,10 +362,10 @@ def holds(measure: Measure, scope: str | None, value: str | None, start: int | N
         looked_up = test(f"COALESCE((SELECT {FACT_AGG[measure]} {facts('= p.id')}), 0)", params)
         return f"(CASE WHEN {guard} THEN {known} ELSE {looked_up} END)" if edges else f"({looked_up})"
     if role == "drive" and edges:
-        decided = (f"SELECT f.person_id {facts('NOT IN')} GROUP BY f.person_id "
+        decided = (f"SELECT f.person_id AS id {facts('NOT IN')} GROUP BY f.person_id "
                    f"HAVING {test(FACT_AGG[measure], params)}")
-        return f"p.id IN ({decided} UNION ALL {resummed()})"
-    verdict = f"p.id IN (SELECT f.person_id {facts()} GROUP BY f.person_id HAVING {test(FACT_AGG[measure], params)})"
+        return f"{decided} UNION ALL {resummed()}"
+    verdict = passing(f"SELECT f.person_id AS id {facts()} GROUP BY f.person_id HAVING {test(FACT_AGG[measure], params)}")
     if not edges:
         return verdict
     return f"(({verdict} AND p.id NOT IN ({edge_persons()})) OR p.id IN ({resummed()}))"

@@ -231,14 +231,28 @@ def _roles(children: Sequence[object]) -> dict[int, purchases.Role]:
     return {i: "drive" if i == drivers[0][1] else "probe" for i in summed}
 
 
+def _driven(children: Sequence[object], roles: dict[int, purchases.Role], now: int, params: list) -> str:
+    """An AND's driver and probes (``_roles``) as one ``IN``: the driver's persons, named ``p`` inside
+    it, so each probe (a test of ``p.id``) is asked of the persons the driver lists and of no one else,
+    however the engine joins the rest. As separate conditions of the outer ``p`` the probes went
+    wherever ``members`` was read: PostgreSQL at 1M persons estimated the driver's ``UNION ALL`` at 200
+    rows, scanned every head and ran each probe 1.0M times for the driver's 89,808 persons (9.6 s)."""
+    (drive,) = (i for i, role in roles.items() if role == "drive")
+    persons = _compile(children[drive], now, params, role="drive")
+    probes = [_compile(children[i], now, params, role="probe") for i in sorted(roles) if roles[i] == "probe"]
+    tested = f" WHERE {' AND '.join(probes)}" if probes else ""
+    return f"p.id IN (SELECT p.id FROM ({persons}) p{tested})"
+
+
 def _compile(node: object, now: int, params: list, *, role: purchases.Role = "set") -> str:
     """A boolean SQL expression over the person ``p`` (and its stats ``s``); params appended in order;
     ``role``: how a purchase condition is asked (``_roles``)."""
     node = _unwrap(node)
     if isinstance(node, And):
         roles = _roles(node.and_)
-        return "(" + " AND ".join(_compile(c, now, params, role=roles.get(i, "set"))
-                                  for i, c in enumerate(node.and_)) + ")"
+        parts = [_driven(node.and_, roles, now, params)] if roles else []
+        parts += [_compile(c, now, params) for i, c in enumerate(node.and_) if i not in roles]
+        return "(" + " AND ".join(parts) + ")"
     if isinstance(node, Or):
         return "(" + " OR ".join(_compile(c, now, params) for c in node.or_) + ")"
     if isinstance(node, Not):
