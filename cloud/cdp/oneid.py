@@ -533,8 +533,8 @@ def _move_heads(tx: Tx, changes: list[tuple[str | None, str]]) -> None:
 
     SQLite: one prepared update per record, in id order, so each finds its row next to the last
     one's (a third of the CPU of random order; h15r). PostgreSQL: one ``UPDATE ... FROM`` the pairs
-    as arrays (``Tx.values``), joined by hash: a first rebuild's one statement per record was
-    ~1/10 of its wall at 250k (169,933 updates, 23.2 s against 7.8 s, load 5)."""
+    as arrays (``Tx.values``), joined by hash: one statement per record was a fifth of a first
+    rebuild's wall at 250k (169,933 updates: 23.2, 23.9 s against 10.4, 12.5 s, load 4-5)."""
     if tx.dialect is not POSTGRES:
         tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
         return
