@@ -114,16 +114,14 @@ _ADD = ("DO UPDATE SET qty = {t}.qty + excluded.qty, amount = {t}.amount + exclu
         "THEN excluded.last_ts ELSE {t}.last_ts END")
 
 
-def _person_summing(where: str, *, ordered: bool = False) -> str:
+def _person_summing(where: str) -> str:
     """INSERT of the person facts summed from the record facts ``where`` selects (added to the rows
-    already there, so the records of one person may come in several statements); ``ordered``: in
-    key order, whatever the grouping's plan."""
+    already there, so the records of one person may come in several statements)."""
     return (f"INSERT INTO person_purchase_days ({_PERSON_COLUMNS}) SELECT COALESCE(m.merged_into, f.member_id), "
             "f.scope, f.value, f.day, SUM(f.qty), SUM(f.amount), SUM(f.orders), SUM(f.refunds), MIN(f.first_ts), "
             f"MAX(f.last_ts) FROM purchase_days f LEFT JOIN members m ON m.id = f.member_id WHERE {where} "
             "GROUP BY COALESCE(m.merged_into, f.member_id), f.scope, f.value, f.day "
-            + ("ORDER BY 1, 2, 3, 4 " if ordered else "")
-            + "ON CONFLICT (person_id, scope, value, day) " + _ADD.format(t="person_purchase_days"))
+            "ON CONFLICT (person_id, scope, value, day) " + _ADD.format(t="person_purchase_days"))
 
 
 #: every person's facts from every record's, in one statement: the migration's fill
@@ -149,15 +147,12 @@ def restate(tx: Tx, persons: Iterable[str]) -> None:
 
 def _add_to_persons(tx: Tx, records: Sequence[str]) -> None:
     """Add these records' facts to the facts of the persons they belong to now, in one statement: its
-    rows reach the upsert in key order, so it walks the person facts' index once (in statements of a
-    few hundred records, each wrote all over it: at 1M persons a first rebuild's 679k moved records
-    took 237 s). SQLite's grouping sorts by the key anyway; PostgreSQL's hashes (a first rebuild's
-    grouping is too large to estimate as small), so there the order is asked for: in hash order each
-    row dirtied a random page of the primary key (50k: 54k pages dirtied and 51k written back for
-    105k rows, 21k each in key order)."""
+    grouping hands the rows to the upsert in key order, so it walks the person facts' index once
+    (in statements of a few hundred records, each wrote all over it: at 1M persons a first rebuild's
+    679k moved records took 237 s)."""
     if records:
         test, args = _all_of(tx, records)
-        tx.execute(_person_summing(f"f.member_id {test}", ordered=tx.dialect is not SQLITE), args)
+        tx.execute(_person_summing(f"f.member_id {test}"), args)
 
 
 def _all_of(tx: Tx, ids: Sequence[str]) -> tuple[str, tuple]:
