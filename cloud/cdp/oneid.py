@@ -502,10 +502,9 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         for m in members:
             if m != head:
                 new_head[m] = head
-    # in id order: each update then finds its row next to the last one's (a third of the CPU of random order)
     moved = sorted(m for m in old_head.keys() | new_head.keys() if old_head.get(m) != new_head.get(m))
     changes = [(new_head.get(m), m) for m in moved]
-    tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
+    _move_heads(tx, changes)
 
     # 5. the links that explain it, replacing the previous rule links of this scope
     now = _now()
@@ -527,6 +526,20 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         links=accepted, rejected=len(outcome) - accepted, changed_persons=changed, moved=len(changes),
         seconds=time.perf_counter() - started,
     )
+
+
+def _move_heads(tx: Tx, changes: list[tuple[str | None, str]]) -> None:
+    """Point each record at its new head (``(head or None, record)`` pairs, in record id order).
+
+    SQLite: one prepared update per record, in id order, so each finds its row next to the last
+    one's (a third of the CPU of random order; h15r). PostgreSQL: one ``UPDATE ... FROM`` the pairs
+    as arrays (``Tx.values``), joined by hash: one statement per record was a fifth of a first
+    rebuild's wall at 250k (169,933 updates: 23.2, 23.9 s against 10.4, 12.5 s, load 4-5)."""
+    if tx.dialect is not POSTGRES:
+        tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
+        return
+    for relation, params in tx.values(changes, ("text", "text")):
+        tx.execute(f"UPDATE members m SET merged_into = v.column1 FROM {relation} WHERE m.id = v.column2", params)
 
 
 _LINK = ("a", "b", "kind", "value", "rule", "priority", "status", "reason")
