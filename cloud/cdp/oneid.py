@@ -38,7 +38,7 @@ from uuid import uuid4
 
 from cloud.cdp import purchases
 from cloud.db import Database, Tx
-from cloud.db.database import POSTGRES
+from cloud.db.database import POSTGRES, SQLITE
 from cloud.errors import CodedError
 
 _ONEID_LOCK = 0x1D5C1
@@ -505,7 +505,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     # in id order: each update then finds its row next to the last one's (a third of the CPU of random order)
     moved = sorted(m for m in old_head.keys() | new_head.keys() if old_head.get(m) != new_head.get(m))
     changes = [(new_head.get(m), m) for m in moved]
-    tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
+    _set_heads(tx, changes)
 
     # 5. the links that explain it, replacing the previous rule links of this scope
     now = _now()
@@ -527,6 +527,18 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         links=accepted, rejected=len(outcome) - accepted, changed_persons=changed, moved=len(changes),
         seconds=time.perf_counter() - started,
     )
+
+
+def _set_heads(tx: Tx, changes: list[tuple[str | None, str]]) -> None:
+    """``members.merged_into`` of each ``(head, record)``. On SQLite one ``UPDATE ... FROM`` over the
+    pairs as one JSON array (``json_each``, in the list's order): a first rebuild moves a third of
+    the records, and the ``executemany`` of one statement per record spent about as long in Python's
+    per-row binding as in SQLite (250k: 1.9-2.0 s CPU against 1.4-1.8 s). PostgreSQL keeps it."""
+    if tx.dialect is SQLITE and changes:
+        tx.execute("UPDATE members SET merged_into = j.value ->> 0 FROM json_each(?) j WHERE members.id = j.value ->> 1",
+                   (json.dumps(changes),))
+    else:
+        tx.executemany("UPDATE members SET merged_into = ? WHERE id = ?", changes)
 
 
 _LINK = ("a", "b", "kind", "value", "rule", "priority", "status", "reason")
