@@ -27,6 +27,7 @@ per-SKU summary would be as large as the lines.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta, timezone
 from typing import Literal
@@ -159,12 +160,14 @@ def _all_of(tx: Tx, ids: Sequence[str]) -> tuple[str, tuple]:
     """A membership test over every one of ``ids`` (at least one) in one statement: PostgreSQL's is
     ``Tx.among``'s one array parameter; on SQLite, where ``among`` cuts a list into ``IN`` lists of
     500, the ids go to a temporary table (the previous call's ids are dropped, so use one test at a
-    time)."""
+    time). They go in as one JSON array unpacked by ``json_each`` in one statement: an ``executemany``
+    of one row per id cost 4 us of Python an id (0.7 s CPU for a 250k first rebuild's 170k moved
+    records, filled twice; 0.17 s so)."""
     if tx.dialect is not SQLITE:
         return next(tx.among(ids))
     tx.execute("CREATE TEMP TABLE IF NOT EXISTS purchases_ids (id TEXT PRIMARY KEY)")
     tx.execute("DELETE FROM purchases_ids")
-    tx.executemany("INSERT OR IGNORE INTO purchases_ids (id) VALUES (?)", [(i,) for i in ids])
+    tx.execute("INSERT OR IGNORE INTO purchases_ids (id) SELECT value FROM json_each(?)", (json.dumps(list(ids)),))
     return "IN (SELECT id FROM purchases_ids)", ()
 
 
