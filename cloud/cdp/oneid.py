@@ -38,7 +38,7 @@ from uuid import uuid4
 
 from cloud.cdp import purchases
 from cloud.db import Database, Tx
-from cloud.db.database import POSTGRES, SQLITE
+from cloud.db.database import POSTGRES
 from cloud.errors import CodedError
 
 _ONEID_LOCK = 0x1D5C1
@@ -532,18 +532,12 @@ def _move_heads(tx: Tx, changes: list[tuple[str | None, str]]) -> None:
     """Point each record at its new head (``(head or None, record)`` pairs, in record id order), in
     one statement: a first rebuild moves a third of the records, and one statement per record cost
     PostgreSQL a round trip each (a fifth of the rebuild's wall at 250k: 169,933 updates 23.2, 23.9 s
-    against 10.4, 12.5 s as one ``UPDATE ... FROM`` the pairs as arrays, ``Tx.values``; h15w) and
-    SQLite as much in Python's per-row binding as in its own work (1.9-2.0 s CPU against 1.4-1.8 s
-    as one ``UPDATE ... FROM json_each``, the pairs one JSON array in id order, so each row is found
-    next to the last one's; h15s)."""
-    if not changes:
-        return
-    if tx.dialect is SQLITE:
-        tx.execute("UPDATE members SET merged_into = j.value ->> 0 FROM json_each(?) j WHERE members.id = j.value ->> 1",
-                   (json.dumps(changes),))
-        return
+    against 10.4, 12.5 s as one ``UPDATE ... FROM`` the pairs as arrays; h15w) and SQLite as much in
+    Python's per-row binding as in its own work (1.9-2.0 s CPU against 1.4-1.8 s as one ``UPDATE ...
+    FROM`` the pairs as one JSON array, in id order, so each row is found next to the last one's;
+    h15s). Both are ``Tx.values``."""
     for relation, params in tx.values(changes, ("text", "text")):
-        tx.execute(f"UPDATE members m SET merged_into = v.column1 FROM {relation} WHERE m.id = v.column2", params)
+        tx.execute(f"UPDATE members AS m SET merged_into = v.column1 FROM {relation} WHERE m.id = v.column2", params)
 
 
 _LINK = ("a", "b", "kind", "value", "rule", "priority", "status", "reason")

@@ -27,8 +27,8 @@ per-SKU summary would be as large as the lines.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta, timezone
 from typing import Literal
 
@@ -136,10 +136,11 @@ def restate(tx: Tx, persons: Iterable[str]) -> None:
     if not persons:
         return
     wanted = set(persons)
-    test, args = _all_of(tx, persons)
-    tx.execute(f"DELETE FROM person_purchase_days WHERE person_id {test}", args)
-    merged = dict(tx.rows(f"SELECT id, merged_into FROM members WHERE id {test} AND merged_into IS NOT NULL", args))
-    records = [r[0] for r in tx.rows(f"SELECT id FROM members WHERE merged_into {test}", args)]
+    with _all_of(tx, persons) as (test, args):
+        tx.execute(f"DELETE FROM person_purchase_days WHERE person_id {test}", args)
+        merged = dict(tx.rows(f"SELECT id, merged_into FROM members WHERE id {test} AND merged_into IS NOT NULL",
+                              args))
+        records = [r[0] for r in tx.rows(f"SELECT id FROM members WHERE merged_into {test}", args)]
     # a listed id that is itself merged into someone else is not its own person any more; one merged
     # into a listed person is found by both reads above, and must be summed once
     records += [p for p in persons if merged.get(p, p) in wanted]
@@ -152,23 +153,28 @@ def _add_to_persons(tx: Tx, records: Sequence[str]) -> None:
     (in statements of a few hundred records, each wrote all over it: at 1M persons a first rebuild's
     679k moved records took 237 s)."""
     if records:
-        test, args = _all_of(tx, records)
-        tx.execute(_person_summing(f"f.member_id {test}"), args)
+        with _all_of(tx, records) as (test, args):
+            tx.execute(_person_summing(f"f.member_id {test}"), args)
 
 
-def _all_of(tx: Tx, ids: Sequence[str]) -> tuple[str, tuple]:
-    """A membership test over every one of ``ids`` (at least one) in one statement: PostgreSQL's is
-    ``Tx.among``'s one array parameter; on SQLite, where ``among`` cuts a list into ``IN`` lists of
-    500, the ids go to a temporary table (the previous call's ids are dropped, so use one test at a
-    time). They go in as one JSON array unpacked by ``json_each`` in one statement: an ``executemany``
-    of one row per id cost 4 us of Python an id (0.7 s CPU for a 250k first rebuild's 170k moved
-    records, filled twice; 0.17 s so)."""
+@contextmanager
+def _all_of(tx: Tx, ids: Sequence[str]) -> Iterator[tuple[str, tuple]]:
+    """A membership test over every one of ``ids`` (at least one) in one statement, for the ``with``
+    block: PostgreSQL's is ``Tx.among``'s one array parameter. On SQLite, where ``among`` cuts a list
+    into ``IN`` lists of 500, the ids go to a temporary table with a primary key (one statement,
+    ``Tx.values``; an ``executemany`` of one row per id cost 4 us of Python an id, 0.7 s CPU for a
+    250k first rebuild's 170k moved records, filled twice), emptied when the block ends: one test
+    at a time."""
     if tx.dialect is not SQLITE:
-        return next(tx.among(ids))
+        yield next(tx.among(ids))
+        return
     tx.execute("CREATE TEMP TABLE IF NOT EXISTS purchases_ids (id TEXT PRIMARY KEY)")
-    tx.execute("DELETE FROM purchases_ids")
-    tx.execute("INSERT OR IGNORE INTO purchases_ids (id) SELECT value FROM json_each(?)", (json.dumps(list(ids)),))
-    return "IN (SELECT id FROM purchases_ids)", ()
+    for relation, params in tx.values([(i,) for i in ids], ("text",)):
+        tx.execute(f"INSERT OR IGNORE INTO purchases_ids (id) SELECT column1 FROM {relation}", params)
+    try:
+        yield "IN (SELECT id FROM purchases_ids)", ()
+    finally:
+        tx.execute("DELETE FROM purchases_ids")
 
 
 def follow(tx: Tx, old: Mapping[str, str], new: Mapping[str, str], moved: Sequence[str]) -> None:
