@@ -153,6 +153,17 @@ def test_command_prints_the_fragment_or_writes_it(tmp_path):
     assert f"include '{out}'" in written.output
 
 
+def test_runs_without_the_cloud_packages():
+    """A database machine may have only the base install: the command imports no role's stack."""
+    from tests.provisioning.test_cli import OTHER_ROLES, probe
+
+    report, result = probe("provision", "database-config", "--memory", "24GiB", "--cores", "2",
+                           block=("sqlite_utils", "psycopg", "psycopg_pool", "fastapi", "cv2", "onnxruntime"))
+    assert report["code"] == 0, result.stderr
+    assert "shared_buffers" in result.stdout
+    assert not OTHER_ROLES & set(report["modules"])
+
+
 def test_defaults_are_this_machines():
     spec = machine()
     assert spec.memory >= 1 * GB and spec.cores >= 1 and spec.storage == "ssd"
