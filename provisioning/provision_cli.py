@@ -300,3 +300,28 @@ def pack_verify(
     with _refusals():
         files = verify_signed_pack(folder, load_public_key(key))
     typer.echo(f"{folder}: signature valid, {len(files)} files intact")
+
+
+@app.command("database-config")
+def database_config(
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="RAM the PostgreSQL server may count on, e.g. 24GiB or 512MB "
+                                 "(1024-based; default: this machine's)")
+    ] = None,
+    cores: Annotated[int | None, typer.Option("--cores", help="CPU cores it may use (default: this machine's)")] = None,
+    storage: Annotated[str, typer.Option("--storage", help="what its data directory is on: ssd | hdd")] = "ssd",
+    processes: Annotated[
+        int, typer.Option("--processes", help="CDP processes (instore cloud serve) sharing the database; sizes max_connections")
+    ] = 4,
+    out: Annotated[Path | None, typer.Option("--out", help="write the fragment to this file (default: print it)")] = None,
+) -> None:
+    """The postgresql.conf settings the CDP recommends for a machine, each with its reason (an include-able fragment)."""
+    from provisioning.database_config import DatabaseConfigError, fragment, machine, write
+
+    with _refusals(DatabaseConfigError):
+        spec = machine(memory, cores, storage, processes)
+        if out is None:
+            typer.echo(fragment(spec), nl=False)
+            return
+        path = write(spec, out)
+    typer.echo(f"{path}: include it at the end of postgresql.conf (include '{path.resolve()}') and restart PostgreSQL")
