@@ -1,4 +1,5 @@
-"""The engine-neutral database handle: ``Tx.among``'s membership tests on both engines."""
+"""The engine-neutral database handle: ``Tx.among``'s membership tests and ``Tx.values``' relations on
+both engines."""
 
 from __future__ import annotations
 
@@ -25,3 +26,27 @@ def test_among_finds_exactly_the_listed_values_however_many_and_however_often(db
                       for test, params in tx.among(["s-0001", "s-0003", "nope"]))
     assert deleted == 2
     assert db.scalar("SELECT COUNT(*) FROM stores WHERE id IN ('s-0001', 's-0003')") == 0
+
+
+def test_values_is_one_statement_that_gives_back_every_row_as_written(db: Database) -> None:
+    """Rows of text (quotes, CJK, a JSON-looking string), integers past 2^53, reals, NULLs and
+    booleans (stored as 0/1) come back as given, in one statement however many rows (SQLite's JSON
+    array keeps each value's type); an ``UPDATE ... FROM`` the relation and no rows at all work too."""
+    rows = [(f"s-{n:04d}", "上海 'quoted' \"x\"" if n % 3 else '["not", "json"]', 2**53 + n, n / 7,
+             None if n % 2 else n, n % 4 == 0) for n in range(1200)]
+    types = ("text", "text", "bigint", "double precision", "bigint", "bigint")
+    with db.transaction() as tx:
+        relations = list(tx.values(rows, types))
+        assert len(relations) == 1
+        (relation, params), = relations
+        back = tx.rows(f"SELECT column1, column2, column3, column4, column5, column6 FROM {relation} "
+                       "ORDER BY column1", params)
+        assert [tuple(r) for r in back] == [(a, b, c, d, e, int(f)) for a, b, c, d, e, f in rows]
+        tx.copy("stores", ("id", "brand", "name", "city", "created", "timezone"),
+                [(r[0], "b", "old", "上海", "2026-01-01T00:00:00+00:00", "Asia/Shanghai") for r in rows[:5]])
+        for relation, params in tx.values([(f"s-{n:04d}", f"店 {n}") for n in (1, 3, 9999)], ("text", "text")):
+            assert tx.execute(f"UPDATE stores AS s SET name = v.column2 FROM {relation} WHERE s.id = v.column1",
+                              params) == 2
+        assert list(tx.values([], types)) == []
+    assert dict(db.rows("SELECT id, name FROM stores ORDER BY id")) == {
+        "s-0000": "old", "s-0001": "店 1", "s-0002": "old", "s-0003": "店 3", "s-0004": "old"}
