@@ -209,10 +209,10 @@ def recommend(m: Machine) -> list[Setting]:
         setting("wal_compression", "lz4",
                 "compress the full-page images that fill a bulk rewrite's WAL after each checkpoint; "
                 "lz4 costs little CPU (PostgreSQL 15 built --with-lz4, as Debian's and PGDG's are)"),
-        setting("random_page_cost", "1.1" if ssd else "4",
-                "an SSD reads a random page about as fast as the next one, so index probes are chosen "
-                "where they pay" if ssd else
-                "a random read on a disk costs about four sequential ones (PostgreSQL's default)"),
+        setting("random_page_cost", "4",
+                "PostgreSQL's default, on SSD too (the usual SSD advice is 1.1): measured, 1.1 made a first "
+                "OneID rebuild's person-facts step 40% slower (250k persons: 14-15 s against 10 s) and "
+                "segment counts no faster at 1M (docs/PERFORMANCE.md)"),
         setting("effective_io_concurrency", "200" if ssd else "2",
                 "an SSD serves many reads at once: bitmap heap scans prefetch this many pages" if ssd else
                 "a disk serves few reads at once: bitmap heap scans prefetch only a couple of pages"),
