@@ -160,14 +160,19 @@ def _granted(db_location: str, points: int) -> str:
 
 def race(db_location: str, workers: list[Callable[[Database], None]]) -> None:
     """Each worker in its own thread and its own connection (processes would be the same), all
-    released at once; returns when every one is done (shared by tests/cloud/test_coupons.py)."""
+    released at once; returns when every one is done (shared by tests/cloud/test_coupons.py). A
+    worker that raised fails the race: a thread's exception is otherwise only a pytest warning, and
+    a deadlock the product let through (a till's redeem on PostgreSQL did) passed unseen."""
     barrier = threading.Barrier(len(workers))
+    raised: list[BaseException] = []
 
     def run(work: Callable[[Database], None]) -> None:
         own = open_cdp(db_location, sample_catalogue=False)
         try:
             barrier.wait()
             work(own)
+        except BaseException as exc:
+            raised.append(exc)
         finally:
             own.close()
 
@@ -176,6 +181,7 @@ def race(db_location: str, workers: list[Callable[[Database], None]]) -> None:
         t.start()
     for t in threads:
         t.join()
+    assert not raised, [repr(e) for e in raised]
 
 
 def test_two_tills_cannot_double_spend(db_location: str) -> None:
