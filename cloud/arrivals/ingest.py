@@ -28,7 +28,7 @@ from cloud.arrivals import feedback, fusion, joining, metrics, staff, till, visi
 from cloud.arrivals.cards import CardBuilder, Door
 from cloud.arrivals.visits import Visit
 from cloud.cdp import members
-from cloud.db import TRANSIENT_ERRORS, Database
+from cloud.db import Database, retrying
 from cloud.faces import learning
 from cloud.faces.enrolment import Enroller
 from cloud.faces.matching import Match, Matcher
@@ -218,16 +218,12 @@ class EventProcessor:
         """Route one message, again after a transient database error (a deadlock between two ingest
         processes' arrival transactions, a dropped connection): the worker acknowledges the message
         after this, so giving up at once would lose it."""
-        for attempt in range(ROUTE_ATTEMPTS):
-            try:
-                return self.route(topic, payload)
-            except TRANSIENT_ERRORS as exc:
-                if attempt == ROUTE_ATTEMPTS - 1:
-                    raise
-                self.counters.add("retries")
-                log.warning("message on %s met a transient database error, again: %s", topic, exc)
-                time.sleep(0.05 * 2 ** attempt)
-        return None  # not reached: the last attempt returned or raised
+
+        def again(exc: Exception) -> None:
+            self.counters.add("retries")
+            log.warning("message on %s met a transient database error, again: %s", topic, exc)
+
+        return retrying(lambda: self.route(topic, payload), attempts=ROUTE_ATTEMPTS, pause=0.05, on_retry=again)
 
     @property
     def batches(self) -> bool:

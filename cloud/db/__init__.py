@@ -6,8 +6,8 @@ text from values. This package imports no feature: each feature declares its tab
 the versioned migrations before anyone reads (``cloud.runtime.open_cdp`` passes every feature's).
 """
 
-from cloud.db.database import TRANSIENT_ERRORS, Database, Tx
+from cloud.db.database import TRANSIENT_ERRORS, Database, Tx, retrying
 from cloud.db.migrations import Migration, Schema, open_database
 from cloud.db.reads import Gather, Read
 
-__all__ = ["TRANSIENT_ERRORS", "Database", "Gather", "Migration", "Read", "Schema", "Tx", "open_database"]
+__all__ = ["TRANSIENT_ERRORS", "Database", "Gather", "Migration", "Read", "Schema", "Tx", "open_database", "retrying"]

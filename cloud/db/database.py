@@ -19,11 +19,12 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -207,6 +208,25 @@ except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite works 
     psycopg = None  # type: ignore[assignment]
     _INTEGRITY_ERRORS = (sqlite3.IntegrityError,)
     TRANSIENT_ERRORS = (sqlite3.OperationalError,)
+
+
+_T = TypeVar("_T")
+
+
+def retrying(work: Callable[[], _T], *, attempts: int, pause: float,
+             on_retry: Callable[[Exception], None] | None = None) -> _T:
+    """``work()``, run again after a ``TRANSIENT_ERRORS`` error (the engine undid it: a deadlock, a
+    serialization failure, a dropped connection, a locked file), ``attempts`` tries in all with
+    ``pause``, 2 x ``pause``... seconds between them; the last try's error is raised. ``work`` must
+    be a whole unit (its own transaction): one inside a caller's transaction was undone with it."""
+    for attempt in range(attempts - 1):
+        try:
+            return work()
+        except TRANSIENT_ERRORS as exc:
+            if on_retry is not None:
+                on_retry(exc)
+            time.sleep(pause * 2 ** attempt)
+    return work()
 
 
 class Database:

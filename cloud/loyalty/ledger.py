@@ -24,13 +24,12 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloud.clock import iso, utcnow
-from cloud.db import TRANSIENT_ERRORS, Database, Tx
+from cloud.db import TRANSIENT_ERRORS, Database, Tx, retrying
 from cloud.db.database import POSTGRES, IntegrityError
 from cloud.errors import Conflict, Invalid, NotFound
 from cloud.loyalty import tiers
@@ -230,16 +229,12 @@ def _posting(db: Database, *, pool: str, kind: str, source: str, source_id: str,
                               detail=dict(detail or {}))
         if moved is not None:
             return moved
-    for attempt in range(POST_ATTEMPTS):
-        try:
-            with db.transaction() as tx:
-                return _post(tx, pool=pool, kind=kind, source=source, source_id=source_id, person=person,
-                             points=points, store=store, channel=channel, at=at, detail=detail, expect=expect)
-        except TRANSIENT_ERRORS:
-            if attempt == POST_ATTEMPTS - 1:
-                raise
-            time.sleep(0.02 * 2 ** attempt)
-    raise AssertionError("not reached: the last attempt returned or raised")  # pragma: no cover
+    def step_by_step() -> Movement:
+        with db.transaction() as tx:
+            return _post(tx, pool=pool, kind=kind, source=source, source_id=source_id, person=person, points=points,
+                         store=store, channel=channel, at=at, detail=detail, expect=expect)
+
+    return retrying(step_by_step, attempts=POST_ATTEMPTS, pause=0.02)
 
 
 #: ``_post_at_once``'s one statement: constant, so built once at import, not on every posting.
