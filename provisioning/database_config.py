@@ -221,8 +221,9 @@ def recommend(m: Machine) -> list[Setting]:
         setting("max_parallel_workers", str(m.cores),
                 f"parallel workers running at once across all queries: one per core ({m.cores})"),
         setting("max_parallel_workers_per_gather", str(per_query),
-                f"half the {m.cores} cores, at most 4, for one query (a segment count), leaving the rest to "
-                "the API and ingest" + ("; none on one core" if per_query == 0 else "")),
+                f"half the {m.cores} cores, at most 4, for one query, leaving the rest to the API and ingest; "
+                "the CDP also splits a segment count or portrait driven by its buyers into this many shares "
+                "and one, asked at once" + ("; none on one core" if per_query == 0 else "")),
         setting("max_parallel_maintenance_workers", str(per_query),
                 "half the cores, at most 4, for one CREATE INDEX after a bulk copy"
                 + ("; none on one core" if per_query == 0 else "")),

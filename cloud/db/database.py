@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,6 +278,15 @@ class Database:
         with self.transaction() as tx:
             return tx.execute(sql, params)
 
+    def parallelism(self) -> int:
+        """How many connections one question may keep busy at once (``rows_at_once``): one on SQLite,
+        whose single connection runs one statement at a time."""
+        return 1
+
+    def rows_at_once(self, statements: Sequence[tuple[str, Params]]) -> list[list[tuple]]:
+        """Each read-only statement's rows, in order: here one after another."""
+        return [self.rows(sql, params) for sql, params in statements]
+
     def autocommit(self, sql: str, params: Params = ()) -> list[tuple] | None:  # pragma: no cover - abstract
         """One statement committed on its own, without BEGIN and COMMIT (on PostgreSQL one round trip
         instead of three); its rows. None, running nothing, when this thread is inside a transaction
@@ -343,6 +353,7 @@ class PostgresDatabase(Database):
                                                  configure=_configure_session)
         self._pool.open(wait=True, timeout=10)
         self._local = threading.local()
+        self._parallelism: int | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -362,6 +373,27 @@ class PostgresDatabase(Database):
     def grouped(self) -> Iterator[None]:
         with self.transaction():
             yield
+
+    def parallelism(self) -> int:
+        """The server's own per-query parallelism, ``max_parallel_workers_per_gather`` workers and the
+        leader (``instore provision database-config`` sets it to half the cores), read once, within
+        the pool's size; one inside a transaction, whose statements share its one connection. The
+        server's parallel query cannot run the segments' per-person probes itself (PostgreSQL 15
+        keeps a correlated subquery in the leader), so ``segments`` splits such a question into this
+        many shares and asks them at once (``rows_at_once``)."""
+        if getattr(self._local, "tx", None) is not None:
+            return 1
+        if self._parallelism is None:
+            self._parallelism = 1 + int(self.scalar("SHOW max_parallel_workers_per_gather"))
+        return max(1, min(self._parallelism, self._pool.max_size))
+
+    def rows_at_once(self, statements: Sequence[tuple[str, Params]]) -> list[list[tuple]]:
+        """Each read-only statement's rows, in order, every statement on its own pooled connection at
+        the same time (each in its own snapshot); inside a transaction, one after another in it."""
+        if len(statements) < 2 or getattr(self._local, "tx", None) is not None:
+            return super().rows_at_once(statements)
+        with ThreadPoolExecutor(max_workers=len(statements), thread_name_prefix="rows-at-once") as pool:
+            return list(pool.map(lambda statement: self.rows(*statement), statements))
 
     def autocommit(self, sql: str, params: Params = ()) -> list[tuple] | None:
         if getattr(self._local, "tx", None) is not None:
