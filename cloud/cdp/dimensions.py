@@ -16,8 +16,8 @@ Families:
   gender, age and age band, birthday month, points, home store and its city / city tier
   (``stores``), tier, face consent (as it counts: the head's or a proven one); tags
   (``person_tags``, every record's); sign-up date (the head record's creation); computed stats
-  (``person_stats s``): lifecycle, value tier.
-* **value** (``person_stats``): R/F/M scores and their sum, LTV, lifetime orders, average order
+  (``person_stats``, copied into the profile row: ``survivorship.SEGMENT_STATS``): lifecycle, value tier.
+* **value** (the same copied stats): R/F/M scores and their sum, LTV, lifetime orders, average order
   value, price band, favourite channel and store, top category, repurchase cycle.
 * **purchase behaviour** over ``order_lines`` (a refund is a line with negative quantity and
   amount): ``bought``, ``not_bought``, ``refunded``, ``order_count``, ``order_amount``, ``units``,
@@ -94,9 +94,8 @@ class Dimension:
     window: Literal["days", "between"] | None = None
     enum: tuple[str, ...] = ()
     example: dict = field(default_factory=dict)
-    # compile: (spec, as_of, params) -> SQL boolean over the person p (stats s, profile pp)
+    # compile: (spec, as_of, params) -> SQL boolean over the person p (its profile row pp)
     compile: Callable[..., str] = field(default=lambda *_: "1 = 0", repr=False)
-    stats: bool = False
     profile: bool = False
 
     @property
@@ -210,7 +209,7 @@ def _iso(t: datetime) -> str:
 
 
 def _expr_dim(expr: str, *, expr_params: Callable[[datetime], list] | None = None) -> Callable:
-    """A dimension read from one scalar SQL expression over p / s."""
+    """A dimension read from one scalar SQL expression over p / pp."""
 
     def compile(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) -> str:
         op, value = spec.op or "", spec.value
@@ -373,7 +372,7 @@ def _top_category(spec: DimSpec, as_of: datetime, params: list, dim: Dimension) 
     parts = []
     for v in spec.value:
         params.append(f'%"{v}"%')
-        parts.append("s.top_categories LIKE ?")
+        parts.append("pp.top_categories LIKE ?")
     inner = "(" + " OR ".join(parts) + ")"
     return inner if spec.op == "in" else f"(NOT COALESCE({inner}, 0 = 1))"
 
@@ -431,9 +430,9 @@ def _build() -> dict[str, Dimension]:
 
     def add(name: str, group: str, type_: Type, label: str, description: str, compile: Callable, *,
             example: dict, enum: tuple[str, ...] = (), scope: str | None = None, window: str | None = None,
-            stats: bool = False, profile: bool = False) -> None:
+            profile: bool = False) -> None:
         dims.append(Dimension(name, group, type_, label, description, scope, window, enum,  # type: ignore[arg-type]
-                              {"name": name, **example}, compile, stats, profile))
+                              {"name": name, **example}, compile, profile))
 
     # attributes: the surviving values (person_profiles pp)
     add("gender", "attribute", "enum", "性别", "gender (surviving value)", _expr_dim("pp.gender"), profile=True,
@@ -459,10 +458,10 @@ def _build() -> dict[str, Dimension]:
         profile=True, example={"op": "in", "value": ["tier1"]})
     add("tier", "attribute", "text", "会员等级", "membership tier (surviving value)", _expr_dim("pp.tier"),
         profile=True, example={"op": "in", "value": ["金卡会员"]})
-    add("lifecycle", "attribute", "enum", "生命周期", "lifecycle stage", _expr_dim("s.lifecycle"), stats=True,
+    add("lifecycle", "attribute", "enum", "生命周期", "lifecycle stage", _expr_dim("pp.lifecycle"), profile=True,
         enum=("prospect", "new", "active", "repurchase_due", "dormant", "churned"),
         example={"op": "in", "value": ["active"]})
-    add("value_tier", "attribute", "enum", "价值分层", "RFM value tier", _expr_dim("s.value_tier"), stats=True,
+    add("value_tier", "attribute", "enum", "价值分层", "RFM value tier", _expr_dim("pp.value_tier"), profile=True,
         enum=("high", "medium", "low"), example={"op": "in", "value": ["high"]})
     add("tag", "attribute", "text", "标签", "has the tag (scope), optionally with one of the values",
         _tag_dim, scope="tag", example={"scope": "敏感肌"})
@@ -474,25 +473,25 @@ def _build() -> dict[str, Dimension]:
 
     # value
     for name, expr, label, description, sample in (
-        ("r_score", "s.r", "R分", "recency score 1-5", {"op": ">=", "value": 4}),
-        ("f_score", "s.f", "F分", "frequency score 1-5", {"op": ">=", "value": 4}),
-        ("m_score", "s.m", "M分", "monetary score 1-5", {"op": ">=", "value": 4}),
-        ("rfm_score", "(s.r + s.f + s.m)", "RFM总分", "R + F + M (3-15)", {"op": ">=", "value": 12}),
-        ("ltv", "s.ltv", "累计消费", "lifetime value, yuan", {"op": ">=", "value": 5000}),
-        ("lifetime_orders", "s.orders", "累计订单数", "orders over the person's life", {"op": ">=", "value": 3}),
-        ("avg_order_value", "(CASE WHEN s.orders > 0 THEN s.ltv / s.orders END)", "客单价",
+        ("r_score", "pp.r", "R分", "recency score 1-5", {"op": ">=", "value": 4}),
+        ("f_score", "pp.f", "F分", "frequency score 1-5", {"op": ">=", "value": 4}),
+        ("m_score", "pp.m", "M分", "monetary score 1-5", {"op": ">=", "value": 4}),
+        ("rfm_score", "(pp.r + pp.f + pp.m)", "RFM总分", "R + F + M (3-15)", {"op": ">=", "value": 12}),
+        ("ltv", "pp.ltv", "累计消费", "lifetime value, yuan", {"op": ">=", "value": 5000}),
+        ("lifetime_orders", "pp.orders", "累计订单数", "orders over the person's life", {"op": ">=", "value": 3}),
+        ("avg_order_value", "(CASE WHEN pp.orders > 0 THEN pp.ltv / pp.orders END)", "客单价",
          "LTV / orders, yuan", {"op": ">=", "value": 300}),
-        ("repurchase_cycle", "s.cycle_days", "复购周期", "median days between orders", {"op": "<=", "value": 60}),
+        ("repurchase_cycle", "pp.cycle_days", "复购周期", "median days between orders", {"op": "<=", "value": 60}),
     ):
-        add(name, "value", "number", label, description, _expr_dim(expr), stats=True, example=sample)
-    add("price_band", "value", "enum", "价格带", "usual unit price band", _expr_dim("s.price_band"), stats=True,
+        add(name, "value", "number", label, description, _expr_dim(expr), profile=True, example=sample)
+    add("price_band", "value", "enum", "价格带", "usual unit price band", _expr_dim("pp.price_band"), profile=True,
         enum=("low", "mid", "high"), example={"op": "in", "value": ["high"]})
-    add("fav_channel", "value", "text", "偏好渠道", "channel with the most spend", _expr_dim("s.fav_channel"),
-        stats=True, example={"op": "in", "value": ["tmall"]})
-    add("fav_store", "value", "text", "偏好门店", "store with the most spend", _expr_dim("s.fav_store"),
-        stats=True, example={"op": "in", "value": ["sh-001"]})
+    add("fav_channel", "value", "text", "偏好渠道", "channel with the most spend", _expr_dim("pp.fav_channel"),
+        profile=True, example={"op": "in", "value": ["tmall"]})
+    add("fav_store", "value", "text", "偏好门店", "store with the most spend", _expr_dim("pp.fav_store"),
+        profile=True, example={"op": "in", "value": ["sh-001"]})
     add("top_category", "value", "text", "偏好品类", "one of the top 3 categories by spend", _top_category,
-        stats=True, example={"op": "in", "value": ["护肤"]})
+        profile=True, example={"op": "in", "value": ["护肤"]})
 
     # purchase behaviour: measure x scope x window, and first/last purchase by scope
     for measure, (type_, label, description) in _PURCHASE.items():
@@ -604,24 +603,20 @@ def breadth(spec: DimSpec) -> tuple[bool, int]:
     return CATALOGUE[spec.name].scope is None, days
 
 
-def uses_stats(spec: DimSpec) -> bool:
-    return CATALOGUE[spec.name].stats
-
-
 def uses_profile(spec: DimSpec) -> bool:
     return CATALOGUE[spec.name].profile
 
 
 # ---------------------------------------------------------------------------------------------------
-# portrait facets: one expression per person (surviving profile pp, stats s, home store hs)
+# portrait facets: one expression per person (surviving profile and stats pp, home store hs)
 
 FACETS: dict[str, tuple[str, Callable[[datetime], list]]] = {
     "city_tier": ("hs.city_tier", lambda _: []),
     "age_band": (_AGE_BAND, _age_band_params),
     "gender": ("pp.gender", lambda _: []),
-    "channel": ("s.fav_channel", lambda _: []),
+    "channel": ("pp.fav_channel", lambda _: []),
     "tier": ("pp.tier", lambda _: []),
-    "lifecycle": ("s.lifecycle", lambda _: []),
+    "lifecycle": ("pp.lifecycle", lambda _: []),
 }
 PROFILE_JOIN = "LEFT JOIN person_profiles pp ON pp.member_id = p.id"
-FACET_JOINS = f"LEFT JOIN person_stats s ON s.member_id = p.id {PROFILE_JOIN} LEFT JOIN stores hs ON hs.id = pp.home_store"
+FACET_JOINS = f"{PROFILE_JOIN} LEFT JOIN stores hs ON hs.id = pp.home_store"

@@ -166,6 +166,17 @@ _POS_IDS_PER_STORE = (
     "DROP TABLE order_id_renames",
 )
 
+_SEGMENT_STATS = (
+    *(f"ALTER TABLE person_profiles ADD COLUMN {column}" for column in (
+        "orders BIGINT", "ltv DOUBLE PRECISION", "r BIGINT", "f BIGINT", "m BIGINT", "value_tier TEXT",
+        "lifecycle TEXT", "cycle_days DOUBLE PRECISION", "top_categories TEXT", "price_band TEXT",
+        "fav_channel TEXT", "fav_store TEXT")),
+    "UPDATE person_profiles SET orders = s.orders, ltv = s.ltv, r = s.r, f = s.f, m = s.m, value_tier = s.value_tier, "
+    "lifecycle = s.lifecycle, cycle_days = s.cycle_days, top_categories = s.top_categories, "
+    "price_band = s.price_band, fav_channel = s.fav_channel, fav_store = s.fav_store "
+    "FROM person_stats AS s WHERE s.member_id = person_profiles.member_id",
+)
+
 SCHEMA = Schema("cdp", (
     Migration(1, "cdp schema", _TABLES),
     Migration(2, "default identity rules and blocklist", tuple(
@@ -231,4 +242,7 @@ SCHEMA = Schema("cdp", (
     )),
     Migration(80, "orders: a till's receipt numbers are per store, so a POS order's id names its store",
               _POS_IDS_PER_STORE),
+    # the computed stats segments test, copied into each person's profile row by survivorship.store
+    # (cloud.cdp.survivorship.SEGMENT_STATS): a segment then looks a person up in one table, not two
+    Migration(89, "person profiles: the stats segments test, beside the surviving values", _SEGMENT_STATS),
 ))

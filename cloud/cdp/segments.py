@@ -250,7 +250,7 @@ def _driven(children: Sequence[object], roles: dict[int, purchases.Role], now: i
 
 
 def _compile(node: object, now: int, params: list, *, role: purchases.Role = "set", share: Share | None = None) -> str:
-    """A boolean SQL expression over the person ``p`` (and its stats ``s``); params appended in order;
+    """A boolean SQL expression over the person ``p`` (and its profile row ``pp``); params appended in order;
     ``role``: how a purchase condition is asked (``_roles``); ``share``: of a driven AND, the persons
     of that share only (``_shares``)."""
     node = _unwrap(node)
@@ -286,10 +286,10 @@ def _compile(node: object, now: int, params: list, *, role: purchases.Role = "se
         return "p.id IN (SELECT member_id FROM person_tags WHERE tag = ? AND value = ?)"
     if isinstance(node, Lifecycle):
         params += node.lifecycle
-        return f"s.lifecycle IN ({', '.join('?' for _ in node.lifecycle)})"
+        return f"pp.lifecycle IN ({', '.join('?' for _ in node.lifecycle)})"
     if isinstance(node, ValueTier):
         params += node.value_tier
-        return f"s.value_tier IN ({', '.join('?' for _ in node.value_tier)})"
+        return f"pp.value_tier IN ({', '.join('?' for _ in node.value_tier)})"
     if isinstance(node, AtStore):
         params += [node.store, node.store]
         return (f"(p.id IN (SELECT {_PERSON} FROM orders o JOIN members m ON m.id = o.member_id WHERE o.store = ?) "
@@ -351,36 +351,29 @@ def _asked(db: Database | Tx, condition: Condition | None, at: datetime, store: 
     return [row for rows in db.rows_at_once(statements) for row in rows]  # type: ignore[union-attr]
 
 
-_STATS = "LEFT JOIN person_stats s ON s.member_id = p.id"
-
-
-def _tables(node: object) -> set[str]:
-    """Which of the per-person tables the condition reads: ``stats`` (person_stats s), ``profile``
-    (person_profiles pp); each is joined only when read."""
+def _reads_profile(node: object) -> bool:
+    """Whether the condition reads the person's profile row (``person_profiles pp``: the surviving
+    values and the copied stats), which is joined only then."""
     node = _unwrap(node)
     if isinstance(node, (And, Or)):
-        return set().union(*(_tables(c) for c in (node.and_ if isinstance(node, And) else node.or_)))
+        return any(_reads_profile(c) for c in (node.and_ if isinstance(node, And) else node.or_))
     if isinstance(node, Not):
-        return _tables(node.not_)
+        return _reads_profile(node.not_)
     if isinstance(node, Dim):
-        return {t for t, used in (("stats", dimensions.uses_stats(node.dim)),
-                                  ("profile", dimensions.uses_profile(node.dim))) if used}
-    if isinstance(node, HasConsent):
-        return {"profile"}
-    return {"stats"} if isinstance(node, (Lifecycle, ValueTier)) else set()
+        return dimensions.uses_profile(node.dim)
+    return isinstance(node, (HasConsent, Lifecycle, ValueTier))
 
 
 def _where(condition: Condition | None, as_of: datetime | None, store: str | None, *,
            listing: bool = False, joins: str | None = None, share: Share | None = None) -> tuple[str, list]:
-    """The FROM/WHERE of a segment (no condition = every person); stats and profile joined when
-    needed (``listing``: both, for the rows a page shows; ``joins``: the caller's joins instead, which must
-    include person_stats as ``s`` and person_profiles as ``pp``); ``share``: of a condition that
-    splits (``_shares``), that share's persons only."""
+    """The FROM/WHERE of a segment (no condition = every person); the profile row joined when needed
+    (``listing``: always, for the rows a page shows; ``joins``: the caller's joins instead, which must
+    include person_profiles as ``pp``); ``share``: of a condition that splits (``_shares``), that
+    share's persons only."""
     now = int((as_of or datetime.now(UTC)).timestamp())
     params: list = []
-    used = {"stats", "profile"} if listing else _tables(condition) if condition is not None else set()
-    join = " ".join(j for t, j in (("stats", _STATS), ("profile", dimensions.PROFILE_JOIN)) if t in used)
-    join = joins if joins is not None else join
+    read = listing or (condition is not None and _reads_profile(condition))
+    join = joins if joins is not None else dimensions.PROFILE_JOIN if read else ""
     base = f"FROM members p {join} WHERE p.merged_into IS NULL"
     sql = base if condition is None else f"{base} AND {_compile(condition, now, params, share=share)}"
     if store is not None:  # a store manager sees only people who bought or visited there
@@ -396,7 +389,7 @@ def page(db: Database | Tx, condition: Condition | None, *, limit: int, offset: 
          store: str | None = None) -> list[dict]:
     sql, params = _where(condition, as_of, store, listing=True)
     return db.query(
-        f"SELECT p.id, COALESCE(pp.name, p.name) AS name, s.lifecycle, s.value_tier, s.ltv, s.orders {sql} "
+        f"SELECT p.id, COALESCE(pp.name, p.name) AS name, pp.lifecycle, pp.value_tier, pp.ltv, pp.orders {sql} "
         "ORDER BY p.id LIMIT ? OFFSET ?",
         (*params, limit, offset))
 

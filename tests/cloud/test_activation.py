@@ -12,7 +12,7 @@ import pytest
 
 from cloud.activation import audience, campaigns, consent
 from cloud.activation.sender import CampaignSender
-from cloud.cdp import segments
+from cloud.cdp import segments, survivorship
 from cloud.channels.notice import Notice, SmsChannel
 from cloud.channels.sms import SmsSender
 from cloud.channels.sms_sim import SimulatedSms
@@ -48,6 +48,7 @@ def _people(db: Database) -> None:
                            (pid, phone, ts))
             tx.execute("INSERT INTO person_stats (member_id, orders, ltv, lifecycle, value_tier, top_categories, "
                        "updated) VALUES (?, 1, 100, 'active', 'high', '[]', ?)", (pid, ts))
+        survivorship.store(tx)  # the stats planted as the tag refresh would have stored them
     for pid in ("p-ok", "p-supp", "p-night", "p-nophone"):
         consent.set_consent(db, pid, "sms", True, source="counter", actor="test", now=NOON_SHANGHAI)
     consent.set_consent(db, "p-email-only", "email", True, source="form", actor="test", now=NOON_SHANGHAI)
@@ -340,6 +341,7 @@ def test_quiet_hours_are_checked_again_as_each_message_goes(db: Database, sms: S
             tx.execute("INSERT INTO person_stats (member_id, orders, ltv, lifecycle, value_tier, top_categories, "
                        "updated) VALUES (?, 1, 100, 'active', 'high', '[]', ?)", (f"q{i}", ts))
             consent.set_consent(db, f"q{i}", "sms", True, source="counter", actor="t", now=NOON_SHANGHAI)
+        survivorship.store(tx)  # the stats planted as the tag refresh would have stored them
     evening = datetime(2026, 3, 2, 12, 59, 59, 300_000, tzinfo=UTC)  # 20:59:59.3 in Shanghai
     campaign = _campaign(db)
     db.execute("UPDATE marketing_sends SET due = ? WHERE campaign_id = ?", (iso(evening), campaign["id"]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cloud.cdp import segments
+from cloud.cdp import segments, survivorship
 from cloud.cdp.imports.canonical import order_id
 from cloud.clock import iso
 from cloud.db import Database
@@ -30,6 +30,7 @@ def _brand(db: Database) -> None:
             tx.execute("INSERT INTO person_stats (member_id, orders, ltv, lifecycle, value_tier, top_categories, "
                        "updated) VALUES (?, 2, 400, ?, ?, '[]', ?)",
                        (p, "active" if p.startswith("live") else "dormant", "high" if i % 2 else "low", ts))
+        survivorship.store(tx)  # the stats planted as the tag refresh would have stored them
         for i in range(40):
             orders.append((f"tmall:L-{i}", "tmall", f"L-{i}", None, f"live-{i}", t0 + i * 60, 199.0))
             if i % 2 == 0:

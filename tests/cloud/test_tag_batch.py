@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cloud.cdp import tags
+from cloud.cdp import survivorship, tags
 from cloud.cdp.segments import Condition
-from cloud.cdp.survivorship import PROFILE_COLUMNS
+from cloud.cdp.survivorship import PROFILE_COLUMNS, SEGMENT_STATS
 from cloud.db import Database
 from cloud.synthetic.bulk import load_for_benchmark
 
@@ -43,3 +43,35 @@ def test_the_batch_writes_what_the_per_person_refresh_writes(db: Database) -> No
             tx.execute(f"DELETE FROM {table}")
     tags.refresh(db, persons, as_of=AS_OF)
     assert _written(db) == batch
+
+
+def test_each_profile_row_carries_its_persons_stats_as_written(db: Database) -> None:
+    """Segments read the stats they test from the profile row (``survivorship.SEGMENT_STATS``), so
+    every path that writes ``person_stats`` must leave the same values there: the nightly batch, the
+    per-person refresh after a merge, and a profile stored again on its own (a sign-up's)."""
+    copied = ", ".join(f"pp.{c}" for c in SEGMENT_STATS)
+    source = ", ".join(f"s.{c}" for c in SEGMENT_STATS)
+
+    def differing() -> list[tuple]:
+        return db.rows(f"SELECT p.id, {copied}, {source} FROM members p "
+                       "LEFT JOIN person_profiles pp ON pp.member_id = p.id "
+                       "LEFT JOIN person_stats s ON s.member_id = p.id WHERE p.merged_into IS NULL "
+                       f"AND NOT (({copied}) IS NOT DISTINCT FROM ({source}))")
+
+    load_for_benchmark(db, persons=200, stores=5, seed=5, end=AS_OF)
+    tags.refresh(db, as_of=AS_OF)
+    assert db.scalar("SELECT COUNT(*) FROM person_profiles WHERE lifecycle IS NOT NULL") > 100
+    assert differing() == []
+
+    buyer = db.scalar("SELECT member_id FROM person_stats WHERE orders > 1 ORDER BY member_id LIMIT 1")
+    with db.transaction() as tx:  # the person's stats change (the next refresh); the copy follows it
+        tx.execute("DELETE FROM order_lines WHERE member_id IN (SELECT id FROM members WHERE id = ? OR merged_into = ?)",
+                   (buyer, buyer))
+        tx.execute("DELETE FROM orders WHERE member_id IN (SELECT id FROM members WHERE id = ? OR merged_into = ?)",
+                   (buyer, buyer))
+    tags.refresh(db, [buyer], as_of=AS_OF)
+    assert db.one("SELECT orders, lifecycle FROM person_profiles WHERE member_id = ?", (buyer,)) == {
+        "orders": 0, "lifecycle": "prospect"}
+    with db.transaction() as tx:
+        survivorship.store(tx, [buyer])  # stored again alone: the stats come along
+    assert differing() == []
