@@ -175,6 +175,9 @@ _SEGMENT_STATS = (
     "lifecycle = s.lifecycle, cycle_days = s.cycle_days, top_categories = s.top_categories, "
     "price_band = s.price_band, fav_channel = s.fav_channel, fav_store = s.fav_store "
     "FROM person_stats AS s WHERE s.member_id = person_profiles.member_id",
+    # what person_stats' own two indexes gave a lone lifecycle or value-tier segment: a start
+    "CREATE INDEX person_profiles_lifecycle ON person_profiles (lifecycle)",
+    "CREATE INDEX person_profiles_value_tier ON person_profiles (value_tier)",
 )
 
 SCHEMA = Schema("cdp", (

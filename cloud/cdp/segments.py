@@ -346,9 +346,9 @@ def _asked(db: Database | Tx, condition: Condition | None, at: datetime, store: 
     for index in range(shares):
         sql, params = _where(condition, at, store, joins=joins, share=(index, shares) if shares > 1 else None)
         statements.append((f"SELECT {select} {sql}{tail}", (*head, *params)))
-    if shares == 1:
-        return db.rows(*statements[0])
-    return [row for rows in db.rows_at_once(statements) for row in rows]  # type: ignore[union-attr]
+    if isinstance(db, Database) and shares > 1:
+        return [row for rows in db.rows_at_once(statements) for row in rows]
+    return db.rows(*statements[0])
 
 
 def _reads_profile(node: object) -> bool:
