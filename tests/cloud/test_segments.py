@@ -162,7 +162,7 @@ def test_a_driven_segment_asked_in_shares_at_once_is_the_whole_answer(db: Databa
         persons = [{r[0] for r in db.rows(f"SELECT p.id {sql}", params)}
                    for sql, params in (segments._where(condition, at, None, share=(i, shares)) for i in range(shares))]
         assert sum(len(p) for p in persons) == len(set().union(*persons)) == want  # disjoint, covering
-        assert all(persons)  # 28 persons in 3 shares: none empty
+        assert all(persons)  # 21 persons in 3 shares: none empty
 
     split = segments.count(db, condition, as_of=NOW), segments.portrait(db, condition, as_of=NOW)
     monkeypatch.setattr(db, "parallelism", lambda: 1)  # the same questions in one piece
