@@ -248,4 +248,6 @@ SCHEMA = Schema("cdp", (
     # the computed stats segments test, copied into each person's profile row by survivorship.store
     # (cloud.cdp.survivorship.SEGMENT_STATS): a segment then looks a person up in one table, not two
     Migration(89, "person profiles: the stats segments test, beside the surviving values", _SEGMENT_STATS),
+    # SQLite keeps both purchase fact tables in their primary key's order (cloud.cdp.purchases.CLUSTERED)
+    Migration(90, "purchase facts stored by their key on SQLite", purchases.CLUSTERED),
 ))

@@ -8,7 +8,9 @@ before it; ``schema_migrations`` records one row per version as it always has. A
 applied never runs again: a table or column added later needs a new version number.
 
 A statement is SQL written in the dialect both engines speak, or SQL with its parameters; the only
-dialect words (``{blob}``, ``{serial_pk}``) are filled in from ``Dialect``. Several processes
+dialect words (``{blob}``, ``{serial_pk}``) are filled in from ``Dialect``. A change to one engine's
+storage that the other has no equivalent of (SQLite's ``WITHOUT ROWID`` tables) is a statement
+``Only`` that engine runs; the version is recorded as applied on both. Several processes
 starting at once against PostgreSQL take an advisory lock first, so each migration runs once.
 """
 
@@ -23,7 +25,17 @@ from cloud.db.database import POSTGRES, Database, connect
 
 _MIGRATION_LOCK = 0x1D5C0  # any constant shared by every process of this product
 
-Statement = str | tuple[str, tuple]  # SQL, or SQL with its parameters
+
+
+@dataclass(frozen=True)
+class Only:
+    """A statement only the engine named (``Dialect.name``) runs."""
+
+    dialect: str
+    statement: str | tuple[str, tuple]
+
+
+Statement = str | tuple[str, tuple] | Only  # SQL, SQL with its parameters, or either for one engine
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,10 @@ def migrate(db: Database, schemas: Sequence[Schema]) -> list[int]:
             if migration.version in done:
                 continue
             for statement in migration.statements:
+                if isinstance(statement, Only):
+                    if statement.dialect != db.dialect.name:
+                        continue
+                    statement = statement.statement
                 sql, params = statement if isinstance(statement, tuple) else (statement, ())
                 tx.execute(sql.replace("{blob}", db.dialect.blob).replace("{serial_pk}", db.dialect.serial_pk), params)
             tx.execute(

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 import cloud
+from cloud.cdp import purchases
 from cloud.db import Database
-from cloud.db.migrations import Migration, Schema, migrate, plan, schema_version
+from cloud.db.migrations import Migration, Only, Schema, migrate, open_database, plan, schema_version
 from cloud.runtime import SCHEMAS
 
 SHIPPED = {
@@ -31,11 +32,13 @@ SHIPPED = {
     58: "281ea5af8f092ad8", 60: "744303a8b32ed5d8", 63: "297b0bceec984137", 64: "925155fcbed91239",
     65: "ee95a40d0f0bd968", 77: "5549fdc4f491aeff", 78: "2c4a529225c43916", 79: "56138d96ab920ba1",
     80: "4918f915b79d77c2", 87: "dcc1ff82e717394d", 88: "27eed51cde7e697d", 89: "af715e2a0daeb672",
+    90: "c4d3c69425910ef6",
 }
 
 
 def _digest(migration: Migration) -> str:
-    return hashlib.sha256(json.dumps(migration.statements, ensure_ascii=False).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(migration.statements, ensure_ascii=False,
+                                     default=lambda only: [only.dialect, only.statement]).encode()).hexdigest()[:16]
 
 
 def test_shipped_versions_are_unchanged() -> None:
@@ -70,3 +73,40 @@ def test_every_feature_schema_is_opened() -> None:
             module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
             declared.add(importlib.import_module(module).SCHEMA)
     assert declared == set(SCHEMAS)
+
+
+def test_a_statement_for_one_engine_runs_only_there(db: Database) -> None:
+    """``Only``: the version is recorded on both engines, its statement runs on the one named."""
+    mine = db.dialect.name
+    other = "postgresql" if mine == "sqlite" else "sqlite"
+    extra = Schema("extra", (Migration(9001, "one engine's storage", (
+        "CREATE TABLE engine_marks (engine TEXT NOT NULL)",
+        Only(mine, ("INSERT INTO engine_marks (engine) VALUES (?)", (mine,))),
+        Only(other, "INSERT INTO engine_marks (engine) VALUES ('the other')"))),))
+    assert migrate(db, (*SCHEMAS, extra)) == [9001]
+    assert db.rows("SELECT engine FROM engine_marks") == [(mine,)]
+
+
+def test_the_purchase_facts_keep_their_rows_when_sqlite_stores_them_by_key(tmp_path: Path) -> None:
+    """Version 90 rebuilds both fact tables of an existing SQLite database as ``WITHOUT ROWID``
+    tables: every row stays as it was, the scan index is there again, and a write still upserts."""
+    before = tuple(Schema(s.feature, tuple(m for m in s.migrations if m.version < 90)) for s in SCHEMAS)
+    db = open_database(tmp_path / "cloud.db", before)
+    facts = {"purchase_days": [("r1", "any", "", 20000, 2, 30.0, 1, 0, 1, 2), ("r1", "category", "护肤", 20000, 1, 10.0, 1, 0, 1, 1),
+                               ("r2", "any", "", 20001, -1, -5.0, 0, 1, None, None)],
+             "person_purchase_days": [("r1", "any", "", 20000, 1, 25.0, 1, 1, 1, 2), ("r1", "any", "", 20001, 1, 9.5, 1, 0, 3, 3)]}
+    try:
+        with db.transaction() as tx:
+            for table, rows in facts.items():
+                tx.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in rows[0])})", rows)
+        assert migrate(db, SCHEMAS) == [90]
+        for table, rows in facts.items():
+            assert "WITHOUT ROWID" in db.scalar("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
+            assert sorted(db.rows(f"SELECT * FROM {table}"), key=repr) == sorted(rows, key=repr)
+        assert db.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'person_purchase_days_scan'") == 1
+        with db.transaction() as tx:
+            purchases.add_lines(tx, [("o9", "r1", "pos", "s1", 20000 * 86400 - 8 * 3600 + 60, "SKU-1", "护肤", 1, 7.0, 7.0)])
+        assert db.rows("SELECT qty, amount, orders FROM person_purchase_days WHERE person_id = 'r1' AND scope = 'any' "
+                       "AND day = 20000") == [(2, 32.0, 2)]
+    finally:
+        db.close()
