@@ -235,18 +235,32 @@ def _roles(children: Sequence[object]) -> dict[int, purchases.Role]:
 
 def _driven(children: Sequence[object], roles: dict[int, purchases.Role], now: int, params: list,
             share: Share | None = None) -> str:
-    """An AND's driver and probes (``_roles``) as one ``IN``: the driver's persons, named ``p`` inside
-    it, so each probe (a test of ``p.id``) is asked of the persons the driver lists and of no one else,
-    however the engine joins the rest. As separate conditions of the outer ``p`` the probes went
-    wherever ``members`` was read: PostgreSQL at 1M persons estimated the driver's ``UNION ALL`` at 200
-    rows, scanned every head and ran each probe 1.0M times for the driver's 89,808 persons (9.6 s).
-    ``share``: only the driver's persons in that share are probed and kept (``_shares``)."""
+    """A driven AND (``_roles``) as one ``IN``: the driver's persons, named ``p`` inside it, so each
+    probe (a test of ``p.id``) is asked of the persons the driver lists and of no one else, however
+    the engine joins the rest. As separate conditions of the outer ``p`` the probes went wherever
+    ``members`` was read: PostgreSQL at 1M persons estimated the driver's ``UNION ALL`` at 200 rows,
+    scanned every head and ran each probe 1.0M times for the driver's 89,808 persons (9.6 s).
+
+    The AND's other conditions (gender, lifecycle, a tag: a look-up of the person's profile row or
+    a set built once) are tested inside too, on the driver's persons, before any probe: the persons
+    they leave are kept first (a ``MATERIALIZED`` step, which neither engine folds into the probes'
+    query), and only those are probed. Beside the probes, a test of the profile row went below them
+    wherever the plan joined that row: PostgreSQL evaluates a condition on ``p`` alone at ``p``'s
+    scan, so it probed every driver's person and then dropped the men.
+    ``share``: only the driver's persons in that share are read (``_shares``)."""
     (drive,) = (i for i, role in roles.items() if role == "drive")
     persons = _compile(children[drive], now, params, role="drive")
+    others = [c for i, c in enumerate(children) if i not in roles]
     tests = [_share_test(share, params)] if share is not None else []
-    tests += [_compile(children[i], now, params, role="probe") for i in sorted(roles) if roles[i] == "probe"]
-    tested = f" WHERE {' AND '.join(tests)}" if tests else ""
-    return f"p.id IN (SELECT p.id FROM ({persons}) p{tested})"
+    tests += [_compile(c, now, params) for c in others]
+    probes = [_compile(children[i], now, params, role="probe") for i in sorted(roles) if roles[i] == "probe"]
+    if not others:
+        tested = f" WHERE {' AND '.join(tests + probes)}" if tests or probes else ""
+        return f"p.id IN (SELECT p.id FROM ({persons}) p{tested})"
+    join = f" {dimensions.PROFILE_JOIN}" if any(_reads_profile(c) for c in others) else ""
+    reached = f"SELECT p.id FROM ({persons}) p{join} WHERE {' AND '.join(tests)}"
+    probed = f" WHERE {' AND '.join(probes)}" if probes else ""
+    return f"p.id IN (WITH reached AS MATERIALIZED ({reached}) SELECT p.id FROM reached p{probed})"
 
 
 def _compile(node: object, now: int, params: list, *, role: purchases.Role = "set", share: Share | None = None) -> str:
@@ -255,10 +269,9 @@ def _compile(node: object, now: int, params: list, *, role: purchases.Role = "se
     of that share only (``_shares``)."""
     node = _unwrap(node)
     if isinstance(node, And):
-        roles = _roles(node.and_)
-        parts = [_driven(node.and_, roles, now, params, share)] if roles else []
-        parts += [_compile(c, now, params) for i, c in enumerate(node.and_) if i not in roles]
-        return "(" + " AND ".join(parts) + ")"
+        if roles := _roles(node.and_):  # every condition of the AND is asked inside its driver's IN
+            return _driven(node.and_, roles, now, params, share)
+        return "(" + " AND ".join(_compile(c, now, params) for c in node.and_) + ")"
     if isinstance(node, Or):
         return "(" + " OR ".join(_compile(c, now, params) for c in node.or_) + ")"
     if isinstance(node, Not):
@@ -355,6 +368,8 @@ def _reads_profile(node: object) -> bool:
     """Whether the condition reads the person's profile row (``person_profiles pp``: the surviving
     values and the copied stats), which is joined only then."""
     node = _unwrap(node)
+    if isinstance(node, And) and _roles(node.and_):
+        return False  # a driven AND joins the profile row inside its own IN (``_driven``)
     if isinstance(node, (And, Or)):
         return any(_reads_profile(c) for c in (node.and_ if isinstance(node, And) else node.or_))
     if isinstance(node, Not):
