@@ -92,7 +92,6 @@ PERSON_TABLE = (
 )
 
 
-
 def _clustered(create: str, table: str, key: str, indexes: tuple[str, ...] = ()) -> tuple[str, ...]:
     """SQLite's rebuild of a fact table (``create``: its CREATE TABLE; ``key``: its primary key's
     columns; ``indexes``: its other indexes, made again) as a ``WITHOUT ROWID`` table, stored in its
@@ -112,13 +111,14 @@ def _clustered(create: str, table: str, key: str, indexes: tuple[str, ...] = ())
 #: the 679k moved records' person rows and upserts 2.1M summed rows, each a write to the table, its key
 #: and the scan index, and reads the moved records' 2.1M record rows through the key and then the
 #: table by rowid. Clustered, it wrote two B-trees instead of three and read one: the rebuild took
-#: 54.2 s against 62.1 s (the delete 2.8 against 5.9 s, the upsert 13.9 against 18.3 s; h15s). A
-#: probe of one person's days reads its amounts from the key's own rows. PostgreSQL has no such
-#: table (its heap is always beside the key; CLUSTER orders it once and is not kept).
+#: 54.2 s against 62.1 s (the delete 2.8 against 5.9 s, the upsert 13.9 against 18.3 s; PERFORMANCE.md,
+#: sixth pass). A probe of one person's days reads its amounts from the key's own rows. PostgreSQL has
+#: no such table (its heap is always beside the key; CLUSTER orders it once and is not kept).
 CLUSTERED = tuple(Only("sqlite", statement) for statement in (
     *_clustered(TABLE[0], "purchase_days", "member_id, scope, value, day"),
     *_clustered(PERSON_TABLE[0], "person_purchase_days", "person_id, scope, value, day", (PERSON_TABLE[1],)),
 ))
+
 
 def _summing(where: str) -> str:
     """INSERT of the facts of the lines ``where`` selects (one pass per scope)."""
