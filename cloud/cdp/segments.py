@@ -220,6 +220,36 @@ _PERSON = "COALESCE(m.merged_into, m.id)"
 Share = tuple[int, int]
 
 
+def _bought_dims(b: BoughtSpec) -> list[Dim] | None:
+    """A ``bought`` node of one scope (a category or a SKU, no channel or store) as the catalogue's
+    purchase dimensions over the same window: ``bought`` (net units above zero, so a purchase
+    refunded in the window is not bought), and ``order_count`` (distinct sale orders) and
+    ``order_amount`` (net) for its minimums. Asked that way it reads the person facts and can drive
+    an AND, as the same ``dim`` nodes do; None for a node with a channel or store (two scopes at once,
+    which the facts do not sum), asked of the lines."""
+    if b.channel is not None or b.store is not None:
+        return None
+    family, scope = ("category", b.category) if b.category is not None else ("sku", b.sku)
+    window = {"scope": scope, "days": b.within_days}
+    specs = [dimensions.DimSpec(name=f"bought.{family}.days", **window)]
+    if b.min_count > 1:
+        specs.append(dimensions.DimSpec(name=f"order_count.{family}.days", op=">=", value=b.min_count, **window))
+    if b.min_amount is not None:
+        specs.append(dimensions.DimSpec(name=f"order_amount.{family}.days", op=">=", value=b.min_amount, **window))
+    return [Dim(dim=spec) for spec in specs]
+
+
+def _parts(children: Sequence[object]) -> list[object]:
+    """An AND's conditions, each ``bought`` of one scope as its dimensions (``_bought_dims``), so the
+    AND can be driven by them."""
+    parts: list[object] = []
+    for child in children:
+        node = _unwrap(child)
+        dims = _bought_dims(node.bought) if isinstance(node, Bought) else None
+        parts += dims if dims is not None else [node]
+    return parts
+
+
 def _roles(children: Sequence[object]) -> dict[int, purchases.Role]:
     """How an AND's purchase conditions are asked (``purchases.holds``): the narrowest one that only
     buyers pass drives (the persons it lists are the only ones read), every other one summed from the
@@ -268,32 +298,29 @@ def _compile(node: object, now: int, params: list, *, role: purchases.Role = "se
     ``role``: how a purchase condition is asked (``_roles``); ``share``: of a driven AND, the persons
     of that share only (``_shares``)."""
     node = _unwrap(node)
-    if isinstance(node, And):
-        if roles := _roles(node.and_):  # every condition of the AND is asked inside its driver's IN
-            return _driven(node.and_, roles, now, params, share)
-        return "(" + " AND ".join(_compile(c, now, params) for c in node.and_) + ")"
+    if isinstance(node, And) or (isinstance(node, Bought) and _bought_dims(node.bought) is not None):
+        parts = _parts([node] if isinstance(node, Bought) else node.and_)
+        if roles := _roles(parts):  # every condition of the AND is asked inside its driver's IN
+            return _driven(parts, roles, now, params, share)
+        return "(" + " AND ".join(_compile(c, now, params) for c in parts) + ")"
     if isinstance(node, Or):
         return "(" + " OR ".join(_compile(c, now, params) for c in node.or_) + ")"
     if isinstance(node, Not):
         return f"(NOT {_compile(node.not_, now, params)})"
-    if isinstance(node, Bought):
+    if isinstance(node, Bought):  # with a channel or store: the lines of both, net of refunds as above
         b = node.bought
-        where = ["l.category = ?" if b.category else "l.sku = ?", "l.ts >= ?"]
-        params += [b.category or b.sku, now - b.within_days * 86400]
-        for column, value in (("l.channel", b.channel), ("l.store", b.store)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        having = []
+        where = ["l.category = ?" if b.category else "l.sku = ?", "l.ts >= ?", "l.channel = ?" if b.channel else "",
+                 "l.store = ?" if b.store else ""]
+        params += [b.category or b.sku, now - b.within_days * 86400, *(v for v in (b.channel, b.store) if v)]
+        having = [purchases.LINE_AGG["qty"] + " > 0"]
         if b.min_count > 1:
-            having.append("COUNT(DISTINCT l.order_id) >= ?")
+            having.append(purchases.LINE_AGG["orders"] + " >= ?")
             params.append(b.min_count)
         if b.min_amount is not None:
-            having.append("SUM(l.amount) >= ?")
+            having.append(purchases.LINE_AGG["amount"] + " >= ?")
             params.append(b.min_amount)
-        group = f" GROUP BY {_PERSON} HAVING " + " AND ".join(having) if having else ""
         return (f"p.id IN (SELECT {_PERSON} FROM order_lines l JOIN members m ON m.id = l.member_id "
-                f"WHERE {' AND '.join(where)}{group})")
+                f"WHERE {' AND '.join(w for w in where if w)} GROUP BY {_PERSON} HAVING {' AND '.join(having)})")
     if isinstance(node, HasTag):
         params += [node.tag.name, node.tag.value]
         return "p.id IN (SELECT member_id FROM person_tags WHERE tag = ? AND value = ?)"
@@ -344,7 +371,7 @@ def _shares(db: Database | Tx, condition: Condition | None) -> int:
     and spent ~1.9 s probing and looking up each of them, one after another in one server process
     while the other cores idled; the server's parallel query leaves correlated probes to its leader."""
     node = None if condition is None else _unwrap(condition)
-    if not isinstance(db, Database) or not isinstance(node, And) or not _roles(node.and_):
+    if not isinstance(db, Database) or not isinstance(node, And) or not _roles(_parts(node.and_)):
         return 1
     return db.parallelism()
 
@@ -368,7 +395,7 @@ def _reads_profile(node: object) -> bool:
     """Whether the condition reads the person's profile row (``person_profiles pp``: the surviving
     values and the copied stats), which is joined only then."""
     node = _unwrap(node)
-    if isinstance(node, And) and _roles(node.and_):
+    if isinstance(node, And) and _roles(_parts(node.and_)):
         return False  # a driven AND joins the profile row inside its own IN (``_driven``)
     if isinstance(node, (And, Or)):
         return any(_reads_profile(c) for c in (node.and_ if isinstance(node, And) else node.or_))

@@ -64,6 +64,32 @@ def test_bought_a_in_90_days_but_not_b(brand: Database) -> None:
 @pytest.mark.parametrize(
     ("condition", "expected"),
     [
+        ({"bought": {"category": "护肤", "within_days": 90}}, {"A"}),  # the person facts
+        ({"bought": {"sku": "SKU-护肤", "within_days": 90}}, {"A"}),
+        ({"bought": {"category": "护肤", "within_days": 90, "store": "s2"}}, set()),  # the lines
+        ({"bought": {"category": "护肤", "within_days": 90, "min_count": 2}}, {"A"}),
+        ({"bought": {"category": "护肤", "within_days": 90, "channel": "pos", "min_count": 2}}, {"A"}),
+        ({"and": [{"bought": {"category": "护肤", "within_days": 90}},
+                  {"not": {"bought": {"category": "彩妆", "within_days": 90}}}]}, {"A"}),
+    ],
+)
+def test_a_bought_node_does_not_count_a_purchase_refunded_in_its_window(brand: Database, condition: dict,
+                                                                          expected: set) -> None:
+    """Issue 15, defect 6, in the condition language's own ``bought`` node: B's only 护肤 (20 days ago
+    at s2) comes back 5 days later, so B has not bought 护肤 in the last 90 days, whether the node
+    names one scope (asked of the person facts, as the catalogue's ``bought`` dimension) or a store
+    or channel too (asked of the lines), and a minimum of two orders counts B's sale once, not its
+    refund as a second order."""
+    assert _cards(brand, {"bought": {"category": "护肤", "within_days": 90}}) == {"A", "B"}
+    refund = import_text(brand, "pos", POS_HEADER + f"RB0,s2,MCB,,{_day(15)},SKU-护肤,护肤,1,100,100,CNY,refund\n",
+                         source="refund")
+    assert refund.refunds == 1
+    assert _cards(brand, condition) == expected
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
         ({"bought": {"category": "护肤", "within_days": 365, "min_count": 3}}, {"A"}),
         ({"bought": {"category": "护肤", "within_days": 365, "min_amount": 450}}, {"A", "C"}),
         ({"bought": {"sku": "SKU-彩妆", "within_days": 30, "store": "s2"}}, {"B", "D"}),
