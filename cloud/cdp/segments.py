@@ -298,8 +298,9 @@ def _compile(node: object, now: int, params: list, *, role: purchases.Role = "se
     ``role``: how a purchase condition is asked (``_roles``); ``share``: of a driven AND, the persons
     of that share only (``_shares``)."""
     node = _unwrap(node)
-    if isinstance(node, And) or (isinstance(node, Bought) and _bought_dims(node.bought) is not None):
-        parts = _parts([node] if isinstance(node, Bought) else node.and_)
+    dims = _bought_dims(node.bought) if isinstance(node, Bought) else None
+    if isinstance(node, And) or dims is not None:
+        parts: Sequence[object] = _parts(node.and_) if isinstance(node, And) else dims or ()
         if roles := _roles(parts):  # every condition of the AND is asked inside its driver's IN
             return _driven(parts, roles, now, params, share)
         return "(" + " AND ".join(_compile(c, now, params) for c in parts) + ")"
@@ -307,11 +308,14 @@ def _compile(node: object, now: int, params: list, *, role: purchases.Role = "se
         return "(" + " OR ".join(_compile(c, now, params) for c in node.or_) + ")"
     if isinstance(node, Not):
         return f"(NOT {_compile(node.not_, now, params)})"
-    if isinstance(node, Bought):  # with a channel or store: the lines of both, net of refunds as above
+    if isinstance(node, Bought):  # with a channel or store: the lines, with _bought_dims' net tests
         b = node.bought
-        where = ["l.category = ?" if b.category else "l.sku = ?", "l.ts >= ?", "l.channel = ?" if b.channel else "",
-                 "l.store = ?" if b.store else ""]
-        params += [b.category or b.sku, now - b.within_days * 86400, *(v for v in (b.channel, b.store) if v)]
+        where = ["l.category = ?" if b.category else "l.sku = ?", "l.ts >= ?"]
+        params += [b.category or b.sku, now - b.within_days * 86400]
+        for column, value in (("l.channel", b.channel), ("l.store", b.store)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         having = [purchases.LINE_AGG["qty"] + " > 0"]
         if b.min_count > 1:
             having.append(purchases.LINE_AGG["orders"] + " >= ?")
@@ -320,7 +324,7 @@ def _compile(node: object, now: int, params: list, *, role: purchases.Role = "se
             having.append(purchases.LINE_AGG["amount"] + " >= ?")
             params.append(b.min_amount)
         return (f"p.id IN (SELECT {_PERSON} FROM order_lines l JOIN members m ON m.id = l.member_id "
-                f"WHERE {' AND '.join(w for w in where if w)} GROUP BY {_PERSON} HAVING {' AND '.join(having)})")
+                f"WHERE {' AND '.join(where)} GROUP BY {_PERSON} HAVING {' AND '.join(having)})")
     if isinstance(node, HasTag):
         params += [node.tag.name, node.tag.value]
         return "p.id IN (SELECT member_id FROM person_tags WHERE tag = ? AND value = ?)"

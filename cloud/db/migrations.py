@@ -26,7 +26,6 @@ from cloud.db.database import POSTGRES, Database, connect
 _MIGRATION_LOCK = 0x1D5C0  # any constant shared by every process of this product
 
 
-
 @dataclass(frozen=True)
 class Only:
     """A statement only the engine named (``Dialect.name``) runs."""
