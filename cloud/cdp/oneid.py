@@ -304,6 +304,43 @@ class _UnionFind:
         return root
 
 
+class _Holders:
+    """Who holds which identifier, from (kind, value, record, record's created) rows: the groups of
+    records sharing a hard value (earliest first once sorted), each record's created and its values of
+    the limited kinds. Rows are taken as they come, so a full rebuild walks them while the server is
+    still sending the rest (``Tx.stream``)."""
+
+    def __init__(self, hard: set[str], limited: set[str]) -> None:
+        self.hard, self.limited = hard, limited
+        # a value's first holder, and a group only once a second holds it: most values read (three in
+        # four at 250k) are held by one record, and each got a list and a turn in the loop below
+        self.first_holder: dict[tuple[str, str], tuple[str, str]] = {}
+        self.groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self.created_of: dict[str, str] = {}
+        self.values: dict[str, dict[str, set[str]]] = {}  # a record (then a component's root) -> its limited values
+
+    def read(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
+        hard, limited = self.hard, self.limited  # locals: this loop runs once per identifier row
+        first_holder, groups, created_of, values = self.first_holder, self.groups, self.created_of, self.values
+        for kind, value, member_id, created in rows:
+            created_of[member_id] = created
+            if kind in hard:
+                key, holder = (kind, value), (created, member_id)
+                if (earlier := first_holder.setdefault(key, holder)) is not holder:
+                    if (group := groups.get(key)) is None:
+                        groups[key] = [earlier, holder]
+                    else:
+                        group.append(holder)
+                if kind in limited:  # kept for every record read: only those in a group are ever looked up
+                    # no ``setdefault``: its default, a new dict and a new set, was built for every row
+                    if (own := values.get(member_id)) is None:
+                        values[member_id] = {kind: {value}}
+                    elif (of_kind := own.get(kind)) is None:
+                        own[kind] = {value}
+                    else:
+                        of_kind.add(value)
+
+
 @_without_cycle_collection
 def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str, Rule]) -> Resolution:
     """Union-find over the candidate links among ``records`` (None = every record)."""
@@ -327,48 +364,27 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     # 2. the identifier rows of every record that may link: the scope's, or on a full rebuild those of
     #    the records sharing a hard value with another (found in SQL, so the records that link nobody,
     #    most of a brand, never reach Python) and of the decided pairs' records
+    holders = _Holders(hard, limited)
     if scope is None:
         if tx.dialect is POSTGRES:
             # in parallel every worker built the whole hash of ``shared`` over every identifier (the
             # plan's loops=3): three times the CPU for a wall no shorter (250k, load 5: 6.3, 5.7 s in
             # parallel, 5.0, 4.7 s alone); back to the server's setting right after
             tx.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        rows = tx.rows(
+        holders.read(tx.stream(
             "WITH shared AS (SELECT kind, value FROM identifiers WHERE blocked IS NULL GROUP BY kind, value "
             "    HAVING COUNT(*) > 1), "
             "  sharing AS (SELECT DISTINCT i.member_id FROM shared g JOIN identifiers i "
             "    ON i.kind = g.kind AND i.value = g.value WHERE i.blocked IS NULL) "
             "SELECT i.kind, i.value, i.member_id, m.created FROM sharing s JOIN members m ON m.id = s.member_id "
-            "JOIN identifiers i ON i.member_id = s.member_id WHERE i.blocked IS NULL")
+            "JOIN identifiers i ON i.member_id = s.member_id WHERE i.blocked IS NULL"))
         if tx.dialect is POSTGRES:
             tx.execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
         if decided_records := {m for a, b, _ in pairs for m in (a, b)}:
-            rows += _identifier_rows(tx, sorted(decided_records - {r[2] for r in rows}))
+            holders.read(_identifier_rows(tx, sorted(decided_records - holders.created_of.keys())))
     else:
-        rows = _identifier_rows(tx, sorted(scope))
-    # a value's first holder, and a group only once a second holds it: most values read (three in four
-    # at 250k) are held by one record, and each got a list and a turn in the loop below
-    first_holder: dict[tuple[str, str], tuple[str, str]] = {}
-    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    created_of: dict[str, str] = {}
-    values: dict[str, dict[str, set[str]]] = {}  # a record (then a component's root) -> its limited values
-    for kind, value, member_id, created in rows:
-        created_of[member_id] = created
-        if kind in hard:
-            key, holder = (kind, value), (created, member_id)
-            if (earlier := first_holder.setdefault(key, holder)) is not holder:
-                if (group := groups.get(key)) is None:
-                    groups[key] = [earlier, holder]
-                else:
-                    group.append(holder)
-            if kind in limited:  # kept for every record read: only those in a group are ever looked up
-                # no ``setdefault``: its default, a new dict and a new set, was built for every row
-                if (own := values.get(member_id)) is None:
-                    values[member_id] = {kind: {value}}
-                elif (of_kind := own.get(kind)) is None:
-                    own[kind] = {value}
-                else:
-                    of_kind.add(value)
+        holders.read(_identifier_rows(tx, sorted(scope)))
+    groups, created_of, values = holders.groups, holders.created_of, holders.values
 
     # 3. each group of records sharing a value is a candidate link, strongest rule first (the group's
     #    earliest record links to every other)

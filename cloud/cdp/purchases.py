@@ -223,8 +223,13 @@ def follow(tx: Tx, old: Mapping[str, str], new: Mapping[str, str], moved: Sequen
     if not moved:  # most resolutions (a sign-up, an import batch of new buyers) move nobody
         return
     losers = {old.get(r, r) for r in moved}
-    restate(tx, losers)
-    _add_to_persons(tx, sorted(r for r in moved if new.get(r, r) not in losers))
+    with _all_of(tx, sorted(losers)) as (test, args):
+        tx.execute(f"DELETE FROM person_purchase_days WHERE person_id {test}", args)
+    # the maps hold every record of the persons concerned (a resolution's scope is whole persons), so
+    # the records a loser still heads are known here without reading ``members`` again (at 1M persons
+    # a first rebuild's two reads of 679k ids took 1.7 s on PostgreSQL and found that none are)
+    kept = [r for r, head in new.items() if head in losers] + [p for p in losers if p not in new]
+    _add_to_persons(tx, sorted({*kept, *(r for r in moved if new.get(r, r) not in losers)}))
 
 
 def refresh(tx: Tx, records: Iterable[str]) -> None:

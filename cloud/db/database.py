@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 Params = Sequence[Any]
+#: the libpq version (17) that hands rows over in chunks (``Tx.stream``); psycopg[binary] brings 18
+_CHUNKED_ROWS = 170000
 #: values per ``IN (?, ...)`` list on SQLite (``Tx.among``)
 IN_CHUNK = 500
 #: an array parameter (PostgreSQL only: ``Tx.among``, ``Tx.values``), sent in binary. psycopg dumps a
@@ -98,6 +100,21 @@ class Tx:
     def rows(self, sql: str, params: Params = ()) -> list[tuple]:
         self.execute(sql, params)
         return [tuple(r) for r in self._cursor.fetchall()]
+
+    def stream(self, sql: str, params: Params = (), *, batch: int = 10_000) -> Iterator[tuple]:
+        """A read's rows as the engine hands them over, for the caller to work on each batch while
+        the server computes and sends the next (PostgreSQL: libpq's chunked rows, ``batch`` at a
+        time), where ``rows`` waits for the last row before returning the first. OneID's first
+        resolution of 1M persons reads 2.75M identifier rows: fetched whole and then walked, 12-13 s;
+        walked as they came, 8.4 s. Nothing else may run in the transaction until the rows run out."""
+        if self.dialect is POSTGRES:
+            if psycopg.pq.version() < _CHUNKED_ROWS:  # a libpq without chunks: one row at a time is slower
+                yield from self.rows(sql, params)
+            else:
+                yield from self._cursor.stream(self._sql(sql), _adapt(params), size=batch)
+            return
+        self._run(self._cursor, sql, params)
+        yield from self._cursor
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         self.execute(sql, params)

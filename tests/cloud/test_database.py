@@ -1,5 +1,5 @@
-"""The engine-neutral database handle: ``Tx.among``'s membership tests and ``Tx.values``' relations on
-both engines."""
+"""The engine-neutral database handle: ``Tx.among``'s membership tests, ``Tx.values``' relations and
+``Tx.stream``'s reads on both engines."""
 
 from __future__ import annotations
 
@@ -50,3 +50,20 @@ def test_values_is_one_statement_that_gives_back_every_row_as_written(db: Databa
         assert list(tx.values([], types)) == []
     assert dict(db.rows("SELECT id, name FROM stores ORDER BY id")) == {
         "s-0000": "old", "s-0001": "店 1", "s-0002": "old", "s-0003": "店 3", "s-0004": "old"}
+
+
+def test_stream_hands_over_every_row_of_a_read_in_batches_and_the_transaction_goes_on(db: Database) -> None:
+    """``Tx.stream`` gives the rows ``rows`` gives, in order, across many batches (PostgreSQL: libpq's
+    chunks of ``batch`` rows), with parameters; the transaction is usable again once they run out,
+    and a read of nothing streams nothing."""
+    with db.transaction() as tx:
+        tx.copy("stores", ("id", "brand", "name", "city", "created", "timezone"),
+                [(f"s-{n:04d}", "b", f"店 {n}", "上海", "2026-01-01T00:00:00+00:00", "Asia/Shanghai")
+                 for n in range(250)])
+        read = "SELECT id, name FROM stores WHERE brand = ? AND id >= ? ORDER BY id"
+        streamed = tx.stream(read, ("b", "s-0010"), batch=7)
+        assert next(streamed) == ("s-0010", "店 10")
+        assert [tuple(r) for r in streamed] == [tuple(r) for r in tx.rows(read, ("b", "s-0011"))]
+        assert list(tx.stream(read, ("nobody", ""))) == []
+        assert tx.execute("DELETE FROM stores WHERE id < ?", ("s-0100",)) == 100
+    assert db.scalar("SELECT COUNT(*) FROM stores") == 150
