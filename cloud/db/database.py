@@ -116,6 +116,18 @@ class Tx:
         self._run(self._cursor, sql, params)
         yield from self._cursor
 
+    @contextmanager
+    def aside(self, work: Callable[[], None]) -> Iterator[None]:
+        """Run ``work`` (statements of this transaction) on another thread while the ``with`` block
+        runs Python that needs no database: the block must not use the transaction, whose connection
+        runs one statement at a time. The block's end waits for the work and raises its error. While
+        the engine works (PostgreSQL's server process; SQLite's C code, which releases the GIL), the
+        block's Python runs on the other core instead of after it."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tx-aside") as worker:
+            working = worker.submit(work)
+            yield
+            working.result()
+
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         self.execute(sql, params)
         names = [d[0] for d in self._cursor.description]

@@ -1,9 +1,14 @@
 """The engine-neutral database handle: ``Tx.among``'s membership tests, ``Tx.values``' relations and
-``Tx.stream``'s reads on both engines."""
+``Tx.stream``'s reads and ``Tx.aside``'s work on both engines."""
 
 from __future__ import annotations
 
+import threading
+
+import pytest
+
 from cloud.db import Database
+from cloud.db.database import IntegrityError
 
 
 def test_among_finds_exactly_the_listed_values_however_many_and_however_often(db: Database) -> None:
@@ -67,3 +72,26 @@ def test_stream_hands_over_every_row_of_a_read_in_batches_and_the_transaction_go
         assert list(tx.stream(read, ("nobody", ""))) == []
         assert tx.execute("DELETE FROM stores WHERE id < ?", ("s-0100",)) == 100
     assert db.scalar("SELECT COUNT(*) FROM stores") == 150
+
+
+def test_aside_runs_its_statements_while_the_block_runs_and_raises_their_error_at_its_end(db: Database) -> None:
+    """``Tx.aside``: the work runs at the same time as the block (it waits for the block to have
+    started), is done when the block ends, and its error comes out there, undoing the transaction."""
+    rows = [(f"s-{n:04d}", "b", f"店 {n}", "上海", "2026-01-01T00:00:00+00:00", "Asia/Shanghai") for n in range(300)]
+    columns = ("id", "brand", "name", "city", "created", "timezone")
+    in_block = threading.Event()
+
+    def work() -> None:
+        assert in_block.wait(10), "the block never ran while the work waited"
+        tx.copy("stores", columns, rows)
+
+    with db.transaction() as tx:
+        with tx.aside(work):
+            in_block.set()
+        assert tx.scalar("SELECT COUNT(*) FROM stores") == 300
+    with pytest.raises(IntegrityError), db.transaction() as tx:
+        with tx.aside(lambda: tx.execute(f"INSERT INTO stores ({', '.join(columns)}) VALUES (?, ?, ?, ?, ?, ?)",
+                                         rows[0])):
+            pass
+        tx.execute("DELETE FROM stores")  # never reached
+    assert db.scalar("SELECT COUNT(*) FROM stores") == 300
