@@ -29,6 +29,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -530,7 +531,7 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     #    35 s of writes on PostgreSQL)
     now = _now()
     stored = _stored_links(tx, scope)
-    with tx.aside(move):
+    with tx.aside(move) if changes else nullcontext():  # most resolutions move nobody: no thread
         stale, new_links = _link_changes(stored, [o for o in outcome if o[4] not in _DECIDED])
         audit, changed = _audit_rows(old_head, new_head, moved, actor, now)
     for test, chunk in tx.among(stale):
