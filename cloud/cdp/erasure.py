@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from cloud.cdp import conflicts, profile, purchases, tombstones
+from cloud.cdp import conflicts, oneid, profile, purchases, tombstones
 from cloud.clock import iso, utcnow
 from cloud.db import Database, Tx
 from cloud.errors import NotFound
@@ -90,6 +90,9 @@ def _in(ids: list[str]) -> str:
 
 def erase(db: Database, member_id: str, *, actor: str) -> Erased:
     with db.transaction() as tx:
+        # no resolution may add a record to the person between the read of its records and the end:
+        # that record would outlive the erasure holding the person's phone
+        oneid.lock(tx)
         person = tx.scalar("SELECT COALESCE(merged_into, id) FROM members WHERE id = ?", (member_id,))
         if person is None:
             raise UnknownMember(f"no member {member_id}")

@@ -157,6 +157,11 @@ class Importer:
         if not batch:
             return
         with self._db.transaction() as tx:
+            # OneID's lock from the start, not only for the resolution at the end: the batch's records
+            # and their persons' purchase facts are written against the persons it reads now, and an
+            # erasure or a rebuild moving those persons meanwhile would leave facts under a person that
+            # is gone, or a record of an erased person alive (the tombstones were read before it)
+            oneid.lock(tx)
             problems: list[Problem] = []
             orders: list[Order] = []
             buyers: list[Buyer] = []
