@@ -38,7 +38,7 @@ def test_an_erasure_during_an_import_batch_leaves_no_record_of_the_person(db: Da
     def run_import() -> None:
         try:
             import_file(db, "youzan", YOUZAN.encode("utf-8-sig"), source="youzan.csv")
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
     importing = threading.Thread(target=run_import)
