@@ -1,7 +1,7 @@
-"""Two writers of one person at once: every transaction that reads who a record belongs to and writes
-on it holds OneID's lock from its start, so an erasure and an import batch (or a rebuild) never
+"""Two writers of one person at once: an erasure holds OneID's lock from its start and an import batch
+from before its read of the erasure tombstones, so the two (or a batch and a rebuild) never
 interleave. Replayed here through the real paths, with the import held at the worst moment: after it
-has read the erasure tombstones, before it writes its records.
+has read the tombstones, before it writes its records.
 """
 
 from __future__ import annotations
