@@ -13,7 +13,9 @@ twos: its MAD is 0 and one extra visitor would be "infinitely" abnormal. Counts 
 their Poisson noise (sqrt of the median), every kind at a fixed and a relative minimum and at a
 share of the store's typical level; a metric whose volume is too small (a ratio of a few
 customers) is not judged; and a change smaller than the metric's ``min_delta`` never alerts,
-whatever its z. docs/ALERTS.md has the numbers and why.
+whatever its z. A count below its normal is judged as a count (``count_low_z``): a whole day of
+no door arrivals is not "3.6 spreads low" but a count its own noise almost never gives.
+docs/ALERTS.md has the numbers and why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from statistics import median
 from typing import Literal
+
+from scipy.special import gammaincc, ndtri
 
 from cloud.health.metrics import BY_NAME
 
@@ -173,6 +177,33 @@ def _weekday_residuals(sample: Sample, weekend: bool, thresholds: Thresholds) ->
             for v in values]
 
 
+#: the smallest tail probability turned into a z (about -37): a float's own limit is not far below
+_LEAST_P = 1e-300
+
+
+def count_low_z(value: float, baseline: Baseline, rule: MetricRule) -> float:
+    """The z of a count below its normal, from the count's own distribution rather than a normal one.
+
+    A normal with the spread as its sigma puts a zero far too close to the median: a store whose
+    Saturdays bring 30-47 door arrivals (median 37.5) and that saw none all day was "3.6 sigmas"
+    low, under the warning line, yet a count with that mean and noise is zero about once in a
+    million days. So the count is tested as a quasi-Poisson one, as the hourly source rule does
+    (``cloud.health.shortfall``): value and median divided by the dispersion (variance over mean,
+    at least 1) of the store's own noise -- the MAD's sigma under the kind's fixed, relative and
+    Poisson floors, not the level floor, which is about importance (a quiet hour of a busy store),
+    not noise -- and P(X <= value) turned into the normal z with the same tail. The scaled value is
+    seldom a whole number, so the Poisson CDF is the continuous one (the regularised upper
+    incomplete gamma Q(k + 1, mean), which equals P(X <= k) at whole k): flooring it would call a
+    count lower than it is."""
+    mean = baseline.median
+    if mean <= 0:
+        return 0.0
+    noise = spread(baseline, rule, 0.0)
+    dispersion = max(1.0, noise * noise / mean)
+    tail = float(gammaincc(value / dispersion + 1.0, mean / dispersion))
+    return min(0.0, float(ndtri(min(0.5, max(tail, _LEAST_P)))))
+
+
 def spread(baseline: Baseline, rule: MetricRule, level: float) -> float:
     """The noise scale a deviation is measured in: the MAD as a sigma, floored per the rule.
 
@@ -194,9 +225,12 @@ class Verdict:
 
 
 def judge(value: float, baseline: Baseline, rule: MetricRule, thresholds: Thresholds, *, level: float = 0.0) -> Verdict:
-    """Robust z of a value against its baseline, and whether (and how badly) it is abnormal."""
+    """Robust z of a value against its baseline, and whether (and how badly) it is abnormal: a count
+    below its normal by its own distribution (``count_low_z``), everything else by the spread."""
     delta = value - baseline.median
     z = delta / spread(baseline, rule, level)
+    if rule.kind == "count" and delta < 0:
+        z = count_low_z(value, baseline, rule)
     direction: Direction = "high" if delta > 0 else "low"
     if abs(delta) < rule.min_delta or abs(z) < thresholds.warning:
         return Verdict(z, direction, None)

@@ -37,12 +37,37 @@ def test_z_and_severity_from_a_known_median_and_mad() -> None:
     assert judge(170, base, footfall, TH).z == pytest.approx(70 / 14.826)  # 4.72: warning
     assert judge(170, base, footfall, TH).severity == "warning"
     assert judge(210, base, footfall, TH).severity == "critical"  # 7.42
-    assert judge(45, base, footfall, TH).direction == "low" and judge(45, base, footfall, TH).severity is None  # -3.71
-    assert judge(40, base, footfall, TH).severity == "warning"  # -4.05
+    # below its median a count is judged as a count: quasi-Poisson with the noise's dispersion
+    # (14.826^2 / 100 = 2.2), whose low tail is lighter than the normal's: 50 is -3.62 (-3.37 by
+    # the spread), 45 is -4.04 (-3.71)
+    assert judge(50, base, footfall, TH).direction == "low" and judge(50, base, footfall, TH).severity is None
+    assert judge(50, base, footfall, TH).z == pytest.approx(-3.616, abs=1e-3)
+    assert judge(45, base, footfall, TH).severity == "warning"
     # sales: a fifth of the median is the floor at hour grain (one big ticket), a tenth at day grain
     sales = Baseline(median=1000.0, mad=10.0, n=8, pool="weekday_hour")
     assert judge(2000, sales, rule_for("sales", "hour"), TH).z == pytest.approx(5.0)
     assert judge(2000, sales, rule_for("sales", "day"), TH).z == pytest.approx(10.0)
+
+
+def test_a_day_without_a_count_is_flagged_whatever_the_level_floor() -> None:
+    """The demo's door camera down all day at a store whose Saturdays brought 30-47 arrivals: by the
+    spread (the MAD's sigma, 10.4, or the level floor, a fifth of a store's 52-a-day mean) a zero
+    was 3.6 spreads low and raised nothing; as a count with that noise it is a once-in-a-million day."""
+    saturday = datetime(2026, 12, 5)
+    base = baseline_of(saturday, [(saturday - timedelta(weeks=w + 1), v) for w, v in enumerate([44, 31, 47, 30])], TH)
+    assert base is not None and (base.median, base.mad) == (37.5, 7.0)
+    arrivals = rule_for("arrivals", "day")
+    assert (0 - 37.5) / spread(base, arrivals, level=52.0) == pytest.approx(-3.606, abs=1e-3)
+    zero = judge(0, base, arrivals, TH, level=52.0)
+    assert zero.severity == "warning" and zero.z == pytest.approx(-4.598, abs=1e-3)
+    # an ordinary quiet Saturday is not news, nor is half the usual day (z -1.6)
+    assert judge(25, base, arrivals, TH, level=52.0).severity is None
+    assert judge(20, base, arrivals, TH, level=52.0).severity is None
+    # a small store: 12 a day, none today (the spread called it -3.5 sigmas; P = 6e-6)
+    small = Baseline(median=12.0, mad=2.0, n=8, pool="weekday_hour")
+    assert judge(0, small, arrivals, TH, level=12.0).severity == "warning"
+    # a count never judged low when its normal is nothing
+    assert judge(0, Baseline(median=0.0, mad=0.0, n=8, pool="weekday_hour"), arrivals, TH).z == 0
 
 
 def test_baseline_median_from_the_weekday_and_mad_from_the_residuals() -> None:
