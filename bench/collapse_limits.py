@@ -6,7 +6,7 @@ store's volumes, with the statistics alone: tickets as a Poisson stream of ``--o
 (known exactly: the rule's estimate from 4 weeks can only be worse), open 10:00-22:00, judged
 every ``--step-min`` minutes over the rule's windows (``cloud.health.shortfall.WINDOWS_MIN``, never
 before the opening) with its test, a Poisson tail below ``alpha`` and at least ``min_shortfall``
-short (``shortfall.poisson_cdf``; without the rule's 2.5-standard-deviation shortcut, which only
+short (``baseline.poisson_cdf``, as ``shortfall`` tests it; without the rule's 2.5-standard-deviation shortcut, which only
 holds for its own alpha), for each alpha of ``--alphas``:
 
 - ``false_per_store_week``: alert episodes (a short window with none open; it clears when no
@@ -37,7 +37,8 @@ from functools import cache
 
 import numpy as np
 
-from cloud.health.shortfall import ALPHA, MIN_SHORTFALL, WINDOWS_MIN, poisson_cdf
+from cloud.health.baseline import poisson_cdf
+from cloud.health.shortfall import ALPHA, MIN_SHORTFALL, WINDOWS_MIN
 
 OPEN_MIN = 12 * 60
 

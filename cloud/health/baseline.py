@@ -177,6 +177,14 @@ def _weekday_residuals(sample: Sample, weekend: bool, thresholds: Thresholds) ->
             for v in values]
 
 
+def poisson_cdf(k: float, mean: float) -> float:
+    """P(X <= k) for X ~ Poisson(mean), continuous in ``k``: the regularised upper incomplete gamma
+    Q(k + 1, mean), which is the Poisson CDF at whole ``k`` and rises smoothly between them. The rules
+    test counts divided by their dispersion (``count_low_z``, ``cloud.health.shortfall``), which are
+    seldom whole: flooring 9 / 2 to 4 called a count of 9 lower than it is."""
+    return 1.0 if mean <= 0 else float(gammaincc(max(k, 0.0) + 1.0, mean))
+
+
 #: the smallest tail probability turned into a z (about -37): a float's own limit is not far below
 _LEAST_P = 1e-300
 
@@ -191,16 +199,13 @@ def count_low_z(value: float, baseline: Baseline, rule: MetricRule) -> float:
     (``cloud.health.shortfall``): value and median divided by the dispersion (variance over mean,
     at least 1) of the store's own noise -- the MAD's sigma under the kind's fixed, relative and
     Poisson floors, not the level floor, which is about importance (a quiet hour of a busy store),
-    not noise -- and P(X <= value) turned into the normal z with the same tail. The scaled value is
-    seldom a whole number, so the Poisson CDF is the continuous one (the regularised upper
-    incomplete gamma Q(k + 1, mean), which equals P(X <= k) at whole k): flooring it would call a
-    count lower than it is."""
+    not noise -- and P(X <= value) (``poisson_cdf``) turned into the normal z with the same tail."""
     mean = baseline.median
     if mean <= 0:
         return 0.0
     noise = spread(baseline, rule, 0.0)
     dispersion = max(1.0, noise * noise / mean)
-    tail = float(gammaincc(value / dispersion + 1.0, mean / dispersion))
+    tail = poisson_cdf(value / dispersion, mean / dispersion)
     return min(0.0, float(ndtri(min(0.5, max(tail, _LEAST_P)))))
 
 

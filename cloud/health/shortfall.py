@@ -8,7 +8,8 @@ store open now (``opening_hours.OpeningHours.is_open``) and each source: over th
 minutes (not before the store opened), how many rows came (``observed``) and how many were due
 (``expected``: the median of the same hour on the same weekday of the 4 weeks before, from the
 hourly rollup, pro-rated by the minutes of each hour in the window). A window whose count is so
-low that a Poisson count with that mean would be as low less than ``ALPHA`` of the time, and
+low that a Poisson count with that mean would be as low less than ``ALPHA`` of the time (the
+continuous tail, ``baseline.poisson_cdf``), and
 short by at least ``MIN_SHORTFALL``, is an incident (both counts divided by the source's
 ``dispersion`` at this store, over every hour of the same weekday of those 4 weeks, first: a
 quasi-Poisson test, a Wi-Fi box counts groups): ``critical`` when nothing came (the source
@@ -48,6 +49,7 @@ from cloud import clock
 from cloud.db import Database
 from cloud.health import alerts
 from cloud.health.alerts import Alert
+from cloud.health.baseline import poisson_cdf
 from cloud.health.opening_hours import OpeningHours
 from cloud.health.staff_absent import absent_now
 from cloud.health.stock_out import empty_shelves
@@ -111,13 +113,6 @@ METRICS = {s.metric: s for s in SOURCES}
 SHELVES_METRIC = "shelves_empty"
 #: the roster rule's alert (``cloud.health.staff_absent``): rostered assistants not on the guide screen
 STAFF_METRIC = "staff_absent"
-
-
-def poisson_cdf(k: float, mean: float) -> float:
-    """P(X <= k) for X ~ Poisson(mean)."""
-    if mean <= 0:
-        return 1.0
-    return min(1.0, sum(math.exp(j * math.log(mean) - mean - math.lgamma(j + 1)) for j in range(int(k) + 1)))
 
 
 def is_short(observed: float, expected: float) -> bool:

@@ -13,6 +13,7 @@ from cloud.cdp.imports.canonical import order_id
 from cloud.clock import iso
 from cloud.db import Database
 from cloud.health import shortfall
+from cloud.health.baseline import poisson_cdf
 from cloud.health.shortfall import MAX_DISPERSION, dark_hours, dispersion, is_short
 from cloud.runtime import open_cdp
 
@@ -143,3 +144,8 @@ def test_the_test_is_a_poisson_tail_with_a_minimum_shortfall() -> None:
     assert dispersion([[10, 10, 10, 10]]) == 1.0 and dispersion([[0, 40, 0, 40]]) == MAX_DISPERSION
     assert dark_hours({"10": 1, "11": 1}, {"10": 10.0, "11": 10.0}) == {"10", "11"}
     assert dark_hours({"10": 1, "11": 1}, {"10": 10.0, "11": 10.0}, phi=3.0) == set()
+    # scaled counts are seldom whole: 11 rows of 40 due at dispersion 2 is 5.5 of 20, whose tail
+    # (1.4e-4) is above ALPHA; floored to 5 (7.2e-5) it was called short
+    assert poisson_cdf(5, 20) == pytest.approx(7.19088e-5, rel=1e-5)
+    assert poisson_cdf(5, 20) < poisson_cdf(5.5, 20) < poisson_cdf(6, 20)
+    assert is_short(10 / 2, 40 / 2) and not is_short(11 / 2, 40 / 2)
