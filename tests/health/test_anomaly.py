@@ -14,7 +14,7 @@ from cloud.cli import app as cloud_app
 from cloud.clock import iso, utcnow
 from cloud.db import Database
 from cloud.health import alerts
-from cloud.health.anomaly import scan
+from cloud.health.anomaly import ScanConfig, scan
 from cloud.health.baseline import Baseline, Thresholds, baseline_of, judge, rule_for, spread
 from cloud.runtime import open_cdp
 from cloud.synthetic.anomaly_evaluation import evaluate, load
@@ -144,6 +144,37 @@ def test_scan_is_incremental_and_raises_each_alert_once(db_location: str) -> Non
         assert [(a.ts, a.direction) for a in later] == [("2026-03-02T15:00", "low")]
         with pytest.raises(ValueError, match="aware"):
             scan(db, None, datetime(2026, 3, 2, 16))
+    finally:
+        db.close()
+
+
+def test_the_scan_flags_a_store_day_without_arrivals_among_busy_weekdays(db_location: str) -> None:
+    """Through the scan and the alerts table, a brand's day rows written by hand: four weeks of a store
+    whose weekdays bring 90 door arrivals, Sundays 50, Saturdays 44, 31, 47, 30 (newest first), then a
+    Saturday with none. The truth, by hand: the median of the Saturdays 37.5; the weekend residuals
+    (-7.5 9.5 -6.5 6.5 and four 0s) give a tail-aware MAD of 7.5 x 0.6745 / 1.2816 = 3.947, so the
+    noise is max(1.4826 x 3.947 = 5.85, sqrt(37.5) = 6.12) and the dispersion 1: P(0 | 37.5) = 5.2e-17,
+    z -8.3, critical. By the spread alone the level floor (a fifth of the 2-week mean of 77) made it
+    -2.4 and nothing was raised. The Friday before, at its usual 90, raises nothing."""
+    db = open_cdp(db_location, sample_catalogue=False)
+    try:
+        db.execute("INSERT INTO stores (id, brand, name, city, created, timezone) VALUES (?, ?, ?, ?, ?, ?)",
+                   ("s1", "b1", "一号店", "上海", iso(utcnow()), "Asia/Shanghai"))
+        zero_day = datetime(2026, 3, 7)  # a Saturday
+        saturdays = [44.0, 31.0, 47.0, 30.0]
+        rows = [("s1", "day", zero_day.strftime("%Y-%m-%d"), "arrivals", 0.0)]
+        for back in range(1, 29):
+            day = zero_day - timedelta(days=back)
+            value = saturdays[back // 7 - 1] if day.weekday() == 5 else 50.0 if day.weekday() == 6 else 90.0
+            rows.append(("s1", "day", day.strftime("%Y-%m-%d"), "arrivals", value))
+        with db.transaction() as tx:
+            tx.copy("store_metrics", ("store", "grain", "ts", "metric", "value"), rows)
+        now = datetime(2026, 3, 7, 17, 30, tzinfo=UTC)  # 01:30 on Sunday in Shanghai: Saturday is complete
+        raised = scan(db, None, now, ScanConfig(grains=("day",), first_lookback=timedelta(days=2)))
+        assert [(a.metric, a.ts, a.value, a.baseline, a.direction, a.severity) for a in raised] == [
+            ("arrivals", "2026-03-07", 0.0, 37.5, "low", "critical")]
+        assert raised[0].z == pytest.approx(-8.3, abs=0.05)
+        assert db.scalar("SELECT last_ts FROM alert_scans WHERE store = 's1' AND grain = 'day'") == "2026-03-07"
     finally:
         db.close()
 
