@@ -206,7 +206,7 @@ def count_low_z(value: float, baseline: Baseline, rule: MetricRule) -> float:
     noise = spread(baseline, rule, 0.0)
     dispersion = max(1.0, noise * noise / mean)
     tail = poisson_cdf(value / dispersion, mean / dispersion)
-    return min(0.0, float(ndtri(min(0.5, max(tail, _LEAST_P)))))
+    return float(ndtri(min(0.5, max(tail, _LEAST_P))))
 
 
 def spread(baseline: Baseline, rule: MetricRule, level: float) -> float:
@@ -233,9 +233,7 @@ def judge(value: float, baseline: Baseline, rule: MetricRule, thresholds: Thresh
     """Robust z of a value against its baseline, and whether (and how badly) it is abnormal: a count
     below its normal by its own distribution (``count_low_z``), everything else by the spread."""
     delta = value - baseline.median
-    z = delta / spread(baseline, rule, level)
-    if rule.kind == "count" and delta < 0:
-        z = count_low_z(value, baseline, rule)
+    z = count_low_z(value, baseline, rule) if rule.kind == "count" and delta < 0 else delta / spread(baseline, rule, level)
     direction: Direction = "high" if delta > 0 else "low"
     if abs(delta) < rule.min_delta or abs(z) < thresholds.warning:
         return Verdict(z, direction, None)
