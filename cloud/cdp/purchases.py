@@ -4,9 +4,11 @@ A segment's purchase dimensions (``cloud.cdp.dimensions``: bought, order count, 
 refunds, first/last purchase, by any / channel / store / category) used to group every order line
 in the window at each count; at 1M members and 10M lines that is most of the table per condition.
 Here each record's lines are pre-summed per local day (Asia/Shanghai) and per scope -- ``any`` (all
-lines), one row per ``channel``, ``store`` (NULL store as ''), ``category`` -- with the net units,
-the net amount, the distinct sale orders (an order lies in one day, so days add up), the refund
-lines, and the first and last sale instant. A window is then whole days read from these rows plus,
+lines), one row per ``channel``, ``store`` (only lines with a store: a dimension's store is never
+empty, so a row for an online order's missing store answered nothing, and it was a fifth of the rows
+OneID moves when online buyers join their members), ``category`` -- with the net units, the net
+amount, the distinct sale orders (an order lies in one day, so days add up), the refund lines, and
+the first and last sale instant. A window is then whole days read from these rows plus,
 when it starts or ends inside a day (a "last 90 days" window starts at the current instant 90 days
 ago), that day's part read from the order lines, so every answer is the one the lines give.
 
@@ -59,8 +61,9 @@ COMBINE: dict[str, str] = {"qty": "SUM", "amount": "SUM", "orders": "SUM", "refu
                            "last": "MAX"}
 LINE_SCOPE: dict[str | None, str | None] = {None: None, "channel": "l.channel", "store": "l.store",
                                             "category": "l.category", "sku": "l.sku"}
-_SUMMED = {None: ("'any'", "''"), "channel": ("'channel'", "l.channel"),
-           "store": ("'store'", "COALESCE(l.store, '')"), "category": ("'category'", "l.category")}
+#: scope -> (its name, its value, which lines have one)
+_SUMMED = {None: ("'any'", "''", ""), "channel": ("'channel'", "l.channel", ""),
+           "store": ("'store'", "l.store", " AND l.store <> ''"), "category": ("'category'", "l.category", "")}
 _DAY_OF = f"(l.ts + {_OFFSET}) / {_DAY}"
 _FACT_COLUMNS = "member_id, scope, value, day, qty, amount, orders, refunds, first_ts, last_ts"
 
@@ -120,18 +123,23 @@ CLUSTERED = tuple(Only("sqlite", statement) for statement in (
 ))
 
 
-def _summing(where: str) -> str:
+def _summing(where: str, scopes: Iterable[tuple[str, str, str]] = _SUMMED.values()) -> str:
     """INSERT of the facts of the lines ``where`` selects (one pass per scope)."""
     measures = ", ".join(LINE_AGG[m] for m in ("qty", "amount", "orders", "refunds", "first", "last"))
     parts = [f"SELECT l.member_id, {scope}, {value}, {_DAY_OF}, {measures} FROM order_lines l "
-             f"WHERE l.member_id IS NOT NULL{where} GROUP BY l.member_id, "
+             f"WHERE l.member_id IS NOT NULL{where}{having} GROUP BY l.member_id, "
              + ("" if value == "''" else f"{value}, ") + _DAY_OF
-             for scope, value in _SUMMED.values()]
+             for scope, value, having in scopes]
     return f"INSERT INTO purchase_days ({_FACT_COLUMNS}) " + " UNION ALL ".join(parts)
 
 
-#: the migration that creates the facts fills them from every line already stored
-BACKFILL = _summing("")
+#: the migration that creates the facts fills them from every line already stored, as it shipped (a
+#: store row for lines without a store, as store ''; the next migration deletes those)
+BACKFILL = _summing("", [*(_SUMMED[s] for s in (None, "channel")), ("'store'", "COALESCE(l.store, '')", ""),
+                         _SUMMED["category"]])
+#: the store rows of lines without a store, which earlier code kept (as store '')
+NO_STORE = tuple(f"DELETE FROM {table} WHERE scope = 'store' AND value = ''"
+                 for table in ("purchase_days", "person_purchase_days"))
 
 _PERSON_COLUMNS = "person_id, scope, value, day, qty, amount, orders, refunds, first_ts, last_ts"
 #: adds rows to stored days (``excluded`` is the row being added); an order lies in one record and one
@@ -258,7 +266,9 @@ def add_lines(tx: Tx, rows: Iterable[Sequence]) -> None:
         if member_id is None:
             continue
         day = (ts + _OFFSET) // _DAY
-        for scope, value in (("any", ""), ("channel", channel), ("store", store or ""), ("category", category)):
+        for scope, value in (("any", ""), ("channel", channel), ("store", store), ("category", category)):
+            if not value and scope == "store":  # an online line has no store
+                continue
             cell = cells.get((member_id, scope, value, day))
             if cell is None:
                 cell = cells[(member_id, scope, value, day)] = [0, 0.0, set(), 0, None, None]

@@ -250,4 +250,5 @@ SCHEMA = Schema("cdp", (
     Migration(89, "person profiles: the stats segments test, beside the surviving values", _SEGMENT_STATS),
     # SQLite keeps both purchase fact tables in their primary key's order (cloud.cdp.purchases.CLUSTERED)
     Migration(90, "purchase facts stored by their key on SQLite", purchases.CLUSTERED),
+    Migration(91, "purchase facts: no store row for a line without a store", purchases.NO_STORE),
 ))

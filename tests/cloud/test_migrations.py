@@ -32,7 +32,7 @@ SHIPPED = {
     58: "281ea5af8f092ad8", 60: "744303a8b32ed5d8", 63: "297b0bceec984137", 64: "925155fcbed91239",
     65: "ee95a40d0f0bd968", 77: "5549fdc4f491aeff", 78: "2c4a529225c43916", 79: "56138d96ab920ba1",
     80: "4918f915b79d77c2", 87: "dcc1ff82e717394d", 88: "27eed51cde7e697d", 89: "af715e2a0daeb672",
-    90: "c4d3c69425910ef6",
+    90: "c4d3c69425910ef6", 91: "59dc41867a99d1da",
 }
 
 
@@ -99,7 +99,7 @@ def test_the_purchase_facts_keep_their_rows_when_sqlite_stores_them_by_key(tmp_p
         with db.transaction() as tx:
             for table, rows in facts.items():
                 tx.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in rows[0])})", rows)
-        assert migrate(db, SCHEMAS) == [90]
+        assert migrate(db, SCHEMAS) == [90, 91]
         for table, rows in facts.items():
             assert "WITHOUT ROWID" in db.scalar("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
             assert sorted(db.rows(f"SELECT * FROM {table}"), key=repr) == sorted(rows, key=repr)
@@ -108,5 +108,24 @@ def test_the_purchase_facts_keep_their_rows_when_sqlite_stores_them_by_key(tmp_p
             purchases.add_lines(tx, [("o9", "r1", "pos", "s1", 20000 * 86400 - 8 * 3600 + 60, "SKU-1", "护肤", 1, 7.0, 7.0)])
         assert db.rows("SELECT qty, amount, orders FROM person_purchase_days WHERE person_id = 'r1' AND scope = 'any' "
                        "AND day = 20000") == [(2, 32.0, 2)]
+    finally:
+        db.close()
+
+
+def test_lines_without_a_store_lose_their_store_rows(tmp_path: Path) -> None:
+    """Version 91 deletes the store rows the facts kept, as store '', for lines without a store (an
+    online order's): no dimension asks for an empty store. Every other row stays."""
+    before = tuple(Schema(s.feature, tuple(m for m in s.migrations if m.version < 91)) for s in SCHEMAS)
+    db = open_database(tmp_path / "cloud.db", before)
+    kept = [("r1", "any", "", 20000, 2, 30.0, 1, 0, 1, 2), ("r1", "store", "sh-001", 20000, 1, 10.0, 1, 0, 1, 1),
+            ("r1", "channel", "tmall", 20000, 1, 20.0, 1, 0, 2, 2)]
+    try:
+        with db.transaction() as tx:
+            for table in ("purchase_days", "person_purchase_days"):
+                tx.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               [*kept, ("r1", "store", "", 20000, 1, 20.0, 1, 0, 2, 2)])
+        assert migrate(db, SCHEMAS) == [91]
+        for table in ("purchase_days", "person_purchase_days"):
+            assert sorted(db.rows(f"SELECT * FROM {table}"), key=repr) == sorted(kept, key=repr)
     finally:
         db.close()

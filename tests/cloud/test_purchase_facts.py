@@ -147,9 +147,9 @@ def _check(db: Database) -> int:
             "SELECT member_id, scope, value, day, qty, amount, orders, refunds, first_ts, last_ts FROM purchase_days"))
 
     kept = facts()
-    with db.transaction() as tx:
+    with db.transaction() as tx:  # summed again from the lines, as a change to a record's lines does
         tx.execute("DELETE FROM purchase_days")
-        tx.execute(purchases.BACKFILL)
+        purchases.refresh(tx, [r[0] for r in tx.rows("SELECT DISTINCT member_id FROM order_lines")])
     assert facts() == kept
     assert _person_facts(db) == _person_facts_from_lines(db)
     return found
@@ -245,7 +245,9 @@ def _person_facts_from_lines(db: Database) -> dict[tuple, tuple]:
             "SELECT COALESCE(m.merged_into, l.member_id), l.order_id, l.channel, l.store, l.ts, l.category, l.qty, "
             "l.amount FROM order_lines l LEFT JOIN members m ON m.id = l.member_id WHERE l.member_id IS NOT NULL"):
         day = datetime.fromtimestamp(ts, LOCAL).toordinal() - date(1970, 1, 1).toordinal()
-        for scope, value in (("any", ""), ("channel", channel), ("store", store or ""), ("category", category)):
+        for scope, value in (("any", ""), ("channel", channel), ("store", store), ("category", category)):
+            if scope == "store" and not store:  # an online line has no store, and no store row
+                continue
             c = cells[(person, scope, value, day)]
             c[0] += qty
             c[1] += amount
