@@ -127,9 +127,9 @@ def _summing(where: str, scopes: Iterable[tuple[str, str, str]] = _SUMMED.values
     """INSERT of the facts of the lines ``where`` selects (one pass per scope)."""
     measures = ", ".join(LINE_AGG[m] for m in ("qty", "amount", "orders", "refunds", "first", "last"))
     parts = [f"SELECT l.member_id, {scope}, {value}, {_DAY_OF}, {measures} FROM order_lines l "
-             f"WHERE l.member_id IS NOT NULL{where}{having} GROUP BY l.member_id, "
+             f"WHERE l.member_id IS NOT NULL{where}{lines_with_one} GROUP BY l.member_id, "
              + ("" if value == "''" else f"{value}, ") + _DAY_OF
-             for scope, value, having in scopes]
+             for scope, value, lines_with_one in scopes]
     return f"INSERT INTO purchase_days ({_FACT_COLUMNS}) " + " UNION ALL ".join(parts)
 
 
