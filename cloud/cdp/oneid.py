@@ -307,31 +307,32 @@ class _UnionFind:
 
 class _Holders:
     """Who holds which identifier, from (kind, value, record, record's created) rows: the groups of
-    records sharing a hard value (earliest first once sorted), each record's created and its values of
-    the limited kinds. Rows are taken as they come, so a full rebuild walks them while the server is
-    still sending the rest (``Tx.stream``)."""
+    records sharing a hard value (as (created, record), earliest first once sorted), each record's
+    created and its values of the limited kinds. Rows are taken as they come, so a full
+    rebuild walks them while the server is still sending the rest (``Tx.stream``)."""
 
     def __init__(self, hard: set[str], limited: set[str]) -> None:
-        self.hard, self.limited = hard, limited
-        # a value's first holder, and a group only once a second holds it: most values read (three in
-        # four at 250k) are held by one record, and each got a list and a turn in the loop below
-        self.first_holder: dict[tuple[str, str], tuple[str, str]] = {}
+        self.limited = limited
+        # each hard kind's values -> their first holder, and a group only once a second holds one: most
+        # values (2.55M of 3.1M at 1M persons) are held by one record. A (kind, value) key and a
+        # (created, record) holder were two tuples a row (the 1M full rebuild's read peaked at 2.25 GB
+        # with them, 1.92 GB without, on the same rows); both are built for a shared value's holders only
+        self.first_holder: dict[str, dict[str, str]] = {kind: {} for kind in hard}
         self.groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.created_of: dict[str, str] = {}
         self.values: dict[str, dict[str, set[str]]] = {}  # a record (then a component's root) -> its limited values
 
     def read(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
-        hard, limited = self.hard, self.limited  # locals: this loop runs once per identifier row
+        limited = self.limited  # locals: this loop runs once per identifier row
         first_holder, groups, created_of, values = self.first_holder, self.groups, self.created_of, self.values
         for kind, value, member_id, created in rows:
             created_of[member_id] = created
-            if kind in hard:
-                key, holder = (kind, value), (created, member_id)
-                if (earlier := first_holder.setdefault(key, holder)) is not holder:
-                    if (group := groups.get(key)) is None:
-                        groups[key] = [earlier, holder]
+            if (holders := first_holder.get(kind)) is not None:  # a hard kind
+                if (earlier := holders.setdefault(value, member_id)) != member_id:
+                    if (group := groups.get(key := (kind, value))) is None:
+                        groups[key] = [(created_of[earlier], earlier), (created, member_id)]
                     else:
-                        group.append(holder)
+                        group.append((created, member_id))
                 if kind in limited:  # kept for every record read: only those in a group are ever looked up
                     # no ``setdefault``: its default, a new dict and a new set, was built for every row
                     if (own := values.get(member_id)) is None:
@@ -362,23 +363,22 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
     pairs: list[tuple[str, str, str]] = [(a, b, rule) for _, a, b, rule in sorted(manual)
                                          if scope is None or (a in scope and b in scope)]
 
-    # 2. the identifier rows of every record that may link: the scope's, or on a full rebuild those of
-    #    the records sharing a hard value with another (found in SQL, so the records that link nobody,
-    #    most of a brand, never reach Python) and of the decided pairs' records
+    # 2. the identifier rows of every record that may link: the scope's, or on a full rebuild every
+    #    record's, walked as they come (then the decided pairs' records that had none). The records
+    #    sharing a value were found in SQL first (a grouping of every identifier, a join and a DISTINCT
+    #    sort before the first row), which kept the records that link nobody out of Python but left it
+    #    idle for the first 4-6 s of the read: at 1M persons the first resolution read the sharers' 2.75M
+    #    rows in 12.3-13.0 s and reads all 3.8M in 10.4-10.7 s (PostgreSQL, where the larger maps give
+    #    0.6-2 s of it back to the union-find; SQLite's whole first resolution 82.1, 88.3 -> 72.8, 74.2 s),
+    #    so the walk finds the shared values itself
     holders = _Holders(hard, limited)
     if scope is None:
         if tx.dialect is POSTGRES:
-            # in parallel every worker built the whole hash of ``shared`` over every identifier (the
-            # plan's loops=3): three times the CPU for a wall no shorter (250k, load 5: 6.3, 5.7 s in
-            # parallel, 5.0, 4.7 s alone); back to the server's setting right after
+            # one Python walk takes the rows: workers would only take the core it runs on; back to the
+            # server's setting right after
             tx.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        holders.read(tx.stream(
-            "WITH shared AS (SELECT kind, value FROM identifiers WHERE blocked IS NULL GROUP BY kind, value "
-            "    HAVING COUNT(*) > 1), "
-            "  sharing AS (SELECT DISTINCT i.member_id FROM shared g JOIN identifiers i "
-            "    ON i.kind = g.kind AND i.value = g.value WHERE i.blocked IS NULL) "
-            "SELECT i.kind, i.value, i.member_id, m.created FROM sharing s JOIN members m ON m.id = s.member_id "
-            "JOIN identifiers i ON i.member_id = s.member_id WHERE i.blocked IS NULL"))
+        holders.read(tx.stream("SELECT i.kind, i.value, i.member_id, m.created FROM identifiers i "
+                               "JOIN members m ON m.id = i.member_id WHERE i.blocked IS NULL"))
         if tx.dialect is POSTGRES:
             tx.execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
         if decided_records := {m for a, b, _ in pairs for m in (a, b)}:

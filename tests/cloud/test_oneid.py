@@ -205,9 +205,9 @@ def test_a_rebuild_that_merges_a_loaded_brand_restates_the_planners_statistics(d
 
 
 def test_a_replay_over_dense_conflicts_moves_nobody_and_keeps_every_link(db: Database) -> None:
-    """A rebuild reads only the records sharing a value and skips the limit checks a group's values
-    cannot break: over shared phones, shared cards, manual links and cannot-link pairs, replaying
-    it must reproduce its own persons, links and review queue exactly."""
+    """A rebuild finds the shared values in its own walk of every identifier and skips the limit
+    checks a group's values cannot break: over shared phones, shared cards, manual links and
+    cannot-link pairs, replaying it must reproduce its own persons, links and review queue exactly."""
     rng = random.Random(7)
     records = [f"r{i:03d}" for i in range(300)]
     with db.transaction() as tx:
