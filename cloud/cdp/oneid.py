@@ -28,7 +28,7 @@ import json
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -389,7 +389,9 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
 
     # 3. each group of records sharing a value is a candidate link, strongest rule first (the group's
     #    earliest record links to every other)
-    linkable: list[tuple[int, str, str, list[str]]] = []  # priority, kind, value, records (earliest first)
+    # -priority, kind, value, records (earliest first): sorted as they stand, strongest rule first, with no
+    # key function building a tuple per group (half a million groups at 1M persons)
+    linkable: list[tuple[int, str, str, list[str]]] = []
     too_common: list[tuple[str, str, str, str]] = []
     for (kind, value), sharing in groups.items():
         sharing.sort()
@@ -397,19 +399,23 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
         if len(sharing) > active[kind].max_share:
             too_common += [(kind, value, first, m) for _, m in sharing[1:]]
             continue
-        linkable.append((active[kind].priority, kind, value, [m for _, m in sharing]))
-    linkable.sort(key=lambda g: (-g[0], g[1], g[2]))
+        linkable.append((-active[kind].priority, kind, value, [m for _, m in sharing]))
+    linkable.sort()  # (kind, value) is unique, so the records' lists are never compared
 
-    involved = {m for g in linkable for m in g[3]} | {a for a, _, _ in pairs} | {b for _, b, _ in pairs}
-    missing = sorted(involved - created_of.keys())
+    # every group's records came with their created; a decided pair's record holding no identifier did not
+    missing = sorted({m for a, b, _ in pairs for m in (a, b)} - created_of.keys())
     for test, chunk in tx.among(missing):
         created_of.update(tx.rows(f"SELECT id, created FROM members WHERE id {test}", chunk))
 
+    # only the pairs among the records that may link: with none, ``union`` skips the test. The set of
+    # those records (1.2M at 1M persons) is built only when there are pairs to sift
     blocked_pairs: dict[str, set[str]] = defaultdict(set)
-    for a, b in tx.rows("SELECT a, b FROM cannot_link"):
-        if a in involved and b in involved:
-            blocked_pairs[a].add(b)
-            blocked_pairs[b].add(a)
+    if cannot := tx.rows("SELECT a, b FROM cannot_link"):
+        involved = {m for g in linkable for m in g[3]} | {m for a, b, _ in pairs for m in (a, b)}
+        for a, b in cannot:
+            if a in involved and b in involved:
+                blocked_pairs[a].add(b)
+                blocked_pairs[b].add(a)
 
     if scope is None:
         old_head = dict(tx.rows("SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL"))
@@ -451,103 +457,118 @@ def _resolve(tx: Tx, records: list[str] | None, *, actor: str, active: dict[str,
                 into.setdefault(k, set()).update(vals)
         return None
 
-    for a, b, rule in pairs:
-        reason = union(a, b, check_limits=rule != "review")
-        outcome.append((a, b, "manual", "", rule, MANUAL_PRIORITY, "active" if reason is None else "rejected", reason))
-    for priority, kind, value, records_ in linkable:
-        first = records_[0]
-        roots = list(dict.fromkeys(uf.find(m) for m in records_))
-        violated: list[str] = []
-        if len(roots) > 1:  # the union is only built when the sizes alone could break the limit
-            held = [values[r] for r in roots if r in values]
-            counts: dict[str, int] = {}
-            for v in held:
-                for k, vals in v.items():
-                    counts[k] = counts.get(k, 0) + len(vals)
-            violated = sorted(k for k, n in counts.items() if n > active[k].max_per_person and len(
-                set().union(*(v.get(k, _NOTHING) for v in held))) > active[k].max_per_person)
-        if not violated:  # then no union of the group's parts breaks a limit either: not checked again
-            for m in records_[1:]:
-                reason = union(first, m, check_limits=False)
-                outcome.append((first, m, kind, value, kind, priority, "active" if reason is None else "rejected", reason))
-            continue
-        reason = "conflict:" + ",".join(f"limit:{k}" for k in violated)
-        foreign = {r: any(values.get(r, _NO_VALUES).get(k, _NOTHING) - ({value} if k == kind else set()) for k in violated) for r in roots}
-        sides = [r for r in roots if foreign[r]]
-        in_group = {r: [m for m in records_ if uf.find(m) == r] for r in roots}
-        side_records = [in_group[r] for r in sides]
+    # 4. the links that explain it, in place of the rule links stored for this scope: each goes to the
+    #    engine as the union-find makes it (``Tx.copying``), so PostgreSQL inserts a first rebuild's 680k
+    #    links and both their indexes while Python resolves the rest, where the COPY used to wait for the
+    #    records' moves and then run alone (5-6 s of the server's at 1M persons on a slow day)
+    now = _now()
+    rule_links = _RuleLinks(_stored_links(tx, scope))
+    with tx.copying("links", (*_LINK, "created", "actor")) as write_link:
+        sent = 0
 
-        def old_persons(root: str) -> set[str]:
-            return {old_head.get(m, m) for m in members_of.get(root, [root])}
+        def send() -> int:  # the rule links made since the last call; returns how many are made in all
+            for link in rule_links.new(o for o in outcome[sent:] if o[4] not in _DECIDED):
+                write_link((*link, now, actor))
+            return len(outcome)
 
-        attached: dict[str, str | None] = {}
-        for r in roots:
-            if foreign[r]:
+        for a, b, rule in pairs:
+            reason = union(a, b, check_limits=rule != "review")
+            outcome.append((a, b, "manual", "", rule, MANUAL_PRIORITY, "active" if reason is None else "rejected", reason))
+        for rank, kind, value, records_ in linkable:
+            if len(outcome) - sent >= _LINKS_SENT_TOGETHER:
+                sent = send()
+            priority, first = -rank, records_[0]
+            roots = list(dict.fromkeys(uf.find(m) for m in records_))
+            violated: list[str] = []
+            if len(roots) > 1:  # the union is only built when the sizes alone could break the limit
+                held = [values[r] for r in roots if r in values]
+                counts: dict[str, int] = {}
+                for v in held:
+                    for k, vals in v.items():
+                        counts[k] = counts.get(k, 0) + len(vals)
+                violated = sorted(k for k, n in counts.items() if n > active[k].max_per_person and len(
+                    set().union(*(v.get(k, _NOTHING) for v in held))) > active[k].max_per_person)
+            if not violated:  # then no union of the group's parts breaks a limit either: not checked again
+                for m in records_[1:]:
+                    reason = union(first, m, check_limits=False)
+                    outcome.append((first, m, kind, value, kind, priority, "active" if reason is None else "rejected", reason))
                 continue
-            mine = old_persons(r)
-            homes = [s for s in sides if old_persons(s) & mine] if len(sides) > 1 else sides
-            target = homes[0] if len(homes) == 1 else None
-            for m in in_group[r]:
-                attached[m] = None
-            if target is not None:
-                anchor = in_group[target][0]
-                why = union(anchor, in_group[r][0], check_limits=False)
-                for m in in_group[r]:
-                    attached[m] = anchor if why is None else None
-                    outcome.append((anchor, m, kind, value, kind, priority, "active" if why is None else "rejected",
-                                    None if why is None else why))
-            else:
-                outcome += [(side_records[0][0] if side_records else first, m, kind, value, kind, priority, "review",
-                             reason) for m in in_group[r]]
-        for s in sides[1:]:
-            outcome.append((side_records[0][0], in_group[s][0], kind, value, kind, priority, "review", reason))
-        def kept_apart(x: str, y: str) -> bool:  # a keep-apart decision (or a split) already stands
-            other = set(members_of.get(y, [y]))
-            return any(blocked_pairs.get(m, set()) & other for m in members_of.get(x, [x]))
+            reason = "conflict:" + ",".join(f"limit:{k}" for k in violated)
+            foreign = {r: any(values.get(r, _NO_VALUES).get(k, _NOTHING) - ({value} if k == kind else set())
+                              for k in violated) for r in roots}
+            sides = [r for r in roots if foreign[r]]
+            in_group = {r: [m for m in records_ if uf.find(m) == r] for r in roots}
+            side_records = [in_group[r] for r in sides]
 
-        apart = any(not kept_apart(sides[i], sides[j]) for i in range(len(sides)) for j in range(i + 1, len(sides)))
-        if apart or any(v is None for v in attached.values()):
-            contested.append(_Contest(kind, value, reason, side_records, attached))
-    too_common.sort(key=lambda t: (t[0], t[1]))  # by value, each value's records as they came (earliest first)
-    outcome += [(a, b, k, v, k, active[k].priority, "rejected", "value_too_common") for k, v, a, b in too_common]
+            def old_persons(root: str) -> set[str]:
+                return {old_head.get(m, m) for m in members_of.get(root, [root])}
+
+            attached: dict[str, str | None] = {}
+            for r in roots:
+                if foreign[r]:
+                    continue
+                mine = old_persons(r)
+                homes = [s for s in sides if old_persons(s) & mine] if len(sides) > 1 else sides
+                target = homes[0] if len(homes) == 1 else None
+                for m in in_group[r]:
+                    attached[m] = None
+                if target is not None:
+                    anchor = in_group[target][0]
+                    why = union(anchor, in_group[r][0], check_limits=False)
+                    for m in in_group[r]:
+                        attached[m] = anchor if why is None else None
+                        outcome.append((anchor, m, kind, value, kind, priority, "active" if why is None else "rejected",
+                                        None if why is None else why))
+                else:
+                    outcome += [(side_records[0][0] if side_records else first, m, kind, value, kind, priority, "review",
+                                 reason) for m in in_group[r]]
+            for s in sides[1:]:
+                outcome.append((side_records[0][0], in_group[s][0], kind, value, kind, priority, "review", reason))
+            def kept_apart(x: str, y: str) -> bool:  # a keep-apart decision (or a split) already stands
+                other = set(members_of.get(y, [y]))
+                return any(blocked_pairs.get(m, set()) & other for m in members_of.get(x, [x]))
+
+            apart = any(not kept_apart(sides[i], sides[j]) for i in range(len(sides)) for j in range(i + 1, len(sides)))
+            if apart or any(v is None for v in attached.values()):
+                contested.append(_Contest(kind, value, reason, side_records, attached))
+        too_common.sort(key=lambda t: (t[0], t[1]))  # by value, each value's records as they came (earliest first)
+        outcome += [(a, b, k, v, k, active[k].priority, "rejected", "value_too_common") for k, v, a, b in too_common]
+        send()
+    for test, chunk in tx.among(rule_links.stale()):
+        tx.execute(f"DELETE FROM links WHERE id {test}", chunk)
     settled = {(g[1], g[2]) for g in linkable} - {(c.kind, c.value) for c in contested}
 
-    # 4. each component's person is its earliest record
+    # 5. each component's person is its earliest record
     new_head: dict[str, str] = {}
     for members in members_of.values():
         head = min(zip(map(created_of.get, members, repeat("")), members))[1]  # earliest (created, id), in C
         for m in members:
             if m != head:
                 new_head[m] = head
-    moved = sorted(m for m in old_head.keys() | new_head.keys() if old_head.get(m) != new_head.get(m))
+    # the records whose head differs: one lookup a record with a head, no union of the two maps' keys
+    moved = sorted([m for m, head in new_head.items() if old_head.get(m) != head]
+                   + [m for m in old_head if m not in new_head])
     changes = [(new_head.get(m), m) for m in moved]
 
     def move() -> None:  # the records to their persons, and segments' per-person purchase facts with them
         _move_heads(tx, changes)
         purchases.follow(tx, old_head, new_head, moved)
 
-    # 5. the links that explain it, replacing the previous rule links of this scope, and the audit of what
-    #    changed, worked out here while the engine moves the records (at 1M persons, a first rebuild's
-    #    35 s of writes on PostgreSQL)
-    now = _now()
-    stored = _stored_links(tx, scope)
+    # 6. the audit of what changed, worked out here while the engine moves the records (at 1M persons, a
+    #    first rebuild's 35 s of writes on PostgreSQL)
     with tx.aside(move) if changes else nullcontext():  # most resolutions move nobody: no thread
-        stale, new_links = _link_changes(stored, [o for o in outcome if o[4] not in _DECIDED])
         audit, changed = _audit_rows(old_head, new_head, moved, actor, now)
         # what only the union-find read is emptied here, while the engine works: left to the return, the
         # millions of small objects of a 1M first rebuild took ~2 s of its wall to free (py-spy)
         for done in (holders.first_holder, groups, created_of, values, uf.parent, members_of, linkable):
             done.clear()
-    for test, chunk in tx.among(stale):
-        tx.execute(f"DELETE FROM links WHERE id {test}", chunk)
-    tx.copy("links", (*_LINK, "created", "actor"), ((*link, now, actor) for link in new_links))
     for a, b, _, _, rule, _, st, reason in outcome:
         if rule in _DECIDED:
             tx.execute("UPDATE links SET status = ?, reason = ? WHERE rule = ? AND a = ? AND b = ? "
                        "AND status <> 'split'", (st, reason, rule, a, b))
     _queue_conflicts(tx, contested, settled, now)
 
-    # 6. the audit, and let face galleries re-read owners
+    # 7. the audit, and let face galleries re-read owners
     tx.copy("audit", ("ts", "actor", "action", "person_id", "detail"), audit)
     if changed:
         tx.execute("UPDATE gallery_state SET epoch = epoch + 1 WHERE id = 1")
@@ -572,6 +593,8 @@ def _move_heads(tx: Tx, changes: list[tuple[str | None, str]]) -> None:
 
 
 _LINK = ("a", "b", "kind", "value", "rule", "priority", "status", "reason")
+#: the union-find hands its links to the COPY in lists of about this many (one check a group)
+_LINKS_SENT_TOGETHER = 10_000
 
 
 def _stored_links(tx: Tx, scope: set[str] | None) -> list[tuple]:
@@ -585,22 +608,33 @@ def _stored_links(tx: Tx, scope: set[str] | None) -> list[tuple]:
                                                                               (*_DECIDED, *chunk))]
 
 
-def _link_changes(stored: list[tuple], links: list[tuple]) -> tuple[list[int], list[tuple]]:
-    """What makes ``links`` (``_LINK`` tuples) the rule links in place of ``stored``: the ids to
-    delete and the links to insert, writing only the difference. A link stored as it is now keeps its
-    row, its ``created`` and its ``actor``; a stored one no longer made, or made differently, goes; a
-    new one comes. Deleting and copying them all again made a replay that moves nobody rewrite every
-    link (680k at 1M persons, and both of their indexes)."""
-    ids_of: dict[tuple, list[int]] = defaultdict(list)
-    for row in stored:
-        ids_of[row[1:]].append(row[0])
-    new = []
-    for link in links:
-        if ids_of.get(link):
-            ids_of[link].pop()  # stays as stored
-        else:
-            new.append(link)
-    return sorted(i for ids in ids_of.values() for i in ids), new
+class _RuleLinks:
+    """The rule links a resolution makes, against those stored for its scope, link by link as the
+    union-find makes them: a link stored as it is made keeps its row, its ``created`` and its
+    ``actor``; a new one is written; a stored one no longer made, or made differently, is stale and
+    goes. Deleting and copying them all again made a replay that moves nobody rewrite every link
+    (680k at 1M persons, and both of their indexes)."""
+
+    def __init__(self, stored: list[tuple]) -> None:
+        self.ids_of: dict[tuple, list[int]] = defaultdict(list)
+        for row in stored:
+            self.ids_of[row[1:]].append(row[0])
+
+    def new(self, links: Iterable[tuple]) -> Iterator[tuple]:
+        """Those of ``links`` (``_LINK`` tuples) not stored as they are."""
+        ids_of = self.ids_of
+        if not ids_of:  # nothing stored (a first rebuild): every link is new, none is hashed to look
+            yield from links
+            return
+        for link in links:
+            if ids_of.get(link):
+                ids_of[link].pop()  # stays as stored
+            else:
+                yield link
+
+    def stale(self) -> list[int]:
+        """The ids of the stored links not made, once every made link has been through ``new``."""
+        return sorted(i for ids in self.ids_of.values() for i in ids)
 
 
 def _queue_conflicts(tx: Tx, contested: list[_Contest], settled: set[tuple[str, str]], now: str) -> None:

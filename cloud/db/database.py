@@ -199,6 +199,23 @@ class Tx:
         columns = ", ".join(f"j.value ->> {i} AS {name}" for i, name in enumerate(names))
         yield f"(SELECT {columns} FROM json_each(?) j) AS v", (json.dumps(listed, ensure_ascii=False),)
 
+    @contextmanager
+    def copying(self, table: str, columns: Sequence[str]) -> Iterator[Callable[[Params], None]]:
+        """A bulk insert whose rows are handed over one at a time while the ``with`` block works out
+        the rest: PostgreSQL's COPY stays open for the block, and psycopg's queued writer sends its
+        rows from a thread of its own as they come, so the server inserts them while the block's
+        Python goes on (OneID's union-find and the 680k links of a 1M first rebuild). The block must
+        not use the transaction otherwise: its connection is in the COPY. SQLite inserts the rows
+        at the block's end, as ``copy`` does."""
+        if self.dialect is POSTGRES:
+            statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+            with self._cursor.copy(statement, writer=psycopg.copy.QueuedLibpqWriter(self._cursor)) as copy:
+                yield lambda row: copy.write_row(_adapt(row))
+            return
+        rows: list[Params] = []
+        yield rows.append
+        self.copy(table, columns, rows)
+
     def copy(self, table: str, columns: Sequence[str], rows: Iterable[Params]) -> None:
         """Bulk insert: COPY on PostgreSQL, one prepared executemany on SQLite."""
         if self.dialect is POSTGRES:

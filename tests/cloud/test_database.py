@@ -95,3 +95,22 @@ def test_aside_runs_its_statements_while_the_block_runs_and_raises_their_error_a
             pass
         tx.execute("DELETE FROM stores")  # never reached
     assert db.scalar("SELECT COUNT(*) FROM stores") == 300
+
+
+def test_copying_takes_rows_while_the_block_runs_and_a_failed_block_writes_none(db: Database) -> None:
+    """``Tx.copying``: rows handed over one at a time during the block (enough for PostgreSQL's queued
+    writer to send several buffers from its thread) are all stored when it ends, and the transaction
+    goes on; a block that fails midway leaves none of its rows."""
+    columns = ("id", "brand", "name", "city", "created", "timezone")
+    rows = [(f"s-{n:05d}", "b", f"店 {n}", "上海", "2026-01-01T00:00:00+00:00", "Asia/Shanghai") for n in range(3000)]
+
+    with db.transaction() as tx:
+        with tx.copying("stores", columns) as write:
+            for row in rows[:2000]:
+                write(row)
+        assert tx.scalar("SELECT COUNT(*) FROM stores") == 2000
+    with pytest.raises(RuntimeError), db.transaction() as tx, tx.copying("stores", columns) as write:
+        for row in rows[2000:]:
+            write(row)
+        raise RuntimeError("the block failed")
+    assert db.scalar("SELECT COUNT(*) FROM stores") == 2000
