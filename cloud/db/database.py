@@ -208,8 +208,8 @@ class Tx:
         not use the transaction otherwise: its connection is in the COPY. SQLite inserts the rows
         at the block's end, as ``copy`` does."""
         if self.dialect is POSTGRES:
-            statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-            with self._cursor.copy(statement, writer=psycopg.copy.QueuedLibpqWriter(self._cursor)) as copy:
+            writer = psycopg.copy.QueuedLibpqWriter(self._cursor)
+            with self._cursor.copy(_copy_into(table, columns), writer=writer) as copy:
                 yield lambda row: copy.write_row(_adapt(row))
             return
         rows: list[Params] = []
@@ -219,12 +219,17 @@ class Tx:
     def copy(self, table: str, columns: Sequence[str], rows: Iterable[Params]) -> None:
         """Bulk insert: COPY on PostgreSQL, one prepared executemany on SQLite."""
         if self.dialect is POSTGRES:
-            with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            with self._cursor.copy(_copy_into(table, columns)) as copy:
                 for row in rows:
                     copy.write_row(_adapt(row))
             return
         marks = ", ".join("?" for _ in columns)
         self._cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def _copy_into(table: str, columns: Sequence[str]) -> str:
+    """PostgreSQL's bulk insert of ``columns`` of ``table`` from this client (``Tx.copy``, ``Tx.copying``)."""
+    return f"COPY {table} ({', '.join(columns)}) FROM STDIN"
 
 
 def _dicts(cursor: Any) -> list[dict[str, Any]]:
