@@ -37,6 +37,15 @@ class Mosquitto(MosquittoProcess):
         return f"mqtt://127.0.0.1:{self.port}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files holding a ``long`` test first, the rest in collection order. The workers take whole
+    files in this order (pyproject's ``--dist loadfile --no-loadscope-reorder``); in xdist's own order,
+    most tests first, the 3-minute soak came last and ran alone on one core for its last minutes while
+    the other idled."""
+    long_files = {item.path for item in items if item.get_closest_marker("long")}
+    items.sort(key=lambda item: item.path not in long_files)
+
+
 @pytest.fixture(scope="module")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory):
     """A broker per test module, not per session: the cloud ingests every brand's events and

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from contextlib import closing
 
+import pytest
+
 from provisioning.demo import HISTORY
 
 
+@pytest.mark.long
 def test_demo_headless_once_prints_its_result(tmp_path, models_dir, artifacts):
     screenshot = artifacts / "demo-guide-screen.png"
     result = subprocess.run(

@@ -36,6 +36,7 @@ def wait_for(fetch, done, timeout=60.0):
         time.sleep(0.25)
 
 
+@pytest.mark.long
 def test_members_get_their_card_and_visitors_never_do(broker, request, tmp_path, faces_dir, models_dir, artifacts):
     url, share_group = broker
     sample = build_sample(faces_dir, tmp_path, enrol=8)

@@ -37,7 +37,7 @@ def test_the_suite_runs_with_the_readme_relative_models_setting(models_dir):
     """The test that used to break: its symlinks to the model files pointed at a relative path, so
     the pack failed on a missing detector instead of the tampered recogniser it is about."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n0",
          "tests/edge/test_edge.py::test_tampered_pack_is_refused_naming_the_file"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env=dict(os.environ, INSTORE_MODELS=os.path.relpath(models_dir, REPO)),

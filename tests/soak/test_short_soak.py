@@ -52,6 +52,7 @@ def _check(report: dict) -> None:
 SHORT_FAULTS = ("broker_kill", "cut", "late_device", "ingest_down_broker_restart", "edge_kill")
 
 
+@pytest.mark.long
 @pytest.mark.timeout(600)  # ~200 s on an idle 2-core machine; much more when it is shared
 def test_short_soak_with_chaos(models_dir) -> None:  # the fixture sets INSTORE_MODELS
     # 0.25 arrivals/s per camera: 5 a second, enough that some are in flight at every fault
