@@ -23,6 +23,8 @@ cloud rebuild-oneid`` does after a rule change that moves nobody) and ``oneid_re
 against the blocklist again: why an operator runs one), each with its ``_cpu_s``, and
 ``oneid_block_moved``, the records that block moved. ``segment5_count_cpu_s`` and ``portrait_cpu_s`` are the same runs'
 CPU seconds in this process (SQLite's whole cost, whatever the machine's load; not PostgreSQL's).
+``yardstick_s`` and its parts: the machine's speed when the run began (``bench/machine.py``; the
+values PERFORMANCE.md pairs with the 1M draw tell a slow day from a normal one).
 
     uv run python bench/cdp_scale.py --existing --segments-only --db brand.db   # segment figures only
 
@@ -45,6 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import yardstick
 from bench.scratch import scratch_database
 from cloud.cdp import oneid, profile, purchases, segments, tags
 from cloud.cdp.imports.canonical import Buyer
@@ -173,7 +176,7 @@ def rebuild_figures(db) -> dict:
 
 def bench(location: str, members: int, stores: int, seed: int, *, existing: bool = False) -> dict:
     db = open_cdp(location, sample_catalogue=False)
-    out: dict = {"backend": db.dialect.name, "members": members}
+    out: dict = {"backend": db.dialect.name, "members": members, **yardstick()}  # the day's speed first
     try:
         if existing:
             for table in ("members", "identifiers", "orders", "order_lines", "visits"):

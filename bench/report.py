@@ -35,11 +35,12 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import curves
+from bench.machine import yardstick
 from bench.targets import BENCHES, Bench, Figure
 
 REPO = Path(__file__).resolve().parents[1]
 #: bench/*.py that are helpers of the benchmarks, not benchmarks
-HELPERS = {"replay", "report", "targets", "curves", "__init__"}
+HELPERS = {"replay", "report", "targets", "curves", "machine", "__init__"}
 CURVES_BEGIN, CURVES_END = "<!-- cost curves: bench/report.py --curves -->", "<!-- end of cost curves -->"
 
 
@@ -53,7 +54,9 @@ def machine() -> str:
     except OSError:
         pass
     ram = psutil.virtual_memory().total / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    speed = yardstick()  # the same machine runs at half speed some days: the figures need the day's
+    return (f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, yardstick {speed['yardstick_s']} s (bench/machine.py)")
 
 
 def discover() -> list[Bench]:
