@@ -69,9 +69,9 @@ def _sqlite_work() -> int:
     return total
 
 
-def _fastest(work: Callable[[], int], runs: int = 3) -> float:
+def _fastest(work: Callable[[], int]) -> float:
     times = []
-    for _ in range(runs):
+    for _ in range(3):
         started = time.perf_counter()
         work()
         times.append(time.perf_counter() - started)

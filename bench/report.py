@@ -128,14 +128,14 @@ def command_line() -> str:
     return " ".join(["uv run python -m bench.report", *args])
 
 
-def render(results: list[tuple[Bench, dict | None, str, float, bool]], quick: bool, notes: str) -> str:
+def render(results: list[tuple[Bench, dict | None, str, float, bool]], quick: bool, notes: str, host: str) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",
         "",
         f"Written by `{command_line()}` on {now}.",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {host}.",
         "",
     ]
     if notes:
@@ -160,13 +160,13 @@ def _kept_curve(text: str, name: str) -> list[str]:
         "### ", f"### {name}:", 1).splitlines() + [""]
 
 
-def cost_curves(out: Path, logdir: Path, timeout: float, only: set[str]) -> dict:
+def cost_curves(out: Path, logdir: Path, timeout: float, only: set[str], host: str) -> dict:
     """Run every curve's sizes, draw the PNGs next to ``out`` (curves/), rewrite its curves section."""
     folder = out.parent / "curves"
     folder.mkdir(exist_ok=True)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = [CURVES_BEGIN, "## Cost curves (issue 19)", "",
-               f"Written by `{command_line()}` on {now}; machine: {machine()}. Each figure against the size it "
+               f"Written by `{command_line()}` on {now}; machine: {host}. Each figure against the size it "
                "ran at, log-log, with the growth exponent k of figure ~ size^k (least squares; 1 is linear, "
                "0 flat; a cost with k > 1 grows faster than the data). Small sizes: the machine is shared, "
                "so these are the curves' shapes at the low end, not the figures at a brand's full size.", ""]
@@ -209,9 +209,10 @@ def main() -> None:
                         help="take NAME's JSON from FILE (its last line) instead of running it again")
     parser.add_argument("--curves", action="store_true", help="cost curves instead (with --only: of these)")
     opts = parser.parse_args()
+    host = machine()  # once, before any benchmark loads the machine: its yardstick is the day's speed
     if opts.curves:
         logdir = Path(tempfile.mkdtemp(prefix="bench-curves-"))
-        print(json.dumps(cost_curves(opts.out, logdir, opts.timeout, set(filter(None, opts.only.split(","))))))
+        print(json.dumps(cost_curves(opts.out, logdir, opts.timeout, set(filter(None, opts.only.split(","))), host)))
         return
     benches = discover()
     if opts.only:
@@ -232,7 +233,7 @@ def main() -> None:
             result, error, seconds = run_one(bench, quick, logdir, opts.timeout)
             print(f"  {bench.name}: {'ok' if result else error} in {seconds:.0f} s", file=sys.stderr, flush=True)
         results.append((bench, result, error, seconds, quick))
-        opts.out.write_text(render(results, opts.quick, opts.notes))  # after each one: a long run keeps what it has
+        opts.out.write_text(render(results, opts.quick, opts.notes, host))  # after each one: a long run keeps what it has
     verdicts = [Figure.verdict(f, r) for b, r, _, _, _ in results if r for f in b.figures]
     print(json.dumps({"written": str(opts.out), "benchmarks": len(results),
                       "failed": [b.name for b, r, _, _, _ in results if r is None],
