@@ -2,7 +2,8 @@
 
 Triggers (``TRIGGERS``) and their parameters:
 
-* ``first_purchase`` (``days``, 7): the person's first paid order; the entry is due ``days`` after it.
+* ``first_purchase`` (``days``, 7): the person's first paid order (none for a person whose stated tier says they
+  bought before, ``survivorship.bought_before``); the entry is due ``days`` after it.
   Entered as the order lands (``on_orders``, one of ``cloud.arrivals.till.ORDER_HOOKS``) and by the
   daily sweep (orders that came in by file);
 * ``repurchase_due``: the person's own repurchase cycle (``person_stats.cycle_days``, the median days
@@ -47,6 +48,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.activation import campaigns, guide_task
+from cloud.cdp import survivorship
 from cloud.clock import DEFAULT_TZ, iso, utcnow, zone
 from cloud.db import Database, Tx
 from cloud.errors import Conflict, Invalid, NotFound
@@ -237,7 +239,9 @@ def _first_purchase(tx: Tx, p: dict, now: datetime, persons: Sequence[str] | Non
     rows = tx.rows(f"SELECT {_PERSON}, MIN(o.ts) FROM orders o JOIN members m ON m.id = o.member_id WHERE {_PAID}"
                    f"{extra} GROUP BY {_PERSON} HAVING MIN(o.ts) > ? AND MIN(o.ts) <= ?",
                    (*args, _epoch(now - days - timedelta(days=p["catch_up_days"])), _epoch(now)))
-    return [(person, "first", _from_epoch(first, now) + days) for person, first in rows]
+    # a CRM 金卡会员's first order in the CDP is not their first purchase: their tier says they bought
+    earlier = survivorship.bought_before(tx, [person for person, _ in rows])
+    return [(person, "first", _from_epoch(first, now) + days) for person, first in rows if person not in earlier]
 
 
 def _last_orders(tx: Tx, low: int, high: int) -> list[tuple[str, int]]:

@@ -46,6 +46,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.cdp import purchases
+from cloud.cdp.lifecycle import LIFECYCLE_STAGES, VALUE_TIERS
 from cloud.cdp.purchases import LOCAL
 
 PERSON = "COALESCE(m.merged_into, m.id)"
@@ -459,10 +460,10 @@ def _build() -> dict[str, Dimension]:
     add("tier", "attribute", "text", "会员等级", "membership tier (surviving value)", _expr_dim("pp.tier"),
         profile=True, example={"op": "in", "value": ["金卡会员"]})
     add("lifecycle", "attribute", "enum", "生命周期", "lifecycle stage", _expr_dim("pp.lifecycle"), profile=True,
-        enum=("prospect", "new", "active", "repurchase_due", "dormant", "churned"),
+        enum=LIFECYCLE_STAGES,
         example={"op": "in", "value": ["active"]})
     add("value_tier", "attribute", "enum", "价值分层", "RFM value tier", _expr_dim("pp.value_tier"), profile=True,
-        enum=("high", "medium", "low"), example={"op": "in", "value": ["high"]})
+        enum=VALUE_TIERS, example={"op": "in", "value": ["high"]})
     add("tag", "attribute", "text", "标签", "has the tag (scope), optionally with one of the values",
         _tag_dim, scope="tag", example={"scope": "敏感肌"})
     add("consent_face", "attribute", "bool", "人脸授权",

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.db import Database, Tx
 from cloud.db.config_cache import cached, changed
 
-LIFECYCLE_STAGES = ("prospect", "new", "active", "repurchase_due", "dormant", "churned")
+#: ``unknown``: bought before (a stated tier says so, ``survivorship.bought_before``) but no order is in the CDP
+LIFECYCLE_STAGES = ("prospect", "new", "active", "repurchase_due", "dormant", "churned", "unknown")
 VALUE_TIERS = ("high", "medium", "low")
 
 

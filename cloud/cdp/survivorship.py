@@ -39,6 +39,7 @@ from cloud.cdp.oneid import UNVERIFIED
 from cloud.db import Database, Tx
 from cloud.db.config_cache import cached
 from cloud.errors import Invalid
+from cloud.loyalty.tiers import earned_by_spending
 
 ATTRIBUTES = ("name", "gender", "birthday", "tier", "points", "tags", "home_store", "phone", "address", "signed_up")
 RULES = ("source_priority", "most_recent", "most_frequent", "first_non_empty", "union")
@@ -300,6 +301,25 @@ def face_consent_of(db: Database | Tx, person: str) -> bool:
     rows = db.query("SELECT id, face_consent, consent_proven, consent_withdrawn FROM members "
                     "WHERE id = ? OR merged_into = ?", (person, person))
     return face_consent(rows, person)
+
+
+def bought_before(tx: Tx, persons: Sequence[str] | None) -> set[str]:
+    """Those of ``persons`` (None: every person) one of whose records, from a source that states
+    tiers (a counter sign-up, the CRM, the POS), holds a tier the brand's ladder gives only for spend:
+    they have bought, even when none of those orders reached the CDP (a CRM list imported before its
+    order history). Such a person is not a prospect, and their first order here is not their first."""
+    tiers = earned_by_spending(tx)
+    if not tiers or persons is not None and not persons:
+        return set()
+    sources = sorted(TIER_SOURCES)
+    stated = (f"source IN ({', '.join('?' for _ in sources)}) AND tier IN ({', '.join('?' for _ in tiers)})",
+              (*sources, *tiers))
+    select = "SELECT COALESCE(merged_into, id) FROM members WHERE "
+    if persons is None:
+        return {r[0] for r in tx.rows(select + stated[0], stated[1])}
+    return {r[0] for test, params in tx.among(sorted(set(persons)))
+            for r in tx.rows(f"{select}(id {test} OR merged_into {test}) AND {stated[0]}",
+                             (*params, *params, *stated[1]))}
 
 
 def person_records(tx: Tx, person: str, cfg: Config) -> PersonRecords:

@@ -9,7 +9,9 @@ segments filter on), ``person_profiles`` (the surviving attributes, ``survivorsh
 Lifecycle, from the person's own paid orders and the configurable windows: ``prospect`` (no
 order), ``new`` (one order, recent), ``active``, ``repurchase_due`` (the time since the last order
 passed the person's own median gap between orders, before going dormant), ``dormant``,
-``churned``.
+``churned``. A person whose record states a tier reached only by spending (a CRM 金卡会员) has bought
+before any order the CDP holds (``survivorship.bought_before``): with no order here their stage is
+``unknown``, not ``prospect``, and one recent order does not make them ``new``.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def refresh(db: Database, persons: Sequence[str] | None = None, *, as_of: dateti
                         records, everyone)
         lines = _fetch(tx, "SELECT member_id, category, SUM(amount), CAST(SUM(qty) AS DOUBLE PRECISION) FROM order_lines WHERE {where} "
                            "GROUP BY member_id, category", records, everyone)
-        stats = _compute(live, records, orders, lines, now, win)
+        earlier = survivorship.bought_before(tx, None if everyone else live)
+        stats = _compute(live, records, orders, lines, now, win, earlier)
         thresholds = _rfm_thresholds(tx, stats, everyone)
         for row in stats.values():
             _score(row, thresholds)
@@ -76,7 +79,7 @@ def refresh(db: Database, persons: Sequence[str] | None = None, *, as_of: dateti
 
 
 def _compute(live: list[str], records: dict[str, str], orders: list[tuple], lines: list[tuple], now: int,
-             win: Windows) -> dict[str, dict]:
+             win: Windows, earlier: set[str]) -> dict[str, dict]:
     paid_ts: dict[str, list[int]] = defaultdict(list)
     ltv: dict[str, float] = defaultdict(float)
     channels: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
@@ -103,7 +106,7 @@ def _compute(live: list[str], records: dict[str, str], orders: list[tuple], line
         times = sorted(paid_ts.get(person, []))
         gaps = [b - a for a, b in zip(times, times[1:]) if b - a > DAY]
         cycle = statistics.median(gaps) / DAY if gaps else None
-        lifecycle = _lifecycle(times, cycle, now, win)
+        lifecycle = _lifecycle(times, cycle, now, win, bought_before=person in earlier)
         value = ltv.get(person, 0.0)
         unit_price = value / units[person] if units.get(person) else None
         band = None if unit_price is None else (
@@ -140,15 +143,15 @@ def _by_amount(item: tuple[str, float]) -> tuple[float, str]:
     return -item[1], item[0]
 
 
-def _lifecycle(times: list[int], cycle: float | None, now: int, win: Windows) -> str:
+def _lifecycle(times: list[int], cycle: float | None, now: int, win: Windows, *, bought_before: bool) -> str:
     if not times:
-        return "prospect"
+        return "unknown" if bought_before else "prospect"
     since_last = (now - times[-1]) / DAY
     if since_last > win.churn_days:
         return "churned"
     if since_last > win.dormant_days:
         return "dormant"
-    if len(times) == 1 and (now - times[0]) / DAY <= win.new_days:
+    if len(times) == 1 and (now - times[0]) / DAY <= win.new_days and not bought_before:
         return "new"
     if cycle is not None and since_last >= cycle:
         return "repurchase_due"

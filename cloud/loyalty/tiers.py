@@ -24,6 +24,12 @@ def _ladder(db: Database | Tx, pool: str) -> list[dict]:
     return db.query("SELECT tier, rank, min_spend FROM loyalty_tiers WHERE pool = ? ORDER BY rank DESC", (pool,))
 
 
+def earned_by_spending(db: Database | Tx, pool: str = POOL) -> list[str]:
+    """The pool's tiers a member reaches only by spending (``min_spend`` above zero): a record that
+    states one says its member has bought, whether or not any of those orders is in the CDP."""
+    return [t["tier"] for t in _ladder(db, pool) if t["min_spend"] > 0]
+
+
 def _pick(ladder: list[dict], spend: float) -> str | None:
     return next((t["tier"] for t in ladder if spend >= t["min_spend"]), None)
 

@@ -36,5 +36,8 @@ def test_member_card_carries_value_tier_lifecycle_display_tags_points_and_birthd
     member = card.member
     assert member is not None and member.member_id == wang
     assert member.tags == ["高潜力", "门店常客", "敏感肌"]  # displayed rule tags by priority, then their own
-    assert (member.value_tier, member.lifecycle) == (None, "潜在顾客")  # no orders yet: no RFM tier, a prospect
+    # no orders in the CDP: no RFM tier; but 金卡会员 is earned by spending, so not a prospect either
+    # (lifecycle unknown: no chip) and the script promises no first-purchase gift
+    assert (member.value_tier, member.lifecycle) == (None, None)
+    assert card.script.startswith("王女士您好，欢迎光临！您是我们的金卡会员，感谢") and "第一次购物" not in card.script, card.script
     assert (member.points, member.birthday_month) == (1200, 3)

@@ -53,8 +53,8 @@ def create_member(body: MemberCreate, runtime: RuntimeDep, principal: Counter) -
         categories=body.preferences, face_consent=body.consent.face, store=scoped_store(principal),
         actor=principal.name,
     )
-    if body.tags:
-        tags.refresh(runtime.db, [member.id])
+    # the person's stats from the start (a stated 金卡会员 is no prospect: ``tags``), not at the night's batch
+    tags.refresh(runtime.db, [member.id])
     if not member.verified:
         return MemberCreated(id=member.id, verified=False, verification=_send_code(runtime, principal, member.id))
     if body.consent.face and runtime.settings.sms_url:

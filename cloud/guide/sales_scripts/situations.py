@@ -131,7 +131,8 @@ def situations(profile: Mapping, filled: Mapping[str, str], now: datetime, *, do
     if "due_item" in filled or stats.get("lifecycle") == "repurchase_due":
         found.append("repurchase_due")
     tier, stage = stats.get("value_tier"), stats.get("lifecycle") or "prospect"
-    order = ("tier_high", "lifecycle_new", "lifecycle_prospect", "tier_medium", "lifecycle_active", "tier_low")
+    order = ("tier_high", "lifecycle_new", "lifecycle_prospect", "lifecycle_unknown", "tier_medium", "lifecycle_active",
+             "tier_low")
     candidates = {f"tier_{tier}", f"lifecycle_{stage}"}
     found += [s for s in order if s in candidates]
     return [*found, "default"]

@@ -46,9 +46,10 @@ FIELDS: dict[str, str] = {
     "points_expire_on": "when those points expire",
 }
 SITUATIONS = ("birthday_month", "points_expiring", "dormant_return", "repurchase_due", "tier_high", "lifecycle_new",
-              "lifecycle_prospect", "tier_medium", "lifecycle_active", "tier_low", "default")
+              "lifecycle_prospect", "lifecycle_unknown", "tier_medium", "lifecycle_active", "tier_low", "default")
 Situation = Literal["birthday_month", "points_expiring", "dormant_return", "repurchase_due", "tier_high",
-                    "lifecycle_new", "lifecycle_prospect", "tier_medium", "lifecycle_active", "tier_low", "default"]
+                    "lifecycle_new", "lifecycle_prospect", "lifecycle_unknown", "tier_medium", "lifecycle_active",
+                    "tier_low", "default"]
 Variant = Literal["A", "B"]
 
 
@@ -123,6 +124,9 @@ BUILTIN: tuple[Template, ...] = tuple(t for pair in (
              "Welcome back, {title}! How are you finding your {top_category}? Picked for you today: {recs}."),
     _builtin("lifecycle_prospect", "{title}您好，欢迎光临！您是我们的{tier}，第一次购物有会员礼遇。本店热销：{recs}。",
              "Welcome, {title}! As a member your first purchase comes with a welcome gift. Our best sellers: {recs}."),
+    # a member whose tier says they bought, none of it in the CDP: thanked as one, promised no first-purchase gift
+    _builtin("lifecycle_unknown", "{title}您好，欢迎光临！您是我们的{tier}，感谢您一直以来的支持。今天为您推荐：{recs}。",
+             "Welcome, {title}! Thank you for being a member with us. Picked for you today: {recs}."),
     _builtin("tier_medium", "{title}您好，欢迎光临！很高兴再次见到您，今天的会员积分可以为您加倍累计。为您推荐：{recs}。",
              "Welcome back, {title}! Good to see you again. Picked for you: {recs}."),
     _builtin("lifecycle_active", "{title}您好，欢迎光临！为您推荐：{rec1}（{rec1_reason}）。",
