@@ -113,6 +113,8 @@ def _check_person(client, runtime: Runtime, truth: dict, names: dict[str, str], 
     profile = client.get(f"/v1/members/{member_id}/profile?explain=true").json()
     if "orders" in truth:
         assert profile["orders"]["count"] == truth["orders"], truth["key"]
+    if "lifecycle" in truth:
+        assert profile["stats"]["lifecycle"] == truth["lifecycle"], (truth["key"], profile["stats"])
     if "order_ids" in truth:
         assert sorted(o["id"] for o in profile["orders"]["recent"]) == sorted(truth["order_ids"]), truth["key"]
     for attribute, want in truth.get("attributes", {}).items():
