@@ -50,16 +50,17 @@ UNCERTAIN_SCRIPT = "先确认顾客身份：可以先问候，请顾客出示会
 
 
 def history(person: dict, last_items: list[str], *, visit_id: str) -> dict[str, object]:
-    """The card's history fields from a ``cloud.cdp.profile.profile()`` dict: lifetime value, the
-    previous visit (not ``visit_id``, the one this card is for), the last paid order with what was
-    in it (``last_items``, ``last_purchase``), and the top categories by spend (the member's declared
-    ones while they have no orders)."""
+    """The card's history fields from a ``cloud.cdp.profile.profile()`` dict: lifetime value (none
+    while the CDP holds no order: "累计 ¥0" would misstate a CRM 金卡会员 whose orders were never
+    imported, and says nothing of a prospect), the previous visit (not ``visit_id``, the one this
+    card is for), the last paid order with what was in it (``last_items``, ``last_purchase``), and
+    the top categories by spend (the member's declared ones while they have no orders)."""
     orders = person["orders"]
     last_order = next((o for o in orders["recent"] if o["status"] == "paid" and o["paid"] > 0), None)
     earlier = [v for v in person["visits"]["recent"] if v["id"] != visit_id]
     stats = person["stats"] or {}
     return {
-        "lifetime_value": max(0.0, float(orders["lifetime_value"])),
+        "lifetime_value": max(0.0, float(orders["lifetime_value"])) if orders["count"] else None,
         "last_visit": datetime.fromisoformat(earlier[0]["ts"]) if earlier else None,
         "last_purchase": LastPurchase(ts=datetime.fromtimestamp(last_order["ts"], UTC), items=last_items,
                                       amount=last_order["paid"]) if last_order else None,

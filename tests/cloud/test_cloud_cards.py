@@ -110,7 +110,7 @@ def test_member_without_orders_shows_declared_preferences_and_no_history(db: Dat
     summary = CardBuilder(db, ttl_s=90).build(_arrival(), Match(member, 0.8, "member"), new_id()).member
 
     assert summary is not None
-    assert (summary.lifetime_value, summary.last_visit, summary.last_purchase) == (0.0, None, None)
+    assert (summary.lifetime_value, summary.last_visit, summary.last_purchase) == (None, None, None)  # no "累计 ¥0"
     assert summary.preferences == ["香水", "彩妆"]
 
 
