@@ -312,14 +312,12 @@ def bought_before(tx: Tx, persons: Sequence[str] | None) -> set[str]:
     if not tiers or persons is not None and not persons:
         return set()
     sources = sorted(TIER_SOURCES)
-    stated = (f"source IN ({', '.join('?' for _ in sources)}) AND tier IN ({', '.join('?' for _ in tiers)})",
-              (*sources, *tiers))
-    select = "SELECT COALESCE(merged_into, id) FROM members WHERE "
+    select = (f"SELECT COALESCE(merged_into, id) FROM members WHERE source IN ({', '.join('?' for _ in sources)}) "
+              f"AND tier IN ({', '.join('?' for _ in tiers)})")
     if persons is None:
-        return {r[0] for r in tx.rows(select + stated[0], stated[1])}
+        return {r[0] for r in tx.rows(select, (*sources, *tiers))}
     return {r[0] for test, params in tx.among(sorted(set(persons)))
-            for r in tx.rows(f"{select}(id {test} OR merged_into {test}) AND {stated[0]}",
-                             (*params, *params, *stated[1]))}
+            for r in tx.rows(f"{select} AND (id {test} OR merged_into {test})", (*sources, *tiers, *params, *params))}
 
 
 def person_records(tx: Tx, person: str, cfg: Config) -> PersonRecords:

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from cloud.guide.greeting import title_for
 from cloud.guide.recommend.rank import Pick
 from cloud.guide.recommend.reasons import Lang
+from cloud.guide.sales_scripts.templates import SITUATIONS
 from protocol.messages import Recommendation
 
 DAY_S = 86400
@@ -131,8 +132,6 @@ def situations(profile: Mapping, filled: Mapping[str, str], now: datetime, *, do
     if "due_item" in filled or stats.get("lifecycle") == "repurchase_due":
         found.append("repurchase_due")
     tier, stage = stats.get("value_tier"), stats.get("lifecycle") or "prospect"
-    order = ("tier_high", "lifecycle_new", "lifecycle_prospect", "lifecycle_unknown", "tier_medium", "lifecycle_active",
-             "tier_low")
     candidates = {f"tier_{tier}", f"lifecycle_{stage}"}
-    found += [s for s in order if s in candidates]
+    found += [s for s in SITUATIONS if s in candidates]  # the value tier's and the stage's, in priority order
     return [*found, "default"]
