@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from cloud.arrivals import joining, visits
 from cloud.arrivals.visits import Visit
@@ -90,7 +90,11 @@ def test_a_visitor_joins_on_their_phone_answering_each_question_apart(
     assert page.locator("#face-status").inner_text() == "人脸登记中…"
     card_no = page.locator("#card-no").inner_text()
     assert card_no.startswith("MC") and len(card_no) == 12
-    page.wait_for_function("document.getElementById('member-qr').naturalWidth > 0")
+    # polled by Playwright over the protocol: wait_for_function evals its predicate in the page on each
+    # animation frame, which the page's CSP (script-src 'self', no unsafe-eval) rightly refuses
+    qr = page.locator("#member-qr")
+    expect(qr).to_have_js_property("complete", True)
+    assert qr.evaluate("img => img.naturalWidth") > 0
     page.screenshot(path=str(artifacts / "join-page-done.png"), full_page=True)
     assert console.errors == []
 
