@@ -45,16 +45,20 @@ class MemberSeed:
         }
 
 
+#: The demo brand's own labels for its sample members: interests and habits its staff would write
+#: down, never a fact the CDP computes and that changes with time (birthday month, points expiring,
+#: dormant, first visit, value tier): a hand-set 生日月 stays on the card all year, beside a script
+#: that knows better.
 MEMBER_SEEDS = (
-    MemberSeed("王芳", "female", "金卡会员", ("高价值", "护肤达人", "周末到店"), ("护肤", "彩妆")),
-    MemberSeed("李伟", "male", "银卡会员", ("商务男士", "复购周期35天"), ("男士护理", "香水")),
-    MemberSeed("张静", "female", "钻石会员", ("VIP", "生日月", "偏好新品"), ("香水", "护肤")),
-    MemberSeed("刘洋", "male", "普通会员", ("新会员",), ("男士护理",)),
-    MemberSeed("陈晨", "female", "金卡会员", ("积分即将过期", "彩妆控"), ("彩妆",)),
-    MemberSeed("杨帆", "male", "银卡会员", ("沉睡唤醒",), ("香水",)),
-    MemberSeed("赵敏", "female", "钻石会员", ("高价值", "礼品采购"), ("护肤", "礼盒")),
-    MemberSeed("黄磊", "male", "普通会员", ("线上老客", "首次到店"), ("男士护理", "护肤")),
-    MemberSeed("周婷", "female", "金卡会员", ("复购到期",), ("护肤",)),
+    MemberSeed("王芳", "female", "金卡会员", ("护肤达人", "周末到店", "敏感肌"), ("护肤", "彩妆")),
+    MemberSeed("李伟", "male", "银卡会员", ("商务男士", "剃须护理"), ("男士护理", "香水")),
+    MemberSeed("张静", "female", "钻石会员", ("VIP", "偏好新品", "香氛收藏"), ("香水", "护肤")),
+    MemberSeed("刘洋", "male", "普通会员", ("控油需求",), ("男士护理",)),
+    MemberSeed("陈晨", "female", "金卡会员", ("彩妆控", "小红书活跃"), ("彩妆",)),
+    MemberSeed("杨帆", "male", "银卡会员", ("木质香调",), ("香水",)),
+    MemberSeed("赵敏", "female", "钻石会员", ("礼品采购", "企业客户"), ("护肤", "礼盒")),
+    MemberSeed("黄磊", "male", "普通会员", ("线上下单", "保湿需求"), ("男士护理", "护肤")),
+    MemberSeed("周婷", "female", "金卡会员", ("抗老需求",), ("护肤",)),
     MemberSeed("吴昊", "male", "银卡会员", ("价格敏感",), ("礼盒",)),
 )
 
